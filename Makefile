@@ -1,0 +1,44 @@
+# NHS trust league tables — `make report` runs the demo quarter; `make test` runs the tests.
+# Both set up everything they need first (virtual environment, locked dependencies, Jupyter kernel).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+KERNEL := $(VENV)/share/jupyter/kernels/leaguetables/kernel.json
+QUARTER ?= 2025-26-Q4
+DEMO   := data/demo/observations.csv
+
+.PHONY: help setup report test demo-data bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || \
+	  $(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+$(KERNEL): $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name leaguetables --display-name "Python (leaguetables)" >/dev/null
+
+setup: $(STAMP) $(KERNEL)  ## create .venv, install the locked dependencies, register the Jupyter kernel
+
+$(DEMO): $(STAMP) src/leaguetables/demo.py config/catalogues/demo.yaml
+	$(BIN)/python -m leaguetables.demo
+
+demo-data: $(DEMO)  ## generate the synthetic demo data (fixed seed) if missing or out of date
+
+report: setup $(DEMO)  ## run the latest demo quarter and print the path of the report
+	$(BIN)/python run_quarter.py $(QUARTER)
+
+test: setup  ## run the full test suite
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)
+	$(BIN)/python benchmarks/bench_quarter.py
+
+clean:  ## remove outputs (reports/) and generated demo data; keeps .venv
+	rm -rf reports/*/ reports/.superseded reports/.staging-* data/demo

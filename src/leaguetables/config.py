@@ -1,0 +1,309 @@
+"""Methodology as data: the methodology config and the metric catalogue, validated on load.
+
+Both live as versioned YAML files under ``config/``:
+
+* ``config/methodology/<id>.yaml`` — segmentation rule, financial override, bootstrap settings, confidence
+  levels, funnel and peer settings, productivity settings, and the default catalogue;
+* ``config/catalogues/<id>.yaml`` — one entry per metric: definition, direction, statistic, scoring,
+  weight, combine group, demographic-adjustment model, funnel, unit cost.
+
+The methodology document published with each quarter is generated from these same objects
+(:mod:`leaguetables.methodology`), so the published description cannot drift from what was run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InputError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = PROJECT_ROOT / "config"
+
+TrustType = Literal["acute", "mental_health_community", "ambulance"]
+TRUST_TYPES: tuple[str, ...] = ("acute", "mental_health_community", "ambulance")
+TRUST_TYPE_LABELS = {
+    "acute": "Acute trust",
+    "mental_health_community": "Mental health and community trust",
+    "ambulance": "Ambulance trust",
+}
+TRUST_TYPE_PLURAL = {
+    "acute": "Acute trusts",
+    "mental_health_community": "Mental health and community trusts",
+    "ambulance": "Ambulance trusts",
+}
+
+SAFE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+COVARIATES = ("population", "share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scoring(_Strict):
+    """How a metric becomes a NOF score (1.00 best – 4.00 worst)."""
+
+    method: Literal["ranked", "bracket", "none"] = "ranked"
+    standard: float | None = Field(None, description="trusts meeting it score 1.00; the rest spread 2.00–4.00")
+    floor: float | None = Field(None, description="trusts failing it score 4.00; the rest spread 1.00–3.00")
+    brackets: dict[str, float] | None = None
+    comparator: Literal["type", "all_listed_types"] = "type"
+
+    @model_validator(mode="after")
+    def _check(self) -> "Scoring":
+        if self.method == "bracket" and not self.brackets:
+            raise ValueError("a bracket metric needs 'brackets' (category → score)")
+        if self.method != "bracket" and self.brackets:
+            raise ValueError("'brackets' given but scoring method is not 'bracket'")
+        if self.standard is not None and self.floor is not None:
+            raise ValueError("a metric has a standard or a floor, not both")
+        if self.brackets:
+            bad = {k: v for k, v in self.brackets.items() if not 1.0 <= v <= 4.0}
+            if bad:
+                raise ValueError(f"bracket scores must lie in 1–4: {bad}")
+        return self
+
+
+class Adjustment(_Strict):
+    """The demographic-adjustment model of a metric (fitted within trust type)."""
+
+    family: Literal["binomial", "poisson", "negative_binomial"]
+    covariates: list[str]
+    scale: Literal["X2"] | None = None
+
+    @field_validator("covariates")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = [c for c in v if c not in COVARIATES]
+        if unknown:
+            raise ValueError(f"unknown covariates {unknown}; known: {list(COVARIATES)}")
+        if not v:
+            raise ValueError("an adjustment model needs at least one covariate")
+        return v
+
+
+class UnitCost(_Strict):
+    """Price of a unit of activity, for the productivity opportunity (Better Care, Better Value)."""
+
+    amount: float = Field(gt=0)
+    currency: str = "GBP"
+    unit: str
+    activity: Literal["denominator", "numerator"] = "denominator"
+    source: str
+
+
+class Metric(_Strict):
+    id: str
+    nof_id: str | None = None
+    name: str
+    description: str
+    domain: str
+    sub_domain: str
+    unit: str
+    trust_types: list[TrustType]
+    direction: Literal["higher_better", "lower_better"]
+    statistic: Literal["proportion", "rate", "mean", "bracket", "value"]
+    multiplier: float = 1.0
+    decimals: int = 1
+    scoring: Scoring
+    weight: float = Field(1.0, gt=0, le=1)
+    combine_group: str | None = None
+    adjustment: Adjustment | None = None
+    funnel: bool = False
+    unit_cost: UnitCost | None = None
+    source: str
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, v: str) -> str:
+        if not SAFE_ID.match(v):
+            raise ValueError(f"metric id {v!r} must match {SAFE_ID.pattern} (lower case, digits, underscores)")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "Metric":
+        if not self.trust_types:
+            raise ValueError("trust_types is empty")
+        if self.statistic == "bracket" and self.scoring.method != "bracket":
+            raise ValueError("a bracket statistic must use bracket scoring")
+        counted = self.statistic in ("proportion", "rate")
+        if self.adjustment is not None and not counted:
+            raise ValueError("demographic adjustment needs a proportion or rate (numerator and denominator)")
+        if self.adjustment is not None and self.statistic == "proportion" and self.adjustment.family != "binomial":
+            raise ValueError("a proportion is adjusted with the binomial family")
+        if self.adjustment is not None and self.statistic == "rate" and self.adjustment.family == "binomial":
+            raise ValueError("a rate is adjusted with the poisson or negative_binomial family")
+        if self.funnel and not counted:
+            raise ValueError("a funnel plot needs a proportion or rate (numerator and denominator)")
+        if self.unit_cost is not None and not counted:
+            raise ValueError("a unit cost needs a proportion or rate")
+        return self
+
+    @property
+    def has_adjustment(self) -> bool:
+        return self.adjustment is not None
+
+
+class Catalogue(_Strict):
+    id: str
+    version: str
+    description: str
+    metrics: list[Metric]
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Catalogue":
+        ids = [m.id for m in self.metrics]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate metric ids: {dupes}")
+        return self
+
+    def metric(self, metric_id: str) -> Metric:
+        for m in self.metrics:
+            if m.id == metric_id:
+                return m
+        raise KeyError(metric_id)
+
+    @property
+    def ids(self) -> list[str]:
+        return [m.id for m in self.metrics]
+
+
+class Segmentation(_Strict):
+    rule: Literal["quartiles_within_type", "quartiles_over_population", "fixed_thresholds"]
+    thresholds: list[float] | None = Field(None, description="3 ascending cut points for fixed_thresholds")
+    description: str
+
+    @model_validator(mode="after")
+    def _check(self) -> "Segmentation":
+        if self.rule == "fixed_thresholds":
+            if not self.thresholds or len(self.thresholds) != 3 or sorted(self.thresholds) != self.thresholds:
+                raise ValueError("fixed_thresholds needs 3 ascending thresholds")
+        return self
+
+
+class FinancialOverride(_Strict):
+    enabled: bool = True
+    from_segments: list[int] = [1, 2]
+    to_segment: int = 3
+
+
+class Bootstrap(_Strict):
+    replicates: int = Field(ge=100, le=100_000)
+    seed: int
+    level: float = Field(0.95, gt=0, lt=1)
+
+
+class FunnelSettings(_Strict):
+    sr_method: Literal["SHMI", "CQC"] = "SHMI"
+    trim_by: float = Field(0.1, ge=0, lt=0.5)
+    band_level: float = 0.95
+    outer_level: float = 0.998
+
+
+class PeerSettings(_Strict):
+    k: int = Field(10, ge=1)
+    within_type: bool = True
+    weights: dict[str, float]
+
+    @field_validator("weights")
+    @classmethod
+    def _known(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = [c for c in v if c not in COVARIATES]
+        if unknown:
+            raise ValueError(f"unknown peer variables {unknown}")
+        return v
+
+
+class Productivity(_Strict):
+    benchmark: Literal["upper_quartile"] = "upper_quartile"
+    comparator: Literal["type", "peers"] = "type"
+    annualise: int = 4
+
+
+class Methodology(_Strict):
+    id: str
+    version: str
+    name: str
+    catalogue: str
+    confidence_levels: list[float]
+    segmentation: Segmentation
+    financial_override: FinancialOverride
+    bootstrap: Bootstrap
+    funnel: FunnelSettings
+    peers: PeerSettings
+    productivity: Productivity
+
+    @field_validator("confidence_levels")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < c < 1 for c in v):
+            raise ValueError("confidence levels are fractions in (0, 1), e.g. 0.95 and 0.998")
+        return v
+
+
+def _load_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _validation_message(path: Path, exc: ValidationError, data: dict) -> str:
+    err = exc.errors()[0]
+    loc = list(err["loc"])
+    where = ".".join(str(p) for p in loc)
+    if loc[:1] == ["metrics"] and len(loc) > 1 and isinstance(loc[1], int):
+        try:
+            mid = data["metrics"][loc[1]].get("id", "?")
+            where = f"metric {mid!r}, field {'.'.join(str(p) for p in loc[2:]) or '(entry)'}"
+        except (KeyError, IndexError, AttributeError, TypeError):
+            pass
+    return f"{path}: {where}: {err['msg']}"
+
+
+def _resolve(kind: str, name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        return p
+    if not SAFE_ID.match(str(name_or_path).replace("-", "_")):
+        raise InputError(f"{kind} name {str(name_or_path)!r} is not a valid name")
+    return CONFIG_DIR / kind / f"{name_or_path}.yaml"
+
+
+def load_catalogue(name_or_path: str | Path) -> Catalogue:
+    path = _resolve("catalogues", name_or_path)
+    data = _load_yaml(path)
+    try:
+        return Catalogue.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_validation_message(path, exc, data)) from None
+
+
+def load_methodology(name_or_path: str | Path) -> Methodology:
+    path = _resolve("methodology", name_or_path)
+    data = _load_yaml(path)
+    try:
+        return Methodology.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_validation_message(path, exc, data)) from None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

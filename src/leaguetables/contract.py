@@ -1,0 +1,344 @@
+"""The data contract: the four inputs of a quarter, validated on load.
+
+Whatever their source (the synthetic demo, NHS England's published files, an analyst's extract), the inputs of a
+quarter are four CSV files in one folder — see ``docs/data-contract.md``:
+
+* ``trusts.csv`` — the trust register;
+* ``observations.csv`` — one row per quarter × trust × metric;
+* ``demographics.csv`` — catchment population and covariates per trust;
+* ``status.csv`` — finance and status flags per trust and quarter.
+
+Every problem is reported as an :class:`~leaguetables.errors.InputError` naming the file, the row (as a line
+number in the file, the header being line 1) and the column, so that a statistician can open the file and go
+straight to it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from .config import TRUST_TYPES, Catalogue
+from .errors import InputError
+
+QUARTER_RE = re.compile(r"^(\d{4})-(\d{2})-Q([1-4])$")
+TRUST_CODE_RE = r"^[A-Z0-9][A-Z0-9-]{1,15}$"
+MAX_COUNT = 1e10  # larger counts are not plausible for one trust in one quarter
+MAX_VALUE = 1e7
+
+FILES = ("trusts", "observations", "demographics", "status")
+
+
+def check_quarter(quarter: str) -> str:
+    """Validate a quarter label ``YYYY-YY-QN`` (financial year, e.g. ``2025-26-Q4``)."""
+    m = QUARTER_RE.match(str(quarter))
+    if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
+        raise InputError(f"quarter {quarter!r} is not of the form YYYY-YY-QN with consecutive years, e.g. 2025-26-Q4")
+    return quarter
+
+
+def quarter_key(quarter: str) -> tuple[int, int]:
+    m = QUARTER_RE.match(quarter)
+    assert m, quarter
+    return int(m.group(1)), int(m.group(3))
+
+
+def previous_quarter(quarter: str) -> str:
+    year, q = quarter_key(quarter)
+    if q > 1:
+        return f"{year}-{(year + 1) % 100:02d}-Q{q - 1}"
+    return f"{year - 1}-{year % 100:02d}-Q4"
+
+
+def quarter_label(quarter: str) -> str:
+    """``2025-26-Q4`` → ``Q4 2025/26`` (NHS England's style)."""
+    year, q = quarter_key(quarter)
+    return f"Q{q} {year}/{(year + 1) % 100:02d}"
+
+
+def quarter_period(quarter: str) -> str:
+    """``2025-26-Q4`` → ``January to March 2026``."""
+    year, q = quarter_key(quarter)
+    months = {1: ("April", "June", year), 2: ("July", "September", year), 3: ("October", "December", year),
+              4: ("January", "March", year + 1)}[q]
+    return f"{months[0]} to {months[1]} {months[2]}"
+
+
+# ----------------------------------------------------------------------------------------------------------- schemas
+_str = dict(nullable=False, coerce=False)
+
+TRUSTS = pa.DataFrameSchema(
+    {
+        "trust_code": pa.Column(str, pa.Check.str_matches(TRUST_CODE_RE), unique=True, **_str),
+        "trust_name": pa.Column(str, pa.Check.str_length(1, 200), **_str),
+        "trust_type": pa.Column(str, pa.Check.isin(TRUST_TYPES), **_str),
+        "trust_subtype": pa.Column(str, pa.Check.str_length(0, 100), **_str),
+        "region": pa.Column(str, pa.Check.str_length(1, 100), **_str),
+    },
+    strict=True,
+    name="trusts",
+)
+
+OBSERVATIONS = pa.DataFrameSchema(
+    {
+        "quarter": pa.Column(str, pa.Check.str_matches(QUARTER_RE.pattern), **_str),
+        "trust_code": pa.Column(str, **_str),
+        "metric_id": pa.Column(str, **_str),
+        "numerator": pa.Column(float, [pa.Check.ge(0), pa.Check.le(MAX_COUNT)], nullable=True),
+        "denominator": pa.Column(float, [pa.Check.gt(0), pa.Check.le(MAX_COUNT)], nullable=True),
+        "value": pa.Column(float, [pa.Check.ge(-MAX_VALUE), pa.Check.le(MAX_VALUE)], nullable=True),
+        "category": pa.Column(str, nullable=True),
+        "suppressed": pa.Column(bool, nullable=False),
+    },
+    strict=True,
+    unique=["quarter", "trust_code", "metric_id"],
+    name="observations",
+)
+
+_share = [pa.Check.ge(0), pa.Check.le(1)]
+DEMOGRAPHICS = pa.DataFrameSchema(
+    {
+        "trust_code": pa.Column(str, unique=True, **_str),
+        "population": pa.Column(float, [pa.Check.gt(0), pa.Check.le(1e8)], nullable=True),
+        "share_65plus": pa.Column(float, _share, nullable=True),
+        "share_85plus": pa.Column(float, _share, nullable=True),
+        "imd_score": pa.Column(float, [pa.Check.ge(0), pa.Check.le(100)], nullable=True),
+        "rural_share": pa.Column(float, _share, nullable=True),
+        "ethnic_minority_share": pa.Column(float, _share, nullable=True),
+    },
+    strict=True,
+    name="demographics",
+)
+
+STATUS = pa.DataFrameSchema(
+    {
+        "quarter": pa.Column(str, pa.Check.str_matches(QUARTER_RE.pattern), **_str),
+        "trust_code": pa.Column(str, **_str),
+        "deficit": pa.Column(bool),
+        "deficit_support": pa.Column(bool),
+        "improvement_programme": pa.Column(bool),
+    },
+    strict=True,
+    unique=["quarter", "trust_code"],
+    name="status",
+)
+
+SCHEMAS = {"trusts": TRUSTS, "observations": OBSERVATIONS, "demographics": DEMOGRAPHICS, "status": STATUS}
+NUMERIC = {
+    "observations": ("numerator", "denominator", "value"),
+    "demographics": ("population", "share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share"),
+}
+BOOLEAN = {"observations": ("suppressed",), "status": ("deficit", "deficit_support", "improvement_programme")}
+NULLABLE_TEXT = {"observations": ("category",)}
+TRUE_WORDS = {"true", "yes", "1", "y"}
+FALSE_WORDS = {"false", "no", "0", "n"}
+
+
+@dataclass(frozen=True)
+class QuarterInputs:
+    """The validated inputs of a quarter (all quarters of observations, for trends and movement)."""
+
+    trusts: pd.DataFrame
+    observations: pd.DataFrame
+    demographics: pd.DataFrame
+    status: pd.DataFrame
+    files: dict[str, Path]
+
+    def quarters(self) -> list[str]:
+        return sorted(self.observations["quarter"].unique(), key=quarter_key)
+
+
+def _line(index_value: int) -> int:
+    """Row label in messages: the line number in the CSV file (header = line 1)."""
+    return int(index_value) + 2
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputError("file not found", file=str(path))
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise InputError("file is empty", file=str(path))
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); save the file as UTF-8",
+                         file=str(path)) from None
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"not a readable CSV file ({str(exc).strip().splitlines()[-1]})", file=str(path)) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def _to_float(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
+    out = np.full(len(df), np.nan)
+    for i, text in enumerate(df[col].tolist()):
+        t = text.strip()
+        if t == "":
+            continue
+        try:
+            v = float(t.replace(",", ""))
+        except ValueError:
+            raise InputError(f"{t[:40]!r} is not a number", file=str(path), row=_line(i), column=col) from None
+        if not math.isfinite(v):
+            raise InputError(f"{t!r} is not a finite number", file=str(path), row=_line(i), column=col)
+        out[i] = v
+    return pd.Series(out, index=df.index, name=col)
+
+
+def _to_bool(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
+    out = []
+    for i, text in enumerate(df[col].tolist()):
+        t = text.strip().lower()
+        if t in TRUE_WORDS:
+            out.append(True)
+        elif t in FALSE_WORDS:
+            out.append(False)
+        else:
+            raise InputError(f"{text[:40]!r} is not true/false", file=str(path), row=_line(i), column=col)
+    return pd.Series(out, index=df.index, name=col, dtype=bool)
+
+
+def _coerce(kind: str, df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    schema = SCHEMAS[kind]
+    expected = list(schema.columns)
+    missing = [c for c in expected if c not in df.columns]
+    if missing:
+        raise InputError(f"missing column(s) {missing}; expected {expected}", file=str(path))
+    extra = [c for c in df.columns if c not in expected]
+    if extra:
+        raise InputError(f"unexpected column(s) {extra}; expected {expected}", file=str(path))
+    if df.empty:
+        raise InputError("file has a header but no rows", file=str(path))
+    out = {}
+    for col in expected:
+        if col in NUMERIC.get(kind, ()):
+            out[col] = _to_float(df, col, path)
+        elif col in BOOLEAN.get(kind, ()):
+            out[col] = _to_bool(df, col, path)
+        elif col in NULLABLE_TEXT.get(kind, ()):
+            s = df[col].str.strip()
+            out[col] = s.where(s != "", None).astype(object)
+        else:
+            s = df[col].str.strip()
+            empty = s == ""
+            if empty.any():
+                i = int(np.flatnonzero(empty.to_numpy())[0])
+                raise InputError("empty value", file=str(path), row=_line(i), column=col)
+            out[col] = s.astype(object)
+    return pd.DataFrame(out, index=df.index)
+
+
+def _validate(kind: str, df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    try:
+        return SCHEMAS[kind].validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+        fc = fc.assign(_idx=pd.to_numeric(fc["index"], errors="coerce")).sort_values("_idx", na_position="first")
+        first = fc.iloc[0]
+        col = first["column"] if isinstance(first["column"], str) else None
+        check = str(first["check"])
+        row = None if pd.isna(first["_idx"]) else _line(int(first["_idx"]))
+        value = first["failure_case"]
+        if "unique" in check or "duplicate" in check.lower():
+            msg = f"duplicate row (same {col or 'key'} as an earlier row)"
+        else:
+            msg = f"value {str(value)[:60]!r} fails check {check}"
+        raise InputError(msg, file=str(path), row=row, column=col) from None
+
+
+def _check_duplicates(df: pd.DataFrame, keys: list[str], path: Path) -> None:
+    dup = df.duplicated(keys, keep="first")
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        key = ", ".join(f"{k}={df.iloc[i][k]}" for k in keys)
+        raise InputError(f"duplicate row for {key}", file=str(path), row=_line(i), column=keys[-1])
+
+
+def _first_bad(mask: pd.Series) -> int | None:
+    idx = np.flatnonzero(mask.to_numpy())
+    return int(idx[0]) if len(idx) else None
+
+
+def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files: dict[str, Path]) -> None:
+    codes = set(trusts["trust_code"])
+    for kind, df in (("observations", obs), ("demographics", demo), ("status", status)):
+        i = _first_bad(~df["trust_code"].isin(codes))
+        if i is not None:
+            raise InputError(f"unknown trust {df.iloc[i]['trust_code']!r} (not in the trust register)",
+                             file=str(files[kind]), row=_line(i), column="trust_code")
+    path = str(files["observations"])
+    if catalogue is None:
+        return
+    known = {m.id: m for m in catalogue.metrics}
+    i = _first_bad(~obs["metric_id"].isin(list(known)))
+    if i is not None:
+        raise InputError(f"unknown metric {obs.iloc[i]['metric_id']!r} (not in catalogue {catalogue.id!r})",
+                         file=path, row=_line(i), column="metric_id")
+    stat = obs["metric_id"].map({k: m.statistic for k, m in known.items()})
+    counted = stat.isin(["proportion", "rate"]) & ~obs["suppressed"]
+    has_num = obs["numerator"].notna()
+    i = _first_bad(counted & has_num & obs["denominator"].isna())
+    if i is not None:
+        raise InputError("numerator given without a denominator", file=path, row=_line(i), column="denominator")
+    i = _first_bad((stat == "proportion") & (obs["numerator"] > obs["denominator"]))
+    if i is not None:
+        r = obs.iloc[i]
+        raise InputError(f"numerator {r['numerator']:g} is above denominator {r['denominator']:g} for a proportion",
+                         file=path, row=_line(i), column="numerator")
+    i = _first_bad(stat.isin(["mean", "value"]) & ~obs["suppressed"] & obs["value"].isna() & obs["numerator"].isna())
+    if i is not None:
+        raise InputError("no value for a metric reported as a value or mean score (leave the row out, or mark it "
+                         "suppressed)", file=path, row=_line(i), column="value")
+    for mid, m in known.items():
+        if m.statistic != "bracket":
+            continue
+        rows = (obs["metric_id"] == mid) & obs["category"].notna()
+        bad = rows & ~obs["category"].isin(list(m.scoring.brackets or {}))
+        i = _first_bad(bad)
+        if i is not None:
+            raise InputError(f"category {obs.iloc[i]['category']!r} is not one of {list(m.scoring.brackets)}",
+                             file=path, row=_line(i), column="category")
+    ttype = obs["trust_code"].map(dict(zip(trusts["trust_code"], trusts["trust_type"])))
+    applies = [ttype.iloc[j] in known[obs["metric_id"].iloc[j]].trust_types for j in range(len(obs))]
+    i = _first_bad(~pd.Series(applies, index=obs.index))
+    if i is not None:
+        r = obs.iloc[i]
+        raise InputError(f"metric {r['metric_id']!r} does not apply to trust type {ttype.iloc[i]!r}",
+                         file=path, row=_line(i), column="metric_id")
+
+
+def load_inputs(data_dir: Path | str, catalogue: Catalogue | None = None, quarter: str | None = None) -> QuarterInputs:
+    """Read and validate the four contract files of ``data_dir``; raise :class:`InputError` on the first problem."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputError(f"data folder {data_dir} does not exist")
+    files = {k: data_dir / f"{k}.csv" for k in FILES}
+    frames = {}
+    for kind, path in files.items():
+        df = _coerce(kind, _read_csv(path), path)
+        if kind == "observations":
+            _check_duplicates(df, ["quarter", "trust_code", "metric_id"], path)
+        elif kind == "status":
+            _check_duplicates(df, ["quarter", "trust_code"], path)
+        else:
+            _check_duplicates(df, ["trust_code"], path)
+        frames[kind] = _validate(kind, df, path)
+    _cross_checks(frames["trusts"], frames["observations"], frames["demographics"], frames["status"], catalogue, files)
+    inputs = QuarterInputs(files=files, **{k: v.reset_index(drop=True) for k, v in frames.items()})
+    if quarter is not None:
+        check_quarter(quarter)
+        if quarter not in set(inputs.observations["quarter"]):
+            have = inputs.quarters()
+            raise InputError(f"quarter {quarter} is not in the data (it has {have[0]} to {have[-1]})",
+                             file=str(files["observations"]), column="quarter")
+    return inputs

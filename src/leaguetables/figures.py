@@ -1,0 +1,90 @@
+"""Figures of a metric for the notebook and the report: deterministic, accessible inline SVG.
+
+The drawing itself is in :mod:`leaguetables.charts`; this module chooses what to draw for a metric result and
+turns figures into SVG text with a ``<title>`` and ``<desc>`` (the alt text), ``role="img"``, a fixed hash salt
+and no date, so the same data always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from . import charts
+from .config import TRUST_TYPE_PLURAL
+
+plt.rcParams["svg.hashsalt"] = "leaguetables"
+plt.rcParams["svg.fonttype"] = "none"  # text stays text (no images of text); smaller files
+
+
+def to_svg(fig, title: str, alt: str, svg_id: str) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+    svg = buf.getvalue()
+    svg = re.sub(r"<\?xml[^>]*>\s*", "", svg)
+    svg = re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg)
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    # unique ids per figure: matplotlib's ids are only unique within one file
+    svg = re.sub(r'id="([^"]+)"', lambda m: f'id="{svg_id}-{m.group(1)}"', svg)
+    svg = re.sub(r'(xlink:href|href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{svg_id}-{m.group(2)}"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{svg_id}-{m.group(1)})", svg)
+    svg = svg.replace(
+        "<svg ",
+        f'<svg role="img" aria-labelledby="{svg_id}-title {svg_id}-desc" ', 1)
+    svg = re.sub(r"(<svg[^>]*>)", lambda m: m.group(1) + f'<title id="{svg_id}-title">{html.escape(title)}</title>'
+                 f'<desc id="{svg_id}-desc">{html.escape(alt)}</desc>', svg, count=1)
+    return svg
+
+
+def distribution(result):
+    m = result.metric
+    t = result.table
+    values = t.loc[t["status"] == "ok", "value"]
+    if m.statistic == "bracket":
+        values = t.loc[t["status"] == "ok", "category"]
+    return charts.distribution_figure(values, title=m.name, x_label=m.unit)
+
+
+def save_funnels(result, work_dir) -> dict:
+    """Draw the funnel plot of each trust type, save SVG and alt text for the report, return the figures."""
+    m = result.metric
+    out = {}
+    fig_dir = Path(work_dir) / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for ttype, res in result.funnels.items():
+        t = result.table
+        ok = t[(t["trust_type"] == ttype) & t["trust_code"].isin(list(res.units["label"]))]
+        adjusted = ttype in result.models
+        if adjusted:
+            y_label, x_label = "Observed / expected (demographically adjusted)", "Expected events"
+        elif m.statistic == "proportion":
+            y_label, x_label = f"{m.name} (proportion)", "Denominator"
+        else:
+            y_label, x_label = "Observed / expected (against the type's rate)", "Expected events"
+        title = f"{m.name}: {TRUST_TYPE_PLURAL[ttype].lower()}"
+        subtitle = (f"{result.quarter}; {len(ok)} trusts; {res.method} overdispersion, "
+                    f"φ = {res.phi:.2f}, {'adjusted' if res.adjusted_used else 'unadjusted'} limits")
+        fig, alt = charts.funnel_figure(res, labels=list(res.units["label"]), title=title, subtitle=subtitle,
+                                        y_label=y_label, x_label=x_label, direction=m.direction)
+        svg_id = f"fig-{m.id}-{ttype}".replace("_", "-")
+        (fig_dir / f"{m.id}__{ttype}.svg").write_text(to_svg(fig, title, alt, svg_id), encoding="utf-8")
+        (fig_dir / f"{m.id}__{ttype}.json").write_text(json.dumps({"title": title, "alt": alt, "subtitle": subtitle}),
+                                                       encoding="utf-8")
+        out[ttype] = (fig, alt)
+        plt.close(fig)
+    return out
+
+
+def load_saved(work_dir, metric_id: str) -> dict[str, tuple[str, str]]:
+    """SVG text and caption of each saved funnel plot of a metric: ``{trust_type: (svg, caption)}``."""
+    out = {}
+    for p in sorted((Path(work_dir) / "figures").glob(f"{metric_id}__*.svg")):
+        ttype = p.stem.split("__", 1)[1]
+        meta = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
+        out[ttype] = (p.read_text(encoding="utf-8"), f"{meta['title']}. {meta['subtitle']}. {meta['alt']}")
+    return out

@@ -1,0 +1,142 @@
+"""The league tables of a quarter from the metric results (run by ``notebooks/league_table.ipynb``).
+
+Reads every metric's result table, builds the long table of NOF scores, and calls
+:func:`leaguetables.scoring.build_league_table` twice: on scores of the raw values (NHS England's method, the
+published league table) and on scores of the demographically adjusted values (the sensitivity analysis).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from . import scoring
+from .config import Catalogue, Methodology
+from .contract import QuarterInputs
+
+
+@dataclass
+class League:
+    quarter: str
+    table: pd.DataFrame  # one row per trust, raw scoring (the published league table)
+    adjusted: pd.DataFrame  # the same on adjusted scores
+    scores: pd.DataFrame  # long: trust_code, metric_id, score, score_adjusted, weight, combine_group, domain
+    results: pd.DataFrame  # all metric result tables stacked
+    sensitivity: pd.DataFrame  # per trust: segment/rank raw vs adjusted
+    sensitivity_summary: dict
+    cut_points: dict
+
+
+def load_metric_results(work_dir: Path | str) -> dict[str, dict]:
+    out = {}
+    for p in sorted((Path(work_dir) / "metrics").glob("*.pkl")):
+        with open(p, "rb") as f:
+            out[p.stem] = pickle.load(f)
+    return out
+
+
+def scores_long(results: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
+    meta = pd.DataFrame([{"metric_id": m.id, "weight": m.weight, "combine_group": m.combine_group,
+                          "domain": m.domain} for m in catalogue.metrics])
+    df = results[["trust_code", "metric_id", "score", "score_adjusted"]].merge(meta, on="metric_id", how="left")
+    return df.sort_values(["trust_code", "metric_id"], kind="mergesort").reset_index(drop=True)
+
+
+def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: str, methodology: Methodology):
+    sc = scores.rename(columns={column: "score_used"})[["trust_code", "metric_id", "score_used", "weight",
+                                                         "combine_group", "domain"]]
+    sc = sc.rename(columns={"score_used": "score"}).dropna(subset=["score"])
+    status = inputs.status.loc[inputs.status["quarter"] == quarter,
+                               ["trust_code", "deficit", "deficit_support", "improvement_programme"]]
+    status = inputs.trusts[["trust_code"]].merge(status, on="trust_code", how="left")
+    for c in ("deficit", "deficit_support", "improvement_programme"):
+        status[c] = status[c].fillna(False).astype(bool)
+    seg = methodology.segmentation
+    b = methodology.bootstrap
+    return scoring.build_league_table(
+        sc, inputs.trusts, status, segmentation_rule=seg.rule, thresholds=seg.thresholds,
+        replicates=b.replicates, seed=b.seed, level=b.level,
+        financial_override=methodology.financial_override.enabled)
+
+
+def sensitivity(raw: pd.DataFrame, adj: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Raw vs adjusted league: segment and rank per trust, Spearman rank correlation per type."""
+    keep = ["trust_code", "trust_name", "trust_type", "average_score", "segment", "rank"]
+    df = raw[keep].merge(adj[["trust_code", "average_score", "segment", "rank"]], on="trust_code",
+                         suffixes=("", "_adjusted"))
+    df["segment_change"] = df["segment_adjusted"] - df["segment"]
+    df["rank_change"] = df["rank_adjusted"] - df["rank"]
+    summary = {}
+    for t, g in df.groupby("trust_type", sort=True):
+        rho = sps.spearmanr(g["average_score"], g["average_score_adjusted"]).statistic if len(g) > 2 else np.nan
+        summary[t] = {"spearman_average": float(rho), "n": int(len(g)),
+                      "segment_changed": int((g["segment_change"] != 0).sum())}
+    df = df.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort").reset_index(drop=True)
+    return df, summary
+
+
+def build_league(work_dir: Path | str, inputs: QuarterInputs, methodology: Methodology, catalogue: Catalogue,
+                 quarter: str) -> League:
+    loaded = load_metric_results(work_dir)
+    results = pd.concat([v["table"] for v in loaded.values()], ignore_index=True)
+    scores = scores_long(results, catalogue)
+    table, cuts = _build(scores, "score", inputs, quarter, methodology)
+    adjusted, _ = _build(scores, "score_adjusted", inputs, quarter, methodology)
+    sens, summary = sensitivity(table, adjusted)
+    return League(quarter, table, adjusted, scores, results, sens, summary, cuts)
+
+
+def movement(table: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """Change in segment and rank since the previous quarter, and whether the new rank is beyond the previous
+    quarter's likely range of rank."""
+    if previous is None or previous.empty:
+        return pd.DataFrame(columns=["trust_code", "previous_segment", "previous_rank", "segment_change",
+                                     "rank_change", "beyond_likely_range", "movement_label"])
+    prev = previous.set_index("trust_code")
+    df = table[["trust_code", "segment", "rank"]].copy()
+    df = df[df["trust_code"].isin(prev.index)]
+    df["previous_segment"] = df["trust_code"].map(prev["segment"])
+    df["previous_rank"] = df["trust_code"].map(prev["rank"])
+    lo, hi = df["trust_code"].map(prev["rank_lower"]), df["trust_code"].map(prev["rank_upper"])
+    df["segment_change"] = df["segment"] - df["previous_segment"]
+    df["rank_change"] = df["rank"] - df["previous_rank"]
+    df["beyond_likely_range"] = (df["rank"] < lo) | (df["rank"] > hi)
+
+    def label(r):
+        seg = ("segment unchanged" if r.segment_change == 0 else
+               f"segment {int(r.previous_segment)} → {int(r.segment)}")
+        rk = f"rank {int(r.previous_rank)} → {int(r['rank'])}"
+        beyond = "beyond" if r.beyond_likely_range else "within"
+        return f"{seg}; {rk} ({beyond} last quarter's likely range)"
+
+    df["movement_label"] = [label(r) for _, r in df.iterrows()]
+    return df.drop(columns=["segment", "rank"]).reset_index(drop=True)
+
+
+def write_league(lg: League, inputs: QuarterInputs, catalogue: Catalogue, quarter: str, out_dir, work_dir) -> list:
+    """Write the published league tables and keep the League object for the report notebook."""
+    from .contract import previous_quarter
+    from .publish import nhse_league_table, nhse_long_table, write_csv
+
+    tables = Path(out_dir) / "tables"
+    prev_path = Path(out_dir).parent / previous_quarter(quarter) / "tables" / "league_table_full.csv"
+    previous = pd.read_csv(prev_path, dtype={"trust_code": str}) if prev_path.exists() else None
+    lg_move = movement(lg.table, previous)
+    written = {
+        "league_table.csv": nhse_league_table(lg.table, quarter),
+        "league_table_full.csv": lg.table,
+        "nof_data_long.csv": nhse_long_table(lg, catalogue, inputs.trusts, quarter),
+        "league_table_adjusted.csv": lg.adjusted,
+        "sensitivity.csv": lg.sensitivity,
+        "movement.csv": lg_move,
+    }
+    for name, df in written.items():
+        write_csv(df, tables / name)
+    with open(Path(work_dir) / "league.pkl", "wb") as f:
+        pickle.dump({"league": lg, "movement": lg_move}, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return sorted(f"tables/{n}" for n in written)

@@ -1,0 +1,296 @@
+"""One metric for one quarter: the metric result table (run by ``notebooks/metric.ipynb``).
+
+For every trust of the types the metric applies to, in order:
+
+1. the indicator value and its confidence interval (:mod:`leaguetables.stats`), with the statistic, method and
+   confidence level on every row; suppressed or missing figures are kept as rows with a status and no value;
+2. where the catalogue asks for one, the expected value from the demographic model fitted within trust type
+   (:mod:`leaguetables.expected`): E, O/E with its interval, and the adjusted value (O/E × the type's rate);
+3. where the catalogue asks for a funnel plot, the Spiegelhalter z-score, overdispersion and band within trust
+   type (:mod:`leaguetables.funnel`): on O/E when the metric is adjusted, on the proportion otherwise, and on
+   O/E against the type's crude rate for unadjusted rates;
+4. the NOF score 1.00–4.00 (:mod:`leaguetables.scoring`) on the raw value — NHS England's method — and, for the
+   sensitivity analysis, on the adjusted value;
+5. the trust's position among its demographic peers (:mod:`leaguetables.peers`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import expected as expected_mod
+from . import funnel as funnel_mod
+from . import peers as peers_mod
+from . import scoring, stats
+from .config import Methodology, Metric
+from .contract import QuarterInputs, quarter_key
+
+RESULT_COLUMNS = [
+    "quarter", "metric_id", "trust_code", "trust_type", "status", "numerator", "denominator", "value", "lower",
+    "upper", "confidence", "statistic", "method", "category", "expected", "oe", "oe_lower", "oe_upper",
+    "adjusted_value", "funnel_z", "funnel_band", "funnel_outcome", "score", "score_adjusted", "type_value",
+    "peer_median", "peer_rank", "peer_n",
+]
+STATUS_OK, STATUS_SUPPRESSED, STATUS_MISSING = "ok", "suppressed", "missing"
+
+
+@dataclass
+class MetricResult:
+    metric: Metric
+    quarter: str
+    table: pd.DataFrame
+    models: dict[str, expected_mod.ExpectedResult] = field(default_factory=dict)
+    model_errors: dict[str, str] = field(default_factory=dict)
+    funnels: dict[str, funnel_mod.FunnelResult] = field(default_factory=dict)
+    history: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def coefficients(self) -> pd.DataFrame:
+        """All fitted models' coefficient tables, one block per trust type (for export and peer review)."""
+        frames = [m.coefficients.assign(metric_id=self.metric.id, trust_type=t) for t, m in self.models.items()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def model_summary(self) -> pd.DataFrame:
+        keys = ["family", "n_trusts", "n_excluded", "deviance_explained", "dispersion", "scale_used", "aic",
+                "converged"]
+        rows = [{"metric_id": self.metric.id, "trust_type": t, **{k: m.summary.get(k) for k in keys}}
+                for t, m in self.models.items()]
+        return pd.DataFrame(rows)
+
+    def funnel_summary(self) -> pd.DataFrame:
+        rows = []
+        for t, f in self.funnels.items():
+            n_high = int((self.table.loc[self.table["trust_type"] == t, "funnel_band"] == "higher than expected").sum())
+            n_low = int((self.table.loc[self.table["trust_type"] == t, "funnel_band"] == "lower than expected").sum())
+            rows.append({"metric_id": self.metric.id, "trust_type": t, "data_type": f.data_type, "method": f.method,
+                         "target": f.target, "phi": f.phi, "tau2": f.tau2, "adjusted_limits": f.adjusted_used,
+                         "n_higher": n_high, "n_lower": n_low})
+        return pd.DataFrame(rows)
+
+
+def observed_table(inputs: QuarterInputs, metric: Metric, quarter: str) -> pd.DataFrame:
+    """Eligible trusts joined to their observation for the quarter, with a status per trust."""
+    trusts = inputs.trusts.loc[inputs.trusts["trust_type"].isin(metric.trust_types), ["trust_code", "trust_type"]]
+    obs = inputs.observations
+    obs = obs.loc[(obs["quarter"] == quarter) & (obs["metric_id"] == metric.id)]
+    df = trusts.merge(obs.drop(columns=["quarter", "metric_id"]), on="trust_code", how="left")
+    status = np.where(df["suppressed"].isna(), STATUS_MISSING,
+                      np.where(df["suppressed"].fillna(False).astype(bool), STATUS_SUPPRESSED, STATUS_OK))
+    df["status"] = status
+    has_figure = df[["numerator", "value", "category"]].notna().any(axis=1)
+    df.loc[(df["status"] == STATUS_OK) & ~has_figure, "status"] = STATUS_MISSING
+    df.insert(0, "metric_id", metric.id)
+    df.insert(0, "quarter", quarter)
+    return df.sort_values(["trust_type", "trust_code"], kind="mergesort").reset_index(drop=True)
+
+
+def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFrame:
+    """Value, lower, upper, confidence, statistic, method for each row (NaN where there is no figure)."""
+    ok = df["status"] == STATUS_OK
+    out = pd.DataFrame(index=df.index, columns=["value", "lower", "upper", "confidence", "statistic", "method"])
+    out = out.astype({"value": float, "lower": float, "upper": float, "confidence": float, "statistic": object,
+                      "method": object})
+    sub = df.loc[ok]
+    if metric.statistic == "proportion" and len(sub):
+        res = stats.proportion(sub["numerator"].to_numpy(float), sub["denominator"].to_numpy(float),
+                               confidence=confidence, multiplier=metric.multiplier)
+    elif metric.statistic == "rate" and len(sub):
+        res = stats.crude_rate(sub["numerator"].to_numpy(float), sub["denominator"].to_numpy(float),
+                               confidence=confidence, multiplier=metric.multiplier)
+    elif metric.statistic == "mean" and len(sub):
+        res = stats.mean_score(sub["value"].to_numpy(float), confidence=confidence)
+    else:
+        value = sub["value"].to_numpy(float) if metric.statistic == "value" else np.full(len(sub), np.nan)
+        res = pd.DataFrame({"value": value, "lower": np.nan, "upper": np.nan, "confidence": np.nan,
+                            "statistic": "reported value" if metric.statistic == "value" else "rating",
+                            "method": "as reported"})
+    if len(sub):
+        res = res.reset_index(drop=True)
+        res.index = sub.index
+        for col in out.columns:
+            out.loc[sub.index, col] = res[col].to_numpy()
+    return out
+
+
+def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, confidence: float) -> pd.DataFrame:
+    adj = result.metric.adjustment
+    cols = ["expected", "oe", "oe_lower", "oe_upper", "adjusted_value"]
+    extra = pd.DataFrame(np.nan, index=df.index, columns=cols)
+    if adj is None:
+        return extra
+    demo = inputs.demographics.set_index("trust_code")
+    for ttype in result.metric.trust_types:
+        rows = df.index[(df["trust_type"] == ttype) & (df["status"] == STATUS_OK)]
+        if len(rows) == 0:
+            continue
+        data = df.loc[rows, ["trust_code", "numerator", "denominator"]].join(
+            demo[adj.covariates], on="trust_code")
+        try:
+            fit = expected_mod.fit_expected(
+                data, "numerator", "denominator", adj.family, list(adj.covariates), scale=adj.scale,
+                confidence=confidence, multiplier=result.metric.multiplier)
+        except expected_mod.ModelError as exc:
+            result.model_errors[ttype] = str(exc)
+            result.notes.append(f"No demographic model for {ttype}: {exc}")
+            continue
+        result.models[ttype] = fit
+        t = fit.table.set_index("trust_code")
+        codes = df.loc[rows, "trust_code"]
+        for col in cols:
+            extra.loc[rows, col] = codes.map(t[col]).to_numpy(float)
+        bad = t.index[t["status"] != "ok"]
+        for code in bad:
+            result.notes.append(f"{code}: {t.loc[code, 'status']}")
+    return extra
+
+
+def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology) -> pd.DataFrame:
+    m = result.metric
+    out = pd.DataFrame({"funnel_z": np.nan, "funnel_band": None, "funnel_outcome": None}, index=df.index)
+    out = out.astype({"funnel_band": object, "funnel_outcome": object})
+    if not m.funnel:
+        return out
+    settings = methodology.funnel
+    for ttype in m.trust_types:
+        rows = df.index[(df["trust_type"] == ttype) & (df["status"] == STATUS_OK)]
+        if ttype in result.models:
+            rows = rows[df.loc[rows, "expected"].notna().to_numpy()]
+            num, den, data_type = df.loc[rows, "numerator"], df.loc[rows, "expected"], "SR"
+        elif m.statistic == "proportion":
+            num, den, data_type = df.loc[rows, "numerator"], df.loc[rows, "denominator"], "PR"
+        else:
+            num = df.loc[rows, "numerator"]
+            rate = num.sum() / df.loc[rows, "denominator"].sum()
+            den, data_type = df.loc[rows, "denominator"] * rate, "SR"
+        if len(rows) < 3 or num.sum() <= 0:
+            result.notes.append(f"No funnel plot for {ttype}: fewer than 3 trusts or no events")
+            continue
+        res = funnel_mod.spiegelhalter(
+            num.to_numpy(float), den.to_numpy(float), data_type=data_type, sr_method=settings.sr_method,
+            trim_by=settings.trim_by, labels=df.loc[rows, "trust_code"].to_numpy())
+        result.funnels[ttype] = res
+        high, low = funnel_mod.flags(res, level=settings.band_level)
+        band, outcome = funnel_mod.band(high, low, m.direction)
+        out.loc[rows, "funnel_z"] = res.units["z_adjusted" if res.adjusted_used else "z"].to_numpy(float)
+        out.loc[rows, "funnel_band"] = np.asarray(band, dtype=object)
+        out.loc[rows, "funnel_outcome"] = np.asarray(outcome, dtype=object)
+    return out
+
+
+def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
+    s = metric.scoring
+    scores = pd.Series(np.nan, index=df.index)
+    if s.method == "none":
+        return scores
+    if s.method == "bracket":
+        ok = df["status"] == STATUS_OK
+        scores.loc[ok] = scoring.score_bracket(df.loc[ok, "category"], dict(s.brackets or {})).to_numpy(float)
+        return scores
+    groups = [metric.trust_types] if s.comparator == "all_listed_types" else [[t] for t in metric.trust_types]
+    for types in groups:
+        rows = df.index[df["trust_type"].isin(types) & df[column].notna()]
+        if len(rows) == 0:
+            continue
+        values = pd.Series(df.loc[rows, column].to_numpy(float), index=df.loc[rows, "trust_code"].to_numpy())
+        sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=s.floor)
+        scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
+    return scores
+
+
+def _type_values(df: pd.DataFrame, metric: Metric) -> pd.Series:
+    """The pooled value of each trust type (ΣO/Σn × multiplier; mean of values otherwise)."""
+    out = pd.Series(np.nan, index=df.index)
+    for ttype in metric.trust_types:
+        rows = (df["trust_type"] == ttype) & (df["status"] == STATUS_OK)
+        if not rows.any():
+            continue
+        if metric.statistic in ("proportion", "rate"):
+            v = df.loc[rows, "numerator"].sum() / df.loc[rows, "denominator"].sum() * metric.multiplier
+        elif metric.statistic in ("mean", "value"):
+            v = df.loc[rows, "value"].mean()
+        else:
+            v = np.nan
+        out.loc[df["trust_type"] == ttype] = v
+    return out
+
+
+def _peers(df: pd.DataFrame, inputs: QuarterInputs, metric: Metric, methodology: Methodology) -> pd.DataFrame:
+    out = pd.DataFrame(np.nan, index=df.index, columns=["peer_median", "peer_rank", "peer_n"])
+    if metric.statistic == "bracket":
+        return out
+    p = methodology.peers
+    demo = inputs.demographics.set_index("trust_code")
+    weights = {k: v for k, v in p.weights.items() if demo[k].notna().all()}
+    within = inputs.trusts.set_index("trust_code")["trust_type"] if p.within_type else None
+    peer_table = peers_mod.similar_peers(demo[list(weights)], weights, k=p.k, within=within)
+    values = pd.Series(df["value"].to_numpy(float), index=df["trust_code"].to_numpy()).dropna()
+    pos = peers_mod.peer_position(values, peer_table, metric.direction).set_index("trust_code")
+    for col in out.columns:
+        out[col] = df["trust_code"].map(pos[col]).to_numpy(float)
+    return out
+
+
+def history(inputs: QuarterInputs, metric: Metric, quarter: str, confidence: float) -> pd.DataFrame:
+    """The metric's value for every trust in every quarter up to and including ``quarter`` (for trends)."""
+    frames = []
+    for q in inputs.quarters():
+        if quarter_key(q) > quarter_key(quarter):
+            continue
+        df = observed_table(inputs, metric, q)
+        ind = indicator(df, metric, confidence)
+        frames.append(pd.concat([df[["quarter", "metric_id", "trust_code", "trust_type", "status"]],
+                                 ind[["value", "lower", "upper"]]], axis=1))
+    return pd.concat(frames, ignore_index=True)
+
+
+def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodology: Methodology) -> MetricResult:
+    """The metric result table of one metric for one quarter; see the module docstring for the steps."""
+    confidence = methodology.confidence_levels[0]
+    df = observed_table(inputs, metric, quarter)
+    result = MetricResult(metric=metric, quarter=quarter, table=df)
+    df = pd.concat([df, indicator(df, metric, confidence)], axis=1)
+    df = pd.concat([df, _fit_models(result, df, inputs, confidence)], axis=1)
+    df = pd.concat([df, _funnels(result, df, methodology)], axis=1)
+    df["score"] = _scores(df, metric, "value")
+    adjusted = df["adjusted_value"].where(df["adjusted_value"].notna(), df["value"])
+    df["score_adjusted"] = _scores(df.assign(adjusted_for_scoring=adjusted), metric, "adjusted_for_scoring")
+    df["type_value"] = _type_values(df, metric)
+    df = pd.concat([df, _peers(df, inputs, metric, methodology)], axis=1)
+    for col in RESULT_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan
+    result.table = df[RESULT_COLUMNS]
+    result.history = history(inputs, metric, quarter, confidence)
+    n_sup = int((df["status"] == STATUS_SUPPRESSED).sum())
+    n_mis = int((df["status"] == STATUS_MISSING).sum())
+    if n_sup or n_mis:
+        result.notes.append(f"{n_sup} trust(s) suppressed and {n_mis} missing: excluded from scoring")
+    return result
+
+
+def write_result(result: MetricResult, out_dir, work_dir) -> None:
+    """Write the metric's published tables and the working objects the league and report notebooks read."""
+    import pickle
+    from pathlib import Path
+
+    from .publish import write_csv
+
+    tables = Path(out_dir) / "tables" / "metrics"
+    tables.mkdir(parents=True, exist_ok=True)
+    write_csv(result.table, tables / f"{result.metric.id}.csv")
+    coefs = result.coefficients()
+    if not coefs.empty:
+        write_csv(coefs, tables / f"{result.metric.id}_model.csv")
+    work = Path(work_dir) / "metrics"
+    work.mkdir(parents=True, exist_ok=True)
+    slim = {
+        "table": result.table, "history": result.history, "notes": result.notes,
+        "model_summary": result.model_summary(), "coefficients": coefs, "funnel_summary": result.funnel_summary(),
+        "model_errors": result.model_errors,
+        "model_text": {t: m.summary_text for t, m in result.models.items()},
+    }
+    with open(work / f"{result.metric.id}.pkl", "wb") as f:
+        pickle.dump(slim, f, protocol=pickle.HIGHEST_PROTOCOL)

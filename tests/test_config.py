@@ -1,0 +1,64 @@
+"""Methodology config and metric catalogue: validated on load, with one-line errors naming the file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leaguetables.config import load_catalogue, load_methodology
+from leaguetables.errors import InputError
+
+
+def test_shipped_configs_load():
+    m = load_methodology("nof-2025-26")
+    c = load_catalogue(m.catalogue)
+    assert m.segmentation.rule == "quartiles_within_type"
+    assert len(c.metrics) >= 20
+    infection = [x for x in c.metrics if x.sub_domain == "Infection prevention"]
+    assert len(infection) == 3 and all(abs(x.weight - 1 / 3) < 1e-12 for x in infection)
+    assert {x.id for x in c.metrics if x.combine_group == "finance"} == {"finance_plan", "finance_variance"}
+    for t in ("acute", "mental_health_community", "ambulance"):
+        assert any(t in x.trust_types for x in c.metrics)
+
+
+def _write_catalogue(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/catalogues/demo.yaml").read_text())
+    edit(data)
+    p = tmp_path / "cat.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["metrics"][0].update(statistic="median"), "metric 'rtt_18wk', field statistic"),
+    (lambda d: d["metrics"][0].update(id="../etc"), "must match"),
+    (lambda d: d["metrics"][0]["scoring"].update(method="bracket"), "bracket metric needs 'brackets'"),
+    (lambda d: d["metrics"][0]["scoring"].update(standard=80, floor=70), "a standard or a floor, not both"),
+    (lambda d: d["metrics"].append(dict(d["metrics"][0])), "duplicate metric ids"),
+    (lambda d: d["metrics"][4]["adjustment"].update(covariates=["shoe_size"]), "unknown covariates"),
+    (lambda d: d["metrics"][0].pop("direction"), "field direction: Field required"),
+])
+def test_bad_catalogue_gives_one_line_naming_file_and_field(tmp_path, edit, message):
+    path = _write_catalogue(tmp_path, edit)
+    with pytest.raises(InputError) as exc:
+        load_catalogue(path)
+    text = str(exc.value)
+    assert str(path) in text and message in text and "\n" not in text
+
+
+def test_fixed_thresholds_need_three_ascending_values(tmp_path):
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/methodology/nof-2025-26.yaml").read_text())
+    data["segmentation"] = {"rule": "fixed_thresholds", "thresholds": [2.5, 2.0], "description": "x"}
+    p = tmp_path / "m.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match="3 ascending thresholds"):
+        load_methodology(p)
+
+
+def test_unknown_methodology_name():
+    with pytest.raises(InputError, match="file not found"):
+        load_methodology("nof-1999-00")
+    with pytest.raises(InputError, match="not a valid name"):
+        load_methodology("../../etc/passwd")

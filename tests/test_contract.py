@@ -1,0 +1,64 @@
+"""The data contract: valid inputs load; bad inputs give one line naming file, row and column."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from leaguetables.config import load_catalogue
+from leaguetables.contract import check_quarter, load_inputs, previous_quarter, quarter_label, quarter_period
+from leaguetables.errors import InputError
+
+
+def test_quarter_labels():
+    assert check_quarter("2025-26-Q4") == "2025-26-Q4"
+    assert quarter_label("2025-26-Q4") == "Q4 2025/26"
+    assert quarter_period("2025-26-Q4") == "January to March 2026"
+    assert quarter_period("2024-25-Q1") == "April to June 2024"
+    assert previous_quarter("2025-26-Q1") == "2024-25-Q4"
+    assert previous_quarter("2025-26-Q3") == "2025-26-Q2"
+    for bad in ("2025Q4", "2025-27-Q4", "2025-26-Q5", "../2025-26-Q4", "2025-26-Q4/.."):
+        with pytest.raises(InputError):
+            check_quarter(bad)
+
+
+@pytest.fixture
+def copy_demo(demo_dir, tmp_path):
+    dst = tmp_path / "data"
+    shutil.copytree(demo_dir, dst)
+    return dst
+
+
+def _edit(path, line_no: int, column: str, value: str):
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[line_no - 1].split(",")
+    cells[header.index(column)] = value
+    lines[line_no - 1] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("numerator", "-3", "fails check greater_than_or_equal_to(0)"),
+    ("numerator", "abc", "'abc' is not a number"),
+    ("numerator", "inf", "is not a finite number"),
+    ("numerator", "99999999999", "fails check less_than_or_equal_to"),
+    ("trust_code", "RXX", "unknown trust 'RXX'"),
+    ("metric_id", "made_up", "unknown metric 'made_up'"),
+    ("suppressed", "maybe", "'maybe' is not true/false"),
+    ("numerator", "1e9", "is above denominator"),
+])
+def test_bad_observation_names_file_row_and_column(copy_demo, column, value, message):
+    path = copy_demo / "observations.csv"
+    _edit(path, 5, column, value)
+    with pytest.raises(InputError) as exc:
+        load_inputs(copy_demo, load_catalogue("demo"))
+    text = str(exc.value)
+    assert text.startswith(f"{path}, row 5, column '{column}'"), text
+    assert message in text
+
+
+def test_quarter_absent_from_the_data(copy_demo):
+    with pytest.raises(InputError, match="quarter 2030-31-Q1 is not in the data"):
+        load_inputs(copy_demo, load_catalogue("demo"), "2030-31-Q1")
