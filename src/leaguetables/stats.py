@@ -246,7 +246,8 @@ def _multiplier_text(multiplier: float) -> str:
 
 
 def _check_multiplier(multiplier: Any, name: str = "multiplier") -> float:
-    if isinstance(multiplier, bool) or not isinstance(multiplier, Real) or not np.isfinite(multiplier) or multiplier <= 0:
+    bad = isinstance(multiplier, bool) or not isinstance(multiplier, Real)
+    if bad or not np.isfinite(multiplier) or multiplier <= 0:
         raise ValueError(f"{name} must be a positive number; got {multiplier!r}")
     return float(multiplier)
 
@@ -549,7 +550,8 @@ def _join_reference(local: pd.DataFrame, reference: pd.DataFrame, on: list[str],
     ref = reference[on + [ref_x, ref_n]].rename(columns={ref_x: "_ref_x", ref_n: "_ref_n"})
     dup = ref.duplicated(on, keep=False)
     if dup.any():
-        raise ValueError(f"reference has duplicated strata {on}: {ref.loc[dup, on].drop_duplicates().to_dict('records')[:5]}")
+        keys = ref.loc[dup, on].drop_duplicates().to_dict("records")
+        raise ValueError(f"reference has duplicated strata {on}: {keys[:5]}")
     rx = ref["_ref_x"].to_numpy(dtype="float64", na_value=np.nan)
     rn = ref["_ref_n"].to_numpy(dtype="float64", na_value=np.nan)
     ridx = pd.Index(range(len(ref)))
@@ -598,6 +600,8 @@ def expected_from_reference(local: pd.DataFrame, reference: pd.DataFrame, *, on:
     on_cols, by_cols = _as_list(on), _as_list(by)
     if not on_cols:
         raise ValueError("on must name at least one stratum key column")
+    if set(on_cols) & set(by_cols):
+        raise ValueError(f"by and on must not share columns; both name {sorted(set(on_cols) & set(by_cols))}")
     _require_columns(local, on_cols + by_cols + [n], "local")
     loc = local[by_cols + on_cols + [n]].rename(columns={n: "_n"})
     dup = loc.duplicated(by_cols + on_cols, keep=False)
