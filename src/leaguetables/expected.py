@@ -52,8 +52,7 @@ missing value reaching the model is a bug and raises.
 
 O/E intervals use the exact Poisson interval below 10 events and Byar's approximation from 10 events
 (§1.2) on O, divided by E; the uncertainty in E itself is ignored, as is conventional (§2.4).
-They come from the private helper :func:`_poisson_limits` because ``stats.py`` did not exist when
-this module was written; it should be replaced by ``stats.poisson_limits`` once that is available.
+They come from :func:`leaguetables.stats.poisson_limits`.
 """
 
 from __future__ import annotations
@@ -69,6 +68,8 @@ import statsmodels.api as sm
 from scipy import stats as sps
 from statsmodels.discrete.discrete_model import NegativeBinomial as _DiscreteNB
 from statsmodels.tools import sm_exceptions
+
+from .stats import poisson_limits
 
 __all__ = [
     "ExpectedResult",
@@ -124,34 +125,8 @@ class ExpectedResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Confidence interval for O (private; see module docstring)
+# Argument checks
 # ---------------------------------------------------------------------------------------------
-
-
-def _poisson_limits(x: Any, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact Poisson limits below 10 events, Byar from 10 (§1.2); vectorised; NaN in → NaN out.
-
-    Returns (lower, upper, method) with method "Exact", "Byars" or None (missing x).
-    """
-    x = np.asarray(x, dtype=float)
-    alpha = 1.0 - confidence
-    z = sps.norm.ppf(1.0 - alpha / 2.0)
-    lower = np.full(x.shape, np.nan)
-    upper = np.full(x.shape, np.nan)
-    method = np.full(x.shape, None, dtype=object)
-    ok = np.isfinite(x)
-    exact = ok & (x < 10)
-    byar = ok & (x >= 10)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        xe = x[exact]
-        lower[exact] = np.where(xe > 0, sps.chi2.ppf(alpha / 2.0, 2.0 * xe) / 2.0, 0.0)
-        upper[exact] = sps.chi2.ppf(1.0 - alpha / 2.0, 2.0 * xe + 2.0) / 2.0
-        xb = x[byar]
-        lower[byar] = xb * (1.0 - 1.0 / (9.0 * xb) - z / (3.0 * np.sqrt(xb))) ** 3
-        upper[byar] = (xb + 1.0) * (1.0 - 1.0 / (9.0 * (xb + 1.0)) + z / (3.0 * np.sqrt(xb + 1.0))) ** 3
-    method[exact] = "Exact"
-    method[byar] = "Byars"
-    return lower, upper, method
 
 
 def _check_confidence(confidence: float) -> None:
@@ -443,7 +418,7 @@ def fit_expected(
     table.loc[~ok, "expected"] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         oe = table["observed"].to_numpy() / table["expected"].to_numpy()
-    lo, up, meth = _poisson_limits(np.where(ok, table["observed"].to_numpy(), np.nan), confidence)
+    lo, up, meth = poisson_limits(np.where(ok, table["observed"].to_numpy(), np.nan), confidence)
     table["oe"] = np.where(ok, oe, np.nan)
     table["oe_lower"] = lo / table["expected"].to_numpy()
     table["oe_upper"] = up / table["expected"].to_numpy()
@@ -767,7 +742,8 @@ def expected_by_strata(
         if c not in pop.columns:
             raise ModelError(f"population table has no stratum key column {c!r}")
     if ref.duplicated(subset=keys).any():
-        raise ModelError(f"reference table has duplicate strata: {ref.loc[ref.duplicated(subset=keys, keep=False), keys].to_dict('records')}")
+        dups = ref.loc[ref.duplicated(subset=keys, keep=False), keys].to_dict("records")
+        raise ModelError(f"reference table has duplicate strata: {dups}")
     pop[TRUST] = pop[TRUST].astype(str)
     if pop.duplicated(subset=[TRUST] + keys).any():
         raise ModelError("population table has duplicate trust × stratum rows")
@@ -835,7 +811,7 @@ def expected_by_strata(
     ok = np.array([s == "ok" for s in status])
     o = np.where(ok, out["observed"].to_numpy(), np.nan)
     e = np.where(ok, out["expected"].to_numpy(), np.nan)
-    lo, up, meth = _poisson_limits(o, confidence)
+    lo, up, meth = poisson_limits(o, confidence)
     out["isr"] = o / e * refvalue
     out["isr_lower"] = lo / e * refvalue
     out["isr_upper"] = up / e * refvalue

@@ -183,14 +183,14 @@ def similar_peers(
     return out
 
 
-_HIGHER = {"higher_is_better", "high", "higher", "up"}
-_LOWER = {"lower_is_better", "low", "lower", "down"}
+_HIGHER = {"higher_better", "high", "higher", "up"}
+_LOWER = {"lower_better", "low", "lower", "down"}
 
 
 def peer_position(
     values: pd.Series,
     peers: pd.DataFrame,
-    direction: Literal["higher_is_better", "lower_is_better"],
+    direction: Literal["higher_better", "lower_better"],
 ) -> pd.DataFrame:
     """Where each trust stands among itself and its peers.
 
@@ -201,7 +201,7 @@ def peer_position(
     peers
         Output of :func:`similar_peers`.
     direction
-        "higher_is_better" or "lower_is_better" (aliases "high"/"low").
+        "higher_better" or "lower_better" (aliases "high"/"low").
 
     Returns
     -------
@@ -217,7 +217,7 @@ def peer_position(
     elif direction in _LOWER:
         sign = 1.0
     else:
-        raise PeerError(f"direction must be 'higher_is_better' or 'lower_is_better'; got {direction!r}")
+        raise PeerError(f"direction must be 'higher_better' or 'lower_better'; got {direction!r}")
     v = pd.Series(values, dtype=float).copy()
     v.index = v.index.astype(str)
     if v.index.duplicated().any():
