@@ -19,12 +19,14 @@ Pipeline for one quarter (see :func:`build_league_table`):
 Rounding
 --------
 Scores and averages are rounded to 2 dp *half away from zero* (:func:`round_half_up`), the convention of
-Excel's and SQL's ``ROUND`` and of "rounded to 2 dp" in the manual, after removing binary floating-point noise
-(``1.075`` is stored as ``1.07499999…`` and would otherwise round down). The published files cannot tell
-half-up from numpy's round-half-even: the staff-survey scores (the only metric scores reproducible from the
-published table) are multiples of 0.05 with n = 61, so they never fall on a half; of the 9 published averages
-whose mean of 2-dp scores is an exact half, half-up matches 5 and ``numpy.round`` 4, because NHS England
-averages *unrounded* metric scores (see ``reports/reconciliation/summary.md``).
+Excel's and SQL's ``ROUND`` and the plain meaning of "rounded to 2 dp" in the manual, after removing binary
+floating-point noise (``2.555`` is stored as ``2.55499…``). ``numpy.round`` instead rounds exact halves to even
+(``2.545`` → 2.54). The published files cannot settle the choice: the staff-survey scores (the only metric
+scores reproducible from the published table) are multiples of 0.05 (n = 61), so never a half; for the
+averages (OF5002) recomputed from the published 2-dp scores, half-up matches 231 of 244 trust-quarters exactly,
+``numpy.round`` 230 and decimal half-even 232, and of the 9 whose mean is an exact half, 5, 4 and 6 — noise,
+because NHS England averages the *unrounded* metric scores (every average is within 0.01 whichever rule).
+Half-up is used as the conventional rule.
 """
 
 from __future__ import annotations
@@ -198,7 +200,7 @@ def score_ranked(
             order = frame.sort_values(["k", "t"], kind="mergesort")
             new_run = (order["k"].diff() != 0) | (order["t"].diff() != 0)
             pos = pd.Series(np.arange(1, n + 1), index=order.index)
-            rank = pos.where(new_run).ffill()
+            rank = pos.where(new_run).ffill().reindex(key.index)
         else:
             rank = key.rank(method="min")
         raw = lo + (hi - lo) * (rank - 1) / (n - 1) if n > 1 else pd.Series(lo, index=key.index)
@@ -217,12 +219,15 @@ def score_bracket(categories: pd.Series, mapping: Mapping[str, float]) -> pd.Ser
     bad_scores = {k: v for k, v in mapping.items() if not 1.0 <= float(v) <= 4.0}
     if bad_scores:
         raise ValueError(f"bracket scores must lie in [1, 4]: {bad_scores}")
-    cats = categories.astype("object").where(categories.notna(), None)
-    cats = cats.map(lambda c: None if c is None or (isinstance(c, str) and not c.strip()) else c)
-    unknown = sorted({c for c in cats.dropna() if c not in mapping})
+    def missing(c) -> bool:
+        return c is None or (not isinstance(c, str) and pd.isna(c)) or (isinstance(c, str) and not c.strip())
+
+    cats = categories.astype("object")
+    unknown = sorted({c for c in cats if not missing(c) and c not in mapping})
     if unknown:
         raise ValueError(f"categories not in the bracket mapping: {unknown}")
-    return cats.map(lambda c: np.nan if c is None else float(mapping[c])).astype(float).rename("score")
+    out = [np.nan if missing(c) else float(mapping[c]) for c in cats]
+    return pd.Series(out, index=categories.index, dtype=float, name="score")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -246,12 +251,12 @@ def combine_finance(planned: pd.Series, variance: pd.Series) -> pd.Series:
     With only one component scored, the combined score is that component's score **[open]**; with neither,
     NaN. Scores are expected to be the integers 1–4 (the finance metrics are bracket-scored).
     """
-    p = pd.to_numeric(planned, errors="raise").astype(float)
-    v = pd.to_numeric(variance, errors="raise").astype(float).reindex(p.index.union(planned.index))
-    p = p.reindex(v.index)
+    idx = planned.index.union(variance.index)
+    p = pd.to_numeric(planned, errors="raise").astype(float).reindex(idx)
+    v = pd.to_numeric(variance, errors="raise").astype(float).reindex(idx)
     both = np.where(p == 1.0, np.clip(v - 1.0, 1.0, 4.0), np.clip(v + 1.0, 1.0, 4.0))
     out = np.where(p.notna() & v.notna(), both, np.where(p.notna(), p, v))
-    return pd.Series(out, index=v.index, name="score", dtype=float)
+    return pd.Series(out, index=idx, name="score", dtype=float)
 
 
 def finance_rule(planned_metric: str = "OF1079", variance_metric: str = "OF1081") -> Callable[[pd.DataFrame], pd.Series]:
@@ -463,7 +468,11 @@ def assign_segments(
     Rules (recorded by the caller in the output):
 
     * ``"quartiles_within_type"`` — cut points are the 25/50/75th percentiles (numpy default) of the averages
-      of the trust's own type (2025/26; reproduces the published Q4 2025/26 segments exactly);
+      of the trust's own type (2025/26). On the published Q4 2025/26 averages this gives cut points 2.11 /
+      2.29 / 2.57 and reproduces 58 of the 61 published segments; the 3 others lie exactly on the lowest cut
+      point and were published in the worse segment (while trusts on 2.29 and 2.57 went to the better one),
+      so no single tie rule on 2-dp averages reproduces all 61 **[open]**. Q1–Q3 are not within-type
+      quartiles of the published trusts at all;
     * ``"quartiles_over_population"`` — the same percentiles of ``population_average`` (a Series, or a
       mapping trust type → Series), a configured population other than the trusts segmented;
     * ``"fixed_thresholds"`` — ``thresholds``: three cut points, or a mapping trust type → three cut points
@@ -589,10 +598,11 @@ class _Units:
         for start in range(0, replicates, _BLOCK):
             b = min(_BLOCK, replicates - start)
             for where, sw, w in self.groups:
-                k = sw.shape[1]
-                idx = rng.integers(0, k, size=(b, len(where), k))
-                num = np.take_along_axis(np.broadcast_to(sw, idx.shape), idx, axis=2).sum(axis=2)
-                den = np.take_along_axis(np.broadcast_to(w, idx.shape), idx, axis=2).sum(axis=2)
+                n, k = sw.shape
+                # draw position j of trust i's k units, as an index into the flattened (n, k) arrays
+                flat = rng.integers(0, k, size=(b, n, k)) + (np.arange(n) * k)[None, :, None]
+                num = sw.ravel()[flat].sum(axis=2)
+                den = k if np.all(w == 1.0) else w.ravel()[flat].sum(axis=2)
                 out[start:start + b, where] = num / den
         return out
 
@@ -639,6 +649,55 @@ def likely_range_average(
                          "average_lower": round_half_up(lohi[0]), "average_upper": round_half_up(lohi[1])})
 
 
+def _joint_replicates(
+    scores: pd.DataFrame,
+    trust_type: pd.Series,
+    deficit: pd.Series,
+    deficit_support: pd.Series,
+    segmentation_rule: str,
+    thresholds,
+    population_average,
+    replicates: int,
+    seed: int,
+    recompute_cuts: bool,
+    combine_rules,
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Replicate arrays of the joint bootstrap: (trusts, means, adjusted segments, ranks), each (B, n)."""
+    if segmentation_rule not in SEGMENTATION_RULES:
+        raise ValueError(f"segmentation rule must be one of {SEGMENTATION_RULES}, got {segmentation_rule!r}")
+    units = combine_scores(scores, combine_rules)
+    trusts = sorted(units["trust_code"].unique())
+    tt = trust_type.reindex(trusts)
+    if tt.isna().any():
+        raise ValueError(f"trust_type is missing for {sorted(tt.index[tt.isna()])[:10]}")
+    in_deficit = (_as_bool(deficit, pd.Index(trusts), "deficit")
+                  | _as_bool(deficit_support, pd.Index(trusts), "deficit_support")).to_numpy()
+    # cut points of the observed quarter (used unless within-type quartiles are recomputed per replicate)
+    observed = _weighted_average(units, ["trust_code"], 2).set_index("trust_code")["average_score"]
+    fixed_cuts = _cut_points(observed.reindex(trusts), tt, segmentation_rule, thresholds, population_average)
+
+    b = int(replicates)
+    means = _Units(units, trusts).means(np.random.default_rng(seed), b)
+    cents = np.floor(np.round(means * 100.0, 6) + 0.5).astype(np.int64)  # 2-dp averages, as integers
+    avg2 = cents / 100.0
+    ranks = np.zeros((b, len(trusts)), dtype=np.int64)
+    segs = np.zeros((b, len(trusts)), dtype=np.int8)
+    tt_arr = tt.astype(str).to_numpy()
+    for t in sorted(set(tt_arr)):
+        cols = np.flatnonzero(tt_arr == t)
+        a = avg2[:, cols]
+        if recompute_cuts and segmentation_rule == "quartiles_within_type":
+            cuts = np.percentile(a, QUARTILES, axis=1)[:, :, None]  # (3, B, 1)
+        else:
+            cuts = np.asarray(fixed_cuts[t], dtype=float)[:, None, None]
+        seg = _segment_from_cuts(a, cuts)
+        seg = np.where((seg <= 2) & in_deficit[cols][None, :], 3, seg).astype(np.int8)
+        segs[:, cols] = seg
+        key = seg.astype(np.int64) * 100_000 + cents[:, cols]
+        ranks[:, cols] = _competition_rank_rows(key)
+    return trusts, means, segs, ranks
+
+
 def joint_bootstrap(
     scores: pd.DataFrame,
     trust_type: pd.Series,
@@ -651,56 +710,34 @@ def joint_bootstrap(
     replicates: int,
     seed: int,
     level: float = 0.95,
+    recompute_cuts: bool = False,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
 ) -> pd.DataFrame:
     """Likely ranges of average and rank, and segment probabilities, from one joint bootstrap.
 
-    In every replicate every trust's scored units are resampled (as :func:`likely_range_average`), its
-    average rounded half up to 2 dp; segments are re-derived with ``segmentation_rule`` (within-type
-    quartiles are recomputed from the replicate's averages; a configured population or fixed thresholds stay
-    fixed); the financial override is re-applied from the (fixed) deficit flags; and the whole type is
-    re-ranked by (adjusted segment, average) with competition ranks.
+    In every replicate every trust's scored units are resampled (as :func:`likely_range_average`) and its
+    average rounded half up to 2 dp; the trust's segment is re-derived from that average; the financial
+    override is re-applied from the (fixed) deficit flags; and the whole type is re-ranked by (adjusted
+    segment, average) with competition ranks.
+
+    The cut points are those of the observed quarter (from ``segmentation_rule``), held fixed across
+    replicates — this reproduces NHS England's published Q4 2025/26 likely ranges of rank (all 61 trusts
+    within ±1; see the reconciliation). With ``recompute_cuts=True`` and within-type quartiles, the quartiles
+    are recomputed from each replicate's averages instead, so the ranges also carry the uncertainty of the
+    cut points (wider for trusts near a cut; 4 of the 61 published lower bounds are then off by 2).
 
     ``trust_type``, ``deficit`` and ``deficit_support`` are Series indexed by trust code; trusts with no
-    scored unit are left out. Returns per trust: ``average_lower, average_upper`` (as
-    :func:`likely_range_average`), ``rank_lower, rank_upper`` (percentiles of the replicate ranks, numpy
-    default interpolation, rounded half up to whole ranks) and ``p_segment_1..4`` — the share of replicates in
-    which the trust's adjusted segment is 1–4 (goes beyond NHS England, which publishes no such figure).
+    scored unit are left out. Returns per trust: ``average_lower, average_upper`` (identical to
+    :func:`likely_range_average` for the same scores, seed and replicates), ``rank_lower, rank_upper``
+    (percentiles of the replicate ranks, numpy default interpolation, rounded half up to whole ranks) and
+    ``p_segment_1..4`` — the share of replicates in which the trust's *adjusted* segment is 1–4 (beyond NHS
+    England, which publishes no such figure; segment 5 is a judgement and is not simulated).
     """
     q = _check_level(level, replicates)
-    units = combine_scores(scores, combine_rules)
-    trusts = sorted(units["trust_code"].unique())
-    tt = trust_type.reindex(trusts)
-    if tt.isna().any():
-        raise ValueError(f"trust_type is missing for {sorted(tt.index[tt.isna()])[:10]}")
-    in_deficit = (_as_bool(deficit, pd.Index(trusts), "deficit")
-                  | _as_bool(deficit_support, pd.Index(trusts), "deficit_support")).to_numpy()
-    b = int(replicates)
-    means = _Units(units, trusts).means(np.random.default_rng(seed), b)
+    trusts, means, segs, ranks = _joint_replicates(
+        scores, trust_type, deficit, deficit_support, segmentation_rule, thresholds, population_average,
+        replicates, seed, recompute_cuts, combine_rules)
     avg_range = _percentiles(means, q)
-    cents = np.floor(np.round(means * 100.0, 6) + 0.5).astype(np.int64)  # 2-dp averages, as integers
-    avg2 = cents / 100.0
-
-    fixed_cuts = (None if segmentation_rule == "quartiles_within_type"
-                  else _cut_points(pd.Series(np.nan, index=tt.index), tt, segmentation_rule, thresholds,
-                                   population_average))
-    if segmentation_rule not in SEGMENTATION_RULES:
-        raise ValueError(f"segmentation rule must be one of {SEGMENTATION_RULES}, got {segmentation_rule!r}")
-    ranks = np.zeros((b, len(trusts)), dtype=np.int64)
-    segs = np.zeros((b, len(trusts)), dtype=np.int8)
-    tt_arr = tt.astype(str).to_numpy()
-    for t in sorted(set(tt_arr)):
-        cols = np.flatnonzero(tt_arr == t)
-        a = avg2[:, cols]
-        if fixed_cuts is None:
-            cuts = np.percentile(a, QUARTILES, axis=1)[:, :, None]  # (3, B, 1)
-        else:
-            cuts = np.asarray(fixed_cuts[t], dtype=float)[:, None, None]
-        seg = _segment_from_cuts(a, cuts)
-        seg = np.where((seg <= 2) & in_deficit[cols][None, :], 3, seg).astype(np.int8)
-        segs[:, cols] = seg
-        key = seg.astype(np.int64) * 100_000 + cents[:, cols]
-        ranks[:, cols] = _competition_rank_rows(key)
     rank_range = np.percentile(ranks, q, axis=0)
     out = pd.DataFrame({
         "trust_code": trusts,
@@ -732,6 +769,7 @@ def build_league_table(
     seed: int,
     level: float = 0.95,
     population_average=None,
+    recompute_cuts: bool = False,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
 ) -> pd.DataFrame:
     """The NOF league table of one quarter, one row per trust of ``trusts``.
@@ -746,8 +784,12 @@ def build_league_table(
         ``trust_code, deficit, deficit_support, improvement_programme`` (booleans) for every trust.
     segmentation_rule, thresholds, population_average
         See :func:`assign_segments`.
-    replicates, seed, level
-        Bootstrap replicates, seed (from configuration) and level of the likely ranges.
+    replicates, seed, level, recompute_cuts
+        Bootstrap replicates, seed (from configuration), level of the likely ranges, and whether within-type
+        quartiles are recomputed in each replicate (see :func:`joint_bootstrap`; default: the quarter's cut
+        points held fixed, as NHS England's published ranges imply).
+    combine_rules
+        See :func:`combine_scores`.
 
     Returns
     -------
@@ -762,7 +804,7 @@ def build_league_table(
         within-type quartiles **[open]**), sorted by trust type, rank, trust code.
         ``segment`` is the adjusted segment, 5 where ``improvement_programme``; the league ``rank`` uses the
         adjusted segment 1–4, as NHS England does. ``attrs`` records ``cut_points`` (per type),
-        ``segmentation_rule``, ``replicates``, ``seed`` and ``level``.
+        ``segmentation_rule``, ``replicates``, ``seed``, ``level`` and ``recompute_cuts``.
     """
     need = {"trust_code", "trust_name", "trust_type", "trust_subtype", "region"}
     if missing := sorted(need - set(trusts.columns)):
@@ -804,7 +846,8 @@ def build_league_table(
 
     boot = joint_bootstrap(scores, reg["trust_type"], flags["deficit"], flags["deficit_support"],
                            segmentation_rule, thresholds, population_average, replicates=replicates, seed=seed,
-                           level=level, combine_rules=combine_rules).set_index("trust_code")
+                           level=level, recompute_cuts=recompute_cuts,
+                           combine_rules=combine_rules).set_index("trust_code")
     for col in ("average_lower", "average_upper"):
         out[col] = boot[col].reindex(reg.index)
     for col in ("rank_lower", "rank_upper"):
@@ -825,5 +868,5 @@ def build_league_table(
     out = out.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort", na_position="last",
                           ignore_index=True)
     out.attrs.update({"cut_points": cuts, "segmentation_rule": segmentation_rule, "replicates": int(replicates),
-                      "seed": seed, "level": level})
+                      "seed": seed, "level": level, "recompute_cuts": recompute_cuts})
     return out

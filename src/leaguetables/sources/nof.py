@@ -227,12 +227,15 @@ def summary(data: pd.DataFrame) -> pd.DataFrame:
     reg = trust_register(data)
     s = _codes(data, r"OF500[0-7]")
     wide = s.pivot(index=["quarter", "trust_code"], columns="metric_id", values="value")
+    missing = [c for c in ("OF5000", "OF5002", "OF5003", "OF5004") if c not in wide.columns]
+    if missing:
+        raise ValueError(f"NOF data has no summary rows {missing}")
     rank = s[s["metric_id"] == "OF5000"].set_index(["quarter", "trust_code"])["rank"]
     out = pd.DataFrame(index=wide.index)
-    out["average"] = wide.get("OF5002")
-    out["unadjusted_segment"] = wide.get("OF5003").astype("Int64")
-    out["segment"] = wide.get("OF5000").astype("Int64")
-    out["in_financial_deficit"] = wide.get("OF5004").astype("boolean")
+    out["average"] = wide["OF5002"]
+    out["unadjusted_segment"] = wide["OF5003"].astype("Int64")
+    out["segment"] = wide["OF5000"].astype("Int64")
+    out["in_financial_deficit"] = wide["OF5004"].astype("boolean")
     out["final_segment"] = (wide["OF5005"] if "OF5005" in wide else pd.Series(np.nan, index=wide.index)).astype("Int64")
     out["recovery_programme"] = (wide["OF5007"] if "OF5007" in wide else pd.Series(np.nan, index=wide.index)).astype("boolean")
     out["rank"] = rank.reindex(out.index).astype("Int64")
