@@ -50,10 +50,12 @@ class _Strict(BaseModel):
 class Scoring(_Strict):
     """How a metric becomes a NOF score (1.00 best – 4.00 worst)."""
 
-    method: Literal["ranked", "bracket", "none"] = "ranked"
+    method: Literal["ranked", "bracket", "bands", "none"] = "ranked"
     standard: float | None = Field(None, description="trusts meeting it score 1.00; the rest spread 2.00–4.00")
     floor: float | None = Field(None, description="trusts failing it score 4.00; the rest spread 1.00–3.00")
     brackets: dict[str, float] | None = None
+    bands: list[tuple[float | None, float]] | None = Field(
+        None, description="[lower bound, score] pairs, best first; the last bound is null (everything below)")
     comparator: Literal["type", "all_listed_types"] = "type"
 
     @model_validator(mode="after")
@@ -64,6 +66,17 @@ class Scoring(_Strict):
             raise ValueError("'brackets' given but scoring method is not 'bracket'")
         if self.standard is not None and self.floor is not None:
             raise ValueError("a metric has a standard or a floor, not both")
+        if self.method == "bands":
+            b = self.bands or []
+            if len(b) < 2 or b[-1][0] is not None or any(x[0] is None for x in b[:-1]):
+                raise ValueError("'bands' needs at least two [lower bound, score] pairs, the last with bound null")
+            bounds = [x[0] for x in b[:-1]]
+            if bounds != sorted(bounds, reverse=True):
+                raise ValueError("'bands' lower bounds must be in descending order (best band first)")
+            if any(not 1.0 <= x[1] <= 4.0 for x in b):
+                raise ValueError("band scores must lie in 1–4")
+        elif self.bands:
+            raise ValueError("'bands' given but scoring method is not 'bands'")
         if self.brackets:
             bad = {k: v for k, v in self.brackets.items() if not 1.0 <= v <= 4.0}
             if bad:
@@ -151,10 +164,27 @@ class Metric(_Strict):
         return self.adjustment is not None
 
 
+class CombineGroup(_Strict):
+    """Metrics that enter the average once, as one combined score."""
+
+    name: str
+    nof_id: str | None = None
+    rule: Literal["nof_finance", "weighted_mean"]
+    planned: str | None = Field(None, description="nof_finance: the planned surplus/deficit metric")
+    variance: str | None = Field(None, description="nof_finance: the year-to-date variance-to-plan metric")
+
+    @model_validator(mode="after")
+    def _check(self) -> "CombineGroup":
+        if self.rule == "nof_finance" and not (self.planned and self.variance):
+            raise ValueError("the nof_finance rule needs 'planned' and 'variance' metric ids")
+        return self
+
+
 class Catalogue(_Strict):
     id: str
     version: str
     description: str
+    combine_groups: dict[str, CombineGroup] = {}
     metrics: list[Metric]
 
     @model_validator(mode="after")
@@ -163,6 +193,14 @@ class Catalogue(_Strict):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate metric ids: {dupes}")
+        used = {m.combine_group for m in self.metrics if m.combine_group}
+        undefined = sorted(used - set(self.combine_groups))
+        if undefined:
+            raise ValueError(f"combine_group(s) {undefined} used by metrics but not defined in combine_groups")
+        for name, g in self.combine_groups.items():
+            for mid in (g.planned, g.variance):
+                if mid is not None and (mid not in ids or self.metric(mid).combine_group != name):
+                    raise ValueError(f"combine group {name!r} names {mid!r}, which is not a metric of that group")
         return self
 
     def metric(self, metric_id: str) -> Metric:

@@ -44,10 +44,11 @@ def to_svg(fig, title: str, alt: str, svg_id: str) -> str:
 def distribution(result):
     m = result.metric
     t = result.table
-    values = t.loc[t["status"] == "ok", "value"]
     if m.statistic == "bracket":
-        values = t.loc[t["status"] == "ok", "category"]
-    return charts.distribution_figure(values, title=m.name, x_label=m.unit)
+        labels = ", ".join(f"{v:g} {k}" for k, v in (m.scoring.brackets or {}).items())
+        return charts.distribution_figure(t.loc[t["status"] == "ok", "score"], title=m.name,
+                                          x_label=f"Score ({labels})")
+    return charts.distribution_figure(t.loc[t["status"] == "ok", "value"], title=m.name, x_label=m.unit)
 
 
 def save_funnels(result, work_dir) -> dict:
@@ -58,7 +59,7 @@ def save_funnels(result, work_dir) -> dict:
     fig_dir.mkdir(parents=True, exist_ok=True)
     for ttype, res in result.funnels.items():
         t = result.table
-        ok = t[(t["trust_type"] == ttype) & t["trust_code"].isin(list(res.units["label"]))]
+        ok = t[(t["trust_type"] == ttype) & t["trust_code"].isin(list(res.units.index))]
         adjusted = ttype in result.models
         if adjusted:
             y_label, x_label = "Observed / expected (demographically adjusted)", "Expected events"
@@ -69,7 +70,7 @@ def save_funnels(result, work_dir) -> dict:
         title = f"{m.name}: {TRUST_TYPE_PLURAL[ttype].lower()}"
         subtitle = (f"{result.quarter}; {len(ok)} trusts; {res.method} overdispersion, "
                     f"φ = {res.phi:.2f}, {'adjusted' if res.adjusted_used else 'unadjusted'} limits")
-        fig, alt = charts.funnel_figure(res, labels=list(res.units["label"]), title=title, subtitle=subtitle,
+        fig, alt = charts.funnel_figure(res, labels=list(res.units.index), title=title, subtitle=subtitle,
                                         y_label=y_label, x_label=x_label, direction=m.direction)
         svg_id = f"fig-{m.id}-{ttype}".replace("_", "-")
         (fig_dir / f"{m.id}__{ttype}.svg").write_text(to_svg(fig, title, alt, svg_id), encoding="utf-8")

@@ -47,7 +47,8 @@ def scores_long(results: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
     return df.sort_values(["trust_code", "metric_id"], kind="mergesort").reset_index(drop=True)
 
 
-def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: str, methodology: Methodology):
+def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: str, methodology: Methodology,
+           catalogue: Catalogue):
     sc = scores.rename(columns={column: "score_used"})[["trust_code", "metric_id", "score_used", "weight",
                                                          "combine_group", "domain"]]
     sc = sc.rename(columns={"score_used": "score"}).dropna(subset=["score"])
@@ -56,12 +57,23 @@ def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: st
     status = inputs.trusts[["trust_code"]].merge(status, on="trust_code", how="left")
     for c in ("deficit", "deficit_support", "improvement_programme"):
         status[c] = status[c].fillna(False).astype(bool)
+    if not methodology.financial_override.enabled:
+        status = status.assign(deficit=False, deficit_support=False)
     seg = methodology.segmentation
     b = methodology.bootstrap
-    return scoring.build_league_table(
+    table = scoring.build_league_table(
         sc, inputs.trusts, status, segmentation_rule=seg.rule, thresholds=seg.thresholds,
-        replicates=b.replicates, seed=b.seed, level=b.level,
-        financial_override=methodology.financial_override.enabled)
+        replicates=b.replicates, seed=b.seed, level=b.level, combine_rules=combine_rules(catalogue))
+    return table, table.attrs.get("cut_points", {})
+
+
+def combine_rules(catalogue: Catalogue) -> dict:
+    """The scoring functions of the catalogue's combine groups."""
+    rules = {}
+    for name, g in catalogue.combine_groups.items():
+        if g.rule == "nof_finance":
+            rules[name] = scoring.finance_rule(g.planned, g.variance)
+    return rules
 
 
 def sensitivity(raw: pd.DataFrame, adj: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -85,8 +97,8 @@ def build_league(work_dir: Path | str, inputs: QuarterInputs, methodology: Metho
     loaded = load_metric_results(work_dir)
     results = pd.concat([v["table"] for v in loaded.values()], ignore_index=True)
     scores = scores_long(results, catalogue)
-    table, cuts = _build(scores, "score", inputs, quarter, methodology)
-    adjusted, _ = _build(scores, "score_adjusted", inputs, quarter, methodology)
+    table, cuts = _build(scores, "score", inputs, quarter, methodology, catalogue)
+    adjusted, _ = _build(scores, "score_adjusted", inputs, quarter, methodology, catalogue)
     sens, summary = sensitivity(table, adjusted)
     return League(quarter, table, adjusted, scores, results, sens, summary, cuts)
 

@@ -76,11 +76,12 @@ def observed_table(inputs: QuarterInputs, metric: Metric, quarter: str) -> pd.Da
     trusts = inputs.trusts.loc[inputs.trusts["trust_type"].isin(metric.trust_types), ["trust_code", "trust_type"]]
     obs = inputs.observations
     obs = obs.loc[(obs["quarter"] == quarter) & (obs["metric_id"] == metric.id)]
-    df = trusts.merge(obs.drop(columns=["quarter", "metric_id"]), on="trust_code", how="left")
+    obs = obs.drop(columns=["quarter", "metric_id"]).rename(columns={"value": "reported_value"})
+    df = trusts.merge(obs, on="trust_code", how="left")
     status = np.where(df["suppressed"].isna(), STATUS_MISSING,
                       np.where(df["suppressed"].fillna(False).astype(bool), STATUS_SUPPRESSED, STATUS_OK))
     df["status"] = status
-    has_figure = df[["numerator", "value", "category"]].notna().any(axis=1)
+    has_figure = df[["numerator", "reported_value", "category"]].notna().any(axis=1)
     df.loc[(df["status"] == STATUS_OK) & ~has_figure, "status"] = STATUS_MISSING
     df.insert(0, "metric_id", metric.id)
     df.insert(0, "quarter", quarter)
@@ -101,9 +102,9 @@ def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFra
         res = stats.crude_rate(sub["numerator"].to_numpy(float), sub["denominator"].to_numpy(float),
                                confidence=confidence, multiplier=metric.multiplier)
     elif metric.statistic == "mean" and len(sub):
-        res = stats.mean_score(sub["value"].to_numpy(float), confidence=confidence)
+        res = stats.mean_score(sub["reported_value"].to_numpy(float), confidence=confidence)
     else:
-        value = sub["value"].to_numpy(float) if metric.statistic == "value" else np.full(len(sub), np.nan)
+        value = sub["reported_value"].to_numpy(float) if metric.statistic == "value" else np.full(len(sub), np.nan)
         res = pd.DataFrame({"value": value, "lower": np.nan, "upper": np.nan, "confidence": np.nan,
                             "statistic": "reported value" if metric.statistic == "value" else "rating",
                             "method": "as reported"})
@@ -168,15 +169,17 @@ def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology) -
         if len(rows) < 3 or num.sum() <= 0:
             result.notes.append(f"No funnel plot for {ttype}: fewer than 3 trusts or no events")
             continue
+        codes = df.loc[rows, "trust_code"].to_numpy()
         res = funnel_mod.spiegelhalter(
-            num.to_numpy(float), den.to_numpy(float), data_type=data_type, sr_method=settings.sr_method,
-            trim_by=settings.trim_by, labels=df.loc[rows, "trust_code"].to_numpy())
+            pd.Series(num.to_numpy(float), index=codes), pd.Series(den.to_numpy(float), index=codes),
+            data_type=data_type, sr_method=settings.sr_method, trim_by=settings.trim_by)
         result.funnels[ttype] = res
-        high, low = funnel_mod.flags(res, level=settings.band_level)
-        band, outcome = funnel_mod.band(high, low, m.direction)
-        out.loc[rows, "funnel_z"] = res.units["z_adjusted" if res.adjusted_used else "z"].to_numpy(float)
-        out.loc[rows, "funnel_band"] = np.asarray(band, dtype=object)
-        out.loc[rows, "funnel_outcome"] = np.asarray(outcome, dtype=object)
+        flags = res.flags(confidence=settings.band_level).reindex(codes)
+        bands = funnel_mod.band(flags["high"], flags["low"], m.direction)
+        z = res.units["z_adjusted" if res.adjusted_used else "z"].reindex(codes)
+        out.loc[rows, "funnel_z"] = z.to_numpy(float)
+        out.loc[rows, "funnel_band"] = bands["band"].astype(object).to_numpy()
+        out.loc[rows, "funnel_outcome"] = bands["outcome"].astype(object).to_numpy()
     return out
 
 
@@ -189,6 +192,8 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
         ok = df["status"] == STATUS_OK
         scores.loc[ok] = scoring.score_bracket(df.loc[ok, "category"], dict(s.brackets or {})).to_numpy(float)
         return scores
+    if s.method == "bands":
+        return pd.Series(score_bands(df[column].to_numpy(float), s.bands or []), index=df.index)
     groups = [metric.trust_types] if s.comparator == "all_listed_types" else [[t] for t in metric.trust_types]
     for types in groups:
         rows = df.index[df["trust_type"].isin(types) & df[column].notna()]
@@ -198,6 +203,18 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
         sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=s.floor)
         scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
     return scores
+
+
+def score_bands(values: np.ndarray, bands: list[tuple[float | None, float]]) -> np.ndarray:
+    """Score by value bands, best first: the first band whose lower bound the value reaches (``>=``); the last
+    band (bound ``None``) takes everything below. Missing values stay missing."""
+    out = np.full(len(values), np.nan)
+    todo = ~np.isnan(values)
+    for bound, score in bands:
+        hit = todo if bound is None else todo & (values >= bound)
+        out[hit] = score
+        todo = todo & ~hit
+    return out
 
 
 def _type_values(df: pd.DataFrame, metric: Metric) -> pd.Series:

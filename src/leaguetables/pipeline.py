@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import shutil
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo"
 DEFAULT_REAL_DATA = (PROJECT_ROOT / ".." / "shared" / "data" / "real").resolve()
 DEFAULT_OUT = PROJECT_ROOT / "reports"
 SOURCES = ("demo", "nhse", "files")
+FAILED_DIR = ".failed"  # under the reports folder: the executed notebooks of the last failed run of a quarter
 SOURCE_CATALOGUE = {"demo": "demo", "nhse": "nhse-acute", "files": None}
 
 
@@ -101,23 +103,79 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
     return Prepared(opts, methodology, catalogue, inputs, data_dir, metric_ids)
 
 
-def _execute(notebook: str, out_path: Path, parameters: dict, cwd: Path) -> float:
-    import papermill as pm
+RESET_SOURCE = ("# Added by run_quarter.py: this kernel is reused from the previous notebook of the run (to avoid a\n"
+                "# process start and imports per notebook); its namespace is reset first.\n"
+                "get_ipython().reset(new_session=True, aggressive=False)")
 
-    t0 = time.perf_counter()
-    try:
-        pm.execute_notebook(
-            str(NOTEBOOK_DIR / notebook), str(out_path), parameters=parameters, kernel_name=KERNEL_NAME,
-            progress_bar=False, start_timeout=120, execution_timeout=1200, cwd=str(cwd), log_output=False,
-        )
-    except pm.PapermillExecutionError as exc:
-        raise PipelineError(f"{notebook} failed for {parameters.get('metric_id', parameters.get('quarter'))}: "
-                            f"{exc.ename}: {exc.evalue} (see {out_path})") from None
-    return time.perf_counter() - t0
+
+class NotebookWorker:
+    """One warm Jupyter kernel (the project's named kernel) in its own thread, reused for several notebooks.
+
+    Starting a kernel and importing pandas, statsmodels and matplotlib costs seconds per notebook; a worker pays
+    it once. Every notebook still runs, and is saved, as its own executed notebook; a notebook run on a reused
+    kernel starts with a visible cell that resets the namespace.
+    """
+
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.km = None
+        self.used = 0
+        self.pool = ThreadPoolExecutor(max_workers=1)
+
+    def submit(self, fn, *args):
+        return self.pool.submit(fn, *args)
+
+    def execute(self, notebook: str, out_path: Path, parameters: dict) -> float:
+        import nbformat
+        import papermill as pm
+        from jupyter_client.manager import AsyncKernelManager
+
+        t0 = time.perf_counter()
+        if self.km is None:
+            # IPC sockets (no open TCP ports); unix socket paths must be short, hence a fresh /tmp folder
+            self.ipc_dir = tempfile.mkdtemp(prefix="ltk-")
+            self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
+            self.km.connection_file = os.path.join(self.ipc_dir, "kernel.json")
+            self.km.ip = os.path.join(self.ipc_dir, "k")
+        nb = nbformat.read(NOTEBOOK_DIR / notebook, as_version=4)
+        if self.used:
+            cell = nbformat.v4.new_code_cell(RESET_SOURCE)
+            cell.id = "kernel-reset"
+            cell.metadata["tags"] = ["remove-cell"]
+            nb.cells.insert(0, cell)
+        self.used += 1
+        try:
+            pm.execute_notebook(
+                nb, str(out_path), parameters=parameters, kernel_name=KERNEL_NAME, km=self.km,
+                progress_bar=False, start_timeout=120, execution_timeout=1200, cwd=str(self.cwd), log_output=False,
+            )
+        except pm.PapermillExecutionError as exc:
+            raise PipelineError(f"{notebook} failed for {parameters.get('metric_id', parameters.get('quarter'))}: "
+                                f"{exc.ename}: {exc.evalue} (see {FAILED_DIR}/{out_path.parent.parent.name}/"
+                                f"notebooks/{out_path.name})") from None
+        return time.perf_counter() - t0
+
+    def _shutdown(self) -> None:
+        if self.km is not None:
+            from jupyter_core.utils import run_sync
+
+            try:
+                run_sync(self.km.shutdown_kernel)(now=True)
+            except Exception:  # noqa: BLE001 - best effort: the process is gone either way
+                pass
+            self.km = None
+            shutil.rmtree(self.ipc_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        self.pool.submit(self._shutdown).result()
+        self.pool.shutdown(wait=True)
 
 
 def run_notebooks(prep: Prepared, staging: Path, work: Path) -> dict:
-    """Execute the metric notebooks in parallel, then the league and report notebooks."""
+    """Execute the metric notebooks in parallel on warm kernels, then the league and report notebooks."""
+    import queue
+    import threading
+
     opts = prep.options
     nb_dir = staging / "notebooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
@@ -129,27 +187,45 @@ def run_notebooks(prep: Prepared, staging: Path, work: Path) -> dict:
         from tqdm import tqdm
 
         progress = tqdm(total=len(prep.metric_ids), desc="metric notebooks", unit="nb", leave=True)
-    with ThreadPoolExecutor(max_workers=min(opts.jobs, len(prep.metric_ids))) as pool:
-        futures = {
-            pool.submit(_execute, "metric.ipynb", nb_dir / f"metric_{mid}.ipynb", {**common, "metric_id": mid},
-                        work): mid
-            for mid in prep.metric_ids
-        }
-        try:
-            for fut in as_completed(futures):
-                timings["metrics"][futures[fut]] = round(fut.result(), 3)
+    todo: queue.Queue = queue.Queue()
+    # the slowest metrics (demographic models) first, so the two workers finish together
+    for mid in sorted(prep.metric_ids, key=lambda m: prep.catalogue.metric(m).adjustment is None):
+        todo.put(mid)
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def drain(worker: NotebookWorker) -> None:
+        while not failed.is_set():
+            try:
+                mid = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                seconds = worker.execute("metric.ipynb", nb_dir / f"metric_{mid}.ipynb", {**common, "metric_id": mid})
+            except BaseException:
+                failed.set()
+                raise
+            with lock:
+                timings["metrics"][mid] = round(seconds, 3)
                 if progress is not None:
                     progress.update(1)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
-            if progress is not None:
-                progress.close()
-    timings["metrics_wall"] = round(time.perf_counter() - t0, 3)
-    timings["league"] = round(_execute("league_table.ipynb", nb_dir / "league_table.ipynb", common, work), 3)
-    timings["report"] = round(_execute("report.ipynb", nb_dir / "report.ipynb", common, work), 3)
+
+    workers = [NotebookWorker(work) for _ in range(min(opts.jobs, len(prep.metric_ids)))]
+    try:
+        futures = [w.submit(drain, w) for w in workers]
+        for f in futures:
+            f.result()
+        if progress is not None:
+            progress.close()
+        timings["metrics_wall"] = round(time.perf_counter() - t0, 3)
+        w = workers[0]
+        timings["league"] = round(w.submit(w.execute, "league_table.ipynb", nb_dir / "league_table.ipynb",
+                                           common).result(), 3)
+        timings["report"] = round(w.submit(w.execute, "report.ipynb", nb_dir / "report.ipynb", common).result(), 3)
+    finally:
+        failed.set()
+        for w in workers:
+            w.close()
     return timings
 
 
@@ -192,11 +268,19 @@ def run(opts: RunOptions) -> Path:
         write_context(prep, work)
         timings.update(run_notebooks(prep, staging, work))
         t0 = time.perf_counter()
-        publish.finalise(prep, staging, work, timings)
-        timings["publish"] = round(time.perf_counter() - t0, 3)
+        publish.export_report(prep, staging)
+        timings["export"] = round(time.perf_counter() - t0, 3)
         timings["total"] = round(time.perf_counter() - t_start, 3)
         opts.timings = timings
-        return publish.publish(staging, out_root / opts.quarter, timings)
+        publish.write_manifest(prep, staging, timings)
+        return publish.publish(staging, out_root / opts.quarter)
+    except PipelineError as exc:
+        failed = out_root / FAILED_DIR / staging.name
+        shutil.rmtree(out_root / FAILED_DIR, ignore_errors=True)
+        failed.parent.mkdir(parents=True)
+        shutil.rmtree(work, ignore_errors=True)
+        os.replace(staging, failed)
+        raise PipelineError(str(exc).replace(f"{FAILED_DIR}/{staging.name}", str(failed))) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -61,7 +61,7 @@ def nhse_league_table(table: pd.DataFrame, quarter: str) -> pd.DataFrame:
         "Average_score": t["average_score"].round(2).to_numpy(),
         "Likely_range_of_average_score": [_range(a, b) for a, b in zip(t["average_lower"], t["average_upper"])],
         "Segment": t["segment"].astype("Int64").to_numpy(),
-        "Trust_in_financial_deficit": np.where(t["in_deficit"].to_numpy(bool), "Yes", "No"),
+        "Trust_in_financial_deficit": np.where(t["in_financial_deficit"].to_numpy(bool), "Yes", "No"),
         "Rank": t["rank"].astype("Int64").to_numpy(),
         "Likely_range_of_rank": [_range(a, b, "{:.0f}") for a, b in zip(t["rank_lower"], t["rank_upper"])],
     })
@@ -219,16 +219,15 @@ def write_manifest(prep, staging: Path, timings: dict) -> dict:
     return manifest
 
 
-def finalise(prep, staging: Path, work: Path, timings: dict) -> None:
-    """Export the report HTML from the executed report notebook; write the manifest last."""
+def export_report(prep, staging: Path) -> None:
+    """Export the report HTML from the executed report notebook."""
     from .contract import quarter_period
 
     title = f"NHS trust league tables: {quarter_label(prep.options.quarter)} ({quarter_period(prep.options.quarter)})"
     export_html(staging / "notebooks" / "report.ipynb", staging / "index.html", title)
-    write_manifest(prep, staging, timings)
 
 
-def publish(staging: Path, target: Path, timings: dict | None = None) -> Path:
+def publish(staging: Path, target: Path) -> Path:
     """Move a complete staging folder into place atomically; the previous version is kept under .superseded/."""
     work = staging / "_work"
     if work.exists():

@@ -394,7 +394,7 @@ class ReportData:
     def about(self) -> str:
         return about_html(self.catalogue, self.inputs.trusts, self.run["source"])
 
-    def methodology(self) -> str:
+    def methodology_summary(self) -> str:
         return methodology_summary_html(self.methodology, self.catalogue)
 
     def data_quality(self) -> str:

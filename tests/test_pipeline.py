@@ -1,0 +1,121 @@
+"""End to end: a small demo quarter through run_quarter.py, checked for internal consistency and determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+QUARTER = "2025-26-Q4"
+# A small quarter that still covers all three trust types, an adjusted metric, a rate with a funnel plot,
+# a bracket metric and the combined finance group.
+METRICS = "ae_4hr,cdiff,staff_engagement,cqc_safe,finance_plan,finance_variance,mh_crisis_24h,amb_cat2_mean"
+
+pytestmark = pytest.mark.slow
+
+
+def run_quarter(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "run_quarter.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def published(demo_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    proc = run_quarter(QUARTER, "--data", str(demo_dir), "--out", str(out), "--metrics", METRICS, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    return out / QUARTER, proc
+
+
+def test_run_prints_the_report_path(published):
+    folder, proc = published
+    assert f"published {folder / 'index.html'}" in proc.stdout
+
+
+def test_league_tables_are_consistent(published, demo_inputs):
+    folder, _ = published
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
+    trusts = demo_inputs.trusts
+    assert sorted(lt["trust_code"]) == sorted(trusts["trust_code"]), "every trust in exactly one table"
+    assert lt["trust_code"].is_unique
+    assert set(lt["segment"]) <= {1, 2, 3, 4, 5}
+    for ttype, g in lt.groupby("trust_type"):
+        key = list(zip(g["segment"].where(g["segment"] < 5, 4), g["average_score"]))  # segment 5 ranks as 4
+        expected = pd.Series([1 + sum(k2 < k for k2 in key) for k in key], index=g.index)
+        assert (g["rank"] == expected).all(), f"{ttype}: ranks are not competition ranks by segment then average"
+        assert (g["rank_of"] == len(g)).all()
+    nhse = pd.read_csv(folder / "tables" / "league_table.csv")
+    assert list(nhse.columns) == ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name",
+                                  "Average_score", "Likely_range_of_average_score", "Segment",
+                                  "Trust_in_financial_deficit", "Rank", "Likely_range_of_rank"]
+    long = pd.read_csv(folder / "tables" / "nof_data_long.csv")
+    assert list(long.columns) == ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name",
+                                  "Domain", "Sub-domain", "Metric_ID", "Metric_description", "Reporting_date", "Units",
+                                  "Value", "Median_value", "Lower_quartile", "Upper_quartile", "Rank"]
+    assert {"OF5000", "OF5002", "OF5003", "OF5004"} <= set(long["Metric_ID"])
+
+
+def test_html_has_each_league_table_and_no_code_or_external_scripts(published):
+    folder, _ = published
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    for caption in ("League table: acute trusts", "League table: mental health and community trusts",
+                    "League table: ambulance trusts"):
+        assert caption in page
+    assert page.count("<h1") == 1
+    assert "<title>NHS trust league tables: Q4 2025/26" in page
+    assert "Official statistics in development" in page
+    assert "http://" not in page.split("<body", 1)[1].replace("http://www.w3.org", "")
+    for bad in ("<script src", "cdn.", "jp-InputArea", "In&nbsp;[", "load_context"):
+        assert bad not in page, bad
+    assert page.count('role="img"') >= 2, "funnel plots are inline SVG with a text alternative"
+
+
+def test_manifest_hashes_match_the_files(published):
+    folder, _ = published
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["outputs"], "manifest lists the outputs"
+    for rel, digest in manifest["outputs"].items():
+        assert hashlib.sha256((folder / rel).read_bytes()).hexdigest() == digest, rel
+    for meta in manifest["inputs"].values():
+        assert hashlib.sha256(Path(meta["path"]).read_bytes()).hexdigest() == meta["sha256"]
+    assert manifest["environment"]["kernel"] == "leaguetables"
+    assert manifest["methodology"]["bootstrap_seed"] and manifest["timings_seconds"]["total"] > 0
+    assert set(manifest["parameters"]["metrics"]) == set(METRICS.split(","))
+
+
+def test_executed_notebooks_record_the_interpreter(published):
+    folder, _ = published
+    nbs = sorted((folder / "notebooks").glob("*.ipynb"))
+    assert len(nbs) == len(METRICS.split(",")) + 2
+    text = (folder / "notebooks" / "metric_ae_4hr.ipynb").read_text()
+    assert "sys.executable" in text and sys.executable.split("/")[-3] in text
+
+
+def test_second_run_gives_byte_identical_tables_and_html(published, demo_dir, tmp_path):
+    folder, _ = published
+    proc = run_quarter(QUARTER, "--data", str(demo_dir), "--out", str(tmp_path), "--metrics", METRICS,
+                       "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    again = tmp_path / QUARTER
+    first = sorted(p.relative_to(folder) for p in (folder / "tables").rglob("*.csv"))
+    second = sorted(p.relative_to(again) for p in (again / "tables").rglob("*.csv"))
+    assert first == second and first
+    for rel in first + [Path("index.html")]:
+        assert (folder / rel).read_bytes() == (again / rel).read_bytes(), f"{rel} differs between runs"
+
+
+def test_wrong_arguments_exit_2_with_one_line(tmp_path):
+    for args, message in ((["2025-26-Q9"], "quarter '2025-26-Q9'"),
+                          (["2025-26-Q4", "--metrics", "nope"], "unknown metric(s) ['nope']"),
+                          (["2030-31-Q1"], "quarter 2030-31-Q1 is not in the data")):
+        proc = run_quarter(*args, "--out", str(tmp_path), "--no-progress")
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir()), "nothing published"
