@@ -250,6 +250,7 @@ def write_context(prep: Prepared, work: Path) -> None:
 def run(opts: RunOptions) -> Path:
     """Run a quarter end to end and publish it; return the published folder."""
     from . import publish
+    from .publication import build_publication
 
     t_start = time.perf_counter()
     out_root = Path(opts.out).resolve()
@@ -268,7 +269,7 @@ def run(opts: RunOptions) -> Path:
         write_context(prep, work)
         timings.update(run_notebooks(prep, staging, work))
         t0 = time.perf_counter()
-        publish.export_report(prep, staging)
+        timings["publication"] = build_publication(prep, staging, work)
         timings["export"] = round(time.perf_counter() - t0, 3)
         timings["total"] = round(time.perf_counter() - t_start, 3)
         opts.timings = timings

@@ -219,14 +219,6 @@ def write_manifest(prep, staging: Path, timings: dict) -> dict:
     return manifest
 
 
-def export_report(prep, staging: Path) -> None:
-    """Export the report HTML from the executed report notebook."""
-    from .contract import quarter_period
-
-    title = f"NHS trust league tables: {quarter_label(prep.options.quarter)} ({quarter_period(prep.options.quarter)})"
-    export_html(staging / "notebooks" / "report.ipynb", staging / "index.html", title)
-
-
 def publish(staging: Path, target: Path) -> Path:
     """Move a complete staging folder into place atomically; the previous version is kept under .superseded/."""
     work = staging / "_work"
