@@ -39,6 +39,7 @@ from .nhse import (
     parse_quarter,
     quarter_of,
     ratio_observations,
+    sum_by,
     to_number,
     NoDataForQuarter,
 )
@@ -127,10 +128,7 @@ def kh03_observations(kh03: pd.DataFrame, quarter: str,
         have = ", ".join(sorted(kh03["quarter"].unique()))
         raise NoDataForQuarter(f"KH03: no return for {quarter} (have {have})")
     df["trust_code"] = map_codes(df["org_code"], successors)
-    agg = (df.groupby("trust_code", as_index=False)
-             .agg(avail_ga=("avail_ga", lambda s: s.sum(min_count=1)),
-                  occ_ga=("occ_ga", lambda s: s.sum(min_count=1)),
-                  suppressed=("suppressed", "all")))
+    agg = sum_by(df, "trust_code", ["avail_ga", "occ_ga"], all_flags=["suppressed"])
     return ratio_observations(agg, quarter, "beds_ga_occupancy", "occ_ga", "avail_ga", "suppressed")
 
 

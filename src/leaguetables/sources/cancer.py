@@ -47,6 +47,7 @@ from .nhse import (
     parse_month,
     parse_months,
     ratio_observations,
+    sum_by,
     to_number,
 )
 
@@ -88,20 +89,23 @@ def _month_from_year(year: str, month: str) -> pd.Timestamp:
 
 
 def _read_one(path: Path | str) -> pd.DataFrame:
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+    counts = {"total treated", "total", "within standard", "breaches"}
+    raw = pd.read_csv(path, dtype={c: str for c in header if norm_name(c) not in counts},
+                      keep_default_na=False, na_values=[""], encoding="utf-8-sig")
     raw = raw.rename(columns={c: _ALIASES[norm_name(c)] for c in raw.columns if norm_name(c) in _ALIASES})
     missing = {"standard", "org_code", "total", "within"} - set(raw.columns)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
     out = pd.DataFrame(index=raw.index)
-    if "period" in raw and raw["period"].str.len().gt(0).all():
+    if "period" in raw and raw["period"].notna().all():
         out["period"] = parse_months(raw["period"])
     else:
         out["period"] = [_month_from_year(y, m) for y, m in zip(raw["year"], raw["month"])]
-    out["standard"] = raw["standard"].map(standard_code)
+    out["standard"] = raw["standard"].map({v: standard_code(v) for v in raw["standard"].unique()})
     out["org_code"] = raw["org_code"].astype("string").str.strip().str.upper()
     for col in ("stage_route", "modality", "cancer_type"):
-        out[col] = (raw[col].astype("string").str.strip().str.upper() if col in raw
+        out[col] = (raw[col].astype("string").fillna("").str.strip().str.upper() if col in raw
                     else pd.Series("", index=raw.index, dtype="string"))
     out["total"], s1 = to_number(raw["total"])
     out["within"], s2 = to_number(raw["within"])
@@ -123,10 +127,7 @@ def provider_months(detail: pd.DataFrame) -> pd.DataFrame:
     is_all = df["modality"].fillna("").eq("ALL MODALITIES")
     has_all = is_all.groupby([df["period"], df["standard"], df["org_code"]]).transform("any")
     df = df[is_all | ~has_all]
-    return (df.groupby(["period", "standard", "org_code"], as_index=False)
-              .agg(total=("total", lambda s: s.sum(min_count=1)),
-                   within=("within", lambda s: s.sum(min_count=1)),
-                   suppressed=("suppressed", "any")))
+    return sum_by(df, ["period", "standard", "org_code"], ["total", "within"], any_flags=["suppressed"])
 
 
 def cancer_observations(detail: pd.DataFrame, quarter: str,
@@ -138,10 +139,7 @@ def cancer_observations(detail: pd.DataFrame, quarter: str,
     parts = []
     for std, metric_id in METRIC_BY_STANDARD.items():
         m = months[months["standard"] == std]
-        agg = (m.groupby("trust_code", as_index=False)
-                .agg(total=("total", lambda s: s.sum(min_count=1)),
-                     within=("within", lambda s: s.sum(min_count=1)),
-                     suppressed=("suppressed", "all")))
+        agg = sum_by(m, "trust_code", ["total", "within"], all_flags=["suppressed"])
         parts.append(ratio_observations(agg, quarter, metric_id, "within", "total", "suppressed"))
     return pd.concat(parts, ignore_index=True)
 

@@ -37,6 +37,7 @@ from .nhse import (
     parse_months,
     ratio_observations,
     snapshot_month,
+    sum_by,
     to_number,
 )
 
@@ -108,12 +109,8 @@ def read_dm01(paths: Path | str | Iterable[Path | str], period=None) -> pd.DataF
     if isinstance(paths, (str, Path)):
         paths = [paths]
     df = pd.concat([_read_one(p, period) for p in paths], ignore_index=True)
-    return (df.groupby(["period", "org_code"], as_index=False)
-              .agg(org_name=("org_name", "first"), region_code=("region_code", "first"),
-                   waiting_list=("waiting_list", lambda s: s.sum(min_count=1)),
-                   waiting_6plus=("waiting_6plus", lambda s: s.sum(min_count=1)),
-                   waiting_13plus=("waiting_13plus", lambda s: s.sum(min_count=1)),
-                   suppressed=("suppressed", "any")))
+    return sum_by(df, ["period", "org_code"], ["waiting_list", "waiting_6plus", "waiting_13plus"],
+                  any_flags=["suppressed"], first=["org_name", "region_code"])
 
 
 def dm01_observations(dm01: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None,
@@ -122,10 +119,7 @@ def dm01_observations(dm01: pd.DataFrame, quarter: str, successors: Mapping[str,
     month = snapshot_month(dm01["period"].unique(), quarter, allow_earlier)
     df = dm01[dm01["period"] == month].copy()
     df["trust_code"] = map_codes(df["org_code"], successors)
-    agg = (df.groupby("trust_code", as_index=False)
-             .agg(waiting_list=("waiting_list", lambda s: s.sum(min_count=1)),
-                  waiting_6plus=("waiting_6plus", lambda s: s.sum(min_count=1)),
-                  suppressed=("suppressed", "all")))
+    agg = sum_by(df, "trust_code", ["waiting_list", "waiting_6plus"], all_flags=["suppressed"])
     return ratio_observations(agg, quarter, "diag_6wk", "waiting_6plus", "waiting_list", "suppressed")
 
 

@@ -136,7 +136,7 @@ METRICS: dict[str, Metric] = {
                "Access to services", "cancer",
                "sum over the 3 months of patients told within 28 days and of all patients told"),
         Metric("cancer_31d", "Cancer 31-day decision to treat to treatment (combined)", "%",
-               "higher_better", "proportion", 0.96, "operational standard 96%",
+               "higher_better", "proportion", 0.96, "operational standard 96% (not a NOF 2025-26 metric)",
                "Access to services", "cancer",
                "sum over the 3 months of treatments within 31 days and of all treatments"),
         Metric("cancer_62d", "Cancer 62-day referral to treatment (combined)", "%", "higher_better",
@@ -145,7 +145,7 @@ METRICS: dict[str, Metric] = {
                "sum over the 3 months of treatments within 62 days and of all treatments"),
         Metric("diag_6wk", "Diagnostic waiting list: share waiting 6 weeks or more (DM01)", "%",
                "lower_better", "proportion", 0.05,
-               "recovery ambition 5% (planning guidance); constitutional standard 1%",
+               "March 2025 ambition 95% within 6 weeks (2024-25 planning guidance); constitutional 99%",
                "Access to services", "diagnostics",
                "month-end snapshot of the last month of the quarter"),
         Metric("beds_ga_occupancy", "General and acute overnight bed occupancy (KH03)", "%",
@@ -311,7 +311,23 @@ def map_codes(codes: pd.Series, successors: Mapping[str, str] | None) -> pd.Seri
     codes = codes.astype("string").str.strip().str.upper()
     if not successors:
         return codes
-    return codes.map(lambda c: successors.get(c, c) if isinstance(c, str) else c).astype("string")
+    mapped = codes.map(dict(successors))
+    return mapped.where(mapped.notna(), codes).astype("string")
+
+
+def sum_by(df: pd.DataFrame, keys: list[str] | str, values: list[str], any_flags: Iterable[str] = (),
+           all_flags: Iterable[str] = (), first: Iterable[str] = ()) -> pd.DataFrame:
+    """Group ``df`` by ``keys``: ``values`` summed (NaN when all missing), flags combined with
+    any/all, ``first`` columns taken from the first row."""
+    g = df.groupby(keys, sort=True)
+    out = g[list(values)].sum(min_count=1)
+    for col in any_flags:
+        out[col] = g[col].any()
+    for col in all_flags:
+        out[col] = g[col].all()
+    for col in first:
+        out[col] = g[col].first()
+    return out.reset_index()
 
 
 def make_observations(frame: pd.DataFrame, quarter: str, metric_id: str) -> pd.DataFrame:
@@ -339,8 +355,9 @@ def ratio_observations(agg: pd.DataFrame, quarter: str, metric_id: str, numerato
                        denominator: str, suppressed: str | None = None) -> pd.DataFrame:
     """Observations of a proportion from aggregated counts.
 
-    Rows with a zero or missing denominator (metric not applicable: no activity) are dropped,
-    unless the source suppressed them (kept with NaN counts and ``suppressed=True``).
+    Rows with a zero or missing denominator (metric not applicable: no activity) or a missing
+    numerator (column absent from the file) are dropped, unless the source suppressed them (kept
+    with NaN counts and ``suppressed=True``).
     """
     supp = agg[suppressed].fillna(False).astype(bool) if suppressed else pd.Series(False, index=agg.index)
     frame = pd.DataFrame({
@@ -350,7 +367,7 @@ def ratio_observations(agg: pd.DataFrame, quarter: str, metric_id: str, numerato
         "suppressed": supp,
     })
     frame.loc[supp, ["numerator", "denominator"]] = np.nan
-    keep = supp | (frame["denominator"] > 0)
+    keep = supp | ((frame["denominator"] > 0) & frame["numerator"].notna())
     return make_observations(frame[keep], quarter, metric_id)
 
 
@@ -358,8 +375,9 @@ def ratio_observations(agg: pd.DataFrame, quarter: str, metric_id: str, numerato
 def coverage_table(observations: pd.DataFrame, trusts: pd.DataFrame, metrics) -> pd.DataFrame:
     """Per metric: trusts covered, missing, suppressed, excluded — and why.
 
-    ``metrics``: metric ids (iterable of str), a mapping id → ``Metric``/dict, or a frame with a
-    ``metric_id`` (or ``id``) column and optionally ``statistic``.
+    ``metrics``: metric ids (iterable of str), objects with ``id`` and ``statistic`` (or a catalogue
+    with ``.metrics``), a mapping id → ``Metric``/dict, or a frame with a ``metric_id`` (or ``id``)
+    column and optionally ``statistic``.
 
     * covered — register trusts with a usable row (numerator/denominator for counts, value for
       means);
@@ -379,7 +397,13 @@ def coverage_table(observations: pd.DataFrame, trusts: pd.DataFrame, metrics) ->
             stat = getattr(v, "statistic", None) if not isinstance(v, Mapping) else v.get("statistic")
             stats[k] = stat
     else:
-        stats = {m: (METRICS[m].statistic if m in METRICS else None) for m in metrics}
+        metrics = getattr(metrics, "metrics", metrics)  # a catalogue object with .metrics
+        stats = {}
+        for m in metrics:
+            if isinstance(m, str):
+                stats[m] = METRICS[m].statistic if m in METRICS else None
+            else:  # catalogue / Metric objects with .id and .statistic
+                stats[m.id] = getattr(m, "statistic", None)
 
     register = set(trusts["trust_code"].astype(str))
     rows = []
@@ -390,7 +414,9 @@ def coverage_table(observations: pd.DataFrame, trusts: pd.DataFrame, metrics) ->
         supp = in_reg["suppressed"].fillna(False).astype(bool)
         num, den, val = in_reg["numerator"], in_reg["denominator"], in_reg["value"]
         reasons = pd.Series("", index=in_reg.index, dtype="str")
-        if stat == "mean" or (stat is None and num.isna().all() and val.notna().any()):
+        if stat == "bracket":
+            reasons[~supp & in_reg["category"].isna()] = "no category"
+        elif stat in ("mean", "value") or (stat is None and num.isna().all() and val.notna().any()):
             reasons[~supp & val.isna()] = "no value"
         else:
             reasons[~supp & den.isna()] = "no denominator"
@@ -567,4 +593,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    # run the imported module's main so that exception classes are those the adapters raise
+    from leaguetables.sources.nhse import main as _main
+
+    raise SystemExit(_main())

@@ -50,6 +50,7 @@ from .nhse import (
 
 _BAND = re.compile(r"^gt (\d+) to (\d+) weeks sum 1$")
 _TOP = re.compile(r"^gt (\d+) weeks sum 1$")
+_COUNT_LABELS = {"total", "patients with unknown clock start date", "total all"}
 
 
 def _bands(columns) -> dict[str, tuple[int, int | None]]:
@@ -69,7 +70,10 @@ def _bands(columns) -> dict[str, tuple[int, int | None]]:
 def read_rtt(path: Path | str) -> pd.DataFrame:
     """Provider × part × treatment-function rows: ``period, org_code, org_name, part, tfc,
     within_18, over_18, over_52, waiting_known, unknown_clock_start`` (summed over commissioners)."""
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+    text_cols = [c for c in header if not (_bands([c]) or norm_name(c) in _COUNT_LABELS)]
+    raw = pd.read_csv(path, dtype={c: str for c in text_cols}, keep_default_na=False,
+                      na_values=[""], encoding="utf-8-sig")
     cols = {norm_name(c): c for c in raw.columns}
     need = {"period", "provider org code", "rtt part type", "treatment function code"}
     if not need <= set(cols):

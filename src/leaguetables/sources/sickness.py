@@ -34,8 +34,9 @@ from .nhse import (
     parse_month,
     parse_months,
     ratio_observations,
+    sum_by,
+    to_number,
 )
-from .nhse import to_number
 
 _ALIASES = {
     "month": "period", "date": "date", "org_code": "org_code", "org code": "org_code",
@@ -97,10 +98,7 @@ def sickness_observations(sickness: pd.DataFrame, quarter: str,
     """``sickness_absence`` observations of one quarter."""
     df = sickness[months_in_quarter(sickness["period"], quarter, "sickness absence")].copy()
     df["trust_code"] = map_codes(df["org_code"], successors)
-    agg = (df.groupby("trust_code", as_index=False)
-             .agg(lost=("lost", lambda s: s.sum(min_count=1)),
-                  available=("available", lambda s: s.sum(min_count=1)),
-                  suppressed=("suppressed", "all")))
+    agg = sum_by(df, "trust_code", ["lost", "available"], all_flags=["suppressed"])
     return ratio_observations(agg, quarter, "sickness_absence", "lost", "available", "suppressed")
 
 
