@@ -185,6 +185,7 @@ class Catalogue(_Strict):
     version: str
     description: str
     combine_groups: dict[str, CombineGroup] = {}
+    not_in_inputs: list[str] = Field([], description="NOF metrics the inputs of this catalogue cannot provide")
     metrics: list[Metric]
 
     @model_validator(mode="after")

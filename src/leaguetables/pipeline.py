@@ -80,8 +80,13 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
     elif opts.source == "nhse":
         from .sources import nhse
 
+        if not Path(opts.raw).is_dir():
+            raise InputError(f"--raw folder {opts.raw} does not exist (NHS England's published files)")
         data_dir = scratch / "inputs"
-        nhse.write_quarter(opts.quarter, Path(opts.raw), data_dir)
+        try:
+            nhse.write_quarter(nhse.load_nhse_quarter(opts.quarter, Path(opts.raw)), data_dir)
+        except nhse.NoDataForQuarter as exc:
+            raise InputError(f"--source nhse: {exc}") from None
     else:
         if opts.data is None:
             raise InputError("--source files needs --data DIR (a folder with the four contract CSV files)")

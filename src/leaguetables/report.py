@@ -65,7 +65,7 @@ def figure(svg: str, caption: str, fig_id: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------- page parts
-def title_block(quarter: str, source: str, methodology: Methodology) -> str:
+def title_block(quarter: str, source: str, methodology: Methodology, catalogue: Catalogue | None = None) -> str:
     h1 = f"NHS trust league tables: {quarter_label(quarter)}"
     if source == "demo":
         notice = ('<div class="notice warning"><strong>Demonstration only.</strong> Every trust, name and figure '
@@ -75,7 +75,10 @@ def title_block(quarter: str, source: str, methodology: Methodology) -> str:
         notice = ('<div class="notice warning"><strong>Reproduced from published data; not an official '
                   "statistic.</strong> These tables were computed by this project from NHS England's published "
                   "statistics. They are not NHS England's Oversight Framework segmentation, and some of its "
-                  "metrics (such as finance and CQC ratings) are not in the published inputs.</div>")
+                  "metrics are not in the published inputs.")
+        if catalogue is not None and catalogue.not_in_inputs:
+            notice += " Not in these inputs: " + esc("; ".join(catalogue.not_in_inputs)) + "."
+        notice += "</div>"
     return (f"<h1>{esc(h1)}</h1>"
             f'<p class="lede">Segments, scores and ranks of NHS trusts for {esc(quarter_period(quarter))}, '
             f"with likely ranges, demographic adjustment and funnel plots. Methodology: "
@@ -362,7 +365,7 @@ class ReportData:
                  ("league-tables", "League tables"), ("sensitivity", "What demographic adjustment changes"),
                  ("metrics", "Metrics"), ("about", "About these statistics"), ("methodology", "Methodology summary"),
                  ("data-quality", "Data quality"), ("revisions", "Revisions")]
-        return title_block(self.quarter, self.run["source"], self.methodology) + contents(items)
+        return title_block(self.quarter, self.run["source"], self.methodology, self.catalogue) + contents(items)
 
     def key_findings(self) -> str:
         return key_findings(self.league.table, self.league.sensitivity_summary, self._funnel_counts())
