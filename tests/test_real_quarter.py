@@ -1,0 +1,43 @@
+"""A real quarter end to end: Q4 2024/25 for England's acute trusts with a type 1 A&E department, from NHS
+England's published files in ../shared/data/real (skips when they are absent)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import real_data_or_skip
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def real_report(tmp_path_factory):
+    raw = real_data_or_skip()
+    out = tmp_path_factory.mktemp("real")
+    proc = subprocess.run([sys.executable, str(ROOT / "run_quarter.py"), "2024-25-Q4", "--source", "nhse", "--raw",
+                           str(raw), "--out", str(out), "--no-progress"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    return out / "2024-25-Q4"
+
+
+def test_real_quarter_has_at_least_eight_metrics_and_all_acute_trusts(real_report):
+    lt = pd.read_csv(real_report / "tables" / "league_table_full.csv")
+    assert len(lt) == 121 and set(lt["trust_type"]) == {"acute"}
+    metric_tables = [p for p in (real_report / "tables" / "metrics").glob("*.csv") if not p.stem.endswith("_model")]
+    assert len(metric_tables) >= 8
+    assert (real_report / "tables" / "metrics" / "ae_4hr_model.csv").exists(), "demographic adjustment applied"
+    assert set(lt["segment"]) == {1, 2, 3, 4}, "no finance or improvement-programme flags in the published inputs"
+
+
+def test_real_report_is_offline_and_says_it_is_not_official(real_report):
+    page = (real_report / "index.html").read_text(encoding="utf-8")
+    assert "Reproduced from published data; not an official statistic" in page
+    assert "CQC safe inspection rating" in page and "Finance" in page, "names the NOF metrics missing from the inputs"
+    assert "<script src" not in page and "https://" not in page.replace("http://www.w3.org", "")
+    assert page.count('role="img"') >= 5, "funnel plots"
