@@ -301,6 +301,9 @@ def write_result(result: MetricResult, out_dir, work_dir) -> None:
     coefs = result.coefficients()
     if not coefs.empty:
         write_csv(coefs, tables / f"{result.metric.id}_model.csv")
+        write_csv(result.model_summary(), tables / f"{result.metric.id}_model_fit.csv")
+    if result.funnels:
+        write_csv(result.funnel_summary(), tables / f"{result.metric.id}_funnel.csv")
     work = Path(work_dir) / "metrics"
     work.mkdir(parents=True, exist_ok=True)
     slim = {
