@@ -103,31 +103,52 @@ def build_league(work_dir: Path | str, inputs: QuarterInputs, methodology: Metho
     return League(quarter, table, adjusted, scores, results, sens, summary, cuts)
 
 
+MOVEMENT_COLUMNS = ["trust_code", "previous_segment", "previous_rank", "previous_rank_lower", "previous_rank_upper",
+                    "segment_change", "rank_change", "beyond_likely_range", "movement_label"]
+
+
 def movement(table: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
     """Change in segment and rank since the previous quarter, and whether the new rank is beyond the previous
-    quarter's likely range of rank."""
+    quarter's likely range of rank.
+
+    One row per trust present in both quarters (of the same type), sorted as ``table``. ``segment_change`` and
+    ``rank_change`` are this quarter minus last (negative = a better segment or rank); ``beyond_likely_range`` is
+    true when this quarter's rank lies outside last quarter's ``rank_lower``–``rank_upper`` (a trust moving within
+    it may have moved by chance). ``previous`` is last quarter's published ``league_table_full.csv``.
+
+    Hand-worked: last quarter rank 5 with likely range 3 to 8; this quarter rank 9 → rank_change 4, beyond (9 > 8);
+    rank 8 → within (the range is inclusive).
+    """
     if previous is None or previous.empty:
-        return pd.DataFrame(columns=["trust_code", "previous_segment", "previous_rank", "segment_change",
-                                     "rank_change", "beyond_likely_range", "movement_label"])
-    prev = previous.set_index("trust_code")
-    df = table[["trust_code", "segment", "rank"]].copy()
-    df = df[df["trust_code"].isin(prev.index)]
-    df["previous_segment"] = df["trust_code"].map(prev["segment"])
-    df["previous_rank"] = df["trust_code"].map(prev["rank"])
-    lo, hi = df["trust_code"].map(prev["rank_lower"]), df["trust_code"].map(prev["rank_upper"])
-    df["segment_change"] = df["segment"] - df["previous_segment"]
-    df["rank_change"] = df["rank"] - df["previous_rank"]
-    df["beyond_likely_range"] = (df["rank"] < lo) | (df["rank"] > hi)
+        return pd.DataFrame(columns=MOVEMENT_COLUMNS)
+    prev = previous.drop_duplicates("trust_code").set_index("trust_code")
+    df = table[["trust_code", "trust_type", "segment", "rank"]].copy()
+    keep = df["trust_code"].isin(prev.index)
+    if "trust_type" in prev.columns:  # a trust that changed type is not comparable
+        keep &= df["trust_code"].map(prev["trust_type"]).eq(df["trust_type"])
+    df = df[keep]
+    df["previous_segment"] = df["trust_code"].map(prev["segment"]).astype("Int64")
+    df["previous_rank"] = df["trust_code"].map(prev["rank"]).astype("Int64")
+    df["previous_rank_lower"] = df["trust_code"].map(prev["rank_lower"])
+    df["previous_rank_upper"] = df["trust_code"].map(prev["rank_upper"])
+    df["segment_change"] = (df["segment"].astype("Int64") - df["previous_segment"]).astype("Int64")
+    df["rank_change"] = (df["rank"].astype("Int64") - df["previous_rank"]).astype("Int64")
+    lo, hi = df["previous_rank_lower"], df["previous_rank_upper"]
+    df["beyond_likely_range"] = ((df["rank"] < lo) | (df["rank"] > hi)).fillna(False).astype(bool)
 
-    def label(r):
+    def label(r) -> str:
         seg = ("segment unchanged" if r.segment_change == 0 else
-               f"segment {int(r.previous_segment)} → {int(r.segment)}")
-        rk = f"rank {int(r.previous_rank)} → {int(r['rank'])}"
+               f"segment {int(r.previous_segment)} to {int(r.segment)}")
+        ch = int(r.rank_change)
+        rk = ("rank unchanged" if ch == 0 else
+              f"{'up' if ch < 0 else 'down'} {abs(ch)} place{'s' if abs(ch) != 1 else ''} "
+              f"(rank {int(r.previous_rank)} to {int(r.rank)})")
         beyond = "beyond" if r.beyond_likely_range else "within"
-        return f"{seg}; {rk} ({beyond} last quarter's likely range)"
+        rng = "" if pd.isna(r.previous_rank_lower) else f" {r.previous_rank_lower:.0f} to {r.previous_rank_upper:.0f}"
+        return f"{seg}; {rk}; {beyond} last quarter's likely range of rank{rng}"
 
-    df["movement_label"] = [label(r) for _, r in df.iterrows()]
-    return df.drop(columns=["segment", "rank"]).reset_index(drop=True)
+    df["movement_label"] = [label(r) for r in df.itertuples(index=False)]
+    return df[MOVEMENT_COLUMNS].reset_index(drop=True)
 
 
 def write_league(lg: League, inputs: QuarterInputs, catalogue: Catalogue, quarter: str, out_dir, work_dir) -> list:

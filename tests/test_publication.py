@@ -1,0 +1,190 @@
+"""The published documents of a quarter end to end (src/leaguetables/publication.py): two consecutive demo quarters
+through run_quarter.py (movement), then the second quarter rendered again into another folder (determinism).
+
+Checks: every published file except the manifest and the executed notebooks is byte-identical between the two
+renders (report, profiles, methodology, ODS, CSV); movement against the previous quarter's published table; the
+productivity table; one profile per trust with a unique title and one H1; the methodology built from the config,
+catalogue and fitted models; the ODS sheets equal to the CSV files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PUBLISHED_METRICS as METRICS
+from conftest import PUBLISHED_PREVIOUS as PREVIOUS
+from conftest import PUBLISHED_QUARTER as QUARTER
+
+VOLATILE = {"manifest.json"}  # run times; compared by publish's own tests
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def releases(published_quarters):
+    """(first, second): the same Q4 rendered twice, each beside the same published Q3 (tests/conftest.py)."""
+    return published_quarters
+
+
+@pytest.fixture(scope="module")
+def folder(releases):
+    return releases[0]
+
+
+def _published(folder: Path) -> list[Path]:
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file()
+                  and p.name not in VOLATILE and p.parts[len(folder.parts)] != "notebooks")
+
+
+def test_second_render_is_byte_identical(releases):
+    """Report, profiles, methodology, spreadsheet and every CSV: the same bytes from a second run."""
+    first, second = releases
+    files = _published(first)
+    assert files == _published(second)
+    kinds = {p.suffix for p in files}
+    assert {".html", ".csv", ".ods"} <= kinds
+    assert Path("methodology.html") in files and Path(f"tables/league_tables_{QUARTER}.ods") in files
+    different = [str(p) for p in files if (first / p).read_bytes() != (second / p).read_bytes()]
+    assert not different, f"differ between runs: {different[:10]}"
+
+
+def test_no_wall_clock_time_in_the_documents(folder):
+    today = datetime.date.today()
+    stamps = (today.isoformat(), today.strftime("%d %B %Y"), today.strftime("%d/%m/%Y"))
+    for p in [folder / "index.html", folder / "methodology.html", *sorted((folder / "trusts").glob("*.html"))[:20]]:
+        text = p.read_text(encoding="utf-8")
+        assert not any(s in text for s in stamps), f"{p.name} carries today's date"
+
+
+def test_movement_against_the_previous_quarter(folder):
+    """movement.csv = this quarter's league table against last quarter's published league_table_full.csv."""
+    now = pd.read_csv(folder / "tables" / "league_table_full.csv").set_index("trust_code")
+    prev = pd.read_csv(folder.parent / PREVIOUS / "tables" / "league_table_full.csv").set_index("trust_code")
+    mv = pd.read_csv(folder / "tables" / "movement.csv").set_index("trust_code")
+    assert set(mv.index) == set(now.index) & set(prev.index) and len(mv) == len(now)
+    assert (mv["segment_change"] == now.loc[mv.index, "segment"] - prev.loc[mv.index, "segment"]).all()
+    assert (mv["rank_change"] == now.loc[mv.index, "rank"] - prev.loc[mv.index, "rank"]).all()
+    rank = now.loc[mv.index, "rank"]
+    beyond = (rank < prev.loc[mv.index, "rank_lower"]) | (rank > prev.loc[mv.index, "rank_upper"])
+    assert (mv["beyond_likely_range"] == beyond).all()
+    assert mv["segment_change"].ne(0).any(), "the demo quarters differ"
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert "Movement since Q3 2025/26" in page and ("within range" in page or "beyond range" in page)
+    code = mv.index[0]
+    profile = (folder / "trusts" / f"{code}.html").read_text(encoding="utf-8")
+    assert "Since Q3 2025/26" in profile
+    first = pd.read_csv(folder.parent / PREVIOUS / "tables" / "movement.csv")
+    assert first.empty, "no quarter before Q3 in this folder: no movement"
+
+
+def test_productivity_table_recomputes_from_the_metric_tables(folder):
+    from leaguetables.config import load_catalogue, load_methodology
+    from leaguetables.productivity import metric_opportunity
+    from leaguetables.report import money
+
+    opp = pd.read_csv(folder / "tables" / "productivity.csv")
+    assert set(opp["metric_id"]) == {"los_emergency", "sickness_absence"}
+    cat, meth = load_catalogue("demo"), load_methodology("nof-2025-26")
+    for mid in ("los_emergency", "sickness_absence"):
+        table = pd.read_csv(folder / "tables" / "metrics" / f"{mid}.csv")
+        again = metric_opportunity(table, cat.metric(mid), meth.productivity.annualise, meth.productivity.comparator)
+        got = opp[opp["metric_id"] == mid].set_index("trust_code")["opportunity_annual"]
+        exp = again.set_index("trust_code")["opportunity_annual"].reindex(got.index)
+        np.testing.assert_allclose(got.to_numpy(), exp.to_numpy(), rtol=1e-6)  # CSVs keep 10 digits
+    assert (opp["opportunity_annual"].dropna() >= 0).all()
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert f"England: about <strong>{money(opp['opportunity_annual'].sum())} a year</strong>" in page
+
+
+def test_one_profile_per_trust_with_unique_title_and_one_h1(folder):
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
+    pages = sorted((folder / "trusts").glob("*.html"))
+    assert {p.stem for p in pages} == set(lt["trust_code"])
+    titles = set()
+    report = (folder / "index.html").read_text(encoding="utf-8")
+    for p in pages:
+        text = p.read_text(encoding="utf-8")
+        title = re.search(r"<title>(.*?)</title>", text).group(1)
+        titles.add(title)
+        assert text.count("<h1") == 1
+        assert 'href="#main-content"' in text and 'class="site-header"' in text and 'class="site-footer"' in text
+        hrefs = re.findall(r'href="([^"]+)"', text)
+        assert not [h for h in hrefs if re.match(r"[a-z]+:", h) or h.startswith("/")], "relative links only"
+        assert f'href="trusts/{p.name}"' in report, f"the report links to {p.name}"
+    assert len(titles) == len(pages)
+    row = lt.iloc[0]
+    text = (folder / "trusts" / f"{row['trust_code']}.html").read_text(encoding="utf-8")
+    assert row["rank_label"] in text and f"likely range {row['rank_lower']:.0f} to {row['rank_upper']:.0f}" in text
+    assert "Productivity opportunity" in text and "Demographic peers" in text and 'class="spark"' in text
+
+
+def test_methodology_is_built_from_the_config_catalogue_and_run(folder):
+    from markupsafe import escape
+
+    from leaguetables.config import load_catalogue, load_methodology
+
+    page = (folder / "methodology.html").read_text(encoding="utf-8")
+    meth, cat = load_methodology("nof-2025-26"), load_catalogue("demo")
+    assert page.count("<h1") == 1 and f"version {meth.version}" in page
+    for mid in METRICS.split(","):
+        m = cat.metric(mid)
+        assert f'id="metric-{mid}"' in page and str(escape(m.description)) in page
+    coefs = pd.read_csv(folder / "tables" / "metrics" / "ae_4hr_model.csv")
+    for term in coefs["term"]:
+        assert f"<th scope=\"row\">{term}</th>" in page, f"coefficient {term} of ae_4hr"
+    assert f"random seed {meth.bootstrap.seed}" in page and f"{meth.bootstrap.replicates:,}" in page
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
+    cut = lt.loc[lt["trust_type"] == "acute", "cut_point_1"].iloc[0]
+    assert f"{cut:.4f}" in page, "segment cut points of the run"
+    assert "£395 per bed day" in page and "Configuration as run" in page
+    report = (folder / "index.html").read_text(encoding="utf-8")
+    assert 'href="methodology.html"' in report and 'href="methodology.html#metric-ae_4hr"' in report
+
+
+def test_spreadsheet_sheets_equal_the_csv_tables(folder):
+    """Cover, contents and notes first; every other sheet reads back (pandas, odf) equal to the CSV it names."""
+    from leaguetables.spreadsheet import quarter_workbook
+
+    path = folder / "tables" / f"league_tables_{QUARTER}.ods"
+    book = pd.read_excel(path, sheet_name=None, engine="odf", header=None)
+    names = list(book)
+    assert names[:3] == ["Cover", "Contents", "Notes"]
+    contents = book["Contents"]
+    listed = set(contents.iloc[3:, 0])
+    assert listed == set(names[2:]), "the contents sheet lists every sheet but the cover and itself"
+    notes = book["Notes"].iloc[3:, 0].tolist()
+    assert notes == [f"note {i}" for i in range(1, len(notes) + 1)], "notes numbered without gaps"
+    cited = set()
+    for name in names[3:]:
+        raw = book[name]
+        assert isinstance(raw.iloc[0, 0], str) and raw.iloc[1:, 1:].iloc[:2].isna().all().all(), "title in A1"
+        source = [v for v in raw.iloc[:6, 0] if isinstance(v, str) and v.startswith("Source: ")][0]
+        rel = source.split()[1]
+        csv = pd.read_csv(folder / rel)
+        header = next(i for i in range(len(raw)) if list(raw.iloc[i]) == list(csv.columns))
+        data = raw.iloc[header + 1:].reset_index(drop=True)
+        data.columns = list(csv.columns)
+        assert not data.isna().any().any(), f"{name}: an empty cell without shorthand"
+        data = data.replace({"[c]": np.nan, "[x]": np.nan, "[z]": np.nan}).infer_objects()
+        for c in csv.columns:
+            if pd.api.types.is_numeric_dtype(csv[c]) and not pd.api.types.is_bool_dtype(csv[c]):
+                data[c] = pd.to_numeric(data[c])
+            elif pd.api.types.is_bool_dtype(csv[c]):
+                data[c] = data[c].astype(bool)
+        pd.testing.assert_frame_equal(data, csv, check_dtype=False, obj=name)
+        cited |= set(re.findall(r"\[note (\d+)\]", raw.iloc[1, 0]))
+    assert {f"note {c}" for c in cited} == set(notes)
+    sheets, _ = quarter_workbook(folder, QUARTER, *_meth_cat(), METRICS.split(","), "demo", "test")
+    assert [s.name for s in sheets] == names
+
+
+def _meth_cat():
+    from leaguetables.config import load_catalogue, load_methodology
+
+    return load_methodology("nof-2025-26"), load_catalogue("demo")
