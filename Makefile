@@ -8,7 +8,7 @@ KERNEL := $(VENV)/share/jupyter/kernels/leaguetables/kernel.json
 QUARTER ?= 2025-26-Q4
 DEMO   := data/demo/observations.csv
 
-.PHONY: help setup report test demo-data bench clean
+.PHONY: help setup report test demo-data bench clean browser-deps
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,7 +33,21 @@ demo-data: $(DEMO)  ## generate the synthetic demo data (fixed seed) if missing 
 report: setup $(DEMO)  ## run the latest demo quarter and print the path of the report
 	$(BIN)/python run_quarter.py $(QUARTER)
 
-test: setup  ## run the full test suite
+AXE    := node_modules/axe-core/axe.min.js
+SUDO   := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
+
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js (with npm) for the browser tests" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $(AXE)
+
+browser-deps: $(AXE)  ## browser-test dependencies: axe-core (npm ci) and, if missing, Debian chromium (apt-get)
+	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; \
+	else echo "chromium not found and apt-get unavailable: tests/test_browser.py will skip" >&2; fi
+
+test: setup browser-deps  ## run the full test suite
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)

@@ -5,8 +5,17 @@ Examples:
   python run_quarter.py 2025-26-Q4                       # the synthetic demo quarter
   python run_quarter.py 2025-26-Q4 --metrics ae_4hr,cdiff --jobs 2
   python run_quarter.py 2024-25-Q4 --source nhse --raw ../shared/data/real
+  python run_quarter.py 2025-26-Q4 --verify              # rerun from the recorded inputs; report differences
+  python run_quarter.py 2025-26-Q3 --data DIR --revise   # republish a quarter with revised inputs
 
-Exit codes: 0 published; 1 the pipeline failed (nothing published); 2 bad input or arguments (nothing published).
+Reruns: stages whose inputs, code and configuration have not changed are reused from reports/.cache/. A run whose
+outputs are identical to the published quarter publishes nothing (a no-op); one that would change it is refused,
+naming the differences, unless --revise (publish with tables/revisions.csv, revised figures marked [r]) or --force
+(replace) is given; the replaced version is kept under reports/.superseded/.
+
+Exit codes: 0 published, unchanged or verified; 1 the pipeline failed, a change to a published quarter was refused,
+or --verify found differences (nothing published); 2 bad input or arguments (one line naming the file, row and
+column; nothing published).
 """
 
 from __future__ import annotations
@@ -35,26 +44,60 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="reports folder (default: reports/)")
     ap.add_argument("--jobs", type=int, default=2, help="metric notebooks run at once (default: 2)")
     ap.add_argument("--metrics", help="comma-separated metric ids to run (default: all with data)")
-    ap.add_argument("--methodology", default="nof-2025-26", help="methodology config in config/methodology/")
-    ap.add_argument("--catalogue", help="metric catalogue in config/catalogues/ (default: the source's)")
+    ap.add_argument("--methodology", default="nof-2025-26", help="methodology config in config/methodology/ "
+                                                                 "(a name, or a path to a .yaml file)")
+    ap.add_argument("--catalogue", help="metric catalogue in config/catalogues/ (a name, or a path to a .yaml "
+                                        "file; default: the source's)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--verify", action="store_true",
+                      help="rerun the published quarter from the inputs recorded in its manifest (no cache) and "
+                           "report every difference; exit 0 when identical, 1 when not")
+    mode.add_argument("--revise", action="store_true",
+                      help="publish over an already published quarter, with tables/revisions.csv listing every "
+                           "figure changed since its first publication")
+    mode.add_argument("--force", action="store_true",
+                      help="publish over an already published quarter, replacing it (no revisions table)")
+    ap.add_argument("--no-cache", action="store_true", help="execute every stage (do not reuse reports/.cache/)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap.parse_args(argv)
+
+
+def describe_cache(report) -> str:
+    """One line: which stages were reused from the cache and which were executed."""
+    n = sum(1 for k in report.keys if k.startswith("metric:"))
+    reused, executed = set(report.reused), set(report.executed)
+    m_reused = sum(1 for r in reused if r.startswith("metric:"))
+    m_run = n - m_reused
+    stages = ("league", "report", "publication")
+    if not executed:
+        return f"reused everything from the cache: {n} metric notebooks, {', '.join(stages)}"
+    parts = []
+    done = [f"{m_run} of {n} metric notebooks"] if m_run else []
+    parts.append("executed " + ", ".join(done + [s for s in stages if s in executed]))
+    kept = ([f"{m_reused} metric notebooks"] if m_reused else []) + [s for s in stages if s in reused]
+    if kept:
+        parts.append("reused " + ", ".join(kept))
+    return "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from leaguetables.errors import InputError, PipelineError
-    from leaguetables.pipeline import RunOptions, run
+    from leaguetables.pipeline import RunOptions, run, verify
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr)
 
     opts = RunOptions(
         quarter=args.quarter, source=args.source, data=args.data, raw=args.raw, out=args.out, jobs=args.jobs,
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None,
         methodology=args.methodology, catalogue=args.catalogue, progress=not args.no_progress,
+        revise=args.revise, force=args.force, use_cache=not args.no_cache, log=log,
     )
     try:
-        published = run(opts)
+        outcome = verify(opts) if args.verify else run(opts)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -62,9 +105,38 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing was published", file=sys.stderr)
         return 130
-    t = opts.timings
-    print(f"published {published / 'index.html'}  ({len(t.get('metrics', {}))} metric notebooks, "
-          f"{t.get('total', 0):.1f} s)")
+    t = opts.timings or {}
+    folder = outcome.folder
+    cache_line = describe_cache(outcome.cache) if outcome.cache is not None else ""
+    seconds = f"{t.get('total', 0):.1f} s"
+    if args.verify:
+        if outcome.status == "verified":
+            print(f"verified: {folder} is reproduced exactly from its recorded inputs ({seconds})")
+            return 0
+        for note in outcome.notes:
+            print(f"verify: {note}", file=sys.stderr)
+        if outcome.comparison is None:
+            print(f"verify: {folder} cannot be rerun from its recorded inputs", file=sys.stderr)
+            return 1
+        n = len(outcome.comparison.differences)
+        print(f"verify: {folder} differs from a rerun of its inputs in {n} file(s):", file=sys.stderr)
+        print(outcome.comparison.report(), file=sys.stderr)
+        return 1
+    if outcome.status == "unchanged":
+        print(f"unchanged: {folder} is identical to this run; nothing to publish ({cache_line}; {seconds})")
+        return 0
+    if outcome.status == "refused":
+        n = len(outcome.comparison.differences)
+        print(f"refused: this run would change the published {args.quarter} ({folder}) in {n} file(s); rerun with "
+              "--revise to publish the changes with a revisions table, or --force to replace it (the published "
+              f"version is kept under {folder.parent / '.superseded'}). Differences:", file=sys.stderr)
+        print(outcome.comparison.report(max_files=12, max_rows=5), file=sys.stderr)
+        return 1
+    extra = ""
+    if outcome.comparison is not None:
+        extra = (f"; {outcome.revisions} revised figures listed in tables/revisions.csv" if args.revise
+                 else "; the previous version is kept under .superseded/")
+    print(f"published {folder / 'index.html'}  ({cache_line}; {seconds}{extra})")
     return 0
 
 

@@ -171,10 +171,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); save the file as UTF-8",
                          file=str(path)) from None
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise InputError(f"contains NUL bytes (not a text file; first at line {line})", file=str(path))
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"not a readable CSV file ({str(exc).strip().splitlines()[-1]})", file=str(path)) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputError(f"not a readable CSV file ({detail[:200]})", file=str(path)) from None
     df.columns = [str(c).strip() for c in df.columns]
     return df
 

@@ -2,14 +2,26 @@
 
 Determinism: CSVs are written sorted, with ``\\n`` line ends and a fixed float format; the HTML is exported from the
 executed report notebook with a fixed template and no timestamps; run times live only in ``manifest.json``.
+
+Atomic publishing: a quarter is built in ``<out>/.staging-<quarter>/`` under an exclusive lock
+(``<out>/.lock-<quarter>``, released by the kernel when the process dies) and moved into place by
+:func:`publish` only when everything has succeeded. Replacing a published quarter is one atomic exchange of the two
+folders (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames), journalled in
+``<out>/.publishing-<quarter>.json`` so that :func:`recover` can finish the job after a kill: at every moment
+``<out>/<quarter>/`` is either the previous complete version or the new complete one. The previous version is kept
+under ``<out>/.superseded/<quarter>.<n>``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -25,8 +37,11 @@ from .contract import quarter_key, quarter_label
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 MANIFEST_PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn", "papermill", "nbconvert",
                      "nbclient", "nbformat", "ipykernel", "pandera", "pydantic", "PyYAML", "odfpy", "Jinja2")
-UNPUBLISHED = {"_work"}
+UNPUBLISHED = {"_work", "review"}  # top-level folders of a quarter that are not part of the publication
 VOLATILE = {"manifest.json"}  # differs between identical runs (timings); compared separately
+STAGING_PREFIX = ".staging-"
+SUPERSEDED_DIR = ".superseded"
+CODE_PATHS = ("src", "notebooks", "config", "requirements.lock", "pyproject.toml")  # what the outputs depend on
 MONTHS = {1: "Jun", 2: "Sep", 3: "Dec", 4: "Mar"}
 
 
@@ -132,6 +147,9 @@ def export_html(executed: Path, out_html: Path, title: str) -> None:
 
     nb = nbformat.read(executed, as_version=4)
     nb.metadata["title"] = title
+    # the kernel-reset cell exists only when the notebook ran on a reused kernel: never part of the page, and it
+    # must not shift the numbering of the cells below
+    nb.cells = [c for c in nb.cells if c.get("id") != "kernel-reset"]
     for i, cell in enumerate(nb.cells):  # stable ids: the template writes them into the page
         cell["id"] = f"cell-{i}"
         cell.metadata.pop("papermill", None)
@@ -149,23 +167,74 @@ def export_html(executed: Path, out_html: Path, title: str) -> None:
     c.HTMLExporter.embed_images = True
     c.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR)]
     c.HTMLExporter.template_name = "leaguetables"
-    exporter = HTMLExporter(config=c)
+    exporter = _exporter_class()(config=c)
     body, _ = exporter.from_notebook_node(nb, resources={"language_code": "en"})
     out_html.write_text(body, encoding="utf-8")
 
 
-# --------------------------------------------------------------------------------------------------------- manifest
-def git_state() -> dict:
-    def _git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
+_NOTEBOOK_AREA = re.compile(r'class="[^"]*(?<![\w-])jp-Notebook(?![\w-])')
+_IMG_NO_ALT = re.compile(r"<img(?![^>]*\balt=)([^>]*)>")
+_EXPORTER: list = []
 
-    sha = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    return {"sha": sha or "unknown", "dirty": bool(dirty) if dirty is not None else None}
+
+def _exporter_class():
+    """nbconvert's HTMLExporter without its final BeautifulSoup pass.
+
+    ``HTMLExporter.from_notebook_node`` re-parses and re-serialises the whole page with BeautifulSoup only to give
+    ``<img>`` elements without ``alt`` a placeholder and to make the inputs and outputs inside a ``.jp-Notebook``
+    element focusable. The report has neither (figures are inline SVG with ``<title>``/``<desc>``; the template has
+    no ``.jp-Notebook`` element), and the pass costs ~3 s on a 1.4 MB report — most of the export. Same work
+    without the re-parse: a placeholder ``alt`` added by a regular expression; a page that does contain a
+    ``.jp-Notebook`` element goes through nbconvert's own pass unchanged.
+    """
+    if _EXPORTER:
+        return _EXPORTER[0]
+    from nbconvert import HTMLExporter
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+
+    class _Exporter(HTMLExporter):
+        def from_notebook_node(self, nb, resources=None, **kw):
+            langinfo = nb.metadata.get("language_info", {})
+            lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+            highlight_code = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
+            resources = self._init_resources(resources)
+            filter_data_type = WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self,
+                                                     resources=resources)
+            self.register_filter("highlight_code", highlight_code)
+            self.register_filter("filter_data_type", filter_data_type)
+            html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+            if _NOTEBOOK_AREA.search(html):
+                return super().from_notebook_node(nb, resources, **kw)
+            html = _IMG_NO_ALT.sub(r'<img alt="No description has been provided for this image"\1>', html)
+            return html, resources
+
+    _EXPORTER.append(_Exporter)
+    return _Exporter
+
+
+# --------------------------------------------------------------------------------------------------------- manifest
+def _git(*args) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def git_state() -> dict:
+    """The commit of the code that produced the outputs, for the provenance shown in the published pages.
+
+    ``sha`` is the last commit that changed the code, notebooks, configuration or locked environment
+    (:data:`CODE_PATHS`), not ``HEAD``: a commit that touches only documentation or tests leaves every published
+    page byte-identical, so a rerun stays a no-op. ``dirty`` is true when those paths have uncommitted changes.
+    """
+    head = _git("rev-parse", "HEAD")
+    code = _git("log", "-1", "--format=%H", "--", *CODE_PATHS)
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
+    return {"sha": code or head or "unknown", "head": head or "unknown",
+            "dirty": bool(dirty) if dirty is not None else None}
 
 
 def package_versions() -> dict:
@@ -178,59 +247,254 @@ def package_versions() -> dict:
     return out
 
 
-def _published_files(folder: Path) -> list[Path]:
+def published_files(folder: Path) -> list[Path]:
+    """The files of a quarter's folder that are part of the publication (sorted): everything but the working
+    folder, review artefacts and the manifest."""
     files = []
-    for p in sorted(folder.rglob("*")):
+    for p in sorted(Path(folder).rglob("*")):
         rel = p.relative_to(folder)
         if p.is_file() and rel.parts[0] not in UNPUBLISHED and str(rel) not in VOLATILE:
             files.append(p)
     return files
 
 
-def write_manifest(prep, staging: Path, timings: dict) -> dict:
+_published_files = published_files  # the former private name
+
+
+def write_manifest(prep, staging: Path, timings: dict, cache: dict | None = None) -> dict:
     from . import __version__
 
     opts = prep.options
     inputs = {str(k): {"path": str(Path(v).resolve()), "sha256": file_sha256(Path(v))}
               for k, v in sorted(prep.inputs.files.items())}
-    config_files = {
-        "methodology": PROJECT_ROOT / "config" / "methodology" / f"{prep.methodology.id}.yaml",
-        "catalogue": PROJECT_ROOT / "config" / "catalogues" / f"{prep.catalogue.id}.yaml",
-    }
+    config_files = {"methodology": getattr(prep, "methodology_path", None)
+                    or PROJECT_ROOT / "config" / "methodology" / f"{prep.methodology.id}.yaml",
+                    "catalogue": getattr(prep, "catalogue_path", None)
+                    or PROJECT_ROOT / "config" / "catalogues" / f"{prep.catalogue.id}.yaml"}
+
+    def _rel(p: Path) -> str:
+        p = Path(p).resolve()
+        return str(p.relative_to(PROJECT_ROOT)) if p.is_relative_to(PROJECT_ROOT) else str(p)
+
     manifest = {
         "quarter": opts.quarter,
         "code": {"version": __version__, "git": git_state()},
         "parameters": {"source": opts.source, "data": str(Path(prep.data_dir).resolve()), "jobs": opts.jobs,
                        "metrics": prep.metric_ids, "methodology": prep.methodology.id,
-                       "catalogue": prep.catalogue.id},
+                       "catalogue": prep.catalogue.id,
+                       # what to pass to run_quarter.py to rerun exactly this (used by --verify)
+                       "methodology_arg": str(opts.methodology),
+                       "catalogue_arg": None if opts.catalogue is None else str(opts.catalogue),
+                       "raw": str(Path(opts.raw).resolve()) if opts.source == "nhse" else None},
         "methodology": {"id": prep.methodology.id, "version": prep.methodology.version,
                         "catalogue": prep.catalogue.id, "catalogue_version": prep.catalogue.version,
                         "bootstrap_replicates": prep.methodology.bootstrap.replicates,
                         "bootstrap_seed": prep.methodology.bootstrap.seed},
-        "config": {k: {"path": str(v.relative_to(PROJECT_ROOT)), "sha256": file_sha256(v)}
-                   for k, v in config_files.items() if v.exists()},
+        "config": {k: {"path": _rel(v), "sha256": file_sha256(Path(v))}
+                   for k, v in config_files.items() if Path(v).exists()},
         "inputs": inputs,
-        "outputs": {str(p.relative_to(staging)): file_sha256(p) for p in _published_files(staging)},
+        "outputs": {str(p.relative_to(staging)): file_sha256(p) for p in published_files(staging)},
         "environment": {"python": platform.python_version(), "executable": sys.executable,
                         "kernel": "leaguetables", "packages": package_versions()},
         "timings_seconds": timings,
+        "cache": cache or {},
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
 
 
+def read_manifest(folder: Path) -> dict | None:
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ atomic publishing
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2`` with ``RENAME_EXCHANGE``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    if fn(_AT_FDCWD, os.fsencode(str(a)), _AT_FDCWD, os.fsencode(str(b)), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def _journal(out_root: Path, quarter: str) -> Path:
+    return Path(out_root) / f".publishing-{quarter}.json"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def superseded_path(out_root: Path, quarter: str) -> Path:
+    """The next free ``<out>/.superseded/<quarter>.<n>`` (n = 1 + the highest number already used)."""
+    archive = Path(out_root) / SUPERSEDED_DIR
+    archive.mkdir(exist_ok=True)
+    used = [int(m.group(1)) for p in archive.iterdir()
+            if (m := re.fullmatch(re.escape(quarter) + r"\.(\d+)", p.name))]
+    return archive / f"{quarter}.{max(used, default=0) + 1}"
+
+
+def _manifest_sha(folder: Path) -> str | None:
+    path = Path(folder) / "manifest.json"
+    return file_sha256(path) if path.is_file() else None
+
+
 def publish(staging: Path, target: Path) -> Path:
-    """Move a complete staging folder into place atomically; the previous version is kept under .superseded/."""
+    """Move a complete staging folder into place atomically; the previous version is kept under .superseded/.
+
+    Call with the quarter's lock held (:func:`quarter_lock`). ``target`` is at every moment either the previous
+    complete version or the new complete one; a kill part-way is finished by :func:`recover` on the next run.
+    """
+    staging, target = Path(staging), Path(target)
     work = staging / "_work"
     if work.exists():
         shutil.rmtree(work)
-    if target.exists():
-        archive = target.parent / ".superseded"
-        archive.mkdir(exist_ok=True)
-        n = len(list(archive.glob(f"{target.name}.*"))) + 1
-        os.replace(target, archive / f"{target.name}.{n}")
-    os.replace(staging, target)
+    out_root = target.parent
+    if not target.exists():
+        os.rename(staging, target)
+        _fsync_dir(out_root)
+        return target
+    archive = superseded_path(out_root, target.name)
+    journal = _journal(out_root, target.name)
+    _write_atomic(journal, json.dumps({"staging": str(staging), "target": str(target), "archive": str(archive),
+                                       "new_manifest": _manifest_sha(staging)}, indent=1))
+    if _exchange(staging, target):  # target is now the new version, staging the previous one
+        os.rename(staging, archive)
+    else:  # two renames: recover() rolls forward if killed between them
+        os.rename(target, archive)
+        os.rename(staging, target)
+    _fsync_dir(out_root)
+    journal.unlink()
     return target
+
+
+def recover(out_root: Path, quarter: str) -> str | None:
+    """Finish a publication of ``quarter`` interrupted by a kill (call with the quarter's lock held).
+
+    Returns what was done, or None when there was nothing to recover.
+    """
+    journal = _journal(out_root, quarter)
+    if not journal.exists():
+        return None
+    try:
+        info = json.loads(journal.read_text(encoding="utf-8"))
+        staging, target, archive = Path(info["staging"]), Path(info["target"]), Path(info["archive"])
+    except (OSError, ValueError, KeyError, TypeError):
+        journal.unlink()
+        return "removed an unreadable publishing journal"
+    done = None
+    if staging.exists() and target.exists():
+        if _manifest_sha(staging) != info.get("new_manifest"):
+            # the exchange happened: staging holds the previous version, which is archived as planned
+            archive.parent.mkdir(exist_ok=True)
+            os.rename(staging, archive if not archive.exists() else superseded_path(out_root, quarter))
+            done = f"archived the previous version of {quarter} after an interrupted publication"
+        # else the exchange never happened: the published version is untouched; staging is stale
+    elif staging.exists() and not target.exists():
+        os.rename(staging, target)  # killed between the two renames: roll forward
+        done = f"finished an interrupted publication of {quarter}"
+    elif not target.exists() and archive.exists():
+        os.rename(archive, target)
+        done = f"restored {quarter} from {archive.name} after an interrupted publication"
+    _fsync_dir(Path(out_root))
+    journal.unlink()
+    return done
+
+
+class LockBusy(Exception):
+    """Another process holds the quarter's lock."""
+
+
+@contextlib.contextmanager
+def quarter_lock(out_root: Path, quarter: str):
+    """Exclusive, non-blocking lock of one quarter's folder; the kernel releases it if the process dies."""
+    import fcntl
+
+    fd = os.open(Path(out_root) / f".lock-{quarter}", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockBusy(quarter) from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def staging_path(out_root: Path, quarter: str) -> Path:
+    return Path(out_root) / f"{STAGING_PREFIX}{quarter}"
+
+
+def _staging_quarter(name: str) -> str | None:
+    m = re.match(STAGING_PREFIX + r"(\d{4}-\d{2}-Q[1-4])", name)
+    return m.group(1) if m else None
+
+
+def cleanup_stale(out_root: Path, own_quarter: str | None = None) -> list[str]:
+    """Recover interrupted publications and remove staging folders left by killed runs.
+
+    A staging folder is stale when no live run holds its quarter's lock. The caller holds the lock of
+    ``own_quarter`` (its own staging folder is stale by definition: the caller is about to recreate it).
+    """
+    out_root = Path(out_root)
+    done = []
+    quarters = {q for p in out_root.glob(f"{STAGING_PREFIX}*") if (q := _staging_quarter(p.name))}
+    quarters |= {p.name[len(".publishing-"):-len(".json")] for p in out_root.glob(".publishing-*.json")}
+    for quarter in sorted(quarters):
+        if not re.fullmatch(r"\d{4}-\d{2}-Q[1-4]", quarter):
+            continue
+
+        def _clean(q=quarter):
+            note = recover(out_root, q)
+            if note:
+                done.append(note)
+            for p in sorted(out_root.glob(f"{STAGING_PREFIX}{q}*")):
+                if _staging_quarter(p.name) == q:
+                    shutil.rmtree(p, ignore_errors=True)
+                    done.append(f"removed stale {p.name}")
+
+        if quarter == own_quarter:
+            _clean()
+            continue
+        try:
+            with quarter_lock(out_root, quarter):
+                _clean()
+        except LockBusy:
+            continue  # a live run of that quarter: leave its staging folder alone
+    return done
 
 
 def sha256_text(text: str) -> str:
