@@ -1,8 +1,8 @@
 """Reruns of a published quarter: no-op, --verify, refusal, --revise (revisions table), --force, atomic publishing
 under kill -9, and escaping of a hostile trust name in every published page.
 
-One small quarter (four metrics covering the three trust types) is published once per module and copied for the
-tests that change it; the runs are shared through module-scoped fixtures to keep the file fast.
+A small quarter (four metrics covering the three trust types) is published, then rerun step by step in two
+scenarios that run side by side under pytest-xdist; the in-process tests of publish/recover are fast.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ HOSTILE_CODE = "DEMO-A001"
 HOSTILE_NAME = "<script>alert('pwned')</script> Corwick & <b>Holworth</b> \"Demo\" Trust"
 CHANGED_CODE = "DEMO-A002"  # its cdiff numerator is changed by the tests that revise an input
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("rerun")]
+pytestmark = pytest.mark.slow
 
 
 def run_quarter(*args: str, data: Path | None = None, out: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -68,10 +68,8 @@ def change_cdiff(data: Path, delta: int) -> tuple[str, str]:
     return seen[0]
 
 
-@pytest.fixture(scope="module")
-def data(demo_dir, tmp_path_factory) -> Path:
+def hostile_data(demo_dir: Path, folder: Path) -> Path:
     """The demo data with a trust name full of HTML and JavaScript (valid input: it must be escaped, not refused)."""
-    folder = tmp_path_factory.mktemp("data") / "a"
     shutil.copytree(demo_dir, folder)
 
     def edit(d, r, header):
@@ -82,54 +80,77 @@ def data(demo_dir, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def published(data, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("reports")
+def publish_first(data: Path, out: Path) -> dict[str, bytes]:
     proc = run_quarter(data=data, out=out)
     assert proc.returncode == 0, proc.stderr
     assert "executed 4 of 4 metric notebooks" in proc.stdout
-    return out
+    return tree(out / QUARTER)
 
 
-def test_noop_rerun_reuses_everything_and_changes_nothing(published, data):
-    before = tree(published)
+# The reruns form two scenarios, each a sequence of steps on one reports folder (pytest-xdist 3.8 with pytest 9.2
+# ignores xdist_group, so module fixtures would be rebuilt on both workers; two scenario tests run side by side).
+def test_published_quarter_noop_escaping_and_verify(demo_dir, tmp_path):
+    data = hostile_data(demo_dir, tmp_path / "data")
+    out = tmp_path / "reports"
+    publish_first(data, out)
+    check_noop_rerun_reuses_everything_and_changes_nothing(out, data)
+    check_hostile_trust_name_is_escaped_in_every_page(out)
+    check_verify_passes_on_an_untouched_quarter(out)
+    check_verify_fails_after_an_input_value_changes(out, data)
+
+
+def test_changed_quarter_refused_revised_killed_and_forced(demo_dir, tmp_path):
+    data = hostile_data(demo_dir, tmp_path / "data")
+    out = tmp_path / "reports"
+    first = publish_first(data, out)
+    data_b = tmp_path / "data-b"
+    shutil.copytree(data, data_b)
+    old, new = change_cdiff(data_b, 10)
+    check_a_changed_rerun_is_refused_naming_what_differs(out, data_b, first)
+    check_revise_publishes_a_revisions_table_and_marks(out, data_b, first, old, new)
+    check_rerun_of_a_revised_quarter_is_a_noop(out, data_b)
+    check_killed_runs_leave_the_published_quarter_intact_then_force_replaces(out, data, first)
+
+
+def check_noop_rerun_reuses_everything_and_changes_nothing(out: Path, data: Path) -> None:
+    before = tree(out)
     t0 = time.perf_counter()
-    proc = run_quarter(data=data, out=published)
+    proc = run_quarter(data=data, out=out)
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"unchanged: {published / QUARTER} is identical to this run")
+    assert proc.stdout.startswith(f"unchanged: {out / QUARTER} is identical to this run")
     assert "reused everything from the cache: 4 metric notebooks, league, report, publication" in proc.stdout
-    assert tree(published) == before, "a no-op rerun writes nothing (the manifest keeps the first run's timings)"
-    assert not list(published.glob(".staging-*"))
+    assert tree(out) == before, "a no-op rerun writes nothing (the manifest keeps the first run's timings)"
+    assert not list(out.glob(".staging-*"))
     assert seconds < 30, f"no-op rerun took {seconds:.1f} s"
 
 
-def test_hostile_trust_name_is_escaped_in_every_page(published):
-    pages = sorted((published / QUARTER).rglob("*.html"))
+def check_hostile_trust_name_is_escaped_in_every_page(out: Path) -> None:
+    pages = sorted((out / QUARTER).rglob("*.html"))
     assert len(pages) > 3
-    assert "&lt;script&gt;alert(" in (published / QUARTER / "index.html").read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(" in (out / QUARTER / "index.html").read_text(encoding="utf-8")
     profile = next(p for p in pages if p.name.startswith(HOSTILE_CODE))
     assert "&lt;script&gt;alert(" in profile.read_text(encoding="utf-8")
     for page in pages:
         text = page.read_text(encoding="utf-8")
         assert "<script>alert(" not in text and "<b>Holworth</b>" not in text, page.name
-    table = pd.read_csv(published / QUARTER / "tables" / "league_table_full.csv").set_index("trust_code")
+    table = pd.read_csv(out / QUARTER / "tables" / "league_table_full.csv").set_index("trust_code")
     assert table.loc[HOSTILE_CODE, "trust_name"] == HOSTILE_NAME, "kept as data in the tables"
 
 
-def test_verify_passes_on_an_untouched_quarter(published):
-    proc = run_quarter("--verify", out=published)
+def check_verify_passes_on_an_untouched_quarter(out: Path) -> None:
+    proc = run_quarter("--verify", out=out)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"verified: {published / QUARTER} is reproduced exactly")
-    assert not list(published.glob(".staging-*"))
+    assert proc.stdout.startswith(f"verified: {out / QUARTER} is reproduced exactly")
+    assert not list(out.glob(".staging-*"))
 
 
-def test_verify_fails_after_an_input_value_changes(published, data):
+def check_verify_fails_after_an_input_value_changes(out: Path, data: Path) -> None:
     original = (data / "observations.csv").read_bytes()
-    before = tree(published / QUARTER)
+    before = tree(out / QUARTER)
     try:
         old, new = change_cdiff(data, 10)
-        proc = run_quarter("--verify", out=published)
+        proc = run_quarter("--verify", out=out)
     finally:
         (data / "observations.csv").write_bytes(original)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -138,38 +159,22 @@ def test_verify_fails_after_an_input_value_changes(published, data):
     assert "tables/metrics/cdiff.csv" in err
     line = next(x for x in err.splitlines() if f"row trust_code={CHANGED_CODE}, metric_id=cdiff:" in x)
     assert f"numerator {old} → {new}" in line
-    assert tree(published / QUARTER) == before, "--verify never publishes"
+    assert tree(out / QUARTER) == before, "--verify never publishes"
 
 
-@pytest.fixture(scope="module")
-def revised(published, data, tmp_path_factory):
-    """A copy of the published folder (with its cache) and revised data: the refused, revised and forced reruns."""
-    base = tmp_path_factory.mktemp("revised")
-    out = base / "reports"
-    shutil.copytree(published, out)
-    data_b = base / "data-b"
-    shutil.copytree(data, data_b)
-    old, new = change_cdiff(data_b, 10)
-    first = tree(out / QUARTER)
-    refused = run_quarter(data=data_b, out=out)
-    after_refusal = tree(out / QUARTER)
-    revise = run_quarter("--revise", data=data_b, out=out)
-    return {"out": out, "data_b": data_b, "old": old, "new": new, "first": first, "refused": refused,
-            "after_refusal": after_refusal, "revise": revise}
-
-
-def test_a_changed_rerun_is_refused_naming_what_differs(revised):
-    proc = revised["refused"]
+def check_a_changed_rerun_is_refused_naming_what_differs(out: Path, data_b: Path, first: dict) -> None:
+    proc = run_quarter(data=data_b, out=out)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stderr.startswith(f"refused: this run would change the published {QUARTER}")
     assert "--revise" in proc.stderr and "--force" in proc.stderr
     assert "tables/metrics/cdiff.csv" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert revised["after_refusal"] == revised["first"], "the published quarter is untouched"
+    assert tree(out / QUARTER) == first, "the published quarter is untouched"
 
 
-def test_revise_publishes_a_revisions_table_and_marks(revised):
-    proc, out = revised["revise"], revised["out"]
+def check_revise_publishes_a_revisions_table_and_marks(out: Path, data_b: Path, first: dict, old: str,
+                                                       new: str) -> None:
+    proc = run_quarter("--revise", data=data_b, out=out)
     assert proc.returncode == 0, proc.stderr
     assert "revised figures listed in tables/revisions.csv" in proc.stdout
     folder = out / QUARTER
@@ -177,7 +182,7 @@ def test_revise_publishes_a_revisions_table_and_marks(revised):
     assert list(revs.columns) == ["quarter", "table", "trust_code", "metric_id", "quantity", "previous", "revised"]
     hit = revs[(revs["table"] == "metrics/cdiff") & (revs["trust_code"] == CHANGED_CODE)
                & (revs["quantity"] == "numerator")]
-    assert hit[["previous", "revised"]].values.tolist() == [[revised["old"], revised["new"]]]
+    assert hit[["previous", "revised"]].values.tolist() == [[old, new]]
     assert {"value", "score"} <= set(revs.loc[revs["trust_code"] == CHANGED_CODE, "quantity"])
     assert (revs["quarter"] == QUARTER).all()
     cdiff = pd.read_csv(folder / "tables" / "metrics" / "cdiff.csv").set_index("trust_code")
@@ -189,26 +194,24 @@ def test_revise_publishes_a_revisions_table_and_marks(revised):
     league = pd.read_csv(folder / "tables" / "league_table_full.csv")
     assert "revision" in league.columns
     assert "tables/revisions.csv" in (folder / "index.html").read_text(encoding="utf-8"), "the report shows them"
-    superseded = tree(out / ".superseded" / f"{QUARTER}.1")
-    assert superseded == revised["first"], "the superseded version is kept, byte for byte"
+    assert tree(out / ".superseded" / f"{QUARTER}.1") == first, "the superseded version is kept, byte for byte"
 
 
-def test_rerun_of_a_revised_quarter_is_a_noop(revised):
-    out = revised["out"]
+def check_rerun_of_a_revised_quarter_is_a_noop(out: Path, data_b: Path) -> None:
     before = tree(out / QUARTER)
-    proc = run_quarter(data=revised["data_b"], out=out)
+    proc = run_quarter(data=data_b, out=out)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("unchanged:"), proc.stdout
     assert tree(out / QUARTER) == before
 
 
-def test_killed_runs_leave_the_published_quarter_intact_then_force_replaces(revised, data):
+def check_killed_runs_leave_the_published_quarter_intact_then_force_replaces(out: Path, data: Path,
+                                                                              first: dict) -> None:
     """kill -9 of the whole process group at random points of a run that would replace the quarter (--force, no
     cache): the published quarter stays byte-identical and no partial quarter appears. Then the same --force run,
     to completion: it cleans up the killed runs' staging, replaces the quarter and keeps the superseded copy."""
     import psutil
 
-    out = revised["out"]
     before = tree(out / QUARTER)
     quarters_before = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     cmd = [sys.executable, str(ROOT / "run_quarter.py"), QUARTER, "--out", str(out), "--no-progress", "--data",
@@ -242,10 +245,11 @@ def test_killed_runs_leave_the_published_quarter_intact_then_force_replaces(revi
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert not list(out.glob(".staging-*")) and not list(out.glob(".publishing-*")), "stale staging cleaned up"
+
     def published_part(t):  # executed notebooks carry run metadata; the manifest run times
         return {k: v for k, v in t.items() if not k.startswith("notebooks/") and k != "manifest.json"}
 
-    assert published_part(tree(out / QUARTER)) == published_part(revised["first"]), "back to the first version"
+    assert published_part(tree(out / QUARTER)) == published_part(first), "back to the first version"
     assert not (out / QUARTER / "tables" / "revisions.csv").exists()
     if not finished:
         assert "the previous version is kept under .superseded/" in proc.stdout

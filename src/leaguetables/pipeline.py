@@ -629,7 +629,8 @@ def run(opts: RunOptions) -> Outcome:
     """Run a quarter end to end; publish it, or find it identical to the published one, or refuse (see module)."""
     t_start = time.perf_counter()
     out_root = check_path(Path(opts.out), "--out")
-    scratch = Path(tempfile.mkdtemp(prefix="leaguetables-inputs-"))
+    # only --source nhse writes anything outside the reports folder: the contract files it derives from --raw
+    scratch = Path(tempfile.mkdtemp(prefix="leaguetables-inputs-")) if opts.source == "nhse" else out_root
     try:
         t0 = time.perf_counter()
         prep = prepare(opts, scratch)  # bad input stops here: nothing written under out_root
@@ -644,7 +645,8 @@ def run(opts: RunOptions) -> Outcome:
             raise PipelineError(f"another run of {opts.quarter} is in progress in {out_root} (it holds "
                                 f"{out_root / ('.lock-' + opts.quarter)}); try again when it has finished") from None
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if scratch != out_root:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: float) -> Outcome:
@@ -695,6 +697,8 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
         os.replace(staging, failed)
         raise PipelineError(str(exc).replace(f"{FAILED_DIR}/{staging.name}", str(failed))) from None
     finally:
+        if publish.journal_path(out_root, quarter).exists():
+            publish.recover(out_root, quarter)  # publish() was interrupted by an error: finish it
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
 

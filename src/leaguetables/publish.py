@@ -336,7 +336,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
-def _journal(out_root: Path, quarter: str) -> Path:
+def journal_path(out_root: Path, quarter: str) -> Path:
     return Path(out_root) / f".publishing-{quarter}.json"
 
 
@@ -388,7 +388,7 @@ def publish(staging: Path, target: Path) -> Path:
         _fsync_dir(out_root)
         return target
     archive = superseded_path(out_root, target.name)
-    journal = _journal(out_root, target.name)
+    journal = journal_path(out_root, target.name)
     _write_atomic(journal, json.dumps({"staging": str(staging), "target": str(target), "archive": str(archive),
                                        "new_manifest": _manifest_sha(staging)}, indent=1))
     if _exchange(staging, target):  # target is now the new version, staging the previous one
@@ -406,7 +406,7 @@ def recover(out_root: Path, quarter: str) -> str | None:
 
     Returns what was done, or None when there was nothing to recover.
     """
-    journal = _journal(out_root, quarter)
+    journal = journal_path(out_root, quarter)
     if not journal.exists():
         return None
     try:
