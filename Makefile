@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/leaguetables/kernel.json
 QUARTER ?= 2025-26-Q4
+PREVIOUS ?= 2025-26-Q3
 DEMO   := data/demo/observations.csv
 
 .PHONY: help setup report test demo-data bench clean browser-deps
@@ -30,7 +31,8 @@ $(DEMO): $(STAMP) src/leaguetables/demo.py config/catalogues/demo.yaml
 
 demo-data: $(DEMO)  ## generate the synthetic demo data (fixed seed) if missing or out of date
 
-report: setup $(DEMO)  ## run the latest demo quarter and print the path of the report
+report: setup $(DEMO)  ## run the latest demo quarter (after the one before, for movement) and print the report's path
+	$(BIN)/python run_quarter.py $(PREVIOUS) --no-progress
 	$(BIN)/python run_quarter.py $(QUARTER)
 
 AXE    := node_modules/axe-core/axe.min.js
@@ -44,7 +46,8 @@ $(AXE): package.json package-lock.json
 browser-deps: $(AXE)  ## browser-test dependencies: axe-core (npm ci) and, if missing, Debian chromium (apt-get)
 	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
-	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; } || \
+	  echo "could not install chromium: tests/test_browser.py will skip" >&2; \
 	else echo "chromium not found and apt-get unavailable: tests/test_browser.py will skip" >&2; fi
 
 test: setup browser-deps  ## run the full test suite
@@ -53,5 +56,5 @@ test: setup browser-deps  ## run the full test suite
 bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)
 	$(BIN)/python benchmarks/bench_quarter.py
 
-clean:  ## remove outputs (reports/) and generated demo data; keeps .venv
-	rm -rf reports/*/ reports/.superseded reports/.staging-* data/demo
+clean:  ## remove outputs (reports/, with its cache and superseded copies) and generated demo data; keeps .venv
+	rm -rf reports/*/ reports/.[!.]* data/demo

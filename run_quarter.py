@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(outcome.comparison.report(), file=sys.stderr)
         return 1
     if outcome.status == "unchanged":
-        print(f"unchanged: {folder} is identical to this run; nothing to publish ({cache_line}; {seconds})")
+        print(f"unchanged: {folder / 'index.html'} is identical to this run; nothing to publish ({cache_line}; {seconds})")
         return 0
     if outcome.status == "refused":
         n = len(outcome.comparison.differences)

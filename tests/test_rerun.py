@@ -118,7 +118,7 @@ def check_noop_rerun_reuses_everything_and_changes_nothing(out: Path, data: Path
     proc = run_quarter(data=data, out=out)
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"unchanged: {out / QUARTER} is identical to this run")
+    assert proc.stdout.startswith(f"unchanged: {out / QUARTER / 'index.html'} is identical to this run")
     assert "reused everything from the cache: 4 metric notebooks, league, report, publication" in proc.stdout
     assert tree(out) == before, "a no-op rerun writes nothing (the manifest keeps the first run's timings)"
     assert not list(out.glob(".staging-*"))

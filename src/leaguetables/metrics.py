@@ -234,17 +234,37 @@ def _type_values(df: pd.DataFrame, metric: Metric) -> pd.Series:
     return out
 
 
+_PEER_TABLES: dict[str, pd.DataFrame] = {}  # per process: a warm kernel reuses it across metric notebooks
+
+
+def peer_table(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Methodology) -> pd.DataFrame:
+    """The "Similar 10" peers of every trust (the same for every metric of a run, so computed once per process).
+
+    A demographic variable missing for any trust is left out of the distance for everyone, so that all trusts are
+    compared on the same variables."""
+    import hashlib
+
+    p = methodology.peers
+    demo = demographics.set_index("trust_code").sort_index()
+    weights = {k: v for k, v in p.weights.items() if demo[k].notna().all()}
+    types = trusts.set_index("trust_code")["trust_type"].sort_index()
+    key = hashlib.sha256(
+        pd.util.hash_pandas_object(demo[list(weights)]).to_numpy().tobytes()
+        + pd.util.hash_pandas_object(types).to_numpy().tobytes()
+        + repr((sorted(weights.items()), p.k, p.within_type)).encode()).hexdigest()
+    if key not in _PEER_TABLES:
+        within = types if p.within_type else None
+        _PEER_TABLES[key] = peers_mod.similar_peers(demo[list(weights)], weights, k=p.k, within=within)
+    return _PEER_TABLES[key]
+
+
 def _peers(df: pd.DataFrame, inputs: QuarterInputs, metric: Metric, methodology: Methodology) -> pd.DataFrame:
     out = pd.DataFrame(np.nan, index=df.index, columns=["peer_median", "peer_rank", "peer_n"])
     if metric.statistic == "bracket":
         return out
-    p = methodology.peers
-    demo = inputs.demographics.set_index("trust_code")
-    weights = {k: v for k, v in p.weights.items() if demo[k].notna().all()}
-    within = inputs.trusts.set_index("trust_code")["trust_type"] if p.within_type else None
-    peer_table = peers_mod.similar_peers(demo[list(weights)], weights, k=p.k, within=within)
     values = pd.Series(df["value"].to_numpy(float), index=df["trust_code"].to_numpy()).dropna()
-    pos = peers_mod.peer_position(values, peer_table, metric.direction).set_index("trust_code")
+    pos = peers_mod.peer_position(values, peer_table(inputs.demographics, inputs.trusts, methodology),
+                                 metric.direction).set_index("trust_code")
     for col in out.columns:
         out[col] = df["trust_code"].map(pos[col]).to_numpy(float)
     return out

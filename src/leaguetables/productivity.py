@@ -65,14 +65,10 @@ def gap(value, benchmark, direction: str):
 
 def peer_groups(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Methodology) -> dict[str, list[str]]:
     """Each trust's "Similar 10" peers, computed exactly as the metric tables' peer columns are
-    (:func:`leaguetables.peers.similar_peers` with the methodology's weights, k and within-type setting)."""
-    from .peers import similar_peers
+    (:func:`leaguetables.metrics.peer_table`)."""
+    from .metrics import peer_table
 
-    p = methodology.peers
-    demo = demographics.set_index("trust_code")
-    weights = {k: v for k, v in p.weights.items() if demo[k].notna().all()}
-    within = trusts.set_index("trust_code")["trust_type"] if p.within_type else None
-    table = similar_peers(demo[list(weights)], weights, k=p.k, within=within)
+    table = peer_table(demographics, trusts, methodology)
     return {t: list(g["peer_code"]) for t, g in table.groupby("trust_code", sort=True)}
 
 
