@@ -16,15 +16,21 @@ PROVENANCE_PACKAGES = ("leaguetables", "numpy", "pandas", "scipy", "statsmodels"
                        "papermill", "nbconvert", "pandera")
 
 
+def versions(names) -> dict:
+    """Installed version of each distribution name (``None`` when it is not installed)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def provenance() -> dict:
     """Interpreter and package versions of the running kernel (shown and recorded in each executed notebook)."""
-    versions = {}
-    for name in PROVENANCE_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return {"sys.executable": sys.executable, "python": platform.python_version(), "packages": versions}
+    return {"sys.executable": sys.executable, "python": platform.python_version(),
+            "packages": versions(PROVENANCE_PACKAGES)}
 
 
 def load_context(work_dir: str | Path):

@@ -25,7 +25,6 @@ import re
 import shutil
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +141,6 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str) -> pd
 def export_html(executed: Path, out_html: Path, title: str) -> None:
     """Export an executed notebook to clean, offline, deterministic HTML (no code, no prompts, no CDN)."""
     import nbformat
-    from nbconvert import HTMLExporter
     from traitlets.config import Config
 
     nb = nbformat.read(executed, as_version=4)
@@ -238,13 +236,9 @@ def git_state() -> dict:
 
 
 def package_versions() -> dict:
-    out = {}
-    for name in MANIFEST_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    from .notebook_env import versions
+
+    return versions(MANIFEST_PACKAGES)
 
 
 def published_files(folder: Path) -> list[Path]:
