@@ -51,7 +51,7 @@ browser-deps: $(AXE)  ## browser-test dependencies: axe-core (npm ci) and, if mi
 	else echo "chromium not found and apt-get unavailable: tests/test_browser.py will skip" >&2; fi
 
 test: setup browser-deps  ## run the full test suite
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2
 
 bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)
 	$(BIN)/python benchmarks/bench_quarter.py
