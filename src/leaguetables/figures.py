@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 
 from . import charts
 from .config import TRUST_TYPE_PLURAL
+from .contract import quarter_label
 
 plt.rcParams["svg.hashsalt"] = "leaguetables"
 plt.rcParams["svg.fonttype"] = "none"  # text stays text (no images of text); smaller files
@@ -51,8 +52,11 @@ def distribution(result):
     return charts.distribution_figure(t.loc[t["status"] == "ok", "value"], title=m.name, x_label=m.unit)
 
 
-def save_funnels(result, work_dir) -> dict:
-    """Draw the funnel plot of each trust type, save SVG and alt text for the report, return the figures."""
+def save_funnels(result, work_dir, band_level: float = 0.95) -> dict:
+    """Draw the funnel plot of each trust type, save SVG and alt text for the report, return the figures.
+
+    Points are marked as outside the limits at ``band_level`` (the methodology's banding level), so the figure
+    agrees with the bands in the tables; both the 95% and 99.8% limits are drawn."""
     m = result.metric
     out = {}
     fig_dir = Path(work_dir) / "figures"
@@ -68,10 +72,11 @@ def save_funnels(result, work_dir) -> dict:
         else:
             y_label, x_label = "Observed / expected (against the type's rate)", "Expected events"
         title = f"{m.name}: {TRUST_TYPE_PLURAL[ttype].lower()}"
-        subtitle = (f"{result.quarter}; {len(ok)} trusts; {res.method} overdispersion, "
+        subtitle = (f"{quarter_label(result.quarter)}; {len(ok)} trusts; {res.method} overdispersion, "
                     f"φ = {res.phi:.2f}, {'adjusted' if res.adjusted_used else 'unadjusted'} limits")
         fig, alt = charts.funnel_figure(res, labels=list(res.units.index), title=title, subtitle=subtitle,
-                                        y_label=y_label, x_label=x_label, direction=m.direction)
+                                        y_label=y_label, x_label=x_label, direction=m.direction,
+                                        confidence=band_level)
         svg_id = f"fig-{m.id}-{ttype}".replace("_", "-")
         (fig_dir / f"{m.id}__{ttype}.svg").write_text(to_svg(fig, title, alt, svg_id), encoding="utf-8")
         (fig_dir / f"{m.id}__{ttype}.json").write_text(json.dumps({"title": title, "alt": alt, "subtitle": subtitle}),

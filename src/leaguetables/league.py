@@ -30,6 +30,11 @@ class League:
     sensitivity: pd.DataFrame  # per trust: segment/rank raw vs adjusted
     sensitivity_summary: dict
     cut_points: dict
+    unscored: pd.DataFrame = None  # trusts with no scored metric this quarter: not segmented or ranked
+
+    def __post_init__(self):
+        if self.unscored is None:
+            self.unscored = pd.DataFrame(columns=["trust_code", "trust_name", "trust_type"])
 
 
 def load_metric_results(work_dir: Path | str) -> dict[str, dict]:
@@ -61,8 +66,11 @@ def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: st
         status = status.assign(deficit=False, deficit_support=False)
     seg = methodology.segmentation
     b = methodology.bootstrap
+    # a trust with no scored metric cannot be segmented or ranked (NHS England segments only trusts with scores)
+    trusts = inputs.trusts[inputs.trusts["trust_code"].isin(set(sc["trust_code"]))]
+    status = status[status["trust_code"].isin(set(trusts["trust_code"]))]
     table = scoring.build_league_table(
-        sc, inputs.trusts, status, segmentation_rule=seg.rule, thresholds=seg.thresholds,
+        sc, trusts, status, segmentation_rule=seg.rule, thresholds=seg.thresholds,
         replicates=b.replicates, seed=b.seed, level=b.level, combine_rules=combine_rules(catalogue))
     return table, table.attrs.get("cut_points", {})
 
@@ -100,7 +108,9 @@ def build_league(work_dir: Path | str, inputs: QuarterInputs, methodology: Metho
     table, cuts = _build(scores, "score", inputs, quarter, methodology, catalogue)
     adjusted, _ = _build(scores, "score_adjusted", inputs, quarter, methodology, catalogue)
     sens, summary = sensitivity(table, adjusted)
-    return League(quarter, table, adjusted, scores, results, sens, summary, cuts)
+    unscored = inputs.trusts.loc[~inputs.trusts["trust_code"].isin(set(table["trust_code"])),
+                                 ["trust_code", "trust_name", "trust_type"]].reset_index(drop=True)
+    return League(quarter, table, adjusted, scores, results, sens, summary, cuts, unscored)
 
 
 MOVEMENT_COLUMNS = ["trust_code", "previous_segment", "previous_rank", "previous_rank_lower", "previous_rank_upper",

@@ -340,12 +340,14 @@ def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool 
     df = pd.DataFrame({
         "Rank": mark("Rank", g["rank_label"].astype(str)),
         "Trust": names,
-        "Segment": mark("Segment", g["segment"].astype(int).astype(str)),
+        "Segment": mark("Segment", ["[x]" if pd.isna(v) else str(int(v)) for v in g["segment"]]),
         "Average score": mark("Average score", g["average_score"].map(lambda v: fmt(v, 2))),
         "Likely range of average": mark("Likely range of average", [
-            f"{a:.2f} to {b:.2f}" for a, b in zip(g["average_lower"], g["average_upper"])]),
+            "[x]" if pd.isna(a) or pd.isna(b) else f"{a:.2f} to {b:.2f}"
+            for a, b in zip(g["average_lower"], g["average_upper"])]),
         "Likely range of rank": mark("Likely range of rank", [
-            f"{a:.0f} to {b:.0f}" for a, b in zip(g["rank_lower"], g["rank_upper"])]),
+            "[x]" if pd.isna(a) or pd.isna(b) else f"{a:.0f} to {b:.0f}"
+            for a, b in zip(g["rank_lower"], g["rank_upper"])]),
         **probs,
         "Financial override": mark("Financial override",
                                    np.where(g["financial_override"].to_numpy(bool), "Yes", "No")),
@@ -823,7 +825,13 @@ class ReportData:
         return methodology_summary_html(self.methodology, self.catalogue)
 
     def data_quality(self) -> str:
-        return data_quality_html(self.league.results, self.catalogue, self.metric_data, self.run["source"])
+        html_ = data_quality_html(self.league.results, self.catalogue, self.metric_data, self.run["source"])
+        u = self.league.unscored
+        if u is not None and len(u):
+            names = "; ".join(f"{esc(n)} ({esc(c)})" for c, n in zip(u["trust_code"], u["trust_name"]))
+            html_ += (f"<p>{len(u)} trust(s) had no scored metric this quarter and are not segmented or ranked: "
+                      f"{names}.</p>")
+        return html_
 
     def revisions_section(self) -> str:
         return revisions_html(self.revisions, self.quarter)
