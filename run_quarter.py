@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr)
 
+    import warnings
+
+    # warnings from the data sources (e.g. a source with no data for the quarter) are notes for the statistician:
+    # one line each, without the Python source line
+    warnings.showwarning = lambda message, category, *rest, **kw: log(f"note: {message}")
+
     opts = RunOptions(
         quarter=args.quarter, source=args.source, data=args.data, raw=args.raw, out=args.out, jobs=args.jobs,
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None,
