@@ -59,7 +59,7 @@ STYLE: dict[str, Any] = {
     "xtick.color": "#0B0C0C",
     "ytick.color": "#0B0C0C",
     "svg.hashsalt": SVG_HASHSALT,
-    "svg.fonttype": "path",
+    "svg.fonttype": "none",  # text stays text in the SVG (no images of text; smaller pages)
     "path.simplify": False,
 }
 
@@ -308,4 +308,4 @@ def save_figure(fig: Figure, target, format: str | None = None) -> None:
     else:
         metadata = {}
     with mpl.rc_context(STYLE):
-        fig.savefig(target, format=format, dpi=DPI, metadata=metadata)
+        fig.savefig(target, format=format, dpi=DPI, metadata=metadata, bbox_inches="tight")

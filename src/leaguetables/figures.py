@@ -19,14 +19,13 @@ from . import charts
 from .config import TRUST_TYPE_PLURAL
 from .contract import quarter_label
 
-plt.rcParams["svg.hashsalt"] = "leaguetables"
-plt.rcParams["svg.fonttype"] = "none"  # text stays text (no images of text); smaller files
 
 
 def to_svg(fig, title: str, alt: str, svg_id: str) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
-    svg = buf.getvalue()
+    """Inline SVG of a figure, saved deterministically by :func:`charts.save_figure`, with its alt text."""
+    buf = io.BytesIO()
+    charts.save_figure(fig, buf, format="svg")
+    svg = buf.getvalue().decode("utf-8")
     svg = re.sub(r"<\?xml[^>]*>\s*", "", svg)
     svg = re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg)
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
