@@ -194,8 +194,7 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
         return scores
     if s.method == "bands":
         return pd.Series(score_bands(df[column].to_numpy(float), s.bands or []), index=df.index)
-    groups = [metric.trust_types] if s.comparator == "all_listed_types" else [[t] for t in metric.trust_types]
-    for types in groups:
+    for types in comparator_groups(metric):
         rows = df.index[df["trust_type"].isin(types) & df[column].notna()]
         if len(rows) == 0:
             continue
@@ -203,6 +202,15 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
         sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=s.floor)
         scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
     return scores
+
+
+def comparator_groups(metric: Metric) -> list[list[str]]:
+    """The comparator populations a ranked metric is scored within: lists of trust types, each scored together.
+
+    The one place this rule lives: the metric notebooks and the sampling bootstrap of the league both use it."""
+    if metric.scoring.comparator == "all_listed_types":
+        return [list(metric.trust_types)]
+    return [[t] for t in metric.trust_types]
 
 
 def score_bands(values: np.ndarray, bands: list[tuple[float | None, float]]) -> np.ndarray:
