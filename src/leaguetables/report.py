@@ -469,7 +469,16 @@ def sensitivity_html(sens: pd.DataFrame, summary: dict) -> str:
     parts = ['<h2 id="sensitivity">What demographic adjustment changes</h2>',
              "<p>NHS England scores each metric on its raw value. For metrics with a demographic model, the table "
              "below recomputes the league on the adjusted values (observed/expected × the type's rate), "
-             "leaving every other metric as it is.</p>"]
+             "leaving every other metric as it is. It is a sensitivity analysis beside the official, unadjusted "
+             "league, not a replacement for it.</p>",
+             "<p>What adjustment can tell: how much of a trust's position goes with the age, deprivation and "
+             "rurality of the population it serves, on the assumption that these act on patients in the same way "
+             "everywhere. What it cannot tell: the models are fitted across trusts (one row per trust), so they "
+             "cannot separate an effect of deprivation on patients from poorer care in trusts that happen to "
+             "serve deprived areas. Where quality and deprivation go together, adjustment credits part of a "
+             "trust's real under-performance to its population (over-adjustment); the validation study "
+             "simulates exactly this case and reports how far the adjusted comparison then moves from the "
+             "truth.</p>"]
     rows = [{"Trust type": TRUST_TYPE_PLURAL[t], "Trusts": v["n"],
              "Rank correlation of averages (Spearman)": "[x]" if pd.isna(v["spearman_average"])
              else f"{v['spearman_average']:.3f}",
