@@ -33,6 +33,8 @@ METRICS = ["ae_4hr", "ae_12hr", "ecoli", "cdiff", "los_emergency", "readmissions
 QUARTER = demo.QUARTERS[-1]
 SETTINGS = {
     "re_delta": ExpectedSettings(model="random_effects", interval="delta", within_variance="sampling_plus_history"),
+    "re_areml": ExpectedSettings(model="random_effects", interval="delta", between_variance="areml"),
+    "re_exact": ExpectedSettings(model="random_effects", interval="delta", count_interval="exact_byar"),
     "fixed_delta": ExpectedSettings(model="fixed", interval="delta", within_variance="sampling_plus_history"),
     "fixed_o_only": ExpectedSettings(model="fixed", interval="o_only", within_variance="sampling"),
 }
@@ -89,7 +91,7 @@ def run(seeds: list[int], confidence: float = 0.95) -> pd.DataFrame:
                            "log_width": float(np.mean(np.log(g["oe_upper"] / g["oe_lower"].clip(lower=1e-12)))),
                            "tau2": result.models[ttype].summary.get("tau2", np.nan)}
                     rows.append(rec)
-                    if name == "re_delta":
+                    if name in ("re_delta", "re_areml"):
                         rows.append({**rec, "interval": "oe_shrunk",
                                      "covered": int(((g["oe_shrunk_lower"] <= tt) & (tt <= g["oe_shrunk_upper"])).sum()),
                                      "log_width": float(np.mean(np.log(g["oe_shrunk_upper"] / g["oe_shrunk_lower"])))})

@@ -68,11 +68,16 @@ def test_se_log_expected_equals_statsmodels_get_prediction_link_se_single_row_tr
     if scale is None:
         sf = r.results.get_prediction().summary_frame()
         assert se == pytest.approx((sf["mean_se"] / sf["mean"]).to_numpy(), rel=1e-10)
-    # the interval is wider than the O-only one for every trust (a positive variance was added)
-    o_only = fit_expected(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed", interval="o_only").table
-    assert (r.table["oe_upper"] / r.table["oe_lower"] > o_only["oe_upper"] / o_only["oe_lower"]).all() or \
-        family == "binomial"  # binomial: Wilson on O is narrower than Poisson, so compare with itself below
-    assert (r.table["oe_method"].str.endswith("+delta")).all()
+    # with the same within-trust interval of O (exact/Byar), the delta interval is wider than the O-only one for
+    # every trust: a positive variance was added on both sides
+    if family == "poisson":
+        o_only = fit_expected(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed", interval="o_only").table
+        d = fit_expected(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed",
+                         count_interval="exact_byar").table
+        assert (d["oe_lower"] < o_only["oe_lower"]).all() and (d["oe_upper"] > o_only["oe_upper"]).all()
+        assert (r.table["oe_method"] == "MidP+delta").all()
+    else:
+        assert (r.table["oe_method"] == "Wilson+delta").all()
     assert r.summary["interval"] == "delta" and "delta method" in r.summary["oe_method"]
 
 
@@ -84,11 +89,11 @@ def test_delta_interval_closed_form_combines_within_interval_and_var_log_e():
     z = Z95
     lo_b = o * (1 - 1 / (9 * o) - z / (3 * math.sqrt(o))) ** 3
     up_b = (o + 1) * (1 - 1 / (9 * (o + 1)) + z / (3 * math.sqrt(o + 1))) ** 3
-    lo, up, meth = oe_interval([o], [e], var_log_expected=[v])
+    lo, up, meth = oe_interval([o], [e], var_log_expected=[v], count_method="exact_byar")
     assert lo[0] == pytest.approx(o / e * math.exp(-math.sqrt(math.log(o / lo_b) ** 2 + z * z * v)), rel=1e-12)
     assert up[0] == pytest.approx(o / e * math.exp(math.sqrt(math.log(up_b / o) ** 2 + z * z * v)), rel=1e-12)
     assert meth[0] == "Byars+delta"
-    lo0, up0, _ = oe_interval([o], [e])
+    lo0, up0, _ = oe_interval([o], [e], count_method="exact_byar")
     assert (lo0[0], up0[0]) == pytest.approx((lo_b / e, up_b / e), rel=1e-12)
     # binomial: Wilson limits of p times n, divided by E
     n = 1000.0
@@ -99,17 +104,36 @@ def test_delta_interval_closed_form_combines_within_interval_and_var_log_e():
     assert (lo_w[0], up_w[0]) == pytest.approx(((centre - half) * n / e, (centre + half) * n / e), rel=1e-12)
     assert meth_w[0] == "Wilson+delta"
     # the E part uses a Student t quantile when its variance was estimated with few degrees of freedom
-    lo_t, _, _ = oe_interval([o], [e], var_log_expected=[v], df_expected=7)
+    lo_t, _, _ = oe_interval([o], [e], var_log_expected=[v], df_expected=7, count_method="exact_byar")
     q = stats.t.ppf(0.975, 7)
     assert lo_t[0] == pytest.approx(o / e * math.exp(-math.sqrt(math.log(o / lo_b) ** 2 + q * q * v)), rel=1e-12)
 
 
+def test_poisson_midp_limits_solve_their_defining_equations():
+    """Definition (Lancaster 1961): at the limits, P(X > x) + ½P(X = x) = 0.025 (lower) and
+    P(X < x) + ½P(X = x) = 0.025 (upper); the mid-p interval lies inside the exact (Garwood) one."""
+    from leaguetables.expected import poisson_midp_limits
+    from leaguetables.stats import poisson_limits
+
+    x = np.array([1.0, 3.0, 9.0, 25.0, 400.0])
+    lo, up = poisson_midp_limits(x, 0.95)
+    for k, a, b in zip(x, lo, up):
+        assert stats.poisson.sf(k, a) + 0.5 * stats.poisson.pmf(k, a) == pytest.approx(0.025, abs=1e-9)
+        assert stats.poisson.cdf(k - 1, b) + 0.5 * stats.poisson.pmf(k, b) == pytest.approx(0.025, abs=1e-9)
+    elo, eup, _ = poisson_limits(x[:3], 0.95)
+    assert (lo[:3] > np.asarray(elo)).all() and (up[:3] < np.asarray(eup)).all()
+
+
 def test_zero_observed_gives_lower_0_and_finite_upper_with_delta():
-    """Closed form: O = 0 gives lower 0 and upper = (exact upper −ln(0.025))/E × exp(z·sd(log E))."""
-    lo, up, meth = oe_interval([0.0], [5.0], var_log_expected=[0.01])
+    """Closed form: O = 0 gives lower 0 and upper = (exact upper −ln(0.025))/E × exp(z·sd(log E)); with the
+    mid-p interval the count's upper limit is −ln(0.05) (½·e^(−λ) = 0.025)."""
+    lo, up, meth = oe_interval([0.0], [5.0], var_log_expected=[0.01], count_method="exact_byar")
     assert lo[0] == 0.0
     assert up[0] == pytest.approx(-math.log(0.025) / 5.0 * math.exp(Z95 * 0.1), rel=1e-9)
     assert meth[0] == "Exact+delta"
+    lo, up, meth = oe_interval([0.0], [5.0], var_log_expected=[0.01])
+    assert lo[0] == 0.0 and meth[0] == "MidP+delta"
+    assert up[0] == pytest.approx(-math.log(0.05) / 5.0 * math.exp(Z95 * 0.1), rel=1e-9)
     rng = np.random.default_rng(8)
     df, _ = _frame(rng, fam="poisson", n_range=(200, 2000), alpha=-5.0)
     df.loc[4, "y"] = 0.0

@@ -261,6 +261,12 @@ class ExpectedSettings(_Strict):
         ``sampling``: binomial/Poisson sampling variance only; ``sampling_plus_history``: plus the extra
         within-trust variance estimated from quarter-to-quarter changes over the last ``history_quarters``
         quarters (needs ``interval: delta`` or ``model: random_effects`` to have an effect).
+    count_interval
+        Within-trust interval of a count in the delta interval: ``mid_p`` (mid-p exact Poisson, about nominal
+        coverage) or ``exact_byar`` (exact below 10 events, Byar from 10; conservative for small counts).
+    between_variance
+        Estimator of the between-trust variance τ² of the random-effects model: ``reml`` or ``areml`` (adjusted
+        REML of Li & Lahiri 2010, never 0).
     adjusted_standards
         How the adjusted (sensitivity) league treats absolute standards, floors and value bands:
         ``observed`` — judged on the observed value, the adjustment only re-orders the trusts between them;
@@ -272,6 +278,8 @@ class ExpectedSettings(_Strict):
     interval: Literal["delta", "o_only"] = "delta"
     within_variance: Literal["sampling", "sampling_plus_history"] = "sampling_plus_history"
     history_quarters: int = Field(8, ge=2, le=40)
+    count_interval: Literal["mid_p", "exact_byar"] = "mid_p"
+    between_variance: Literal["reml", "areml"] = "reml"
     adjusted_standards: Literal["observed", "adjusted"] = "observed"
 
     @model_validator(mode="after")

@@ -78,6 +78,7 @@ __all__ = [
     "expected_by_strata",
     "fit_expected",
     "oe_interval",
+    "poisson_midp_limits",
     "random_effects_fit",
     "within_extra_variance",
 ]
@@ -86,6 +87,9 @@ Family = Literal["binomial", "poisson", "negative_binomial"]
 Interval = Literal["delta", "o_only"]
 Model = Literal["fixed", "random_effects"]
 _INTERVALS = ("delta", "o_only")
+CountMethod = Literal["mid_p", "exact_byar"]
+_COUNT_METHODS = ("mid_p", "exact_byar")
+_TAU2_METHODS = ("reml", "areml")
 _MODELS = ("fixed", "random_effects")
 TRUST = "trust_code"
 _FAMILIES = ("binomial", "poisson", "negative_binomial")
@@ -233,6 +237,8 @@ def fit_expected(
     interval: Interval = "delta",
     model: Model = "fixed",
     within_extra_variance: float | pd.Series | dict[str, float] | None = None,
+    count_interval: CountMethod = "mid_p",
+    tau2_method: Literal["reml", "areml"] = "reml",
 ) -> ExpectedResult:
     """Fit a GLM of ``numerator`` on standardised ``covariates`` and return expected values per trust.
 
@@ -284,6 +290,10 @@ def fit_expected(
         raise ModelError(f"interval must be one of {_INTERVALS}; got {interval!r}")
     if model not in _MODELS:
         raise ModelError(f"model must be one of {_MODELS}; got {model!r}")
+    if count_interval not in _COUNT_METHODS:
+        raise ModelError(f"count_interval must be one of {_COUNT_METHODS}; got {count_interval!r}")
+    if tau2_method not in _TAU2_METHODS:
+        raise ModelError(f"tau2_method must be one of {_TAU2_METHODS}; got {tau2_method!r}")
     if model == "random_effects" and strata:
         raise ModelError("model='random_effects' needs one row per trust (the random effect is per trust): "
                          "do not pass strata=")
@@ -443,7 +453,7 @@ def fit_expected(
     beta = np.asarray(res.params)
     re_out: dict[str, Any] | None = None
     if model == "random_effects":
-        re_out = random_effects_fit(family, yf, nf, e_rows, X.to_numpy(), extra_rows)
+        re_out = random_effects_fit(family, yf, nf, e_rows, X.to_numpy(), extra_rows, tau2_method=tau2_method)
         beta, V = re_out["beta"], re_out["cov"]
         eta_c = X.to_numpy() @ beta
         base = nf if nf is not None else np.ones(len(yf))
@@ -483,7 +493,8 @@ def fit_expected(
         n_arr = table["denominator"].to_numpy() if family == "binomial" else None
         lo, up, meth = oe_interval(
             o_arr, e_arr, confidence=confidence, var_log_expected=se_log_e**2,
-            extra_var_log_observed=extra_log_o_t.reindex(trusts).to_numpy(), trials=n_arr, df_expected=df_e)
+            extra_var_log_observed=extra_log_o_t.reindex(trusts).to_numpy(), trials=n_arr, df_expected=df_e,
+            count_method=count_interval)
         table["oe"] = oe
         table["oe_lower"] = lo
         table["oe_upper"] = up
@@ -589,6 +600,7 @@ def fit_expected(
         "expected_definition": _E_TEXT[model],
         "df_expected": df_e,
         "within_extra_variance_mean": float(np.mean(extra_rows)) if len(extra_rows) else 0.0,
+        "count_interval": count_interval if interval == "delta" else "exact_byar",
     }
     if family == "negative_binomial":
         summary["nb_alpha"] = extra["alpha"]
@@ -775,8 +787,8 @@ def _check_boundary(p: np.ndarray, trusts: np.ndarray) -> None:
 
 _OE_METHOD_TEXT = {
     "delta": (
-        "within-trust sampling interval of O (Wilson for proportions, exact below 10 events and Byar from 10 "
-        "for counts) combined on the log scale with the variance of log E from the model's coefficient "
+        "within-trust sampling interval of O (Wilson for proportions; mid-p exact Poisson, or exact/Byar, for "
+        "counts) combined on the log scale with the variance of log E from the model's coefficient "
         "covariance (delta method) and any extra within-trust variance"
     ),
     "o_only": (
@@ -819,12 +831,14 @@ def oe_interval(
     extra_var_log_observed=0.0,
     trials=None,
     df_expected: float = np.inf,
+    count_method: CountMethod = "mid_p",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """O/E interval with the uncertainty of E (statistical-methods.md §6.2).
 
-    The within-trust sampling interval of O — Wilson for a proportion when ``trials`` (n) is given,
-    exact Poisson below 10 events and Byar's approximation from 10 otherwise (:mod:`leaguetables.stats`) —
-    gives the log-scale half-widths ``d_lo = log O − log L_O`` and ``d_up = log U_O − log O``. They are
+    The within-trust sampling interval of O — Wilson for a proportion when ``trials`` (n) is given; for a
+    count, the mid-p exact Poisson interval (``count_method="mid_p"``, :func:`poisson_midp_limits`: it covers
+    at about its nominal rate, where the exact interval is conservative for small counts) or exact below 10
+    events and Byar's approximation from 10 (``"exact_byar"``, :mod:`leaguetables.stats`) — gives the log-scale half-widths ``d_lo = log O − log L_O`` and ``d_up = log U_O − log O``. They are
     combined in quadrature with the other sources of variance of ``log(O/E)``::
 
         lower = O/E · exp(−√(d_lo² + z²·extra + q²·var_log_expected))
@@ -836,10 +850,12 @@ def oe_interval(
     variances the interval is the within-trust interval of O divided by E. For O = 0 the lower limit is 0 and
     the upper limit ``U_O/E · exp(√(z²·extra + q²·var_log_expected))`` (finite).
 
-    Returns (lower, upper, method) arrays; method is ``"<Wilson|Exact|Byars>+delta"``, missing where O or E
-    is missing.
+    Returns (lower, upper, method) arrays; method is ``"<Wilson|MidP|Exact|Byars>+delta"``, missing where O
+    or E is missing.
     """
     _check_confidence(confidence)
+    if count_method not in _COUNT_METHODS:
+        raise ModelError(f"count_method must be one of {_COUNT_METHODS}; got {count_method!r}")
     o = np.atleast_1d(np.asarray(observed, dtype=float))
     e = np.broadcast_to(np.asarray(expected, dtype=float), o.shape)
     ve = np.broadcast_to(np.asarray(var_log_expected, dtype=float), o.shape)
@@ -859,6 +875,11 @@ def oe_interval(
             lo_o[valid] = np.asarray(lw) * n[valid]
             up_o[valid] = np.asarray(uw) * n[valid]
             meth[valid] = "Wilson+delta"
+    elif valid.any() and count_method == "mid_p":
+        lp, upp = poisson_midp_limits(o[valid], confidence)
+        lo_o[valid] = lp
+        up_o[valid] = upp
+        meth[valid] = "MidP+delta"
     elif valid.any():
         lp, upp, mp = poisson_limits(o[valid], confidence)
         lo_o[valid] = np.asarray(lp)
@@ -880,8 +901,44 @@ def oe_interval(
     return lower, upper, meth
 
 
-def _reml_tau2(y: np.ndarray, s2: np.ndarray, X: np.ndarray) -> float:
-    """REML estimate of τ² in ``y = Xβ + u + e``, ``u ~ N(0, τ²)``, ``e ~ N(0, s²)`` with s² known."""
+def poisson_midp_limits(x, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-p exact Poisson limits of a count (Lancaster 1961; Rothman & Greenland, *Modern Epidemiology*).
+
+    The lower limit λ_L solves ``P(X > x) + ½P(X = x) = α/2`` and the upper λ_U solves
+    ``P(X < x) + ½P(X = x) = α/2`` (X ~ Poisson(λ)); x = 0 gives λ_L = 0 and λ_U = −ln(α). Unlike the exact
+    (Garwood) interval, which covers at least its nominal rate and much more for small counts, the mid-p
+    interval covers at about its nominal rate on average. Non-integer x is rounded. Missing stays missing."""
+    from scipy import optimize
+
+    _check_confidence(confidence)
+    a2 = (1.0 - confidence) / 2.0
+    x = np.atleast_1d(np.asarray(x, dtype=float))
+    lower = np.full(x.shape, np.nan)
+    upper = np.full(x.shape, np.nan)
+    ok = ~np.isnan(x)
+    for k in np.unique(np.round(x[ok])):
+        sel = ok & (np.round(x) == k)
+        if k == 0:
+            lo, up = 0.0, -np.log(2.0 * a2)
+        else:
+            def f_lo(lam: float) -> float:
+                return sps.poisson.sf(k, lam) + 0.5 * sps.poisson.pmf(k, lam) - a2
+
+            def f_up(lam: float) -> float:
+                return sps.poisson.cdf(k - 1, lam) + 0.5 * sps.poisson.pmf(k, lam) - a2
+
+            span = 10.0 * np.sqrt(k) + 10.0
+            lo = optimize.brentq(f_lo, 1e-12, k, xtol=1e-12 * max(k, 1.0), rtol=1e-12)
+            up = optimize.brentq(f_up, k, k + span, xtol=1e-12 * max(k, 1.0), rtol=1e-12)
+        lower[sel] = lo
+        upper[sel] = up
+    return lower, upper
+
+
+def _reml_tau2(y: np.ndarray, s2: np.ndarray, X: np.ndarray, adjusted: bool = False) -> float:
+    """REML estimate of τ² in ``y = Xβ + u + e``, ``u ~ N(0, τ²)``, ``e ~ N(0, s²)`` with s² known.
+
+    ``adjusted=True``: the adjusted REML of Li & Lahiri (2010), maximising ``τ² · L_R(τ²)``, which is never 0."""
     from scipy import optimize
 
     def neg_restricted_loglik(log_t2: float) -> float:
@@ -890,7 +947,7 @@ def _reml_tau2(y: np.ndarray, s2: np.ndarray, X: np.ndarray) -> float:
         a = (X.T * w) @ X
         b = np.linalg.solve(a, (X.T * w) @ y)
         r = y - X @ b
-        return 0.5 * (np.sum(np.log(v)) + np.linalg.slogdet(a)[1] + np.sum(w * r * r))
+        return 0.5 * (np.sum(np.log(v)) + np.linalg.slogdet(a)[1] + np.sum(w * r * r)) - (log_t2 if adjusted else 0.0)
 
     # the upper bound is generous (a between-trust SD of e^2.5 ≈ 12 on the link scale); the lower bound is
     # practically 0 (the estimate is then reported as 0)
@@ -912,6 +969,7 @@ def random_effects_fit(
     fitted: np.ndarray,
     X: np.ndarray,
     extra_variance: np.ndarray | float = 0.0,
+    tau2_method: str = "reml",
 ) -> dict[str, Any]:
     """Normal random-effects model on the link scale (empirical Bayes; Fay & Herriot 1979).
 
@@ -943,7 +1001,7 @@ def random_effects_fit(
     k = X.shape[1]
     if len(y) < k + 2:
         raise ModelError(f"too few trusts ({len(y)}) for the random-effects model with {k} coefficients")
-    tau2 = _reml_tau2(y, s2, X)
+    tau2 = _reml_tau2(y, s2, X, adjusted=(tau2_method == "areml"))
     v = tau2 + s2
     w = 1.0 / v
     a = (X.T * w) @ X
@@ -954,25 +1012,39 @@ def random_effects_fit(
     u = (1.0 - shrink) * (y - eta)
     var_tau2 = 2.0 / np.sum(w**2)
     h = np.einsum("ij,jk,ik->i", X, cov, X)
-    mse_u = tau2 * shrink + (1.0 - shrink) ** 2 * h + 2.0 * s2**2 / v**3 * var_tau2
+    g1 = tau2 * shrink
+    g3 = s2**2 / v**3 * var_tau2
+    mse_u = g1 + (1.0 - shrink) ** 2 * h + 2.0 * g3
     if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(mse_u))):
         raise ModelError("the random-effects model produced non-finite estimates; no expected values")
-    return {"beta": beta, "cov": cov, "tau2": tau2, "tau2_se": float(np.sqrt(var_tau2)), "method": "REML",
-            "eta": eta, "u": u, "mse_u": mse_u, "shrinkage": shrink, "y": y, "s2": s2}
+    return {"beta": beta, "cov": cov, "tau2": tau2, "tau2_se": float(np.sqrt(var_tau2)),
+            "method": "REML" if tau2_method == "reml" else "adjusted REML (Li & Lahiri 2010)",
+            "eta": eta, "u": u, "mse_u": mse_u, "g1": g1, "g3": g3, "h": h, "shrinkage": shrink, "y": y, "s2": s2}
 
 
-def _shrunk_table(re_out: dict[str, Any], family: str, trusts: np.ndarray, confidence: float) -> pd.DataFrame:
-    """Shrunken O/E per trust: the expected count with the trust's shrunken effect over E (effect 0)."""
-    z = sps.norm.ppf(1.0 - (1.0 - confidence) / 2.0)
-    eta, u, se = re_out["eta"], re_out["u"], np.sqrt(re_out["mse_u"])
+def _shrunk_table(re_out: dict[str, Any], family: str, trusts: np.ndarray, confidence: float,
+                  df: float = np.inf) -> pd.DataFrame:
+    """Shrunken O/E per trust: the expected count with the trust's shrunken effect over E (effect 0).
 
-    def ratio(v: np.ndarray) -> np.ndarray:
-        if family == "binomial":
-            return (1.0 + np.exp(-eta)) / (1.0 + np.exp(-(eta + v)))
-        return np.exp(v)
-
-    return pd.DataFrame({"oe_shrunk": ratio(u), "oe_shrunk_lower": ratio(u - z * se),
-                         "oe_shrunk_upper": ratio(u + z * se)}, index=pd.Index(trusts))
+    ``log oe_shrunk = log μ(θ̂) − log μ(η̂)`` with ``θ̂ = η̂ + û``. Its error about the true log O/E is
+    ``a(θ̂ − θ) − c·x'(β̂ − β)`` with ``a``, ``c`` the derivatives of log μ at θ̂ and η̂ (``1 − p``; 1 for a log
+    link), whose variance is ``a²(g1 + B²h + 2g3) + c²h − 2acBh`` (``h = x'cov x``; ``cov(θ̂ − θ, x'(β̂ − β)) =
+    B h``). The interval is symmetric on the log scale (normal quantile, or t with ``df``)."""
+    q = sps.norm.ppf(1.0 - (1.0 - confidence) / 2.0) if not np.isfinite(df) else \
+        sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, df)
+    eta, u = re_out["eta"], re_out["u"]
+    b, h, g1, g3 = re_out["shrinkage"], re_out["h"], re_out["g1"], re_out["g3"]
+    if family == "binomial":
+        log_ratio = np.log1p(np.exp(-eta)) - np.log1p(np.exp(-(eta + u)))
+        a = 1.0 / (1.0 + np.exp(eta + u))
+        c = 1.0 / (1.0 + np.exp(eta))
+    else:
+        log_ratio = u
+        a = c = np.ones(len(u))
+    var = a * a * (g1 + b * b * h + 2.0 * g3) + c * c * h - 2.0 * a * c * b * h
+    se = np.sqrt(np.maximum(var, 0.0))
+    return pd.DataFrame({"oe_shrunk": np.exp(log_ratio), "oe_shrunk_lower": np.exp(log_ratio - q * se),
+                         "oe_shrunk_upper": np.exp(log_ratio + q * se)}, index=pd.Index(trusts))
 
 
 def _re_text(re_out: dict[str, Any], terms: list[str], family: str) -> str:
