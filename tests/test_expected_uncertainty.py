@@ -193,7 +193,9 @@ def test_random_effects_shrinkage_and_expected_known_answers():
     beta = np.linalg.solve((X.T * w) @ X, (X.T * w) @ y)
     assert re["beta"] == pytest.approx(beta, rel=1e-10)
     assert r.coefficients["estimate"].to_numpy() == pytest.approx(beta, rel=1e-10)
-    b = s2 / (re["tau2"] + s2)
+    assert re["tau2_shrinkage"] > re["tau2"]  # adjusted REML maximises τ²·L_R(τ²): larger than REML
+    assert _reml_tau2(y, s2, X, adjusted=True) == pytest.approx(re["tau2_shrinkage"])
+    b = s2 / (re["tau2_shrinkage"] + s2)
     u = (1 - b) * (y - X @ beta)
     assert re["u"] == pytest.approx(u, rel=1e-10)
     t = r.table

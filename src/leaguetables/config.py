@@ -266,7 +266,10 @@ class ExpectedSettings(_Strict):
         coverage) or ``exact_byar`` (exact below 10 events, Byar from 10; conservative for small counts).
     between_variance
         Estimator of the between-trust variance τ² of the random-effects model: ``reml`` or ``areml`` (adjusted
-        REML of Li & Lahiri 2010, never 0).
+        REML of Li & Lahiri 2010, never 0) for E and its interval.
+    shrinkage_variance
+        The same for the shrunken estimates (default ``areml``: a REML estimate of 0 would shrink every trust
+        fully, with intervals that ignore the between-trust variation).
     adjusted_standards
         How the adjusted (sensitivity) league treats absolute standards, floors and value bands:
         ``observed`` — judged on the observed value, the adjustment only re-orders the trusts between them;
@@ -280,6 +283,7 @@ class ExpectedSettings(_Strict):
     history_quarters: int = Field(8, ge=2, le=40)
     count_interval: Literal["mid_p", "exact_byar"] = "mid_p"
     between_variance: Literal["reml", "areml"] = "reml"
+    shrinkage_variance: Literal["reml", "areml"] = "areml"
     adjusted_standards: Literal["observed", "adjusted"] = "observed"
 
     @model_validator(mode="after")

@@ -239,6 +239,7 @@ def fit_expected(
     within_extra_variance: float | pd.Series | dict[str, float] | None = None,
     count_interval: CountMethod = "mid_p",
     tau2_method: Literal["reml", "areml"] = "reml",
+    shrinkage_tau2_method: Literal["reml", "areml"] = "areml",
 ) -> ExpectedResult:
     """Fit a GLM of ``numerator`` on standardised ``covariates`` and return expected values per trust.
 
@@ -292,8 +293,9 @@ def fit_expected(
         raise ModelError(f"model must be one of {_MODELS}; got {model!r}")
     if count_interval not in _COUNT_METHODS:
         raise ModelError(f"count_interval must be one of {_COUNT_METHODS}; got {count_interval!r}")
-    if tau2_method not in _TAU2_METHODS:
-        raise ModelError(f"tau2_method must be one of {_TAU2_METHODS}; got {tau2_method!r}")
+    if tau2_method not in _TAU2_METHODS or shrinkage_tau2_method not in _TAU2_METHODS:
+        raise ModelError(f"tau2_method and shrinkage_tau2_method must be one of {_TAU2_METHODS}; got "
+                         f"{tau2_method!r}, {shrinkage_tau2_method!r}")
     if model == "random_effects" and strata:
         raise ModelError("model='random_effects' needs one row per trust (the random effect is per trust): "
                          "do not pass strata=")
@@ -453,7 +455,8 @@ def fit_expected(
     beta = np.asarray(res.params)
     re_out: dict[str, Any] | None = None
     if model == "random_effects":
-        re_out = random_effects_fit(family, yf, nf, e_rows, X.to_numpy(), extra_rows, tau2_method=tau2_method)
+        re_out = random_effects_fit(family, yf, nf, e_rows, X.to_numpy(), extra_rows, tau2_method=tau2_method,
+                                    shrinkage_tau2_method=shrinkage_tau2_method)
         beta, V = re_out["beta"], re_out["cov"]
         eta_c = X.to_numpy() @ beta
         base = nf if nf is not None else np.ones(len(yf))
@@ -611,6 +614,8 @@ def fit_expected(
         summary["tau2_se"] = float(re_out["tau2_se"])
         summary["between_trust_sd"] = float(np.sqrt(re_out["tau2"]))
         summary["tau2_method"] = re_out["method"]
+        summary["tau2_shrinkage"] = float(re_out["tau2_shrinkage"])
+        summary["tau2_shrinkage_method"] = re_out["shrinkage_method"]
         prefix += _re_text(re_out, list(X.columns), family)
     return ExpectedResult(table=table, coefficients=coefs, summary=summary, results=res, text_prefix=prefix)
 
@@ -970,6 +975,7 @@ def random_effects_fit(
     X: np.ndarray,
     extra_variance: np.ndarray | float = 0.0,
     tau2_method: str = "reml",
+    shrinkage_tau2_method: str = "areml",
 ) -> dict[str, Any]:
     """Normal random-effects model on the link scale (empirical Bayes; Fay & Herriot 1979).
 
@@ -977,14 +983,21 @@ def random_effects_fit(
     ``log((O+½)/n)`` (counts) — is modelled as ``y_i = x_i'β + u_i + e_i`` with ``u_i ~ N(0, τ²)`` the trust
     effect and ``e_i ~ N(0, s_i²)`` the within-trust sampling error, ``s_i²`` taken as known from the GLM's
     fitted mean (``1/(n p̂ (1 − p̂))`` or ``1/μ̂``) plus ``extra_variance`` (link scale). τ² is estimated by
-    REML, β by generalised least squares with weights ``1/(τ² + s_i²)`` and ``cov = (X'WX)⁻¹``.
+    REML (``tau2_method="reml"``) or adjusted REML (``"areml"``), β by generalised least squares with weights
+    ``1/(τ² + s_i²)`` and ``cov = (X'WX)⁻¹``.
+
+    The shrinkage uses its own estimate of τ² (``shrinkage_tau2_method``, default adjusted REML, Li & Lahiri
+    2010): REML's estimate is often 0 when τ² is small against the sampling variances (rare events), which would
+    shrink every trust fully to its expected value with an interval that ignores the between-trust variation
+    (on the demo, E. coli shrunken intervals covered 88% with REML and 97% with adjusted REML).
 
     The shrunken trust effect is ``û_i = (1 − B_i)(y_i − x_i'β̂)``, ``B_i = s_i²/(τ̂² + s_i²)``, with the
     mean squared error of Prasad & Rao (1990) / Datta & Lahiri (2000) for REML, written for the trust effect
     ``u_i`` (the log of the shrunken O/E for a log link): ``g1 + (1 − B_i)² x_i'cov x_i + 2 g3`` with
     ``g1 = τ̂² B_i``, ``g3 = s_i⁴/(τ̂² + s_i²)³ · var(τ̂²)`` and ``var(τ̂²) = 2/Σ (τ̂² + s_j²)⁻²``.
 
-    Returns a dict with beta, cov, tau2, tau2_se, method, eta (x'β̂), u (û), mse_u, shrinkage (B), y, s2.
+    Returns a dict with beta, cov, tau2, tau2_se, method, tau2_shrinkage, shrinkage_method, eta (x'β̂),
+    u (û), mse_u, g1, g3, h (x'cov x), shrinkage (B), y, s2.
     """
     o = np.asarray(observed, dtype=float)
     mu = np.asarray(fitted, dtype=float)
@@ -1008,17 +1021,22 @@ def random_effects_fit(
     cov = np.linalg.inv(a)
     beta = cov @ ((X.T * w) @ y)
     eta = X @ beta
+    h = np.einsum("ij,jk,ik->i", X, cov, X)
+    tau2_s = tau2 if shrinkage_tau2_method == tau2_method else \
+        _reml_tau2(y, s2, X, adjusted=(shrinkage_tau2_method == "areml"))
+    v = tau2_s + s2
+    w = 1.0 / v
     shrink = s2 / v
     u = (1.0 - shrink) * (y - eta)
     var_tau2 = 2.0 / np.sum(w**2)
-    h = np.einsum("ij,jk,ik->i", X, cov, X)
-    g1 = tau2 * shrink
+    g1 = tau2_s * shrink
     g3 = s2**2 / v**3 * var_tau2
     mse_u = g1 + (1.0 - shrink) ** 2 * h + 2.0 * g3
     if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(mse_u))):
         raise ModelError("the random-effects model produced non-finite estimates; no expected values")
-    return {"beta": beta, "cov": cov, "tau2": tau2, "tau2_se": float(np.sqrt(var_tau2)),
-            "method": "REML" if tau2_method == "reml" else "adjusted REML (Li & Lahiri 2010)",
+    names = {"reml": "REML", "areml": "adjusted REML (Li & Lahiri 2010)"}
+    return {"beta": beta, "cov": cov, "tau2": tau2, "tau2_se": float(np.sqrt(2.0 / np.sum((tau2 + s2) ** -2.0))),
+            "method": names[tau2_method], "tau2_shrinkage": tau2_s, "shrinkage_method": names[shrinkage_tau2_method],
             "eta": eta, "u": u, "mse_u": mse_u, "g1": g1, "g3": g3, "h": h, "shrinkage": shrink, "y": y, "s2": s2}
 
 
@@ -1052,7 +1070,8 @@ def _re_text(re_out: dict[str, Any], terms: list[str], family: str) -> str:
     lines = [
         f"Random-effects model ({scale} scale, normal trust effect; tau^2 by REML): "
         f"tau^2 = {re_out['tau2']:.6g} (SE {re_out['tau2_se']:.3g}), between-trust SD = "
-        f"{np.sqrt(re_out['tau2']):.4g}. Expected values use the fixed part below (trust effect 0).",
+        f"{np.sqrt(re_out['tau2']):.4g}. Expected values use the fixed part below (trust effect 0). "
+        f"Shrunken estimates use tau^2 = {re_out['tau2_shrinkage']:.6g} ({re_out['shrinkage_method']}).",
         f"{'term':<40}{'coef':>12}{'std err':>12}",
     ]
     se = np.sqrt(np.diag(re_out["cov"]))

@@ -36,6 +36,11 @@ LABELS = {
     "trim_by": "Winsorisation (each tail)", "band_level": "Band level", "outer_level": "Outer limit level",
     "peers": "Demographic peers", "k": "Number of peers", "within_type": "Within trust type", "weights": "Weights",
     "productivity": "Productivity opportunity", "benchmark": "Benchmark", "annualise": "Annualisation factor",
+    "expected": "Expected values and O/E intervals", "model": "Model", "interval": "O/E interval",
+    "within_variance": "Within-trust variance", "history_quarters": "Quarters for the within-trust variance",
+    "count_interval": "Interval of a count", "between_variance": "Between-trust variance (τ²) for E",
+    "shrinkage_variance": "Between-trust variance (τ²) for the shrunken estimates",
+    "adjusted_standards": "Standards in the adjusted league",
 }
 VALUES = {
     "higher_better": "higher is better", "lower_better": "lower is better", "ranked": "ranked (standard ranking)",
@@ -45,6 +50,15 @@ VALUES = {
     "upper_quartile": "upper quartile (best 25%)", "type": "trust type", "peers": "demographic peers",
     "all_listed_types": "all the metric's trust types together", "X2": "Pearson χ²/df (quasi-likelihood)",
     "nof_finance": "NHS England's combined-finance rule", "weighted_mean": "weighted mean",
+    "random_effects": "random effects (expected value of a trust of average quality; shrunken O/E published)",
+    "fixed": "GLM only (population-averaged expected value)",
+    "delta": "includes the uncertainty of E (delta method) and the within-trust variance",
+    "o_only": "from O alone (conventional, SHMI-style; ignores the uncertainty of E)",
+    "sampling": "sampling variance only", "sampling_plus_history": "sampling variance plus the extra "
+    "quarter-to-quarter variance estimated from earlier quarters",
+    "mid_p": "mid-p exact Poisson", "exact_byar": "exact below 10 events, Byar from 10", "reml": "REML",
+    "areml": "adjusted REML (Li and Lahiri)", "observed": "judged on the observed value",
+    "adjusted": "judged on the adjusted value",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {

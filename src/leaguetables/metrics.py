@@ -148,7 +148,7 @@ def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, c
                 data, "numerator", "denominator", adj.family, list(adj.covariates), scale=adj.scale,
                 confidence=confidence, multiplier=result.metric.multiplier, interval=settings.interval,
                 model=settings.model, within_extra_variance=within, count_interval=settings.count_interval,
-                tau2_method=settings.between_variance)
+                tau2_method=settings.between_variance, shrinkage_tau2_method=settings.shrinkage_variance)
         except expected_mod.ModelError as exc:
             result.model_errors[ttype] = str(exc)
             result.notes.append(f"No demographic model for {ttype}: {exc}")
