@@ -275,7 +275,7 @@ def test_within_extra_variance_recovers_gamma_mixing_and_is_near_zero_without_it
 def test_expected_settings_are_validated_and_the_methodology_names_them():
     m = load_methodology("nof-2025-26")
     assert m.expected.model == "random_effects" and m.expected.interval == "delta"
-    assert m.expected.adjusted_standards == "observed"
+    assert m.expected.adjusted_standards == "observed_value"
     with pytest.raises(ValueError):
         ExpectedSettings(interval="byar")
     with pytest.raises(ValueError, match="no effect"):
@@ -298,18 +298,18 @@ def test_adjusted_league_judges_the_standard_on_the_observed_value():
     """Hand-worked (ae_4hr, standard 78%, higher is better). Observed: A 80 and D 79 meet the standard, so both
     score 1.00 in the adjusted league too, although A's adjusted value (77) is below 78; B (76 observed, 79.5
     adjusted) does not meet it and is spread 2.00–4.00 with C and E by adjusted value: B 2.00, C 3.00, E 4.00.
-    With rule "adjusted" B and D would meet it and A would not."""
+    With rule "adjusted_value" B and D would meet it and A would not."""
     metric = next(m for m in load_catalogue("demo").metrics if m.id == "ae_4hr")
     df = _standard_frame()
-    sc, judged = metrics.score_adjusted(df, metric, "observed")
+    sc, judged = metrics.score_adjusted(df, metric, "observed_value")
     assert sc.tolist() == [1.0, 2.0, 3.0, 1.0, 4.0]
     assert judged.tolist() == ["observed value"] * 5
-    sc_adj, judged_adj = metrics.score_adjusted(df, metric, "adjusted")
+    sc_adj, judged_adj = metrics.score_adjusted(df, metric, "adjusted_value")
     assert sc_adj.tolist() == [2.0, 1.0, 3.0, 1.0, 4.0]
     assert judged_adj.tolist() == ["adjusted value"] * 5
     # a trust without an adjusted value is scored on its observed value and is not flagged
     df.loc[2, "adjusted_value"] = np.nan
-    sc2, judged2 = metrics.score_adjusted(df, metric, "observed")
+    sc2, judged2 = metrics.score_adjusted(df, metric, "observed_value")
     assert judged2.isna().tolist() == [False, False, True, False, False]
     assert sc2.tolist() == [1.0, 2.0, 3.0, 1.0, 4.0]
 
@@ -324,7 +324,7 @@ def test_adjusted_league_judges_a_floor_on_the_observed_value_lower_is_better():
         "scoring": metric.scoring.model_copy(update={"standard": None, "floor": 70.0})})
     df = pd.DataFrame({"trust_code": list("ABCDE"), "trust_type": "acute", "status": "ok",
                        "value": [71.0, 66.0, 64.0, 62.0, 75.0], "adjusted_value": [69.0, 65.0, 68.0, 60.0, 73.0]})
-    sc, judged = metrics.score_adjusted(df, metric, "observed")
+    sc, judged = metrics.score_adjusted(df, metric, "observed_value")
     assert sc.tolist() == [4.0, 2.0, 3.0, 1.0, 4.0]
     assert (judged == "observed value").all()
 
@@ -335,5 +335,5 @@ def test_metric_without_thresholds_is_scored_on_the_adjusted_value_and_not_flagg
     assert metric.scoring.standard is None and metric.scoring.floor is None
     df = pd.DataFrame({"trust_code": list("ABC"), "trust_type": "acute", "status": "ok",
                        "value": [1.0, 2.0, 3.0], "adjusted_value": [3.0, 2.0, 1.0]})
-    sc, judged = metrics.score_adjusted(df, metric, "observed")
+    sc, judged = metrics.score_adjusted(df, metric, "observed_value")
     assert sc.tolist() == [4.0, 2.5, 1.0] and judged.isna().all()

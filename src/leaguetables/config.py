@@ -272,8 +272,8 @@ class ExpectedSettings(_Strict):
         fully, with intervals that ignore the between-trust variation).
     adjusted_standards
         How the adjusted (sensitivity) league treats absolute standards, floors and value bands:
-        ``observed`` — judged on the observed value, the adjustment only re-orders the trusts between them;
-        ``adjusted`` — judged on the adjusted value (a trust can then "meet" a standard only on the adjusted
+        ``observed_value`` — judged on the observed value, the adjustment only re-orders the trusts between them;
+        ``adjusted_value`` — judged on the adjusted value (a trust can then "meet" a standard only on the adjusted
         scale).
     """
 
@@ -284,7 +284,7 @@ class ExpectedSettings(_Strict):
     count_interval: Literal["mid_p", "exact_byar"] = "mid_p"
     between_variance: Literal["reml", "areml"] = "reml"
     shrinkage_variance: Literal["reml", "areml"] = "areml"
-    adjusted_standards: Literal["observed", "adjusted"] = "observed"
+    adjusted_standards: Literal["observed_value", "adjusted_value"] = "observed_value"
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExpectedSettings":

@@ -50,9 +50,24 @@ Documented behaviour for awkward data (never a silent drop, never an unexplained
 ``missing="raise"`` is always passed to statsmodels: rows are screened explicitly above, so any
 missing value reaching the model is a bug and raises.
 
-O/E intervals use the exact Poisson interval below 10 events and Byar's approximation from 10 events
-(§1.2) on O, divided by E; the uncertainty in E itself is ignored, as is conventional (§2.4).
-They come from :func:`leaguetables.stats.poisson_limits`.
+O/E intervals (statistical-methods.md §6.2; issue 10), chosen by ``interval=``:
+
+* ``"delta"`` (default; the project's own method): :func:`oe_interval` combines the within-trust sampling
+  interval of O (Wilson for proportions, mid-p exact Poisson or exact/Byar for counts) with the variance of
+  log E from the coefficient covariance of the model E comes from (delta method) and any extra within-trust
+  variance (:func:`within_extra_variance`, estimated from earlier quarters). Its coverage of the true O/E was
+  measured by simulation from the demo generator's truth (``benchmarks/oe_coverage.py``).
+* ``"o_only"`` (compatibility, SHMI-style): the exact Poisson interval below 10 events and Byar's
+  approximation from 10 events (§1.2) on O, divided by E; the uncertainty in E is ignored, as is conventional
+  when E comes from millions of records (§2.4). From :func:`leaguetables.stats.poisson_limits`.
+
+Expected-value model, chosen by ``model=``: ``"fixed"`` (the GLM alone, population-averaged E) or
+``"random_effects"`` (:func:`random_effects_fit`: a normal random trust effect on the link scale, τ² by REML;
+E is the expected count of a trust of average quality, and shrunken empirical-Bayes O/E estimates with their
+own intervals are added).
+
+Public functions: :func:`fit_expected`, :func:`expected_by_strata`, :func:`oe_interval`,
+:func:`poisson_midp_limits`, :func:`random_effects_fit`, :func:`within_extra_variance`.
 """
 
 from __future__ import annotations

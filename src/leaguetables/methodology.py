@@ -51,14 +51,13 @@ VALUES = {
     "all_listed_types": "all the metric's trust types together", "X2": "Pearson χ²/df (quasi-likelihood)",
     "nof_finance": "NHS England's combined-finance rule", "weighted_mean": "weighted mean",
     "random_effects": "random effects (expected value of a trust of average quality; shrunken O/E published)",
-    "fixed": "GLM only (population-averaged expected value)",
     "delta": "includes the uncertainty of E (delta method) and the within-trust variance",
     "o_only": "from O alone (conventional, SHMI-style; ignores the uncertainty of E)",
     "sampling": "sampling variance only", "sampling_plus_history": "sampling variance plus the extra "
     "quarter-to-quarter variance estimated from earlier quarters",
     "mid_p": "mid-p exact Poisson", "exact_byar": "exact below 10 events, Byar from 10", "reml": "REML",
-    "areml": "adjusted REML (Li and Lahiri)", "observed": "judged on the observed value",
-    "adjusted": "judged on the adjusted value",
+    "areml": "adjusted REML (Li and Lahiri)", "observed_value": "judged on the observed value",
+    "adjusted_value": "judged on the adjusted value",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {

@@ -239,29 +239,29 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
     return scores
 
 
-def score_adjusted(df: pd.DataFrame, metric: Metric, rule: str = "observed") -> tuple[pd.Series, pd.Series]:
+def score_adjusted(df: pd.DataFrame, metric: Metric, rule: str = "observed_value") -> tuple[pd.Series, pd.Series]:
     """The adjusted (sensitivity) score, and on which value an absolute standard, floor or band was judged.
 
     The value scored is the adjusted value (O/E × the type's rate) where there is one, else the observed value.
-    With ``rule="observed"`` (the project's rule) an absolute threshold is a statement about what patients
+    With ``rule="observed_value"`` (the project's rule) an absolute threshold is a statement about what patients
     received, so it is judged on the **observed** value: a trust meeting a standard on its observed value scores
     1.00 and one failing a floor 4.00, exactly as in the official league; the adjustment only changes the order
     (and so the scores) of the trusts spread between them. Value bands (``method: bands``) are judged on the
-    observed value, so the adjusted score equals the official one. ``rule="adjusted"`` judges them on the
+    observed value, so the adjusted score equals the official one. ``rule="adjusted_value"`` judges them on the
     adjusted value (a trust can then "meet" a standard only on the adjusted scale).
 
     Returns ``(score_adjusted, standard_judged_on)``: the second is ``"observed value"`` or ``"adjusted value"``
     on rows with an adjusted value whose metric has a standard, floor or bands, else missing."""
-    if rule not in ("observed", "adjusted"):
-        raise ValueError(f"rule must be 'observed' or 'adjusted'; got {rule!r}")
+    if rule not in ("observed_value", "adjusted_value"):
+        raise ValueError(f"rule must be 'observed_value' or 'adjusted_value'; got {rule!r}")
     s = metric.scoring
     has_adj = df["adjusted_value"].notna() if "adjusted_value" in df.columns else pd.Series(False, index=df.index)
     adjusted = df["adjusted_value"].where(has_adj, df["value"]) if "adjusted_value" in df.columns else df["value"]
     thresholds = s.method == "bands" or (s.method == "ranked" and (s.standard is not None or s.floor is not None))
     judged = pd.Series(None, index=df.index, dtype=object)
     if thresholds:
-        judged[has_adj] = "observed value" if rule == "observed" else "adjusted value"
-    if rule == "adjusted" or not thresholds:
+        judged[has_adj] = "observed value" if rule == "observed_value" else "adjusted value"
+    if rule == "adjusted_value" or not thresholds:
         return _scores(df.assign(adjusted_for_scoring=adjusted), metric, "adjusted_for_scoring"), judged
     if s.method == "bands":
         return _scores(df, metric, "value"), judged
