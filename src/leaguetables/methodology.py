@@ -105,6 +105,25 @@ def _table(df: pd.DataFrame, numeric=()) -> dict:
     return {"columns": [(c, c in numeric) for c in df.columns], "rows": rows}
 
 
+def _expected_text(r) -> str:
+    """How E and the O/E interval of one fitted model were made (issue 10), from its model-summary row."""
+    model, interval = getattr(r, "model", None), getattr(r, "interval", None)
+    if model is None or pd.isna(model):
+        return ""
+    out = ""
+    if model == "random_effects":
+        out += (f" Random-effects model: between-trust SD {fmt(float(r.tau2) ** 0.5, 3)} on the model's scale; E is "
+                "the expected count of a trust of average quality.")
+    if interval == "delta":
+        extra = getattr(r, "within_extra_variance_mean", 0.0)
+        out += (" O/E interval includes the uncertainty of E (delta method)"
+                + (f" and an extra within-trust variance of {fmt(float(extra), 4)} (link scale) from earlier quarters"
+                   if extra and float(extra) > 0 else "") + ".")
+    elif interval == "o_only":
+        out += " O/E interval from O alone (conventional; the uncertainty of E is ignored)."
+    return out
+
+
 def metric_context(m: Metric, data: dict | None) -> dict:
     ctx = {"id": m.id, "name": m.name, "description": m.description, "fields": settings(m), "models": [],
            "funnels": None, "bands": None, "brackets": None, "intervals": STATISTICS.get(m.statistic, ""),
@@ -135,7 +154,8 @@ def metric_context(m: Metric, data: dict | None) -> dict:
                 "type": TRUST_TYPE_PLURAL[r.trust_type], "anchor": f"model-{m.id}-{r.trust_type}".replace("_", "-"),
                 "text": (f"{r.family} GLM on {int(r.n_trusts)} trusts ({int(r.n_excluded)} excluded); deviance "
                          f"explained {fmt(100 * r.deviance_explained, 1)}%; Pearson χ²/df {fmt(r.dispersion, 2)}; "
-                         f"scale used {fmt(r.scale_used, 2)}; {'converged' if r.converged else 'did not converge'}."),
+                         f"scale used {fmt(r.scale_used, 2)}; {'converged' if r.converged else 'did not converge'}."
+                         + _expected_text(r)),
                 "table": _table(coefficient_frame(c), numeric=("Ratio per SD", "p-value")) if len(c) else None,
             })
     for ttype, err in sorted(data.get("model_errors", {}).items()):

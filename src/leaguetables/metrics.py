@@ -62,7 +62,10 @@ class MetricResult:
 
     def model_summary(self) -> pd.DataFrame:
         keys = ["family", "n_trusts", "n_excluded", "deviance_explained", "dispersion", "scale_used", "aic",
-                "converged"]
+                "converged",
+                # issue 10: how E and the O/E intervals were made
+                "model", "interval", "count_interval", "within_variance", "within_extra_variance_mean",
+                "df_expected", "tau2", "tau2_shrinkage"]
         rows = [{"metric_id": self.metric.id, "trust_type": t, **{k: m.summary.get(k) for k in keys}}
                 for t, m in self.models.items()]
         return pd.DataFrame(rows)
