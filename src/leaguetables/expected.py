@@ -928,30 +928,46 @@ def poisson_midp_limits(x, confidence: float = 0.95) -> tuple[np.ndarray, np.nda
     ``P(X < x) + ½P(X = x) = α/2`` (X ~ Poisson(λ)); x = 0 gives λ_L = 0 and λ_U = −ln(α). Unlike the exact
     (Garwood) interval, which covers at least its nominal rate and much more for small counts, the mid-p
     interval covers at about its nominal rate on average. Non-integer x is rounded. Missing stays missing."""
-    from scipy import optimize
-
     _check_confidence(confidence)
     a2 = (1.0 - confidence) / 2.0
     x = np.atleast_1d(np.asarray(x, dtype=float))
     lower = np.full(x.shape, np.nan)
     upper = np.full(x.shape, np.nan)
     ok = ~np.isnan(x)
-    for k in np.unique(np.round(x[ok])):
-        sel = ok & (np.round(x) == k)
-        if k == 0:
-            lo, up = 0.0, -np.log(2.0 * a2)
-        else:
-            def f_lo(lam: float) -> float:
-                return sps.poisson.sf(k, lam) + 0.5 * sps.poisson.pmf(k, lam) - a2
+    ks, inverse = np.unique(np.round(x[ok]), return_inverse=True)
+    lo_k = np.zeros(len(ks))
+    up_k = np.full(len(ks), -np.log(2.0 * a2))
+    pos = ks > 0
+    if pos.any():
+        k = ks[pos]
 
-            def f_up(lam: float) -> float:
-                return sps.poisson.cdf(k - 1, lam) + 0.5 * sps.poisson.pmf(k, lam) - a2
+        from scipy import special
 
-            span = 10.0 * np.sqrt(k) + 10.0
-            lo = optimize.brentq(f_lo, 1e-12, k, xtol=1e-12 * max(k, 1.0), rtol=1e-12)
-            up = optimize.brentq(f_up, k, k + span, xtol=1e-12 * max(k, 1.0), rtol=1e-12)
-        lower[sel] = lo
-        upper[sel] = up
+        log_k_fact = special.gammaln(k + 1.0)
+
+        def pmf(lam: np.ndarray) -> np.ndarray:
+            return np.exp(k * np.log(lam) - lam - log_k_fact)
+
+        def tail_lo(lam: np.ndarray) -> np.ndarray:  # P(X > k) + ½P(X = k) − α/2, increasing in λ
+            return special.pdtrc(k, lam) + 0.5 * pmf(lam) - a2
+
+        def tail_up(lam: np.ndarray) -> np.ndarray:  # P(X < k) + ½P(X = k) − α/2, decreasing in λ
+            return special.pdtr(k - 1.0, lam) + 0.5 * pmf(lam) - a2
+
+        # vectorised bisection (100 halvings: far below floating-point resolution of the brackets)
+        a, b = np.full(len(k), 1e-300), k.copy()
+        c, d = k.copy(), k + 10.0 * np.sqrt(k) + 10.0
+        for _ in range(100):
+            m = 0.5 * (a + b)
+            left = tail_lo(m) < 0
+            a, b = np.where(left, m, a), np.where(left, b, m)
+            m2 = 0.5 * (c + d)
+            right = tail_up(m2) > 0
+            c, d = np.where(right, m2, c), np.where(right, d, m2)
+        lo_k[pos] = 0.5 * (a + b)
+        up_k[pos] = 0.5 * (c + d)
+    lower[ok] = lo_k[inverse]
+    upper[ok] = up_k[inverse]
     return lower, upper
 
 
