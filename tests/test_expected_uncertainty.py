@@ -203,6 +203,10 @@ def test_random_effects_shrinkage_and_expected_known_answers():
     assert t["oe_shrunk"].to_numpy() == pytest.approx(special.expit(X @ beta + u) / special.expit(X @ beta),
                                                       rel=1e-10)
     assert r.summary["model"] == "random_effects" and r.summary["tau2"] == pytest.approx(re["tau2"])
+    # the GLM's population-averaged E is kept beside it: ΣE_glm = ΣO (canonical link with an intercept)
+    assert t["expected_glm"].sum() == pytest.approx(o.sum(), rel=1e-8)
+    fixed = fit_expected(df, "y", "n", "binomial", ["a"], model="fixed").table
+    assert (fixed["expected_glm"] == fixed["expected"]).all()
     assert "REML" in r.summary_text
     assert (t["oe_shrunk_lower"] < t["oe_shrunk"]).all() and (t["oe_shrunk"] < t["oe_shrunk_upper"]).all()
     with pytest.raises(ModelError, match="one row per trust"):

@@ -124,7 +124,8 @@ class ExpectedResult:
     """Output of :func:`fit_expected`.
 
     table
-        One row per trust (sorted by trust code): trust_code, observed, denominator, expected, oe,
+        One row per trust (sorted by trust code): trust_code, observed, denominator, expected,
+        expected_glm (the GLM's population-averaged E, ΣE = ΣO; equal to expected for ``model="fixed"``), oe,
         oe_lower, oe_upper, oe_method (``"Wilson+delta"``, ``"Exact+delta"``, ``"Byars+delta"`` for
         ``interval="delta"``; ``"Exact"``/``"Byars"`` for ``"o_only"``), se_log_expected (SD of log E
         from the coefficient covariance), confidence, oe_shrunk, oe_shrunk_lower, oe_shrunk_upper
@@ -469,6 +470,7 @@ def fit_expected(
     V = np.asarray(res.cov_params())
     beta = np.asarray(res.params)
     re_out: dict[str, Any] | None = None
+    e_glm_t = pd.Series(e_rows, index=pd.Index(fit_trusts)).groupby(level=0).sum()
     if model == "random_effects":
         re_out = random_effects_fit(family, yf, nf, e_rows, X.to_numpy(), extra_rows, tau2_method=tau2_method,
                                     shrinkage_tau2_method=shrinkage_tau2_method)
@@ -494,6 +496,7 @@ def fit_expected(
     table["expected"] = exp_t.reindex(trusts).to_numpy()
     ok = table[TRUST].isin(ok_trusts).to_numpy()
     table.loc[~ok, "expected"] = np.nan
+    table["expected_glm"] = np.where(ok, e_glm_t.reindex(trusts).to_numpy(), np.nan)
     o_arr = np.where(ok, table["observed"].to_numpy(), np.nan)
     e_arr = table["expected"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
