@@ -247,6 +247,54 @@ class FunnelSettings(_Strict):
     outer_level: float = 0.998
 
 
+class ExpectedSettings(_Strict):
+    """Expected values, O/E intervals and the adjusted league (statistical-methods.md §6.2; issue 10).
+
+    model
+        ``random_effects``: E is the expected count of a trust of average quality (normal random trust effect
+        on the link scale, τ² by REML) and shrunken O/E estimates are published; ``fixed``: E from the GLM
+        alone (population-averaged, ΣE = ΣO), no shrunken estimates.
+    interval
+        ``delta``: O/E intervals include the variance of log E (delta method) and the within-trust variance;
+        ``o_only``: the conventional SHMI-style interval from O alone (compatibility).
+    within_variance
+        ``sampling``: binomial/Poisson sampling variance only; ``sampling_plus_history``: plus the extra
+        within-trust variance estimated from quarter-to-quarter changes over the last ``history_quarters``
+        quarters (needs ``interval: delta`` or ``model: random_effects`` to have an effect).
+    count_interval
+        Within-trust interval of a count in the delta interval: ``mid_p`` (mid-p exact Poisson, about nominal
+        coverage) or ``exact_byar`` (exact below 10 events, Byar from 10; conservative for small counts).
+    between_variance
+        Estimator of the between-trust variance τ² of the random-effects model: ``reml`` or ``areml`` (adjusted
+        REML of Li & Lahiri 2010, never 0) for E and its interval.
+    shrinkage_variance
+        The same for the shrunken estimates (default ``areml``: a REML estimate of 0 would shrink every trust
+        fully, with intervals that ignore the between-trust variation).
+    adjusted_standards
+        How the adjusted (sensitivity) league treats absolute standards, floors and value bands:
+        ``observed_value`` — judged on the observed value, the adjustment only re-orders the trusts between them;
+        ``adjusted_value`` — judged on the adjusted value (a trust can then "meet" a standard only on the adjusted
+        scale).
+    """
+
+    model: Literal["fixed", "random_effects"] = "random_effects"
+    interval: Literal["delta", "o_only"] = "delta"
+    within_variance: Literal["sampling", "sampling_plus_history"] = "sampling_plus_history"
+    history_quarters: int = Field(8, ge=2, le=40)
+    count_interval: Literal["mid_p", "exact_byar"] = "mid_p"
+    between_variance: Literal["reml", "areml"] = "reml"
+    shrinkage_variance: Literal["reml", "areml"] = "areml"
+    adjusted_standards: Literal["observed_value", "adjusted_value"] = "observed_value"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ExpectedSettings":
+        if self.within_variance != "sampling" and self.interval == "o_only" and self.model == "fixed":
+            raise ValueError(
+                "within_variance: sampling_plus_history has no effect with interval: o_only and model: fixed "
+                "(the O-only interval uses sampling variance only); set within_variance: sampling")
+        return self
+
+
 class PeerSettings(_Strict):
     k: int = Field(10, ge=1)
     within_type: bool = True
@@ -279,6 +327,7 @@ class Methodology(_Strict):
     funnel: FunnelSettings
     peers: PeerSettings
     productivity: Productivity
+    expected: ExpectedSettings = ExpectedSettings()
 
     @field_validator("confidence_levels")
     @classmethod

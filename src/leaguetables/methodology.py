@@ -36,6 +36,11 @@ LABELS = {
     "trim_by": "Winsorisation (each tail)", "band_level": "Band level", "outer_level": "Outer limit level",
     "peers": "Demographic peers", "k": "Number of peers", "within_type": "Within trust type", "weights": "Weights",
     "productivity": "Productivity opportunity", "benchmark": "Benchmark", "annualise": "Annualisation factor",
+    "expected": "Expected values and O/E intervals", "model": "Model", "interval": "O/E interval",
+    "within_variance": "Within-trust variance", "history_quarters": "Quarters for the within-trust variance",
+    "count_interval": "Interval of a count", "between_variance": "Between-trust variance (τ²) for E",
+    "shrinkage_variance": "Between-trust variance (τ²) for the shrunken estimates",
+    "adjusted_standards": "Standards in the adjusted league",
 }
 VALUES = {
     "higher_better": "higher is better", "lower_better": "lower is better", "ranked": "ranked (standard ranking)",
@@ -45,6 +50,14 @@ VALUES = {
     "upper_quartile": "upper quartile (best 25%)", "type": "trust type", "peers": "demographic peers",
     "all_listed_types": "all the metric's trust types together", "X2": "Pearson χ²/df (quasi-likelihood)",
     "nof_finance": "NHS England's combined-finance rule", "weighted_mean": "weighted mean",
+    "random_effects": "random effects (expected value of a trust of average quality; shrunken O/E published)",
+    "delta": "includes the uncertainty of E (delta method) and the within-trust variance",
+    "o_only": "from O alone (conventional, SHMI-style; ignores the uncertainty of E)",
+    "sampling": "sampling variance only", "sampling_plus_history": "sampling variance plus the extra "
+    "quarter-to-quarter variance estimated from earlier quarters",
+    "mid_p": "mid-p exact Poisson", "exact_byar": "exact below 10 events, Byar from 10", "reml": "REML",
+    "areml": "adjusted REML (Li and Lahiri)", "observed_value": "judged on the observed value",
+    "adjusted_value": "judged on the adjusted value",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {
@@ -92,6 +105,25 @@ def _table(df: pd.DataFrame, numeric=()) -> dict:
     return {"columns": [(c, c in numeric) for c in df.columns], "rows": rows}
 
 
+def _expected_text(r) -> str:
+    """How E and the O/E interval of one fitted model were made (issue 10), from its model-summary row."""
+    model, interval = getattr(r, "model", None), getattr(r, "interval", None)
+    if model is None or pd.isna(model):
+        return ""
+    out = ""
+    if model == "random_effects":
+        out += (f" Random-effects model: between-trust SD {fmt(float(r.tau2) ** 0.5, 3)} on the model's scale; E is "
+                "the expected count of a trust of average quality.")
+    if interval == "delta":
+        extra = getattr(r, "within_extra_variance_mean", 0.0)
+        out += (" O/E interval includes the uncertainty of E (delta method)"
+                + (f" and an extra within-trust variance of {fmt(float(extra), 4)} (link scale) from earlier quarters"
+                   if extra and float(extra) > 0 else "") + ".")
+    elif interval == "o_only":
+        out += " O/E interval from O alone (conventional; the uncertainty of E is ignored)."
+    return out
+
+
 def metric_context(m: Metric, data: dict | None) -> dict:
     ctx = {"id": m.id, "name": m.name, "description": m.description, "fields": settings(m), "models": [],
            "funnels": None, "bands": None, "brackets": None, "intervals": STATISTICS.get(m.statistic, ""),
@@ -122,7 +154,8 @@ def metric_context(m: Metric, data: dict | None) -> dict:
                 "type": TRUST_TYPE_PLURAL[r.trust_type], "anchor": f"model-{m.id}-{r.trust_type}".replace("_", "-"),
                 "text": (f"{r.family} GLM on {int(r.n_trusts)} trusts ({int(r.n_excluded)} excluded); deviance "
                          f"explained {fmt(100 * r.deviance_explained, 1)}%; Pearson χ²/df {fmt(r.dispersion, 2)}; "
-                         f"scale used {fmt(r.scale_used, 2)}; {'converged' if r.converged else 'did not converge'}."),
+                         f"scale used {fmt(r.scale_used, 2)}; {'converged' if r.converged else 'did not converge'}."
+                         + _expected_text(r)),
                 "table": _table(coefficient_frame(c), numeric=("Ratio per SD", "p-value")) if len(c) else None,
             })
     for ttype, err in sorted(data.get("model_errors", {}).items()):

@@ -25,7 +25,7 @@ from . import expected as expected_mod
 from . import funnel as funnel_mod
 from . import peers as peers_mod
 from . import scoring, stats
-from .config import Methodology, Metric
+from .config import ExpectedSettings, Methodology, Metric
 from .contract import QuarterInputs, quarter_key
 
 RESULT_COLUMNS = [
@@ -33,7 +33,14 @@ RESULT_COLUMNS = [
     "upper", "confidence", "statistic", "method", "category", "expected", "oe", "oe_lower", "oe_upper",
     "adjusted_value", "funnel_z", "funnel_band", "funnel_outcome", "score", "score_adjusted", "type_value",
     "peer_median", "peer_rank", "peer_n",
+    # expected values (issue 10): interval method, SD of log E, shrunken O/E (random-effects model), adjusted
+    # value's interval, and the basis on which the adjusted league judged an absolute standard/floor/band
+    "oe_method", "se_log_expected", "oe_shrunk", "oe_shrunk_lower", "oe_shrunk_upper", "adjusted_lower",
+    "adjusted_upper", "standard_judged_on",
 ]
+#: Columns filled from the expected-value model (:func:`leaguetables.expected.fit_expected`).
+MODEL_COLUMNS = ["expected", "oe", "oe_lower", "oe_upper", "oe_method", "se_log_expected", "oe_shrunk",
+                 "oe_shrunk_lower", "oe_shrunk_upper", "adjusted_value", "adjusted_lower", "adjusted_upper"]
 STATUS_OK, STATUS_SUPPRESSED, STATUS_MISSING = "ok", "suppressed", "missing"
 
 
@@ -55,7 +62,10 @@ class MetricResult:
 
     def model_summary(self) -> pd.DataFrame:
         keys = ["family", "n_trusts", "n_excluded", "deviance_explained", "dispersion", "scale_used", "aic",
-                "converged"]
+                "converged",
+                # issue 10: how E and the O/E intervals were made
+                "model", "interval", "count_interval", "within_variance", "within_extra_variance_mean",
+                "df_expected", "tau2", "tau2_shrinkage"]
         rows = [{"metric_id": self.metric.id, "trust_type": t, **{k: m.summary.get(k) for k in keys}}
                 for t, m in self.models.items()]
         return pd.DataFrame(rows)
@@ -116,10 +126,12 @@ def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFra
     return out
 
 
-def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, confidence: float) -> pd.DataFrame:
+def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, confidence: float,
+                settings: ExpectedSettings | None = None) -> pd.DataFrame:
+    """Expected values per trust type (``settings`` = the methodology's ``expected:`` section)."""
+    settings = settings or ExpectedSettings()
     adj = result.metric.adjustment
-    cols = ["expected", "oe", "oe_lower", "oe_upper", "adjusted_value"]
-    extra = pd.DataFrame(np.nan, index=df.index, columns=cols)
+    extra = pd.DataFrame(np.nan, index=df.index, columns=MODEL_COLUMNS).astype({"oe_method": object})
     if adj is None:
         return extra
     demo = inputs.demographics.set_index("trust_code")
@@ -130,22 +142,48 @@ def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, c
         data = df.loc[rows, ["trust_code", "numerator", "denominator"]].join(
             demo[adj.covariates], on="trust_code")
         try:
+            within = 0.0
+            if settings.within_variance == "sampling_plus_history":
+                within = expected_mod.within_extra_variance(
+                    _count_history(inputs, result.metric, result.quarter, ttype, settings.history_quarters),
+                    adj.family)
             fit = expected_mod.fit_expected(
                 data, "numerator", "denominator", adj.family, list(adj.covariates), scale=adj.scale,
-                confidence=confidence, multiplier=result.metric.multiplier)
+                confidence=confidence, multiplier=result.metric.multiplier, interval=settings.interval,
+                model=settings.model, within_extra_variance=within, count_interval=settings.count_interval,
+                tau2_method=settings.between_variance, shrinkage_tau2_method=settings.shrinkage_variance)
         except expected_mod.ModelError as exc:
             result.model_errors[ttype] = str(exc)
             result.notes.append(f"No demographic model for {ttype}: {exc}")
             continue
+        fit.summary["within_variance"] = settings.within_variance
         result.models[ttype] = fit
         t = fit.table.set_index("trust_code")
         codes = df.loc[rows, "trust_code"]
-        for col in cols:
-            extra.loc[rows, col] = codes.map(t[col]).to_numpy(float)
+        for col in MODEL_COLUMNS:
+            if col == "oe_method":
+                extra.loc[rows, col] = codes.map(t[col].astype(object)).to_numpy(object)
+            else:
+                extra.loc[rows, col] = codes.map(t[col]).to_numpy(float)
         bad = t.index[t["status"] != "ok"]
         for code in bad:
             result.notes.append(f"{code}: {t.loc[code, 'status']}")
     return extra
+
+
+def _count_history(inputs: QuarterInputs, metric: Metric, quarter: str, ttype: str, n_quarters: int) -> pd.DataFrame:
+    """Numerator and denominator of the trusts of one type over the last ``n_quarters`` quarters up to ``quarter``
+    (for the extra within-trust variance), with ``period`` = the quarter's position (consecutive integers)."""
+    quarters = [q for q in inputs.quarters() if quarter_key(q) <= quarter_key(quarter)][-n_quarters:]
+    period = {q: i for i, q in enumerate(quarters)}
+    obs = inputs.observations
+    obs = obs.loc[(obs["metric_id"] == metric.id) & obs["quarter"].isin(quarters)
+                  & ~obs["suppressed"].fillna(False).astype(bool)]
+    types = inputs.trusts.set_index("trust_code")["trust_type"]
+    obs = obs.loc[obs["trust_code"].map(types) == ttype]
+    return pd.DataFrame({"trust_code": obs["trust_code"].to_numpy(), "period": obs["quarter"].map(period).to_numpy(),
+                         "numerator": obs["numerator"].to_numpy(float),
+                         "denominator": obs["denominator"].to_numpy(float)})
 
 
 def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology) -> pd.DataFrame:
@@ -202,6 +240,54 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
         sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=s.floor)
         scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
     return scores
+
+
+def score_adjusted(df: pd.DataFrame, metric: Metric, rule: str = "observed_value") -> tuple[pd.Series, pd.Series]:
+    """The adjusted (sensitivity) score, and on which value an absolute standard, floor or band was judged.
+
+    The value scored is the adjusted value (O/E × the type's rate) where there is one, else the observed value.
+    With ``rule="observed_value"`` (the project's rule) an absolute threshold is a statement about what patients
+    received, so it is judged on the **observed** value: a trust meeting a standard on its observed value scores
+    1.00 and one failing a floor 4.00, exactly as in the official league; the adjustment only changes the order
+    (and so the scores) of the trusts spread between them. Value bands (``method: bands``) are judged on the
+    observed value, so the adjusted score equals the official one. ``rule="adjusted_value"`` judges them on the
+    adjusted value (a trust can then "meet" a standard only on the adjusted scale).
+
+    Returns ``(score_adjusted, standard_judged_on)``: the second is ``"observed value"`` or ``"adjusted value"``
+    on rows with an adjusted value whose metric has a standard, floor or bands, else missing."""
+    if rule not in ("observed_value", "adjusted_value"):
+        raise ValueError(f"rule must be 'observed_value' or 'adjusted_value'; got {rule!r}")
+    s = metric.scoring
+    has_adj = df["adjusted_value"].notna() if "adjusted_value" in df.columns else pd.Series(False, index=df.index)
+    adjusted = df["adjusted_value"].where(has_adj, df["value"]) if "adjusted_value" in df.columns else df["value"]
+    thresholds = s.method == "bands" or (s.method == "ranked" and (s.standard is not None or s.floor is not None))
+    judged = pd.Series(None, index=df.index, dtype=object)
+    if thresholds:
+        judged[has_adj] = "observed value" if rule == "observed_value" else "adjusted value"
+    if rule == "adjusted_value" or not thresholds:
+        return _scores(df.assign(adjusted_for_scoring=adjusted), metric, "adjusted_for_scoring"), judged
+    if s.method == "bands":
+        return _scores(df, metric, "value"), judged
+    scores = pd.Series(np.nan, index=df.index)
+    sign = 1.0 if metric.direction == "higher_better" else -1.0  # oriented: higher = better
+    for types in comparator_groups(metric):
+        rows = df.index[df["trust_type"].isin(types) & adjusted.notna()]
+        if len(rows) == 0:
+            continue
+        codes = df.loc[rows, "trust_code"].to_numpy()
+        observed = sign * df.loc[rows, "value"].to_numpy(float)
+        # per-trust thresholds that reproduce the observed-value decision whatever the adjusted value is
+        std = flo = None
+        if s.standard is not None:
+            meets = observed >= sign * float(s.standard)
+            std = pd.Series(np.where(meets, -np.inf, np.inf) * sign, index=codes)
+        if s.floor is not None:
+            fails = observed < sign * float(s.floor)
+            flo = pd.Series(np.where(fails, np.inf, -np.inf) * sign, index=codes)
+        values = pd.Series(adjusted.loc[rows].to_numpy(float), index=codes)
+        sc = scoring.score_ranked(values, metric.direction, standard=std, floor=flo)
+        scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
+    return scores, judged
 
 
 def comparator_groups(metric: Metric) -> list[list[str]]:
@@ -297,11 +383,10 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
     df = observed_table(inputs, metric, quarter)
     result = MetricResult(metric=metric, quarter=quarter, table=df)
     df = pd.concat([df, indicator(df, metric, confidence)], axis=1)
-    df = pd.concat([df, _fit_models(result, df, inputs, confidence)], axis=1)
+    df = pd.concat([df, _fit_models(result, df, inputs, confidence, methodology.expected)], axis=1)
     df = pd.concat([df, _funnels(result, df, methodology)], axis=1)
     df["score"] = _scores(df, metric, "value")
-    adjusted = df["adjusted_value"].where(df["adjusted_value"].notna(), df["value"])
-    df["score_adjusted"] = _scores(df.assign(adjusted_for_scoring=adjusted), metric, "adjusted_for_scoring")
+    df["score_adjusted"], df["standard_judged_on"] = score_adjusted(df, metric, methodology.expected.adjusted_standards)
     df["type_value"] = _type_values(df, metric)
     df = pd.concat([df, _peers(df, inputs, metric, methodology)], axis=1)
     for col in RESULT_COLUMNS:
