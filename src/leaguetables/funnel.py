@@ -940,8 +940,8 @@ def is_rare(numerator, precision, data_type: str, target: float, rare_expected: 
     return bool(np.median(expected) < rare_expected)
 
 
-def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: float = 0.1, sr_scale: str = "log",
-                  limits: str = "auto", rare_expected: float = 5.0, target: float | None = None,
+def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: float = 0.1, sr_scale: str = "sqrt",
+                  limits: str = "auto", rare_expected: float = 10.0, target: float | None = None,
                   groups=None) -> FunnelResult:
     """The project's default funnel: flags at the nominal rate when no unit is truly different.
 
@@ -1069,8 +1069,8 @@ def _robust_limits_at(data_type: str, sr_scale: str, exact: bool, precision: np.
 
 
 def funnel(numerator, denominator, data_type: str = "SR", *, method: str = METHOD_ROBUST, trim_by: float = 0.1,
-           sr_method: str = "SHMI", compat: str | None = None, sr_scale: str = "log", limits: str = "auto",
-           rare_expected: float = 5.0, target: float | None = None, groups=None) -> FunnelResult:
+           sr_method: str = "SHMI", compat: str | None = None, sr_scale: str = "sqrt", limits: str = "auto",
+           rare_expected: float = 10.0, target: float | None = None, groups=None) -> FunnelResult:
     """A funnel by the configured method: ``"robust"`` (:func:`robust_funnel`, the project's default) or
     ``"spiegelhalter"`` (:func:`spiegelhalter`, which reproduces SHMI / FunnelPlotR exactly: ``sr_method``,
     ``compat``).  Arguments not used by the chosen method are ignored."""
