@@ -10,11 +10,23 @@ Implements sections 2-3 (and the banding rules of §4, §9) of
   scales, SHMI truncation or winsorisation, dispersion φ, between-unit
   variance τ², unadjusted and overdispersion-adjusted limits at each unit's
   precision and outlier flags (§3.1-3.5);
+- the project's own default, :func:`robust_funnel` (the §3.3 note): τ² from
+  winsorised z-scores corrected for consistency (:func:`consistency_constant`,
+  :func:`robust_tau2`), adjusted limits whenever τ² > 0, and for rare events
+  (:func:`is_rare`) a moment τ² on the count scale (:func:`pearson_tau2`)
+  with exact negative-binomial / beta-binomial limits (:func:`exact_limits`);
+  shown right by simulation (tests/test_funnel_robust.py,
+  benchmarks/funnel_calibration.py), not by a reference package;
+- :func:`funnel`, which runs the configured method (``method="robust"`` or
+  ``"spiegelhalter"``, the compatibility method), and :func:`expected_flags`,
+  the number of flags expected by chance;
 - banding of flags into "higher/lower than expected" and, through the
   metric's polarity, "better/worse than expected".
 
-Package quirks are reproduced only with ``compat=...`` (§9.8): by default the
-statistically correct forms are used.
+:func:`spiegelhalter` is the compatibility method: it reproduces SHMI and
+FunnelPlotR exactly (robust φ without consistency correction, adjusted limits
+only when φ > 1).  Package quirks are reproduced only with ``compat=...``
+(§9.8): by default the statistically correct forms are used.
 
 Conventions: limits and values are on the natural scale of the indicator
 (ratio, proportion of 1) without a multiplier unless a ``multiplier`` argument
@@ -1096,7 +1108,7 @@ def limits_grid(result: FunnelResult, n_points: int = 100) -> pd.DataFrame:
     the units' precisions (each step at least +1, PHE's rule).  For the robust
     method the limits are those its flags use (normal or exact, with τ²) on a
     geometric grid from half the smallest to the largest precision (exact
-    limits are step functions of the precision, so the grid is 4× denser).  Returns a
+    limits are step functions of the precision, so the grid is 8× denser).  Returns a
     DataFrame with ``precision``, ``target`` and the eight limit columns of
     :class:`FunnelResult` (unadjusted and adjusted, 95% and 99.8%).
     """
@@ -1125,7 +1137,7 @@ def _robust_grid(result: FunnelResult, den: np.ndarray, n_points: int) -> pd.Dat
     if den.size == 0:
         raise ValueError("no unit has a positive denominator")
     lo, hi = float(den.min()) * 0.5, float(den.max())
-    count = n_points * (4 if result.exact else 1)
+    count = n_points * (8 if result.exact else 1)
     grid = np.geomspace(lo, hi, count) if hi > lo else np.array([lo, hi * 2.0])
     if result.exact and result.data_type == "PR":
         grid = np.unique(np.maximum(np.round(grid), 1.0))
