@@ -292,20 +292,21 @@ def funnel_method_text(f) -> str:
             f"(proportions) are winsorised at {pct} in each tail, and τ² is the value at which the mean squared "
             "adjusted z-score, divided by its value for normal data after the same winsorisation "
             "(0.679 at 10%), equals 1: without that correction the robust estimate is about two thirds of the true "
-            "spread and too many trusts are flagged. The winsorisation keeps a few truly different trusts from "
-            "widening the limits. The limits include τ² whenever it is above 0.")
-    if f.limits != "normal":
-        rare = ("always" if f.limits == "exact" else
-                f"where events are rare (a median expected count below {f.rare_expected:g})")
-        text += (f" {rare[0].upper() + rare[1:]}, the limits are exact quantiles of the distribution of the count — "
-                 "Poisson or negative binomial for O/E, binomial or beta-binomial for proportions, with τ² estimated "
-                 "on the count scale — so a high count can always be flagged and φ is never infinite; these exact "
-                 "tests are conservative (fewer than the nominal share are flagged by chance), and where even no "
-                 "event at all would not be unusual a low result cannot be flagged.")
+            "spread and too many trusts are flagged. The winsorisation limits how much a few truly different trusts "
+            "widen the limits. The limits include τ² whenever it is above 0.")
     if f.pool_quarters > 1:
-        when = "every funnel" if f.pool_when == "always" else "a funnel whose events are rare this quarter"
-        text += (f" For {when}, the counts of the latest {f.pool_quarters} quarters (those available) are pooled; "
+        when = "For every funnel" if f.pool_when == "always" else \
+            f"Where events are rare this quarter (a median expected count below {f.rare_expected:g})"
+        text += (f" {when}, the counts of the latest {f.pool_quarters} quarters (those available) are pooled; "
                  "the plot and its table say so.")
+    if f.limits != "normal":
+        rare = ("In every funnel" if f.limits == "exact" else
+                f"Where events are still rare (a median expected count below {f.rare_expected:g})")
+        text += (f" {rare}, the limits are exact quantiles of the distribution of the count — Poisson or negative "
+                 "binomial for O/E, binomial or beta-binomial for proportions, with τ² estimated on the count scale "
+                 "— so a high count can always be flagged and φ is never infinite; these exact tests are "
+                 "conservative (fewer than the nominal share are flagged by chance), and where even no event at all "
+                 "would not be unusual a low result cannot be flagged.")
     return text + tail
 
 
