@@ -11,7 +11,8 @@ the one published. Scenarios: ``null`` (no true outlier) and ``planted`` (about 
 at least one — at u = ±3 SD, alternating signs; the other trusts as in ``null``).
 
 Methods: ``robust`` (the configured project default), ``robust_1q`` (the same without pooling quarters),
-``shmi`` (the old default: the SHMI / FunnelPlotR compatibility method, SHMI truncation for O/E, winsorisation
+``robust_pool_all`` (the same pooling every funnel, ``pool_when: always``; not run unless asked), ``shmi`` (the
+old default: the SHMI / FunnelPlotR compatibility method, SHMI truncation for O/E, winsorisation
 for proportions, adjusted limits only when φ > 1). A synthetic ratio-of-counts (RC) case, which the demo
 catalogue does not use, is run directly through ``funnel.funnel``.
 
@@ -126,6 +127,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=20251201)
     ap.add_argument("--out", type=Path, default=Path("reports") / "funnel_calibration")
     ap.add_argument("--metrics", nargs="*", default=None, help="metric ids (default: every funnel metric)")
+    ap.add_argument("--variants", nargs="*", default=None,
+                    help="methods to compare: robust, robust_1q, shmi (default) and robust_pool_all (pool every "
+                         "funnel over 4 quarters)")
     args = ap.parse_args(argv)
 
     meth = config.load_methodology("nof-2025-26")
@@ -136,10 +140,15 @@ def main(argv=None) -> int:
         "robust_1q": meth.model_copy(update={"funnel": f.model_copy(update={"pool_quarters": 1})}),
         "shmi": meth.model_copy(update={"funnel": config.FunnelSettings(
             method="spiegelhalter", sr_method="SHMI", trim_by=0.1, pool_quarters=1)}),
+        "robust_pool_all": meth.model_copy(update={"funnel": f.model_copy(update={"pool_when": "always"})}),
     }
     rc_methods = {"robust": dict(method="robust", trim_by=f.trim_by),
                   "robust_1q": dict(method="robust", trim_by=f.trim_by),
-                  "shmi": dict(method="spiegelhalter", sr_method="SHMI", trim_by=0.1)}
+                  "shmi": dict(method="spiegelhalter", sr_method="SHMI", trim_by=0.1),
+                  "robust_pool_all": dict(method="robust", trim_by=f.trim_by)}
+    chosen_variants = args.variants or ["robust", "robust_1q", "shmi"]
+    variants = {k: v for k, v in variants.items() if k in chosen_variants}
+    rc_methods = {k: v for k, v in rc_methods.items() if k in chosen_variants}
     trusts, demographics, z, size = _design(args.seed)
     status = pd.DataFrame(columns=["quarter", "trust_code", "deficit", "deficit_support", "improvement_programme"])
     chosen = [m for m in cat.metrics if m.funnel and (args.metrics is None or m.id in args.metrics)]
