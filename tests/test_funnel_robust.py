@@ -346,3 +346,25 @@ def test_demo_quarter_funnels_by_config(demo_inputs):
                                data_type="PR", sr_method="SHMI", trim_by=0.1)
     assert rtt.funnels["acute"].phi == ref.phi and rtt.funnels["acute"].estimator == "spiegelhalter"
     assert (ok["funnel_quarters"] == 1).all()
+
+
+def test_funnel_figure_draws_the_limits_the_flags_use_for_exact_limits():
+    """The figure of a rare-event funnel draws the exact (step) limits with τ² that decide the flags: every drawn
+    95% limit line is limits_grid's ``*_95_adj`` column, and at each unit's own precision those limits are the
+    unit's flag limits."""
+    from leaguetables import charts
+
+    rng = np.random.default_rng(12)
+    e = rng.lognormal(0, 0.45, I)
+    o = rng.poisson(e * np.exp(rng.normal(0, 0.3, I)))
+    res = funnel.robust_funnel(o, e * o.sum() / e.sum())
+    assert res.exact and res.adjusted_used
+    fig, alt = charts.funnel_figure(res, confidence=0.95)
+    assert "Limits are exact" in alt
+    grid = funnel.limits_grid(res)
+    keep = grid["precision"] <= float(res.units["denominator"].max()) * 1.05 * 1.02
+    drawn = [np.asarray(line.get_ydata(), dtype=float) for line in fig.axes[0].lines]
+    for col in ("lower_95_adj", "upper_95_adj", "lower_998_adj", "upper_998_adj"):
+        assert any(d.shape == (int(keep.sum()),) and np.allclose(d, grid.loc[keep, col]) for d in drawn), col
+    at_units = funnel.exact_limits("SR", res.units["denominator"], res.target, res.tau2, 0.95)
+    np.testing.assert_array_equal(at_units[1], res.units["upper_95_adj"].to_numpy())
