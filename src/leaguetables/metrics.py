@@ -228,6 +228,9 @@ def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology,
             result.notes.append(f"No funnel plot for {ttype}: fewer than 3 trusts or no events")
             continue
         num, den, data_type = _funnel_counts(df, rows, m, ttype, result.models)
+        if data_type == "PR" and num.sum() >= den.sum():
+            result.notes.append(f"No funnel plot for {ttype}: every trust is at 100%")
+            continue
         periods = 1
         if f.method == funnel_mod.METHOD_ROBUST and f.pool_quarters > 1 and inputs is not None:
             target = 1.0 if data_type == "SR" else float(num.sum() / den.sum())
