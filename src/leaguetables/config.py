@@ -257,6 +257,7 @@ class FunnelSettings(_Strict):
         "SHMI", description="spiegelhalter only: SHMI (log scale, truncation) or CQC (square root, winsorised)")
     compat: Literal["FunnelPlotR"] | None = Field(None, description="spiegelhalter only: reproduce FunnelPlotR quirks")
     sr_scale: Literal["log", "sqrt"] = Field("sqrt", description="robust only: scale of O/E z-scores")
+    pr_scale: Literal["logit", "arcsine"] = Field("logit", description="robust only: scale of proportion z-scores")
     limits: Literal["auto", "normal", "exact"] = Field(
         "auto", description="robust only: exact discrete limits when events are rare (auto), always, or never")
     rare_expected: float = Field(10.0, ge=0, le=1000,

@@ -488,7 +488,7 @@ class FunnelResult:
         of the count (rare events, :func:`robust_funnel`), not normal limits
         on a transformed scale.
     scale : str or None
-        Scale of ``y``, ``z`` and τ²: "log", "sqrt", "arcsine" (normal
+        Scale of ``y``, ``z`` and τ²: "log", "sqrt", "logit", "arcsine" (normal
         limits) or "relative" (exact limits: τ² is the variance of the
         trust's true ratio to the target).
     periods : int
@@ -767,6 +767,7 @@ def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str 
 METHOD_ROBUST, METHOD_SPIEGELHALTER = "robust", "spiegelhalter"
 METHODS = (METHOD_ROBUST, METHOD_SPIEGELHALTER)
 SR_SCALES = ("log", "sqrt")
+PR_SCALES = ("logit", "arcsine")
 LIMIT_RULES = ("auto", "normal", "exact")
 
 
@@ -953,6 +954,7 @@ def is_rare(numerator, precision, data_type: str, target: float, rare_expected: 
 
 
 def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: float = 0.1, sr_scale: str = "sqrt",
+                  pr_scale: str = "logit",
                   limits: str = "auto", rare_expected: float = 10.0, target: float | None = None,
                   groups=None) -> FunnelResult:
     """The project's default funnel: flags at the nominal rate when no unit is truly different.
@@ -964,8 +966,11 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
     between-trust distribution, about 5% fall outside the 95% limits.
 
     Normal limits (``limits="normal"``, or ``"auto"`` with enough events):
-    z-scores on the variance-stabilising scale of §3.1 (SR: ``sr_scale`` log
-    — the SHMI scale — or sqrt; PR: arcsine; RC: log ratio of counts), τ² by
+    z-scores on the scales of §3.1 (SR: ``sr_scale`` log — the SHMI scale —
+    or sqrt; RC: log ratio of counts) or, for proportions, ``pr_scale``
+    "logit" (the scale of a random-intercept logistic model: ``y =
+    ln((O + ½)/(n − O + ½))`` with ``s² = 1/(n·p0·(1 − p0))``, the binomial
+    variance at the target, as §3.4 recommends for RC) or "arcsine" (§3.1), τ² by
     :func:`robust_tau2` (winsorised, consistency-corrected), limits
     ``θ0 ± z·√(s² + τ²)`` transformed back (§3.4's recommended forms).
 
@@ -979,7 +984,7 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
     exact limits, the Pearson residual ``(O − μ)/√V``): descriptive; the flags
     come from the limits, strict comparisons (a value on a limit is inside).
 
-    Parameters are as :func:`spiegelhalter` plus ``sr_scale``, ``limits``
+    Parameters are as :func:`spiegelhalter` plus ``sr_scale``, ``pr_scale``, ``limits``
     ("auto", "normal" or "exact") and ``rare_expected`` (the median expected
     count below which "auto" uses exact limits).
     """
@@ -987,6 +992,8 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
         raise ValueError(f"data_type must be 'SR', 'PR' or 'RC'; got {data_type!r}")
     if sr_scale not in SR_SCALES:
         raise ValueError(f"sr_scale must be 'log' or 'sqrt'; got {sr_scale!r}")
+    if pr_scale not in PR_SCALES:
+        raise ValueError(f"pr_scale must be 'logit' or 'arcsine'; got {pr_scale!r}")
     if limits not in LIMIT_RULES:
         raise ValueError(f"limits must be 'auto', 'normal' or 'exact'; got {limits!r}")
     if isinstance(trim_by, bool) or not isinstance(trim_by, Real) or not (0.0 < trim_by < 0.5):
@@ -1035,8 +1042,13 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
         wz = np.where(valid, z, np.nan)
     else:
         sr_method = "SHMI" if sr_scale == "log" else "CQC"
-        scale = {"PR": "arcsine", "RC": "log"}.get(data_type, sr_scale)
-        y, s, theta0 = _transform(data_type, sr_method, o, d, target_value)
+        scale = {"PR": pr_scale, "RC": "log"}.get(data_type, sr_scale)
+        if scale == "logit":
+            y = np.log((o + 0.5) / (d - o + 0.5))
+            s = 1.0 / np.sqrt(d * target_value * (1.0 - target_value))
+            theta0 = math.log(target_value / (1.0 - target_value))
+        else:
+            y, s, theta0 = _transform(data_type, sr_method, o, d, target_value)
         tau2, phi = robust_tau2(y[valid], s[valid], theta0, trim_by)
         with np.errstate(invalid="ignore"):
             z = (y - theta0) / s
@@ -1049,7 +1061,7 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
     for adjusted in (False, True):
         for level, tag in LEVELS.items():
             suffix = tag + ("_adj" if adjusted else "")
-            lower, upper = _robust_limits_at(data_type, sr_scale, exact, d, target_value, theta0,
+            lower, upper = _robust_limits_at(data_type, scale, exact, d, target_value, theta0,
                                              tau2 if adjusted else 0.0, level)
             lower, upper = np.where(valid, lower, np.nan), np.where(valid, upper, np.nan)
             high, low = rr > upper, rr < lower
@@ -1072,22 +1084,30 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
                         theta0=float(theta0), estimator=METHOD_ROBUST, exact=bool(exact), scale=scale)
 
 
-def _robust_limits_at(data_type: str, sr_scale: str, exact: bool, precision: np.ndarray, target: float,
+def _robust_limits_at(data_type: str, scale: str, exact: bool, precision: np.ndarray, target: float,
                       theta0: float, tau2: float, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Limits of the robust method on the natural scale: exact, or ``θ0 ± z·√(s² + τ²)`` back-transformed."""
     if exact:
         return exact_limits(data_type, precision, target, tau2, confidence)
-    sr_method = "SHMI" if sr_scale == "log" else "CQC"
+    if scale == "logit":
+        x = np.asarray(precision, dtype="float64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            half = _z(confidence) * np.sqrt(1.0 / (x * target * (1.0 - target)) + tau2)
+        return _sps.logistic.cdf(theta0 - half), _sps.logistic.cdf(theta0 + half)
+    sr_method = "SHMI" if scale == "log" else "CQC"
     return _limits_at(data_type, sr_method, precision, target, theta0, tau2, confidence, True, None)
 
 
 def funnel(numerator, denominator, data_type: str = "SR", *, method: str = METHOD_ROBUST, trim_by: float = 0.1,
-           sr_method: str = "SHMI", compat: str | None = None, sr_scale: str = "sqrt", limits: str = "auto",
+           sr_method: str = "SHMI", compat: str | None = None, sr_scale: str = "sqrt", pr_scale: str = "logit",
+           limits: str = "auto",
            rare_expected: float = 10.0, target: float | None = None, groups=None) -> FunnelResult:
     """A funnel by the configured method: ``"robust"`` (:func:`robust_funnel`, the project's default) or
     ``"spiegelhalter"`` (:func:`spiegelhalter`, which reproduces SHMI / FunnelPlotR exactly: ``sr_method``,
     ``compat``).  Arguments not used by the chosen method are ignored."""
     if method == METHOD_ROBUST:
-        return robust_funnel(numerator, denominator, data_type, trim_by=trim_by, sr_scale=sr_scale, limits=limits,
+        return robust_funnel(numerator, denominator, data_type, trim_by=trim_by, sr_scale=sr_scale,
+                             pr_scale=pr_scale, limits=limits,
                              rare_expected=rare_expected, target=target, groups=groups)
     if method == METHOD_SPIEGELHALTER:
         return spiegelhalter(numerator, denominator, data_type=data_type, sr_method=sr_method, trim_by=trim_by,
@@ -1142,11 +1162,11 @@ def _robust_grid(result: FunnelResult, den: np.ndarray, n_points: int) -> pd.Dat
     if result.exact and result.data_type == "PR":
         grid = np.unique(np.maximum(np.round(grid), 1.0))
     out = pd.DataFrame({"precision": grid, "target": np.full(grid.shape, result.target)})
-    sr_scale = result.sr_method or "log"
+    scale = result.scale or "log"
     for adjusted in (False, True):
         for level, tag in LEVELS.items():
             suffix = tag + ("_adj" if adjusted else "")
-            lower, upper = _robust_limits_at(result.data_type, sr_scale, result.exact, grid, result.target,
+            lower, upper = _robust_limits_at(result.data_type, scale, result.exact, grid, result.target,
                                              result.theta0, result.tau2 if adjusted else 0.0, level)
             out[f"lower_{suffix}"], out[f"upper_{suffix}"] = lower, upper
     return out

@@ -35,6 +35,7 @@ LABELS = {
     "replicates": "Replicates", "seed": "Seed", "level": "Level", "sr_method": "SHMI or CQC method (compatibility)",
     "trim_by": "Winsorisation or truncation (each tail)", "band_level": "Band level",
     "outer_level": "Outer limit level", "sr_scale": "Scale of O/E z-scores (robust method)",
+    "pr_scale": "Scale of proportion z-scores (robust method)",
     "limits": "Limits (robust method)", "rare_expected": "Rare events: median expected count below",
     "pool_quarters": "Quarters pooled", "pool_when": "Pool quarters", "compat": "Reference-tool quirks",
     "peers": "Demographic peers", "k": "Number of peers", "within_type": "Within trust type", "weights": "Weights",

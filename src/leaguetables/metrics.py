@@ -219,7 +219,7 @@ def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology,
     f = methodology.funnel
     result.funnel_level = f.band_level
     args = dict(method=f.method, trim_by=f.trim_by, sr_method=f.sr_method, compat=f.compat, sr_scale=f.sr_scale,
-                limits=f.limits, rare_expected=f.rare_expected)
+                pr_scale=f.pr_scale, limits=f.limits, rare_expected=f.rare_expected)
     for ttype in m.trust_types:
         rows = df.index[(df["trust_type"] == ttype) & (df["status"] == STATUS_OK)]
         if ttype in result.models:

@@ -287,8 +287,9 @@ def funnel_method_text(f) -> str:
                 "dispersion after truncation, 0.68 × after winsorisation), so with no truly different trust more "
                 f"than the nominal share are flagged." + tail)
     scale = "square-root" if f.sr_scale == "sqrt" else "log"
+    pr = "logit" if f.pr_scale == "logit" else "arcsine"
     text = (what + "Project method (robust): trusts differ by more than chance even when none is unusual, so the "
-            f"limits allow for a between-trust variance τ². z-scores on the {scale} scale (O/E) or the arcsine scale "
+            f"limits allow for a between-trust variance τ². z-scores on the {scale} scale (O/E) or the {pr} scale "
             f"(proportions) are winsorised at {pct} in each tail, and τ² is the value at which the mean squared "
             "adjusted z-score, divided by its value for normal data after the same winsorisation "
             "(0.679 at 10%), equals 1: without that correction the robust estimate is about two thirds of the true "
