@@ -240,11 +240,46 @@ class Bootstrap(_Strict):
     level: float = Field(0.95, gt=0, lt=1)
 
 
+FUNNEL_LEVELS = (0.95, 0.998)
+
+
 class FunnelSettings(_Strict):
-    sr_method: Literal["SHMI", "CQC"] = "SHMI"
-    trim_by: float = Field(0.1, ge=0, lt=0.5)
+    """How funnel plots estimate overdispersion, draw limits and band trusts (``leaguetables.funnel``).
+
+    ``method: robust`` is the project's default (``funnel.robust_funnel``: consistency-corrected robust τ²,
+    adjusted limits whenever τ² > 0, exact limits for rare events, optional pooling of quarters);
+    ``method: spiegelhalter`` reproduces SHMI / FunnelPlotR exactly (``funnel.spiegelhalter`` with ``sr_method``
+    and ``compat``) and uses a single quarter."""
+
+    method: Literal["robust", "spiegelhalter"] = "robust"
+    trim_by: float = Field(0.1, gt=0, lt=0.5, description="fraction winsorised (or truncated) in each tail")
+    sr_method: Literal["SHMI", "CQC"] = Field(
+        "SHMI", description="spiegelhalter only: SHMI (log scale, truncation) or CQC (square root, winsorised)")
+    compat: Literal["FunnelPlotR"] | None = Field(None, description="spiegelhalter only: reproduce FunnelPlotR quirks")
+    sr_scale: Literal["log", "sqrt"] = Field("sqrt", description="robust only: scale of O/E z-scores")
+    pr_scale: Literal["logit", "arcsine"] = Field("logit", description="robust only: scale of proportion z-scores")
+    limits: Literal["auto", "normal", "exact"] = Field(
+        "auto", description="robust only: exact discrete limits when events are rare (auto), always, or never")
+    rare_expected: float = Field(10.0, ge=0, le=1000,
+                                 description="robust only: median expected events below which events are rare")
+    pool_quarters: int = Field(4, ge=1, le=8, description="quarters pooled (the latest, ending with the quarter)")
+    pool_when: Literal["rare", "always"] = Field("rare", description="pool only when events are rare, or always")
     band_level: float = 0.95
     outer_level: float = 0.998
+
+    @model_validator(mode="after")
+    def _check(self) -> "FunnelSettings":
+        for name in ("band_level", "outer_level"):
+            if not any(abs(getattr(self, name) - lv) < 1e-12 for lv in FUNNEL_LEVELS):
+                raise ValueError(f"{name} must be one of {FUNNEL_LEVELS} (the funnel's two limit levels)")
+        if abs(self.band_level - self.outer_level) < 1e-12:
+            raise ValueError("band_level and outer_level must differ")
+        if self.method == "spiegelhalter" and self.pool_quarters != 1:
+            raise ValueError("the spiegelhalter (SHMI / FunnelPlotR) compatibility method uses one quarter: "
+                             "set pool_quarters to 1")
+        if self.method == "robust" and self.compat is not None:
+            raise ValueError("compat reproduces a reference tool's quirks: it needs method spiegelhalter")
+        return self
 
 
 class ExpectedSettings(_Strict):

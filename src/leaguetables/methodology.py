@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 from . import pages
 from .config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
 from .contract import quarter_label, quarter_period
-from .report import ReportData, coefficient_frame, fmt, input_checksums, provenance_html
+from .report import ReportData, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html
 
 # readable names of catalogue and config fields; a field not listed here is shown by its own name
 LABELS = {
@@ -32,8 +32,12 @@ LABELS = {
     "catalogue": "Default catalogue", "confidence_levels": "Confidence levels", "segmentation": "Segmentation",
     "rule": "Rule", "thresholds": "Thresholds", "financial_override": "Financial override", "enabled": "Enabled",
     "from_segments": "From segments", "to_segment": "To segment", "bootstrap": "Bootstrap",
-    "replicates": "Replicates", "seed": "Seed", "level": "Level", "sr_method": "Overdispersion method",
-    "trim_by": "Winsorisation (each tail)", "band_level": "Band level", "outer_level": "Outer limit level",
+    "replicates": "Replicates", "seed": "Seed", "level": "Level", "sr_method": "SHMI or CQC method (compatibility)",
+    "trim_by": "Winsorisation or truncation (each tail)", "band_level": "Band level",
+    "outer_level": "Outer limit level", "sr_scale": "Scale of O/E z-scores (robust method)",
+    "pr_scale": "Scale of proportion z-scores (robust method)",
+    "limits": "Limits (robust method)", "rare_expected": "Rare events: median expected count below",
+    "pool_quarters": "Quarters pooled", "pool_when": "Pool quarters", "compat": "Reference-tool quirks",
     "peers": "Demographic peers", "k": "Number of peers", "within_type": "Within trust type", "weights": "Weights",
     "productivity": "Productivity opportunity", "benchmark": "Benchmark", "annualise": "Annualisation factor",
     "expected": "Expected values and O/E intervals", "model": "Model", "interval": "O/E interval",
@@ -58,6 +62,10 @@ VALUES = {
     "mid_p": "mid-p exact Poisson", "exact_byar": "exact below 10 events, Byar from 10", "reml": "REML",
     "areml": "adjusted REML (Li and Lahiri)", "observed_value": "judged on the observed value",
     "adjusted_value": "judged on the adjusted value",
+    "robust": "robust (project default: consistency-corrected τ², adjusted whenever τ² > 0)",
+    "spiegelhalter": "Spiegelhalter (SHMI / FunnelPlotR compatibility)", "sqrt": "square root",
+    "auto": "exact when events are rare, otherwise normal", "exact": "exact", "normal": "normal",
+    "rare": "only when events are rare", "always": "always",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {
@@ -170,9 +178,16 @@ def metric_context(m: Metric, data: dict | None) -> dict:
             "φ (overdispersion)": fs["phi"].map(lambda v: fmt(v, 2)).to_numpy(),
             "τ²": fs["tau2"].map(lambda v: fmt(v, 4)).to_numpy(),
             "Limits adjusted": fs["adjusted_limits"].map(lambda v: "yes" if bool(v) else "no").to_numpy(),
+            "Limits": (fs["limits"].map({"exact": "exact (rare events)", "normal": "normal"}).to_numpy()
+                       if "limits" in fs else "normal"),
+            "Quarters": fs["quarters"].astype(int).to_numpy() if "quarters" in fs else 1,
+            "Trusts tested": fs["n_tested"].astype(int).to_numpy() if "n_tested" in fs else "[x]",
             "Higher than expected": fs["n_higher"].astype(int).to_numpy(),
             "Lower than expected": fs["n_lower"].astype(int).to_numpy(),
-        }), numeric=("φ (overdispersion)", "τ²", "Higher than expected", "Lower than expected"))
+            "Expected by chance (each side)": (fs["n_expected_by_chance"].map(lambda v: fmt(v / 2, 1)).to_numpy()
+                                               if "n_expected_by_chance" in fs else "[x]"),
+        }), numeric=("φ (overdispersion)", "τ²", "Quarters", "Trusts tested", "Higher than expected",
+                     "Lower than expected", "Expected by chance (each side)"))
     return ctx
 
 
@@ -219,6 +234,7 @@ def context(data: ReportData) -> dict:
         "metrics": [metric_context(m, data.metric_data.get(m.id)) for m in metrics],
         "not_run": [m for m in cat.metrics if m.id not in run_ids],
         "config": settings(meth),
+        "funnel_text": funnel_method_text(meth.funnel),
         "peer_weights": [[LABELS.get(k, k.replace("_", " ")), f"{v:g}"] for k, v in meth.peers.weights.items()],
         "demo": data.run.get("source") == "demo",
         "provenance": Markup(provenance_html(data.run, git_state(), input_checksums(data.inputs))),

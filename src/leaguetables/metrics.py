@@ -16,7 +16,7 @@ For every trust of the types the metric applies to, in order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ RESULT_COLUMNS = [
     # value's interval, and the basis on which the adjusted league judged an absolute standard/floor/band
     "oe_method", "se_log_expected", "oe_shrunk", "oe_shrunk_lower", "oe_shrunk_upper", "adjusted_lower",
     "adjusted_upper", "standard_judged_on",
+    "funnel_value", "funnel_lower", "funnel_upper", "funnel_quarters",
 ]
 #: Columns filled from the expected-value model (:func:`leaguetables.expected.fit_expected`).
 MODEL_COLUMNS = ["expected", "oe", "oe_lower", "oe_upper", "oe_method", "se_log_expected", "oe_shrunk",
@@ -54,6 +55,7 @@ class MetricResult:
     funnels: dict[str, funnel_mod.FunnelResult] = field(default_factory=dict)
     history: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    funnel_level: float = 0.95
 
     def coefficients(self) -> pd.DataFrame:
         """All fitted models' coefficient tables, one block per trust type (for export and peer review)."""
@@ -71,13 +73,20 @@ class MetricResult:
         return pd.DataFrame(rows)
 
     def funnel_summary(self) -> pd.DataFrame:
+        """One row per funnel (trust type): method, target, φ, τ², limits used, flags at the band level and the
+        number of flags expected by chance (``n_tested`` × (1 − level)) if no trust were truly different."""
         rows = []
         for t, f in self.funnels.items():
-            n_high = int((self.table.loc[self.table["trust_type"] == t, "funnel_band"] == "higher than expected").sum())
-            n_low = int((self.table.loc[self.table["trust_type"] == t, "funnel_band"] == "lower than expected").sum())
+            g = self.table.loc[self.table["trust_type"] == t]
+            n_high = int((g["funnel_band"] == "higher than expected").sum())
+            n_low = int((g["funnel_band"] == "lower than expected").sum())
+            n_tested = int(g["funnel_band"].notna().sum())
             rows.append({"metric_id": self.metric.id, "trust_type": t, "data_type": f.data_type, "method": f.method,
                          "target": f.target, "phi": f.phi, "tau2": f.tau2, "adjusted_limits": f.adjusted_used,
-                         "n_higher": n_high, "n_lower": n_low})
+                         "n_higher": n_high, "n_lower": n_low, "estimator": f.estimator,
+                         "limits": "exact" if f.exact else "normal", "scale": f.scale, "quarters": f.periods,
+                         "band_level": self.funnel_level, "n_tested": n_tested,
+                         "n_expected_by_chance": funnel_mod.expected_flags(n_tested, self.funnel_level)})
         return pd.DataFrame(rows)
 
 
@@ -186,38 +195,106 @@ def _count_history(inputs: QuarterInputs, metric: Metric, quarter: str, ttype: s
                          "denominator": obs["denominator"].to_numpy(float)})
 
 
-def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology) -> pd.DataFrame:
+FUNNEL_COLUMNS = ["funnel_z", "funnel_band", "funnel_outcome", "funnel_value", "funnel_lower", "funnel_upper",
+                  "funnel_quarters"]
+
+
+def _funnel_counts(df: pd.DataFrame, rows, m: Metric, ttype: str, model_types) -> tuple[pd.Series, pd.Series, str]:
+    """Numerator and comparison denominator of a funnel (indexed by trust code), and its data type: O against E
+    (SR) where the metric has a model for the type, the proportion (PR), or O against the type's crude rate (SR)."""
+    codes = df.loc[rows, "trust_code"].to_numpy()
+    num = pd.Series(df.loc[rows, "numerator"].to_numpy(float), index=codes)
+    if ttype in model_types:
+        return num, pd.Series(df.loc[rows, "expected"].to_numpy(float), index=codes), "SR"
+    den = pd.Series(df.loc[rows, "denominator"].to_numpy(float), index=codes)
+    if m.statistic == "proportion":
+        return num, den, "PR"
+    return num, den * (num.sum() / den.sum()), "SR"
+
+
+def _pooled_counts(inputs: QuarterInputs, m: Metric, quarter: str, k: int, num: pd.Series, den: pd.Series,
+                   data_type: str, adjusted: bool) -> tuple[pd.Series, pd.Series, int]:
+    """Counts pooled over the latest ``k`` quarters ending with ``quarter`` (those the inputs hold).
+
+    Each trust's numerator and denominator are summed over the quarters it reported (status ok). Proportions:
+    ΣO against Σn. Rates against the type's rate: ΣO against Σn × the pooled rate. O/E with a model: the trust's
+    expected rate of this quarter (E/n) × its pooled denominator, rescaled so that ΣE = ΣO over the pooled
+    quarters (the model is fitted to this quarter; its covariate effects are applied to the earlier ones)."""
+    quarters = sorted((q for q in inputs.quarters() if quarter_key(q) <= quarter_key(quarter)), key=quarter_key)[-k:]
+    codes = num.index
+    o_sum = pd.Series(0.0, index=codes)
+    n_sum = pd.Series(0.0, index=codes)
+    for q in quarters:
+        t = observed_table(inputs, m, q).set_index("trust_code")
+        t = t.loc[t.index.intersection(codes)]
+        ok = (t["status"] == STATUS_OK) & t["numerator"].notna() & t["denominator"].notna()
+        o_sum = o_sum.add(t.loc[ok, "numerator"].astype(float), fill_value=0.0)
+        n_sum = n_sum.add(t.loc[ok, "denominator"].astype(float), fill_value=0.0)
+    o_sum, n_sum = o_sum.reindex(codes), n_sum.reindex(codes)
+    if data_type == "PR":
+        return o_sum, n_sum, len(quarters)
+    if adjusted:
+        current = observed_table(inputs, m, quarter).set_index("trust_code")["denominator"].reindex(codes).astype(float)
+        e = den / current * n_sum
+    else:
+        e = n_sum.copy()
+    return o_sum, e * (o_sum.sum() / e.sum()), len(quarters)
+
+
+def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology,
+             inputs: QuarterInputs | None = None) -> pd.DataFrame:
+    """Funnel z-score, band and outcome of each trust (and the limits the band used), by the configured method.
+
+    The ``funnel`` section of the methodology config is passed to :func:`leaguetables.funnel.funnel` as explicit
+    arguments. With the robust method, a funnel whose events are rare this quarter (or every funnel, with
+    ``pool_when: always``) is computed on counts pooled over the latest ``pool_quarters`` quarters the inputs hold
+    (``funnel_quarters`` says how many); ``funnel_value``, ``funnel_lower`` and ``funnel_upper`` are the plotted
+    indicator (O/E or the proportion of 1) and the limits at the band level that decided the band."""
     m = result.metric
-    out = pd.DataFrame({"funnel_z": np.nan, "funnel_band": None, "funnel_outcome": None}, index=df.index)
+    out = pd.DataFrame({c: np.nan for c in FUNNEL_COLUMNS}, index=df.index)
     out = out.astype({"funnel_band": object, "funnel_outcome": object})
     if not m.funnel:
         return out
-    settings = methodology.funnel
+    f = methodology.funnel
+    result.funnel_level = f.band_level
+    args = dict(method=f.method, trim_by=f.trim_by, sr_method=f.sr_method, compat=f.compat, sr_scale=f.sr_scale,
+                pr_scale=f.pr_scale, limits=f.limits, rare_expected=f.rare_expected)
     for ttype in m.trust_types:
         rows = df.index[(df["trust_type"] == ttype) & (df["status"] == STATUS_OK)]
         if ttype in result.models:
             rows = rows[df.loc[rows, "expected"].notna().to_numpy()]
-            num, den, data_type = df.loc[rows, "numerator"], df.loc[rows, "expected"], "SR"
-        elif m.statistic == "proportion":
-            num, den, data_type = df.loc[rows, "numerator"], df.loc[rows, "denominator"], "PR"
-        else:
-            num = df.loc[rows, "numerator"]
-            rate = num.sum() / df.loc[rows, "denominator"].sum()
-            den, data_type = df.loc[rows, "denominator"] * rate, "SR"
-        if len(rows) < 3 or num.sum() <= 0:
+        if len(rows) < 3 or df.loc[rows, "numerator"].sum() <= 0:
             result.notes.append(f"No funnel plot for {ttype}: fewer than 3 trusts or no events")
             continue
-        codes = df.loc[rows, "trust_code"].to_numpy()
-        res = funnel_mod.spiegelhalter(
-            pd.Series(num.to_numpy(float), index=codes), pd.Series(den.to_numpy(float), index=codes),
-            data_type=data_type, sr_method=settings.sr_method, trim_by=settings.trim_by)
+        num, den, data_type = _funnel_counts(df, rows, m, ttype, result.models)
+        if data_type == "PR" and num.sum() >= den.sum():
+            result.notes.append(f"No funnel plot for {ttype}: every trust is at 100%")
+            continue
+        periods = 1
+        if f.method == funnel_mod.METHOD_ROBUST and f.pool_quarters > 1 and inputs is not None:
+            target = 1.0 if data_type == "SR" else float(num.sum() / den.sum())
+            rare = funnel_mod.is_rare(num.to_numpy(), den.to_numpy(), data_type, target, f.rare_expected,
+                                      f.sr_scale)
+            if f.pool_when == "always" or rare:
+                num, den, periods = _pooled_counts(inputs, m, result.quarter, f.pool_quarters, num, den, data_type,
+                                                   ttype in result.models)
+        codes = num.index.to_numpy()
+        res = funnel_mod.funnel(num, den, data_type, **args)
+        if periods > 1:
+            res = replace(res, periods=periods)
+            result.notes.append(f"Funnel for {ttype}: events are pooled over the latest {periods} quarters")
         result.funnels[ttype] = res
-        flags = res.flags(confidence=settings.band_level).reindex(codes)
+        flags = res.flags(confidence=f.band_level).reindex(codes)
         bands = funnel_mod.band(flags["high"], flags["low"], m.direction)
         z = res.units["z_adjusted" if res.adjusted_used else "z"].reindex(codes)
+        lim = res.limits(confidence=f.band_level).reindex(codes)
         out.loc[rows, "funnel_z"] = z.to_numpy(float)
         out.loc[rows, "funnel_band"] = bands["band"].astype(object).to_numpy()
         out.loc[rows, "funnel_outcome"] = bands["outcome"].astype(object).to_numpy()
+        out.loc[rows, "funnel_value"] = res.units["rr"].reindex(codes).to_numpy(float)
+        out.loc[rows, "funnel_lower"] = lim["lower"].to_numpy(float)
+        out.loc[rows, "funnel_upper"] = lim["upper"].to_numpy(float)
+        out.loc[rows, "funnel_quarters"] = float(periods)
     return out
 
 
@@ -384,7 +461,7 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
     result = MetricResult(metric=metric, quarter=quarter, table=df)
     df = pd.concat([df, indicator(df, metric, confidence)], axis=1)
     df = pd.concat([df, _fit_models(result, df, inputs, confidence, methodology.expected)], axis=1)
-    df = pd.concat([df, _funnels(result, df, methodology)], axis=1)
+    df = pd.concat([df, _funnels(result, df, methodology, inputs)], axis=1)
     df["score"] = _scores(df, metric, "value")
     df["score_adjusted"], df["standard_judged_on"] = score_adjusted(df, metric, methodology.expected.adjusted_standards)
     df["type_value"] = _type_values(df, metric)

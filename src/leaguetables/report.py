@@ -232,10 +232,93 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
+def _level_pct(level: float) -> str:
+    return f"{100 * level:g}%"
+
+
+def funnel_finding(funnel_counts: pd.DataFrame, level: float = 0.95) -> str:
+    """The key-findings sentence on funnel flags, with the number expected by chance beside the count.
+
+    Expected by chance: ``n_tested × (1 − level)`` flags in all, half on each side, if no trust were truly
+    different from the spread between trusts (:func:`leaguetables.funnel.expected_flags`)."""
+    from .funnel import expected_flags
+
+    worse = int(funnel_counts["n_worse"].sum())
+    better = int(funnel_counts["n_better"].sum())
+    k = funnel_counts["metric_id"].nunique()
+    pct = _level_pct(level)
+    text = (f"Across {k:,} metrics with funnel plots, {worse:,} trust-metric results were worse than expected and "
+            f"{better:,} better than expected beyond the {pct} limits")
+    if "n_tested" in funnel_counts and funnel_counts["n_tested"].notna().all():
+        tested = int(funnel_counts["n_tested"].sum())
+        side = expected_flags(tested, level) / 2.0
+        text += (f", of {tested:,} tested; about {side:,.0f} on each side would be expected by chance alone if no "
+                 "trust were truly different")
+    return text + (". A flag says that a result is further from the average of the trust type than the spread "
+                   "between trusts and chance would usually give: it is a prompt for a question, not proof of better "
+                   "or worse care, and a trust within the limits is not shown to be average.")
+
+
+def funnel_method_text(f) -> str:
+    """The funnel method in words, from the ``funnel`` settings of the methodology config (report and methodology
+    page use this one text, so neither can describe a method other than the one run)."""
+    pct = f"{100 * f.trim_by:g}%"
+    band, outer = _level_pct(f.band_level), _level_pct(f.outer_level)
+    what = ("Funnel plots compare each trust with the average of its trust type: on observed / expected (O/E) where "
+            "the metric has a demographic model, on the proportion for other proportions, and on O/E against the "
+            "type's crude rate for other rates. ")
+    tail = (f" Trusts are banded at {band} (a value exactly on a limit is inside); the plots also show {outer} "
+            f"limits. At {band}, about {100 * (1 - f.band_level):g} trusts in 100 fall outside the limits by chance "
+            "alone even when no trust is truly different, so a flag is a prompt for a question, not a verdict on "
+            "the quality of care, and a trust within the limits is not shown to be average.")
+    if f.method == "spiegelhalter":
+        if f.sr_method == "SHMI":
+            disp = (f"O/E z-scores on the log scale (the SHMI method): the {pct} of trusts with the lowest and the "
+                    f"{pct} with the highest z-scores are truncated (left out, not winsorised) before φ = the mean "
+                    "squared z-score; proportions use the arcsine scale with "
+                    f"{pct} winsorisation in each tail")
+        else:
+            disp = (f"O/E z-scores on the square-root scale (the CQC method) and proportions on the arcsine scale, "
+                    f"with {pct} winsorisation in each tail before φ = the mean squared z-score")
+        return (what + f"Compatibility setting (reproduces NHS England's SHMI banding and FunnelPlotR"
+                + (", including FunnelPlotR's quirks" if f.compat else "") + f"): {disp}; the between-trust "
+                "variance τ² is the DerSimonian–Laird form around the target, and the limits are widened by τ² only "
+                "when φ > 1. This robust φ is not corrected for the trimming (it estimates about 0.44 × the true "
+                "dispersion after truncation, 0.68 × after winsorisation), so with no truly different trust more "
+                f"than the nominal share are flagged." + tail)
+    scale = "square-root" if f.sr_scale == "sqrt" else "log"
+    pr = "logit" if f.pr_scale == "logit" else "arcsine"
+    text = (what + "Project method (robust): trusts differ by more than chance even when none is unusual, so the "
+            f"limits allow for a between-trust variance τ². z-scores on the {scale} scale (O/E) or the {pr} scale "
+            f"(proportions) are winsorised at {pct} in each tail, and τ² is the value at which the mean squared "
+            "adjusted z-score, divided by its value for normal data after the same winsorisation "
+            "(0.679 at 10%), equals 1: without that correction the robust estimate is about two thirds of the true "
+            "spread and too many trusts are flagged. The winsorisation limits how much a few truly different trusts "
+            "widen the limits. The limits include τ² whenever it is above 0.")
+    if f.pool_quarters > 1:
+        when = "For every funnel" if f.pool_when == "always" else \
+            f"Where events are rare this quarter (a median expected count below {f.rare_expected:g})"
+        text += (f" {when}, the counts of the latest {f.pool_quarters} quarters (those available) are pooled; "
+                 "the plot and its table say so.")
+    if f.limits != "normal":
+        rare = ("In every funnel" if f.limits == "exact" else
+                f"Where events are still rare (a median expected count below {f.rare_expected:g})")
+        text += (f" {rare}, the limits are exact quantiles of the distribution of the count — Poisson or negative "
+                 "binomial for O/E, binomial or beta-binomial for proportions, with τ² estimated on the count scale "
+                 "— so a high count can always be flagged and φ is never infinite; these exact tests are "
+                 "conservative (fewer than the nominal share are flagged by chance), and where even no event at all "
+                 "would not be unusual a low result cannot be flagged.")
+    return text + tail
+
+
 def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: pd.DataFrame,
                  movement: pd.DataFrame | None = None, previous: str | None = None,
-                 productivity: pd.DataFrame | None = None, comparator: str = "type") -> str:
-    """Sentences with numbers, computed from the league table, movement, sensitivity, funnels and productivity."""
+                 productivity: pd.DataFrame | None = None, comparator: str = "type", *,
+                 funnel_level: float = 0.95) -> str:
+    """Sentences with numbers, computed from the league table, movement, sensitivity, funnels and productivity.
+
+    ``funnel_counts`` has ``metric_id, n_worse, n_better`` and, for the number expected by chance, ``n_tested``
+    (trust-metric results banded at ``funnel_level``)."""
     items = []
     n = len(table)
     if n:
@@ -270,9 +353,7 @@ def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: 
         items.append(f"Adjusting for the demographics of the populations served would change the segment of "
                      f"{_plural(changed, 'trust')}.")
     if not funnel_counts.empty:
-        worse = int(funnel_counts["n_worse"].sum())
-        items.append(f"Across {funnel_counts['metric_id'].nunique():,} metrics with funnel plots, {worse:,} "
-                     "trust-metric results were worse than expected beyond the 95% overdispersed limits.")
+        items.append(funnel_finding(funnel_counts, funnel_level))
     if productivity is not None and not productivity.empty:
         total = productivity["opportunity_annual"].sum()
         k = productivity["metric_id"].nunique()
@@ -383,6 +464,27 @@ def league_intro(previous: str | None, has_movement: bool) -> str:
     return "".join(parts)
 
 
+def funnel_flag_sentence(summary: pd.DataFrame | None, ttype: str, direction: str) -> str:
+    """A metric section's count of funnel flags for one trust type, with the number expected by chance."""
+    if summary is None or summary.empty or "n_tested" not in summary:
+        return ""
+    row = summary[summary["trust_type"] == ttype]
+    if row.empty:
+        return ""
+    r = row.iloc[0]
+    level = float(r.get("band_level", 0.95))
+    high, low, tested = int(r["n_higher"]), int(r["n_lower"]), int(r["n_tested"])
+    better, worse = (high, low) if direction == "higher_better" else (low, high)
+    side = float(r["n_expected_by_chance"]) / 2.0
+    quarters = int(r.get("quarters", 1) or 1)
+    pooled = f" (events pooled over the latest {quarters} quarters)" if quarters > 1 else ""
+    exact = (" The limits are exact for rare events and conservative: fewer than this are expected by chance."
+             if r.get("limits") == "exact" else "")
+    return (f"Of {tested:,} trusts tested{pooled}, {better:,} {'is' if better == 1 else 'are'} better and "
+            f"{worse:,} worse than expected beyond the {_level_pct(level)} limits; about {side:,.1f} on each side "
+            f"would be expected by chance alone if no trust were truly different.{exact}")
+
+
 def metric_section(metric: Metric, data: dict, figures: dict[str, tuple[str, str]],
                    names: dict[str, str] | None = None) -> str:
     """One metric: definition, national figures, funnel plots with their data tables, model summary."""
@@ -413,6 +515,9 @@ def metric_section(metric: Metric, data: dict, figures: dict[str, tuple[str, str
         if ttype in figures:
             svg, caption = figures[ttype]
             parts.append(figure(svg, caption, f"fig-{esc(metric.id)}-{slug(ttype)}"))
+        flag_text = funnel_flag_sentence(data.get("funnel_summary"), ttype, metric.direction)
+        if flag_text:
+            parts.append(f"<p>{esc(flag_text)}</p>")
         if metric.funnel and ok["funnel_band"].notna().any():
             value_col = f"Value ({metric.unit})"
             tab = pd.DataFrame({
@@ -639,8 +744,7 @@ def methodology_summary_html(methodology: Methodology, catalogue: Catalogue,
         f"Likely ranges: a {100 * b.level:g}% percentile bootstrap ({b.replicates:,} replicates, seed {b.seed}) of "
         "each trust's metric scores, with segments, override and ranks recomputed in every replicate; the same "
         "replicates give each trust's probability of each segment.",
-        f"Funnel plots: Spiegelhalter z-scores with {f.sr_method}-method overdispersion ({100 * f.trim_by:g}% "
-        f"trimming, additive τ²), banded at {100 * f.band_level:g}%; limits adjusted only when φ > 1.",
+        funnel_method_text(f),
         f"Demographic peers: the {methodology.peers.k} most similar trusts"
         f"{' of the same type' if methodology.peers.within_type else ''} by catchment demographics (the "
         "“Similar 10” method of NHS RightCare).",
@@ -778,8 +882,9 @@ class ReportData:
             t = d["table"]
             if t["funnel_outcome"].notna().any():
                 rows.append({"metric_id": mid, "n_worse": int((t["funnel_outcome"] == "worse than expected").sum()),
-                             "n_better": int((t["funnel_outcome"] == "better than expected").sum())})
-        return pd.DataFrame(rows, columns=["metric_id", "n_worse", "n_better"])
+                             "n_better": int((t["funnel_outcome"] == "better than expected").sum()),
+                             "n_tested": int(t["funnel_outcome"].notna().sum())})
+        return pd.DataFrame(rows, columns=["metric_id", "n_worse", "n_better", "n_tested"])
 
     def header(self) -> str:
         """Title, period, statistics label and notice: the first screen shows them with the key findings."""
@@ -795,7 +900,8 @@ class ReportData:
                  ("data-quality", "Data quality"), ("revisions", "Revisions"), ("provenance", "Provenance")]
         return (key_findings(self.league.table, self.league.sensitivity_summary, self._funnel_counts(),
                              self.movement, self.previous, self.productivity,
-                             self.methodology.productivity.comparator)
+                             self.methodology.productivity.comparator,
+                             funnel_level=self.methodology.funnel.band_level)
                 + contents(items) + downloads(self.spreadsheet_name))
 
     def segments(self) -> str:
