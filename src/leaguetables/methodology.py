@@ -36,6 +36,9 @@ LABELS = {
     "trim_by": "Winsorisation (each tail)", "band_level": "Band level", "outer_level": "Outer limit level",
     "peers": "Demographic peers", "k": "Number of peers", "within_type": "Within trust type", "weights": "Weights",
     "productivity": "Productivity opportunity", "benchmark": "Benchmark", "annualise": "Annualisation factor",
+    "uncertainty": "Sampling uncertainty (rank intervals, segment probabilities, change)",
+    "shrinkage": "Empirical-Bayes shrinkage", "change_test": "Test of change between quarters",
+    "check_replicates": "Replicates checked against the published scoring functions",
 }
 VALUES = {
     "higher_better": "higher is better", "lower_better": "lower is better", "ranked": "ranked (standard ranking)",
@@ -45,6 +48,7 @@ VALUES = {
     "upper_quartile": "upper quartile (best 25%)", "type": "trust type", "peers": "demographic peers",
     "all_listed_types": "all the metric's trust types together", "X2": "Pearson χ²/df (quasi-likelihood)",
     "nof_finance": "NHS England's combined-finance rule", "weighted_mean": "weighted mean",
+    "parametric_data": "parametric bootstrap of the data",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {
@@ -176,13 +180,23 @@ def context(data: ReportData) -> dict:
                "members": [m.name for m in cat.metrics if m.combine_group == gid]}
               for gid, g in cat.combine_groups.items()]
     ql = quarter_label(data.quarter)
+    rk = getattr(data.league, "rankability", None)
+    rankability = None
+    if rk is not None and len(rk):
+        names = {m.id: m.name for m in cat.metrics}
+        rankability = _table(pd.DataFrame({
+            "Metric": [names.get(m, m) for m in rk["metric_id"]],
+            "Trust type": [TRUST_TYPE_PLURAL[t] for t in rk["trust_type"]],
+            "Trusts": rk["n_trusts"].astype(int).to_numpy(),
+            "Rankability ρ": [f"{v:.2f}" for v in rk["rankability"]],
+        }), numeric=("Trusts", "Rankability ρ"))
     return {
         "title": f"Methodology: NHS trust league tables, {ql}",
         "breadcrumbs": [("index.html", f"League tables {ql}"), (None, "Methodology")],
         "quarter_label": ql, "period": quarter_period(data.quarter),
         "meth": meth, "cat": cat, "code_version": data.run.get("code_version", ""),
         "git": git_state().get("sha", "unknown")[:12],
-        "overview": _table(overview), "cuts": cuts, "unit_costs": unit_costs, "groups": groups,
+        "overview": _table(overview), "cuts": cuts, "rankability": rankability, "unit_costs": unit_costs, "groups": groups,
         "metrics": [metric_context(m, data.metric_data.get(m.id)) for m in metrics],
         "not_run": [m for m in cat.metrics if m.id not in run_ids],
         "config": settings(meth),

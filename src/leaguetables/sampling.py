@@ -555,6 +555,14 @@ def sample_league(qd: QuarterData, replicates: int, seed: int, level: float = 0.
 # --------------------------------------------------------------------------------------------------------
 # change between two quarters
 # --------------------------------------------------------------------------------------------------------
+def _mid_p(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Mid-p value of each column: (#{null > observed} + ½·#{null = observed}) / B. Ranks and segments are
+    discrete, so the ordinary (inclusive) p-value would test at well below its nominal size."""
+    gt = (null > observed[None, :]).sum(axis=0)
+    eq = (null == observed[None, :]).sum(axis=0)
+    return (gt + 0.5 * eq) / null.shape[0]
+
+
 CHANGE_COLUMNS = ["trust_code", "previous_segment", "previous_rank", "segment_change", "rank_change",
                   "rank_change_p_value", "change_beyond_chance", "segment_change_p_value",
                   "p_segment_change_by_chance"]
@@ -567,9 +575,10 @@ def change_test(prev: QuarterData, now: QuarterData, replicates: int, seed: int,
 
     The null distribution comes from a joint simulation of both quarters under "no trust changed"
     (:func:`null_values`): in every replicate both quarters' leagues are recomputed and the trust's change of
-    rank Δr* and segment Δs* recorded. ``rank_change_p_value`` = (1 + #{|Δr*| ≥ |Δr|})/(B + 1) for the observed
-    change Δr; ``change_beyond_chance`` = p < 1 − ``level``. ``segment_change_p_value`` is the same for the
-    segment (1 when the segment did not change; discrete, so conservative), and ``p_segment_change_by_chance``
+    rank Δr* and segment Δs* recorded. ``rank_change_p_value`` is the two-sided mid-p value
+    (#{|Δr*| > |Δr|} + ½·#{|Δr*| = |Δr|})/B of the observed change Δr; ``change_beyond_chance`` = p < 1 − ``level``.
+    ``segment_change_p_value`` is the same for the segment (1 when the segment did not change), and
+    ``p_segment_change_by_chance``
     = P(Δs* ≠ 0): summed over trusts, the number of segment changes expected from chance alone.
     Observed segments and ranks are recomputed from both quarters' data (adjusted segment 1–4, before segment 5).
     """
@@ -586,10 +595,8 @@ def change_test(prev: QuarterData, now: QuarterData, replicates: int, seed: int,
     obs_dr = (both["rank"] - both["rank_prev"]).to_numpy(float)
     obs_ds = (both["segment"] - both["segment_prev"]).to_numpy(float)
     b = dr.shape[0]
-    p_rank = (1 + (np.abs(dr) >= np.abs(obs_dr)[None, :]).sum(axis=0)) / (b + 1)
-    p_rank = np.where(obs_dr == 0, 1.0, p_rank)
-    p_seg = (1 + (np.abs(ds) >= np.abs(obs_ds)[None, :]).sum(axis=0)) / (b + 1)
-    p_seg = np.where(obs_ds == 0, 1.0, p_seg)
+    p_rank = _mid_p(np.abs(dr), np.abs(obs_dr))
+    p_seg = np.where(obs_ds == 0, 1.0, _mid_p(np.abs(ds), np.abs(obs_ds)))
     out = pd.DataFrame({
         "trust_code": both["trust_code"].to_numpy(),
         "previous_segment": both["segment_prev"].astype("Int64").to_numpy(),
