@@ -107,10 +107,20 @@ class QuarterData:
     segmentation_rule: str
     thresholds: object = None
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] = field(default_factory=dict)
+    _observed: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def codes(self) -> np.ndarray:
         return self.trusts["trust_code"].to_numpy()
+
+    def observed_values(self) -> dict[str, np.ndarray]:
+        return {md.metric.id: md.frame["value"].to_numpy(float) for md in self.metrics}
+
+    def observed_scores(self) -> pd.DataFrame:
+        """Long scores of the observed data by the reference path (cached)."""
+        if self._observed is None:
+            self._observed = _reference_scores(self.metrics, self.observed_values())
+        return self._observed
 
 
 def _kind(metric: Metric) -> str:
@@ -379,9 +389,11 @@ def _reference_scores(mds: list[MetricData], values: Mapping[str, np.ndarray]) -
     return pd.concat(parts, ignore_index=True)
 
 
-def _reference_league(qd: QuarterData, values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """(2-dp average, adjusted segment, rank) per trust of ``qd`` for one replicate, by the published path."""
-    sc = _reference_scores(qd.metrics, values).dropna(subset=["score"])
+def _reference_league(qd: QuarterData, values: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+    """(2-dp average, adjusted segment, rank) per trust of ``qd`` for one replicate (``None``: the observed
+    data), by the published path."""
+    sc = qd.observed_scores() if values is None else _reference_scores(qd.metrics, values)
+    sc = sc.dropna(subset=["score"])
     sc = sc[sc["trust_code"].isin(set(qd.codes))]
     idx = pd.Index(qd.codes)
     avg = scoring.average_scores(sc, qd.combine_rules).set_index("trust_code")["average_score"].reindex(idx)
@@ -489,8 +501,7 @@ def league_replicates(qd: QuarterData, values: Mapping[str, np.ndarray], check: 
     first ``check`` replicates; on any difference every replicate goes through the reference path (with a
     warning). Trusts keep the order of ``qd.trusts``."""
     b = next(iter(values.values())).shape[0]
-    obs_scores = _reference_scores(qd.metrics, {md.metric.id: md.frame["value"].to_numpy(float)
-                                                for md in qd.metrics})
+    obs_scores = qd.observed_scores()
     path = "vectorised"
     try:
         avg, seg, rank = _fast_league(qd, values, obs_scores)
@@ -514,7 +525,7 @@ def league_replicates(qd: QuarterData, values: Mapping[str, np.ndarray], check: 
 def observed_league(qd: QuarterData) -> pd.DataFrame:
     """The league of the observed data by the reference path: ``trust_code, trust_type, average_score,
     segment`` (adjusted for the override, before segment 5) and ``rank``."""
-    a, s, r = _reference_league(qd, {md.metric.id: md.frame["value"].to_numpy(float) for md in qd.metrics})
+    a, s, r = _reference_league(qd)
     return pd.DataFrame({"trust_code": qd.codes, "trust_type": qd.trusts["trust_type"].to_numpy(),
                          "average_score": a, "segment": s, "rank": r})
 
@@ -576,7 +587,8 @@ def change_test(prev: QuarterData, now: QuarterData, replicates: int, seed: int,
     The null distribution comes from a joint simulation of both quarters under "no trust changed"
     (:func:`null_values`): in every replicate both quarters' leagues are recomputed and the trust's change of
     rank Δr* and segment Δs* recorded. ``rank_change_p_value`` is the two-sided mid-p value
-    (#{|Δr*| > |Δr|} + ½·#{|Δr*| = |Δr|})/B of the observed change Δr; ``change_beyond_chance`` = p < 1 − ``level``.
+    (#{|Δr*| > |Δr|} + ½·#{|Δr*| = |Δr|})/B of the observed change Δr (1 when the rank did not change);
+    ``change_beyond_chance`` = p < 1 − ``level``.
     ``segment_change_p_value`` is the same for the segment (1 when the segment did not change), and
     ``p_segment_change_by_chance``
     = P(Δs* ≠ 0): summed over trusts, the number of segment changes expected from chance alone.
@@ -595,7 +607,7 @@ def change_test(prev: QuarterData, now: QuarterData, replicates: int, seed: int,
     obs_dr = (both["rank"] - both["rank_prev"]).to_numpy(float)
     obs_ds = (both["segment"] - both["segment_prev"]).to_numpy(float)
     b = dr.shape[0]
-    p_rank = _mid_p(np.abs(dr), np.abs(obs_dr))
+    p_rank = np.where(obs_dr == 0, 1.0, _mid_p(np.abs(dr), np.abs(obs_dr)))
     p_seg = np.where(obs_ds == 0, 1.0, _mid_p(np.abs(ds), np.abs(obs_ds)))
     out = pd.DataFrame({
         "trust_code": both["trust_code"].to_numpy(),
