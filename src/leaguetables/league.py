@@ -72,11 +72,12 @@ CALIBRATED_COLUMNS = ["rank_median", "rank_interval_lower", "rank_interval_upper
 
 
 def _quarter_data(inputs: QuarterInputs, quarter: str, methodology: Methodology, catalogue: Catalogue,
-                  basis: str = "raw", results: pd.DataFrame | None = None) -> sampling.QuarterData:
+                  basis: str = "raw", results: pd.DataFrame | None = None, metric_ids=None) -> sampling.QuarterData:
     seg = methodology.segmentation
     return sampling.quarter_data(inputs, catalogue, quarter, segmentation_rule=seg.rule, thresholds=seg.thresholds,
                                  override=methodology.financial_override.enabled, basis=basis, results=results,
-                                 confidence=methodology.confidence_levels[0], combine_rules=combine_rules(catalogue))
+                                 confidence=methodology.confidence_levels[0], combine_rules=combine_rules(catalogue),
+                                 metric_ids=metric_ids)
 
 
 def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: Methodology) -> pd.DataFrame:
@@ -85,6 +86,12 @@ def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: M
     NHS England-style segment shares of the score bootstrap move to ``nof_p_segment_1..4``."""
     u = methodology.uncertainty
     summ, reps = sampling.sample_league(qd, u.replicates, u.seed, u.level, u.shrinkage, u.check_replicates)
+    obs = sampling.observed_league(qd).set_index("trust_code")
+    ranks = table.set_index("trust_code")["rank"].astype("Float64").to_numpy(float, na_value=np.nan)
+    again = obs["rank"].reindex(table["trust_code"]).to_numpy(float)
+    if not np.array_equal(ranks, again, equal_nan=True):
+        raise RuntimeError(f"sampling ({qd.basis}): the observed data do not reproduce the league table's ranks; "
+                           "the simulated league would not describe the published one")
     summ = summ.set_index("trust_code").reindex(table["trust_code"])
     out = table.copy()
     for k in range(1, 5):
@@ -156,14 +163,15 @@ def build_league(work_dir: Path | str, inputs: QuarterInputs, methodology: Metho
     u = methodology.uncertainty
     rankab, change, prev_q = None, None, None
     if u.method == "parametric_data":
-        qd = _quarter_data(inputs, quarter, methodology, catalogue, "raw")
+        run = set(results["metric_id"])  # the metrics of this run (a run may score a subset of the catalogue)
+        qd = _quarter_data(inputs, quarter, methodology, catalogue, "raw", metric_ids=run)
         table = add_calibrated(table, qd, methodology)
         adjusted = add_calibrated(adjusted, _quarter_data(inputs, quarter, methodology, catalogue, "adjusted",
-                                                          results), methodology)
+                                                          results, metric_ids=run), methodology)
         rankab = sampling.rankability(qd)
         prev_q = previous_quarter(quarter)
         if u.change_test and prev_q in inputs.quarters():
-            prev = _quarter_data(inputs, prev_q, methodology, catalogue, "raw")
+            prev = _quarter_data(inputs, prev_q, methodology, catalogue, "raw", metric_ids=run)
             change = sampling.change_test(prev, qd, u.replicates, u.seed + 1, u.level, u.check_replicates)
     sens, summary = sensitivity(table, adjusted)
     unscored = inputs.trusts.loc[~inputs.trusts["trust_code"].isin(set(table["trust_code"])),

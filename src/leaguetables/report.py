@@ -238,7 +238,7 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
 
 def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: pd.DataFrame,
                  movement: pd.DataFrame | None = None, previous: str | None = None,
-                 productivity: pd.DataFrame | None = None, comparator: str = "type") -> str:
+                 productivity: pd.DataFrame | None = None, comparator: str = "type", level: float = 0.95) -> str:
     """Sentences with numbers, computed from the league table, movement, sensitivity, funnels and productivity."""
     items = []
     n = len(table)
@@ -257,7 +257,7 @@ def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: 
             items.append(f"The financial override moved {_plural(len(ov), 'trust')} in deficit or receiving "
                          "deficit support from segment 1 or 2 to segment 3.")
     if movement is not None and len(movement) and previous:
-        items.append(movement_summary(movement, previous))
+        items.append(movement_summary(movement, previous, level))
     if n and "rank_interval_lower" in table.columns:
         wide = table[(table["rank_interval_upper"] - table["rank_interval_lower"]) >= 0.25 * table["rank_of"]]
         sure = table[table[[f"p_segment_{k}" for k in range(1, 5)]].max(axis=1) >= 0.9]
@@ -323,18 +323,19 @@ def _level(table: pd.DataFrame) -> str:
     return f"{100 * lvl:g}%"
 
 
-def movement_summary(movement: pd.DataFrame, previous: str) -> str:
+def movement_summary(movement: pd.DataFrame, previous: str, level: float = 0.95) -> str:
     """One sentence: segment changes beside the number expected by chance alone, and the trusts whose change of
     rank is beyond chance beside the number the test flags by chance (from :func:`leaguetables.league.movement`)."""
     n = len(movement)
     changed = int((movement["segment_change"] != 0).sum())
     expected = float(movement["p_segment_change_by_chance"].sum())
     beyond = int(movement["change_beyond_chance"].astype(bool).sum())
+    alpha = 1 - level
     return (f"Since {quarter_label(previous)}, {_plural(changed, 'trust')} of {n:,} changed segment; about "
-            f"{expected:.0f} would be expected to change segment by chance alone if no trust's performance had "
+            f"{expected:.1f} would be expected to change segment by chance alone if no trust's performance had "
             f"changed (a joint simulation of both quarters' data). The change of rank is larger than chance alone "
-            f"would usually give (p < 0.05) for {_plural(beyond, 'trust')}; about {0.05 * n:.0f} would be flagged "
-            "by chance even if nothing had changed.")
+            f"would usually give (p < {alpha:g}) for {_plural(beyond, 'trust')}; about {alpha * n:.1f} would be "
+            "flagged by chance even if nothing had changed.")
 
 
 def movement_text(r) -> str:
@@ -863,7 +864,7 @@ class ReportData:
                  ("data-quality", "Data quality"), ("revisions", "Revisions"), ("provenance", "Provenance")]
         return (key_findings(self.league.table, self.league.sensitivity_summary, self._funnel_counts(),
                              self.movement, self.previous, self.productivity,
-                             self.methodology.productivity.comparator)
+                             self.methodology.productivity.comparator, self.methodology.uncertainty.level)
                 + contents(items) + downloads(self.spreadsheet_name))
 
     def segments(self) -> str:

@@ -129,7 +129,7 @@ def _kind(metric: Metric) -> str:
 
 def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rule: str, thresholds=None,
                  override: bool = True, basis: str = "raw", results: pd.DataFrame | None = None,
-                 confidence: float = 0.95, combine_rules=None) -> QuarterData:
+                 confidence: float = 0.95, combine_rules=None, metric_ids=None) -> QuarterData:
     """The data of the league of ``quarter`` from the validated inputs (all quarters are in the inputs).
 
     Values come from :func:`leaguetables.metrics.observed_table` and :func:`leaguetables.metrics.indicator`, the
@@ -137,6 +137,7 @@ def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rul
     metric result tables): the adjusted value of a trust is its value × n·(pooled rate)/(E·multiplier), i.e.
     O/E × the pooled rate with E held at its fitted value; rows with no adjusted value are scored on the value, as
     in :func:`leaguetables.metrics.compute_metric`. The league's trusts are those with at least one scored metric.
+    ``metric_ids`` restricts the metrics to those of the run (default: every scored metric of the catalogue).
     """
     if basis not in ("raw", "adjusted"):
         raise ValueError(f"basis must be 'raw' or 'adjusted', got {basis!r}")
@@ -144,7 +145,7 @@ def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rul
         raise ValueError("the adjusted basis needs the quarter's metric results (expected values)")
     mds = []
     for m in catalogue.metrics:
-        if m.scoring.method == "none":
+        if m.scoring.method == "none" or (metric_ids is not None and m.id not in metric_ids):
             continue
         df = metrics_mod.observed_table(inputs, m, quarter)
         df = pd.concat([df, metrics_mod.indicator(df, m, confidence)], axis=1)
