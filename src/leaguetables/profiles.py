@@ -147,7 +147,7 @@ class ProfileBuilder:
             {"label": "Rank", "value": f"{rank_label}{r('Rank')}",
              "detail": (f"rank interval {lt['rank_interval_lower']:.0f} to {lt['rank_interval_upper']:.0f}"
                         f"{r('Rank interval')}; NHS England's likely range "
-                        if "rank_interval_lower" in lt.index and not _missing(lt["rank_interval_lower"]) else
+                        if not _missing(lt.get("rank_interval_lower")) else
                         "NHS England's likely range ")
                        + f"{lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}{r('NHS England likely range of rank')}"},
             {"label": "Average metric score", "value": f"{fmt(lt['average_score'], 2)}{r('Average score')}",
@@ -165,7 +165,7 @@ class ProfileBuilder:
         plural = TRUST_TYPE_PLURAL[lt["trust_type"]].lower()
         tied = self.rank_counts.get((lt["trust_type"], lt["rank"]), 1) - 1
         shared = f", shared with {tied} other trust{'s' if tied > 1 else ''}" if tied else ""
-        if "rank_interval_lower" in lt.index and not _missing(lt["rank_interval_lower"]):
+        if not _missing(lt.get("rank_interval_lower")):
             lvl = self.data.methodology.uncertainty.level
             where = (f"allowing for the play of chance in its data, its true rank lies between "
                      f"{lt['rank_interval_lower']:.0f} and {lt['rank_interval_upper']:.0f} with {100 * lvl:g}% "
