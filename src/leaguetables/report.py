@@ -414,7 +414,8 @@ def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool 
                          name_column="Trust"))
 
 
-def league_intro(previous: str | None, has_movement: bool, calibrated: bool = True, level: float = 0.95) -> str:
+def league_intro(previous: str | None, has_movement: bool, calibrated: bool = True, level: float = 0.95,
+                 shrinkage: bool = True) -> str:
     parts = ['<h2 id="league-tables">League tables</h2>',
              "<p>Trusts are ranked within their type by segment, then by average metric score (lower is better); "
              "equal keys share a rank. Each trust's name links to its profile.</p>"]
@@ -422,10 +423,13 @@ def league_intro(previous: str | None, has_movement: bool, calibrated: bool = Tr
         parts.append(
             f"<p>The <strong>rank interval</strong> ({100 * level:g}%), the median rank and the probability of each "
             "segment (P(1) to P(4)) allow for the play of chance in the data: the whole method — metric values, "
-            "scores, averages, cut points, financial override, segments and ranks — is recomputed on thousands of "
-            "simulated versions of the quarter's data, each drawing every trust's true rates from what its own "
-            "numerators and denominators, and the spread between trusts of its type, allow. In a simulation from a "
-            "known truth these intervals contained the true rank about 95% of the time. A rank whose interval is "
+            "scores, averages, cut points, financial override, segments and ranks — is recomputed on many "
+            "simulated versions of the quarter's data, "
+            + ("each drawing every trust's true rates from what its own numerators and denominators, and the spread "
+               "between trusts of its type, allow. " if shrinkage else
+               "each redrawing every numerator around the trust's observed rate. ")
+            + "In simulations from a known truth (the demo generator's) the intervals contained the true rank about "
+            "as often as their stated level, or slightly more often, as ranks are whole numbers. A rank whose interval is "
             "wide is not well determined; figures reported as a single value (finance, costs, staff survey scores, "
             "ratings) are taken as exact.</p>"
             "<p><strong>NHS England's likely ranges</strong> of rank and average score are reproduced as NHS England "
@@ -440,9 +444,10 @@ def league_intro(previous: str | None, has_movement: bool, calibrated: bool = Tr
                      "from the data: the change of segment (segments 1 to 4 after the financial override), the "
                      "change of rank (up is better), and a test of whether the change of rank is larger than chance "
                      "alone would give: both quarters' data are simulated together as if no trust's performance had "
-                     "changed, and the p-value is the share of simulations with a change at least as large "
-                     "(“beyond chance”: p &lt; 0.05; about 1 trust in 20 is flagged by chance even when nothing "
-                     "has changed).</p>")
+                     "changed, and the p-value is the share of simulations with a larger change (equal changes count "
+                     f"half; “beyond chance”: p &lt; {1 - level:g}; about 1 trust in {1 / (1 - level):.0f} is flagged "
+                     "by chance even when nothing has changed). Changes in figures reported as a single value "
+                     "(finance, costs, staff survey scores, ratings) count as real.</p>")
     elif previous:
         parts.append(f"<p>The inputs hold no data for {esc(quarter_label(previous))}, so movement since the "
                      "previous quarter is not shown.</p>")
@@ -873,8 +878,8 @@ class ReportData:
     def league_tables(self) -> str:
         has_move = self.movement is not None and not self.movement.empty
         t = self.league.table
-        parts = [league_intro(self.previous, has_move, "rank_interval_lower" in t.columns,
-                              t.attrs.get("uncertainty", {}).get("level", 0.95))]
+        u = self.methodology.uncertainty
+        parts = [league_intro(self.previous, has_move, "rank_interval_lower" in t.columns, u.level, u.shrinkage)]
         for t in TRUST_TYPES:
             parts.append(league_table_html(self.league.table, t, profile_links=True,
                                            movement=self.movement if has_move else None, previous=self.previous,
