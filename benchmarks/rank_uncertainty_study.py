@@ -226,8 +226,12 @@ def main(argv=None) -> int:
                     cover = ((s["rank_interval_lower"] <= tr["rank"]) & (tr["rank"] <= s["rank_interval_upper"]))
                     pk = s[[f"p_segment_{k}" for k in range(1, 5)]].to_numpy(float)
                     br, pp, yy = brier(pk, tr["segment"].to_numpy())
+                    types = qd.trusts["trust_type"].to_numpy()
+                    sq = ((pk - np.stack([(tr["segment"].to_numpy() == k) for k in range(1, 5)], axis=1)) ** 2).sum(1)
                     rec.append({"dataset": d, "method": name, "coverage": float(cover.mean()), "brier": br,
-                                "width": float((s["rank_interval_upper"] - s["rank_interval_lower"]).mean())})
+                                "width": float((s["rank_interval_upper"] - s["rank_interval_lower"]).mean()),
+                                **{f"coverage {t}": float(cover.to_numpy()[types == t].mean()) for t in set(types)},
+                                **{f"brier {t}": float(sq[types == t].mean()) for t in set(types)}})
                     seg_rows.append({"method": name, "p": pp, "y": yy})
                 # NHS England-style movement on the no-change data: previous quarter's likely range
                 prev_sc = sampling._reference_scores(qds[Q_PREV].metrics, {md.metric.id: md.frame["value"].to_numpy(float)
@@ -265,6 +269,9 @@ def main(argv=None) -> int:
         yy = np.concatenate([r["y"] for r in ps])
         print(f"{name:26s} rank coverage {g['coverage'].mean():.3f}  mean width {g['width'].mean():5.1f}  "
               f"Brier {g['brier'].mean():.3f}  reliability slope {slope(pp, yy):.2f}")
+        print(" " * 27 + "by type: " + "; ".join(
+            f"{t} coverage {g[f'coverage {t}'].mean():.3f}, Brier {g[f'brier {t}'].mean():.3f}"
+            for t in ("acute", "mental_health_community", "ambulance") if f"coverage {t}" in g))
     ch = df[df["method"] == "change test"]
     print(f"change test: size {ch['size'].mean():.3f} (no change); power {ch['power'].mean():.3f} at a 2-SD change "
           f"(flag rate of the trusts that did not change themselves, whose true rank still moves with the others: "

@@ -93,6 +93,11 @@ def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: M
         raise RuntimeError(f"sampling ({qd.basis}): the observed data do not reproduce the league table's ranks; "
                            "the simulated league would not describe the published one")
     summ = summ.set_index("trust_code").reindex(table["trust_code"])
+    # a type none of whose metrics has a sampling model (all reported as single values) gets no calibrated figures:
+    # they would be exact only because every figure is taken as exact
+    simulated_types = {t for md in qd.metrics for t in md.frame.loc[md.simulated, "trust_type"]}
+    none = ~table["trust_type"].isin(simulated_types).to_numpy()
+    summ.loc[none] = np.nan
     out = table.copy()
     for k in range(1, 5):
         out[f"nof_p_segment_{k}"] = out[f"p_segment_{k}"]
