@@ -429,9 +429,9 @@ def league_intro(previous: str | None, has_movement: bool, calibrated: bool = Tr
                "between trusts of its type, allow. " if shrinkage else
                "each redrawing every numerator around the trust's observed rate. ")
             + "In simulations from a known truth (the demo generator's) the intervals contained the true rank about "
-            "as often as their stated level, or slightly more often, as ranks are whole numbers. A rank whose interval is "
-            "wide is not well determined; figures reported as a single value (finance, costs, staff survey scores, "
-            "ratings) are taken as exact.</p>"
+            "as often as their stated level, or slightly more often, as ranks are whole numbers. A rank whose "
+            "interval is wide is not well determined; figures reported as a single value (finance, costs, staff "
+            "survey scores, ratings) are taken as exact.</p>"
             "<p><strong>NHS England's likely ranges</strong> of rank and average score are reproduced as NHS England "
             "publishes them. They come from resampling each trust's own metric scores, so they show how uneven a "
             "trust's scores are across metrics, not how much its rank could change by chance; they are shown for "
