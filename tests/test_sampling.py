@@ -117,6 +117,42 @@ def test_tiny_league_hand_worked():
     assert not ch["change_beyond_chance"].any() and (ch["p_segment_change_by_chance"] == 0).all()
 
 
+def test_draws_shrink_imprecise_trusts_and_keep_precise_ones():
+    """Empirical Bayes: a trust with 10⁶ cases keeps its observed rate (posterior sd ~0.05 points); one with 9 of 10
+    is pulled towards its type's mean, to the beta posterior mean (a + x)/(a + b + n) with a + b = m(1 − m)/τ² − 1;
+    the plug-in bootstrap is centred on the observed rate."""
+    codes = [f"T{i}" for i in range(8)]
+    rows = [(Q_NOW, c, "m0", x, n) for c, x, n in zip(codes, [3e5, 4e5, 5e5, 6e5, 7e5, 5e5, 5e5, 9],
+                                                       [1e6] * 7 + [10])]
+    cat = catalogue(1)
+    qd = qdata(inputs(rows, codes), cat, Q_NOW)
+    eb = sampling.draw_values(qd, np.random.default_rng(1), 4000, shrinkage=True)["m0"]
+    plug = sampling.draw_values(qd, np.random.default_rng(1), 4000, shrinkage=False)["m0"]
+    assert eb[:, 0].mean() == pytest.approx(30.0, abs=0.05) and eb[:, 0].std() < 0.1
+    m, tau2, _ = sampling.between_trust_variance([3e5, 4e5, 5e5, 6e5, 7e5, 5e5, 5e5, 9], [1e6] * 7 + [10], "binomial")
+    ab = m * (1 - m) / tau2 - 1
+    assert eb[:, 7].mean() == pytest.approx(100 * (m * ab + 9) / (ab + 10), abs=0.6)
+    assert 55 < eb[:, 7].mean() < 80, "between the type mean (50%) and the observed 90%"
+    assert plug[:, 7].mean() == pytest.approx(90.0, abs=1.0)
+
+
+def test_null_values_keep_each_quarters_level_and_a_common_trust_position():
+    """Under "no change" both quarters keep their own type level (here 20% then 40%) while a trust's position
+    relative to the type is common: a trust at the type level in Q3 but above it in Q4 is drawn at the pooled
+    position in both."""
+    codes = ["T1", "T2", "T3"]
+    n = 1e6
+    rows = [(Q_PREV, c, "m0", p * n, n) for c, p in zip(codes, [0.2, 0.2, 0.2])]
+    rows += [(Q_NOW, c, "m0", p * n, n) for c, p in zip(codes, [0.4, 0.4, 0.5])]
+    cat = catalogue(1)
+    v0, v1 = sampling.null_values(qdata(inputs(rows, codes), cat, Q_PREV), qdata(inputs(rows, codes), cat, Q_NOW),
+                                  np.random.default_rng(2), 200)
+    m0, m1 = v0["m0"].mean(axis=0), v1["m0"].mean(axis=0)
+    assert m0[0] == pytest.approx(m0[1], abs=0.05) and m1[0] == pytest.approx(m1[1], abs=0.05)
+    assert 20 < m0[2] - 0 and m0[2] > m0[0] + 1 and m1[2] < 50 - 1, "T3 at its pooled position in both quarters"
+    assert np.mean(m1) > np.mean(m0) + 15, "each quarter keeps its own level"
+
+
 def test_mid_p_value_hand_worked():
     """Null changes |Δ*| = (0, 1, 1, 2, 3); observed 1 → (#>1 = 2 + ½·#=1 = 1)/5 = 0.6; observed 3 → 0.1."""
     null = np.array([[0], [1], [1], [2], [3]])
