@@ -241,6 +241,30 @@ class Bootstrap(_Strict):
 
 
 FUNNEL_LEVELS = (0.95, 0.998)
+class Uncertainty(_Strict):
+    """Sampling uncertainty of the league (``leaguetables.sampling``): rank intervals, median rank, P(segment),
+    rankability, and the test of change between quarters."""
+
+    method: Literal["parametric_data", "none"] = Field(
+        "parametric_data", description="parametric_data: simulate the metrics' numerators and recompute the whole "
+        "league in every replicate; none: publish NHS England's likely ranges only (no calibrated columns, no "
+        "test of change)")
+    replicates: int = Field(2000, ge=200, le=100_000)
+    seed: int = Field(ge=0)
+    level: float = Field(0.95, ge=0.5, lt=1)
+    shrinkage: bool = Field(True, description="draw true rates from the empirical-Bayes posterior (true) or redraw "
+                            "numerators around the observed rates (false, a plug-in bootstrap)")
+    change_test: bool = Field(True, description="test the change of rank and segment since the previous quarter")
+    check_replicates: int = Field(3, ge=1, le=50, description="replicates recomputed with the published scoring "
+                                  "functions to check the vectorised path")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Uncertainty":
+        if self.method == "none" and self.change_test:
+            raise ValueError("the test of change needs method parametric_data (set change_test: false)")
+        if self.level * self.replicates < 20 or (1 - self.level) / 2 * self.replicates < 5:
+            raise ValueError("too few replicates for the interval level: need (1 − level)/2 × replicates ≥ 5")
+        return self
 
 
 class FunnelSettings(_Strict):
@@ -359,10 +383,17 @@ class Methodology(_Strict):
     segmentation: Segmentation
     financial_override: FinancialOverride
     bootstrap: Bootstrap
+    uncertainty: Uncertainty
     funnel: FunnelSettings
     peers: PeerSettings
     productivity: Productivity
     expected: ExpectedSettings = ExpectedSettings()
+
+    @model_validator(mode="after")
+    def _seeds(self) -> "Methodology":
+        if self.uncertainty.seed == self.bootstrap.seed:
+            raise ValueError("uncertainty.seed must differ from bootstrap.seed (independent random streams)")
+        return self
 
     @field_validator("confidence_levels")
     @classmethod

@@ -45,6 +45,9 @@ LABELS = {
     "count_interval": "Interval of a count", "between_variance": "Between-trust variance (τ²) for E",
     "shrinkage_variance": "Between-trust variance (τ²) for the shrunken estimates",
     "adjusted_standards": "Standards in the adjusted league",
+    "uncertainty": "Sampling uncertainty (rank intervals, segment probabilities, change)",
+    "shrinkage": "Empirical-Bayes shrinkage", "change_test": "Test of change between quarters",
+    "check_replicates": "Replicates checked against the published scoring functions",
 }
 VALUES = {
     "higher_better": "higher is better", "lower_better": "lower is better", "ranked": "ranked (standard ranking)",
@@ -66,6 +69,7 @@ VALUES = {
     "spiegelhalter": "Spiegelhalter (SHMI / FunnelPlotR compatibility)", "sqrt": "square root",
     "auto": "exact when events are rare, otherwise normal", "exact": "exact", "normal": "normal",
     "rare": "only when events are rare", "always": "always",
+    "parametric_data": "parametric bootstrap of the data",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {
@@ -224,13 +228,23 @@ def context(data: ReportData) -> dict:
                "members": [m.name for m in cat.metrics if m.combine_group == gid]}
               for gid, g in cat.combine_groups.items()]
     ql = quarter_label(data.quarter)
+    rk = getattr(data.league, "rankability", None)
+    rankability = None
+    if rk is not None and len(rk):
+        names = {m.id: m.name for m in cat.metrics}
+        rankability = _table(pd.DataFrame({
+            "Metric": [names.get(m, m) for m in rk["metric_id"]],
+            "Trust type": [TRUST_TYPE_PLURAL[t] for t in rk["trust_type"]],
+            "Trusts": rk["n_trusts"].astype(int).to_numpy(),
+            "Rankability ρ": [f"{v:.2f}" for v in rk["rankability"]],
+        }), numeric=("Trusts", "Rankability ρ"))
     return {
         "title": f"Methodology: NHS trust league tables, {ql}",
         "breadcrumbs": [("index.html", f"League tables {ql}"), (None, "Methodology")],
         "quarter_label": ql, "period": quarter_period(data.quarter),
         "meth": meth, "cat": cat, "code_version": data.run.get("code_version", ""),
         "git": git_state().get("sha", "unknown")[:12],
-        "overview": _table(overview), "cuts": cuts, "unit_costs": unit_costs, "groups": groups,
+        "overview": _table(overview), "cuts": cuts, "rankability": rankability, "unit_costs": unit_costs, "groups": groups,
         "metrics": [metric_context(m, data.metric_data.get(m.id)) for m in metrics],
         "not_run": [m for m in cat.metrics if m.id not in run_ids],
         "config": settings(meth),
