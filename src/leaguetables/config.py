@@ -262,9 +262,15 @@ class PeerSettings(_Strict):
 
 
 class Productivity(_Strict):
+    """Productivity opportunity settings (:mod:`leaguetables.productivity`). Left out, ``pool_quarters`` and
+    ``estimate`` take Better Care, Better Value's single-quarter observed values (the compatibility setting)."""
+
     benchmark: Literal["upper_quartile"] = "upper_quartile"
     comparator: Literal["type", "peers"] = "type"
-    annualise: int = 4
+    annualise: int = Field(4, ge=1, le=12)
+    pool_quarters: int = Field(1, ge=1, le=12, description="quarters pooled for each trust's O/E, up to this one")
+    estimate: Literal["observed", "shrunken", "constrained"] = Field(
+        "observed", description="observed O/E, empirical-Bayes posterior mean, or constrained (spread-matched) EB")
 
 
 class Methodology(_Strict):
