@@ -273,6 +273,16 @@ class Productivity(_Strict):
         "observed", description="observed O/E, empirical-Bayes posterior mean, or constrained (spread-matched) EB")
 
 
+class SPCSettings(_Strict):
+    """Statistical process control on every trust profile (:mod:`leaguetables.spc`): XmR charts with NHS
+    England's Making Data Count rules. Left out, the Making Data Count values below apply."""
+
+    min_points: int = Field(8, ge=3, le=100, description="fewer quarters with a value: no process limits")
+    run_length: int = Field(7, ge=5, le=12, description="points on one side of the mean that make a run")
+    trend_length: int = Field(7, ge=5, le=12, description="points each rising (or falling) that make a trend")
+    screen_outliers: bool = Field(False, description="drop moving ranges ≥ 3.267 × mean before the limits")
+
+
 class Methodology(_Strict):
     id: str
     version: str
@@ -285,6 +295,7 @@ class Methodology(_Strict):
     funnel: FunnelSettings
     peers: PeerSettings
     productivity: Productivity
+    spc: SPCSettings = SPCSettings()
 
     @field_validator("confidence_levels")
     @classmethod

@@ -753,7 +753,9 @@ class ReportData:
             from .productivity import opportunities
 
             self._productivity = opportunities({k: v["table"] for k, v in self.metric_data.items()}, self.catalogue,
-                                               self.methodology, self.inputs.trusts, self.inputs.demographics)
+                                               self.methodology, self.inputs.trusts, self.inputs.demographics,
+                                               observations=self.inputs.observations,
+                                               quarters=self.inputs.quarters())
         return self._productivity
 
     def write_tables(self) -> list[str]:
