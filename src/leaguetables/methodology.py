@@ -36,6 +36,10 @@ LABELS = {
     "trim_by": "Winsorisation (each tail)", "band_level": "Band level", "outer_level": "Outer limit level",
     "peers": "Demographic peers", "k": "Number of peers", "within_type": "Within trust type", "weights": "Weights",
     "productivity": "Productivity opportunity", "benchmark": "Benchmark", "annualise": "Annualisation factor",
+    "pool_quarters": "Quarters pooled", "estimate": "Estimate of each trust's O/E",
+    "spc": "Statistical process control", "min_points": "Fewest quarters for a chart",
+    "run_length": "Run rule (points on one side of the mean)", "trend_length": "Trend rule (points rising or falling)",
+    "screen_outliers": "Screen outlying moving ranges",
 }
 VALUES = {
     "higher_better": "higher is better", "lower_better": "lower is better", "ranked": "ranked (standard ranking)",
@@ -45,6 +49,8 @@ VALUES = {
     "upper_quartile": "upper quartile (best 25%)", "type": "trust type", "peers": "demographic peers",
     "all_listed_types": "all the metric's trust types together", "X2": "Pearson χ²/df (quasi-likelihood)",
     "nof_finance": "NHS England's combined-finance rule", "weighted_mean": "weighted mean",
+    "observed": "observed (this quarter's or the pooled O/E)", "shrunken": "empirical Bayes posterior mean",
+    "constrained": "constrained empirical Bayes (spread matched to the between-trust variance)",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {
@@ -176,7 +182,13 @@ def context(data: ReportData) -> dict:
                "members": [m.name for m in cat.metrics if m.combine_group == gid]}
               for gid, g in cat.combine_groups.items()]
     ql = quarter_label(data.quarter)
+    from .spc import summary as spc_summary
+
+    spc_results, spc_quarters = data.spc
+    sc = spc_summary(spc_results)
     return {
+        "spc_quarters": len(spc_quarters), "spc_assessed": sc["assessed"],
+        "spc_special": sc["improvement"] + sc["concern"], "spc_expected": round(0.01 * sc["assessed"]),
         "title": f"Methodology: NHS trust league tables, {ql}",
         "breadcrumbs": [("index.html", f"League tables {ql}"), (None, "Methodology")],
         "quarter_label": ql, "period": quarter_period(data.quarter),

@@ -218,7 +218,9 @@ def downloads(spreadsheet: str | None = None) -> str:
                       "ODS, accessible: cover, contents, notes and one table per sheet"))
     links += [("tables/league_table.csv", "League table", "CSV, NHS England's layout"),
               ("tables/nof_data_long.csv", "Metric values and scores", "CSV, NHS England's long layout"),
-              ("tables/productivity.csv", "Productivity opportunity", "CSV, one row per trust and metric")]
+              ("tables/productivity.csv", "Productivity opportunity", "CSV, one row per trust and metric"),
+              ("tables/spc.csv", "Statistical process control", "CSV, one row per trust and metric: process "
+                                                                 "limits, rules triggered, variation and assurance")]
     items = "".join(f'<li><a href="{esc(h)}">{esc(t)}</a> ({esc(d)})</li>' for h, t, d in links)
     return f'<h2 id="downloads">Downloads and related pages</h2><ul class="downloads">{items}</ul>'
 
@@ -234,7 +236,8 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
 
 def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: pd.DataFrame,
                  movement: pd.DataFrame | None = None, previous: str | None = None,
-                 productivity: pd.DataFrame | None = None, comparator: str = "type") -> str:
+                 productivity: pd.DataFrame | None = None, comparator: str = "type",
+                 spc_counts: dict | None = None) -> str:
     """Sentences with numbers, computed from the league table, movement, sensitivity, funnels and productivity."""
     items = []
     n = len(table)
@@ -280,6 +283,14 @@ def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: 
             "the best quarter of their demographic peers"
         items.append(f"If every trust matched {who} on {_plural(k, 'efficiency metric')}, resources worth about "
                      f"{money(total)} a year would be released (this quarter's figures × 4).")
+    if spc_counts and spc_counts.get("assessed"):
+        a, imp, con = spc_counts["assessed"], spc_counts["improvement"], spc_counts["concern"]
+        items.append(f"Statistical process control (XmR charts, Making Data Count rules) on every trust profile: "
+                     f"in {imp + con:,} of the {a:,} trust-metric series with enough quarters, the latest quarter "
+                     f"shows special cause variation ({imp:,} improvement, {con:,} concern). With this many series "
+                     f"some are expected by chance: a stable process marks its latest quarter about 1% of the time "
+                     f"(about {round(0.01 * a):,} here), and rules fire somewhere in a series far more often, so a "
+                     "special cause is a prompt to look, not proof.")
     return '<h2 id="key-findings">Key findings</h2><ul class="key-findings">' + "".join(
         f"<li>{esc(i)}</li>" for i in items) + "</ul>"
 
@@ -719,6 +730,7 @@ class ReportData:
         self.revisions = load_revisions(out_dir)
         self.revised_league, self.revised_metrics = revised_marks(self.revisions)
         self._productivity = None
+        self._spc = None
 
     @classmethod
     def load(cls, work_dir, out_dir, inputs, methodology, catalogue, quarter) -> "ReportData":
@@ -758,12 +770,35 @@ class ReportData:
                                                quarters=self.inputs.quarters())
         return self._productivity
 
+    @property
+    def spc(self) -> tuple[dict, list[str]]:
+        """Statistical process control of every trust and metric (:func:`leaguetables.spc.run_spc`):
+        ``({metric_id: {trust_code: SPCResult}}, quarters)``."""
+        if self._spc is None:
+            from .spc import run_spc
+
+            self._spc = run_spc(self.metric_data, self.metrics_run, self.methodology.spc)
+        return self._spc
+
+    def spc_table(self) -> pd.DataFrame:
+        from .spc import spc_table
+
+        results, quarters = self.spc
+        return spc_table(results, self.catalogue, self.inputs.trusts, self.quarter, quarters)
+
+    def _spc_counts(self) -> dict:
+        from .spc import summary
+
+        return summary(self.spc[0])
+
     def write_tables(self) -> list[str]:
-        """Tables computed for the report: the productivity opportunity (tables/productivity.csv)."""
+        """Tables computed for the report: the productivity opportunity (tables/productivity.csv) and statistical
+        process control of every trust and metric (tables/spc.csv)."""
         from .publish import write_csv
 
         write_csv(self.productivity, Path(self.out_dir) / "tables" / "productivity.csv")
-        return ["tables/productivity.csv"]
+        write_csv(self.spc_table(), Path(self.out_dir) / "tables" / "spc.csv")
+        return ["tables/productivity.csv", "tables/spc.csv"]
 
     def _funnel_counts(self) -> pd.DataFrame:
         rows = []
@@ -788,7 +823,7 @@ class ReportData:
                  ("data-quality", "Data quality"), ("revisions", "Revisions"), ("provenance", "Provenance")]
         return (key_findings(self.league.table, self.league.sensitivity_summary, self._funnel_counts(),
                              self.movement, self.previous, self.productivity,
-                             self.methodology.productivity.comparator)
+                             self.methodology.productivity.comparator, self._spc_counts())
                 + contents(items) + downloads(self.spreadsheet_name))
 
     def segments(self) -> str:

@@ -278,8 +278,8 @@ def analyse(values, labels: Sequence[str], direction: str, target: float | None 
 
 
 def _f(x: float, decimals: int, unit: str = "") -> str:
-    u = "%" if unit == "%" else (f" {unit}" if unit else "")
-    return f"{x:,.{decimals}f}{u}"
+    """A number for a sentence: a percentage keeps its sign; other units are named once, beside the metric."""
+    return f"{x:,.{decimals}f}{'%' if unit == '%' else ''}"
 
 
 def _run_back(flags: np.ndarray, last: int) -> int:
@@ -327,7 +327,7 @@ def describe_variation(res: SPCResult, decimals: int = 1, unit: str = "") -> str
         kinds = sorted({res.point_state[i] for i in earlier})
         text += (f" Earlier special cause ({' and '.join(kinds)}) in {len(earlier)} "
                  f"quarter{'s' if len(earlier) != 1 else ''}, from {res.labels[earlier[0]]}.")
-    if res.note:
+    if res.note and not res.note.startswith("trial limits"):  # trial limits are said once, for the whole page
         text += f" Note: {res.note}."
     return text
 
@@ -423,11 +423,14 @@ def spc_table(results: dict[str, dict[str, SPCResult]], catalogue, trusts: pd.Da
 def spc_figure(panels: Sequence[tuple[str, SPCResult]], trust_name: str, columns: int = 4):
     """A small-multiples figure of a trust's XmR charts (one small panel per assessed metric) and its alt text.
 
-    Each panel: the values (line; special-cause points as larger markers — ▲ improvement, ▼ concern, shape not
-    colour carrying the meaning), the mean (solid) and process limits (dashed), the target (dotted) where there
-    is one. Save it with :func:`leaguetables.charts.save_figure`. Returns (Figure, alt text) or (None, "") when no
-    panel is assessed."""
+    Each panel: the values (line and dots; special-cause points as larger markers — ▲ improvement, ▼ concern,
+    shape not colour carrying the meaning), the mean (solid) and process limits (dashed), the target (dotted)
+    where there is one; each panel has its own vertical scale (the figures are in the page's tables). All panels
+    are drawn on one set of axes (one Axes per panel costs ten times as long to build, and there is a figure on
+    every profile). Save it with :func:`leaguetables.charts.save_figure`. Returns (Figure, alt text) or
+    (None, "") when no panel is assessed."""
     import matplotlib as mpl
+    from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
@@ -439,41 +442,67 @@ def spc_figure(panels: Sequence[tuple[str, SPCResult]], trust_name: str, columns
     n = len(panels)
     cols = min(columns, n)
     rows = (n + cols - 1) // cols
+    w, h, gap_x, gap_y = 1.0, 0.55, 0.12, 0.32  # panel box and gaps, in axes data units
     alt = []
+    values, means, limits, targets, frames = [], [], [], [], []
+    dots = {"common_cause": ([], []), "improvement": ([], []), "concern": ([], [])}
+    titles = []
+    for k, (name, r) in enumerate(panels):
+        i, j = divmod(k, cols)
+        x0, y0 = j * (w + gap_x), -i * (h + gap_y) - h
+        lo, hi = min(r.lower, np.nanmin(r.values)), max(r.upper, np.nanmax(r.values))
+        if r.target is not None:
+            lo, hi = min(lo, r.target), max(hi, r.target)
+        pad = 0.06 * (hi - lo or 1.0)
+        lo, hi = lo - pad, hi + pad
+        m = r.values.size
+        xs = x0 + np.arange(m) * w / max(m - 1, 1)
+        scale = lambda v: y0 + (np.asarray(v, dtype=float) - lo) / (hi - lo) * h  # noqa: E731
+        ys = scale(r.values)
+        run_pts: list = []
+        for x, y in zip(xs, ys):
+            if np.isnan(y):
+                if len(run_pts) > 1:
+                    values.append(run_pts)
+                run_pts = []
+            else:
+                run_pts.append((x, y))
+        if len(run_pts) > 1:
+            values.append(run_pts)
+        for state, (dx, dy) in dots.items():
+            sel = np.array([s == state for s in r.point_state])
+            dx.extend(xs[sel])
+            dy.extend(ys[sel])
+        means.append([(xs[0], float(scale(r.mean))), (xs[-1], float(scale(r.mean)))])
+        for v in (r.lower, r.upper):
+            limits.append([(xs[0], float(scale(v))), (xs[-1], float(scale(v)))])
+        if r.target is not None:
+            targets.append([(xs[0], float(scale(r.target))), (xs[-1], float(scale(r.target)))])
+        frames.append([(x0, y0), (x0 + w, y0)])
+        titles.append((x0, y0 + h + 0.04, name if len(name) <= 34 else name[:33] + "…"))
+        alt.append(f"{name}: {VARIATION[r.variation].lower()}"
+                   + (f", {ASSURANCE[r.assurance].split(':')[0].lower()}" if r.assurance not in
+                      ("no_target", "not_assessed") else ""))
     with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(1.9 * cols, 1.05 * rows + 0.35), dpi=100)
-        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
-        fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.3 / (1.05 * rows + 0.35), bottom=0.02,
-                            hspace=0.75, wspace=0.12)
-        for ax, (name, r) in zip(axes, panels):
-            x = np.arange(r.values.size)
-            ax.plot(x, r.values, color=AF_COLOURS["dark_blue"], linewidth=1.0, zorder=3)
-            ax.plot(x, r.values, linestyle="", marker="o", markersize=2.2, color=AF_COLOURS["dark_blue"], zorder=3)
-            ax.hlines([r.mean], 0, x[-1], colors=[LIMIT_GREY_998], linewidth=0.8, zorder=2)
-            ax.hlines([r.lower, r.upper], 0, x[-1], colors=[LIMIT_GREY_95], linewidth=0.8, linestyles="--", zorder=2)
-            lo, hi = min(r.lower, np.nanmin(r.values)), max(r.upper, np.nanmax(r.values))
-            if r.target is not None:
-                ax.hlines([r.target], 0, x[-1], colors=[TARGET_GREY], linewidth=0.9, linestyles=":", zorder=2)
-                lo, hi = min(lo, r.target), max(hi, r.target)
-            pad = 0.08 * (hi - lo or 1.0)
-            ax.set_ylim(lo - pad, hi + pad)
-            for state, marker, colour in (("improvement", "^", AF_COLOURS["turquoise"]),
-                                          ("concern", "v", AF_COLOURS["orange"])):
-                sel = np.array([s == state for s in r.point_state])
-                if sel.any():
-                    ax.plot(x[sel], r.values[sel], linestyle="", marker=marker, markersize=4.5, color=colour,
-                            markeredgecolor="#0B0C0C", markeredgewidth=0.4, zorder=4)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for s in ("top", "right", "left"):
-                ax.spines[s].set_visible(False)
-            short = name if len(name) <= 30 else name[:29] + "…"
-            ax.set_title(short, fontsize=7, loc="left", pad=2)
-            alt.append(f"{name}: {VARIATION[r.variation].lower()}"
-                       + (f", {ASSURANCE[r.assurance].split(':')[0].lower()}" if r.assurance not in
-                          ("no_target", "not_assessed") else ""))
-        for ax in axes[n:]:
-            ax.set_visible(False)
+        fig = Figure(figsize=(1.95 * cols, 1.0 * rows + 0.45), dpi=100)
+        ax = fig.add_axes((0.01, 0.01, 0.98, 1 - 0.45 / (1.0 * rows + 0.45) - 0.01))
+        ax.set_axis_off()
+        ax.add_collection(LineCollection(frames, colors="#B1B4B6", linewidths=0.6))
+        ax.add_collection(LineCollection(limits, colors=LIMIT_GREY_95, linewidths=0.8, linestyles="--"))
+        ax.add_collection(LineCollection(means, colors=LIMIT_GREY_998, linewidths=0.8))
+        if targets:
+            ax.add_collection(LineCollection(targets, colors=TARGET_GREY, linewidths=0.9, linestyles=":"))
+        ax.add_collection(LineCollection(values, colors=AF_COLOURS["dark_blue"], linewidths=1.0))
+        ax.plot(*dots["common_cause"], linestyle="", marker="o", markersize=2.2, color=AF_COLOURS["dark_blue"])
+        for state, marker, colour in (("improvement", "^", AF_COLOURS["turquoise"]),
+                                      ("concern", "v", AF_COLOURS["orange"])):
+            if dots[state][0]:
+                ax.plot(*dots[state], linestyle="", marker=marker, markersize=4.5, color=colour,
+                        markeredgecolor="#0B0C0C", markeredgewidth=0.4)
+        for x, y, t in titles:
+            ax.text(x, y, t, fontsize=7, ha="left", va="bottom", color="#0B0C0C")
+        ax.set_xlim(-0.02, cols * (w + gap_x) - gap_x + 0.02)
+        ax.set_ylim(-rows * (h + gap_y) + gap_y - 0.02, 0.25)
         handles = [Line2D([], [], color=AF_COLOURS["dark_blue"], marker="o", markersize=2.5, label="Value"),
                    Line2D([], [], color=LIMIT_GREY_998, label="Mean"),
                    Line2D([], [], color=LIMIT_GREY_95, linestyle="--", label="Process limits"),
@@ -485,5 +514,36 @@ def spc_figure(panels: Sequence[tuple[str, SPCResult]], trust_name: str, columns
         fig.legend(handles=handles, loc="upper left", ncols=3, fontsize=6.5, frameon=False,
                    bbox_to_anchor=(0.0, 1.0))
     text = (f"Statistical process control charts (XmR) of {trust_name}, one per metric, quarters left to right: "
-            + "; ".join(alt) + ". The values and limits are in the table below the chart.")
+            + "; ".join(alt) + ". The values and limits are in the tables beside the chart.")
     return fig, text
+
+
+def run_spc(metric_data: dict, metrics, settings=None) -> tuple[dict[str, dict[str, SPCResult]], list[str]]:
+    """SPC of every trust and metric of a run from the metric histories (``metric_data[id]["history"]``, as the
+    metric pickles carry them): ``({metric_id: {trust_code: SPCResult}}, quarters in order)``. Bracket metrics
+    (a category, not a number) are left out."""
+    from .contract import quarter_key, quarter_label
+
+    quarters: set[str] = set()
+    for m in metrics:
+        h = metric_data.get(m.id, {}).get("history")
+        if h is not None and not h.empty:
+            quarters |= set(h["quarter"])
+    ordered = sorted(quarters, key=quarter_key)
+    labels = [quarter_label(q) for q in ordered]
+    out = {}
+    for m in metrics:
+        h = metric_data.get(m.id, {}).get("history")
+        if h is None or h.empty or m.statistic == "bracket":
+            continue
+        out[m.id] = analyse_metric(h, m, ordered, labels, settings)
+    return out, ordered
+
+
+def summary(results: dict[str, dict[str, SPCResult]]) -> dict[str, int]:
+    """Counts over all trust-metric series: assessed, and the latest point's variation."""
+    flat = [r for per in results.values() for r in per.values()]
+    return {"series": len(flat), "assessed": sum(r.assessed for r in flat),
+            "improvement": sum(r.variation == "special_cause_improvement" for r in flat),
+            "concern": sum(r.variation == "special_cause_concern" for r in flat),
+            "any_rule": sum(bool(r.rules_triggered) for r in flat)}
