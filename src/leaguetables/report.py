@@ -282,7 +282,7 @@ def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: 
         who = "the best quarter of trusts of their type" if comparator == "type" else \
             "the best quarter of their demographic peers"
         items.append(f"If every trust matched {who} on {_plural(k, 'efficiency metric')}, resources worth about "
-                     f"{money(total)} a year would be released (this quarter's figures × 4).")
+                     f"{money(total)} a year would be released (the quarter's opportunity × 4).")
     if spc_counts and spc_counts.get("assessed"):
         a, imp, con = spc_counts["assessed"], spc_counts["improvement"], spc_counts["concern"]
         items.append(f"Statistical process control (XmR charts, Making Data Count rules) on every trust profile: "
@@ -512,13 +512,24 @@ def productivity_html(opp: pd.DataFrame, catalogue: Catalogue, methodology: Meth
     settings = methodology.productivity
     who = ("the upper-quartile (best 25%) level of its trust type" if settings.comparator == "type" else
            "the upper-quartile (best 25%) level of its demographic peers")
+    pooled = (f" Each trust's value is pooled over the last {settings.pool_quarters} quarters" if
+              settings.pool_quarters > 1 else " Each trust's value is this quarter's")
+    if settings.estimate == "observed":
+        pooled += ", as observed."
+    else:
+        pooled += (" and shrunken towards its type's average by empirical Bayes"
+                   + (" with its spread kept equal to the real spread between trusts" if
+                      settings.estimate == "constrained" else "") + ".")
+    noise = ("" if settings.estimate == "constrained" and settings.pool_quarters > 1 else
+             " One quarter's noisy values inflate the opportunity (the methodology gives the size of it).")
     parts = ['<h2 id="productivity">Productivity opportunity</h2>',
              "<p>Following Better Care, Better Value (NHS Institute, 2006–2009), each trust's productivity "
              f"opportunity on an efficiency metric is the resource it would release if it reached {who}: "
              f"the shortfall from that level × its activity × a unit cost, annualised × {settings.annualise:g}. "
              "A trust at or better than the level has no opportunity. Where a metric has a demographic model, "
-             "trusts are compared on the adjusted value. These metrics are context: they do not enter the NOF "
-             "average score.</p>"]
+             "trusts are compared on the adjusted value (observed / expected), and the shortfall is converted with "
+             "the trust's expected activity (E × the shortfall in O/E) rather than its own."
+             f"{pooled}{noise} These metrics are context: they do not enter the NOF average score.</p>"]
     if opp.empty:
         parts.append("<p>No metric of this release has a unit cost, so no opportunity is computed.</p>")
         return "".join(parts)
