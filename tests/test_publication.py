@@ -83,7 +83,9 @@ def test_movement_against_the_previous_quarter(folder):
     assert first.empty, "no quarter before Q3 in this folder: no movement"
 
 
-def test_productivity_table_recomputes_from_the_metric_tables(folder):
+def test_productivity_table_recomputes_from_the_metric_tables(folder, demo_inputs):
+    """The published productivity.csv equals metric_opportunity on the published metric table with the
+    methodology's settings (pooled quarters and empirical Bayes read every quarter's observations)."""
     from leaguetables.config import load_catalogue, load_methodology
     from leaguetables.productivity import metric_opportunity
     from leaguetables.report import money
@@ -93,7 +95,11 @@ def test_productivity_table_recomputes_from_the_metric_tables(folder):
     cat, meth = load_catalogue("demo"), load_methodology("nof-2025-26")
     for mid in ("los_emergency", "sickness_absence"):
         table = pd.read_csv(folder / "tables" / "metrics" / f"{mid}.csv")
-        again = metric_opportunity(table, cat.metric(mid), meth.productivity.annualise, meth.productivity.comparator)
+        p = meth.productivity
+        again = metric_opportunity(table, cat.metric(mid), p.annualise, p.comparator,
+                                   observations=demo_inputs.observations, demographics=demo_inputs.demographics,
+                                   pool_quarters=p.pool_quarters, estimate=p.estimate,
+                                   quarters=demo_inputs.quarters())
         got = opp[opp["metric_id"] == mid].set_index("trust_code")["opportunity_annual"]
         exp = again.set_index("trust_code")["opportunity_annual"].reindex(got.index)
         np.testing.assert_allclose(got.to_numpy(), exp.to_numpy(), rtol=1e-6)  # CSVs keep 10 digits
