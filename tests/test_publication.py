@@ -130,6 +130,33 @@ def test_one_profile_per_trust_with_unique_title_and_one_h1(folder):
     assert "Productivity opportunity" in text and "Demographic peers" in text and 'class="spark"' in text
 
 
+def test_profiles_show_spc_in_words_with_a_chart_and_label_the_productivity_values(folder):
+    """Every profile has the SPC section: each metric's variation and assurance in words (as in tables/spc.csv),
+    the XmR figure (inline SVG with a title and description) and the limits table; the productivity table shows
+    this quarter's value beside the value compared and says on which basis."""
+    from leaguetables import spc
+
+    sp = pd.read_csv(folder / "tables" / "spc.csv")
+    assert list(sp.columns) == spc.CSV_COLUMNS
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
+    assert set(sp["trust_code"]) == set(lt["trust_code"])
+    assert set(sp["variation"]) <= set(spc.VARIATION) and set(sp["assurance"]) <= set(spc.ASSURANCE)
+    assert sp.loc[sp["metric_id"] == "ae_4hr", "quarters_used"].max() == 8  # the demo has 8 quarters
+    for code in lt["trust_code"]:
+        text = (folder / "trusts" / f"{code}.html").read_text(encoding="utf-8")
+        assert '<h2 id="spc">' in text and 'id="spc-table"' in text
+        rows = sp[sp["trust_code"] == code]
+        for r in rows.itertuples():
+            if r.variation != "not_assessed":
+                assert spc.VARIATION[r.variation] in text
+        if (rows["variation"] != "not_assessed").any():
+            assert 'aria-labelledby="spc-chart-title spc-chart-desc"' in text and 'id="spc-limits"' in text
+    acute = lt.loc[lt["trust_type"] == "acute", "trust_code"].iloc[0]
+    text = (folder / "trusts" / f"{acute}.html").read_text(encoding="utf-8")
+    assert "Value this quarter (as in the metrics table)" in text and "Basis of the comparison" in text
+    assert "adjusted for demographics (O/E × the type’s value); 4 quarters pooled" in text
+
+
 def test_methodology_is_built_from_the_config_catalogue_and_run(folder):
     from markupsafe import escape
 

@@ -209,3 +209,18 @@ def test_spc_table_and_figure():
     save_figure(spc.spc_figure([("Test metric", res["A"])], "Trust A")[0], two, "svg")
     assert one.getvalue() == two.getvalue()  # deterministic bytes
     assert spc.spc_figure([("Other", res["B"])], "Trust B") == (None, "")
+
+
+def test_summary_and_key_finding_state_the_chance_rate():
+    """The report's one SPC sentence counts the series whose latest quarter shows special cause and puts the
+    number a stable process would give (1% of the assessed series) beside it."""
+    from leaguetables.report import key_findings
+
+    labels = [str(i) for i in range(11)]
+    results = {"m": {"A": spc.analyse([10, 12] * 5 + [20], labels, "higher_better"),
+                     "B": spc.analyse([10, 12] * 5 + [18], labels, "lower_better"),
+                     "C": spc.analyse([1.0] * 3, labels[:3], "higher_better")}}
+    s = spc.summary(results)
+    assert s == {"series": 3, "assessed": 2, "improvement": 1, "concern": 0, "any_rule": 1}
+    html = key_findings(pd.DataFrame(), {}, pd.DataFrame(), spc_counts={**s, "assessed": 400})
+    assert "in 1 of the 400 trust-metric series" in html and "(about 4 here)" in html
