@@ -224,3 +224,21 @@ def test_summary_and_key_finding_state_the_chance_rate():
     assert s == {"series": 3, "assessed": 2, "improvement": 1, "concern": 0, "any_rule": 1}
     html = key_findings(pd.DataFrame(), {}, pd.DataFrame(), spc_counts={**s, "assessed": 400})
     assert "in 1 of the 400 trust-metric series" in html and "(about 4 here)" in html
+
+
+def test_run_spc_treats_a_quarter_absent_from_the_inputs_as_a_gap():
+    """Histories with 2023-24-Q1…Q4 and 2024-25-Q2…Q4 (2024-25-Q1 absent from the inputs): the series has 8
+    positions, the absent quarter is missing, and moving ranges do not bridge it; bracket metrics are left out."""
+    from leaguetables.config import load_catalogue
+
+    cat = load_catalogue("demo")
+    m, bracket = cat.metric("ae_4hr"), cat.metric("cqc_safe")
+    qs = ["2023-24-Q1", "2023-24-Q2", "2023-24-Q3", "2023-24-Q4", "2024-25-Q2", "2024-25-Q3", "2024-25-Q4"]
+    hist = pd.DataFrame({"quarter": qs, "trust_code": "A", "status": "ok", "value": [1.0, 3, 2, 4, 9, 8, 9]})
+    results, quarters = spc.run_spc({"ae_4hr": {"history": hist}, "cqc_safe": {"history": hist}}, [m, bracket])
+    assert quarters == qs[:4] + ["2024-25-Q1"] + qs[4:] and set(results) == {"ae_4hr"}
+    r = results["ae_4hr"]["A"]
+    assert r.n_points == 7 and np.isnan(r.values[4]) and r.labels[4] == "Q1 2024/25"
+    assert not r.assessed  # 7 points < 8
+    _, mr_bar, _ = spc.xmr(r.values)
+    assert mr_bar == pytest.approx((2 + 1 + 2 + 1 + 1) / 5)  # no range across the gap

@@ -35,8 +35,9 @@ value on the adjusted basis), so they read in the metric's units; ``oe``, ``benc
 
 * ``pool_quarters: 1``, ``estimate: observed`` — the quarter's own O/E (Better Care, Better Value; NHS England's
   published method: the compatibility setting). ``max(0, ·)`` and an upper quartile of noisy values are both
-  inflated by sampling noise: on the demo's truth the England total came out +22% (length of stay) to +36%
-  (outpatient follow-up ratio) too high.
+  inflated by sampling noise: on the demo's truth (30 simulated data sets, converted with E) the England total
+  came out +65% (length of stay) and +35% (outpatient follow-up ratio) too high, −2% to +3% for the other costed
+  metrics, whose quarterly noise is small beside the differences between trusts.
 * ``pool_quarters: K`` — θ_i = ΣO / ΣE over the last K quarters to this one (on the adjusted basis E of the
   pooled counts comes from the same demographic model refitted to them), then converted with *this* quarter's
   E_i.
@@ -56,8 +57,12 @@ needs 2 quarters to count). The uncertainty of the model's E (coefficient estima
 here: it is small beside ω² for the costed demo metrics.
 
 The default (``pool_quarters: 4``, ``estimate: constrained``) was chosen by simulation from the demo's truth
-(``benchmarks/productivity_noise.py``; tests/test_productivity.py keeps a small version): England totals
-within 10% of the truth, where the single-quarter method is +20–40% too high.
+(``benchmarks/productivity_noise.py``, results in ``benchmarks/productivity_noise_results.txt``;
+tests/test_productivity.py keeps a small version): mean England totals within 3% of the truth for every costed
+metric (length of stay −2.3%, follow-up ratio +0.4%, readmissions −1.2%, sickness absence −1.3%, day-case rate
++2.1%), a single data set's total scattering with a standard deviation of about 10% (length of stay, follow-up
+ratio). 4 quarters observed: +18% and +11%; 4 quarters posterior mean: −19% and −9%; 8 quarters constrained: −1%
+and 0%.
 
 A trust better than the benchmark has no opportunity (0), never a negative one. Only reported figures count
 (status ``ok`` this quarter); the benchmark is taken over the trusts of the comparator that have a value. The

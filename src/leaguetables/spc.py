@@ -35,7 +35,9 @@ your decisions* (2021), https://www.england.nhs.uk/publication/making-data-count
 assurance icons); the NHS-R community's R package NHSRplotthedots (the reference implementation of Making Data
 Count's "plot the dots" tools: ``ptd_spc_standard``, ``ptd_calculate_point_type``,
 ``ptd_calculate_assurance_type``; 2.66, 2/3 × 2.66, 3.267, the 2-of-3 rule requiring all 3 points on one side,
-the assurance comparison with the latest limits); Wheeler D J, *Understanding Variation* (1993); Provost L P &
+the assurance comparison with the latest limits; its icon set — variation: common cause, improvement high/low,
+concern high/low, neutral; assurance: pass, fail, inconsistent — is what the words here spell out, "hit and
+miss" being Making Data Count's name for "inconsistent"); Wheeler D J, *Understanding Variation* (1993); Provost L P &
 Murray S K, *The Health Care Data Guide* (2011). Deviations, deliberate and documented:
 
 * a trend point is labelled improvement or concern by the direction of the trend (NHSRplotthedots labels every
@@ -522,7 +524,7 @@ def run_spc(metric_data: dict, metrics, settings=None) -> tuple[dict[str, dict[s
     """SPC of every trust and metric of a run from the metric histories (``metric_data[id]["history"]``, as the
     metric pickles carry them): ``({metric_id: {trust_code: SPCResult}}, quarters in order)``. Bracket metrics
     (a category, not a number) are left out."""
-    from .contract import quarter_key, quarter_label
+    from .contract import previous_quarter, quarter_key, quarter_label
 
     quarters: set[str] = set()
     for m in metrics:
@@ -530,6 +532,11 @@ def run_spc(metric_data: dict, metrics, settings=None) -> tuple[dict[str, dict[s
         if h is not None and not h.empty:
             quarters |= set(h["quarter"])
     ordered = sorted(quarters, key=quarter_key)
+    if ordered:  # every quarter from the first to the last: a quarter absent from the inputs is a gap, not skipped
+        full = [ordered[-1]]
+        while quarter_key(full[-1]) > quarter_key(ordered[0]):
+            full.append(previous_quarter(full[-1]))
+        ordered = full[::-1]
     labels = [quarter_label(q) for q in ordered]
     out = {}
     for m in metrics:
