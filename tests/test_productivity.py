@@ -268,3 +268,21 @@ def test_simulation_england_total_unbiased_under_the_default_and_inflated_by_the
     assert abs(mean["default"]) < 0.10, mean
     assert mean["single"] > 0.25, mean
     assert mean["posterior_mean"] < -0.08, mean
+
+
+def test_config_productivity_and_spc_sections_are_typed_and_ranged():
+    """The new methodology fields are validated on load: pool_quarters 1–12, estimate one of three names; spc rule
+    lengths 5–12 and min_points ≥ 3; left out, BCBV's single-quarter observed method and Making Data Count's
+    values apply."""
+    from pydantic import ValidationError
+
+    from leaguetables.config import Productivity, SPCSettings
+
+    assert (Productivity().pool_quarters, Productivity().estimate) == (1, "observed")
+    assert SPCSettings() == SPCSettings(min_points=8, run_length=7, trend_length=7, screen_outliers=False)
+    for bad in ({"pool_quarters": 0}, {"pool_quarters": 13}, {"estimate": "median"}, {"annualise": 0}):
+        with pytest.raises(ValidationError):
+            Productivity(**bad)
+    for bad in ({"min_points": 2}, {"run_length": 4}, {"trend_length": 13}, {"colour": "blue"}):
+        with pytest.raises(ValidationError):
+            SPCSettings(**bad)
