@@ -145,10 +145,10 @@ def test_short_missing_constant_and_repeated_series():
 def test_simulation_false_alarm_rates_of_a_stable_process():
     """A stable process (independent normal values): how often each rule fires by chance, 2,000 series each.
 
-    Measured (seed 7, 4,000 series per length; the figures are quoted on the methodology page): with 8 points any rule fires
-    somewhere in 2.2% of series (beyond limits 1.8%, run 0.03%, trend 0.15%, 2 of 3 0.5%); with 15 points in 7.0%
-    (3.2%, 2.9%, 0.25%, 2.0%); with 20 in 11%; with 30 in 20%. The latest point is marked in about 1% of series
-    at every length. Bounds here are wide enough not to be flaky and tight enough to catch a rule that fires far
+    Measured (seed 7, 4,000 series per length; the figures are quoted on the methodology page): with 8 points
+    any rule fires somewhere in 2.2% of series (beyond limits 1.8%, run 0.03%, trend 0.15%, 2 of 3 0.5%); with
+    15 points in 7.0% (3.2%, 2.9%, 0.25%, 2.0%); with 20 in 11%; with 30 in 20%. The latest point is marked in
+    about 1% of series at every length. Bounds here are wide enough not to be flaky and tight enough to catch a rule that fires far
     too often (e.g. a run of 5, or limits at 2σ)."""
     rng = np.random.default_rng(20251201)
     rates = {}

@@ -27,9 +27,9 @@ DEMOGRAPHICS = (("population", "Catchment population", "count"),
                 ("imd_score", "Deprivation (IMD average score)", "score"),
                 ("rural_share", "Living in rural areas", "share"),
                 ("ethnic_minority_share", "From ethnic minority groups", "share"))
-METRIC_COLUMNS = [("Metric", False), ("Value", True), ("95% confidence interval", True), ("Score (1 to 4)", True),
-                  ("Funnel plot band", False), ("All trusts of the type", True), ("Peer median", True),
-                  ("Rank among peers", True), ("Trend", False)]
+METRIC_COLUMNS = [("Metric", False), ("Value (as reported)", True), ("95% confidence interval", True),
+                  ("Score (1 to 4)", True), ("Funnel plot band", False), ("All trusts of the type", True),
+                  ("Peer median", True), ("Rank among peers", True), ("Trend", False)]
 
 
 def sparkline(values: list[float], labels: list[str], name: str, decimals: int, unit: str,
