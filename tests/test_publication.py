@@ -106,7 +106,9 @@ def test_calibrated_columns_beside_nhs_england_likely_ranges(folder):
     assert page.index("Rank interval") < page.index("NHS England likely range of rank")
 
 
-def test_productivity_table_recomputes_from_the_metric_tables(folder):
+def test_productivity_table_recomputes_from_the_metric_tables(folder, demo_inputs):
+    """The published productivity.csv equals metric_opportunity on the published metric table with the
+    methodology's settings (pooled quarters and empirical Bayes read every quarter's observations)."""
     from leaguetables.config import load_catalogue, load_methodology
     from leaguetables.productivity import metric_opportunity
     from leaguetables.report import money
@@ -116,7 +118,11 @@ def test_productivity_table_recomputes_from_the_metric_tables(folder):
     cat, meth = load_catalogue("demo"), load_methodology("nof-2025-26")
     for mid in ("los_emergency", "sickness_absence"):
         table = pd.read_csv(folder / "tables" / "metrics" / f"{mid}.csv")
-        again = metric_opportunity(table, cat.metric(mid), meth.productivity.annualise, meth.productivity.comparator)
+        p = meth.productivity
+        again = metric_opportunity(table, cat.metric(mid), p.annualise, p.comparator,
+                                   observations=demo_inputs.observations, demographics=demo_inputs.demographics,
+                                   pool_quarters=p.pool_quarters, estimate=p.estimate,
+                                   quarters=demo_inputs.quarters())
         got = opp[opp["metric_id"] == mid].set_index("trust_code")["opportunity_annual"]
         exp = again.set_index("trust_code")["opportunity_annual"].reindex(got.index)
         np.testing.assert_allclose(got.to_numpy(), exp.to_numpy(), rtol=1e-6)  # CSVs keep 10 digits
@@ -145,6 +151,33 @@ def test_one_profile_per_trust_with_unique_title_and_one_h1(folder):
     text = (folder / "trusts" / f"{row['trust_code']}.html").read_text(encoding="utf-8")
     assert row["rank_label"] in text and f"likely range {row['rank_lower']:.0f} to {row['rank_upper']:.0f}" in text
     assert "Productivity opportunity" in text and "Demographic peers" in text and 'class="spark"' in text
+
+
+def test_profiles_show_spc_in_words_with_a_chart_and_label_the_productivity_values(folder):
+    """Every profile has the SPC section: each metric's variation and assurance in words (as in tables/spc.csv),
+    the XmR figure (inline SVG with a title and description) and the limits table; the productivity table shows
+    this quarter's value beside the value compared and says on which basis."""
+    from leaguetables import spc
+
+    sp = pd.read_csv(folder / "tables" / "spc.csv")
+    assert list(sp.columns) == spc.CSV_COLUMNS
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
+    assert set(sp["trust_code"]) == set(lt["trust_code"])
+    assert set(sp["variation"]) <= set(spc.VARIATION) and set(sp["assurance"]) <= set(spc.ASSURANCE)
+    assert sp.loc[sp["metric_id"] == "ae_4hr", "quarters_used"].max() == 8  # the demo has 8 quarters
+    for code in lt["trust_code"]:
+        text = (folder / "trusts" / f"{code}.html").read_text(encoding="utf-8")
+        assert '<h2 id="spc">' in text and 'id="spc-table"' in text
+        rows = sp[sp["trust_code"] == code]
+        for r in rows.itertuples():
+            if r.variation != "not_assessed":
+                assert spc.VARIATION[r.variation] in text
+        if (rows["variation"] != "not_assessed").any():
+            assert 'aria-labelledby="spc-chart-title spc-chart-desc"' in text and 'id="spc-limits"' in text
+    acute = lt.loc[lt["trust_type"] == "acute", "trust_code"].iloc[0]
+    text = (folder / "trusts" / f"{acute}.html").read_text(encoding="utf-8")
+    assert "Value this quarter (as in the metrics table)" in text and "Basis of the comparison" in text
+    assert "adjusted for demographics (O/E × the type’s value); 4 quarters pooled" in text
 
 
 def test_methodology_is_built_from_the_config_catalogue_and_run(folder):

@@ -369,9 +369,25 @@ class PeerSettings(_Strict):
 
 
 class Productivity(_Strict):
+    """Productivity opportunity settings (:mod:`leaguetables.productivity`). Left out, ``pool_quarters`` and
+    ``estimate`` take Better Care, Better Value's single-quarter observed values (the compatibility setting)."""
+
     benchmark: Literal["upper_quartile"] = "upper_quartile"
     comparator: Literal["type", "peers"] = "type"
-    annualise: int = 4
+    annualise: int = Field(4, ge=1, le=12)
+    pool_quarters: int = Field(1, ge=1, le=12, description="quarters pooled for each trust's O/E, up to this one")
+    estimate: Literal["observed", "shrunken", "constrained"] = Field(
+        "observed", description="observed O/E, empirical-Bayes posterior mean, or constrained (spread-matched) EB")
+
+
+class SPCSettings(_Strict):
+    """Statistical process control on every trust profile (:mod:`leaguetables.spc`): XmR charts with NHS
+    England's Making Data Count rules. Left out, the Making Data Count values below apply."""
+
+    min_points: int = Field(8, ge=3, le=100, description="fewer quarters with a value: no process limits")
+    run_length: int = Field(7, ge=5, le=12, description="points on one side of the mean that make a run")
+    trend_length: int = Field(7, ge=5, le=12, description="points each rising (or falling) that make a trend")
+    screen_outliers: bool = Field(False, description="drop moving ranges ≥ 3.267 × mean before the limits")
 
 
 class Methodology(_Strict):
@@ -388,6 +404,7 @@ class Methodology(_Strict):
     peers: PeerSettings
     productivity: Productivity
     expected: ExpectedSettings = ExpectedSettings()
+    spc: SPCSettings = SPCSettings()
 
     @model_validator(mode="after")
     def _seeds(self) -> "Methodology":

@@ -48,6 +48,10 @@ LABELS = {
     "uncertainty": "Sampling uncertainty (rank intervals, segment probabilities, change)",
     "shrinkage": "Empirical-Bayes shrinkage", "change_test": "Test of change between quarters",
     "check_replicates": "Replicates checked against the published scoring functions",
+    "pool_quarters": "Quarters pooled", "estimate": "Estimate of each trust's O/E",
+    "spc": "Statistical process control", "min_points": "Fewest quarters for a chart",
+    "run_length": "Run rule (points on one side of the mean)", "trend_length": "Trend rule (points rising or falling)",
+    "screen_outliers": "Screen outlying moving ranges",
 }
 VALUES = {
     "higher_better": "higher is better", "lower_better": "lower is better", "ranked": "ranked (standard ranking)",
@@ -70,6 +74,8 @@ VALUES = {
     "auto": "exact when events are rare, otherwise normal", "exact": "exact", "normal": "normal",
     "rare": "only when events are rare", "always": "always",
     "parametric_data": "parametric bootstrap of the data",
+    "observed": "observed (this quarter's or the pooled O/E)", "shrunken": "empirical Bayes posterior mean",
+    "constrained": "constrained empirical Bayes (spread matched to the between-trust variance)",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {
@@ -238,7 +244,13 @@ def context(data: ReportData) -> dict:
             "Trusts": rk["n_trusts"].astype(int).to_numpy(),
             "Rankability ρ": [f"{v:.2f}" for v in rk["rankability"]],
         }), numeric=("Trusts", "Rankability ρ"))
+    from .spc import summary as spc_summary
+
+    spc_results, spc_quarters = data.spc
+    sc = spc_summary(spc_results)
     return {
+        "spc_quarters": len(spc_quarters), "spc_assessed": sc["assessed"],
+        "spc_special": sc["improvement"] + sc["concern"], "spc_expected": round(0.01 * sc["assessed"]),
         "title": f"Methodology: NHS trust league tables, {ql}",
         "breadcrumbs": [("index.html", f"League tables {ql}"), (None, "Methodology")],
         "quarter_label": ql, "period": quarter_period(data.quarter),

@@ -222,7 +222,9 @@ def downloads(spreadsheet: str | None = None) -> str:
                       "ODS, accessible: cover, contents, notes and one table per sheet"))
     links += [("tables/league_table.csv", "League table", "CSV, NHS England's layout"),
               ("tables/nof_data_long.csv", "Metric values and scores", "CSV, NHS England's long layout"),
-              ("tables/productivity.csv", "Productivity opportunity", "CSV, one row per trust and metric")]
+              ("tables/productivity.csv", "Productivity opportunity", "CSV, one row per trust and metric"),
+              ("tables/spc.csv", "Statistical process control", "CSV, one row per trust and metric: process "
+                                                                 "limits, rules triggered, variation and assurance")]
     items = "".join(f'<li><a href="{esc(h)}">{esc(t)}</a> ({esc(d)})</li>' for h, t, d in links)
     return f'<h2 id="downloads">Downloads and related pages</h2><ul class="downloads">{items}</ul>'
 
@@ -318,8 +320,8 @@ def funnel_method_text(f) -> str:
 def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: pd.DataFrame,
                  movement: pd.DataFrame | None = None, previous: str | None = None,
                  productivity: pd.DataFrame | None = None, comparator: str = "type", level: float = 0.95, *,
-                 funnel_level: float = 0.95) -> str:
-    """Sentences with numbers, computed from the league table, movement, sensitivity, funnels and productivity.
+                 funnel_level: float = 0.95, spc_counts: dict | None = None) -> str:
+    """Sentences with numbers, computed from the league table, movement, sensitivity, funnels, productivity and SPC.
 
     ``funnel_counts`` has ``metric_id, n_worse, n_better`` and, for the number expected by chance, ``n_tested``
     (trust-metric results banded at ``funnel_level``); ``level`` is the level of the rank intervals."""
@@ -364,7 +366,15 @@ def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: 
         who = "the best quarter of trusts of their type" if comparator == "type" else \
             "the best quarter of their demographic peers"
         items.append(f"If every trust matched {who} on {_plural(k, 'efficiency metric')}, resources worth about "
-                     f"{money(total)} a year would be released (this quarter's figures × 4).")
+                     f"{money(total)} a year would be released (the quarter's opportunity × 4).")
+    if spc_counts and spc_counts.get("assessed"):
+        a, imp, con = spc_counts["assessed"], spc_counts["improvement"], spc_counts["concern"]
+        items.append(f"Statistical process control (XmR charts, Making Data Count rules) on every trust profile: "
+                     f"in {imp + con:,} of the {a:,} trust-metric series with enough quarters, the latest quarter "
+                     f"shows special cause variation ({imp:,} improvement, {con:,} concern). With this many series "
+                     f"some are expected by chance: a stable process marks its latest quarter about 1% of the time "
+                     f"(about {round(0.01 * a):,} here), and rules fire somewhere in a series far more often, so a "
+                     "special cause is a prompt to look, not proof.")
     return '<h2 id="key-findings">Key findings</h2><ul class="key-findings">' + "".join(
         f"<li>{esc(i)}</li>" for i in items) + "</ul>"
 
@@ -686,13 +696,24 @@ def productivity_html(opp: pd.DataFrame, catalogue: Catalogue, methodology: Meth
     settings = methodology.productivity
     who = ("the upper-quartile (best 25%) level of its trust type" if settings.comparator == "type" else
            "the upper-quartile (best 25%) level of its demographic peers")
+    pooled = (f" Each trust's value is pooled over the last {settings.pool_quarters} quarters" if
+              settings.pool_quarters > 1 else " Each trust's value is this quarter's")
+    if settings.estimate == "observed":
+        pooled += ", as observed."
+    else:
+        pooled += (" and shrunken towards its type's average by empirical Bayes"
+                   + (" with its spread kept equal to the real spread between trusts" if
+                      settings.estimate == "constrained" else "") + ".")
+    noise = ("" if settings.estimate == "constrained" and settings.pool_quarters > 1 else
+             " One quarter's noisy values inflate the opportunity (the methodology gives the size of it).")
     parts = ['<h2 id="productivity">Productivity opportunity</h2>',
              "<p>Following Better Care, Better Value (NHS Institute, 2006–2009), each trust's productivity "
              f"opportunity on an efficiency metric is the resource it would release if it reached {who}: "
              f"the shortfall from that level × its activity × a unit cost, annualised × {settings.annualise:g}. "
              "A trust at or better than the level has no opportunity. Where a metric has a demographic model, "
-             "trusts are compared on the adjusted value. These metrics are context: they do not enter the NOF "
-             "average score.</p>"]
+             "trusts are compared on the adjusted value (observed / expected), and the shortfall is converted with "
+             "the trust's expected activity (E × the shortfall in O/E) rather than its own."
+             f"{pooled}{noise} These metrics are context: they do not enter the NOF average score.</p>"]
     if opp.empty:
         parts.append("<p>No metric of this release has a unit cost, so no opportunity is computed.</p>")
         return "".join(parts)
@@ -915,6 +936,7 @@ class ReportData:
         self.revisions = load_revisions(out_dir)
         self.revised_league, self.revised_metrics = revised_marks(self.revisions)
         self._productivity = None
+        self._spc = None
 
     @classmethod
     def load(cls, work_dir, out_dir, inputs, methodology, catalogue, quarter) -> "ReportData":
@@ -949,15 +971,40 @@ class ReportData:
             from .productivity import opportunities
 
             self._productivity = opportunities({k: v["table"] for k, v in self.metric_data.items()}, self.catalogue,
-                                               self.methodology, self.inputs.trusts, self.inputs.demographics)
+                                               self.methodology, self.inputs.trusts, self.inputs.demographics,
+                                               observations=self.inputs.observations,
+                                               quarters=self.inputs.quarters())
         return self._productivity
 
+    @property
+    def spc(self) -> tuple[dict, list[str]]:
+        """Statistical process control of every trust and metric (:func:`leaguetables.spc.run_spc`):
+        ``({metric_id: {trust_code: SPCResult}}, quarters)``."""
+        if self._spc is None:
+            from .spc import run_spc
+
+            self._spc = run_spc(self.metric_data, self.metrics_run, self.methodology.spc)
+        return self._spc
+
+    def spc_table(self) -> pd.DataFrame:
+        from .spc import spc_table
+
+        results, quarters = self.spc
+        return spc_table(results, self.catalogue, self.inputs.trusts, self.quarter, quarters)
+
+    def _spc_counts(self) -> dict:
+        from .spc import summary
+
+        return summary(self.spc[0])
+
     def write_tables(self) -> list[str]:
-        """Tables computed for the report: the productivity opportunity (tables/productivity.csv)."""
+        """Tables computed for the report: the productivity opportunity (tables/productivity.csv) and statistical
+        process control of every trust and metric (tables/spc.csv)."""
         from .publish import write_csv
 
         write_csv(self.productivity, Path(self.out_dir) / "tables" / "productivity.csv")
-        return ["tables/productivity.csv"]
+        write_csv(self.spc_table(), Path(self.out_dir) / "tables" / "spc.csv")
+        return ["tables/productivity.csv", "tables/spc.csv"]
 
     def _funnel_counts(self) -> pd.DataFrame:
         rows = []
@@ -984,7 +1031,7 @@ class ReportData:
         return (key_findings(self.league.table, self.league.sensitivity_summary, self._funnel_counts(),
                              self.movement, self.previous, self.productivity,
                              self.methodology.productivity.comparator, self.methodology.uncertainty.level,
-                             funnel_level=self.methodology.funnel.band_level)
+                             funnel_level=self.methodology.funnel.band_level, spc_counts=self._spc_counts())
                 + contents(items) + downloads(self.spreadsheet_name))
 
     def segments(self) -> str:

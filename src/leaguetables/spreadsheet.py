@@ -323,7 +323,10 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
                  "trust's rate, and rankability = tau2 / (tau2 + median_se2): near 1 the data order the trusts, "
                  "near 0 the order is mostly chance."),
         "prod": (f"Productivity opportunity (Better Care, Better Value): max(0, gap to the upper-quartile level of "
-                 f"the {methodology.productivity.comparator}) / multiplier × activity × unit cost; annual = the "
+                 f"the {methodology.productivity.comparator}) / multiplier × activity × unit cost; on the "
+                 "demographically adjusted basis expected_activity (E) × max(0, oe − benchmark_oe); each trust's "
+                 f"oe from {methodology.productivity.pool_quarters} quarter(s), estimate "
+                 f"{methodology.productivity.estimate}; annual = the "
                  f"quarter × {methodology.productivity.annualise}. Unit costs are "
                  f"{'illustrative (demo)' if source == 'demo' else 'as named in the catalogue'}; sums over metrics "
                  "are an upper bound because the metrics overlap."),
@@ -334,6 +337,10 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
                    "plot; peer columns compare the trust with its demographic peers (peer_rank 1 is best)."),
         "sens": ("Sensitivity analysis: the league table recomputed on demographically adjusted metric scores, "
                  "every other metric unchanged. It is not the published segmentation."),
+        "spc": ("Statistical process control: an XmR chart of each trust's value of each metric over the quarters "
+                "available, process limits mean ± 2.66 × mean moving range, NHS England's Making Data Count rules "
+                "(beyond_limits, run, trend, two_of_three; ';'-separated); variation is that of the latest quarter, "
+                "assurance compares the standard or floor with the limits. Empty limits: not assessed (see note)."),
         "rev": ("Revisions: figures changed since this quarter was first published, with the previous and revised "
                 "values."),
     }
@@ -348,6 +355,7 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
         ("rankability.csv", "Rankability", f"Rankability of each counted metric by trust type, {ql}",
          ["data", "rank"]),
         ("productivity.csv", "Productivity", f"Productivity opportunity by trust and metric, {ql}", ["data", "prod"]),
+        ("spc.csv", "SPC", f"Statistical process control of each trust and metric, {ql}", ["data", "spc"]),
         ("sensitivity.csv", "Sensitivity", f"Segments and ranks on raw and demographically adjusted scores, {ql}",
          ["data", "sens"]),
         ("league_table_adjusted.csv", "League_table_adjusted", f"League table on demographically adjusted scores "
