@@ -77,7 +77,7 @@ def _quarter_data(inputs: QuarterInputs, quarter: str, methodology: Methodology,
     return sampling.quarter_data(inputs, catalogue, quarter, segmentation_rule=seg.rule, thresholds=seg.thresholds,
                                  override=methodology.financial_override.enabled, basis=basis, results=results,
                                  confidence=methodology.confidence_levels[0], combine_rules=combine_rules(catalogue),
-                                 metric_ids=metric_ids)
+                                 metric_ids=metric_ids, adjusted_standards=methodology.expected.adjusted_standards)
 
 
 def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: Methodology) -> pd.DataFrame:

@@ -82,8 +82,12 @@ class MetricData:
     """One scored metric in one quarter: the rows the metric notebook scores (one per eligible trust)."""
 
     metric: Metric
-    frame: pd.DataFrame  # trust_code, trust_type, status, value, category, numerator, denominator, factor
+    frame: pd.DataFrame  # trust_code, trust_type, status, value, category, numerator, denominator, factor, adjusted
     kind: str  # "binomial", "poisson" or "fixed"
+    #: adjusted basis with ``expected.adjusted_standards: observed_value``: standards, floors and bands are judged
+    #: on the observed value (value / factor), the adjusted value only orders the trusts between them
+    #: (:func:`leaguetables.metrics.score_adjusted`)
+    judge_observed: bool = False
 
     @property
     def simulated(self) -> np.ndarray:
@@ -129,14 +133,17 @@ def _kind(metric: Metric) -> str:
 
 def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rule: str, thresholds=None,
                  override: bool = True, basis: str = "raw", results: pd.DataFrame | None = None,
-                 confidence: float = 0.95, combine_rules=None, metric_ids=None) -> QuarterData:
+                 confidence: float = 0.95, combine_rules=None, metric_ids=None,
+                 adjusted_standards: str = "observed_value") -> QuarterData:
     """The data of the league of ``quarter`` from the validated inputs (all quarters are in the inputs).
 
     Values come from :func:`leaguetables.metrics.observed_table` and :func:`leaguetables.metrics.indicator`, the
     functions of the metric notebooks. ``basis="adjusted"`` needs the quarter's metric ``results`` (the stacked
     metric result tables): the adjusted value of a trust is its value × n·(pooled rate)/(E·multiplier), i.e.
     O/E × the pooled rate with E held at its fitted value; rows with no adjusted value are scored on the value, as
-    in :func:`leaguetables.metrics.compute_metric`. The league's trusts are those with at least one scored metric.
+    in :func:`leaguetables.metrics.compute_metric`, and ``adjusted_standards`` says on which value an absolute
+    standard, floor or band is judged there (:func:`leaguetables.metrics.score_adjusted`). The league's trusts are
+    those with at least one scored metric.
     ``metric_ids`` restricts the metrics to those of the run (default: every scored metric of the catalogue).
     """
     if basis not in ("raw", "adjusted"):
@@ -150,6 +157,7 @@ def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rul
         df = metrics_mod.observed_table(inputs, m, quarter)
         df = pd.concat([df, metrics_mod.indicator(df, m, confidence)], axis=1)
         df["factor"] = 1.0
+        df["adjusted"] = False
         if basis == "adjusted" and m.has_adjustment:
             r = results[(results["metric_id"] == m.id) & (results["quarter"] == quarter)].set_index("trust_code")
             adj = df["trust_code"].map(r["adjusted_value"]).astype(float)
@@ -163,8 +171,11 @@ def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rul
                     ratio = adj[g.index] / value[g.index]
                 df.loc[g.index, "factor"] = np.where(value[g.index] > 0, ratio, fallback).astype(float)
             df.loc[adj.notna(), "value"] = adj[adj.notna()].to_numpy(float)  # the published adjusted value
-        keep = ["trust_code", "trust_type", "status", "value", "category", "numerator", "denominator", "factor"]
-        mds.append(MetricData(m, df[keep].reset_index(drop=True), _kind(m)))
+            df["adjusted"] = adj.notna().to_numpy()
+        keep = ["trust_code", "trust_type", "status", "value", "category", "numerator", "denominator", "factor",
+                "adjusted"]
+        judge = basis == "adjusted" and adjusted_standards == "observed_value"
+        mds.append(MetricData(m, df[keep].reset_index(drop=True), _kind(m), judge))
 
     # the league's trusts: at least one scored metric in the observed data (as league._build)
     obs = _reference_scores(mds, {md.metric.id: md.frame["value"].to_numpy(float) for md in mds})
@@ -382,9 +393,14 @@ def _reference_scores(mds: list[MetricData], values: Mapping[str, np.ndarray]) -
     """Long scores of one replicate by the functions the metric notebooks use (:func:`metrics._scores`)."""
     parts = []
     for md in mds:
-        df = md.frame.assign(_v=values[md.metric.id])
-        sc = metrics_mod._scores(df, md.metric, "_v")
-        parts.append(pd.DataFrame({"trust_code": df["trust_code"].to_numpy(), "metric_id": md.metric.id,
+        v = values[md.metric.id]
+        if md.judge_observed:
+            f = md.frame
+            df = f.assign(value=v / f["factor"].to_numpy(float), adjusted_value=np.where(f["adjusted"], v, np.nan))
+            sc, _ = metrics_mod.score_adjusted(df, md.metric, "observed_value")
+        else:
+            sc = metrics_mod._scores(md.frame.assign(_v=v), md.metric, "_v")
+        parts.append(pd.DataFrame({"trust_code": md.frame["trust_code"].to_numpy(), "metric_id": md.metric.id,
                                    "score": sc.to_numpy(float), "weight": md.metric.weight,
                                    "combine_group": md.metric.combine_group, "domain": md.metric.domain}))
     return pd.concat(parts, ignore_index=True)
@@ -407,12 +423,14 @@ def _reference_league(qd: QuarterData, values: Mapping[str, np.ndarray] | None =
             rk.astype("Float64").to_numpy(float, na_value=np.nan))
 
 
-def _ranked_matrix(v: np.ndarray, direction: str, standard, floor) -> np.ndarray:
-    """:func:`scoring.score_ranked` on every row of ``v`` (replicates × organisations, no NaN) at once."""
+def _ranked_matrix(v: np.ndarray, direction: str, standard, floor, judged: np.ndarray | None = None) -> np.ndarray:
+    """:func:`scoring.score_ranked` on every row of ``v`` (replicates × organisations, no NaN) at once; the standard
+    and floor are judged on ``judged`` (same shape) when given, else on ``v``."""
     sign = -1.0 if direction == "higher_better" else 1.0
     o = sign * v
-    meets = o <= sign * standard if standard is not None else np.zeros(v.shape, bool)
-    fails = o > sign * floor if floor is not None else np.zeros(v.shape, bool)
+    oj = o if judged is None else sign * judged
+    meets = oj <= sign * standard if standard is not None else np.zeros(v.shape, bool)
+    fails = oj > sign * floor if floor is not None else np.zeros(v.shape, bool)
     lo = 2.0 if standard is not None else 1.0
     hi = 3.0 if floor is not None else 4.0
     spread = ~meets & ~fails
@@ -428,14 +446,15 @@ def _score_matrix(md: MetricData, v: np.ndarray, fixed_scores: np.ndarray) -> np
     b = v.shape[0]
     if md.kind == "fixed" or s.method == "bracket":
         return np.broadcast_to(fixed_scores, (b, len(fixed_scores)))
+    judged = v / md.frame["factor"].to_numpy(float)[None, :] if md.judge_observed else v
     if s.method == "bands":
-        return metrics_mod.score_bands(v.ravel(), s.bands or []).reshape(v.shape)
+        return metrics_mod.score_bands(judged.ravel(), s.bands or []).reshape(v.shape)
     out = np.full(v.shape, np.nan)
     tt = md.frame["trust_type"].to_numpy()
     for types in metrics_mod.comparator_groups(md.metric):
         cols = np.flatnonzero(np.isin(tt, types) & ~np.isnan(v).any(axis=0))
         if len(cols):
-            out[:, cols] = _ranked_matrix(v[:, cols], md.metric.direction, s.standard, s.floor)
+            out[:, cols] = _ranked_matrix(v[:, cols], md.metric.direction, s.standard, s.floor, judged[:, cols])
     return out
 
 
