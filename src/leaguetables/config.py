@@ -114,7 +114,9 @@ class UnitCost(_Strict):
 
 class Metric(_Strict):
     id: str
-    nof_id: str | None = None
+    nof_id: str | None = Field(None, pattern=r"^OF0\d{3}$",
+                               description="NHS England's value code (OF0xxx; the score is OF1xxx); "
+                                           "None for a metric NHS England does not publish")
     name: str
     description: str
     domain: str
@@ -168,7 +170,7 @@ class CombineGroup(_Strict):
     """Metrics that enter the average once, as one combined score."""
 
     name: str
-    nof_id: str | None = None
+    nof_id: str | None = Field(None, pattern=r"^OF1\d{3}$", description="NHS England's code of the combined score")
     rule: Literal["nof_finance", "weighted_mean"]
     planned: str | None = Field(None, description="nof_finance: the planned surplus/deficit metric")
     variance: str | None = Field(None, description="nof_finance: the year-to-date variance-to-plan metric")

@@ -30,6 +30,9 @@ __all__ = [
     "COMBINED_FINANCE",
     "NofFiles",
     "find_nof_files",
+    "find_all_nof_files",
+    "read_all_nof_data",
+    "NOF_FOLDERS",
     "parse_quarter",
     "parse_trust_type",
     "parse_range",
@@ -47,6 +50,8 @@ __all__ = [
 DEFAULT_REAL_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "real"
 NOF_FOLDER = "nof_2025_26_q4_mhc"
 DEFAULT_NOF_DIR = DEFAULT_REAL_DIR / NOF_FOLDER
+#: Every folder of published NOF files the project knows, by trust type (acute: Q1 2025/26 only).
+NOF_FOLDERS = {"acute": "nof_2025_26_q1_acute", "mental_health_community": NOF_FOLDER}
 
 #: The two finance scores that enter the average once, as the combined score ``COMBINED_FINANCE``.
 FINANCE_METRICS = ("OF1079", "OF1081")
@@ -89,6 +94,24 @@ def find_nof_files(directory: str | Path | None = None) -> NofFiles:
     return NofFiles(data=data[0], league_table=league[0] if league else None)
 
 
+def find_all_nof_files(real_dir: str | Path | None = None) -> dict[str, NofFiles]:
+    """The published NOF files of every trust type present under the real-data root (default
+    :data:`DEFAULT_REAL_DIR`), keyed by trust type; types whose folder is absent are left out."""
+    root = Path(real_dir) if real_dir is not None else DEFAULT_REAL_DIR
+    out = {}
+    for ttype, folder in NOF_FOLDERS.items():
+        d = root / folder
+        if d.is_dir() and list(d.glob("*-data.csv")):
+            out[ttype] = find_nof_files(d)
+    return out
+
+
+def read_all_nof_data(files: dict[str, NofFiles]) -> pd.DataFrame:
+    """The data files of several trust types stacked (each read with :func:`read_nof_data`)."""
+    frames = [read_nof_data(f.data) for _, f in sorted(files.items())]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def parse_quarter(text: str) -> str:
     """``"Q4 2025/26"`` → ``"2025-26-Q4"``."""
     m = re.fullmatch(r"\s*Q([1-4])\s+(\d{4})/(\d{2})\s*", str(text))
@@ -118,6 +141,14 @@ def parse_range(text) -> tuple[float, float]:
 
 def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     df = pd.read_csv(path, encoding="utf-8-sig", dtype={"Trust_code": "string"})
+    if "Quarter" not in df.columns and "Quarter" in columns and "Metric_ID" in df.columns:
+        # the first (Q1 2025/26) release has no Quarter column: the quarter is the Reporting_date of the
+        # summary rows (OF5000), which must name one quarter
+        dates = set(df.loc[df["Metric_ID"].astype(str).str.strip() == "OF5000", "Reporting_date"].dropna())
+        if len(dates) != 1:
+            raise ValueError(f"{path}: no Quarter column and the OF5000 Reporting_date does not name one quarter "
+                             f"({sorted(dates)})")
+        df.insert(0, "Quarter", dates.pop())
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing} (found {list(df.columns)})")
