@@ -54,9 +54,14 @@ class Scoring(_Strict):
     standard: float | None = Field(None, description="trusts meeting it score 1.00; the rest spread 2.00–4.00")
     floor: float | None = Field(None, description="trusts failing it score 4.00; the rest spread 1.00–3.00")
     brackets: dict[str, float] | None = None
-    bands: list[tuple[float | None, float]] | None = Field(
-        None, description="[lower bound, score] pairs, best first; the last bound is null (everything below)")
-    comparator: Literal["type", "all_listed_types"] = "type"
+    bands: list[tuple[float | None, float] | tuple[float | None, float, Literal[">=", ">", "<=", "<"]]] | None = Field(
+        None, description="[bound, score] or [bound, score, op] entries, best first: a value takes the first band "
+                          "whose condition 'value op bound' holds (op '>=' by default; '>=' / '>' with descending "
+                          "bounds, '<=' / '<' with ascending bounds); the last bound is null (everything else)")
+    comparator: Literal["type", "all_listed_types"] = Field(
+        "type", description="the comparator population: 'type' ranks each trust type separately; "
+                            "'all_listed_types' ranks the trusts of every type in trust_types together (NHS "
+                            "England's rule for a metric reported by several types, e.g. children's MH access)")
 
     @model_validator(mode="after")
     def _check(self) -> "Scoring":
@@ -69,10 +74,18 @@ class Scoring(_Strict):
         if self.method == "bands":
             b = self.bands or []
             if len(b) < 2 or b[-1][0] is not None or any(x[0] is None for x in b[:-1]):
-                raise ValueError("'bands' needs at least two [lower bound, score] pairs, the last with bound null")
+                raise ValueError("'bands' needs at least two [bound, score] pairs, the last with bound null")
+            import math
+            if any(not math.isfinite(x[0]) for x in b[:-1]) or any(not math.isfinite(x[1]) for x in b):
+                raise ValueError("'bands' bounds and scores must be finite")
+            ops = {(x[2] if len(x) > 2 else ">=") for x in b[:-1]}
+            if not (ops <= {">=", ">"} or ops <= {"<=", "<"}):
+                raise ValueError("'bands' mixes lower-bound ('>=', '>') and upper-bound ('<=', '<') operators")
             bounds = [x[0] for x in b[:-1]]
-            if bounds != sorted(bounds, reverse=True):
-                raise ValueError("'bands' lower bounds must be in descending order (best band first)")
+            descending = ops <= {">=", ">"}
+            if bounds != sorted(bounds, reverse=descending) or len(set(bounds)) != len(bounds) and ops in ({">="}, {"<="}):
+                raise ValueError("'bands' bounds must be in " + ("descending" if descending else "ascending")
+                                 + " order (best band first)")
             if any(not 1.0 <= x[1] <= 4.0 for x in b):
                 raise ValueError("band scores must lie in 1–4")
         elif self.bands:
@@ -174,11 +187,29 @@ class CombineGroup(_Strict):
     rule: Literal["nof_finance", "weighted_mean"]
     planned: str | None = Field(None, description="nof_finance: the planned surplus/deficit metric")
     variance: str | None = Field(None, description="nof_finance: the year-to-date variance-to-plan metric")
+    lookup: list[list[int]] | None = Field(
+        None, description="nof_finance: 4×4 combined score, row = planned score 1–4, column = variance score 1–4 "
+                          "(null: NHS England's table, leaguetables.scoring.NOF_FINANCE_LOOKUP)")
+    source: str | None = Field(None, description="where the lookup comes from (required with a lookup)")
 
     @model_validator(mode="after")
     def _check(self) -> "CombineGroup":
         if self.rule == "nof_finance" and not (self.planned and self.variance):
             raise ValueError("the nof_finance rule needs 'planned' and 'variance' metric ids")
+        if self.lookup is not None:
+            if self.rule != "nof_finance":
+                raise ValueError("'lookup' applies to the nof_finance rule only")
+            if len(self.lookup) != 4 or any(len(r) != 4 for r in self.lookup):
+                raise ValueError("'lookup' must be 4 rows of 4 scores")
+            if any(not 1 <= x <= 4 for r in self.lookup for x in r):
+                raise ValueError("'lookup' scores must lie in 1–4")
+            # cross-check: a worse component never gives a better combined score
+            for i in range(4):
+                for j in range(4):
+                    if (i and self.lookup[i][j] < self.lookup[i - 1][j]) or (j and self.lookup[i][j] < self.lookup[i][j - 1]):
+                        raise ValueError("'lookup' must not decrease along a row or down a column")
+            if not self.source:
+                raise ValueError("a 'lookup' needs its 'source'")
         return self
 
 
@@ -218,16 +249,38 @@ class Catalogue(_Strict):
 
 
 class Segmentation(_Strict):
-    rule: Literal["quartiles_within_type", "quartiles_over_population", "fixed_thresholds"]
+    rule: Literal["quartiles_within_type", "quartiles_pooled", "quartiles_over_population", "fixed_thresholds"]
     thresholds: list[float] | None = Field(None, description="3 ascending cut points for fixed_thresholds")
+    pool_types: list[TrustType] | None = Field(
+        None, description="quartiles_pooled: the trust types whose averages are pooled for the cut points (those "
+                          "present in a run are used, and the output names them)")
+    thresholds_source: str | None = Field(
+        None, description="fixed_thresholds: where the thresholds come from; 'illustrative' marks values that "
+                          "are not NHS England's (refused on real data)")
     description: str
 
     @model_validator(mode="after")
     def _check(self) -> "Segmentation":
+        import math
         if self.rule == "fixed_thresholds":
             if not self.thresholds or len(self.thresholds) != 3 or sorted(self.thresholds) != self.thresholds:
                 raise ValueError("fixed_thresholds needs 3 ascending thresholds")
+            if any(not (math.isfinite(t) and 1.0 <= t <= 4.0) for t in self.thresholds):
+                raise ValueError("fixed_thresholds must be finite and lie in 1–4 (the range of average scores)")
+            if not self.thresholds_source:
+                raise ValueError("fixed_thresholds needs 'thresholds_source' (a citation, or 'illustrative')")
+        elif self.thresholds is not None or self.thresholds_source is not None:
+            raise ValueError("'thresholds' and 'thresholds_source' apply to fixed_thresholds only")
+        if self.rule == "quartiles_pooled":
+            if not self.pool_types or len(set(self.pool_types)) != len(self.pool_types):
+                raise ValueError("quartiles_pooled needs 'pool_types': distinct trust types")
+        elif self.pool_types is not None:
+            raise ValueError("'pool_types' applies to quartiles_pooled only")
         return self
+
+    @property
+    def illustrative(self) -> bool:
+        return self.rule == "fixed_thresholds" and str(self.thresholds_source).strip().lower().startswith("illustrative")
 
 
 class FinancialOverride(_Strict):

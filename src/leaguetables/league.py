@@ -71,7 +71,8 @@ def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: st
     status = status[status["trust_code"].isin(set(trusts["trust_code"]))]
     table = scoring.build_league_table(
         sc, trusts, status, segmentation_rule=seg.rule, thresholds=seg.thresholds,
-        replicates=b.replicates, seed=b.seed, level=b.level, combine_rules=combine_rules(catalogue))
+        replicates=b.replicates, seed=b.seed, level=b.level, combine_rules=combine_rules(catalogue),
+        pool_types=seg.pool_types)
     return table, table.attrs.get("cut_points", {})
 
 
@@ -80,7 +81,7 @@ def combine_rules(catalogue: Catalogue) -> dict:
     rules = {}
     for name, g in catalogue.combine_groups.items():
         if g.rule == "nof_finance":
-            rules[name] = scoring.finance_rule(g.planned, g.variance)
+            rules[name] = scoring.finance_rule(g.planned, g.variance, lookup=g.lookup)
     return rules
 
 

@@ -42,6 +42,7 @@ VALUES = {
     "bracket": "bracket (category to score)", "bands": "value bands", "none": "not scored",
     "quartiles_within_type": "quartiles of the average score within each trust type",
     "quartiles_over_population": "quartiles over a configured population", "fixed_thresholds": "fixed thresholds",
+    "quartiles_pooled": "quartiles of the pooled average scores of the configured trust types",
     "upper_quartile": "upper quartile (best 25%)", "type": "trust type", "peers": "demographic peers",
     "all_listed_types": "all the metric's trust types together", "X2": "Pearson χ²/df (quasi-likelihood)",
     "nof_finance": "NHS England's combined-finance rule", "weighted_mean": "weighted mean",
@@ -182,7 +183,9 @@ def context(data: ReportData) -> dict:
         "quarter_label": ql, "period": quarter_period(data.quarter),
         "meth": meth, "cat": cat, "code_version": data.run.get("code_version", ""),
         "git": git_state().get("sha", "unknown")[:12],
-        "overview": _table(overview), "cuts": cuts, "unit_costs": unit_costs, "groups": groups,
+        "overview": _table(overview), "cuts": cuts,
+        "population": (data.league.table["segmentation_population"].iloc[0]
+                       if "segmentation_population" in data.league.table.columns and len(data.league.table) else None), "unit_costs": unit_costs, "groups": groups,
         "metrics": [metric_context(m, data.metric_data.get(m.id)) for m in metrics],
         "not_run": [m for m in cat.metrics if m.id not in run_ids],
         "config": settings(meth),

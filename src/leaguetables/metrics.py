@@ -198,8 +198,15 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
         rows = df.index[df["trust_type"].isin(types) & df[column].notna()]
         if len(rows) == 0:
             continue
-        values = pd.Series(df.loc[rows, column].to_numpy(float), index=df.loc[rows, "trust_code"].to_numpy())
-        sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=s.floor)
+        codes = df.loc[rows, "trust_code"].to_numpy()
+        values = pd.Series(df.loc[rows, column].to_numpy(float), index=codes)
+        tiebreak = group = None
+        if "tiebreak" in df.columns and df.loc[rows, "tiebreak"].notna().all():
+            # values published rounded, with the publisher's rank of the unrounded values (within type)
+            tiebreak = pd.Series(df.loc[rows, "tiebreak"].to_numpy(float), index=codes)
+            group = pd.Series(df.loc[rows, "trust_type"].to_numpy(), index=codes)
+        sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=s.floor, tiebreak=tiebreak,
+                                  tiebreak_group=group if len(types) > 1 else None)
         scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
     return scores
 
@@ -213,13 +220,24 @@ def comparator_groups(metric: Metric) -> list[list[str]]:
     return [[t] for t in metric.trust_types]
 
 
-def score_bands(values: np.ndarray, bands: list[tuple[float | None, float]]) -> np.ndarray:
-    """Score by value bands, best first: the first band whose lower bound the value reaches (``>=``); the last
-    band (bound ``None``) takes everything below. Missing values stay missing."""
+_BAND_OPS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+
+
+def score_bands(values: np.ndarray, bands) -> np.ndarray:
+    """Score by value bands, best first: the first band ``(bound, score[, op])`` whose condition
+    ``value op bound`` holds (op ``>=`` when not given); the last band (bound ``None``) takes everything else.
+    Missing values stay missing.
+
+    NHS England's finance bands (config ``nof-2025-26`` catalogue; published acute Q1 and MH Q1–Q4 2025/26
+    files, 100%): planned surplus/deficit OF0079 ``[[0, 1], [-1, 2, ">"], [-2, 3], [null, 4]]`` —
+    ≥ 0 → 1, (−1, 0) → 2, [−2, −1] → 3, < −2 → 4."""
+    values = np.asarray(values, dtype=float)
     out = np.full(len(values), np.nan)
     todo = ~np.isnan(values)
-    for bound, score in bands:
-        hit = todo if bound is None else todo & (values >= bound)
+    for band in bands:
+        bound, score = band[0], band[1]
+        op = _BAND_OPS[band[2] if len(band) > 2 else ">="]
+        hit = todo if bound is None else todo & op(values, bound)
         out[hit] = score
         todo = todo & ~hit
     return out
