@@ -438,14 +438,14 @@ def test_build_league_table_end_to_end():
 def test_pooled_quartiles_one_set_of_cut_points_for_every_type():
     """Hand-worked: averages X: 1, 2, 3, 4 and Y: 5, 6, 7, 8 pooled (8 values): numpy quartiles 2.75 / 4.5 /
     6.25 for both types → X 1, 1, 2, 2 and Y 3, 3, 4, 4; within type each would be 1, 2, 3, 4. With
-    pool_types=['X'] the cut points are X's own quartiles 1.75 / 2.5 / 3.25 for both types."""
+    pool_types=["X"] the cut points are X's own quartiles 1.75 / 2.5 / 3.25 for both types: X 1, 2, 3, 4, Y all 4."""
     avg = pd.Series([1, 2, 3, 4, 5, 6, 7, 8], index=list("abcdefgh"), dtype=float)
     typ = pd.Series(["X"] * 4 + ["Y"] * 4, index=avg.index)
     seg, cuts = sc.assign_segments(avg, typ, "quartiles_pooled")
     assert cuts["X"] == cuts["Y"] == pytest.approx((2.75, 4.5, 6.25))
     assert seg.tolist() == [1, 1, 2, 2, 3, 3, 4, 4]
     seg, cuts = sc.assign_segments(avg, typ, "quartiles_pooled", pool_types=["X"])
-    assert cuts["Y"] == pytest.approx((1.75, 2.5, 3.25)) and seg.tolist() == [1, 1, 2, 3, 4, 4, 4, 4]
+    assert cuts["Y"] == pytest.approx((1.75, 2.5, 3.25)) and seg.tolist() == [1, 2, 3, 4, 4, 4, 4, 4]
     within, _ = sc.assign_segments(avg, typ, "quartiles_within_type")
     assert within.tolist() == [1, 2, 3, 4] * 2
     assert "pooled averages of X + Y (8 trusts)" == sc.segmentation_population(typ, avg, "quartiles_pooled")
