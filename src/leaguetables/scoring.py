@@ -127,7 +127,7 @@ def score_ranked(
     *,
     tiebreak: pd.Series | None = None,
     tiebreak_group: pd.Series | None = None,
-    decimals: int = 2,
+    decimals: int | None = 2,
 ) -> pd.Series:
     """Score a continuous ("standard ranking") metric 1.00 (best) to 4.00 (worst) by rank.
 
@@ -160,7 +160,7 @@ def score_ranked(
         equal values of the *same* type are ordered by it and equal values of different types tie (min rank).
         Rank r = 1 + #(strictly better) + #(equal, same group, better tiebreak).
     decimals
-        Rounding of the score (half up, :func:`round_half_up`).
+        Rounding of the score (half up, :func:`round_half_up`); ``None`` keeps the unrounded score.
 
     Returns
     -------
@@ -226,7 +226,8 @@ def score_ranked(
         else:
             rank = key.rank(method="min")
         raw = lo + (hi - lo) * (rank - 1) / (n - 1) if n > 1 else pd.Series(lo, index=key.index)
-        score[spread] = round_half_up(raw.to_numpy(dtype=float), decimals)
+        raw_a = raw.to_numpy(dtype=float)
+        score[spread] = raw_a if decimals is None else round_half_up(raw_a, decimals)
     out.loc[pop.index.intersection(values.index)] = score.reindex(pop.index.intersection(values.index))
     return out
 
@@ -349,7 +350,7 @@ def _clean_scores(scores: pd.DataFrame) -> pd.DataFrame:
 def combine_scores(
     scores: pd.DataFrame,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
-    decimals: int = 2,
+    decimals: int | None = 2,
 ) -> pd.DataFrame:
     """One row per trust and *scored unit*: metrics outside a combination group as they are, each group's
     metrics replaced by one combined score.
@@ -405,7 +406,7 @@ def _weighted_average(units: pd.DataFrame, by: list[str], decimals: int) -> pd.D
 def average_scores(
     scores: pd.DataFrame,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
-    decimals: int = 2,
+    decimals: int | None = 2,
 ) -> pd.DataFrame:
     """Average metric score per trust: the weighted mean Σw·s/Σw over its scored units.
 
@@ -426,7 +427,7 @@ def average_scores(
 def domain_scores(
     scores: pd.DataFrame,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
-    decimals: int = 2,
+    decimals: int | None = 2,
 ) -> pd.DataFrame:
     """Domain score per trust and domain: the weighted mean of the trust's scored units in the domain (the
     combined finance score counts once in "Finance and productivity"). Context only; it does not feed the

@@ -44,6 +44,7 @@ __all__ = [
     "summary",
     "domain_results",
     "trust_register",
+    "catalogue_observations",
 ]
 
 #: ``../shared/data/real`` relative to the repository root.
@@ -56,6 +57,8 @@ NOF_FOLDERS = {"acute": "nof_2025_26_q1_acute", "mental_health_community": NOF_F
 #: The two finance scores that enter the average once, as the combined score ``COMBINED_FINANCE``.
 FINANCE_METRICS = ("OF1079", "OF1081")
 COMBINED_FINANCE = "OF1080"
+#: The three healthcare-associated infection scores, weighted one third each in the average (acute trusts).
+INFECTION_SCORES = ("OF1020", "OF1048", "OF1088")
 
 DATA_COLUMNS = ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name", "Domain",
                 "Sub-domain", "Metric_ID", "Metric_description", "Reporting_date", "Units", "Value",
@@ -240,10 +243,10 @@ def scores_for_average(data: pd.DataFrame) -> pd.DataFrame:
     """The published metric scores in the scoring contract (``quarter, trust_code, metric_id, score, weight,
     combine_group, domain``): every ``OF1xxx`` score except the combined ``OF1080``, with ``OF1079`` and
     ``OF1081`` in combination group ``"finance"`` (which :func:`leaguetables.scoring.combine_scores`
-    turns into the combined score). Weight 1 (no infection metrics for these trusts)."""
+    turns into the combined score). Weight 1, except the infection scores OF1020/OF1048/OF1088 at 1/3 each."""
     df = metric_scores(data)
     df = df[df["metric_id"] != COMBINED_FINANCE].copy()
-    df["weight"] = 1.0
+    df["weight"] = np.where(df["metric_id"].isin(INFECTION_SCORES), 1 / 3, 1.0)
     df["combine_group"] = df["metric_id"].where(df["metric_id"].isin(FINANCE_METRICS)).map(
         lambda m: "finance" if isinstance(m, str) else None).astype("object")
     return df[["quarter", "trust_code", "metric_id", "score", "weight", "combine_group", "domain"]].reset_index(drop=True)
@@ -289,3 +292,40 @@ def trust_register(data: pd.DataFrame) -> pd.DataFrame:
     """``quarter, trust_code, trust_name, trust_type, trust_subtype, region`` per quarter × trust."""
     cols = ["quarter", "trust_code", "trust_name", "trust_type", "trust_subtype", "region"]
     return data[cols].drop_duplicates(["quarter", "trust_code"]).sort_values(["quarter", "trust_code"], ignore_index=True)
+
+
+def catalogue_observations(data: pd.DataFrame, catalogue) -> pd.DataFrame:
+    """NHS England's published values as observations of the ``nof-2025-26`` catalogue's metrics.
+
+    One row per quarter × trust × catalogue metric: ``quarter, trust_code, trust_type, metric_id, value,
+    category, tiebreak`` where ``tiebreak`` is NHS England's published ``Rank`` (within type, from the
+    unrounded values) — scoring ranks the 2-dp ``value`` and breaks its ties with it. A metric whose id ends in
+    ``_count`` takes the rows of its code published as a count (``Units`` = ``count``: OF0048/OF0088 for small
+    specialist trusts) and its plain sibling takes the others (a metric without a ``_count`` sibling, e.g.
+    MRSA OF0020, takes all its rows). Bracket metrics (``statistic: bracket``, only a
+    score published, e.g. OF1067 CQC safe) take the published score as the category ``"score k"``.
+    """
+    frames = []
+    for m in catalogue.metrics:
+        if not m.nof_id:
+            continue
+        if m.statistic == "bracket":
+            rows = data[data["metric_id"] == "OF1" + m.nof_id[3:]]
+            rows = rows[rows["value"].notna()]
+            cat = "score " + rows["value"].round().astype(int).astype(str)
+            frames.append(pd.DataFrame({
+                "quarter": rows["quarter"], "trust_code": rows["trust_code"], "trust_type": rows["trust_type"],
+                "metric_id": m.id, "value": np.nan, "category": cat, "tiebreak": np.nan}))
+            continue
+        rows = data[data["metric_id"] == m.nof_id]
+        is_count = rows["units"].astype(str).str.strip().str.lower() == "count"
+        if m.id.endswith("_count"):
+            rows = rows[is_count]
+        elif (m.id + "_count") in catalogue.ids:
+            rows = rows[~is_count]
+        frames.append(pd.DataFrame({
+            "quarter": rows["quarter"], "trust_code": rows["trust_code"], "trust_type": rows["trust_type"],
+            "metric_id": m.id, "value": rows["value"], "category": None, "tiebreak": rows["rank"]}))
+    out = pd.concat(frames, ignore_index=True)
+    out = out[out["trust_type"].isin(set().union(*[set(m.trust_types) for m in catalogue.metrics]))]
+    return out.sort_values(["quarter", "metric_id", "trust_code"], ignore_index=True)
