@@ -350,7 +350,7 @@ def _clean_scores(scores: pd.DataFrame) -> pd.DataFrame:
 def combine_scores(
     scores: pd.DataFrame,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
-    decimals: int | None = 2,
+    decimals: int = 2,
 ) -> pd.DataFrame:
     """One row per trust and *scored unit*: metrics outside a combination group as they are, each group's
     metrics replaced by one combined score.
@@ -406,7 +406,7 @@ def _weighted_average(units: pd.DataFrame, by: list[str], decimals: int) -> pd.D
 def average_scores(
     scores: pd.DataFrame,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
-    decimals: int | None = 2,
+    decimals: int = 2,
 ) -> pd.DataFrame:
     """Average metric score per trust: the weighted mean Σw·s/Σw over its scored units.
 
@@ -427,7 +427,7 @@ def average_scores(
 def domain_scores(
     scores: pd.DataFrame,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
-    decimals: int | None = 2,
+    decimals: int = 2,
 ) -> pd.DataFrame:
     """Domain score per trust and domain: the weighted mean of the trust's scored units in the domain (the
     combined finance score counts once in "Finance and productivity"). Context only; it does not feed the
