@@ -99,9 +99,14 @@ def metric_context(m: Metric, data: dict | None) -> dict:
            "run_methods": "", "in_run": data is not None}
     s = m.scoring
     if s.bands:
-        ctx["bands"] = _table(pd.DataFrame({"Lower bound": ["below the band above" if b is None else f"{b:g}"
-                                                            for b, _ in s.bands],
-                                            "Score": [f"{sc:g}" for _, sc in s.bands]}), numeric=("Score",))
+        def cond(band) -> str:
+            if band[0] is None:
+                return "otherwise"
+            op = band[2] if len(band) > 2 else ">="
+            return f"value {dict(zip(('>=', '>', '<=', '<'), ('≥', '>', '≤', '<')))[op]} {band[0]:g}"
+
+        ctx["bands"] = _table(pd.DataFrame({"Condition (first that holds)": [cond(b) for b in s.bands],
+                                            "Score": [f"{b[1]:g}" for b in s.bands]}), numeric=("Score",))
     if s.brackets:
         ctx["brackets"] = _table(pd.DataFrame({"Category": list(s.brackets),
                                                "Score": [f"{v:g}" for v in s.brackets.values()]}), numeric=("Score",))

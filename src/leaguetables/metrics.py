@@ -272,8 +272,15 @@ def peer_table(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Me
 
     p = methodology.peers
     demo = demographics.set_index("trust_code").sort_index()
+    # trusts with no demographic data at all (e.g. mental health trusts, which have no OHID catchment) get no
+    # peers; the variables are chosen among the others
+    have = demo[list(p.weights)].notna().any(axis=1)
+    demo = demo[have] if have.any() else demo
     weights = {k: v for k, v in p.weights.items() if demo[k].notna().all()}
+    if not weights or len(demo) < 2:
+        return pd.DataFrame(columns=["trust_code", "peer_code", "distance", "peer_rank"])
     types = trusts.set_index("trust_code")["trust_type"].sort_index()
+    types = types[types.index.isin(demo.index)]
     key = hashlib.sha256(
         pd.util.hash_pandas_object(demo[list(weights)]).to_numpy().tobytes()
         + pd.util.hash_pandas_object(types).to_numpy().tobytes()
@@ -327,6 +334,11 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
             df[col] = np.nan
     result.table = df[RESULT_COLUMNS]
     result.history = history(inputs, metric, quarter, confidence)
+    if metric.statistic in ("value", "bracket") and metric.funnel is False:
+        result.notes.append(
+            "Published as a value only (no numerator or denominator): no confidence interval and no funnel plot."
+            if metric.statistic == "value" else
+            "Published as a category or score only: no confidence interval and no funnel plot.")
     n_sup = int((df["status"] == STATUS_SUPPRESSED).sum())
     n_mis = int((df["status"] == STATUS_MISSING).sum())
     if n_sup or n_mis:

@@ -329,3 +329,67 @@ def catalogue_observations(data: pd.DataFrame, catalogue) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     out = out[out["trust_type"].isin(set().union(*[set(m.trust_types) for m in catalogue.metrics]))]
     return out.sort_values(["quarter", "metric_id", "trust_code"], ignore_index=True)
+
+
+class NoNofData(LookupError):
+    """No published NOF file covers the quarter."""
+
+
+#: What status.csv cannot say from the published files.
+NOF_STATUS_NOTE = ("Deficit flag from NHS England's OF5004 (in deficit or on deficit support; deficit support is "
+                   "not published separately, so deficit_support is false); Recovery Support Programme (segment 5) "
+                   "from OF5007, published for Q1–Q2 only (false where not published).")
+
+
+def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue=None) -> dict[str, pd.DataFrame]:
+    """The four contract tables of one quarter built from NHS England's published NOF files of every trust type
+    available (``run_quarter.py QUARTER --source nof``): Q1 2025/26 acute (134) + mental health and community
+    (61); Q2–Q4 2025/26 mental health and community only.
+
+    * ``trusts`` — the register of the files (region as published; Q1 acute says 'North East');
+    * ``observations`` — :func:`catalogue_observations` of the catalogue (default ``nof-2025-26``): published
+      values (2 dp) with the published within-type Rank as ``tiebreak``; bracket-only scores as categories;
+    * ``demographics`` — OHID catchment covariates where the real-data root has them (acute trusts), else empty;
+    * ``status`` — ``deficit`` = OF5004, ``improvement_programme`` = OF5007 (see :data:`NOF_STATUS_NOTE`).
+
+    Raises :class:`NoNofData` when no published file covers the quarter.
+    """
+    from leaguetables.config import load_catalogue
+
+    root = Path(real_dir) if real_dir is not None else DEFAULT_REAL_DIR
+    cat = catalogue if catalogue is not None else load_catalogue("nof-2025-26")
+    found = find_all_nof_files(root)
+    if not found:
+        raise NoNofData(f"no published NOF data file under {root} (expected {sorted(NOF_FOLDERS.values())})")
+    data = read_all_nof_data(found)
+    data = data[data["quarter"] == quarter]
+    if data.empty:
+        raise NoNofData(f"no published NOF file covers {quarter} (types found: {sorted(found)})")
+    reg = trust_register(data).drop(columns="quarter")
+    trusts = reg[["trust_code", "trust_name", "trust_type", "trust_subtype", "region"]].copy()
+    trusts["trust_subtype"] = trusts["trust_subtype"].fillna("")
+    obs = catalogue_observations(data, cat)
+    obs = obs.assign(numerator=np.nan, denominator=np.nan, suppressed=False)
+    obs["category"] = obs["category"].astype(object).where(obs["category"].notna(), None)
+    obs = obs[["quarter", "trust_code", "metric_id", "numerator", "denominator", "value", "category", "suppressed",
+               "tiebreak"]]
+    obs = obs[obs["value"].notna() | obs["category"].notna()]
+    s = summary(data)
+    status = pd.DataFrame({
+        "quarter": quarter, "trust_code": s["trust_code"].to_numpy(),
+        "deficit": s["in_financial_deficit"].fillna(False).astype(bool).to_numpy(),
+        "deficit_support": False,
+        "improvement_programme": s["recovery_programme"].fillna(False).astype(bool).to_numpy(),
+    })
+    status.attrs["note"] = NOF_STATUS_NOTE
+    demo_dir = root / "trust_catchment_demographics"
+    cols = ["trust_code", "population", "share_65plus", "share_85plus", "imd_score", "rural_share",
+            "ethnic_minority_share"]
+    if demo_dir.is_dir():
+        from . import demographics
+        demo = demographics.trust_demographics(trusts["trust_code"], None, demo_dir)
+    else:
+        demo = pd.DataFrame({"trust_code": trusts["trust_code"]}).reindex(columns=cols)
+    return {"trusts": trusts.sort_values("trust_code", ignore_index=True),
+            "observations": obs.sort_values(["metric_id", "trust_code"], ignore_index=True),
+            "demographics": demo[cols], "status": status.sort_values("trust_code", ignore_index=True)}
