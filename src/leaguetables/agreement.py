@@ -38,13 +38,23 @@ EXPLANATIONS = {
               "provider's own activity only; the attribution table in ../shared/data/real/healthyr_trust_series "
               "(June 2022) names which provider's type 3 sites map to which acute trust, but its month is three "
               "years old and sites have changed since, so it cannot rebuild the Q1 2025/26 attribution.",
+    "ae_4hr_attributed_2022": "The same A&E figures with other providers' (mostly type 3) attendances attributed "
+                              "to acute trusts by NHS England's June 2022 attribution table (share × attendances "
+                              "and × within-4-hours of every provider mapped to the trust, the trust's own "
+                              "included): 117 of 123 equal at 1 dp (RF4 and RRK among the fixed), against 73 "
+                              "from own attendances. The 6 left (RAJ, RD1, RF4 by 0.4, RN3, RVV, RX1) are trusts "
+                              "whose type 3 sites or shares changed between June 2022 and 2025 (new or closed "
+                              "UTCs, providers re-let); NHS England's 2025/26 attribution is not published.",
     "cancer_fds_28d": "Same definition (all routes, quarter sum); any difference is a revision of the CWT extract "
                       "after NHS England took its figures.",
     "cancer_62d": "Same definition (all routes, quarter sum, half patients from shared pathways kept); any "
                   "difference is a revision or rounding.",
-    "staff_engagement": "Same NHS Staff Survey 2024 organisation score; a difference is the survey's own "
-                        "rounding of the published theme score.",
-    "staff_raising_concerns": "Same NHS Staff Survey 2024 organisation sub-score.",
+    "staff_engagement": "Same NHS Staff Survey 2024 organisation score. The 2 differences are trust mergers: "
+                        "RAL (Royal Free, which absorbed North Middlesex RAP on 1 January 2025) and RAX (Kingston "
+                        "and Richmond, formed April 2025) — the raw run maps the predecessors' 2024 results to "
+                        "the successor and pools them; NHS England publishes the successor's own 2024 score.",
+    "staff_raising_concerns": "Same NHS Staff Survey 2024 organisation sub-score; the same 2 merged trusts (RAL, "
+                              "RAX) differ, for the same reason.",
     "sickness_absence": "Period: NOF Q1 2025/26 uses Q4 2024/25 (January–March 2025) FTE days lost / available; "
                         "compared with our 2024-25-Q4 value.",
 }
@@ -85,6 +95,31 @@ def raw_values(quarter: str, raw_dir: Path, metric_ids: list[str]) -> pd.DataFra
     return pd.concat(frames, ignore_index=True)
 
 
+ATTRIBUTION = "healthyr_trust_series/england_ae_type3_to_acute_trust_attribution.csv"
+
+
+def ae_attributed(quarter: str, raw_dir: Path) -> pd.DataFrame:
+    """A&E 4-hour per acute trust with other providers' attendances attributed to acute trusts by NHS England's
+    June 2022 attribution table (``healthyr_trust_series``): for acute trust T, Σ_p share(p→T) × attendances_p
+    and × within-4-hours_p over every provider p mapped to T (T itself included); trusts the table does not name
+    keep their own figures. Returns ``trust_code, value`` (%)."""
+    from .sources import ae
+
+    monthly = ae.read_ae(nhse.source_path(raw_dir, "ae"))
+    tot = ae.quarter_totals(monthly, quarter).set_index("trust_code")[["attendances", "within_4h"]]
+    att = pd.read_csv(Path(raw_dir) / ATTRIBUTION)
+    att.columns = ["provider", "acute", "share"]
+    j = att.join(tot, on="provider", how="inner")
+    j["a"] = j["share"] * j["attendances"]
+    j["w"] = j["share"] * j["within_4h"]
+    g = j.groupby("acute")[["a", "w"]].sum()
+    own = tot.copy()
+    named = own.index.isin(g.index)
+    value = pd.Series(own["within_4h"] / own["attendances"] * 100.0, index=own.index)
+    value[named] = (g["w"] / g["a"] * 100.0).reindex(own.index[named])
+    return value.rename("value").rename_axis("trust_code").reset_index()
+
+
 def agreement(quarter: str = "2025-26-Q1", raw_dir: Path | None = None, nof_dir: Path | None = None,
               catalogue: str = "nhse-acute") -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(per_trust, per_metric)``: every trust × metric compared, and the share equal per metric."""
@@ -96,6 +131,11 @@ def agreement(quarter: str = "2025-26-Q1", raw_dir: Path | None = None, nof_dir:
     data = data[data["quarter"] == quarter]
     pub = nof.metric_values(data)
     ours = raw_values(quarter, raw_dir, [m for m in pairs if m in set(pairs)])
+    if "ae_4hr" in pairs and (raw_dir / ATTRIBUTION).is_file():
+        # variant: type 3 activity of other providers attributed by the June 2022 table
+        pairs = {**pairs, "ae_4hr_attributed_2022": pairs["ae_4hr"]}
+        ours = pd.concat([ours, ae_attributed(quarter, raw_dir).assign(metric_id="ae_4hr_attributed_2022",
+                                                                       our_quarter=quarter)], ignore_index=True)
     trusts = sorted(data["trust_code"].unique())
     rows = []
     for mid, code in pairs.items():
@@ -157,7 +197,11 @@ def markdown(per: pd.DataFrame, summ: pd.DataFrame, quarter: str) -> str:
     for r in summ.itertuples():
         lines.append(f"- **{r.metric_id}** ({r.nof_id}): published only: {r.published_only or 'none'}; "
                      f"ours only: {r.ours_only or 'none'}.")
-    lines += ["", "## Why values differ", ""]
+    lines += ["", "Cancer FDS and 62-day ('ours only'): all 16 are NHS England's 'Acute - Specialist' trusts (every "
+              "specialist trust in the file), which NHS England does not score on cancer waiting times whatever "
+              "their volume (The Christie RBV: 1,973 FDS patients in the quarter); A&E: RPC (Queen Victoria, "
+              "minor injuries unit) has attendances but no OF0013. RTT: no June 2025 extract in the raw data.",
+              "", "## Why values differ", ""]
     for r in summ.itertuples():
         lines.append(f"- **{r.metric_id}** ({r.nof_id}, {r.share_equal:.1%} equal): {EXPLANATIONS.get(r.metric_id, '')}")
     d = per[per["status"].isin(["differs", "within_1_unit"])].sort_values(["metric_id", "trust_code"])
