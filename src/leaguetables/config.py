@@ -47,6 +47,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RelativeFloor(_Strict):
+    """A floor relative to the trust's own baseline (2026/27 planning standards, e.g. RTT 18 weeks "+7 points or
+    65%, whichever is greater"): floor = max(baseline + improvement, at_least) when higher is better,
+    min(baseline − improvement, at_least) when lower is better; no baseline → at_least."""
+
+    improvement: float = Field(gt=0, le=100, allow_inf_nan=False, description="points of improvement on the baseline")
+    at_least: float = Field(ge=-1e6, le=1e6, allow_inf_nan=False,
+                            description="the absolute level that always suffices (65 for '… or 65%')")
+    baseline_quarters_back: int = Field(4, ge=1, le=8, description="the baseline is the trust's value this many "
+                                                                  "quarters earlier")
+    source: str = Field(min_length=1, description="where the rule comes from; 'illustrative' if not NHS England's")
+
+
 class Scoring(_Strict):
     """How a metric becomes a NOF score (1.00 best – 4.00 worst)."""
 
@@ -58,6 +71,8 @@ class Scoring(_Strict):
         None, description="[bound, score] or [bound, score, op] entries, best first: a value takes the first band "
                           "whose condition 'value op bound' holds (op '>=' by default; '>=' / '>' with descending "
                           "bounds, '<=' / '<' with ascending bounds); the last bound is null (everything else)")
+    relative_floor: RelativeFloor | None = Field(
+        None, description="a floor relative to the trust's own baseline (scores 4.00 when failed)")
     comparator: Literal["type", "all_listed_types"] = Field(
         "type", description="the comparator population: 'type' ranks each trust type separately; "
                             "'all_listed_types' ranks the trusts of every type in trust_types together (NHS "
@@ -71,6 +86,9 @@ class Scoring(_Strict):
             raise ValueError("'brackets' given but scoring method is not 'bracket'")
         if self.standard is not None and self.floor is not None:
             raise ValueError("a metric has a standard or a floor, not both")
+        if self.relative_floor is not None and (self.method != "ranked" or self.floor is not None
+                                                or self.standard is not None):
+            raise ValueError("'relative_floor' needs ranked scoring and no other floor or standard")
         if self.method == "bands":
             b = self.bands or []
             if len(b) < 2 or b[-1][0] is not None or any(x[0] is None for x in b[:-1]):
@@ -263,11 +281,13 @@ class Segmentation(_Strict):
     def _check(self) -> "Segmentation":
         import math
         if self.rule == "fixed_thresholds":
-            if not self.thresholds or len(self.thresholds) != 3 or sorted(self.thresholds) != self.thresholds:
+            if self.thresholds is None:
+                pass  # not published anywhere we can cite: valid config, but nothing can be segmented (see unsourced)
+            elif len(self.thresholds) != 3 or sorted(self.thresholds) != self.thresholds:
                 raise ValueError("fixed_thresholds needs 3 ascending thresholds")
-            if any(not (math.isfinite(t) and 1.0 <= t <= 4.0) for t in self.thresholds):
+            elif any(not (math.isfinite(t) and 1.0 <= t <= 4.0) for t in self.thresholds):
                 raise ValueError("fixed_thresholds must be finite and lie in 1–4 (the range of average scores)")
-            if not self.thresholds_source:
+            if self.thresholds is not None and not self.thresholds_source:
                 raise ValueError("fixed_thresholds needs 'thresholds_source' (a citation, or 'illustrative')")
         elif self.thresholds is not None or self.thresholds_source is not None:
             raise ValueError("'thresholds' and 'thresholds_source' apply to fixed_thresholds only")
@@ -277,6 +297,11 @@ class Segmentation(_Strict):
         elif self.pool_types is not None:
             raise ValueError("'pool_types' applies to quartiles_pooled only")
         return self
+
+    @property
+    def unsourced(self) -> bool:
+        """Fixed thresholds whose values are not (yet) published: segments cannot be computed."""
+        return self.rule == "fixed_thresholds" and self.thresholds is None
 
     @property
     def illustrative(self) -> bool:
@@ -327,6 +352,8 @@ class Methodology(_Strict):
     version: str
     name: str
     catalogue: str
+    organisation_kinds: list[Literal["provider", "icb"]] = Field(
+        ["provider"], description="the kinds of organisation scored and segmented (2026/27: providers and ICBs)")
     confidence_levels: list[float]
     segmentation: Segmentation
     financial_override: FinancialOverride
@@ -334,6 +361,13 @@ class Methodology(_Strict):
     funnel: FunnelSettings
     peers: PeerSettings
     productivity: Productivity
+
+    @field_validator("organisation_kinds")
+    @classmethod
+    def _kinds(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("organisation_kinds must name distinct kinds (provider, icb)")
+        return v
 
     @field_validator("confidence_levels")
     @classmethod

@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 from . import pages
 from .config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
 from .contract import quarter_label, quarter_period
-from .report import ReportData, coefficient_frame, fmt, input_checksums, provenance_html
+from .report import ReportData, coefficient_frame, fmt, input_checksums, provenance_html, thresholds_notice
 
 # readable names of catalogue and config fields; a field not listed here is shown by its own name
 LABELS = {
@@ -30,7 +30,10 @@ LABELS = {
     "scale": "Scale (dispersion)", "funnel": "Funnel plot", "unit_cost": "Unit cost", "amount": "Amount",
     "currency": "Currency", "activity": "Activity", "source": "Source", "version": "Version",
     "catalogue": "Default catalogue", "confidence_levels": "Confidence levels", "segmentation": "Segmentation",
-    "rule": "Rule", "thresholds": "Thresholds", "financial_override": "Financial override", "enabled": "Enabled",
+    "rule": "Rule", "thresholds": "Thresholds", "pool_types": "Pooled trust types",
+    "thresholds_source": "Source of the thresholds", "organisation_kinds": "Organisations scored",
+    "relative_floor": "Floor relative to the trust's baseline", "improvement": "Improvement (points)",
+    "at_least": "Or at least", "baseline_quarters_back": "Baseline (quarters back)", "lookup": "Lookup table", "financial_override": "Financial override", "enabled": "Enabled",
     "from_segments": "From segments", "to_segment": "To segment", "bootstrap": "Bootstrap",
     "replicates": "Replicates", "seed": "Seed", "level": "Level", "sr_method": "Overdispersion method",
     "trim_by": "Winsorisation (each tail)", "band_level": "Band level", "outer_level": "Outer limit level",
@@ -46,6 +49,7 @@ VALUES = {
     "upper_quartile": "upper quartile (best 25%)", "type": "trust type", "peers": "demographic peers",
     "all_listed_types": "all the metric's trust types together", "X2": "Pearson χ²/df (quasi-likelihood)",
     "nof_finance": "NHS England's combined-finance rule", "weighted_mean": "weighted mean",
+    "provider": "NHS trusts (providers)", "icb": "integrated care boards",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {
@@ -196,6 +200,7 @@ def context(data: ReportData) -> dict:
         "config": settings(meth),
         "peer_weights": [[LABELS.get(k, k.replace("_", " ")), f"{v:g}"] for k, v in meth.peers.weights.items()],
         "demo": data.run.get("source") == "demo",
+        "thresholds_notice": thresholds_notice(meth),
         "provenance": Markup(provenance_html(data.run, git_state(), input_checksums(data.inputs))),
     }
 

@@ -205,7 +205,13 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
             # values published rounded, with the publisher's rank of the unrounded values (within type)
             tiebreak = pd.Series(df.loc[rows, "tiebreak"].to_numpy(float), index=codes)
             group = pd.Series(df.loc[rows, "trust_type"].to_numpy(), index=codes)
-        sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=s.floor, tiebreak=tiebreak,
+        floor = s.floor
+        if s.relative_floor is not None:
+            base = (pd.Series(df.loc[rows, "baseline"].to_numpy(float), index=codes) if "baseline" in df.columns
+                    else pd.Series(np.nan, index=codes))
+            rf = s.relative_floor
+            floor = scoring.relative_floor(base, metric.direction, rf.improvement, rf.at_least)
+        sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=floor, tiebreak=tiebreak,
                                   tiebreak_group=group if len(types) > 1 else None)
         scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
     return scores
@@ -303,6 +309,20 @@ def _peers(df: pd.DataFrame, inputs: QuarterInputs, metric: Metric, methodology:
     return out
 
 
+def baseline_values(inputs: QuarterInputs, metric: Metric, quarter: str, confidence: float, back: int) -> pd.Series:
+    """The metric's value per trust ``back`` quarters before ``quarter`` (the baseline of a relative floor);
+    empty when that quarter is not in the inputs."""
+    from .contract import previous_quarter
+
+    q = quarter
+    for _ in range(back):
+        q = previous_quarter(q)
+    if q not in inputs.quarters():
+        return pd.Series(dtype=float)
+    df = observed_table(inputs, metric, q)
+    return pd.Series(indicator(df, metric, confidence)["value"].to_numpy(float), index=df["trust_code"].to_numpy())
+
+
 def history(inputs: QuarterInputs, metric: Metric, quarter: str, confidence: float) -> pd.DataFrame:
     """The metric's value for every trust in every quarter up to and including ``quarter`` (for trends)."""
     frames = []
@@ -324,6 +344,10 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
     df = pd.concat([df, indicator(df, metric, confidence)], axis=1)
     df = pd.concat([df, _fit_models(result, df, inputs, confidence)], axis=1)
     df = pd.concat([df, _funnels(result, df, methodology)], axis=1)
+    if metric.scoring.relative_floor is not None:
+        df["baseline"] = baseline_values(inputs, metric, quarter, confidence,
+                                         metric.scoring.relative_floor.baseline_quarters_back).reindex(
+            df["trust_code"]).to_numpy(float)
     df["score"] = _scores(df, metric, "value")
     adjusted = df["adjusted_value"].where(df["adjusted_value"].notna(), df["value"])
     df["score_adjusted"] = _scores(df.assign(adjusted_for_scoring=adjusted), metric, "adjusted_for_scoring")

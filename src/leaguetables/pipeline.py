@@ -155,6 +155,14 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
         if not SAFE_ID.match(m):
             raise InputError(f"--metrics: {m!r} is not a metric id (lower-case letters, digits and underscores)")
     methodology = load_methodology(opts.methodology)
+    seg = methodology.segmentation
+    if seg.unsourced:
+        raise InputError(f"methodology {methodology.id}: its segment thresholds are not published in any source "
+                         "this project has, so segments cannot be computed; set segmentation.thresholds with "
+                         "thresholds_source to publish")
+    if seg.illustrative and opts.source != "demo":
+        raise InputError(f"methodology {methodology.id}: its segment thresholds are illustrative, not NHS "
+                         f"England's; real data (--source {opts.source}) need thresholds with a published source")
     cat_name = opts.catalogue or SOURCE_CATALOGUE.get(opts.source) or methodology.catalogue
     catalogue = load_catalogue(cat_name)
     if opts.source == "demo":

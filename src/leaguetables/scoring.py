@@ -43,6 +43,7 @@ __all__ = [
     "round_half_up",
     "score_ranked",
     "score_bracket",
+    "relative_floor",
     "combine_finance",
     "finance_rule",
     "DEFAULT_COMBINE_RULES",
@@ -230,6 +231,24 @@ def score_ranked(
         score[spread] = raw_a if decimals is None else round_half_up(raw_a, decimals)
     out.loc[pop.index.intersection(values.index)] = score.reindex(pop.index.intersection(values.index))
     return out
+
+
+def relative_floor(baseline: pd.Series, direction: Direction, improvement: float, at_least: float) -> pd.Series:
+    """Per-organisation floor relative to its own baseline (the 2026/27 planning standards' "+7 points or 65%,
+    whichever is greater"): ``max(baseline + improvement, at_least)`` when higher is better,
+    ``min(baseline − improvement, at_least)`` when lower is better; a missing baseline gives ``at_least``.
+    Pass the result as ``floor`` to :func:`score_ranked` (failing it scores 4.00).
+
+    >>> relative_floor(pd.Series({"a": 50.0, "b": 62.0, "c": np.nan}), "higher_better", 7, 65).tolist()
+    [65.0, 69.0, 65.0]
+    """
+    _check_direction(direction)
+    b = pd.to_numeric(baseline, errors="raise").astype(float)
+    if direction == "higher_better":
+        out = np.fmax(b + improvement, at_least)
+    else:
+        out = np.fmin(b - improvement, at_least)
+    return pd.Series(np.asarray(out, dtype=float), index=b.index, name="floor").fillna(float(at_least))
 
 
 def score_bracket(categories: pd.Series, mapping: Mapping[str, float]) -> pd.Series:
