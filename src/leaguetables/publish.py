@@ -129,11 +129,15 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes
                            else (np.nan, np.nan, np.nan))
             rank = _competition_rank(vals, m.direction == "higher_better")
             for (_, r), rk in zip(g.iterrows(), rank):
-                if has_value and m.statistic != "bracket":
-                    rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, value_code, ttype, quarter),
+                # NHS England lists a trust under a metric only when it has a figure
+                if has_value and m.statistic != "bracket" and pd.notna(r["value"]):
+                    row = _nof_row(codes, value_code, ttype, quarter)
+                    if m.unit == "count":  # e.g. OF0048/OF0088 published as a count for small specialist trusts
+                        row["Units"] = "count"
+                    rows.append({"Trust_code": r["trust_code"], **row,
                                  "Value": r["value"], "Median_value": med, "Lower_quartile": q1,
                                  "Upper_quartile": q3, "Rank": rk})
-                if has_score:
+                if has_score and pd.notna(r["score"]):
                     rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, score_code, ttype, quarter),
                                  "Value": r["score"], "Median_value": np.nan, "Lower_quartile": np.nan,
                                  "Upper_quartile": np.nan, "Rank": rk if has_value else np.nan})
