@@ -36,6 +36,9 @@ for code, g in d.groupby("Metric_ID", sort=True):
     entry = dict(description=desc, domain=dom, sub_domain=sub, units=units, **e)
     if miss:
         entry["overrides"] = miss
+    blank = sorted(t for t, gt in g.groupby("t") if gt["Reporting_date"].isna().all())
+    if blank:
+        entry["blank_for"] = blank
     out[code] = entry
 doc = {"id": "nof-2025-26", "source": "NHS England, NHS Oversight Framework 2025/26 data files: acute trusts Q1 2025/26 (9 September 2025) and mental health and community trusts Q1-Q4 2025/26; transcribed by scripts/nof_codes_from_files.py and checked by tests/test_nof_codes.py",
        "codes": out}

@@ -59,13 +59,14 @@ def test_registry_has_every_published_code_with_its_labels(published):
 
 
 def test_registry_reproduces_every_published_reporting_date(published):
-    """The Reporting_date of every published code × quarter (blank for the acute OF5005/OF5007 excepted)."""
+    """The Reporting_date of every published code × quarter × trust type (blank where the file leaves it blank:
+    acute OF5005/OF5007)."""
     codes = nofcodes.load_nof_codes()
     bad = []
-    for (code, quarter), g in published.groupby(["metric_id", "quarter"]):
-        want = set(g["reporting_date"].dropna().astype(str))
-        got = nofcodes.reporting_date(codes.get(code), quarter)
-        if want and want != {got}:
+    for (code, quarter, ttype), g in published.groupby(["metric_id", "quarter", "trust_type"]):
+        want = set(g["reporting_date"].fillna("").astype(str))
+        got = nofcodes.reporting_date(codes.get(code), quarter, ttype)
+        if want != {got}:
             bad.append((code, quarter, sorted(want), got))
     assert bad == []
 
@@ -131,7 +132,7 @@ def test_long_table_uses_only_nhs_england_codes_and_labels():
     for code, g in long.groupby("Metric_ID"):
         e = codes.get(code)
         assert set(g["Metric_description"]) == {e.description}
-        assert set(g["Reporting_date"]) == {nofcodes.reporting_date(e, "2025-26-Q1")}
+        assert set(g["Reporting_date"]) == {nofcodes.reporting_date(e, "2025-26-Q1", "acute")}
     assert set(long.loc[long["Metric_ID"] == "OF0013", "Reporting_date"]) == {"Q1 2025"}
     s = long.set_index(["Trust_code", "Metric_ID"])["Value"]
     assert s[("A", "OF5004")] == 0 and s[("B", "OF5004")] == 1

@@ -75,3 +75,42 @@ def test_raw_statistics_agreement_q1():
     assert s.loc["staff_engagement", "equal"] == 132 and s.loc["staff_raising_concerns", "equal"] == 132
     assert s.loc["ae_4hr", ["published_decimals", "compared", "equal"]].tolist() == [1, 123, 73]
     assert s.loc["ae_4hr_attributed_2022", "equal"] == 117
+
+
+@pytest.fixture(scope="module")
+def nof_report(tmp_path_factory):
+    import subprocess
+    import sys
+    from pathlib import Path
+    real_data_or_skip("nof_2025_26_q1_acute")
+    real_data_or_skip("nof_2025_26_q4_mhc")
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path_factory.mktemp("nof")
+    proc = subprocess.run([sys.executable, str(root / "run_quarter.py"), "2025-26-Q1", "--source", "nof", "--out",
+                           str(out), "--no-progress"], capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr
+    return out / "2025-26-Q1"
+
+
+@pytest.mark.slow
+def test_source_nof_publishes_195_trusts_joining_the_published_file_row_for_row(nof_report):
+    """`run_quarter.py 2025-26-Q1 --source nof`: 134 acute + 61 MH trusts in the league table; its NHS-layout long
+    file has exactly the published (trust, Metric_ID) rows of the acute Q1 and MH Q1 files (9,507), with the
+    published Metric_description, Units and Reporting_date on every row and every OF0xxx value equal."""
+    lt = pd.read_csv(nof_report / "tables" / "league_table_full.csv", dtype={"trust_code": str})
+    assert lt["trust_type"].value_counts().to_dict() == {"acute": 134, "mental_health_community": 61}
+    assert lt["segmentation_population"].iloc[0].startswith("pooled averages of acute + mental_health_community "
+                                                            "(195 trusts)")
+    ours = pd.read_csv(nof_report / "tables" / "nof_data_long.csv", dtype={"Trust_code": str},
+                       keep_default_na=False, na_values=[""])
+    d = nof.read_all_nof_data(nof.find_all_nof_files())
+    d = d[d["quarter"] == "2025-26-Q1"].rename(columns={"trust_code": "Trust_code", "metric_id": "Metric_ID"})
+    j = ours.merge(d, on=["Trust_code", "Metric_ID"], how="outer", indicator=True)
+    assert len(ours) == len(d) == 9507 and (j["_merge"] == "both").all()
+    assert (j["Metric_description"] == j["metric_description"]).all()
+    assert (j["Units"].astype(str) == j["units"].astype(str)).all()
+    assert (j["Reporting_date"].fillna("").astype(str) == j["reporting_date"].fillna("").astype(str)).all()
+    v = j[j["Metric_ID"].str.startswith("OF0")]
+    assert ((pd.to_numeric(v["Value"]) - v["value"]).abs() < 1e-9).all()
+    page = (nof_report / "index.html").read_text(encoding="utf-8")
+    assert "Published as a value only (no numerator or denominator): no confidence interval and no funnel plot." in page

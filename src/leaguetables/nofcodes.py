@@ -52,6 +52,8 @@ class NofCode(BaseModel):
     reporting_date: Literal[DATE_RULES]  # type: ignore[valid-type]
     text: str | None = None
     overrides: dict[str, str] = {}
+    blank_for: list[Literal["acute", "mental_health_community", "ambulance"]] = Field(
+        [], description="trust types whose file leaves Reporting_date blank for this code (acute OF5005/OF5007)")
 
     @model_validator(mode="after")
     def _check(self) -> "NofCode":
@@ -124,8 +126,11 @@ def _span(year: int, month: int) -> str:
     return f"{_MONTH[start_m - 1]} {start_y % 100:02d} - {_MONTH[month - 1]} {year % 100:02d}"
 
 
-def reporting_date(entry: NofCode, quarter: str) -> str:
-    """The published ``Reporting_date`` label of a code for a quarter (see the module docstring)."""
+def reporting_date(entry: NofCode, quarter: str, trust_type: str | None = None) -> str:
+    """The published ``Reporting_date`` label of a code for a quarter (see the module docstring); blank for a
+    trust type in the entry's ``blank_for``."""
+    if trust_type is not None and trust_type in entry.blank_for:
+        return ""
     if quarter in entry.overrides:
         return entry.overrides[quarter]
     fy, q = quarter_parts(quarter)

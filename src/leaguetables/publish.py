@@ -92,7 +92,7 @@ def _nof_row(codes, code: str, ttype: str, quarter: str) -> dict:
 
     e = codes.get(code)
     return {"Metric_ID": code, "Metric_description": e.description, "Domain": e.domain, "Sub-domain": e.sub_domain,
-            "Units": nof_units(e, ttype), "Reporting_date": nof_date(e, quarter)}
+            "Units": nof_units(e, ttype), "Reporting_date": nof_date(e, quarter, ttype)}
 
 
 def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes=None) -> pd.DataFrame:
