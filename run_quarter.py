@@ -5,6 +5,7 @@ Examples:
   python run_quarter.py 2025-26-Q4                       # the synthetic demo quarter
   python run_quarter.py 2025-26-Q4 --metrics ae_4hr,cdiff --jobs 2
   python run_quarter.py 2024-25-Q4 --source nhse --raw ../shared/data/real
+  python run_quarter.py 2025-26-Q1 --source nof      # from NHS England's published NOF values, every type
   python run_quarter.py 2025-26-Q4 --verify              # rerun from the recorded inputs; report differences
   python run_quarter.py 2025-26-Q3 --data DIR --revise   # republish a quarter with revised inputs
 
@@ -35,8 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("quarter", help="financial-year quarter, e.g. 2025-26-Q4 (January to March 2026)")
     ap.add_argument("--source", choices=SOURCES, default="demo",
-                    help="demo: synthetic demo data (default); nhse: NHS England's published files under --raw; "
-                         "files: the four contract CSV files in --data")
+                    help="demo: synthetic demo data (default); nhse: NHS England's published statistics under --raw; "
+                         "nof: NHS England's published NOF metric values under --raw (every trust type published for "
+                         "the quarter); files: the four contract CSV files in --data")
     ap.add_argument("--data", type=Path, help="folder with trusts.csv, observations.csv, demographics.csv, "
                                               "status.csv (default for demo: data/demo, generated if missing)")
     ap.add_argument("--raw", type=Path, default=DEFAULT_REAL_DATA,

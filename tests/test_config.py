@@ -14,7 +14,8 @@ from leaguetables.errors import InputError
 def test_shipped_configs_load():
     m = load_methodology("nof-2025-26")
     c = load_catalogue(m.catalogue)
-    assert m.segmentation.rule == "quartiles_within_type"
+    assert m.segmentation.rule == "quartiles_pooled"  # NHS England's 2025/26 rule (published acute Q1 file)
+    assert m.segmentation.pool_types == ["acute", "mental_health_community", "ambulance"]
     assert len(c.metrics) >= 20
     infection = [x for x in c.metrics if x.sub_domain == "Infection prevention"]
     assert len(infection) == 3 and all(abs(x.weight - 1 / 3) < 1e-12 for x in infection)
@@ -62,3 +63,48 @@ def test_unknown_methodology_name():
         load_methodology("nof-1999-00")
     with pytest.raises(InputError, match="not a valid name"):
         load_methodology("../../etc/passwd")
+
+
+@pytest.mark.parametrize("segmentation, message", [
+    ({"rule": "quartiles_pooled", "description": "x"}, "needs 'pool_types'"),
+    ({"rule": "quartiles_pooled", "pool_types": ["acute", "acute"], "description": "x"}, "distinct"),
+    ({"rule": "quartiles_within_type", "pool_types": ["acute"], "description": "x"}, "quartiles_pooled only"),
+    ({"rule": "fixed_thresholds", "thresholds": [2.0, 2.3, 2.6], "description": "x"}, "thresholds_source"),
+    ({"rule": "fixed_thresholds", "thresholds": [0.5, 2.3, 2.6], "thresholds_source": "illustrative",
+      "description": "x"}, "lie in 1–4"),
+])
+def test_segmentation_fields_are_cross_checked(tmp_path, segmentation, message):
+    """quartiles_pooled needs distinct pool types; fixed thresholds need a source and values in 1–4."""
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/methodology/nof-2025-26.yaml").read_text())
+    data["segmentation"] = segmentation
+    p = tmp_path / "m.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match=message):
+        load_methodology(p)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4]]}, "4 rows of 4"),
+    ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 4, 5]]}, "1–4"),
+    ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 2, 4]]}, "must not decrease"),
+    ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 4, 4]], "source": None}, "needs its 'source'"),
+])
+def test_finance_lookup_is_cross_checked(tmp_path, change, message):
+    """The combined-finance lookup: 4×4, scores 1–4, monotone, with a source."""
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/catalogues/demo.yaml").read_text())
+    data["combine_groups"]["finance"].update(change)
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match=message):
+        load_catalogue(p)
+
+
+def test_bands_operators_are_cross_checked(tmp_path):
+    """Band operators: lower-bound and upper-bound operators cannot be mixed."""
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/catalogues/demo.yaml").read_text())
+    m = next(x for x in data["metrics"] if x["id"] == "finance_plan")
+    m["scoring"]["bands"] = [[0.0, 1], [-1.0, 2, "<"], [None, 4]]
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match="mixes"):
+        load_catalogue(p)

@@ -60,6 +60,13 @@ def test_league_tables_are_consistent(published, demo_inputs):
                                   "Domain", "Sub-domain", "Metric_ID", "Metric_description", "Reporting_date", "Units",
                                   "Value", "Median_value", "Lower_quartile", "Upper_quartile", "Rank"]
     assert {"OF5000", "OF5002", "OF5003", "OF5004"} <= set(long["Metric_ID"])
+    # NHS England's own codes and labels only (config/nof/codes-2025-26.yaml, checked against the published files)
+    from leaguetables.nofcodes import load_nof_codes
+    codes = load_nof_codes()
+    assert set(long["Metric_ID"]) <= set(codes.codes)
+    for code, g in long.groupby("Metric_ID"):
+        assert set(g["Metric_description"]) == {codes.get(code).description}, code
+    assert set(long.loc[long["Metric_ID"] == "OF5004", "Value"]) <= {0, 1}  # the deficit flag
 
 
 def test_html_has_each_league_table_and_no_code_or_external_scripts(published):

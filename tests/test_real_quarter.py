@@ -1,5 +1,5 @@
-"""A real quarter end to end: Q4 2024/25 for England's acute trusts with a type 1 A&E department, from NHS
-England's published files in ../shared/data/real (skips when they are absent)."""
+"""A real quarter end to end: Q4 2024/25 for every acute trust in England (134, specialists included, as NHS England
+ranks them), from NHS England's published files in ../shared/data/real (skips when they are absent)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def real_report(tmp_path_factory):
 
 def test_real_quarter_has_at_least_eight_metrics_and_all_acute_trusts(real_report):
     lt = pd.read_csv(real_report / "tables" / "league_table_full.csv")
-    assert len(lt) == 121 and set(lt["trust_type"]) == {"acute"}
+    assert len(lt) == 134 and set(lt["trust_type"]) == {"acute"}  # 121 with a type 1 A&E + 13 without
     metrics = json.loads((real_report / "manifest.json").read_text())["parameters"]["metrics"]
     assert len(metrics) >= 8
     assert all((real_report / "tables" / "metrics" / f"{m}.csv").exists() for m in metrics)

@@ -192,8 +192,10 @@ def test_demo_quarter_vectorised_path_matches_the_published_functions(demo_input
     status = demo_inputs.status[demo_inputs.status["quarter"] == Q_NOW]
     status = status[status["trust_code"].isin(set(qd.codes))]
     trusts = demo_inputs.trusts[demo_inputs.trusts["trust_code"].isin(set(qd.codes))]
-    table = scoring.build_league_table(sc, trusts, status, "quartiles_within_type", replicates=100, seed=1,
-                                       combine_rules=league.combine_rules(cat)).set_index("trust_code")
+    seg = meth.segmentation
+    table = scoring.build_league_table(sc, trusts, status, seg.rule, replicates=100, seed=1,
+                                       combine_rules=league.combine_rules(cat),
+                                       pool_types=seg.pool_types).set_index("trust_code")
     assert (table.loc[obs.index, "rank"].astype(int) == obs["rank"].astype(int)).all()
     rk = sampling.rankability(qd)
     assert rk["rankability"].between(0, 1).all() and len(rk) >= 10

@@ -430,3 +430,55 @@ def test_build_league_table_end_to_end():
     assert required <= set(out.columns)
     with pytest.raises(ValueError, match="deficit is missing"):
         sc.build_league_table(df, trusts, status.iloc[:5], "quartiles_within_type", replicates=10, seed=5)
+
+
+# --------------------------------------------------------------------------------------------------------
+# issue 11: pooled cut points, pooled ranking with a within-type tiebreak, finance lookup and bands
+# --------------------------------------------------------------------------------------------------------
+def test_pooled_quartiles_one_set_of_cut_points_for_every_type():
+    """Hand-worked: averages X: 1, 2, 3, 4 and Y: 5, 6, 7, 8 pooled (8 values): numpy quartiles 2.75 / 4.5 /
+    6.25 for both types → X 1, 1, 2, 2 and Y 3, 3, 4, 4; within type each would be 1, 2, 3, 4. With
+    pool_types=["X"] the cut points are X's own quartiles 1.75 / 2.5 / 3.25 for both types: X 1, 2, 3, 4, Y all 4."""
+    avg = pd.Series([1, 2, 3, 4, 5, 6, 7, 8], index=list("abcdefgh"), dtype=float)
+    typ = pd.Series(["X"] * 4 + ["Y"] * 4, index=avg.index)
+    seg, cuts = sc.assign_segments(avg, typ, "quartiles_pooled")
+    assert cuts["X"] == cuts["Y"] == pytest.approx((2.75, 4.5, 6.25))
+    assert seg.tolist() == [1, 1, 2, 2, 3, 3, 4, 4]
+    seg, cuts = sc.assign_segments(avg, typ, "quartiles_pooled", pool_types=["X"])
+    assert cuts["Y"] == pytest.approx((1.75, 2.5, 3.25)) and seg.tolist() == [1, 2, 3, 4, 4, 4, 4, 4]
+    within, _ = sc.assign_segments(avg, typ, "quartiles_within_type")
+    assert within.tolist() == [1, 2, 3, 4] * 2
+    assert "pooled averages of X + Y (8 trusts)" == sc.segmentation_population(typ, avg, "quartiles_pooled")
+
+
+def test_pooled_rank_with_within_type_tiebreak():
+    """Hand-worked, higher is better, published 2-dp values tie: a (X, 5.0, rank 1), b (X, 5.0, rank 2),
+    c (Y, 5.0, rank 1), d (Y, 4.0). Ranks: a 1, b 2 (after a in X), c 1 (ties with a across types), d 4.
+    n = 4 → scores 1.00, 2.00, 1.00, 4.00."""
+    v = pd.Series({"a": 5.0, "b": 5.0, "c": 5.0, "d": 4.0})
+    tb = pd.Series({"a": 1, "b": 2, "c": 1, "d": 2})
+    grp = pd.Series({"a": "X", "b": "X", "c": "Y", "d": "Y"})
+    got = sc.score_ranked(v, "higher_better", tiebreak=tb, tiebreak_group=grp)
+    assert got.tolist() == [1.0, 2.0, 1.0, 4.0]
+
+
+def test_finance_lookup_nhs_england_table():
+    """NHS England's combined-finance table (published acute Q1 2025/26: (2,2) → 2 and (3,3) → 3, cells the
+    earlier step rule put at 3 and 4). lookup=False keeps the step rule for comparison."""
+    p = pd.Series([2.0, 3.0, 1.0, 4.0], index=list("abcd"))
+    v = pd.Series([2.0, 3.0, 4.0, 1.0], index=list("abcd"))
+    assert sc.combine_finance(p, v).tolist() == [2.0, 3.0, 3.0, 2.0]
+    assert sc.combine_finance(p, v, lookup=False).tolist() == [3.0, 4.0, 3.0, 2.0]
+    with pytest.raises(ValueError, match="4×4"):
+        sc.combine_finance(p, v, lookup=[[1, 2], [3, 4]])
+
+
+def test_finance_bands_with_strict_bound():
+    """NHS England's OF0079 bands: ≥ 0 → 1, (−1, 0) → 2, [−2, −1] → 3, < −2 → 4 (published files: −1.00 → 3,
+    −0.99 → 2)."""
+    from leaguetables.metrics import score_bands
+    bands = [(0.0, 1), (-1.0, 2, ">"), (-2.0, 3), (None, 4)]
+    got = score_bands(np.array([0.0, 3.7, -0.01, -0.99, -1.0, -2.0, -2.01, np.nan]), bands)
+    assert got[:7].tolist() == [1, 1, 2, 2, 3, 3, 4] and np.isnan(got[7])
+    up = [(0.0, 1, "<="), (1.0, 2, "<="), (2.0, 3, "<="), (None, 4)]  # infection counts 0, 1, 2, 3+
+    assert score_bands(np.array([0.0, 1.0, 2.0, 3.0, 7.0]), up).tolist() == [1, 2, 3, 4, 4]

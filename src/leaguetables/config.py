@@ -47,6 +47,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RelativeFloor(_Strict):
+    """A floor relative to the trust's own baseline (2026/27 planning standards, e.g. RTT 18 weeks "+7 points or
+    65%, whichever is greater"): floor = max(baseline + improvement, at_least) when higher is better,
+    min(baseline − improvement, at_least) when lower is better; no baseline → at_least."""
+
+    improvement: float = Field(gt=0, le=100, allow_inf_nan=False, description="points of improvement on the baseline")
+    at_least: float = Field(ge=-1e6, le=1e6, allow_inf_nan=False,
+                            description="the absolute level that always suffices (65 for '… or 65%')")
+    baseline_quarters_back: int = Field(4, ge=1, le=8, description="the baseline is the trust's value this many "
+                                                                  "quarters earlier")
+    source: str = Field(min_length=1, description="where the rule comes from; 'illustrative' if not NHS England's")
+
+
 class Scoring(_Strict):
     """How a metric becomes a NOF score (1.00 best – 4.00 worst)."""
 
@@ -54,9 +67,16 @@ class Scoring(_Strict):
     standard: float | None = Field(None, description="trusts meeting it score 1.00; the rest spread 2.00–4.00")
     floor: float | None = Field(None, description="trusts failing it score 4.00; the rest spread 1.00–3.00")
     brackets: dict[str, float] | None = None
-    bands: list[tuple[float | None, float]] | None = Field(
-        None, description="[lower bound, score] pairs, best first; the last bound is null (everything below)")
-    comparator: Literal["type", "all_listed_types"] = "type"
+    bands: list[tuple[float | None, float] | tuple[float | None, float, Literal[">=", ">", "<=", "<"]]] | None = Field(
+        None, description="[bound, score] or [bound, score, op] entries, best first: a value takes the first band "
+                          "whose condition 'value op bound' holds (op '>=' by default; '>=' / '>' with descending "
+                          "bounds, '<=' / '<' with ascending bounds); the last bound is null (everything else)")
+    relative_floor: RelativeFloor | None = Field(
+        None, description="a floor relative to the trust's own baseline (scores 4.00 when failed)")
+    comparator: Literal["type", "all_listed_types"] = Field(
+        "type", description="the comparator population: 'type' ranks each trust type separately; "
+                            "'all_listed_types' ranks the trusts of every type in trust_types together (NHS "
+                            "England's rule for a metric reported by several types, e.g. children's MH access)")
 
     @model_validator(mode="after")
     def _check(self) -> "Scoring":
@@ -66,13 +86,24 @@ class Scoring(_Strict):
             raise ValueError("'brackets' given but scoring method is not 'bracket'")
         if self.standard is not None and self.floor is not None:
             raise ValueError("a metric has a standard or a floor, not both")
+        if self.relative_floor is not None and (self.method != "ranked" or self.floor is not None
+                                                or self.standard is not None):
+            raise ValueError("'relative_floor' needs ranked scoring and no other floor or standard")
         if self.method == "bands":
             b = self.bands or []
             if len(b) < 2 or b[-1][0] is not None or any(x[0] is None for x in b[:-1]):
-                raise ValueError("'bands' needs at least two [lower bound, score] pairs, the last with bound null")
+                raise ValueError("'bands' needs at least two [bound, score] pairs, the last with bound null")
+            import math
+            if any(not math.isfinite(x[0]) for x in b[:-1]) or any(not math.isfinite(x[1]) for x in b):
+                raise ValueError("'bands' bounds and scores must be finite")
+            ops = {(x[2] if len(x) > 2 else ">=") for x in b[:-1]}
+            if not (ops <= {">=", ">"} or ops <= {"<=", "<"}):
+                raise ValueError("'bands' mixes lower-bound ('>=', '>') and upper-bound ('<=', '<') operators")
             bounds = [x[0] for x in b[:-1]]
-            if bounds != sorted(bounds, reverse=True):
-                raise ValueError("'bands' lower bounds must be in descending order (best band first)")
+            descending = ops <= {">=", ">"}
+            if bounds != sorted(bounds, reverse=descending) or len(set(bounds)) != len(bounds) and ops in ({">="}, {"<="}):
+                raise ValueError("'bands' bounds must be in " + ("descending" if descending else "ascending")
+                                 + " order (best band first)")
             if any(not 1.0 <= x[1] <= 4.0 for x in b):
                 raise ValueError("band scores must lie in 1–4")
         elif self.bands:
@@ -114,7 +145,9 @@ class UnitCost(_Strict):
 
 class Metric(_Strict):
     id: str
-    nof_id: str | None = None
+    nof_id: str | None = Field(None, pattern=r"^OF0\d{3}$",
+                               description="NHS England's value code (OF0xxx; the score is OF1xxx); "
+                                           "None for a metric NHS England does not publish")
     name: str
     description: str
     domain: str
@@ -168,15 +201,33 @@ class CombineGroup(_Strict):
     """Metrics that enter the average once, as one combined score."""
 
     name: str
-    nof_id: str | None = None
+    nof_id: str | None = Field(None, pattern=r"^OF1\d{3}$", description="NHS England's code of the combined score")
     rule: Literal["nof_finance", "weighted_mean"]
     planned: str | None = Field(None, description="nof_finance: the planned surplus/deficit metric")
     variance: str | None = Field(None, description="nof_finance: the year-to-date variance-to-plan metric")
+    lookup: list[list[int]] | None = Field(
+        None, description="nof_finance: 4×4 combined score, row = planned score 1–4, column = variance score 1–4 "
+                          "(null: NHS England's table, leaguetables.scoring.NOF_FINANCE_LOOKUP)")
+    source: str | None = Field(None, description="where the lookup comes from (required with a lookup)")
 
     @model_validator(mode="after")
     def _check(self) -> "CombineGroup":
         if self.rule == "nof_finance" and not (self.planned and self.variance):
             raise ValueError("the nof_finance rule needs 'planned' and 'variance' metric ids")
+        if self.lookup is not None:
+            if self.rule != "nof_finance":
+                raise ValueError("'lookup' applies to the nof_finance rule only")
+            if len(self.lookup) != 4 or any(len(r) != 4 for r in self.lookup):
+                raise ValueError("'lookup' must be 4 rows of 4 scores")
+            if any(not 1 <= x <= 4 for r in self.lookup for x in r):
+                raise ValueError("'lookup' scores must lie in 1–4")
+            # cross-check: a worse component never gives a better combined score
+            for i in range(4):
+                for j in range(4):
+                    if (i and self.lookup[i][j] < self.lookup[i - 1][j]) or (j and self.lookup[i][j] < self.lookup[i][j - 1]):
+                        raise ValueError("'lookup' must not decrease along a row or down a column")
+            if not self.source:
+                raise ValueError("a 'lookup' needs its 'source'")
         return self
 
 
@@ -216,16 +267,45 @@ class Catalogue(_Strict):
 
 
 class Segmentation(_Strict):
-    rule: Literal["quartiles_within_type", "quartiles_over_population", "fixed_thresholds"]
+    rule: Literal["quartiles_within_type", "quartiles_pooled", "quartiles_over_population", "fixed_thresholds"]
     thresholds: list[float] | None = Field(None, description="3 ascending cut points for fixed_thresholds")
+    pool_types: list[TrustType] | None = Field(
+        None, description="quartiles_pooled: the trust types whose averages are pooled for the cut points (those "
+                          "present in a run are used, and the output names them)")
+    thresholds_source: str | None = Field(
+        None, description="fixed_thresholds: where the thresholds come from; 'illustrative' marks values that "
+                          "are not NHS England's (refused on real data)")
     description: str
 
     @model_validator(mode="after")
     def _check(self) -> "Segmentation":
+        import math
         if self.rule == "fixed_thresholds":
-            if not self.thresholds or len(self.thresholds) != 3 or sorted(self.thresholds) != self.thresholds:
+            if self.thresholds is None:
+                pass  # not published anywhere we can cite: valid config, but nothing can be segmented (see unsourced)
+            elif len(self.thresholds) != 3 or sorted(self.thresholds) != self.thresholds:
                 raise ValueError("fixed_thresholds needs 3 ascending thresholds")
+            elif any(not (math.isfinite(t) and 1.0 <= t <= 4.0) for t in self.thresholds):
+                raise ValueError("fixed_thresholds must be finite and lie in 1–4 (the range of average scores)")
+            if self.thresholds is not None and not self.thresholds_source:
+                raise ValueError("fixed_thresholds needs 'thresholds_source' (a citation, or 'illustrative')")
+        elif self.thresholds is not None or self.thresholds_source is not None:
+            raise ValueError("'thresholds' and 'thresholds_source' apply to fixed_thresholds only")
+        if self.rule == "quartiles_pooled":
+            if not self.pool_types or len(set(self.pool_types)) != len(self.pool_types):
+                raise ValueError("quartiles_pooled needs 'pool_types': distinct trust types")
+        elif self.pool_types is not None:
+            raise ValueError("'pool_types' applies to quartiles_pooled only")
         return self
+
+    @property
+    def unsourced(self) -> bool:
+        """Fixed thresholds whose values are not (yet) published: segments cannot be computed."""
+        return self.rule == "fixed_thresholds" and self.thresholds is None
+
+    @property
+    def illustrative(self) -> bool:
+        return self.rule == "fixed_thresholds" and str(self.thresholds_source).strip().lower().startswith("illustrative")
 
 
 class FinancialOverride(_Strict):
@@ -395,6 +475,8 @@ class Methodology(_Strict):
     version: str
     name: str
     catalogue: str
+    organisation_kinds: list[Literal["provider", "icb"]] = Field(
+        ["provider"], description="the kinds of organisation scored and segmented (2026/27: providers and ICBs)")
     confidence_levels: list[float]
     segmentation: Segmentation
     financial_override: FinancialOverride
@@ -411,6 +493,13 @@ class Methodology(_Strict):
         if self.uncertainty.seed == self.bootstrap.seed:
             raise ValueError("uncertainty.seed must differ from bootstrap.seed (independent random streams)")
         return self
+
+    @field_validator("organisation_kinds")
+    @classmethod
+    def _kinds(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("organisation_kinds must name distinct kinds (provider, icb)")
+        return v
 
     @field_validator("confidence_levels")
     @classmethod

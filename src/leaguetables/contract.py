@@ -95,6 +95,9 @@ OBSERVATIONS = pa.DataFrameSchema(
         "value": pa.Column(float, [pa.Check.ge(-MAX_VALUE), pa.Check.le(MAX_VALUE)], nullable=True),
         "category": pa.Column(str, nullable=True),
         "suppressed": pa.Column(bool, nullable=False),
+        # optional: the publisher's rank of the unrounded value within the trust type (1 = best), used only to
+        # order values that are equal as published (NHS England ranks unrounded values; see metrics._scores)
+        "tiebreak": pa.Column(float, [pa.Check.ge(1), pa.Check.le(100_000)], nullable=True, required=False),
     },
     strict=True,
     unique=["quarter", "trust_code", "metric_id"],
@@ -130,8 +133,10 @@ STATUS = pa.DataFrameSchema(
 )
 
 SCHEMAS = {"trusts": TRUSTS, "observations": OBSERVATIONS, "demographics": DEMOGRAPHICS, "status": STATUS}
+#: Columns a file may leave out (absent = empty).
+OPTIONAL = {"observations": ("tiebreak",)}
 NUMERIC = {
-    "observations": ("numerator", "denominator", "value"),
+    "observations": ("numerator", "denominator", "value", "tiebreak"),
     "demographics": ("population", "share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share"),
 }
 BOOLEAN = {"observations": ("suppressed",), "status": ("deficit", "deficit_support", "improvement_programme")}
@@ -214,7 +219,8 @@ def _to_bool(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
 
 def _coerce(kind: str, df: pd.DataFrame, path: Path) -> pd.DataFrame:
     schema = SCHEMAS[kind]
-    expected = list(schema.columns)
+    optional = OPTIONAL.get(kind, ())
+    expected = [c for c in schema.columns if c not in optional or c in df.columns]
     missing = [c for c in expected if c not in df.columns]
     if missing:
         raise InputError(f"missing column(s) {missing}; expected {expected}", file=str(path))

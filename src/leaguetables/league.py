@@ -77,7 +77,8 @@ def _quarter_data(inputs: QuarterInputs, quarter: str, methodology: Methodology,
     return sampling.quarter_data(inputs, catalogue, quarter, segmentation_rule=seg.rule, thresholds=seg.thresholds,
                                  override=methodology.financial_override.enabled, basis=basis, results=results,
                                  confidence=methodology.confidence_levels[0], combine_rules=combine_rules(catalogue),
-                                 metric_ids=metric_ids, adjusted_standards=methodology.expected.adjusted_standards)
+                                 metric_ids=metric_ids, adjusted_standards=methodology.expected.adjusted_standards,
+                                 pool_types=seg.pool_types)
 
 
 def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: Methodology) -> pd.DataFrame:
@@ -129,7 +130,8 @@ def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: st
     status = status[status["trust_code"].isin(set(trusts["trust_code"]))]
     table = scoring.build_league_table(
         sc, trusts, status, segmentation_rule=seg.rule, thresholds=seg.thresholds,
-        replicates=b.replicates, seed=b.seed, level=b.level, combine_rules=combine_rules(catalogue))
+        replicates=b.replicates, seed=b.seed, level=b.level, combine_rules=combine_rules(catalogue),
+        pool_types=seg.pool_types)
     return table, table.attrs.get("cut_points", {})
 
 
@@ -138,7 +140,7 @@ def combine_rules(catalogue: Catalogue) -> dict:
     rules = {}
     for name, g in catalogue.combine_groups.items():
         if g.rule == "nof_finance":
-            rules[name] = scoring.finance_rule(g.planned, g.variance)
+            rules[name] = scoring.finance_rule(g.planned, g.variance, lookup=g.lookup)
     return rules
 
 

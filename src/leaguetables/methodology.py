@@ -17,7 +17,8 @@ from markupsafe import Markup, escape
 from . import pages
 from .config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
 from .contract import quarter_label, quarter_period
-from .report import ReportData, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html
+from .report import (ReportData, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html,
+                     thresholds_notice)
 
 # readable names of catalogue and config fields; a field not listed here is shown by its own name
 LABELS = {
@@ -30,7 +31,10 @@ LABELS = {
     "scale": "Scale (dispersion)", "funnel": "Funnel plot", "unit_cost": "Unit cost", "amount": "Amount",
     "currency": "Currency", "activity": "Activity", "source": "Source", "version": "Version",
     "catalogue": "Default catalogue", "confidence_levels": "Confidence levels", "segmentation": "Segmentation",
-    "rule": "Rule", "thresholds": "Thresholds", "financial_override": "Financial override", "enabled": "Enabled",
+    "rule": "Rule", "thresholds": "Thresholds", "pool_types": "Pooled trust types",
+    "thresholds_source": "Source of the thresholds", "organisation_kinds": "Organisations scored",
+    "relative_floor": "Floor relative to the trust's baseline", "improvement": "Improvement (points)",
+    "at_least": "Or at least", "baseline_quarters_back": "Baseline (quarters back)", "lookup": "Lookup table", "financial_override": "Financial override", "enabled": "Enabled",
     "from_segments": "From segments", "to_segment": "To segment", "bootstrap": "Bootstrap",
     "replicates": "Replicates", "seed": "Seed", "level": "Level", "sr_method": "SHMI or CQC method (compatibility)",
     "trim_by": "Winsorisation or truncation (each tail)", "band_level": "Band level",
@@ -58,6 +62,7 @@ VALUES = {
     "bracket": "bracket (category to score)", "bands": "value bands", "none": "not scored",
     "quartiles_within_type": "quartiles of the average score within each trust type",
     "quartiles_over_population": "quartiles over a configured population", "fixed_thresholds": "fixed thresholds",
+    "quartiles_pooled": "quartiles of the pooled average scores of the configured trust types",
     "upper_quartile": "upper quartile (best 25%)", "type": "trust type", "peers": "demographic peers",
     "all_listed_types": "all the metric's trust types together", "X2": "Pearson χ²/df (quasi-likelihood)",
     "nof_finance": "NHS England's combined-finance rule", "weighted_mean": "weighted mean",
@@ -76,6 +81,7 @@ VALUES = {
     "parametric_data": "parametric bootstrap of the data",
     "observed": "observed (this quarter's or the pooled O/E)", "shrunken": "empirical Bayes posterior mean",
     "constrained": "constrained empirical Bayes (spread matched to the between-trust variance)",
+    "provider": "NHS trusts (providers)", "icb": "integrated care boards",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {
@@ -148,9 +154,14 @@ def metric_context(m: Metric, data: dict | None) -> dict:
            "run_methods": "", "in_run": data is not None}
     s = m.scoring
     if s.bands:
-        ctx["bands"] = _table(pd.DataFrame({"Lower bound": ["below the band above" if b is None else f"{b:g}"
-                                                            for b, _ in s.bands],
-                                            "Score": [f"{sc:g}" for _, sc in s.bands]}), numeric=("Score",))
+        def cond(band) -> str:
+            if band[0] is None:
+                return "otherwise"
+            op = band[2] if len(band) > 2 else ">="
+            return f"value {dict(zip(('>=', '>', '<=', '<'), ('≥', '>', '≤', '<')))[op]} {band[0]:g}"
+
+        ctx["bands"] = _table(pd.DataFrame({"Condition (first that holds)": [cond(b) for b in s.bands],
+                                            "Score": [f"{b[1]:g}" for b in s.bands]}), numeric=("Score",))
     if s.brackets:
         ctx["brackets"] = _table(pd.DataFrame({"Category": list(s.brackets),
                                                "Score": [f"{v:g}" for v in s.brackets.values()]}), numeric=("Score",))
@@ -256,13 +267,17 @@ def context(data: ReportData) -> dict:
         "quarter_label": ql, "period": quarter_period(data.quarter),
         "meth": meth, "cat": cat, "code_version": data.run.get("code_version", ""),
         "git": git_state().get("sha", "unknown")[:12],
-        "overview": _table(overview), "cuts": cuts, "rankability": rankability, "unit_costs": unit_costs, "groups": groups,
+        "overview": _table(overview), "cuts": cuts, "rankability": rankability,
+        "population": (data.league.table["segmentation_population"].iloc[0]
+                       if "segmentation_population" in data.league.table.columns and len(data.league.table)
+                       else None), "unit_costs": unit_costs, "groups": groups,
         "metrics": [metric_context(m, data.metric_data.get(m.id)) for m in metrics],
         "not_run": [m for m in cat.metrics if m.id not in run_ids],
         "config": settings(meth),
         "funnel_text": funnel_method_text(meth.funnel),
         "peer_weights": [[LABELS.get(k, k.replace("_", " ")), f"{v:g}"] for k, v in meth.peers.weights.items()],
         "demo": data.run.get("source") == "demo",
+        "thresholds_notice": thresholds_notice(meth),
         "provenance": Markup(provenance_html(data.run, git_state(), input_checksums(data.inputs))),
     }
 

@@ -313,8 +313,21 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
         rows = df.index[df["trust_type"].isin(types) & df[column].notna()]
         if len(rows) == 0:
             continue
-        values = pd.Series(df.loc[rows, column].to_numpy(float), index=df.loc[rows, "trust_code"].to_numpy())
-        sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=s.floor)
+        codes = df.loc[rows, "trust_code"].to_numpy()
+        values = pd.Series(df.loc[rows, column].to_numpy(float), index=codes)
+        tiebreak = group = None
+        if "tiebreak" in df.columns and df.loc[rows, "tiebreak"].notna().all():
+            # values published rounded, with the publisher's rank of the unrounded values (within type)
+            tiebreak = pd.Series(df.loc[rows, "tiebreak"].to_numpy(float), index=codes)
+            group = pd.Series(df.loc[rows, "trust_type"].to_numpy(), index=codes)
+        floor = s.floor
+        if s.relative_floor is not None:
+            base = (pd.Series(df.loc[rows, "baseline"].to_numpy(float), index=codes) if "baseline" in df.columns
+                    else pd.Series(np.nan, index=codes))
+            rf = s.relative_floor
+            floor = scoring.relative_floor(base, metric.direction, rf.improvement, rf.at_least)
+        sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=floor, tiebreak=tiebreak,
+                                  tiebreak_group=group if len(types) > 1 else None)
         scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
     return scores
 
@@ -376,13 +389,24 @@ def comparator_groups(metric: Metric) -> list[list[str]]:
     return [[t] for t in metric.trust_types]
 
 
-def score_bands(values: np.ndarray, bands: list[tuple[float | None, float]]) -> np.ndarray:
-    """Score by value bands, best first: the first band whose lower bound the value reaches (``>=``); the last
-    band (bound ``None``) takes everything below. Missing values stay missing."""
+_BAND_OPS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+
+
+def score_bands(values: np.ndarray, bands) -> np.ndarray:
+    """Score by value bands, best first: the first band ``(bound, score[, op])`` whose condition
+    ``value op bound`` holds (op ``>=`` when not given); the last band (bound ``None``) takes everything else.
+    Missing values stay missing.
+
+    NHS England's finance bands (config ``nof-2025-26`` catalogue; published acute Q1 and MH Q1–Q4 2025/26
+    files, 100%): planned surplus/deficit OF0079 ``[[0, 1], [-1, 2, ">"], [-2, 3], [null, 4]]`` —
+    ≥ 0 → 1, (−1, 0) → 2, [−2, −1] → 3, < −2 → 4."""
+    values = np.asarray(values, dtype=float)
     out = np.full(len(values), np.nan)
     todo = ~np.isnan(values)
-    for bound, score in bands:
-        hit = todo if bound is None else todo & (values >= bound)
+    for band in bands:
+        bound, score = band[0], band[1]
+        op = _BAND_OPS[band[2] if len(band) > 2 else ">="]
+        hit = todo if bound is None else todo & op(values, bound)
         out[hit] = score
         todo = todo & ~hit
     return out
@@ -417,8 +441,15 @@ def peer_table(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Me
 
     p = methodology.peers
     demo = demographics.set_index("trust_code").sort_index()
+    # trusts with no demographic data at all (e.g. mental health trusts, which have no OHID catchment) get no
+    # peers; the variables are chosen among the others
+    have = demo[list(p.weights)].notna().any(axis=1)
+    demo = demo[have] if have.any() else demo
     weights = {k: v for k, v in p.weights.items() if demo[k].notna().all()}
+    if not weights or len(demo) < 2:
+        return pd.DataFrame(columns=["trust_code", "peer_code", "distance", "peer_rank"])
     types = trusts.set_index("trust_code")["trust_type"].sort_index()
+    types = types[types.index.isin(demo.index)]
     key = hashlib.sha256(
         pd.util.hash_pandas_object(demo[list(weights)]).to_numpy().tobytes()
         + pd.util.hash_pandas_object(types).to_numpy().tobytes()
@@ -439,6 +470,20 @@ def _peers(df: pd.DataFrame, inputs: QuarterInputs, metric: Metric, methodology:
     for col in out.columns:
         out[col] = df["trust_code"].map(pos[col]).to_numpy(float)
     return out
+
+
+def baseline_values(inputs: QuarterInputs, metric: Metric, quarter: str, confidence: float, back: int) -> pd.Series:
+    """The metric's value per trust ``back`` quarters before ``quarter`` (the baseline of a relative floor);
+    empty when that quarter is not in the inputs."""
+    from .contract import previous_quarter
+
+    q = quarter
+    for _ in range(back):
+        q = previous_quarter(q)
+    if q not in inputs.quarters():
+        return pd.Series(dtype=float)
+    df = observed_table(inputs, metric, q)
+    return pd.Series(indicator(df, metric, confidence)["value"].to_numpy(float), index=df["trust_code"].to_numpy())
 
 
 def history(inputs: QuarterInputs, metric: Metric, quarter: str, confidence: float) -> pd.DataFrame:
@@ -462,6 +507,10 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
     df = pd.concat([df, indicator(df, metric, confidence)], axis=1)
     df = pd.concat([df, _fit_models(result, df, inputs, confidence, methodology.expected)], axis=1)
     df = pd.concat([df, _funnels(result, df, methodology, inputs)], axis=1)
+    if metric.scoring.relative_floor is not None:
+        df["baseline"] = baseline_values(inputs, metric, quarter, confidence,
+                                         metric.scoring.relative_floor.baseline_quarters_back).reindex(
+            df["trust_code"]).to_numpy(float)
     df["score"] = _scores(df, metric, "value")
     df["score_adjusted"], df["standard_judged_on"] = score_adjusted(df, metric, methodology.expected.adjusted_standards)
     df["type_value"] = _type_values(df, metric)
@@ -471,6 +520,11 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
             df[col] = np.nan
     result.table = df[RESULT_COLUMNS]
     result.history = history(inputs, metric, quarter, confidence)
+    if metric.statistic in ("value", "bracket") and metric.funnel is False:
+        result.notes.append(
+            "Published as a value only (no numerator or denominator): no confidence interval and no funnel plot."
+            if metric.statistic == "value" else
+            "Published as a category or score only: no confidence interval and no funnel plot.")
     n_sup = int((df["status"] == STATUS_SUPPRESSED).sum())
     n_mis = int((df["status"] == STATUS_MISSING).sum())
     if n_sup or n_mis:

@@ -39,9 +39,11 @@ NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo"
 DEFAULT_REAL_DATA = (PROJECT_ROOT / ".." / "shared" / "data" / "real").resolve()
 DEFAULT_OUT = PROJECT_ROOT / "reports"
-SOURCES = ("demo", "nhse", "files")
+SOURCES = ("demo", "nhse", "nof", "files")
 FAILED_DIR = ".failed"  # under the reports folder: the executed notebooks of the last failed run of a quarter
-SOURCE_CATALOGUE = {"demo": "demo", "nhse": "nhse-acute", "files": None}
+SOURCE_CATALOGUE = {"demo": "demo", "nhse": "nhse-acute", "nof": "nof-2025-26", "files": None}
+#: Sources whose contract files are derived from --raw into a scratch folder (not the reports folder).
+DERIVED_SOURCES = ("nhse", "nof")
 MODES = ("publish", "verify")
 
 
@@ -153,6 +155,14 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
         if not SAFE_ID.match(m):
             raise InputError(f"--metrics: {m!r} is not a metric id (lower-case letters, digits and underscores)")
     methodology = load_methodology(opts.methodology)
+    seg = methodology.segmentation
+    if seg.unsourced:
+        raise InputError(f"methodology {methodology.id}: its segment thresholds are not published in any source "
+                         "this project has, so segments cannot be computed; set segmentation.thresholds with "
+                         "thresholds_source to publish")
+    if seg.illustrative and opts.source != "demo":
+        raise InputError(f"methodology {methodology.id}: its segment thresholds are illustrative, not NHS "
+                         f"England's; real data (--source {opts.source}) need thresholds with a published source")
     cat_name = opts.catalogue or SOURCE_CATALOGUE.get(opts.source) or methodology.catalogue
     catalogue = load_catalogue(cat_name)
     if opts.source == "demo":
@@ -166,9 +176,20 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
             raise InputError(f"--raw folder {opts.raw} does not exist (NHS England's published files)")
         data_dir = scratch / "inputs"
         try:
-            nhse.write_quarter(nhse.load_nhse_quarter(opts.quarter, Path(opts.raw)), data_dir)
+            # every acute trust, specialists included, each on the metrics that apply (NHS England ranks all 134)
+            nhse.write_quarter(nhse.load_nhse_quarter(opts.quarter, Path(opts.raw), type1_only=False), data_dir)
         except nhse.NoDataForQuarter as exc:
             raise InputError(f"--source nhse: {exc}") from None
+    elif opts.source == "nof":
+        from .sources import nhse, nof
+
+        if not Path(opts.raw).is_dir():
+            raise InputError(f"--raw folder {opts.raw} does not exist (NHS England's published files)")
+        data_dir = scratch / "inputs"
+        try:
+            nhse.write_quarter(nof.load_nof_quarter(opts.quarter, Path(opts.raw), catalogue), data_dir)
+        except nof.NoNofData as exc:
+            raise InputError(f"--source nof: {exc}") from None
     else:
         if opts.data is None:
             raise InputError("--source files needs --data DIR (a folder with the four contract CSV files)")
@@ -631,7 +652,7 @@ def run(opts: RunOptions) -> Outcome:
     t_start = time.perf_counter()
     out_root = check_path(Path(opts.out), "--out")
     # only --source nhse writes anything outside the reports folder: the contract files it derives from --raw
-    scratch = Path(tempfile.mkdtemp(prefix="leaguetables-inputs-")) if opts.source == "nhse" else out_root
+    scratch = Path(tempfile.mkdtemp(prefix="leaguetables-inputs-")) if opts.source in DERIVED_SOURCES else out_root
     try:
         t0 = time.perf_counter()
         prep = prepare(opts, scratch)  # bad input stops here: nothing written under out_root
@@ -724,7 +745,7 @@ def verify(opts: RunOptions) -> Outcome:
     input_notes = []
     for kind, meta in sorted(manifest.get("inputs", {}).items()):
         path = Path(meta.get("path", ""))
-        if params.get("source") == "nhse":
+        if params.get("source") in DERIVED_SOURCES:
             continue  # derived from --raw in a scratch folder: checked after the rerun, through the outputs
         if not path.is_file():
             input_notes.append(f"input {kind}: {path} no longer exists (recorded sha256 {meta.get('sha256', '')[:12]}…)")
@@ -736,7 +757,7 @@ def verify(opts: RunOptions) -> Outcome:
         return Outcome("differs", target, notes=input_notes)
     rerun = RunOptions(
         quarter=opts.quarter, source=params.get("source", "demo"), data=Path(params["data"]) if params.get("data")
-        and params.get("source") != "nhse" else None, raw=Path(params.get("raw") or opts.raw), out=out_root,
+        and params.get("source") not in DERIVED_SOURCES else None, raw=Path(params.get("raw") or opts.raw), out=out_root,
         jobs=opts.jobs, metrics=params.get("metrics"), methodology=params.get("methodology_arg")
         or params.get("methodology", opts.methodology),
         catalogue=params["catalogue_arg"] if "catalogue_arg" in params else params.get("catalogue"),

@@ -19,6 +19,7 @@ from . import pages
 from .config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL
 from .contract import quarter_key, quarter_label, quarter_period
 from .report import (REVISED, ReportData, _missing, fmt, input_checksums, money, movement_text, profile_file,
+                     thresholds_notice,
                      provenance_html, slug)
 
 DEMOGRAPHICS = (("population", "Catchment population", "count"),
@@ -352,6 +353,7 @@ class ProfileBuilder:
             "period": f"{quarter_label(self.quarter)} ({quarter_period(self.quarter)})",
             "quarter_label": quarter_label(self.quarter),
             "demo": self.data.run.get("source") == "demo",
+            "thresholds_notice": thresholds_notice(meth),
             "revised": revised,
             "cards": cards, "summary": summary, "probability_rows": probs,
             "replicates": f"{meth.bootstrap.replicates:,}",

@@ -85,46 +85,116 @@ def _competition_rank(values: pd.Series, higher_better: bool) -> pd.Series:
     return (-values if higher_better else values).rank(method="min")
 
 
-def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str) -> pd.DataFrame:
-    """The long data table in NHS England's layout: metric values (OF0xxx), scores (OF1xxx), OF5000–OF5004."""
+def _nof_row(codes, code: str, ttype: str, quarter: str) -> dict:
+    """Metric_ID, Metric_description, Domain, Sub-domain, Units and Reporting_date of an NHS England code."""
+    from .nofcodes import reporting_date as nof_date
+    from .nofcodes import units as nof_units
+
+    e = codes.get(code)
+    return {"Metric_ID": code, "Metric_description": e.description, "Domain": e.domain, "Sub-domain": e.sub_domain,
+            "Units": nof_units(e, ttype), "Reporting_date": nof_date(e, quarter, ttype)}
+
+
+def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes=None) -> pd.DataFrame:
+    """The long data table in NHS England's layout, with NHS England's own codes and labels only.
+
+    Rows: metric values (``OF0xxx``) and scores (``OF1xxx``) of every catalogue metric whose ``nof_id`` is an
+    NHS England code in the registry (:mod:`leaguetables.nofcodes`); the combined-finance score (the combine
+    group's ``nof_id``, ``OF1080``); domain scores and segments (``OF40xx``/``OF41xx``); ``OF5000`` adjusted
+    segment 1–4 (its Rank = league position), ``OF5002`` average, ``OF5003`` unadjusted segment, ``OF5004``
+    the deficit flag (1 = in deficit or on deficit support: the override's *input*, as NHS England publishes
+    it), ``OF5005`` final segment 1–5 and ``OF5007`` Recovery Support Programme flag. Metric_description,
+    Domain, Sub-domain, Units and Reporting_date come from the registry, so the file joins NHS England's
+    published file row for row. Metrics without an NHS England code are *not* written here: they are in the
+    project's own tables (``tables/metrics/<metric>.csv``).
+    """
+    from .nofcodes import load_nof_codes
+
+    codes = codes if codes is not None else load_nof_codes()
     info = trusts.set_index("trust_code")
     rows = []
     res = league.results
     for m in catalogue.metrics:
         sub = res.loc[res["metric_id"] == m.id]
-        if sub.empty:
+        if sub.empty or not m.nof_id:
             continue
-        code = m.nof_id or m.id
-        score_code = ("OF1" + m.nof_id[3:]) if m.nof_id else f"{m.id}_score"
+        value_code, score_code = m.nof_id, "OF1" + m.nof_id[3:]
+        has_value = codes.get(value_code) is not None
+        has_score = m.scoring.method != "none" and codes.get(score_code) is not None
+        if not (has_value or has_score):
+            continue
         for ttype, g in sub.groupby("trust_type", sort=True):
             vals = g["value"]
             q1, med, q3 = (vals.quantile([0.25, 0.5, 0.75]).to_numpy() if vals.notna().any()
                            else (np.nan, np.nan, np.nan))
             rank = _competition_rank(vals, m.direction == "higher_better")
             for (_, r), rk in zip(g.iterrows(), rank):
-                base = {"Trust_code": r["trust_code"], "Domain": m.domain, "Sub-domain": m.sub_domain}
-                if m.statistic == "bracket":
-                    value = r["category"] if isinstance(r["category"], str) else np.nan
-                else:
-                    value = r["value"]
-                rows.append({**base, "Metric_ID": code, "Metric_description": m.name, "Units": m.unit,
-                             "Value": value, "Median_value": med, "Lower_quartile": q1, "Upper_quartile": q3,
-                             "Rank": rk})
-                if m.scoring.method != "none":
-                    rows.append({**base, "Metric_ID": score_code, "Metric_description": m.name, "Units": "score",
+                # NHS England lists a trust under a metric only when it has a figure
+                if has_value and m.statistic != "bracket" and pd.notna(r["value"]):
+                    row = _nof_row(codes, value_code, ttype, quarter)
+                    if m.unit == "count":  # e.g. OF0048/OF0088 published as a count for small specialist trusts
+                        row["Units"] = "count"
+                    rows.append({"Trust_code": r["trust_code"], **row,
+                                 "Value": r["value"], "Median_value": med, "Lower_quartile": q1,
+                                 "Upper_quartile": q3, "Rank": rk})
+                if has_score and pd.notna(r["score"]):
+                    rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, score_code, ttype, quarter),
+                                 "Value": r["score"], "Median_value": np.nan, "Lower_quartile": np.nan,
+                                 "Upper_quartile": np.nan, "Rank": rk if has_value else np.nan})
+    t = league.table
+    ttypes = t.set_index("trust_code")["trust_type"]
+    # combined finance (the combine group's NHS England code)
+    scores = getattr(league, "scores", None)
+    if scores is not None and len(scores):
+        from .league import combine_rules
+        from .scoring import combine_scores
+        for name, g in catalogue.combine_groups.items():
+            if not g.nof_id or codes.get(g.nof_id) is None:
+                continue
+            sc = scores.dropna(subset=["score"])
+            units = combine_scores(sc[["trust_code", "metric_id", "score", "weight", "combine_group", "domain"]],
+                                   combine_rules(catalogue))
+            for _, r in units[units["metric_id"] == name].iterrows():
+                if r["trust_code"] in ttypes.index:
+                    rows.append({"Trust_code": r["trust_code"],
+                                 **_nof_row(codes, g.nof_id, ttypes[r["trust_code"]], quarter),
                                  "Value": r["score"], "Median_value": np.nan, "Lower_quartile": np.nan,
                                  "Upper_quartile": np.nan, "Rank": np.nan})
-    t = league.table
-    for code, desc, col in (("OF5000", "Adjusted segment", "segment"), ("OF5002", "Average metric score",
-                            "average_score"), ("OF5003", "Unadjusted segment", "unadjusted_segment"),
-                            ("OF5004", "Financial override", "financial_override")):
-        for _, r in t.iterrows():
-            value = r[col]
-            if col == "financial_override":
-                value = "Yes" if bool(value) else "No"
-            rows.append({"Trust_code": r["trust_code"], "Domain": "Overall", "Sub-domain": "Overall",
-                         "Metric_ID": code, "Metric_description": desc, "Units": "score" if code == "OF5002" else "",
-                         "Value": value, "Median_value": np.nan, "Lower_quartile": np.nan, "Upper_quartile": np.nan,
+    # domain scores and segments
+    by_desc = {e.description: c for c, e in codes.codes.items()}
+    dom_cols = [c for c in t.columns if c.startswith("domain_score_")]
+    domain_names = {}
+    for m in catalogue.metrics:
+        domain_names[_slug(m.domain)] = m.domain
+    for col in dom_cols:
+        slug = col[len("domain_score_"):]
+        name = domain_names.get(slug)
+        for kind, prefix in (("score", "domain_score_"), ("segment", "domain_segment_")):
+            code = by_desc.get(f"{name} domain {kind}") if name else None
+            if code is None or f"{prefix}{slug}" not in t.columns:
+                continue
+            for _, r in t.iterrows():
+                v = r[f"{prefix}{slug}"]
+                if pd.isna(v):
+                    continue
+                rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, code, r["trust_type"], quarter),
+                             "Value": v, "Median_value": np.nan, "Lower_quartile": np.nan,
+                             "Upper_quartile": np.nan, "Rank": np.nan})
+    adjusted = t["unadjusted_segment"].astype("Int64").mask(t["financial_override"].astype(bool), 3)
+    summary = {
+        "OF5000": adjusted,
+        "OF5002": t["average_score"],
+        "OF5003": t["unadjusted_segment"].astype("Int64"),
+        "OF5004": t["in_financial_deficit"].astype(bool).astype(int),
+        "OF5005": t["segment"].astype("Int64"),
+        "OF5007": (t["segment"].astype("Int64") == 5).fillna(False).astype(int),
+    }
+    for code, values in summary.items():
+        if codes.get(code) is None:
+            continue
+        for (_, r), v in zip(t.iterrows(), values):
+            rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, code, r["trust_type"], quarter),
+                         "Value": v, "Median_value": np.nan, "Lower_quartile": np.nan, "Upper_quartile": np.nan,
                          "Rank": r["rank"] if code == "OF5000" else np.nan})
     long = pd.DataFrame(rows)
     long.insert(0, "Quarter", quarter_label(quarter))
@@ -132,9 +202,19 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str) -> pd
     long.insert(2, "Trust_type", long["Trust_code"].map(info["trust_type"]).map(TRUST_TYPE_LABELS))
     long.insert(3, "Trust_subtype", long["Trust_code"].map(info["trust_subtype"]))
     long.insert(5, "Trust_name", long["Trust_code"].map(info["trust_name"]))
-    long.insert(long.columns.get_loc("Units"), "Reporting_date", reporting_date(quarter))
+    long = long[NHSE_LONG_COLUMNS]
     long = long.sort_values(["Trust_type", "Trust_code", "Metric_ID"], kind="mergesort").reset_index(drop=True)
     return long
+
+
+NHSE_LONG_COLUMNS = ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name", "Domain",
+                     "Sub-domain", "Metric_ID", "Metric_description", "Reporting_date", "Units", "Value",
+                     "Median_value", "Lower_quartile", "Upper_quartile", "Rank"]
+
+
+def _slug(text: str) -> str:
+    from .scoring import _slug as slug
+    return slug(text)
 
 
 # ------------------------------------------------------------------------------------------------------ HTML export

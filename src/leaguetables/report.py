@@ -188,6 +188,17 @@ def revisions_html(revisions: pd.DataFrame | None, quarter: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------- page parts
+def thresholds_notice(methodology: Methodology) -> str:
+    """The warning every page carries when the segment thresholds are illustrative (a 2026/27 demo: NHS England's
+    thresholds are not published in anything the project has); empty otherwise. Plain text (escaped by callers)."""
+    seg = methodology.segmentation
+    if not seg.illustrative:
+        return ""
+    return (f"Illustrative segment thresholds ({', '.join(f'{t:g}' for t in seg.thresholds)}): not NHS England's. "
+            f"{seg.thresholds_source}. The segments and ranks on this page show how the method works, not any "
+            "trust's position.")
+
+
 def title_block(quarter: str, source: str, methodology: Methodology, catalogue: Catalogue | None = None) -> str:
     h1 = f"NHS trust league tables: {quarter_label(quarter)}"
     if source == "demo":
@@ -211,7 +222,9 @@ def title_block(quarter: str, source: str, methodology: Methodology, catalogue: 
             "<dt>Status</dt><dd><strong>Official statistics in development</strong>: the methods are new and may "
             "change as they are reviewed.</dd>"
             f"<dt>Methodology</dt><dd>{esc(methodology.name)}, version {esc(methodology.version)}</dd></dl>"
-            f"{notice}")
+            f"{notice}"
+            + (f'<div class="notice warning"><strong>{esc(thresholds_notice(methodology))}</strong></div>'
+               if thresholds_notice(methodology) else ""))
 
 
 def downloads(spreadsheet: str | None = None) -> str:
@@ -582,6 +595,11 @@ def metric_section(metric: Metric, data: dict, figures: dict[str, tuple[str, str
         parts.append("; not scored (context for the productivity opportunity)")
     parts.append(f'. <a href="{METHODOLOGY_PAGE}#metric-{esc(metric.id)}">Definition and method of {esc(metric.name)}'
                  "</a>.</p>")
+    if not metric.funnel and metric.statistic in ("value", "bracket"):
+        parts.append("<p>" + esc("Published as a value only (no numerator or denominator): no confidence interval "
+                                 "and no funnel plot." if metric.statistic == "value" else
+                                 "Published as a category or score only: no confidence interval and no funnel "
+                                 "plot.") + "</p>")
     for ttype in metric.trust_types:
         g = t[t["trust_type"] == ttype]
         ok = g[g["status"] == "ok"]

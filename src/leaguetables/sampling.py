@@ -111,6 +111,7 @@ class QuarterData:
     segmentation_rule: str
     thresholds: object = None
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] = field(default_factory=dict)
+    pool_types: list[str] | None = None  # trust types whose averages give pooled cut points (quartiles_pooled)
     _observed: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -134,7 +135,7 @@ def _kind(metric: Metric) -> str:
 def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rule: str, thresholds=None,
                  override: bool = True, basis: str = "raw", results: pd.DataFrame | None = None,
                  confidence: float = 0.95, combine_rules=None, metric_ids=None,
-                 adjusted_standards: str = "observed_value") -> QuarterData:
+                 adjusted_standards: str = "observed_value", pool_types=None) -> QuarterData:
     """The data of the league of ``quarter`` from the validated inputs (all quarters are in the inputs).
 
     Values come from :func:`leaguetables.metrics.observed_table` and :func:`leaguetables.metrics.indicator`, the
@@ -173,7 +174,7 @@ def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rul
             df.loc[adj.notna(), "value"] = adj[adj.notna()].to_numpy(float)  # the published adjusted value
             df["adjusted"] = adj.notna().to_numpy()
         keep = ["trust_code", "trust_type", "status", "value", "category", "numerator", "denominator", "factor",
-                "adjusted"]
+                "adjusted", *[c for c in ("tiebreak", "baseline") if c in df.columns]]
         judge = basis == "adjusted" and adjusted_standards == "observed_value"
         mds.append(MetricData(m, df[keep].reset_index(drop=True), _kind(m), judge))
 
@@ -188,7 +189,8 @@ def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rul
             if c in st.columns:
                 flags |= reg["trust_code"].map(st[c]).fillna(False).astype(bool).to_numpy()
     return QuarterData(quarter, basis, reg, flags, mds, segmentation_rule, thresholds,
-                       dict(combine_rules) if combine_rules is not None else {})
+                       dict(combine_rules) if combine_rules is not None else {},
+                       list(pool_types) if pool_types is not None else None)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -415,7 +417,7 @@ def _reference_league(qd: QuarterData, values: Mapping[str, np.ndarray] | None =
     idx = pd.Index(qd.codes)
     avg = scoring.average_scores(sc, qd.combine_rules).set_index("trust_code")["average_score"].reindex(idx)
     tt = pd.Series(qd.trusts["trust_type"].to_numpy(), index=idx)
-    seg, _ = scoring.assign_segments(avg, tt, qd.segmentation_rule, qd.thresholds)
+    seg, _ = scoring.assign_segments(avg, tt, qd.segmentation_rule, qd.thresholds, pool_types=qd.pool_types)
     flag = pd.Series(qd.in_deficit, index=idx)
     adjusted, _ = scoring.apply_financial_override(seg, flag, pd.Series(False, index=idx))
     rk = scoring.rank_league(adjusted, avg, tt)["rank"]
@@ -492,7 +494,12 @@ def _fast_league(qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: 
     avg = np.asarray(avg, float).reshape(b, len(codes))
     tt = qd.trusts["trust_type"].to_numpy()
     obs_avg = pd.Series(avg[0], index=codes)
-    fixed_cuts = scoring._cut_points(obs_avg, pd.Series(tt, index=codes), qd.segmentation_rule, qd.thresholds)
+    fixed_cuts = scoring._cut_points(obs_avg, pd.Series(tt, index=codes), qd.segmentation_rule, qd.thresholds,
+                                     pool_types=qd.pool_types)
+    pooled_cuts = None
+    if qd.segmentation_rule == "quartiles_pooled":  # as scoring._pool_mask: the pooled types' averages
+        pool = np.ones(len(tt), bool) if qd.pool_types is None else np.isin(tt, qd.pool_types)
+        pooled_cuts = np.nanpercentile(avg[:, pool], scoring.QUARTILES, axis=1)[:, :, None]
     seg = np.zeros((b, len(codes)), dtype=np.int64)
     rank = np.zeros((b, len(codes)), dtype=np.int64)
     cents = np.floor(np.round(avg * 100.0, 6) + 0.5).astype(np.int64)
@@ -501,6 +508,8 @@ def _fast_league(qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: 
         a = avg[:, cols]
         if qd.segmentation_rule == "quartiles_within_type":
             cuts = np.percentile(a, scoring.QUARTILES, axis=1)[:, :, None]
+        elif pooled_cuts is not None:
+            cuts = pooled_cuts
         else:
             cuts = np.asarray(fixed_cuts[t], dtype=float)[:, None, None]
         sg = scoring._segment_from_cuts(a, cuts).astype(np.int64)

@@ -43,6 +43,7 @@ __all__ = [
     "round_half_up",
     "score_ranked",
     "score_bracket",
+    "relative_floor",
     "combine_finance",
     "finance_rule",
     "DEFAULT_COMBINE_RULES",
@@ -50,6 +51,8 @@ __all__ = [
     "average_scores",
     "domain_scores",
     "quartile_cut_points",
+    "NOF_FINANCE_LOOKUP",
+    "segmentation_population",
     "assign_segments",
     "apply_financial_override",
     "apply_segment_5",
@@ -60,9 +63,14 @@ __all__ = [
 ]
 
 Direction = Literal["higher_better", "lower_better"]
-SegmentationRule = Literal["quartiles_within_type", "quartiles_over_population", "fixed_thresholds"]
+SegmentationRule = Literal["quartiles_within_type", "quartiles_pooled", "quartiles_over_population",
+                           "fixed_thresholds"]
 DIRECTIONS = ("higher_better", "lower_better")
-SEGMENTATION_RULES = ("quartiles_within_type", "quartiles_over_population", "fixed_thresholds")
+SEGMENTATION_RULES = ("quartiles_within_type", "quartiles_pooled", "quartiles_over_population", "fixed_thresholds")
+#: NHS England's 4×4 combined-finance lookup (OF1080): row = planned surplus/deficit score OF1079 (1–4),
+#: column = year-to-date variance-to-plan score OF1081 (1–4). Every cell observed in the published acute Q1
+#: 2025/26 and MH Q1–Q4 2025/26 files is reproduced (378 trust-quarters, 100%); see :func:`combine_finance`.
+NOF_FINANCE_LOOKUP: tuple[tuple[int, int, int, int], ...] = ((1, 1, 2, 3), (2, 2, 3, 4), (2, 3, 3, 4), (2, 3, 4, 4))
 QUARTILES = (25.0, 50.0, 75.0)
 # Replicates are drawn in blocks of this size, so memory stays bounded and results depend only on the seed
 # and the number of replicates (the first 1,000 replicates of a 10,000-replicate run are a 1,000-run).
@@ -119,7 +127,8 @@ def score_ranked(
     comparator_values: pd.Series | None = None,
     *,
     tiebreak: pd.Series | None = None,
-    decimals: int = 2,
+    tiebreak_group: pd.Series | None = None,
+    decimals: int | None = 2,
 ) -> pd.Series:
     """Score a continuous ("standard ranking") metric 1.00 (best) to 4.00 (worst) by rank.
 
@@ -146,8 +155,13 @@ def score_ranked(
         Optional secondary key, lower = better, for values that are equal as given (e.g. the published rank,
         which orders values that tie only after rounding for publication). Must cover every ranked
         organisation.
+    tiebreak_group
+        Optional group per ranked organisation (e.g. its trust type) within which ``tiebreak`` applies: when a
+        pooled population is ranked and the tiebreak is NHS England's published ``Rank``, which is within type,
+        equal values of the *same* type are ordered by it and equal values of different types tie (min rank).
+        Rank r = 1 + #(strictly better) + #(equal, same group, better tiebreak).
     decimals
-        Rounding of the score (half up, :func:`round_half_up`).
+        Rounding of the score (half up, :func:`round_half_up`); ``None`` keeps the unrounded score.
 
     Returns
     -------
@@ -196,6 +210,15 @@ def score_ranked(
             tb = pd.to_numeric(tiebreak, errors="raise").astype(float).reindex(key.index)
             if tb.isna().any():
                 raise ValueError(f"tiebreak has no value for {sorted(tb.index[tb.isna()])}")
+        if tiebreak is not None and tiebreak_group is not None:
+            grp = tiebreak_group.reindex(key.index)
+            if grp.isna().any():
+                raise ValueError(f"tiebreak_group has no value for {sorted(grp.index[grp.isna()])}")
+            k, t, g = key.to_numpy(float), tb.to_numpy(float), grp.astype(str).to_numpy()
+            better = (k[None, :] < k[:, None]).sum(axis=1)
+            same = ((k[None, :] == k[:, None]) & (g[None, :] == g[:, None]) & (t[None, :] < t[:, None])).sum(axis=1)
+            rank = pd.Series(1 + better + same, index=key.index, dtype=float)
+        elif tiebreak is not None:
             frame = pd.DataFrame({"k": key, "t": tb})
             order = frame.sort_values(["k", "t"], kind="mergesort")
             new_run = (order["k"].diff() != 0) | (order["t"].diff() != 0)
@@ -204,9 +227,28 @@ def score_ranked(
         else:
             rank = key.rank(method="min")
         raw = lo + (hi - lo) * (rank - 1) / (n - 1) if n > 1 else pd.Series(lo, index=key.index)
-        score[spread] = round_half_up(raw.to_numpy(dtype=float), decimals)
+        raw_a = raw.to_numpy(dtype=float)
+        score[spread] = raw_a if decimals is None else round_half_up(raw_a, decimals)
     out.loc[pop.index.intersection(values.index)] = score.reindex(pop.index.intersection(values.index))
     return out
+
+
+def relative_floor(baseline: pd.Series, direction: Direction, improvement: float, at_least: float) -> pd.Series:
+    """Per-organisation floor relative to its own baseline (the 2026/27 planning standards' "+7 points or 65%,
+    whichever is greater"): ``max(baseline + improvement, at_least)`` when higher is better,
+    ``min(baseline − improvement, at_least)`` when lower is better; a missing baseline gives ``at_least``.
+    Pass the result as ``floor`` to :func:`score_ranked` (failing it scores 4.00).
+
+    >>> relative_floor(pd.Series({"a": 50.0, "b": 62.0, "c": np.nan}), "higher_better", 7, 65).tolist()
+    [65.0, 69.0, 65.0]
+    """
+    _check_direction(direction)
+    b = pd.to_numeric(baseline, errors="raise").astype(float)
+    if direction == "higher_better":
+        out = np.fmax(b + improvement, at_least)
+    else:
+        out = np.fmin(b - improvement, at_least)
+    return pd.Series(np.asarray(out, dtype=float), index=b.index, name="floor").fillna(float(at_least))
 
 
 def score_bracket(categories: pd.Series, mapping: Mapping[str, float]) -> pd.Series:
@@ -233,11 +275,16 @@ def score_bracket(categories: pd.Series, mapping: Mapping[str, float]) -> pd.Ser
 # --------------------------------------------------------------------------------------------------------
 # step 2: combination groups, averages, domains
 # --------------------------------------------------------------------------------------------------------
-def combine_finance(planned: pd.Series, variance: pd.Series) -> pd.Series:
+def combine_finance(planned: pd.Series, variance: pd.Series, *, lookup=None) -> pd.Series:
     """Combined finance score (NHS England's OF1080) from the planned surplus/deficit score (OF1079) and the
     year-to-date variance-to-plan score (OF1081).
 
-    Rule found from the published Q1–Q4 2025/26 files (244 trust-quarters, all reproduced): the variance
+    ``lookup`` (keyword, default :data:`NOF_FINANCE_LOOKUP`): a 4×4 table, row = planned score 1–4, column =
+    variance score 1–4, of combined scores 1–4 (configuration: the combine group's ``lookup``). With
+    ``lookup=False`` the older step rule below is used instead (kept for comparison; it differs from NHS
+    England's table in cells (2,2) and (3,3), which the acute Q1 2025/26 file shows as 2 and 3).
+
+    Older rule found from the published MH Q1–Q4 2025/26 files (244 trust-quarters, all reproduced): the variance
     score moved one step, better (−1) when the trust plans breakeven or surplus (planned score 1), worse (+1)
     when it plans a deficit (planned score 2–4), kept within 1–4::
 
@@ -254,13 +301,27 @@ def combine_finance(planned: pd.Series, variance: pd.Series) -> pd.Series:
     idx = planned.index.union(variance.index)
     p = pd.to_numeric(planned, errors="raise").astype(float).reindex(idx)
     v = pd.to_numeric(variance, errors="raise").astype(float).reindex(idx)
-    both = np.where(p == 1.0, np.clip(v - 1.0, 1.0, 4.0), np.clip(v + 1.0, 1.0, 4.0))
+    if lookup is False:
+        both = np.where(p == 1.0, np.clip(v - 1.0, 1.0, 4.0), np.clip(v + 1.0, 1.0, 4.0))
+    else:
+        table = np.asarray(NOF_FINANCE_LOOKUP if lookup is None else lookup, dtype=float)
+        if table.shape != (4, 4) or not np.isin(table, (1.0, 2.0, 3.0, 4.0)).all():
+            raise ValueError(f"lookup must be a 4×4 table of scores 1–4, got {lookup!r}")
+        ok = p.isin([1.0, 2.0, 3.0, 4.0]) & v.isin([1.0, 2.0, 3.0, 4.0])
+        bad = (p.notna() & v.notna()) & ~ok
+        if bad.any():
+            raise ValueError(f"finance scores must be the integers 1–4 for a lookup; got {bad[bad].index.tolist()[:5]}")
+        pi = np.where(ok, p.fillna(1).to_numpy() - 1, 0).astype(int)
+        vi = np.where(ok, v.fillna(1).to_numpy() - 1, 0).astype(int)
+        both = np.where(ok, table[pi, vi], np.nan)
     out = np.where(p.notna() & v.notna(), both, np.where(p.notna(), p, v))
     return pd.Series(out, index=idx, name="score", dtype=float)
 
 
-def finance_rule(planned_metric: str = "OF1079", variance_metric: str = "OF1081") -> Callable[[pd.DataFrame], pd.Series]:
-    """A combination rule for :func:`combine_scores` applying :func:`combine_finance` to the two metrics."""
+def finance_rule(planned_metric: str = "OF1079", variance_metric: str = "OF1081", *,
+                 lookup=None) -> Callable[[pd.DataFrame], pd.Series]:
+    """A combination rule for :func:`combine_scores` applying :func:`combine_finance` (with ``lookup``) to the
+    two metrics."""
 
     def rule(rows: pd.DataFrame) -> pd.Series:
         other = sorted(set(rows["metric_id"]) - {planned_metric, variance_metric})
@@ -270,7 +331,7 @@ def finance_rule(planned_metric: str = "OF1079", variance_metric: str = "OF1081"
         wide = rows.pivot(index="trust_code", columns="metric_id", values="score")
         planned = wide[planned_metric] if planned_metric in wide else pd.Series(np.nan, index=wide.index)
         variance = wide[variance_metric] if variance_metric in wide else pd.Series(np.nan, index=wide.index)
-        return combine_finance(planned, variance)
+        return combine_finance(planned, variance, lookup=lookup)
 
     return rule
 
@@ -425,19 +486,51 @@ def _check_cuts(cuts, name: str) -> tuple[float, float, float]:
     return c
 
 
+def _pool_mask(trust_type: pd.Series, pool_types) -> pd.Series:
+    if pool_types is None:
+        return trust_type.notna()
+    return trust_type.astype("object").isin(list(pool_types))
+
+
+def segmentation_population(trust_type: pd.Series, average: pd.Series, rule: str, pool_types=None) -> str:
+    """One line naming the population the cut points came from (recorded in the league table)."""
+    tt = trust_type.reindex(average.index)
+    ok = average.notna()
+    if rule == "quartiles_pooled":
+        m = _pool_mask(tt, pool_types) & ok
+        types = sorted(pd.unique(tt[m].astype(str)))
+        named = list(pool_types) if pool_types is not None else types
+        absent = [t for t in named if t not in types]
+        text = f"pooled averages of {' + '.join(types)} ({int(m.sum())} trusts)"
+        return text + (f"; configured but absent: {', '.join(absent)}" if absent else "")
+    if rule == "quartiles_within_type":
+        return "averages of the trust's own type"
+    if rule == "quartiles_over_population":
+        return "configured population of averages"
+    return "fixed thresholds"
+
+
 def _cut_points(
     average: pd.Series,
     trust_type: pd.Series,
     rule: str,
     thresholds=None,
     population_average=None,
+    *,
+    pool_types=None,
 ) -> dict[str, tuple[float, float, float]]:
     if rule not in SEGMENTATION_RULES:
         raise ValueError(f"segmentation rule must be one of {SEGMENTATION_RULES}, got {rule!r}")
     types = sorted(pd.unique(trust_type.dropna().astype(str)))
     cuts: dict[str, tuple[float, float, float]] = {}
+    pooled = None
+    if rule == "quartiles_pooled":
+        tt = trust_type.reindex(average.index)
+        pooled = quartile_cut_points(average[_pool_mask(tt, pool_types)])
     for t in types:
-        if rule == "quartiles_within_type":
+        if rule == "quartiles_pooled":
+            cuts[t] = pooled
+        elif rule == "quartiles_within_type":
             cuts[t] = quartile_cut_points(average[trust_type == t])
         elif rule == "quartiles_over_population":
             if population_average is None:
@@ -462,6 +555,8 @@ def assign_segments(
     rule: SegmentationRule,
     thresholds: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
     population_average: pd.Series | Mapping[str, pd.Series] | None = None,
+    *,
+    pool_types: Sequence[str] | None = None,
 ) -> tuple[pd.Series, dict[str, tuple[float, float, float]]]:
     """Segment 1 (best) – 4 from the average metric score, per trust type.
 
@@ -473,6 +568,11 @@ def assign_segments(
       point and were published in the worse segment (while trusts on 2.29 and 2.57 went to the better one),
       so no single tie rule on 2-dp averages reproduces all 61 **[open]**. Q1–Q3 are not within-type
       quartiles of the published trusts at all;
+    * ``"quartiles_pooled"`` — NHS England's 2025/26 rule as the published files show it: one set of cut
+      points for every type, the 25/50/75th percentiles of the averages of all trusts whose type is in
+      ``pool_types`` (keyword; default every type in ``trust_type``). Q1 2025/26 acute + MH (195 trusts):
+      2.05 / 2.33 / 2.60, reproducing the published unadjusted segment of all 134 acute trusts and 60 of 61 MH
+      trusts (``python -m leaguetables.reconcile``);
     * ``"quartiles_over_population"`` — the same percentiles of ``population_average`` (a Series, or a
       mapping trust type → Series), a configured population other than the trusts segmented;
     * ``"fixed_thresholds"`` — ``thresholds``: three cut points, or a mapping trust type → three cut points
@@ -485,7 +585,7 @@ def assign_segments(
     """
     average = pd.to_numeric(average, errors="raise").astype(float)
     trust_type = trust_type.reindex(average.index)
-    cuts = _cut_points(average, trust_type, rule, thresholds, population_average)
+    cuts = _cut_points(average, trust_type, rule, thresholds, population_average, pool_types=pool_types)
     seg = pd.Series(pd.NA, index=average.index, dtype="Int64", name="segment")
     for t, c in cuts.items():
         mask = (trust_type == t) & average.notna()
@@ -661,6 +761,7 @@ def _joint_replicates(
     seed: int,
     recompute_cuts: bool,
     combine_rules,
+    pool_types=None,
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Replicate arrays of the joint bootstrap: (trusts, means, adjusted segments, ranks), each (B, n)."""
     if segmentation_rule not in SEGMENTATION_RULES:
@@ -674,7 +775,8 @@ def _joint_replicates(
                   | _as_bool(deficit_support, pd.Index(trusts), "deficit_support")).to_numpy()
     # cut points of the observed quarter (used unless within-type quartiles are recomputed per replicate)
     observed = _weighted_average(units, ["trust_code"], 2).set_index("trust_code")["average_score"]
-    fixed_cuts = _cut_points(observed.reindex(trusts), tt, segmentation_rule, thresholds, population_average)
+    fixed_cuts = _cut_points(observed.reindex(trusts), tt, segmentation_rule, thresholds, population_average,
+                             pool_types=pool_types)
 
     b = int(replicates)
     means = _Units(units, trusts).means(np.random.default_rng(seed), b)
@@ -683,10 +785,16 @@ def _joint_replicates(
     ranks = np.zeros((b, len(trusts)), dtype=np.int64)
     segs = np.zeros((b, len(trusts)), dtype=np.int8)
     tt_arr = tt.astype(str).to_numpy()
+    pooled_cuts = None
+    if recompute_cuts and segmentation_rule == "quartiles_pooled":
+        pool_cols = np.flatnonzero(_pool_mask(tt, pool_types).to_numpy())
+        pooled_cuts = np.percentile(avg2[:, pool_cols], QUARTILES, axis=1)[:, :, None]  # (3, B, 1)
     for t in sorted(set(tt_arr)):
         cols = np.flatnonzero(tt_arr == t)
         a = avg2[:, cols]
-        if recompute_cuts and segmentation_rule == "quartiles_within_type":
+        if pooled_cuts is not None:
+            cuts = pooled_cuts
+        elif recompute_cuts and segmentation_rule == "quartiles_within_type":
             cuts = np.percentile(a, QUARTILES, axis=1)[:, :, None]  # (3, B, 1)
         else:
             cuts = np.asarray(fixed_cuts[t], dtype=float)[:, None, None]
@@ -712,8 +820,12 @@ def joint_bootstrap(
     level: float = 0.95,
     recompute_cuts: bool = False,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
+    pool_types: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Likely ranges of average and rank, and segment probabilities, from one joint bootstrap.
+
+    ``pool_types`` (keyword) is passed to the cut points of ``"quartiles_pooled"`` (see :func:`assign_segments`);
+    with ``recompute_cuts=True`` the pooled quartiles are recomputed from each replicate's pooled averages.
 
     In every replicate every trust's scored units are resampled (as :func:`likely_range_average`) and its
     average rounded half up to 2 dp; the trust's segment is re-derived from that average; the financial
@@ -736,7 +848,7 @@ def joint_bootstrap(
     q = _check_level(level, replicates)
     trusts, means, segs, ranks = _joint_replicates(
         scores, trust_type, deficit, deficit_support, segmentation_rule, thresholds, population_average,
-        replicates, seed, recompute_cuts, combine_rules)
+        replicates, seed, recompute_cuts, combine_rules, pool_types)
     avg_range = _percentiles(means, q)
     rank_range = np.percentile(ranks, q, axis=0)
     out = pd.DataFrame({
@@ -771,6 +883,7 @@ def build_league_table(
     population_average=None,
     recompute_cuts: bool = False,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
+    pool_types: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The NOF league table of one quarter, one row per trust of ``trusts``.
 
@@ -796,7 +909,7 @@ def build_league_table(
     pd.DataFrame
         Columns ``trust_code, trust_name, trust_type, trust_subtype, region, n_scored, average_score,
         average_unrounded, average_lower, average_upper, unadjusted_segment, in_financial_deficit,
-        financial_override, segment, segmentation_rule, cut_point_1..3, rank, rank_of, rank_label,
+        financial_override, segment, segmentation_rule, segmentation_population, cut_point_1..3, rank, rank_of, rank_label,
         rank_lower, rank_upper, p_segment_1..p_segment_4`` and ``domain_score_<domain>`` /
         ``domain_segment_<domain>`` (context only: each domain's scores segmented with the same rule — with
         fixed thresholds the overall thresholds, with a configured population within-type quartiles, as no
@@ -833,13 +946,15 @@ def build_league_table(
     out["average_unrounded"] = avg["average_unrounded"]
 
     unadj, cuts = assign_segments(out["average_score"], reg["trust_type"], segmentation_rule, thresholds,
-                                  population_average)
+                                  population_average, pool_types=pool_types)
     adjusted, moved = apply_financial_override(unadj, flags["deficit"], flags["deficit_support"])
     out["unadjusted_segment"] = unadj
     out["in_financial_deficit"] = flags["deficit"] | flags["deficit_support"]
     out["financial_override"] = moved
     out["segment"] = apply_segment_5(adjusted, flags["improvement_programme"])
     out["segmentation_rule"] = segmentation_rule
+    population = segmentation_population(reg["trust_type"], out["average_score"], segmentation_rule, pool_types)
+    out["segmentation_population"] = population
     for i in range(3):
         out[f"cut_point_{i + 1}"] = reg["trust_type"].map(lambda t: cuts.get(t, (np.nan,) * 3)[i]).astype(float)
     out = out.join(rank_league(adjusted, out["average_score"], reg["trust_type"]))
@@ -847,7 +962,7 @@ def build_league_table(
     boot = joint_bootstrap(scores, reg["trust_type"], flags["deficit"], flags["deficit_support"],
                            segmentation_rule, thresholds, population_average, replicates=replicates, seed=seed,
                            level=level, recompute_cuts=recompute_cuts,
-                           combine_rules=combine_rules).set_index("trust_code")
+                           combine_rules=combine_rules, pool_types=pool_types).set_index("trust_code")
     for col in ("average_lower", "average_upper"):
         out[col] = boot[col].reindex(reg.index)
     for col in ("rank_lower", "rank_upper"):
@@ -856,17 +971,20 @@ def build_league_table(
         out[f"p_segment_{k}"] = boot[f"p_segment_{k}"].reindex(reg.index)
 
     dom = domain_scores(scores, combine_rules)
-    # No domain population is configured, so quartiles over a population fall back to within-type quartiles.
+    # No domain population is configured, so quartiles over a population fall back to within-type quartiles;
+    # pooled quartiles pool the domain scores of the same types.
     dom_rule = "quartiles_within_type" if segmentation_rule == "quartiles_over_population" else segmentation_rule
     for d in sorted(dom["domain"].unique()):
         ds = dom[dom["domain"] == d].set_index("trust_code")["domain_score"].reindex(reg.index)
-        dseg, _ = assign_segments(ds, reg["trust_type"], dom_rule, thresholds)
+        dseg, _ = assign_segments(ds, reg["trust_type"], dom_rule, thresholds, pool_types=pool_types)
         out[f"domain_score_{_slug(d)}"] = ds
         out[f"domain_segment_{_slug(d)}"] = dseg
 
     out = out.reset_index(drop=True)
     out = out.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort", na_position="last",
                           ignore_index=True)
-    out.attrs.update({"cut_points": cuts, "segmentation_rule": segmentation_rule, "replicates": int(replicates),
+    out.attrs.update({"cut_points": cuts, "segmentation_rule": segmentation_rule,
+                      "segmentation_population": population, "pool_types": None if pool_types is None else list(pool_types),
+                      "replicates": int(replicates),
                       "seed": seed, "level": level, "recompute_cuts": recompute_cuts})
     return out

@@ -30,6 +30,9 @@ __all__ = [
     "COMBINED_FINANCE",
     "NofFiles",
     "find_nof_files",
+    "find_all_nof_files",
+    "read_all_nof_data",
+    "NOF_FOLDERS",
     "parse_quarter",
     "parse_trust_type",
     "parse_range",
@@ -41,16 +44,21 @@ __all__ = [
     "summary",
     "domain_results",
     "trust_register",
+    "catalogue_observations",
 ]
 
 #: ``../shared/data/real`` relative to the repository root.
 DEFAULT_REAL_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "real"
 NOF_FOLDER = "nof_2025_26_q4_mhc"
 DEFAULT_NOF_DIR = DEFAULT_REAL_DIR / NOF_FOLDER
+#: Every folder of published NOF files the project knows, by trust type (acute: Q1 2025/26 only).
+NOF_FOLDERS = {"acute": "nof_2025_26_q1_acute", "mental_health_community": NOF_FOLDER}
 
 #: The two finance scores that enter the average once, as the combined score ``COMBINED_FINANCE``.
 FINANCE_METRICS = ("OF1079", "OF1081")
 COMBINED_FINANCE = "OF1080"
+#: The three healthcare-associated infection scores, weighted one third each in the average (acute trusts).
+INFECTION_SCORES = ("OF1020", "OF1048", "OF1088")
 
 DATA_COLUMNS = ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name", "Domain",
                 "Sub-domain", "Metric_ID", "Metric_description", "Reporting_date", "Units", "Value",
@@ -89,6 +97,24 @@ def find_nof_files(directory: str | Path | None = None) -> NofFiles:
     return NofFiles(data=data[0], league_table=league[0] if league else None)
 
 
+def find_all_nof_files(real_dir: str | Path | None = None) -> dict[str, NofFiles]:
+    """The published NOF files of every trust type present under the real-data root (default
+    :data:`DEFAULT_REAL_DIR`), keyed by trust type; types whose folder is absent are left out."""
+    root = Path(real_dir) if real_dir is not None else DEFAULT_REAL_DIR
+    out = {}
+    for ttype, folder in NOF_FOLDERS.items():
+        d = root / folder
+        if d.is_dir() and list(d.glob("*-data.csv")):
+            out[ttype] = find_nof_files(d)
+    return out
+
+
+def read_all_nof_data(files: dict[str, NofFiles]) -> pd.DataFrame:
+    """The data files of several trust types stacked (each read with :func:`read_nof_data`)."""
+    frames = [read_nof_data(f.data) for _, f in sorted(files.items())]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def parse_quarter(text: str) -> str:
     """``"Q4 2025/26"`` → ``"2025-26-Q4"``."""
     m = re.fullmatch(r"\s*Q([1-4])\s+(\d{4})/(\d{2})\s*", str(text))
@@ -118,6 +144,14 @@ def parse_range(text) -> tuple[float, float]:
 
 def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     df = pd.read_csv(path, encoding="utf-8-sig", dtype={"Trust_code": "string"})
+    if "Quarter" not in df.columns and "Quarter" in columns and "Metric_ID" in df.columns:
+        # the first (Q1 2025/26) release has no Quarter column: the quarter is the Reporting_date of the
+        # summary rows (OF5000), which must name one quarter
+        dates = set(df.loc[df["Metric_ID"].astype(str).str.strip() == "OF5000", "Reporting_date"].dropna())
+        if len(dates) != 1:
+            raise ValueError(f"{path}: no Quarter column and the OF5000 Reporting_date does not name one quarter "
+                             f"({sorted(dates)})")
+        df.insert(0, "Quarter", dates.pop())
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing} (found {list(df.columns)})")
@@ -209,10 +243,10 @@ def scores_for_average(data: pd.DataFrame) -> pd.DataFrame:
     """The published metric scores in the scoring contract (``quarter, trust_code, metric_id, score, weight,
     combine_group, domain``): every ``OF1xxx`` score except the combined ``OF1080``, with ``OF1079`` and
     ``OF1081`` in combination group ``"finance"`` (which :func:`leaguetables.scoring.combine_scores`
-    turns into the combined score). Weight 1 (no infection metrics for these trusts)."""
+    turns into the combined score). Weight 1, except the infection scores OF1020/OF1048/OF1088 at 1/3 each."""
     df = metric_scores(data)
     df = df[df["metric_id"] != COMBINED_FINANCE].copy()
-    df["weight"] = 1.0
+    df["weight"] = np.where(df["metric_id"].isin(INFECTION_SCORES), 1 / 3, 1.0)
     df["combine_group"] = df["metric_id"].where(df["metric_id"].isin(FINANCE_METRICS)).map(
         lambda m: "finance" if isinstance(m, str) else None).astype("object")
     return df[["quarter", "trust_code", "metric_id", "score", "weight", "combine_group", "domain"]].reset_index(drop=True)
@@ -258,3 +292,104 @@ def trust_register(data: pd.DataFrame) -> pd.DataFrame:
     """``quarter, trust_code, trust_name, trust_type, trust_subtype, region`` per quarter × trust."""
     cols = ["quarter", "trust_code", "trust_name", "trust_type", "trust_subtype", "region"]
     return data[cols].drop_duplicates(["quarter", "trust_code"]).sort_values(["quarter", "trust_code"], ignore_index=True)
+
+
+def catalogue_observations(data: pd.DataFrame, catalogue) -> pd.DataFrame:
+    """NHS England's published values as observations of the ``nof-2025-26`` catalogue's metrics.
+
+    One row per quarter × trust × catalogue metric: ``quarter, trust_code, trust_type, metric_id, value,
+    category, tiebreak`` where ``tiebreak`` is NHS England's published ``Rank`` (within type, from the
+    unrounded values) — scoring ranks the 2-dp ``value`` and breaks its ties with it. A metric whose id ends in
+    ``_count`` takes the rows of its code published as a count (``Units`` = ``count``: OF0048/OF0088 for small
+    specialist trusts) and its plain sibling takes the others (a metric without a ``_count`` sibling, e.g.
+    MRSA OF0020, takes all its rows). Bracket metrics (``statistic: bracket``, only a
+    score published, e.g. OF1067 CQC safe) take the published score as the category ``"score k"``.
+    """
+    frames = []
+    for m in catalogue.metrics:
+        if not m.nof_id:
+            continue
+        if m.statistic == "bracket":
+            rows = data[data["metric_id"] == "OF1" + m.nof_id[3:]]
+            rows = rows[rows["value"].notna()]
+            cat = "score " + rows["value"].round().astype(int).astype(str)
+            frames.append(pd.DataFrame({
+                "quarter": rows["quarter"], "trust_code": rows["trust_code"], "trust_type": rows["trust_type"],
+                "metric_id": m.id, "value": np.nan, "category": cat, "tiebreak": np.nan}))
+            continue
+        rows = data[data["metric_id"] == m.nof_id]
+        is_count = rows["units"].astype(str).str.strip().str.lower() == "count"
+        if m.id.endswith("_count"):
+            rows = rows[is_count]
+        elif (m.id + "_count") in catalogue.ids:
+            rows = rows[~is_count]
+        frames.append(pd.DataFrame({
+            "quarter": rows["quarter"], "trust_code": rows["trust_code"], "trust_type": rows["trust_type"],
+            "metric_id": m.id, "value": rows["value"], "category": None, "tiebreak": rows["rank"]}))
+    out = pd.concat(frames, ignore_index=True)
+    out = out[out["trust_type"].isin(set().union(*[set(m.trust_types) for m in catalogue.metrics]))]
+    return out.sort_values(["quarter", "metric_id", "trust_code"], ignore_index=True)
+
+
+class NoNofData(LookupError):
+    """No published NOF file covers the quarter."""
+
+
+#: What status.csv cannot say from the published files.
+NOF_STATUS_NOTE = ("Deficit flag from NHS England's OF5004 (in deficit or on deficit support; deficit support is "
+                   "not published separately, so deficit_support is false); Recovery Support Programme (segment 5) "
+                   "from OF5007, published for Q1–Q2 only (false where not published).")
+
+
+def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue=None) -> dict[str, pd.DataFrame]:
+    """The four contract tables of one quarter built from NHS England's published NOF files of every trust type
+    available (``run_quarter.py QUARTER --source nof``): Q1 2025/26 acute (134) + mental health and community
+    (61); Q2–Q4 2025/26 mental health and community only.
+
+    * ``trusts`` — the register of the files (region as published; Q1 acute says 'North East');
+    * ``observations`` — :func:`catalogue_observations` of the catalogue (default ``nof-2025-26``): published
+      values (2 dp) with the published within-type Rank as ``tiebreak``; bracket-only scores as categories;
+    * ``demographics`` — OHID catchment covariates where the real-data root has them (acute trusts), else empty;
+    * ``status`` — ``deficit`` = OF5004, ``improvement_programme`` = OF5007 (see :data:`NOF_STATUS_NOTE`).
+
+    Raises :class:`NoNofData` when no published file covers the quarter.
+    """
+    from leaguetables.config import load_catalogue
+
+    root = Path(real_dir) if real_dir is not None else DEFAULT_REAL_DIR
+    cat = catalogue if catalogue is not None else load_catalogue("nof-2025-26")
+    found = find_all_nof_files(root)
+    if not found:
+        raise NoNofData(f"no published NOF data file under {root} (expected {sorted(NOF_FOLDERS.values())})")
+    data = read_all_nof_data(found)
+    data = data[data["quarter"] == quarter]
+    if data.empty:
+        raise NoNofData(f"no published NOF file covers {quarter} (types found: {sorted(found)})")
+    reg = trust_register(data).drop(columns="quarter")
+    trusts = reg[["trust_code", "trust_name", "trust_type", "trust_subtype", "region"]].copy()
+    trusts["trust_subtype"] = trusts["trust_subtype"].fillna("")
+    obs = catalogue_observations(data, cat)
+    obs = obs.assign(numerator=np.nan, denominator=np.nan, suppressed=False)
+    obs["category"] = obs["category"].astype(object).where(obs["category"].notna(), None)
+    obs = obs[["quarter", "trust_code", "metric_id", "numerator", "denominator", "value", "category", "suppressed",
+               "tiebreak"]]
+    obs = obs[obs["value"].notna() | obs["category"].notna()]
+    s = summary(data)
+    status = pd.DataFrame({
+        "quarter": quarter, "trust_code": s["trust_code"].to_numpy(),
+        "deficit": s["in_financial_deficit"].fillna(False).astype(bool).to_numpy(),
+        "deficit_support": False,
+        "improvement_programme": s["recovery_programme"].fillna(False).astype(bool).to_numpy(),
+    })
+    status.attrs["note"] = NOF_STATUS_NOTE
+    demo_dir = root / "trust_catchment_demographics"
+    cols = ["trust_code", "population", "share_65plus", "share_85plus", "imd_score", "rural_share",
+            "ethnic_minority_share"]
+    if demo_dir.is_dir():
+        from . import demographics
+        demo = demographics.trust_demographics(trusts["trust_code"], None, demo_dir)
+    else:
+        demo = pd.DataFrame({"trust_code": trusts["trust_code"]}).reindex(columns=cols)
+    return {"trusts": trusts.sort_values("trust_code", ignore_index=True),
+            "observations": obs.sort_values(["metric_id", "trust_code"], ignore_index=True),
+            "demographics": demo[cols], "status": status.sort_values("trust_code", ignore_index=True)}
