@@ -523,7 +523,7 @@ def fit_expected(
     table["se_log_expected"] = se_log_e
     table["confidence"] = float(confidence)
     if re_out is not None:
-        shr = _shrunk_table(re_out, family, fit_trusts, confidence)
+        shr = _shrunk_table(re_out, family, fit_trusts, confidence, df=df_e)
         for col in ("oe_shrunk", "oe_shrunk_lower", "oe_shrunk_upper"):
             table[col] = shr[col].reindex(trusts).to_numpy()
     else:

@@ -5,12 +5,15 @@ For every trust of the types the metric applies to, in order:
 1. the indicator value and its confidence interval (:mod:`leaguetables.stats`), with the statistic, method and
    confidence level on every row; suppressed or missing figures are kept as rows with a status and no value;
 2. where the catalogue asks for one, the expected value from the demographic model fitted within trust type
-   (:mod:`leaguetables.expected`): E, O/E with its interval, and the adjusted value (O/E × the type's rate);
+   (:mod:`leaguetables.expected`, settings from the methodology's ``expected:`` section): E, O/E with its
+   interval (including the uncertainty of E by default), shrunken O/E (random-effects model), and the adjusted
+   value (O/E × the type's rate) with its interval (:data:`MODEL_COLUMNS`);
 3. where the catalogue asks for a funnel plot, the Spiegelhalter z-score, overdispersion and band within trust
    type (:mod:`leaguetables.funnel`): on O/E when the metric is adjusted, on the proportion otherwise, and on
    O/E against the type's crude rate for unadjusted rates;
 4. the NOF score 1.00–4.00 (:mod:`leaguetables.scoring`) on the raw value — NHS England's method — and, for the
-   sensitivity analysis, on the adjusted value;
+   sensitivity analysis, on the adjusted value (:func:`score_adjusted`: absolute standards, floors and value bands
+   judged on the observed value by default, ``standard_judged_on`` saying so);
 5. the trust's position among its demographic peers (:mod:`leaguetables.peers`).
 """
 
