@@ -26,7 +26,7 @@ Two ways of drawing (``uncertainty.shrinkage`` in the methodology configuration)
 * **plug-in (shrinkage off)** — every numerator is redrawn from the binomial/Poisson distribution with the
   trust's observed rate (a plain parametric bootstrap of the data). It describes how much the *published* league
   would move on another draw of the data; because the observed rates already contain one draw of noise, it is
-  too diffuse as a statement about the true league (see ``scripts/rank_uncertainty_study.py``).
+  too diffuse as a statement about the true league (``benchmarks/rank_uncertainty_study.py`` measures both).
 
 Reuse of the method
 -------------------
