@@ -24,6 +24,24 @@ Measured, on the raw league of Q4, pooled over trusts and data sets:
 * the change test (``sampling.change_test``): share of trusts flagged under "no change" (size) and share of the
   changed trusts flagged under "2-SD change" (power); beside it NHS England-style "beyond last quarter's likely
   range of rank"; and the number of segment changes against the number expected by chance.
+
+Measured with ``--datasets 100 --replicates 500 --seed 1`` (all 205 trusts pooled; by type in brackets):
+
+=========================  ===================================  ===========================  ===========
+method                     coverage of the true rank (95%)      Brier of P(segment)          reliability
+                                                                                             slope
+=========================  ===================================  ===========================  ===========
+empirical Bayes (default)  0.969 (acute 0.975, MH 0.952)        0.110 (1.04 × the oracle)    1.00
+plug-in bootstrap          0.943 (acute 0.938, MH 0.945)        0.121 (1.14 ×)               0.99
+oracle                     0.968 (acute 0.973, MH 0.951)        0.106                        1.00
+NHS England likely range   1.000 (width 47.5 ranks vs 13.3)     0.246 (2.3 ×)                1.17
+=========================  ===================================  ===========================  ===========
+
+Ambulance (10 trusts, ranks driven by figures taken as exact): coverage 1.000 for every method. Change test: size
+0.051 under no change, power 0.955 at a 2-SD change; NHS England-style "beyond last quarter's likely range" size
+0.000. Under no change 25.4 segment changes were observed on average against 23.9 expected by the joint simulation.
+Coverage above 95% for the empirical-Bayes and oracle intervals comes from whole-number ranks with ties (competition
+ranking on 2-dp averages): the interval rule is the same for all methods and the oracle over-covers equally.
 """
 
 from __future__ import annotations

@@ -25,8 +25,13 @@ Two ways of drawing (``uncertainty.shrinkage`` in the methodology configuration)
   interval for the true rank and its segment shares the probability of the true segment;
 * **plug-in (shrinkage off)** — every numerator is redrawn from the binomial/Poisson distribution with the
   trust's observed rate (a plain parametric bootstrap of the data). It describes how much the *published* league
-  would move on another draw of the data; because the observed rates already contain one draw of noise, it is
-  too diffuse as a statement about the true league (see ``scripts/rank_uncertainty_study.py``).
+  would move on another draw of the data, centred on the observed rates, which already contain one draw of noise.
+
+On the demo's truth (``benchmarks/rank_uncertainty_study.py``, 100 data sets) the empirical-Bayes 95% rank
+intervals covered the true rank 96.9% of the time (an oracle knowing the true between-trust spread: 96.8%; the
+excess over 95% comes from whole-number, tied ranks) and P(segment) had a Brier score 1.04 × the oracle's with a
+reliability slope of 1.00; the plug-in bootstrap 94.3%, 1.14 × and 0.99; NHS England's likely range of rank 100%
+(3.6 times as wide), 2.3 × and 1.17.
 
 Reuse of the method
 -------------------
