@@ -63,24 +63,47 @@ def test_no_wall_clock_time_in_the_documents(folder):
 
 
 def test_movement_against_the_previous_quarter(folder):
-    """movement.csv = this quarter's league table against last quarter's published league_table_full.csv."""
+    """movement.csv: this quarter's segment (1–4 after the financial override) and rank against the previous
+    quarter's, both computed from the inputs (so equal to the previous quarter's published table), with the test of
+    change (sampling.change_test) and the number of segment changes expected by chance in the report."""
     now = pd.read_csv(folder / "tables" / "league_table_full.csv").set_index("trust_code")
     prev = pd.read_csv(folder.parent / PREVIOUS / "tables" / "league_table_full.csv").set_index("trust_code")
     mv = pd.read_csv(folder / "tables" / "movement.csv").set_index("trust_code")
     assert set(mv.index) == set(now.index) & set(prev.index) and len(mv) == len(now)
-    assert (mv["segment_change"] == now.loc[mv.index, "segment"] - prev.loc[mv.index, "segment"]).all()
+    adjusted = prev["unadjusted_segment"].where(~prev["financial_override"].astype(bool), 3)
+    assert (mv["previous_segment"] == adjusted.loc[mv.index]).all()
+    assert (mv["previous_rank"] == prev.loc[mv.index, "rank"]).all()
     assert (mv["rank_change"] == now.loc[mv.index, "rank"] - prev.loc[mv.index, "rank"]).all()
-    rank = now.loc[mv.index, "rank"]
-    beyond = (rank < prev.loc[mv.index, "rank_lower"]) | (rank > prev.loc[mv.index, "rank_upper"])
-    assert (mv["beyond_likely_range"] == beyond).all()
+    assert mv["rank_change_p_value"].between(0, 1).all()
+    assert (mv["change_beyond_chance"] == (mv["rank_change_p_value"] < 0.05)).all()
+    assert (mv.loc[mv["rank_change"] == 0, "rank_change_p_value"] == 1).all()
     assert mv["segment_change"].ne(0).any(), "the demo quarters differ"
     page = (folder / "index.html").read_text(encoding="utf-8")
-    assert "Movement since Q3 2025/26" in page and ("within range" in page or "beyond range" in page)
+    assert "Movement since Q3 2025/26" in page and ("within chance" in page or "beyond chance" in page)
+    assert "would be expected to change segment by chance alone" in page
+    assert "beyond last quarter" not in page and "within range" not in page
     code = mv.index[0]
     profile = (folder / "trusts" / f"{code}.html").read_text(encoding="utf-8")
     assert "Since Q3 2025/26" in profile
     first = pd.read_csv(folder.parent / PREVIOUS / "tables" / "movement.csv")
-    assert first.empty, "no quarter before Q3 in this folder: no movement"
+    assert not first.empty, "Q2 is in the inputs: movement is computed from the data, not from a published file"
+
+
+def test_calibrated_columns_beside_nhs_england_likely_ranges(folder):
+    """The full and adjusted league tables carry the calibrated columns; the NHS-layout CSV keeps NHS England's
+    columns only; the rank interval lies within 1..n and contains the median rank; P(segment) sums to 1."""
+    for name in ("league_table_full.csv", "league_table_adjusted.csv"):
+        t = pd.read_csv(folder / "tables" / name)
+        assert (t["rank_interval_lower"] >= 1).all() and (t["rank_interval_upper"] <= t["rank_of"]).all()
+        assert ((t["rank_interval_lower"] <= t["rank_median"]) & (t["rank_median"] <= t["rank_interval_upper"])).all()
+        np.testing.assert_allclose(t[[f"p_segment_{k}" for k in range(1, 5)]].sum(axis=1), 1.0)
+        np.testing.assert_allclose(t[[f"nof_p_segment_{k}" for k in range(1, 5)]].sum(axis=1), 1.0)
+    nhse = pd.read_csv(folder / "tables" / "league_table.csv")
+    assert "Likely_range_of_rank" in nhse.columns and not any("interval" in c for c in nhse.columns)
+    rk = pd.read_csv(folder / "tables" / "rankability.csv")
+    assert rk["rankability"].between(0, 1).all()
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert page.index("Rank interval") < page.index("NHS England likely range of rank")
 
 
 def test_productivity_table_recomputes_from_the_metric_tables(folder, demo_inputs):

@@ -146,10 +146,14 @@ class ProfileBuilder:
                         if bool(lt["financial_override"]) else
                         ("Provider Improvement Programme" if seg == 5 else "1 is the highest-performing group"))},
             {"label": "Rank", "value": f"{rank_label}{r('Rank')}",
-             "detail": f"likely range {lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}{r('Likely range of rank')}"},
+             "detail": (f"rank interval {lt['rank_interval_lower']:.0f} to {lt['rank_interval_upper']:.0f}"
+                        f"{r('Rank interval')}; NHS England's likely range "
+                        if not _missing(lt.get("rank_interval_lower")) else
+                        "NHS England's likely range ")
+                       + f"{lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}{r('NHS England likely range of rank')}"},
             {"label": "Average metric score", "value": f"{fmt(lt['average_score'], 2)}{r('Average score')}",
-             "detail": f"likely range {lt['average_lower']:.2f} to {lt['average_upper']:.2f}"
-                       f"{r('Likely range of average')}; from {int(lt['n_scored'])} scored metrics"},
+             "detail": f"NHS England's likely range {lt['average_lower']:.2f} to {lt['average_upper']:.2f}"
+                       f"{r('NHS England likely range of average')}; from {int(lt['n_scored'])} scored metrics"},
         ]
         prev = quarter_label(self.data.previous)
         mv = self.movement.get(code)
@@ -162,9 +166,16 @@ class ProfileBuilder:
         plural = TRUST_TYPE_PLURAL[lt["trust_type"]].lower()
         tied = self.rank_counts.get((lt["trust_type"], lt["rank"]), 1) - 1
         shared = f", shared with {tied} other trust{'s' if tied > 1 else ''}" if tied else ""
+        if not _missing(lt.get("rank_interval_lower")):
+            lvl = self.data.methodology.uncertainty.level
+            where = (f"allowing for the play of chance in its data, its true rank lies between "
+                     f"{lt['rank_interval_lower']:.0f} and {lt['rank_interval_upper']:.0f} with {100 * lvl:g}% "
+                     "probability (the rank interval).")
+        else:
+            where = (f"NHS England's likely range of rank is {lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}, which "
+                     "shows how uneven its metric scores are rather than the play of chance.")
         summary = [f"{self.names[code]} is in segment {seg} of {plural} for {quarter_label(self.quarter)}, ranked "
-                   f"{rank_label}{shared}; its rank could plausibly lie anywhere from {lt['rank_lower']:.0f} to "
-                   f"{lt['rank_upper']:.0f} (the likely range of rank)."]
+                   f"{rank_label}{shared}; {where}"]
         if bool(lt["financial_override"]):
             summary.append(f"Its scores alone place it in segment {int(lt['unadjusted_segment'])}; because it reports "
                            "a deficit or receives deficit support, the financial override moves it to segment "
