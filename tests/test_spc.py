@@ -242,3 +242,14 @@ def test_run_spc_treats_a_quarter_absent_from_the_inputs_as_a_gap():
     assert not r.assessed  # 7 points < 8
     _, mr_bar, _ = spc.xmr(r.values)
     assert mr_bar == pytest.approx((2 + 1 + 2 + 1 + 1) / 5)  # no range across the gap
+
+
+def test_screen_outliers_option_drops_large_moving_ranges():
+    """spc.screen_outliers (NHSRplotthedots' default, not Making Data Count's Excel): 10, 12 × 5 then 30 → moving
+    ranges nine of 2 and one of 18, m̄R = 36/10 = 3.6; 18 ≥ 3.267 × 3.6 = 11.76 is dropped → m̄R = 2.0, so the
+    upper limit falls from x̄ + 9.576 to x̄ + 5.32 (x̄ = 140/11)."""
+    s = [10, 12] * 5 + [30]
+    plain, screened = run(s), run(s, screen_outliers=True)
+    assert plain.mr_bar == pytest.approx(3.6) and screened.mr_bar == pytest.approx(2.0)
+    assert screened.upper == pytest.approx(140 / 11 + 2.66 * 2.0)
+    assert spc.xmr([1, 2, 1, 2], screen_outliers=True)[1] == pytest.approx(1.0)  # nothing to drop
