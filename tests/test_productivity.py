@@ -245,7 +245,7 @@ def test_simulation_england_total_unbiased_under_the_default_and_inflated_by_the
     the true total, averaged over data sets:
 
     * the project's default (methodology: 4 quarters pooled, constrained empirical Bayes) is within 10% of the
-      truth (measured here about −5%; benchmarks/productivity_noise.py on full demo data sets: −2.3%, 30 sets);
+      truth (measured here about −5%; benchmarks/productivity_noise.py on full demo data sets: −3.6%, 30 sets);
     * Better Care, Better Value's single quarter, observed O/E is inflated by noise (here about +62%; +65% on the
       demo data sets), more than +25%;
     * 4 quarters pooled with the plain posterior mean is biased down (about −22%: the estimates are too

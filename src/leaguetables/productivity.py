@@ -58,11 +58,12 @@ here: it is small beside ω² for the costed demo metrics.
 
 The default (``pool_quarters: 4``, ``estimate: constrained``) was chosen by simulation from the demo's truth
 (``benchmarks/productivity_noise.py``, results in ``benchmarks/productivity_noise_results.txt``;
-tests/test_productivity.py keeps a small version): mean England totals within 3% of the truth for every costed
-metric (length of stay −2.3%, follow-up ratio +0.4%, readmissions −1.2%, sickness absence −1.3%, day-case rate
+tests/test_productivity.py keeps a small version): mean England totals within 4% of the truth for every costed
+metric (length of stay −3.6%, follow-up ratio +0.4%, readmissions −1.4%, sickness absence −1.8%, day-case rate
 +2.1%), a single data set's total scattering with a standard deviation of about 10% (length of stay, follow-up
-ratio). 4 quarters observed: +18% and +11%; 4 quarters posterior mean: −19% and −9%; 8 quarters constrained: −1%
-and 0%.
+ratio). 4 quarters observed: +16% and +11%; 4 quarters posterior mean: −20% and −9%; 8 quarters constrained:
+−2.5% and 0%. The pooled E comes from the fixed-effect GLM (population-averaged) while this quarter's E may come
+from the random-effects model (a trust of average quality): a difference of under 1% in the conversion.
 
 A trust better than the benchmark has no opportunity (0), never a negative one. Only reported figures count
 (status ``ok`` this quarter); the benchmark is taken over the trusts of the comparator that have a value. The
