@@ -306,7 +306,10 @@ def _register_engine() -> None:
                 final_kwargs = merge_kwargs(
                     safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
                     startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
-                    stdout_file=stdout_file, stderr_file=stderr_file)
+                    stdout_file=stdout_file, stderr_file=stderr_file,
+                    # one output per stream per cell: how a print() is split into messages depends on the
+                    # kernel's flush timing under load, and must not change the saved notebook
+                    coalesce_streams=True)
                 nbc = PapermillNotebookClient(nb_man, **final_kwargs)
                 if client is not None and client.get("kc") is not None:
                     nbc.kc = client["kc"]
