@@ -91,6 +91,17 @@ class Outcome:
     revisions: int = 0
 
 
+def default_source(data: Path | None) -> str:
+    """The source when ``--source`` is not given: the demo without ``--data``; with ``--data``, ``demo`` only for a
+    folder the demo generator wrote (its ``demo-source.json``), else ``files`` (the user's own data — never labelled
+    synthetic)."""
+    from .demo import is_demo_data
+
+    if data is None or is_demo_data(Path(data)):
+        return "demo"
+    return "files"
+
+
 def kernel_available() -> bool:
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -341,7 +352,7 @@ class NotebookWorker:
             pm.execute_notebook(
                 nb, str(out_path), parameters=parameters, kernel_name=KERNEL_NAME, km=self.km,
                 engine_name=_ENGINE, progress_bar=False, start_timeout=120, execution_timeout=1200,
-                cwd=str(self.cwd), log_output=False, client=self.client,
+                log_output=False, client=self.client, resources={"metadata": {"path": str(self.cwd)}},
             )
         except pm.PapermillExecutionError as exc:
             raise PipelineError(f"{notebook} failed for {parameters.get('metric_id', parameters.get('quarter'))}: "
@@ -435,7 +446,9 @@ class Keys:
     def league(self) -> tuple[str, dict]:
         from .cache import file_or_absent
 
-        prev = self.out_root / previous_quarter(self.prep.options.quarter) / "tables" / "league_table_full.csv"
+        from .publish import previous_league_table
+
+        prev = previous_league_table(self.out_root, self.prep.options.quarter)
         describe = {"stage": "league", "notebook": self.notebook("league_table.ipynb"), "catalogue": self.catalogue,
                     "metrics": dict(sorted(self.metric_keys.items())), "metric_ids": self.prep.metric_ids,
                     "previous_quarter_league_table": file_or_absent(prev), **self.common}
@@ -584,7 +597,7 @@ def run_cached(name: str, key: str, describe: dict, staging: Path, cache, report
 
 def build(prep: Prepared, staging: Path, work: Path, cache, out_root: Path, target: Path) -> tuple[dict, object, int]:
     """Every stage into ``staging``: (timings, cache report, number of revisions)."""
-    from . import revisions
+    from . import publish, revisions
     from .cache import CacheReport
     from .publication import build_publication
 
@@ -598,10 +611,12 @@ def build(prep: Prepared, staging: Path, work: Path, cache, out_root: Path, targ
     n_revisions = 0
     try:
         run_metric_stage(prep, staging, work, workers, cache, keys, report, timings)
+        publish.checkpoint("metrics")
         key, describe = keys.league()
         timings["league"] = run_cached("league", key, describe, staging, cache, report,
                                        lambda: workers.run_one("league_table.ipynb", nb_dir / "league_table.ipynb",
                                                                common))
+        publish.checkpoint("league")
         t0 = time.perf_counter()
         published = target / "manifest.json"
         if published.exists() and not opts.force and (
@@ -613,6 +628,7 @@ def build(prep: Prepared, staging: Path, work: Path, cache, out_root: Path, targ
         key, describe = keys.report(staging)
         timings["report"] = run_cached("report", key, describe, staging, cache, report,
                                        lambda: workers.run_one("report.ipynb", nb_dir / "report.ipynb", common))
+        publish.checkpoint("report")
     finally:
         workers.close()
     t0 = time.perf_counter()
@@ -621,32 +637,68 @@ def build(prep: Prepared, staging: Path, work: Path, cache, out_root: Path, targ
     run_cached("publication", key, describe, staging, cache, report,
                lambda: pub_timings.update(build_publication(prep, staging, work)), skip=("_work",))
     timings["publication"] = pub_timings or "cached"
+    publish.checkpoint("publication")
     timings["export"] = round(time.perf_counter() - t0, 3)
     return timings, report, n_revisions
 
 
+def absolute_paths(opts: RunOptions) -> RunOptions:
+    """Every path of the options made absolute once, before any thread starts: nothing later depends on the
+    process's working directory (which papermill used to change from several threads at once)."""
+    opts.out = check_path(Path(opts.out), "--out")
+    if opts.data is not None:
+        opts.data = check_path(Path(opts.data), "--data")
+    if opts.raw is not None:
+        opts.raw = check_path(Path(opts.raw), "--raw")
+    for attr in ("methodology", "catalogue"):
+        v = getattr(opts, attr)
+        if v is not None and Path(str(v)).suffix in (".yaml", ".yml"):
+            setattr(opts, attr, str(check_path(Path(str(v)), f"--{attr}")))
+    return opts
+
+
 def run(opts: RunOptions) -> Outcome:
     """Run a quarter end to end; publish it, or find it identical to the published one, or refuse (see module)."""
+    from . import publish
+
     t_start = time.perf_counter()
-    out_root = check_path(Path(opts.out), "--out")
+    absolute_paths(opts)
+    out_root = opts.out
+    if out_root.exists() and not out_root.is_dir():
+        raise InputError(f"--out {out_root} is a file, not a folder")
     # only --source nhse writes anything outside the reports folder: the contract files it derives from --raw
     scratch = Path(tempfile.mkdtemp(prefix="leaguetables-inputs-")) if opts.source == "nhse" else out_root
     try:
         t0 = time.perf_counter()
         prep = prepare(opts, scratch)  # bad input stops here: nothing written under out_root
         validate_s = round(time.perf_counter() - t0, 3)
-        from . import publish
-
-        out_root.mkdir(parents=True, exist_ok=True)
+        publish.checkpoint("validated")
+        publish.claim_out(out_root)  # a file, an unwritable folder or one holding foreign entries: refused here
+        publish.checkpoint("claimed")
         try:
             with publish.quarter_lock(out_root, opts.quarter):
-                return _run_locked(prep, out_root, t_start, validate_s)
-        except publish.LockBusy:
+                with previous_quarter_guard(prep, out_root):
+                    return _run_locked(prep, out_root, t_start, validate_s)
+        except publish.LockBusy as busy:
+            q = busy.args[0]
+            if q != opts.quarter:
+                raise PipelineError(f"the previous quarter {q} is being run in {out_root} (it holds "
+                                    f"{out_root / ('.lock-' + q)}); {opts.quarter} reads its league table for "
+                                    "movement, so run it when that run has finished") from None
             raise PipelineError(f"another run of {opts.quarter} is in progress in {out_root} (it holds "
                                 f"{out_root / ('.lock-' + opts.quarter)}); try again when it has finished") from None
     finally:
         if scratch != out_root:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def previous_quarter_guard(prep: Prepared, out_root: Path):
+    """Hold the previous quarter's lock for the whole run: its league table is an input of this one (movement), so
+    it must not change while this quarter is built (a concurrent run of the previous quarter is refused, and this
+    run is refused while one is in progress)."""
+    from . import publish
+
+    return publish.quarter_lock(out_root, previous_quarter(prep.options.quarter))
 
 
 def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: float) -> Outcome:
@@ -666,6 +718,7 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
     work = staging / "_work"
     work.mkdir(parents=True)
     try:
+        publish.checkpoint("staging")
         if not kernel_available():
             raise PipelineError(f"Jupyter kernel {KERNEL_NAME!r} is not registered; run `make setup`")
         write_context(prep, work)
@@ -673,6 +726,7 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
         timings = {"validate": validate_s, **timings, "total": round(time.perf_counter() - t_start, 3)}
         opts.timings = timings
         publish.write_manifest(prep, staging, timings, report.as_dict())
+        publish.checkpoint("manifest")
         outcome = Outcome("published", target, cache=report, timings=timings, notes=notes, revisions=n_revisions)
         if opts.mode == "verify":
             shutil.rmtree(work, ignore_errors=True)
@@ -688,11 +742,15 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
                 outcome.status = "refused"
                 return outcome
         publish.publish(staging, target)
+        publish.checkpoint("published")
         return outcome
     except PipelineError as exc:
+        # the executed notebooks of the failed run are kept under .failed/.staging-<quarter>; only that entry (made
+        # by an earlier failed run of this quarter) is ever replaced — nothing else under .failed/ is touched
         failed = out_root / FAILED_DIR / staging.name
-        shutil.rmtree(out_root / FAILED_DIR, ignore_errors=True)
-        failed.parent.mkdir(parents=True)
+        if failed.is_dir() and not failed.is_symlink():
+            shutil.rmtree(failed, ignore_errors=True)
+        failed.parent.mkdir(exist_ok=True)
         shutil.rmtree(work, ignore_errors=True)
         os.replace(staging, failed)
         raise PipelineError(str(exc).replace(f"{FAILED_DIR}/{staging.name}", str(failed))) from None
@@ -711,7 +769,7 @@ def verify(opts: RunOptions) -> Outcome:
     rerun (from the inputs as they are now) shows what the change does to the outputs.
     """
     from .config import file_sha256
-    from .publish import read_manifest
+    from .publish import PREVIOUS_INPUT, previous_league_table, read_manifest
 
     check_quarter(opts.quarter)
     out_root = check_path(Path(opts.out), "--out")
@@ -722,6 +780,15 @@ def verify(opts: RunOptions) -> Outcome:
     params = manifest.get("parameters", {})
     input_notes = []
     for kind, meta in sorted(manifest.get("inputs", {}).items()):
+        if kind == PREVIOUS_INPUT:
+            prev = previous_league_table(out_root, opts.quarter)
+            now = file_sha256(prev) if prev.is_file() else None
+            if now != meta.get("sha256"):
+                was = f"sha256 {meta['sha256'][:12]}…" if meta.get("sha256") else "absent"
+                input_notes.append(f"input {kind}: {prev} has changed since publication ({was} when published, "
+                                   f"{'sha256 ' + now[:12] + '…' if now else 'absent'} now); the movement columns "
+                                   "depend on it")
+            continue
         path = Path(meta.get("path", ""))
         if params.get("source") == "nhse":
             continue  # derived from --raw in a scratch folder: checked after the rerun, through the outputs

@@ -255,12 +255,25 @@ def published_files(folder: Path) -> list[Path]:
 _published_files = published_files  # the former private name
 
 
+PREVIOUS_INPUT = "previous_quarter_league_table"
+
+
+def previous_league_table(out_root: Path, quarter: str) -> Path:
+    """The previous quarter's published league table, read for movement (an input of the quarter)."""
+    from .contract import previous_quarter
+
+    return Path(out_root) / previous_quarter(quarter) / "tables" / "league_table_full.csv"
+
+
 def write_manifest(prep, staging: Path, timings: dict, cache: dict | None = None) -> dict:
     from . import __version__
 
     opts = prep.options
     inputs = {str(k): {"path": str(Path(v).resolve()), "sha256": file_sha256(Path(v))}
               for k, v in sorted(prep.inputs.files.items())}
+    # the previous quarter's published league table is an input too (movement): recorded, absent or not
+    prev = previous_league_table(Path(opts.out), opts.quarter)
+    inputs[PREVIOUS_INPUT] = {"path": str(prev), "sha256": file_sha256(prev) if prev.is_file() else None}
     config_files = {"methodology": getattr(prep, "methodology_path", None)
                     or PROJECT_ROOT / "config" / "methodology" / f"{prep.methodology.id}.yaml",
                     "catalogue": getattr(prep, "catalogue_path", None)
@@ -279,7 +292,8 @@ def write_manifest(prep, staging: Path, timings: dict, cache: dict | None = None
                        # what to pass to run_quarter.py to rerun exactly this (used by --verify)
                        "methodology_arg": str(opts.methodology),
                        "catalogue_arg": None if opts.catalogue is None else str(opts.catalogue),
-                       "raw": str(Path(opts.raw).resolve()) if opts.source == "nhse" else None},
+                       "raw": str(Path(opts.raw).resolve()) if opts.source == "nhse" else None,
+                       "partial": bool(opts.metrics)},
         "methodology": {"id": prep.methodology.id, "version": prep.methodology.version,
                         "catalogue": prep.catalogue.id, "catalogue_version": prep.catalogue.version,
                         "bootstrap_replicates": prep.methodology.bootstrap.replicates,
@@ -328,6 +342,26 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.EOPNOTSUPP, errno.EPERM):
         return False
     raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+KILL_ENV = "LEAGUETABLES_KILL_AT"  # tests: the named stage at which the process kills itself (SIGKILL)
+FAIL_ENV = "LEAGUETABLES_FAIL_AT"  # tests: the named stage at which the run fails (PipelineError)
+STAGES = ("validated", "claimed", "staging", "metrics", "league", "report", "publication", "manifest",
+          "publish-journal", "publish-exchanged", "published")
+
+
+def checkpoint(stage: str) -> None:
+    """A named stage of a run. When the environment variable :data:`KILL_ENV` names it, the process kills itself
+    there with SIGKILL (no cleanup of any kind: the test of what a ``kill -9`` at that moment leaves behind)."""
+    assert stage in STAGES, stage
+    if os.environ.get(KILL_ENV) == stage:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(FAIL_ENV) == stage:
+        from .errors import PipelineError
+
+        raise PipelineError(f"stage {stage} failed ({FAIL_ENV} is set)")
 
 
 def journal_path(out_root: Path, quarter: str) -> Path:
@@ -385,10 +419,13 @@ def publish(staging: Path, target: Path) -> Path:
     journal = journal_path(out_root, target.name)
     _write_atomic(journal, json.dumps({"staging": str(staging), "target": str(target), "archive": str(archive),
                                        "new_manifest": _manifest_sha(staging)}, indent=1))
+    checkpoint("publish-journal")
     if _exchange(staging, target):  # target is now the new version, staging the previous one
+        checkpoint("publish-exchanged")
         os.rename(staging, archive)
     else:  # two renames: recover() rolls forward if killed between them
         os.rename(target, archive)
+        checkpoint("publish-exchanged")
         os.rename(staging, target)
     _fsync_dir(out_root)
     journal.unlink()
@@ -409,6 +446,12 @@ def recover(out_root: Path, quarter: str) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         journal.unlink()
         return "removed an unreadable publishing journal"
+    root = Path(out_root).resolve()
+    if (staging.resolve() != staging_path(root, quarter).resolve() or target.resolve() != (root / quarter).resolve()
+            or archive.resolve().parent != (root / SUPERSEDED_DIR).resolve()
+            or not re.fullmatch(re.escape(quarter) + r"\.\d+", archive.name)):
+        journal.unlink()  # not a journal this project wrote for this folder: its paths are never acted on
+        return "removed a publishing journal naming paths outside its quarter"
     done = None
     if staging.exists() and target.exists():
         if _manifest_sha(staging) != info.get("new_manifest"):
@@ -453,8 +496,80 @@ def staging_path(out_root: Path, quarter: str) -> Path:
 
 
 def _staging_quarter(name: str) -> str | None:
-    m = re.match(STAGING_PREFIX + r"(\d{4}-\d{2}-Q[1-4])", name)
+    """The quarter of a staging folder's name — only the exact name the pipeline creates (``.staging-<quarter>``):
+    ``.staging-2025-26-Q4.backup`` is somebody else's folder and is never touched."""
+    m = re.fullmatch(re.escape(STAGING_PREFIX) + r"(\d{4}-\d{2}-Q[1-4])", name)
     return m.group(1) if m else None
+
+
+# ------------------------------------------------------------------------------------------- the output folder
+OWNER_MARKER = ".leaguetables-reports"  # a reports folder the project created or adopted holds this file
+QUARTER_NAME = re.compile(r"\d{4}-\d{2}-Q[1-4]")
+# the names the pipeline creates directly under the reports folder (its namespace); nothing else is ever touched
+_NAMESPACE = re.compile(r"\.staging-.*|\.lock-.*|\.publishing-.*|\.cache|\.failed|\.superseded|"
+                        + re.escape(OWNER_MARKER) + r"|\d{4}-\d{2}-Q[1-4].*")
+
+
+def _is_own_quarter(path: Path) -> bool:
+    """A quarter folder published by this project before the marker existed: its manifest says so."""
+    m = read_manifest(path) if path.is_dir() else None
+    return bool(m) and m.get("quarter") == path.name and isinstance(m.get("code"), dict) and "outputs" in m
+
+
+def foreign_entries(out_root: Path) -> list[str]:
+    """Entries of ``out_root`` in the pipeline's namespace that the pipeline did not create (without the marker)."""
+    out = []
+    for p in sorted(Path(out_root).iterdir()):
+        if not _NAMESPACE.fullmatch(p.name):
+            continue  # not a name the pipeline uses: never read, changed or removed
+        if QUARTER_NAME.fullmatch(p.name) and _is_own_quarter(p):
+            continue
+        out.append(p.name)
+    return out
+
+
+def claim_out(out_root: Path) -> Path:
+    """Make ``out_root`` the project's reports folder, or refuse it (:class:`InputError`, one line).
+
+    * a new folder is created with the marker file :data:`OWNER_MARKER`; a folder with the marker is the project's;
+    * an existing folder without the marker is adopted (the marker written) only when nothing in it uses a name the
+      pipeline creates (``<quarter>/``, ``.staging-*``, ``.cache``, ``.failed``, ``.superseded``, ``.lock-*``,
+      ``.publishing-*``) — except quarter folders whose manifest shows this project published them. Other files in
+      it are never read, changed or removed;
+    * a path that is a file, or a folder that cannot be written, is refused.
+    """
+    from .errors import InputError
+
+    out_root = Path(out_root)
+    if out_root.exists() and not out_root.is_dir():
+        raise InputError(f"--out {out_root} is a file, not a folder")
+    marker = out_root / OWNER_MARKER
+    try:
+        if not out_root.exists():
+            out_root.mkdir(parents=True)
+        elif not marker.is_file():
+            foreign = foreign_entries(out_root)
+            if foreign:
+                raise InputError(f"--out {out_root} is not a reports folder of this project (no {OWNER_MARKER} "
+                                 f"file) and already holds {', '.join(repr(f) for f in foreign[:5])}"
+                                 f"{' …' if len(foreign) > 5 else ''}, names the pipeline would write; choose a new "
+                                 "or empty folder (nothing was changed)")
+        if not os.access(out_root, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+        if not marker.is_file():
+            _write_atomic(marker, json.dumps({"created_by": "leaguetables run_quarter.py", "note": (
+                "This folder holds NHS trust league tables published by run_quarter.py. The pipeline creates, "
+                "replaces and removes only the entries it owns here: <quarter>/, .staging-<quarter>, "
+                ".publishing-<quarter>.json, .lock-<quarter>, .cache/, .failed/.staging-<quarter>, .superseded/; "
+                "anything else is left alone.")}, indent=1) + "\n")
+        probe = out_root / f".lock-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except InputError:
+        raise
+    except OSError as exc:
+        raise InputError(f"--out {out_root} cannot be written ({exc.strerror or exc})") from None
+    return out_root
 
 
 def cleanup_stale(out_root: Path, own_quarter: str | None = None) -> list[str]:
@@ -466,7 +581,8 @@ def cleanup_stale(out_root: Path, own_quarter: str | None = None) -> list[str]:
     out_root = Path(out_root)
     done = []
     quarters = {q for p in out_root.glob(f"{STAGING_PREFIX}*") if (q := _staging_quarter(p.name))}
-    quarters |= {p.name[len(".publishing-"):-len(".json")] for p in out_root.glob(".publishing-*.json")}
+    quarters |= {m.group(1) for p in out_root.glob(".publishing-*.json")
+                 if (m := re.fullmatch(r"\.publishing-(\d{4}-\d{2}-Q[1-4])\.json", p.name))}
     for quarter in sorted(quarters):
         if not re.fullmatch(r"\d{4}-\d{2}-Q[1-4]", quarter):
             continue
@@ -475,10 +591,10 @@ def cleanup_stale(out_root: Path, own_quarter: str | None = None) -> list[str]:
             note = recover(out_root, q)
             if note:
                 done.append(note)
-            for p in sorted(out_root.glob(f"{STAGING_PREFIX}{q}*")):
-                if _staging_quarter(p.name) == q:
-                    shutil.rmtree(p, ignore_errors=True)
-                    done.append(f"removed stale {p.name}")
+            p = staging_path(out_root, q)  # the exact name only: never .staging-<q>.backup or the like
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+                done.append(f"removed stale {p.name}")
 
         if quarter == own_quarter:
             _clean()
