@@ -71,7 +71,9 @@ def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: st
     status = status[status["trust_code"].isin(set(trusts["trust_code"]))]
     table = scoring.build_league_table(
         sc, trusts, status, segmentation_rule=seg.rule, thresholds=seg.thresholds,
-        replicates=b.replicates, seed=b.seed, level=b.level, combine_rules=combine_rules(catalogue))
+        replicates=b.replicates, seed=b.seed, level=b.level, combine_rules=combine_rules(catalogue),
+        from_segments=tuple(methodology.financial_override.from_segments),
+        to_segment=methodology.financial_override.to_segment)
     return table, table.attrs.get("cut_points", {})
 
 

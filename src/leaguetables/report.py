@@ -234,8 +234,10 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
 
 def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: pd.DataFrame,
                  movement: pd.DataFrame | None = None, previous: str | None = None,
-                 productivity: pd.DataFrame | None = None, comparator: str = "type") -> str:
-    """Sentences with numbers, computed from the league table, movement, sensitivity, funnels and productivity."""
+                 productivity: pd.DataFrame | None = None, comparator: str = "type",
+                 override: tuple[tuple[int, ...], int] = ((1, 2), 3)) -> str:
+    """Sentences with numbers, computed from the league table, movement, sensitivity, funnels and productivity.
+    ``override`` is the methodology's financial override: (from_segments, to_segment)."""
     items = []
     n = len(table)
     if n:
@@ -251,7 +253,8 @@ def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: 
         ov = table[table["financial_override"].astype(bool)]
         if len(ov):
             items.append(f"The financial override moved {_plural(len(ov), 'trust')} in deficit or receiving "
-                         "deficit support from segment 1 or 2 to segment 3.")
+                         f"deficit support from segment {' or '.join(str(x) for x in override[0])} to segment "
+                         f"{override[1]}.")
     if movement is not None and len(movement) and previous:
         changed = int((movement["segment_change"] != 0).sum())
         beyond = int(movement["beyond_likely_range"].astype(bool).sum())
@@ -786,7 +789,9 @@ class ReportData:
                  ("data-quality", "Data quality"), ("revisions", "Revisions"), ("provenance", "Provenance")]
         return (key_findings(self.league.table, self.league.sensitivity_summary, self._funnel_counts(),
                              self.movement, self.previous, self.productivity,
-                             self.methodology.productivity.comparator)
+                             self.methodology.productivity.comparator,
+                             (tuple(self.methodology.financial_override.from_segments),
+                              self.methodology.financial_override.to_segment))
                 + contents(items) + downloads(self.spreadsheet_name))
 
     def segments(self) -> str:
