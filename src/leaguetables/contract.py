@@ -127,9 +127,10 @@ STATUS = pa.DataFrameSchema(
     {
         "quarter": pa.Column(str, pa.Check.str_matches(QUARTER_RE.pattern), **_str),
         "trust_code": pa.Column(str, **_str),
-        "deficit": pa.Column(bool),
-        "deficit_support": pa.Column(bool),
-        "improvement_programme": pa.Column(bool),
+        # empty = unknown (the source does not say): published as [x], never as "No"
+        "deficit": pa.Column("boolean", nullable=True),
+        "deficit_support": pa.Column("boolean", nullable=True),
+        "improvement_programme": pa.Column("boolean", nullable=True),
     },
     strict=True,
     unique=["quarter", "trust_code"],
@@ -144,7 +145,7 @@ NUMERIC = {
 BOOLEAN = {"observations": ("suppressed",), "status": ("deficit", "deficit_support", "improvement_programme")}
 NULLABLE_TEXT = {"observations": ("category",)}
 EMPTY_ALLOWED = {"trusts": ("trust_subtype",)}  # text that may be empty (kept as "")
-NULLABLE_BOOLEAN: dict[str, tuple[str, ...]] = {}
+NULLABLE_BOOLEAN = {"status": ("deficit", "deficit_support", "improvement_programme")}
 TRUE_WORDS = {"true", "yes", "1", "y"}
 FALSE_WORDS = {"false", "no", "0", "n"}
 
@@ -282,7 +283,7 @@ def _to_bool(df: pd.DataFrame, col: str, path: Path, nullable: bool = False) -> 
             out.append(None)
         else:
             raise InputError(f"{text[:40]!r} is not true/false", file=str(path), row=_line(df, i), column=col)
-    return pd.Series(out, index=df.index, name=col, dtype=object if nullable else bool)
+    return pd.Series(out, index=df.index, name=col, dtype="boolean" if nullable else bool)
 
 
 def _check_text(df: pd.DataFrame, col: str, path: Path) -> None:

@@ -17,7 +17,8 @@ from markupsafe import Markup, escape
 from . import pages
 from .config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
 from .contract import quarter_label, quarter_period
-from .report import ReportData, coefficient_frame, fmt, input_checksums, provenance_html
+from .report import (ReportData, coefficient_frame, fmt, input_checksums, provenance_html, site_label,
+                     source_notice)
 
 # readable names of catalogue and config fields; a field not listed here is shown by its own name
 LABELS = {
@@ -188,6 +189,9 @@ def context(data: ReportData) -> dict:
         "config": settings(meth),
         "peer_weights": [[LABELS.get(k, k.replace("_", " ")), f"{v:g}"] for k, v in meth.peers.weights.items()],
         "demo": data.run.get("source") == "demo",
+        "site_label": site_label(data.run.get("source", "files")),
+        "source_notice": Markup(source_notice(data.run.get("source", "files"), None,
+                                              data.run.get("omitted_metrics") or ())),
         "provenance": Markup(provenance_html(data.run, git_state(), input_checksums(data.inputs))),
     }
 

@@ -75,6 +75,12 @@ class Prepared:
     metric_ids: list[str]
     methodology_path: Path | None = None
     catalogue_path: Path | None = None
+    omitted: list[str] = field(default_factory=list)  # metrics with data for the quarter left out by --metrics
+
+    @property
+    def partial(self) -> bool:
+        """A --metrics run that leaves out metrics the quarter has data for: marked partial wherever published."""
+        return bool(self.omitted)
 
 
 @dataclass
@@ -196,12 +202,15 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
         absent = [m for m in opts.metrics if m not in present]
         if absent:
             raise InputError(f"--metrics: no data for {absent} in {opts.quarter}")
+        omitted = [m for m in metric_ids if m not in opts.metrics]
         metric_ids = [m for m in metric_ids if m in opts.metrics]
+    else:
+        omitted = []
     if not metric_ids:
         raise InputError(f"no metric has data for {opts.quarter}")
     return Prepared(opts, methodology, catalogue, inputs, data_dir, metric_ids,
                     methodology_path=_config_path("methodology", opts.methodology),
-                    catalogue_path=_config_path("catalogues", cat_name))
+                    catalogue_path=_config_path("catalogues", cat_name), omitted=omitted)
 
 
 def check_parameters(parameters: dict) -> str:
@@ -509,6 +518,9 @@ def write_context(prep: Prepared, work: Path) -> None:
         "catalogue_version": prep.catalogue.version,
         "metric_ids": prep.metric_ids,
         "jobs": prep.options.jobs,
+        "partial": prep.partial,
+        "omitted_metrics": prep.omitted,
+        "data_dir": str(prep.data_dir),
     }
     (work / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True), encoding="utf-8")
 
@@ -803,7 +815,8 @@ def verify(opts: RunOptions) -> Outcome:
     rerun = RunOptions(
         quarter=opts.quarter, source=params.get("source", "demo"), data=Path(params["data"]) if params.get("data")
         and params.get("source") != "nhse" else None, raw=Path(params.get("raw") or opts.raw), out=out_root,
-        jobs=opts.jobs, metrics=params.get("metrics"), methodology=params.get("methodology_arg")
+        jobs=opts.jobs, metrics=params["metrics_arg"] if "metrics_arg" in params else params.get("metrics"),
+        methodology=params.get("methodology_arg")
         or params.get("methodology", opts.methodology),
         catalogue=params["catalogue_arg"] if "catalogue_arg" in params else params.get("catalogue"),
         progress=opts.progress, mode="verify", use_cache=False, log=opts.log)

@@ -75,7 +75,8 @@ def nhse_league_table(table: pd.DataFrame, quarter: str) -> pd.DataFrame:
         "Average_score": t["average_score"].round(2).to_numpy(),
         "Likely_range_of_average_score": [_range(a, b) for a, b in zip(t["average_lower"], t["average_upper"])],
         "Segment": t["segment"].astype("Int64").to_numpy(),
-        "Trust_in_financial_deficit": np.where(t["in_financial_deficit"].to_numpy(bool), "Yes", "No"),
+        "Trust_in_financial_deficit": ["[x]" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+                                       else "Yes" if bool(v) else "No" for v in t["in_financial_deficit"]],
         "Rank": t["rank"].astype("Int64").to_numpy(),
         "Likely_range_of_rank": [_range(a, b, "{:.0f}") for a, b in zip(t["rank_lower"], t["rank_upper"])],
     })
@@ -121,7 +122,8 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str) -> pd
         for _, r in t.iterrows():
             value = r[col]
             if col == "financial_override":
-                value = "Yes" if bool(value) else "No"
+                unknown = "in_financial_deficit" in r and r["in_financial_deficit"] is None
+                value = "[x]" if unknown else "Yes" if bool(value) else "No"
             rows.append({"Trust_code": r["trust_code"], "Domain": "Overall", "Sub-domain": "Overall",
                          "Metric_ID": code, "Metric_description": desc, "Units": "score" if code == "OF5002" else "",
                          "Value": value, "Median_value": np.nan, "Lower_quartile": np.nan, "Upper_quartile": np.nan,
@@ -138,13 +140,14 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str) -> pd
 
 
 # ------------------------------------------------------------------------------------------------------ HTML export
-def export_html(executed: Path, out_html: Path, title: str) -> None:
+def export_html(executed: Path, out_html: Path, title: str, site_label: str = "Not an official statistic") -> None:
     """Export an executed notebook to clean, offline, deterministic HTML (no code, no prompts, no CDN)."""
     import nbformat
     from traitlets.config import Config
 
     nb = nbformat.read(executed, as_version=4)
     nb.metadata["title"] = title
+    nb.metadata["site_label"] = site_label
     # the kernel-reset cell exists only when the notebook ran on a reused kernel: never part of the page, and it
     # must not shift the numbering of the cells below
     nb.cells = [c for c in nb.cells if c.get("id") != "kernel-reset"]
@@ -293,7 +296,10 @@ def write_manifest(prep, staging: Path, timings: dict, cache: dict | None = None
                        "methodology_arg": str(opts.methodology),
                        "catalogue_arg": None if opts.catalogue is None else str(opts.catalogue),
                        "raw": str(Path(opts.raw).resolve()) if opts.source == "nhse" else None,
-                       "partial": bool(opts.metrics)},
+                       "metrics_arg": list(opts.metrics) if opts.metrics else None,
+                       # a --metrics run leaving out metrics with data: marked in the title and banner too
+                       "partial": bool(getattr(prep, "omitted", None)),
+                       "omitted_metrics": list(getattr(prep, "omitted", None) or [])},
         "methodology": {"id": prep.methodology.id, "version": prep.methodology.version,
                         "catalogue": prep.catalogue.id, "catalogue_version": prep.catalogue.version,
                         "bootstrap_replicates": prep.methodology.bootstrap.replicates,
