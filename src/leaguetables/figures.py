@@ -7,6 +7,8 @@ and no date, so the same data always give the same bytes.
 
 from __future__ import annotations
 
+import math
+
 import html
 import io
 import json
@@ -71,8 +73,9 @@ def save_funnels(result, work_dir, band_level: float = 0.95) -> dict:
         else:
             y_label, x_label = "Observed / expected (against the type's rate)", "Expected events"
         title = f"{m.name}: {TRUST_TYPE_PLURAL[ttype].lower()}"
+        phi = f"φ = {res.phi:.2f}" if math.isfinite(res.phi) else "φ not computable"
         subtitle = (f"{quarter_label(result.quarter)}; {len(ok)} trusts; {res.method} overdispersion, "
-                    f"φ = {res.phi:.2f}, {'adjusted' if res.adjusted_used else 'unadjusted'} limits")
+                    f"{phi}, {'adjusted' if res.adjusted_used else 'unadjusted'} limits")
         fig, alt = charts.funnel_figure(res, labels=list(res.units.index), title=title, subtitle=subtitle,
                                         y_label=y_label, x_label=x_label, direction=m.direction,
                                         confidence=band_level)

@@ -32,7 +32,12 @@ def slug(text: str) -> str:
 
 
 def _missing(value) -> bool:
-    return value is None or (not isinstance(value, str) and pd.isna(value))
+    """None, NaN or ±infinity (a figure that could not be computed is shown as [x], never as inf)."""
+    if value is None or isinstance(value, str):
+        return value is None
+    if pd.isna(value):
+        return True
+    return isinstance(value, (float, np.floating)) and not np.isfinite(value)
 
 
 def fmt(value, decimals: int = 1, suffix: str = "") -> str:

@@ -24,6 +24,8 @@ order with a fixed date, and meta.xml carries no creation or modification date.
 from __future__ import annotations
 
 import io
+import math
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +52,13 @@ NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
       'xmlns:config="urn:oasis:names:tc:opendocument:xmlns:config:1.0"')
 
 
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def xml(text) -> str:
-    return _xml_escape(str(text), {'"': "&quot;"})
+    """Escaped for XML; characters XML 1.0 cannot hold (C0 controls other than tab and line ends) are dropped, so no
+    cell can make the document unreadable."""
+    return _xml_escape(_XML_INVALID.sub("", str(text)), {'"': "&quot;"})
 
 
 @dataclass
@@ -126,7 +133,11 @@ def csv_sheet(csv_path: Path, name: str, title: str, lines: list[str], source: s
             if v == "":
                 row.append(("string", _fill_value(status, i, c in empty_cols)))
             elif kinds[c] == "float":
-                row.append(("float", v))
+                try:
+                    finite = math.isfinite(float(v))
+                except ValueError:
+                    finite = False
+                row.append(("float", v) if finite else ("string", "[x]"))
             elif kinds[c] == "boolean":
                 row.append(("boolean", v == "True"))
             else:
@@ -321,6 +332,10 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
                  "every other metric unchanged. It is not the published segmentation."),
         "rev": ("Revisions: figures changed since this quarter was first published, with the previous and revised "
                 "values."),
+        "text": ("Text that begins with =, +, -, @, a tab or a carriage return (for example a name in the inputs) is "
+                 "published with a leading apostrophe (') so that no spreadsheet evaluates it as a formula, as the "
+                 "OWASP guidance on CSV injection advises; the CSV files are written the same way. A figure that "
+                 "could not be computed (not a finite number) is published as [x]."),
     }
     specs = [
         ("league_table.csv", "League_table", f"League table in NHS England's layout, {ql}",
@@ -342,6 +357,7 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
             specs.append((f"metrics/{m.id}.csv", m.id, f"{m.name}: values, intervals, bands, scores and peers by "
                                                         f"trust, {ql}", ["data", "metric"]))
     present = []
+    specs = [(rel, base, title, [*cited, "text"]) for rel, base, title, cited in specs]
     for rel, base, title, cited in specs:
         path = tables / rel
         if path.exists() and path.stat().st_size and not pd.read_csv(path, nrows=1).empty:
