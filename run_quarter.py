@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics is not None:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         if not metrics:
-            print(f"error: --metrics {args.metrics!r} names no metric (give comma-separated metric ids, or leave "
-                  "--metrics out to run every metric)", file=sys.stderr)
+            print("error: --metrics names no metric (give comma-separated metric ids, or leave --metrics out to "
+                  "run every metric)", file=sys.stderr)
             return 2
     try:
         opts = RunOptions(

@@ -83,7 +83,19 @@ class _Strict(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_control_text(cls, data):
-        _check_text(data)
+        # this model's own text (strings, and the strings of its lists and plain mappings); a nested section is a
+        # model of its own and checks itself, so the error names the innermost section
+        if isinstance(data, dict):
+            for k, v in data.items():
+                _check_text(k, f"key {str(k)[:40]!r}")
+                items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, (list, tuple)) else ()
+                if isinstance(v, str):
+                    _check_text(v, str(k))
+                for kk, vv in items:
+                    if isinstance(kk, str):
+                        _check_text(kk, f"{k} key")
+                    if isinstance(vv, str):
+                        _check_text(vv, str(k))
         return data
 
 

@@ -174,9 +174,9 @@ def _line(df: pd.DataFrame, i: int) -> int:
 # One grammar for every number in the inputs: optional sign, digits with an optional decimal point, optional
 # exponent. No thousands separators or decimal commas (``1,234`` and ``1,5`` are ambiguous between locales), no
 # digit-group underscores (``1_000``: Python accepts it, no spreadsheet does), no words (``NaN``, ``inf``).
-NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-NON_FINITE_WORDS = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "na", "n/a",
-                    "null", "none"}
+NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # ASCII digits only
+NON_FINITE_WORDS = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+MISSING_WORDS = {"na", "n/a", "null", "none", "-", ".."}
 # characters never accepted in text: C0/C1 controls (tab and newline included) and the Unicode bidirectional
 # controls (U+061C, U+200E/F, U+202A–U+202E, U+2066–U+2069), which can make one name display as another
 CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -192,6 +192,9 @@ def parse_number(text: str) -> float:
         return v
     if t.lower() in NON_FINITE_WORDS:
         raise ValueError(f"{t[:40]!r} is not a finite number")
+    if t.lower() in MISSING_WORDS:
+        raise ValueError(f"{t[:40]!r} is not a number (leave the cell empty for a missing value, or mark the row "
+                         "suppressed)")
     if "," in t and NUMBER_RE.fullmatch(t.replace(",", "")):
         raise ValueError(f"{t[:40]!r} is not a number: no thousands separators or decimal commas (write 1234.5, "
                          "not 1,234.5 or 1234,5)")
@@ -211,6 +214,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     import csv
     import io
 
+    if path.exists() and not path.is_file():
+        raise InputError("is a folder or a special file, not a CSV file", file=str(path))
     if not path.is_file():
         raise InputError("file not found", file=str(path))
     try:

@@ -166,6 +166,11 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
         raise InputError("--revise and --force cannot be combined: --revise publishes the changes as revisions, "
                          "--force replaces the published quarter")
     check_path(Path(opts.out), "--out")
+    if opts.metrics is not None:
+        opts.metrics = [m.strip() for m in opts.metrics if m.strip()]
+        if not opts.metrics:
+            raise InputError("--metrics names no metric (give comma-separated metric ids, or leave --metrics out "
+                             "to run every metric)")
     for m in opts.metrics or []:
         if not SAFE_ID.match(m):
             raise InputError(f"--metrics: {m!r} is not a metric id (lower-case letters, digits and underscores)")
