@@ -259,6 +259,34 @@ _ENGINE = "leaguetables"
 _engine_lock = threading.Lock()
 
 
+def _register_local_io() -> None:
+    """Papermill's local file handler reads and writes inside ``chdir(cwd)``: a change of the whole process's working
+    directory, made from every notebook thread at once. The pipeline passes absolute paths only (check_parameters,
+    absolute_paths), so its handler opens them as they are and never changes directory."""
+    from papermill.iorw import LocalHandler, papermill_io
+
+    class _AbsoluteLocalHandler(LocalHandler):
+        def read(self, path):
+            if not os.path.isabs(path):
+                return super().read(path)  # a notebook passed as JSON text, or a caller outside the pipeline
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+
+        def listdir(self, path):
+            return [os.path.join(path, fn) for fn in os.listdir(path)]
+
+        def write(self, buf, path):
+            if not os.path.isabs(path):
+                raise ValueError(f"the pipeline writes notebooks to absolute paths only, not {path!r}")
+            dirname = os.path.dirname(path)
+            if not os.path.isdir(dirname):
+                raise FileNotFoundError(f"output folder {dirname} doesn't exist.")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(buf)
+
+    papermill_io.register("local", _AbsoluteLocalHandler())
+
+
 def _register_engine() -> None:
     """A papermill engine for warm kernels:
 
@@ -275,6 +303,7 @@ def _register_engine() -> None:
     with _engine_lock:
         if _ENGINE in papermill_engines._engines:
             return
+        _register_local_io()
 
         class _Manager(NotebookExecutionManager):
             _final = False
@@ -702,8 +731,9 @@ def run(opts: RunOptions) -> Outcome:
                 raise PipelineError(f"the previous quarter {q} is being run in {out_root} (it holds "
                                     f"{out_root / ('.lock-' + q)}); {opts.quarter} reads its league table for "
                                     "movement, so run it when that run has finished") from None
-            raise PipelineError(f"another run of {opts.quarter} is in progress in {out_root} (it holds "
-                                f"{out_root / ('.lock-' + opts.quarter)}); try again when it has finished") from None
+            raise PipelineError(f"another run holds the lock of {opts.quarter} in {out_root} "
+                                f"({out_root / ('.lock-' + opts.quarter)}): a run of {opts.quarter}, or of the next "
+                                "quarter, which reads its league table; try again when it has finished") from None
     finally:
         if scratch != out_root:
             shutil.rmtree(scratch, ignore_errors=True)
