@@ -210,14 +210,21 @@ def test_kill_9_at_each_stage(stage, published, tmp_path):
     work = tmp_path / "copy"
     shutil.copytree(out, work, symlinks=True)  # each stage on its own copy of the published folder
     v2data = _data_v2(tmp_path)
-    proc = _run(v2data, work, "--force", env={"LEAGUETABLES_KILL_AT": stage})
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    # kernels run (and leave socket folders when killed) only where a stage executes: --no-cache at those stages
+    no_cache = ("--no-cache",) if stage in ("metrics", "league", "report") else ()
+    proc = _run(v2data, work, "--force", *no_cache, env={"LEAGUETABLES_KILL_AT": stage}, tmp=private_tmp)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     _foreign_intact(work)
     version = _complete(work / QUARTER)
     late = STAGES.index(stage) >= STAGES.index("publish-exchanged")
     assert (version != v1) == late, "the published quarter changes only once the exchange has happened"
-    proc = _run(v2data, work, "--force")
+    proc = _run(v2data, work, "--force", tmp=private_tmp)
     assert proc.returncode == 0, proc.stderr
+    assert not list(private_tmp.glob("ltk-*")), "the killed run's kernel socket folder was not cleaned up"
+    if no_cache:
+        assert proc.stdout.startswith("published"), proc.stdout
     _foreign_intact(work)
     assert _complete(work / QUARTER) != v1
     assert not (work / f".staging-{QUARTER}").exists()

@@ -21,6 +21,7 @@ import ast
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import threading
@@ -352,6 +353,36 @@ def _register_engine() -> None:
         papermill_engines.register(_ENGINE, _Engine)
 
 
+IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix socket paths must be short)
+
+
+def remove_stale_ipc_dirs() -> list[str]:
+    """Remove the kernel socket folders of runs that were killed (SIGKILL: no cleanup could run): only folders named
+    ``ltk-<pid>-…`` whose process is gone and that hold nothing but a kernel's connection file and sockets."""
+    removed = []
+    tmp = Path(tempfile.gettempdir())
+    for d in tmp.glob(f"{IPC_PREFIX}*-*"):
+        m = re.fullmatch(re.escape(IPC_PREFIX) + r"(\d+)-[A-Za-z0-9_]+", d.name)
+        if not m or not d.is_dir() or d.is_symlink():
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+            continue  # alive (or not ours to signal): leave it
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            names = [p.name for p in d.iterdir()]
+        except OSError:
+            continue
+        if all(n == "kernel.json" or re.fullmatch(r"k-\d+", n) for n in names):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(str(d))
+    return removed
+
+
 class NotebookWorker:
     """One warm Jupyter kernel (the project's named kernel) in its own thread, reused for several notebooks.
 
@@ -380,7 +411,8 @@ class NotebookWorker:
         t0 = time.perf_counter()
         if self.km is None:
             # IPC sockets (no open TCP ports); unix socket paths must be short, hence a fresh /tmp folder
-            self.ipc_dir = tempfile.mkdtemp(prefix="ltk-")
+            remove_stale_ipc_dirs()
+            self.ipc_dir = tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{os.getpid()}-")
             self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
             self.km.connection_file = os.path.join(self.ipc_dir, "kernel.json")
             self.km.ip = os.path.join(self.ipc_dir, "k")
