@@ -788,6 +788,7 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
     opts = prep.options
     quarter = opts.quarter
     notes = publish.cleanup_stale(out_root, own_quarter=quarter)
+    remove_stale_ipc_dirs()
     for n in notes:
         _log(opts, n)
     cache = StageCache(out_root, quarter, enabled=opts.use_cache and opts.mode == "publish")
