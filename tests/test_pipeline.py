@@ -70,7 +70,7 @@ def test_html_has_each_league_table_and_no_code_or_external_scripts(published):
         assert caption in page
     assert page.count("<h1") == 1
     assert "<title>NHS trust league tables: Q4 2025/26" in page
-    assert "Official statistics in development" in page
+    assert "Demonstration: synthetic data" in page and "Official statistics in development" not in page
     assert "http://" not in page.split("<body", 1)[1].replace("http://www.w3.org", "")
     for bad in ("<script src", "cdn.", "jp-InputArea", "In&nbsp;[", "load_context"):
         assert bad not in page, bad
