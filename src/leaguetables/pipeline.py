@@ -586,7 +586,6 @@ def write_context(prep: Prepared, work: Path) -> None:
         "jobs": prep.options.jobs,
         "partial": prep.partial,
         "omitted_metrics": prep.omitted,
-        "data_dir": str(prep.data_dir),
     }
     (work / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True), encoding="utf-8")
 
