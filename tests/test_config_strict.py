@@ -106,3 +106,11 @@ def test_numbers_the_contract_refuses(text, reason):
 
     with pytest.raises(ValueError, match=reason.replace("(", "\\(").replace(")", "\\)")):
         parse_number(text)
+
+
+def test_allowed_funnel_levels_are_the_levels_the_funnel_computes():
+    """A band or outer level the funnel has no limits for would fail inside a metric notebook: refused on load."""
+    from leaguetables import funnel
+    from leaguetables.config import BAND_LEVELS
+
+    assert set(BAND_LEVELS) == set(funnel.LEVELS)

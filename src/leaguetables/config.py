@@ -320,8 +320,9 @@ class Bootstrap(_Strict):
     level: float = Field(0.95, gt=0, lt=1)
 
 
-# confidence levels the project computes and documents control limits for (funnel bands, intervals)
-BAND_LEVELS = (0.8, 0.9, 0.95, 0.975, 0.99, 0.998, 0.999)
+# the levels the funnel computes limits at (funnel.LEVELS): a band or outer level must be one of them, or the
+# metric notebooks would fail when they look its limits up
+BAND_LEVELS = (0.95, 0.998)
 
 
 class FunnelSettings(_Strict):
