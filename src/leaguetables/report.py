@@ -396,7 +396,10 @@ def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool 
             for a, b in zip(g["rank_lower"], g["rank_upper"])]),
         **probs,
         "Financial override": mark("Financial override",
-                                   np.where(g["financial_override"].to_numpy(bool), "Yes", "No")),
+                                   ["[x]" if "in_financial_deficit" in g and _missing(d) else "Yes" if bool(o) else "No"
+                                    for o, d in zip(g["financial_override"],
+                                                    g["in_financial_deficit"] if "in_financial_deficit" in g
+                                                    else g["financial_override"])]),
     })
     if movement is not None and not movement.empty:
         mv = {r.trust_code: movement_text(r) for r in movement.itertuples(index=False)}
