@@ -28,24 +28,77 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (``error: argument --jobs: invalid int value: 'two'``), exit code 2 — not
+    argparse's usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {' '.join(message.split())} (see run_quarter.py --help)\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: handled like Ctrl-C (staging folder removed, kernels stopped, nothing published)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_children() -> None:
+    """Kill this process's children (the notebook kernels, started in their own sessions so a signal sent to this
+    process alone never reaches them); their threads then see a dead kernel and unwind."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with ipykernel
+        return
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+
+
+def install_signal_handlers() -> None:
+    import signal
+
+    def handler(signum, frame):
+        _stop_children()
+        raise Terminated(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from leaguetables.pipeline import DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES
 
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="run_quarter.py", description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("quarter", help="financial-year quarter, e.g. 2025-26-Q4 (January to March 2026)")
-    ap.add_argument("--source", choices=SOURCES, default="demo",
-                    help="demo: synthetic demo data (default); nhse: NHS England's published statistics under --raw; "
-                         "nof: NHS England's published NOF metric values under --raw (every trust type published for "
-                         "the quarter); files: the four contract CSV files in --data")
+    ap.add_argument("--source", choices=SOURCES, default=None,
+                    help="demo: synthetic demo data (the default without --data); nhse: NHS England's published "
+                         "files under --raw; nof: NHS England's published NOF metric values under --raw (every "
+                         "trust type published for the quarter); files: the four contract CSV files in --data (the "
+                         "default with --data, unless the folder holds the demo generator's demo-source.json)")
     ap.add_argument("--data", type=Path, help="folder with trusts.csv, observations.csv, demographics.csv, "
                                               "status.csv (default for demo: data/demo, generated if missing)")
     ap.add_argument("--raw", type=Path, default=DEFAULT_REAL_DATA,
                     help="folder of NHS England's published files for --source nhse (default: ../shared/data/real)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="reports folder (default: reports/)")
-    ap.add_argument("--jobs", type=int, default=2, help="metric notebooks run at once (default: 2)")
-    ap.add_argument("--metrics", help="comma-separated metric ids to run (default: all with data)")
+    ap.add_argument("--jobs", type=positive_int, default=2, help="metric notebooks run at once (default: 2)")
+    ap.add_argument("--metrics", help="comma-separated metric ids to run (default: all with data); the quarter is then "
+                                      "published as a partial run, marked so in its title, banner and manifest")
     ap.add_argument("--methodology", default="nof-2025-26", help="methodology config in config/methodology/ "
                                                                  "(a name, or a path to a .yaml file)")
     ap.add_argument("--catalogue", help="metric catalogue in config/catalogues/ (a name, or a path to a .yaml "
@@ -83,9 +136,10 @@ def describe_cache(report) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_signal_handlers()
     args = parse_args(argv)
     from leaguetables.errors import InputError, PipelineError
-    from leaguetables.pipeline import RunOptions, run, verify
+    from leaguetables.pipeline import RunOptions, default_source, run, verify
 
     def log(message: str) -> None:
         print(message, file=sys.stderr)
@@ -96,13 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     # one line each, without the Python source line
     warnings.showwarning = lambda message, category, *rest, **kw: log(f"note: {message}")
 
-    opts = RunOptions(
-        quarter=args.quarter, source=args.source, data=args.data, raw=args.raw, out=args.out, jobs=args.jobs,
-        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None,
-        methodology=args.methodology, catalogue=args.catalogue, progress=not args.no_progress,
-        revise=args.revise, force=args.force, use_cache=not args.no_cache, log=log,
-    )
+    metrics = None
+    if args.metrics is not None:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        if not metrics:
+            print("error: --metrics names no metric (give comma-separated metric ids, or leave --metrics out to "
+                  "run every metric)", file=sys.stderr)
+            return 2
     try:
+        opts = RunOptions(
+            quarter=args.quarter, source=args.source or default_source(args.data), data=args.data, raw=args.raw,
+            out=args.out, jobs=args.jobs, metrics=metrics, methodology=args.methodology, catalogue=args.catalogue,
+            progress=not args.no_progress, revise=args.revise, force=args.force, use_cache=not args.no_cache,
+            log=log,
+        )
         outcome = verify(opts) if args.verify else run(opts)
     except InputError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -110,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Terminated as exc:
+        import signal
+
+        print(f"terminated ({signal.Signals(exc.signum).name}): nothing was published", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted: nothing was published", file=sys.stderr)
         return 130

@@ -36,9 +36,10 @@ def _write_rows(path: Path, rows: list[list[str]]) -> None:
     path.write_text(buf.getvalue(), encoding="utf-8")
 
 
-def _catalogue_copy(spec: dict, folder: Path) -> Path:
-    data = yaml.safe_load((ROOT / "config" / "catalogues" / "demo.yaml").read_text(encoding="utf-8"))
-    entry = next(m for m in data["metrics"] if m["id"] == spec["metric"])
+def _config_copy(kind: str, name: str, spec: dict, folder: Path) -> Path:
+    """A copy of config/<kind>/<name>.yaml with one field changed (in a metric's entry when ``metric`` is given)."""
+    data = yaml.safe_load((ROOT / "config" / kind / f"{name}.yaml").read_text(encoding="utf-8"))
+    entry = next(m for m in data["metrics"] if m["id"] == spec["metric"]) if "metric" in spec else data
     *parents, last = spec["path"].split(".")
     for p in parents:
         entry = entry[p]
@@ -46,8 +47,8 @@ def _catalogue_copy(spec: dict, folder: Path) -> Path:
         entry.pop(last)
     else:
         entry[last] = spec["value"]
-    path = folder / "catalogue.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    path = folder / f"{kind}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
 
 
@@ -55,7 +56,8 @@ def build_case(case: dict, tmp: Path) -> tuple[Path, dict]:
     """The case's data folder (a copy of base/ with its edits) and its run_quarter.py arguments."""
     data = tmp / "data"
     shutil.copytree(CORPUS / "base", data)
-    args = {"quarter": QUARTER, "catalogue": "demo", "metrics": None, "out": str(tmp / "reports")}
+    args = {"quarter": QUARTER, "catalogue": "demo", "methodology": "nof-2025-26", "metrics": None,
+            "out": str(tmp / "reports"), "data": str(data)}
     for edit in case.get("edits", []):
         (op, spec), = edit.items()
         path = data / spec["file"]
@@ -86,73 +88,123 @@ def build_case(case: dict, tmp: Path) -> tuple[Path, dict]:
             path.write_bytes(bytes.fromhex(spec["hex"]))
         elif op == "delete":
             path.unlink()
+        elif op == "insert_line":
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            lines.insert(spec["line"] - 1, spec["text"] + "\n")
+            path.write_text("".join(lines), encoding="utf-8")
+        elif op == "crlf":
+            path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+        elif op == "bom":
+            path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        elif op == "replace_with_folder":
+            path.unlink()
+            path.mkdir()
         else:
             raise ValueError(f"unknown edit {op!r} in case {case['id']}")
     if "catalogue" in case:
-        args["catalogue"] = str(_catalogue_copy(case["catalogue"], tmp))
+        args["catalogue"] = str(_config_copy("catalogues", "demo", case["catalogue"], tmp))
     if "catalogue_text" in case:
         args["catalogue"] = str(tmp / "catalogue.yaml")
         Path(args["catalogue"]).write_text(case["catalogue_text"]["text"], encoding="utf-8")
+    if "methodology" in case:
+        args["methodology"] = str(_config_copy("methodology", "nof-2025-26", case["methodology"], tmp))
+    if "methodology_text" in case:
+        args["methodology"] = str(tmp / "methodology.yaml")
+        Path(args["methodology"]).write_text(case["methodology_text"]["text"], encoding="utf-8")
     args.update(case.get("args", {}))
+    out = Path(args["out"])
+    if case.get("out_file"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("a file where the reports folder should be\n", encoding="utf-8")
+    for rel, text in (case.get("out_entries") or {}).items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text, encoding="utf-8")
     return data, args
 
 
 def expected_message(case: dict, data: Path, args: dict) -> str:
-    return case["expect"].replace("{data}", str(data)).replace("{catalogue}", str(args["catalogue"]))
+    return (case["expect"].replace("{data}", str(data)).replace("{catalogue}", str(args["catalogue"]))
+            .replace("{methodology}", str(args["methodology"])).replace("{out}", str(args["out"])))
+
+
+def snapshot(out: Path) -> dict | bytes | None:
+    """Everything under the reports folder (a file's bytes when it is a file; None when it does not exist)."""
+    if out.is_file():
+        return out.read_bytes()
+    if not out.exists():
+        return None
+    return {p.relative_to(out).as_posix(): (p.read_bytes() if p.is_file() else None) for p in sorted(out.rglob("*"))}
+
+
+CLASSES = ("contract", "numbers", "line-numbers", "plausibility", "text", "configuration", "output-folder",
+           "arguments", "accepted")
 
 
 def test_the_corpus_is_large_and_well_formed():
     ids = [c["id"] for c in CASES]
-    assert len(ids) >= 30 and len(set(ids)) == len(ids)
-    assert sum(1 for c in CASES if c.get("subprocess")) >= 8
+    assert len(ids) >= 100 and len(set(ids)) == len(ids)
+    assert sum(1 for c in CASES if c.get("subprocess") or c.get("subprocess_only")) >= 25
     for c in CASES:
         assert c.get("exit", 2) in (0, 2) and (c.get("exit") == 0 or c.get("expect")), c["id"]
+        assert c.get("class") in CLASSES, f"{c['id']}: class {c.get('class')!r} not one of {CLASSES}"
+    assert {c["class"] for c in CASES} == set(CLASSES), "every class has cases"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+IN_PROCESS = [c for c in CASES if not c.get("subprocess_only")]
+
+
+@pytest.mark.parametrize("case", IN_PROCESS, ids=[c["id"] for c in IN_PROCESS])
 def test_in_process(case, tmp_path):
+    """The validation a run starts with (pipeline.prepare, then publish.claim_out for the reports folder)."""
     from leaguetables.pipeline import RunOptions, prepare
+    from leaguetables.publish import claim_out
 
     data, args = build_case(case, tmp_path)
-    opts = RunOptions(quarter=args["quarter"], source="files", data=data, out=Path(args["out"]),
-                      catalogue=args["catalogue"],
-                      metrics=args["metrics"].split(",") if args["metrics"] else None, progress=False)
+    opts = RunOptions(quarter=args["quarter"], source="files", data=Path(args["data"]), out=Path(args["out"]),
+                      catalogue=args["catalogue"], methodology=args["methodology"],
+                      metrics=args["metrics"].split(",") if args["metrics"] is not None else None, progress=False)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
+    out = Path(args["out"])
+    before = snapshot(out)
     if case.get("exit", 2) == 0:
         prep = prepare(opts, scratch)
         assert prep.metric_ids
         return
     with pytest.raises(InputError) as exc:
         prepare(opts, scratch)
+        claim_out(out)
     message = str(exc.value)
     assert expected_message(case, data, args) in message
     assert "\n" not in message, "one line"
-    assert not Path(args["out"]).exists(), "nothing written to the reports folder"
+    assert snapshot(out) == before, "nothing written to the reports folder, nothing in it changed"
 
 
-SUBPROCESS = [c for c in CASES if c.get("subprocess")]
+SUBPROCESS = [c for c in CASES if c.get("subprocess") or c.get("subprocess_only")]
 
 
 @pytest.mark.parametrize("case", SUBPROCESS, ids=[c["id"] for c in SUBPROCESS])
 def test_through_run_quarter(case, tmp_path):
+    """run_quarter.py itself: exit 2, exactly one line on stderr with the expected message, no traceback, and the
+    reports folder (with a published earlier quarter and the case's own files in it) byte-for-byte unchanged."""
     data, args = build_case(case, tmp_path)
     out = Path(args["out"])
-    (out / "2025-26-Q3").mkdir(parents=True)  # an earlier quarter already published: must stay untouched
-    (out / "2025-26-Q3" / "index.html").write_text("published\n", encoding="utf-8")
-    before = sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
-    cmd = [sys.executable, str(ROOT / "run_quarter.py"), args["quarter"], "--source", "files", "--data", str(data),
-           "--out", str(out), "--catalogue", args["catalogue"], "--no-progress"]
-    if args["metrics"]:
+    if not out.is_file():
+        (out / "2025-26-Q3").mkdir(parents=True, exist_ok=True)  # an earlier quarter: must stay untouched
+        (out / "2025-26-Q3" / "index.html").write_text("published\n", encoding="utf-8")
+    before = snapshot(out)
+    cmd = [sys.executable, str(ROOT / "run_quarter.py"), args["quarter"], "--source", "files", "--data", args["data"],
+           "--out", str(out), "--catalogue", args["catalogue"], "--methodology", args["methodology"], "--no-progress"]
+    if args["metrics"] is not None:
         cmd += ["--metrics", args["metrics"]]
+    cmd += [str(a) for a in case.get("argv", [])]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert expected_message(case, data, args) in lines[0]
-    after = sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
-    assert after == before and sorted(p.name for p in out.iterdir()) == ["2025-26-Q3"], "reports folder untouched"
+    assert snapshot(out) == before, "reports folder untouched"
 
 
 # ------------------------------------------------------------------------------------- what reaches a notebook

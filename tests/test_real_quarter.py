@@ -4,6 +4,7 @@ ranks them), from NHS England's published files in ../shared/data/real (skips wh
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,10 @@ pytestmark = pytest.mark.slow
 def real_report(tmp_path_factory):
     raw = real_data_or_skip()
     out = tmp_path_factory.mktemp("real")
+    # the README's command: a --raw relative to the project (as ../shared/data/real), two notebook threads
     proc = subprocess.run([sys.executable, str(ROOT / "run_quarter.py"), "2024-25-Q4", "--source", "nhse", "--raw",
-                           str(raw), "--out", str(out), "--no-progress"], capture_output=True, text=True, timeout=900)
+                           os.path.relpath(raw, ROOT), "--out", str(out), "--jobs", "2", "--no-progress"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     return out / "2024-25-Q4"
 
@@ -43,3 +46,22 @@ def test_real_report_is_offline_and_says_it_is_not_official(real_report):
     assert "CQC safe inspection rating" in page and "Finance" in page, "names the NOF metrics missing from the inputs"
     assert "<script src" not in page and "https://" not in page.replace("http://www.w3.org", "")
     assert page.count('role="img"') >= 5, "funnel plots"
+
+
+def test_real_quarter_labels_are_true_and_it_verifies(real_report):
+    """Issue 12: the badge and status say what the release is (not "official statistics in development"); the
+    finance flags NHS England's performance files do not carry are [x], not "No"; and the README's real-data
+    command, run with two notebook threads and a relative --raw, passes --verify (no path recorded from a
+    working directory changed by a thread)."""
+    page = (real_report / "index.html").read_text(encoding="utf-8")
+    assert "Official statistics in development" not in page
+    assert '<strong class="site-label">Not an official statistic</strong>' in page
+    lt = pd.read_csv(real_report / "tables" / "league_table.csv", dtype=str, keep_default_na=False)
+    assert set(lt["Trust_in_financial_deficit"]) == {"[x]"}
+    manifest = json.loads((real_report / "manifest.json").read_text())
+    assert Path(manifest["parameters"]["raw"]) == real_data_or_skip()
+    proc = subprocess.run([sys.executable, str(ROOT / "run_quarter.py"), "2024-25-Q4", "--verify", "--out",
+                           str(real_report.parent), "--no-progress"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("verified:")

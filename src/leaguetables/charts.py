@@ -246,7 +246,8 @@ def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: 
         f"(lower than expected, {low_word} than expected)"
         + (f": {_list_names(below)}." if below else "."),
         f"{_plural(within)} {'is' if within == 1 else 'are'} within the limits.",
-        f"Limits are {limit_kind} ({result.method}; dispersion ratio {result.phi:.2f}); "
+        f"Limits are {limit_kind} ({result.method}; dispersion ratio "
+        f"{f'{result.phi:.2f}' if np.isfinite(result.phi) else 'not computable'}); "
         f"the target line is at {result.target * multiplier:.4g}.",
     ]
     missing = int((~valid).sum())

@@ -43,8 +43,60 @@ SAFE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 COVARIATES = ("population", "share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share")
 
 
+# Characters never accepted in configuration text: C0/C1 controls other than tab and newline (which YAML's folded
+# and literal blocks produce) and the Unicode bidirectional controls, which can make text display reordered.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+MAX_TEXT = 2000  # characters in one configuration string
+MAX_DEPTH = 12  # nesting of mappings and lists in a configuration file
+MAX_NODES = 100_000  # scalars, mappings and lists in a configuration file
+
+
+def _check_text(value, where: str = "") -> None:
+    if isinstance(value, str):
+        m = _CONTROL.search(value)
+        if m:
+            raise ValueError(f"{where or 'text'} contains the control character U+{ord(m.group()):04X}")
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"{where or 'text'} is longer than {MAX_TEXT} characters")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, f"key {str(k)[:40]!r}")
+            _check_text(v, str(k))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_text(v, where)
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """The base of every configuration model — new sections inherit all of this by subclassing it:
+
+    * unknown fields are errors (``extra="forbid"``); the objects are immutable;
+    * no float field accepts NaN or ±infinity (``allow_inf_nan=False``), whatever its declared range;
+    * no string anywhere in the section holds a control or bidirectional-override character, or is longer than
+      :data:`MAX_TEXT` characters;
+    * the YAML it is read from has no duplicate keys, anchors, merge keys or nesting deeper than
+      :data:`MAX_DEPTH` (:func:`load_yaml_strict`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_text(cls, data):
+        # this model's own text (strings, and the strings of its lists and plain mappings); a nested section is a
+        # model of its own and checks itself, so the error names the innermost section
+        if isinstance(data, dict):
+            for k, v in data.items():
+                _check_text(k, f"key {str(k)[:40]!r}")
+                items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, (list, tuple)) else ()
+                if isinstance(v, str):
+                    _check_text(v, str(k))
+                for kk, vv in items:
+                    if isinstance(kk, str):
+                        _check_text(kk, f"{k} key")
+                    if isinstance(vv, str):
+                        _check_text(vv, str(k))
+        return data
 
 
 class RelativeFloor(_Strict):
@@ -64,13 +116,16 @@ class Scoring(_Strict):
     """How a metric becomes a NOF score (1.00 best – 4.00 worst)."""
 
     method: Literal["ranked", "bracket", "bands", "none"] = "ranked"
-    standard: float | None = Field(None, description="trusts meeting it score 1.00; the rest spread 2.00–4.00")
-    floor: float | None = Field(None, description="trusts failing it score 4.00; the rest spread 1.00–3.00")
-    brackets: dict[str, float] | None = None
+    standard: float | None = Field(None, ge=-1e9, le=1e9,
+                                   description="trusts meeting it score 1.00; the rest spread 2.00–4.00")
+    floor: float | None = Field(None, ge=-1e9, le=1e9,
+                                description="trusts failing it score 4.00; the rest spread 1.00–3.00")
+    brackets: dict[str, float] | None = Field(None, min_length=1, max_length=20)
     bands: list[tuple[float | None, float] | tuple[float | None, float, Literal[">=", ">", "<=", "<"]]] | None = Field(
-        None, description="[bound, score] or [bound, score, op] entries, best first: a value takes the first band "
-                          "whose condition 'value op bound' holds (op '>=' by default; '>=' / '>' with descending "
-                          "bounds, '<=' / '<' with ascending bounds); the last bound is null (everything else)")
+        None, max_length=20,
+        description="[bound, score] or [bound, score, op] entries, best first: a value takes the first band "
+                    "whose condition 'value op bound' holds (op '>=' by default; '>=' / '>' with descending "
+                    "bounds, '<=' / '<' with ascending bounds); the last bound is null (everything else)")
     relative_floor: RelativeFloor | None = Field(
         None, description="a floor relative to the trust's own baseline (scores 4.00 when failed)")
     comparator: Literal["type", "all_listed_types"] = Field(
@@ -119,7 +174,7 @@ class Adjustment(_Strict):
     """The demographic-adjustment model of a metric (fitted within trust type)."""
 
     family: Literal["binomial", "poisson", "negative_binomial"]
-    covariates: list[str]
+    covariates: list[str] = Field(max_length=len(COVARIATES))
     scale: Literal["X2"] | None = None
 
     @field_validator("covariates")
@@ -130,15 +185,17 @@ class Adjustment(_Strict):
             raise ValueError(f"unknown covariates {unknown}; known: {list(COVARIATES)}")
         if not v:
             raise ValueError("an adjustment model needs at least one covariate")
+        if len(set(v)) != len(v):
+            raise ValueError("a covariate is listed twice")
         return v
 
 
 class UnitCost(_Strict):
     """Price of a unit of activity, for the productivity opportunity (Better Care, Better Value)."""
 
-    amount: float = Field(gt=0)
-    currency: str = "GBP"
-    unit: str
+    amount: float = Field(gt=0, le=1e9)
+    currency: Literal["GBP"] = "GBP"
+    unit: str = Field(min_length=1)
     activity: Literal["denominator", "numerator"] = "denominator"
     source: str
 
@@ -148,16 +205,20 @@ class Metric(_Strict):
     nof_id: str | None = Field(None, pattern=r"^OF0\d{3}$",
                                description="NHS England's value code (OF0xxx; the score is OF1xxx); "
                                            "None for a metric NHS England does not publish")
-    name: str
-    description: str
-    domain: str
-    sub_domain: str
-    unit: str
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1)
+    domain: str = Field(min_length=1, max_length=100)
+    sub_domain: str = Field(min_length=1, max_length=100)
+    unit: str = Field(min_length=1, max_length=40)
     trust_types: list[TrustType]
     direction: Literal["higher_better", "lower_better"]
     statistic: Literal["proportion", "rate", "mean", "bracket", "value"]
-    multiplier: float = 1.0
-    decimals: int = 1
+    counts: Literal["integer", "real"] = Field(
+        "integer", description="proportion and rate: whole counts (integer) or measured amounts (real: FTE days, "
+                               "average occupied beds); integer counts are checked to be whole numbers")
+    multiplier: float = Field(1.0, gt=0, le=1e9, description="positive and finite: 100 for a percentage, "
+                                                              "100000 for a rate per 100,000")
+    decimals: int = Field(1, ge=0, le=6)
     scoring: Scoring
     weight: float = Field(1.0, gt=0, le=1)
     combine_group: str | None = None
@@ -177,6 +238,10 @@ class Metric(_Strict):
     def _check(self) -> "Metric":
         if not self.trust_types:
             raise ValueError("trust_types is empty")
+        if len(set(self.trust_types)) != len(self.trust_types):
+            raise ValueError("a trust type is listed twice in trust_types")
+        if any(self.name.startswith(c) for c in "=+-@") or any(self.unit.startswith(c) for c in "=+@"):
+            raise ValueError("a metric name or unit begins with a spreadsheet formula character (=, +, -, @)")
         if self.statistic == "bracket" and self.scoring.method != "bracket":
             raise ValueError("a bracket statistic must use bracket scoring")
         counted = self.statistic in ("proportion", "rate")
@@ -232,12 +297,12 @@ class CombineGroup(_Strict):
 
 
 class Catalogue(_Strict):
-    id: str
-    version: str
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     description: str
     combine_groups: dict[str, CombineGroup] = {}
     not_in_inputs: list[str] = Field([], description="NOF metrics the inputs of this catalogue cannot provide")
-    metrics: list[Metric]
+    metrics: list[Metric] = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")
     def _unique(self) -> "Catalogue":
@@ -283,8 +348,9 @@ class Segmentation(_Strict):
         if self.rule == "fixed_thresholds":
             if self.thresholds is None:
                 pass  # not published anywhere we can cite: valid config, but nothing can be segmented (see unsourced)
-            elif len(self.thresholds) != 3 or sorted(self.thresholds) != self.thresholds:
-                raise ValueError("fixed_thresholds needs 3 ascending thresholds")
+            elif (len(self.thresholds) != 3 or sorted(self.thresholds) != self.thresholds
+                  or len(set(self.thresholds)) != 3):
+                raise ValueError("fixed_thresholds needs 3 strictly ascending thresholds")
             elif any(not (math.isfinite(t) and 1.0 <= t <= 4.0) for t in self.thresholds):
                 raise ValueError("fixed_thresholds must be finite and lie in 1–4 (the range of average scores)")
             if self.thresholds is not None and not self.thresholds_source:
@@ -308,15 +374,27 @@ class Segmentation(_Strict):
         return self.rule == "fixed_thresholds" and str(self.thresholds_source).strip().lower().startswith("illustrative")
 
 
+SEGMENTS = (1, 2, 3, 4, 5)  # NOF segments: 1–4 from the average score; 5 the Recovery Support Programme
+
+
 class FinancialOverride(_Strict):
     enabled: bool = True
-    from_segments: list[int] = [1, 2]
-    to_segment: int = 3
+    from_segments: list[Literal[1, 2, 3, 4]] = Field([1, 2], min_length=1, max_length=4)
+    to_segment: Literal[1, 2, 3, 4, 5] = 3
+
+    @model_validator(mode="after")
+    def _check(self) -> "FinancialOverride":
+        if len(set(self.from_segments)) != len(self.from_segments):
+            raise ValueError("a segment is listed twice in from_segments")
+        if self.to_segment <= max(self.from_segments):
+            raise ValueError(f"to_segment {self.to_segment} must be worse (higher) than every segment in "
+                             f"from_segments {self.from_segments}: the override moves trusts down")
+        return self
 
 
 class Bootstrap(_Strict):
     replicates: int = Field(ge=100, le=100_000)
-    seed: int
+    seed: int = Field(ge=0, lt=2**32)
     level: float = Field(0.95, gt=0, lt=1)
 
 
@@ -435,9 +513,9 @@ class ExpectedSettings(_Strict):
 
 
 class PeerSettings(_Strict):
-    k: int = Field(10, ge=1)
+    k: int = Field(10, ge=1, le=100)
     within_type: bool = True
-    weights: dict[str, float]
+    weights: dict[str, float] = Field(min_length=1)
 
     @field_validator("weights")
     @classmethod
@@ -445,6 +523,11 @@ class PeerSettings(_Strict):
         unknown = [c for c in v if c not in COVARIATES]
         if unknown:
             raise ValueError(f"unknown peer variables {unknown}")
+        bad = {k: w for k, w in v.items() if not 0 <= w <= 100}
+        if bad:
+            raise ValueError(f"peer weights must lie in 0–100: {bad}")
+        if not any(w > 0 for w in v.values()):
+            raise ValueError("at least one peer weight must be positive")
         return v
 
 
@@ -454,7 +537,7 @@ class Productivity(_Strict):
 
     benchmark: Literal["upper_quartile"] = "upper_quartile"
     comparator: Literal["type", "peers"] = "type"
-    annualise: int = Field(4, ge=1, le=12)
+    annualise: Literal[1, 4] = Field(4, description="4: a quarter's opportunity × 4 for a year; 1: per quarter")
     pool_quarters: int = Field(1, ge=1, le=12, description="quarters pooled for each trust's O/E, up to this one")
     estimate: Literal["observed", "shrunken", "constrained"] = Field(
         "observed", description="observed O/E, empirical-Bayes posterior mean, or constrained (spread-matched) EB")
@@ -471,13 +554,13 @@ class SPCSettings(_Strict):
 
 
 class Methodology(_Strict):
-    id: str
-    version: str
-    name: str
-    catalogue: str
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    name: str = Field(min_length=1, max_length=300)
+    catalogue: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")
     organisation_kinds: list[Literal["provider", "icb"]] = Field(
         ["provider"], description="the kinds of organisation scored and segmented (2026/27: providers and ICBs)")
-    confidence_levels: list[float]
+    confidence_levels: list[float] = Field(min_length=1, max_length=5)
     segmentation: Segmentation
     financial_override: FinancialOverride
     bootstrap: Bootstrap
@@ -506,16 +589,88 @@ class Methodology(_Strict):
     def _levels(cls, v: list[float]) -> list[float]:
         if not v or any(not 0 < c < 1 for c in v):
             raise ValueError("confidence levels are fractions in (0, 1), e.g. 0.95 and 0.998")
+        if len(set(v)) != len(v):
+            raise ValueError("a confidence level is listed twice")
         return v
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the last one silently) and
+    nesting deeper than :data:`MAX_DEPTH`; anchors and aliases are allowed, but the document they expand to is
+    bounded (:data:`MAX_NODES`, checked by :func:`load_yaml_strict`: a small file can expand to billions of
+    values)."""
+
+    def compose_node(self, parent, index):
+        depth = getattr(self, "_depth", 0) + 1
+        if depth > MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"nesting deeper than {MAX_DEPTH} levels at line {mark.line + 1}")
+        self._depth = depth
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth - 1
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # explicit keys override merged ones (YAML's rule): not a duplicate
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.YAMLError(f"a mapping key is not a plain value (line {key_node.start_mark.line + 1})") \
+                    from None
+            if key in seen:
+                raise yaml.YAMLError(f"key {str(key)[:40]!r} is given twice in one mapping (lines {seen[key]} and "
+                                     f"{key_node.start_mark.line + 1})")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(data, budget: int) -> int:
+    """The number of values ``data`` expands to (aliases counted each time they are used), stopping past
+    ``budget``."""
+    n, stack = 0, [(data, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        n += 1
+        if n > budget:
+            return n
+        if depth > MAX_DEPTH * 4:
+            return budget + 1
+        if isinstance(obj, dict):
+            stack.extend((v, depth + 1) for v in obj.values())
+            n += len(obj)
+        elif isinstance(obj, list):
+            stack.extend((v, depth + 1) for v in obj)
+    return n
+
+
+def load_yaml_strict(text: str):
+    """YAML text to Python objects with :class:`_StrictLoader` (``yaml.YAMLError`` on any refusal)."""
+    data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    if _expanded_size(data, MAX_NODES) > MAX_NODES:
+        raise yaml.YAMLError(f"the document expands to more than {MAX_NODES} values (anchors and aliases used "
+                             "recursively?)")
+    return data
 
 
 def _load_yaml(path: Path) -> dict:
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = load_yaml_strict(text)
+    except (yaml.YAMLError, RecursionError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: not valid YAML ({first})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping at the top level")
     return data

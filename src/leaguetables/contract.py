@@ -27,7 +27,7 @@ import pandera.pandas as pa
 from .config import TRUST_TYPES, Catalogue
 from .errors import InputError
 
-QUARTER_RE = re.compile(r"^(\d{4})-(\d{2})-Q([1-4])$")
+QUARTER_RE = re.compile(r"^(\d{4})-(\d{2})-Q([1-4])\Z")
 TRUST_CODE_RE = r"^[A-Z0-9][A-Z0-9-]{1,15}$"
 MAX_COUNT = 1e10  # larger counts are not plausible for one trust in one quarter
 MAX_VALUE = 1e7
@@ -35,11 +35,18 @@ MAX_VALUE = 1e7
 FILES = ("trusts", "observations", "demographics", "status")
 
 
+MIN_YEAR, MAX_YEAR = 1990, 2099  # financial years a quarter may start in
+
+
 def check_quarter(quarter: str) -> str:
     """Validate a quarter label ``YYYY-YY-QN`` (financial year, e.g. ``2025-26-Q4``)."""
     m = QUARTER_RE.match(str(quarter))
     if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
-        raise InputError(f"quarter {quarter!r} is not of the form YYYY-YY-QN with consecutive years, e.g. 2025-26-Q4")
+        raise InputError(f"quarter {str(quarter)[:40]!r} is not of the form YYYY-YY-QN with consecutive years, "
+                         "e.g. 2025-26-Q4")
+    if not MIN_YEAR <= int(m.group(1)) <= MAX_YEAR:
+        raise InputError(f"quarter {quarter!r} is not plausible (financial years {MIN_YEAR}-{(MIN_YEAR + 1) % 100:02d} "
+                         f"to {MAX_YEAR}-{(MAX_YEAR + 1) % 100:02d})")
     return quarter
 
 
@@ -123,9 +130,10 @@ STATUS = pa.DataFrameSchema(
     {
         "quarter": pa.Column(str, pa.Check.str_matches(QUARTER_RE.pattern), **_str),
         "trust_code": pa.Column(str, **_str),
-        "deficit": pa.Column(bool),
-        "deficit_support": pa.Column(bool),
-        "improvement_programme": pa.Column(bool),
+        # empty = unknown (the source does not say): published as [x], never as "No"
+        "deficit": pa.Column("boolean", nullable=True),
+        "deficit_support": pa.Column("boolean", nullable=True),
+        "improvement_programme": pa.Column("boolean", nullable=True),
     },
     strict=True,
     unique=["quarter", "trust_code"],
@@ -141,6 +149,8 @@ NUMERIC = {
 }
 BOOLEAN = {"observations": ("suppressed",), "status": ("deficit", "deficit_support", "improvement_programme")}
 NULLABLE_TEXT = {"observations": ("category",)}
+EMPTY_ALLOWED = {"trusts": ("trust_subtype",)}  # text that may be empty (kept as "")
+NULLABLE_BOOLEAN = {"status": ("deficit", "deficit_support", "improvement_programme")}
 TRUE_WORDS = {"true", "yes", "1", "y"}
 FALSE_WORDS = {"false", "no", "0", "n"}
 
@@ -159,52 +169,119 @@ class QuarterInputs:
         return sorted(self.observations["quarter"].unique(), key=quarter_key)
 
 
-def _line(index_value: int) -> int:
-    """Row label in messages: the line number in the CSV file (header = line 1)."""
-    return int(index_value) + 2
+def _line(df: pd.DataFrame, i: int) -> int:
+    """Row label in messages: the physical line number in the CSV file where the record starts (the header's line
+    is 1 when the file starts with it; blank lines and lines continued inside quoted values are counted). The
+    frames read by :func:`_read_csv` are indexed by that line number."""
+    return int(df.index[i])
+
+
+# One grammar for every number in the inputs: optional sign, digits with an optional decimal point, optional
+# exponent. No thousands separators or decimal commas (``1,234`` and ``1,5`` are ambiguous between locales), no
+# digit-group underscores (``1_000``: Python accepts it, no spreadsheet does), no words (``NaN``, ``inf``).
+NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # ASCII digits only
+NON_FINITE_WORDS = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+MISSING_WORDS = {"na", "n/a", "null", "none", "-", ".."}
+# characters never accepted in text: C0/C1 controls (tab and newline included) and the Unicode bidirectional
+# controls (U+061C, U+200E/F, U+202A–U+202E, U+2066–U+2069), which can make one name display as another
+CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def parse_number(text: str) -> float:
+    """``text`` as a finite float under the contract's number grammar; ``ValueError`` with the reason otherwise."""
+    t = text.strip()
+    if NUMBER_RE.fullmatch(t):
+        v = float(t)
+        if not math.isfinite(v):
+            raise ValueError(f"{t[:40]!r} is not a finite number (too large)")
+        return v
+    if t.lower() in NON_FINITE_WORDS:
+        raise ValueError(f"{t[:40]!r} is not a finite number")
+    if t.lower() in MISSING_WORDS:
+        raise ValueError(f"{t[:40]!r} is not a number (leave the cell empty for a missing value, or mark the row "
+                         "suppressed)")
+    if "," in t and NUMBER_RE.fullmatch(t.replace(",", "")):
+        raise ValueError(f"{t[:40]!r} is not a number: no thousands separators or decimal commas (write 1234.5, "
+                         "not 1,234.5 or 1234,5)")
+    if "_" in t and NUMBER_RE.fullmatch(t.replace("_", "")):
+        raise ValueError(f"{t[:40]!r} is not a number: no digit-group underscores (write 1000, not 1_000)")
+    raise ValueError(f"{t[:40]!r} is not a number")
+
+
+def control_character(text: str) -> str | None:
+    """The first control or bidirectional-override character of ``text`` as ``U+XXXX``, or None."""
+    m = CONTROL_RE.search(text)
+    return f"U+{ord(m.group()):04X}" if m else None
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    """A contract CSV as text cells, indexed by the physical line number each record starts on."""
+    import csv
+    import io
+
+    if path.exists() and not path.is_file():
+        raise InputError("is a folder or a special file, not a CSV file", file=str(path))
     if not path.is_file():
         raise InputError("file not found", file=str(path))
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror or exc})", file=str(path)) from None
     if not raw.strip():
         raise InputError("file is empty", file=str(path))
     try:
-        raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); save the file as UTF-8",
                          file=str(path)) from None
-    if b"\x00" in raw:
+    if "\x00" in text:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise InputError(f"contains NUL bytes (not a text file; first at line {line})", file=str(path))
+    text = text.removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    rows, lines = [], []
+    start = 1
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeError) as exc:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise InputError(f"not a readable CSV file ({detail[:200]})", file=str(path)) from None
-    df.columns = [str(c).strip() for c in df.columns]
-    return df
+        for rec in reader:
+            line, start = start, reader.line_num + 1
+            if not rec or (len(rec) == 1 and not rec[0].strip()):
+                continue  # a blank line (counted, never a record)
+            if header is None:
+                header = [c.strip() for c in rec]
+                continue
+            if len(rec) != len(header):
+                raise InputError(f"{len(rec)} fields where the header has {len(header)}", file=str(path), row=line)
+            rows.append(rec)
+            lines.append(line)
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc) or reader.line_num + 1 == start and not text.endswith(("\n", "\r")):
+            msg = "not a readable CSV file (a quoted value is never closed)"
+        else:
+            msg = f"not a readable CSV file ({' '.join(str(exc).split())[:120]})"
+        raise InputError(msg, file=str(path), row=start) from None
+    if header is None:
+        raise InputError("file is empty", file=str(path))
+    if len(set(header)) != len(header):
+        dupes = sorted({c for c in header if header.count(c) > 1})
+        raise InputError(f"duplicate column(s) {dupes}", file=str(path), row=1)
+    return pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype=object)
 
 
 def _to_float(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
     out = np.full(len(df), np.nan)
     for i, text in enumerate(df[col].tolist()):
-        t = text.strip()
-        if t == "":
+        if text.strip() == "":
             continue
         try:
-            v = float(t.replace(",", ""))
-        except ValueError:
-            raise InputError(f"{t[:40]!r} is not a number", file=str(path), row=_line(i), column=col) from None
-        if not math.isfinite(v):
-            raise InputError(f"{t!r} is not a finite number", file=str(path), row=_line(i), column=col)
-        out[i] = v
+            out[i] = parse_number(text)
+        except ValueError as exc:
+            raise InputError(str(exc), file=str(path), row=_line(df, i), column=col) from None
     return pd.Series(out, index=df.index, name=col)
 
 
-def _to_bool(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
+def _to_bool(df: pd.DataFrame, col: str, path: Path, nullable: bool = False) -> pd.Series:
     out = []
     for i, text in enumerate(df[col].tolist()):
         t = text.strip().lower()
@@ -212,9 +289,28 @@ def _to_bool(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
             out.append(True)
         elif t in FALSE_WORDS:
             out.append(False)
+        elif nullable and t == "":
+            out.append(None)
         else:
-            raise InputError(f"{text[:40]!r} is not true/false", file=str(path), row=_line(i), column=col)
-    return pd.Series(out, index=df.index, name=col, dtype=bool)
+            raise InputError(f"{text[:40]!r} is not true/false", file=str(path), row=_line(df, i), column=col)
+    return pd.Series(out, index=df.index, name=col, dtype="boolean" if nullable else bool)
+
+
+def _check_text(df: pd.DataFrame, col: str, path: Path) -> None:
+    for i, text in enumerate(df[col].tolist()):
+        bad = control_character(text)
+        if bad is not None:
+            raise InputError(f"contains the control or bidirectional-override character {bad}, which is not "
+                             "allowed in the inputs (it could hide or reorder text where the name is shown)",
+                             file=str(path), row=_line(df, i), column=col)
+
+
+def _check_quarters(df: pd.DataFrame, path: Path) -> None:
+    for i, text in enumerate(df["quarter"].tolist()):
+        try:
+            check_quarter(text)
+        except InputError as exc:
+            raise InputError(str(exc), file=str(path), row=_line(df, i), column="quarter") from None
 
 
 def _coerce(kind: str, df: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -233,19 +329,24 @@ def _coerce(kind: str, df: pd.DataFrame, path: Path) -> pd.DataFrame:
     for col in expected:
         if col in NUMERIC.get(kind, ()):
             out[col] = _to_float(df, col, path)
-        elif col in BOOLEAN.get(kind, ()):
-            out[col] = _to_bool(df, col, path)
-        elif col in NULLABLE_TEXT.get(kind, ()):
-            s = df[col].str.strip()
+            continue
+        if col in BOOLEAN.get(kind, ()):
+            out[col] = _to_bool(df, col, path, nullable=col in NULLABLE_BOOLEAN.get(kind, ()))
+            continue
+        _check_text(df, col, path)
+        s = df[col].str.strip()
+        if col in NULLABLE_TEXT.get(kind, ()):
             out[col] = s.where(s != "", None).astype(object)
-        else:
-            s = df[col].str.strip()
-            empty = s == ""
-            if empty.any():
-                i = int(np.flatnonzero(empty.to_numpy())[0])
-                raise InputError("empty value", file=str(path), row=_line(i), column=col)
-            out[col] = s.astype(object)
-    return pd.DataFrame(out, index=df.index)
+            continue
+        empty = s == ""
+        if empty.any() and col not in EMPTY_ALLOWED.get(kind, ()):
+            i = int(np.flatnonzero(empty.to_numpy())[0])
+            raise InputError("empty value", file=str(path), row=_line(df, i), column=col)
+        out[col] = s.astype(object)
+    frame = pd.DataFrame(out, index=df.index)
+    if "quarter" in frame.columns:
+        _check_quarters(frame, path)
+    return frame
 
 
 def _validate(kind: str, df: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -257,7 +358,7 @@ def _validate(kind: str, df: pd.DataFrame, path: Path) -> pd.DataFrame:
         first = fc.iloc[0]
         col = first["column"] if isinstance(first["column"], str) else None
         check = str(first["check"])
-        row = None if pd.isna(first["_idx"]) else _line(int(first["_idx"]))
+        row = None if pd.isna(first["_idx"]) else int(first["_idx"])  # the index is the line number
         value = first["failure_case"]
         if "unique" in check or "duplicate" in check.lower():
             msg = f"duplicate row (same {col or 'key'} as an earlier row)"
@@ -271,12 +372,27 @@ def _check_duplicates(df: pd.DataFrame, keys: list[str], path: Path) -> None:
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         key = ", ".join(f"{k}={df.iloc[i][k]}" for k in keys)
-        raise InputError(f"duplicate row for {key}", file=str(path), row=_line(i), column=keys[-1])
+        raise InputError(f"duplicate row for {key}", file=str(path), row=_line(df, i), column=keys[-1])
 
 
 def _first_bad(mask: pd.Series) -> int | None:
-    idx = np.flatnonzero(mask.to_numpy())
+    idx = np.flatnonzero(mask.fillna(False).to_numpy(bool))
     return int(idx[0]) if len(idx) else None
+
+
+# The cross-field plausibility checks of the contract (docs/data-contract.md lists them with these messages).
+PLAUSIBILITY = (
+    ("demographics", "share_85plus is at most share_65plus (the over-85s are among the over-65s)"),
+    ("observations", "a proportion's numerator is at most its denominator"),
+    ("observations", "a proportion or rate that is not suppressed has a numerator and a denominator (a value alone "
+                     "is not accepted: the statistics need the counts)"),
+    ("observations", "counts are whole numbers for a metric whose catalogue entry says counts: integer (the "
+                     "default); measured amounts (FTE days, average beds) are declared counts: real"),
+    ("observations", "a bracket metric that is not suppressed has a category, one of its brackets"),
+    ("observations", "a value or mean metric that is not suppressed has a value (or a numerator and denominator)"),
+    ("observations, status", "quarters are canonical YYYY-YY-QN with consecutive years, between "
+                             "1990-91 and 2099-00"),
+)
 
 
 def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files: dict[str, Path]) -> None:
@@ -285,7 +401,13 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
         i = _first_bad(~df["trust_code"].isin(codes))
         if i is not None:
             raise InputError(f"unknown trust {df.iloc[i]['trust_code']!r} (not in the trust register)",
-                             file=str(files[kind]), row=_line(i), column="trust_code")
+                             file=str(files[kind]), row=_line(df, i), column="trust_code")
+    i = _first_bad(demo["share_85plus"] > demo["share_65plus"])
+    if i is not None:
+        r = demo.iloc[i]
+        raise InputError(f"share aged 85+ ({r['share_85plus']:g}) is above the share aged 65+ "
+                         f"({r['share_65plus']:g}); the over-85s are among the over-65s",
+                         file=str(files["demographics"]), row=_line(demo, i), column="share_85plus")
     path = str(files["observations"])
     if catalogue is None:
         return
@@ -293,22 +415,41 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
     i = _first_bad(~obs["metric_id"].isin(list(known)))
     if i is not None:
         raise InputError(f"unknown metric {obs.iloc[i]['metric_id']!r} (not in catalogue {catalogue.id!r})",
-                         file=path, row=_line(i), column="metric_id")
+                         file=path, row=_line(obs, i), column="metric_id")
     stat = obs["metric_id"].map({k: m.statistic for k, m in known.items()})
-    counted = stat.isin(["proportion", "rate"]) & ~obs["suppressed"]
+    live = ~obs["suppressed"].astype(bool)
+    counted = stat.isin(["proportion", "rate"]) & live
     has_num = obs["numerator"].notna()
     i = _first_bad(counted & has_num & obs["denominator"].isna())
     if i is not None:
-        raise InputError("numerator given without a denominator", file=path, row=_line(i), column="denominator")
+        raise InputError("numerator given without a denominator", file=path, row=_line(obs, i), column="denominator")
+    i = _first_bad(counted & ~has_num)
+    if i is not None:
+        what = "a value alone" if pd.notna(obs.iloc[i]["value"]) else "no numerator"
+        raise InputError(f"{what} for a {stat.iloc[i]} metric: it needs a numerator and a denominator (or mark the "
+                         "row suppressed)", file=path, row=_line(obs, i), column="numerator")
     i = _first_bad((stat == "proportion") & (obs["numerator"] > obs["denominator"]))
     if i is not None:
         r = obs.iloc[i]
         raise InputError(f"numerator {r['numerator']:g} is above denominator {r['denominator']:g} for a proportion",
-                         file=path, row=_line(i), column="numerator")
-    i = _first_bad(stat.isin(["mean", "value"]) & ~obs["suppressed"] & obs["value"].isna() & obs["numerator"].isna())
+                         file=path, row=_line(obs, i), column="numerator")
+    integer = stat.isin(["proportion", "rate"]) & obs["metric_id"].map(
+        {k: getattr(m, "counts", "integer") == "integer" for k, m in known.items()}).astype(bool)
+    for col in ("numerator", "denominator"):
+        v = obs[col]
+        i = _first_bad(integer & v.notna() & (v != np.floor(v)))
+        if i is not None:
+            r = obs.iloc[i]
+            raise InputError(f"{r[col]:g} is not a whole number: {r['metric_id']!r} counts events or people "
+                             "(counts: integer in the catalogue)", file=path, row=_line(obs, i), column=col)
+    i = _first_bad(stat.isin(["mean", "value"]) & live & obs["value"].isna() & obs["numerator"].isna())
     if i is not None:
         raise InputError("no value for a metric reported as a value or mean score (leave the row out, or mark it "
-                         "suppressed)", file=path, row=_line(i), column="value")
+                         "suppressed)", file=path, row=_line(obs, i), column="value")
+    i = _first_bad((stat == "bracket") & live & obs["category"].isna())
+    if i is not None:
+        raise InputError(f"no category for the bracket metric {obs.iloc[i]['metric_id']!r} (give one of its "
+                         "brackets, or mark the row suppressed)", file=path, row=_line(obs, i), column="category")
     for mid, m in known.items():
         if m.statistic != "bracket":
             continue
@@ -317,14 +458,14 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
         i = _first_bad(bad)
         if i is not None:
             raise InputError(f"category {obs.iloc[i]['category']!r} is not one of {list(m.scoring.brackets)}",
-                             file=path, row=_line(i), column="category")
+                             file=path, row=_line(obs, i), column="category")
     ttype = obs["trust_code"].map(dict(zip(trusts["trust_code"], trusts["trust_type"])))
     applies = [ttype.iloc[j] in known[obs["metric_id"].iloc[j]].trust_types for j in range(len(obs))]
     i = _first_bad(~pd.Series(applies, index=obs.index))
     if i is not None:
         r = obs.iloc[i]
         raise InputError(f"metric {r['metric_id']!r} does not apply to trust type {ttype.iloc[i]!r}",
-                         file=path, row=_line(i), column="metric_id")
+                         file=path, row=_line(obs, i), column="metric_id")
 
 
 def load_inputs(data_dir: Path | str, catalogue: Catalogue | None = None, quarter: str | None = None) -> QuarterInputs:

@@ -23,6 +23,7 @@ standardisation used (``truth/standardisation.csv``) are saved beside the data.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -278,7 +279,20 @@ def write(out: Path, seed: int = DEFAULT_SEED) -> Path:
         "figure here is invented: this is not a ranking of real NHS trusts. `truth/` holds the model the counts\n"
         "were drawn from (coefficients per SD of each covariate within trust type, trust effects, standardisation).\n",
         encoding="utf-8")
+    (out / DEMO_MARKER).write_text(json.dumps({"source": "demo", "generator": "leaguetables.demo", "seed": seed},
+                                              indent=1) + "\n", encoding="utf-8")
     return out
+
+
+DEMO_MARKER = "demo-source.json"  # written beside the demo's contract files: their provenance, for the labels
+
+
+def is_demo_data(folder: Path) -> bool:
+    """True when ``folder`` was written by :func:`write` (the synthetic demo), by its provenance file."""
+    try:
+        return json.loads((Path(folder) / DEMO_MARKER).read_text(encoding="utf-8")).get("source") == "demo"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

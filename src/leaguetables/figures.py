@@ -7,6 +7,8 @@ and no date, so the same data always give the same bytes.
 
 from __future__ import annotations
 
+import math
+
 import html
 import io
 import json
@@ -76,7 +78,8 @@ def save_funnels(result, work_dir, band_level: float = 0.95) -> dict:
                   else quarter_label(result.quarter))
         limits = ("exact limits (rare events)" if res.exact else
                   ("limits widened for between-trust variation" if res.adjusted_used else "unadjusted limits"))
-        subtitle = f"{period}; {len(ok)} trusts; φ = {res.phi:.2f}, τ² = {res.tau2:.4g}; {limits}"
+        phi = f"φ = {res.phi:.2f}" if math.isfinite(res.phi) else "φ not computable"
+        subtitle = f"{period}; {len(ok)} trusts; {phi}, τ² = {res.tau2:.4g}; {limits}"
         fig, alt = charts.funnel_figure(res, labels=list(res.units.index), title=title, subtitle=subtitle,
                                         y_label=y_label, x_label=x_label, direction=m.direction,
                                         confidence=band_level)

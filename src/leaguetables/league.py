@@ -119,8 +119,11 @@ def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: st
     status = inputs.status.loc[inputs.status["quarter"] == quarter,
                                ["trust_code", "deficit", "deficit_support", "improvement_programme"]]
     status = inputs.trusts[["trust_code"]].merge(status, on="trust_code", how="left")
+    # unknown finance status (no row, or empty flags): the override cannot be applied; published as [x]
+    d, ds = (status[c].astype("boolean") for c in ("deficit", "deficit_support"))
+    unknown = set(status.loc[~((d.fillna(False) | ds.fillna(False)) | (d.notna() & ds.notna())), "trust_code"])
     for c in ("deficit", "deficit_support", "improvement_programme"):
-        status[c] = status[c].fillna(False).astype(bool)
+        status[c] = status[c].astype("boolean").fillna(False).astype(bool)
     if not methodology.financial_override.enabled:
         status = status.assign(deficit=False, deficit_support=False)
     seg = methodology.segmentation
@@ -131,7 +134,13 @@ def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: st
     table = scoring.build_league_table(
         sc, trusts, status, segmentation_rule=seg.rule, thresholds=seg.thresholds,
         replicates=b.replicates, seed=b.seed, level=b.level, combine_rules=combine_rules(catalogue),
-        pool_types=seg.pool_types)
+        pool_types=seg.pool_types,
+        from_segments=tuple(methodology.financial_override.from_segments),
+        to_segment=methodology.financial_override.to_segment)
+    if unknown:
+        flag = table["in_financial_deficit"].astype(object)
+        flag[table["trust_code"].isin(unknown)] = None
+        table["in_financial_deficit"] = flag
     return table, table.attrs.get("cut_points", {})
 
 

@@ -18,7 +18,7 @@ from . import pages
 from .config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
 from .contract import quarter_label, quarter_period
 from .report import (ReportData, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html,
-                     thresholds_notice)
+                     site_label, source_notice, thresholds_notice)
 
 # readable names of catalogue and config fields; a field not listed here is shown by its own name
 LABELS = {
@@ -278,6 +278,9 @@ def context(data: ReportData) -> dict:
         "peer_weights": [[LABELS.get(k, k.replace("_", " ")), f"{v:g}"] for k, v in meth.peers.weights.items()],
         "demo": data.run.get("source") == "demo",
         "thresholds_notice": thresholds_notice(meth),
+        "site_label": site_label(data.run.get("source", "files")),
+        "source_notice": Markup(source_notice(data.run.get("source", "files"), None,
+                                              data.run.get("omitted_metrics") or ())),
         "provenance": Markup(provenance_html(data.run, git_state(), input_checksums(data.inputs))),
     }
 

@@ -21,6 +21,7 @@ import ast
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import threading
@@ -77,6 +78,12 @@ class Prepared:
     metric_ids: list[str]
     methodology_path: Path | None = None
     catalogue_path: Path | None = None
+    omitted: list[str] = field(default_factory=list)  # metrics with data for the quarter left out by --metrics
+
+    @property
+    def partial(self) -> bool:
+        """A --metrics run that leaves out metrics the quarter has data for: marked partial wherever published."""
+        return bool(self.omitted)
 
 
 @dataclass
@@ -91,6 +98,17 @@ class Outcome:
     timings: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     revisions: int = 0
+
+
+def default_source(data: Path | None) -> str:
+    """The source when ``--source`` is not given: the demo without ``--data``; with ``--data``, ``demo`` only for a
+    folder the demo generator wrote (its ``demo-source.json``), else ``files`` (the user's own data — never labelled
+    synthetic)."""
+    from .demo import is_demo_data
+
+    if data is None or is_demo_data(Path(data)):
+        return "demo"
+    return "files"
 
 
 def kernel_available() -> bool:
@@ -151,6 +169,11 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
         raise InputError("--revise and --force cannot be combined: --revise publishes the changes as revisions, "
                          "--force replaces the published quarter")
     check_path(Path(opts.out), "--out")
+    if opts.metrics is not None:
+        opts.metrics = [m.strip() for m in opts.metrics if m.strip()]
+        if not opts.metrics:
+            raise InputError("--metrics names no metric (give comma-separated metric ids, or leave --metrics out "
+                             "to run every metric)")
     for m in opts.metrics or []:
         if not SAFE_ID.match(m):
             raise InputError(f"--metrics: {m!r} is not a metric id (lower-case letters, digits and underscores)")
@@ -206,12 +229,15 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
         absent = [m for m in opts.metrics if m not in present]
         if absent:
             raise InputError(f"--metrics: no data for {absent} in {opts.quarter}")
+        omitted = [m for m in metric_ids if m not in opts.metrics]
         metric_ids = [m for m in metric_ids if m in opts.metrics]
+    else:
+        omitted = []
     if not metric_ids:
         raise InputError(f"no metric has data for {opts.quarter}")
     return Prepared(opts, methodology, catalogue, inputs, data_dir, metric_ids,
                     methodology_path=_config_path("methodology", opts.methodology),
-                    catalogue_path=_config_path("catalogues", cat_name))
+                    catalogue_path=_config_path("catalogues", cat_name), omitted=omitted)
 
 
 def check_parameters(parameters: dict) -> str:
@@ -255,6 +281,34 @@ _ENGINE = "leaguetables"
 _engine_lock = threading.Lock()
 
 
+def _register_local_io() -> None:
+    """Papermill's local file handler reads and writes inside ``chdir(cwd)``: a change of the whole process's working
+    directory, made from every notebook thread at once. The pipeline passes absolute paths only (check_parameters,
+    absolute_paths), so its handler opens them as they are and never changes directory."""
+    from papermill.iorw import LocalHandler, papermill_io
+
+    class _AbsoluteLocalHandler(LocalHandler):
+        def read(self, path):
+            if not os.path.isabs(path):
+                return super().read(path)  # a notebook passed as JSON text, or a caller outside the pipeline
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+
+        def listdir(self, path):
+            return [os.path.join(path, fn) for fn in os.listdir(path)]
+
+        def write(self, buf, path):
+            if not os.path.isabs(path):
+                raise ValueError(f"the pipeline writes notebooks to absolute paths only, not {path!r}")
+            dirname = os.path.dirname(path)
+            if not os.path.isdir(dirname):
+                raise FileNotFoundError(f"output folder {dirname} doesn't exist.")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(buf)
+
+    papermill_io.register("local", _AbsoluteLocalHandler())
+
+
 def _register_engine() -> None:
     """A papermill engine for warm kernels:
 
@@ -271,6 +325,7 @@ def _register_engine() -> None:
     with _engine_lock:
         if _ENGINE in papermill_engines._engines:
             return
+        _register_local_io()
 
         class _Manager(NotebookExecutionManager):
             _final = False
@@ -322,6 +377,36 @@ def _register_engine() -> None:
         papermill_engines.register(_ENGINE, _Engine)
 
 
+IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix socket paths must be short)
+
+
+def remove_stale_ipc_dirs() -> list[str]:
+    """Remove the kernel socket folders of runs that were killed (SIGKILL: no cleanup could run): only folders named
+    ``ltk-<pid>-…`` whose process is gone and that hold nothing but a kernel's connection file and sockets."""
+    removed = []
+    tmp = Path(tempfile.gettempdir())
+    for d in tmp.glob(f"{IPC_PREFIX}*-*"):
+        m = re.fullmatch(re.escape(IPC_PREFIX) + r"(\d+)-[A-Za-z0-9_]+", d.name)
+        if not m or not d.is_dir() or d.is_symlink():
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+            continue  # alive (or not ours to signal): leave it
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            names = [p.name for p in d.iterdir()]
+        except OSError:
+            continue
+        if all(n == "kernel.json" or re.fullmatch(r"k-\d+", n) for n in names):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(str(d))
+    return removed
+
+
 class NotebookWorker:
     """One warm Jupyter kernel (the project's named kernel) in its own thread, reused for several notebooks.
 
@@ -350,7 +435,8 @@ class NotebookWorker:
         t0 = time.perf_counter()
         if self.km is None:
             # IPC sockets (no open TCP ports); unix socket paths must be short, hence a fresh /tmp folder
-            self.ipc_dir = tempfile.mkdtemp(prefix="ltk-")
+            remove_stale_ipc_dirs()
+            self.ipc_dir = tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{os.getpid()}-")
             self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
             self.km.connection_file = os.path.join(self.ipc_dir, "kernel.json")
             self.km.ip = os.path.join(self.ipc_dir, "k")
@@ -365,7 +451,7 @@ class NotebookWorker:
             pm.execute_notebook(
                 nb, str(out_path), parameters=parameters, kernel_name=KERNEL_NAME, km=self.km,
                 engine_name=_ENGINE, progress_bar=False, start_timeout=120, execution_timeout=1200,
-                cwd=str(self.cwd), log_output=False, client=self.client,
+                log_output=False, client=self.client, resources={"metadata": {"path": str(self.cwd)}},
             )
         except pm.PapermillExecutionError as exc:
             raise PipelineError(f"{notebook} failed for {parameters.get('metric_id', parameters.get('quarter'))}: "
@@ -521,6 +607,8 @@ def write_context(prep: Prepared, work: Path) -> None:
         "catalogue_version": prep.catalogue.version,
         "metric_ids": prep.metric_ids,
         "jobs": prep.options.jobs,
+        "partial": prep.partial,
+        "omitted_metrics": prep.omitted,
     }
     (work / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True), encoding="utf-8")
 
@@ -609,7 +697,7 @@ def run_cached(name: str, key: str, describe: dict, staging: Path, cache, report
 
 def build(prep: Prepared, staging: Path, work: Path, cache, out_root: Path, target: Path) -> tuple[dict, object, int]:
     """Every stage into ``staging``: (timings, cache report, number of revisions)."""
-    from . import revisions
+    from . import publish, revisions
     from .cache import CacheReport
     from .publication import build_publication
 
@@ -623,10 +711,12 @@ def build(prep: Prepared, staging: Path, work: Path, cache, out_root: Path, targ
     n_revisions = 0
     try:
         run_metric_stage(prep, staging, work, workers, cache, keys, report, timings)
+        publish.checkpoint("metrics")
         key, describe = keys.league()
         timings["league"] = run_cached("league", key, describe, staging, cache, report,
                                        lambda: workers.run_one("league_table.ipynb", nb_dir / "league_table.ipynb",
                                                                common))
+        publish.checkpoint("league")
         t0 = time.perf_counter()
         published = target / "manifest.json"
         if published.exists() and not opts.force and (
@@ -638,6 +728,7 @@ def build(prep: Prepared, staging: Path, work: Path, cache, out_root: Path, targ
         key, describe = keys.report(staging)
         timings["report"] = run_cached("report", key, describe, staging, cache, report,
                                        lambda: workers.run_one("report.ipynb", nb_dir / "report.ipynb", common))
+        publish.checkpoint("report")
     finally:
         workers.close()
     t0 = time.perf_counter()
@@ -646,29 +737,53 @@ def build(prep: Prepared, staging: Path, work: Path, cache, out_root: Path, targ
     run_cached("publication", key, describe, staging, cache, report,
                lambda: pub_timings.update(build_publication(prep, staging, work)), skip=("_work",))
     timings["publication"] = pub_timings or "cached"
+    publish.checkpoint("publication")
     timings["export"] = round(time.perf_counter() - t0, 3)
     return timings, report, n_revisions
 
 
+def absolute_paths(opts: RunOptions) -> RunOptions:
+    """Every path of the options made absolute once, before any thread starts: nothing later depends on the
+    process's working directory (which papermill used to change from several threads at once)."""
+    opts.out = check_path(Path(opts.out), "--out")
+    if opts.data is not None:
+        opts.data = check_path(Path(opts.data), "--data")
+    if opts.raw is not None:
+        opts.raw = check_path(Path(opts.raw), "--raw")
+    for attr in ("methodology", "catalogue"):
+        v = getattr(opts, attr)
+        if v is not None and Path(str(v)).suffix in (".yaml", ".yml"):
+            setattr(opts, attr, str(check_path(Path(str(v)), f"--{attr}")))
+    return opts
+
+
 def run(opts: RunOptions) -> Outcome:
     """Run a quarter end to end; publish it, or find it identical to the published one, or refuse (see module)."""
+    from . import publish
+
     t_start = time.perf_counter()
-    out_root = check_path(Path(opts.out), "--out")
+    absolute_paths(opts)
+    out_root = opts.out
+    if out_root.exists() and not out_root.is_dir():
+        raise InputError(f"--out {out_root} is a file, not a folder")
     # only --source nhse writes anything outside the reports folder: the contract files it derives from --raw
     scratch = Path(tempfile.mkdtemp(prefix="leaguetables-inputs-")) if opts.source in DERIVED_SOURCES else out_root
     try:
         t0 = time.perf_counter()
         prep = prepare(opts, scratch)  # bad input stops here: nothing written under out_root
         validate_s = round(time.perf_counter() - t0, 3)
-        from . import publish
-
-        out_root.mkdir(parents=True, exist_ok=True)
+        publish.checkpoint("validated")
+        publish.claim_out(out_root)  # a file, an unwritable folder or one holding foreign entries: refused here
+        publish.checkpoint("claimed")
         try:
+            # a quarter reads no other quarter's published outputs (movement is computed from the inputs), so
+            # only runs of the same quarter exclude each other
             with publish.quarter_lock(out_root, opts.quarter):
                 return _run_locked(prep, out_root, t_start, validate_s)
         except publish.LockBusy:
-            raise PipelineError(f"another run of {opts.quarter} is in progress in {out_root} (it holds "
-                                f"{out_root / ('.lock-' + opts.quarter)}); try again when it has finished") from None
+            raise PipelineError(f"another run holds the lock of {opts.quarter} in {out_root} "
+                                f"({out_root / ('.lock-' + opts.quarter)}); try again when it has "
+                                "finished") from None
     finally:
         if scratch != out_root:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -682,6 +797,7 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
     opts = prep.options
     quarter = opts.quarter
     notes = publish.cleanup_stale(out_root, own_quarter=quarter)
+    remove_stale_ipc_dirs()
     for n in notes:
         _log(opts, n)
     cache = StageCache(out_root, quarter, enabled=opts.use_cache and opts.mode == "publish")
@@ -691,6 +807,7 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
     work = staging / "_work"
     work.mkdir(parents=True)
     try:
+        publish.checkpoint("staging")
         if not kernel_available():
             raise PipelineError(f"Jupyter kernel {KERNEL_NAME!r} is not registered; run `make setup`")
         write_context(prep, work)
@@ -698,6 +815,7 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
         timings = {"validate": validate_s, **timings, "total": round(time.perf_counter() - t_start, 3)}
         opts.timings = timings
         publish.write_manifest(prep, staging, timings, report.as_dict())
+        publish.checkpoint("manifest")
         outcome = Outcome("published", target, cache=report, timings=timings, notes=notes, revisions=n_revisions)
         if opts.mode == "verify":
             shutil.rmtree(work, ignore_errors=True)
@@ -713,11 +831,15 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
                 outcome.status = "refused"
                 return outcome
         publish.publish(staging, target)
+        publish.checkpoint("published")
         return outcome
     except PipelineError as exc:
+        # the executed notebooks of the failed run are kept under .failed/.staging-<quarter>; only that entry (made
+        # by an earlier failed run of this quarter) is ever replaced — nothing else under .failed/ is touched
         failed = out_root / FAILED_DIR / staging.name
-        shutil.rmtree(out_root / FAILED_DIR, ignore_errors=True)
-        failed.parent.mkdir(parents=True)
+        if failed.is_dir() and not failed.is_symlink():
+            shutil.rmtree(failed, ignore_errors=True)
+        failed.parent.mkdir(exist_ok=True)
         shutil.rmtree(work, ignore_errors=True)
         os.replace(staging, failed)
         raise PipelineError(str(exc).replace(f"{FAILED_DIR}/{staging.name}", str(failed))) from None
@@ -761,7 +883,8 @@ def verify(opts: RunOptions) -> Outcome:
     rerun = RunOptions(
         quarter=opts.quarter, source=params.get("source", "demo"), data=Path(params["data"]) if params.get("data")
         and params.get("source") not in DERIVED_SOURCES else None, raw=Path(params.get("raw") or opts.raw), out=out_root,
-        jobs=opts.jobs, metrics=params.get("metrics"), methodology=params.get("methodology_arg")
+        jobs=opts.jobs, metrics=params["metrics_arg"] if "metrics_arg" in params else params.get("metrics"),
+        methodology=params.get("methodology_arg")
         or params.get("methodology", opts.methodology),
         catalogue=params["catalogue_arg"] if "catalogue_arg" in params else params.get("catalogue"),
         progress=opts.progress, mode="verify", use_cache=False, log=opts.log)

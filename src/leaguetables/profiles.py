@@ -19,7 +19,7 @@ from . import pages
 from .config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL
 from .contract import quarter_key, quarter_label, quarter_period
 from .report import (REVISED, ReportData, _missing, fmt, input_checksums, money, movement_text, profile_file,
-                     thresholds_notice,
+                     site_label, source_notice, thresholds_notice,
                      provenance_html, slug)
 
 DEMOGRAPHICS = (("population", "Catchment population", "count"),
@@ -181,7 +181,7 @@ class ProfileBuilder:
             summary.append(f"Its scores alone place it in segment {int(lt['unadjusted_segment'])}; because it reports "
                            "a deficit or receives deficit support, the financial override moves it to segment "
                            f"{self.data.methodology.financial_override.to_segment}.")
-        elif bool(lt.get("in_financial_deficit", False)):
+        elif lt.get("in_financial_deficit") is True or lt.get("in_financial_deficit") is np.True_:
             summary.append("It reports a deficit or receives deficit support; the financial override does not "
                            "apply to segments 3 and 4.")
         return cards, summary
@@ -354,6 +354,9 @@ class ProfileBuilder:
             "quarter_label": quarter_label(self.quarter),
             "demo": self.data.run.get("source") == "demo",
             "thresholds_notice": thresholds_notice(meth),
+            "site_label": site_label(self.data.run.get("source", "files")),
+            "source_notice": Markup(source_notice(self.data.run.get("source", "files"), None,
+                                                  self.data.run.get("omitted_metrics") or ())),
             "revised": revised,
             "cards": cards, "summary": summary, "probability_rows": probs,
             "replicates": f"{meth.bootstrap.replicates:,}",

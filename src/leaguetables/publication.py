@@ -24,14 +24,17 @@ def build_publication(prep, staging: Path, work: Path) -> dict:
     from . import __version__
     from .methodology import write_methodology
     from .profiles import write_profiles
-    from .report import TRUSTS_DIR, ReportData
+    from .report import TRUSTS_DIR, ReportData, site_label
     from .spreadsheet import write_workbook
 
     timings = {}
     quarter = prep.options.quarter
     t0 = time.perf_counter()
     title = f"NHS trust league tables: {quarter_label(quarter)} ({quarter_period(quarter)})"
-    export_html(staging / "notebooks" / "report.ipynb", staging / "index.html", title)
+    if getattr(prep, "partial", False):
+        title += " (partial run)"
+    export_html(staging / "notebooks" / "report.ipynb", staging / "index.html", title,
+                site_label(prep.options.source))
     timings["report_html"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()

@@ -44,14 +44,66 @@ CODE_PATHS = ("src", "notebooks", "config", "requirements.lock", "pyproject.toml
 MONTHS = {1: "Jun", 2: "Sep", 3: "Dec", 4: "Mar"}
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting with these as a formula
+_NUMERIC_TEXT = re.compile(r"-?\d+(\.\d+)?(e[+-]?\d+)?( to -?\d+(\.\d+)?)?", re.IGNORECASE)
+_UNSAFE_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_cell(value):
+    """Text that is safe in a spreadsheet cell (OWASP, CSV injection): a string beginning with ``=``, ``+``, ``-``,
+    ``@``, tab or carriage return is prefixed with a single quote, so that Excel, LibreOffice and Google Sheets
+    show it as text instead of evaluating it (``=HYPERLINK(…)`` → ``'=HYPERLINK(…)``). Numbers written as text by the
+    project (``-1.6``, ``-1.6 to 2.00``) are left alone; control and bidirectional-override characters (refused in
+    the inputs) are removed as a last line of defence. Anything that is not a string is returned unchanged."""
+    if not isinstance(value, str):
+        return value
+    value = _UNSAFE_TEXT.sub("", value)
+    if value.startswith(FORMULA_START) and not _NUMERIC_TEXT.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def published_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The frame as it may be published: ±infinity (a figure that could not be computed, e.g. a log of zero events)
+    becomes empty — ``[x]`` in the spreadsheet — and every text cell is made spreadsheet-safe (:func:`safe_cell`).
+    Returns the frame and the number of non-finite values blanked per column."""
+    out = df.copy()
+    blanked = {}
+    for c in out.columns:
+        col = out[c]
+        if pd.api.types.is_float_dtype(col.dtype):
+            bad = np.isinf(col.to_numpy(dtype=float, na_value=np.nan))
+            if bad.any():
+                blanked[str(c)] = int(bad.sum())
+                out[c] = col.mask(bad)
+        elif pd.api.types.is_object_dtype(col.dtype) or pd.api.types.is_string_dtype(col.dtype):
+            vals = col.to_numpy(dtype=object)
+            bad = np.array([isinstance(v, float) and bool(np.isinf(v)) for v in vals], dtype=bool).reshape(-1)
+            if bad.any():
+                blanked[str(c)] = int(bad.sum())
+            out[c] = pd.Series([None if b else safe_cell(v) for v, b in zip(vals, bad)], index=out.index,
+                               dtype=object)
+    out.columns = [safe_cell(str(c)) for c in out.columns]
+    return out, blanked
+
+
 def write_csv(df: pd.DataFrame, path: Path) -> None:
-    """Deterministic CSV: UTF-8, ``\\n`` line ends, 10 significant digits, no index."""
+    """Deterministic CSV: UTF-8, ``\\n`` line ends, 10 significant digits, no index; no non-finite number and no
+    cell a spreadsheet would evaluate (:func:`published_frame`). A value blanked for being non-finite is reported
+    as a warning (a one-line note in run_quarter.py's output)."""
+    import warnings
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    df, blanked = published_frame(df)
+    for col, n in blanked.items():
+        warnings.warn(f"{path.name}: {n} value(s) of {col} could not be computed (not finite); published as "
+                      "empty ([x] in the spreadsheet)", stacklevel=2)
     df.to_csv(path, index=False, lineterminator="\n", float_format="%.10g", encoding="utf-8")
 
 
-def _range(lo, hi, fmt="{:g}") -> str:
-    if pd.isna(lo) or pd.isna(hi):
+def _range(lo, hi, fmt="{:.2f}") -> str:
+    """``1.25 to 2.00`` (two decimals, as the HTML prints it); empty when either end is missing or not finite."""
+    if pd.isna(lo) or pd.isna(hi) or not (np.isfinite(lo) and np.isfinite(hi)):
         return ""
     return f"{fmt.format(lo)} to {fmt.format(hi)}"
 
@@ -75,7 +127,8 @@ def nhse_league_table(table: pd.DataFrame, quarter: str) -> pd.DataFrame:
         "Average_score": t["average_score"].round(2).to_numpy(),
         "Likely_range_of_average_score": [_range(a, b) for a, b in zip(t["average_lower"], t["average_upper"])],
         "Segment": t["segment"].astype("Int64").to_numpy(),
-        "Trust_in_financial_deficit": np.where(t["in_financial_deficit"].to_numpy(bool), "Yes", "No"),
+        "Trust_in_financial_deficit": ["[x]" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+                                       else "Yes" if bool(v) else "No" for v in t["in_financial_deficit"]],
         "Rank": t["rank"].astype("Int64").to_numpy(),
         "Likely_range_of_rank": [_range(a, b, "{:.0f}") for a, b in zip(t["rank_lower"], t["rank_upper"])],
     })
@@ -180,12 +233,18 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes
                 rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, code, r["trust_type"], quarter),
                              "Value": v, "Median_value": np.nan, "Lower_quartile": np.nan,
                              "Upper_quartile": np.nan, "Rank": np.nan})
-    adjusted = t["unadjusted_segment"].astype("Int64").mask(t["financial_override"].astype(bool), 3)
+    # OF5000 is the segment after the financial override (1–4): segment 5 is a judgement published in OF5005
+    moved = t["unadjusted_segment"].astype("Int64").mask(t["financial_override"].astype(bool),
+                                                          t.attrs.get("to_segment", 3))
+    adjusted = t["segment"].astype("Int64").where(t["segment"].astype("Int64") != 5, moved)
+    deficit = t["in_financial_deficit"]
+    unknown_finance = deficit.isna()  # no finance status in the inputs: [x], never a default
     summary = {
         "OF5000": adjusted,
         "OF5002": t["average_score"],
         "OF5003": t["unadjusted_segment"].astype("Int64"),
-        "OF5004": t["in_financial_deficit"].astype(bool).astype(int),
+        "OF5004": pd.Series(np.where(unknown_finance, "[x]", deficit.fillna(False).astype(bool).astype(int)
+                                     .astype(str)), index=t.index),
         "OF5005": t["segment"].astype("Int64"),
         "OF5007": (t["segment"].astype("Int64") == 5).fillna(False).astype(int),
     }
@@ -218,13 +277,14 @@ def _slug(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ HTML export
-def export_html(executed: Path, out_html: Path, title: str) -> None:
+def export_html(executed: Path, out_html: Path, title: str, site_label: str = "Not an official statistic") -> None:
     """Export an executed notebook to clean, offline, deterministic HTML (no code, no prompts, no CDN)."""
     import nbformat
     from traitlets.config import Config
 
     nb = nbformat.read(executed, as_version=4)
     nb.metadata["title"] = title
+    nb.metadata["site_label"] = site_label
     # the kernel-reset cell exists only when the notebook ran on a reused kernel: never part of the page, and it
     # must not shift the numbering of the cells below
     nb.cells = [c for c in nb.cells if c.get("id") != "kernel-reset"]
@@ -359,7 +419,11 @@ def write_manifest(prep, staging: Path, timings: dict, cache: dict | None = None
                        # what to pass to run_quarter.py to rerun exactly this (used by --verify)
                        "methodology_arg": str(opts.methodology),
                        "catalogue_arg": None if opts.catalogue is None else str(opts.catalogue),
-                       "raw": str(Path(opts.raw).resolve()) if opts.source == "nhse" else None},
+                       "raw": str(Path(opts.raw).resolve()) if opts.source == "nhse" else None,
+                       "metrics_arg": list(opts.metrics) if opts.metrics else None,
+                       # a --metrics run leaving out metrics with data: marked in the title and banner too
+                       "partial": bool(getattr(prep, "omitted", None)),
+                       "omitted_metrics": list(getattr(prep, "omitted", None) or [])},
         "methodology": {"id": prep.methodology.id, "version": prep.methodology.version,
                         "catalogue": prep.catalogue.id, "catalogue_version": prep.catalogue.version,
                         "bootstrap_replicates": prep.methodology.bootstrap.replicates,
@@ -408,6 +472,26 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.EOPNOTSUPP, errno.EPERM):
         return False
     raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+KILL_ENV = "LEAGUETABLES_KILL_AT"  # tests: the named stage at which the process kills itself (SIGKILL)
+FAIL_ENV = "LEAGUETABLES_FAIL_AT"  # tests: the named stage at which the run fails (PipelineError)
+STAGES = ("validated", "claimed", "staging", "metrics", "league", "report", "publication", "manifest",
+          "publish-journal", "publish-exchanged", "published")
+
+
+def checkpoint(stage: str) -> None:
+    """A named stage of a run. When the environment variable :data:`KILL_ENV` names it, the process kills itself
+    there with SIGKILL (no cleanup of any kind: the test of what a ``kill -9`` at that moment leaves behind)."""
+    assert stage in STAGES, stage
+    if os.environ.get(KILL_ENV) == stage:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(FAIL_ENV) == stage:
+        from .errors import PipelineError
+
+        raise PipelineError(f"stage {stage} failed ({FAIL_ENV} is set)")
 
 
 def journal_path(out_root: Path, quarter: str) -> Path:
@@ -465,10 +549,13 @@ def publish(staging: Path, target: Path) -> Path:
     journal = journal_path(out_root, target.name)
     _write_atomic(journal, json.dumps({"staging": str(staging), "target": str(target), "archive": str(archive),
                                        "new_manifest": _manifest_sha(staging)}, indent=1))
+    checkpoint("publish-journal")
     if _exchange(staging, target):  # target is now the new version, staging the previous one
+        checkpoint("publish-exchanged")
         os.rename(staging, archive)
     else:  # two renames: recover() rolls forward if killed between them
         os.rename(target, archive)
+        checkpoint("publish-exchanged")
         os.rename(staging, target)
     _fsync_dir(out_root)
     journal.unlink()
@@ -489,6 +576,12 @@ def recover(out_root: Path, quarter: str) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         journal.unlink()
         return "removed an unreadable publishing journal"
+    root = Path(out_root).resolve()
+    if (staging.resolve() != staging_path(root, quarter).resolve() or target.resolve() != (root / quarter).resolve()
+            or archive.resolve().parent != (root / SUPERSEDED_DIR).resolve()
+            or not re.fullmatch(re.escape(quarter) + r"\.\d+", archive.name)):
+        journal.unlink()  # not a journal this project wrote for this folder: its paths are never acted on
+        return "removed a publishing journal naming paths outside its quarter"
     done = None
     if staging.exists() and target.exists():
         if _manifest_sha(staging) != info.get("new_manifest"):
@@ -533,8 +626,80 @@ def staging_path(out_root: Path, quarter: str) -> Path:
 
 
 def _staging_quarter(name: str) -> str | None:
-    m = re.match(STAGING_PREFIX + r"(\d{4}-\d{2}-Q[1-4])", name)
+    """The quarter of a staging folder's name — only the exact name the pipeline creates (``.staging-<quarter>``):
+    ``.staging-2025-26-Q4.backup`` is somebody else's folder and is never touched."""
+    m = re.fullmatch(re.escape(STAGING_PREFIX) + r"(\d{4}-\d{2}-Q[1-4])", name)
     return m.group(1) if m else None
+
+
+# ------------------------------------------------------------------------------------------- the output folder
+OWNER_MARKER = ".leaguetables-reports"  # a reports folder the project created or adopted holds this file
+QUARTER_NAME = re.compile(r"\d{4}-\d{2}-Q[1-4]")
+# the names the pipeline creates directly under the reports folder (its namespace); nothing else is ever touched
+_NAMESPACE = re.compile(r"\.staging-.*|\.lock-.*|\.publishing-.*|\.cache|\.failed|\.superseded|"
+                        + re.escape(OWNER_MARKER) + r"|\d{4}-\d{2}-Q[1-4].*")
+
+
+def _is_own_quarter(path: Path) -> bool:
+    """A quarter folder published by this project before the marker existed: its manifest says so."""
+    m = read_manifest(path) if path.is_dir() else None
+    return bool(m) and m.get("quarter") == path.name and isinstance(m.get("code"), dict) and "outputs" in m
+
+
+def foreign_entries(out_root: Path) -> list[str]:
+    """Entries of ``out_root`` in the pipeline's namespace that the pipeline did not create (without the marker)."""
+    out = []
+    for p in sorted(Path(out_root).iterdir()):
+        if not _NAMESPACE.fullmatch(p.name):
+            continue  # not a name the pipeline uses: never read, changed or removed
+        if QUARTER_NAME.fullmatch(p.name) and _is_own_quarter(p):
+            continue
+        out.append(p.name)
+    return out
+
+
+def claim_out(out_root: Path) -> Path:
+    """Make ``out_root`` the project's reports folder, or refuse it (:class:`InputError`, one line).
+
+    * a new folder is created with the marker file :data:`OWNER_MARKER`; a folder with the marker is the project's;
+    * an existing folder without the marker is adopted (the marker written) only when nothing in it uses a name the
+      pipeline creates (``<quarter>/``, ``.staging-*``, ``.cache``, ``.failed``, ``.superseded``, ``.lock-*``,
+      ``.publishing-*``) — except quarter folders whose manifest shows this project published them. Other files in
+      it are never read, changed or removed;
+    * a path that is a file, or a folder that cannot be written, is refused.
+    """
+    from .errors import InputError
+
+    out_root = Path(out_root)
+    if out_root.exists() and not out_root.is_dir():
+        raise InputError(f"--out {out_root} is a file, not a folder")
+    marker = out_root / OWNER_MARKER
+    try:
+        if not out_root.exists():
+            out_root.mkdir(parents=True)
+        elif not marker.is_file():
+            foreign = foreign_entries(out_root)
+            if foreign:
+                raise InputError(f"--out {out_root} is not a reports folder of this project (no {OWNER_MARKER} "
+                                 f"file) and already holds {', '.join(repr(f) for f in foreign[:5])}"
+                                 f"{' …' if len(foreign) > 5 else ''}, names the pipeline would write; choose a new "
+                                 "or empty folder (nothing was changed)")
+        if not os.access(out_root, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+        if not marker.is_file():
+            _write_atomic(marker, json.dumps({"created_by": "leaguetables run_quarter.py", "note": (
+                "This folder holds NHS trust league tables published by run_quarter.py. The pipeline creates, "
+                "replaces and removes only the entries it owns here: <quarter>/, .staging-<quarter>, "
+                ".publishing-<quarter>.json, .lock-<quarter>, .cache/, .failed/.staging-<quarter>, .superseded/; "
+                "anything else is left alone.")}, indent=1) + "\n")
+        probe = out_root / f".lock-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except InputError:
+        raise
+    except OSError as exc:
+        raise InputError(f"--out {out_root} cannot be written ({exc.strerror or exc})") from None
+    return out_root
 
 
 def cleanup_stale(out_root: Path, own_quarter: str | None = None) -> list[str]:
@@ -546,7 +711,8 @@ def cleanup_stale(out_root: Path, own_quarter: str | None = None) -> list[str]:
     out_root = Path(out_root)
     done = []
     quarters = {q for p in out_root.glob(f"{STAGING_PREFIX}*") if (q := _staging_quarter(p.name))}
-    quarters |= {p.name[len(".publishing-"):-len(".json")] for p in out_root.glob(".publishing-*.json")}
+    quarters |= {m.group(1) for p in out_root.glob(".publishing-*.json")
+                 if (m := re.fullmatch(r"\.publishing-(\d{4}-\d{2}-Q[1-4])\.json", p.name))}
     for quarter in sorted(quarters):
         if not re.fullmatch(r"\d{4}-\d{2}-Q[1-4]", quarter):
             continue
@@ -555,10 +721,10 @@ def cleanup_stale(out_root: Path, own_quarter: str | None = None) -> list[str]:
             note = recover(out_root, q)
             if note:
                 done.append(note)
-            for p in sorted(out_root.glob(f"{STAGING_PREFIX}{q}*")):
-                if _staging_quarter(p.name) == q:
-                    shutil.rmtree(p, ignore_errors=True)
-                    done.append(f"removed stale {p.name}")
+            p = staging_path(out_root, q)  # the exact name only: never .staging-<q>.backup or the like
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+                done.append(f"removed stale {p.name}")
 
         if quarter == own_quarter:
             _clean()

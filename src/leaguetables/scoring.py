@@ -602,10 +602,12 @@ def _as_bool(flag: pd.Series, index: pd.Index, name: str) -> pd.Series:
 
 
 def apply_financial_override(
-    segment: pd.Series, deficit: pd.Series, deficit_support: pd.Series
+    segment: pd.Series, deficit: pd.Series, deficit_support: pd.Series, *,
+    from_segments: Sequence[int] = (1, 2), to_segment: int = 3,
 ) -> tuple[pd.Series, pd.Series]:
-    """Financial override: a trust in segment 1 or 2 that reports a deficit or receives deficit support is
-    moved to segment 3; segments 3 and 4 are unchanged.
+    """Financial override: a trust in one of ``from_segments`` (NOF: 1 or 2) that reports a deficit or receives
+    deficit support is moved to ``to_segment`` (NOF: 3); other segments are unchanged. The methodology's
+    ``financial_override.from_segments`` and ``to_segment`` are passed here (config.FinancialOverride).
 
     Returns ``(adjusted_segment, financial_override)`` where the flag says the override moved the trust.
     The unadjusted ``segment`` is not modified (keep it alongside). Flags are aligned on the index of
@@ -613,8 +615,8 @@ def apply_financial_override(
     """
     seg = segment.astype("Int64")
     in_deficit = _as_bool(deficit, seg.index, "deficit") | _as_bool(deficit_support, seg.index, "deficit_support")
-    moved = (seg <= 2).fillna(False).astype(bool) & in_deficit
-    adjusted = seg.mask(moved, 3).rename("segment")
+    moved = seg.isin(list(from_segments)).fillna(False).astype(bool) & in_deficit
+    adjusted = seg.mask(moved, int(to_segment)).rename("segment")
     return adjusted, moved.rename("financial_override")
 
 
@@ -762,6 +764,8 @@ def _joint_replicates(
     recompute_cuts: bool,
     combine_rules,
     pool_types=None,
+    from_segments: Sequence[int] = (1, 2),
+    to_segment: int = 3,
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Replicate arrays of the joint bootstrap: (trusts, means, adjusted segments, ranks), each (B, n)."""
     if segmentation_rule not in SEGMENTATION_RULES:
@@ -799,7 +803,8 @@ def _joint_replicates(
         else:
             cuts = np.asarray(fixed_cuts[t], dtype=float)[:, None, None]
         seg = _segment_from_cuts(a, cuts)
-        seg = np.where((seg <= 2) & in_deficit[cols][None, :], 3, seg).astype(np.int8)
+        seg = np.where(np.isin(seg, list(from_segments)) & in_deficit[cols][None, :], int(to_segment),
+                       seg).astype(np.int8)
         segs[:, cols] = seg
         key = seg.astype(np.int64) * 100_000 + cents[:, cols]
         ranks[:, cols] = _competition_rank_rows(key)
@@ -821,6 +826,8 @@ def joint_bootstrap(
     recompute_cuts: bool = False,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
     pool_types: Sequence[str] | None = None,
+    from_segments: Sequence[int] = (1, 2),
+    to_segment: int = 3,
 ) -> pd.DataFrame:
     """Likely ranges of average and rank, and segment probabilities, from one joint bootstrap.
 
@@ -848,7 +855,7 @@ def joint_bootstrap(
     q = _check_level(level, replicates)
     trusts, means, segs, ranks = _joint_replicates(
         scores, trust_type, deficit, deficit_support, segmentation_rule, thresholds, population_average,
-        replicates, seed, recompute_cuts, combine_rules, pool_types)
+        replicates, seed, recompute_cuts, combine_rules, pool_types, from_segments, to_segment)
     avg_range = _percentiles(means, q)
     rank_range = np.percentile(ranks, q, axis=0)
     out = pd.DataFrame({
@@ -884,6 +891,8 @@ def build_league_table(
     recompute_cuts: bool = False,
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
     pool_types: Sequence[str] | None = None,
+    from_segments: Sequence[int] = (1, 2),
+    to_segment: int = 3,
 ) -> pd.DataFrame:
     """The NOF league table of one quarter, one row per trust of ``trusts``.
 
@@ -947,7 +956,8 @@ def build_league_table(
 
     unadj, cuts = assign_segments(out["average_score"], reg["trust_type"], segmentation_rule, thresholds,
                                   population_average, pool_types=pool_types)
-    adjusted, moved = apply_financial_override(unadj, flags["deficit"], flags["deficit_support"])
+    adjusted, moved = apply_financial_override(unadj, flags["deficit"], flags["deficit_support"],
+                                               from_segments=from_segments, to_segment=to_segment)
     out["unadjusted_segment"] = unadj
     out["in_financial_deficit"] = flags["deficit"] | flags["deficit_support"]
     out["financial_override"] = moved
@@ -962,7 +972,8 @@ def build_league_table(
     boot = joint_bootstrap(scores, reg["trust_type"], flags["deficit"], flags["deficit_support"],
                            segmentation_rule, thresholds, population_average, replicates=replicates, seed=seed,
                            level=level, recompute_cuts=recompute_cuts,
-                           combine_rules=combine_rules, pool_types=pool_types).set_index("trust_code")
+                           combine_rules=combine_rules, pool_types=pool_types, from_segments=from_segments,
+                           to_segment=to_segment).set_index("trust_code")
     for col in ("average_lower", "average_upper"):
         out[col] = boot[col].reindex(reg.index)
     for col in ("rank_lower", "rank_upper"):

@@ -82,8 +82,8 @@ TRUST_TYPES = ("acute", "mental_health_community", "ambulance")
 
 STATUS_NOTE = (
     "Finance and status flags (deficit, deficit support, Provider Improvement Programme) are not "
-    "published in these NHS England performance inputs: all flags are False by construction, not "
-    "by observation."
+    "published in these NHS England performance inputs: the flags are left empty (unknown), published as [x]; "
+    "the financial override cannot be applied without them."
 )
 
 _QUARTER_RE = re.compile(r"^(\d{4})-(\d{2})-Q([1-4])$")
@@ -541,9 +541,10 @@ def load_nhse_quarter(
     status = pd.DataFrame({
         "quarter": pd.Series([quarter] * n, dtype="str"),
         "trust_code": trusts["trust_code"].astype("str").to_numpy(),
-        "deficit": np.zeros(n, dtype=bool),
-        "deficit_support": np.zeros(n, dtype=bool),
-        "improvement_programme": np.zeros(n, dtype=bool),
+        # not in these inputs: unknown (empty in status.csv, [x] where published), never a default of False
+        "deficit": pd.array([pd.NA] * n, dtype="boolean"),
+        "deficit_support": pd.array([pd.NA] * n, dtype="boolean"),
+        "improvement_programme": pd.array([pd.NA] * n, dtype="boolean"),
     })
     status.attrs["note"] = STATUS_NOTE
     return {

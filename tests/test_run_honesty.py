@@ -1,0 +1,217 @@
+"""Runs that are what they say (issue 12): no working-directory changes in threads, the previous quarter's table an
+input of no other quarter (movement comes from the inputs), concurrent runs of consecutive quarters verified,
+methodology settings honoured, spreadsheet-safe text and no non-finite number in any published table or cell.
+
+End-to-end runs use the six-trust corpus base (``tests/bad_inputs/base``) and three metrics: seconds each.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "tests" / "bad_inputs" / "base"
+METRICS = "ae_4hr,cdiff,cqc_safe"
+Q3, Q4 = "2025-26-Q3", "2025-26-Q4"
+
+
+def _cmd(quarter: str, data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "run_quarter.py"), quarter, "--source", "files", "--data", str(data),
+            "--catalogue", "demo", "--out", str(out), "--metrics", METRICS, "--no-progress", *extra]
+
+
+def _run(quarter: str, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_cmd(quarter, data, out, *extra), cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+# ------------------------------------------------------------------------------------------ working directory
+def test_no_working_directory_change_while_notebooks_run(tmp_path, monkeypatch):
+    """A run with two notebook threads never calls os.chdir (papermill's ``cwd`` changed the whole process's
+    directory from two threads at once), leaves the working directory as it was, and records absolute paths for
+    relative arguments."""
+    from leaguetables.pipeline import RunOptions, run
+
+    data = tmp_path / "data"
+    shutil.copytree(BASE, data)
+    monkeypatch.chdir(tmp_path)
+
+    def forbidden(path):
+        raise AssertionError(f"os.chdir({path!r}) called during a run")
+
+    monkeypatch.setattr(os, "chdir", forbidden)
+    opts = RunOptions(quarter=Q4, source="files", data=Path("data"), out=Path("reports"), jobs=2,
+                      metrics=METRICS.split(","), catalogue="demo", progress=False, use_cache=False)
+    outcome = run(opts)
+    assert outcome.status == "published"
+    assert Path.cwd() == tmp_path
+    manifest = json.loads((tmp_path / "reports" / Q4 / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["parameters"]["data"] == str(tmp_path / "data")
+    assert all(Path(v["path"]).is_absolute() for v in manifest["inputs"].values())
+
+
+# ---------------------------------------------------------------------------------- the previous quarter
+def test_a_quarter_reads_no_other_quarters_outputs(tmp_path):
+    """Movement is computed from the inputs (both quarters' observations), not from the previous quarter's published
+    table: Q4 published before Q3 exists equals Q4 published after it, the manifest records no published file as an
+    input, and --verify of Q4 passes once Q3 has been published beside it."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _run(Q4, BASE, a).returncode == 0
+    assert _run(Q3, BASE, b).returncode == 0
+    assert _run(Q4, BASE, b).returncode == 0
+    manifest = json.loads((a / Q4 / "manifest.json").read_text(encoding="utf-8"))
+    assert not any("league_table" in k for k in manifest["inputs"])
+    for name in ("league_table_full.csv", "movement.csv"):
+        assert (a / Q4 / "tables" / name).read_bytes() == (b / Q4 / "tables" / name).read_bytes(), name
+    assert _run(Q3, BASE, a).returncode == 0
+    proc = _run(Q4, BASE, a, "--verify")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_q3_and_q4_run_concurrently_then_verify(tmp_path):
+    """Q3 and Q4 started together: either both publish in a consistent order or the second is refused (exit 1,
+    one line); every quarter that was published then passes --verify."""
+    out = tmp_path / "reports"
+    procs = {q: subprocess.Popen(_cmd(q, BASE, out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for q in (Q3, Q4)}
+    results = {q: (p.wait(timeout=300), p.stderr.read()) for q, p in procs.items()}
+    assert any(rc == 0 for rc, _ in results.values()), results
+    for q, (rc, err) in results.items():
+        assert rc in (0, 1), err
+        if rc == 1:
+            assert "lock" in err and len(err.strip().splitlines()) == 1, err
+    for q in (Q3, Q4):
+        if (out / q).exists():
+            proc = _run(q, BASE, out, "--verify")
+            assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------------------------ settings honoured
+def _toy_league(**override):
+    """Six acute trusts with average scores 1.0 … 3.5 (segments 1, 1, 2, 3, 4, 4 by within-type quartiles); the
+    two best and the third are in deficit."""
+    from leaguetables import scoring
+
+    codes = [f"T{i}" for i in range(6)]
+    scores = pd.DataFrame({"trust_code": codes, "metric_id": "m", "score": [1.0, 1.5, 2.0, 2.5, 3.0, 3.5],
+                           "weight": 1.0, "combine_group": None, "domain": "d"})
+    trusts = pd.DataFrame({"trust_code": codes, "trust_name": codes, "trust_type": "acute", "trust_subtype": "",
+                           "region": "r"})
+    status = pd.DataFrame({"trust_code": codes, "deficit": [True, True, True, False, False, False],
+                           "deficit_support": False, "improvement_programme": False})
+    return scoring.build_league_table(scores, trusts, status, segmentation_rule="quartiles_within_type",
+                                      replicates=200, seed=1, **override).set_index("trust_code")
+
+
+def test_financial_override_settings_move_the_tables():
+    """from_segments and to_segment are the ones the scoring uses (they were hard-coded to [1, 2] → 3)."""
+    default = _toy_league()
+    unadj = default["unadjusted_segment"]
+    moved_default = default.index[default["financial_override"].astype(bool)]
+    assert list(moved_default) and all(unadj[t] in (1, 2) for t in moved_default)
+    assert all(default.loc[t, "segment"] == 3 for t in moved_default)
+    to4 = _toy_league(from_segments=(1, 2), to_segment=4)
+    assert all(to4.loc[t, "segment"] == 4 for t in moved_default)
+    only1 = _toy_league(from_segments=(1,), to_segment=3)
+    moved1 = only1.index[only1["financial_override"].astype(bool)]
+    assert set(moved1) == {t for t in moved_default if unadj[t] == 1}
+    assert not set(moved1) == set(moved_default), "the toy data must have a trust in segment 2 in deficit"
+
+
+def test_league_passes_the_methodology_override_to_the_scoring(monkeypatch, demo_inputs):
+    """league._build hands the methodology's financial_override settings to the scoring (the page prints them)."""
+    from leaguetables import league, scoring
+    from leaguetables.config import load_catalogue, load_methodology
+
+    meth = load_methodology("nof-2025-26")
+    meth = meth.model_copy(update={"financial_override": meth.financial_override.model_copy(
+        update={"from_segments": [1], "to_segment": 5})})
+    seen = {}
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(scoring, "build_league_table", capture)
+    scores = pd.DataFrame({"trust_code": ["x"], "metric_id": ["m"], "score_raw": [1.0], "weight": [1.0],
+                           "combine_group": [None], "domain": ["d"]})
+    with pytest.raises(RuntimeError, match="stop"):
+        league._build(scores, "score_raw", demo_inputs, demo_inputs.quarters()[-1], meth, load_catalogue("demo"))
+    assert seen["from_segments"] == (1,) and seen["to_segment"] == 5
+
+
+# ------------------------------------------------------------------ safe text and finite numbers, end to end
+FORMULA = re.compile(r"^[=+\-@\t\r]")
+NUMERIC = re.compile(r"^-?\d+(\.\d+)?(e[+-]?\d+)?( to -?\d+(\.\d+)?)?$", re.IGNORECASE)
+
+
+def _hostile_data(tmp: Path) -> Path:
+    data = tmp / "data"
+    shutil.copytree(BASE, data)
+
+    def edit(name, line, column, value):
+        path = data / name
+        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+        rows[line - 1][rows[0].index(column)] = value
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        path.write_text(buf.getvalue(), encoding="utf-8")
+
+    edit("trusts.csv", 2, "trust_name", '=HYPERLINK("http://example.invalid","Click me")')
+    edit("trusts.csv", 3, "region", "+44 Region")
+    edit("trusts.csv", 4, "trust_subtype", "@SUM(A1:A9)")
+    edit("trusts.csv", 5, "trust_name", "-2+3 Care Trust")
+    edit("observations.csv", 30, "numerator", "0")  # DEMO-A001 cdiff: zero events in the quarter
+    return data
+
+
+def test_published_cells_are_safe_and_finite(tmp_path):
+    """Names beginning with formula characters and a trust with zero events: no CSV cell and no ODS cell begins
+    with a formula character (other than numbers the project writes), no CSV or ODS holds inf or NaN, the
+    ODS is well-formed XML, and the notes sheet says how text is neutralised."""
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "reports"
+    proc = _run(Q4, _hostile_data(tmp_path), out)
+    assert proc.returncode == 0, proc.stderr
+    folder = out / Q4
+    csvs = sorted((folder / "tables").rglob("*.csv"))
+    assert csvs
+    for path in csvs:
+        for row in csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")):
+            for cell in row:
+                assert not (FORMULA.match(cell) and not NUMERIC.match(cell)), f"{path.name}: {cell!r}"
+                assert cell.lower() not in ("inf", "-inf", "nan", "infinity"), f"{path.name}: {cell!r}"
+    names = pd.read_csv(folder / "tables" / "league_table.csv", dtype=str)["Trust_name"]
+    assert "'=HYPERLINK(\"http://example.invalid\",\"Click me\")" in set(names)
+    assert "'-2+3 Care Trust" in set(names)
+    odss = sorted(folder.rglob("*.ods"))
+    assert odss
+    ns = {"table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+          "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+          "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0"}
+    content = zipfile.ZipFile(odss[0]).read("content.xml")
+    root = ET.fromstring(content)  # well-formed
+    for cell in root.iter(f"{{{ns['table']}}}table-cell"):
+        value = cell.get(f"{{{ns['office']}}}value")
+        if value is not None:
+            assert np.isfinite(float(value)), value
+        if cell.get(f"{{{ns['table']}}}formula") is not None:
+            pytest.fail("a cell holds a formula")
+        text = "".join(cell.itertext())
+        assert not (FORMULA.match(text) and not NUMERIC.match(text)), text
+    assert b"OWASP" in content
+    html = (folder / "index.html").read_text(encoding="utf-8")
+    assert "φ = inf" not in html and "ratio inf" not in html
