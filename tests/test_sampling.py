@@ -27,7 +27,7 @@ def catalogue(k: int = 2, statistic: str = "proportion") -> Catalogue:
            "trust_types": ["acute"], "direction": "higher_better" if j % 2 == 0 else "lower_better",
            "statistic": statistic, "multiplier": 100, "scoring": {"method": "ranked"}, "source": "test"}
           for j in range(k)]
-    return Catalogue.model_validate({"id": "t", "version": "1", "description": "t", "metrics": ms})
+    return Catalogue.model_validate({"id": "t", "version": "1.0.0", "description": "t", "metrics": ms})
 
 
 def inputs(obs_rows, codes, deficit=()) -> SimpleNamespace:

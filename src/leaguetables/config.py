@@ -350,7 +350,7 @@ class Segmentation(_Strict):
                 pass  # not published anywhere we can cite: valid config, but nothing can be segmented (see unsourced)
             elif (len(self.thresholds) != 3 or sorted(self.thresholds) != self.thresholds
                   or len(set(self.thresholds)) != 3):
-                raise ValueError("fixed_thresholds needs 3 strictly ascending thresholds")
+                raise ValueError("fixed_thresholds needs 3 ascending thresholds, no two equal")
             elif any(not (math.isfinite(t) and 1.0 <= t <= 4.0) for t in self.thresholds):
                 raise ValueError("fixed_thresholds must be finite and lie in 1–4 (the range of average scores)")
             if self.thresholds is not None and not self.thresholds_source:

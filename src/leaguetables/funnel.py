@@ -726,21 +726,6 @@ def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str 
         trimming = f"{trim_by:.0%} winsorisation"
     n_kept = int(kept.sum())
     phi = float(np.mean(wz[kept] ** 2)) if n_kept else float("nan")
-    dropped_note = ""
-    if n_kept and not np.isfinite(phi):
-        # a unit whose z is infinite (no events on the log scale) survived the trimming (few units): the dispersion
-        # cannot be estimated with it, so it is estimated from the finite ones (the unit is still plotted and
-        # classified); the method says so. Never reached when the trimming removes it (the reference behaviour).
-        finite = valid & np.isfinite(z)
-        if shmi:
-            kept = _truncate(z, finite, trim_by)
-            wz = np.where(kept, z, np.nan)
-        else:
-            kept = finite.copy()
-            wz = _winsorise(z, finite, trim_by)
-        n_kept = int(kept.sum())
-        phi = float(np.mean(wz[kept] ** 2)) if n_kept else float("nan")
-        dropped_note = f"; {int((valid & ~np.isfinite(z)).sum())} unit(s) with an infinite z left out of the dispersion"
     tau2 = _tau2(n_kept, phi, s[kept]) if n_kept else 0.0
     adjusted_used = bool(phi > 1.0)
     with np.errstate(invalid="ignore"):
@@ -769,7 +754,6 @@ def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str 
         method = f"{data_type} with {trimming}"
     if compat:
         method += f", {compat} compatibility"
-    method += dropped_note
     return FunnelResult(units=units, target=target_value, phi=phi, tau2=float(tau2), n_kept=n_kept,
                         method=method, adjusted_used=adjusted_used, data_type=data_type,
                         sr_method=sr_method if data_type == "SR" else None, trim_by=float(trim_by),

@@ -243,8 +243,8 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes
         "OF5000": adjusted,
         "OF5002": t["average_score"],
         "OF5003": t["unadjusted_segment"].astype("Int64"),
-        "OF5004": pd.Series(np.where(unknown_finance, "[x]", deficit.fillna(False).astype(bool).astype(int)
-                                     .astype(str)), index=t.index),
+        "OF5004": pd.Series([("[x]" if u else int(bool(d))) for u, d in zip(unknown_finance, deficit)],
+                            index=t.index, dtype=object),
         "OF5005": t["segment"].astype("Int64"),
         "OF5007": (t["segment"].astype("Int64") == 5).fillna(False).astype(int),
     }
