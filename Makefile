@@ -6,7 +6,6 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/leaguetables/kernel.json
 QUARTER ?= 2025-26-Q4
-PREVIOUS ?= 2025-26-Q3
 DEMO   := data/demo/observations.csv
 
 .PHONY: help setup report test demo-data bench clean browser-deps
@@ -31,8 +30,7 @@ $(DEMO): $(STAMP) src/leaguetables/demo.py config/catalogues/demo.yaml
 
 demo-data: $(DEMO)  ## generate the synthetic demo data (fixed seed) if missing or out of date
 
-report: setup $(DEMO)  ## run the latest demo quarter (after the one before, for movement) and print the report's path
-	$(BIN)/python run_quarter.py $(PREVIOUS) --no-progress
+report: setup $(DEMO)  ## run the latest demo quarter (movement since the one before is computed from the data) and print the report's path
 	$(BIN)/python run_quarter.py $(QUARTER)
 
 AXE    := node_modules/axe-core/axe.min.js

@@ -29,7 +29,7 @@ DEMOGRAPHICS = (("population", "Catchment population", "count"),
                 ("rural_share", "Living in rural areas", "share"),
                 ("ethnic_minority_share", "From ethnic minority groups", "share"))
 METRIC_COLUMNS = [("Metric", False), ("Value (as reported)", True), ("95% confidence interval", True),
-                  ("Score (1 to 4)", True), ("Funnel plot band", False), ("All trusts of the type", True),
+                  ("Score (1 to 4)", True), ("Funnel plot band", False), ("Pooled value, all trusts of this type", True),
                   ("Peer median", True), ("Rank among peers", True), ("Trend", False)]
 
 

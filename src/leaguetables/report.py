@@ -938,10 +938,12 @@ GLOSSARY = (
     ("NHS England likely range", "NHS England's range of rank or average score from resampling a trust's own "
                                  "metric scores: it shows how uneven the trust's scores are, not the play of "
                                  "chance."),
-    ("Funnel plot", "A chart of each trust's value against its size, with limits showing the variation expected "
-                    "by chance; trusts outside the limits are 'better' or 'worse than expected'."),
+    ("Funnel plot", "A chart of each trust's value against its size, with limits showing the spread expected from "
+                    "chance and the usual differences between trusts; trusts outside the limits are 'better' or "
+                    "'worse than expected' — a prompt for a question, not a verdict on the quality of care."),
     ("Observed / expected", "A trust's events divided by the number expected for the population it serves, from "
-                            "the demographic model; 1 is as expected."),
+                            "the demographic model; 1 is what a trust of average quality would have with the "
+                            "same population."),
     ("Demographic peers", "The trusts of the same type whose catchment populations are most alike (ten by default: "
                           "the “Similar 10” method)."),
     ("Productivity opportunity", "The resource a trust would release by reaching the best-quartile level of its "
