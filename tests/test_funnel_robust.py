@@ -304,7 +304,7 @@ def test_funnel_settings_validated():
     assert FunnelSettings().method == "robust"
     with pytest.raises(ValueError, match="band_level"):
         FunnelSettings(band_level=0.9)
-    with pytest.raises(ValueError, match="must differ"):
+    with pytest.raises(ValueError, match="must be above band_level"):
         FunnelSettings(band_level=0.998, outer_level=0.998)
     with pytest.raises(ValueError, match="pool_quarters to 1"):
         FunnelSettings(method="spiegelhalter")

@@ -453,9 +453,10 @@ class FunnelSettings(_Strict):
     def _check(self) -> "FunnelSettings":
         for name in ("band_level", "outer_level"):
             if not any(abs(getattr(self, name) - lv) < 1e-12 for lv in FUNNEL_LEVELS):
-                raise ValueError(f"{name} must be one of {FUNNEL_LEVELS} (the funnel's two limit levels)")
-        if abs(self.band_level - self.outer_level) < 1e-12:
-            raise ValueError("band_level and outer_level must differ")
+                raise ValueError(f"{name} {getattr(self, name)} is not one of the allowed levels "
+                                 f"{list(FUNNEL_LEVELS)} (the funnel's two limit levels)")
+        if self.outer_level <= self.band_level:
+            raise ValueError(f"outer_level {self.outer_level} must be above band_level {self.band_level}")
         if self.method == "spiegelhalter" and self.pool_quarters != 1:
             raise ValueError("the spiegelhalter (SHMI / FunnelPlotR) compatibility method uses one quarter: "
                              "set pool_quarters to 1")
