@@ -55,4 +55,5 @@ bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)
 	$(BIN)/python benchmarks/bench_quarter.py
 
 clean:  ## remove outputs (reports/, with its cache and superseded copies) and generated demo data; keeps .venv
-	rm -rf reports/*/ reports/.[!.]* data/demo
+	find reports -mindepth 1 -maxdepth 1 ! -name README.md ! -name .leaguetables-reports -exec rm -rf {} +
+	rm -rf data/demo
