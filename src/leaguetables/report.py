@@ -373,6 +373,22 @@ def funnel_method_text(f) -> str:
     return text + tail
 
 
+def segmentation_sentence(table: pd.DataFrame) -> str:
+    """What the segments are cut from, in words, from the league table's ``segmentation_rule`` column."""
+    rule = table["segmentation_rule"].iloc[0] if "segmentation_rule" in table.columns and len(table) else None
+    if rule == "quartiles_pooled":
+        types = [TRUST_TYPE_PLURAL[t].lower() for t in TRUST_TYPES if (table["trust_type"] == t).any()]
+        return ("Segments are quartiles of the average score of all trusts of the types scored together ("
+                + ", ".join(types) + "), as NHS England cuts them, so about a quarter of those trusts are in "
+                "segment 4 by construction, whatever their performance.")
+    if rule == "quartiles_within_type":
+        return ("Segments are quartiles of the average score within each trust type, so about a quarter of each "
+                "type is in segment 4 by construction, whatever its performance.")
+    if rule == "fixed_thresholds":
+        return "Segments come from fixed thresholds on the average score."
+    return "Segments are quartiles of the average score over a configured population of trusts."
+
+
 def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: pd.DataFrame,
                  movement: pd.DataFrame | None = None, previous: str | None = None,
                  productivity: pd.DataFrame | None = None, comparator: str = "type", level: float = 0.95, *,
@@ -392,9 +408,7 @@ def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: 
             f"{int((g['segment'] == 1).sum())} of {len(g)} {TRUST_TYPE_PLURAL[t].lower()}"
             for t in TRUST_TYPES if len(g := table[table["trust_type"] == t]))
         items.append(f"Of {n:,} trusts, {s1:,} {'is' if s1 == 1 else 'are'} in segment 1 ({per_type}) and "
-                     f"{s45:,} in segment 4 or 5. "
-                     "Segments are quartiles of the average score within each trust type, so about a quarter of "
-                     "each type is in segment 4 by construction.")
+                     f"{s45:,} in segment 4 or 5. " + segmentation_sentence(table))
         ov = table[table["financial_override"].astype(bool)]
         if len(ov):
             items.append(f"The financial override moved {_plural(len(ov), 'trust')} in deficit or receiving "
