@@ -162,3 +162,20 @@ def test_sparkline_has_a_text_alternative_and_breaks_at_gaps():
 @pytest.mark.parametrize("code", ["A1", "A-2_b"])
 def test_profile_file_names_are_safe(code):
     assert "/" not in rp.profile_file(code) and rp.profile_file(code).endswith(".html")
+
+
+def test_segmentation_sentence_follows_the_rule_in_the_league_table():
+    """The key finding on segments names the rule the league used (a mutation keeping the old within-type text
+    for pooled cut points would publish a false sentence)."""
+    import pandas as pd
+
+    from leaguetables.report import segmentation_sentence
+
+    t = pd.DataFrame({"trust_type": ["acute", "mental_health_community"],
+                      "segmentation_rule": ["quartiles_pooled"] * 2})
+    assert "acute trusts, mental health and community trusts" in segmentation_sentence(t)
+    assert "within each trust type" not in segmentation_sentence(t)
+    t["segmentation_rule"] = "quartiles_within_type"
+    assert "within each trust type" in segmentation_sentence(t)
+    t["segmentation_rule"] = "fixed_thresholds"
+    assert "fixed thresholds" in segmentation_sentence(t)
