@@ -1,3 +1,3 @@
 """NHS trust league tables: quarterly metrics, demographic adjustment, NOF scoring and publication."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
