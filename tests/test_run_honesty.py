@@ -65,18 +65,15 @@ def test_no_working_directory_change_while_notebooks_run(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------- the previous quarter
 def test_a_quarter_reads_no_other_quarters_outputs(tmp_path):
     """Movement is computed from the inputs (both quarters' observations), not from the previous quarter's published
-    table: Q4 published before Q3 exists equals Q4 published after it, the manifest records no published file as an
-    input, and --verify of Q4 passes once Q3 has been published beside it."""
-    a, b = tmp_path / "a", tmp_path / "b"
-    assert _run(Q4, BASE, a).returncode == 0
-    assert _run(Q3, BASE, b).returncode == 0
-    assert _run(Q4, BASE, b).returncode == 0
-    manifest = json.loads((a / Q4 / "manifest.json").read_text(encoding="utf-8"))
+    table: the manifest records no published file as an input, and Q4 published before Q3 existed still verifies
+    byte for byte (--verify reruns it) once Q3 has been published beside it."""
+    out = tmp_path / "reports"
+    assert _run(Q4, BASE, out).returncode == 0
+    manifest = json.loads((out / Q4 / "manifest.json").read_text(encoding="utf-8"))
     assert not any("league_table" in k for k in manifest["inputs"])
-    for name in ("league_table_full.csv", "movement.csv"):
-        assert (a / Q4 / "tables" / name).read_bytes() == (b / Q4 / "tables" / name).read_bytes(), name
-    assert _run(Q3, BASE, a).returncode == 0
-    proc = _run(Q4, BASE, a, "--verify")
+    assert (out / Q4 / "tables" / "movement.csv").read_text(encoding="utf-8").count("\n") > 1  # movement present
+    assert _run(Q3, BASE, out).returncode == 0
+    proc = _run(Q4, BASE, out, "--verify")
     assert proc.returncode == 0, proc.stderr
 
 
