@@ -351,26 +351,24 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
     # A few suppressed figures (withheld by the source) and a few missing rows (not submitted): drawn over the rows
     # of each stream in generation order (the standard quarters exactly as the original demo drew them).
     keep = np.ones(len(obs), dtype=bool)
+    sup = np.zeros(len(obs), dtype=bool)
     for stream, rows in ((rt, ~obs["quarter"].isin(EARLY_QUARTERS).to_numpy()),
                          (rt_early, obs["quarter"].isin(EARLY_QUARTERS).to_numpy())):
         where = np.flatnonzero(rows)
-        sup = where[stream.random(len(where)) < 0.004]
-        obs.loc[sup, "suppressed"] = True
-        obs.loc[sup, ["numerator", "denominator", "value"]] = np.nan
-        obs.loc[sup, "category"] = None
+        sup[where[stream.random(len(where)) < 0.004]] = True
         keep[where[stream.random(len(where)) < 0.004]] = False
     if held is not None:  # the later quarter keeps the earlier quarter's suppressed and missing figures
-        b_q, a_q = change_quarters
         key = ["trust_code", "metric_id"]
-        ref = obs.loc[obs["quarter"] == b_q].assign(_keep=keep[(obs["quarter"] == b_q).to_numpy()])
-        ref = ref.set_index(key)[["suppressed", "_keep"]]
-        rows = np.flatnonzero((obs["quarter"] == a_q).to_numpy())
-        k_idx = pd.MultiIndex.from_frame(obs.loc[rows, key])
-        sup_after = ref["suppressed"].reindex(k_idx).to_numpy(bool)
-        keep[rows] = ref["_keep"].reindex(k_idx).to_numpy(bool)
-        obs.loc[rows, "suppressed"] = sup_after
-        obs.loc[rows[sup_after], ["numerator", "denominator", "value"]] = np.nan
-        obs.loc[rows[sup_after], "category"] = None
+        b_rows = np.flatnonzero((obs["quarter"] == change_quarters[0]).to_numpy())
+        a_rows = np.flatnonzero((obs["quarter"] == change_quarters[1]).to_numpy())
+        ref = pd.DataFrame({"sup": sup[b_rows], "keep": keep[b_rows]},
+                           index=pd.MultiIndex.from_frame(obs.loc[b_rows, key]))
+        k_idx = pd.MultiIndex.from_frame(obs.loc[a_rows, key])
+        sup[a_rows] = ref["sup"].reindex(k_idx).to_numpy(bool)
+        keep[a_rows] = ref["keep"].reindex(k_idx).to_numpy(bool)
+    obs.loc[sup, "suppressed"] = True
+    obs.loc[sup, ["numerator", "denominator", "value"]] = np.nan
+    obs.loc[sup, "category"] = None
     obs = obs.loc[keep].reset_index(drop=True)
 
     # Finance and status: a deficit follows the planned surplus/deficit; deficit support for the worst plans;
