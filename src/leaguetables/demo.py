@@ -306,10 +306,10 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
                         mu = mu * n_rng.gamma(spec["shape"], 1 / spec["shape"], len(idx))
                     x = n_rng.poisson(mu)
                 blocks.append(_block(quarter, codes[idx], metric.id, numerator=x, denominator=n))
-                truth_blocks.append(pd.DataFrame({
+                truth_blocks.append(({
                     "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": n,
                     "true_numerator": m, "true_expected": e_star, "true_value": m / n * metric.multiplier,
-                    "true_oe": m / e_star, "true_category": None}))
+                    "true_oe": m / e_star, "true_category": None}, len(idx)))
         elif kind == "value":
             annual_noise: dict[str, np.ndarray] = {}
             unshifted: dict[int, np.ndarray] = {}
@@ -323,10 +323,10 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
                     unshifted[k] = unshifted[held]  # no change: the earlier quarter's reported value
                 v = np.round(unshifted[k] + (shift if k >= changed_from else 0.0), spec["decimals"])
                 blocks.append(_block(quarter, codes[idx], metric.id, value=v[idx]))
-                truth_blocks.append(pd.DataFrame({
+                truth_blocks.append(({
                     "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": np.nan,
                     "true_numerator": np.nan, "true_expected": np.nan, "true_value": v[idx], "true_oe": np.nan,
-                    "true_category": None}))
+                    "true_category": None}, len(idx)))
         elif kind == "bracket":
             latent = spec["q"] * quality + np.sqrt(1 - spec["q"] ** 2) * own
             cuts = np.quantile(latent, [0.08, 0.70, 0.93])
@@ -341,12 +341,12 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
                 ratings[k] = ratings[held] if (held is not None and k == after_k) else rating
                 rating = ratings[k]
                 blocks.append(_block(quarter, codes[idx], metric.id, category=rating[idx].astype(object)))
-                truth_blocks.append(pd.DataFrame({
+                truth_blocks.append(({
                     "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": np.nan,
                     "true_numerator": np.nan, "true_expected": np.nan, "true_value": np.nan, "true_oe": np.nan,
-                    "true_category": rating[idx].astype(object)}))
+                    "true_category": rating[idx].astype(object)}, len(idx)))
 
-    obs = pd.concat(blocks, ignore_index=True)
+    obs = _frame(blocks)
     obs["suppressed"] = False
     # A few suppressed figures (withheld by the source) and a few missing rows (not submitted): drawn over the rows
     # of each stream in generation order (the standard quarters exactly as the original demo drew them).
@@ -375,17 +375,14 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
     # the improvement programme (segment 5) for the trusts of lowest latent quality, from 2025/26.
     plan = obs[obs["metric_id"] == "finance_plan"].set_index(["quarter", "trust_code"])["value"]
     worst = set(codes[np.argsort(quality)[:3]])
-    status_rows = []
-    for quarter in QUARTERS:
-        for code in codes:
-            p = plan.get((quarter, code), np.nan)
-            status_rows.append({
-                "quarter": quarter, "trust_code": code,
-                "deficit": bool(p < 0) if not np.isnan(p) else False,
-                "deficit_support": bool(p < -2.5) if not np.isnan(p) else False,
-                "improvement_programme": code in worst and quarter.startswith("2025-26"),
-            })
-    status = pd.DataFrame(status_rows)
+    status = pd.DataFrame({"quarter": np.repeat(QUARTERS, len(codes)).astype(object),
+                           "trust_code": np.tile(codes, len(QUARTERS)).astype(object)})
+    p = plan.reindex(pd.MultiIndex.from_frame(status)).to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        status["deficit"] = np.where(np.isnan(p), False, p < 0)
+        status["deficit_support"] = np.where(np.isnan(p), False, p < -2.5)
+    status["improvement_programme"] = (status["trust_code"].isin(worst)
+                                       & status["quarter"].str.startswith("2025-26")).to_numpy()
     if held is not None:  # the same status in both quarters
         b_q, a_q = change_quarters
         ref = status[status["quarter"] == b_q].set_index("trust_code")
@@ -394,7 +391,7 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
             status.loc[rows, col] = status.loc[rows, "trust_code"].map(ref[col]).to_numpy(bool)
     sort = ["quarter", "trust_code", "metric_id"]
     order = {q: i for i, q in enumerate(QUARTERS)}
-    truth_values = pd.concat(truth_blocks, ignore_index=True)
+    truth_values = _frame(truth_blocks)
     truth_values = truth_values.sort_values(sort, key=lambda s: s.map(order) if s.name == "quarter" else s,
                                             kind="mergesort").reset_index(drop=True)
     planted_rows = [{"kind": "outlier", "metric_id": m, "trust_code": c, "sd_multiple": k, "from_quarter": None}
@@ -425,16 +422,33 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
 
 
 def _block(quarter: str, codes: np.ndarray, metric_id: str, numerator=None, denominator=None, value=None,
-           category=None) -> pd.DataFrame:
+           category=None) -> tuple[dict, int]:
     n = len(codes)
     nan = np.full(n, np.nan)
-    return pd.DataFrame({
+    return ({
         "quarter": quarter, "trust_code": codes, "metric_id": metric_id,
         "numerator": nan if numerator is None else np.asarray(numerator, dtype=float),
         "denominator": nan if denominator is None else np.asarray(denominator, dtype=float),
         "value": nan if value is None else np.asarray(value, dtype=float),
         "category": np.full(n, None, dtype=object) if category is None else category,
-    })
+    }, n)
+
+
+def _frame(blocks: list[tuple[dict, int]]) -> pd.DataFrame:
+    """One frame from column blocks (scalars repeated over the block's rows), in block order."""
+    cols = {}
+    for name in blocks[0][0]:
+        parts = []
+        for cols_b, n in blocks:
+            v = cols_b[name]
+            if np.ndim(v) == 0:
+                v = np.full(n, v, dtype=object if (v is None or isinstance(v, str)) else float)
+            parts.append(np.asarray(v))
+        arr = np.concatenate(parts)
+        if arr.dtype.kind in "UO" or name in ("category", "true_category"):
+            arr = arr.astype(object)
+        cols[name] = arr
+    return pd.DataFrame(cols)
 
 
 def write(out: Path, seed: int = DEFAULT_SEED) -> Path:
