@@ -9,7 +9,7 @@ QUARTER ?= 2025-26-Q4
 PREVIOUS ?= 2025-26-Q3
 DEMO   := data/demo/observations.csv
 
-.PHONY: help setup report test demo-data bench clean browser-deps
+.PHONY: help setup report test demo-data bench clean browser-deps validate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ browser-deps: $(AXE)  ## browser-test dependencies: axe-core (npm ci) and, if mi
 
 test: setup browser-deps  ## run the full test suite
 	$(BIN)/python -m pytest -q -n 2
+
+validate: setup  ## the simulation study of the statistics (config: methodology validation section) -> reports/validation/
+	$(BIN)/python -m leaguetables.validate
 
 bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)
 	$(BIN)/python benchmarks/bench_quarter.py
