@@ -106,3 +106,14 @@ def test_report_is_written_with_targets_beside_the_figures(study, tmp_path):
     s = pd.read_csv(tmp_path / "summary.csv")
     assert {"figure", "measured", "mcse", "target", "pass", "sentence"} <= set(s.columns)
     assert np.isfinite(s["measured"].dropna()).all()
+
+
+def test_methodology_page_links_the_validation_report_relatively(tmp_path):
+    from leaguetables.methodology import validation_link
+
+    page = tmp_path / "reports" / "2025-26-Q4" / "methodology.html"
+    assert validation_link(page) == {"href": "../validation/index.html", "exists": False}
+    (tmp_path / "reports" / "validation").mkdir(parents=True)
+    (tmp_path / "reports" / "validation" / "index.html").write_text("<!DOCTYPE html>", encoding="utf-8")
+    assert validation_link(page) == {"href": "../validation/index.html", "exists": True}
+    assert validation_link(None)["exists"] is False
