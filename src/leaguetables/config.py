@@ -87,9 +87,9 @@ class Validation(_Strict):
     quarter: str = "2025-26-Q4"
     previous: str = "2025-26-Q3"
     replicates: int = Field(200, ge=10, le=100_000)
-    outlier_replicates: int = Field(200, ge=10, le=100_000)
+    outlier_replicates: int = Field(100, ge=10, le=100_000)
     change_replicates: int = Field(100, ge=10, le=100_000)
-    overadjust_replicates: int = Field(200, ge=10, le=100_000)
+    overadjust_replicates: int = Field(100, ge=10, le=100_000)
     workers: int = Field(2, ge=1, le=64)
     bootstrap_replicates: int | None = Field(None, ge=100, le=100_000, description="league bootstrap replicates in "
                                              "the study (default: the methodology's)")

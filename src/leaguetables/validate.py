@@ -116,13 +116,16 @@ def noise_seed(v: Validation, name: str, r: int) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ the quarter
-def _inputs(data: dict, quarters) -> QuarterInputs:
-    """The contract tables of the given quarters only (history before them is not needed by the study)."""
-    obs = data["observations"]
-    st = data["status"]
-    return QuarterInputs(trusts=data["trusts"], observations=obs[obs["quarter"].isin(quarters)].reset_index(drop=True),
-                         demographics=data["demographics"], status=st[st["quarter"].isin(quarters)].reset_index(
-                             drop=True), files={})
+def _inputs(data: dict, upto: str) -> QuarterInputs:
+    """The contract tables of every quarter up to ``upto`` (the methods may use earlier quarters: pooled rare-event
+    funnels, within-trust variance, pooled productivity benchmarks; nothing after the quarter is shown)."""
+    from .contract import quarter_key
+
+    obs, st = data["observations"], data["status"]
+    keep = [q for q in demo.QUARTERS if quarter_key(q) <= quarter_key(upto)]
+    return QuarterInputs(trusts=data["trusts"], observations=obs[obs["quarter"].isin(keep)].reset_index(drop=True),
+                         demographics=data["demographics"], status=st[st["quarter"].isin(keep)].reset_index(drop=True),
+                         files={})
 
 
 _ORIGINAL = {"_peers": metrics._peers, "history": metrics.history}
@@ -364,7 +367,7 @@ def run_replicate(job: Job) -> dict[str, pd.DataFrame]:
     q = v.quarter
     truth_q = truth[truth["quarter"] == q]
     if job.scenario in ("standard", "overadjust"):
-        inputs = _inputs(data, [q])
+        inputs = _inputs(data, q)
         only = None if job.scenario == "standard" else {m.id for m in cat.metrics if m.adjustment is not None}
         res = _results(inputs, q, cat, meth, only)
         out["oe"] = _oe_records(res, truth_q)
@@ -377,15 +380,15 @@ def run_replicate(job: Job) -> dict[str, pd.DataFrame]:
             out["league"] = _league_records(table, true_league)
             out["productivity"] = _productivity_records(res, true_tables, cat, meth, data)
     elif job.scenario == "outliers":
-        inputs = _inputs(data, [q])
+        inputs = _inputs(data, q)
         res = _results(inputs, q, cat, meth, {m.id for m in cat.metrics if m.funnel})
         out["funnel"], out["detection"] = _funnel_records(res, planted)
     else:  # no_change, change
         p = v.previous
-        inputs = _inputs(data, [p, q])
+        inputs = _inputs(data, q)
         tables, truths = {}, {}
         for quarter in (p, q):
-            res = _results(_inputs(data, [quarter]), quarter, cat, meth)
+            res = _results(_inputs(data, quarter), quarter, cat, meth)
             tables[quarter] = _observed_league(res, inputs, quarter, meth, cat)
             truths[quarter] = _truth(job, quarter, res, truth, inputs, data)[1].set_index("trust_code")
         flags, test = _change_flags(tables[p], tables[q], inputs=inputs, previous=p, quarter=q)
