@@ -167,8 +167,9 @@ def _truth_table(res: metrics.MetricResult, truth: pd.DataFrame) -> pd.DataFrame
     if m.statistic in ("proportion", "rate"):
         t["numerator"] = codes.map(tv["true_numerator"]).to_numpy(float)
         t["value"] = codes.map(tv["true_value"]).to_numpy(float)
-        t["expected"] = codes.map(tv["true_expected"]).to_numpy(float)
-        t["oe"] = codes.map(tv["true_oe"]).to_numpy(float)
+        adjusted = m.adjustment is not None
+        t["expected"] = codes.map(tv["true_expected"]).to_numpy(float) if adjusted else np.nan
+        t["oe"] = codes.map(tv["true_oe"]).to_numpy(float) if adjusted else np.nan
         ok = t["status"] == OK
         for col in ("numerator", "value", "expected", "oe"):
             t.loc[~ok, col] = np.nan
@@ -205,13 +206,27 @@ def _segments(scores: pd.DataFrame, trusts: pd.DataFrame, status: pd.DataFrame, 
                          "segment": adj.astype(float).to_numpy(), "rank": rk["rank"].astype(float).to_numpy()})
 
 
+def _sampling_on(methodology: Methodology) -> bool:
+    """Whether the league gains the calibrated columns of the sampling bootstrap (``uncertainty.method``)."""
+    u = getattr(methodology, "uncertainty", None)
+    return u is not None and getattr(u, "method", None) == "parametric_data" and hasattr(league, "add_calibrated")
+
+
 def _observed_league(res: dict[str, metrics.MetricResult], inputs: QuarterInputs, quarter: str,
-                     methodology: Methodology, catalogue: Catalogue) -> pd.DataFrame:
-    """The published league table of the quarter, through the real code path (``league._build``)."""
+                     methodology: Methodology, catalogue: Catalogue):
+    """The published league table of the quarter, through the real code path: ``league._build`` (NHS England's
+    method with its likely ranges) and, when the methodology asks for it, ``league.add_calibrated`` on the
+    sampling data of ``league._quarter_data`` — the steps of :func:`leaguetables.league.build_league` for the
+    published (raw) table. Returns ``(table, quarter_data or None)``."""
     results = pd.concat([r.table for r in res.values()], ignore_index=True)
     scores = league.scores_long(results, catalogue)
     table, _ = league._build(scores, "score", inputs, quarter, methodology, catalogue)
-    return table
+    qd = None
+    if _sampling_on(methodology):
+        qd = league._quarter_data(inputs, quarter, methodology, catalogue, "raw",
+                                  metric_ids=set(results["metric_id"]))
+        table = league.add_calibrated(table, qd, methodology)
+    return table, qd
 
 
 def _adjusted_segment(table: pd.DataFrame) -> np.ndarray:
@@ -235,12 +250,29 @@ def _rank_columns(table: pd.DataFrame) -> tuple[str, str, list[str], str]:
     return "rank_lower", "rank_upper", [f"p_segment_{k}" for k in range(1, 5)], "NHS England likely range"
 
 
-def _change_flags(prev_table: pd.DataFrame, table: pd.DataFrame, **_) -> tuple[pd.DataFrame, str]:
-    """Per trust: whether the published change test says the trust changed between the quarters."""
+def _change_flags(prev_table: pd.DataFrame, table: pd.DataFrame, prev_qd=None, qd=None,
+                  methodology: Methodology | None = None) -> tuple[pd.DataFrame, str]:
+    """Per trust: whether the published change test calls the trust changed between the quarters.
+
+    With the sampling bootstrap: :func:`leaguetables.sampling.change_test` of both quarters (as
+    :func:`leaguetables.league.build_league` calls it) read through :func:`leaguetables.league.movement`
+    (``change_beyond_chance``; ``segment_change_p_value`` below 1 − level for the segment test). Otherwise NHS
+    England-style "rank beyond last quarter's likely range" (``beyond_likely_range``)."""
+    u = getattr(methodology, "uncertainty", None)
+    if qd is not None and prev_qd is not None and getattr(u, "change_test", False):
+        from . import sampling
+
+        change = sampling.change_test(prev_qd, qd, u.replicates, u.seed + 1, u.level, u.check_replicates)
+        mv = league.movement(table, change)
+        seg_p = mv["segment_change_p_value"].astype(float) if "segment_change_p_value" in mv else np.nan
+        return (pd.DataFrame({"trust_code": mv["trust_code"], "flagged": mv["change_beyond_chance"].astype(bool),
+                              "flagged_segment": (seg_p < 1 - u.level) if np.ndim(seg_p) else np.nan,
+                              "segment_change": mv["segment_change"].astype(float)}),
+                "rank change beyond chance (joint simulation of both quarters)")
     mv = league.movement(table, prev_table)
     return (pd.DataFrame({"trust_code": mv["trust_code"], "flagged": mv["beyond_likely_range"].astype(bool),
-                          "segment_change": mv["segment_change"].astype(float)}),
-            "rank beyond last quarter's likely range (league.movement)")
+                          "flagged_segment": np.nan, "segment_change": mv["segment_change"].astype(float)}),
+            "rank beyond last quarter's likely range")
 
 
 # ----------------------------------------------------------------------------------------------- one replicate
@@ -265,7 +297,11 @@ def _oe_records(res, truth_q) -> list[dict]:
             if g.empty:
                 continue
             crude = g["value"] / g["type_value"]
-            out.append({"metric_id": mid, "trust_type": ttype, "n": len(g),
+            shrunk = {}
+            if "oe_shrunk_lower" in g.columns and g["oe_shrunk_lower"].notna().all():
+                shrunk = {"covered_shrunk": int(((g["oe_shrunk_lower"] <= g["true_oe"])
+                                                 & (g["true_oe"] <= g["oe_shrunk_upper"])).sum())}
+            out.append({**shrunk, "metric_id": mid, "trust_type": ttype, "n": len(g),
                         "covered": int(((g["oe_lower"] <= g["true_oe"]) & (g["true_oe"] <= g["oe_upper"])).sum()),
                         "below": int((g["true_oe"] < g["oe_lower"]).sum()),
                         "above": int((g["true_oe"] > g["oe_upper"]).sum()),
@@ -285,7 +321,7 @@ def _funnel_records(res, planted: pd.DataFrame, levels=(0.95, 0.998)) -> tuple[l
             down = set(planted_here.loc[planted_here["sd_multiple"] < 0, "trust_code"]) if len(pl) else set()
             rec = {"metric_id": mid, "trust_type": ttype, "data_type": f.data_type, "method": f.method,
                    "phi": float(f.phi), "tau2": float(f.tau2), "adjusted_used": bool(f.adjusted_used)}
-            degenerate = not np.isfinite(f.phi) or not np.isfinite(f.tau2)
+            degenerate = bool(np.isinf(f.phi) or np.isinf(f.tau2))  # φ = inf: the MRSA failure of issue 10
             for lvl in levels:
                 fl = f.flags(confidence=lvl)
                 lim = f.limits(confidence=lvl)
@@ -296,8 +332,11 @@ def _funnel_records(res, planted: pd.DataFrame, levels=(0.95, 0.998)) -> tuple[l
                 rec[f"n"] = len(normal)
                 rec[f"high_{tag}"] = int(hi.sum())
                 rec[f"low_{tag}"] = int(lo.sum())
-                finite = np.isfinite(lim["lower"].to_numpy(float)) | np.isfinite(lim["upper"].to_numpy(float))
-                if not finite.any():
+                top = 1.0 if f.data_type == "PR" else np.inf  # rr scale: a proportion cannot exceed 1
+                lower, upper = lim["lower"].to_numpy(float), lim["upper"].to_numpy(float)
+                with np.errstate(invalid="ignore"):
+                    can_flag = (lower > 0) | (upper < top)
+                if not can_flag.any():  # limits that no value could ever fall outside
                     degenerate = True
                 for code in sorted(up | down):
                     if code not in fl.index:
@@ -326,10 +365,29 @@ def _league_records(table: pd.DataFrame, true_league: pd.DataFrame) -> pd.DataFr
     return out
 
 
-def _productivity_records(res, true_tables, v_catalogue, methodology, data) -> list[dict]:
-    obs = productivity.opportunities({k: r.table for k, r in res.items()}, v_catalogue, methodology, data["trusts"],
-                                     data["demographics"])
-    tru = productivity.opportunities(true_tables, v_catalogue, methodology, data["trusts"], data["demographics"])
+def _truth_methodology(methodology: Methodology) -> Methodology:
+    """The methodology applied to the true values: the same, but each trust's own quarter (no pooling over
+    quarters, no shrinkage), because the true values carry no noise to pool or shrink away."""
+    p = methodology.productivity
+    upd = {k: v for k, v in (("pool_quarters", 1), ("estimate", "observed")) if hasattr(p, k)}
+    return methodology.model_copy(update={"productivity": p.model_copy(update=upd)}) if upd else methodology
+
+
+def _productivity_records(res, true_tables, catalogue, methodology, data, quarter) -> list[dict]:
+    import inspect
+
+    from .contract import quarter_key
+
+    kw = {}
+    if "observations" in inspect.signature(productivity.opportunities).parameters:
+        quarters = [q for q in demo.QUARTERS if quarter_key(q) <= quarter_key(quarter)]
+        obs_rows = data["observations"]
+        kw = {"observations": obs_rows[obs_rows["quarter"].isin(quarters)].reset_index(drop=True),
+              "quarters": quarters}
+    obs = productivity.opportunities({k: r.table for k, r in res.items()}, catalogue, methodology, data["trusts"],
+                                     data["demographics"], **kw)
+    tru = productivity.opportunities(true_tables, catalogue, _truth_methodology(methodology), data["trusts"],
+                                     data["demographics"], **kw)
     out = []
     for mid in sorted(set(obs["metric_id"])):
         out.append({"metric_id": mid,
@@ -375,23 +433,23 @@ def run_replicate(job: Job) -> dict[str, pd.DataFrame]:
             rates, _ = _funnel_records(res, planted)
             out["funnel"] = rates
             true_tables, true_league = _truth(job, q, res, truth, inputs, data)
-            table = _observed_league(res, inputs, q, meth, cat)
+            table, _ = _observed_league(res, inputs, q, meth, cat)
             true_league = true_league[true_league["trust_code"].isin(set(table["trust_code"]))]
             out["league"] = _league_records(table, true_league)
-            out["productivity"] = _productivity_records(res, true_tables, cat, meth, data)
+            out["productivity"] = _productivity_records(res, true_tables, cat, meth, data, q)
     elif job.scenario == "outliers":
         inputs = _inputs(data, q)
         res = _results(inputs, q, cat, meth, {m.id for m in cat.metrics if m.funnel})
         out["funnel"], out["detection"] = _funnel_records(res, planted)
     else:  # no_change, change
         p = v.previous
-        inputs = _inputs(data, q)
-        tables, truths = {}, {}
+        tables, qds, truths = {}, {}, {}
         for quarter in (p, q):
-            res = _results(_inputs(data, quarter), quarter, cat, meth)
-            tables[quarter] = _observed_league(res, inputs, quarter, meth, cat)
-            truths[quarter] = _truth(job, quarter, res, truth, inputs, data)[1].set_index("trust_code")
-        flags, test = _change_flags(tables[p], tables[q], inputs=inputs, previous=p, quarter=q)
+            qin = _inputs(data, quarter)
+            res = _results(qin, quarter, cat, meth)
+            tables[quarter], qds[quarter] = _observed_league(res, qin, quarter, meth, cat)
+            truths[quarter] = _truth(job, quarter, res, truth, qin, data)[1].set_index("trust_code")
+        flags, test = _change_flags(tables[p], tables[q], qds[p], qds[q], meth)
         moved = planted[planted["kind"] == "change"].set_index("trust_code")["sd_multiple"] if len(planted) else {}
         flags["trust_type"] = flags["trust_code"].map(data["trusts"].set_index("trust_code")["trust_type"])
         flags["true_change_sd"] = flags["trust_code"].map(moved).fillna(0.0).astype(float) if len(planted) else 0.0
@@ -506,8 +564,11 @@ def _oe_tables(raw: pd.DataFrame, cat: Catalogue, tg, rows: list) -> tuple[pd.Da
         above, _, _ = _rate(g, "above", "n")
         judged = ttype in ("acute", "mental_health_community")
         ok = _check(est, tg.oe_coverage.low, tg.oe_coverage.high) if judged else None
+        shrunk = _rate(g, "covered_shrunk", "n")[0] if "covered_shrunk" in g and g["covered_shrunk"].notna().all() \
+            else np.nan
         cov.append({"metric_id": mid, "metric": cat.metric(mid).name, "trust_type": ttype,
-                    "trust_years": n, "coverage": est, "mcse": se, "true_below_interval": below,
+                    "trust_years": n, "coverage": est, "mcse": se, "coverage_shrunken_interval": shrunk,
+                    "true_below_interval": below,
                     "true_above_interval": above, "target_low": tg.oe_coverage.low, "target_high": tg.oe_coverage.high,
                     "judged": judged, "pass": ok})
         rows.append({"section": "oe", "figure": f"O/E 95% interval coverage: {cat.metric(mid).name}",
@@ -898,7 +959,9 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
             ("metric", "Metric", "", False), ("trust_type", "Trust type", "type", False),
             ("trust_years", "Trust results", "int", True), ("coverage", "Coverage", "pct", True),
             ("mcse", "MCSE", "pct2", True), ("true_below_interval", "True O/E below interval", "pct", True),
-            ("true_above_interval", "True O/E above interval", "pct", True), ("pass", "Result", "pass", False)]),
+            ("true_above_interval", "True O/E above interval", "pct", True),
+            ("coverage_shrunken_interval", "Coverage of the shrunken O/E interval", "pct", True),
+            ("pass", "Result", "pass", False)]),
         "funnel_type": _html_table(tables["funnel_rates"], [
             ("data_type", "Data type", "", False), ("funnels", "Funnels", "int", True),
             ("trust_results", "Trust results", "int", True), ("false_flag_95", "Outside 95% limits", "pct", True),
