@@ -87,12 +87,14 @@ class Validation(_Strict):
     quarter: str = "2025-26-Q4"
     previous: str = "2025-26-Q3"
     replicates: int = Field(200, ge=10, le=100_000)
-    outlier_replicates: int = Field(100, ge=10, le=100_000)
-    change_replicates: int = Field(100, ge=10, le=100_000)
-    overadjust_replicates: int = Field(100, ge=10, le=100_000)
+    outlier_replicates: int = Field(80, ge=10, le=100_000)
+    change_replicates: int = Field(40, ge=10, le=100_000)
+    overadjust_replicates: int = Field(60, ge=10, le=100_000)
     workers: int = Field(2, ge=1, le=64)
     bootstrap_replicates: int | None = Field(None, ge=100, le=100_000, description="league bootstrap replicates in "
                                              "the study (default: the methodology's)")
+    sampling_replicates: int | None = Field(None, ge=200, le=100_000, description="replicates of the sampling "
+                                            "bootstrap of the data in the study (default: the methodology's)")
     outlier_sd: float = Field(3.0, gt=0, le=10)
     outliers_per_metric: int = Field(6, ge=2, le=40, description="planted per funnel metric and trust type, half "
                                      "above and half below")
