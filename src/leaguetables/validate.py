@@ -761,9 +761,24 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
                  "sentence": f"Regressing whether a segment was the true one on its published probability gave a "
                              f"slope of {est:.2f} (1 is perfectly calibrated; below 1 the probabilities are "
                              f"over-confident, above 1 under-confident)."})
+    # the logistic calibration slope (Cox 1958): logit P(true) = a + b·logit(p); b < 1 over-confident, > 1
+    # under-confident (probabilities of exactly 0 or 1 clipped to 0.001 and 0.999)
+    import statsmodels.api as sm
+
+    lp = np.log(np.clip(pf, 1e-3, 1 - 1e-3) / (1 - np.clip(pf, 1e-3, 1 - 1e-3)))
+    try:
+        cox = float(sm.GLM(yf, sm.add_constant(lp), family=sm.families.Binomial()).fit().params[1])
+    except Exception:  # noqa: BLE001 — perfect separation: no finite slope
+        cox = float("nan")
+    rows.append({"section": "ranks", "figure": "Logistic calibration slope of P(segment)", "scope": "all trust types",
+                 "measured": cox, "mcse": np.nan, "target": "shown (1 is calibrated)", "pass": None,
+                 "sentence": f"On the log-odds scale the slope was {cox:.2f} (below 1 the probabilities are too "
+                             f"extreme, above 1 too cautious); this is more sensitive than the linear slope to "
+                             f"small probabilities that should have been near 0."})
     relt = pd.DataFrame(rel)
     relt["slope"] = est
     relt["slope_mcse"] = se
+    relt["logistic_calibration_slope"] = cox
     return pd.DataFrame(cov), pd.DataFrame(brier), relt
 
 
@@ -857,6 +872,8 @@ def summarise(raw: dict[str, pd.DataFrame], methodology: Methodology, catalogue:
     summary = pd.DataFrame(rows, columns=["section", "figure", "scope", "measured", "mcse", "target", "pass",
                                           "sentence"])
     timing = raw.get("timing", empty)
+    if not timing.empty and "cpu_seconds" not in timing:
+        timing = timing.assign(cpu_seconds=np.nan)
     tim = (timing.groupby("scenario").agg(replicates=("seconds", "size"), wall_seconds=("seconds", "sum"),
                                           cpu_seconds=("cpu_seconds", "sum")).reset_index()
            if not timing.empty else empty)
@@ -920,7 +937,7 @@ def _summary_cell(row) -> str:
     sec, m = row["section"], row["measured"]
     if not np.isfinite(m):
         return "not measured"
-    if sec == "overadjust" or "Brier" in row["figure"] or "slope" in row["figure"]:
+    if sec == "overadjust" or "Brier" in row["figure"] or "slope" in row["figure"]:  # ratios and slopes
         return f"{m:.2f}"
     if "Degenerate" in row["figure"]:
         return f"{int(m)}"
