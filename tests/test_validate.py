@@ -1,10 +1,12 @@
-"""The simulation study, reduced (``leaguetables.validate``): a few replicates of the standard and no-change
-scenarios through the real code paths, with bounds wide enough not to be flaky and tight enough to fail on the
+"""The simulation study, reduced (``leaguetables.validate``): 6 replicates of the standard and 3 of the no-change
+scenario (about 40 CPU seconds) through the real code paths, with bounds wide enough not to be flaky and tight enough to fail on the
 statistics that issue 10 found wrong (O/E intervals covering 14–57%, funnels flagging 11–19.5% with no outliers,
 φ = inf for MRSA, NOF likely ranges covering ~100%, a change test of size 0, productivity biased +22–36%).
 
 The full study (``make validate``, ≥ 200 replicates) publishes the figures against the targets; these bounds are
-deliberately looser than the targets so that Monte-Carlo error of a dozen replicates cannot fail a correct method.
+deliberately looser than the targets so that Monte-Carlo error of a few replicates cannot fail a correct method
+(the seeds are fixed, so the outcome is deterministic for given code). They were checked to pass on the merged
+methods of issue 10 (oe, funnel, ranks, spc branches) and to fail on the methods before them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 from leaguetables import metrics, validate
 from leaguetables.config import load_catalogue, load_methodology
 
-STANDARD_REPLICATES, CHANGE_REPLICATES = 12, 5
+STANDARD_REPLICATES, CHANGE_REPLICATES = 6, 3
 
 
 @pytest.fixture(scope="module")
@@ -69,19 +71,19 @@ def test_no_degenerate_funnel(study):
 
 
 def test_rank_intervals_cover_the_true_rank_near_95_percent(study):
-    """Target 93–97% (full study); NHS England's likely ranges (resampling a trust's own scores) cover ~100%
-    because they are ~3.5× too wide. Fails outside 85–99%."""
+    """Target 93–97% (full study); NHS England's likely ranges (resampling a trust's own scores) cover 100% of
+    8,200 trust results in 40 replicates because they are ~3.5× too wide. Fails outside 85–99.5%."""
     rc = study[4]["rank_coverage"]
     cov = float(rc.loc[rc["trust_type"] == "all", "coverage"].iloc[0])
-    assert 0.85 <= cov <= 0.99, cov
+    assert 0.85 <= cov <= 0.995, cov
 
 
 def test_change_test_has_a_real_size(study):
-    """Target 3–7% under no change (full study); "beyond last quarter's likely range" has size 0.000. Fails
-    outside 1–12%."""
+    """Target 3–7% under no change (full study); "beyond last quarter's likely range" has size 0.000 (1 of
+    8,200 trust results in 40 replicates). Fails outside 0.5–12%."""
     ch = study[4]["change_test"]
     size = float(ch.loc[ch["measure"].str.startswith("size") & (ch["trust_type"] == "all"), "rate"].iloc[0])
-    assert 0.01 <= size <= 0.12, size
+    assert 0.005 <= size <= 0.12, size
 
 
 def test_productivity_total_is_close_to_the_truth(study):

@@ -356,6 +356,52 @@ def _funnel_records(res, planted: pd.DataFrame, levels=(0.95, 0.998)) -> tuple[l
     return rates, detect
 
 
+def _rc_funnel(methodology: Methodology, num: pd.Series, den: pd.Series):
+    """A ratio-of-counts (RC) funnel by the methodology's funnel settings (the function and arguments
+    ``metrics._funnels`` uses); no demo metric publishes an RC funnel, so the study makes one."""
+    from . import funnel as funnel_mod
+
+    f = methodology.funnel
+    if hasattr(funnel_mod, "funnel") and hasattr(f, "method"):
+        args = {k: getattr(f, k) for k in ("method", "trim_by", "sr_method", "compat", "sr_scale", "limits",
+                                           "rare_expected") if hasattr(f, k)}
+        return funnel_mod.funnel(num, den, "RC", **args)
+    return funnel_mod.spiegelhalter(num, den, data_type="RC", sr_method=f.sr_method, trim_by=f.trim_by)
+
+
+def _rc_records(results: dict[str, dict], previous: str, quarter: str, methodology: Methodology) -> list[dict]:
+    """RC funnels of each counted metric: this quarter's numerator against last quarter's, when nothing but the
+    noise differs between them (no-change scenario: the true ratio is 1 for every trust, no true outlier)."""
+    class _R:  # the shape _funnel_records reads
+        def __init__(self, table, funnels):
+            self.table, self.funnels = table, funnels
+
+    res = {}
+    for mid, r_now in results[quarter].items():
+        m = r_now.metric
+        if not m.funnel or m.statistic not in ("proportion", "rate"):
+            continue
+        now = r_now.table.set_index("trust_code")
+        prev = results[previous][mid].table.set_index("trust_code")
+        funnels = {}
+        for ttype in m.trust_types:
+            ok = now.index[(now["trust_type"] == ttype) & (now["status"] == OK)]
+            ok = ok.intersection(prev.index[prev["status"] == OK])
+            if len(ok) < 20:
+                continue
+            num, den = now.loc[ok, "numerator"].astype(float), prev.loc[ok, "numerator"].astype(float)
+            if num.sum() <= 0 or den.sum() <= 0:
+                continue
+            try:
+                funnels[ttype] = _rc_funnel(methodology, num, den)
+            except ValueError:
+                continue
+        if funnels:
+            res[mid] = _R(r_now.table, funnels)
+    rates, _ = _funnel_records(res, pd.DataFrame())
+    return rates
+
+
 def _league_records(table: pd.DataFrame, true_league: pd.DataFrame) -> pd.DataFrame:
     lo, hi, ps, source = _rank_columns(table)
     t = table.merge(true_league[["trust_code", "segment", "rank", "average"]].rename(
@@ -449,10 +495,10 @@ def run_replicate(job: Job) -> dict[str, pd.DataFrame]:
         out["funnel"], out["detection"] = _funnel_records(res, planted)
     else:  # no_change, change
         p = v.previous
-        tables, qds, truths = {}, {}, {}
+        tables, qds, truths, all_res = {}, {}, {}, {}
         for quarter in (p, q):
             qin = _inputs(data, quarter)
-            res = _results(qin, quarter, cat, meth)
+            res = all_res[quarter] = _results(qin, quarter, cat, meth)
             tables[quarter], qds[quarter] = _observed_league(res, qin, quarter, meth, cat, calibrated=False)
             truths[quarter] = _truth(job, quarter, res, truth, qin, data)[1].set_index("trust_code")
         flags, test = _change_flags(tables[p], tables[q], qds[p], qds[q], meth)
@@ -463,6 +509,8 @@ def run_replicate(job: Job) -> dict[str, pd.DataFrame]:
                                         - flags["trust_code"].map(truths[p]["segment"])).astype(float)
         flags["test"] = test
         out["change"] = flags
+        if job.scenario == "no_change":
+            out["funnel"] = _rc_records(all_res, p, q, meth)
     frames = {k: (v_ if isinstance(v_, pd.DataFrame) else pd.DataFrame(v_)) for k, v_ in out.items()}
     for k in frames:
         frames[k].insert(0, "replicate", job.replicate)
@@ -573,6 +621,8 @@ TYPE_NAME = {t: p.lower() for t, p in TRUST_TYPE_PLURAL.items()}
 
 
 def _oe_tables(raw: pd.DataFrame, cat: Catalogue, tg, rows: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if raw is None or raw.empty:
+        return pd.DataFrame(), pd.DataFrame()
     std = raw[raw["scenario"] == "standard"] if not raw.empty else raw
     cov = []
     for (mid, ttype), g in std.groupby(["metric_id", "trust_type"], sort=True):
@@ -608,7 +658,10 @@ def _oe_tables(raw: pd.DataFrame, cat: Catalogue, tg, rows: list) -> tuple[pd.Da
 
 def _funnel_tables(raw: pd.DataFrame, det: pd.DataFrame, tg, rows: list):
     by_type, by_metric, degenerate = [], [], []
-    std = raw[raw["scenario"] == "standard"] if not raw.empty else raw
+    # no true outliers: the standard scenario (SR and PR funnels of the published metrics) and, for RC, this
+    # quarter's counts against last quarter's under no change
+    std = raw[(raw["scenario"] == "standard") | ((raw["scenario"] == "no_change") & (raw["data_type"] == "RC"))] \
+        if not raw.empty else raw
     if not std.empty:
         std = std.assign(flag_95=std["high_95"] + std["low_95"], flag_998=std["high_998"] + std["low_998"])
         for dt in ("SR", "PR", "RC"):
@@ -633,7 +686,9 @@ def _funnel_tables(raw: pd.DataFrame, det: pd.DataFrame, tg, rows: list):
                          "mcse": se95, "target": f"{_pct(tg.funnel_false_flag_95.low)} to "
                                                  f"{_pct(tg.funnel_false_flag_95.high)}", "pass": p95,
                          "sentence": f"With no true outliers, {_pct(r95)} of trust results on {dt} funnels fell "
-                                     f"outside the 95% limits (about 5% is what the limits promise)."})
+                                     f"outside the 95% limits (about 5% is what the limits promise)"
+                                     + (" — RC: this quarter's count against last quarter's, with no change between "
+                                        "them (no demo metric publishes an RC funnel)." if dt == "RC" else ".")})
             rows.append({"section": "funnel", "figure": "Funnel false-flag rate at 99.8%", "scope": dt,
                          "measured": r998, "mcse": se998, "target": f"at most {_pct(tg.funnel_false_flag_998_max)}",
                          "pass": p998,
