@@ -854,7 +854,9 @@ def _change_tables(ch: pd.DataFrame, tg, rows: list) -> pd.DataFrame:
                 ok = _check(est, tg.change_size.low, tg.change_size.high) if ttype == "all" else None
             else:
                 ok = _check(est, tg.change_power_min, None) if ttype == "all" else None
+            seg = g["flagged_segment"].astype(float) if "flagged_segment" in g else pd.Series(np.nan, index=g.index)
             out.append({"measure": label, "trust_type": ttype, "trust_results": n, "rate": est, "mcse": se,
+                        "segment_test_rate": float(seg.mean()) if seg.notna().any() else np.nan,
                         "test": test, "pass": ok,
                         "true_segment_changed": float((g["true_segment_change"].fillna(0) != 0).mean())})
     size = next(r for r in out if r["measure"].startswith("size") and r["trust_type"] == "all")
@@ -1086,7 +1088,8 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
         "change": _html_table(tables["change_test"], [
             ("measure", "Measure", "", False), ("trust_type", "Trust type", "type", False),
             ("trust_results", "Trust results", "int", True), ("rate", "Called changed", "pct", True),
-            ("mcse", "MCSE", "pct2", True), ("true_segment_changed", "True segment changed", "pct", True),
+            ("mcse", "MCSE", "pct2", True), ("segment_test_rate", "Segment change beyond chance", "pct", True),
+            ("true_segment_changed", "True segment changed", "pct", True),
             ("test", "Test", "", False), ("pass", "Result", "pass", False)]),
         "productivity": _html_table(tables["productivity"], [
             ("metric", "Metric", "", False), ("true_total_annual", "True", "money", True),
