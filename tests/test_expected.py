@@ -96,11 +96,13 @@ def test_binomial_recovers_true_coefficients_simulated_150_trusts():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets():
+@pytest.mark.parametrize("interval", ["o_only", "delta"])
+def test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets(interval):
     """Truth: no trust effect, i.e. each trust's true relative risk exp(u_i) = 1, so the true O/E is 1.
     200 data sets (seed 99) of 150 trusts, Y ~ Poisson(n·exp(−5 + 0.3 z1 − 0.2 z2)), n in 5000–50000
-    (E about 25–400). E is the fitted GLM expectation; the Exact/Byar 95% CI of O/E should cover 1 in
-    about 95% of the 30,000 trust-datasets: asserted within 93–97%."""
+    (E about 25–400). E is the fitted GLM expectation; the Exact/Byar 95% CI of O/E (o_only), and the
+    delta interval (which adds the small variance of log E here), should cover 1 in about 95% of the
+    30,000 trust-datasets: asserted within 93–97%."""
     rng = np.random.default_rng(99)
     n_sets, n_trusts = 200, 150
     covered = 0
@@ -114,7 +116,7 @@ def test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets():
             {"trust_code": [f"T{i:03d}" for i in range(n_trusts)], "y": rng.poisson(mu), "n": n,
              "a": raw[:, 0], "b": raw[:, 1]}
         )
-        t = fit_expected(df, "y", "n", "poisson", ["a", "b"]).table
+        t = fit_expected(df, "y", "n", "poisson", ["a", "b"], interval=interval).table
         covered += int(((t["oe_lower"] <= 1) & (t["oe_upper"] >= 1)).sum())
         total += len(t)
     coverage = covered / total
@@ -347,7 +349,7 @@ def test_poisson_glm_with_full_stratum_interaction_reproduces_indirect_standardi
     observed = d.groupby("trust_code")["deaths"].sum()
     isr = expected_by_strata(observed, d[["trust_code", "age", "sex", "population"]], ref)
     glm = fit_expected(d, "deaths", "population", "poisson", ["stratum"], strata=["stratum"],
-                       multiplier=100000)
+                       multiplier=100000, interval="o_only")
     assert glm.table["expected"].to_numpy() == pytest.approx(isr["expected"].to_numpy(), rel=1e-10)
     assert glm.table["oe_upper"].to_numpy() == pytest.approx(isr["isr_upper"].to_numpy(), rel=1e-10)
     assert glm.table["adjusted_value"].to_numpy() == pytest.approx(isr["israte"].to_numpy(), rel=1e-10)
@@ -393,10 +395,11 @@ def test_missing_covariate_excludes_trust_with_status_or_raises():
 
 
 def test_zero_counts_are_fine_with_exact_interval():
-    """Closed form: O = 0 gives O/E = 0 and the exact interval [0, −ln(0.025)/E] (§1.2)."""
+    """Closed form: O = 0 gives O/E = 0 and the exact interval [0, −ln(0.025)/E] (§1.2) — the O-only
+    (compatibility) interval."""
     df = _edge_frame()
     df.loc[5, "y"] = 0.0
-    t = fit_expected(df, "y", "n", "poisson", ["imd"]).table.set_index("trust_code")
+    t = fit_expected(df, "y", "n", "poisson", ["imd"], interval="o_only").table.set_index("trust_code")
     e = t.at["E05", "expected"]
     assert t.at["E05", "status"] == "ok" and t.at["E05", "oe"] == 0.0
     assert t.at["E05", "oe_lower"] == 0.0

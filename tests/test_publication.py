@@ -63,27 +63,52 @@ def test_no_wall_clock_time_in_the_documents(folder):
 
 
 def test_movement_against_the_previous_quarter(folder):
-    """movement.csv = this quarter's league table against last quarter's published league_table_full.csv."""
+    """movement.csv: this quarter's segment (1–4 after the financial override) and rank against the previous
+    quarter's, both computed from the inputs (so equal to the previous quarter's published table), with the test of
+    change (sampling.change_test) and the number of segment changes expected by chance in the report."""
     now = pd.read_csv(folder / "tables" / "league_table_full.csv").set_index("trust_code")
     prev = pd.read_csv(folder.parent / PREVIOUS / "tables" / "league_table_full.csv").set_index("trust_code")
     mv = pd.read_csv(folder / "tables" / "movement.csv").set_index("trust_code")
     assert set(mv.index) == set(now.index) & set(prev.index) and len(mv) == len(now)
-    assert (mv["segment_change"] == now.loc[mv.index, "segment"] - prev.loc[mv.index, "segment"]).all()
+    adjusted = prev["unadjusted_segment"].where(~prev["financial_override"].astype(bool), 3)
+    assert (mv["previous_segment"] == adjusted.loc[mv.index]).all()
+    assert (mv["previous_rank"] == prev.loc[mv.index, "rank"]).all()
     assert (mv["rank_change"] == now.loc[mv.index, "rank"] - prev.loc[mv.index, "rank"]).all()
-    rank = now.loc[mv.index, "rank"]
-    beyond = (rank < prev.loc[mv.index, "rank_lower"]) | (rank > prev.loc[mv.index, "rank_upper"])
-    assert (mv["beyond_likely_range"] == beyond).all()
+    assert mv["rank_change_p_value"].between(0, 1).all()
+    assert (mv["change_beyond_chance"] == (mv["rank_change_p_value"] < 0.05)).all()
+    assert (mv.loc[mv["rank_change"] == 0, "rank_change_p_value"] == 1).all()
     assert mv["segment_change"].ne(0).any(), "the demo quarters differ"
     page = (folder / "index.html").read_text(encoding="utf-8")
-    assert "Movement since Q3 2025/26" in page and ("within range" in page or "beyond range" in page)
+    assert "Movement since Q3 2025/26" in page and ("within chance" in page or "beyond chance" in page)
+    assert "would be expected to change segment by chance alone" in page
+    assert "beyond last quarter" not in page and "within range" not in page
     code = mv.index[0]
     profile = (folder / "trusts" / f"{code}.html").read_text(encoding="utf-8")
     assert "Since Q3 2025/26" in profile
     first = pd.read_csv(folder.parent / PREVIOUS / "tables" / "movement.csv")
-    assert first.empty, "no quarter before Q3 in this folder: no movement"
+    assert not first.empty, "Q2 is in the inputs: movement is computed from the data, not from a published file"
 
 
-def test_productivity_table_recomputes_from_the_metric_tables(folder):
+def test_calibrated_columns_beside_nhs_england_likely_ranges(folder):
+    """The full and adjusted league tables carry the calibrated columns; the NHS-layout CSV keeps NHS England's
+    columns only; the rank interval lies within 1..n and contains the median rank; P(segment) sums to 1."""
+    for name in ("league_table_full.csv", "league_table_adjusted.csv"):
+        t = pd.read_csv(folder / "tables" / name)
+        assert (t["rank_interval_lower"] >= 1).all() and (t["rank_interval_upper"] <= t["rank_of"]).all()
+        assert ((t["rank_interval_lower"] <= t["rank_median"]) & (t["rank_median"] <= t["rank_interval_upper"])).all()
+        np.testing.assert_allclose(t[[f"p_segment_{k}" for k in range(1, 5)]].sum(axis=1), 1.0)
+        np.testing.assert_allclose(t[[f"nof_p_segment_{k}" for k in range(1, 5)]].sum(axis=1), 1.0)
+    nhse = pd.read_csv(folder / "tables" / "league_table.csv")
+    assert "Likely_range_of_rank" in nhse.columns and not any("interval" in c for c in nhse.columns)
+    rk = pd.read_csv(folder / "tables" / "rankability.csv")
+    assert rk["rankability"].between(0, 1).all()
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert page.index("Rank interval") < page.index("NHS England likely range of rank")
+
+
+def test_productivity_table_recomputes_from_the_metric_tables(folder, demo_inputs):
+    """The published productivity.csv equals metric_opportunity on the published metric table with the
+    methodology's settings (pooled quarters and empirical Bayes read every quarter's observations)."""
     from leaguetables.config import load_catalogue, load_methodology
     from leaguetables.productivity import metric_opportunity
     from leaguetables.report import money
@@ -93,7 +118,11 @@ def test_productivity_table_recomputes_from_the_metric_tables(folder):
     cat, meth = load_catalogue("demo"), load_methodology("nof-2025-26")
     for mid in ("los_emergency", "sickness_absence"):
         table = pd.read_csv(folder / "tables" / "metrics" / f"{mid}.csv")
-        again = metric_opportunity(table, cat.metric(mid), meth.productivity.annualise, meth.productivity.comparator)
+        p = meth.productivity
+        again = metric_opportunity(table, cat.metric(mid), p.annualise, p.comparator,
+                                   observations=demo_inputs.observations, demographics=demo_inputs.demographics,
+                                   pool_quarters=p.pool_quarters, estimate=p.estimate,
+                                   quarters=demo_inputs.quarters())
         got = opp[opp["metric_id"] == mid].set_index("trust_code")["opportunity_annual"]
         exp = again.set_index("trust_code")["opportunity_annual"].reindex(got.index)
         np.testing.assert_allclose(got.to_numpy(), exp.to_numpy(), rtol=1e-6)  # CSVs keep 10 digits
@@ -122,6 +151,33 @@ def test_one_profile_per_trust_with_unique_title_and_one_h1(folder):
     text = (folder / "trusts" / f"{row['trust_code']}.html").read_text(encoding="utf-8")
     assert row["rank_label"] in text and f"likely range {row['rank_lower']:.0f} to {row['rank_upper']:.0f}" in text
     assert "Productivity opportunity" in text and "Demographic peers" in text and 'class="spark"' in text
+
+
+def test_profiles_show_spc_in_words_with_a_chart_and_label_the_productivity_values(folder):
+    """Every profile has the SPC section: each metric's variation and assurance in words (as in tables/spc.csv),
+    the XmR figure (inline SVG with a title and description) and the limits table; the productivity table shows
+    this quarter's value beside the value compared and says on which basis."""
+    from leaguetables import spc
+
+    sp = pd.read_csv(folder / "tables" / "spc.csv")
+    assert list(sp.columns) == spc.CSV_COLUMNS
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
+    assert set(sp["trust_code"]) == set(lt["trust_code"])
+    assert set(sp["variation"]) <= set(spc.VARIATION) and set(sp["assurance"]) <= set(spc.ASSURANCE)
+    assert sp.loc[sp["metric_id"] == "ae_4hr", "quarters_used"].max() == 8  # the demo has 8 quarters
+    for code in lt["trust_code"]:
+        text = (folder / "trusts" / f"{code}.html").read_text(encoding="utf-8")
+        assert '<h2 id="spc">' in text and 'id="spc-table"' in text
+        rows = sp[sp["trust_code"] == code]
+        for r in rows.itertuples():
+            if r.variation != "not_assessed":
+                assert spc.VARIATION[r.variation] in text
+        if (rows["variation"] != "not_assessed").any():
+            assert 'aria-labelledby="spc-chart-title spc-chart-desc"' in text and 'id="spc-limits"' in text
+    acute = lt.loc[lt["trust_type"] == "acute", "trust_code"].iloc[0]
+    text = (folder / "trusts" / f"{acute}.html").read_text(encoding="utf-8")
+    assert "Value this quarter (as in the metrics table)" in text and "Basis of the comparison" in text
+    assert "adjusted for demographics (O/E × the type’s value); 4 quarters pooled" in text
 
 
 def test_methodology_is_built_from_the_config_catalogue_and_run(folder):

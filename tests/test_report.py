@@ -3,6 +3,8 @@ sparkline, on small hand-made tables: numbers in sentences, escaping, profile li
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,55 +28,85 @@ def league(**over) -> pd.DataFrame:
     return df.assign(**over)
 
 
+def change(**over) -> pd.DataFrame:
+    """A hand-made sampling.change_test result: A1 segment 2 → 1 and rank 5 → 9 (p = 0.004), A2 rank 5 → 8
+    (p = 0.31), A3 unchanged (p = 1)."""
+    df = pd.DataFrame({"trust_code": ["A1", "A2", "A3"], "previous_segment": [2, 2, 3], "previous_rank": [5, 5, 1],
+                       "segment_change": [-1, 0, 0], "rank_change": [4, 3, 0],
+                       "rank_change_p_value": [0.004, 0.31, 1.0], "change_beyond_chance": [True, False, False],
+                       "segment_change_p_value": [0.02, 1.0, 1.0], "p_segment_change_by_chance": [0.3, 0.1, 0.0]})
+    return df.assign(**over)
+
+
 def test_movement_hand_worked():
-    """Last quarter: A1 rank 5 (likely range 3 to 8), A2 rank 5 (3 to 8), A3 rank 1 (1 to 2).
-    This quarter: A1 rank 9 in segment 1 (was 2) → segment change −1, rank change +4, beyond (9 > 8);
-    A2 rank 8 → +3, within (the range is inclusive); A3 unchanged; A4 is new (no row); a trust that changed
-    type is not compared."""
-    now = pd.DataFrame({"trust_code": ["A1", "A2", "A3", "A4", "M1"], "trust_type": ["acute"] * 4 + ["ambulance"],
-                        "segment": [1, 2, 3, 4, 2], "rank": [9, 8, 1, 2, 1]})
-    prev = pd.DataFrame({"trust_code": ["A1", "A2", "A3", "M1"], "trust_type": ["acute"] * 3 + ["acute"],
-                         "segment": [2, 2, 3, 2], "rank": [5, 5, 1, 3], "rank_lower": [3, 3, 1, 1],
-                         "rank_upper": [8, 8, 2, 4]})
-    mv = movement(now, prev)
+    """Movement rows follow the league table's order, only for trusts in the test of change (A4 is new); labels
+    give the segment, the rank change, the verdict and the p-value."""
+    now = pd.DataFrame({"trust_code": ["A3", "A4", "A2", "A1"], "trust_type": "acute", "segment": [3, 4, 2, 1],
+                        "rank": [1, 2, 8, 9]})
+    mv = movement(now, change())
     assert list(mv.columns) == MOVEMENT_COLUMNS
-    assert list(mv["trust_code"]) == ["A1", "A2", "A3"]
-    assert list(mv["segment_change"]) == [-1, 0, 0] and list(mv["rank_change"]) == [4, 3, 0]
-    assert list(mv["beyond_likely_range"]) == [True, False, False]
-    assert mv.loc[0, "movement_label"] == ("segment 2 to 1; down 4 places (rank 5 to 9); beyond last quarter's "
-                                           "likely range of rank 3 to 8")
+    assert list(mv["trust_code"]) == ["A3", "A2", "A1"]
+    assert list(mv["segment_change"]) == [0, 0, -1] and list(mv["rank_change"]) == [0, 3, 4]
+    assert list(mv["change_beyond_chance"]) == [False, False, True]
+    assert mv.loc[2, "movement_label"] == "segment 2 to 1; down 4 places (rank 5 to 9); beyond chance (p = 0.004)"
+    assert mv.loc[0, "movement_label"] == "segment unchanged; rank unchanged; within chance (p = 1.000)"
     assert [rp.movement_text(r) for r in mv.itertuples(index=False)] == [
-        "segment 2 to 1; down 4; beyond range", "same segment; down 3; within range",
-        "same segment; same rank; within range"]
+        "same segment; same rank; within chance (p = 1.000)", "same segment; down 3; within chance (p = 0.310)",
+        "segment 2 to 1; down 4; beyond chance (p = 0.004)"]
     assert movement(now, None).empty and list(movement(now, None).columns) == MOVEMENT_COLUMNS
 
 
+def calibrated(t: pd.DataFrame) -> pd.DataFrame:
+    return t.assign(rank_median=[1, 2, 3, 4], rank_interval_lower=[1, 1, 2, 4], rank_interval_upper=[2, 3, 3, 4],
+                    average_interval_lower=t["average_score"] - 0.1, average_interval_upper=t["average_score"] + 0.1)
+
+
 def test_league_table_escapes_links_profiles_and_marks_revisions():
-    t = league()
-    mv = pd.DataFrame({"trust_code": ["A1"], "previous_segment": [2], "previous_rank": [3], "segment_change": [-1],
-                       "rank_change": [-2], "beyond_likely_range": [True]})
+    t = calibrated(league())
+    mv = movement(t, change(trust_code=["A1", "X", "Y"]))
     html = rp.league_table_html(t, "acute", movement=mv, previous="2025-26-Q3",
                                 revised={("A2", "Segment"), ("A3", "Trust")})
     assert "<b>Trust</b>" not in html and "One &lt;b&gt;Trust&lt;/b&gt;" in html
     assert "Two &amp; Co" in html
     assert html.count('href="trusts/') == 4 and 'href="trusts/A1.html"' in html
     assert "Movement since Q3 2025/26" in html
-    assert "segment 2 to 1; up 2; beyond range" in html and "not in last quarter&#x27;s table" in html
+    assert "segment 2 to 1; down 4; beyond chance (p = 0.004)" in html and "not in last quarter&#x27;s table" in html
     assert '<td class="num">2 [r]</td>' in html, "revised segment marked"
     assert "Three [r]</a>" in html
     assert "1 of 4" in html and "1.20 to 1.80" in html and "100%" in html
     assert 'P(1)<span class="visually-hidden">: probability of segment 1</span>' in html
+    # calibrated figures first, NHS England's likely ranges labelled as such after them
+    heads = re.findall(r'<th scope="col"[^>]*>(.*?)</th>', html)
+    assert heads.index("Rank interval") < heads.index("NHS England likely range of rank")
+    assert heads.index("Median rank") < heads.index("NHS England likely range of average")
+    assert "not chance" in html
+    # without calibrated columns (uncertainty.method: none) the NHS England columns stand alone
+    plain = rp.league_table_html(league(), "acute")
+    assert "Rank interval" not in plain and "NHS England likely range of rank" in plain
+
+
+def test_league_intro_and_segments_say_what_the_ranges_are():
+    intro = rp.league_intro("2025-26-Q3", True)
+    assert "rank interval" in intro and "not how much its rank could change by chance" in intro
+    assert "as if no trust&#x27;s performance had changed" in intro or "as if no trust's performance had" in intro
+    seg = rp.segment_distribution(calibrated(league(p_segment_1=[0.6, 0, 0, 0], p_segment_2=[0.4, 1, 0, 0])))
+    assert "Segment uncertain (no segment 90% likely)" in seg
+    assert re.search(r'<td class="num">1</td><td class="num">4</td></tr>', seg), "1 uncertain of 4"
 
 
 def test_key_findings_are_sentences_with_numbers():
-    t = league()
-    mv = pd.DataFrame({"trust_code": ["A1", "A2"], "segment_change": [-1, 0], "beyond_likely_range": [True, False]})
+    t = calibrated(league())
+    mv = movement(t, change(trust_code=["A1", "A2", "A3"]))
     opp = pd.DataFrame({"metric_id": ["m", "m"], "opportunity_annual": [2.0e9, 0.3e9]})
     funnels = pd.DataFrame({"metric_id": ["m"], "n_worse": [3], "n_better": [1]})
     html = rp.key_findings(t, {"acute": {"segment_changed": 2}}, funnels, mv, "2025-26-Q3", opp)
     assert "Of 4 trusts, 1 is in segment 1 (1 of 4 acute trusts) and 1 in segment 4 or 5." in html
     assert "The financial override moved 1 trust" in html
-    assert "Since Q3 2025/26, 1 trust changed segment. For 1 of the 2 trusts in both quarters" in html
+    # 1 segment change beside 0.3 + 0.1 + 0 = 0.4 expected by chance; 1 of 3 beyond chance beside 0.15 expected
+    assert "Since Q3 2025/26, 1 trust of 3 changed segment; about 0.4 would be expected to change segment by " \
+           "chance alone" in html
+    assert "(p &lt; 0.05) for 1 trust; about 0.2 would be flagged by chance" in html
+    assert "spans at least a quarter of the table for 3 of 4 trusts, and 4 of 4 trusts are in their segment" in html
     assert "would change the segment of 2 trusts" in html and "3 trust-metric results" in html
     assert "£2.3 billion a year" in html
 

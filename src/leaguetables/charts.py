@@ -137,7 +137,9 @@ def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: 
         0.95 for SHMI-style banding).  Both levels are drawn.
     adjusted : bool, optional
         Draw/flag with overdispersion-adjusted limits; default as the result
-        says (``phi > 1``).
+        says (``adjusted_used``: φ > 1 for the compatibility methods, τ² > 0
+        for the robust method).  The limits drawn are the ones the flags use
+        (:func:`~leaguetables.funnel.limits_grid`), exact step limits included.
 
     Returns
     -------
@@ -233,6 +235,8 @@ def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: 
     high_word = "better" if direction == "higher_better" else "worse"
     low_word = "worse" if direction == "higher_better" else "better"
     limit_kind = "overdispersion-adjusted" if use_adjusted else "unadjusted"
+    if result.exact:
+        limit_kind = "exact (discrete, for rare events; " + limit_kind + ")"
     parts = [
         f"Funnel plot of {y_label} against {x_label} for {_plural(n_total)}.",
         f"{_plural(len(above))} {'is' if len(above) == 1 else 'are'} above the upper {level} limit "

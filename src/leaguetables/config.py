@@ -311,11 +311,118 @@ class Bootstrap(_Strict):
     level: float = Field(0.95, gt=0, lt=1)
 
 
+FUNNEL_LEVELS = (0.95, 0.998)
+class Uncertainty(_Strict):
+    """Sampling uncertainty of the league (``leaguetables.sampling``): rank intervals, median rank, P(segment),
+    rankability, and the test of change between quarters."""
+
+    method: Literal["parametric_data", "none"] = Field(
+        "parametric_data", description="parametric_data: simulate the metrics' numerators and recompute the whole "
+        "league in every replicate; none: publish NHS England's likely ranges only (no calibrated columns, no "
+        "test of change)")
+    replicates: int = Field(2000, ge=200, le=100_000)
+    seed: int = Field(ge=0)
+    level: float = Field(0.95, ge=0.5, lt=1)
+    shrinkage: bool = Field(True, description="draw true rates from the empirical-Bayes posterior (true) or redraw "
+                            "numerators around the observed rates (false, a plug-in bootstrap)")
+    change_test: bool = Field(True, description="test the change of rank and segment since the previous quarter")
+    check_replicates: int = Field(3, ge=1, le=50, description="replicates recomputed with the published scoring "
+                                  "functions to check the vectorised path")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Uncertainty":
+        if self.method == "none" and self.change_test:
+            raise ValueError("the test of change needs method parametric_data (set change_test: false)")
+        if self.level * self.replicates < 20 or (1 - self.level) / 2 * self.replicates < 5:
+            raise ValueError("too few replicates for the interval level: need (1 − level)/2 × replicates ≥ 5")
+        return self
+
+
 class FunnelSettings(_Strict):
-    sr_method: Literal["SHMI", "CQC"] = "SHMI"
-    trim_by: float = Field(0.1, ge=0, lt=0.5)
+    """How funnel plots estimate overdispersion, draw limits and band trusts (``leaguetables.funnel``).
+
+    ``method: robust`` is the project's default (``funnel.robust_funnel``: consistency-corrected robust τ²,
+    adjusted limits whenever τ² > 0, exact limits for rare events, optional pooling of quarters);
+    ``method: spiegelhalter`` reproduces SHMI / FunnelPlotR exactly (``funnel.spiegelhalter`` with ``sr_method``
+    and ``compat``) and uses a single quarter."""
+
+    method: Literal["robust", "spiegelhalter"] = "robust"
+    trim_by: float = Field(0.1, gt=0, lt=0.5, description="fraction winsorised (or truncated) in each tail")
+    sr_method: Literal["SHMI", "CQC"] = Field(
+        "SHMI", description="spiegelhalter only: SHMI (log scale, truncation) or CQC (square root, winsorised)")
+    compat: Literal["FunnelPlotR"] | None = Field(None, description="spiegelhalter only: reproduce FunnelPlotR quirks")
+    sr_scale: Literal["log", "sqrt"] = Field("sqrt", description="robust only: scale of O/E z-scores")
+    pr_scale: Literal["logit", "arcsine"] = Field("logit", description="robust only: scale of proportion z-scores")
+    limits: Literal["auto", "normal", "exact"] = Field(
+        "auto", description="robust only: exact discrete limits when events are rare (auto), always, or never")
+    rare_expected: float = Field(10.0, ge=0, le=1000,
+                                 description="robust only: median expected events below which events are rare")
+    pool_quarters: int = Field(4, ge=1, le=8, description="quarters pooled (the latest, ending with the quarter)")
+    pool_when: Literal["rare", "always"] = Field("rare", description="pool only when events are rare, or always")
     band_level: float = 0.95
     outer_level: float = 0.998
+
+    @model_validator(mode="after")
+    def _check(self) -> "FunnelSettings":
+        for name in ("band_level", "outer_level"):
+            if not any(abs(getattr(self, name) - lv) < 1e-12 for lv in FUNNEL_LEVELS):
+                raise ValueError(f"{name} must be one of {FUNNEL_LEVELS} (the funnel's two limit levels)")
+        if abs(self.band_level - self.outer_level) < 1e-12:
+            raise ValueError("band_level and outer_level must differ")
+        if self.method == "spiegelhalter" and self.pool_quarters != 1:
+            raise ValueError("the spiegelhalter (SHMI / FunnelPlotR) compatibility method uses one quarter: "
+                             "set pool_quarters to 1")
+        if self.method == "robust" and self.compat is not None:
+            raise ValueError("compat reproduces a reference tool's quirks: it needs method spiegelhalter")
+        return self
+
+
+class ExpectedSettings(_Strict):
+    """Expected values, O/E intervals and the adjusted league (statistical-methods.md §6.2; issue 10).
+
+    model
+        ``random_effects``: E is the expected count of a trust of average quality (normal random trust effect
+        on the link scale, τ² by REML) and shrunken O/E estimates are published; ``fixed``: E from the GLM
+        alone (population-averaged, ΣE = ΣO), no shrunken estimates.
+    interval
+        ``delta``: O/E intervals include the variance of log E (delta method) and the within-trust variance;
+        ``o_only``: the conventional SHMI-style interval from O alone (compatibility).
+    within_variance
+        ``sampling``: binomial/Poisson sampling variance only; ``sampling_plus_history``: plus the extra
+        within-trust variance estimated from quarter-to-quarter changes over the last ``history_quarters``
+        quarters (needs ``interval: delta`` or ``model: random_effects`` to have an effect).
+    count_interval
+        Within-trust interval of a count in the delta interval: ``mid_p`` (mid-p exact Poisson, about nominal
+        coverage) or ``exact_byar`` (exact below 10 events, Byar from 10; conservative for small counts).
+    between_variance
+        Estimator of the between-trust variance τ² of the random-effects model: ``reml`` or ``areml`` (adjusted
+        REML of Li & Lahiri 2010, never 0) for E and its interval.
+    shrinkage_variance
+        The same for the shrunken estimates (default ``areml``: a REML estimate of 0 would shrink every trust
+        fully, with intervals that ignore the between-trust variation).
+    adjusted_standards
+        How the adjusted (sensitivity) league treats absolute standards, floors and value bands:
+        ``observed_value`` — judged on the observed value, the adjustment only re-orders the trusts between them;
+        ``adjusted_value`` — judged on the adjusted value (a trust can then "meet" a standard only on the adjusted
+        scale).
+    """
+
+    model: Literal["fixed", "random_effects"] = "random_effects"
+    interval: Literal["delta", "o_only"] = "delta"
+    within_variance: Literal["sampling", "sampling_plus_history"] = "sampling_plus_history"
+    history_quarters: int = Field(8, ge=2, le=40)
+    count_interval: Literal["mid_p", "exact_byar"] = "mid_p"
+    between_variance: Literal["reml", "areml"] = "reml"
+    shrinkage_variance: Literal["reml", "areml"] = "areml"
+    adjusted_standards: Literal["observed_value", "adjusted_value"] = "observed_value"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ExpectedSettings":
+        if self.within_variance != "sampling" and self.interval == "o_only" and self.model == "fixed":
+            raise ValueError(
+                "within_variance: sampling_plus_history has no effect with interval: o_only and model: fixed "
+                "(the O-only interval uses sampling variance only); set within_variance: sampling")
+        return self
 
 
 class PeerSettings(_Strict):
@@ -333,9 +440,25 @@ class PeerSettings(_Strict):
 
 
 class Productivity(_Strict):
+    """Productivity opportunity settings (:mod:`leaguetables.productivity`). Left out, ``pool_quarters`` and
+    ``estimate`` take Better Care, Better Value's single-quarter observed values (the compatibility setting)."""
+
     benchmark: Literal["upper_quartile"] = "upper_quartile"
     comparator: Literal["type", "peers"] = "type"
-    annualise: int = 4
+    annualise: int = Field(4, ge=1, le=12)
+    pool_quarters: int = Field(1, ge=1, le=12, description="quarters pooled for each trust's O/E, up to this one")
+    estimate: Literal["observed", "shrunken", "constrained"] = Field(
+        "observed", description="observed O/E, empirical-Bayes posterior mean, or constrained (spread-matched) EB")
+
+
+class SPCSettings(_Strict):
+    """Statistical process control on every trust profile (:mod:`leaguetables.spc`): XmR charts with NHS
+    England's Making Data Count rules. Left out, the Making Data Count values below apply."""
+
+    min_points: int = Field(8, ge=3, le=100, description="fewer quarters with a value: no process limits")
+    run_length: int = Field(7, ge=5, le=12, description="points on one side of the mean that make a run")
+    trend_length: int = Field(7, ge=5, le=12, description="points each rising (or falling) that make a trend")
+    screen_outliers: bool = Field(False, description="drop moving ranges ≥ 3.267 × mean before the limits")
 
 
 class Methodology(_Strict):
@@ -347,10 +470,19 @@ class Methodology(_Strict):
     segmentation: Segmentation
     financial_override: FinancialOverride
     bootstrap: Bootstrap
+    uncertainty: Uncertainty
     funnel: FunnelSettings
     peers: PeerSettings
     productivity: Productivity
+    expected: ExpectedSettings = ExpectedSettings()
+    spc: SPCSettings = SPCSettings()
     validation: Validation | None = None
+
+    @model_validator(mode="after")
+    def _seeds(self) -> "Methodology":
+        if self.uncertainty.seed == self.bootstrap.seed:
+            raise ValueError("uncertainty.seed must differ from bootstrap.seed (independent random streams)")
+        return self
 
     @field_validator("confidence_levels")
     @classmethod

@@ -64,15 +64,19 @@ def save_funnels(result, work_dir, band_level: float = 0.95) -> dict:
         t = result.table
         ok = t[(t["trust_type"] == ttype) & t["trust_code"].isin(list(res.units.index))]
         adjusted = ttype in result.models
+        pooled = f" ({res.periods} quarters)" if res.periods > 1 else ""
         if adjusted:
-            y_label, x_label = "Observed / expected (demographically adjusted)", "Expected events"
+            y_label, x_label = "Observed / expected (demographically adjusted)", f"Expected events{pooled}"
         elif m.statistic == "proportion":
-            y_label, x_label = f"{m.name} (proportion)", "Denominator"
+            y_label, x_label = f"{m.name} (proportion)", f"Denominator{pooled}"
         else:
-            y_label, x_label = "Observed / expected (against the type's rate)", "Expected events"
+            y_label, x_label = "Observed / expected (against the type's rate)", f"Expected events{pooled}"
         title = f"{m.name}: {TRUST_TYPE_PLURAL[ttype].lower()}"
-        subtitle = (f"{quarter_label(result.quarter)}; {len(ok)} trusts; {res.method} overdispersion, "
-                    f"φ = {res.phi:.2f}, {'adjusted' if res.adjusted_used else 'unadjusted'} limits")
+        period = (f"{res.periods} quarters to {quarter_label(result.quarter)}" if res.periods > 1
+                  else quarter_label(result.quarter))
+        limits = ("exact limits (rare events)" if res.exact else
+                  ("limits widened for between-trust variation" if res.adjusted_used else "unadjusted limits"))
+        subtitle = f"{period}; {len(ok)} trusts; φ = {res.phi:.2f}, τ² = {res.tau2:.4g}; {limits}"
         fig, alt = charts.funnel_figure(res, labels=list(res.units.index), title=title, subtitle=subtitle,
                                         y_label=y_label, x_label=x_label, direction=m.direction,
                                         confidence=band_level)

@@ -10,11 +10,23 @@ Implements sections 2-3 (and the banding rules of §4, §9) of
   scales, SHMI truncation or winsorisation, dispersion φ, between-unit
   variance τ², unadjusted and overdispersion-adjusted limits at each unit's
   precision and outlier flags (§3.1-3.5);
+- the project's own default, :func:`robust_funnel` (the §3.3 note): τ² from
+  winsorised z-scores corrected for consistency (:func:`consistency_constant`,
+  :func:`robust_tau2`), adjusted limits whenever τ² > 0, and for rare events
+  (:func:`is_rare`) a moment τ² on the count scale (:func:`pearson_tau2`)
+  with exact negative-binomial / beta-binomial limits (:func:`exact_limits`);
+  shown right by simulation (tests/test_funnel_robust.py,
+  benchmarks/funnel_calibration.py), not by a reference package;
+- :func:`funnel`, which runs the configured method (``method="robust"`` or
+  ``"spiegelhalter"``, the compatibility method), and :func:`expected_flags`,
+  the number of flags expected by chance;
 - banding of flags into "higher/lower than expected" and, through the
   metric's polarity, "better/worse than expected".
 
-Package quirks are reproduced only with ``compat=...`` (§9.8): by default the
-statistically correct forms are used.
+:func:`spiegelhalter` is the compatibility method: it reproduces SHMI and
+FunnelPlotR exactly (robust φ without consistency correction, adjusted limits
+only when φ > 1).  Package quirks are reproduced only with ``compat=...``
+(§9.8): by default the statistically correct forms are used.
 
 Conventions: limits and values are on the natural scale of the indicator
 (ratio, proportion of 1) without a multiplier unless a ``multiplier`` argument
@@ -47,6 +59,15 @@ __all__ = [
     "phe_funnel_grid",
     "FunnelResult",
     "spiegelhalter",
+    "METHODS",
+    "consistency_constant",
+    "robust_tau2",
+    "pearson_tau2",
+    "exact_limits",
+    "is_rare",
+    "robust_funnel",
+    "funnel",
+    "expected_flags",
     "limits_grid",
     "outside_limits",
     "band",
@@ -456,7 +477,22 @@ class FunnelResult:
     method : str
         Description, e.g. "SR, SHMI (log) with 10% truncation".
     adjusted_used : bool
-        ``phi > 1``: adjusted limits are the ones to use (§3.3).
+        Compatibility methods: ``phi > 1`` (FunnelPlotR's rule, §3.3).  The
+        robust method: ``tau2 > 0`` (adjusted limits whenever τ² > 0; with
+        τ² = 0 the two limit sets are the same).
+    estimator : str
+        ``"spiegelhalter"`` (SHMI/FunnelPlotR compatibility) or ``"robust"``
+        (the project's default, :func:`robust_funnel`).
+    exact : bool
+        The limits are exact quantiles of the discrete predictive distribution
+        of the count (rare events, :func:`robust_funnel`), not normal limits
+        on a transformed scale.
+    scale : str or None
+        Scale of ``y``, ``z`` and τ²: "log", "sqrt", "logit", "arcsine" (normal
+        limits) or "relative" (exact limits: τ² is the variance of the
+        trust's true ratio to the target).
+    periods : int
+        Number of quarters pooled into the counts (set by the caller).
     """
 
     units: pd.DataFrame
@@ -471,6 +507,10 @@ class FunnelResult:
     trim_by: float = 0.1
     compat: str | None = None
     theta0: float = field(default=0.0, repr=False)
+    estimator: str = "spiegelhalter"
+    exact: bool = False
+    scale: str | None = None
+    periods: int = 1
 
     def limits(self, confidence: float = 0.998, adjusted: bool | None = None) -> pd.DataFrame:
         """Lower and upper limits at each unit for a level; ``adjusted=None`` means as used."""
@@ -720,15 +760,381 @@ def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str 
                         compat=compat, theta0=theta0)
 
 
+# ---------------------------------------------------------------------------
+# The project's default: a robust, consistency-corrected τ² (§3.3 note)
+# ---------------------------------------------------------------------------
+
+METHOD_ROBUST, METHOD_SPIEGELHALTER = "robust", "spiegelhalter"
+METHODS = (METHOD_ROBUST, METHOD_SPIEGELHALTER)
+SR_SCALES = ("log", "sqrt")
+PR_SCALES = ("logit", "arcsine")
+LIMIT_RULES = ("auto", "normal", "exact")
+
+
+def consistency_constant(trim_by: float, how: str = "winsorise") -> float:
+    """E[W(Z)²] for Z ~ N(0, 1) after winsorising (or truncating) ``trim_by`` of each tail.
+
+    The mean of winsorised squared z-scores estimates this constant × the
+    variance, not the variance: 0.6787 for 10% winsorisation and 0.4377 for
+    SHMI-style 10% truncation (§3.3).  Dividing by it makes the robust
+    dispersion consistent for normal data.  With ``q = Φ⁻¹(1 − trim_by)``:
+    ``E[Z²; |Z| < q] = (1 − 2·trim_by) − 2qφ(q)``; winsorising adds
+    ``2·trim_by·q²``, truncating divides by ``1 − 2·trim_by``.
+    """
+    if isinstance(trim_by, bool) or not isinstance(trim_by, Real) or not (0.0 < trim_by < 0.5):
+        raise ValueError(f"trim_by must be a fraction in (0, 0.5); got {trim_by!r}")
+    q = float(_sps.norm.ppf(1.0 - trim_by))
+    inner = (1.0 - 2.0 * trim_by) - 2.0 * q * float(_sps.norm.pdf(q))
+    if how == "winsorise":
+        return inner + 2.0 * trim_by * q * q
+    if how == "truncate":
+        return inner / (1.0 - 2.0 * trim_by)
+    raise ValueError(f"how must be 'winsorise' or 'truncate'; got {how!r}")
+
+
+def _winsorised_ms(z: np.ndarray, trim_by: float) -> float:
+    lz, uz = np.quantile(z, [trim_by, 1.0 - trim_by])
+    return float(np.mean(np.clip(z, lz, uz) ** 2))
+
+
+def robust_tau2(y, s, theta0: float, trim_by: float = 0.1, ddof: int = 1) -> tuple[float, float]:
+    """Robust between-unit variance: τ² at which the corrected winsorised mean of z^D² is (I − ddof)/I.
+
+    ``z^D_i(τ²) = (y_i − θ0)/√(s_i² + τ²)`` is winsorised at its ``trim_by``
+    and ``1 − trim_by`` quantiles (R type 7) and the mean of squares divided
+    by :func:`consistency_constant`; τ² solves ``mean/c = (I − ddof)/I``
+    (``ddof = 1`` for the estimated target, as in DerSimonian–Laird), or is 0
+    when that mean is already at most the goal at τ² = 0.  Like a
+    Paule–Mandel estimator it makes the adjusted z-scores have variance 1,
+    and like the SHMI method it is centred on the target and robust: the
+    winsorisation bounds the influence of a few true outliers.
+
+    Returns
+    -------
+    (tau2, phi)
+        τ² ≥ 0 and the consistency-corrected dispersion ratio at τ² = 0
+        (``mean(W(z)²)/c``; about 1 with no overdispersion).
+    """
+    y, s = np.asarray(y, dtype="float64"), np.asarray(s, dtype="float64")
+    ok = np.isfinite(y) & np.isfinite(s) & (s > 0)
+    y, s = y[ok], s[ok]
+    n = y.size
+    if n < 2:
+        return 0.0, float("nan")
+    c = consistency_constant(trim_by)
+    goal = (n - ddof) / n
+    dev2 = (y - theta0) ** 2
+
+    def g(t2: float) -> float:
+        return _winsorised_ms((y - theta0) / np.sqrt(s**2 + t2), trim_by) / c - goal
+
+    phi = (g(0.0) + goal)
+    if g(0.0) <= 0.0:
+        return 0.0, float(phi)
+    hi = float(dev2.max()) / (c * goal) + 1e-12
+    tau2 = _sps_brentq(g, 0.0, hi)
+    return float(tau2), float(phi)
+
+
+def _sps_brentq(f, lo: float, hi: float) -> float:
+    from scipy.optimize import brentq
+
+    return float(brentq(f, lo, hi, xtol=1e-14, rtol=1e-12, maxiter=500))
+
+
+def _pearson_variance(data_type: str, mu: np.ndarray, n: np.ndarray | None, p0: float, t2: float) -> np.ndarray:
+    """Variance of a count under the rare-event model: Poisson–gamma (SR, RC) or beta-binomial (PR)."""
+    if data_type == "PR":
+        return n * p0 * (1.0 - p0) * (1.0 + (n - 1.0) * t2)
+    return mu + t2 * mu**2
+
+
+def pearson_tau2(observed, mu, data_type: str = "SR", n=None, p0: float | None = None,
+                 ddof: int = 1) -> tuple[float, float]:
+    """Moment (Paule–Mandel) τ² on the count scale for rare events: Σ (O − μ)²/V(τ²) = I − ddof.
+
+    ``V = μ + τ²μ²`` (a Poisson count whose rate varies between units with
+    relative variance τ²: the negative binomial) or, for proportions,
+    ``V = n·p0·(1 − p0)·(1 + (n − 1)τ²)`` (beta-binomial, intra-unit
+    correlation τ²).  Pearson residuals have mean 0 and variance 1 under the
+    model whatever the size of the counts, so the estimator stays consistent
+    when many counts are 0 (where log-scale z-scores are −∞).  It is not
+    winsorised: with small counts the sampling noise dominates and one outlier
+    moves it little, while winsorising skewed count residuals would bias it.
+
+    Returns ``(tau2, phi)`` with ``phi = Σ (O − μ)²/V(0) / (I − ddof)``.
+    """
+    o = np.asarray(observed, dtype="float64")
+    m = np.asarray(mu, dtype="float64")
+    nn = None if n is None else np.asarray(n, dtype="float64")
+    k = o.size
+    if k - ddof < 1:
+        return 0.0, float("nan")
+    pp = float(p0) if p0 is not None else 0.0
+    dev2 = (o - m) ** 2
+    goal = float(k - ddof)
+
+    def g(t2: float) -> float:
+        return float(np.sum(dev2 / _pearson_variance(data_type, m, nn, pp, t2))) - goal
+
+    g0 = g(0.0)
+    phi = (g0 + goal) / goal
+    if g0 <= 0.0:
+        return 0.0, float(phi)
+    if data_type == "PR":
+        base = nn * pp * (1.0 - pp) * np.maximum(nn - 1.0, 1.0)
+        hi = float(np.sum(dev2 / base)) / goal
+        cap = 1.0 - 1e-9
+        if g(min(hi, cap)) > 0.0:
+            return cap, float(phi)
+        hi = min(hi, cap)
+    else:
+        hi = float(np.sum(dev2 / m**2)) / goal
+    return _sps_brentq(g, 0.0, hi), float(phi)
+
+
+def _predictive(data_type: str, precision: np.ndarray, target: float, t2: float):
+    """The frozen discrete predictive distribution of the count at each precision (rare-event limits)."""
+    x = np.asarray(precision, dtype="float64")
+    if data_type == "PR":
+        nn = np.round(x)
+        if t2 <= 0.0:
+            return _sps.binom(nn, target)
+        k = 1.0 / t2 - 1.0
+        return _sps.betabinom(nn, target * k, (1.0 - target) * k)
+    mu = target * x
+    if t2 <= 0.0:
+        return _sps.poisson(mu)
+    r = 1.0 / t2
+    return _sps.nbinom(r, r / (r + mu))
+
+
+def exact_limits(data_type: str, precision, target: float, tau2: float, confidence: float):
+    """Exact limits of a discrete predictive distribution, on the indicator's scale (O/E or O/n).
+
+    The upper limit is ``F⁻¹(1 − p)/x`` and the lower ``F⁻¹(p)/x`` (p the
+    one-sided tail, ``F⁻¹`` the smallest count whose CDF reaches the level) of
+    the count's predictive distribution at precision ``x`` for a unit drawn
+    from the between-unit distribution around the target: Poisson (τ² = 0) or
+    negative binomial with ``Var = μ + τ²μ²``, ``μ = θ0·x`` (SR), binomial or
+    beta-binomial with intra-unit correlation τ² (PR, x = n).  With strict
+    comparisons a unit is flagged high when ``O > F⁻¹(1 − p)``, which has
+    probability ``1 − F(F⁻¹(1 − p)) ≤ p``: the test is exact and conservative
+    (its size is at most nominal; how far below depends on the counts).  The
+    upper limit is always finite, so a high count can always be flagged; the
+    lower limit is 0 where even O = 0 is not unusual (too few expected events
+    to detect a low rate).
+    """
+    c = _level(confidence)
+    p = (1.0 - c) / 2.0
+    x = np.asarray(precision, dtype="float64")
+    dist = _predictive(data_type, x, target, tau2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = dist.ppf(p)
+        hi = dist.ppf(1.0 - p)
+        den = np.round(x) if data_type == "PR" else x
+        return lo / den, hi / den
+
+
+def is_rare(numerator, precision, data_type: str, target: float, rare_expected: float,
+            sr_scale: str = "log") -> bool:
+    """Rare events: the median expected count (PR: the smaller of events and non-events at the target) is below
+    ``rare_expected``, or (SR on the log scale) some unit has O = 0, whose log-scale z-score is −∞."""
+    o = np.asarray(numerator, dtype="float64")
+    x = np.asarray(precision, dtype="float64")
+    if data_type == "RC":
+        return False
+    if data_type == "PR":
+        expected = np.minimum(target, 1.0 - target) * x
+    else:
+        expected = target * x
+        if sr_scale == "log" and np.any(o == 0):
+            return True
+    return bool(np.median(expected) < rare_expected)
+
+
+def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: float = 0.1, sr_scale: str = "sqrt",
+                  pr_scale: str = "logit",
+                  limits: str = "auto", rare_expected: float = 10.0, target: float | None = None,
+                  groups=None) -> FunnelResult:
+    """The project's default funnel: flags at the nominal rate when no unit is truly different.
+
+    Both limit sets of the result (``_adj`` and unadjusted) come from one
+    model: the unit's transformed value is ``θ0 + u_i + noise_i`` with the
+    between-unit effect ``u_i ~ N(0, τ²)``.  Adjusted limits are used
+    whenever τ² > 0 (no "φ > 1" gate), so that, for trusts drawn from the
+    between-trust distribution, about 5% fall outside the 95% limits.
+
+    Normal limits (``limits="normal"``, or ``"auto"`` with enough events):
+    z-scores on the scales of §3.1 (SR: ``sr_scale`` log — the SHMI scale —
+    or sqrt; RC: log ratio of counts) or, for proportions, ``pr_scale``
+    "logit" (the scale of a random-intercept logistic model: ``y =
+    ln((O + ½)/(n − O + ½))`` with ``s² = 1/(n·p0·(1 − p0))``, the binomial
+    variance at the target, as §3.4 recommends for RC) or "arcsine" (§3.1), τ² by
+    :func:`robust_tau2` (winsorised, consistency-corrected), limits
+    ``θ0 ± z·√(s² + τ²)`` transformed back (§3.4's recommended forms).
+
+    Exact limits (``limits="exact"``, or ``"auto"`` when :func:`is_rare`):
+    τ² by :func:`pearson_tau2` and limits by :func:`exact_limits` (negative
+    binomial / beta-binomial predictive distribution; Poisson / binomial when
+    τ² = 0).  Never φ = inf, never an infinite upper limit.  RC data always
+    use normal limits (their transform is finite at O = 0).
+
+    ``z`` and ``z_adjusted`` are the unit's z-score without and with τ² (for
+    exact limits, the Pearson residual ``(O − μ)/√V``): descriptive; the flags
+    come from the limits, strict comparisons (a value on a limit is inside).
+
+    Parameters are as :func:`spiegelhalter` plus ``sr_scale``, ``pr_scale``, ``limits``
+    ("auto", "normal" or "exact") and ``rare_expected`` (the median expected
+    count below which "auto" uses exact limits).
+    """
+    if data_type not in ("SR", "PR", "RC"):
+        raise ValueError(f"data_type must be 'SR', 'PR' or 'RC'; got {data_type!r}")
+    if sr_scale not in SR_SCALES:
+        raise ValueError(f"sr_scale must be 'log' or 'sqrt'; got {sr_scale!r}")
+    if pr_scale not in PR_SCALES:
+        raise ValueError(f"pr_scale must be 'logit' or 'arcsine'; got {pr_scale!r}")
+    if limits not in LIMIT_RULES:
+        raise ValueError(f"limits must be 'auto', 'normal' or 'exact'; got {limits!r}")
+    if isinstance(trim_by, bool) or not isinstance(trim_by, Real) or not (0.0 < trim_by < 0.5):
+        raise ValueError(f"trim_by must be a fraction in (0, 0.5); got {trim_by!r}")
+    if isinstance(rare_expected, bool) or not isinstance(rare_expected, Real) or not rare_expected >= 0:
+        raise ValueError(f"rare_expected must be a number >= 0; got {rare_expected!r}")
+    o, d, index = _aggregate(numerator, denominator, groups)
+    labels = list(index)
+    _raise_first(np.isinf(o), "numerator must be finite", o, labels)
+    _raise_first(o < 0, "numerator must be >= 0", o, labels)
+    _raise_first(np.isinf(d), "denominator must be finite", d, labels)
+    _raise_first(d <= 0, "denominator must be > 0", d, labels)
+    if data_type == "PR":
+        _raise_first(o > d, "numerator must be <= denominator for proportions", o, labels)
+    valid = ~np.isnan(o) & ~np.isnan(d)
+    if not valid.any():
+        raise ValueError("no unit has both a numerator and a denominator")
+    if target is None:
+        target_value = 1.0 if data_type == "SR" else float(o[valid].sum() / d[valid].sum())
+    else:
+        if isinstance(target, bool) or not isinstance(target, Real) or not target > 0:
+            raise ValueError(f"target must be a positive number; got {target!r}")
+        target_value = float(target)
+        if data_type == "PR" and target_value > 1:
+            raise ValueError(f"a proportion target must be <= 1; got {target!r}")
+    if target_value <= 0 or (data_type == "PR" and target_value >= 1):
+        raise ValueError(f"the target must be inside the range of the indicator; got {target_value!r} "
+                         "(no events, or every unit at 100%)")
+
+    exact = data_type != "RC" and (limits == "exact" or (
+        limits == "auto" and is_rare(o[valid], d[valid], data_type, target_value, rare_expected, sr_scale)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rr = o / d
+    if exact:
+        scale = "relative"
+        n = d if data_type == "PR" else None
+        mu = target_value * d
+        tau2, phi = pearson_tau2(o[valid], mu[valid], data_type, None if n is None else n[valid], target_value)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = rr
+            s = np.sqrt(_pearson_variance(data_type, mu, n, target_value, 0.0)) / d
+            z = (o - mu) / np.sqrt(_pearson_variance(data_type, mu, n, target_value, 0.0))
+            z_adj = (o - mu) / np.sqrt(_pearson_variance(data_type, mu, n, target_value, tau2))
+        theta0 = target_value
+        kept = valid.copy()
+        wz = np.where(valid, z, np.nan)
+    else:
+        sr_method = "SHMI" if sr_scale == "log" else "CQC"
+        scale = {"PR": pr_scale, "RC": "log"}.get(data_type, sr_scale)
+        if scale == "logit":
+            y = np.log((o + 0.5) / (d - o + 0.5))
+            s = 1.0 / np.sqrt(d * target_value * (1.0 - target_value))
+            theta0 = math.log(target_value / (1.0 - target_value))
+        else:
+            y, s, theta0 = _transform(data_type, sr_method, o, d, target_value)
+        tau2, phi = robust_tau2(y[valid], s[valid], theta0, trim_by)
+        with np.errstate(invalid="ignore"):
+            z = (y - theta0) / s
+            z_adj = (y - theta0) / np.sqrt(s**2 + tau2)
+        kept = valid.copy()
+        wz = _winsorise(z, valid, trim_by)
+
+    columns: dict[str, Any] = {"numerator": o, "denominator": d, "rr": rr, "y": y, "s": s, "z": z,
+                               "kept": kept, "wz": wz, "z_adjusted": z_adj}
+    for adjusted in (False, True):
+        for level, tag in LEVELS.items():
+            suffix = tag + ("_adj" if adjusted else "")
+            lower, upper = _robust_limits_at(data_type, scale, exact, d, target_value, theta0,
+                                             tau2 if adjusted else 0.0, level)
+            lower, upper = np.where(valid, lower, np.nan), np.where(valid, upper, np.nan)
+            high, low = rr > upper, rr < lower
+            columns[f"lower_{suffix}"], columns[f"upper_{suffix}"] = lower, upper
+            columns[f"high_{suffix}"] = pd.arrays.BooleanArray(high, ~valid)
+            columns[f"low_{suffix}"] = pd.arrays.BooleanArray(low, ~valid)
+            columns[f"outlier_{suffix}"] = pd.arrays.BooleanArray(high | low, ~valid)
+    units = pd.DataFrame(columns, index=index)
+    what = {"SR": "SR", "PR": "PR", "RC": "RC"}[data_type]
+    if exact:
+        dist = "binomial/beta-binomial" if data_type == "PR" else "Poisson/negative binomial"
+        method = (f"{what}, robust (project default): exact {dist} limits for rare events, "
+                  "moment τ² on the count scale")
+    else:
+        method = (f"{what}, robust (project default): {scale} scale, τ² from the {trim_by:.0%}-winsorised "
+                  "z-scores corrected for consistency")
+    return FunnelResult(units=units, target=target_value, phi=float(phi), tau2=float(tau2), n_kept=int(kept.sum()),
+                        method=method, adjusted_used=bool(tau2 > 0), data_type=data_type,
+                        sr_method=sr_scale if data_type == "SR" else None, trim_by=float(trim_by), compat=None,
+                        theta0=float(theta0), estimator=METHOD_ROBUST, exact=bool(exact), scale=scale)
+
+
+def _robust_limits_at(data_type: str, scale: str, exact: bool, precision: np.ndarray, target: float,
+                      theta0: float, tau2: float, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Limits of the robust method on the natural scale: exact, or ``θ0 ± z·√(s² + τ²)`` back-transformed."""
+    if exact:
+        return exact_limits(data_type, precision, target, tau2, confidence)
+    if scale == "logit":
+        x = np.asarray(precision, dtype="float64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            half = _z(confidence) * np.sqrt(1.0 / (x * target * (1.0 - target)) + tau2)
+        return _sps.logistic.cdf(theta0 - half), _sps.logistic.cdf(theta0 + half)
+    sr_method = "SHMI" if scale == "log" else "CQC"
+    return _limits_at(data_type, sr_method, precision, target, theta0, tau2, confidence, True, None)
+
+
+def funnel(numerator, denominator, data_type: str = "SR", *, method: str = METHOD_ROBUST, trim_by: float = 0.1,
+           sr_method: str = "SHMI", compat: str | None = None, sr_scale: str = "sqrt", pr_scale: str = "logit",
+           limits: str = "auto",
+           rare_expected: float = 10.0, target: float | None = None, groups=None) -> FunnelResult:
+    """A funnel by the configured method: ``"robust"`` (:func:`robust_funnel`, the project's default) or
+    ``"spiegelhalter"`` (:func:`spiegelhalter`, which reproduces SHMI / FunnelPlotR exactly: ``sr_method``,
+    ``compat``).  Arguments not used by the chosen method are ignored."""
+    if method == METHOD_ROBUST:
+        return robust_funnel(numerator, denominator, data_type, trim_by=trim_by, sr_scale=sr_scale,
+                             pr_scale=pr_scale, limits=limits,
+                             rare_expected=rare_expected, target=target, groups=groups)
+    if method == METHOD_SPIEGELHALTER:
+        return spiegelhalter(numerator, denominator, data_type=data_type, sr_method=sr_method, trim_by=trim_by,
+                             target=target, compat=compat, groups=groups)
+    raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+
+
+def expected_flags(n_tested: int, confidence: float) -> float:
+    """The number of results expected outside two-sided limits at ``confidence`` by chance alone when no unit is
+    truly different: ``n_tested × (1 − confidence)`` (half of them on each side)."""
+    return float(n_tested) * (1.0 - _level(confidence))
+
+
 def limits_grid(result: FunnelResult, n_points: int = 100) -> pd.DataFrame:
     """Limits on a drawing grid of precisions (plots only, §2.5).
 
     The grid runs geometrically from ``max(1, axis_min)`` to ``axis_max`` of
-    the units' precisions (each step at least +1, PHE's rule).  Returns a
+    the units' precisions (each step at least +1, PHE's rule).  For the robust
+    method the limits are those its flags use (normal or exact, with τ²) on a
+    geometric grid from half the smallest to the largest precision (exact
+    limits are step functions of the precision, so the grid is 8× denser).  Returns a
     DataFrame with ``precision``, ``target`` and the eight limit columns of
     :class:`FunnelResult` (unadjusted and adjusted, 95% and 99.8%).
     """
     den = result.units["denominator"].to_numpy(dtype="float64")
+    if result.estimator == METHOD_ROBUST:
+        return _robust_grid(result, den, n_points)
     grid = phe_funnel_grid(den, statistic="proportion", n_points=n_points)
     out = pd.DataFrame({"precision": grid, "target": np.full(grid.shape, result.target)})
     sr_method = result.sr_method or "SHMI"
@@ -743,6 +1149,26 @@ def limits_grid(result: FunnelResult, n_points: int = 100) -> pd.DataFrame:
         for tag in ("95", "998", "95_adj", "998_adj"):
             out[f"lower_{tag}"] = np.maximum.accumulate(out[f"lower_{tag}"].to_numpy())
             out[f"upper_{tag}"] = np.minimum.accumulate(out[f"upper_{tag}"].to_numpy())
+    return out
+
+
+def _robust_grid(result: FunnelResult, den: np.ndarray, n_points: int) -> pd.DataFrame:
+    den = den[np.isfinite(den) & (den > 0)]
+    if den.size == 0:
+        raise ValueError("no unit has a positive denominator")
+    lo, hi = float(den.min()) * 0.5, float(den.max())
+    count = n_points * (8 if result.exact else 1)
+    grid = np.geomspace(lo, hi, count) if hi > lo else np.array([lo, hi * 2.0])
+    if result.exact and result.data_type == "PR":
+        grid = np.unique(np.maximum(np.round(grid), 1.0))
+    out = pd.DataFrame({"precision": grid, "target": np.full(grid.shape, result.target)})
+    scale = result.scale or "log"
+    for adjusted in (False, True):
+        for level, tag in LEVELS.items():
+            suffix = tag + ("_adj" if adjusted else "")
+            lower, upper = _robust_limits_at(result.data_type, scale, result.exact, grid, result.target,
+                                             result.theta0, result.tau2 if adjusted else 0.0, level)
+            out[f"lower_{suffix}"], out[f"upper_{suffix}"] = lower, upper
     return out
 
 

@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 from . import pages
 from .config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
 from .contract import quarter_label, quarter_period
-from .report import ReportData, coefficient_frame, fmt, input_checksums, provenance_html
+from .report import ReportData, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html
 
 # readable names of catalogue and config fields; a field not listed here is shown by its own name
 LABELS = {
@@ -32,10 +32,26 @@ LABELS = {
     "catalogue": "Default catalogue", "confidence_levels": "Confidence levels", "segmentation": "Segmentation",
     "rule": "Rule", "thresholds": "Thresholds", "financial_override": "Financial override", "enabled": "Enabled",
     "from_segments": "From segments", "to_segment": "To segment", "bootstrap": "Bootstrap",
-    "replicates": "Replicates", "seed": "Seed", "level": "Level", "sr_method": "Overdispersion method",
-    "trim_by": "Winsorisation (each tail)", "band_level": "Band level", "outer_level": "Outer limit level",
+    "replicates": "Replicates", "seed": "Seed", "level": "Level", "sr_method": "SHMI or CQC method (compatibility)",
+    "trim_by": "Winsorisation or truncation (each tail)", "band_level": "Band level",
+    "outer_level": "Outer limit level", "sr_scale": "Scale of O/E z-scores (robust method)",
+    "pr_scale": "Scale of proportion z-scores (robust method)",
+    "limits": "Limits (robust method)", "rare_expected": "Rare events: median expected count below",
+    "pool_quarters": "Quarters pooled", "pool_when": "Pool quarters", "compat": "Reference-tool quirks",
     "peers": "Demographic peers", "k": "Number of peers", "within_type": "Within trust type", "weights": "Weights",
     "productivity": "Productivity opportunity", "benchmark": "Benchmark", "annualise": "Annualisation factor",
+    "expected": "Expected values and O/E intervals", "model": "Model", "interval": "O/E interval",
+    "within_variance": "Within-trust variance", "history_quarters": "Quarters for the within-trust variance",
+    "count_interval": "Interval of a count", "between_variance": "Between-trust variance (τ²) for E",
+    "shrinkage_variance": "Between-trust variance (τ²) for the shrunken estimates",
+    "adjusted_standards": "Standards in the adjusted league",
+    "uncertainty": "Sampling uncertainty (rank intervals, segment probabilities, change)",
+    "shrinkage": "Empirical-Bayes shrinkage", "change_test": "Test of change between quarters",
+    "check_replicates": "Replicates checked against the published scoring functions",
+    "pool_quarters": "Quarters pooled", "estimate": "Estimate of each trust's O/E",
+    "spc": "Statistical process control", "min_points": "Fewest quarters for a chart",
+    "run_length": "Run rule (points on one side of the mean)", "trend_length": "Trend rule (points rising or falling)",
+    "screen_outliers": "Screen outlying moving ranges",
 }
 VALUES = {
     "higher_better": "higher is better", "lower_better": "lower is better", "ranked": "ranked (standard ranking)",
@@ -45,6 +61,21 @@ VALUES = {
     "upper_quartile": "upper quartile (best 25%)", "type": "trust type", "peers": "demographic peers",
     "all_listed_types": "all the metric's trust types together", "X2": "Pearson χ²/df (quasi-likelihood)",
     "nof_finance": "NHS England's combined-finance rule", "weighted_mean": "weighted mean",
+    "random_effects": "random effects (expected value of a trust of average quality; shrunken O/E published)",
+    "delta": "includes the uncertainty of E (delta method) and the within-trust variance",
+    "o_only": "from O alone (conventional, SHMI-style; ignores the uncertainty of E)",
+    "sampling": "sampling variance only", "sampling_plus_history": "sampling variance plus the extra "
+    "quarter-to-quarter variance estimated from earlier quarters",
+    "mid_p": "mid-p exact Poisson", "exact_byar": "exact below 10 events, Byar from 10", "reml": "REML",
+    "areml": "adjusted REML (Li and Lahiri)", "observed_value": "judged on the observed value",
+    "adjusted_value": "judged on the adjusted value",
+    "robust": "robust (project default: consistency-corrected τ², adjusted whenever τ² > 0)",
+    "spiegelhalter": "Spiegelhalter (SHMI / FunnelPlotR compatibility)", "sqrt": "square root",
+    "auto": "exact when events are rare, otherwise normal", "exact": "exact", "normal": "normal",
+    "rare": "only when events are rare", "always": "always",
+    "parametric_data": "parametric bootstrap of the data",
+    "observed": "observed (this quarter's or the pooled O/E)", "shrunken": "empirical Bayes posterior mean",
+    "constrained": "constrained empirical Bayes (spread matched to the between-trust variance)",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {
@@ -92,6 +123,25 @@ def _table(df: pd.DataFrame, numeric=()) -> dict:
     return {"columns": [(c, c in numeric) for c in df.columns], "rows": rows}
 
 
+def _expected_text(r) -> str:
+    """How E and the O/E interval of one fitted model were made (issue 10), from its model-summary row."""
+    model, interval = getattr(r, "model", None), getattr(r, "interval", None)
+    if model is None or pd.isna(model):
+        return ""
+    out = ""
+    if model == "random_effects":
+        out += (f" Random-effects model: between-trust SD {fmt(float(r.tau2) ** 0.5, 3)} on the model's scale; E is "
+                "the expected count of a trust of average quality.")
+    if interval == "delta":
+        extra = getattr(r, "within_extra_variance_mean", 0.0)
+        out += (" O/E interval includes the uncertainty of E (delta method)"
+                + (f" and an extra within-trust variance of {fmt(float(extra), 4)} (link scale) from earlier quarters"
+                   if extra and float(extra) > 0 else "") + ".")
+    elif interval == "o_only":
+        out += " O/E interval from O alone (conventional; the uncertainty of E is ignored)."
+    return out
+
+
 def metric_context(m: Metric, data: dict | None) -> dict:
     ctx = {"id": m.id, "name": m.name, "description": m.description, "fields": settings(m), "models": [],
            "funnels": None, "bands": None, "brackets": None, "intervals": STATISTICS.get(m.statistic, ""),
@@ -122,7 +172,8 @@ def metric_context(m: Metric, data: dict | None) -> dict:
                 "type": TRUST_TYPE_PLURAL[r.trust_type], "anchor": f"model-{m.id}-{r.trust_type}".replace("_", "-"),
                 "text": (f"{r.family} GLM on {int(r.n_trusts)} trusts ({int(r.n_excluded)} excluded); deviance "
                          f"explained {fmt(100 * r.deviance_explained, 1)}%; Pearson χ²/df {fmt(r.dispersion, 2)}; "
-                         f"scale used {fmt(r.scale_used, 2)}; {'converged' if r.converged else 'did not converge'}."),
+                         f"scale used {fmt(r.scale_used, 2)}; {'converged' if r.converged else 'did not converge'}."
+                         + _expected_text(r)),
                 "table": _table(coefficient_frame(c), numeric=("Ratio per SD", "p-value")) if len(c) else None,
             })
     for ttype, err in sorted(data.get("model_errors", {}).items()):
@@ -137,9 +188,16 @@ def metric_context(m: Metric, data: dict | None) -> dict:
             "φ (overdispersion)": fs["phi"].map(lambda v: fmt(v, 2)).to_numpy(),
             "τ²": fs["tau2"].map(lambda v: fmt(v, 4)).to_numpy(),
             "Limits adjusted": fs["adjusted_limits"].map(lambda v: "yes" if bool(v) else "no").to_numpy(),
+            "Limits": (fs["limits"].map({"exact": "exact (rare events)", "normal": "normal"}).to_numpy()
+                       if "limits" in fs else "normal"),
+            "Quarters": fs["quarters"].astype(int).to_numpy() if "quarters" in fs else 1,
+            "Trusts tested": fs["n_tested"].astype(int).to_numpy() if "n_tested" in fs else "[x]",
             "Higher than expected": fs["n_higher"].astype(int).to_numpy(),
             "Lower than expected": fs["n_lower"].astype(int).to_numpy(),
-        }), numeric=("φ (overdispersion)", "τ²", "Higher than expected", "Lower than expected"))
+            "Expected by chance (each side)": (fs["n_expected_by_chance"].map(lambda v: fmt(v / 2, 1)).to_numpy()
+                                               if "n_expected_by_chance" in fs else "[x]"),
+        }), numeric=("φ (overdispersion)", "τ²", "Quarters", "Trusts tested", "Higher than expected",
+                     "Lower than expected", "Expected by chance (each side)"))
     return ctx
 
 
@@ -187,16 +245,33 @@ def context(data: ReportData, page: Path | None = None) -> dict:
                "members": [m.name for m in cat.metrics if m.combine_group == gid]}
               for gid, g in cat.combine_groups.items()]
     ql = quarter_label(data.quarter)
+    rk = getattr(data.league, "rankability", None)
+    rankability = None
+    if rk is not None and len(rk):
+        names = {m.id: m.name for m in cat.metrics}
+        rankability = _table(pd.DataFrame({
+            "Metric": [names.get(m, m) for m in rk["metric_id"]],
+            "Trust type": [TRUST_TYPE_PLURAL[t] for t in rk["trust_type"]],
+            "Trusts": rk["n_trusts"].astype(int).to_numpy(),
+            "Rankability ρ": [f"{v:.2f}" for v in rk["rankability"]],
+        }), numeric=("Trusts", "Rankability ρ"))
+    from .spc import summary as spc_summary
+
+    spc_results, spc_quarters = data.spc
+    sc = spc_summary(spc_results)
     return {
+        "spc_quarters": len(spc_quarters), "spc_assessed": sc["assessed"],
+        "spc_special": sc["improvement"] + sc["concern"], "spc_expected": round(0.01 * sc["assessed"]),
         "title": f"Methodology: NHS trust league tables, {ql}",
         "breadcrumbs": [("index.html", f"League tables {ql}"), (None, "Methodology")],
         "quarter_label": ql, "period": quarter_period(data.quarter),
         "meth": meth, "cat": cat, "code_version": data.run.get("code_version", ""),
         "git": git_state().get("sha", "unknown")[:12],
-        "overview": _table(overview), "cuts": cuts, "unit_costs": unit_costs, "groups": groups,
+        "overview": _table(overview), "cuts": cuts, "rankability": rankability, "unit_costs": unit_costs, "groups": groups,
         "metrics": [metric_context(m, data.metric_data.get(m.id)) for m in metrics],
         "not_run": [m for m in cat.metrics if m.id not in run_ids],
         "config": settings(meth),
+        "funnel_text": funnel_method_text(meth.funnel),
         "peer_weights": [[LABELS.get(k, k.replace("_", " ")), f"{v:g}"] for k, v in meth.peers.weights.items()],
         "demo": data.run.get("source") == "demo",
         "provenance": Markup(provenance_html(data.run, git_state(), input_checksums(data.inputs))),

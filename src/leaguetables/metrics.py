@@ -16,7 +16,7 @@ For every trust of the types the metric applies to, in order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from . import expected as expected_mod
 from . import funnel as funnel_mod
 from . import peers as peers_mod
 from . import scoring, stats
-from .config import Methodology, Metric
+from .config import ExpectedSettings, Methodology, Metric
 from .contract import QuarterInputs, quarter_key
 
 RESULT_COLUMNS = [
@@ -33,7 +33,15 @@ RESULT_COLUMNS = [
     "upper", "confidence", "statistic", "method", "category", "expected", "oe", "oe_lower", "oe_upper",
     "adjusted_value", "funnel_z", "funnel_band", "funnel_outcome", "score", "score_adjusted", "type_value",
     "peer_median", "peer_rank", "peer_n",
+    # expected values (issue 10): interval method, SD of log E, shrunken O/E (random-effects model), adjusted
+    # value's interval, and the basis on which the adjusted league judged an absolute standard/floor/band
+    "oe_method", "se_log_expected", "oe_shrunk", "oe_shrunk_lower", "oe_shrunk_upper", "adjusted_lower",
+    "adjusted_upper", "standard_judged_on",
+    "funnel_value", "funnel_lower", "funnel_upper", "funnel_quarters",
 ]
+#: Columns filled from the expected-value model (:func:`leaguetables.expected.fit_expected`).
+MODEL_COLUMNS = ["expected", "oe", "oe_lower", "oe_upper", "oe_method", "se_log_expected", "oe_shrunk",
+                 "oe_shrunk_lower", "oe_shrunk_upper", "adjusted_value", "adjusted_lower", "adjusted_upper"]
 STATUS_OK, STATUS_SUPPRESSED, STATUS_MISSING = "ok", "suppressed", "missing"
 
 
@@ -47,6 +55,7 @@ class MetricResult:
     funnels: dict[str, funnel_mod.FunnelResult] = field(default_factory=dict)
     history: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    funnel_level: float = 0.95
 
     def coefficients(self) -> pd.DataFrame:
         """All fitted models' coefficient tables, one block per trust type (for export and peer review)."""
@@ -55,19 +64,29 @@ class MetricResult:
 
     def model_summary(self) -> pd.DataFrame:
         keys = ["family", "n_trusts", "n_excluded", "deviance_explained", "dispersion", "scale_used", "aic",
-                "converged"]
+                "converged",
+                # issue 10: how E and the O/E intervals were made
+                "model", "interval", "count_interval", "within_variance", "within_extra_variance_mean",
+                "df_expected", "tau2", "tau2_shrinkage"]
         rows = [{"metric_id": self.metric.id, "trust_type": t, **{k: m.summary.get(k) for k in keys}}
                 for t, m in self.models.items()]
         return pd.DataFrame(rows)
 
     def funnel_summary(self) -> pd.DataFrame:
+        """One row per funnel (trust type): method, target, φ, τ², limits used, flags at the band level and the
+        number of flags expected by chance (``n_tested`` × (1 − level)) if no trust were truly different."""
         rows = []
         for t, f in self.funnels.items():
-            n_high = int((self.table.loc[self.table["trust_type"] == t, "funnel_band"] == "higher than expected").sum())
-            n_low = int((self.table.loc[self.table["trust_type"] == t, "funnel_band"] == "lower than expected").sum())
+            g = self.table.loc[self.table["trust_type"] == t]
+            n_high = int((g["funnel_band"] == "higher than expected").sum())
+            n_low = int((g["funnel_band"] == "lower than expected").sum())
+            n_tested = int(g["funnel_band"].notna().sum())
             rows.append({"metric_id": self.metric.id, "trust_type": t, "data_type": f.data_type, "method": f.method,
                          "target": f.target, "phi": f.phi, "tau2": f.tau2, "adjusted_limits": f.adjusted_used,
-                         "n_higher": n_high, "n_lower": n_low})
+                         "n_higher": n_high, "n_lower": n_low, "estimator": f.estimator,
+                         "limits": "exact" if f.exact else "normal", "scale": f.scale, "quarters": f.periods,
+                         "band_level": self.funnel_level, "n_tested": n_tested,
+                         "n_expected_by_chance": funnel_mod.expected_flags(n_tested, self.funnel_level)})
         return pd.DataFrame(rows)
 
 
@@ -116,10 +135,12 @@ def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFra
     return out
 
 
-def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, confidence: float) -> pd.DataFrame:
+def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, confidence: float,
+                settings: ExpectedSettings | None = None) -> pd.DataFrame:
+    """Expected values per trust type (``settings`` = the methodology's ``expected:`` section)."""
+    settings = settings or ExpectedSettings()
     adj = result.metric.adjustment
-    cols = ["expected", "oe", "oe_lower", "oe_upper", "adjusted_value"]
-    extra = pd.DataFrame(np.nan, index=df.index, columns=cols)
+    extra = pd.DataFrame(np.nan, index=df.index, columns=MODEL_COLUMNS).astype({"oe_method": object})
     if adj is None:
         return extra
     demo = inputs.demographics.set_index("trust_code")
@@ -130,56 +151,150 @@ def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, c
         data = df.loc[rows, ["trust_code", "numerator", "denominator"]].join(
             demo[adj.covariates], on="trust_code")
         try:
+            within = 0.0
+            if settings.within_variance == "sampling_plus_history":
+                within = expected_mod.within_extra_variance(
+                    _count_history(inputs, result.metric, result.quarter, ttype, settings.history_quarters),
+                    adj.family)
             fit = expected_mod.fit_expected(
                 data, "numerator", "denominator", adj.family, list(adj.covariates), scale=adj.scale,
-                confidence=confidence, multiplier=result.metric.multiplier)
+                confidence=confidence, multiplier=result.metric.multiplier, interval=settings.interval,
+                model=settings.model, within_extra_variance=within, count_interval=settings.count_interval,
+                tau2_method=settings.between_variance, shrinkage_tau2_method=settings.shrinkage_variance)
         except expected_mod.ModelError as exc:
             result.model_errors[ttype] = str(exc)
             result.notes.append(f"No demographic model for {ttype}: {exc}")
             continue
+        fit.summary["within_variance"] = settings.within_variance
         result.models[ttype] = fit
         t = fit.table.set_index("trust_code")
         codes = df.loc[rows, "trust_code"]
-        for col in cols:
-            extra.loc[rows, col] = codes.map(t[col]).to_numpy(float)
+        for col in MODEL_COLUMNS:
+            if col == "oe_method":
+                extra.loc[rows, col] = codes.map(t[col].astype(object)).to_numpy(object)
+            else:
+                extra.loc[rows, col] = codes.map(t[col]).to_numpy(float)
         bad = t.index[t["status"] != "ok"]
         for code in bad:
             result.notes.append(f"{code}: {t.loc[code, 'status']}")
     return extra
 
 
-def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology) -> pd.DataFrame:
+def _count_history(inputs: QuarterInputs, metric: Metric, quarter: str, ttype: str, n_quarters: int) -> pd.DataFrame:
+    """Numerator and denominator of the trusts of one type over the last ``n_quarters`` quarters up to ``quarter``
+    (for the extra within-trust variance), with ``period`` = the quarter's position (consecutive integers)."""
+    quarters = [q for q in inputs.quarters() if quarter_key(q) <= quarter_key(quarter)][-n_quarters:]
+    period = {q: i for i, q in enumerate(quarters)}
+    obs = inputs.observations
+    obs = obs.loc[(obs["metric_id"] == metric.id) & obs["quarter"].isin(quarters)
+                  & ~obs["suppressed"].fillna(False).astype(bool)]
+    types = inputs.trusts.set_index("trust_code")["trust_type"]
+    obs = obs.loc[obs["trust_code"].map(types) == ttype]
+    return pd.DataFrame({"trust_code": obs["trust_code"].to_numpy(), "period": obs["quarter"].map(period).to_numpy(),
+                         "numerator": obs["numerator"].to_numpy(float),
+                         "denominator": obs["denominator"].to_numpy(float)})
+
+
+FUNNEL_COLUMNS = ["funnel_z", "funnel_band", "funnel_outcome", "funnel_value", "funnel_lower", "funnel_upper",
+                  "funnel_quarters"]
+
+
+def _funnel_counts(df: pd.DataFrame, rows, m: Metric, ttype: str, model_types) -> tuple[pd.Series, pd.Series, str]:
+    """Numerator and comparison denominator of a funnel (indexed by trust code), and its data type: O against E
+    (SR) where the metric has a model for the type, the proportion (PR), or O against the type's crude rate (SR)."""
+    codes = df.loc[rows, "trust_code"].to_numpy()
+    num = pd.Series(df.loc[rows, "numerator"].to_numpy(float), index=codes)
+    if ttype in model_types:
+        return num, pd.Series(df.loc[rows, "expected"].to_numpy(float), index=codes), "SR"
+    den = pd.Series(df.loc[rows, "denominator"].to_numpy(float), index=codes)
+    if m.statistic == "proportion":
+        return num, den, "PR"
+    return num, den * (num.sum() / den.sum()), "SR"
+
+
+def _pooled_counts(inputs: QuarterInputs, m: Metric, quarter: str, k: int, num: pd.Series, den: pd.Series,
+                   data_type: str, adjusted: bool) -> tuple[pd.Series, pd.Series, int]:
+    """Counts pooled over the latest ``k`` quarters ending with ``quarter`` (those the inputs hold).
+
+    Each trust's numerator and denominator are summed over the quarters it reported (status ok). Proportions:
+    ΣO against Σn. Rates against the type's rate: ΣO against Σn × the pooled rate. O/E with a model: the trust's
+    expected rate of this quarter (E/n) × its pooled denominator, rescaled so that ΣE = ΣO over the pooled
+    quarters (the model is fitted to this quarter; its covariate effects are applied to the earlier ones)."""
+    quarters = sorted((q for q in inputs.quarters() if quarter_key(q) <= quarter_key(quarter)), key=quarter_key)[-k:]
+    codes = num.index
+    o_sum = pd.Series(0.0, index=codes)
+    n_sum = pd.Series(0.0, index=codes)
+    for q in quarters:
+        t = observed_table(inputs, m, q).set_index("trust_code")
+        t = t.loc[t.index.intersection(codes)]
+        ok = (t["status"] == STATUS_OK) & t["numerator"].notna() & t["denominator"].notna()
+        o_sum = o_sum.add(t.loc[ok, "numerator"].astype(float), fill_value=0.0)
+        n_sum = n_sum.add(t.loc[ok, "denominator"].astype(float), fill_value=0.0)
+    o_sum, n_sum = o_sum.reindex(codes), n_sum.reindex(codes)
+    if data_type == "PR":
+        return o_sum, n_sum, len(quarters)
+    if adjusted:
+        current = observed_table(inputs, m, quarter).set_index("trust_code")["denominator"].reindex(codes).astype(float)
+        e = den / current * n_sum
+    else:
+        e = n_sum.copy()
+    return o_sum, e * (o_sum.sum() / e.sum()), len(quarters)
+
+
+def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology,
+             inputs: QuarterInputs | None = None) -> pd.DataFrame:
+    """Funnel z-score, band and outcome of each trust (and the limits the band used), by the configured method.
+
+    The ``funnel`` section of the methodology config is passed to :func:`leaguetables.funnel.funnel` as explicit
+    arguments. With the robust method, a funnel whose events are rare this quarter (or every funnel, with
+    ``pool_when: always``) is computed on counts pooled over the latest ``pool_quarters`` quarters the inputs hold
+    (``funnel_quarters`` says how many); ``funnel_value``, ``funnel_lower`` and ``funnel_upper`` are the plotted
+    indicator (O/E or the proportion of 1) and the limits at the band level that decided the band."""
     m = result.metric
-    out = pd.DataFrame({"funnel_z": np.nan, "funnel_band": None, "funnel_outcome": None}, index=df.index)
+    out = pd.DataFrame({c: np.nan for c in FUNNEL_COLUMNS}, index=df.index)
     out = out.astype({"funnel_band": object, "funnel_outcome": object})
     if not m.funnel:
         return out
-    settings = methodology.funnel
+    f = methodology.funnel
+    result.funnel_level = f.band_level
+    args = dict(method=f.method, trim_by=f.trim_by, sr_method=f.sr_method, compat=f.compat, sr_scale=f.sr_scale,
+                pr_scale=f.pr_scale, limits=f.limits, rare_expected=f.rare_expected)
     for ttype in m.trust_types:
         rows = df.index[(df["trust_type"] == ttype) & (df["status"] == STATUS_OK)]
         if ttype in result.models:
             rows = rows[df.loc[rows, "expected"].notna().to_numpy()]
-            num, den, data_type = df.loc[rows, "numerator"], df.loc[rows, "expected"], "SR"
-        elif m.statistic == "proportion":
-            num, den, data_type = df.loc[rows, "numerator"], df.loc[rows, "denominator"], "PR"
-        else:
-            num = df.loc[rows, "numerator"]
-            rate = num.sum() / df.loc[rows, "denominator"].sum()
-            den, data_type = df.loc[rows, "denominator"] * rate, "SR"
-        if len(rows) < 3 or num.sum() <= 0:
+        if len(rows) < 3 or df.loc[rows, "numerator"].sum() <= 0:
             result.notes.append(f"No funnel plot for {ttype}: fewer than 3 trusts or no events")
             continue
-        codes = df.loc[rows, "trust_code"].to_numpy()
-        res = funnel_mod.spiegelhalter(
-            pd.Series(num.to_numpy(float), index=codes), pd.Series(den.to_numpy(float), index=codes),
-            data_type=data_type, sr_method=settings.sr_method, trim_by=settings.trim_by)
+        num, den, data_type = _funnel_counts(df, rows, m, ttype, result.models)
+        if data_type == "PR" and num.sum() >= den.sum():
+            result.notes.append(f"No funnel plot for {ttype}: every trust is at 100%")
+            continue
+        periods = 1
+        if f.method == funnel_mod.METHOD_ROBUST and f.pool_quarters > 1 and inputs is not None:
+            target = 1.0 if data_type == "SR" else float(num.sum() / den.sum())
+            rare = funnel_mod.is_rare(num.to_numpy(), den.to_numpy(), data_type, target, f.rare_expected,
+                                      f.sr_scale)
+            if f.pool_when == "always" or rare:
+                num, den, periods = _pooled_counts(inputs, m, result.quarter, f.pool_quarters, num, den, data_type,
+                                                   ttype in result.models)
+        codes = num.index.to_numpy()
+        res = funnel_mod.funnel(num, den, data_type, **args)
+        if periods > 1:
+            res = replace(res, periods=periods)
+            result.notes.append(f"Funnel for {ttype}: events are pooled over the latest {periods} quarters")
         result.funnels[ttype] = res
-        flags = res.flags(confidence=settings.band_level).reindex(codes)
+        flags = res.flags(confidence=f.band_level).reindex(codes)
         bands = funnel_mod.band(flags["high"], flags["low"], m.direction)
         z = res.units["z_adjusted" if res.adjusted_used else "z"].reindex(codes)
+        lim = res.limits(confidence=f.band_level).reindex(codes)
         out.loc[rows, "funnel_z"] = z.to_numpy(float)
         out.loc[rows, "funnel_band"] = bands["band"].astype(object).to_numpy()
         out.loc[rows, "funnel_outcome"] = bands["outcome"].astype(object).to_numpy()
+        out.loc[rows, "funnel_value"] = res.units["rr"].reindex(codes).to_numpy(float)
+        out.loc[rows, "funnel_lower"] = lim["lower"].to_numpy(float)
+        out.loc[rows, "funnel_upper"] = lim["upper"].to_numpy(float)
+        out.loc[rows, "funnel_quarters"] = float(periods)
     return out
 
 
@@ -202,6 +317,54 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
         sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=s.floor)
         scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
     return scores
+
+
+def score_adjusted(df: pd.DataFrame, metric: Metric, rule: str = "observed_value") -> tuple[pd.Series, pd.Series]:
+    """The adjusted (sensitivity) score, and on which value an absolute standard, floor or band was judged.
+
+    The value scored is the adjusted value (O/E × the type's rate) where there is one, else the observed value.
+    With ``rule="observed_value"`` (the project's rule) an absolute threshold is a statement about what patients
+    received, so it is judged on the **observed** value: a trust meeting a standard on its observed value scores
+    1.00 and one failing a floor 4.00, exactly as in the official league; the adjustment only changes the order
+    (and so the scores) of the trusts spread between them. Value bands (``method: bands``) are judged on the
+    observed value, so the adjusted score equals the official one. ``rule="adjusted_value"`` judges them on the
+    adjusted value (a trust can then "meet" a standard only on the adjusted scale).
+
+    Returns ``(score_adjusted, standard_judged_on)``: the second is ``"observed value"`` or ``"adjusted value"``
+    on rows with an adjusted value whose metric has a standard, floor or bands, else missing."""
+    if rule not in ("observed_value", "adjusted_value"):
+        raise ValueError(f"rule must be 'observed_value' or 'adjusted_value'; got {rule!r}")
+    s = metric.scoring
+    has_adj = df["adjusted_value"].notna() if "adjusted_value" in df.columns else pd.Series(False, index=df.index)
+    adjusted = df["adjusted_value"].where(has_adj, df["value"]) if "adjusted_value" in df.columns else df["value"]
+    thresholds = s.method == "bands" or (s.method == "ranked" and (s.standard is not None or s.floor is not None))
+    judged = pd.Series(None, index=df.index, dtype=object)
+    if thresholds:
+        judged[has_adj] = "observed value" if rule == "observed_value" else "adjusted value"
+    if rule == "adjusted_value" or not thresholds:
+        return _scores(df.assign(adjusted_for_scoring=adjusted), metric, "adjusted_for_scoring"), judged
+    if s.method == "bands":
+        return _scores(df, metric, "value"), judged
+    scores = pd.Series(np.nan, index=df.index)
+    sign = 1.0 if metric.direction == "higher_better" else -1.0  # oriented: higher = better
+    for types in comparator_groups(metric):
+        rows = df.index[df["trust_type"].isin(types) & adjusted.notna()]
+        if len(rows) == 0:
+            continue
+        codes = df.loc[rows, "trust_code"].to_numpy()
+        observed = sign * df.loc[rows, "value"].to_numpy(float)
+        # per-trust thresholds that reproduce the observed-value decision whatever the adjusted value is
+        std = flo = None
+        if s.standard is not None:
+            meets = observed >= sign * float(s.standard)
+            std = pd.Series(np.where(meets, -np.inf, np.inf) * sign, index=codes)
+        if s.floor is not None:
+            fails = observed < sign * float(s.floor)
+            flo = pd.Series(np.where(fails, np.inf, -np.inf) * sign, index=codes)
+        values = pd.Series(adjusted.loc[rows].to_numpy(float), index=codes)
+        sc = scoring.score_ranked(values, metric.direction, standard=std, floor=flo)
+        scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
+    return scores, judged
 
 
 def comparator_groups(metric: Metric) -> list[list[str]]:
@@ -297,11 +460,10 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
     df = observed_table(inputs, metric, quarter)
     result = MetricResult(metric=metric, quarter=quarter, table=df)
     df = pd.concat([df, indicator(df, metric, confidence)], axis=1)
-    df = pd.concat([df, _fit_models(result, df, inputs, confidence)], axis=1)
-    df = pd.concat([df, _funnels(result, df, methodology)], axis=1)
+    df = pd.concat([df, _fit_models(result, df, inputs, confidence, methodology.expected)], axis=1)
+    df = pd.concat([df, _funnels(result, df, methodology, inputs)], axis=1)
     df["score"] = _scores(df, metric, "value")
-    adjusted = df["adjusted_value"].where(df["adjusted_value"].notna(), df["value"])
-    df["score_adjusted"] = _scores(df.assign(adjusted_for_scoring=adjusted), metric, "adjusted_for_scoring")
+    df["score_adjusted"], df["standard_judged_on"] = score_adjusted(df, metric, methodology.expected.adjusted_standards)
     df["type_value"] = _type_values(df, metric)
     df = pd.concat([df, _peers(df, inputs, metric, methodology)], axis=1)
     for col in RESULT_COLUMNS:

@@ -433,12 +433,13 @@ class Keys:
         return key, describe
 
     def league(self) -> tuple[str, dict]:
-        from .cache import file_or_absent
-
-        prev = self.out_root / previous_quarter(self.prep.options.quarter) / "tables" / "league_table_full.csv"
+        # movement is computed from the inputs (both quarters' observations, in the metric keys, and status flags)
+        prev_q = previous_quarter(self.prep.options.quarter)
+        st = self.prep.inputs.status
         describe = {"stage": "league", "notebook": self.notebook("league_table.ipynb"), "catalogue": self.catalogue,
                     "metrics": dict(sorted(self.metric_keys.items())), "metric_ids": self.prep.metric_ids,
-                    "previous_quarter_league_table": file_or_absent(prev), **self.common}
+                    "previous_quarter_status": self._frame_hash(st[st["quarter"] == prev_q].reset_index(drop=True)),
+                    **self.common}
         self.league_key = self._sha(describe)
         return self.league_key, describe
 

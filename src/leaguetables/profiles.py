@@ -27,9 +27,9 @@ DEMOGRAPHICS = (("population", "Catchment population", "count"),
                 ("imd_score", "Deprivation (IMD average score)", "score"),
                 ("rural_share", "Living in rural areas", "share"),
                 ("ethnic_minority_share", "From ethnic minority groups", "share"))
-METRIC_COLUMNS = [("Metric", False), ("Value", True), ("95% confidence interval", True), ("Score (1 to 4)", True),
-                  ("Funnel plot band", False), ("All trusts of the type", True), ("Peer median", True),
-                  ("Rank among peers", True), ("Trend", False)]
+METRIC_COLUMNS = [("Metric", False), ("Value (as reported)", True), ("95% confidence interval", True),
+                  ("Score (1 to 4)", True), ("Funnel plot band", False), ("All trusts of the type", True),
+                  ("Peer median", True), ("Rank among peers", True), ("Trend", False)]
 
 
 def sparkline(values: list[float], labels: list[str], name: str, decimals: int, unit: str,
@@ -108,6 +108,7 @@ class ProfileBuilder:
             hs = h.pivot(index="trust_code", columns="quarter", values="status").reindex(columns=self.quarters)
             self.history[m.id] = (dict(zip(hv.index, hv.to_numpy(float))), dict(zip(hs.index, hs.to_numpy(object))))
         self.quarter_labels = [quarter_label(q) for q in self.quarters]
+        self.spc, self.spc_quarters = data.spc
         opp = data.productivity
         self.opp: dict[str, list] = {}
         if len(opp):
@@ -145,10 +146,14 @@ class ProfileBuilder:
                         if bool(lt["financial_override"]) else
                         ("Provider Improvement Programme" if seg == 5 else "1 is the highest-performing group"))},
             {"label": "Rank", "value": f"{rank_label}{r('Rank')}",
-             "detail": f"likely range {lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}{r('Likely range of rank')}"},
+             "detail": (f"rank interval {lt['rank_interval_lower']:.0f} to {lt['rank_interval_upper']:.0f}"
+                        f"{r('Rank interval')}; NHS England's likely range "
+                        if not _missing(lt.get("rank_interval_lower")) else
+                        "NHS England's likely range ")
+                       + f"{lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}{r('NHS England likely range of rank')}"},
             {"label": "Average metric score", "value": f"{fmt(lt['average_score'], 2)}{r('Average score')}",
-             "detail": f"likely range {lt['average_lower']:.2f} to {lt['average_upper']:.2f}"
-                       f"{r('Likely range of average')}; from {int(lt['n_scored'])} scored metrics"},
+             "detail": f"NHS England's likely range {lt['average_lower']:.2f} to {lt['average_upper']:.2f}"
+                       f"{r('NHS England likely range of average')}; from {int(lt['n_scored'])} scored metrics"},
         ]
         prev = quarter_label(self.data.previous)
         mv = self.movement.get(code)
@@ -161,9 +166,16 @@ class ProfileBuilder:
         plural = TRUST_TYPE_PLURAL[lt["trust_type"]].lower()
         tied = self.rank_counts.get((lt["trust_type"], lt["rank"]), 1) - 1
         shared = f", shared with {tied} other trust{'s' if tied > 1 else ''}" if tied else ""
+        if not _missing(lt.get("rank_interval_lower")):
+            lvl = self.data.methodology.uncertainty.level
+            where = (f"allowing for the play of chance in its data, its true rank lies between "
+                     f"{lt['rank_interval_lower']:.0f} and {lt['rank_interval_upper']:.0f} with {100 * lvl:g}% "
+                     "probability (the rank interval).")
+        else:
+            where = (f"NHS England's likely range of rank is {lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}, which "
+                     "shows how uneven its metric scores are rather than the play of chance.")
         summary = [f"{self.names[code]} is in segment {seg} of {plural} for {quarter_label(self.quarter)}, ranked "
-                   f"{rank_label}{shared}; its rank could plausibly lie anywhere from {lt['rank_lower']:.0f} to "
-                   f"{lt['rank_upper']:.0f} (the likely range of rank)."]
+                   f"{rank_label}{shared}; {where}"]
         if bool(lt["financial_override"]):
             summary.append(f"Its scores alone place it in segment {int(lt['unadjusted_segment'])}; because it reports "
                            "a deficit or receives deficit support, the financial override moves it to segment "
@@ -227,6 +239,37 @@ class ProfileBuilder:
         ordered = [(d, groups[d]) for d in self.domains if d in groups]
         return ordered, trend_rows
 
+    def _spc(self, code: str, ttype: str) -> dict:
+        """Variation and assurance in words per metric, one small-multiples XmR figure, and the limits table."""
+        from .figures import to_svg
+        from .spc import ASSURANCE, VARIATION, describe_assurance, describe_variation, spc_figure
+
+        rows, limits, panels = [], [], []
+        for m in self.metrics:
+            if ttype not in m.trust_types or m.id not in self.spc:
+                continue
+            r = self.spc[m.id].get(code)
+            if r is None:
+                continue
+            name = f"{m.name} ({m.unit})"
+            rows.append([name, describe_variation(r, m.decimals, m.unit), describe_assurance(r, m.decimals, m.unit)])
+            if r.assessed:
+                panels.append((m.name, r))
+                limits.append([name, str(r.n_points), fmt(r.mean, m.decimals), fmt(r.lower, m.decimals),
+                               fmt(r.upper, m.decimals), "[z]" if r.target is None else fmt(r.target, m.decimals),
+                               VARIATION[r.variation], ASSURANCE[r.assurance].split(":")[0]])
+        svg, alt = Markup(""), ""
+        fig, alt = spc_figure(panels, self.names[code])
+        if fig is not None:
+            svg = Markup(to_svg(fig, f"{self.names[code]}: statistical process control charts", alt, "spc-chart"))
+        n_special = sum(1 for _, r in panels if r.variation != "common_cause")
+        return {"spc_rows": rows, "spc_limits": limits, "spc_svg": svg, "spc_alt": alt,
+                "spc_assessed": len(panels), "spc_special": n_special,
+                "spc_quarters": len(self.spc_quarters),
+                "spc_range": (f"{quarter_label(self.spc_quarters[0])} to {quarter_label(self.spc_quarters[-1])}"
+                              if self.spc_quarters else ""),
+                "spc_min_points": self.data.methodology.spc.min_points}
+
     def _productivity(self, code: str, ttype: str) -> tuple[list, str]:
         g = self.opp.get(code)
         if not g:
@@ -238,11 +281,12 @@ class ProfileBuilder:
             priced = f"£{r.unit_cost:,.0f} per {r.resource_unit}"
             if r.status != "ok":
                 flag = "[c]" if r.status == "suppressed" else "[x]"
-                rows.append([name, flag, "[x]", "[x]", "[x]", priced, "[x]"])
+                rows.append([name, flag, "[x]", flag, "[x]", "[x]", "[x]", priced, "[x]"])
                 continue
-            basis = " (adjusted)" if r.basis == "demographically adjusted" else ""
-            rows.append([name, f"{fmt(r.value, m.decimals)}{basis}", fmt(r.benchmark, m.decimals),
-                         fmt(r.gap, m.decimals), fmt(r.resource_annual, 0), priced, money(r.opportunity_annual)])
+            crude = self.tables[m.id].get(code, {}).get("value")
+            rows.append([name, fmt(crude, m.decimals), basis_text(r), fmt(r.value, m.decimals),
+                         fmt(r.benchmark, m.decimals), fmt(r.gap, m.decimals), fmt(r.resource_annual, 0), priced,
+                         money(r.opportunity_annual)])
         annual = [r.opportunity_annual for r in g if not _missing(r.opportunity_annual)]
         total = float(sum(annual))
         n = sum(1 for v in annual if v > 0)
@@ -316,9 +360,13 @@ class ProfileBuilder:
             "peer_k": meth.peers.k,
             "trend_columns": [("Metric", False)] + [(q, True) for q in self.quarter_labels],
             "trend_rows": trend_rows,
-            "productivity_columns": [("Metric", False), ("Value compared", True), ("Best-quartile level", True),
-                                     ("Shortfall", True), ("Resource released a year", True), ("Priced at", False),
+            "productivity_columns": [("Metric", False), ("Value this quarter (as in the metrics table)", True),
+                                     ("Basis of the comparison", False), ("Value compared", True),
+                                     ("Best-quartile level", True), ("Shortfall", True),
+                                     ("Resource released a year", True), ("Priced at", False),
                                      ("Opportunity a year", True)],
+            "productivity_pooled": meth.productivity.pool_quarters,
+            "productivity_estimate": meth.productivity.estimate,
             "productivity_rows": prod_rows, "productivity_sentence": prod_sentence,
             "comparator_text": (TRUST_TYPE_PLURAL[ttype].lower() if meth.productivity.comparator == "type"
                                 else "the trust's demographic peers"),
@@ -327,7 +375,27 @@ class ProfileBuilder:
             "peers": [(profile_file(p), self.names.get(p, p), p) for p in self.peers.get(code, [])],
             "demographic_rows": self._demographics(code, ttype),
             "provenance": self.provenance,
+            **self._spc(code, ttype),
         }
+
+
+def basis_text(r) -> str:
+    """How a productivity row's compared value was formed, in words (the metrics table shows the crude value).
+
+    >>> from types import SimpleNamespace as N
+    >>> basis_text(N(basis="demographically adjusted", quarters_pooled=4, estimate="constrained"))
+    'adjusted for demographics (O/E × the type’s value); 4 quarters pooled; shrunken (empirical Bayes)'
+    >>> basis_text(N(basis="crude", quarters_pooled=1, estimate="observed"))
+    'not adjusted (the trust’s value); this quarter'
+    """
+    parts = ["adjusted for demographics (O/E × the type’s value)" if r.basis == "demographically adjusted"
+             else "not adjusted (the trust’s value)"]
+    k = int(getattr(r, "quarters_pooled", 1) or 1)
+    parts.append(f"{k} quarters pooled" if k > 1 else "this quarter")
+    est = getattr(r, "estimate", "observed")
+    if est in ("shrunken", "constrained"):
+        parts.append("shrunken (empirical Bayes)")
+    return "; ".join(parts)
 
 
 def _short_move(mv) -> str:

@@ -124,14 +124,18 @@ def load_revisions(folder: Path | str | None) -> pd.DataFrame | None:
                           kind="mergesort").reset_index(drop=True)
 
 
+NHSE_RANK_RANGE = "NHS England likely range of rank"
+NHSE_AVERAGE_RANGE = "NHS England likely range of average"
+
 # quantity names (ours and NHS England's layout) → the column of the report's league table they revise
 _LEAGUE_FIELDS = {
     "segment": "Segment", "unadjusted_segment": "Segment", "rank": "Rank", "rank_label": "Rank",
     "average_score": "Average score", "average_unrounded": "Average score",
-    "average_lower": "Likely range of average", "average_upper": "Likely range of average",
-    "likely_range_of_average_score": "Likely range of average",
-    "rank_lower": "Likely range of rank", "rank_upper": "Likely range of rank",
-    "likely_range_of_rank": "Likely range of rank", "financial_override": "Financial override",
+    "average_lower": NHSE_AVERAGE_RANGE, "average_upper": NHSE_AVERAGE_RANGE,
+    "likely_range_of_average_score": NHSE_AVERAGE_RANGE,
+    "rank_lower": NHSE_RANK_RANGE, "rank_upper": NHSE_RANK_RANGE,
+    "likely_range_of_rank": NHSE_RANK_RANGE, "financial_override": "Financial override",
+    "rank_interval_lower": "Rank interval", "rank_interval_upper": "Rank interval", "rank_median": "Rank interval",
     "trust_in_financial_deficit": "Financial override", "in_financial_deficit": "Financial override",
     **{f"p_segment_{s}": f"P(segment {s})" for s in range(1, 5)},
 }
@@ -218,7 +222,9 @@ def downloads(spreadsheet: str | None = None) -> str:
                       "ODS, accessible: cover, contents, notes and one table per sheet"))
     links += [("tables/league_table.csv", "League table", "CSV, NHS England's layout"),
               ("tables/nof_data_long.csv", "Metric values and scores", "CSV, NHS England's long layout"),
-              ("tables/productivity.csv", "Productivity opportunity", "CSV, one row per trust and metric")]
+              ("tables/productivity.csv", "Productivity opportunity", "CSV, one row per trust and metric"),
+              ("tables/spc.csv", "Statistical process control", "CSV, one row per trust and metric: process "
+                                                                 "limits, rules triggered, variation and assurance")]
     items = "".join(f'<li><a href="{esc(h)}">{esc(t)}</a> ({esc(d)})</li>' for h, t, d in links)
     return f'<h2 id="downloads">Downloads and related pages</h2><ul class="downloads">{items}</ul>'
 
@@ -232,10 +238,93 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
+def _level_pct(level: float) -> str:
+    return f"{100 * level:g}%"
+
+
+def funnel_finding(funnel_counts: pd.DataFrame, level: float = 0.95) -> str:
+    """The key-findings sentence on funnel flags, with the number expected by chance beside the count.
+
+    Expected by chance: ``n_tested × (1 − level)`` flags in all, half on each side, if no trust were truly
+    different from the spread between trusts (:func:`leaguetables.funnel.expected_flags`)."""
+    from .funnel import expected_flags
+
+    worse = int(funnel_counts["n_worse"].sum())
+    better = int(funnel_counts["n_better"].sum())
+    k = funnel_counts["metric_id"].nunique()
+    pct = _level_pct(level)
+    text = (f"Across {k:,} metrics with funnel plots, {worse:,} trust-metric results were worse than expected and "
+            f"{better:,} better than expected beyond the {pct} limits")
+    if "n_tested" in funnel_counts and funnel_counts["n_tested"].notna().all():
+        tested = int(funnel_counts["n_tested"].sum())
+        side = expected_flags(tested, level) / 2.0
+        text += (f", of {tested:,} tested; about {side:,.0f} on each side would be expected by chance alone if no "
+                 "trust were truly different")
+    return text + (". A flag says that a result is further from the average of the trust type than the spread "
+                   "between trusts and chance would usually give: it is a prompt for a question, not proof of better "
+                   "or worse care, and a trust within the limits is not shown to be average.")
+
+
+def funnel_method_text(f) -> str:
+    """The funnel method in words, from the ``funnel`` settings of the methodology config (report and methodology
+    page use this one text, so neither can describe a method other than the one run)."""
+    pct = f"{100 * f.trim_by:g}%"
+    band, outer = _level_pct(f.band_level), _level_pct(f.outer_level)
+    what = ("Funnel plots compare each trust with the average of its trust type: on observed / expected (O/E) where "
+            "the metric has a demographic model, on the proportion for other proportions, and on O/E against the "
+            "type's crude rate for other rates. ")
+    tail = (f" Trusts are banded at {band} (a value exactly on a limit is inside); the plots also show {outer} "
+            f"limits. At {band}, about {100 * (1 - f.band_level):g} trusts in 100 fall outside the limits by chance "
+            "alone even when no trust is truly different, so a flag is a prompt for a question, not a verdict on "
+            "the quality of care, and a trust within the limits is not shown to be average.")
+    if f.method == "spiegelhalter":
+        if f.sr_method == "SHMI":
+            disp = (f"O/E z-scores on the log scale (the SHMI method): the {pct} of trusts with the lowest and the "
+                    f"{pct} with the highest z-scores are truncated (left out, not winsorised) before φ = the mean "
+                    "squared z-score; proportions use the arcsine scale with "
+                    f"{pct} winsorisation in each tail")
+        else:
+            disp = (f"O/E z-scores on the square-root scale (the CQC method) and proportions on the arcsine scale, "
+                    f"with {pct} winsorisation in each tail before φ = the mean squared z-score")
+        return (what + f"Compatibility setting (reproduces NHS England's SHMI banding and FunnelPlotR"
+                + (", including FunnelPlotR's quirks" if f.compat else "") + f"): {disp}; the between-trust "
+                "variance τ² is the DerSimonian–Laird form around the target, and the limits are widened by τ² only "
+                "when φ > 1. This robust φ is not corrected for the trimming (it estimates about 0.44 × the true "
+                "dispersion after truncation, 0.68 × after winsorisation), so with no truly different trust more "
+                f"than the nominal share are flagged." + tail)
+    scale = "square-root" if f.sr_scale == "sqrt" else "log"
+    pr = "logit" if f.pr_scale == "logit" else "arcsine"
+    text = (what + "Project method (robust): trusts differ by more than chance even when none is unusual, so the "
+            f"limits allow for a between-trust variance τ². z-scores on the {scale} scale (O/E) or the {pr} scale "
+            f"(proportions) are winsorised at {pct} in each tail, and τ² is the value at which the mean squared "
+            "adjusted z-score, divided by its value for normal data after the same winsorisation "
+            "(0.679 at 10%), equals 1: without that correction the robust estimate is about two thirds of the true "
+            "spread and too many trusts are flagged. The winsorisation limits how much a few truly different trusts "
+            "widen the limits. The limits include τ² whenever it is above 0.")
+    if f.pool_quarters > 1:
+        when = "For every funnel" if f.pool_when == "always" else \
+            f"Where events are rare this quarter (a median expected count below {f.rare_expected:g})"
+        text += (f" {when}, the counts of the latest {f.pool_quarters} quarters (those available) are pooled; "
+                 "the plot and its table say so.")
+    if f.limits != "normal":
+        rare = ("In every funnel" if f.limits == "exact" else
+                f"Where events are still rare (a median expected count below {f.rare_expected:g})")
+        text += (f" {rare}, the limits are exact quantiles of the distribution of the count — Poisson or negative "
+                 "binomial for O/E, binomial or beta-binomial for proportions, with τ² estimated on the count scale "
+                 "— so a high count can always be flagged and φ is never infinite; these exact tests are "
+                 "conservative (fewer than the nominal share are flagged by chance), and where even no event at all "
+                 "would not be unusual a low result cannot be flagged.")
+    return text + tail
+
+
 def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: pd.DataFrame,
                  movement: pd.DataFrame | None = None, previous: str | None = None,
-                 productivity: pd.DataFrame | None = None, comparator: str = "type") -> str:
-    """Sentences with numbers, computed from the league table, movement, sensitivity, funnels and productivity."""
+                 productivity: pd.DataFrame | None = None, comparator: str = "type", level: float = 0.95, *,
+                 funnel_level: float = 0.95, spc_counts: dict | None = None) -> str:
+    """Sentences with numbers, computed from the league table, movement, sensitivity, funnels, productivity and SPC.
+
+    ``funnel_counts`` has ``metric_id, n_worse, n_better`` and, for the number expected by chance, ``n_tested``
+    (trust-metric results banded at ``funnel_level``); ``level`` is the level of the rank intervals."""
     items = []
     n = len(table)
     if n:
@@ -253,52 +342,65 @@ def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: 
             items.append(f"The financial override moved {_plural(len(ov), 'trust')} in deficit or receiving "
                          "deficit support from segment 1 or 2 to segment 3.")
     if movement is not None and len(movement) and previous:
-        changed = int((movement["segment_change"] != 0).sum())
-        beyond = int(movement["beyond_likely_range"].astype(bool).sum())
-        both = f"{len(movement):,} trusts in both quarters"
-        items.append(f"Since {quarter_label(previous)}, {_plural(changed, 'trust')} changed segment. "
-                     + (f"For {beyond:,} of the {both} the new rank lies outside last quarter's likely range of "
-                        "rank, a change larger than chance alone would usually give." if beyond else
-                        f"For none of the {both} does the new rank lie outside last quarter's likely range of "
-                        "rank: the movements are within what chance alone could give."))
-    if n:
+        items.append(movement_summary(movement, previous, level))
+    if n and "rank_interval_lower" in table.columns:
+        wide = table[(table["rank_interval_upper"] - table["rank_interval_lower"]) >= 0.25 * table["rank_of"]]
+        sure = table[table[[f"p_segment_{k}" for k in range(1, 5)]].max(axis=1) >= 0.9]
+        items.append(f"Allowing for the play of chance in the data, the {_level(table)} rank interval spans at least a "
+                     f"quarter of the table for {len(wide):,} of {n:,} trusts, and {len(sure):,} of {n:,} trusts "
+                     "are in their segment with a probability of 90% or more: small differences in rank are not "
+                     "meaningful.")
+    elif n:
         wide = table[(table["rank_upper"] - table["rank_lower"]) >= 0.25 * table["rank_of"]]
-        items.append(f"The likely range of rank spans at least a quarter of the table for {len(wide):,} of {n:,} "
-                     "trusts: small differences in rank are not meaningful.")
+        items.append(f"NHS England's likely range of rank spans at least a quarter of the table for {len(wide):,} of "
+                     f"{n:,} trusts; it describes how uneven a trust's metric scores are, not the play of chance.")
     if sensitivity_summary:
         changed = sum(v.get("segment_changed", 0) for v in sensitivity_summary.values())
         items.append(f"Adjusting for the demographics of the populations served would change the segment of "
                      f"{_plural(changed, 'trust')}.")
     if not funnel_counts.empty:
-        worse = int(funnel_counts["n_worse"].sum())
-        items.append(f"Across {funnel_counts['metric_id'].nunique():,} metrics with funnel plots, {worse:,} "
-                     "trust-metric results were worse than expected beyond the 95% overdispersed limits.")
+        items.append(funnel_finding(funnel_counts, funnel_level))
     if productivity is not None and not productivity.empty:
         total = productivity["opportunity_annual"].sum()
         k = productivity["metric_id"].nunique()
         who = "the best quarter of trusts of their type" if comparator == "type" else \
             "the best quarter of their demographic peers"
         items.append(f"If every trust matched {who} on {_plural(k, 'efficiency metric')}, resources worth about "
-                     f"{money(total)} a year would be released (this quarter's figures × 4).")
+                     f"{money(total)} a year would be released (the quarter's opportunity × 4).")
+    if spc_counts and spc_counts.get("assessed"):
+        a, imp, con = spc_counts["assessed"], spc_counts["improvement"], spc_counts["concern"]
+        items.append(f"Statistical process control (XmR charts, Making Data Count rules) on every trust profile: "
+                     f"in {imp + con:,} of the {a:,} trust-metric series with enough quarters, the latest quarter "
+                     f"shows special cause variation ({imp:,} improvement, {con:,} concern). With this many series "
+                     f"some are expected by chance: a stable process marks its latest quarter about 1% of the time "
+                     f"(about {round(0.01 * a):,} here), and rules fire somewhere in a series far more often, so a "
+                     "special cause is a prompt to look, not proof.")
     return '<h2 id="key-findings">Key findings</h2><ul class="key-findings">' + "".join(
         f"<li>{esc(i)}</li>" for i in items) + "</ul>"
 
 
 def segment_distribution(table: pd.DataFrame) -> str:
     rows = []
+    calibrated = "rank_interval_lower" in table.columns
     for t in TRUST_TYPES:
         g = table[table["trust_type"] == t]
         if g.empty:
             continue
         counts = g["segment"].value_counts()
-        rows.append({"Trust type": TRUST_TYPE_PLURAL[t],
-                     **{f"Segment {s}": int(counts.get(s, 0)) for s in range(1, 6)},
-                     "Moved by the financial override": int(g["financial_override"].astype(bool).sum()),
-                     "Total": len(g)})
+        row = {"Trust type": TRUST_TYPE_PLURAL[t],
+               **{f"Segment {s}": int(counts.get(s, 0)) for s in range(1, 6)},
+               "Moved by the financial override": int(g["financial_override"].astype(bool).sum())}
+        if calibrated:
+            p = g[[f"p_segment_{k}" for k in range(1, 5)]].to_numpy(float)
+            row["Segment uncertain (no segment 90% likely)"] = int((np.nanmax(p, axis=1) < 0.9).sum())
+        row["Total"] = len(g)
+        rows.append(row)
     df = pd.DataFrame(rows)
+    note = (" A trust's segment is uncertain when no segment has a probability of 90% or more once the play of "
+            "chance in the data is allowed for (see the league tables)." if calibrated else "")
     return ('<h2 id="segments">Segments by trust type</h2>'
             "<p>Segment 1 is the highest-performing group and segment 4 the most challenged; segment 5 is the "
-            "Provider Improvement Programme, a judgement taken from an input flag and never computed.</p>"
+            "Provider Improvement Programme, a judgement taken from an input flag and never computed." + note + "</p>"
             + html_table(df, "Number of trusts in each segment, by trust type", "segment-distribution",
                          numeric=[c for c in df.columns if c != "Trust type"], row_header="Trust type"))
 
@@ -307,22 +409,45 @@ def _pct(p) -> str:
     return "" if pd.isna(p) else f"{100 * p:.0f}%"
 
 
+def _level(table: pd.DataFrame) -> str:
+    lvl = table.attrs.get("uncertainty", {}).get("level", 0.95)
+    return f"{100 * lvl:g}%"
+
+
+def movement_summary(movement: pd.DataFrame, previous: str, level: float = 0.95) -> str:
+    """One sentence: segment changes beside the number expected by chance alone, and the trusts whose change of
+    rank is beyond chance beside the number the test flags by chance (from :func:`leaguetables.league.movement`)."""
+    n = len(movement)
+    changed = int((movement["segment_change"] != 0).sum())
+    expected = float(movement["p_segment_change_by_chance"].sum())
+    beyond = int(movement["change_beyond_chance"].astype(bool).sum())
+    alpha = 1 - level
+    return (f"Since {quarter_label(previous)}, {_plural(changed, 'trust')} of {n:,} changed segment; about "
+            f"{expected:.1f} would be expected to change segment by chance alone if no trust's performance had "
+            f"changed (a joint simulation of both quarters' data). The change of rank is larger than chance alone "
+            f"would usually give (p < {alpha:g}) for {_plural(beyond, 'trust')}; about {alpha * n:.1f} would be "
+            "flagged by chance even if nothing had changed.")
+
+
 def movement_text(r) -> str:
     """Short movement wording for a table cell, from a row of :func:`leaguetables.league.movement`:
-    e.g. "segment 3 to 2; up 28; within range" (range: last quarter's likely range of rank)."""
+    e.g. "segment 3 to 2; up 28; beyond chance (p = 0.004)"."""
     if _missing(getattr(r, "previous_rank", None)):
         return "not in last quarter's table"
     seg = ("same segment" if r.segment_change == 0 else
            f"segment {int(r.previous_segment)} to {int(r.previous_segment + r.segment_change)}")
     ch = int(r.rank_change)
     rank = "same rank" if ch == 0 else (f"up {-ch}" if ch < 0 else f"down {ch}")
-    where = "beyond range" if bool(r.beyond_likely_range) else "within range"
-    return f"{seg}; {rank}; {where}"
+    p = float(r.rank_change_p_value)
+    where = "beyond chance" if bool(r.change_beyond_chance) else "within chance"
+    return f"{seg}; {rank}; {where} (p {'< 0.001' if p < 0.001 else f'= {p:.3f}'})"
 
 
 def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool = True,
                       movement: pd.DataFrame | None = None, previous: str | None = None,
                       revised: set | None = None) -> str:
+    """A type's league table: the calibrated figures (rank interval, median rank, P(segment)) first, then NHS
+    England's likely ranges, labelled as such, then the financial override and the movement."""
     g = table[table["trust_type"] == trust_type].sort_values(["rank", "trust_code"], kind="mergesort")
     if g.empty:
         return ""
@@ -336,51 +461,109 @@ def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool 
     if profile_links:
         names = [f'<a href="{esc(profile_href(c))}">{n}</a>' for c, n in zip(codes, names)]
     names = [f'{n}<span class="unit">{esc(c)}</span>' for c, n in zip(codes, names)]
+    calibrated = "rank_interval_lower" in g.columns
     probs = {f"P({s})": mark(f"P(segment {s})", g[f"p_segment_{s}"].map(_pct)) for s in range(1, 5)}
-    df = pd.DataFrame({
+    cols = {
         "Rank": mark("Rank", g["rank_label"].astype(str)),
         "Trust": names,
         "Segment": mark("Segment", ["[x]" if pd.isna(v) else str(int(v)) for v in g["segment"]]),
         "Average score": mark("Average score", g["average_score"].map(lambda v: fmt(v, 2))),
-        "Likely range of average": mark("Likely range of average", [
-            "[x]" if pd.isna(a) or pd.isna(b) else f"{a:.2f} to {b:.2f}"
-            for a, b in zip(g["average_lower"], g["average_upper"])]),
-        "Likely range of rank": mark("Likely range of rank", [
+    }
+    if calibrated:
+        cols["Rank interval"] = mark("Rank interval", [
             "[x]" if pd.isna(a) or pd.isna(b) else f"{a:.0f} to {b:.0f}"
-            for a, b in zip(g["rank_lower"], g["rank_upper"])]),
-        **probs,
-        "Financial override": mark("Financial override",
-                                   np.where(g["financial_override"].to_numpy(bool), "Yes", "No")),
-    })
+            for a, b in zip(g["rank_interval_lower"], g["rank_interval_upper"])])
+        cols["Median rank"] = mark("Rank interval", ["[x]" if pd.isna(m) else f"{m:.0f}" for m in g["rank_median"]])
+        cols.update(probs)
+    cols[NHSE_RANK_RANGE] = mark(NHSE_RANK_RANGE, [
+        "[x]" if pd.isna(a) or pd.isna(b) else f"{a:.0f} to {b:.0f}" for a, b in zip(g["rank_lower"], g["rank_upper"])])
+    cols[NHSE_AVERAGE_RANGE] = mark(NHSE_AVERAGE_RANGE, [
+        "[x]" if pd.isna(a) or pd.isna(b) else f"{a:.2f} to {b:.2f}"
+        for a, b in zip(g["average_lower"], g["average_upper"])])
+    if not calibrated:
+        cols.update(probs)
+    cols["Financial override"] = mark("Financial override",
+                                      np.where(g["financial_override"].to_numpy(bool), "Yes", "No"))
+    df = pd.DataFrame(cols)
     if movement is not None and not movement.empty:
         mv = {r.trust_code: movement_text(r) for r in movement.itertuples(index=False)}
         df[f"Movement since {quarter_label(previous)}" if previous else "Movement"] = [
             mv.get(c, "not in last quarter's table") for c in codes]
     plural = TRUST_TYPE_PLURAL[trust_type]
     anchor = f"league-{slug(trust_type)}"
-    numeric = ["Segment", "Average score", *probs]
+    numeric = ["Segment", "Average score", *probs] + (["Median rank"] if calibrated else [])
     heads = {f"P({s})": f'P({s})<span class="visually-hidden">: probability of segment {s}</span>' for s in range(1, 5)}
+    what = (f"rank interval and P(1) to P(4) allow for the play of chance in the data ({_level(g)} interval; "
+            "probability of each segment); NHS England's likely ranges describe how uneven a trust's metric scores "
+            "are, not chance" if calibrated else "P(1) to P(4): share of NHS England-style bootstrap replicates in "
+            "each segment")
     return (f'<h3 id="{anchor}">{esc(plural)}</h3>'
             + html_table(df, f"League table: {plural.lower()}, ranked by segment then average score (lower is "
-                             "better); P(1) to P(4): the probability of each segment", f"table-{anchor}",
-                         numeric=numeric, raw_html=["Trust"], nowrap=["Rank", "Likely range of rank", *probs],
-                         header_html=heads, name_column="Trust"))
+                             f"better); {what}", f"table-{anchor}",
+                         numeric=numeric, raw_html=["Trust"],
+                         nowrap=["Rank", "Rank interval", NHSE_RANK_RANGE, *probs], header_html=heads,
+                         name_column="Trust"))
 
 
-def league_intro(previous: str | None, has_movement: bool) -> str:
+def league_intro(previous: str | None, has_movement: bool, calibrated: bool = True, level: float = 0.95,
+                 shrinkage: bool = True) -> str:
     parts = ['<h2 id="league-tables">League tables</h2>',
              "<p>Trusts are ranked within their type by segment, then by average metric score (lower is better); "
-             "equal keys share a rank. The likely ranges and the probability of each segment come from the "
-             "bootstrap described in the methodology: a rank whose likely range is wide is not well determined. "
-             "Each trust's name links to its profile.</p>"]
+             "equal keys share a rank. Each trust's name links to its profile.</p>"]
+    if calibrated:
+        parts.append(
+            f"<p>The <strong>rank interval</strong> ({100 * level:g}%), the median rank and the probability of each "
+            "segment (P(1) to P(4)) allow for the play of chance in the data: the whole method — metric values, "
+            "scores, averages, cut points, financial override, segments and ranks — is recomputed on many "
+            "simulated versions of the quarter's data, "
+            + ("each drawing every trust's true rates from what its own numerators and denominators, and the spread "
+               "between trusts of its type, allow. " if shrinkage else
+               "each redrawing every numerator around the trust's observed rate. ")
+            + "In simulations from a known truth (the demo generator's) the intervals contained the true rank about "
+            "as often as their stated level, or slightly more often, as ranks are whole numbers. A rank whose "
+            "interval is wide is not well determined; figures reported as a single value (finance, costs, staff "
+            "survey scores, ratings) are taken as exact.</p>"
+            "<p><strong>NHS England's likely ranges</strong> of rank and average score are reproduced as NHS England "
+            "publishes them. They come from resampling each trust's own metric scores, so they show how uneven a "
+            "trust's scores are across metrics, not how much its rank could change by chance; they are shown for "
+            "comparison with NHS England's tables and should not be read as confidence intervals.</p>")
+    else:
+        parts.append("<p>The likely ranges of rank and average score are NHS England's: they come from resampling "
+                     "each trust's own metric scores and show how uneven its scores are, not the play of chance.</p>")
     if previous and has_movement:
-        parts.append(f"<p>Movement compares each trust with {esc(quarter_label(previous))}: the change of segment, "
-                     "the change of rank (up is better), and whether the new rank lies within or beyond the likely "
-                     "range of rank published last quarter (“within range” means the movement may be chance).</p>")
+        parts.append(f"<p>Movement compares each trust with {esc(quarter_label(previous))}, both quarters computed "
+                     "from the data: the change of segment (segments 1 to 4 after the financial override), the "
+                     "change of rank (up is better), and a test of whether the change of rank is larger than chance "
+                     "alone would give: both quarters' data are simulated together as if no trust's performance had "
+                     "changed, and the p-value is the share of simulations with a larger change (equal changes count "
+                     f"half; “beyond chance”: p &lt; {1 - level:g}; about 1 trust in {1 / (1 - level):.0f} is flagged "
+                     "by chance even when nothing has changed). Changes in figures reported as a single value "
+                     "(finance, costs, staff survey scores, ratings) count as real.</p>")
     elif previous:
-        parts.append(f"<p>No league table for {esc(quarter_label(previous))} was found beside this release, so "
-                     "movement since the previous quarter is not shown.</p>")
+        parts.append(f"<p>The inputs hold no data for {esc(quarter_label(previous))}, so movement since the "
+                     "previous quarter is not shown.</p>")
     return "".join(parts)
+
+
+def funnel_flag_sentence(summary: pd.DataFrame | None, ttype: str, direction: str) -> str:
+    """A metric section's count of funnel flags for one trust type, with the number expected by chance."""
+    if summary is None or summary.empty or "n_tested" not in summary:
+        return ""
+    row = summary[summary["trust_type"] == ttype]
+    if row.empty:
+        return ""
+    r = row.iloc[0]
+    level = float(r.get("band_level", 0.95))
+    high, low, tested = int(r["n_higher"]), int(r["n_lower"]), int(r["n_tested"])
+    better, worse = (high, low) if direction == "higher_better" else (low, high)
+    side = float(r["n_expected_by_chance"]) / 2.0
+    quarters = int(r.get("quarters", 1) or 1)
+    pooled = f" (events pooled over the latest {quarters} quarters)" if quarters > 1 else ""
+    exact = (" The limits are exact for rare events and conservative: fewer than this are expected by chance."
+             if r.get("limits") == "exact" else "")
+    return (f"Of {tested:,} trusts tested{pooled}, {better:,} {'is' if better == 1 else 'are'} better and "
+            f"{worse:,} worse than expected beyond the {_level_pct(level)} limits; about {side:,.1f} on each side "
+            f"would be expected by chance alone if no trust were truly different.{exact}")
 
 
 def metric_section(metric: Metric, data: dict, figures: dict[str, tuple[str, str]],
@@ -413,6 +596,9 @@ def metric_section(metric: Metric, data: dict, figures: dict[str, tuple[str, str
         if ttype in figures:
             svg, caption = figures[ttype]
             parts.append(figure(svg, caption, f"fig-{esc(metric.id)}-{slug(ttype)}"))
+        flag_text = funnel_flag_sentence(data.get("funnel_summary"), ttype, metric.direction)
+        if flag_text:
+            parts.append(f"<p>{esc(flag_text)}</p>")
         if metric.funnel and ok["funnel_band"].notna().any():
             value_col = f"Value ({metric.unit})"
             tab = pd.DataFrame({
@@ -469,7 +655,16 @@ def sensitivity_html(sens: pd.DataFrame, summary: dict) -> str:
     parts = ['<h2 id="sensitivity">What demographic adjustment changes</h2>',
              "<p>NHS England scores each metric on its raw value. For metrics with a demographic model, the table "
              "below recomputes the league on the adjusted values (observed/expected × the type's rate), "
-             "leaving every other metric as it is.</p>"]
+             "leaving every other metric as it is. It is a sensitivity analysis beside the official, unadjusted "
+             "league, not a replacement for it.</p>",
+             "<p>What adjustment can tell: how much of a trust's position goes with the age, deprivation and "
+             "rurality of the population it serves, on the assumption that these act on patients in the same way "
+             "everywhere. What it cannot tell: the models are fitted across trusts (one row per trust), so they "
+             "cannot separate an effect of deprivation on patients from poorer care in trusts that happen to "
+             "serve deprived areas. Where quality and deprivation go together, adjustment credits part of a "
+             "trust's real under-performance to its population (over-adjustment); the validation study "
+             "simulates exactly this case and reports how far the adjusted comparison then moves from the "
+             "truth.</p>"]
     rows = [{"Trust type": TRUST_TYPE_PLURAL[t], "Trusts": v["n"],
              "Rank correlation of averages (Spearman)": "[x]" if pd.isna(v["spearman_average"])
              else f"{v['spearman_average']:.3f}",
@@ -501,13 +696,24 @@ def productivity_html(opp: pd.DataFrame, catalogue: Catalogue, methodology: Meth
     settings = methodology.productivity
     who = ("the upper-quartile (best 25%) level of its trust type" if settings.comparator == "type" else
            "the upper-quartile (best 25%) level of its demographic peers")
+    pooled = (f" Each trust's value is pooled over the last {settings.pool_quarters} quarters" if
+              settings.pool_quarters > 1 else " Each trust's value is this quarter's")
+    if settings.estimate == "observed":
+        pooled += ", as observed."
+    else:
+        pooled += (" and shrunken towards its type's average by empirical Bayes"
+                   + (" with its spread kept equal to the real spread between trusts" if
+                      settings.estimate == "constrained" else "") + ".")
+    noise = ("" if settings.estimate == "constrained" and settings.pool_quarters > 1 else
+             " One quarter's noisy values inflate the opportunity (the methodology gives the size of it).")
     parts = ['<h2 id="productivity">Productivity opportunity</h2>',
              "<p>Following Better Care, Better Value (NHS Institute, 2006–2009), each trust's productivity "
              f"opportunity on an efficiency metric is the resource it would release if it reached {who}: "
              f"the shortfall from that level × its activity × a unit cost, annualised × {settings.annualise:g}. "
              "A trust at or better than the level has no opportunity. Where a metric has a demographic model, "
-             "trusts are compared on the adjusted value. These metrics are context: they do not enter the NOF "
-             "average score.</p>"]
+             "trusts are compared on the adjusted value (observed / expected), and the shortfall is converted with "
+             "the trust's expected activity (E × the shortfall in O/E) rather than its own."
+             f"{pooled}{noise} These metrics are context: they do not enter the NOF average score.</p>"]
     if opp.empty:
         parts.append("<p>No metric of this release has a unit cost, so no opportunity is computed.</p>")
         return "".join(parts)
@@ -583,12 +789,13 @@ def data_quality_html(results: pd.DataFrame, catalogue: Catalogue, metric_data: 
               "NHS England's published statistics, read without change by the project's source adapters")
     dims = [
         ("Relevance", "The tables reproduce NHS England's Oversight Framework segmentation and add what "
-                      "statisticians recommend beside league tables: likely ranges, demographic adjustment and "
+                      "statisticians recommend beside league tables: rank intervals, demographic adjustment and "
                       "funnel plots with overdispersion."),
         ("Accuracy and reliability", f"Of {n_cells:,} trust-metric figures in scope, {n_ok:,} were reported, "
                                      f"{n_sup:,} suppressed by the source and {n_mis:,} missing; suppressed and "
                                      "missing figures are excluded from scoring, as in NHS England's method. Ranks "
-                                     "are uncertain: see the likely ranges."),
+                                     "are uncertain: see the rank intervals, which allow for the play of chance in "
+                                     "the counted metrics but not for errors in the reported figures."),
         ("Timeliness and punctuality", "Each quarter is produced from the quarter's inputs by one command, so "
                                        "the release depends only on the availability of the source data."),
         ("Accessibility and clarity", "Every table is published as CSV and in an accessible spreadsheet (ODS), "
@@ -615,6 +822,7 @@ def data_quality_html(results: pd.DataFrame, catalogue: Catalogue, metric_data: 
 def methodology_summary_html(methodology: Methodology, catalogue: Catalogue,
                              link: str | None = METHODOLOGY_PAGE) -> str:
     b = methodology.bootstrap
+    u = methodology.uncertainty
     f = methodology.funnel
     fo = methodology.financial_override
     items = [
@@ -627,11 +835,17 @@ def methodology_summary_html(methodology: Methodology, catalogue: Catalogue,
         (f"Financial override: a trust in segment {' or '.join(str(s) for s in fo.from_segments)} that reports a "
          f"deficit or receives deficit support is moved to segment {fo.to_segment}.") if fo.enabled
         else "No financial override.",
-        f"Likely ranges: a {100 * b.level:g}% percentile bootstrap ({b.replicates:,} replicates, seed {b.seed}) of "
-        "each trust's metric scores, with segments, override and ranks recomputed in every replicate; the same "
-        "replicates give each trust's probability of each segment.",
-        f"Funnel plots: Spiegelhalter z-scores with {f.sr_method}-method overdispersion ({100 * f.trim_by:g}% "
-        f"trimming, additive τ²), banded at {100 * f.band_level:g}%; limits adjusted only when φ > 1.",
+        *([f"Rank intervals, median ranks and the probability of each segment: {u.replicates:,} simulated versions "
+           f"of the quarter's data (seed {u.seed}), "
+           + ("each trust's true rates drawn from an empirical-Bayes posterior (its own counts and the spread "
+              "between trusts of its type)" if u.shrinkage else "each numerator redrawn around the observed rate")
+           + ", with scores, averages, cut points, override, segments and ranks recomputed in every one; "
+           f"{100 * u.level:g}% intervals. Figures reported as a single value are held fixed."]
+          if u.method == "parametric_data" else []),
+        f"NHS England's likely ranges: a {100 * b.level:g}% percentile bootstrap ({b.replicates:,} replicates, seed "
+        f"{b.seed}) of each trust's own metric scores, with segments, override and ranks recomputed in every "
+        "replicate. They show how uneven a trust's scores are, not the play of chance.",
+        funnel_method_text(f),
         f"Demographic peers: the {methodology.peers.k} most similar trusts"
         f"{' of the same type' if methodology.peers.within_type else ''} by catchment demographics (the "
         "“Similar 10” method of NHS RightCare).",
@@ -650,8 +864,11 @@ GLOSSARY = (
     ("Segment", "NHS England's grouping of trusts from 1 (highest performing) to 4 (most challenged), from the "
                 "average metric score within each trust type; 5 is the Provider Improvement Programme."),
     ("Average metric score", "The mean of a trust's metric scores, each from 1.00 (best) to 4.00 (worst)."),
-    ("Likely range", "The range within which a trust's average score or rank lies in 95% of bootstrap replicates; "
-                     "it shows how much the rank could change by chance."),
+    ("Rank interval", "The range of ranks within which a trust's true rank lies with 95% probability, allowing for "
+                      "the play of chance in its counted metrics; the median rank is its middle."),
+    ("NHS England likely range", "NHS England's range of rank or average score from resampling a trust's own "
+                                 "metric scores: it shows how uneven the trust's scores are, not the play of "
+                                 "chance."),
     ("Funnel plot", "A chart of each trust's value against its size, with limits showing the variation expected "
                     "by chance; trusts outside the limits are 'better' or 'worse than expected'."),
     ("Observed / expected", "A trust's events divided by the number expected for the population it serves, from "
@@ -719,6 +936,7 @@ class ReportData:
         self.revisions = load_revisions(out_dir)
         self.revised_league, self.revised_metrics = revised_marks(self.revisions)
         self._productivity = None
+        self._spc = None
 
     @classmethod
     def load(cls, work_dir, out_dir, inputs, methodology, catalogue, quarter) -> "ReportData":
@@ -753,15 +971,40 @@ class ReportData:
             from .productivity import opportunities
 
             self._productivity = opportunities({k: v["table"] for k, v in self.metric_data.items()}, self.catalogue,
-                                               self.methodology, self.inputs.trusts, self.inputs.demographics)
+                                               self.methodology, self.inputs.trusts, self.inputs.demographics,
+                                               observations=self.inputs.observations,
+                                               quarters=self.inputs.quarters())
         return self._productivity
 
+    @property
+    def spc(self) -> tuple[dict, list[str]]:
+        """Statistical process control of every trust and metric (:func:`leaguetables.spc.run_spc`):
+        ``({metric_id: {trust_code: SPCResult}}, quarters)``."""
+        if self._spc is None:
+            from .spc import run_spc
+
+            self._spc = run_spc(self.metric_data, self.metrics_run, self.methodology.spc)
+        return self._spc
+
+    def spc_table(self) -> pd.DataFrame:
+        from .spc import spc_table
+
+        results, quarters = self.spc
+        return spc_table(results, self.catalogue, self.inputs.trusts, self.quarter, quarters)
+
+    def _spc_counts(self) -> dict:
+        from .spc import summary
+
+        return summary(self.spc[0])
+
     def write_tables(self) -> list[str]:
-        """Tables computed for the report: the productivity opportunity (tables/productivity.csv)."""
+        """Tables computed for the report: the productivity opportunity (tables/productivity.csv) and statistical
+        process control of every trust and metric (tables/spc.csv)."""
         from .publish import write_csv
 
         write_csv(self.productivity, Path(self.out_dir) / "tables" / "productivity.csv")
-        return ["tables/productivity.csv"]
+        write_csv(self.spc_table(), Path(self.out_dir) / "tables" / "spc.csv")
+        return ["tables/productivity.csv", "tables/spc.csv"]
 
     def _funnel_counts(self) -> pd.DataFrame:
         rows = []
@@ -769,8 +1012,9 @@ class ReportData:
             t = d["table"]
             if t["funnel_outcome"].notna().any():
                 rows.append({"metric_id": mid, "n_worse": int((t["funnel_outcome"] == "worse than expected").sum()),
-                             "n_better": int((t["funnel_outcome"] == "better than expected").sum())})
-        return pd.DataFrame(rows, columns=["metric_id", "n_worse", "n_better"])
+                             "n_better": int((t["funnel_outcome"] == "better than expected").sum()),
+                             "n_tested": int(t["funnel_outcome"].notna().sum())})
+        return pd.DataFrame(rows, columns=["metric_id", "n_worse", "n_better", "n_tested"])
 
     def header(self) -> str:
         """Title, period, statistics label and notice: the first screen shows them with the key findings."""
@@ -786,7 +1030,8 @@ class ReportData:
                  ("data-quality", "Data quality"), ("revisions", "Revisions"), ("provenance", "Provenance")]
         return (key_findings(self.league.table, self.league.sensitivity_summary, self._funnel_counts(),
                              self.movement, self.previous, self.productivity,
-                             self.methodology.productivity.comparator)
+                             self.methodology.productivity.comparator, self.methodology.uncertainty.level,
+                             funnel_level=self.methodology.funnel.band_level, spc_counts=self._spc_counts())
                 + contents(items) + downloads(self.spreadsheet_name))
 
     def segments(self) -> str:
@@ -794,7 +1039,9 @@ class ReportData:
 
     def league_tables(self) -> str:
         has_move = self.movement is not None and not self.movement.empty
-        parts = [league_intro(self.previous, has_move)]
+        t = self.league.table
+        u = self.methodology.uncertainty
+        parts = [league_intro(self.previous, has_move, "rank_interval_lower" in t.columns, u.level, u.shrinkage)]
         for t in TRUST_TYPES:
             parts.append(league_table_html(self.league.table, t, profile_links=True,
                                            movement=self.movement if has_move else None, previous=self.previous,
