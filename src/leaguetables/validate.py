@@ -370,8 +370,9 @@ def _rc_funnel(methodology: Methodology, num: pd.Series, den: pd.Series):
 
 
 def _rc_records(results: dict[str, dict], previous: str, quarter: str, methodology: Methodology) -> list[dict]:
-    """RC funnels of each counted metric: this quarter's numerator against last quarter's, when nothing but the
-    noise differs between them (no-change scenario: the true ratio is 1 for every trust, no true outlier)."""
+    """RC funnels of each rate metric (Poisson counts): this quarter's events against last quarter's, when nothing
+    but the noise differs between them (no-change scenario: the true ratio is 1 for every trust, no true outlier).
+    Proportions are left out: a binomial numerator varies less than the Poisson variance RC assumes."""
     class _R:  # the shape _funnel_records reads
         def __init__(self, table, funnels):
             self.table, self.funnels = table, funnels
@@ -379,7 +380,7 @@ def _rc_records(results: dict[str, dict], previous: str, quarter: str, methodolo
     res = {}
     for mid, r_now in results[quarter].items():
         m = r_now.metric
-        if not m.funnel or m.statistic not in ("proportion", "rate"):
+        if not m.funnel or m.statistic != "rate":  # RC's variance is Poisson's: counted events, not proportions
             continue
         now = r_now.table.set_index("trust_code")
         prev = results[previous][mid].table.set_index("trust_code")
@@ -1065,7 +1066,7 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
             ("metric_id", "Metric", "", False), ("trust_type", "Trust type", "type", False),
             ("data_type", "Data type", "", False), ("method", "Method", "", False),
             ("false_flag_95", "Outside 95%", "pct", True), ("false_flag_998", "Outside 99.8%", "pct2", True),
-            ("median_phi", "Median φ", "f2", True), ("adjusted_limits_share", "Adjusted limits used", "pct", True),
+            ("median_phi", "Median φ (as the method reports it)", "f2", True), ("adjusted_limits_share", "Adjusted limits used", "pct", True),
             ("degenerate_share", "Degenerate", "pct", True)]),
         "detection": _html_table(tables["funnel_detection"], [
             ("data_type", "Data type", "", False), ("metric_id", "Metric", "", False),
