@@ -1110,6 +1110,10 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
             f"<dt>Study</dt><dd>seed {v.seed}; replicates "
             + escape(", ".join(f"{k.replace('_', ' ')} {n}" for k, n in reps.items())) + "</dd></dl></footer>"),
     }
+    from . import report as report_mod
+
+    if hasattr(report_mod, "site_label"):  # the header's honest label of the source (synthetic demo data)
+        ctx["site_label"] = report_mod.site_label("demo")
     page = out / "index.html"
     pages.write(page, pages.render("validation.html.j2", **ctx))
     return page
