@@ -8,7 +8,7 @@ KERNEL := $(VENV)/share/jupyter/kernels/leaguetables/kernel.json
 QUARTER ?= 2025-26-Q4
 DEMO   := data/demo/observations.csv
 
-.PHONY: help setup report test demo-data bench clean browser-deps
+.PHONY: help setup report test demo-data bench clean browser-deps validate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ browser-deps: $(AXE)  ## browser-test dependencies: axe-core (npm ci) and, if mi
 
 test: setup browser-deps  ## run the full test suite
 	$(BIN)/python -m pytest -q -n 2
+
+validate: setup  ## the simulation study of the statistics (config: methodology validation section) -> reports/validation/
+	$(BIN)/python -m leaguetables.validate
 
 bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)
 	$(BIN)/python benchmarks/bench_quarter.py

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from leaguetables import demo
 
@@ -24,7 +27,7 @@ def test_demo_trusts_are_obviously_fictional_and_counted(demo_inputs):
     assert not t["trust_name"].str.contains(r"\bNHS\b").any()
 
 
-def test_demo_has_eight_quarters_all_metrics_suppressed_missing_and_deficits(demo_inputs):
+def test_demo_has_sixteen_quarters_all_metrics_suppressed_missing_and_deficits(demo_inputs):
     obs = demo_inputs.observations
     assert demo_inputs.quarters() == demo.QUARTERS
     assert obs["metric_id"].nunique() >= 20
@@ -43,3 +46,84 @@ def test_demo_truth_is_saved(demo_dir):
     eff = pd.read_csv(demo_dir / "truth" / "trust_effects.csv")
     assert eff["trust_code"].str.match(r"DEMO-").all()
     assert "fixed seed" in (demo_dir / "README.md").read_text() or re.search(r"--seed \d+", (demo_dir / "README.md").read_text())
+
+
+def test_demo_has_enough_quarters_for_spc_and_keeps_the_report_quarters():
+    assert len(demo.QUARTERS) >= 15
+    assert demo.QUARTERS[-2:] == ["2025-26-Q3", "2025-26-Q4"]
+    assert demo.QUARTERS == sorted(demo.QUARTERS)
+
+
+def test_standard_quarters_are_byte_identical_to_the_eight_quarter_demo():
+    """Known answer: the SHA-256 of observations.csv and status.csv written by the original eight-quarter generator
+    (``python -m leaguetables.demo`` at commit 88f640b, seed 20240401). The extra quarters come from a second random
+    stream, so every demo figure of 2024-25-Q1 … 2025-26-Q4 (and every test that uses them) is unchanged."""
+    d = demo.generate()
+    want = {"observations": "2ee617c20b08e1ac169ccab3a9b9b301c3df547d88c62c55db8f06e9d3ce0ff7",
+            "status": "8ebe4cb0b9ed62522bbaaadb58e53296854f5b41fe4653b061e7f7b840a1af8c"}
+    for k, sha in want.items():
+        df = d[k][d[k]["quarter"].isin(demo.STANDARD_QUARTERS)]
+        data = df.to_csv(index=False, lineterminator="\n", float_format="%.10g").encode()
+        assert hashlib.sha256(data).hexdigest() == sha, k
+
+
+def test_noise_seed_redraws_only_the_sampling_noise():
+    a, b = demo.generate(11, noise_seed=1), demo.generate(11, noise_seed=2)
+    for k in ("trusts", "demographics", "status", "truth/values", "truth/trust_effects"):
+        pd.testing.assert_frame_equal(a[k], b[k])
+    oa, ob = a["observations"], b["observations"]
+    pd.testing.assert_series_equal(oa["value"], ob["value"])  # reported values are part of the truth
+    pd.testing.assert_series_equal(oa["denominator"], ob["denominator"])
+    assert (oa["numerator"] != ob["numerator"]).mean() > 0.5
+
+
+def test_true_values_are_the_mean_of_the_simulated_counts():
+    """Simulation test of the saved truth: over 40 noise seeds the mean numerator of every trust-metric equals
+    ``truth/values.true_numerator`` (binomial and Poisson are unbiased; the gamma mixing has mean 1), and
+    ``true_oe = true_numerator / true_expected``. Standardised mean differences beyond 5 (a 5-SD miss of the mean
+    of 40 draws) would mean the truth and the data disagree."""
+    q = "2025-26-Q4"
+    runs = [demo.generate(3, noise_seed=s) for s in range(40)]
+    tv = runs[0]["truth/values"]
+    tv = tv[(tv["quarter"] == q) & tv["true_numerator"].notna()].set_index(["trust_code", "metric_id"])
+    np.testing.assert_allclose(tv["true_oe"], tv["true_numerator"] / tv["true_expected"], rtol=1e-12)
+    xs = pd.concat([r["observations"][r["observations"]["quarter"] == q].set_index(["trust_code", "metric_id"])["numerator"]
+                    for r in runs], axis=1)
+    xs = xs.loc[xs.index.intersection(tv.index)].dropna()
+    m = tv.loc[xs.index, "true_numerator"]
+    z = (xs.mean(axis=1) - m) / (xs.std(axis=1, ddof=1).clip(lower=0.5) / np.sqrt(xs.shape[1]))
+    assert len(z) > 2000
+    assert z.abs().max() < 6 and abs(z.mean()) < 0.1, (z.abs().max(), z.mean())
+
+
+def test_scenarios_plant_outliers_changes_and_over_adjustment():
+    d = demo.generate(11, noise_seed=1, outliers=[("ae_4hr", "DEMO-A002", 3.0), ("cdiff", "DEMO-A003", -3.0)])
+    eff = d["truth/trust_effects"].set_index(["metric_id", "trust_code"])["effect"]
+    assert eff[("ae_4hr", "DEMO-A002")] == pytest.approx(3 * demo.SPEC["ae_4hr"]["sd"])
+    assert eff[("cdiff", "DEMO-A003")] == pytest.approx(-3 * demo.SPEC["cdiff"]["sd"])
+    assert len(d["truth/planted"]) == 2
+
+    pair = ("2025-26-Q3", "2025-26-Q4")
+    h = demo.generate(11, noise_seed=1, change_quarters=pair, hold_quarters=True, change=[("DEMO-A001", 2.0)])
+    tv = h["truth/values"].set_index(["quarter", "trust_code", "metric_id"])
+    before, after = tv.loc[pair[0]], tv.loc[pair[1]]
+    moved = (after["true_value"] - before["true_value"]).abs() > 1e-9
+    assert set(moved[moved].index.get_level_values("trust_code")) == {"DEMO-A001"}
+    for m in ("ae_4hr", "rtt_18wk"):  # better: a higher share within the standard
+        assert after.loc[("DEMO-A001", m), "true_value"] > before.loc[("DEMO-A001", m), "true_value"]
+    assert after.loc[("DEMO-A001", "ae_12hr"), "true_value"] < before.loc[("DEMO-A001", "ae_12hr"), "true_value"]
+    obs = h["observations"].set_index(["quarter", "trust_code", "metric_id"])
+    ob, oa = obs.loc[pair[0]], obs.loc[pair[1]]
+    assert ob.index.equals(oa.index) and ob["suppressed"].equals(oa["suppressed"])
+    pd.testing.assert_series_equal(ob["denominator"], oa["denominator"])
+    st = h["status"].set_index(["quarter", "trust_code"])
+    assert st.loc[pair[0]].equals(st.loc[pair[1]])
+
+    o = demo.generate(11, quality_deprivation_r=0.5, deprivation_effect=False)
+    coef = o["truth/coefficients"]
+    assert (coef.loc[coef["term"] == "imd_score", "value"] == 0).all()
+    e = o["truth/trust_effects"].merge(o["demographics"], on="trust_code").merge(o["trusts"], on="trust_code")
+    e = e[(e["trust_type"] == "acute") & (e["metric_id"] == "rtt_18wk")]  # q = 0.6: corr ≈ -0.6 × 0.5
+    assert np.corrcoef(e["effect"], e["imd_score"])[0, 1] < -0.15
+    with pytest.raises(ValueError):
+        demo.generate(11, change=[("DEMO-A001", 2.0)])

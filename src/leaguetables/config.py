@@ -112,6 +112,77 @@ class RelativeFloor(_Strict):
     source: str = Field(min_length=1, description="where the rule comes from; 'illustrative' if not NHS England's")
 
 
+class Range(_Strict):
+    """A closed target interval ``[low, high]`` of a validation figure."""
+
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _check(self) -> "Range":
+        if not self.low <= self.high:
+            raise ValueError(f"a target range needs low <= high, got {self.low} and {self.high}")
+        return self
+
+
+class ValidationTargets(_Strict):
+    """The targets of the simulation study (issue 10's "done when"), shown beside the measured figures."""
+
+    oe_coverage: Range = Range(low=0.93, high=0.97)
+    funnel_false_flag_95: Range = Range(low=0.035, high=0.07)
+    funnel_false_flag_998_max: float = Field(0.006, ge=0, le=1)
+    funnel_detection_min: float = Field(0.80, ge=0, le=1)
+    rank_coverage: Range = Range(low=0.93, high=0.97)
+    brier_ratio_max: float = Field(1.25, ge=1)
+    reliability_slope: Range = Range(low=0.8, high=1.2)
+    change_size: Range = Range(low=0.03, high=0.07)
+    change_power_min: float = Field(0.80, ge=0, le=1)
+    productivity_bias_max: float = Field(0.10, ge=0)
+
+
+class Validation(_Strict):
+    """The published simulation study (``make validate``, :mod:`leaguetables.validate`).
+
+    One fixed truth (the demo generator with ``seed``) per scenario; each replicate redraws the sampling noise
+    with its own seed derived from ``seed``. Replicates per scenario: ``replicates`` (standard: no true outliers),
+    ``outlier_replicates`` (planted outliers), ``change_replicates`` (each of no change and a true change between
+    ``previous`` and ``quarter``) and ``overadjust_replicates`` (quality correlated with deprivation)."""
+
+    seed: int
+    quarter: str = "2025-26-Q4"
+    previous: str = "2025-26-Q3"
+    replicates: int = Field(200, ge=10, le=100_000)
+    outlier_replicates: int = Field(80, ge=10, le=100_000)
+    change_replicates: int = Field(40, ge=10, le=100_000)
+    overadjust_replicates: int = Field(60, ge=10, le=100_000)
+    workers: int = Field(2, ge=1, le=64)
+    bootstrap_replicates: int | None = Field(None, ge=100, le=100_000, description="league bootstrap replicates in "
+                                             "the study (default: the methodology's)")
+    sampling_replicates: int | None = Field(None, ge=200, le=100_000, description="replicates of the sampling "
+                                            "bootstrap of the data in the study (default: the methodology's)")
+    outlier_sd: float = Field(3.0, gt=0, le=10)
+    outliers_per_metric: int = Field(6, ge=2, le=40, description="planted per funnel metric and trust type, half "
+                                     "above and half below")
+    change_sd: float = Field(2.0, gt=0, le=10)
+    change_share: float = Field(0.1, gt=0, le=0.5, description="share of each trust type with a true change, half "
+                                "better and half worse")
+    overadjust_r: float = Field(0.5, gt=-1, lt=1)
+    targets: ValidationTargets = ValidationTargets()
+
+    @model_validator(mode="after")
+    def _check(self) -> "Validation":
+        from .contract import check_quarter, quarter_key
+
+        for q in (self.quarter, self.previous):
+            try:
+                check_quarter(q)
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
+        if not quarter_key(self.previous) < quarter_key(self.quarter):
+            raise ValueError(f"validation.previous ({self.previous}) must come before quarter ({self.quarter})")
+        return self
+
+
 class Scoring(_Strict):
     """How a metric becomes a NOF score (1.00 best – 4.00 worst)."""
 
@@ -571,6 +642,7 @@ class Methodology(_Strict):
     productivity: Productivity
     expected: ExpectedSettings = ExpectedSettings()
     spc: SPCSettings = SPCSettings()
+    validation: Validation | None = None
 
     @model_validator(mode="after")
     def _seeds(self) -> "Methodology":

@@ -1,7 +1,9 @@
 """Synthetic demo data: ``python -m leaguetables.demo [--out data/demo] [--seed N]``.
 
 Generates the four contract files for 205 obviously fictional trusts (134 acute, 61 mental health and community,
-10 ambulance) over eight quarters (2024-25-Q1 … 2025-26-Q4), for every metric of the ``demo`` catalogue.
+10 ambulance) over sixteen quarters (2022-23-Q1 … 2025-26-Q4), for every metric of the ``demo`` catalogue: the
+eight standard quarters 2024-25-Q1 … 2025-26-Q4 exactly as the original eight-quarter demo drew them, and eight
+earlier quarters from a second random stream (enough history for statistical process control).
 
 Trust codes are ``DEMO-A001`` (acute), ``DEMO-M001`` (mental health and community) and ``DEMO-B001`` (ambulance):
 real ODS codes never contain a hyphen, so they cannot collide. Names are invented place names followed by
@@ -16,8 +18,15 @@ Counts are drawn from a known model so that tests can check the modelling recove
   ``ddof=1`` over all trusts of the type); ``u_i`` is a trust effect, partly shared across metrics through a latent
   trust quality so that the composite score means something.
 
-The true coefficients (``truth/coefficients.csv``), trust effects (``truth/trust_effects.csv``) and the
-standardisation used (``truth/standardisation.csv``) are saved beside the data.
+The true coefficients (``truth/coefficients.csv``), trust effects (``truth/trust_effects.csv``), the
+standardisation used (``truth/standardisation.csv``), the true value and true expected value of every
+trust-quarter-metric (``truth/values.csv``: ``true_numerator`` m = n·expit(η) or n·exp(η) without the gamma mixing
+draw, ``true_expected`` E* the same with u_i = 0, ``true_oe`` = m/E*), planted outliers and changes
+(``truth/planted.csv``) and the scenario (``truth/scenario.csv``) are saved beside the data.
+
+Scenarios for the simulation study (:mod:`leaguetables.validate`) are arguments of :func:`generate`: a separate
+noise seed over a fixed truth, over-adjustment (quality correlated with deprivation, deprivation without effect),
+planted outliers, a true change between two quarters, and no change at all between them.
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ from .config import PROJECT_ROOT, load_catalogue
 
 DEFAULT_SEED = 20240401
 DEFAULT_OUT = PROJECT_ROOT / "data" / "demo"
-QUARTERS = [f"2024-25-Q{q}" for q in range(1, 5)] + [f"2025-26-Q{q}" for q in range(1, 5)]
+STANDARD_QUARTERS = [f"2024-25-Q{q}" for q in range(1, 5)] + [f"2025-26-Q{q}" for q in range(1, 5)]
+EARLY_QUARTERS = [f"{y}-{(y + 1) % 100:02d}-Q{q}" for y in (2022, 2023) for q in range(1, 5)]
+QUARTERS = EARLY_QUARTERS + STANDARD_QUARTERS  # 16 quarters, oldest first: enough for statistical process control
 COUNTS = {"acute": 134, "mental_health_community": 61, "ambulance": 10}
 PREFIX = {"acute": "A", "mental_health_community": "M", "ambulance": "B"}
 REGIONS = ["London", "South East", "South West", "Midlands", "East of England", "North West",
@@ -159,104 +170,243 @@ def _standardise(demo: pd.DataFrame, trusts: pd.DataFrame) -> tuple[pd.DataFrame
     return z, pd.DataFrame(rows)
 
 
-def generate(seed: int = DEFAULT_SEED) -> dict[str, pd.DataFrame]:
-    """Generate the demo inputs and the truth behind them (deterministic for a seed)."""
-    rng = np.random.default_rng(seed)
+def _streams(seed: int, noise_seed: int | None):
+    """``(truth, noise, truth_early, noise_early)`` generators: the first pair for the standard quarters
+    (:data:`STANDARD_QUARTERS`), the second for the earlier history quarters (:data:`EARLY_QUARTERS`).
+
+    With ``noise_seed=None`` every draw of the standard quarters comes from the one stream ``default_rng(seed)``, in
+    the order of the original eight-quarter demo (so those quarters are unchanged), and every draw of the earlier
+    quarters from a second stream ``default_rng([seed, 2])``. With a ``noise_seed`` the sampling noise (binomial,
+    Poisson and gamma-mixing draws) comes from ``default_rng(noise_seed)`` instead, so that the truth (trusts,
+    demographics, trust effects, activity, reported values, ratings, status and missingness) is the same for every
+    noise seed: the simulation study redraws the data from one fixed truth."""
+    truth, early = np.random.default_rng(seed), np.random.default_rng([seed, 2])
+    if noise_seed is None:
+        return truth, truth, early, early
+    noise = np.random.default_rng(noise_seed)
+    return truth, noise, early, noise
+
+
+def _sign_better(spec: dict) -> float:
+    """+1 when a higher trust effect is better quality (the latent-quality weight ``q`` is positive), else −1."""
+    return 1.0 if spec["q"] >= 0 else -1.0
+
+
+def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality_deprivation_r: float = 0.0,
+             deprivation_effect: bool = True, outliers=(), change=(), change_quarters: tuple[str, str] | None = None,
+             hold_quarters: bool = False) -> dict[str, pd.DataFrame]:
+    """Generate the demo inputs and the truth behind them (deterministic for its arguments).
+
+    The defaults give the standard demo. The other arguments are the scenarios of the simulation study
+    (:mod:`leaguetables.validate`):
+
+    ``noise_seed``
+        Draw the sampling noise from its own seed, keeping the truth of ``seed`` fixed (see :func:`_streams`).
+    ``quality_deprivation_r``, ``deprivation_effect``
+        Over-adjustment: latent trust quality correlated with deprivation (``r``: correlation with minus the
+        within-type standardised ``imd_score``, so that deprived areas have worse care) and, with
+        ``deprivation_effect=False``, no true effect of ``imd_score`` on any metric (its true coefficient is 0).
+    ``outliers``
+        Planted outliers: ``(metric_id, trust_code, k)`` sets the trust effect of that metric to ``k`` times the
+        metric's between-trust SD (``k = ±3``: 3 SD above or below the average trust, on the model's scale).
+    ``change``, ``change_quarters``
+        A true change: ``(trust_code, k)`` moves the trust's latent quality by ``k`` SD (positive = better) from the
+        second quarter of ``change_quarters = (before, after)`` on, i.e. the effect of each of its modelled and
+        reported-value metrics by ``k`` × the metric's between-trust SD in the better (or worse) direction.
+    ``hold_quarters``
+        No change between the two ``change_quarters`` other than ``change``: the second quarter has the first's
+        activity (denominators), trend and seasonal terms, reported values, ratings, status and missing or
+        suppressed figures; only the sampling noise is new.
+
+    Returns the four contract tables and the truth: ``truth/coefficients``, ``truth/trust_effects`` (the persistent
+    effect ``u_i`` per metric), ``truth/standardisation``, ``truth/values`` (per quarter, trust and metric: the
+    denominator, the true numerator ``m = n·expit(η)`` or ``n·exp(η)`` without the gamma mixing draw, the true
+    expected ``E*`` (the same with ``u_i = 0``), the true value ``m/n × multiplier`` and the true O/E ``m/E*``; for
+    reported values and ratings the reported figure itself), ``truth/planted`` (outliers and changes) and
+    ``truth/scenario`` (the arguments).
+    """
+    if not -1 < quality_deprivation_r < 1:
+        raise ValueError(f"quality_deprivation_r must lie in (-1, 1), got {quality_deprivation_r!r}")
+    if (change or hold_quarters) and change_quarters is None:
+        raise ValueError("change and hold_quarters need change_quarters=(before, after)")
+    if change_quarters is not None:
+        before, after = change_quarters
+        if before not in QUARTERS or after not in QUARTERS or QUARTERS.index(before) >= QUARTERS.index(after):
+            raise ValueError(f"change_quarters must be two demo quarters in order, got {change_quarters!r}")
+    rt, rn, rt_early, rn_early = _streams(seed, noise_seed)
     catalogue = load_catalogue("demo")
-    trusts = make_trusts(rng)
-    demo = make_demographics(rng, trusts)
+    trusts = make_trusts(rt)
+    demo = make_demographics(rt, trusts)
     z, standardisation = _standardise(demo, trusts)
     codes = trusts["trust_code"].to_numpy()
+    pos = {c: i for i, c in enumerate(codes)}
     ttype = trusts["trust_type"].to_numpy()
-    size = rng.lognormal(0, 0.45, len(trusts))
-    quality = rng.normal(0, 1, len(trusts))  # latent trust quality shared across metrics (higher = better)
+    size = rt.lognormal(0, 0.45, len(trusts))
+    quality = rt.normal(0, 1, len(trusts))  # latent trust quality shared across metrics (higher = better)
+    if quality_deprivation_r:
+        r = quality_deprivation_r
+        quality = -r * z["imd_score"].to_numpy(float) + np.sqrt(1 - r * r) * quality
+    planted = {(m, c): float(k) for m, c, k in outliers}
+    unknown = sorted({c for _, c in planted} - set(codes)) + sorted({c for c, _ in change} - set(codes))
+    if unknown:
+        raise ValueError(f"unknown trust codes in the scenario: {unknown[:5]}")
+    moved = np.zeros(len(trusts))
+    for c, k in change:
+        moved[pos[c]] = float(k)
+    changed_from = QUARTERS.index(change_quarters[1]) if change_quarters else len(QUARTERS)
+    held = QUARTERS.index(change_quarters[0]) if (change_quarters and hold_quarters) else None
+    after_k = QUARTERS.index(change_quarters[1]) if change_quarters else None
 
-    obs_rows, coef_rows, eff_rows = [], [], []
+    blocks, truth_blocks, coef_rows, eff_rows = [], [], [], []
     for metric in catalogue.metrics:
         spec = SPEC[metric.id]
         elig = np.isin(ttype, metric.trust_types)
         idx = np.flatnonzero(elig)
-        own = rng.normal(0, 1, len(trusts))
+        own = rt.normal(0, 1, len(trusts))
         kind = spec["kind"]
-        if kind in ("binomial", "poisson"):
+        beta = dict(spec.get("beta", {}))
+        if not deprivation_effect and "imd_score" in beta:
+            beta["imd_score"] = 0.0
+        if kind in ("binomial", "poisson", "value"):
             q = spec["q"]
             u = spec["sd"] * (q * quality + np.sqrt(1 - q * q) * own)
-            lin = np.full(len(trusts), spec["alpha"]) + u
-            for cov, b in spec["beta"].items():
-                lin = lin + b * z[cov].to_numpy(float)
+            for (mid, c), k in planted.items():
+                if mid == metric.id:
+                    u[pos[c]] = k * spec["sd"]
+            shift = moved * spec["sd"] * _sign_better(spec)
+            for i in idx:
+                eff_rows.append({"metric_id": metric.id, "trust_code": codes[i], "effect": u[i]})
+        if kind in ("binomial", "poisson"):
+            base = np.full(len(trusts), spec["alpha"])
+            for cov, b in beta.items():
+                base = base + b * z[cov].to_numpy(float)
             for t in metric.trust_types:
                 coef_rows.append({"metric_id": metric.id, "trust_type": t, "term": "Intercept", "value": spec["alpha"]})
-                for cov, b in spec["beta"].items():
+                for cov, b in beta.items():
                     coef_rows.append({"metric_id": metric.id, "trust_type": t, "term": cov, "value": b})
-            for i in idx:
-                eff_rows.append({"metric_id": metric.id, "trust_code": codes[i], "effect": u[i]})
-            for qi, quarter in enumerate(QUARTERS):
-                season = 1.0 + 0.05 * np.cos(2 * np.pi * (qi % 4) / 4)
-                n = np.maximum(np.round(spec["base"] * size[idx] * season * rng.lognormal(0, 0.05, len(idx))), 20)
-                eta = lin[idx] + spec["trend"] * (qi - 7)
+            dens: dict[int, np.ndarray] = {}
+            for k, quarter in enumerate(QUARTERS):
+                early = quarter in EARLY_QUARTERS
+                t_rng, n_rng = (rt_early, rn_early) if early else (rt, rn)
+                season = 1.0 + 0.05 * np.cos(2 * np.pi * (k % 4) / 4)
+                n = np.maximum(np.round(spec["base"] * size[idx] * season * t_rng.lognormal(0, 0.05, len(idx))), 20)
+                kt = k
+                if held is not None and k == after_k:
+                    n, kt = dens[held], held  # no change: the earlier quarter's activity, trend and season
+                dens[k] = n
+                eff = u[idx] + (shift[idx] if k >= changed_from else 0.0)
+                eta0 = base[idx] + spec["trend"] * (kt - (len(QUARTERS) - 1))
+                eta = eta0 + eff
                 if kind == "binomial":
-                    x = rng.binomial(n.astype(np.int64), 1 / (1 + np.exp(-eta)))
+                    m, e_star = n / (1 + np.exp(-eta)), n / (1 + np.exp(-eta0))
+                    x = n_rng.binomial(n.astype(np.int64), 1 / (1 + np.exp(-eta)))
                 else:
-                    mu = n * np.exp(eta)
+                    m, e_star = n * np.exp(eta), n * np.exp(eta0)
+                    mu = m
                     if "shape" in spec:  # gamma-Poisson mixture: extra-Poisson variation within trust-quarter
-                        mu = mu * rng.gamma(spec["shape"], 1 / spec["shape"], len(idx))
-                    x = rng.poisson(mu)
-                for j, i in enumerate(idx):
-                    obs_rows.append((quarter, codes[i], metric.id, float(x[j]), float(n[j]), np.nan, None))
+                        mu = mu * n_rng.gamma(spec["shape"], 1 / spec["shape"], len(idx))
+                    x = n_rng.poisson(mu)
+                blocks.append(_block(quarter, codes[idx], metric.id, numerator=x, denominator=n))
+                truth_blocks.append(({
+                    "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": n,
+                    "true_numerator": m, "true_expected": e_star, "true_value": m / n * metric.multiplier,
+                    "true_oe": m / e_star, "true_category": None}, len(idx)))
         elif kind == "value":
-            q = spec["q"]
-            u = spec["sd"] * (q * quality + np.sqrt(1 - q * q) * own)
-            for i in idx:
-                eff_rows.append({"metric_id": metric.id, "trust_code": codes[i], "effect": u[i]})
-            annual_noise = {}
-            for qi, quarter in enumerate(QUARTERS):
+            annual_noise: dict[str, np.ndarray] = {}
+            unshifted: dict[int, np.ndarray] = {}
+            for k, quarter in enumerate(QUARTERS):
+                t_rng = rt_early if quarter in EARLY_QUARTERS else rt
                 year = quarter[:7]
-                if spec.get("annual"):
-                    noise = annual_noise.setdefault(year, rng.normal(0, spec["noise"] + 1e-12, len(trusts)))
-                else:
-                    noise = rng.normal(0, spec["noise"] + 1e-12, len(trusts))
-                v = np.round(spec["mean"] + u + noise, spec["decimals"])
-                for i in idx:
-                    obs_rows.append((quarter, codes[i], metric.id, np.nan, np.nan, float(v[i]), None))
+                draw = t_rng.normal(0, spec["noise"] + 1e-12, len(trusts))  # drawn every quarter (stream order)
+                noise = annual_noise.setdefault(year, draw) if spec.get("annual") else draw
+                unshifted[k] = spec["mean"] + u + noise
+                if held is not None and k == after_k:
+                    unshifted[k] = unshifted[held]  # no change: the earlier quarter's reported value
+                v = np.round(unshifted[k] + (shift if k >= changed_from else 0.0), spec["decimals"])
+                blocks.append(_block(quarter, codes[idx], metric.id, value=v[idx]))
+                truth_blocks.append(({
+                    "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": np.nan,
+                    "true_numerator": np.nan, "true_expected": np.nan, "true_value": v[idx], "true_oe": np.nan,
+                    "true_category": None}, len(idx)))
         elif kind == "bracket":
             latent = spec["q"] * quality + np.sqrt(1 - spec["q"] ** 2) * own
             cuts = np.quantile(latent, [0.08, 0.70, 0.93])
             rating = np.array(RATINGS)[3 - np.searchsorted(cuts, latent)]
-            for qi, quarter in enumerate(QUARTERS):
-                if qi == 4:  # a round of re-inspections at the start of 2025/26
-                    change = rng.random(len(trusts)) < 0.15
-                    step = np.where(rng.random(len(trusts)) < 0.5, -1, 1)
-                    pos = np.clip(np.array([RATINGS.index(r) for r in rating]) + step, 0, 3)
-                    rating = np.where(change, np.array(RATINGS)[pos], rating)
-                for i in idx:
-                    obs_rows.append((quarter, codes[i], metric.id, np.nan, np.nan, np.nan, str(rating[i])))
+            ratings: dict[int, np.ndarray] = {}
+            for k, quarter in enumerate(QUARTERS):
+                if quarter == STANDARD_QUARTERS[4]:  # a round of re-inspections at the start of 2025/26
+                    change_r = rt.random(len(trusts)) < 0.15
+                    step = np.where(rt.random(len(trusts)) < 0.5, -1, 1)
+                    rpos = np.clip(np.array([RATINGS.index(r) for r in rating]) + step, 0, 3)
+                    rating = np.where(change_r, np.array(RATINGS)[rpos], rating)
+                ratings[k] = ratings[held] if (held is not None and k == after_k) else rating
+                rating = ratings[k]
+                blocks.append(_block(quarter, codes[idx], metric.id, category=rating[idx].astype(object)))
+                truth_blocks.append(({
+                    "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": np.nan,
+                    "true_numerator": np.nan, "true_expected": np.nan, "true_value": np.nan, "true_oe": np.nan,
+                    "true_category": rating[idx].astype(object)}, len(idx)))
 
-    obs = pd.DataFrame(obs_rows, columns=["quarter", "trust_code", "metric_id", "numerator", "denominator", "value",
-                                          "category"])
+    obs = _frame(blocks)
     obs["suppressed"] = False
-    # A few suppressed figures (withheld by the source) and a few missing rows (not submitted).
-    sup = rng.random(len(obs)) < 0.004
+    # A few suppressed figures (withheld by the source) and a few missing rows (not submitted): drawn over the rows
+    # of each stream in generation order (the standard quarters exactly as the original demo drew them).
+    keep = np.ones(len(obs), dtype=bool)
+    sup = np.zeros(len(obs), dtype=bool)
+    for stream, rows in ((rt, ~obs["quarter"].isin(EARLY_QUARTERS).to_numpy()),
+                         (rt_early, obs["quarter"].isin(EARLY_QUARTERS).to_numpy())):
+        where = np.flatnonzero(rows)
+        sup[where[stream.random(len(where)) < 0.004]] = True
+        keep[where[stream.random(len(where)) < 0.004]] = False
+    if held is not None:  # the later quarter keeps the earlier quarter's suppressed and missing figures
+        key = ["trust_code", "metric_id"]
+        b_rows = np.flatnonzero((obs["quarter"] == change_quarters[0]).to_numpy())
+        a_rows = np.flatnonzero((obs["quarter"] == change_quarters[1]).to_numpy())
+        ref = pd.DataFrame({"sup": sup[b_rows], "keep": keep[b_rows]},
+                           index=pd.MultiIndex.from_frame(obs.loc[b_rows, key]))
+        k_idx = pd.MultiIndex.from_frame(obs.loc[a_rows, key])
+        sup[a_rows] = ref["sup"].reindex(k_idx).to_numpy(bool)
+        keep[a_rows] = ref["keep"].reindex(k_idx).to_numpy(bool)
     obs.loc[sup, "suppressed"] = True
     obs.loc[sup, ["numerator", "denominator", "value"]] = np.nan
     obs.loc[sup, "category"] = None
-    obs = obs.loc[~(rng.random(len(obs)) < 0.004)].reset_index(drop=True)
+    obs = obs.loc[keep].reset_index(drop=True)
 
     # Finance and status: a deficit follows the planned surplus/deficit; deficit support for the worst plans;
     # the improvement programme (segment 5) for the trusts of lowest latent quality, from 2025/26.
     plan = obs[obs["metric_id"] == "finance_plan"].set_index(["quarter", "trust_code"])["value"]
     worst = set(codes[np.argsort(quality)[:3]])
-    status_rows = []
-    for quarter in QUARTERS:
-        for code in codes:
-            p = plan.get((quarter, code), np.nan)
-            status_rows.append({
-                "quarter": quarter, "trust_code": code,
-                "deficit": bool(p < 0) if not np.isnan(p) else False,
-                "deficit_support": bool(p < -2.5) if not np.isnan(p) else False,
-                "improvement_programme": code in worst and quarter.startswith("2025-26"),
-            })
-    status = pd.DataFrame(status_rows)
+    status = pd.DataFrame({"quarter": np.repeat(QUARTERS, len(codes)).astype(object),
+                           "trust_code": np.tile(codes, len(QUARTERS)).astype(object)})
+    p = plan.reindex(pd.MultiIndex.from_frame(status)).to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        status["deficit"] = np.where(np.isnan(p), False, p < 0)
+        status["deficit_support"] = np.where(np.isnan(p), False, p < -2.5)
+    status["improvement_programme"] = (status["trust_code"].isin(worst)
+                                       & status["quarter"].str.startswith("2025-26")).to_numpy()
+    if held is not None:  # the same status in both quarters
+        b_q, a_q = change_quarters
+        ref = status[status["quarter"] == b_q].set_index("trust_code")
+        rows = status["quarter"] == a_q
+        for col in ("deficit", "deficit_support", "improvement_programme"):
+            status.loc[rows, col] = status.loc[rows, "trust_code"].map(ref[col]).to_numpy(bool)
     sort = ["quarter", "trust_code", "metric_id"]
+    order = {q: i for i, q in enumerate(QUARTERS)}
+    truth_values = _frame(truth_blocks)
+    truth_values = truth_values.sort_values(sort, key=lambda s: s.map(order) if s.name == "quarter" else s,
+                                            kind="mergesort").reset_index(drop=True)
+    planted_rows = [{"kind": "outlier", "metric_id": m, "trust_code": c, "sd_multiple": k, "from_quarter": None}
+                    for (m, c), k in sorted(planted.items())]
+    planted_rows += [{"kind": "change", "metric_id": None, "trust_code": c, "sd_multiple": float(k),
+                      "from_quarter": change_quarters[1]} for c, k in sorted(change)]
+    scenario = pd.DataFrame([
+        {"argument": "seed", "value": str(seed)},
+        {"argument": "noise_seed", "value": "" if noise_seed is None else str(noise_seed)},
+        {"argument": "quality_deprivation_r", "value": repr(float(quality_deprivation_r))},
+        {"argument": "deprivation_effect", "value": str(bool(deprivation_effect))},
+        {"argument": "change_quarters", "value": "" if change_quarters is None else " ".join(change_quarters)},
+        {"argument": "hold_quarters", "value": str(bool(hold_quarters))},
+    ])
     return {
         "trusts": trusts,
         "observations": obs.sort_values(sort, kind="mergesort").reset_index(drop=True),
@@ -265,7 +415,41 @@ def generate(seed: int = DEFAULT_SEED) -> dict[str, pd.DataFrame]:
         "truth/coefficients": pd.DataFrame(coef_rows),
         "truth/trust_effects": pd.DataFrame(eff_rows),
         "truth/standardisation": standardisation,
+        "truth/values": truth_values,
+        "truth/planted": pd.DataFrame(planted_rows, columns=["kind", "metric_id", "trust_code", "sd_multiple",
+                                                             "from_quarter"]),
+        "truth/scenario": scenario,
     }
+
+
+def _block(quarter: str, codes: np.ndarray, metric_id: str, numerator=None, denominator=None, value=None,
+           category=None) -> tuple[dict, int]:
+    n = len(codes)
+    nan = np.full(n, np.nan)
+    return ({
+        "quarter": quarter, "trust_code": codes, "metric_id": metric_id,
+        "numerator": nan if numerator is None else np.asarray(numerator, dtype=float),
+        "denominator": nan if denominator is None else np.asarray(denominator, dtype=float),
+        "value": nan if value is None else np.asarray(value, dtype=float),
+        "category": np.full(n, None, dtype=object) if category is None else category,
+    }, n)
+
+
+def _frame(blocks: list[tuple[dict, int]]) -> pd.DataFrame:
+    """One frame from column blocks (scalars repeated over the block's rows), in block order."""
+    cols = {}
+    for name in blocks[0][0]:
+        parts = []
+        for cols_b, n in blocks:
+            v = cols_b[name]
+            if np.ndim(v) == 0:
+                v = np.full(n, v, dtype=object if (v is None or isinstance(v, str)) else float)
+            parts.append(np.asarray(v))
+        arr = np.concatenate(parts)
+        if arr.dtype.kind in "UO" or name in ("category", "true_category"):
+            arr = arr.astype(object)
+        cols[name] = arr
+    return pd.DataFrame(cols)
 
 
 def write(out: Path, seed: int = DEFAULT_SEED) -> Path:
@@ -277,7 +461,9 @@ def write(out: Path, seed: int = DEFAULT_SEED) -> Path:
         "# Synthetic demo data (fictional trusts)\n\n"
         f"Generated by `python -m leaguetables.demo --seed {seed}`; do not edit by hand. Every trust, name and\n"
         "figure here is invented: this is not a ranking of real NHS trusts. `truth/` holds the model the counts\n"
-        "were drawn from (coefficients per SD of each covariate within trust type, trust effects, standardisation).\n",
+        "were drawn from (coefficients per SD of each covariate within trust type, trust effects, standardisation,\n"
+        "the true value and true expected value of every trust, quarter and metric, planted outliers and changes,\n"
+        "and the scenario arguments).\n",
         encoding="utf-8")
     (out / DEMO_MARKER).write_text(json.dumps({"source": "demo", "generator": "leaguetables.demo", "seed": seed},
                                               indent=1) + "\n", encoding="utf-8")

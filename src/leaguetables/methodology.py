@@ -212,7 +212,18 @@ def metric_context(m: Metric, data: dict | None) -> dict:
     return ctx
 
 
-def context(data: ReportData) -> dict:
+VALIDATION_PAGE = ("validation", "index.html")  # beside the quarters' folders: reports/validation/index.html
+
+
+def validation_link(page: Path | None) -> dict:
+    """The simulation study's report as seen from a page of a quarter (``reports/<quarter>/…``): its relative link
+    and whether it exists there yet (``make validate`` writes it)."""
+    href = "../" + "/".join(VALIDATION_PAGE)
+    exists = page is not None and Path(page).resolve().parent.parent.joinpath(*VALIDATION_PAGE).exists()
+    return {"href": href, "exists": bool(exists)}
+
+
+def context(data: ReportData, page: Path | None = None) -> dict:
     from .publish import git_state
 
     meth, cat = data.methodology, data.catalogue
@@ -282,9 +293,10 @@ def context(data: ReportData) -> dict:
         "source_notice": Markup(source_notice(data.run.get("source", "files"), None,
                                               data.run.get("omitted_metrics") or ())),
         "provenance": Markup(provenance_html(data.run, git_state(), input_checksums(data.inputs))),
+        "validation": validation_link(page),
     }
 
 
 def write_methodology(data: ReportData, path: Path) -> int:
     """Write ``methodology.html``; return its size in bytes."""
-    return pages.write(Path(path), pages.render("methodology.html.j2", **context(data)))
+    return pages.write(Path(path), pages.render("methodology.html.j2", **context(data, Path(path))))
