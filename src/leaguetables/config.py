@@ -155,6 +155,8 @@ class Validation(_Strict):
     outlier_replicates: int = Field(80, ge=10, le=100_000)
     change_replicates: int = Field(40, ge=10, le=100_000)
     overadjust_replicates: int = Field(60, ge=10, le=100_000)
+    fresh_truth_replicates: int = Field(200, ge=10, le=100_000, description="replicates each with a new truth "
+                                        "(O/E coverage over truths)")
     workers: int = Field(2, ge=1, le=64)
     bootstrap_replicates: int | None = Field(None, ge=100, le=100_000, description="league bootstrap replicates in "
                                              "the study (default: the methodology's)")

@@ -638,6 +638,19 @@ def _aggregate(numerator, denominator, groups) -> tuple[np.ndarray, np.ndarray, 
     return agg["o"].to_numpy(dtype="float64"), agg["d"].to_numpy(dtype="float64"), agg.index
 
 
+def _checked_counts(numerator, denominator, groups, data_type: str) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """Counts summed per unit (:func:`_aggregate`), with the checks every funnel method makes of them."""
+    o, d, index = _aggregate(numerator, denominator, groups)
+    labels = list(index)
+    _raise_first(np.isinf(o), "numerator must be finite", o, labels)
+    _raise_first(o < 0, "numerator must be >= 0", o, labels)
+    _raise_first(np.isinf(d), "denominator must be finite", d, labels)
+    _raise_first(d <= 0, "denominator must be > 0", d, labels)
+    if data_type == "PR":
+        _raise_first(o > d, "numerator must be <= denominator for proportions", o, labels)
+    return o, d, index
+
+
 def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str = "SHMI",
                   trim_by: float = 0.1, target: float | None = None, shmi_round_expected: bool = True,
                   compat: str | None = None, *, groups=None) -> FunnelResult:
@@ -686,14 +699,8 @@ def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str 
         raise ValueError(f"trim_by must be a fraction in (0, 0.5); got {trim_by!r}")
     _check_compat(compat, ("FunnelPlotR",))
 
-    o, d, index = _aggregate(numerator, denominator, groups)
+    o, d, index = _checked_counts(numerator, denominator, groups, data_type)
     labels = list(index)
-    _raise_first(np.isinf(o), "numerator must be finite", o, labels)
-    _raise_first(o < 0, "numerator must be >= 0", o, labels)
-    _raise_first(np.isinf(d), "denominator must be finite", d, labels)
-    _raise_first(d <= 0, "denominator must be > 0", d, labels)
-    if data_type == "PR":
-        _raise_first(o > d, "numerator must be <= denominator for proportions", o, labels)
     shmi = data_type == "SR" and sr_method == "SHMI"
     if shmi and shmi_round_expected:
         d = np.round(d, 2)
@@ -1000,14 +1007,8 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
         raise ValueError(f"trim_by must be a fraction in (0, 0.5); got {trim_by!r}")
     if isinstance(rare_expected, bool) or not isinstance(rare_expected, Real) or not rare_expected >= 0:
         raise ValueError(f"rare_expected must be a number >= 0; got {rare_expected!r}")
-    o, d, index = _aggregate(numerator, denominator, groups)
+    o, d, index = _checked_counts(numerator, denominator, groups, data_type)
     labels = list(index)
-    _raise_first(np.isinf(o), "numerator must be finite", o, labels)
-    _raise_first(o < 0, "numerator must be >= 0", o, labels)
-    _raise_first(np.isinf(d), "denominator must be finite", d, labels)
-    _raise_first(d <= 0, "denominator must be > 0", d, labels)
-    if data_type == "PR":
-        _raise_first(o > d, "numerator must be <= denominator for proportions", o, labels)
     valid = ~np.isnan(o) & ~np.isnan(d)
     if not valid.any():
         raise ValueError("no unit has both a numerator and a denominator")
