@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import demo, league, metrics, productivity, scoring
+from . import demo, league, metrics, productivity, sampling, scoring
 from .config import PROJECT_ROOT, TRUST_TYPE_PLURAL, Catalogue, Methodology, Validation, load_catalogue, \
     load_methodology
 from .contract import QuarterInputs
@@ -411,6 +411,57 @@ def _rc_records(results: dict[str, dict], previous: str, quarter: str, methodolo
     return rates
 
 
+ORACLE_DRAWS = 200  # posterior draws of the Bayes oracle per replicate
+_ORACLE_GRID = np.linspace(-5.0, 5.0, 401)  # trust effect in units of the metric's true between-trust SD
+
+
+def _oracle_probabilities(qd, truth_q: pd.DataFrame, rng: np.random.Generator, draws: int = ORACLE_DRAWS
+                          ) -> pd.DataFrame:
+    """P(segment) of the **Bayes oracle**: the best any method could publish from the quarter's data. It knows what
+    no real method knows — each metric's true prior, ``u ~ N(0, sd²)`` around the true rate of an average trust
+    with the same demographics (``demo.SPEC[...]["sd"]``, ``truth/values.true_expected``) — and draws every
+    counted metric's true rate from its exact posterior (a 401-point grid), with figures reported as a single
+    value held as reported, exactly as the published method holds them; each draw's league is recomputed by
+    :func:`leaguetables.sampling.league_replicates`. Cross-metric correlation of trust quality is not used (as by
+    the published method). Returns ``trust_code, oracle_rank_lower, oracle_rank_upper`` (its 95% rank interval by
+    the published interval rule, :func:`leaguetables.sampling.summarise`) and ``o1..o4``."""
+    tq = truth_q.set_index(["metric_id", "trust_code"])
+    values = {}
+    for md in qd.metrics:
+        f = md.frame
+        base = np.broadcast_to(f["value"].to_numpy(float), (draws, len(f))).copy()
+        sim = md.simulated
+        spec = demo.SPEC.get(md.metric.id, {})
+        if sim.any() and "sd" in spec and md.kind in ("binomial", "poisson"):
+            keys = pd.MultiIndex.from_arrays([[md.metric.id] * int(sim.sum()), f.loc[sim, "trust_code"]])
+            e_rate = tq["true_expected"].reindex(keys).to_numpy(float) / f.loc[sim, "denominator"].to_numpy(float)
+            eta0 = np.log(e_rate / (1 - e_rate)) if md.kind == "binomial" else np.log(e_rate)
+            x = f.loc[sim, "numerator"].to_numpy(float)[:, None]
+            n = f.loc[sim, "denominator"].to_numpy(float)[:, None]
+            eta = eta0[:, None] + _ORACLE_GRID[None, :] * float(spec["sd"])
+            if md.kind == "binomial":
+                rate = 1 / (1 + np.exp(-eta))
+                ll = x * np.log(rate) + (n - x) * np.log1p(-rate)
+            else:
+                rate = np.exp(eta)
+                ll = x * np.log(n * rate) - n * rate
+            lw = ll - 0.5 * _ORACLE_GRID[None, :] ** 2
+            w = np.exp(lw - lw.max(axis=1, keepdims=True))
+            cdf = np.cumsum(w, axis=1)
+            cdf /= cdf[:, -1:]
+            u = rng.random((len(x), draws))
+            k = np.minimum(np.array([np.searchsorted(c, uu) for c, uu in zip(cdf, u)]), rate.shape[1] - 1)
+            base[:, sim] = (np.take_along_axis(rate, k, axis=1) * md.metric.multiplier).T
+        values[md.metric.id] = base
+    reps = sampling.league_replicates(qd, values, check=1)
+    summ = sampling.summarise(reps)
+    out = pd.DataFrame({"trust_code": reps.trusts, "oracle_rank_lower": summ["rank_interval_lower"].to_numpy(float),
+                        "oracle_rank_upper": summ["rank_interval_upper"].to_numpy(float)})
+    for k in range(1, 5):
+        out[f"o{k}"] = summ[f"p_segment_{k}"].to_numpy(float)
+    return out
+
+
 def _league_records(table: pd.DataFrame, true_league: pd.DataFrame) -> pd.DataFrame:
     lo, hi, ps, source = _rank_columns(table)
     t = table.merge(true_league[["trust_code", "segment", "rank", "average"]].rename(
@@ -495,9 +546,13 @@ def run_replicate(job: Job) -> dict[str, pd.DataFrame]:
             rates, _ = _funnel_records(res, planted)
             out["funnel"] = rates
             true_tables, true_league = _truth(job, q, res, truth, inputs, data)
-            table, _ = _observed_league(res, inputs, q, meth, cat)
+            table, qd = _observed_league(res, inputs, q, meth, cat)
             true_league = true_league[true_league["trust_code"].isin(set(table["trust_code"]))]
-            out["league"] = _league_records(table, true_league)
+            records = _league_records(table, true_league)
+            if qd is not None:
+                rng = np.random.default_rng([int(v.seed), 9, job.replicate])
+                records = records.merge(_oracle_probabilities(qd, truth_q, rng), on="trust_code", how="left")
+            out["league"] = records
             out["productivity"] = _productivity_records(res, true_tables, cat, meth, data, q)
     elif job.scenario == "outliers":
         inputs = _inputs(data, q)
@@ -763,6 +818,10 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
         return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
     lg = lg.copy()
     lg["covered"] = ((lg["rank_lower"] <= lg["true_rank"]) & (lg["true_rank"] <= lg["rank_upper"])).astype(int)
+    has_oracle = "oracle_rank_lower" in lg.columns and lg["oracle_rank_lower"].notna().all()
+    if has_oracle:
+        lg["covered_oracle"] = ((lg["oracle_rank_lower"] <= lg["true_rank"])
+                                & (lg["true_rank"] <= lg["oracle_rank_upper"])).astype(int)
     lg["one"] = 1
     lg["width"] = lg["rank_upper"] - lg["rank_lower"]
     cov = []
@@ -771,7 +830,9 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
         est, se, n = _rate(g, "covered", "one")
         ok = _check(est, tg.rank_coverage.low, tg.rank_coverage.high) if ttype == "all" else None
         cov.append({"trust_type": ttype, "trust_results": n, "coverage": est, "mcse": se,
-                    "mean_interval_width": float(g["width"].mean()), "source": source, "pass": ok})
+                    "mean_interval_width": float(g["width"].mean()),
+                    "oracle_coverage": _rate(g, "covered_oracle", "one")[0] if has_oracle else np.nan,
+                    "source": source, "pass": ok})
     all_cov = cov[0]
     rows.append({"section": "ranks", "figure": "Rank-interval coverage of the true rank", "scope": "all trust types",
                  "measured": all_cov["coverage"], "mcse": all_cov["mcse"],
@@ -779,33 +840,50 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
                  "pass": all_cov["pass"],
                  "sentence": f"The published 95% rank interval ({source}) contained the trust's true rank "
                              f"{_pct(all_cov['coverage'])} of the time; the intervals were "
-                             f"{all_cov['mean_interval_width']:.1f} places wide on average."})
+                             f"{all_cov['mean_interval_width']:.1f} places wide on average"
+                             + (f". The Bayes oracle's interval, built by the same rule, covered "
+                                f"{_pct(all_cov['oracle_coverage'])}: whole-number ranks, tied at 2-decimal "
+                                "averages, make a percentile interval of ranks cover more than its nominal level"
+                                if has_oracle else "") + "."})
     # Brier score and the oracle (frequencies of the observed segment given the truth, leave-one-replicate-out)
     p = lg[[f"p{k}" for k in range(1, 5)]].to_numpy(float)
     y = np.stack([(lg["true_segment"].to_numpy() == k) for k in range(1, 5)], axis=1).astype(float)
     obs = np.stack([(lg["observed_segment"].to_numpy() == k) for k in range(1, 5)], axis=1).astype(float)
     counts = pd.DataFrame(obs, columns=range(4)).groupby(lg["trust_code"].to_numpy()).transform("sum").to_numpy()
     reps = lg.groupby("trust_code")["replicate"].transform("count").to_numpy(float)
-    oracle = (counts - obs) / np.maximum(reps - 1, 1)[:, None]
+    frequency = (counts - obs) / np.maximum(reps - 1, 1)[:, None]
+    bayes = "o1" in lg.columns and lg[[f"o{k}" for k in range(1, 5)]].notna().all().all()
+    # the oracle: the Bayes posterior given the true priors (the best any method could publish from the data);
+    # without it, the frequencies of the published segment given the truth (leave-one-replicate-out)
+    oracle = lg[[f"o{k}" for k in range(1, 5)]].to_numpy(float) if bayes else frequency
     lg["brier"] = ((p - y) ** 2).sum(axis=1)
     lg["brier_oracle"] = ((oracle - y) ** 2).sum(axis=1)
+    lg["brier_published_frequency"] = ((frequency - y) ** 2).sum(axis=1)
     brier = []
     for ttype, g in [("all", lg)] + list(lg.groupby("trust_type", sort=True)):
         gr = g.groupby("replicate")
         b, b_se = _jackknife(gr["brier"].sum(), gr["one"].sum())
         o, o_se = _jackknife(gr["brier_oracle"].sum(), gr["one"].sum())
         ratio, ratio_se = _jackknife(gr["brier"].sum(), gr["brier_oracle"].sum())
+        fq, _ = _jackknife(gr["brier_published_frequency"].sum(), gr["one"].sum())
         ok = _check(ratio, None, tg.brier_ratio_max) if ttype == "all" else None
         brier.append({"trust_type": ttype, "trust_results": int(len(g)), "brier": b, "brier_mcse": b_se,
                       "brier_oracle": o, "brier_oracle_mcse": o_se, "ratio": ratio, "ratio_mcse": ratio_se,
-                      "source": source, "pass": ok})
+                      "oracle": "Bayes posterior given the true priors" if bayes else
+                      "frequency of the published segment given the truth",
+                      "brier_published_segment_frequency": fq, "source": source, "pass": ok})
     a = brier[0]
     rows.append({"section": "ranks", "figure": "P(segment) Brier score relative to the oracle's",
                  "scope": "all trust types", "measured": a["ratio"], "mcse": a["ratio_mcse"],
                  "target": f"at most {tg.brier_ratio_max:.2f}", "pass": a["pass"],
                  "sentence": f"The published segment probabilities scored a Brier score of {a['brier']:.3f} against "
-                             f"the true segment; an oracle that knows the truth and only the noise is unknown scored "
-                             f"{a['brier_oracle']:.3f} (ratio {a['ratio']:.2f}; lower is better, 0 is perfect)."})
+                             f"the true segment; "
+                             + (f"a Bayes oracle — the posterior given each metric's true spread of trust effects, "
+                                f"the best any method could publish from the same data — scored "
+                                if bayes else "an oracle that knows the truth and only the noise is unknown scored ")
+                             + f"{a['brier_oracle']:.3f} (ratio {a['ratio']:.2f}; lower is better, 0 is perfect). "
+                             f"Predicting with the frequency of the published segment given the truth (which no "
+                             f"method can know) would score {a['brier_published_segment_frequency']:.3f}."})
     # reliability: every (trust, replicate, segment) probability against whether that segment is the true one
     pf, yf = p.ravel(), y.ravel()
     rep = np.repeat(lg["replicate"].to_numpy(), 4)
@@ -1099,12 +1177,15 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
         "rank": _html_table(tables["rank_coverage"], [
             ("trust_type", "Trust type", "type", False), ("trust_results", "Trust results", "int", True),
             ("coverage", "Coverage", "pct", True), ("mcse", "MCSE", "pct2", True),
-            ("mean_interval_width", "Mean width (places)", "f2", True), ("source", "Interval", "", False),
+            ("mean_interval_width", "Mean width (places)", "f2", True),
+            ("oracle_coverage", "Bayes oracle's coverage (same rule)", "pct", True), ("source", "Interval", "", False),
             ("pass", "Result", "pass", False)]),
         "brier": _html_table(tables["brier"], [
             ("trust_type", "Trust type", "type", False), ("brier", "Brier score", "f3", True),
             ("brier_mcse", "MCSE", "f3", True), ("brier_oracle", "Oracle's Brier score", "f3", True),
-            ("ratio", "Ratio", "f2", True), ("ratio_mcse", "MCSE", "f3", True), ("pass", "Result", "pass", False)]),
+            ("ratio", "Ratio", "f2", True), ("ratio_mcse", "MCSE", "f3", True),
+            ("brier_published_segment_frequency", "Frequency of the published segment given the truth", "f3", True),
+            ("pass", "Result", "pass", False)]),
         "reliability": _html_table(tables["reliability"], [
             ("bin_low", "Probability from", "f3", True), ("bin_high", "to", "f3", True), ("n", "Forecasts", "int", True),
             ("mean_predicted", "Mean probability", "f3", True),
