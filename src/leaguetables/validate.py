@@ -12,8 +12,13 @@ Design
 * **One fixed truth per scenario, redrawn data.** The truth (trusts, demographics, trust effects, activity,
   reported values, ratings, status, missing figures) comes from ``demo.generate(validation.seed, …)``; replicate
   ``r`` of a scenario redraws only the sampling noise (``noise_seed``), so the figures are frequencies *given the
-  truth* — what a reader of one quarter's report can rely on — and the oracle's segment probabilities are the
-  frequencies of the observed segment over the replicates.
+  truth* — what a reader of one quarter's report can rely on. The exception is ``fresh_truth``: every replicate
+  draws a new truth too (:func:`truth_seed`), and O/E coverage is judged there, over truths, because an O/E interval
+  allows for the average trust of one set of trusts being itself estimated (given one truth that shift is fixed).
+* **The oracle** of the segment probabilities is Bayesian: the exact posterior of every counted metric given its
+  true prior (the true spread of trust effects), each draw's league recomputed — the best any method could publish
+  from the same data (:func:`_oracle_probabilities`); its rank interval, by the published rule, is reported beside
+  the published one.
 * **Scenarios** (arguments of :func:`leaguetables.demo.generate`): ``standard`` (no true outliers: every trust
   effect from the between-trust normal distribution), ``outliers`` (±``outlier_sd`` SD planted on
   ``outliers_per_metric`` trusts of every funnel metric and trust type), ``no_change`` (nothing but the noise
