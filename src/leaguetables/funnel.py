@@ -638,6 +638,17 @@ def _aggregate(numerator, denominator, groups) -> tuple[np.ndarray, np.ndarray, 
     return agg["o"].to_numpy(dtype="float64"), agg["d"].to_numpy(dtype="float64"), agg.index
 
 
+def _flag_columns(suffix: str, rr: np.ndarray, lower: np.ndarray, upper: np.ndarray, valid: np.ndarray) -> dict:
+    """The limit and flag columns of one level and set: strictly outside a limit is flagged (a value on a limit
+    is inside); units without data get missing limits and flags."""
+    lower, upper = np.where(valid, lower, np.nan), np.where(valid, upper, np.nan)
+    high, low = rr > upper, rr < lower
+    return {f"lower_{suffix}": lower, f"upper_{suffix}": upper,
+            f"high_{suffix}": pd.arrays.BooleanArray(high, ~valid),
+            f"low_{suffix}": pd.arrays.BooleanArray(low, ~valid),
+            f"outlier_{suffix}": pd.arrays.BooleanArray(high | low, ~valid)}
+
+
 def _checked_counts(numerator, denominator, groups, data_type: str) -> tuple[np.ndarray, np.ndarray, pd.Index]:
     """Counts summed per unit (:func:`_aggregate`), with the checks every funnel method makes of them."""
     o, d, index = _aggregate(numerator, denominator, groups)
@@ -746,12 +757,7 @@ def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str 
         for level, tag in LEVELS.items():
             suffix = tag + ("_adj" if adjusted else "")
             lower, upper = _limits_at(data_type, sr_method, d, target_value, theta0, tau2, level, adjusted, compat)
-            lower, upper = np.where(valid, lower, np.nan), np.where(valid, upper, np.nan)
-            high, low = rr > upper, rr < lower
-            columns[f"lower_{suffix}"], columns[f"upper_{suffix}"] = lower, upper
-            columns[f"high_{suffix}"] = pd.arrays.BooleanArray(high, ~valid)
-            columns[f"low_{suffix}"] = pd.arrays.BooleanArray(low, ~valid)
-            columns[f"outlier_{suffix}"] = pd.arrays.BooleanArray(high | low, ~valid)
+            columns.update(_flag_columns(suffix, rr, lower, upper, valid))
     units = pd.DataFrame(columns, index=index)
 
     if data_type == "SR":
@@ -1064,12 +1070,7 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
             suffix = tag + ("_adj" if adjusted else "")
             lower, upper = _robust_limits_at(data_type, scale, exact, d, target_value, theta0,
                                              tau2 if adjusted else 0.0, level)
-            lower, upper = np.where(valid, lower, np.nan), np.where(valid, upper, np.nan)
-            high, low = rr > upper, rr < lower
-            columns[f"lower_{suffix}"], columns[f"upper_{suffix}"] = lower, upper
-            columns[f"high_{suffix}"] = pd.arrays.BooleanArray(high, ~valid)
-            columns[f"low_{suffix}"] = pd.arrays.BooleanArray(low, ~valid)
-            columns[f"outlier_{suffix}"] = pd.arrays.BooleanArray(high | low, ~valid)
+            columns.update(_flag_columns(suffix, rr, lower, upper, valid))
     units = pd.DataFrame(columns, index=index)
     what = {"SR": "SR", "PR": "PR", "RC": "RC"}[data_type]
     if exact:
