@@ -267,3 +267,31 @@ def test_simulation_change_test_size_and_power():
     assert 0.02 <= np.mean(flagged) <= 0.09, np.mean(flagged)
     assert not 0.02 <= np.mean(nof_flagged) <= 0.09, np.mean(nof_flagged)
     assert np.mean(power) >= 0.8, np.mean(power)
+
+
+def test_configured_financial_override_is_followed_by_both_paths(demo_inputs):
+    """financial_override.from_segments / to_segment (here 1 and 2 → 4) reach the sampling bootstrap: the vectorised
+    path equals the reference path replicate by replicate, and the observed league equals
+    scoring.build_league_table's ranks under the same override (a hard-coded 'segments 1–2 → 3' would fail both)."""
+    from leaguetables import league
+
+    cat, meth = load_catalogue("demo"), load_methodology("nof-2025-26")
+    meth = meth.model_copy(update={"financial_override": meth.financial_override.model_copy(
+        update={"from_segments": [1, 2], "to_segment": 4})})
+    qd = league._quarter_data(demo_inputs, Q_NOW, meth, cat)
+    assert (qd.override_from, qd.override_to) == ((1, 2), 4)
+    reps = sampling.league_replicates(qd, sampling.draw_values(qd, np.random.default_rng(3), 4), check=4)
+    assert reps.path == "vectorised"
+    obs = sampling.observed_league(qd).set_index("trust_code")
+    sc = sampling._reference_scores(qd.metrics, qd.observed_values()).dropna(subset=["score"])
+    status = demo_inputs.status[demo_inputs.status["quarter"] == Q_NOW]
+    status = status[status["trust_code"].isin(set(qd.codes))]
+    trusts = demo_inputs.trusts[demo_inputs.trusts["trust_code"].isin(set(qd.codes))]
+    seg = meth.segmentation
+    table = scoring.build_league_table(sc, trusts, status, seg.rule, replicates=100, seed=1,
+                                       combine_rules=league.combine_rules(cat), pool_types=seg.pool_types,
+                                       from_segments=(1, 2), to_segment=4).set_index("trust_code")
+    assert (table.loc[obs.index, "rank"].astype(int) == obs["rank"].astype(int)).all()
+    moved = int(table.loc[obs.index, "financial_override"].astype(bool).sum())
+    assert moved > 0
+    assert int((obs["segment"] == 4).sum()) == int((table.loc[obs.index, "unadjusted_segment"] == 4).sum()) + moved

@@ -78,7 +78,9 @@ def _quarter_data(inputs: QuarterInputs, quarter: str, methodology: Methodology,
                                  override=methodology.financial_override.enabled, basis=basis, results=results,
                                  confidence=methodology.confidence_levels[0], combine_rules=combine_rules(catalogue),
                                  metric_ids=metric_ids, adjusted_standards=methodology.expected.adjusted_standards,
-                                 pool_types=seg.pool_types)
+                                 pool_types=seg.pool_types,
+                                 override_segments=(tuple(methodology.financial_override.from_segments),
+                                                    methodology.financial_override.to_segment))
 
 
 def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: Methodology) -> pd.DataFrame:

@@ -117,6 +117,8 @@ class QuarterData:
     thresholds: object = None
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] = field(default_factory=dict)
     pool_types: list[str] | None = None  # trust types whose averages give pooled cut points (quartiles_pooled)
+    override_from: tuple[int, ...] = (1, 2)  # the financial override (financial_override.from_segments/to_segment)
+    override_to: int = 3
     _observed: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -140,7 +142,8 @@ def _kind(metric: Metric) -> str:
 def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rule: str, thresholds=None,
                  override: bool = True, basis: str = "raw", results: pd.DataFrame | None = None,
                  confidence: float = 0.95, combine_rules=None, metric_ids=None,
-                 adjusted_standards: str = "observed_value", pool_types=None) -> QuarterData:
+                 adjusted_standards: str = "observed_value", pool_types=None,
+                 override_segments: tuple[tuple[int, ...], int] = ((1, 2), 3)) -> QuarterData:
     """The data of the league of ``quarter`` from the validated inputs (all quarters are in the inputs).
 
     Values come from :func:`leaguetables.metrics.observed_table` and :func:`leaguetables.metrics.indicator`, the
@@ -195,7 +198,8 @@ def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rul
                 flags |= reg["trust_code"].map(st[c]).fillna(False).astype(bool).to_numpy()
     return QuarterData(quarter, basis, reg, flags, mds, segmentation_rule, thresholds,
                        dict(combine_rules) if combine_rules is not None else {},
-                       list(pool_types) if pool_types is not None else None)
+                       list(pool_types) if pool_types is not None else None,
+                       tuple(override_segments[0]), int(override_segments[1]))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -424,7 +428,8 @@ def _reference_league(qd: QuarterData, values: Mapping[str, np.ndarray] | None =
     tt = pd.Series(qd.trusts["trust_type"].to_numpy(), index=idx)
     seg, _ = scoring.assign_segments(avg, tt, qd.segmentation_rule, qd.thresholds, pool_types=qd.pool_types)
     flag = pd.Series(qd.in_deficit, index=idx)
-    adjusted, _ = scoring.apply_financial_override(seg, flag, pd.Series(False, index=idx))
+    adjusted, _ = scoring.apply_financial_override(seg, flag, pd.Series(False, index=idx),
+                                                   from_segments=qd.override_from, to_segment=qd.override_to)
     rk = scoring.rank_league(adjusted, avg, tt)["rank"]
     return (avg.to_numpy(float), adjusted.astype("Float64").to_numpy(float, na_value=np.nan),
             rk.astype("Float64").to_numpy(float, na_value=np.nan))
@@ -518,7 +523,7 @@ def _fast_league(qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: 
         else:
             cuts = np.asarray(fixed_cuts[t], dtype=float)[:, None, None]
         sg = scoring._segment_from_cuts(a, cuts).astype(np.int64)
-        sg = np.where((sg <= 2) & qd.in_deficit[cols][None, :], 3, sg)
+        sg = np.where(np.isin(sg, qd.override_from) & qd.in_deficit[cols][None, :], qd.override_to, sg)
         seg[:, cols] = sg
         rank[:, cols] = scoring._competition_rank_rows(sg * 100_000 + cents[:, cols])
     return avg, seg, rank
