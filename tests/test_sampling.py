@@ -177,25 +177,33 @@ def test_reference_path_is_used_when_the_fast_path_disagrees(monkeypatch):
     np.testing.assert_array_equal(good.segment, bad.segment)
 
 
-def test_demo_quarter_vectorised_path_matches_the_published_functions(demo_inputs):
-    """On the demo quarter (three trust types, the finance combination group, bracket and value metrics, the
-    financial override), the vectorised league equals the reference path replicate by replicate, and the observed
-    league equals scoring.build_league_table's segments and ranks."""
+def _demo_league_both_paths(demo_inputs, meth, cat, seed: int, draws: int):
+    """The demo quarter's sampling data under ``meth``; asserts that the vectorised path equals the reference path
+    on ``draws`` replicates. Returns (quarter data, observed league by sampling, scoring.build_league_table's
+    table under the same methodology), both indexed by trust code."""
     from leaguetables import league
 
-    cat, meth = load_catalogue("demo"), load_methodology("nof-2025-26")
     qd = league._quarter_data(demo_inputs, Q_NOW, meth, cat)
-    reps = sampling.league_replicates(qd, sampling.draw_values(qd, np.random.default_rng(7), 6), check=6)
+    reps = sampling.league_replicates(qd, sampling.draw_values(qd, np.random.default_rng(seed), draws), check=draws)
     assert reps.path == "vectorised"
     obs = sampling.observed_league(qd).set_index("trust_code")
     sc = sampling._reference_scores(qd.metrics, qd.observed_values()).dropna(subset=["score"])
     status = demo_inputs.status[demo_inputs.status["quarter"] == Q_NOW]
     status = status[status["trust_code"].isin(set(qd.codes))]
     trusts = demo_inputs.trusts[demo_inputs.trusts["trust_code"].isin(set(qd.codes))]
-    seg = meth.segmentation
+    seg, fo = meth.segmentation, meth.financial_override
     table = scoring.build_league_table(sc, trusts, status, seg.rule, replicates=100, seed=1,
-                                       combine_rules=league.combine_rules(cat),
-                                       pool_types=seg.pool_types).set_index("trust_code")
+                                       combine_rules=league.combine_rules(cat), pool_types=seg.pool_types,
+                                       from_segments=tuple(fo.from_segments), to_segment=fo.to_segment)
+    return qd, obs, table.set_index("trust_code")
+
+
+def test_demo_quarter_vectorised_path_matches_the_published_functions(demo_inputs):
+    """On the demo quarter (three trust types, the finance combination group, bracket and value metrics, the
+    financial override), the vectorised league equals the reference path replicate by replicate, and the observed
+    league equals scoring.build_league_table's segments and ranks."""
+    cat, meth = load_catalogue("demo"), load_methodology("nof-2025-26")
+    qd, obs, table = _demo_league_both_paths(demo_inputs, meth, cat, seed=7, draws=6)
     assert (table.loc[obs.index, "rank"].astype(int) == obs["rank"].astype(int)).all()
     rk = sampling.rankability(qd)
     assert rk["rankability"].between(0, 1).all() and len(rk) >= 10
@@ -273,24 +281,11 @@ def test_configured_financial_override_is_followed_by_both_paths(demo_inputs):
     """financial_override.from_segments / to_segment (here 1 and 2 → 4) reach the sampling bootstrap: the vectorised
     path equals the reference path replicate by replicate, and the observed league equals
     scoring.build_league_table's ranks under the same override (a hard-coded 'segments 1–2 → 3' would fail both)."""
-    from leaguetables import league
-
     cat, meth = load_catalogue("demo"), load_methodology("nof-2025-26")
     meth = meth.model_copy(update={"financial_override": meth.financial_override.model_copy(
         update={"from_segments": [1, 2], "to_segment": 4})})
-    qd = league._quarter_data(demo_inputs, Q_NOW, meth, cat)
+    qd, obs, table = _demo_league_both_paths(demo_inputs, meth, cat, seed=3, draws=4)
     assert (qd.override_from, qd.override_to) == ((1, 2), 4)
-    reps = sampling.league_replicates(qd, sampling.draw_values(qd, np.random.default_rng(3), 4), check=4)
-    assert reps.path == "vectorised"
-    obs = sampling.observed_league(qd).set_index("trust_code")
-    sc = sampling._reference_scores(qd.metrics, qd.observed_values()).dropna(subset=["score"])
-    status = demo_inputs.status[demo_inputs.status["quarter"] == Q_NOW]
-    status = status[status["trust_code"].isin(set(qd.codes))]
-    trusts = demo_inputs.trusts[demo_inputs.trusts["trust_code"].isin(set(qd.codes))]
-    seg = meth.segmentation
-    table = scoring.build_league_table(sc, trusts, status, seg.rule, replicates=100, seed=1,
-                                       combine_rules=league.combine_rules(cat), pool_types=seg.pool_types,
-                                       from_segments=(1, 2), to_segment=4).set_index("trust_code")
     assert (table.loc[obs.index, "rank"].astype(int) == obs["rank"].astype(int)).all()
     moved = int(table.loc[obs.index, "financial_override"].astype(bool).sum())
     assert moved > 0

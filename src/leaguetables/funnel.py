@@ -649,6 +649,17 @@ def _flag_columns(suffix: str, rr: np.ndarray, lower: np.ndarray, upper: np.ndar
             f"outlier_{suffix}": pd.arrays.BooleanArray(high | low, ~valid)}
 
 
+def _target_value(target, data_type: str, o: np.ndarray, d: np.ndarray, valid: np.ndarray) -> float:
+    """The funnel's target: the one given (checked), else 1 for O/E and the pooled ΣO/Σn of the plotted units."""
+    if target is None:
+        return 1.0 if data_type == "SR" else float(o[valid].sum() / d[valid].sum())
+    if isinstance(target, bool) or not isinstance(target, Real) or not target > 0:
+        raise ValueError(f"target must be a positive number; got {target!r}")
+    if data_type == "PR" and float(target) > 1:
+        raise ValueError(f"a proportion target must be <= 1; got {target!r}")
+    return float(target)
+
+
 def _checked_counts(numerator, denominator, groups, data_type: str) -> tuple[np.ndarray, np.ndarray, pd.Index]:
     """Counts summed per unit (:func:`_aggregate`), with the checks every funnel method makes of them."""
     o, d, index = _aggregate(numerator, denominator, groups)
@@ -718,17 +729,7 @@ def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str 
         _raise_first(d <= 0, "expected counts must be >= 0.005 (they round to 0 at 2 dp)", d, labels)
     valid = ~np.isnan(o) & ~np.isnan(d)
 
-    if target is None:
-        if data_type == "SR":
-            target_value = 1.0
-        else:
-            target_value = float(o[valid].sum() / d[valid].sum())
-    else:
-        if isinstance(target, bool) or not isinstance(target, Real) or not target > 0:
-            raise ValueError(f"target must be a positive number; got {target!r}")
-        target_value = float(target)
-        if data_type == "PR" and target_value > 1:
-            raise ValueError(f"a proportion target must be <= 1; got {target!r}")
+    target_value = _target_value(target, data_type, o, d, valid)
 
     y, s, theta0 = _transform(data_type, sr_method, o, d, target_value)
     with np.errstate(invalid="ignore"):
@@ -1018,14 +1019,7 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
     valid = ~np.isnan(o) & ~np.isnan(d)
     if not valid.any():
         raise ValueError("no unit has both a numerator and a denominator")
-    if target is None:
-        target_value = 1.0 if data_type == "SR" else float(o[valid].sum() / d[valid].sum())
-    else:
-        if isinstance(target, bool) or not isinstance(target, Real) or not target > 0:
-            raise ValueError(f"target must be a positive number; got {target!r}")
-        target_value = float(target)
-        if data_type == "PR" and target_value > 1:
-            raise ValueError(f"a proportion target must be <= 1; got {target!r}")
+    target_value = _target_value(target, data_type, o, d, valid)
     if target_value <= 0 or (data_type == "PR" and target_value >= 1):
         raise ValueError(f"the target must be inside the range of the indicator; got {target_value!r} "
                          "(no events, or every unit at 100%)")
