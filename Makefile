@@ -25,8 +25,8 @@ $(KERNEL): $(STAMP)
 
 setup: $(STAMP) $(KERNEL)  ## create .venv, install the locked dependencies, register the Jupyter kernel
 
-$(DEMO): $(STAMP) src/leaguetables/demo.py config/catalogues/demo.yaml
-	$(BIN)/python -m leaguetables.demo
+$(DEMO): $(STAMP) src/leaguetables/inputs/demo.py config/catalogues/demo.yaml
+	$(BIN)/python -m leaguetables.inputs.demo
 
 demo-data: $(DEMO)  ## generate the synthetic demo data (fixed seed) if missing or out of date
 

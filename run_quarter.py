@@ -80,7 +80,7 @@ def positive_int(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from leaguetables.pipeline import DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES
+    from leaguetables.run.pipeline import DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES
 
     ap = OneLineParser(
         prog="run_quarter.py", description=__doc__.split("\n\n")[0],
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     args = parse_args(argv)
     from leaguetables.errors import InputError, PipelineError
-    from leaguetables.pipeline import RunOptions, default_source, run, verify
+    from leaguetables.run.pipeline import RunOptions, default_source, run, verify
 
     def log(message: str) -> None:
         print(message, file=sys.stderr)

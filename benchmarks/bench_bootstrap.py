@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from leaguetables import scoring
+from leaguetables.nof import scoring
 
 TYPES = (("acute", 134, 22), ("mental_health_community", 61, 12), ("ambulance", 10, 10))
 

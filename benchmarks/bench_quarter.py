@@ -83,7 +83,7 @@ def floor(jobs: int, n_notebooks: int, repeat: int = 6) -> dict:
     """A bare notebook with the metric notebook's parameters cell, on the pipeline's warm-kernel worker."""
     import nbformat
 
-    from leaguetables import pipeline
+    from leaguetables.run import pipeline
 
     src = nbformat.read(pipeline.NOTEBOOK_DIR / "metric.ipynb", as_version=4)
     params = next(c for c in src.cells if "parameters" in c.metadata.get("tags", []))
@@ -116,7 +116,8 @@ def _pool_init(context: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from leaguetables import figures, metrics
+    from leaguetables.publication import figures
+    from leaguetables.statistics import metrics
 
     with open(context, "rb") as f:
         ctx = pickle.load(f)
@@ -157,9 +158,11 @@ def pure(quarter: str, data: Path, jobs: int) -> dict:
 
     matplotlib.use("Agg")
     t_import = time.perf_counter()
-    from leaguetables import figures, league, metrics
+    from leaguetables.publication import figures
+    from leaguetables.nof import league
+    from leaguetables.statistics import metrics
     from leaguetables.config import load_catalogue, load_methodology
-    from leaguetables.contract import load_inputs
+    from leaguetables.inputs.contract import load_inputs
 
     out = {"imports": time.perf_counter() - t_import}
     t0 = time.perf_counter()
@@ -223,10 +226,10 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--keep", type=Path, help="reports folder to use and keep (default: a temporary one)")
     args = ap.parse_args()
-    from leaguetables.pipeline import DEFAULT_DEMO_DATA
+    from leaguetables.run.pipeline import DEFAULT_DEMO_DATA
 
     if not (DEFAULT_DEMO_DATA / "observations.csv").exists():
-        subprocess.run([sys.executable, "-m", "leaguetables.demo"], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "leaguetables.inputs.demo"], cwd=ROOT, check=True)
     out = args.keep or Path(tempfile.mkdtemp(prefix="bench-quarter-"))
     if out.exists():
         shutil.rmtree(out)

@@ -4,7 +4,7 @@ _funnels``), from a known truth.
 
     .venv/bin/python benchmarks/funnel_calibration.py [--reps 200] [--seed 20251201] [--out DIR]
 
-Truth (as the demo generator, ``leaguetables.demo``): the demo's trusts, demographics and sizes; for each
+Truth (as the demo generator, ``leaguetables.inputs.demo``): the demo's trusts, demographics and sizes; for each
 replicate and funnel metric, fresh trust effects ``u_i ~ N(0, sd²)`` (the metric's between-trust SD) and counts
 for the four quarters of 2025/26 (binomial, or Poisson with the metric's gamma mixing), quarter 2025-26-Q4 being
 the one published. Scenarios: ``null`` (no true outlier) and ``planted`` (about 3% of the trusts of each type —
@@ -31,8 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaguetables import config, demo, funnel, metrics
-from leaguetables.contract import QuarterInputs
+from leaguetables import config
+from leaguetables.inputs import demo
+from leaguetables.statistics import funnel
+from leaguetables.statistics import metrics
+from leaguetables.inputs.contract import QuarterInputs
 
 QUARTERS = ["2025-26-Q1", "2025-26-Q2", "2025-26-Q3", "2025-26-Q4"]
 QI = {q: 4 + i for i, q in enumerate(QUARTERS)}  # the demo's quarter index (0 = 2024-25-Q1)

@@ -1,8 +1,8 @@
 """Coverage of the O/E intervals against the demo generator's known truth (issue 10; statistical-methods.md §6.2).
 
 ``python benchmarks/oe_coverage.py [--seeds 200] [--first 1]`` draws demo data sets with
-:func:`leaguetables.demo.generate` (one per seed), runs the metric code path that produces the O/E columns
-(:func:`leaguetables.metrics.observed_table`, :func:`~leaguetables.metrics.indicator`,
+:func:`leaguetables.inputs.demo.generate` (one per seed), runs the metric code path that produces the O/E columns
+(:func:`leaguetables.statistics.metrics.observed_table`, :func:`~leaguetables.statistics.metrics.indicator`,
 ``metrics._fit_models`` with the methodology's ``expected:`` settings) for the last demo quarter, and counts how
 often each 95% interval covers the **true O/E** of the truth agreed for issue 10: ``m/E*`` with
 ``m = n·expit(α + Σβz + u)`` (or ``n·exp(...)``) and ``E*`` the same with ``u = 0`` (the gamma mixing of
@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaguetables import demo, metrics
+from leaguetables.inputs import demo
+from leaguetables.statistics import metrics
 from leaguetables.config import ExpectedSettings, load_catalogue
-from leaguetables.contract import QuarterInputs
+from leaguetables.inputs.contract import QuarterInputs
 
 METRICS = ["ae_4hr", "ae_12hr", "ecoli", "cdiff", "los_emergency", "readmissions_30d", "sickness_absence"]
 QUARTER = demo.QUARTERS[-1]

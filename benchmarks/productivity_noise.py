@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/productivity_noise.py [--replicates 40] [--seed 1]
 
-Each replicate draws a fresh demo data set (``leaguetables.demo.generate``, 8 quarters), computes the costed
+Each replicate draws a fresh demo data set (``leaguetables.inputs.demo.generate``, 8 quarters), computes the costed
 metrics of the last quarter through the real code path (``metrics.compute_metric``) and the opportunity with
 ``productivity.metric_opportunity`` under each setting (pooled quarters × estimate). The truth (truth.md): the
 same method applied to the true values — E*_iq (expected count with u_i = 0) × max(0, θ_i − θ_b) with θ_i the
@@ -18,9 +18,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from leaguetables import demo, metrics, productivity
+from leaguetables.inputs import demo
+from leaguetables.statistics import metrics
+from leaguetables.statistics import productivity
 from leaguetables.config import load_catalogue, load_methodology
-from leaguetables.contract import QuarterInputs
+from leaguetables.inputs.contract import QuarterInputs
 
 COSTED = ["los_emergency", "daycase_rate", "readmissions_30d", "op_followup_ratio", "sickness_absence"]
 SETTINGS = [(1, "observed"), (4, "observed"), (1, "constrained"), (4, "shrunken"), (4, "constrained"),

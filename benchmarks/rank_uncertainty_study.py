@@ -1,4 +1,4 @@
-"""Simulation study of the league's uncertainty figures on demo-like data (``leaguetables.sampling``).
+"""Simulation study of the league's uncertainty figures on demo-like data (``leaguetables.statistics.sampling``).
 
     .venv/bin/python benchmarks/rank_uncertainty_study.py [--datasets 100] [--replicates 500] [--out FILE.csv]
 
@@ -55,9 +55,12 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from leaguetables import demo, league, sampling, scoring
+from leaguetables.inputs import demo
+from leaguetables.nof import league
+from leaguetables.statistics import sampling
+from leaguetables.nof import scoring
 from leaguetables.config import load_catalogue, load_methodology
-from leaguetables.contract import load_inputs
+from leaguetables.inputs.contract import load_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 Q_PREV, Q_NOW = "2025-26-Q3", "2025-26-Q4"

@@ -1,5 +1,5 @@
 """Write config/catalogues/nof-2025-26.yaml: NHS England's NOF 2025/26 metrics scored from NHS England's published
-values (``run_quarter.py QUARTER --source nof`` and ``python -m leaguetables.reconcile``).
+values (``run_quarter.py QUARTER --source nof`` and ``python -m leaguetables.nof.reconcile``).
 
 Names, domains and units come from the code registry (config/nof/codes-2025-26.yaml); the scoring rules
 (direction, standard, floor, comparator population, bands) are those the published acute Q1 2025/26 and MH
@@ -13,7 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from leaguetables.nofcodes import load_nof_codes  # noqa: E402
+from leaguetables.nof.codes import load_nof_codes  # noqa: E402
 
 A, M, B = "acute", "mental_health_community", "ambulance"
 THIRD = 1 / 3
@@ -94,6 +94,6 @@ doc = {
     "metrics": metrics,
 }
 hdr = ("# NHS England's NOF 2025/26 metrics scored from NHS England's published values (run_quarter.py --source nof,\n"
-       "# python -m leaguetables.reconcile). Written by scripts/nof_catalogue.py; rules as reproduced from the published\n"
+       "# python -m leaguetables.nof.reconcile). Written by scripts/nof_catalogue.py; rules as reproduced from the published\n"
        "# acute Q1 and MH Q1-Q4 2025/26 files (docs/nof-methodology.md, 'data: acute Q1').\n")
 (ROOT / "config/catalogues/nof-2025-26.yaml").write_text(hdr + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))

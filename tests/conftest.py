@@ -20,7 +20,7 @@ def real_data_or_skip(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
-    from leaguetables import demo
+    from leaguetables.inputs import demo
 
     return demo.write(tmp_path_factory.mktemp("demo"))
 
@@ -28,7 +28,7 @@ def demo_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_inputs(demo_dir):
     from leaguetables.config import load_catalogue
-    from leaguetables.contract import load_inputs
+    from leaguetables.inputs.contract import load_inputs
 
     return load_inputs(demo_dir, load_catalogue("demo"))
 

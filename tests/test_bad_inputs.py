@@ -156,8 +156,8 @@ IN_PROCESS = [c for c in CASES if not c.get("subprocess_only")]
 @pytest.mark.parametrize("case", IN_PROCESS, ids=[c["id"] for c in IN_PROCESS])
 def test_in_process(case, tmp_path):
     """The validation a run starts with (pipeline.prepare, then publish.claim_out for the reports folder)."""
-    from leaguetables.pipeline import RunOptions, prepare
-    from leaguetables.publish import claim_out
+    from leaguetables.run.pipeline import RunOptions, prepare
+    from leaguetables.run.publish import claim_out
 
     data, args = build_case(case, tmp_path)
     opts = RunOptions(quarter=args["quarter"], source="files", data=Path(args["data"]), out=Path(args["out"]),
@@ -218,7 +218,7 @@ def test_notebook_parameters_are_literals_of_exactly_the_values(value):
     path with quotes, backslashes, newlines or code in it stays one string."""
     import ast
 
-    from leaguetables.pipeline import check_parameters
+    from leaguetables.run.pipeline import check_parameters
 
     params = {"quarter": QUARTER, "work_dir": value, "out_dir": value, "metric_id": "cdiff"}
     try:
@@ -237,7 +237,7 @@ def test_notebook_parameters_are_literals_of_exactly_the_values(value):
     {"quarter": QUARTER, "work_dir": "relative/path", "out_dir": "/tmp"},
 ])
 def test_unsafe_notebook_parameters_are_refused(params):
-    from leaguetables.pipeline import check_parameters
+    from leaguetables.run.pipeline import check_parameters
 
     with pytest.raises(InputError):
         check_parameters(params)

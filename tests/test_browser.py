@@ -5,7 +5,7 @@ methodology and a profile of each trust type are loaded; each must make no faile
 in-page and relative link must resolve, and axe-core (node_modules/axe-core, installed by ``make browser-deps``)
 must report no serious or critical violation. The report's first screen is saved as a PNG in the test's temporary
 folder — a review artefact, never part of the published (byte-identical) folder;
-``python -m leaguetables.browser screenshot reports/<quarter>`` writes one into ``reports/<quarter>/review/`` for a
+``python -m leaguetables.publication.browser screenshot reports/<quarter>`` writes one into ``reports/<quarter>/review/`` for a
 human reviewer.
 
 Skips only when no Chromium can be found.
@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leaguetables.browser import AXE_PATH, Chromium, broken_links, find_chromium
+from leaguetables.publication.browser import AXE_PATH, Chromium, broken_links, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 

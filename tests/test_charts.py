@@ -1,4 +1,4 @@
-"""Tests of leaguetables.charts: accessible, deterministic funnel and distribution figures.
+"""Tests of leaguetables.publication.charts: accessible, deterministic funnel and distribution figures.
 
 Expectations come from the project's style guide (shared/docs/style-and-conventions.md §5.3, §6.5) and the brief:
 AF dark blue points, grey limits (95% dashed, 99.8% solid), outliers by marker shape and colour, alt text with
@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from leaguetables import charts, funnel
+from leaguetables.publication import charts
+from leaguetables.statistics import funnel
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,7 @@ def test_the_project_configuration_loads():
 @pytest.mark.parametrize("text,value", [("14", 14.0), ("-1.6", -1.6), ("+3", 3.0), (".5", 0.5), ("5.", 5.0),
                                         ("1e3", 1000.0), ("2.5E-2", 0.025), (" 7 ", 7.0)])
 def test_numbers_the_contract_accepts(text, value):
-    from leaguetables.contract import parse_number
+    from leaguetables.inputs.contract import parse_number
 
     assert parse_number(text) == value
 
@@ -102,7 +102,7 @@ def test_numbers_the_contract_accepts(text, value):
     ("١٢", "is not a number"), ("12%", "is not a number"), ("1.2.3", "is not a number"), ("--1", "is not a number"),
 ])
 def test_numbers_the_contract_refuses(text, reason):
-    from leaguetables.contract import parse_number
+    from leaguetables.inputs.contract import parse_number
 
     with pytest.raises(ValueError, match=reason.replace("(", "\\(").replace(")", "\\)")):
         parse_number(text)
@@ -110,7 +110,7 @@ def test_numbers_the_contract_refuses(text, reason):
 
 def test_allowed_funnel_levels_are_the_levels_the_funnel_computes():
     """A band or outer level the funnel has no limits for would fail inside a metric notebook: refused on load."""
-    from leaguetables import funnel
+    from leaguetables.statistics import funnel
     from leaguetables.config import FUNNEL_LEVELS
 
     assert set(FUNNEL_LEVELS) == set(funnel.LEVELS)

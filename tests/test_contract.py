@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from leaguetables.config import load_catalogue
-from leaguetables.contract import check_quarter, load_inputs, previous_quarter, quarter_label, quarter_period
+from leaguetables.inputs.contract import check_quarter, load_inputs, previous_quarter, quarter_label, quarter_period
 from leaguetables.errors import InputError
 
 

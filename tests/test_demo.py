@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables import demo
+from leaguetables.inputs import demo
 
 
 def test_demo_is_deterministic_for_a_seed():
@@ -56,7 +56,7 @@ def test_demo_has_enough_quarters_for_spc_and_keeps_the_report_quarters():
 
 def test_standard_quarters_are_byte_identical_to_the_eight_quarter_demo():
     """Known answer: the SHA-256 of observations.csv and status.csv written by the original eight-quarter generator
-    (``python -m leaguetables.demo`` at commit 88f640b, seed 20240401). The extra quarters come from a second random
+    (``python -m leaguetables.inputs.demo`` at commit 88f640b, seed 20240401). The extra quarters come from a second random
     stream, so every demo figure of 2024-25-Q1 … 2025-26-Q4 (and every test that uses them) is unchanged."""
     d = demo.generate()
     want = {"observations": "2ee617c20b08e1ac169ccab3a9b9b301c3df547d88c62c55db8f06e9d3ce0ff7",

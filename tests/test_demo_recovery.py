@@ -1,5 +1,5 @@
 """The pipeline's demographic models recover the effects the demo data were drawn from (truth saved beside the
-data by leaguetables.demo): a simulation test where the truth is known."""
+data by leaguetables.inputs.demo): a simulation test where the truth is known."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables import metrics
+from leaguetables.statistics import metrics
 from leaguetables.config import load_catalogue, load_methodology
 
 QUARTERS = ("2025-26-Q4", "2025-26-Q3")

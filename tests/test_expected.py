@@ -1,4 +1,4 @@
-"""Tests for leaguetables.expected (statistical-methods.md §1.2, §1.4 and §5).
+"""Tests for leaguetables.statistics.expected (statistical-methods.md §1.2, §1.4 and §5).
 
 Where the expected numbers come from is stated in each test's docstring:
 simulation (seeded numpy, truth known), hand-worked tables, closed forms, or an algebraic identity.
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.expected import ExpectedResult, ModelError, expected_by_strata, fit_expected
+from leaguetables.statistics.expected import ExpectedResult, ModelError, expected_by_strata, fit_expected
 
 Z95 = 1.959963984540054  # §0: Φ⁻¹(0.975)
 
@@ -495,12 +495,12 @@ def test_transform_domain_violation_is_a_status_and_poisson_without_denominator(
 
 def test_expected_by_strata_agrees_with_stats_expected_from_reference():
     """Consistency (§1.4 implemented twice): E from expected_by_strata equals
-    leaguetables.stats.expected_from_reference on the hand-worked table (210, 19, 0.5)."""
-    from leaguetables import stats
+    leaguetables.statistics.rates.expected_from_reference on the hand-worked table (210, 19, 0.5)."""
+    from leaguetables.statistics import rates
 
     obs, pop, ref = _hand_isr_tables()
     mine = expected_by_strata(obs, pop, ref).set_index("trust_code")["expected"]
-    theirs = stats.expected_from_reference(
+    theirs = rates.expected_from_reference(
         pop, ref, on="age", n="population", ref_x="events", ref_n="population", by="trust_code"
     )
     assert mine.to_numpy() == pytest.approx(theirs.reindex(mine.index).to_numpy(), rel=1e-12)

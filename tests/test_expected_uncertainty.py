@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from leaguetables import metrics
+from leaguetables.statistics import metrics
 from leaguetables.config import ExpectedSettings, load_catalogue, load_methodology
-from leaguetables.expected import (
+from leaguetables.statistics.expected import (
     ModelError,
     _reml_tau2,
     fit_expected,
@@ -112,8 +112,8 @@ def test_delta_interval_closed_form_combines_within_interval_and_var_log_e():
 def test_poisson_midp_limits_solve_their_defining_equations():
     """Definition (Lancaster 1961): at the limits, P(X > x) + ½P(X = x) = 0.025 (lower) and
     P(X < x) + ½P(X = x) = 0.025 (upper); the mid-p interval lies inside the exact (Garwood) one."""
-    from leaguetables.expected import poisson_midp_limits
-    from leaguetables.stats import poisson_limits
+    from leaguetables.statistics.expected import poisson_midp_limits
+    from leaguetables.statistics.rates import poisson_limits
 
     x = np.array([1.0, 3.0, 9.0, 25.0, 400.0])
     lo, up = poisson_midp_limits(x, 0.95)
@@ -349,8 +349,8 @@ def test_compute_metric_publishes_the_expected_columns_and_history_variance_on_d
     (shape 60: var(log g) = trigamma(60) ≈ 0.0168; asserted 0.010–0.025) and ≈ 0 for a binomial metric
     (A&E 4 hours, no extra noise: < 0.001); A&E 4-hour rows with an adjusted value say the 78% standard was judged
     on the observed value, and a trust meeting it on its observed value scores 1.00 in both leagues."""
-    from leaguetables import demo
-    from leaguetables.contract import QuarterInputs
+    from leaguetables.inputs import demo
+    from leaguetables.inputs.contract import QuarterInputs
 
     d = demo.generate(demo.DEFAULT_SEED)
     inputs = QuarterInputs(trusts=d["trusts"], observations=d["observations"], demographics=d["demographics"],

@@ -1,4 +1,4 @@
-"""Tests of leaguetables.funnel: PHE and Spiegelhalter funnels against the reference packages, identities,
+"""Tests of leaguetables.statistics.funnel: PHE and Spiegelhalter funnels against the reference packages, identities,
 a seeded simulation, quirks/compatibility options, banding and validation.
 
 Known-answer sources (each test's docstring names its own):
@@ -28,7 +28,8 @@ import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
-from leaguetables import funnel, stats
+from leaguetables.statistics import funnel
+from leaguetables.statistics import rates
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -89,8 +90,8 @@ def test_inverse_wilson_identity(p0, confidence):
     lower, upper = funnel.phe_proportion_limits(p0, n, confidence)
     ok_lo = (lower > 0) & (lower < 1)
     ok_hi = (upper > 0) & (upper < 1)
-    _, wilson_upper = stats.wilson_limits(lower[ok_lo] * n[ok_lo], n[ok_lo], confidence)
-    wilson_lower, _ = stats.wilson_limits(upper[ok_hi] * n[ok_hi], n[ok_hi], confidence)
+    _, wilson_upper = rates.wilson_limits(lower[ok_lo] * n[ok_lo], n[ok_lo], confidence)
+    wilson_lower, _ = rates.wilson_limits(upper[ok_hi] * n[ok_hi], n[ok_hi], confidence)
     np.testing.assert_allclose(wilson_upper, p0, rtol=1e-12)
     np.testing.assert_allclose(wilson_lower, p0, rtol=1e-12)
 
@@ -370,7 +371,7 @@ def test_shmi_truncation_and_tau2_by_hand():
     assert result.tau2 == pytest.approx(tau2, rel=1e-12)
     np.testing.assert_allclose(result.units["z"], z, rtol=1e-12)
     np.testing.assert_allclose(result.units["z_adjusted"], np.log(o / e) / np.sqrt(1 / e + tau2), rtol=1e-12)
-    np.testing.assert_allclose(result.units["upper_998_adj"], np.exp(stats.z_value(0.998) * np.sqrt(1 / e + tau2)))
+    np.testing.assert_allclose(result.units["upper_998_adj"], np.exp(rates.z_value(0.998) * np.sqrt(1 / e + tau2)))
 
 
 def test_winsorisation_uses_type7_quantiles():
@@ -408,7 +409,7 @@ def test_cqc_adjusted_limits_squared_by_default_and_FunnelPlotR_quirk():
     good = funnel.spiegelhalter(o, e, sr_method="CQC")
     quirk = funnel.spiegelhalter(o, e, sr_method="CQC", compat="FunnelPlotR")
     e = np.asarray(e, float)
-    half = stats.z_value(0.95) * np.sqrt(1 / (4 * e) + good.tau2)
+    half = rates.z_value(0.95) * np.sqrt(1 / (4 * e) + good.tau2)
     np.testing.assert_allclose(good.units["upper_95_adj"], (1 + half) ** 2)
     np.testing.assert_allclose(good.units["lower_95_adj"], np.maximum(1 - half, 0) ** 2)
     np.testing.assert_allclose(quirk.units["upper_95_adj"], 1 + 1.959964 * np.sqrt(1 / (4 * e) + quirk.tau2))
@@ -422,7 +423,7 @@ def test_rc_limits_use_rc_variance_at_target_by_default_and_FunnelPlotR_quirk():
     quirk = funnel.spiegelhalter(o, d, data_type="RC", compat="FunnelPlotR")
     theta0 = o.sum() / d.sum()
     s2 = theta0 * d / (theta0 * d + 0.5) ** 2 + d / (d + 0.5) ** 2
-    z95 = stats.z_value(0.95)
+    z95 = rates.z_value(0.95)
     np.testing.assert_allclose(good.units["upper_95"], np.exp(np.log(theta0) + z95 * np.sqrt(s2)))
     np.testing.assert_allclose(quirk.units["upper_95"], np.exp(np.log(theta0) + 1.959964 * np.sqrt(1 / (4 * d))))
     z = (np.log((o + 0.5) / (d + 0.5)) - np.log(theta0)) / np.sqrt(o / (o + 0.5) ** 2 + d / (d + 0.5) ** 2)
@@ -564,6 +565,6 @@ def test_invalid_arguments(call, message):
 
 def test_levels_and_constants():
     """z constants: exact by default, FunnelPlotR's rounded ones only as compatibility (§9.1)."""
-    assert stats.z_value(0.95) == pytest.approx(1.959963984540054, rel=1e-15)
-    assert stats.z_value(0.998) == pytest.approx(3.090232306167813, rel=1e-15)
+    assert rates.z_value(0.95) == pytest.approx(1.959963984540054, rel=1e-15)
+    assert rates.z_value(0.998) == pytest.approx(3.090232306167813, rel=1e-15)
     assert math.isclose(funnel.FUNNELPLOTR_Z[0.998], 3.090232)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from leaguetables import funnel
+from leaguetables.statistics import funnel
 from leaguetables.config import FunnelSettings
 
 I = 134  # acute trusts in the demo
@@ -323,7 +323,8 @@ def test_demo_quarter_funnels_by_config(demo_inputs):
     """Through ``metrics.compute_metric`` on the demo's last quarter: the configured robust method is used; MRSA
     (≈1 event per trust-quarter) is pooled over 4 quarters with exact, finite limits; every funnel's φ is finite
     and each summary gives the number expected by chance; the compatibility setting reproduces ``spiegelhalter``."""
-    from leaguetables import config, metrics
+    from leaguetables import config
+    from leaguetables.statistics import metrics
 
     meth = config.load_methodology("nof-2025-26")
     cat = config.load_catalogue("demo")
@@ -363,7 +364,7 @@ def test_funnel_figure_draws_the_limits_the_flags_use_for_exact_limits():
     """The figure of a rare-event funnel draws the exact (step) limits with τ² that decide the flags: every drawn
     95% limit line is limits_grid's ``*_95_adj`` column, and at each unit's own precision those limits are the
     unit's flag limits."""
-    from leaguetables import charts
+    from leaguetables.publication import charts
 
     rng = np.random.default_rng(12)
     e = rng.lognormal(0, 0.45, I)

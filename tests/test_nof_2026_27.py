@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables import scoring
+from leaguetables.nof import scoring
 from leaguetables.config import load_catalogue, load_methodology
 from leaguetables.errors import InputError
-from leaguetables.pipeline import RunOptions, prepare
+from leaguetables.run.pipeline import RunOptions, prepare
 
 
 def test_2026_27_configs_load_with_organisation_kinds():
@@ -55,7 +55,7 @@ def test_refusals_one_line(tmp_path, methodology, source, message):
 
 def test_illustrative_notice_text():
     """The notice every page of an illustrative run carries names the values and says they are not NHS England's."""
-    from leaguetables.report import thresholds_notice
+    from leaguetables.publication.report import thresholds_notice
     text = thresholds_notice(load_methodology("nof-2026-27-illustrative"))
     assert text.startswith("Illustrative segment thresholds (2, 2.4, 2.8): not NHS England's.")
     assert thresholds_notice(load_methodology("nof-2025-26")) == ""

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables import nofcodes
+from leaguetables.nof import codes as nofcodes
 from leaguetables.config import load_catalogue
-from leaguetables.publish import NHSE_LONG_COLUMNS, nhse_long_table
-from leaguetables.sources import nof
+from leaguetables.run.publish import NHSE_LONG_COLUMNS, nhse_long_table
+from leaguetables.inputs.sources import nof
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
 ACUTE = REAL / "nof_2025_26_q1_acute" / "nhs-oversight-framework-acute-trust-data.csv"

@@ -5,7 +5,7 @@ The files are read in place from ../shared/data/real/nof_2025_26_q1_acute and no
 copied). Every test skips, saying which folder is absent, when its file is not there. Expected figures come
 from the published files themselves; the rules recomputed are those of ../shared/docs/nof-methodology.md
 (marks "data: acute Q1") as configured in config/catalogues/nof-2025-26.yaml and implemented in
-leaguetables.scoring.
+leaguetables.nof.scoring.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from leaguetables import reconcile as rec
-from leaguetables.sources import nof
+from leaguetables.nof import reconcile as rec
+from leaguetables.inputs.sources import nof
 
 pytestmark = pytest.mark.realdata
 
@@ -178,7 +178,7 @@ def test_staff_survey_scores_from_published_values(result, quarter, metric):
 
 
 def test_cli_writes_outputs(files, tmp_path):
-    """`python -m leaguetables.reconcile --nof-dir DIR --out DIR` writes the four outputs."""
+    """`python -m leaguetables.nof.reconcile --nof-dir DIR --out DIR` writes the four outputs."""
     code = rec.main(["--nof-dir", str(files.data.parent), "--out", str(tmp_path), "--replicates", "500"])
     assert code == 0
     names = sorted(p.name for p in tmp_path.iterdir())

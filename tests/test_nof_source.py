@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import real_data_or_skip
-from leaguetables.contract import load_inputs
-from leaguetables.sources import nhse, nof
+from leaguetables.inputs.contract import load_inputs
+from leaguetables.inputs.sources import nhse, nof
 
 pytestmark = pytest.mark.realdata
 
@@ -66,7 +66,7 @@ def test_raw_statistics_agreement_q1():
     our 2024-25-Q4) 134/134, staff survey 132/134 each (RAL, RAX: mergers), A&E 4-hour 73/123 at the published
     1 dp from own attendances and 117/123 with the June 2022 type-3 attribution."""
     real_data_or_skip("nof_2025_26_q1_acute")
-    from leaguetables import agreement
+    from leaguetables.nof import agreement
     _, summ = agreement.agreement("2025-26-Q1")
     s = summ.set_index("metric_id")
     assert s.loc["cancer_fds_28d", ["compared", "equal"]].tolist() == [118, 118]

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from leaguetables.config import file_sha256
-from leaguetables.publish import OWNER_MARKER, STAGES
+from leaguetables.run.publish import OWNER_MARKER, STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "tests" / "bad_inputs" / "base"
@@ -66,7 +66,7 @@ def _plant(out: Path) -> None:
 def _complete(folder: Path) -> str:
     """The folder is one complete publication: every file its manifest lists, with that checksum. Returns the
     manifest's checksum (which version it is)."""
-    from leaguetables.publish import published_files
+    from leaguetables.run.publish import published_files
 
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     listed = manifest["outputs"]
@@ -123,7 +123,7 @@ def test_out_holding_foreign_entries_in_the_namespace_is_refused(tmp_path):
 
 def test_claim_out_in_process(tmp_path):
     from leaguetables.errors import InputError
-    from leaguetables.publish import claim_out
+    from leaguetables.run.publish import claim_out
 
     new = claim_out(tmp_path / "new" / "reports")
     assert (new / OWNER_MARKER).is_file()
@@ -141,7 +141,7 @@ def test_claim_out_in_process(tmp_path):
 
 
 def test_cleanup_removes_only_the_exact_staging_name(tmp_path):
-    from leaguetables.publish import cleanup_stale
+    from leaguetables.run.publish import cleanup_stale
 
     (tmp_path / ".staging-2025-26-Q4").mkdir()
     (tmp_path / ".staging-2025-26-Q4.backup").mkdir()
@@ -154,7 +154,7 @@ def test_cleanup_removes_only_the_exact_staging_name(tmp_path):
 
 
 def test_a_journal_naming_foreign_paths_is_never_acted_on(tmp_path):
-    from leaguetables.publish import journal_path, recover
+    from leaguetables.run.publish import journal_path, recover
 
     victim = tmp_path / "victim"
     victim.mkdir()

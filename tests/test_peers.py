@@ -1,4 +1,4 @@
-"""Tests for leaguetables.peers ("Similar 10", nof-methodology.md, end).
+"""Tests for leaguetables.statistics.peers ("Similar 10", nof-methodology.md, end).
 
 Each test's docstring says where its expected numbers come from (hand-worked arithmetic or a
 property of the method).
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.peers import PeerError, peer_position, similar_peers
+from leaguetables.statistics.peers import PeerError, peer_position, similar_peers
 
 
 def _five():

@@ -61,7 +61,7 @@ def test_league_tables_are_consistent(published, demo_inputs):
                                   "Value", "Median_value", "Lower_quartile", "Upper_quartile", "Rank"]
     assert {"OF5000", "OF5002", "OF5003", "OF5004"} <= set(long["Metric_ID"])
     # NHS England's own codes and labels only (config/nof/codes-2025-26.yaml, checked against the published files)
-    from leaguetables.nofcodes import load_nof_codes
+    from leaguetables.nof.codes import load_nof_codes
     codes = load_nof_codes()
     assert set(long["Metric_ID"]) <= set(codes.codes)
     for code, g in long.groupby("Metric_ID"):
@@ -112,8 +112,8 @@ def test_second_run_gives_byte_identical_outputs(published, demo_dir, tmp_path):
     """Another run into another folder (no cache shared): every published file byte-identical — tables, report,
     profiles, methodology, spreadsheet, figures — except the manifest (run times) and the executed notebooks, whose
     cell outputs must be identical (their metadata records the run); and --verify's comparison finds nothing."""
-    from leaguetables.publish import published_files
-    from leaguetables.verify import compare_folders
+    from leaguetables.run.publish import published_files
+    from leaguetables.run.verify import compare_folders
 
     folder, _ = published
     proc = run_quarter(QUARTER, "--data", str(demo_dir), "--out", str(tmp_path), "--metrics", METRICS,

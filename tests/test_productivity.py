@@ -1,4 +1,4 @@
-"""Unit tests of the productivity opportunity (src/leaguetables/productivity.py) on small hand-worked tables.
+"""Unit tests of the productivity opportunity (src/leaguetables/statistics/productivity.py) on small hand-worked tables.
 
 "Hand-worked" means computed by hand from the Better Care, Better Value rule in the module docstring
 (``max(0, gap to the upper quartile) / multiplier × activity × unit cost``, annualised × 4); the working is in
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables import productivity as pr
+from leaguetables.statistics import productivity as pr
 from leaguetables.config import Metric, load_catalogue, load_methodology
 
 
@@ -211,7 +211,7 @@ def _simulate_los(rng, n_trusts=134, quarters=8):
     x ~ Poisson(n · exp(α + β z + u_i) · g), g ~ Gamma(60, 1/60) (mean 1: sampling noise), u_i ~ N(0, 0.10²),
     one covariate z with β = 0.07; returns the observations, demographics, this quarter's metric table (with E from
     the demographic model) and the true resource (E*_i × max(0, θ_i − θ_b), θ_i = exp(u_i), truth.md)."""
-    from leaguetables.expected import fit_expected
+    from leaguetables.statistics.expected import fit_expected
 
     codes = [f"T{i:03d}" for i in range(n_trusts)]
     age = rng.normal(0.18, 0.03, n_trusts)

@@ -1,4 +1,4 @@
-"""The published documents of a quarter end to end (src/leaguetables/publication.py): two consecutive demo quarters
+"""The published documents of a quarter end to end (src/leaguetables/publication/documents.py): two consecutive demo quarters
 through run_quarter.py (movement), then the second quarter rendered again into another folder (determinism).
 
 Checks: every published file except the manifest and the executed notebooks is byte-identical between the two
@@ -110,8 +110,8 @@ def test_productivity_table_recomputes_from_the_metric_tables(folder, demo_input
     """The published productivity.csv equals metric_opportunity on the published metric table with the
     methodology's settings (pooled quarters and empirical Bayes read every quarter's observations)."""
     from leaguetables.config import load_catalogue, load_methodology
-    from leaguetables.productivity import metric_opportunity
-    from leaguetables.report import money
+    from leaguetables.statistics.productivity import metric_opportunity
+    from leaguetables.publication.report import money
 
     opp = pd.read_csv(folder / "tables" / "productivity.csv")
     assert set(opp["metric_id"]) == {"los_emergency", "sickness_absence"}
@@ -157,14 +157,14 @@ def test_profiles_show_spc_in_words_with_a_chart_and_label_the_productivity_valu
     """Every profile has the SPC section: each metric's variation and assurance in words (as in tables/spc.csv),
     the XmR figure (inline SVG with a title and description) and the limits table; the productivity table shows
     this quarter's value beside the value compared and says on which basis."""
-    from leaguetables import spc
+    from leaguetables.statistics import spc
 
     sp = pd.read_csv(folder / "tables" / "spc.csv")
     assert list(sp.columns) == spc.CSV_COLUMNS
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
     assert set(sp["trust_code"]) == set(lt["trust_code"])
     assert set(sp["variation"]) <= set(spc.VARIATION) and set(sp["assurance"]) <= set(spc.ASSURANCE)
-    from leaguetables import demo
+    from leaguetables.inputs import demo
 
     # every demo quarter up to the published one (2025-26-Q4 is the demo's last)
     assert sp.loc[sp["metric_id"] == "ae_4hr", "quarters_used"].max() == len(demo.QUARTERS)
@@ -208,7 +208,7 @@ def test_methodology_is_built_from_the_config_catalogue_and_run(folder):
 
 def test_spreadsheet_sheets_equal_the_csv_tables(folder):
     """Cover, contents and notes first; every other sheet reads back (pandas, odf) equal to the CSV it names."""
-    from leaguetables.spreadsheet import quarter_workbook
+    from leaguetables.publication.spreadsheet import quarter_workbook
 
     path = folder / "tables" / f"league_tables_{QUARTER}.ods"
     book = pd.read_excel(path, sheet_name=None, engine="odf", header=None)

@@ -1,4 +1,4 @@
-"""Unit tests of the report's sections (src/leaguetables/report.py), movement (league.movement) and the profile
+"""Unit tests of the report's sections (src/leaguetables/publication/report.py), movement (league.movement) and the profile
 sparkline, on small hand-made tables: numbers in sentences, escaping, profile links, revisions marked [r]."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables import report as rp
-from leaguetables.league import MOVEMENT_COLUMNS, movement
-from leaguetables.profiles import sparkline
+from leaguetables.publication import report as rp
+from leaguetables.nof.league import MOVEMENT_COLUMNS, movement
+from leaguetables.publication.profiles import sparkline
 
 
 def league(**over) -> pd.DataFrame:
@@ -169,7 +169,7 @@ def test_segmentation_sentence_follows_the_rule_in_the_league_table():
     for pooled cut points would publish a false sentence)."""
     import pandas as pd
 
-    from leaguetables.report import segmentation_sentence
+    from leaguetables.publication.report import segmentation_sentence
 
     t = pd.DataFrame({"trust_type": ["acute", "mental_health_community"],
                       "segmentation_rule": ["quartiles_pooled"] * 2})

@@ -267,7 +267,7 @@ def _version(folder: Path, text: str) -> Path:
 
 @pytest.mark.parametrize("exchange", [True, False])
 def test_publish_interrupted_between_its_steps_is_recovered(tmp_path, monkeypatch, exchange):
-    from leaguetables import publish
+    from leaguetables.run import publish
 
     out = tmp_path / "reports"
     target = _version(out / QUARTER, "v1")
@@ -299,7 +299,7 @@ def test_publish_interrupted_between_its_steps_is_recovered(tmp_path, monkeypatc
 
 
 def test_stale_staging_of_a_live_run_is_left_alone(tmp_path):
-    from leaguetables import publish
+    from leaguetables.run import publish
 
     out = tmp_path / "reports"
     out.mkdir()

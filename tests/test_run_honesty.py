@@ -42,7 +42,7 @@ def test_no_working_directory_change_while_notebooks_run(tmp_path, monkeypatch):
     """A run with two notebook threads never calls os.chdir (papermill's ``cwd`` changed the whole process's
     directory from two threads at once), leaves the working directory as it was, and records absolute paths for
     relative arguments."""
-    from leaguetables.pipeline import RunOptions, run
+    from leaguetables.run.pipeline import RunOptions, run
 
     data = tmp_path / "data"
     shutil.copytree(BASE, data)
@@ -99,7 +99,7 @@ def test_q3_and_q4_run_concurrently_then_verify(tmp_path):
 def _toy_league(**override):
     """Six acute trusts with average scores 1.0 … 3.5 (segments 1, 1, 2, 3, 4, 4 by within-type quartiles); the
     two best and the third are in deficit."""
-    from leaguetables import scoring
+    from leaguetables.nof import scoring
 
     codes = [f"T{i}" for i in range(6)]
     scores = pd.DataFrame({"trust_code": codes, "metric_id": "m", "score": [1.0, 1.5, 2.0, 2.5, 3.0, 3.5],
@@ -129,7 +129,8 @@ def test_financial_override_settings_move_the_tables():
 
 def test_league_passes_the_methodology_override_to_the_scoring(monkeypatch, demo_inputs):
     """league._build hands the methodology's financial_override settings to the scoring (the page prints them)."""
-    from leaguetables import league, scoring
+    from leaguetables.nof import league
+    from leaguetables.nof import scoring
     from leaguetables.config import load_catalogue, load_methodology
 
     meth = load_methodology("nof-2025-26")

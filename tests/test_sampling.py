@@ -1,4 +1,4 @@
-"""The parametric bootstrap of the data (src/leaguetables/sampling.py): each step against a hand-worked answer or
+"""The parametric bootstrap of the data (src/leaguetables/statistics/sampling.py): each step against a hand-worked answer or
 the published scoring functions, then small simulations from a known truth (rank-interval coverage, size and power
 of the test of change) with bounds that the NHS England-style method fails.
 
@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables import sampling, scoring
+from leaguetables.statistics import sampling
+from leaguetables.nof import scoring
 from leaguetables.config import Catalogue, load_catalogue, load_methodology
 
 Q_PREV, Q_NOW = "2025-26-Q3", "2025-26-Q4"
@@ -181,7 +182,7 @@ def _demo_league_both_paths(demo_inputs, meth, cat, seed: int, draws: int):
     """The demo quarter's sampling data under ``meth``; asserts that the vectorised path equals the reference path
     on ``draws`` replicates. Returns (quarter data, observed league by sampling, scoring.build_league_table's
     table under the same methodology), both indexed by trust code."""
-    from leaguetables import league
+    from leaguetables.nof import league
 
     qd = league._quarter_data(demo_inputs, Q_NOW, meth, cat)
     reps = sampling.league_replicates(qd, sampling.draw_values(qd, np.random.default_rng(seed), draws), check=draws)

@@ -1,4 +1,4 @@
-"""Unit tests of the NOF scoring rules (src/leaguetables/scoring.py) on small hand-worked tables.
+"""Unit tests of the NOF scoring rules (src/leaguetables/nof/scoring.py) on small hand-worked tables.
 
 Each test's docstring says where its expected numbers come from. "Hand-worked" means computed by hand from the
 rule in ../shared/docs/nof-methodology.md; the working is in the docstring.
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_series_equal
 
-from leaguetables import scoring as sc
+from leaguetables.nof import scoring as sc
 
 
 def s(values: dict, dtype=float, name=None) -> pd.Series:
@@ -476,7 +476,7 @@ def test_finance_lookup_nhs_england_table():
 def test_finance_bands_with_strict_bound():
     """NHS England's OF0079 bands: ≥ 0 → 1, (−1, 0) → 2, [−2, −1] → 3, < −2 → 4 (published files: −1.00 → 3,
     −0.99 → 2)."""
-    from leaguetables.metrics import score_bands
+    from leaguetables.statistics.metrics import score_bands
     bands = [(0.0, 1), (-1.0, 2, ">"), (-2.0, 3), (None, 4)]
     got = score_bands(np.array([0.0, 3.7, -0.01, -0.99, -1.0, -2.0, -2.01, np.nan]), bands)
     assert got[:7].tolist() == [1, 1, 2, 2, 3, 3, 4] and np.isnan(got[7])

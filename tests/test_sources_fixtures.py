@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.sources import ae, beds, cancer, diagnostics, nhse, ods, rtt, sickness, staff_survey
+from leaguetables.inputs.sources import ae, beds, cancer, diagnostics, nhse, ods, rtt, sickness, staff_survey
 
 FIX = Path(__file__).parent / "fixtures" / "sources"
 
@@ -51,7 +51,7 @@ def test_quarter_helpers():
 
 
 def test_default_raw_dir_is_sibling_of_repository():
-    assert nhse.REPO_ROOT == Path(nhse.__file__).resolve().parents[3]
+    assert nhse.REPO_ROOT == Path(nhse.__file__).resolve().parents[4]
     assert (nhse.REPO_ROOT / "pyproject.toml").exists()
     assert nhse.DEFAULT_RAW_DIR == nhse.REPO_ROOT.parent / "shared" / "data" / "real"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.sources import demographics, nhse, ods
+from leaguetables.inputs.sources import demographics, nhse, ods
 
 RAW = nhse.DEFAULT_RAW_DIR
 DEMO = RAW / "trust_catchment_demographics"
@@ -156,7 +156,7 @@ def test_cli_writes_four_contract_csvs(tmp_path, capsys):
 
 
 def test_written_quarter_passes_the_data_contract(q4, tmp_path):
-    contract = pytest.importorskip("leaguetables.contract")
+    contract = pytest.importorskip("leaguetables.inputs.contract")
     nhse.write_quarter(q4, tmp_path)
     inputs = contract.load_inputs(tmp_path, quarter=Q4)
     assert len(inputs.trusts) == 121 and len(inputs.observations) == 1210

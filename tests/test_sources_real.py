@@ -15,7 +15,7 @@ from collections import defaultdict
 import pandas as pd
 import pytest
 
-from leaguetables.sources import ae, beds, cancer, diagnostics, nhse, ods, rtt, sickness, staff_survey
+from leaguetables.inputs.sources import ae, beds, cancer, diagnostics, nhse, ods, rtt, sickness, staff_survey
 
 RAW = nhse.DEFAULT_RAW_DIR
 PERF = RAW / "nhse_perf_2024_25"

@@ -1,4 +1,4 @@
-"""Tests of statistical process control (src/leaguetables/spc.py): XmR limits and NHS England's Making Data Count
+"""Tests of statistical process control (src/leaguetables/statistics/spc.py): XmR limits and NHS England's Making Data Count
 rules on hand-worked series, the improvement/concern and assurance mapping, short, missing and constant series,
 and a simulation of a stable process measuring how often each rule fires by chance.
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables import spc
+from leaguetables.statistics import spc
 
 
 def run(values, direction="higher_better", target=None, kind="standard", **kw):
@@ -174,7 +174,7 @@ def test_simulation_false_alarm_rates_of_a_stable_process():
 def test_spc_table_and_figure():
     """tables/spc.csv rows from a metric history: one per trust, the CSV columns, NaN limits where not assessed;
     the small-multiples figure has alt text naming the variation of each charted metric."""
-    from leaguetables.charts import save_figure
+    from leaguetables.publication.charts import save_figure
     from leaguetables.config import Metric
 
     m = Metric.model_validate({
@@ -214,7 +214,7 @@ def test_spc_table_and_figure():
 def test_summary_and_key_finding_state_the_chance_rate():
     """The report's one SPC sentence counts the series whose latest quarter shows special cause and puts the
     number a stable process would give (1% of the assessed series) beside it."""
-    from leaguetables.report import key_findings
+    from leaguetables.publication.report import key_findings
 
     labels = [str(i) for i in range(11)]
     results = {"m": {"A": spc.analyse([10, 12] * 5 + [20], labels, "higher_better"),

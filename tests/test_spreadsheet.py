@@ -1,4 +1,4 @@
-"""The accessible ODS writer (src/leaguetables/spreadsheet.py): layout rules, shorthand, read-back equal to the CSV,
+"""The accessible ODS writer (src/leaguetables/publication/spreadsheet.py): layout rules, shorthand, read-back equal to the CSV,
 ODF table markup (checked with odfpy) and byte-identical output."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables import spreadsheet as ss
+from leaguetables.publication import spreadsheet as ss
 
 CSV = ("trust_code,status,value,lower,expected,flag,label\n"
        "A1,ok,1.5,1.25,,True,x & <y>\n"

@@ -1,4 +1,4 @@
-"""Tests of leaguetables.stats: known answers, library identities, edge cases and validation.
+"""Tests of leaguetables.statistics.rates: known answers, library identities, edge cases and validation.
 
 Known-answer sources (each test's docstring names its own):
 
@@ -20,7 +20,7 @@ from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.rates import confint_poisson
 
-from leaguetables import stats
+from leaguetables.statistics import rates
 
 COLUMNS = ["value", "lower", "upper", "confidence", "statistic", "method"]
 
@@ -34,7 +34,7 @@ def test_wilson_equals_statsmodels_proportion_confint_wilson(confidence):
     """Wilson limits equal statsmodels ``proportion_confint(method="wilson")`` to 1e-13 (§1.1, §8)."""
     x = np.array([0, 1, 3, 65, 1045, 0.445, 99, 100, 12.5])
     n = np.array([10, 1, 7, 100, 5000, 1, 100, 100, 40])
-    lower, upper = stats.wilson_limits(x, n, confidence)
+    lower, upper = rates.wilson_limits(x, n, confidence)
     ref_lower, ref_upper = proportion_confint(x, n, alpha=1 - confidence, method="wilson")
     np.testing.assert_allclose(lower, ref_lower, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(upper, ref_upper, rtol=1e-13, atol=1e-15)
@@ -42,25 +42,25 @@ def test_wilson_equals_statsmodels_proportion_confint_wilson(confidence):
 
 def test_wilson_end_points_are_exact():
     """x = 0 gives a lower limit of exactly 0, x = n an upper limit of exactly 1, c = 1 gives (0, 1) (§1.1)."""
-    lower, upper = stats.wilson_limits([0, 5, 5], [5, 5, 9], 0.95)
+    lower, upper = rates.wilson_limits([0, 5, 5], [5, 5, 9], 0.95)
     assert lower[0] == 0.0 and upper[1] == 1.0
-    lower, upper = stats.wilson_limits([0, 3, 9], [9, 9, 9], confidence=1)
+    lower, upper = rates.wilson_limits([0, 3, 9], [9, 9, 9], confidence=1)
     assert list(lower) == [0.0, 0.0, 0.0] and list(upper) == [1.0, 1.0, 1.0]
 
 
 def test_wilson_scalar_and_series_shapes():
     """Scalars give floats; a Series keeps its index (one row per input element)."""
-    lo, hi = stats.wilson_limits(65, 100)
+    lo, hi = rates.wilson_limits(65, 100)
     assert isinstance(lo, float) and isinstance(hi, float)
     idx = pd.Index(["RA1", "RB2"], name="trust_code")
-    lo, hi = stats.wilson_limits(pd.Series([1, 2], index=idx), pd.Series([10, 10], index=idx))
+    lo, hi = rates.wilson_limits(pd.Series([1, 2], index=idx), pd.Series([10, 10], index=idx))
     assert lo.index.equals(idx) and hi.index.equals(idx)
 
 
 def test_proportion_frame_and_labels():
     """proportion(): value × multiplier, Wilson limits × multiplier, per-row method, statistic text."""
     idx = pd.Index(["A", "B", "C"])
-    out = stats.proportion(pd.Series([0, 30, 40], index=idx), pd.Series([40, 40, 40], index=idx))
+    out = rates.proportion(pd.Series([0, 30, 40], index=idx), pd.Series([40, 40, 40], index=idx))
     assert list(out.columns) == COLUMNS and out.index.equals(idx)
     assert out["value"].tolist() == [0.0, 75.0, 100.0]
     assert out.loc["A", "lower"] == 0.0 and out.loc["C", "upper"] == 100.0
@@ -69,8 +69,8 @@ def test_proportion_frame_and_labels():
     assert out.loc["B", "upper"] == pytest.approx(100 * ref_hi, rel=1e-13)
     assert set(out["method"]) == {"Wilson"} and set(out["statistic"]) == {"percentage"}
     assert set(out["confidence"]) == {0.95}
-    assert stats.proportion([1], [4], multiplier=1)["statistic"].iloc[0] == "proportion of 1"
-    assert stats.proportion([1], [4], multiplier=1000)["statistic"].iloc[0] == "proportion per 1,000"
+    assert rates.proportion([1], [4], multiplier=1)["statistic"].iloc[0] == "proportion of 1"
+    assert rates.proportion([1], [4], multiplier=1000)["statistic"].iloc[0] == "proportion per 1,000"
 
 
 # ---------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def test_proportion_frame_and_labels():
 def test_exact_equals_statsmodels_confint_poisson_exact_c(confidence):
     """Exact Poisson limits equal statsmodels ``confint_poisson(method="exact-c")`` (§1.2, §8)."""
     x = np.array([0, 1, 2, 5, 9, 10, 65, 1045, 2.5])
-    lower, upper = stats.exact_poisson_limits(x, confidence)
+    lower, upper = rates.exact_poisson_limits(x, confidence)
     ref_lower, ref_upper = confint_poisson(x, np.ones_like(x), method="exact-c", alpha=1 - confidence)
     np.testing.assert_allclose(lower, np.nan_to_num(ref_lower), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(upper, ref_upper, rtol=1e-12)
@@ -106,8 +106,8 @@ def test_exact_poisson_limits_match_PHEindicatormethods_funnel_ratio_outputs():
         [716, 770.4222128, 664.5083011, 802.60414, 636.1521174],
     ])
     o = rows[:, 0]
-    lo95, up95 = stats.exact_poisson_limits(o, 0.95)
-    lo998, up998 = stats.exact_poisson_limits(o, 0.998)
+    lo95, up95 = rates.exact_poisson_limits(o, 0.95)
+    lo998, up998 = rates.exact_poisson_limits(o, 0.998)
     np.testing.assert_allclose(up95, rows[:, 1], rtol=1e-4)
     np.testing.assert_allclose(lo95, rows[:, 2], rtol=1e-4)
     np.testing.assert_allclose(up998, rows[:, 3], rtol=1e-4)
@@ -121,7 +121,7 @@ def test_byar_hand_worked_value_at_100():
     lower = 100·(1 − 1/900 − z/30)³ = 81.362105490527864,
     upper = 101·(1 − 1/909 + z/(3·√101))³ = 121.62793757920648, with z = 1.959963984540054.
     """
-    lower, upper = stats.byar_limits(100, 0.95)
+    lower, upper = rates.byar_limits(100, 0.95)
     assert lower == pytest.approx(81.362105490527864, rel=1e-13)
     assert upper == pytest.approx(121.62793757920648, rel=1e-13)
 
@@ -130,8 +130,8 @@ def test_byar_close_to_exact_from_ten_events():
     """From 10 events Byar's approximation is within 1.5% of the exact limits (why it is used there, §1.2)."""
     x = np.arange(10, 2000, 7.0)
     for c in (0.95, 0.998):
-        bl, bu = stats.byar_limits(x, c)
-        el, eu = stats.exact_poisson_limits(x, c)
+        bl, bu = rates.byar_limits(x, c)
+        el, eu = rates.exact_poisson_limits(x, c)
         np.testing.assert_allclose(bl, el, rtol=0.015)
         np.testing.assert_allclose(bu, eu, rtol=0.015)
 
@@ -139,10 +139,10 @@ def test_byar_close_to_exact_from_ten_events():
 def test_poisson_limits_switch_to_exact_below_ten():
     """O < 10 uses Exact, O >= 10 Byars, with the label per row (§1.2, §9.3)."""
     x = np.array([0, 1, 9, 9.5, 10, 11, 500])
-    lower, upper, method = stats.poisson_limits(x, 0.95)
+    lower, upper, method = rates.poisson_limits(x, 0.95)
     assert list(method) == ["Exact"] * 4 + ["Byars"] * 3
-    el, eu = stats.exact_poisson_limits(x[:4], 0.95)
-    bl, bu = stats.byar_limits(x[4:], 0.95)
+    el, eu = rates.exact_poisson_limits(x[:4], 0.95)
+    bl, bu = rates.byar_limits(x[4:], 0.95)
     np.testing.assert_array_equal(lower, np.r_[el, bl])
     np.testing.assert_array_equal(upper, np.r_[eu, bu])
     assert lower[0] == 0.0
@@ -150,11 +150,11 @@ def test_poisson_limits_switch_to_exact_below_ten():
 
 def test_crude_rate_values_and_switch():
     """crude_rate(): x/n × 100,000 with L(x)/n × 100,000; x > n allowed; method per row (§1.2)."""
-    out = stats.crude_rate([0, 9, 10, 250], [1000, 1000, 1000, 100])
+    out = rates.crude_rate([0, 9, 10, 250], [1000, 1000, 1000, 100])
     assert out["value"].tolist() == pytest.approx([0.0, 900.0, 1000.0, 250000.0])
     assert out["method"].tolist() == ["Exact", "Exact", "Byars", "Byars"]
     assert out["statistic"].iloc[0] == "rate per 100,000"
-    el, eu = stats.exact_poisson_limits(9, 0.95)
+    el, eu = rates.exact_poisson_limits(9, 0.95)
     assert out.loc[1, "lower"] == pytest.approx(el / 1000 * 1e5, rel=1e-14)
     assert out.loc[1, "upper"] == pytest.approx(eu / 1000 * 1e5, rel=1e-14)
 
@@ -165,7 +165,7 @@ def test_crude_rate_values_and_switch():
 
 def test_mean_score_t_interval_equals_scipy():
     """mean ∓ t_{0.975, n−1}·sd/√n equals scipy.stats.t.interval (§1.2)."""
-    out = stats.mean_score([7.2, 6.1], sd=[1.5, 2.0], n=[120, 15], confidence=0.95)
+    out = rates.mean_score([7.2, 6.1], sd=[1.5, 2.0], n=[120, 15], confidence=0.95)
     for i, (m, s, n) in enumerate([(7.2, 1.5, 120), (6.1, 2.0, 15)]):
         lo, hi = sps.t.interval(0.95, n - 1, loc=m, scale=s / np.sqrt(n))
         assert out.loc[i, "lower"] == pytest.approx(lo, rel=1e-13)
@@ -175,12 +175,12 @@ def test_mean_score_t_interval_equals_scipy():
 
 def test_mean_score_without_respondent_data_has_no_interval():
     """Published mean scores without sd/n: limits missing, method says why (brief, §1.2)."""
-    out = stats.mean_score(pd.Series([7.1, np.nan], index=["A", "B"]))
+    out = rates.mean_score(pd.Series([7.1, np.nan], index=["A", "B"]))
     assert out.loc["A", "value"] == 7.1 and np.isnan(out.loc["A", "lower"]) and np.isnan(out.loc["A", "upper"])
     assert out.loc["A", "method"] == "no interval: mean score without respondent data"
     assert pd.isna(out.loc["B", "method"]) and np.isnan(out.loc["B", "value"])
     with pytest.raises(ValueError, match="both sd and n"):
-        stats.mean_score([1.0], sd=[1.0])
+        rates.mean_score([1.0], sd=[1.0])
 
 
 # ---------------------------------------------------------------------------
@@ -213,7 +213,7 @@ ISR_SHEET = [
 
 
 def _isr_frames():
-    bands = list(stats.ESP2013.index)
+    bands = list(rates.ESP2013.index)
     sheet = pd.DataFrame(ISR_SHEET, columns=["obs", "pop", "refcount", "refpop", "Ei"])
     sheet["age_band"] = bands
     local = sheet[["age_band", "obs", "pop"]].assign(trust="T1")
@@ -227,27 +227,27 @@ def test_expected_counts_match_PHEindicatormethods_isr_sheet():
     Each stratum's expected count and their total agree with PHE's sheet to 1e-8 relative (§1.4).
     """
     sheet, local, reference = _isr_frames()
-    per_stratum = stats.expected_from_reference(local.assign(stratum=local["age_band"]), reference, on="age_band",
+    per_stratum = rates.expected_from_reference(local.assign(stratum=local["age_band"]), reference, on="age_band",
                                                 n="pop", ref_x="refcount", ref_n="refpop", by="stratum")
     got = per_stratum.reindex(sheet["age_band"]).to_numpy()
     np.testing.assert_allclose(got, sheet["Ei"].to_numpy(), rtol=1e-8)
-    total = stats.expected_from_reference(local, reference, on="age_band", n="pop", ref_x="refcount", ref_n="refpop")
+    total = rates.expected_from_reference(local, reference, on="age_band", n="pop", ref_x="refcount", ref_n="refpop")
     assert total == pytest.approx(sheet["Ei"].sum(), rel=1e-8)
 
 
 def test_isr_from_isr_sheet_uses_byar_and_key_join():
     """ISR of the PHE sheet: ΣO/ΣE × 100 with Byar limits (O ≥ 10), independent of row order (§1.4, §9.13)."""
     sheet, local, reference = _isr_frames()
-    out = stats.isr(local, reference, on="age_band", by="trust", x="obs", n="pop", ref_x="refcount",
+    out = rates.isr(local, reference, on="age_band", by="trust", x="obs", n="pop", ref_x="refcount",
                     ref_n="refpop", refvalue=100)
     o, e = sheet["obs"].sum(), sheet["Ei"].sum()
-    bl, bu = stats.byar_limits(o, 0.95)
+    bl, bu = rates.byar_limits(o, 0.95)
     assert out.loc["T1", "value"] == pytest.approx(o / e * 100, rel=1e-8)
     assert out.loc["T1", "lower"] == pytest.approx(bl / e * 100, rel=1e-8)
     assert out.loc["T1", "upper"] == pytest.approx(bu / e * 100, rel=1e-8)
     assert out.loc["T1", "method"] == "Byars"
     assert out.loc["T1", "statistic"] == "indirectly standardised ratio x 100"
-    shuffled = stats.isr(local.sample(frac=1, random_state=1), reference.iloc[::-1], on="age_band", by="trust",
+    shuffled = rates.isr(local.sample(frac=1, random_state=1), reference.iloc[::-1], on="age_band", by="trust",
                          x="obs", n="pop", ref_x="refcount", ref_n="refpop", refvalue=100)
     pd.testing.assert_frame_equal(out, shuffled)
 
@@ -255,7 +255,7 @@ def test_isr_from_isr_sheet_uses_byar_and_key_join():
 def test_israte_uses_crude_reference_rate():
     """ISRate = O/E × (Σxref/Σnref × 100,000) and its limits likewise (§1.4)."""
     sheet, local, reference = _isr_frames()
-    out = stats.israte(local, reference, on="age_band", x="obs", n="pop", ref_x="refcount", ref_n="refpop")
+    out = rates.israte(local, reference, on="age_band", x="obs", n="pop", ref_x="refcount", ref_n="refpop")
     ref_rate = sheet["refcount"].sum() / sheet["refpop"].sum() * 1e5
     o, e = sheet["obs"].sum(), sheet["Ei"].sum()
     assert out["value"].iloc[0] == pytest.approx(o / e * ref_rate, rel=1e-8)
@@ -265,10 +265,10 @@ def test_israte_uses_crude_reference_rate():
 def test_isr_with_trust_total_and_small_counts():
     """O may be a trust total; O < 10 switches to exact limits (§1.4, §9.3)."""
     _, local, reference = _isr_frames()
-    out = stats.isr(local, reference, on="age_band", by="trust", observed=pd.Series({"T1": 7}),
+    out = rates.isr(local, reference, on="age_band", by="trust", observed=pd.Series({"T1": 7}),
                     n="pop", ref_x="refcount", ref_n="refpop")
     assert out.loc["T1", "method"] == "Exact"
-    el, eu = stats.exact_poisson_limits(7, 0.95)
+    el, eu = rates.exact_poisson_limits(7, 0.95)
     e = sum(r[4] for r in ISR_SHEET)
     assert out.loc["T1", "upper"] == pytest.approx(eu / e, rel=1e-8)
 
@@ -277,10 +277,10 @@ def test_expected_from_reference_rejects_unmatched_and_duplicated_strata():
     """Strata are joined by key: unknown or duplicated strata raise instead of being matched by position."""
     _, local, reference = _isr_frames()
     with pytest.raises(ValueError, match="not in the reference"):
-        stats.expected_from_reference(local, reference.iloc[1:], on="age_band", n="pop",
+        rates.expected_from_reference(local, reference.iloc[1:], on="age_band", n="pop",
                                       ref_x="refcount", ref_n="refpop")
     with pytest.raises(ValueError, match="duplicated"):
-        stats.expected_from_reference(local, pd.concat([reference, reference.iloc[:1]]), on="age_band", n="pop",
+        rates.expected_from_reference(local, pd.concat([reference, reference.iloc[:1]]), on="age_band", n="pop",
                                       ref_x="refcount", ref_n="refpop")
 
 
@@ -288,7 +288,7 @@ def test_expected_missing_reference_events_contribute_zero():
     """Missing xref_i or n_i contributes 0 to E; n_i = 0 is allowed (§1.4)."""
     local = pd.DataFrame({"band": ["a", "b", "c"], "n": [100.0, np.nan, 0.0]})
     ref = pd.DataFrame({"band": ["a", "b", "c"], "x": [10.0, 5.0, np.nan], "n": [1000.0, 1000.0, 1000.0]})
-    assert stats.expected_from_reference(local, ref, on="band") == pytest.approx(1.0)
+    assert rates.expected_from_reference(local, ref, on="band") == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------------------
@@ -297,8 +297,8 @@ def test_expected_missing_reference_events_contribute_zero():
 
 def _dsr_data(k: float = 3.0, seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"age_band": stats.ESP2013.index, "x": rng.integers(0, 40, len(stats.ESP2013)),
-                         "n": stats.ESP2013.to_numpy() * k})
+    return pd.DataFrame({"age_band": rates.ESP2013.index, "x": rng.integers(0, 40, len(rates.ESP2013)),
+                         "n": rates.ESP2013.to_numpy() * k})
 
 
 def test_dsr_with_standard_shaped_population_equals_crude_rate_with_byar():
@@ -307,9 +307,9 @@ def test_dsr_with_standard_shaped_population_equals_crude_rate_with_byar():
     With n_i = k·w_i, DSR = O/N and √(var/O) = 1/N, so lower = Byar(O)/N.
     """
     data = _dsr_data()
-    out = stats.dsr(data)
+    out = rates.dsr(data)
     o, n = data["x"].sum(), data["n"].sum()
-    bl, bu = stats.byar_limits(o, 0.95)
+    bl, bu = rates.byar_limits(o, 0.95)
     assert out["value"].iloc[0] == pytest.approx(o / n * 1e5, rel=1e-12)
     assert out["lower"].iloc[0] == pytest.approx(bl / n * 1e5, rel=1e-12)
     assert out["upper"].iloc[0] == pytest.approx(bu / n * 1e5, rel=1e-12)
@@ -327,8 +327,8 @@ def test_dsr_hand_worked_two_strata():
     """
     standard = pd.Series([1.0, 3.0], index=pd.Index(["young", "old"], name="band"))
     data = pd.DataFrame({"band": ["old", "young"], "x": [36, 4], "n": [900, 100]})
-    out = stats.dsr(data, standard=standard, multiplier=1)
-    bl, bu = stats.byar_limits(40, 0.95)
+    out = rates.dsr(data, standard=standard, multiplier=1)
+    bl, bu = rates.byar_limits(40, 0.95)
     assert out["value"].iloc[0] == pytest.approx(0.04, rel=1e-14)
     assert out["lower"].iloc[0] == pytest.approx(0.04 + np.sqrt(5e-5 / 40) * (bl - 40), rel=1e-12)
     assert out["upper"].iloc[0] == pytest.approx(0.04 + np.sqrt(5e-5 / 40) * (bu - 40), rel=1e-12)
@@ -338,7 +338,7 @@ def test_dsr_suppressed_below_ten_events_with_status():
     """O < 10: value and limits missing, status flags the suppression (§1.3)."""
     data = pd.concat([_dsr_data().assign(trust="A"),
                       _dsr_data().assign(trust="B", x=[0] * 18 + [9])])
-    out = stats.dsr(data, by="trust")
+    out = rates.dsr(data, by="trust")
     assert out.loc["A", "status"] == "ok" and np.isfinite(out.loc["A", "value"])
     assert out.loc["B", "status"] == "suppressed: total count < 10"
     assert np.isnan(out.loc["B", ["value", "lower", "upper"]].astype(float)).all()
@@ -350,8 +350,8 @@ def test_dsr_missing_counts_are_zero_and_rows_join_by_key():
     data = _dsr_data()
     with_missing = data.assign(x=data["x"].where(data["x"] > 5))
     zeroed = data.assign(x=data["x"].where(data["x"] > 5, 0))
-    pd.testing.assert_frame_equal(stats.dsr(with_missing), stats.dsr(zeroed))
-    pd.testing.assert_frame_equal(stats.dsr(data), stats.dsr(data.iloc[::-1].reset_index(drop=True)))
+    pd.testing.assert_frame_equal(rates.dsr(with_missing), rates.dsr(zeroed))
+    pd.testing.assert_frame_equal(rates.dsr(data), rates.dsr(data.iloc[::-1].reset_index(drop=True)))
 
 
 def test_dsr_non_independent_events_same_value_wider_interval():
@@ -363,18 +363,18 @@ def test_dsr_non_independent_events_same_value_wider_interval():
     persons2 = base["x"] // 4
     persons1 = base["x"] - 2 * persons2
     freq = pd.concat([base.assign(x=persons1, f=1), base.assign(x=persons2, f=2)])
-    independent = stats.dsr(base)
-    adjusted = stats.dsr(freq, independent_events=False, event_frequency="f")
+    independent = rates.dsr(base)
+    adjusted = rates.dsr(freq, independent_events=False, event_frequency="f")
     assert adjusted["value"].iloc[0] == pytest.approx(independent["value"].iloc[0], rel=1e-13)
     assert adjusted["lower"].iloc[0] < independent["lower"].iloc[0]
     assert adjusted["upper"].iloc[0] > independent["upper"].iloc[0]
     assert adjusted["method"].iloc[0] == "Dobson, with confidence adjusted for non-independent events"
-    w = stats.ESP2013.to_numpy()
+    w = rates.ESP2013.to_numpy()
     n = base["n"].to_numpy()
     var = (persons1 * (w / n) ** 2).sum() + 4 * (persons2 * (w / n) ** 2).sum()
     var /= w.sum() ** 2
     o = base["x"].sum()
-    bl, _ = stats.byar_limits(o, 0.95)
+    bl, _ = rates.byar_limits(o, 0.95)
     expected_lower = (adjusted["value"].iloc[0] / 1e5 + np.sqrt(var / o) * (bl - o)) * 1e5
     assert adjusted["lower"].iloc[0] == pytest.approx(expected_lower, rel=1e-12)
 
@@ -383,20 +383,20 @@ def test_dsr_rejects_incomplete_or_unknown_strata():
     """A group lacking a standard band, or a band not in the standard, raises (keys, not positions)."""
     data = _dsr_data()
     with pytest.raises(ValueError, match="lacks some of the 19 standard strata"):
-        stats.dsr(data.iloc[1:])
+        rates.dsr(data.iloc[1:])
     bad = data.copy()
     bad.loc[0, "age_band"] = "0-5"
     with pytest.raises(ValueError, match="not in the standard population"):
-        stats.dsr(bad)
+        rates.dsr(bad)
     with pytest.raises(ValueError, match="duplicated strata"):
-        stats.dsr(pd.concat([data, data.iloc[:1]]))
+        rates.dsr(pd.concat([data, data.iloc[:1]]))
 
 
 def test_esp2013_constant():
     """ESP2013: 19 bands 0-4 … 90+, total 100,000, keyed by age band (§1.3)."""
-    assert len(stats.ESP2013) == 19 and stats.ESP2013.sum() == 100_000
-    assert stats.ESP2013.index.name == "age_band"
-    assert stats.ESP2013["0-4"] == 5000 and stats.ESP2013["90+"] == 1000
+    assert len(rates.ESP2013) == 19 and rates.ESP2013.sum() == 100_000
+    assert rates.ESP2013.index.name == "age_band"
+    assert rates.ESP2013["0-4"] == 5000 and rates.ESP2013["90+"] == 1000
 
 
 # ---------------------------------------------------------------------------
@@ -405,35 +405,35 @@ def test_esp2013_constant():
 
 def test_missing_input_gives_missing_output_not_zero():
     """Missing numerators or denominators give NaN value, limits and method (§0)."""
-    out = stats.proportion([np.nan, 3, 3], [10, np.nan, 10])
+    out = rates.proportion([np.nan, 3, 3], [10, np.nan, 10])
     assert out.loc[:1, ["value", "lower", "upper"]].isna().all().all()
     assert out["method"].isna().tolist() == [True, True, False]
-    rate = stats.crude_rate(pd.Series([np.nan, 4.0]), pd.Series([100.0, 100.0]))
+    rate = rates.crude_rate(pd.Series([np.nan, 4.0]), pd.Series([100.0, 100.0]))
     assert np.isnan(rate["value"].iloc[0]) and pd.isna(rate["method"].iloc[0])
-    ratio = stats.ratio([None, 12], [10, None])
+    ratio = rates.ratio([None, 12], [10, None])
     assert ratio[["value", "lower", "upper"]].isna().all().all()
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: stats.proportion([5, -1], [10, 10]), r"x must be >= 0; got -1.0 at position 1"),
-        (lambda: stats.proportion([5, 1], [10, 0]), r"n must be > 0; got 0.0 at position 1"),
-        (lambda: stats.proportion([5, 11], [10, 10]),
+        (lambda: rates.proportion([5, -1], [10, 10]), r"x must be >= 0; got -1.0 at position 1"),
+        (lambda: rates.proportion([5, 1], [10, 0]), r"n must be > 0; got 0.0 at position 1"),
+        (lambda: rates.proportion([5, 11], [10, 10]),
          r"x must be <= n for a proportion; got x=11.0 > n=10.0 at position 1"),
-        (lambda: stats.wilson_limits(pd.Series([1, 12], index=["RA1", "RB2"]),
+        (lambda: rates.wilson_limits(pd.Series([1, 12], index=["RA1", "RB2"]),
                                      pd.Series([10, 10], index=["RA1", "RB2"])),
          r"at position 1 \(index 'RB2'\)"),
-        (lambda: stats.proportion([1], [10], confidence=95),
+        (lambda: rates.proportion([1], [10], confidence=95),
          r"confidence must be a fraction in \(0, 1\].*got 95.*write 0.95"),
-        (lambda: stats.proportion([1], [10], confidence=0), r"confidence must be a fraction in \(0, 1\]"),
-        (lambda: stats.crude_rate([1], [10], confidence=True), r"confidence must be a single number"),
-        (lambda: stats.crude_rate([1, 2], [10, 10, 10]), r"incompatible lengths"),
-        (lambda: stats.ratio([3], [0]), r"expected must be > 0; got 0.0 at position 0"),
-        (lambda: stats.exact_poisson_limits([-2]), r"x must be >= 0"),
-        (lambda: stats.crude_rate(pd.Series([1], index=["A"]), pd.Series([10], index=["B"])),
+        (lambda: rates.proportion([1], [10], confidence=0), r"confidence must be a fraction in \(0, 1\]"),
+        (lambda: rates.crude_rate([1], [10], confidence=True), r"confidence must be a single number"),
+        (lambda: rates.crude_rate([1, 2], [10, 10, 10]), r"incompatible lengths"),
+        (lambda: rates.ratio([3], [0]), r"expected must be > 0; got 0.0 at position 0"),
+        (lambda: rates.exact_poisson_limits([-2]), r"x must be >= 0"),
+        (lambda: rates.crude_rate(pd.Series([1], index=["A"]), pd.Series([10], index=["B"])),
          r"different indexes; align them by key first"),
-        (lambda: stats.proportion([1], [10], multiplier=0), r"multiplier must be a positive number"),
+        (lambda: rates.proportion([1], [10], multiplier=0), r"multiplier must be a positive number"),
     ],
 )
 def test_invalid_input_messages(call, message):

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables import metrics, validate
+from leaguetables import validate
+from leaguetables.statistics import metrics
 from leaguetables.config import load_catalogue, load_methodology
 
 STANDARD_REPLICATES, CHANGE_REPLICATES = 6, 3
@@ -123,7 +124,7 @@ def test_report_is_written_with_targets_beside_the_figures(study, tmp_path):
 
 
 def test_methodology_page_links_the_validation_report_relatively(tmp_path):
-    from leaguetables.methodology import validation_link
+    from leaguetables.publication.methodology import validation_link
 
     page = tmp_path / "reports" / "2025-26-Q4" / "methodology.html"
     assert validation_link(page) == {"href": "../validation/index.html", "exists": False}

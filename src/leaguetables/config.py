@@ -8,7 +8,7 @@ Both live as versioned YAML files under ``config/``:
   weight, combine group, demographic-adjustment model, funnel, unit cost.
 
 The methodology document published with each quarter is generated from these same objects
-(:mod:`leaguetables.methodology`), so the published description cannot drift from what was run.
+(:mod:`leaguetables.publication.methodology`), so the published description cannot drift from what was run.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import InputError
+from leaguetables.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -173,7 +173,7 @@ class Validation(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Validation":
-        from .contract import check_quarter, quarter_key
+        from leaguetables.inputs.contract import check_quarter, quarter_key
 
         for q in (self.quarter, self.previous):
             try:
@@ -345,7 +345,7 @@ class CombineGroup(_Strict):
     variance: str | None = Field(None, description="nof_finance: the year-to-date variance-to-plan metric")
     lookup: list[list[int]] | None = Field(
         None, description="nof_finance: 4×4 combined score, row = planned score 1–4, column = variance score 1–4 "
-                          "(null: NHS England's table, leaguetables.scoring.NOF_FINANCE_LOOKUP)")
+                          "(null: NHS England's table, leaguetables.nof.scoring.NOF_FINANCE_LOOKUP)")
     source: str | None = Field(None, description="where the lookup comes from (required with a lookup)")
 
     @model_validator(mode="after")
@@ -473,7 +473,7 @@ class Bootstrap(_Strict):
 
 FUNNEL_LEVELS = (0.95, 0.998)
 class Uncertainty(_Strict):
-    """Sampling uncertainty of the league (``leaguetables.sampling``): rank intervals, median rank, P(segment),
+    """Sampling uncertainty of the league (``leaguetables.statistics.sampling``): rank intervals, median rank, P(segment),
     rankability, and the test of change between quarters."""
 
     method: Literal["parametric_data", "none"] = Field(
@@ -499,7 +499,7 @@ class Uncertainty(_Strict):
 
 
 class FunnelSettings(_Strict):
-    """How funnel plots estimate overdispersion, draw limits and band trusts (``leaguetables.funnel``).
+    """How funnel plots estimate overdispersion, draw limits and band trusts (``leaguetables.statistics.funnel``).
 
     ``method: robust`` is the project's default (``funnel.robust_funnel``: consistency-corrected robust τ²,
     adjusted limits whenever τ² > 0, exact limits for rare events, optional pooling of quarters);
@@ -606,7 +606,7 @@ class PeerSettings(_Strict):
 
 
 class Productivity(_Strict):
-    """Productivity opportunity settings (:mod:`leaguetables.productivity`). Left out, ``pool_quarters`` and
+    """Productivity opportunity settings (:mod:`leaguetables.statistics.productivity`). Left out, ``pool_quarters`` and
     ``estimate`` take Better Care, Better Value's single-quarter observed values (the compatibility setting)."""
 
     benchmark: Literal["upper_quartile"] = "upper_quartile"
@@ -618,7 +618,7 @@ class Productivity(_Strict):
 
 
 class SPCSettings(_Strict):
-    """Statistical process control on every trust profile (:mod:`leaguetables.spc`): XmR charts with NHS
+    """Statistical process control on every trust profile (:mod:`leaguetables.statistics.spc`): XmR charts with NHS
     England's Making Data Count rules. Left out, the Making Data Count values below apply."""
 
     min_points: int = Field(8, ge=3, le=100, description="fewer quarters with a value: no process limits")

@@ -1,9 +1,9 @@
 """The published simulation study: ``python -m leaguetables.validate`` (``make validate``).
 
-Simulates replicate data sets from the demo generator's known truth (:mod:`leaguetables.demo`), runs the real code
-paths of a quarter in-process — :func:`leaguetables.metrics.compute_metric` for every metric, the league of
-:mod:`leaguetables.league` (with its bootstrap), the change test between two quarters and
-:func:`leaguetables.productivity.opportunities` — and measures the published statistics against the truth.
+Simulates replicate data sets from the demo generator's known truth (:mod:`leaguetables.inputs.demo`), runs the real code
+paths of a quarter in-process — :func:`leaguetables.statistics.metrics.compute_metric` for every metric, the league of
+:mod:`leaguetables.nof.league` (with its bootstrap), the change test between two quarters and
+:func:`leaguetables.statistics.productivity.opportunities` — and measures the published statistics against the truth.
 Writes ``reports/validation/index.html`` (accessible, offline, from the Jinja2 template
 ``templates/pages/validation.html.j2``) and one CSV per table.
 
@@ -19,17 +19,17 @@ Design
   true prior (the true spread of trust effects), each draw's league recomputed — the best any method could publish
   from the same data (:func:`_oracle_probabilities`); its rank interval, by the published rule, is reported beside
   the published one.
-* **Scenarios** (arguments of :func:`leaguetables.demo.generate`): ``standard`` (no true outliers: every trust
+* **Scenarios** (arguments of :func:`leaguetables.inputs.demo.generate`): ``standard`` (no true outliers: every trust
   effect from the between-trust normal distribution), ``outliers`` (±``outlier_sd`` SD planted on
   ``outliers_per_metric`` trusts of every funnel metric and trust type), ``no_change`` (nothing but the noise
   differs between ``previous`` and ``quarter``), ``change`` (the same, with ``change_share`` of each type moved by
   ±``change_sd`` SD of latent quality) and ``overadjust`` (latent quality correlated ``overadjust_r`` with
   deprivation, deprivation without true effect).
-* **Truth of the league.** The NOF method (:func:`leaguetables.metrics._scores`,
-  :func:`leaguetables.scoring.average_scores`, :func:`~leaguetables.scoring.assign_segments`,
-  :func:`~leaguetables.scoring.apply_financial_override`, :func:`~leaguetables.scoring.rank_league`) applied to the
+* **Truth of the league.** The NOF method (:func:`leaguetables.statistics.metrics._scores`,
+  :func:`leaguetables.nof.scoring.average_scores`, :func:`~leaguetables.nof.scoring.assign_segments`,
+  :func:`~leaguetables.nof.scoring.apply_financial_override`, :func:`~leaguetables.nof.scoring.rank_league`) applied to the
   true values (``truth/values``: ``m/n × multiplier``; reported values and ratings as reported) of the figures the
-  quarter has. The true productivity opportunity: :func:`leaguetables.productivity.opportunities` applied to metric
+  quarter has. The true productivity opportunity: :func:`leaguetables.statistics.productivity.opportunities` applied to metric
   tables of true values (numerator m, expected E*, O/E = m/E*, adjusted value O/E × the type's true rate).
 * **Monte-Carlo standard errors** by the jackknife over replicates (replicates are independent given the truth).
 * The peer columns (``metrics._peers``) and the trend table of earlier quarters (``metrics.history``) are not
@@ -57,10 +57,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import demo, league, metrics, productivity, sampling, scoring
-from .config import PROJECT_ROOT, TRUST_TYPE_PLURAL, Catalogue, Methodology, Validation, load_catalogue, \
+from leaguetables.inputs import demo
+from leaguetables.nof import league
+from leaguetables.statistics import metrics
+from leaguetables.statistics import productivity
+from leaguetables.statistics import sampling
+from leaguetables.nof import scoring
+from leaguetables.config import PROJECT_ROOT, TRUST_TYPE_PLURAL, Catalogue, Methodology, Validation, load_catalogue, \
     load_methodology
-from .contract import QuarterInputs
+from leaguetables.inputs.contract import QuarterInputs
 
 SCENARIOS = ("standard", "outliers", "no_change", "change", "overadjust", "fresh_truth")
 DEFAULT_OUT = PROJECT_ROOT / "reports" / "validation"
@@ -73,7 +78,7 @@ def _pick(rng: np.random.Generator, codes: np.ndarray, k: int) -> list[str]:
 
 
 def scenario_arguments(name: str, v: Validation, trusts: pd.DataFrame, catalogue: Catalogue) -> dict:
-    """Keyword arguments of :func:`leaguetables.demo.generate` for a scenario (without ``noise_seed``).
+    """Keyword arguments of :func:`leaguetables.inputs.demo.generate` for a scenario (without ``noise_seed``).
 
     Planted trusts are chosen by ``numpy.random.default_rng([seed, 7])`` (outliers) and ``[seed, 8]`` (changes):
     the same in every replicate."""
@@ -136,7 +141,7 @@ def _inputs(data: dict, upto: str) -> QuarterInputs:
     """The contract tables of the last :data:`INPUT_QUARTERS` quarters up to ``upto`` (the methods may use earlier
     quarters: pooled rare-event funnels, within-trust variance, pooled productivity benchmarks; nothing after the
     quarter is shown)."""
-    from .contract import quarter_key
+    from leaguetables.inputs.contract import quarter_key
 
     obs, st = data["observations"], data["status"]
     keep = [q for q in demo.QUARTERS if quarter_key(q) <= quarter_key(upto)][-INPUT_QUARTERS:]
@@ -233,7 +238,7 @@ def _observed_league(res: dict[str, metrics.MetricResult], inputs: QuarterInputs
                      methodology: Methodology, catalogue: Catalogue, calibrated: bool = True):
     """The published league table of the quarter, through the real code path: ``league._build`` (NHS England's
     method with its likely ranges) and, when the methodology asks for it, ``league.add_calibrated`` on the
-    sampling data of ``league._quarter_data`` — the steps of :func:`leaguetables.league.build_league` for the
+    sampling data of ``league._quarter_data`` — the steps of :func:`leaguetables.nof.league.build_league` for the
     published (raw) table. Returns ``(table, quarter_data or None)``; ``calibrated=False`` skips the calibrated
     columns (the change scenarios need only the quarter data for the change test)."""
     results = pd.concat([r.table for r in res.values()], ignore_index=True)
@@ -273,13 +278,13 @@ def _change_flags(prev_table: pd.DataFrame, table: pd.DataFrame, prev_qd=None, q
                   methodology: Methodology | None = None) -> tuple[pd.DataFrame, str]:
     """Per trust: whether the published change test calls the trust changed between the quarters.
 
-    With the sampling bootstrap: :func:`leaguetables.sampling.change_test` of both quarters (as
-    :func:`leaguetables.league.build_league` calls it) read through :func:`leaguetables.league.movement`
+    With the sampling bootstrap: :func:`leaguetables.statistics.sampling.change_test` of both quarters (as
+    :func:`leaguetables.nof.league.build_league` calls it) read through :func:`leaguetables.nof.league.movement`
     (``change_beyond_chance``; ``segment_change_p_value`` below 1 − level for the segment test). Otherwise NHS
     England-style "rank beyond last quarter's likely range" (``beyond_likely_range``)."""
     u = getattr(methodology, "uncertainty", None)
     if qd is not None and prev_qd is not None and getattr(u, "change_test", False):
-        from . import sampling
+        from leaguetables.statistics import sampling
 
         change = sampling.change_test(prev_qd, qd, u.replicates, u.seed + 1, u.level, u.check_replicates)
         mv = league.movement(table, change)
@@ -372,7 +377,7 @@ def _funnel_records(res, planted: pd.DataFrame, levels=(0.95, 0.998)) -> tuple[l
 def _rc_funnel(methodology: Methodology, num: pd.Series, den: pd.Series):
     """A ratio-of-counts (RC) funnel by the methodology's funnel settings (the function and arguments
     ``metrics._funnels`` uses); no demo metric publishes an RC funnel, so the study makes one."""
-    from . import funnel as funnel_mod
+    from leaguetables.statistics import funnel as funnel_mod
 
     f = methodology.funnel
     if hasattr(funnel_mod, "funnel") and hasattr(f, "method"):
@@ -427,9 +432,9 @@ def _oracle_probabilities(qd, truth_q: pd.DataFrame, rng: np.random.Generator, d
     with the same demographics (``demo.SPEC[...]["sd"]``, ``truth/values.true_expected``) — and draws every
     counted metric's true rate from its exact posterior (a 401-point grid), with figures reported as a single
     value held as reported, exactly as the published method holds them; each draw's league is recomputed by
-    :func:`leaguetables.sampling.league_replicates`. Cross-metric correlation of trust quality is not used (as by
+    :func:`leaguetables.statistics.sampling.league_replicates`. Cross-metric correlation of trust quality is not used (as by
     the published method). Returns ``trust_code, oracle_rank_lower, oracle_rank_upper`` (its 95% rank interval by
-    the published interval rule, :func:`leaguetables.sampling.summarise`) and ``o1..o4``."""
+    the published interval rule, :func:`leaguetables.statistics.sampling.summarise`) and ``o1..o4``."""
     tq = truth_q.set_index(["metric_id", "trust_code"])
     values = {}
     for md in qd.metrics:
@@ -493,7 +498,7 @@ def _truth_methodology(methodology: Methodology) -> Methodology:
 def _productivity_records(res, true_tables, catalogue, methodology, data, quarter) -> list[dict]:
     import inspect
 
-    from .contract import quarter_key
+    from leaguetables.inputs.contract import quarter_key
 
     kw = {}
     if "observations" in inspect.signature(productivity.opportunities).parameters:
@@ -1114,9 +1119,10 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
     """Write ``index.html`` and one CSV per table into ``out``; return the page's path."""
     from markupsafe import Markup, escape
 
-    from . import __version__, pages
-    from .contract import quarter_label
-    from .publish import git_state, write_csv
+    from leaguetables import __version__
+    from leaguetables.publication import pages
+    from leaguetables.inputs.contract import quarter_label
+    from leaguetables.run.publish import git_state, write_csv
 
     v = validation or methodology.validation
     out = Path(out)
@@ -1219,7 +1225,7 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
             f"<dt>Study</dt><dd>seed {v.seed}; replicates "
             + escape(", ".join(f"{k.replace('_', ' ')} {n}" for k, n in reps.items())) + "</dd></dl></footer>"),
     }
-    from . import report as report_mod
+    from leaguetables.publication import report as report_mod
 
     if hasattr(report_mod, "site_label"):  # the header's honest label of the source (synthetic demo data)
         ctx["site_label"] = report_mod.site_label("demo")

@@ -1,0 +1,495 @@
+"""Synthetic demo data: ``python -m leaguetables.inputs.demo [--out data/demo] [--seed N]``.
+
+Generates the four contract files for 205 obviously fictional trusts (134 acute, 61 mental health and community,
+10 ambulance) over sixteen quarters (2022-23-Q1 … 2025-26-Q4), for every metric of the ``demo`` catalogue: the
+eight standard quarters 2024-25-Q1 … 2025-26-Q4 exactly as the original eight-quarter demo drew them, and eight
+earlier quarters from a second random stream (enough history for statistical process control).
+
+Trust codes are ``DEMO-A001`` (acute), ``DEMO-M001`` (mental health and community) and ``DEMO-B001`` (ambulance):
+real ODS codes never contain a hyphen, so they cannot collide. Names are invented place names followed by
+"Demo … Trust" and carry no "NHS".
+
+Counts are drawn from a known model so that tests can check the modelling recovers it:
+
+* proportions: ``x ~ Binomial(n, expit(α + Σ β_k z_k + u_i + γ t))``;
+* rates: ``x ~ Poisson(n · exp(α + Σ β_k z_k + u_i + γ t))`` (a gamma-Poisson mixture where the catalogue's model
+  allows overdispersion);
+* ``z_k`` are the demographic covariates standardised within trust type (mean and standard deviation with
+  ``ddof=1`` over all trusts of the type); ``u_i`` is a trust effect, partly shared across metrics through a latent
+  trust quality so that the composite score means something.
+
+The true coefficients (``truth/coefficients.csv``), trust effects (``truth/trust_effects.csv``), the
+standardisation used (``truth/standardisation.csv``), the true value and true expected value of every
+trust-quarter-metric (``truth/values.csv``: ``true_numerator`` m = n·expit(η) or n·exp(η) without the gamma mixing
+draw, ``true_expected`` E* the same with u_i = 0, ``true_oe`` = m/E*), planted outliers and changes
+(``truth/planted.csv``) and the scenario (``truth/scenario.csv``) are saved beside the data.
+
+Scenarios for the simulation study (:mod:`leaguetables.validate`) are arguments of :func:`generate`: a separate
+noise seed over a fixed truth, over-adjustment (quality correlated with deprivation, deprivation without effect),
+planted outliers, a true change between two quarters, and no change at all between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leaguetables.config import PROJECT_ROOT, load_catalogue
+
+DEFAULT_SEED = 20240401
+DEFAULT_OUT = PROJECT_ROOT / "data" / "demo"
+STANDARD_QUARTERS = [f"2024-25-Q{q}" for q in range(1, 5)] + [f"2025-26-Q{q}" for q in range(1, 5)]
+EARLY_QUARTERS = [f"{y}-{(y + 1) % 100:02d}-Q{q}" for y in (2022, 2023) for q in range(1, 5)]
+QUARTERS = EARLY_QUARTERS + STANDARD_QUARTERS  # 16 quarters, oldest first: enough for statistical process control
+COUNTS = {"acute": 134, "mental_health_community": 61, "ambulance": 10}
+PREFIX = {"acute": "A", "mental_health_community": "M", "ambulance": "B"}
+REGIONS = ["London", "South East", "South West", "Midlands", "East of England", "North West",
+           "North East and Yorkshire"]
+COVARS = ["share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share"]
+
+_FIRST = ["Ash", "Bram", "Cor", "Dun", "Elm", "Fern", "Glen", "Hol", "Ivy", "Kes", "Lark", "Mar", "Nor", "Oak",
+          "Pen", "Quil", "Rav", "Sal", "Thorn", "Umber", "Vel", "Wil", "Yar", "Zen", "Alder", "Birch", "Cran", "Dray"]
+_SECOND = ["ford", "mouth", "wick", "bury", "dale", "combe", "stead", "haven", "worth", "moor", "field", "brook",
+           "ley", "gate", "holm", "thorpe"]
+
+
+def _place_names(rng: np.random.Generator, n: int) -> list[str]:
+    names = sorted({a + b for a in _FIRST for b in _SECOND})
+    picked = rng.choice(len(names), size=n, replace=False)
+    return [names[i] for i in picked]
+
+
+def make_trusts(rng: np.random.Generator) -> pd.DataFrame:
+    total = sum(COUNTS.values())
+    places = _place_names(rng, total * 2)
+    rows, k = [], 0
+    subtypes = {
+        "acute": ["Large"] * 40 + ["Medium"] * 45 + ["Small"] * 20 + ["Teaching"] * 20 + ["Specialist"] * 9,
+        "mental_health_community": ["Mental Health and Learning Disability"] * 45 + ["Community"] * 16,
+        "ambulance": ["Ambulance"] * 10,
+    }
+    kind_word = {"acute": "Hospitals", "mental_health_community": "Care Partnership", "ambulance": "Ambulance Service"}
+    for ttype, n in COUNTS.items():
+        subs = list(rng.permutation(subtypes[ttype]))
+        for i in range(n):
+            a, b = places[k], places[k + 1]
+            k += 2
+            name = f"{a} Demo {kind_word[ttype]} Trust" if i % 3 else f"{a} and {b} Demo {kind_word[ttype]} Trust"
+            if ttype == "mental_health_community" and subs[i] == "Community":
+                name = f"{a} Demo Community Health Trust"
+            rows.append({
+                "trust_code": f"DEMO-{PREFIX[ttype]}{i + 1:03d}",
+                "trust_name": name,
+                "trust_type": ttype,
+                "trust_subtype": subs[i],
+                "region": REGIONS[int(rng.integers(len(REGIONS)))] if ttype != "ambulance" else REGIONS[i % 7],
+            })
+    return pd.DataFrame(rows)
+
+
+def make_demographics(rng: np.random.Generator, trusts: pd.DataFrame) -> pd.DataFrame:
+    n = len(trusts)
+    base_pop = trusts["trust_type"].map({"acute": 450_000, "mental_health_community": 1_100_000,
+                                         "ambulance": 5_600_000}).to_numpy(float)
+    population = np.round(base_pop * rng.lognormal(0, 0.35, n), -2)
+    london = (trusts["region"] == "London").to_numpy()
+    rural = np.clip(rng.beta(1.2, 4.0, n) * np.where(london, 0.1, 1.0), 0, 0.95)
+    share_65 = np.clip(0.185 + 0.09 * (rural - 0.23) - 0.05 * london + rng.normal(0, 0.03, n), 0.07, 0.35)
+    share_85 = np.clip(share_65 * 0.13 + rng.normal(0, 0.003, n), 0.005, 0.06)
+    imd = np.clip(rng.gamma(7.0, 3.1, n) - 6 * rural + 4 * london, 5, 55)
+    eth = np.clip(rng.beta(1.5, 9, n) + 0.35 * london - 0.08 * rural, 0.01, 0.75)
+    return pd.DataFrame({
+        "trust_code": trusts["trust_code"],
+        "population": population,
+        "share_65plus": np.round(share_65, 4),
+        "share_85plus": np.round(share_85, 4),
+        "imd_score": np.round(imd, 2),
+        "rural_share": np.round(rural, 4),
+        "ethnic_minority_share": np.round(eth, 4),
+    })
+
+
+# Per metric: family, intercept, base denominator for an average trust, covariate effects (per SD), trust-effect
+# SD, trend per quarter, weight on the shared latent quality, and (rates) gamma-mixing shape for overdispersion.
+SPEC: dict[str, dict] = {
+    "rtt_18wk": dict(kind="binomial", alpha=0.35, base=45_000, beta={}, sd=0.30, trend=0.01, q=0.6),
+    "rtt_52wk": dict(kind="binomial", alpha=-3.9, base=45_000, beta={}, sd=0.55, trend=-0.04, q=-0.5),
+    "cancer_fds": dict(kind="binomial", alpha=1.25, base=3_800, beta={}, sd=0.25, trend=0.02, q=0.5),
+    "cancer_62d": dict(kind="binomial", alpha=0.85, base=260, beta={}, sd=0.22, trend=0.01, q=0.5),
+    "ae_4hr": dict(kind="binomial", alpha=1.05, base=38_000, sd=0.30, trend=0.01, q=0.6,
+                   beta={"share_65plus": -0.10, "share_85plus": -0.08, "imd_score": -0.12, "rural_share": 0.05}),
+    "ae_12hr": dict(kind="binomial", alpha=-2.45, base=38_000, sd=0.40, trend=-0.01, q=-0.6,
+                    beta={"share_65plus": 0.12, "share_85plus": 0.10, "imd_score": 0.15}),
+    "community_52wk": dict(kind="binomial", alpha=-3.6, base=8_000, beta={}, sd=0.8, trend=-0.03, q=-0.5),
+    "amb_cat2_mean": dict(kind="value", mean=33.0, sd=4.5, noise=2.5, q=-0.6, decimals=1),
+    "amb_handover_45": dict(kind="binomial", alpha=-1.7, base=60_000, beta={}, sd=0.35, trend=-0.02, q=-0.5),
+    "mrsa": dict(kind="poisson", alpha=np.log(1.6e-5), base=62_000, beta={}, sd=0.10, trend=0.0, q=-0.2),
+    "ecoli": dict(kind="poisson", alpha=np.log(1.5e-4), base=62_000, sd=0.12, trend=0.0, q=-0.3,
+                  beta={"share_65plus": 0.12, "share_85plus": 0.08}),
+    "cdiff": dict(kind="poisson", alpha=np.log(2.4e-4), base=62_000, sd=0.15, trend=0.0, q=-0.3,
+                  beta={"share_65plus": 0.10, "share_85plus": 0.10, "imd_score": 0.06}),
+    "mh_crisis_24h": dict(kind="binomial", alpha=0.4, base=650, beta={}, sd=0.45, trend=0.02, q=0.5),
+    "staff_raising_concerns": dict(kind="value", mean=6.55, sd=0.18, noise=0.03, q=0.5, decimals=2, annual=True),
+    "cqc_safe": dict(kind="bracket", q=0.7),
+    "finance_plan": dict(kind="value", mean=0.45, sd=1.6, noise=0.0, q=0.3, decimals=2, annual=True),
+    "finance_variance": dict(kind="value", mean=0.0, sd=0.8, noise=0.35, q=0.3, decimals=2),
+    "relative_cost": dict(kind="value", mean=100.0, sd=6.0, noise=1.0, q=-0.3, decimals=1, annual=True),
+    "los_emergency": dict(kind="poisson", alpha=np.log(4.8), base=9_000, sd=0.10, trend=-0.005, q=-0.3, shape=60.0,
+                          beta={"share_65plus": 0.07, "share_85plus": 0.06, "imd_score": 0.03}),
+    "daycase_rate": dict(kind="binomial", alpha=1.5, base=6_000, beta={}, sd=0.35, trend=0.01, q=0.4),
+    "readmissions_30d": dict(kind="binomial", alpha=-2.05, base=24_000, sd=0.08, trend=0.0, q=-0.3,
+                             beta={"share_65plus": 0.06, "share_85plus": 0.05, "imd_score": 0.08,
+                                   "ethnic_minority_share": 0.03}),
+    "op_followup_ratio": dict(kind="poisson", alpha=np.log(1.7), base=30_000, beta={}, sd=0.12, trend=0.0, q=-0.3,
+                              shape=80.0),
+    "staff_engagement": dict(kind="value", mean=6.85, sd=0.20, noise=0.03, q=0.6, decimals=2, annual=True),
+    "sickness_absence": dict(kind="binomial", alpha=-2.9, base=550_000, sd=0.12, trend=0.0, q=-0.4,
+                             beta={"imd_score": 0.07, "share_65plus": 0.02}),
+    "mh_long_stay": dict(kind="binomial", alpha=-1.4, base=320, beta={}, sd=0.35, trend=0.0, q=-0.4),
+    "ucr_2hr": dict(kind="binomial", alpha=1.55, base=2_600, beta={}, sd=0.45, trend=0.01, q=0.5),
+}
+RATINGS = ["Outstanding", "Good", "Requires improvement", "Inadequate"]
+
+
+def _standardise(demo: pd.DataFrame, trusts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    d = demo.set_index("trust_code")
+    ttype = trusts.set_index("trust_code")["trust_type"]
+    z = pd.DataFrame(index=d.index, columns=COVARS, dtype=float)
+    rows = []
+    for t in ttype.unique():
+        idx = ttype.index[ttype == t]
+        for c in COVARS:
+            mu, sd = d.loc[idx, c].mean(), d.loc[idx, c].std(ddof=1)
+            z.loc[idx, c] = (d.loc[idx, c] - mu) / sd
+            rows.append({"trust_type": t, "covariate": c, "mean": mu, "sd": sd})
+    return z, pd.DataFrame(rows)
+
+
+def _streams(seed: int, noise_seed: int | None):
+    """``(truth, noise, truth_early, noise_early)`` generators: the first pair for the standard quarters
+    (:data:`STANDARD_QUARTERS`), the second for the earlier history quarters (:data:`EARLY_QUARTERS`).
+
+    With ``noise_seed=None`` every draw of the standard quarters comes from the one stream ``default_rng(seed)``, in
+    the order of the original eight-quarter demo (so those quarters are unchanged), and every draw of the earlier
+    quarters from a second stream ``default_rng([seed, 2])``. With a ``noise_seed`` the sampling noise (binomial,
+    Poisson and gamma-mixing draws) comes from ``default_rng(noise_seed)`` instead, so that the truth (trusts,
+    demographics, trust effects, activity, reported values, ratings, status and missingness) is the same for every
+    noise seed: the simulation study redraws the data from one fixed truth."""
+    truth, early = np.random.default_rng(seed), np.random.default_rng([seed, 2])
+    if noise_seed is None:
+        return truth, truth, early, early
+    noise = np.random.default_rng(noise_seed)
+    return truth, noise, early, noise
+
+
+def _sign_better(spec: dict) -> float:
+    """+1 when a higher trust effect is better quality (the latent-quality weight ``q`` is positive), else −1."""
+    return 1.0 if spec["q"] >= 0 else -1.0
+
+
+def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality_deprivation_r: float = 0.0,
+             deprivation_effect: bool = True, outliers=(), change=(), change_quarters: tuple[str, str] | None = None,
+             hold_quarters: bool = False) -> dict[str, pd.DataFrame]:
+    """Generate the demo inputs and the truth behind them (deterministic for its arguments).
+
+    The defaults give the standard demo. The other arguments are the scenarios of the simulation study
+    (:mod:`leaguetables.validate`):
+
+    ``noise_seed``
+        Draw the sampling noise from its own seed, keeping the truth of ``seed`` fixed (see :func:`_streams`).
+    ``quality_deprivation_r``, ``deprivation_effect``
+        Over-adjustment: latent trust quality correlated with deprivation (``r``: correlation with minus the
+        within-type standardised ``imd_score``, so that deprived areas have worse care) and, with
+        ``deprivation_effect=False``, no true effect of ``imd_score`` on any metric (its true coefficient is 0).
+    ``outliers``
+        Planted outliers: ``(metric_id, trust_code, k)`` sets the trust effect of that metric to ``k`` times the
+        metric's between-trust SD (``k = ±3``: 3 SD above or below the average trust, on the model's scale).
+    ``change``, ``change_quarters``
+        A true change: ``(trust_code, k)`` moves the trust's latent quality by ``k`` SD (positive = better) from the
+        second quarter of ``change_quarters = (before, after)`` on, i.e. the effect of each of its modelled and
+        reported-value metrics by ``k`` × the metric's between-trust SD in the better (or worse) direction.
+    ``hold_quarters``
+        No change between the two ``change_quarters`` other than ``change``: the second quarter has the first's
+        activity (denominators), trend and seasonal terms, reported values, ratings, status and missing or
+        suppressed figures; only the sampling noise is new.
+
+    Returns the four contract tables and the truth: ``truth/coefficients``, ``truth/trust_effects`` (the persistent
+    effect ``u_i`` per metric), ``truth/standardisation``, ``truth/values`` (per quarter, trust and metric: the
+    denominator, the true numerator ``m = n·expit(η)`` or ``n·exp(η)`` without the gamma mixing draw, the true
+    expected ``E*`` (the same with ``u_i = 0``), the true value ``m/n × multiplier`` and the true O/E ``m/E*``; for
+    reported values and ratings the reported figure itself), ``truth/planted`` (outliers and changes) and
+    ``truth/scenario`` (the arguments).
+    """
+    if not -1 < quality_deprivation_r < 1:
+        raise ValueError(f"quality_deprivation_r must lie in (-1, 1), got {quality_deprivation_r!r}")
+    if (change or hold_quarters) and change_quarters is None:
+        raise ValueError("change and hold_quarters need change_quarters=(before, after)")
+    if change_quarters is not None:
+        before, after = change_quarters
+        if before not in QUARTERS or after not in QUARTERS or QUARTERS.index(before) >= QUARTERS.index(after):
+            raise ValueError(f"change_quarters must be two demo quarters in order, got {change_quarters!r}")
+    rt, rn, rt_early, rn_early = _streams(seed, noise_seed)
+    catalogue = load_catalogue("demo")
+    trusts = make_trusts(rt)
+    demo = make_demographics(rt, trusts)
+    z, standardisation = _standardise(demo, trusts)
+    codes = trusts["trust_code"].to_numpy()
+    pos = {c: i for i, c in enumerate(codes)}
+    ttype = trusts["trust_type"].to_numpy()
+    size = rt.lognormal(0, 0.45, len(trusts))
+    quality = rt.normal(0, 1, len(trusts))  # latent trust quality shared across metrics (higher = better)
+    if quality_deprivation_r:
+        r = quality_deprivation_r
+        quality = -r * z["imd_score"].to_numpy(float) + np.sqrt(1 - r * r) * quality
+    planted = {(m, c): float(k) for m, c, k in outliers}
+    unknown = sorted({c for _, c in planted} - set(codes)) + sorted({c for c, _ in change} - set(codes))
+    if unknown:
+        raise ValueError(f"unknown trust codes in the scenario: {unknown[:5]}")
+    moved = np.zeros(len(trusts))
+    for c, k in change:
+        moved[pos[c]] = float(k)
+    changed_from = QUARTERS.index(change_quarters[1]) if change_quarters else len(QUARTERS)
+    held = QUARTERS.index(change_quarters[0]) if (change_quarters and hold_quarters) else None
+    after_k = QUARTERS.index(change_quarters[1]) if change_quarters else None
+
+    blocks, truth_blocks, coef_rows, eff_rows = [], [], [], []
+    for metric in catalogue.metrics:
+        spec = SPEC[metric.id]
+        elig = np.isin(ttype, metric.trust_types)
+        idx = np.flatnonzero(elig)
+        own = rt.normal(0, 1, len(trusts))
+        kind = spec["kind"]
+        beta = dict(spec.get("beta", {}))
+        if not deprivation_effect and "imd_score" in beta:
+            beta["imd_score"] = 0.0
+        if kind in ("binomial", "poisson", "value"):
+            q = spec["q"]
+            u = spec["sd"] * (q * quality + np.sqrt(1 - q * q) * own)
+            for (mid, c), k in planted.items():
+                if mid == metric.id:
+                    u[pos[c]] = k * spec["sd"]
+            shift = moved * spec["sd"] * _sign_better(spec)
+            for i in idx:
+                eff_rows.append({"metric_id": metric.id, "trust_code": codes[i], "effect": u[i]})
+        if kind in ("binomial", "poisson"):
+            base = np.full(len(trusts), spec["alpha"])
+            for cov, b in beta.items():
+                base = base + b * z[cov].to_numpy(float)
+            for t in metric.trust_types:
+                coef_rows.append({"metric_id": metric.id, "trust_type": t, "term": "Intercept", "value": spec["alpha"]})
+                for cov, b in beta.items():
+                    coef_rows.append({"metric_id": metric.id, "trust_type": t, "term": cov, "value": b})
+            dens: dict[int, np.ndarray] = {}
+            for k, quarter in enumerate(QUARTERS):
+                early = quarter in EARLY_QUARTERS
+                t_rng, n_rng = (rt_early, rn_early) if early else (rt, rn)
+                season = 1.0 + 0.05 * np.cos(2 * np.pi * (k % 4) / 4)
+                n = np.maximum(np.round(spec["base"] * size[idx] * season * t_rng.lognormal(0, 0.05, len(idx))), 20)
+                kt = k
+                if held is not None and k == after_k:
+                    n, kt = dens[held], held  # no change: the earlier quarter's activity, trend and season
+                dens[k] = n
+                eff = u[idx] + (shift[idx] if k >= changed_from else 0.0)
+                eta0 = base[idx] + spec["trend"] * (kt - (len(QUARTERS) - 1))
+                eta = eta0 + eff
+                if kind == "binomial":
+                    m, e_star = n / (1 + np.exp(-eta)), n / (1 + np.exp(-eta0))
+                    x = n_rng.binomial(n.astype(np.int64), 1 / (1 + np.exp(-eta)))
+                else:
+                    m, e_star = n * np.exp(eta), n * np.exp(eta0)
+                    mu = m
+                    if "shape" in spec:  # gamma-Poisson mixture: extra-Poisson variation within trust-quarter
+                        mu = mu * n_rng.gamma(spec["shape"], 1 / spec["shape"], len(idx))
+                    x = n_rng.poisson(mu)
+                blocks.append(_block(quarter, codes[idx], metric.id, numerator=x, denominator=n))
+                truth_blocks.append(({
+                    "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": n,
+                    "true_numerator": m, "true_expected": e_star, "true_value": m / n * metric.multiplier,
+                    "true_oe": m / e_star, "true_category": None}, len(idx)))
+        elif kind == "value":
+            annual_noise: dict[str, np.ndarray] = {}
+            unshifted: dict[int, np.ndarray] = {}
+            for k, quarter in enumerate(QUARTERS):
+                t_rng = rt_early if quarter in EARLY_QUARTERS else rt
+                year = quarter[:7]
+                draw = t_rng.normal(0, spec["noise"] + 1e-12, len(trusts))  # drawn every quarter (stream order)
+                noise = annual_noise.setdefault(year, draw) if spec.get("annual") else draw
+                unshifted[k] = spec["mean"] + u + noise
+                if held is not None and k == after_k:
+                    unshifted[k] = unshifted[held]  # no change: the earlier quarter's reported value
+                v = np.round(unshifted[k] + (shift if k >= changed_from else 0.0), spec["decimals"])
+                blocks.append(_block(quarter, codes[idx], metric.id, value=v[idx]))
+                truth_blocks.append(({
+                    "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": np.nan,
+                    "true_numerator": np.nan, "true_expected": np.nan, "true_value": v[idx], "true_oe": np.nan,
+                    "true_category": None}, len(idx)))
+        elif kind == "bracket":
+            latent = spec["q"] * quality + np.sqrt(1 - spec["q"] ** 2) * own
+            cuts = np.quantile(latent, [0.08, 0.70, 0.93])
+            rating = np.array(RATINGS)[3 - np.searchsorted(cuts, latent)]
+            ratings: dict[int, np.ndarray] = {}
+            for k, quarter in enumerate(QUARTERS):
+                if quarter == STANDARD_QUARTERS[4]:  # a round of re-inspections at the start of 2025/26
+                    change_r = rt.random(len(trusts)) < 0.15
+                    step = np.where(rt.random(len(trusts)) < 0.5, -1, 1)
+                    rpos = np.clip(np.array([RATINGS.index(r) for r in rating]) + step, 0, 3)
+                    rating = np.where(change_r, np.array(RATINGS)[rpos], rating)
+                ratings[k] = ratings[held] if (held is not None and k == after_k) else rating
+                rating = ratings[k]
+                blocks.append(_block(quarter, codes[idx], metric.id, category=rating[idx].astype(object)))
+                truth_blocks.append(({
+                    "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": np.nan,
+                    "true_numerator": np.nan, "true_expected": np.nan, "true_value": np.nan, "true_oe": np.nan,
+                    "true_category": rating[idx].astype(object)}, len(idx)))
+
+    obs = _frame(blocks)
+    obs["suppressed"] = False
+    # A few suppressed figures (withheld by the source) and a few missing rows (not submitted): drawn over the rows
+    # of each stream in generation order (the standard quarters exactly as the original demo drew them).
+    keep = np.ones(len(obs), dtype=bool)
+    sup = np.zeros(len(obs), dtype=bool)
+    for stream, rows in ((rt, ~obs["quarter"].isin(EARLY_QUARTERS).to_numpy()),
+                         (rt_early, obs["quarter"].isin(EARLY_QUARTERS).to_numpy())):
+        where = np.flatnonzero(rows)
+        sup[where[stream.random(len(where)) < 0.004]] = True
+        keep[where[stream.random(len(where)) < 0.004]] = False
+    if held is not None:  # the later quarter keeps the earlier quarter's suppressed and missing figures
+        key = ["trust_code", "metric_id"]
+        b_rows = np.flatnonzero((obs["quarter"] == change_quarters[0]).to_numpy())
+        a_rows = np.flatnonzero((obs["quarter"] == change_quarters[1]).to_numpy())
+        ref = pd.DataFrame({"sup": sup[b_rows], "keep": keep[b_rows]},
+                           index=pd.MultiIndex.from_frame(obs.loc[b_rows, key]))
+        k_idx = pd.MultiIndex.from_frame(obs.loc[a_rows, key])
+        sup[a_rows] = ref["sup"].reindex(k_idx).to_numpy(bool)
+        keep[a_rows] = ref["keep"].reindex(k_idx).to_numpy(bool)
+    obs.loc[sup, "suppressed"] = True
+    obs.loc[sup, ["numerator", "denominator", "value"]] = np.nan
+    obs.loc[sup, "category"] = None
+    obs = obs.loc[keep].reset_index(drop=True)
+
+    # Finance and status: a deficit follows the planned surplus/deficit; deficit support for the worst plans;
+    # the improvement programme (segment 5) for the trusts of lowest latent quality, from 2025/26.
+    plan = obs[obs["metric_id"] == "finance_plan"].set_index(["quarter", "trust_code"])["value"]
+    worst = set(codes[np.argsort(quality)[:3]])
+    status = pd.DataFrame({"quarter": np.repeat(QUARTERS, len(codes)).astype(object),
+                           "trust_code": np.tile(codes, len(QUARTERS)).astype(object)})
+    p = plan.reindex(pd.MultiIndex.from_frame(status)).to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        status["deficit"] = np.where(np.isnan(p), False, p < 0)
+        status["deficit_support"] = np.where(np.isnan(p), False, p < -2.5)
+    status["improvement_programme"] = (status["trust_code"].isin(worst)
+                                       & status["quarter"].str.startswith("2025-26")).to_numpy()
+    if held is not None:  # the same status in both quarters
+        b_q, a_q = change_quarters
+        ref = status[status["quarter"] == b_q].set_index("trust_code")
+        rows = status["quarter"] == a_q
+        for col in ("deficit", "deficit_support", "improvement_programme"):
+            status.loc[rows, col] = status.loc[rows, "trust_code"].map(ref[col]).to_numpy(bool)
+    sort = ["quarter", "trust_code", "metric_id"]
+    order = {q: i for i, q in enumerate(QUARTERS)}
+    truth_values = _frame(truth_blocks)
+    truth_values = truth_values.sort_values(sort, key=lambda s: s.map(order) if s.name == "quarter" else s,
+                                            kind="mergesort").reset_index(drop=True)
+    planted_rows = [{"kind": "outlier", "metric_id": m, "trust_code": c, "sd_multiple": k, "from_quarter": None}
+                    for (m, c), k in sorted(planted.items())]
+    planted_rows += [{"kind": "change", "metric_id": None, "trust_code": c, "sd_multiple": float(k),
+                      "from_quarter": change_quarters[1]} for c, k in sorted(change)]
+    scenario = pd.DataFrame([
+        {"argument": "seed", "value": str(seed)},
+        {"argument": "noise_seed", "value": "" if noise_seed is None else str(noise_seed)},
+        {"argument": "quality_deprivation_r", "value": repr(float(quality_deprivation_r))},
+        {"argument": "deprivation_effect", "value": str(bool(deprivation_effect))},
+        {"argument": "change_quarters", "value": "" if change_quarters is None else " ".join(change_quarters)},
+        {"argument": "hold_quarters", "value": str(bool(hold_quarters))},
+    ])
+    return {
+        "trusts": trusts,
+        "observations": obs.sort_values(sort, kind="mergesort").reset_index(drop=True),
+        "demographics": demo,
+        "status": status,
+        "truth/coefficients": pd.DataFrame(coef_rows),
+        "truth/trust_effects": pd.DataFrame(eff_rows),
+        "truth/standardisation": standardisation,
+        "truth/values": truth_values,
+        "truth/planted": pd.DataFrame(planted_rows, columns=["kind", "metric_id", "trust_code", "sd_multiple",
+                                                             "from_quarter"]),
+        "truth/scenario": scenario,
+    }
+
+
+def _block(quarter: str, codes: np.ndarray, metric_id: str, numerator=None, denominator=None, value=None,
+           category=None) -> tuple[dict, int]:
+    n = len(codes)
+    nan = np.full(n, np.nan)
+    return ({
+        "quarter": quarter, "trust_code": codes, "metric_id": metric_id,
+        "numerator": nan if numerator is None else np.asarray(numerator, dtype=float),
+        "denominator": nan if denominator is None else np.asarray(denominator, dtype=float),
+        "value": nan if value is None else np.asarray(value, dtype=float),
+        "category": np.full(n, None, dtype=object) if category is None else category,
+    }, n)
+
+
+def _frame(blocks: list[tuple[dict, int]]) -> pd.DataFrame:
+    """One frame from column blocks (scalars repeated over the block's rows), in block order."""
+    cols = {}
+    for name in blocks[0][0]:
+        parts = []
+        for cols_b, n in blocks:
+            v = cols_b[name]
+            if np.ndim(v) == 0:
+                v = np.full(n, v, dtype=object if (v is None or isinstance(v, str)) else float)
+            parts.append(np.asarray(v))
+        arr = np.concatenate(parts)
+        if arr.dtype.kind in "UO" or name in ("category", "true_category"):
+            arr = arr.astype(object)
+        cols[name] = arr
+    return pd.DataFrame(cols)
+
+
+def write(out: Path, seed: int = DEFAULT_SEED) -> Path:
+    out = Path(out)
+    (out / "truth").mkdir(parents=True, exist_ok=True)
+    for name, df in generate(seed).items():
+        df.to_csv(out / f"{name}.csv", index=False, lineterminator="\n", float_format="%.10g")
+    (out / "README.md").write_text(
+        "# Synthetic demo data (fictional trusts)\n\n"
+        f"Generated by `python -m leaguetables.inputs.demo --seed {seed}`; do not edit by hand. Every trust, name and\n"
+        "figure here is invented: this is not a ranking of real NHS trusts. `truth/` holds the model the counts\n"
+        "were drawn from (coefficients per SD of each covariate within trust type, trust effects, standardisation,\n"
+        "the true value and true expected value of every trust, quarter and metric, planted outliers and changes,\n"
+        "and the scenario arguments).\n",
+        encoding="utf-8")
+    (out / DEMO_MARKER).write_text(json.dumps({"source": "demo", "generator": "leaguetables.inputs.demo", "seed": seed},
+                                              indent=1) + "\n", encoding="utf-8")
+    return out
+
+
+DEMO_MARKER = "demo-source.json"  # written beside the demo's contract files: their provenance, for the labels
+
+
+def is_demo_data(folder: Path) -> bool:
+    """True when ``folder`` was written by :func:`write` (the synthetic demo), by its provenance file."""
+    try:
+        return json.loads((Path(folder) / DEMO_MARKER).read_text(encoding="utf-8")).get("source") == "demo"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m leaguetables.inputs.demo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: data/demo)")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default: {DEFAULT_SEED})")
+    args = ap.parse_args(argv)
+    path = write(args.out, args.seed)
+    print(f"demo data written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The published documents of a quarter, built after the report notebook has run: the report HTML (exported from
+the executed notebook by nbconvert) and, beside it, the documents built from the same computed tables:
+
+* ``trusts/<code>.html`` — a profile of every trust (:mod:`leaguetables.publication.profiles`);
+* ``methodology.html`` — the methodology of the release, from the config and catalogue objects the run used
+  (:mod:`leaguetables.publication.methodology`);
+* ``tables/league_tables_<quarter>.ods`` — the accessible spreadsheet of the CSV tables
+  (:mod:`leaguetables.publication.spreadsheet`).
+
+Every document is deterministic: the same run gives the same bytes (no timestamps; stable order).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from leaguetables.inputs.contract import quarter_label, quarter_period
+from leaguetables.run.publish import export_html
+
+
+def build_publication(prep, staging: Path, work: Path) -> dict:
+    """Write the published documents into ``staging``; return timings in seconds per document."""
+    from leaguetables import __version__
+    from leaguetables.publication.methodology import write_methodology
+    from leaguetables.publication.profiles import write_profiles
+    from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
+    from leaguetables.publication.spreadsheet import write_workbook
+
+    timings = {}
+    quarter = prep.options.quarter
+    t0 = time.perf_counter()
+    title = f"NHS trust league tables: {quarter_label(quarter)} ({quarter_period(quarter)})"
+    if getattr(prep, "partial", False):
+        title += " (partial run)"
+    export_html(staging / "notebooks" / "report.ipynb", staging / "index.html", title,
+                site_label(prep.options.source))
+    timings["report_html"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    data = ReportData.load(work, staging, prep.inputs, prep.methodology, prep.catalogue, quarter)
+    if not (staging / "tables" / "productivity.csv").exists():  # written by the report notebook; never skipped
+        data.write_tables()
+    timings["load"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    write_profiles(data, staging / TRUSTS_DIR)
+    timings["profiles"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    write_methodology(data, staging / "methodology.html")
+    timings["methodology_html"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    write_workbook(staging, quarter, prep.methodology, prep.catalogue, prep.metric_ids, prep.options.source,
+                   __version__)
+    timings["spreadsheet_ods"] = round(time.perf_counter() - t0, 3)
+    return timings

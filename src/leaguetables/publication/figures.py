@@ -1,0 +1,102 @@
+"""Figures of a metric for the notebook and the report: deterministic, accessible inline SVG.
+
+The drawing itself is in :mod:`leaguetables.publication.charts`; this module chooses what to draw for a metric result and
+turns figures into SVG text with a ``<title>`` and ``<desc>`` (the alt text), ``role="img"``, a fixed hash salt
+and no date, so the same data always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import html
+import io
+import json
+import re
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from leaguetables.publication import charts
+from leaguetables.config import TRUST_TYPE_PLURAL
+from leaguetables.inputs.contract import quarter_label
+
+
+
+def to_svg(fig, title: str, alt: str, svg_id: str) -> str:
+    """Inline SVG of a figure, saved deterministically by :func:`charts.save_figure`, with its alt text."""
+    buf = io.BytesIO()
+    charts.save_figure(fig, buf, format="svg")
+    svg = buf.getvalue().decode("utf-8")
+    svg = re.sub(r"<\?xml[^>]*>\s*", "", svg)
+    svg = re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg)
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    # unique ids per figure: matplotlib's ids are only unique within one file
+    svg = re.sub(r'id="([^"]+)"', lambda m: f'id="{svg_id}-{m.group(1)}"', svg)
+    svg = re.sub(r'(xlink:href|href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{svg_id}-{m.group(2)}"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{svg_id}-{m.group(1)})", svg)
+    svg = svg.replace(
+        "<svg ",
+        f'<svg role="img" aria-labelledby="{svg_id}-title {svg_id}-desc" ', 1)
+    svg = re.sub(r"(<svg[^>]*>)", lambda m: m.group(1) + f'<title id="{svg_id}-title">{html.escape(title)}</title>'
+                 f'<desc id="{svg_id}-desc">{html.escape(alt)}</desc>', svg, count=1)
+    return svg
+
+
+def distribution(result):
+    m = result.metric
+    t = result.table
+    if m.statistic == "bracket":
+        labels = ", ".join(f"{v:g} {k}" for k, v in (m.scoring.brackets or {}).items())
+        return charts.distribution_figure(t.loc[t["status"] == "ok", "score"], title=m.name,
+                                          x_label=f"Score ({labels})")
+    return charts.distribution_figure(t.loc[t["status"] == "ok", "value"], title=m.name, x_label=m.unit)
+
+
+def save_funnels(result, work_dir, band_level: float = 0.95) -> dict:
+    """Draw the funnel plot of each trust type, save SVG and alt text for the report, return the figures.
+
+    Points are marked as outside the limits at ``band_level`` (the methodology's banding level), so the figure
+    agrees with the bands in the tables; both the 95% and 99.8% limits are drawn."""
+    m = result.metric
+    out = {}
+    fig_dir = Path(work_dir) / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for ttype, res in result.funnels.items():
+        t = result.table
+        ok = t[(t["trust_type"] == ttype) & t["trust_code"].isin(list(res.units.index))]
+        adjusted = ttype in result.models
+        pooled = f" ({res.periods} quarters)" if res.periods > 1 else ""
+        if adjusted:
+            y_label, x_label = "Observed / expected (demographically adjusted)", f"Expected events{pooled}"
+        elif m.statistic == "proportion":
+            y_label, x_label = f"{m.name} (proportion)", f"Denominator{pooled}"
+        else:
+            y_label, x_label = "Observed / expected (against the type's rate)", f"Expected events{pooled}"
+        title = f"{m.name}: {TRUST_TYPE_PLURAL[ttype].lower()}"
+        period = (f"{res.periods} quarters to {quarter_label(result.quarter)}" if res.periods > 1
+                  else quarter_label(result.quarter))
+        limits = ("exact limits (rare events)" if res.exact else
+                  ("limits widened for between-trust variation" if res.adjusted_used else "unadjusted limits"))
+        phi = f"φ = {res.phi:.2f}" if math.isfinite(res.phi) else "φ not computable"
+        subtitle = f"{period}; {len(ok)} trusts; {phi}, τ² = {res.tau2:.4g}; {limits}"
+        fig, alt = charts.funnel_figure(res, labels=list(res.units.index), title=title, subtitle=subtitle,
+                                        y_label=y_label, x_label=x_label, direction=m.direction,
+                                        confidence=band_level)
+        svg_id = f"fig-{m.id}-{ttype}".replace("_", "-")
+        (fig_dir / f"{m.id}__{ttype}.svg").write_text(to_svg(fig, title, alt, svg_id), encoding="utf-8")
+        (fig_dir / f"{m.id}__{ttype}.json").write_text(json.dumps({"title": title, "alt": alt, "subtitle": subtitle}),
+                                                       encoding="utf-8")
+        out[ttype] = (fig, alt)
+        plt.close(fig)
+    return out
+
+
+def load_saved(work_dir, metric_id: str) -> dict[str, tuple[str, str]]:
+    """SVG text and caption of each saved funnel plot of a metric: ``{trust_type: (svg, caption)}``."""
+    out = {}
+    for p in sorted((Path(work_dir) / "figures").glob(f"{metric_id}__*.svg")):
+        ttype = p.stem.split("__", 1)[1]
+        meta = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
+        out[ttype] = (p.read_text(encoding="utf-8"), f"{meta['title']}. {meta['subtitle']}. {meta['alt']}")
+    return out

@@ -1,0 +1,38 @@
+"""Jinja2 pages published beside the report (trust profiles, methodology): one environment, one look.
+
+The pages share the report's stylesheet, skip link, header and footer (``templates/leaguetables``), so a reader
+moving from the report to a profile sees one publication. Autoescaping is on: every data-derived string is escaped
+unless the code wraps it in :class:`markupsafe.Markup` after escaping its parts itself (sparklines, links).
+Pages are written with ``\\n`` line ends and no timestamps, so the same data always give the same bytes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(TEMPLATE_DIR / "pages"), str(TEMPLATE_DIR / "leaguetables")]),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env
+
+
+def render(template: str, **context) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def write(path: Path, text: str) -> int:
+    """Write a page (UTF-8, ``\\n`` line ends); return its size in bytes."""
+    data = text.encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return len(data)
