@@ -594,8 +594,11 @@ def league_intro(previous: str | None, has_movement: bool, calibrated: bool = Tr
             + ("each drawing every trust's true rates from what its own numerators and denominators, and the spread "
                "between trusts of its type, allow. " if shrinkage else
                "each redrawing every numerator around the trust's observed rate. ")
-            + "In simulations from a known truth (the demo generator's) the intervals contained the true rank about "
-            "as often as their stated level, or slightly more often, as ranks are whole numbers. A rank whose "
+            + "Ranks are whole numbers and often tied, so the central 95% of a trust's simulated ranks usually "
+            "holds more than 95% of them: the published intervals are central intervals at the level at which, on "
+            "average over the trusts of a type, they hold 95% of the simulated ranks, and each trust's own share is "
+            "in the tables. In simulations from a known truth (the demo generator's) they contained the true rank "
+            "96% of the time (the validation report). A rank whose "
             "interval is wide is not well determined; figures reported as a single value (finance, costs, staff "
             "survey scores, ratings) are taken as exact.</p>"
             "<p><strong>NHS England's likely ranges</strong> of rank and average score are reproduced as NHS England "
