@@ -241,8 +241,8 @@ def _pooled_expected(counts: pd.DataFrame, metric: Metric, demographics: pd.Data
     adj = metric.adjustment
     data = pd.DataFrame({"trust_code": obs.index, "numerator": obs.to_numpy(), "denominator": den.to_numpy()}).join(
         demographics.set_index("trust_code")[list(adj.covariates)], on="trust_code")
-    fit = expected_mod.fit_expected(data, "numerator", "denominator", adj.family, list(adj.covariates),
-                                    scale=adj.scale, multiplier=metric.multiplier)
+    fit = expected_mod.ExpectedModel(data, "numerator", "denominator", adj.family, list(adj.covariates),
+                                    scale=adj.scale, multiplier=metric.multiplier).fit()
     return fit.table.set_index("trust_code")["expected"].astype(float)
 
 
