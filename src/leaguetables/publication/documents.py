@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from leaguetables.inputs.contract import quarter_label, quarter_period
-from leaguetables.run.publish import export_html
+from leaguetables.publication.notebook_html import export_html
 
 
 def build_publication(prep, staging: Path, work: Path) -> dict:

@@ -21,6 +21,7 @@ from leaguetables.inputs.contract import quarter_key, quarter_label, quarter_per
 from leaguetables.publication.report import (REVISED, ReportData, _missing, fmt, input_checksums, money, movement_text, profile_file,
                      site_label, source_notice, thresholds_notice,
                      provenance_html, slug)
+from leaguetables.run.manifest import git_state
 
 DEMOGRAPHICS = (("population", "Catchment population", "count"),
                 ("share_65plus", "Aged 65 and over", "share"),
@@ -409,8 +410,6 @@ def _short_move(mv) -> str:
 
 
 def _git() -> dict:
-    from leaguetables.run.publish import git_state
-
     return git_state()
 
 

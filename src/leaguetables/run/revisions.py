@@ -156,7 +156,7 @@ def compute(quarter: str, published: Path, staging: Path) -> pd.DataFrame:
 def write(revisions: pd.DataFrame, staging: Path) -> list[str]:
     """Write ``tables/revisions.csv`` and mark the revised rows ``[r]`` in the revised tables; return what was
     written (relative paths)."""
-    from leaguetables.run.publish import write_csv
+    from leaguetables.csv_output import write_csv
 
     staging = Path(staging)
     written = []

@@ -244,7 +244,7 @@ def compare_files(old: Path, new: Path, rel: str) -> Difference | None:
 
 def compare_folders(published: Path, rerun: Path) -> Comparison:
     """Every difference between a published quarter and a rerun of it (see the module docstring)."""
-    from leaguetables.run.publish import published_files, read_manifest
+    from leaguetables.run.manifest import published_files, read_manifest
 
     published, rerun = Path(published), Path(rerun)
     old = {p.relative_to(published).as_posix(): p for p in published_files(published)}

@@ -543,7 +543,7 @@ def write_result(result: MetricResult, out_dir, work_dir) -> None:
     import pickle
     from pathlib import Path
 
-    from leaguetables.run.publish import write_csv
+    from leaguetables.csv_output import write_csv
 
     tables = Path(out_dir) / "tables" / "metrics"
     tables.mkdir(parents=True, exist_ok=True)
