@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leaguetables.errors import InputError
+from leaguetables.quarters import check_quarter, quarter_key
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -173,8 +174,6 @@ class Validation(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Validation":
-        from leaguetables.inputs.contract import check_quarter, quarter_key
-
         for q in (self.quarter, self.previous):
             try:
                 check_quarter(q)
