@@ -17,6 +17,7 @@ import hashlib
 import re
 from pathlib import Path
 from typing import Literal
+import math
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -220,7 +221,6 @@ class Scoring(_Strict):
             b = self.bands or []
             if len(b) < 2 or b[-1][0] is not None or any(x[0] is None for x in b[:-1]):
                 raise ValueError("'bands' needs at least two [bound, score] pairs, the last with bound null")
-            import math
             if any(not math.isfinite(x[0]) for x in b[:-1]) or any(not math.isfinite(x[1]) for x in b):
                 raise ValueError("'bands' bounds and scores must be finite")
             ops = {(x[2] if len(x) > 2 else ">=") for x in b[:-1]}
@@ -416,7 +416,6 @@ class Segmentation(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Segmentation":
-        import math
         if self.rule == "fixed_thresholds":
             if self.thresholds is None:
                 pass  # not published anywhere we can cite: valid config, but nothing can be segmented (see unsourced)

@@ -19,6 +19,8 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+import csv
+import io
 
 import numpy as np
 import pandas as pd
@@ -196,8 +198,6 @@ def control_character(text: str) -> str | None:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     """A contract CSV as text cells, indexed by the physical line number each record starts on."""
-    import csv
-    import io
 
     if path.exists() and not path.is_file():
         raise InputError("is a folder or a special file, not a CSV file", file=str(path))

@@ -24,6 +24,7 @@ from leaguetables.config import PROJECT_ROOT, load_catalogue
 from leaguetables.inputs.contract import previous_quarter
 from leaguetables.nof.scoring import round_half_up
 from leaguetables.inputs.sources import common, nhse, nof
+from leaguetables.inputs.sources import ae
 
 __all__ = ["LAG", "EXPLANATIONS", "raw_values", "agreement", "main"]
 
@@ -103,8 +104,6 @@ def ae_attributed(quarter: str, raw_dir: Path) -> pd.DataFrame:
     June 2022 attribution table (``healthyr_trust_series``): for acute trust T, Σ_p share(p→T) × attendances_p
     and × within-4-hours_p over every provider p mapped to T (T itself included); trusts the table does not name
     keep their own figures. Returns ``trust_code, value`` (%)."""
-    from leaguetables.inputs.sources import ae
-
     monthly = ae.read_ae(common.source_path(raw_dir, "ae"))
     tot = ae.quarter_totals(monthly, quarter).set_index("trust_code")[["attendances", "within_4h"]]
     att = pd.read_csv(Path(raw_dir) / ATTRIBUTION)

@@ -32,6 +32,8 @@ import pandas as pd
 
 from leaguetables.nof import scoring
 from leaguetables.inputs.sources import nof
+from leaguetables.config import load_catalogue
+from leaguetables.statistics.metrics import STATUS_OK, _scores
 
 __all__ = ["DEFAULT_OUT", "REPLICATES", "SEED", "Reconciliation", "compare", "reconcile", "write_outputs", "main"]
 
@@ -114,8 +116,6 @@ def recompute_scores(obs: pd.DataFrame, catalogue) -> pd.DataFrame:
     (:func:`leaguetables.statistics.metrics._scores`: comparator population, standard, floor, bands; ties in the 2-dp
     values broken by the published within-type Rank). Bracket metrics (score only published) are skipped.
     Returns ``trust_code, trust_type, metric_id, nof_score_id, score``."""
-    from leaguetables.statistics.metrics import STATUS_OK, _scores
-
     out = []
     for m in catalogue.metrics:
         if m.statistic == "bracket" or m.scoring.method == "none":
@@ -135,8 +135,6 @@ def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, s
     """Reconcile every quarter of the published files found (see :func:`_files`), all trust types of a quarter
     together: comparator populations pooled as configured, segment cut points from the pooled averages of the
     types present (the within-type quartiles kept as a comparison)."""
-    from leaguetables.config import load_catalogue
-
     cat = load_catalogue(catalogue)
     found = _files(nof_dir)
     data = nof.read_all_nof_data(found)

@@ -20,6 +20,7 @@ from leaguetables.inputs.contract import quarter_label, quarter_period
 from leaguetables.publication.report import (ReportData, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html,
                      site_label, source_notice, thresholds_notice)
 from leaguetables.run.manifest import git_state
+from leaguetables.statistics.spc import summary as spc_summary
 
 # readable names of catalogue and config fields; a field not listed here is shown by its own name
 LABELS = {
@@ -265,7 +266,6 @@ def context(data: ReportData, page: Path | None = None) -> dict:
             "Trusts": rk["n_trusts"].astype(int).to_numpy(),
             "Rankability ρ": [f"{v:.2f}" for v in rk["rankability"]],
         }), numeric=("Trusts", "Rankability ρ"))
-    from leaguetables.statistics.spc import summary as spc_summary
 
     spc_results, spc_quarters = data.spc
     sc = spc_summary(spc_results)

@@ -22,6 +22,7 @@ from leaguetables.publication.report import (REVISED, ReportData, _missing, fmt,
                      site_label, source_notice, thresholds_notice,
                      provenance_html, slug)
 from leaguetables.run.manifest import git_state
+from leaguetables.statistics.productivity import peer_groups
 
 DEMOGRAPHICS = (("population", "Catchment population", "count"),
                 ("share_65plus", "Aged 65 and over", "share"),
@@ -80,8 +81,6 @@ class ProfileBuilder:
     """Indexes the run's tables once; :meth:`context` then gives one trust's page as plain values."""
 
     def __init__(self, data: ReportData):
-        from leaguetables.statistics.productivity import peer_groups
-
         self.data = data
         self.quarter = data.quarter
         # plain dictionaries: one page is a few hundred look-ups, far cheaper than pandas row access

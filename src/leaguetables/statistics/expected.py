@@ -84,6 +84,8 @@ import statsmodels.api as sm
 from scipy import stats as sps
 from statsmodels.discrete.discrete_model import NegativeBinomial as _DiscreteNB
 from statsmodels.tools import sm_exceptions
+from scipy import optimize
+from scipy import special
 
 from leaguetables.statistics.rates import poisson_limits, wilson_limits
 
@@ -1014,8 +1016,6 @@ def poisson_midp_limits(x, confidence: float = 0.95) -> tuple[np.ndarray, np.nda
     if pos.any():
         k = ks[pos]
 
-        from scipy import special
-
         log_k_fact = special.gammaln(k + 1.0)
 
         def pmf(lam: np.ndarray) -> np.ndarray:
@@ -1048,8 +1048,6 @@ def _reml_tau2(y: np.ndarray, s2: np.ndarray, X: np.ndarray, adjusted: bool = Fa
     """REML estimate of τ² in ``y = Xβ + u + e``, ``u ~ N(0, τ²)``, ``e ~ N(0, s²)`` with s² known.
 
     ``adjusted=True``: the adjusted REML of Li & Lahiri (2010), maximising ``τ² · L_R(τ²)``, which is never 0."""
-    from scipy import optimize
-
     def neg_restricted_loglik(log_t2: float) -> float:
         v = np.exp(log_t2) + s2
         w = 1.0 / v

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats as _sps
+from scipy.optimize import brentq
 
 from leaguetables.statistics.rates import DSR_MIN_EVENTS, _poisson
 
@@ -851,8 +852,6 @@ def robust_tau2(y, s, theta0: float, trim_by: float = 0.1, ddof: int = 1) -> tup
 
 
 def _sps_brentq(f, lo: float, hi: float) -> float:
-    from scipy.optimize import brentq
-
     return float(brentq(f, lo, hi, xtol=1e-14, rtol=1e-12, maxiter=500))
 
 

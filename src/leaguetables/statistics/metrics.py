@@ -20,6 +20,9 @@ For every trust of the types the metric applies to, in order:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+import hashlib
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -31,6 +34,8 @@ from leaguetables.nof import scoring
 from leaguetables.statistics import rates
 from leaguetables.config import ExpectedSettings, Methodology, Metric
 from leaguetables.inputs.contract import QuarterInputs, quarter_key
+from leaguetables.csv_output import write_csv
+from leaguetables.inputs.contract import previous_quarter
 
 RESULT_COLUMNS = [
     "quarter", "metric_id", "trust_code", "trust_type", "status", "numerator", "denominator", "value", "lower",
@@ -443,8 +448,6 @@ def peer_table(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Me
 
     A demographic variable missing for any trust is left out of the distance for everyone, so that all trusts are
     compared on the same variables."""
-    import hashlib
-
     p = methodology.peers
     demo = demographics.set_index("trust_code").sort_index()
     # trusts with no demographic data at all (e.g. mental health trusts, which have no OHID catchment) get no
@@ -481,8 +484,6 @@ def _peers(df: pd.DataFrame, inputs: QuarterInputs, metric: Metric, methodology:
 def baseline_values(inputs: QuarterInputs, metric: Metric, quarter: str, confidence: float, back: int) -> pd.Series:
     """The metric's value per trust ``back`` quarters before ``quarter`` (the baseline of a relative floor);
     empty when that quarter is not in the inputs."""
-    from leaguetables.inputs.contract import previous_quarter
-
     q = quarter
     for _ in range(back):
         q = previous_quarter(q)
@@ -540,10 +541,6 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
 
 def write_result(result: MetricResult, out_dir, work_dir) -> None:
     """Write the metric's published tables and the working objects the league and report notebooks read."""
-    import pickle
-    from pathlib import Path
-
-    from leaguetables.csv_output import write_csv
 
     tables = Path(out_dir) / "tables" / "metrics"
     tables.mkdir(parents=True, exist_ok=True)

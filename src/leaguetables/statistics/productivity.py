@@ -81,6 +81,9 @@ import numpy as np
 import pandas as pd
 
 from leaguetables.config import Catalogue, Methodology, Metric
+from leaguetables.inputs.contract import quarter_key
+from leaguetables.statistics import expected as expected_mod
+from leaguetables.statistics.metrics import peer_table
 
 COLUMNS = ["quarter", "trust_code", "trust_name", "trust_type", "metric_id", "metric_name", "status", "basis",
            "comparator", "comparator_n", "value", "benchmark", "gap", "unit", "activity", "activity_measure",
@@ -117,8 +120,6 @@ def gap(value, benchmark, direction: str):
 def peer_groups(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Methodology) -> dict[str, list[str]]:
     """Each trust's "Similar 10" peers, computed exactly as the metric tables' peer columns are
     (:func:`leaguetables.statistics.metrics.peer_table`)."""
-    from leaguetables.statistics.metrics import peer_table
-
     table = peer_table(demographics, trusts, methodology)
     return {t: list(g["peer_code"]) for t, g in table.groupby("trust_code", sort=True)}
 
@@ -234,7 +235,6 @@ def _pooled_expected(counts: pd.DataFrame, metric: Metric, demographics: pd.Data
     obs, den = g["numerator"].sum(), g["denominator"].sum()
     if not adjusted:
         return den * (obs.sum() / den.sum())
-    from leaguetables.statistics import expected as expected_mod
 
     if demographics is None:
         raise ValueError("a pooled benchmark on the adjusted basis needs the demographics")
@@ -261,8 +261,6 @@ def metric_opportunity(table: pd.DataFrame, metric: Metric, annualise: int = 4, 
     ``quarters`` (every quarter of the inputs in order; default: those in ``observations``) and, on the adjusted
     basis, ``demographics``.
     """
-    from leaguetables.inputs.contract import quarter_key
-
     uc = metric.unit_cost
     if uc is None:
         raise ValueError(f"metric {metric.id} has no unit_cost")
