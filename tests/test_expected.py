@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.statistics.expected import ExpectedModel, ExpectedResults, ModelError, expected_by_strata
+from leaguetables.statistics import rates
+from leaguetables.statistics.expected import ExpectedModel, ExpectedResults, ModelError
 
 Z95 = 1.959963984540054  # §0: Φ⁻¹(0.975)
 
@@ -275,59 +276,25 @@ def _hand_isr_tables():
     return obs, pop, ref
 
 
-def test_expected_by_strata_hand_worked_table():
-    """Hand-worked (see _hand_isr_tables): E = 210, 19, 0.5; ISR = 1.1, 7/19, 0; CIs: Byar(231)/210
-    (§1.2 formula written out), exact 7 → (2.8143630515, 14.4226753617)/19 (χ² quantiles; the textbook
-    exact Poisson limits 2.81–14.42), exact 0 → (0, −ln 0.025 = 3.6888794541)/0.5; ISRate = ISR × crude
-    reference rate 4700/760000 × 100000."""
+def test_isr_hand_worked_table():
+    """Hand-worked (see _hand_isr_tables), through leaguetables.statistics.rates.isr/israte (the project's one
+    indirect standardisation, §1.4): E = 210, 19, 0.5; ISR = 1.1, 7/19, 0; CIs: Byar(231)/210 (§1.2 formula
+    written out), exact 7 → (2.8143630515, 14.4226753617)/19 (χ² quantiles), exact 0 → (0, −ln 0.025)/0.5;
+    ISRate = ISR × crude reference rate 4700/760000 × 100000."""
     obs, pop, ref = _hand_isr_tables()
-    out = expected_by_strata(obs, pop, ref).set_index("trust_code")
-    assert out["expected"].to_dict() == pytest.approx({"A": 210.0, "B": 19.0, "C": 0.5})
-    assert out["isr"].to_dict() == pytest.approx({"A": 1.1, "B": 7 / 19, "C": 0.0})
+    kw = dict(on="age", by="trust_code", observed=obs, n="population", ref_x="events", ref_n="population")
+    out = rates.isr(pop, ref, **kw)
+    assert out["value"].to_dict() == pytest.approx({"A": 1.1, "B": 7 / 19, "C": 0.0})
     lo, up = _byar(231)
-    assert out.at["A", "isr_lower"] == pytest.approx(lo / 210, rel=1e-12)
-    assert out.at["A", "isr_upper"] == pytest.approx(up / 210, rel=1e-12)
-    assert out.at["A", "method"] == "Byars"
-    assert out.at["B", "isr_lower"] == pytest.approx(2.8143630515198654 / 19, rel=1e-9)
-    assert out.at["B", "isr_upper"] == pytest.approx(14.422675361702376 / 19, rel=1e-9)
-    assert out.at["B", "method"] == "Exact"
-    assert out.at["C", "isr_lower"] == 0.0
-    assert out.at["C", "isr_upper"] == pytest.approx(-math.log(0.025) / 0.5, rel=1e-12)
-    ref_rate = 4700 / 760000 * 100000
-    assert out["israte"].to_numpy() == pytest.approx((out["isr"] * ref_rate).to_numpy())
-    assert out["israte_upper"].to_numpy() == pytest.approx((out["isr_upper"] * ref_rate).to_numpy())
-    assert (out["status"] == "ok").all()
-    # refvalue 100 → "indirectly standardised ratio x 100"
-    out100 = expected_by_strata(obs, pop, ref, refvalue=100).set_index("trust_code")
-    assert out100.at["A", "isr"] == pytest.approx(110.0)
-
-
-def test_expected_by_strata_joins_by_key_and_reports_mismatch():
-    """By key, not position (§1.3, §9.13): a shuffled reference gives identical output; a population
-    stratum absent from the reference raises ModelError; a missing rate contributes 0 (§1.4) and is
-    counted in strata_without_data (hand-worked: A loses 150 → E = 60)."""
-    obs, pop, ref = _hand_isr_tables()
-    a = expected_by_strata(obs, pop, ref)
-    b = expected_by_strata(obs, pop.sample(frac=1, random_state=1), ref.iloc[[2, 0, 1]])
-    pd.testing.assert_frame_equal(a, b)
-    bad = pop.assign(age=pop["age"].replace({"75+": "75 and over"}))
-    with pytest.raises(ModelError, match="no reference row"):
-        expected_by_strata(obs, bad, ref)
-    ref_rates = pd.DataFrame({"age": ["0-44", "45-74", "75+"], "rate": [0.0005, 0.005, np.nan]})
-    out = expected_by_strata(obs, pop, ref_rates, ref_rate=4700 / 760000).set_index("trust_code")
-    assert out.at["A", "expected"] == pytest.approx(60.0)
-    assert out.at["A", "strata_without_data"] == 1
-
-
-def test_expected_by_strata_trusts_without_population_or_observed():
-    """Status rules (documented): a trust with O but no population rows → "no expected value"; a trust
-    with population but no O → "observed value missing"; both have missing ISR."""
-    obs, pop, ref = _hand_isr_tables()
-    obs2 = pd.concat([obs.drop("B"), pd.Series({"Z": 4})])
-    out = expected_by_strata(obs2, pop, ref).set_index("trust_code")
-    assert out.at["Z", "status"].startswith("no expected value")
-    assert out.at["B", "status"] == "observed value missing"
-    assert np.isnan(out.at["Z", "isr"]) and np.isnan(out.at["B", "isr"])
+    assert out.at["A", "lower"] == pytest.approx(lo / 210, rel=1e-12)
+    assert out.at["A", "upper"] == pytest.approx(up / 210, rel=1e-12)
+    assert out.at["A", "method"] == "Byars" and out.at["B", "method"] == "Exact"
+    assert out.at["B", "lower"] == pytest.approx(2.8143630515198654 / 19, rel=1e-9)
+    assert out.at["B", "upper"] == pytest.approx(14.422675361702376 / 19, rel=1e-9)
+    assert out.at["C", "lower"] == 0.0
+    assert out.at["C", "upper"] == pytest.approx(-math.log(0.025) / 0.5, rel=1e-12)
+    rate = rates.israte(pop, ref, multiplier=100000, **kw)
+    assert rate["value"].to_numpy() == pytest.approx((out["value"] * 4700 / 760000 * 100000).to_numpy())
 
 
 def test_poisson_glm_with_full_stratum_interaction_reproduces_indirect_standardisation():
@@ -346,13 +313,15 @@ def test_poisson_glm_with_full_stratum_interaction_reproduces_indirect_standardi
     d = pd.DataFrame(rows, columns=["trust_code", "age", "sex", "population", "deaths"])
     d["stratum"] = d["age"] + "|" + d["sex"]
     ref = d.groupby(["age", "sex"], as_index=False).agg(events=("deaths", "sum"), population=("population", "sum"))
-    observed = d.groupby("trust_code")["deaths"].sum()
-    isr = expected_by_strata(observed, d[["trust_code", "age", "sex", "population"]], ref)
+    kw = dict(on=["age", "sex"], by="trust_code", x="deaths", n="population", ref_x="events", ref_n="population")
+    expected = rates.expected_from_reference(d, ref, **{k: v for k, v in kw.items() if k != "x"})
+    isr = rates.isr(d, ref, **kw)
+    israte = rates.israte(d, ref, multiplier=100000, **kw)
     glm = ExpectedModel(d, "deaths", "population", "poisson", ["stratum"], strata=["stratum"],
-                       multiplier=100000, interval="o_only").fit()
-    assert glm.table["expected"].to_numpy() == pytest.approx(isr["expected"].to_numpy(), rel=1e-10)
-    assert glm.table["oe_upper"].to_numpy() == pytest.approx(isr["isr_upper"].to_numpy(), rel=1e-10)
-    assert glm.table["adjusted_value"].to_numpy() == pytest.approx(isr["israte"].to_numpy(), rel=1e-10)
+                        multiplier=100000, interval="o_only").fit()
+    assert glm.table["expected"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-10)
+    assert glm.table["oe_upper"].to_numpy() == pytest.approx(isr["upper"].to_numpy(), rel=1e-10)
+    assert glm.table["adjusted_value"].to_numpy() == pytest.approx(israte["value"].to_numpy(), rel=1e-10)
     assert glm.fit_info["n_rows"] == 72 and glm.fit_info["n_trusts"] == 12
     assert len(glm.coefficients) == 6  # intercept + 5 stratum contrasts
 
@@ -491,19 +460,6 @@ def test_transform_domain_violation_is_a_status_and_poisson_without_denominator(
     assert r.table["crude_rate"].to_numpy() == pytest.approx(r.table["observed"].to_numpy())
     assert r.table["adjusted_value"].to_numpy() == pytest.approx((r.table["oe"] * df["y"].mean()).to_numpy())
     assert r.table["denominator"].isna().all()
-
-
-def test_expected_by_strata_agrees_with_stats_expected_from_reference():
-    """Consistency (§1.4 implemented twice): E from expected_by_strata equals
-    leaguetables.statistics.rates.expected_from_reference on the hand-worked table (210, 19, 0.5)."""
-    from leaguetables.statistics import rates
-
-    obs, pop, ref = _hand_isr_tables()
-    mine = expected_by_strata(obs, pop, ref).set_index("trust_code")["expected"]
-    theirs = rates.expected_from_reference(
-        pop, ref, on="age", n="population", ref_x="events", ref_n="population", by="trust_code"
-    )
-    assert mine.to_numpy() == pytest.approx(theirs.reindex(mine.index).to_numpy(), rel=1e-12)
 
 
 def test_model_results_split_caches_tables_and_fits_once():

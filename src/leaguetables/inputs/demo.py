@@ -332,6 +332,9 @@ def _metric_rows(d: _Draw, metric) -> None:
     idx = np.flatnonzero(np.isin(d.ttype, metric.trust_types))
     own = d.rt.normal(0, 1, len(d.codes))
     kind = spec["kind"]
+    beta = dict(spec.get("beta", {}))
+    if not d.deprivation_effect and "imd_score" in beta:
+        beta["imd_score"] = 0.0
     u = shift = None
     if kind in ("binomial", "poisson", "value"):
         q = spec["q"]
@@ -343,18 +346,16 @@ def _metric_rows(d: _Draw, metric) -> None:
         for i in idx:
             d.eff_rows.append({"metric_id": metric.id, "trust_code": d.codes[i], "effect": u[i]})
     if kind in ("binomial", "poisson"):
-        _count_rows(d, metric, spec, idx, u, shift)
+        _count_rows(d, metric, spec, beta, idx, u, shift)
     elif kind == "value":
         _value_rows(d, metric, spec, idx, u, shift)
     elif kind == "bracket":
         _bracket_rows(d, metric, spec, idx, own)
 
 
-def _count_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, u: np.ndarray, shift: np.ndarray) -> None:
+def _count_rows(d: _Draw, metric, spec: dict, beta: dict, idx: np.ndarray, u: np.ndarray,
+                shift: np.ndarray) -> None:
     """Binomial or Poisson counts: the model's truth (coefficients, E*, m) and the drawn numerators."""
-    beta = dict(spec.get("beta", {}))
-    if not d.deprivation_effect and "imd_score" in beta:
-        beta["imd_score"] = 0.0
     base = np.full(len(d.codes), spec["alpha"])
     for cov, b in beta.items():
         base = base + b * d.z[cov].to_numpy(float)

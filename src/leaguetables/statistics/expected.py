@@ -17,8 +17,7 @@ Two routes to an expected count E for each trust:
   prediction (``E_trust = Σ μ̂`` over the trust's rows, §5). A categorical covariate holding the full
   stratum interaction therefore reproduces indirect standardisation against the pooled rates (§5).
 
-* :func:`expected_by_strata` computes E by indirect standardisation from stratum reference rates
-  (§1.4), joining strata by key.
+* indirect standardisation from stratum reference rates (§1.4) is :func:`leaguetables.statistics.rates.isr`.
 
 Covariates
     Numeric covariates are (optionally) transformed, then standardised to z-scores over the rows
@@ -67,7 +66,7 @@ Expected-value model, chosen by ``model=``: ``"fixed"`` (the GLM alone, populati
 E is the expected count of a trust of average quality, and shrunken empirical-Bayes O/E estimates with their
 own intervals are added).
 
-Public: :class:`ExpectedModel`, :class:`ExpectedResults`, :func:`expected_by_strata`, :func:`oe_interval`,
+Public: :class:`ExpectedModel`, :class:`ExpectedResults`, :func:`oe_interval`,
 :func:`poisson_midp_limits`, :func:`random_effects_fit`, :func:`within_extra_variance`.
 """
 
@@ -93,7 +92,6 @@ __all__ = [
     "ExpectedModel",
     "ExpectedResults",
     "ModelError",
-    "expected_by_strata",
     "oe_interval",
     "poisson_midp_limits",
     "random_effects_fit",
@@ -1232,151 +1230,3 @@ def within_extra_variance(
         return 0.0
     est = float(np.mean(dr[pair] ** 2 - f["v"].to_numpy()[pair] - vprev[pair]) / 2.0)
     return max(est, 0.0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Indirect standardisation by strata (§1.4)
-# ---------------------------------------------------------------------------------------------
-
-
-def expected_by_strata(
-    observed_by_trust: pd.Series | pd.DataFrame,
-    population_by_trust_stratum: pd.DataFrame,
-    reference_rates_by_stratum: pd.DataFrame,
-    *,
-    keys: list[str] | None = None,
-    confidence: float = 0.95,
-    refvalue: float = 1.0,
-    multiplier: float = 100000.0,
-    ref_rate: float | None = None,
-) -> pd.DataFrame:
-    """Indirect standardisation: ``E = Σ_i rate_i · n_i`` over strata joined **by key** (§1.4).
-
-    Parameters
-    ----------
-    observed_by_trust
-        Observed events O per trust: a Series indexed by trust code, or a DataFrame with columns
-        ``trust_code`` and ``observed`` (rows per stratum are summed).
-    population_by_trust_stratum
-        Columns ``trust_code``, the stratum key column(s) and ``population``.
-    reference_rates_by_stratum
-        The stratum key column(s) and either ``rate`` (events per person) or ``events`` and
-        ``population`` (rate = events / population, and the crude reference rate Σevents/Σpopulation
-        is used for the ISRate).
-    keys
-        Stratum key columns; default: the population columns other than trust_code and population.
-    refvalue
-        ISR multiplier (1 or 100).
-    multiplier, ref_rate
-        ISRate = O/E × ref_rate × multiplier, ref_rate being the crude reference rate (from the
-        reference events and population, or given). Without it the ISRate columns are missing.
-
-    Returns
-    -------
-    DataFrame (sorted by trust code): trust_code, observed, expected, isr, isr_lower, isr_upper
-    (= O/E × refvalue; Exact below 10 events, Byar from 10, divided by E), method, confidence,
-    israte, israte_lower, israte_upper, strata_without_data (strata contributing 0 because the
-    rate or population is missing), status.
-
-    A missing rate or population in a stratum contributes 0 (as PHEindicatormethods, §1.4) and is
-    counted in ``strata_without_data``; a stratum key of the population table absent from the
-    reference table is a key mismatch and raises :class:`ModelError`.
-    """
-    _check_confidence(confidence)
-    pop = population_by_trust_stratum.copy()
-    ref = reference_rates_by_stratum.copy()
-    if TRUST not in pop.columns or "population" not in pop.columns:
-        raise ModelError("population_by_trust_stratum needs columns trust_code and population")
-    if keys is None:
-        keys = [c for c in pop.columns if c not in (TRUST, "population")]
-    keys = list(keys)
-    if not keys:
-        raise ModelError("no stratum key columns")
-    for c in keys:
-        if c not in ref.columns:
-            raise ModelError(f"reference table has no stratum key column {c!r}")
-        if c not in pop.columns:
-            raise ModelError(f"population table has no stratum key column {c!r}")
-    if ref.duplicated(subset=keys).any():
-        dups = ref.loc[ref.duplicated(subset=keys, keep=False), keys].to_dict("records")
-        raise ModelError(f"reference table has duplicate strata: {dups}")
-    pop[TRUST] = pop[TRUST].astype(str)
-    if pop.duplicated(subset=[TRUST] + keys).any():
-        raise ModelError("population table has duplicate trust × stratum rows")
-    crude_ref = ref_rate
-    if "rate" in ref.columns:
-        rate = pd.to_numeric(ref["rate"]).astype(float)
-    elif {"events", "population"} <= set(ref.columns):
-        ev = pd.to_numeric(ref["events"]).astype(float)
-        rp = pd.to_numeric(ref["population"]).astype(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate = ev / rp
-        rate = rate.where(rp > 0)
-        if crude_ref is None:
-            crude_ref = float(ev.sum() / rp.sum())
-    else:
-        raise ModelError("reference table needs a rate column, or events and population columns")
-    ref = ref[keys].assign(_rate=rate.to_numpy())
-    # join by key, with the keys' values compared as strings so "1" and 1 cannot silently mismatch
-    pk = pop[keys].astype(str)
-    rk = ref[keys].astype(str)
-    pop_k = pop.assign(**{f"_k{i}": pk[c].to_numpy() for i, c in enumerate(keys)})
-    ref_k = ref.assign(**{f"_k{i}": rk[c].to_numpy() for i, c in enumerate(keys)}).drop(columns=keys)
-    kcols = [f"_k{i}" for i in range(len(keys))]
-    merged = pop_k.merge(ref_k, on=kcols, how="left", indicator=True)
-    unmatched = merged["_merge"] == "left_only"
-    if unmatched.any():
-        missing = merged.loc[unmatched, keys].drop_duplicates().astype(str).to_dict("records")
-        raise ModelError(f"strata in the population table with no reference row (key mismatch?): {missing}")
-    n_i = pd.to_numeric(merged["population"]).astype(float)
-    if (n_i < 0).any():
-        raise ModelError("negative stratum populations")
-    contrib = merged["_rate"] * n_i
-    merged["_contrib"] = contrib.fillna(0.0)
-    merged["_nodata"] = contrib.isna()
-    e_t = merged.groupby(TRUST)["_contrib"].sum()
-    nodata_t = merged.groupby(TRUST)["_nodata"].sum()
-
-    if isinstance(observed_by_trust, pd.DataFrame):
-        if TRUST not in observed_by_trust.columns or "observed" not in observed_by_trust.columns:
-            raise ModelError("observed_by_trust needs columns trust_code and observed")
-        o = observed_by_trust.assign(**{TRUST: observed_by_trust[TRUST].astype(str)})
-        o_t = o.groupby(TRUST)["observed"].sum(min_count=1).astype(float)
-    else:
-        o_t = pd.Series(observed_by_trust, dtype=float)
-        o_t.index = o_t.index.astype(str)
-        if o_t.index.duplicated().any():
-            raise ModelError("observed_by_trust has duplicate trust codes")
-    if (o_t < 0).any():
-        raise ModelError(f"negative observed counts for trusts {sorted(o_t.index[o_t < 0])}")
-
-    trusts = sorted(set(o_t.index) | set(e_t.index))
-    out = pd.DataFrame({TRUST: pd.array(trusts, dtype="str")})
-    out["observed"] = o_t.reindex(trusts).to_numpy()
-    out["expected"] = e_t.reindex(trusts).to_numpy()
-    status = []
-    for t, o, e in zip(trusts, out["observed"], out["expected"]):
-        if t not in e_t.index:
-            status.append("no expected value: no population by stratum")
-        elif pd.isna(o):
-            status.append("observed value missing")
-        elif not e > 0:
-            status.append("no ratio: expected count is zero")
-        else:
-            status.append("ok")
-    ok = np.array([s == "ok" for s in status])
-    o = np.where(ok, out["observed"].to_numpy(), np.nan)
-    e = np.where(ok, out["expected"].to_numpy(), np.nan)
-    lo, up, meth = poisson_limits(o, confidence)
-    out["isr"] = o / e * refvalue
-    out["isr_lower"] = lo / e * refvalue
-    out["isr_upper"] = up / e * refvalue
-    out["method"] = pd.array(meth, dtype="str")
-    out["confidence"] = float(confidence)
-    cr = np.nan if crude_ref is None else crude_ref * multiplier
-    out["israte"] = o / e * cr
-    out["israte_lower"] = lo / e * cr
-    out["israte_upper"] = up / e * cr
-    out["strata_without_data"] = nodata_t.reindex(trusts).fillna(0).astype(int).to_numpy()
-    out["status"] = pd.array(status, dtype="str")
-    return out
