@@ -70,8 +70,24 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes
     """
     codes = codes if codes is not None else load_nof_codes()
     info = trusts.set_index("trust_code")
+    rows = _metric_rows(league.results, catalogue, codes, quarter)
+    rows += _combined_finance_rows(league, catalogue, codes, quarter, combine_rules)
+    rows += _domain_rows(league.table, catalogue, codes, quarter)
+    rows += _summary_rows(league.table, codes, quarter)
+    long = pd.DataFrame(rows)
+    long.insert(0, "Quarter", quarter_label(quarter))
+    long.insert(1, "Region", long["Trust_code"].map(info["region"]))
+    long.insert(2, "Trust_type", long["Trust_code"].map(info["trust_type"]).map(TRUST_TYPE_LABELS))
+    long.insert(3, "Trust_subtype", long["Trust_code"].map(info["trust_subtype"]))
+    long.insert(5, "Trust_name", long["Trust_code"].map(info["trust_name"]))
+    long = long[NHSE_LONG_COLUMNS]
+    long = long.sort_values(["Trust_type", "Trust_code", "Metric_ID"], kind="mergesort").reset_index(drop=True)
+    return long
+
+
+def _metric_rows(res: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
+    """Metric values (OF0xxx) and scores (OF1xxx) of every catalogue metric with an NHS England code."""
     rows = []
-    res = league.results
     for m in catalogue.metrics:
         sub = res.loc[res["metric_id"] == m.id]
         if sub.empty or not m.nof_id:
@@ -99,6 +115,12 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes
                     rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, score_code, ttype, quarter),
                                  "Value": r["score"], "Median_value": np.nan, "Lower_quartile": np.nan,
                                  "Upper_quartile": np.nan, "Rank": rk if has_value else np.nan})
+    return rows
+
+
+def _combined_finance_rows(league, catalogue, codes, quarter: str, combine_rules) -> list[dict]:
+    """The combined-finance score (the combine group's NHS England code)."""
+    rows: list[dict] = []
     t = league.table
     ttypes = t.set_index("trust_code")["trust_type"]
     # combined finance (the combine group's NHS England code)
@@ -116,7 +138,12 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes
                                  **_nof_row(codes, g.nof_id, ttypes[r["trust_code"]], quarter),
                                  "Value": r["score"], "Median_value": np.nan, "Lower_quartile": np.nan,
                                  "Upper_quartile": np.nan, "Rank": np.nan})
-    # domain scores and segments
+    return rows
+
+
+def _domain_rows(t: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
+    """Domain scores and segments (OF40xx/OF41xx)."""
+    rows: list[dict] = []
     by_desc = {e.description: c for c, e in codes.codes.items()}
     dom_cols = [c for c in t.columns if c.startswith("domain_score_")]
     domain_names = {}
@@ -136,6 +163,12 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes
                 rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, code, r["trust_type"], quarter),
                              "Value": v, "Median_value": np.nan, "Lower_quartile": np.nan,
                              "Upper_quartile": np.nan, "Rank": np.nan})
+    return rows
+
+
+def _summary_rows(t: pd.DataFrame, codes, quarter: str) -> list[dict]:
+    """OF5000 (adjusted segment 1–4, Rank = league position), OF5002–OF5005 and OF5007."""
+    rows: list[dict] = []
     # OF5000 is the segment after the financial override (1–4): segment 5 is a judgement published in OF5005
     moved = t["unadjusted_segment"].astype("Int64").mask(t["financial_override"].astype(bool),
                                                           t.attrs.get("to_segment", 3))
@@ -158,15 +191,7 @@ def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes
             rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, code, r["trust_type"], quarter),
                          "Value": v, "Median_value": np.nan, "Lower_quartile": np.nan, "Upper_quartile": np.nan,
                          "Rank": r["rank"] if code == "OF5000" else np.nan})
-    long = pd.DataFrame(rows)
-    long.insert(0, "Quarter", quarter_label(quarter))
-    long.insert(1, "Region", long["Trust_code"].map(info["region"]))
-    long.insert(2, "Trust_type", long["Trust_code"].map(info["trust_type"]).map(TRUST_TYPE_LABELS))
-    long.insert(3, "Trust_subtype", long["Trust_code"].map(info["trust_subtype"]))
-    long.insert(5, "Trust_name", long["Trust_code"].map(info["trust_name"]))
-    long = long[NHSE_LONG_COLUMNS]
-    long = long.sort_values(["Trust_type", "Trust_code", "Metric_ID"], kind="mergesort").reset_index(drop=True)
-    return long
+    return rows
 
 
 NHSE_LONG_COLUMNS = ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name", "Domain",
