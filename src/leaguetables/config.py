@@ -789,6 +789,42 @@ def load_methodology(name_or_path: str | Path) -> Methodology:
         raise InputError(_validation_message(path, exc, data)) from None
 
 
+class SourceMetric(_Strict):
+    """One metric an NHS England adapter produces from the published files (``config/sources/<name>.yaml``)."""
+
+    id: str = Field(min_length=1, max_length=60)
+    name: str = Field(min_length=1)
+    unit: str
+    direction: Literal["higher_better", "lower_better"]
+    statistic: Literal["proportion", "rate", "mean"]
+    standard: float | None = Field(description="NOF / operational standard as a fraction or score, if any")
+    standard_note: str
+    domain: str
+    source: str = Field(description="the adapter module (leaguetables.inputs.sources.<source>)")
+    quarterly_rule: str
+
+
+class SourceMetrics(_Strict):
+    metrics: list[SourceMetric] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "SourceMetrics":
+        ids = [m.id for m in self.metrics]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"metric ids repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
+        return self
+
+
+def load_source_metrics(name_or_path: str | Path = "nhse-metrics") -> dict[str, SourceMetric]:
+    """The metrics of ``config/sources/<name>.yaml`` by id, in file order."""
+    path = _resolve("sources", name_or_path)
+    data = _load_yaml(path)
+    try:
+        return {m.id: m for m in SourceMetrics.model_validate(data).metrics}
+    except ValidationError as exc:
+        raise InputError(_validation_message(path, exc, data)) from None
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from leaguetables.config import SourceMetric, load_source_metrics
 
 # parents: [0] sources, [1] leaguetables, [2] src, [3] repository root (/work/main)
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -78,75 +79,9 @@ class NoDataForQuarter(LookupError):
 
 
 # ----------------------------------------------------------------------------------- metrics
-@dataclass(frozen=True)
-class Metric:
-    """One metric produced by the adapters (the lead copies these into the catalogue)."""
-
-    id: str
-    name: str
-    unit: str
-    direction: str  # higher_better | lower_better
-    statistic: str  # proportion | rate | mean
-    standard: float | None  # NOF / operational standard as a fraction or score, if any
-    standard_note: str
-    domain: str
-    source: str  # adapter module
-    quarterly_rule: str
-
-
-METRICS: dict[str, Metric] = {
-    m.id: m
-    for m in [
-        Metric("ae_4hr", "A&E 4-hour performance (all types, incl. booked appointments)", "%",
-               "higher_better", "proportion", 0.78,
-               "NOF / 2025-26 planning: 78% by March 2026 (constitutional 95%)",
-               "Access to services", "ae",
-               "sum over the 3 months of attendances and of attendances within 4 hours"),
-        Metric("ae_12hr_dta", "12-hour waits from decision to admit per emergency admission via A&E",
-               "%", "lower_better", "proportion", None,
-               "no NOF threshold for the DTA measure (NOF uses 12 h from arrival, ECDS, not published here)",
-               "Access to services", "ae",
-               "sum over the 3 months of 12+ h DTA waits and of emergency admissions via A&E"),
-        Metric("cancer_fds_28d", "Cancer 28-day Faster Diagnosis Standard", "%", "higher_better",
-               "proportion", 0.80, "80% by March 2026 (operational standard 75%)",
-               "Access to services", "cancer",
-               "sum over the 3 months of patients told within 28 days and of all patients told"),
-        Metric("cancer_31d", "Cancer 31-day decision to treat to treatment (combined)", "%",
-               "higher_better", "proportion", 0.96, "operational standard 96% (not a NOF 2025-26 metric)",
-               "Access to services", "cancer",
-               "sum over the 3 months of treatments within 31 days and of all treatments"),
-        Metric("cancer_62d", "Cancer 62-day referral to treatment (combined)", "%", "higher_better",
-               "proportion", 0.75, "75% by March 2026 (operational standard 85%)",
-               "Access to services", "cancer",
-               "sum over the 3 months of treatments within 62 days and of all treatments"),
-        Metric("diag_6wk", "Diagnostic waiting list: share waiting 6 weeks or more (DM01)", "%",
-               "lower_better", "proportion", 0.05,
-               "March 2025 ambition 95% within 6 weeks (2024-25 planning guidance); constitutional 99%",
-               "Access to services", "diagnostics",
-               "month-end snapshot of the last month of the quarter"),
-        Metric("beds_ga_occupancy", "General and acute overnight bed occupancy (KH03)", "%",
-               "lower_better", "proportion", 0.92, "planning ambition 92% or below",
-               "Effectiveness and experience", "beds",
-               "the quarter's KH03 return: average daily occupied / available G&A beds"),
-        Metric("sickness_absence", "Staff sickness absence rate", "%", "lower_better", "proportion",
-               None, "no threshold (NOF scores by quartile)", "People and workforce", "sickness",
-               "sum over the 3 months of FTE days lost and of FTE days available"),
-        Metric("staff_engagement", "NHS Staff Survey staff engagement theme score", "score 0-10",
-               "higher_better", "mean", None, "no threshold (NOF scores by quartile)",
-               "People and workforce", "staff_survey",
-               "latest survey published by the quarter end (fieldwork autumn, published March)"),
-        Metric("staff_raising_concerns", "NHS Staff Survey raising concerns sub-score (People Promise 3.2)",
-               "score 0-10", "higher_better", "mean", None, "no threshold (NOF scores by quartile)",
-               "Patient safety", "staff_survey",
-               "latest survey published by the quarter end (fieldwork autumn, published March)"),
-        Metric("rtt_18wk", "RTT incomplete pathways within 18 weeks", "%", "higher_better",
-               "proportion", 0.65, "65% nationally by March 2026 (constitutional 92%)",
-               "Access to services", "rtt", "month-end snapshot of the last month of the quarter"),
-        Metric("rtt_52wk", "RTT incomplete pathways waiting over 52 weeks", "%", "lower_better",
-               "proportion", 0.01, "less than 1% of the waiting list by March 2026",
-               "Access to services", "rtt", "month-end snapshot of the last month of the quarter"),
-    ]
-}
+#: The metrics the adapters produce, each with its quarterly rule (the lead copies these into the catalogue), from
+#: ``config/sources/nhse-metrics.yaml``.
+METRICS: dict[str, SourceMetric] = load_source_metrics("nhse-metrics")
 
 
 # ---------------------------------------------------------------------------------- quarters
