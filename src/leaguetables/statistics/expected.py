@@ -792,6 +792,16 @@ def _fit(family: str, y: np.ndarray, n: np.ndarray | None, X: pd.DataFrame, scal
         if isinstance(exc, ModelError):
             raise
         raise ModelError(f"the model could not be fitted: {exc}") from None
+    extra["warnings"] = _fit_warnings(caught, extra)
+    converged = _check_fit(res, res1, X)
+    extra["converged"] = converged
+    if "aic" not in extra:  # binomial / Poisson: likelihood AIC of the scale-1 fit
+        extra["aic"] = float(res1.aic)
+    return res, extra
+
+
+def _fit_warnings(caught: list[warnings.WarningMessage], extra: dict[str, Any]) -> list[str]:
+    """The fit's warnings worth reporting (sorted, unique); separation is refused with :class:`ModelError`."""
     msgs = []
     for w in caught:
         if issubclass(w.category, sm_exceptions.PerfectSeparationWarning):
@@ -800,12 +810,16 @@ def _fit(family: str, y: np.ndarray, n: np.ndarray | None, X: pd.DataFrame, scal
                 "exactly, e.g. a group of trusts with no events); no expected values"
             )
         # numpy RuntimeWarnings (overflow in exp, log of 0 in a failed Newton step) are not reported:
-        # the conditions they signal are checked explicitly below
+        # the conditions they signal are checked explicitly (_check_fit, _predict)
         if issubclass(w.category, (sm_exceptions.ConvergenceWarning, sm_exceptions.HessianInversionWarning)):
             msgs.append(str(w.message))
     if "nb_note" in extra:
         msgs.append(extra["nb_note"])
-    extra["warnings"] = sorted(set(msgs))
+    return sorted(set(msgs))
+
+
+def _check_fit(res: Any, res1: Any, X: pd.DataFrame) -> bool:
+    """Refuse a fit that did not converge, is not finite or diverges (separation); True when it converged."""
     converged = bool(getattr(res1, "converged", True)) and bool(getattr(res, "converged", True))
     if not converged:
         raise ModelError("the GLM did not converge (IRLS iteration limit reached); no expected values")
@@ -819,10 +833,7 @@ def _fit(family: str, y: np.ndarray, n: np.ndarray | None, X: pd.DataFrame, scal
             f"coefficients diverging ({big}): likely perfect or quasi-complete separation "
             "(e.g. a category with no events); no expected values"
         )
-    extra["converged"] = converged
-    if "aic" not in extra:  # binomial / Poisson: likelihood AIC of the scale-1 fit
-        extra["aic"] = float(res1.aic)
-    return res, extra
+    return converged
 
 
 def _negative_binomial_glm(y: pd.Series, X: pd.DataFrame, offset: np.ndarray | None, extra: dict[str, Any]):
