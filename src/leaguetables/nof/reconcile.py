@@ -130,6 +130,11 @@ def recompute_scores(obs: pd.DataFrame, catalogue) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
+def _with_type(rows: pd.DataFrame, trust_type: pd.Series) -> pd.DataFrame:
+    """``rows`` (of :func:`compare`) with the trust type of each row's trust."""
+    return rows.assign(trust_type=rows["trust_code"].map(trust_type))
+
+
 def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, seed: int = SEED,
               catalogue: str = CATALOGUE) -> Reconciliation:
     """Reconcile every quarter of the published files found (see :func:`_files`), all trust types of a quarter
@@ -168,8 +173,7 @@ def _reconcile_quarter(quarter: str, s: pd.DataFrame, cat, published: dict[str, 
     parts: list[pd.DataFrame] = []
 
     def add(quantity, published_values, recomputed, tol):
-        parts.append(compare(quarter, quantity, published_values, recomputed, tol).assign(
-            trust_type=lambda d: d["trust_code"].map(tt)))
+        parts.append(_with_type(compare(quarter, quantity, published_values, recomputed, tol), tt))
 
     false = pd.Series(False, index=s.index)
     ranks = scoring.rank_league(s["segment"], s["average"], tt)
@@ -266,11 +270,11 @@ def _likely_range_parts(lt_path, summ: pd.DataFrame, scores: pd.DataFrame, repli
             pd.Series(False, index=s.index), "quartiles_pooled", replicates=replicates, seed=seed,
             pool_types=present).set_index("trust_code")
         for col, tol in (("average_lower", 0.02), ("average_upper", 0.02), ("rank_lower", 1), ("rank_upper", 1)):
-            parts.append(compare(quarter, f"likely_range: {col}", league[col], boot[col].reindex(league.index),
-                                 tol).assign(trust_type=lambda d, tt=tt: d["trust_code"].map(tt)))
+            parts.append(_with_type(compare(quarter, f"likely_range: {col}", league[col],
+                                            boot[col].reindex(league.index), tol), tt))
         for col, pub in (("average", league["average_score"]), ("rank", league["rank"])):
-            parts.append(compare(quarter, f"league_table: {col}", pub, s[col].reindex(league.index), 0).assign(
-                trust_type=lambda d, tt=tt: d["trust_code"].map(tt)))
+            parts.append(_with_type(compare(quarter, f"league_table: {col}", pub, s[col].reindex(league.index), 0),
+                                    tt))
     return parts
 
 
@@ -346,7 +350,7 @@ def _markdown(summary: pd.DataFrame, segments: pd.DataFrame, rows: pd.DataFrame,
     tol = summary.groupby("quantity")["tolerance"].first()
     wide.insert(0, "tolerance", tol.map(lambda t: "0" if t == 0 else f"{t:g}"))
     names = []
-    for t, f in sorted(files.items()):
+    for _t, f in sorted(files.items()):
         names.append(f"`{f.data.name}`" + (f" and `{f.league_table.name}`" if f.league_table else ""))
     lines = [
         "# Reconciliation with NHS England's published NOF 2025/26 files (acute Q1; mental health and community Q1–Q4)",

@@ -239,6 +239,7 @@ def _pooled_expected(counts: pd.DataFrame, metric: Metric, demographics: pd.Data
     if demographics is None:
         raise ValueError("a pooled benchmark on the adjusted basis needs the demographics")
     adj = metric.adjustment
+    assert adj is not None, "the adjusted basis needs the metric's adjustment"
     data = pd.DataFrame({"trust_code": obs.index, "numerator": obs.to_numpy(), "denominator": den.to_numpy()}).join(
         demographics.set_index("trust_code")[list(adj.covariates)], on="trust_code")
     fit = expected_mod.ExpectedModel(data, "numerator", "denominator", adj.family, list(adj.covariates),
@@ -300,6 +301,7 @@ def metric_opportunity(table: pd.DataFrame, metric: Metric, annualise: int = 4, 
     theta = np.where(ok, theta, np.nan)
     k_used = np.where(ok & ~np.isnan(theta), 1, 0)
     if not simple:
+        assert observations is not None, "pooled or estimated benchmarks need the observations"
         _pooled_theta(theta, k_used, t, metric, ok, adjusted, observations, demographics, quarters, pool_quarters,
                       estimate)
     basis = np.where(adjusted, "demographically adjusted", "crude")
@@ -388,6 +390,7 @@ def _benchmarks(theta: np.ndarray, codes: np.ndarray, types: np.ndarray, directi
             bench[rows] = upper_quartile(vals, direction)
             n_comp[rows] = int(np.sum(~np.isnan(vals)))
     else:
+        assert peers is not None, "comparator 'peers' needs the peers"
         for i, code in enumerate(codes):
             vals = by_code.reindex(peers.get(code, [])).dropna().to_numpy()
             bench[i] = upper_quartile(vals, direction)
