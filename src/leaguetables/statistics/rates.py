@@ -301,13 +301,19 @@ def wilson_limits(x, n, confidence: float = 0.95):
         in (0, 1].
     """
     c = _check_confidence(confidence)
+    xa, na, index, scalar = _proportion_inputs(x, n)
+    lower, upper = _wilson(xa, na, c)
+    return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper")
+
+
+def _proportion_inputs(x, n) -> tuple[np.ndarray, np.ndarray, pd.Index | None, bool]:
+    """Numerators and denominators of proportions as float arrays, checked: ``0 <= x <= n``, ``n > 0``."""
     arrs, index, scalar = _prepare(x=x, n=n)
     xa, na = arrs["x"], arrs["n"]
     _check_nonnegative(xa, "x", index)
     _check_positive(na, "n", index)
     _check_x_le_n(xa, na, index)
-    lower, upper = _wilson(xa, na, c)
-    return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper")
+    return xa, na, index, scalar
 
 
 def _exact(x: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
@@ -333,11 +339,16 @@ def exact_poisson_limits(x, confidence: float = 0.95):
     ValueError
         If ``x < 0`` or the confidence is not a fraction in (0, 1].
     """
+    return _count_limits(x, confidence, _exact)
+
+
+def _count_limits(x, confidence: float, limits) -> tuple:
+    """``limits(x, confidence)`` of checked counts ``x >= 0``, in the shape of the input."""
     c = _check_confidence(confidence)
     arrs, index, scalar = _prepare(x=x)
     xa = arrs["x"]
     _check_nonnegative(xa, "x", index)
-    lower, upper = _exact(xa, c)
+    lower, upper = limits(xa, c)
     return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper")
 
 
@@ -365,12 +376,7 @@ def byar_limits(x, confidence: float = 0.95):
 
     Returns ``(lower, upper)`` in the shape of the input.
     """
-    c = _check_confidence(confidence)
-    arrs, index, scalar = _prepare(x=x)
-    xa = arrs["x"]
-    _check_nonnegative(xa, "x", index)
-    lower, upper = _byar(xa, c)
-    return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper")
+    return _count_limits(x, confidence, _byar)
 
 
 def _poisson(x: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -424,11 +430,7 @@ def proportion(x, n, confidence: float = 0.95, multiplier: float = 100) -> pd.Da
     """
     c = _check_confidence(confidence)
     m = _check_multiplier(multiplier)
-    arrs, index, _ = _prepare(x=x, n=n)
-    xa, na = arrs["x"], arrs["n"]
-    _check_nonnegative(xa, "x", index)
-    _check_positive(na, "n", index)
-    _check_x_le_n(xa, na, index)
+    xa, na, index, _ = _proportion_inputs(x, n)
     lower, upper = _wilson(xa, na, c)
     value = xa / na * m
     if m == 1:
@@ -449,14 +451,19 @@ def crude_rate(x, n, confidence: float = 0.95, multiplier: float = 100_000) -> p
     """
     c = _check_confidence(confidence)
     m = _check_multiplier(multiplier)
-    arrs, index, _ = _prepare(x=x, n=n)
-    xa, na = arrs["x"], arrs["n"]
-    _check_nonnegative(xa, "x", index)
-    _check_positive(na, "n", index)
+    return _count_per(x, n, ("x", "n"), c, m, f"rate per {_multiplier_text(m)}")
+
+
+def _count_per(x, d, names: tuple[str, str], c: float, scale: float, statistic: str) -> pd.DataFrame:
+    """A count over a positive denominator (population or expected count) × ``scale``, with the exact (< 10) or
+    Byar limits of the count over the same denominator: the crude rate and the standardised ratio."""
+    arrs, index, _ = _prepare(**{names[0]: x, names[1]: d})
+    xa, da = arrs[names[0]], arrs[names[1]]
+    _check_nonnegative(xa, names[0], index)
+    _check_positive(da, names[1], index)
     lower, upper, method = _poisson(xa, c)
-    method = np.where(np.isnan(na), None, method).astype(object)
-    return _frame(xa / na * m, lower / na * m, upper / na * m, c,
-                  f"rate per {_multiplier_text(m)}", method, index, xa.size)
+    method = np.where(np.isnan(da), None, method).astype(object)
+    return _frame(xa / da * scale, lower / da * scale, upper / da * scale, c, statistic, method, index, xa.size)
 
 
 def mean_score(mean, sd=None, n=None, confidence: float = 0.95) -> pd.DataFrame:
@@ -516,13 +523,7 @@ def ratio(observed, expected, confidence: float = 0.95, refvalue: float = 1) -> 
     """
     c = _check_confidence(confidence)
     r = _check_multiplier(refvalue, "refvalue")
-    arrs, index, _ = _prepare(observed=observed, expected=expected)
-    oa, ea = arrs["observed"], arrs["expected"]
-    _check_nonnegative(oa, "observed", index)
-    _check_positive(ea, "expected", index)
-    lower, upper, method = _poisson(oa, c)
-    method = np.where(np.isnan(ea), None, method).astype(object)
-    return _frame(oa / ea * r, lower / ea * r, upper / ea * r, c, _ratio_text(r), method, index, oa.size)
+    return _count_per(observed, expected, ("observed", "expected"), c, r, _ratio_text(r))
 
 
 # ---------------------------------------------------------------------------
