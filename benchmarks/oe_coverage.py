@@ -89,7 +89,7 @@ def run(seeds: list[int], confidence: float = 0.95, metric_ids: list[str] | None
                            "interval": "oe", "n": len(g),
                            "covered": int(((g["oe_lower"] <= tt) & (tt <= g["oe_upper"])).sum()),
                            "log_width": float(np.mean(np.log(g["oe_upper"] / g["oe_lower"].clip(lower=1e-12)))),
-                           "tau2": result.models[ttype].summary.get("tau2", np.nan)}
+                           "tau2": result.models[ttype].fit_info.get("tau2", np.nan)}
                     rows.append(rec)
                     if name == "re_delta":
                         rows.append({**rec, "interval": "oe_shrunk",

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.statistics.expected import ExpectedResult, ModelError, expected_by_strata, fit_expected
+from leaguetables.statistics import rates
+from leaguetables.statistics.expected import ExpectedModel, ExpectedResults, ModelError
 
 Z95 = 1.959963984540054  # §0: Φ⁻¹(0.975)
 
@@ -24,7 +25,7 @@ Z95 = 1.959963984540054  # §0: Φ⁻¹(0.975)
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
-    """Standardise columns exactly as fit_expected does (mean, sample SD with ddof=1)."""
+    """Standardise columns exactly as ExpectedModel does (mean, sample SD with ddof=1)."""
     return (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
 
 
@@ -59,15 +60,15 @@ def test_poisson_recovers_true_coefficients_simulated_150_trusts():
     df, z, names = _sim_frame(rng)
     beta = np.array([-6.0, 0.20, -0.15, 0.10])
     df["y"] = rng.poisson(df["n"].to_numpy() * np.exp(beta[0] + z @ beta[1:]))
-    res = fit_expected(df, "y", "n", "poisson", names)
-    assert isinstance(res, ExpectedResult)
+    res = ExpectedModel(df, "y", "n", "poisson", names).fit()
+    assert isinstance(res, ExpectedResults)
     c = res.coefficients.set_index("term")
     assert list(c.index) == ["Intercept"] + names
     for term, b in zip(c.index, beta):
         assert c.at[term, "lower"] <= b <= c.at[term, "upper"], (term, b, c.loc[term].to_dict())
-    assert res.summary["converged"] and res.summary["n_trusts"] == 150
+    assert res.fit_info["converged"] and res.fit_info["n_trusts"] == 150
     # canonical link with intercept: ΣE = ΣO exactly (MLE score equation)
-    assert res.summary["sum_expected"] == pytest.approx(res.summary["sum_observed"], rel=1e-8)
+    assert res.fit_info["sum_expected"] == pytest.approx(res.fit_info["sum_observed"], rel=1e-8)
 
 
 def test_binomial_recovers_true_coefficients_simulated_150_trusts():
@@ -78,13 +79,13 @@ def test_binomial_recovers_true_coefficients_simulated_150_trusts():
     beta = np.array([-2.0, 0.30, 0.10, -0.20])
     p = 1 / (1 + np.exp(-(beta[0] + z @ beta[1:])))
     df["y"] = rng.binomial(df["n"].astype(int).to_numpy(), p)
-    res = fit_expected(df, "y", "n", "binomial", names, multiplier=100)
+    res = ExpectedModel(df, "y", "n", "binomial", names, multiplier=100).fit()
     c = res.coefficients.set_index("term")
     for term, b in zip(c.index, beta):
         assert c.at[term, "lower"] <= b <= c.at[term, "upper"], (term, b)
     assert np.allclose(c["exp_estimate"], np.exp(c["estimate"]))  # odds ratios per SD
     t = res.table
-    assert res.summary["sum_expected"] == pytest.approx(res.summary["sum_observed"], rel=1e-8)
+    assert res.fit_info["sum_expected"] == pytest.approx(res.fit_info["sum_observed"], rel=1e-8)
     # crude and adjusted values on the same (percentage) scale; adjusted = O/E × national %
     national = t["observed"].sum() / t["denominator"].sum() * 100
     assert t["crude_rate"].to_numpy() == pytest.approx((t["observed"] / t["denominator"] * 100).to_numpy())
@@ -116,7 +117,7 @@ def test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets(interval)
             {"trust_code": [f"T{i:03d}" for i in range(n_trusts)], "y": rng.poisson(mu), "n": n,
              "a": raw[:, 0], "b": raw[:, 1]}
         )
-        t = fit_expected(df, "y", "n", "poisson", ["a", "b"], interval=interval).table
+        t = ExpectedModel(df, "y", "n", "poisson", ["a", "b"], interval=interval).fit().table
         covered += int(((t["oe_lower"] <= 1) & (t["oe_upper"] >= 1)).sum())
         total += len(t)
     coverage = covered / total
@@ -143,19 +144,19 @@ def test_negative_binomial_recovers_coefficients_and_alpha_over_20_simulated_dat
         df, z, names = _sim_frame(rng, n_trusts=300, k=2, den=(1e4, 5e4))
         mu = df["n"].to_numpy() * np.exp(beta[0] + z @ beta[1:])
         df["y"] = rng.negative_binomial(1 / alpha, 1 / (1 + alpha * mu))
-        res = fit_expected(df, "y", "n", "negative_binomial", names)
+        res = ExpectedModel(df, "y", "n", "negative_binomial", names).fit()
         c = res.coefficients
         hits[:3] += ((c["lower"] <= beta) & (beta <= c["upper"])).to_numpy()
-        a_hat, a_se = res.summary["nb_alpha"], res.summary["nb_alpha_se"]
+        a_hat, a_se = res.fit_info["nb_alpha"], res.fit_info["nb_alpha_se"]
         hits[3] += a_hat - Z95 * a_se <= alpha <= a_hat + Z95 * a_se
         est.append(list(c["estimate"]) + [a_hat])
     assert (hits >= 17).all(), hits
     mean = np.mean(est, axis=0)
     assert mean[:3] == pytest.approx(beta, abs=0.015)  # ≈ 3 × SE of a mean of 20 (SE per fit ≈ 0.02)
     assert mean[3] == pytest.approx(alpha, rel=0.05)
-    assert "alpha" in res.summary_text
-    pois = fit_expected(df, "y", "n", "poisson", names)
-    assert pois.summary["dispersion"] > 5
+    assert "alpha" in res.summary()
+    pois = ExpectedModel(df, "y", "n", "poisson", names).fit()
+    assert pois.fit_info["dispersion"] > 5
 
 
 def test_quasi_poisson_scale_x2_estimates_simulated_overdispersion():
@@ -169,13 +170,13 @@ def test_quasi_poisson_scale_x2_estimates_simulated_overdispersion():
     phi = 3.0
     mu = df["n"].to_numpy() * np.exp(beta[0] + z @ beta[1:])
     df["y"] = rng.negative_binomial(mu / (phi - 1), 1 / phi)
-    q = fit_expected(df, "y", "n", "poisson", names, scale="X2")
-    p = fit_expected(df, "y", "n", "poisson", names)
-    assert q.summary["scale_used"] == pytest.approx(q.summary["dispersion"])
-    assert q.summary["dispersion"] == pytest.approx(phi, rel=0.15)
+    q = ExpectedModel(df, "y", "n", "poisson", names, scale="X2").fit()
+    p = ExpectedModel(df, "y", "n", "poisson", names).fit()
+    assert q.fit_info["scale_used"] == pytest.approx(q.fit_info["dispersion"])
+    assert q.fit_info["dispersion"] == pytest.approx(phi, rel=0.15)
     assert q.coefficients["estimate"].to_numpy() == pytest.approx(p.coefficients["estimate"].to_numpy(), rel=1e-7)
     ratio = q.coefficients["std_error"] / p.coefficients["std_error"]
-    assert ratio.to_numpy() == pytest.approx(np.sqrt(q.summary["scale_used"]), rel=1e-6)
+    assert ratio.to_numpy() == pytest.approx(np.sqrt(q.fit_info["scale_used"]), rel=1e-6)
     assert q.table["expected"].to_numpy() == pytest.approx(p.table["expected"].to_numpy(), rel=1e-7)
     c = q.coefficients.set_index("term")
     for term, b in zip(c.index, beta):
@@ -190,13 +191,13 @@ def test_quasi_binomial_scale_is_pearson_chi2_over_df():
     df, z, names = _sim_frame(rng, n_trusts=80, k=1, den=(500, 3000))
     p = rng.beta(20 * 0.2, 20 * 0.8, size=80)
     df["y"] = rng.binomial(df["n"].astype(int).to_numpy(), p)
-    q = fit_expected(df, "y", "n", "binomial", names, scale="X2")
-    b = fit_expected(df, "y", "n", "binomial", names)
-    assert q.summary["converged"]
-    assert q.summary["scale_used"] == pytest.approx(b.summary["pearson_chi2"] / b.summary["df_resid"])
-    assert q.summary["scale_used"] > 2  # the beta draw makes it overdispersed
+    q = ExpectedModel(df, "y", "n", "binomial", names, scale="X2").fit()
+    b = ExpectedModel(df, "y", "n", "binomial", names).fit()
+    assert q.fit_info["converged"]
+    assert q.fit_info["scale_used"] == pytest.approx(b.fit_info["pearson_chi2"] / b.fit_info["df_resid"])
+    assert q.fit_info["scale_used"] > 2  # the beta draw makes it overdispersed
     ratio = (q.coefficients["std_error"] / b.coefficients["std_error"]).to_numpy()
-    assert ratio == pytest.approx(np.sqrt(q.summary["scale_used"]), rel=1e-6)
+    assert ratio == pytest.approx(np.sqrt(q.fit_info["scale_used"]), rel=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def test_expected_is_mu_hat_with_offset_and_coefficients_are_per_sd():
     y = rng.poisson(n * 0.02 * x1**0.3)
     codes = pd.Index([f"R{i:02d}" for i in range(n_t)], name="trust_code")
     df = pd.DataFrame({"x1": x1, "x2": x2, "n": n, "y": y}, index=codes)
-    res = fit_expected(df, "y", "n", "poisson", ["x1", "x2"], transform={"x1": "log"})
+    res = ExpectedModel(df, "y", "n", "poisson", ["x1", "x2"], transform={"x1": "log"}).fit()
     c = res.coefficients.set_index("term")
     lx1 = np.log(x1)
     z1 = (lx1 - lx1.mean()) / lx1.std(ddof=1)
@@ -226,10 +227,10 @@ def test_expected_is_mu_hat_with_offset_and_coefficients_are_per_sd():
     assert c.at["x1", "per"] == "1 SD of x1 (log scale)" and c.at["x2", "per"] == "1 SD of x2"
     assert c.at["x1", "covariate_sd"] == pytest.approx(lx1.std(ddof=1))
     assert c.at["x2", "covariate_mean"] == pytest.approx(x2.mean())
-    assert "per 1 SD" in res.summary["standardisation"]
+    assert "per 1 SD" in res.fit_info["standardisation"]
     assert (res.table["status"] == "ok").all()
     # index and column forms of trust_code give the same table
-    res2 = fit_expected(df.reset_index(), "y", "n", "poisson", ["x1", "x2"], transform={"x1": "log"})
+    res2 = ExpectedModel(df.reset_index(), "y", "n", "poisson", ["x1", "x2"], transform={"x1": "log"}).fit()
     pd.testing.assert_frame_equal(res.table, res2.table)
 
 
@@ -239,17 +240,17 @@ def test_summary_fields_and_deterministic_summary_text():
     rng = np.random.default_rng(8)
     df, z, names = _sim_frame(rng, n_trusts=30, k=1, den=(1000, 2000))
     df["y"] = rng.poisson(df["n"].to_numpy() * 0.01)
-    a = fit_expected(df, "y", "n", "poisson", names)
-    b = fit_expected(df, "y", "n", "poisson", names)
-    s = a.summary
+    a = ExpectedModel(df, "y", "n", "poisson", names).fit()
+    b = ExpectedModel(df, "y", "n", "poisson", names).fit()
+    s = a.fit_info
     for key in ("family", "n_trusts", "covariates", "deviance", "null_deviance", "deviance_explained",
                 "pearson_chi2", "df_resid", "dispersion", "scale_used", "aic", "converged"):
         assert key in s
     assert s["deviance_explained"] == pytest.approx(1 - s["deviance"] / s["null_deviance"])
     assert s["dispersion"] == pytest.approx(s["pearson_chi2"] / s["df_resid"])
     assert s["df_resid"] == 28
-    assert a.summary_text == b.summary_text
-    assert not re.search(r"\d{2}:\d{2}:\d{2}", a.summary_text)
+    assert a.summary() == b.summary()
+    assert not re.search(r"\d{2}:\d{2}:\d{2}", a.summary())
 
 
 def _hand_isr_tables():
@@ -275,59 +276,25 @@ def _hand_isr_tables():
     return obs, pop, ref
 
 
-def test_expected_by_strata_hand_worked_table():
-    """Hand-worked (see _hand_isr_tables): E = 210, 19, 0.5; ISR = 1.1, 7/19, 0; CIs: Byar(231)/210
-    (§1.2 formula written out), exact 7 → (2.8143630515, 14.4226753617)/19 (χ² quantiles; the textbook
-    exact Poisson limits 2.81–14.42), exact 0 → (0, −ln 0.025 = 3.6888794541)/0.5; ISRate = ISR × crude
-    reference rate 4700/760000 × 100000."""
+def test_isr_hand_worked_table():
+    """Hand-worked (see _hand_isr_tables), through leaguetables.statistics.rates.isr/israte (the project's one
+    indirect standardisation, §1.4): E = 210, 19, 0.5; ISR = 1.1, 7/19, 0; CIs: Byar(231)/210 (§1.2 formula
+    written out), exact 7 → (2.8143630515, 14.4226753617)/19 (χ² quantiles), exact 0 → (0, −ln 0.025)/0.5;
+    ISRate = ISR × crude reference rate 4700/760000 × 100000."""
     obs, pop, ref = _hand_isr_tables()
-    out = expected_by_strata(obs, pop, ref).set_index("trust_code")
-    assert out["expected"].to_dict() == pytest.approx({"A": 210.0, "B": 19.0, "C": 0.5})
-    assert out["isr"].to_dict() == pytest.approx({"A": 1.1, "B": 7 / 19, "C": 0.0})
+    kw = dict(on="age", by="trust_code", observed=obs, n="population", ref_x="events", ref_n="population")
+    out = rates.isr(pop, ref, **kw)
+    assert out["value"].to_dict() == pytest.approx({"A": 1.1, "B": 7 / 19, "C": 0.0})
     lo, up = _byar(231)
-    assert out.at["A", "isr_lower"] == pytest.approx(lo / 210, rel=1e-12)
-    assert out.at["A", "isr_upper"] == pytest.approx(up / 210, rel=1e-12)
-    assert out.at["A", "method"] == "Byars"
-    assert out.at["B", "isr_lower"] == pytest.approx(2.8143630515198654 / 19, rel=1e-9)
-    assert out.at["B", "isr_upper"] == pytest.approx(14.422675361702376 / 19, rel=1e-9)
-    assert out.at["B", "method"] == "Exact"
-    assert out.at["C", "isr_lower"] == 0.0
-    assert out.at["C", "isr_upper"] == pytest.approx(-math.log(0.025) / 0.5, rel=1e-12)
-    ref_rate = 4700 / 760000 * 100000
-    assert out["israte"].to_numpy() == pytest.approx((out["isr"] * ref_rate).to_numpy())
-    assert out["israte_upper"].to_numpy() == pytest.approx((out["isr_upper"] * ref_rate).to_numpy())
-    assert (out["status"] == "ok").all()
-    # refvalue 100 → "indirectly standardised ratio x 100"
-    out100 = expected_by_strata(obs, pop, ref, refvalue=100).set_index("trust_code")
-    assert out100.at["A", "isr"] == pytest.approx(110.0)
-
-
-def test_expected_by_strata_joins_by_key_and_reports_mismatch():
-    """By key, not position (§1.3, §9.13): a shuffled reference gives identical output; a population
-    stratum absent from the reference raises ModelError; a missing rate contributes 0 (§1.4) and is
-    counted in strata_without_data (hand-worked: A loses 150 → E = 60)."""
-    obs, pop, ref = _hand_isr_tables()
-    a = expected_by_strata(obs, pop, ref)
-    b = expected_by_strata(obs, pop.sample(frac=1, random_state=1), ref.iloc[[2, 0, 1]])
-    pd.testing.assert_frame_equal(a, b)
-    bad = pop.assign(age=pop["age"].replace({"75+": "75 and over"}))
-    with pytest.raises(ModelError, match="no reference row"):
-        expected_by_strata(obs, bad, ref)
-    ref_rates = pd.DataFrame({"age": ["0-44", "45-74", "75+"], "rate": [0.0005, 0.005, np.nan]})
-    out = expected_by_strata(obs, pop, ref_rates, ref_rate=4700 / 760000).set_index("trust_code")
-    assert out.at["A", "expected"] == pytest.approx(60.0)
-    assert out.at["A", "strata_without_data"] == 1
-
-
-def test_expected_by_strata_trusts_without_population_or_observed():
-    """Status rules (documented): a trust with O but no population rows → "no expected value"; a trust
-    with population but no O → "observed value missing"; both have missing ISR."""
-    obs, pop, ref = _hand_isr_tables()
-    obs2 = pd.concat([obs.drop("B"), pd.Series({"Z": 4})])
-    out = expected_by_strata(obs2, pop, ref).set_index("trust_code")
-    assert out.at["Z", "status"].startswith("no expected value")
-    assert out.at["B", "status"] == "observed value missing"
-    assert np.isnan(out.at["Z", "isr"]) and np.isnan(out.at["B", "isr"])
+    assert out.at["A", "lower"] == pytest.approx(lo / 210, rel=1e-12)
+    assert out.at["A", "upper"] == pytest.approx(up / 210, rel=1e-12)
+    assert out.at["A", "method"] == "Byars" and out.at["B", "method"] == "Exact"
+    assert out.at["B", "lower"] == pytest.approx(2.8143630515198654 / 19, rel=1e-9)
+    assert out.at["B", "upper"] == pytest.approx(14.422675361702376 / 19, rel=1e-9)
+    assert out.at["C", "lower"] == 0.0
+    assert out.at["C", "upper"] == pytest.approx(-math.log(0.025) / 0.5, rel=1e-12)
+    rate = rates.israte(pop, ref, multiplier=100000, **kw)
+    assert rate["value"].to_numpy() == pytest.approx((out["value"] * 4700 / 760000 * 100000).to_numpy())
 
 
 def test_poisson_glm_with_full_stratum_interaction_reproduces_indirect_standardisation():
@@ -346,14 +313,16 @@ def test_poisson_glm_with_full_stratum_interaction_reproduces_indirect_standardi
     d = pd.DataFrame(rows, columns=["trust_code", "age", "sex", "population", "deaths"])
     d["stratum"] = d["age"] + "|" + d["sex"]
     ref = d.groupby(["age", "sex"], as_index=False).agg(events=("deaths", "sum"), population=("population", "sum"))
-    observed = d.groupby("trust_code")["deaths"].sum()
-    isr = expected_by_strata(observed, d[["trust_code", "age", "sex", "population"]], ref)
-    glm = fit_expected(d, "deaths", "population", "poisson", ["stratum"], strata=["stratum"],
-                       multiplier=100000, interval="o_only")
-    assert glm.table["expected"].to_numpy() == pytest.approx(isr["expected"].to_numpy(), rel=1e-10)
-    assert glm.table["oe_upper"].to_numpy() == pytest.approx(isr["isr_upper"].to_numpy(), rel=1e-10)
-    assert glm.table["adjusted_value"].to_numpy() == pytest.approx(isr["israte"].to_numpy(), rel=1e-10)
-    assert glm.summary["n_rows"] == 72 and glm.summary["n_trusts"] == 12
+    kw = dict(on=["age", "sex"], by="trust_code", x="deaths", n="population", ref_x="events", ref_n="population")
+    expected = rates.expected_from_reference(d, ref, **{k: v for k, v in kw.items() if k != "x"})
+    isr = rates.isr(d, ref, **kw)
+    israte = rates.israte(d, ref, multiplier=100000, **kw)
+    glm = ExpectedModel(d, "deaths", "population", "poisson", ["stratum"], strata=["stratum"],
+                        multiplier=100000, interval="o_only").fit()
+    assert glm.table["expected"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-10)
+    assert glm.table["oe_upper"].to_numpy() == pytest.approx(isr["upper"].to_numpy(), rel=1e-10)
+    assert glm.table["adjusted_value"].to_numpy() == pytest.approx(israte["value"].to_numpy(), rel=1e-10)
+    assert glm.fit_info["n_rows"] == 72 and glm.fit_info["n_trusts"] == 12
     assert len(glm.coefficients) == 6  # intercept + 5 stratum contrasts
 
 
@@ -381,17 +350,17 @@ def test_missing_covariate_excludes_trust_with_status_or_raises():
     the covariate, its crude rate is still shown; on_missing="raise" raises ModelError naming it."""
     df = _edge_frame()
     df.loc[3, "imd"] = np.nan
-    res = fit_expected(df, "y", "n", "poisson", ["imd", "old"])
+    res = ExpectedModel(df, "y", "n", "poisson", ["imd", "old"]).fit()
     t = res.table.set_index("trust_code")
     assert t.at["E03", "status"] == "no expected value: missing covariate(s) imd"
     assert np.isnan(t.at["E03", "expected"]) and np.isnan(t.at["E03", "oe"])
     assert t.at["E03", "crude_rate"] == pytest.approx(df.at[3, "y"] / df.at[3, "n"])
-    assert res.summary["n_trusts"] == 24 and res.summary["n_excluded"] == 1
+    assert res.fit_info["n_trusts"] == 24 and res.fit_info["n_excluded"] == 1
     # the fit is the one on the other 24 trusts
-    ref = fit_expected(df.drop(index=3), "y", "n", "poisson", ["imd", "old"])
+    ref = ExpectedModel(df.drop(index=3), "y", "n", "poisson", ["imd", "old"]).fit()
     assert res.coefficients["estimate"].to_numpy() == pytest.approx(ref.coefficients["estimate"].to_numpy())
     with pytest.raises(ModelError, match="E03"):
-        fit_expected(df, "y", "n", "poisson", ["imd", "old"], on_missing="raise")
+        ExpectedModel(df, "y", "n", "poisson", ["imd", "old"], on_missing="raise").fit()
 
 
 def test_zero_counts_are_fine_with_exact_interval():
@@ -399,7 +368,7 @@ def test_zero_counts_are_fine_with_exact_interval():
     (compatibility) interval."""
     df = _edge_frame()
     df.loc[5, "y"] = 0.0
-    t = fit_expected(df, "y", "n", "poisson", ["imd"], interval="o_only").table.set_index("trust_code")
+    t = ExpectedModel(df, "y", "n", "poisson", ["imd"], interval="o_only").fit().table.set_index("trust_code")
     e = t.at["E05", "expected"]
     assert t.at["E05", "status"] == "ok" and t.at["E05", "oe"] == 0.0
     assert t.at["E05", "oe_lower"] == 0.0
@@ -414,14 +383,14 @@ def test_zero_and_tiny_denominators_are_excluded_with_status():
     df.loc[0, ["y", "n"]] = [0.0, 0.0]
     df.loc[1, ["y", "n"]] = [0.0, 0.4]
     df.loc[2, "n"] = np.nan
-    t = fit_expected(df, "y", "n", "poisson", ["imd"]).table.set_index("trust_code")
+    t = ExpectedModel(df, "y", "n", "poisson", ["imd"]).fit().table.set_index("trust_code")
     assert t.at["E00", "status"] == "no expected value: denominator is zero"
     assert t.at["E01", "status"].startswith("no expected value: denominator 0.4 is below the minimum")
     assert t.at["E02", "status"] == "no expected value: denominator missing"
     assert t.loc[["E00", "E01", "E02"], "expected"].isna().all()
     df.loc[0, "y"] = 3.0
     with pytest.raises(ModelError, match="zero denominator"):
-        fit_expected(df, "y", "n", "poisson", ["imd"])
+        ExpectedModel(df, "y", "n", "poisson", ["imd"]).fit()
 
 
 def test_too_few_trusts_raises_model_error():
@@ -429,15 +398,15 @@ def test_too_few_trusts_raises_model_error():
     parameters need 6 trusts: 5 raise, 6 fit; a missing covariate counts against the total."""
     df = _edge_frame(n_trusts=6)
     df["third"] = np.arange(6.0) ** 2
-    fit_expected(df, "y", "n", "poisson", ["imd", "old", "third"])
+    ExpectedModel(df, "y", "n", "poisson", ["imd", "old", "third"]).fit()
     with pytest.raises(ModelError, match="too few trusts.*5 with complete data.*at least 6"):
-        fit_expected(df.iloc[:5], "y", "n", "poisson", ["imd", "old", "third"])
+        ExpectedModel(df.iloc[:5], "y", "n", "poisson", ["imd", "old", "third"]).fit()
     df.loc[0, "old"] = np.nan
     with pytest.raises(ModelError, match="too few trusts"):
-        fit_expected(df, "y", "n", "poisson", ["imd", "old", "third"])
+        ExpectedModel(df, "y", "n", "poisson", ["imd", "old", "third"]).fit()
     # negative binomial has one more parameter (alpha)
     with pytest.raises(ModelError, match="too few trusts"):
-        fit_expected(_edge_frame(n_trusts=5), "y", "n", "negative_binomial", ["imd", "old"])
+        ExpectedModel(_edge_frame(n_trusts=5), "y", "n", "negative_binomial", ["imd", "old"]).fit()
 
 
 def test_perfect_separation_raises_model_error():
@@ -447,7 +416,7 @@ def test_perfect_separation_raises_model_error():
     df["n"] = 100.0
     df["y"] = np.where(df["imd"] > df["imd"].median(), 100.0, 0.0)
     with pytest.raises(ModelError, match="separation"):
-        fit_expected(df, "y", "n", "binomial", ["imd"])
+        ExpectedModel(df, "y", "n", "binomial", ["imd"]).fit()
 
 
 def test_category_without_events_raises_model_error():
@@ -457,7 +426,7 @@ def test_category_without_events_raises_model_error():
     df["group"] = ["a"] * 10 + ["b"] * 10
     df.loc[df["group"] == "b", "y"] = 0.0
     with pytest.raises(ModelError, match="separation"):
-        fit_expected(df, "y", "n", "poisson", ["group"])
+        ExpectedModel(df, "y", "n", "poisson", ["group"]).fit()
 
 
 def test_data_contract_violations_and_degenerate_models_raise():
@@ -465,19 +434,19 @@ def test_data_contract_violations_and_degenerate_models_raise():
     trusts without strata=; constant covariate; unknown family; missing column."""
     df = _edge_frame()
     with pytest.raises(ModelError, match="no events"):
-        fit_expected(df.assign(y=0.0), "y", "n", "poisson", ["imd"])
+        ExpectedModel(df.assign(y=0.0), "y", "n", "poisson", ["imd"]).fit()
     with pytest.raises(ModelError, match="negative numerators"):
-        fit_expected(df.assign(y=-df["y"]), "y", "n", "poisson", ["imd"])
+        ExpectedModel(df.assign(y=-df["y"]), "y", "n", "poisson", ["imd"]).fit()
     with pytest.raises(ModelError, match="greater than denominator"):
-        fit_expected(df.assign(n=df["y"] - 1), "y", "n", "binomial", ["imd"])
+        ExpectedModel(df.assign(n=df["y"] - 1), "y", "n", "binomial", ["imd"]).fit()
     with pytest.raises(ModelError, match="duplicate"):
-        fit_expected(pd.concat([df, df.iloc[[0]]]), "y", "n", "poisson", ["imd"])
+        ExpectedModel(pd.concat([df, df.iloc[[0]]]), "y", "n", "poisson", ["imd"]).fit()
     with pytest.raises(ModelError, match="constant"):
-        fit_expected(df.assign(imd=1.0), "y", "n", "poisson", ["imd"])
+        ExpectedModel(df.assign(imd=1.0), "y", "n", "poisson", ["imd"]).fit()
     with pytest.raises(ModelError, match="family"):
-        fit_expected(df, "y", "n", "gaussian", ["imd"])
+        ExpectedModel(df, "y", "n", "gaussian", ["imd"]).fit()
     with pytest.raises(ModelError, match="no column"):
-        fit_expected(df, "y", "n", "poisson", ["nope"])
+        ExpectedModel(df, "y", "n", "poisson", ["nope"]).fit()
 
 
 def test_transform_domain_violation_is_a_status_and_poisson_without_denominator():
@@ -485,22 +454,34 @@ def test_transform_domain_violation_is_a_status_and_poisson_without_denominator(
     denominator (counts, no exposure) E = μ̂, crude value = O and the adjusted value = O/E × mean O."""
     df = _edge_frame()
     df.loc[4, "old"] = 0.0
-    t = fit_expected(df, "y", "n", "poisson", ["old"], transform={"old": "log"}).table.set_index("trust_code")
+    t = ExpectedModel(df, "y", "n", "poisson", ["old"], transform={"old": "log"}).fit().table.set_index("trust_code")
     assert t.at["E04", "status"] == "no expected value: covariate old outside the domain of the log transform"
-    r = fit_expected(df, "y", None, "poisson", ["imd"])
+    r = ExpectedModel(df, "y", None, "poisson", ["imd"]).fit()
     assert r.table["crude_rate"].to_numpy() == pytest.approx(r.table["observed"].to_numpy())
     assert r.table["adjusted_value"].to_numpy() == pytest.approx((r.table["oe"] * df["y"].mean()).to_numpy())
     assert r.table["denominator"].isna().all()
 
 
-def test_expected_by_strata_agrees_with_stats_expected_from_reference():
-    """Consistency (§1.4 implemented twice): E from expected_by_strata equals
-    leaguetables.statistics.rates.expected_from_reference on the hand-worked table (210, 19, 0.5)."""
-    from leaguetables.statistics import rates
-
-    obs, pop, ref = _hand_isr_tables()
-    mine = expected_by_strata(obs, pop, ref).set_index("trust_code")["expected"]
-    theirs = rates.expected_from_reference(
-        pop, ref, on="age", n="population", ref_x="events", ref_n="population", by="trust_code"
-    )
-    assert mine.to_numpy() == pytest.approx(theirs.reindex(mine.index).to_numpy(), rel=1e-12)
+def test_model_results_split_caches_tables_and_fits_once():
+    """Structure (statsmodels' Model/Results split): ExpectedModel screens the data and builds the design without
+    fitting; fit() returns ExpectedResults whose tables are cached (the same object on every access) and whose
+    summary() is the statsmodels summary text with the timestamps blanked. Data: seed 11, 30 Poisson trusts."""
+    rng = np.random.default_rng(11)
+    df = pd.DataFrame({"trust_code": [f"T{i:02d}" for i in range(30)], "x": rng.normal(size=30),
+                       "n": rng.uniform(1e4, 5e4, size=30)})
+    df["y"] = rng.poisson(df["n"] * 1e-3)
+    df.loc[3, "x"] = np.nan
+    model = ExpectedModel(df, "y", "n", "poisson", ["x"])
+    assert model.ok_trusts == [t for t in df["trust_code"] if t != "T03"]
+    assert model.exclusions["T03"] == ["missing covariate(s) x"]
+    assert list(model.X.columns) == ["Intercept", "x"] and len(model.X) == 29
+    res = model.fit()
+    assert isinstance(res, ExpectedResults) and res.model is model
+    assert res.table is res.table and res.coefficients is res.coefficients and res.fit_info is res.fit_info
+    assert res.fit_info["n_trusts"] == 29 and res.fit_info["n_excluded"] == 1
+    assert res.table.set_index("trust_code").loc["T03", "status"] == "no expected value: missing covariate(s) x"
+    text = res.summary()
+    assert "Generalized Linear Model Regression Results" in text and "Poisson" in text
+    assert not re.search(r"\d{2}:\d{2}:\d{2}", text)
+    with pytest.raises(ModelError, match="no column"):
+        ExpectedModel(df, "y", "n", "poisson", ["nope"])  # raised by the model, before any fit

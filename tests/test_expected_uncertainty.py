@@ -19,7 +19,7 @@ from leaguetables.config import ExpectedSettings, load_catalogue, load_methodolo
 from leaguetables.statistics.expected import (
     ModelError,
     _reml_tau2,
-    fit_expected,
+    ExpectedModel,
     oe_interval,
     random_effects_fit,
     within_extra_variance,
@@ -59,7 +59,7 @@ def test_se_log_expected_equals_statsmodels_get_prediction_link_se_single_row_tr
     logit — with V the (quasi-likelihood) coefficient covariance; and, at scale 1, ``se_mean/mean`` of
     ``get_prediction().summary_frame()``. Data: seed 3, 60 trusts."""
     df, _ = _frame(np.random.default_rng(3), fam=family)
-    r = fit_expected(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed")
+    r = ExpectedModel(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed").fit()
     lin = r.results.get_prediction(which="linear")
     eta = np.asarray(lin.predicted)
     dlog = (1 - special.expit(eta)) if family == "binomial" else np.ones_like(eta)
@@ -71,14 +71,14 @@ def test_se_log_expected_equals_statsmodels_get_prediction_link_se_single_row_tr
     # with the same within-trust interval of O (exact/Byar), the delta interval is wider than the O-only one for
     # every trust: a positive variance was added on both sides
     if family == "poisson":
-        o_only = fit_expected(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed", interval="o_only").table
-        d = fit_expected(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed",
-                         count_interval="exact_byar").table
+        o_only = ExpectedModel(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed", interval="o_only").fit().table
+        d = ExpectedModel(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed",
+                         count_interval="exact_byar").fit().table
         assert (d["oe_lower"] < o_only["oe_lower"]).all() and (d["oe_upper"] > o_only["oe_upper"]).all()
         assert (r.table["oe_method"] == "MidP+delta").all()
     else:
         assert (r.table["oe_method"] == "Wilson+delta").all()
-    assert r.summary["interval"] == "delta" and "delta method" in r.summary["oe_method"]
+    assert r.fit_info["interval"] == "delta" and "delta method" in r.fit_info["oe_method"]
 
 
 def test_delta_interval_closed_form_combines_within_interval_and_var_log_e():
@@ -137,7 +137,7 @@ def test_zero_observed_gives_lower_0_and_finite_upper_with_delta():
     rng = np.random.default_rng(8)
     df, _ = _frame(rng, fam="poisson", n_range=(200, 2000), alpha=-5.0)
     df.loc[4, "y"] = 0.0
-    t = fit_expected(df, "y", "n", "poisson", ["a"]).table.set_index("trust_code")
+    t = ExpectedModel(df, "y", "n", "poisson", ["a"]).fit().table.set_index("trust_code")
     assert t.at["T004", "oe"] == 0.0 and t.at["T004", "oe_lower"] == 0.0
     assert np.isfinite(t.at["T004", "oe_upper"]) and t.at["T004", "oe_upper"] > 0
 
@@ -148,8 +148,8 @@ def test_confidence_changes_the_interval(interval, model):
     """Mutation the suite missed: the O/E interval must depend on ``confidence`` — a 99.8% interval is strictly
     wider than a 95% one for every trust, and the point estimates are the same."""
     df, _ = _frame(np.random.default_rng(11), fam="binomial")
-    a = fit_expected(df, "y", "n", "binomial", ["a"], confidence=0.95, interval=interval, model=model).table
-    b = fit_expected(df, "y", "n", "binomial", ["a"], confidence=0.998, interval=interval, model=model).table
+    a = ExpectedModel(df, "y", "n", "binomial", ["a"], confidence=0.95, interval=interval, model=model).fit().table
+    b = ExpectedModel(df, "y", "n", "binomial", ["a"], confidence=0.998, interval=interval, model=model).fit().table
     assert (b["oe"] == a["oe"]).all()
     assert (b["oe_lower"] < a["oe_lower"]).all() and (b["oe_upper"] > a["oe_upper"]).all()
     assert (b["adjusted_upper"] > a["adjusted_upper"]).all()
@@ -180,9 +180,9 @@ def test_reml_tau2_closed_form_with_equal_sampling_variances():
 def test_random_effects_shrinkage_and_expected_known_answers():
     """Closed forms of the normal–normal model: β̂ is the GLS estimate with weights 1/(τ̂² + s²), the shrunken
     effect is (1 − B)(y − x'β̂) with B = s²/(τ̂² + s²), E = n·expit(x'β̂) (a trust with effect 0), and
-    fit_expected publishes oe_shrunk = expit(x'β̂ + û)/expit(x'β̂). Data: seed 4, 80 binomial trusts."""
+    ExpectedModel publishes oe_shrunk = expit(x'β̂ + û)/expit(x'β̂). Data: seed 4, 80 binomial trusts."""
     df, _ = _frame(np.random.default_rng(4), n_trusts=80, fam="binomial")
-    r = fit_expected(df, "y", "n", "binomial", ["a"], model="random_effects")
+    r = ExpectedModel(df, "y", "n", "binomial", ["a"], model="random_effects").fit()
     X = r.results.model.exog
     o, n = df["y"].to_numpy(), df["n"].to_numpy()
     mu = r.results.predict() * n
@@ -202,25 +202,25 @@ def test_random_effects_shrinkage_and_expected_known_answers():
     assert t["expected"].to_numpy() == pytest.approx(n * special.expit(X @ beta), rel=1e-10)
     assert t["oe_shrunk"].to_numpy() == pytest.approx(special.expit(X @ beta + u) / special.expit(X @ beta),
                                                       rel=1e-10)
-    assert r.summary["model"] == "random_effects" and r.summary["tau2"] == pytest.approx(re["tau2"])
+    assert r.fit_info["model"] == "random_effects" and r.fit_info["tau2"] == pytest.approx(re["tau2"])
     # the GLM's population-averaged E is kept beside it: ΣE_glm = ΣO (canonical link with an intercept)
     assert t["expected_glm"].sum() == pytest.approx(o.sum(), rel=1e-8)
-    fixed = fit_expected(df, "y", "n", "binomial", ["a"], model="fixed").table
+    fixed = ExpectedModel(df, "y", "n", "binomial", ["a"], model="fixed").fit().table
     assert (fixed["expected_glm"] == fixed["expected"]).all()
-    assert "REML" in r.summary_text
+    assert "REML" in r.summary()
     assert (t["oe_shrunk_lower"] < t["oe_shrunk"]).all() and (t["oe_shrunk"] < t["oe_shrunk_upper"]).all()
     with pytest.raises(ModelError, match="one row per trust"):
-        fit_expected(df.assign(s="x"), "y", "n", "binomial", ["a"], model="random_effects", strata=["s"])
+        ExpectedModel(df.assign(s="x"), "y", "n", "binomial", ["a"], model="random_effects", strata=["s"]).fit()
 
 
 def test_bad_interval_model_and_extra_variance_arguments_raise():
     df, _ = _frame(np.random.default_rng(5))
     with pytest.raises(ModelError, match="interval"):
-        fit_expected(df, "y", "n", "binomial", ["a"], interval="byar")
+        ExpectedModel(df, "y", "n", "binomial", ["a"], interval="byar").fit()
     with pytest.raises(ModelError, match="model"):
-        fit_expected(df, "y", "n", "binomial", ["a"], model="mixed")
+        ExpectedModel(df, "y", "n", "binomial", ["a"], model="mixed").fit()
     with pytest.raises(ModelError, match="within_extra_variance"):
-        fit_expected(df, "y", "n", "binomial", ["a"], within_extra_variance=-0.1)
+        ExpectedModel(df, "y", "n", "binomial", ["a"], within_extra_variance=-0.1).fit()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,8 +239,8 @@ def test_simulated_coverage_of_true_oe_delta_passes_where_o_only_fails():
     cov = {"delta": [], "o_only": [], "shrunk": []}
     for _ in range(40):
         df, truth = _frame(rng, n_trusts=100, fam="binomial", tau=0.25, n_range=(5000, 50000))
-        d = fit_expected(df, "y", "n", "binomial", ["a", "b"], scale="X2", model="random_effects").table
-        o = fit_expected(df, "y", "n", "binomial", ["a", "b"], scale="X2", model="fixed", interval="o_only").table
+        d = ExpectedModel(df, "y", "n", "binomial", ["a", "b"], scale="X2", model="random_effects").fit().table
+        o = ExpectedModel(df, "y", "n", "binomial", ["a", "b"], scale="X2", model="fixed", interval="o_only").fit().table
         cov["delta"].append(np.mean((d["oe_lower"] <= truth) & (truth <= d["oe_upper"])))
         cov["o_only"].append(np.mean((o["oe_lower"] <= truth) & (truth <= o["oe_upper"])))
         cov["shrunk"].append(np.mean((d["oe_shrunk_lower"] <= truth) & (truth <= d["oe_shrunk_upper"])))
@@ -359,13 +359,13 @@ def test_compute_metric_publishes_the_expected_columns_and_history_variance_on_d
     cat = {m.id: m for m in load_catalogue("demo").metrics}
     los = metrics.compute_metric(inputs, cat["los_emergency"], demo.QUARTERS[-1], meth)
     assert set(metrics.MODEL_COLUMNS) <= set(los.table.columns)
-    assert 0.010 <= los.models["acute"].summary["within_extra_variance_mean"] <= 0.025
+    assert 0.010 <= los.models["acute"].fit_info["within_extra_variance_mean"] <= 0.025
     ok = los.table.dropna(subset=["oe"])
     assert (ok["oe_method"] == "MidP+delta").all() and ok["oe_shrunk"].notna().all()
     assert (ok["adjusted_lower"] < ok["adjusted_value"]).all()
     assert {"model", "interval", "tau2"} <= set(los.model_summary().columns)
     ae = metrics.compute_metric(inputs, cat["ae_4hr"], demo.QUARTERS[-1], meth)
-    assert ae.models["acute"].summary["within_extra_variance_mean"] < 0.001
+    assert ae.models["acute"].fit_info["within_extra_variance_mean"] < 0.001
     t = ae.table.dropna(subset=["adjusted_value"])
     assert (t["standard_judged_on"] == "observed value").all()
     meets = t["value"] >= 78

@@ -248,7 +248,7 @@ def test_value_exactly_on_exact_limit_is_not_flagged():
 
 @pytest.mark.parametrize("method", ["spiegelhalter", "robust"])
 def test_value_exactly_on_normal_limit_is_not_flagged(method):
-    """Strict comparisons in the methods' own flag computation (not only ``outside_limits``): a unit whose O/E
+    """Strict comparisons in the methods' own flag computation: a unit whose O/E
     equals its upper limit exactly is inside; the next representable value above is outside. E = 64 (exact in
     binary) and the unit is the highest, so it is trimmed or winsorised and does not move φ or τ²."""
     rng = np.random.default_rng(4)

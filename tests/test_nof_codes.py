@@ -16,7 +16,7 @@ import pytest
 
 from leaguetables.nof import codes as nofcodes
 from leaguetables.config import load_catalogue
-from leaguetables.run.publish import NHSE_LONG_COLUMNS, nhse_long_table
+from leaguetables.nof.layout import NHSE_LONG_COLUMNS, nhse_long_table
 from leaguetables.inputs.sources import nof
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"

@@ -66,7 +66,7 @@ def _plant(out: Path) -> None:
 def _complete(folder: Path) -> str:
     """The folder is one complete publication: every file its manifest lists, with that checksum. Returns the
     manifest's checksum (which version it is)."""
-    from leaguetables.run.publish import published_files
+    from leaguetables.run.manifest import published_files
 
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     listed = manifest["outputs"]

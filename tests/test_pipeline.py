@@ -112,7 +112,7 @@ def test_second_run_gives_byte_identical_outputs(published, demo_dir, tmp_path):
     """Another run into another folder (no cache shared): every published file byte-identical — tables, report,
     profiles, methodology, spreadsheet, figures — except the manifest (run times) and the executed notebooks, whose
     cell outputs must be identical (their metadata records the run); and --verify's comparison finds nothing."""
-    from leaguetables.run.publish import published_files
+    from leaguetables.run.manifest import published_files
     from leaguetables.run.verify import compare_folders
 
     folder, _ = published

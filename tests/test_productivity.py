@@ -211,7 +211,7 @@ def _simulate_los(rng, n_trusts=134, quarters=8):
     x ~ Poisson(n · exp(α + β z + u_i) · g), g ~ Gamma(60, 1/60) (mean 1: sampling noise), u_i ~ N(0, 0.10²),
     one covariate z with β = 0.07; returns the observations, demographics, this quarter's metric table (with E from
     the demographic model) and the true resource (E*_i × max(0, θ_i − θ_b), θ_i = exp(u_i), truth.md)."""
-    from leaguetables.statistics.expected import fit_expected
+    from leaguetables.statistics.expected import ExpectedModel
 
     codes = [f"T{i:03d}" for i in range(n_trusts)]
     age = rng.normal(0.18, 0.03, n_trusts)
@@ -229,8 +229,8 @@ def _simulate_los(rng, n_trusts=134, quarters=8):
     obs = pd.concat(rows, ignore_index=True)
     demo = pd.DataFrame({"trust_code": codes, "share_65plus": age})
     cur = rows[-1]
-    fit = fit_expected(cur.join(demo.set_index("trust_code"), on="trust_code"), "numerator", "denominator",
-                       "poisson", ["share_65plus"])
+    fit = ExpectedModel(cur.join(demo.set_index("trust_code"), on="trust_code"), "numerator", "denominator",
+                       "poisson", ["share_65plus"]).fit()
     t = cur.assign(trust_type="acute", status="ok", value=cur["numerator"] / cur["denominator"],
                    expected=fit.table.set_index("trust_code")["expected"].reindex(codes).to_numpy())
     e_star = cur["denominator"].to_numpy() * np.exp(np.log(4.8) + 0.07 * z)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.inputs.sources import ae, beds, cancer, diagnostics, nhse, ods, rtt, sickness, staff_survey
+from leaguetables.inputs.sources import ae, beds, cancer, common, diagnostics, ods, rtt, sickness, staff_survey
 
 FIX = Path(__file__).parent / "fixtures" / "sources"
 
@@ -28,7 +28,7 @@ def one(obs: pd.DataFrame, metric: str, code: str) -> pd.Series:
 
 def test_obs_layout():
     obs = ae.ae_observations(ae.read_ae(FIX / "ae_monthly_2025-01_published.csv"), "2024-25-Q4")
-    assert list(obs.columns) == nhse.OBS_COLUMNS
+    assert list(obs.columns) == common.OBS_COLUMNS
     assert obs["suppressed"].dtype == bool
     assert obs["numerator"].dtype == "float64" and obs["denominator"].dtype == "float64"
     assert (obs["quarter"] == "2024-25-Q4").all()
@@ -36,24 +36,24 @@ def test_obs_layout():
 
 # ----------------------------------------------------------------------------- quarters
 def test_quarter_helpers():
-    assert nhse.quarter_months("2024-25-Q4") == [pd.Timestamp("2025-01-01"), pd.Timestamp("2025-02-01"),
+    assert common.quarter_months("2024-25-Q4") == [pd.Timestamp("2025-01-01"), pd.Timestamp("2025-02-01"),
                                                   pd.Timestamp("2025-03-01")]
-    assert nhse.quarter_months("2025-26-Q1")[0] == pd.Timestamp("2025-04-01")
-    assert nhse.quarter_end("2024-25-Q3") == pd.Timestamp("2024-12-31")
-    assert nhse.quarter_of("2025-03-15") == "2024-25-Q4"
-    assert nhse.quarter_of("2026-04-01") == "2026-27-Q1"
+    assert common.quarter_months("2025-26-Q1")[0] == pd.Timestamp("2025-04-01")
+    assert common.quarter_end("2024-25-Q3") == pd.Timestamp("2024-12-31")
+    assert common.quarter_of("2025-03-15") == "2024-25-Q4"
+    assert common.quarter_of("2026-04-01") == "2026-27-Q1"
     for bad in ("2024-26-Q4", "2024-25-Q5", "2024/25 Q4"):
         with pytest.raises(ValueError):
-            nhse.parse_quarter(bad)
-    assert nhse.parse_month("MSitAE-MARCH-2025") == pd.Timestamp("2025-03-01")
-    assert nhse.parse_month("RTT-April-2026") == pd.Timestamp("2026-04-01")
-    assert nhse.parse_month("31/01/2025") == pd.Timestamp("2025-01-01")
+            common.parse_quarter(bad)
+    assert common.parse_month("MSitAE-MARCH-2025") == pd.Timestamp("2025-03-01")
+    assert common.parse_month("RTT-April-2026") == pd.Timestamp("2026-04-01")
+    assert common.parse_month("31/01/2025") == pd.Timestamp("2025-01-01")
 
 
 def test_default_raw_dir_is_sibling_of_repository():
-    assert nhse.REPO_ROOT == Path(nhse.__file__).resolve().parents[4]
-    assert (nhse.REPO_ROOT / "pyproject.toml").exists()
-    assert nhse.DEFAULT_RAW_DIR == nhse.REPO_ROOT.parent / "shared" / "data" / "real"
+    assert common.REPO_ROOT == Path(common.__file__).resolve().parents[4]
+    assert (common.REPO_ROOT / "pyproject.toml").exists()
+    assert common.DEFAULT_RAW_DIR == common.REPO_ROOT.parent / "shared" / "data" / "real"
 
 
 # ------------------------------------------------------------------------------------ A&E
@@ -97,7 +97,7 @@ def test_ae_older_layout_renamed_columns_no_booked_columns():
 
 def test_ae_no_data_for_quarter():
     monthly = ae.read_ae(FIX / "ae_monthly_2025-01_published.csv")
-    with pytest.raises(nhse.NoDataForQuarter):
+    with pytest.raises(common.NoDataForQuarter):
         ae.ae_observations(monthly, "2024-25-Q3")
 
 
@@ -127,7 +127,7 @@ def test_dm01_provider_sheet_total_row_suppressed_and_not_applicable():
     assert (one(obs, "diag_6wk", "RXB")[["numerator", "denominator"]] == [110, 1200]).all()
     assert bool(one(obs, "diag_6wk", "RXC")["suppressed"])
     assert "RXD" not in set(obs["trust_code"])  # empty list, % shown as "-": no observation
-    with pytest.raises(nhse.NoDataForQuarter):  # snapshot month of Q1 is June
+    with pytest.raises(common.NoDataForQuarter):  # snapshot month of Q1 is June
         diagnostics.dm01_observations(dm01, "2025-26-Q1")
     with pytest.raises(ValueError):
         diagnostics.read_dm01(FIX / "dm01_provider_sheet_2025-03.csv")  # no period anywhere
@@ -152,7 +152,7 @@ def test_kh03_dash_not_applicable_and_england_row():
     assert "RXM" not in set(obs["trust_code"])  # no G&A beds ('-'): not applicable
     merged = beds.kh03_observations(kh03, "2024-25-Q4", {"RXP": "RXA"})
     assert one(merged, "beds_ga_occupancy", "RXA")["denominator"] == pytest.approx(1280.25)
-    with pytest.raises(nhse.NoDataForQuarter):
+    with pytest.raises(common.NoDataForQuarter):
         beds.kh03_observations(kh03, "2024-25-Q3")
 
 
@@ -205,7 +205,7 @@ def test_nss_survey_year_rule():
     assert staff_survey.survey_year_for_quarter("2024-25-Q3") == 2023
     assert staff_survey.survey_year_for_quarter("2025-26-Q3") == 2024
     nss = staff_survey.read_nss(FIX / "nss_org_results.csv", survey_year=2024)
-    with pytest.raises(nhse.NoDataForQuarter):
+    with pytest.raises(common.NoDataForQuarter):
         staff_survey.nss_observations(nss, "2024-25-Q3")
 
 
@@ -219,9 +219,9 @@ def test_rtt_full_extract_commissioners_summed_blank_total_and_no_c999():
     rxb = one(obs, "rtt_18wk", "RXB")  # no C_999: specialties summed
     assert (rxb["numerator"], rxb["denominator"]) == (75, 100)
     assert one(obs, "rtt_52wk", "RXB")["numerator"] == 5
-    with pytest.raises(nhse.NoDataForQuarter):
+    with pytest.raises(common.NoDataForQuarter):
         rtt.rtt_observations(r, "2026-27-Q1")  # June snapshot not published
-    with pytest.raises(nhse.NoDataForQuarter):
+    with pytest.raises(common.NoDataForQuarter):
         rtt.rtt_observations(r, "2024-25-Q4", allow_earlier=True)
 
 
@@ -238,7 +238,7 @@ def test_ods_headerless_etr_successors_and_trust_table():
                           "trust_subtype": ["Acute and Acute & Community", "Mental Health and Learning Disability",
                                             "Specialist"]})
     t = ods.build_trusts(reg, "2025-03-31", types=[types])
-    assert list(t.columns) == nhse.TRUST_COLUMNS
+    assert list(t.columns) == common.TRUST_COLUMNS
     assert list(t["trust_code"]) == ["RXA", "RXM"]  # RXP closed, RXN not yet open
     assert t.iloc[0]["trust_name"] == "Example Acute Hospitals NHS Trust"
     assert t.iloc[0]["region"] == "North West"
@@ -257,12 +257,12 @@ def test_curated_successors_follow_the_real_mergers():
 def test_coverage_table_counts_and_reasons():
     trusts = pd.DataFrame({"trust_code": ["A", "B", "C", "D", "E"]})
     obs = pd.concat([
-        nhse.make_observations(pd.DataFrame({
+        common.make_observations(pd.DataFrame({
             "trust_code": ["A", "B", "C", "Z"], "numerator": [1, 5, np.nan, 1],
             "denominator": [10, 4, np.nan, 2], "suppressed": [False, False, True, False]}), "2024-25-Q4", "m1"),
-        nhse.make_observations(pd.DataFrame({"trust_code": ["A", "B"], "value": [6.5, np.nan]}), "2024-25-Q4", "m2"),
+        common.make_observations(pd.DataFrame({"trust_code": ["A", "B"], "value": [6.5, np.nan]}), "2024-25-Q4", "m2"),
     ])
-    cov = nhse.coverage_table(obs, trusts, {"m1": {"statistic": "proportion"}, "m2": {"statistic": "mean"}})
+    cov = common.coverage_table(obs, trusts, {"m1": {"statistic": "proportion"}, "m2": {"statistic": "mean"}})
     m1 = cov.set_index("metric_id").loc["m1"]
     assert (m1["covered"], m1["suppressed"], m1["excluded"], m1["missing"], m1["not_in_register"]) == (1, 1, 1, 2, 1)
     assert "numerator > denominator: B" in m1["excluded_why"]
@@ -272,4 +272,4 @@ def test_coverage_table_counts_and_reasons():
     assert m2["excluded_why"] == "no value: B"
     # catalogue-like objects with .id / .statistic give the same table
     objs = [SimpleNamespace(id="m1", statistic="proportion"), SimpleNamespace(id="m2", statistic="mean")]
-    pd.testing.assert_frame_equal(nhse.coverage_table(obs, trusts, SimpleNamespace(metrics=objs)), cov)
+    pd.testing.assert_frame_equal(common.coverage_table(obs, trusts, SimpleNamespace(metrics=objs)), cov)

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.inputs.sources import demographics, nhse, ods
+from leaguetables.inputs.sources import common, demographics, nhse, ods
 
-RAW = nhse.DEFAULT_RAW_DIR
+RAW = common.DEFAULT_RAW_DIR
 DEMO = RAW / "trust_catchment_demographics"
 pytestmark = [
     pytest.mark.realdata,
@@ -32,10 +32,10 @@ def q4():
 
 def test_quarter_tables_and_layout(q4):
     assert set(q4) == {"trusts", "observations", "demographics", "status"}
-    assert list(q4["trusts"].columns) == nhse.TRUST_COLUMNS
-    assert list(q4["observations"].columns) == nhse.OBS_COLUMNS
-    assert list(q4["demographics"].columns) == nhse.DEMOGRAPHIC_COLUMNS
-    assert list(q4["status"].columns) == nhse.STATUS_COLUMNS
+    assert list(q4["trusts"].columns) == common.TRUST_COLUMNS
+    assert list(q4["observations"].columns) == common.OBS_COLUMNS
+    assert list(q4["demographics"].columns) == common.DEMOGRAPHIC_COLUMNS
+    assert list(q4["status"].columns) == common.STATUS_COLUMNS
     trusts = q4["trusts"]
     assert len(trusts) == 121 and trusts["trust_code"].is_unique
     assert set(trusts["trust_type"]) == {"acute"}
@@ -44,7 +44,7 @@ def test_quarter_tables_and_layout(q4):
     assert t.loc["R1F", "trust_name"] == "Isle of Wight NHS Trust"
     assert "RAP" not in t.index  # merged into Royal Free on 1 January 2025
     obs = q4["observations"]
-    assert set(obs["metric_id"]) == set(Q4_METRICS) and set(obs["metric_id"]) <= set(nhse.METRICS)
+    assert set(obs["metric_id"]) == set(Q4_METRICS) and set(obs["metric_id"]) <= set(common.METRICS)
     assert set(obs["trust_code"]) <= set(trusts["trust_code"])
     assert not obs.duplicated(["quarter", "trust_code", "metric_id"]).any()
     assert (obs["quarter"] == Q4).all()
@@ -56,7 +56,7 @@ def test_quarter_tables_and_layout(q4):
 
 
 def test_coverage_every_metric_121_trusts(q4):
-    cov = nhse.coverage_table(q4["observations"], q4["trusts"], nhse.METRICS).set_index("metric_id")
+    cov = common.coverage_table(q4["observations"], q4["trusts"], common.METRICS).set_index("metric_id")
     for metric in Q4_METRICS:
         assert cov.loc[metric, "covered"] == 121, metric
         assert cov.loc[metric, ["missing", "suppressed", "excluded"]].sum() == 0
@@ -82,7 +82,7 @@ def test_other_trust_types():
         data = nhse.load_nhse_quarter(Q4, trust_types=("mental_health_community", "ambulance"))
     types = data["trusts"]["trust_type"].value_counts().to_dict()
     assert types == {"mental_health_community": 58, "ambulance": 10}
-    cov = nhse.coverage_table(data["observations"], data["trusts"], nhse.METRICS).set_index("metric_id")
+    cov = common.coverage_table(data["observations"], data["trusts"], common.METRICS).set_index("metric_id")
     assert cov.loc["sickness_absence", "covered"] == 68
     assert cov.loc["staff_engagement", "covered"] == 68
     assert data["demographics"]["population"].isna().all()  # OHID catchments are acute only
@@ -150,7 +150,7 @@ def test_cli_writes_four_contract_csvs(tmp_path, capsys):
     assert len(trusts) == 121 and len(obs) == 1210
     # NHS England's performance files carry no finance data: the flags are unknown (empty), never a default False
     assert status[["deficit", "deficit_support", "improvement_programme"]].isna().all().all()
-    assert list(obs.columns) == nhse.OBS_COLUMNS
+    assert list(obs.columns) == common.OBS_COLUMNS
     out = capsys.readouterr()
     assert "121 trusts" in out.out and "not published" in out.err
 

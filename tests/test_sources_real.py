@@ -15,9 +15,9 @@ from collections import defaultdict
 import pandas as pd
 import pytest
 
-from leaguetables.inputs.sources import ae, beds, cancer, diagnostics, nhse, ods, rtt, sickness, staff_survey
+from leaguetables.inputs.sources import ae, beds, cancer, common, diagnostics, ods, rtt, sickness, staff_survey
 
-RAW = nhse.DEFAULT_RAW_DIR
+RAW = common.DEFAULT_RAW_DIR
 PERF = RAW / "nhse_perf_2024_25"
 pytestmark = [
     pytest.mark.realdata,
@@ -52,7 +52,7 @@ def n_trusts(obs, metric):
 
 @pytest.fixture(scope="module")
 def successors_q4():
-    return ods.successor_map(ods.read_ods(nhse.source_path(RAW, "ods")), nhse.quarter_end(Q4))
+    return ods.successor_map(ods.read_ods(common.source_path(RAW, "ods")), common.quarter_end(Q4))
 
 
 # ------------------------------------------------------------------------------------ A&E
@@ -107,7 +107,7 @@ def test_ae_trusts_per_metric(ae_monthly, successors_q4):
 
 
 # --------------------------------------------------------------------------------- cancer
-CWT_FILES = nhse.source_path(RAW, "cancer")
+CWT_FILES = common.source_path(RAW, "cancer")
 #: Q4 2024-25: standard → (within standard, total treated); 31/62-day from ALL MODALITIES rows
 CWT_Q4 = {
     "R0A": {"28-day FDS": (12291, 16580), "31-day Combined": (1600, 1840), "62-day Combined": (819.5, 1350.5)},
@@ -140,7 +140,7 @@ def test_cancer_hand_calculations(cwt, successors_q4):
 
 def test_cancer_merger_royal_free_absorbs_north_middlesex_in_q3(cwt):
     # RAP closed 31 Dec 2024 -> counts of Oct–Dec 2024 go to RAL (62-day, ALL MODALITIES rows)
-    succ = ods.successor_map(ods.read_ods(nhse.source_path(RAW, "ods")), nhse.quarter_end("2024-25-Q3"))
+    succ = ods.successor_map(ods.read_ods(common.source_path(RAW, "ods")), common.quarter_end("2024-25-Q3"))
     assert succ["RAP"] == "RAL"
     acc = defaultdict(float)
     for r in rows(CWT_FILES[1], **{"ORG CODE": ("RAL", "RAP"), "PERIOD": Q3_MONTHS, "STANDARD": "62-day Combined",
@@ -384,13 +384,13 @@ def test_rtt_national_counts_and_summary_file(rtt_rows):
     a = obs[obs["metric_id"] == "rtt_18wk"].set_index("trust_code")
     assert (a["numerator"] == s.loc[a.index, "within_18_weeks"]).all()
     assert (a["denominator"] == s.loc[a.index, "total_in_week_bands"]).all()
-    with pytest.raises(nhse.NoDataForQuarter):
+    with pytest.raises(common.NoDataForQuarter):
         rtt.rtt_observations(rtt_rows, Q4)  # does not feed 2024-25-Q4
 
 
 # ------------------------------------------------------------------------------------ ODS
 def test_ods_register_and_successors():
-    reg = ods.read_ods(nhse.source_path(RAW, "ods"))
+    reg = ods.read_ods(common.source_path(RAW, "ods"))
     assert len(reg) == 274 and reg["close_date"].notna().sum() == 72
     closed = set(reg.loc[reg["close_date"].notna(), "org_code"])
     assert closed == set(ods.SUCCESSORS)  # every closure has a curated entry

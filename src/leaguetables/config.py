@@ -17,11 +17,13 @@ import hashlib
 import re
 from pathlib import Path
 from typing import Literal
+import math
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leaguetables.errors import InputError
+from leaguetables.quarters import check_quarter, quarter_key
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -173,8 +175,6 @@ class Validation(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Validation":
-        from leaguetables.inputs.contract import check_quarter, quarter_key
-
         for q in (self.quarter, self.previous):
             try:
                 check_quarter(q)
@@ -221,7 +221,6 @@ class Scoring(_Strict):
             b = self.bands or []
             if len(b) < 2 or b[-1][0] is not None or any(x[0] is None for x in b[:-1]):
                 raise ValueError("'bands' needs at least two [bound, score] pairs, the last with bound null")
-            import math
             if any(not math.isfinite(x[0]) for x in b[:-1]) or any(not math.isfinite(x[1]) for x in b):
                 raise ValueError("'bands' bounds and scores must be finite")
             ops = {(x[2] if len(x) > 2 else ">=") for x in b[:-1]}
@@ -417,7 +416,6 @@ class Segmentation(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Segmentation":
-        import math
         if self.rule == "fixed_thresholds":
             if self.thresholds is None:
                 pass  # not published anywhere we can cite: valid config, but nothing can be segmented (see unsourced)
@@ -791,6 +789,42 @@ def load_methodology(name_or_path: str | Path) -> Methodology:
     data = _load_yaml(path)
     try:
         return Methodology.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_validation_message(path, exc, data)) from None
+
+
+class SourceMetric(_Strict):
+    """One metric an NHS England adapter produces from the published files (``config/sources/<name>.yaml``)."""
+
+    id: str = Field(min_length=1, max_length=60)
+    name: str = Field(min_length=1)
+    unit: str
+    direction: Literal["higher_better", "lower_better"]
+    statistic: Literal["proportion", "rate", "mean"]
+    standard: float | None = Field(description="NOF / operational standard as a fraction or score, if any")
+    standard_note: str
+    domain: str
+    source: str = Field(description="the adapter module (leaguetables.inputs.sources.<source>)")
+    quarterly_rule: str
+
+
+class SourceMetrics(_Strict):
+    metrics: list[SourceMetric] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "SourceMetrics":
+        ids = [m.id for m in self.metrics]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"metric ids repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
+        return self
+
+
+def load_source_metrics(name_or_path: str | Path = "nhse-metrics") -> dict[str, SourceMetric]:
+    """The metrics of ``config/sources/<name>.yaml`` by id, in file order."""
+    path = _resolve("sources", name_or_path)
+    data = _load_yaml(path)
+    try:
+        return {m.id: m for m in SourceMetrics.model_validate(data).metrics}
     except ValidationError as exc:
         raise InputError(_validation_message(path, exc, data)) from None
 

@@ -1163,7 +1163,8 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
     from leaguetables import __version__
     from leaguetables.publication import pages
     from leaguetables.inputs.contract import quarter_label
-    from leaguetables.run.publish import git_state, write_csv
+    from leaguetables.csv_output import write_csv
+    from leaguetables.run.manifest import git_state
 
     v = validation or methodology.validation
     out = Path(out)

@@ -19,6 +19,8 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+import csv
+import io
 
 import numpy as np
 import pandas as pd
@@ -26,34 +28,14 @@ import pandera.pandas as pa
 
 from leaguetables.config import TRUST_TYPES, Catalogue
 from leaguetables.errors import InputError
+from leaguetables.quarters import QUARTER_RE, check_quarter, quarter_key
 
-QUARTER_RE = re.compile(r"^(\d{4})-(\d{2})-Q([1-4])\Z")
 TRUST_CODE_RE = r"^[A-Z0-9][A-Z0-9-]{1,15}$"
 MAX_COUNT = 1e10  # larger counts are not plausible for one trust in one quarter
 MAX_VALUE = 1e7
 
 FILES = ("trusts", "observations", "demographics", "status")
 
-
-MIN_YEAR, MAX_YEAR = 1990, 2099  # financial years a quarter may start in
-
-
-def check_quarter(quarter: str) -> str:
-    """Validate a quarter label ``YYYY-YY-QN`` (financial year, e.g. ``2025-26-Q4``)."""
-    m = QUARTER_RE.match(str(quarter))
-    if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
-        raise InputError(f"quarter {str(quarter)[:40]!r} is not of the form YYYY-YY-QN with consecutive years, "
-                         "e.g. 2025-26-Q4")
-    if not MIN_YEAR <= int(m.group(1)) <= MAX_YEAR:
-        raise InputError(f"quarter {quarter!r} is not plausible (financial years {MIN_YEAR}-{(MIN_YEAR + 1) % 100:02d} "
-                         f"to {MAX_YEAR}-{(MAX_YEAR + 1) % 100:02d})")
-    return quarter
-
-
-def quarter_key(quarter: str) -> tuple[int, int]:
-    m = QUARTER_RE.match(quarter)
-    assert m, quarter
-    return int(m.group(1)), int(m.group(3))
 
 
 def previous_quarter(quarter: str) -> str:
@@ -216,8 +198,6 @@ def control_character(text: str) -> str | None:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     """A contract CSV as text cells, indexed by the physical line number each record starts on."""
-    import csv
-    import io
 
     if path.exists() and not path.is_file():
         raise InputError("is a folder or a special file, not a CSV file", file=str(path))

@@ -32,9 +32,11 @@ planted outliers, a true change between two quarters, and no change at all betwe
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Mapping
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +195,38 @@ def _sign_better(spec: dict) -> float:
     return 1.0 if spec["q"] >= 0 else -1.0
 
 
+@dataclass
+class _Draw:
+    """What the metric generators share: the random streams, the trusts, their latent quality and the scenario,
+    and the rows they append to."""
+
+    rt: np.random.Generator
+    rn: np.random.Generator
+    rt_early: np.random.Generator
+    rn_early: np.random.Generator
+    codes: np.ndarray
+    ttype: np.ndarray
+    size: np.ndarray
+    quality: np.ndarray
+    z: pd.DataFrame
+    planted: dict
+    moved: np.ndarray
+    changed_from: int
+    held: int | None
+    after_k: int | None
+    deprivation_effect: bool
+    outlier_scale: str = "between_trust"
+    outlier_quarters: Mapping[str, int] = field(default_factory=dict)
+    blocks: list = field(default_factory=list)
+    truth_blocks: list = field(default_factory=list)
+    coef_rows: list = field(default_factory=list)
+    eff_rows: list = field(default_factory=list)
+
+    @functools.cached_property
+    def pos(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.codes)}
+
+
 def _within_variance(spec: dict, size: float, z: pd.Series, beta: Mapping[str, float]) -> float:
     """The sampling variance of one quarter's model-scale value (logit, log or the reported value) of an average
     trust (trust effect 0) of relative ``size`` and standardised covariates ``z`` in the last demo quarter."""
@@ -204,6 +238,20 @@ def _within_variance(spec: dict, size: float, z: pd.Series, beta: Mapping[str, f
         p = 1 / (1 + np.exp(-eta0))
         return 1 / (n * p * (1 - p))
     return 1 / (n * np.exp(eta0)) + (1 / spec["shape"] if "shape" in spec else 0.0)
+
+
+def _check_scenario(quality_deprivation_r: float, change, change_quarters, hold_quarters: bool,
+                    outlier_scale: str = "between_trust") -> None:
+    if outlier_scale not in ("between_trust", "funnel"):
+        raise ValueError(f"outlier_scale must be 'between_trust' or 'funnel', got {outlier_scale!r}")
+    if not -1 < quality_deprivation_r < 1:
+        raise ValueError(f"quality_deprivation_r must lie in (-1, 1), got {quality_deprivation_r!r}")
+    if (change or hold_quarters) and change_quarters is None:
+        raise ValueError("change and hold_quarters need change_quarters=(before, after)")
+    if change_quarters is not None:
+        before, after = change_quarters
+        if before not in QUARTERS or after not in QUARTERS or QUARTERS.index(before) >= QUARTERS.index(after):
+            raise ValueError(f"change_quarters must be two demo quarters in order, got {change_quarters!r}")
 
 
 def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality_deprivation_r: float = 0.0,
@@ -246,24 +294,13 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
     reported values and ratings the reported figure itself), ``truth/planted`` (outliers and changes) and
     ``truth/scenario`` (the arguments).
     """
-    if outlier_scale not in ("between_trust", "funnel"):
-        raise ValueError(f"outlier_scale must be 'between_trust' or 'funnel', got {outlier_scale!r}")
-    if not -1 < quality_deprivation_r < 1:
-        raise ValueError(f"quality_deprivation_r must lie in (-1, 1), got {quality_deprivation_r!r}")
-    if (change or hold_quarters) and change_quarters is None:
-        raise ValueError("change and hold_quarters need change_quarters=(before, after)")
-    if change_quarters is not None:
-        before, after = change_quarters
-        if before not in QUARTERS or after not in QUARTERS or QUARTERS.index(before) >= QUARTERS.index(after):
-            raise ValueError(f"change_quarters must be two demo quarters in order, got {change_quarters!r}")
+    _check_scenario(quality_deprivation_r, change, change_quarters, hold_quarters, outlier_scale)
     rt, rn, rt_early, rn_early = _streams(seed, noise_seed)
     catalogue = load_catalogue("demo")
     trusts = make_trusts(rt)
     demo = make_demographics(rt, trusts)
     z, standardisation = _standardise(demo, trusts)
     codes = trusts["trust_code"].to_numpy()
-    pos = {c: i for i, c in enumerate(codes)}
-    ttype = trusts["trust_type"].to_numpy()
     size = rt.lognormal(0, 0.45, len(trusts))
     quality = rt.normal(0, 1, len(trusts))  # latent trust quality shared across metrics (higher = better)
     if quality_deprivation_r:
@@ -273,153 +310,20 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
     unknown = sorted({c for _, c in planted} - set(codes)) + sorted({c for c, _ in change} - set(codes))
     if unknown:
         raise ValueError(f"unknown trust codes in the scenario: {unknown[:5]}")
-    moved = np.zeros(len(trusts))
+    d = _Draw(rt, rn, rt_early, rn_early, codes, trusts["trust_type"].to_numpy(), size, quality, z, planted,
+              np.zeros(len(trusts)), QUARTERS.index(change_quarters[1]) if change_quarters else len(QUARTERS),
+              QUARTERS.index(change_quarters[0]) if (change_quarters and hold_quarters) else None,
+              QUARTERS.index(change_quarters[1]) if change_quarters else None, deprivation_effect,
+              outlier_scale, dict(outlier_quarters or {}))
     for c, k in change:
-        moved[pos[c]] = float(k)
-    changed_from = QUARTERS.index(change_quarters[1]) if change_quarters else len(QUARTERS)
-    held = QUARTERS.index(change_quarters[0]) if (change_quarters and hold_quarters) else None
-    after_k = QUARTERS.index(change_quarters[1]) if change_quarters else None
-
-    blocks, truth_blocks, coef_rows, eff_rows = [], [], [], []
+        d.moved[d.pos[c]] = float(k)
     for metric in catalogue.metrics:
-        spec = SPEC[metric.id]
-        elig = np.isin(ttype, metric.trust_types)
-        idx = np.flatnonzero(elig)
-        own = rt.normal(0, 1, len(trusts))
-        kind = spec["kind"]
-        beta = dict(spec.get("beta", {}))
-        if not deprivation_effect and "imd_score" in beta:
-            beta["imd_score"] = 0.0
-        if kind in ("binomial", "poisson", "value"):
-            q = spec["q"]
-            u = spec["sd"] * (q * quality + np.sqrt(1 - q * q) * own)
-            for (mid, c), k in planted.items():
-                if mid == metric.id:
-                    scale = spec["sd"]
-                    if outlier_scale == "funnel":
-                        within = _within_variance(spec, size[pos[c]], z.iloc[pos[c]], beta)
-                        scale = np.sqrt(spec["sd"] ** 2 + within / (outlier_quarters or {}).get(mid, 1))
-                    u[pos[c]] = k * scale
-            shift = moved * spec["sd"] * _sign_better(spec)
-            for i in idx:
-                eff_rows.append({"metric_id": metric.id, "trust_code": codes[i], "effect": u[i]})
-        if kind in ("binomial", "poisson"):
-            base = np.full(len(trusts), spec["alpha"])
-            for cov, b in beta.items():
-                base = base + b * z[cov].to_numpy(float)
-            for t in metric.trust_types:
-                coef_rows.append({"metric_id": metric.id, "trust_type": t, "term": "Intercept", "value": spec["alpha"]})
-                for cov, b in beta.items():
-                    coef_rows.append({"metric_id": metric.id, "trust_type": t, "term": cov, "value": b})
-            dens: dict[int, np.ndarray] = {}
-            for k, quarter in enumerate(QUARTERS):
-                early = quarter in EARLY_QUARTERS
-                t_rng, n_rng = (rt_early, rn_early) if early else (rt, rn)
-                season = 1.0 + 0.05 * np.cos(2 * np.pi * (k % 4) / 4)
-                n = np.maximum(np.round(spec["base"] * size[idx] * season * t_rng.lognormal(0, 0.05, len(idx))), 20)
-                kt = k
-                if held is not None and k == after_k:
-                    n, kt = dens[held], held  # no change: the earlier quarter's activity, trend and season
-                dens[k] = n
-                eff = u[idx] + (shift[idx] if k >= changed_from else 0.0)
-                eta0 = base[idx] + spec["trend"] * (kt - (len(QUARTERS) - 1))
-                eta = eta0 + eff
-                if kind == "binomial":
-                    m, e_star = n / (1 + np.exp(-eta)), n / (1 + np.exp(-eta0))
-                    x = n_rng.binomial(n.astype(np.int64), 1 / (1 + np.exp(-eta)))
-                else:
-                    m, e_star = n * np.exp(eta), n * np.exp(eta0)
-                    mu = m
-                    if "shape" in spec:  # gamma-Poisson mixture: extra-Poisson variation within trust-quarter
-                        mu = mu * n_rng.gamma(spec["shape"], 1 / spec["shape"], len(idx))
-                    x = n_rng.poisson(mu)
-                blocks.append(_block(quarter, codes[idx], metric.id, numerator=x, denominator=n))
-                truth_blocks.append(({
-                    "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": n,
-                    "true_numerator": m, "true_expected": e_star, "true_value": m / n * metric.multiplier,
-                    "true_oe": m / e_star, "true_category": None}, len(idx)))
-        elif kind == "value":
-            annual_noise: dict[str, np.ndarray] = {}
-            unshifted: dict[int, np.ndarray] = {}
-            for k, quarter in enumerate(QUARTERS):
-                t_rng = rt_early if quarter in EARLY_QUARTERS else rt
-                year = quarter[:7]
-                draw = t_rng.normal(0, spec["noise"] + 1e-12, len(trusts))  # drawn every quarter (stream order)
-                noise = annual_noise.setdefault(year, draw) if spec.get("annual") else draw
-                unshifted[k] = spec["mean"] + u + noise
-                if held is not None and k == after_k:
-                    unshifted[k] = unshifted[held]  # no change: the earlier quarter's reported value
-                v = np.round(unshifted[k] + (shift if k >= changed_from else 0.0), spec["decimals"])
-                blocks.append(_block(quarter, codes[idx], metric.id, value=v[idx]))
-                truth_blocks.append(({
-                    "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": np.nan,
-                    "true_numerator": np.nan, "true_expected": np.nan, "true_value": v[idx], "true_oe": np.nan,
-                    "true_category": None}, len(idx)))
-        elif kind == "bracket":
-            latent = spec["q"] * quality + np.sqrt(1 - spec["q"] ** 2) * own
-            cuts = np.quantile(latent, [0.08, 0.70, 0.93])
-            rating = np.array(RATINGS)[3 - np.searchsorted(cuts, latent)]
-            ratings: dict[int, np.ndarray] = {}
-            for k, quarter in enumerate(QUARTERS):
-                if quarter == STANDARD_QUARTERS[4]:  # a round of re-inspections at the start of 2025/26
-                    change_r = rt.random(len(trusts)) < 0.15
-                    step = np.where(rt.random(len(trusts)) < 0.5, -1, 1)
-                    rpos = np.clip(np.array([RATINGS.index(r) for r in rating]) + step, 0, 3)
-                    rating = np.where(change_r, np.array(RATINGS)[rpos], rating)
-                ratings[k] = ratings[held] if (held is not None and k == after_k) else rating
-                rating = ratings[k]
-                blocks.append(_block(quarter, codes[idx], metric.id, category=rating[idx].astype(object)))
-                truth_blocks.append(({
-                    "quarter": quarter, "trust_code": codes[idx], "metric_id": metric.id, "denominator": np.nan,
-                    "true_numerator": np.nan, "true_expected": np.nan, "true_value": np.nan, "true_oe": np.nan,
-                    "true_category": rating[idx].astype(object)}, len(idx)))
-
-    obs = _frame(blocks)
-    obs["suppressed"] = False
-    # A few suppressed figures (withheld by the source) and a few missing rows (not submitted): drawn over the rows
-    # of each stream in generation order (the standard quarters exactly as the original demo drew them).
-    keep = np.ones(len(obs), dtype=bool)
-    sup = np.zeros(len(obs), dtype=bool)
-    for stream, rows in ((rt, ~obs["quarter"].isin(EARLY_QUARTERS).to_numpy()),
-                         (rt_early, obs["quarter"].isin(EARLY_QUARTERS).to_numpy())):
-        where = np.flatnonzero(rows)
-        sup[where[stream.random(len(where)) < 0.004]] = True
-        keep[where[stream.random(len(where)) < 0.004]] = False
-    if held is not None:  # the later quarter keeps the earlier quarter's suppressed and missing figures
-        key = ["trust_code", "metric_id"]
-        b_rows = np.flatnonzero((obs["quarter"] == change_quarters[0]).to_numpy())
-        a_rows = np.flatnonzero((obs["quarter"] == change_quarters[1]).to_numpy())
-        ref = pd.DataFrame({"sup": sup[b_rows], "keep": keep[b_rows]},
-                           index=pd.MultiIndex.from_frame(obs.loc[b_rows, key]))
-        k_idx = pd.MultiIndex.from_frame(obs.loc[a_rows, key])
-        sup[a_rows] = ref["sup"].reindex(k_idx).to_numpy(bool)
-        keep[a_rows] = ref["keep"].reindex(k_idx).to_numpy(bool)
-    obs.loc[sup, "suppressed"] = True
-    obs.loc[sup, ["numerator", "denominator", "value"]] = np.nan
-    obs.loc[sup, "category"] = None
-    obs = obs.loc[keep].reset_index(drop=True)
-
-    # Finance and status: a deficit follows the planned surplus/deficit; deficit support for the worst plans;
-    # the improvement programme (segment 5) for the trusts of lowest latent quality, from 2025/26.
-    plan = obs[obs["metric_id"] == "finance_plan"].set_index(["quarter", "trust_code"])["value"]
-    worst = set(codes[np.argsort(quality)[:3]])
-    status = pd.DataFrame({"quarter": np.repeat(QUARTERS, len(codes)).astype(object),
-                           "trust_code": np.tile(codes, len(QUARTERS)).astype(object)})
-    p = plan.reindex(pd.MultiIndex.from_frame(status)).to_numpy(float)
-    with np.errstate(invalid="ignore"):
-        status["deficit"] = np.where(np.isnan(p), False, p < 0)
-        status["deficit_support"] = np.where(np.isnan(p), False, p < -2.5)
-    status["improvement_programme"] = (status["trust_code"].isin(worst)
-                                       & status["quarter"].str.startswith("2025-26")).to_numpy()
-    if held is not None:  # the same status in both quarters
-        b_q, a_q = change_quarters
-        ref = status[status["quarter"] == b_q].set_index("trust_code")
-        rows = status["quarter"] == a_q
-        for col in ("deficit", "deficit_support", "improvement_programme"):
-            status.loc[rows, col] = status.loc[rows, "trust_code"].map(ref[col]).to_numpy(bool)
+        _metric_rows(d, metric)
+    obs = _missing_and_suppressed(_frame(d.blocks), d, change_quarters)
+    status = _status(obs, d, change_quarters)
     sort = ["quarter", "trust_code", "metric_id"]
     order = {q: i for i, q in enumerate(QUARTERS)}
-    truth_values = _frame(truth_blocks)
+    truth_values = _frame(d.truth_blocks)
     truth_values = truth_values.sort_values(sort, key=lambda s: s.map(order) if s.name == "quarter" else s,
                                             kind="mergesort").reset_index(drop=True)
     planted_rows = [{"kind": "outlier", "metric_id": m, "trust_code": c, "sd_multiple": k, "from_quarter": None}
@@ -441,14 +345,178 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
         "observations": obs.sort_values(sort, kind="mergesort").reset_index(drop=True),
         "demographics": demo,
         "status": status,
-        "truth/coefficients": pd.DataFrame(coef_rows),
-        "truth/trust_effects": pd.DataFrame(eff_rows),
+        "truth/coefficients": pd.DataFrame(d.coef_rows),
+        "truth/trust_effects": pd.DataFrame(d.eff_rows),
         "truth/standardisation": standardisation,
         "truth/values": truth_values,
         "truth/planted": pd.DataFrame(planted_rows, columns=["kind", "metric_id", "trust_code", "sd_multiple",
                                                              "from_quarter"]),
         "truth/scenario": scenario,
     }
+
+
+def _metric_rows(d: _Draw, metric) -> None:
+    """One metric's observations and truth over every quarter (draws in the order of the original generator)."""
+    spec = SPEC[metric.id]
+    idx = np.flatnonzero(np.isin(d.ttype, metric.trust_types))
+    own = d.rt.normal(0, 1, len(d.codes))
+    kind = spec["kind"]
+    beta = dict(spec.get("beta", {}))
+    if not d.deprivation_effect and "imd_score" in beta:
+        beta["imd_score"] = 0.0
+    u = shift = None
+    if kind in ("binomial", "poisson", "value"):
+        q = spec["q"]
+        u = spec["sd"] * (q * d.quality + np.sqrt(1 - q * q) * own)
+        for (mid, c), k in d.planted.items():
+            if mid == metric.id:
+                u[d.pos[c]] = k * _outlier_sd(d, spec, beta, mid, d.pos[c])
+        shift = d.moved * spec["sd"] * _sign_better(spec)
+        for i in idx:
+            d.eff_rows.append({"metric_id": metric.id, "trust_code": d.codes[i], "effect": u[i]})
+    if kind in ("binomial", "poisson"):
+        _count_rows(d, metric, spec, beta, idx, u, shift)
+    elif kind == "value":
+        _value_rows(d, metric, spec, idx, u, shift)
+    elif kind == "bracket":
+        _bracket_rows(d, metric, spec, idx, own)
+
+
+def _outlier_sd(d: _Draw, spec: dict, beta: Mapping[str, float], metric_id: str, i: int) -> float:
+    """The SD a planted outlier of trust ``i`` is measured in: between-trust, or of the trust's own funnel."""
+    if d.outlier_scale != "funnel":
+        return float(spec["sd"])
+    within = _within_variance(spec, d.size[i], d.z.iloc[i], beta)
+    return float(np.sqrt(spec["sd"] ** 2 + within / d.outlier_quarters.get(metric_id, 1)))
+
+
+def _count_rows(d: _Draw, metric, spec: dict, beta: dict, idx: np.ndarray, u: np.ndarray,
+                shift: np.ndarray) -> None:
+    """Binomial or Poisson counts: the model's truth (coefficients, E*, m) and the drawn numerators."""
+    base = np.full(len(d.codes), spec["alpha"])
+    for cov, b in beta.items():
+        base = base + b * d.z[cov].to_numpy(float)
+    for t in metric.trust_types:
+        d.coef_rows.append({"metric_id": metric.id, "trust_type": t, "term": "Intercept", "value": spec["alpha"]})
+        for cov, b in beta.items():
+            d.coef_rows.append({"metric_id": metric.id, "trust_type": t, "term": cov, "value": b})
+    dens: dict[int, np.ndarray] = {}
+    for k, quarter in enumerate(QUARTERS):
+        early = quarter in EARLY_QUARTERS
+        t_rng, n_rng = (d.rt_early, d.rn_early) if early else (d.rt, d.rn)
+        season = 1.0 + 0.05 * np.cos(2 * np.pi * (k % 4) / 4)
+        n = np.maximum(np.round(spec["base"] * d.size[idx] * season * t_rng.lognormal(0, 0.05, len(idx))), 20)
+        kt = k
+        if d.held is not None and k == d.after_k:
+            n, kt = dens[d.held], d.held  # no change: the earlier quarter's activity, trend and season
+        dens[k] = n
+        eff = u[idx] + (shift[idx] if k >= d.changed_from else 0.0)
+        eta0 = base[idx] + spec["trend"] * (kt - (len(QUARTERS) - 1))
+        eta = eta0 + eff
+        if spec["kind"] == "binomial":
+            m, e_star = n / (1 + np.exp(-eta)), n / (1 + np.exp(-eta0))
+            x = n_rng.binomial(n.astype(np.int64), 1 / (1 + np.exp(-eta)))
+        else:
+            m, e_star = n * np.exp(eta), n * np.exp(eta0)
+            mu = m
+            if "shape" in spec:  # gamma-Poisson mixture: extra-Poisson variation within trust-quarter
+                mu = mu * n_rng.gamma(spec["shape"], 1 / spec["shape"], len(idx))
+            x = n_rng.poisson(mu)
+        d.blocks.append(_block(quarter, d.codes[idx], metric.id, numerator=x, denominator=n))
+        d.truth_blocks.append(({
+            "quarter": quarter, "trust_code": d.codes[idx], "metric_id": metric.id, "denominator": n,
+            "true_numerator": m, "true_expected": e_star, "true_value": m / n * metric.multiplier,
+            "true_oe": m / e_star, "true_category": None}, len(idx)))
+
+
+def _value_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, u: np.ndarray, shift: np.ndarray) -> None:
+    """Reported values: mean + trust effect + (quarterly or annual) noise, rounded as published."""
+    annual_noise: dict[str, np.ndarray] = {}
+    unshifted: dict[int, np.ndarray] = {}
+    for k, quarter in enumerate(QUARTERS):
+        t_rng = d.rt_early if quarter in EARLY_QUARTERS else d.rt
+        year = quarter[:7]
+        draw = t_rng.normal(0, spec["noise"] + 1e-12, len(d.codes))  # drawn every quarter (stream order)
+        noise = annual_noise.setdefault(year, draw) if spec.get("annual") else draw
+        unshifted[k] = spec["mean"] + u + noise
+        if d.held is not None and k == d.after_k:
+            unshifted[k] = unshifted[d.held]  # no change: the earlier quarter's reported value
+        v = np.round(unshifted[k] + (shift if k >= d.changed_from else 0.0), spec["decimals"])
+        d.blocks.append(_block(quarter, d.codes[idx], metric.id, value=v[idx]))
+        d.truth_blocks.append(({
+            "quarter": quarter, "trust_code": d.codes[idx], "metric_id": metric.id, "denominator": np.nan,
+            "true_numerator": np.nan, "true_expected": np.nan, "true_value": v[idx], "true_oe": np.nan,
+            "true_category": None}, len(idx)))
+
+
+def _bracket_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, own: np.ndarray) -> None:
+    """Ratings: brackets of a latent score, with a round of re-inspections at the start of 2025/26."""
+    latent = spec["q"] * d.quality + np.sqrt(1 - spec["q"] ** 2) * own
+    cuts = np.quantile(latent, [0.08, 0.70, 0.93])
+    rating = np.array(RATINGS)[3 - np.searchsorted(cuts, latent)]
+    ratings: dict[int, np.ndarray] = {}
+    for k, quarter in enumerate(QUARTERS):
+        if quarter == STANDARD_QUARTERS[4]:  # a round of re-inspections at the start of 2025/26
+            change_r = d.rt.random(len(d.codes)) < 0.15
+            step = np.where(d.rt.random(len(d.codes)) < 0.5, -1, 1)
+            rpos = np.clip(np.array([RATINGS.index(r) for r in rating]) + step, 0, 3)
+            rating = np.where(change_r, np.array(RATINGS)[rpos], rating)
+        ratings[k] = ratings[d.held] if (d.held is not None and k == d.after_k) else rating
+        rating = ratings[k]
+        d.blocks.append(_block(quarter, d.codes[idx], metric.id, category=rating[idx].astype(object)))
+        d.truth_blocks.append(({
+            "quarter": quarter, "trust_code": d.codes[idx], "metric_id": metric.id, "denominator": np.nan,
+            "true_numerator": np.nan, "true_expected": np.nan, "true_value": np.nan, "true_oe": np.nan,
+            "true_category": rating[idx].astype(object)}, len(idx)))
+
+
+def _missing_and_suppressed(obs: pd.DataFrame, d: _Draw, change_quarters) -> pd.DataFrame:
+    """A few suppressed figures (withheld by the source) and a few missing rows (not submitted): drawn over the
+    rows of each stream in generation order (the standard quarters exactly as the original demo drew them)."""
+    obs["suppressed"] = False
+    keep = np.ones(len(obs), dtype=bool)
+    sup = np.zeros(len(obs), dtype=bool)
+    for stream, rows in ((d.rt, ~obs["quarter"].isin(EARLY_QUARTERS).to_numpy()),
+                         (d.rt_early, obs["quarter"].isin(EARLY_QUARTERS).to_numpy())):
+        where = np.flatnonzero(rows)
+        sup[where[stream.random(len(where)) < 0.004]] = True
+        keep[where[stream.random(len(where)) < 0.004]] = False
+    if d.held is not None:  # the later quarter keeps the earlier quarter's suppressed and missing figures
+        key = ["trust_code", "metric_id"]
+        b_rows = np.flatnonzero((obs["quarter"] == change_quarters[0]).to_numpy())
+        a_rows = np.flatnonzero((obs["quarter"] == change_quarters[1]).to_numpy())
+        ref = pd.DataFrame({"sup": sup[b_rows], "keep": keep[b_rows]},
+                           index=pd.MultiIndex.from_frame(obs.loc[b_rows, key]))
+        k_idx = pd.MultiIndex.from_frame(obs.loc[a_rows, key])
+        sup[a_rows] = ref["sup"].reindex(k_idx).to_numpy(bool)
+        keep[a_rows] = ref["keep"].reindex(k_idx).to_numpy(bool)
+    obs.loc[sup, "suppressed"] = True
+    obs.loc[sup, ["numerator", "denominator", "value"]] = np.nan
+    obs.loc[sup, "category"] = None
+    return obs.loc[keep].reset_index(drop=True)
+
+
+def _status(obs: pd.DataFrame, d: _Draw, change_quarters) -> pd.DataFrame:
+    """Finance and status: a deficit follows the planned surplus/deficit; deficit support for the worst plans; the
+    improvement programme (segment 5) for the trusts of lowest latent quality, from 2025/26."""
+    codes = d.codes
+    plan = obs[obs["metric_id"] == "finance_plan"].set_index(["quarter", "trust_code"])["value"]
+    worst = set(codes[np.argsort(d.quality)[:3]])
+    status = pd.DataFrame({"quarter": np.repeat(QUARTERS, len(codes)).astype(object),
+                           "trust_code": np.tile(codes, len(QUARTERS)).astype(object)})
+    p = plan.reindex(pd.MultiIndex.from_frame(status)).to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        status["deficit"] = np.where(np.isnan(p), False, p < 0)
+        status["deficit_support"] = np.where(np.isnan(p), False, p < -2.5)
+    status["improvement_programme"] = (status["trust_code"].isin(worst)
+                                       & status["quarter"].str.startswith("2025-26")).to_numpy()
+    if d.held is not None:  # the same status in both quarters
+        b_q, a_q = change_quarters
+        ref = status[status["quarter"] == b_q].set_index("trust_code")
+        rows = status["quarter"] == a_q
+        for col in ("deficit", "deficit_support", "improvement_programme"):
+            status.loc[rows, col] = status.loc[rows, "trust_code"].map(ref[col]).to_numpy(bool)
+    return status
 
 
 def _block(quarter: str, codes: np.ndarray, metric_id: str, numerator=None, denominator=None, value=None,

@@ -23,7 +23,8 @@ import pandas as pd
 from leaguetables.config import PROJECT_ROOT, load_catalogue
 from leaguetables.inputs.contract import previous_quarter
 from leaguetables.nof.scoring import round_half_up
-from leaguetables.inputs.sources import nhse, nof
+from leaguetables.inputs.sources import common, nhse, nof
+from leaguetables.inputs.sources import ae
 
 __all__ = ["LAG", "EXPLANATIONS", "raw_values", "agreement", "main"]
 
@@ -103,9 +104,7 @@ def ae_attributed(quarter: str, raw_dir: Path) -> pd.DataFrame:
     June 2022 attribution table (``healthyr_trust_series``): for acute trust T, Σ_p share(p→T) × attendances_p
     and × within-4-hours_p over every provider p mapped to T (T itself included); trusts the table does not name
     keep their own figures. Returns ``trust_code, value`` (%)."""
-    from leaguetables.inputs.sources import ae
-
-    monthly = ae.read_ae(nhse.source_path(raw_dir, "ae"))
+    monthly = ae.read_ae(common.source_path(raw_dir, "ae"))
     tot = ae.quarter_totals(monthly, quarter).set_index("trust_code")[["attendances", "within_4h"]]
     att = pd.read_csv(Path(raw_dir) / ATTRIBUTION)
     att.columns = ["provider", "acute", "share"]
@@ -123,7 +122,7 @@ def ae_attributed(quarter: str, raw_dir: Path) -> pd.DataFrame:
 def agreement(quarter: str = "2025-26-Q1", raw_dir: Path | None = None, nof_dir: Path | None = None,
               catalogue: str = "nhse-acute") -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(per_trust, per_metric)``: every trust × metric compared, and the share equal per metric."""
-    raw_dir = Path(raw_dir) if raw_dir is not None else nhse.DEFAULT_RAW_DIR
+    raw_dir = Path(raw_dir) if raw_dir is not None else common.DEFAULT_RAW_DIR
     cat = load_catalogue(catalogue)
     pairs = {m.id: m.nof_id for m in cat.metrics if m.nof_id}
     files = nof.find_nof_files(nof_dir if nof_dir is not None else nof.DEFAULT_REAL_DIR / nof.NOF_FOLDERS["acute"])

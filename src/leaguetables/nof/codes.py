@@ -26,6 +26,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+import re
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -61,7 +62,6 @@ class NofCode(BaseModel):
             raise ValueError("units needs at least one trust type")
         if (self.reporting_date == "text") != (self.text is not None):
             raise ValueError("'text' is given exactly when reporting_date is 'text'")
-        import re
         for q in self.overrides:
             if not re.fullmatch(r"\d{4}-\d{2}-Q[1-4]", q):
                 raise ValueError(f"override quarter {q!r} must look like 2025-26-Q1")
@@ -78,7 +78,6 @@ class NofCodes(BaseModel):
     @field_validator("codes")
     @classmethod
     def _codes(cls, v: dict[str, NofCode]) -> dict[str, NofCode]:
-        import re
         bad = [c for c in v if not re.fullmatch(CODE_PATTERN, c)]
         if bad:
             raise ValueError(f"codes must look like OF0003 / OF1003 / OF4000 / OF5000: {bad}")
@@ -106,7 +105,6 @@ def load_nof_codes(name: str = "codes-2025-26") -> NofCodes:
 
 def quarter_parts(quarter: str) -> tuple[int, int]:
     """``"2025-26-Q1"`` → (2025, 1): the financial year's first calendar year and the quarter."""
-    import re
     m = re.fullmatch(r"(\d{4})-(\d{2})-Q([1-4])", quarter)
     if not m:
         raise ValueError(f"quarter {quarter!r} must look like 2025-26-Q1")

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from leaguetables.csv_output import write_csv
+from leaguetables.nof.layout import nhse_league_table, nhse_long_table
 from leaguetables.statistics import sampling
 from leaguetables.nof import scoring
 from leaguetables.config import Catalogue, Methodology
@@ -253,14 +255,13 @@ def _p(p: float) -> str:
 
 def write_league(lg: League, inputs: QuarterInputs, catalogue: Catalogue, quarter: str, out_dir, work_dir) -> list:
     """Write the published league tables and keep the League object for the report notebook."""
-    from leaguetables.run.publish import nhse_league_table, nhse_long_table, write_csv
-
     tables = Path(out_dir) / "tables"
     lg_move = movement(lg.table, lg.change)
     written = {
         "league_table.csv": nhse_league_table(lg.table, quarter),
         "league_table_full.csv": lg.table,
-        "nof_data_long.csv": nhse_long_table(lg, catalogue, inputs.trusts, quarter),
+        "nof_data_long.csv": nhse_long_table(lg, catalogue, inputs.trusts, quarter,
+                                             combine_rules=combine_rules(catalogue)),
         "league_table_adjusted.csv": lg.adjusted,
         "sensitivity.csv": lg.sensitivity,
         "movement.csv": lg_move,

@@ -32,6 +32,8 @@ import pandas as pd
 
 from leaguetables.nof import scoring
 from leaguetables.inputs.sources import nof
+from leaguetables.config import load_catalogue
+from leaguetables.statistics.metrics import STATUS_OK, _scores
 
 __all__ = ["DEFAULT_OUT", "REPLICATES", "SEED", "Reconciliation", "compare", "reconcile", "write_outputs", "main"]
 
@@ -114,8 +116,6 @@ def recompute_scores(obs: pd.DataFrame, catalogue) -> pd.DataFrame:
     (:func:`leaguetables.statistics.metrics._scores`: comparator population, standard, floor, bands; ties in the 2-dp
     values broken by the published within-type Rank). Bracket metrics (score only published) are skipped.
     Returns ``trust_code, trust_type, metric_id, nof_score_id, score``."""
-    from leaguetables.statistics.metrics import STATUS_OK, _scores
-
     out = []
     for m in catalogue.metrics:
         if m.statistic == "bracket" or m.scoring.method == "none":
@@ -130,121 +130,32 @@ def recompute_scores(obs: pd.DataFrame, catalogue) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
+def _with_type(rows: pd.DataFrame, trust_type: pd.Series) -> pd.DataFrame:
+    """``rows`` (of :func:`compare`) with the trust type of each row's trust."""
+    return rows.assign(trust_type=rows["trust_code"].map(trust_type))
+
+
 def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, seed: int = SEED,
               catalogue: str = CATALOGUE) -> Reconciliation:
     """Reconcile every quarter of the published files found (see :func:`_files`), all trust types of a quarter
     together: comparator populations pooled as configured, segment cut points from the pooled averages of the
     types present (the within-type quartiles kept as a comparison)."""
-    from leaguetables.config import load_catalogue
-
     cat = load_catalogue(catalogue)
     found = _files(nof_dir)
     data = nof.read_all_nof_data(found)
     league_files = [f.league_table for f in found.values() if f.league_table is not None]
     summ = nof.summary(data)
     scores = nof.scores_for_average(data)
-    pub_scores = nof.metric_scores(data)
-    domains = nof.domain_results(data)
-    obs_all = nof.catalogue_observations(data, cat)
+    published = {"scores": scores, "metric_scores": nof.metric_scores(data), "domains": nof.domain_results(data),
+                 "observations": nof.catalogue_observations(data, cat)}
     parts: list[pd.DataFrame] = []
     seg_rows: list[dict] = []
-
     for quarter, s in summ.groupby("quarter", sort=True):
-        s = s.set_index("trust_code")
-        tt = s["trust_type"]
-        present = sorted(tt.unique())
-        false = pd.Series(False, index=s.index)
-        deficit = s["in_financial_deficit"].astype(bool)
-
-        def add(quantity, published, recomputed, tol):
-            parts.append(compare(quarter, quantity, published, recomputed, tol).assign(
-                trust_type=lambda d: d["trust_code"].map(tt)))
-
-        ranks = scoring.rank_league(s["segment"], s["average"], tt)
-        add("rank", s["rank"], ranks["rank"], 0)
-        adjusted, _ = scoring.apply_financial_override(s["unadjusted_segment"], deficit, false)
-        add("segment_after_override", s["segment"], adjusted, 0)
-        if s["final_segment"].notna().any():
-            final = scoring.apply_segment_5(s["segment"], s["recovery_programme"].astype(bool))
-            add("segment_5", s["final_segment"], final, 0)
-
-        q_pub = pub_scores[pub_scores["quarter"] == quarter].pivot(index="trust_code", columns="metric_id",
-                                                                   values="score")
-        combined = scoring.combine_finance(q_pub[nof.FINANCE_METRICS[0]], q_pub[nof.FINANCE_METRICS[1]],
-                                           lookup=cat.combine_groups["finance"].lookup)
-        add("combined_finance_score", q_pub[nof.COMBINED_FINANCE], combined, 0)
-
-        # every metric score from the published values (pooled comparator populations where configured)
-        rec_scores = recompute_scores(obs_all[obs_all["quarter"] == quarter], cat)
-        for sid, g in rec_scores.groupby("nof_score_id", sort=True):
-            g = g.set_index("trust_code")
-            add(f"score: {sid}", q_pub[sid].reindex(g.index), g["score"], 0)
-
-        # averages and domain scores from the published metric scores
-        q_scores = scores[scores["quarter"] == quarter]
-        avg = scoring.average_scores(q_scores).set_index("trust_code")
-        add("average", s["average"], avg["average_score"], 0.01)
-        # ... and from the recomputed scores where recomputed (published scores for the rest)
-        rs = rec_scores.dropna(subset=["score"]).set_index(["trust_code", "nof_score_id"])["score"]
-        mixed = q_scores.copy()
-        key = list(zip(mixed["trust_code"], mixed["metric_id"]))
-        mixed["score"] = [rs.get(k, v) for k, v in zip(key, mixed["score"])]
-        avg2 = scoring.average_scores(mixed).set_index("trust_code")
-        add("average_from_recomputed_scores", s["average"], avg2["average_score"], 0.01)
-
-        dom = scoring.domain_scores(q_scores)
-        pdom = domains[domains["quarter"] == quarter]
-        for d in sorted(pdom["domain"].unique()):
-            pd_d = pdom[pdom["domain"] == d].set_index("trust_code")
-            rd = dom[dom["domain"] == d].set_index("trust_code")["domain_score"]
-            add(f"domain_score: {d}", pd_d["domain_score"], rd, 0.01)
-            dseg, _ = scoring.assign_segments(pd_d["domain_score"], tt, "quartiles_within_type")
-            add(f"domain_segment: {d}", pd_d["domain_segment"], dseg, 0)
-            dseg_p, _ = scoring.assign_segments(pd_d["domain_score"], tt, "quartiles_pooled", pool_types=present)
-            add(f"domain_segment_pooled: {d}", pd_d["domain_segment"], dseg_p, 0)
-
-        # segments: pooled quartiles of the types present (NHS England's rule) and, for comparison, within type
-        seg_p, cuts_p = scoring.assign_segments(s["average"], tt, "quartiles_pooled", pool_types=present)
-        add("segment_pooled_quartiles", s["unadjusted_segment"], seg_p, 0)
-        seg, cuts = scoring.assign_segments(s["average"], tt, "quartiles_within_type")
-        add("segment_within_type_quartiles", s["unadjusted_segment"], seg, 0)
-        population = scoring.segmentation_population(tt, s["average"], "quartiles_pooled", present)
-        for rule, sg, cc in (("quartiles_pooled", seg_p, cuts_p), ("quartiles_within_type", seg, cuts)):
-            for t, c in cc.items():
-                m = tt == t
-                on_cut = s.index[m & s["average"].isin(c)]
-                seg_rows.append({
-                    "quarter": quarter, "trust_type": t, "rule": rule,
-                    "population": population if rule == "quartiles_pooled" else f"{t} ({int(m.sum())} trusts)",
-                    "n": int(m.sum()),
-                    "published_sizes": "/".join(str(int((s.loc[m, "unadjusted_segment"] == k).sum())) for k in range(1, 5)),
-                    "quartile_sizes": "/".join(str(int((sg[m] == k).sum())) for k in range(1, 5)),
-                    "cut_1": round(c[0], 4), "cut_2": round(c[1], 4), "cut_3": round(c[2], 4),
-                    "trusts_on_a_cut": " ".join(sorted(on_cut)),
-                    "matched": int((sg[m] == s.loc[m, "unadjusted_segment"]).fillna(False).sum()),
-                    "mismatches": " ".join(sorted(s.index[m & (sg != s["unadjusted_segment"]).fillna(True)])),
-                    "published_cut_intervals": " ".join(_feasible_cuts(s.loc[m, "average"], s.loc[m, "unadjusted_segment"])),
-                })
-
-    # likely ranges, for the quarter(s) of the league-table file(s)
-    for lt_path in league_files:
-        lt = nof.read_league_table(lt_path)
-        for quarter, league in lt.groupby("quarter", sort=True):
-            league = league.set_index("trust_code")
-            s = summ[summ["quarter"] == quarter].set_index("trust_code")
-            tt = s["trust_type"]
-            present = sorted(tt.unique())
-            boot = scoring.joint_bootstrap(
-                scores[scores["quarter"] == quarter], tt, s["in_financial_deficit"].astype(bool),
-                pd.Series(False, index=s.index), "quartiles_pooled", replicates=replicates, seed=seed,
-                pool_types=present).set_index("trust_code")
-            for col, tol in (("average_lower", 0.02), ("average_upper", 0.02), ("rank_lower", 1), ("rank_upper", 1)):
-                parts.append(compare(quarter, f"likely_range: {col}", league[col], boot[col].reindex(league.index),
-                                     tol).assign(trust_type=lambda d: d["trust_code"].map(tt)))
-            for col, pub in (("average", league["average_score"]), ("rank", league["rank"])):
-                parts.append(compare(quarter, f"league_table: {col}", pub, s[col].reindex(league.index), 0).assign(
-                    trust_type=lambda d: d["trust_code"].map(tt)))
-
+        q_parts, q_segments = _reconcile_quarter(quarter, s.set_index("trust_code"), cat, published)
+        parts += q_parts
+        seg_rows += q_segments
+    for lt_path in league_files:  # likely ranges, for the quarter(s) of the league-table file(s)
+        parts += _likely_range_parts(lt_path, summ, scores, replicates, seed)
     rows = pd.concat(parts, ignore_index=True)
     rows = rows[["quarter", "trust_type", "trust_code", "quantity", "published", "recomputed", "difference",
                  "tolerance", "status"]]
@@ -252,6 +163,119 @@ def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, s
     summary = _summarise(rows)
     segments = pd.DataFrame(seg_rows)
     return Reconciliation(rows, summary, segments, _markdown(summary, segments, rows, replicates, seed, found))
+
+
+def _reconcile_quarter(quarter: str, s: pd.DataFrame, cat, published: dict[str, pd.DataFrame]
+                       ) -> tuple[list[pd.DataFrame], list[dict]]:
+    """The comparisons of one quarter (ranks, segments, scores, averages, domains) and its segment rows."""
+    tt = s["trust_type"]
+    present = sorted(tt.unique())
+    parts: list[pd.DataFrame] = []
+
+    def add(quantity, published_values, recomputed, tol):
+        parts.append(_with_type(compare(quarter, quantity, published_values, recomputed, tol), tt))
+
+    false = pd.Series(False, index=s.index)
+    ranks = scoring.rank_league(s["segment"], s["average"], tt)
+    add("rank", s["rank"], ranks["rank"], 0)
+    adjusted, _ = scoring.apply_financial_override(s["unadjusted_segment"], s["in_financial_deficit"].astype(bool),
+                                                   false)
+    add("segment_after_override", s["segment"], adjusted, 0)
+    if s["final_segment"].notna().any():
+        final = scoring.apply_segment_5(s["segment"], s["recovery_programme"].astype(bool))
+        add("segment_5", s["final_segment"], final, 0)
+
+    pub_scores = published["metric_scores"]
+    q_pub = pub_scores[pub_scores["quarter"] == quarter].pivot(index="trust_code", columns="metric_id",
+                                                               values="score")
+    combined = scoring.combine_finance(q_pub[nof.FINANCE_METRICS[0]], q_pub[nof.FINANCE_METRICS[1]],
+                                       lookup=cat.combine_groups["finance"].lookup)
+    add("combined_finance_score", q_pub[nof.COMBINED_FINANCE], combined, 0)
+
+    # every metric score from the published values (pooled comparator populations where configured)
+    obs_all = published["observations"]
+    rec_scores = recompute_scores(obs_all[obs_all["quarter"] == quarter], cat)
+    for sid, g in rec_scores.groupby("nof_score_id", sort=True):
+        g = g.set_index("trust_code")
+        add(f"score: {sid}", q_pub[sid].reindex(g.index), g["score"], 0)
+    scores, domains = published["scores"], published["domains"]
+    _add_averages_and_domains(add, s, tt, present, scores[scores["quarter"] == quarter], rec_scores,
+                              domains[domains["quarter"] == quarter])
+    return parts, _segment_rule_rows(add, quarter, s, tt, present)
+
+
+def _add_averages_and_domains(add, s: pd.DataFrame, tt: pd.Series, present: list[str], q_scores: pd.DataFrame,
+                              rec_scores: pd.DataFrame, pdom: pd.DataFrame) -> None:
+    """Averages from the published (and from the recomputed) metric scores; domain scores and segments."""
+    avg = scoring.average_scores(q_scores).set_index("trust_code")
+    add("average", s["average"], avg["average_score"], 0.01)
+    # ... and from the recomputed scores where recomputed (published scores for the rest)
+    rs = rec_scores.dropna(subset=["score"]).set_index(["trust_code", "nof_score_id"])["score"]
+    mixed = q_scores.copy()
+    key = list(zip(mixed["trust_code"], mixed["metric_id"]))
+    mixed["score"] = [rs.get(k, v) for k, v in zip(key, mixed["score"])]
+    avg2 = scoring.average_scores(mixed).set_index("trust_code")
+    add("average_from_recomputed_scores", s["average"], avg2["average_score"], 0.01)
+    dom = scoring.domain_scores(q_scores)
+    for d in sorted(pdom["domain"].unique()):
+        pd_d = pdom[pdom["domain"] == d].set_index("trust_code")
+        rd = dom[dom["domain"] == d].set_index("trust_code")["domain_score"]
+        add(f"domain_score: {d}", pd_d["domain_score"], rd, 0.01)
+        dseg, _ = scoring.assign_segments(pd_d["domain_score"], tt, "quartiles_within_type")
+        add(f"domain_segment: {d}", pd_d["domain_segment"], dseg, 0)
+        dseg_p, _ = scoring.assign_segments(pd_d["domain_score"], tt, "quartiles_pooled", pool_types=present)
+        add(f"domain_segment_pooled: {d}", pd_d["domain_segment"], dseg_p, 0)
+
+
+def _segment_rule_rows(add, quarter: str, s: pd.DataFrame, tt: pd.Series, present: list[str]) -> list[dict]:
+    """Segments by pooled quartiles of the types present (NHS England's rule) and, for comparison, within type:
+    the comparisons, and one row of sizes and cut points per rule and type."""
+    seg_p, cuts_p = scoring.assign_segments(s["average"], tt, "quartiles_pooled", pool_types=present)
+    add("segment_pooled_quartiles", s["unadjusted_segment"], seg_p, 0)
+    seg, cuts = scoring.assign_segments(s["average"], tt, "quartiles_within_type")
+    add("segment_within_type_quartiles", s["unadjusted_segment"], seg, 0)
+    population = scoring.segmentation_population(tt, s["average"], "quartiles_pooled", present)
+    seg_rows = []
+    for rule, sg, cc in (("quartiles_pooled", seg_p, cuts_p), ("quartiles_within_type", seg, cuts)):
+        for t, c in cc.items():
+            m = tt == t
+            on_cut = s.index[m & s["average"].isin(c)]
+            seg_rows.append({
+                "quarter": quarter, "trust_type": t, "rule": rule,
+                "population": population if rule == "quartiles_pooled" else f"{t} ({int(m.sum())} trusts)",
+                "n": int(m.sum()),
+                "published_sizes": "/".join(str(int((s.loc[m, "unadjusted_segment"] == k).sum())) for k in range(1, 5)),
+                "quartile_sizes": "/".join(str(int((sg[m] == k).sum())) for k in range(1, 5)),
+                "cut_1": round(c[0], 4), "cut_2": round(c[1], 4), "cut_3": round(c[2], 4),
+                "trusts_on_a_cut": " ".join(sorted(on_cut)),
+                "matched": int((sg[m] == s.loc[m, "unadjusted_segment"]).fillna(False).sum()),
+                "mismatches": " ".join(sorted(s.index[m & (sg != s["unadjusted_segment"]).fillna(True)])),
+                "published_cut_intervals": " ".join(_feasible_cuts(s.loc[m, "average"], s.loc[m, "unadjusted_segment"])),
+            })
+    return seg_rows
+
+
+def _likely_range_parts(lt_path, summ: pd.DataFrame, scores: pd.DataFrame, replicates: int, seed: int
+                        ) -> list[pd.DataFrame]:
+    """Published likely ranges (and league-table average and rank) against the joint bootstrap."""
+    parts = []
+    lt = nof.read_league_table(lt_path)
+    for quarter, league in lt.groupby("quarter", sort=True):
+        league = league.set_index("trust_code")
+        s = summ[summ["quarter"] == quarter].set_index("trust_code")
+        tt = s["trust_type"]
+        present = sorted(tt.unique())
+        boot = scoring.joint_bootstrap(
+            scores[scores["quarter"] == quarter], tt, s["in_financial_deficit"].astype(bool),
+            pd.Series(False, index=s.index), "quartiles_pooled", replicates=replicates, seed=seed,
+            pool_types=present).set_index("trust_code")
+        for col, tol in (("average_lower", 0.02), ("average_upper", 0.02), ("rank_lower", 1), ("rank_upper", 1)):
+            parts.append(_with_type(compare(quarter, f"likely_range: {col}", league[col],
+                                            boot[col].reindex(league.index), tol), tt))
+        for col, pub in (("average", league["average_score"]), ("rank", league["rank"])):
+            parts.append(_with_type(compare(quarter, f"league_table: {col}", pub, s[col].reindex(league.index), 0),
+                                    tt))
+    return parts
 
 
 def _summarise(rows: pd.DataFrame) -> pd.DataFrame:
@@ -326,7 +350,7 @@ def _markdown(summary: pd.DataFrame, segments: pd.DataFrame, rows: pd.DataFrame,
     tol = summary.groupby("quantity")["tolerance"].first()
     wide.insert(0, "tolerance", tol.map(lambda t: "0" if t == 0 else f"{t:g}"))
     names = []
-    for t, f in sorted(files.items()):
+    for _t, f in sorted(files.items()):
         names.append(f"`{f.data.name}`" + (f" and `{f.league_table.name}`" if f.league_table else ""))
     lines = [
         "# Reconciliation with NHS England's published NOF 2025/26 files (acute Q1; mental health and community Q1–Q4)",

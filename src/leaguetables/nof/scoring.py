@@ -92,12 +92,16 @@ def round_half_up(x, decimals: int = 2):
     """
     if isinstance(x, pd.Series):
         return pd.Series(round_half_up(x.to_numpy(dtype=float), decimals), index=x.index, name=x.name)
-    a = np.asarray(x, dtype=float)
-    factor = 10.0**decimals
-    scaled = np.round(a * factor, 6)
-    out = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) / factor
+    out = _half_up_units(x, decimals) / 10.0**decimals
     out = out + 0.0  # turn -0.0 into 0.0
     return float(out) if out.ndim == 0 else out
+
+
+def _half_up_units(x, decimals: int) -> np.ndarray:
+    """``x`` rounded half up in units of ``10**-decimals`` (a float array of whole numbers): the numpy core of
+    :func:`round_half_up`, and the 2-dp averages as whole cents in the bootstrap."""
+    scaled = np.round(np.asarray(x, dtype=float) * 10.0**decimals, 6)
+    return np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -615,9 +619,16 @@ def apply_financial_override(
     """
     seg = segment.astype("Int64")
     in_deficit = _as_bool(deficit, seg.index, "deficit") | _as_bool(deficit_support, seg.index, "deficit_support")
-    moved = seg.isin(list(from_segments)).fillna(False).astype(bool) & in_deficit
+    moved = pd.Series(_overridden(seg.to_numpy(dtype=float, na_value=np.nan), in_deficit.to_numpy(dtype=bool),
+                                  from_segments), index=seg.index)
     adjusted = seg.mask(moved, int(to_segment)).rename("segment")
     return adjusted, moved.rename("financial_override")
+
+
+def _overridden(segment: np.ndarray, in_deficit: np.ndarray, from_segments: Sequence[int]) -> np.ndarray:
+    """Where the financial override moves a trust (numpy core, any shape that broadcasts): its segment is one of
+    ``from_segments`` and it is in deficit or on deficit support. A missing (NaN) segment is never moved."""
+    return np.isin(segment, list(from_segments)) & in_deficit
 
 
 def apply_segment_5(segment: pd.Series, improvement_programme: pd.Series) -> pd.Series:
@@ -661,12 +672,10 @@ def rank_league(adjusted_segment: pd.Series, average: pd.Series, trust_type: pd.
     ok = seg.notna() & avg.notna() & typ.notna()
     for t in sorted(pd.unique(typ[ok].astype(str))):
         m = ok & (typ == t)
-        frame = pd.DataFrame({"s": seg[m], "a": avg[m]})
-        # lexicographic competition rank: 1 + number of trusts strictly better on (segment, average)
-        order = frame.sort_values(["s", "a"], kind="mergesort")
-        new_run = (order["s"].diff() != 0) | (order["a"].diff() != 0)
-        pos = pd.Series(np.arange(1, len(order) + 1), index=order.index)
-        out.loc[m, "rank"] = pos.where(new_run).ffill().astype(int).reindex(frame.index).to_numpy()
+        # lexicographic competition rank on (segment, average): the averages as order-preserving whole numbers
+        values, code = np.unique(avg[m].to_numpy(), return_inverse=True)
+        key = seg[m].to_numpy().astype(np.int64) * len(values) + code.astype(np.int64)
+        out.loc[m, "rank"] = _competition_rank_rows(key[None, :])[0]
         out.loc[m, "rank_of"] = int(m.sum())
     out["rank_label"] = [f"{r} of {y}" if pd.notna(r) else pd.NA for r, y in zip(out["rank"], out["rank_of"])]
     out["rank_label"] = out["rank_label"].astype("string")
@@ -784,7 +793,7 @@ def _joint_replicates(
 
     b = int(replicates)
     means = _Units(units, trusts).means(np.random.default_rng(seed), b)
-    cents = np.floor(np.round(means * 100.0, 6) + 0.5).astype(np.int64)  # 2-dp averages, as integers
+    cents = _half_up_units(means, 2).astype(np.int64)  # 2-dp averages, as whole cents
     avg2 = cents / 100.0
     ranks = np.zeros((b, len(trusts)), dtype=np.int64)
     segs = np.zeros((b, len(trusts)), dtype=np.int8)
@@ -803,7 +812,7 @@ def _joint_replicates(
         else:
             cuts = np.asarray(fixed_cuts[t], dtype=float)[:, None, None]
         seg = _segment_from_cuts(a, cuts)
-        seg = np.where(np.isin(seg, list(from_segments)) & in_deficit[cols][None, :], int(to_segment),
+        seg = np.where(_overridden(seg, in_deficit[cols][None, :], from_segments), int(to_segment),
                        seg).astype(np.int8)
         segs[:, cols] = seg
         key = seg.astype(np.int64) * 100_000 + cents[:, cols]

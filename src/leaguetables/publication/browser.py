@@ -43,7 +43,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
          "--proxy-bypass-list=<-loopback>")
 SERIOUS = ("serious", "critical")
-REVIEW_DIR = "review"  # reports/<quarter>/review/: review artefacts, not published (see publish.UNPUBLISHED)
+REVIEW_DIR = "review"  # reports/<quarter>/review/: review artefacts, not published (see manifest.UNPUBLISHED)
 
 
 class BrowserError(RuntimeError):

@@ -16,16 +16,16 @@ import time
 from pathlib import Path
 
 from leaguetables.inputs.contract import quarter_label, quarter_period
-from leaguetables.run.publish import export_html
+from leaguetables.publication.notebook_html import export_html
+from leaguetables import __version__
+from leaguetables.publication.methodology import write_methodology
+from leaguetables.publication.profiles import write_profiles
+from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
+from leaguetables.publication.spreadsheet import write_workbook
 
 
 def build_publication(prep, staging: Path, work: Path) -> dict:
     """Write the published documents into ``staging``; return timings in seconds per document."""
-    from leaguetables import __version__
-    from leaguetables.publication.methodology import write_methodology
-    from leaguetables.publication.profiles import write_profiles
-    from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
-    from leaguetables.publication.spreadsheet import write_workbook
 
     timings = {}
     quarter = prep.options.quarter

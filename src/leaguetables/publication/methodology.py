@@ -19,6 +19,8 @@ from leaguetables.config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
 from leaguetables.inputs.contract import quarter_label, quarter_period
 from leaguetables.publication.report import (ReportData, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html,
                      site_label, source_notice, thresholds_notice)
+from leaguetables.run.manifest import git_state
+from leaguetables.statistics.spc import summary as spc_summary
 
 # readable names of catalogue and config fields; a field not listed here is shown by its own name
 LABELS = {
@@ -224,8 +226,6 @@ def validation_link(page: Path | None) -> dict:
 
 
 def context(data: ReportData, page: Path | None = None) -> dict:
-    from leaguetables.run.publish import git_state
-
     meth, cat = data.methodology, data.catalogue
     run_ids = set(data.metric_data)
     metrics = [m for m in cat.metrics if m.id in run_ids]
@@ -266,7 +266,6 @@ def context(data: ReportData, page: Path | None = None) -> dict:
             "Trusts": rk["n_trusts"].astype(int).to_numpy(),
             "Rankability ρ": [f"{v:.2f}" for v in rk["rankability"]],
         }), numeric=("Trusts", "Rankability ρ"))
-    from leaguetables.statistics.spc import summary as spc_summary
 
     spc_results, spc_quarters = data.spc
     sc = spc_summary(spc_results)

@@ -21,6 +21,8 @@ from leaguetables.inputs.contract import quarter_key, quarter_label, quarter_per
 from leaguetables.publication.report import (REVISED, ReportData, _missing, fmt, input_checksums, money, movement_text, profile_file,
                      site_label, source_notice, thresholds_notice,
                      provenance_html, slug)
+from leaguetables.run.manifest import git_state
+from leaguetables.statistics.productivity import peer_groups
 
 DEMOGRAPHICS = (("population", "Catchment population", "count"),
                 ("share_65plus", "Aged 65 and over", "share"),
@@ -79,8 +81,6 @@ class ProfileBuilder:
     """Indexes the run's tables once; :meth:`context` then gives one trust's page as plain values."""
 
     def __init__(self, data: ReportData):
-        from leaguetables.statistics.productivity import peer_groups
-
         self.data = data
         self.quarter = data.quarter
         # plain dictionaries: one page is a few hundred look-ups, far cheaper than pandas row access
@@ -410,8 +410,6 @@ def _short_move(mv) -> str:
 
 
 def _git() -> dict:
-    from leaguetables.run.publish import git_state
-
     return git_state()
 
 

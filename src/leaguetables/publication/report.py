@@ -1088,7 +1088,7 @@ class ReportData:
     def write_tables(self) -> list[str]:
         """Tables computed for the report: the productivity opportunity (tables/productivity.csv) and statistical
         process control of every trust and metric (tables/spc.csv)."""
-        from leaguetables.run.publish import write_csv
+        from leaguetables.csv_output import write_csv
 
         write_csv(self.productivity, Path(self.out_dir) / "tables" / "productivity.csv")
         write_csv(self.spc_table(), Path(self.out_dir) / "tables" / "spc.csv")
@@ -1175,6 +1175,6 @@ class ReportData:
         return revisions_html(self.revisions, self.quarter)
 
     def footer(self) -> str:
-        from leaguetables.run.publish import git_state
+        from leaguetables.run.manifest import git_state
 
         return provenance_html(self.run, git_state(), input_checksums(self.inputs))

@@ -304,9 +304,45 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
     """The sheets of a quarter's workbook from the CSV tables already written under ``folder/tables``."""
     tables = Path(folder) / "tables"
     ql = f"{quarter_label(quarter)} ({quarter_period(quarter)})"
+    notes = _notes(methodology, source)
+    specs = _table_specs(ql, catalogue, metric_ids)
+    present = []
+    specs = [(rel, base, title, [*cited, "text"]) for rel, base, title, cited in specs]
+    for rel, base, title, cited in specs:
+        path = tables / rel
+        if path.exists() and path.stat().st_size and not pd.read_csv(path, nrows=1).empty:
+            present.append((rel, base, title, cited))  # a header-only CSV (e.g. no previous quarter): no blank sheet
+    number: dict[str, int] = {}
+    for *_, cited in present:  # notes numbered in order of first citation, so the notes sheet has no gaps
+        for key in cited:
+            number.setdefault(key, len(number) + 1)
+    used = {"cover", "contents", "notes"}
+    data_sheets = []
+    for rel, base, title, cited in present:
+        lines = ["This worksheet contains one table. The notes that apply to it: "
+                 + ", ".join(f"[note {number[k]}]" for k in cited) + ".",
+                 f"Source: tables/{rel} in this release (the same figures as CSV).",
+                 "Shorthand in cells: [c] suppressed by the source, [x] not available, [z] not applicable."]
+        data_sheets.append(csv_sheet(tables / rel, _sheet_name(base, used), title, lines, f"tables/{rel}"))
+    title = f"NHS trust league tables: {ql}"
+    cover = _cover_sheet(title, quarter, methodology, catalogue, source, code_version)
+    contents = Sheet("Contents", "Table of contents", lines=["This worksheet contains one table."],
+                     header=["Sheet name", "Table description", "Source CSV"],
+                     rows=[[("link", ("Notes", "#Notes.A1")), ("string", "Notes cited by the tables"),
+                            ("string", "[z]")]]
+                     + [[("link", (s.name, f"#{s.name}.A1")), ("string", s.title), ("string", s.source)]
+                        for s in data_sheets])
+    notes_sheet = Sheet("Notes", "Notes", lines=["This worksheet contains one table."],
+                        header=["Note number", "Note text"],
+                        rows=[[("string", f"note {i}"), ("string", notes[k])] for k, i in number.items()])
+    return [cover, contents, notes_sheet, *data_sheets], title
+
+
+def _notes(methodology: Methodology, source: str) -> dict[str, str]:
+    """The notes the table sheets cite, by key."""
     b = methodology.bootstrap
     u = methodology.uncertainty
-    notes = {
+    return {
         "data": " ".join(SOURCE_NOTICES.get(source, SOURCE_NOTICES["files"])),
         "score": ("Metric scores run from 1.00 (best) to 4.00 (worst). Segments run from 1 (highest performing) to 4 "
                   "(most challenged); segment 5 is the Provider Improvement Programme, read from an input flag. "
@@ -360,6 +396,10 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
                  "OWASP guidance on CSV injection advises; the CSV files are written the same way. A figure that "
                  "could not be computed (not a finite number) is published as [x]."),
     }
+
+
+def _table_specs(ql: str, catalogue: Catalogue, metric_ids: list[str]) -> list[tuple[str, str, str, list[str]]]:
+    """(CSV path under tables/, sheet name, title, cited note keys) of every table the workbook may hold."""
     specs = [
         ("league_table.csv", "League_table", f"League table in NHS England's layout, {ql}",
          ["data", "score", "range"]),
@@ -382,26 +422,13 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
         if m.id in metric_ids:
             specs.append((f"metrics/{m.id}.csv", m.id, f"{m.name}: values, intervals, bands, scores and peers by "
                                                         f"trust, {ql}", ["data", "metric"]))
-    present = []
-    specs = [(rel, base, title, [*cited, "text"]) for rel, base, title, cited in specs]
-    for rel, base, title, cited in specs:
-        path = tables / rel
-        if path.exists() and path.stat().st_size and not pd.read_csv(path, nrows=1).empty:
-            present.append((rel, base, title, cited))  # a header-only CSV (e.g. no previous quarter): no blank sheet
-    number: dict[str, int] = {}
-    for *_, cited in present:  # notes numbered in order of first citation, so the notes sheet has no gaps
-        for key in cited:
-            number.setdefault(key, len(number) + 1)
-    used = {"cover", "contents", "notes"}
-    data_sheets = []
-    for rel, base, title, cited in present:
-        lines = ["This worksheet contains one table. The notes that apply to it: "
-                 + ", ".join(f"[note {number[k]}]" for k in cited) + ".",
-                 f"Source: tables/{rel} in this release (the same figures as CSV).",
-                 "Shorthand in cells: [c] suppressed by the source, [x] not available, [z] not applicable."]
-        data_sheets.append(csv_sheet(tables / rel, _sheet_name(base, used), title, lines, f"tables/{rel}"))
-    title = f"NHS trust league tables: {ql}"
-    cover = Sheet("Cover", title, lines=[
+    return specs
+
+
+def _cover_sheet(title: str, quarter: str, methodology: Methodology, catalogue: Catalogue, source: str,
+                 code_version: str) -> Sheet:
+    """The cover sheet: what the release holds, its source, methodology, shorthand and licence."""
+    return Sheet("Cover", title, lines=[
         f"League tables of NHS trusts in England for {quarter_period(quarter)}: segments, average scores and ranks "
         "with likely ranges, movement since the previous quarter, the productivity opportunity, and every metric's "
         "values with confidence intervals, funnel-plot bands, scores and peer comparisons.",
@@ -417,16 +444,6 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
         f"Produced by the leaguetables pipeline, code version {code_version}. Text and data: Open Government "
         "Licence v3.0.",
     ])
-    contents = Sheet("Contents", "Table of contents", lines=["This worksheet contains one table."],
-                     header=["Sheet name", "Table description", "Source CSV"],
-                     rows=[[("link", ("Notes", "#Notes.A1")), ("string", "Notes cited by the tables"),
-                            ("string", "[z]")]]
-                     + [[("link", (s.name, f"#{s.name}.A1")), ("string", s.title), ("string", s.source)]
-                        for s in data_sheets])
-    notes_sheet = Sheet("Notes", "Notes", lines=["This worksheet contains one table."],
-                        header=["Note number", "Note text"],
-                        rows=[[("string", f"note {i}"), ("string", notes[k])] for k, i in number.items()])
-    return [cover, contents, notes_sheet, *data_sheets], title
 
 
 def write_workbook(folder: Path, quarter: str, methodology: Methodology, catalogue: Catalogue, metric_ids: list[str],

@@ -556,7 +556,7 @@ class Keys:
     def report(self, staging: Path) -> tuple[str, dict]:
         from leaguetables.run.cache import tree_hash
         from leaguetables.config import file_sha256
-        from leaguetables.run.publish import git_state
+        from leaguetables.run.manifest import git_state
 
         inputs = self.prep.inputs
         describe = {"stage": "report", "notebook": self.notebook("report.ipynb"), "league": self.league_key,
@@ -791,7 +791,7 @@ def run(opts: RunOptions) -> Outcome:
 
 
 def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: float) -> Outcome:
-    from leaguetables.run import publish
+    from leaguetables.run import manifest, publish
     from leaguetables.run.cache import StageCache
     from leaguetables.run.verify import compare_folders
 
@@ -815,7 +815,7 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
         timings, report, n_revisions = build(prep, staging, work, cache, out_root, target)
         timings = {"validate": validate_s, **timings, "total": round(time.perf_counter() - t_start, 3)}
         opts.timings = timings
-        publish.write_manifest(prep, staging, timings, report.as_dict())
+        manifest.write_manifest(prep, staging, timings, report.as_dict())
         publish.checkpoint("manifest")
         outcome = Outcome("published", target, cache=report, timings=timings, notes=notes, revisions=n_revisions)
         if opts.mode == "verify":
@@ -859,7 +859,7 @@ def verify(opts: RunOptions) -> Outcome:
     rerun (from the inputs as they are now) shows what the change does to the outputs.
     """
     from leaguetables.config import file_sha256
-    from leaguetables.run.publish import read_manifest
+    from leaguetables.run.manifest import read_manifest
 
     check_quarter(opts.quarter)
     out_root = check_path(Path(opts.out), "--out")

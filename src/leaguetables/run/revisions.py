@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from leaguetables.csv_output import write_csv
 
 COLUMNS = ["quarter", "table", "trust_code", "metric_id", "quantity", "previous", "revised"]
 REVISION_COLUMN = "revision"
@@ -156,8 +157,6 @@ def compute(quarter: str, published: Path, staging: Path) -> pd.DataFrame:
 def write(revisions: pd.DataFrame, staging: Path) -> list[str]:
     """Write ``tables/revisions.csv`` and mark the revised rows ``[r]`` in the revised tables; return what was
     written (relative paths)."""
-    from leaguetables.run.publish import write_csv
-
     staging = Path(staging)
     written = []
     if revisions.empty:

@@ -24,6 +24,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from leaguetables.run.manifest import published_files, read_manifest
+import pandas as pd
 
 KEY_COLUMNS = ("table", "trust_code", "Trust_code", "metric_id", "Metric_ID")  # always part of the key when present
 EXTRA_KEYS = ("trust_type", "term", "quantity", "quarter")  # added, in order, only until the key is unique
@@ -69,8 +71,6 @@ class Comparison:
 # ------------------------------------------------------------------------------------------------------------ CSV
 def read_text_table(path: Path):
     """A CSV as text cells (no type conversion: what is compared is what is published)."""
-    import pandas as pd
-
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError):
@@ -244,8 +244,6 @@ def compare_files(old: Path, new: Path, rel: str) -> Difference | None:
 
 def compare_folders(published: Path, rerun: Path) -> Comparison:
     """Every difference between a published quarter and a rerun of it (see the module docstring)."""
-    from leaguetables.run.publish import published_files, read_manifest
-
     published, rerun = Path(published), Path(rerun)
     old = {p.relative_to(published).as_posix(): p for p in published_files(published)}
     new = {p.relative_to(rerun).as_posix(): p for p in published_files(rerun)}

@@ -2,8 +2,9 @@
 
 Two routes to an expected count E for each trust:
 
-* :func:`fit_expected` fits one statsmodels GLM per metric (within one trust type) of the observed
-  numerator on standardised trust covariates, with no trust term, and predicts E:
+* :class:`ExpectedModel` is one statsmodels GLM per metric (within one trust type) of the observed
+  numerator on standardised trust covariates, with no trust term; ``ExpectedModel(...).fit()`` returns an
+  :class:`ExpectedResults` (statsmodels' Model/Results split) whose ``table`` holds E per trust:
 
   - ``family="binomial"`` (logit link): two-column endog (events, non-events); ``E = Σ p̂·n``.
   - ``family="poisson"`` (log link): ``offset = log(denominator)``; ``E = Σ μ̂``, predicted with the
@@ -16,8 +17,7 @@ Two routes to an expected count E for each trust:
   prediction (``E_trust = Σ μ̂`` over the trust's rows, §5). A categorical covariate holding the full
   stratum interaction therefore reproduces indirect standardisation against the pooled rates (§5).
 
-* :func:`expected_by_strata` computes E by indirect standardisation from stratum reference rates
-  (§1.4), joining strata by key.
+* indirect standardisation from stratum reference rates (§1.4) is :func:`leaguetables.statistics.rates.isr`.
 
 Covariates
     Numeric covariates are (optionally) transformed, then standardised to z-scores over the rows
@@ -66,7 +66,7 @@ Expected-value model, chosen by ``model=``: ``"fixed"`` (the GLM alone, populati
 E is the expected count of a trust of average quality, and shrunken empirical-Bayes O/E estimates with their
 own intervals are added).
 
-Public functions: :func:`fit_expected`, :func:`expected_by_strata`, :func:`oe_interval`,
+Public: :class:`ExpectedModel`, :class:`ExpectedResults`, :func:`oe_interval`,
 :func:`poisson_midp_limits`, :func:`random_effects_fit`, :func:`within_extra_variance`.
 """
 
@@ -75,7 +75,6 @@ from __future__ import annotations
 import functools
 import re
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -84,14 +83,15 @@ import statsmodels.api as sm
 from scipy import stats as sps
 from statsmodels.discrete.discrete_model import NegativeBinomial as _DiscreteNB
 from statsmodels.tools import sm_exceptions
+from scipy import optimize
+from scipy import special
 
 from leaguetables.statistics.rates import poisson_limits, wilson_limits
 
 __all__ = [
-    "ExpectedResult",
+    "ExpectedModel",
+    "ExpectedResults",
     "ModelError",
-    "expected_by_strata",
-    "fit_expected",
     "oe_interval",
     "poisson_midp_limits",
     "random_effects_fit",
@@ -117,51 +117,6 @@ _BOUNDARY = 1e-10
 
 class ModelError(ValueError):
     """No expected values can be produced; the message is meant to be shown to the caller."""
-
-
-@dataclass(frozen=True)
-class ExpectedResult:
-    """Output of :func:`fit_expected`.
-
-    table
-        One row per trust (sorted by trust code): trust_code, observed, denominator, expected,
-        expected_glm (the GLM's population-averaged E, ΣE = ΣO; equal to expected for ``model="fixed"``), oe,
-        oe_lower, oe_upper, oe_method (``"Wilson+delta"``, ``"Exact+delta"``, ``"Byars+delta"`` for
-        ``interval="delta"``; ``"Exact"``/``"Byars"`` for ``"o_only"``), se_log_expected (SD of log E
-        from the coefficient covariance), confidence, oe_shrunk, oe_shrunk_lower, oe_shrunk_upper
-        (random-effects model only, NaN otherwise), crude_rate, adjusted_value, adjusted_lower,
-        adjusted_upper, status ("ok" or "no expected value: <reason>").
-        ``adjusted_value = O/E × national rate`` (the pooled rate of the fitted trusts, ΣO/Σn ×
-        multiplier; with no denominator, the mean count), on the same scale as ``crude_rate``.
-    coefficients
-        term, estimate, std_error, lower, upper, p_value (log-odds / log-rate scale), exp_estimate,
-        exp_lower, exp_upper (odds or rate ratios), per (the unit of the term: "1 SD of x", or the
-        dummy's reference level), covariate_mean, covariate_sd (of the transformed covariate).
-    summary
-        family, link, n_trusts, n_rows, n_excluded, covariates, standardisation, deviance,
-        null_deviance, deviance_explained, pearson_chi2, df_resid, dispersion (Pearson χ²/df),
-        scale_method, scale_used, aic, converged, confidence, sum_observed, sum_expected,
-        national_rate, multiplier, nb_alpha / nb_alpha_se (negative binomial only), warnings, model,
-        interval, oe_method (in words), expected_definition, df_expected (degrees of freedom of the
-        quantile used for the E part of the interval; inf = normal), within_extra_variance_mean, and for
-        the random-effects model tau2, tau2_se, between_trust_sd, tau2_method.
-    summary_text
-        statsmodels ``summary()`` as text (for the report appendix), preceded by the random-effects
-        model's estimates when ``model="random_effects"``; built lazily on first access.
-    results
-        The statsmodels results object (kept for library code; not for the report).
-    """
-
-    table: pd.DataFrame
-    coefficients: pd.DataFrame
-    summary: dict[str, Any]
-    results: Any = field(default=None, repr=False, compare=False)
-    text_prefix: str = field(default="", repr=False, compare=False)
-
-    @functools.cached_property
-    def summary_text(self) -> str:
-        """statsmodels ``summary()`` of the GLM as text, timestamps blanked (built on first use: it is slow)."""
-        return self.text_prefix + _strip_timestamp(str(self.results.summary()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,32 +187,16 @@ def _is_numeric_covariate(s: pd.Series) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# fit_expected
+# ExpectedModel (specification and screened data) and ExpectedResults (statsmodels' Model/Results split)
 # ---------------------------------------------------------------------------------------------
 
 
-def fit_expected(
-    data: pd.DataFrame,
-    numerator: str,
-    denominator: str | None,
-    family: Family,
-    covariates: list[str],
-    scale: Literal["X2"] | None = None,
-    confidence: float = 0.95,
-    transform: dict[str, str] | None = None,
-    *,
-    multiplier: float = 1.0,
-    min_denominator: float = 1.0,
-    on_missing: Literal["exclude", "raise"] = "exclude",
-    strata: list[str] | None = None,
-    interval: Interval = "delta",
-    model: Model = "fixed",
-    within_extra_variance: float | pd.Series | dict[str, float] | None = None,
-    count_interval: CountMethod = "mid_p",
-    tau2_method: Literal["reml", "areml"] = "reml",
-    shrinkage_tau2_method: Literal["reml", "areml"] = "areml",
-) -> ExpectedResult:
-    """Fit a GLM of ``numerator`` on standardised ``covariates`` and return expected values per trust.
+class ExpectedModel:
+    """A GLM of ``numerator`` on standardised ``covariates`` giving expected values per trust.
+
+    As statsmodels' models: the constructor checks the arguments and the data contract, decides which trusts
+    are excluded (and why) and builds the design matrix; :meth:`fit` fits the model and returns an
+    :class:`ExpectedResults`. Every :class:`ModelError` is raised by one of the two.
 
     Parameters
     ----------
@@ -290,352 +229,479 @@ def fit_expected(
         Column(s) identifying the rows of one trust when ``data`` has one row per trust × stratum
         (each trust × stratum must be unique). ``None`` (default): one row per trust, and a repeated
         trust code raises :class:`ModelError`. A trust is excluded if any of its rows is.
+    interval, model, within_extra_variance, count_interval, tau2_method, shrinkage_tau2_method
+        The O/E interval and the expected-value model (see the module docstring).
 
     Raises
     ------
     ModelError
         When no model can be fitted; see the module docstring for the cases.
     """
-    # ---- arguments ------------------------------------------------------------------------
-    if family not in _FAMILIES:
-        raise ModelError(f"family must be one of {_FAMILIES}; got {family!r}")
-    if scale not in (None, "X2"):
-        raise ModelError(f"scale must be None or 'X2'; got {scale!r}")
-    if on_missing not in ("exclude", "raise"):
-        raise ModelError(f"on_missing must be 'exclude' or 'raise'; got {on_missing!r}")
-    if interval not in _INTERVALS:
-        raise ModelError(f"interval must be one of {_INTERVALS}; got {interval!r}")
-    if model not in _MODELS:
-        raise ModelError(f"model must be one of {_MODELS}; got {model!r}")
-    if count_interval not in _COUNT_METHODS:
-        raise ModelError(f"count_interval must be one of {_COUNT_METHODS}; got {count_interval!r}")
-    if tau2_method not in _TAU2_METHODS or shrinkage_tau2_method not in _TAU2_METHODS:
-        raise ModelError(f"tau2_method and shrinkage_tau2_method must be one of {_TAU2_METHODS}; got "
-                         f"{tau2_method!r}, {shrinkage_tau2_method!r}")
-    if model == "random_effects" and strata:
-        raise ModelError("model='random_effects' needs one row per trust (the random effect is per trust): "
-                         "do not pass strata=")
-    _check_confidence(confidence)
-    covariates = list(covariates)
-    transform = dict(transform or {})
-    if len(set(covariates)) != len(covariates):
-        raise ModelError(f"covariates are repeated: {covariates}")
-    if family == "binomial" and denominator is None:
-        raise ModelError("the binomial family needs a denominator (number of trials)")
-    unknown_t = sorted(set(transform) - set(covariates))
-    if unknown_t:
-        raise ModelError(f"transform given for columns that are not covariates: {unknown_t}")
-    for col, how in transform.items():
-        if how not in _TRANSFORMS:
-            raise ModelError(f"unknown transform {how!r} for {col!r}; use one of {_TRANSFORMS}")
-    used = [numerator] + ([denominator] if denominator is not None else []) + covariates
-    strata = list(strata or [])
-    if TRUST in used:
-        raise ModelError("trust_code cannot be a numerator, denominator or covariate (no trust term)")
 
-    df = _with_trust_column(data)
-    missing_cols = [c for c in used + strata if c not in df.columns]
-    if missing_cols:
-        raise ModelError(f"data has no column(s) {missing_cols}")
-    dup = df.duplicated(subset=[TRUST] + strata, keep=False)
-    if dup.any():
-        what = "trust × stratum rows" if strata else "rows per trust (one row per trust expected; pass strata=)"
-        raise ModelError(f"duplicate {what} for trusts {sorted(df.loc[dup, TRUST].unique())}")
-    multi_row = bool(strata)
+    def __init__(
+        self,
+        data: pd.DataFrame,
+        numerator: str,
+        denominator: str | None,
+        family: Family,
+        covariates: list[str],
+        scale: Literal["X2"] | None = None,
+        confidence: float = 0.95,
+        transform: dict[str, str] | None = None,
+        *,
+        multiplier: float = 1.0,
+        min_denominator: float = 1.0,
+        on_missing: Literal["exclude", "raise"] = "exclude",
+        strata: list[str] | None = None,
+        interval: Interval = "delta",
+        model: Model = "fixed",
+        within_extra_variance: float | pd.Series | dict[str, float] | None = None,
+        count_interval: CountMethod = "mid_p",
+        tau2_method: Literal["reml", "areml"] = "reml",
+        shrinkage_tau2_method: Literal["reml", "areml"] = "areml",
+    ) -> None:
+        self.numerator, self.denominator, self.family, self.scale = numerator, denominator, family, scale
+        self.confidence, self.multiplier, self.min_denominator = confidence, multiplier, min_denominator
+        self.on_missing, self.interval, self.model, self.count_interval = on_missing, interval, model, count_interval
+        self.tau2_method, self.shrinkage_tau2_method = tau2_method, shrinkage_tau2_method
+        self.within_extra_variance = within_extra_variance
+        _check_arguments(self, strata)
+        self.covariates = list(covariates)
+        self.transform = dict(transform or {})
+        _check_covariate_arguments(self)
+        self.strata = list(strata or [])
+        self.df = self._frame(data)
+        self.y = _numeric(self.df, numerator, "numerator")
+        self.n = _numeric(self.df, denominator, "denominator") if denominator is not None else None
+        _contract_checks(self.df, self.y, self.n, family)
+        reasons, cov_values, numeric_cov = self._row_reasons()
+        self.trusts: list[str] = sorted(self.df[TRUST].unique())
+        self.exclusions = self._trust_reasons(reasons)
+        self.ok_trusts = [t for t in self.trusts if not self.exclusions[t]]
+        fit_rows = self.df[TRUST].isin(self.ok_trusts).to_numpy()
+        if self.n is not None:
+            # zero-denominator stratum rows of an included trust carry no information (O = 0 there)
+            fit_rows = fit_rows & (self.n > 0).to_numpy()
+        self.fit_rows = fit_rows
+        if not self.ok_trusts:
+            raise ModelError("no trust has complete data: " + _reason_digest(self.exclusions))
+        self.X, self.coef_meta = _design(self.df.loc[fit_rows], cov_values, numeric_cov, self.covariates, fit_rows,
+                                         self.transform)
+        self._check_design()
+        self.fit_trusts = self.df.loc[fit_rows, TRUST].to_numpy()
 
-    # ---- observed and denominator: contract checks (raise) ---------------------------------
-    y = _numeric(df, numerator, "numerator")
-    n = _numeric(df, denominator, "denominator") if denominator is not None else None
-    _contract_checks(df, y, n, family)
+    @property
+    def y_fit(self) -> np.ndarray:
+        """Observed counts of the fitted rows."""
+        return self.y.to_numpy()[self.fit_rows]
 
-    # ---- per-row reasons for exclusion -------------------------------------------------------
-    reasons: dict[int, list[str]] = {i: [] for i in range(len(df))}
+    @property
+    def n_fit(self) -> np.ndarray | None:
+        """Denominators of the fitted rows (None without a denominator)."""
+        return self.n.to_numpy()[self.fit_rows] if self.n is not None else None
 
-    def add(mask: pd.Series, text: str) -> None:
-        for i in np.flatnonzero(mask.to_numpy()):
-            reasons[int(i)].append(text)
+    def _frame(self, data: pd.DataFrame) -> pd.DataFrame:
+        used = [self.numerator] + ([self.denominator] if self.denominator is not None else []) + self.covariates
+        if TRUST in used:
+            raise ModelError("trust_code cannot be a numerator, denominator or covariate (no trust term)")
+        df = _with_trust_column(data)
+        missing_cols = [c for c in used + self.strata if c not in df.columns]
+        if missing_cols:
+            raise ModelError(f"data has no column(s) {missing_cols}")
+        dup = df.duplicated(subset=[TRUST] + self.strata, keep=False)
+        if dup.any():
+            what = "trust × stratum rows" if self.strata else "rows per trust (one row per trust expected; pass strata=)"
+            raise ModelError(f"duplicate {what} for trusts {sorted(df.loc[dup, TRUST].unique())}")
+        return df
 
-    add(y.isna(), "observed value missing")
-    if n is not None:
-        add(n.isna(), "denominator missing")
+    def _row_reasons(self) -> tuple[dict[int, list[str]], dict[str, pd.Series], dict[str, bool]]:
+        """Per-row reasons for exclusion, and the (transformed) covariate values and which are numeric."""
+        df, transform = self.df, self.transform
+        reasons: dict[int, list[str]] = {i: [] for i in range(len(df))}
 
-    cov_values: dict[str, pd.Series] = {}
-    numeric_cov: dict[str, bool] = {}
-    missing_by_cov: dict[str, pd.Series] = {}
-    for c in covariates:
-        s = df[c]
-        numeric_cov[c] = _is_numeric_covariate(s)
-        miss = s.isna()
-        missing_by_cov[c] = miss
-        if numeric_cov[c]:
-            s = s.astype(float)
-            if np.isinf(s).any():
-                raise ModelError(f"covariate {c!r} has infinite values")
-            s, bad = _apply_transform(s, transform.get(c, "identity"))
-            bad = bad & ~miss
-            add(bad, f"covariate {c} outside the domain of the {transform.get(c)} transform")
-        elif c in transform and transform[c] != "identity":
-            raise ModelError(f"transform {transform[c]!r} given for non-numeric covariate {c!r}")
-        cov_values[c] = s
-    any_missing_cov = pd.Series(False, index=df.index)
-    for c in covariates:
-        any_missing_cov |= missing_by_cov[c]
-    for i in np.flatnonzero(any_missing_cov.to_numpy()):
-        names = [c for c in covariates if missing_by_cov[c].iloc[i]]
-        reasons[int(i)].append("missing covariate(s) " + ", ".join(names))
+        def add(mask: pd.Series, text: str) -> None:
+            for i in np.flatnonzero(mask.to_numpy()):
+                reasons[int(i)].append(text)
 
-    # ---- per-trust status --------------------------------------------------------------------
-    trusts = sorted(df[TRUST].unique())
-    row_trust = df[TRUST].to_numpy()
-    by_trust: dict[str, list[str]] = {t: [] for t in trusts}
-    for i, rs in reasons.items():
-        for r in rs:
-            if r not in by_trust[row_trust[i]]:
-                by_trust[row_trust[i]].append(r)
-    obs_t = y.groupby(df[TRUST], sort=True).sum(min_count=1)
-    den_t = n.groupby(df[TRUST], sort=True).sum(min_count=1) if n is not None else None
-    if den_t is not None:
-        for t in trusts:
-            d = den_t.get(t)
-            if by_trust[t] or pd.isna(d):
-                continue
-            if d <= 0:
-                by_trust[t].append("denominator is zero")
-            elif d < min_denominator:
-                by_trust[t].append(f"denominator {d:g} is below the minimum of {min_denominator:g}")
+        add(self.y.isna(), "observed value missing")
+        if self.n is not None:
+            add(self.n.isna(), "denominator missing")
+        cov_values: dict[str, pd.Series] = {}
+        numeric_cov: dict[str, bool] = {}
+        missing_by_cov: dict[str, pd.Series] = {}
+        for c in self.covariates:
+            s = df[c]
+            numeric_cov[c] = _is_numeric_covariate(s)
+            miss = s.isna()
+            missing_by_cov[c] = miss
+            if numeric_cov[c]:
+                s = s.astype(float)
+                if np.isinf(s).any():
+                    raise ModelError(f"covariate {c!r} has infinite values")
+                s, bad = _apply_transform(s, transform.get(c, "identity"))
+                bad = bad & ~miss
+                add(bad, f"covariate {c} outside the domain of the {transform.get(c)} transform")
+            elif c in transform and transform[c] != "identity":
+                raise ModelError(f"transform {transform[c]!r} given for non-numeric covariate {c!r}")
+            cov_values[c] = s
+        any_missing_cov = pd.Series(False, index=df.index)
+        for c in self.covariates:
+            any_missing_cov |= missing_by_cov[c]
+        for i in np.flatnonzero(any_missing_cov.to_numpy()):
+            names = [c for c in self.covariates if missing_by_cov[c].iloc[i]]
+            reasons[int(i)].append("missing covariate(s) " + ", ".join(names))
+        return reasons, cov_values, numeric_cov
 
-    if on_missing == "raise":
-        miss_trusts = sorted(t for t in trusts if any(r.startswith("missing covariate") for r in by_trust[t]))
-        if miss_trusts:
+    def _trust_reasons(self, reasons: dict[int, list[str]]) -> dict[str, list[str]]:
+        """Reasons for excluding each trust (empty: included); raises for missing covariates if asked to."""
+        row_trust = self.df[TRUST].to_numpy()
+        by_trust: dict[str, list[str]] = {t: [] for t in self.trusts}
+        for i, rs in reasons.items():
+            for r in rs:
+                if r not in by_trust[row_trust[i]]:
+                    by_trust[row_trust[i]].append(r)
+        den_t = self.denominator_by_trust
+        if den_t is not None:
+            for t in self.trusts:
+                d = den_t.get(t)
+                if by_trust[t] or pd.isna(d):
+                    continue
+                if d <= 0:
+                    by_trust[t].append("denominator is zero")
+                elif d < self.min_denominator:
+                    by_trust[t].append(f"denominator {d:g} is below the minimum of {self.min_denominator:g}")
+        if self.on_missing == "raise":
+            miss = sorted(t for t in self.trusts if any(r.startswith("missing covariate") for r in by_trust[t]))
+            if miss:
+                raise ModelError(
+                    "missing covariates for trusts " + ", ".join(f"{t} ({'; '.join(by_trust[t])})" for t in miss)
+                )
+        return by_trust
+
+    @functools.cached_property
+    def observed_by_trust(self) -> pd.Series:
+        """O per trust (sum over its rows; NaN if every row is missing)."""
+        return self.y.groupby(self.df[TRUST], sort=True).sum(min_count=1)
+
+    @functools.cached_property
+    def denominator_by_trust(self) -> pd.Series | None:
+        """Denominator per trust (None without a denominator)."""
+        return self.n.groupby(self.df[TRUST], sort=True).sum(min_count=1) if self.n is not None else None
+
+    def _check_design(self) -> None:
+        X, n_fit_rows = self.X, int(self.fit_rows.sum())
+        k_params = X.shape[1] + (1 if self.family == "negative_binomial" else 0)
+        if n_fit_rows < k_params + 2:
+            unit = "trusts" if not self.strata else "observations (trust × stratum rows)"
             raise ModelError(
-                "missing covariates for trusts " + ", ".join(f"{t} ({'; '.join(by_trust[t])})" for t in miss_trusts)
+                f"too few {unit} to fit the model: {n_fit_rows} with complete data, but {k_params} parameters "
+                f"need at least {k_params + 2}"
+                + (f" (excluded: {_reason_digest(self.exclusions)})" if len(self.ok_trusts) < len(self.trusts)
+                   else "")
             )
+        rank = np.linalg.matrix_rank(X.to_numpy())
+        if rank < X.shape[1]:
+            raise ModelError(
+                f"the covariates are collinear among the fitted trusts (design matrix rank {rank} < "
+                f"{X.shape[1]} columns: {list(X.columns)})"
+            )
+        yf, nf = self.y_fit, self.n_fit
+        if yf.sum() <= 0:
+            raise ModelError("no events among the fitted trusts: expected values cannot be estimated")
+        if self.family == "binomial" and np.all(yf >= nf):
+            raise ModelError("every trial is an event among the fitted trusts: expected values cannot be estimated")
 
-    ok_trusts = [t for t in trusts if not by_trust[t]]
-    fit_rows = df[TRUST].isin(ok_trusts).to_numpy()
-    if n is not None:
-        # zero-denominator stratum rows of an included trust carry no information (O = 0 there)
-        fit_rows = fit_rows & (n > 0).to_numpy()
-    n_fit_rows = int(fit_rows.sum())
-    if not ok_trusts:
-        raise ModelError("no trust has complete data: " + _reason_digest(by_trust))
+    def fit(self) -> ExpectedResults:
+        """Fit the GLM (and the random-effects model if asked for); :class:`ModelError` if it cannot be."""
+        res, extra = _fit(self.family, self.y_fit, self.n_fit, self.X, self.scale, self.numerator)
+        e_rows = self._predict(res)
+        extra_rows = _extra_variance_rows(self.within_extra_variance, self.fit_trusts)
+        re_out = None
+        if self.model == "random_effects":
+            re_out = random_effects_fit(self.family, self.y_fit, self.n_fit, e_rows, self.X.to_numpy(), extra_rows,
+                                        tau2_method=self.tau2_method,
+                                        shrinkage_tau2_method=self.shrinkage_tau2_method)
+        return ExpectedResults(self, res, extra, e_rows, extra_rows, re_out)
 
-    # ---- design matrix -------------------------------------------------------------------------
-    X, coef_meta = _design(df.loc[fit_rows], cov_values, numeric_cov, covariates, fit_rows, transform)
-    k_params = X.shape[1] + (1 if family == "negative_binomial" else 0)
-    if n_fit_rows < k_params + 2:
-        unit = "trusts" if not multi_row else "observations (trust × stratum rows)"
-        raise ModelError(
-            f"too few {unit} to fit the model: {n_fit_rows} with complete data, but {k_params} parameters "
-            f"need at least {k_params + 2}"
-            + (f" (excluded: {_reason_digest(by_trust)})" if len(ok_trusts) < len(trusts) else "")
-        )
-    rank = np.linalg.matrix_rank(X.to_numpy())
-    if rank < X.shape[1]:
-        raise ModelError(
-            f"the covariates are collinear among the fitted trusts (design matrix rank {rank} < "
-            f"{X.shape[1]} columns: {list(X.columns)})"
-        )
-
-    yf = y.to_numpy()[fit_rows]
-    nf = n.to_numpy()[fit_rows] if n is not None else None
-    if yf.sum() <= 0:
-        raise ModelError("no events among the fitted trusts: expected values cannot be estimated")
-    if family == "binomial" and np.all(yf >= nf):
-        raise ModelError("every trial is an event among the fitted trusts: expected values cannot be estimated")
-
-    # ---- fit -----------------------------------------------------------------------------------
-    res, extra = _fit(family, yf, nf, X, scale, numerator)
-
-    # ---- expected --------------------------------------------------------------------------------
-    if family == "binomial":
-        p_hat = np.asarray(res.predict(X))
-        e_rows = p_hat * nf
-    else:
+    def _predict(self, res: Any) -> np.ndarray:
+        """The GLM's E per fitted row; refuses fitted values at the boundary (separation)."""
+        nf = self.n_fit
+        if self.family == "binomial":
+            e_rows = np.asarray(res.predict(self.X)) * nf
+            _check_boundary(e_rows / nf, self.fit_trusts)
+            return e_rows
         offset = np.log(nf) if nf is not None else None
-        e_rows = np.asarray(res.predict(X, offset=offset))
-    fit_trusts = df.loc[fit_rows, TRUST].to_numpy()
-    if family == "binomial":
-        _check_boundary(e_rows / nf, fit_trusts)
-    else:
+        e_rows = np.asarray(res.predict(self.X, offset=offset))
         tiny = e_rows < 1e-8 * e_rows.mean()
         if tiny.any():
             raise ModelError(
-                f"fitted means practically 0 for trusts {sorted(set(fit_trusts[tiny]))}: quasi-complete "
+                f"fitted means practically 0 for trusts {sorted(set(self.fit_trusts[tiny]))}: quasi-complete "
                 "separation (e.g. a category with no events); no expected values"
             )
+        return e_rows
 
-    # ---- uncertainty of E and the random-effects model ---------------------------------------------
-    extra_rows = _extra_variance_rows(within_extra_variance, fit_trusts)
-    V = np.asarray(res.cov_params())
-    beta = np.asarray(res.params)
-    re_out: dict[str, Any] | None = None
-    e_glm_t = pd.Series(e_rows, index=pd.Index(fit_trusts)).groupby(level=0).sum()
-    if model == "random_effects":
-        re_out = random_effects_fit(family, yf, nf, e_rows, X.to_numpy(), extra_rows, tau2_method=tau2_method,
-                                    shrinkage_tau2_method=shrinkage_tau2_method)
-        beta, V = re_out["beta"], re_out["cov"]
-        eta_c = X.to_numpy() @ beta
-        base = nf if nf is not None else np.ones(len(yf))
-        e_rows = base / (1.0 + np.exp(-eta_c)) if family == "binomial" else base * np.exp(eta_c)
-    # gradient of log E_trust with respect to the coefficients: Σ_r e_r·dlog(mu_r)/d eta·x_r / E_trust
-    dlog = (1.0 - e_rows / nf) if family == "binomial" else np.ones(len(e_rows))
-    grad_rows = X.to_numpy() * (e_rows * dlog)[:, None]
-    by = pd.Index(fit_trusts)
-    exp_t = pd.Series(e_rows, index=by).groupby(level=0).sum()
-    grad_t = pd.DataFrame(grad_rows, index=by).groupby(level=0).sum().div(exp_t, axis=0)
-    var_log_e_t = pd.Series(np.einsum("ij,jk,ik->i", grad_t.to_numpy(), V, grad_t.to_numpy()), index=grad_t.index)
-    # extra within-trust variance on the log-O scale (link scale × (1 − p)² for the logit link)
-    ex_rows = extra_rows * (dlog**2)
-    extra_log_o_t = (pd.Series(ex_rows * e_rows, index=by).groupby(level=0).sum() / exp_t)
 
-    # ---- table -----------------------------------------------------------------------------------
-    table = pd.DataFrame({TRUST: pd.array(trusts, dtype="str")})
-    table["observed"] = obs_t.reindex(trusts).to_numpy()
-    table["denominator"] = den_t.reindex(trusts).to_numpy() if den_t is not None else np.nan
-    table["expected"] = exp_t.reindex(trusts).to_numpy()
-    ok = table[TRUST].isin(ok_trusts).to_numpy()
-    table.loc[~ok, "expected"] = np.nan
-    table["expected_glm"] = np.where(ok, e_glm_t.reindex(trusts).to_numpy(), np.nan)
-    o_arr = np.where(ok, table["observed"].to_numpy(), np.nan)
-    e_arr = table["expected"].to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        oe = o_arr / e_arr
-    se_log_e = np.sqrt(var_log_e_t.reindex(trusts).to_numpy())
-    df_e = float(res.df_resid) if (scale == "X2" or model == "random_effects" or family == "negative_binomial") \
-        else np.inf
-    if interval == "o_only":
-        lo, up, meth = poisson_limits(o_arr, confidence)
-        table["oe"] = oe
-        table["oe_lower"] = lo / e_arr
-        table["oe_upper"] = up / e_arr
-        table["oe_method"] = pd.array(meth, dtype="str")
-    else:
-        n_arr = table["denominator"].to_numpy() if family == "binomial" else None
-        lo, up, meth = oe_interval(
-            o_arr, e_arr, confidence=confidence, var_log_expected=se_log_e**2,
-            extra_var_log_observed=extra_log_o_t.reindex(trusts).to_numpy(), trials=n_arr, df_expected=df_e,
-            count_method=count_interval)
-        table["oe"] = oe
+class ExpectedResults:
+    """A fitted :class:`ExpectedModel` (what :meth:`ExpectedModel.fit` returns). Its tables are cached properties,
+    built on first use.
+
+    table
+        One row per trust (sorted by trust code): trust_code, observed, denominator, expected,
+        expected_glm (the GLM's population-averaged E, ΣE = ΣO; equal to expected for ``model="fixed"``), oe,
+        oe_lower, oe_upper, oe_method (``"Wilson+delta"``, ``"Exact+delta"``, ``"Byars+delta"`` for
+        ``interval="delta"``; ``"Exact"``/``"Byars"`` for ``"o_only"``), se_log_expected (SD of log E
+        from the coefficient covariance), confidence, oe_shrunk, oe_shrunk_lower, oe_shrunk_upper
+        (random-effects model only, NaN otherwise), crude_rate, adjusted_value, adjusted_lower,
+        adjusted_upper, status ("ok" or "no expected value: <reason>").
+        ``adjusted_value = O/E × national rate`` (the pooled rate of the fitted trusts, ΣO/Σn ×
+        multiplier; with no denominator, the mean count), on the same scale as ``crude_rate``.
+    coefficients
+        term, estimate, std_error, lower, upper, p_value (log-odds / log-rate scale), exp_estimate,
+        exp_lower, exp_upper (odds or rate ratios), per (the unit of the term: "1 SD of x", or the
+        dummy's reference level), covariate_mean, covariate_sd (of the transformed covariate).
+    fit_info
+        family, link, n_trusts, n_rows, n_excluded, covariates, standardisation, deviance,
+        null_deviance, deviance_explained, pearson_chi2, df_resid, dispersion (Pearson χ²/df),
+        scale_method, scale_used, aic, converged, confidence, sum_observed, sum_expected,
+        national_rate, multiplier, nb_alpha / nb_alpha_se (negative binomial only), warnings, model,
+        interval, oe_method (in words), expected_definition, df_expected (degrees of freedom of the
+        quantile used for the E part of the interval; inf = normal), within_extra_variance_mean, and for
+        the random-effects model tau2, tau2_se, between_trust_sd, tau2_method.
+    summary()
+        statsmodels ``summary()`` as text (for the report appendix), preceded by the random-effects
+        model's estimates when ``model="random_effects"``.
+    results
+        The statsmodels results object of the GLM.
+    """
+
+    def __init__(self, model: ExpectedModel, results: Any, extra: dict[str, Any], e_glm_rows: np.ndarray,
+                 extra_rows: np.ndarray, re_out: dict[str, Any] | None) -> None:
+        self.model, self.results, self._extra = model, results, extra
+        self.e_glm_rows, self.extra_rows, self.re_out = e_glm_rows, extra_rows, re_out
+
+    @functools.cached_property
+    def df_expected(self) -> float:
+        """Degrees of freedom of the quantile for the E part of the O/E interval (inf: normal)."""
+        m = self.model
+        estimated = m.scale == "X2" or m.model == "random_effects" or m.family == "negative_binomial"
+        return float(self.results.df_resid) if estimated else np.inf
+
+    @functools.cached_property
+    def _by_trust(self) -> dict[str, pd.Series]:
+        """E, its log-scale variance from the coefficients, the GLM's E and the extra log-O variance per trust."""
+        m, re_out = self.model, self.re_out
+        X, nf, e_rows = m.X.to_numpy(), m.n_fit, self.e_glm_rows
+        V, by = np.asarray(self.results.cov_params()), pd.Index(m.fit_trusts)
+        e_glm_t = pd.Series(e_rows, index=by).groupby(level=0).sum()
+        if re_out is not None:
+            V = re_out["cov"]
+            eta_c = X @ re_out["beta"]
+            base = nf if nf is not None else np.ones(len(e_rows))
+            e_rows = base / (1.0 + np.exp(-eta_c)) if m.family == "binomial" else base * np.exp(eta_c)
+        # gradient of log E_trust with respect to the coefficients: Σ_r e_r·dlog(mu_r)/d eta·x_r / E_trust
+        dlog = (1.0 - e_rows / nf) if m.family == "binomial" else np.ones(len(e_rows))
+        grad_rows = X * (e_rows * dlog)[:, None]
+        exp_t = pd.Series(e_rows, index=by).groupby(level=0).sum()
+        grad_t = pd.DataFrame(grad_rows, index=by).groupby(level=0).sum().div(exp_t, axis=0)
+        var_log_e_t = pd.Series(np.einsum("ij,jk,ik->i", grad_t.to_numpy(), V, grad_t.to_numpy()),
+                                index=grad_t.index)
+        # extra within-trust variance on the log-O scale (link scale × (1 − p)² for the logit link)
+        ex_rows = self.extra_rows * (dlog**2)
+        extra_log_o_t = (pd.Series(ex_rows * e_rows, index=by).groupby(level=0).sum() / exp_t)
+        return {"expected": exp_t, "expected_glm": e_glm_t, "var_log_expected": var_log_e_t,
+                "extra_var_log_observed": extra_log_o_t}
+
+    def _oe_table(self) -> pd.DataFrame:
+        """The table's columns up to the shrunken O/E."""
+        m, bt = self.model, self._by_trust
+        trusts, den_t = m.trusts, m.denominator_by_trust
+        table = pd.DataFrame({TRUST: pd.array(trusts, dtype="str")})
+        table["observed"] = m.observed_by_trust.reindex(trusts).to_numpy()
+        table["denominator"] = den_t.reindex(trusts).to_numpy() if den_t is not None else np.nan
+        table["expected"] = bt["expected"].reindex(trusts).to_numpy()
+        ok = table[TRUST].isin(m.ok_trusts).to_numpy()
+        table.loc[~ok, "expected"] = np.nan
+        table["expected_glm"] = np.where(ok, bt["expected_glm"].reindex(trusts).to_numpy(), np.nan)
+        o_arr = np.where(ok, table["observed"].to_numpy(), np.nan)
+        e_arr = table["expected"].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table["oe"] = o_arr / e_arr
+        se_log_e = np.sqrt(bt["var_log_expected"].reindex(trusts).to_numpy())
+        if m.interval == "o_only":
+            lo, up, meth = poisson_limits(o_arr, m.confidence)
+            lo, up = lo / e_arr, up / e_arr
+        else:
+            n_arr = table["denominator"].to_numpy() if m.family == "binomial" else None
+            lo, up, meth = oe_interval(
+                o_arr, e_arr, confidence=m.confidence, var_log_expected=se_log_e**2,
+                extra_var_log_observed=bt["extra_var_log_observed"].reindex(trusts).to_numpy(), trials=n_arr,
+                df_expected=self.df_expected, count_method=m.count_interval)
         table["oe_lower"] = lo
         table["oe_upper"] = up
         table["oe_method"] = pd.array(meth, dtype="str")
-    table["se_log_expected"] = se_log_e
-    table["confidence"] = float(confidence)
-    if re_out is not None:
-        shr = _shrunk_table(re_out, family, fit_trusts, confidence, df=df_e)
+        table["se_log_expected"] = se_log_e
+        table["confidence"] = float(m.confidence)
+        shr = None if self.re_out is None else \
+            _shrunk_table(self.re_out, m.family, m.fit_trusts, m.confidence, df=self.df_expected)
         for col in ("oe_shrunk", "oe_shrunk_lower", "oe_shrunk_upper"):
-            table[col] = shr[col].reindex(trusts).to_numpy()
-    else:
-        for col in ("oe_shrunk", "oe_shrunk_lower", "oe_shrunk_upper"):
-            table[col] = np.nan
+            table[col] = np.nan if shr is None else shr[col].reindex(trusts).to_numpy()
+        return table
 
-    sum_o = float(table.loc[ok, "observed"].sum())
-    sum_e = float(table.loc[ok, "expected"].sum())
-    if den_t is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            crude = table["observed"].to_numpy() / table["denominator"].to_numpy() * multiplier
-        crude = np.where(table["denominator"].to_numpy() > 0, crude, np.nan)
-        national = sum_o / float(table.loc[ok, "denominator"].sum()) * multiplier
-        rate_text = f"pooled rate of the fitted trusts, ΣO/Σn × {multiplier:g}"
-    else:
-        crude = table["observed"].to_numpy() * 1.0
-        national = sum_o / int(ok.sum())
-        rate_text = "mean count of the fitted trusts"
-    table["crude_rate"] = crude
-    table["adjusted_value"] = table["oe"] * national
-    table["adjusted_lower"] = table["oe_lower"] * national
-    table["adjusted_upper"] = table["oe_upper"] * national
-    table["status"] = pd.array(
-        ["ok" if not by_trust[t] else "no expected value: " + "; ".join(by_trust[t]) for t in trusts],
-        dtype="str",
-    )
+    @functools.cached_property
+    def table(self) -> pd.DataFrame:
+        """One row per trust: O, E, O/E with its interval, crude and adjusted rates, status (see the class)."""
+        m = self.model
+        table = self._oe_table()
+        if m.denominator_by_trust is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                crude = table["observed"].to_numpy() / table["denominator"].to_numpy() * m.multiplier
+            crude = np.where(table["denominator"].to_numpy() > 0, crude, np.nan)
+        else:
+            crude = table["observed"].to_numpy() * 1.0
+        national = self.national_rate
+        table["crude_rate"] = crude
+        table["adjusted_value"] = table["oe"] * national
+        table["adjusted_lower"] = table["oe_lower"] * national
+        table["adjusted_upper"] = table["oe_upper"] * national
+        table["status"] = pd.array(
+            ["ok" if not m.exclusions[t] else "no expected value: " + "; ".join(m.exclusions[t]) for t in m.trusts],
+            dtype="str",
+        )
+        return table
 
-    # ---- coefficients -----------------------------------------------------------------------------
-    z = sps.norm.ppf(1.0 - (1.0 - confidence) / 2.0)
-    if re_out is None:
-        params = np.asarray(res.params)
-        bse = np.asarray(res.bse)
-        pvals = np.asarray(res.pvalues)
-    else:  # the random-effects model's fixed part (the coefficients E comes from)
-        params = np.asarray(re_out["beta"])
-        bse = np.sqrt(np.diag(re_out["cov"]))
-        pvals = 2.0 * sps.norm.sf(np.abs(params / bse))
-    coefs = pd.DataFrame(
-        {
-            "term": pd.array(list(X.columns), dtype="str"),
-            "estimate": params,
-            "std_error": bse,
-            "lower": params - z * bse,
-            "upper": params + z * bse,
-            "p_value": pvals,
+    @functools.cached_property
+    def _sums(self) -> tuple[float, float]:
+        """ΣO and ΣE over the fitted trusts."""
+        m = self.model
+        ok_idx = pd.Index(m.ok_trusts)
+        obs = m.observed_by_trust.reindex(ok_idx)
+        exp = self._by_trust["expected"].reindex(ok_idx)
+        return float(obs.sum()), float(exp.sum())
+
+    @functools.cached_property
+    def national_rate(self) -> float:
+        """The pooled rate of the fitted trusts (ΣO/Σn × multiplier), or with no denominator the mean count."""
+        m = self.model
+        sum_o = self._sums[0]
+        if m.denominator_by_trust is not None:
+            return sum_o / float(m.denominator_by_trust.reindex(pd.Index(m.ok_trusts)).sum()) * m.multiplier
+        return sum_o / len(m.ok_trusts)
+
+    @functools.cached_property
+    def coefficients(self) -> pd.DataFrame:
+        """The coefficient table (see the class), from the GLM or the random-effects model's fixed part."""
+        m, z = self.model, sps.norm.ppf(1.0 - (1.0 - self.model.confidence) / 2.0)
+        if self.re_out is None:
+            params = np.asarray(self.results.params)
+            bse = np.asarray(self.results.bse)
+            pvals = np.asarray(self.results.pvalues)
+        else:  # the random-effects model's fixed part (the coefficients E comes from)
+            params = np.asarray(self.re_out["beta"])
+            bse = np.sqrt(np.diag(self.re_out["cov"]))
+            pvals = 2.0 * sps.norm.sf(np.abs(params / bse))
+        terms = list(m.X.columns)
+        coefs = pd.DataFrame({"term": pd.array(terms, dtype="str"), "estimate": params, "std_error": bse,
+                              "lower": params - z * bse, "upper": params + z * bse, "p_value": pvals})
+        coefs["exp_estimate"] = np.exp(coefs["estimate"])
+        coefs["exp_lower"] = np.exp(coefs["lower"])
+        coefs["exp_upper"] = np.exp(coefs["upper"])
+        coefs["per"] = pd.array([m.coef_meta[t]["per"] for t in terms], dtype="str")
+        coefs["covariate_mean"] = [m.coef_meta[t]["mean"] for t in terms]
+        coefs["covariate_sd"] = [m.coef_meta[t]["sd"] for t in terms]
+        return coefs
+
+    @functools.cached_property
+    def fit_info(self) -> dict[str, Any]:
+        """Goodness of fit and how E and the intervals were made (see the class)."""
+        m, res, extra = self.model, self.results, self._extra
+        dev, null_dev = float(res.deviance), float(res.null_deviance)
+        pearson, df_resid = float(res.pearson_chi2), float(res.df_resid)
+        sum_o, sum_e = self._sums
+        info: dict[str, Any] = {
+            "family": m.family, "link": "logit" if m.family == "binomial" else "log",
+            "n_trusts": len(m.ok_trusts), "n_rows": int(m.fit_rows.sum()),
+            "n_excluded": len(m.trusts) - len(m.ok_trusts), "covariates": m.covariates, "transform": m.transform,
+            "standardisation": (
+                "numeric covariates (after any transform) standardised to z-scores over the fitted rows "
+                "(mean, sample SD with ddof=1): coefficients are per 1 SD; exp_estimate is the "
+                + ("odds ratio" if m.family == "binomial" else "rate ratio")
+                + " per 1 SD (or versus the reference level for categorical covariates)"
+            ),
+            "deviance": dev, "null_deviance": null_dev,
+            "deviance_explained": 1.0 - dev / null_dev if null_dev > 0 else float("nan"),
+            "pearson_chi2": pearson, "df_resid": df_resid,
+            "dispersion": pearson / df_resid if df_resid > 0 else float("nan"),
+            "scale_method": "X2 (quasi-likelihood: Pearson chi2/df)" if m.scale == "X2" else "fixed at 1",
+            "scale_used": float(res.scale), "aic": extra["aic"],
+            "aic_note": "likelihood AIC at scale 1" + (" (not defined for quasi-likelihood)" if m.scale == "X2"
+                                                      else ""),
+            "converged": bool(extra["converged"]), "confidence": float(m.confidence),
+            "sum_observed": sum_o, "sum_expected": sum_e, "national_rate": self.national_rate,
+            "national_rate_definition": (f"pooled rate of the fitted trusts, ΣO/Σn × {m.multiplier:g}"
+                                         if m.denominator_by_trust is not None else "mean count of the fitted trusts"),
+            "multiplier": float(m.multiplier), "warnings": extra["warnings"], "model": m.model,
+            "interval": m.interval, "oe_method": _OE_METHOD_TEXT[m.interval], "expected_definition": _E_TEXT[m.model],
+            "df_expected": self.df_expected,
+            "within_extra_variance_mean": float(np.mean(self.extra_rows)) if len(self.extra_rows) else 0.0,
+            "count_interval": m.count_interval if m.interval == "delta" else "exact_byar",
         }
-    )
-    coefs["exp_estimate"] = np.exp(coefs["estimate"])
-    coefs["exp_lower"] = np.exp(coefs["lower"])
-    coefs["exp_upper"] = np.exp(coefs["upper"])
-    coefs["per"] = pd.array([coef_meta[t]["per"] for t in X.columns], dtype="str")
-    coefs["covariate_mean"] = [coef_meta[t]["mean"] for t in X.columns]
-    coefs["covariate_sd"] = [coef_meta[t]["sd"] for t in X.columns]
+        if m.family == "negative_binomial":
+            info["nb_alpha"] = extra["alpha"]
+            info["nb_alpha_se"] = extra["alpha_se"]
+        re_out = self.re_out
+        if re_out is not None:
+            info.update(tau2=float(re_out["tau2"]), tau2_se=float(re_out["tau2_se"]),
+                        between_trust_sd=float(np.sqrt(re_out["tau2"])), tau2_method=re_out["method"],
+                        tau2_shrinkage=float(re_out["tau2_shrinkage"]),
+                        tau2_shrinkage_method=re_out["shrinkage_method"])
+        return info
 
-    # ---- summary ----------------------------------------------------------------------------------
-    dev = float(res.deviance)
-    null_dev = float(res.null_deviance)
-    pearson = float(res.pearson_chi2)
-    df_resid = float(res.df_resid)
-    summary: dict[str, Any] = {
-        "family": family,
-        "link": "logit" if family == "binomial" else "log",
-        "n_trusts": len(ok_trusts),
-        "n_rows": n_fit_rows,
-        "n_excluded": len(trusts) - len(ok_trusts),
-        "covariates": covariates,
-        "transform": transform,
-        "standardisation": (
-            "numeric covariates (after any transform) standardised to z-scores over the fitted rows "
-            "(mean, sample SD with ddof=1): coefficients are per 1 SD; exp_estimate is the "
-            + ("odds ratio" if family == "binomial" else "rate ratio")
-            + " per 1 SD (or versus the reference level for categorical covariates)"
-        ),
-        "deviance": dev,
-        "null_deviance": null_dev,
-        "deviance_explained": 1.0 - dev / null_dev if null_dev > 0 else float("nan"),
-        "pearson_chi2": pearson,
-        "df_resid": df_resid,
-        "dispersion": pearson / df_resid if df_resid > 0 else float("nan"),
-        "scale_method": "X2 (quasi-likelihood: Pearson chi2/df)" if scale == "X2" else "fixed at 1",
-        "scale_used": float(res.scale),
-        "aic": extra["aic"],
-        "aic_note": "likelihood AIC at scale 1" + (" (not defined for quasi-likelihood)" if scale == "X2" else ""),
-        "converged": bool(extra["converged"]),
-        "confidence": float(confidence),
-        "sum_observed": sum_o,
-        "sum_expected": sum_e,
-        "national_rate": national,
-        "national_rate_definition": rate_text,
-        "multiplier": float(multiplier),
-        "warnings": extra["warnings"],
-        "model": model,
-        "interval": interval,
-        "oe_method": _OE_METHOD_TEXT[interval],
-        "expected_definition": _E_TEXT[model],
-        "df_expected": df_e,
-        "within_extra_variance_mean": float(np.mean(extra_rows)) if len(extra_rows) else 0.0,
-        "count_interval": count_interval if interval == "delta" else "exact_byar",
-    }
-    if family == "negative_binomial":
-        summary["nb_alpha"] = extra["alpha"]
-        summary["nb_alpha_se"] = extra["alpha_se"]
-    prefix = extra["text_prefix"]
-    if re_out is not None:
-        summary["tau2"] = float(re_out["tau2"])
-        summary["tau2_se"] = float(re_out["tau2_se"])
-        summary["between_trust_sd"] = float(np.sqrt(re_out["tau2"]))
-        summary["tau2_method"] = re_out["method"]
-        summary["tau2_shrinkage"] = float(re_out["tau2_shrinkage"])
-        summary["tau2_shrinkage_method"] = re_out["shrinkage_method"]
-        prefix += _re_text(re_out, list(X.columns), family)
-    return ExpectedResult(table=table, coefficients=coefs, summary=summary, results=res, text_prefix=prefix)
+    @functools.cached_property
+    def _summary_text(self) -> str:
+        prefix = self._extra["text_prefix"]
+        if self.re_out is not None:
+            prefix += _re_text(self.re_out, list(self.model.X.columns), self.model.family)
+        return prefix + _strip_timestamp(str(self.results.summary()))
+
+    def summary(self) -> str:
+        """statsmodels ``summary()`` of the GLM as text, timestamps blanked (so reports are deterministic),
+        preceded by the negative binomial dispersion or the random-effects model's estimates."""
+        return self._summary_text
+
+
+def _check_arguments(m: ExpectedModel, strata: list[str] | None) -> None:
+    if m.family not in _FAMILIES:
+        raise ModelError(f"family must be one of {_FAMILIES}; got {m.family!r}")
+    if m.scale not in (None, "X2"):
+        raise ModelError(f"scale must be None or 'X2'; got {m.scale!r}")
+    if m.on_missing not in ("exclude", "raise"):
+        raise ModelError(f"on_missing must be 'exclude' or 'raise'; got {m.on_missing!r}")
+    if m.interval not in _INTERVALS:
+        raise ModelError(f"interval must be one of {_INTERVALS}; got {m.interval!r}")
+    if m.model not in _MODELS:
+        raise ModelError(f"model must be one of {_MODELS}; got {m.model!r}")
+    if m.count_interval not in _COUNT_METHODS:
+        raise ModelError(f"count_interval must be one of {_COUNT_METHODS}; got {m.count_interval!r}")
+    if m.tau2_method not in _TAU2_METHODS or m.shrinkage_tau2_method not in _TAU2_METHODS:
+        raise ModelError(f"tau2_method and shrinkage_tau2_method must be one of {_TAU2_METHODS}; got "
+                         f"{m.tau2_method!r}, {m.shrinkage_tau2_method!r}")
+    if m.model == "random_effects" and strata:
+        raise ModelError("model='random_effects' needs one row per trust (the random effect is per trust): "
+                         "do not pass strata=")
+    _check_confidence(m.confidence)
+
+
+def _check_covariate_arguments(m: ExpectedModel) -> None:
+    if len(set(m.covariates)) != len(m.covariates):
+        raise ModelError(f"covariates are repeated: {m.covariates}")
+    if m.family == "binomial" and m.denominator is None:
+        raise ModelError("the binomial family needs a denominator (number of trials)")
+    unknown_t = sorted(set(m.transform) - set(m.covariates))
+    if unknown_t:
+        raise ModelError(f"transform given for columns that are not covariates: {unknown_t}")
+    for col, how in m.transform.items():
+        if how not in _TRANSFORMS:
+            raise ModelError(f"unknown transform {how!r} for {col!r}; use one of {_TRANSFORMS}")
 
 
 def _contract_checks(df: pd.DataFrame, y: pd.Series, n: pd.Series | None, family: str) -> None:
@@ -711,33 +777,7 @@ def _fit(family: str, y: np.ndarray, n: np.ndarray | None, X: pd.DataFrame, scal
             elif family == "poisson":
                 model = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset, missing="raise")
             else:
-                nb = _DiscreteNB(y, X, loglike_method="nb2", offset=offset, missing="raise")
-                nb_res = nb.fit(disp=0, maxiter=500, method="newton")
-                if not (nb_res.mle_retvals.get("converged", False) and np.all(np.isfinite(nb_res.params))):
-                    # Newton can step to NaN when alpha is near 0 (no overdispersion); BFGS is robust there
-                    nb_res = nb.fit(disp=0, maxiter=5000, method="bfgs")
-                if not (nb_res.mle_retvals.get("converged", False) and np.all(np.isfinite(nb_res.params))):
-                    raise ModelError(
-                        "the negative binomial model did not converge (estimating the dispersion alpha); "
-                        "there may be no overdispersion: try family='poisson' with scale='X2'"
-                    )
-                alpha = float(nb_res.params.iloc[-1] if hasattr(nb_res.params, "iloc") else nb_res.params[-1])
-                alpha_se = float(np.asarray(nb_res.bse)[-1])
-                if not np.isfinite(alpha) or alpha <= 0:
-                    raise ModelError(f"the negative binomial dispersion estimate is not positive ({alpha!r})")
-                extra.update(alpha=alpha, alpha_se=alpha_se, aic=float(nb_res.aic))
-                if alpha < 1e-3:
-                    extra["nb_note"] = (
-                        f"alpha = {alpha:.3g} is near 0: no overdispersion beyond Poisson; the model is "
-                        "practically a Poisson GLM"
-                    )
-                extra["text_prefix"] = (
-                    f"Negative binomial (NB2) dispersion alpha = {alpha:.6g} (SE {alpha_se:.3g}), "
-                    "estimated by maximum likelihood; GLM below fitted at that alpha.\n\n"
-                )
-                model = sm.GLM(
-                    y, X, family=sm.families.NegativeBinomial(alpha=alpha), offset=offset, missing="raise"
-                )
+                model = _negative_binomial_glm(y, X, offset, extra)
             res = model.fit(maxiter=200)
             res1 = res
             if scale == "X2" and getattr(res1, "converged", True):
@@ -752,6 +792,16 @@ def _fit(family: str, y: np.ndarray, n: np.ndarray | None, X: pd.DataFrame, scal
         if isinstance(exc, ModelError):
             raise
         raise ModelError(f"the model could not be fitted: {exc}") from None
+    extra["warnings"] = _fit_warnings(caught, extra)
+    converged = _check_fit(res, res1, X)
+    extra["converged"] = converged
+    if "aic" not in extra:  # binomial / Poisson: likelihood AIC of the scale-1 fit
+        extra["aic"] = float(res1.aic)
+    return res, extra
+
+
+def _fit_warnings(caught: list[warnings.WarningMessage], extra: dict[str, Any]) -> list[str]:
+    """The fit's warnings worth reporting (sorted, unique); separation is refused with :class:`ModelError`."""
     msgs = []
     for w in caught:
         if issubclass(w.category, sm_exceptions.PerfectSeparationWarning):
@@ -760,12 +810,16 @@ def _fit(family: str, y: np.ndarray, n: np.ndarray | None, X: pd.DataFrame, scal
                 "exactly, e.g. a group of trusts with no events); no expected values"
             )
         # numpy RuntimeWarnings (overflow in exp, log of 0 in a failed Newton step) are not reported:
-        # the conditions they signal are checked explicitly below
+        # the conditions they signal are checked explicitly (_check_fit, _predict)
         if issubclass(w.category, (sm_exceptions.ConvergenceWarning, sm_exceptions.HessianInversionWarning)):
             msgs.append(str(w.message))
     if "nb_note" in extra:
         msgs.append(extra["nb_note"])
-    extra["warnings"] = sorted(set(msgs))
+    return sorted(set(msgs))
+
+
+def _check_fit(res: Any, res1: Any, X: pd.DataFrame) -> bool:
+    """Refuse a fit that did not converge, is not finite or diverges (separation); True when it converged."""
     converged = bool(getattr(res1, "converged", True)) and bool(getattr(res, "converged", True))
     if not converged:
         raise ModelError("the GLM did not converge (IRLS iteration limit reached); no expected values")
@@ -779,10 +833,37 @@ def _fit(family: str, y: np.ndarray, n: np.ndarray | None, X: pd.DataFrame, scal
             f"coefficients diverging ({big}): likely perfect or quasi-complete separation "
             "(e.g. a category with no events); no expected values"
         )
-    extra["converged"] = converged
-    if "aic" not in extra:  # binomial / Poisson: likelihood AIC of the scale-1 fit
-        extra["aic"] = float(res1.aic)
-    return res, extra
+    return converged
+
+
+def _negative_binomial_glm(y: pd.Series, X: pd.DataFrame, offset: np.ndarray | None, extra: dict[str, Any]):
+    """The GLM with ``NegativeBinomial(alpha=α̂)``, α̂ the NB2 dispersion by maximum likelihood; records α̂, its SE,
+    the likelihood AIC and a note for the summary in ``extra``."""
+    nb = _DiscreteNB(y, X, loglike_method="nb2", offset=offset, missing="raise")
+    nb_res = nb.fit(disp=0, maxiter=500, method="newton")
+    if not (nb_res.mle_retvals.get("converged", False) and np.all(np.isfinite(nb_res.params))):
+        # Newton can step to NaN when alpha is near 0 (no overdispersion); BFGS is robust there
+        nb_res = nb.fit(disp=0, maxiter=5000, method="bfgs")
+    if not (nb_res.mle_retvals.get("converged", False) and np.all(np.isfinite(nb_res.params))):
+        raise ModelError(
+            "the negative binomial model did not converge (estimating the dispersion alpha); "
+            "there may be no overdispersion: try family='poisson' with scale='X2'"
+        )
+    alpha = float(nb_res.params.iloc[-1] if hasattr(nb_res.params, "iloc") else nb_res.params[-1])
+    alpha_se = float(np.asarray(nb_res.bse)[-1])
+    if not np.isfinite(alpha) or alpha <= 0:
+        raise ModelError(f"the negative binomial dispersion estimate is not positive ({alpha!r})")
+    extra.update(alpha=alpha, alpha_se=alpha_se, aic=float(nb_res.aic))
+    if alpha < 1e-3:
+        extra["nb_note"] = (
+            f"alpha = {alpha:.3g} is near 0: no overdispersion beyond Poisson; the model is "
+            "practically a Poisson GLM"
+        )
+    extra["text_prefix"] = (
+        f"Negative binomial (NB2) dispersion alpha = {alpha:.6g} (SE {alpha_se:.3g}), "
+        "estimated by maximum likelihood; GLM below fitted at that alpha.\n\n"
+    )
+    return sm.GLM(y, X, family=sm.families.NegativeBinomial(alpha=alpha), offset=offset, missing="raise")
 
 
 def _strip_timestamp(text: str) -> str:
@@ -944,8 +1025,6 @@ def poisson_midp_limits(x, confidence: float = 0.95) -> tuple[np.ndarray, np.nda
     if pos.any():
         k = ks[pos]
 
-        from scipy import special
-
         log_k_fact = special.gammaln(k + 1.0)
 
         def pmf(lam: np.ndarray) -> np.ndarray:
@@ -978,8 +1057,6 @@ def _reml_tau2(y: np.ndarray, s2: np.ndarray, X: np.ndarray, adjusted: bool = Fa
     """REML estimate of τ² in ``y = Xβ + u + e``, ``u ~ N(0, τ²)``, ``e ~ N(0, s²)`` with s² known.
 
     ``adjusted=True``: the adjusted REML of Li & Lahiri (2010), maximising ``τ² · L_R(τ²)``, which is never 0."""
-    from scipy import optimize
-
     def neg_restricted_loglik(log_t2: float) -> float:
         v = np.exp(log_t2) + s2
         w = 1.0 / v
@@ -1164,151 +1241,3 @@ def within_extra_variance(
         return 0.0
     est = float(np.mean(dr[pair] ** 2 - f["v"].to_numpy()[pair] - vprev[pair]) / 2.0)
     return max(est, 0.0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Indirect standardisation by strata (§1.4)
-# ---------------------------------------------------------------------------------------------
-
-
-def expected_by_strata(
-    observed_by_trust: pd.Series | pd.DataFrame,
-    population_by_trust_stratum: pd.DataFrame,
-    reference_rates_by_stratum: pd.DataFrame,
-    *,
-    keys: list[str] | None = None,
-    confidence: float = 0.95,
-    refvalue: float = 1.0,
-    multiplier: float = 100000.0,
-    ref_rate: float | None = None,
-) -> pd.DataFrame:
-    """Indirect standardisation: ``E = Σ_i rate_i · n_i`` over strata joined **by key** (§1.4).
-
-    Parameters
-    ----------
-    observed_by_trust
-        Observed events O per trust: a Series indexed by trust code, or a DataFrame with columns
-        ``trust_code`` and ``observed`` (rows per stratum are summed).
-    population_by_trust_stratum
-        Columns ``trust_code``, the stratum key column(s) and ``population``.
-    reference_rates_by_stratum
-        The stratum key column(s) and either ``rate`` (events per person) or ``events`` and
-        ``population`` (rate = events / population, and the crude reference rate Σevents/Σpopulation
-        is used for the ISRate).
-    keys
-        Stratum key columns; default: the population columns other than trust_code and population.
-    refvalue
-        ISR multiplier (1 or 100).
-    multiplier, ref_rate
-        ISRate = O/E × ref_rate × multiplier, ref_rate being the crude reference rate (from the
-        reference events and population, or given). Without it the ISRate columns are missing.
-
-    Returns
-    -------
-    DataFrame (sorted by trust code): trust_code, observed, expected, isr, isr_lower, isr_upper
-    (= O/E × refvalue; Exact below 10 events, Byar from 10, divided by E), method, confidence,
-    israte, israte_lower, israte_upper, strata_without_data (strata contributing 0 because the
-    rate or population is missing), status.
-
-    A missing rate or population in a stratum contributes 0 (as PHEindicatormethods, §1.4) and is
-    counted in ``strata_without_data``; a stratum key of the population table absent from the
-    reference table is a key mismatch and raises :class:`ModelError`.
-    """
-    _check_confidence(confidence)
-    pop = population_by_trust_stratum.copy()
-    ref = reference_rates_by_stratum.copy()
-    if TRUST not in pop.columns or "population" not in pop.columns:
-        raise ModelError("population_by_trust_stratum needs columns trust_code and population")
-    if keys is None:
-        keys = [c for c in pop.columns if c not in (TRUST, "population")]
-    keys = list(keys)
-    if not keys:
-        raise ModelError("no stratum key columns")
-    for c in keys:
-        if c not in ref.columns:
-            raise ModelError(f"reference table has no stratum key column {c!r}")
-        if c not in pop.columns:
-            raise ModelError(f"population table has no stratum key column {c!r}")
-    if ref.duplicated(subset=keys).any():
-        dups = ref.loc[ref.duplicated(subset=keys, keep=False), keys].to_dict("records")
-        raise ModelError(f"reference table has duplicate strata: {dups}")
-    pop[TRUST] = pop[TRUST].astype(str)
-    if pop.duplicated(subset=[TRUST] + keys).any():
-        raise ModelError("population table has duplicate trust × stratum rows")
-    crude_ref = ref_rate
-    if "rate" in ref.columns:
-        rate = pd.to_numeric(ref["rate"]).astype(float)
-    elif {"events", "population"} <= set(ref.columns):
-        ev = pd.to_numeric(ref["events"]).astype(float)
-        rp = pd.to_numeric(ref["population"]).astype(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate = ev / rp
-        rate = rate.where(rp > 0)
-        if crude_ref is None:
-            crude_ref = float(ev.sum() / rp.sum())
-    else:
-        raise ModelError("reference table needs a rate column, or events and population columns")
-    ref = ref[keys].assign(_rate=rate.to_numpy())
-    # join by key, with the keys' values compared as strings so "1" and 1 cannot silently mismatch
-    pk = pop[keys].astype(str)
-    rk = ref[keys].astype(str)
-    pop_k = pop.assign(**{f"_k{i}": pk[c].to_numpy() for i, c in enumerate(keys)})
-    ref_k = ref.assign(**{f"_k{i}": rk[c].to_numpy() for i, c in enumerate(keys)}).drop(columns=keys)
-    kcols = [f"_k{i}" for i in range(len(keys))]
-    merged = pop_k.merge(ref_k, on=kcols, how="left", indicator=True)
-    unmatched = merged["_merge"] == "left_only"
-    if unmatched.any():
-        missing = merged.loc[unmatched, keys].drop_duplicates().astype(str).to_dict("records")
-        raise ModelError(f"strata in the population table with no reference row (key mismatch?): {missing}")
-    n_i = pd.to_numeric(merged["population"]).astype(float)
-    if (n_i < 0).any():
-        raise ModelError("negative stratum populations")
-    contrib = merged["_rate"] * n_i
-    merged["_contrib"] = contrib.fillna(0.0)
-    merged["_nodata"] = contrib.isna()
-    e_t = merged.groupby(TRUST)["_contrib"].sum()
-    nodata_t = merged.groupby(TRUST)["_nodata"].sum()
-
-    if isinstance(observed_by_trust, pd.DataFrame):
-        if TRUST not in observed_by_trust.columns or "observed" not in observed_by_trust.columns:
-            raise ModelError("observed_by_trust needs columns trust_code and observed")
-        o = observed_by_trust.assign(**{TRUST: observed_by_trust[TRUST].astype(str)})
-        o_t = o.groupby(TRUST)["observed"].sum(min_count=1).astype(float)
-    else:
-        o_t = pd.Series(observed_by_trust, dtype=float)
-        o_t.index = o_t.index.astype(str)
-        if o_t.index.duplicated().any():
-            raise ModelError("observed_by_trust has duplicate trust codes")
-    if (o_t < 0).any():
-        raise ModelError(f"negative observed counts for trusts {sorted(o_t.index[o_t < 0])}")
-
-    trusts = sorted(set(o_t.index) | set(e_t.index))
-    out = pd.DataFrame({TRUST: pd.array(trusts, dtype="str")})
-    out["observed"] = o_t.reindex(trusts).to_numpy()
-    out["expected"] = e_t.reindex(trusts).to_numpy()
-    status = []
-    for t, o, e in zip(trusts, out["observed"], out["expected"]):
-        if t not in e_t.index:
-            status.append("no expected value: no population by stratum")
-        elif pd.isna(o):
-            status.append("observed value missing")
-        elif not e > 0:
-            status.append("no ratio: expected count is zero")
-        else:
-            status.append("ok")
-    ok = np.array([s == "ok" for s in status])
-    o = np.where(ok, out["observed"].to_numpy(), np.nan)
-    e = np.where(ok, out["expected"].to_numpy(), np.nan)
-    lo, up, meth = poisson_limits(o, confidence)
-    out["isr"] = o / e * refvalue
-    out["isr_lower"] = lo / e * refvalue
-    out["isr_upper"] = up / e * refvalue
-    out["method"] = pd.array(meth, dtype="str")
-    out["confidence"] = float(confidence)
-    cr = np.nan if crude_ref is None else crude_ref * multiplier
-    out["israte"] = o / e * cr
-    out["israte_lower"] = lo / e * cr
-    out["israte_upper"] = up / e * cr
-    out["strata_without_data"] = nodata_t.reindex(trusts).fillna(0).astype(int).to_numpy()
-    out["status"] = pd.array(status, dtype="str")
-    return out

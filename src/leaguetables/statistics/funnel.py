@@ -3,9 +3,7 @@
 Implements sections 2-3 (and the banding rules of §4, §9) of
 ``shared/docs/statistical-methods.md``:
 
-- the Fingertips/PHE method (PHEindicatormethods): inverse-Wilson limits for
-  proportions (§2.1), exact Poisson limits for ratios (§2.2) and rates (§2.3),
-  significance labels (§2.4) and the drawing grid (§2.5);
+- the Fingertips/PHE drawing grid (§2.5, :func:`phe_funnel_grid`), used for the drawn limits;
 - the Spiegelhalter/FunnelPlotR method: z-scores on variance-stabilising
   scales, SHMI truncation or winsorisation, dispersion φ, between-unit
   variance τ², unadjusted and overdispersion-adjusted limits at each unit's
@@ -45,17 +43,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats as _sps
-
-from leaguetables.statistics.rates import DSR_MIN_EVENTS, _poisson
+from scipy.optimize import brentq
 
 __all__ = [
     "LEVELS",
     "FUNNELPLOTR_Z",
-    "SIGNIFICANCE_LABELS",
-    "phe_proportion_limits",
-    "phe_ratio_limits",
-    "phe_rate_limits",
-    "phe_significance",
     "phe_funnel_grid",
     "FunnelResult",
     "spiegelhalter",
@@ -69,7 +61,6 @@ __all__ = [
     "funnel",
     "expected_flags",
     "limits_grid",
-    "outside_limits",
     "band",
 ]
 
@@ -78,10 +69,6 @@ LEVELS = {0.95: "95", 0.998: "998"}
 
 #: FunnelPlotR's hard-coded z constants (compatibility only, §9.1).
 FUNNELPLOTR_Z = {0.95: 1.959964, 0.998: 3.090232}
-
-#: PHE significance categories, in the order in which they are tested (§2.4).
-SIGNIFICANCE_LABELS = ("High (0.001)", "High (0.025)", "Low (0.001)", "Low (0.025)", "Not significant")
-_DSR_NOT_APPLICABLE = "Not applicable for events less than 10 for dsrs"
 
 BAND_HIGH, BAND_AS_EXPECTED, BAND_LOW = "higher than expected", "as expected", "lower than expected"
 OUTCOME_BETTER, OUTCOME_AS_EXPECTED, OUTCOME_WORSE = "better than expected", "as expected", "worse than expected"
@@ -193,257 +180,6 @@ def phe_funnel_grid(denominators, *, statistic: str = "proportion", years_of_dat
         axis_min = 0.0 if hi > 2 * lo else _signif_floor(lo)
         axis_max = _signif_ceiling(hi)
     return _geometric_grid(max(1.0, axis_min), axis_max, n_points, ratio_offset=(statistic == "ratio"))
-
-
-# ---------------------------------------------------------------------------
-# PHE / Fingertips funnels (§2)
-# ---------------------------------------------------------------------------
-
-def _inverse_wilson(p0: float, n: np.ndarray, q: float, side: str) -> np.ndarray:
-    q2 = q * q
-    a = p0 * (n / q2 + 1.0)
-    with np.errstate(invalid="ignore"):
-        d = np.sqrt((-8.0 * p0 * (n / q2 + 1.0)) ** 2
-                    - 64.0 * (1.0 / q2 + 1.0 / n) * p0 * (n * (p0 * (n / q2 + 2.0) - 1.0) + q2 * (p0 - 1.0)))
-    ell = 1.0 / q2 + 1.0 / n
-    if side == "low":
-        return (a - d / 8.0) / ell / n
-    return (a + d / 8.0) / ell / n
-
-
-def phe_proportion_limits(p0: float, n, confidence: float, multiplier: float = 1,
-                          compat: str | None = None):
-    """PHE funnel limits for a proportion: the inverse-Wilson closed form (§2.1).
-
-    The limit at size n is the proportion whose Wilson interval just touches
-    ``p0`` (so ``WilsonUpper(lower·n, n) = p0``).
-
-    Parameters
-    ----------
-    p0 : float
-        Target proportion of 1 (PHE: the pooled average ΣO/Σn).
-    n : array-like or Series
-        Denominators (> 0).
-    confidence : float
-        Two-sided level: 0.95 (PHE "2s", P = 0.975) or 0.998 ("3s", P = 0.999).
-    multiplier : float
-        1 for proportions of 1, 100 for percentages.
-    compat : None or "PHE"
-        The lower limit is floored at 0.  By default the upper limit is capped at
-        ``1 × multiplier``; ``compat="PHE"`` caps it at 100 whatever the
-        multiplier, as PHEindicatormethods does.
-
-    Returns
-    -------
-    (lower, upper) arrays (Series when ``n`` is a Series).
-    """
-    c = _level(confidence)
-    _check_compat(compat, ("PHE",))
-    if isinstance(p0, bool) or not isinstance(p0, Real) or not (0.0 <= float(p0) <= 1.0):
-        raise ValueError(f"p0 must be a proportion of 1 in [0, 1]; got {p0!r}")
-    if not isinstance(multiplier, Real) or multiplier <= 0:
-        raise ValueError(f"multiplier must be positive; got {multiplier!r}")
-    na = _array(n, "n")
-    _raise_first(na <= 0, "n must be > 0", na)
-    q = float(_sps.norm.ppf(1.0 - (1.0 - c) / 2.0))
-    lower = np.maximum(0.0, _inverse_wilson(float(p0), na, q, "low") * multiplier)
-    cap = 100.0 if compat == "PHE" else 1.0 * multiplier
-    upper = np.minimum(cap, _inverse_wilson(float(p0), na, q, "high") * multiplier)
-    lower = np.where(np.isnan(na), np.nan, lower)
-    upper = np.where(np.isnan(na), np.nan, upper)
-    if isinstance(n, pd.Series):
-        return pd.Series(lower, index=n.index, name="lower"), pd.Series(upper, index=n.index, name="upper")
-    return lower, upper
-
-
-def _exact_expected_at_limit(observed: np.ndarray, tail: float) -> tuple[np.ndarray, np.ndarray]:
-    """Expected counts at which O lies on the lower/upper funnel limit (§2.2)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e_lower = _sps.chi2.ppf(1.0 - tail, 2.0 * observed + 2.0) / 2.0
-        e_upper = np.where(observed == 0, 0.0, _sps.chi2.ppf(tail, 2.0 * observed) / 2.0)
-    return e_lower, e_upper
-
-
-def phe_ratio_limits(observed, confidence: float, ratio_type: str = "isr", multiplier: float = 100) -> pd.DataFrame:
-    """PHE funnel limits for ratios (ISR/SMR) on a grid of observed counts (§2.2).
-
-    For each O, ``E_lower = χ²_{1−p}(2O+2)/2`` and ``E_upper = χ²_p(2O)/2``
-    (p = 0.025 at 95%, 0.001 at 99.8%), the closed form of PHE's bisection
-    (they agree to ~5e-5 relative).  The limits are ``O/E × multiplier``
-    (``ratio_type="isr"``, PHE multiplies by 100) or ``O/E − 1``
-    (``ratio_type="count"``).  At O = 0 the upper limit is missing.
-
-    Returns
-    -------
-    DataFrame indexed by ``observed`` with ``lower_expected, lower,
-    upper_expected, upper``.
-    """
-    c = _level(confidence)
-    if ratio_type not in ("isr", "count"):
-        raise ValueError(f"ratio_type must be 'isr' or 'count'; got {ratio_type!r}")
-    oa = _array(observed, "observed")
-    _raise_first(oa < 0, "observed must be >= 0", oa)
-    tail = (1.0 - c) / 2.0
-    e_lower, e_upper = _exact_expected_at_limit(oa, tail)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lower = oa / e_lower
-        upper = np.where(oa == 0, np.nan, oa / np.where(e_upper == 0, np.nan, e_upper))
-    if ratio_type == "isr":
-        lower, upper = lower * multiplier, upper * multiplier
-    else:
-        lower, upper = lower - 1.0, upper - 1.0
-    return pd.DataFrame({"lower_expected": e_lower, "lower": lower, "upper_expected": e_upper, "upper": upper},
-                        index=pd.Index(oa, name="observed"))
-
-
-def _derived_denominator(numerator: np.ndarray, rate: np.ndarray, multiplier: float, rate_type: str,
-                         denominator: np.ndarray | None) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        derived = multiplier * numerator / rate
-    if rate_type == "dsr":
-        return np.where(numerator == 0, np.nan, derived)
-    if denominator is None:
-        if np.any(numerator == 0):
-            raise ValueError("crude rates with 0 events need the denominator (population) to be supplied")
-        return derived
-    return np.where(numerator == 0, denominator, derived)
-
-
-def _rate_inputs(numerator, rate, multiplier, rate_type, denominator):
-    if rate_type not in ("dsr", "crude"):
-        raise ValueError(f"rate_type must be 'dsr' or 'crude'; got {rate_type!r}")
-    if isinstance(multiplier, bool) or not isinstance(multiplier, Real) or multiplier <= 0:
-        raise ValueError(f"multiplier must be positive; got {multiplier!r}")
-    o = _array(numerator, "numerator")
-    r = _array(rate, "rate")
-    _raise_first(o < 0, "numerator must be >= 0", o)
-    _raise_first(r < 0, "rate must be >= 0", r)
-    d = None if denominator is None else _array(denominator, "denominator")
-    if d is not None:
-        _raise_first(d <= 0, "denominator must be > 0", d)
-    derived = _derived_denominator(o, r, float(multiplier), rate_type, d)
-    av = np.nansum(o) / np.nansum(derived)
-    return o, derived, av
-
-
-def phe_rate_limits(numerator, rate, *, multiplier: float = 100_000, rate_type: str = "dsr",
-                    confidence: float = 0.95, years_of_data: float = 1, denominator=None,
-                    events=None, n_points: int = 100) -> pd.DataFrame:
-    """PHE funnel limits for crude or directly standardised rates (§2.3).
-
-    ``den_derived = multiplier·O/rate`` (DSR with O = 0: missing; crude with
-    O = 0: the supplied ``denominator``), ``av = ΣO/Σden_derived``.  For each
-    event count O on the grid, the population at the limit is ``E_limit(O)/av``
-    (reported per year: divided by ``years_of_data``) and the limit is
-    ``O/population × multiplier``.
-
-    Parameters
-    ----------
-    events : array-like, optional
-        Event counts at which to evaluate the limits; by default PHE's grid
-        (:func:`phe_funnel_grid`).
-
-    Returns
-    -------
-    DataFrame indexed by events with ``lower_population, lower,
-    upper_population, upper, baseline`` (baseline ``= av × multiplier``).
-    """
-    c = _level(confidence)
-    o, derived, av = _rate_inputs(numerator, rate, multiplier, rate_type, denominator)
-    if events is None:
-        events_arr = phe_funnel_grid(derived, statistic="rate", years_of_data=years_of_data, av=av,
-                                     n_points=n_points)
-    else:
-        events_arr = _array(events, "events")
-    tail = (1.0 - c) / 2.0
-    e_lower, e_upper = _exact_expected_at_limit(events_arr, tail)
-    pop_lower, pop_upper = e_lower / av, e_upper / av
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lower = events_arr / pop_lower * multiplier
-        upper = np.where(pop_upper == 0, np.nan, events_arr / np.where(pop_upper == 0, np.nan, pop_upper)) * multiplier
-    return pd.DataFrame(
-        {"lower_population": pop_lower / years_of_data, "lower": lower,
-         "upper_population": pop_upper / years_of_data, "upper": upper,
-         "baseline": np.full(events_arr.shape, av * multiplier)},
-        index=pd.Index(events_arr, name="events"),
-    )
-
-
-def _labels(high3, high2, low3, low2) -> np.ndarray:
-    return np.select([high3, high2, low3, low2], list(SIGNIFICANCE_LABELS[:4]), default=SIGNIFICANCE_LABELS[4])
-
-
-def phe_significance(numerator, denominator=None, *, statistic: str = "proportion", rate=None,
-                     rate_type: str | None = None, multiplier: float | None = None,
-                     target: float | None = None):
-    """PHE funnel significance labels (§2.4).
-
-    Labels, first match wins: "High (0.001)", "High (0.025)", "Low (0.001)",
-    "Low (0.025)", "Not significant".
-
-    - ``statistic="proportion"``: x/n against the inverse-Wilson limits at n
-      around ``target`` (default the pooled ΣO/Σn), strict comparisons.
-    - ``statistic="ratio"`` (``denominator`` = expected): "High" when 1 < the
-      lower limit of O/E, "Low" when 1 > the upper limit, the limit being
-      exact for O < 10 and Byar's from 10 (§1.2).
-    - ``statistic="rate"``: the average ``av`` against the limits of
-      O/den_derived (``rate``, ``rate_type`` and ``multiplier`` required;
-      ``denominator`` needed for crude rates with O = 0).  DSR rows with
-      O < 10 are "Not applicable for events less than 10 for dsrs".
-
-    ``target`` overrides the comparison value: a proportion of 1, a ratio
-    (default 1) or a rate per ``multiplier``.
-
-    "High"/"Low" are neutral; map them through the metric's polarity.
-    Returns a Series (index of ``numerator`` when it is a Series) of labels.
-    """
-    index = numerator.index if isinstance(numerator, pd.Series) else None
-    o = _array(numerator, "numerator")
-    _raise_first(o < 0, "numerator must be >= 0", o)
-    if statistic == "proportion":
-        if denominator is None:
-            raise ValueError("proportions need a denominator")
-        n = _array(denominator, "denominator")
-        _raise_first(n <= 0, "denominator must be > 0", n)
-        _raise_first(o > n, "numerator must be <= denominator for a proportion", o)
-        p0 = float(np.nansum(o) / np.nansum(n)) if target is None else float(target)
-        p = o / n
-        q3, q2 = (float(_sps.norm.ppf(q)) for q in (0.999, 0.975))
-        low3 = p < _inverse_wilson(p0, n, q3, "low")
-        low2 = p < _inverse_wilson(p0, n, q2, "low")
-        high3 = p > _inverse_wilson(p0, n, q3, "high")
-        high2 = p > _inverse_wilson(p0, n, q2, "high")
-        labels = _labels(high3, high2, low3, low2)
-        labels = np.where(np.isnan(p), None, labels)
-    elif statistic == "ratio":
-        if denominator is None:
-            raise ValueError("ratios need the expected counts as denominator")
-        e = _array(denominator, "denominator")
-        _raise_first(e <= 0, "denominator (expected) must be > 0", e)
-        ref = 1.0 if target is None else float(target)
-        labels = _ratio_labels(o, e, ref)
-        labels = np.where(np.isnan(o) | np.isnan(e), None, labels)
-    elif statistic == "rate":
-        if rate is None or rate_type is None or multiplier is None:
-            raise ValueError("rates need rate, rate_type and multiplier")
-        d = None if denominator is None else _array(denominator, "denominator")
-        _, derived, av = _rate_inputs(o, rate, multiplier, rate_type, d)
-        ref = av if target is None else float(target) / float(multiplier)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            labels = _ratio_labels(o, derived, ref)
-        if rate_type == "dsr":
-            labels = np.where(o < DSR_MIN_EVENTS, _DSR_NOT_APPLICABLE, labels)
-        labels = np.where(np.isnan(o), None, labels)
-    else:
-        raise ValueError(f"statistic must be 'proportion', 'ratio' or 'rate'; got {statistic!r}")
-    return pd.Series(labels, index=index, name="significance", dtype="str")
-
-
-def _ratio_labels(o: np.ndarray, e: np.ndarray, ref: float) -> np.ndarray:
-    lo3, hi3, _ = _poisson(o, 0.998)
-    lo2, hi2, _ = _poisson(o, 0.95)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return _labels(ref < lo3 / e, ref < lo2 / e, ref > hi3 / e, ref > hi2 / e)
 
 
 # ---------------------------------------------------------------------------
@@ -851,8 +587,6 @@ def robust_tau2(y, s, theta0: float, trim_by: float = 0.1, ddof: int = 1) -> tup
 
 
 def _sps_brentq(f, lo: float, hi: float) -> float:
-    from scipy.optimize import brentq
-
     return float(brentq(f, lo, hi, xtol=1e-14, rtol=1e-12, maxiter=500))
 
 
@@ -1171,22 +905,6 @@ def _robust_grid(result: FunnelResult, den: np.ndarray, n_points: int) -> pd.Dat
 # ---------------------------------------------------------------------------
 # banding
 # ---------------------------------------------------------------------------
-
-def outside_limits(value, lower, upper):
-    """Flags for a value strictly above the upper / below the lower limit.
-
-    A value on a limit counts as inside (§9.11).  Returns ``(high, low)`` as
-    nullable boolean arrays (missing where any input is missing).
-    """
-    v, lo, hi = (_array(a, n) for a, n in ((value, "value"), (lower, "lower"), (upper, "upper")))
-    v, lo, hi = np.broadcast_arrays(v, lo, hi)
-    missing = np.isnan(v) | np.isnan(lo) | np.isnan(hi)
-    high = pd.array(np.where(missing, None, v > hi), dtype="boolean")
-    low = pd.array(np.where(missing, None, v < lo), dtype="boolean")
-    if isinstance(value, pd.Series):
-        return pd.Series(high, index=value.index, name="high"), pd.Series(low, index=value.index, name="low")
-    return high, low
-
 
 def band(flag_high, flag_low, direction: str) -> pd.DataFrame:
     """Band and outcome from funnel flags and the metric's polarity.

@@ -20,6 +20,9 @@ For every trust of the types the metric applies to, in order:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+import hashlib
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -31,6 +34,8 @@ from leaguetables.nof import scoring
 from leaguetables.statistics import rates
 from leaguetables.config import ExpectedSettings, Methodology, Metric
 from leaguetables.inputs.contract import QuarterInputs, quarter_key
+from leaguetables.csv_output import write_csv
+from leaguetables.inputs.contract import previous_quarter
 
 RESULT_COLUMNS = [
     "quarter", "metric_id", "trust_code", "trust_type", "status", "numerator", "denominator", "value", "lower",
@@ -43,7 +48,7 @@ RESULT_COLUMNS = [
     "adjusted_upper", "standard_judged_on",
     "funnel_value", "funnel_lower", "funnel_upper", "funnel_quarters",
 ]
-#: Columns filled from the expected-value model (:func:`leaguetables.statistics.expected.fit_expected`).
+#: Columns filled from the expected-value model (:class:`leaguetables.statistics.expected.ExpectedModel`).
 MODEL_COLUMNS = ["expected", "oe", "oe_lower", "oe_upper", "oe_method", "se_log_expected", "oe_shrunk",
                  "oe_shrunk_lower", "oe_shrunk_upper", "adjusted_value", "adjusted_lower", "adjusted_upper"]
 STATUS_OK, STATUS_SUPPRESSED, STATUS_MISSING = "ok", "suppressed", "missing"
@@ -54,7 +59,8 @@ class MetricResult:
     metric: Metric
     quarter: str
     table: pd.DataFrame
-    models: dict[str, expected_mod.ExpectedResult] = field(default_factory=dict)
+    models: dict[str, expected_mod.ExpectedResults] = field(default_factory=dict)
+    within_variance: str | None = None  # the methodology's expected.within_variance the models were fitted with
     model_errors: dict[str, str] = field(default_factory=dict)
     funnels: dict[str, funnel_mod.FunnelResult] = field(default_factory=dict)
     history: pd.DataFrame | None = None
@@ -72,7 +78,8 @@ class MetricResult:
                 # issue 10: how E and the O/E intervals were made
                 "model", "interval", "count_interval", "within_variance", "within_extra_variance_mean",
                 "df_expected", "tau2", "tau2_shrinkage"]
-        rows = [{"metric_id": self.metric.id, "trust_type": t, **{k: m.summary.get(k) for k in keys}}
+        rows = [{"metric_id": self.metric.id, "trust_type": t,
+                 **{k: self.within_variance if k == "within_variance" else m.fit_info.get(k) for k in keys}}
                 for t, m in self.models.items()]
         return pd.DataFrame(rows)
 
@@ -160,16 +167,16 @@ def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, c
                 within = expected_mod.within_extra_variance(
                     _count_history(inputs, result.metric, result.quarter, ttype, settings.history_quarters),
                     adj.family)
-            fit = expected_mod.fit_expected(
+            fit = expected_mod.ExpectedModel(
                 data, "numerator", "denominator", adj.family, list(adj.covariates), scale=adj.scale,
                 confidence=confidence, multiplier=result.metric.multiplier, interval=settings.interval,
                 model=settings.model, within_extra_variance=within, count_interval=settings.count_interval,
-                tau2_method=settings.between_variance, shrinkage_tau2_method=settings.shrinkage_variance)
+                tau2_method=settings.between_variance, shrinkage_tau2_method=settings.shrinkage_variance).fit()
         except expected_mod.ModelError as exc:
             result.model_errors[ttype] = str(exc)
             result.notes.append(f"No demographic model for {ttype}: {exc}")
             continue
-        fit.summary["within_variance"] = settings.within_variance
+        result.within_variance = settings.within_variance
         result.models[ttype] = fit
         t = fit.table.set_index("trust_code")
         codes = df.loc[rows, "trust_code"]
@@ -441,8 +448,6 @@ def peer_table(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Me
 
     A demographic variable missing for any trust is left out of the distance for everyone, so that all trusts are
     compared on the same variables."""
-    import hashlib
-
     p = methodology.peers
     demo = demographics.set_index("trust_code").sort_index()
     # trusts with no demographic data at all (e.g. mental health trusts, which have no OHID catchment) get no
@@ -479,8 +484,6 @@ def _peers(df: pd.DataFrame, inputs: QuarterInputs, metric: Metric, methodology:
 def baseline_values(inputs: QuarterInputs, metric: Metric, quarter: str, confidence: float, back: int) -> pd.Series:
     """The metric's value per trust ``back`` quarters before ``quarter`` (the baseline of a relative floor);
     empty when that quarter is not in the inputs."""
-    from leaguetables.inputs.contract import previous_quarter
-
     q = quarter
     for _ in range(back):
         q = previous_quarter(q)
@@ -538,10 +541,6 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
 
 def write_result(result: MetricResult, out_dir, work_dir) -> None:
     """Write the metric's published tables and the working objects the league and report notebooks read."""
-    import pickle
-    from pathlib import Path
-
-    from leaguetables.run.publish import write_csv
 
     tables = Path(out_dir) / "tables" / "metrics"
     tables.mkdir(parents=True, exist_ok=True)
@@ -558,7 +557,7 @@ def write_result(result: MetricResult, out_dir, work_dir) -> None:
         "table": result.table, "history": result.history, "notes": result.notes,
         "model_summary": result.model_summary(), "coefficients": coefs, "funnel_summary": result.funnel_summary(),
         "model_errors": result.model_errors,
-        "model_text": {t: m.summary_text for t, m in result.models.items()},
+        "model_text": {t: m.summary() for t, m in result.models.items()},
     }
     with open(work / f"{result.metric.id}.pkl", "wb") as f:
         pickle.dump(slim, f, protocol=pickle.HIGHEST_PROTOCOL)

@@ -81,6 +81,9 @@ import numpy as np
 import pandas as pd
 
 from leaguetables.config import Catalogue, Methodology, Metric
+from leaguetables.inputs.contract import quarter_key
+from leaguetables.statistics import expected as expected_mod
+from leaguetables.statistics.metrics import peer_table
 
 COLUMNS = ["quarter", "trust_code", "trust_name", "trust_type", "metric_id", "metric_name", "status", "basis",
            "comparator", "comparator_n", "value", "benchmark", "gap", "unit", "activity", "activity_measure",
@@ -117,8 +120,6 @@ def gap(value, benchmark, direction: str):
 def peer_groups(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Methodology) -> dict[str, list[str]]:
     """Each trust's "Similar 10" peers, computed exactly as the metric tables' peer columns are
     (:func:`leaguetables.statistics.metrics.peer_table`)."""
-    from leaguetables.statistics.metrics import peer_table
-
     table = peer_table(demographics, trusts, methodology)
     return {t: list(g["peer_code"]) for t, g in table.groupby("trust_code", sort=True)}
 
@@ -234,15 +235,15 @@ def _pooled_expected(counts: pd.DataFrame, metric: Metric, demographics: pd.Data
     obs, den = g["numerator"].sum(), g["denominator"].sum()
     if not adjusted:
         return den * (obs.sum() / den.sum())
-    from leaguetables.statistics import expected as expected_mod
 
     if demographics is None:
         raise ValueError("a pooled benchmark on the adjusted basis needs the demographics")
     adj = metric.adjustment
+    assert adj is not None, "the adjusted basis needs the metric's adjustment"
     data = pd.DataFrame({"trust_code": obs.index, "numerator": obs.to_numpy(), "denominator": den.to_numpy()}).join(
         demographics.set_index("trust_code")[list(adj.covariates)], on="trust_code")
-    fit = expected_mod.fit_expected(data, "numerator", "denominator", adj.family, list(adj.covariates),
-                                    scale=adj.scale, multiplier=metric.multiplier)
+    fit = expected_mod.ExpectedModel(data, "numerator", "denominator", adj.family, list(adj.covariates),
+                                    scale=adj.scale, multiplier=metric.multiplier).fit()
     return fit.table.set_index("trust_code")["expected"].astype(float)
 
 
@@ -261,8 +262,6 @@ def metric_opportunity(table: pd.DataFrame, metric: Metric, annualise: int = 4, 
     ``quarters`` (every quarter of the inputs in order; default: those in ``observations``) and, on the adjusted
     basis, ``demographics``.
     """
-    from leaguetables.inputs.contract import quarter_key
-
     uc = metric.unit_cost
     if uc is None:
         raise ValueError(f"metric {metric.id} has no unit_cost")
@@ -302,47 +301,11 @@ def metric_opportunity(table: pd.DataFrame, metric: Metric, annualise: int = 4, 
     theta = np.where(ok, theta, np.nan)
     k_used = np.where(ok & ~np.isnan(theta), 1, 0)
     if not simple:
-        qs = list(quarters) if quarters is not None else sorted(set(observations["quarter"]), key=quarter_key)
-        current = str(t["quarter"].iloc[0]) if "quarter" in t and n_rows else qs[-1]
-        upto = [q for q in qs if quarter_key(q) <= quarter_key(current)]
-        window = upto[-pool_quarters:]
-        noise_window = upto[-max(pool_quarters, 4):]
-        family = "binomial" if metric.statistic == "proportion" else "poisson"
-        all_counts = _counts(observations, metric.id, noise_window)
-        type_of = pd.Series(types, index=t["trust_code"].to_numpy())
-        ok_codes = set(t["trust_code"].to_numpy()[ok])
-        all_counts = all_counts.loc[all_counts["trust_code"].isin(ok_codes)]
-        omega2 = quarter_noise(all_counts, type_of, family)
-        code_pos = {c: i for i, c in enumerate(t["trust_code"])}
-        for ttype in sorted(set(types)):
-            codes_t = [c for c, ty in zip(t["trust_code"], types) if ty == ttype and c in ok_codes]
-            cnt = all_counts.loc[all_counts["quarter"].isin(window) & all_counts["trust_code"].isin(codes_t)]
-            if cnt.empty:
-                continue
-            adj_t = bool(adjusted[[code_pos[c] for c in codes_t]].any())
-            e_pool = _pooled_expected(cnt, metric, demographics, adj_t)
-            w = omega2.get(ttype, float("nan"))
-            pr_ = pooled_ratios(cnt, e_pool, family, 0.0 if np.isnan(w) else w)
-            yhat, _ = shrink(pr_["y"].to_numpy(), pr_["s2"].to_numpy(), estimate)
-            est = np.exp(yhat) if estimate != "observed" else pr_["oe"].to_numpy(float)
-            for c, th, kq in zip(pr_["trust_code"], est, pr_["quarters"]):
-                theta[code_pos[c]] = th
-                k_used[code_pos[c]] = int(kq)
+        assert observations is not None, "pooled or estimated benchmarks need the observations"
+        _pooled_theta(theta, k_used, t, metric, ok, adjusted, observations, demographics, quarters, pool_quarters,
+                      estimate)
     basis = np.where(adjusted, "demographically adjusted", "crude")
-    by_code = pd.Series(theta, index=t["trust_code"].to_numpy())
-    bench = np.full(n_rows, np.nan)
-    n_comp = np.zeros(n_rows, dtype=int)
-    if comparator == "type":
-        for ttype in sorted(set(types)):
-            rows = types == ttype
-            vals = theta[rows]
-            bench[rows] = upper_quartile(vals, metric.direction)
-            n_comp[rows] = int(np.sum(~np.isnan(vals)))
-    else:
-        for i, code in enumerate(t["trust_code"]):
-            vals = by_code.reindex(peers.get(code, [])).dropna().to_numpy()
-            bench[i] = upper_quartile(vals, metric.direction)
-            n_comp[i] = len(vals)
+    bench, n_comp = _benchmarks(theta, t["trust_code"].to_numpy(), types, metric.direction, comparator, peers)
     g_theta = gap(theta, bench, metric.direction)
     activity = t[uc.activity].to_numpy(float)
     # crude basis: Better Care, Better Value's gap / multiplier × activity (= E × θ gap when activity is the
@@ -378,6 +341,61 @@ def metric_opportunity(table: pd.DataFrame, metric: Metric, annualise: int = 4, 
         "quarters_pooled": np.where(ok, k_used, 0),
         "estimate": estimate,
     })
+
+
+def _pooled_theta(theta: np.ndarray, k_used: np.ndarray, t: pd.DataFrame, metric: Metric, ok: np.ndarray,
+                  adjusted: np.ndarray, observations: pd.DataFrame, demographics: pd.DataFrame | None,
+                  quarters: list[str] | None, pool_quarters: int, estimate: str) -> None:
+    """θ from the last ``pool_quarters`` quarters' pooled counts (shrunken if asked), in place, with the number of
+    quarters each trust's θ pooled."""
+    types = t["trust_type"].to_numpy()
+    qs = list(quarters) if quarters is not None else sorted(set(observations["quarter"]), key=quarter_key)
+    current = str(t["quarter"].iloc[0]) if "quarter" in t and len(t) else qs[-1]
+    upto = [q for q in qs if quarter_key(q) <= quarter_key(current)]
+    window = upto[-pool_quarters:]
+    noise_window = upto[-max(pool_quarters, 4):]
+    family = "binomial" if metric.statistic == "proportion" else "poisson"
+    all_counts = _counts(observations, metric.id, noise_window)
+    type_of = pd.Series(types, index=t["trust_code"].to_numpy())
+    ok_codes = set(t["trust_code"].to_numpy()[ok])
+    all_counts = all_counts.loc[all_counts["trust_code"].isin(ok_codes)]
+    omega2 = quarter_noise(all_counts, type_of, family)
+    code_pos = {c: i for i, c in enumerate(t["trust_code"])}
+    for ttype in sorted(set(types)):
+        codes_t = [c for c, ty in zip(t["trust_code"], types) if ty == ttype and c in ok_codes]
+        cnt = all_counts.loc[all_counts["quarter"].isin(window) & all_counts["trust_code"].isin(codes_t)]
+        if cnt.empty:
+            continue
+        adj_t = bool(adjusted[[code_pos[c] for c in codes_t]].any())
+        e_pool = _pooled_expected(cnt, metric, demographics, adj_t)
+        w = omega2.get(ttype, float("nan"))
+        pr_ = pooled_ratios(cnt, e_pool, family, 0.0 if np.isnan(w) else w)
+        yhat, _ = shrink(pr_["y"].to_numpy(), pr_["s2"].to_numpy(), estimate)
+        est = np.exp(yhat) if estimate != "observed" else pr_["oe"].to_numpy(float)
+        for c, th, kq in zip(pr_["trust_code"], est, pr_["quarters"]):
+            theta[code_pos[c]] = th
+            k_used[code_pos[c]] = int(kq)
+
+
+def _benchmarks(theta: np.ndarray, codes: np.ndarray, types: np.ndarray, direction: str, comparator: str,
+                peers: dict[str, list[str]] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmark θ of each trust (upper quartile of its type's, or its peers', θ) and how many it came from."""
+    by_code = pd.Series(theta, index=codes)
+    bench = np.full(len(theta), np.nan)
+    n_comp = np.zeros(len(theta), dtype=int)
+    if comparator == "type":
+        for ttype in sorted(set(types)):
+            rows = types == ttype
+            vals = theta[rows]
+            bench[rows] = upper_quartile(vals, direction)
+            n_comp[rows] = int(np.sum(~np.isnan(vals)))
+    else:
+        assert peers is not None, "comparator 'peers' needs the peers"
+        for i, code in enumerate(codes):
+            vals = by_code.reindex(peers.get(code, [])).dropna().to_numpy()
+            bench[i] = upper_quartile(vals, direction)
+            n_comp[i] = len(vals)
+    return bench, n_comp
 
 
 def opportunities(metric_tables: dict[str, pd.DataFrame], catalogue: Catalogue, methodology: Methodology,

@@ -301,13 +301,19 @@ def wilson_limits(x, n, confidence: float = 0.95):
         in (0, 1].
     """
     c = _check_confidence(confidence)
+    xa, na, index, scalar = _proportion_inputs(x, n)
+    lower, upper = _wilson(xa, na, c)
+    return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper")
+
+
+def _proportion_inputs(x, n) -> tuple[np.ndarray, np.ndarray, pd.Index | None, bool]:
+    """Numerators and denominators of proportions as float arrays, checked: ``0 <= x <= n``, ``n > 0``."""
     arrs, index, scalar = _prepare(x=x, n=n)
     xa, na = arrs["x"], arrs["n"]
     _check_nonnegative(xa, "x", index)
     _check_positive(na, "n", index)
     _check_x_le_n(xa, na, index)
-    lower, upper = _wilson(xa, na, c)
-    return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper")
+    return xa, na, index, scalar
 
 
 def _exact(x: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
@@ -333,11 +339,16 @@ def exact_poisson_limits(x, confidence: float = 0.95):
     ValueError
         If ``x < 0`` or the confidence is not a fraction in (0, 1].
     """
+    return _count_limits(x, confidence, _exact)
+
+
+def _count_limits(x, confidence: float, limits) -> tuple:
+    """``limits(x, confidence)`` of checked counts ``x >= 0``, in the shape of the input."""
     c = _check_confidence(confidence)
     arrs, index, scalar = _prepare(x=x)
     xa = arrs["x"]
     _check_nonnegative(xa, "x", index)
-    lower, upper = _exact(xa, c)
+    lower, upper = limits(xa, c)
     return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper")
 
 
@@ -365,12 +376,7 @@ def byar_limits(x, confidence: float = 0.95):
 
     Returns ``(lower, upper)`` in the shape of the input.
     """
-    c = _check_confidence(confidence)
-    arrs, index, scalar = _prepare(x=x)
-    xa = arrs["x"]
-    _check_nonnegative(xa, "x", index)
-    lower, upper = _byar(xa, c)
-    return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper")
+    return _count_limits(x, confidence, _byar)
 
 
 def _poisson(x: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -424,11 +430,7 @@ def proportion(x, n, confidence: float = 0.95, multiplier: float = 100) -> pd.Da
     """
     c = _check_confidence(confidence)
     m = _check_multiplier(multiplier)
-    arrs, index, _ = _prepare(x=x, n=n)
-    xa, na = arrs["x"], arrs["n"]
-    _check_nonnegative(xa, "x", index)
-    _check_positive(na, "n", index)
-    _check_x_le_n(xa, na, index)
+    xa, na, index, _ = _proportion_inputs(x, n)
     lower, upper = _wilson(xa, na, c)
     value = xa / na * m
     if m == 1:
@@ -449,14 +451,19 @@ def crude_rate(x, n, confidence: float = 0.95, multiplier: float = 100_000) -> p
     """
     c = _check_confidence(confidence)
     m = _check_multiplier(multiplier)
-    arrs, index, _ = _prepare(x=x, n=n)
-    xa, na = arrs["x"], arrs["n"]
-    _check_nonnegative(xa, "x", index)
-    _check_positive(na, "n", index)
+    return _count_per(x, n, ("x", "n"), c, m, f"rate per {_multiplier_text(m)}")
+
+
+def _count_per(x, d, names: tuple[str, str], c: float, scale: float, statistic: str) -> pd.DataFrame:
+    """A count over a positive denominator (population or expected count) × ``scale``, with the exact (< 10) or
+    Byar limits of the count over the same denominator: the crude rate and the standardised ratio."""
+    arrs, index, _ = _prepare(**{names[0]: x, names[1]: d})
+    xa, da = arrs[names[0]], arrs[names[1]]
+    _check_nonnegative(xa, names[0], index)
+    _check_positive(da, names[1], index)
     lower, upper, method = _poisson(xa, c)
-    method = np.where(np.isnan(na), None, method).astype(object)
-    return _frame(xa / na * m, lower / na * m, upper / na * m, c,
-                  f"rate per {_multiplier_text(m)}", method, index, xa.size)
+    method = np.where(np.isnan(da), None, method).astype(object)
+    return _frame(xa / da * scale, lower / da * scale, upper / da * scale, c, statistic, method, index, xa.size)
 
 
 def mean_score(mean, sd=None, n=None, confidence: float = 0.95) -> pd.DataFrame:
@@ -516,13 +523,7 @@ def ratio(observed, expected, confidence: float = 0.95, refvalue: float = 1) -> 
     """
     c = _check_confidence(confidence)
     r = _check_multiplier(refvalue, "refvalue")
-    arrs, index, _ = _prepare(observed=observed, expected=expected)
-    oa, ea = arrs["observed"], arrs["expected"]
-    _check_nonnegative(oa, "observed", index)
-    _check_positive(ea, "expected", index)
-    lower, upper, method = _poisson(oa, c)
-    method = np.where(np.isnan(ea), None, method).astype(object)
-    return _frame(oa / ea * r, lower / ea * r, upper / ea * r, c, _ratio_text(r), method, index, oa.size)
+    return _count_per(observed, expected, ("observed", "expected"), c, r, _ratio_text(r))
 
 
 # ---------------------------------------------------------------------------
@@ -738,11 +739,7 @@ def dsr(data: pd.DataFrame, *, x: str = "x", n: str = "n", by: str | Sequence[st
     """
     c = _check_confidence(confidence)
     m = _check_multiplier(multiplier)
-    if not isinstance(standard, pd.Series):
-        raise ValueError("standard must be a pandas Series of weights indexed by the stratum key(s)")
-    on_cols = [name for name in standard.index.names]
-    if any(name is None for name in on_cols):
-        raise ValueError("standard's index must be named after the stratum key column(s), e.g. 'age_band'")
+    w, on_cols = _standard_weights(standard)
     by_cols, extra = _as_list(by), _as_list(strata)
     freq_cols = []
     if not independent_events:
@@ -750,30 +747,58 @@ def dsr(data: pd.DataFrame, *, x: str = "x", n: str = "n", by: str | Sequence[st
             raise ValueError("event_frequency must name the event-frequency column when independent_events=False")
         freq_cols = [event_frequency]
     _require_columns(data, by_cols + on_cols + extra + freq_cols + [x, n], "data")
+    df = _dsr_rows(data, x, n, by_cols + on_cols + extra, freq_cols)
+    strat = _dsr_strata(df, w, on_cols, by_cols, by_cols + on_cols + extra, freq_cols)
+    strat["_wr"] = strat["_w"] * strat["_x"] / strat["_n"]
+    agg_spec = dict(total_count=("_x", "sum"), total_pop=("_n", lambda s: s.sum(min_count=len(s))),
+                    _sw=("_w", "sum"), _swr=("_wr", "sum"), _var=("_var", "sum"),
+                    _nmiss=("_n", lambda s: int(s.isna().sum())))
+    if by_cols:
+        res = strat.groupby(by_cols, sort=True).agg(**agg_spec)
+    else:
+        res = strat.assign(_all=0).groupby("_all").agg(**agg_spec)
+        res.index = pd.RangeIndex(1)
+    return _dsr_frame(res, c, m, min_events, independent_events)
 
+
+def _standard_weights(standard: pd.Series) -> tuple[pd.Series, list[str]]:
+    """The standard population's weights (float, checked) and its stratum key columns."""
+    if not isinstance(standard, pd.Series):
+        raise ValueError("standard must be a pandas Series of weights indexed by the stratum key(s)")
+    on_cols = [name for name in standard.index.names]
+    if any(name is None for name in on_cols):
+        raise ValueError("standard's index must be named after the stratum key column(s), e.g. 'age_band'")
     w = standard.astype("float64")
     _check_positive(w.to_numpy(), "standard weight", w.index)
     if w.index.has_duplicates:
         raise ValueError("standard has duplicated strata")
+    return w, on_cols
 
-    df = data[by_cols + on_cols + extra + freq_cols + [x, n]].copy()
+
+def _dsr_rows(data: pd.DataFrame, x: str, n: str, key_cols: list[str], freq_cols: list[str]) -> pd.DataFrame:
+    """The rows of :func:`dsr` with checked events ``_x`` (missing = 0) and populations ``_n``."""
+    df = data[key_cols + freq_cols + [x, n]].copy()
     df["_x"] = df[x].astype("float64")
     df["_n"] = df[n].astype("float64")
     rows = pd.Index(range(len(df)))
     _check_nonnegative(df["_x"].to_numpy(na_value=np.nan), x, rows)
     _check_positive(df["_n"].to_numpy(na_value=np.nan), n, rows)
     df["_x"] = df["_x"].fillna(0.0)
-    if freq_cols:
-        f = df[event_frequency].astype("float64").to_numpy(na_value=np.nan)
-        _raise_first(np.isnan(f), f"{event_frequency} must not be missing", f, rows)
-        _raise_first(f <= 0, f"{event_frequency} must be > 0", f, rows)
-
-    key_cols = by_cols + on_cols + extra
+    for col in freq_cols:
+        f = df[col].astype("float64").to_numpy(na_value=np.nan)
+        _raise_first(np.isnan(f), f"{col} must not be missing", f, rows)
+        _raise_first(f <= 0, f"{col} must be > 0", f, rows)
     dup = df.duplicated(key_cols + freq_cols, keep=False)
     if dup.any():
         raise ValueError(f"data has duplicated strata for {key_cols + freq_cols}: "
                          f"{df.loc[dup, key_cols + freq_cols].drop_duplicates().to_dict('records')[:5]}")
+    return df
 
+
+def _dsr_strata(df: pd.DataFrame, w: pd.Series, on_cols: list[str], by_cols: list[str], key_cols: list[str],
+                freq_cols: list[str]) -> pd.DataFrame:
+    """One row per group and stratum with its weight ``_w`` and variance term ``_var`` (event frequencies
+    collapsed); every group must have every standard stratum."""
     weights = w.rename("_w").reset_index()
     joined = df.merge(weights, on=on_cols, how="left", indicator=True, validate="many_to_one")
     unmatched = joined["_merge"] == "left_only"
@@ -781,10 +806,8 @@ def dsr(data: pd.DataFrame, *, x: str = "x", n: str = "n", by: str | Sequence[st
         keys = joined.loc[unmatched, on_cols].drop_duplicates().to_dict("records")
         raise ValueError(f"{int(unmatched.sum())} rows have strata not in the standard population, e.g. {keys[:5]}")
     joined = joined.drop(columns="_merge")
-
-    # stratum-level table (collapsing event frequencies)
     if freq_cols:
-        joined["_f"] = joined[event_frequency].astype("float64")
+        joined["_f"] = joined[freq_cols[0]].astype("float64")
         joined["_events"] = joined["_f"] * joined["_x"]
         joined["_wn2"] = joined["_x"] * joined["_f"] ** 2 * (joined["_w"] / joined["_n"]) ** 2
         grouped = joined.groupby(key_cols, sort=True, dropna=False)
@@ -797,8 +820,6 @@ def dsr(data: pd.DataFrame, *, x: str = "x", n: str = "n", by: str | Sequence[st
     else:
         strat = joined
         strat["_var"] = strat["_x"] * (strat["_w"] / strat["_n"]) ** 2
-
-    # completeness: each group has every standard stratum
     n_std = len(w)
     if by_cols:
         counts = strat.groupby(by_cols, sort=True)[on_cols].apply(lambda g: len(g.drop_duplicates()))
@@ -807,17 +828,11 @@ def dsr(data: pd.DataFrame, *, x: str = "x", n: str = "n", by: str | Sequence[st
             raise ValueError(f"groups {short.index[:5].tolist()} lack some of the {n_std} standard strata")
     elif len(strat[on_cols].drop_duplicates()) < n_std:
         raise ValueError(f"data lacks some of the {n_std} standard strata")
+    return strat
 
-    strat["_wr"] = strat["_w"] * strat["_x"] / strat["_n"]
-    agg_spec = dict(total_count=("_x", "sum"), total_pop=("_n", lambda s: s.sum(min_count=len(s))),
-                    _sw=("_w", "sum"), _swr=("_wr", "sum"), _var=("_var", "sum"),
-                    _nmiss=("_n", lambda s: int(s.isna().sum())))
-    if by_cols:
-        res = strat.groupby(by_cols, sort=True).agg(**agg_spec)
-    else:
-        res = strat.assign(_all=0).groupby("_all").agg(**agg_spec)
-        res.index = pd.RangeIndex(1)
 
+def _dsr_frame(res: pd.DataFrame, c: float, m: float, min_events: int, independent_events: bool) -> pd.DataFrame:
+    """The DSR, its Dobson limits and status per group from the group sums."""
     count = res["total_count"].to_numpy(dtype="float64")
     sw = res["_sw"].to_numpy(dtype="float64")
     value = res["_swr"].to_numpy(dtype="float64") / sw

@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from leaguetables.inputs.contract import previous_quarter, quarter_key, quarter_label
 
 LIMIT = 2.66  # 3 / d2, d2 = 1.128 for moving ranges of two points
 NEAR = 2.0 / 3.0  # "close to the limit": beyond two-thirds of the distance from the mean to a limit
@@ -524,8 +525,6 @@ def run_spc(metric_data: dict, metrics, settings=None) -> tuple[dict[str, dict[s
     """SPC of every trust and metric of a run from the metric histories (``metric_data[id]["history"]``, as the
     metric pickles carry them): ``({metric_id: {trust_code: SPCResult}}, quarters in order)``. Bracket metrics
     (a category, not a number) are left out."""
-    from leaguetables.inputs.contract import previous_quarter, quarter_key, quarter_label
-
     quarters: set[str] = set()
     for m in metrics:
         h = metric_data.get(m.id, {}).get("history")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaguetables.inputs.sources.nhse import (
+from leaguetables.inputs.sources.common import (
     is_total_row,
     map_codes,
     months_in_quarter,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaguetables.inputs.sources.nhse import (
+from leaguetables.inputs.sources.common import (
     MONTHS,
     is_total_row,
     map_codes,

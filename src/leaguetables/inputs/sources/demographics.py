@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from leaguetables.inputs.sources.nhse import DEFAULT_RAW_DIR, DEMOGRAPHIC_COLUMNS, map_codes
+from leaguetables.inputs.sources.common import DEFAULT_RAW_DIR, DEMOGRAPHIC_COLUMNS, map_codes
 
 DEFAULT_FOLDER = DEFAULT_RAW_DIR / "trust_catchment_demographics"
 FILES = {

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from leaguetables.config import load_catalogue
+from leaguetables.inputs.sources import demographics
 
 __all__ = [
     "DEFAULT_REAL_DIR",
@@ -354,8 +356,6 @@ def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue
 
     Raises :class:`NoNofData` when no published file covers the quarter.
     """
-    from leaguetables.config import load_catalogue
-
     root = Path(real_dir) if real_dir is not None else DEFAULT_REAL_DIR
     cat = catalogue if catalogue is not None else load_catalogue("nof-2025-26")
     found = find_all_nof_files(root)
@@ -386,7 +386,6 @@ def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue
     cols = ["trust_code", "population", "share_65plus", "share_85plus", "imd_score", "rural_share",
             "ethnic_minority_share"]
     if demo_dir.is_dir():
-        from leaguetables.inputs.sources import demographics
         demo = demographics.trust_demographics(trusts["trust_code"], None, demo_dir)
     else:
         demo = pd.DataFrame({"trust_code": trusts["trust_code"]}).reindex(columns=cols)

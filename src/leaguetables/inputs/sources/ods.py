@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaguetables.inputs.sources.nhse import TRUST_COLUMNS
+from leaguetables.inputs.sources.common import TRUST_COLUMNS
 
 #: Column names of the published (header-less, 27-column) etr.csv.
 ETR_COLUMNS_27 = [

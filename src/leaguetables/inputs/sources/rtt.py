@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaguetables.inputs.sources.nhse import (
+from leaguetables.inputs.sources.common import (
     map_codes,
     norm_name,
     parse_month,

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaguetables.inputs.sources.nhse import make_observations, map_codes, norm_name, parse_quarter, quarter_end, to_number
+from leaguetables.inputs.sources.common import make_observations, map_codes, norm_name, parse_quarter, quarter_end, to_number
+from leaguetables.inputs.sources.common import NoDataForQuarter
 
 #: metric id → pattern of its score column (normalised label)
 SCORE_COLUMNS = {
@@ -104,8 +105,6 @@ def nss_observations(nss: pd.DataFrame, quarter: str, successors: Mapping[str, s
     parse_quarter(quarter)
     year = nss.attrs.get("survey_year")
     if check_year and year is not None and year != survey_year_for_quarter(quarter):
-        from leaguetables.inputs.sources.nhse import NoDataForQuarter
-
         raise NoDataForQuarter(
             f"staff survey {year} does not stand for {quarter} (needs the "
             f"{survey_year_for_quarter(quarter)} survey)")

@@ -1,0 +1,199 @@
+"""The league table and the long data table in NHS England's published NOF layouts (nof-methodology.md), with
+NHS England's own codes and labels (:mod:`leaguetables.nof.codes`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from leaguetables.config import TRUST_TYPE_LABELS
+from leaguetables.inputs.contract import quarter_label
+from leaguetables.nof.codes import load_nof_codes
+from leaguetables.nof.codes import reporting_date as nof_date
+from leaguetables.nof.codes import units as nof_units
+from leaguetables.nof.scoring import _slug
+from leaguetables.nof.scoring import combine_scores
+
+
+def _range(lo, hi, fmt="{:.2f}") -> str:
+    """``1.25 to 2.00`` (two decimals, as the HTML prints it); empty when either end is missing or not finite."""
+    if pd.isna(lo) or pd.isna(hi) or not (np.isfinite(lo) and np.isfinite(hi)):
+        return ""
+    return f"{fmt.format(lo)} to {fmt.format(hi)}"
+
+
+def nhse_league_table(table: pd.DataFrame, quarter: str) -> pd.DataFrame:
+    """The league table in NHS England's published column layout (nof-methodology.md)."""
+    t = table.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort")
+    return pd.DataFrame({
+        "Quarter": quarter_label(quarter),
+        "Region": t["region"].to_numpy(),
+        "Trust_type": t["trust_type"].map(TRUST_TYPE_LABELS).to_numpy(),
+        "Trust_subtype": t["trust_subtype"].to_numpy(),
+        "Trust_code": t["trust_code"].to_numpy(),
+        "Trust_name": t["trust_name"].to_numpy(),
+        "Average_score": t["average_score"].round(2).to_numpy(),
+        "Likely_range_of_average_score": [_range(a, b) for a, b in zip(t["average_lower"], t["average_upper"])],
+        "Segment": t["segment"].astype("Int64").to_numpy(),
+        "Trust_in_financial_deficit": ["[x]" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+                                       else "Yes" if bool(v) else "No" for v in t["in_financial_deficit"]],
+        "Rank": t["rank"].astype("Int64").to_numpy(),
+        "Likely_range_of_rank": [_range(a, b, "{:.0f}") for a, b in zip(t["rank_lower"], t["rank_upper"])],
+    })
+
+
+def _competition_rank(values: pd.Series, higher_better: bool) -> pd.Series:
+    return (-values if higher_better else values).rank(method="min")
+
+
+def _nof_row(codes, code: str, ttype: str, quarter: str) -> dict:
+    """Metric_ID, Metric_description, Domain, Sub-domain, Units and Reporting_date of an NHS England code."""
+    e = codes.get(code)
+    return {"Metric_ID": code, "Metric_description": e.description, "Domain": e.domain, "Sub-domain": e.sub_domain,
+            "Units": nof_units(e, ttype), "Reporting_date": nof_date(e, quarter, ttype)}
+
+
+def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes=None, *,
+                    combine_rules=None) -> pd.DataFrame:
+    """The long data table in NHS England's layout, with NHS England's own codes and labels only.
+
+    Rows: metric values (``OF0xxx``) and scores (``OF1xxx``) of every catalogue metric whose ``nof_id`` is an
+    NHS England code in the registry (:mod:`leaguetables.nof.codes`); the combined-finance score (the combine
+    group's ``nof_id``, ``OF1080``); domain scores and segments (``OF40xx``/``OF41xx``); ``OF5000`` adjusted
+    segment 1–4 (its Rank = league position), ``OF5002`` average, ``OF5003`` unadjusted segment, ``OF5004``
+    the deficit flag (1 = in deficit or on deficit support: the override's *input*, as NHS England publishes
+    it), ``OF5005`` final segment 1–5 and ``OF5007`` Recovery Support Programme flag. Metric_description,
+    Domain, Sub-domain, Units and Reporting_date come from the registry, so the file joins NHS England's
+    published file row for row. Metrics without an NHS England code are *not* written here: they are in the
+    project's own tables (``tables/metrics/<metric>.csv``). ``combine_rules``: the scoring functions of the
+    catalogue's combine groups (:func:`leaguetables.nof.league.combine_rules`), for the combined-finance score.
+    """
+    codes = codes if codes is not None else load_nof_codes()
+    info = trusts.set_index("trust_code")
+    rows = _metric_rows(league.results, catalogue, codes, quarter)
+    rows += _combined_finance_rows(league, catalogue, codes, quarter, combine_rules)
+    rows += _domain_rows(league.table, catalogue, codes, quarter)
+    rows += _summary_rows(league.table, codes, quarter)
+    long = pd.DataFrame(rows)
+    long.insert(0, "Quarter", quarter_label(quarter))
+    long.insert(1, "Region", long["Trust_code"].map(info["region"]))
+    long.insert(2, "Trust_type", long["Trust_code"].map(info["trust_type"]).map(TRUST_TYPE_LABELS))
+    long.insert(3, "Trust_subtype", long["Trust_code"].map(info["trust_subtype"]))
+    long.insert(5, "Trust_name", long["Trust_code"].map(info["trust_name"]))
+    long = long[NHSE_LONG_COLUMNS]
+    long = long.sort_values(["Trust_type", "Trust_code", "Metric_ID"], kind="mergesort").reset_index(drop=True)
+    return long
+
+
+def _metric_rows(res: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
+    """Metric values (OF0xxx) and scores (OF1xxx) of every catalogue metric with an NHS England code."""
+    rows = []
+    for m in catalogue.metrics:
+        sub = res.loc[res["metric_id"] == m.id]
+        if sub.empty or not m.nof_id:
+            continue
+        value_code, score_code = m.nof_id, "OF1" + m.nof_id[3:]
+        has_value = codes.get(value_code) is not None
+        has_score = m.scoring.method != "none" and codes.get(score_code) is not None
+        if not (has_value or has_score):
+            continue
+        for ttype, g in sub.groupby("trust_type", sort=True):
+            vals = g["value"]
+            q1, med, q3 = (vals.quantile([0.25, 0.5, 0.75]).to_numpy() if vals.notna().any()
+                           else (np.nan, np.nan, np.nan))
+            rank = _competition_rank(vals, m.direction == "higher_better")
+            for (_, r), rk in zip(g.iterrows(), rank):
+                # NHS England lists a trust under a metric only when it has a figure
+                if has_value and m.statistic != "bracket" and pd.notna(r["value"]):
+                    row = _nof_row(codes, value_code, ttype, quarter)
+                    if m.unit == "count":  # e.g. OF0048/OF0088 published as a count for small specialist trusts
+                        row["Units"] = "count"
+                    rows.append({"Trust_code": r["trust_code"], **row,
+                                 "Value": r["value"], "Median_value": med, "Lower_quartile": q1,
+                                 "Upper_quartile": q3, "Rank": rk})
+                if has_score and pd.notna(r["score"]):
+                    rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, score_code, ttype, quarter),
+                                 "Value": r["score"], "Median_value": np.nan, "Lower_quartile": np.nan,
+                                 "Upper_quartile": np.nan, "Rank": rk if has_value else np.nan})
+    return rows
+
+
+def _combined_finance_rows(league, catalogue, codes, quarter: str, combine_rules) -> list[dict]:
+    """The combined-finance score (the combine group's NHS England code)."""
+    rows: list[dict] = []
+    t = league.table
+    ttypes = t.set_index("trust_code")["trust_type"]
+    # combined finance (the combine group's NHS England code)
+    scores = getattr(league, "scores", None)
+    if scores is not None and len(scores):
+        for name, g in catalogue.combine_groups.items():
+            if not g.nof_id or codes.get(g.nof_id) is None:
+                continue
+            sc = scores.dropna(subset=["score"])
+            units = combine_scores(sc[["trust_code", "metric_id", "score", "weight", "combine_group", "domain"]],
+                                   combine_rules)
+            for _, r in units[units["metric_id"] == name].iterrows():
+                if r["trust_code"] in ttypes.index:
+                    rows.append({"Trust_code": r["trust_code"],
+                                 **_nof_row(codes, g.nof_id, ttypes[r["trust_code"]], quarter),
+                                 "Value": r["score"], "Median_value": np.nan, "Lower_quartile": np.nan,
+                                 "Upper_quartile": np.nan, "Rank": np.nan})
+    return rows
+
+
+def _domain_rows(t: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
+    """Domain scores and segments (OF40xx/OF41xx)."""
+    rows: list[dict] = []
+    by_desc = {e.description: c for c, e in codes.codes.items()}
+    dom_cols = [c for c in t.columns if c.startswith("domain_score_")]
+    domain_names = {}
+    for m in catalogue.metrics:
+        domain_names[_slug(m.domain)] = m.domain
+    for col in dom_cols:
+        slug = col[len("domain_score_"):]
+        name = domain_names.get(slug)
+        for kind, prefix in (("score", "domain_score_"), ("segment", "domain_segment_")):
+            code = by_desc.get(f"{name} domain {kind}") if name else None
+            if code is None or f"{prefix}{slug}" not in t.columns:
+                continue
+            for _, r in t.iterrows():
+                v = r[f"{prefix}{slug}"]
+                if pd.isna(v):
+                    continue
+                rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, code, r["trust_type"], quarter),
+                             "Value": v, "Median_value": np.nan, "Lower_quartile": np.nan,
+                             "Upper_quartile": np.nan, "Rank": np.nan})
+    return rows
+
+
+def _summary_rows(t: pd.DataFrame, codes, quarter: str) -> list[dict]:
+    """OF5000 (adjusted segment 1–4, Rank = league position), OF5002–OF5005 and OF5007."""
+    rows: list[dict] = []
+    # OF5000 is the segment after the financial override (1–4): segment 5 is a judgement published in OF5005
+    moved = t["unadjusted_segment"].astype("Int64").mask(t["financial_override"].astype(bool),
+                                                          t.attrs.get("to_segment", 3))
+    adjusted = t["segment"].astype("Int64").where(t["segment"].astype("Int64") != 5, moved)
+    deficit = t["in_financial_deficit"]
+    unknown_finance = deficit.isna()  # no finance status in the inputs: [x], never a default
+    summary = {
+        "OF5000": adjusted,
+        "OF5002": t["average_score"],
+        "OF5003": t["unadjusted_segment"].astype("Int64"),
+        "OF5004": pd.Series([("[x]" if u else int(bool(d))) for u, d in zip(unknown_finance, deficit)],
+                            index=t.index, dtype=object),
+        "OF5005": t["segment"].astype("Int64"),
+        "OF5007": (t["segment"].astype("Int64") == 5).fillna(False).astype(int),
+    }
+    for code, values in summary.items():
+        if codes.get(code) is None:
+            continue
+        for (_, r), v in zip(t.iterrows(), values):
+            rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, code, r["trust_type"], quarter),
+                         "Value": v, "Median_value": np.nan, "Lower_quartile": np.nan, "Upper_quartile": np.nan,
+                         "Rank": r["rank"] if code == "OF5000" else np.nan})
+    return rows
+
+
+NHSE_LONG_COLUMNS = ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name", "Domain",
+                     "Sub-domain", "Metric_ID", "Metric_description", "Reporting_date", "Units", "Value",
+                     "Median_value", "Lower_quartile", "Upper_quartile", "Rank"]

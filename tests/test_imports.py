@@ -1,0 +1,103 @@
+"""The package's import graph: no import cycle between modules of ``leaguetables`` — counting imports inside
+functions too, which hide a dependency without removing it — and every module imports in a fresh interpreter in
+any order (checked forwards and backwards; with an acyclic graph the order cannot matter)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = path
+    return mods
+
+
+def import_graph(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """Module → the package modules it imports (at module level or inside a function)."""
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for mod, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                graph[mod] |= {a.name for a in node.names if a.name in mods}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module in mods:
+                    graph[mod].add(node.module)
+                graph[mod] |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in mods}
+        graph[mod].discard(mod)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycle_finder_finds_a_cycle_hidden_inside_a_function(tmp_path):
+    """Known answer: a imports b at module level, b imports a inside a function — one cycle {a, b}; c → a is not
+    part of it."""
+    (tmp_path / "a.py").write_text("import b\n")
+    (tmp_path / "b.py").write_text("def f():\n    from a import x\n")
+    (tmp_path / "c.py").write_text("import a\n")
+    mods = {p.stem: p for p in tmp_path.glob("*.py")}
+    assert cycles(import_graph(mods)) == [["a", "b"]]
+    (tmp_path / "b.py").write_text("def f():\n    return 1\n")
+    assert cycles(import_graph(mods)) == []
+
+
+def test_no_import_cycle_in_the_package():
+    graph = import_graph(_modules())
+    assert len(graph) > 50
+    assert cycles(graph) == []
+
+
+@pytest.mark.parametrize("order", ["forwards", "backwards"])
+def test_every_module_imports_in_a_fresh_interpreter(order):
+    names = sorted(_modules())
+    if order == "backwards":
+        names.reverse()
+    code = "import importlib, sys\nfor n in sys.argv[1:]:\n    importlib.import_module(n)\n"
+    proc = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
