@@ -119,7 +119,7 @@ class Range(_Strict):
     high: float
 
     @model_validator(mode="after")
-    def _check(self) -> "Range":
+    def _check(self) -> Range:
         if not self.low <= self.high:
             raise ValueError(f"a target range needs low <= high, got {self.low} and {self.high}")
         return self
@@ -172,7 +172,7 @@ class Validation(_Strict):
     targets: ValidationTargets = ValidationTargets()
 
     @model_validator(mode="after")
-    def _check(self) -> "Validation":
+    def _check(self) -> Validation:
         from leaguetables.inputs.contract import check_quarter, quarter_key
 
         for q in (self.quarter, self.previous):
@@ -207,7 +207,7 @@ class Scoring(_Strict):
                             "England's rule for a metric reported by several types, e.g. children's MH access)")
 
     @model_validator(mode="after")
-    def _check(self) -> "Scoring":
+    def _check(self) -> Scoring:
         if self.method == "bracket" and not self.brackets:
             raise ValueError("a bracket metric needs 'brackets' (category → score)")
         if self.method != "bracket" and self.brackets:
@@ -308,7 +308,7 @@ class Metric(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "Metric":
+    def _check(self) -> Metric:
         if not self.trust_types:
             raise ValueError("trust_types is empty")
         if len(set(self.trust_types)) != len(self.trust_types):
@@ -349,7 +349,7 @@ class CombineGroup(_Strict):
     source: str | None = Field(None, description="where the lookup comes from (required with a lookup)")
 
     @model_validator(mode="after")
-    def _check(self) -> "CombineGroup":
+    def _check(self) -> CombineGroup:
         if self.rule == "nof_finance" and not (self.planned and self.variance):
             raise ValueError("the nof_finance rule needs 'planned' and 'variance' metric ids")
         if self.lookup is not None:
@@ -378,7 +378,7 @@ class Catalogue(_Strict):
     metrics: list[Metric] = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")
-    def _unique(self) -> "Catalogue":
+    def _unique(self) -> Catalogue:
         ids = [m.id for m in self.metrics]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -416,7 +416,7 @@ class Segmentation(_Strict):
     description: str
 
     @model_validator(mode="after")
-    def _check(self) -> "Segmentation":
+    def _check(self) -> Segmentation:
         import math
         if self.rule == "fixed_thresholds":
             if self.thresholds is None:
@@ -456,7 +456,7 @@ class FinancialOverride(_Strict):
     to_segment: Literal[1, 2, 3, 4, 5] = 3
 
     @model_validator(mode="after")
-    def _check(self) -> "FinancialOverride":
+    def _check(self) -> FinancialOverride:
         if len(set(self.from_segments)) != len(self.from_segments):
             raise ValueError("a segment is listed twice in from_segments")
         if self.to_segment <= max(self.from_segments):
@@ -490,7 +490,7 @@ class Uncertainty(_Strict):
                                   "functions to check the vectorised path")
 
     @model_validator(mode="after")
-    def _check(self) -> "Uncertainty":
+    def _check(self) -> Uncertainty:
         if self.method == "none" and self.change_test:
             raise ValueError("the test of change needs method parametric_data (set change_test: false)")
         if self.level * self.replicates < 20 or (1 - self.level) / 2 * self.replicates < 5:
@@ -523,7 +523,7 @@ class FunnelSettings(_Strict):
     outer_level: float = 0.998
 
     @model_validator(mode="after")
-    def _check(self) -> "FunnelSettings":
+    def _check(self) -> FunnelSettings:
         for name in ("band_level", "outer_level"):
             if not any(abs(getattr(self, name) - lv) < 1e-12 for lv in FUNNEL_LEVELS):
                 raise ValueError(f"{name} {getattr(self, name)} is not one of the allowed levels "
@@ -578,7 +578,7 @@ class ExpectedSettings(_Strict):
     adjusted_standards: Literal["observed_value", "adjusted_value"] = "observed_value"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ExpectedSettings":
+    def _consistent(self) -> ExpectedSettings:
         if self.within_variance != "sampling" and self.interval == "o_only" and self.model == "fixed":
             raise ValueError(
                 "within_variance: sampling_plus_history has no effect with interval: o_only and model: fixed "
@@ -647,7 +647,7 @@ class Methodology(_Strict):
     validation: Validation | None = None
 
     @model_validator(mode="after")
-    def _seeds(self) -> "Methodology":
+    def _seeds(self) -> Methodology:
         if self.uncertainty.seed == self.bootstrap.seed:
             raise ValueError("uncertainty.seed must differ from bootstrap.seed (independent random streams)")
         return self

@@ -24,7 +24,6 @@ Reporting dates follow a per-code rule applied to the quarter (``YYYY-YY-QN``):
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 import yaml
@@ -56,7 +55,7 @@ class NofCode(BaseModel):
         [], description="trust types whose file leaves Reporting_date blank for this code (acute OF5005/OF5007)")
 
     @model_validator(mode="after")
-    def _check(self) -> "NofCode":
+    def _check(self) -> NofCode:
         if not self.units:
             raise ValueError("units needs at least one trust type")
         if (self.reporting_date == "text") != (self.text is not None):

@@ -157,8 +157,8 @@ def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, s
         deficit = s["in_financial_deficit"].astype(bool)
 
         def add(quantity, published, recomputed, tol):
-            parts.append(compare(quarter, quantity, published, recomputed, tol).assign(
-                trust_type=lambda d: d["trust_code"].map(tt)))
+            parts.append(compare(quarter, quantity, published, recomputed, tol).assign(  # noqa: B023 (called in the loop)
+                trust_type=lambda d: d["trust_code"].map(tt)))  # noqa: B023
 
         ranks = scoring.rank_league(s["segment"], s["average"], tt)
         add("rank", s["rank"], ranks["rank"], 0)
@@ -240,10 +240,10 @@ def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, s
                 pool_types=present).set_index("trust_code")
             for col, tol in (("average_lower", 0.02), ("average_upper", 0.02), ("rank_lower", 1), ("rank_upper", 1)):
                 parts.append(compare(quarter, f"likely_range: {col}", league[col], boot[col].reindex(league.index),
-                                     tol).assign(trust_type=lambda d: d["trust_code"].map(tt)))
+                                     tol).assign(trust_type=lambda d: d["trust_code"].map(tt)))  # noqa: B023
             for col, pub in (("average", league["average_score"]), ("rank", league["rank"])):
                 parts.append(compare(quarter, f"league_table: {col}", pub, s[col].reindex(league.index), 0).assign(
-                    trust_type=lambda d: d["trust_code"].map(tt)))
+                    trust_type=lambda d: d["trust_code"].map(tt)))  # noqa: B023 (assign calls it at once)
 
     rows = pd.concat(parts, ignore_index=True)
     rows = rows[["quarter", "trust_type", "trust_code", "quantity", "published", "recomputed", "difference",
@@ -326,7 +326,7 @@ def _markdown(summary: pd.DataFrame, segments: pd.DataFrame, rows: pd.DataFrame,
     tol = summary.groupby("quantity")["tolerance"].first()
     wide.insert(0, "tolerance", tol.map(lambda t: "0" if t == 0 else f"{t:g}"))
     names = []
-    for t, f in sorted(files.items()):
+    for _t, f in sorted(files.items()):
         names.append(f"`{f.data.name}`" + (f" and `{f.league_table.name}`" if f.league_table else ""))
     lines = [
         "# Reconciliation with NHS England's published NOF 2025/26 files (acute Q1; mental health and community Q1–Q4)",

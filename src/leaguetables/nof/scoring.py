@@ -966,7 +966,7 @@ def build_league_table(
     population = segmentation_population(reg["trust_type"], out["average_score"], segmentation_rule, pool_types)
     out["segmentation_population"] = population
     for i in range(3):
-        out[f"cut_point_{i + 1}"] = reg["trust_type"].map(lambda t: cuts.get(t, (np.nan,) * 3)[i]).astype(float)
+        out[f"cut_point_{i + 1}"] = reg["trust_type"].map(lambda t: cuts.get(t, (np.nan,) * 3)[i]).astype(float)  # noqa: B023
     out = out.join(rank_league(adjusted, out["average_score"], reg["trust_type"]))
 
     boot = joint_bootstrap(scores, reg["trust_type"], flags["deficit"], flags["deficit_support"],

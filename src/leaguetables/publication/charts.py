@@ -174,7 +174,7 @@ def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: 
         g = grid.loc[keep_grid]
         ax.axhline(result.target * multiplier, color=TARGET_GREY, linewidth=1.0, linestyle=(0, (1, 2)),
                    zorder=1)
-        for tag, colour, style, text in (("998", LIMIT_GREY_998, "-", "99.8% limits"),
+        for tag, colour, style, _text in (("998", LIMIT_GREY_998, "-", "99.8% limits"),
                                          ("95", LIMIT_GREY_95, "--", "95% limits")):
             lo = g[f"lower_{tag}{suffix_adj}"] * multiplier
             hi = g[f"upper_{tag}{suffix_adj}"] * multiplier

@@ -1015,7 +1015,6 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
     if isinstance(rare_expected, bool) or not isinstance(rare_expected, Real) or not rare_expected >= 0:
         raise ValueError(f"rare_expected must be a number >= 0; got {rare_expected!r}")
     o, d, index = _checked_counts(numerator, denominator, groups, data_type)
-    labels = list(index)
     valid = ~np.isnan(o) & ~np.isnan(d)
     if not valid.any():
         raise ValueError("no unit has both a numerator and a denominator")

@@ -459,7 +459,7 @@ def spc_figure(panels: Sequence[tuple[str, SPCResult]], trust_name: str, columns
         lo, hi = lo - pad, hi + pad
         m = r.values.size
         xs = x0 + np.arange(m) * w / max(m - 1, 1)
-        scale = lambda v: y0 + (np.asarray(v, dtype=float) - lo) / (hi - lo) * h  # noqa: E731
+        scale = lambda v: y0 + (np.asarray(v, dtype=float) - lo) / (hi - lo) * h  # noqa: E731, B023 (used in this iteration only)
         ys = scale(r.values)
         run_pts: list = []
         for x, y in zip(xs, ys):
