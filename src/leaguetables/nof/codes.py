@@ -161,7 +161,7 @@ def reporting_date(entry: NofCode, quarter: str, trust_type: str | None = None) 
 
 def units(entry: NofCode, trust_type: str) -> str:
     """The Units label for a trust type (the first listed type's label when the type has none)."""
-    return entry.units.get(trust_type, next(iter(entry.units.values())))
+    return entry.units.get(trust_type, next(iter(entry.units.values())))  # type: ignore[call-overload]
 
 
 TYPE_FROM_LABEL = {"Acute trust": "acute", "Mental health and community trust": "mental_health_community",

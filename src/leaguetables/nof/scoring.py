@@ -114,9 +114,9 @@ def _threshold(threshold, index: pd.Index, name: str) -> pd.Series | None:
         return None
     if isinstance(threshold, pd.Series):
         return threshold.reindex(index).astype(float)
-    if not np.isscalar(threshold) or not np.isfinite(float(threshold)):
+    if not np.isscalar(threshold) or not np.isfinite(float(threshold)):  # type: ignore[arg-type]
         raise ValueError(f"{name} must be a finite number or a Series indexed by organisation, got {threshold!r}")
-    return pd.Series(float(threshold), index=index)
+    return pd.Series(float(threshold), index=index)  # type: ignore[arg-type]
 
 
 def score_ranked(
@@ -529,6 +529,7 @@ def _cut_points(
         pooled = quartile_cut_points(average[_pool_mask(tt, pool_types)])
     for t in types:
         if rule == "quartiles_pooled":
+            assert pooled is not None
             cuts[t] = pooled
         elif rule == "quartiles_within_type":
             cuts[t] = quartile_cut_points(average[trust_type == t])

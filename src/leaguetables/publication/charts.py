@@ -68,7 +68,7 @@ if mpl.rcParams.get("svg.hashsalt") is None:
     mpl.rcParams["svg.hashsalt"] = SVG_HASHSALT
 
 # marker shape per band: shape carries the meaning, colour repeats it
-_BAND_STYLE = {
+_BAND_STYLE: dict[str, dict[str, Any]] = {
     "as expected": dict(marker="o", color=AF_COLOURS["dark_blue"], size=30, edge="white"),
     "higher than expected": dict(marker="^", color=AF_COLOURS["orange"], size=60, edge="#0B0C0C"),
     "lower than expected": dict(marker="v", color=AF_COLOURS["dark_pink"], size=60, edge="#0B0C0C"),

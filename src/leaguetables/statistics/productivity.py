@@ -239,6 +239,7 @@ def _pooled_expected(counts: pd.DataFrame, metric: Metric, demographics: pd.Data
     if demographics is None:
         raise ValueError("a pooled benchmark on the adjusted basis needs the demographics")
     adj = metric.adjustment
+    assert adj is not None, "the adjusted basis needs the metric's adjustment"
     data = pd.DataFrame({"trust_code": obs.index, "numerator": obs.to_numpy(), "denominator": den.to_numpy()}).join(
         demographics.set_index("trust_code")[list(adj.covariates)], on="trust_code")
     fit = expected_mod.fit_expected(data, "numerator", "denominator", adj.family, list(adj.covariates),
@@ -302,6 +303,7 @@ def metric_opportunity(table: pd.DataFrame, metric: Metric, annualise: int = 4, 
     theta = np.where(ok, theta, np.nan)
     k_used = np.where(ok & ~np.isnan(theta), 1, 0)
     if not simple:
+        assert observations is not None, "pooled or estimated benchmarks need the observations"
         qs = list(quarters) if quarters is not None else sorted(set(observations["quarter"]), key=quarter_key)
         current = str(t["quarter"].iloc[0]) if "quarter" in t and n_rows else qs[-1]
         upto = [q for q in qs if quarter_key(q) <= quarter_key(current)]
@@ -339,6 +341,7 @@ def metric_opportunity(table: pd.DataFrame, metric: Metric, annualise: int = 4, 
             bench[rows] = upper_quartile(vals, metric.direction)
             n_comp[rows] = int(np.sum(~np.isnan(vals)))
     else:
+        assert peers is not None, "comparator 'peers' needs the peers"
         for i, code in enumerate(t["trust_code"]):
             vals = by_code.reindex(peers.get(code, [])).dropna().to_numpy()
             bench[i] = upper_quartile(vals, metric.direction)
