@@ -51,7 +51,7 @@ browser-deps: $(AXE)  ## browser-test dependencies: axe-core (npm ci) and, if mi
 # Paths checked by the formatter (ruff format --check) and the import order (ruff check --select I). Only files
 # already formatted are listed until the one-off mass format after the merges; then this becomes
 # FORMAT_PATHS := src tests benchmarks scripts run_quarter.py
-FORMAT_PATHS := tests/conftest.py tests/test_mutation_gaps.py scripts/environment_from_lock.py scripts/mutation_gaps.py
+FORMAT_PATHS := tests/test_mutation_gaps.py scripts/environment_from_lock.py scripts/mutation_gaps.py
 LINT_PATHS   := src tests benchmarks scripts run_quarter.py
 
 lint: $(STAMP)  ## ruff (lint, import order, format check), mypy on src/, notebooks stored without outputs
