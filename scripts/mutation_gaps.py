@@ -11,16 +11,19 @@ the mutant here).
     python scripts/mutation_gaps.py --tests FILE…         # every mutant against other tests (e.g. the old suite)
     python scripts/mutation_gaps.py --list
 
-The source file is restored byte for byte (and its modification time) after each run, also on Ctrl-C; bytecode
-is not written while a mutant is applied, so no stale ``.pyc`` of a mutant survives.
+The mutants are applied to a temporary copy of the project (src, tests, config, notebooks), never to the working
+tree, so other runs and commits in it are not affected; the copy's tests run with ``PYTHONPATH`` pointing at the
+copy's ``src`` and without bytecode files.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,41 +142,40 @@ MUTANTS = (
 )
 
 
-def _pytest(args: list[str], env: dict[str, str]) -> int:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-x",
-        "-p",
-        "no:xdist",
-        "-p",
-        "no:cacheprovider",
-        "--no-header",
-        "-o",
-        "addopts=",
-        *args,
-    ]
-    return subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+COPIED = ("src", "tests", "config", "notebooks", "run_quarter.py", "pyproject.toml", "requirements.lock")
 
 
-def run_mutant(m: Mutant, tests: list[str] | None = None) -> str:
+def project_copy(dest: Path) -> Path:
+    """A copy of what the tests read (no .venv, reports, data or caches) under ``dest``."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def _pytest(copy: Path, args: list[str]) -> int:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(copy / "src")}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:xdist", "-p", "no:cacheprovider", "--no-header"]
+    cmd += ["-o", "addopts=", *args]
+    return subprocess.run(cmd, cwd=copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+
+def run_mutant(copy: Path, m: Mutant, tests: list[str] | None = None) -> str:
     """``caught``, ``MISSED``, ``NOT APPLIED`` (text not found once) or ``ERROR`` (pytest could not run)."""
-    path = SRC / m.path
+    path = copy / "src" / "leaguetables" / m.path
     original = path.read_bytes()
-    stat = path.stat()
     text = original.decode("utf-8")
     if text.count(m.old) != 1:
         return f"NOT APPLIED ({m.old!r} occurs {text.count(m.old)} times in {m.path})"
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    args = list(tests or m.tests)
     try:
         path.write_bytes(text.replace(m.old, m.new).encode("utf-8"))
-        rc = _pytest(args, env)
+        rc = _pytest(copy, list(tests or m.tests))
     finally:
         path.write_bytes(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     return {0: "MISSED", 1: "caught"}.get(rc, f"ERROR (pytest exit {rc})")
 
 
@@ -188,16 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         for m in MUTANTS:
             print(f"{m.id:32} {m.path:26} {m.what}")
         return 0 if args.list else 2
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     baseline = sorted({t for m in chosen for t in (args.tests or m.tests)})
-    if _pytest(baseline, env) != 0:
-        print(f"the tests fail without any mutant: {' '.join(baseline)}", file=sys.stderr)
-        return 1
-    bad = 0
-    for m in chosen:
-        result = run_mutant(m, args.tests)
-        bad += result != "caught"
-        print(f"{result:8} {m.id:32} {m.what}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="mutation-gaps-") as tmp:
+        copy = project_copy(Path(tmp))
+        if _pytest(copy, baseline) != 0:
+            print(f"the tests fail without any mutant: {' '.join(baseline)}", file=sys.stderr)
+            return 1
+        bad = 0
+        for m in chosen:
+            result = run_mutant(copy, m, args.tests)
+            bad += result != "caught"
+            print(f"{result:8} {m.id:32} {m.what}", flush=True)
     print(f"{len(chosen) - bad} of {len(chosen)} mutants caught")
     return 1 if bad else 0
 
