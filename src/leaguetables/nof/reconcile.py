@@ -76,6 +76,11 @@ def compare(quarter: str, quantity: str, published: pd.Series, recomputed: pd.Se
     })
 
 
+def _with_type(rows: pd.DataFrame, trust_type: pd.Series) -> pd.DataFrame:
+    """``rows`` (of :func:`compare`) with the trust type of each row's trust."""
+    return rows.assign(trust_type=rows["trust_code"].map(trust_type))
+
+
 def _feasible_cuts(average: pd.Series, segment: pd.Series) -> list[str]:
     """Interval of cut points consistent with the published segments (a trust on a cut → better segment)."""
     out = []
@@ -156,9 +161,8 @@ def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, s
         false = pd.Series(False, index=s.index)
         deficit = s["in_financial_deficit"].astype(bool)
 
-        def add(quantity, published, recomputed, tol):
-            parts.append(compare(quarter, quantity, published, recomputed, tol).assign(  # noqa: B023 (called in the loop)
-                trust_type=lambda d: d["trust_code"].map(tt)))  # noqa: B023
+        def add(quantity, published, recomputed, tol, quarter=quarter, tt=tt):
+            parts.append(_with_type(compare(quarter, quantity, published, recomputed, tol), tt))
 
         ranks = scoring.rank_league(s["segment"], s["average"], tt)
         add("rank", s["rank"], ranks["rank"], 0)
@@ -239,11 +243,11 @@ def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, s
                 pd.Series(False, index=s.index), "quartiles_pooled", replicates=replicates, seed=seed,
                 pool_types=present).set_index("trust_code")
             for col, tol in (("average_lower", 0.02), ("average_upper", 0.02), ("rank_lower", 1), ("rank_upper", 1)):
-                parts.append(compare(quarter, f"likely_range: {col}", league[col], boot[col].reindex(league.index),
-                                     tol).assign(trust_type=lambda d: d["trust_code"].map(tt)))  # noqa: B023
+                parts.append(_with_type(compare(quarter, f"likely_range: {col}", league[col],
+                                                boot[col].reindex(league.index), tol), tt))
             for col, pub in (("average", league["average_score"]), ("rank", league["rank"])):
-                parts.append(compare(quarter, f"league_table: {col}", pub, s[col].reindex(league.index), 0).assign(
-                    trust_type=lambda d: d["trust_code"].map(tt)))  # noqa: B023 (assign calls it at once)
+                parts.append(_with_type(compare(quarter, f"league_table: {col}", pub, s[col].reindex(league.index), 0),
+                                        tt))
 
     rows = pd.concat(parts, ignore_index=True)
     rows = rows[["quarter", "trust_type", "trust_code", "quantity", "published", "recomputed", "difference",
