@@ -65,7 +65,7 @@ format: $(STAMP)  ## sort imports and format FORMAT_PATHS (make format FORMAT_PA
 	$(BIN)/ruff check --select I --fix $(FORMAT_PATHS)
 	$(BIN)/ruff format $(FORMAT_PATHS)
 
-PYTEST := $(BIN)/python -m pytest -q -n 2
+PYTEST := $(BIN)/python -m pytest -q -n 2 --durations=10
 
 test-unit: setup  ## the unit group (pytest -m unit): no pipeline run, notebook, browser or published quarter
 	$(PYTEST) -m unit
