@@ -8,10 +8,10 @@ KERNEL := $(VENV)/share/jupyter/kernels/leaguetables/kernel.json
 QUARTER ?= 2025-26-Q4
 DEMO   := data/demo/observations.csv
 
-.PHONY: help setup report test demo-data bench clean browser-deps validate
+.PHONY: help setup report test test-unit test-e2e lint format lock mutation-gaps demo-data bench clean browser-deps validate
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,8 +48,46 @@ browser-deps: $(AXE)  ## browser-test dependencies: axe-core (npm ci) and, if mi
 	  echo "could not install chromium: tests/test_browser.py will skip" >&2; \
 	else echo "chromium not found and apt-get unavailable: tests/test_browser.py will skip" >&2; fi
 
-test: setup browser-deps  ## run the full test suite
-	$(BIN)/python -m pytest -q -n 2
+# Paths checked by the formatter (ruff format --check) and the import order (ruff check --select I). Only files
+# already formatted are listed until the one-off mass format after the merges; then this becomes
+# FORMAT_PATHS := src tests benchmarks scripts run_quarter.py
+FORMAT_PATHS := tests/test_mutation_gaps.py scripts/environment_from_lock.py scripts/mutation_gaps.py
+LINT_PATHS   := src tests benchmarks scripts run_quarter.py
+
+lint: $(STAMP)  ## ruff (lint, import order, format check), mypy on src/, notebooks stored without outputs
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff check --select I $(FORMAT_PATHS)
+	$(BIN)/ruff format --check $(FORMAT_PATHS)
+	$(BIN)/mypy
+	$(BIN)/nbstripout --verify --keep-id notebooks/*.ipynb
+
+format: $(STAMP)  ## sort imports and format FORMAT_PATHS (make format FORMAT_PATHS="src tests ..." for others)
+	$(BIN)/ruff check --select I --fix $(FORMAT_PATHS)
+	$(BIN)/ruff format $(FORMAT_PATHS)
+
+PYTEST := $(BIN)/python -m pytest -q -n 2 --durations=10
+
+test-unit: setup  ## the unit group (pytest -m unit): no pipeline run, notebook, browser or published quarter
+	$(PYTEST) -m unit
+
+test-e2e: setup browser-deps  ## the end-to-end group (pytest -m e2e): run_quarter.py, notebooks, the browser
+	$(PYTEST) -m e2e
+
+test: setup browser-deps lint  ## lint, then the unit group, then the end-to-end group (each timed)
+	@start=$$(date +%s); $(PYTEST) -m unit; rc=$$?; end=$$(date +%s); \
+	  echo "unit group: $$((end - start)) s"; [ $$rc -eq 0 ] || exit $$rc; \
+	  $(PYTEST) -m e2e; rc=$$?; e2e=$$(date +%s); \
+	  echo "unit group: $$((end - start)) s; end-to-end group: $$((e2e - end)) s"; exit $$rc
+
+lock:  ## regenerate requirements.lock from pyproject.toml (Python 3.11, with the test extra) and environment.yml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/python -m piptools compile --quiet --extra test --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+	$(BIN)/python scripts/environment_from_lock.py
+
+mutation-gaps: setup  ## apply each known one-line bug (mutant) and check that its test fails
+	$(BIN)/python scripts/mutation_gaps.py
 
 validate: setup  ## the simulation study of the statistics (config: methodology validation section) -> reports/validation/
 	$(BIN)/python -m leaguetables.validate

@@ -1,10 +1,13 @@
-import sys, collections
+import sys
+import collections
 sys.path.insert(0, "/work/wt/acute/src")
-import pandas as pd, yaml
+import pandas as pd
+import yaml
 from leaguetables.nof.codes import NofCode, reporting_date, DATE_RULES, TYPE_FROM_LABEL
 from leaguetables.inputs.sources.nof import parse_quarter
 R = "/work/shared/data/real/"
-a = pd.read_csv(R+"nof_2025_26_q1_acute/nhs-oversight-framework-acute-trust-data.csv", encoding="utf-8-sig"); a["Quarter"] = "Q1 2025/26"
+a = pd.read_csv(R+"nof_2025_26_q1_acute/nhs-oversight-framework-acute-trust-data.csv", encoding="utf-8-sig")
+a["Quarter"] = "Q1 2025/26"
 m = pd.read_csv(R+"nof_2025_26_q4_mhc/nof_mh_community_q4_2025_26_nhs-oversight-framework-mental-health-and-community-trust-data.csv", encoding="utf-8-sig")
 d = pd.concat([a, m])
 d["q"] = d["Quarter"].map(parse_quarter)

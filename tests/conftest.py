@@ -2,12 +2,86 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import re
+import textwrap
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = (ROOT / ".." / "shared" / "data" / "real").resolve()
+
+
+# ------------------------------------------------------------------------------------------------------- test groups
+# Every test is in exactly one group, chosen at collection (README, "Tests"): ``e2e`` when it, a helper of its
+# module that it calls, or a fixture it uses runs the pipeline end to end (run_quarter.py, pipeline.run/build),
+# executes a notebook, drives the browser or reads a published-quarter fixture; ``unit`` otherwise. A test can
+# also be marked ``@pytest.mark.e2e`` or ``@pytest.mark.unit`` by hand, which wins.
+E2E_SIGNS = re.compile(
+    r"run_quarter"  # the command line, or a helper that runs it
+    r"|\bpipeline\.(?:run|build)\b|pipeline import [^\n]*\b(?:run|build)\b"  # the pipeline in-process
+    r"|\bimport papermill|\bpapermill\.|from papermill|execute_notebook|NotebookClient|\bnbclient\b"  # notebooks
+    r"|find_chromium|publication\.browser|publication import [^\n]*\bbrowser\b|playwright"  # the browser
+    r"|\bpublished_quarters\b"  # the published demo quarters (conftest fixture)
+)
+
+
+@cache
+def _own_sign(fn) -> tuple[bool, tuple]:
+    """(an end-to-end sign in ``fn``'s own source, the functions of its module that it names)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return False, ()
+    for node in ast.walk(tree):  # the code only: no docstrings (nor comments, which unparse drops)
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    source = ast.unparse(tree)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    scope = getattr(fn, "__globals__", {})
+    helpers = tuple(scope[n] for n in sorted(names) if inspect.isfunction(scope.get(n))
+                    and scope[n].__module__ == fn.__module__)
+    return bool(E2E_SIGNS.search(source)), helpers
+
+
+def _runs_end_to_end(fn) -> bool:
+    """Whether ``fn`` or a function of its own module that it names (transitively) shows an end-to-end sign."""
+    seen, todo = set(), [fn]
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        sign, helpers = _own_sign(f)
+        if sign:
+            return True
+        todo += helpers
+    return False
+
+
+def _is_e2e(item: pytest.Item) -> bool:
+    if item.get_closest_marker("e2e"):
+        return True
+    if item.get_closest_marker("unit") or not isinstance(item, pytest.Function):
+        return False
+    fns = [item.function]
+    for defs in item._fixtureinfo.name2fixturedefs.values():  # every fixture the test uses, directly or not
+        fns += [d.func for d in defs if d.baseid]  # not pytest's own (tmp_path, monkeypatch, …)
+    return any(_runs_end_to_end(getattr(f, "__wrapped__", f)) for f in fns)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _is_e2e(item):
+            if not item.get_closest_marker("e2e"):
+                item.add_marker(pytest.mark.e2e)
+        elif not item.get_closest_marker("unit"):
+            item.add_marker(pytest.mark.unit)
 
 
 def real_data_or_skip(*parts: str) -> Path:

@@ -24,7 +24,7 @@ from scipy import stats as sps
 from leaguetables.statistics import funnel
 from leaguetables.config import FunnelSettings
 
-I = 134  # acute trusts in the demo
+I = 134  # noqa: E741 (the literature's I: acute trusts in the demo)
 
 
 def _draw(rng, kind: str, sd: float, base: float, alpha: float, planted: int = 0):

@@ -73,8 +73,9 @@ def test_registry_reproduces_every_published_reporting_date(published):
 
 def test_reporting_date_rules_hand_worked():
     """Hand-worked labels for Q4 2025/26 (January–March 2026)."""
-    e = lambda rule, **kw: nofcodes.NofCode(description="x", domain="d", sub_domain="s", units={"acute": "u"},
-                                             reporting_date=rule, **kw)
+    def e(rule, **kw):
+        return nofcodes.NofCode(description="x", domain="d", sub_domain="s", units={"acute": "u"},
+                                reporting_date=rule, **kw)
     q = "2025-26-Q4"
     assert nofcodes.reporting_date(e("quarter"), q) == "Q4 2025/26"
     assert nofcodes.reporting_date(e("month_end"), q) == "Mar-26"

@@ -85,7 +85,7 @@ def test_q3_and_q4_run_concurrently_then_verify(tmp_path):
                                  text=True) for q in (Q3, Q4)}
     results = {q: (p.wait(timeout=300), p.stderr.read()) for q, p in procs.items()}
     assert any(rc == 0 for rc, _ in results.values()), results
-    for q, (rc, err) in results.items():
+    for rc, err in results.values():
         assert rc in (0, 1), err
         if rc == 1:
             assert "lock" in err and len(err.strip().splitlines()) == 1, err

@@ -362,7 +362,7 @@ def _funnel_records(res, planted: pd.DataFrame, levels=(0.95, 0.998)) -> tuple[l
                 normal = [c for c in fl.index if c not in up | down]
                 hi = fl.loc[normal, "high"].fillna(False).astype(bool)
                 lo = fl.loc[normal, "low"].fillna(False).astype(bool)
-                rec[f"n"] = len(normal)
+                rec["n"] = len(normal)
                 rec[f"high_{tag}"] = int(hi.sum())
                 rec[f"low_{tag}"] = int(lo.sum())
                 top = 1.0 if f.data_type == "PR" else np.inf  # rr scale: a proportion cannot exceed 1
@@ -923,8 +923,8 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
                  "target": f"at most {tg.brier_ratio_max:.2f}", "pass": a["pass"],
                  "sentence": f"The published segment probabilities scored a Brier score of {a['brier']:.3f} against "
                              f"the true segment; "
-                             + (f"a Bayes oracle — the posterior given each metric's true spread of trust effects, "
-                                f"the best any method could publish from the same data — scored "
+                             + ("a Bayes oracle — the posterior given each metric's true spread of trust effects, "
+                                "the best any method could publish from the same data — scored "
                                 if bayes else "an oracle that knows the truth and only the noise is unknown scored ")
                              + f"{a['brier_oracle']:.3f} (ratio {a['ratio']:.2f}; lower is better, 0 is perfect). "
                              f"Predicting with the frequency of the published segment given the truth (which no "

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import csv
 import io
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,7 @@ def quarter_period(quarter: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------- schemas
-_str = dict(nullable=False, coerce=False)
+_str: dict[str, Any] = dict(nullable=False, coerce=False)
 
 TRUSTS = pa.DataFrameSchema(
     {
@@ -262,7 +263,7 @@ def _to_float(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
 
 
 def _to_bool(df: pd.DataFrame, col: str, path: Path, nullable: bool = False) -> pd.Series:
-    out = []
+    out: list[bool | None] = []
     for i, text in enumerate(df[col].tolist()):
         t = text.strip().lower()
         if t in TRUE_WORDS:
@@ -437,7 +438,7 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
         bad = rows & ~obs["category"].isin(list(m.scoring.brackets or {}))
         i = _first_bad(bad)
         if i is not None:
-            raise InputError(f"category {obs.iloc[i]['category']!r} is not one of {list(m.scoring.brackets)}",
+            raise InputError(f"category {obs.iloc[i]['category']!r} is not one of {list(m.scoring.brackets or {})}",
                              file=path, row=_line(obs, i), column="category")
     ttype = obs["trust_code"].map(dict(zip(trusts["trust_code"], trusts["trust_type"])))
     applies = [ttype.iloc[j] in known[obs["metric_id"].iloc[j]].trust_types for j in range(len(obs))]

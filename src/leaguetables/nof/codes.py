@@ -24,7 +24,6 @@ Reporting dates follow a per-code rule applied to the quarter (``YYYY-YY-QN``):
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 import re
 
@@ -57,7 +56,7 @@ class NofCode(BaseModel):
         [], description="trust types whose file leaves Reporting_date blank for this code (acute OF5005/OF5007)")
 
     @model_validator(mode="after")
-    def _check(self) -> "NofCode":
+    def _check(self) -> NofCode:
         if not self.units:
             raise ValueError("units needs at least one trust type")
         if (self.reporting_date == "text") != (self.text is not None):
@@ -160,7 +159,7 @@ def reporting_date(entry: NofCode, quarter: str, trust_type: str | None = None) 
 
 def units(entry: NofCode, trust_type: str) -> str:
     """The Units label for a trust type (the first listed type's label when the type has none)."""
-    return entry.units.get(trust_type, next(iter(entry.units.values())))
+    return entry.units.get(trust_type, next(iter(entry.units.values())))  # type: ignore[call-overload]
 
 
 TYPE_FROM_LABEL = {"Acute trust": "acute", "Mental health and community trust": "mental_health_community",

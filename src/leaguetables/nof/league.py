@@ -158,6 +158,7 @@ def combine_rules(catalogue: Catalogue) -> dict:
     rules = {}
     for name, g in catalogue.combine_groups.items():
         if g.rule == "nof_finance":
+            assert g.planned is not None and g.variance is not None  # required by config for nof_finance
             rules[name] = scoring.finance_rule(g.planned, g.variance, lookup=g.lookup)
     return rules
 

@@ -118,9 +118,9 @@ def _threshold(threshold, index: pd.Index, name: str) -> pd.Series | None:
         return None
     if isinstance(threshold, pd.Series):
         return threshold.reindex(index).astype(float)
-    if not np.isscalar(threshold) or not np.isfinite(float(threshold)):
+    if not np.isscalar(threshold) or not np.isfinite(float(threshold)):  # type: ignore[arg-type]
         raise ValueError(f"{name} must be a finite number or a Series indexed by organisation, got {threshold!r}")
-    return pd.Series(float(threshold), index=index)
+    return pd.Series(float(threshold), index=index)  # type: ignore[arg-type]
 
 
 def score_ranked(
@@ -533,6 +533,7 @@ def _cut_points(
         pooled = quartile_cut_points(average[_pool_mask(tt, pool_types)])
     for t in types:
         if rule == "quartiles_pooled":
+            assert pooled is not None
             cuts[t] = pooled
         elif rule == "quartiles_within_type":
             cuts[t] = quartile_cut_points(average[trust_type == t])
@@ -975,7 +976,7 @@ def build_league_table(
     population = segmentation_population(reg["trust_type"], out["average_score"], segmentation_rule, pool_types)
     out["segmentation_population"] = population
     for i in range(3):
-        out[f"cut_point_{i + 1}"] = reg["trust_type"].map(lambda t: cuts.get(t, (np.nan,) * 3)[i]).astype(float)
+        out[f"cut_point_{i + 1}"] = reg["trust_type"].map(lambda t: cuts.get(t, (np.nan,) * 3)[i]).astype(float)  # noqa: B023
     out = out.join(rank_league(adjusted, out["average_score"], reg["trust_type"]))
 
     boot = joint_bootstrap(scores, reg["trust_type"], flags["deficit"], flags["deficit_support"],

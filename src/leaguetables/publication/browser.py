@@ -103,7 +103,7 @@ class Chromium:
         self.proc = None
 
     # ------------------------------------------------------------------------------------------------ process
-    def start(self) -> "Chromium":
+    def start(self) -> Chromium:
         self.profile = tempfile.mkdtemp(prefix="lt-chromium-")
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
@@ -155,7 +155,7 @@ class Chromium:
             os.close(self._in_fd)
             shutil.rmtree(self.profile, ignore_errors=True)
 
-    def __enter__(self) -> "Chromium":
+    def __enter__(self) -> Chromium:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -68,7 +68,7 @@ if mpl.rcParams.get("svg.hashsalt") is None:
     mpl.rcParams["svg.hashsalt"] = SVG_HASHSALT
 
 # marker shape per band: shape carries the meaning, colour repeats it
-_BAND_STYLE = {
+_BAND_STYLE: dict[str, dict[str, Any]] = {
     "as expected": dict(marker="o", color=AF_COLOURS["dark_blue"], size=30, edge="white"),
     "higher than expected": dict(marker="^", color=AF_COLOURS["orange"], size=60, edge="#0B0C0C"),
     "lower than expected": dict(marker="v", color=AF_COLOURS["dark_pink"], size=60, edge="#0B0C0C"),
@@ -174,7 +174,7 @@ def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: 
         g = grid.loc[keep_grid]
         ax.axhline(result.target * multiplier, color=TARGET_GREY, linewidth=1.0, linestyle=(0, (1, 2)),
                    zorder=1)
-        for tag, colour, style, text in (("998", LIMIT_GREY_998, "-", "99.8% limits"),
+        for tag, colour, style, _text in (("998", LIMIT_GREY_998, "-", "99.8% limits"),
                                          ("95", LIMIT_GREY_95, "--", "95% limits")):
             lo = g[f"lower_{tag}{suffix_adj}"] * multiplier
             hi = g[f"upper_{tag}{suffix_adj}"] * multiplier

@@ -54,7 +54,7 @@ LABELS = {
     "uncertainty": "Sampling uncertainty (rank intervals, segment probabilities, change)",
     "shrinkage": "Empirical-Bayes shrinkage", "change_test": "Test of change between quarters",
     "check_replicates": "Replicates checked against the published scoring functions",
-    "pool_quarters": "Quarters pooled", "estimate": "Estimate of each trust's O/E",
+    "estimate": "Estimate of each trust's O/E",
     "spc": "Statistical process control", "min_points": "Fewest quarters for a chart",
     "run_length": "Run rule (points on one side of the mean)", "trend_length": "Trend rule (points rising or falling)",
     "screen_outliers": "Screen outlying moving ranges",

@@ -177,7 +177,7 @@ def _widths(sheet: Sheet) -> list[float]:
 
 
 def content_xml(sheets: list[Sheet]) -> str:
-    widths = {}
+    widths: dict[float, None] = {}
     for s in sheets:
         for w in _widths(s):
             widths.setdefault(round(w * 2) / 2, None)

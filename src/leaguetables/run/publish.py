@@ -221,7 +221,9 @@ _NAMESPACE = re.compile(r"\.staging-.*|\.lock-.*|\.publishing-.*|\.cache|\.faile
 def _is_own_quarter(path: Path) -> bool:
     """A quarter folder published by this project before the marker existed: its manifest says so."""
     m = read_manifest(path) if path.is_dir() else None
-    return bool(m) and m.get("quarter") == path.name and isinstance(m.get("code"), dict) and "outputs" in m
+    if not m:
+        return False
+    return m.get("quarter") == path.name and isinstance(m.get("code"), dict) and "outputs" in m
 
 
 def foreign_entries(out_root: Path) -> list[str]:

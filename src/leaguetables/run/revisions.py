@@ -158,7 +158,7 @@ def write(revisions: pd.DataFrame, staging: Path) -> list[str]:
     """Write ``tables/revisions.csv`` and mark the revised rows ``[r]`` in the revised tables; return what was
     written (relative paths)."""
     staging = Path(staging)
-    written = []
+    written: list[str] = []
     if revisions.empty:
         return written
     write_csv(revisions[COLUMNS], staging / "tables" / FILE)
@@ -170,7 +170,7 @@ def write(revisions: pd.DataFrame, staging: Path) -> list[str]:
             continue
         keys = _keys(name)
         df = read_table(paths[name])
-        marks = {}
+        marks: dict[tuple, list] = {}
         for r in g.itertuples(index=False):
             key = (r.trust_code,) if len(keys) == 1 else (r.trust_code, r.metric_id)
             marks.setdefault(key, []).append(r.quantity)

@@ -145,7 +145,7 @@ def notebook_outputs(path: Path) -> dict[str, str] | None:
             continue
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             continue
-        parts = []
+        parts: list[tuple] = []
         for o in cell.get("outputs", []):
             if o.get("output_type") == "stream":
                 if o.get("name") == "stderr":

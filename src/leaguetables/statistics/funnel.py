@@ -389,7 +389,7 @@ def _target_value(target, data_type: str, o: np.ndarray, d: np.ndarray, valid: n
     """The funnel's target: the one given (checked), else 1 for O/E and the pooled ΣO/Σn of the plotted units."""
     if target is None:
         return 1.0 if data_type == "SR" else float(o[valid].sum() / d[valid].sum())
-    if isinstance(target, bool) or not isinstance(target, Real) or not target > 0:
+    if isinstance(target, bool) or not isinstance(target, Real) or not float(target) > 0:
         raise ValueError(f"target must be a positive number; got {target!r}")
     if data_type == "PR" and float(target) > 1:
         raise ValueError(f"a proportion target must be <= 1; got {target!r}")
@@ -593,6 +593,7 @@ def _sps_brentq(f, lo: float, hi: float) -> float:
 def _pearson_variance(data_type: str, mu: np.ndarray, n: np.ndarray | None, p0: float, t2: float) -> np.ndarray:
     """Variance of a count under the rare-event model: Poisson–gamma (SR, RC) or beta-binomial (PR)."""
     if data_type == "PR":
+        assert n is not None, "proportions need n"
         return n * p0 * (1.0 - p0) * (1.0 + (n - 1.0) * t2)
     return mu + t2 * mu**2
 
@@ -630,6 +631,7 @@ def pearson_tau2(observed, mu, data_type: str = "SR", n=None, p0: float | None =
     if g0 <= 0.0:
         return 0.0, float(phi)
     if data_type == "PR":
+        assert nn is not None, "proportions need n"
         base = nn * pp * (1.0 - pp) * np.maximum(nn - 1.0, 1.0)
         hi = float(np.sum(dev2 / base)) / goal
         cap = 1.0 - 1e-9
@@ -749,7 +751,6 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
     if isinstance(rare_expected, bool) or not isinstance(rare_expected, Real) or not rare_expected >= 0:
         raise ValueError(f"rare_expected must be a number >= 0; got {rare_expected!r}")
     o, d, index = _checked_counts(numerator, denominator, groups, data_type)
-    labels = list(index)
     valid = ~np.isnan(o) & ~np.isnan(d)
     if not valid.any():
         raise ValueError("no unit has both a numerator and a denominator")

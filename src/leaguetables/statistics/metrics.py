@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 import hashlib
 import pickle
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -268,7 +269,7 @@ def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology,
         return out
     f = methodology.funnel
     result.funnel_level = f.band_level
-    args = dict(method=f.method, trim_by=f.trim_by, sr_method=f.sr_method, compat=f.compat, sr_scale=f.sr_scale,
+    args: dict[str, Any] = dict(method=f.method, trim_by=f.trim_by, sr_method=f.sr_method, compat=f.compat, sr_scale=f.sr_scale,
                 pr_scale=f.pr_scale, limits=f.limits, rare_expected=f.rare_expected)
     for ttype in m.trust_types:
         rows = df.index[(df["trust_type"] == ttype) & (df["status"] == STATUS_OK)]

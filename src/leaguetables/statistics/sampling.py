@@ -173,7 +173,7 @@ def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rul
             expected = df["trust_code"].map(r["expected"]).astype(float)
             value = df["value"].astype(float)
             # adjusted = O/E × pooled rate = value × factor; factor = adjusted/value (value 0: from n, E and the rate)
-            for t, g in df[adj.notna()].groupby("trust_type"):
+            for _t, g in df[adj.notna()].groupby("trust_type"):
                 national = g["numerator"].sum() / g["denominator"].sum() * m.multiplier
                 fallback = g["denominator"] * national / (expected[g.index] * m.multiplier)
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -241,7 +241,7 @@ def _prior(md: MetricData) -> pd.DataFrame:
     f = md.frame
     sim = md.simulated
     out = pd.DataFrame({"m": np.nan, "tau2": np.nan, "se2": np.nan}, index=f.index)
-    for t, g in f[sim].groupby("trust_type", sort=True):
+    for _t, g in f[sim].groupby("trust_type", sort=True):
         m, tau2, unit = between_trust_variance(g["numerator"], g["denominator"], md.kind)
         out.loc[g.index, "m"] = m
         out.loc[g.index, "tau2"] = tau2
@@ -344,7 +344,7 @@ def null_values(prev: QuarterData, now: QuarterData, rng: np.random.Generator, r
                     y = np.log((x + 0.5) / n)
                     v = 1 / (x + 0.5)
             delta = np.full(len(f), np.nan)
-            for t, g in f[sim].groupby("trust_type"):
+            for _t, g in f[sim].groupby("trust_type"):
                 pooled = g["numerator"].sum() / g["denominator"].sum()
                 if md.kind == "binomial":
                     pooled = np.clip(pooled, 1e-9, 1 - 1e-9)
@@ -709,7 +709,6 @@ def change_test(prev: QuarterData, now: QuarterData, replicates: int, seed: int,
     ds = r1.segment[:, i1] - r0.segment[:, i0]
     obs_dr = (both["rank"] - both["rank_prev"]).to_numpy(float)
     obs_ds = (both["segment"] - both["segment_prev"]).to_numpy(float)
-    b = dr.shape[0]
     p_rank = np.where(obs_dr == 0, 1.0, _mid_p(np.abs(dr), np.abs(obs_dr)))
     p_seg = np.where(obs_ds == 0, 1.0, _mid_p(np.abs(ds), np.abs(obs_ds)))
     out = pd.DataFrame({

@@ -341,6 +341,7 @@ def describe_assurance(res: SPCResult, decimals: int = 1, unit: str = "") -> str
         return "Assurance not assessed (no process limits)."
     if res.assurance == "no_target":
         return "No target for this metric, so no assurance."
+    assert res.target is not None  # assessed assurance has a target
     t = _f(res.target, decimals, unit)
     what = "standard" if res.target_kind == "standard" else "floor"
     limits = f"{_f(res.lower, decimals, unit)} to {_f(res.upper, decimals, unit)}"
@@ -448,7 +449,7 @@ def spc_figure(panels: Sequence[tuple[str, SPCResult]], trust_name: str, columns
     w, h, gap_x, gap_y = 1.0, 0.55, 0.12, 0.32  # panel box and gaps, in axes data units
     alt = []
     values, means, limits, targets, frames = [], [], [], [], []
-    dots = {"common_cause": ([], []), "improvement": ([], []), "concern": ([], [])}
+    dots: dict[str, tuple[list, list]] = {"common_cause": ([], []), "improvement": ([], []), "concern": ([], [])}
     titles = []
     for k, (name, r) in enumerate(panels):
         i, j = divmod(k, cols)
@@ -460,7 +461,7 @@ def spc_figure(panels: Sequence[tuple[str, SPCResult]], trust_name: str, columns
         lo, hi = lo - pad, hi + pad
         m = r.values.size
         xs = x0 + np.arange(m) * w / max(m - 1, 1)
-        scale = lambda v: y0 + (np.asarray(v, dtype=float) - lo) / (hi - lo) * h  # noqa: E731
+        scale = lambda v: y0 + (np.asarray(v, dtype=float) - lo) / (hi - lo) * h  # noqa: E731, B023 (used in this iteration only)
         ys = scale(r.values)
         run_pts: list = []
         for x, y in zip(xs, ys):

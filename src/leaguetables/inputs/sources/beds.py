@@ -86,7 +86,7 @@ def read_kh03(path: Path | str, quarter: str | None = None) -> pd.DataFrame:
     """Trust rows ``quarter, org_code, org_name, region_code, avail_*, occ_*`` (sectors: total,
     ga, ld, maternity, mi). ``quarter`` is needed only if the file states none."""
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    names = {}
+    names: dict[str, str] = {}
     for c in raw.columns:
         key = canonical_column(c)
         if key and key not in names.values():

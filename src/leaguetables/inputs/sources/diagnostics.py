@@ -67,7 +67,7 @@ def canonical_column(label: str) -> str | None:
 
 def _read_one(path: Path | str, period=None) -> pd.DataFrame:
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    names = {}
+    names: dict[str, str] = {}
     for c in raw.columns:
         key = canonical_column(c)
         if key and key not in names.values():

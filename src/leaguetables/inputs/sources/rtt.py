@@ -54,7 +54,7 @@ _COUNT_LABELS = {"total", "patients with unknown clock start date", "total all"}
 
 
 def _bands(columns) -> dict[str, tuple[int, int | None]]:
-    out = {}
+    out: dict[str, tuple[int, int | None]] = {}
     for c in columns:
         s = norm_name(c)
         m = _BAND.match(s)

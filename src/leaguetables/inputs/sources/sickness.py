@@ -67,7 +67,7 @@ def read_sickness(paths: Path | str | Iterable[Path | str]) -> pd.DataFrame:
     frames = []
     for path in paths:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        names = {}
+        names: dict[str, str] = {}
         for c in raw.columns:
             key = _ALIASES.get(norm_name(c))
             if key and key not in names.values():
