@@ -8,7 +8,7 @@ can be rerun from its parameters alone (``papermill notebooks/metric.ipynb out.i
 observations …``), and the cache (:mod:`leaguetables.run.cache`) keys each stage on the names of the files it reads.
 
 The files are canonical: columns in the contract's order, UTF-8, ``\\n`` line ends, numbers written so that they
-read back exactly (``repr`` of the float, read with ``float_precision="round_trip"``), missing values empty. A
+read back exactly (``repr`` of the float), missing values empty. A
 metric notebook is given its own metric's observations only (:func:`metric_observations`), so a change to one
 metric's data changes that metric's file and key alone.
 """
@@ -89,8 +89,8 @@ def read_frame(kind: str, path: str | Path) -> pd.DataFrame:
         raise InputError(f"{kind} input: columns {header}, expected {list(SCHEMAS[kind].columns)}", file=str(path))
     nullable = (*NUMERIC.get(kind, ()), *NULLABLE_BOOLEAN.get(kind, ()), *NULLABLE_TEXT.get(kind, ()))
     text_na = {c: [""] for c in header if c in nullable}  # other text is read as it is ("" allowed or invalid)
-    df = pd.read_csv(path, dtype=_dtypes(kind, header), keep_default_na=False, na_values=text_na,
-                     float_precision="round_trip", encoding="utf-8")
+    # pandas' default float parser reads back exactly what repr() wrote (its float_precision argument is deprecated)
+    df = pd.read_csv(path, dtype=_dtypes(kind, header), keep_default_na=False, na_values=text_na, encoding="utf-8")
     for col in NULLABLE_TEXT.get(kind, ()):
         if col in df.columns:
             df[col] = df[col].astype(object).where(df[col].notna(), None)
