@@ -8,9 +8,9 @@ can be rerun from its parameters alone (``papermill notebooks/metric.ipynb out.i
 observations …``), and the cache (:mod:`leaguetables.run.cache`) keys each stage on the names of the files it reads.
 
 The files are canonical: columns in the contract's order, UTF-8, ``\\n`` line ends, numbers written so that they
-read back exactly (``repr`` of the float), missing values empty. A
-metric notebook is given its own metric's observations only (:func:`metric_observations`), so a change to one
-metric's data changes that metric's file and key alone.
+read back exactly (``repr`` of the float), missing values empty. A metric notebook is given its own metric's
+observations only (:func:`metric_observations`), so a change to one metric's data changes that metric's file and
+key alone. Files stay in the store (``<out>/.inputs/``) after the run: the executed notebooks name them.
 """
 
 from __future__ import annotations
