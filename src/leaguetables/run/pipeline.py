@@ -149,9 +149,8 @@ def _write_demo(data_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def prepare(opts: RunOptions, scratch: Path) -> Prepared:
-    """Resolve configuration and inputs, validating everything before any notebook runs (nothing is written to the
-    reports folder)."""
+def _check_options(opts: RunOptions) -> None:
+    """The run's options, checked before anything is read."""
     check_quarter(opts.quarter)
     if opts.source not in SOURCES:
         raise InputError(f"unknown source {opts.source!r}; choose one of {list(SOURCES)}")
@@ -171,6 +170,9 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
     for m in opts.metrics or []:
         if not SAFE_ID.match(m):
             raise InputError(f"--metrics: {m!r} is not a metric id (lower-case letters, digits and underscores)")
+
+
+def _methodology(opts: RunOptions) -> Methodology:
     methodology = load_methodology(opts.methodology)
     seg = methodology.segmentation
     if seg.unsourced:
@@ -180,14 +182,18 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
     if seg.illustrative and opts.source != "demo":
         raise InputError(f"methodology {methodology.id}: its segment thresholds are illustrative, not NHS "
                          f"England's; real data (--source {opts.source}) need thresholds with a published source")
-    cat_name = opts.catalogue or SOURCE_CATALOGUE.get(opts.source) or methodology.catalogue
-    catalogue = load_catalogue(cat_name)
+    return methodology
+
+
+def _data_dir(opts: RunOptions, catalogue: Catalogue, scratch: Path) -> Path:
+    """The folder of the four contract files: the demo's (generated if missing), the user's, or derived from
+    NHS England's published files (--raw) into ``scratch``."""
     if opts.source == "demo":
         data_dir = Path(opts.data) if opts.data else DEFAULT_DEMO_DATA
         if not (data_dir / "observations.csv").exists() and opts.data is None:
             _write_demo(data_dir)
     elif opts.source == "nhse":
-        from leaguetables.inputs.sources import nhse
+        from leaguetables.inputs.sources import nhse  # the adapters only for a real-data run (heavy imports)
 
         if not Path(opts.raw).is_dir():
             raise InputError(f"--raw folder {opts.raw} does not exist (NHS England's published files)")
@@ -198,7 +204,7 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
         except nhse.NoDataForQuarter as exc:
             raise InputError(f"--source nhse: {exc}") from None
     elif opts.source == "nof":
-        from leaguetables.inputs.sources import nhse, nof
+        from leaguetables.inputs.sources import nhse, nof  # the adapters only for a real-data run (heavy imports)
 
         if not Path(opts.raw).is_dir():
             raise InputError(f"--raw folder {opts.raw} does not exist (NHS England's published files)")
@@ -211,10 +217,14 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
         if opts.data is None:
             raise InputError("--source files needs --data DIR (a folder with the four contract CSV files)")
         data_dir = Path(opts.data)
-    data_dir = check_path(data_dir, "data folder")
-    inputs = load_inputs(data_dir, catalogue, opts.quarter)
+    return check_path(data_dir, "data folder")
+
+
+def _select_metrics(opts: RunOptions, catalogue: Catalogue, inputs: QuarterInputs) -> tuple[list[str], list[str]]:
+    """``(metric ids to run, metrics with data left out by --metrics)``, in catalogue order."""
     present = set(inputs.observations.loc[inputs.observations["quarter"] == opts.quarter, "metric_id"])
     metric_ids = [m.id for m in catalogue.metrics if m.id in present]
+    omitted: list[str] = []
     if opts.metrics:
         unknown = [m for m in opts.metrics if m not in catalogue.ids]
         if unknown:
@@ -225,10 +235,21 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
             raise InputError(f"--metrics: no data for {absent} in {opts.quarter}")
         omitted = [m for m in metric_ids if m not in opts.metrics]
         metric_ids = [m for m in metric_ids if m in opts.metrics]
-    else:
-        omitted = []
     if not metric_ids:
         raise InputError(f"no metric has data for {opts.quarter}")
+    return metric_ids, omitted
+
+
+def prepare(opts: RunOptions, scratch: Path) -> Prepared:
+    """Resolve configuration and inputs, validating everything before any notebook runs (nothing is written to the
+    reports folder)."""
+    _check_options(opts)
+    methodology = _methodology(opts)
+    cat_name = opts.catalogue or SOURCE_CATALOGUE.get(opts.source) or methodology.catalogue
+    catalogue = load_catalogue(cat_name)
+    data_dir = _data_dir(opts, catalogue, scratch)
+    inputs = load_inputs(data_dir, catalogue, opts.quarter)
+    metric_ids, omitted = _select_metrics(opts, catalogue, inputs)
     return Prepared(opts, methodology, catalogue, inputs, data_dir, metric_ids,
                     methodology_path=_config_path("methodology", opts.methodology),
                     catalogue_path=_config_path("catalogues", cat_name), omitted=omitted,
