@@ -120,3 +120,42 @@ def test_isolated_run_is_byte_identical_to_the_default_run(published_quarters):
     assert not any("kernel-reset" in p.read_text(encoding="utf-8") for p in (isolated / "notebooks").glob("*"))
     for name in ("index.html", "methodology.html", "tables/league_table_full.csv", "tables/metrics/cdiff.csv"):
         assert (default / name).read_bytes() == (isolated / name).read_bytes(), name
+
+
+# ------------------------------------------------------------------------------------------------- the engine
+def test_the_warm_kernel_engine_is_registered_through_its_entry_point():
+    """papermill finds engine ``leaguetables`` through the package's entry point (pyproject.toml), not through a
+    registration made by the pipeline at run time."""
+    from importlib.metadata import entry_points
+
+    from papermill.engines import papermill_engines
+
+    from leaguetables.run.engine import ENGINE_NAME, WarmKernelEngine
+
+    (ep,) = [e for e in entry_points(group="papermill.engine") if e.name == ENGINE_NAME]
+    assert ep.load() is WarmKernelEngine
+    assert papermill_engines.get_engine(ENGINE_NAME) is WarmKernelEngine
+
+
+def test_a_reused_kernel_shows_warnings_again_as_a_fresh_one_would():
+    """The reset cell's forget_shown_warnings(): a warning already shown once (action "default") is shown again
+    after it, as on a fresh kernel — through warnings.catch_warnings, no private attribute."""
+    import warnings
+
+    from leaguetables.run.notebook_env import forget_shown_warnings
+
+    def warn():
+        warnings.warn("shown once per location", UserWarning, stacklevel=1)
+
+    shown = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda message, *a, **k: shown.append(str(message))
+        warn()
+        warn()
+        assert len(shown) == 1, "the default action shows a warning once per location"
+        forget_shown_warnings()
+        warn()
+    assert len(shown) == 2
+    source = (ROOT / "src" / "leaguetables" / "run" / "engine.py").read_text(encoding="utf-8")
+    assert "_filters_mutated" not in source
