@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tqdm import tqdm
+
 from leaguetables.config import file_sha256
 from leaguetables.inputs import store
 from leaguetables.publication.documents import build_publication
@@ -157,8 +159,6 @@ def _restore_metrics(ctx: RunContext) -> tuple[list[str], dict[str, dict]]:
 def _progress(ctx: RunContext, total: int):
     if not ctx.prep.options.progress:
         return None
-    from tqdm import tqdm  # imported only when a progress bar is shown (run_quarter.py --no-progress: never)
-
     return tqdm(total=total, desc="metric notebooks", unit="nb", leave=True)
 
 
