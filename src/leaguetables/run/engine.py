@@ -29,6 +29,8 @@ from papermill.iorw import LocalHandler, papermill_io
 from papermill.log import logger
 from papermill.utils import merge_kwargs, remove_args
 
+from leaguetables.errors import PipelineError
+
 ENGINE_NAME = "leaguetables"
 RESET_CELL_ID = "kernel-reset"
 RESET_SOURCE = ("# Added by run_quarter.py: this kernel is reused from the previous notebook of the run (to avoid a\n"
@@ -101,11 +103,11 @@ class WarmKernelEngine(NBClientEngine):
 
 
 def check_registered() -> None:
-    """Raise ``PapermillException`` (naming the fix) when the entry point of the engine is not installed."""
+    """Raise :class:`PipelineError` (naming the fix) when the entry point of the engine is not installed."""
     try:
         papermill_engines.get_engine(ENGINE_NAME)
     except PapermillException:
-        raise PapermillException(f"papermill engine {ENGINE_NAME!r} is not registered: the package's entry point "
+        raise PipelineError(f"papermill engine {ENGINE_NAME!r} is not registered: the package's entry point "
                                  "is not installed (run `make setup`, or `pip install --no-deps -e .`)") from None
 
 
