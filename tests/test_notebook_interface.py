@@ -125,16 +125,20 @@ def test_isolated_run_is_byte_identical_to_the_default_run(published_quarters):
 # ------------------------------------------------------------------------------------------------- the engine
 def test_the_warm_kernel_engine_is_registered_through_its_entry_point():
     """papermill finds engine ``leaguetables`` through the package's entry point (pyproject.toml), not through a
-    registration made by the pipeline at run time."""
+    registration made by the pipeline at run time; the entry point resolves to run.engine's class on use, and the
+    engine module can be imported before papermill (no import cycle through the entry point)."""
     from importlib.metadata import entry_points
-
-    from papermill.engines import papermill_engines
 
     from leaguetables.run.engine import ENGINE_NAME, WarmKernelEngine
 
     (ep,) = [e for e in entry_points(group="papermill.engine") if e.name == ENGINE_NAME]
-    assert ep.load() is WarmKernelEngine
-    assert papermill_engines.get_engine(ENGINE_NAME) is WarmKernelEngine
+    proc = subprocess.run([sys.executable, "-c", "import leaguetables.run.engine as e; e.check_registered(); "
+                           "from papermill.engines import papermill_engines as p; "
+                           "print(p.get_engine('leaguetables').execute_notebook.__self__.__module__)"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "leaguetables.run.engine"
+    assert ep.load().execute_notebook.__self__ is WarmKernelEngine
 
 
 def test_a_reused_kernel_shows_warnings_again_as_a_fresh_one_would():

@@ -1,5 +1,6 @@
 """The papermill engine of the pipeline's warm kernels, registered as papermill engine ``leaguetables`` through the
-entry point in ``pyproject.toml`` (``[project.entry-points."papermill.engine"]``).
+entry point in ``pyproject.toml`` (``[project.entry-points."papermill.engine"]``, which names
+:mod:`leaguetables.run.papermill_entry`: papermill loads entry points while it is imported).
 
 It differs from papermill's default engine (``nbclient``) in three ways, none of which changes what a notebook
 computes:
