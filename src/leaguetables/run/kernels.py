@@ -172,6 +172,7 @@ class IsolatedWorker(NotebookWorker):
 
     def execute(self, notebook: str, out_path: Path, parameters: dict) -> float:
         check_parameters(parameters)
+        engine.use_absolute_local_io()  # papermill's handler changes directory around every read (see there)
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(
@@ -184,7 +185,8 @@ class IsolatedWorker(NotebookWorker):
 
 
 class Workers:
-    """Up to ``jobs`` workers, started only when a stage has to be executed (a no-op run starts none)."""
+    """Up to ``jobs`` workers, started only when a stage has to be executed (a no-op run starts none, and does not
+    look for the kernel)."""
 
     def __init__(self, jobs: int, cwd: Path, isolated: bool = False):
         self.jobs, self.cwd = jobs, cwd
@@ -192,6 +194,8 @@ class Workers:
         self.workers: list[NotebookWorker] = []
 
     def get(self, n: int) -> list[NotebookWorker]:
+        if not self.workers and not kernel_available():
+            raise PipelineError(f"Jupyter kernel {KERNEL_NAME!r} is not registered; run `make setup`")
         while len(self.workers) < min(n, self.jobs):
             self.workers.append(self.kind(self.cwd))
         return self.workers[:n]

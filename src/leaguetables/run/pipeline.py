@@ -33,7 +33,7 @@ from leaguetables.inputs.store import STORE_DIR
 from leaguetables.run import publish, stages
 from leaguetables.run.cache import StageCache
 from leaguetables.run.kernels import (FAILED_DIR, KERNEL_NAME, NOTEBOOK_DIR, check_parameters,  # noqa: F401
-                                      kernel_available, remove_stale_ipc_dirs)
+                                      kernel_available, remove_stale_ipc_dirs)  # re-exported for callers
 from leaguetables.run.verify import compare_folders
 DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo"
 DEFAULT_REAL_DATA = (PROJECT_ROOT / ".." / "shared" / "data" / "real").resolve()
@@ -316,8 +316,6 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
     work.mkdir(parents=True)
     try:
         publish.checkpoint("staging")
-        if not kernel_available():
-            raise PipelineError(f"Jupyter kernel {KERNEL_NAME!r} is not registered; run `make setup`")
         files = stages.write_run(prep, work, out_root / STORE_DIR)
         timings, report, n_revisions = stages.build(prep, staging, work, files, cache, target)
         timings = {"validate": validate_s, **timings, "total": round(time.perf_counter() - t_start, 3)}
