@@ -1,5 +1,9 @@
-"""Orchestration of one quarter: validate → metric notebooks (papermill, in parallel) → league → revisions → report
-→ published documents → compare with what is published → publish.
+"""Orchestration of one quarter: validate → validated inputs written as files → metric notebooks (papermill, in
+parallel) → league → revisions → report → published documents → compare with what is published → publish.
+
+The stages themselves are in :mod:`leaguetables.run.stages`, the notebook workers in :mod:`leaguetables.run.kernels`
+(warm kernels, or ``isolated``: a fresh kernel per notebook) and their papermill engine in
+:mod:`leaguetables.run.engine`; every notebook is given nothing but its parameters.
 
 * **Validation first**: the configuration, arguments and the four inputs are validated before anything is
   written; bad input raises :class:`~leaguetables.errors.InputError` and leaves the reports folder untouched.
@@ -35,6 +39,7 @@ from leaguetables.run.cache import StageCache
 from leaguetables.run.kernels import (FAILED_DIR, KERNEL_NAME, NOTEBOOK_DIR, check_parameters,  # noqa: F401
                                       kernel_available, remove_stale_ipc_dirs)  # re-exported for callers
 from leaguetables.run.verify import compare_folders
+
 DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo"
 DEFAULT_REAL_DATA = (PROJECT_ROOT / ".." / "shared" / "data" / "real").resolve()
 DEFAULT_OUT = PROJECT_ROOT / "reports"
