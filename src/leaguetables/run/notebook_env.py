@@ -24,9 +24,9 @@ PROVENANCE_PACKAGES = ("leaguetables", "numpy", "pandas", "scipy", "statsmodels"
                        "papermill", "nbconvert", "pandera")
 
 
-def versions(names) -> dict:
+def versions(names) -> dict[str, str | None]:
     """Installed version of each distribution name (``None`` when it is not installed)."""
-    out = {}
+    out: dict[str, str | None] = {}
     for name in names:
         try:
             out[name] = metadata.version(name)

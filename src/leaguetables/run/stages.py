@@ -257,8 +257,8 @@ def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
     return n_revisions
 
 
-def build(prep, staging: Path, work: Path, files: store.InputFiles, cache, target: Path) -> tuple[dict, CacheReport,
-                                                                                                   int]:
+def build(prep, staging: Path, work: Path, files: store.InputFiles, cache,
+          target: Path) -> tuple[dict, CacheReport, int]:
     """Every stage into ``staging``: (timings, cache report, number of revisions)."""
     workers = Workers(prep.options.jobs, work, isolated=prep.options.isolated)
     ctx = RunContext(prep, staging, work, files, workers, cache)
