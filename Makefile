@@ -95,6 +95,9 @@ validate: setup  ## the simulation study of the statistics (config: methodology 
 bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)
 	$(BIN)/python benchmarks/bench_quarter.py
 
+bench-rerun: setup $(DEMO)  ## rerun speed: a no-op rerun and a rerun after one metric's data changed (median of 3)
+	$(BIN)/python benchmarks/bench_rerun.py
+
 clean:  ## remove outputs (reports/, with its cache and superseded copies) and generated demo data; keeps .venv
 	find reports -mindepth 1 -maxdepth 1 ! -name README.md ! -name .leaguetables-reports -exec rm -rf {} +
 	rm -rf data/demo

@@ -7,6 +7,7 @@ Examples:
   python run_quarter.py 2024-25-Q4 --source nhse --raw ../shared/data/real
   python run_quarter.py 2025-26-Q1 --source nof      # from NHS England's published NOF values, every type
   python run_quarter.py 2025-26-Q4 --verify              # rerun from the recorded inputs; report differences
+  python run_quarter.py 2025-26-Q4 --isolated            # a fresh kernel per notebook (same outputs, slower)
   python run_quarter.py 2025-26-Q3 --data DIR --revise   # republish a quarter with revised inputs
 
 Reruns: stages whose inputs, code and configuration have not changed are reused from reports/.cache/. A run whose
@@ -114,6 +115,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="publish over an already published quarter, replacing it (no revisions table)")
     ap.add_argument("--no-cache", action="store_true", help="execute every stage (do not reuse reports/.cache/)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--isolated", action="store_true",
+                    help="run every notebook on a fresh kernel with papermill's default engine (slower; the outputs "
+                         "are byte-identical to the default run, which reuses warm kernels)")
     return ap.parse_args(argv)
 
 
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             quarter=args.quarter, source=args.source or default_source(args.data), data=args.data, raw=args.raw,
             out=args.out, jobs=args.jobs, metrics=metrics, methodology=args.methodology, catalogue=args.catalogue,
             progress=not args.no_progress, revise=args.revise, force=args.force, use_cache=not args.no_cache,
-            log=log,
+            isolated=args.isolated, log=log,
         )
         outcome = verify(opts) if args.verify else run(opts)
     except InputError as exc:

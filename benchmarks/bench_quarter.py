@@ -83,9 +83,9 @@ def floor(jobs: int, n_notebooks: int, repeat: int = 6) -> dict:
     """A bare notebook with the metric notebook's parameters cell, on the pipeline's warm-kernel worker."""
     import nbformat
 
-    from leaguetables.run import pipeline
+    from leaguetables.run.kernels import NOTEBOOK_DIR, NotebookWorker
 
-    src = nbformat.read(pipeline.NOTEBOOK_DIR / "metric.ipynb", as_version=4)
+    src = nbformat.read(NOTEBOOK_DIR / "metric.ipynb", as_version=4)
     params = next(c for c in src.cells if "parameters" in c.metadata.get("tags", []))
     nb = nbformat.v4.new_notebook(metadata=src.metadata)
     nb.cells = [params]
@@ -93,7 +93,7 @@ def floor(jobs: int, n_notebooks: int, repeat: int = 6) -> dict:
     try:
         path = tmp / "bare.ipynb"
         nbformat.write(nb, path)
-        w = pipeline.NotebookWorker(tmp)
+        w = NotebookWorker(tmp)
         times = []
         try:
             for i in range(repeat):
@@ -199,15 +199,20 @@ def pure(quarter: str, data: Path, jobs: int) -> dict:
             import IPython.display
             import nbformat
 
+            from leaguetables.inputs import store
+
             (work / "run.json").write_text(json.dumps({"quarter": quarter, "source": "demo",
                                                        "methodology": methodology.id,
                                                        "methodology_version": methodology.version,
                                                        "catalogue": catalogue.id,
                                                        "catalogue_version": catalogue.version,
-                                                       "metric_ids": sorted(per_metric), "jobs": 1}))
+                                                       "metric_ids": sorted(per_metric), "jobs": 1,
+                                                       "input_checksums": {}}))
             IPython.display.display = lambda *a, **k: None
             nb = nbformat.read(ROOT / "notebooks" / "report.ipynb", as_version=4)
-            ns = {"quarter": quarter, "work_dir": str(work), "out_dir": str(stage)}
+            files = store.write_inputs(inputs, tmp / "store", quarter, [])
+            ns = {"quarter": quarter, "methodology": methodology.id, "catalogue": catalogue.id, **files.common(),
+                  "work_dir": str(work), "out_dir": str(stage)}
             for cell in nb.cells:
                 if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
                     exec(compile(cell.source, "report.ipynb", "exec"), ns)

@@ -115,19 +115,20 @@ PUBLISHED_METRICS = ("ae_4hr,cdiff,staff_engagement,cqc_safe,finance_plan,financ
                      "amb_cat2_mean,los_emergency,sickness_absence")
 
 
-def _run_quarter(quarter: str, demo_dir: Path, out: Path):
+def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
     import subprocess
     import sys
 
     return subprocess.Popen([sys.executable, str(ROOT / "run_quarter.py"), quarter, "--data", str(demo_dir), "--out",
-                             str(out), "--metrics", PUBLISHED_METRICS, "--no-progress"], cwd=ROOT,
+                             str(out), "--metrics", PUBLISHED_METRICS, "--no-progress", *extra], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture(scope="session")
 def published_quarters(demo_dir, tmp_path_factory, worker_id) -> tuple[Path, Path]:
     """``(first, second)``: the folders of the same demo quarter published twice, each beside the same published
-    previous quarter (so with movement). Built once per test session and shared by the xdist workers (the first
+    previous quarter (so with movement): the first on warm kernels (the default), the second with ``--isolated`` (a
+    fresh kernel per notebook, papermill's default engine). Built once per test session and shared by the xdist workers (the first
     worker builds under a lock file in the session's shared temporary folder, the others reuse it): the publication
     and browser tests read these folders and never write into them."""
     import fcntl
@@ -147,7 +148,8 @@ def published_quarters(demo_dir, tmp_path_factory, worker_id) -> tuple[Path, Pat
                 _, err = proc.communicate(timeout=900)
                 assert proc.returncode == 0, err
             shutil.copytree(a / PUBLISHED_PREVIOUS, b / PUBLISHED_PREVIOUS)
-            procs = [_run_quarter(PUBLISHED_QUARTER, demo_dir, a), _run_quarter(PUBLISHED_QUARTER, demo_dir, b)]
+            procs = [_run_quarter(PUBLISHED_QUARTER, demo_dir, a),
+                     _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--isolated")]
             for proc in procs:  # independent: run side by side
                 _, err = proc.communicate(timeout=900)
                 assert proc.returncode == 0, err

@@ -217,7 +217,7 @@ def test_kill_9_at_each_stage(stage, published, tmp_path):
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     # kernels run (and leave socket folders when killed) only where a stage executes: --no-cache for one of them
-    no_cache = ("--no-cache",) if stage == "metrics" else ()
+    no_cache = ("--no-cache",) if stage in ("metric-started", "metric-done", "metrics") else ()
     proc = _run(v2data, work, "--force", *no_cache, env={"LEAGUETABLES_KILL_AT": stage}, tmp=private_tmp)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     _foreign_intact(work)

@@ -221,12 +221,13 @@ class Scoring(_Strict):
             b = self.bands or []
             if len(b) < 2 or b[-1][0] is not None or any(x[0] is None for x in b[:-1]):
                 raise ValueError("'bands' needs at least two [bound, score] pairs, the last with bound null")
-            if any(not math.isfinite(x[0]) for x in b[:-1]) or any(not math.isfinite(x[1]) for x in b):
+            if any(not math.isfinite(x[0]) for x in b[:-1]) or any(  # type: ignore[arg-type]
+                    not math.isfinite(x[1]) for x in b):
                 raise ValueError("'bands' bounds and scores must be finite")
             ops = {(x[2] if len(x) > 2 else ">=") for x in b[:-1]}
             if not (ops <= {">=", ">"} or ops <= {"<=", "<"}):
                 raise ValueError("'bands' mixes lower-bound ('>=', '>') and upper-bound ('<=', '<') operators")
-            bounds = [x[0] for x in b[:-1]]
+            bounds = [float(x[0]) for x in b[:-1]]  # type: ignore[arg-type]  # not None: checked above
             descending = ops <= {">=", ">"}
             if bounds != sorted(bounds, reverse=descending) or len(set(bounds)) != len(bounds) and ops in ({">="}, {"<="}):
                 raise ValueError("'bands' bounds must be in " + ("descending" if descending else "ascending")

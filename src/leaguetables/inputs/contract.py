@@ -147,8 +147,15 @@ class QuarterInputs:
     demographics: pd.DataFrame
     status: pd.DataFrame
     files: dict[str, Path]
+    #: the quarters of the data when ``observations`` holds part of it (a metric notebook's inputs: one metric's
+    #: rows, where a quarter with no row for that metric is still a quarter of the data); None: those observed
+    all_quarters: tuple[str, ...] | None = None
+    #: SHA-256 of the contract files the inputs were validated from, by file name (None: hash ``files``)
+    checksums: dict[str, str] | None = None
 
     def quarters(self) -> list[str]:
+        if self.all_quarters is not None:
+            return sorted(self.all_quarters, key=quarter_key)
         return sorted(self.observations["quarter"].unique(), key=quarter_key)
 
 

@@ -1,24 +1,32 @@
-"""What every executed notebook loads first: the quarter's work folder, and provenance of the interpreter.
+"""What every notebook loads first: its configuration and validated inputs, from its parameters alone; and the
+provenance of the interpreter.
 
-Kept small and free of heavy imports so that a notebook's first cell is fast.
+A notebook is given the ids (or ``.yaml`` paths) of the methodology and catalogue configs and the paths of the
+validated inputs the pipeline wrote as content-addressed files (:mod:`leaguetables.inputs.store`); :func:`load`
+reads and validates them, so ``papermill notebooks/metric.ipynb out.ipynb -p metric_id … -p observations …``
+reruns a notebook with nothing else.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import platform
 import sys
+import warnings
 from importlib import metadata
 from pathlib import Path
+
+from leaguetables.config import Catalogue, Methodology, load_catalogue, load_methodology
+from leaguetables.inputs.contract import QuarterInputs
+from leaguetables.inputs.store import read_inputs
 
 PROVENANCE_PACKAGES = ("leaguetables", "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn",
                        "papermill", "nbconvert", "pandera")
 
 
-def versions(names) -> dict:
+def versions(names) -> dict[str, str | None]:
     """Installed version of each distribution name (``None`` when it is not installed)."""
-    out = {}
+    out: dict[str, str | None] = {}
     for name in names:
         try:
             out[name] = metadata.version(name)
@@ -33,11 +41,21 @@ def provenance() -> dict:
             "packages": versions(PROVENANCE_PACKAGES)}
 
 
-def load_context(work_dir: str | Path):
-    """Return (inputs, methodology, catalogue) saved by the pipeline for this run."""
-    with open(Path(work_dir) / "context.pkl", "rb") as f:
-        ctx = pickle.load(f)
-    return ctx["inputs"], ctx["methodology"], ctx["catalogue"]
+def load(methodology: str, catalogue: str, trusts: str, observations: str, demographics: str, status: str = "",
+         quarters: str = "", checksums: dict[str, str] | None = None
+         ) -> tuple[QuarterInputs, Methodology, Catalogue]:
+    """``(inputs, methodology, catalogue)`` of a notebook, from its parameters: the configs loaded and validated by
+    id or path, the inputs read from their files and validated (:func:`leaguetables.inputs.store.read_inputs`)."""
+    inputs = read_inputs(trusts, observations, demographics, status, quarters=quarters, checksums=checksums)
+    return inputs, load_methodology(methodology), load_catalogue(catalogue)
+
+
+def forget_shown_warnings() -> None:
+    """Show again the warnings this process has already shown, as a fresh kernel would (run first on a reused
+    kernel). Entering and leaving :class:`warnings.catch_warnings` restores the filters as they were and
+    invalidates every module's record of the warnings it has shown (public API; no private attribute)."""
+    with warnings.catch_warnings():
+        pass
 
 
 def load_run(work_dir: str | Path) -> dict:

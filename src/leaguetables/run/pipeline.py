@@ -1,5 +1,9 @@
-"""Orchestration of one quarter: validate → metric notebooks (papermill, in parallel) → league → revisions → report
-→ published documents → compare with what is published → publish.
+"""Orchestration of one quarter: validate → validated inputs written as files → metric notebooks (papermill, in
+parallel) → league → revisions → report → published documents → compare with what is published → publish.
+
+The stages themselves are in :mod:`leaguetables.run.stages`, the notebook workers in :mod:`leaguetables.run.kernels`
+(warm kernels, or ``isolated``: a fresh kernel per notebook) and their papermill engine in
+:mod:`leaguetables.run.engine`; every notebook is given nothing but its parameters.
 
 * **Validation first**: the configuration, arguments and the four inputs are validated before anything is
   written; bad input raises :class:`~leaguetables.errors.InputError` and leaves the reports folder untouched.
@@ -17,31 +21,30 @@
 
 from __future__ import annotations
 
-import ast
-import json
 import os
-import pickle
-import re
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leaguetables.config import PROJECT_ROOT, SAFE_ID, Catalogue, Methodology, load_catalogue, load_methodology
-from leaguetables.inputs.contract import QuarterInputs, check_quarter, load_inputs, previous_quarter, quarter_key
+from leaguetables.config import (PROJECT_ROOT, SAFE_ID, Catalogue, Methodology, file_sha256, load_catalogue,
+                                 load_methodology)
 from leaguetables.errors import InputError, PipelineError
+from leaguetables.inputs.contract import QuarterInputs, check_quarter, load_inputs
+from leaguetables.inputs.store import STORE_DIR
+from leaguetables.run import manifest as manifest_mod
+from leaguetables.run import publish, stages
+from leaguetables.run.cache import StageCache
+from leaguetables.run.kernels import (FAILED_DIR, KERNEL_NAME, NOTEBOOK_DIR, check_parameters,  # noqa: F401
+                                      kernel_available, remove_stale_ipc_dirs)  # re-exported for callers
+from leaguetables.run.verify import compare_folders
 
-KERNEL_NAME = "leaguetables"
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo"
 DEFAULT_REAL_DATA = (PROJECT_ROOT / ".." / "shared" / "data" / "real").resolve()
 DEFAULT_OUT = PROJECT_ROOT / "reports"
 SOURCES = ("demo", "nhse", "nof", "files")
-FAILED_DIR = ".failed"  # under the reports folder: the executed notebooks of the last failed run of a quarter
 SOURCE_CATALOGUE = {"demo": "demo", "nhse": "nhse-acute", "nof": "nof-2025-26", "files": None}
 #: Sources whose contract files are derived from --raw into a scratch folder (not the reports folder).
 DERIVED_SOURCES = ("nhse", "nof")
@@ -65,6 +68,7 @@ class RunOptions:
     revise: bool = False  # publish over a published quarter, with tables/revisions.csv
     force: bool = False  # publish over a published quarter, replacing it (kept under .superseded/)
     use_cache: bool = True
+    isolated: bool = False  # a fresh kernel per notebook, papermill's default engine (outputs byte-identical)
     log: Callable[[str], None] | None = None  # one-line progress messages (run_quarter.py: stderr)
 
 
@@ -79,6 +83,8 @@ class Prepared:
     methodology_path: Path | None = None
     catalogue_path: Path | None = None
     omitted: list[str] = field(default_factory=list)  # metrics with data for the quarter left out by --metrics
+    methodology_arg: str = ""  # the methodology config as the notebooks load it: an id, or a .yaml path
+    catalogue_arg: str = ""  # the catalogue config as the notebooks load it: an id, or a .yaml path
 
     @property
     def partial(self) -> bool:
@@ -109,12 +115,6 @@ def default_source(data: Path | None) -> str:
     if data is None or is_demo_data(Path(data)):
         return "demo"
     return "files"
-
-
-def kernel_available() -> bool:
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    return KERNEL_NAME in KernelSpecManager().find_kernel_specs()
 
 
 def _log(opts: RunOptions, message: str) -> None:
@@ -155,9 +155,8 @@ def _write_demo(data_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def prepare(opts: RunOptions, scratch: Path) -> Prepared:
-    """Resolve configuration and inputs, validating everything before any notebook runs (nothing is written to the
-    reports folder)."""
+def _check_options(opts: RunOptions) -> None:
+    """The run's options, checked before anything is read."""
     check_quarter(opts.quarter)
     if opts.source not in SOURCES:
         raise InputError(f"unknown source {opts.source!r}; choose one of {list(SOURCES)}")
@@ -177,6 +176,9 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
     for m in opts.metrics or []:
         if not SAFE_ID.match(m):
             raise InputError(f"--metrics: {m!r} is not a metric id (lower-case letters, digits and underscores)")
+
+
+def _methodology(opts: RunOptions) -> Methodology:
     methodology = load_methodology(opts.methodology)
     seg = methodology.segmentation
     if seg.unsourced:
@@ -186,14 +188,18 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
     if seg.illustrative and opts.source != "demo":
         raise InputError(f"methodology {methodology.id}: its segment thresholds are illustrative, not NHS "
                          f"England's; real data (--source {opts.source}) need thresholds with a published source")
-    cat_name = opts.catalogue or SOURCE_CATALOGUE.get(opts.source) or methodology.catalogue
-    catalogue = load_catalogue(cat_name)
+    return methodology
+
+
+def _data_dir(opts: RunOptions, catalogue: Catalogue, scratch: Path) -> Path:
+    """The folder of the four contract files: the demo's (generated if missing), the user's, or derived from
+    NHS England's published files (--raw) into ``scratch``."""
     if opts.source == "demo":
         data_dir = Path(opts.data) if opts.data else DEFAULT_DEMO_DATA
         if not (data_dir / "observations.csv").exists() and opts.data is None:
             _write_demo(data_dir)
     elif opts.source == "nhse":
-        from leaguetables.inputs.sources import nhse
+        from leaguetables.inputs.sources import nhse  # the adapters only for a real-data run (heavy imports)
 
         if not Path(opts.raw).is_dir():
             raise InputError(f"--raw folder {opts.raw} does not exist (NHS England's published files)")
@@ -204,7 +210,7 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
         except nhse.NoDataForQuarter as exc:
             raise InputError(f"--source nhse: {exc}") from None
     elif opts.source == "nof":
-        from leaguetables.inputs.sources import nhse, nof
+        from leaguetables.inputs.sources import nhse, nof  # the adapters only for a real-data run (heavy imports)
 
         if not Path(opts.raw).is_dir():
             raise InputError(f"--raw folder {opts.raw} does not exist (NHS England's published files)")
@@ -217,10 +223,14 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
         if opts.data is None:
             raise InputError("--source files needs --data DIR (a folder with the four contract CSV files)")
         data_dir = Path(opts.data)
-    data_dir = check_path(data_dir, "data folder")
-    inputs = load_inputs(data_dir, catalogue, opts.quarter)
+    return check_path(data_dir, "data folder")
+
+
+def _select_metrics(opts: RunOptions, catalogue: Catalogue, inputs: QuarterInputs) -> tuple[list[str], list[str]]:
+    """``(metric ids to run, metrics with data left out by --metrics)``, in catalogue order."""
     present = set(inputs.observations.loc[inputs.observations["quarter"] == opts.quarter, "metric_id"])
     metric_ids = [m.id for m in catalogue.metrics if m.id in present]
+    omitted: list[str] = []
     if opts.metrics:
         unknown = [m for m in opts.metrics if m not in catalogue.ids]
         if unknown:
@@ -231,516 +241,25 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
             raise InputError(f"--metrics: no data for {absent} in {opts.quarter}")
         omitted = [m for m in metric_ids if m not in opts.metrics]
         metric_ids = [m for m in metric_ids if m in opts.metrics]
-    else:
-        omitted = []
     if not metric_ids:
         raise InputError(f"no metric has data for {opts.quarter}")
+    return metric_ids, omitted
+
+
+def prepare(opts: RunOptions, scratch: Path) -> Prepared:
+    """Resolve configuration and inputs, validating everything before any notebook runs (nothing is written to the
+    reports folder)."""
+    _check_options(opts)
+    methodology = _methodology(opts)
+    cat_name = opts.catalogue or SOURCE_CATALOGUE.get(opts.source) or methodology.catalogue
+    catalogue = load_catalogue(cat_name)
+    data_dir = _data_dir(opts, catalogue, scratch)
+    inputs = load_inputs(data_dir, catalogue, opts.quarter)
+    metric_ids, omitted = _select_metrics(opts, catalogue, inputs)
     return Prepared(opts, methodology, catalogue, inputs, data_dir, metric_ids,
                     methodology_path=_config_path("methodology", opts.methodology),
-                    catalogue_path=_config_path("catalogues", cat_name), omitted=omitted)
-
-
-def check_parameters(parameters: dict) -> str:
-    """The parameters cell papermill will inject, checked to be nothing but ``name = <literal>`` lines whose
-    literals are exactly the values given (so no value can inject code into a notebook). Returns the cell source."""
-    from papermill.translators import PythonTranslator
-
-    source = PythonTranslator.codify(parameters)
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        raise InputError(f"notebook parameters cannot be passed safely: {parameters!r}") from None
-    names = []
-    for node in tree.body:
-        ok = (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-              and isinstance(node.value, ast.Constant))
-        if not ok or parameters.get(node.targets[0].id, object()) != node.value.value:
-            raise InputError(f"notebook parameters cannot be passed safely: {parameters!r}")
-        names.append(node.targets[0].id)
-    if names != list(parameters):
-        raise InputError(f"notebook parameters cannot be passed safely: {parameters!r}")
-    check_quarter(parameters["quarter"])
-    if "metric_id" in parameters and not SAFE_ID.match(parameters["metric_id"]):
-        raise InputError(f"metric id {parameters['metric_id']!r} is not safe")
-    for key in ("work_dir", "out_dir"):
-        if key in parameters and not os.path.isabs(parameters[key]):
-            raise InputError(f"notebook parameter {key} must be an absolute path")
-    return source
-
-
-# ------------------------------------------------------------------------------------------------ notebook workers
-RESET_SOURCE = ("# Added by run_quarter.py: this kernel is reused from the previous notebook of the run (to avoid a\n"
-                "# process start and imports per notebook); its namespace is reset first. Outputs are not cached in\n"
-                "# Out[] (nothing reads them), which spares the reset a full garbage collection; warnings already\n"
-                "# shown by an earlier notebook are shown again, as they would be on a fresh kernel.\n"
-                "get_ipython().displayhook.do_full_cache = False\n"
-                "get_ipython().reset(new_session=True, aggressive=False)\n"
-                "__import__('warnings')._filters_mutated()")
-
-_ENGINE = "leaguetables"
-_engine_lock = threading.Lock()
-
-
-def _register_local_io() -> None:
-    """Papermill's local file handler reads and writes inside ``chdir(cwd)``: a change of the whole process's working
-    directory, made from every notebook thread at once. The pipeline passes absolute paths only (check_parameters,
-    absolute_paths), so its handler opens them as they are and never changes directory."""
-    from papermill.iorw import LocalHandler, papermill_io
-
-    class _AbsoluteLocalHandler(LocalHandler):
-        def read(self, path):
-            if not os.path.isabs(path):
-                return super().read(path)  # a notebook passed as JSON text, or a caller outside the pipeline
-            with open(path, encoding="utf-8") as f:
-                return f.read()
-
-        def listdir(self, path):
-            return [os.path.join(path, fn) for fn in os.listdir(path)]
-
-        def write(self, buf, path):
-            if not os.path.isabs(path):
-                raise ValueError(f"the pipeline writes notebooks to absolute paths only, not {path!r}")
-            dirname = os.path.dirname(path)
-            if not os.path.isdir(dirname):
-                raise FileNotFoundError(f"output folder {dirname} doesn't exist.")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(buf)
-
-    papermill_io.register("local", _AbsoluteLocalHandler())
-
-
-def _register_engine() -> None:
-    """A papermill engine for warm kernels:
-
-    * it writes the executed notebook once, at the end (papermill's default engine rewrites the whole notebook
-      before and after every cell, to follow long runs live: ~25 writes per metric notebook);
-    * it reuses the worker's kernel client from one notebook to the next (``client`` is a dict holding it): a new
-      client per notebook costs ~0.2 s waiting for its IOPub subscription to catch the kernel's status messages.
-    """
-    from papermill.clientwrap import PapermillNotebookClient
-    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
-    from papermill.log import logger
-    from papermill.utils import merge_kwargs, remove_args
-
-    with _engine_lock:
-        if _ENGINE in papermill_engines._engines:
-            return
-        _register_local_io()
-
-        class _Manager(NotebookExecutionManager):
-            _final = False
-
-            def save(self, **kwargs):
-                if self._final:
-                    super().save(**kwargs)
-
-            def notebook_complete(self, **kwargs):
-                self._final = True
-                super().notebook_complete(**kwargs)
-
-        class _Engine(NBClientEngine):
-            @classmethod
-            def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
-                                 autosave_cell_every=30, **kwargs):
-                nb_man = _Manager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
-                                  autosave_cell_every=autosave_cell_every)
-                nb_man.notebook_start()
-                try:
-                    cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
-                finally:
-                    nb_man.cleanup_pbar()
-                    nb_man.notebook_complete()
-                return nb_man.nb
-
-            @classmethod
-            def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
-                                         stderr_file=None, start_timeout=60, execution_timeout=None, client=None,
-                                         **kwargs):
-                kwargs = remove_args(["input_path"], **kwargs)
-                safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
-                final_kwargs = merge_kwargs(
-                    safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
-                    startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
-                    stdout_file=stdout_file, stderr_file=stderr_file,
-                    # one output per stream per cell: how a print() is split into messages depends on the
-                    # kernel's flush timing under load, and must not change the saved notebook
-                    coalesce_streams=True)
-                nbc = PapermillNotebookClient(nb_man, **final_kwargs)
-                if client is not None and client.get("kc") is not None:
-                    nbc.kc = client["kc"]
-                try:
-                    return nbc.execute()
-                finally:
-                    if client is not None:
-                        client["kc"] = nbc.kc
-
-        papermill_engines.register(_ENGINE, _Engine)
-
-
-IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix socket paths must be short)
-
-
-def remove_stale_ipc_dirs() -> list[str]:
-    """Remove the kernel socket folders of runs that were killed (SIGKILL: no cleanup could run): only folders named
-    ``ltk-<pid>-…`` whose process is gone and that hold nothing but a kernel's connection file and sockets."""
-    removed = []
-    tmp = Path(tempfile.gettempdir())
-    for d in tmp.glob(f"{IPC_PREFIX}*-*"):
-        m = re.fullmatch(re.escape(IPC_PREFIX) + r"(\d+)-[A-Za-z0-9_]+", d.name)
-        if not m or not d.is_dir() or d.is_symlink():
-            continue
-        pid = int(m.group(1))
-        try:
-            os.kill(pid, 0)
-            continue  # alive (or not ours to signal): leave it
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        try:
-            names = [p.name for p in d.iterdir()]
-        except OSError:
-            continue
-        if all(n == "kernel.json" or re.fullmatch(r"k-\d+", n) for n in names):
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(str(d))
-    return removed
-
-
-class NotebookWorker:
-    """One warm Jupyter kernel (the project's named kernel) in its own thread, reused for several notebooks.
-
-    Starting a kernel and importing pandas, statsmodels and matplotlib costs seconds per notebook; a worker pays
-    it once. Every notebook still runs, and is saved, as its own executed notebook; a notebook run on a reused
-    kernel starts with a visible cell that resets the namespace.
-    """
-
-    def __init__(self, cwd: Path):
-        self.cwd = cwd
-        self.km = None
-        self.client: dict = {}  # the kernel client, reused from one notebook to the next (see _register_engine)
-        self.used = 0
-        self.pool = ThreadPoolExecutor(max_workers=1)
-
-    def submit(self, fn, *args):
-        return self.pool.submit(fn, *args)
-
-    def execute(self, notebook: str, out_path: Path, parameters: dict) -> float:
-        import nbformat
-        import papermill as pm
-        from jupyter_client.manager import AsyncKernelManager
-
-        check_parameters(parameters)
-        _register_engine()
-        t0 = time.perf_counter()
-        if self.km is None:
-            # IPC sockets (no open TCP ports); unix socket paths must be short, hence a fresh /tmp folder
-            remove_stale_ipc_dirs()
-            self.ipc_dir = tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{os.getpid()}-")
-            self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
-            self.km.connection_file = os.path.join(self.ipc_dir, "kernel.json")
-            self.km.ip = os.path.join(self.ipc_dir, "k")
-        nb = nbformat.read(NOTEBOOK_DIR / notebook, as_version=4)
-        if self.used:
-            cell = nbformat.v4.new_code_cell(RESET_SOURCE)
-            cell.id = "kernel-reset"
-            cell.metadata["tags"] = ["remove-cell"]
-            nb.cells.insert(0, cell)
-        self.used += 1
-        try:
-            pm.execute_notebook(
-                nb, str(out_path), parameters=parameters, kernel_name=KERNEL_NAME, km=self.km,
-                engine_name=_ENGINE, progress_bar=False, start_timeout=120, execution_timeout=1200,
-                log_output=False, client=self.client, resources={"metadata": {"path": str(self.cwd)}},
-            )
-        except pm.PapermillExecutionError as exc:
-            raise PipelineError(f"{notebook} failed for {parameters.get('metric_id', parameters.get('quarter'))}: "
-                                f"{exc.ename}: {exc.evalue} (see {FAILED_DIR}/{out_path.parent.parent.name}/"
-                                f"notebooks/{out_path.name})") from None
-        return time.perf_counter() - t0
-
-    def _shutdown(self) -> None:
-        if self.km is not None:
-            from jupyter_core.utils import run_sync
-
-            kc = self.client.pop("kc", None)
-            if kc is not None:
-                try:
-                    kc.stop_channels()
-                except Exception:  # noqa: BLE001 - best effort
-                    pass
-            try:
-                run_sync(self.km.shutdown_kernel)(now=True)
-            except Exception:  # noqa: BLE001 - best effort: the process is gone either way
-                pass
-            self.km = None
-            shutil.rmtree(self.ipc_dir, ignore_errors=True)
-
-    def close(self) -> None:
-        self.pool.submit(self._shutdown).result()
-        self.pool.shutdown(wait=True)
-
-
-class Workers:
-    """Up to ``jobs`` warm kernels, started only when a stage has to be executed (a no-op run starts none)."""
-
-    def __init__(self, jobs: int, cwd: Path):
-        self.jobs, self.cwd = jobs, cwd
-        self.workers: list[NotebookWorker] = []
-
-    def get(self, n: int) -> list[NotebookWorker]:
-        while len(self.workers) < min(n, self.jobs):
-            self.workers.append(NotebookWorker(self.cwd))
-        return self.workers[:n]
-
-    def run_one(self, notebook: str, out_path: Path, parameters: dict) -> float:
-        w = self.get(1)[0]
-        return w.submit(w.execute, notebook, out_path, parameters).result()
-
-    def close(self) -> None:
-        for w in self.workers:
-            w.close()
-        self.workers = []
-
-
-# ----------------------------------------------------------------------------------------------------- cache keys
-class Keys:
-    """Content keys of the stages of one run (see :mod:`leaguetables.run.cache`)."""
-
-    def __init__(self, prep: Prepared, out_root: Path):
-        from leaguetables.run.cache import code_hash, frame_hash, sha256_json
-
-        self.prep, self.out_root = prep, out_root
-        q = prep.options.quarter
-        inputs = prep.inputs
-        self.code = code_hash()
-        self.methodology = sha256_json(prep.methodology.model_dump(mode="json"))
-        self.catalogue = sha256_json(prep.catalogue.model_dump(mode="json"))
-        self.quarters = [x for x in inputs.quarters() if quarter_key(x) <= quarter_key(q)]
-        st = inputs.status
-        self.common = {"quarter": q, "code": self.code, "methodology": self.methodology,
-                       "trusts": frame_hash(inputs.trusts), "demographics": frame_hash(inputs.demographics),
-                       "status": frame_hash(st[st["quarter"] == q]), "quarters": self.quarters}
-        obs = inputs.observations
-        self._obs = obs[obs["quarter"].isin(self.quarters)]
-        self._frame_hash, self._sha = frame_hash, sha256_json
-        self.metric_keys: dict[str, str] = {}
-
-    @staticmethod
-    def notebook(name: str) -> str:
-        from leaguetables.config import file_sha256
-
-        return file_sha256(NOTEBOOK_DIR / name)
-
-    def metric(self, mid: str) -> tuple[str, dict]:
-        obs = self._obs[self._obs["metric_id"] == mid].sort_values(["quarter", "trust_code"], kind="mergesort")
-        describe = {"stage": "metric", "metric_id": mid, "notebook": self.notebook("metric.ipynb"),
-                    "metric": self._sha(self.prep.catalogue.metric(mid).model_dump(mode="json")),
-                    "catalogue": [self.prep.catalogue.id, self.prep.catalogue.version],
-                    "observations": self._frame_hash(obs.reset_index(drop=True)), **self.common}
-        key = self._sha(describe)
-        self.metric_keys[mid] = key
-        return key, describe
-
-    def league(self) -> tuple[str, dict]:
-        # movement is computed from the inputs (both quarters' observations, in the metric keys, and status flags)
-        prev_q = previous_quarter(self.prep.options.quarter)
-        st = self.prep.inputs.status
-        describe = {"stage": "league", "notebook": self.notebook("league_table.ipynb"), "catalogue": self.catalogue,
-                    "metrics": dict(sorted(self.metric_keys.items())), "metric_ids": self.prep.metric_ids,
-                    "previous_quarter_status": self._frame_hash(st[st["quarter"] == prev_q].reset_index(drop=True)),
-                    **self.common}
-        self.league_key = self._sha(describe)
-        return self.league_key, describe
-
-    def report(self, staging: Path) -> tuple[str, dict]:
-        from leaguetables.run.cache import tree_hash
-        from leaguetables.config import file_sha256
-        from leaguetables.run.manifest import git_state
-
-        inputs = self.prep.inputs
-        describe = {"stage": "report", "notebook": self.notebook("report.ipynb"), "league": self.league_key,
-                    "inputs": {k: self._frame_hash(getattr(inputs, k))
-                               for k in ("trusts", "observations", "demographics", "status")},
-                    "input_files": {k: file_sha256(Path(v)) for k, v in sorted(inputs.files.items())},
-                    "run": file_sha256(staging / "_work" / "run.json"), "tables": tree_hash(staging / "tables"),
-                    "git": git_state(), "catalogue": self.catalogue, **self.common}
-        describe["git"].pop("head", None)
-        self.report_key = self._sha(describe)
-        return self.report_key, describe
-
-    def publication(self, staging: Path) -> tuple[str, dict]:
-        from leaguetables.run.cache import tree_hash
-
-        describe = {"stage": "publication", "report": self.report_key, "tables": tree_hash(staging / "tables")}
-        return self._sha(describe), describe
-
-
-def metric_outputs(staging: Path, mid: str, all_ids: list[str]) -> list[str]:
-    """The files a metric notebook wrote: executed notebook, tables/metrics/<id>*.csv, _work/metrics/<id>.pkl,
-    _work/figures/<id>__*."""
-    longer = [m for m in all_ids if m != mid and m.startswith(mid)]
-    out = []
-    for folder, pattern in (("notebooks", f"metric_{mid}.ipynb"), ("tables/metrics", f"{mid}*.csv"),
-                            ("_work/metrics", f"{mid}*"), ("_work/figures", f"{mid}__*")):
-        for p in sorted((staging / folder).glob(pattern)):
-            rel = p.relative_to(staging).as_posix()
-            stem = p.name[len("metric_"):] if folder == "notebooks" else p.name
-            if p.is_file() and not any(stem.startswith(m) and stem[len(m):len(m) + 1] in ("", ".", "_")
-                                       for m in longer):
-                out.append(rel)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------- stages
-def write_context(prep: Prepared, work: Path) -> None:
-    work.mkdir(parents=True, exist_ok=True)
-    with open(work / "context.pkl", "wb") as f:
-        pickle.dump({"inputs": prep.inputs, "methodology": prep.methodology, "catalogue": prep.catalogue}, f,
-                    protocol=pickle.HIGHEST_PROTOCOL)
-    run = {
-        "quarter": prep.options.quarter,
-        "source": prep.options.source,
-        "methodology": prep.methodology.id,
-        "methodology_version": prep.methodology.version,
-        "catalogue": prep.catalogue.id,
-        "catalogue_version": prep.catalogue.version,
-        "metric_ids": prep.metric_ids,
-        "jobs": prep.options.jobs,
-        "partial": prep.partial,
-        "omitted_metrics": prep.omitted,
-    }
-    (work / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True), encoding="utf-8")
-
-
-def run_metric_stage(prep: Prepared, staging: Path, work: Path, workers: Workers, cache, keys: Keys, report,
-                     timings: dict) -> None:
-    """The metric notebooks: restored from the cache where their key is there, the rest executed in parallel."""
-    import queue
-
-    opts = prep.options
-    nb_dir = staging / "notebooks"
-    nb_dir.mkdir(parents=True, exist_ok=True)
-    common = {"quarter": opts.quarter, "work_dir": str(work), "out_dir": str(staging)}
-    timings["metrics"] = {}
-    t0 = time.perf_counter()
-    todo: list[str] = []
-    describe: dict[str, dict] = {}
-    for mid in prep.metric_ids:
-        key, describe[mid] = keys.metric(mid)
-        report.keys[f"metric:{mid}"] = key
-        if cache.restore(f"metric-{mid}", key, staging) is not None:
-            report.reused.append(f"metric:{mid}")
-        else:
-            todo.append(mid)
-    if todo:
-        progress = None
-        if opts.progress:
-            from tqdm import tqdm
-
-            progress = tqdm(total=len(todo), desc="metric notebooks", unit="nb", leave=True)
-        # the slowest metrics (demographic models) first, so the workers finish together
-        q: queue.Queue = queue.Queue()
-        for mid in sorted(todo, key=lambda m: prep.catalogue.metric(m).adjustment is None):
-            q.put(mid)
-        lock = threading.Lock()
-        failed = threading.Event()
-
-        def drain(worker: NotebookWorker) -> None:
-            while not failed.is_set():
-                try:
-                    mid = q.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    seconds = worker.execute("metric.ipynb", nb_dir / f"metric_{mid}.ipynb",
-                                             {**common, "metric_id": mid})
-                    cache.store(f"metric-{mid}", keys.metric_keys[mid], staging,
-                                metric_outputs(staging, mid, prep.catalogue.ids), describe[mid])
-                except BaseException:
-                    failed.set()
-                    raise
-                with lock:
-                    timings["metrics"][mid] = round(seconds, 3)
-                    report.executed.append(f"metric:{mid}")
-                    if progress is not None:
-                        progress.update(1)
-
-        try:
-            futures = [w.submit(drain, w) for w in workers.get(len(todo))]
-            for f in futures:
-                f.result()
-        finally:
-            failed.set()
-            if progress is not None:
-                progress.close()
-    timings["metrics_wall"] = round(time.perf_counter() - t0, 3)
-
-
-def run_cached(name: str, key: str, describe: dict, staging: Path, cache, report, execute: Callable[[], object],
-               skip: tuple[str, ...] = ()) -> float:
-    """A sequential stage: restore its files from the cache, or execute it and store what it wrote."""
-    from leaguetables.run.cache import changed_files, snapshot
-
-    t0 = time.perf_counter()
-    report.keys[name] = key
-    if cache.restore(name, key, staging) is not None:
-        report.reused.append(name)
-        return 0.0
-    before = snapshot(staging, skip) if cache.enabled else {}
-    execute()
-    if cache.enabled:
-        cache.store(name, key, staging, changed_files(before, snapshot(staging, skip)), describe)
-    report.executed.append(name)
-    return round(time.perf_counter() - t0, 3)
-
-
-def build(prep: Prepared, staging: Path, work: Path, cache, out_root: Path, target: Path) -> tuple[dict, object, int]:
-    """Every stage into ``staging``: (timings, cache report, number of revisions)."""
-    from leaguetables.run import publish
-    from leaguetables.run import revisions
-    from leaguetables.run.cache import CacheReport
-    from leaguetables.publication.documents import build_publication
-
-    opts = prep.options
-    report = CacheReport()
-    keys = Keys(prep, out_root)
-    common = {"quarter": opts.quarter, "work_dir": str(work), "out_dir": str(staging)}
-    nb_dir = staging / "notebooks"
-    workers = Workers(opts.jobs, work)
-    timings: dict = {}
-    n_revisions = 0
-    try:
-        run_metric_stage(prep, staging, work, workers, cache, keys, report, timings)
-        publish.checkpoint("metrics")
-        key, describe = keys.league()
-        timings["league"] = run_cached("league", key, describe, staging, cache, report,
-                                       lambda: workers.run_one("league_table.ipynb", nb_dir / "league_table.ipynb",
-                                                               common))
-        publish.checkpoint("league")
-        t0 = time.perf_counter()
-        published = target / "manifest.json"
-        if published.exists() and not opts.force and (
-                opts.revise or (target / "tables" / revisions.FILE).exists()):
-            revs = revisions.compute(opts.quarter, target, staging)
-            revisions.write(revs, staging)
-            n_revisions = len(revs)
-        timings["revisions"] = round(time.perf_counter() - t0, 3)
-        key, describe = keys.report(staging)
-        timings["report"] = run_cached("report", key, describe, staging, cache, report,
-                                       lambda: workers.run_one("report.ipynb", nb_dir / "report.ipynb", common))
-        publish.checkpoint("report")
-    finally:
-        workers.close()
-    t0 = time.perf_counter()
-    key, describe = keys.publication(staging)
-    pub_timings: dict = {}
-    run_cached("publication", key, describe, staging, cache, report,
-               lambda: pub_timings.update(build_publication(prep, staging, work)), skip=("_work",))
-    timings["publication"] = pub_timings or "cached"
-    publish.checkpoint("publication")
-    timings["export"] = round(time.perf_counter() - t0, 3)
-    return timings, report, n_revisions
+                    catalogue_path=_config_path("catalogues", cat_name), omitted=omitted,
+                    methodology_arg=str(opts.methodology), catalogue_arg=str(cat_name))
 
 
 def absolute_paths(opts: RunOptions) -> RunOptions:
@@ -760,8 +279,6 @@ def absolute_paths(opts: RunOptions) -> RunOptions:
 
 def run(opts: RunOptions) -> Outcome:
     """Run a quarter end to end; publish it, or find it identical to the published one, or refuse (see module)."""
-    from leaguetables.run import publish
-
     t_start = time.perf_counter()
     absolute_paths(opts)
     out_root = opts.out
@@ -791,10 +308,6 @@ def run(opts: RunOptions) -> Outcome:
 
 
 def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: float) -> Outcome:
-    from leaguetables.run import manifest, publish
-    from leaguetables.run.cache import StageCache
-    from leaguetables.run.verify import compare_folders
-
     opts = prep.options
     quarter = opts.quarter
     notes = publish.cleanup_stale(out_root, own_quarter=quarter)
@@ -809,46 +322,53 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
     work.mkdir(parents=True)
     try:
         publish.checkpoint("staging")
-        if not kernel_available():
-            raise PipelineError(f"Jupyter kernel {KERNEL_NAME!r} is not registered; run `make setup`")
-        write_context(prep, work)
-        timings, report, n_revisions = build(prep, staging, work, cache, out_root, target)
+        files = stages.write_run(prep, work, out_root / STORE_DIR)
+        timings, report, n_revisions = stages.build(prep, staging, work, files, cache, target)
         timings = {"validate": validate_s, **timings, "total": round(time.perf_counter() - t_start, 3)}
         opts.timings = timings
-        manifest.write_manifest(prep, staging, timings, report.as_dict())
+        manifest_mod.write_manifest(prep, staging, timings, report.as_dict())
         publish.checkpoint("manifest")
         outcome = Outcome("published", target, cache=report, timings=timings, notes=notes, revisions=n_revisions)
-        if opts.mode == "verify":
-            shutil.rmtree(work, ignore_errors=True)
-            outcome.comparison = compare_folders(target, staging)
-            outcome.status = "verified" if outcome.comparison.identical else "differs"
-            return outcome
-        if target.exists():
-            outcome.comparison = compare_folders(target, staging)
-            if outcome.comparison.identical:
-                outcome.status = "unchanged"
-                return outcome
-            if not (opts.revise or opts.force):
-                outcome.status = "refused"
-                return outcome
-        publish.publish(staging, target)
-        publish.checkpoint("published")
-        return outcome
+        return _conclude(outcome, opts, staging, target)
     except PipelineError as exc:
-        # the executed notebooks of the failed run are kept under .failed/.staging-<quarter>; only that entry (made
-        # by an earlier failed run of this quarter) is ever replaced — nothing else under .failed/ is touched
-        failed = out_root / FAILED_DIR / staging.name
-        if failed.is_dir() and not failed.is_symlink():
-            shutil.rmtree(failed, ignore_errors=True)
-        failed.parent.mkdir(exist_ok=True)
-        shutil.rmtree(work, ignore_errors=True)
-        os.replace(staging, failed)
-        raise PipelineError(str(exc).replace(f"{FAILED_DIR}/{staging.name}", str(failed))) from None
+        raise _keep_failed(exc, out_root, staging) from None
     finally:
         if publish.journal_path(out_root, quarter).exists():
             publish.recover(out_root, quarter)  # publish() was interrupted by an error: finish it
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _conclude(outcome: Outcome, opts: RunOptions, staging: Path, target: Path) -> Outcome:
+    """Compare the staged quarter with the published one; publish it, or not (see the module docstring)."""
+    if opts.mode == "verify":
+        shutil.rmtree(staging / "_work", ignore_errors=True)
+        outcome.comparison = compare_folders(target, staging)
+        outcome.status = "verified" if outcome.comparison.identical else "differs"
+        return outcome
+    if target.exists():
+        outcome.comparison = compare_folders(target, staging)
+        if outcome.comparison.identical:
+            outcome.status = "unchanged"
+            return outcome
+        if not (opts.revise or opts.force):
+            outcome.status = "refused"
+            return outcome
+    publish.publish(staging, target)
+    publish.checkpoint("published")
+    return outcome
+
+
+def _keep_failed(exc: PipelineError, out_root: Path, staging: Path) -> PipelineError:
+    """Keep the executed notebooks of a failed run under .failed/.staging-<quarter>; only that entry (made by an
+    earlier failed run of this quarter) is ever replaced — nothing else under .failed/ is touched."""
+    failed = out_root / FAILED_DIR / staging.name
+    if failed.is_dir() and not failed.is_symlink():
+        shutil.rmtree(failed, ignore_errors=True)
+    failed.parent.mkdir(exist_ok=True)
+    shutil.rmtree(staging / "_work", ignore_errors=True)
+    os.replace(staging, failed)
+    return PipelineError(str(exc).replace(f"{FAILED_DIR}/{staging.name}", str(failed)))
 
 
 # ---------------------------------------------------------------------------------------------------------- verify
@@ -858,13 +378,10 @@ def verify(opts: RunOptions) -> Outcome:
     An input whose SHA-256 no longer matches the manifest is itself a difference: it is reported first, and the
     rerun (from the inputs as they are now) shows what the change does to the outputs.
     """
-    from leaguetables.config import file_sha256
-    from leaguetables.run.manifest import read_manifest
-
     check_quarter(opts.quarter)
     out_root = check_path(Path(opts.out), "--out")
     target = out_root / opts.quarter
-    manifest = read_manifest(target)
+    manifest = manifest_mod.read_manifest(target)
     if manifest is None:
         raise InputError(f"--verify: {target} has no readable manifest.json (is {opts.quarter} published there?)")
     params = manifest.get("parameters", {})
@@ -888,7 +405,7 @@ def verify(opts: RunOptions) -> Outcome:
         methodology=params.get("methodology_arg")
         or params.get("methodology", opts.methodology),
         catalogue=params["catalogue_arg"] if "catalogue_arg" in params else params.get("catalogue"),
-        progress=opts.progress, mode="verify", use_cache=False, log=opts.log)
+        progress=opts.progress, mode="verify", use_cache=False, isolated=opts.isolated, log=opts.log)
     outcome = run(rerun)
     opts.timings = rerun.timings
     outcome.notes = input_notes + outcome.notes

@@ -60,7 +60,8 @@ def _exchange(a: Path, b: Path) -> bool:
 
 KILL_ENV = "LEAGUETABLES_KILL_AT"  # tests: the named stage at which the process kills itself (SIGKILL)
 FAIL_ENV = "LEAGUETABLES_FAIL_AT"  # tests: the named stage at which the run fails (PipelineError)
-STAGES = ("validated", "claimed", "staging", "metrics", "league", "report", "publication", "manifest",
+STAGES = ("validated", "claimed", "staging", "metric-started", "metric-done", "metrics", "league", "report",
+          "publication", "manifest",
           "publish-journal", "publish-exchanged", "published")
 
 
@@ -214,7 +215,7 @@ def _staging_quarter(name: str) -> str | None:
 OWNER_MARKER = ".leaguetables-reports"  # a reports folder the project created or adopted holds this file
 QUARTER_NAME = re.compile(r"\d{4}-\d{2}-Q[1-4]")
 # the names the pipeline creates directly under the reports folder (its namespace); nothing else is ever touched
-_NAMESPACE = re.compile(r"\.staging-.*|\.lock-.*|\.publishing-.*|\.cache|\.failed|\.superseded|"
+_NAMESPACE = re.compile(r"\.staging-.*|\.lock-.*|\.publishing-.*|\.cache|\.inputs|\.failed|\.superseded|"
                         + re.escape(OWNER_MARKER) + r"|\d{4}-\d{2}-Q[1-4].*")
 
 
@@ -243,8 +244,8 @@ def claim_out(out_root: Path) -> Path:
 
     * a new folder is created with the marker file :data:`OWNER_MARKER`; a folder with the marker is the project's;
     * an existing folder without the marker is adopted (the marker written) only when nothing in it uses a name the
-      pipeline creates (``<quarter>/``, ``.staging-*``, ``.cache``, ``.failed``, ``.superseded``, ``.lock-*``,
-      ``.publishing-*``) — except quarter folders whose manifest shows this project published them. Other files in
+      pipeline creates (``<quarter>/``, ``.staging-*``, ``.cache``, ``.inputs``, ``.failed``, ``.superseded``,
+      ``.lock-*``, ``.publishing-*``) — except quarter folders whose manifest shows this project published them. Other files in
       it are never read, changed or removed;
     * a path that is a file, or a folder that cannot be written, is refused.
     """
@@ -268,7 +269,8 @@ def claim_out(out_root: Path) -> Path:
             _write_atomic(marker, json.dumps({"created_by": "leaguetables run_quarter.py", "note": (
                 "This folder holds NHS trust league tables published by run_quarter.py. The pipeline creates, "
                 "replaces and removes only the entries it owns here: <quarter>/, .staging-<quarter>, "
-                ".publishing-<quarter>.json, .lock-<quarter>, .cache/, .failed/.staging-<quarter>, .superseded/; "
+                ".publishing-<quarter>.json, .lock-<quarter>, .cache/, .inputs/, .failed/.staging-<quarter>, "
+                ".superseded/; "
                 "anything else is left alone.")}, indent=1) + "\n")
         probe = out_root / f".lock-probe-{os.getpid()}"
         probe.touch()

@@ -1,0 +1,139 @@
+"""Rerun speed of a demo quarter: a no-op rerun, and a rerun after one metric's data changed.
+
+    .venv/bin/python benchmarks/bench_rerun.py [--quarter 2025-26-Q4] [--jobs 2] [--repeat 3]
+
+1. a cold run of the demo quarter (a copy of data/demo) into an empty reports folder (not timed here:
+   ``bench_quarter.py`` measures it);
+2. **no-op rerun**: the same command again — every stage reused from the cache, the outputs found identical to the
+   published quarter, nothing published;
+3. **one metric changed**: one trust's numerator of one metric (``cdiff``) in the quarter changed by one, then the
+   quarter rerun with ``--force``: that metric's notebook, the league and report notebooks and the published
+   documents are executed again, the other metric notebooks reused from the cache. Alternates between the changed
+   and the original value, so every repeat changes the data.
+
+Each figure is the median of ``--repeat`` runs: wall time of the ``run_quarter.py`` process (imports included) and
+its CPU time with its children's (the kernels). Targets (issue 13, 2 cores): no-op rerun ≤ 1.5 s; one metric changed
+≤ 5 s. :func:`figures` returns them in ``bench_quarter.reruns``'s format (``{name: {"wall", "cpu", "target",
+"note"}}``) for ``make bench`` to print next to the cold run. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+TARGETS = {"noop": 1.5, "one_metric": 5.0}  # seconds (issue 13)
+CHANGED_METRIC = "cdiff"
+
+
+def _cmd(quarter: str, data: Path, out: Path, jobs: int, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "run_quarter.py"), quarter, "--data", str(data), "--out", str(out),
+            "--jobs", str(jobs), "--no-progress", *extra]
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall and CPU seconds (the process and its waited-for descendants) of a command."""
+    c0, t0 = _cpu(), time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    return time.perf_counter() - t0, _cpu() - c0, proc
+
+
+def change_one_value(data: Path, quarter: str, metric_id: str, delta: float) -> None:
+    """Add ``delta`` to the numerator of the first trust's ``metric_id`` row of ``quarter`` (rewritten in place)."""
+    path = data / "observations.csv"
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+    header = rows[0]
+    q, m, n = header.index("quarter"), header.index("metric_id"), header.index("numerator")
+    row = next(r for r in rows[1:] if r[q] == quarter and r[m] == metric_id and r[n])
+    row[n] = f"{float(row[n]) + delta:g}"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def rerun_figures(quarter: str, data: Path, out: Path, jobs: int = 2, repeat: int = 3) -> dict:
+    """Wall and CPU seconds of each no-op rerun and each rerun after one metric's data changed, on the published
+    quarter in ``out`` made from ``data`` (a folder this function edits: give it a copy), and the last summary
+    lines."""
+    runs: dict = {"noop": [], "one_metric": [], "lines": {}}
+    for _ in range(repeat):
+        wall, cpu, proc = _timed(_cmd(quarter, data, out, jobs))
+        if proc.returncode != 0 or not proc.stdout.startswith("unchanged"):
+            raise RuntimeError(f"no-op rerun: {proc.stdout}{proc.stderr}")
+        runs["noop"].append((wall, cpu))
+        runs["lines"]["noop"] = proc.stdout.strip()
+    for i in range(repeat):
+        change_one_value(data, quarter, CHANGED_METRIC, 1 if i % 2 == 0 else -1)
+        wall, cpu, proc = _timed(_cmd(quarter, data, out, jobs, "--force"))
+        if proc.returncode != 0 or not proc.stdout.startswith("published"):
+            raise RuntimeError(f"rerun after a change: {proc.stdout}{proc.stderr}")
+        runs["one_metric"].append((wall, cpu))
+        runs["lines"]["one_metric"] = proc.stdout.strip()
+    return runs
+
+
+def figures(quarter: str = "2025-26-Q4", jobs: int = 2, repeat: int = 3) -> dict:
+    """The rerun figures in ``bench_quarter.reruns``'s format, on a copy of the demo data in a temporary folder
+    (a cold run with the cache first, not timed)."""
+    from leaguetables.run.pipeline import DEFAULT_DEMO_DATA
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-rerun-"))
+    try:
+        data, out = tmp / "data", tmp / "reports"
+        shutil.copytree(DEFAULT_DEMO_DATA, data)
+        _, _, proc = _timed(_cmd(quarter, data, out, jobs))
+        if proc.returncode != 0:
+            raise RuntimeError(f"cold run: {proc.stdout}{proc.stderr}")
+        runs = rerun_figures(quarter, data, out, jobs, repeat)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    names = {"noop": "no-op rerun (median)", "one_metric": "rerun after one metric's data changed (median)"}
+    out_figs = {}
+    for key, name in names.items():
+        walls, cpus = [w for w, _ in runs[key]], [c for _, c in runs[key]]
+        out_figs[name] = {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "target": TARGETS[key],
+                          "note": f"walls {', '.join(f'{w:.1f}' for w in walls)} s; {runs['lines'][key]}"}
+    return out_figs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quarter", default="2025-26-Q4")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    from leaguetables.run.pipeline import DEFAULT_DEMO_DATA
+
+    if not (DEFAULT_DEMO_DATA / "observations.csv").exists():
+        subprocess.run([sys.executable, "-m", "leaguetables.inputs.demo"], cwd=ROOT, check=True)
+    figs = figures(args.quarter, args.jobs, args.repeat)
+    print(f"\n{'figure':48s} {'wall':>7s} {'CPU':>7s}  {'target':>7s}  ok")
+    for name, f in figs.items():
+        ok = "yes" if f["wall"] <= f["target"] else "NO"
+        print(f"{name:48s} {f['wall']:6.1f}s {f['cpu']:6.1f}s  ≤ {f['target']:.1f}s  {ok}")
+    for name, f in figs.items():
+        print(f"{name}: {f['note']}")
+    print(f"machine load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The notebook workers of a run: warm kernels reused from one notebook to the next (the default), or a fresh kernel
+per notebook with papermill's default engine (``run_quarter.py --isolated``).
+
+Starting a kernel and importing pandas, statsmodels and matplotlib costs seconds per notebook; a warm worker pays it
+once and runs each notebook with the engine of :mod:`leaguetables.run.engine`, starting with a cell that resets
+the namespace. Either way every notebook is executed from ``notebooks/`` with nothing but its parameters
+(:func:`check_parameters`) and saved as its own executed notebook.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from papermill.translators import PythonTranslator
+
+from leaguetables.config import PROJECT_ROOT, SAFE_ID
+from leaguetables.errors import InputError, PipelineError
+from leaguetables.inputs.contract import check_quarter
+from leaguetables.run import engine
+
+KERNEL_NAME = "leaguetables"
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+FAILED_DIR = ".failed"  # under the reports folder: the executed notebooks of the last failed run of a quarter
+IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix socket paths must be short)
+#: notebook parameters that are paths (absolute, so that nothing depends on the kernel's working directory)
+PATH_PARAMETERS = ("work_dir", "out_dir", "trusts", "observations", "demographics", "status")
+START_TIMEOUT, EXECUTION_TIMEOUT = 120, 1200  # seconds
+
+
+def kernel_available() -> bool:
+    return KERNEL_NAME in KernelSpecManager().find_kernel_specs()
+
+
+def check_parameters(parameters: dict) -> str:
+    """The parameters cell papermill will inject, checked to be nothing but ``name = <literal>`` lines whose
+    literals are exactly the values given (so no value can inject code into a notebook). Returns the cell source."""
+    source = PythonTranslator.codify(parameters)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        raise InputError(f"notebook parameters cannot be passed safely: {parameters!r}") from None
+    names = []
+    for node in tree.body:
+        ok = (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+              and isinstance(node.value, ast.Constant))
+        if not ok or parameters.get(node.targets[0].id, object()) != node.value.value:
+            raise InputError(f"notebook parameters cannot be passed safely: {parameters!r}")
+        names.append(node.targets[0].id)
+    if names != list(parameters):
+        raise InputError(f"notebook parameters cannot be passed safely: {parameters!r}")
+    check_quarter(parameters["quarter"])
+    if "metric_id" in parameters and not SAFE_ID.match(parameters["metric_id"]):
+        raise InputError(f"metric id {parameters['metric_id']!r} is not safe")
+    for key in PATH_PARAMETERS:
+        if parameters.get(key) and not os.path.isabs(parameters[key]):
+            raise InputError(f"notebook parameter {key} must be an absolute path")
+    return source
+
+
+def remove_stale_ipc_dirs() -> list[str]:
+    """Remove the kernel socket folders of runs that were killed (SIGKILL: no cleanup could run): only folders named
+    ``ltk-<pid>-…`` whose process is gone and that hold nothing but a kernel's connection file and sockets."""
+    removed = []
+    tmp = Path(tempfile.gettempdir())
+    for d in tmp.glob(f"{IPC_PREFIX}*-*"):
+        m = re.fullmatch(re.escape(IPC_PREFIX) + r"(\d+)-[A-Za-z0-9_]+", d.name)
+        if not m or not d.is_dir() or d.is_symlink():
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+            continue  # alive (or not ours to signal): leave it
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            names = [p.name for p in d.iterdir()]
+        except OSError:
+            continue
+        if all(n == "kernel.json" or re.fullmatch(r"k-\d+", n) for n in names):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(str(d))
+    return removed
+
+
+def _failure(notebook: str, parameters: dict, out_path: Path, exc: pm.PapermillExecutionError) -> PipelineError:
+    return PipelineError(f"{notebook} failed for {parameters.get('metric_id', parameters.get('quarter'))}: "
+                         f"{exc.ename}: {exc.evalue} (see {FAILED_DIR}/{out_path.parent.parent.name}/"
+                         f"notebooks/{out_path.name})")
+
+
+class NotebookWorker:
+    """One warm Jupyter kernel (the project's named kernel) in its own thread, reused for several notebooks; each
+    notebook after the first starts with :func:`leaguetables.run.engine.reset_cell`."""
+
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.km: AsyncKernelManager | None = None
+        self.client: dict = {}  # the kernel client, reused from one notebook to the next (see run.engine)
+        self.used = 0
+        self.pool = ThreadPoolExecutor(max_workers=1)
+
+    def submit(self, fn, *args) -> Future:
+        return self.pool.submit(fn, *args)
+
+    def _start(self) -> None:
+        # IPC sockets (no open TCP ports); unix socket paths must be short, hence a fresh /tmp folder
+        remove_stale_ipc_dirs()
+        self.ipc_dir = tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{os.getpid()}-")
+        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
+        self.km.connection_file = os.path.join(self.ipc_dir, "kernel.json")
+        self.km.ip = os.path.join(self.ipc_dir, "k")
+
+    def execute(self, notebook: str, out_path: Path, parameters: dict) -> float:
+        check_parameters(parameters)
+        engine.check_registered()
+        engine.use_absolute_local_io()
+        t0 = time.perf_counter()
+        if self.km is None:
+            self._start()
+        nb = nbformat.read(NOTEBOOK_DIR / notebook, as_version=4)
+        if self.used:
+            nb.cells.insert(0, engine.reset_cell())
+        self.used += 1
+        try:
+            pm.execute_notebook(
+                nb, str(out_path), parameters=parameters, kernel_name=KERNEL_NAME, km=self.km,
+                engine_name=engine.ENGINE_NAME, progress_bar=False, start_timeout=START_TIMEOUT,
+                execution_timeout=EXECUTION_TIMEOUT, log_output=False, client=self.client,
+                resources={"metadata": {"path": str(self.cwd)}})
+        except pm.PapermillExecutionError as exc:
+            raise _failure(notebook, parameters, out_path, exc) from None
+        return time.perf_counter() - t0
+
+    def _shutdown(self) -> None:
+        if self.km is None:
+            return
+        kc = self.client.pop("kc", None)
+        if kc is not None:
+            try:
+                kc.stop_channels()
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+        try:
+            run_sync(self.km.shutdown_kernel)(now=True)
+        except Exception:  # noqa: BLE001 - best effort: the process is gone either way
+            pass
+        self.km = None
+        shutil.rmtree(self.ipc_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        self.pool.submit(self._shutdown).result()
+        self.pool.shutdown(wait=True)
+
+
+class IsolatedWorker(NotebookWorker):
+    """A fresh kernel for every notebook, with papermill's default engine (``nbclient``): plain
+    ``papermill.execute_notebook`` on the notebook file, as a statistician rerunning one notebook would."""
+
+    def execute(self, notebook: str, out_path: Path, parameters: dict) -> float:
+        check_parameters(parameters)
+        engine.use_absolute_local_io()  # papermill's handler changes directory around every read (see there)
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(NOTEBOOK_DIR / notebook), str(out_path), parameters=parameters, kernel_name=KERNEL_NAME,
+                progress_bar=False, start_timeout=START_TIMEOUT, execution_timeout=EXECUTION_TIMEOUT,
+                log_output=False, resources={"metadata": {"path": str(self.cwd)}})
+        except pm.PapermillExecutionError as exc:
+            raise _failure(notebook, parameters, out_path, exc) from None
+        return time.perf_counter() - t0
+
+
+class Workers:
+    """Up to ``jobs`` workers, started only when a stage has to be executed (a no-op run starts none, and does not
+    look for the kernel)."""
+
+    def __init__(self, jobs: int, cwd: Path, isolated: bool = False):
+        self.jobs, self.cwd = jobs, cwd
+        self.kind = IsolatedWorker if isolated else NotebookWorker
+        self.workers: list[NotebookWorker] = []
+
+    def get(self, n: int) -> list[NotebookWorker]:
+        if not self.workers and not kernel_available():
+            raise PipelineError(f"Jupyter kernel {KERNEL_NAME!r} is not registered; run `make setup`")
+        while len(self.workers) < min(n, self.jobs):
+            self.workers.append(self.kind(self.cwd))
+        return self.workers[:n]
+
+    def run_one(self, notebook: str, out_path: Path, parameters: dict) -> float:
+        w = self.get(1)[0]
+        return w.submit(w.execute, notebook, out_path, parameters).result()
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.close()
+        self.workers = []

@@ -1,0 +1,278 @@
+"""The stages of a run, each restored from the cache or executed: the metric notebooks (in parallel), the league
+notebook, the revisions table, the report notebook and the published documents.
+
+Every notebook is given its inputs as parameters only (:func:`notebook_parameters`): the quarter, the ids (or
+paths) of the methodology and catalogue configs, the paths of the validated inputs written as content-addressed
+files (:mod:`leaguetables.inputs.store`), and the run's output and working folders. The cache keys
+(:class:`Keys`) are built from the same things: the names (content hashes) of the input files each stage reads.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from leaguetables.config import file_sha256
+from leaguetables.inputs import store
+from leaguetables.publication.documents import build_publication
+from leaguetables.run import manifest, publish, revisions
+from leaguetables.run.cache import CacheReport, changed_files, code_hash, sha256_json, snapshot, tree_hash
+from leaguetables.run.kernels import NOTEBOOK_DIR, NotebookWorker, Workers
+
+
+def input_checksums(prep) -> dict[str, str]:
+    """SHA-256 of the contract files the run's inputs were validated from, by file name (the report shows them)."""
+    return {Path(p).name: file_sha256(Path(p)) for p in prep.inputs.files.values() if Path(p).exists()}
+
+
+def write_run(prep, work: Path, store_dir: Path) -> store.InputFiles:
+    """Write the validated inputs into the store and ``run.json`` (the run's description, read by the report)."""
+    work.mkdir(parents=True, exist_ok=True)
+    files = store.write_inputs(prep.inputs, store_dir, prep.options.quarter, prep.metric_ids)
+    run = {
+        "quarter": prep.options.quarter,
+        "source": prep.options.source,
+        "methodology": prep.methodology.id,
+        "methodology_version": prep.methodology.version,
+        "catalogue": prep.catalogue.id,
+        "catalogue_version": prep.catalogue.version,
+        "metric_ids": prep.metric_ids,
+        "jobs": prep.options.jobs,
+        "partial": prep.partial,
+        "omitted_metrics": prep.omitted,
+        "input_checksums": input_checksums(prep),
+    }
+    (work / "run.json").write_text(json.dumps(run, indent=1, sort_keys=True), encoding="utf-8")
+    return files
+
+
+def notebook_parameters(prep, files: store.InputFiles, staging: Path, work: Path,
+                        metric_id: str | None = None) -> dict:
+    """The whole interface of a notebook: a metric notebook's when ``metric_id`` is given, else the league's and
+    the report's."""
+    params = {"quarter": prep.options.quarter}
+    if metric_id is not None:
+        params["metric_id"] = metric_id
+    params |= {"methodology": prep.methodology_arg, "catalogue": prep.catalogue_arg}
+    params |= files.metric(metric_id) if metric_id is not None else files.common()
+    return params | {"out_dir": str(staging), "work_dir": str(work)}
+
+
+# ----------------------------------------------------------------------------------------------------- cache keys
+class Keys:
+    """Content keys of the stages of one run (see :mod:`leaguetables.run.cache`): made of the names of the input
+    files each stage reads (their SHA-256), the code, the notebook and the configuration."""
+
+    def __init__(self, prep, files: store.InputFiles):
+        self.prep, self.files = prep, files
+        self.methodology = sha256_json(prep.methodology.model_dump(mode="json"))
+        self.catalogue = sha256_json(prep.catalogue.model_dump(mode="json"))
+        self.common = {"quarter": prep.options.quarter, "code": code_hash(), "methodology": self.methodology,
+                       "trusts": files.trusts.stem, "demographics": files.demographics.stem}
+        self.metric_keys: dict[str, str] = {}
+
+    @staticmethod
+    def notebook(name: str) -> str:
+        return file_sha256(NOTEBOOK_DIR / name)
+
+    def metric(self, mid: str) -> tuple[str, dict]:
+        describe = {"stage": "metric", "metric_id": mid, "notebook": self.notebook("metric.ipynb"),
+                    "metric": sha256_json(self.prep.catalogue.metric(mid).model_dump(mode="json")),
+                    "catalogue": [self.prep.catalogue.id, self.prep.catalogue.version],
+                    "observations": self.files.metrics[mid].stem, "quarters": self.files.quarters, **self.common}
+        key = sha256_json(describe)
+        self.metric_keys[mid] = key
+        return key, describe
+
+    def league(self) -> tuple[str, dict]:
+        describe = {"stage": "league", "notebook": self.notebook("league_table.ipynb"), "catalogue": self.catalogue,
+                    "metrics": dict(sorted(self.metric_keys.items())), "metric_ids": self.prep.metric_ids,
+                    "observations": self.files.observations.stem, "status": self.files.status.stem, **self.common}
+        self.league_key = sha256_json(describe)
+        return self.league_key, describe
+
+    def report(self, staging: Path) -> tuple[str, dict]:
+        describe = {"stage": "report", "notebook": self.notebook("report.ipynb"), "league": self.league_key,
+                    "observations": self.files.observations.stem, "status": self.files.status.stem,
+                    "run": file_sha256(staging / "_work" / "run.json"), "tables": tree_hash(staging / "tables"),
+                    "git": manifest.git_state(), "catalogue": self.catalogue, **self.common}
+        describe["git"].pop("head", None)
+        self.report_key = sha256_json(describe)
+        return self.report_key, describe
+
+    def publication(self, staging: Path) -> tuple[str, dict]:
+        describe = {"stage": "publication", "report": self.report_key, "tables": tree_hash(staging / "tables")}
+        return sha256_json(describe), describe
+
+
+def metric_outputs(staging: Path, mid: str, all_ids: list[str]) -> list[str]:
+    """The files a metric notebook wrote: executed notebook, tables/metrics/<id>*.csv, _work/metrics/<id>.pkl,
+    _work/figures/<id>__*."""
+    longer = [m for m in all_ids if m != mid and m.startswith(mid)]
+    out = []
+    for folder, pattern in (("notebooks", f"metric_{mid}.ipynb"), ("tables/metrics", f"{mid}*.csv"),
+                            ("_work/metrics", f"{mid}*"), ("_work/figures", f"{mid}__*")):
+        for p in sorted((staging / folder).glob(pattern)):
+            rel = p.relative_to(staging).as_posix()
+            stem = p.name[len("metric_"):] if folder == "notebooks" else p.name
+            if p.is_file() and not any(stem.startswith(m) and stem[len(m):len(m) + 1] in ("", ".", "_")
+                                       for m in longer):
+                out.append(rel)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- stages
+class RunContext:
+    """What the stages of one run share: the prepared run, its folders, input files, workers, cache and keys."""
+
+    def __init__(self, prep, staging: Path, work: Path, files: store.InputFiles, workers: Workers, cache):
+        self.prep, self.staging, self.work, self.files = prep, staging, work, files
+        self.workers, self.cache = workers, cache
+        self.keys = Keys(prep, files)
+        self.report = CacheReport()
+        self.nb_dir = staging / "notebooks"
+        self.nb_dir.mkdir(parents=True, exist_ok=True)
+
+    def parameters(self, metric_id: str | None = None) -> dict:
+        return notebook_parameters(self.prep, self.files, self.staging, self.work, metric_id)
+
+
+def _restore_metrics(ctx: RunContext) -> tuple[list[str], dict[str, dict]]:
+    """Restore the metric stages whose key is in the cache; return the metrics to execute and every description."""
+    todo, describe = [], {}
+    for mid in ctx.prep.metric_ids:
+        key, describe[mid] = ctx.keys.metric(mid)
+        ctx.report.keys[f"metric:{mid}"] = key
+        if ctx.cache.restore(f"metric-{mid}", key, ctx.staging) is not None:
+            ctx.report.reused.append(f"metric:{mid}")
+        else:
+            todo.append(mid)
+    return todo, describe
+
+
+def _progress(ctx: RunContext, total: int):
+    if not ctx.prep.options.progress:
+        return None
+    return tqdm(total=total, desc="metric notebooks", unit="nb", leave=True)
+
+
+def _execute_metrics(ctx: RunContext, todo: list[str], describe: dict[str, dict], timings: dict) -> None:
+    """Execute the metric notebooks of ``todo`` on the workers, the slowest (demographic models) first, so the
+    workers finish together; the first failure stops the others taking new notebooks."""
+    q: queue.Queue = queue.Queue()
+    for mid in sorted(todo, key=lambda m: ctx.prep.catalogue.metric(m).adjustment is None):
+        q.put(mid)
+    lock, failed = threading.Lock(), threading.Event()
+    progress = _progress(ctx, len(todo))
+
+    def drain(worker: NotebookWorker) -> None:
+        while not failed.is_set():
+            try:
+                mid = q.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                publish.checkpoint("metric-started")
+                seconds = worker.execute("metric.ipynb", ctx.nb_dir / f"metric_{mid}.ipynb", ctx.parameters(mid))
+                ctx.cache.store(f"metric-{mid}", ctx.keys.metric_keys[mid], ctx.staging,
+                                metric_outputs(ctx.staging, mid, ctx.prep.catalogue.ids), describe[mid])
+            except BaseException:
+                failed.set()
+                raise
+            with lock:
+                timings["metrics"][mid] = round(seconds, 3)
+                ctx.report.executed.append(f"metric:{mid}")
+                if progress is not None:
+                    progress.update(1)
+            publish.checkpoint("metric-done")
+
+    try:
+        futures = [w.submit(drain, w) for w in ctx.workers.get(len(todo))]
+        for f in futures:
+            f.result()
+    finally:
+        failed.set()
+        if progress is not None:
+            progress.close()
+
+
+def run_metric_stage(ctx: RunContext, timings: dict) -> None:
+    """The metric notebooks: restored from the cache where their key is there, the rest executed in parallel."""
+    timings["metrics"] = {}
+    t0 = time.perf_counter()
+    todo, describe = _restore_metrics(ctx)
+    if todo:
+        _execute_metrics(ctx, todo, describe, timings)
+    timings["metrics_wall"] = round(time.perf_counter() - t0, 3)
+
+
+def run_cached(name: str, key: str, describe: dict, ctx: RunContext, execute: Callable[[], object],
+               skip: tuple[str, ...] = ()) -> float:
+    """A sequential stage: restore its files from the cache, or execute it and store what it wrote."""
+    t0 = time.perf_counter()
+    ctx.report.keys[name] = key
+    if ctx.cache.restore(name, key, ctx.staging) is not None:
+        ctx.report.reused.append(name)
+        return 0.0
+    before = snapshot(ctx.staging, skip) if ctx.cache.enabled else {}
+    execute()
+    if ctx.cache.enabled:
+        ctx.cache.store(name, key, ctx.staging, changed_files(before, snapshot(ctx.staging, skip)), describe)
+    ctx.report.executed.append(name)
+    return round(time.perf_counter() - t0, 3)
+
+
+def _revisions(ctx: RunContext, target: Path) -> int:
+    """``tables/revisions.csv`` when the run republishes a quarter with --revise (or a revised one): the count."""
+    opts = ctx.prep.options
+    if not (target / "manifest.json").exists() or opts.force:
+        return 0
+    if not (opts.revise or (target / "tables" / revisions.FILE).exists()):
+        return 0
+    revs = revisions.compute(opts.quarter, target, ctx.staging)
+    revisions.write(revs, ctx.staging)
+    return len(revs)
+
+
+def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
+    run_metric_stage(ctx, timings)
+    publish.checkpoint("metrics")
+    key, describe = ctx.keys.league()
+    timings["league"] = run_cached("league", key, describe, ctx, lambda: ctx.workers.run_one(
+        "league_table.ipynb", ctx.nb_dir / "league_table.ipynb", ctx.parameters()))
+    publish.checkpoint("league")
+    t0 = time.perf_counter()
+    n_revisions = _revisions(ctx, target)
+    timings["revisions"] = round(time.perf_counter() - t0, 3)
+    key, describe = ctx.keys.report(ctx.staging)
+    timings["report"] = run_cached("report", key, describe, ctx, lambda: ctx.workers.run_one(
+        "report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters()))
+    publish.checkpoint("report")
+    return n_revisions
+
+
+def build(prep, staging: Path, work: Path, files: store.InputFiles, cache,
+          target: Path) -> tuple[dict, CacheReport, int]:
+    """Every stage into ``staging``: (timings, cache report, number of revisions)."""
+    workers = Workers(prep.options.jobs, work, isolated=prep.options.isolated)
+    ctx = RunContext(prep, staging, work, files, workers, cache)
+    timings: dict = {}
+    try:
+        n_revisions = _notebook_stages(ctx, target, timings)
+    finally:
+        workers.close()
+    t0 = time.perf_counter()
+    key, describe = ctx.keys.publication(staging)
+    pub_timings: dict = {}
+    run_cached("publication", key, describe, ctx, lambda: pub_timings.update(build_publication(prep, staging, work)),
+               skip=("_work",))
+    timings["publication"] = pub_timings or "cached"
+    publish.checkpoint("publication")
+    timings["export"] = round(time.perf_counter() - t0, 3)
+    return timings, ctx.report, n_revisions

@@ -1,0 +1,165 @@
+"""Notebooks whose parameters are the whole interface (src/leaguetables/inputs/store.py, run/kernels.py,
+run/engine.py).
+
+* The validated inputs written as content-addressed files read back exactly as validated, and a file changed after
+  it was written is refused (unit tests, demo data).
+* A published metric notebook rerun with plain papermill (the ``papermill`` command, its default engine, a fresh
+  kernel) from the parameters recorded in the executed notebook writes the published metric tables byte for byte.
+* A quarter published with ``--isolated`` (a fresh kernel per notebook, papermill's default engine) is
+  byte-identical to the default run on warm kernels: no state leaks from one notebook to the next.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+RERUN_METRICS = ("cdiff", "cqc_safe")  # an adjusted metric (model and funnel tables) and a bracket metric
+
+
+# ------------------------------------------------------------------------------------------------------ the store
+def test_validated_inputs_read_back_exactly_as_validated(demo_inputs, tmp_path):
+    """Every table of the demo inputs, written to the store and read back: same columns, dtypes, values (floats to
+    the last bit) and Python types of the cells; a metric's file holds its rows up to the quarter."""
+    from leaguetables.inputs import store
+
+    quarter = demo_inputs.quarters()[-2]
+    files = store.write_inputs(demo_inputs, tmp_path, quarter, ["cdiff", "ae_4hr"])
+    for kind in ("trusts", "observations", "demographics", "status"):
+        back = store.read_frame(kind, getattr(files, kind))
+        want = getattr(demo_inputs, kind)
+        pd.testing.assert_frame_equal(back, want, check_exact=True)
+        for col in want.columns:
+            assert back[col].map(type).equals(want[col].map(type)), (kind, col)
+    inputs = store.read_inputs(**files.metric("cdiff"))
+    obs = inputs.observations
+    assert set(obs["metric_id"]) == {"cdiff"} and quarter in set(obs["quarter"])
+    assert demo_inputs.quarters()[-1] not in set(obs["quarter"]), "no quarter after the run's"
+    assert inputs.quarters() == [q for q in demo_inputs.quarters() if q <= quarter]
+    assert inputs.status.empty and list(inputs.status.columns) == list(demo_inputs.status.columns)
+    assert files.trusts.stem == store.write_frame(demo_inputs.trusts, tmp_path / "again").stem, "content-addressed"
+
+
+def test_a_changed_input_file_is_refused(demo_inputs, tmp_path):
+    """The name of a stored file is the SHA-256 of its bytes: a file edited after it was written is an InputError
+    naming it; so is a file whose values break the contract even with a matching name."""
+    import hashlib
+
+    from leaguetables.errors import InputError
+    from leaguetables.inputs import store
+
+    path = store.write_frame(demo_inputs.demographics, tmp_path)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(",0.", ",1.", 1), encoding="utf-8")
+    with pytest.raises(InputError, match="SHA-256 is not its name") as exc:
+        store.read_frame("demographics", path)
+    assert str(path) in str(exc.value)
+    bad = text.replace(",0.", ",7.", 1).encode("utf-8")  # a share of 7.x: fails the schema's 0-1 check
+    renamed = tmp_path / f"{hashlib.sha256(bad).hexdigest()}.csv"
+    renamed.write_bytes(bad)
+    with pytest.raises(InputError, match="fails check"):
+        store.read_frame("demographics", renamed)
+
+
+# ------------------------------------------------------------------------------- rerun from the parameters alone
+def _recorded_parameters(notebook: Path) -> dict:
+    return json.loads(notebook.read_text(encoding="utf-8"))["metadata"]["papermill"]["parameters"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metric_id", RERUN_METRICS)
+def test_published_metric_notebook_reruns_with_plain_papermill(published_quarters, tmp_path, metric_id):
+    """``papermill notebooks/metric.ipynb out.ipynb -p …`` with the parameters recorded in the published executed
+    notebook (only the two output folders changed) writes tables/metrics/<id>*.csv byte for byte as published."""
+    folder = published_quarters[0]
+    params = _recorded_parameters(folder / "notebooks" / f"metric_{metric_id}.ipynb")
+    assert {"methodology", "catalogue", "trusts", "observations", "demographics", "quarters"} <= set(params)
+    assert "context" not in json.dumps(params)
+    params |= {"out_dir": str(tmp_path / "out"), "work_dir": str(tmp_path / "work")}
+    args = [a for k, v in params.items() for a in ("-p", k, str(v))]
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "metric.ipynb"),
+                           str(tmp_path / "out.ipynb"), *args, "--no-progress-bar"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    published = sorted(p.name for p in (folder / "tables" / "metrics").glob(f"{metric_id}*.csv")
+                       if p.name == f"{metric_id}.csv" or p.name.startswith(f"{metric_id}_"))
+    rerun = sorted(p.name for p in (tmp_path / "out" / "tables" / "metrics").glob("*.csv"))
+    assert rerun == published and f"{metric_id}.csv" in rerun
+    for name in published:
+        assert (tmp_path / "out" / "tables" / "metrics" / name).read_bytes() == \
+            (folder / "tables" / "metrics" / name).read_bytes(), name
+
+
+# ------------------------------------------------------------------------------------- --isolated versus default
+def _manifest_defining(folder: Path) -> dict:
+    """The manifest without run times, the cache report and the checksums of the executed notebooks."""
+    m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    m.pop("timings_seconds")
+    m.pop("cache")
+    m["outputs"] = {k: v for k, v in m["outputs"].items() if not k.startswith("notebooks/")}
+    return m
+
+
+@pytest.mark.slow
+def test_isolated_run_is_byte_identical_to_the_default_run(published_quarters):
+    """The second published folder was run with --isolated (tests/conftest.py): its tables, HTML and spreadsheet
+    are byte-identical to the default run's (test_publication.test_second_render_is_byte_identical) and so is its
+    manifest apart from run times and the cache report — no field says how it was run. Its notebooks ran on fresh
+    kernels (no reset cell); the default run reused its kernels (reset cells)."""
+    default, isolated = published_quarters
+    assert _manifest_defining(default) == _manifest_defining(isolated)
+    resets = {p.name: "kernel-reset" in p.read_text(encoding="utf-8") for p in (default / "notebooks").glob("*")}
+    assert sum(resets.values()) >= len(resets) - 2, "the default run reuses each worker's kernel"
+    assert not any("kernel-reset" in p.read_text(encoding="utf-8") for p in (isolated / "notebooks").glob("*"))
+    for name in ("index.html", "methodology.html", "tables/league_table_full.csv", "tables/metrics/cdiff.csv"):
+        assert (default / name).read_bytes() == (isolated / name).read_bytes(), name
+
+
+# ------------------------------------------------------------------------------------------------- the engine
+def test_the_warm_kernel_engine_is_registered_through_its_entry_point():
+    """papermill finds engine ``leaguetables`` through the package's entry point (pyproject.toml), not through a
+    registration made by the pipeline at run time; the entry point resolves to run.engine's class on use, and the
+    engine module can be imported before papermill (no import cycle through the entry point)."""
+    from importlib.metadata import entry_points
+
+    from leaguetables.run.engine import ENGINE_NAME, WarmKernelEngine
+
+    (ep,) = [e for e in entry_points(group="papermill.engine") if e.name == ENGINE_NAME]
+    proc = subprocess.run([sys.executable, "-c", "import leaguetables.run.engine as e; e.check_registered(); "
+                           "from papermill.engines import papermill_engines as p; "
+                           "print(p.get_engine('leaguetables').execute_notebook.__self__.__module__)"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "leaguetables.run.engine"
+    assert ep.load().execute_notebook.__self__ is WarmKernelEngine
+
+
+def test_a_reused_kernel_shows_warnings_again_as_a_fresh_one_would():
+    """The reset cell's forget_shown_warnings(): a warning already shown once (action "default") is shown again
+    after it, as on a fresh kernel — through warnings.catch_warnings, no private attribute."""
+    import warnings
+
+    from leaguetables.run.notebook_env import forget_shown_warnings
+
+    def warn():
+        warnings.warn("shown once per location", UserWarning, stacklevel=1)
+
+    shown = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda message, *a, **k: shown.append(str(message))
+        warn()
+        warn()
+        assert len(shown) == 1, "the default action shows a warning once per location"
+        forget_shown_warnings()
+        warn()
+    assert len(shown) == 2
+    source = (ROOT / "src" / "leaguetables" / "run" / "engine.py").read_text(encoding="utf-8")
+    assert "_filters_mutated" not in source
