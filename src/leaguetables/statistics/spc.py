@@ -258,10 +258,12 @@ def analyse(values, labels: Sequence[str], direction: str, target: float | None 
     res.near_lower, res.near_upper = mean - NEAR * LIMIT * mr_bar, mean + NEAR * LIMIT * mr_bar
     flags = rule_flags(v, mean, res.lower, res.upper, run_length, trend_length)
     good = 1 if direction == "higher_better" else -1
+    marks = {r: flags[r].tolist() for r in RULES}  # plain lists: indexing numpy arrays point by point is slow
+    side = flags["side"].tolist()
     for i in range(v.size):
-        res.point_rules[i] = [r for r in RULES if flags[r][i]]
+        res.point_rules[i] = [r for r in RULES if marks[r][i]]
         if res.point_rules[i]:
-            res.point_state[i] = "improvement" if flags["side"][i] == good else "concern"
+            res.point_state[i] = "improvement" if side[i] == good else "concern"
     last = res.latest
     state = res.point_state[last]
     res.variation = {"improvement": "special_cause_improvement", "concern": "special_cause_concern"}.get(
