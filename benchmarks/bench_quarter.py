@@ -168,8 +168,7 @@ def floor_measure(quarter: str, out_json: Path) -> None:
         for mid in metric_ids:
             result = metrics.compute_metric(inputs, catalogue.metric(mid), quarter, methodology)
             t1 = _clock()
-            fig, alt = figures.distribution(result)
-            figures.to_svg(fig, result.metric.name, alt, f"dist-{mid}")
+            figures.distribution(result)
             figures.save_funnels(result, work, methodology.funnel.band_level)
             t_fig = tuple(a + b for a, b in zip(t_fig, _since(t1)))
             metrics.write_result(result, stage, work)

@@ -158,3 +158,25 @@ def test_save_funnels_shows_the_saved_svg_in_a_notebook(demo_inputs, tmp_path):
         assert data["image/svg+xml"] == on_disk and "image/png" not in data
         assert f'<desc id="fig-cdiff-{ttype.replace("_", "-")}-desc">' in on_disk and alt
         assert " at 0x" not in data["text/plain"] and "C. difficile" in data["text/plain"]
+
+
+def test_distribution_is_drawn_once_as_accessible_svg(demo_inputs):
+    """figures.distribution: the metric notebook's histogram, drawn once as SVG with a title and the alt text as
+    its description (no seaborn, no pyplot); the same result gives the same bytes."""
+    import xml.etree.ElementTree as ET
+
+    from leaguetables.config import load_catalogue, load_methodology
+    from leaguetables.publication import figures
+    from leaguetables.statistics import metrics
+
+    catalogue, methodology = load_catalogue("demo"), load_methodology("nof-2025-26")
+    result = metrics.compute_metric(demo_inputs, catalogue.metric("ae_4hr"), "2025-26-Q4", methodology)
+    shown, alt = figures.distribution(result)
+    again, _ = figures.distribution(result)
+    assert shown._repr_svg_() == again._repr_svg_()
+    root = ET.fromstring(shown._repr_svg_())
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.get("role") == "img" and root.get("aria-labelledby") == "dist-ae-4hr-title dist-ae-4hr-desc"
+    assert root.find(f"{ns}desc").text == alt
+    n_ok = int((result.table["status"] == "ok").sum())
+    assert alt.startswith(f"Histogram of % for {n_ok} trusts: median")

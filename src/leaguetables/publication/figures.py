@@ -55,14 +55,19 @@ class SavedSVG:
         return f"<figure: {self.title}>"
 
 
-def distribution(result):
+def distribution(result) -> tuple[SavedSVG, str]:
+    """The histogram of a metric's values (scores for a bracket metric) over the trusts, drawn once as accessible
+    SVG (shown in the metric notebook), and its alt text."""
     m = result.metric
     t = result.table
     if m.statistic == "bracket":
         labels = ", ".join(f"{v:g} {k}" for k, v in (m.scoring.brackets or {}).items())
-        return charts.distribution_figure(t.loc[t["status"] == "ok", "score"], title=m.name,
-                                          x_label=f"Score ({labels})")
-    return charts.distribution_figure(t.loc[t["status"] == "ok", "value"], title=m.name, x_label=m.unit)
+        fig, alt = charts.distribution_figure(t.loc[t["status"] == "ok", "score"], title=m.name,
+                                              x_label=f"Score ({labels})")
+    else:
+        fig, alt = charts.distribution_figure(t.loc[t["status"] == "ok", "value"], title=m.name, x_label=m.unit)
+    title = f"{m.name}: distribution over the trusts"
+    return SavedSVG(to_svg(fig, title, alt, f"dist-{m.id}".replace("_", "-")), title), alt
 
 
 def save_funnels(result, work_dir, band_level: float = 0.95) -> dict[str, tuple[SavedSVG, str]]:
