@@ -22,6 +22,7 @@ times on a shared machine vary with its load (printed); CPU times vary less.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import resource
@@ -135,6 +136,16 @@ def _since(start: tuple[float, float], minus: tuple[float, float] = (0.0, 0.0)) 
     return [now[0] - start[0] - minus[0], now[1] - start[1] - minus[1]]
 
 
+def _without_loading(source: str) -> ast.Module:
+    """A notebook cell without its statement loading the run's inputs (``inputs, methodology, catalogue = …``):
+    the floor has them in memory already, as one process would."""
+    tree = ast.parse(source)
+    tree.body = [node for node in tree.body
+                 if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple)
+                         and "inputs" in [getattr(e, "id", None) for e in node.targets[0].elts])]
+    return tree
+
+
 def floor_measure(quarter: str, out_json: Path) -> None:
     """The floor itself (run in a fresh process by :func:`floor`): write the timings of its parts to ``out_json``."""
     t_start = _clock()
@@ -183,18 +194,15 @@ def floor_measure(quarter: str, out_json: Path) -> None:
             "methodology_version": methodology.version, "catalogue": catalogue.id,
             "catalogue_version": catalogue.version, "metric_ids": metric_ids, "jobs": 1, "partial": False,
             "omitted_metrics": []}, indent=1, sort_keys=True), encoding="utf-8")
-        with open(work / "context.pkl", "wb") as f:  # what the report notebook's first cell loads (pre-issue-13)
-            import pickle
-
-            pickle.dump({"inputs": inputs, "methodology": methodology, "catalogue": catalogue}, f)
         t0 = _clock()
         shown: list = []
         IPython.display.display = lambda *a, **k: shown.extend(a)  # the sections' HTML is built, not shown
         nb = nbformat.read(ROOT / "notebooks" / "report.ipynb", as_version=4)
-        ns = {"quarter": quarter, "work_dir": str(work), "out_dir": str(stage)}
+        ns = {"quarter": quarter, "work_dir": str(work), "out_dir": str(stage), "inputs": inputs,
+              "methodology": methodology, "catalogue": catalogue}
         for cell in nb.cells:
             if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
-                exec(compile(cell.source, "report.ipynb", "exec"), ns)
+                exec(compile(_without_loading(cell.source), "report.ipynb", "exec"), ns)
         parts["report"] = _since(t0)
         t0 = _clock()
         from types import SimpleNamespace
