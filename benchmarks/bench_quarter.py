@@ -1,34 +1,33 @@
-"""Time and memory of a full demo quarter, against its floor (notebook overhead) and pure computation.
+"""Time and memory of a cold demo quarter against its in-process floor, measured in the same run (``make bench``).
 
-    .venv/bin/python benchmarks/bench_quarter.py [--quarter 2025-26-Q4] [--jobs 2] [--keep DIR]
+    .venv/bin/python benchmarks/bench_quarter.py [--quarter 2025-26-Q4] [--jobs 2] [--repeat 3] [--keep DIR]
 
-Measures, in one run on the demo data:
+Measures, on the demo data, ``--repeat`` times each (interleaved, so that the machine's load falls on both alike):
 
-1. **cold run**: ``run_quarter.py`` into an empty reports folder (so an empty cache) — wall time, the per-stage
-   timings recorded in the manifest, and the peak memory of the whole process tree (the Jupyter kernels are child
-   processes: the RSS of the run and all its descendants is sampled every 50 ms and summed);
-2. **no-op rerun**: the same command again (every stage reused from the cache, nothing published);
-3. **floor**: what notebooks cost by themselves — a bare notebook with the metric notebook's parameters cell, run
-   by the pipeline's own warm-kernel worker: its first run (kernel start) and the following ones (a reused kernel);
-   floor = first + (notebooks / jobs − 1) × following (each job starts one kernel, then reuses it);
-4. **pure computation**: the same work without notebooks — imports, validation, every metric
-   (``metrics.compute_metric``, its figures and tables: once in this process, and once spread over ``jobs`` fresh
-   processes as the kernels are, their start, imports and context loading included), the league tables
-   (``league.build_league`` with the bootstrap, ``write_league``) and the report notebook's code; the published
-   documents stage (nbconvert export, trust profiles, methodology, spreadsheet) is not notebook work and is taken
-   from the cold run's manifest.
+1. **cold quarter**: ``run_quarter.py QUARTER --no-cache`` into a fresh, empty reports folder — wall time, CPU time
+   of the whole process tree (the run and its Jupyter kernels: ``getrusage(RUSAGE_CHILDREN)``, which counts every
+   descendant once it has been waited for) and peak memory of the tree (RSS of the run and all its descendants,
+   sampled every 50 ms and summed); the per-stage timings of the median run from its manifest;
+2. **in-process floor**: the same computations and documents in one fresh Python process, with no notebook, no
+   kernel, no cache and no publishing step — see :data:`FLOOR_INCLUDES` (printed with the figures). Wall and CPU
+   time of that process, its start and imports included, as a cold run pays them;
+3. **reruns** (:func:`reruns`): the no-op rerun (a run with the cache into a fresh folder, then the same command
+   again: every stage reused, nothing published). Rerun timings belong in that function.
 
-Targets (2 cores): cold run ≤ 60 s and ≤ 1.5 × (floor + pure computation with the metrics over ``jobs``
-processes); no-op rerun ≤ 5 s; peak memory ≤ 2 GB. Prints a table of figures next to the targets. Not a test.
+Targets (issue 13, 2 cores): cold quarter ≤ 1.3 × the floor of the same run, and ≤ 14 s (median of 3); no-op rerun
+≤ 1.5 s; peak memory ≤ 2 GB. Prints a table of figures next to the targets, then the detail. Not a test: wall
+times on a shared machine vary with its load (printed); CPU times vary less.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
-import pickle
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+#: what the in-process floor computes and writes (printed beside its figures)
+FLOOR_INCLUDES = (
+    "interpreter start and imports",
+    "validation of the inputs (configuration, the four contract files)",
+    "every metric with data for the quarter: compute_metric, its distribution figure and funnel plots drawn once "
+    "as SVG, its tables and working files (write_result)",
+    "the league tables with the bootstrap (build_league, write_league)",
+    "the report's data and sections (the report notebook's code cells, executed in this process)",
+    "the published documents (documents.build_publication: trust profiles with their SPC charts, methodology "
+    "page, spreadsheet, and whatever else that stage writes), except the notebook → HTML export by nbconvert",
+)
+#: what the cold run does beyond the floor (its overhead)
+OVERHEAD = ("kernel starts and their imports", "papermill, the executed notebooks and their outputs (figures as "
+            "shown in the notebooks, tables' HTML)", "passing the inputs to the notebooks", "the nbconvert export of "
+            "index.html", "cache keys, manifest, checksums, comparison with the published quarter, atomic publish")
 
+
+# ------------------------------------------------------------------------------------------------------ measuring
 def tree_rss(pid: int) -> int:
     import psutil
 
@@ -57,9 +73,15 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Wall seconds and peak tree RSS (bytes) of a command."""
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_measured(cmd: list[str]) -> dict:
+    """Wall seconds, CPU seconds of the process tree and peak tree RSS (bytes) of a command, and its result."""
     peak = 0
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = threading.Event()
@@ -76,230 +98,248 @@ def run_measured(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProces
     wall = time.perf_counter() - t0
     done.set()
     th.join()
-    return wall, peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    return {"wall": wall, "cpu": _children_cpu() - cpu0, "peak": peak, "returncode": proc.returncode,
+            "stdout": out, "stderr": err}
 
 
-def floor(jobs: int, n_notebooks: int, repeat: int = 6) -> dict:
-    """A bare notebook with the metric notebook's parameters cell, on the pipeline's warm-kernel worker."""
+def _fail(what: str, r: dict) -> None:
+    print(f"{what} failed (exit {r['returncode']}):\n{r['stdout']}\n{r['stderr']}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _median_of(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+# --------------------------------------------------------------------------------------------------- cold quarter
+def cold_quarter(quarter: str, jobs: int, out: Path) -> dict:
+    """One cold run into the empty folder ``out`` with the cache off; its manifest's stage timings added."""
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = [sys.executable, str(ROOT / "run_quarter.py"), quarter, "--out", str(out), "--jobs", str(jobs),
+           "--no-progress", "--no-cache"]
+    r = run_measured(cmd)
+    if r["returncode"] != 0:
+        _fail("cold run", r)
+    r["timings"] = json.loads((out / quarter / "manifest.json").read_text())["timings_seconds"]
+    return r
+
+
+# ----------------------------------------------------------------------------------------------- in-process floor
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float], minus: tuple[float, float] = (0.0, 0.0)) -> list[float]:
+    """[wall, CPU] seconds since ``start`` (a :func:`_clock`), less ``minus``."""
+    now = _clock()
+    return [now[0] - start[0] - minus[0], now[1] - start[1] - minus[1]]
+
+
+def _without_loading(source: str) -> ast.Module:
+    """A notebook cell without its statement loading the run's inputs (``inputs, methodology, catalogue = …``):
+    the floor has them in memory already, as one process would."""
+    tree = ast.parse(source)
+    tree.body = [node for node in tree.body
+                 if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple)
+                         and "inputs" in [getattr(e, "id", None) for e in node.targets[0].elts])]
+    return tree
+
+
+def floor_measure(quarter: str, out_json: Path) -> None:
+    """The floor itself (run in a fresh process by :func:`floor`): write the timings of its parts to ``out_json``."""
+    t_start = _clock()
+    parts: dict = {}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import IPython.display
     import nbformat
 
-    from leaguetables.run.kernels import NOTEBOOK_DIR, NotebookWorker
-
-    src = nbformat.read(NOTEBOOK_DIR / "metric.ipynb", as_version=4)
-    params = next(c for c in src.cells if "parameters" in c.metadata.get("tags", []))
-    nb = nbformat.v4.new_notebook(metadata=src.metadata)
-    nb.cells = [params]
-    tmp = Path(tempfile.mkdtemp(prefix="bench-floor-"))
-    try:
-        path = tmp / "bare.ipynb"
-        nbformat.write(nb, path)
-        w = NotebookWorker(tmp)
-        times = []
-        try:
-            for i in range(repeat):
-                p = {"quarter": "2025-26-Q4", "work_dir": str(tmp), "out_dir": str(tmp), "metric_id": "cdiff"}
-                times.append(w.submit(w.execute, str(path), tmp / f"out{i}.ipynb", p).result())
-        finally:
-            w.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    first, rest = times[0], sorted(times[1:])[len(times[1:]) // 2]
-    per_job = n_notebooks / jobs
-    return {"first": first, "following": rest, "floor": first + max(per_job - 1, 0) * rest,
-            "naive": first * per_job}
-
-
-_POOL: dict = {}
-
-
-def _pool_init(context: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from leaguetables.publication import figures
-    from leaguetables.statistics import metrics
-
-    with open(context, "rb") as f:
-        ctx = pickle.load(f)
-    _POOL.update(ctx, metrics=metrics, figures=figures)
-
-
-def _pool_metric(args: tuple[str, str]) -> float:
-    mid, quarter = args
-    t0 = time.perf_counter()
-    metrics, figures = _POOL["metrics"], _POOL["figures"]
-    result = metrics.compute_metric(_POOL["inputs"], _POOL["catalogue"].metric(mid), quarter, _POOL["methodology"])
-    figures.distribution(result)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-pool-"))
-    try:
-        figures.save_funnels(result, tmp)
-        metrics.write_result(result, tmp, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return time.perf_counter() - t0
-
-
-def pure_parallel(quarter: str, context: Path, metric_ids: list[str], jobs: int) -> float:
-    """Wall time of the metric computations spread over ``jobs`` processes (no notebooks): process start, imports
-    and loading the run's context included, as a kernel pays them."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    t0 = time.perf_counter()
-    ctx = multiprocessing.get_context("spawn")  # fresh interpreters that import everything, as kernels do
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_pool_init, initargs=(str(context),)) as ex:
-        list(ex.map(_pool_metric, [(m, quarter) for m in metric_ids]))
-    return time.perf_counter() - t0
-
-
-def pure(quarter: str, data: Path, jobs: int) -> dict:
-    """The notebooks' work in this process: validation, metrics, league, report sections."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    t_import = time.perf_counter()
-    from leaguetables.publication import figures
-    from leaguetables.nof import league
-    from leaguetables.statistics import metrics
     from leaguetables.config import load_catalogue, load_methodology
     from leaguetables.inputs.contract import load_inputs
+    from leaguetables.nof import league
+    from leaguetables.publication import documents, figures
+    from leaguetables.run.pipeline import DEFAULT_DEMO_DATA
+    from leaguetables.statistics import metrics
 
-    out = {"imports": time.perf_counter() - t_import}
-    t0 = time.perf_counter()
-    catalogue, methodology = load_catalogue("demo"), load_methodology("nof-2025-26")
-    inputs = load_inputs(data, catalogue, quarter)
-    out["validate"] = time.perf_counter() - t0
-    tmp = Path(tempfile.mkdtemp(prefix="bench-pure-"))
+    parts["imports"] = _since(t_start)
+    t0 = _clock()
+    methodology, catalogue = load_methodology("nof-2025-26"), load_catalogue("demo")
+    inputs = load_inputs(DEFAULT_DEMO_DATA, catalogue, quarter)
+    parts["validate"] = _since(t0)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-floor-"))
     try:
         work, stage = tmp / "_work", tmp / "stage"
         work.mkdir()
         present = set(inputs.observations.loc[inputs.observations["quarter"] == quarter, "metric_id"])
-        per_metric = {}
-        for m in catalogue.metrics:
-            if m.id not in present:
-                continue
-            t0 = time.perf_counter()
-            result = metrics.compute_metric(inputs, m, quarter, methodology)
+        metric_ids = [m.id for m in catalogue.metrics if m.id in present]
+        t0 = _clock()
+        t_fig = (0.0, 0.0)
+        for mid in metric_ids:
+            result = metrics.compute_metric(inputs, catalogue.metric(mid), quarter, methodology)
+            t1 = _clock()
             figures.distribution(result)
-            figures.save_funnels(result, work)
-            result.model_summary(), result.coefficients(), result.funnel_summary()
+            figures.save_funnels(result, work, methodology.funnel.band_level)
+            t_fig = tuple(a + b for a, b in zip(t_fig, _since(t1)))
             metrics.write_result(result, stage, work)
-            per_metric[m.id] = time.perf_counter() - t0
-        out["metrics"] = per_metric
-        with open(work / "context.pkl", "wb") as f:
-            pickle.dump({"inputs": inputs, "methodology": methodology, "catalogue": catalogue}, f)
-        order = sorted(per_metric, key=lambda m: catalogue.metric(m).adjustment is None)  # as the pipeline does
-        out["metrics_parallel"] = pure_parallel(quarter, work / "context.pkl", order, jobs)
-        t0 = time.perf_counter()
+        parts["metrics"] = _since(t0, t_fig)
+        parts["figures"] = list(t_fig)
+        t0 = _clock()
         lg = league.build_league(work, inputs, methodology, catalogue, quarter)
         league.write_league(lg, inputs, catalogue, quarter, stage, work)
-        out["league"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        try:  # the report notebook's own code cells, executed here with display() doing nothing
-            import IPython.display
-            import nbformat
+        parts["league"] = _since(t0)
+        (work / "run.json").write_text(json.dumps({
+            "quarter": quarter, "source": "demo", "methodology": methodology.id,
+            "methodology_version": methodology.version, "catalogue": catalogue.id,
+            "catalogue_version": catalogue.version, "metric_ids": metric_ids, "jobs": 1, "partial": False,
+            "omitted_metrics": []}, indent=1, sort_keys=True), encoding="utf-8")
+        t0 = _clock()
+        shown: list = []
+        IPython.display.display = lambda *a, **k: shown.extend(a)  # the sections' HTML is built, not shown
+        nb = nbformat.read(ROOT / "notebooks" / "report.ipynb", as_version=4)
+        ns = {"quarter": quarter, "work_dir": str(work), "out_dir": str(stage), "inputs": inputs,
+              "methodology": methodology, "catalogue": catalogue}
+        for cell in nb.cells:
+            if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
+                exec(compile(_without_loading(cell.source), "report.ipynb", "exec"), ns)
+        parts["report"] = _since(t0)
+        t0 = _clock()
+        from types import SimpleNamespace
 
-            from leaguetables.inputs import store
-
-            (work / "run.json").write_text(json.dumps({"quarter": quarter, "source": "demo",
-                                                       "methodology": methodology.id,
-                                                       "methodology_version": methodology.version,
-                                                       "catalogue": catalogue.id,
-                                                       "catalogue_version": catalogue.version,
-                                                       "metric_ids": sorted(per_metric), "jobs": 1,
-                                                       "input_checksums": {}}))
-            IPython.display.display = lambda *a, **k: None
-            nb = nbformat.read(ROOT / "notebooks" / "report.ipynb", as_version=4)
-            files = store.write_inputs(inputs, tmp / "store", quarter, [])
-            ns = {"quarter": quarter, "methodology": methodology.id, "catalogue": catalogue.id, **files.common(),
-                  "work_dir": str(work), "out_dir": str(stage)}
-            for cell in nb.cells:
-                if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
-                    exec(compile(cell.source, "report.ipynb", "exec"), ns)
-            out["report"] = time.perf_counter() - t0
-        except Exception as exc:  # noqa: BLE001 - the report is being changed by another stream of work
-            out["report"] = float("nan")
-            out["report_error"] = f"{type(exc).__name__}: {exc}"
+        prep = SimpleNamespace(options=SimpleNamespace(quarter=quarter, source="demo", jobs=1), inputs=inputs,
+                               methodology=methodology, catalogue=catalogue, metric_ids=metric_ids, partial=False,
+                               omitted=[])
+        documents.export_html = lambda *a, **k: None  # the nbconvert export is notebook work: not in the floor
+        documents.build_publication(prep, stage, work)
+        parts["documents"] = _since(t0)
+        parts["pages"] = sum(1 for _ in stage.rglob("*.html"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    parts["total"] = [time.perf_counter() - t_start[0], time.process_time()]  # CPU since the process started
+    out_json.write_text(json.dumps(parts), encoding="utf-8")
+
+
+def floor(quarter: str) -> dict:
+    """The in-process floor in a fresh Python process: its wall, CPU and peak memory, and its parts' timings."""
+    with tempfile.TemporaryDirectory(prefix="bench-floor-json-") as d:
+        path = Path(d) / "floor.json"
+        r = run_measured([sys.executable, str(Path(__file__).resolve()), "--quarter", quarter,
+                          "--floor-worker", str(path)])
+        if r["returncode"] != 0:
+            _fail("in-process floor", r)
+        r["parts"] = json.loads(path.read_text(encoding="utf-8"))
+    return r
+
+
+# -------------------------------------------------------------------------------------------------------- reruns
+def reruns(quarter: str, jobs: int, out: Path) -> dict:
+    """Rerun timings (wall seconds): a run with the cache into the fresh folder ``out``, then the no-op rerun.
+
+    Rerun figures (e.g. a rerun after one metric's data changed) are added here; each returns
+    ``{name: {"wall": s, "cpu": s, "target": s or None, "note": str}}`` and is printed with the other figures."""
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = [sys.executable, str(ROOT / "run_quarter.py"), quarter, "--out", str(out), "--jobs", str(jobs),
+           "--no-progress"]
+    first = run_measured(cmd)
+    if first["returncode"] != 0:
+        _fail("run with the cache", first)
+    noop = run_measured(cmd)
+    if noop["returncode"] != 0 or not noop["stdout"].startswith("unchanged"):
+        print(noop["stdout"], noop["stderr"], file=sys.stderr)
+    return {
+        "cold run with the cache (stores every stage)": {"wall": first["wall"], "cpu": first["cpu"],
+                                                          "target": None, "note": ""},
+        "no-op rerun": {"wall": noop["wall"], "cpu": noop["cpu"], "target": 1.5,
+                        "note": noop["stdout"].strip().splitlines()[0] if noop["stdout"].strip() else ""},
+    }
+
+
+# --------------------------------------------------------------------------------------------------------- report
+def _fmt_runs(runs: list[dict], key: str) -> str:
+    return ", ".join(f"{r[key]:.1f}" for r in runs)
+
+
+def report(cold: list[dict], floors: list[dict], rr: dict, jobs: int, load_before: tuple) -> None:
+    c_wall, c_cpu = _median_of(cold, "wall"), _median_of(cold, "cpu")
+    f_wall, f_cpu = _median_of(floors, "wall"), _median_of(floors, "cpu")
+    peak = max(r["peak"] for r in cold)
+    ratio = c_wall / f_wall
+    rows = [
+        ("cold quarter, wall (median)", f"{c_wall:.1f} s", "≤ 14 s", c_wall <= 14),
+        ("in-process floor, wall (median)", f"{f_wall:.1f} s", "", None),
+        ("cold quarter / floor, wall", f"{ratio:.2f} ×", "≤ 1.3 ×", ratio <= 1.3),
+        ("cold quarter, CPU of the process tree", f"{c_cpu:.1f} s", "", None),
+        ("in-process floor, CPU", f"{f_cpu:.1f} s", "", None),
+        ("cold quarter / floor, CPU", f"{c_cpu / f_cpu:.2f} ×", "", None),
+        ("peak memory, cold run's process tree", f"{peak / 2**30:.2f} GB", "≤ 2 GB", peak <= 2 * 2**30),
+    ]
+    for name, r in rr.items():
+        rows.append((f"{name}, wall", f"{r['wall']:.1f} s", f"≤ {r['target']:g} s" if r["target"] else "",
+                     None if r["target"] is None else r["wall"] <= r["target"]))
+    print()
+    print(f"{'figure':44s} {'measured':>12s}  {'target':>9s}  ok")
+    for name, val, target, ok in rows:
+        print(f"{name:44s} {val:>12s}  {target:>9s}  {'' if ok is None else ('yes' if ok else 'NO')}")
+    print()
+    print(f"cold quarter ({len(cold)} runs, {jobs} jobs, --no-cache, fresh folder each): wall {_fmt_runs(cold, 'wall')} s; "
+          f"CPU {_fmt_runs(cold, 'cpu')} s")
+    print(f"in-process floor ({len(floors)} runs, one process): wall {_fmt_runs(floors, 'wall')} s; "
+          f"CPU {_fmt_runs(floors, 'cpu')} s")
+    med = sorted(cold, key=lambda r: r["wall"])[len(cold) // 2]
+    t = med["timings"]
+    pub = t.get("publication")
+    pub_s = ", ".join(f"{k} {v:.1f}" for k, v in pub.items()) if isinstance(pub, dict) else str(pub)
+    print(f"  median cold run's stages (manifest, s): validate {t.get('validate', 0):.1f}; metric notebooks "
+          f"{t.get('metrics_wall', 0):.1f} wall ({len(t.get('metrics', {}))} notebooks, "
+          f"{sum(t.get('metrics', {}).values()):.1f} s summed over {jobs} kernels); league {t.get('league', 0):.1f}; "
+          f"report {t.get('report', 0):.1f}; documents {t.get('export', 0):.1f} ({pub_s}); "
+          f"total {t.get('total', 0):.1f}")
+    fp = sorted(floors, key=lambda r: r["wall"])[len(floors) // 2]["parts"]
+    names = {"imports": "imports", "validate": "validate", "metrics": "metrics", "figures": "their figures",
+             "league": "league", "report": "report sections", "documents": "documents"}
+    print("  median floor's parts (wall / CPU s): " + "; ".join(
+        f"{label} {fp[k][0]:.1f} / {fp[k][1]:.1f}" for k, label in names.items())
+        + f" ({fp['pages']} HTML pages); CPU of the process {fp['total'][1]:.1f}")
+    print("  the floor includes: " + "; ".join(FLOOR_INCLUDES) + ".")
+    print("  the cold run adds: " + "; ".join(OVERHEAD) + ".")
+    for name, r in rr.items():
+        print(f"{name}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s{'; ' + r['note'] if r['note'] else ''}")
+    print(f"machine: {os.cpu_count()} CPUs; load average {', '.join(f'{x:.1f}' for x in load_before)} before, "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} after (1, 5, 15 min)")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quarter", default="2025-26-Q4")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3, help="cold runs and floors measured (medians reported)")
     ap.add_argument("--keep", type=Path, help="reports folder to use and keep (default: a temporary one)")
+    ap.add_argument("--floor-worker", type=Path, help=argparse.SUPPRESS)  # internal: the floor's own process
     args = ap.parse_args()
+    if args.floor_worker is not None:
+        floor_measure(args.quarter, args.floor_worker)
+        return 0
     from leaguetables.run.pipeline import DEFAULT_DEMO_DATA
 
     if not (DEFAULT_DEMO_DATA / "observations.csv").exists():
         subprocess.run([sys.executable, "-m", "leaguetables.inputs.demo"], cwd=ROOT, check=True)
-    out = args.keep or Path(tempfile.mkdtemp(prefix="bench-quarter-"))
-    if out.exists():
-        shutil.rmtree(out)
-    cmd = [sys.executable, str(ROOT / "run_quarter.py"), args.quarter, "--out", str(out), "--jobs", str(args.jobs),
-           "--no-progress"]
+    base = args.keep or Path(tempfile.mkdtemp(prefix="bench-quarter-"))
+    load_before = os.getloadavg()
+    cold, floors = [], []
     try:
-        print(f"cold run: {' '.join(cmd)}", flush=True)
-        cold_wall, cold_peak, proc = run_measured(cmd)
-        if proc.returncode != 0:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return 1
-        manifest = json.loads((out / args.quarter / "manifest.json").read_text())
-        t = manifest["timings_seconds"]
-        n_metrics = len(t["metrics"])
-        print("no-op rerun", flush=True)
-        noop_wall, noop_peak, proc2 = run_measured(cmd)
-        if proc2.returncode != 0 or not proc2.stdout.startswith("unchanged"):
-            print(proc2.stdout, proc2.stderr, file=sys.stderr)
-        print("floor (bare notebooks)", flush=True)
-        fl = floor(args.jobs, n_metrics + 2)
-        print("pure computation (in-process)", flush=True)
-        pu = pure(args.quarter, DEFAULT_DEMO_DATA, args.jobs)
+        for i in range(args.repeat):
+            print(f"cold quarter {i + 1}/{args.repeat}", flush=True)
+            cold.append(cold_quarter(args.quarter, args.jobs, base / f"cold{i}"))
+            print(f"in-process floor {i + 1}/{args.repeat}", flush=True)
+            floors.append(floor(args.quarter))
+        print("reruns", flush=True)
+        rr = reruns(args.quarter, args.jobs, base / "rerun")
     finally:
         if args.keep is None:
-            shutil.rmtree(out, ignore_errors=True)
-
-    metrics_serial = sum(pu["metrics"].values())
-    publication = t.get("export", 0.0)
-    report_s = pu["report"] if pu["report"] == pu["report"] else 0.0
-    rest = pu["imports"] + pu["validate"] + pu["league"] + report_s + publication
-    pure_serial = rest + metrics_serial
-    pure_par = rest + pu["metrics_parallel"]
-    ideal = fl["floor"] + pure_par
-    rows = [
-        ("cold full quarter, wall", f"{cold_wall:.1f} s", "≤ 60 s", cold_wall <= 60),
-        ("  … vs floor + pure computation", f"{cold_wall / ideal:.2f} ×  ({ideal:.1f} s)", "≤ 1.5 ×",
-         cold_wall <= 1.5 * ideal),
-        ("no-op rerun, wall", f"{noop_wall:.1f} s", "≤ 5 s", noop_wall <= 5),
-        ("peak memory, process tree", f"{cold_peak / 2**30:.2f} GB", "≤ 2 GB", cold_peak <= 2 * 2**30),
-    ]
-    print()
-    print(f"{'figure':44s} {'measured':>26s}  {'target':>9s}  ok")
-    for name, val, target, ok in rows:
-        print(f"{name:44s} {val:>26s}  {target:>9s}  {'yes' if ok else 'NO'}")
-    print()
-    print(f"cold run stages (manifest, s): validate {t['validate']:.1f}; metric notebooks {t['metrics_wall']:.1f} "
-          f"({n_metrics} notebooks, {sum(t['metrics'].values()):.1f} s summed over {args.jobs} jobs); "
-          f"league {t['league']:.1f}; report {t['report']:.1f}; published documents {publication:.1f} "
-          f"({', '.join(f'{k} {v:.1f}' for k, v in t['publication'].items()) if isinstance(t['publication'], dict) else ''}); "
-          f"total {t['total']:.1f}")
-    slow = sorted(t["metrics"].items(), key=lambda kv: -kv[1])[:3]
-    print(f"slowest metric notebooks (s): {', '.join(f'{k} {v:.1f}' for k, v in slow)}")
-    print(f"floor: first bare notebook {fl['first']:.2f} s (kernel start), then {fl['following']:.2f} s each on a "
-          f"warm kernel → {fl['floor']:.1f} s for {n_metrics + 2} notebooks on {args.jobs} jobs "
-          f"(a fresh kernel per notebook would be {fl['naive']:.1f} s)")
-    print(f"pure computation (s): imports {pu['imports']:.1f}; validate {pu['validate']:.1f}; metrics "
-          f"{metrics_serial:.1f} in one process, {pu['metrics_parallel']:.1f} wall over {args.jobs} processes "
-          f"(with their start, imports and context); league {pu['league']:.1f}; report sections {report_s:.1f}; "
-          f"published documents {publication:.1f} (the run's own stage: no notebook) → {pure_serial:.1f} serial, "
-          f"{pure_par:.1f} with the metrics over {args.jobs} processes (the comparison above)")
-    if "report_error" in pu:
-        print(f"  (report sections not measured: {pu['report_error']})")
-    print(f"no-op rerun: {proc2.stdout.strip()}")
-    print(f"peak memory: no-op rerun {noop_peak / 2**30:.2f} GB; machine load average "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+            shutil.rmtree(base, ignore_errors=True)
+    report(cold, floors, rr, args.jobs, load_before)
     return 0
 
 

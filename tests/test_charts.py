@@ -135,3 +135,48 @@ def test_distribution_figure_alt_text_counts_missing():
     assert fig.axes[0].get_xlabel() == "Score" and fig.axes[0].get_ylabel() == "Number of trusts"
     assert alt.startswith("Histogram of Score for 4 trusts: median 2.5")
     assert "range 1 to 4" in alt and "1 trust with missing values is not shown" in alt
+
+
+def test_save_funnels_shows_the_saved_svg_in_a_notebook(demo_inputs, tmp_path):
+    """A metric notebook shows each funnel plot as the SVG saved for the report (not drawn again as a PNG): the
+    object save_funnels returns gives IPython that SVG, with the accessible title and description, and a text
+    repr with no memory address (executed notebooks are byte-identical from run to run)."""
+    from IPython.core.formatters import DisplayFormatter
+
+    from leaguetables.config import load_catalogue, load_methodology
+    from leaguetables.publication import figures
+    from leaguetables.statistics import metrics
+
+    inputs, catalogue = demo_inputs, load_catalogue("demo")
+    methodology = load_methodology("nof-2025-26")
+    result = metrics.compute_metric(inputs, catalogue.metric("cdiff"), "2025-26-Q4", methodology)
+    saved = figures.save_funnels(result, tmp_path, methodology.funnel.band_level)
+    assert saved and set(saved) == set(result.funnels)
+    for ttype, (shown, alt) in saved.items():
+        on_disk = (tmp_path / "figures" / f"cdiff__{ttype}.svg").read_text(encoding="utf-8")
+        data, _ = DisplayFormatter().format(shown)
+        assert data["image/svg+xml"] == on_disk and "image/png" not in data
+        assert f'<desc id="fig-cdiff-{ttype.replace("_", "-")}-desc">' in on_disk and alt
+        assert " at 0x" not in data["text/plain"] and "C. difficile" in data["text/plain"]
+
+
+def test_distribution_is_drawn_once_as_accessible_svg(demo_inputs):
+    """figures.distribution: the metric notebook's histogram, drawn once as SVG with a title and the alt text as
+    its description (no seaborn, no pyplot); the same result gives the same bytes."""
+    import xml.etree.ElementTree as ET
+
+    from leaguetables.config import load_catalogue, load_methodology
+    from leaguetables.publication import figures
+    from leaguetables.statistics import metrics
+
+    catalogue, methodology = load_catalogue("demo"), load_methodology("nof-2025-26")
+    result = metrics.compute_metric(demo_inputs, catalogue.metric("ae_4hr"), "2025-26-Q4", methodology)
+    shown, alt = figures.distribution(result)
+    again, _ = figures.distribution(result)
+    assert shown._repr_svg_() == again._repr_svg_()
+    root = ET.fromstring(shown._repr_svg_())
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.get("role") == "img" and root.get("aria-labelledby") == "dist-ae-4hr-title dist-ae-4hr-desc"
+    assert root.find(f"{ns}desc").text == alt
+    n_ok = int((result.table["status"] == "ok").sum())
+    assert alt.startswith(f"Histogram of % for {n_ok} trusts: median")

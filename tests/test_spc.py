@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leaguetables.publication.spc_chart import spc_svg
 from leaguetables.statistics import spc
 
 
@@ -174,7 +175,6 @@ def test_simulation_false_alarm_rates_of_a_stable_process():
 def test_spc_table_and_figure():
     """tables/spc.csv rows from a metric history: one per trust, the CSV columns, NaN limits where not assessed;
     the small-multiples figure has alt text naming the variation of each charted metric."""
-    from leaguetables.publication.charts import save_figure
     from leaguetables.config import Metric
 
     m = Metric.model_validate({
@@ -200,15 +200,56 @@ def test_spc_table_and_figure():
     a, b = tab.iloc[0], tab.iloc[1]
     assert a["quarters_used"] == 11 and a["latest_rules"] == "beyond_limits" and a["special_cause_points"] == 1
     assert b["quarters_missing"] == 8 and np.isnan(b["upper_limit"]) and b["variation"] == "not_assessed"
-    fig, alt = spc.spc_figure([("Test metric", res["A"]), ("Other", res["B"])], "Trust A")
+    svg, alt = spc_svg([("Test metric", res["A"]), ("Other", res["B"])], "Trust A")
     assert "Test metric: special cause variation — improvement, hit and miss" in alt and "Other" not in alt
-    import io
+    assert f'<desc id="spc-chart-desc">{alt}</desc>' in svg
+    assert spc_svg([("Other", res["B"])], "Trust B") == ("", "")
 
-    one, two = io.BytesIO(), io.BytesIO()
-    save_figure(fig, one, "svg")
-    save_figure(spc.spc_figure([("Test metric", res["A"])], "Trust A")[0], two, "svg")
-    assert one.getvalue() == two.getvalue()  # deterministic bytes
-    assert spc.spc_figure([("Other", res["B"])], "Trust B") == (None, "")
+
+def _svg_tree(svg: str):
+    import xml.etree.ElementTree as ET
+
+    return ET.fromstring(str(svg))  # well-formed XML, or this raises
+
+
+def test_spc_svg_draws_each_assessed_series_from_its_data():
+    """The profile's XmR figure (publication.spc_chart): one panel per assessed series, the special-cause points
+    as triangles (▲ improvement, ▼ concern) and the rest as dots, a missing quarter breaking the line, the
+    highest point at the top of its panel's box less the 6% pad; accessible name and description; escaped text."""
+    from leaguetables.publication import spc_chart
+
+    labels = [f"Q{i}" for i in range(11)]
+    up = spc.analyse([10, 12] * 5 + [20], labels, "higher_better", target=15.0, target_kind="standard")
+    gap = spc.analyse([5, 6, 5, 7, np.nan, 6, 5, 6, 7, 5, 6], labels, "lower_better")
+    short = spc.analyse([1.0, 2.0], labels[:2], "higher_better")
+    assert up.point_state[-1] == "improvement" and gap.assessed and not short.assessed
+    svg, alt = spc_chart.spc_svg([("A & B rate", up), ("Gap <metric>", gap), ("Short", short)], "Trust <A>")
+    root = _svg_tree(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.get("role") == "img" and root.get("aria-labelledby") == "spc-chart-title spc-chart-desc"
+    assert root.find(f"{ns}title").text == "Trust <A>: statistical process control charts"
+    assert root.find(f"{ns}desc").text == alt and alt.startswith("Statistical process control charts (XmR) of Trust <A>")
+    assert "A & B rate: special cause variation — improvement, hit and miss" in alt and "Short" not in alt
+    assert "&amp;" in svg and "&lt;metric&gt;" in svg
+    drawing = root.find(f"{ns}g")
+    assert drawing.get("aria-hidden") == "true"
+    panels = drawing.findall(f"{ns}g")[1:]  # the first group is the legend
+    assert [p.find(f"{ns}text").text for p in panels] == ["A & B rate", "Gap <metric>"]
+    lines = [[pl.get("points") for pl in p.findall(f"{ns}polyline")] for p in panels]
+    assert len(lines[0]) == 1 and len(lines[1]) == 2  # the missing quarter breaks the second series' line
+    assert [len(seg.split()) for seg in lines[1]] == [4, 6]
+    # the latest point of the first series (20, the maximum) is a triangle; the other ten are dots
+    dots = panels[0].findall(f"{ns}g/{ns}circle")
+    assert len(dots) == 10 and panels[0].find(f"{ns}path[@fill='{spc_chart.COLOURS['improvement']}']") is not None
+    ys = [float(xy.split(",")[1]) for xy in lines[0][0].split()]
+    lo, hi = min(up.lower, 10.0), max(up.upper, 20.0)
+    top = float(panels[0].find(f"{ns}text").get("y")) + 4.0
+    expected = top + 0.06 * (hi - lo) / (hi - lo + 0.12 * (hi - lo)) * spc_chart.PANEL_H
+    assert ys[-1] == pytest.approx(expected, abs=0.06) and ys[-1] == min(ys)
+    # long names are cut to MAX_TITLE characters in the panel (the tables carry them in full)
+    one = _svg_tree(spc_chart.spc_svg([("x" * 50, up)], "T")[0])
+    assert one.find(f"{ns}g/{ns}g[2]/{ns}text").text == "x" * (spc_chart.MAX_TITLE - 1) + "…"
+    assert float(one.get("width")) >= spc_chart.LEGEND_W  # one panel: the legend still fits
 
 
 def test_summary_and_key_finding_state_the_chance_rate():

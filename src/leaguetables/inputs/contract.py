@@ -448,7 +448,9 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
             raise InputError(f"category {obs.iloc[i]['category']!r} is not one of {list(m.scoring.brackets or {})}",
                              file=path, row=_line(obs, i), column="category")
     ttype = obs["trust_code"].map(dict(zip(trusts["trust_code"], trusts["trust_type"])))
-    applies = [ttype.iloc[j] in known[obs["metric_id"].iloc[j]].trust_types for j in range(len(obs))]
+    pairs = pd.MultiIndex.from_tuples([(k, t) for k, m in known.items() for t in m.trust_types],
+                                      names=["metric_id", "trust_type"])
+    applies = pd.MultiIndex.from_arrays([obs["metric_id"], ttype]).isin(pairs)
     i = _first_bad(~pd.Series(applies, index=obs.index))
     if i is not None:
         r = obs.iloc[i]

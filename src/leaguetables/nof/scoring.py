@@ -204,8 +204,10 @@ def score_ranked(
     hi = 3.0 if flo is not None else 4.0
 
     score = pd.Series(np.nan, index=pop.index, dtype=float)
-    score[meets] = 1.0
-    score[fails & ~meets] = 4.0
+    # .loc with the masks: plain score[mask] first tries the mask as a label, and pandas formats the whole mask
+    # into the error message it then catches (milliseconds per call; this runs thousands of times a quarter)
+    score.loc[meets] = 1.0
+    score.loc[fails & ~meets] = 4.0
     spread = ~meets & ~fails
     n = int(spread.sum())
     if n:
@@ -232,7 +234,7 @@ def score_ranked(
             rank = key.rank(method="min")
         raw = lo + (hi - lo) * (rank - 1) / (n - 1) if n > 1 else pd.Series(lo, index=key.index)
         raw_a = raw.to_numpy(dtype=float)
-        score[spread] = raw_a if decimals is None else round_half_up(raw_a, decimals)
+        score.loc[spread] = raw_a if decimals is None else round_half_up(raw_a, decimals)
     out.loc[pop.index.intersection(values.index)] = score.reindex(pop.index.intersection(values.index))
     return out
 
@@ -595,7 +597,7 @@ def assign_segments(
     for t, c in cuts.items():
         mask = (trust_type == t) & average.notna()
         if mask.any() and not np.isnan(c[0]):
-            seg[mask] = _segment_from_cuts(average[mask].to_numpy(), c).astype(int)
+            seg.loc[mask] = _segment_from_cuts(average[mask].to_numpy(), c).astype(int)
     return seg, cuts
 
 

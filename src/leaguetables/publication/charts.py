@@ -21,7 +21,6 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -269,8 +268,7 @@ def distribution_figure(values, title: str = "", x_label: str = "") -> tuple[Fig
         ax = fig.add_subplot()
         if len(finite):
             bins = int(min(30, max(5, np.ceil(np.sqrt(len(finite))))))
-            sns.histplot(x=finite.to_numpy(), bins=bins, ax=ax, color=AF_COLOURS["dark_blue"],
-                         edgecolor="white", alpha=1.0)
+            ax.hist(finite.to_numpy(), bins=bins, color=AF_COLOURS["dark_blue"], edgecolor="white", linewidth=0.8)
             ymax = ax.get_ylim()[1]
             ax.plot(finite.to_numpy(), np.full(len(finite), -0.04 * ymax), linestyle="", marker="|",
                     color=AF_COLOURS["dark_grey"], markersize=8, clip_on=False)

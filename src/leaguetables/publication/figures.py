@@ -15,8 +15,6 @@ import json
 import re
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
 from leaguetables.publication import charts
 from leaguetables.config import TRUST_TYPE_PLURAL
 from leaguetables.inputs.contract import quarter_label
@@ -43,18 +41,38 @@ def to_svg(fig, title: str, alt: str, svg_id: str) -> str:
     return svg
 
 
-def distribution(result):
+class SavedSVG:
+    """A figure already saved as SVG text, shown in a notebook as that SVG: the executed notebook carries the same
+    drawing as the report, and the figure is not drawn a second time (as a PNG) to be shown."""
+
+    def __init__(self, svg: str, title: str):
+        self.svg, self.title = svg, title
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+    def __repr__(self) -> str:  # the notebook's text/plain output: deterministic (no memory address)
+        return f"<figure: {self.title}>"
+
+
+def distribution(result) -> tuple[SavedSVG, str]:
+    """The histogram of a metric's values (scores for a bracket metric) over the trusts, drawn once as accessible
+    SVG (shown in the metric notebook), and its alt text."""
     m = result.metric
     t = result.table
     if m.statistic == "bracket":
         labels = ", ".join(f"{v:g} {k}" for k, v in (m.scoring.brackets or {}).items())
-        return charts.distribution_figure(t.loc[t["status"] == "ok", "score"], title=m.name,
-                                          x_label=f"Score ({labels})")
-    return charts.distribution_figure(t.loc[t["status"] == "ok", "value"], title=m.name, x_label=m.unit)
+        fig, alt = charts.distribution_figure(t.loc[t["status"] == "ok", "score"], title=m.name,
+                                              x_label=f"Score ({labels})")
+    else:
+        fig, alt = charts.distribution_figure(t.loc[t["status"] == "ok", "value"], title=m.name, x_label=m.unit)
+    title = f"{m.name}: distribution over the trusts"
+    return SavedSVG(to_svg(fig, title, alt, f"dist-{m.id}".replace("_", "-")), title), alt
 
 
-def save_funnels(result, work_dir, band_level: float = 0.95) -> dict:
-    """Draw the funnel plot of each trust type, save SVG and alt text for the report, return the figures.
+def save_funnels(result, work_dir, band_level: float = 0.95) -> dict[str, tuple[SavedSVG, str]]:
+    """Draw the funnel plot of each trust type, save SVG and alt text for the report, return each as
+    ``{trust_type: (SavedSVG, alt text)}`` (shown in a notebook as the saved SVG).
 
     Points are marked as outside the limits at ``band_level`` (the methodology's banding level), so the figure
     agrees with the bands in the tables; both the 95% and 99.8% limits are drawn."""
@@ -84,11 +102,11 @@ def save_funnels(result, work_dir, band_level: float = 0.95) -> dict:
                                         y_label=y_label, x_label=x_label, direction=m.direction,
                                         confidence=band_level)
         svg_id = f"fig-{m.id}-{ttype}".replace("_", "-")
-        (fig_dir / f"{m.id}__{ttype}.svg").write_text(to_svg(fig, title, alt, svg_id), encoding="utf-8")
+        svg = to_svg(fig, title, alt, svg_id)
+        (fig_dir / f"{m.id}__{ttype}.svg").write_text(svg, encoding="utf-8")
         (fig_dir / f"{m.id}__{ttype}.json").write_text(json.dumps({"title": title, "alt": alt, "subtitle": subtitle}),
                                                        encoding="utf-8")
-        out[ttype] = (fig, alt)
-        plt.close(fig)
+        out[ttype] = (SavedSVG(svg, title), alt)
     return out
 
 

@@ -243,8 +243,8 @@ class ProfileBuilder:
 
     def _spc(self, code: str, ttype: str) -> dict:
         """Variation and assurance in words per metric, one small-multiples XmR figure, and the limits table."""
-        from leaguetables.publication.figures import to_svg
-        from leaguetables.statistics.spc import ASSURANCE, VARIATION, describe_assurance, describe_variation, spc_figure
+        from leaguetables.publication.spc_chart import spc_svg
+        from leaguetables.statistics.spc import ASSURANCE, VARIATION, describe_assurance, describe_variation
 
         rows, limits, panels = [], [], []
         for m in self.metrics:
@@ -260,10 +260,7 @@ class ProfileBuilder:
                 limits.append([name, str(r.n_points), fmt(r.mean, m.decimals), fmt(r.lower, m.decimals),
                                fmt(r.upper, m.decimals), "[z]" if r.target is None else fmt(r.target, m.decimals),
                                VARIATION[r.variation], ASSURANCE[r.assurance].split(":")[0]])
-        svg, alt = Markup(""), ""
-        fig, alt = spc_figure(panels, self.names[code])
-        if fig is not None:
-            svg = Markup(to_svg(fig, f"{self.names[code]}: statistical process control charts", alt, "spc-chart"))
+        svg, alt = spc_svg(panels, self.names[code])
         n_special = sum(1 for _, r in panels if r.variation != "common_cause")
         return {"spc_rows": rows, "spc_limits": limits, "spc_svg": svg, "spc_alt": alt,
                 "spc_assessed": len(panels), "spc_special": n_special,

@@ -497,10 +497,12 @@ def baseline_values(inputs: QuarterInputs, metric: Metric, quarter: str, confide
 def history(inputs: QuarterInputs, metric: Metric, quarter: str, confidence: float) -> pd.DataFrame:
     """The metric's value for every trust in every quarter up to and including ``quarter`` (for trends)."""
     frames = []
-    for q in inputs.quarters():
-        if quarter_key(q) > quarter_key(quarter):
-            continue
-        df = observed_table(inputs, metric, q)
+    quarters = [q for q in inputs.quarters() if quarter_key(q) <= quarter_key(quarter)]
+    obs = inputs.observations
+    # this metric's rows once, so that each quarter's selection scans them rather than every metric's
+    one = replace(inputs, observations=obs.loc[obs["metric_id"] == metric.id])
+    for q in quarters:
+        df = observed_table(one, metric, q)
         ind = indicator(df, metric, confidence)
         frames.append(pd.concat([df[["quarter", "metric_id", "trust_code", "trust_type", "status"]],
                                  ind[["value", "lower", "upper"]]], axis=1))

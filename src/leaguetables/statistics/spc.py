@@ -56,7 +56,7 @@ the methodology page), and a trust has one series per metric; a special cause is
 
 Public API: :class:`SPCResult`, :func:`xmr`, :func:`rule_flags`, :func:`analyse`, :func:`describe_variation`,
 :func:`describe_assurance`, :func:`spc_table` (the rows of ``tables/spc.csv``, columns :data:`CSV_COLUMNS`),
-:func:`spc_figure` (a small-multiples figure of a trust's charts, with alt text), :data:`RULES`.
+:data:`RULES`. The charts themselves are drawn by :func:`leaguetables.publication.spc_chart.spc_svg`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from leaguetables.inputs.contract import previous_quarter, quarter_key, quarter_label
 
 LIMIT = 2.66  # 3 / d2, d2 = 1.128 for moving ranges of two points
 NEAR = 2.0 / 3.0  # "close to the limit": beyond two-thirds of the distance from the mean to a limit
@@ -259,10 +258,12 @@ def analyse(values, labels: Sequence[str], direction: str, target: float | None 
     res.near_lower, res.near_upper = mean - NEAR * LIMIT * mr_bar, mean + NEAR * LIMIT * mr_bar
     flags = rule_flags(v, mean, res.lower, res.upper, run_length, trend_length)
     good = 1 if direction == "higher_better" else -1
+    marks = {r: flags[r].tolist() for r in RULES}  # plain lists: indexing numpy arrays point by point is slow
+    side = flags["side"].tolist()
     for i in range(v.size):
-        res.point_rules[i] = [r for r in RULES if flags[r][i]]
+        res.point_rules[i] = [r for r in RULES if marks[r][i]]
         if res.point_rules[i]:
-            res.point_state[i] = "improvement" if flags["side"][i] == good else "concern"
+            res.point_state[i] = "improvement" if side[i] == good else "concern"
     last = res.latest
     state = res.point_state[last]
     res.variation = {"improvement": "special_cause_improvement", "concern": "special_cause_concern"}.get(
@@ -341,7 +342,6 @@ def describe_assurance(res: SPCResult, decimals: int = 1, unit: str = "") -> str
         return "Assurance not assessed (no process limits)."
     if res.assurance == "no_target":
         return "No target for this metric, so no assurance."
-    assert res.target is not None  # assessed assurance has a target
     t = _f(res.target, decimals, unit)
     what = "standard" if res.target_kind == "standard" else "floor"
     limits = f"{_f(res.lower, decimals, unit)} to {_f(res.upper, decimals, unit)}"
@@ -424,108 +424,12 @@ def spc_table(results: dict[str, dict[str, SPCResult]], catalogue, trusts: pd.Da
     return out
 
 
-def spc_figure(panels: Sequence[tuple[str, SPCResult]], trust_name: str, columns: int = 4):
-    """A small-multiples figure of a trust's XmR charts (one small panel per assessed metric) and its alt text.
-
-    Each panel: the values (line and dots; special-cause points as larger markers — ▲ improvement, ▼ concern,
-    shape not colour carrying the meaning), the mean (solid) and process limits (dashed), the target (dotted)
-    where there is one; each panel has its own vertical scale (the figures are in the page's tables). All panels
-    are drawn on one set of axes (one Axes per panel costs ten times as long to build, and there is a figure on
-    every profile). Save it with :func:`leaguetables.publication.charts.save_figure`. Returns (Figure, alt text) or
-    (None, "") when no panel is assessed."""
-    import matplotlib as mpl
-    from matplotlib.collections import LineCollection
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
-    from leaguetables.publication.charts import AF_COLOURS, LIMIT_GREY_95, LIMIT_GREY_998, STYLE, TARGET_GREY
-
-    panels = [(name, r) for name, r in panels if r.assessed]
-    if not panels:
-        return None, ""
-    n = len(panels)
-    cols = min(columns, n)
-    rows = (n + cols - 1) // cols
-    w, h, gap_x, gap_y = 1.0, 0.55, 0.12, 0.32  # panel box and gaps, in axes data units
-    alt = []
-    values, means, limits, targets, frames = [], [], [], [], []
-    dots: dict[str, tuple[list, list]] = {"common_cause": ([], []), "improvement": ([], []), "concern": ([], [])}
-    titles = []
-    for k, (name, r) in enumerate(panels):
-        i, j = divmod(k, cols)
-        x0, y0 = j * (w + gap_x), -i * (h + gap_y) - h
-        lo, hi = min(r.lower, np.nanmin(r.values)), max(r.upper, np.nanmax(r.values))
-        if r.target is not None:
-            lo, hi = min(lo, r.target), max(hi, r.target)
-        pad = 0.06 * (hi - lo or 1.0)
-        lo, hi = lo - pad, hi + pad
-        m = r.values.size
-        xs = x0 + np.arange(m) * w / max(m - 1, 1)
-        scale = lambda v: y0 + (np.asarray(v, dtype=float) - lo) / (hi - lo) * h  # noqa: E731, B023 (used in this iteration only)
-        ys = scale(r.values)
-        run_pts: list = []
-        for x, y in zip(xs, ys):
-            if np.isnan(y):
-                if len(run_pts) > 1:
-                    values.append(run_pts)
-                run_pts = []
-            else:
-                run_pts.append((x, y))
-        if len(run_pts) > 1:
-            values.append(run_pts)
-        for state, (dx, dy) in dots.items():
-            sel = np.array([s == state for s in r.point_state])
-            dx.extend(xs[sel])
-            dy.extend(ys[sel])
-        means.append([(xs[0], float(scale(r.mean))), (xs[-1], float(scale(r.mean)))])
-        for v in (r.lower, r.upper):
-            limits.append([(xs[0], float(scale(v))), (xs[-1], float(scale(v)))])
-        if r.target is not None:
-            targets.append([(xs[0], float(scale(r.target))), (xs[-1], float(scale(r.target)))])
-        frames.append([(x0, y0), (x0 + w, y0)])
-        titles.append((x0, y0 + h + 0.04, name if len(name) <= 34 else name[:33] + "…"))
-        alt.append(f"{name}: {VARIATION[r.variation].lower()}"
-                   + (f", {ASSURANCE[r.assurance].split(':')[0].lower()}" if r.assurance not in
-                      ("no_target", "not_assessed") else ""))
-    with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(1.95 * cols, 1.0 * rows + 0.45), dpi=100)
-        ax = fig.add_axes((0.01, 0.01, 0.98, 1 - 0.45 / (1.0 * rows + 0.45) - 0.01))
-        ax.set_axis_off()
-        ax.add_collection(LineCollection(frames, colors="#B1B4B6", linewidths=0.6))
-        ax.add_collection(LineCollection(limits, colors=LIMIT_GREY_95, linewidths=0.8, linestyles="--"))
-        ax.add_collection(LineCollection(means, colors=LIMIT_GREY_998, linewidths=0.8))
-        if targets:
-            ax.add_collection(LineCollection(targets, colors=TARGET_GREY, linewidths=0.9, linestyles=":"))
-        ax.add_collection(LineCollection(values, colors=AF_COLOURS["dark_blue"], linewidths=1.0))
-        ax.plot(*dots["common_cause"], linestyle="", marker="o", markersize=2.2, color=AF_COLOURS["dark_blue"])
-        for state, marker, colour in (("improvement", "^", AF_COLOURS["turquoise"]),
-                                      ("concern", "v", AF_COLOURS["orange"])):
-            if dots[state][0]:
-                ax.plot(*dots[state], linestyle="", marker=marker, markersize=4.5, color=colour,
-                        markeredgecolor="#0B0C0C", markeredgewidth=0.4)
-        for x, y, t in titles:
-            ax.text(x, y, t, fontsize=7, ha="left", va="bottom", color="#0B0C0C")
-        ax.set_xlim(-0.02, cols * (w + gap_x) - gap_x + 0.02)
-        ax.set_ylim(-rows * (h + gap_y) + gap_y - 0.02, 0.25)
-        handles = [Line2D([], [], color=AF_COLOURS["dark_blue"], marker="o", markersize=2.5, label="Value"),
-                   Line2D([], [], color=LIMIT_GREY_998, label="Mean"),
-                   Line2D([], [], color=LIMIT_GREY_95, linestyle="--", label="Process limits"),
-                   Line2D([], [], color=TARGET_GREY, linestyle=":", label="Target"),
-                   Line2D([], [], linestyle="", marker="^", color=AF_COLOURS["turquoise"],
-                          markeredgecolor="#0B0C0C", label="Special cause: improvement"),
-                   Line2D([], [], linestyle="", marker="v", color=AF_COLOURS["orange"],
-                          markeredgecolor="#0B0C0C", label="Special cause: concern")]
-        fig.legend(handles=handles, loc="upper left", ncols=3, fontsize=6.5, frameon=False,
-                   bbox_to_anchor=(0.0, 1.0))
-    text = (f"Statistical process control charts (XmR) of {trust_name}, one per metric, quarters left to right: "
-            + "; ".join(alt) + ". The values and limits are in the tables beside the chart.")
-    return fig, text
-
-
 def run_spc(metric_data: dict, metrics, settings=None) -> tuple[dict[str, dict[str, SPCResult]], list[str]]:
     """SPC of every trust and metric of a run from the metric histories (``metric_data[id]["history"]``, as the
     metric pickles carry them): ``({metric_id: {trust_code: SPCResult}}, quarters in order)``. Bracket metrics
     (a category, not a number) are left out."""
+    from leaguetables.inputs.contract import previous_quarter, quarter_key, quarter_label
+
     quarters: set[str] = set()
     for m in metrics:
         h = metric_data.get(m.id, {}).get("history")
