@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 from leaguetables.publication import pages
 from leaguetables.config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
 from leaguetables.inputs.contract import quarter_label, quarter_period
-from leaguetables.publication.report import (ReportData, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html,
+from leaguetables.publication.report import (ReportData, metric_page_file, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html,
                      site_label, source_notice, thresholds_notice)
 
 # readable names of catalogue and config fields; a field not listed here is shown by its own name
@@ -149,7 +149,7 @@ def _expected_text(r) -> str:
 
 
 def metric_context(m: Metric, data: dict | None) -> dict:
-    ctx = {"id": m.id, "name": m.name, "description": m.description, "fields": settings(m), "models": [],
+    ctx = {"id": m.id, "name": m.name, "page": metric_page_file(m.id), "description": m.description, "fields": settings(m), "models": [],
            "funnels": None, "bands": None, "brackets": None, "intervals": STATISTICS.get(m.statistic, ""),
            "run_methods": "", "in_run": data is not None}
     s = m.scoring
@@ -294,6 +294,7 @@ def context(data: ReportData, page: Path | None = None) -> dict:
                                               data.run.get("omitted_metrics") or ())),
         "provenance": Markup(provenance_html(data.run, git_state(), input_checksums(data.inputs))),
         "validation": validation_link(page),
+        "root": "",
     }
 
 

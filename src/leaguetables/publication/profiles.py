@@ -18,9 +18,9 @@ from markupsafe import Markup, escape
 from leaguetables.publication import pages
 from leaguetables.config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL
 from leaguetables.inputs.contract import quarter_key, quarter_label, quarter_period
-from leaguetables.publication.report import (REVISED, ReportData, _missing, fmt, input_checksums, money, movement_text, profile_file,
-                     site_label, source_notice, thresholds_notice,
-                     provenance_html, slug)
+from leaguetables.publication.report import (REVISED, Cell, ReportData, _missing, active_groupings, area_href, fmt,
+                                             input_checksums, metric_href, money, movement_text, profile_file,
+                                             provenance_html, site_label, slug, source_notice, thresholds_notice)
 
 DEMOGRAPHICS = (("population", "Catchment population", "count"),
                 ("share_65plus", "Aged 65 and over", "share"),
@@ -195,8 +195,7 @@ class ProfileBuilder:
                 continue
             t = self.tables[m.id]
             r = t.get(code)
-            link = Markup(f'<a href="../index.html#metric-{escape(m.id)}">{escape(m.name)}</a>'
-                          f'<span class="unit">{escape(m.unit)}</span>')
+            link = Cell(m.name, metric_href(m.id, "../"), m.unit)
             if r is None:
                 value = "[x]"
             elif r["status"] == "suppressed":
@@ -278,7 +277,7 @@ class ProfileBuilder:
         rows = []
         for r in g:
             m = self.data.catalogue.metric(r.metric_id)
-            name = Markup(f"{escape(m.name)}<span class=\"unit\">{escape(m.unit)}</span>")
+            name = Cell(m.name, metric_href(m.id, "../"), m.unit)
             priced = f"£{r.unit_cost:,.0f} per {r.resource_unit}"
             if r.status != "ok":
                 flag = "[c]" if r.status == "suppressed" else "[x]"
@@ -358,6 +357,9 @@ class ProfileBuilder:
             "source_notice": Markup(source_notice(self.data.run.get("source", "files"), None,
                                                   self.data.run.get("omitted_metrics") or ())),
             "revised": revised,
+            "root": "../",
+            "areas": [(g.label, str(info[g.column]), area_href(g, str(info[g.column]), "../"))
+                      for g in active_groupings(self.data.inputs.trusts) if not _missing(info.get(g.column))],
             "cards": cards, "summary": summary, "probability_rows": probs,
             "replicates": f"{meth.bootstrap.replicates:,}",
             "league_anchor": f"league-{slug(ttype)}",

@@ -76,6 +76,8 @@ def money(value) -> str:
 def profile_file(trust_code: str) -> str:
     """File name of a trust's profile: the code itself when it is a safe file name, else a slug of it."""
     code = str(trust_code)
+    if code.lower() == "index":  # trusts/index.html is the A–Z index of trusts
+        return "trust-index.html"
     return f"{code}.html" if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", code) else f"{slug(code) or 'trust'}.html"
 
 
