@@ -269,6 +269,8 @@ def test_front_page_is_light_and_links_every_metric_page(folder):
     """index.html: no funnel plot (they moved to metrics/<id>.html), under 500 kB, key findings before the league
     tables, a link to each metric's page; each metric page has its funnel plots (inline SVG with a text alternative),
     the data table of every plot, links to the profiles and headings in order."""
+    from markupsafe import escape
+
     from leaguetables.config import load_catalogue
 
     report = folder / "index.html"
@@ -282,7 +284,7 @@ def test_front_page_is_light_and_links_every_metric_page(folder):
         assert f'href="metrics/{mid}.html"' in text
         page = (folder / "metrics" / f"{mid}.html").read_text(encoding="utf-8")
         assert not _headings_in_order(page), (mid, _headings_in_order(page))
-        assert page.count("<h1") == 1 and re.search(r"<title>[^<]*" + re.escape(m.name), page)
+        assert page.count("<h1") == 1 and re.search(r"<title>[^<]*" + re.escape(str(escape(m.name))), page)
         if m.funnel:
             assert page.count("<svg") >= 1 and "<title" in page.split("<svg", 1)[1], mid
             assert page.count("Data table for this funnel plot") == page.count('<figure id="fig-')
