@@ -170,11 +170,12 @@ def test_provenance_has_versions_and_parameters_but_no_time():
 
 
 def test_sparkline_has_a_text_alternative_and_breaks_at_gaps():
-    svg = sparkline([1.0, 2.0, np.nan, 4.0, 3.0], ["Q1", "Q2", "Q3", "Q4", "Q5"], "Metric <m>", 1, "%")
+    spark = pages.environment().get_template("macros.html.j2").module.spark
+    svg = spark(sparkline([1.0, 2.0, np.nan, 4.0, 3.0], ["Q1", "Q2", "Q3", "Q4", "Q5"], "Metric <m>", 1, "%"))
     assert 'role="img"' in svg and "aria-label=\"Trend of Metric &lt;m&gt;: 1.0 in Q1, 3.0 in Q5 (%)" in svg
     assert svg.count("<polyline") == 2 and "<circle" in svg
     assert sparkline([np.nan, 1.0], ["Q1", "Q2"], "m", 1, "%") == "[x]"
-    assert sparkline([2.0, 2.0], ["Q1", "Q2"], "m", 1, "%").count("<polyline") == 1  # flat: drawn mid-height
+    assert spark(sparkline([2.0, 2.0], ["Q1", "Q2"], "m", 1, "%")).count("<polyline") == 1  # flat: mid-height
 
 
 @pytest.mark.parametrize("code", ["A1", "A-2_b"])

@@ -133,7 +133,7 @@ def trust_index_context(data: ReportData) -> dict:
     groupings = active_groupings(data.inputs.trusts)
     extra = [c for c in ("town",) if c in reg.columns]
     filters = row_filters(data.inputs.trusts, data.league.table)
-    seen, rows = set(), []
+    rows = []
     for r in reg.to_dict("records"):
         code, name = str(r["trust_code"]), str(r["trust_name"])
         letter = name[:1].upper() if name[:1].isalpha() else "#"
