@@ -345,11 +345,16 @@ def test_league_table_rows_carry_the_filter_attributes(folder, demo_inputs):
     text = (folder / "index.html").read_text(encoding="utf-8")
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv").set_index("trust_code")
     reg = demo_inputs.trusts.set_index("trust_code")
+    from leaguetables.config import TRUST_TYPE_LABELS
+
+    league = text.split('id="league-tables"', 1)[1].split('id="sensitivity"')[0]
     rows = re.findall(r'<tr data-code="([^"]+)" data-type="([^"]+)" data-region="([^"]*)" data-subtype="([^"]*)" '
-                      r'data-segment="([^"]*)">', text.split('id="league-tables"', 1)[1].split('id="sensitivity"')[0])
+                      r'data-segment="([^"]*)">', league)
     assert len(rows) == len(lt)
     for code, ttype, region, subtype, segment in rows:
-        assert ttype == reg.loc[code, "trust_type"] and region == reg.loc[code, "region"].replace("&", "&amp;")
+        assert ttype == TRUST_TYPE_LABELS[reg.loc[code, "trust_type"]]
+        assert region == reg.loc[code, "region"].replace("&", "&amp;")
         sub = reg.loc[code, "trust_subtype"]
-        assert subtype == ("" if pd.isna(sub) else str(sub)) and segment == str(int(lt.loc[code, "segment"]))
+        assert subtype == ("" if pd.isna(sub) else str(sub)) and segment == f"Segment {int(lt.loc[code, 'segment'])}"
+    assert league.count('data-filters="region segment subtype" data-noun="trust|trusts"') == lt["trust_type"].nunique()
     assert text.count("<table") == text.count('class="lt-table')

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -94,13 +94,15 @@ class Grouping(NamedTuple):
     folder: str
     label: str
     plural: str
+    key: str  # the rows' data- attribute (data-region, data-icb) the table script filters on
 
 
 # Area pages are built for every grouping whose column the trust register has; a new grouping is one line here.
 GROUPINGS = (
-    Grouping("region", "regions", "NHS England region", "NHS England regions"),
-    Grouping("icb", "icbs", "Integrated care board", "integrated care boards"),
+    Grouping("region", "regions", "NHS England region", "NHS England regions", "region"),
+    Grouping("icb_name", "icbs", "Integrated care board", "integrated care boards", "icb"),
 )
+FILTERS = "region segment subtype"  # the league tables' filters (data-filters); a type's table has one type
 
 
 def active_groupings(trusts: pd.DataFrame) -> list[Grouping]:
@@ -648,6 +650,7 @@ class Column(NamedTuple):
     name: bool = False
     hint: str = ""
     cls: str = ""
+    kind: str = ""  # "number" or "text": how the table script sorts it (default: number when numeric)
 
 
 class Cell(NamedTuple):
@@ -678,6 +681,7 @@ class Table:
     rows: list
     row_header: int | None = None
     cls: str | None = None
+    attrs: dict = field(default_factory=dict)  # attributes of <table>: data-filters, data-noun, data-label
 
 
 def frame_table(df: pd.DataFrame, caption: str, table_id: str, numeric: Iterable[str] = (),
@@ -703,18 +707,19 @@ def trust_link(code: str, name: str, root: str = "", mark: str = "", note: str |
 
 
 def row_filters(trusts: pd.DataFrame, table: pd.DataFrame | None = None) -> dict[str, dict]:
-    """The ``data-`` attributes of a trust's row (trust code → {code, type, region, subtype[, icb], segment}): what
-    the table script filters on."""
+    """The ``data-`` attributes of a trust's row (trust code → {code, type, region, subtype[, icb], segment}), in
+    words ("Acute trust", "Segment 2"): what the table script filters on and shows as the filters' options."""
     info = {}
     seg = {} if table is None else dict(zip(table["trust_code"], table["segment"]))
     for r in trusts.itertuples(index=False):
-        d = {"code": str(r.trust_code), "type": str(r.trust_type), "region": str(r.region),
+        d = {"code": str(r.trust_code), "type": TRUST_TYPE_LABELS.get(r.trust_type, str(r.trust_type)),
+             "region": str(r.region),
              "subtype": "" if _missing(getattr(r, "trust_subtype", None)) else str(r.trust_subtype)}
         for g in GROUPINGS:
-            if g.column not in d and g.column in trusts.columns and not _missing(getattr(r, g.column)):
-                d[g.column] = str(getattr(r, g.column))
+            if g.key not in d and g.column in trusts.columns and not _missing(getattr(r, g.column)):
+                d[g.key] = str(getattr(r, g.column))
         s = seg.get(r.trust_code)
-        d["segment"] = "" if _missing(s) else str(int(s))
+        d["segment"] = "Not segmented" if _missing(s) else f"Segment {int(s)}"
         info[str(r.trust_code)] = d
     return info
 
@@ -880,7 +885,11 @@ def league_table_context(table: pd.DataFrame, trust_type: str, profile_links: bo
                       nowrap=["Rank", "Rank interval", NHSE_RANK_RANGE, *probs],
                       hints={p: f": probability of segment {p[2]}" for p in probs}, name_column="Trust",
                       classes={move_col: "movement"} if move_col else None,
-                      row_data=[filters.get(c, {"code": c, "type": trust_type}) for c in codes])
+                      row_data=[filters.get(c, {"code": c}) for c in codes])
+    tab.columns = [c._replace(kind="number") if c.label == move_col else c for c in tab.columns]
+    tab.attrs = {"data-filters": FILTERS + "".join(f" {g.key}" for g in GROUPINGS[1:]
+                                                   if any(g.key in filters.get(c, {}) for c in codes)),
+                 "data-noun": "trust|trusts", "data-label": plural}
     return {"anchor": anchor, "plural": plural, "table": tab}
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from leaguetables.config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL, TRUST_TYPES
 from leaguetables.inputs.contract import quarter_label
 from leaguetables.publication import pages
-from leaguetables.publication.report import (METRICS_DIR, TRUST_INDEX, Cell, Grouping, ReportData,
+from leaguetables.publication.report import (METRICS_DIR, TRUST_INDEX, Cell, Column, Grouping, ReportData,
                                              _missing, active_groupings, area_file, frame_table, input_checksums,
                                              metric_page_file, movement_sort, profile_file, movement_text,
                                              provenance_html, row_filters, site_label, source_notice,
@@ -84,9 +84,10 @@ def _area_rows(data: ReportData, codes: list[str], moved: dict, filters: dict) -
     return rows
 
 
-AREA_COLUMNS = [("Trust", False, False, True), ("Subtype", False), ("Segment", True), ("Rank", True, True),
-                ("Rank interval", True, True), ("Movement since the previous quarter", False, False, False, "",
-                                                 "movement"), ("Metrics that moved (latest quarter)", False)]
+AREA_COLUMNS = [Column("Trust", name=True), Column("Subtype"), Column("Segment", True), Column("Rank", True, True),
+                Column("Rank interval", True, True),
+                Column("Movement since the previous quarter", cls="movement", kind="number"),
+                Column("Metrics that moved (latest quarter)")]
 
 
 def area_context(data: ReportData, grouping: Grouping, area: str, moved: dict, filters: dict) -> dict:
@@ -102,6 +103,8 @@ def area_context(data: ReportData, grouping: Grouping, area: str, moved: dict, f
         body = [{"cells": r["cells"], "data": r["data"]} for r in rows if r["type"] == t]
         if body:
             tables.append({"plural": TRUST_TYPE_PLURAL[t], "id": f"area-{t.replace('_', '-')}", "rows": body,
+                           "attrs": {"data-filters": "segment subtype", "data-noun": "trust|trusts",
+                                     "data-label": f"{TRUST_TYPE_PLURAL[t]} in {area}"},
                            "caption": f"{TRUST_TYPE_PLURAL[t]} in {area}, {ql}: segment, rank within all "
                                       f"{TRUST_TYPE_PLURAL[t].lower()} in England, rank interval, movement and the "
                                       "metrics that moved"})
@@ -154,6 +157,8 @@ def trust_index_context(data: ReportData) -> dict:
     tab = frame_table(df, f"All {len(df)} trusts from A to Z, each linking to its profile", "trust-index",
                       name_column="Trust", row_data=[d for _, _, d in rows])
     tab.rows = [r._replace(id=i) for r, i in zip(tab.rows, row_ids)]
+    tab.attrs = {"data-filters": " ".join(["type", *(g.key for g in groupings), "segment"]),
+                 "data-noun": "trust|trusts", "data-label": "Trusts A to Z"}
     ql = quarter_label(data.quarter)
     ctx = _common(data, f"Trusts A to Z: NHS trust league tables {ql}",
                   [("../index.html", f"League tables {ql}"), (None, "Trusts A to Z")])
