@@ -369,7 +369,7 @@ class ProfileBuilder:
                                                   self.data.run.get("omitted_metrics") or ())),
             "revised": revised,
             "root": "../",
-            "areas": [(g.label, str(info[g.column]), area_href(g, str(info[g.column]), "../"))
+            "areas": [(g.label[:1].upper() + g.label[1:], str(info[g.column]), area_href(g, str(info[g.column]), "../"))
                       for g in active_groupings(self.data.inputs.trusts) if not _missing(info.get(g.column))],
             "cards": cards, "summary": summary, "probability_rows": probs,
             "replicates": f"{meth.bootstrap.replicates:,}",

@@ -100,7 +100,7 @@ class Grouping(NamedTuple):
 # Area pages are built for every grouping whose column the trust register has; a new grouping is one line here.
 GROUPINGS = (
     Grouping("region", "regions", "NHS England region", "NHS England regions", "region"),
-    Grouping("icb_name", "icbs", "Integrated care board", "integrated care boards", "icb"),
+    Grouping("icb_name", "icbs", "integrated care board", "integrated care boards", "icb"),
 )
 FILTERS = "region segment subtype"  # the league tables' filters (data-filters); a type's table has one type
 

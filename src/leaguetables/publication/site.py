@@ -146,7 +146,7 @@ def trust_index_context(data: ReportData) -> dict:
             cells[c.capitalize()] = "" if _missing(r.get(c)) else str(r[c])
         for g in groupings:
             v = r.get(g.column)
-            cells[g.label] = "" if _missing(v) else Cell(str(v), f"../{g.folder}/{area_file(str(v))}")
+            cells[g.label[:1].upper() + g.label[1:]] = "" if _missing(v) else Cell(str(v), f"../{g.folder}/{area_file(str(v))}")
         rows.append((letter, cells, filters.get(code, {"code": code})))
     letters = sorted({x[0] for x in rows}, key=lambda s: (s == "#", s))
     row_ids, first = [], set()
