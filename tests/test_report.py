@@ -198,3 +198,25 @@ def test_segmentation_sentence_follows_the_rule_in_the_league_table():
     assert "within each trust type" in segmentation_sentence(t)
     t["segmentation_rule"] = "fixed_thresholds"
     assert "fixed thresholds" in segmentation_sentence(t)
+
+
+def test_area_groupings_follow_the_register_columns():
+    """Region pages always; ICB pages as soon as the register has an ICB column (report.GROUPINGS, one line each):
+    the groupings, the rows' data- attributes in words and the links to the area pages."""
+    reg = pd.DataFrame({"trust_code": ["A1", "A2", "M1"], "trust_name": ["One", "Two", "Three"],
+                        "trust_type": ["acute", "acute", "mental_health_community"],
+                        "trust_subtype": ["Large", np.nan, "Community"],
+                        "region": ["North East and Yorkshire", "London", "London"]})
+    table = pd.DataFrame({"trust_code": ["A1", "A2"], "segment": [2, np.nan]})
+    assert [g.column for g in rp.active_groupings(reg)] == ["region"]
+    f = rp.row_filters(reg, table)
+    assert f["A1"] == {"code": "A1", "type": "Acute trust", "region": "North East and Yorkshire",
+                       "subtype": "Large", "segment": "Segment 2"}
+    assert f["A2"]["subtype"] == "" and f["A2"]["segment"] == "Not segmented" and f["M1"]["segment"] == "Not segmented"
+    with_icb = reg.assign(icb_name=["NHS North East ICB", "NHS North Central London ICB", None])
+    groups = rp.active_groupings(with_icb)
+    assert [g.column for g in groups] == ["region", "icb_name"]
+    assert rp.row_filters(with_icb)["A1"]["icb"] == "NHS North East ICB" and "icb" not in rp.row_filters(with_icb)["M1"]
+    assert rp.area_href(groups[0], "North East and Yorkshire") == "regions/north-east-and-yorkshire.html"
+    assert rp.area_href(groups[1], "NHS North East ICB", "../") == "../icbs/nhs-north-east-icb.html"
+    assert rp.profile_file("index") == "trust-index.html", "trusts/index.html is the A–Z index"
