@@ -318,7 +318,7 @@ def funnel_method_text(f) -> str:
         else:
             disp = (f"O/E z-scores on the square-root scale (the CQC method) and proportions on the arcsine scale, "
                     f"with {pct} winsorisation in each tail before φ = the mean squared z-score")
-        return (what + f"Compatibility setting (reproduces NHS England's SHMI banding and FunnelPlotR"
+        return (what + "Compatibility setting (reproduces NHS England's SHMI banding and FunnelPlotR"
                 + (", including FunnelPlotR's quirks" if f.compat else "") + f"): {disp}; the between-trust "
                 "variance τ² is the DerSimonian–Laird form around the target, and the limits are widened by τ² only "
                 "when φ > 1. This robust φ is not corrected for the trimming (it estimates about 0.44 × the true "
@@ -1051,7 +1051,7 @@ class ReportData:
         self._spc = None
 
     @classmethod
-    def load(cls, work_dir, out_dir, inputs, methodology, catalogue, quarter) -> "ReportData":
+    def load(cls, work_dir, out_dir, inputs, methodology, catalogue, quarter) -> ReportData:
         import pickle
 
         from leaguetables import __version__
