@@ -96,6 +96,31 @@ def test_true_values_are_the_mean_of_the_simulated_counts():
     assert z.abs().max() < 6 and abs(z.mean()) < 0.1, (z.abs().max(), z.mean())
 
 
+def test_funnel_scale_outliers_are_three_sds_of_the_trusts_own_funnel():
+    """Funnel scale: the planted effect is k·√(between-trust variance + within-trust variance / pooled quarters).
+    Checked against the truth the generator saves, for a Poisson metric (within variance 1/E*, E* the true
+    expected count of the last quarter — the generator uses the quarter's expected activity, without the ±5%
+    season and activity noise, hence the 6% tolerance) pooled over 4 quarters, and a binomial one (1/(n·p·(1−p)))."""
+    code_c, code_a = "DEMO-A003", "DEMO-A002"
+    d = demo.generate(11, noise_seed=1, outliers=[("cdiff", code_c, -3.0), ("ae_4hr", code_a, 3.0)],
+                      outlier_scale="funnel", outlier_quarters={"cdiff": 4})
+    eff = d["truth/trust_effects"].set_index(["metric_id", "trust_code"])["effect"]
+    last = d["truth/values"]
+    last = last[last["quarter"] == demo.QUARTERS[-1]].set_index(["metric_id", "trust_code"])
+    e_star = last.loc[("cdiff", code_c), "true_expected"]
+    want_c = -3 * np.sqrt(demo.SPEC["cdiff"]["sd"] ** 2 + 1 / e_star / 4)
+    assert eff[("cdiff", code_c)] == pytest.approx(want_c, rel=0.06)
+    assert abs(eff[("cdiff", code_c)]) > 3 * demo.SPEC["cdiff"]["sd"] * 1.2  # rare: sampling variation dominates
+    n, e = last.loc[("ae_4hr", code_a), ["denominator", "true_expected"]]
+    p0 = e / n
+    want_a = 3 * np.sqrt(demo.SPEC["ae_4hr"]["sd"] ** 2 + 1 / (n * p0 * (1 - p0)))
+    assert eff[("ae_4hr", code_a)] == pytest.approx(want_a, rel=0.06)
+    scen = d["truth/scenario"].set_index("argument")["value"]
+    assert scen["outlier_scale"] == "funnel" and scen["outlier_quarters"] == "cdiff=4"
+    with pytest.raises(ValueError, match="outlier_scale"):
+        demo.generate(11, outliers=[("cdiff", code_c, 3.0)], outlier_scale="total")
+
+
 def test_scenarios_plant_outliers_changes_and_over_adjustment():
     d = demo.generate(11, noise_seed=1, outliers=[("ae_4hr", "DEMO-A002", 3.0), ("cdiff", "DEMO-A003", -3.0)])
     eff = d["truth/trust_effects"].set_index(["metric_id", "trust_code"])["effect"]

@@ -211,6 +211,47 @@ def test_demo_quarter_vectorised_path_matches_the_published_functions(demo_input
     assert rk.set_index(["metric_id", "trust_type"]).loc[("mrsa", "acute"), "rankability"] < 0.3  # ~1 event a quarter
 
 
+def _replicates(ranks_by_trust: dict[str, list[int]], trust_type: str = "acute") -> sampling.Replicates:
+    rank = np.array(list(ranks_by_trust.values())).T
+    zeros = np.zeros(rank.shape)
+    return sampling.Replicates(np.array(list(ranks_by_trust)), np.array([trust_type] * rank.shape[1]), zeros,
+                               zeros.astype(int), rank)
+
+
+def test_rank_interval_rules_hand_worked():
+    """Hand-worked: one trust ranked 1 in 190 of 200 replicates, 2 in 6 and 3 in 4. The equal-tailed 95% interval
+    (inverted-CDF 2.5% and 97.5% quantiles) is 1–2 and holds 98% of the replicates; the average-probability rule
+    takes the smallest level (0.50) whose interval, 1–1, already holds 95%."""
+    reps = _replicates({"A": [1] * 190 + [2] * 6 + [3] * 4})
+    eq, eq_levels = sampling.rank_intervals(reps, 0.95, "equal_tailed")
+    assert eq.loc[0, ["rank_interval_lower", "rank_interval_upper"]].tolist() == [1, 2]
+    assert eq.loc[0, "rank_interval_probability"] == pytest.approx(0.98)
+    assert eq_levels == {"acute": 0.95}
+    av, av_levels = sampling.rank_intervals(reps, 0.95)
+    assert av.loc[0, ["rank_interval_lower", "rank_interval_upper"]].tolist() == [1, 1]
+    assert av.loc[0, "rank_interval_probability"] == pytest.approx(0.95)
+    assert av_levels == {"acute": 0.5}
+
+
+def test_rank_interval_average_probability_level_is_the_smallest_on_the_grid():
+    """Hand-worked: ranks 1 (90%), 2 (8%), 3 (2%). The interval must reach rank 2 to hold 95%: the upper
+    inverted-CDF quantile 1 − (1 − L)/2 must exceed 0.90, i.e. L > 0.80, so L = 0.8025 (grid step 0.0025), the
+    interval 1–2 holding 98%. Two trusts of a type are judged together: adding a trust ranked 5 in every replicate
+    (its interval holds 100%) lets the first trust's interval stop at 1 (mean of 90% and 100% = 95%)."""
+    one = _replicates({"A": [1] * 180 + [2] * 16 + [3] * 4})
+    s, levels = sampling.rank_intervals(one, 0.95)
+    assert levels == {"acute": 0.8025}
+    assert s.loc[0, ["rank_interval_lower", "rank_interval_upper", "rank_interval_probability"]].tolist() == \
+        [1, 2, pytest.approx(0.98)]
+    two = _replicates({"A": [1] * 180 + [2] * 16 + [3] * 4, "B": [5] * 200})
+    s2, levels2 = sampling.rank_intervals(two, 0.95)
+    assert levels2 == {"acute": 0.5}
+    assert s2["rank_interval_upper"].tolist() == [1, 5]
+    assert s2["rank_interval_probability"].mean() == pytest.approx(0.95)
+    with pytest.raises(ValueError, match="rank interval rule"):
+        sampling.rank_intervals(one, 0.95, "shortest")
+
+
 def test_config_validation():
     meth = load_methodology("nof-2025-26")
     u = meth.uncertainty

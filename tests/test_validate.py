@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from leaguetables import validate
+from leaguetables.inputs import demo
 from leaguetables.statistics import metrics
 from leaguetables.config import load_catalogue, load_methodology
 
@@ -132,3 +133,20 @@ def test_methodology_page_links_the_validation_report_relatively(tmp_path):
     (tmp_path / "reports" / "validation" / "index.html").write_text("<!DOCTYPE html>", encoding="utf-8")
     assert validation_link(page) == {"href": "../validation/index.html", "exists": True}
     assert validation_link(None)["exists"] is False
+
+
+def test_outlier_scenarios_plant_on_the_funnel_scale_with_the_pooled_quarters():
+    """The detection target's scenario plants outliers on the funnel's own scale, with the quarters each funnel
+    pools taken from the real code path on the study's truth (rare events — MRSA, C. difficile — pool the 4 quarters
+    of ``funnel.pool_quarters``; A&E 4 hours is not rare); the context scenario plants between-trust SDs."""
+    meth, cat = load_methodology("nof-2025-26"), load_catalogue("demo")
+    v = meth.validation
+    base = demo.generate(v.seed, noise_seed=0)
+    pooled = validate.funnel_quarters(base, v, meth, cat)
+    assert pooled["mrsa"] == meth.funnel.pool_quarters and pooled["ae_4hr"] == 1
+    assert metrics._peers is validate._ORIGINAL["_peers"]  # left as it was found
+    args = validate.scenario_arguments("outliers", v, base["trusts"], cat, pooled)
+    assert args["outlier_scale"] == "funnel" and args["outlier_quarters"] == pooled
+    between = validate.scenario_arguments("outliers_between", v, base["trusts"], cat, pooled)
+    assert between["outlier_scale"] == "between_trust" and "outlier_quarters" not in between
+    assert between["outliers"] == args["outliers"]  # the same trusts and directions

@@ -485,6 +485,10 @@ class Uncertainty(_Strict):
     level: float = Field(0.95, ge=0.5, lt=1)
     shrinkage: bool = Field(True, description="draw true rates from the empirical-Bayes posterior (true) or redraw "
                             "numerators around the observed rates (false, a plug-in bootstrap)")
+    rank_interval: Literal["average_probability", "equal_tailed"] = Field(
+        "average_probability", description="average_probability: central intervals at the smallest level at which a "
+        "trust type's intervals hold on average `level` of the replicate ranks (ranks are whole numbers, so central "
+        "`level` intervals hold more than `level`); equal_tailed: the central `level` interval of every trust")
     change_test: bool = Field(True, description="test the change of rank and segment since the previous quarter")
     check_replicates: int = Field(3, ge=1, le=50, description="replicates recomputed with the published scoring "
                                   "functions to check the vectorised path")

@@ -20,8 +20,9 @@ Design
   from the same data (:func:`_oracle_probabilities`); its rank interval, by the published rule, is reported beside
   the published one.
 * **Scenarios** (arguments of :func:`leaguetables.inputs.demo.generate`): ``standard`` (no true outliers: every trust
-  effect from the between-trust normal distribution), ``outliers`` (±``outlier_sd`` SD planted on
-  ``outliers_per_metric`` trusts of every funnel metric and trust type), ``no_change`` (nothing but the noise
+  effect from the between-trust normal distribution), ``outliers`` (±``outlier_sd`` SD of the trust's own funnel
+  planted on ``outliers_per_metric`` trusts of every funnel metric and trust type; the detection target),
+  ``outliers_between`` (the same at ±``outlier_sd`` between-trust SDs; context), ``no_change`` (nothing but the noise
   differs between ``previous`` and ``quarter``), ``change`` (the same, with ``change_share`` of each type moved by
   ±``change_sd`` SD of latent quality) and ``overadjust`` (latent quality correlated ``overadjust_r`` with
   deprivation, deprivation without true effect).
@@ -67,7 +68,8 @@ from leaguetables.config import PROJECT_ROOT, TRUST_TYPE_PLURAL, Catalogue, Meth
     load_methodology
 from leaguetables.inputs.contract import QuarterInputs
 
-SCENARIOS = ("standard", "outliers", "no_change", "change", "overadjust", "fresh_truth")
+SCENARIOS = ("standard", "outliers", "outliers_between", "no_change", "change", "overadjust", "fresh_truth")
+OUTLIER_SCALE = {"outliers": "funnel", "outliers_between": "between_trust"}
 DEFAULT_OUT = PROJECT_ROOT / "reports" / "validation"
 OK = metrics.STATUS_OK
 
@@ -77,18 +79,21 @@ def _pick(rng: np.random.Generator, codes: np.ndarray, k: int) -> list[str]:
     return sorted(rng.choice(codes, size=min(k, len(codes)), replace=False).tolist())
 
 
-def scenario_arguments(name: str, v: Validation, trusts: pd.DataFrame, catalogue: Catalogue) -> dict:
+def scenario_arguments(name: str, v: Validation, trusts: pd.DataFrame, catalogue: Catalogue,
+                       funnel_quarters: dict[str, int] | None = None) -> dict:
     """Keyword arguments of :func:`leaguetables.inputs.demo.generate` for a scenario (without ``noise_seed``).
 
     Planted trusts are chosen by ``numpy.random.default_rng([seed, 7])`` (outliers) and ``[seed, 8]`` (changes):
-    the same in every replicate."""
+    the same in every replicate. ``outliers`` plants them ``outlier_sd`` SDs of the trust's own funnel from the
+    target (the scale funnel limits are drawn on; ``funnel_quarters``: the quarters each metric's funnel pools,
+    from :func:`funnel_quarters`), ``outliers_between`` ``outlier_sd`` between-trust SDs from the average trust."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; one of {SCENARIOS}")
     if name in ("standard", "fresh_truth"):
         return {}
     if name == "overadjust":
         return {"quality_deprivation_r": v.overadjust_r, "deprivation_effect": False}
-    if name == "outliers":
+    if name in OUTLIER_SCALE:
         rng = np.random.default_rng([v.seed, 7])
         out = []
         for m in catalogue.metrics:
@@ -101,7 +106,10 @@ def scenario_arguments(name: str, v: Validation, trusts: pd.DataFrame, catalogue
                 chosen = _pick(rng, codes, v.outliers_per_metric)
                 for j, c in enumerate(chosen):
                     out.append((m.id, c, v.outlier_sd if j % 2 == 0 else -v.outlier_sd))
-        return {"outliers": tuple(out)}
+        args = {"outliers": tuple(out), "outlier_scale": OUTLIER_SCALE[name]}
+        if OUTLIER_SCALE[name] == "funnel":
+            args["outlier_quarters"] = dict(sorted((funnel_quarters or {}).items()))
+        return args
     args = {"change_quarters": (v.previous, v.quarter), "hold_quarters": True}
     if name == "change":
         rng = np.random.default_rng([v.seed, 8])
@@ -116,7 +124,8 @@ def scenario_arguments(name: str, v: Validation, trusts: pd.DataFrame, catalogue
 
 
 def _replicates(v: Validation, name: str) -> int:
-    return {"standard": v.replicates, "outliers": v.outlier_replicates, "no_change": v.change_replicates,
+    return {"standard": v.replicates, "outliers": v.outlier_replicates,
+            "outliers_between": max(10, v.outlier_replicates // 2), "no_change": v.change_replicates,
             "change": v.change_replicates, "overadjust": v.overadjust_replicates,
             "fresh_truth": v.fresh_truth_replicates}[name]
 
@@ -564,7 +573,7 @@ def run_replicate(job: Job) -> dict[str, pd.DataFrame]:
                 records = records.merge(_oracle_probabilities(qd, truth_q, rng), on="trust_code", how="left")
             out["league"] = records
             out["productivity"] = _productivity_records(res, true_tables, cat, meth, data, q)
-    elif job.scenario == "outliers":
+    elif job.scenario in OUTLIER_SCALE:
         inputs = _inputs(data, q)
         res = _results(inputs, q, cat, meth, {m.id for m in cat.metrics if m.funnel})
         out["funnel"], out["detection"] = _funnel_records(res, planted)
@@ -601,6 +610,18 @@ def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def funnel_quarters(data: dict, v: Validation, methodology: Methodology, catalogue: Catalogue) -> dict[str, int]:
+    """The quarters each funnel metric's funnel pools in the study's quarter of ``data`` (the real code path:
+    the rare-event rule of the methodology), the most over its trust types."""
+    _skip_unmeasured()
+    try:
+        res = _results(_inputs(data, v.quarter), v.quarter, catalogue, methodology,
+                       {m.id for m in catalogue.metrics if m.funnel})
+    finally:
+        _restore()
+    return {mid: max(int(f.periods) for f in r.funnels.values()) for mid, r in res.items() if r.funnels}
+
+
 def study_methodology(methodology: Methodology, v: Validation) -> Methodology:
     """The methodology as the study runs it: the same, with the bootstrap replicates of the study's settings
     (``bootstrap_replicates`` for NHS England's likely ranges, ``sampling_replicates`` for the sampling bootstrap
@@ -622,13 +643,15 @@ def run_study(methodology: Methodology, catalogue: Catalogue, validation: Valida
     if v is None:
         raise ValueError("the methodology has no validation section")
     meth = study_methodology(methodology, v)
-    trusts = demo.generate(v.seed, noise_seed=0)["trusts"]
+    base = demo.generate(v.seed, noise_seed=0)
+    pooled = funnel_quarters(base, v, meth, catalogue) if "outliers" in scenarios else {}
     jobs = []
     for s in scenarios:
-        args = scenario_arguments(s, v, trusts, catalogue)
+        args = scenario_arguments(s, v, base["trusts"], catalogue, pooled)
         jobs += [Job(s, r, v, meth, catalogue, args) for r in range(_replicates(v, s))]
     # the most expensive scenarios first, so that the workers finish together
-    cost = {"no_change": 0, "change": 1, "standard": 2, "outliers": 3, "overadjust": 4, "fresh_truth": 5}
+    cost = {"no_change": 0, "change": 1, "standard": 2, "outliers_between": 3, "outliers": 4, "overadjust": 5,
+            "fresh_truth": 6}
     jobs.sort(key=lambda j: (cost[j.scenario], j.replicate))
     workers = int(workers or v.workers)
     frames: dict[str, list[pd.DataFrame]] = {}
@@ -802,25 +825,37 @@ def _funnel_tables(raw: pd.DataFrame, det: pd.DataFrame, tg, rows: list):
     detection = []
     if det is not None and not det.empty:
         det = det.assign(hit=det["detected"].astype(int), one=1)
-        for lvl in (0.95, 0.998):
-            d = det[det["level"] == lvl]
-            for dt, g in d.groupby("data_type", sort=True):
-                est, se, n = _rate(g, "hit", "one")
-                ok = _check(est, tg.funnel_detection_min, None) if lvl == 0.95 else None
-                detection.append({"data_type": dt, "metric_id": "(all)", "level": lvl, "planted": n,
-                                  "detection": est, "mcse": se, "pass": ok})
-                if lvl == 0.95:
-                    rows.append({"section": "funnel", "figure": "Detection of planted outliers at 3 SD (95% limits)",
-                                 "scope": dt, "measured": est, "mcse": se,
-                                 "target": f"at least {_pct(tg.funnel_detection_min, 0)}", "pass": ok,
-                                 "sentence": f"Trusts given a true effect 3 between-trust SDs from average were "
-                                             f"flagged on the correct side of the 95% limits {_pct(est)} of the "
-                                             f"time on {dt} funnels."})
-            for (mid, dt), g in d.groupby(["metric_id", "data_type"], sort=True):
-                est, se, n = _rate(g, "hit", "one")
-                detection.append({"data_type": dt, "metric_id": mid, "level": lvl, "planted": n, "detection": est,
-                                  "mcse": se, "pass": None})
+        for scenario, scale in OUTLIER_SCALE.items():
+            target = scenario == "outliers"  # the issue's target: 3 SD on the funnel's own scale
+            for lvl in (0.95, 0.998):
+                d = det[(det["level"] == lvl) & (det["scenario"] == scenario)]
+                for dt, g in d.groupby("data_type", sort=True):
+                    est, se, n = _rate(g, "hit", "one")
+                    ok = _check(est, tg.funnel_detection_min, None) if (lvl == 0.95 and target) else None
+                    detection.append({"scale": scale, "data_type": dt, "metric_id": "(all)", "level": lvl,
+                                      "planted": n, "detection": est, "mcse": se, "pass": ok})
+                    if lvl == 0.95:
+                        rows.append(_detection_row(scale, dt, est, se, ok, tg, target))
+                for (mid, dt), g in d.groupby(["metric_id", "data_type"], sort=True):
+                    est, se, n = _rate(g, "hit", "one")
+                    detection.append({"scale": scale, "data_type": dt, "metric_id": mid, "level": lvl,
+                                      "planted": n, "detection": est, "mcse": se, "pass": None})
     return pd.DataFrame(by_type), pd.DataFrame(by_metric), pd.DataFrame(detection), pd.DataFrame(degenerate)
+
+
+def _detection_row(scale: str, dt: str, est: float, se: float, ok, tg, target: bool) -> dict:
+    if scale == "funnel":
+        figure = "Detection of planted outliers at 3 funnel SDs (95% limits)"
+        what = ("Trusts given a true effect 3 SDs of their own funnel (between-trust and sampling variation at "
+                "their size) from the target")
+    else:
+        figure = "Detection of planted outliers at 3 between-trust SDs (95% limits; context)"
+        what = ("Trusts given a true effect 3 between-trust SDs from the average trust (for rare or noisy metrics "
+                "much smaller than their sampling variation, so no funnel can find most of them)")
+    return {"section": "funnel", "figure": figure, "scope": dt, "measured": est, "mcse": se,
+            "target": f"at least {_pct(tg.funnel_detection_min, 0)}" if target else "none (context)", "pass": ok,
+            "sentence": f"{what} were flagged on the correct side of the 95% limits {_pct(est)} of the time on "
+                        f"{dt} funnels."}
 
 
 def _league_tables(lg: pd.DataFrame, tg, rows: list):
@@ -1055,7 +1090,13 @@ SCENARIO_TEXT = {
     "standard": "the demo as it is: no true outliers (every trust effect from the normal between-trust "
                 "distribution).",
     "outliers": "as standard, with {k} trusts of every funnel metric and trust type given an effect {sd:g} "
-                "between-trust standard deviations above or below average (half each way).",
+                "standard deviations of their own funnel above or below the target (half each way): the SD of the "
+                "funnel at the trust's size, between-trust and sampling variation together, over the quarters the "
+                "funnel pools — the scale funnel limits are drawn on, so such a trust sits on the 99.8% limit on "
+                "average.",
+    "outliers_between": "as outliers, but the effect is {sd:g} between-trust standard deviations from the average "
+                        "trust (context: for rare or noisy metrics this is much smaller than the sampling variation "
+                        "of one trust's figure).",
     "no_change": "{previous} and {quarter} have the same truth (activity, trend, reported values, ratings, status "
                  "and missing figures); only the sampling noise differs.",
     "change": "as no change, except that {share:.0%} of each trust type move by {csd:g} SD of latent quality between "
@@ -1181,7 +1222,7 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
             ("median_phi", "Median φ (as the method reports it)", "f2", True), ("adjusted_limits_share", "Adjusted limits used", "pct", True),
             ("degenerate_share", "Degenerate", "pct", True)]),
         "detection": _html_table(tables["funnel_detection"], [
-            ("data_type", "Data type", "", False), ("metric_id", "Metric", "", False),
+            ("scale", "3 SD of", "", False), ("data_type", "Data type", "", False), ("metric_id", "Metric", "", False),
             ("level", "Limits", "", True), ("planted", "Planted", "int", True),
             ("detection", "Flagged on the correct side", "pct", True), ("mcse", "MCSE", "pct2", True),
             ("pass", "Result", "pass", False)]),

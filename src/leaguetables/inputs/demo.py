@@ -32,6 +32,7 @@ planted outliers, a true change between two quarters, and no change at all betwe
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 import json
 import sys
 from pathlib import Path
@@ -192,9 +193,23 @@ def _sign_better(spec: dict) -> float:
     return 1.0 if spec["q"] >= 0 else -1.0
 
 
+def _within_variance(spec: dict, size: float, z: pd.Series, beta: Mapping[str, float]) -> float:
+    """The sampling variance of one quarter's model-scale value (logit, log or the reported value) of an average
+    trust (trust effect 0) of relative ``size`` and standardised covariates ``z`` in the last demo quarter."""
+    if spec["kind"] == "value":
+        return float(spec["noise"]) ** 2
+    n = max(round(spec["base"] * size), 20)
+    eta0 = spec["alpha"] + sum(b * float(z[cov]) for cov, b in beta.items())
+    if spec["kind"] == "binomial":
+        p = 1 / (1 + np.exp(-eta0))
+        return 1 / (n * p * (1 - p))
+    return 1 / (n * np.exp(eta0)) + (1 / spec["shape"] if "shape" in spec else 0.0)
+
+
 def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality_deprivation_r: float = 0.0,
              deprivation_effect: bool = True, outliers=(), change=(), change_quarters: tuple[str, str] | None = None,
-             hold_quarters: bool = False) -> dict[str, pd.DataFrame]:
+             hold_quarters: bool = False, outlier_scale: str = "between_trust",
+             outlier_quarters: Mapping[str, int] | None = None) -> dict[str, pd.DataFrame]:
     """Generate the demo inputs and the truth behind them (deterministic for its arguments).
 
     The defaults give the standard demo. The other arguments are the scenarios of the simulation study
@@ -206,9 +221,15 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
         Over-adjustment: latent trust quality correlated with deprivation (``r``: correlation with minus the
         within-type standardised ``imd_score``, so that deprived areas have worse care) and, with
         ``deprivation_effect=False``, no true effect of ``imd_score`` on any metric (its true coefficient is 0).
-    ``outliers``
-        Planted outliers: ``(metric_id, trust_code, k)`` sets the trust effect of that metric to ``k`` times the
-        metric's between-trust SD (``k = ±3``: 3 SD above or below the average trust, on the model's scale).
+    ``outliers``, ``outlier_scale``, ``outlier_quarters``
+        Planted outliers: ``(metric_id, trust_code, k)`` sets the trust effect of that metric to ``k`` SD, on the
+        model's scale. ``outlier_scale="between_trust"``: ``k`` times the metric's between-trust SD (3 SD above or
+        below the average trust). ``outlier_scale="funnel"``: ``k`` times the SD of the trust's funnel, √(between-
+        trust variance + the trust's within-trust variance) — the sampling variance of the model-scale value of an
+        average trust of its size in the last demo quarter (binomial 1/(n·p·(1−p)); Poisson 1/E plus the gamma
+        mixing variance 1/shape; reported values the noise variance), divided by ``outlier_quarters[metric_id]``
+        (default 1) when the funnel pools that many quarters. A funnel-scale outlier sits, on average, ``k``
+        funnel SDs from the target: on the 99.8% limit at ``k = 3``.
     ``change``, ``change_quarters``
         A true change: ``(trust_code, k)`` moves the trust's latent quality by ``k`` SD (positive = better) from the
         second quarter of ``change_quarters = (before, after)`` on, i.e. the effect of each of its modelled and
@@ -225,6 +246,8 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
     reported values and ratings the reported figure itself), ``truth/planted`` (outliers and changes) and
     ``truth/scenario`` (the arguments).
     """
+    if outlier_scale not in ("between_trust", "funnel"):
+        raise ValueError(f"outlier_scale must be 'between_trust' or 'funnel', got {outlier_scale!r}")
     if not -1 < quality_deprivation_r < 1:
         raise ValueError(f"quality_deprivation_r must lie in (-1, 1), got {quality_deprivation_r!r}")
     if (change or hold_quarters) and change_quarters is None:
@@ -272,7 +295,11 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
             u = spec["sd"] * (q * quality + np.sqrt(1 - q * q) * own)
             for (mid, c), k in planted.items():
                 if mid == metric.id:
-                    u[pos[c]] = k * spec["sd"]
+                    scale = spec["sd"]
+                    if outlier_scale == "funnel":
+                        within = _within_variance(spec, size[pos[c]], z.iloc[pos[c]], beta)
+                        scale = np.sqrt(spec["sd"] ** 2 + within / (outlier_quarters or {}).get(mid, 1))
+                    u[pos[c]] = k * scale
             shift = moved * spec["sd"] * _sign_better(spec)
             for i in idx:
                 eff_rows.append({"metric_id": metric.id, "trust_code": codes[i], "effect": u[i]})
@@ -406,7 +433,9 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
         {"argument": "deprivation_effect", "value": str(bool(deprivation_effect))},
         {"argument": "change_quarters", "value": "" if change_quarters is None else " ".join(change_quarters)},
         {"argument": "hold_quarters", "value": str(bool(hold_quarters))},
-    ])
+    ] + ([{"argument": "outlier_scale", "value": outlier_scale},
+          {"argument": "outlier_quarters",
+           "value": " ".join(f"{m}={k}" for m, k in sorted((outlier_quarters or {}).items()))}] if outliers else []))
     return {
         "trusts": trusts,
         "observations": obs.sort_values(sort, kind="mergesort").reset_index(drop=True),

@@ -68,8 +68,8 @@ def scores_long(results: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
 
 
 RANKABILITY_COLUMNS = ["metric_id", "trust_type", "n_trusts", "mean_rate", "tau2", "median_se2", "rankability"]
-CALIBRATED_COLUMNS = ["rank_median", "rank_interval_lower", "rank_interval_upper", "average_interval_lower",
-                      "average_interval_upper", *[f"p_segment_{k}" for k in range(1, 5)]]
+CALIBRATED_COLUMNS = ["rank_median", "rank_interval_lower", "rank_interval_upper", "rank_interval_probability",
+                      "average_interval_lower", "average_interval_upper", *[f"p_segment_{k}" for k in range(1, 5)]]
 
 
 def _quarter_data(inputs: QuarterInputs, quarter: str, methodology: Methodology, catalogue: Catalogue,
@@ -89,7 +89,9 @@ def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: M
 
     NHS England-style segment shares of the score bootstrap move to ``nof_p_segment_1..4``."""
     u = methodology.uncertainty
-    summ, reps = sampling.sample_league(qd, u.replicates, u.seed, u.level, u.shrinkage, u.check_replicates)
+    summ, reps = sampling.sample_league(qd, u.replicates, u.seed, u.level, u.shrinkage, u.check_replicates,
+                                        rule=u.rank_interval)
+    levels = summ.attrs["rank_interval_levels"]
     obs = sampling.observed_league(qd).set_index("trust_code")
     ranks = table.set_index("trust_code")["rank"].astype("Float64").to_numpy(float, na_value=np.nan)
     again = obs["rank"].reindex(table["trust_code"]).to_numpy(float)
@@ -107,10 +109,12 @@ def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: M
         out[f"nof_p_segment_{k}"] = out[f"p_segment_{k}"]
     for col in CALIBRATED_COLUMNS:
         vals = summ[col].to_numpy()
-        out[col] = pd.array(vals, dtype="Int64") if col.startswith("rank_") else vals.astype(float)
+        integer = col in ("rank_median", "rank_interval_lower", "rank_interval_upper")
+        out[col] = pd.array(vals, dtype="Int64") if integer else vals.astype(float)
     out.attrs.update(table.attrs)
     out.attrs["uncertainty"] = {"method": u.method, "replicates": u.replicates, "seed": u.seed, "level": u.level,
-                                "shrinkage": u.shrinkage, "path": reps.path}
+                                "shrinkage": u.shrinkage, "path": reps.path, "rank_interval": u.rank_interval,
+                                "rank_interval_levels": levels}
     return out
 
 

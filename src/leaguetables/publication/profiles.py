@@ -179,10 +179,11 @@ class ProfileBuilder:
         tied = self.rank_counts.get((lt["trust_type"], lt["rank"]), 1) - 1
         shared = f", shared with {tied} other trust{'s' if tied > 1 else ''}" if tied else ""
         if not _missing(lt.get("rank_interval_lower")):
-            lvl = self.data.methodology.uncertainty.level
+            prob = lt.get("rank_interval_probability")
+            prob = self.data.methodology.uncertainty.level if _missing(prob) else float(prob)
             where = (f"allowing for the play of chance in its data, its true rank lies between "
-                     f"{lt['rank_interval_lower']:.0f} and {lt['rank_interval_upper']:.0f} with {100 * lvl:g}% "
-                     "probability (the rank interval).")
+                     f"{lt['rank_interval_lower']:.0f} and {lt['rank_interval_upper']:.0f} with about "
+                     f"{100 * prob:.0f}% probability (the rank interval).")
         else:
             where = (f"NHS England's likely range of rank is {lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}, which "
                      "shows how uneven its metric scores are rather than the play of chance.")

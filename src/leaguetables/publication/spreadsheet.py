@@ -315,7 +315,10 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
                   f"Likely_range_of_average_score) are NHS England's likely ranges: {100 * b.level:g}% percentile "
                   f"intervals of a bootstrap ({b.replicates:,} replicates, seed {b.seed}) of each trust's own metric "
                   "scores; they show how uneven a trust's scores are, not the play of chance. "
-                  + (f"rank_interval_lower/rank_interval_upper ({100 * u.level:g}%), rank_median, "
+                  + (f"rank_interval_lower/rank_interval_upper ({100 * u.level:g}%"
+                     + (" on average over a trust type; rank_interval_probability is each trust's own share of the "
+                        "simulated ranks inside its interval" if u.rank_interval == "average_probability" else "")
+                     + "), rank_median, "
                      "average_interval_lower/average_interval_upper and p_segment_1 to p_segment_4 come from "
                      f"{u.replicates:,} simulations of the quarter's data (seed {u.seed}) and allow for the play of "
                      "chance in the counted metrics; nof_p_segment_1 to nof_p_segment_4 are the segment shares of "

@@ -573,33 +573,97 @@ def _quantile(a: np.ndarray, q: float) -> np.ndarray:
     return np.quantile(a, q, axis=0, method="inverted_cdf")
 
 
-def summarise(reps: Replicates, level: float = 0.95) -> pd.DataFrame:
-    """Per trust: ``rank_median`` and the ``level`` rank interval ``rank_interval_lower``–``rank_interval_upper``
-    (quantiles of the replicate ranks, inverted-CDF so they are ranks that occurred), ``average_interval_lower``
-    / ``average_interval_upper`` (the same for the 2-dp average score) and ``p_segment_1..4`` (share of replicates
-    in each adjusted segment)."""
+RANK_INTERVAL_RULES = ("average_probability", "equal_tailed")
+_LEVEL_STEP = 0.0025
+
+
+def _central(ranks: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The central ``level`` interval of each column of replicate ranks (inverted-CDF quantiles, so its ends are
+    ranks that occurred) and the share of replicates inside it."""
+    tail = (1 - level) / 2
+    lo, hi = _quantile(ranks, tail), _quantile(ranks, 1 - tail)
+    return lo, hi, ((ranks >= lo) & (ranks <= hi)).mean(axis=0)
+
+
+def _smallest_level(ranks: np.ndarray, level: float) -> float:
+    """The smallest level on the grid 0.50, 0.5025, …, ``level`` whose central intervals hold on average at least
+    ``level`` of the replicate ranks (bisection: the intervals, and so the share they hold, grow with the level)."""
+    grid = np.minimum(0.5 + _LEVEL_STEP * np.arange(int(np.ceil((level - 0.5) / _LEVEL_STEP)) + 1), level)
+    lo, hi = 0, len(grid) - 1  # the answer is grid[hi] when nothing smaller qualifies
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _central(ranks, float(grid[mid]))[2].mean() >= level:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(grid[hi])
+
+
+def rank_intervals(reps: Replicates, level: float = 0.95, rule: str = "average_probability"
+                   ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Rank intervals of every trust: ``rank_interval_lower``, ``rank_interval_upper`` and
+    ``rank_interval_probability`` (the share of replicates whose rank lies in the interval), and the central
+    level used for each trust type.
+
+    Ranks are whole numbers and often tied, so a central ``level`` interval of one trust's replicate ranks holds
+    *more* than ``level`` of them (it cannot stop part-way through a rank): in the simulation study such intervals
+    contained the true rank 98% of the time at ``level`` 0.95, and so did the intervals of the Bayes oracle.
+
+    ``rule``:
+
+    ``equal_tailed``
+        The central ``level`` interval of each trust.
+    ``average_probability`` (the project's default)
+        Central intervals at the smallest level ``L`` ≤ ``level`` (a grid of step 0.25 points) at which the
+        intervals of a trust type hold, averaged over its trusts, at least ``level`` of the replicate ranks. Each
+        trust's own probability is published beside its interval. ``L`` is chosen from this quarter's replicates
+        alone (not from the simulation study)."""
+    if rule not in RANK_INTERVAL_RULES:
+        raise ValueError(f"rank interval rule must be one of {RANK_INTERVAL_RULES}, got {rule!r}")
+    n = len(reps.trusts)
+    lower, upper, prob = np.zeros(n), np.zeros(n), np.zeros(n)
+    levels: dict[str, float] = {}
+    for t in sorted(set(reps.trust_type)):
+        cols = np.flatnonzero(reps.trust_type == t)
+        r = reps.rank[:, cols]
+        chosen = _smallest_level(r, level) if rule == "average_probability" else level
+        lower[cols], upper[cols], prob[cols] = _central(r, chosen)
+        levels[str(t)] = round(chosen, 4)
+    out = pd.DataFrame({"trust_code": reps.trusts, "rank_interval_lower": lower.astype(int),
+                        "rank_interval_upper": upper.astype(int), "rank_interval_probability": prob})
+    return out, levels
+
+
+def summarise(reps: Replicates, level: float = 0.95, rule: str = "average_probability") -> pd.DataFrame:
+    """Per trust: ``rank_median``, the rank interval of :func:`rank_intervals` (``rule``), ``average_interval_lower``
+    / ``average_interval_upper`` (the central ``level`` interval of the 2-dp average score) and
+    ``p_segment_1..4`` (share of replicates in each adjusted segment). The central level of the rank intervals of
+    each trust type is in ``attrs["rank_interval_levels"]``."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     tail = (1 - level) / 2
+    intervals, levels = rank_intervals(reps, level, rule)
     out = pd.DataFrame({
         "trust_code": reps.trusts,
         "rank_median": _quantile(reps.rank, 0.5).astype(int),
-        "rank_interval_lower": _quantile(reps.rank, tail).astype(int),
-        "rank_interval_upper": _quantile(reps.rank, 1 - tail).astype(int),
+        "rank_interval_lower": intervals["rank_interval_lower"].to_numpy(),
+        "rank_interval_upper": intervals["rank_interval_upper"].to_numpy(),
+        "rank_interval_probability": intervals["rank_interval_probability"].to_numpy(),
         "average_interval_lower": _quantile(reps.average, tail),
         "average_interval_upper": _quantile(reps.average, 1 - tail),
     })
     for k in range(1, 5):
         out[f"p_segment_{k}"] = (reps.segment == k).mean(axis=0)
+    out.attrs["rank_interval_levels"] = levels
     return out
 
 
 def sample_league(qd: QuarterData, replicates: int, seed: int, level: float = 0.95, shrinkage: bool = True,
-                  check: int = 3) -> tuple[pd.DataFrame, Replicates]:
+                  check: int = 3, rule: str = "average_probability") -> tuple[pd.DataFrame, Replicates]:
     """:func:`summarise` of :func:`league_replicates` on :func:`draw_values` (``numpy.random.default_rng(seed)``)."""
     rng = np.random.default_rng(seed)
     reps = league_replicates(qd, draw_values(qd, rng, replicates, shrinkage), check=check)
-    return summarise(reps, level), reps
+    return summarise(reps, level, rule), reps
 
 
 # --------------------------------------------------------------------------------------------------------
