@@ -51,10 +51,12 @@ def browser():
 
 
 def _pages(folder: Path) -> list[Path]:
-    """The report, the methodology, and the profile of the first trust of each type."""
+    """One page of every type: the report, the methodology, the profile of the first trust of each type, the first
+    metric page, the first region page and the A–Z index of trusts."""
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv").sort_values("trust_code")
     trusts = [folder / "trusts" / f"{g['trust_code'].iloc[0]}.html" for _, g in lt.groupby("trust_type", sort=True)]
-    return [folder / "index.html", folder / "methodology.html", *trusts]
+    return [folder / "index.html", folder / "methodology.html", *trusts, sorted((folder / "metrics").glob("*.html"))[0],
+            sorted((folder / "regions").glob("*.html"))[0], folder / "trusts" / "index.html"]
 
 
 def test_pages_load_offline_with_working_links_and_no_serious_axe_violations(folder, browser, axe_source):
@@ -80,8 +82,9 @@ def test_pages_load_offline_with_working_links_and_no_serious_axe_violations(fol
 
 
 def test_every_link_of_every_profile_resolves(folder):
-    """All profiles, statically: each relative link points at a file of the release, and each #fragment at an id
-    of its target page (the browser test above checks a sample in the browser)."""
+    """All profiles, metric pages, region pages and the A–Z index, statically: each relative link points at a file of
+    the release, and each #fragment at an id of its target page (the browser test above checks a sample in the
+    browser)."""
     ids: dict[Path, set[str]] = {}
 
     def ids_of(p: Path) -> set[str]:
@@ -90,8 +93,9 @@ def test_every_link_of_every_profile_resolves(folder):
         return ids[p]
 
     bad = []
-    pages = sorted((folder / "trusts").glob("*.html"))
-    assert pages
+    pages = sorted([*(folder / "trusts").glob("*.html"), *(folder / "metrics").glob("*.html"),
+                    *(folder / "regions").glob("*.html")])
+    assert pages and (folder / "trusts" / "index.html") in pages
     for page in pages:
         for href in re.findall(r'href="([^"]+)"', page.read_text(encoding="utf-8")):
             target, _, frag = href.partition("#")

@@ -112,5 +112,5 @@ def test_source_nof_publishes_195_trusts_joining_the_published_file_row_for_row(
     assert (j["Reporting_date"].fillna("").astype(str) == j["reporting_date"].fillna("").astype(str)).all()
     v = j[j["Metric_ID"].str.startswith("OF0")]
     assert ((pd.to_numeric(v["Value"]) - v["value"]).abs() < 1e-9).all()
-    page = (nof_report / "index.html").read_text(encoding="utf-8")
-    assert "Published as a value only (no numerator or denominator): no confidence interval and no funnel plot." in page
+    pages = "".join(p.read_text(encoding="utf-8") for p in sorted((nof_report / "metrics").glob("*.html")))
+    assert "Published as a value only (no numerator or denominator): no confidence interval and no funnel plot." in pages

@@ -2,9 +2,10 @@
 through run_quarter.py (movement), then the second quarter rendered again into another folder (determinism).
 
 Checks: every published file except the manifest and the executed notebooks is byte-identical between the two
-renders (report, profiles, methodology, ODS, CSV); movement against the previous quarter's published table; the
-productivity table; one profile per trust with a unique title and one H1; the methodology built from the config,
-catalogue and fitted models; the ODS sheets equal to the CSV files.
+renders (report, profiles, methodology, metric, region and index pages, ODS, CSV); movement against the previous
+quarter's published table; the productivity table; one profile per trust with a unique title and one H1; the
+methodology built from the config, catalogue and fitted models; the ODS sheets equal to the CSV files; the light
+front page and the pages the metric sections moved to; the region pages and the A–Z index of trusts.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def test_second_render_is_byte_identical(releases):
 def test_no_wall_clock_time_in_the_documents(folder):
     today = datetime.date.today()
     stamps = (today.isoformat(), today.strftime("%d %B %Y"), today.strftime("%d/%m/%Y"))
-    for p in [folder / "index.html", folder / "methodology.html", *sorted((folder / "trusts").glob("*.html"))[:20]]:
+    for p in [folder / "index.html", folder / "methodology.html", *sorted((folder / "trusts").glob("*.html"))[:20],
+              *sorted((folder / "metrics").glob("*.html")), *sorted((folder / "regions").glob("*.html"))]:
         text = p.read_text(encoding="utf-8")
         assert not any(s in text for s in stamps), f"{p.name} carries today's date"
 
@@ -133,7 +135,7 @@ def test_productivity_table_recomputes_from_the_metric_tables(folder, demo_input
 
 def test_one_profile_per_trust_with_unique_title_and_one_h1(folder):
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
-    pages = sorted((folder / "trusts").glob("*.html"))
+    pages = sorted(p for p in (folder / "trusts").glob("*.html") if p.name != "index.html")  # index: the A–Z
     assert {p.stem for p in pages} == set(lt["trust_code"])
     titles = set()
     report = (folder / "index.html").read_text(encoding="utf-8")
@@ -203,7 +205,10 @@ def test_methodology_is_built_from_the_config_catalogue_and_run(folder):
     assert f"{cut:.4f}" in page, "segment cut points of the run"
     assert "£395 per bed day" in page and "Configuration as run" in page
     report = (folder / "index.html").read_text(encoding="utf-8")
-    assert 'href="methodology.html"' in report and 'href="methodology.html#metric-ae_4hr"' in report
+    assert 'href="methodology.html"' in report and 'href="metrics/ae_4hr.html"' in report
+    assert 'href="metrics/ae_4hr.html"' in page, "each definition links to the metric's page"
+    metric_page = (folder / "metrics" / "ae_4hr.html").read_text(encoding="utf-8")
+    assert 'href="../methodology.html#metric-ae_4hr"' in metric_page
 
 
 def test_spreadsheet_sheets_equal_the_csv_tables(folder):
@@ -247,3 +252,109 @@ def _meth_cat():
     from leaguetables.config import load_catalogue, load_methodology
 
     return load_methodology("nof-2025-26"), load_catalogue("demo")
+
+
+FRONT_PAGE_LIMIT = 500_000  # bytes (issue 15: a light front page; 1.59 MB before the metric sections moved)
+
+
+def _headings_in_order(text: str) -> list[str]:
+    """Problems with a page's headings: not one H1, or a level skipped going down (h2 → h4)."""
+    levels = [int(x) for x in re.findall(r"<h([1-6])\b", text)]
+    problems = [] if levels.count(1) == 1 and levels[0] == 1 else [f"H1s: {levels.count(1)}, first {levels[:1]}"]
+    problems += [f"h{a} → h{b}" for a, b in zip(levels, levels[1:]) if b > a + 1]
+    return problems
+
+
+def test_front_page_is_light_and_links_every_metric_page(folder):
+    """index.html: no funnel plot (they moved to metrics/<id>.html), under 500 kB, key findings before the league
+    tables, a link to each metric's page; each metric page has its funnel plots (inline SVG with a text alternative),
+    the data table of every plot, links to the profiles and headings in order."""
+    from markupsafe import escape
+
+    from leaguetables.config import load_catalogue
+
+    report = folder / "index.html"
+    text = report.read_text(encoding="utf-8")
+    assert report.stat().st_size <= FRONT_PAGE_LIMIT, f"front page {report.stat().st_size:,} bytes"
+    assert "<svg" not in text and "Data table for this funnel plot" not in text
+    assert text.index('id="key-findings"') < text.index('id="segments"') < text.index('id="league-tables"')
+    cat = load_catalogue("demo")
+    for mid in METRICS.split(","):
+        m = cat.metric(mid)
+        assert f'href="metrics/{mid}.html"' in text
+        page = (folder / "metrics" / f"{mid}.html").read_text(encoding="utf-8")
+        assert not _headings_in_order(page), (mid, _headings_in_order(page))
+        assert page.count("<h1") == 1 and re.search(r"<title>[^<]*" + re.escape(str(escape(m.name))), page)
+        if m.funnel:
+            assert page.count("<svg") >= 1 and "<title" in page.split("<svg", 1)[1], mid
+            assert page.count("Data table for this funnel plot") == page.count('<figure id="fig-')
+            assert 'href="../trusts/' in page
+    assert not _headings_in_order(text.split('<main', 1)[1])
+
+
+def test_region_pages_list_every_trust_once_with_its_segment_and_rank_interval(folder, demo_inputs):
+    """regions/<slug>.html: every trust of the register on exactly one region page (its own region), with its
+    segment and rank interval as in league_table_full.csv, a link to its profile and data-region on its row; the
+    front page and the profiles link to the region pages."""
+    from leaguetables.publication.report import area_file
+
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv").set_index("trust_code")
+    reg = demo_inputs.trusts
+    report = (folder / "index.html").read_text(encoding="utf-8")
+    seen: dict[str, str] = {}
+    for region in sorted(reg["region"].unique()):
+        path = folder / "regions" / area_file(region)
+        assert f'href="regions/{path.name}"' in report
+        text = path.read_text(encoding="utf-8")
+        assert not _headings_in_order(text)
+        for row in re.findall(r'<tr data-code="([^"]+)"[^>]*data-region="([^"]+)"[^>]*>(.*?)</tr>', text):
+            code, attr_region, cells = row
+            assert code not in seen, f"{code} on two region pages"
+            seen[code] = region
+            assert attr_region == region.replace("&", "&amp;")
+            assert f'href="../trusts/{code}.html"' in cells
+            t = lt.loc[code]
+            tds = re.findall(r"<td[^>]*>(.*?)</td>", cells)
+            assert tds[2] == str(int(t["segment"])), (code, tds)  # trust, subtype, segment, rank, rank interval
+            assert f"{t['rank_interval_lower']:.0f} to {t['rank_interval_upper']:.0f}" in tds[4]
+    assert seen == dict(zip(reg["trust_code"], reg["region"]))
+    code = reg["trust_code"].iloc[0]
+    profile = (folder / "trusts" / f"{code}.html").read_text(encoding="utf-8")
+    assert f'href="../regions/{area_file(reg["region"].iloc[0])}"' in profile
+
+
+def test_trust_index_lists_every_trust_from_a_to_z(folder, demo_inputs):
+    """trusts/index.html (the no-JavaScript way to find a trust): every trust once, sorted by name, linking to its
+    profile, with its code and region; every page's header links to it."""
+    text = (folder / "trusts" / "index.html").read_text(encoding="utf-8")
+    assert not _headings_in_order(text)
+    links = re.findall(r'<tr[^>]*data-code="([^"]+)"[^>]*><td class="name"><a href="([^"]+)">', text)
+    reg = demo_inputs.trusts
+    assert [c for c, _ in links] == list(reg.assign(k=reg["trust_name"].str.lower())
+                                         .sort_values(["k", "trust_code"], kind="mergesort")["trust_code"])
+    assert all(h == f"{c}.html" for c, h in links)
+    assert all((folder / "trusts" / h).exists() for _, h in links)
+    for page in (folder / "index.html", folder / "metrics" / "ae_4hr.html", folder / "trusts" / f"{links[0][0]}.html"):
+        href = "trusts/index.html" if page.parent == folder else "../trusts/index.html"
+        assert f'href="{href}"' in page.read_text(encoding="utf-8"), page
+
+
+def test_league_table_rows_carry_the_filter_attributes(folder, demo_inputs):
+    """Every league-table row has data- attributes of its trust's code, type, region, subtype and segment (the hooks
+    of the table script), and every data table of the front page has class lt-table."""
+    text = (folder / "index.html").read_text(encoding="utf-8")
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv").set_index("trust_code")
+    reg = demo_inputs.trusts.set_index("trust_code")
+    from leaguetables.config import TRUST_TYPE_LABELS
+
+    league = text.split('id="league-tables"', 1)[1].split('id="sensitivity"')[0]
+    rows = re.findall(r'<tr data-code="([^"]+)" data-type="([^"]+)" data-region="([^"]*)" data-subtype="([^"]*)" '
+                      r'data-segment="([^"]*)">', league)
+    assert len(rows) == len(lt)
+    for code, ttype, region, subtype, segment in rows:
+        assert ttype == TRUST_TYPE_LABELS[reg.loc[code, "trust_type"]]
+        assert region == reg.loc[code, "region"].replace("&", "&amp;")
+        sub = reg.loc[code, "trust_subtype"]
+        assert subtype == ("" if pd.isna(sub) else str(sub)) and segment == f"Segment {int(lt.loc[code, 'segment'])}"
+    assert league.count('data-filters="region segment subtype" data-noun="trust|trusts"') == lt["trust_type"].nunique()
+    assert text.count("<table") == text.count('class="lt-table')

@@ -45,7 +45,9 @@ def test_real_report_is_offline_and_says_it_is_not_official(real_report):
     assert "Reproduced from published data; not an official statistic" in page
     assert "CQC safe inspection rating" in page and "Finance" in page, "names the NOF metrics missing from the inputs"
     assert "<script src" not in page and "https://" not in page.replace("http://www.w3.org", "")
-    assert page.count('role="img"') >= 5, "funnel plots"
+    metric_pages = [p.read_text(encoding="utf-8") for p in sorted((real_report / "metrics").glob("*.html"))]
+    assert sum(p.count('role="img"') for p in metric_pages) >= 5, "funnel plots, one page per metric"
+    assert not any("<script src" in p or "https://" in p.replace("http://www.w3.org", "") for p in metric_pages)
 
 
 def test_real_quarter_labels_are_true_and_it_verifies(real_report):

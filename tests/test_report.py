@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leaguetables.publication import pages
 from leaguetables.publication import report as rp
 from leaguetables.nof.league import MOVEMENT_COLUMNS, movement
 from leaguetables.publication.profiles import sparkline
@@ -70,7 +71,7 @@ def test_league_table_escapes_links_profiles_and_marks_revisions():
     assert "Two &amp; Co" in html
     assert html.count('href="trusts/') == 4 and 'href="trusts/A1.html"' in html
     assert "Movement since Q3 2025/26" in html
-    assert "segment 2 to 1; down 4; beyond chance (p = 0.004)" in html and "not in last quarter&#x27;s table" in html
+    assert "segment 2 to 1; down 4; beyond chance (p = 0.004)" in html and "not in last quarter&#39;s table" in html
     assert '<td class="num">2 [r]</td>' in html, "revised segment marked"
     assert "Three [r]</a>" in html
     assert "1 of 4" in html and "1.20 to 1.80" in html and "100%" in html
@@ -135,8 +136,25 @@ def test_formatting_helpers():
     assert rp.profile_file("RXX") == "RXX.html" and rp.profile_file("DEMO-A001") == "DEMO-A001.html"
     assert rp.profile_file("../etc/passwd") == "etc-passwd.html"
     assert rp.profile_href("A1") == "trusts/A1.html" and rp.profile_href("A1", from_root=False) == "A1.html"
-    html = rp.html_table(pd.DataFrame({"a": ["<x>"], "b": [1]}), "Cap <c>", "t1", numeric=["b"], row_header="a")
+
+
+def test_data_table_macro_escapes_and_carries_the_table_script_hooks():
+    """The one data-table macro (templates/pages/macros.html.j2): text escaped, captions and header scopes, class
+    lt-table, data- attributes on rows, data-type on headers, data-sort on cells whose text does not sort."""
+    df = pd.DataFrame({"a": ["<x>", "y"], "b": [1, 2], "d": [np.nan, 0.5],
+                       "c": [rp.Cell("1 to 3", "trusts/A&B.html", "A<1>", sort=1.0), "[x]"]})
+    t = rp.frame_table(df, "Cap <c>", "t1", numeric=["b"], row_header="a",
+                       row_data=[{"region": "North & East", "segment": "2"}, {"region": "London", "segment": ""}])
+    html = pages.render("report/table.html.j2", t=t)
     assert '<th scope="row">&lt;x&gt;</th>' in html and "Cap &lt;c&gt;" in html and '<td class="num">1</td>' in html
+    assert "<td></td><td data-sort" in html, "a missing value is an empty cell"
+    assert '<table id="t1" class="lt-table">' in html and '<caption id="t1-caption">' in html
+    assert 'aria-labelledby="t1-caption"' in html
+    assert '<th scope="col" class="num" data-type="number">b</th>' in html
+    assert '<th scope="col" data-type="text">a</th>' in html
+    assert '<tr data-region="North &amp; East" data-segment="2">' in html
+    assert ('<td data-sort="1.0"><a href="trusts/A&amp;B.html">1 to 3</a><span class="unit">A&lt;1&gt;</span></td>'
+            in html)
 
 
 def test_provenance_has_versions_and_parameters_but_no_time():
@@ -152,11 +170,12 @@ def test_provenance_has_versions_and_parameters_but_no_time():
 
 
 def test_sparkline_has_a_text_alternative_and_breaks_at_gaps():
-    svg = sparkline([1.0, 2.0, np.nan, 4.0, 3.0], ["Q1", "Q2", "Q3", "Q4", "Q5"], "Metric <m>", 1, "%")
+    spark = pages.environment().get_template("macros.html.j2").module.spark
+    svg = spark(sparkline([1.0, 2.0, np.nan, 4.0, 3.0], ["Q1", "Q2", "Q3", "Q4", "Q5"], "Metric <m>", 1, "%"))
     assert 'role="img"' in svg and "aria-label=\"Trend of Metric &lt;m&gt;: 1.0 in Q1, 3.0 in Q5 (%)" in svg
     assert svg.count("<polyline") == 2 and "<circle" in svg
     assert sparkline([np.nan, 1.0], ["Q1", "Q2"], "m", 1, "%") == "[x]"
-    assert sparkline([2.0, 2.0], ["Q1", "Q2"], "m", 1, "%").count("<polyline") == 1  # flat: drawn mid-height
+    assert spark(sparkline([2.0, 2.0], ["Q1", "Q2"], "m", 1, "%")).count("<polyline") == 1  # flat: mid-height
 
 
 @pytest.mark.parametrize("code", ["A1", "A-2_b"])
@@ -179,3 +198,25 @@ def test_segmentation_sentence_follows_the_rule_in_the_league_table():
     assert "within each trust type" in segmentation_sentence(t)
     t["segmentation_rule"] = "fixed_thresholds"
     assert "fixed thresholds" in segmentation_sentence(t)
+
+
+def test_area_groupings_follow_the_register_columns():
+    """Region pages always; ICB pages as soon as the register has an ICB column (report.GROUPINGS, one line each):
+    the groupings, the rows' data- attributes in words and the links to the area pages."""
+    reg = pd.DataFrame({"trust_code": ["A1", "A2", "M1"], "trust_name": ["One", "Two", "Three"],
+                        "trust_type": ["acute", "acute", "mental_health_community"],
+                        "trust_subtype": ["Large", np.nan, "Community"],
+                        "region": ["North East and Yorkshire", "London", "London"]})
+    table = pd.DataFrame({"trust_code": ["A1", "A2"], "segment": [2, np.nan]})
+    assert [g.column for g in rp.active_groupings(reg)] == ["region"]
+    f = rp.row_filters(reg, table)
+    assert f["A1"] == {"code": "A1", "type": "Acute trust", "region": "North East and Yorkshire",
+                       "subtype": "Large", "segment": "Segment 2"}
+    assert f["A2"]["subtype"] == "" and f["A2"]["segment"] == "Not segmented" and f["M1"]["segment"] == "Not segmented"
+    with_icb = reg.assign(icb_name=["NHS North East ICB", "NHS North Central London ICB", None])
+    groups = rp.active_groupings(with_icb)
+    assert [g.column for g in groups] == ["region", "icb_name"]
+    assert rp.row_filters(with_icb)["A1"]["icb"] == "NHS North East ICB" and "icb" not in rp.row_filters(with_icb)["M1"]
+    assert rp.area_href(groups[0], "North East and Yorkshire") == "regions/north-east-and-yorkshire.html"
+    assert rp.area_href(groups[1], "NHS North East ICB", "../") == "../icbs/nhs-north-east-icb.html"
+    assert rp.profile_file("index") == "trust-index.html", "trusts/index.html is the A–Z index"

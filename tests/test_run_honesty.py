@@ -211,5 +211,6 @@ def test_published_cells_are_safe_and_finite(tmp_path):
         text = "".join(cell.itertext())
         assert not (FORMULA.match(text) and not NUMERIC.match(text)), text
     assert b"OWASP" in content
-    html = (folder / "index.html").read_text(encoding="utf-8")
-    assert "φ = inf" not in html and "ratio inf" not in html
+    for page in [folder / "index.html", *sorted((folder / "metrics").glob("*.html"))]:  # funnels: metric pages
+        html = page.read_text(encoding="utf-8")
+        assert "φ = inf" not in html and "ratio inf" not in html, page.name

@@ -308,9 +308,11 @@ def broken_links(check: PageCheck) -> list[str]:
 
 
 def sample_pages(folder: Path, n_trusts: int = 3) -> list[Path]:
-    """The report, the methodology and ``n_trusts`` trust profiles spread over the alphabet of codes."""
-    pages = [folder / "index.html", folder / "methodology.html"]
-    trusts = sorted((folder / "trusts").glob("*.html"))
+    """The report, the methodology, the first metric page, the first region page, the A–Z index of trusts and
+    ``n_trusts`` trust profiles spread over the alphabet of codes."""
+    pages = [folder / "index.html", folder / "methodology.html", *sorted((folder / "metrics").glob("*.html"))[:1],
+             *sorted((folder / "regions").glob("*.html"))[:1], folder / "trusts" / "index.html"]
+    trusts = sorted(p for p in (folder / "trusts").glob("*.html") if p.name != "index.html")
     if trusts and n_trusts:
         step = max(1, len(trusts) // n_trusts)
         pages += trusts[::step][:n_trusts]

@@ -2,6 +2,9 @@
 the executed notebook by nbconvert) and, beside it, the documents built from the same computed tables:
 
 * ``trusts/<code>.html`` — a profile of every trust (:mod:`leaguetables.publication.profiles`);
+* ``metrics/<metric_id>.html`` — one page per metric (definition, funnel plots, data tables, model),
+  ``regions/<slug>.html`` — one page per region listing its trusts (and per area of any other grouping the register
+  has, e.g. ``icbs/``), ``trusts/index.html`` — the A–Z index of trusts (:mod:`leaguetables.publication.site`);
 * ``methodology.html`` — the methodology of the release, from the config and catalogue objects the run used
   (:mod:`leaguetables.publication.methodology`);
 * ``tables/league_tables_<quarter>.ods`` — the accessible spreadsheet of the CSV tables
@@ -21,6 +24,7 @@ from leaguetables import __version__
 from leaguetables.publication.methodology import write_methodology
 from leaguetables.publication.profiles import write_profiles
 from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
+from leaguetables.publication.site import write_site
 from leaguetables.publication.spreadsheet import write_workbook
 
 
@@ -46,6 +50,10 @@ def build_publication(prep, staging: Path, work: Path) -> dict:
     t0 = time.perf_counter()
     write_profiles(data, staging / TRUSTS_DIR)
     timings["profiles"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    write_site(data, staging)
+    timings["pages"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
     write_methodology(data, staging / "methodology.html")

@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from leaguetables.publication import pages
 from leaguetables.config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
 from leaguetables.inputs.contract import quarter_label, quarter_period
-from leaguetables.publication.report import (ReportData, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html,
+from leaguetables.publication.report import (Cell, ReportData, metric_page_file, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html,
                      site_label, source_notice, thresholds_notice)
 from leaguetables.run.manifest import git_state
 from leaguetables.statistics.spc import summary as spc_summary
@@ -126,8 +126,8 @@ def settings(obj) -> list[dict]:
 
 
 def _table(df: pd.DataFrame, numeric=()) -> dict:
-    """Columns and rows for the table macro; Markup cells (links built here from escaped parts) stay Markup."""
-    rows = [[v if isinstance(v, Markup) else str(v) for v in row] for row in df.itertuples(index=False)]
+    """Columns and rows for the table macro; Cell values (links) and Markup cells stay as they are."""
+    rows = [[v if isinstance(v, (Markup, Cell)) else str(v) for v in row] for row in df.itertuples(index=False)]
     return {"columns": [(c, c in numeric) for c in df.columns], "rows": rows}
 
 
@@ -151,7 +151,7 @@ def _expected_text(r) -> str:
 
 
 def metric_context(m: Metric, data: dict | None) -> dict:
-    ctx = {"id": m.id, "name": m.name, "description": m.description, "fields": settings(m), "models": [],
+    ctx = {"id": m.id, "name": m.name, "page": metric_page_file(m.id), "description": m.description, "fields": settings(m), "models": [],
            "funnels": None, "bands": None, "brackets": None, "intervals": STATISTICS.get(m.statistic, ""),
            "run_methods": "", "in_run": data is not None}
     s = m.scoring
@@ -230,7 +230,7 @@ def context(data: ReportData, page: Path | None = None) -> dict:
     run_ids = set(data.metric_data)
     metrics = [m for m in cat.metrics if m.id in run_ids]
     overview = pd.DataFrame([{
-        "Metric": Markup(f'<a href="#metric-{escape(m.id)}">{escape(m.name)}</a>'),
+        "Metric": Cell(m.name, f"#metric-{m.id}"),
         "Trust types": ", ".join(TRUST_TYPE_PLURAL[t] for t in m.trust_types),
         "Direction": VALUES[m.direction], "Statistic": m.statistic,
         "Scoring": VALUES.get(m.scoring.method, m.scoring.method)
@@ -289,10 +289,10 @@ def context(data: ReportData, page: Path | None = None) -> dict:
         "demo": data.run.get("source") == "demo",
         "thresholds_notice": thresholds_notice(meth),
         "site_label": site_label(data.run.get("source", "files")),
-        "source_notice": Markup(source_notice(data.run.get("source", "files"), None,
-                                              data.run.get("omitted_metrics") or ())),
-        "provenance": Markup(provenance_html(data.run, git_state(), input_checksums(data.inputs))),
+        "source_notice": source_notice(data.run.get("source", "files"), None, data.run.get("omitted_metrics") or ()),
+        "provenance": provenance_html(data.run, git_state(), input_checksums(data.inputs)),
         "validation": validation_link(page),
+        "root": "",
     }
 
 

@@ -1,7 +1,9 @@
-"""Jinja2 pages published beside the report (trust profiles, methodology): one environment, one look.
+"""The one HTML system of the publication: a Jinja2 environment for every page and every section of the front page.
 
-The pages share the report's stylesheet, skip link, header and footer (``templates/leaguetables``), so a reader
-moving from the report to a profile sees one publication. Autoescaping is on: every data-derived string is escaped
+Pages (trust profiles, methodology, metric, area and index pages) extend ``templates/pages/base.html.j2``; the
+sections of the front page (``templates/pages/report/*.html.j2``) are rendered by :func:`section` and shown by the
+report notebook, whose nbconvert template includes the same stylesheet, skip link, header, footer and shared slots
+(``templates/leaguetables``), so a reader moving from the report to a profile sees one publication. Autoescaping is on: every data-derived string is escaped
 unless the code wraps it in :class:`markupsafe.Markup` after escaping its parts itself (sparklines, links).
 Pages are written with ``\\n`` line ends and no timestamps, so the same data always give the same bytes.
 """
@@ -12,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
@@ -28,6 +31,11 @@ def environment() -> jinja2.Environment:
 
 def render(template: str, **context) -> str:
     return environment().get_template(template).render(**context)
+
+
+def section(name: str, context: dict) -> Markup:
+    """A section of the front page (``templates/pages/report/<name>.html.j2``) rendered with ``context``."""
+    return Markup(render(f"report/{name}.html.j2", **context))
 
 
 def write(path: Path, text: str) -> int:

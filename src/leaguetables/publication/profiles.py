@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from leaguetables.publication import pages
 from leaguetables.config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL
 from leaguetables.inputs.contract import quarter_key, quarter_label, quarter_period
-from leaguetables.publication.report import (REVISED, ReportData, _missing, fmt, input_checksums, money, movement_text, profile_file,
-                     site_label, source_notice, thresholds_notice,
-                     provenance_html, slug)
+from leaguetables.publication.report import (REVISED, Cell, ReportData, _missing, active_groupings, area_href, fmt,
+                                             input_checksums, metric_href, money, movement_text, profile_file,
+                                             provenance_html, site_label, slug, source_notice, thresholds_notice)
 from leaguetables.run.manifest import git_state
 from leaguetables.statistics.productivity import peer_groups
 
@@ -35,9 +36,22 @@ METRIC_COLUMNS = [("Metric", False), ("Value (as reported)", True), ("95% confid
                   ("Peer median", True), ("Rank among peers", True), ("Trend", False)]
 
 
+class Spark(NamedTuple):
+    """A sparkline as plain values, drawn by the ``spark`` macro (``templates/pages/macros.html.j2``): its text
+    alternative, size, the point lists of its line segments and the latest point."""
+
+    alt: str
+    width: int
+    height: int
+    lines: list[str]
+    cx: str
+    cy: str
+
+
 def sparkline(values: list[float], labels: list[str], name: str, decimals: int, unit: str,
-              width: int = 96, height: int = 24) -> Markup:
-    """A small inline SVG line of a trust's values over the quarters, with a text alternative.
+              width: int = 96, height: int = 24) -> Spark | str:
+    """A small inline SVG line of a trust's values over the quarters, with a text alternative ("[x]" with fewer
+    than two values).
 
     Gaps (suppressed or missing quarters) break the line; the latest point is a dot. The y axis spans the
     trust's own range, so the line shows the shape of the trend, not its size: the figures are in the trend table.
@@ -45,7 +59,7 @@ def sparkline(values: list[float], labels: list[str], name: str, decimals: int, 
     v = np.asarray(values, dtype=float)
     have = ~np.isnan(v)
     if have.sum() < 2:
-        return Markup("[x]")
+        return "[x]"
     pad = 3.0
     lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
     span = hi - lo
@@ -55,20 +69,17 @@ def sparkline(values: list[float], labels: list[str], name: str, decimals: int, 
     for x, y in zip(xs, ys):
         if np.isnan(y):
             if len(run) > 1:
-                lines.append(run)
+                lines.append(" ".join(run))
             run = []
         else:
             run.append(f"{x:.1f},{y:.1f}")
     if len(run) > 1:
-        lines.append(run)
+        lines.append(" ".join(run))
     idx = np.flatnonzero(have)
     first, last = idx[0], idx[-1]
     alt = (f"Trend of {name}: {v[first]:,.{decimals}f} in {labels[first]}, {v[last]:,.{decimals}f} in "
            f"{labels[last]} ({unit}); lowest {lo:,.{decimals}f}, highest {hi:,.{decimals}f}.")
-    body = "".join(f'<polyline points="{" ".join(r)}"/>' for r in lines)
-    body += f'<circle cx="{xs[last]:.1f}" cy="{ys[last]:.1f}" r="2.5"/>'
-    return Markup(f'<svg class="spark" role="img" aria-label="{escape(alt)}" width="{width}" height="{height}" '
-                  f'viewBox="0 0 {width} {height}" focusable="false"><title>{escape(alt)}</title>{body}</svg>')
+    return Spark(alt, width, height, lines, f"{xs[last]:.1f}", f"{ys[last]:.1f}")
 
 
 def _num(metric, value) -> str:
@@ -196,8 +207,7 @@ class ProfileBuilder:
                 continue
             t = self.tables[m.id]
             r = t.get(code)
-            link = Markup(f'<a href="../index.html#metric-{escape(m.id)}">{escape(m.name)}</a>'
-                          f'<span class="unit">{escape(m.unit)}</span>')
+            link = Cell(m.name, metric_href(m.id, "../"), m.unit)
             if r is None:
                 value = "[x]"
             elif r["status"] == "suppressed":
@@ -223,7 +233,7 @@ class ProfileBuilder:
                 peer_rank = ("[z]" if m.statistic == "bracket" else "[x]" if _missing(r["peer_rank"]) else
                              f"{int(r['peer_rank'])} of {int(r['peer_n']) + 1}")
             type_value = "[x]" if r is None else _num(m, r["type_value"])
-            trend = Markup("[z]")
+            trend: Spark | str = "[z]"
             values = []
             if m.id in self.history and m.statistic != "bracket":
                 hv, hs = self.history[m.id]
@@ -276,7 +286,7 @@ class ProfileBuilder:
         rows = []
         for r in g:
             m = self.data.catalogue.metric(r.metric_id)
-            name = Markup(f"{escape(m.name)}<span class=\"unit\">{escape(m.unit)}</span>")
+            name = Cell(m.name, metric_href(m.id, "../"), m.unit)
             priced = f"£{r.unit_cost:,.0f} per {r.resource_unit}"
             if r.status != "ok":
                 flag = "[c]" if r.status == "suppressed" else "[x]"
@@ -356,6 +366,9 @@ class ProfileBuilder:
             "source_notice": Markup(source_notice(self.data.run.get("source", "files"), None,
                                                   self.data.run.get("omitted_metrics") or ())),
             "revised": revised,
+            "root": "../",
+            "areas": [(g.label[:1].upper() + g.label[1:], str(info[g.column]), area_href(g, str(info[g.column]), "../"))
+                      for g in active_groupings(self.data.inputs.trusts) if not _missing(info.get(g.column))],
             "cards": cards, "summary": summary, "probability_rows": probs,
             "replicates": f"{meth.bootstrap.replicates:,}",
             "league_anchor": f"league-{slug(ttype)}",

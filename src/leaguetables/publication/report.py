@@ -1,28 +1,37 @@
-"""HTML sections of the published report (called by ``notebooks/report.ipynb``), and the data every published page
-of a quarter is built from (:class:`ReportData`, also used by :mod:`leaguetables.publication.documents`).
+"""The data of the published pages (the data → context layer): the sections of the front page, shown by
+``notebooks/report.ipynb``, and :class:`ReportData`, the data every published page of a quarter is built from
+(also used by :mod:`leaguetables.publication.site`, :mod:`~leaguetables.publication.profiles` and
+:mod:`~leaguetables.publication.methodology`).
 
-Every data-derived string is escaped with :func:`html.escape`; tables have captions and header cells with scope;
-figures are inline SVG with a text alternative and a data table beside them; nothing depends on colour alone; no
-wall-clock time appears in a page (run times live in ``manifest.json`` only).
+No HTML is written here: each section is a Jinja2 template (``templates/pages/report/*.html.j2``, autoescaped)
+rendered with plain values — sentences, and tables as :class:`Table` (captions, header cells with scope, data-
+attributes for the table script). Figures are inline SVG with a text alternative and a data table beside them;
+nothing depends on colour alone; no wall-clock time appears in a page (run times live in ``manifest.json`` only).
 """
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from leaguetables.config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL, TRUST_TYPES, Catalogue, Methodology, Metric
 from leaguetables.inputs.contract import previous_quarter, quarter_label, quarter_period
-
-esc = html.escape
+from leaguetables.publication import pages
+from leaguetables.publication.figures import load_saved
+from leaguetables.run.manifest import git_state
+from leaguetables.statistics import productivity as productivity_stats
 
 METHODOLOGY_PAGE = "methodology.html"
 TRUSTS_DIR = "trusts"
+METRICS_DIR = "metrics"
+TRUST_INDEX = f"{TRUSTS_DIR}/index.html"
 REVISED = " [r]"
 SHORTHAND = {"suppressed": "[c]", "missing": "[x]", "not_applicable": "[z]"}
 
@@ -67,6 +76,8 @@ def money(value) -> str:
 def profile_file(trust_code: str) -> str:
     """File name of a trust's profile: the code itself when it is a safe file name, else a slug of it."""
     code = str(trust_code)
+    if code.lower() == "index":  # trusts/index.html is the A–Z index of trusts
+        return "trust-index.html"
     return f"{code}.html" if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", code) else f"{slug(code) or 'trust'}.html"
 
 
@@ -75,41 +86,41 @@ def profile_href(trust_code: str, from_root: bool = True) -> str:
     return (f"{TRUSTS_DIR}/" if from_root else "") + profile_file(trust_code)
 
 
-def html_table(df: pd.DataFrame, caption: str, table_id: str, numeric: Iterable[str] = (),
-               raw_html: Iterable[str] = (), row_header: str | None = None, caption_html: str | None = None,
-               nowrap: Iterable[str] = (), header_html: dict[str, str] | None = None,
-               name_column: str | None = None) -> str:
-    """A static, accessible table: caption, ``<th scope="col">`` headers, an optional row-header column.
+class Grouping(NamedTuple):
+    """A way of grouping trusts into areas, each with its own "where you live" page (``<folder>/<slug>.html``):
+    a column of the trust register, the folder of its pages and its name in words."""
 
-    Cell text is escaped unless the column is listed in ``raw_html`` (cells built by this module from escaped
-    parts, such as links).
-    """
-    numeric, raw_html, nowrap = set(numeric), set(raw_html), set(nowrap)
-    header_html = header_html or {}
-    cls_of = {c: " ".join(k for k, on in (("num", c in numeric), ("nowrap", c in nowrap), ("name", c == name_column))
-                          if on) for c in df.columns}
-    attr = {c: f' class="{v}"' if v else "" for c, v in cls_of.items()}
-    head = "".join(f'<th scope="col"{attr[c]}>{header_html.get(c, esc(str(c)))}</th>' for c in df.columns)
-    body = []
-    for row in df.itertuples(index=False):
-        cells = []
-        for c, v in zip(df.columns, row):
-            text = "" if _missing(v) else str(v)
-            text = text if c in raw_html else esc(text)
-            cls = attr[c]
-            cells.append(f'<th scope="row"{cls}>{text}</th>' if c == row_header else f"<td{cls}>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    cap = caption_html if caption_html is not None else esc(caption)
-    return (f'<div class="table-wrap" role="region" aria-labelledby="{table_id}-caption" tabindex="0">'
-            f'<table id="{table_id}"><caption id="{table_id}-caption">{cap}</caption>'
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+    column: str
+    folder: str
+    label: str
+    plural: str
+    key: str  # the rows' data- attribute (data-region, data-icb) the table script filters on
 
 
-def figure(svg: str, caption: str, fig_id: str) -> str:
-    """Inline SVG figure; ``svg`` comes from matplotlib and carries its own <title>/<desc> (see figures)."""
-    svg = re.sub(r"<\?xml[^>]*>\s*", "", svg)
-    svg = re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg)
-    return f'<figure id="{fig_id}">{svg}<figcaption>{esc(caption)}</figcaption></figure>'
+# Area pages are built for every grouping whose column the trust register has; a new grouping is one line here.
+GROUPINGS = (
+    Grouping("region", "regions", "NHS England region", "NHS England regions", "region"),
+    Grouping("icb_name", "icbs", "integrated care board", "integrated care boards", "icb"),
+)
+FILTERS = "region segment subtype"  # the league tables' filters (data-filters); a type's table has one type
+
+
+def active_groupings(trusts: pd.DataFrame) -> list[Grouping]:
+    """The groupings of :data:`GROUPINGS` whose column the register has with at least one value."""
+    return [g for g in GROUPINGS if g.column in trusts.columns and trusts[g.column].notna().any()]
+
+
+def area_file(area: str) -> str:
+    return f"{slug(area) or 'area'}.html"
+
+
+def area_href(grouping: Grouping, area: str, root: str = "") -> str:
+    """Relative link to an area's page from a page at ``root`` of the release."""
+    return f"{root}{grouping.folder}/{area_file(area)}"
+
+
+
+
 
 
 # ------------------------------------------------------------------------------------------------------ revisions
@@ -169,27 +180,22 @@ def revised_marks(revisions: pd.DataFrame | None) -> tuple[set, set]:
 
 
 def revisions_html(revisions: pd.DataFrame | None, quarter: str) -> str:
-    head = ('<h2 id="revisions">Revisions</h2><p>Scheduled revisions follow late or corrected source data; '
-            "methodology changes are made only with a new methodology version and are announced in advance. "
-            "Revised figures are marked [r] in the league tables and trust profiles.</p>")
-    if revisions is None or revisions.empty:
-        return head + (f"<p>This is the first publication of these figures for {esc(quarter_label(quarter))}; "
-                       "none have been revised.</p>")
-    df = revisions.copy()
-    tab = pd.DataFrame({
-        "Table": df.get("table", pd.Series("", index=df.index)).to_numpy(),
-        "Trust code": df.get("trust_code", pd.Series("", index=df.index)).to_numpy(),
-        "Metric": df.get("metric_id", pd.Series("", index=df.index)).fillna("").to_numpy(),
-        "Quantity": df.get("quantity", pd.Series("", index=df.index)).to_numpy(),
-        "Previously published": df.get("previous", pd.Series("", index=df.index)).to_numpy(),
-        "Revised": df.get("revised", pd.Series("", index=df.index)).to_numpy(),
-    })
-    n_trusts = tab["Trust code"].nunique()
-    return (head + f"<p>{len(tab):,} figures for {n_trusts:,} trusts have been revised since "
-            f"{esc(quarter_label(quarter))} was first published. Every revised figure is listed below and in "
-            "tables/revisions.csv.</p>"
-            + html_table(tab, f"Revised figures, {quarter_label(quarter)}", "revisions-table",
-                         numeric=["Previously published", "Revised"]))
+    """The revisions section: every revised figure (``tables/revisions.csv``), or that none has been revised."""
+    ctx: dict = {"quarter_label": quarter_label(quarter), "table": None}
+    if revisions is not None and not revisions.empty:
+        df = revisions
+
+        def col(name, fill=None):
+            s = df.get(name, pd.Series("", index=df.index))
+            return (s.fillna(fill) if fill is not None else s).to_numpy()
+
+        tab = pd.DataFrame({"Table": col("table"), "Trust code": col("trust_code"), "Metric": col("metric_id", ""),
+                            "Quantity": col("quantity"), "Previously published": col("previous"),
+                            "Revised": col("revised")})
+        ctx.update(n_figures=f"{len(tab):,}", n_trusts=f"{tab['Trust code'].nunique():,}",
+                   table=frame_table(tab, f"Revised figures, {quarter_label(quarter)}", "revisions-table",
+                                     numeric=["Previously published", "Revised"]))
+    return pages.section("revisions", ctx)
 
 
 # ----------------------------------------------------------------------------------------------------- page parts
@@ -237,57 +243,27 @@ def site_label(source: str) -> str:
     return SOURCE_LABELS.get(source, SOURCE_LABELS["files"])[0]
 
 
-def source_notice(source: str, catalogue: Catalogue | None = None, omitted: Sequence[str] = ()) -> str:
+def source_notice(source: str, catalogue: Catalogue | None = None, omitted: Sequence[str] = ()) -> Markup:
     """The notice under a page's title: what the figures are computed from, and, for a partial run, which metrics
-    were left out (HTML, escaped)."""
+    were left out."""
     head, body = SOURCE_NOTICES.get(source, SOURCE_NOTICES["files"])
-    html_ = f'<div class="notice warning"><strong>{esc(head)}</strong> {esc(body)}'
-    if source != "demo" and catalogue is not None and catalogue.not_in_inputs:
-        html_ += " Not in these inputs: " + esc("; ".join(catalogue.not_in_inputs)) + "."
-    html_ += "</div>"
-    if omitted:
-        html_ += ('<div class="notice warning partial-run"><strong>Partial run.</strong> This release was computed '
-                  f"from a subset of the metrics (--metrics): {_plural(len(omitted), 'metric')} with data for the "
-                  "quarter left out (" + esc(", ".join(omitted)) + "). Averages, segments and ranks are not "
-                  "comparable with a full release.</div>")
-    return html_
+    missing = "; ".join(catalogue.not_in_inputs) if source != "demo" and catalogue is not None else ""
+    return pages.section("source_notice", {"head": head, "body": body, "not_in_inputs": missing,
+                                           "omitted": list(omitted),
+                                           "omitted_count": _plural(len(omitted), "metric")})
 
 
 def title_block(quarter: str, source: str, methodology: Methodology, catalogue: Catalogue | None = None,
                 omitted: Sequence[str] = ()) -> str:
-    h1 = f"NHS trust league tables: {quarter_label(quarter)}" + (" (partial run)" if omitted else "")
-    notice = source_notice(source, catalogue, omitted)
-    return (f"<h1>{esc(h1)}</h1>"
-            f'<p class="lede">Segments, scores and ranks of NHS trusts in England for {esc(quarter_period(quarter))}, '
-            "with the uncertainty of every rank, adjustment for the populations trusts serve, funnel plots and "
-            "the productivity opportunity of each trust.</p>"
-            '<dl class="release-facts">'
-            f"<dt>Period</dt><dd>{esc(quarter_period(quarter))} ({esc(quarter_label(quarter))})</dd>"
-            f"<dt>Status</dt><dd>{esc(SOURCE_LABELS.get(source, SOURCE_LABELS['files'])[1])}</dd>"
-            f"<dt>Methodology</dt><dd>{esc(methodology.name)}, version {esc(methodology.version)}</dd></dl>"
-            f"{notice}"
-            + (f'<div class="notice warning"><strong>{esc(thresholds_notice(methodology))}</strong></div>'
-               if thresholds_notice(methodology) else ""))
+    return pages.section("title", {
+        "h1": f"NHS trust league tables: {quarter_label(quarter)}" + (" (partial run)" if omitted else ""),
+        "period": quarter_period(quarter), "quarter_label": quarter_label(quarter),
+        "status": SOURCE_LABELS.get(source, SOURCE_LABELS["files"])[1], "methodology": methodology,
+        "notice": source_notice(source, catalogue, omitted), "thresholds_notice": thresholds_notice(methodology)})
 
 
-def downloads(spreadsheet: str | None = None) -> str:
-    """Links to the methodology page and the downloadable tables of the release."""
-    links = [(METHODOLOGY_PAGE, "Methodology", "HTML page: every metric, model and rule of this release")]
-    if spreadsheet:
-        links.append((f"tables/{spreadsheet}", "League tables spreadsheet",
-                      "ODS, accessible: cover, contents, notes and one table per sheet"))
-    links += [("tables/league_table.csv", "League table", "CSV, NHS England's layout"),
-              ("tables/nof_data_long.csv", "Metric values and scores", "CSV, NHS England's long layout"),
-              ("tables/productivity.csv", "Productivity opportunity", "CSV, one row per trust and metric"),
-              ("tables/spc.csv", "Statistical process control", "CSV, one row per trust and metric: process "
-                                                                 "limits, rules triggered, variation and assurance")]
-    items = "".join(f'<li><a href="{esc(h)}">{esc(t)}</a> ({esc(d)})</li>' for h, t, d in links)
-    return f'<h2 id="downloads">Downloads and related pages</h2><ul class="downloads">{items}</ul>'
 
 
-def contents(items: Sequence[tuple[str, str]]) -> str:
-    lis = "".join(f'<li><a href="#{esc(a)}">{esc(t)}</a></li>' for a, t in items)
-    return f'<nav class="contents" aria-labelledby="contents"><h2 id="contents">Contents</h2><ol>{lis}</ol></nav>'
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -391,9 +367,389 @@ def segmentation_sentence(table: pd.DataFrame) -> str:
 
 def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: pd.DataFrame,
                  movement: pd.DataFrame | None = None, previous: str | None = None,
+                 productivity: pd.DataFrame | None = None, comparator: str = "type", level: float = 0.95,
+                 **kw) -> str:
+    """The key findings section (:func:`key_finding_sentences`, same arguments)."""
+    return pages.section("key_findings", {"items": key_finding_sentences(
+        table, sensitivity_summary, funnel_counts, movement, previous, productivity, comparator, level, **kw)})
+
+
+def segment_distribution(table: pd.DataFrame) -> str:
+    rows = []
+    calibrated = "rank_interval_lower" in table.columns
+    for t in TRUST_TYPES:
+        g = table[table["trust_type"] == t]
+        if g.empty:
+            continue
+        counts = g["segment"].value_counts()
+        row = {"Trust type": TRUST_TYPE_PLURAL[t],
+               **{f"Segment {s}": int(counts.get(s, 0)) for s in range(1, 6)},
+               "Moved by the financial override": int(g["financial_override"].astype(bool).sum())}
+        if calibrated:
+            p = g[[f"p_segment_{k}" for k in range(1, 5)]].to_numpy(float)
+            row["Segment uncertain (no segment 90% likely)"] = int((np.nanmax(p, axis=1) < 0.9).sum())
+        row["Total"] = len(g)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    return pages.section("segments", {"calibrated": calibrated, "table": frame_table(
+        df, "Number of trusts in each segment, by trust type", "segment-distribution",
+        numeric=[c for c in df.columns if c != "Trust type"], row_header="Trust type")})
+
+
+def _pct(p) -> str:
+    return "" if pd.isna(p) else f"{100 * p:.0f}%"
+
+
+def _level(table: pd.DataFrame) -> str:
+    lvl = table.attrs.get("uncertainty", {}).get("level", 0.95)
+    return f"{100 * lvl:g}%"
+
+
+def movement_summary(movement: pd.DataFrame, previous: str, level: float = 0.95) -> str:
+    """One sentence: segment changes beside the number expected by chance alone, and the trusts whose change of
+    rank is beyond chance beside the number the test flags by chance (from :func:`leaguetables.nof.league.movement`)."""
+    n = len(movement)
+    changed = int((movement["segment_change"] != 0).sum())
+    expected = float(movement["p_segment_change_by_chance"].sum())
+    beyond = int(movement["change_beyond_chance"].astype(bool).sum())
+    alpha = 1 - level
+    return (f"Since {quarter_label(previous)}, {_plural(changed, 'trust')} of {n:,} changed segment; about "
+            f"{expected:.1f} would be expected to change segment by chance alone if no trust's performance had "
+            f"changed (a joint simulation of both quarters' data). The change of rank is larger than chance alone "
+            f"would usually give (p < {alpha:g}) for {_plural(beyond, 'trust')}; about {alpha * n:.1f} would be "
+            "flagged by chance even if nothing had changed.")
+
+
+def movement_text(r) -> str:
+    """Short movement wording for a table cell, from a row of :func:`leaguetables.nof.league.movement`:
+    e.g. "segment 3 to 2; up 28; beyond chance (p = 0.004)"."""
+    if _missing(getattr(r, "previous_rank", None)):
+        return "not in last quarter's table"
+    seg = ("same segment" if r.segment_change == 0 else
+           f"segment {int(r.previous_segment)} to {int(r.previous_segment + r.segment_change)}")
+    ch = int(r.rank_change)
+    rank = "same rank" if ch == 0 else (f"up {-ch}" if ch < 0 else f"down {ch}")
+    p = float(r.rank_change_p_value)
+    where = "beyond chance" if bool(r.change_beyond_chance) else "within chance"
+    return f"{seg}; {rank}; {where} (p {'< 0.001' if p < 0.001 else f'= {p:.3f}'})"
+
+
+def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool = True,
+                      movement: pd.DataFrame | None = None, previous: str | None = None,
+                      revised: set | None = None, filters: dict[str, dict] | None = None) -> str:
+    """One type's league table rendered (:func:`league_table_context`); empty when the type has no trust."""
+    ctx = league_table_context(table, trust_type, profile_links, movement, previous, revised, filters)
+    return "" if ctx is None else pages.section("league_table", {"lt": ctx})
+
+
+def league_intro(previous: str | None, has_movement: bool, calibrated: bool = True, level: float = 0.95,
+                 shrinkage: bool = True) -> str:
+    return pages.section("league_intro", {"intro": league_intro_context(previous, has_movement, calibrated, level,
+                                                                     shrinkage)})
+
+
+def funnel_flag_sentence(summary: pd.DataFrame | None, ttype: str, direction: str) -> str:
+    """A metric section's count of funnel flags for one trust type, with the number expected by chance."""
+    if summary is None or summary.empty or "n_tested" not in summary:
+        return ""
+    row = summary[summary["trust_type"] == ttype]
+    if row.empty:
+        return ""
+    r = row.iloc[0]
+    level = float(r.get("band_level", 0.95))
+    high, low, tested = int(r["n_higher"]), int(r["n_lower"]), int(r["n_tested"])
+    better, worse = (high, low) if direction == "higher_better" else (low, high)
+    side = float(r["n_expected_by_chance"]) / 2.0
+    quarters = int(r.get("quarters", 1) or 1)
+    pooled = f" (events pooled over the latest {quarters} quarters)" if quarters > 1 else ""
+    exact = (" The limits are exact for rare events and conservative: fewer than this are expected by chance."
+             if r.get("limits") == "exact" else "")
+    return (f"Of {tested:,} trusts tested{pooled}, {better:,} {'is' if better == 1 else 'are'} better and "
+            f"{worse:,} worse than expected beyond the {_level_pct(level)} limits; about {side:,.1f} on each side "
+            f"would be expected by chance alone if no trust were truly different.{exact}")
+
+
+
+
+def coefficient_frame(c: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "Term": c["term"].to_numpy(),
+        "Ratio per SD": c["exp_estimate"].map(lambda v: fmt(v, 3)).to_numpy(),
+        "95% CI": [f"{a:.3f} to {b:.3f}" for a, b in zip(c["exp_lower"], c["exp_upper"])],
+        "p-value": c["p_value"].map(lambda v: "<0.001" if v < 0.001 else f"{v:.3f}").to_numpy(),
+    })
+
+
+
+
+def sensitivity_html(sens: pd.DataFrame, summary: dict) -> str:
+    rows = [{"Trust type": TRUST_TYPE_PLURAL[t], "Trusts": v["n"],
+             "Rank correlation of averages (Spearman)": "[x]" if pd.isna(v["spearman_average"])
+             else f"{v['spearman_average']:.3f}",
+             "Trusts whose segment changes": v["segment_changed"]} for t, v in summary.items()]
+    ctx: dict = {"summary": frame_table(pd.DataFrame(rows), "Raw and adjusted league tables compared",
+                                        "sensitivity-summary", numeric=["Trusts", "Rank correlation of averages "
+                                                                                  "(Spearman)",
+                                                                        "Trusts whose segment changes"],
+                                        row_header="Trust type"), "changes": None}
+    ch = sens[sens["segment_change"] != 0]
+    if not ch.empty:
+        ch = ch.reindex(ch["segment_change"].abs().sort_values(ascending=False, kind="mergesort").index)
+        tab = pd.DataFrame({"Trust": [trust_link(c, n) for c, n in zip(ch["trust_code"], ch["trust_name"])],
+                            "Code": ch["trust_code"].to_numpy(),
+                            "Type": ch["trust_type"].map(TRUST_TYPE_LABELS).to_numpy(),
+                            "Segment (raw)": ch["segment"].astype(int).to_numpy(),
+                            "Segment (adjusted)": ch["segment_adjusted"].astype(int).to_numpy(),
+                            "Rank (raw)": ch["rank"].astype(int).to_numpy(),
+                            "Rank (adjusted)": ch["rank_adjusted"].astype(int).to_numpy()})
+        ctx["changes"] = frame_table(tab, "Trusts whose segment changes with demographic adjustment",
+                                     "sensitivity-changes", numeric=["Segment (raw)", "Segment (adjusted)",
+                                                                     "Rank (raw)", "Rank (adjusted)"])
+    return pages.section("sensitivity", ctx)
+
+
+def productivity_html(opp: pd.DataFrame, catalogue: Catalogue, methodology: Methodology, top: int = 10,
+                      source: str = "demo") -> str:
+    settings = methodology.productivity
+    ctx: dict = {"settings": settings, "empty": opp.empty, "source": source,
+                 "who": ("the upper-quartile (best 25%) level of its trust type" if settings.comparator == "type"
+                         else "the upper-quartile (best 25%) level of its demographic peers")}
+    if not opp.empty:
+        summ = productivity_stats.england_summary(opp)
+        ctx["total"] = money(productivity_stats.england_total(opp)["opportunity_annual"])
+        ctx["n_metrics"] = _plural(len(summ), "metric")
+        ctx["england"], ctx["top"] = _productivity_tables(opp, catalogue, top)
+    return pages.section("productivity", ctx)
+
+
+def data_quality_html(results: pd.DataFrame, catalogue: Catalogue, metric_data: dict | None = None,
+                      source: str = "demo", unscored: pd.DataFrame | None = None) -> str:
+    rows = []
+    for m in catalogue.metrics:
+        g = results[results["metric_id"] == m.id]
+        if g.empty:
+            continue
+        rows.append({"Metric": m.name, "Trusts in scope": len(g), "Reported": int((g["status"] == "ok").sum()),
+                     "Suppressed [c]": int((g["status"] == "suppressed").sum()),
+                     "Missing [x]": int((g["status"] == "missing").sum()),
+                     "Scored": "[z]" if m.scoring.method == "none" else int(g["score"].notna().sum())})
+    df = pd.DataFrame(rows)
+    totals = {k: int(df[c].sum()) if len(df) else 0 for k, c in
+              (("cells", "Trusts in scope"), ("ok", "Reported"), ("sup", "Suppressed [c]"), ("mis", "Missing [x]"))}
+    errors = [f"{catalogue.metric(mid).name} ({TRUST_TYPE_PLURAL[ttype].lower()}): {err}"
+              for mid, d in sorted((metric_data or {}).items()) for ttype, err in sorted(d.get("model_errors",
+                                                                                               {}).items())]
+    return pages.section("data_quality", {
+        "source": source, "n": {k: f"{v:,}" for k, v in totals.items()}, "errors": errors,
+        "table": frame_table(df, "Coverage of each metric this quarter", "data-quality-table",
+                             numeric=[c for c in df.columns if c != "Metric"], row_header="Metric"),
+        "unscored": [] if unscored is None else list(zip(unscored["trust_code"].astype(str),
+                                                         unscored["trust_name"].astype(str)))})
+
+
+def methodology_summary_html(methodology: Methodology, catalogue: Catalogue,
+                             link: str | None = METHODOLOGY_PAGE) -> str:
+    b = methodology.bootstrap
+    u = methodology.uncertainty
+    f = methodology.funnel
+    fo = methodology.financial_override
+    items = [
+        "Each metric is scored 1.00 (best) to 4.00 (worst) by rank within the trust type; with a standard, trusts "
+        "meeting it score 1.00 and the rest 2.00–4.00; with a floor, trusts failing it score 4.00 and the rest "
+        "1.00–3.00; ties take the best score of the tie; bracket metrics map categories to scores.",
+        "The average metric score is the weighted mean over scored metrics (the three infection metrics one third "
+        "each; the two finance metrics enter once as a combined score), rounded to 2 decimal places.",
+        methodology.segmentation.description,
+        (f"Financial override: a trust in segment {' or '.join(str(s) for s in fo.from_segments)} that reports a "
+         f"deficit or receives deficit support is moved to segment {fo.to_segment}.") if fo.enabled
+        else "No financial override.",
+        *([f"Rank intervals, median ranks and the probability of each segment: {u.replicates:,} simulated versions "
+           f"of the quarter's data (seed {u.seed}), "
+           + ("each trust's true rates drawn from an empirical-Bayes posterior (its own counts and the spread "
+              "between trusts of its type)" if u.shrinkage else "each numerator redrawn around the observed rate")
+           + ", with scores, averages, cut points, override, segments and ranks recomputed in every one; "
+           f"{100 * u.level:g}% intervals. Figures reported as a single value are held fixed."]
+          if u.method == "parametric_data" else []),
+        f"NHS England's likely ranges: a {100 * b.level:g}% percentile bootstrap ({b.replicates:,} replicates, seed "
+        f"{b.seed}) of each trust's own metric scores, with segments, override and ranks recomputed in every "
+        "replicate. They show how uneven a trust's scores are, not the play of chance.",
+        funnel_method_text(f),
+        f"Demographic peers: the {methodology.peers.k} most similar trusts"
+        f"{' of the same type' if methodology.peers.within_type else ''} by catchment demographics (the "
+        "“Similar 10” method of NHS RightCare).",
+        f"Productivity opportunity: the gap to the upper quartile of the "
+        f"{'trust type' if methodology.productivity.comparator == 'type' else 'demographic peers'} × activity × unit "
+        f"cost, × {methodology.productivity.annualise} for a year.",
+    ]
+    return pages.section("methodology_summary", {"items": items, "methodology": methodology,
+                                                 "catalogue": catalogue, "link": link})
+
+
+GLOSSARY = (
+    ("Segment", "NHS England's grouping of trusts from 1 (highest performing) to 4 (most challenged), from the "
+                "average metric score within each trust type; 5 is the Provider Improvement Programme."),
+    ("Average metric score", "The mean of a trust's metric scores, each from 1.00 (best) to 4.00 (worst)."),
+    ("Rank interval", "The range of ranks within which a trust's true rank lies with 95% probability, allowing for "
+                      "the play of chance in its counted metrics; the median rank is its middle."),
+    ("NHS England likely range", "NHS England's range of rank or average score from resampling a trust's own "
+                                 "metric scores: it shows how uneven the trust's scores are, not the play of "
+                                 "chance."),
+    ("Funnel plot", "A chart of each trust's value against its size, with limits showing the spread expected from "
+                    "chance and the usual differences between trusts; trusts outside the limits are 'better' or "
+                    "'worse than expected' — a prompt for a question, not a verdict on the quality of care."),
+    ("Observed / expected", "A trust's events divided by the number expected for the population it serves, from "
+                            "the demographic model; 1 is what a trust of average quality would have with the "
+                            "same population."),
+    ("Demographic peers", "The trusts of the same type whose catchment populations are most alike (ten by default: "
+                          "the “Similar 10” method)."),
+    ("Productivity opportunity", "The resource a trust would release by reaching the best-quartile level of its "
+                                 "comparators on an efficiency metric, valued at a unit cost."),
+)
+
+
+def about_html(catalogue: Catalogue, trusts: pd.DataFrame, source: str, metric_ids: Sequence[str] = ()) -> str:
+    used = [m for m in catalogue.metrics if not metric_ids or m.id in metric_ids]
+    n = trusts["trust_type"].value_counts()
+    cov = ", ".join(f"{int(n.get(t, 0))} {TRUST_TYPE_PLURAL[t].lower()}" for t in TRUST_TYPES if n.get(t, 0))
+    return pages.section("about", {"coverage": cov, "n_metrics": _plural(len(used), "metric"),
+                                   "sources": sorted({m.source for m in used}), "glossary": GLOSSARY,
+                                   "status": SOURCE_LABELS.get(source, SOURCE_LABELS["files"])[1]})
+
+
+def provenance_html(run: dict, git: dict, inputs: dict[str, str] | None = None) -> Markup:
+    """The provenance footer: code and methodology versions and the run's parameters; never a wall-clock time."""
+    sha = git.get("sha", "unknown")
+    dirty = " (with uncommitted changes)" if git.get("dirty") else ""
+    metrics = run.get("metric_ids", [])
+    rows = [("Code", f"leaguetables {run.get('code_version', '')}, git {str(sha)[:12]}{dirty}"),
+            ("Methodology", f"{run['methodology']} version {run['methodology_version']}; catalogue {run['catalogue']} "
+                            f"version {run['catalogue_version']}"),
+            ("Run parameters", f"quarter {run['quarter']}, source {run['source']}, {_plural(len(metrics), 'metric')} "
+                               f"({', '.join(metrics)})")]
+    if inputs:
+        rows.append(("Inputs (SHA-256)", "; ".join(f"{k} {v[:12]}" for k, v in sorted(inputs.items()))))
+    rows.append(("Run details", "file checksums, package versions and run times are in manifest.json"))
+    return pages.section("provenance", {"rows": rows})
+
+
+def input_checksums(inputs) -> dict[str, str]:
+    from leaguetables.config import file_sha256
+
+    files = getattr(inputs, "files", None) or {}
+    return {Path(p).name: file_sha256(Path(p)) for p in files.values() if Path(p).exists()}
+
+
+class Column(NamedTuple):
+    """A column of a data table (``templates/pages/macros.html.j2``, macro ``table``): its header text, and
+    whether it is numeric (right-aligned, ``data-type="number"``), kept on one line, the trust-name column, a
+    visually hidden suffix of the header for screen readers, and extra CSS classes."""
+
+    label: str
+    num: bool = False
+    nowrap: bool = False
+    name: bool = False
+    hint: str = ""
+    cls: str = ""
+    kind: str = ""  # "number" or "text": how the table script sorts it (default: number when numeric)
+
+
+class Cell(NamedTuple):
+    """A table cell that is more than text: a link (``href``), a second line (``note``, e.g. the trust code) or a
+    sort key (``sort``, written as ``data-sort`` for cells whose text does not sort as it reads)."""
+
+    text: str
+    href: str | None = None
+    note: str | None = None
+    sort: float | str | None = None
+
+
+class Row(NamedTuple):
+    """A body row: its cells and the ``data-`` attributes the table script filters on (region, segment, …)."""
+
+    cells: list
+    data: dict = {}
+    id: str | None = None
+
+
+@dataclass
+class Table:
+    """A data table as plain values; rendered by the ``table`` macro (class ``lt-table``)."""
+
+    id: str
+    caption: str
+    columns: list[Column]
+    rows: list
+    row_header: int | None = None
+    cls: str | None = None
+    attrs: dict = field(default_factory=dict)  # attributes of <table>: data-filters, data-noun, data-label
+
+
+def frame_table(df: pd.DataFrame, caption: str, table_id: str, numeric: Iterable[str] = (),
+                row_header: str | None = None, nowrap: Iterable[str] = (), hints: dict[str, str] | None = None,
+                name_column: str | None = None, classes: dict[str, str] | None = None,
+                row_data: Sequence[dict] | None = None) -> Table:
+    """A :class:`Table` from a data frame: one column per frame column, missing values as empty cells; cells may
+    be :class:`Cell` values (links). ``row_data`` gives each row's ``data-`` attributes."""
+    numeric, nowrap, hints, classes = set(numeric), set(nowrap), hints or {}, classes or {}
+    cols = [Column(str(c), c in numeric, c in nowrap, c == name_column, hints.get(c, ""), classes.get(c, ""))
+            for c in df.columns]
+    rows = []
+    for i, r in enumerate(df.itertuples(index=False)):
+        cells = ["" if not isinstance(v, Cell) and _missing(v) else v if isinstance(v, Cell) else str(v) for v in r]
+        rows.append(Row(cells, row_data[i]) if row_data is not None else cells)
+    header = list(df.columns).index(row_header) if row_header is not None else None
+    return Table(table_id, caption, cols, rows, header)
+
+
+def trust_link(code: str, name: str, root: str = "", mark: str = "", note: str | None = None) -> Cell:
+    """A trust's name linking to its profile (``root`` is the path from the page to the release root)."""
+    return Cell(f"{name}{mark}", f"{root}{profile_href(code)}", note)
+
+
+def row_filters(trusts: pd.DataFrame, table: pd.DataFrame | None = None) -> dict[str, dict]:
+    """The ``data-`` attributes of a trust's row (trust code → {code, type, region, subtype[, icb], segment}), in
+    words ("Acute trust", "Segment 2"): what the table script filters on and shows as the filters' options."""
+    info = {}
+    seg = {} if table is None else dict(zip(table["trust_code"], table["segment"]))
+    for r in trusts.itertuples(index=False):
+        d = {"code": str(r.trust_code), "type": TRUST_TYPE_LABELS.get(r.trust_type, str(r.trust_type)),
+             "region": str(r.region),
+             "subtype": "" if _missing(getattr(r, "trust_subtype", None)) else str(r.trust_subtype)}
+        for g in GROUPINGS:
+            if g.key not in d and g.column in trusts.columns and not _missing(getattr(r, g.column)):
+                d[g.key] = str(getattr(r, g.column))
+        s = seg.get(r.trust_code)
+        d["segment"] = "Not segmented" if _missing(s) else f"Segment {int(s)}"
+        info[str(r.trust_code)] = d
+    return info
+
+
+def figure_svg(svg: str) -> Markup:
+    """Matplotlib's SVG without its XML declaration and doctype, to be placed inline (it carries its own
+    ``<title>``/``<desc>``; see :mod:`leaguetables.publication.figures`). Trusted: written by the project's code."""
+    svg = re.sub(r"<\?xml[^>]*>\s*", "", svg)
+    return Markup(re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg))
+
+
+def download_links(spreadsheet: str | None = None) -> list[tuple[str, str, str]]:
+    """(href, title, description) of the methodology page and the downloadable tables of the release."""
+    links = [(METHODOLOGY_PAGE, "Methodology", "HTML page: every metric, model and rule of this release")]
+    if spreadsheet:
+        links.append((f"tables/{spreadsheet}", "League tables spreadsheet",
+                      "ODS, accessible: cover, contents, notes and one table per sheet"))
+    links += [("tables/league_table.csv", "League table", "CSV, NHS England's layout"),
+              ("tables/nof_data_long.csv", "Metric values and scores", "CSV, NHS England's long layout"),
+              ("tables/productivity.csv", "Productivity opportunity", "CSV, one row per trust and metric"),
+              ("tables/spc.csv", "Statistical process control", "CSV, one row per trust and metric: process "
+                                                                 "limits, rules triggered, variation and assurance")]
+    return links
+
+
+def key_finding_sentences(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: pd.DataFrame,
+                 movement: pd.DataFrame | None = None, previous: str | None = None,
                  productivity: pd.DataFrame | None = None, comparator: str = "type", level: float = 0.95, *,
                  funnel_level: float = 0.95, spc_counts: dict | None = None,
-                 override: tuple[tuple[int, ...], int] = ((1, 2), 3)) -> str:
+                 override: tuple[tuple[int, ...], int] = ((1, 2), 3)) -> list[str]:
     """Sentences with numbers, computed from the league table, movement, sensitivity, funnels, productivity and SPC.
 
     ``funnel_counts`` has ``metric_id, n_worse, n_better`` and, for the number expected by chance, ``n_tested``
@@ -448,92 +804,20 @@ def key_findings(table: pd.DataFrame, sensitivity_summary: dict, funnel_counts: 
                      f"some are expected by chance: a stable process marks its latest quarter about 1% of the time "
                      f"(about {round(0.01 * a):,} here), and rules fire somewhere in a series far more often, so a "
                      "special cause is a prompt to look, not proof.")
-    return '<h2 id="key-findings">Key findings</h2><ul class="key-findings">' + "".join(
-        f"<li>{esc(i)}</li>" for i in items) + "</ul>"
+    return items
 
 
-def segment_distribution(table: pd.DataFrame) -> str:
-    rows = []
-    calibrated = "rank_interval_lower" in table.columns
-    for t in TRUST_TYPES:
-        g = table[table["trust_type"] == t]
-        if g.empty:
-            continue
-        counts = g["segment"].value_counts()
-        row = {"Trust type": TRUST_TYPE_PLURAL[t],
-               **{f"Segment {s}": int(counts.get(s, 0)) for s in range(1, 6)},
-               "Moved by the financial override": int(g["financial_override"].astype(bool).sum())}
-        if calibrated:
-            p = g[[f"p_segment_{k}" for k in range(1, 5)]].to_numpy(float)
-            row["Segment uncertain (no segment 90% likely)"] = int((np.nanmax(p, axis=1) < 0.9).sum())
-        row["Total"] = len(g)
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    note = (" A trust's segment is uncertain when no segment has a probability of 90% or more once the play of "
-            "chance in the data is allowed for (see the league tables)." if calibrated else "")
-    return ('<h2 id="segments">Segments by trust type</h2>'
-            "<p>Segment 1 is the highest-performing group and segment 4 the most challenged; segment 5 is the "
-            "Provider Improvement Programme, a judgement taken from an input flag and never computed." + note + "</p>"
-            + html_table(df, "Number of trusts in each segment, by trust type", "segment-distribution",
-                         numeric=[c for c in df.columns if c != "Trust type"], row_header="Trust type"))
+def _range_cell(a, b, decimals: int = 0) -> Cell | str:
+    """"a to b", sorted by its lower end."""
+    return "[x]" if pd.isna(a) or pd.isna(b) else Cell(f"{a:.{decimals}f} to {b:.{decimals}f}", sort=float(a))
 
 
-def _pct(p) -> str:
-    return "" if pd.isna(p) else f"{100 * p:.0f}%"
+def movement_sort(r) -> float | None:
+    """Sort key of a movement cell: the change of rank (negative is up, better)."""
+    return None if _missing(getattr(r, "previous_rank", None)) else float(r.rank_change)
 
 
-def _level(table: pd.DataFrame) -> str:
-    lvl = table.attrs.get("uncertainty", {}).get("level", 0.95)
-    return f"{100 * lvl:g}%"
-
-
-def movement_summary(movement: pd.DataFrame, previous: str, level: float = 0.95) -> str:
-    """One sentence: segment changes beside the number expected by chance alone, and the trusts whose change of
-    rank is beyond chance beside the number the test flags by chance (from :func:`leaguetables.nof.league.movement`)."""
-    n = len(movement)
-    changed = int((movement["segment_change"] != 0).sum())
-    expected = float(movement["p_segment_change_by_chance"].sum())
-    beyond = int(movement["change_beyond_chance"].astype(bool).sum())
-    alpha = 1 - level
-    return (f"Since {quarter_label(previous)}, {_plural(changed, 'trust')} of {n:,} changed segment; about "
-            f"{expected:.1f} would be expected to change segment by chance alone if no trust's performance had "
-            f"changed (a joint simulation of both quarters' data). The change of rank is larger than chance alone "
-            f"would usually give (p < {alpha:g}) for {_plural(beyond, 'trust')}; about {alpha * n:.1f} would be "
-            "flagged by chance even if nothing had changed.")
-
-
-def movement_text(r) -> str:
-    """Short movement wording for a table cell, from a row of :func:`leaguetables.nof.league.movement`:
-    e.g. "segment 3 to 2; up 28; beyond chance (p = 0.004)"."""
-    if _missing(getattr(r, "previous_rank", None)):
-        return "not in last quarter's table"
-    seg = ("same segment" if r.segment_change == 0 else
-           f"segment {int(r.previous_segment)} to {int(r.previous_segment + r.segment_change)}")
-    ch = int(r.rank_change)
-    rank = "same rank" if ch == 0 else (f"up {-ch}" if ch < 0 else f"down {ch}")
-    p = float(r.rank_change_p_value)
-    where = "beyond chance" if bool(r.change_beyond_chance) else "within chance"
-    return f"{seg}; {rank}; {where} (p {'< 0.001' if p < 0.001 else f'= {p:.3f}'})"
-
-
-def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool = True,
-                      movement: pd.DataFrame | None = None, previous: str | None = None,
-                      revised: set | None = None) -> str:
-    """A type's league table: the calibrated figures (rank interval, median rank, P(segment)) first, then NHS
-    England's likely ranges, labelled as such, then the financial override and the movement."""
-    g = table[table["trust_type"] == trust_type].sort_values(["rank", "trust_code"], kind="mergesort")
-    if g.empty:
-        return ""
-    revised = revised or set()
-    codes = g["trust_code"].astype(str).to_list()
-
-    def mark(col, values):
-        return [f"{v}{REVISED if (c, col) in revised else ''}" for c, v in zip(codes, values)]
-
-    names = [esc(n) + (REVISED if (c, "Trust") in revised else "") for c, n in zip(codes, g["trust_name"])]
-    if profile_links:
-        names = [f'<a href="{esc(profile_href(c))}">{n}</a>' for c, n in zip(codes, names)]
-    names = [f'{n}<span class="unit">{esc(c)}</span>' for c, n in zip(codes, names)]
+def _league_columns(g: pd.DataFrame, mark, names: list) -> dict:
     calibrated = "rank_interval_lower" in g.columns
     probs = {f"P({s})": mark(f"P(segment {s})", g[f"p_segment_{s}"].map(_pct)) for s in range(1, 5)}
     cols = {
@@ -544,476 +828,213 @@ def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool 
     }
     if calibrated:
         cols["Rank interval"] = mark("Rank interval", [
-            "[x]" if pd.isna(a) or pd.isna(b) else f"{a:.0f} to {b:.0f}"
-            for a, b in zip(g["rank_interval_lower"], g["rank_interval_upper"])])
+            _range_cell(a, b) for a, b in zip(g["rank_interval_lower"], g["rank_interval_upper"])])
         cols["Median rank"] = mark("Rank interval", ["[x]" if pd.isna(m) else f"{m:.0f}" for m in g["rank_median"]])
         cols.update(probs)
-    cols[NHSE_RANK_RANGE] = mark(NHSE_RANK_RANGE, [
-        "[x]" if pd.isna(a) or pd.isna(b) else f"{a:.0f} to {b:.0f}" for a, b in zip(g["rank_lower"], g["rank_upper"])])
+    cols[NHSE_RANK_RANGE] = mark(NHSE_RANK_RANGE, [_range_cell(a, b) for a, b in zip(g["rank_lower"], g["rank_upper"])])
     cols[NHSE_AVERAGE_RANGE] = mark(NHSE_AVERAGE_RANGE, [
-        "[x]" if pd.isna(a) or pd.isna(b) else f"{a:.2f} to {b:.2f}"
-        for a, b in zip(g["average_lower"], g["average_upper"])])
+        _range_cell(a, b, 2) for a, b in zip(g["average_lower"], g["average_upper"])])
     if not calibrated:
         cols.update(probs)
+    deficit = g["in_financial_deficit"] if "in_financial_deficit" in g else g["financial_override"]
     cols["Financial override"] = mark("Financial override", [
         "[x]" if "in_financial_deficit" in g and _missing(d) else "Yes" if bool(o) else "No"
-        for o, d in zip(g["financial_override"],
-                        g["in_financial_deficit"] if "in_financial_deficit" in g else g["financial_override"])])
-    df = pd.DataFrame(cols)
+        for o, d in zip(g["financial_override"], deficit)])
+    return cols
+
+
+def league_table_context(table: pd.DataFrame, trust_type: str, profile_links: bool = True,
+                         movement: pd.DataFrame | None = None, previous: str | None = None,
+                         revised: set | None = None, filters: dict[str, dict] | None = None) -> dict | None:
+    """A type's league table: the calibrated figures (rank interval, median rank, P(segment)) first, then NHS
+    England's likely ranges, labelled as such, then the financial override and the movement. ``filters`` gives
+    each trust's row its ``data-`` attributes (:func:`row_filters`)."""
+    g = table[table["trust_type"] == trust_type].sort_values(["rank", "trust_code"], kind="mergesort")
+    if g.empty:
+        return None
+    revised = revised or set()
+    codes = g["trust_code"].astype(str).to_list()
+
+    def mark(col, values):
+        out = []
+        for c, v in zip(codes, values):
+            r = REVISED if (c, col) in revised else ""
+            out.append(v._replace(text=v.text + r) if isinstance(v, Cell) else f"{v}{r}")
+        return out
+
+    names = [Cell(n + (REVISED if (c, "Trust") in revised else ""), profile_href(c) if profile_links else None, c)
+             for c, n in zip(codes, g["trust_name"])]
+    calibrated = "rank_interval_lower" in g.columns
+    df = pd.DataFrame(_league_columns(g, mark, names))
+    move_col = None
     if movement is not None and not movement.empty:
-        mv = {r.trust_code: movement_text(r) for r in movement.itertuples(index=False)}
-        df[f"Movement since {quarter_label(previous)}" if previous else "Movement"] = [
-            mv.get(c, "not in last quarter's table") for c in codes]
+        mv = {r.trust_code: Cell(movement_text(r), sort=movement_sort(r)) for r in movement.itertuples(index=False)}
+        move_col = f"Movement since {quarter_label(previous)}" if previous else "Movement"
+        df[move_col] = [mv.get(c, "not in last quarter's table") for c in codes]
     plural = TRUST_TYPE_PLURAL[trust_type]
     anchor = f"league-{slug(trust_type)}"
-    numeric = ["Segment", "Average score", *probs] + (["Median rank"] if calibrated else [])
-    heads = {f"P({s})": f'P({s})<span class="visually-hidden">: probability of segment {s}</span>' for s in range(1, 5)}
+    probs = [f"P({s})" for s in range(1, 5)]
     what = (f"rank interval and P(1) to P(4) allow for the play of chance in the data ({_level(g)} interval; "
             "probability of each segment); NHS England's likely ranges describe how uneven a trust's metric scores "
             "are, not chance" if calibrated else "P(1) to P(4): share of NHS England-style bootstrap replicates in "
             "each segment")
-    return (f'<h3 id="{anchor}">{esc(plural)}</h3>'
-            + html_table(df, f"League table: {plural.lower()}, ranked by segment then average score (lower is "
-                             f"better); {what}", f"table-{anchor}",
-                         numeric=numeric, raw_html=["Trust"],
-                         nowrap=["Rank", "Rank interval", NHSE_RANK_RANGE, *probs], header_html=heads,
-                         name_column="Trust"))
+    filters = filters or {}
+    tab = frame_table(df, f"League table: {plural.lower()}, ranked by segment then average score (lower is better); "
+                          f"{what}", f"table-{anchor}",
+                      numeric=["Segment", "Average score", *probs] + (["Median rank"] if calibrated else []),
+                      nowrap=["Rank", "Rank interval", NHSE_RANK_RANGE, *probs],
+                      hints={p: f": probability of segment {p[2]}" for p in probs}, name_column="Trust",
+                      classes={move_col: "movement"} if move_col else None,
+                      row_data=[filters.get(c, {"code": c}) for c in codes])
+    tab.columns = [c._replace(kind="number") if c.label == move_col else c for c in tab.columns]
+    tab.attrs = {"data-filters": FILTERS + "".join(f" {g.key}" for g in GROUPINGS[1:]
+                                                   if any(g.key in filters.get(c, {}) for c in codes)),
+                 "data-noun": "trust|trusts", "data-label": plural}
+    return {"anchor": anchor, "plural": plural, "table": tab}
 
 
-def league_intro(previous: str | None, has_movement: bool, calibrated: bool = True, level: float = 0.95,
-                 shrinkage: bool = True) -> str:
-    parts = ['<h2 id="league-tables">League tables</h2>',
-             "<p>Trusts are ranked within their type by segment, then by average metric score (lower is better); "
-             "equal keys share a rank. Each trust's name links to its profile.</p>"]
-    if calibrated:
-        parts.append(
-            f"<p>The <strong>rank interval</strong> ({100 * level:g}%), the median rank and the probability of each "
-            "segment (P(1) to P(4)) allow for the play of chance in the data: the whole method — metric values, "
-            "scores, averages, cut points, financial override, segments and ranks — is recomputed on many "
-            "simulated versions of the quarter's data, "
-            + ("each drawing every trust's true rates from what its own numerators and denominators, and the spread "
-               "between trusts of its type, allow. " if shrinkage else
-               "each redrawing every numerator around the trust's observed rate. ")
-            + "Ranks are whole numbers and often tied, so the central 95% of a trust's simulated ranks usually "
-            "holds more than 95% of them: the published intervals are central intervals at the level at which, on "
-            "average over the trusts of a type, they hold 95% of the simulated ranks, and each trust's own share is "
-            "in the tables. In simulations from a known truth (the demo generator's) they contained the true rank "
-            "96% of the time (the validation report). A rank whose "
-            "interval is wide is not well determined; figures reported as a single value (finance, costs, staff "
-            "survey scores, ratings) are taken as exact.</p>"
-            "<p><strong>NHS England's likely ranges</strong> of rank and average score are reproduced as NHS England "
-            "publishes them. They come from resampling each trust's own metric scores, so they show how uneven a "
-            "trust's scores are across metrics, not how much its rank could change by chance; they are shown for "
-            "comparison with NHS England's tables and should not be read as confidence intervals.</p>")
-    else:
-        parts.append("<p>The likely ranges of rank and average score are NHS England's: they come from resampling "
-                     "each trust's own metric scores and show how uneven its scores are, not the play of chance.</p>")
-    if previous and has_movement:
-        parts.append(f"<p>Movement compares each trust with {esc(quarter_label(previous))}, both quarters computed "
-                     "from the data: the change of segment (segments 1 to 4 after the financial override), the "
-                     "change of rank (up is better), and a test of whether the change of rank is larger than chance "
-                     "alone would give: both quarters' data are simulated together as if no trust's performance had "
-                     "changed, and the p-value is the share of simulations with a larger change (equal changes count "
-                     f"half; “beyond chance”: p &lt; {1 - level:g}; about 1 trust in {1 / (1 - level):.0f} is flagged "
-                     "by chance even when nothing has changed). Changes in figures reported as a single value "
-                     "(finance, costs, staff survey scores, ratings) count as real.</p>")
-    elif previous:
-        parts.append(f"<p>The inputs hold no data for {esc(quarter_label(previous))}, so movement since the "
-                     "previous quarter is not shown.</p>")
-    return "".join(parts)
+def league_intro_context(previous: str | None, has_movement: bool, calibrated: bool = True, level: float = 0.95,
+                         shrinkage: bool = True) -> dict:
+    return {"previous_label": quarter_label(previous) if previous else None, "has_movement": has_movement,
+            "calibrated": calibrated, "level_pct": f"{100 * level:g}%", "shrinkage": shrinkage,
+            "alpha": f"{1 - level:g}", "one_in": f"{1 / (1 - level):.0f}"}
 
 
-def funnel_flag_sentence(summary: pd.DataFrame | None, ttype: str, direction: str) -> str:
-    """A metric section's count of funnel flags for one trust type, with the number expected by chance."""
-    if summary is None or summary.empty or "n_tested" not in summary:
-        return ""
-    row = summary[summary["trust_type"] == ttype]
-    if row.empty:
-        return ""
-    r = row.iloc[0]
-    level = float(r.get("band_level", 0.95))
-    high, low, tested = int(r["n_higher"]), int(r["n_lower"]), int(r["n_tested"])
-    better, worse = (high, low) if direction == "higher_better" else (low, high)
-    side = float(r["n_expected_by_chance"]) / 2.0
-    quarters = int(r.get("quarters", 1) or 1)
-    pooled = f" (events pooled over the latest {quarters} quarters)" if quarters > 1 else ""
-    exact = (" The limits are exact for rare events and conservative: fewer than this are expected by chance."
-             if r.get("limits") == "exact" else "")
-    return (f"Of {tested:,} trusts tested{pooled}, {better:,} {'is' if better == 1 else 'are'} better and "
-            f"{worse:,} worse than expected beyond the {_level_pct(level)} limits; about {side:,.1f} on each side "
-            f"would be expected by chance alone if no trust were truly different.{exact}")
+def metric_page_file(metric_id: str) -> str:
+    """File name of a metric's page under ``metrics/``: the id when it is a safe file name, else a slug of it."""
+    mid = str(metric_id)
+    return f"{mid}.html" if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", mid) else f"{slug(mid) or 'metric'}.html"
 
 
-def metric_section(metric: Metric, data: dict, figures: dict[str, tuple[str, str]],
-                   names: dict[str, str] | None = None) -> str:
-    """One metric: definition, national figures, funnel plots with their data tables, model summary."""
+def metric_href(metric_id: str, root: str = "") -> str:
+    """Relative link to a metric's page from a page at ``root`` of the release (``""`` or ``"../"``)."""
+    return f"{root}{METRICS_DIR}/{metric_page_file(metric_id)}"
+
+
+def _funnel_data_table(metric: Metric, ok: pd.DataFrame, ttype: str, names: dict[str, str], root: str) -> Table:
+    value_col = f"Value ({metric.unit})"
+    tab = pd.DataFrame({
+        "Trust": [trust_link(c, names.get(c, c), root) for c in ok["trust_code"]],
+        "Code": ok["trust_code"].to_numpy(),
+        value_col: ok["value"].map(lambda v: fmt(v, metric.decimals)).to_numpy(),
+        "95% CI": [f"{fmt(a, metric.decimals)} to {fmt(b, metric.decimals)}" for a, b in zip(ok["lower"], ok["upper"])],
+        "Observed / expected": ok["oe"].map(lambda v: "[z]" if pd.isna(v) else f"{v:.3f}").to_numpy(),
+        "Band": ok["funnel_outcome"].fillna("[x]").to_numpy(),
+    })
+    return frame_table(tab, f"{metric.name}: {TRUST_TYPE_PLURAL[ttype].lower()}", f"data-{metric.id}-{slug(ttype)}",
+                       numeric=[value_col, "Observed / expected"], name_column="Trust")
+
+
+def metric_context(metric: Metric, data: dict, figures: dict[str, tuple[str, str]],
+                   names: dict[str, str] | None = None, root: str = "../") -> dict:
+    """One metric's page: definition, national figures, funnel plots with their data tables, model summary."""
     names = names or {}
     t = data["table"]
-    better = "higher" if metric.direction == "higher_better" else "lower"
-    parts = [f'<h3 id="metric-{esc(metric.id)}">{esc(metric.name)}</h3>',
-             f"<p>{esc(metric.description)} Unit: {esc(metric.unit)}; {better} is better"]
+    facts = [f"{'higher' if metric.direction == 'higher_better' else 'lower'} is better"]
     if metric.scoring.standard is not None:
-        parts.append(f"; standard {metric.scoring.standard:g}")
+        facts.append(f"standard {metric.scoring.standard:g}")
     if metric.scoring.floor is not None:
-        parts.append(f"; floor {metric.scoring.floor:g}")
+        facts.append(f"floor {metric.scoring.floor:g}")
     if metric.scoring.method == "none":
-        parts.append("; not scored (context for the productivity opportunity)")
-    parts.append(f'. <a href="{METHODOLOGY_PAGE}#metric-{esc(metric.id)}">Definition and method of {esc(metric.name)}'
-                 "</a>.</p>")
+        facts.append("not scored (context for the productivity opportunity)")
+    value_only = None
     if not metric.funnel and metric.statistic in ("value", "bracket"):
-        parts.append("<p>" + esc("Published as a value only (no numerator or denominator): no confidence interval "
-                                 "and no funnel plot." if metric.statistic == "value" else
-                                 "Published as a category or score only: no confidence interval and no funnel "
-                                 "plot.") + "</p>")
+        value_only = ("Published as a value only (no numerator or denominator): no confidence interval and no "
+                      "funnel plot." if metric.statistic == "value" else
+                      "Published as a category or score only: no confidence interval and no funnel plot.")
+    types = []
     for ttype in metric.trust_types:
         g = t[t["trust_type"] == ttype]
-        ok = g[g["status"] == "ok"]
         if g.empty:
             continue
+        ok = g[g["status"] == "ok"]
         tv = g["type_value"].dropna()
         unit = metric.unit if metric.unit == "%" else f" {metric.unit}"
         summary = (f"{TRUST_TYPE_PLURAL[ttype]}: {len(ok)} of {len(g)} trusts reported"
                    + (f"; the figure for all of them together is {fmt(tv.iloc[0], metric.decimals)}{unit}"
                       if len(tv) and metric.statistic != "bracket" else "") + ".")
-        parts.append(f"<p>{esc(summary)}</p>")
-        if ttype in figures:
-            svg, caption = figures[ttype]
-            parts.append(figure(svg, caption, f"fig-{esc(metric.id)}-{slug(ttype)}"))
-        flag_text = funnel_flag_sentence(data.get("funnel_summary"), ttype, metric.direction)
-        if flag_text:
-            parts.append(f"<p>{esc(flag_text)}</p>")
-        if metric.funnel and ok["funnel_band"].notna().any():
-            value_col = f"Value ({metric.unit})"
-            tab = pd.DataFrame({
-                "Trust": [f'<a href="{esc(profile_href(c))}">{esc(names.get(c, c))}</a>' for c in ok["trust_code"]],
-                "Code": ok["trust_code"].to_numpy(),
-                value_col: ok["value"].map(lambda v: fmt(v, metric.decimals)).to_numpy(),
-                "95% CI": [f"{fmt(a, metric.decimals)} to {fmt(b, metric.decimals)}"
-                           for a, b in zip(ok["lower"], ok["upper"])],
-                "Observed / expected": ok["oe"].map(lambda v: "[z]" if pd.isna(v) else f"{v:.3f}").to_numpy(),
-                "Band": ok["funnel_outcome"].fillna("[x]").to_numpy(),
-            })
-            parts.append("<details><summary>Data table for this funnel plot</summary>"
-                         + html_table(tab, f"{metric.name}: {TRUST_TYPE_PLURAL[ttype].lower()}",
-                                      f"data-{esc(metric.id)}-{slug(ttype)}",
-                                      numeric=[value_col, "Observed / expected"], raw_html=["Trust"])
-                         + "</details>")
+        fig = figures.get(ttype)
+        types.append({"type": ttype, "plural": TRUST_TYPE_PLURAL[ttype], "summary": summary,
+                      "figure_id": f"fig-{metric.id}-{slug(ttype)}",
+                      "svg": figure_svg(fig[0]) if fig else None, "caption": fig[1] if fig else "",
+                      "flags": funnel_flag_sentence(data.get("funnel_summary"), ttype, metric.direction),
+                      "data_table": _funnel_data_table(metric, ok, ttype, names, root)
+                      if metric.funnel and ok["funnel_band"].notna().any() else None})
+    return {"metric": metric, "facts": "; ".join(facts), "value_only": value_only, "types": types,
+            "models": model_context(metric, data), "methodology_href": f"{root}{METHODOLOGY_PAGE}#metric-{metric.id}",
+            "model_errors": [(TRUST_TYPE_PLURAL[tt].lower(), err)
+                             for tt, err in sorted(data.get("model_errors", {}).items())]}
+
+
+def model_context(metric: Metric, data: dict) -> list[dict]:
+    """The demographic model of each trust type: family, fit and the coefficient table."""
     ms = data.get("model_summary")
-    if ms is not None and not ms.empty:
-        parts.append(model_tables(metric, data))
-    for ttype, err in sorted(data.get("model_errors", {}).items()):
-        parts.append(f"<p>No demographic model for {esc(TRUST_TYPE_PLURAL[ttype].lower())}: {esc(err)}</p>")
-    return "".join(parts)
-
-
-def coefficient_frame(c: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "Term": c["term"].to_numpy(),
-        "Ratio per SD": c["exp_estimate"].map(lambda v: fmt(v, 3)).to_numpy(),
-        "95% CI": [f"{a:.3f} to {b:.3f}" for a, b in zip(c["exp_lower"], c["exp_upper"])],
-        "p-value": c["p_value"].map(lambda v: "<0.001" if v < 0.001 else f"{v:.3f}").to_numpy(),
-    })
-
-
-def model_tables(metric: Metric, data: dict) -> str:
-    ms = data["model_summary"]
+    if ms is None or ms.empty:
+        return []
     coefs = data["coefficients"]
-    parts = ["<details><summary>Demographic model: coefficients and fit</summary>"]
+    out = []
     for _, r in ms.iterrows():
         ttype = r["trust_type"]
-        parts.append(f"<p>{esc(TRUST_TYPE_PLURAL[ttype])}: {esc(str(r['family']))} model on {int(r['n_trusts'])} "
-                     f"trusts; deviance explained {fmt(100 * r['deviance_explained'], 1)}%; dispersion "
-                     f"(Pearson χ²/df) {fmt(r['dispersion'], 2)}.</p>")
         c = coefs[coefs["trust_type"] == ttype]
-        if not c.empty:
-            parts.append(html_table(coefficient_frame(c),
-                                    f"{metric.name}: model coefficients ({TRUST_TYPE_PLURAL[ttype].lower()}); "
-                                    "odds or rate ratio per standard deviation of each covariate",
-                                    f"model-{esc(metric.id)}-{slug(ttype)}", numeric=["Ratio per SD", "p-value"]))
-    parts.append("</details>")
-    return "".join(parts)
+        out.append({"text": f"{TRUST_TYPE_PLURAL[ttype]}: {r['family']} model on {int(r['n_trusts'])} trusts; "
+                            f"deviance explained {fmt(100 * r['deviance_explained'], 1)}%; dispersion (Pearson "
+                            f"χ²/df) {fmt(r['dispersion'], 2)}.",
+                    "table": None if c.empty else frame_table(
+                        coefficient_frame(c), f"{metric.name}: model coefficients "
+                        f"({TRUST_TYPE_PLURAL[ttype].lower()}); odds or rate ratio per standard deviation of each "
+                        "covariate", f"model-{metric.id}-{slug(ttype)}", numeric=["Ratio per SD", "p-value"])})
+    return out
 
 
-def sensitivity_html(sens: pd.DataFrame, summary: dict) -> str:
-    parts = ['<h2 id="sensitivity">What demographic adjustment changes</h2>',
-             "<p>NHS England scores each metric on its raw value. For metrics with a demographic model, the table "
-             "below recomputes the league on the adjusted values (observed/expected × the type's rate), "
-             "leaving every other metric as it is. It is a sensitivity analysis beside the official, unadjusted "
-             "league, not a replacement for it.</p>",
-             "<p>What adjustment can tell: how much of a trust's position goes with the age, deprivation and "
-             "rurality of the population it serves, on the assumption that these act on patients in the same way "
-             "everywhere. What it cannot tell: the models are fitted across trusts (one row per trust), so they "
-             "cannot separate an effect of deprivation on patients from poorer care in trusts that happen to "
-             "serve deprived areas. Where quality and deprivation go together, adjustment credits part of a "
-             "trust's real under-performance to its population (over-adjustment); the validation study "
-             "simulates exactly this case and reports how far the adjusted comparison then moves from the "
-             "truth.</p>"]
-    rows = [{"Trust type": TRUST_TYPE_PLURAL[t], "Trusts": v["n"],
-             "Rank correlation of averages (Spearman)": "[x]" if pd.isna(v["spearman_average"])
-             else f"{v['spearman_average']:.3f}",
-             "Trusts whose segment changes": v["segment_changed"]} for t, v in summary.items()]
-    parts.append(html_table(pd.DataFrame(rows), "Raw and adjusted league tables compared", "sensitivity-summary",
-                            numeric=["Trusts", "Rank correlation of averages (Spearman)",
-                                     "Trusts whose segment changes"], row_header="Trust type"))
-    ch = sens[sens["segment_change"] != 0]
-    if not ch.empty:
-        ch = ch.reindex(ch["segment_change"].abs().sort_values(ascending=False, kind="mergesort").index)
-        tab = pd.DataFrame({"Trust": [f'<a href="{esc(profile_href(c))}">{esc(n)}</a>'
-                                      for c, n in zip(ch["trust_code"], ch["trust_name"])],
-                            "Code": ch["trust_code"].to_numpy(),
-                            "Type": ch["trust_type"].map(TRUST_TYPE_LABELS).to_numpy(),
-                            "Segment (raw)": ch["segment"].astype(int).to_numpy(),
-                            "Segment (adjusted)": ch["segment_adjusted"].astype(int).to_numpy(),
-                            "Rank (raw)": ch["rank"].astype(int).to_numpy(),
-                            "Rank (adjusted)": ch["rank_adjusted"].astype(int).to_numpy()})
-        parts.append(html_table(tab, "Trusts whose segment changes with demographic adjustment", "sensitivity-changes",
-                                numeric=["Segment (raw)", "Segment (adjusted)", "Rank (raw)", "Rank (adjusted)"],
-                                raw_html=["Trust"]))
-    return "".join(parts)
+def metric_list_table(metrics: Sequence[Metric], funnel_counts: pd.DataFrame, root: str = "") -> Table:
+    """The front page's list of metrics, each linking to its page, with its funnel flags."""
+    counts = funnel_counts.set_index("metric_id").to_dict("index") if len(funnel_counts) else {}
+    rows = []
+    for m in metrics:
+        c = counts.get(m.id)
+        rows.append({"Metric": Cell(m.name, metric_href(m.id, root), m.unit), "Domain": m.domain,
+                     "Trust types": ", ".join(TRUST_TYPE_PLURAL[t] for t in m.trust_types),
+                     "Worse than expected": "[z]" if c is None else f"{c['n_worse']:,}",
+                     "Better than expected": "[z]" if c is None else f"{c['n_better']:,}",
+                     "Trusts tested": "[z]" if c is None else f"{c['n_tested']:,}"})
+    df = pd.DataFrame(rows, columns=["Metric", "Domain", "Trust types", "Worse than expected",
+                                     "Better than expected", "Trusts tested"])
+    return frame_table(df, "Metrics of this release, with the number of trusts outside their funnel-plot limits "
+                           "([z]: no funnel plot)", "metric-list",
+                       numeric=["Worse than expected", "Better than expected", "Trusts tested"], row_header="Metric")
 
 
-def productivity_html(opp: pd.DataFrame, catalogue: Catalogue, methodology: Methodology, top: int = 10,
-                      source: str = "demo") -> str:
-    from leaguetables.statistics.productivity import england_summary, trust_totals
-
-    settings = methodology.productivity
-    who = ("the upper-quartile (best 25%) level of its trust type" if settings.comparator == "type" else
-           "the upper-quartile (best 25%) level of its demographic peers")
-    pooled = (f" Each trust's value is pooled over the last {settings.pool_quarters} quarters" if
-              settings.pool_quarters > 1 else " Each trust's value is this quarter's")
-    if settings.estimate == "observed":
-        pooled += ", as observed."
-    else:
-        pooled += (" and shrunken towards its type's average by empirical Bayes"
-                   + (" with its spread kept equal to the real spread between trusts" if
-                      settings.estimate == "constrained" else "") + ".")
-    noise = ("" if settings.estimate == "constrained" and settings.pool_quarters > 1 else
-             " One quarter's noisy values inflate the opportunity (the methodology gives the size of it).")
-    parts = ['<h2 id="productivity">Productivity opportunity</h2>',
-             "<p>Following Better Care, Better Value (NHS Institute, 2006–2009), each trust's productivity "
-             f"opportunity on an efficiency metric is the resource it would release if it reached {who}: "
-             f"the shortfall from that level × its activity × a unit cost, annualised × {settings.annualise:g}. "
-             "A trust at or better than the level has no opportunity. Where a metric has a demographic model, "
-             "trusts are compared on the adjusted value (observed / expected), and the shortfall is converted with "
-             "the trust's expected activity (E × the shortfall in O/E) rather than its own."
-             f"{pooled}{noise} These metrics are context: they do not enter the NOF average score.</p>"]
-    if opp.empty:
-        parts.append("<p>No metric of this release has a unit cost, so no opportunity is computed.</p>")
-        return "".join(parts)
-    order = {m.id: i for i, m in enumerate(catalogue.metrics)}
-    summ = england_summary(opp)
-    summ = summ.iloc[summ["metric_id"].map(order).argsort(kind="mergesort")]
-    res = opp.groupby("metric_id")["resource_annual"].sum(min_count=1)
+def _productivity_tables(opp: pd.DataFrame, catalogue: Catalogue, top: int) -> tuple[Table, Table]:
+    summ = productivity_stats.england_summary(opp, {m.id: i for i, m in enumerate(catalogue.metrics)})
+    total = productivity_stats.england_total(opp)
     rows = []
     for r in summ.itertuples(index=False):
         m = catalogue.metric(r.metric_id)
-        uc = m.unit_cost
-        rows.append({"Metric": f'<a href="#metric-{esc(m.id)}">{esc(m.name)}</a>',
-                     "Trusts compared": f"{r.trusts:,}",
+        rows.append({"Metric": Cell(m.name, metric_href(m.id)), "Trusts compared": f"{r.trusts:,}",
                      "Trusts with an opportunity": f"{r.trusts_with_opportunity:,}",
-                     "Resource released a year": esc(fmt(res.get(m.id, np.nan), 0)),
-                     "Priced at": esc(f"£{uc.amount:,.0f} per {uc.unit}"),
-                     "Opportunity a year": esc(money(r.opportunity_annual))})
-    total = opp["opportunity_annual"].sum()
-    n_any = int((opp.groupby("trust_code")["opportunity_annual"].sum() > 0).sum())
+                     "Resource released a year": fmt(r.resource_annual, 0),
+                     "Priced at": f"£{m.unit_cost.amount:,.0f} per {m.unit_cost.unit}",
+                     "Opportunity a year": Cell(money(r.opportunity_annual), sort=float(r.opportunity_annual))})
     rows.append({"Metric": "All these metrics (an upper bound: they overlap)", "Trusts compared": "",
-                 "Trusts with an opportunity": f"{n_any:,}",
-                 "Resource released a year": "[z]", "Priced at": "[z]", "Opportunity a year": esc(money(total))})
-    parts.append(f"<p>England: about <strong>{esc(money(total))} a year</strong> across "
-                 f"{_plural(len(summ), 'metric')}.</p>")
-    parts.append(html_table(pd.DataFrame(rows), "Productivity opportunity in England, by metric (a year; the "
-                                               "resource is counted in the units it is priced at)",
-                            "productivity-england", numeric=["Trusts compared", "Trusts with an opportunity",
-                                                              "Resource released a year", "Opportunity a year"],
-                            raw_html=["Metric", "Resource released a year", "Priced at", "Opportunity a year"],
-                            row_header="Metric"))
-    tt = trust_totals(opp).head(top)
+                 "Trusts with an opportunity": f"{total['trusts_with_opportunity']:,}",
+                 "Resource released a year": "[z]", "Priced at": "[z]",
+                 "Opportunity a year": money(total["opportunity_annual"])})
+    england = frame_table(pd.DataFrame(rows), "Productivity opportunity in England, by metric (a year; the resource is "
+                                              "counted in the units it is priced at)", "productivity-england",
+                          numeric=["Trusts compared", "Trusts with an opportunity", "Resource released a year",
+                                   "Opportunity a year"], row_header="Metric")
+    tt = productivity_stats.trust_totals(opp).head(top)
     tab = pd.DataFrame({
         "Position": [str(i + 1) for i in range(len(tt))],
-        "Trust": [f'<a href="{esc(profile_href(c))}">{esc(n)}</a>' for c, n in zip(tt["trust_code"], tt["trust_name"])],
+        "Trust": [trust_link(c, n) for c, n in zip(tt["trust_code"], tt["trust_name"])],
         "Type": tt["trust_type"].map(TRUST_TYPE_LABELS).to_numpy(),
         "Metrics with an opportunity": tt["metrics"].astype(int).to_numpy(),
-        "Opportunity a year": tt["opportunity_annual"].map(money).to_numpy(),
+        "Opportunity a year": [Cell(money(v), sort=float(v)) for v in tt["opportunity_annual"]],
     })
-    parts.append(html_table(tab, f"The {len(tt)} trusts with the largest productivity opportunity (a year, all "
+    top_table = frame_table(tab, f"The {len(tt)} trusts with the largest productivity opportunity (a year, all "
                                  "costed metrics)", "productivity-top",
-                            numeric=["Position", "Metrics with an opportunity", "Opportunity a year"],
-                            raw_html=["Trust"]))
-    costs = "Unit costs are illustrative for the demo" if source == "demo" else "Unit costs are as the catalogue states"
-    parts.append(f"<p>{costs}; each is named, with its source, in the methodology. The opportunity is an "
-                 "indication of where to look, not a saving that could be banked: some variation is warranted, "
-                 "and the metrics overlap. Every trust's figures are in tables/productivity.csv and its "
-                 "profile.</p>")
-    return "".join(parts)
-
-
-def data_quality_html(results: pd.DataFrame, catalogue: Catalogue, metric_data: dict | None = None,
-                      source: str = "demo") -> str:
-    rows = []
-    for m in catalogue.metrics:
-        g = results[results["metric_id"] == m.id]
-        if g.empty:
-            continue
-        rows.append({"Metric": m.name, "Trusts in scope": len(g), "Reported": int((g["status"] == "ok").sum()),
-                     "Suppressed [c]": int((g["status"] == "suppressed").sum()),
-                     "Missing [x]": int((g["status"] == "missing").sum()),
-                     "Scored": "[z]" if m.scoring.method == "none" else int(g["score"].notna().sum())})
-    df = pd.DataFrame(rows)
-    n_cells = int(df["Trusts in scope"].sum()) if len(df) else 0
-    n_ok = int(df["Reported"].sum()) if len(df) else 0
-    n_sup = int(df["Suppressed [c]"].sum()) if len(df) else 0
-    n_mis = int(df["Missing [x]"].sum()) if len(df) else 0
-    errors = []
-    for mid, d in sorted((metric_data or {}).items()):
-        for ttype, err in sorted(d.get("model_errors", {}).items()):
-            errors.append(f"{catalogue.metric(mid).name} ({TRUST_TYPE_PLURAL[ttype].lower()}): {err}")
-    origin = ("synthetic data generated by the project (fixed seed); they exercise every step of the method but "
-              "describe no real trust" if source == "demo" else
-              "NHS England's published statistics, read without change by the project's source adapters"
-              if source == "nhse" else
-              "the contract data files supplied to the run (--source files); the project validates them against "
-              "the data contract but does not know where they come from")
-    dims = [
-        ("Relevance", "The tables reproduce NHS England's Oversight Framework segmentation and add what "
-                      "statisticians recommend beside league tables: rank intervals, demographic adjustment and "
-                      "funnel plots with overdispersion."),
-        ("Accuracy and reliability", f"Of {n_cells:,} trust-metric figures in scope, {n_ok:,} were reported, "
-                                     f"{n_sup:,} suppressed by the source and {n_mis:,} missing; suppressed and "
-                                     "missing figures are excluded from scoring, as in NHS England's method. Ranks "
-                                     "are uncertain: see the rank intervals, which allow for the play of chance in "
-                                     "the counted metrics but not for errors in the reported figures."),
-        ("Timeliness and punctuality", "Each quarter is produced from the quarter's inputs by one command, so "
-                                       "the release depends only on the availability of the source data."),
-        ("Accessibility and clarity", "Every table is published as CSV and in an accessible spreadsheet (ODS), "
-                                      "every chart has a text alternative and a data table, and the pages are "
-                                      "checked automatically against WCAG 2.2 AA (axe-core); a manual screen-reader "
-                                      "review is still to be done."),
-        ("Coherence and comparability", "The league table and long data follow NHS England's published layouts. "
-                                        "Quarters are comparable while the methodology version is unchanged."),
-        ("Trade-offs, user needs, cost and confidentiality", "No new data are collected; figures suppressed by "
-                                                             "their source stay suppressed ([c])."),
-    ]
-    parts = ['<h2 id="data-quality">Data quality</h2>', f"<p>Inputs: {esc(origin)}.</p>", '<dl class="glossary">']
-    for term, text in dims:
-        parts.append(f"<dt>{esc(term)}</dt><dd>{esc(text)}</dd>")
-    parts.append("</dl>")
-    if errors:
-        parts.append("<p>Demographic models that could not be fitted (those trusts are compared unadjusted):</p><ul>"
-                     + "".join(f"<li>{esc(e)}</li>" for e in errors) + "</ul>")
-    parts.append(html_table(df, "Coverage of each metric this quarter", "data-quality-table",
-                            numeric=[c for c in df.columns if c != "Metric"], row_header="Metric"))
-    return "".join(parts)
-
-
-def methodology_summary_html(methodology: Methodology, catalogue: Catalogue,
-                             link: str | None = METHODOLOGY_PAGE) -> str:
-    b = methodology.bootstrap
-    u = methodology.uncertainty
-    f = methodology.funnel
-    fo = methodology.financial_override
-    items = [
-        "Each metric is scored 1.00 (best) to 4.00 (worst) by rank within the trust type; with a standard, trusts "
-        "meeting it score 1.00 and the rest 2.00–4.00; with a floor, trusts failing it score 4.00 and the rest "
-        "1.00–3.00; ties take the best score of the tie; bracket metrics map categories to scores.",
-        "The average metric score is the weighted mean over scored metrics (the three infection metrics one third "
-        "each; the two finance metrics enter once as a combined score), rounded to 2 decimal places.",
-        methodology.segmentation.description,
-        (f"Financial override: a trust in segment {' or '.join(str(s) for s in fo.from_segments)} that reports a "
-         f"deficit or receives deficit support is moved to segment {fo.to_segment}.") if fo.enabled
-        else "No financial override.",
-        *([f"Rank intervals, median ranks and the probability of each segment: {u.replicates:,} simulated versions "
-           f"of the quarter's data (seed {u.seed}), "
-           + ("each trust's true rates drawn from an empirical-Bayes posterior (its own counts and the spread "
-              "between trusts of its type)" if u.shrinkage else "each numerator redrawn around the observed rate")
-           + ", with scores, averages, cut points, override, segments and ranks recomputed in every one; "
-           f"{100 * u.level:g}% intervals. Figures reported as a single value are held fixed."]
-          if u.method == "parametric_data" else []),
-        f"NHS England's likely ranges: a {100 * b.level:g}% percentile bootstrap ({b.replicates:,} replicates, seed "
-        f"{b.seed}) of each trust's own metric scores, with segments, override and ranks recomputed in every "
-        "replicate. They show how uneven a trust's scores are, not the play of chance.",
-        funnel_method_text(f),
-        f"Demographic peers: the {methodology.peers.k} most similar trusts"
-        f"{' of the same type' if methodology.peers.within_type else ''} by catchment demographics (the "
-        "“Similar 10” method of NHS RightCare).",
-        f"Productivity opportunity: the gap to the upper quartile of the "
-        f"{'trust type' if methodology.productivity.comparator == 'type' else 'demographic peers'} × activity × unit "
-        f"cost, × {methodology.productivity.annualise} for a year.",
-    ]
-    more = (f' The <a href="{esc(link)}">full methodology</a> defines every metric and lists every model and '
-            "setting of this release." if link else "")
-    return ('<h2 id="methodology">Methodology summary</h2><ul>' + "".join(f"<li>{esc(i)}</li>" for i in items)
-            + f"</ul><p>Methodology {esc(methodology.id)} version {esc(methodology.version)}; metric catalogue "
-            f"{esc(catalogue.id)} version {esc(catalogue.version)}.{more}</p>")
-
-
-GLOSSARY = (
-    ("Segment", "NHS England's grouping of trusts from 1 (highest performing) to 4 (most challenged), from the "
-                "average metric score within each trust type; 5 is the Provider Improvement Programme."),
-    ("Average metric score", "The mean of a trust's metric scores, each from 1.00 (best) to 4.00 (worst)."),
-    ("Rank interval", "The range of ranks within which a trust's true rank lies with 95% probability, allowing for "
-                      "the play of chance in its counted metrics; the median rank is its middle."),
-    ("NHS England likely range", "NHS England's range of rank or average score from resampling a trust's own "
-                                 "metric scores: it shows how uneven the trust's scores are, not the play of "
-                                 "chance."),
-    ("Funnel plot", "A chart of each trust's value against its size, with limits showing the spread expected from "
-                    "chance and the usual differences between trusts; trusts outside the limits are 'better' or "
-                    "'worse than expected' — a prompt for a question, not a verdict on the quality of care."),
-    ("Observed / expected", "A trust's events divided by the number expected for the population it serves, from "
-                            "the demographic model; 1 is what a trust of average quality would have with the "
-                            "same population."),
-    ("Demographic peers", "The trusts of the same type whose catchment populations are most alike (ten by default: "
-                          "the “Similar 10” method)."),
-    ("Productivity opportunity", "The resource a trust would release by reaching the best-quartile level of its "
-                                 "comparators on an efficiency metric, valued at a unit cost."),
-)
-
-
-def about_html(catalogue: Catalogue, trusts: pd.DataFrame, source: str, metric_ids: Sequence[str] = ()) -> str:
-    used = [m for m in catalogue.metrics if not metric_ids or m.id in metric_ids]
-    sources = sorted({m.source for m in used})
-    n = trusts["trust_type"].value_counts()
-    cov = ", ".join(f"{int(n.get(t, 0))} {TRUST_TYPE_PLURAL[t].lower()}" for t in TRUST_TYPES if n.get(t, 0))
-    gl = "".join(f"<dt>{esc(a)}</dt><dd>{esc(b)}</dd>" for a, b in GLOSSARY)
-    src = "".join(f"<li>{esc(x)}</li>" for x in sources)
-    return ('<h2 id="about">About these statistics</h2>'
-            f"<p>Coverage: {esc(cov)} in England; {_plural(len(used), 'metric')}. Sources of the metrics:</p>"
-            f'<ul class="sources">{src}</ul>'
-            f"<p>Each metric's source is also given in its definition in the methodology.</p>"
-            f"<p>{esc(SOURCE_LABELS.get(source, SOURCE_LABELS['files'])[1])} Feedback on the methods is welcome. "
-            "Shorthand used in tables: [c] suppressed by the source, [x] not "
-            "available, [z] not applicable, [r] revised.</p>"
-            '<h3 id="definitions">Definitions</h3><dl class="glossary">' + gl + "</dl>"
-            '<h3 id="related">Related statistics</h3><p>NHS England publishes the NHS Oversight Framework '
-            "segmentation and league tables each quarter, with the methodology manual and technical metric "
-            "specification this release follows.</p>")
-
-
-def provenance_html(run: dict, git: dict, inputs: dict[str, str] | None = None) -> str:
-    """The provenance footer: code and methodology versions and the run's parameters; never a wall-clock time."""
-    sha = git.get("sha", "unknown")
-    dirty = " (with uncommitted changes)" if git.get("dirty") else ""
-    metrics = run.get("metric_ids", [])
-    rows = [("Code", f"leaguetables {run.get('code_version', '')}, git {str(sha)[:12]}{dirty}"),
-            ("Methodology", f"{run['methodology']} version {run['methodology_version']}; catalogue {run['catalogue']} "
-                            f"version {run['catalogue_version']}"),
-            ("Run parameters", f"quarter {run['quarter']}, source {run['source']}, {_plural(len(metrics), 'metric')} "
-                               f"({', '.join(metrics)})")]
-    if inputs:
-        rows.append(("Inputs (SHA-256)", "; ".join(f"{k} {v[:12]}" for k, v in sorted(inputs.items()))))
-    rows.append(("Run details", "file checksums, package versions and run times are in manifest.json"))
-    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
-    return ('<footer class="provenance"><h2 id="provenance">Provenance</h2>'
-            f'<dl class="facts">{items}</dl></footer>')
-
-
-def input_checksums(inputs) -> dict[str, str]:
-    """SHA-256 of the contract files the inputs were validated from, by file name."""
-    from leaguetables.config import file_sha256
-
-    if getattr(inputs, "checksums", None) is not None:
-        return dict(inputs.checksums)  # recorded by the pipeline (the notebooks read the validated inputs' files)
-    files = getattr(inputs, "files", None) or {}
-    return {Path(p).name: file_sha256(Path(p)) for p in files.values() if Path(p).exists()}
+                            numeric=["Position", "Metrics with an opportunity", "Opportunity a year"])
+    return england, top_table
 
 
 class ReportData:
@@ -1107,40 +1128,56 @@ class ReportData:
                              "n_tested": int(t["funnel_outcome"].notna().sum())})
         return pd.DataFrame(rows, columns=["metric_id", "n_worse", "n_better", "n_tested"])
 
+    @property
+    def filters(self) -> dict[str, dict]:
+        """Each trust's ``data-`` attributes for the tables (:func:`row_filters`)."""
+        return row_filters(self.inputs.trusts, self.league.table)
+
+    def areas(self) -> list[dict]:
+        """The "where you live" pages of the release: for each grouping the register has (:data:`GROUPINGS`), its
+        label and the (name, href, number of trusts) of every area, in alphabetical order."""
+        out = []
+        for g in active_groupings(self.inputs.trusts):
+            counts = self.inputs.trusts[g.column].dropna().astype(str).value_counts()
+            out.append({"grouping": g, "areas": [(a, area_href(g, a), int(counts[a])) for a in sorted(counts.index)]})
+        return out
+
     def header(self) -> str:
         """Title, period, statistics label and notice: the first screen shows them with the key findings."""
         return title_block(self.quarter, self.run["source"], self.methodology, self.catalogue,
                            self.run.get("omitted_metrics") or ())
 
     def key_findings(self) -> str:
-        """Key findings, then the contents and the downloads."""
-        items = [("key-findings", "Key findings"), ("downloads", "Downloads and related pages"),
-                 ("segments", "Segments by trust type"), ("league-tables", "League tables"),
-                 ("sensitivity", "What demographic adjustment changes"),
-                 ("productivity", "Productivity opportunity"), ("metrics", "Metrics"),
-                 ("about", "About these statistics"), ("methodology", "Methodology summary"),
-                 ("data-quality", "Data quality"), ("revisions", "Revisions"), ("provenance", "Provenance")]
-        return (key_findings(self.league.table, self.league.sensitivity_summary, self._funnel_counts(),
-                             self.movement, self.previous, self.productivity,
-                             self.methodology.productivity.comparator, self.methodology.uncertainty.level,
-                             funnel_level=self.methodology.funnel.band_level, spc_counts=self._spc_counts(),
-                             override=(tuple(self.methodology.financial_override.from_segments),
-                                       self.methodology.financial_override.to_segment))
-                + contents(items) + downloads(self.spreadsheet_name))
+        """Key findings, then where to find a trust, the contents and the downloads."""
+        contents = [("key-findings", "Key findings"), ("find", "Find a trust or area"),
+                    ("downloads", "Downloads and related pages"), ("segments", "Segments by trust type"),
+                    ("league-tables", "League tables"), ("sensitivity", "What demographic adjustment changes"),
+                    ("productivity", "Productivity opportunity"), ("metrics", "Metrics"),
+                    ("about", "About these statistics"), ("methodology", "Methodology summary"),
+                    ("data-quality", "Data quality"), ("revisions", "Revisions"), ("provenance", "Provenance")]
+        items = key_finding_sentences(
+            self.league.table, self.league.sensitivity_summary, self._funnel_counts(), self.movement, self.previous,
+            self.productivity, self.methodology.productivity.comparator, self.methodology.uncertainty.level,
+            funnel_level=self.methodology.funnel.band_level, spc_counts=self._spc_counts(),
+            override=(tuple(self.methodology.financial_override.from_segments),
+                      self.methodology.financial_override.to_segment))
+        return pages.section("front_links", {"items": items, "contents": contents, "areas": self.areas(),
+                                             "trust_index": TRUST_INDEX, "downloads": download_links(
+                                                 self.spreadsheet_name)})
 
     def segments(self) -> str:
         return segment_distribution(self.league.table)
 
     def league_tables(self) -> str:
         has_move = self.movement is not None and not self.movement.empty
-        t = self.league.table
         u = self.methodology.uncertainty
-        parts = [league_intro(self.previous, has_move, "rank_interval_lower" in t.columns, u.level, u.shrinkage)]
-        for t in TRUST_TYPES:
-            parts.append(league_table_html(self.league.table, t, profile_links=True,
-                                           movement=self.movement if has_move else None, previous=self.previous,
-                                           revised=self.revised_league))
-        return "".join(parts)
+        filters = self.filters
+        tables = [league_table_context(self.league.table, t, profile_links=True,
+                                       movement=self.movement if has_move else None, previous=self.previous,
+                                       revised=self.revised_league, filters=filters) for t in TRUST_TYPES]
+        return pages.section("league_tables", {
+            "intro": league_intro_context(self.previous, has_move, "rank_interval_lower" in self.league.table.columns,
+                                          u.level, u.shrinkage), "tables": [t for t in tables if t]})
 
     def sensitivity(self) -> str:
         return sensitivity_html(self.league.sensitivity, self.league.sensitivity_summary)
@@ -1149,15 +1186,13 @@ class ReportData:
         return productivity_html(self.productivity, self.catalogue, self.methodology, source=self.run["source"])
 
     def metrics(self) -> str:
-        from leaguetables.publication.figures import load_saved
+        """The list of metrics, each linking to its page (``metrics/<id>.html``: funnel plots and data tables)."""
+        return pages.section("metrics", {"table": metric_list_table(self.metrics_run, self._funnel_counts())})
 
-        names = self.names
-        parts = ['<h2 id="metrics">Metrics</h2>',
-                 "<p>For each metric: its definition, the funnel plot of each trust type with the data table behind "
-                 "it, and the demographic model where there is one.</p>"]
-        for m in self.metrics_run:
-            parts.append(metric_section(m, self.metric_data[m.id], load_saved(self.work_dir, m.id), names))
-        return "".join(parts)
+    def metric_page(self, metric: Metric, root: str = "../") -> dict:
+        """The context of one metric's page (:func:`metric_context`), its figures read from the working folder."""
+        return metric_context(metric, self.metric_data[metric.id], load_saved(self.work_dir, metric.id), self.names,
+                              root)
 
     def about(self) -> str:
         return about_html(self.catalogue, self.inputs.trusts, self.run["source"], self.run.get("metric_ids", ()))
@@ -1166,18 +1201,11 @@ class ReportData:
         return methodology_summary_html(self.methodology, self.catalogue)
 
     def data_quality(self) -> str:
-        html_ = data_quality_html(self.league.results, self.catalogue, self.metric_data, self.run["source"])
-        u = self.league.unscored
-        if u is not None and len(u):
-            names = "; ".join(f"{esc(n)} ({esc(c)})" for c, n in zip(u["trust_code"], u["trust_name"]))
-            html_ += (f"<p>{len(u)} trust(s) had no scored metric this quarter and are not segmented or ranked: "
-                      f"{names}.</p>")
-        return html_
+        return data_quality_html(self.league.results, self.catalogue, self.metric_data, self.run["source"],
+                                 self.league.unscored)
 
     def revisions_section(self) -> str:
         return revisions_html(self.revisions, self.quarter)
 
     def footer(self) -> str:
-        from leaguetables.run.manifest import git_state
-
         return provenance_html(self.run, git_state(), input_checksums(self.inputs))

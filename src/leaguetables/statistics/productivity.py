@@ -427,18 +427,31 @@ def opportunities(metric_tables: dict[str, pd.DataFrame], catalogue: Catalogue, 
     return out[COLUMNS]
 
 
-def england_summary(opp: pd.DataFrame) -> pd.DataFrame:
-    """Totals per metric (annual, and the number of trusts with an opportunity), plus an all-metrics row."""
+def england_summary(opp: pd.DataFrame, order: dict[str, int] | None = None) -> pd.DataFrame:
+    """Totals per metric: the number of trusts compared and with an opportunity, the resource released and the
+    opportunity (annual). ``order`` (metric id → position, e.g. the catalogue's) sorts the rows (stable)."""
     if opp.empty:
         return pd.DataFrame(columns=["metric_id", "metric_name", "trusts", "trusts_with_opportunity",
-                                     "opportunity_annual"])
+                                     "resource_annual", "opportunity_annual"])
     g = opp.groupby(["metric_id", "metric_name"], sort=False)
     out = pd.DataFrame({
         "trusts": g["value"].apply(lambda v: int(v.notna().sum())),
         "trusts_with_opportunity": g["opportunity_annual"].apply(lambda v: int((v > 0).sum())),
+        "resource_annual": g["resource_annual"].sum(min_count=1),
         "opportunity_annual": g["opportunity_annual"].sum(min_count=1),
     }).reset_index()
+    if order is not None:
+        out = out.iloc[out["metric_id"].map(order).argsort(kind="mergesort")].reset_index(drop=True)
     return out
+
+
+def england_total(opp: pd.DataFrame) -> dict:
+    """The all-metrics line: the annual opportunity summed over metrics (an upper bound: the metrics overlap) and
+    the number of trusts with an opportunity on at least one metric."""
+    if opp.empty:
+        return {"opportunity_annual": 0.0, "trusts_with_opportunity": 0}
+    return {"opportunity_annual": float(opp["opportunity_annual"].sum()),
+            "trusts_with_opportunity": int((opp.groupby("trust_code")["opportunity_annual"].sum() > 0).sum())}
 
 
 def trust_totals(opp: pd.DataFrame) -> pd.DataFrame:

@@ -342,6 +342,7 @@ def describe_assurance(res: SPCResult, decimals: int = 1, unit: str = "") -> str
         return "Assurance not assessed (no process limits)."
     if res.assurance == "no_target":
         return "No target for this metric, so no assurance."
+    assert res.target is not None  # an assurance other than no_target has a target
     t = _f(res.target, decimals, unit)
     what = "standard" if res.target_kind == "standard" else "floor"
     limits = f"{_f(res.lower, decimals, unit)} to {_f(res.upper, decimals, unit)}"
