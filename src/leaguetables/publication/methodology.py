@@ -297,6 +297,7 @@ def context(data: ReportData, page: Path | None = None) -> dict:
     }
 
 
-def write_methodology(data: ReportData, path: Path) -> int:
-    """Write ``methodology.html``; return its size in bytes."""
-    return pages.write(Path(path), pages.render("methodology.html.j2", **context(data, Path(path))))
+def write_methodology(data: ReportData, path: Path, search_data: str = "") -> int:
+    """Write ``methodology.html``; return its size in bytes. ``search_data``: the search box's list of trusts."""
+    page = {**context(data, Path(path)), "root": "", "search_data": search_data}
+    return pages.write(Path(path), pages.render("methodology.html.j2", **page))

@@ -78,11 +78,14 @@ def profile_href(trust_code: str, from_root: bool = True) -> str:
 def html_table(df: pd.DataFrame, caption: str, table_id: str, numeric: Iterable[str] = (),
                raw_html: Iterable[str] = (), row_header: str | None = None, caption_html: str | None = None,
                nowrap: Iterable[str] = (), header_html: dict[str, str] | None = None,
-               name_column: str | None = None) -> str:
+               name_column: str | None = None, table_attrs: dict[str, str] | None = None,
+               row_attrs: Sequence[dict[str, str]] | None = None) -> str:
     """A static, accessible table: caption, ``<th scope="col">`` headers, an optional row-header column.
 
     Cell text is escaped unless the column is listed in ``raw_html`` (cells built by this module from escaped
-    parts, such as links).
+    parts, such as links). The table is marked ``class="lt-table"`` (sortable by the pages' shared script);
+    ``table_attrs`` and ``row_attrs`` (one dict per row) add escaped attributes, such as the ``data-filters`` of
+    the table and the ``data-*`` values its rows are filtered on.
     """
     numeric, raw_html, nowrap = set(numeric), set(raw_html), set(nowrap)
     header_html = header_html or {}
@@ -99,10 +102,17 @@ def html_table(df: pd.DataFrame, caption: str, table_id: str, numeric: Iterable[
             cls = attr[c]
             cells.append(f'<th scope="row"{cls}>{text}</th>' if c == row_header else f"<td{cls}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
+    if row_attrs is not None:
+        body = [f"<tr{_attrs(a)}>{b[4:]}" for a, b in zip(row_attrs, body, strict=True)]
     cap = caption_html if caption_html is not None else esc(caption)
     return (f'<div class="table-wrap" role="region" aria-labelledby="{table_id}-caption" tabindex="0">'
-            f'<table id="{table_id}"><caption id="{table_id}-caption">{cap}</caption>'
+            f'<table id="{table_id}" class="lt-table"{_attrs(table_attrs or {})}><caption id="{table_id}-caption">{cap}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _attrs(attrs: dict[str, str]) -> str:
+    """HTML attributes, escaped, in the given order."""
+    return "".join(f' {k}="{esc(str(v))}"' for k, v in attrs.items())
 
 
 def figure(svg: str, caption: str, fig_id: str) -> str:
@@ -577,7 +587,17 @@ def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool 
                              f"better); {what}", f"table-{anchor}",
                          numeric=numeric, raw_html=["Trust"],
                          nowrap=["Rank", "Rank interval", NHSE_RANK_RANGE, *probs], header_html=heads,
-                         name_column="Trust"))
+                         name_column="Trust", table_attrs={"data-filters": "region segment subtype",
+                                                           "data-noun": "trust|trusts", "data-label": plural},
+                         row_attrs=filter_attrs(g)))
+
+
+def filter_attrs(g: pd.DataFrame) -> list[dict[str, str]]:
+    """The ``data-*`` attributes a league table's rows are filtered on: region, segment and trust subtype."""
+    segment = ["Not segmented" if pd.isna(v) else f"Segment {int(v)}" for v in g["segment"]]
+    return [{"data-region": "" if _missing(r) else str(r), "data-segment": s,
+             "data-subtype": "" if _missing(t) else str(t)}
+            for r, s, t in zip(g["region"], segment, g["trust_subtype"])]
 
 
 def league_intro(previous: str | None, has_movement: bool, calibrated: bool = True, level: float = 0.95,
