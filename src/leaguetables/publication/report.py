@@ -593,11 +593,12 @@ def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool 
 
 
 def filter_attrs(g: pd.DataFrame) -> list[dict[str, str]]:
-    """The ``data-*`` attributes a league table's rows are filtered on: region, segment and trust subtype."""
+    """The ``data-*`` attributes of a league table's rows: the trust code, and the region, segment and trust subtype
+    the rows are filtered on."""
     segment = ["Not segmented" if pd.isna(v) else f"Segment {int(v)}" for v in g["segment"]]
-    return [{"data-region": "" if _missing(r) else str(r), "data-segment": s,
+    return [{"data-code": str(c), "data-region": "" if _missing(r) else str(r), "data-segment": s,
              "data-subtype": "" if _missing(t) else str(t)}
-            for r, s, t in zip(g["region"], segment, g["trust_subtype"])]
+            for c, r, s, t in zip(g["trust_code"], g["region"], segment, g["trust_subtype"])]
 
 
 def league_intro(previous: str | None, has_movement: bool, calibrated: bool = True, level: float = 0.95,
