@@ -582,23 +582,26 @@ def league_table_html(table: pd.DataFrame, trust_type: str, profile_links: bool 
             "probability of each segment); NHS England's likely ranges describe how uneven a trust's metric scores "
             "are, not chance" if calibrated else "P(1) to P(4): share of NHS England-style bootstrap replicates in "
             "each segment")
+    rows = filter_attrs(g)
     return (f'<h3 id="{anchor}">{esc(plural)}</h3>'
             + html_table(df, f"League table: {plural.lower()}, ranked by segment then average score (lower is "
                              f"better); {what}", f"table-{anchor}",
                          numeric=numeric, raw_html=["Trust"],
                          nowrap=["Rank", "Rank interval", NHSE_RANK_RANGE, *probs], header_html=heads,
-                         name_column="Trust", table_attrs={"data-filters": "region segment subtype",
-                                                           "data-noun": "trust|trusts", "data-label": plural},
-                         row_attrs=filter_attrs(g)))
+                         name_column="Trust", row_attrs=rows,
+                         table_attrs={"data-filters": " ".join(k[5:] for k in rows[0] if k != "data-code"),
+                                      "data-noun": "trust|trusts", "data-label": plural}))
 
 
 def filter_attrs(g: pd.DataFrame) -> list[dict[str, str]]:
     """The ``data-*`` attributes of a league table's rows: the trust code, and the region, segment and trust subtype
     the rows are filtered on."""
-    segment = ["Not segmented" if pd.isna(v) else f"Segment {int(v)}" for v in g["segment"]]
-    return [{"data-code": str(c), "data-region": "" if _missing(r) else str(r), "data-segment": s,
-             "data-subtype": "" if _missing(t) else str(t)}
-            for c, r, s, t in zip(g["trust_code"], g["region"], segment, g["trust_subtype"])]
+    columns = {"region": g["region"] if "region" in g else None,
+               "segment": ["Not segmented" if pd.isna(v) else f"Segment {int(v)}" for v in g["segment"]],
+               "subtype": g["trust_subtype"] if "trust_subtype" in g else None}
+    values = {k: ["" if _missing(v) else str(v) for v in col] for k, col in columns.items() if col is not None}
+    return [{"data-code": str(c), **{f"data-{k}": v[i] for k, v in values.items()}}
+            for i, c in enumerate(g["trust_code"])]
 
 
 def league_intro(previous: str | None, has_movement: bool, calibrated: bool = True, level: float = 0.95,

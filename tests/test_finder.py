@@ -1,0 +1,112 @@
+"""Find a trust and the tables' script, without a browser (src/leaguetables/publication/finder.py and the shared
+templates): the search data are complete, ordered and safe inside a script element; the published pages carry the
+same script and the same search data byte for byte (determinism); the A–Z index lists every trust.
+The behaviour in a browser is tested in tests/test_browser.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from leaguetables.publication import finder, pages
+
+SCRIPT = re.compile(r"<script>\n\(function \(\) \{.*?</script>", re.S)
+DATA = re.compile(r'<script type="application/json" id="lt-search-data">(.*?)</script>', re.S)
+
+
+def _table(**extra) -> pd.DataFrame:
+    t = pd.DataFrame({"trust_code": ["RB2", "RA1", "R&Z", "RC3"],
+                      "trust_name": ["beta </script><b>Trust", "Alpha Trust", "Émile Trust", "alpha Trust"],
+                      "trust_type": ["acute", "ambulance", "mental_health_community", "acute"],
+                      "region": ["London", "North West", "London", "Midlands"],
+                      "trust_subtype": ["Teaching", "", None, "Large"]})
+    return t.assign(**extra)
+
+
+def test_search_rows_are_sorted_by_name_then_code_with_type_labels_and_profile_links():
+    fields, rows = finder.search_rows(_table())
+    assert fields == ["name", "code", "type", "region", "subtype", "href"]
+    assert [r[1] for r in rows] == ["RA1", "RC3", "RB2", "R&Z"]  # alpha (A), alpha (a), beta, Émile
+    by_code = {r[1]: dict(zip(fields, r)) for r in rows}
+    assert by_code["RA1"]["type"] == "Ambulance trust" and by_code["R&Z"]["subtype"] == ""
+    assert by_code["RA1"]["href"] == "trusts/RA1.html"
+    assert by_code["R&Z"]["href"].startswith("trusts/") and "&" not in by_code["R&Z"]["href"]  # slugged file name
+
+
+def test_town_and_icb_are_searched_when_the_register_has_them():
+    register = _table()[["trust_code"]].assign(icb_name=["NHS North ICB", "NHS South ICB", "", "NHS East ICB"])
+    fields, rows = finder.search_rows(_table(town=["Leeds", "Bolton", "Hull", "Derby"]), register)
+    assert fields == ["name", "code", "type", "region", "subtype", "town", "icb", "href"]
+    row = dict(zip(fields, rows[0]))
+    assert (row["code"], row["town"], row["icb"]) == ("RA1", "Bolton", "NHS South ICB")
+
+
+def test_search_json_cannot_close_its_script_element_and_round_trips():
+    text = finder.search_json(_table())
+    assert "<" not in text and ">" not in text and "&" not in text
+    data = json.loads(text)
+    assert data["rows"][2][0] == "beta </script><b>Trust" and data["rows"][3][1] == "R&Z"
+    assert finder.search_json(_table().iloc[::-1]) == text  # input order does not matter
+
+
+def test_a_page_without_search_data_keeps_the_a_to_z_link_but_no_search_box():
+    html = pages.render("base.html.j2", title="t", breadcrumbs=[], provenance="", root="../", site_label="x")
+    assert 'href="../trusts/index.html"' in html and 'id="lt-search"' not in html
+    html = pages.render("base.html.j2", title="t", breadcrumbs=[], provenance="", root="../", site_label="x",
+                        search_data=finder.search_json(_table()))
+    assert 'id="lt-search"' in html and 'data-root="../"' in html and "beta \\u003c/script" in html
+
+
+# ------------------------------------------------------------------------------------------ the published pages
+@pytest.fixture(scope="module")
+def folder(published_quarters) -> Path:
+    return published_quarters[0]
+
+
+@pytest.mark.slow
+def test_every_page_has_the_same_script_and_search_data(folder):
+    paths = [folder / "index.html", folder / "methodology.html", *sorted((folder / "trusts").glob("*.html"))]
+    scripts, data = set(), set()
+    for p in paths:
+        text = p.read_text(encoding="utf-8")
+        found = SCRIPT.findall(text)
+        assert len(found) == 1, f"{p.name}: {len(found)} shared scripts"
+        scripts.add(found[0])
+        data.update(DATA.findall(text))
+        assert "<script src" not in text
+    assert len(scripts) == 1 and len(data) == 1
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
+    rows = json.loads(data.pop())["rows"]
+    assert sorted(r[1] for r in rows) == sorted(lt["trust_code"])
+
+
+@pytest.mark.slow
+def test_the_a_to_z_index_lists_every_trust_once_in_name_order(folder):
+    text = (folder / "trusts" / "index.html").read_text(encoding="utf-8")
+    links = re.findall(r'<li><a href="([^"]+)">([^<]+)</a> \(([^)]+)\)', text)
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
+    assert sorted(code for _, _, code in links) == sorted(lt["trust_code"])
+    assert all(href == f"{code}.html" for href, _, code in links)
+    names = [name for _, name, _ in links]
+    assert names == sorted(names, key=lambda n: (n.casefold(), n))
+
+
+@pytest.mark.slow
+def test_league_table_rows_carry_their_filter_values(folder):
+    """The static table (the no-JavaScript baseline) in published order, each row with the code, region, segment
+    and subtype of tables/league_table_full.csv."""
+    text = (folder / "index.html").read_text(encoding="utf-8")
+    table = re.search(r'<table id="table-league-acute"[^>]*>.*?</table>', text, re.S).group(0)
+    assert 'data-filters="region segment subtype"' in table
+    rows = re.findall(r'<tr data-code="([^"]*)" data-region="([^"]*)" data-segment="([^"]*)" '
+                      r'data-subtype="([^"]*)">', table)
+    lt = pd.read_csv(folder / "tables" / "league_table_full.csv", keep_default_na=False, na_values=[""])
+    acute = lt[lt["trust_type"] == "acute"].sort_values(["rank", "trust_code"], kind="mergesort")
+    expected = [(c, r, "Not segmented" if pd.isna(s) else f"Segment {int(s)}", t)
+                for c, r, s, t in zip(acute["trust_code"], acute["region"], acute["segment"],
+                                      acute["trust_subtype"].fillna(""))]
+    assert rows == expected
