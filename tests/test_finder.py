@@ -45,11 +45,21 @@ def test_town_and_icb_are_searched_when_the_register_has_them():
     assert (row["code"], row["town"], row["icb"]) == ("RA1", "Bolton", "NHS South ICB")
 
 
+def _decode(text: str) -> list[dict]:
+    """The search data as the page's script reads them (values looked up, default profile links)."""
+    data = json.loads(text)
+    rows = [{f: data["values"][f][v] if f in data["values"] else v for f, v in zip(data["fields"], r)}
+            for r in data["rows"]]
+    return [{**r, "href": r["href"] or f"trusts/{r['code']}.html"} for r in rows]
+
+
 def test_search_json_cannot_close_its_script_element_and_round_trips():
     text = finder.search_json(_table())
     assert "<" not in text and ">" not in text and "&" not in text
-    data = json.loads(text)
-    assert data["rows"][2][0] == "beta </script><b>Trust" and data["rows"][3][1] == "R&Z"
+    fields, rows = finder.search_rows(_table())
+    assert _decode(text) == [dict(zip(fields, r)) for r in rows]
+    assert _decode(text)[2]["name"] == "beta </script><b>Trust" and _decode(text)[3]["code"] == "R&Z"
+    assert json.loads(text)["values"]["region"] == ["London", "Midlands", "North West"]
     assert finder.search_json(_table().iloc[::-1]) == text  # input order does not matter
 
 
@@ -80,8 +90,9 @@ def test_every_page_has_the_same_script_and_search_data(folder):
         assert "<script src" not in text
     assert len(scripts) == 1 and len(data) == 1
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
-    rows = json.loads(data.pop())["rows"]
-    assert sorted(r[1] for r in rows) == sorted(lt["trust_code"])
+    rows = _decode(data.pop())
+    assert sorted(r["code"] for r in rows) == sorted(lt["trust_code"])
+    assert all((folder / r["href"]).is_file() for r in rows)
 
 
 @pytest.mark.slow

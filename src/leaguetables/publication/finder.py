@@ -38,6 +38,7 @@ INDEX_FILE = "index.html"  # trusts/index.html: the A–Z index, the search box'
 FIELDS = (("name", "trust_name"), ("code", "trust_code"), ("type", "trust_type"), ("region", "region"),
           ("subtype", "trust_subtype"))
 OPTIONAL_FIELDS = (("town", "town"), ("icb", "icb_name"))
+CATEGORICAL = ("type", "region", "subtype", "town", "icb")  # written once each in the JSON (see search_json)
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
@@ -66,9 +67,23 @@ def search_rows(table: pd.DataFrame, trusts: pd.DataFrame | None = None) -> tupl
 
 def search_json(table: pd.DataFrame, trusts: pd.DataFrame | None = None) -> str:
     """The search data as compact JSON, safe inside ``<script type="application/json">`` (``<``, ``>``, ``&``
-    escaped), deterministic (fixed key order, sorted rows)."""
+    escaped), deterministic (fixed key order, sorted rows and values).
+
+    ``{"fields": [...], "values": {field: [sorted values]}, "rows": [[...], ...]}``: the repeated fields (type,
+    region, subtype, town, ICB) are written once in ``values`` and as their index in the rows; ``href`` is ``""``
+    when the profile is ``trusts/<code>.html`` — a third of the size of the plain list, on every page.
+    """
     fields, rows = search_rows(table, trusts)
-    text = json.dumps({"fields": fields, "rows": rows}, ensure_ascii=False, separators=(",", ":"))
+    values = {f: sorted({r[i] for r in rows}) for i, f in enumerate(fields) if f in CATEGORICAL}
+    index = {f: {v: k for k, v in enumerate(vs)} for f, vs in values.items()}
+    code, href = fields.index("code"), fields.index("href")
+    encoded = []
+    for r in rows:
+        row = [index[f][v] if f in index else v for f, v in zip(fields, r)]
+        row[href] = "" if r[href] == f"{TRUSTS_DIR}/{r[code]}.html" else r[href]
+        encoded.append(row)
+    text = json.dumps({"fields": fields, "values": values, "rows": encoded}, ensure_ascii=False,
+                      separators=(",", ":"))
     return text.translate(_JSON_ESCAPES)
 
 
