@@ -314,8 +314,9 @@ def test_review_screenshots_of_every_page_type_leave_the_publication_unchanged(f
 
 
 def test_every_link_of_every_profile_resolves(folder):
-    """All profiles and the A–Z index, statically: each relative link points at a file of the release, and each
-    #fragment at an id of its target page (the browser tests above check every page type in the browser)."""
+    """All profiles and the A–Z index (and the metric and region pages, when published), statically: each relative
+    link points at a file of the release, and each #fragment at an id of its target page (the browser tests above
+    check every page type in the browser)."""
     ids: dict[Path, set[str]] = {}
 
     def ids_of(p: Path) -> set[str]:
@@ -324,8 +325,8 @@ def test_every_link_of_every_profile_resolves(folder):
         return ids[p]
 
     bad = []
-    pages = sorted((folder / "trusts").glob("*.html"))
-    assert pages
+    pages = sorted(p for sub in ("trusts", "metrics", "regions") for p in (folder / sub).glob("*.html"))
+    assert (folder / "trusts" / "index.html") in pages
     for page in pages:
         for href in re.findall(r'href="([^"]+)"', page.read_text(encoding="utf-8")):
             target, _, frag = href.partition("#")

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from leaguetables.publication import finder, pages
+from leaguetables.publication.report import profile_href
 
 SCRIPT = re.compile(r"<script>\n\(function \(\) \{.*?</script>", re.S)
 DATA = re.compile(r'<script type="application/json" id="lt-search-data">(.*?)</script>', re.S)
@@ -28,7 +29,7 @@ def _table(**extra) -> pd.DataFrame:
 
 
 def test_search_rows_are_sorted_by_name_then_code_with_type_labels_and_profile_links():
-    fields, rows = finder.search_rows(_table())
+    fields, rows = finder.search_rows(_table(), href=profile_href)
     assert fields == ["name", "code", "type", "region", "subtype", "href"]
     assert [r[1] for r in rows] == ["RA1", "RC3", "RB2", "R&Z"]  # alpha (A), alpha (a), beta, Émile
     by_code = {r[1]: dict(zip(fields, r)) for r in rows}
@@ -54,13 +55,14 @@ def _decode(text: str) -> list[dict]:
 
 
 def test_search_json_cannot_close_its_script_element_and_round_trips():
-    text = finder.search_json(_table())
+    text = finder.search_json(_table(), href=profile_href)
     assert "<" not in text and ">" not in text and "&" not in text
-    fields, rows = finder.search_rows(_table())
+    fields, rows = finder.search_rows(_table(), href=profile_href)
     assert _decode(text) == [dict(zip(fields, r)) for r in rows]
     assert _decode(text)[2]["name"] == "beta </script><b>Trust" and _decode(text)[3]["code"] == "R&Z"
     assert json.loads(text)["values"]["region"] == ["London", "Midlands", "North West"]
-    assert finder.search_json(_table().iloc[::-1]) == text  # input order does not matter
+    assert finder.search_json(_table().iloc[::-1], href=profile_href) == text  # input order does not matter
+    assert json.loads(text)["rows"][0][-1] == "" and json.loads(text)["rows"][3][-1].startswith("trusts/")
 
 
 def test_a_page_without_search_data_keeps_the_a_to_z_link_but_no_search_box():

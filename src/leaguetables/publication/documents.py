@@ -3,7 +3,8 @@ the executed notebook by nbconvert) and, beside it, the documents built from the
 
 * ``trusts/<code>.html`` — a profile of every trust (:mod:`leaguetables.publication.profiles`);
 * ``trusts/index.html`` — the A–Z index of trusts, the no-JavaScript way to a profile
-  (:mod:`leaguetables.publication.finder`, which also gives every page its search box's list of trusts);
+  (:mod:`leaguetables.publication.az_index`; every page's search box gets its list of trusts from
+  ``ReportData.search_data``, :mod:`leaguetables.publication.finder`);
 * ``methodology.html`` — the methodology of the release, from the config and catalogue objects the run used
   (:mod:`leaguetables.publication.methodology`);
 * ``tables/league_tables_<quarter>.ods`` — the accessible spreadsheet of the CSV tables
@@ -24,7 +25,7 @@ from leaguetables.run.publish import export_html
 def build_publication(prep, staging: Path, work: Path) -> dict:
     """Write the published documents into ``staging``; return timings in seconds per document."""
     from leaguetables import __version__
-    from leaguetables.publication.finder import search_json, write_trust_index
+    from leaguetables.publication.az_index import write_trust_index
     from leaguetables.publication.methodology import write_methodology
     from leaguetables.publication.profiles import write_profiles
     from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
@@ -39,21 +40,20 @@ def build_publication(prep, staging: Path, work: Path) -> dict:
     data = ReportData.load(work, staging, prep.inputs, prep.methodology, prep.catalogue, quarter)
     if not (staging / "tables" / "productivity.csv").exists():  # written by the report notebook; never skipped
         data.write_tables()
-    search = search_json(data.league.table, prep.inputs.trusts)  # the search box's data, the same on every page
     timings["load"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
     export_html(staging / "notebooks" / "report.ipynb", staging / "index.html", title,
-                site_label(prep.options.source), search_data=search)
+                site_label(prep.options.source), search_data=data.search_data)
     timings["report_html"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
-    write_profiles(data, staging / TRUSTS_DIR, search)
-    write_trust_index(data, staging / TRUSTS_DIR, search)
+    write_profiles(data, staging / TRUSTS_DIR)
+    write_trust_index(data, staging / TRUSTS_DIR)
     timings["profiles"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
-    write_methodology(data, staging / "methodology.html", search)
+    write_methodology(data, staging / "methodology.html")
     timings["methodology_html"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()

@@ -294,10 +294,10 @@ def context(data: ReportData, page: Path | None = None) -> dict:
                                               data.run.get("omitted_metrics") or ())),
         "provenance": Markup(provenance_html(data.run, git_state(), input_checksums(data.inputs))),
         "validation": validation_link(page),
+        "root": "", "search_data": data.search_data,
     }
 
 
-def write_methodology(data: ReportData, path: Path, search_data: str = "") -> int:
-    """Write ``methodology.html``; return its size in bytes. ``search_data``: the search box's list of trusts."""
-    page = {**context(data, Path(path)), "root": "", "search_data": search_data}
-    return pages.write(Path(path), pages.render("methodology.html.j2", **page))
+def write_methodology(data: ReportData, path: Path) -> int:
+    """Write ``methodology.html``; return its size in bytes."""
+    return pages.write(Path(path), pages.render("methodology.html.j2", **context(data, Path(path))))

@@ -380,6 +380,7 @@ class ProfileBuilder:
             "peers": [(profile_file(p), self.names.get(p, p), p) for p in self.peers.get(code, [])],
             "demographic_rows": self._demographics(code, ttype),
             "provenance": self.provenance,
+            "root": "../", "search_data": self.data.search_data,
             **self._spc(code, ttype),
         }
 
@@ -414,9 +415,8 @@ def _git() -> dict:
     return git_state()
 
 
-def write_profiles(data: ReportData, folder: Path, search_data: str = "") -> dict:
-    """Write every trust's profile into ``folder``; return pages, seconds and sizes. ``search_data``: the search
-    box's list of trusts (:func:`leaguetables.publication.finder.search_json`; none when empty)."""
+def write_profiles(data: ReportData, folder: Path) -> dict:
+    """Write every trust's profile into ``folder``; return pages, seconds and sizes."""
     t0 = time.perf_counter()
     builder = ProfileBuilder(data)
     t_index = time.perf_counter() - t0
@@ -424,7 +424,6 @@ def write_profiles(data: ReportData, folder: Path, search_data: str = "") -> dic
     sizes = {}
     order = data.league.table.sort_values(["trust_type", "trust_code"], kind="mergesort")["trust_code"]
     for code in order:
-        context = {**builder.context(code), "root": "../", "search_data": search_data}
-        sizes[code] = pages.write(Path(folder) / profile_file(code), template.render(**context))
+        sizes[code] = pages.write(Path(folder) / profile_file(code), template.render(**builder.context(code)))
     return {"pages": len(sizes), "seconds": time.perf_counter() - t0, "index_seconds": t_index,
             "bytes": sum(sizes.values()), "max_bytes": max(sizes.values()) if sizes else 0}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 
 from leaguetables.config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL, TRUST_TYPES, Catalogue, Methodology, Metric
 from leaguetables.inputs.contract import previous_quarter, quarter_label, quarter_period
+from leaguetables.publication.finder import search_json
 
 esc = html.escape
 
@@ -1061,6 +1063,12 @@ class ReportData:
             lg = pickle.load(f)
         return cls(work_dir, out_dir, inputs, methodology, catalogue, quarter, run, lg["league"], lg["movement"],
                    load_metric_results(work_dir))
+
+    @cached_property
+    def search_data(self) -> str:
+        """The search box's list of trusts (JSON, :func:`leaguetables.publication.finder.search_json`): the same
+        bytes on every page of the release (template variable ``search_data``)."""
+        return search_json(self.league.table, self.inputs.trusts, profile_href)
 
     @property
     def metrics_run(self) -> list[Metric]:
