@@ -81,7 +81,8 @@ def folder(published_quarters) -> Path:
 
 @pytest.mark.slow
 def test_every_page_has_the_same_script_and_search_data(folder):
-    paths = [folder / "index.html", folder / "methodology.html", *sorted((folder / "trusts").glob("*.html"))]
+    paths = [folder / "index.html", folder / "methodology.html",
+             *sorted(p for sub in ("trusts", "metrics", "regions") for p in (folder / sub).glob("*.html"))]
     scripts, data = set(), set()
     for p in paths:
         text = p.read_text(encoding="utf-8")
@@ -98,14 +99,19 @@ def test_every_page_has_the_same_script_and_search_data(folder):
 
 
 @pytest.mark.slow
-def test_the_a_to_z_index_lists_every_trust_once_in_name_order(folder):
+def test_the_a_to_z_index_links_every_trust_in_name_order(folder):
     text = (folder / "trusts" / "index.html").read_text(encoding="utf-8")
-    links = re.findall(r'<li><a href="([^"]+)">([^<]+)</a> \(([^)]+)\)', text)
+    main = text[text.index("<main"):text.index("</main>")]
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
-    assert sorted(code for _, _, code in links) == sorted(lt["trust_code"])
-    assert all(href == f"{code}.html" for href, _, code in links)
-    names = [name for _, name, _ in links]
-    assert names == sorted(names, key=lambda n: (n.casefold(), n))
+    names = dict(zip(lt["trust_code"], lt["trust_name"]))
+    codes = [c for c in re.findall(r'href="([^"/#]+)\.html"', main) if c in names]
+    order = list(dict.fromkeys(codes))  # first link to each profile, in page order
+    assert sorted(order) == sorted(names)
+    assert order == sorted(order, key=lambda c: (names[c].casefold(), names[c], c))
+
+
+def _attrs(tag: str) -> dict[str, str]:
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', tag))
 
 
 @pytest.mark.slow
@@ -114,12 +120,12 @@ def test_league_table_rows_carry_their_filter_values(folder):
     and subtype of tables/league_table_full.csv."""
     text = (folder / "index.html").read_text(encoding="utf-8")
     table = re.search(r'<table id="table-league-acute"[^>]*>.*?</table>', text, re.S).group(0)
-    assert 'data-filters="region segment subtype"' in table
-    rows = re.findall(r'<tr data-code="([^"]*)" data-region="([^"]*)" data-segment="([^"]*)" '
-                      r'data-subtype="([^"]*)">', table)
+    assert _attrs(table[:table.index(">")])["data-filters"].split()[:3] == ["region", "segment", "subtype"]
+    rows = [_attrs(t) for t in re.findall(r"<tr [^>]*>", table)]
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv", keep_default_na=False, na_values=[""])
     acute = lt[lt["trust_type"] == "acute"].sort_values(["rank", "trust_code"], kind="mergesort")
-    expected = [(c, r, "Not segmented" if pd.isna(s) else f"Segment {int(s)}", t)
+    expected = [{"data-code": c, "data-region": r, "data-segment": "Not segmented" if pd.isna(s) else f"Segment {int(s)}",
+                 "data-subtype": t}
                 for c, r, s, t in zip(acute["trust_code"], acute["region"], acute["segment"],
                                       acute["trust_subtype"].fillna(""))]
-    assert rows == expected
+    assert [{k: r.get(k) for k in expected[0]} for r in rows] == expected
