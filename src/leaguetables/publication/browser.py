@@ -132,7 +132,7 @@ class Chromium:
         self._record: PageCheck | None = None
 
     # ------------------------------------------------------------------------------------------------ process
-    def start(self) -> "Chromium":
+    def start(self) -> Chromium:
         self._pw = sync_playwright().start()
         try:
             self.browser = self._pw.chromium.launch(executable_path=self.executable, headless=True, args=list(FLAGS),
@@ -185,7 +185,7 @@ class Chromium:
                 self._pw.stop()
                 self._pw = self.browser = self.context = self.page = None
 
-    def __enter__(self) -> "Chromium":
+    def __enter__(self) -> Chromium:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -54,7 +54,7 @@ def search_rows(table: pd.DataFrame, trusts: pd.DataFrame | None = None,
     optional = [(k, c) for k, c in OPTIONAL_FIELDS
                 if c in t.columns or (trusts is not None and c in trusts.columns)]
     for _, col in optional:
-        if col not in t.columns:
+        if col not in t.columns and trusts is not None:
             t = t.merge(trusts[["trust_code", col]].drop_duplicates("trust_code"), on="trust_code", how="left")
     fields = [k for k, _ in FIELDS] + [k for k, _ in optional] + ["href"]
     rows = []
