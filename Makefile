@@ -41,7 +41,14 @@ $(AXE): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(AXE)
 
-browser-deps: $(AXE)  ## browser-test dependencies: axe-core (npm ci) and, if missing, Debian chromium (apt-get)
+PLAYWRIGHT := $(VENV)/.playwright
+
+# the Python package only (the `test` extra of pyproject.toml): never `playwright install`, the system Chromium is used
+$(PLAYWRIGHT): $(STAMP) pyproject.toml
+	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(PLAYWRIGHT)
+
+browser-deps: $(AXE) $(PLAYWRIGHT)  ## browser-test dependencies: axe-core (npm ci), playwright (pip, test extra) and, if missing, Debian chromium (apt-get)
 	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
 	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; } || \

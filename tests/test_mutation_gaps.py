@@ -15,7 +15,7 @@ from scipy import stats
 
 from leaguetables.config import load_catalogue, load_methodology
 from leaguetables.nof import league, scoring
-from leaguetables.run.publish import published_files
+from leaguetables.run.manifest import published_files
 from leaguetables.run.verify import compare_folders, compare_tables, read_text_table
 from leaguetables.statistics import expected, funnel, sampling
 
@@ -81,7 +81,7 @@ def _fit_frame(n_trusts: int = 30, seed: int = 11) -> pd.DataFrame:
 
 @pytest.mark.parametrize("interval", ["delta", "o_only"])
 def test_the_oe_interval_of_a_fit_follows_its_confidence(interval):
-    """Mutant: fit_expected passing no ``confidence`` to the O/E interval (statistics/expected.py).
+    """Mutant: ExpectedResults passing no ``confidence`` to the O/E interval (statistics/expected.py).
 
     The same data fitted at 95% and 99.8%: E and O/E are the same, the table records the confidence, and every
     99.8% interval strictly contains the 95% one (for O > 0). For the O-only interval (compatibility) the limits
@@ -89,8 +89,8 @@ def test_the_oe_interval_of_a_fit_follows_its_confidence(interval):
     exact ones with scipy's chi-square quantiles."""
     df = _fit_frame()
     df.loc[0, "y"] = 4.0  # a small count: exact limits
-    a = expected.fit_expected(df, "y", "n", "poisson", ["imd"], confidence=0.95, interval=interval).table
-    b = expected.fit_expected(df, "y", "n", "poisson", ["imd"], confidence=0.998, interval=interval).table
+    a = expected.ExpectedModel(df, "y", "n", "poisson", ["imd"], confidence=0.95, interval=interval).fit().table
+    b = expected.ExpectedModel(df, "y", "n", "poisson", ["imd"], confidence=0.998, interval=interval).fit().table
     np.testing.assert_array_equal(a["expected"].to_numpy(), b["expected"].to_numpy())
     np.testing.assert_array_equal(a["oe"].to_numpy(), b["oe"].to_numpy())
     assert (a["confidence"] == 0.95).all() and (b["confidence"] == 0.998).all()
@@ -116,14 +116,14 @@ def test_the_national_rate_is_pooled_over_the_fitted_trusts_only(with_denominato
     df.loc[7, "imd"] = np.nan
     df.loc[7, "y"] = df.loc[7, "n"] * 0.1
     den = "n" if with_denominator else None
-    res = expected.fit_expected(df, "y", den, "poisson", ["imd"], multiplier=1000 if with_denominator else 1)
+    res = expected.ExpectedModel(df, "y", den, "poisson", ["imd"], multiplier=1000 if with_denominator else 1).fit()
     fitted = df.drop(index=7)
     if with_denominator:
         national = fitted["y"].sum() / fitted["n"].sum() * 1000
     else:
         national = fitted["y"].sum() / len(fitted)
-    assert res.summary["n_excluded"] == 1
-    assert res.summary["national_rate"] == pytest.approx(national, rel=1e-12)
+    assert res.fit_info["n_excluded"] == 1
+    assert res.national_rate == pytest.approx(national, rel=1e-12)
     t = res.table.set_index("trust_code").drop(index="T07")
     np.testing.assert_allclose(t["adjusted_value"], t["oe"] * national, rtol=1e-12)
 

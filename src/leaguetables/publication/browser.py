@@ -1,32 +1,31 @@
 """Headless Chromium for checking and reviewing the published pages: accessibility (axe-core), links, requests,
-screenshots.
+screenshots — driven by Playwright with the system Chromium.
 
-Chromium is driven through the DevTools protocol over ``--remote-debugging-pipe`` (file descriptors 3 and 4,
-messages separated by NUL bytes): no TCP port is opened and no Python dependency is needed beyond the standard
-library. The network is disabled three ways (offline emulation, a host-resolver rule that resolves nothing, and an
-unreachable proxy), and every request the page makes is recorded, so a page that tries to fetch anything from
-outside its folder is caught.
+Playwright (PyPI ``playwright``, the ``test`` extra) launches the Chromium installed on the machine
+(``executable_path``: ``$CHROMIUM``, else ``/usr/bin/chromium``, else the first browser on ``PATH``); Playwright's own
+browser download is never used. The network is off three ways: the browser context is offline, every request whose
+scheme is not ``file``/``data``/``about``/``blob`` is intercepted and aborted (and recorded as external), and
+Chromium resolves no host name and sends every connection to a closed local port. So a page that tries to fetch
+anything from outside its folder is caught.
 
 axe-core comes from the npm registry (``package.json``/``package-lock.json``, installed by ``make browser-deps``
 into ``node_modules/``) and is injected into each page.
 
 Command line (review artefacts, never part of the published, byte-identical folder)::
 
-    python -m leaguetables.publication.browser screenshot reports/2025-26-Q4        # → reports/2025-26-Q4/review/screenshot.png
-    python -m leaguetables.publication.browser check reports/2025-26-Q4 [--sample 5] # axe, links and requests; exit 1 on failure
+    python -m leaguetables.publication.browser screenshot reports/2025-26-Q4  # → reports/2025-26-Q4/review/*.png
+    python -m leaguetables.publication.browser check reports/2025-26-Q4 [--sample 5] # axe, links, requests; exit 1 on failure
+
+``screenshot`` saves the first screen of one page of each type (:func:`page_types`) at desktop (1280 × 900) and
+mobile (320 × 720) widths as ``review/<type>-desktop.png`` and ``review/<type>-mobile.png``.
 """
 
 from __future__ import annotations
 
-import base64
-import fcntl
-import json
+import argparse
 import os
 import re
-import select
 import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,16 +33,24 @@ from urllib.parse import unquote, urldefrag, urlparse
 
 from leaguetables.config import PROJECT_ROOT
 
+try:  # the `test` extra; the pipeline itself never needs a browser
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - exercised only where the test extra is absent
+    sync_playwright = None
+    PlaywrightError = RuntimeError
+
 AXE_PATH = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+FLAGS = ("--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
          # no network: nothing resolves and every connection goes to a closed local port
          "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
          "--proxy-bypass-list=<-loopback>")
+LOCAL_SCHEMES = ("file", "data", "about", "blob")
 SERIOUS = ("serious", "critical")
-REVIEW_DIR = "review"  # reports/<quarter>/review/: review artefacts, not published (see manifest.UNPUBLISHED)
+REVIEW_DIR = "review"  # reports/<quarter>/review/: review artefacts, not published (see publish.UNPUBLISHED)
+DESKTOP, MOBILE = (1280, 900), (320, 720)  # viewport sizes of the checks and screenshots (CSS pixels)
 
 
 class BrowserError(RuntimeError):
@@ -64,6 +71,16 @@ def find_chromium() -> str | None:
     return None
 
 
+def unavailable() -> str | None:
+    """Why the browser checks cannot run here (no Playwright, no Chromium), or None when they can."""
+    if sync_playwright is None:
+        return "the Python package playwright is not installed (`make browser-deps` installs the test extra)"
+    if find_chromium() is None:
+        return ("Chromium not found (no /usr/bin/chromium, no chromium or google-chrome on PATH, CHROMIUM unset): "
+                "`make browser-deps` installs it with apt-get")
+    return None
+
+
 @dataclass
 class PageCheck:
     """What loading one page found."""
@@ -78,82 +95,95 @@ class PageCheck:
     violations: list[dict] = field(default_factory=list)
     title: str = ""
     h1_count: int = 0
+    scroll_width: int = 0  # document width in CSS pixels: wider than the viewport means horizontal scrolling
+    viewport_width: int = 0
 
     @property
     def serious(self) -> list[dict]:
         return [v for v in self.violations if v.get("impact") in SERIOUS]
 
 
+_PAGE_INFO = """() => ({title: document.title, h1: document.querySelectorAll('h1').length,
+  links: [...document.querySelectorAll('a[href]')].map(a => [a.getAttribute('href'), a.href]),
+  missing: [...document.querySelectorAll('a[href^="#"]')].map(a => a.getAttribute('href').slice(1))
+    .filter(id => id && !document.getElementById(decodeURIComponent(id))),
+  scroll: document.documentElement.scrollWidth, viewport: window.innerWidth})"""
+_AXE_RUN = """() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map(v => ({id: v.id,
+  impact: v.impact, help: v.help, nodes: v.nodes.length,
+  targets: v.nodes.slice(0, 5).map(n => n.target.join(' '))})))"""
+
+
 class Chromium:
-    """One headless Chromium with one page, driven over the DevTools pipe.
+    """One headless system Chromium (Playwright) with one page at a time, network off.
 
     >>> with Chromium() as browser:            # doctest: +SKIP
     ...     browser.goto(Path("index.html").resolve().as_uri())
     ...     browser.evaluate("document.title")
     """
 
-    def __init__(self, executable: str | None = None, width: int = 1280, height: int = 900, timeout: float = 60):
+    def __init__(self, executable: str | None = None, width: int = DESKTOP[0], height: int = DESKTOP[1],
+                 timeout: float = 60):
+        reason = unavailable() if executable is None else None
+        if reason:
+            raise BrowserError(reason)
         self.executable = executable or find_chromium()
-        if not self.executable:
-            raise BrowserError("Chromium not found (set CHROMIUM, or install the Debian package chromium)")
         self.width, self.height, self.timeout = width, height, timeout
-        self._id = 0
-        self._buf = b""
-        self.events: list[dict] = []
-        self.proc = None
+        self._pw = self.browser = self.context = self.page = None
+        self._record: PageCheck | None = None
 
     # ------------------------------------------------------------------------------------------------ process
     def start(self) -> Chromium:
-        self.profile = tempfile.mkdtemp(prefix="lt-chromium-")
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        # the child must see its ends as fds 3 (commands in) and 4 (replies out): park them above 10 first
-        hi_r = fcntl.fcntl(to_child_r, fcntl.F_DUPFD_CLOEXEC, 10)
-        hi_w = fcntl.fcntl(from_child_w, fcntl.F_DUPFD_CLOEXEC, 10)
-
-        def child_fds():  # runs in the child between fork and exec
-            os.dup2(hi_r, 3)
-            os.dup2(hi_w, 4)
-
-        args = [self.executable, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe",
-                f"--window-size={self.width},{self.height}", "about:blank"]
-        self.proc = subprocess.Popen(args, pass_fds=(3, 4), preexec_fn=child_fds, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for fd in (to_child_r, from_child_w, hi_r, hi_w):
-            os.close(fd)
-        self._out = os.fdopen(to_child_w, "wb", buffering=0)
-        self._in_fd = from_child_r
-        targets = self.send("Target.getTargets", session=False)["targetInfos"]
-        page = next(t for t in targets if t["type"] == "page")
-        self.session = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True},
-                                 session=False)["sessionId"]
-        for domain in ("Page", "Network", "Runtime"):
-            self.send(f"{domain}.enable")
-        self.send("Network.emulateNetworkConditions",
-                  {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
+        self._pw = sync_playwright().start()
+        try:
+            self.browser = self._pw.chromium.launch(executable_path=self.executable, headless=True, args=list(FLAGS),
+                                                    timeout=self.timeout * 1000)
+        except PlaywrightError as e:
+            self._pw.stop()
+            raise BrowserError(f"could not start {self.executable}: {e}") from e
+        self.new_page()
         return self
 
+    def new_page(self, width: int | None = None, height: int | None = None, javascript: bool = True):
+        """A fresh page (and browser context) of the given viewport, replacing the current one."""
+        if self.context is not None:
+            self.context.close()
+        self.width, self.height = width or self.width, height or self.height
+        self.context = self.browser.new_context(viewport={"width": self.width, "height": self.height},
+                                                java_script_enabled=javascript, offline=True,
+                                                service_workers="block", device_scale_factor=1)
+        self.context.set_default_timeout(self.timeout * 1000)
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("request", lambda r: self._record and self._record.requests.append(r.url))
+        self.page.on("requestfailed", self._failed)
+        self.page.on("response", self._response)
+        self.page.on("pageerror", lambda e: self._record and self._record.exceptions.append(str(e)))
+        return self.page
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        if urlparse(url).scheme in LOCAL_SCHEMES:
+            route.continue_()
+            return
+        if self._record is not None:
+            self._record.external.append(url)
+        route.abort("blockedbyclient")
+
+    def _failed(self, request) -> None:
+        if self._record is not None and request.url not in self._record.external:
+            self._record.failed.append(f"{request.failure}: {request.url}")
+
+    def _response(self, response) -> None:
+        if self._record is not None and response.status >= 400:
+            self._record.failed.append(f"HTTP {response.status} {response.url}")
+
     def close(self) -> None:
-        if self.proc is not None:
+        if self._pw is not None:
             try:
-                self.send("Browser.close", session=False, wait=False)
-            except (BrowserError, OSError):
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-            for f in (self._out,):
-                try:
-                    f.close()
-                except OSError:
-                    pass
-            os.close(self._in_fd)
-            shutil.rmtree(self.profile, ignore_errors=True)
+                self.browser.close()
+            finally:
+                self._pw.stop()
+                self._pw = self.browser = self.context = self.page = None
 
     def __enter__(self) -> Chromium:
         return self.start()
@@ -161,118 +191,52 @@ class Chromium:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ------------------------------------------------------------------------------------------------ protocol
-    def _read_message(self, deadline: float) -> dict:
-        while b"\0" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BrowserError("timed out waiting for Chromium")
-            ready, _, _ = select.select([self._in_fd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(self._in_fd, 1 << 20)
-            if not chunk:
-                raise BrowserError("Chromium closed the DevTools pipe")
-            self._buf += chunk
-        raw, self._buf = self._buf.split(b"\0", 1)
-        return json.loads(raw)
-
-    def send(self, method: str, params: dict | None = None, session: bool = True, wait: bool = True) -> dict:
-        self._id += 1
-        msg = {"id": self._id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = self.session
-        self._out.write(json.dumps(msg).encode("utf-8") + b"\0")
-        if not wait:
-            return {}
-        deadline = time.monotonic() + self.timeout
-        while True:
-            reply = self._read_message(deadline)
-            if reply.get("id") == self._id:
-                if "error" in reply:
-                    raise BrowserError(f"{method}: {reply['error'].get('message')}")
-                return reply.get("result", {})
-            if "method" in reply:
-                self.events.append(reply)
-
-    def wait_for(self, event: str, since: int = 0) -> dict:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            for e in self.events[since:]:
-                if e["method"] == event:
-                    return e
-            since = len(self.events)
-            msg = self._read_message(deadline)
-            if "method" in msg:
-                self.events.append(msg)
-
     # ------------------------------------------------------------------------------------------------- actions
-    def goto(self, url: str) -> list[dict]:
-        """Load ``url`` and wait for its load event; return the protocol events of this navigation."""
-        start = len(self.events)
-        self.send("Page.navigate", {"url": url})
-        self.wait_for("Page.loadEventFired", start)
-        return self.events[start:]
+    def goto(self, url: str) -> PageCheck:
+        """Load ``url`` and wait for its load event; return what the navigation requested."""
+        self._record = PageCheck(url=url)
+        self.page.goto(url, wait_until="load")
+        return self._record
 
-    def evaluate(self, expression: str, await_promise: bool = False):
-        res = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": await_promise,
-                                             "returnByValue": True})
-        if "exceptionDetails" in res:
-            raise BrowserError(f"script failed: {res['exceptionDetails'].get('text')} "
-                               f"{res['exceptionDetails'].get('exception', {}).get('description', '')}")
-        return res["result"].get("value")
+    def evaluate(self, expression: str, arg=None):
+        """Evaluate a JavaScript expression or function in the page; raise BrowserError if the script fails."""
+        try:
+            return self.page.evaluate(expression, arg)
+        except PlaywrightError as e:
+            raise BrowserError(f"script failed: {e}") from e
 
-    def screenshot(self, path: Path) -> Path:
-        """The first screen (viewport) as PNG."""
-        self.evaluate("window.scrollTo(0, 0)")
-        data = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False})["data"]
+    def screenshot(self, path: Path, full_page: bool = False) -> Path:
+        """The first screen (viewport) as PNG, or the whole page with ``full_page``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
+        self.evaluate("window.scrollTo(0, 0)")
+        self.page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
         return path
 
     def axe(self, axe_source: str | None = None) -> list[dict]:
         """Run axe-core in the page; return its violations (id, impact, help, nodes, targets)."""
         if axe_source is None:
-            if not AXE_PATH.exists():
-                raise BrowserError(f"{AXE_PATH} is missing: run `make browser-deps` (npm ci)")
-            axe_source = AXE_PATH.read_text(encoding="utf-8")
-        self.evaluate(axe_source)
-        script = ("axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map(v => ({id: v.id, "
-                  "impact: v.impact, help: v.help, nodes: v.nodes.length, "
-                  "targets: v.nodes.slice(0, 5).map(n => n.target.join(' '))})))")
-        return self.evaluate(script, await_promise=True)
+            axe_source = read_axe()
+        self.page.add_script_tag(content=axe_source)
+        return self.evaluate(_AXE_RUN)
 
     def check(self, url: str, axe_source: str | None = None) -> PageCheck:
-        """Load a page and check requests, in-page anchors, title, H1 count and (if ``axe_source``) axe-core."""
-        events = self.goto(url)
-        result = PageCheck(url=url)
-        urls = {}
-        for e in events:
-            p = e.get("params", {})
-            if e["method"] == "Network.requestWillBeSent":
-                req = p["request"]["url"]
-                urls[p.get("requestId")] = req
-                result.requests.append(req)
-                if urlparse(req).scheme not in ("file", "data", "about"):
-                    result.external.append(req)
-            elif e["method"] == "Network.loadingFailed":
-                result.failed.append(f"{p.get('errorText')}: {urls.get(p.get('requestId'), p.get('requestId'))}")
-            elif e["method"] == "Network.responseReceived" and p["response"].get("status", 0) >= 400:
-                result.failed.append(f"HTTP {p['response']['status']} {p['response']['url']}")
-            elif e["method"] == "Runtime.exceptionThrown":
-                result.exceptions.append(p["exceptionDetails"].get("text", ""))
-        info = self.evaluate(
-            "({title: document.title, h1: document.querySelectorAll('h1').length, "
-            "links: [...document.querySelectorAll('a[href]')].map(a => [a.getAttribute('href'), a.href]), "
-            "missing: [...document.querySelectorAll('a[href^=\"#\"]')].map(a => a.getAttribute('href').slice(1))"
-            ".filter(id => id && !document.getElementById(decodeURIComponent(id)))})")
+        """Load a page and check requests, in-page anchors, title, H1 count, width and (if ``axe_source``) axe."""
+        result = self.goto(url)
+        info = self.evaluate(_PAGE_INFO)
         result.title, result.h1_count = info["title"], info["h1"]
         result.links = [tuple(x) for x in info["links"]]
         result.missing_anchors = info["missing"]
+        result.scroll_width, result.viewport_width = info["scroll"], info["viewport"]
         if axe_source is not None:
             result.violations = self.axe(axe_source)
         return result
+
+
+def read_axe() -> str:
+    if not AXE_PATH.exists():
+        raise BrowserError(f"{AXE_PATH} is missing: run `make browser-deps` (npm ci)")
+    return AXE_PATH.read_text(encoding="utf-8")
 
 
 _ID_CACHE: dict[Path, set[str]] = {}
@@ -307,55 +271,97 @@ def broken_links(check: PageCheck) -> list[str]:
     return broken
 
 
+def page_types(folder: Path) -> dict[str, Path]:
+    """One published page of each type found in ``folder``: the front page, the methodology, the A–Z index of
+    trusts, a trust profile, a per-metric page and a region page (the first of each in file-name order); types
+    whose pages are absent are left out."""
+    folder = Path(folder)
+    single = {"front": folder / "index.html", "methodology": folder / "methodology.html",
+              "trust-index": folder / "trusts" / "index.html"}
+    found = {k: p for k, p in single.items() if p.is_file()}
+    for kind, sub in (("profile", "trusts"), ("metric", "metrics"), ("region", "regions"), ("icb", "icbs")):
+        pages = sorted(p for p in (folder / sub).glob("*.html") if p.name != "index.html")
+        if pages:
+            found[kind] = pages[0]
+    return found
+
+
 def sample_pages(folder: Path, n_trusts: int = 3) -> list[Path]:
-    """The report, the methodology, the first metric page, the first region page, the A–Z index of trusts and
-    ``n_trusts`` trust profiles spread over the alphabet of codes."""
-    pages = [folder / "index.html", folder / "methodology.html", *sorted((folder / "metrics").glob("*.html"))[:1],
-             *sorted((folder / "regions").glob("*.html"))[:1], folder / "trusts" / "index.html"]
-    trusts = sorted(p for p in (folder / "trusts").glob("*.html") if p.name != "index.html")
+    """One page of each type (:func:`page_types`) and ``n_trusts`` trust profiles spread over the codes."""
+    pages = list(page_types(folder).values())
+    trusts = sorted(p for p in (Path(folder) / "trusts").glob("*.html") if p.name != "index.html")
     if trusts and n_trusts:
         step = max(1, len(trusts) // n_trusts)
-        pages += trusts[::step][:n_trusts]
-    return [p for p in pages if p.exists()]
+        pages += [p for p in trusts[::step][:n_trusts] if p not in pages]
+    return pages
+
+
+def review_screenshots(browser: Chromium, folder: Path, out: Path | None = None) -> list[Path]:
+    """The first screen of one page of each type at desktop and mobile widths, as
+    ``<out>/<type>-desktop.png`` and ``<type>-mobile.png`` (default ``out``: ``<folder>/review``)."""
+    out = Path(out) if out is not None else Path(folder) / REVIEW_DIR
+    written = []
+    for label, (width, height) in (("desktop", DESKTOP), ("mobile", MOBILE)):
+        browser.new_page(width, height)
+        for kind, page in page_types(folder).items():
+            browser.goto(page.resolve().as_uri())
+            written.append(browser.screenshot(out / f"{kind}-{label}.png"))
+    browser.new_page(*DESKTOP)
+    return written
+
+
+def _report(folder: Path, page: Path, res: PageCheck, broken: list[str], seconds: float) -> None:
+    impacts: dict[str, int] = {}
+    for v in res.violations:
+        impacts[v["impact"]] = impacts.get(v["impact"], 0) + 1
+    print(f"{page.relative_to(folder)} at {res.viewport_width} px: {len(res.requests)} requests, "
+          f"{len(res.failed)} failed, {len(res.external)} external; {len(res.links)} links, {len(broken)} broken; "
+          f"axe violations {impacts or 'none'} ({seconds:.1f} s)")
+    for v in res.violations:
+        print(f"  {v['impact']}: {v['id']} — {v['help']} ({v['nodes']} nodes, e.g. {v['targets'][:2]})")
+    for b in broken[:10]:
+        print(f"  broken link: {b}")
+
+
+def check_folder(browser: Chromium, folder: Path, sample: int = 3) -> int:
+    """Check the sample pages at desktop width and the page types at 320 px; print a line per page; return the
+    number of pages with a problem (failed or external request, script error, broken link, any axe violation,
+    horizontal scrolling at 320 px)."""
+    axe_source = read_axe()
+    bad = 0
+    for (width, height), pages in ((DESKTOP, sample_pages(folder, sample)), (MOBILE, page_types(folder).values())):
+        browser.new_page(width, height)
+        for page in pages:
+            t0 = time.perf_counter()
+            res = browser.check(page.as_uri(), axe_source)
+            broken = broken_links(res)
+            _report(folder, page, res, broken, time.perf_counter() - t0)
+            overflow = width == MOBILE[0] and res.scroll_width > res.viewport_width
+            if overflow:
+                print(f"  scrolls horizontally: {res.scroll_width} px wide at {res.viewport_width} px")
+            bad += bool(res.failed or res.external or res.exceptions or broken or res.violations or overflow)
+    return bad
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m leaguetables.publication.browser", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m leaguetables.publication.browser",
+                                 description=(__doc__ or "").split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("screenshot", help="save the report's first screen as <folder>/review/screenshot.png")
+    s = sub.add_parser("screenshot", help="save the first screen of each page type at desktop and 320 px widths "
+                                          "into <folder>/review/")
     s.add_argument("folder", type=Path)
-    s.add_argument("--out", type=Path, help="PNG path (default <folder>/review/screenshot.png)")
-    c = sub.add_parser("check", help="axe-core, links and requests of the report, methodology and sample profiles")
+    s.add_argument("--out", type=Path, help="folder for the PNG files (default <folder>/review)")
+    c = sub.add_parser("check", help="axe-core, links and requests of every page type and sample profiles")
     c.add_argument("folder", type=Path)
     c.add_argument("--sample", type=int, default=3, help="number of trust profiles to check (default 3)")
     args = ap.parse_args(argv)
     folder = args.folder.resolve()
     with Chromium() as browser:
         if args.command == "screenshot":
-            browser.goto((folder / "index.html").as_uri())
-            out = browser.screenshot(args.out or folder / REVIEW_DIR / "screenshot.png")
-            print(f"wrote {out}")
+            for path in review_screenshots(browser, folder, args.out):
+                print(f"wrote {path}")
             return 0
-        axe_source = AXE_PATH.read_text(encoding="utf-8")
-        bad = 0
-        for page in sample_pages(folder, args.sample):
-            t0 = time.perf_counter()
-            res = browser.check(page.as_uri(), axe_source)
-            broken = broken_links(res)
-            impacts = {}
-            for v in res.violations:
-                impacts[v["impact"]] = impacts.get(v["impact"], 0) + 1
-            print(f"{page.relative_to(folder)}: {len(res.requests)} requests, {len(res.failed)} failed, "
-                  f"{len(res.external)} external; {len(res.links)} links, {len(broken)} broken; axe violations "
-                  f"{impacts or 'none'} ({time.perf_counter() - t0:.1f} s)")
-            for v in res.violations:
-                print(f"  {v['impact']}: {v['id']} — {v['help']} ({v['nodes']} nodes, e.g. {v['targets'][:2]})")
-            for b in broken[:10]:
-                print(f"  broken link: {b}")
-            bad += bool(res.failed or res.external or broken or res.serious)
-        return 1 if bad else 0
+        return 1 if check_folder(browser, folder, args.sample) else 0
 
 
 if __name__ == "__main__":

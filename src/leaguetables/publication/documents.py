@@ -33,19 +33,19 @@ def build_publication(prep, staging: Path, work: Path) -> dict:
 
     timings = {}
     quarter = prep.options.quarter
-    t0 = time.perf_counter()
     title = f"NHS trust league tables: {quarter_label(quarter)} ({quarter_period(quarter)})"
     if getattr(prep, "partial", False):
         title += " (partial run)"
-    export_html(staging / "notebooks" / "report.ipynb", staging / "index.html", title,
-                site_label(prep.options.source))
-    timings["report_html"] = round(time.perf_counter() - t0, 3)
-
     t0 = time.perf_counter()
     data = ReportData.load(work, staging, prep.inputs, prep.methodology, prep.catalogue, quarter)
     if not (staging / "tables" / "productivity.csv").exists():  # written by the report notebook; never skipped
         data.write_tables()
     timings["load"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    export_html(staging / "notebooks" / "report.ipynb", staging / "index.html", title,
+                site_label(prep.options.source), search_data=data.search_data)
+    timings["report_html"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
     write_profiles(data, staging / TRUSTS_DIR)

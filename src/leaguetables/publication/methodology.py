@@ -292,7 +292,7 @@ def context(data: ReportData, page: Path | None = None) -> dict:
         "source_notice": source_notice(data.run.get("source", "files"), None, data.run.get("omitted_metrics") or ()),
         "provenance": provenance_html(data.run, git_state(), input_checksums(data.inputs)),
         "validation": validation_link(page),
-        "root": "",
+        "root": "", "search_data": data.search_data,
     }
 
 

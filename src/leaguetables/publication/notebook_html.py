@@ -15,11 +15,15 @@ from traitlets.config import Config
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
-def export_html(executed: Path, out_html: Path, title: str, site_label: str = "Not an official statistic") -> None:
-    """Export an executed notebook to clean, offline, deterministic HTML (no code, no prompts, no CDN)."""
+def export_html(executed: Path, out_html: Path, title: str, site_label: str = "Not an official statistic",
+                search_data: str = "") -> None:
+    """Export an executed notebook to clean, offline, deterministic HTML (no code, no prompts, no CDN).
+    ``search_data``: the search box's list of trusts (JSON, :func:`leaguetables.publication.finder.search_json`)."""
     nb = nbformat.read(executed, as_version=4)
     nb.metadata["title"] = title
     nb.metadata["site_label"] = site_label
+    if search_data:
+        nb.metadata["lt_search_data"] = search_data
     # the kernel-reset cell exists only when the notebook ran on a reused kernel: never part of the page, and it
     # must not shift the numbering of the cells below
     nb.cells = [c for c in nb.cells if c.get("id") != "kernel-reset"]

@@ -391,6 +391,7 @@ class ProfileBuilder:
             "peers": [(profile_file(p), self.names.get(p, p), p) for p in self.peers.get(code, [])],
             "demographic_rows": self._demographics(code, ttype),
             "provenance": self.provenance,
+            "search_data": self.data.search_data,
             **self._spc(code, ttype),
         }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,6 +26,7 @@ from leaguetables.config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL, TRUST_TYPE
 from leaguetables.inputs.contract import previous_quarter, quarter_label, quarter_period
 from leaguetables.publication import pages
 from leaguetables.publication.figures import load_saved
+from leaguetables.publication.finder import search_json
 from leaguetables.run.manifest import git_state
 from leaguetables.statistics import productivity as productivity_stats
 
@@ -1064,6 +1066,12 @@ class ReportData:
             lg = pickle.load(f)
         return cls(work_dir, out_dir, inputs, methodology, catalogue, quarter, run, lg["league"], lg["movement"],
                    load_metric_results(work_dir))
+
+    @cached_property
+    def search_data(self) -> str:
+        """The search box's list of trusts (JSON, :func:`leaguetables.publication.finder.search_json`): the same
+        bytes on every page of the release (template variable ``search_data``)."""
+        return search_json(self.league.table, self.inputs.trusts, profile_href)
 
     @property
     def metrics_run(self) -> list[Metric]:

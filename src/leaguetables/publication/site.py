@@ -33,7 +33,7 @@ def _common(data: ReportData, title: str, breadcrumbs: list, root: str = "../") 
             "thresholds_notice": thresholds_notice(data.methodology),
             "source_notice": source_notice(source, None, data.run.get("omitted_metrics") or ()),
             "provenance": provenance_html(data.run, git_state(), input_checksums(data.inputs)),
-            "quarter_label": quarter_label(data.quarter)}
+            "quarter_label": quarter_label(data.quarter), "search_data": data.search_data}
 
 
 def write_metric_pages(data: ReportData, folder: Path) -> list[str]:
