@@ -470,15 +470,14 @@ def run_counts(records: Records, quarter: str, settings: RecordSettings, residen
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Counts as int64, text as str, rows sorted by the text columns: the engine-independent form of an output."""
+    """Counts as int64, text as str or None, rows sorted by every column: the engine-independent form of an output."""
     out = frame.copy()
     for c in out.columns:
         if pd.api.types.is_numeric_dtype(out[c]):
             out[c] = out[c].fillna(0).astype("int64")
         else:
             out[c] = out[c].astype(object).where(out[c].notna(), None)
-    keys = [c for c in out.columns if out[c].dtype == object]
-    return out.sort_values(keys).reset_index(drop=True) if keys else out.reset_index(drop=True)
+    return out.sort_values(list(out.columns), na_position="first").reset_index(drop=True)
 
 
 def indicators_from_counts(quarter: str, counts: dict[str, pd.DataFrame], settings: RecordSettings,
