@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlglot
 import statsmodels.api as sm
 
@@ -207,7 +208,7 @@ class SparkEngine:
         self._cached: list[Any] = []
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
-        self.spark.createDataFrame(frame).createOrReplaceTempView(name)
+        self.spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False)).createOrReplaceTempView(name)
 
     def run(self, steps: list[Step]) -> dict[str, pd.DataFrame]:
         out = {}
@@ -225,11 +226,34 @@ class SparkEngine:
         return out
 
 
+SPARK_LOCAL_CONFIG = {
+    # small extracts on a small machine: one shuffle partition, no adaptive re-planning, no code generation (compiling
+    # every query costs more than running it), no web UI, dates in UTC
+    "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "1",
+    "spark.default.parallelism": "1",
+    "spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN", "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "1g", "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def local_spark_session(threads: int = 1, app: str = "leaguetables-records") -> Any:
+    """A local-mode SparkSession configured for small extracts (pyspark and Java needed)."""
+    from pyspark.sql import SparkSession  # optional dependency (the test extra), imported only when Spark is asked for
+
+    builder = SparkSession.builder.master(f"local[{threads}]").appName(app)
+    for key, value in SPARK_LOCAL_CONFIG.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
 def _spark_tables(records: Records, engine: SparkEngine) -> None:
     """The validated contract views, copied from DuckDB into Spark (dates as dates, counts as 64-bit integers)."""
     for name in records.datasets:
-        frame = records.con.execute(f"SELECT * EXCLUDE (source_file, source_row) FROM {name}").arrow()
-        engine.spark.createDataFrame(frame.to_pandas(date_as_object=True)).createOrReplaceTempView(name)
+        table = records.con.execute(f"SELECT * EXCLUDE (source_file, source_row) FROM {name}").to_arrow_table()
+        engine.spark.createDataFrame(table).createOrReplaceTempView(name)
 
 
 # -------------------------------------------------------------------------------------------------------- geography

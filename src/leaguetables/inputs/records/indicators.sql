@@ -51,7 +51,7 @@ SELECT c.*,
        LEAD(c.new_cips) OVER (PARTITION BY c.pid ORDER BY c.admidate, c.disdate NULLS LAST, c.procode) AS next_new
 FROM cips_steps AS c
 
--- name: cips table
+-- name: cips view
 -- continuous inpatient spells: admission, age, sex, residence and diagnosis from the first provider spell;
 -- discharge, discharge method and the provider it is attributed to (the last provider) from the last
 SELECT pid, cips_no,
@@ -69,7 +69,7 @@ SELECT pid, cips_no,
 FROM cips_marks
 GROUP BY pid, cips_no
 
--- name: cips_seq view
+-- name: cips_seq table
 -- per CIPS: the discharge date of the patient's latest earlier emergency CIPS (comorbidity proxy) and the admission
 -- date of the first later emergency CIPS that can count as a readmission
 SELECT c.*,
@@ -177,7 +177,7 @@ ORDER BY 1
 SELECT r.icb AS icb_code, ${icb_age_band} AS age_band, c.sex, r.imd_quintile,
        CAST(COUNT(*) AS BIGINT) AS emergency_admissions,
        CAST(SUM(CASE WHEN ${acsc} THEN 1 ELSE 0 END) AS BIGINT) AS acsc_admissions
-FROM cips AS c
+FROM cips_seq AS c
 JOIN residence AS r ON c.lsoa11 = r.lsoa11
 WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency})
 GROUP BY 1, 2, 3, 4
@@ -186,6 +186,6 @@ ORDER BY 1, 2, 3, 4
 -- name: icb_unmatched output
 -- emergency admissions in the quarter whose residence is missing or not in the lookup (left out of the ICB figures)
 SELECT CAST(COUNT(*) AS BIGINT) AS emergency_admissions
-FROM cips AS c
+FROM cips_seq AS c
 LEFT JOIN residence AS r ON c.lsoa11 = r.lsoa11
 WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency}) AND r.icb IS NULL
