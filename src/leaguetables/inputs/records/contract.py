@@ -210,7 +210,7 @@ def _read_csv(ds: Dataset, path: Path) -> pa.Table:
         "source_file", pa.array([str(path)] * n, pa.string()))
 
 
-def _parquet_relation(con: duckdb.DuckDBPyConnection, ds: Dataset, files: list[Path]) -> str:
+def _parquet_relation(con: duckdb.DuckDBPyConnection, ds: Dataset, folder: Path, files: list[Path]) -> str:
     """A SQL expression reading the dataset's Parquet files (columns named, with ``source_file``/``source_row``);
     every file is opened first so a damaged one is named."""
     listing = "[" + ", ".join(_lit(str(p)) for p in files) + "]"
@@ -226,17 +226,19 @@ def _parquet_relation(con: duckdb.DuckDBPyConnection, ds: Dataset, files: list[P
     by_file: dict[str, set[str]] = {str(p): set() for p in files}
     for fname, col in schema:
         by_file.setdefault(fname, set()).add(col)
-    hive = _hive_columns(ds, files)
+    keys = {str(p): _partition_keys(folder, p) for p in files}
+    hive = len({tuple(k) for k in keys.values()}) == 1 and bool(next(iter(keys.values())))
     for p in files:
-        _check_columns(ds, p, by_file.get(str(p), set()) | hive.get(str(p), set()))
-    return (f"read_parquet({listing}, hive_partitioning=true, union_by_name=true, filename='source_file', "
-            f"file_row_number=true)")
+        from_path = set(keys[str(p)]) & set(ds.columns) if hive else set()
+        _check_columns(ds, p, by_file.get(str(p), set()) | from_path)
+    return (f"read_parquet({listing}, hive_partitioning={'true' if hive else 'false'}, union_by_name=true, "
+            f"filename='source_file', file_row_number=true)")
 
 
-def _hive_columns(ds: Dataset, files: list[Path]) -> dict[str, set[str]]:
-    """Contract columns carried by the folder names (``PROCODE3=RXX``) of hive-partitioned files."""
-    names = set(ds.columns)
-    return {str(p): {part.split("=", 1)[0] for part in p.parts if "=" in part} & names for p in files}
+def _partition_keys(folder: Path, path: Path) -> list[str]:
+    """The hive partition keys in a file's folders below the dataset folder (``FYEAR=2526/PROCODE3=RXX`` → FYEAR,
+    PROCODE3). Partition columns are read only when every file has the same keys (otherwise DuckDB refuses them)."""
+    return [part.split("=", 1)[0] for part in path.relative_to(folder).parts[:-1] if "=" in part]
 
 
 # ----------------------------------------------------------------------------------------------------------- checks
@@ -362,7 +364,7 @@ def _load_dataset(con: duckdb.DuckDBPyConnection, root: Path, ds: Dataset, on_er
     parquet, csvs = dataset_files(root, ds.name, fmt)
     parts = []
     if parquet:
-        rel = _parquet_relation(con, ds, parquet)
+        rel = _parquet_relation(con, ds, Path(root) / ds.name, parquet)
         parts.append(f"SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS source_row FROM {rel}")
     for i, p in enumerate(csvs):
         con.register(f"_csv_{ds.name}_{i}", _read_csv(ds, p))
