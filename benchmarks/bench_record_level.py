@@ -42,18 +42,27 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process (user + system, every thread): on a shared machine the wall time depends on the
+    other jobs, the CPU time much less; on 2 free cores the wall time is at least half of it."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def child_duckdb(root: Path, quarter: str, threads: int, memory: str) -> dict:
     from leaguetables.inputs.records import contract, indicators
 
     t0 = time.perf_counter()
-    con = contract.connect(threads=threads, memory_limit=memory)
-    con.execute(f"SET temp_directory = '{tempfile.mkdtemp(prefix='rec-duckdb-')}'")
-    records = contract.load_records(root, con=con)
-    t1 = time.perf_counter()
-    ind = indicators.compute_indicators(records, quarter)
-    t2 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rec-duckdb-") as tmp:
+        con = contract.connect(threads=threads, memory_limit=memory, database=Path(tmp) / "records.duckdb",
+                               temp_directory=tmp)
+        records = contract.load_records(root, con=con)
+        t1 = time.perf_counter()
+        ind = indicators.compute_indicators(records, quarter)
+        t2 = time.perf_counter()
+        con.close()
     return {"rows": records.rows, "validate_s": t1 - t0, "indicators_s": t2 - t1, "wall_s": t2 - t0,
-            "peak_mb": _peak_mb(), "observations": len(ind.observations)}
+            "cpu_s": _cpu_s(), "peak_mb": _peak_mb(), "observations": len(ind.observations)}
 
 
 def child_pandas(root: Path, quarter: str) -> dict:
@@ -77,7 +86,8 @@ def child_pandas(root: Path, quarter: str) -> dict:
     counts = pandas_reference.run_counts_pandas(tables["apc"], tables["op"], tables["ae"], quarter, cfg, residence)
     ind = indicators.indicators_from_counts(quarter, counts, cfg, population)
     t1 = time.perf_counter()
-    return {"rows": rows, "wall_s": t1 - t0, "peak_mb": _peak_mb(), "observations": len(ind.observations)}
+    return {"rows": rows, "wall_s": t1 - t0, "cpu_s": _cpu_s(), "peak_mb": _peak_mb(),
+            "observations": len(ind.observations)}
 
 
 # ------------------------------------------------------------------------------------------------------- parent
@@ -99,7 +109,8 @@ def subset(extract: Path, fraction: float, into: Path) -> Path:
 
 def run_child(mode: str, root: Path, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--extract", str(root), "--quarter", args.quarter,
-           "--threads", str(args.threads), "--memory-limit", args.memory_limit]
+           "--threads", str(args.threads), "--memory-limit", args.memory_limit, "--peak-limit-mb",
+           str(args.peak_limit_mb)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -120,7 +131,8 @@ def _row(engine: str, fraction: float, res: dict) -> dict:
     total = sum(rows.values()) if rows else 0
     wall = res.get("wall_s")
     return {"engine": engine, "fraction": fraction, "apc_rows": apc, "all_rows": total,
-            "wall_s": round(wall, 2) if wall else None, "validate_s": round(res["validate_s"], 2) if "validate_s" in
+            "wall_s": round(wall, 2) if wall else None, "cpu_s": round(res["cpu_s"], 1) if "cpu_s" in res else None,
+            "validate_s": round(res["validate_s"], 2) if "validate_s" in
             res else None, "peak_mb": round(res.get("peak_mb", 0)), "rows_per_s": round(total / wall) if wall else None,
             "failed": res.get("failed", "")}
 
@@ -131,7 +143,7 @@ def parent(args: argparse.Namespace) -> int:
         if extract.exists():
             shutil.rmtree(extract)
         print(f"generated the national extract in {generate(extract):.0f} s", flush=True)
-    limit_mb = float(args.memory_limit.upper().rstrip("GB")) * 1024
+    limit_mb = args.peak_limit_mb
     results = []
     for fraction in sorted(float(f) for f in args.pandas_fractions.split(",")):
         with tempfile.TemporaryDirectory(prefix="rec-bench-") as tmp:
@@ -163,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generate", action="store_true", help="regenerate the national extract")
     ap.add_argument("--quarter", default=QUARTER)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--memory-limit", default="3GB")
+    ap.add_argument("--memory-limit", default="2500MB", help="DuckDB's memory limit (default 2500MB: the process "
+                                                                "then stays under 3 GB)")
+    ap.add_argument("--peak-limit-mb", type=float, default=3072, help="pandas stops at the first fraction whose peak "
+                                                                      "resident memory passes this")
     ap.add_argument("--pandas-fractions", default="0.025,0.1,0.25,0.5,1")
     ap.add_argument("--child", choices=("duckdb", "pandas"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -348,14 +348,19 @@ def _raise_problem(row: tuple) -> None:
 
 
 def _check_unique(con: duckdb.DuckDBPyConnection, ds: Dataset, view: str) -> None:
-    dup = con.execute(f"SELECT {_q(ds.key)} FROM {view} GROUP BY 1 HAVING count(*) > 1 "
-                      f"ORDER BY min(source_file), min(source_row) LIMIT 1").fetchall()
+    """The key is unique across the dataset's files. Keys are first grouped by their 64-bit hash (8 bytes a row
+    however long the key, so the check fits in memory at national scale); only the keys of repeated hashes are then
+    compared exactly, so a hash collision is never reported as a duplicate."""
+    key = _q(ds.key)
+    dup = con.execute(
+        f"WITH h AS (SELECT hash({key}) AS h FROM {view} GROUP BY 1 HAVING count(*) > 1) "
+        f"SELECT {key}, min(source_file), min(source_row) FROM {view} WHERE hash({key}) IN (SELECT h FROM h) "
+        f"GROUP BY 1 HAVING count(*) > 1 ORDER BY 2, 3 LIMIT 1").fetchall()
     if not dup:
         return
-    dup = dup[0]
-    rows = con.execute(f"SELECT source_file, source_row FROM {view} WHERE {_q(ds.key)} = ? "
-                       f"ORDER BY source_file, source_row LIMIT 2", [dup[0]]).fetchall()
-    raise InputError(f"{ds.key} {dup[0]!r} is not unique (also in {rows[0][0]} row {rows[0][1]})",
+    rows = con.execute(f"SELECT source_file, source_row FROM {view} WHERE {key} = ? "
+                       f"ORDER BY source_file, source_row LIMIT 2", [dup[0][0]]).fetchall()
+    raise InputError(f"{ds.key} {dup[0][0]!r} is not unique (also in {rows[0][0]} row {rows[0][1]})",
                      file=rows[1][0], row=int(rows[1][1]), column=ds.key)
 
 
@@ -373,7 +378,7 @@ def _load_dataset(con: duckdb.DuckDBPyConnection, root: Path, ds: Dataset, on_er
     try:
         types = _source_types(con, source)
         check, cols = _check_sql(ds, source, types)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _checked_{ds.name} AS {check}")
+        con.execute(f"CREATE OR REPLACE VIEW _checked_{ds.name} AS {check}")
         first = con.execute(f"SELECT problem, source_file, source_row FROM _checked_{ds.name} "
                             f"WHERE problem IS NOT NULL ORDER BY source_file, source_row LIMIT 1").fetchall()
     except duckdb.Error as exc:
@@ -388,17 +393,25 @@ def _load_dataset(con: duckdb.DuckDBPyConnection, root: Path, ds: Dataset, on_er
             f"SELECT '{ds.name}' AS dataset, split_part(problem, chr(9), 1) AS column, split_part(problem, chr(9), 2) "
             f"AS problem, count(*) AS rows FROM _checked_{ds.name} WHERE problem IS NOT NULL GROUP BY ALL "
             f"ORDER BY 2, 3").df()
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {ds.name} AS SELECT {columns} FROM _checked_{ds.name} "
+        con.execute(f"CREATE OR REPLACE TABLE {ds.name} AS SELECT {columns} FROM _checked_{ds.name} "
                     f"WHERE problem IS NULL")
     else:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {ds.name} AS SELECT {columns} FROM _checked_{ds.name}")
+        con.execute(f"CREATE OR REPLACE VIEW {ds.name} AS SELECT {columns} FROM _checked_{ds.name}")
     _check_unique(con, ds, ds.name)
     return parquet + csvs, excluded
 
 
-def connect(threads: int = 2, memory_limit: str = "3GB") -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the project's limits (2 threads, 3 GB by default)."""
-    con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+def connect(threads: int = 2, memory_limit: str = "2500MB", database: str | Path = ":memory:",
+            temp_directory: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the project's limits: 2 threads and 2.5 GB for DuckDB's buffers (so that the
+    process stays within 3 GB), insertion order not kept (the outputs are sorted explicitly), no progress bar. A
+    ``database`` file keeps the intermediate tables compressed on disk (national scale); spilled data go to
+    ``temp_directory``."""
+    config = {"threads": threads, "memory_limit": memory_limit, "preserve_insertion_order": False}
+    if temp_directory is not None:
+        config["temp_directory"] = str(temp_directory)
+    con = duckdb.connect(str(database), config=config)
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

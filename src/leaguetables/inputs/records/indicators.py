@@ -189,10 +189,10 @@ class DuckDBEngine:
         for s in steps:
             if s.kind == "output":
                 out[s.name] = self.con.execute(s.sql).df()
-            else:
+            else:  # plain (not TEMP) tables: in a database file they are stored compressed, not held in memory
                 kind = "TABLE" if s.kind == "table" else "VIEW"
-                self.con.execute(f"CREATE OR REPLACE TEMP {kind} {s.name} AS {s.sql}")
-        for s in steps:
+                self.con.execute(f"CREATE OR REPLACE {kind} {s.name} AS {s.sql}")
+        for s in reversed(steps):
             if s.kind != "output":
                 self.con.execute(f"DROP {'TABLE' if s.kind == 'table' else 'VIEW'} IF EXISTS {s.name}")
         return out
@@ -455,17 +455,19 @@ def icb_strata(events: pd.DataFrame, population: pd.DataFrame) -> pd.DataFrame:
 
 
 def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
-    """ISR (England's stratum rates as the reference) and DSR (England's population by age band, sex and IMD
-    quintile as the standard) of each ICB metric, with the project's limits (``statistics.rates``)."""
-    keys = ["age_band", "sex", "imd_quintile"]
+    """ISR by age band, sex and IMD quintile (England's stratum rates as the reference) and DSR by age band and sex
+    (England's population as the standard: an ICB need not have residents in every deprivation quintile, which
+    direct standardisation would need) of each ICB metric, with the project's limits (``statistics.rates``)."""
+    keys, direct = ["age_band", "sex", "imd_quintile"], ["age_band", "sex"]
     known = strata[strata["population"] > 0]
-    standard = known.groupby(keys)["population"].sum()
+    standard = known.groupby(direct)["population"].sum()
     out = []
     for metric, col in ICB_METRICS.items():
         local = known.rename(columns={col: "x", "population": "n"})
         reference = local.groupby(keys)[["x", "n"]].sum().reset_index()
         isr = rates.isr(local, reference, on=keys, by="icb_code")
-        dsr = rates.dsr(local, by="icb_code", standard=standard, multiplier=per)
+        by_age_sex = local.groupby(["icb_code", *direct], as_index=False)[["x", "n"]].sum()
+        dsr = rates.dsr(by_age_sex, by="icb_code", standard=standard, multiplier=per)
         out.append(pd.DataFrame({
             "icb_code": isr.index.to_numpy(str), "metric_id": metric,
             "observed": local.groupby("icb_code")["x"].sum().reindex(isr.index).to_numpy(float),
