@@ -8,7 +8,7 @@ KERNEL := $(VENV)/share/jupyter/kernels/leaguetables/kernel.json
 QUARTER ?= 2025-26-Q4
 DEMO   := data/demo/observations.csv
 
-.PHONY: help setup report test demo-data bench clean browser-deps validate
+.PHONY: help setup report test demo-data bench bench-records clean browser-deps spark-deps validate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,7 +48,15 @@ browser-deps: $(AXE)  ## browser-test dependencies: axe-core (npm ci) and, if mi
 	  echo "could not install chromium: tests/test_browser.py will skip" >&2; \
 	else echo "chromium not found and apt-get unavailable: tests/test_browser.py will skip" >&2; fi
 
-test: setup browser-deps  ## run the full test suite
+spark-deps: setup  ## Spark parity-test dependencies: pyspark (the test extra) and, if missing, Java (Debian's openjdk-17-jre-headless)
+	@$(BIN)/python -c "import pyspark" 2>/dev/null || $(BIN)/python -m pip install --quiet pyspark
+	@if command -v java >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends openjdk-17-jre-headless; } || \
+	  echo "could not install Java: tests/test_records_spark.py will skip" >&2; \
+	else echo "java not found and apt-get unavailable: tests/test_records_spark.py will skip" >&2; fi
+
+test: setup browser-deps spark-deps  ## run the full test suite
 	$(BIN)/python -m pytest -q -n 2
 
 validate: setup  ## the simulation study of the statistics (config: methodology validation section) -> reports/validation/
@@ -56,6 +64,9 @@ validate: setup  ## the simulation study of the statistics (config: methodology 
 
 bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)
 	$(BIN)/python benchmarks/bench_quarter.py
+
+bench-records: setup  ## record-level indicators at national scale: DuckDB against pandas (generates the extract once)
+	$(BIN)/python benchmarks/bench_record_level.py
 
 clean:  ## remove outputs (reports/, with its cache and superseded copies) and generated demo data; keeps .venv
 	find reports -mindepth 1 -maxdepth 1 ! -name README.md ! -name .leaguetables-reports -exec rm -rf {} +
