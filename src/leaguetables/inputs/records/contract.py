@@ -271,20 +271,31 @@ def _typed_expr(f: Field, source_type: str | None) -> str:
             f"THEN {hhmm} END")
 
 
-def _problems(f: Field, typed: str, present: bool) -> list[tuple[str, str, str]]:
+def _native(f: Field, source_type: str | None) -> bool:
+    """The source column already has the contract type (typed Parquet): no text to parse or check."""
+    if source_type is None:
+        return False
+    return (f.kind == "date" and source_type == "DATE") or (
+        f.kind == "int" and re.match(r"U?(BIG|SMALL|TINY|HUGE)?INT(EGER)?$", source_type) is not None)
+
+
+def _problems(f: Field, typed: str, source_type: str | None) -> list[tuple[str, str, str]]:
     """(problem id, SQL condition on the typed value ``typed`` and raw text, SQL message) for one field."""
-    if not present:
+    if source_type is None:
         return []
+    native = _native(f, source_type)
     t = _text(f.name)
     value = f"'value \"' || left({t}, 40) || '\"'"
     raw_missing = f"{t} IS NULL" if f.kind != "time" else f"({t} IS NULL OR {t} = '4000')"
     if f.name == "OPERTN_4_01":
         raw_missing = f"({t} IS NULL OR {t} = '-')"
+    if native:
+        raw_missing = f"{_q(f.name)} IS NULL"
     out: list[tuple[str, str, str]] = []
     if not f.nullable:
         out.append(("missing", raw_missing, "'is empty (a value is required)'"))
     kind_word = {"int": "a whole number", "date": "a date (YYYY-MM-DD)", "time": "a time (HHMM or HH:MM)"}
-    if f.kind in kind_word:
+    if f.kind in kind_word and not native:
         out.append(("type", f"NOT {raw_missing} AND {typed} IS NULL", f"{value} || ' is not {kind_word[f.kind]}'"))
     allowed = f" ({f.describe})" if f.describe else ""
     if f.codes is not None:
@@ -328,7 +339,7 @@ def _check_sql(ds: Dataset, source: str, types: dict[str, str]) -> tuple[str, st
         src = types.get(f.name)
         expr = _typed_expr(f, src)
         typed_cols.append(f"{expr} AS {_q('t_' + f.name)}")
-        for pid, cond, msg in _problems(f, expr, src is not None):
+        for pid, cond, msg in _problems(f, expr, src):
             whens.append(f"WHEN {cond} THEN {_lit(f.name + chr(9) + pid + chr(9))} || {msg}")
     inner = f"SELECT *, {', '.join(typed_cols)} FROM {source}"
     order = [f"WHEN {cond} THEN {_lit(col + chr(9) + pid + chr(9))} || {msg}"
