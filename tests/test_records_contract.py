@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from records_fixture import write_records
 
 from leaguetables.errors import InputError
 from leaguetables.inputs.records.contract import DATASETS, load_records
-from records_fixture import write_records
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFICIAL = Path(os.environ.get("LEAGUETABLES_ARTIFICIAL_HES", ROOT / ".." / "shared" / "data" / "artificial_hes"))
@@ -115,7 +115,8 @@ def test_hive_partition_columns_count_as_present(tmp_path):
         pq.write_table(part, root / "op" / f"PROCODE3={code}" / "data.parquet")
     rec = load_records(root, ["op"])
     assert rec.rows["op"] == table.num_rows
-    assert set(rec.con.execute("SELECT DISTINCT PROCODE3 FROM op").df()["PROCODE3"]) == set(table["PROCODE3"].to_pylist())
+    codes = rec.con.execute("SELECT DISTINCT PROCODE3 FROM op").df()["PROCODE3"]
+    assert set(codes) == set(table["PROCODE3"].to_pylist())
 
 
 def test_unknown_options_are_refused(tmp_path):

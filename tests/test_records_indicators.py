@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from records_fixture import write_geography, write_records
 
 from leaguetables.errors import InputError
 from leaguetables.inputs.records import indicators as ind
 from leaguetables.inputs.records.contract import load_records
 from leaguetables.inputs.records.pandas_reference import run_counts_pandas
 from leaguetables.inputs.records.settings import load_record_settings
-from records_fixture import write_geography, write_records
 
 Q = "2025-26-Q4"  # 1 January to 31 March 2026
 SETTINGS = load_record_settings()
@@ -208,7 +208,8 @@ def test_duckdb_equals_pandas(extract):
 def test_transfers_make_continuous_spells(extract):
     con = extract.con
     ind.DuckDBEngine(con).run([s for s in ind.render_steps(SETTINGS, Q) if s.kind != "output"][:3])
-    n_spells = con.execute("SELECT count(*) FROM (SELECT DISTINCT PSEUDO_HESID, PROCODE3, ADMIDATE FROM apc)").fetchall()
+    n_spells = con.execute("SELECT count(*) FROM (SELECT DISTINCT PSEUDO_HESID, PROCODE3, ADMIDATE FROM apc)"
+                           ).fetchall()
     transfers = con.execute("SELECT count(*) FROM apc WHERE ADMIMETH = '81' AND EPIORDER = 1").fetchall()
     assert n_spells[0][0] > 0 and transfers[0][0] > 0
 

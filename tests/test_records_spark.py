@@ -12,11 +12,11 @@ import shutil
 
 import pandas as pd
 import pytest
+from records_fixture import write_records
 
 from leaguetables.inputs.records import indicators as ind
 from leaguetables.inputs.records.contract import load_records
 from leaguetables.inputs.records.settings import load_record_settings
-from records_fixture import write_records
 
 Q = "2025-26-Q4"
 

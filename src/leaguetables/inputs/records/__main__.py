@@ -21,8 +21,12 @@ from pathlib import Path
 
 from leaguetables.errors import InputError
 from leaguetables.inputs.records.contract import load_records
-from leaguetables.inputs.records.indicators import DEFAULT_REAL_DATA, Indicators, compute_indicators, \
-    local_spark_session
+from leaguetables.inputs.records.indicators import (
+    DEFAULT_REAL_DATA,
+    Indicators,
+    compute_indicators,
+    local_spark_session,
+)
 
 
 class _Parser(argparse.ArgumentParser):

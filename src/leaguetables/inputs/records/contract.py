@@ -264,7 +264,8 @@ def _typed_expr(f: Field, source_type: str | None) -> str:
             return _q(f.name)
         if source_type.startswith("TIMESTAMP"):
             return f"CAST({_q(f.name)} AS DATE)"
-        return f"CASE WHEN regexp_full_match({t}, '[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}') THEN TRY_CAST({t} AS DATE) END"
+        iso = "'[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}'"
+        return f"CASE WHEN regexp_full_match({t}, {iso}) THEN TRY_CAST({t} AS DATE) END"
     # time: HHMM or HH:MM; 4000 is HES A&E's "null"
     hhmm = f"replace({t}, ':', '')"
     return (f"CASE WHEN {t} = '4000' THEN NULL WHEN regexp_full_match({t}, '([01][0-9]|2[0-3]):?[0-5][0-9]') "

@@ -1,5 +1,5 @@
-"""Provider and ICB-of-residence indicators from record-level HES-format data, written once (``indicators.sql``, DuckDB's
-dialect) and run by DuckDB (the default) or Spark (the SQL transpiled by sqlglot).
+"""Provider and ICB-of-residence indicators from record-level HES-format data, written once (``indicators.sql``,
+DuckDB's dialect) and run by DuckDB (the default) or Spark (the SQL transpiled by sqlglot).
 
 The SQL produces whole-number counts only (``Indicators.counts``: one table per output section of the SQL); everything
 else is computed from those counts in pandas/statsmodels, the same for every engine:
@@ -285,7 +285,8 @@ def population_strata(settings: RecordSettings, real: Path = DEFAULT_REAL_DATA,
     band = age_band_case("p.age", settings.icb.age_bands)
     frame = con.execute(f"""
         WITH lsoa AS (
-            SELECT lsoa11_code AS lsoa11, CASE WHEN age_label = '90+' THEN 90 ELSE CAST(age_label AS INTEGER) END AS age,
+            SELECT lsoa11_code AS lsoa11,
+                   CASE WHEN age_label = '90+' THEN 90 ELSE CAST(age_label AS INTEGER) END AS age,
                    CAST(persons AS DOUBLE) AS persons
             FROM (UNPIVOT (SELECT * FROM read_csv('{pop}', all_varchar=true)) ON {ages}
                   INTO NAME age_label VALUE persons)),

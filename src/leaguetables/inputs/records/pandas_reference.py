@@ -79,7 +79,8 @@ def cips(sp: pd.DataFrame, settings: RecordSettings) -> pd.DataFrame:
     g = s.groupby("pid", sort=False)
     prev = g["disdate"].shift(1)
     gap = s["admidate"] - prev
-    cont = s["admimeth"].isin(c.transfer_admimeth) & prev.notna() & (gap >= 0) & (gap <= settings.spells.transfer_gap_days)
+    cont = (s["admimeth"].isin(c.transfer_admimeth) & prev.notna() & (gap >= 0)
+            & (gap <= settings.spells.transfer_gap_days))
     s["new"] = np.where(cont, 0, 1)
     s["cips_no"] = s.groupby("pid", sort=False)["new"].cumsum()
     nxt = s.groupby("pid", sort=False)["new"].shift(-1)
@@ -126,7 +127,8 @@ def _provider_counts(sp: pd.DataFrame, quarter: str, settings: RecordSettings) -
     dc = sp[q & elective & sp["classpat"].isin(c.ordinary_classpat + c.day_case_classpat)
             & _starts(sp["opertn"], settings.day_case.prefixes)].copy()
     dc["dc"] = dc["classpat"].isin(c.day_case_classpat).astype(int)
-    out["day_case"] = dc.groupby("procode", as_index=False, dropna=False).agg(spells=("pid", "size"), day_cases=("dc", "sum"))
+    out["day_case"] = dc.groupby("procode", as_index=False, dropna=False).agg(spells=("pid", "size"),
+                                                                             day_cases=("dc", "sum"))
     return {k: v.rename(columns={"procode": "trust_code"}) for k, v in out.items()}
 
 
@@ -145,8 +147,8 @@ def _cips_counts(ci: pd.DataFrame, quarter: str, settings: RecordSettings,
                                                                        readmissions=("re", "sum"))}
     m = ci[q & base & ~still].copy()
     after = m["dod"] - m["disdate"]
-    m["deaths"] = (m["dismeth"].isin(c.died_dismeth) | ((after >= 0) & (after <= settings.mortality.post_discharge_days))
-                   ).astype(int)
+    within = (after >= 0) & (after <= settings.mortality.post_discharge_days)
+    m["deaths"] = (m["dismeth"].isin(c.died_dismeth) | within).astype(int)
     m["diagnosis_group"] = _diag_group(m["diag"], settings)
     m["age_band"] = _band(m["age"].to_numpy(), settings.mortality.age_bands)
     m["admission"] = np.select([m["admimeth"].isin(c.elective_admimeth), m["admimeth"].isin(c.emergency_admimeth)],
@@ -154,7 +156,8 @@ def _cips_counts(ci: pd.DataFrame, quarter: str, settings: RecordSettings,
     since = m["admidate"] - m["prior_emerg_dis"]
     m["prior_emergency"] = ((since >= 0) & (since <= settings.mortality.comorbidity_lookback_days)).astype(int)
     keys = ["procode", "diagnosis_group", "age_band", "sex", "admission", "prior_emergency"]
-    out["mortality"] = m.groupby(keys, as_index=False, dropna=False).agg(spells=("pid", "size"), deaths=("deaths", "sum"))
+    out["mortality"] = m.groupby(keys, as_index=False, dropna=False).agg(spells=("pid", "size"),
+                                                                        deaths=("deaths", "sum"))
     out = {k: v.rename(columns={"procode": "trust_code"}) for k, v in out.items()}
     adm = ci[_in_quarter(ci["admidate"], quarter) & ci["admimeth"].isin(c.emergency_admimeth)]
     res = residence[["lsoa11", "icb", "imd_quintile"]]
@@ -189,7 +192,8 @@ def run_counts_pandas(apc: pd.DataFrame, op: pd.DataFrame, ae: pd.DataFrame, qua
     sp = spells(apc)
     out = _provider_counts(sp, quarter, settings)
     out |= _cips_counts(cips(sp, settings), quarter, settings, residence)
-    out |= {k: v.rename(columns={"PROCODE3": "trust_code"}) for k, v in _op_ae_counts(op, ae, quarter, settings).items()}
+    op_ae = _op_ae_counts(op, ae, quarter, settings)
+    out |= {k: v.rename(columns={"PROCODE3": "trust_code"}) for k, v in op_ae.items()}
     order = ["los", "preop", "day_case", "readmissions", "mortality", "op_follow_up", "ae_12hr", "icb_strata",
              "icb_unmatched"]
     return {k: normalise(out[k]) for k in order}
