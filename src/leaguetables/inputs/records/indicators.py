@@ -40,6 +40,11 @@ import statsmodels.api as sm
 
 from leaguetables.errors import InputError
 from leaguetables.inputs.contract import check_quarter, quarter_key
+
+try:  # optional: the Spark engine (pyspark is in the test extra)
+    from pyspark.sql import SparkSession
+except ImportError:  # pragma: no cover - DuckDB is the default engine
+    SparkSession = None
 from leaguetables.inputs.records.contract import Records, load_records
 from leaguetables.inputs.records.settings import RecordSettings, load_record_settings
 from leaguetables.statistics import funnel, rates
@@ -239,8 +244,8 @@ SPARK_LOCAL_CONFIG = {
 
 def local_spark_session(threads: int = 1, app: str = "leaguetables-records") -> Any:
     """A local-mode SparkSession configured for small extracts (pyspark and Java needed)."""
-    from pyspark.sql import SparkSession  # optional dependency (the test extra), imported only when Spark is asked for
-
+    if SparkSession is None:
+        raise InputError("the Spark engine needs pyspark (pip install -e .[test], or pip install pyspark) and Java")
     builder = SparkSession.builder.master(f"local[{threads}]").appName(app)
     for key, value in SPARK_LOCAL_CONFIG.items():
         builder = builder.config(key, value)
