@@ -113,8 +113,11 @@ def run_child(mode: str, root: Path, args: argparse.Namespace) -> dict:
            str(args.peak_limit_mb)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode < 0:
+        return {"failed": f"killed by signal {-proc.returncode}", "returncode": proc.returncode}
     if proc.returncode != 0:
-        return {"failed": (proc.stderr.strip().splitlines() or ["killed"])[-1][:200], "returncode": proc.returncode}
+        errors = [ln for ln in proc.stderr.splitlines() if "Error" in ln] or proc.stderr.strip().splitlines()
+        return {"failed": (errors or ["failed"])[-1][:200], "returncode": proc.returncode}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
