@@ -8,7 +8,7 @@ KERNEL := $(VENV)/share/jupyter/kernels/leaguetables/kernel.json
 QUARTER ?= 2025-26-Q4
 DEMO   := data/demo/observations.csv
 
-.PHONY: help setup report test test-unit test-e2e lint format lock mutation-gaps demo-data bench clean browser-deps validate
+.PHONY: help setup report test test-unit test-e2e lint format lock mutation-gaps demo-data bench bench-rerun bench-records clean browser-deps spark-deps validate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -55,6 +55,15 @@ browser-deps: $(AXE) $(PLAYWRIGHT)  ## browser-test dependencies: axe-core (npm 
 	  echo "could not install chromium: tests/test_browser.py will skip" >&2; \
 	else echo "chromium not found and apt-get unavailable: tests/test_browser.py will skip" >&2; fi
 
+spark-deps: setup  ## Spark parity-test dependencies: pyspark (the test extra) and, if missing, Java (Debian's openjdk-17-jre-headless)
+	@$(BIN)/python -c "import pyspark" 2>/dev/null || $(BIN)/python -m pip install --quiet pyspark
+	@if command -v java >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends openjdk-17-jre-headless; } || \
+	  echo "could not install Java: tests/test_records_spark.py will skip" >&2; \
+	else echo "java not found and apt-get unavailable: tests/test_records_spark.py will skip" >&2; fi
+
+
 # Paths checked by the formatter (ruff format --check) and the import order (ruff check --select I). Only files
 # already formatted are listed until the one-off mass format after the merges; then this becomes
 # FORMAT_PATHS := src tests benchmarks scripts run_quarter.py
@@ -77,10 +86,10 @@ PYTEST := $(BIN)/python -m pytest -q -n 2 --durations=10
 test-unit: setup  ## the unit group (pytest -m unit): no pipeline run, notebook, browser or published quarter
 	$(PYTEST) -m unit
 
-test-e2e: setup browser-deps  ## the end-to-end group (pytest -m e2e): run_quarter.py, notebooks, the browser
+test-e2e: setup browser-deps spark-deps  ## the end-to-end group (pytest -m e2e): run_quarter.py, notebooks, the browser
 	$(PYTEST) -m e2e
 
-test: setup browser-deps lint  ## lint, then the unit group, then the end-to-end group (each timed)
+test: setup browser-deps spark-deps lint  ## lint, then the unit group, then the end-to-end group (each timed)
 	@start=$$(date +%s); $(PYTEST) -m unit; rc=$$?; end=$$(date +%s); \
 	  echo "unit group: $$((end - start)) s"; [ $$rc -eq 0 ] || exit $$rc; \
 	  $(PYTEST) -m e2e; rc=$$?; e2e=$$(date +%s); \
@@ -104,6 +113,9 @@ bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)
 
 bench-rerun: setup $(DEMO)  ## rerun speed: a no-op rerun and a rerun after one metric's data changed (median of 3)
 	$(BIN)/python benchmarks/bench_rerun.py
+
+bench-records: setup  ## record-level indicators at national scale: DuckDB against pandas (generates the extract once)
+	$(BIN)/python benchmarks/bench_record_level.py
 
 clean:  ## remove outputs (reports/, with its cache and superseded copies) and generated demo data; keeps .venv
 	find reports -mindepth 1 -maxdepth 1 ! -name README.md ! -name .leaguetables-reports -exec rm -rf {} +

@@ -1,0 +1,198 @@
+"""Record-level indicators at national scale: DuckDB against plain pandas, in one run.
+
+    .venv/bin/python benchmarks/bench_record_level.py [--extract DIR] [--generate] [--quarter 2025-26-Q4]
+        [--threads 2] [--memory-limit 3GB] [--pandas-fractions 0.025,0.1,0.25,0.5,1]
+
+1. The national synthetic extract (``python -m leaguetables.inputs.records.generate --scale national``, the natgen
+   generator: ≈ 21 M APC episodes, 27 M A&E and 11 M outpatient attendances over a financial year, hive-partitioned
+   Parquet, one file per ICB and quarter) is generated once into ``--extract`` when it is missing or ``--generate``
+   is given (timed).
+2. DuckDB (``threads`` and ``memory_limit`` set): the contract's validation of every row of the three datasets, then
+   every indicator of the quarter (``indicators.compute_indicators``: SQL counts, SHMI models, ICB standardisation).
+3. pandas: the same indicators (``pandas_reference``, reading the contract columns from the Parquet files) on
+   growing fractions of the extract (whole ICB files), stopping at the first fraction whose peak memory passes the
+   limit or that fails; DuckDB is run on the same fractions for the speed ratio.
+
+Every measurement runs in a fresh child process, which reports its wall time and peak resident memory
+(``resource.getrusage``). Prints a table and writes it to ``benchmarks/results/record_level.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_EXTRACT = Path("/tmp/leaguetables-records-national")
+QUARTER = "2025-26-Q4"
+
+
+# ------------------------------------------------------------------------------------------------ child processes
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process (user + system, every thread): on a shared machine the wall time depends on the
+    other jobs, the CPU time much less; on 2 free cores the wall time is at least half of it."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def child_duckdb(root: Path, quarter: str, threads: int, memory: str) -> dict:
+    from leaguetables.inputs.records import contract, indicators
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rec-duckdb-") as tmp:
+        con = contract.connect(threads=threads, memory_limit=memory, database=Path(tmp) / "records.duckdb",
+                               temp_directory=tmp)
+        records = contract.load_records(root, con=con)
+        t1 = time.perf_counter()
+        ind = indicators.compute_indicators(records, quarter)
+        t2 = time.perf_counter()
+        con.close()
+    return {"rows": records.rows, "validate_s": t1 - t0, "indicators_s": t2 - t1, "wall_s": t2 - t0,
+            "cpu_s": _cpu_s(), "peak_mb": _peak_mb(), "observations": len(ind.observations)}
+
+
+def child_pandas(root: Path, quarter: str) -> dict:
+    import pyarrow.parquet as pq
+
+    from leaguetables.inputs.records import contract, indicators, pandas_reference, settings
+
+    t0 = time.perf_counter()
+    tables, rows = {}, {}
+    for name in ("apc", "op", "ae"):
+        files, _ = contract.dataset_files(root, name, "parquet")
+        cols = [f.name for f in contract.DATASETS[name].fields]
+        frame = pd.concat([pq.read_table(f, columns=[c for c in cols if c in pq.read_schema(f).names]).to_pandas()
+                           for f in files], ignore_index=True)
+        for c in cols:
+            if c not in frame:
+                frame[c] = None
+        tables[name], rows[name] = frame, len(frame)
+    cfg = settings.load_record_settings()
+    residence, population = indicators.geography_for(root, cfg)
+    counts = pandas_reference.run_counts_pandas(tables["apc"], tables["op"], tables["ae"], quarter, cfg, residence)
+    ind = indicators.indicators_from_counts(quarter, counts, cfg, population)
+    t1 = time.perf_counter()
+    return {"rows": rows, "wall_s": t1 - t0, "cpu_s": _cpu_s(), "peak_mb": _peak_mb(),
+            "observations": len(ind.observations)}
+
+
+# ------------------------------------------------------------------------------------------------------- parent
+def subset(extract: Path, fraction: float, into: Path) -> Path:
+    """A view of the extract holding the files of the first ``fraction`` of its ICBs (symbolic links)."""
+    if fraction >= 1:
+        return extract
+    icbs = sorted({p.stem for p in (extract / "apc").rglob("*.parquet")})
+    keep = set(icbs[:max(1, round(fraction * len(icbs)))])
+    for name in ("apc", "op", "ae"):
+        for p in (extract / name).rglob("*.parquet"):
+            if p.stem in keep:
+                target = into / p.relative_to(extract)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to(p)
+    (into / "geography").symlink_to(extract / "geography")
+    return into
+
+
+def run_child(mode: str, root: Path, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--extract", str(root), "--quarter", args.quarter,
+           "--threads", str(args.threads), "--memory-limit", args.memory_limit, "--peak-limit-mb",
+           str(args.peak_limit_mb)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode < 0:
+        return {"failed": f"killed by signal {-proc.returncode}", "returncode": proc.returncode}
+    if proc.returncode != 0:
+        errors = [ln for ln in proc.stderr.splitlines() if "Error" in ln] or proc.stderr.strip().splitlines()
+        return {"failed": (errors or ["failed"])[-1][:200], "returncode": proc.returncode}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def generate(extract: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "leaguetables.inputs.records.generate", "--scale", "national", "--out",
+                    str(extract)], check=True)
+    return time.perf_counter() - t0
+
+
+def _row(engine: str, fraction: float, res: dict) -> dict:
+    rows = res.get("rows", {})
+    apc = rows.get("apc", 0)
+    total = sum(rows.values()) if rows else 0
+    wall = res.get("wall_s")
+    return {"engine": engine, "fraction": fraction, "apc_rows": apc, "all_rows": total,
+            "wall_s": round(wall, 2) if wall else None, "cpu_s": round(res["cpu_s"], 1) if "cpu_s" in res else None,
+            "validate_s": round(res["validate_s"], 2) if "validate_s" in
+            res else None, "peak_mb": round(res.get("peak_mb", 0)), "rows_per_s": round(total / wall) if wall else None,
+            "failed": res.get("failed", "")}
+
+
+def parent(args: argparse.Namespace) -> int:
+    extract = args.extract
+    if args.generate or not (extract / "apc").is_dir():
+        if extract.exists():
+            shutil.rmtree(extract)
+        print(f"generated the national extract in {generate(extract):.0f} s", flush=True)
+    limit_mb = args.peak_limit_mb
+    results = []
+    for fraction in sorted(float(f) for f in args.pandas_fractions.split(",")):
+        with tempfile.TemporaryDirectory(prefix="rec-bench-") as tmp:
+            root = subset(extract, fraction, Path(tmp))
+            duck = run_child("duckdb", root, args)
+            results.append(_row("duckdb", fraction, duck))
+            print(results[-1], flush=True)
+            pand = run_child("pandas", root, args)
+            results.append(_row("pandas", fraction, pand))
+            print(results[-1], flush=True)
+        if "failed" in pand or pand.get("peak_mb", 0) > limit_mb:
+            why = pand.get("failed") or f"peak {pand.get('peak_mb', 0):.0f} MB > {limit_mb:.0f} MB"
+            print(f"pandas stops at fraction {fraction}: {why}", flush=True)
+            break
+    if not any(r["engine"] == "duckdb" and r["fraction"] >= 1 for r in results):
+        results.append(_row("duckdb", 1.0, run_child("duckdb", extract, args)))
+        print(results[-1], flush=True)
+    table = pd.DataFrame(results)
+    out = ROOT / "benchmarks" / "results" / "record_level.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    print(table.to_string(index=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--extract", type=Path, default=DEFAULT_EXTRACT)
+    ap.add_argument("--generate", action="store_true", help="regenerate the national extract")
+    ap.add_argument("--quarter", default=QUARTER)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--memory-limit", default="2500MB", help="DuckDB's memory limit (default 2500MB: the process "
+                                                                "then stays under 3 GB)")
+    ap.add_argument("--peak-limit-mb", type=float, default=3072, help="pandas stops at the first fraction whose peak "
+                                                                      "resident memory passes this")
+    ap.add_argument("--pandas-fractions", default="0.025,0.1,0.25,0.5,1")
+    ap.add_argument("--child", choices=("duckdb", "pandas"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child == "duckdb":
+        print(json.dumps(child_duckdb(args.extract, args.quarter, args.threads, args.memory_limit)))
+        return 0
+    if args.child == "pandas":
+        print(json.dumps(child_pandas(args.extract, args.quarter)))
+        return 0
+    return parent(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

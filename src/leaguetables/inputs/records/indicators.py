@@ -1,0 +1,546 @@
+"""Provider and ICB-of-residence indicators from record-level HES-format data, written once (``indicators.sql``,
+DuckDB's dialect) and run by DuckDB (the default) or Spark (the SQL transpiled by sqlglot).
+
+The SQL produces whole-number counts only (``Indicators.counts``: one table per output section of the SQL); everything
+else is computed from those counts in pandas/statsmodels, the same for every engine:
+
+* ``observations`` — rows of the observations data contract (``quarter, trust_code, metric_id, numerator,
+  denominator, value, category, suppressed``; :data:`PROVIDER_METRICS` and :data:`ICB_METRICS`), the ICB rows with
+  the ICB's ODS code (``icb22_code_h``, e.g. ``QYG``) as ``trust_code``;
+* ``strata`` — ICB × age band × sex × IMD quintile: events of each ICB metric and the resident population, for
+  indirect and direct standardisation (``statistics.rates.isr`` / ``dsr``);
+* ``icb_standardised`` — those standardised figures (ISR against England's stratum rates, DSR against England's
+  population structure);
+* ``shmi`` — the SHMI-style ratio per provider: observed and expected deaths, ratio, banding;
+* ``shmi_models`` — one row per diagnosis group: spells, deaths, how the group was modelled.
+
+Usage::
+
+    from leaguetables.inputs.records.indicators import compute_indicators
+    ind = compute_indicators("data/records", "2025-26-Q4")            # DuckDB
+    ind = compute_indicators("data/records", "2025-26-Q4", engine=spark_session)   # Spark (pyspark SparkSession)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlglot
+import statsmodels.api as sm
+
+from leaguetables.errors import InputError
+from leaguetables.inputs.contract import check_quarter, quarter_key
+
+try:  # optional: the Spark engine (pyspark is in the test extra)
+    from pyspark.sql import SparkSession
+except ImportError:  # pragma: no cover - DuckDB is the default engine
+    SparkSession = None
+from leaguetables.inputs.records.contract import Records, load_records
+from leaguetables.inputs.records.settings import RecordSettings, load_record_settings
+from leaguetables.statistics import funnel, rates
+
+SQL_FILE = Path(__file__).with_name("indicators.sql")
+PROJECT_ROOT = Path(__file__).resolve().parents[4]
+DEFAULT_REAL_DATA = (PROJECT_ROOT / ".." / "shared" / "data" / "real").resolve()
+LOOKUP = Path("geography_population") / "lookup_lsoa11_sicbl22_icb22_ltla22.csv"
+IMD = Path("trust_catchment_demographics") / "imd2019_lsoa11_ranks_deciles.csv"
+LSOA_POPULATION = Path("geography_population") / "population20_lsoa11.csv"
+LTLA_SEX_AGE = Path("geography_population") / "ons_mye2021_ltla21_sex_syoa_uk.csv"
+
+# metric id: (output table, numerator column, denominator column, value = numerator/denominator × factor or None)
+PROVIDER_METRICS: dict[str, tuple[str, str, str, float | None]] = {
+    "rl_los_elective": ("los", "bed_days", "spells", 1.0),
+    "rl_los_emergency": ("los", "bed_days", "spells", 1.0),
+    "rl_preop_bed_days": ("preop", "preop_days", "spells", 1.0),
+    "rl_day_case_rate": ("day_case", "day_cases", "spells", None),
+    "rl_readmissions_30d": ("readmissions", "readmissions", "index_spells", None),
+    "rl_op_follow_up_ratio": ("op_follow_up", "follow_ups", "first_attendances", 1.0),
+    "rl_ae_12hr": ("ae_12hr", "over_12_hours", "attendances", None),
+    "rl_shmi": ("mortality", "observed", "expected", 1.0),
+}
+ICB_METRICS = {"icb_emergency_admissions": "emergency_admissions", "icb_acsc_admissions": "acsc_admissions"}
+OBSERVATION_COLUMNS = ["quarter", "trust_code", "metric_id", "numerator", "denominator", "value", "category",
+                       "suppressed"]
+SHMI_BANDS = {1: "higher than expected", 2: "as expected", 3: "lower than expected"}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    kind: str  # "view", "table" or "output"
+    sql: str
+
+
+@dataclass
+class Indicators:
+    quarter: str
+    counts: dict[str, pd.DataFrame]
+    observations: pd.DataFrame
+    strata: pd.DataFrame
+    icb_standardised: pd.DataFrame
+    shmi: pd.DataFrame
+    shmi_models: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------------------- SQL
+def quarter_dates(quarter: str) -> tuple[dt.date, dt.date]:
+    """First and last day of a financial-year quarter (``2025-26-Q4`` → 2026-01-01, 2026-03-31)."""
+    year, q = quarter_key(check_quarter(quarter))
+    start_month = {1: 4, 2: 7, 3: 10, 4: 1}[q]
+    start_year = year + (1 if q == 4 else 0)
+    start = dt.date(start_year, start_month, 1)
+    end_month = start_month + 3
+    end = (dt.date(start_year + (end_month > 12), (end_month - 1) % 12 + 1, 1)) - dt.timedelta(days=1)
+    return start, end
+
+
+def _in(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def prefix_match(column: str, prefixes: list[str]) -> str:
+    """SQL: ``column`` starts with one of ``prefixes`` (grouped by length into IN lists; portable SQL)."""
+    by_len: dict[int, list[str]] = {}
+    for p in sorted(set(prefixes)):
+        by_len.setdefault(len(p), []).append(p)
+    parts = [f"substr({column}, 1, {n}) IN ({_in(ps)})" for n, ps in sorted(by_len.items())]
+    return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
+
+
+def band_labels(bounds: list[int]) -> list[str]:
+    labels = [str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}" for lo, hi in zip(bounds, bounds[1:])]
+    return labels + [f"{bounds[-1]}+"]
+
+
+def age_band_case(column: str, bounds: list[int]) -> str:
+    labels = band_labels(bounds)
+    whens = " ".join(f"WHEN {column} < {hi} THEN '{lab}'" for hi, lab in zip(bounds[1:], labels))
+    return f"CASE {whens} ELSE '{labels[-1]}' END"
+
+
+def diagnosis_group_case(column: str, settings: RecordSettings) -> str:
+    whens = " ".join(f"WHEN substr({column}, 1, 3) BETWEEN '{g.from_}' AND '{g.to}' THEN '{g.id}'"
+                     for g in settings.mortality.diagnosis_groups)
+    return f"CASE {whens} ELSE 'other' END"
+
+
+def render_steps(settings: RecordSettings, quarter: str, sql_text: str | None = None) -> list[Step]:
+    """The SQL steps of ``indicators.sql`` with the settings and the quarter filled in (DuckDB dialect)."""
+    c = settings.codes
+    qstart, qend = quarter_dates(quarter)
+    excluded = prefix_match("diag", settings.readmissions.exclude_diagnosis_prefixes)
+    los_classpat = c.ordinary_classpat if settings.length_of_stay.classpat == "ordinary" else \
+        c.ordinary_classpat + c.day_case_classpat + c.regular_attender_classpat + c.maternity_classpat
+    values = {
+        "qstart": qstart.isoformat(), "qend": qend.isoformat(),
+        "elective": _in(c.elective_admimeth), "emergency": _in(c.emergency_admimeth),
+        "maternity_admimeth": _in(c.maternity_admimeth), "transfer": _in(c.transfer_admimeth),
+        "died": _in(c.died_dismeth), "stillbirth": _in(c.stillbirth_dismeth), "ordinary": _in(c.ordinary_classpat),
+        "day_case": _in(c.day_case_classpat), "regular": _in(c.regular_attender_classpat),
+        "maternity_classpat": _in(c.maternity_classpat), "los_classpat": _in(los_classpat),
+        "op_attended": _in(c.op_attended), "op_first": _in(c.op_first), "op_follow_up": _in(c.op_follow_up),
+        "ae_type1": _in(c.ae_type1), "gap": str(settings.spells.transfer_gap_days),
+        "readmit_last_day": str(settings.readmissions.window_days - 1),
+        "readmit_excluded": excluded.replace("diag", "c.diag"), "index_excluded": excluded,
+        "post_days": str(settings.mortality.post_discharge_days),
+        "lookback": str(settings.mortality.comorbidity_lookback_days),
+        "long_wait": str(settings.ae.long_wait_minutes),
+        "in_basket": prefix_match("opertn", settings.day_case.prefixes),
+        "acsc": prefix_match("c.diag", settings.icb.acsc_prefixes),
+        "diagnosis_group": diagnosis_group_case("diag", settings),
+        "shmi_age_band": age_band_case("age", settings.mortality.age_bands),
+        "icb_age_band": age_band_case("c.age", settings.icb.age_bands),
+    }
+    text = Template(sql_text if sql_text is not None else SQL_FILE.read_text(encoding="utf-8")).substitute(values)
+    steps = []
+    for block in re.split(r"^-- name: ", text, flags=re.M)[1:]:
+        header, body = block.split("\n", 1)
+        name, kind = header.split()
+        sql = "\n".join(ln for ln in body.splitlines() if not ln.lstrip().startswith("--")).strip()
+        steps.append(Step(name, kind, sql))
+    return steps
+
+
+def to_spark_sql(sql: str) -> str:
+    """One step of ``indicators.sql`` in Spark SQL (sqlglot; it also makes DuckDB's NULL ordering explicit)."""
+    return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
+
+
+# ---------------------------------------------------------------------------------------------------------- engines
+class DuckDBEngine:
+    """Runs the steps in a DuckDB connection holding the contract views (``Records.con``)."""
+
+    name = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def register(self, name: str, frame: pd.DataFrame) -> None:
+        self.con.register(name, frame)
+
+    def run(self, steps: list[Step]) -> dict[str, pd.DataFrame]:
+        out = {}
+        for s in steps:
+            if s.kind == "output":
+                out[s.name] = self.con.execute(s.sql).df()
+            else:  # plain (not TEMP) tables: in a database file they are stored compressed, not held in memory
+                kind = "TABLE" if s.kind == "table" else "VIEW"
+                self.con.execute(f"CREATE OR REPLACE {kind} {s.name} AS {s.sql}")
+        for s in reversed(steps):
+            if s.kind != "output":
+                self.con.execute(f"DROP {'TABLE' if s.kind == 'table' else 'VIEW'} IF EXISTS {s.name}")
+        return out
+
+
+class SparkEngine:
+    """Runs the steps (transpiled to Spark SQL) in a SparkSession; the contract tables are registered from DuckDB."""
+
+    name = "spark"
+
+    def __init__(self, spark: Any):
+        self.spark = spark
+        self._cached: list[Any] = []
+
+    def register(self, name: str, frame: pd.DataFrame) -> None:
+        self.spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False)).createOrReplaceTempView(name)
+
+    def run(self, steps: list[Step]) -> dict[str, pd.DataFrame]:
+        out = {}
+        for s in steps:
+            df = self.spark.sql(to_spark_sql(s.sql))
+            if s.kind == "output":
+                out[s.name] = df.toPandas()
+            else:
+                if s.kind == "table":
+                    df = df.cache()
+                    self._cached.append(df)
+                df.createOrReplaceTempView(s.name)
+        for df in self._cached:
+            df.unpersist()
+        return out
+
+
+SPARK_LOCAL_CONFIG = {
+    # small extracts on a small machine: one shuffle partition, no adaptive re-planning, no code generation (compiling
+    # every query costs more than running it), no web UI, dates in UTC
+    "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "1",
+    "spark.default.parallelism": "1",
+    "spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN", "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "1g", "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def local_spark_session(threads: int = 1, app: str = "leaguetables-records") -> Any:
+    """A local-mode SparkSession configured for small extracts (pyspark and Java needed)."""
+    if SparkSession is None:
+        raise InputError("the Spark engine needs pyspark (pip install -e .[test], or pip install pyspark) and Java")
+    builder = SparkSession.builder.master(f"local[{threads}]").appName(app)
+    for key, value in SPARK_LOCAL_CONFIG.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _spark_tables(records: Records, engine: SparkEngine) -> None:
+    """The validated contract views, copied from DuckDB into Spark (dates as dates, counts as 64-bit integers)."""
+    for name in records.datasets:
+        table = records.con.execute(f"SELECT * EXCLUDE (source_file, source_row) FROM {name}").to_arrow_table()
+        engine.spark.createDataFrame(table).createOrReplaceTempView(name)
+
+
+# -------------------------------------------------------------------------------------------------------- geography
+def residence_lookup(real: Path = DEFAULT_REAL_DATA, con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+    """LSOA 2011 → ICB (ODS code, ``icb22_code_h``) and IMD 2019 quintile (1 most deprived … 5 least)."""
+    lookup, imd = Path(real) / LOOKUP, Path(real) / IMD
+    for p in (lookup, imd):
+        if not p.is_file():
+            raise InputError("residence lookup not found (give the real-data folder with --real)", file=str(p))
+    con = con or duckdb.connect()
+    return con.execute(
+        f"SELECT l.lsoa11_code AS lsoa11, l.icb22_code_h AS icb, l.icb22_name AS icb_name, "
+        f"CAST(CAST(ceil(CAST(i.IMD_decile AS DOUBLE) / 2) AS INTEGER) AS VARCHAR) AS imd_quintile "
+        f"FROM read_csv('{lookup}', all_varchar=true) AS l "
+        f"LEFT JOIN read_csv('{imd}', all_varchar=true) AS i ON l.lsoa11_code = i.lsoa11_code "
+        f"ORDER BY 1").df()
+
+
+def population_strata(settings: RecordSettings, real: Path = DEFAULT_REAL_DATA,
+                      con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+    """Resident population by ICB × age band × sex × IMD quintile: ONS mid-2020 LSOA populations by single year of
+    age (persons), split by sex with the local authority's mid-2021 sex ratio at that age (ONS publishes no LSOA
+    estimates by sex and age in the shared data)."""
+    con = con or duckdb.connect()
+    res = residence_lookup(real, con)
+    con.register("_residence", res)
+    pop, mye = Path(real) / LSOA_POPULATION, Path(real) / LTLA_SEX_AGE
+    ages = ", ".join(f'"{a}"' for a in [*map(str, range(90)), "90+"])
+    band = age_band_case("p.age", settings.icb.age_bands)
+    frame = con.execute(f"""
+        WITH lsoa AS (
+            SELECT lsoa11_code AS lsoa11,
+                   CASE WHEN age_label = '90+' THEN 90 ELSE CAST(age_label AS INTEGER) END AS age,
+                   CAST(persons AS DOUBLE) AS persons
+            FROM (UNPIVOT (SELECT * FROM read_csv('{pop}', all_varchar=true)) ON {ages}
+                  INTO NAME age_label VALUE persons)),
+        ratio AS (
+            SELECT ladcode21 AS ltla, LEAST(CAST(age AS INTEGER), 90) AS age, sex,
+                   SUM(CAST(population_2021 AS DOUBLE)) AS n
+            FROM read_csv('{mye}', all_varchar=true) GROUP BY 1, 2, 3),
+        share AS (SELECT ltla, age, sex, n / SUM(n) OVER (PARTITION BY ltla, age) AS share FROM ratio),
+        nat AS (SELECT age, sex, SUM(n) AS n FROM ratio GROUP BY age, sex),
+        national AS (SELECT age, sex, n / SUM(n) OVER (PARTITION BY age) AS share FROM nat),
+        lk AS (SELECT r.lsoa11, r.icb, r.imd_quintile, l.ltla22_code AS ltla
+               FROM _residence AS r JOIN read_csv('{Path(real) / LOOKUP}', all_varchar=true) AS l
+               ON r.lsoa11 = l.lsoa11_code)
+        SELECT lk.icb AS icb_code, {band} AS age_band, n.sex, lk.imd_quintile,
+               SUM(p.persons * COALESCE(s.share, n.share)) AS population
+        FROM lsoa AS p JOIN lk ON p.lsoa11 = lk.lsoa11
+        JOIN national AS n ON n.age = p.age
+        LEFT JOIN share AS s ON s.ltla = lk.ltla AND s.age = p.age AND s.sex = n.sex
+        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""").df()
+    con.unregister("_residence")
+    return frame
+
+
+def folder_geography(folder: Path, settings: RecordSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Residence lookup and population strata from a geography folder written by the synthetic generator
+    (``lsoa_icb.csv``: LSOA11, icb_code, imd_quintile; ``population.csv``: icb_code, age, sex, imd_quintile,
+    population by single year of age), whose ICBs are fictional."""
+    lsoa, pop = Path(folder) / "lsoa_icb.csv", Path(folder) / "population.csv"
+    for p in (lsoa, pop):
+        if not p.is_file():
+            raise InputError("geography file not found", file=str(p))
+    con = duckdb.connect()
+    residence = con.execute(f"SELECT LSOA11 AS lsoa11, icb_code AS icb, CAST(imd_quintile AS VARCHAR) AS imd_quintile "
+                            f"FROM read_csv('{lsoa}', all_varchar=true) ORDER BY 1").df()
+    band = age_band_case("CAST(age AS INTEGER)", settings.icb.age_bands)
+    population = con.execute(
+        f"SELECT icb_code, {band} AS age_band, CAST(sex AS VARCHAR) AS sex, CAST(imd_quintile AS VARCHAR) AS "
+        f"imd_quintile, SUM(CAST(population AS DOUBLE)) AS population FROM read_csv('{pop}', all_varchar=true) "
+        f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4").df()
+    return residence, population
+
+
+def geography_for(root: Path | None, settings: RecordSettings, real: Path = DEFAULT_REAL_DATA,
+                  geography: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(residence lookup, population strata): from ``geography`` if given, else the record folder's own
+    ``geography/`` (synthetic data) when it has one, else the real ONS lookup and populations under ``real``."""
+    folder = geography if geography is not None else (Path(root) / "geography" if root is not None else None)
+    if folder is not None and (geography is not None or (folder / "lsoa_icb.csv").is_file()):
+        return folder_geography(folder, settings)
+    return residence_lookup(real), population_strata(settings, real)
+
+
+# -------------------------------------------------------------------------------------------------------- mortality
+def _fit_group(frame: pd.DataFrame) -> np.ndarray:
+    """Death probabilities of one diagnosis group's strata: a binomial GLM (logit) of deaths out of spells on age
+    band, sex, admission method and the comorbidity proxy, fitted on the aggregated strata (terms with one level
+    are left out)."""
+    terms = [c for c in ("age_band", "sex", "admission", "prior_emergency") if frame[c].nunique() > 1]
+    if not terms:
+        X = np.ones((len(frame), 1))
+    else:
+        X = pd.get_dummies(frame[terms].astype(str), drop_first=True, dtype=float)
+        X = sm.add_constant(X.to_numpy(), has_constant="add")
+    y = np.column_stack([frame["deaths"].to_numpy(float), (frame["spells"] - frame["deaths"]).to_numpy(float)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # strata without deaths drive coefficients towards -inf: predictions stay right
+        result = sm.GLM(y, X, family=sm.families.Binomial()).fit(maxiter=100)
+    return np.clip(np.asarray(result.predict(X), dtype=float), 0.0, 1.0)
+
+
+COVARIATES = ["age_band", "sex", "admission", "prior_emergency"]
+
+
+def shmi_expected(strata: pd.DataFrame, min_spells: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Expected deaths per stratum and one row per modelled diagnosis group. Each group's model is fitted on its
+    covariate cells (the strata summed over providers: at most bands × sexes × methods × 2 rows, whatever the
+    number of records); groups with fewer than ``min_spells`` spells are pooled into "other"."""
+    df = strata.copy()
+    size = df.groupby("diagnosis_group")["spells"].transform("sum")
+    df["model_group"] = np.where(size >= min_spells, df["diagnosis_group"], "other")
+    cells = df.groupby(["model_group", *COVARIATES], as_index=False)[["spells", "deaths"]].sum()
+    cells["p"] = 0.0
+    rows = []
+    for group, idx in sorted(cells.groupby("model_group").groups.items()):
+        sub = cells.loc[idx]
+        deaths, spells = int(sub["deaths"].sum()), int(sub["spells"].sum())
+        if 0 < deaths < spells:
+            cells.loc[idx, "p"] = _fit_group(sub)
+            how = "logistic model"
+        else:
+            cells.loc[idx, "p"] = deaths / spells if spells else 0.0
+            how = "no deaths" if deaths == 0 else "every spell a death"
+        rows.append({"model_group": group, "cells": len(sub), "spells": spells, "deaths": deaths, "model": how})
+    df = df.merge(cells[["model_group", *COVARIATES, "p"]], on=["model_group", *COVARIATES], how="left")
+    df["expected"] = df["spells"] * df["p"]
+    return df, pd.DataFrame(rows, columns=["model_group", "cells", "spells", "deaths", "model"])
+
+
+def shmi_table(strata: pd.DataFrame, settings: RecordSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per provider: observed deaths, expected deaths, SHMI = O/E and its banding (95% overdispersion-adjusted
+    limits of the SHMI funnel, ``funnel.spiegelhalter`` with the SHMI method)."""
+    cols = ["trust_code", "spells", "observed", "expected", "ratio", "band", "banding"]
+    if strata.empty:
+        return pd.DataFrame(columns=cols), pd.DataFrame(columns=["model_group", "cells", "spells", "deaths", "model"])
+    df, models = shmi_expected(strata, settings.mortality.min_spells_per_group)
+    per = df.groupby("trust_code").agg(spells=("spells", "sum"), observed=("deaths", "sum"),
+                                       expected=("expected", "sum")).reset_index().sort_values("trust_code")
+    per["ratio"] = per["observed"] / per["expected"].where(per["expected"] > 0)
+    per["band"] = pd.array([pd.NA] * len(per), dtype="Int64")
+    ok = per["expected"].round(2) > 0
+    if ok.sum() >= 3:
+        res = funnel.spiegelhalter(per.loc[ok, "observed"].to_numpy(float), per.loc[ok, "expected"].to_numpy(float),
+                                   data_type="SR", sr_method="SHMI")
+        flags = res.flags(settings.mortality.banding_confidence, adjusted=True)
+        band = np.where(flags["high"].to_numpy(bool), 1, np.where(flags["low"].to_numpy(bool), 3, 2))
+        per.loc[ok, "band"] = band
+    per["banding"] = per["band"].map(SHMI_BANDS).astype(object)
+    return per[cols].reset_index(drop=True), models
+
+
+# ------------------------------------------------------------------------------------------------------ observations
+def _observation_rows(quarter: str, counts: dict[str, pd.DataFrame], shmi: pd.DataFrame) -> pd.DataFrame:
+    parts = []
+    for metric, (table, num, den, factor) in PROVIDER_METRICS.items():
+        t = shmi if table == "mortality" else counts[table]
+        if table == "los":
+            t = t[t["admission"] == metric.rsplit("_", 1)[1]]
+        if t.empty:
+            continue
+        n, d = t[num].to_numpy(float), t[den].to_numpy(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = np.where(d > 0, n / d, np.nan) * factor if factor is not None else np.full(len(t), np.nan)
+        parts.append(pd.DataFrame({
+            "quarter": quarter, "trust_code": t["trust_code"].to_numpy(str), "metric_id": metric,
+            "numerator": n, "denominator": d, "value": value,
+            "category": t["banding"].to_numpy(object) if table == "mortality" else None, "suppressed": False}))
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OBSERVATION_COLUMNS)
+    return frame[OBSERVATION_COLUMNS]
+
+
+def _icb_rows(quarter: str, strata: pd.DataFrame, per: float) -> pd.DataFrame:
+    """Crude ICB rows: events (every resident mapped to the ICB, sex unknown included) per ``per`` population."""
+    pop = strata.groupby("icb_code")["population"].sum()
+    parts = []
+    for metric, col in ICB_METRICS.items():
+        events = strata.groupby("icb_code")[col].sum().reindex(pop.index, fill_value=0)
+        parts.append(pd.DataFrame({"quarter": quarter, "trust_code": pop.index.to_numpy(str), "metric_id": metric,
+                                   "numerator": events.to_numpy(float), "denominator": pop.to_numpy(float),
+                                   "value": events.to_numpy(float) / pop.to_numpy(float) * per,
+                                   "category": None, "suppressed": False}))
+    return pd.concat(parts, ignore_index=True)[OBSERVATION_COLUMNS] if parts else \
+        pd.DataFrame(columns=OBSERVATION_COLUMNS)
+
+
+def icb_strata(events: pd.DataFrame, population: pd.DataFrame) -> pd.DataFrame:
+    """Every ICB × age band × sex × IMD quintile stratum with its population and events (0 where none); events of
+    unknown sex (no population) are kept as strata with population 0."""
+    keys = ["icb_code", "age_band", "sex", "imd_quintile"]
+    ev = events.copy()
+    ev["imd_quintile"] = ev["imd_quintile"].astype(str)
+    out = population.merge(ev, on=keys, how="outer")
+    for c in ("emergency_admissions", "acsc_admissions"):
+        out[c] = out[c].fillna(0).astype("int64")
+    out["population"] = out["population"].fillna(0.0)
+    return out.sort_values(keys).reset_index(drop=True)[keys + ["population", "emergency_admissions",
+                                                                "acsc_admissions"]]
+
+
+def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
+    """ISR by age band, sex and IMD quintile (England's stratum rates as the reference) and DSR by age band and sex
+    (England's population as the standard: an ICB need not have residents in every deprivation quintile, which
+    direct standardisation would need) of each ICB metric, with the project's limits (``statistics.rates``)."""
+    keys, direct = ["age_band", "sex", "imd_quintile"], ["age_band", "sex"]
+    known = strata[strata["population"] > 0]
+    standard = known.groupby(direct)["population"].sum()
+    out = []
+    for metric, col in ICB_METRICS.items():
+        local = known.rename(columns={col: "x", "population": "n"})
+        reference = local.groupby(keys)[["x", "n"]].sum().reset_index()
+        isr = rates.isr(local, reference, on=keys, by="icb_code")
+        by_age_sex = local.groupby(["icb_code", *direct], as_index=False)[["x", "n"]].sum()
+        dsr = rates.dsr(by_age_sex, by="icb_code", standard=standard, multiplier=per)
+        out.append(pd.DataFrame({
+            "icb_code": isr.index.to_numpy(str), "metric_id": metric,
+            "observed": local.groupby("icb_code")["x"].sum().reindex(isr.index).to_numpy(float),
+            "isr": isr["value"].to_numpy(float), "isr_lower": isr["lower"].to_numpy(float),
+            "isr_upper": isr["upper"].to_numpy(float),
+            "dsr": dsr["value"].reindex(isr.index).to_numpy(float),
+            "dsr_lower": dsr["lower"].reindex(isr.index).to_numpy(float),
+            "dsr_upper": dsr["upper"].reindex(isr.index).to_numpy(float)}))
+    return pd.concat(out, ignore_index=True)
+
+
+# ------------------------------------------------------------------------------------------------------------- run
+def run_counts(records: Records, quarter: str, settings: RecordSettings, residence: pd.DataFrame,
+               engine: Any = "duckdb") -> dict[str, pd.DataFrame]:
+    """The SQL outputs (whole-number counts) on DuckDB (``engine="duckdb"``) or Spark (a ``SparkSession``)."""
+    steps = render_steps(settings, quarter)
+    if isinstance(engine, str):
+        if engine != "duckdb":
+            raise ValueError(f"engine must be 'duckdb' or a SparkSession, not {engine!r}")
+        runner: DuckDBEngine | SparkEngine = DuckDBEngine(records.con)
+    else:
+        runner = SparkEngine(engine)
+        _spark_tables(records, runner)
+    runner.register("residence", residence[["lsoa11", "icb", "imd_quintile"]])
+    return {k: normalise(v) for k, v in runner.run(steps).items()}
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Counts as int64, text as str or None, rows sorted by every column: the engine-independent form of an output."""
+    out = frame.copy()
+    for c in out.columns:
+        if pd.api.types.is_numeric_dtype(out[c]):
+            out[c] = out[c].fillna(0).astype("int64")
+        else:
+            out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out.sort_values(list(out.columns), na_position="first").reset_index(drop=True)
+
+
+def indicators_from_counts(quarter: str, counts: dict[str, pd.DataFrame], settings: RecordSettings,
+                           population: pd.DataFrame) -> Indicators:
+    shmi, models = shmi_table(counts["mortality"], settings)
+    strata = icb_strata(counts["icb_strata"], population)
+    obs = pd.concat([_observation_rows(quarter, counts, shmi), _icb_rows(quarter, strata, settings.icb.per)],
+                    ignore_index=True)
+    obs = obs.sort_values(["metric_id", "trust_code"]).reset_index(drop=True)
+    notes = []
+    unmatched = int(counts["icb_unmatched"]["emergency_admissions"].sum())
+    if unmatched:
+        notes.append(f"{unmatched} emergency admissions have no residence in the LSOA lookup and are left out of the "
+                     f"ICB figures")
+    return Indicators(quarter=quarter, counts=counts, observations=obs, strata=strata,
+                      icb_standardised=standardise_icbs(strata, settings.icb.per), shmi=shmi, shmi_models=models,
+                      notes=notes)
+
+
+def compute_indicators(root: Path | str | Records, quarter: str, *, engine: Any = "duckdb",
+                       settings: str | Path | RecordSettings = "indicators", real: Path = DEFAULT_REAL_DATA,
+                       geography: Path | None = None) -> Indicators:
+    """Every record-level indicator of ``quarter`` from the contract folders under ``root`` (or loaded ``Records``).
+
+    ``engine``: "duckdb" (default) or a pyspark ``SparkSession``. Residence → ICB and IMD quintile, and the
+    populations: :func:`geography_for` (``geography`` folder; else ``root/geography/`` when the synthetic generator
+    wrote one; else the real ONS lookup and populations under ``real``, default ``../shared/data/real``).
+    """
+    check_quarter(quarter)
+    cfg = settings if isinstance(settings, RecordSettings) else load_record_settings(settings)
+    records = root if isinstance(root, Records) else load_records(root)
+    residence, population = geography_for(records.root, cfg, real, geography)
+    counts = run_counts(records, quarter, cfg, residence, engine)
+    return indicators_from_counts(quarter, counts, cfg, population)

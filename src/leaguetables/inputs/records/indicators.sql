@@ -1,0 +1,191 @@
+-- Record-level indicators, written once in DuckDB's SQL dialect and run by DuckDB (the default engine) or, transpiled
+-- by sqlglot, by Spark SQL. Sections are "-- name: <step> [table|view|output]"; the dollar placeholders are filled from
+-- config/records/*.yaml by leaguetables.inputs.records.indicators (code lists, day counts, CASE expressions) and
+-- the quarter (qstart, qend: its first and last day). Inputs: the contract views apc, op, ae and the residence
+-- lookup (lsoa11 -> icb, imd_quintile). Outputs hold only whole-number counts, so both engines give identical results.
+
+-- name: episodes view
+-- each episode's position in its provider spell (same patient, provider and admission date; HES's definition),
+-- ordered by EPIORDER, then EPISTART, then EPIKEY so that ties are broken the same way everywhere
+SELECT PSEUDO_HESID AS pid, PROCODE3 AS procode, ADMIDATE AS admidate, DISDATE AS disdate,
+       ADMIMETH AS admimeth, CLASSPAT AS classpat, DISMETH AS dismeth,
+       CASE WHEN STARTAGE >= 7001 THEN 0 ELSE STARTAGE END AS age,
+       CASE WHEN SEX IN ('1', '2') THEN SEX ELSE '9' END AS sex,
+       LSOA11 AS lsoa11, DIAG_4_01 AS diag, OPERTN_4_01 AS opertn, OPDATE_01 AS opdate, DOD AS dod,
+       ROW_NUMBER() OVER (PARTITION BY PSEUDO_HESID, PROCODE3, ADMIDATE ORDER BY EPIORDER, EPISTART, EPIKEY) AS rn,
+       COUNT(*) OVER (PARTITION BY PSEUDO_HESID, PROCODE3, ADMIDATE) AS n
+FROM apc
+
+-- name: spells table
+-- provider spells: admission method, patient class, age, sex, residence, diagnosis and procedure from the first
+-- episode; discharge date and method from the last; the date of death (ONS) if any
+SELECT pid, procode, admidate,
+       MAX(CASE WHEN rn = n THEN disdate END) AS disdate,
+       MAX(CASE WHEN rn = 1 THEN admimeth END) AS admimeth,
+       MAX(CASE WHEN rn = 1 THEN classpat END) AS classpat,
+       MAX(CASE WHEN rn = n THEN dismeth END) AS dismeth,
+       MAX(CASE WHEN rn = 1 THEN age END) AS age,
+       MAX(CASE WHEN rn = 1 THEN sex END) AS sex,
+       MAX(CASE WHEN rn = 1 THEN lsoa11 END) AS lsoa11,
+       MAX(CASE WHEN rn = 1 THEN diag END) AS diag,
+       MAX(CASE WHEN rn = 1 THEN opertn END) AS opertn,
+       MAX(CASE WHEN rn = 1 THEN opdate END) AS opdate,
+       MAX(dod) AS dod
+FROM episodes
+GROUP BY pid, procode, admidate
+
+-- name: cips_steps view
+-- a provider spell continues the patient's previous one (same continuous inpatient spell, CIPS) when it was
+-- admitted by transfer within ${gap} days of that spell's discharge
+SELECT s.*,
+       CASE WHEN s.admimeth IN (${transfer}) AND s.prev_dis IS NOT NULL
+                 AND date_diff('day', s.prev_dis, s.admidate) BETWEEN 0 AND ${gap} THEN 0 ELSE 1 END AS new_cips
+FROM (SELECT sp.*, LAG(sp.disdate) OVER (PARTITION BY sp.pid ORDER BY sp.admidate, sp.disdate NULLS LAST, sp.procode)
+             AS prev_dis
+      FROM spells AS sp) AS s
+
+-- name: cips_marks view
+SELECT c.*,
+       SUM(c.new_cips) OVER (PARTITION BY c.pid ORDER BY c.admidate, c.disdate NULLS LAST, c.procode
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cips_no,
+       LEAD(c.new_cips) OVER (PARTITION BY c.pid ORDER BY c.admidate, c.disdate NULLS LAST, c.procode) AS next_new
+FROM cips_steps AS c
+
+-- name: cips view
+-- continuous inpatient spells: admission, age, sex, residence and diagnosis from the first provider spell;
+-- discharge, discharge method and the provider it is attributed to (the last provider) from the last
+SELECT pid, cips_no,
+       MAX(CASE WHEN new_cips = 1 THEN admidate END) AS admidate,
+       MAX(CASE WHEN next_new IS NULL OR next_new = 1 THEN disdate END) AS disdate,
+       MAX(CASE WHEN next_new IS NULL OR next_new = 1 THEN procode END) AS procode,
+       MAX(CASE WHEN next_new IS NULL OR next_new = 1 THEN dismeth END) AS dismeth,
+       MAX(CASE WHEN new_cips = 1 THEN admimeth END) AS admimeth,
+       MAX(CASE WHEN new_cips = 1 THEN classpat END) AS classpat,
+       MAX(CASE WHEN new_cips = 1 THEN age END) AS age,
+       MAX(CASE WHEN new_cips = 1 THEN sex END) AS sex,
+       MAX(CASE WHEN new_cips = 1 THEN lsoa11 END) AS lsoa11,
+       MAX(CASE WHEN new_cips = 1 THEN diag END) AS diag,
+       MAX(dod) AS dod
+FROM cips_marks
+GROUP BY pid, cips_no
+
+-- name: cips_seq table
+-- per CIPS: the discharge date of the patient's latest earlier emergency CIPS (comorbidity proxy) and the admission
+-- date of the first later emergency CIPS that can count as a readmission
+SELECT c.*,
+       MAX(CASE WHEN c.admimeth IN (${emergency}) THEN c.disdate END)
+           OVER (PARTITION BY c.pid ORDER BY c.cips_no ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prior_emerg_dis,
+       MIN(CASE WHEN c.admimeth IN (${emergency}) AND NOT (${readmit_excluded}) THEN c.admidate END)
+           OVER (PARTITION BY c.pid ORDER BY c.cips_no ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_emerg_adm
+FROM cips AS c
+
+-- name: los output
+-- length of stay of ordinary provider spells discharged in the quarter, elective and emergency
+SELECT procode AS trust_code,
+       CASE WHEN admimeth IN (${elective}) THEN 'elective' ELSE 'emergency' END AS admission,
+       CAST(COUNT(*) AS BIGINT) AS spells,
+       CAST(SUM(date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days
+FROM spells
+WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND classpat IN (${los_classpat})
+  AND (admimeth IN (${elective}) OR admimeth IN (${emergency}))
+GROUP BY 1, 2
+ORDER BY 1, 2
+
+-- name: preop output
+-- pre-operative bed days of elective ordinary spells with a procedure date, discharged in the quarter
+SELECT procode AS trust_code,
+       CAST(COUNT(*) AS BIGINT) AS spells,
+       CAST(SUM(date_diff('day', admidate, opdate)) AS BIGINT) AS preop_days,
+       CAST(SUM(CASE WHEN opdate > admidate THEN 1 ELSE 0 END) AS BIGINT) AS admitted_before_day_of_surgery
+FROM spells
+WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND admimeth IN (${elective})
+  AND classpat IN (${ordinary}) AND opdate IS NOT NULL
+GROUP BY 1
+ORDER BY 1
+
+-- name: day_case output
+-- elective spells discharged in the quarter whose first primary procedure is in the basket: day cases among them
+SELECT procode AS trust_code,
+       CAST(COUNT(*) AS BIGINT) AS spells,
+       CAST(SUM(CASE WHEN classpat IN (${day_case}) THEN 1 ELSE 0 END) AS BIGINT) AS day_cases
+FROM spells
+WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND admimeth IN (${elective})
+  AND (classpat IN (${ordinary}) OR classpat IN (${day_case})) AND (${in_basket})
+GROUP BY 1
+ORDER BY 1
+
+-- name: readmissions output
+-- CIPS discharged alive in the quarter (standard exclusions), attributed to the discharging provider; readmitted as
+-- an emergency (any provider) 0 to ${readmit_last_day} days after discharge
+SELECT procode AS trust_code,
+       CAST(COUNT(*) AS BIGINT) AS index_spells,
+       CAST(SUM(CASE WHEN next_emerg_adm IS NOT NULL
+                      AND date_diff('day', disdate, next_emerg_adm) BETWEEN 0 AND ${readmit_last_day}
+                     THEN 1 ELSE 0 END) AS BIGINT) AS readmissions
+FROM cips_seq
+WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}'
+  AND (dismeth IS NULL OR NOT (dismeth IN (${died}) OR dismeth IN (${stillbirth})))
+  AND NOT admimeth IN (${maternity_admimeth})
+  AND NOT (classpat IN (${regular}) OR classpat IN (${maternity_classpat}))
+  AND NOT (${index_excluded})
+GROUP BY 1
+ORDER BY 1
+
+-- name: mortality output
+-- SHMI-style strata: CIPS ending in the quarter (excluding stillbirths, maternity and regular attenders), deaths in
+-- hospital or within ${post_days} days of discharge
+SELECT procode AS trust_code, ${diagnosis_group} AS diagnosis_group, ${shmi_age_band} AS age_band, sex,
+       CASE WHEN admimeth IN (${elective}) THEN 'elective' WHEN admimeth IN (${emergency}) THEN 'emergency'
+            ELSE 'other' END AS admission,
+       CASE WHEN prior_emerg_dis IS NOT NULL AND date_diff('day', prior_emerg_dis, admidate) BETWEEN 0 AND ${lookback}
+            THEN 1 ELSE 0 END AS prior_emergency,
+       CAST(COUNT(*) AS BIGINT) AS spells,
+       CAST(SUM(CASE WHEN dismeth IN (${died})
+                       OR (dod IS NOT NULL AND date_diff('day', disdate, dod) BETWEEN 0 AND ${post_days})
+                     THEN 1 ELSE 0 END) AS BIGINT) AS deaths
+FROM cips_seq
+WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}'
+  AND (dismeth IS NULL OR NOT dismeth IN (${stillbirth}))
+  AND NOT admimeth IN (${maternity_admimeth})
+  AND NOT (classpat IN (${regular}) OR classpat IN (${maternity_classpat}))
+GROUP BY 1, 2, 3, 4, 5, 6
+ORDER BY 1, 2, 3, 4, 5, 6
+
+-- name: op_follow_up output
+-- attended outpatient appointments in the quarter: first and follow-up (face to face or by telephone)
+SELECT PROCODE3 AS trust_code,
+       CAST(SUM(CASE WHEN FIRSTATT IN (${op_first}) THEN 1 ELSE 0 END) AS BIGINT) AS first_attendances,
+       CAST(SUM(CASE WHEN FIRSTATT IN (${op_follow_up}) THEN 1 ELSE 0 END) AS BIGINT) AS follow_ups
+FROM op
+WHERE APPTDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' AND ATTENDED IN (${op_attended})
+GROUP BY 1
+ORDER BY 1
+
+-- name: ae_12hr output
+-- type 1 A&E attendances arriving in the quarter with a known duration: more than ${long_wait} minutes from arrival
+SELECT PROCODE3 AS trust_code,
+       CAST(COUNT(*) AS BIGINT) AS attendances,
+       CAST(SUM(CASE WHEN DEPDUR > ${long_wait} THEN 1 ELSE 0 END) AS BIGINT) AS over_12_hours
+FROM ae
+WHERE ARRIVALDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' AND AEDEPTTYPE IN (${ae_type1}) AND DEPDUR IS NOT NULL
+GROUP BY 1
+ORDER BY 1
+
+-- name: icb_strata output
+-- emergency admissions (CIPS admitted in the quarter) by ICB of residence, age band, sex and IMD quintile; and those
+-- with an ambulatory-care-sensitive primary diagnosis
+SELECT r.icb AS icb_code, ${icb_age_band} AS age_band, c.sex, r.imd_quintile,
+       CAST(COUNT(*) AS BIGINT) AS emergency_admissions,
+       CAST(SUM(CASE WHEN ${acsc} THEN 1 ELSE 0 END) AS BIGINT) AS acsc_admissions
+FROM cips_seq AS c
+JOIN residence AS r ON c.lsoa11 = r.lsoa11
+WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency})
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2, 3, 4
+
+-- name: icb_unmatched output
+-- emergency admissions in the quarter whose residence is missing or not in the lookup (left out of the ICB figures)
+SELECT CAST(COUNT(*) AS BIGINT) AS emergency_admissions
+FROM cips_seq AS c
+LEFT JOIN residence AS r ON c.lsoa11 = r.lsoa11
+WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency}) AND r.icb IS NULL
