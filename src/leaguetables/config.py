@@ -797,3 +797,61 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The synthetic record-level generator (leaguetables.inputs.records.generate): config/records/<id>.yaml
+# ---------------------------------------------------------------------------------------------------------------
+
+QUARTER_RE = r"^\d{4}-\d{2}-Q[1-4]$"
+
+
+class RecordScale(_Strict):
+    """One size of the synthetic record-level extract."""
+
+    population_fraction: float = Field(gt=0, le=1, description="share of the real ONS population drawn as patients")
+    quarters: list[str] = Field(min_length=1, description="financial quarters generated (YYYY-YY-QN), in order")
+    workers: int = Field(default=1, ge=1, le=8, description="worker processes (one ICB chunk each at a time)")
+    combine_files: bool = Field(default=True, description="one Parquet file per partition instead of one per ICB")
+
+    @field_validator("quarters")
+    @classmethod
+    def _quarters(cls, v: list[str]) -> list[str]:
+        bad = [q for q in v if not re.match(QUARTER_RE, q)]
+        if bad:
+            raise ValueError(f"quarters must look like 2025-26-Q4, got {bad[0]!r}")
+        if len(set(v)) != len(v):
+            raise ValueError("a quarter is listed twice")
+        return v
+
+
+class RecordGenerator(_Strict):
+    """Settings of the synthetic national record-level generator (seed, sizes, the fictional register's source)."""
+
+    id: str
+    version: str
+    description: str
+    seed: int = Field(ge=0)
+    demo_seed: int = Field(ge=0, description="seed of the demo register (inputs.demo) whose acute trust codes the "
+                                             "records use")
+    acute_trusts: int = Field(ge=1, description="acute trusts kept from the OHID catchments (the largest, by the "
+                                                "catchment-implied volume), matched to the demo's acute trusts")
+    scales: dict[str, RecordScale]
+    source: str
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, v: dict[str, RecordScale]) -> dict[str, RecordScale]:
+        missing = {"demo", "national"} - set(v)
+        if missing:
+            raise ValueError(f"scales must define {sorted(missing)}")
+        return v
+
+
+def load_record_generator(name_or_path: str | Path = "synthetic") -> RecordGenerator:
+    path = _resolve("records", name_or_path)
+    data = _load_yaml(path)
+    try:
+        return RecordGenerator.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_validation_message(path, exc, data)) from None

@@ -1,0 +1,1 @@
+"""Record-level hospital data (HES-format admitted patient care, outpatient and A&E records)."""
