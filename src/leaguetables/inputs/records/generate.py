@@ -252,7 +252,9 @@ def readmissions(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Ef
     p = np.where(idx["died"], 0.0, model.expit(model.readmission_logit(age, male, eff.trust["readmission"][t])))
     hit = np.flatnonzero(rng.random(len(p)) < p)
     when = idx["discharge"][hit] + rng.integers(0, 30, len(hit))
+    when = when + (when == idx["admit"][hit])  # a distinct spell: not on the index spell's admission day
     when = per.start + (when - per.start) % per.days  # after the quarter's end: wraps to its start (steady state)
+    when = np.where(when == idx["admit"][hit], per.start + (when + 1 - per.start) % per.days, when)
     cell = idx["cell"][hit]
     other = _trust_of(rng, geo, cells.ltla[cell])
     trust = np.where(rng.random(len(hit)) < model.READM_SAME_TRUST, t[hit], other)
@@ -453,6 +455,8 @@ def _apc_truth(truth: Truth, cells: Cells, em: dict, re: dict, el: dict, p_readm
     alive = ~em["died"]
     e_age, e_male = cells.age[em["cell"]][alive], cells.male[em["cell"]][alive]
     truth.add("trust", "readmission", em["trust"][alive], AGE_BANDS[e_age] * 2 + e_male, p_readm[alive])
+    r_age, r_male = cells.age[re["cell"]], cells.male[re["cell"]]  # readmission spells: index spells never followed
+    truth.add("trust", "readmission", re["trust"], AGE_BANDS[r_age] * 2 + r_male, np.zeros(len(r_age)))
     b = el["basket"]
     truth.add("trust", "daycase", el["trust"][b], el["proc"][b], el["p_daycase"][b])
 

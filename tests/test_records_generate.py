@@ -1,0 +1,124 @@
+"""The synthetic record-level generator (leaguetables.inputs.records.generate) at its demo scale.
+
+Needs the real geography in ../shared/data/real (ONS populations and lookups, IMD 2019, OHID catchments): every test
+skips, naming the folder, when it is absent. The truth-recovery figures are a simulation where the truth is known:
+the generator's own true standardised ratios (truth/ratios.csv) against the ratios a plain reading of the records
+gives (leaguetables.inputs.records.recovery); the full national-scale figure is benchmarks/bench_records_generate.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from leaguetables.inputs.records import generate, geography, recovery
+
+pytestmark = pytest.mark.realdata
+
+APC = ["PSEUDO_HESID", "EPIKEY", "PROCODE3", "ADMIDATE", "EPISTART", "EPIEND", "DISDATE", "EPIORDER", "ADMIMETH",
+       "CLASSPAT", "DISMETH", "STARTAGE", "SEX", "LSOA11", "DIAG_4_01", "OPERTN_4_01", "OPDATE_01", "DOD"]
+OP = ["PSEUDO_HESID", "ATTENDKEY", "PROCODE3", "APPTDATE", "FIRSTATT", "ATTENDED", "APPTAGE", "SEX", "LSOA11",
+      "TRETSPEF"]
+AE = ["PSEUDO_HESID", "AEKEY", "PROCODE3", "ARRIVALDATE", "ARRIVALTIME", "DEPDUR", "AEDEPTTYPE", "ARRIVALAGE", "SEX",
+      "LSOA11", "AEATTENDDISP"]
+
+
+@pytest.fixture(scope="module")
+def demo_records(tmp_path_factory):
+    if not geography.available():
+        pytest.skip(f"real geography absent: {geography.DEFAULT_REAL}")
+    out = tmp_path_factory.mktemp("records")
+    generate.run(generate.make_job("demo", out))
+    return out
+
+
+def _read(folder, dataset):
+    return pd.read_parquet(folder / dataset)
+
+
+@pytest.mark.parametrize("dataset,columns,key", [("apc", APC, "EPIKEY"), ("op", OP, "ATTENDKEY"),
+                                                   ("ae", AE, "AEKEY")])
+def test_records_have_the_contract_columns_unique_keys_and_fictional_providers(demo_records, dataset, columns, key):
+    files = sorted((demo_records / dataset).rglob("*.parquet"))
+    assert files and all("FYEAR=2526" in str(f) and "QUARTER=Q4" in str(f) for f in files)
+    schema = pq.read_schema(files[0])
+    assert schema.names == columns
+    df = _read(demo_records, dataset)
+    assert df[key].is_unique and len(df) > 50_000
+    assert df["PROCODE3"].str.fullmatch(r"DEMO-A\d{3}").all()
+    assert df["LSOA11"].str.startswith("E01").all()
+
+
+def test_apc_episodes_are_coherent(demo_records):
+    apc = _read(demo_records, "apc")
+    for c in ("ADMIDATE", "EPISTART", "EPIEND", "DISDATE", "OPDATE_01", "DOD"):
+        apc[c] = pd.to_datetime(apc[c])
+    assert (apc["EPISTART"] >= apc["ADMIDATE"]).all() and (apc["EPIEND"] >= apc["EPISTART"]).all()
+    assert apc["ADMIDATE"].between("2026-01-01", "2026-03-31").all()
+    last = apc["DISDATE"].notna()
+    assert (apc.loc[~last, "DISMETH"] == "8").all() and (apc.loc[last, "DISMETH"] != "8").all()
+    died = apc["DISMETH"] == "4"
+    assert (apc.loc[died, "DOD"] == apc.loc[died, "DISDATE"]).all()
+    assert set(apc["CLASSPAT"]) == {"1", "2"} and set(apc["EPIORDER"]) == {1, 2}
+    assert apc["STARTAGE"].between(0, 90).all() and set(apc["SEX"]) == {"1", "2"}
+    spells = apc.groupby(["PSEUDO_HESID", "PROCODE3", "ADMIDATE"])["DISDATE"].count()
+    assert (spells == 1).all()  # exactly one episode of every spell carries the discharge
+
+
+def test_registers_are_fictional_and_match_the_demo_acute_trusts(demo_records):
+    trusts = pd.read_csv(demo_records / "registers" / "trusts.csv")
+    icbs = pd.read_csv(demo_records / "registers" / "icbs.csv")
+    assert len(trusts) == 134 and trusts["trust_code"].str.fullmatch(r"DEMO-A\d{3}").all()
+    assert trusts["trust_name"].str.contains(" Demo ").all()
+    assert len(icbs) == 42 and icbs["icb_code"].str.fullmatch(r"DEMO-I\d{2}").all()
+    assert icbs["icb_name"].str.contains(" Demo Integrated Care Board").all()
+    assert not icbs["icb_name"].str.contains("NHS").any()
+    manifest = json.loads((demo_records / "manifest.json").read_text())
+    assert manifest["fictional"] is True and manifest["scale"] == "demo"
+
+
+def test_population_represented_is_the_ons_population_times_the_fraction(demo_records):
+    """The ONS mid-2020 LSOA total for England (56,550,138, geography_population/SOURCE.md) × 0.03."""
+    pop = pd.read_csv(demo_records / "geography" / "population.csv")
+    assert pop["population"].sum() == pytest.approx(56_550_138 * 0.03, rel=1e-6)
+    assert pop["icb_code"].nunique() == 42 and set(pop["imd_quintile"]) == {1, 2, 3, 4, 5}
+
+
+def test_generation_is_deterministic_in_the_chunk_streams(demo_records):
+    """Chunks draw from their own streams: one ICB's chunk is identical whatever ran before it."""
+    job = generate.make_job("demo", demo_records)
+    geo = geography.load(job.real, seed=job.seed, demo_seed=job.demo_seed, acute_trusts=job.acute_trusts)
+    eff = generate.draw_effects(job.seed, len(geo.trust_codes), len(geo.icb_codes))
+    readm = generate.readmission_factor(geo, eff)
+    per = generate.period("2025-26-Q4")
+    a, _ = generate.simulate_chunk(geo, eff, per, 5, job.fraction, job.seed, readm)
+    generate.simulate_chunk(geo, eff, per, 6, job.fraction, job.seed, readm)
+    b, _ = generate.simulate_chunk(geo, eff, per, 5, job.fraction, job.seed, readm)
+    assert a["apc"].equals(b["apc"]) and a["ae"].equals(b["ae"]) and a["op"].equals(b["op"])
+
+
+def test_truth_is_recovered_by_standardised_ratios(demo_records):
+    """Simulation with known truth (one demo-scale draw, 3% of the population for one quarter): the 95% intervals
+    of the count outcomes cover the true ratios 93–97% pooled (656 intervals; the band allows for their sampling
+    error), and the outcomes with enough events per organisation correlate ≥ 0.9 with the truth."""
+    table = recovery.recovery(demo_records).set_index(["org_type", "outcome"])
+    counts = table[table["poisson_count"]]
+    pooled = counts["covered"].sum() / counts["organisations"].sum()
+    assert 0.93 <= pooled <= 0.985, table
+    for key in [("icb", "emergency"), ("trust", "ae_12hr"), ("trust", "daycase")]:
+        assert table.loc[key, "corr_ratio"] >= 0.9, table
+
+
+def test_catchment_choice_inverts_the_trust_shares():
+    """Bayes' rule with volumes solved to the areas' demand: with shares that allow it exactly, the implied
+    admissions per area equal the demand and the choice rows sum to 1."""
+    share = np.array([[0.5, 0.5, 0.0], [0.0, 0.25, 0.75]])
+    demand = np.array([100.0, 150.0, 150.0])
+    choice, vol = generate.geography.catchment_choice(share, demand, iterations=2000)
+    assert np.allclose(vol @ share, demand, rtol=1e-6)
+    assert np.allclose(choice.sum(axis=1), 1)
+    assert np.allclose(choice[0], [1, 0]) and np.allclose(choice[2], [0, 1])
