@@ -1,1 +1,3 @@
-"""Record-level hospital data (HES-format admitted patient care, outpatient and A&E records)."""
+"""Record-level hospital data (HES-format APC episodes, outpatient and A&E attendances): the validating contract
+(:mod:`.contract`), the indicators computed from it (:mod:`.indicators`) and the synthetic national generator
+(:mod:`.generate`, over the real geography of :mod:`.geography`, with the known model of :mod:`.model`)."""
