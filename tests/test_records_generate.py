@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from leaguetables.inputs.records import generate, geography, recovery
+from leaguetables.inputs.records import contract, generate, geography, recovery
 
 pytestmark = pytest.mark.realdata
 
@@ -49,7 +49,7 @@ def test_records_have_the_contract_columns_unique_keys_and_fictional_providers(d
     assert schema.names == columns
     df = _read(demo_records, dataset)
     assert df[key].is_unique and len(df) > 50_000
-    assert df["PROCODE3"].str.fullmatch(r"DEMO-A\d{3}").all()
+    assert df["PROCODE3"].str.fullmatch(r"Z[0-9A-Z]{2}").all()  # fictional: no NHS trust code begins with Z
     assert df["LSOA11"].str.startswith("E01").all()
 
 
@@ -73,6 +73,7 @@ def test_registers_are_fictional_and_match_the_demo_acute_trusts(demo_records):
     trusts = pd.read_csv(demo_records / "registers" / "trusts.csv")
     icbs = pd.read_csv(demo_records / "registers" / "icbs.csv")
     assert len(trusts) == 134 and trusts["trust_code"].str.fullmatch(r"DEMO-A\d{3}").all()
+    assert trusts["procode3"].is_unique and (trusts["procode3"] == trusts["trust_code"].map(geography.procode3)).all()
     assert trusts["trust_name"].str.contains(" Demo ").all()
     assert len(icbs) == 42 and icbs["icb_code"].str.fullmatch(r"DEMO-I\d{2}").all()
     assert icbs["icb_name"].str.contains(" Demo Integrated Care Board").all()
@@ -92,7 +93,7 @@ def test_generation_is_deterministic_in_the_chunk_streams(demo_records):
     """Chunks draw from their own streams: one ICB's chunk is identical whatever ran before it."""
     job = generate.make_job("demo", demo_records)
     geo = geography.load(job.real, seed=job.seed, demo_seed=job.demo_seed, acute_trusts=job.acute_trusts)
-    eff = generate.draw_effects(job.seed, len(geo.trust_codes), len(geo.icb_codes))
+    eff = generate.draw_effects(job.seed, geo.trust_codes, len(geo.icb_codes))
     readm = generate.readmission_factor(geo, eff)
     per = generate.period("2025-26-Q4")
     a, _ = generate.simulate_chunk(geo, eff, per, 5, job.fraction, job.seed, readm)
@@ -111,6 +112,19 @@ def test_truth_is_recovered_by_standardised_ratios(demo_records):
     assert 0.93 <= pooled <= 0.985, table
     for key in [("icb", "emergency"), ("trust", "ae_12hr"), ("trust", "daycase")]:
         assert table.loc[key, "corr_ratio"] >= 0.9, table
+
+
+def test_records_pass_the_record_level_contract(demo_records):
+    """The generated folder loads through the validating contract loader (every row checked in DuckDB)."""
+    records = contract.load_records(demo_records)
+    assert records.exclusions.empty
+
+
+def test_procode3_is_z_and_base36():
+    assert geography.procode3("DEMO-A001") == "Z01" and geography.procode3("DEMO-A036") == "Z10"
+    assert geography.procode3("DEMO-A134") == "Z3Q"
+    with pytest.raises(ValueError):
+        geography.procode3("RXX")
 
 
 def test_catchment_choice_inverts_the_trust_shares():

@@ -26,17 +26,22 @@ from leaguetables.errors import InputError
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
 
-TrustType = Literal["acute", "mental_health_community", "ambulance"]
-TRUST_TYPES: tuple[str, ...] = ("acute", "mental_health_community", "ambulance")
+# Organisation types of the register (the column is called trust_type for history): the three provider types and
+# integrated care boards (``icb``, scored on ICB-of-residence metrics; the 2026/27 framework segments the 42 ICBs).
+TrustType = Literal["acute", "mental_health_community", "ambulance", "icb"]
+TRUST_TYPES: tuple[str, ...] = ("acute", "mental_health_community", "ambulance", "icb")
+PROVIDER_TYPES: tuple[str, ...] = ("acute", "mental_health_community", "ambulance")
 TRUST_TYPE_LABELS = {
     "acute": "Acute trust",
     "mental_health_community": "Mental health and community trust",
     "ambulance": "Ambulance trust",
+    "icb": "Integrated care board",
 }
 TRUST_TYPE_PLURAL = {
     "acute": "Acute trusts",
     "mental_health_community": "Mental health and community trusts",
     "ambulance": "Ambulance trusts",
+    "icb": "Integrated care boards",
 }
 
 SAFE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

@@ -259,6 +259,8 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
 
     blocks, truth_blocks, coef_rows, eff_rows = [], [], [], []
     for metric in catalogue.metrics:
+        if metric.id not in SPEC:  # record-level metrics: drawn from records (write), no aggregate model
+            continue
         spec = SPEC[metric.id]
         elig = np.isin(ttype, metric.trust_types)
         idx = np.flatnonzero(elig)
@@ -452,10 +454,16 @@ def _frame(blocks: list[tuple[dict, int]]) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def write(out: Path, seed: int = DEFAULT_SEED) -> Path:
+def write(out: Path, seed: int = DEFAULT_SEED, *, records: bool = True) -> Path:
+    """Write the demo's contract files, truth and README to ``out``. With ``records`` (and the real geography
+    present), the latest quarter also gets the record-level metrics and the ICBs from synthetic records written to
+    ``out/records`` (:mod:`leaguetables.inputs.records.demo_quarter`); without the real data the demo is the
+    aggregate one alone, and ``demo-source.json`` says so."""
     out = Path(out)
     (out / "truth").mkdir(parents=True, exist_ok=True)
-    for name, df in generate(seed).items():
+    frames = generate(seed)
+    record_info = _add_records(frames, out, seed) if records else None
+    for name, df in frames.items():
         df.to_csv(out / f"{name}.csv", index=False, lineterminator="\n", float_format="%.10g")
     (out / "README.md").write_text(
         "# Synthetic demo data (fictional trusts)\n\n"
@@ -465,9 +473,25 @@ def write(out: Path, seed: int = DEFAULT_SEED) -> Path:
         "the true value and true expected value of every trust, quarter and metric, planted outliers and changes,\n"
         "and the scenario arguments).\n",
         encoding="utf-8")
-    (out / DEMO_MARKER).write_text(json.dumps({"source": "demo", "generator": "leaguetables.inputs.demo", "seed": seed},
-                                              indent=1) + "\n", encoding="utf-8")
+    (out / DEMO_MARKER).write_text(json.dumps({"source": "demo", "generator": "leaguetables.inputs.demo", "seed": seed,
+                                               "records": record_info}, indent=1) + "\n", encoding="utf-8")
     return out
+
+
+def _add_records(frames: dict[str, pd.DataFrame], out: Path, seed: int) -> dict | None:
+    """Generate the demo-scale records (if the real geography is present) and add their rows to ``frames``."""
+    # leaguetables.inputs.records imports this module (the register and effects of the records are the demo's):
+    # imported here to break that cycle
+    from leaguetables.inputs.records import demo_quarter, generate as records_generate, geography
+
+    if seed != DEFAULT_SEED or not geography.available():
+        return None
+    job = records_generate.make_job("demo", out / "records")
+    manifest = records_generate.run(job, 1, demo_effects=frames["truth/trust_effects"])
+    quarter = job.quarters[-1]
+    frames.update(demo_quarter.merge_into_demo(frames, job.out, quarter))
+    return {"folder": "records", "quarter": quarter, "rows": manifest["rows"],
+            "generator": "leaguetables.inputs.records.generate"}
 
 
 DEMO_MARKER = "demo-source.json"  # written beside the demo's contract files: their provenance, for the labels

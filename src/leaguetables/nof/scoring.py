@@ -502,6 +502,8 @@ def segmentation_population(trust_type: pd.Series, average: pd.Series, rule: str
         named = list(pool_types) if pool_types is not None else types
         absent = [t for t in named if t not in types]
         text = f"pooled averages of {' + '.join(types)} ({int(m.sum())} trusts)"
+        own = sorted(pd.unique(tt[~_pool_mask(tt, pool_types) & ok & tt.notna()].astype(str)))
+        text += f"; {', '.join(own)} (outside the pool): averages of their own type" if own else ""
         return text + (f"; configured but absent: {', '.join(absent)}" if absent else "")
     if rule == "quartiles_within_type":
         return "averages of the trust's own type"
@@ -528,7 +530,9 @@ def _cut_points(
         tt = trust_type.reindex(average.index)
         pooled = quartile_cut_points(average[_pool_mask(tt, pool_types)])
     for t in types:
-        if rule == "quartiles_pooled":
+        if rule == "quartiles_pooled" and pool_types is not None and t not in pool_types:
+            cuts[t] = quartile_cut_points(average[trust_type == t])  # outside the pool (ICBs): its own quartiles
+        elif rule == "quartiles_pooled":
             cuts[t] = pooled
         elif rule == "quartiles_within_type":
             cuts[t] = quartile_cut_points(average[trust_type == t])

@@ -516,7 +516,8 @@ def _fast_league(qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: 
     for t in sorted(set(tt)):
         cols = np.flatnonzero(tt == t)
         a = avg[:, cols]
-        if qd.segmentation_rule == "quartiles_within_type":
+        outside_pool = pooled_cuts is not None and qd.pool_types is not None and t not in qd.pool_types
+        if qd.segmentation_rule == "quartiles_within_type" or outside_pool:  # as scoring._cut_points
             cuts = np.percentile(a, scoring.QUARTILES, axis=1)[:, :, None]
         elif pooled_cuts is not None:
             cuts = pooled_cuts

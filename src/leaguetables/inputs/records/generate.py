@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from leaguetables.config import PROJECT_ROOT, load_record_generator
 from leaguetables.errors import InputError
+from leaguetables.inputs import demo
 from leaguetables.inputs.records import geography, model
 from leaguetables.inputs.records.geography import AGES, Geography
 
@@ -78,11 +79,26 @@ class Effects:
     icb: dict[str, np.ndarray]    # outcome -> (42,)
 
 
-def draw_effects(seed: int, n_trust: int, n_icb: int) -> Effects:
+def draw_effects(seed: int, trust_codes: np.ndarray, n_icb: int, demo_effects: pd.DataFrame | None = None) -> Effects:
+    """The true effects: drawn from ``default_rng([seed, 0])``; with ``demo_effects`` (the demo's
+    ``truth/trust_effects``: metric_id, trust_code, effect) the outcomes of :data:`model.DEMO_EFFECTS` take the demo
+    trust's own effect instead (the draws are made all the same, so the others do not depend on it)."""
     rng = np.random.default_rng([seed, 0])
-    trust = {k: rng.normal(0, sd, n_trust) for k, sd in model.TRUST_EFFECT_SD.items()}
+    trust = {k: rng.normal(0, sd, len(trust_codes)) for k, sd in model.TRUST_EFFECT_SD.items()}
     icb = {k: rng.normal(0, sd, n_icb) for k, sd in model.ICB_EFFECT_SD.items()}
+    if demo_effects is not None:
+        for outcome, metric_id in model.DEMO_EFFECTS.items():
+            own = demo_effects[demo_effects["metric_id"] == metric_id].set_index("trust_code")["effect"]
+            values = own.reindex(trust_codes).to_numpy(float)
+            if np.isnan(values).any():
+                raise InputError(f"the demo has no {metric_id} effect for some record-level trusts")
+            trust[outcome] = values
     return Effects(trust, icb)
+
+
+def demo_trust_effects(demo_seed: int) -> pd.DataFrame:
+    """The demo's true trust effects (:func:`leaguetables.inputs.demo.generate` with its seed)."""
+    return demo.generate(demo_seed)["truth/trust_effects"]
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
@@ -343,7 +359,7 @@ def apc_table(rng: np.random.Generator, geo: Geography, cells: Cells, s: dict, e
     return pa.table({
         "PSEUDO_HESID": _patients(s["patient"][spell]),
         "EPIKEY": _ids("E", epi_base, len(spell)),
-        "PROCODE3": _strings(list(geo.trust_codes), s["trust"][spell]),
+        "PROCODE3": _strings(list(geo.trust_procode), s["trust"][spell]),
         "ADMIDATE": _dates(s["admit"][spell]),
         "EPISTART": _dates(start),
         "EPIEND": _dates(end),
@@ -387,7 +403,7 @@ def ae_table(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effect
     return pa.table({
         "PSEUDO_HESID": _patients(key_base + np.arange(n)),
         "AEKEY": _ids("A", key_base, n),
-        "PROCODE3": _strings(list(geo.trust_codes), trust),
+        "PROCODE3": _strings(list(geo.trust_procode), trust),
         "ARRIVALDATE": _dates(per.start + rng.integers(0, per.days, n)),
         "ARRIVALTIME": hhmm,
         "DEPDUR": pa.array(depdur, pa.int64()),
@@ -419,7 +435,7 @@ def op_table(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effect
     return pa.table({
         "PSEUDO_HESID": _patients(key_base + owner),
         "ATTENDKEY": _ids("O", key_base, n),
-        "PROCODE3": _strings(list(geo.trust_codes), trust[owner]),
+        "PROCODE3": _strings(list(geo.trust_procode), trust[owner]),
         "APPTDATE": _dates(per.start + rng.integers(0, per.days, n)),
         "FIRSTATT": _strings(["1", "2", "3", "4"], firstatt),
         "ATTENDED": _strings(["5", "6", "3", "2", "7"], attended),
@@ -501,10 +517,10 @@ class Job:
 _STATE: dict = {}
 
 
-def _setup(job: Job) -> None:
+def _setup(job: Job, demo_effects: pd.DataFrame | None) -> None:
     """Per process: the geography, effects and readmission factors (deterministic, so every worker agrees)."""
     geo = geography.load(job.real, seed=job.seed, demo_seed=job.demo_seed, acute_trusts=job.acute_trusts)
-    eff = draw_effects(job.seed, len(geo.trust_codes), len(geo.icb_codes))
+    eff = draw_effects(job.seed, geo.trust_codes, len(geo.icb_codes), demo_effects)
     _STATE.update(job=job, geo=geo, eff=eff, readm=readmission_factor(geo, eff))
 
 
@@ -527,9 +543,13 @@ def _task(arg: tuple[int, int]) -> tuple[dict[str, pa.Table] | None, pd.DataFram
     return None, truth.frame(), counts
 
 
-def run(job: Job, workers: int = 1) -> dict:
-    """Generate every chunk (quarter × ICB), write the records, the truth and the registers; return the manifest."""
-    _setup(job)
+def run(job: Job, workers: int = 1, demo_effects: pd.DataFrame | None = None) -> dict:
+    """Generate every chunk (quarter × ICB), write the records, the truth and the registers; return the manifest.
+
+    ``demo_effects``: the demo's ``truth/trust_effects`` (computed from the demo seed when not given)."""
+    if demo_effects is None:
+        demo_effects = demo_trust_effects(job.demo_seed)
+    _setup(job, demo_effects)
     geo = _STATE["geo"]
     t0 = time.perf_counter()
     tasks = [(qi, icb) for qi in range(len(job.quarters)) for icb in range(len(geo.icb_codes))]
@@ -539,7 +559,7 @@ def run(job: Job, workers: int = 1) -> dict:
     truths, counts = [], {"apc": 0, "op": 0, "ae": 0}
     pending: dict[tuple[str, int], list[pa.Table]] = {}
     if workers > 1:
-        with ProcessPoolExecutor(workers, initializer=_setup, initargs=(job,)) as pool:
+        with ProcessPoolExecutor(workers, initializer=_setup, initargs=(job, demo_effects)) as pool:
             results = pool.map(_task, tasks)
             _collect(results, tasks, truths, counts, pending)
     else:
@@ -613,10 +633,13 @@ def _write_registers(job: Job, geo: Geography) -> None:
     reg.mkdir(parents=True, exist_ok=True)
     geo_dir.mkdir(parents=True, exist_ok=True)
     trusts = geography._acute_register(job.demo_seed)
-    trusts[trusts["trust_code"].isin(geo.trust_codes)].drop(columns="population").to_csv(
-        reg / "trusts.csv", index=False, lineterminator="\n")
+    trusts = trusts[trusts["trust_code"].isin(geo.trust_codes)].drop(columns="population")
+    trusts.insert(1, "procode3", [geography.procode3(c) for c in trusts["trust_code"]])
+    trusts.to_csv(reg / "trusts.csv", index=False, lineterminator="\n")
     pd.DataFrame({"icb_code": geo.icb_codes, "icb_name": geo.icb_names, "region": geo.icb_region}).to_csv(
         reg / "icbs.csv", index=False, lineterminator="\n")
+    geography.icb_covariates(job.real, geo).to_csv(geo_dir / "icb_demographics.csv", index=False,
+                                                   lineterminator="\n", float_format="%.10g")
     pd.DataFrame({"LSOA11": geo.lsoa, "icb_code": geo.icb_codes[geo.lsoa_icb], "imd_quintile": geo.lsoa_imdq}) \
         .to_csv(geo_dir / "lsoa_icb.csv", index=False, lineterminator="\n")
     frames = []

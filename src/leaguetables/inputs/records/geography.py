@@ -22,6 +22,7 @@ trusts are the demo register's acute trusts (``DEMO-A001`` …, matched to the r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,8 @@ FILES = {
     "icb_names": "geography_population/icb23_names_codes_en.csv",
     "imd": "trust_catchment_demographics/imd2019_lsoa11_ranks_deciles.csv",
     "catchment": "trust_catchment_demographics/ohid_catchment_trust22_to_ltla21.csv",
+    "imd_ltla": "trust_catchment_demographics/imd2019_ltla22.csv",
+    "rural_ltla": "trust_catchment_demographics/ruc2011_pct_rural_pop_ltla21_derived.csv",
 }
 
 
@@ -50,15 +53,30 @@ class Geography:
 
     lsoa: np.ndarray          # (n_lsoa,) LSOA 2011 codes (E01…), sorted by ICB then code
     lsoa_icb: np.ndarray      # (n_lsoa,) ICB index 0 … 41 (into icb_codes)
-    lsoa_ltla: np.ndarray     # (n_lsoa,) LTLA index (into the rows of choice)
+    lsoa_ltla: np.ndarray     # (n_lsoa,) LTLA index (into ltla and the rows of choice)
+    ltla: np.ndarray          # (n_ltla,) LTLA 2022 codes (= LAD 2021 in England), sorted
     lsoa_imdq: np.ndarray     # (n_lsoa,) IMD 2019 quintile, 1 = most deprived
     pop: np.ndarray           # (n_lsoa, 91) persons by single year of age (ONS mid-2020)
     female: np.ndarray        # (42, 91) female share by ICB and age (ONS mid-2022)
     icb_codes: np.ndarray     # (42,) fictional ICB codes, DEMO-I01 …
     icb_names: np.ndarray     # (42,) fictional ICB names
     icb_region: np.ndarray    # (42,) NHS region of the ICB (real region names)
-    trust_codes: np.ndarray   # (n_trust,) fictional acute trust codes of the demo register
+    trust_codes: np.ndarray   # (n_trust,) fictional acute trust codes of the demo register (DEMO-A001 …)
+    trust_procode: np.ndarray  # (n_trust,) their 3-character provider codes in the records (PROCODE3: Z01 …)
     choice: np.ndarray        # (n_ltla, n_trust) P(admitted to trust | resident of LTLA); rows sum to 1
+
+
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def procode3(trust_code: str) -> str:
+    """The 3-character provider code (HES ``PROCODE3``) of a demo trust in the records: ``DEMO-A001`` → ``Z01``,
+    ``DEMO-A036`` → ``Z10`` (``Z`` and the trust's number in base 36). No NHS trust has a ``Z`` code."""
+    m = re.fullmatch(r"DEMO-A(\d{3})", trust_code)
+    if not m or not 0 < int(m.group(1)) < 36 * 36:
+        raise ValueError(f"not a demo acute trust code: {trust_code!r}")
+    i = int(m.group(1))
+    return "Z" + _BASE36[i // 36] + _BASE36[i % 36]
 
 
 def _read(root: Path, key: str, **kw) -> pd.DataFrame:
@@ -144,9 +162,9 @@ def load(root: Path | str = DEFAULT_REAL, *, seed: int, demo_seed: int, acute_tr
     keep = np.argsort(lsoa_icb.to_numpy(), kind="stable")  # LSOAs grouped by fictional ICB
     return Geography(
         lsoa=look["lsoa11_code"].to_numpy(object)[keep], lsoa_icb=lsoa_icb.to_numpy(int)[keep],
-        lsoa_ltla=lsoa_ltla[keep], lsoa_imdq=((decile + 1) // 2).astype(np.int8)[keep], pop=persons[keep],
+        lsoa_ltla=lsoa_ltla[keep], ltla=ltla, lsoa_imdq=((decile + 1) // 2).astype(np.int8)[keep], pop=persons[keep],
         female=female[order], icb_codes=icb_codes, icb_names=icb_names, icb_region=region[order],
-        trust_codes=codes, choice=choice)
+        trust_codes=codes, trust_procode=np.array([procode3(c) for c in codes], dtype=object), choice=choice)
 
 
 def _trust_choice(root: Path, ltla: np.ndarray, demand: np.ndarray, demo_seed: int,
@@ -177,3 +195,28 @@ def _trust_choice(root: Path, ltla: np.ndarray, demand: np.ndarray, demo_seed: i
     codes[np.argsort(-vol, kind="stable")] = by_size
     order = np.argsort(codes)
     return choice[:, order], codes[order]
+
+
+def icb_covariates(root: Path | str, geo: Geography) -> pd.DataFrame:
+    """The demographics of each (fictional) ICB in the columns of the data contract's ``demographics.csv``.
+
+    ``population`` and the shares aged 65+ and 85+: ONS mid-2020 LSOA persons; ``imd_score``: the IMD 2019 average
+    score of the LTLAs (MHCLG, LAD 2022) weighted by the ICB's residents in each; ``rural_share``: the RUC 2011 rural
+    share of the LTLAs, weighted likewise; ``ethnic_minority_share``: not available here (missing)."""
+    root = Path(root)
+    imd = _read(root, "imd_ltla", usecols=["ltla22_code", "Score"]).set_index("ltla22_code")["Score"]
+    rural = _read(root, "rural_ltla").set_index("ltla21_code")["pct_rural_ruc2011"]
+    persons = geo.pop.sum(axis=1)
+    rows = []
+    for i, code in enumerate(geo.icb_codes):
+        sel = geo.lsoa_icb == i
+        w = np.bincount(geo.lsoa_ltla[sel], weights=persons[sel], minlength=len(geo.ltla))
+        share = w / w.sum()
+        rows.append({
+            "trust_code": code, "population": float(np.round(persons[sel].sum(), -2)),
+            "share_65plus": geo.pop[sel][:, 65:].sum() / persons[sel].sum(),
+            "share_85plus": geo.pop[sel][:, 85:].sum() / persons[sel].sum(),
+            "imd_score": float(share @ imd.reindex(geo.ltla).fillna(0).to_numpy(float)),
+            "rural_share": float(share @ rural.reindex(geo.ltla).fillna(0).to_numpy(float)),
+            "ethnic_minority_share": np.nan})
+    return pd.DataFrame(rows).round({"share_65plus": 4, "share_85plus": 4, "imd_score": 2, "rural_share": 4})

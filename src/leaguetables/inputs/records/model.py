@@ -36,10 +36,16 @@ DEP_RR = {  # IMD quintile 1 (most deprived) … 5
     "op_first": np.array([1.10, 1.05, 1.00, 0.97, 0.93]),
 }
 
+# Levels are set so that the demo quarter's record-level figures are near the demo's aggregate ones (mean stay 4.8
+# days, day cases 82%, readmissions 11%, 12 hours in A&E 8%, 1.7 follow-ups per first attendance).
 # Between-organisation SDs of the true effects (log or logit scale of each outcome's model).
 TRUST_EFFECT_SD = {"los": 0.10, "daycase": 0.35, "readmission": 0.15, "mortality": 0.15, "followup": 0.12,
                    "ae_12hr": 0.40}
 ICB_EFFECT_SD = {"emergency": 0.08, "acsc": 0.15}
+# Outcomes whose trust effects are the demo's own (inputs.demo truth/trust_effects.csv, the same SDs), so that the
+# demo's acute trusts keep their standing from the aggregate quarters into the record-level one.
+DEMO_EFFECTS = {"los": "los_emergency", "daycase": "daycase_rate", "readmission": "readmissions_30d",
+                "followup": "op_followup_ratio", "ae_12hr": "ae_12hr"}
 
 # Emergency diagnosis groups: ICD-10 4-character codes, ACSC or not, relative frequency at 60 and its change per
 # 10 years of age (log scale), mortality intercept (logit at 60, male 0), mean length of stay at 60 (days).
@@ -63,8 +69,8 @@ GROUPS = [
 ]
 ACSC_CODES = sorted(c for g in GROUPS if g["acsc"] for c in g["codes"])
 MORT_AGE, MORT_MALE, IN_HOSPITAL_DEATHS = 0.045, 0.15, 0.55  # per year of age; male; share of deaths in hospital
-LOS_AGE, LOS_SHAPE = 0.012, 1.5  # log mean per year of age; gamma mixing shape (overdispersed bed days)
-READM_ALPHA, READM_AGE, READM_MALE, READM_SAME_TRUST = -2.3, 0.008, 0.10, 0.85
+LOS_AGE, LOS_SHAPE, LOS_SCALE = 0.012, 1.5, 1.1  # log mean per year of age; gamma mixing shape (overdispersed bed days)
+READM_ALPHA, READM_AGE, READM_MALE, READM_SAME_TRUST = -1.7, 0.008, 0.10, 0.85
 SECOND_EPISODE = 0.15  # share of spells of 2+ days with a second consultant episode
 
 # Elective procedures: OPCS-4 code, diagnosis, in the day-case basket, relative frequency, logit of the day-case
@@ -87,9 +93,9 @@ PROCEDURES = [
 ]
 BASKET_OPCS = sorted(p["opcs"] for p in PROCEDURES if p["basket"])
 
-AE_ALPHA, AE_AGE = -3.2, 0.02  # logit of 12 hours or more in a type 1 department, per year of age over 50
+AE_ALPHA, AE_AGE = -2.7, 0.02  # logit of 12 hours or more in a type 1 department, per year of age over 50
 AE_TYPES, AE_TYPE_P = ["01", "02", "03", "04"], [0.75, 0.02, 0.22, 0.01]
-FOLLOWUP_MEAN, FOLLOWUP_AGE = 1.5, 0.004  # follow-ups per first attendance at 50, per year of age (log)
+FOLLOWUP_MEAN, FOLLOWUP_AGE = 1.7, 0.004  # follow-ups per first attendance at 50, per year of age (log)
 
 EMERGENCY_METHODS = ["21", "22", "23", "24", "28", "2A", "2B", "2D"]
 EMERGENCY_METHODS_P = [0.70, 0.12, 0.02, 0.03, 0.05, 0.04, 0.02, 0.02]
@@ -123,7 +129,7 @@ def readmission_logit(age: np.ndarray, male: np.ndarray, effect: np.ndarray) -> 
 
 
 def los_mean(group: np.ndarray, age: np.ndarray, effect: np.ndarray) -> np.ndarray:
-    return np.array([g["los"] for g in GROUPS])[group] * np.exp(LOS_AGE * (age - 60) + effect)
+    return LOS_SCALE * np.array([g["los"] for g in GROUPS])[group] * np.exp(LOS_AGE * (age - 60) + effect)
 
 
 def ae12_logit(age: np.ndarray, effect: np.ndarray) -> np.ndarray:

@@ -136,7 +136,10 @@ def recovery(folder: Path) -> pd.DataFrame:
     """Per outcome: organisations, correlation of estimated and true ratios, of log ratio and true effect, and the
     coverage of the 95% intervals (counts of events; bed days and day cases are not Poisson counts)."""
     folder = Path(folder)
-    est = pd.concat([trust_ratios(folder), icb_ratios(folder)], ignore_index=True)
+    trusts = trust_ratios(folder)
+    reg = pd.read_csv(folder / "registers" / "trusts.csv")
+    trusts["org_code"] = trusts["org_code"].map(dict(zip(reg["procode3"], reg["trust_code"])))
+    est = pd.concat([trusts, icb_ratios(folder)], ignore_index=True)
     truth = pd.read_csv(folder / "truth" / "ratios.csv")
     eff = pd.read_csv(folder / "truth" / "effects.csv")
     m = est.merge(truth, on=["org_type", "org_code", "outcome"]).merge(eff, on=["org_type", "org_code", "outcome"])
