@@ -212,3 +212,20 @@ def test_peer_position_missing_values():
     assert pos.at["B", "peer_n"] == 3 and pos.at["B", "peer_rank"] == 1
     with pytest.raises(PeerError, match="direction"):
         peer_position(vals, peers, "sideways")
+
+
+def test_a_variable_missing_for_a_whole_group_is_not_used_for_that_group():
+    """ICBs have no ethnicity figure: within their group the variable is dropped (their peers are those of the
+    other variables), while in a group where only some are missing those are excluded as before."""
+    demo = pd.DataFrame({"v1": [1.0, 2.0, 4.0, 1.0, 2.0, 4.0], "v2": [5.0, 1.0, 2.0, np.nan, np.nan, np.nan]},
+                        index=pd.Index(list("ABCDEF"), name="trust_code"))
+    within = pd.Series(["p", "p", "p", "i", "i", "i"], index=demo.index)
+    p = similar_peers(demo, {"v1": 1, "v2": 1}, k=1, within=within)
+    icb = p[p["trust_code"].isin(["D", "E", "F"])].set_index("trust_code")["peer_code"].to_dict()
+    assert icb == {"D": "E", "E": "D", "F": "E"}  # on v1 alone
+    alone = similar_peers(demo.loc[["D", "E", "F"], ["v1"]], {"v1": 1}, k=1).set_index("trust_code")["peer_code"]
+    assert icb == alone.to_dict()
+    assert p.attrs["excluded"] == {}
+    demo.loc["A", "v2"] = np.nan  # one of the providers only: excluded as before
+    with pytest.raises(PeerError, match=r"A \(missing v2\)"):
+        similar_peers(demo, {"v1": 1, "v2": 1}, k=1, within=within)

@@ -31,6 +31,7 @@ CONFIG_DIR = PROJECT_ROOT / "config"
 TrustType = Literal["acute", "mental_health_community", "ambulance", "icb"]
 TRUST_TYPES: tuple[str, ...] = ("acute", "mental_health_community", "ambulance", "icb")
 PROVIDER_TYPES: tuple[str, ...] = ("acute", "mental_health_community", "ambulance")
+ICB_TYPES: tuple[str, ...] = ("icb",)  # organisation kind "icb": never pooled with providers for cut points
 TRUST_TYPE_LABELS = {
     "acute": "Acute trust",
     "mental_health_community": "Mental health and community trust",

@@ -67,7 +67,7 @@ from scipy import stats as sps
 
 from leaguetables.statistics import metrics as metrics_mod
 from leaguetables.nof import scoring
-from leaguetables.config import Catalogue, Metric
+from leaguetables.config import ICB_TYPES, Catalogue, Metric
 
 __all__ = [
     "MetricData", "QuarterData", "Replicates", "quarter_data", "between_trust_variance", "rankability",
@@ -509,6 +509,7 @@ def _fast_league(qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: 
     pooled_cuts = None
     if qd.segmentation_rule == "quartiles_pooled":  # as scoring._pool_mask: the pooled types' averages
         pool = np.ones(len(tt), bool) if qd.pool_types is None else np.isin(tt, qd.pool_types)
+        pool &= ~np.isin(tt, ICB_TYPES)  # ICBs are never pooled with providers (scoring._pool_mask)
         pooled_cuts = np.nanpercentile(avg[:, pool], scoring.QUARTILES, axis=1)[:, :, None]
     seg = np.zeros((b, len(codes)), dtype=np.int64)
     rank = np.zeros((b, len(codes)), dtype=np.int64)
@@ -516,8 +517,8 @@ def _fast_league(qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: 
     for t in sorted(set(tt)):
         cols = np.flatnonzero(tt == t)
         a = avg[:, cols]
-        outside_pool = pooled_cuts is not None and qd.pool_types is not None and t not in qd.pool_types
-        if qd.segmentation_rule == "quartiles_within_type" or outside_pool:  # as scoring._cut_points
+        icb_pooled = pooled_cuts is not None and t in ICB_TYPES  # as scoring._cut_points: ICBs among ICBs
+        if qd.segmentation_rule == "quartiles_within_type" or icb_pooled:
             cuts = np.percentile(a, scoring.QUARTILES, axis=1)[:, :, None]
         elif pooled_cuts is not None:
             cuts = pooled_cuts
