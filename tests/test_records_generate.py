@@ -171,7 +171,9 @@ def test_record_rows_are_observed_over_expected_and_merge_adds_only(demo_records
     assert np.allclose(sums["numerator"], sums["denominator"], rtol=1e-6)
     frames = {"trusts": pd.DataFrame({"trust_code": ["DEMO-A001"], "trust_name": ["X Demo Hospitals Trust"],
                                       "trust_type": ["acute"], "trust_subtype": ["Large"], "region": ["London"]}),
-              "observations": rows.iloc[:0].assign(metric_id=[]), "status": pd.DataFrame(),
+              "observations": rows.iloc[:0].assign(metric_id=[]),
+              "status": pd.DataFrame(columns=["quarter", "trust_code", "deficit", "deficit_support",
+                                              "improvement_programme"]),
               "demographics": pd.DataFrame({c: [1.0] for c in ["trust_code", "population", "share_65plus",
                                                                "share_85plus", "imd_score", "rural_share",
                                                                "ethnic_minority_share"]})}

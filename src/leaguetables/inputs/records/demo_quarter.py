@@ -92,5 +92,8 @@ def merge_into_demo(frames: dict[str, pd.DataFrame], folder: Path, quarter: str)
     out["trusts"] = pd.concat([frames["trusts"], trusts], ignore_index=True)
     out["demographics"] = pd.concat([frames["demographics"], demo[frames["demographics"].columns]], ignore_index=True)
     out["observations"] = obs
-    # status.csv is unchanged: the demo models no ICB finances (no rows: not in deficit, no support)
+    # the demo models no ICB finances: in the records' quarter no ICB reports a deficit or receives support
+    status = pd.DataFrame({"quarter": quarter, "trust_code": trusts["trust_code"], "deficit": False,
+                           "deficit_support": False, "improvement_programme": False})
+    out["status"] = pd.concat([frames["status"], status[frames["status"].columns]], ignore_index=True)
     return out
