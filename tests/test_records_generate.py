@@ -148,13 +148,10 @@ def test_icb_rows_give_the_indirectly_standardised_rate(demo_records):
     100,000, exactly rates.israte of the same admissions against the population of geography/population.csv
     (strata: single year of age × sex × IMD quintile)."""
     rows = demo_quarter.icb_observations(demo_records, "2025-26-Q4")
-    spells = recovery.emergency_spells(demo_records).merge(
-        pd.read_csv(demo_records / "geography" / "lsoa_icb.csv"), on="LSOA11")
-    spells = spells.assign(age=spells["STARTAGE"].clip(upper=90), sex=spells["SEX"])
+    counts = recovery.emergency_admissions(demo_records).rename(columns={"emergency": "x"})
     pop = pd.read_csv(demo_records / "geography" / "population.csv", dtype={"sex": str})
     keys = ["icb_code", "age", "sex", "imd_quintile"]
-    local = pop.merge(spells.groupby(keys).size().rename("x").reset_index(), on=keys, how="left").fillna({"x": 0})
-    local = local.rename(columns={"population": "n"})
+    local = pop.merge(counts[[*keys, "x"]], on=keys, how="left").fillna({"x": 0}).rename(columns={"population": "n"})
     ref = local.groupby(["age", "sex", "imd_quintile"], as_index=False)[["x", "n"]].sum()
     want = rates.israte(local, ref, on=["age", "sex", "imd_quintile"], by="icb_code", multiplier=100_000)
     got = rows[rows["metric_id"] == "icb_emergency_admissions"].set_index("trust_code")
