@@ -214,18 +214,22 @@ def test_peer_position_missing_values():
         peer_position(vals, peers, "sideways")
 
 
-def test_a_variable_missing_for_a_whole_group_is_not_used_for_that_group():
-    """ICBs have no ethnicity figure: within their group the variable is dropped (their peers are those of the
-    other variables), while in a group where only some are missing those are excluded as before."""
-    demo = pd.DataFrame({"v1": [1.0, 2.0, 4.0, 1.0, 2.0, 4.0], "v2": [5.0, 1.0, 2.0, np.nan, np.nan, np.nan]},
-                        index=pd.Index(list("ABCDEF"), name="trust_code"))
-    within = pd.Series(["p", "p", "p", "i", "i", "i"], index=demo.index)
-    p = similar_peers(demo, {"v1": 1, "v2": 1}, k=1, within=within)
-    icb = p[p["trust_code"].isin(["D", "E", "F"])].set_index("trust_code")["peer_code"].to_dict()
-    assert icb == {"D": "E", "E": "D", "F": "E"}  # on v1 alone
-    alone = similar_peers(demo.loc[["D", "E", "F"], ["v1"]], {"v1": 1}, k=1).set_index("trust_code")["peer_code"]
-    assert icb == alone.to_dict()
-    assert p.attrs["excluded"] == {}
-    demo.loc["A", "v2"] = np.nan  # one of the providers only: excluded as before
-    with pytest.raises(PeerError, match=r"A \(missing v2\)"):
-        similar_peers(demo, {"v1": 1, "v2": 1}, k=1, within=within)
+def test_providers_and_icbs_are_never_each_others_peers_and_icbs_change_no_provider_peer():
+    """metrics.peer_table finds each kind's peers on its own: with ICBs (no ethnicity figure) added to the demo's
+    register, every provider keeps exactly the peers it had without them, and an ICB's peers are ICBs."""
+    from leaguetables.config import load_methodology
+    from leaguetables.statistics import metrics
+
+    rng = np.random.default_rng(5)
+    cols = ["population", "share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share"]
+    demo = pd.DataFrame(rng.uniform(0.01, 0.3, size=(30, 6)), columns=cols)
+    demo["trust_code"] = [f"P{i:02d}" for i in range(18)] + [f"I{i:02d}" for i in range(12)]
+    demo.loc[18:, "ethnic_minority_share"] = np.nan
+    trusts = pd.DataFrame({"trust_code": demo["trust_code"], "trust_type": ["acute"] * 18 + ["icb"] * 12})
+    meth = load_methodology("nof-2025-26")
+    both = metrics.peer_table(demo, trusts, meth)
+    alone = metrics.peer_table(demo.iloc[:18], trusts.iloc[:18], meth)
+    prov = both[both["trust_code"].str.startswith("P")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(prov, alone.reset_index(drop=True))
+    icb = both[both["trust_code"].str.startswith("I")]
+    assert len(icb) == 12 * 10 and icb["peer_code"].str.startswith("I").all()

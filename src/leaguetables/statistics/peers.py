@@ -127,13 +127,9 @@ def similar_peers(
         group.index = group.index.astype(str)
         group = group.reindex(x.index)
 
-    # A variable missing for every organisation of a group is not used for that group (the ICBs have no ethnicity
-    # figure in the real data); a variable missing for some of a group excludes those.
-    unused = {g: [c for c in w.index if x.loc[(group == g).to_numpy(), c].isna().all()]
-              for g in group.dropna().unique()}
     excluded: dict[str, str] = {}
     for t in x.index:
-        reasons = [c for c in w.index if pd.isna(x.at[t, c]) and c not in unused.get(group.at[t], [])]
+        reasons = [c for c in w.index if pd.isna(x.at[t, c])]
         parts = []
         if reasons:
             parts.append("missing " + ", ".join(reasons))
@@ -153,11 +149,10 @@ def similar_peers(
     wv = w.to_numpy()
     for g in sorted(group.unique()):
         members = [t for t in keep if group.at[t] == g]
-        used = [i for i, c in enumerate(w.index) if c not in unused.get(g, [])]
-        z = _standardise_group(x.loc[members, w.index[used]]).to_numpy()
+        z = _standardise_group(x.loc[members]).to_numpy()
         # d[i, j] = Σ_v w_v (z_iv − z_jv)²
         diff = z[:, None, :] - z[None, :, :]
-        d = np.einsum("ijv,v->ij", diff**2, wv[used])
+        d = np.einsum("ijv,v->ij", diff**2, wv)
         codes = np.array(members, dtype=object)
         for i, t in enumerate(members):
             cand = np.arange(len(members)) != i
