@@ -120,8 +120,18 @@ def _choice(rng: np.random.Generator, values: list[str], p: list[float], n: int)
     return rng.choice(len(values), size=n, p=np.asarray(p) / np.sum(p))
 
 
-def _strings(vocab: list[str], idx: np.ndarray) -> pa.Array:
-    return pc.take(pa.array(vocab, pa.string()), pa.array(idx, pa.int32()))
+_VOCAB: dict[int, tuple[np.ndarray, pa.Array]] = {}  # the geography's long code arrays, converted once per process
+
+
+def _strings(vocab: list[str] | np.ndarray, idx: np.ndarray) -> pa.Array:
+    if isinstance(vocab, np.ndarray):  # LSOA and provider codes: the Geography's arrays (kept alive by it)
+        cached = _VOCAB.get(id(vocab))
+        if cached is None or cached[0] is not vocab:
+            cached = _VOCAB[id(vocab)] = (vocab, pa.array(list(vocab), pa.string()))
+        table = cached[1]
+    else:
+        table = pa.array(vocab, pa.string())
+    return pc.take(table, pa.array(idx, pa.int32()))
 
 
 def _ids(prefix: str, base: int, n: int) -> pa.Array:
@@ -197,12 +207,16 @@ class Truth:
             n: np.ndarray | None = None) -> None:
         if len(org) == 0:
             return
-        key = pd.MultiIndex.from_arrays([org, stratum], names=["org", "stratum"])
-        frame = pd.DataFrame({"mu": mu, "n": np.ones(len(org)) if n is None else n}, index=key)
-        part = frame.groupby(level=[0, 1]).sum().reset_index()
-        part.insert(0, "outcome", outcome)
-        part.insert(0, "org_type", org_type)
-        self.parts.append(part)
+        org, stratum = np.asarray(org, np.int64), np.asarray(stratum, np.int64)
+        size = int(stratum.max()) + 1
+        key = org * size + stratum
+        length = int(key.max()) + 1
+        rows = np.bincount(key, minlength=length)
+        sums = np.bincount(key, weights=mu, minlength=length)
+        counts = rows.astype(float) if n is None else np.bincount(key, weights=n, minlength=length)
+        hit = np.flatnonzero(rows)
+        self.parts.append(pd.DataFrame({"org_type": org_type, "outcome": outcome, "org": hit // size,
+                                        "stratum": hit % size, "mu": sums[hit], "n": counts[hit]}))
 
     def frame(self) -> pd.DataFrame:
         cols = ["org_type", "outcome", "org", "stratum", "mu", "n"]
@@ -359,7 +373,7 @@ def apc_table(rng: np.random.Generator, geo: Geography, cells: Cells, s: dict, e
     return pa.table({
         "PSEUDO_HESID": _patients(s["patient"][spell]),
         "EPIKEY": _ids("E", epi_base, len(spell)),
-        "PROCODE3": _strings(list(geo.trust_procode), s["trust"][spell]),
+        "PROCODE3": _strings(geo.trust_procode, s["trust"][spell]),
         "ADMIDATE": _dates(s["admit"][spell]),
         "EPISTART": _dates(start),
         "EPIEND": _dates(end),
@@ -370,7 +384,7 @@ def apc_table(rng: np.random.Generator, geo: Geography, cells: Cells, s: dict, e
         "DISMETH": _strings(["1", "2", "3", "4", "8"], np.where(last, s["dismeth"][spell], 4)),
         "STARTAGE": pa.array(cells.age[cell], pa.int64()),
         "SEX": _strings(["2", "1"], cells.male[cell]),
-        "LSOA11": _strings(list(geo.lsoa), cells.lsoa[cell]),
+        "LSOA11": _strings(geo.lsoa, cells.lsoa[cell]),
         "DIAG_4_01": _strings(DIAG_VOCAB, s["diag"][spell]),
         "OPERTN_4_01": _strings(OPCS_VOCAB, np.where(order == 1, s["opertn"][spell], OPCS_VOCAB.index("-"))),
         "OPDATE_01": _dates(s["opdate"][spell], mask=(s["opdate"][spell] < 0) | (order == 2)),
@@ -403,14 +417,14 @@ def ae_table(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effect
     return pa.table({
         "PSEUDO_HESID": _patients(key_base + np.arange(n)),
         "AEKEY": _ids("A", key_base, n),
-        "PROCODE3": _strings(list(geo.trust_procode), trust),
+        "PROCODE3": _strings(geo.trust_procode, trust),
         "ARRIVALDATE": _dates(per.start + rng.integers(0, per.days, n)),
         "ARRIVALTIME": hhmm,
         "DEPDUR": pa.array(depdur, pa.int64()),
         "AEDEPTTYPE": _strings(model.AE_TYPES, dtype),
         "ARRIVALAGE": pa.array(age, pa.int64()),
         "SEX": _strings(["2", "1"], cells.male[rows]),
-        "LSOA11": _strings(list(geo.lsoa), cells.lsoa[rows]),
+        "LSOA11": _strings(geo.lsoa, cells.lsoa[rows]),
         "AEATTENDDISP": _strings(["01", "02", "03", "04"], disp),
     })
 
@@ -435,13 +449,13 @@ def op_table(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effect
     return pa.table({
         "PSEUDO_HESID": _patients(key_base + owner),
         "ATTENDKEY": _ids("O", key_base, n),
-        "PROCODE3": _strings(list(geo.trust_procode), trust[owner]),
+        "PROCODE3": _strings(geo.trust_procode, trust[owner]),
         "APPTDATE": _dates(per.start + rng.integers(0, per.days, n)),
         "FIRSTATT": _strings(["1", "2", "3", "4"], firstatt),
         "ATTENDED": _strings(["5", "6", "3", "2", "7"], attended),
         "APPTAGE": pa.array(cells.age[cell], pa.int64()),
         "SEX": _strings(["2", "1"], cells.male[cell]),
-        "LSOA11": _strings(list(geo.lsoa), cells.lsoa[cell]),
+        "LSOA11": _strings(geo.lsoa, cells.lsoa[cell]),
         "TRETSPEF": _strings(model.TREATMENT_SPECIALTIES,
                              rng.integers(0, len(model.TREATMENT_SPECIALTIES), len(firsts))[owner]),
     })

@@ -8,6 +8,8 @@ stay and follow-ups, logit for probabilities). Every number here is invented; no
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from leaguetables.inputs.records.geography import AGES
@@ -107,6 +109,7 @@ def expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+@functools.cache
 def group_mix(acsc: bool) -> tuple[list[int], np.ndarray]:
     """``(group indices, P(group | age) of shape (91, k))`` for the ACSC or the other emergency groups."""
     idx = [i for i, g in enumerate(GROUPS) if g["acsc"] == acsc]
@@ -114,6 +117,7 @@ def group_mix(acsc: bool) -> tuple[list[int], np.ndarray]:
     return idx, w / w.sum(axis=1, keepdims=True)
 
 
+@functools.cache
 def procedure_mix() -> np.ndarray:
     w = np.array([[p["weight"] * np.exp(p["slope"] * (a - 60) / 10) for p in PROCEDURES] for a in AGES])
     return w / w.sum(axis=1, keepdims=True)
