@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from leaguetables.inputs import demo
+from leaguetables.inputs.records import geography
 
 
 def test_demo_is_deterministic_for_a_seed():
@@ -21,8 +22,10 @@ def test_demo_is_deterministic_for_a_seed():
 
 def test_demo_trusts_are_obviously_fictional_and_counted(demo_inputs):
     t = demo_inputs.trusts
-    assert t["trust_type"].value_counts().to_dict() == {"acute": 134, "mental_health_community": 61, "ambulance": 10}
-    assert t["trust_code"].str.fullmatch(r"DEMO-[AMB]\d{3}").all(), "codes cannot collide with ODS (hyphen)"
+    icbs = {"icb": 42} if geography.available() else {}  # the record-level part needs the real geography
+    assert t["trust_type"].value_counts().to_dict() == {"acute": 134, "mental_health_community": 61, "ambulance": 10,
+                                                        **icbs}
+    assert t["trust_code"].str.fullmatch(r"DEMO-([AMB]\d{3}|I\d{2})").all(), "codes cannot collide with ODS (hyphen)"
     assert t["trust_name"].str.contains(" Demo ").all()
     assert not t["trust_name"].str.contains(r"\bNHS\b").any()
 

@@ -22,7 +22,7 @@ def test_2026_27_configs_load_with_organisation_kinds():
     assert real.organisation_kinds == demo.organisation_kinds == ["provider", "icb"]
     assert real.segmentation.unsourced and not real.segmentation.illustrative
     assert demo.segmentation.illustrative and demo.segmentation.thresholds == [2.0, 2.4, 2.8]
-    assert load_methodology("nof-2025-26").organisation_kinds == ["provider"]
+    assert load_methodology("nof-2025-26").organisation_kinds == ["provider", "icb"]  # ICBs: the project's own
     rf = load_catalogue("demo-2026-27").metric("rtt_18wk").scoring.relative_floor
     assert (rf.improvement, rf.at_least, rf.baseline_quarters_back) == (7.0, 65.0, 4)
     assert rf.source.startswith("Illustrative")

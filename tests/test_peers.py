@@ -212,3 +212,24 @@ def test_peer_position_missing_values():
     assert pos.at["B", "peer_n"] == 3 and pos.at["B", "peer_rank"] == 1
     with pytest.raises(PeerError, match="direction"):
         peer_position(vals, peers, "sideways")
+
+
+def test_providers_and_icbs_are_never_each_others_peers_and_icbs_change_no_provider_peer():
+    """metrics.peer_table finds each kind's peers on its own: with ICBs (no ethnicity figure) added to the demo's
+    register, every provider keeps exactly the peers it had without them, and an ICB's peers are ICBs."""
+    from leaguetables.config import load_methodology
+    from leaguetables.statistics import metrics
+
+    rng = np.random.default_rng(5)
+    cols = ["population", "share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share"]
+    demo = pd.DataFrame(rng.uniform(0.01, 0.3, size=(30, 6)), columns=cols)
+    demo["trust_code"] = [f"P{i:02d}" for i in range(18)] + [f"I{i:02d}" for i in range(12)]
+    demo.loc[18:, "ethnic_minority_share"] = np.nan
+    trusts = pd.DataFrame({"trust_code": demo["trust_code"], "trust_type": ["acute"] * 18 + ["icb"] * 12})
+    meth = load_methodology("nof-2025-26")
+    both = metrics.peer_table(demo, trusts, meth)
+    alone = metrics.peer_table(demo.iloc[:18], trusts.iloc[:18], meth)
+    prov = both[both["trust_code"].str.startswith("P")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(prov, alone.reset_index(drop=True))
+    icb = both[both["trust_code"].str.startswith("I")]
+    assert len(icb) == 12 * 10 and icb["peer_code"].str.startswith("I").all()

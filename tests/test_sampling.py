@@ -332,3 +332,20 @@ def test_configured_financial_override_is_followed_by_both_paths(demo_inputs):
     moved = int(table.loc[obs.index, "financial_override"].astype(bool).sum())
     assert moved > 0
     assert int((obs["segment"] == 4).sum()) == int((table.loc[obs.index, "unadjusted_segment"] == 4).sum()) + moved
+
+
+def test_icb_league_under_pooled_quartiles_is_segmented_among_icbs():
+    """The tiny league (see ``tiny``) with the four organisations as ICBs, under quartiles_pooled with the providers'
+    pool: no provider to pool, so the ICBs' own quartiles (2.125 / 2.5 / 2.875) give segments 1, 2, 2, 4 (T1 in
+    deficit → 3), exactly as within-type quartiles, by both the vectorised and the reference paths."""
+    inp = tiny()
+    inp.trusts["trust_type"] = "icb"
+    cat = catalogue()
+    cat = cat.model_copy(update={"metrics": [m.model_copy(update={"trust_types": ["icb"]}) for m in cat.metrics]})
+    qd = sampling.quarter_data(inp, cat, Q_NOW, segmentation_rule="quartiles_pooled",
+                               pool_types=["acute", "mental_health_community", "ambulance"])
+    obs = sampling.observed_league(qd).set_index("trust_code")
+    assert obs["segment"].tolist() == [3, 2, 2, 4] and obs["rank"].tolist() == [3, 1, 1, 4]
+    summ, reps = sampling.sample_league(qd, 50, seed=1, check=5)
+    assert reps.path == "vectorised"
+    assert summ.set_index("trust_code")["p_segment_2"].tolist() == [0, 1, 1, 0]

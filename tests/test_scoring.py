@@ -482,3 +482,17 @@ def test_finance_bands_with_strict_bound():
     assert got[:7].tolist() == [1, 1, 2, 2, 3, 3, 4] and np.isnan(got[7])
     up = [(0.0, 1, "<="), (1.0, 2, "<="), (2.0, 3, "<="), (None, 4)]  # infection counts 0, 1, 2, 3+
     assert score_bands(np.array([0.0, 1.0, 2.0, 3.0, 7.0]), up).tolist() == [1, 2, 3, 4, 4]
+
+
+def test_icbs_are_segmented_among_icbs_under_pooled_quartiles():
+    """Hand-worked: providers X: 1, 2, 3, 4 pooled (quartiles 1.75 / 2.5 / 3.25) and ICBs 5, 6, 7, 8 with their own
+    quartiles 5.75 / 6.5 / 7.25 (an ICB is never pooled with providers, whatever pool_types says): X 1, 2, 3, 4 and
+    the ICBs 1, 2, 3, 4, not all 4 as the providers' cut points would give."""
+    avg = pd.Series([1, 2, 3, 4, 5, 6, 7, 8], index=list("abcdefgh"), dtype=float)
+    typ = pd.Series(["X"] * 4 + ["icb"] * 4, index=avg.index)
+    for pool in (None, ["X", "icb"]):
+        seg, cuts = sc.assign_segments(avg, typ, "quartiles_pooled", pool_types=pool)
+        assert cuts["X"] == pytest.approx((1.75, 2.5, 3.25)) and cuts["icb"] == pytest.approx((5.75, 6.5, 7.25))
+        assert seg.tolist() == [1, 2, 3, 4] * 2
+    assert sc.segmentation_population(typ, avg, "quartiles_pooled", ["X"]) == \
+        "pooled averages of X (4 trusts); icb: averages of their own type"

@@ -28,17 +28,23 @@ from leaguetables.quarters import check_quarter, quarter_key
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
 
-TrustType = Literal["acute", "mental_health_community", "ambulance"]
-TRUST_TYPES: tuple[str, ...] = ("acute", "mental_health_community", "ambulance")
+# Organisation types of the register (the column is called trust_type for history): the three provider types and
+# integrated care boards (``icb``, scored on ICB-of-residence metrics; the 2026/27 framework segments the 42 ICBs).
+TrustType = Literal["acute", "mental_health_community", "ambulance", "icb"]
+TRUST_TYPES: tuple[str, ...] = ("acute", "mental_health_community", "ambulance", "icb")
+PROVIDER_TYPES: tuple[str, ...] = ("acute", "mental_health_community", "ambulance")
+ICB_TYPES: tuple[str, ...] = ("icb",)  # organisation kind "icb": never pooled with providers for cut points
 TRUST_TYPE_LABELS = {
     "acute": "Acute trust",
     "mental_health_community": "Mental health and community trust",
     "ambulance": "Ambulance trust",
+    "icb": "Integrated care board",
 }
 TRUST_TYPE_PLURAL = {
     "acute": "Acute trusts",
     "mental_health_community": "Mental health and community trusts",
     "ambulance": "Ambulance trusts",
+    "icb": "Integrated care boards",
 }
 
 SAFE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -836,3 +842,61 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The synthetic record-level generator (leaguetables.inputs.records.generate): config/records/<id>.yaml
+# ---------------------------------------------------------------------------------------------------------------
+
+QUARTER_RE = r"^\d{4}-\d{2}-Q[1-4]$"
+
+
+class RecordScale(_Strict):
+    """One size of the synthetic record-level extract."""
+
+    population_fraction: float = Field(gt=0, le=1, description="share of the real ONS population drawn as patients")
+    quarters: list[str] = Field(min_length=1, description="financial quarters generated (YYYY-YY-QN), in order")
+    workers: int = Field(default=1, ge=1, le=8, description="worker processes (one ICB chunk each at a time)")
+    combine_files: bool = Field(default=True, description="one Parquet file per partition instead of one per ICB")
+
+    @field_validator("quarters")
+    @classmethod
+    def _quarters(cls, v: list[str]) -> list[str]:
+        bad = [q for q in v if not re.match(QUARTER_RE, q)]
+        if bad:
+            raise ValueError(f"quarters must look like 2025-26-Q4, got {bad[0]!r}")
+        if len(set(v)) != len(v):
+            raise ValueError("a quarter is listed twice")
+        return v
+
+
+class RecordGenerator(_Strict):
+    """Settings of the synthetic national record-level generator (seed, sizes, the fictional register's source)."""
+
+    id: str
+    version: str
+    description: str
+    seed: int = Field(ge=0)
+    demo_seed: int = Field(ge=0, description="seed of the demo register (inputs.demo) whose acute trust codes the "
+                                             "records use")
+    acute_trusts: int = Field(ge=1, description="acute trusts kept from the OHID catchments (the largest, by the "
+                                                "catchment-implied volume), matched to the demo's acute trusts")
+    scales: dict[str, RecordScale]
+    source: str
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, v: dict[str, RecordScale]) -> dict[str, RecordScale]:
+        missing = {"demo", "national"} - set(v)
+        if missing:
+            raise ValueError(f"scales must define {sorted(missing)}")
+        return v
+
+
+def load_record_generator(name_or_path: str | Path = "synthetic") -> RecordGenerator:
+    path = _resolve("records", name_or_path)
+    data = _load_yaml(path)
+    try:
+        return RecordGenerator.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_validation_message(path, exc, data)) from None

@@ -30,7 +30,7 @@ import re
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from leaguetables.config import CONFIG_DIR, TRUST_TYPES
+from leaguetables.config import CONFIG_DIR, PROVIDER_TYPES
 from leaguetables.errors import InputError
 
 __all__ = ["NofCode", "NofCodes", "DATE_RULES", "load_nof_codes", "reporting_date", "quarter_parts"]
@@ -164,4 +164,4 @@ def units(entry: NofCode, trust_type: str) -> str:
 
 TYPE_FROM_LABEL = {"Acute trust": "acute", "Mental health and community trust": "mental_health_community",
                    "Ambulance trust": "ambulance"}
-assert set(TYPE_FROM_LABEL.values()) == set(TRUST_TYPES)
+assert set(TYPE_FROM_LABEL.values()) == set(PROVIDER_TYPES)  # NHS England's 2025/26 files: providers only

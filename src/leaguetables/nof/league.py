@@ -17,7 +17,7 @@ of both quarters' data (:func:`leaguetables.statistics.sampling.change_test`).
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from leaguetables.csv_output import write_csv
 from leaguetables.nof.layout import nhse_league_table, nhse_long_table
 from leaguetables.statistics import sampling
 from leaguetables.nof import scoring
-from leaguetables.config import Catalogue, Methodology
+from leaguetables.config import ICB_TYPES, Catalogue, Methodology
 from leaguetables.inputs.contract import QuarterInputs, previous_quarter
 
 
@@ -181,9 +181,44 @@ def sensitivity(raw: pd.DataFrame, adj: pd.DataFrame) -> tuple[pd.DataFrame, dic
 
 def build_league(work_dir: Path | str, inputs: QuarterInputs, methodology: Methodology, catalogue: Catalogue,
                  quarter: str) -> League:
+    """The league of the quarter. Providers and integrated care boards are different kinds of organisation: each
+    kind is scored, segmented and simulated on its own (:func:`_kinds`), so adding the ICBs changes no provider's
+    figure (the random streams of the bootstraps are those of the providers alone) and the tables are joined."""
     loaded = load_metric_results(work_dir)
     results = pd.concat([v["table"] for v in loaded.values()], ignore_index=True)
     scores = scores_long(results, catalogue)
+    parts = []
+    for part in _kinds(inputs):
+        codes = set(part.trusts["trust_code"])
+        mine = results[results["trust_code"].isin(codes)]
+        if parts and mine.empty:  # no metric of this run applies to them: listed as unscored
+            parts[0].unscored = pd.concat([parts[0].unscored, part.trusts[["trust_code", "trust_name", "trust_type"]]],
+                                          ignore_index=True)
+            continue
+        parts.append(_league_of(mine, scores[scores["trust_code"].isin(codes)], part, methodology, catalogue,
+                                quarter))
+    return parts[0] if len(parts) == 1 else _join(parts)
+
+
+def _kinds(inputs: QuarterInputs) -> list[QuarterInputs]:
+    """The inputs of each kind of organisation: providers, then ICBs (when there are any)."""
+    icb = inputs.trusts["trust_type"].isin(ICB_TYPES)
+    if not icb.any():
+        return [inputs]
+    return [_only(inputs, set(inputs.trusts.loc[~icb, "trust_code"])),
+            _only(inputs, set(inputs.trusts.loc[icb, "trust_code"]))]
+
+
+def _only(inputs: QuarterInputs, codes: set) -> QuarterInputs:
+    def keep(df: pd.DataFrame) -> pd.DataFrame:
+        return df[df["trust_code"].isin(codes)]
+
+    return replace(inputs, trusts=keep(inputs.trusts), observations=keep(inputs.observations),
+                   demographics=keep(inputs.demographics), status=keep(inputs.status))
+
+
+def _league_of(results: pd.DataFrame, scores: pd.DataFrame, inputs: QuarterInputs, methodology: Methodology,
+               catalogue: Catalogue, quarter: str) -> League:
     table, cuts = _build(scores, "score", inputs, quarter, methodology, catalogue)
     adjusted, _ = _build(scores, "score_adjusted", inputs, quarter, methodology, catalogue)
     u = methodology.uncertainty
@@ -204,6 +239,25 @@ def build_league(work_dir: Path | str, inputs: QuarterInputs, methodology: Metho
                                  ["trust_code", "trust_name", "trust_type"]].reset_index(drop=True)
     return League(quarter, table, adjusted, scores, results, sens, summary, cuts, unscored, rankab, change,
                   prev_q if change is not None else None)
+
+
+def _join(parts: list[League]) -> League:
+    """One league from the leagues of each kind of organisation (providers first; their tables' attributes)."""
+    def cat(name: str, attrs: bool = False) -> pd.DataFrame | None:
+        frames = [getattr(p, name) for p in parts if getattr(p, name) is not None]
+        if not frames:
+            return None
+        out = pd.concat(frames, ignore_index=True)
+        if attrs:
+            out.attrs = dict(frames[0].attrs)
+            out.attrs["cut_points"] = {k: v for f in frames for k, v in f.attrs.get("cut_points", {}).items()}
+        return out
+
+    first = parts[0]
+    return League(first.quarter, cat("table", True), cat("adjusted", True), cat("scores"), cat("results"),
+                  cat("sensitivity"), {k: v for p in parts for k, v in p.sensitivity_summary.items()},
+                  {k: v for p in parts for k, v in p.cut_points.items()}, cat("unscored"), cat("rankability"),
+                  cat("change"), next((p.previous_quarter for p in parts if p.previous_quarter), None))
 
 
 MOVEMENT_COLUMNS = ["trust_code", "previous_segment", "previous_rank", "segment_change", "rank_change",

@@ -37,6 +37,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from leaguetables.config import ICB_TYPES
+
 __all__ = [
     "DIRECTIONS",
     "SEGMENTATION_RULES",
@@ -493,9 +495,12 @@ def _check_cuts(cuts, name: str) -> tuple[float, float, float]:
 
 
 def _pool_mask(trust_type: pd.Series, pool_types) -> pd.Series:
+    """The organisations whose averages give the pooled cut points: those of ``pool_types`` (default every type),
+    never an ICB (organisations of another kind are segmented among themselves)."""
+    provider = ~trust_type.astype("object").isin(list(ICB_TYPES))
     if pool_types is None:
-        return trust_type.notna()
-    return trust_type.astype("object").isin(list(pool_types))
+        return trust_type.notna() & provider
+    return trust_type.astype("object").isin(list(pool_types)) & provider
 
 
 def segmentation_population(trust_type: pd.Series, average: pd.Series, rule: str, pool_types=None) -> str:
@@ -508,6 +513,8 @@ def segmentation_population(trust_type: pd.Series, average: pd.Series, rule: str
         named = list(pool_types) if pool_types is not None else types
         absent = [t for t in named if t not in types]
         text = f"pooled averages of {' + '.join(types)} ({int(m.sum())} trusts)"
+        own = sorted(pd.unique(tt[tt.astype("object").isin(list(ICB_TYPES)) & ok].astype(str)))
+        text += f"; {', '.join(own)}: averages of their own type" if own else ""
         return text + (f"; configured but absent: {', '.join(absent)}" if absent else "")
     if rule == "quartiles_within_type":
         return "averages of the trust's own type"
@@ -534,7 +541,9 @@ def _cut_points(
         tt = trust_type.reindex(average.index)
         pooled = quartile_cut_points(average[_pool_mask(tt, pool_types)])
     for t in types:
-        if rule == "quartiles_pooled":
+        if rule == "quartiles_pooled" and t in ICB_TYPES:
+            cuts[t] = quartile_cut_points(average[trust_type == t])  # ICBs are pooled with ICBs only
+        elif rule == "quartiles_pooled":
             assert pooled is not None
             cuts[t] = pooled
         elif rule == "quartiles_within_type":

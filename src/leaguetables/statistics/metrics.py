@@ -33,7 +33,7 @@ from leaguetables.statistics import funnel as funnel_mod
 from leaguetables.statistics import peers as peers_mod
 from leaguetables.nof import scoring
 from leaguetables.statistics import rates
-from leaguetables.config import ExpectedSettings, Methodology, Metric
+from leaguetables.config import ICB_TYPES, ExpectedSettings, Methodology, Metric
 from leaguetables.inputs.contract import QuarterInputs, quarter_key
 from leaguetables.csv_output import write_csv
 from leaguetables.inputs.contract import previous_quarter
@@ -448,7 +448,18 @@ def peer_table(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Me
     """The "Similar 10" peers of every trust (the same for every metric of a run, so computed once per process).
 
     A demographic variable missing for any trust is left out of the distance for everyone, so that all trusts are
-    compared on the same variables."""
+    compared on the same variables. Providers and ICBs are different kinds of organisation, never each other's
+    peers: each kind's peers are found on its own (the ICBs' missing ethnicity does not change the providers')."""
+    icb = trusts.set_index("trust_code")["trust_type"].isin(ICB_TYPES)
+    parts = [_peer_table_of(demographics[demographics["trust_code"].isin(icb.index[mask])], trusts, methodology)
+             for mask in (~icb, icb) if mask.any()]
+    found = [p for p in parts if len(p)]
+    if len(found) > 1:
+        return pd.concat(found, ignore_index=True)
+    return found[0] if found else pd.DataFrame(columns=["trust_code", "peer_code", "distance", "peer_rank"])
+
+
+def _peer_table_of(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Methodology) -> pd.DataFrame:
     p = methodology.peers
     demo = demographics.set_index("trust_code").sort_index()
     # trusts with no demographic data at all (e.g. mental health trusts, which have no OHID catchment) get no

@@ -67,7 +67,7 @@ from scipy import stats as sps
 
 from leaguetables.statistics import metrics as metrics_mod
 from leaguetables.nof import scoring
-from leaguetables.config import Catalogue, Metric
+from leaguetables.config import ICB_TYPES, Catalogue, Metric
 
 __all__ = [
     "MetricData", "QuarterData", "Replicates", "quarter_data", "between_trust_variance", "rankability",
@@ -507,16 +507,20 @@ def _fast_league(qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: 
     fixed_cuts = scoring._cut_points(obs_avg, pd.Series(tt, index=codes), qd.segmentation_rule, qd.thresholds,
                                      pool_types=qd.pool_types)
     pooled_cuts = None
-    if qd.segmentation_rule == "quartiles_pooled":  # as scoring._pool_mask: the pooled types' averages
+    pooled_rule = qd.segmentation_rule == "quartiles_pooled"
+    if pooled_rule:  # as scoring._pool_mask: the pooled types' averages
         pool = np.ones(len(tt), bool) if qd.pool_types is None else np.isin(tt, qd.pool_types)
-        pooled_cuts = np.nanpercentile(avg[:, pool], scoring.QUARTILES, axis=1)[:, :, None]
+        pool &= ~np.isin(tt, ICB_TYPES)  # ICBs are never pooled with providers (scoring._pool_mask)
+        if pool.any():
+            pooled_cuts = np.nanpercentile(avg[:, pool], scoring.QUARTILES, axis=1)[:, :, None]
     seg = np.zeros((b, len(codes)), dtype=np.int64)
     rank = np.zeros((b, len(codes)), dtype=np.int64)
     cents = np.floor(np.round(avg * 100.0, 6) + 0.5).astype(np.int64)
     for t in sorted(set(tt)):
         cols = np.flatnonzero(tt == t)
         a = avg[:, cols]
-        if qd.segmentation_rule == "quartiles_within_type":
+        icb_pooled = pooled_rule and t in ICB_TYPES  # as scoring._cut_points: ICBs among ICBs
+        if qd.segmentation_rule == "quartiles_within_type" or icb_pooled:
             cuts = np.percentile(a, scoring.QUARTILES, axis=1)[:, :, None]
         elif pooled_cuts is not None:
             cuts = pooled_cuts
