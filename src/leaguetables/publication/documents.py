@@ -19,17 +19,27 @@ import time
 from pathlib import Path
 
 from leaguetables.inputs.contract import quarter_label, quarter_period
-from leaguetables.publication.notebook_html import export_html
-from leaguetables import __version__
-from leaguetables.publication.methodology import write_methodology
-from leaguetables.publication.profiles import write_profiles
-from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
-from leaguetables.publication.site import write_site
-from leaguetables.publication.spreadsheet import write_workbook
 
 
 def build_publication(prep, staging: Path, work: Path) -> dict:
     """Write the published documents into ``staging``; return timings in seconds per document."""
+    # Imported here, not at the top: the pipeline imports this module on every run, and these pull in nbconvert,
+    # statsmodels and the report code (~2.5 s), needed only when the publication stage runs (not on a no-op rerun).
+    from leaguetables import __version__
+    from leaguetables.publication.methodology import write_methodology
+    from leaguetables.publication.notebook_html import export_html
+    from leaguetables.publication.profiles import write_profiles
+    from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
+    from leaguetables.publication.site import write_site
+    from leaguetables.publication.spreadsheet import write_workbook
+    # Imported here, not at the top: the pipeline imports this module on every run, and these pull in nbconvert,
+    # statsmodels and the report code (~2.5 s), needed only when the publication stage runs (not on a no-op rerun).
+    from leaguetables import __version__
+    from leaguetables.publication.methodology import write_methodology
+    from leaguetables.publication.notebook_html import export_html
+    from leaguetables.publication.profiles import write_profiles
+    from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
+    from leaguetables.publication.spreadsheet import write_workbook
 
     timings = {}
     quarter = prep.options.quarter
