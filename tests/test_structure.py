@@ -13,7 +13,6 @@ RATCHET = {  # function → its owner's branch at the time
     "validate.py:_league_tables",  # lead (uncertainty)
     "validate.py:write_report",  # lead (uncertainty)
     "publication/charts.py:funnel_figure",  # speed
-    "statistics/spc.py:spc_figure",  # speed (being replaced by an SVG template)
     "run/pipeline.py:prepare",  # run
     "statistics/peers.py:similar_peers",  # natgen (ICB peers)
 }
