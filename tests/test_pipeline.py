@@ -82,7 +82,11 @@ def test_html_has_each_league_table_and_no_code_or_external_scripts(published):
     assert "http://" not in page.split("<body", 1)[1].replace("http://www.w3.org", "")
     for bad in ("<script src", "cdn.", "jp-InputArea", "In&nbsp;[", "load_context", "notebook_env"):
         assert bad not in page, bad
-    assert page.count('role="img"') >= 2, "funnel plots are inline SVG with a text alternative"
+    assert "<svg" not in page, "the funnel plots are on the metric pages, not the front page"
+    metric_pages = [p.read_text(encoding="utf-8") for p in sorted((folder / "metrics").glob("*.html"))]
+    assert sum(p.count('role="img"') for p in metric_pages) >= 2, "funnel plots are inline SVG with a text alternative"
+    for bad in ("<script src", "cdn.", "jp-InputArea"):
+        assert not any(bad in p for p in metric_pages), bad
 
 
 def test_manifest_hashes_match_the_files(published):
