@@ -76,13 +76,13 @@ def make_records(n_patients: int = 600, seed: int = 11) -> dict[str, pd.DataFram
             pat["diag"] = str(rng.choice(DIAGS))
             if day > DAYS:
                 break
-        for j in range(int(rng.integers(0, 4))):
+        for _j in range(int(rng.integers(0, 4))):
             op.append({"PSEUDO_HESID": pid, "ATTENDKEY": f"O{len(op):07d}", "PROCODE3": str(rng.choice(PROVIDERS)),
                        "APPTDATE": _day(rng.integers(0, DAYS)), "FIRSTATT": str(rng.choice(["1", "2", "3", "4", "9"])),
                        "ATTENDED": str(rng.choice(["5", "6", "2", "3"], p=[0.7, 0.1, 0.1, 0.1])),
                        "APPTAGE": min(age, 120) if age < 7001 else 0, "SEX": pat["sex"], "LSOA11": pat["lsoa"],
                        "TRETSPEF": "300"})
-        for j in range(int(rng.integers(0, 3))):
+        for _j in range(int(rng.integers(0, 3))):
             ae.append({"PSEUDO_HESID": pid, "AEKEY": f"A{len(ae):07d}", "PROCODE3": str(rng.choice(PROVIDERS)),
                        "ARRIVALDATE": _day(rng.integers(0, DAYS)), "ARRIVALTIME": f"{rng.integers(0, 24):02d}:15",
                        "DEPDUR": None if rng.random() < 0.05 else int(rng.gamma(2.0, 200)),

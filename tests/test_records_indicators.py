@@ -247,7 +247,7 @@ def test_shmi_bands_a_high_risk_provider():
 def test_icb_isr_against_england_is_one_on_average(extract):
     res = ind.compute_indicators(extract, Q)
     std = res.icb_standardised
-    for metric, sub in std.groupby("metric_id"):
+    for _metric, sub in std.groupby("metric_id"):
         expected = sub["observed"] / sub["isr"]
         assert expected[sub["observed"] > 0].sum() == pytest.approx(sub["observed"].sum(), rel=1e-9)
 

@@ -127,7 +127,7 @@ class Range(_Strict):
     high: float
 
     @model_validator(mode="after")
-    def _check(self) -> "Range":
+    def _check(self) -> Range:
         if not self.low <= self.high:
             raise ValueError(f"a target range needs low <= high, got {self.low} and {self.high}")
         return self
@@ -180,7 +180,7 @@ class Validation(_Strict):
     targets: ValidationTargets = ValidationTargets()
 
     @model_validator(mode="after")
-    def _check(self) -> "Validation":
+    def _check(self) -> Validation:
         for q in (self.quarter, self.previous):
             try:
                 check_quarter(q)
@@ -213,7 +213,7 @@ class Scoring(_Strict):
                             "England's rule for a metric reported by several types, e.g. children's MH access)")
 
     @model_validator(mode="after")
-    def _check(self) -> "Scoring":
+    def _check(self) -> Scoring:
         if self.method == "bracket" and not self.brackets:
             raise ValueError("a bracket metric needs 'brackets' (category → score)")
         if self.method != "bracket" and self.brackets:
@@ -314,7 +314,7 @@ class Metric(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "Metric":
+    def _check(self) -> Metric:
         if not self.trust_types:
             raise ValueError("trust_types is empty")
         if len(set(self.trust_types)) != len(self.trust_types):
@@ -355,7 +355,7 @@ class CombineGroup(_Strict):
     source: str | None = Field(None, description="where the lookup comes from (required with a lookup)")
 
     @model_validator(mode="after")
-    def _check(self) -> "CombineGroup":
+    def _check(self) -> CombineGroup:
         if self.rule == "nof_finance" and not (self.planned and self.variance):
             raise ValueError("the nof_finance rule needs 'planned' and 'variance' metric ids")
         if self.lookup is not None:
@@ -384,7 +384,7 @@ class Catalogue(_Strict):
     metrics: list[Metric] = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")
-    def _unique(self) -> "Catalogue":
+    def _unique(self) -> Catalogue:
         ids = [m.id for m in self.metrics]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -422,7 +422,7 @@ class Segmentation(_Strict):
     description: str
 
     @model_validator(mode="after")
-    def _check(self) -> "Segmentation":
+    def _check(self) -> Segmentation:
         if self.rule == "fixed_thresholds":
             if self.thresholds is None:
                 pass  # not published anywhere we can cite: valid config, but nothing can be segmented (see unsourced)
@@ -461,7 +461,7 @@ class FinancialOverride(_Strict):
     to_segment: Literal[1, 2, 3, 4, 5] = 3
 
     @model_validator(mode="after")
-    def _check(self) -> "FinancialOverride":
+    def _check(self) -> FinancialOverride:
         if len(set(self.from_segments)) != len(self.from_segments):
             raise ValueError("a segment is listed twice in from_segments")
         if self.to_segment <= max(self.from_segments):
@@ -499,7 +499,7 @@ class Uncertainty(_Strict):
                                   "functions to check the vectorised path")
 
     @model_validator(mode="after")
-    def _check(self) -> "Uncertainty":
+    def _check(self) -> Uncertainty:
         if self.method == "none" and self.change_test:
             raise ValueError("the test of change needs method parametric_data (set change_test: false)")
         if self.level * self.replicates < 20 or (1 - self.level) / 2 * self.replicates < 5:
@@ -532,7 +532,7 @@ class FunnelSettings(_Strict):
     outer_level: float = 0.998
 
     @model_validator(mode="after")
-    def _check(self) -> "FunnelSettings":
+    def _check(self) -> FunnelSettings:
         for name in ("band_level", "outer_level"):
             if not any(abs(getattr(self, name) - lv) < 1e-12 for lv in FUNNEL_LEVELS):
                 raise ValueError(f"{name} {getattr(self, name)} is not one of the allowed levels "
@@ -587,7 +587,7 @@ class ExpectedSettings(_Strict):
     adjusted_standards: Literal["observed_value", "adjusted_value"] = "observed_value"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ExpectedSettings":
+    def _consistent(self) -> ExpectedSettings:
         if self.within_variance != "sampling" and self.interval == "o_only" and self.model == "fixed":
             raise ValueError(
                 "within_variance: sampling_plus_history has no effect with interval: o_only and model: fixed "
@@ -656,7 +656,7 @@ class Methodology(_Strict):
     validation: Validation | None = None
 
     @model_validator(mode="after")
-    def _seeds(self) -> "Methodology":
+    def _seeds(self) -> Methodology:
         if self.uncertainty.seed == self.bootstrap.seed:
             raise ValueError("uncertainty.seed must differ from bootstrap.seed (independent random streams)")
         return self
@@ -819,7 +819,7 @@ class SourceMetrics(_Strict):
     metrics: list[SourceMetric] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique(self) -> "SourceMetrics":
+    def _unique(self) -> SourceMetrics:
         ids = [m.id for m in self.metrics]
         if len(set(ids)) != len(ids):
             raise ValueError(f"metric ids repeated: {sorted({i for i in ids if ids.count(i) > 1})}")

@@ -187,7 +187,7 @@ def build_league(work_dir: Path | str, inputs: QuarterInputs, methodology: Metho
     loaded = load_metric_results(work_dir)
     results = pd.concat([v["table"] for v in loaded.values()], ignore_index=True)
     scores = scores_long(results, catalogue)
-    parts = []
+    parts: list[League] = []
     for part in _kinds(inputs):
         codes = set(part.trusts["trust_code"])
         mine = results[results["trust_code"].isin(codes)]

@@ -34,12 +34,6 @@ def build_publication(prep, staging: Path, work: Path) -> dict:
     from leaguetables.publication.spreadsheet import write_workbook
     # Imported here, not at the top: the pipeline imports this module on every run, and these pull in nbconvert,
     # statsmodels and the report code (~2.5 s), needed only when the publication stage runs (not on a no-op rerun).
-    from leaguetables import __version__
-    from leaguetables.publication.methodology import write_methodology
-    from leaguetables.publication.notebook_html import export_html
-    from leaguetables.publication.profiles import write_profiles
-    from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
-    from leaguetables.publication.spreadsheet import write_workbook
 
     timings = {}
     quarter = prep.options.quarter
