@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from leaguetables.config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL, TRUST_TYPES, Catalogue, Methodology, Metric
+from leaguetables.config import (ICB_TYPES, TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL, TRUST_TYPES, Catalogue, Methodology,
+                                 Metric)
 from leaguetables.inputs.contract import previous_quarter, quarter_label, quarter_period
 from leaguetables.publication import pages
 from leaguetables.publication.figures import load_saved
@@ -357,10 +358,16 @@ def segmentation_sentence(table: pd.DataFrame) -> str:
     """What the segments are cut from, in words, from the league table's ``segmentation_rule`` column."""
     rule = table["segmentation_rule"].iloc[0] if "segmentation_rule" in table.columns and len(table) else None
     if rule == "quartiles_pooled":
-        types = [TRUST_TYPE_PLURAL[t].lower() for t in TRUST_TYPES if (table["trust_type"] == t).any()]
-        return ("Segments are quartiles of the average score of all trusts of the types scored together ("
+        present = [t for t in TRUST_TYPES if (table["trust_type"] == t).any()]
+        types = [TRUST_TYPE_PLURAL[t].lower() for t in present if t not in ICB_TYPES]
+        text = ("Segments are quartiles of the average score of all trusts of the types scored together ("
                 + ", ".join(types) + "), as NHS England cuts them, so about a quarter of those trusts are in "
                 "segment 4 by construction, whatever their performance.")
+        if any(t in ICB_TYPES for t in present):
+            text += (" Integrated care boards are a different kind of organisation: their segments are quartiles "
+                     "of the ICBs' own average scores (the project's choice; NHS England's ICB thresholds are not "
+                     "published).")
+        return text
     if rule == "quartiles_within_type":
         return ("Segments are quartiles of the average score within each trust type, so about a quarter of each "
                 "type is in segment 4 by construction, whatever its performance.")
@@ -767,7 +774,8 @@ def key_finding_sentences(table: pd.DataFrame, sensitivity_summary: dict, funnel
         per_type = "; ".join(
             f"{int((g['segment'] == 1).sum())} of {len(g)} {TRUST_TYPE_PLURAL[t].lower()}"
             for t in TRUST_TYPES if len(g := table[table["trust_type"] == t]))
-        items.append(f"Of {n:,} trusts, {s1:,} {'is' if s1 == 1 else 'are'} in segment 1 ({per_type}) and "
+        noun = "organisations" if table["trust_type"].isin(ICB_TYPES).any() else "trusts"
+        items.append(f"Of {n:,} {noun}, {s1:,} {'is' if s1 == 1 else 'are'} in segment 1 ({per_type}) and "
                      f"{s45:,} in segment 4 or 5. " + segmentation_sentence(table))
         ov = table[table["financial_override"].astype(bool)]
         if len(ov):
