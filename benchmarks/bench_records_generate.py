@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from leaguetables.inputs import demo
 from leaguetables.inputs.records import generate, recovery
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     job = generate.make_job(args.scale, args.out)
     workers = args.workers or generate.load_record_generator().scales[args.scale].workers
     t0 = time.perf_counter()
-    manifest = generate.run(job, workers)
+    manifest = generate.run(job, workers, demo_effects=demo.generate()["truth/trust_effects"])
     wall = time.perf_counter() - t0
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from leaguetables.inputs import demo
 from leaguetables.inputs.records import contract, demo_quarter, generate, geography, recovery
 from leaguetables.statistics import rates
 
@@ -33,7 +34,7 @@ def demo_records(tmp_path_factory):
     if not geography.available():
         pytest.skip(f"real geography absent: {geography.DEFAULT_REAL}")
     out = tmp_path_factory.mktemp("records")
-    generate.run(generate.make_job("demo", out))
+    generate.run(generate.make_job("demo", out), demo_effects=demo.generate()["truth/trust_effects"])
     return out
 
 

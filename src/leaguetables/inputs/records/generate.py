@@ -37,7 +37,6 @@ import pyarrow.parquet as pq
 
 from leaguetables.config import PROJECT_ROOT, load_record_generator
 from leaguetables.errors import InputError
-from leaguetables.inputs import demo
 from leaguetables.inputs.records import geography, model
 from leaguetables.inputs.records.geography import AGES, Geography
 
@@ -96,9 +95,18 @@ def draw_effects(seed: int, trust_codes: np.ndarray, n_icb: int, demo_effects: p
     return Effects(trust, icb)
 
 
-def demo_trust_effects(demo_seed: int) -> pd.DataFrame:
-    """The demo's true trust effects (:func:`leaguetables.inputs.demo.generate` with its seed)."""
-    return demo.generate(demo_seed)["truth/trust_effects"]
+DEMO_TRUST_EFFECTS = PROJECT_ROOT / "data" / "demo" / "truth" / "trust_effects.csv"
+
+
+def demo_trust_effects(path: Path = DEMO_TRUST_EFFECTS) -> pd.DataFrame:
+    """The demo's true trust effects as ``make demo-data`` saved them (``data/demo/truth/trust_effects.csv``).
+
+    Read from the file, not recomputed: :mod:`leaguetables.inputs.demo` calls this module to add the records to the
+    demo (and passes its effects in memory), so this module does not import it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: not found; the records' trust effects are the demo's: run make demo-data first")
+    return pd.read_csv(path, dtype={"metric_id": str, "trust_code": str, "effect": float})
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
@@ -560,9 +568,9 @@ def _task(arg: tuple[int, int]) -> tuple[dict[str, pa.Table] | None, pd.DataFram
 def run(job: Job, workers: int = 1, demo_effects: pd.DataFrame | None = None) -> dict:
     """Generate every chunk (quarter × ICB), write the records, the truth and the registers; return the manifest.
 
-    ``demo_effects``: the demo's ``truth/trust_effects`` (computed from the demo seed when not given)."""
+    ``demo_effects``: the demo's ``truth/trust_effects`` (read from the demo data folder when not given)."""
     if demo_effects is None:
-        demo_effects = demo_trust_effects(job.demo_seed)
+        demo_effects = demo_trust_effects()
     _setup(job, demo_effects)
     geo = _STATE["geo"]
     t0 = time.perf_counter()

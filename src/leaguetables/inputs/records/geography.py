@@ -31,7 +31,7 @@ import pandas as pd
 
 from leaguetables.config import PROJECT_ROOT
 from leaguetables.errors import InputError
-from leaguetables.inputs import demo
+from leaguetables.inputs import demo_register
 
 DEFAULT_REAL = PROJECT_ROOT.parent / "shared" / "data" / "real"
 AGES = np.arange(91)  # single years 0 … 89 and 90+
@@ -112,14 +112,14 @@ def catchment_choice(share: np.ndarray, demand: np.ndarray, iterations: int = 50
 def _acute_register(demo_seed: int) -> pd.DataFrame:
     """The demo's acute trusts (codes, names, catchment population), exactly as inputs.demo draws them."""
     rng = np.random.default_rng(demo_seed)
-    trusts = demo.make_trusts(rng)
-    pop = demo.make_demographics(rng, trusts)
+    trusts = demo_register.make_trusts(rng)
+    pop = demo_register.make_demographics(rng, trusts)
     reg = trusts.merge(pop[["trust_code", "population"]], on="trust_code")
     return reg[reg["trust_type"] == "acute"].reset_index(drop=True)
 
 
 def _icb_register(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    places = demo._place_names(rng, n)
+    places = demo_register.place_names(rng, n)
     codes = np.array([f"DEMO-I{i + 1:02d}" for i in range(n)], dtype=object)
     names = np.array([f"{p} Demo Integrated Care Board" for p in places], dtype=object)
     return codes, names

@@ -105,7 +105,8 @@ def sickness_observations(sickness: pd.DataFrame, quarter: str,
 def organisation_types(sickness: pd.DataFrame) -> pd.DataFrame:
     """``org_code, trust_type, trust_subtype`` from the latest ``ORG_TYPE`` of each organisation."""
     latest = sickness.sort_values("period").drop_duplicates("org_code", keep="last")
-    mapped = latest["org_type"].fillna("").str.strip().str.lower().map(ORG_TYPES)
+    # a list comprehension, not Series.map: with pyarrow installed a "string" column maps tuples to arrow lists
+    mapped = [ORG_TYPES.get(v) for v in latest["org_type"].fillna("").astype(str).str.strip().str.lower()]
     out = pd.DataFrame({
         "org_code": latest["org_code"].astype(str).to_numpy(),
         "trust_type": [m[0] if isinstance(m, tuple) else None for m in mapped],

@@ -129,7 +129,8 @@ def nss_observations(nss: pd.DataFrame, quarter: str, successors: Mapping[str, s
 
 def organisation_types(nss: pd.DataFrame) -> pd.DataFrame:
     """``org_code, trust_type, trust_subtype`` from the benchmarking group."""
-    mapped = nss["benchmarking_group"].fillna("").str.lower().map(BENCHMARK_TYPES)
+    # a list comprehension, not Series.map: with pyarrow installed a "string" column maps tuples to arrow lists
+    mapped = [BENCHMARK_TYPES.get(v) for v in nss["benchmarking_group"].fillna("").astype(str).str.lower()]
     out = pd.DataFrame({
         "org_code": nss["org_code"].astype(str).to_numpy(),
         "trust_type": [m[0] if isinstance(m, tuple) else None for m in mapped],
