@@ -293,13 +293,14 @@ def test_front_page_is_light_and_links_every_metric_page(folder):
 
 
 def test_region_pages_list_every_trust_once_with_its_segment_and_rank_interval(folder, demo_inputs):
-    """regions/<slug>.html: every trust of the register on exactly one region page (its own region), with its
+    """regions/<slug>.html: every trust of the league table on exactly one region page (its own region), with its
     segment and rank interval as in league_table_full.csv, a link to its profile and data-region on its row; the
     front page and the profiles link to the region pages."""
     from leaguetables.publication.report import area_file
 
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv").set_index("trust_code")
     reg = demo_inputs.trusts
+    reg = reg[reg["trust_code"].isin(lt.index)]  # the organisations with a profile (this run's metrics apply to them)
     report = (folder / "index.html").read_text(encoding="utf-8")
     seen: dict[str, str] = {}
     for region in sorted(reg["region"].unique()):
@@ -324,12 +325,15 @@ def test_region_pages_list_every_trust_once_with_its_segment_and_rank_interval(f
 
 
 def test_trust_index_lists_every_trust_from_a_to_z(folder, demo_inputs):
-    """trusts/index.html (the no-JavaScript way to find a trust): every trust once, sorted by name, linking to its
+    """trusts/index.html (the no-JavaScript way to find a trust): every trust with a profile once, sorted by name, linking to its
     profile, with its code and region; every page's header links to it."""
     text = (folder / "trusts" / "index.html").read_text(encoding="utf-8")
     assert not _headings_in_order(text)
     links = re.findall(r'<tr[^>]*data-code="([^"]+)"[^>]*><td class="name"><a href="([^"]+)">', text)
     reg = demo_inputs.trusts
+    in_league = set(pd.read_csv(folder / "tables" / "league_table_full.csv")["trust_code"])
+    assert len(in_league) < len(reg)  # this run's metrics apply to no ICB: the ICBs get no profile to list
+    reg = reg[reg["trust_code"].isin(in_league)]
     assert [c for c, _ in links] == list(reg.assign(k=reg["trust_name"].str.lower())
                                          .sort_values(["k", "trust_code"], kind="mergesort")["trust_code"])
     assert all(h == f"{c}.html" for c, h in links)

@@ -1155,8 +1155,9 @@ class ReportData:
         """The "where you live" pages of the release: for each grouping the register has (:data:`GROUPINGS`), its
         label and the (name, href, number of trusts) of every area, in alphabetical order."""
         out = []
-        for g in active_groupings(self.inputs.trusts):
-            counts = self.inputs.trusts[g.column].dropna().astype(str).value_counts()
+        listed = self.inputs.trusts[self.inputs.trusts["trust_code"].isin(set(self.league.table["trust_code"]))]
+        for g in active_groupings(listed):  # the organisations with a profile (site._listed)
+            counts = listed[g.column].dropna().astype(str).value_counts()
             out.append({"grouping": g, "areas": [(a, area_href(g, a), int(counts[a])) for a in sorted(counts.index)]})
         return out
 

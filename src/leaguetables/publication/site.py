@@ -90,10 +90,17 @@ AREA_COLUMNS = [Column("Trust", name=True), Column("Subtype"), Column("Segment",
                 Column("Metrics that moved (latest quarter)")]
 
 
+def _listed(data: ReportData) -> pd.DataFrame:
+    """The register rows of the organisations with a profile: those in the league table (a run whose metrics
+    apply to no ICB, for example, has no ICB profile to link to)."""
+    reg = data.inputs.trusts
+    return reg[reg["trust_code"].isin(set(data.league.table["trust_code"]))]
+
+
 def area_context(data: ReportData, grouping: Grouping, area: str, moved: dict, filters: dict) -> dict:
     """One area's page: its trusts by type, with segment, rank, rank interval, movement and the metrics that
     moved."""
-    reg = data.inputs.trusts
+    reg = _listed(data)
     codes = sorted(reg.loc[reg[grouping.column].astype(str) == area, "trust_code"].astype(str),
                    key=lambda c: (str(reg.set_index("trust_code").loc[c, "trust_name"]).lower(), c))
     rows = _area_rows(data, codes, moved, filters)
@@ -120,8 +127,9 @@ def write_area_pages(data: ReportData, root: Path) -> list[str]:
     """The pages of every area of every grouping the register has (``regions/<slug>.html``, …)."""
     moved, filters = moved_metrics(data), row_filters(data.inputs.trusts, data.league.table)
     written = []
-    for g in active_groupings(data.inputs.trusts):
-        for area in sorted(data.inputs.trusts[g.column].dropna().astype(str).unique()):
+    listed = _listed(data)
+    for g in active_groupings(listed):
+        for area in sorted(listed[g.column].dropna().astype(str).unique()):
             rel = f"{g.folder}/{area_file(area)}"
             pages.write(root / rel, pages.render("area.html.j2", **area_context(data, g, area, moved, filters)))
             written.append(rel)
@@ -130,7 +138,7 @@ def write_area_pages(data: ReportData, root: Path) -> list[str]:
 
 def trust_index_context(data: ReportData) -> dict:
     """The A–Z index of trusts: name → profile, code, type, town (when the register has it) and areas."""
-    reg = data.inputs.trusts.copy()
+    reg = _listed(data).copy()
     reg["_key"] = reg["trust_name"].astype(str).str.lower()
     reg = reg.sort_values(["_key", "trust_code"], kind="mergesort")
     groupings = active_groupings(data.inputs.trusts)
