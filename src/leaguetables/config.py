@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 import math
 
 import yaml
@@ -782,22 +782,26 @@ def _resolve(kind: str, name_or_path: str | Path) -> Path:
     return CONFIG_DIR / kind / f"{name_or_path}.yaml"
 
 
-def load_catalogue(name_or_path: str | Path) -> Catalogue:
-    path = _resolve("catalogues", name_or_path)
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _load_model(kind: str, name_or_path: str | Path, model: type[_M]) -> _M:
+    """``config/<kind>/<name>.yaml`` (or a path) read strictly and validated by ``model``; a failure is one
+    :class:`InputError` line naming the file and the field."""
+    path = _resolve(kind, name_or_path)
     data = _load_yaml(path)
     try:
-        return Catalogue.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise InputError(_validation_message(path, exc, data)) from None
+
+
+def load_catalogue(name_or_path: str | Path) -> Catalogue:
+    return _load_model("catalogues", name_or_path, Catalogue)
 
 
 def load_methodology(name_or_path: str | Path) -> Methodology:
-    path = _resolve("methodology", name_or_path)
-    data = _load_yaml(path)
-    try:
-        return Methodology.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(_validation_message(path, exc, data)) from None
+    return _load_model("methodology", name_or_path, Methodology)
 
 
 class SourceMetric(_Strict):
@@ -828,12 +832,7 @@ class SourceMetrics(_Strict):
 
 def load_source_metrics(name_or_path: str | Path = "nhse-metrics") -> dict[str, SourceMetric]:
     """The metrics of ``config/sources/<name>.yaml`` by id, in file order."""
-    path = _resolve("sources", name_or_path)
-    data = _load_yaml(path)
-    try:
-        return {m.id: m for m in SourceMetrics.model_validate(data).metrics}
-    except ValidationError as exc:
-        raise InputError(_validation_message(path, exc, data)) from None
+    return {m.id: m for m in _load_model("sources", name_or_path, SourceMetrics).metrics}
 
 
 def file_sha256(path: Path) -> str:
@@ -894,9 +893,4 @@ class RecordGenerator(_Strict):
 
 
 def load_record_generator(name_or_path: str | Path = "synthetic") -> RecordGenerator:
-    path = _resolve("records", name_or_path)
-    data = _load_yaml(path)
-    try:
-        return RecordGenerator.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(_validation_message(path, exc, data)) from None
+    return _load_model("records", name_or_path, RecordGenerator)

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from leaguetables.inputs.sources.common import (
+    read_renamed,
     MONTHS,
     is_total_row,
     map_codes,
@@ -85,13 +86,7 @@ def _quarter_from_year(year: str, period_end: str) -> str:
 def read_kh03(path: Path | str, quarter: str | None = None) -> pd.DataFrame:
     """Trust rows ``quarter, org_code, org_name, region_code, avail_*, occ_*`` (sectors: total,
     ga, ld, maternity, mi). ``quarter`` is needed only if the file states none."""
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    names: dict[str, str] = {}
-    for c in raw.columns:
-        key = canonical_column(c)
-        if key and key not in names.values():
-            names[c] = key
-    raw = raw.rename(columns=names)
+    raw = read_renamed(path, canonical_column)
     if not {"org_code", "avail_ga", "occ_ga"} <= set(raw.columns):
         raise ValueError(f"{path}: needs Org Code, Available/Occupied General & Acute columns")
     out = pd.DataFrame(index=raw.index)

@@ -378,3 +378,16 @@ def check_raw_dir(raw_dir: Path | str) -> Path:
             f"relative to the repository root); missing: {', '.join(missing)}"
         )
     return raw_dir
+
+
+def read_renamed(path, canonical) -> pd.DataFrame:
+    """A published CSV read as text (BOM removed), each column renamed by ``canonical(label)`` (a name, or ``None``
+    to keep the label); the first column with a canonical name keeps it, later ones keep their labels."""
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    names: dict[str, str] = {}
+    for col in raw.columns:
+        key = canonical(col)
+        if key and key not in names.values():
+            names[col] = key
+    return raw.rename(columns=names)
+

@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from leaguetables.inputs.sources.common import (
+    read_renamed,
     is_total_row,
     map_codes,
     norm_name,
@@ -66,13 +67,7 @@ def canonical_column(label: str) -> str | None:
 
 
 def _read_one(path: Path | str, period=None) -> pd.DataFrame:
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    names: dict[str, str] = {}
-    for c in raw.columns:
-        key = canonical_column(c)
-        if key and key not in names.values():
-            names[c] = key
-    raw = raw.rename(columns=names)
+    raw = read_renamed(path, canonical_column)
     missing = {"org_code", "waiting_list", "waiting_6plus"} - set(raw.columns)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
