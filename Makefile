@@ -64,10 +64,8 @@ spark-deps: setup  ## Spark parity-test dependencies: pyspark (the test extra) a
 	else echo "java not found and apt-get unavailable: tests/test_records_spark.py will skip" >&2; fi
 
 
-# Paths checked by the formatter (ruff format --check) and the import order (ruff check --select I). Only files
-# already formatted are listed until the one-off mass format after the merges; then this becomes
-# FORMAT_PATHS := src tests benchmarks scripts run_quarter.py
-FORMAT_PATHS := tests/test_mutation_gaps.py scripts/environment_from_lock.py scripts/mutation_gaps.py
+# Paths checked by the formatter (ruff format --check) and the import order (ruff check --select I).
+FORMAT_PATHS := src tests benchmarks scripts run_quarter.py
 LINT_PATHS   := src tests benchmarks scripts run_quarter.py
 
 lint: $(STAMP)  ## ruff (lint, import order, format check), mypy on src/, notebooks stored without outputs

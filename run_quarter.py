@@ -84,40 +84,75 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from leaguetables.run.pipeline import DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES
 
     ap = OneLineParser(
-        prog="run_quarter.py", description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="run_quarter.py",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("quarter", help="financial-year quarter, e.g. 2025-26-Q4 (January to March 2026)")
-    ap.add_argument("--source", choices=SOURCES, default=None,
-                    help="demo: synthetic demo data (the default without --data); nhse: NHS England's published "
-                         "files under --raw; nof: NHS England's published NOF metric values under --raw (every "
-                         "trust type published for the quarter); files: the four contract CSV files in --data (the "
-                         "default with --data, unless the folder holds the demo generator's demo-source.json)")
-    ap.add_argument("--data", type=Path, help="folder with trusts.csv, observations.csv, demographics.csv, "
-                                              "status.csv (default for demo: data/demo, generated if missing)")
-    ap.add_argument("--raw", type=Path, default=DEFAULT_REAL_DATA,
-                    help="folder of NHS England's published files for --source nhse (default: ../shared/data/real)")
+    ap.add_argument(
+        "--source",
+        choices=SOURCES,
+        default=None,
+        help="demo: synthetic demo data (the default without --data); nhse: NHS England's published "
+        "files under --raw; nof: NHS England's published NOF metric values under --raw (every "
+        "trust type published for the quarter); files: the four contract CSV files in --data (the "
+        "default with --data, unless the folder holds the demo generator's demo-source.json)",
+    )
+    ap.add_argument(
+        "--data",
+        type=Path,
+        help="folder with trusts.csv, observations.csv, demographics.csv, "
+        "status.csv (default for demo: data/demo, generated if missing)",
+    )
+    ap.add_argument(
+        "--raw",
+        type=Path,
+        default=DEFAULT_REAL_DATA,
+        help="folder of NHS England's published files for --source nhse (default: ../shared/data/real)",
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="reports folder (default: reports/)")
     ap.add_argument("--jobs", type=positive_int, default=2, help="metric notebooks run at once (default: 2)")
-    ap.add_argument("--metrics", help="comma-separated metric ids to run (default: all with data); the quarter is then "
-                                      "published as a partial run, marked so in its title, banner and manifest")
-    ap.add_argument("--methodology", default="nof-2025-26", help="methodology config in config/methodology/ "
-                                                                 "(a name, or a path to a .yaml file)")
-    ap.add_argument("--catalogue", help="metric catalogue in config/catalogues/ (a name, or a path to a .yaml "
-                                        "file; default: the source's)")
+    ap.add_argument(
+        "--metrics",
+        help="comma-separated metric ids to run (default: all with data); the quarter is then "
+        "published as a partial run, marked so in its title, banner and manifest",
+    )
+    ap.add_argument(
+        "--methodology",
+        default="nof-2025-26",
+        help="methodology config in config/methodology/ (a name, or a path to a .yaml file)",
+    )
+    ap.add_argument(
+        "--catalogue",
+        help="metric catalogue in config/catalogues/ (a name, or a path to a .yaml file; default: the source's)",
+    )
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--verify", action="store_true",
-                      help="rerun the published quarter from the inputs recorded in its manifest (no cache) and "
-                           "report every difference; exit 0 when identical, 1 when not")
-    mode.add_argument("--revise", action="store_true",
-                      help="publish over an already published quarter, with tables/revisions.csv listing every "
-                           "figure changed since its first publication")
-    mode.add_argument("--force", action="store_true",
-                      help="publish over an already published quarter, replacing it (no revisions table)")
+    mode.add_argument(
+        "--verify",
+        action="store_true",
+        help="rerun the published quarter from the inputs recorded in its manifest (no cache) and "
+        "report every difference; exit 0 when identical, 1 when not",
+    )
+    mode.add_argument(
+        "--revise",
+        action="store_true",
+        help="publish over an already published quarter, with tables/revisions.csv listing every "
+        "figure changed since its first publication",
+    )
+    mode.add_argument(
+        "--force",
+        action="store_true",
+        help="publish over an already published quarter, replacing it (no revisions table)",
+    )
     ap.add_argument("--no-cache", action="store_true", help="execute every stage (do not reuse reports/.cache/)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ap.add_argument("--isolated", action="store_true",
-                    help="run every notebook on a fresh kernel with papermill's default engine (slower; the outputs "
-                         "are byte-identical to the default run, which reuses warm kernels)")
+    ap.add_argument(
+        "--isolated",
+        action="store_true",
+        help="run every notebook on a fresh kernel with papermill's default engine (slower; the outputs "
+        "are byte-identical to the default run, which reuses warm kernels)",
+    )
     return ap.parse_args(argv)
 
 
@@ -158,15 +193,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics is not None:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         if not metrics:
-            print("error: --metrics names no metric (give comma-separated metric ids, or leave --metrics out to "
-                  "run every metric)", file=sys.stderr)
+            print(
+                "error: --metrics names no metric (give comma-separated metric ids, or leave --metrics out to "
+                "run every metric)",
+                file=sys.stderr,
+            )
             return 2
     try:
         opts = RunOptions(
-            quarter=args.quarter, source=args.source or default_source(args.data), data=args.data, raw=args.raw,
-            out=args.out, jobs=args.jobs, metrics=metrics, methodology=args.methodology, catalogue=args.catalogue,
-            progress=not args.no_progress, revise=args.revise, force=args.force, use_cache=not args.no_cache,
-            isolated=args.isolated, log=log,
+            quarter=args.quarter,
+            source=args.source or default_source(args.data),
+            data=args.data,
+            raw=args.raw,
+            out=args.out,
+            jobs=args.jobs,
+            metrics=metrics,
+            methodology=args.methodology,
+            catalogue=args.catalogue,
+            progress=not args.no_progress,
+            revise=args.revise,
+            force=args.force,
+            use_cache=not args.no_cache,
+            isolated=args.isolated,
+            log=log,
         )
         outcome = verify(opts) if args.verify else run(opts)
     except InputError as exc:
@@ -201,19 +250,27 @@ def main(argv: list[str] | None = None) -> int:
         print(outcome.comparison.report(), file=sys.stderr)
         return 1
     if outcome.status == "unchanged":
-        print(f"unchanged: {folder / 'index.html'} is identical to this run; nothing to publish ({cache_line}; {seconds})")
+        print(
+            f"unchanged: {folder / 'index.html'} is identical to this run; nothing to publish ({cache_line}; {seconds})"
+        )
         return 0
     if outcome.status == "refused":
         n = len(outcome.comparison.differences)
-        print(f"refused: this run would change the published {args.quarter} ({folder}) in {n} file(s); rerun with "
-              "--revise to publish the changes with a revisions table, or --force to replace it (the published "
-              f"version is kept under {folder.parent / '.superseded'}). Differences:", file=sys.stderr)
+        print(
+            f"refused: this run would change the published {args.quarter} ({folder}) in {n} file(s); rerun with "
+            "--revise to publish the changes with a revisions table, or --force to replace it (the published "
+            f"version is kept under {folder.parent / '.superseded'}). Differences:",
+            file=sys.stderr,
+        )
         print(outcome.comparison.report(max_files=12, max_rows=5), file=sys.stderr)
         return 1
     extra = ""
     if outcome.comparison is not None:
-        extra = (f"; {outcome.revisions} revised figures listed in tables/revisions.csv" if args.revise
-                 else "; the previous version is kept under .superseded/")
+        extra = (
+            f"; {outcome.revisions} revised figures listed in tables/revisions.csv"
+            if args.revise
+            else "; the previous version is kept under .superseded/"
+        )
     print(f"published {folder / 'index.html'}  ({cache_line}; {seconds}{extra})")
     return 0
 

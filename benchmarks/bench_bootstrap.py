@@ -39,8 +39,16 @@ def synthetic_scores(seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
                 if j in (k - 2, k - 1):
                     group, score = "finance", float(rng.integers(1, 5))
                     metric = ("OF1079", "OF1081")[j - (k - 2)]
-                rows.append({"trust_code": code, "metric_id": metric, "score": score, "weight": weight,
-                             "combine_group": group, "domain": "finance" if group else f"D{j % 4}"})
+                rows.append(
+                    {
+                        "trust_code": code,
+                        "metric_id": metric,
+                        "score": score,
+                        "weight": weight,
+                        "combine_group": group,
+                        "domain": "finance" if group else f"D{j % 4}",
+                    }
+                )
     return pd.DataFrame(rows), pd.DataFrame(reg).set_index("trust_code")
 
 
@@ -54,12 +62,21 @@ def main() -> None:
     times = []
     for r in range(args.repeat):
         t0 = time.perf_counter()
-        out = scoring.joint_bootstrap(scores, reg["trust_type"], reg["deficit"], no, "quartiles_within_type",
-                                      replicates=args.replicates, seed=20260331 + r)
+        out = scoring.joint_bootstrap(
+            scores,
+            reg["trust_type"],
+            reg["deficit"],
+            no,
+            "quartiles_within_type",
+            replicates=args.replicates,
+            seed=20260331 + r,
+        )
         times.append(time.perf_counter() - t0)
-    print(f"joint_bootstrap: {args.replicates:,} replicates × {len(out)} trusts "
-          f"({len(scores):,} metric scores): best {min(times):.2f} s, median {statistics.median(times):.2f} s "
-          f"over {args.repeat} runs")
+    print(
+        f"joint_bootstrap: {args.replicates:,} replicates × {len(out)} trusts "
+        f"({len(scores):,} metric scores): best {min(times):.2f} s, median {statistics.median(times):.2f} s "
+        f"over {args.repeat} runs"
+    )
 
 
 if __name__ == "__main__":

@@ -50,9 +50,13 @@ FLOOR_INCLUDES = (
     "page, spreadsheet, and whatever else that stage writes), except the notebook → HTML export by nbconvert",
 )
 #: what the cold run does beyond the floor (its overhead)
-OVERHEAD = ("kernel starts and their imports", "papermill, the executed notebooks and their outputs (figures as "
-            "shown in the notebooks, tables' HTML)", "passing the inputs to the notebooks", "the nbconvert export of "
-            "index.html", "cache keys, manifest, checksums, comparison with the published quarter, atomic publish")
+OVERHEAD = (
+    "kernel starts and their imports",
+    "papermill, the executed notebooks and their outputs (figures as shown in the notebooks, tables' HTML)",
+    "passing the inputs to the notebooks",
+    "the nbconvert export of index.html",
+    "cache keys, manifest, checksums, comparison with the published quarter, atomic publish",
+)
 
 
 # ------------------------------------------------------------------------------------------------------ measuring
@@ -98,8 +102,14 @@ def run_measured(cmd: list[str]) -> dict:
     wall = time.perf_counter() - t0
     done.set()
     th.join()
-    return {"wall": wall, "cpu": _children_cpu() - cpu0, "peak": peak, "returncode": proc.returncode,
-            "stdout": out, "stderr": err}
+    return {
+        "wall": wall,
+        "cpu": _children_cpu() - cpu0,
+        "peak": peak,
+        "returncode": proc.returncode,
+        "stdout": out,
+        "stderr": err,
+    }
 
 
 def _fail(what: str, r: dict) -> None:
@@ -116,8 +126,17 @@ def cold_quarter(quarter: str, jobs: int, out: Path) -> dict:
     """One cold run into the empty folder ``out`` with the cache off; its manifest's stage timings added."""
     if out.exists():
         shutil.rmtree(out)
-    cmd = [sys.executable, str(ROOT / "run_quarter.py"), quarter, "--out", str(out), "--jobs", str(jobs),
-           "--no-progress", "--no-cache"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_quarter.py"),
+        quarter,
+        "--out",
+        str(out),
+        "--jobs",
+        str(jobs),
+        "--no-progress",
+        "--no-cache",
+    ]
     r = run_measured(cmd)
     if r["returncode"] != 0:
         _fail("cold run", r)
@@ -140,9 +159,15 @@ def _without_loading(source: str) -> ast.Module:
     """A notebook cell without its statement loading the run's inputs (``inputs, methodology, catalogue = …``):
     the floor has them in memory already, as one process would."""
     tree = ast.parse(source)
-    tree.body = [node for node in tree.body
-                 if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple)
-                         and "inputs" in [getattr(e, "id", None) for e in node.targets[0].elts])]
+    tree.body = [
+        node
+        for node in tree.body
+        if not (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Tuple)
+            and "inputs" in [getattr(e, "id", None) for e in node.targets[0].elts]
+        )
+    ]
     return tree
 
 
@@ -189,17 +214,37 @@ def floor_measure(quarter: str, out_json: Path) -> None:
         lg = league.build_league(work, inputs, methodology, catalogue, quarter)
         league.write_league(lg, inputs, catalogue, quarter, stage, work)
         parts["league"] = _since(t0)
-        (work / "run.json").write_text(json.dumps({
-            "quarter": quarter, "source": "demo", "methodology": methodology.id,
-            "methodology_version": methodology.version, "catalogue": catalogue.id,
-            "catalogue_version": catalogue.version, "metric_ids": metric_ids, "jobs": 1, "partial": False,
-            "omitted_metrics": []}, indent=1, sort_keys=True), encoding="utf-8")
+        (work / "run.json").write_text(
+            json.dumps(
+                {
+                    "quarter": quarter,
+                    "source": "demo",
+                    "methodology": methodology.id,
+                    "methodology_version": methodology.version,
+                    "catalogue": catalogue.id,
+                    "catalogue_version": catalogue.version,
+                    "metric_ids": metric_ids,
+                    "jobs": 1,
+                    "partial": False,
+                    "omitted_metrics": [],
+                },
+                indent=1,
+                sort_keys=True,
+            ),
+            encoding="utf-8",
+        )
         t0 = _clock()
         shown: list = []
         IPython.display.display = lambda *a, **k: shown.extend(a)  # the sections' HTML is built, not shown
         nb = nbformat.read(ROOT / "notebooks" / "report.ipynb", as_version=4)
-        ns = {"quarter": quarter, "work_dir": str(work), "out_dir": str(stage), "inputs": inputs,
-              "methodology": methodology, "catalogue": catalogue}
+        ns = {
+            "quarter": quarter,
+            "work_dir": str(work),
+            "out_dir": str(stage),
+            "inputs": inputs,
+            "methodology": methodology,
+            "catalogue": catalogue,
+        }
         for cell in nb.cells:
             if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
                 exec(compile(_without_loading(cell.source), "report.ipynb", "exec"), ns)
@@ -207,9 +252,15 @@ def floor_measure(quarter: str, out_json: Path) -> None:
         t0 = _clock()
         from types import SimpleNamespace
 
-        prep = SimpleNamespace(options=SimpleNamespace(quarter=quarter, source="demo", jobs=1), inputs=inputs,
-                               methodology=methodology, catalogue=catalogue, metric_ids=metric_ids, partial=False,
-                               omitted=[])
+        prep = SimpleNamespace(
+            options=SimpleNamespace(quarter=quarter, source="demo", jobs=1),
+            inputs=inputs,
+            methodology=methodology,
+            catalogue=catalogue,
+            metric_ids=metric_ids,
+            partial=False,
+            omitted=[],
+        )
         documents.export_html = lambda *a, **k: None  # the nbconvert export is notebook work: not in the floor
         documents.build_publication(prep, stage, work)
         parts["documents"] = _since(t0)
@@ -224,8 +275,9 @@ def floor(quarter: str) -> dict:
     """The in-process floor in a fresh Python process: its wall, CPU and peak memory, and its parts' timings."""
     with tempfile.TemporaryDirectory(prefix="bench-floor-json-") as d:
         path = Path(d) / "floor.json"
-        r = run_measured([sys.executable, str(Path(__file__).resolve()), "--quarter", quarter,
-                          "--floor-worker", str(path)])
+        r = run_measured(
+            [sys.executable, str(Path(__file__).resolve()), "--quarter", quarter, "--floor-worker", str(path)]
+        )
         if r["returncode"] != 0:
             _fail("in-process floor", r)
         r["parts"] = json.loads(path.read_text(encoding="utf-8"))
@@ -240,8 +292,16 @@ def reruns(quarter: str, jobs: int, out: Path) -> dict:
     ``{name: {"wall": s, "cpu": s, "target": s or None, "note": str}}`` and is printed with the other figures."""
     if out.exists():
         shutil.rmtree(out)
-    cmd = [sys.executable, str(ROOT / "run_quarter.py"), quarter, "--out", str(out), "--jobs", str(jobs),
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_quarter.py"),
+        quarter,
+        "--out",
+        str(out),
+        "--jobs",
+        str(jobs),
+        "--no-progress",
+    ]
     first = run_measured(cmd)
     if first["returncode"] != 0:
         _fail("run with the cache", first)
@@ -249,10 +309,18 @@ def reruns(quarter: str, jobs: int, out: Path) -> dict:
     if noop["returncode"] != 0 or not noop["stdout"].startswith("unchanged"):
         print(noop["stdout"], noop["stderr"], file=sys.stderr)
     return {
-        "cold run with the cache (stores every stage)": {"wall": first["wall"], "cpu": first["cpu"],
-                                                          "target": None, "note": ""},
-        "no-op rerun": {"wall": noop["wall"], "cpu": noop["cpu"], "target": 1.5,
-                        "note": noop["stdout"].strip().splitlines()[0] if noop["stdout"].strip() else ""},
+        "cold run with the cache (stores every stage)": {
+            "wall": first["wall"],
+            "cpu": first["cpu"],
+            "target": None,
+            "note": "",
+        },
+        "no-op rerun": {
+            "wall": noop["wall"],
+            "cpu": noop["cpu"],
+            "target": 1.5,
+            "note": noop["stdout"].strip().splitlines()[0] if noop["stdout"].strip() else "",
+        },
     }
 
 
@@ -276,38 +344,61 @@ def report(cold: list[dict], floors: list[dict], rr: dict, jobs: int, load_befor
         ("peak memory, cold run's process tree", f"{peak / 2**30:.2f} GB", "≤ 2 GB", peak <= 2 * 2**30),
     ]
     for name, r in rr.items():
-        rows.append((f"{name}, wall", f"{r['wall']:.1f} s", f"≤ {r['target']:g} s" if r["target"] else "",
-                     None if r["target"] is None else r["wall"] <= r["target"]))
+        rows.append(
+            (
+                f"{name}, wall",
+                f"{r['wall']:.1f} s",
+                f"≤ {r['target']:g} s" if r["target"] else "",
+                None if r["target"] is None else r["wall"] <= r["target"],
+            )
+        )
     print()
     print(f"{'figure':44s} {'measured':>12s}  {'target':>9s}  ok")
     for name, val, target, ok in rows:
         print(f"{name:44s} {val:>12s}  {target:>9s}  {'' if ok is None else ('yes' if ok else 'NO')}")
     print()
-    print(f"cold quarter ({len(cold)} runs, {jobs} jobs, --no-cache, fresh folder each): wall {_fmt_runs(cold, 'wall')} s; "
-          f"CPU {_fmt_runs(cold, 'cpu')} s")
-    print(f"in-process floor ({len(floors)} runs, one process): wall {_fmt_runs(floors, 'wall')} s; "
-          f"CPU {_fmt_runs(floors, 'cpu')} s")
+    print(
+        f"cold quarter ({len(cold)} runs, {jobs} jobs, --no-cache, fresh folder each): wall {_fmt_runs(cold, 'wall')} s; "
+        f"CPU {_fmt_runs(cold, 'cpu')} s"
+    )
+    print(
+        f"in-process floor ({len(floors)} runs, one process): wall {_fmt_runs(floors, 'wall')} s; "
+        f"CPU {_fmt_runs(floors, 'cpu')} s"
+    )
     med = sorted(cold, key=lambda r: r["wall"])[len(cold) // 2]
     t = med["timings"]
     pub = t.get("publication")
     pub_s = ", ".join(f"{k} {v:.1f}" for k, v in pub.items()) if isinstance(pub, dict) else str(pub)
-    print(f"  median cold run's stages (manifest, s): validate {t.get('validate', 0):.1f}; metric notebooks "
-          f"{t.get('metrics_wall', 0):.1f} wall ({len(t.get('metrics', {}))} notebooks, "
-          f"{sum(t.get('metrics', {}).values()):.1f} s summed over {jobs} kernels); league {t.get('league', 0):.1f}; "
-          f"report {t.get('report', 0):.1f}; documents {t.get('export', 0):.1f} ({pub_s}); "
-          f"total {t.get('total', 0):.1f}")
+    print(
+        f"  median cold run's stages (manifest, s): validate {t.get('validate', 0):.1f}; metric notebooks "
+        f"{t.get('metrics_wall', 0):.1f} wall ({len(t.get('metrics', {}))} notebooks, "
+        f"{sum(t.get('metrics', {}).values()):.1f} s summed over {jobs} kernels); league {t.get('league', 0):.1f}; "
+        f"report {t.get('report', 0):.1f}; documents {t.get('export', 0):.1f} ({pub_s}); "
+        f"total {t.get('total', 0):.1f}"
+    )
     fp = sorted(floors, key=lambda r: r["wall"])[len(floors) // 2]["parts"]
-    names = {"imports": "imports", "validate": "validate", "metrics": "metrics", "figures": "their figures",
-             "league": "league", "report": "report sections", "documents": "documents"}
-    print("  median floor's parts (wall / CPU s): " + "; ".join(
-        f"{label} {fp[k][0]:.1f} / {fp[k][1]:.1f}" for k, label in names.items())
-        + f" ({fp['pages']} HTML pages); CPU of the process {fp['total'][1]:.1f}")
+    names = {
+        "imports": "imports",
+        "validate": "validate",
+        "metrics": "metrics",
+        "figures": "their figures",
+        "league": "league",
+        "report": "report sections",
+        "documents": "documents",
+    }
+    print(
+        "  median floor's parts (wall / CPU s): "
+        + "; ".join(f"{label} {fp[k][0]:.1f} / {fp[k][1]:.1f}" for k, label in names.items())
+        + f" ({fp['pages']} HTML pages); CPU of the process {fp['total'][1]:.1f}"
+    )
     print("  the floor includes: " + "; ".join(FLOOR_INCLUDES) + ".")
     print("  the cold run adds: " + "; ".join(OVERHEAD) + ".")
     for name, r in rr.items():
         print(f"{name}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s{'; ' + r['note'] if r['note'] else ''}")
-    print(f"machine: {os.cpu_count()} CPUs; load average {', '.join(f'{x:.1f}' for x in load_before)} before, "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} after (1, 5, 15 min)")
+    print(
+        f"machine: {os.cpu_count()} CPUs; load average {', '.join(f'{x:.1f}' for x in load_before)} before, "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} after (1, 5, 15 min)"
+    )
 
 
 def main() -> int:

@@ -54,15 +54,23 @@ def child_duckdb(root: Path, quarter: str, threads: int, memory: str) -> dict:
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rec-duckdb-") as tmp:
-        con = contract.connect(threads=threads, memory_limit=memory, database=Path(tmp) / "records.duckdb",
-                               temp_directory=tmp)
+        con = contract.connect(
+            threads=threads, memory_limit=memory, database=Path(tmp) / "records.duckdb", temp_directory=tmp
+        )
         records = contract.load_records(root, con=con)
         t1 = time.perf_counter()
         ind = indicators.compute_indicators(records, quarter)
         t2 = time.perf_counter()
         con.close()
-    return {"rows": records.rows, "validate_s": t1 - t0, "indicators_s": t2 - t1, "wall_s": t2 - t0,
-            "cpu_s": _cpu_s(), "peak_mb": _peak_mb(), "observations": len(ind.observations)}
+    return {
+        "rows": records.rows,
+        "validate_s": t1 - t0,
+        "indicators_s": t2 - t1,
+        "wall_s": t2 - t0,
+        "cpu_s": _cpu_s(),
+        "peak_mb": _peak_mb(),
+        "observations": len(ind.observations),
+    }
 
 
 def child_pandas(root: Path, quarter: str) -> dict:
@@ -75,8 +83,10 @@ def child_pandas(root: Path, quarter: str) -> dict:
     for name in ("apc", "op", "ae"):
         files, _ = contract.dataset_files(root, name, "parquet")
         cols = [f.name for f in contract.DATASETS[name].fields]
-        frame = pd.concat([pq.read_table(f, columns=[c for c in cols if c in pq.read_schema(f).names]).to_pandas()
-                           for f in files], ignore_index=True)
+        frame = pd.concat(
+            [pq.read_table(f, columns=[c for c in cols if c in pq.read_schema(f).names]).to_pandas() for f in files],
+            ignore_index=True,
+        )
         for c in cols:
             if c not in frame:
                 frame[c] = None
@@ -86,8 +96,13 @@ def child_pandas(root: Path, quarter: str) -> dict:
     counts = pandas_reference.run_counts_pandas(tables["apc"], tables["op"], tables["ae"], quarter, cfg, residence)
     ind = indicators.indicators_from_counts(quarter, counts, cfg, population)
     t1 = time.perf_counter()
-    return {"rows": rows, "wall_s": t1 - t0, "cpu_s": _cpu_s(), "peak_mb": _peak_mb(),
-            "observations": len(ind.observations)}
+    return {
+        "rows": rows,
+        "wall_s": t1 - t0,
+        "cpu_s": _cpu_s(),
+        "peak_mb": _peak_mb(),
+        "observations": len(ind.observations),
+    }
 
 
 # ------------------------------------------------------------------------------------------------------- parent
@@ -96,7 +111,7 @@ def subset(extract: Path, fraction: float, into: Path) -> Path:
     if fraction >= 1:
         return extract
     icbs = sorted({p.stem for p in (extract / "apc").rglob("*.parquet")})
-    keep = set(icbs[:max(1, round(fraction * len(icbs)))])
+    keep = set(icbs[: max(1, round(fraction * len(icbs)))])
     for name in ("apc", "op", "ae"):
         for p in (extract / name).rglob("*.parquet"):
             if p.stem in keep:
@@ -108,9 +123,22 @@ def subset(extract: Path, fraction: float, into: Path) -> Path:
 
 
 def run_child(mode: str, root: Path, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--extract", str(root), "--quarter", args.quarter,
-           "--threads", str(args.threads), "--memory-limit", args.memory_limit, "--peak-limit-mb",
-           str(args.peak_limit_mb)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--extract",
+        str(root),
+        "--quarter",
+        args.quarter,
+        "--threads",
+        str(args.threads),
+        "--memory-limit",
+        args.memory_limit,
+        "--peak-limit-mb",
+        str(args.peak_limit_mb),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode < 0:
@@ -123,8 +151,10 @@ def run_child(mode: str, root: Path, args: argparse.Namespace) -> dict:
 
 def generate(extract: Path) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "leaguetables.inputs.records.generate", "--scale", "national", "--out",
-                    str(extract)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "leaguetables.inputs.records.generate", "--scale", "national", "--out", str(extract)],
+        check=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -133,11 +163,18 @@ def _row(engine: str, fraction: float, res: dict) -> dict:
     apc = rows.get("apc", 0)
     total = sum(rows.values()) if rows else 0
     wall = res.get("wall_s")
-    return {"engine": engine, "fraction": fraction, "apc_rows": apc, "all_rows": total,
-            "wall_s": round(wall, 2) if wall else None, "cpu_s": round(res["cpu_s"], 1) if "cpu_s" in res else None,
-            "validate_s": round(res["validate_s"], 2) if "validate_s" in
-            res else None, "peak_mb": round(res.get("peak_mb", 0)), "rows_per_s": round(total / wall) if wall else None,
-            "failed": res.get("failed", "")}
+    return {
+        "engine": engine,
+        "fraction": fraction,
+        "apc_rows": apc,
+        "all_rows": total,
+        "wall_s": round(wall, 2) if wall else None,
+        "cpu_s": round(res["cpu_s"], 1) if "cpu_s" in res else None,
+        "validate_s": round(res["validate_s"], 2) if "validate_s" in res else None,
+        "peak_mb": round(res.get("peak_mb", 0)),
+        "rows_per_s": round(total / wall) if wall else None,
+        "failed": res.get("failed", ""),
+    }
 
 
 def parent(args: argparse.Namespace) -> int:
@@ -178,10 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generate", action="store_true", help="regenerate the national extract")
     ap.add_argument("--quarter", default=QUARTER)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--memory-limit", default="2500MB", help="DuckDB's memory limit (default 2500MB: the process "
-                                                                "then stays under 3 GB)")
-    ap.add_argument("--peak-limit-mb", type=float, default=3072, help="pandas stops at the first fraction whose peak "
-                                                                      "resident memory passes this")
+    ap.add_argument(
+        "--memory-limit",
+        default="2500MB",
+        help="DuckDB's memory limit (default 2500MB: the process then stays under 3 GB)",
+    )
+    ap.add_argument(
+        "--peak-limit-mb",
+        type=float,
+        default=3072,
+        help="pandas stops at the first fraction whose peak resident memory passes this",
+    )
     ap.add_argument("--pandas-fractions", default="0.025,0.1,0.25,0.5,1")
     ap.add_argument("--child", choices=("duckdb", "pandas"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"scale {args.scale}: rows {manifest['rows']}, {wall:.1f} s wall with {workers} worker(s); "
-          f"peak RSS {own:.0f} MB (main), {kids:.0f} MB (largest worker)")
+    print(
+        f"scale {args.scale}: rows {manifest['rows']}, {wall:.1f} s wall with {workers} worker(s); "
+        f"peak RSS {own:.0f} MB (main), {kids:.0f} MB (largest worker)"
+    )
     if args.recovery:
         t1 = time.perf_counter()
         with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -40,8 +40,19 @@ CHANGED_METRIC = "cdiff"
 
 
 def _cmd(quarter: str, data: Path, out: Path, jobs: int, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "run_quarter.py"), quarter, "--data", str(data), "--out", str(out),
-            "--jobs", str(jobs), "--no-progress", *extra]
+    return [
+        sys.executable,
+        str(ROOT / "run_quarter.py"),
+        quarter,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--jobs",
+        str(jobs),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _cpu() -> float:
@@ -109,8 +120,12 @@ def figures(quarter: str = "2025-26-Q4", jobs: int = 2, repeat: int = 3) -> dict
     out_figs = {}
     for key, name in names.items():
         walls, cpus = [w for w, _ in runs[key]], [c for _, c in runs[key]]
-        out_figs[name] = {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "target": TARGETS[key],
-                          "note": f"walls {', '.join(f'{w:.1f}' for w in walls)} s; {runs['lines'][key]}"}
+        out_figs[name] = {
+            "wall": statistics.median(walls),
+            "cpu": statistics.median(cpus),
+            "target": TARGETS[key],
+            "note": f"walls {', '.join(f'{w:.1f}' for w in walls)} s; {runs['lines'][key]}",
+        }
     return out_figs
 
 

@@ -33,9 +33,8 @@ import pandas as pd
 
 from leaguetables import config
 from leaguetables.inputs import demo
-from leaguetables.statistics import funnel
-from leaguetables.statistics import metrics
 from leaguetables.inputs.contract import QuarterInputs
+from leaguetables.statistics import funnel, metrics
 
 QUARTERS = ["2025-26-Q1", "2025-26-Q2", "2025-26-Q3", "2025-26-Q4"]
 QI = {q: 4 + i for i, q in enumerate(QUARTERS)}  # the demo's quarter index (0 = 2024-25-Q1)
@@ -79,9 +78,20 @@ def _simulate(rng, metric, spec, trusts, z, size, planted: bool):
             if "shape" in spec:
                 mu = mu * rng.gamma(spec["shape"], 1 / spec["shape"], idx.size)
             x = rng.poisson(mu)
-        rows.append(pd.DataFrame({"quarter": q, "trust_code": codes[idx], "metric_id": metric.id,
-                                  "numerator": x.astype(float), "denominator": n, "value": np.nan,
-                                  "category": None, "suppressed": False}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "quarter": q,
+                    "trust_code": codes[idx],
+                    "metric_id": metric.id,
+                    "numerator": x.astype(float),
+                    "denominator": n,
+                    "value": np.nan,
+                    "category": None,
+                    "suppressed": False,
+                }
+            )
+        )
     obs = pd.concat(rows, ignore_index=True)
     return obs, pd.Series(is_planted, index=codes)
 
@@ -117,10 +127,22 @@ def _rc_case(rng, planted: bool, methods: dict) -> list[dict]:
             res = funnel.funnel(o, d, "RC", **kwargs)
         f95 = res.flags(0.95)["outlier"].to_numpy(dtype=bool)
         f998 = res.flags(0.998)["outlier"].to_numpy(dtype=bool)
-        rows.append({"method": name, "metric_id": "synthetic_rc", "trust_type": "acute", "data_type": "RC",
-                     "exact": False, "quarters": 1, "n_null": int((~mask).sum()), "flag95": int(f95[~mask].sum()),
-                     "flag998": int(f998[~mask].sum()), "n_planted": int(mask.sum()),
-                     "detected": int(f95[mask].sum()), "phi_finite": bool(np.isfinite(res.phi))})
+        rows.append(
+            {
+                "method": name,
+                "metric_id": "synthetic_rc",
+                "trust_type": "acute",
+                "data_type": "RC",
+                "exact": False,
+                "quarters": 1,
+                "n_null": int((~mask).sum()),
+                "flag95": int(f95[~mask].sum()),
+                "flag998": int(f998[~mask].sum()),
+                "n_planted": int(mask.sum()),
+                "detected": int(f95[mask].sum()),
+                "phi_finite": bool(np.isfinite(res.phi)),
+            }
+        )
     return rows
 
 
@@ -130,9 +152,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=20251201)
     ap.add_argument("--out", type=Path, default=Path("reports") / "funnel_calibration")
     ap.add_argument("--metrics", nargs="*", default=None, help="metric ids (default: every funnel metric)")
-    ap.add_argument("--variants", nargs="*", default=None,
-                    help="methods to compare: robust, robust_1q, shmi (default) and robust_pool_all (pool every "
-                         "funnel over 4 quarters)")
+    ap.add_argument(
+        "--variants",
+        nargs="*",
+        default=None,
+        help="methods to compare: robust, robust_1q, shmi (default) and robust_pool_all (pool every "
+        "funnel over 4 quarters)",
+    )
     args = ap.parse_args(argv)
 
     meth = config.load_methodology("nof-2025-26")
@@ -141,14 +167,19 @@ def main(argv=None) -> int:
     variants = {
         "robust": meth,
         "robust_1q": meth.model_copy(update={"funnel": f.model_copy(update={"pool_quarters": 1})}),
-        "shmi": meth.model_copy(update={"funnel": config.FunnelSettings(
-            method="spiegelhalter", sr_method="SHMI", trim_by=0.1, pool_quarters=1)}),
+        "shmi": meth.model_copy(
+            update={
+                "funnel": config.FunnelSettings(method="spiegelhalter", sr_method="SHMI", trim_by=0.1, pool_quarters=1)
+            }
+        ),
         "robust_pool_all": meth.model_copy(update={"funnel": f.model_copy(update={"pool_when": "always"})}),
     }
-    rc_methods = {"robust": dict(method="robust", trim_by=f.trim_by),
-                  "robust_1q": dict(method="robust", trim_by=f.trim_by),
-                  "shmi": dict(method="spiegelhalter", sr_method="SHMI", trim_by=0.1),
-                  "robust_pool_all": dict(method="robust", trim_by=f.trim_by)}
+    rc_methods = {
+        "robust": dict(method="robust", trim_by=f.trim_by),
+        "robust_1q": dict(method="robust", trim_by=f.trim_by),
+        "shmi": dict(method="spiegelhalter", sr_method="SHMI", trim_by=0.1),
+        "robust_pool_all": dict(method="robust", trim_by=f.trim_by),
+    }
     chosen_variants = args.variants or ["robust", "robust_1q", "shmi"]
     variants = {k: v for k, v in variants.items() if k in chosen_variants}
     rc_methods = {k: v for k, v in rc_methods.items() if k in chosen_variants}
@@ -164,8 +195,9 @@ def main(argv=None) -> int:
             for metric in chosen:
                 spec = demo.SPEC[metric.id]
                 obs, truth = _simulate(rng, metric, spec, trusts, z, size, planted)
-                inputs = QuarterInputs(trusts=trusts, observations=obs, demographics=demographics, status=status,
-                                       files={})
+                inputs = QuarterInputs(
+                    trusts=trusts, observations=obs, demographics=demographics, status=status, files={}
+                )
                 for name, (table, res) in _run_methods(inputs, metric, variants).items():
                     for ttype, fr in res.funnels.items():
                         g = table[(table["trust_type"] == ttype) & table["funnel_band"].notna()]
@@ -173,24 +205,52 @@ def main(argv=None) -> int:
                         flag95 = (g["funnel_band"] != "as expected").to_numpy()
                         flag998 = fr.flags(0.998)["outlier"].reindex(codes).to_numpy(dtype=bool)
                         pl = truth.reindex(codes).to_numpy(dtype=bool)
-                        rows.append({"scenario": scenario, "rep": rep, "method": name, "metric_id": metric.id,
-                                     "trust_type": ttype, "data_type": fr.data_type, "exact": fr.exact,
-                                     "quarters": fr.periods, "n_null": int((~pl).sum()),
-                                     "flag95": int(flag95[~pl].sum()), "flag998": int(flag998[~pl].sum()),
-                                     "n_planted": int(pl.sum()), "detected": int(flag95[pl].sum()),
-                                     "phi_finite": bool(np.isfinite(fr.phi))})
+                        rows.append(
+                            {
+                                "scenario": scenario,
+                                "rep": rep,
+                                "method": name,
+                                "metric_id": metric.id,
+                                "trust_type": ttype,
+                                "data_type": fr.data_type,
+                                "exact": fr.exact,
+                                "quarters": fr.periods,
+                                "n_null": int((~pl).sum()),
+                                "flag95": int(flag95[~pl].sum()),
+                                "flag998": int(flag998[~pl].sum()),
+                                "n_planted": int(pl.sum()),
+                                "detected": int(flag95[pl].sum()),
+                                "phi_finite": bool(np.isfinite(fr.phi)),
+                            }
+                        )
             for r in _rc_case(rng, planted, rc_methods):
                 rows.append({"scenario": scenario, "rep": rep, **r})
         if rep % 20 == 19:
             print(f"  {rep + 1} replicates, {time.time() - t0:.0f} s", file=sys.stderr)
     raw = pd.DataFrame(rows)
     keys = ["method", "metric_id", "trust_type", "data_type"]
-    null = raw[raw["scenario"] == "null"].groupby(keys, sort=True).agg(
-        n=("n_null", "sum"), flag95=("flag95", "sum"), flag998=("flag998", "sum"), exact=("exact", "mean"),
-        quarters=("quarters", "mean"), phi_finite=("phi_finite", "mean"))
-    pl = raw[raw["scenario"] == "planted"].groupby(keys, sort=True).agg(
-        n_planted=("n_planted", "sum"), detected=("detected", "sum"), n_other=("n_null", "sum"),
-        flag95_other=("flag95", "sum"))
+    null = (
+        raw[raw["scenario"] == "null"]
+        .groupby(keys, sort=True)
+        .agg(
+            n=("n_null", "sum"),
+            flag95=("flag95", "sum"),
+            flag998=("flag998", "sum"),
+            exact=("exact", "mean"),
+            quarters=("quarters", "mean"),
+            phi_finite=("phi_finite", "mean"),
+        )
+    )
+    pl = (
+        raw[raw["scenario"] == "planted"]
+        .groupby(keys, sort=True)
+        .agg(
+            n_planted=("n_planted", "sum"),
+            detected=("detected", "sum"),
+            n_other=("n_null", "sum"),
+            flag95_other=("flag95", "sum"),
+        )
+    )
     by_metric = null.join(pl)
     by_metric["false_flag_95"] = by_metric["flag95"] / by_metric["n"]
     by_metric["false_flag_998"] = by_metric["flag998"] / by_metric["n"]

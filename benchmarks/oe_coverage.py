@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaguetables.inputs import demo
-from leaguetables.statistics import metrics
 from leaguetables.config import ExpectedSettings, load_catalogue
+from leaguetables.inputs import demo
 from leaguetables.inputs.contract import QuarterInputs
+from leaguetables.statistics import metrics
 
 METRICS = ["ae_4hr", "ae_12hr", "ecoli", "cdiff", "los_emergency", "readmissions_30d", "sickness_absence"]
 QUARTER = demo.QUARTERS[-1]
@@ -69,8 +69,13 @@ def run(seeds: list[int], confidence: float = 0.95, metric_ids: list[str] | None
     rows = []
     for seed in seeds:
         data = demo.generate(seed)
-        inputs = QuarterInputs(trusts=data["trusts"], observations=data["observations"],
-                               demographics=data["demographics"], status=data["status"], files={})
+        inputs = QuarterInputs(
+            trusts=data["trusts"],
+            observations=data["observations"],
+            demographics=data["demographics"],
+            status=data["status"],
+            files={},
+        )
         for mid in metric_ids or METRICS:
             metric = by_id[mid]
             df = metrics.observed_table(inputs, metric, QUARTER)
@@ -85,16 +90,27 @@ def run(seeds: list[int], confidence: float = 0.95, metric_ids: list[str] | None
                 tv = truth.reindex(t.index)
                 for ttype, g in t.groupby("trust_type"):
                     tt = tv.loc[g.index]
-                    rec = {"seed": seed, "metric_id": mid, "trust_type": ttype, "setting": name,
-                           "interval": "oe", "n": len(g),
-                           "covered": int(((g["oe_lower"] <= tt) & (tt <= g["oe_upper"])).sum()),
-                           "log_width": float(np.mean(np.log(g["oe_upper"] / g["oe_lower"].clip(lower=1e-12)))),
-                           "tau2": result.models[ttype].fit_info.get("tau2", np.nan)}
+                    rec = {
+                        "seed": seed,
+                        "metric_id": mid,
+                        "trust_type": ttype,
+                        "setting": name,
+                        "interval": "oe",
+                        "n": len(g),
+                        "covered": int(((g["oe_lower"] <= tt) & (tt <= g["oe_upper"])).sum()),
+                        "log_width": float(np.mean(np.log(g["oe_upper"] / g["oe_lower"].clip(lower=1e-12)))),
+                        "tau2": result.models[ttype].fit_info.get("tau2", np.nan),
+                    }
                     rows.append(rec)
                     if name == "re_delta":
-                        rows.append({**rec, "interval": "oe_shrunk",
-                                     "covered": int(((g["oe_shrunk_lower"] <= tt) & (tt <= g["oe_shrunk_upper"])).sum()),
-                                     "log_width": float(np.mean(np.log(g["oe_shrunk_upper"] / g["oe_shrunk_lower"])))})
+                        rows.append(
+                            {
+                                **rec,
+                                "interval": "oe_shrunk",
+                                "covered": int(((g["oe_shrunk_lower"] <= tt) & (tt <= g["oe_shrunk_upper"])).sum()),
+                                "log_width": float(np.mean(np.log(g["oe_shrunk_upper"] / g["oe_shrunk_lower"]))),
+                            }
+                        )
     return pd.DataFrame(rows)
 
 

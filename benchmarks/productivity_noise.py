@@ -18,15 +18,20 @@ import time
 import numpy as np
 import pandas as pd
 
-from leaguetables.inputs import demo
-from leaguetables.statistics import metrics
-from leaguetables.statistics import productivity
 from leaguetables.config import load_catalogue, load_methodology
+from leaguetables.inputs import demo
 from leaguetables.inputs.contract import QuarterInputs
+from leaguetables.statistics import metrics, productivity
 
 COSTED = ["los_emergency", "daycase_rate", "readmissions_30d", "op_followup_ratio", "sickness_absence"]
-SETTINGS = [(1, "observed"), (4, "observed"), (1, "constrained"), (4, "shrunken"), (4, "constrained"),
-            (8, "constrained")]
+SETTINGS = [
+    (1, "observed"),
+    (4, "observed"),
+    (1, "constrained"),
+    (4, "shrunken"),
+    (4, "constrained"),
+    (8, "constrained"),
+]
 
 
 def true_totals(data: dict, metric, quarter: str, table: pd.DataFrame) -> float:
@@ -74,11 +79,24 @@ def main() -> None:
             res = metrics.compute_metric(inputs, m, quarter, meth)
             truth = true_totals(data, m, quarter, res.table)
             for k, est in SETTINGS:
-                opp = productivity.metric_opportunity(res.table, m, 4, observations=data["observations"],
-                                                      demographics=data["demographics"], pool_quarters=k,
-                                                      estimate=est, quarters=demo.QUARTERS)
-                rows.append({"replicate": r, "metric_id": mid, "setting": f"{k}q {est}",
-                             "ratio": opp["resource_quarter"].sum() / truth - 1})
+                opp = productivity.metric_opportunity(
+                    res.table,
+                    m,
+                    4,
+                    observations=data["observations"],
+                    demographics=data["demographics"],
+                    pool_quarters=k,
+                    estimate=est,
+                    quarters=demo.QUARTERS,
+                )
+                rows.append(
+                    {
+                        "replicate": r,
+                        "metric_id": mid,
+                        "setting": f"{k}q {est}",
+                        "ratio": opp["resource_quarter"].sum() / truth - 1,
+                    }
+                )
         print(f"replicate {r + 1}: {time.perf_counter() - t0:.0f} s", flush=True)
     df = pd.DataFrame(rows)
     tab = df.groupby(["metric_id", "setting"])["ratio"].agg(["mean", "std", "count"])

@@ -55,12 +55,11 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from leaguetables.inputs import demo
-from leaguetables.nof import league
-from leaguetables.statistics import sampling
-from leaguetables.nof import scoring
 from leaguetables.config import load_catalogue, load_methodology
+from leaguetables.inputs import demo
 from leaguetables.inputs.contract import load_inputs
+from leaguetables.nof import league, scoring
+from leaguetables.statistics import sampling
 
 ROOT = Path(__file__).resolve().parents[1]
 Q_PREV, Q_NOW = "2025-26-Q3", "2025-26-Q4"
@@ -195,7 +194,7 @@ def main(argv=None) -> int:
                 movers = list(rng.choice(acute, 20, replace=False)) + list(rng.choice(mh, 10, replace=False))
                 direction = {c: (1 if i % 2 else -1) for i, c in enumerate(movers)}
                 changed = set(movers)
-                q_now = (t_sim.index.get_level_values(0) == Q_NOW)
+                q_now = t_sim.index.get_level_values(0) == Q_NOW
                 codes = t_sim.index.get_level_values(1)
                 mids = t_sim.index.get_level_values(2)
                 for i in np.flatnonzero(q_now & np.isin(codes, movers)):
@@ -204,13 +203,18 @@ def main(argv=None) -> int:
                     u[i] += 2 * direction[codes[i]] * better * t_sim["sd"].iloc[i]
             eta = t_sim["eta0"].to_numpy() + u
             p = np.where(kinds == "binomial", 1 / (1 + np.exp(-np.clip(eta, -30, 30))), np.exp(eta))
-            x = np.where(kinds == "binomial", rng.binomial(n_sim.astype(np.int64), np.clip(p, 0, 1)),
-                         rng.poisson(n_sim * np.where(kinds == "binomial", 0, p)))
+            x = np.where(
+                kinds == "binomial",
+                rng.binomial(n_sim.astype(np.int64), np.clip(p, 0, 1)),
+                rng.poisson(n_sim * np.where(kinds == "binomial", 0, p)),
+            )
             obs = obs0.copy()
             obs.loc[sim_mask, "numerator"] = x.astype(float)
             inputs = make_inputs(base, obs)
-            qds = {q: sampling.quarter_data(inputs, cat, q, segmentation_rule=meth.segmentation.rule,
-                                            combine_rules=rules) for q in (Q_PREV, Q_NOW)}
+            qds = {
+                q: sampling.quarter_data(inputs, cat, q, segmentation_rule=meth.segmentation.rule, combine_rules=rules)
+                for q in (Q_PREV, Q_NOW)
+            }
             # the truth: the method applied to the true rates
             truth = {}
             for q, qd in qds.items():
@@ -219,7 +223,9 @@ def main(argv=None) -> int:
                     v = md.frame["value"].to_numpy(float).copy()
                     sim = md.simulated
                     if sim.any():
-                        kk = list(zip([q] * int(sim.sum()), md.frame.loc[sim, "trust_code"], [md.metric.id] * int(sim.sum())))
+                        kk = list(
+                            zip([q] * int(sim.sum()), md.frame.loc[sim, "trust_code"], [md.metric.id] * int(sim.sum()))
+                        )
                         pos = k_index.get_indexer(kk)
                         v[sim] = p[pos] * md.metric.multiplier
                     tv[md.metric.id] = v
@@ -229,55 +235,96 @@ def main(argv=None) -> int:
             tr = truth[Q_NOW].reindex(qd.codes)
             if scenario == "no change":
                 res = {}
-                for name, vals in (("empirical Bayes", sampling.draw_values(qd, rng, b, True)),
-                                   ("plug-in bootstrap", sampling.draw_values(qd, rng, b, False)),
-                                   ("oracle", oracle_values(qd, tf, rng, b))):
+                for name, vals in (
+                    ("empirical Bayes", sampling.draw_values(qd, rng, b, True)),
+                    ("plug-in bootstrap", sampling.draw_values(qd, rng, b, False)),
+                    ("oracle", oracle_values(qd, tf, rng, b)),
+                ):
                     reps = sampling.league_replicates(qd, vals)
                     res[name] = sampling.summarise(reps, 0.95).set_index("trust_code").reindex(qd.codes)
-                sc = sampling._reference_scores(qd.metrics, {md.metric.id: md.frame["value"].to_numpy(float)
-                                                             for md in qd.metrics}).dropna(subset=["score"])
+                sc = sampling._reference_scores(
+                    qd.metrics, {md.metric.id: md.frame["value"].to_numpy(float) for md in qd.metrics}
+                ).dropna(subset=["score"])
                 tt = pd.Series(qd.trusts["trust_type"].to_numpy(), index=qd.codes)
                 fl = pd.Series(qd.in_deficit, index=qd.codes)
-                nof = scoring.joint_bootstrap(sc, tt, fl, pd.Series(False, index=qd.codes), qd.segmentation_rule,
-                                              replicates=b, seed=int(rng.integers(1 << 31)),
-                                              combine_rules=rules).set_index("trust_code").reindex(qd.codes)
+                nof = (
+                    scoring.joint_bootstrap(
+                        sc,
+                        tt,
+                        fl,
+                        pd.Series(False, index=qd.codes),
+                        qd.segmentation_rule,
+                        replicates=b,
+                        seed=int(rng.integers(1 << 31)),
+                        combine_rules=rules,
+                    )
+                    .set_index("trust_code")
+                    .reindex(qd.codes)
+                )
                 nof = nof.rename(columns={"rank_lower": "rank_interval_lower", "rank_upper": "rank_interval_upper"})
                 res["NHS England likely range"] = nof
                 for name, s in res.items():
-                    cover = ((s["rank_interval_lower"] <= tr["rank"]) & (tr["rank"] <= s["rank_interval_upper"]))
+                    cover = (s["rank_interval_lower"] <= tr["rank"]) & (tr["rank"] <= s["rank_interval_upper"])
                     pk = s[[f"p_segment_{k}" for k in range(1, 5)]].to_numpy(float)
                     br, pp, yy = brier(pk, tr["segment"].to_numpy())
                     types = qd.trusts["trust_type"].to_numpy()
                     sq = ((pk - np.stack([(tr["segment"].to_numpy() == k) for k in range(1, 5)], axis=1)) ** 2).sum(1)
-                    rec.append({"dataset": d, "method": name, "coverage": float(cover.mean()), "brier": br,
-                                "width": float((s["rank_interval_upper"] - s["rank_interval_lower"]).mean()),
-                                **{f"coverage {t}": float(cover.to_numpy()[types == t].mean()) for t in set(types)},
-                                **{f"brier {t}": float(sq[types == t].mean()) for t in set(types)}})
+                    rec.append(
+                        {
+                            "dataset": d,
+                            "method": name,
+                            "coverage": float(cover.mean()),
+                            "brier": br,
+                            "width": float((s["rank_interval_upper"] - s["rank_interval_lower"]).mean()),
+                            **{f"coverage {t}": float(cover.to_numpy()[types == t].mean()) for t in set(types)},
+                            **{f"brier {t}": float(sq[types == t].mean()) for t in set(types)},
+                        }
+                    )
                     seg_rows.append({"method": name, "p": pp, "y": yy})
                 # NHS England-style movement on the no-change data: previous quarter's likely range
-                prev_sc = sampling._reference_scores(qds[Q_PREV].metrics, {md.metric.id: md.frame["value"].to_numpy(float)
-                                                                            for md in qds[Q_PREV].metrics}).dropna(subset=["score"])
+                prev_sc = sampling._reference_scores(
+                    qds[Q_PREV].metrics, {md.metric.id: md.frame["value"].to_numpy(float) for md in qds[Q_PREV].metrics}
+                ).dropna(subset=["score"])
                 qp = qds[Q_PREV]
-                nofp = scoring.joint_bootstrap(prev_sc, pd.Series(qp.trusts["trust_type"].to_numpy(), index=qp.codes),
-                                               pd.Series(qp.in_deficit, index=qp.codes),
-                                               pd.Series(False, index=qp.codes), qp.segmentation_rule, replicates=b,
-                                               seed=int(rng.integers(1 << 31)), combine_rules=rules).set_index("trust_code")
+                nofp = scoring.joint_bootstrap(
+                    prev_sc,
+                    pd.Series(qp.trusts["trust_type"].to_numpy(), index=qp.codes),
+                    pd.Series(qp.in_deficit, index=qp.codes),
+                    pd.Series(False, index=qp.codes),
+                    qp.segmentation_rule,
+                    replicates=b,
+                    seed=int(rng.integers(1 << 31)),
+                    combine_rules=rules,
+                ).set_index("trust_code")
                 obs_now = sampling.observed_league(qd).set_index("trust_code")
                 common = obs_now.index.intersection(nofp.index)
-                beyond = ((obs_now.loc[common, "rank"] < nofp.loc[common, "rank_lower"])
-                          | (obs_now.loc[common, "rank"] > nofp.loc[common, "rank_upper"]))
+                beyond = (obs_now.loc[common, "rank"] < nofp.loc[common, "rank_lower"]) | (
+                    obs_now.loc[common, "rank"] > nofp.loc[common, "rank_upper"]
+                )
                 rec.append({"dataset": d, "method": "NHS England-style movement", "size": float(beyond.mean())})
             ch = sampling.change_test(qds[Q_PREV], qd, b, int(rng.integers(1 << 31))).set_index("trust_code")
             flagged = ch["change_beyond_chance"]
             if scenario == "no change":
-                rec.append({"dataset": d, "method": "change test", "size": float(flagged.mean()),
-                            "segment_changes": int((ch["segment_change"] != 0).sum()),
-                            "expected_segment_changes": float(ch["p_segment_change_by_chance"].sum())})
+                rec.append(
+                    {
+                        "dataset": d,
+                        "method": "change test",
+                        "size": float(flagged.mean()),
+                        "segment_changes": int((ch["segment_change"] != 0).sum()),
+                        "expected_segment_changes": float(ch["p_segment_change_by_chance"].sum()),
+                    }
+                )
             else:
                 mv = [c for c in changed if c in flagged.index]
                 rest = flagged.drop(mv)
-                rec.append({"dataset": d, "method": "change test", "power": float(flagged.loc[mv].mean()),
-                            "size_unchanged_trusts": float(rest.mean())})
+                rec.append(
+                    {
+                        "dataset": d,
+                        "method": "change test",
+                        "power": float(flagged.loc[mv].mean()),
+                        "size_unchanged_trusts": float(rest.mean()),
+                    }
+                )
         if (d + 1) % 10 == 0:
             print(f"{d + 1} data sets, {time.time() - t0:.0f} s", file=sys.stderr)
 
@@ -288,17 +335,29 @@ def main(argv=None) -> int:
         ps = [r for r in seg_rows if r["method"] == name]
         pp = np.concatenate([r["p"] for r in ps])
         yy = np.concatenate([r["y"] for r in ps])
-        print(f"{name:26s} rank coverage {g['coverage'].mean():.3f}  mean width {g['width'].mean():5.1f}  "
-              f"Brier {g['brier'].mean():.3f}  reliability slope {slope(pp, yy):.2f}")
-        print(" " * 27 + "by type: " + "; ".join(
-            f"{t} coverage {g[f'coverage {t}'].mean():.3f}, Brier {g[f'brier {t}'].mean():.3f}"
-            for t in ("acute", "mental_health_community", "ambulance") if f"coverage {t}" in g))
+        print(
+            f"{name:26s} rank coverage {g['coverage'].mean():.3f}  mean width {g['width'].mean():5.1f}  "
+            f"Brier {g['brier'].mean():.3f}  reliability slope {slope(pp, yy):.2f}"
+        )
+        print(
+            " " * 27
+            + "by type: "
+            + "; ".join(
+                f"{t} coverage {g[f'coverage {t}'].mean():.3f}, Brier {g[f'brier {t}'].mean():.3f}"
+                for t in ("acute", "mental_health_community", "ambulance")
+                if f"coverage {t}" in g
+            )
+        )
     ch = df[df["method"] == "change test"]
-    print(f"change test: size {ch['size'].mean():.3f} (no change); power {ch['power'].mean():.3f} at a 2-SD change "
-          f"(flag rate of the trusts that did not change themselves, whose true rank still moves with the others: "
-          f"{ch['size_unchanged_trusts'].mean():.3f})")
-    print(f"segment changes under no change: {ch['segment_changes'].mean():.1f} observed on average, "
-          f"{ch['expected_segment_changes'].mean():.1f} expected by the test's joint simulation")
+    print(
+        f"change test: size {ch['size'].mean():.3f} (no change); power {ch['power'].mean():.3f} at a 2-SD change "
+        f"(flag rate of the trusts that did not change themselves, whose true rank still moves with the others: "
+        f"{ch['size_unchanged_trusts'].mean():.3f})"
+    )
+    print(
+        f"segment changes under no change: {ch['segment_changes'].mean():.1f} observed on average, "
+        f"{ch['expected_segment_changes'].mean():.1f} expected by the test's joint simulation"
+    )
     nm = df[df["method"] == "NHS England-style movement"]
     print(f"NHS England-style 'beyond last quarter's likely range': size {nm['size'].mean():.3f}")
     if args.out:

@@ -62,8 +62,8 @@ MUTANTS = (
     Mutant(
         "oe-confidence-not-passed",
         "statistics/expected.py",
-        "o_arr, e_arr, confidence=m.confidence, var_log_expected=se_log_e**2,",
-        "o_arr, e_arr, var_log_expected=se_log_e**2,",
+        "confidence=m.confidence,\n                var_log_expected=se_log_e**2,",
+        "var_log_expected=se_log_e**2,",
         (f"{GAPS}::test_the_oe_interval_of_a_fit_follows_its_confidence",),
         "ExpectedResults' O/E interval ignoring its confidence argument (the default 95% used)",
     ),

@@ -6,6 +6,7 @@ Names, domains and units come from the code registry (config/nof/codes-2025-26.y
 Q1-Q4 2025/26 files reproduce (docs/nof-methodology.md, marks "data: acute Q1"; reconciliation in
 reports/reconciliation/). Run once; the YAML is the configuration and is reviewed like code.
 """
+
 import sys
 from pathlib import Path
 
@@ -46,8 +47,17 @@ SPEC = {
     "OF0106": ([A], "higher_better", {"standard": 0.0}, "type", 1, "planned vs actual: meeting plan scores 1"),
 }
 BRACKET = {"OF1035": [A, M], "OF1046": [A], "OF1067": [A, M, B], "OF1069": [A]}
-UNIT = {"percent": "%", "%": "%", "percentage points": "percentage points", "out of 10": "score (0–10)",
-        "days": "days", "mins": "minutes", "count": "count", "rate": "rate to threshold", "score": "score"}
+UNIT = {
+    "percent": "%",
+    "%": "%",
+    "percentage points": "percentage points",
+    "out of 10": "score (0–10)",
+    "days": "days",
+    "mins": "minutes",
+    "count": "count",
+    "rate": "rate to threshold",
+    "score": "score",
+}
 SOURCE = "NHS England, NHS Oversight Framework 2025/26 data file (published value)"
 
 codes = load_nof_codes()
@@ -58,10 +68,20 @@ for code, (types, direction, scoring, comparator, weight, note) in SPEC.items():
     sc = {"method": "bands" if "bands" in scoring else "ranked", **scoring}
     if comparator == "all_listed_types":
         sc["comparator"] = comparator
-    base = {"id": code.lower(), "nof_id": code, "name": e.description.strip(),
-            "description": e.description.strip() + " (NHS England's published value" + (f"; {note}" if note else "") + ").",
-            "domain": e.domain, "sub_domain": e.sub_domain, "unit": unit, "trust_types": types,
-            "direction": direction, "statistic": "value", "decimals": 2, "scoring": sc}
+    base = {
+        "id": code.lower(),
+        "nof_id": code,
+        "name": e.description.strip(),
+        "description": e.description.strip() + " (NHS England's published value" + (f"; {note}" if note else "") + ").",
+        "domain": e.domain,
+        "sub_domain": e.sub_domain,
+        "unit": unit,
+        "trust_types": types,
+        "direction": direction,
+        "statistic": "value",
+        "decimals": 2,
+        "scoring": sc,
+    }
     if weight != 1:
         base["weight"] = weight
     if code in ("OF0079", "OF0081"):
@@ -69,31 +89,61 @@ for code, (types, direction, scoring, comparator, weight, note) in SPEC.items():
     base["source"] = SOURCE
     metrics.append(base)
     if code in ("OF0048", "OF0088"):
-        metrics.append({**base, "id": code.lower() + "_count", "name": e.description.strip() + " (count)",
-                        "description": e.description.strip() + " — count of infections, published instead of a "
-                        "rate for a few small specialist trusts; 0 scores 1, 1 scores 2, 2 scores 3, 3 or more 4.",
-                        "unit": "count", "scoring": {"method": "bands",
-                                                      "bands": [[0.0, 1, "<="], [1.0, 2, "<="], [2.0, 3, "<="], [None, 4]]}})
+        metrics.append(
+            {
+                **base,
+                "id": code.lower() + "_count",
+                "name": e.description.strip() + " (count)",
+                "description": e.description.strip() + " — count of infections, published instead of a "
+                "rate for a few small specialist trusts; 0 scores 1, 1 scores 2, 2 scores 3, 3 or more 4.",
+                "unit": "count",
+                "scoring": {"method": "bands", "bands": [[0.0, 1, "<="], [1.0, 2, "<="], [2.0, 3, "<="], [None, 4]]},
+            }
+        )
 for code, types in BRACKET.items():
     e = codes.get(code)
-    metrics.append({"id": code.lower(), "nof_id": "OF0" + code[3:], "name": e.description.strip(),
-                    "description": e.description.strip() + " — bracket-scored by NHS England; only the score (1–4) "
-                    "is published, so it is taken as published.",
-                    "domain": e.domain, "sub_domain": e.sub_domain, "unit": "score", "trust_types": types,
-                    "direction": "lower_better", "statistic": "bracket",
-                    "scoring": {"method": "bracket", "brackets": {"score 1": 1, "score 2": 2, "score 3": 3, "score 4": 4}},
-                    "source": "NHS England, NHS Oversight Framework 2025/26 data file (published score)"})
+    metrics.append(
+        {
+            "id": code.lower(),
+            "nof_id": "OF0" + code[3:],
+            "name": e.description.strip(),
+            "description": e.description.strip() + " — bracket-scored by NHS England; only the score (1–4) "
+            "is published, so it is taken as published.",
+            "domain": e.domain,
+            "sub_domain": e.sub_domain,
+            "unit": "score",
+            "trust_types": types,
+            "direction": "lower_better",
+            "statistic": "bracket",
+            "scoring": {"method": "bracket", "brackets": {"score 1": 1, "score 2": 2, "score 3": 3, "score 4": 4}},
+            "source": "NHS England, NHS Oversight Framework 2025/26 data file (published score)",
+        }
+    )
 doc = {
-    "id": "nof-2025-26", "version": "1.0.0",
+    "id": "nof-2025-26",
+    "version": "1.0.0",
     "description": "NHS England's NHS Oversight Framework 2025/26 metrics, scored from NHS England's published metric values.",
-    "combine_groups": {"finance": {"name": "Combined finance", "nof_id": "OF1080", "rule": "nof_finance",
-                                   "planned": "of0079", "variance": "of0081",
-                                   "lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 4, 4]],
-                                   "source": "NHS England NOF 2025/26 data files, acute Q1 and MH Q1-Q4 (OF1079 x OF1081 -> OF1080, 378 trust-quarters, 100%)"}},
-    "not_in_inputs": ["Ambulance trusts (no published ambulance file): metrics pooled with them (sickness absence OF0082, relative difference in costs OF0086, Category 2 OF0017, conveyance OF0028) are ranked without them"],
+    "combine_groups": {
+        "finance": {
+            "name": "Combined finance",
+            "nof_id": "OF1080",
+            "rule": "nof_finance",
+            "planned": "of0079",
+            "variance": "of0081",
+            "lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 4, 4]],
+            "source": "NHS England NOF 2025/26 data files, acute Q1 and MH Q1-Q4 (OF1079 x OF1081 -> OF1080, 378 trust-quarters, 100%)",
+        }
+    },
+    "not_in_inputs": [
+        "Ambulance trusts (no published ambulance file): metrics pooled with them (sickness absence OF0082, relative difference in costs OF0086, Category 2 OF0017, conveyance OF0028) are ranked without them"
+    ],
     "metrics": metrics,
 }
-hdr = ("# NHS England's NOF 2025/26 metrics scored from NHS England's published values (run_quarter.py --source nof,\n"
-       "# python -m leaguetables.nof.reconcile). Written by scripts/nof_catalogue.py; rules as reproduced from the published\n"
-       "# acute Q1 and MH Q1-Q4 2025/26 files (docs/nof-methodology.md, 'data: acute Q1').\n")
-(ROOT / "config/catalogues/nof-2025-26.yaml").write_text(hdr + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))
+hdr = (
+    "# NHS England's NOF 2025/26 metrics scored from NHS England's published values (run_quarter.py --source nof,\n"
+    "# python -m leaguetables.nof.reconcile). Written by scripts/nof_catalogue.py; rules as reproduced from the published\n"
+    "# acute Q1 and MH Q1-Q4 2025/26 files (docs/nof-methodology.md, 'data: acute Q1').\n"
+)
+(ROOT / "config/catalogues/nof-2025-26.yaml").write_text(
+    hdr + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120)
+)

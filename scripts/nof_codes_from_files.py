@@ -1,14 +1,21 @@
-import sys
 import collections
+import sys
+
 sys.path.insert(0, "/work/wt/acute/src")
 import pandas as pd
 import yaml
-from leaguetables.nof.codes import NofCode, reporting_date, DATE_RULES, TYPE_FROM_LABEL
+
 from leaguetables.inputs.sources.nof import parse_quarter
+from leaguetables.nof.codes import DATE_RULES, TYPE_FROM_LABEL, NofCode, reporting_date
+
 R = "/work/shared/data/real/"
-a = pd.read_csv(R+"nof_2025_26_q1_acute/nhs-oversight-framework-acute-trust-data.csv", encoding="utf-8-sig")
+a = pd.read_csv(R + "nof_2025_26_q1_acute/nhs-oversight-framework-acute-trust-data.csv", encoding="utf-8-sig")
 a["Quarter"] = "Q1 2025/26"
-m = pd.read_csv(R+"nof_2025_26_q4_mhc/nof_mh_community_q4_2025_26_nhs-oversight-framework-mental-health-and-community-trust-data.csv", encoding="utf-8-sig")
+m = pd.read_csv(
+    R
+    + "nof_2025_26_q4_mhc/nof_mh_community_q4_2025_26_nhs-oversight-framework-mental-health-and-community-trust-data.csv",
+    encoding="utf-8-sig",
+)
 d = pd.concat([a, m])
 d["q"] = d["Quarter"].map(parse_quarter)
 d["t"] = d["Trust_type"].map(TYPE_FROM_LABEL)
@@ -43,7 +50,12 @@ for code, g in d.groupby("Metric_ID", sort=True):
     if blank:
         entry["blank_for"] = blank
     out[code] = entry
-doc = {"id": "nof-2025-26", "source": "NHS England, NHS Oversight Framework 2025/26 data files: acute trusts Q1 2025/26 (9 September 2025) and mental health and community trusts Q1-Q4 2025/26; transcribed by scripts/nof_codes_from_files.py and checked by tests/test_nof_codes.py",
-       "codes": out}
+doc = {
+    "id": "nof-2025-26",
+    "source": "NHS England, NHS Oversight Framework 2025/26 data files: acute trusts Q1 2025/26 (9 September 2025) and mental health and community trusts Q1-Q4 2025/26; transcribed by scripts/nof_codes_from_files.py and checked by tests/test_nof_codes.py",
+    "codes": out,
+}
 hdr = "# NHS England's NOF 2025/26 metric codes as published: description, domain, sub-domain, units per trust type\n# and the Reporting_date convention (rules in src/leaguetables/nof/codes.py). Generated from the published files by\n# scripts/nof_codes_from_files.py; edit only with a published file to back the change.\n"
-open("/work/wt/acute/config/nof/codes-2025-26.yaml", "w").write(hdr + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=200))
+open("/work/wt/acute/config/nof/codes-2025-26.yaml", "w").write(
+    hdr + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=200)
+)

@@ -38,14 +38,20 @@ def _own_sign(fn) -> tuple[bool, tuple]:
         return False, ()
     for node in ast.walk(tree):  # the code only: no docstrings (nor comments, which unparse drops)
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
     source = ast.unparse(tree)
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     scope = getattr(fn, "__globals__", {})
-    helpers = tuple(scope[n] for n in sorted(names) if inspect.isfunction(scope.get(n))
-                    and scope[n].__module__ == fn.__module__)
+    helpers = tuple(
+        scope[n] for n in sorted(names) if inspect.isfunction(scope.get(n)) and scope[n].__module__ == fn.__module__
+    )
     return bool(E2E_SIGNS.search(source)), helpers
 
 
@@ -111,17 +117,35 @@ def demo_inputs(demo_dir):
 PUBLISHED_PREVIOUS, PUBLISHED_QUARTER = "2025-26-Q3", "2025-26-Q4"
 # all three trust types, adjusted metrics (coefficients), a bracket metric, the finance group, and two costed
 # efficiency metrics (productivity opportunity): one acute only, one for every type
-PUBLISHED_METRICS = ("ae_4hr,cdiff,staff_engagement,cqc_safe,finance_plan,finance_variance,mh_crisis_24h,"
-                     "amb_cat2_mean,los_emergency,sickness_absence")
+PUBLISHED_METRICS = (
+    "ae_4hr,cdiff,staff_engagement,cqc_safe,finance_plan,finance_variance,mh_crisis_24h,"
+    "amb_cat2_mean,los_emergency,sickness_absence"
+)
 
 
 def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, str(ROOT / "run_quarter.py"), quarter, "--data", str(demo_dir), "--out",
-                             str(out), "--metrics", PUBLISHED_METRICS, "--no-progress", *extra], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run_quarter.py"),
+            quarter,
+            "--data",
+            str(demo_dir),
+            "--out",
+            str(out),
+            "--metrics",
+            PUBLISHED_METRICS,
+            "--no-progress",
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -148,8 +172,10 @@ def published_quarters(demo_dir, tmp_path_factory, worker_id) -> tuple[Path, Pat
                 _, err = proc.communicate(timeout=900)
                 assert proc.returncode == 0, err
             shutil.copytree(a / PUBLISHED_PREVIOUS, b / PUBLISHED_PREVIOUS)
-            procs = [_run_quarter(PUBLISHED_QUARTER, demo_dir, a),
-                     _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--isolated")]
+            procs = [
+                _run_quarter(PUBLISHED_QUARTER, demo_dir, a),
+                _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--isolated"),
+            ]
             for proc in procs:  # independent: run side by side
                 _, err = proc.communicate(timeout=900)
                 assert proc.returncode == 0, err

@@ -41,13 +41,28 @@ def _spell(rng, pid, pat, procode, adm, admimeth, rows, key) -> tuple[dt.date, b
     dod = dis if died else (dis + dt.timedelta(days=int(rng.integers(0, 60))) if rng.random() < 0.04 else None)
     for i in range(n_epi):
         last = i == n_epi - 1
-        rows.append({
-            "PSEUDO_HESID": pid, "EPIKEY": f"E{key + i:07d}", "PROCODE3": procode, "ADMIDATE": adm,
-            "EPISTART": adm + dt.timedelta(days=bounds[i]), "EPIEND": adm + dt.timedelta(days=bounds[i + 1]),
-            "DISDATE": dis, "EPIORDER": i + 1, "ADMIMETH": admimeth,
-            "CLASSPAT": "2" if elective and los == 0 else "1", "DISMETH": ("4" if died else "1") if last else "8",
-            "STARTAGE": pat["age"], "SEX": pat["sex"], "LSOA11": pat["lsoa"], "DIAG_4_01": pat["diag"],
-            "OPERTN_4_01": proc if i == 0 else None, "OPDATE_01": opday if i == 0 else None, "DOD": dod})
+        rows.append(
+            {
+                "PSEUDO_HESID": pid,
+                "EPIKEY": f"E{key + i:07d}",
+                "PROCODE3": procode,
+                "ADMIDATE": adm,
+                "EPISTART": adm + dt.timedelta(days=bounds[i]),
+                "EPIEND": adm + dt.timedelta(days=bounds[i + 1]),
+                "DISDATE": dis,
+                "EPIORDER": i + 1,
+                "ADMIMETH": admimeth,
+                "CLASSPAT": "2" if elective and los == 0 else "1",
+                "DISMETH": ("4" if died else "1") if last else "8",
+                "STARTAGE": pat["age"],
+                "SEX": pat["sex"],
+                "LSOA11": pat["lsoa"],
+                "DIAG_4_01": pat["diag"],
+                "OPERTN_4_01": proc if i == 0 else None,
+                "OPDATE_01": opday if i == 0 else None,
+                "DOD": dod,
+            }
+        )
     return dis, died
 
 
@@ -58,9 +73,12 @@ def make_records(n_patients: int = 600, seed: int = 11) -> dict[str, pd.DataFram
     for p in range(n_patients):
         pid = f"P{p:06d}"
         age = int(rng.choice([7003, *range(0, 100)]))
-        pat = {"age": age, "sex": str(rng.choice(["1", "2", "9"], p=[0.48, 0.48, 0.04])),
-               "lsoa": None if rng.random() < 0.03 else str(rng.choice(LSOAS)),
-               "diag": str(rng.choice(DIAGS))}
+        pat = {
+            "age": age,
+            "sex": str(rng.choice(["1", "2", "9"], p=[0.48, 0.48, 0.04])),
+            "lsoa": None if rng.random() < 0.03 else str(rng.choice(LSOAS)),
+            "diag": str(rng.choice(DIAGS)),
+        }
         day = int(rng.integers(0, 60))
         for _ in range(int(rng.integers(1, 4))):
             procode = str(rng.choice(PROVIDERS))
@@ -68,8 +86,9 @@ def make_records(n_patients: int = 600, seed: int = 11) -> dict[str, pd.DataFram
             dis, died = _spell(rng, pid, pat, procode, _day(day), admimeth, apc, len(apc))
             if not died and rng.random() < 0.15:  # transfer to another provider, same or next day
                 other = str(rng.choice([x for x in PROVIDERS if x != procode]))
-                dis, died = _spell(rng, pid, pat, other, dis + dt.timedelta(days=int(rng.integers(0, 2))), "81", apc,
-                                   len(apc))
+                dis, died = _spell(
+                    rng, pid, pat, other, dis + dt.timedelta(days=int(rng.integers(0, 2))), "81", apc, len(apc)
+                )
             if died:
                 break
             day = (dis - START).days + int(rng.integers(0, 45))
@@ -77,23 +96,50 @@ def make_records(n_patients: int = 600, seed: int = 11) -> dict[str, pd.DataFram
             if day > DAYS:
                 break
         for _j in range(int(rng.integers(0, 4))):
-            op.append({"PSEUDO_HESID": pid, "ATTENDKEY": f"O{len(op):07d}", "PROCODE3": str(rng.choice(PROVIDERS)),
-                       "APPTDATE": _day(rng.integers(0, DAYS)), "FIRSTATT": str(rng.choice(["1", "2", "3", "4", "9"])),
-                       "ATTENDED": str(rng.choice(["5", "6", "2", "3"], p=[0.7, 0.1, 0.1, 0.1])),
-                       "APPTAGE": min(age, 120) if age < 7001 else 0, "SEX": pat["sex"], "LSOA11": pat["lsoa"],
-                       "TRETSPEF": "300"})
+            op.append(
+                {
+                    "PSEUDO_HESID": pid,
+                    "ATTENDKEY": f"O{len(op):07d}",
+                    "PROCODE3": str(rng.choice(PROVIDERS)),
+                    "APPTDATE": _day(rng.integers(0, DAYS)),
+                    "FIRSTATT": str(rng.choice(["1", "2", "3", "4", "9"])),
+                    "ATTENDED": str(rng.choice(["5", "6", "2", "3"], p=[0.7, 0.1, 0.1, 0.1])),
+                    "APPTAGE": min(age, 120) if age < 7001 else 0,
+                    "SEX": pat["sex"],
+                    "LSOA11": pat["lsoa"],
+                    "TRETSPEF": "300",
+                }
+            )
         for _j in range(int(rng.integers(0, 3))):
-            ae.append({"PSEUDO_HESID": pid, "AEKEY": f"A{len(ae):07d}", "PROCODE3": str(rng.choice(PROVIDERS)),
-                       "ARRIVALDATE": _day(rng.integers(0, DAYS)), "ARRIVALTIME": f"{rng.integers(0, 24):02d}:15",
-                       "DEPDUR": None if rng.random() < 0.05 else int(rng.gamma(2.0, 200)),
-                       "AEDEPTTYPE": str(rng.choice(["01", "03"], p=[0.8, 0.2])),
-                       "ARRIVALAGE": age, "SEX": pat["sex"], "LSOA11": pat["lsoa"], "AEATTENDDISP": "03"})
+            ae.append(
+                {
+                    "PSEUDO_HESID": pid,
+                    "AEKEY": f"A{len(ae):07d}",
+                    "PROCODE3": str(rng.choice(PROVIDERS)),
+                    "ARRIVALDATE": _day(rng.integers(0, DAYS)),
+                    "ARRIVALTIME": f"{rng.integers(0, 24):02d}:15",
+                    "DEPDUR": None if rng.random() < 0.05 else int(rng.gamma(2.0, 200)),
+                    "AEDEPTTYPE": str(rng.choice(["01", "03"], p=[0.8, 0.2])),
+                    "ARRIVALAGE": age,
+                    "SEX": pat["sex"],
+                    "LSOA11": pat["lsoa"],
+                    "AEATTENDDISP": "03",
+                }
+            )
     return {"apc": pd.DataFrame(apc), "op": pd.DataFrame(op), "ae": pd.DataFrame(ae)}
 
 
 SCHEMAS = {
-    "apc": {"ADMIDATE": pa.date32(), "EPISTART": pa.date32(), "EPIEND": pa.date32(), "DISDATE": pa.date32(),
-            "OPDATE_01": pa.date32(), "DOD": pa.date32(), "EPIORDER": pa.int32(), "STARTAGE": pa.int32()},
+    "apc": {
+        "ADMIDATE": pa.date32(),
+        "EPISTART": pa.date32(),
+        "EPIEND": pa.date32(),
+        "DISDATE": pa.date32(),
+        "OPDATE_01": pa.date32(),
+        "DOD": pa.date32(),
+        "EPIORDER": pa.int32(),
+        "STARTAGE": pa.int32(),
+    },
     "op": {"APPTDATE": pa.date32(), "APPTAGE": pa.int32()},
     "ae": {"ARRIVALDATE": pa.date32(), "DEPDUR": pa.int32(), "ARRIVALAGE": pa.int32()},
 }
@@ -101,11 +147,20 @@ SCHEMAS = {
 
 def write_geography(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"LSOA11": LSOAS, "icb_code": [ICBS[i % 3] for i in range(len(LSOAS))],
-                  "imd_quintile": [str(1 + i % 5) for i in range(len(LSOAS))]}).to_csv(folder / "lsoa_icb.csv",
-                                                                                     index=False)
-    rows = [{"icb_code": icb, "age": a, "sex": s, "imd_quintile": str(q), "population": 40.0 + a % 7 + q}
-            for icb in ICBS for a in range(91) for s in ("1", "2") for q in range(1, 6)]
+    pd.DataFrame(
+        {
+            "LSOA11": LSOAS,
+            "icb_code": [ICBS[i % 3] for i in range(len(LSOAS))],
+            "imd_quintile": [str(1 + i % 5) for i in range(len(LSOAS))],
+        }
+    ).to_csv(folder / "lsoa_icb.csv", index=False)
+    rows = [
+        {"icb_code": icb, "age": a, "sex": s, "imd_quintile": str(q), "population": 40.0 + a % 7 + q}
+        for icb in ICBS
+        for a in range(91)
+        for s in ("1", "2")
+        for q in range(1, 6)
+    ]
     pd.DataFrame(rows).to_csv(folder / "population.csv", index=False)
 
 

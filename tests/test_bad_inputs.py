@@ -56,10 +56,16 @@ def build_case(case: dict, tmp: Path) -> tuple[Path, dict]:
     """The case's data folder (a copy of base/ with its edits) and its run_quarter.py arguments."""
     data = tmp / "data"
     shutil.copytree(CORPUS / "base", data)
-    args = {"quarter": QUARTER, "catalogue": "demo", "methodology": "nof-2025-26", "metrics": None,
-            "out": str(tmp / "reports"), "data": str(data)}
+    args = {
+        "quarter": QUARTER,
+        "catalogue": "demo",
+        "methodology": "nof-2025-26",
+        "metrics": None,
+        "out": str(tmp / "reports"),
+        "data": str(data),
+    }
     for edit in case.get("edits", []):
-        (op, spec), = edit.items()
+        ((op, spec),) = edit.items()
         path = data / spec["file"]
         if op == "set":
             rows = _rows(path)
@@ -68,7 +74,7 @@ def build_case(case: dict, tmp: Path) -> tuple[Path, dict]:
         elif op == "drop_column":
             rows = _rows(path)
             j = rows[0].index(spec["column"])
-            _write_rows(path, [r[:j] + r[j + 1:] for r in rows])
+            _write_rows(path, [r[:j] + r[j + 1 :] for r in rows])
         elif op == "add_column":
             rows = _rows(path)
             _write_rows(path, [rows[0] + [spec["column"]]] + [r + [spec["value"]] for r in rows[1:]])
@@ -123,8 +129,13 @@ def build_case(case: dict, tmp: Path) -> tuple[Path, dict]:
 
 
 def expected_message(case: dict, data: Path, args: dict) -> str:
-    return (case["expect"].replace("{data}", str(data)).replace("{catalogue}", str(args["catalogue"]))
-            .replace("{methodology}", str(args["methodology"])).replace("{out}", str(args["out"])))
+    return (
+        case["expect"]
+        .replace("{data}", str(data))
+        .replace("{catalogue}", str(args["catalogue"]))
+        .replace("{methodology}", str(args["methodology"]))
+        .replace("{out}", str(args["out"]))
+    )
 
 
 def snapshot(out: Path) -> dict | bytes | None:
@@ -136,8 +147,17 @@ def snapshot(out: Path) -> dict | bytes | None:
     return {p.relative_to(out).as_posix(): (p.read_bytes() if p.is_file() else None) for p in sorted(out.rglob("*"))}
 
 
-CLASSES = ("contract", "numbers", "line-numbers", "plausibility", "text", "configuration", "output-folder",
-           "arguments", "accepted")
+CLASSES = (
+    "contract",
+    "numbers",
+    "line-numbers",
+    "plausibility",
+    "text",
+    "configuration",
+    "output-folder",
+    "arguments",
+    "accepted",
+)
 
 
 def test_the_corpus_is_large_and_well_formed():
@@ -160,9 +180,16 @@ def test_in_process(case, tmp_path):
     from leaguetables.run.publish import claim_out
 
     data, args = build_case(case, tmp_path)
-    opts = RunOptions(quarter=args["quarter"], source="files", data=Path(args["data"]), out=Path(args["out"]),
-                      catalogue=args["catalogue"], methodology=args["methodology"],
-                      metrics=args["metrics"].split(",") if args["metrics"] is not None else None, progress=False)
+    opts = RunOptions(
+        quarter=args["quarter"],
+        source="files",
+        data=Path(args["data"]),
+        out=Path(args["out"]),
+        catalogue=args["catalogue"],
+        methodology=args["methodology"],
+        metrics=args["metrics"].split(",") if args["metrics"] is not None else None,
+        progress=False,
+    )
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     out = Path(args["out"])
@@ -193,8 +220,22 @@ def test_through_run_quarter(case, tmp_path):
         (out / "2025-26-Q3").mkdir(parents=True, exist_ok=True)  # an earlier quarter: must stay untouched
         (out / "2025-26-Q3" / "index.html").write_text("published\n", encoding="utf-8")
     before = snapshot(out)
-    cmd = [sys.executable, str(ROOT / "run_quarter.py"), args["quarter"], "--source", "files", "--data", args["data"],
-           "--out", str(out), "--catalogue", args["catalogue"], "--methodology", args["methodology"], "--no-progress"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_quarter.py"),
+        args["quarter"],
+        "--source",
+        "files",
+        "--data",
+        args["data"],
+        "--out",
+        str(out),
+        "--catalogue",
+        args["catalogue"],
+        "--methodology",
+        args["methodology"],
+        "--no-progress",
+    ]
     if args["metrics"] is not None:
         cmd += ["--metrics", args["metrics"]]
     cmd += [str(a) for a in case.get("argv", [])]
@@ -208,8 +249,17 @@ def test_through_run_quarter(case, tmp_path):
 
 
 # ------------------------------------------------------------------------------------- what reaches a notebook
-HOSTILE = ['/tmp/a"b', "/tmp/a'b", "/tmp/a\\b", '/tmp/x"; import os; os.system("id") #', "/tmp/é ü 中",
-           "/tmp/a\\\"; import os #", "/tmp/a\nimport os", "/tmp/\x00", "/tmp/a\u2028b"]
+HOSTILE = [
+    '/tmp/a"b',
+    "/tmp/a'b",
+    "/tmp/a\\b",
+    '/tmp/x"; import os; os.system("id") #',
+    "/tmp/é ü 中",
+    '/tmp/a\\"; import os #',
+    "/tmp/a\nimport os",
+    "/tmp/\x00",
+    "/tmp/a\u2028b",
+]
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -230,12 +280,15 @@ def test_notebook_parameters_are_literals_of_exactly_the_values(value):
     assert {n.targets[0].id: n.value.value for n in tree.body} == params
 
 
-@pytest.mark.parametrize("params", [
-    {"quarter": '2025-26-Q4"; import os #', "work_dir": "/tmp", "out_dir": "/tmp"},
-    {"quarter": QUARTER, "work_dir": "/tmp", "out_dir": "/tmp", "metric_id": "x\nimport os"},
-    {"quarter": QUARTER, "work_dir": "/tmp", "out_dir": "/tmp", "metric_id": "../cdiff"},
-    {"quarter": QUARTER, "work_dir": "relative/path", "out_dir": "/tmp"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"quarter": '2025-26-Q4"; import os #', "work_dir": "/tmp", "out_dir": "/tmp"},
+        {"quarter": QUARTER, "work_dir": "/tmp", "out_dir": "/tmp", "metric_id": "x\nimport os"},
+        {"quarter": QUARTER, "work_dir": "/tmp", "out_dir": "/tmp", "metric_id": "../cdiff"},
+        {"quarter": QUARTER, "work_dir": "relative/path", "out_dir": "/tmp"},
+    ],
+)
 def test_unsafe_notebook_parameters_are_refused(params):
     from leaguetables.run.pipeline import check_parameters
 

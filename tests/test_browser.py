@@ -29,8 +29,16 @@ import pandas as pd
 import pytest
 
 from leaguetables.config import TRUST_TYPE_LABELS, file_sha256
-from leaguetables.publication.browser import (AXE_PATH, DESKTOP, MOBILE, Chromium, broken_links, page_types,
-                                              review_screenshots, unavailable)
+from leaguetables.publication.browser import (
+    AXE_PATH,
+    DESKTOP,
+    MOBILE,
+    Chromium,
+    broken_links,
+    page_types,
+    review_screenshots,
+    unavailable,
+)
 from leaguetables.run.manifest import published_files, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,8 +60,10 @@ def league(folder) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def axe_source() -> str:
     if not AXE_PATH.exists():
-        pytest.skip(f"{AXE_PATH.relative_to(ROOT)} is missing: run `make browser-deps` (npm ci installs axe-core "
-                    "pinned in package-lock.json)")
+        pytest.skip(
+            f"{AXE_PATH.relative_to(ROOT)} is missing: run `make browser-deps` (npm ci installs axe-core "
+            "pinned in package-lock.json)"
+        )
     return AXE_PATH.read_text(encoding="utf-8")
 
 
@@ -89,8 +99,10 @@ def _problems(folder: Path, page: Path, res) -> list[str]:
 
 
 def _profiles_of_each_type(folder: Path, league: pd.DataFrame) -> list[Path]:
-    return [folder / "trusts" / f"{g['trust_code'].sort_values().iloc[0]}.html"
-            for _, g in league.groupby("trust_type", sort=True)]
+    return [
+        folder / "trusts" / f"{g['trust_code'].sort_values().iloc[0]}.html"
+        for _, g in league.groupby("trust_type", sort=True)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ every page type, axe
@@ -123,7 +135,9 @@ def test_the_check_sees_requests_outside_the_folder_and_broken_links(browser, tm
     (tmp_path / "p.html").write_text(
         '<!DOCTYPE html><html lang="en"><head><title>t</title><link rel="stylesheet" href="https://cdn.example.org/x.css">'
         '</head><body><main><h1>t</h1><img src="http://example.com/a.png" alt="a"><a href="missing.html">m</a>'
-        '<a href="#nowhere">n</a></main></body></html>', encoding="utf-8")
+        '<a href="#nowhere">n</a></main></body></html>',
+        encoding="utf-8",
+    )
     browser.new_page(*DESKTOP)
     res = browser.check((tmp_path / "p.html").as_uri())
     assert {"https://cdn.example.org/x.css", "http://example.com/a.png"} <= set(res.external)
@@ -156,8 +170,17 @@ def test_search_with_the_keyboard_alone_reaches_a_profile(folder, league, page):
     row = league.sort_values("trust_code").iloc[len(league) // 2]
     name, code = row["trust_name"], row["trust_code"]
     # what the search matches: name, code, type, region and subtype, case-insensitive
-    hay = (league["trust_name"] + " " + league["trust_code"] + " " + league["trust_type"].map(TRUST_TYPE_LABELS)
-           + " " + league["region"] + " " + league["trust_subtype"].fillna("")).str.lower()
+    hay = (
+        league["trust_name"]
+        + " "
+        + league["trust_code"]
+        + " "
+        + league["trust_type"].map(TRUST_TYPE_LABELS)
+        + " "
+        + league["region"]
+        + " "
+        + league["trust_subtype"].fillna("")
+    ).str.lower()
     matches = {w: int(hay.str.contains(w.lower(), regex=False).sum()) for w in name.split()}
     word = min(matches, key=lambda w: (matches[w], w))  # the most distinctive word of the name, in lower case
     page.goto((folder / "index.html").as_uri())
@@ -265,7 +288,7 @@ def test_sort_and_filter_a_league_table_with_the_announced_counts(folder, league
 
 
 def test_rank_column_sorts_as_numbers(folder, league, page):
-    """"12 of 134" sorts by 12, not as text ("100 of" before "12 of")."""
+    """ "12 of 134" sorts by 12, not as text ("100 of" before "12 of")."""
     page.goto((folder / "index.html").as_uri())
     table = "#table-league-acute"
     _press_header(page, table, "Rank")

@@ -31,8 +31,14 @@ def result():
 
 def _figure(result, **kwargs):
     names = {code: f"Trust {code}" for code in result.units.index}
-    args = dict(labels=names, title="Two trusts outside the limits", subtitle="Ratio of observed to expected",
-                y_label="Observed / expected", x_label="Expected deaths", direction="lower_better")
+    args = dict(
+        labels=names,
+        title="Two trusts outside the limits",
+        subtitle="Ratio of observed to expected",
+        y_label="Observed / expected",
+        x_label="Expected deaths",
+        direction="lower_better",
+    )
     args.update(kwargs)
     return charts.funnel_figure(result, **args)
 

@@ -32,15 +32,18 @@ def _write_catalogue(tmp_path: Path, edit) -> Path:
     return p
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["metrics"][0].update(statistic="median"), "metric 'rtt_18wk', field statistic"),
-    (lambda d: d["metrics"][0].update(id="../etc"), "must match"),
-    (lambda d: d["metrics"][0]["scoring"].update(method="bracket"), "bracket metric needs 'brackets'"),
-    (lambda d: d["metrics"][0]["scoring"].update(standard=80, floor=70), "a standard or a floor, not both"),
-    (lambda d: d["metrics"].append(dict(d["metrics"][0])), "duplicate metric ids"),
-    (lambda d: d["metrics"][4]["adjustment"].update(covariates=["shoe_size"]), "unknown covariates"),
-    (lambda d: d["metrics"][0].pop("direction"), "field direction: Field required"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["metrics"][0].update(statistic="median"), "metric 'rtt_18wk', field statistic"),
+        (lambda d: d["metrics"][0].update(id="../etc"), "must match"),
+        (lambda d: d["metrics"][0]["scoring"].update(method="bracket"), "bracket metric needs 'brackets'"),
+        (lambda d: d["metrics"][0]["scoring"].update(standard=80, floor=70), "a standard or a floor, not both"),
+        (lambda d: d["metrics"].append(dict(d["metrics"][0])), "duplicate metric ids"),
+        (lambda d: d["metrics"][4]["adjustment"].update(covariates=["shoe_size"]), "unknown covariates"),
+        (lambda d: d["metrics"][0].pop("direction"), "field direction: Field required"),
+    ],
+)
 def test_bad_catalogue_gives_one_line_naming_file_and_field(tmp_path, edit, message):
     path = _write_catalogue(tmp_path, edit)
     with pytest.raises(InputError) as exc:
@@ -65,14 +68,24 @@ def test_unknown_methodology_name():
         load_methodology("../../etc/passwd")
 
 
-@pytest.mark.parametrize("segmentation, message", [
-    ({"rule": "quartiles_pooled", "description": "x"}, "needs 'pool_types'"),
-    ({"rule": "quartiles_pooled", "pool_types": ["acute", "acute"], "description": "x"}, "distinct"),
-    ({"rule": "quartiles_within_type", "pool_types": ["acute"], "description": "x"}, "quartiles_pooled only"),
-    ({"rule": "fixed_thresholds", "thresholds": [2.0, 2.3, 2.6], "description": "x"}, "thresholds_source"),
-    ({"rule": "fixed_thresholds", "thresholds": [0.5, 2.3, 2.6], "thresholds_source": "illustrative",
-      "description": "x"}, "lie in 1–4"),
-])
+@pytest.mark.parametrize(
+    "segmentation, message",
+    [
+        ({"rule": "quartiles_pooled", "description": "x"}, "needs 'pool_types'"),
+        ({"rule": "quartiles_pooled", "pool_types": ["acute", "acute"], "description": "x"}, "distinct"),
+        ({"rule": "quartiles_within_type", "pool_types": ["acute"], "description": "x"}, "quartiles_pooled only"),
+        ({"rule": "fixed_thresholds", "thresholds": [2.0, 2.3, 2.6], "description": "x"}, "thresholds_source"),
+        (
+            {
+                "rule": "fixed_thresholds",
+                "thresholds": [0.5, 2.3, 2.6],
+                "thresholds_source": "illustrative",
+                "description": "x",
+            },
+            "lie in 1–4",
+        ),
+    ],
+)
 def test_segmentation_fields_are_cross_checked(tmp_path, segmentation, message):
     """quartiles_pooled needs distinct pool types; fixed thresholds need a source and values in 1–4."""
     data = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/methodology/nof-2025-26.yaml").read_text())
@@ -83,12 +96,15 @@ def test_segmentation_fields_are_cross_checked(tmp_path, segmentation, message):
         load_methodology(p)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4]]}, "4 rows of 4"),
-    ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 4, 5]]}, "1–4"),
-    ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 2, 4]]}, "must not decrease"),
-    ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 4, 4]], "source": None}, "needs its 'source'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4]]}, "4 rows of 4"),
+        ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 4, 5]]}, "1–4"),
+        ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 2, 4]]}, "must not decrease"),
+        ({"lookup": [[1, 1, 2, 3], [2, 2, 3, 4], [2, 3, 3, 4], [2, 3, 4, 4]], "source": None}, "needs its 'source'"),
+    ],
+)
 def test_finance_lookup_is_cross_checked(tmp_path, change, message):
     """The combined-finance lookup: 4×4, scores 1–4, monotone, with a source."""
     data = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/catalogues/demo.yaml").read_text())

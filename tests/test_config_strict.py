@@ -88,20 +88,42 @@ def test_the_project_configuration_loads():
 
 
 # --------------------------------------------------------------------------------------------- number grammar
-@pytest.mark.parametrize("text,value", [("14", 14.0), ("-1.6", -1.6), ("+3", 3.0), (".5", 0.5), ("5.", 5.0),
-                                        ("1e3", 1000.0), ("2.5E-2", 0.025), (" 7 ", 7.0)])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("14", 14.0),
+        ("-1.6", -1.6),
+        ("+3", 3.0),
+        (".5", 0.5),
+        ("5.", 5.0),
+        ("1e3", 1000.0),
+        ("2.5E-2", 0.025),
+        (" 7 ", 7.0),
+    ],
+)
 def test_numbers_the_contract_accepts(text, value):
     from leaguetables.inputs.contract import parse_number
 
     assert parse_number(text) == value
 
 
-@pytest.mark.parametrize("text,reason", [
-    ("1,5", "no thousands separators or decimal commas"), ("1,234.5", "no thousands separators"),
-    ("1_000", "no digit-group underscores"), ("NaN", "not a finite number"), ("-inf", "not a finite number"),
-    ("1e400", "not a finite number (too large)"), ("N/A", "leave the cell empty"), ("0x10", "is not a number"),
-    ("١٢", "is not a number"), ("12%", "is not a number"), ("1.2.3", "is not a number"), ("--1", "is not a number"),
-])
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ("1,5", "no thousands separators or decimal commas"),
+        ("1,234.5", "no thousands separators"),
+        ("1_000", "no digit-group underscores"),
+        ("NaN", "not a finite number"),
+        ("-inf", "not a finite number"),
+        ("1e400", "not a finite number (too large)"),
+        ("N/A", "leave the cell empty"),
+        ("0x10", "is not a number"),
+        ("١٢", "is not a number"),
+        ("12%", "is not a number"),
+        ("1.2.3", "is not a number"),
+        ("--1", "is not a number"),
+    ],
+)
 def test_numbers_the_contract_refuses(text, reason):
     from leaguetables.inputs.contract import parse_number
 
@@ -111,7 +133,7 @@ def test_numbers_the_contract_refuses(text, reason):
 
 def test_allowed_funnel_levels_are_the_levels_the_funnel_computes():
     """A band or outer level the funnel has no limits for would fail inside a metric notebook: refused on load."""
-    from leaguetables.statistics import funnel
     from leaguetables.config import FUNNEL_LEVELS
+    from leaguetables.statistics import funnel
 
     assert set(FUNNEL_LEVELS) == set(funnel.LEVELS)

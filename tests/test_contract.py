@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from leaguetables.config import load_catalogue
-from leaguetables.inputs.contract import check_quarter, load_inputs, previous_quarter, quarter_label, quarter_period
 from leaguetables.errors import InputError
+from leaguetables.inputs.contract import check_quarter, load_inputs, previous_quarter, quarter_label, quarter_period
 
 
 def test_quarter_labels():
@@ -39,16 +39,19 @@ def _edit(path, line_no: int, column: str, value: str):
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("column, value, message", [
-    ("numerator", "-3", "fails check greater_than_or_equal_to(0)"),
-    ("numerator", "abc", "'abc' is not a number"),
-    ("numerator", "inf", "is not a finite number"),
-    ("numerator", "99999999999", "fails check less_than_or_equal_to"),
-    ("trust_code", "RXX", "unknown trust 'RXX'"),
-    ("metric_id", "made_up", "unknown metric 'made_up'"),
-    ("suppressed", "maybe", "'maybe' is not true/false"),
-    ("numerator", "1e9", "is above denominator"),
-])
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("numerator", "-3", "fails check greater_than_or_equal_to(0)"),
+        ("numerator", "abc", "'abc' is not a number"),
+        ("numerator", "inf", "is not a finite number"),
+        ("numerator", "99999999999", "fails check less_than_or_equal_to"),
+        ("trust_code", "RXX", "unknown trust 'RXX'"),
+        ("metric_id", "made_up", "unknown metric 'made_up'"),
+        ("suppressed", "maybe", "'maybe' is not true/false"),
+        ("numerator", "1e9", "is above denominator"),
+    ],
+)
 def test_bad_observation_names_file_row_and_column(copy_demo, column, value, message):
     path = copy_demo / "observations.csv"
     _edit(path, 5, column, value)

@@ -23,8 +23,12 @@ def test_demo_is_deterministic_for_a_seed():
 def test_demo_trusts_are_obviously_fictional_and_counted(demo_inputs):
     t = demo_inputs.trusts
     icbs = {"icb": 42} if geography.available() else {}  # the record-level part needs the real geography
-    assert t["trust_type"].value_counts().to_dict() == {"acute": 134, "mental_health_community": 61, "ambulance": 10,
-                                                        **icbs}
+    assert t["trust_type"].value_counts().to_dict() == {
+        "acute": 134,
+        "mental_health_community": 61,
+        "ambulance": 10,
+        **icbs,
+    }
     assert t["trust_code"].str.fullmatch(r"DEMO-([AMB]\d{3}|I\d{2})").all(), "codes cannot collide with ODS (hyphen)"
     assert t["trust_name"].str.contains(" Demo ").all()
     assert not t["trust_name"].str.contains(r"\bNHS\b").any()
@@ -35,8 +39,9 @@ def test_demo_has_sixteen_quarters_all_metrics_suppressed_missing_and_deficits(d
     assert demo_inputs.quarters() == demo.QUARTERS
     assert obs["metric_id"].nunique() >= 20
     assert obs["suppressed"].sum() > 0
-    expected_rows = sum(1 for m in demo.load_catalogue("demo").metrics for t in demo_inputs.trusts["trust_type"]
-                        if t in m.trust_types) * len(demo.QUARTERS)
+    expected_rows = sum(
+        1 for m in demo.load_catalogue("demo").metrics for t in demo_inputs.trusts["trust_type"] if t in m.trust_types
+    ) * len(demo.QUARTERS)
     assert len(obs) < expected_rows, "a few rows are missing (not submitted)"
     st = demo_inputs.status
     assert st["deficit"].mean() > 0.1 and st["improvement_programme"].sum() > 0
@@ -48,7 +53,9 @@ def test_demo_truth_is_saved(demo_dir):
     assert set(coef.loc[coef["metric_id"] == "ae_4hr", "term"]) >= {"Intercept", "imd_score", "share_65plus"}
     eff = pd.read_csv(demo_dir / "truth" / "trust_effects.csv")
     assert eff["trust_code"].str.match(r"DEMO-").all()
-    assert "fixed seed" in (demo_dir / "README.md").read_text() or re.search(r"--seed \d+", (demo_dir / "README.md").read_text())
+    assert "fixed seed" in (demo_dir / "README.md").read_text() or re.search(
+        r"--seed \d+", (demo_dir / "README.md").read_text()
+    )
 
 
 def test_demo_has_enough_quarters_for_spc_and_keeps_the_report_quarters():
@@ -62,8 +69,10 @@ def test_standard_quarters_are_byte_identical_to_the_eight_quarter_demo():
     (``python -m leaguetables.inputs.demo`` at commit 88f640b, seed 20240401). The extra quarters come from a second random
     stream, so every demo figure of 2024-25-Q1 … 2025-26-Q4 (and every test that uses them) is unchanged."""
     d = demo.generate()
-    want = {"observations": "2ee617c20b08e1ac169ccab3a9b9b301c3df547d88c62c55db8f06e9d3ce0ff7",
-            "status": "8ebe4cb0b9ed62522bbaaadb58e53296854f5b41fe4653b061e7f7b840a1af8c"}
+    want = {
+        "observations": "2ee617c20b08e1ac169ccab3a9b9b301c3df547d88c62c55db8f06e9d3ce0ff7",
+        "status": "8ebe4cb0b9ed62522bbaaadb58e53296854f5b41fe4653b061e7f7b840a1af8c",
+    }
     for k, sha in want.items():
         df = d[k][d[k]["quarter"].isin(demo.STANDARD_QUARTERS)]
         data = df.to_csv(index=False, lineterminator="\n", float_format="%.10g").encode()
@@ -90,8 +99,13 @@ def test_true_values_are_the_mean_of_the_simulated_counts():
     tv = runs[0]["truth/values"]
     tv = tv[(tv["quarter"] == q) & tv["true_numerator"].notna()].set_index(["trust_code", "metric_id"])
     np.testing.assert_allclose(tv["true_oe"], tv["true_numerator"] / tv["true_expected"], rtol=1e-12)
-    xs = pd.concat([r["observations"][r["observations"]["quarter"] == q].set_index(["trust_code", "metric_id"])["numerator"]
-                    for r in runs], axis=1)
+    xs = pd.concat(
+        [
+            r["observations"][r["observations"]["quarter"] == q].set_index(["trust_code", "metric_id"])["numerator"]
+            for r in runs
+        ],
+        axis=1,
+    )
     xs = xs.loc[xs.index.intersection(tv.index)].dropna()
     m = tv.loc[xs.index, "true_numerator"]
     z = (xs.mean(axis=1) - m) / (xs.std(axis=1, ddof=1).clip(lower=0.5) / np.sqrt(xs.shape[1]))
@@ -105,8 +119,13 @@ def test_funnel_scale_outliers_are_three_sds_of_the_trusts_own_funnel():
     expected count of the last quarter — the generator uses the quarter's expected activity, without the ±5%
     season and activity noise, hence the 6% tolerance) pooled over 4 quarters, and a binomial one (1/(n·p·(1−p)))."""
     code_c, code_a = "DEMO-A003", "DEMO-A002"
-    d = demo.generate(11, noise_seed=1, outliers=[("cdiff", code_c, -3.0), ("ae_4hr", code_a, 3.0)],
-                      outlier_scale="funnel", outlier_quarters={"cdiff": 4})
+    d = demo.generate(
+        11,
+        noise_seed=1,
+        outliers=[("cdiff", code_c, -3.0), ("ae_4hr", code_a, 3.0)],
+        outlier_scale="funnel",
+        outlier_quarters={"cdiff": 4},
+    )
     eff = d["truth/trust_effects"].set_index(["metric_id", "trust_code"])["effect"]
     last = d["truth/values"]
     last = last[last["quarter"] == demo.QUARTERS[-1]].set_index(["metric_id", "trust_code"])

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.statistics import metrics
 from leaguetables.config import load_catalogue, load_methodology
+from leaguetables.statistics import metrics
 
 QUARTERS = ("2025-26-Q4", "2025-26-Q3")
 
@@ -16,8 +16,12 @@ QUARTERS = ("2025-26-Q4", "2025-26-Q3")
 @pytest.fixture(scope="module")
 def fitted(demo_inputs):
     cat, meth = load_catalogue("demo"), load_methodology("nof-2025-26")
-    return {(m.id, q): metrics.compute_metric(demo_inputs, m, q, meth)
-            for m in cat.metrics if m.adjustment for q in QUARTERS}
+    return {
+        (m.id, q): metrics.compute_metric(demo_inputs, m, q, meth)
+        for m in cat.metrics
+        if m.adjustment
+        for q in QUARTERS
+    }
 
 
 def test_true_coefficients_lie_in_their_95pc_intervals(fitted, demo_dir):

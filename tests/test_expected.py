@@ -114,8 +114,13 @@ def test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets(interval)
         n = rng.uniform(5000, 50000, size=n_trusts)
         mu = n * np.exp(-5 + z @ np.array([0.3, -0.2]))
         df = pd.DataFrame(
-            {"trust_code": [f"T{i:03d}" for i in range(n_trusts)], "y": rng.poisson(mu), "n": n,
-             "a": raw[:, 0], "b": raw[:, 1]}
+            {
+                "trust_code": [f"T{i:03d}" for i in range(n_trusts)],
+                "y": rng.poisson(mu),
+                "n": n,
+                "a": raw[:, 0],
+                "b": raw[:, 1],
+            }
         )
         t = ExpectedModel(df, "y", "n", "poisson", ["a", "b"], interval=interval).fit().table
         covered += int(((t["oe_lower"] <= 1) & (t["oe_upper"] >= 1)).sum())
@@ -243,8 +248,20 @@ def test_summary_fields_and_deterministic_summary_text():
     a = ExpectedModel(df, "y", "n", "poisson", names).fit()
     b = ExpectedModel(df, "y", "n", "poisson", names).fit()
     s = a.fit_info
-    for key in ("family", "n_trusts", "covariates", "deviance", "null_deviance", "deviance_explained",
-                "pearson_chi2", "df_resid", "dispersion", "scale_used", "aic", "converged"):
+    for key in (
+        "family",
+        "n_trusts",
+        "covariates",
+        "deviance",
+        "null_deviance",
+        "deviance_explained",
+        "pearson_chi2",
+        "df_resid",
+        "dispersion",
+        "scale_used",
+        "aic",
+        "converged",
+    ):
         assert key in s
     assert s["deviance_explained"] == pytest.approx(1 - s["deviance"] / s["null_deviance"])
     assert s["dispersion"] == pytest.approx(s["pearson_chi2"] / s["df_resid"])
@@ -317,8 +334,9 @@ def test_poisson_glm_with_full_stratum_interaction_reproduces_indirect_standardi
     expected = rates.expected_from_reference(d, ref, **{k: v for k, v in kw.items() if k != "x"})
     isr = rates.isr(d, ref, **kw)
     israte = rates.israte(d, ref, multiplier=100000, **kw)
-    glm = ExpectedModel(d, "deaths", "population", "poisson", ["stratum"], strata=["stratum"],
-                        multiplier=100000, interval="o_only").fit()
+    glm = ExpectedModel(
+        d, "deaths", "population", "poisson", ["stratum"], strata=["stratum"], multiplier=100000, interval="o_only"
+    ).fit()
     assert glm.table["expected"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-10)
     assert glm.table["oe_upper"].to_numpy() == pytest.approx(isr["upper"].to_numpy(), rel=1e-10)
     assert glm.table["adjusted_value"].to_numpy() == pytest.approx(israte["value"].to_numpy(), rel=1e-10)
@@ -467,8 +485,9 @@ def test_model_results_split_caches_tables_and_fits_once():
     fitting; fit() returns ExpectedResults whose tables are cached (the same object on every access) and whose
     summary() is the statsmodels summary text with the timestamps blanked. Data: seed 11, 30 Poisson trusts."""
     rng = np.random.default_rng(11)
-    df = pd.DataFrame({"trust_code": [f"T{i:02d}" for i in range(30)], "x": rng.normal(size=30),
-                       "n": rng.uniform(1e4, 5e4, size=30)})
+    df = pd.DataFrame(
+        {"trust_code": [f"T{i:02d}" for i in range(30)], "x": rng.normal(size=30), "n": rng.uniform(1e4, 5e4, size=30)}
+    )
     df["y"] = rng.poisson(df["n"] * 1e-3)
     df.loc[3, "x"] = np.nan
     model = ExpectedModel(df, "y", "n", "poisson", ["x"])

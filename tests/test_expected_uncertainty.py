@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from leaguetables.statistics import metrics
 from leaguetables.config import ExpectedSettings, load_catalogue, load_methodology
+from leaguetables.statistics import metrics
 from leaguetables.statistics.expected import (
+    ExpectedModel,
     ModelError,
     _reml_tau2,
-    ExpectedModel,
     oe_interval,
     random_effects_fit,
     within_extra_variance,
@@ -41,8 +41,9 @@ def _frame(rng, n_trusts=60, fam="binomial", tau=0.2, n_range=(2000, 20000), alp
     else:
         y = rng.poisson(n * np.exp(eta0 + u))
         true_oe = np.exp(u)
-    df = pd.DataFrame({"trust_code": [f"T{i:03d}" for i in range(n_trusts)], "a": a, "b": b, "n": n,
-                       "y": y.astype(float)})
+    df = pd.DataFrame(
+        {"trust_code": [f"T{i:03d}" for i in range(n_trusts)], "a": a, "b": b, "n": n, "y": y.astype(float)}
+    )
     return df, true_oe
 
 
@@ -71,9 +72,14 @@ def test_se_log_expected_equals_statsmodels_get_prediction_link_se_single_row_tr
     # with the same within-trust interval of O (exact/Byar), the delta interval is wider than the O-only one for
     # every trust: a positive variance was added on both sides
     if family == "poisson":
-        o_only = ExpectedModel(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed", interval="o_only").fit().table
-        d = ExpectedModel(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed",
-                         count_interval="exact_byar").fit().table
+        o_only = (
+            ExpectedModel(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed", interval="o_only").fit().table
+        )
+        d = (
+            ExpectedModel(df, "y", "n", family, ["a", "b"], scale=scale, model="fixed", count_interval="exact_byar")
+            .fit()
+            .table
+        )
         assert (d["oe_lower"] < o_only["oe_lower"]).all() and (d["oe_upper"] > o_only["oe_upper"]).all()
         assert (r.table["oe_method"] == "MidP+delta").all()
     else:
@@ -200,8 +206,7 @@ def test_random_effects_shrinkage_and_expected_known_answers():
     assert re["u"] == pytest.approx(u, rel=1e-10)
     t = r.table
     assert t["expected"].to_numpy() == pytest.approx(n * special.expit(X @ beta), rel=1e-10)
-    assert t["oe_shrunk"].to_numpy() == pytest.approx(special.expit(X @ beta + u) / special.expit(X @ beta),
-                                                      rel=1e-10)
+    assert t["oe_shrunk"].to_numpy() == pytest.approx(special.expit(X @ beta + u) / special.expit(X @ beta), rel=1e-10)
     assert r.fit_info["model"] == "random_effects" and r.fit_info["tau2"] == pytest.approx(re["tau2"])
     # the GLM's population-averaged E is kept beside it: ΣE_glm = ΣO (canonical link with an intercept)
     assert t["expected_glm"].sum() == pytest.approx(o.sum(), rel=1e-8)
@@ -240,7 +245,11 @@ def test_simulated_coverage_of_true_oe_delta_passes_where_o_only_fails():
     for _ in range(40):
         df, truth = _frame(rng, n_trusts=100, fam="binomial", tau=0.25, n_range=(5000, 50000))
         d = ExpectedModel(df, "y", "n", "binomial", ["a", "b"], scale="X2", model="random_effects").fit().table
-        o = ExpectedModel(df, "y", "n", "binomial", ["a", "b"], scale="X2", model="fixed", interval="o_only").fit().table
+        o = (
+            ExpectedModel(df, "y", "n", "binomial", ["a", "b"], scale="X2", model="fixed", interval="o_only")
+            .fit()
+            .table
+        )
         cov["delta"].append(np.mean((d["oe_lower"] <= truth) & (truth <= d["oe_upper"])))
         cov["o_only"].append(np.mean((o["oe_lower"] <= truth) & (truth <= o["oe_upper"])))
         cov["shrunk"].append(np.mean((d["oe_shrunk_lower"] <= truth) & (truth <= d["oe_shrunk_upper"])))
@@ -291,11 +300,15 @@ def test_expected_settings_are_validated_and_the_methodology_names_them():
 
 def _standard_frame(direction="higher_better"):
     """Five trusts: observed values and adjusted values; standard 78."""
-    return pd.DataFrame({
-        "trust_code": ["A", "B", "C", "D", "E"], "trust_type": "acute", "status": "ok",
-        "value": [80.0, 76.0, 70.0, 79.0, 60.0],
-        "adjusted_value": [77.0, 79.5, 72.0, 81.0, 65.0],
-    })
+    return pd.DataFrame(
+        {
+            "trust_code": ["A", "B", "C", "D", "E"],
+            "trust_type": "acute",
+            "status": "ok",
+            "value": [80.0, 76.0, 70.0, 79.0, 60.0],
+            "adjusted_value": [77.0, 79.5, 72.0, 81.0, 65.0],
+        }
+    )
 
 
 def test_adjusted_league_judges_the_standard_on_the_observed_value():
@@ -323,11 +336,21 @@ def test_adjusted_league_judges_a_floor_on_the_observed_value_lower_is_better():
     fails; A (71, adjusted 69) fails too although adjusted it would pass. The rest (B, C, D) are spread
     1.00–3.00 by adjusted value: D (60) 1.00, B (65) 2.00, C (68) 3.00."""
     metric = next(m for m in load_catalogue("demo").metrics if m.id == "ae_4hr")
-    metric = metric.model_copy(update={
-        "direction": "lower_better",
-        "scoring": metric.scoring.model_copy(update={"standard": None, "floor": 70.0})})
-    df = pd.DataFrame({"trust_code": list("ABCDE"), "trust_type": "acute", "status": "ok",
-                       "value": [71.0, 66.0, 64.0, 62.0, 75.0], "adjusted_value": [69.0, 65.0, 68.0, 60.0, 73.0]})
+    metric = metric.model_copy(
+        update={
+            "direction": "lower_better",
+            "scoring": metric.scoring.model_copy(update={"standard": None, "floor": 70.0}),
+        }
+    )
+    df = pd.DataFrame(
+        {
+            "trust_code": list("ABCDE"),
+            "trust_type": "acute",
+            "status": "ok",
+            "value": [71.0, 66.0, 64.0, 62.0, 75.0],
+            "adjusted_value": [69.0, 65.0, 68.0, 60.0, 73.0],
+        }
+    )
     sc, judged = metrics.score_adjusted(df, metric, "observed_value")
     assert sc.tolist() == [4.0, 2.0, 3.0, 1.0, 4.0]
     assert (judged == "observed value").all()
@@ -337,8 +360,15 @@ def test_metric_without_thresholds_is_scored_on_the_adjusted_value_and_not_flagg
     """A ranked metric with no standard or floor: the adjusted score is the rank of the adjusted value."""
     metric = next(m for m in load_catalogue("demo").metrics if m.id == "ae_12hr")
     assert metric.scoring.standard is None and metric.scoring.floor is None
-    df = pd.DataFrame({"trust_code": list("ABC"), "trust_type": "acute", "status": "ok",
-                       "value": [1.0, 2.0, 3.0], "adjusted_value": [3.0, 2.0, 1.0]})
+    df = pd.DataFrame(
+        {
+            "trust_code": list("ABC"),
+            "trust_type": "acute",
+            "status": "ok",
+            "value": [1.0, 2.0, 3.0],
+            "adjusted_value": [3.0, 2.0, 1.0],
+        }
+    )
     sc, judged = metrics.score_adjusted(df, metric, "observed_value")
     assert sc.tolist() == [4.0, 2.5, 1.0] and judged.isna().all()
 
@@ -353,8 +383,9 @@ def test_compute_metric_publishes_the_expected_columns_and_history_variance_on_d
     from leaguetables.inputs.contract import QuarterInputs
 
     d = demo.generate(demo.DEFAULT_SEED)
-    inputs = QuarterInputs(trusts=d["trusts"], observations=d["observations"], demographics=d["demographics"],
-                           status=d["status"], files={})
+    inputs = QuarterInputs(
+        trusts=d["trusts"], observations=d["observations"], demographics=d["demographics"], status=d["status"], files={}
+    )
     meth = load_methodology("nof-2025-26")
     cat = {m.id: m for m in load_catalogue("demo").metrics}
     los = metrics.compute_metric(inputs, cat["los_emergency"], demo.QUARTERS[-1], meth)

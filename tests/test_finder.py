@@ -20,11 +20,15 @@ DATA = re.compile(r'<script type="application/json" id="lt-search-data">(.*?)</s
 
 
 def _table(**extra) -> pd.DataFrame:
-    t = pd.DataFrame({"trust_code": ["RB2", "RA1", "R&Z", "RC3"],
-                      "trust_name": ["beta </script><b>Trust", "Alpha Trust", "Émile Trust", "alpha Trust"],
-                      "trust_type": ["acute", "ambulance", "mental_health_community", "acute"],
-                      "region": ["London", "North West", "London", "Midlands"],
-                      "trust_subtype": ["Teaching", "", None, "Large"]})
+    t = pd.DataFrame(
+        {
+            "trust_code": ["RB2", "RA1", "R&Z", "RC3"],
+            "trust_name": ["beta </script><b>Trust", "Alpha Trust", "Émile Trust", "alpha Trust"],
+            "trust_type": ["acute", "ambulance", "mental_health_community", "acute"],
+            "region": ["London", "North West", "London", "Midlands"],
+            "trust_subtype": ["Teaching", "", None, "Large"],
+        }
+    )
     return t.assign(**extra)
 
 
@@ -49,8 +53,9 @@ def test_town_and_icb_are_searched_when_the_register_has_them():
 def _decode(text: str) -> list[dict]:
     """The search data as the page's script reads them (values looked up, default profile links)."""
     data = json.loads(text)
-    rows = [{f: data["values"][f][v] if f in data["values"] else v for f, v in zip(data["fields"], r)}
-            for r in data["rows"]]
+    rows = [
+        {f: data["values"][f][v] if f in data["values"] else v for f, v in zip(data["fields"], r)} for r in data["rows"]
+    ]
     return [{**r, "href": r["href"] or f"trusts/{r['code']}.html"} for r in rows]
 
 
@@ -68,8 +73,15 @@ def test_search_json_cannot_close_its_script_element_and_round_trips():
 def test_a_page_without_search_data_keeps_the_a_to_z_link_but_no_search_box():
     html = pages.render("base.html.j2", title="t", breadcrumbs=[], provenance="", root="../", site_label="x")
     assert 'href="../trusts/index.html"' in html and 'id="lt-search"' not in html
-    html = pages.render("base.html.j2", title="t", breadcrumbs=[], provenance="", root="../", site_label="x",
-                        search_data=finder.search_json(_table()))
+    html = pages.render(
+        "base.html.j2",
+        title="t",
+        breadcrumbs=[],
+        provenance="",
+        root="../",
+        site_label="x",
+        search_data=finder.search_json(_table()),
+    )
     assert 'id="lt-search"' in html and 'data-root="../"' in html and "beta \\u003c/script" in html
 
 
@@ -81,8 +93,11 @@ def folder(published_quarters) -> Path:
 
 @pytest.mark.slow
 def test_every_page_has_the_same_script_and_search_data(folder):
-    paths = [folder / "index.html", folder / "methodology.html",
-             *sorted(p for sub in ("trusts", "metrics", "regions") for p in (folder / sub).glob("*.html"))]
+    paths = [
+        folder / "index.html",
+        folder / "methodology.html",
+        *sorted(p for sub in ("trusts", "metrics", "regions") for p in (folder / sub).glob("*.html")),
+    ]
     scripts, data = set(), set()
     for p in paths:
         text = p.read_text(encoding="utf-8")
@@ -101,7 +116,7 @@ def test_every_page_has_the_same_script_and_search_data(folder):
 @pytest.mark.slow
 def test_the_a_to_z_index_links_every_trust_in_name_order(folder):
     text = (folder / "trusts" / "index.html").read_text(encoding="utf-8")
-    main = text[text.index("<main"):text.index("</main>")]
+    main = text[text.index("<main") : text.index("</main>")]
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
     names = dict(zip(lt["trust_code"], lt["trust_name"]))
     codes = [c for c in re.findall(r'href="([^"/#]+)\.html"', main) if c in names]
@@ -120,12 +135,17 @@ def test_league_table_rows_carry_their_filter_values(folder):
     and subtype of tables/league_table_full.csv."""
     text = (folder / "index.html").read_text(encoding="utf-8")
     table = re.search(r'<table id="table-league-acute"[^>]*>.*?</table>', text, re.S).group(0)
-    assert _attrs(table[:table.index(">")])["data-filters"].split()[:3] == ["region", "segment", "subtype"]
+    assert _attrs(table[: table.index(">")])["data-filters"].split()[:3] == ["region", "segment", "subtype"]
     rows = [_attrs(t) for t in re.findall(r"<tr [^>]*>", table)]
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv", keep_default_na=False, na_values=[""])
     acute = lt[lt["trust_type"] == "acute"].sort_values(["rank", "trust_code"], kind="mergesort")
-    expected = [{"data-code": c, "data-region": r, "data-segment": "Not segmented" if pd.isna(s) else f"Segment {int(s)}",
-                 "data-subtype": t}
-                for c, r, s, t in zip(acute["trust_code"], acute["region"], acute["segment"],
-                                      acute["trust_subtype"].fillna(""))]
+    expected = [
+        {
+            "data-code": c,
+            "data-region": r,
+            "data-segment": "Not segmented" if pd.isna(s) else f"Segment {int(s)}",
+            "data-subtype": t,
+        }
+        for c, r, s, t in zip(acute["trust_code"], acute["region"], acute["segment"], acute["trust_subtype"].fillna(""))
+    ]
     assert [{k: r.get(k) for k in expected[0]} for r in rows] == expected

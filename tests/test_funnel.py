@@ -22,14 +22,14 @@ import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
-from leaguetables.statistics import funnel
-from leaguetables.statistics import rates
+from leaguetables.statistics import funnel, rates
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 # ---------------------------------------------------------------------------
 # PHE drawing grid (§2.5)
 # ---------------------------------------------------------------------------
+
 
 def test_phe_funnel_grid_matches_PHEindicatormethods_population_column():
     """The Population column of testdata_funnel_prop_outputs.csv (commit 63894a9…): PHE's 100-point grid (§2.5).
@@ -56,6 +56,7 @@ def test_phe_ratio_grid_matches_PHEindicatormethods_observed_events_column():
 # Spiegelhalter / FunnelPlotR (§3)
 # ---------------------------------------------------------------------------
 
+
 def test_phi_matches_FunnelPlotR_test_classes_methods():
     """FunnelPlotR tests/testthat/test-classes_methods.R: round(phi, 6) == 2.948033 (SHMI method, §3.6).
 
@@ -72,8 +73,9 @@ def test_phi_matches_FunnelPlotR_test_classes_methods():
 def medpar_by_hospital():
     medpar = pd.read_csv(FIXTURES / "medpar.csv")
     medpar["type"] = medpar[["type1", "type2", "type3"]].to_numpy().argmax(axis=1) + 1
-    model = smf.glm("los ~ hmo + died + age80 + C(type)", data=medpar, family=sm.families.Poisson(),
-                    missing="raise").fit()
+    model = smf.glm(
+        "los ~ hmo + died + age80 + C(type)", data=medpar, family=sm.families.Poisson(), missing="raise"
+    ).fit()
     medpar["expected"] = model.predict(medpar)
     by_hospital = medpar.groupby("provnum")[["los", "expected"]].sum()
     return model, by_hospital
@@ -236,8 +238,9 @@ def test_limits_grid_columns_and_shape():
     result = funnel.spiegelhalter([100, 150, 180, 80, 120, 225], [108, 112, 165, 95, 100, 220])
     grid = funnel.limits_grid(result, n_points=50)
     assert len(grid) == 50 and grid["precision"].iloc[0] == 1
-    expected_cols = {"precision", "target"} | {f"{s}_{lvl}{a}" for s in ("lower", "upper")
-                                                for lvl in ("95", "998") for a in ("", "_adj")}
+    expected_cols = {"precision", "target"} | {
+        f"{s}_{lvl}{a}" for s in ("lower", "upper") for lvl in ("95", "998") for a in ("", "_adj")
+    }
     assert set(grid.columns) == expected_cols
     assert (np.diff(grid["upper_998_adj"]) < 0).all() and (np.diff(grid["lower_998_adj"]) > 0).all()
     assert (grid["upper_998_adj"] > grid["upper_95_adj"]).all()
@@ -246,6 +249,7 @@ def test_limits_grid_columns_and_shape():
 # ---------------------------------------------------------------------------
 # banding
 # ---------------------------------------------------------------------------
+
 
 def test_band_and_outcome_follow_direction():
     """High/low flags give neutral bands; polarity maps them to better/worse (§2.4, §4, §9.15)."""
@@ -276,6 +280,7 @@ def test_band_from_funnel_result_flags():
 # validation
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -285,9 +290,12 @@ def test_band_from_funnel_result_flags():
         (lambda: funnel.spiegelhalter([1, 2], [1, 2], compat="PHE"), r"compat must be None or one of"),
         (lambda: funnel.spiegelhalter([1, -2], [1, 2]), r"numerator must be >= 0; got -2.0 at position 1"),
         (lambda: funnel.spiegelhalter([1, 2], [1, 0]), r"denominator must be > 0; got 0.0 at position 1"),
-        (lambda: funnel.spiegelhalter(pd.Series([5, 12], index=["RA1", "RB2"]),
-                                      pd.Series([10, 10], index=["RA1", "RB2"]), data_type="PR"),
-         r"numerator must be <= denominator.*position 1 \('RB2'\)"),
+        (
+            lambda: funnel.spiegelhalter(
+                pd.Series([5, 12], index=["RA1", "RB2"]), pd.Series([10, 10], index=["RA1", "RB2"]), data_type="PR"
+            ),
+            r"numerator must be <= denominator.*position 1 \('RB2'\)",
+        ),
         (lambda: funnel.expected_flags(10, 95), r"confidence must be a fraction"),
         (lambda: funnel.band([True], [True], "higher_better"), r"both above and below"),
         (lambda: funnel.band([True], [False], "up"), r"direction must be"),

@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from leaguetables.statistics import funnel
 from leaguetables.config import FunnelSettings
+from leaguetables.statistics import funnel
 
 I = 134  # noqa: E741 (the literature's I: acute trusts in the demo)
 
@@ -107,8 +107,10 @@ def test_old_default_fails_the_same_bounds_simulation(case, sr_method):
     assert r95 > 0.09, (case, r95)
 
 
-@pytest.mark.parametrize("kind,sd,base,alpha", [("PR", 0.30, 45_000, 0.35), ("SR", 0.40, 38_000, np.log(0.08)),
-                                                ("RC", 0.30, 5_000, np.log(0.5))])
+@pytest.mark.parametrize(
+    "kind,sd,base,alpha",
+    [("PR", 0.30, 45_000, 0.35), ("SR", 0.40, 38_000, np.log(0.08)), ("RC", 0.30, 5_000, np.log(0.5))],
+)
 def test_planted_3sd_outliers_detected_and_size_kept_simulation(kind, sd, base, alpha):
     """Seeded simulation, 30 data sets with 4 of 134 units planted at ±3 between-unit SDs: ≥ 80% of them fall
     outside the 95% limits. The outliers still widen the limits a little (τ² about 10% higher), so the other
@@ -254,8 +256,11 @@ def test_value_exactly_on_normal_limit_is_not_flagged(method):
     rng = np.random.default_rng(4)
     e = np.full(40, 64.0)
     o = rng.poisson(64 * np.exp(rng.normal(0, 0.1, 40))).astype(float)
-    run = (lambda oo: funnel.spiegelhalter(oo, e)) if method == "spiegelhalter" else \
-        (lambda oo: funnel.robust_funnel(oo, e, limits="normal"))
+    run = (
+        (lambda oo: funnel.spiegelhalter(oo, e))
+        if method == "spiegelhalter"
+        else (lambda oo: funnel.robust_funnel(oo, e, limits="normal"))
+    )
     base = run(o)
     col = "upper_95_adj" if method == "robust" else ("upper_95_adj" if base.adjusted_used else "upper_95")
     top = int(np.argmax(o))
@@ -340,9 +345,10 @@ def test_demo_quarter_funnels_by_config(demo_inputs):
     # the band is the funnel value against the published limits (strict)
     high = ok["funnel_value"] > ok["funnel_upper"]
     assert ((ok["funnel_band"] == "higher than expected") == high).all()
-    pooled = inputs.observations[(inputs.observations["metric_id"] == "mrsa")
-                                 & inputs.observations["quarter"].isin(["2025-26-Q1", "2025-26-Q2", "2025-26-Q3",
-                                                                        "2025-26-Q4"])]
+    pooled = inputs.observations[
+        (inputs.observations["metric_id"] == "mrsa")
+        & inputs.observations["quarter"].isin(["2025-26-Q1", "2025-26-Q2", "2025-26-Q3", "2025-26-Q4"])
+    ]
     code = ok["trust_code"].iloc[0]
     assert f.units.loc[code, "numerator"] == pooled.loc[pooled["trust_code"] == code, "numerator"].sum()
     s = mrsa.funnel_summary().iloc[0]
@@ -353,9 +359,13 @@ def test_demo_quarter_funnels_by_config(demo_inputs):
     rtt = metrics.compute_metric(inputs, cat.metric("rtt_18wk"), "2025-26-Q4", compat)
     t = rtt.table[rtt.table["trust_type"] == "acute"]
     ok = t[t["status"] == "ok"]
-    ref = funnel.spiegelhalter(pd.Series(ok["numerator"].to_numpy(float), index=ok["trust_code"].to_numpy()),
-                               pd.Series(ok["denominator"].to_numpy(float), index=ok["trust_code"].to_numpy()),
-                               data_type="PR", sr_method="SHMI", trim_by=0.1)
+    ref = funnel.spiegelhalter(
+        pd.Series(ok["numerator"].to_numpy(float), index=ok["trust_code"].to_numpy()),
+        pd.Series(ok["denominator"].to_numpy(float), index=ok["trust_code"].to_numpy()),
+        data_type="PR",
+        sr_method="SHMI",
+        trim_by=0.1,
+    )
     assert rtt.funnels["acute"].phi == ref.phi and rtt.funnels["acute"].estimator == "spiegelhalter"
     assert (ok["funnel_quarters"] == 1).all()
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.nof import scoring
 from leaguetables.config import load_catalogue, load_methodology
 from leaguetables.errors import InputError
+from leaguetables.nof import scoring
 from leaguetables.run.pipeline import RunOptions, prepare
 
 
@@ -41,11 +41,14 @@ def test_relative_floor_hand_worked():
     assert low.tolist() == [20.0, 12.0]
 
 
-@pytest.mark.parametrize("methodology, source, message", [
-    ("nof-2026-27", "demo", "not published in any source"),
-    ("nof-2026-27-illustrative", "nof", "illustrative, not NHS England's"),
-    ("nof-2026-27-illustrative", "nhse", "illustrative, not NHS England's"),
-])
+@pytest.mark.parametrize(
+    "methodology, source, message",
+    [
+        ("nof-2026-27", "demo", "not published in any source"),
+        ("nof-2026-27-illustrative", "nof", "illustrative, not NHS England's"),
+        ("nof-2026-27-illustrative", "nhse", "illustrative, not NHS England's"),
+    ],
+)
 def test_refusals_one_line(tmp_path, methodology, source, message):
     """No thresholds → refused for every source; illustrative thresholds → refused on real data. One line."""
     with pytest.raises(InputError, match=message) as exc:
@@ -56,6 +59,7 @@ def test_refusals_one_line(tmp_path, methodology, source, message):
 def test_illustrative_notice_text():
     """The notice every page of an illustrative run carries names the values and says they are not NHS England's."""
     from leaguetables.publication.report import thresholds_notice
+
     text = thresholds_notice(load_methodology("nof-2026-27-illustrative"))
     assert text.startswith("Illustrative segment thresholds (2, 2.4, 2.8): not NHS England's.")
     assert thresholds_notice(load_methodology("nof-2025-26")) == ""

@@ -14,15 +14,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.nof import codes as nofcodes
 from leaguetables.config import load_catalogue
-from leaguetables.nof.layout import NHSE_LONG_COLUMNS, nhse_long_table
 from leaguetables.inputs.sources import nof
+from leaguetables.nof import codes as nofcodes
+from leaguetables.nof.layout import NHSE_LONG_COLUMNS, nhse_long_table
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
 ACUTE = REAL / "nof_2025_26_q1_acute" / "nhs-oversight-framework-acute-trust-data.csv"
-MHC = REAL / "nof_2025_26_q4_mhc" / ("nof_mh_community_q4_2025_26_nhs-oversight-framework-mental-health-and-"
-                                     "community-trust-data.csv")
+MHC = (
+    REAL
+    / "nof_2025_26_q4_mhc"
+    / ("nof_mh_community_q4_2025_26_nhs-oversight-framework-mental-health-and-community-trust-data.csv")
+)
 
 
 def _published() -> pd.DataFrame:
@@ -73,9 +76,12 @@ def test_registry_reproduces_every_published_reporting_date(published):
 
 def test_reporting_date_rules_hand_worked():
     """Hand-worked labels for Q4 2025/26 (January–March 2026)."""
+
     def e(rule, **kw):
-        return nofcodes.NofCode(description="x", domain="d", sub_domain="s", units={"acute": "u"},
-                                reporting_date=rule, **kw)
+        return nofcodes.NofCode(
+            description="x", domain="d", sub_domain="s", units={"acute": "u"}, reporting_date=rule, **kw
+        )
+
     q = "2025-26-Q4"
     assert nofcodes.reporting_date(e("quarter"), q) == "Q4 2025/26"
     assert nofcodes.reporting_date(e("month_end"), q) == "Mar-26"
@@ -105,17 +111,40 @@ def test_catalogue_codes_are_nhs_englands():
 
 def _league():
     cat = load_catalogue("nhse-acute")
-    trusts = pd.DataFrame({"trust_code": ["A", "B"], "trust_name": ["Trust A", "Trust B"],
-                           "trust_type": ["acute", "acute"], "trust_subtype": ["Acute - Large"] * 2,
-                           "region": ["London", "London"]})
+    trusts = pd.DataFrame(
+        {
+            "trust_code": ["A", "B"],
+            "trust_name": ["Trust A", "Trust B"],
+            "trust_type": ["acute", "acute"],
+            "trust_subtype": ["Acute - Large"] * 2,
+            "region": ["London", "London"],
+        }
+    )
     res = []
     for m in cat.metrics:
         for code, v, s in (("A", 80.0, 1.0), ("B", 70.0, 4.0)):
-            res.append({"metric_id": m.id, "trust_code": code, "trust_type": "acute", "value": v,
-                        "score": s if m.scoring.method != "none" else np.nan, "category": None})
-    table = pd.DataFrame({"trust_code": ["A", "B"], "trust_type": ["acute", "acute"], "average_score": [1.5, 3.2],
-                          "unadjusted_segment": [1, 4], "financial_override": [False, False],
-                          "in_financial_deficit": [False, True], "segment": [1, 5], "rank": [1, 2]})
+            res.append(
+                {
+                    "metric_id": m.id,
+                    "trust_code": code,
+                    "trust_type": "acute",
+                    "value": v,
+                    "score": s if m.scoring.method != "none" else np.nan,
+                    "category": None,
+                }
+            )
+    table = pd.DataFrame(
+        {
+            "trust_code": ["A", "B"],
+            "trust_type": ["acute", "acute"],
+            "average_score": [1.5, 3.2],
+            "unadjusted_segment": [1, 4],
+            "financial_override": [False, False],
+            "in_financial_deficit": [False, True],
+            "segment": [1, 5],
+            "rank": [1, 2],
+        }
+    )
     league = SimpleNamespace(results=pd.DataFrame(res), table=table, scores=None)
     return cat, trusts, league
 

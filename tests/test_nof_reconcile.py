@@ -13,8 +13,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from leaguetables.nof import reconcile as rec
 from leaguetables.inputs.sources import nof
+from leaguetables.nof import reconcile as rec
 
 pytestmark = pytest.mark.realdata
 
@@ -28,8 +28,9 @@ def files() -> nof.NofFiles:
     try:
         return nof.find_nof_files(nof.DEFAULT_NOF_DIR)
     except FileNotFoundError:
-        pytest.skip(f"published NOF files not found at {nof.DEFAULT_NOF_DIR} (needs ../shared/data/real beside "
-                    "the project)")
+        pytest.skip(
+            f"published NOF files not found at {nof.DEFAULT_NOF_DIR} (needs ../shared/data/real beside the project)"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,7 @@ def acute_files() -> nof.NofFiles:
     try:
         return nof.find_nof_files(ACUTE_DIR)
     except FileNotFoundError:
-        pytest.skip(f"published acute NOF file not found at {ACUTE_DIR} (needs ../shared/data/real beside the "
-                    "project)")
+        pytest.skip(f"published acute NOF file not found at {ACUTE_DIR} (needs ../shared/data/real beside the project)")
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,11 @@ def test_q4_segments_within_type_quartiles(result):
     reported in reports/reconciliation/summary.md). This pins that known discrepancy so any change shows.
     """
     segs = result.segments
-    seg = segs[(segs["rule"] == "quartiles_within_type") & (segs["trust_type"] == MH)].set_index("quarter").loc["2025-26-Q4"]
+    seg = (
+        segs[(segs["rule"] == "quartiles_within_type") & (segs["trust_type"] == MH)]
+        .set_index("quarter")
+        .loc["2025-26-Q4"]
+    )
     assert (seg["cut_1"], seg["cut_2"], seg["cut_3"]) == pytest.approx((2.11, 2.29, 2.57))
     r = rows(result, "segment_within_type_quartiles", "2025-26-Q4")
     assert len(r) == 61
@@ -184,8 +188,17 @@ def test_cli_writes_outputs(files, tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["reconciliation.csv", "segments.csv", "summary.csv", "summary.md"]
     table = pd.read_csv(tmp_path / "reconciliation.csv")
-    assert list(table.columns) == ["quarter", "trust_type", "trust_code", "quantity", "published", "recomputed",
-                                   "difference", "tolerance", "status"]
+    assert list(table.columns) == [
+        "quarter",
+        "trust_type",
+        "trust_code",
+        "quantity",
+        "published",
+        "recomputed",
+        "difference",
+        "tolerance",
+        "status",
+    ]
     assert set(table["status"]) <= {"exact", "within_rounding", "differs"}
 
 
@@ -207,9 +220,28 @@ def test_acute_file_read_without_quarter_column(acute_files):
 
 
 #: Continuous (ranked) and banded acute scores whose whole comparator population is in the published files.
-ACUTE_REPRODUCIBLE = ["OF1003", "OF1010", "OF1011", "OF1013", "OF1014", "OF1016", "OF1020", "OF1023", "OF1025",
-                      "OF1041", "OF1048", "OF1057", "OF1061", "OF1063", "OF1079", "OF1081", "OF1084", "OF1085",
-                      "OF1088", "OF1106"]
+ACUTE_REPRODUCIBLE = [
+    "OF1003",
+    "OF1010",
+    "OF1011",
+    "OF1013",
+    "OF1014",
+    "OF1016",
+    "OF1020",
+    "OF1023",
+    "OF1025",
+    "OF1041",
+    "OF1048",
+    "OF1057",
+    "OF1061",
+    "OF1063",
+    "OF1079",
+    "OF1081",
+    "OF1084",
+    "OF1085",
+    "OF1088",
+    "OF1106",
+]
 
 
 @pytest.mark.parametrize("metric", ACUTE_REPRODUCIBLE)
@@ -239,8 +271,11 @@ def test_acute_q1_averages_and_domain_scores(result):
     r = rows(result, "average", "2025-26-Q1", "acute")
     assert len(r) == 134 and (r["difference"].abs() <= 0.01 + 1e-9).all()
     assert (r["status"] == "exact").sum() == 129
-    d = result.rows[(result.rows["quarter"] == "2025-26-Q1") & (result.rows["trust_type"] == "acute")
-                    & result.rows["quantity"].str.startswith("domain_score")]
+    d = result.rows[
+        (result.rows["quarter"] == "2025-26-Q1")
+        & (result.rows["trust_type"] == "acute")
+        & result.rows["quantity"].str.startswith("domain_score")
+    ]
     assert len(d) == 667 and (d["status"] != "differs").all()
 
 
@@ -250,7 +285,9 @@ def test_acute_q1_segments_pooled_cut_points(result):
     Within-type quartiles, for comparison: acute 129/134, MH 57/61."""
     segs = result.segments
     q1 = segs[segs["quarter"] == "2025-26-Q1"].set_index(["rule", "trust_type"])
-    assert q1.loc[("quartiles_pooled", "acute"), ["cut_1", "cut_2", "cut_3"]].tolist() == pytest.approx([2.05, 2.33, 2.60])
+    assert q1.loc[("quartiles_pooled", "acute"), ["cut_1", "cut_2", "cut_3"]].tolist() == pytest.approx(
+        [2.05, 2.33, 2.60]
+    )
     assert q1.loc[("quartiles_pooled", "acute"), "matched"] == 134
     assert q1.loc[("quartiles_pooled", MH), "matched"] == 60 and q1.loc[("quartiles_pooled", MH), "mismatches"] == "RW1"
     assert q1.loc[("quartiles_within_type", "acute"), "matched"] == 129

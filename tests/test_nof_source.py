@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from conftest import real_data_or_skip
+
 from leaguetables.inputs.contract import load_inputs
 from leaguetables.inputs.sources import nhse, nof
 
@@ -47,6 +47,7 @@ def test_q1_observations_values_with_published_rank(q1):
 def test_q1_inputs_pass_the_contract(q1, tmp_path):
     """The four tables written and read back through the data contract (optional tiebreak column included)."""
     from leaguetables.config import load_catalogue
+
     nhse.write_quarter(q1, tmp_path)
     inputs = load_inputs(tmp_path, load_catalogue("nof-2025-26"), "2025-26-Q1")
     assert len(inputs.trusts) == 195 and "tiebreak" in inputs.observations.columns
@@ -67,6 +68,7 @@ def test_raw_statistics_agreement_q1():
     1 dp from own attendances and 117/123 with the June 2022 type-3 attribution."""
     real_data_or_skip("nof_2025_26_q1_acute")
     from leaguetables.nof import agreement
+
     _, summ = agreement.agreement("2025-26-Q1")
     s = summ.set_index("metric_id")
     assert s.loc["cancer_fds_28d", ["compared", "equal"]].tolist() == [118, 118]
@@ -82,12 +84,26 @@ def nof_report(tmp_path_factory):
     import subprocess
     import sys
     from pathlib import Path
+
     real_data_or_skip("nof_2025_26_q1_acute")
     real_data_or_skip("nof_2025_26_q4_mhc")
     root = Path(__file__).resolve().parents[1]
     out = tmp_path_factory.mktemp("nof")
-    proc = subprocess.run([sys.executable, str(root / "run_quarter.py"), "2025-26-Q1", "--source", "nof", "--out",
-                           str(out), "--no-progress"], capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "run_quarter.py"),
+            "2025-26-Q1",
+            "--source",
+            "nof",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stderr
     return out / "2025-26-Q1"
 
@@ -99,10 +115,14 @@ def test_source_nof_publishes_195_trusts_joining_the_published_file_row_for_row(
     published Metric_description, Units and Reporting_date on every row and every OF0xxx value equal."""
     lt = pd.read_csv(nof_report / "tables" / "league_table_full.csv", dtype={"trust_code": str})
     assert lt["trust_type"].value_counts().to_dict() == {"acute": 134, "mental_health_community": 61}
-    assert lt["segmentation_population"].iloc[0].startswith("pooled averages of acute + mental_health_community "
-                                                            "(195 trusts)")
-    ours = pd.read_csv(nof_report / "tables" / "nof_data_long.csv", dtype={"Trust_code": str},
-                       keep_default_na=False, na_values=[""])
+    assert (
+        lt["segmentation_population"]
+        .iloc[0]
+        .startswith("pooled averages of acute + mental_health_community (195 trusts)")
+    )
+    ours = pd.read_csv(
+        nof_report / "tables" / "nof_data_long.csv", dtype={"Trust_code": str}, keep_default_na=False, na_values=[""]
+    )
     d = nof.read_all_nof_data(nof.find_all_nof_files())
     d = d[d["quarter"] == "2025-26-Q1"].rename(columns={"trust_code": "Trust_code", "metric_id": "Metric_ID"})
     j = ours.merge(d, on=["Trust_code", "Metric_ID"], how="outer", indicator=True)
@@ -113,4 +133,6 @@ def test_source_nof_publishes_195_trusts_joining_the_published_file_row_for_row(
     v = j[j["Metric_ID"].str.startswith("OF0")]
     assert ((pd.to_numeric(v["Value"]) - v["value"]).abs() < 1e-9).all()
     pages = "".join(p.read_text(encoding="utf-8") for p in sorted((nof_report / "metrics").glob("*.html")))
-    assert "Published as a value only (no numerator or denominator): no confidence interval and no funnel plot." in pages
+    assert (
+        "Published as a value only (no numerator or denominator): no confidence interval and no funnel plot." in pages
+    )

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT
 
 RERUN_METRICS = ("cdiff", "cqc_safe")  # an adjusted metric (model and funnel tables) and a bracket metric
@@ -84,17 +83,33 @@ def test_published_metric_notebook_reruns_with_plain_papermill(published_quarter
     assert "context" not in json.dumps(params)
     params |= {"out_dir": str(tmp_path / "out"), "work_dir": str(tmp_path / "work")}
     args = [a for k, v in params.items() for a in ("-p", k, str(v))]
-    proc = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "metric.ipynb"),
-                           str(tmp_path / "out.ipynb"), *args, "--no-progress-bar"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(ROOT / "notebooks" / "metric.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            *args,
+            "--no-progress-bar",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    published = sorted(p.name for p in (folder / "tables" / "metrics").glob(f"{metric_id}*.csv")
-                       if p.name == f"{metric_id}.csv" or p.name.startswith(f"{metric_id}_"))
+    published = sorted(
+        p.name
+        for p in (folder / "tables" / "metrics").glob(f"{metric_id}*.csv")
+        if p.name == f"{metric_id}.csv" or p.name.startswith(f"{metric_id}_")
+    )
     rerun = sorted(p.name for p in (tmp_path / "out" / "tables" / "metrics").glob("*.csv"))
     assert rerun == published and f"{metric_id}.csv" in rerun
     for name in published:
-        assert (tmp_path / "out" / "tables" / "metrics" / name).read_bytes() == \
-            (folder / "tables" / "metrics" / name).read_bytes(), name
+        assert (tmp_path / "out" / "tables" / "metrics" / name).read_bytes() == (
+            folder / "tables" / "metrics" / name
+        ).read_bytes(), name
 
 
 # ------------------------------------------------------------------------------------- --isolated versus default
@@ -132,10 +147,18 @@ def test_the_warm_kernel_engine_is_registered_through_its_entry_point():
     from leaguetables.run.engine import ENGINE_NAME, WarmKernelEngine
 
     (ep,) = [e for e in entry_points(group="papermill.engine") if e.name == ENGINE_NAME]
-    proc = subprocess.run([sys.executable, "-c", "import leaguetables.run.engine as e; e.check_registered(); "
-                           "from papermill.engines import papermill_engines as p; "
-                           "print(p.get_engine('leaguetables').execute_notebook.__self__.__module__)"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import leaguetables.run.engine as e; e.check_registered(); "
+            "from papermill.engines import papermill_engines as p; "
+            "print(p.get_engine('leaguetables').execute_notebook.__self__.__module__)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "leaguetables.run.engine"
     assert ep.load().execute_notebook.__self__ is WarmKernelEngine

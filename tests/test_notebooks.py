@@ -44,6 +44,7 @@ def test_notebook_code_is_thin(path):
             continue
         src = "".join(cell["source"])
         tree = ast.parse(src)
-        assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))], \
+        assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))], (
             f"{path.name}: define functions in src/, not in the notebook"
+        )
         assert len(src.splitlines()) <= 15, f"{path.name}: cell {cell['id']} is long; move logic to src/"

@@ -48,8 +48,25 @@ def _run(data: Path, out: Path, *extra: str, env: dict | None = None, tmp: Path 
     e = {**os.environ, **(env or {})}
     if tmp is not None:
         e["TMPDIR"] = str(tmp)
-    cmd = [sys.executable, str(ROOT / "run_quarter.py"), QUARTER, "--source", "files", "--data", str(data),
-           "--catalogue", "demo", "--out", str(out), "--metrics", METRICS, "--jobs", "1", "--no-progress", *extra]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_quarter.py"),
+        QUARTER,
+        "--source",
+        "files",
+        "--data",
+        str(data),
+        "--catalogue",
+        "demo",
+        "--out",
+        str(out),
+        "--metrics",
+        METRICS,
+        "--jobs",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=e)
 
 
@@ -149,8 +166,12 @@ def test_cleanup_removes_only_the_exact_staging_name(tmp_path):
     (tmp_path / ".staging-notes").mkdir()
     notes = cleanup_stale(tmp_path)
     assert notes == ["removed stale .staging-2025-26-Q4"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock-2025-26-Q4", ".staging-2025-26-Q4.backup",
-                                                          ".staging-2025-26-Q4x", ".staging-notes"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".lock-2025-26-Q4",
+        ".staging-2025-26-Q4.backup",
+        ".staging-2025-26-Q4x",
+        ".staging-notes",
+    ]
 
 
 def test_a_journal_naming_foreign_paths_is_never_acted_on(tmp_path):
@@ -159,8 +180,9 @@ def test_a_journal_naming_foreign_paths_is_never_acted_on(tmp_path):
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "file").write_text("precious")
-    journal_path(tmp_path, QUARTER).write_text(json.dumps({
-        "staging": str(victim), "target": str(tmp_path / "elsewhere"), "archive": str(tmp_path / "x.1")}))
+    journal_path(tmp_path, QUARTER).write_text(
+        json.dumps({"staging": str(victim), "target": str(tmp_path / "elsewhere"), "archive": str(tmp_path / "x.1")})
+    )
     assert "outside its quarter" in recover(tmp_path, QUARTER)
     assert (victim / "file").read_text() == "precious" and not (tmp_path / "elsewhere").exists()
 
@@ -246,11 +268,32 @@ def test_sigterm_and_sighup_are_handled_like_ctrl_c(sig, published, tmp_path):
     shutil.copytree(out, work, symlinks=True)
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
-    cmd = [sys.executable, str(ROOT / "run_quarter.py"), QUARTER, "--source", "files", "--data",
-           str(_data_v2(tmp_path)), "--catalogue", "demo", "--out", str(work), "--metrics", METRICS, "--force",
-           "--no-cache", "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(private_tmp)})
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_quarter.py"),
+        QUARTER,
+        "--source",
+        "files",
+        "--data",
+        str(_data_v2(tmp_path)),
+        "--catalogue",
+        "demo",
+        "--out",
+        str(work),
+        "--metrics",
+        METRICS,
+        "--force",
+        "--no-cache",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(private_tmp)},
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not list(private_tmp.glob("ltk-*")):
         time.sleep(0.05)  # a kernel has been started: the run is inside the metric stage

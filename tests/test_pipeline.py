@@ -22,8 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 def run_quarter(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run_quarter.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_quarter.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +54,44 @@ def test_league_tables_are_consistent(published, demo_inputs):
         assert (g["rank"] == expected).all(), f"{ttype}: ranks are not competition ranks by segment then average"
         assert (g["rank_of"] == len(g)).all()
     nhse = pd.read_csv(folder / "tables" / "league_table.csv")
-    assert list(nhse.columns) == ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name",
-                                  "Average_score", "Likely_range_of_average_score", "Segment",
-                                  "Trust_in_financial_deficit", "Rank", "Likely_range_of_rank"]
+    assert list(nhse.columns) == [
+        "Quarter",
+        "Region",
+        "Trust_type",
+        "Trust_subtype",
+        "Trust_code",
+        "Trust_name",
+        "Average_score",
+        "Likely_range_of_average_score",
+        "Segment",
+        "Trust_in_financial_deficit",
+        "Rank",
+        "Likely_range_of_rank",
+    ]
     long = pd.read_csv(folder / "tables" / "nof_data_long.csv")
-    assert list(long.columns) == ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name",
-                                  "Domain", "Sub-domain", "Metric_ID", "Metric_description", "Reporting_date", "Units",
-                                  "Value", "Median_value", "Lower_quartile", "Upper_quartile", "Rank"]
+    assert list(long.columns) == [
+        "Quarter",
+        "Region",
+        "Trust_type",
+        "Trust_subtype",
+        "Trust_code",
+        "Trust_name",
+        "Domain",
+        "Sub-domain",
+        "Metric_ID",
+        "Metric_description",
+        "Reporting_date",
+        "Units",
+        "Value",
+        "Median_value",
+        "Lower_quartile",
+        "Upper_quartile",
+        "Rank",
+    ]
     assert {"OF5000", "OF5002", "OF5003", "OF5004"} <= set(long["Metric_ID"])
     # NHS England's own codes and labels only (config/nof/codes-2025-26.yaml, checked against the published files)
     from leaguetables.nof.codes import load_nof_codes
+
     codes = load_nof_codes()
     assert set(long["Metric_ID"]) <= set(codes.codes)
     for code, g in long.groupby("Metric_ID"):
@@ -73,8 +102,11 @@ def test_league_tables_are_consistent(published, demo_inputs):
 def test_html_has_each_league_table_and_no_code_or_external_scripts(published):
     folder, _ = published
     page = (folder / "index.html").read_text(encoding="utf-8")
-    for caption in ("League table: acute trusts", "League table: mental health and community trusts",
-                    "League table: ambulance trusts"):
+    for caption in (
+        "League table: acute trusts",
+        "League table: mental health and community trusts",
+        "League table: ambulance trusts",
+    ):
         assert caption in page
     assert page.count("<h1") == 1
     assert "<title>NHS trust league tables: Q4 2025/26" in page
@@ -121,8 +153,7 @@ def test_second_run_gives_byte_identical_outputs(published, demo_dir, tmp_path):
     from leaguetables.run.verify import compare_folders
 
     folder, _ = published
-    proc = run_quarter(QUARTER, "--data", str(demo_dir), "--out", str(tmp_path), "--metrics", METRICS,
-                       "--no-progress")
+    proc = run_quarter(QUARTER, "--data", str(demo_dir), "--out", str(tmp_path), "--metrics", METRICS, "--no-progress")
     assert proc.returncode == 0, proc.stderr
     again = tmp_path / QUARTER
     first = [p.relative_to(folder) for p in published_files(folder)]
@@ -137,9 +168,11 @@ def test_second_run_gives_byte_identical_outputs(published, demo_dir, tmp_path):
 
 
 def test_wrong_arguments_exit_2_with_one_line(tmp_path):
-    for args, message in ((["2025-26-Q9"], "quarter '2025-26-Q9'"),
-                          (["2025-26-Q4", "--metrics", "nope"], "unknown metric(s) ['nope']"),
-                          (["2030-31-Q1"], "quarter 2030-31-Q1 is not in the data")):
+    for args, message in (
+        (["2025-26-Q9"], "quarter '2025-26-Q9'"),
+        (["2025-26-Q4", "--metrics", "nope"], "unknown metric(s) ['nope']"),
+        (["2030-31-Q1"], "quarter 2030-31-Q1 is not in the data"),
+    ):
         proc = run_quarter(*args, "--out", str(tmp_path), "--no-progress")
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -150,15 +183,17 @@ def test_wrong_arguments_exit_2_with_one_line(tmp_path):
 def test_a_trust_type_with_no_scored_metric_is_left_out_of_the_league_and_said_so(demo_dir, tmp_path):
     """With only acute and mental-health metrics selected, ambulance trusts have no score: they are not segmented
     or ranked, the run still publishes, and the data-quality section names them."""
-    proc = run_quarter(QUARTER, "--data", str(demo_dir), "--out", str(tmp_path), "--metrics", "ae_4hr,mh_crisis_24h",
-                       "--no-progress")
+    proc = run_quarter(
+        QUARTER, "--data", str(demo_dir), "--out", str(tmp_path), "--metrics", "ae_4hr,mh_crisis_24h", "--no-progress"
+    )
     assert proc.returncode == 0, proc.stderr
     folder = tmp_path / QUARTER
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
     assert set(lt["trust_type"]) == {"acute", "mental_health_community"}
     assert lt["segment"].notna().all()
     page = (folder / "index.html").read_text(encoding="utf-8")
-    found = re.search(r"(\d+) trust\(s\) had no scored metric this quarter and are not segmented or ranked: ([^<]*)",
-                      page)
+    found = re.search(
+        r"(\d+) trust\(s\) had no scored metric this quarter and are not segmented or ranked: ([^<]*)", page
+    )
     assert found and int(found.group(1)) >= 10, "the ten ambulance trusts (and any trust missing both metrics)"
     assert all(f"(DEMO-B{i:03d})" in found.group(2) for i in range(1, 11))

@@ -12,29 +12,48 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.statistics import productivity as pr
 from leaguetables.config import Metric, load_catalogue, load_methodology
+from leaguetables.statistics import productivity as pr
 
 
 def metric(direction="lower_better", statistic="rate", multiplier=1.0, amount=10.0, adjustment=None, **kw) -> Metric:
-    return Metric.model_validate({
-        "id": "m", "name": "Test metric", "description": "d", "domain": "Finance and productivity",
-        "sub_domain": "Productivity", "unit": "u", "trust_types": ["acute", "mental_health_community"],
-        "direction": direction, "statistic": statistic, "multiplier": multiplier, "scoring": {"method": "none"},
-        "unit_cost": {"amount": amount, "unit": "bed day", "activity": "denominator", "source": "test"},
-        "adjustment": adjustment, "source": "test", **kw})
+    return Metric.model_validate(
+        {
+            "id": "m",
+            "name": "Test metric",
+            "description": "d",
+            "domain": "Finance and productivity",
+            "sub_domain": "Productivity",
+            "unit": "u",
+            "trust_types": ["acute", "mental_health_community"],
+            "direction": direction,
+            "statistic": statistic,
+            "multiplier": multiplier,
+            "scoring": {"method": "none"},
+            "unit_cost": {"amount": amount, "unit": "bed day", "activity": "denominator", "source": "test"},
+            "adjustment": adjustment,
+            "source": "test",
+            **kw,
+        }
+    )
 
 
 def table(values, denominators=None, types=None, status=None, adjusted=None, multiplier=1.0) -> pd.DataFrame:
     n = len(values)
     den = np.asarray(denominators if denominators is not None else [100.0] * n, dtype=float)
     val = np.asarray(values, dtype=float)
-    return pd.DataFrame({
-        "quarter": "2025-26-Q4", "trust_code": [f"T{i + 1}" for i in range(n)],
-        "trust_type": types or ["acute"] * n, "status": status or ["ok"] * n,
-        "numerator": val * den / multiplier, "denominator": den, "value": val,
-        "adjusted_value": adjusted if adjusted is not None else [np.nan] * n,
-    })
+    return pd.DataFrame(
+        {
+            "quarter": "2025-26-Q4",
+            "trust_code": [f"T{i + 1}" for i in range(n)],
+            "trust_type": types or ["acute"] * n,
+            "status": status or ["ok"] * n,
+            "numerator": val * den / multiplier,
+            "denominator": den,
+            "value": val,
+            "adjusted_value": adjusted if adjusted is not None else [np.nan] * n,
+        }
+    )
 
 
 def test_upper_quartile_and_gap_follow_the_direction():
@@ -76,8 +95,11 @@ def test_higher_is_better_percentage_divides_by_the_multiplier():
 def test_benchmark_is_per_trust_type_and_ignores_suppressed_figures():
     """Acute 2, 3, 4, 5, 6 (benchmark 3.0) and MH 10, 20, 30 (25th percentile of 10, 20, 30 = 15.0); an acute
     trust suppressed with value 100 neither moves the acute benchmark nor gets an opportunity (NaN)."""
-    t = table([2, 3, 4, 5, 6, 100, 10, 20, 30], types=["acute"] * 6 + ["mental_health_community"] * 3,
-              status=["ok"] * 5 + ["suppressed"] + ["ok"] * 3)
+    t = table(
+        [2, 3, 4, 5, 6, 100, 10, 20, 30],
+        types=["acute"] * 6 + ["mental_health_community"] * 3,
+        status=["ok"] * 5 + ["suppressed"] + ["ok"] * 3,
+    )
     out = pr.metric_opportunity(t, metric(), annualise=4)
     np.testing.assert_allclose(out["benchmark"], [3.0] * 6 + [15.0] * 3)
     assert np.isnan(out.loc[5, "opportunity_annual"]) and out.loc[5, "status"] == "suppressed"
@@ -114,8 +136,9 @@ def test_crude_basis_is_better_care_better_value_and_equals_the_expected_form():
     rate 2,900/700; the expected activity × the O/E gap equals the resource (bed days) 0, 0, 100, 400, 300."""
     out = pr.metric_opportunity(table([2, 3, 4, 5, 6], [100, 200, 100, 200, 100]), metric(), annualise=4)
     np.testing.assert_allclose(out["resource_quarter"], [0, 0, 100, 400, 300])
-    np.testing.assert_allclose(out["expected_activity"] * (out["oe"] - out["benchmark_oe"]).clip(lower=0),
-                               out["resource_quarter"])
+    np.testing.assert_allclose(
+        out["expected_activity"] * (out["oe"] - out["benchmark_oe"]).clip(lower=0), out["resource_quarter"]
+    )
     assert set(out["basis"]) == {"crude"}
 
 
@@ -131,8 +154,14 @@ def test_quarter_noise_pooled_ratios_and_shrink_hand_worked():
     v = 0.01 + ω²(0.02) = 0.03 → s² = (100² × 0.03 × 2) / 200² = 0.015.
 
     shrink: y = −1, 0, 1 and s² = 0.5 → τ² = 1 − 0.5 = 0.5, B = 0.5: posterior mean ±0.5, constrained ±√0.5."""
-    counts = pd.DataFrame({"quarter": ["q1", "q2", "q1", "q2"], "trust_code": ["A", "A", "B", "B"],
-                           "numerator": [100.0, 100.0, 100.0, 300.0], "denominator": [1000.0] * 4})
+    counts = pd.DataFrame(
+        {
+            "quarter": ["q1", "q2", "q1", "q2"],
+            "trust_code": ["A", "A", "B", "B"],
+            "numerator": [100.0, 100.0, 100.0, 300.0],
+            "denominator": [1000.0] * 4,
+        }
+    )
     w = pr.quarter_noise(counts, pd.Series({"A": "acute", "B": "acute"}), "poisson")
     s2a, s2b = np.log(0.5) ** 2 / 2, np.log(1.5) ** 2 / 2
     assert w["acute"] == pytest.approx(((s2a - 0.01) + (s2b - 0.005)) / 2)
@@ -156,12 +185,18 @@ def test_pooled_observed_benchmark_hand_worked():
     θ = 0.6, 0.9, 1.5; benchmark (25th percentile of 0.6, 0.9, 1.5) = 0.75 → gaps 0, 0.15, 0.75 in θ;
     converted with this quarter's (Q2) values: the type's value 1,100/300 = 3.667, so the gap in days is
     0, 0.55, 2.75 and the bed days released 0, 55, 275 (× 100 admissions)."""
-    obs = pd.DataFrame({"quarter": ["2025-26-Q3"] * 3 + ["2025-26-Q4"] * 3, "metric_id": "m",
-                        "trust_code": ["T1", "T2", "T3"] * 2, "numerator": [200.0, 300, 400, 200, 300, 600],
-                        "denominator": 100.0, "suppressed": False})
+    obs = pd.DataFrame(
+        {
+            "quarter": ["2025-26-Q3"] * 3 + ["2025-26-Q4"] * 3,
+            "metric_id": "m",
+            "trust_code": ["T1", "T2", "T3"] * 2,
+            "numerator": [200.0, 300, 400, 200, 300, 600],
+            "denominator": 100.0,
+            "suppressed": False,
+        }
+    )
     cur = table([2, 3, 6], [100] * 3)
-    out = pr.metric_opportunity(cur, metric(), annualise=4, observations=obs, pool_quarters=2,
-                                estimate="observed")
+    out = pr.metric_opportunity(cur, metric(), annualise=4, observations=obs, pool_quarters=2, estimate="observed")
     np.testing.assert_allclose(out["oe"], [0.6, 0.9, 1.5])
     np.testing.assert_allclose(out["benchmark_oe"], 0.75)
     np.testing.assert_allclose(out["resource_quarter"], [0, 55, 275])
@@ -189,11 +224,13 @@ def test_opportunities_of_a_catalogue_and_the_summaries():
     (hand-worked: the lower-is-better example above gives T5 £12,000, T4 £8,000, T3 £4,000)."""
     cat = load_catalogue("demo")
     meth = load_methodology("nof-2025-26")
-    meth = meth.model_copy(update={"productivity": meth.productivity.model_copy(
-        update={"pool_quarters": 1, "estimate": "observed"})})
+    meth = meth.model_copy(
+        update={"productivity": meth.productivity.model_copy(update={"pool_quarters": 1, "estimate": "observed"})}
+    )
     los = table([2, 3, 4, 5, 6])
-    trusts = pd.DataFrame({"trust_code": los["trust_code"], "trust_name": [f"Trust {i}" for i in range(1, 6)],
-                           "trust_type": "acute"})
+    trusts = pd.DataFrame(
+        {"trust_code": los["trust_code"], "trust_name": [f"Trust {i}" for i in range(1, 6)], "trust_type": "acute"}
+    )
     m = cat.metric("los_emergency")
     expected = pr.metric_opportunity(los, m, annualise=meth.productivity.annualise)
     out = pr.opportunities({"los_emergency": los, "ae_4hr": los}, cat, meth, trusts)
@@ -224,15 +261,30 @@ def _simulate_los(rng, n_trusts=134, quarters=8):
         n = np.round(9000 * size * rng.lognormal(0, 0.05, n_trusts))
         mu = n * np.exp(np.log(4.8) + 0.07 * z + u) * rng.gamma(60.0, 1 / 60.0, n_trusts)
         x = rng.poisson(mu)
-        rows.append(pd.DataFrame({"quarter": q, "metric_id": "m", "trust_code": codes, "numerator": x.astype(float),
-                                  "denominator": n, "suppressed": False}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "quarter": q,
+                    "metric_id": "m",
+                    "trust_code": codes,
+                    "numerator": x.astype(float),
+                    "denominator": n,
+                    "suppressed": False,
+                }
+            )
+        )
     obs = pd.concat(rows, ignore_index=True)
     demo = pd.DataFrame({"trust_code": codes, "share_65plus": age})
     cur = rows[-1]
-    fit = ExpectedModel(cur.join(demo.set_index("trust_code"), on="trust_code"), "numerator", "denominator",
-                       "poisson", ["share_65plus"]).fit()
-    t = cur.assign(trust_type="acute", status="ok", value=cur["numerator"] / cur["denominator"],
-                   expected=fit.table.set_index("trust_code")["expected"].reindex(codes).to_numpy())
+    fit = ExpectedModel(
+        cur.join(demo.set_index("trust_code"), on="trust_code"), "numerator", "denominator", "poisson", ["share_65plus"]
+    ).fit()
+    t = cur.assign(
+        trust_type="acute",
+        status="ok",
+        value=cur["numerator"] / cur["denominator"],
+        expected=fit.table.set_index("trust_code")["expected"].reindex(codes).to_numpy(),
+    )
     e_star = cur["denominator"].to_numpy() * np.exp(np.log(4.8) + 0.07 * z)
     theta = np.exp(u)
     truth = float(np.sum(e_star * pr.gap(theta, pr.upper_quartile(theta, "lower_better"), "lower_better")))
@@ -260,8 +312,9 @@ def test_simulation_england_total_unbiased_under_the_default_and_inflated_by_the
     for _ in range(20):
         obs, demo, t, qs, truth = _simulate_los(rng)
         for key, (k, est) in {"default": default, "single": (1, "observed"), "posterior_mean": (4, "shrunken")}.items():
-            out = pr.metric_opportunity(t, m, observations=obs, demographics=demo, pool_quarters=k, estimate=est,
-                                        quarters=qs)
+            out = pr.metric_opportunity(
+                t, m, observations=obs, demographics=demo, pool_quarters=k, estimate=est, quarters=qs
+            )
             assert set(out["basis"]) == {"demographically adjusted"}
             ratios[key].append(out["resource_quarter"].sum() / truth - 1)
     mean = {k: float(np.mean(v)) for k, v in ratios.items()}

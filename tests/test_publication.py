@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import PUBLISHED_METRICS as METRICS
 from conftest import PUBLISHED_PREVIOUS as PREVIOUS
 from conftest import PUBLISHED_QUARTER as QUARTER
@@ -39,8 +38,11 @@ def folder(releases):
 
 
 def _published(folder: Path) -> list[Path]:
-    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file()
-                  and p.name not in VOLATILE and p.parts[len(folder.parts)] != "notebooks")
+    return sorted(
+        p.relative_to(folder)
+        for p in folder.rglob("*")
+        if p.is_file() and p.name not in VOLATILE and p.parts[len(folder.parts)] != "notebooks"
+    )
 
 
 def test_second_render_is_byte_identical(releases):
@@ -58,8 +60,13 @@ def test_second_render_is_byte_identical(releases):
 def test_no_wall_clock_time_in_the_documents(folder):
     today = datetime.date.today()
     stamps = (today.isoformat(), today.strftime("%d %B %Y"), today.strftime("%d/%m/%Y"))
-    for p in [folder / "index.html", folder / "methodology.html", *sorted((folder / "trusts").glob("*.html"))[:20],
-              *sorted((folder / "metrics").glob("*.html")), *sorted((folder / "regions").glob("*.html"))]:
+    for p in [
+        folder / "index.html",
+        folder / "methodology.html",
+        *sorted((folder / "trusts").glob("*.html"))[:20],
+        *sorted((folder / "metrics").glob("*.html")),
+        *sorted((folder / "regions").glob("*.html")),
+    ]:
         text = p.read_text(encoding="utf-8")
         assert not any(s in text for s in stamps), f"{p.name} carries today's date"
 
@@ -112,8 +119,8 @@ def test_productivity_table_recomputes_from_the_metric_tables(folder, demo_input
     """The published productivity.csv equals metric_opportunity on the published metric table with the
     methodology's settings (pooled quarters and empirical Bayes read every quarter's observations)."""
     from leaguetables.config import load_catalogue, load_methodology
-    from leaguetables.statistics.productivity import metric_opportunity
     from leaguetables.publication.report import money
+    from leaguetables.statistics.productivity import metric_opportunity
 
     opp = pd.read_csv(folder / "tables" / "productivity.csv")
     assert set(opp["metric_id"]) == {"los_emergency", "sickness_absence"}
@@ -121,10 +128,17 @@ def test_productivity_table_recomputes_from_the_metric_tables(folder, demo_input
     for mid in ("los_emergency", "sickness_absence"):
         table = pd.read_csv(folder / "tables" / "metrics" / f"{mid}.csv")
         p = meth.productivity
-        again = metric_opportunity(table, cat.metric(mid), p.annualise, p.comparator,
-                                   observations=demo_inputs.observations, demographics=demo_inputs.demographics,
-                                   pool_quarters=p.pool_quarters, estimate=p.estimate,
-                                   quarters=demo_inputs.quarters())
+        again = metric_opportunity(
+            table,
+            cat.metric(mid),
+            p.annualise,
+            p.comparator,
+            observations=demo_inputs.observations,
+            demographics=demo_inputs.demographics,
+            pool_quarters=p.pool_quarters,
+            estimate=p.estimate,
+            quarters=demo_inputs.quarters(),
+        )
         got = opp[opp["metric_id"] == mid].set_index("trust_code")["opportunity_annual"]
         exp = again.set_index("trust_code")["opportunity_annual"].reindex(got.index)
         np.testing.assert_allclose(got.to_numpy(), exp.to_numpy(), rtol=1e-6)  # CSVs keep 10 digits
@@ -198,7 +212,7 @@ def test_methodology_is_built_from_the_config_catalogue_and_run(folder):
         assert f'id="metric-{mid}"' in page and str(escape(m.description)) in page
     coefs = pd.read_csv(folder / "tables" / "metrics" / "ae_4hr_model.csv")
     for term in coefs["term"]:
-        assert f"<th scope=\"row\">{term}</th>" in page, f"coefficient {term} of ae_4hr"
+        assert f'<th scope="row">{term}</th>' in page, f"coefficient {term} of ae_4hr"
     assert f"random seed {meth.bootstrap.seed}" in page and f"{meth.bootstrap.replicates:,}" in page
     lt = pd.read_csv(folder / "tables" / "league_table_full.csv")
     cut = lt.loc[lt["trust_type"] == "acute", "cut_point_1"].iloc[0]
@@ -232,7 +246,7 @@ def test_spreadsheet_sheets_equal_the_csv_tables(folder):
         rel = source.split()[1]
         csv = pd.read_csv(folder / rel)
         header = next(i for i in range(len(raw)) if list(raw.iloc[i]) == list(csv.columns))
-        data = raw.iloc[header + 1:].reset_index(drop=True)
+        data = raw.iloc[header + 1 :].reset_index(drop=True)
         data.columns = list(csv.columns)
         assert not data.isna().any().any(), f"{name}: an empty cell without shorthand"
         data = data.replace({"[c]": np.nan, "[x]": np.nan, "[z]": np.nan}).infer_objects()
@@ -289,7 +303,7 @@ def test_front_page_is_light_and_links_every_metric_page(folder):
             assert page.count("<svg") >= 1 and "<title" in page.split("<svg", 1)[1], mid
             assert page.count("Data table for this funnel plot") == page.count('<figure id="fig-')
             assert 'href="../trusts/' in page
-    assert not _headings_in_order(text.split('<main', 1)[1])
+    assert not _headings_in_order(text.split("<main", 1)[1])
 
 
 def test_region_pages_list_every_trust_once_with_its_segment_and_rank_interval(folder, demo_inputs):
@@ -334,8 +348,9 @@ def test_trust_index_lists_every_trust_from_a_to_z(folder, demo_inputs):
     in_league = set(pd.read_csv(folder / "tables" / "league_table_full.csv")["trust_code"])
     assert len(in_league) < len(reg)  # this run's metrics apply to no ICB: the ICBs get no profile to list
     reg = reg[reg["trust_code"].isin(in_league)]
-    assert [c for c, _ in links] == list(reg.assign(k=reg["trust_name"].str.lower())
-                                         .sort_values(["k", "trust_code"], kind="mergesort")["trust_code"])
+    assert [c for c, _ in links] == list(
+        reg.assign(k=reg["trust_name"].str.lower()).sort_values(["k", "trust_code"], kind="mergesort")["trust_code"]
+    )
     assert all(h == f"{c}.html" for c, h in links)
     assert all((folder / "trusts" / h).exists() for _, h in links)
     for page in (folder / "index.html", folder / "metrics" / "ae_4hr.html", folder / "trusts" / f"{links[0][0]}.html"):
@@ -352,8 +367,11 @@ def test_league_table_rows_carry_the_filter_attributes(folder, demo_inputs):
     from leaguetables.config import TRUST_TYPE_LABELS
 
     league = text.split('id="league-tables"', 1)[1].split('id="sensitivity"')[0]
-    rows = re.findall(r'<tr data-code="([^"]+)" data-type="([^"]+)" data-region="([^"]*)" data-subtype="([^"]*)" '
-                      r'data-segment="([^"]*)">', league)
+    rows = re.findall(
+        r'<tr data-code="([^"]+)" data-type="([^"]+)" data-region="([^"]*)" data-subtype="([^"]*)" '
+        r'data-segment="([^"]*)">',
+        league,
+    )
     assert len(rows) == len(lt)
     for code, ttype, region, subtype, segment in rows:
         assert ttype == TRUST_TYPE_LABELS[reg.loc[code, "trust_type"]]

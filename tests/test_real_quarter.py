@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import real_data_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,9 +22,26 @@ def real_report(tmp_path_factory):
     raw = real_data_or_skip()
     out = tmp_path_factory.mktemp("real")
     # the README's command: a --raw relative to the project (as ../shared/data/real), two notebook threads
-    proc = subprocess.run([sys.executable, str(ROOT / "run_quarter.py"), "2024-25-Q4", "--source", "nhse", "--raw",
-                           os.path.relpath(raw, ROOT), "--out", str(out), "--jobs", "2", "--no-progress"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run_quarter.py"),
+            "2024-25-Q4",
+            "--source",
+            "nhse",
+            "--raw",
+            os.path.relpath(raw, ROOT),
+            "--out",
+            str(out),
+            "--jobs",
+            "2",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     return out / "2024-25-Q4"
 
@@ -62,8 +78,20 @@ def test_real_quarter_labels_are_true_and_it_verifies(real_report):
     assert set(lt["Trust_in_financial_deficit"]) == {"[x]"}
     manifest = json.loads((real_report / "manifest.json").read_text())
     assert Path(manifest["parameters"]["raw"]) == real_data_or_skip()
-    proc = subprocess.run([sys.executable, str(ROOT / "run_quarter.py"), "2024-25-Q4", "--verify", "--out",
-                           str(real_report.parent), "--no-progress"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run_quarter.py"),
+            "2024-25-Q4",
+            "--verify",
+            "--out",
+            str(real_report.parent),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("verified:")

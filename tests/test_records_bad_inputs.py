@@ -64,7 +64,7 @@ def _edit(data: Path, op: str, spec: dict) -> None:
         path = _csv(data, spec["dataset"])
         rows = _rows(path)
         j = rows[0].index(spec["column"])
-        _write_rows(path, [r[:j] + r[j + 1:] for r in rows])
+        _write_rows(path, [r[:j] + r[j + 1 :] for r in rows])
     elif op == "duplicate":
         path = _csv(data, spec["dataset"])
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -99,7 +99,7 @@ def build_case(case: dict, tmp: Path) -> tuple[Path, Path]:
     data = tmp / "records"
     shutil.copytree(CORPUS / "base", data)
     for edit in case.get("edits", []):
-        (op, spec), = edit.items()
+        ((op, spec),) = edit.items()
         _edit(data, op, spec)
     return data, tmp / "out"
 
@@ -133,8 +133,12 @@ def test_bad_record_input(case, tmp_path, capsys):
 @pytest.mark.parametrize("case", [c for c in CASES if c["id"] in SUBPROCESS], ids=sorted(SUBPROCESS))
 def test_bad_record_input_command_line(case, tmp_path):
     data, out = build_case(case, tmp_path)
-    proc = subprocess.run([sys.executable, "-W", "ignore", "-m", "leaguetables.inputs.records", str(data), QUARTER,
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", "leaguetables.inputs.records", str(data), QUARTER, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     prefix, message = expected_line(case, data)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("WARNING")]
     assert proc.returncode == 2

@@ -95,8 +95,9 @@ def test_fixture_parquet_and_csv_load_the_same(tmp_path):
         y = b.con.execute(f"SELECT * EXCLUDE (source_file, source_row) FROM {name} ORDER BY ALL").df()
         pd.testing.assert_frame_equal(x, y, check_dtype=False)
     # rows are numbered within each file: two Parquet files per dataset, first record = row 1
-    rows = a.con.execute("SELECT source_file, min(source_row), max(source_row), count(*) FROM apc GROUP BY 1 "
-                         "ORDER BY 1").fetchall()
+    rows = a.con.execute(
+        "SELECT source_file, min(source_row), max(source_row), count(*) FROM apc GROUP BY 1 ORDER BY 1"
+    ).fetchall()
     assert len(rows) == 2 and all(r[1] == 1 and r[2] == r[3] for r in rows)
 
 

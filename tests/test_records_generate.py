@@ -21,12 +21,51 @@ from leaguetables.statistics import rates
 
 pytestmark = pytest.mark.realdata
 
-APC = ["PSEUDO_HESID", "EPIKEY", "PROCODE3", "ADMIDATE", "EPISTART", "EPIEND", "DISDATE", "EPIORDER", "ADMIMETH",
-       "CLASSPAT", "DISMETH", "STARTAGE", "SEX", "LSOA11", "DIAG_4_01", "OPERTN_4_01", "OPDATE_01", "DOD"]
-OP = ["PSEUDO_HESID", "ATTENDKEY", "PROCODE3", "APPTDATE", "FIRSTATT", "ATTENDED", "APPTAGE", "SEX", "LSOA11",
-      "TRETSPEF"]
-AE = ["PSEUDO_HESID", "AEKEY", "PROCODE3", "ARRIVALDATE", "ARRIVALTIME", "DEPDUR", "AEDEPTTYPE", "ARRIVALAGE", "SEX",
-      "LSOA11", "AEATTENDDISP"]
+APC = [
+    "PSEUDO_HESID",
+    "EPIKEY",
+    "PROCODE3",
+    "ADMIDATE",
+    "EPISTART",
+    "EPIEND",
+    "DISDATE",
+    "EPIORDER",
+    "ADMIMETH",
+    "CLASSPAT",
+    "DISMETH",
+    "STARTAGE",
+    "SEX",
+    "LSOA11",
+    "DIAG_4_01",
+    "OPERTN_4_01",
+    "OPDATE_01",
+    "DOD",
+]
+OP = [
+    "PSEUDO_HESID",
+    "ATTENDKEY",
+    "PROCODE3",
+    "APPTDATE",
+    "FIRSTATT",
+    "ATTENDED",
+    "APPTAGE",
+    "SEX",
+    "LSOA11",
+    "TRETSPEF",
+]
+AE = [
+    "PSEUDO_HESID",
+    "AEKEY",
+    "PROCODE3",
+    "ARRIVALDATE",
+    "ARRIVALTIME",
+    "DEPDUR",
+    "AEDEPTTYPE",
+    "ARRIVALAGE",
+    "SEX",
+    "LSOA11",
+    "AEATTENDDISP",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +81,7 @@ def _read(folder, dataset):
     return pd.read_parquet(folder / dataset)
 
 
-@pytest.mark.parametrize("dataset,columns,key", [("apc", APC, "EPIKEY"), ("op", OP, "ATTENDKEY"),
-                                                   ("ae", AE, "AEKEY")])
+@pytest.mark.parametrize("dataset,columns,key", [("apc", APC, "EPIKEY"), ("op", OP, "ATTENDKEY"), ("ae", AE, "AEKEY")])
 def test_records_have_the_contract_columns_unique_keys_and_fictional_providers(demo_records, dataset, columns, key):
     files = sorted((demo_records / dataset).rglob("*.parquet"))
     assert files and all("FYEAR=2526" in str(f) and "QUARTER=Q4" in str(f) for f in files)
@@ -167,16 +205,39 @@ def test_record_rows_are_observed_over_expected_and_merge_adds_only(demo_records
     sums = rows.groupby("metric_id")[["numerator", "denominator"]].sum()
     assert set(sums.index) == set(demo_quarter.RECORD_METRICS)
     assert np.allclose(sums["numerator"], sums["denominator"], rtol=1e-6)
-    frames = {"trusts": pd.DataFrame({"trust_code": ["DEMO-A001"], "trust_name": ["X Demo Hospitals Trust"],
-                                      "trust_type": ["acute"], "trust_subtype": ["Large"], "region": ["London"]}),
-              "observations": rows.iloc[:0].assign(metric_id=[]),
-              "status": pd.DataFrame(columns=["quarter", "trust_code", "deficit", "deficit_support",
-                                              "improvement_programme"]),
-              "demographics": pd.DataFrame({c: [1.0] for c in ["trust_code", "population", "share_65plus",
-                                                               "share_85plus", "imd_score", "rural_share",
-                                                               "ethnic_minority_share"]})}
+    frames = {
+        "trusts": pd.DataFrame(
+            {
+                "trust_code": ["DEMO-A001"],
+                "trust_name": ["X Demo Hospitals Trust"],
+                "trust_type": ["acute"],
+                "trust_subtype": ["Large"],
+                "region": ["London"],
+            }
+        ),
+        "observations": rows.iloc[:0].assign(metric_id=[]),
+        "status": pd.DataFrame(
+            columns=["quarter", "trust_code", "deficit", "deficit_support", "improvement_programme"]
+        ),
+        "demographics": pd.DataFrame(
+            {
+                c: [1.0]
+                for c in [
+                    "trust_code",
+                    "population",
+                    "share_65plus",
+                    "share_85plus",
+                    "imd_score",
+                    "rural_share",
+                    "ethnic_minority_share",
+                ]
+            }
+        ),
+    }
     out = demo_quarter.merge_into_demo(frames, demo_records, "2025-26-Q4")
     assert out["trusts"].iloc[0].equals(frames["trusts"].iloc[0])
     assert (out["trusts"]["trust_type"] == "icb").sum() == 42 and len(out["demographics"]) == 43
-    assert out["demographics"].set_index("trust_code").loc["DEMO-I01", "ethnic_minority_share"] != \
-        out["demographics"].set_index("trust_code").loc["DEMO-I01", "ethnic_minority_share"]  # NaN: not available
+    assert (
+        out["demographics"].set_index("trust_code").loc["DEMO-I01", "ethnic_minority_share"]
+        != out["demographics"].set_index("trust_code").loc["DEMO-I01", "ethnic_minority_share"]
+    )  # NaN: not available

@@ -30,9 +30,26 @@ from leaguetables.inputs.records.settings import load_record_settings
 Q = "2025-26-Q4"  # 1 January to 31 March 2026
 SETTINGS = load_record_settings()
 
-APC_COLUMNS = ["PSEUDO_HESID", "EPIKEY", "PROCODE3", "ADMIDATE", "EPISTART", "EPIEND", "DISDATE", "EPIORDER",
-               "ADMIMETH", "CLASSPAT", "DISMETH", "STARTAGE", "SEX", "LSOA11", "DIAG_4_01", "OPERTN_4_01",
-               "OPDATE_01", "DOD"]
+APC_COLUMNS = [
+    "PSEUDO_HESID",
+    "EPIKEY",
+    "PROCODE3",
+    "ADMIDATE",
+    "EPISTART",
+    "EPIEND",
+    "DISDATE",
+    "EPIORDER",
+    "ADMIMETH",
+    "CLASSPAT",
+    "DISMETH",
+    "STARTAGE",
+    "SEX",
+    "LSOA11",
+    "DIAG_4_01",
+    "OPERTN_4_01",
+    "OPDATE_01",
+    "DOD",
+]
 
 
 def _ep(pid, key, pro, adm, start, end, dis, order, meth, cls, dism, age, sex, lsoa, diag, op="", opd="", dod=""):
@@ -41,50 +58,257 @@ def _ep(pid, key, pro, adm, start, end, dis, order, meth, cls, dism, age, sex, l
 
 KNOWN_APC = [
     # A: elective ordinary cataract at RAA, two episodes, operated on day 1, home on day 4
-    _ep("A", "A1", "RAA", "2026-01-10", "2026-01-10", "2026-01-12", "2026-01-14", 1, "11", "1", "8", 67, "1",
-        "E01000001", "H251", "C751", "2026-01-11"),
-    _ep("A", "A2", "RAA", "2026-01-10", "2026-01-12", "2026-01-14", "2026-01-14", 2, "11", "1", "1", 67, "1",
-        "E01000001", "H251"),
+    _ep(
+        "A",
+        "A1",
+        "RAA",
+        "2026-01-10",
+        "2026-01-10",
+        "2026-01-12",
+        "2026-01-14",
+        1,
+        "11",
+        "1",
+        "8",
+        67,
+        "1",
+        "E01000001",
+        "H251",
+        "C751",
+        "2026-01-11",
+    ),
+    _ep(
+        "A",
+        "A2",
+        "RAA",
+        "2026-01-10",
+        "2026-01-12",
+        "2026-01-14",
+        "2026-01-14",
+        2,
+        "11",
+        "1",
+        "1",
+        67,
+        "1",
+        "E01000001",
+        "H251",
+    ),
     # A: emergency at RBB 18 days later (a readmission for RAA), transferred to RCC the day of discharge, died there
-    _ep("A", "A3", "RBB", "2026-02-01", "2026-02-01", "2026-02-03", "2026-02-03", 1, "21", "1", "1", 67, "1",
-        "E01000001", "J441"),
-    _ep("A", "A4", "RCC", "2026-02-03", "2026-02-03", "2026-02-10", "2026-02-10", 1, "81", "1", "4", 67, "1",
-        "E01000001", "J441", dod="2026-02-10"),
+    _ep(
+        "A",
+        "A3",
+        "RBB",
+        "2026-02-01",
+        "2026-02-01",
+        "2026-02-03",
+        "2026-02-03",
+        1,
+        "21",
+        "1",
+        "1",
+        67,
+        "1",
+        "E01000001",
+        "J441",
+    ),
+    _ep(
+        "A",
+        "A4",
+        "RCC",
+        "2026-02-03",
+        "2026-02-03",
+        "2026-02-10",
+        "2026-02-10",
+        1,
+        "81",
+        "1",
+        "4",
+        67,
+        "1",
+        "E01000001",
+        "J441",
+        dod="2026-02-10",
+    ),
     # B: day case hernia repair at RAA (basket), then an emergency at RAA 40 days later (not a readmission)
-    _ep("B", "B1", "RAA", "2026-01-20", "2026-01-20", "2026-01-20", "2026-01-20", 1, "11", "2", "1", 45, "2",
-        "E01000002", "K409", "T202", "2026-01-20"),
-    _ep("B", "B2", "RAA", "2026-03-01", "2026-03-01", "2026-03-04", "2026-03-04", 1, "22", "1", "1", 45, "2",
-        "E01000002", "N390"),
+    _ep(
+        "B",
+        "B1",
+        "RAA",
+        "2026-01-20",
+        "2026-01-20",
+        "2026-01-20",
+        "2026-01-20",
+        1,
+        "11",
+        "2",
+        "1",
+        45,
+        "2",
+        "E01000002",
+        "K409",
+        "T202",
+        "2026-01-20",
+    ),
+    _ep(
+        "B",
+        "B2",
+        "RAA",
+        "2026-03-01",
+        "2026-03-01",
+        "2026-03-04",
+        "2026-03-04",
+        1,
+        "22",
+        "1",
+        "1",
+        45,
+        "2",
+        "E01000002",
+        "N390",
+    ),
     # C: emergency at RBB, home alive, died 21 days after discharge (ONS)
-    _ep("C", "C1", "RBB", "2026-03-25", "2026-03-25", "2026-03-30", "2026-03-30", 1, "21", "1", "1", 88, "2",
-        "E01000002", "I500", dod="2026-04-20"),
+    _ep(
+        "C",
+        "C1",
+        "RBB",
+        "2026-03-25",
+        "2026-03-25",
+        "2026-03-30",
+        "2026-03-30",
+        1,
+        "21",
+        "1",
+        "1",
+        88,
+        "2",
+        "E01000002",
+        "I500",
+        dod="2026-04-20",
+    ),
     # D: elective at RDD, home 1 Feb; emergency at REE on 2 March (day 29: a readmission for RDD)
-    _ep("D", "D1", "RDD", "2026-01-30", "2026-01-30", "2026-02-01", "2026-02-01", 1, "12", "1", "1", 30, "1",
-        "E01000099", "M170"),
-    _ep("D", "D2", "REE", "2026-03-02", "2026-03-02", "2026-03-05", "2026-03-05", 1, "2A", "1", "1", 30, "1",
-        "E01000099", "R69X"),
+    _ep(
+        "D",
+        "D1",
+        "RDD",
+        "2026-01-30",
+        "2026-01-30",
+        "2026-02-01",
+        "2026-02-01",
+        1,
+        "12",
+        "1",
+        "1",
+        30,
+        "1",
+        "E01000099",
+        "M170",
+    ),
+    _ep(
+        "D",
+        "D2",
+        "REE",
+        "2026-03-02",
+        "2026-03-02",
+        "2026-03-05",
+        "2026-03-05",
+        1,
+        "2A",
+        "1",
+        "1",
+        30,
+        "1",
+        "E01000099",
+        "R69X",
+    ),
     # E: elective at RDD, home 1 Feb; emergency at RDD on 3 March (day 30: not a readmission); no residence
-    _ep("E", "E1", "RDD", "2026-01-31", "2026-01-31", "2026-02-01", "2026-02-01", 1, "11", "1", "1", 7003, "9",
-        "", "M170"),
-    _ep("E", "E2", "RDD", "2026-03-03", "2026-03-03", "2026-03-04", "2026-03-04", 1, "21", "1", "1", 0, "9",
-        "", "J459"),
+    _ep(
+        "E",
+        "E1",
+        "RDD",
+        "2026-01-31",
+        "2026-01-31",
+        "2026-02-01",
+        "2026-02-01",
+        1,
+        "11",
+        "1",
+        "1",
+        7003,
+        "9",
+        "",
+        "M170",
+    ),
+    _ep(
+        "E", "E2", "RDD", "2026-03-03", "2026-03-03", "2026-03-04", "2026-03-04", 1, "21", "1", "1", 0, "9", "", "J459"
+    ),
     # F: discharged in December (outside the quarter): in no provider figure
-    _ep("F", "F1", "RAA", "2025-12-01", "2025-12-01", "2025-12-05", "2025-12-05", 1, "21", "1", "1", 50, "1",
-        "E01000001", "J459"),
+    _ep(
+        "F",
+        "F1",
+        "RAA",
+        "2025-12-01",
+        "2025-12-01",
+        "2025-12-05",
+        "2025-12-05",
+        1,
+        "21",
+        "1",
+        "1",
+        50,
+        "1",
+        "E01000001",
+        "J459",
+    ),
 ]
 KNOWN_OP = pd.DataFrame(
-    [["A", f"O{i}", "RAA", "2026-02-02", first, att, 67, "1", "E01000001", "130"]
-     for i, (first, att) in enumerate([("1", "5"), ("3", "5"), ("2", "5"), ("4", "6"), ("2", "5"), ("2", "3"),
-                                       ("1", "2")])],
-    columns=["PSEUDO_HESID", "ATTENDKEY", "PROCODE3", "APPTDATE", "FIRSTATT", "ATTENDED", "APPTAGE", "SEX", "LSOA11",
-             "TRETSPEF"])
+    [
+        ["A", f"O{i}", "RAA", "2026-02-02", first, att, 67, "1", "E01000001", "130"]
+        for i, (first, att) in enumerate(
+            [("1", "5"), ("3", "5"), ("2", "5"), ("4", "6"), ("2", "5"), ("2", "3"), ("1", "2")]
+        )
+    ],
+    columns=[
+        "PSEUDO_HESID",
+        "ATTENDKEY",
+        "PROCODE3",
+        "APPTDATE",
+        "FIRSTATT",
+        "ATTENDED",
+        "APPTAGE",
+        "SEX",
+        "LSOA11",
+        "TRETSPEF",
+    ],
+)
 KNOWN_AE = pd.DataFrame(
-    [["A", f"X{i}", "RBB", day, "1200", dur, dtype, 67, "1", "E01000001", "03"]
-     for i, (day, dur, dtype) in enumerate([("2026-01-05", 721, "01"), ("2026-01-06", 720, "01"),
-                                            ("2026-01-07", 30, "01"), ("2026-01-08", 900, "03"),
-                                            ("2025-12-31", 800, "01"), ("2026-01-09", "", "01")])],
-    columns=["PSEUDO_HESID", "AEKEY", "PROCODE3", "ARRIVALDATE", "ARRIVALTIME", "DEPDUR", "AEDEPTTYPE", "ARRIVALAGE",
-             "SEX", "LSOA11", "AEATTENDDISP"])
+    [
+        ["A", f"X{i}", "RBB", day, "1200", dur, dtype, 67, "1", "E01000001", "03"]
+        for i, (day, dur, dtype) in enumerate(
+            [
+                ("2026-01-05", 721, "01"),
+                ("2026-01-06", 720, "01"),
+                ("2026-01-07", 30, "01"),
+                ("2026-01-08", 900, "03"),
+                ("2025-12-31", 800, "01"),
+                ("2026-01-09", "", "01"),
+            ]
+        )
+    ],
+    columns=[
+        "PSEUDO_HESID",
+        "AEKEY",
+        "PROCODE3",
+        "ARRIVALDATE",
+        "ARRIVALTIME",
+        "DEPDUR",
+        "AEDEPTTYPE",
+        "ARRIVALAGE",
+        "SEX",
+        "LSOA11",
+        "AEATTENDDISP",
+    ],
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +319,17 @@ def known(tmp_path_factory):
         frame.to_csv(root / name / f"{name}.csv", index=False)
     geo = root / "geography"
     geo.mkdir()
-    pd.DataFrame({"LSOA11": ["E01000001", "E01000002"], "icb_code": ["QX1", "QX2"],
-                  "imd_quintile": ["1", "4"]}).to_csv(geo / "lsoa_icb.csv", index=False)
-    pd.DataFrame([{"icb_code": i, "age": a, "sex": s, "imd_quintile": q, "population": 10.0}
-                  for i, q in (("QX1", "1"), ("QX2", "4")) for a in range(91) for s in ("1", "2")]).to_csv(
-        geo / "population.csv", index=False)
+    pd.DataFrame({"LSOA11": ["E01000001", "E01000002"], "icb_code": ["QX1", "QX2"], "imd_quintile": ["1", "4"]}).to_csv(
+        geo / "lsoa_icb.csv", index=False
+    )
+    pd.DataFrame(
+        [
+            {"icb_code": i, "age": a, "sex": s, "imd_quintile": q, "population": 10.0}
+            for i, q in (("QX1", "1"), ("QX2", "4"))
+            for a in range(91)
+            for s in ("1", "2")
+        ]
+    ).to_csv(geo / "population.csv", index=False)
     return ind.compute_indicators(root, Q)
 
 
@@ -208,8 +438,9 @@ def test_duckdb_equals_pandas(extract):
 def test_transfers_make_continuous_spells(extract):
     con = extract.con
     ind.DuckDBEngine(con).run([s for s in ind.render_steps(SETTINGS, Q) if s.kind != "output"][:3])
-    n_spells = con.execute("SELECT count(*) FROM (SELECT DISTINCT PSEUDO_HESID, PROCODE3, ADMIDATE FROM apc)"
-                           ).fetchall()
+    n_spells = con.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT PSEUDO_HESID, PROCODE3, ADMIDATE FROM apc)"
+    ).fetchall()
     transfers = con.execute("SELECT count(*) FROM apc WHERE ADMIMETH = '81' AND EPIORDER = 1").fetchall()
     assert n_spells[0][0] > 0 and transfers[0][0] > 0
 
@@ -224,9 +455,18 @@ def _strata(rng, trusts=12, risk_factor=None):
                     n = int(rng.integers(80, 160))
                     p = {"60-64": 0.02, "75-79": 0.06, "85-89": 0.15}[age] * (1.3 if group == "respiratory" else 1)
                     p *= (risk_factor or {}).get(t, 1.0)
-                    rows.append({"trust_code": f"T{t:02d}", "diagnosis_group": group, "age_band": age, "sex": sex,
-                                 "admission": "emergency", "prior_emergency": 0, "spells": n,
-                                 "deaths": int(rng.binomial(n, min(p, 1)))})
+                    rows.append(
+                        {
+                            "trust_code": f"T{t:02d}",
+                            "diagnosis_group": group,
+                            "age_band": age,
+                            "sex": sex,
+                            "admission": "emergency",
+                            "prior_emergency": 0,
+                            "spells": n,
+                            "deaths": int(rng.binomial(n, min(p, 1))),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 

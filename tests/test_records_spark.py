@@ -21,8 +21,10 @@ from leaguetables.inputs.records.settings import load_record_settings
 Q = "2025-26-Q4"
 
 if shutil.which("java") is None:
-    pytest.skip("no Java runtime: Spark cannot start (make test installs openjdk-17-jre-headless with apt-get)",
-                allow_module_level=True)
+    pytest.skip(
+        "no Java runtime: Spark cannot start (make test installs openjdk-17-jre-headless with apt-get)",
+        allow_module_level=True,
+    )
 pytest.importorskip("pyspark", reason="pyspark is not installed (it is in the test extra: pip install -e .[test])")
 
 

@@ -9,41 +9,61 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leaguetables.nof.league import MOVEMENT_COLUMNS, movement
 from leaguetables.publication import pages
 from leaguetables.publication import report as rp
-from leaguetables.nof.league import MOVEMENT_COLUMNS, movement
 from leaguetables.publication.profiles import sparkline
 
 
 def league(**over) -> pd.DataFrame:
     n = 4
-    df = pd.DataFrame({
-        "trust_code": ["A1", "A2", "A3", "A4"], "trust_name": ["One <b>Trust</b>", "Two & Co", "Three", "Four"],
-        "trust_type": "acute", "segment": [1, 2, 3, 4], "unadjusted_segment": [1, 2, 2, 4],
-        "financial_override": [False, False, True, False], "average_score": [1.5, 2.0, 2.5, 3.0],
-        "average_lower": [1.2, 1.8, 2.2, 2.7], "average_upper": [1.8, 2.3, 2.9, 3.3],
-        "rank": [1, 2, 3, 4], "rank_of": n, "rank_label": [f"{i} of {n}" for i in range(1, 5)],
-        "rank_lower": [1, 1, 2, 3], "rank_upper": [2, 3, 4, 4],
-        **{f"p_segment_{s}": [1.0 if s == k else 0.0 for k in (1, 2, 3, 4)] for s in range(1, 5)},
-    })
+    df = pd.DataFrame(
+        {
+            "trust_code": ["A1", "A2", "A3", "A4"],
+            "trust_name": ["One <b>Trust</b>", "Two & Co", "Three", "Four"],
+            "trust_type": "acute",
+            "segment": [1, 2, 3, 4],
+            "unadjusted_segment": [1, 2, 2, 4],
+            "financial_override": [False, False, True, False],
+            "average_score": [1.5, 2.0, 2.5, 3.0],
+            "average_lower": [1.2, 1.8, 2.2, 2.7],
+            "average_upper": [1.8, 2.3, 2.9, 3.3],
+            "rank": [1, 2, 3, 4],
+            "rank_of": n,
+            "rank_label": [f"{i} of {n}" for i in range(1, 5)],
+            "rank_lower": [1, 1, 2, 3],
+            "rank_upper": [2, 3, 4, 4],
+            **{f"p_segment_{s}": [1.0 if s == k else 0.0 for k in (1, 2, 3, 4)] for s in range(1, 5)},
+        }
+    )
     return df.assign(**over)
 
 
 def change(**over) -> pd.DataFrame:
     """A hand-made sampling.change_test result: A1 segment 2 → 1 and rank 5 → 9 (p = 0.004), A2 rank 5 → 8
     (p = 0.31), A3 unchanged (p = 1)."""
-    df = pd.DataFrame({"trust_code": ["A1", "A2", "A3"], "previous_segment": [2, 2, 3], "previous_rank": [5, 5, 1],
-                       "segment_change": [-1, 0, 0], "rank_change": [4, 3, 0],
-                       "rank_change_p_value": [0.004, 0.31, 1.0], "change_beyond_chance": [True, False, False],
-                       "segment_change_p_value": [0.02, 1.0, 1.0], "p_segment_change_by_chance": [0.3, 0.1, 0.0]})
+    df = pd.DataFrame(
+        {
+            "trust_code": ["A1", "A2", "A3"],
+            "previous_segment": [2, 2, 3],
+            "previous_rank": [5, 5, 1],
+            "segment_change": [-1, 0, 0],
+            "rank_change": [4, 3, 0],
+            "rank_change_p_value": [0.004, 0.31, 1.0],
+            "change_beyond_chance": [True, False, False],
+            "segment_change_p_value": [0.02, 1.0, 1.0],
+            "p_segment_change_by_chance": [0.3, 0.1, 0.0],
+        }
+    )
     return df.assign(**over)
 
 
 def test_movement_hand_worked():
     """Movement rows follow the league table's order, only for trusts in the test of change (A4 is new); labels
     give the segment, the rank change, the verdict and the p-value."""
-    now = pd.DataFrame({"trust_code": ["A3", "A4", "A2", "A1"], "trust_type": "acute", "segment": [3, 4, 2, 1],
-                        "rank": [1, 2, 8, 9]})
+    now = pd.DataFrame(
+        {"trust_code": ["A3", "A4", "A2", "A1"], "trust_type": "acute", "segment": [3, 4, 2, 1], "rank": [1, 2, 8, 9]}
+    )
     mv = movement(now, change())
     assert list(mv.columns) == MOVEMENT_COLUMNS
     assert list(mv["trust_code"]) == ["A3", "A2", "A1"]
@@ -52,21 +72,29 @@ def test_movement_hand_worked():
     assert mv.loc[2, "movement_label"] == "segment 2 to 1; down 4 places (rank 5 to 9); beyond chance (p = 0.004)"
     assert mv.loc[0, "movement_label"] == "segment unchanged; rank unchanged; within chance (p = 1.000)"
     assert [rp.movement_text(r) for r in mv.itertuples(index=False)] == [
-        "same segment; same rank; within chance (p = 1.000)", "same segment; down 3; within chance (p = 0.310)",
-        "segment 2 to 1; down 4; beyond chance (p = 0.004)"]
+        "same segment; same rank; within chance (p = 1.000)",
+        "same segment; down 3; within chance (p = 0.310)",
+        "segment 2 to 1; down 4; beyond chance (p = 0.004)",
+    ]
     assert movement(now, None).empty and list(movement(now, None).columns) == MOVEMENT_COLUMNS
 
 
 def calibrated(t: pd.DataFrame) -> pd.DataFrame:
-    return t.assign(rank_median=[1, 2, 3, 4], rank_interval_lower=[1, 1, 2, 4], rank_interval_upper=[2, 3, 3, 4],
-                    average_interval_lower=t["average_score"] - 0.1, average_interval_upper=t["average_score"] + 0.1)
+    return t.assign(
+        rank_median=[1, 2, 3, 4],
+        rank_interval_lower=[1, 1, 2, 4],
+        rank_interval_upper=[2, 3, 3, 4],
+        average_interval_lower=t["average_score"] - 0.1,
+        average_interval_upper=t["average_score"] + 0.1,
+    )
 
 
 def test_league_table_escapes_links_profiles_and_marks_revisions():
     t = calibrated(league())
     mv = movement(t, change(trust_code=["A1", "X", "Y"]))
-    html = rp.league_table_html(t, "acute", movement=mv, previous="2025-26-Q3",
-                                revised={("A2", "Segment"), ("A3", "Trust")})
+    html = rp.league_table_html(
+        t, "acute", movement=mv, previous="2025-26-Q3", revised={("A2", "Segment"), ("A3", "Trust")}
+    )
     assert "<b>Trust</b>" not in html and "One &lt;b&gt;Trust&lt;/b&gt;" in html
     assert "Two &amp; Co" in html
     assert html.count('href="trusts/') == 4 and 'href="trusts/A1.html"' in html
@@ -104,8 +132,10 @@ def test_key_findings_are_sentences_with_numbers():
     assert "Of 4 trusts, 1 is in segment 1 (1 of 4 acute trusts) and 1 in segment 4 or 5." in html
     assert "The financial override moved 1 trust" in html
     # 1 segment change beside 0.3 + 0.1 + 0 = 0.4 expected by chance; 1 of 3 beyond chance beside 0.15 expected
-    assert "Since Q3 2025/26, 1 trust of 3 changed segment; about 0.4 would be expected to change segment by " \
-           "chance alone" in html
+    assert (
+        "Since Q3 2025/26, 1 trust of 3 changed segment; about 0.4 would be expected to change segment by "
+        "chance alone" in html
+    )
     assert "(p &lt; 0.05) for 1 trust; about 0.2 would be flagged by chance" in html
     assert "spans at least a quarter of the table for 3 of 4 trusts, and 4 of 4 trusts are in their segment" in html
     assert "would change the segment of 2 trusts" in html and "3 trust-metric results" in html
@@ -117,10 +147,17 @@ def test_revisions_section_and_marks(tmp_path):
     html = rp.revisions_html(None, "2025-26-Q4")
     assert "none have been revised" in html
     (tmp_path / "tables").mkdir()
-    pd.DataFrame({"quarter": ["2025-26-Q4"] * 3, "table": ["league_table", "league_table", "metrics/ae_4hr"],
-                  "trust_code": ["A2", "A3", "A1"], "metric_id": [np.nan, np.nan, "ae_4hr"],
-                  "quantity": ["segment", "mystery", "value"], "previous": [2, 1, 70.1], "revised": [3, 2, 70.4]}
-                 ).to_csv(tmp_path / "tables" / "revisions.csv", index=False)
+    pd.DataFrame(
+        {
+            "quarter": ["2025-26-Q4"] * 3,
+            "table": ["league_table", "league_table", "metrics/ae_4hr"],
+            "trust_code": ["A2", "A3", "A1"],
+            "metric_id": [np.nan, np.nan, "ae_4hr"],
+            "quantity": ["segment", "mystery", "value"],
+            "previous": [2, 1, 70.1],
+            "revised": [3, 2, 70.4],
+        }
+    ).to_csv(tmp_path / "tables" / "revisions.csv", index=False)
     rev = rp.load_revisions(tmp_path)
     league_marks, metric_marks = rp.revised_marks(rev)
     assert league_marks == {("A2", "Segment"), ("A3", "Trust")}
@@ -141,10 +178,22 @@ def test_formatting_helpers():
 def test_data_table_macro_escapes_and_carries_the_table_script_hooks():
     """The one data-table macro (templates/pages/macros.html.j2): text escaped, captions and header scopes, class
     lt-table, data- attributes on rows, data-type on headers, data-sort on cells whose text does not sort."""
-    df = pd.DataFrame({"a": ["<x>", "y"], "b": [1, 2], "d": [np.nan, 0.5],
-                       "c": [rp.Cell("1 to 3", "trusts/A&B.html", "A<1>", sort=1.0), "[x]"]})
-    t = rp.frame_table(df, "Cap <c>", "t1", numeric=["b"], row_header="a",
-                       row_data=[{"region": "North & East", "segment": "2"}, {"region": "London", "segment": ""}])
+    df = pd.DataFrame(
+        {
+            "a": ["<x>", "y"],
+            "b": [1, 2],
+            "d": [np.nan, 0.5],
+            "c": [rp.Cell("1 to 3", "trusts/A&B.html", "A<1>", sort=1.0), "[x]"],
+        }
+    )
+    t = rp.frame_table(
+        df,
+        "Cap <c>",
+        "t1",
+        numeric=["b"],
+        row_header="a",
+        row_data=[{"region": "North & East", "segment": "2"}, {"region": "London", "segment": ""}],
+    )
     html = pages.render("report/table.html.j2", t=t)
     assert '<th scope="row">&lt;x&gt;</th>' in html and "Cap &lt;c&gt;" in html and '<td class="num">1</td>' in html
     assert "<td></td><td data-sort" in html, "a missing value is an empty cell"
@@ -153,16 +202,31 @@ def test_data_table_macro_escapes_and_carries_the_table_script_hooks():
     assert '<th scope="col" class="num" data-type="number">b</th>' in html
     assert '<th scope="col" data-type="text">a</th>' in html
     assert '<tr data-region="North &amp; East" data-segment="2">' in html
-    assert ('<td data-sort="1.0"><a href="trusts/A&amp;B.html">1 to 3</a><span class="unit">A&lt;1&gt;</span></td>'
-            in html)
+    assert (
+        '<td data-sort="1.0"><a href="trusts/A&amp;B.html">1 to 3</a><span class="unit">A&lt;1&gt;</span></td>' in html
+    )
 
 
 def test_provenance_has_versions_and_parameters_but_no_time():
-    run = {"code_version": "0.1.0", "methodology": "nof-2025-26", "methodology_version": "1.0.0", "catalogue": "demo",
-           "catalogue_version": "1.0.0", "quarter": "2025-26-Q4", "source": "demo", "metric_ids": ["ae_4hr", "cdiff"]}
+    run = {
+        "code_version": "0.1.0",
+        "methodology": "nof-2025-26",
+        "methodology_version": "1.0.0",
+        "catalogue": "demo",
+        "catalogue_version": "1.0.0",
+        "quarter": "2025-26-Q4",
+        "source": "demo",
+        "metric_ids": ["ae_4hr", "cdiff"],
+    }
     html = rp.provenance_html(run, {"sha": "abcdef1234567890", "dirty": False}, {"trusts.csv": "0" * 64})
-    for text in ("leaguetables 0.1.0", "abcdef123456", "nof-2025-26 version 1.0.0", "quarter 2025-26-Q4",
-                 "2 metrics (ae_4hr, cdiff)", "trusts.csv 000000000000"):
+    for text in (
+        "leaguetables 0.1.0",
+        "abcdef123456",
+        "nof-2025-26 version 1.0.0",
+        "quarter 2025-26-Q4",
+        "2 metrics (ae_4hr, cdiff)",
+        "trusts.csv 000000000000",
+    ):
         assert text in html
     import re
 
@@ -172,7 +236,7 @@ def test_provenance_has_versions_and_parameters_but_no_time():
 def test_sparkline_has_a_text_alternative_and_breaks_at_gaps():
     spark = pages.environment().get_template("macros.html.j2").module.spark
     svg = spark(sparkline([1.0, 2.0, np.nan, 4.0, 3.0], ["Q1", "Q2", "Q3", "Q4", "Q5"], "Metric <m>", 1, "%"))
-    assert 'role="img"' in svg and "aria-label=\"Trend of Metric &lt;m&gt;: 1.0 in Q1, 3.0 in Q5 (%)" in svg
+    assert 'role="img"' in svg and 'aria-label="Trend of Metric &lt;m&gt;: 1.0 in Q1, 3.0 in Q5 (%)' in svg
     assert svg.count("<polyline") == 2 and "<circle" in svg
     assert sparkline([np.nan, 1.0], ["Q1", "Q2"], "m", 1, "%") == "[x]"
     assert spark(sparkline([2.0, 2.0], ["Q1", "Q2"], "m", 1, "%")).count("<polyline") == 1  # flat: mid-height
@@ -190,8 +254,9 @@ def test_segmentation_sentence_follows_the_rule_in_the_league_table():
 
     from leaguetables.publication.report import segmentation_sentence
 
-    t = pd.DataFrame({"trust_type": ["acute", "mental_health_community"],
-                      "segmentation_rule": ["quartiles_pooled"] * 2})
+    t = pd.DataFrame(
+        {"trust_type": ["acute", "mental_health_community"], "segmentation_rule": ["quartiles_pooled"] * 2}
+    )
     assert "acute trusts, mental health and community trusts" in segmentation_sentence(t)
     assert "within each trust type" not in segmentation_sentence(t)
     t["segmentation_rule"] = "quartiles_within_type"
@@ -203,15 +268,25 @@ def test_segmentation_sentence_follows_the_rule_in_the_league_table():
 def test_area_groupings_follow_the_register_columns():
     """Region pages always; ICB pages as soon as the register has an ICB column (report.GROUPINGS, one line each):
     the groupings, the rows' data- attributes in words and the links to the area pages."""
-    reg = pd.DataFrame({"trust_code": ["A1", "A2", "M1"], "trust_name": ["One", "Two", "Three"],
-                        "trust_type": ["acute", "acute", "mental_health_community"],
-                        "trust_subtype": ["Large", np.nan, "Community"],
-                        "region": ["North East and Yorkshire", "London", "London"]})
+    reg = pd.DataFrame(
+        {
+            "trust_code": ["A1", "A2", "M1"],
+            "trust_name": ["One", "Two", "Three"],
+            "trust_type": ["acute", "acute", "mental_health_community"],
+            "trust_subtype": ["Large", np.nan, "Community"],
+            "region": ["North East and Yorkshire", "London", "London"],
+        }
+    )
     table = pd.DataFrame({"trust_code": ["A1", "A2"], "segment": [2, np.nan]})
     assert [g.column for g in rp.active_groupings(reg)] == ["region"]
     f = rp.row_filters(reg, table)
-    assert f["A1"] == {"code": "A1", "type": "Acute trust", "region": "North East and Yorkshire",
-                       "subtype": "Large", "segment": "Segment 2"}
+    assert f["A1"] == {
+        "code": "A1",
+        "type": "Acute trust",
+        "region": "North East and Yorkshire",
+        "subtype": "Large",
+        "segment": "Segment 2",
+    }
     assert f["A2"]["subtype"] == "" and f["A2"]["segment"] == "Not segmented" and f["M1"]["segment"] == "Not segmented"
     with_icb = reg.assign(icb_name=["NHS North East ICB", "NHS North Central London ICB", None])
     groups = rp.active_groupings(with_icb)

@@ -167,23 +167,26 @@ def check_a_changed_rerun_is_refused_naming_what_differs(out: Path, data_b: Path
     assert tree(out / QUARTER) == first, "the published quarter is untouched"
 
 
-def check_revise_publishes_a_revisions_table_and_marks(out: Path, data_b: Path, first: dict, old: str,
-                                                       new: str) -> None:
+def check_revise_publishes_a_revisions_table_and_marks(
+    out: Path, data_b: Path, first: dict, old: str, new: str
+) -> None:
     proc = run_quarter("--revise", data=data_b, out=out)
     assert proc.returncode == 0, proc.stderr
     assert "revised figures listed in tables/revisions.csv" in proc.stdout
     folder = out / QUARTER
     revs = pd.read_csv(folder / "tables" / "revisions.csv", dtype=str, keep_default_na=False)
     assert list(revs.columns) == ["quarter", "table", "trust_code", "metric_id", "quantity", "previous", "revised"]
-    hit = revs[(revs["table"] == "metrics/cdiff") & (revs["trust_code"] == CHANGED_CODE)
-               & (revs["quantity"] == "numerator")]
+    hit = revs[
+        (revs["table"] == "metrics/cdiff") & (revs["trust_code"] == CHANGED_CODE) & (revs["quantity"] == "numerator")
+    ]
     assert hit[["previous", "revised"]].values.tolist() == [[old, new]]
     assert {"value", "score"} <= set(revs.loc[revs["trust_code"] == CHANGED_CODE, "quantity"])
     assert (revs["quarter"] == QUARTER).all()
     cdiff = pd.read_csv(folder / "tables" / "metrics" / "cdiff.csv").set_index("trust_code")
     assert cdiff.loc[CHANGED_CODE, "revision"].startswith("[r] ") and "numerator" in cdiff.loc[CHANGED_CODE, "revision"]
-    assert pd.api.types.is_float_dtype(cdiff["numerator"]) and pd.api.types.is_float_dtype(cdiff["value"]), \
+    assert pd.api.types.is_float_dtype(cdiff["numerator"]) and pd.api.types.is_float_dtype(cdiff["value"]), (
         "no marks in numeric columns"
+    )
     unrevised = set(cdiff.index) - set(revs.loc[revs["table"] == "metrics/cdiff", "trust_code"])
     assert cdiff.loc[sorted(unrevised), "revision"].isna().all()
     league = pd.read_csv(folder / "tables" / "league_table_full.csv")
@@ -200,8 +203,9 @@ def check_rerun_of_a_revised_quarter_is_a_noop(out: Path, data_b: Path) -> None:
     assert tree(out / QUARTER) == before
 
 
-def check_killed_runs_leave_the_published_quarter_intact_then_force_replaces(out: Path, data: Path,
-                                                                              first: dict) -> None:
+def check_killed_runs_leave_the_published_quarter_intact_then_force_replaces(
+    out: Path, data: Path, first: dict
+) -> None:
     """kill -9 at named stages of a run that would replace the quarter (--force, no cache; the process kills itself
     with SIGKILL at the stage named by LEAGUETABLES_KILL_AT, see publish.checkpoint): in the middle of the metric
     notebooks (one finished, the others running) and in the middle of publishing (journal written, nothing
@@ -210,11 +214,28 @@ def check_killed_runs_leave_the_published_quarter_intact_then_force_replaces(out
     (tests/test_out_folder.py kills at every named stage.)"""
     before = tree(out / QUARTER)
     quarters_before = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-    cmd = [sys.executable, str(ROOT / "run_quarter.py"), QUARTER, "--out", str(out), "--no-progress", "--data",
-           str(data), "--metrics", METRICS, "--force"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_quarter.py"),
+        QUARTER,
+        "--out",
+        str(out),
+        "--no-progress",
+        "--data",
+        str(data),
+        "--metrics",
+        METRICS,
+        "--force",
+    ]
     for stage in ("metric-done", "publish-journal"):
-        proc = subprocess.run([*cmd, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "LEAGUETABLES_KILL_AT": stage})
+        proc = subprocess.run(
+            [*cmd, "--no-cache"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "LEAGUETABLES_KILL_AT": stage},
+        )
         assert proc.returncode == -signal.SIGKILL, f"{stage}: {proc.stderr[-2000:]}"
         assert tree(out / QUARTER) == before, f"killed at {stage}: the published quarter changed"
         assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == quarters_before

@@ -29,8 +29,23 @@ Q3, Q4 = "2025-26-Q3", "2025-26-Q4"
 
 
 def _cmd(quarter: str, data: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "run_quarter.py"), quarter, "--source", "files", "--data", str(data),
-            "--catalogue", "demo", "--out", str(out), "--metrics", METRICS, "--no-progress", *extra]
+    return [
+        sys.executable,
+        str(ROOT / "run_quarter.py"),
+        quarter,
+        "--source",
+        "files",
+        "--data",
+        str(data),
+        "--catalogue",
+        "demo",
+        "--out",
+        str(out),
+        "--metrics",
+        METRICS,
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _run(quarter: str, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -52,8 +67,17 @@ def test_no_working_directory_change_while_notebooks_run(tmp_path, monkeypatch):
         raise AssertionError(f"os.chdir({path!r}) called during a run")
 
     monkeypatch.setattr(os, "chdir", forbidden)
-    opts = RunOptions(quarter=Q4, source="files", data=Path("data"), out=Path("reports"), jobs=2,
-                      metrics=METRICS.split(","), catalogue="demo", progress=False, use_cache=False)
+    opts = RunOptions(
+        quarter=Q4,
+        source="files",
+        data=Path("data"),
+        out=Path("reports"),
+        jobs=2,
+        metrics=METRICS.split(","),
+        catalogue="demo",
+        progress=False,
+        use_cache=False,
+    )
     outcome = run(opts)
     assert outcome.status == "published"
     assert Path.cwd() == tmp_path
@@ -81,8 +105,10 @@ def test_q3_and_q4_run_concurrently_then_verify(tmp_path):
     """Q3 and Q4 started together: either both publish in a consistent order or the second is refused (exit 1,
     one line); every quarter that was published then passes --verify."""
     out = tmp_path / "reports"
-    procs = {q: subprocess.Popen(_cmd(q, BASE, out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True) for q in (Q3, Q4)}
+    procs = {
+        q: subprocess.Popen(_cmd(q, BASE, out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for q in (Q3, Q4)
+    }
     results = {q: (p.wait(timeout=300), p.stderr.read()) for q, p in procs.items()}
     assert any(rc == 0 for rc, _ in results.values()), results
     for rc, err in results.values():
@@ -102,14 +128,30 @@ def _toy_league(**override):
     from leaguetables.nof import scoring
 
     codes = [f"T{i}" for i in range(6)]
-    scores = pd.DataFrame({"trust_code": codes, "metric_id": "m", "score": [1.0, 1.5, 2.0, 2.5, 3.0, 3.5],
-                           "weight": 1.0, "combine_group": None, "domain": "d"})
-    trusts = pd.DataFrame({"trust_code": codes, "trust_name": codes, "trust_type": "acute", "trust_subtype": "",
-                           "region": "r"})
-    status = pd.DataFrame({"trust_code": codes, "deficit": [True, True, True, False, False, False],
-                           "deficit_support": False, "improvement_programme": False})
-    return scoring.build_league_table(scores, trusts, status, segmentation_rule="quartiles_within_type",
-                                      replicates=200, seed=1, **override).set_index("trust_code")
+    scores = pd.DataFrame(
+        {
+            "trust_code": codes,
+            "metric_id": "m",
+            "score": [1.0, 1.5, 2.0, 2.5, 3.0, 3.5],
+            "weight": 1.0,
+            "combine_group": None,
+            "domain": "d",
+        }
+    )
+    trusts = pd.DataFrame(
+        {"trust_code": codes, "trust_name": codes, "trust_type": "acute", "trust_subtype": "", "region": "r"}
+    )
+    status = pd.DataFrame(
+        {
+            "trust_code": codes,
+            "deficit": [True, True, True, False, False, False],
+            "deficit_support": False,
+            "improvement_programme": False,
+        }
+    )
+    return scoring.build_league_table(
+        scores, trusts, status, segmentation_rule="quartiles_within_type", replicates=200, seed=1, **override
+    ).set_index("trust_code")
 
 
 def test_financial_override_settings_move_the_tables():
@@ -129,13 +171,15 @@ def test_financial_override_settings_move_the_tables():
 
 def test_league_passes_the_methodology_override_to_the_scoring(monkeypatch, demo_inputs):
     """league._build hands the methodology's financial_override settings to the scoring (the page prints them)."""
-    from leaguetables.nof import league
-    from leaguetables.nof import scoring
     from leaguetables.config import load_catalogue, load_methodology
+    from leaguetables.nof import league, scoring
 
     meth = load_methodology("nof-2025-26")
-    meth = meth.model_copy(update={"financial_override": meth.financial_override.model_copy(
-        update={"from_segments": [1], "to_segment": 5})})
+    meth = meth.model_copy(
+        update={
+            "financial_override": meth.financial_override.model_copy(update={"from_segments": [1], "to_segment": 5})
+        }
+    )
     seen = {}
 
     def capture(*args, **kwargs):
@@ -143,8 +187,16 @@ def test_league_passes_the_methodology_override_to_the_scoring(monkeypatch, demo
         raise RuntimeError("stop")
 
     monkeypatch.setattr(scoring, "build_league_table", capture)
-    scores = pd.DataFrame({"trust_code": ["x"], "metric_id": ["m"], "score_raw": [1.0], "weight": [1.0],
-                           "combine_group": [None], "domain": ["d"]})
+    scores = pd.DataFrame(
+        {
+            "trust_code": ["x"],
+            "metric_id": ["m"],
+            "score_raw": [1.0],
+            "weight": [1.0],
+            "combine_group": [None],
+            "domain": ["d"],
+        }
+    )
     with pytest.raises(RuntimeError, match="stop"):
         league._build(scores, "score_raw", demo_inputs, demo_inputs.quarters()[-1], meth, load_catalogue("demo"))
     assert seen["from_segments"] == (1,) and seen["to_segment"] == 5
@@ -193,13 +245,15 @@ def test_published_cells_are_safe_and_finite(tmp_path):
                 assert not (FORMULA.match(cell) and not NUMERIC.match(cell)), f"{path.name}: {cell!r}"
                 assert cell.lower() not in ("inf", "-inf", "nan", "infinity"), f"{path.name}: {cell!r}"
     names = pd.read_csv(folder / "tables" / "league_table.csv", dtype=str)["Trust_name"]
-    assert "'=HYPERLINK(\"http://example.invalid\",\"Click me\")" in set(names)
+    assert '\'=HYPERLINK("http://example.invalid","Click me")' in set(names)
     assert "'-2+3 Care Trust" in set(names)
     odss = sorted(folder.rglob("*.ods"))
     assert odss
-    ns = {"table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
-          "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
-          "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0"}
+    ns = {
+        "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+        "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+        "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
+    }
     content = zipfile.ZipFile(odss[0]).read("content.xml")
     root = ET.fromstring(content)  # well-formed
     for cell in root.iter(f"{{{ns['table']}}}table-cell"):

@@ -15,29 +15,54 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaguetables.statistics import sampling
-from leaguetables.nof import scoring
 from leaguetables.config import Catalogue, load_catalogue, load_methodology
+from leaguetables.nof import scoring
+from leaguetables.statistics import sampling
 
 Q_PREV, Q_NOW = "2025-26-Q3", "2025-26-Q4"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
 def catalogue(k: int = 2, statistic: str = "proportion") -> Catalogue:
-    ms = [{"id": f"m{j}", "name": f"M{j}", "description": "d", "domain": "D", "sub_domain": "S", "unit": "%",
-           "trust_types": ["acute"], "direction": "higher_better" if j % 2 == 0 else "lower_better",
-           "statistic": statistic, "multiplier": 100, "scoring": {"method": "ranked"}, "source": "test"}
-          for j in range(k)]
+    ms = [
+        {
+            "id": f"m{j}",
+            "name": f"M{j}",
+            "description": "d",
+            "domain": "D",
+            "sub_domain": "S",
+            "unit": "%",
+            "trust_types": ["acute"],
+            "direction": "higher_better" if j % 2 == 0 else "lower_better",
+            "statistic": statistic,
+            "multiplier": 100,
+            "scoring": {"method": "ranked"},
+            "source": "test",
+        }
+        for j in range(k)
+    ]
     return Catalogue.model_validate({"id": "t", "version": "1.0.0", "description": "t", "metrics": ms})
 
 
 def inputs(obs_rows, codes, deficit=()) -> SimpleNamespace:
     obs = pd.DataFrame(obs_rows, columns=["quarter", "trust_code", "metric_id", "numerator", "denominator"])
     obs = obs.assign(value=np.nan, category=None, suppressed=False)
-    status = pd.DataFrame([{"quarter": q, "trust_code": c, "deficit": c in deficit, "deficit_support": False,
-                            "improvement_programme": False} for q in (Q_PREV, Q_NOW) for c in codes])
-    return SimpleNamespace(trusts=pd.DataFrame({"trust_code": codes, "trust_type": "acute"}), observations=obs,
-                           status=status)
+    status = pd.DataFrame(
+        [
+            {
+                "quarter": q,
+                "trust_code": c,
+                "deficit": c in deficit,
+                "deficit_support": False,
+                "improvement_programme": False,
+            }
+            for q in (Q_PREV, Q_NOW)
+            for c in codes
+        ]
+    )
+    return SimpleNamespace(
+        trusts=pd.DataFrame({"trust_code": codes, "trust_type": "acute"}), observations=obs, status=status
+    )
 
 
 def simulated(rng, cat, n_trusts=30, sd=0.3, change=None, nlo=300, nhi=3000):
@@ -74,8 +99,15 @@ def test_between_trust_variance_hand_worked():
     assert tau2 == pytest.approx((sampling.TAU2_FLOOR_CV * 0.2) ** 2)
 
 
-@pytest.mark.parametrize("direction,standard,floor", [("higher_better", None, None), ("lower_better", None, None),
-                                                      ("higher_better", 0.6, None), ("lower_better", None, 0.7)])
+@pytest.mark.parametrize(
+    "direction,standard,floor",
+    [
+        ("higher_better", None, None),
+        ("lower_better", None, None),
+        ("higher_better", 0.6, None),
+        ("lower_better", None, 0.7),
+    ],
+)
 def test_vectorised_scores_equal_score_ranked(direction, standard, floor):
     """Every row of the vectorised scorer equals scoring.score_ranked (the function reproducing NHS England's
     published scores), with ties, standards and floors."""
@@ -83,8 +115,9 @@ def test_vectorised_scores_equal_score_ranked(direction, standard, floor):
     v = np.round(rng.uniform(0.3, 0.9, size=(25, 17)), 2)  # 2-dp values: ties happen
     got = sampling._ranked_matrix(v, direction, standard, floor)
     for row, g in zip(v, got):
-        want = scoring.score_ranked(pd.Series(row, index=[f"T{i}" for i in range(len(row))]), direction,
-                                    standard=standard, floor=floor).to_numpy()
+        want = scoring.score_ranked(
+            pd.Series(row, index=[f"T{i}" for i in range(len(row))]), direction, standard=standard, floor=floor
+        ).to_numpy()
         np.testing.assert_array_equal(g, want)
 
 
@@ -94,10 +127,12 @@ def tiny():
     2.5, 2.875 → segments 1, 2, 2, 4 (a trust on a cut point takes the better segment); T1 is in deficit → 3.
     Ranks by (segment, average): T2 and T3 share 1, T1 3, T4 4."""
     n = 1e7
-    rows = [(q, c, "m0", p * n, n) for q in (Q_PREV, Q_NOW) for c, p in zip(["T1", "T2", "T3", "T4"],
-                                                                         [0.9, 0.8, 0.7, 0.6])]
-    rows += [(q, c, "m1", p * n, n) for q in (Q_PREV, Q_NOW) for c, p in zip(["T1", "T2", "T3", "T4"],
-                                                                          [0.1, 0.3, 0.2, 0.4])]
+    rows = [
+        (q, c, "m0", p * n, n) for q in (Q_PREV, Q_NOW) for c, p in zip(["T1", "T2", "T3", "T4"], [0.9, 0.8, 0.7, 0.6])
+    ]
+    rows += [
+        (q, c, "m1", p * n, n) for q in (Q_PREV, Q_NOW) for c, p in zip(["T1", "T2", "T3", "T4"], [0.1, 0.3, 0.2, 0.4])
+    ]
     return inputs(rows, ["T1", "T2", "T3", "T4"], deficit={"T1"})
 
 
@@ -123,8 +158,7 @@ def test_draws_shrink_imprecise_trusts_and_keep_precise_ones():
     is pulled towards its type's mean, to the beta posterior mean (a + x)/(a + b + n) with a + b = m(1 − m)/τ² − 1;
     the plug-in bootstrap is centred on the observed rate."""
     codes = [f"T{i}" for i in range(8)]
-    rows = [(Q_NOW, c, "m0", x, n) for c, x, n in zip(codes, [3e5, 4e5, 5e5, 6e5, 7e5, 5e5, 5e5, 9],
-                                                       [1e6] * 7 + [10])]
+    rows = [(Q_NOW, c, "m0", x, n) for c, x, n in zip(codes, [3e5, 4e5, 5e5, 6e5, 7e5, 5e5, 5e5, 9], [1e6] * 7 + [10])]
     cat = catalogue(1)
     qd = qdata(inputs(rows, codes), cat, Q_NOW)
     eb = sampling.draw_values(qd, np.random.default_rng(1), 4000, shrinkage=True)["m0"]
@@ -146,8 +180,9 @@ def test_null_values_keep_each_quarters_level_and_a_common_trust_position():
     rows = [(Q_PREV, c, "m0", p * n, n) for c, p in zip(codes, [0.2, 0.2, 0.2])]
     rows += [(Q_NOW, c, "m0", p * n, n) for c, p in zip(codes, [0.4, 0.4, 0.5])]
     cat = catalogue(1)
-    v0, v1 = sampling.null_values(qdata(inputs(rows, codes), cat, Q_PREV), qdata(inputs(rows, codes), cat, Q_NOW),
-                                  np.random.default_rng(2), 200)
+    v0, v1 = sampling.null_values(
+        qdata(inputs(rows, codes), cat, Q_PREV), qdata(inputs(rows, codes), cat, Q_NOW), np.random.default_rng(2), 200
+    )
     m0, m1 = v0["m0"].mean(axis=0), v1["m0"].mean(axis=0)
     assert m0[0] == pytest.approx(m0[1], abs=0.05) and m1[0] == pytest.approx(m1[1], abs=0.05)
     assert 20 < m0[2] - 0 and m0[2] > m0[0] + 1 and m1[2] < 50 - 1, "T3 at its pooled position in both quarters"
@@ -193,9 +228,18 @@ def _demo_league_both_paths(demo_inputs, meth, cat, seed: int, draws: int):
     status = status[status["trust_code"].isin(set(qd.codes))]
     trusts = demo_inputs.trusts[demo_inputs.trusts["trust_code"].isin(set(qd.codes))]
     seg, fo = meth.segmentation, meth.financial_override
-    table = scoring.build_league_table(sc, trusts, status, seg.rule, replicates=100, seed=1,
-                                       combine_rules=league.combine_rules(cat), pool_types=seg.pool_types,
-                                       from_segments=tuple(fo.from_segments), to_segment=fo.to_segment)
+    table = scoring.build_league_table(
+        sc,
+        trusts,
+        status,
+        seg.rule,
+        replicates=100,
+        seed=1,
+        combine_rules=league.combine_rules(cat),
+        pool_types=seg.pool_types,
+        from_segments=tuple(fo.from_segments),
+        to_segment=fo.to_segment,
+    )
     return qd, obs, table.set_index("trust_code")
 
 
@@ -214,8 +258,9 @@ def test_demo_quarter_vectorised_path_matches_the_published_functions(demo_input
 def _replicates(ranks_by_trust: dict[str, list[int]], trust_type: str = "acute") -> sampling.Replicates:
     rank = np.array(list(ranks_by_trust.values())).T
     zeros = np.zeros(rank.shape)
-    return sampling.Replicates(np.array(list(ranks_by_trust)), np.array([trust_type] * rank.shape[1]), zeros,
-                               zeros.astype(int), rank)
+    return sampling.Replicates(
+        np.array(list(ranks_by_trust)), np.array([trust_type] * rank.shape[1]), zeros, zeros.astype(int), rank
+    )
 
 
 def test_rank_interval_rules_hand_worked():
@@ -241,8 +286,11 @@ def test_rank_interval_average_probability_level_is_the_smallest_on_the_grid():
     one = _replicates({"A": [1] * 180 + [2] * 16 + [3] * 4})
     s, levels = sampling.rank_intervals(one, 0.95)
     assert levels == {"acute": 0.8025}
-    assert s.loc[0, ["rank_interval_lower", "rank_interval_upper", "rank_interval_probability"]].tolist() == \
-        [1, 2, pytest.approx(0.98)]
+    assert s.loc[0, ["rank_interval_lower", "rank_interval_upper", "rank_interval_probability"]].tolist() == [
+        1,
+        2,
+        pytest.approx(0.98),
+    ]
     two = _replicates({"A": [1] * 180 + [2] * 16 + [3] * 4, "B": [5] * 200})
     s2, levels2 = sampling.rank_intervals(two, 0.95)
     assert levels2 == {"acute": 0.5}
@@ -279,8 +327,9 @@ def test_simulation_rank_interval_coverage_and_calibration():
         cover.append(((s["rank_interval_lower"] <= trank) & (trank <= s["rank_interval_upper"])).mean())
         idx = pd.Index(qd.codes)
         no = pd.Series(False, index=idx)
-        nof = scoring.joint_bootstrap(qd.observed_scores(), pd.Series("acute", index=idx), no, no,
-                                      "quartiles_within_type", replicates=150, seed=1).set_index("trust_code")
+        nof = scoring.joint_bootstrap(
+            qd.observed_scores(), pd.Series("acute", index=idx), no, no, "quartiles_within_type", replicates=150, seed=1
+        ).set_index("trust_code")
         nof = nof.reindex(idx)
         cover_nof.append(((nof["rank_lower"] <= trank) & (trank <= nof["rank_upper"])).mean())
         y = np.stack([tseg == k for k in range(1, 5)], axis=1)
@@ -306,13 +355,21 @@ def test_simulation_change_test_size_and_power():
         flagged.append(ch["change_beyond_chance"].mean())
         idx = pd.Index(prev.codes)
         no = pd.Series(False, index=idx)
-        nof = scoring.joint_bootstrap(prev.observed_scores(), pd.Series("acute", index=idx), no, no,
-                                      "quartiles_within_type", replicates=150, seed=2).set_index("trust_code")
+        nof = scoring.joint_bootstrap(
+            prev.observed_scores(),
+            pd.Series("acute", index=idx),
+            no,
+            no,
+            "quartiles_within_type",
+            replicates=150,
+            seed=2,
+        ).set_index("trust_code")
         rank = sampling.observed_league(now).set_index("trust_code")["rank"].reindex(idx)
         nof_flagged.append(((rank < nof["rank_lower"]) | (rank > nof["rank_upper"])).mean())
         inp2, _ = simulated(rng, cat, change=(0, 3.0))
-        ch2 = sampling.change_test(qdata(inp2, cat, Q_PREV), qdata(inp2, cat, Q_NOW), 150,
-                                   int(rng.integers(1 << 31)), check=1)
+        ch2 = sampling.change_test(
+            qdata(inp2, cat, Q_PREV), qdata(inp2, cat, Q_NOW), 150, int(rng.integers(1 << 31)), check=1
+        )
         power.append(bool(ch2.set_index("trust_code").loc["T000", "change_beyond_chance"]))
     assert 0.02 <= np.mean(flagged) <= 0.09, np.mean(flagged)
     assert not 0.02 <= np.mean(nof_flagged) <= 0.09, np.mean(nof_flagged)
@@ -324,8 +381,11 @@ def test_configured_financial_override_is_followed_by_both_paths(demo_inputs):
     path equals the reference path replicate by replicate, and the observed league equals
     scoring.build_league_table's ranks under the same override (a hard-coded 'segments 1–2 → 3' would fail both)."""
     cat, meth = load_catalogue("demo"), load_methodology("nof-2025-26")
-    meth = meth.model_copy(update={"financial_override": meth.financial_override.model_copy(
-        update={"from_segments": [1, 2], "to_segment": 4})})
+    meth = meth.model_copy(
+        update={
+            "financial_override": meth.financial_override.model_copy(update={"from_segments": [1, 2], "to_segment": 4})
+        }
+    )
     qd, obs, table = _demo_league_both_paths(demo_inputs, meth, cat, seed=3, draws=4)
     assert (qd.override_from, qd.override_to) == ((1, 2), 4)
     assert (table.loc[obs.index, "rank"].astype(int) == obs["rank"].astype(int)).all()
@@ -342,8 +402,13 @@ def test_icb_league_under_pooled_quartiles_is_segmented_among_icbs():
     inp.trusts["trust_type"] = "icb"
     cat = catalogue()
     cat = cat.model_copy(update={"metrics": [m.model_copy(update={"trust_types": ["icb"]}) for m in cat.metrics]})
-    qd = sampling.quarter_data(inp, cat, Q_NOW, segmentation_rule="quartiles_pooled",
-                               pool_types=["acute", "mental_health_community", "ambulance"])
+    qd = sampling.quarter_data(
+        inp,
+        cat,
+        Q_NOW,
+        segmentation_rule="quartiles_pooled",
+        pool_types=["acute", "mental_health_community", "ambulance"],
+    )
     obs = sampling.observed_league(qd).set_index("trust_code")
     assert obs["segment"].tolist() == [3, 2, 2, 4] and obs["rank"].tolist() == [3, 1, 1, 4]
     summ, reps = sampling.sample_league(qd, 50, seed=1, check=5)

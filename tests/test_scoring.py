@@ -179,11 +179,27 @@ def test_combine_finance_reproduces_published_matrix():
     """Published file, Q1–Q4 2025/26, all 244 trust-quarters: (OF1079, OF1081) → OF1080 observed as
     (1,1)→1, (1,2)→1, (1,3)→2, (1,4)→3, (2,1)→2, (3,1)→2, (3,2)→3, (3,4)→4, (4,1)→2, (4,2)→3, (4,4)→4.
     One component missing → the other (open choice); both missing → NaN."""
-    pairs = [(1, 1, 1), (1, 2, 1), (1, 3, 2), (1, 4, 3), (2, 1, 2), (3, 1, 2), (3, 2, 3), (3, 4, 4), (4, 1, 2),
-             (4, 2, 3), (4, 4, 4), (np.nan, 3, 3), (2, np.nan, 2), (np.nan, np.nan, np.nan)]
+    pairs = [
+        (1, 1, 1),
+        (1, 2, 1),
+        (1, 3, 2),
+        (1, 4, 3),
+        (2, 1, 2),
+        (3, 1, 2),
+        (3, 2, 3),
+        (3, 4, 4),
+        (4, 1, 2),
+        (4, 2, 3),
+        (4, 4, 4),
+        (np.nan, 3, 3),
+        (2, np.nan, 2),
+        (np.nan, np.nan, np.nan),
+    ]
     idx = [f"T{i}" for i in range(len(pairs))]
-    got = sc.combine_finance(pd.Series([p[0] for p in pairs], index=idx, dtype=float),
-                             pd.Series([p[1] for p in pairs], index=idx, dtype=float))
+    got = sc.combine_finance(
+        pd.Series([p[0] for p in pairs], index=idx, dtype=float),
+        pd.Series([p[1] for p in pairs], index=idx, dtype=float),
+    )
     assert_series_equal(got, pd.Series([p[2] for p in pairs], index=idx, dtype=float, name="score"))
 
 
@@ -195,8 +211,14 @@ def test_average_one_third_weights():
     """Hand-worked: infection metrics 1, 2, 3 at weight 1/3 and a fourth metric 4.00 at weight 1:
     Σw·s = (1 + 2 + 3)/3 + 4 = 6, Σw = 2 → 3.00; n_scored 4, weight_total 2."""
     third = 1 / 3
-    df = _long([("A", "MRSA", 1, third, None, "Safety"), ("A", "ECOLI", 2, third, None, "Safety"),
-                ("A", "CDIFF", 3, third, None, "Safety"), ("A", "RTT", 4, 1, None, "Access")])
+    df = _long(
+        [
+            ("A", "MRSA", 1, third, None, "Safety"),
+            ("A", "ECOLI", 2, third, None, "Safety"),
+            ("A", "CDIFF", 3, third, None, "Safety"),
+            ("A", "RTT", 4, 1, None, "Access"),
+        ]
+    )
     got = sc.average_scores(df).iloc[0]
     assert got["average_score"] == 3.0 and got["n_scored"] == 4
     assert got["weight_total"] == pytest.approx(2.0)
@@ -205,9 +227,15 @@ def test_average_one_third_weights():
 def test_average_finance_enters_once_and_missing_excluded():
     """Hand-worked: OF1079 = 1, OF1081 = 4 combine to 3 (combine_finance); with RTT 2.00 and a missing
     metric (NaN) and a "score 0" metric both excluded, the average is (3 + 2)/2 = 2.50 over n_scored 2."""
-    df = _long([("A", "OF1079", 1, 1, "finance", "Finance"), ("A", "OF1081", 4, 1, "finance", "Finance"),
-                ("A", "RTT", 2, 1, None, "Access"), ("A", "X", np.nan, 1, None, "Access"),
-                ("A", "Y", 0, 1, None, "Access")])
+    df = _long(
+        [
+            ("A", "OF1079", 1, 1, "finance", "Finance"),
+            ("A", "OF1081", 4, 1, "finance", "Finance"),
+            ("A", "RTT", 2, 1, None, "Access"),
+            ("A", "X", np.nan, 1, None, "Access"),
+            ("A", "Y", 0, 1, None, "Access"),
+        ]
+    )
     got = sc.average_scores(df).iloc[0]
     assert got["average_score"] == 2.5 and got["n_scored"] == 2
     units = sc.combine_scores(df)
@@ -217,9 +245,17 @@ def test_average_finance_enters_once_and_missing_excluded():
 def test_average_rounding_and_single_metric():
     """Hand-worked: A scores 1.00 and 1.01 → 1.005 → 1.01 (half up; unrounded 1.005 kept); B 2.33, 2.34,
     2.34 → 2.33667 → 2.34; C has one scored metric 3.21 → 3.21 with n_scored 1; D only missing → no row."""
-    df = _long([("A", "M1", 1.00, 1, None, "X"), ("A", "M2", 1.01, 1, None, "X"),
-                ("B", "M1", 2.33, 1, None, "X"), ("B", "M2", 2.34, 1, None, "X"), ("B", "M3", 2.34, 1, None, "X"),
-                ("C", "M1", 3.21, 1, None, "X"), ("D", "M1", np.nan, 1, None, "X")])
+    df = _long(
+        [
+            ("A", "M1", 1.00, 1, None, "X"),
+            ("A", "M2", 1.01, 1, None, "X"),
+            ("B", "M1", 2.33, 1, None, "X"),
+            ("B", "M2", 2.34, 1, None, "X"),
+            ("B", "M3", 2.34, 1, None, "X"),
+            ("C", "M1", 3.21, 1, None, "X"),
+            ("D", "M1", np.nan, 1, None, "X"),
+        ]
+    )
     got = sc.average_scores(df).set_index("trust_code")
     assert got["average_score"].to_dict() == {"A": 1.01, "B": 2.34, "C": 3.21}
     assert got.loc["A", "average_unrounded"] == pytest.approx(1.005)
@@ -228,8 +264,14 @@ def test_average_rounding_and_single_metric():
 
 def test_domain_scores_combined_finance_counts_once():
     """Hand-worked: Finance domain = combined finance (1,2 → 1) and productivity 2.00 → 1.50; Access = 3.00."""
-    df = _long([("A", "OF1079", 1, 1, "finance", "Finance"), ("A", "OF1081", 2, 1, "finance", "Finance"),
-                ("A", "OF1086", 2, 1, None, "Finance"), ("A", "RTT", 3, 1, None, "Access")])
+    df = _long(
+        [
+            ("A", "OF1079", 1, 1, "finance", "Finance"),
+            ("A", "OF1081", 2, 1, "finance", "Finance"),
+            ("A", "OF1086", 2, 1, None, "Finance"),
+            ("A", "RTT", 3, 1, None, "Access"),
+        ]
+    )
     got = sc.domain_scores(df).set_index("domain")
     assert got["domain_score"].to_dict() == {"Access": 3.0, "Finance": 1.5}
     assert got.loc["Finance", "n_scored"] == 2
@@ -273,15 +315,21 @@ def test_segments_over_population_and_fixed_thresholds():
     Fixed thresholds (2026/27 style) 1.8 / 2.2 / 2.6 → 1.8 → 1, 2.0 → 2, 2.6 → 3, 3.0 → 4; per-type
     thresholds use each type's own."""
     typ = pd.Series({"a": "X", "b": "X", "c": "X", "d": "X"})
-    seg, cuts = sc.assign_segments(s({"a": 2.0, "b": 2.5, "c": 4.0, "d": 4.5}), typ, "quartiles_over_population",
-                                   population_average=pd.Series([1.0, 2.0, 3.0, 4.0, 5.0]))
+    seg, cuts = sc.assign_segments(
+        s({"a": 2.0, "b": 2.5, "c": 4.0, "d": 4.5}),
+        typ,
+        "quartiles_over_population",
+        population_average=pd.Series([1.0, 2.0, 3.0, 4.0, 5.0]),
+    )
     assert seg.tolist() == [1, 2, 3, 4] and cuts["X"] == (2.0, 3.0, 4.0)
-    seg, _ = sc.assign_segments(s({"a": 1.8, "b": 2.0, "c": 2.6, "d": 3.0}), typ, "fixed_thresholds",
-                                thresholds=(1.8, 2.2, 2.6))
+    seg, _ = sc.assign_segments(
+        s({"a": 1.8, "b": 2.0, "c": 2.6, "d": 3.0}), typ, "fixed_thresholds", thresholds=(1.8, 2.2, 2.6)
+    )
     assert seg.tolist() == [1, 2, 3, 4]
     typ2 = pd.Series({"a": "X", "b": "Y"})
-    seg, cuts = sc.assign_segments(s({"a": 2.0, "b": 2.0}), typ2, "fixed_thresholds",
-                                   thresholds={"X": (2.0, 2.5, 3.0), "Y": (1.0, 1.5, 1.9)})
+    seg, cuts = sc.assign_segments(
+        s({"a": 2.0, "b": 2.0}), typ2, "fixed_thresholds", thresholds={"X": (2.0, 2.5, 3.0), "Y": (1.0, 1.5, 1.9)}
+    )
     assert seg.tolist() == [1, 4]
     with pytest.raises(ValueError, match="needs thresholds"):
         sc.assign_segments(s({"a": 2.0}), typ2, "fixed_thresholds")
@@ -335,8 +383,15 @@ def test_likely_range_two_scores_hand_worked():
     """Hand-worked: scores 1 and 4 (k = 2) → resampled mean is 1, 2.5 or 4 with probability ¼, ½, ¼, so the
     2.5th and 97.5th percentiles are 1.00 and 4.00. A single scored metric (2.22) or all-equal scores give a
     zero-width range at that value."""
-    df = _long([("A", "M1", 1, 1, None, "X"), ("A", "M2", 4, 1, None, "X"), ("B", "M1", 2.22, 1, None, "X"),
-                ("C", "M1", 3, 1, None, "X"), ("C", "M2", 3, 1, None, "X")])
+    df = _long(
+        [
+            ("A", "M1", 1, 1, None, "X"),
+            ("A", "M2", 4, 1, None, "X"),
+            ("B", "M1", 2.22, 1, None, "X"),
+            ("C", "M1", 3, 1, None, "X"),
+            ("C", "M2", 3, 1, None, "X"),
+        ]
+    )
     got = sc.likely_range_average(df, replicates=4000, seed=1).set_index("trust_code")
     assert got.loc["A"].tolist() == [1.0, 4.0]
     assert got.loc["B"].tolist() == [2.22, 2.22] and got.loc["C"].tolist() == [3.0, 3.0]
@@ -344,8 +399,11 @@ def test_likely_range_two_scores_hand_worked():
 
 def _demo_scores(n_trusts=12, k=8, seed=3):
     rng = np.random.default_rng(seed)
-    rows = [(f"T{i:02d}", f"M{j}", round(float(rng.uniform(1, 4)), 2), 1.0, None, "X")
-            for i in range(n_trusts) for j in range(k)]
+    rows = [
+        (f"T{i:02d}", f"M{j}", round(float(rng.uniform(1, 4)), 2), 1.0, None, "X")
+        for i in range(n_trusts)
+        for j in range(k)
+    ]
     return _long(rows)
 
 
@@ -380,7 +438,9 @@ def test_joint_bootstrap_no_variation_and_override():
     typ = pd.Series("X", index=list("ABCD"))
     deficit = pd.Series([True, False, False, False], index=list("ABCD"))
     no = pd.Series(False, index=list("ABCD"))
-    got = sc.joint_bootstrap(df, typ, deficit, no, "quartiles_within_type", replicates=200, seed=1).set_index("trust_code")
+    got = sc.joint_bootstrap(df, typ, deficit, no, "quartiles_within_type", replicates=200, seed=1).set_index(
+        "trust_code"
+    )
     assert got["rank_lower"].tolist() == [2, 1, 3, 4] and got["rank_upper"].tolist() == [2, 1, 3, 4]
     assert got.loc["A", "p_segment_3"] == 1.0 and got.loc["B", "p_segment_2"] == 1.0
 
@@ -392,8 +452,9 @@ def test_joint_bootstrap_fixed_vs_recomputed_cuts():
     typ = pd.Series("X", index=sorted(df["trust_code"].unique()))
     no = pd.Series(False, index=typ.index)
     a = sc.joint_bootstrap(df, typ, no, no, "fixed_thresholds", (1.5, 2.5, 3.5), replicates=500, seed=2)
-    b = sc.joint_bootstrap(df, typ, no, no, "fixed_thresholds", (1.5, 2.5, 3.5), replicates=500, seed=2,
-                           recompute_cuts=True)
+    b = sc.joint_bootstrap(
+        df, typ, no, no, "fixed_thresholds", (1.5, 2.5, 3.5), replicates=500, seed=2, recompute_cuts=True
+    )
     pd.testing.assert_frame_equal(a, b)
     c = sc.joint_bootstrap(df, typ, no, no, "quartiles_within_type", replicates=500, seed=2, recompute_cuts=True)
     np.testing.assert_allclose(c[[f"p_segment_{k}" for k in range(1, 5)]].sum(axis=1), 1.0)
@@ -408,11 +469,23 @@ def test_build_league_table_end_to_end():
     by its adjusted segment 4. Ranks: A 1, C 2, B 3 (seg 3, 1.5), D 4 (seg 3, 2.5), E 5. Type Y has a trust
     with no scores (empty type): no average, segment or rank, n_scored 0."""
     df = _long([(t, f"M{j}", v, 1, None, "Dom") for t, v in zip("ABCDE", (1.0, 1.5, 2.0, 2.5, 3.0)) for j in range(2)])
-    trusts = pd.DataFrame({"trust_code": list("ABCDEF"), "trust_name": [f"Trust {c}" for c in "ABCDEF"],
-                           "trust_type": ["X"] * 5 + ["Y"], "trust_subtype": "s", "region": "r"})
-    status = pd.DataFrame({"trust_code": list("ABCDEF"), "deficit": [False, True, False, False, False, False],
-                           "deficit_support": False,
-                           "improvement_programme": [False, False, False, False, True, False]})
+    trusts = pd.DataFrame(
+        {
+            "trust_code": list("ABCDEF"),
+            "trust_name": [f"Trust {c}" for c in "ABCDEF"],
+            "trust_type": ["X"] * 5 + ["Y"],
+            "trust_subtype": "s",
+            "region": "r",
+        }
+    )
+    status = pd.DataFrame(
+        {
+            "trust_code": list("ABCDEF"),
+            "deficit": [False, True, False, False, False, False],
+            "deficit_support": False,
+            "improvement_programme": [False, False, False, False, True, False],
+        }
+    )
     out = sc.build_league_table(df, trusts, status, "quartiles_within_type", replicates=300, seed=5)
     assert out["trust_code"].tolist() == ["A", "C", "B", "D", "E", "F"]
     o = out.set_index("trust_code")
@@ -423,10 +496,31 @@ def test_build_league_table_end_to_end():
     assert pd.isna(o.loc["F", "average_score"]) and pd.isna(o.loc["F", "rank"]) and o.loc["F", "n_scored"] == 0
     assert o.loc["A", "domain_score_dom"] == 1.0
     assert out.attrs["cut_points"]["X"] == pytest.approx((1.5, 2.0, 2.5)) and out.attrs["seed"] == 5
-    required = {"trust_code", "trust_name", "trust_type", "trust_subtype", "region", "n_scored", "average_score",
-                "average_unrounded", "average_lower", "average_upper", "unadjusted_segment", "financial_override",
-                "segment", "segmentation_rule", "rank", "rank_of", "rank_label", "rank_lower", "rank_upper",
-                "p_segment_1", "p_segment_2", "p_segment_3", "p_segment_4"}
+    required = {
+        "trust_code",
+        "trust_name",
+        "trust_type",
+        "trust_subtype",
+        "region",
+        "n_scored",
+        "average_score",
+        "average_unrounded",
+        "average_lower",
+        "average_upper",
+        "unadjusted_segment",
+        "financial_override",
+        "segment",
+        "segmentation_rule",
+        "rank",
+        "rank_of",
+        "rank_label",
+        "rank_lower",
+        "rank_upper",
+        "p_segment_1",
+        "p_segment_2",
+        "p_segment_3",
+        "p_segment_4",
+    }
     assert required <= set(out.columns)
     with pytest.raises(ValueError, match="deficit is missing"):
         sc.build_league_table(df, trusts, status.iloc[:5], "quartiles_within_type", replicates=10, seed=5)
@@ -477,6 +571,7 @@ def test_finance_bands_with_strict_bound():
     """NHS England's OF0079 bands: ≥ 0 → 1, (−1, 0) → 2, [−2, −1] → 3, < −2 → 4 (published files: −1.00 → 3,
     −0.99 → 2)."""
     from leaguetables.statistics.metrics import score_bands
+
     bands = [(0.0, 1), (-1.0, 2, ">"), (-2.0, 3), (None, 4)]
     got = score_bands(np.array([0.0, 3.7, -0.01, -0.99, -1.0, -2.0, -2.01, np.nan]), bands)
     assert got[:7].tolist() == [1, 1, 2, 2, 3, 3, 4] and np.isnan(got[7])
@@ -494,5 +589,7 @@ def test_icbs_are_segmented_among_icbs_under_pooled_quartiles():
         seg, cuts = sc.assign_segments(avg, typ, "quartiles_pooled", pool_types=pool)
         assert cuts["X"] == pytest.approx((1.75, 2.5, 3.25)) and cuts["icb"] == pytest.approx((5.75, 6.5, 7.25))
         assert seg.tolist() == [1, 2, 3, 4] * 2
-    assert sc.segmentation_population(typ, avg, "quartiles_pooled", ["X"]) == \
-        "pooled averages of X (4 trusts); icb: averages of their own type"
+    assert (
+        sc.segmentation_population(typ, avg, "quartiles_pooled", ["X"])
+        == "pooled averages of X (4 trusts); icb: averages of their own type"
+    )

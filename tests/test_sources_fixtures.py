@@ -36,8 +36,11 @@ def test_obs_layout():
 
 # ----------------------------------------------------------------------------- quarters
 def test_quarter_helpers():
-    assert common.quarter_months("2024-25-Q4") == [pd.Timestamp("2025-01-01"), pd.Timestamp("2025-02-01"),
-                                                  pd.Timestamp("2025-03-01")]
+    assert common.quarter_months("2024-25-Q4") == [
+        pd.Timestamp("2025-01-01"),
+        pd.Timestamp("2025-02-01"),
+        pd.Timestamp("2025-03-01"),
+    ]
     assert common.quarter_months("2025-26-Q1")[0] == pd.Timestamp("2025-04-01")
     assert common.quarter_end("2024-25-Q3") == pd.Timestamp("2024-12-31")
     assert common.quarter_of("2025-03-15") == "2024-25-Q4"
@@ -234,15 +237,21 @@ def test_ods_headerless_etr_successors_and_trust_table():
     assert extra["RXP"][0] == "RXA"
     assert ods.successor_map(reg, "2025-03-31", extra, curated=False) == {"RXP": "RXA", "RXQ": "RXA"}  # chain
     assert ods.successor_map(reg, "2024-09-30", extra, curated=False) == {"RXQ": "RXP"}  # RXP still open
-    types = pd.DataFrame({"org_code": ["RXA", "RXM", "RXN"], "trust_type": ["acute", "mental_health_community", "acute"],
-                          "trust_subtype": ["Acute and Acute & Community", "Mental Health and Learning Disability",
-                                            "Specialist"]})
+    types = pd.DataFrame(
+        {
+            "org_code": ["RXA", "RXM", "RXN"],
+            "trust_type": ["acute", "mental_health_community", "acute"],
+            "trust_subtype": ["Acute and Acute & Community", "Mental Health and Learning Disability", "Specialist"],
+        }
+    )
     t = ods.build_trusts(reg, "2025-03-31", types=[types])
     assert list(t.columns) == common.TRUST_COLUMNS
     assert list(t["trust_code"]) == ["RXA", "RXM"]  # RXP closed, RXN not yet open
     assert t.iloc[0]["trust_name"] == "Example Acute Hospitals NHS Trust"
     assert t.iloc[0]["region"] == "North West"
-    later = ods.build_trusts(reg, "2025-06-30", types=[types], names=[pd.Series({"RXA": "Example Acute (survey name)"})])
+    later = ods.build_trusts(
+        reg, "2025-06-30", types=[types], names=[pd.Series({"RXA": "Example Acute (survey name)"})]
+    )
     assert later.set_index("trust_code").loc["RXN", "trust_name"] == "The New King's NHS Trust"
     assert later.set_index("trust_code").loc["RXN", "region"] == "Unknown"
     assert later.set_index("trust_code").loc["RXA", "trust_name"] == "Example Acute (survey name)"
@@ -256,12 +265,25 @@ def test_curated_successors_follow_the_real_mergers():
 # ------------------------------------------------------------------------------- coverage
 def test_coverage_table_counts_and_reasons():
     trusts = pd.DataFrame({"trust_code": ["A", "B", "C", "D", "E"]})
-    obs = pd.concat([
-        common.make_observations(pd.DataFrame({
-            "trust_code": ["A", "B", "C", "Z"], "numerator": [1, 5, np.nan, 1],
-            "denominator": [10, 4, np.nan, 2], "suppressed": [False, False, True, False]}), "2024-25-Q4", "m1"),
-        common.make_observations(pd.DataFrame({"trust_code": ["A", "B"], "value": [6.5, np.nan]}), "2024-25-Q4", "m2"),
-    ])
+    obs = pd.concat(
+        [
+            common.make_observations(
+                pd.DataFrame(
+                    {
+                        "trust_code": ["A", "B", "C", "Z"],
+                        "numerator": [1, 5, np.nan, 1],
+                        "denominator": [10, 4, np.nan, 2],
+                        "suppressed": [False, False, True, False],
+                    }
+                ),
+                "2024-25-Q4",
+                "m1",
+            ),
+            common.make_observations(
+                pd.DataFrame({"trust_code": ["A", "B"], "value": [6.5, np.nan]}), "2024-25-Q4", "m2"
+            ),
+        ]
+    )
     cov = common.coverage_table(obs, trusts, {"m1": {"statistic": "proportion"}, "m2": {"statistic": "mean"}})
     m1 = cov.set_index("metric_id").loc["m1"]
     assert (m1["covered"], m1["suppressed"], m1["excluded"], m1["missing"], m1["not_in_register"]) == (1, 1, 1, 2, 1)

@@ -15,13 +15,24 @@ RAW = common.DEFAULT_RAW_DIR
 DEMO = RAW / "trust_catchment_demographics"
 pytestmark = [
     pytest.mark.realdata,
-    pytest.mark.skipif(not (RAW / "nhse_perf_2024_25").is_dir() or not DEMO.is_dir(),
-                       reason=f"real NHS England data not found at {RAW} "
-                       "(../shared/data/real relative to the repository root)"),
+    pytest.mark.skipif(
+        not (RAW / "nhse_perf_2024_25").is_dir() or not DEMO.is_dir(),
+        reason=f"real NHS England data not found at {RAW} (../shared/data/real relative to the repository root)",
+    ),
 ]
 Q4 = "2024-25-Q4"
-Q4_METRICS = ["ae_4hr", "ae_12hr_dta", "cancer_fds_28d", "cancer_31d", "cancer_62d", "diag_6wk",
-              "beds_ga_occupancy", "sickness_absence", "staff_engagement", "staff_raising_concerns"]
+Q4_METRICS = [
+    "ae_4hr",
+    "ae_12hr_dta",
+    "cancer_fds_28d",
+    "cancer_31d",
+    "cancer_62d",
+    "diag_6wk",
+    "beds_ga_occupancy",
+    "sickness_absence",
+    "staff_engagement",
+    "staff_raising_concerns",
+]
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +104,12 @@ def test_demographics_agree_with_the_derived_table():
     ours = demographics.catchment_demographics(DEMO).set_index("trust_code")
     derived = pd.read_csv(DEMO / "trust_catchment_demographics_derived.csv").set_index("nhs_trust22_code")
     assert len(ours) == len(derived) == 138 and set(ours.index) == set(derived.index)
-    pairs = {"share_65plus": "pct_65_plus", "share_85plus": "pct_85_plus", "imd_score": "imd2019_score",
-             "rural_share": "pct_rural_ruc2011"}
+    pairs = {
+        "share_65plus": "pct_65_plus",
+        "share_85plus": "pct_85_plus",
+        "imd_score": "imd2019_score",
+        "rural_share": "pct_rural_ruc2011",
+    }
     for ours_col, their_col in pairs.items():
         diff = (ours[ours_col] - derived.loc[ours.index, their_col]).abs().max()
         assert diff < 1e-12, (ours_col, diff)
@@ -129,8 +144,12 @@ def test_demographics_of_merged_trusts(q4):
     base = demographics.catchment_demographics(DEMO).set_index("trust_code")
     demo = q4["demographics"].set_index("trust_code")
     assert len(demo) == 121 and not demo.drop(columns="ethnic_minority_share").isna().any().any()
-    for successor, preds in {"RAL": ["RAL", "RAP"], "RH5": ["RH5", "RA4"], "RBN": ["RBN", "RVY"],
-                             "RH8": ["RH8", "RBZ"]}.items():
+    for successor, preds in {
+        "RAL": ["RAL", "RAP"],
+        "RH5": ["RH5", "RA4"],
+        "RBN": ["RBN", "RVY"],
+        "RH8": ["RH8", "RBZ"],
+    }.items():
         pop = base.loc[preds, "population"]
         assert demo.loc[successor, "population"] == pytest.approx(pop.sum())
         for col in ("share_65plus", "share_85plus", "imd_score", "rural_share"):

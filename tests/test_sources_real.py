@@ -21,8 +21,10 @@ RAW = common.DEFAULT_RAW_DIR
 PERF = RAW / "nhse_perf_2024_25"
 pytestmark = [
     pytest.mark.realdata,
-    pytest.mark.skipif(not PERF.is_dir(), reason=f"real NHS England data not found at {RAW} "
-                       "(../shared/data/real relative to the repository root)"),
+    pytest.mark.skipif(
+        not PERF.is_dir(),
+        reason=f"real NHS England data not found at {RAW} (../shared/data/real relative to the repository root)",
+    ),
 ]
 
 Q4 = "2024-25-Q4"
@@ -143,8 +145,15 @@ def test_cancer_merger_royal_free_absorbs_north_middlesex_in_q3(cwt):
     succ = ods.successor_map(ods.read_ods(common.source_path(RAW, "ods")), common.quarter_end("2024-25-Q3"))
     assert succ["RAP"] == "RAL"
     acc = defaultdict(float)
-    for r in rows(CWT_FILES[1], **{"ORG CODE": ("RAL", "RAP"), "PERIOD": Q3_MONTHS, "STANDARD": "62-day Combined",
-                                   "TREATMENT MODALITY": "ALL MODALITIES"}):
+    for r in rows(
+        CWT_FILES[1],
+        **{
+            "ORG CODE": ("RAL", "RAP"),
+            "PERIOD": Q3_MONTHS,
+            "STANDARD": "62-day Combined",
+            "TREATMENT MODALITY": "ALL MODALITIES",
+        },
+    ):
         acc[r["ORG CODE"], "w"] += float(r["WITHIN STANDARD"])
         acc[r["ORG CODE"], "t"] += float(r["TOTAL TREATED"])
     assert (acc["RAL", "w"], acc["RAL", "t"], acc["RAP", "w"], acc["RAP", "t"]) == (620.5, 1036.5, 187.5, 292.0)
@@ -192,7 +201,11 @@ def test_dm01_hand_calculations(dm01, successors_q4):
     obs = diagnostics.dm01_observations(dm01, Q4, successors_q4)
     for code, (name, six, total) in DM01_Q4.items():
         (r,) = rows(DM01_FILE, **{"Provider Code": code, "period": "2025-03-01"})
-        assert (r["Provider Name"], int(r["Number waiting 6+ Weeks"]), int(r["Total Waiting List"])) == (name, six, total)
+        assert (r["Provider Name"], int(r["Number waiting 6+ Weeks"]), int(r["Total Waiting List"])) == (
+            name,
+            six,
+            total,
+        )
         o = one(obs, "diag_6wk", code)
         assert (o["numerator"], o["denominator"]) == (six, total)
 
@@ -282,8 +295,11 @@ def test_sickness_counts_and_types(sick, successors_q4):
     obs = sickness.sickness_observations(sick, Q4, successors_q4)
     assert n_trusts(obs, "sickness_absence") == (280, 201)
     types = sickness.organisation_types(sick)
-    assert types["trust_type"].value_counts().to_dict() == {"acute": 135, "mental_health_community": 85,
-                                                              "ambulance": 10}
+    assert types["trust_type"].value_counts().to_dict() == {
+        "acute": 135,
+        "mental_health_community": 85,
+        "ambulance": 10,
+    }
 
 
 # ---------------------------------------------------------------------------- staff survey
@@ -307,8 +323,12 @@ def nss():
 def test_nss_hand_values_sector_and_merger(nss, successors_q4):
     for code, expected in NSS_2024.items():
         (r,) = rows(NSS_FILE, **{"ODS code": code})
-        got = (float(r["Staff Engagement - score"]), int(r["Staff Engagement base_n"]),
-               float(r["PP3_2 - score"]), int(r["PP3_2 base_n"]))
+        got = (
+            float(r["Staff Engagement - score"]),
+            int(r["Staff Engagement base_n"]),
+            float(r["PP3_2 - score"]),
+            int(r["PP3_2 base_n"]),
+        )
         assert got == expected
     assert nss.attrs["survey_year"] == 2024
     obs = staff_survey.nss_observations(nss, Q4, successors_q4)
@@ -319,9 +339,11 @@ def test_nss_hand_values_sector_and_merger(nss, successors_q4):
     # Royal Free + North Middlesex (merged 1 Jan 2025), weighted by responses
     ral, rap = NSS_2024["RAL"], NSS_2024["RAP"]
     assert one(obs, "staff_engagement", "RAL")["value"] == pytest.approx(
-        (ral[0] * ral[1] + rap[0] * rap[1]) / (ral[1] + rap[1]))
+        (ral[0] * ral[1] + rap[0] * rap[1]) / (ral[1] + rap[1])
+    )
     assert one(obs, "staff_raising_concerns", "RAL")["value"] == pytest.approx(
-        (ral[2] * ral[3] + rap[2] * rap[3]) / (ral[3] + rap[3]))
+        (ral[2] * ral[3] + rap[2] * rap[3]) / (ral[3] + rap[3])
+    )
     assert "RAP" not in set(obs["trust_code"])
     assert obs["value"].between(0, 10).all()
 
@@ -330,9 +352,13 @@ def test_nss_counts_and_types(nss, successors_q4):
     obs = staff_survey.nss_observations(nss, Q4, successors_q4)
     assert n_trusts(obs, "staff_engagement") == (260, 201)
     groups = staff_survey.organisation_types(nss).groupby(["trust_type", "trust_subtype"]).size().to_dict()
-    assert groups == {("acute", "Acute and Acute & Community"): 122, ("acute", "Specialist"): 13,
-                      ("ambulance", "Ambulance"): 11, ("mental_health_community", "Community"): 14,
-                      ("mental_health_community", "Mental Health and Learning Disability"): 50}
+    assert groups == {
+        ("acute", "Acute and Acute & Community"): 122,
+        ("acute", "Specialist"): 13,
+        ("ambulance", "Ambulance"): 11,
+        ("mental_health_community", "Community"): 14,
+        ("mental_health_community", "Mental Health and Learning Disability"): 50,
+    }
 
 
 # ------------------------------------------------------------------------------------ RTT
@@ -353,15 +379,22 @@ def rtt_rows():
 def test_rtt_hand_calculations(rtt_rows):
     obs = rtt.rtt_observations(rtt_rows, "2026-27-Q1", allow_earlier=True)
     band = re.compile(r"^Gt (\d+)(?: To (\d+))? Weeks SUM 1$")
-    raw = {r["Provider Org Code"]: r for r in rows(RTT_FILE, **{
-        "Provider Org Code": tuple(RTT_2026_04), "RTT Part Type": "Part_2", "Treatment Function Code": "C_999"})}
+    raw = {
+        r["Provider Org Code"]: r
+        for r in rows(
+            RTT_FILE,
+            **{"Provider Org Code": tuple(RTT_2026_04), "RTT Part Type": "Part_2", "Treatment Function Code": "C_999"},
+        )
+    }
     for code, (name, w18, o52, total) in RTT_2026_04.items():
         r = raw[code]
         bands = {band.match(k).groups(): float(v) for k, v in r.items() if band.match(k)}
-        got = (r["Provider Org Name"],
-               sum(v for (lo, hi), v in bands.items() if hi is not None and int(hi) <= 18),
-               sum(v for (lo, hi), v in bands.items() if int(lo) >= 52),
-               sum(bands.values()))
+        got = (
+            r["Provider Org Name"],
+            sum(v for (lo, hi), v in bands.items() if hi is not None and int(hi) <= 18),
+            sum(v for (lo, hi), v in bands.items() if int(lo) >= 52),
+            sum(bands.values()),
+        )
         assert got == (name, w18, o52, total)
         a = one(obs, "rtt_18wk", code)
         assert (a["numerator"], a["denominator"]) == (w18, total)

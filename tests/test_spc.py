@@ -177,15 +177,35 @@ def test_spc_table_and_figure():
     the small-multiples figure has alt text naming the variation of each charted metric."""
     from leaguetables.config import Metric
 
-    m = Metric.model_validate({
-        "id": "m", "name": "Test metric", "description": "d", "domain": "D", "sub_domain": "S", "unit": "%",
-        "trust_types": ["acute"], "direction": "higher_better", "statistic": "proportion", "multiplier": 100,
-        "scoring": {"method": "ranked", "standard": 12}, "source": "test"})
-    quarters = [f"2023-24-Q{q}" for q in range(1, 5)] + [f"2024-25-Q{q}" for q in range(1, 5)] + \
-        ["2025-26-Q1", "2025-26-Q2", "2025-26-Q3"]
+    m = Metric.model_validate(
+        {
+            "id": "m",
+            "name": "Test metric",
+            "description": "d",
+            "domain": "D",
+            "sub_domain": "S",
+            "unit": "%",
+            "trust_types": ["acute"],
+            "direction": "higher_better",
+            "statistic": "proportion",
+            "multiplier": 100,
+            "scoring": {"method": "ranked", "standard": 12},
+            "source": "test",
+        }
+    )
+    quarters = (
+        [f"2023-24-Q{q}" for q in range(1, 5)]
+        + [f"2024-25-Q{q}" for q in range(1, 5)]
+        + ["2025-26-Q1", "2025-26-Q2", "2025-26-Q3"]
+    )
     vals = {"A": [10, 12] * 5 + [20], "B": [1.0] * 3 + [np.nan] * 8}
-    hist = pd.DataFrame([{"quarter": q, "trust_code": c, "status": "ok" if not np.isnan(v) else "missing",
-                          "value": v} for c, vs in vals.items() for q, v in zip(quarters, vs)])
+    hist = pd.DataFrame(
+        [
+            {"quarter": q, "trust_code": c, "status": "ok" if not np.isnan(v) else "missing", "value": v}
+            for c, vs in vals.items()
+            for q, v in zip(quarters, vs)
+        ]
+    )
     res = spc.analyse_metric(hist, m, quarters, quarters)
     assert res["A"].variation == "special_cause_improvement" and res["A"].assurance == "hit_and_miss"
     assert res["A"].target_kind == "standard" and not res["B"].assessed
@@ -193,8 +213,9 @@ def test_spc_table_and_figure():
     class Cat:
         metrics = [m]
 
-    trusts = pd.DataFrame({"trust_code": ["A", "B"], "trust_name": ["Trust A", "Trust B"],
-                           "trust_type": ["acute", "acute"]})
+    trusts = pd.DataFrame(
+        {"trust_code": ["A", "B"], "trust_name": ["Trust A", "Trust B"], "trust_type": ["acute", "acute"]}
+    )
     tab = spc.spc_table({"m": res}, Cat, trusts, quarters[-1], quarters)
     assert list(tab.columns) == spc.CSV_COLUMNS and list(tab["trust_code"]) == ["A", "B"]
     a, b = tab.iloc[0], tab.iloc[1]
@@ -228,7 +249,9 @@ def test_spc_svg_draws_each_assessed_series_from_its_data():
     ns = "{http://www.w3.org/2000/svg}"
     assert root.get("role") == "img" and root.get("aria-labelledby") == "spc-chart-title spc-chart-desc"
     assert root.find(f"{ns}title").text == "Trust <A>: statistical process control charts"
-    assert root.find(f"{ns}desc").text == alt and alt.startswith("Statistical process control charts (XmR) of Trust <A>")
+    assert root.find(f"{ns}desc").text == alt and alt.startswith(
+        "Statistical process control charts (XmR) of Trust <A>"
+    )
     assert "A & B rate: special cause variation — improvement, hit and miss" in alt and "Short" not in alt
     assert "&amp;" in svg and "&lt;metric&gt;" in svg
     drawing = root.find(f"{ns}g")
@@ -258,9 +281,13 @@ def test_summary_and_key_finding_state_the_chance_rate():
     from leaguetables.publication.report import key_findings
 
     labels = [str(i) for i in range(11)]
-    results = {"m": {"A": spc.analyse([10, 12] * 5 + [20], labels, "higher_better"),
-                     "B": spc.analyse([10, 12] * 5 + [18], labels, "lower_better"),
-                     "C": spc.analyse([1.0] * 3, labels[:3], "higher_better")}}
+    results = {
+        "m": {
+            "A": spc.analyse([10, 12] * 5 + [20], labels, "higher_better"),
+            "B": spc.analyse([10, 12] * 5 + [18], labels, "lower_better"),
+            "C": spc.analyse([1.0] * 3, labels[:3], "higher_better"),
+        }
+    }
     s = spc.summary(results)
     assert s == {"series": 3, "assessed": 2, "improvement": 1, "concern": 0, "any_rule": 1}
     html = key_findings(pd.DataFrame(), {}, pd.DataFrame(), spc_counts={**s, "assessed": 400})

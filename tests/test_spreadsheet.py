@@ -12,11 +12,13 @@ import pytest
 
 from leaguetables.publication import spreadsheet as ss
 
-CSV = ("trust_code,status,value,lower,expected,flag,label\n"
-       "A1,ok,1.5,1.25,,True,x & <y>\n"
-       "A2,suppressed,,,,False,\n"
-       "A3,missing,,,,True,z\n"
-       "A4,ok,2,1e-05,,False,w\n")
+CSV = (
+    "trust_code,status,value,lower,expected,flag,label\n"
+    "A1,ok,1.5,1.25,,True,x & <y>\n"
+    "A2,suppressed,,,,False,\n"
+    "A3,missing,,,,True,z\n"
+    "A4,ok,2,1e-05,,False,w\n"
+)
 
 
 @pytest.fixture()
@@ -30,9 +32,13 @@ def sheets_for(csv_path):
     lines = ["This worksheet contains one table. The notes that apply to it: [note 1].", "Source: metric.csv."]
     data = ss.csv_sheet(csv_path, "metric", "A metric by trust", lines, "metric.csv")
     cover = ss.Sheet("Cover", "Title of the workbook", lines=["About it."])
-    notes = ss.Sheet("Notes", "Notes", lines=["This worksheet contains one table."],
-                     header=["Note number", "Note text"],
-                     rows=[[("string", "note 1"), ("string", "A note.")]])
+    notes = ss.Sheet(
+        "Notes",
+        "Notes",
+        lines=["This worksheet contains one table."],
+        header=["Note number", "Note text"],
+        rows=[[("string", "note 1"), ("string", "A note.")]],
+    )
     return [cover, notes, data]
 
 
@@ -99,8 +105,14 @@ def test_zip_is_deterministic_and_well_formed(csv_path):
     assert infos[0].filename == "mimetype" and infos[0].compress_type == zipfile.ZIP_STORED
     assert z.read("mimetype") == ss.MIMETYPE.encode()
     assert {i.date_time for i in infos} == {ss.FIXED_DATE}
-    assert [i.filename for i in infos] == ["mimetype", "content.xml", "styles.xml", "meta.xml", "settings.xml",
-                                           "META-INF/manifest.xml"]
+    assert [i.filename for i in infos] == [
+        "mimetype",
+        "content.xml",
+        "styles.xml",
+        "meta.xml",
+        "settings.xml",
+        "META-INF/manifest.xml",
+    ]
     manifest = z.read("META-INF/manifest.xml").decode()
     for name in ("content.xml", "styles.xml", "meta.xml", "settings.xml"):
         assert f'full-path="{name}"' in manifest

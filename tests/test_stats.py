@@ -29,6 +29,7 @@ COLUMNS = ["value", "lower", "upper", "confidence", "statistic", "method"]
 # Wilson (§1.1)
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("confidence", [0.9, 0.95, 0.998])
 def test_wilson_equals_statsmodels_proportion_confint_wilson(confidence):
     """Wilson limits equal statsmodels ``proportion_confint(method="wilson")`` to 1e-13 (§1.1, §8)."""
@@ -77,6 +78,7 @@ def test_proportion_frame_and_labels():
 # exact Poisson and Byar (§1.2)
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("confidence", [0.95, 0.998])
 def test_exact_equals_statsmodels_confint_poisson_exact_c(confidence):
     """Exact Poisson limits equal statsmodels ``confint_poisson(method="exact-c")`` (§1.2, §8)."""
@@ -96,15 +98,17 @@ def test_exact_poisson_limits_match_PHEindicatormethods_funnel_ratio_outputs():
     relative, hence rel 1e-4 (§2.2, §9.9).
     """
     # Observed_events, lower_2s_exp_events, upper_2s_exp_events, lower_3s_exp_events, upper_3s_exp_events
-    rows = np.array([
-        [1, 5.571644585, 0.025317898, 9.233410143, 0.001000547],
-        [2, 7.224687515, 0.242209467, 11.22886836, 0.04540199],
-        [9, 17.08479966, 4.11537405, 22.65737951, 2.452425215],
-        [10, 18.39035799, 4.795387629, 24.13397235, 2.960519925],
-        [33, 46.34427966, 22.71567629, 54.89565059, 18.04631223],
-        [100, 121.6268111, 81.36400699, 134.9243187, 71.92139974],
-        [716, 770.4222128, 664.5083011, 802.60414, 636.1521174],
-    ])
+    rows = np.array(
+        [
+            [1, 5.571644585, 0.025317898, 9.233410143, 0.001000547],
+            [2, 7.224687515, 0.242209467, 11.22886836, 0.04540199],
+            [9, 17.08479966, 4.11537405, 22.65737951, 2.452425215],
+            [10, 18.39035799, 4.795387629, 24.13397235, 2.960519925],
+            [33, 46.34427966, 22.71567629, 54.89565059, 18.04631223],
+            [100, 121.6268111, 81.36400699, 134.9243187, 71.92139974],
+            [716, 770.4222128, 664.5083011, 802.60414, 636.1521174],
+        ]
+    )
     o = rows[:, 0]
     lo95, up95 = rates.exact_poisson_limits(o, 0.95)
     lo998, up998 = rates.exact_poisson_limits(o, 0.998)
@@ -162,6 +166,7 @@ def test_crude_rate_values_and_switch():
 # ---------------------------------------------------------------------------
 # means (§1.2)
 # ---------------------------------------------------------------------------
+
 
 def test_mean_score_t_interval_equals_scipy():
     """mean ∓ t_{0.975, n−1}·sd/√n equals scipy.stats.t.interval (§1.2)."""
@@ -227,8 +232,15 @@ def test_expected_counts_match_PHEindicatormethods_isr_sheet():
     Each stratum's expected count and their total agree with PHE's sheet to 1e-8 relative (§1.4).
     """
     sheet, local, reference = _isr_frames()
-    per_stratum = rates.expected_from_reference(local.assign(stratum=local["age_band"]), reference, on="age_band",
-                                                n="pop", ref_x="refcount", ref_n="refpop", by="stratum")
+    per_stratum = rates.expected_from_reference(
+        local.assign(stratum=local["age_band"]),
+        reference,
+        on="age_band",
+        n="pop",
+        ref_x="refcount",
+        ref_n="refpop",
+        by="stratum",
+    )
     got = per_stratum.reindex(sheet["age_band"]).to_numpy()
     np.testing.assert_allclose(got, sheet["Ei"].to_numpy(), rtol=1e-8)
     total = rates.expected_from_reference(local, reference, on="age_band", n="pop", ref_x="refcount", ref_n="refpop")
@@ -238,8 +250,9 @@ def test_expected_counts_match_PHEindicatormethods_isr_sheet():
 def test_isr_from_isr_sheet_uses_byar_and_key_join():
     """ISR of the PHE sheet: ΣO/ΣE × 100 with Byar limits (O ≥ 10), independent of row order (§1.4, §9.13)."""
     sheet, local, reference = _isr_frames()
-    out = rates.isr(local, reference, on="age_band", by="trust", x="obs", n="pop", ref_x="refcount",
-                    ref_n="refpop", refvalue=100)
+    out = rates.isr(
+        local, reference, on="age_band", by="trust", x="obs", n="pop", ref_x="refcount", ref_n="refpop", refvalue=100
+    )
     o, e = sheet["obs"].sum(), sheet["Ei"].sum()
     bl, bu = rates.byar_limits(o, 0.95)
     assert out.loc["T1", "value"] == pytest.approx(o / e * 100, rel=1e-8)
@@ -247,8 +260,17 @@ def test_isr_from_isr_sheet_uses_byar_and_key_join():
     assert out.loc["T1", "upper"] == pytest.approx(bu / e * 100, rel=1e-8)
     assert out.loc["T1", "method"] == "Byars"
     assert out.loc["T1", "statistic"] == "indirectly standardised ratio x 100"
-    shuffled = rates.isr(local.sample(frac=1, random_state=1), reference.iloc[::-1], on="age_band", by="trust",
-                         x="obs", n="pop", ref_x="refcount", ref_n="refpop", refvalue=100)
+    shuffled = rates.isr(
+        local.sample(frac=1, random_state=1),
+        reference.iloc[::-1],
+        on="age_band",
+        by="trust",
+        x="obs",
+        n="pop",
+        ref_x="refcount",
+        ref_n="refpop",
+        refvalue=100,
+    )
     pd.testing.assert_frame_equal(out, shuffled)
 
 
@@ -265,8 +287,16 @@ def test_israte_uses_crude_reference_rate():
 def test_isr_with_trust_total_and_small_counts():
     """O may be a trust total; O < 10 switches to exact limits (§1.4, §9.3)."""
     _, local, reference = _isr_frames()
-    out = rates.isr(local, reference, on="age_band", by="trust", observed=pd.Series({"T1": 7}),
-                    n="pop", ref_x="refcount", ref_n="refpop")
+    out = rates.isr(
+        local,
+        reference,
+        on="age_band",
+        by="trust",
+        observed=pd.Series({"T1": 7}),
+        n="pop",
+        ref_x="refcount",
+        ref_n="refpop",
+    )
     assert out.loc["T1", "method"] == "Exact"
     el, eu = rates.exact_poisson_limits(7, 0.95)
     e = sum(r[4] for r in ISR_SHEET)
@@ -277,11 +307,13 @@ def test_expected_from_reference_rejects_unmatched_and_duplicated_strata():
     """Strata are joined by key: unknown or duplicated strata raise instead of being matched by position."""
     _, local, reference = _isr_frames()
     with pytest.raises(ValueError, match="not in the reference"):
-        rates.expected_from_reference(local, reference.iloc[1:], on="age_band", n="pop",
-                                      ref_x="refcount", ref_n="refpop")
+        rates.expected_from_reference(
+            local, reference.iloc[1:], on="age_band", n="pop", ref_x="refcount", ref_n="refpop"
+        )
     with pytest.raises(ValueError, match="duplicated"):
-        rates.expected_from_reference(local, pd.concat([reference, reference.iloc[:1]]), on="age_band", n="pop",
-                                      ref_x="refcount", ref_n="refpop")
+        rates.expected_from_reference(
+            local, pd.concat([reference, reference.iloc[:1]]), on="age_band", n="pop", ref_x="refcount", ref_n="refpop"
+        )
 
 
 def test_expected_missing_reference_events_contribute_zero():
@@ -295,10 +327,16 @@ def test_expected_missing_reference_events_contribute_zero():
 # DSR (§1.3)
 # ---------------------------------------------------------------------------
 
+
 def _dsr_data(k: float = 3.0, seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"age_band": rates.ESP2013.index, "x": rng.integers(0, 40, len(rates.ESP2013)),
-                         "n": rates.ESP2013.to_numpy() * k})
+    return pd.DataFrame(
+        {
+            "age_band": rates.ESP2013.index,
+            "x": rng.integers(0, 40, len(rates.ESP2013)),
+            "n": rates.ESP2013.to_numpy() * k,
+        }
+    )
 
 
 def test_dsr_with_standard_shaped_population_equals_crude_rate_with_byar():
@@ -336,8 +374,7 @@ def test_dsr_hand_worked_two_strata():
 
 def test_dsr_suppressed_below_ten_events_with_status():
     """O < 10: value and limits missing, status flags the suppression (§1.3)."""
-    data = pd.concat([_dsr_data().assign(trust="A"),
-                      _dsr_data().assign(trust="B", x=[0] * 18 + [9])])
+    data = pd.concat([_dsr_data().assign(trust="A"), _dsr_data().assign(trust="B", x=[0] * 18 + [9])])
     out = rates.dsr(data, by="trust")
     assert out.loc["A", "status"] == "ok" and np.isfinite(out.loc["A", "value"])
     assert out.loc["B", "status"] == "suppressed: total count < 10"
@@ -403,6 +440,7 @@ def test_esp2013_constant():
 # missing values and validation (§0)
 # ---------------------------------------------------------------------------
 
+
 def test_missing_input_gives_missing_output_not_zero():
     """Missing numerators or denominators give NaN value, limits and method (§0)."""
     out = rates.proportion([np.nan, 3, 3], [10, np.nan, 10])
@@ -419,20 +457,29 @@ def test_missing_input_gives_missing_output_not_zero():
     [
         (lambda: rates.proportion([5, -1], [10, 10]), r"x must be >= 0; got -1.0 at position 1"),
         (lambda: rates.proportion([5, 1], [10, 0]), r"n must be > 0; got 0.0 at position 1"),
-        (lambda: rates.proportion([5, 11], [10, 10]),
-         r"x must be <= n for a proportion; got x=11.0 > n=10.0 at position 1"),
-        (lambda: rates.wilson_limits(pd.Series([1, 12], index=["RA1", "RB2"]),
-                                     pd.Series([10, 10], index=["RA1", "RB2"])),
-         r"at position 1 \(index 'RB2'\)"),
-        (lambda: rates.proportion([1], [10], confidence=95),
-         r"confidence must be a fraction in \(0, 1\].*got 95.*write 0.95"),
+        (
+            lambda: rates.proportion([5, 11], [10, 10]),
+            r"x must be <= n for a proportion; got x=11.0 > n=10.0 at position 1",
+        ),
+        (
+            lambda: rates.wilson_limits(
+                pd.Series([1, 12], index=["RA1", "RB2"]), pd.Series([10, 10], index=["RA1", "RB2"])
+            ),
+            r"at position 1 \(index 'RB2'\)",
+        ),
+        (
+            lambda: rates.proportion([1], [10], confidence=95),
+            r"confidence must be a fraction in \(0, 1\].*got 95.*write 0.95",
+        ),
         (lambda: rates.proportion([1], [10], confidence=0), r"confidence must be a fraction in \(0, 1\]"),
         (lambda: rates.crude_rate([1], [10], confidence=True), r"confidence must be a single number"),
         (lambda: rates.crude_rate([1, 2], [10, 10, 10]), r"incompatible lengths"),
         (lambda: rates.ratio([3], [0]), r"expected must be > 0; got 0.0 at position 0"),
         (lambda: rates.exact_poisson_limits([-2]), r"x must be >= 0"),
-        (lambda: rates.crude_rate(pd.Series([1], index=["A"]), pd.Series([10], index=["B"])),
-         r"different indexes; align them by key first"),
+        (
+            lambda: rates.crude_rate(pd.Series([1], index=["A"]), pd.Series([10], index=["B"])),
+            r"different indexes; align them by key first",
+        ),
         (lambda: rates.proportion([1], [10], multiplier=0), r"multiplier must be a positive number"),
     ],
 )

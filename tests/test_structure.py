@@ -15,6 +15,17 @@ RATCHET = {  # function → its owner's branch at the time
     "publication/charts.py:funnel_figure",  # speed
     "run/pipeline.py:prepare",  # run
     "statistics/peers.py:similar_peers",  # natgen (ICB peers)
+    # lengthened past 80 lines by the one-off `ruff format` (arguments one per line), split on branch `split`
+    "validate.py:_funnel_tables",
+    "inputs/contract.py:_cross_checks",
+    "publication/methodology.py:metric_context",
+    "publication/methodology.py:context",
+    "statistics/funnel.py:robust_funnel",
+    "inputs/demo.py:generate",
+    "nof/scoring.py:build_league_table",
+    "publication/profiles.py:context",
+    "publication/spreadsheet.py:_notes",
+    "statistics/productivity.py:metric_opportunity",
 }
 
 
@@ -40,8 +51,10 @@ def long_functions(root: Path, limit: int = MAX_LINES) -> dict[str, int]:
 
 def test_code_lines_counts_from_the_first_statement_after_the_docstring(tmp_path):
     """Known answer: a docstring of 3 lines and 4 lines of code count 4; without the docstring, all 5 lines."""
-    (tmp_path / "m.py").write_text('def f():\n    """a\n    b\n    """\n    x = 1\n    y = 2\n\n    return x + y\n'
-                                   "def g():\n    x = 1\n    y = 2\n    z = 3\n    return x\n")
+    (tmp_path / "m.py").write_text(
+        'def f():\n    """a\n    b\n    """\n    x = 1\n    y = 2\n\n    return x + y\n'
+        "def g():\n    x = 1\n    y = 2\n    z = 3\n    return x\n"
+    )
     assert long_functions(tmp_path, limit=3) == {"m.py:f": 4, "m.py:g": 4}
     assert long_functions(tmp_path, limit=4) == {}
 

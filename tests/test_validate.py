@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from leaguetables import validate
+from leaguetables.config import load_catalogue, load_methodology
 from leaguetables.inputs import demo
 from leaguetables.statistics import metrics
-from leaguetables.config import load_catalogue, load_methodology
 
 STANDARD_REPLICATES, CHANGE_REPLICATES = 6, 3
 
@@ -110,14 +110,23 @@ def test_productivity_total_is_close_to_the_truth(study):
 
 def test_report_is_written_with_targets_beside_the_figures(study, tmp_path):
     meth, cat, v, raw, tables = study
-    page = validate.write_report(tables, meth, tmp_path, v, {"standard": STANDARD_REPLICATES,
-                                                             "no_change": CHANGE_REPLICATES})
+    page = validate.write_report(
+        tables, meth, tmp_path, v, {"standard": STANDARD_REPLICATES, "no_change": CHANGE_REPLICATES}
+    )
     html = page.read_text(encoding="utf-8")
     assert "<caption" in html and "Target" in html and "Monte-Carlo standard error" in html
     assert "can and cannot tell" in html and "over-adjustment" in html.lower()
     assert "<script" not in html and "http://" not in html and "https://" not in html  # offline, no code
-    for name in ("summary", "oe_coverage", "funnel_rates", "rank_coverage", "brier", "reliability", "change_test",
-                 "productivity"):
+    for name in (
+        "summary",
+        "oe_coverage",
+        "funnel_rates",
+        "rank_coverage",
+        "brier",
+        "reliability",
+        "change_test",
+        "productivity",
+    ):
         assert (tmp_path / f"{name}.csv").exists(), name
     s = pd.read_csv(tmp_path / "summary.csv")
     assert {"figure", "measured", "mcse", "target", "pass", "sentence"} <= set(s.columns)

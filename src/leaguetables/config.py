@@ -14,10 +14,10 @@ The methodology document published with each quarter is generated from these sam
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from pathlib import Path
 from typing import Literal, TypeVar
-import math
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -113,10 +113,12 @@ class RelativeFloor(_Strict):
     min(baseline − improvement, at_least) when lower is better; no baseline → at_least."""
 
     improvement: float = Field(gt=0, le=100, allow_inf_nan=False, description="points of improvement on the baseline")
-    at_least: float = Field(ge=-1e6, le=1e6, allow_inf_nan=False,
-                            description="the absolute level that always suffices (65 for '… or 65%')")
-    baseline_quarters_back: int = Field(4, ge=1, le=8, description="the baseline is the trust's value this many "
-                                                                  "quarters earlier")
+    at_least: float = Field(
+        ge=-1e6, le=1e6, allow_inf_nan=False, description="the absolute level that always suffices (65 for '… or 65%')"
+    )
+    baseline_quarters_back: int = Field(
+        4, ge=1, le=8, description="the baseline is the trust's value this many quarters earlier"
+    )
     source: str = Field(min_length=1, description="where the rule comes from; 'illustrative' if not NHS England's")
 
 
@@ -163,19 +165,27 @@ class Validation(_Strict):
     outlier_replicates: int = Field(80, ge=10, le=100_000)
     change_replicates: int = Field(40, ge=10, le=100_000)
     overadjust_replicates: int = Field(60, ge=10, le=100_000)
-    fresh_truth_replicates: int = Field(200, ge=10, le=100_000, description="replicates each with a new truth "
-                                        "(O/E coverage over truths)")
+    fresh_truth_replicates: int = Field(
+        200, ge=10, le=100_000, description="replicates each with a new truth (O/E coverage over truths)"
+    )
     workers: int = Field(2, ge=1, le=64)
-    bootstrap_replicates: int | None = Field(None, ge=100, le=100_000, description="league bootstrap replicates in "
-                                             "the study (default: the methodology's)")
-    sampling_replicates: int | None = Field(None, ge=200, le=100_000, description="replicates of the sampling "
-                                            "bootstrap of the data in the study (default: the methodology's)")
+    bootstrap_replicates: int | None = Field(
+        None, ge=100, le=100_000, description="league bootstrap replicates in the study (default: the methodology's)"
+    )
+    sampling_replicates: int | None = Field(
+        None,
+        ge=200,
+        le=100_000,
+        description="replicates of the sampling bootstrap of the data in the study (default: the methodology's)",
+    )
     outlier_sd: float = Field(3.0, gt=0, le=10)
-    outliers_per_metric: int = Field(6, ge=2, le=40, description="planted per funnel metric and trust type, half "
-                                     "above and half below")
+    outliers_per_metric: int = Field(
+        6, ge=2, le=40, description="planted per funnel metric and trust type, half above and half below"
+    )
     change_sd: float = Field(2.0, gt=0, le=10)
-    change_share: float = Field(0.1, gt=0, le=0.5, description="share of each trust type with a true change, half "
-                                "better and half worse")
+    change_share: float = Field(
+        0.1, gt=0, le=0.5, description="share of each trust type with a true change, half better and half worse"
+    )
     overadjust_r: float = Field(0.5, gt=-1, lt=1)
     targets: ValidationTargets = ValidationTargets()
 
@@ -195,22 +205,29 @@ class Scoring(_Strict):
     """How a metric becomes a NOF score (1.00 best – 4.00 worst)."""
 
     method: Literal["ranked", "bracket", "bands", "none"] = "ranked"
-    standard: float | None = Field(None, ge=-1e9, le=1e9,
-                                   description="trusts meeting it score 1.00; the rest spread 2.00–4.00")
-    floor: float | None = Field(None, ge=-1e9, le=1e9,
-                                description="trusts failing it score 4.00; the rest spread 1.00–3.00")
+    standard: float | None = Field(
+        None, ge=-1e9, le=1e9, description="trusts meeting it score 1.00; the rest spread 2.00–4.00"
+    )
+    floor: float | None = Field(
+        None, ge=-1e9, le=1e9, description="trusts failing it score 4.00; the rest spread 1.00–3.00"
+    )
     brackets: dict[str, float] | None = Field(None, min_length=1, max_length=20)
     bands: list[tuple[float | None, float] | tuple[float | None, float, Literal[">=", ">", "<=", "<"]]] | None = Field(
-        None, max_length=20,
+        None,
+        max_length=20,
         description="[bound, score] or [bound, score, op] entries, best first: a value takes the first band "
-                    "whose condition 'value op bound' holds (op '>=' by default; '>=' / '>' with descending "
-                    "bounds, '<=' / '<' with ascending bounds); the last bound is null (everything else)")
+        "whose condition 'value op bound' holds (op '>=' by default; '>=' / '>' with descending "
+        "bounds, '<=' / '<' with ascending bounds); the last bound is null (everything else)",
+    )
     relative_floor: RelativeFloor | None = Field(
-        None, description="a floor relative to the trust's own baseline (scores 4.00 when failed)")
+        None, description="a floor relative to the trust's own baseline (scores 4.00 when failed)"
+    )
     comparator: Literal["type", "all_listed_types"] = Field(
-        "type", description="the comparator population: 'type' ranks each trust type separately; "
-                            "'all_listed_types' ranks the trusts of every type in trust_types together (NHS "
-                            "England's rule for a metric reported by several types, e.g. children's MH access)")
+        "type",
+        description="the comparator population: 'type' ranks each trust type separately; "
+        "'all_listed_types' ranks the trusts of every type in trust_types together (NHS "
+        "England's rule for a metric reported by several types, e.g. children's MH access)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Scoring:
@@ -220,24 +237,33 @@ class Scoring(_Strict):
             raise ValueError("'brackets' given but scoring method is not 'bracket'")
         if self.standard is not None and self.floor is not None:
             raise ValueError("a metric has a standard or a floor, not both")
-        if self.relative_floor is not None and (self.method != "ranked" or self.floor is not None
-                                                or self.standard is not None):
+        if self.relative_floor is not None and (
+            self.method != "ranked" or self.floor is not None or self.standard is not None
+        ):
             raise ValueError("'relative_floor' needs ranked scoring and no other floor or standard")
         if self.method == "bands":
             b = self.bands or []
             if len(b) < 2 or b[-1][0] is not None or any(x[0] is None for x in b[:-1]):
                 raise ValueError("'bands' needs at least two [bound, score] pairs, the last with bound null")
             if any(not math.isfinite(x[0]) for x in b[:-1]) or any(  # type: ignore[arg-type]
-                    not math.isfinite(x[1]) for x in b):
+                not math.isfinite(x[1]) for x in b
+            ):
                 raise ValueError("'bands' bounds and scores must be finite")
             ops = {(x[2] if len(x) > 2 else ">=") for x in b[:-1]}
             if not (ops <= {">=", ">"} or ops <= {"<=", "<"}):
                 raise ValueError("'bands' mixes lower-bound ('>=', '>') and upper-bound ('<=', '<') operators")
             bounds = [float(x[0]) for x in b[:-1]]  # type: ignore[arg-type]  # not None: checked above
             descending = ops <= {">=", ">"}
-            if bounds != sorted(bounds, reverse=descending) or len(set(bounds)) != len(bounds) and ops in ({">="}, {"<="}):
-                raise ValueError("'bands' bounds must be in " + ("descending" if descending else "ascending")
-                                 + " order (best band first)")
+            if (
+                bounds != sorted(bounds, reverse=descending)
+                or len(set(bounds)) != len(bounds)
+                and ops in ({">="}, {"<="})
+            ):
+                raise ValueError(
+                    "'bands' bounds must be in "
+                    + ("descending" if descending else "ascending")
+                    + " order (best band first)"
+                )
             if any(not 1.0 <= x[1] <= 4.0 for x in b):
                 raise ValueError("band scores must lie in 1–4")
         elif self.bands:
@@ -281,9 +307,12 @@ class UnitCost(_Strict):
 
 class Metric(_Strict):
     id: str
-    nof_id: str | None = Field(None, pattern=r"^OF0\d{3}$",
-                               description="NHS England's value code (OF0xxx; the score is OF1xxx); "
-                                           "None for a metric NHS England does not publish")
+    nof_id: str | None = Field(
+        None,
+        pattern=r"^OF0\d{3}$",
+        description="NHS England's value code (OF0xxx; the score is OF1xxx); "
+        "None for a metric NHS England does not publish",
+    )
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1)
     domain: str = Field(min_length=1, max_length=100)
@@ -293,10 +322,13 @@ class Metric(_Strict):
     direction: Literal["higher_better", "lower_better"]
     statistic: Literal["proportion", "rate", "mean", "bracket", "value"]
     counts: Literal["integer", "real"] = Field(
-        "integer", description="proportion and rate: whole counts (integer) or measured amounts (real: FTE days, "
-                               "average occupied beds); integer counts are checked to be whole numbers")
-    multiplier: float = Field(1.0, gt=0, le=1e9, description="positive and finite: 100 for a percentage, "
-                                                              "100000 for a rate per 100,000")
+        "integer",
+        description="proportion and rate: whole counts (integer) or measured amounts (real: FTE days, "
+        "average occupied beds); integer counts are checked to be whole numbers",
+    )
+    multiplier: float = Field(
+        1.0, gt=0, le=1e9, description="positive and finite: 100 for a percentage, 100000 for a rate per 100,000"
+    )
     decimals: int = Field(1, ge=0, le=6)
     scoring: Scoring
     weight: float = Field(1.0, gt=0, le=1)
@@ -350,8 +382,10 @@ class CombineGroup(_Strict):
     planned: str | None = Field(None, description="nof_finance: the planned surplus/deficit metric")
     variance: str | None = Field(None, description="nof_finance: the year-to-date variance-to-plan metric")
     lookup: list[list[int]] | None = Field(
-        None, description="nof_finance: 4×4 combined score, row = planned score 1–4, column = variance score 1–4 "
-                          "(null: NHS England's table, leaguetables.nof.scoring.NOF_FINANCE_LOOKUP)")
+        None,
+        description="nof_finance: 4×4 combined score, row = planned score 1–4, column = variance score 1–4 "
+        "(null: NHS England's table, leaguetables.nof.scoring.NOF_FINANCE_LOOKUP)",
+    )
     source: str | None = Field(None, description="where the lookup comes from (required with a lookup)")
 
     @model_validator(mode="after")
@@ -368,7 +402,9 @@ class CombineGroup(_Strict):
             # cross-check: a worse component never gives a better combined score
             for i in range(4):
                 for j in range(4):
-                    if (i and self.lookup[i][j] < self.lookup[i - 1][j]) or (j and self.lookup[i][j] < self.lookup[i][j - 1]):
+                    if (i and self.lookup[i][j] < self.lookup[i - 1][j]) or (
+                        j and self.lookup[i][j] < self.lookup[i][j - 1]
+                    ):
                         raise ValueError("'lookup' must not decrease along a row or down a column")
             if not self.source:
                 raise ValueError("a 'lookup' needs its 'source'")
@@ -414,11 +450,15 @@ class Segmentation(_Strict):
     rule: Literal["quartiles_within_type", "quartiles_pooled", "quartiles_over_population", "fixed_thresholds"]
     thresholds: list[float] | None = Field(None, description="3 ascending cut points for fixed_thresholds")
     pool_types: list[TrustType] | None = Field(
-        None, description="quartiles_pooled: the trust types whose averages are pooled for the cut points (those "
-                          "present in a run are used, and the output names them)")
+        None,
+        description="quartiles_pooled: the trust types whose averages are pooled for the cut points (those "
+        "present in a run are used, and the output names them)",
+    )
     thresholds_source: str | None = Field(
-        None, description="fixed_thresholds: where the thresholds come from; 'illustrative' marks values that "
-                          "are not NHS England's (refused on real data)")
+        None,
+        description="fixed_thresholds: where the thresholds come from; 'illustrative' marks values that "
+        "are not NHS England's (refused on real data)",
+    )
     description: str
 
     @model_validator(mode="after")
@@ -426,8 +466,11 @@ class Segmentation(_Strict):
         if self.rule == "fixed_thresholds":
             if self.thresholds is None:
                 pass  # not published anywhere we can cite: valid config, but nothing can be segmented (see unsourced)
-            elif (len(self.thresholds) != 3 or sorted(self.thresholds) != self.thresholds
-                  or len(set(self.thresholds)) != 3):
+            elif (
+                len(self.thresholds) != 3
+                or sorted(self.thresholds) != self.thresholds
+                or len(set(self.thresholds)) != 3
+            ):
                 raise ValueError("fixed_thresholds needs 3 ascending thresholds, no two equal")
             elif any(not (math.isfinite(t) and 1.0 <= t <= 4.0) for t in self.thresholds):
                 raise ValueError("fixed_thresholds must be finite and lie in 1–4 (the range of average scores)")
@@ -449,7 +492,9 @@ class Segmentation(_Strict):
 
     @property
     def illustrative(self) -> bool:
-        return self.rule == "fixed_thresholds" and str(self.thresholds_source).strip().lower().startswith("illustrative")
+        return self.rule == "fixed_thresholds" and str(self.thresholds_source).strip().lower().startswith(
+            "illustrative"
+        )
 
 
 SEGMENTS = (1, 2, 3, 4, 5)  # NOF segments: 1–4 from the average score; 5 the Recovery Support Programme
@@ -465,8 +510,10 @@ class FinancialOverride(_Strict):
         if len(set(self.from_segments)) != len(self.from_segments):
             raise ValueError("a segment is listed twice in from_segments")
         if self.to_segment <= max(self.from_segments):
-            raise ValueError(f"to_segment {self.to_segment} must be worse (higher) than every segment in "
-                             f"from_segments {self.from_segments}: the override moves trusts down")
+            raise ValueError(
+                f"to_segment {self.to_segment} must be worse (higher) than every segment in "
+                f"from_segments {self.from_segments}: the override moves trusts down"
+            )
         return self
 
 
@@ -477,26 +524,39 @@ class Bootstrap(_Strict):
 
 
 FUNNEL_LEVELS = (0.95, 0.998)
+
+
 class Uncertainty(_Strict):
     """Sampling uncertainty of the league (``leaguetables.statistics.sampling``): rank intervals, median rank, P(segment),
     rankability, and the test of change between quarters."""
 
     method: Literal["parametric_data", "none"] = Field(
-        "parametric_data", description="parametric_data: simulate the metrics' numerators and recompute the whole "
+        "parametric_data",
+        description="parametric_data: simulate the metrics' numerators and recompute the whole "
         "league in every replicate; none: publish NHS England's likely ranges only (no calibrated columns, no "
-        "test of change)")
+        "test of change)",
+    )
     replicates: int = Field(2000, ge=200, le=100_000)
     seed: int = Field(ge=0)
     level: float = Field(0.95, ge=0.5, lt=1)
-    shrinkage: bool = Field(True, description="draw true rates from the empirical-Bayes posterior (true) or redraw "
-                            "numerators around the observed rates (false, a plug-in bootstrap)")
+    shrinkage: bool = Field(
+        True,
+        description="draw true rates from the empirical-Bayes posterior (true) or redraw "
+        "numerators around the observed rates (false, a plug-in bootstrap)",
+    )
     rank_interval: Literal["average_probability", "equal_tailed"] = Field(
-        "average_probability", description="average_probability: central intervals at the smallest level at which a "
+        "average_probability",
+        description="average_probability: central intervals at the smallest level at which a "
         "trust type's intervals hold on average `level` of the replicate ranks (ranks are whole numbers, so central "
-        "`level` intervals hold more than `level`); equal_tailed: the central `level` interval of every trust")
+        "`level` intervals hold more than `level`); equal_tailed: the central `level` interval of every trust",
+    )
     change_test: bool = Field(True, description="test the change of rank and segment since the previous quarter")
-    check_replicates: int = Field(3, ge=1, le=50, description="replicates recomputed with the published scoring "
-                                  "functions to check the vectorised path")
+    check_replicates: int = Field(
+        3,
+        ge=1,
+        le=50,
+        description="replicates recomputed with the published scoring functions to check the vectorised path",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Uncertainty:
@@ -518,14 +578,17 @@ class FunnelSettings(_Strict):
     method: Literal["robust", "spiegelhalter"] = "robust"
     trim_by: float = Field(0.1, gt=0, lt=0.5, description="fraction winsorised (or truncated) in each tail")
     sr_method: Literal["SHMI", "CQC"] = Field(
-        "SHMI", description="spiegelhalter only: SHMI (log scale, truncation) or CQC (square root, winsorised)")
+        "SHMI", description="spiegelhalter only: SHMI (log scale, truncation) or CQC (square root, winsorised)"
+    )
     compat: Literal["FunnelPlotR"] | None = Field(None, description="spiegelhalter only: reproduce FunnelPlotR quirks")
     sr_scale: Literal["log", "sqrt"] = Field("sqrt", description="robust only: scale of O/E z-scores")
     pr_scale: Literal["logit", "arcsine"] = Field("logit", description="robust only: scale of proportion z-scores")
     limits: Literal["auto", "normal", "exact"] = Field(
-        "auto", description="robust only: exact discrete limits when events are rare (auto), always, or never")
-    rare_expected: float = Field(10.0, ge=0, le=1000,
-                                 description="robust only: median expected events below which events are rare")
+        "auto", description="robust only: exact discrete limits when events are rare (auto), always, or never"
+    )
+    rare_expected: float = Field(
+        10.0, ge=0, le=1000, description="robust only: median expected events below which events are rare"
+    )
     pool_quarters: int = Field(4, ge=1, le=8, description="quarters pooled (the latest, ending with the quarter)")
     pool_when: Literal["rare", "always"] = Field("rare", description="pool only when events are rare, or always")
     band_level: float = 0.95
@@ -535,13 +598,16 @@ class FunnelSettings(_Strict):
     def _check(self) -> FunnelSettings:
         for name in ("band_level", "outer_level"):
             if not any(abs(getattr(self, name) - lv) < 1e-12 for lv in FUNNEL_LEVELS):
-                raise ValueError(f"{name} {getattr(self, name)} is not one of the allowed levels "
-                                 f"{list(FUNNEL_LEVELS)} (the funnel's two limit levels)")
+                raise ValueError(
+                    f"{name} {getattr(self, name)} is not one of the allowed levels "
+                    f"{list(FUNNEL_LEVELS)} (the funnel's two limit levels)"
+                )
         if self.outer_level <= self.band_level:
             raise ValueError(f"outer_level {self.outer_level} must be above band_level {self.band_level}")
         if self.method == "spiegelhalter" and self.pool_quarters != 1:
-            raise ValueError("the spiegelhalter (SHMI / FunnelPlotR) compatibility method uses one quarter: "
-                             "set pool_quarters to 1")
+            raise ValueError(
+                "the spiegelhalter (SHMI / FunnelPlotR) compatibility method uses one quarter: set pool_quarters to 1"
+            )
         if self.method == "robust" and self.compat is not None:
             raise ValueError("compat reproduces a reference tool's quirks: it needs method spiegelhalter")
         return self
@@ -591,7 +657,8 @@ class ExpectedSettings(_Strict):
         if self.within_variance != "sampling" and self.interval == "o_only" and self.model == "fixed":
             raise ValueError(
                 "within_variance: sampling_plus_history has no effect with interval: o_only and model: fixed "
-                "(the O-only interval uses sampling variance only); set within_variance: sampling")
+                "(the O-only interval uses sampling variance only); set within_variance: sampling"
+            )
         return self
 
 
@@ -623,7 +690,8 @@ class Productivity(_Strict):
     annualise: Literal[1, 4] = Field(4, description="4: a quarter's opportunity × 4 for a year; 1: per quarter")
     pool_quarters: int = Field(1, ge=1, le=12, description="quarters pooled for each trust's O/E, up to this one")
     estimate: Literal["observed", "shrunken", "constrained"] = Field(
-        "observed", description="observed O/E, empirical-Bayes posterior mean, or constrained (spread-matched) EB")
+        "observed", description="observed O/E, empirical-Bayes posterior mean, or constrained (spread-matched) EB"
+    )
 
 
 class SPCSettings(_Strict):
@@ -642,7 +710,8 @@ class Methodology(_Strict):
     name: str = Field(min_length=1, max_length=300)
     catalogue: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")
     organisation_kinds: list[Literal["provider", "icb"]] = Field(
-        ["provider"], description="the kinds of organisation scored and segmented (2026/27: providers and ICBs)")
+        ["provider"], description="the kinds of organisation scored and segmented (2026/27: providers and ICBs)"
+    )
     confidence_levels: list[float] = Field(min_length=1, max_length=5)
     segmentation: Segmentation
     financial_override: FinancialOverride
@@ -704,11 +773,14 @@ class _StrictLoader(yaml.SafeLoader):
             try:
                 hash(key)
             except TypeError:
-                raise yaml.YAMLError(f"a mapping key is not a plain value (line {key_node.start_mark.line + 1})") \
-                    from None
+                raise yaml.YAMLError(
+                    f"a mapping key is not a plain value (line {key_node.start_mark.line + 1})"
+                ) from None
             if key in seen:
-                raise yaml.YAMLError(f"key {str(key)[:40]!r} is given twice in one mapping (lines {seen[key]} and "
-                                     f"{key_node.start_mark.line + 1})")
+                raise yaml.YAMLError(
+                    f"key {str(key)[:40]!r} is given twice in one mapping (lines {seen[key]} and "
+                    f"{key_node.start_mark.line + 1})"
+                )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -736,8 +808,9 @@ def load_yaml_strict(text: str):
     """YAML text to Python objects with :class:`_StrictLoader` (``yaml.YAMLError`` on any refusal)."""
     data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     if _expanded_size(data, MAX_NODES) > MAX_NODES:
-        raise yaml.YAMLError(f"the document expands to more than {MAX_NODES} values (anchors and aliases used "
-                             "recursively?)")
+        raise yaml.YAMLError(
+            f"the document expands to more than {MAX_NODES} values (anchors and aliases used recursively?)"
+        )
     return data
 
 
@@ -876,10 +949,14 @@ class RecordGenerator(_Strict):
     version: str
     description: str
     seed: int = Field(ge=0)
-    demo_seed: int = Field(ge=0, description="seed of the demo register (inputs.demo) whose acute trust codes the "
-                                             "records use")
-    acute_trusts: int = Field(ge=1, description="acute trusts kept from the OHID catchments (the largest, by the "
-                                                "catchment-implied volume), matched to the demo's acute trusts")
+    demo_seed: int = Field(
+        ge=0, description="seed of the demo register (inputs.demo) whose acute trust codes the records use"
+    )
+    acute_trusts: int = Field(
+        ge=1,
+        description="acute trusts kept from the OHID catchments (the largest, by the "
+        "catchment-implied volume), matched to the demo's acute trusts",
+    )
     scales: dict[str, RecordScale]
     source: str
 

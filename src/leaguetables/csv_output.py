@@ -47,8 +47,7 @@ def published_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
             bad = np.array([isinstance(v, float) and bool(np.isinf(v)) for v in vals], dtype=bool).reshape(-1)
             if bad.any():
                 blanked[str(c)] = int(bad.sum())
-            out[c] = pd.Series([None if b else safe_cell(v) for v, b in zip(vals, bad)], index=out.index,
-                               dtype=object)
+            out[c] = pd.Series([None if b else safe_cell(v) for v, b in zip(vals, bad)], index=out.index, dtype=object)
     out.columns = [safe_cell(str(c)) for c in out.columns]
     return out, blanked
 
@@ -60,6 +59,9 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     df, blanked = published_frame(df)
     for col, n in blanked.items():
-        warnings.warn(f"{path.name}: {n} value(s) of {col} could not be computed (not finite); published as "
-                      "empty ([x] in the spreadsheet)", stacklevel=2)
+        warnings.warn(
+            f"{path.name}: {n} value(s) of {col} could not be computed (not finite); published as "
+            "empty ([x] in the spreadsheet)",
+            stacklevel=2,
+        )
     df.to_csv(path, index=False, lineterminator="\n", float_format="%.10g", encoding="utf-8")

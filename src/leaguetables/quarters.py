@@ -19,11 +19,14 @@ def check_quarter(quarter: str) -> str:
     """Validate a quarter label ``YYYY-YY-QN`` (financial year, e.g. ``2025-26-Q4``)."""
     m = QUARTER_RE.match(str(quarter))
     if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
-        raise InputError(f"quarter {str(quarter)[:40]!r} is not of the form YYYY-YY-QN with consecutive years, "
-                         "e.g. 2025-26-Q4")
+        raise InputError(
+            f"quarter {str(quarter)[:40]!r} is not of the form YYYY-YY-QN with consecutive years, e.g. 2025-26-Q4"
+        )
     if not MIN_YEAR <= int(m.group(1)) <= MAX_YEAR:
-        raise InputError(f"quarter {quarter!r} is not plausible (financial years {MIN_YEAR}-{(MIN_YEAR + 1) % 100:02d} "
-                         f"to {MAX_YEAR}-{(MAX_YEAR + 1) % 100:02d})")
+        raise InputError(
+            f"quarter {quarter!r} is not plausible (financial years {MIN_YEAR}-{(MIN_YEAR + 1) % 100:02d} "
+            f"to {MAX_YEAR}-{(MAX_YEAR + 1) % 100:02d})"
+        )
     return quarter
 
 

@@ -58,15 +58,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leaguetables.config import (
+    PROJECT_ROOT,
+    TRUST_TYPE_PLURAL,
+    Catalogue,
+    Methodology,
+    Validation,
+    load_catalogue,
+    load_methodology,
+)
 from leaguetables.inputs import demo
-from leaguetables.nof import league
-from leaguetables.statistics import metrics
-from leaguetables.statistics import productivity
-from leaguetables.statistics import sampling
-from leaguetables.nof import scoring
-from leaguetables.config import PROJECT_ROOT, TRUST_TYPE_PLURAL, Catalogue, Methodology, Validation, load_catalogue, \
-    load_methodology
 from leaguetables.inputs.contract import QuarterInputs
+from leaguetables.nof import league, scoring
+from leaguetables.statistics import metrics, productivity, sampling
 
 SCENARIOS = ("standard", "outliers", "outliers_between", "no_change", "change", "overadjust", "fresh_truth")
 OUTLIER_SCALE = {"outliers": "funnel", "outliers_between": "between_trust"}
@@ -79,8 +83,9 @@ def _pick(rng: np.random.Generator, codes: np.ndarray, k: int) -> list[str]:
     return sorted(rng.choice(codes, size=min(k, len(codes)), replace=False).tolist())
 
 
-def scenario_arguments(name: str, v: Validation, trusts: pd.DataFrame, catalogue: Catalogue,
-                       funnel_quarters: dict[str, int] | None = None) -> dict:
+def scenario_arguments(
+    name: str, v: Validation, trusts: pd.DataFrame, catalogue: Catalogue, funnel_quarters: dict[str, int] | None = None
+) -> dict:
     """Keyword arguments of :func:`leaguetables.inputs.demo.generate` for a scenario (without ``noise_seed``).
 
     Planted trusts are chosen by ``numpy.random.default_rng([seed, 7])`` (outliers) and ``[seed, 8]`` (changes):
@@ -124,10 +129,15 @@ def scenario_arguments(name: str, v: Validation, trusts: pd.DataFrame, catalogue
 
 
 def _replicates(v: Validation, name: str) -> int:
-    return {"standard": v.replicates, "outliers": v.outlier_replicates,
-            "outliers_between": max(10, v.outlier_replicates // 2), "no_change": v.change_replicates,
-            "change": v.change_replicates, "overadjust": v.overadjust_replicates,
-            "fresh_truth": v.fresh_truth_replicates}[name]
+    return {
+        "standard": v.replicates,
+        "outliers": v.outlier_replicates,
+        "outliers_between": max(10, v.outlier_replicates // 2),
+        "no_change": v.change_replicates,
+        "change": v.change_replicates,
+        "overadjust": v.overadjust_replicates,
+        "fresh_truth": v.fresh_truth_replicates,
+    }[name]
 
 
 def truth_seed(v: Validation, name: str, r: int) -> int:
@@ -154,9 +164,13 @@ def _inputs(data: dict, upto: str) -> QuarterInputs:
 
     obs, st = data["observations"], data["status"]
     keep = [q for q in demo.QUARTERS if quarter_key(q) <= quarter_key(upto)][-INPUT_QUARTERS:]
-    return QuarterInputs(trusts=data["trusts"], observations=obs[obs["quarter"].isin(keep)].reset_index(drop=True),
-                         demographics=data["demographics"], status=st[st["quarter"].isin(keep)].reset_index(drop=True),
-                         files={})
+    return QuarterInputs(
+        trusts=data["trusts"],
+        observations=obs[obs["quarter"].isin(keep)].reset_index(drop=True),
+        demographics=data["demographics"],
+        status=st[st["quarter"].isin(keep)].reset_index(drop=True),
+        files={},
+    )
 
 
 _ORIGINAL = {"_peers": metrics._peers, "history": metrics.history}
@@ -167,8 +181,9 @@ def _no_peers(df, inputs, metric, methodology):  # the peer columns are not meas
 
 
 def _no_history(inputs, metric, quarter, confidence):  # nor the trend table of earlier quarters
-    return pd.DataFrame(columns=["quarter", "metric_id", "trust_code", "trust_type", "status", "value", "lower",
-                                 "upper"])
+    return pd.DataFrame(
+        columns=["quarter", "metric_id", "trust_code", "trust_type", "status", "value", "lower", "upper"]
+    )
 
 
 def _skip_unmeasured() -> None:
@@ -183,10 +198,14 @@ def _restore() -> None:
         setattr(metrics, k, f)
 
 
-def _results(inputs: QuarterInputs, quarter: str, catalogue: Catalogue, methodology: Methodology,
-             only=None) -> dict[str, metrics.MetricResult]:
-    return {m.id: metrics.compute_metric(inputs, m, quarter, methodology) for m in catalogue.metrics
-            if only is None or m.id in only}
+def _results(
+    inputs: QuarterInputs, quarter: str, catalogue: Catalogue, methodology: Methodology, only=None
+) -> dict[str, metrics.MetricResult]:
+    return {
+        m.id: metrics.compute_metric(inputs, m, quarter, methodology)
+        for m in catalogue.metrics
+        if only is None or m.id in only
+    }
 
 
 def _truth_table(res: metrics.MetricResult, truth: pd.DataFrame) -> pd.DataFrame:
@@ -209,15 +228,15 @@ def _truth_table(res: metrics.MetricResult, truth: pd.DataFrame) -> pd.DataFrame
             if rows.any():
                 rate = t.loc[rows, "numerator"].sum() / t.loc[rows, "denominator"].sum() * m.multiplier
                 t.loc[t["trust_type"] == ttype, "type_value"] = rate
-        t["adjusted_value"] = np.where(t["oe"].notna() & (m.adjustment is not None), t["oe"] * t["type_value"],
-                                       np.nan)
+        t["adjusted_value"] = np.where(t["oe"].notna() & (m.adjustment is not None), t["oe"] * t["type_value"], np.nan)
         t["oe_lower"] = t["oe_upper"] = np.nan
     t["score"] = metrics._scores(t, m, "value")
     return t
 
 
-def _segments(scores: pd.DataFrame, trusts: pd.DataFrame, status: pd.DataFrame, methodology: Methodology,
-              catalogue: Catalogue) -> pd.DataFrame:
+def _segments(
+    scores: pd.DataFrame, trusts: pd.DataFrame, status: pd.DataFrame, methodology: Methodology, catalogue: Catalogue
+) -> pd.DataFrame:
     """Average, adjusted segment (1–4, after the financial override) and rank per trust by the NOF method."""
     rules = league.combine_rules(catalogue)
     sc = scores.dropna(subset=["score"])
@@ -232,9 +251,15 @@ def _segments(scores: pd.DataFrame, trusts: pd.DataFrame, status: pd.DataFrame, 
         deficit = support = deficit & False
     adj, _ = scoring.apply_financial_override(unadj, deficit, support)
     rk = scoring.rank_league(adj, avg["average_score"], types)
-    return pd.DataFrame({"trust_code": avg.index, "trust_type": types.to_numpy(),
-                         "average": avg["average_score"].to_numpy(float),
-                         "segment": adj.astype(float).to_numpy(), "rank": rk["rank"].astype(float).to_numpy()})
+    return pd.DataFrame(
+        {
+            "trust_code": avg.index,
+            "trust_type": types.to_numpy(),
+            "average": avg["average_score"].to_numpy(float),
+            "segment": adj.astype(float).to_numpy(),
+            "rank": rk["rank"].astype(float).to_numpy(),
+        }
+    )
 
 
 def _sampling_on(methodology: Methodology) -> bool:
@@ -243,8 +268,14 @@ def _sampling_on(methodology: Methodology) -> bool:
     return u is not None and getattr(u, "method", None) == "parametric_data" and hasattr(league, "add_calibrated")
 
 
-def _observed_league(res: dict[str, metrics.MetricResult], inputs: QuarterInputs, quarter: str,
-                     methodology: Methodology, catalogue: Catalogue, calibrated: bool = True):
+def _observed_league(
+    res: dict[str, metrics.MetricResult],
+    inputs: QuarterInputs,
+    quarter: str,
+    methodology: Methodology,
+    catalogue: Catalogue,
+    calibrated: bool = True,
+):
     """The published league table of the quarter, through the real code path: ``league._build`` (NHS England's
     method with its likely ranges) and, when the methodology asks for it, ``league.add_calibrated`` on the
     sampling data of ``league._quarter_data`` — the steps of :func:`leaguetables.nof.league.build_league` for the
@@ -255,8 +286,7 @@ def _observed_league(res: dict[str, metrics.MetricResult], inputs: QuarterInputs
     table, _ = league._build(scores, "score", inputs, quarter, methodology, catalogue)
     qd = None
     if _sampling_on(methodology):
-        qd = league._quarter_data(inputs, quarter, methodology, catalogue, "raw",
-                                  metric_ids=set(results["metric_id"]))
+        qd = league._quarter_data(inputs, quarter, methodology, catalogue, "raw", metric_ids=set(results["metric_id"]))
         if calibrated:
             table = league.add_calibrated(table, qd, methodology)
     return table, qd
@@ -273,8 +303,9 @@ def _rank_columns(table: pd.DataFrame) -> tuple[str, str, list[str], str]:
     """The rank interval, segment-probability columns and their source in a league table: the calibrated
     (sampling) columns when the league has them, NHS England's likely range otherwise."""
     for lo, hi, p, label in (
-            ("rank_interval_lower", "rank_interval_upper", "p_true_segment_", "sampling bootstrap"),
-            ("sampling_rank_lower", "sampling_rank_upper", "sampling_p_segment_", "sampling bootstrap")):
+        ("rank_interval_lower", "rank_interval_upper", "p_true_segment_", "sampling bootstrap"),
+        ("sampling_rank_lower", "sampling_rank_upper", "sampling_p_segment_", "sampling bootstrap"),
+    ):
         if lo in table.columns and hi in table.columns:
             ps = [f"{p}{k}" for k in range(1, 5)]
             if not all(c in table.columns for c in ps):
@@ -283,8 +314,9 @@ def _rank_columns(table: pd.DataFrame) -> tuple[str, str, list[str], str]:
     return "rank_lower", "rank_upper", [f"p_segment_{k}" for k in range(1, 5)], "NHS England likely range"
 
 
-def _change_flags(prev_table: pd.DataFrame, table: pd.DataFrame, prev_qd=None, qd=None,
-                  methodology: Methodology | None = None) -> tuple[pd.DataFrame, str]:
+def _change_flags(
+    prev_table: pd.DataFrame, table: pd.DataFrame, prev_qd=None, qd=None, methodology: Methodology | None = None
+) -> tuple[pd.DataFrame, str]:
     """Per trust: whether the published change test calls the trust changed between the quarters.
 
     With the sampling bootstrap: :func:`leaguetables.statistics.sampling.change_test` of both quarters (as
@@ -298,14 +330,29 @@ def _change_flags(prev_table: pd.DataFrame, table: pd.DataFrame, prev_qd=None, q
         change = sampling.change_test(prev_qd, qd, u.replicates, u.seed + 1, u.level, u.check_replicates)
         mv = league.movement(table, change)
         seg_p = mv["segment_change_p_value"].astype(float) if "segment_change_p_value" in mv else np.nan
-        return (pd.DataFrame({"trust_code": mv["trust_code"], "flagged": mv["change_beyond_chance"].astype(bool),
-                              "flagged_segment": (seg_p < 1 - u.level) if np.ndim(seg_p) else np.nan,
-                              "segment_change": mv["segment_change"].astype(float)}),
-                "rank change beyond chance (joint simulation of both quarters)")
+        return (
+            pd.DataFrame(
+                {
+                    "trust_code": mv["trust_code"],
+                    "flagged": mv["change_beyond_chance"].astype(bool),
+                    "flagged_segment": (seg_p < 1 - u.level) if np.ndim(seg_p) else np.nan,
+                    "segment_change": mv["segment_change"].astype(float),
+                }
+            ),
+            "rank change beyond chance (joint simulation of both quarters)",
+        )
     mv = league.movement(table, prev_table)
-    return (pd.DataFrame({"trust_code": mv["trust_code"], "flagged": mv["beyond_likely_range"].astype(bool),
-                          "flagged_segment": np.nan, "segment_change": mv["segment_change"].astype(float)}),
-            "rank beyond last quarter's likely range")
+    return (
+        pd.DataFrame(
+            {
+                "trust_code": mv["trust_code"],
+                "flagged": mv["beyond_likely_range"].astype(bool),
+                "flagged_segment": np.nan,
+                "segment_change": mv["segment_change"].astype(float),
+            }
+        ),
+        "rank beyond last quarter's likely range",
+    )
 
 
 # ----------------------------------------------------------------------------------------------- one replicate
@@ -332,14 +379,24 @@ def _oe_records(res, truth_q) -> list[dict]:
             crude = g["value"] / g["type_value"]
             shrunk = {}
             if "oe_shrunk_lower" in g.columns and g["oe_shrunk_lower"].notna().all():
-                shrunk = {"covered_shrunk": int(((g["oe_shrunk_lower"] <= g["true_oe"])
-                                                 & (g["true_oe"] <= g["oe_shrunk_upper"])).sum())}
-            out.append({**shrunk, "metric_id": mid, "trust_type": ttype, "n": len(g),
-                        "covered": int(((g["oe_lower"] <= g["true_oe"]) & (g["true_oe"] <= g["oe_upper"])).sum()),
-                        "below": int((g["true_oe"] < g["oe_lower"]).sum()),
-                        "above": int((g["true_oe"] > g["oe_upper"]).sum()),
-                        "corr_adjusted": float(np.corrcoef(g["oe"], g["true_oe"])[0, 1]) if len(g) > 2 else np.nan,
-                        "corr_crude": float(np.corrcoef(crude, g["true_oe"])[0, 1]) if len(g) > 2 else np.nan})
+                shrunk = {
+                    "covered_shrunk": int(
+                        ((g["oe_shrunk_lower"] <= g["true_oe"]) & (g["true_oe"] <= g["oe_shrunk_upper"])).sum()
+                    )
+                }
+            out.append(
+                {
+                    **shrunk,
+                    "metric_id": mid,
+                    "trust_type": ttype,
+                    "n": len(g),
+                    "covered": int(((g["oe_lower"] <= g["true_oe"]) & (g["true_oe"] <= g["oe_upper"])).sum()),
+                    "below": int((g["true_oe"] < g["oe_lower"]).sum()),
+                    "above": int((g["true_oe"] > g["oe_upper"]).sum()),
+                    "corr_adjusted": float(np.corrcoef(g["oe"], g["true_oe"])[0, 1]) if len(g) > 2 else np.nan,
+                    "corr_crude": float(np.corrcoef(crude, g["true_oe"])[0, 1]) if len(g) > 2 else np.nan,
+                }
+            )
     return out
 
 
@@ -352,8 +409,15 @@ def _funnel_records(res, planted: pd.DataFrame, levels=(0.95, 0.998)) -> tuple[l
             planted_here = pl[(pl["metric_id"] == mid) & pl["trust_code"].isin(set(codes))] if len(pl) else pl
             up = set(planted_here.loc[planted_here["sd_multiple"] > 0, "trust_code"]) if len(pl) else set()
             down = set(planted_here.loc[planted_here["sd_multiple"] < 0, "trust_code"]) if len(pl) else set()
-            rec = {"metric_id": mid, "trust_type": ttype, "data_type": f.data_type, "method": f.method,
-                   "phi": float(f.phi), "tau2": float(f.tau2), "adjusted_used": bool(f.adjusted_used)}
+            rec = {
+                "metric_id": mid,
+                "trust_type": ttype,
+                "data_type": f.data_type,
+                "method": f.method,
+                "phi": float(f.phi),
+                "tau2": float(f.tau2),
+                "adjusted_used": bool(f.adjusted_used),
+            }
             degenerate = bool(np.isinf(f.phi) or np.isinf(f.tau2))  # φ = inf: the MRSA failure of issue 10
             for lvl in levels:
                 fl = f.flags(confidence=lvl)
@@ -375,9 +439,17 @@ def _funnel_records(res, planted: pd.DataFrame, levels=(0.95, 0.998)) -> tuple[l
                     if code not in fl.index:
                         continue
                     want = "high" if code in up else "low"
-                    detect.append({"metric_id": mid, "trust_type": ttype, "data_type": f.data_type,
-                                   "trust_code": code, "direction": want, "level": lvl,
-                                   "detected": bool(pd.notna(fl.loc[code, want]) and bool(fl.loc[code, want]))})
+                    detect.append(
+                        {
+                            "metric_id": mid,
+                            "trust_type": ttype,
+                            "data_type": f.data_type,
+                            "trust_code": code,
+                            "direction": want,
+                            "level": lvl,
+                            "detected": bool(pd.notna(fl.loc[code, want]) and bool(fl.loc[code, want])),
+                        }
+                    )
             rec["degenerate"] = bool(degenerate)
             rates.append(rec)
     return rates, detect
@@ -390,8 +462,11 @@ def _rc_funnel(methodology: Methodology, num: pd.Series, den: pd.Series):
 
     f = methodology.funnel
     if hasattr(funnel_mod, "funnel") and hasattr(f, "method"):
-        args = {k: getattr(f, k) for k in ("method", "trim_by", "sr_method", "compat", "sr_scale", "limits",
-                                           "rare_expected") if hasattr(f, k)}
+        args = {
+            k: getattr(f, k)
+            for k in ("method", "trim_by", "sr_method", "compat", "sr_scale", "limits", "rare_expected")
+            if hasattr(f, k)
+        }
         return funnel_mod.funnel(num, den, "RC", **args)
     return funnel_mod.spiegelhalter(num, den, data_type="RC", sr_method=f.sr_method, trim_by=f.trim_by)
 
@@ -400,6 +475,7 @@ def _rc_records(results: dict[str, dict], previous: str, quarter: str, methodolo
     """RC funnels of each rate metric (Poisson counts): this quarter's events against last quarter's, when nothing
     but the noise differs between them (no-change scenario: the true ratio is 1 for every trust, no true outlier).
     Proportions are left out: a binomial numerator varies less than the Poisson variance RC assumes."""
+
     class _R:  # the shape _funnel_records reads
         def __init__(self, table, funnels):
             self.table, self.funnels = table, funnels
@@ -434,8 +510,9 @@ ORACLE_DRAWS = 200  # posterior draws of the Bayes oracle per replicate
 _ORACLE_GRID = np.linspace(-5.0, 5.0, 401)  # trust effect in units of the metric's true between-trust SD
 
 
-def _oracle_probabilities(qd, truth_q: pd.DataFrame, rng: np.random.Generator, draws: int = ORACLE_DRAWS
-                          ) -> pd.DataFrame:
+def _oracle_probabilities(
+    qd, truth_q: pd.DataFrame, rng: np.random.Generator, draws: int = ORACLE_DRAWS
+) -> pd.DataFrame:
     """P(segment) of the **Bayes oracle**: the best any method could publish from the quarter's data. It knows what
     no real method knows — each metric's true prior, ``u ~ N(0, sd²)`` around the true rate of an average trust
     with the same demographics (``demo.SPEC[...]["sd"]``, ``truth/values.true_expected``) — and draws every
@@ -474,8 +551,13 @@ def _oracle_probabilities(qd, truth_q: pd.DataFrame, rng: np.random.Generator, d
         values[md.metric.id] = base
     reps = sampling.league_replicates(qd, values, check=1)
     summ = sampling.summarise(reps)
-    out = pd.DataFrame({"trust_code": reps.trusts, "oracle_rank_lower": summ["rank_interval_lower"].to_numpy(float),
-                        "oracle_rank_upper": summ["rank_interval_upper"].to_numpy(float)})
+    out = pd.DataFrame(
+        {
+            "trust_code": reps.trusts,
+            "oracle_rank_lower": summ["rank_interval_lower"].to_numpy(float),
+            "oracle_rank_upper": summ["rank_interval_upper"].to_numpy(float),
+        }
+    )
     for k in range(1, 5):
         out[f"o{k}"] = summ[f"p_segment_{k}"].to_numpy(float)
     return out
@@ -483,14 +565,25 @@ def _oracle_probabilities(qd, truth_q: pd.DataFrame, rng: np.random.Generator, d
 
 def _league_records(table: pd.DataFrame, true_league: pd.DataFrame) -> pd.DataFrame:
     lo, hi, ps, source = _rank_columns(table)
-    t = table.merge(true_league[["trust_code", "segment", "rank", "average"]].rename(
-        columns={"segment": "true_segment", "rank": "true_rank", "average": "true_average"}), on="trust_code")
-    out = pd.DataFrame({
-        "trust_code": t["trust_code"], "trust_type": t["trust_type"],
-        "true_segment": t["true_segment"].to_numpy(float), "true_rank": t["true_rank"].to_numpy(float),
-        "rank": t["rank"].astype(float).to_numpy(), "rank_lower": t[lo].astype(float).to_numpy(),
-        "rank_upper": t[hi].astype(float).to_numpy(), "observed_segment": _adjusted_segment(t),
-        "source": source})
+    t = table.merge(
+        true_league[["trust_code", "segment", "rank", "average"]].rename(
+            columns={"segment": "true_segment", "rank": "true_rank", "average": "true_average"}
+        ),
+        on="trust_code",
+    )
+    out = pd.DataFrame(
+        {
+            "trust_code": t["trust_code"],
+            "trust_type": t["trust_type"],
+            "true_segment": t["true_segment"].to_numpy(float),
+            "true_rank": t["true_rank"].to_numpy(float),
+            "rank": t["rank"].astype(float).to_numpy(),
+            "rank_lower": t[lo].astype(float).to_numpy(),
+            "rank_upper": t[hi].astype(float).to_numpy(),
+            "observed_segment": _adjusted_segment(t),
+            "source": source,
+        }
+    )
     for k, c in enumerate(ps, start=1):
         out[f"p{k}"] = t[c].astype(float).to_numpy()
     return out
@@ -513,17 +606,22 @@ def _productivity_records(res, true_tables, catalogue, methodology, data, quarte
     if "observations" in inspect.signature(productivity.opportunities).parameters:
         quarters = [q for q in demo.QUARTERS if quarter_key(q) <= quarter_key(quarter)][-INPUT_QUARTERS:]
         obs_rows = data["observations"]
-        kw = {"observations": obs_rows[obs_rows["quarter"].isin(quarters)].reset_index(drop=True),
-              "quarters": quarters}
-    obs = productivity.opportunities({k: r.table for k, r in res.items()}, catalogue, methodology, data["trusts"],
-                                     data["demographics"], **kw)
-    tru = productivity.opportunities(true_tables, catalogue, _truth_methodology(methodology), data["trusts"],
-                                     data["demographics"], **kw)
+        kw = {"observations": obs_rows[obs_rows["quarter"].isin(quarters)].reset_index(drop=True), "quarters": quarters}
+    obs = productivity.opportunities(
+        {k: r.table for k, r in res.items()}, catalogue, methodology, data["trusts"], data["demographics"], **kw
+    )
+    tru = productivity.opportunities(
+        true_tables, catalogue, _truth_methodology(methodology), data["trusts"], data["demographics"], **kw
+    )
     out = []
     for mid in sorted(set(obs["metric_id"])):
-        out.append({"metric_id": mid,
-                    "observed": float(obs.loc[obs["metric_id"] == mid, "opportunity_annual"].sum()),
-                    "truth": float(tru.loc[tru["metric_id"] == mid, "opportunity_annual"].sum())})
+        out.append(
+            {
+                "metric_id": mid,
+                "observed": float(obs.loc[obs["metric_id"] == mid, "opportunity_annual"].sum()),
+                "truth": float(tru.loc[tru["metric_id"] == mid, "opportunity_annual"].sum()),
+            }
+        )
     return out
 
 
@@ -549,8 +647,11 @@ def run_replicate(job: Job) -> dict[str, pd.DataFrame]:
     """Simulate one replicate data set of a scenario and measure it; returns small tables of counts."""
     t0, c0 = time.perf_counter(), time.process_time()
     v, meth, cat = job.validation, job.methodology, job.catalogue
-    data = demo.generate(truth_seed(v, job.scenario, job.replicate),
-                         noise_seed=noise_seed(v, job.scenario, job.replicate), **job.scenario_args)
+    data = demo.generate(
+        truth_seed(v, job.scenario, job.replicate),
+        noise_seed=noise_seed(v, job.scenario, job.replicate),
+        **job.scenario_args,
+    )
     truth = data["truth/values"]
     planted = data["truth/planted"]
     out: dict[str, list] = {}
@@ -589,8 +690,9 @@ def run_replicate(job: Job) -> dict[str, pd.DataFrame]:
         moved = planted[planted["kind"] == "change"].set_index("trust_code")["sd_multiple"] if len(planted) else {}
         flags["trust_type"] = flags["trust_code"].map(data["trusts"].set_index("trust_code")["trust_type"])
         flags["true_change_sd"] = flags["trust_code"].map(moved).fillna(0.0).astype(float) if len(planted) else 0.0
-        flags["true_segment_change"] = (flags["trust_code"].map(truths[q]["segment"])
-                                        - flags["trust_code"].map(truths[p]["segment"])).astype(float)
+        flags["true_segment_change"] = (
+            flags["trust_code"].map(truths[q]["segment"]) - flags["trust_code"].map(truths[p]["segment"])
+        ).astype(float)
         flags["test"] = test
         out["change"] = flags
         if job.scenario == "no_change":
@@ -599,9 +701,16 @@ def run_replicate(job: Job) -> dict[str, pd.DataFrame]:
     for k in frames:
         frames[k].insert(0, "replicate", job.replicate)
         frames[k].insert(0, "scenario", job.scenario)
-    frames["timing"] = pd.DataFrame([{"scenario": job.scenario, "replicate": job.replicate,
-                                      "seconds": time.perf_counter() - t0,
-                                      "cpu_seconds": time.process_time() - c0}])
+    frames["timing"] = pd.DataFrame(
+        [
+            {
+                "scenario": job.scenario,
+                "replicate": job.replicate,
+                "seconds": time.perf_counter() - t0,
+                "cpu_seconds": time.process_time() - c0,
+            }
+        ]
+    )
     return frames
 
 
@@ -615,8 +724,9 @@ def funnel_quarters(data: dict, v: Validation, methodology: Methodology, catalog
     the rare-event rule of the methodology), the most over its trust types."""
     _skip_unmeasured()
     try:
-        res = _results(_inputs(data, v.quarter), v.quarter, catalogue, methodology,
-                       {m.id for m in catalogue.metrics if m.funnel})
+        res = _results(
+            _inputs(data, v.quarter), v.quarter, catalogue, methodology, {m.id for m in catalogue.metrics if m.funnel}
+        )
     finally:
         _restore()
     return {mid: max(int(f.periods) for f in r.funnels.values()) for mid, r in res.items() if r.funnels}
@@ -635,8 +745,14 @@ def study_methodology(methodology: Methodology, v: Validation) -> Methodology:
     return methodology.model_copy(update=upd) if upd else methodology
 
 
-def run_study(methodology: Methodology, catalogue: Catalogue, validation: Validation | None = None,
-              scenarios=SCENARIOS, workers: int | None = None, progress: bool = False) -> dict[str, pd.DataFrame]:
+def run_study(
+    methodology: Methodology,
+    catalogue: Catalogue,
+    validation: Validation | None = None,
+    scenarios=SCENARIOS,
+    workers: int | None = None,
+    progress: bool = False,
+) -> dict[str, pd.DataFrame]:
     """Run every replicate of the scenarios (in ``workers`` processes) and stack their tables, sorted by
     scenario and replicate (the same figures whatever the scheduling)."""
     v = validation or methodology.validation
@@ -650,8 +766,15 @@ def run_study(methodology: Methodology, catalogue: Catalogue, validation: Valida
         args = scenario_arguments(s, v, base["trusts"], catalogue, pooled)
         jobs += [Job(s, r, v, meth, catalogue, args) for r in range(_replicates(v, s))]
     # the most expensive scenarios first, so that the workers finish together
-    cost = {"no_change": 0, "change": 1, "standard": 2, "outliers_between": 3, "outliers": 4, "overadjust": 5,
-            "fresh_truth": 6}
+    cost = {
+        "no_change": 0,
+        "change": 1,
+        "standard": 2,
+        "outliers_between": 3,
+        "outliers": 4,
+        "overadjust": 5,
+        "fresh_truth": 6,
+    }
     jobs.sort(key=lambda j: (cost[j.scenario], j.replicate))
     workers = int(workers or v.workers)
     frames: dict[str, list[pd.DataFrame]] = {}
@@ -680,8 +803,6 @@ def run_study(methodology: Methodology, catalogue: Catalogue, validation: Valida
             df = df.sort_values(["scenario", "replicate"], kind="mergesort").reset_index(drop=True)
         out[k] = df
     return out
-
-
 
 
 # ------------------------------------------------------------------------------------------------ summaries
@@ -733,34 +854,71 @@ def _oe_tables(raw: pd.DataFrame, cat: Catalogue, tg, rows: list) -> tuple[pd.Da
         above, _, _ = _rate(g, "above", "n")
         judged = ttype in ("acute", "mental_health_community")
         ok = _check(est, tg.oe_coverage.low, tg.oe_coverage.high) if judged else None
-        shrunk = _rate(g, "covered_shrunk", "n")[0] if "covered_shrunk" in g and g["covered_shrunk"].notna().all() \
+        shrunk = (
+            _rate(g, "covered_shrunk", "n")[0]
+            if "covered_shrunk" in g and g["covered_shrunk"].notna().all()
             else np.nan
-        cov.append({"metric_id": mid, "metric": cat.metric(mid).name, "trust_type": ttype,
-                    "trust_years": n, "coverage": est, "mcse": se, "coverage_shrunken_interval": shrunk,
-                    "truths": "a new truth in every replicate" if basis == "fresh_truth" else "one fixed truth",
-                    "coverage_given_one_truth": given_one,
-                    "true_below_interval": below,
-                    "true_above_interval": above, "target_low": tg.oe_coverage.low, "target_high": tg.oe_coverage.high,
-                    "judged": judged, "pass": ok})
-        rows.append({"section": "oe", "figure": f"O/E 95% interval coverage: {cat.metric(mid).name}",
-                     "scope": TYPE_NAME[ttype], "measured": est, "mcse": se,
-                     "target": (f"{_pct(tg.oe_coverage.low, 0)} to {_pct(tg.oe_coverage.high, 0)}" if judged
-                                else "stated (10 trusts)"), "pass": ok,
-                     "sentence": f"The 95% O/E interval contained the true O/E for {_pct(est)} of "
-                                 f"{TYPE_NAME[ttype]} (true value below the interval {_pct(below)}, above it "
-                                 f"{_pct(above)})"
-                                 + (f", over data sets each with new trusts and trust effects; given the one fixed "
-                                    f"truth of the other scenarios it was {_pct(given_one)}, because the average "
-                                    "trust of one set of trusts is itself estimated"
-                                    if basis == "fresh_truth" and not np.isnan(given_one) else "") + "."})
+        )
+        cov.append(
+            {
+                "metric_id": mid,
+                "metric": cat.metric(mid).name,
+                "trust_type": ttype,
+                "trust_years": n,
+                "coverage": est,
+                "mcse": se,
+                "coverage_shrunken_interval": shrunk,
+                "truths": "a new truth in every replicate" if basis == "fresh_truth" else "one fixed truth",
+                "coverage_given_one_truth": given_one,
+                "true_below_interval": below,
+                "true_above_interval": above,
+                "target_low": tg.oe_coverage.low,
+                "target_high": tg.oe_coverage.high,
+                "judged": judged,
+                "pass": ok,
+            }
+        )
+        rows.append(
+            {
+                "section": "oe",
+                "figure": f"O/E 95% interval coverage: {cat.metric(mid).name}",
+                "scope": TYPE_NAME[ttype],
+                "measured": est,
+                "mcse": se,
+                "target": (
+                    f"{_pct(tg.oe_coverage.low, 0)} to {_pct(tg.oe_coverage.high, 0)}"
+                    if judged
+                    else "stated (10 trusts)"
+                ),
+                "pass": ok,
+                "sentence": f"The 95% O/E interval contained the true O/E for {_pct(est)} of "
+                f"{TYPE_NAME[ttype]} (true value below the interval {_pct(below)}, above it "
+                f"{_pct(above)})"
+                + (
+                    f", over data sets each with new trusts and trust effects; given the one fixed "
+                    f"truth of the other scenarios it was {_pct(given_one)}, because the average "
+                    "trust of one set of trusts is itself estimated"
+                    if basis == "fresh_truth" and not np.isnan(given_one)
+                    else ""
+                )
+                + ".",
+            }
+        )
     over = []
     for (sc, mid, ttype), g in raw.groupby(["scenario", "metric_id", "trust_type"], sort=True):
-        over.append({"scenario": sc, "metric_id": mid, "metric": cat.metric(mid).name, "trust_type": ttype,
-                     "replicates": int(g["replicate"].nunique()),
-                     "corr_adjusted_oe_true_oe": float(g["corr_adjusted"].mean()),
-                     "corr_adjusted_mcse": float(g["corr_adjusted"].std(ddof=1) / np.sqrt(len(g))),
-                     "corr_crude_ratio_true_oe": float(g["corr_crude"].mean()),
-                     "corr_crude_mcse": float(g["corr_crude"].std(ddof=1) / np.sqrt(len(g)))})
+        over.append(
+            {
+                "scenario": sc,
+                "metric_id": mid,
+                "metric": cat.metric(mid).name,
+                "trust_type": ttype,
+                "replicates": int(g["replicate"].nunique()),
+                "corr_adjusted_oe_true_oe": float(g["corr_adjusted"].mean()),
+                "corr_adjusted_mcse": float(g["corr_adjusted"].std(ddof=1) / np.sqrt(len(g))),
+                "corr_crude_ratio_true_oe": float(g["corr_crude"].mean()),
+                "corr_crude_mcse": float(g["corr_crude"].std(ddof=1) / np.sqrt(len(g))),
+            }
+        )
     return pd.DataFrame(cov), pd.DataFrame(over)
 
 
@@ -768,60 +926,140 @@ def _funnel_tables(raw: pd.DataFrame, det: pd.DataFrame, tg, rows: list):
     by_type, by_metric, degenerate = [], [], []
     # no true outliers: the standard scenario (SR and PR funnels of the published metrics) and, for RC, this
     # quarter's counts against last quarter's under no change
-    std = raw[(raw["scenario"] == "standard") | ((raw["scenario"] == "no_change") & (raw["data_type"] == "RC"))] \
-        if not raw.empty else raw
+    std = (
+        raw[(raw["scenario"] == "standard") | ((raw["scenario"] == "no_change") & (raw["data_type"] == "RC"))]
+        if not raw.empty
+        else raw
+    )
     if not std.empty:
         std = std.assign(flag_95=std["high_95"] + std["low_95"], flag_998=std["high_998"] + std["low_998"])
         for dt in ("SR", "PR", "RC"):
             g = std[std["data_type"] == dt]
             if g.empty:
-                by_type.append({"data_type": dt, "funnels": 0, "trust_results": 0, "false_flag_95": np.nan,
-                                "mcse_95": np.nan, "false_flag_998": np.nan, "mcse_998": np.nan, "pass_95": None,
-                                "pass_998": None, "metrics": ""})
+                by_type.append(
+                    {
+                        "data_type": dt,
+                        "funnels": 0,
+                        "trust_results": 0,
+                        "false_flag_95": np.nan,
+                        "mcse_95": np.nan,
+                        "false_flag_998": np.nan,
+                        "mcse_998": np.nan,
+                        "pass_95": None,
+                        "pass_998": None,
+                        "metrics": "",
+                    }
+                )
                 for lvl in ("95", "99.8"):
-                    rows.append({"section": "funnel", "figure": f"Funnel false-flag rate at {lvl}%", "scope": dt,
-                                 "measured": np.nan, "mcse": np.nan, "target": "", "pass": None,
-                                 "sentence": f"No demo metric uses the {dt} data type, so it is not measured."})
+                    rows.append(
+                        {
+                            "section": "funnel",
+                            "figure": f"Funnel false-flag rate at {lvl}%",
+                            "scope": dt,
+                            "measured": np.nan,
+                            "mcse": np.nan,
+                            "target": "",
+                            "pass": None,
+                            "sentence": f"No demo metric uses the {dt} data type, so it is not measured.",
+                        }
+                    )
                 continue
             r95, se95, n = _rate(g, "flag_95", "n")
             r998, se998, _ = _rate(g, "flag_998", "n")
             p95 = _check(r95, tg.funnel_false_flag_95.low, tg.funnel_false_flag_95.high)
             p998 = _check(r998, None, tg.funnel_false_flag_998_max)
-            by_type.append({"data_type": dt, "funnels": int(len(g)), "trust_results": n, "false_flag_95": r95,
-                            "mcse_95": se95, "false_flag_998": r998, "mcse_998": se998, "pass_95": p95,
-                            "pass_998": p998, "metrics": ", ".join(sorted(g["metric_id"].unique()))})
-            rows.append({"section": "funnel", "figure": "Funnel false-flag rate at 95%", "scope": dt, "measured": r95,
-                         "mcse": se95, "target": f"{_pct(tg.funnel_false_flag_95.low)} to "
-                                                 f"{_pct(tg.funnel_false_flag_95.high)}", "pass": p95,
-                         "sentence": f"With no true outliers, {_pct(r95)} of trust results on {dt} funnels fell "
-                                     f"outside the 95% limits (about 5% is what the limits promise)"
-                                     + (" — RC: this quarter's count against last quarter's, with no change between "
-                                        "them (no demo metric publishes an RC funnel)." if dt == "RC" else ".")})
-            rows.append({"section": "funnel", "figure": "Funnel false-flag rate at 99.8%", "scope": dt,
-                         "measured": r998, "mcse": se998, "target": f"at most {_pct(tg.funnel_false_flag_998_max)}",
-                         "pass": p998,
-                         "sentence": f"With no true outliers, {_pct(r998, 2)} of trust results on {dt} funnels fell "
-                                     f"outside the 99.8% limits (about 0.2% is what the limits promise)."})
+            by_type.append(
+                {
+                    "data_type": dt,
+                    "funnels": int(len(g)),
+                    "trust_results": n,
+                    "false_flag_95": r95,
+                    "mcse_95": se95,
+                    "false_flag_998": r998,
+                    "mcse_998": se998,
+                    "pass_95": p95,
+                    "pass_998": p998,
+                    "metrics": ", ".join(sorted(g["metric_id"].unique())),
+                }
+            )
+            rows.append(
+                {
+                    "section": "funnel",
+                    "figure": "Funnel false-flag rate at 95%",
+                    "scope": dt,
+                    "measured": r95,
+                    "mcse": se95,
+                    "target": f"{_pct(tg.funnel_false_flag_95.low)} to {_pct(tg.funnel_false_flag_95.high)}",
+                    "pass": p95,
+                    "sentence": f"With no true outliers, {_pct(r95)} of trust results on {dt} funnels fell "
+                    f"outside the 95% limits (about 5% is what the limits promise)"
+                    + (
+                        " — RC: this quarter's count against last quarter's, with no change between "
+                        "them (no demo metric publishes an RC funnel)."
+                        if dt == "RC"
+                        else "."
+                    ),
+                }
+            )
+            rows.append(
+                {
+                    "section": "funnel",
+                    "figure": "Funnel false-flag rate at 99.8%",
+                    "scope": dt,
+                    "measured": r998,
+                    "mcse": se998,
+                    "target": f"at most {_pct(tg.funnel_false_flag_998_max)}",
+                    "pass": p998,
+                    "sentence": f"With no true outliers, {_pct(r998, 2)} of trust results on {dt} funnels fell "
+                    f"outside the 99.8% limits (about 0.2% is what the limits promise).",
+                }
+            )
         for (mid, ttype, dt), g in std.groupby(["metric_id", "trust_type", "data_type"], sort=True):
             r95, se95, n = _rate(g, "flag_95", "n")
             r998, se998, _ = _rate(g, "flag_998", "n")
-            by_metric.append({"metric_id": mid, "trust_type": ttype, "data_type": dt, "method": g["method"].iloc[0],
-                              "trust_results": n, "false_flag_95": r95, "mcse_95": se95, "false_flag_998": r998,
-                              "mcse_998": se998, "median_phi": float(g["phi"].median()),
-                              "adjusted_limits_share": float(g["adjusted_used"].mean()),
-                              "degenerate_share": float(g["degenerate"].mean())})
+            by_metric.append(
+                {
+                    "metric_id": mid,
+                    "trust_type": ttype,
+                    "data_type": dt,
+                    "method": g["method"].iloc[0],
+                    "trust_results": n,
+                    "false_flag_95": r95,
+                    "mcse_95": se95,
+                    "false_flag_998": r998,
+                    "mcse_998": se998,
+                    "median_phi": float(g["phi"].median()),
+                    "adjusted_limits_share": float(g["adjusted_used"].mean()),
+                    "degenerate_share": float(g["degenerate"].mean()),
+                }
+            )
     if not raw.empty:
         for (sc, mid, ttype), g in raw.groupby(["scenario", "metric_id", "trust_type"], sort=True):
-            degenerate.append({"scenario": sc, "metric_id": mid, "trust_type": ttype, "funnels": int(len(g)),
-                               "degenerate": int(g["degenerate"].sum()),
-                               "phi_infinite": int((~np.isfinite(g["phi"])).sum())})
+            degenerate.append(
+                {
+                    "scenario": sc,
+                    "metric_id": mid,
+                    "trust_type": ttype,
+                    "funnels": int(len(g)),
+                    "degenerate": int(g["degenerate"].sum()),
+                    "phi_infinite": int((~np.isfinite(g["phi"])).sum()),
+                }
+            )
         deg = pd.DataFrame(degenerate)
         total = int(deg["degenerate"].sum())
-        rows.append({"section": "funnel", "figure": "Degenerate funnels (φ infinite, or limits that cannot flag)",
-                     "scope": "all funnels, all scenarios", "measured": float(total), "mcse": np.nan,
-                     "target": "none", "pass": total == 0,
-                     "sentence": f"{total} of {int(deg['funnels'].sum())} funnels computed in the study had an "
-                                 f"infinite overdispersion ratio or limits that could not flag."})
+        rows.append(
+            {
+                "section": "funnel",
+                "figure": "Degenerate funnels (φ infinite, or limits that cannot flag)",
+                "scope": "all funnels, all scenarios",
+                "measured": float(total),
+                "mcse": np.nan,
+                "target": "none",
+                "pass": total == 0,
+                "sentence": f"{total} of {int(deg['funnels'].sum())} funnels computed in the study had an "
+                f"infinite overdispersion ratio or limits that could not flag.",
+            }
+        )
     detection = []
     if det is not None and not det.empty:
         det = det.assign(hit=det["detected"].astype(int), one=1)
@@ -832,30 +1070,61 @@ def _funnel_tables(raw: pd.DataFrame, det: pd.DataFrame, tg, rows: list):
                 for dt, g in d.groupby("data_type", sort=True):
                     est, se, n = _rate(g, "hit", "one")
                     ok = _check(est, tg.funnel_detection_min, None) if (lvl == 0.95 and target) else None
-                    detection.append({"scale": scale, "data_type": dt, "metric_id": "(all)", "level": lvl,
-                                      "planted": n, "detection": est, "mcse": se, "pass": ok})
+                    detection.append(
+                        {
+                            "scale": scale,
+                            "data_type": dt,
+                            "metric_id": "(all)",
+                            "level": lvl,
+                            "planted": n,
+                            "detection": est,
+                            "mcse": se,
+                            "pass": ok,
+                        }
+                    )
                     if lvl == 0.95:
                         rows.append(_detection_row(scale, dt, est, se, ok, tg, target))
                 for (mid, dt), g in d.groupby(["metric_id", "data_type"], sort=True):
                     est, se, n = _rate(g, "hit", "one")
-                    detection.append({"scale": scale, "data_type": dt, "metric_id": mid, "level": lvl,
-                                      "planted": n, "detection": est, "mcse": se, "pass": None})
+                    detection.append(
+                        {
+                            "scale": scale,
+                            "data_type": dt,
+                            "metric_id": mid,
+                            "level": lvl,
+                            "planted": n,
+                            "detection": est,
+                            "mcse": se,
+                            "pass": None,
+                        }
+                    )
     return pd.DataFrame(by_type), pd.DataFrame(by_metric), pd.DataFrame(detection), pd.DataFrame(degenerate)
 
 
 def _detection_row(scale: str, dt: str, est: float, se: float, ok, tg, target: bool) -> dict:
     if scale == "funnel":
         figure = "Detection of planted outliers at 3 funnel SDs (95% limits)"
-        what = ("Trusts given a true effect 3 SDs of their own funnel (between-trust and sampling variation at "
-                "their size) from the target")
+        what = (
+            "Trusts given a true effect 3 SDs of their own funnel (between-trust and sampling variation at "
+            "their size) from the target"
+        )
     else:
         figure = "Detection of planted outliers at 3 between-trust SDs (95% limits; context)"
-        what = ("Trusts given a true effect 3 between-trust SDs from the average trust (for rare or noisy metrics "
-                "much smaller than their sampling variation, so no funnel can find most of them)")
-    return {"section": "funnel", "figure": figure, "scope": dt, "measured": est, "mcse": se,
-            "target": f"at least {_pct(tg.funnel_detection_min, 0)}" if target else "none (context)", "pass": ok,
-            "sentence": f"{what} were flagged on the correct side of the 95% limits {_pct(est)} of the time on "
-                        f"{dt} funnels."}
+        what = (
+            "Trusts given a true effect 3 between-trust SDs from the average trust (for rare or noisy metrics "
+            "much smaller than their sampling variation, so no funnel can find most of them)"
+        )
+    return {
+        "section": "funnel",
+        "figure": figure,
+        "scope": dt,
+        "measured": est,
+        "mcse": se,
+        "target": f"at least {_pct(tg.funnel_detection_min, 0)}" if target else "none (context)",
+        "pass": ok,
+        "sentence": f"{what} were flagged on the correct side of the 95% limits {_pct(est)} of the time on "
+        f"{dt} funnels.",
+    }
 
 
 def _league_tables(lg: pd.DataFrame, tg, rows: list):
@@ -865,8 +1134,9 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
     lg["covered"] = ((lg["rank_lower"] <= lg["true_rank"]) & (lg["true_rank"] <= lg["rank_upper"])).astype(int)
     has_oracle = "oracle_rank_lower" in lg.columns and lg["oracle_rank_lower"].notna().all()
     if has_oracle:
-        lg["covered_oracle"] = ((lg["oracle_rank_lower"] <= lg["true_rank"])
-                                & (lg["true_rank"] <= lg["oracle_rank_upper"])).astype(int)
+        lg["covered_oracle"] = (
+            (lg["oracle_rank_lower"] <= lg["true_rank"]) & (lg["true_rank"] <= lg["oracle_rank_upper"])
+        ).astype(int)
     lg["one"] = 1
     lg["width"] = lg["rank_upper"] - lg["rank_lower"]
     cov = []
@@ -874,22 +1144,41 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
     for ttype, g in [("all", lg)] + list(lg.groupby("trust_type", sort=True)):
         est, se, n = _rate(g, "covered", "one")
         ok = _check(est, tg.rank_coverage.low, tg.rank_coverage.high) if ttype == "all" else None
-        cov.append({"trust_type": ttype, "trust_results": n, "coverage": est, "mcse": se,
-                    "mean_interval_width": float(g["width"].mean()),
-                    "oracle_coverage": _rate(g, "covered_oracle", "one")[0] if has_oracle else np.nan,
-                    "source": source, "pass": ok})
+        cov.append(
+            {
+                "trust_type": ttype,
+                "trust_results": n,
+                "coverage": est,
+                "mcse": se,
+                "mean_interval_width": float(g["width"].mean()),
+                "oracle_coverage": _rate(g, "covered_oracle", "one")[0] if has_oracle else np.nan,
+                "source": source,
+                "pass": ok,
+            }
+        )
     all_cov = cov[0]
-    rows.append({"section": "ranks", "figure": "Rank-interval coverage of the true rank", "scope": "all trust types",
-                 "measured": all_cov["coverage"], "mcse": all_cov["mcse"],
-                 "target": f"{_pct(tg.rank_coverage.low, 0)} to {_pct(tg.rank_coverage.high, 0)}",
-                 "pass": all_cov["pass"],
-                 "sentence": f"The published 95% rank interval ({source}) contained the trust's true rank "
-                             f"{_pct(all_cov['coverage'])} of the time; the intervals were "
-                             f"{all_cov['mean_interval_width']:.1f} places wide on average"
-                             + (f". The Bayes oracle's interval, built by the same rule, covered "
-                                f"{_pct(all_cov['oracle_coverage'])}: whole-number ranks, tied at 2-decimal "
-                                "averages, make a percentile interval of ranks cover more than its nominal level"
-                                if has_oracle else "") + "."})
+    rows.append(
+        {
+            "section": "ranks",
+            "figure": "Rank-interval coverage of the true rank",
+            "scope": "all trust types",
+            "measured": all_cov["coverage"],
+            "mcse": all_cov["mcse"],
+            "target": f"{_pct(tg.rank_coverage.low, 0)} to {_pct(tg.rank_coverage.high, 0)}",
+            "pass": all_cov["pass"],
+            "sentence": f"The published 95% rank interval ({source}) contained the trust's true rank "
+            f"{_pct(all_cov['coverage'])} of the time; the intervals were "
+            f"{all_cov['mean_interval_width']:.1f} places wide on average"
+            + (
+                f". The Bayes oracle's interval, built by the same rule, covered "
+                f"{_pct(all_cov['oracle_coverage'])}: whole-number ranks, tied at 2-decimal "
+                "averages, make a percentile interval of ranks cover more than its nominal level"
+                if has_oracle
+                else ""
+            )
+            + ".",
+        }
+    )
     # Brier score and the oracle (frequencies of the observed segment given the truth, leave-one-replicate-out)
     p = lg[[f"p{k}" for k in range(1, 5)]].to_numpy(float)
     y = np.stack([(lg["true_segment"].to_numpy() == k) for k in range(1, 5)], axis=1).astype(float)
@@ -912,23 +1201,47 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
         ratio, ratio_se = _jackknife(gr["brier"].sum(), gr["brier_oracle"].sum())
         fq, _ = _jackknife(gr["brier_published_frequency"].sum(), gr["one"].sum())
         ok = _check(ratio, None, tg.brier_ratio_max) if ttype == "all" else None
-        brier.append({"trust_type": ttype, "trust_results": int(len(g)), "brier": b, "brier_mcse": b_se,
-                      "brier_oracle": o, "brier_oracle_mcse": o_se, "ratio": ratio, "ratio_mcse": ratio_se,
-                      "oracle": "Bayes posterior given the true priors" if bayes else
-                      "frequency of the published segment given the truth",
-                      "brier_published_segment_frequency": fq, "source": source, "pass": ok})
+        brier.append(
+            {
+                "trust_type": ttype,
+                "trust_results": int(len(g)),
+                "brier": b,
+                "brier_mcse": b_se,
+                "brier_oracle": o,
+                "brier_oracle_mcse": o_se,
+                "ratio": ratio,
+                "ratio_mcse": ratio_se,
+                "oracle": "Bayes posterior given the true priors"
+                if bayes
+                else "frequency of the published segment given the truth",
+                "brier_published_segment_frequency": fq,
+                "source": source,
+                "pass": ok,
+            }
+        )
     a = brier[0]
-    rows.append({"section": "ranks", "figure": "P(segment) Brier score relative to the oracle's",
-                 "scope": "all trust types", "measured": a["ratio"], "mcse": a["ratio_mcse"],
-                 "target": f"at most {tg.brier_ratio_max:.2f}", "pass": a["pass"],
-                 "sentence": f"The published segment probabilities scored a Brier score of {a['brier']:.3f} against "
-                             f"the true segment; "
-                             + ("a Bayes oracle — the posterior given each metric's true spread of trust effects, "
-                                "the best any method could publish from the same data — scored "
-                                if bayes else "an oracle that knows the truth and only the noise is unknown scored ")
-                             + f"{a['brier_oracle']:.3f} (ratio {a['ratio']:.2f}; lower is better, 0 is perfect). "
-                             f"Predicting with the frequency of the published segment given the truth (which no "
-                             f"method can know) would score {a['brier_published_segment_frequency']:.3f}."})
+    rows.append(
+        {
+            "section": "ranks",
+            "figure": "P(segment) Brier score relative to the oracle's",
+            "scope": "all trust types",
+            "measured": a["ratio"],
+            "mcse": a["ratio_mcse"],
+            "target": f"at most {tg.brier_ratio_max:.2f}",
+            "pass": a["pass"],
+            "sentence": f"The published segment probabilities scored a Brier score of {a['brier']:.3f} against "
+            f"the true segment; "
+            + (
+                "a Bayes oracle — the posterior given each metric's true spread of trust effects, "
+                "the best any method could publish from the same data — scored "
+                if bayes
+                else "an oracle that knows the truth and only the noise is unknown scored "
+            )
+            + f"{a['brier_oracle']:.3f} (ratio {a['ratio']:.2f}; lower is better, 0 is perfect). "
+            f"Predicting with the frequency of the published segment given the truth (which no "
+            f"method can know) would score {a['brier_published_segment_frequency']:.3f}.",
+        }
+    )
     # reliability: every (trust, replicate, segment) probability against whether that segment is the true one
     pf, yf = p.ravel(), y.ravel()
     rep = np.repeat(lg["replicate"].to_numpy(), 4)
@@ -939,8 +1252,15 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
         m = b_idx == j
         if not m.any():
             continue
-        rel.append({"bin_low": edges[j], "bin_high": min(edges[j + 1], 1.0), "n": int(m.sum()),
-                    "mean_predicted": float(pf[m].mean()), "observed_frequency": float(yf[m].mean())})
+        rel.append(
+            {
+                "bin_low": edges[j],
+                "bin_high": min(edges[j + 1], 1.0),
+                "n": int(m.sum()),
+                "mean_predicted": float(pf[m].mean()),
+                "observed_frequency": float(yf[m].mean()),
+            }
+        )
 
     def slope(idx) -> float:
         x, yy = pf[idx], yf[idx]
@@ -950,15 +1270,26 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
     est = slope(np.ones(len(pf), dtype=bool))
     reps_u = np.unique(rep)
     loo = np.array([slope(rep != r) for r in reps_u]) if len(reps_u) > 1 else np.array([np.nan])
-    se = float(np.sqrt((len(reps_u) - 1) / len(reps_u) * np.sum((loo - loo.mean()) ** 2))) if len(reps_u) > 1 \
+    se = (
+        float(np.sqrt((len(reps_u) - 1) / len(reps_u) * np.sum((loo - loo.mean()) ** 2)))
+        if len(reps_u) > 1
         else float("nan")
+    )
     ok = _check(est, tg.reliability_slope.low, tg.reliability_slope.high)
-    rows.append({"section": "ranks", "figure": "Reliability slope of P(segment)", "scope": "all trust types",
-                 "measured": est, "mcse": se,
-                 "target": f"{tg.reliability_slope.low:g} to {tg.reliability_slope.high:g}", "pass": ok,
-                 "sentence": f"Regressing whether a segment was the true one on its published probability gave a "
-                             f"slope of {est:.2f} (1 is perfectly calibrated; below 1 the probabilities are "
-                             f"over-confident, above 1 under-confident)."})
+    rows.append(
+        {
+            "section": "ranks",
+            "figure": "Reliability slope of P(segment)",
+            "scope": "all trust types",
+            "measured": est,
+            "mcse": se,
+            "target": f"{tg.reliability_slope.low:g} to {tg.reliability_slope.high:g}",
+            "pass": ok,
+            "sentence": f"Regressing whether a segment was the true one on its published probability gave a "
+            f"slope of {est:.2f} (1 is perfectly calibrated; below 1 the probabilities are "
+            f"over-confident, above 1 under-confident).",
+        }
+    )
     # the logistic calibration slope (Cox 1958): logit P(true) = a + b·logit(p); b < 1 over-confident, > 1
     # under-confident (probabilities of exactly 0 or 1 clipped to 0.001 and 0.999)
     import statsmodels.api as sm
@@ -968,11 +1299,20 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
         cox = float(sm.GLM(yf, sm.add_constant(lp), family=sm.families.Binomial()).fit().params[1])
     except Exception:  # noqa: BLE001 — perfect separation: no finite slope
         cox = float("nan")
-    rows.append({"section": "ranks", "figure": "Logistic calibration slope of P(segment)", "scope": "all trust types",
-                 "measured": cox, "mcse": np.nan, "target": "shown (1 is calibrated)", "pass": None,
-                 "sentence": f"On the log-odds scale the slope was {cox:.2f} (below 1 the probabilities are too "
-                             f"extreme, above 1 too cautious); this is more sensitive than the linear slope to "
-                             f"small probabilities that should have been near 0."})
+    rows.append(
+        {
+            "section": "ranks",
+            "figure": "Logistic calibration slope of P(segment)",
+            "scope": "all trust types",
+            "measured": cox,
+            "mcse": np.nan,
+            "target": "shown (1 is calibrated)",
+            "pass": None,
+            "sentence": f"On the log-odds scale the slope was {cox:.2f} (below 1 the probabilities are too "
+            f"extreme, above 1 too cautious); this is more sensitive than the linear slope to "
+            f"small probabilities that should have been near 0.",
+        }
+    )
     relt = pd.DataFrame(rel)
     relt["slope"] = est
     relt["slope_mcse"] = se
@@ -998,24 +1338,49 @@ def _change_tables(ch: pd.DataFrame, tg, rows: list) -> pd.DataFrame:
             else:
                 ok = _check(est, tg.change_power_min, None) if ttype == "all" else None
             seg = g["flagged_segment"].astype(float) if "flagged_segment" in g else pd.Series(np.nan, index=g.index)
-            out.append({"measure": label, "trust_type": ttype, "trust_results": n, "rate": est, "mcse": se,
-                        "segment_test_rate": float(seg.mean()) if seg.notna().any() else np.nan,
-                        "test": test, "pass": ok,
-                        "true_segment_changed": float((g["true_segment_change"].fillna(0) != 0).mean())})
+            out.append(
+                {
+                    "measure": label,
+                    "trust_type": ttype,
+                    "trust_results": n,
+                    "rate": est,
+                    "mcse": se,
+                    "segment_test_rate": float(seg.mean()) if seg.notna().any() else np.nan,
+                    "test": test,
+                    "pass": ok,
+                    "true_segment_changed": float((g["true_segment_change"].fillna(0) != 0).mean()),
+                }
+            )
     size = next(r for r in out if r["measure"].startswith("size") and r["trust_type"] == "all")
-    rows.append({"section": "change", "figure": "Change test: size under no change", "scope": "all trust types",
-                 "measured": size["rate"], "mcse": size["mcse"],
-                 "target": f"{_pct(tg.change_size.low, 0)} to {_pct(tg.change_size.high, 0)}", "pass": size["pass"],
-                 "sentence": f"When nothing but the sampling noise differed between the two quarters, the change "
-                             f"test ({test}) called {_pct(size['rate'])} of trusts changed."})
+    rows.append(
+        {
+            "section": "change",
+            "figure": "Change test: size under no change",
+            "scope": "all trust types",
+            "measured": size["rate"],
+            "mcse": size["mcse"],
+            "target": f"{_pct(tg.change_size.low, 0)} to {_pct(tg.change_size.high, 0)}",
+            "pass": size["pass"],
+            "sentence": f"When nothing but the sampling noise differed between the two quarters, the change "
+            f"test ({test}) called {_pct(size['rate'])} of trusts changed.",
+        }
+    )
     pw = [r for r in out if r["measure"].startswith("power") and r["trust_type"] == "all"]
     if pw:
         pw = pw[0]
-        rows.append({"section": "change", "figure": "Change test: power at a 2-SD change", "scope": "all trust types",
-                     "measured": pw["rate"], "mcse": pw["mcse"], "target": f"at least {_pct(tg.change_power_min, 0)}",
-                     "pass": pw["pass"],
-                     "sentence": f"Trusts whose latent quality truly moved by 2 SD between the quarters were called "
-                                 f"changed {_pct(pw['rate'])} of the time."})
+        rows.append(
+            {
+                "section": "change",
+                "figure": "Change test: power at a 2-SD change",
+                "scope": "all trust types",
+                "measured": pw["rate"],
+                "mcse": pw["mcse"],
+                "target": f"at least {_pct(tg.change_power_min, 0)}",
+                "pass": pw["pass"],
+                "sentence": f"Trusts whose latent quality truly moved by 2 SD between the quarters were called "
+                f"changed {_pct(pw['rate'])} of the time.",
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -1031,21 +1396,39 @@ def _productivity_table(pr: pd.DataFrame, cat: Catalogue, tg, rows: list) -> pd.
         bias = obs.mean() / truth - 1 if truth else float("nan")
         se = obs.std(ddof=1) / np.sqrt(len(obs)) / truth if truth and len(obs) > 1 else float("nan")
         ok = _check(abs(bias), None, tg.productivity_bias_max) if mid == "(all)" else None
-        out.append({"metric_id": mid, "metric": cat.metric(mid).name if mid != "(all)" else "England total, all "
-                    "costed metrics", "replicates": len(obs), "true_total_annual": truth,
-                    "mean_published_total_annual": float(obs.mean()), "relative_bias": bias, "mcse": se, "pass": ok})
+        out.append(
+            {
+                "metric_id": mid,
+                "metric": cat.metric(mid).name if mid != "(all)" else "England total, all costed metrics",
+                "replicates": len(obs),
+                "true_total_annual": truth,
+                "mean_published_total_annual": float(obs.mean()),
+                "relative_bias": bias,
+                "mcse": se,
+                "pass": ok,
+            }
+        )
     a = out[-1]
-    rows.append({"section": "productivity", "figure": "Productivity opportunity: bias of the England total",
-                 "scope": "all costed metrics", "measured": a["relative_bias"], "mcse": a["mcse"],
-                 "target": f"within ±{_pct(tg.productivity_bias_max, 0)}", "pass": a["pass"],
-                 "sentence": f"On average the published England total was £{a['mean_published_total_annual'] / 1e6:,.1f}m "
-                             f"a year against a true opportunity of £{a['true_total_annual'] / 1e6:,.1f}m "
-                             f"({'+' if a['relative_bias'] >= 0 else ''}{_pct(a['relative_bias'])})."})
+    rows.append(
+        {
+            "section": "productivity",
+            "figure": "Productivity opportunity: bias of the England total",
+            "scope": "all costed metrics",
+            "measured": a["relative_bias"],
+            "mcse": a["mcse"],
+            "target": f"within ±{_pct(tg.productivity_bias_max, 0)}",
+            "pass": a["pass"],
+            "sentence": f"On average the published England total was £{a['mean_published_total_annual'] / 1e6:,.1f}m "
+            f"a year against a true opportunity of £{a['true_total_annual'] / 1e6:,.1f}m "
+            f"({'+' if a['relative_bias'] >= 0 else ''}{_pct(a['relative_bias'])}).",
+        }
+    )
     return pd.DataFrame(out)
 
 
-def summarise(raw: dict[str, pd.DataFrame], methodology: Methodology, catalogue: Catalogue,
-              validation: Validation | None = None) -> dict[str, pd.DataFrame]:
+def summarise(
+    raw: dict[str, pd.DataFrame], methodology: Methodology, catalogue: Catalogue, validation: Validation | None = None
+) -> dict[str, pd.DataFrame]:
     """The study's tables from the stacked replicate tables of :func:`run_study`."""
     v = validation or methodology.validation
     tg = v.targets
@@ -1061,51 +1444,73 @@ def summarise(raw: dict[str, pd.DataFrame], methodology: Methodology, catalogue:
         if "overadjust" in o.index:
             oa = o.loc["overadjust"]
             sa = o.loc["standard"] if "standard" in o.index else None
-            rows.append({"section": "overadjust", "figure": "Over-adjustment: correlation of adjusted O/E with true "
-                         "performance", "scope": "adjusted metrics, mean", "measured": float(oa.iloc[0]),
-                         "mcse": np.nan, "target": "shown (no target)", "pass": None,
-                         "sentence": f"When true quality was correlated with deprivation and deprivation had no true "
-                                     f"effect, adjusted O/E correlated {oa.iloc[0]:.2f} with true performance and the "
-                                     f"unadjusted ratio {oa.iloc[1]:.2f}"
-                                     + (f" (standard scenario: {sa.iloc[0]:.2f} and {sa.iloc[1]:.2f})."
-                                        if sa is not None else ".")})
-    summary = pd.DataFrame(rows, columns=["section", "figure", "scope", "measured", "mcse", "target", "pass",
-                                          "sentence"])
+            rows.append(
+                {
+                    "section": "overadjust",
+                    "figure": "Over-adjustment: correlation of adjusted O/E with true performance",
+                    "scope": "adjusted metrics, mean",
+                    "measured": float(oa.iloc[0]),
+                    "mcse": np.nan,
+                    "target": "shown (no target)",
+                    "pass": None,
+                    "sentence": f"When true quality was correlated with deprivation and deprivation had no true "
+                    f"effect, adjusted O/E correlated {oa.iloc[0]:.2f} with true performance and the "
+                    f"unadjusted ratio {oa.iloc[1]:.2f}"
+                    + (f" (standard scenario: {sa.iloc[0]:.2f} and {sa.iloc[1]:.2f})." if sa is not None else "."),
+                }
+            )
+    summary = pd.DataFrame(
+        rows, columns=["section", "figure", "scope", "measured", "mcse", "target", "pass", "sentence"]
+    )
     timing = raw.get("timing", empty)
     if not timing.empty and "cpu_seconds" not in timing:
         timing = timing.assign(cpu_seconds=np.nan)
-    tim = (timing.groupby("scenario").agg(replicates=("seconds", "size"), wall_seconds=("seconds", "sum"),
-                                          cpu_seconds=("cpu_seconds", "sum")).reset_index()
-           if not timing.empty else empty)
+    tim = (
+        timing.groupby("scenario")
+        .agg(replicates=("seconds", "size"), wall_seconds=("seconds", "sum"), cpu_seconds=("cpu_seconds", "sum"))
+        .reset_index()
+        if not timing.empty
+        else empty
+    )
     if not tim.empty:
         tim["cpu_seconds_per_replicate"] = tim["cpu_seconds"] / tim["replicates"]
-    return {"summary": summary, "oe_coverage": oe, "overadjustment": over, "funnel_rates": f_type,
-            "funnel_rates_by_metric": f_metric, "funnel_detection": f_det, "degenerate_funnels": f_deg,
-            "rank_coverage": r_cov, "brier": brier, "reliability": rel, "change_test": change,
-            "productivity": prod, "timing": tim}
+    return {
+        "summary": summary,
+        "oe_coverage": oe,
+        "overadjustment": over,
+        "funnel_rates": f_type,
+        "funnel_rates_by_metric": f_metric,
+        "funnel_detection": f_det,
+        "degenerate_funnels": f_deg,
+        "rank_coverage": r_cov,
+        "brier": brier,
+        "reliability": rel,
+        "change_test": change,
+        "productivity": prod,
+        "timing": tim,
+    }
 
 
 # -------------------------------------------------------------------------------------------------- the report
 SCENARIO_TEXT = {
-    "standard": "the demo as it is: no true outliers (every trust effect from the normal between-trust "
-                "distribution).",
+    "standard": "the demo as it is: no true outliers (every trust effect from the normal between-trust distribution).",
     "outliers": "as standard, with {k} trusts of every funnel metric and trust type given an effect {sd:g} "
-                "standard deviations of their own funnel above or below the target (half each way): the SD of the "
-                "funnel at the trust's size, between-trust and sampling variation together, over the quarters the "
-                "funnel pools — the scale funnel limits are drawn on, so such a trust sits on the 99.8% limit on "
-                "average.",
+    "standard deviations of their own funnel above or below the target (half each way): the SD of the "
+    "funnel at the trust's size, between-trust and sampling variation together, over the quarters the "
+    "funnel pools — the scale funnel limits are drawn on, so such a trust sits on the 99.8% limit on "
+    "average.",
     "outliers_between": "as outliers, but the effect is {sd:g} between-trust standard deviations from the average "
-                        "trust (context: for rare or noisy metrics this is much smaller than the sampling variation "
-                        "of one trust's figure).",
+    "trust (context: for rare or noisy metrics this is much smaller than the sampling variation "
+    "of one trust's figure).",
     "no_change": "{previous} and {quarter} have the same truth (activity, trend, reported values, ratings, status "
-                 "and missing figures); only the sampling noise differs.",
+    "and missing figures); only the sampling noise differs.",
     "change": "as no change, except that {share:.0%} of each trust type move by {csd:g} SD of latent quality between "
-              "the quarters (half better, half worse) — every metric's effect by {csd:g} × its between-trust SD.",
+    "the quarters (half better, half worse) — every metric's effect by {csd:g} × its between-trust SD.",
     "overadjust": "latent quality correlated {r:g} with deprivation (deprived areas have worse care) and deprivation "
-                  "with no true effect on any metric.",
+    "with no true effect on any metric.",
     "fresh_truth": "as standard, but every replicate draws a new truth (trusts, demographics, trust effects) as well as "
-                   "new noise: the O/E coverage figures are judged here, over truths, since an O/E interval allows "
-                   "for the average trust of the sample being itself estimated.",
+    "new noise: the O/E coverage figures are judged here, over truths, since an O/E interval allows "
+    "for the average trust of the sample being itself estimated.",
 }
 
 
@@ -1137,7 +1542,10 @@ def _html_table(df: pd.DataFrame, spec: list[tuple[str, str, str, bool]]) -> dic
     """``{"columns": [(label, numeric)], "rows": [[cells]]}`` for the table macro; spec: (column, label, kind,
     numeric)."""
     if df is None or df.empty:
-        return {"columns": [(label, num) for _, label, _, num in spec], "rows": [["not measured"] + [""] * (len(spec) - 1)]}
+        return {
+            "columns": [(label, num) for _, label, _, num in spec],
+            "rows": [["not measured"] + [""] * (len(spec) - 1)],
+        }
     rows = [[_cell(r[c], kind) if c in df.columns else "" for c, _, kind, _ in spec] for _, r in df.iterrows()]
     return {"columns": [(label, num) for _, label, _, num in spec], "rows": rows}
 
@@ -1155,15 +1563,20 @@ def _summary_cell(row) -> str:
     return _cell(m, "pct2" if "99.8" in row["figure"] else "pct")
 
 
-def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out: Path,
-                 validation: Validation | None = None, replicates: dict[str, int] | None = None) -> Path:
+def write_report(
+    tables: dict[str, pd.DataFrame],
+    methodology: Methodology,
+    out: Path,
+    validation: Validation | None = None,
+    replicates: dict[str, int] | None = None,
+) -> Path:
     """Write ``index.html`` and one CSV per table into ``out``; return the page's path."""
     from markupsafe import Markup, escape
 
     from leaguetables import __version__
-    from leaguetables.publication import pages
-    from leaguetables.inputs.contract import quarter_label
     from leaguetables.csv_output import write_csv
+    from leaguetables.inputs.contract import quarter_label
+    from leaguetables.publication import pages
     from leaguetables.run.manifest import git_state
 
     v = validation or methodology.validation
@@ -1179,85 +1592,195 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
         write_csv(tables["timing"], out / "timing.csv")
         files.append("timing.csv")
     s = tables["summary"].copy()
-    summary = {"columns": [("Figure", False), ("Scope", False), ("Measured", True), ("MCSE", True),
-                           ("Target", False), ("Result", False), ("What it shows", False)],
-               "rows": [[r["figure"], r["scope"], _summary_cell(r),
-                         "" if not np.isfinite(r["mcse"]) else (f"{r['mcse']:.3f}" if (
-                             "Brier" in r["figure"] or "slope" in r["figure"]) else _cell(r["mcse"], "pct2")),
-                         r["target"], "Shown (no target)" if r["pass"] is None or pd.isna(r["pass"])
-                         else _cell(bool(r["pass"]), "pass"), r["sentence"]] for _, r in s.iterrows()]}
+    summary = {
+        "columns": [
+            ("Figure", False),
+            ("Scope", False),
+            ("Measured", True),
+            ("MCSE", True),
+            ("Target", False),
+            ("Result", False),
+            ("What it shows", False),
+        ],
+        "rows": [
+            [
+                r["figure"],
+                r["scope"],
+                _summary_cell(r),
+                ""
+                if not np.isfinite(r["mcse"])
+                else (
+                    f"{r['mcse']:.3f}"
+                    if ("Brier" in r["figure"] or "slope" in r["figure"])
+                    else _cell(r["mcse"], "pct2")
+                ),
+                r["target"],
+                "Shown (no target)" if r["pass"] is None or pd.isna(r["pass"]) else _cell(bool(r["pass"]), "pass"),
+                r["sentence"],
+            ]
+            for _, r in s.iterrows()
+        ],
+    }
     judged = s[s["pass"].notna()]
     n_pass = int(judged["pass"].astype(bool).sum())
     reps = replicates or {}
     ctx = {
         "title": "Validation: a simulation study of the league tables' statistics",
         "breadcrumbs": [(None, "Validation")],
-        "v": v, "meth": methodology,
-        "quarter_label": quarter_label(v.quarter), "previous_label": quarter_label(v.previous),
+        "v": v,
+        "meth": methodology,
+        "quarter_label": quarter_label(v.quarter),
+        "previous_label": quarter_label(v.previous),
         "total_replicates": f"{sum(reps.values()):,}",
-        "scenarios": [{"name": n.replace("_", " ").capitalize(), "replicates": f"{reps.get(n, 0):,}",
-                       "text": SCENARIO_TEXT[n].format(k=v.outliers_per_metric, sd=v.outlier_sd,
-                                                       previous=quarter_label(v.previous),
-                                                       quarter=quarter_label(v.quarter), share=v.change_share,
-                                                       csd=v.change_sd, r=v.overadjust_r)}
-                      for n in SCENARIOS if reps.get(n)],
-        "summary": summary, "n_pass": n_pass, "n_judged": len(judged), "n_fail": len(judged) - n_pass,
-        "oe": _html_table(tables["oe_coverage"], [
-            ("metric", "Metric", "", False), ("trust_type", "Trust type", "type", False),
-            ("trust_years", "Trust results", "int", True), ("coverage", "Coverage", "pct", True),
-            ("mcse", "MCSE", "pct2", True), ("true_below_interval", "True O/E below interval", "pct", True),
-            ("true_above_interval", "True O/E above interval", "pct", True),
-            ("coverage_shrunken_interval", "Coverage of the shrunken O/E interval", "pct", True),
-            ("coverage_given_one_truth", "Coverage given one fixed truth", "pct", True),
-            ("pass", "Result", "pass", False)]),
-        "funnel_type": _html_table(tables["funnel_rates"], [
-            ("data_type", "Data type", "", False), ("funnels", "Funnels", "int", True),
-            ("trust_results", "Trust results", "int", True), ("false_flag_95", "Outside 95% limits", "pct", True),
-            ("mcse_95", "MCSE", "pct2", True), ("pass_95", "Result (95%)", "pass", False),
-            ("false_flag_998", "Outside 99.8% limits", "pct2", True), ("mcse_998", "MCSE", "pct2", True),
-            ("pass_998", "Result (99.8%)", "pass", False), ("metrics", "Metrics", "", False)]),
-        "funnel_metric": _html_table(tables["funnel_rates_by_metric"], [
-            ("metric_id", "Metric", "", False), ("trust_type", "Trust type", "type", False),
-            ("data_type", "Data type", "", False), ("method", "Method", "", False),
-            ("false_flag_95", "Outside 95%", "pct", True), ("false_flag_998", "Outside 99.8%", "pct2", True),
-            ("median_phi", "Median φ (as the method reports it)", "f2", True), ("adjusted_limits_share", "Adjusted limits used", "pct", True),
-            ("degenerate_share", "Degenerate", "pct", True)]),
-        "detection": _html_table(tables["funnel_detection"], [
-            ("scale", "3 SD of", "", False), ("data_type", "Data type", "", False), ("metric_id", "Metric", "", False),
-            ("level", "Limits", "", True), ("planted", "Planted", "int", True),
-            ("detection", "Flagged on the correct side", "pct", True), ("mcse", "MCSE", "pct2", True),
-            ("pass", "Result", "pass", False)]),
-        "rank": _html_table(tables["rank_coverage"], [
-            ("trust_type", "Trust type", "type", False), ("trust_results", "Trust results", "int", True),
-            ("coverage", "Coverage", "pct", True), ("mcse", "MCSE", "pct2", True),
-            ("mean_interval_width", "Mean width (places)", "f2", True),
-            ("oracle_coverage", "Bayes oracle's coverage (same rule)", "pct", True), ("source", "Interval", "", False),
-            ("pass", "Result", "pass", False)]),
-        "brier": _html_table(tables["brier"], [
-            ("trust_type", "Trust type", "type", False), ("brier", "Brier score", "f3", True),
-            ("brier_mcse", "MCSE", "f3", True), ("brier_oracle", "Oracle's Brier score", "f3", True),
-            ("ratio", "Ratio", "f2", True), ("ratio_mcse", "MCSE", "f3", True),
-            ("brier_published_segment_frequency", "Frequency of the published segment given the truth", "f3", True),
-            ("pass", "Result", "pass", False)]),
-        "reliability": _html_table(tables["reliability"], [
-            ("bin_low", "Probability from", "f3", True), ("bin_high", "to", "f3", True), ("n", "Forecasts", "int", True),
-            ("mean_predicted", "Mean probability", "f3", True),
-            ("observed_frequency", "Share in that segment", "f3", True)]),
-        "change": _html_table(tables["change_test"], [
-            ("measure", "Measure", "", False), ("trust_type", "Trust type", "type", False),
-            ("trust_results", "Trust results", "int", True), ("rate", "Called changed", "pct", True),
-            ("mcse", "MCSE", "pct2", True), ("segment_test_rate", "Segment change beyond chance", "pct", True),
-            ("true_segment_changed", "True segment changed", "pct", True),
-            ("test", "Test", "", False), ("pass", "Result", "pass", False)]),
-        "productivity": _html_table(tables["productivity"], [
-            ("metric", "Metric", "", False), ("true_total_annual", "True", "money", True),
-            ("mean_published_total_annual", "Published (mean)", "money", True),
-            ("relative_bias", "Bias", "signed_pct", True), ("mcse", "MCSE", "pct2", True),
-            ("pass", "Result", "pass", False)]),
-        "overadjust": _html_table(tables["overadjustment"], [
-            ("scenario", "Scenario", "", False), ("metric", "Metric", "", False),
-            ("trust_type", "Trust type", "type", False), ("corr_adjusted_oe_true_oe", "Adjusted O/E", "f3", True),
-            ("corr_crude_ratio_true_oe", "Unadjusted ratio", "f3", True)]),
+        "scenarios": [
+            {
+                "name": n.replace("_", " ").capitalize(),
+                "replicates": f"{reps.get(n, 0):,}",
+                "text": SCENARIO_TEXT[n].format(
+                    k=v.outliers_per_metric,
+                    sd=v.outlier_sd,
+                    previous=quarter_label(v.previous),
+                    quarter=quarter_label(v.quarter),
+                    share=v.change_share,
+                    csd=v.change_sd,
+                    r=v.overadjust_r,
+                ),
+            }
+            for n in SCENARIOS
+            if reps.get(n)
+        ],
+        "summary": summary,
+        "n_pass": n_pass,
+        "n_judged": len(judged),
+        "n_fail": len(judged) - n_pass,
+        "oe": _html_table(
+            tables["oe_coverage"],
+            [
+                ("metric", "Metric", "", False),
+                ("trust_type", "Trust type", "type", False),
+                ("trust_years", "Trust results", "int", True),
+                ("coverage", "Coverage", "pct", True),
+                ("mcse", "MCSE", "pct2", True),
+                ("true_below_interval", "True O/E below interval", "pct", True),
+                ("true_above_interval", "True O/E above interval", "pct", True),
+                ("coverage_shrunken_interval", "Coverage of the shrunken O/E interval", "pct", True),
+                ("coverage_given_one_truth", "Coverage given one fixed truth", "pct", True),
+                ("pass", "Result", "pass", False),
+            ],
+        ),
+        "funnel_type": _html_table(
+            tables["funnel_rates"],
+            [
+                ("data_type", "Data type", "", False),
+                ("funnels", "Funnels", "int", True),
+                ("trust_results", "Trust results", "int", True),
+                ("false_flag_95", "Outside 95% limits", "pct", True),
+                ("mcse_95", "MCSE", "pct2", True),
+                ("pass_95", "Result (95%)", "pass", False),
+                ("false_flag_998", "Outside 99.8% limits", "pct2", True),
+                ("mcse_998", "MCSE", "pct2", True),
+                ("pass_998", "Result (99.8%)", "pass", False),
+                ("metrics", "Metrics", "", False),
+            ],
+        ),
+        "funnel_metric": _html_table(
+            tables["funnel_rates_by_metric"],
+            [
+                ("metric_id", "Metric", "", False),
+                ("trust_type", "Trust type", "type", False),
+                ("data_type", "Data type", "", False),
+                ("method", "Method", "", False),
+                ("false_flag_95", "Outside 95%", "pct", True),
+                ("false_flag_998", "Outside 99.8%", "pct2", True),
+                ("median_phi", "Median φ (as the method reports it)", "f2", True),
+                ("adjusted_limits_share", "Adjusted limits used", "pct", True),
+                ("degenerate_share", "Degenerate", "pct", True),
+            ],
+        ),
+        "detection": _html_table(
+            tables["funnel_detection"],
+            [
+                ("scale", "3 SD of", "", False),
+                ("data_type", "Data type", "", False),
+                ("metric_id", "Metric", "", False),
+                ("level", "Limits", "", True),
+                ("planted", "Planted", "int", True),
+                ("detection", "Flagged on the correct side", "pct", True),
+                ("mcse", "MCSE", "pct2", True),
+                ("pass", "Result", "pass", False),
+            ],
+        ),
+        "rank": _html_table(
+            tables["rank_coverage"],
+            [
+                ("trust_type", "Trust type", "type", False),
+                ("trust_results", "Trust results", "int", True),
+                ("coverage", "Coverage", "pct", True),
+                ("mcse", "MCSE", "pct2", True),
+                ("mean_interval_width", "Mean width (places)", "f2", True),
+                ("oracle_coverage", "Bayes oracle's coverage (same rule)", "pct", True),
+                ("source", "Interval", "", False),
+                ("pass", "Result", "pass", False),
+            ],
+        ),
+        "brier": _html_table(
+            tables["brier"],
+            [
+                ("trust_type", "Trust type", "type", False),
+                ("brier", "Brier score", "f3", True),
+                ("brier_mcse", "MCSE", "f3", True),
+                ("brier_oracle", "Oracle's Brier score", "f3", True),
+                ("ratio", "Ratio", "f2", True),
+                ("ratio_mcse", "MCSE", "f3", True),
+                ("brier_published_segment_frequency", "Frequency of the published segment given the truth", "f3", True),
+                ("pass", "Result", "pass", False),
+            ],
+        ),
+        "reliability": _html_table(
+            tables["reliability"],
+            [
+                ("bin_low", "Probability from", "f3", True),
+                ("bin_high", "to", "f3", True),
+                ("n", "Forecasts", "int", True),
+                ("mean_predicted", "Mean probability", "f3", True),
+                ("observed_frequency", "Share in that segment", "f3", True),
+            ],
+        ),
+        "change": _html_table(
+            tables["change_test"],
+            [
+                ("measure", "Measure", "", False),
+                ("trust_type", "Trust type", "type", False),
+                ("trust_results", "Trust results", "int", True),
+                ("rate", "Called changed", "pct", True),
+                ("mcse", "MCSE", "pct2", True),
+                ("segment_test_rate", "Segment change beyond chance", "pct", True),
+                ("true_segment_changed", "True segment changed", "pct", True),
+                ("test", "Test", "", False),
+                ("pass", "Result", "pass", False),
+            ],
+        ),
+        "productivity": _html_table(
+            tables["productivity"],
+            [
+                ("metric", "Metric", "", False),
+                ("true_total_annual", "True", "money", True),
+                ("mean_published_total_annual", "Published (mean)", "money", True),
+                ("relative_bias", "Bias", "signed_pct", True),
+                ("mcse", "MCSE", "pct2", True),
+                ("pass", "Result", "pass", False),
+            ],
+        ),
+        "overadjust": _html_table(
+            tables["overadjustment"],
+            [
+                ("scenario", "Scenario", "", False),
+                ("metric", "Metric", "", False),
+                ("trust_type", "Trust type", "type", False),
+                ("corr_adjusted_oe_true_oe", "Adjusted O/E", "f3", True),
+                ("corr_crude_ratio_true_oe", "Unadjusted ratio", "f3", True),
+            ],
+        ),
         "degenerate_sentence": next((r["sentence"] for _, r in s.iterrows() if "Degenerate" in r["figure"]), ""),
         "files": files,
         "provenance": Markup(
@@ -1265,7 +1788,9 @@ def write_report(tables: dict[str, pd.DataFrame], methodology: Methodology, out:
             f"<dt>Code</dt><dd>leaguetables {escape(__version__)}, git {escape(git_state().get('sha', 'unknown')[:12])}"
             f"</dd><dt>Methodology</dt><dd>{escape(methodology.id)} version {escape(methodology.version)}</dd>"
             f"<dt>Study</dt><dd>seed {v.seed}; replicates "
-            + escape(", ".join(f"{k.replace('_', ' ')} {n}" for k, n in reps.items())) + "</dd></dl></footer>"),
+            + escape(", ".join(f"{k.replace('_', ' ')} {n}" for k, n in reps.items()))
+            + "</dd></dl></footer>"
+        ),
     }
     from leaguetables.publication import report as report_mod
 
@@ -1280,8 +1805,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m leaguetables.validate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--methodology", default="nof-2025-26", help="methodology config (default: nof-2025-26)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: reports/validation)")
-    ap.add_argument("--replicates", type=int, default=None,
-                    help="replicates of every scenario (default: the configuration's, per scenario)")
+    ap.add_argument(
+        "--replicates",
+        type=int,
+        default=None,
+        help="replicates of every scenario (default: the configuration's, per scenario)",
+    )
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: the configuration's)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios (default: all)")
     args = ap.parse_args(argv)
@@ -1292,9 +1821,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"methodology {meth.id} has no validation section", file=sys.stderr)
         return 2
     if args.replicates:
-        v = v.model_copy(update={k: args.replicates for k in ("replicates", "outlier_replicates",
-                                                              "change_replicates", "overadjust_replicates",
-                                                              "fresh_truth_replicates")})
+        v = v.model_copy(
+            update={
+                k: args.replicates
+                for k in (
+                    "replicates",
+                    "outlier_replicates",
+                    "change_replicates",
+                    "overadjust_replicates",
+                    "fresh_truth_replicates",
+                )
+            }
+        )
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     bad = [s for s in scenarios if s not in SCENARIOS]
     if bad:
@@ -1302,22 +1840,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reps = {s: _replicates(v, s) for s in scenarios}
     t0 = time.perf_counter()
-    print(f"validation: {sum(reps.values())} replicates ({', '.join(f'{k} {n}' for k, n in reps.items())}) "
-          f"on {args.workers or v.workers} processes", flush=True)
+    print(
+        f"validation: {sum(reps.values())} replicates ({', '.join(f'{k} {n}' for k, n in reps.items())}) "
+        f"on {args.workers or v.workers} processes",
+        flush=True,
+    )
     raw = run_study(meth, cat, v, scenarios, args.workers, progress=True)
     tables = summarise(raw, meth, cat, v)
     wall = time.perf_counter() - t0
     cpu = float(tables["timing"]["cpu_seconds"].sum()) if not tables["timing"].empty else np.nan
-    tables["timing"] = pd.concat([tables["timing"], pd.DataFrame([{
-        "scenario": "(whole study)", "replicates": sum(reps.values()), "wall_seconds": wall, "cpu_seconds": cpu,
-        "cpu_seconds_per_replicate": np.nan}])], ignore_index=True)
+    tables["timing"] = pd.concat(
+        [
+            tables["timing"],
+            pd.DataFrame(
+                [
+                    {
+                        "scenario": "(whole study)",
+                        "replicates": sum(reps.values()),
+                        "wall_seconds": wall,
+                        "cpu_seconds": cpu,
+                        "cpu_seconds_per_replicate": np.nan,
+                    }
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
     page = write_report(tables, meth, args.out, v, reps)
     s = tables["summary"]
     for _, r in s.iterrows():
         res = "shown" if r["pass"] is None or pd.isna(r["pass"]) else ("PASS" if r["pass"] else "FAIL")
         print(f"  {res:5s} {r['figure']} [{r['scope']}]: {_summary_cell(r)} (target {r['target']})")
-    print(f"validation report written to {page} in {wall:.0f} s (replicates: {cpu:.0f} CPU seconds, i.e. "
-          f"{cpu / max(1, int(args.workers or v.workers)) / 60:.1f} min on {args.workers or v.workers} unshared cores)")
+    print(
+        f"validation report written to {page} in {wall:.0f} s (replicates: {cpu:.0f} CPU seconds, i.e. "
+        f"{cpu / max(1, int(args.workers or v.workers)) / 60:.1f} min on {args.workers or v.workers} unshared cores)"
+    )
     return 0
 
 

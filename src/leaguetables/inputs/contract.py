@@ -15,12 +15,12 @@ straight to it.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-import csv
-import io
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,6 @@ MAX_COUNT = 1e10  # larger counts are not plausible for one trust in one quarter
 MAX_VALUE = 1e7
 
 FILES = ("trusts", "observations", "demographics", "status")
-
 
 
 def previous_quarter(quarter: str) -> str:
@@ -55,8 +54,12 @@ def quarter_label(quarter: str) -> str:
 def quarter_period(quarter: str) -> str:
     """``2025-26-Q4`` → ``January to March 2026``."""
     year, q = quarter_key(quarter)
-    months = {1: ("April", "June", year), 2: ("July", "September", year), 3: ("October", "December", year),
-              4: ("January", "March", year + 1)}[q]
+    months = {
+        1: ("April", "June", year),
+        2: ("July", "September", year),
+        3: ("October", "December", year),
+        4: ("January", "March", year + 1),
+    }[q]
     return f"{months[0]} to {months[1]} {months[2]}"
 
 
@@ -188,11 +191,14 @@ def parse_number(text: str) -> float:
     if t.lower() in NON_FINITE_WORDS:
         raise ValueError(f"{t[:40]!r} is not a finite number")
     if t.lower() in MISSING_WORDS:
-        raise ValueError(f"{t[:40]!r} is not a number (leave the cell empty for a missing value, or mark the row "
-                         "suppressed)")
+        raise ValueError(
+            f"{t[:40]!r} is not a number (leave the cell empty for a missing value, or mark the row suppressed)"
+        )
     if "," in t and NUMBER_RE.fullmatch(t.replace(",", "")):
-        raise ValueError(f"{t[:40]!r} is not a number: no thousands separators or decimal commas (write 1234.5, "
-                         "not 1,234.5 or 1234,5)")
+        raise ValueError(
+            f"{t[:40]!r} is not a number: no thousands separators or decimal commas (write 1234.5, "
+            "not 1,234.5 or 1234,5)"
+        )
     if "_" in t and NUMBER_RE.fullmatch(t.replace("_", "")):
         raise ValueError(f"{t[:40]!r} is not a number: no digit-group underscores (write 1000, not 1_000)")
     raise ValueError(f"{t[:40]!r} is not a number")
@@ -221,8 +227,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); save the file as UTF-8",
-                         file=str(path)) from None
+        raise InputError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); save the file as UTF-8", file=str(path)
+        ) from None
     if "\x00" in text:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise InputError(f"contains NUL bytes (not a text file; first at line {line})", file=str(path))
@@ -288,9 +295,13 @@ def _check_text(df: pd.DataFrame, col: str, path: Path) -> None:
     for i, text in enumerate(df[col].tolist()):
         bad = control_character(text)
         if bad is not None:
-            raise InputError(f"contains the control or bidirectional-override character {bad}, which is not "
-                             "allowed in the inputs (it could hide or reorder text where the name is shown)",
-                             file=str(path), row=_line(df, i), column=col)
+            raise InputError(
+                f"contains the control or bidirectional-override character {bad}, which is not "
+                "allowed in the inputs (it could hide or reorder text where the name is shown)",
+                file=str(path),
+                row=_line(df, i),
+                column=col,
+            )
 
 
 def _check_quarters(df: pd.DataFrame, path: Path) -> None:
@@ -372,14 +383,19 @@ def _first_bad(mask: pd.Series) -> int | None:
 PLAUSIBILITY = (
     ("demographics", "share_85plus is at most share_65plus (the over-85s are among the over-65s)"),
     ("observations", "a proportion's numerator is at most its denominator"),
-    ("observations", "a proportion or rate that is not suppressed has a numerator and a denominator (a value alone "
-                     "is not accepted: the statistics need the counts)"),
-    ("observations", "counts are whole numbers for a metric whose catalogue entry says counts: integer (the "
-                     "default); measured amounts (FTE days, average beds) are declared counts: real"),
+    (
+        "observations",
+        "a proportion or rate that is not suppressed has a numerator and a denominator (a value alone "
+        "is not accepted: the statistics need the counts)",
+    ),
+    (
+        "observations",
+        "counts are whole numbers for a metric whose catalogue entry says counts: integer (the "
+        "default); measured amounts (FTE days, average beds) are declared counts: real",
+    ),
     ("observations", "a bracket metric that is not suppressed has a category, one of its brackets"),
     ("observations", "a value or mean metric that is not suppressed has a value (or a numerator and denominator)"),
-    ("observations, status", "quarters are canonical YYYY-YY-QN with consecutive years, between "
-                             "1990-91 and 2099-00"),
+    ("observations, status", "quarters are canonical YYYY-YY-QN with consecutive years, between 1990-91 and 2099-00"),
 )
 
 
@@ -388,22 +404,34 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
     for kind, df in (("observations", obs), ("demographics", demo), ("status", status)):
         i = _first_bad(~df["trust_code"].isin(codes))
         if i is not None:
-            raise InputError(f"unknown trust {df.iloc[i]['trust_code']!r} (not in the trust register)",
-                             file=str(files[kind]), row=_line(df, i), column="trust_code")
+            raise InputError(
+                f"unknown trust {df.iloc[i]['trust_code']!r} (not in the trust register)",
+                file=str(files[kind]),
+                row=_line(df, i),
+                column="trust_code",
+            )
     i = _first_bad(demo["share_85plus"] > demo["share_65plus"])
     if i is not None:
         r = demo.iloc[i]
-        raise InputError(f"share aged 85+ ({r['share_85plus']:g}) is above the share aged 65+ "
-                         f"({r['share_65plus']:g}); the over-85s are among the over-65s",
-                         file=str(files["demographics"]), row=_line(demo, i), column="share_85plus")
+        raise InputError(
+            f"share aged 85+ ({r['share_85plus']:g}) is above the share aged 65+ "
+            f"({r['share_65plus']:g}); the over-85s are among the over-65s",
+            file=str(files["demographics"]),
+            row=_line(demo, i),
+            column="share_85plus",
+        )
     path = str(files["observations"])
     if catalogue is None:
         return
     known = {m.id: m for m in catalogue.metrics}
     i = _first_bad(~obs["metric_id"].isin(list(known)))
     if i is not None:
-        raise InputError(f"unknown metric {obs.iloc[i]['metric_id']!r} (not in catalogue {catalogue.id!r})",
-                         file=path, row=_line(obs, i), column="metric_id")
+        raise InputError(
+            f"unknown metric {obs.iloc[i]['metric_id']!r} (not in catalogue {catalogue.id!r})",
+            file=path,
+            row=_line(obs, i),
+            column="metric_id",
+        )
     stat = obs["metric_id"].map({k: m.statistic for k, m in known.items()})
     live = ~obs["suppressed"].astype(bool)
     counted = stat.isin(["proportion", "rate"]) & live
@@ -414,30 +442,53 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
     i = _first_bad(counted & ~has_num)
     if i is not None:
         what = "a value alone" if pd.notna(obs.iloc[i]["value"]) else "no numerator"
-        raise InputError(f"{what} for a {stat.iloc[i]} metric: it needs a numerator and a denominator (or mark the "
-                         "row suppressed)", file=path, row=_line(obs, i), column="numerator")
+        raise InputError(
+            f"{what} for a {stat.iloc[i]} metric: it needs a numerator and a denominator (or mark the row suppressed)",
+            file=path,
+            row=_line(obs, i),
+            column="numerator",
+        )
     i = _first_bad((stat == "proportion") & (obs["numerator"] > obs["denominator"]))
     if i is not None:
         r = obs.iloc[i]
-        raise InputError(f"numerator {r['numerator']:g} is above denominator {r['denominator']:g} for a proportion",
-                         file=path, row=_line(obs, i), column="numerator")
+        raise InputError(
+            f"numerator {r['numerator']:g} is above denominator {r['denominator']:g} for a proportion",
+            file=path,
+            row=_line(obs, i),
+            column="numerator",
+        )
     integer = stat.isin(["proportion", "rate"]) & obs["metric_id"].map(
-        {k: getattr(m, "counts", "integer") == "integer" for k, m in known.items()}).astype(bool)
+        {k: getattr(m, "counts", "integer") == "integer" for k, m in known.items()}
+    ).astype(bool)
     for col in ("numerator", "denominator"):
         v = obs[col]
         i = _first_bad(integer & v.notna() & (v != np.floor(v)))
         if i is not None:
             r = obs.iloc[i]
-            raise InputError(f"{r[col]:g} is not a whole number: {r['metric_id']!r} counts events or people "
-                             "(counts: integer in the catalogue)", file=path, row=_line(obs, i), column=col)
+            raise InputError(
+                f"{r[col]:g} is not a whole number: {r['metric_id']!r} counts events or people "
+                "(counts: integer in the catalogue)",
+                file=path,
+                row=_line(obs, i),
+                column=col,
+            )
     i = _first_bad(stat.isin(["mean", "value"]) & live & obs["value"].isna() & obs["numerator"].isna())
     if i is not None:
-        raise InputError("no value for a metric reported as a value or mean score (leave the row out, or mark it "
-                         "suppressed)", file=path, row=_line(obs, i), column="value")
+        raise InputError(
+            "no value for a metric reported as a value or mean score (leave the row out, or mark it suppressed)",
+            file=path,
+            row=_line(obs, i),
+            column="value",
+        )
     i = _first_bad((stat == "bracket") & live & obs["category"].isna())
     if i is not None:
-        raise InputError(f"no category for the bracket metric {obs.iloc[i]['metric_id']!r} (give one of its "
-                         "brackets, or mark the row suppressed)", file=path, row=_line(obs, i), column="category")
+        raise InputError(
+            f"no category for the bracket metric {obs.iloc[i]['metric_id']!r} (give one of its "
+            "brackets, or mark the row suppressed)",
+            file=path,
+            row=_line(obs, i),
+            column="category",
+        )
     for mid, m in known.items():
         if m.statistic != "bracket":
             continue
@@ -445,17 +496,26 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
         bad = rows & ~obs["category"].isin(list(m.scoring.brackets or {}))
         i = _first_bad(bad)
         if i is not None:
-            raise InputError(f"category {obs.iloc[i]['category']!r} is not one of {list(m.scoring.brackets or {})}",
-                             file=path, row=_line(obs, i), column="category")
+            raise InputError(
+                f"category {obs.iloc[i]['category']!r} is not one of {list(m.scoring.brackets or {})}",
+                file=path,
+                row=_line(obs, i),
+                column="category",
+            )
     ttype = obs["trust_code"].map(dict(zip(trusts["trust_code"], trusts["trust_type"])))
-    pairs = pd.MultiIndex.from_tuples([(k, t) for k, m in known.items() for t in m.trust_types],
-                                      names=["metric_id", "trust_type"])
+    pairs = pd.MultiIndex.from_tuples(
+        [(k, t) for k, m in known.items() for t in m.trust_types], names=["metric_id", "trust_type"]
+    )
     applies = pd.MultiIndex.from_arrays([obs["metric_id"], ttype]).isin(pairs)
     i = _first_bad(~pd.Series(applies, index=obs.index))
     if i is not None:
         r = obs.iloc[i]
-        raise InputError(f"metric {r['metric_id']!r} does not apply to trust type {ttype.iloc[i]!r}",
-                         file=path, row=_line(obs, i), column="metric_id")
+        raise InputError(
+            f"metric {r['metric_id']!r} does not apply to trust type {ttype.iloc[i]!r}",
+            file=path,
+            row=_line(obs, i),
+            column="metric_id",
+        )
 
 
 def load_inputs(data_dir: Path | str, catalogue: Catalogue | None = None, quarter: str | None = None) -> QuarterInputs:
@@ -480,6 +540,9 @@ def load_inputs(data_dir: Path | str, catalogue: Catalogue | None = None, quarte
         check_quarter(quarter)
         if quarter not in set(inputs.observations["quarter"]):
             have = inputs.quarters()
-            raise InputError(f"quarter {quarter} is not in the data (it has {have[0]} to {have[-1]})",
-                             file=str(files["observations"]), column="quarter")
+            raise InputError(
+                f"quarter {quarter} is not in the data (it has {have[0]} to {have[-1]})",
+                file=str(files["observations"]),
+                column="quarter",
+            )
     return inputs

@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-from collections.abc import Mapping
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,35 +65,85 @@ SPEC: dict[str, dict] = {
     "rtt_52wk": dict(kind="binomial", alpha=-3.9, base=45_000, beta={}, sd=0.55, trend=-0.04, q=-0.5),
     "cancer_fds": dict(kind="binomial", alpha=1.25, base=3_800, beta={}, sd=0.25, trend=0.02, q=0.5),
     "cancer_62d": dict(kind="binomial", alpha=0.85, base=260, beta={}, sd=0.22, trend=0.01, q=0.5),
-    "ae_4hr": dict(kind="binomial", alpha=1.05, base=38_000, sd=0.30, trend=0.01, q=0.6,
-                   beta={"share_65plus": -0.10, "share_85plus": -0.08, "imd_score": -0.12, "rural_share": 0.05}),
-    "ae_12hr": dict(kind="binomial", alpha=-2.45, base=38_000, sd=0.40, trend=-0.01, q=-0.6,
-                    beta={"share_65plus": 0.12, "share_85plus": 0.10, "imd_score": 0.15}),
+    "ae_4hr": dict(
+        kind="binomial",
+        alpha=1.05,
+        base=38_000,
+        sd=0.30,
+        trend=0.01,
+        q=0.6,
+        beta={"share_65plus": -0.10, "share_85plus": -0.08, "imd_score": -0.12, "rural_share": 0.05},
+    ),
+    "ae_12hr": dict(
+        kind="binomial",
+        alpha=-2.45,
+        base=38_000,
+        sd=0.40,
+        trend=-0.01,
+        q=-0.6,
+        beta={"share_65plus": 0.12, "share_85plus": 0.10, "imd_score": 0.15},
+    ),
     "community_52wk": dict(kind="binomial", alpha=-3.6, base=8_000, beta={}, sd=0.8, trend=-0.03, q=-0.5),
     "amb_cat2_mean": dict(kind="value", mean=33.0, sd=4.5, noise=2.5, q=-0.6, decimals=1),
     "amb_handover_45": dict(kind="binomial", alpha=-1.7, base=60_000, beta={}, sd=0.35, trend=-0.02, q=-0.5),
     "mrsa": dict(kind="poisson", alpha=np.log(1.6e-5), base=62_000, beta={}, sd=0.10, trend=0.0, q=-0.2),
-    "ecoli": dict(kind="poisson", alpha=np.log(1.5e-4), base=62_000, sd=0.12, trend=0.0, q=-0.3,
-                  beta={"share_65plus": 0.12, "share_85plus": 0.08}),
-    "cdiff": dict(kind="poisson", alpha=np.log(2.4e-4), base=62_000, sd=0.15, trend=0.0, q=-0.3,
-                  beta={"share_65plus": 0.10, "share_85plus": 0.10, "imd_score": 0.06}),
+    "ecoli": dict(
+        kind="poisson",
+        alpha=np.log(1.5e-4),
+        base=62_000,
+        sd=0.12,
+        trend=0.0,
+        q=-0.3,
+        beta={"share_65plus": 0.12, "share_85plus": 0.08},
+    ),
+    "cdiff": dict(
+        kind="poisson",
+        alpha=np.log(2.4e-4),
+        base=62_000,
+        sd=0.15,
+        trend=0.0,
+        q=-0.3,
+        beta={"share_65plus": 0.10, "share_85plus": 0.10, "imd_score": 0.06},
+    ),
     "mh_crisis_24h": dict(kind="binomial", alpha=0.4, base=650, beta={}, sd=0.45, trend=0.02, q=0.5),
     "staff_raising_concerns": dict(kind="value", mean=6.55, sd=0.18, noise=0.03, q=0.5, decimals=2, annual=True),
     "cqc_safe": dict(kind="bracket", q=0.7),
     "finance_plan": dict(kind="value", mean=0.45, sd=1.6, noise=0.0, q=0.3, decimals=2, annual=True),
     "finance_variance": dict(kind="value", mean=0.0, sd=0.8, noise=0.35, q=0.3, decimals=2),
     "relative_cost": dict(kind="value", mean=100.0, sd=6.0, noise=1.0, q=-0.3, decimals=1, annual=True),
-    "los_emergency": dict(kind="poisson", alpha=np.log(4.8), base=9_000, sd=0.10, trend=-0.005, q=-0.3, shape=60.0,
-                          beta={"share_65plus": 0.07, "share_85plus": 0.06, "imd_score": 0.03}),
+    "los_emergency": dict(
+        kind="poisson",
+        alpha=np.log(4.8),
+        base=9_000,
+        sd=0.10,
+        trend=-0.005,
+        q=-0.3,
+        shape=60.0,
+        beta={"share_65plus": 0.07, "share_85plus": 0.06, "imd_score": 0.03},
+    ),
     "daycase_rate": dict(kind="binomial", alpha=1.5, base=6_000, beta={}, sd=0.35, trend=0.01, q=0.4),
-    "readmissions_30d": dict(kind="binomial", alpha=-2.05, base=24_000, sd=0.08, trend=0.0, q=-0.3,
-                             beta={"share_65plus": 0.06, "share_85plus": 0.05, "imd_score": 0.08,
-                                   "ethnic_minority_share": 0.03}),
-    "op_followup_ratio": dict(kind="poisson", alpha=np.log(1.7), base=30_000, beta={}, sd=0.12, trend=0.0, q=-0.3,
-                              shape=80.0),
+    "readmissions_30d": dict(
+        kind="binomial",
+        alpha=-2.05,
+        base=24_000,
+        sd=0.08,
+        trend=0.0,
+        q=-0.3,
+        beta={"share_65plus": 0.06, "share_85plus": 0.05, "imd_score": 0.08, "ethnic_minority_share": 0.03},
+    ),
+    "op_followup_ratio": dict(
+        kind="poisson", alpha=np.log(1.7), base=30_000, beta={}, sd=0.12, trend=0.0, q=-0.3, shape=80.0
+    ),
     "staff_engagement": dict(kind="value", mean=6.85, sd=0.20, noise=0.03, q=0.6, decimals=2, annual=True),
-    "sickness_absence": dict(kind="binomial", alpha=-2.9, base=550_000, sd=0.12, trend=0.0, q=-0.4,
-                             beta={"imd_score": 0.07, "share_65plus": 0.02}),
+    "sickness_absence": dict(
+        kind="binomial",
+        alpha=-2.9,
+        base=550_000,
+        sd=0.12,
+        trend=0.0,
+        q=-0.4,
+        beta={"imd_score": 0.07, "share_65plus": 0.02},
+    ),
     "mh_long_stay": dict(kind="binomial", alpha=-1.4, base=320, beta={}, sd=0.35, trend=0.0, q=-0.4),
     "ucr_2hr": dict(kind="binomial", alpha=1.55, base=2_600, beta={}, sd=0.45, trend=0.01, q=0.5),
 }
@@ -181,8 +231,9 @@ def _within_variance(spec: dict, size: float, z: pd.Series, beta: Mapping[str, f
     return 1 / (n * np.exp(eta0)) + (1 / spec["shape"] if "shape" in spec else 0.0)
 
 
-def _check_scenario(quality_deprivation_r: float, change, change_quarters, hold_quarters: bool,
-                    outlier_scale: str = "between_trust") -> None:
+def _check_scenario(
+    quality_deprivation_r: float, change, change_quarters, hold_quarters: bool, outlier_scale: str = "between_trust"
+) -> None:
     if outlier_scale not in ("between_trust", "funnel"):
         raise ValueError(f"outlier_scale must be 'between_trust' or 'funnel', got {outlier_scale!r}")
     if not -1 < quality_deprivation_r < 1:
@@ -195,10 +246,19 @@ def _check_scenario(quality_deprivation_r: float, change, change_quarters, hold_
             raise ValueError(f"change_quarters must be two demo quarters in order, got {change_quarters!r}")
 
 
-def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality_deprivation_r: float = 0.0,
-             deprivation_effect: bool = True, outliers=(), change=(), change_quarters: tuple[str, str] | None = None,
-             hold_quarters: bool = False, outlier_scale: str = "between_trust",
-             outlier_quarters: Mapping[str, int] | None = None) -> dict[str, pd.DataFrame]:
+def generate(
+    seed: int = DEFAULT_SEED,
+    *,
+    noise_seed: int | None = None,
+    quality_deprivation_r: float = 0.0,
+    deprivation_effect: bool = True,
+    outliers=(),
+    change=(),
+    change_quarters: tuple[str, str] | None = None,
+    hold_quarters: bool = False,
+    outlier_scale: str = "between_trust",
+    outlier_quarters: Mapping[str, int] | None = None,
+) -> dict[str, pd.DataFrame]:
     """Generate the demo inputs and the truth behind them (deterministic for its arguments).
 
     The defaults give the standard demo. The other arguments are the scenarios of the simulation study
@@ -251,11 +311,25 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
     unknown = sorted({c for _, c in planted} - set(codes)) + sorted({c for c, _ in change} - set(codes))
     if unknown:
         raise ValueError(f"unknown trust codes in the scenario: {unknown[:5]}")
-    d = _Draw(rt, rn, rt_early, rn_early, codes, trusts["trust_type"].to_numpy(), size, quality, z, planted,
-              np.zeros(len(trusts)), QUARTERS.index(change_quarters[1]) if change_quarters else len(QUARTERS),
-              QUARTERS.index(change_quarters[0]) if (change_quarters and hold_quarters) else None,
-              QUARTERS.index(change_quarters[1]) if change_quarters else None, deprivation_effect,
-              outlier_scale, dict(outlier_quarters or {}))
+    d = _Draw(
+        rt,
+        rn,
+        rt_early,
+        rn_early,
+        codes,
+        trusts["trust_type"].to_numpy(),
+        size,
+        quality,
+        z,
+        planted,
+        np.zeros(len(trusts)),
+        QUARTERS.index(change_quarters[1]) if change_quarters else len(QUARTERS),
+        QUARTERS.index(change_quarters[0]) if (change_quarters and hold_quarters) else None,
+        QUARTERS.index(change_quarters[1]) if change_quarters else None,
+        deprivation_effect,
+        outlier_scale,
+        dict(outlier_quarters or {}),
+    )
     for c, k in change:
         d.moved[d.pos[c]] = float(k)
     for metric in catalogue.metrics:
@@ -267,22 +341,44 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
     sort = ["quarter", "trust_code", "metric_id"]
     order = {q: i for i, q in enumerate(QUARTERS)}
     truth_values = _frame(d.truth_blocks)
-    truth_values = truth_values.sort_values(sort, key=lambda s: s.map(order) if s.name == "quarter" else s,
-                                            kind="mergesort").reset_index(drop=True)
-    planted_rows = [{"kind": "outlier", "metric_id": m, "trust_code": c, "sd_multiple": k, "from_quarter": None}
-                    for (m, c), k in sorted(planted.items())]
-    planted_rows += [{"kind": "change", "metric_id": None, "trust_code": c, "sd_multiple": float(k),
-                      "from_quarter": change_quarters[1]} for c, k in sorted(change)]
-    scenario = pd.DataFrame([
-        {"argument": "seed", "value": str(seed)},
-        {"argument": "noise_seed", "value": "" if noise_seed is None else str(noise_seed)},
-        {"argument": "quality_deprivation_r", "value": repr(float(quality_deprivation_r))},
-        {"argument": "deprivation_effect", "value": str(bool(deprivation_effect))},
-        {"argument": "change_quarters", "value": "" if change_quarters is None else " ".join(change_quarters)},
-        {"argument": "hold_quarters", "value": str(bool(hold_quarters))},
-    ] + ([{"argument": "outlier_scale", "value": outlier_scale},
-          {"argument": "outlier_quarters",
-           "value": " ".join(f"{m}={k}" for m, k in sorted((outlier_quarters or {}).items()))}] if outliers else []))
+    truth_values = truth_values.sort_values(
+        sort, key=lambda s: s.map(order) if s.name == "quarter" else s, kind="mergesort"
+    ).reset_index(drop=True)
+    planted_rows = [
+        {"kind": "outlier", "metric_id": m, "trust_code": c, "sd_multiple": k, "from_quarter": None}
+        for (m, c), k in sorted(planted.items())
+    ]
+    planted_rows += [
+        {
+            "kind": "change",
+            "metric_id": None,
+            "trust_code": c,
+            "sd_multiple": float(k),
+            "from_quarter": change_quarters[1],
+        }
+        for c, k in sorted(change)
+    ]
+    scenario = pd.DataFrame(
+        [
+            {"argument": "seed", "value": str(seed)},
+            {"argument": "noise_seed", "value": "" if noise_seed is None else str(noise_seed)},
+            {"argument": "quality_deprivation_r", "value": repr(float(quality_deprivation_r))},
+            {"argument": "deprivation_effect", "value": str(bool(deprivation_effect))},
+            {"argument": "change_quarters", "value": "" if change_quarters is None else " ".join(change_quarters)},
+            {"argument": "hold_quarters", "value": str(bool(hold_quarters))},
+        ]
+        + (
+            [
+                {"argument": "outlier_scale", "value": outlier_scale},
+                {
+                    "argument": "outlier_quarters",
+                    "value": " ".join(f"{m}={k}" for m, k in sorted((outlier_quarters or {}).items())),
+                },
+            ]
+            if outliers
+            else []
+        )
+    )
     return {
         "trusts": trusts,
         "observations": obs.sort_values(sort, kind="mergesort").reset_index(drop=True),
@@ -292,8 +388,9 @@ def generate(seed: int = DEFAULT_SEED, *, noise_seed: int | None = None, quality
         "truth/trust_effects": pd.DataFrame(d.eff_rows),
         "truth/standardisation": standardisation,
         "truth/values": truth_values,
-        "truth/planted": pd.DataFrame(planted_rows, columns=["kind", "metric_id", "trust_code", "sd_multiple",
-                                                             "from_quarter"]),
+        "truth/planted": pd.DataFrame(
+            planted_rows, columns=["kind", "metric_id", "trust_code", "sd_multiple", "from_quarter"]
+        ),
         "truth/scenario": scenario,
     }
 
@@ -333,8 +430,7 @@ def _outlier_sd(d: _Draw, spec: dict, beta: Mapping[str, float], metric_id: str,
     return float(np.sqrt(spec["sd"] ** 2 + within / d.outlier_quarters.get(metric_id, 1)))
 
 
-def _count_rows(d: _Draw, metric, spec: dict, beta: dict, idx: np.ndarray, u: np.ndarray,
-                shift: np.ndarray) -> None:
+def _count_rows(d: _Draw, metric, spec: dict, beta: dict, idx: np.ndarray, u: np.ndarray, shift: np.ndarray) -> None:
     """Binomial or Poisson counts: the model's truth (coefficients, E*, m) and the drawn numerators."""
     base = np.full(len(d.codes), spec["alpha"])
     for cov, b in beta.items():
@@ -366,10 +462,22 @@ def _count_rows(d: _Draw, metric, spec: dict, beta: dict, idx: np.ndarray, u: np
                 mu = mu * n_rng.gamma(spec["shape"], 1 / spec["shape"], len(idx))
             x = n_rng.poisson(mu)
         d.blocks.append(_block(quarter, d.codes[idx], metric.id, numerator=x, denominator=n))
-        d.truth_blocks.append(({
-            "quarter": quarter, "trust_code": d.codes[idx], "metric_id": metric.id, "denominator": n,
-            "true_numerator": m, "true_expected": e_star, "true_value": m / n * metric.multiplier,
-            "true_oe": m / e_star, "true_category": None}, len(idx)))
+        d.truth_blocks.append(
+            (
+                {
+                    "quarter": quarter,
+                    "trust_code": d.codes[idx],
+                    "metric_id": metric.id,
+                    "denominator": n,
+                    "true_numerator": m,
+                    "true_expected": e_star,
+                    "true_value": m / n * metric.multiplier,
+                    "true_oe": m / e_star,
+                    "true_category": None,
+                },
+                len(idx),
+            )
+        )
 
 
 def _value_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, u: np.ndarray, shift: np.ndarray) -> None:
@@ -386,10 +494,22 @@ def _value_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, u: np.ndarray, sh
             unshifted[k] = unshifted[d.held]  # no change: the earlier quarter's reported value
         v = np.round(unshifted[k] + (shift if k >= d.changed_from else 0.0), spec["decimals"])
         d.blocks.append(_block(quarter, d.codes[idx], metric.id, value=v[idx]))
-        d.truth_blocks.append(({
-            "quarter": quarter, "trust_code": d.codes[idx], "metric_id": metric.id, "denominator": np.nan,
-            "true_numerator": np.nan, "true_expected": np.nan, "true_value": v[idx], "true_oe": np.nan,
-            "true_category": None}, len(idx)))
+        d.truth_blocks.append(
+            (
+                {
+                    "quarter": quarter,
+                    "trust_code": d.codes[idx],
+                    "metric_id": metric.id,
+                    "denominator": np.nan,
+                    "true_numerator": np.nan,
+                    "true_expected": np.nan,
+                    "true_value": v[idx],
+                    "true_oe": np.nan,
+                    "true_category": None,
+                },
+                len(idx),
+            )
+        )
 
 
 def _bracket_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, own: np.ndarray) -> None:
@@ -407,10 +527,22 @@ def _bracket_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, own: np.ndarray
         ratings[k] = ratings[d.held] if (d.held is not None and k == d.after_k) else rating
         rating = ratings[k]
         d.blocks.append(_block(quarter, d.codes[idx], metric.id, category=rating[idx].astype(object)))
-        d.truth_blocks.append(({
-            "quarter": quarter, "trust_code": d.codes[idx], "metric_id": metric.id, "denominator": np.nan,
-            "true_numerator": np.nan, "true_expected": np.nan, "true_value": np.nan, "true_oe": np.nan,
-            "true_category": rating[idx].astype(object)}, len(idx)))
+        d.truth_blocks.append(
+            (
+                {
+                    "quarter": quarter,
+                    "trust_code": d.codes[idx],
+                    "metric_id": metric.id,
+                    "denominator": np.nan,
+                    "true_numerator": np.nan,
+                    "true_expected": np.nan,
+                    "true_value": np.nan,
+                    "true_oe": np.nan,
+                    "true_category": rating[idx].astype(object),
+                },
+                len(idx),
+            )
+        )
 
 
 def _missing_and_suppressed(obs: pd.DataFrame, d: _Draw, change_quarters) -> pd.DataFrame:
@@ -419,8 +551,10 @@ def _missing_and_suppressed(obs: pd.DataFrame, d: _Draw, change_quarters) -> pd.
     obs["suppressed"] = False
     keep = np.ones(len(obs), dtype=bool)
     sup = np.zeros(len(obs), dtype=bool)
-    for stream, rows in ((d.rt, ~obs["quarter"].isin(EARLY_QUARTERS).to_numpy()),
-                         (d.rt_early, obs["quarter"].isin(EARLY_QUARTERS).to_numpy())):
+    for stream, rows in (
+        (d.rt, ~obs["quarter"].isin(EARLY_QUARTERS).to_numpy()),
+        (d.rt_early, obs["quarter"].isin(EARLY_QUARTERS).to_numpy()),
+    ):
         where = np.flatnonzero(rows)
         sup[where[stream.random(len(where)) < 0.004]] = True
         keep[where[stream.random(len(where)) < 0.004]] = False
@@ -428,8 +562,9 @@ def _missing_and_suppressed(obs: pd.DataFrame, d: _Draw, change_quarters) -> pd.
         key = ["trust_code", "metric_id"]
         b_rows = np.flatnonzero((obs["quarter"] == change_quarters[0]).to_numpy())
         a_rows = np.flatnonzero((obs["quarter"] == change_quarters[1]).to_numpy())
-        ref = pd.DataFrame({"sup": sup[b_rows], "keep": keep[b_rows]},
-                           index=pd.MultiIndex.from_frame(obs.loc[b_rows, key]))
+        ref = pd.DataFrame(
+            {"sup": sup[b_rows], "keep": keep[b_rows]}, index=pd.MultiIndex.from_frame(obs.loc[b_rows, key])
+        )
         k_idx = pd.MultiIndex.from_frame(obs.loc[a_rows, key])
         sup[a_rows] = ref["sup"].reindex(k_idx).to_numpy(bool)
         keep[a_rows] = ref["keep"].reindex(k_idx).to_numpy(bool)
@@ -445,14 +580,19 @@ def _status(obs: pd.DataFrame, d: _Draw, change_quarters) -> pd.DataFrame:
     codes = d.codes
     plan = obs[obs["metric_id"] == "finance_plan"].set_index(["quarter", "trust_code"])["value"]
     worst = set(codes[np.argsort(d.quality)[:3]])
-    status = pd.DataFrame({"quarter": np.repeat(QUARTERS, len(codes)).astype(object),
-                           "trust_code": np.tile(codes, len(QUARTERS)).astype(object)})
+    status = pd.DataFrame(
+        {
+            "quarter": np.repeat(QUARTERS, len(codes)).astype(object),
+            "trust_code": np.tile(codes, len(QUARTERS)).astype(object),
+        }
+    )
     p = plan.reindex(pd.MultiIndex.from_frame(status)).to_numpy(float)
     with np.errstate(invalid="ignore"):
         status["deficit"] = np.where(np.isnan(p), False, p < 0)
         status["deficit_support"] = np.where(np.isnan(p), False, p < -2.5)
-    status["improvement_programme"] = (status["trust_code"].isin(worst)
-                                       & status["quarter"].str.startswith("2025-26")).to_numpy()
+    status["improvement_programme"] = (
+        status["trust_code"].isin(worst) & status["quarter"].str.startswith("2025-26")
+    ).to_numpy()
     if d.held is not None:  # the same status in both quarters
         b_q, a_q = change_quarters
         ref = status[status["quarter"] == b_q].set_index("trust_code")
@@ -462,17 +602,23 @@ def _status(obs: pd.DataFrame, d: _Draw, change_quarters) -> pd.DataFrame:
     return status
 
 
-def _block(quarter: str, codes: np.ndarray, metric_id: str, numerator=None, denominator=None, value=None,
-           category=None) -> tuple[dict, int]:
+def _block(
+    quarter: str, codes: np.ndarray, metric_id: str, numerator=None, denominator=None, value=None, category=None
+) -> tuple[dict, int]:
     n = len(codes)
     nan = np.full(n, np.nan)
-    return ({
-        "quarter": quarter, "trust_code": codes, "metric_id": metric_id,
-        "numerator": nan if numerator is None else np.asarray(numerator, dtype=float),
-        "denominator": nan if denominator is None else np.asarray(denominator, dtype=float),
-        "value": nan if value is None else np.asarray(value, dtype=float),
-        "category": np.full(n, None, dtype=object) if category is None else category,
-    }, n)
+    return (
+        {
+            "quarter": quarter,
+            "trust_code": codes,
+            "metric_id": metric_id,
+            "numerator": nan if numerator is None else np.asarray(numerator, dtype=float),
+            "denominator": nan if denominator is None else np.asarray(denominator, dtype=float),
+            "value": nan if value is None else np.asarray(value, dtype=float),
+            "category": np.full(n, None, dtype=object) if category is None else category,
+        },
+        n,
+    )
 
 
 def _frame(blocks: list[tuple[dict, int]]) -> pd.DataFrame:
@@ -510,9 +656,15 @@ def write(out: Path, seed: int = DEFAULT_SEED, *, records: bool = True) -> Path:
         "were drawn from (coefficients per SD of each covariate within trust type, trust effects, standardisation,\n"
         "the true value and true expected value of every trust, quarter and metric, planted outliers and changes,\n"
         "and the scenario arguments).\n",
-        encoding="utf-8")
-    (out / DEMO_MARKER).write_text(json.dumps({"source": "demo", "generator": "leaguetables.inputs.demo", "seed": seed,
-                                               "records": record_info}, indent=1) + "\n", encoding="utf-8")
+        encoding="utf-8",
+    )
+    (out / DEMO_MARKER).write_text(
+        json.dumps(
+            {"source": "demo", "generator": "leaguetables.inputs.demo", "seed": seed, "records": record_info}, indent=1
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return out
 
 
@@ -524,8 +676,12 @@ def _add_records(frames: dict[str, pd.DataFrame], out: Path, seed: int) -> dict 
     manifest = records_generate.run(job, 1, demo_effects=frames["truth/trust_effects"])
     quarter = job.quarters[-1]
     frames.update(demo_quarter.merge_into_demo(frames, job.out, quarter))
-    return {"folder": "records", "quarter": quarter, "rows": manifest["rows"],
-            "generator": "leaguetables.inputs.records.generate"}
+    return {
+        "folder": "records",
+        "quarter": quarter,
+        "rows": manifest["rows"],
+        "generator": "leaguetables.inputs.records.generate",
+    }
 
 
 DEMO_MARKER = "demo-source.json"  # written beside the demo's contract files: their provenance, for the labels

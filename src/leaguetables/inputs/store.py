@@ -24,8 +24,17 @@ from pathlib import Path
 import pandas as pd
 
 from leaguetables.errors import InputError
-from leaguetables.inputs.contract import (BOOLEAN, FILES, NULLABLE_BOOLEAN, NUMERIC, NULLABLE_TEXT,
-                                          SCHEMAS, QuarterInputs, _validate, quarter_key)
+from leaguetables.inputs.contract import (
+    BOOLEAN,
+    FILES,
+    NULLABLE_BOOLEAN,
+    NULLABLE_TEXT,
+    NUMERIC,
+    SCHEMAS,
+    QuarterInputs,
+    _validate,
+    quarter_key,
+)
 
 STORE_DIR = ".inputs"  # under the reports folder: the validated inputs of every run, by content
 
@@ -81,8 +90,9 @@ def read_frame(kind: str, path: str | Path) -> pd.DataFrame:
     except OSError as exc:
         raise InputError(f"{kind} input cannot be read ({exc.strerror or exc})", file=str(path)) from None
     if hashlib.sha256(data).hexdigest() != path.stem:
-        raise InputError(f"{kind} input: the file's SHA-256 is not its name (it was changed after it was written)",
-                         file=str(path))
+        raise InputError(
+            f"{kind} input: the file's SHA-256 is not its name (it was changed after it was written)", file=str(path)
+        )
     header = data.split(b"\n", 1)[0].decode("utf-8").split(",")
     expected = [c for c in SCHEMAS[kind].columns if c in header]
     if header != expected:
@@ -135,26 +145,43 @@ class InputFiles:
 
     def common(self) -> dict[str, str]:
         """The parameters of the league and report notebooks for the inputs."""
-        return {"trusts": str(self.trusts), "observations": str(self.observations),
-                "demographics": str(self.demographics), "status": str(self.status)}
+        return {
+            "trusts": str(self.trusts),
+            "observations": str(self.observations),
+            "demographics": str(self.demographics),
+            "status": str(self.status),
+        }
 
     def metric(self, metric_id: str) -> dict[str, str]:
         """The parameters of a metric notebook for the inputs (no status: a metric does not read it)."""
-        return {"trusts": str(self.trusts), "observations": str(self.metrics[metric_id]),
-                "demographics": str(self.demographics), "quarters": self.quarters}
+        return {
+            "trusts": str(self.trusts),
+            "observations": str(self.metrics[metric_id]),
+            "demographics": str(self.demographics),
+            "quarters": self.quarters,
+        }
 
 
 def write_inputs(inputs: QuarterInputs, folder: Path, quarter: str, metric_ids: list[str]) -> InputFiles:
     """Write the validated inputs of a run into the store ``folder`` (see the module docstring)."""
     return InputFiles(
-        trusts=write_frame(inputs.trusts, folder), observations=write_frame(inputs.observations, folder),
-        demographics=write_frame(inputs.demographics, folder), status=write_frame(inputs.status, folder),
+        trusts=write_frame(inputs.trusts, folder),
+        observations=write_frame(inputs.observations, folder),
+        demographics=write_frame(inputs.demographics, folder),
+        status=write_frame(inputs.status, folder),
         metrics={m: write_frame(df, folder) for m, df in metric_observations(inputs, quarter, metric_ids).items()},
-        quarters=quarters_up_to(inputs, quarter))
+        quarters=quarters_up_to(inputs, quarter),
+    )
 
 
-def read_inputs(trusts: str | Path, observations: str | Path, demographics: str | Path, status: str | Path = "",
-                quarters: str = "", checksums: dict[str, str] | None = None) -> QuarterInputs:
+def read_inputs(
+    trusts: str | Path,
+    observations: str | Path,
+    demographics: str | Path,
+    status: str | Path = "",
+    quarters: str = "",
+    checksums: dict[str, str] | None = None,
+) -> QuarterInputs:
     """The validated inputs a notebook was given (paths written by :func:`write_inputs`). ``status`` may be empty
     (a metric notebook does not read it: an empty table); ``quarters`` (comma-separated) fixes the quarters of the
     data when ``observations`` holds one metric's rows only; ``checksums`` are the SHA-256 of the contract files the

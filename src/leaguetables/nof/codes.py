@@ -23,9 +23,9 @@ Reporting dates follow a per-code rule applied to the quarter (``YYYY-YY-QN``):
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
-import re
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -35,8 +35,19 @@ from leaguetables.errors import InputError
 
 __all__ = ["NofCode", "NofCodes", "DATE_RULES", "load_nof_codes", "reporting_date", "quarter_parts"]
 
-DATE_RULES = ("quarter", "quarter_short", "month_end", "rolling_12_months", "rolling_12_months_vs_previous",
-              "previous_quarter", "survey_year", "financial_year", "ytd_month", "text", "none")
+DATE_RULES = (
+    "quarter",
+    "quarter_short",
+    "month_end",
+    "rolling_12_months",
+    "rolling_12_months_vs_previous",
+    "previous_quarter",
+    "survey_year",
+    "financial_year",
+    "ytd_month",
+    "text",
+    "none",
+)
 _MONTH = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 CODE_PATTERN = r"^OF[0145]\d{3}$"
 
@@ -48,12 +59,14 @@ class NofCode(BaseModel):
     domain: str = Field(min_length=1)
     sub_domain: str = Field(min_length=1)
     units: dict[Literal["acute", "mental_health_community", "ambulance"], str] = Field(
-        description="Units column per trust type (the acute file says 'percent' where the MH file says '%')")
+        description="Units column per trust type (the acute file says 'percent' where the MH file says '%')"
+    )
     reporting_date: Literal[DATE_RULES]  # type: ignore[valid-type]
     text: str | None = None
     overrides: dict[str, str] = {}
     blank_for: list[Literal["acute", "mental_health_community", "ambulance"]] = Field(
-        [], description="trust types whose file leaves Reporting_date blank for this code (acute OF5005/OF5007)")
+        [], description="trust types whose file leaves Reporting_date blank for this code (acute OF5005/OF5007)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> NofCode:
@@ -162,6 +175,9 @@ def units(entry: NofCode, trust_type: str) -> str:
     return entry.units.get(trust_type, next(iter(entry.units.values())))  # type: ignore[call-overload]
 
 
-TYPE_FROM_LABEL = {"Acute trust": "acute", "Mental health and community trust": "mental_health_community",
-                   "Ambulance trust": "ambulance"}
+TYPE_FROM_LABEL = {
+    "Acute trust": "acute",
+    "Mental health and community trust": "mental_health_community",
+    "Ambulance trust": "ambulance",
+}
 assert set(TYPE_FROM_LABEL.values()) == set(PROVIDER_TYPES)  # NHS England's 2025/26 files: providers only

@@ -11,8 +11,7 @@ from leaguetables.inputs.contract import quarter_label
 from leaguetables.nof.codes import load_nof_codes
 from leaguetables.nof.codes import reporting_date as nof_date
 from leaguetables.nof.codes import units as nof_units
-from leaguetables.nof.scoring import _slug
-from leaguetables.nof.scoring import combine_scores
+from leaguetables.nof.scoring import _slug, combine_scores
 
 
 def _range(lo, hi, fmt="{:.2f}") -> str:
@@ -25,21 +24,29 @@ def _range(lo, hi, fmt="{:.2f}") -> str:
 def nhse_league_table(table: pd.DataFrame, quarter: str) -> pd.DataFrame:
     """The league table in NHS England's published column layout (nof-methodology.md)."""
     t = table.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort")
-    return pd.DataFrame({
-        "Quarter": quarter_label(quarter),
-        "Region": t["region"].to_numpy(),
-        "Trust_type": t["trust_type"].map(TRUST_TYPE_LABELS).to_numpy(),
-        "Trust_subtype": t["trust_subtype"].to_numpy(),
-        "Trust_code": t["trust_code"].to_numpy(),
-        "Trust_name": t["trust_name"].to_numpy(),
-        "Average_score": t["average_score"].round(2).to_numpy(),
-        "Likely_range_of_average_score": [_range(a, b) for a, b in zip(t["average_lower"], t["average_upper"])],
-        "Segment": t["segment"].astype("Int64").to_numpy(),
-        "Trust_in_financial_deficit": ["[x]" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-                                       else "Yes" if bool(v) else "No" for v in t["in_financial_deficit"]],
-        "Rank": t["rank"].astype("Int64").to_numpy(),
-        "Likely_range_of_rank": [_range(a, b, "{:.0f}") for a, b in zip(t["rank_lower"], t["rank_upper"])],
-    })
+    return pd.DataFrame(
+        {
+            "Quarter": quarter_label(quarter),
+            "Region": t["region"].to_numpy(),
+            "Trust_type": t["trust_type"].map(TRUST_TYPE_LABELS).to_numpy(),
+            "Trust_subtype": t["trust_subtype"].to_numpy(),
+            "Trust_code": t["trust_code"].to_numpy(),
+            "Trust_name": t["trust_name"].to_numpy(),
+            "Average_score": t["average_score"].round(2).to_numpy(),
+            "Likely_range_of_average_score": [_range(a, b) for a, b in zip(t["average_lower"], t["average_upper"])],
+            "Segment": t["segment"].astype("Int64").to_numpy(),
+            "Trust_in_financial_deficit": [
+                "[x]"
+                if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+                else "Yes"
+                if bool(v)
+                else "No"
+                for v in t["in_financial_deficit"]
+            ],
+            "Rank": t["rank"].astype("Int64").to_numpy(),
+            "Likely_range_of_rank": [_range(a, b, "{:.0f}") for a, b in zip(t["rank_lower"], t["rank_upper"])],
+        }
+    )
 
 
 def _competition_rank(values: pd.Series, higher_better: bool) -> pd.Series:
@@ -49,12 +56,19 @@ def _competition_rank(values: pd.Series, higher_better: bool) -> pd.Series:
 def _nof_row(codes, code: str, ttype: str, quarter: str) -> dict:
     """Metric_ID, Metric_description, Domain, Sub-domain, Units and Reporting_date of an NHS England code."""
     e = codes.get(code)
-    return {"Metric_ID": code, "Metric_description": e.description, "Domain": e.domain, "Sub-domain": e.sub_domain,
-            "Units": nof_units(e, ttype), "Reporting_date": nof_date(e, quarter, ttype)}
+    return {
+        "Metric_ID": code,
+        "Metric_description": e.description,
+        "Domain": e.domain,
+        "Sub-domain": e.sub_domain,
+        "Units": nof_units(e, ttype),
+        "Reporting_date": nof_date(e, quarter, ttype),
+    }
 
 
-def nhse_long_table(league, catalogue, trusts: pd.DataFrame, quarter: str, codes=None, *,
-                    combine_rules=None) -> pd.DataFrame:
+def nhse_long_table(
+    league, catalogue, trusts: pd.DataFrame, quarter: str, codes=None, *, combine_rules=None
+) -> pd.DataFrame:
     """The long data table in NHS England's layout, with NHS England's own codes and labels only.
 
     Rows: metric values (``OF0xxx``) and scores (``OF1xxx``) of every catalogue metric whose ``nof_id`` is an
@@ -99,8 +113,9 @@ def _metric_rows(res: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict
             continue
         for ttype, g in sub.groupby("trust_type", sort=True):
             vals = g["value"]
-            q1, med, q3 = (vals.quantile([0.25, 0.5, 0.75]).to_numpy() if vals.notna().any()
-                           else (np.nan, np.nan, np.nan))
+            q1, med, q3 = (
+                vals.quantile([0.25, 0.5, 0.75]).to_numpy() if vals.notna().any() else (np.nan, np.nan, np.nan)
+            )
             rank = _competition_rank(vals, m.direction == "higher_better")
             for (_, r), rk in zip(g.iterrows(), rank):
                 # NHS England lists a trust under a metric only when it has a figure
@@ -108,13 +123,29 @@ def _metric_rows(res: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict
                     row = _nof_row(codes, value_code, ttype, quarter)
                     if m.unit == "count":  # e.g. OF0048/OF0088 published as a count for small specialist trusts
                         row["Units"] = "count"
-                    rows.append({"Trust_code": r["trust_code"], **row,
-                                 "Value": r["value"], "Median_value": med, "Lower_quartile": q1,
-                                 "Upper_quartile": q3, "Rank": rk})
+                    rows.append(
+                        {
+                            "Trust_code": r["trust_code"],
+                            **row,
+                            "Value": r["value"],
+                            "Median_value": med,
+                            "Lower_quartile": q1,
+                            "Upper_quartile": q3,
+                            "Rank": rk,
+                        }
+                    )
                 if has_score and pd.notna(r["score"]):
-                    rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, score_code, ttype, quarter),
-                                 "Value": r["score"], "Median_value": np.nan, "Lower_quartile": np.nan,
-                                 "Upper_quartile": np.nan, "Rank": rk if has_value else np.nan})
+                    rows.append(
+                        {
+                            "Trust_code": r["trust_code"],
+                            **_nof_row(codes, score_code, ttype, quarter),
+                            "Value": r["score"],
+                            "Median_value": np.nan,
+                            "Lower_quartile": np.nan,
+                            "Upper_quartile": np.nan,
+                            "Rank": rk if has_value else np.nan,
+                        }
+                    )
     return rows
 
 
@@ -130,14 +161,22 @@ def _combined_finance_rows(league, catalogue, codes, quarter: str, combine_rules
             if not g.nof_id or codes.get(g.nof_id) is None:
                 continue
             sc = scores.dropna(subset=["score"])
-            units = combine_scores(sc[["trust_code", "metric_id", "score", "weight", "combine_group", "domain"]],
-                                   combine_rules)
+            units = combine_scores(
+                sc[["trust_code", "metric_id", "score", "weight", "combine_group", "domain"]], combine_rules
+            )
             for _, r in units[units["metric_id"] == name].iterrows():
                 if r["trust_code"] in ttypes.index:
-                    rows.append({"Trust_code": r["trust_code"],
-                                 **_nof_row(codes, g.nof_id, ttypes[r["trust_code"]], quarter),
-                                 "Value": r["score"], "Median_value": np.nan, "Lower_quartile": np.nan,
-                                 "Upper_quartile": np.nan, "Rank": np.nan})
+                    rows.append(
+                        {
+                            "Trust_code": r["trust_code"],
+                            **_nof_row(codes, g.nof_id, ttypes[r["trust_code"]], quarter),
+                            "Value": r["score"],
+                            "Median_value": np.nan,
+                            "Lower_quartile": np.nan,
+                            "Upper_quartile": np.nan,
+                            "Rank": np.nan,
+                        }
+                    )
     return rows
 
 
@@ -150,7 +189,7 @@ def _domain_rows(t: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
     for m in catalogue.metrics:
         domain_names[_slug(m.domain)] = m.domain
     for col in dom_cols:
-        slug = col[len("domain_score_"):]
+        slug = col[len("domain_score_") :]
         name = domain_names.get(slug)
         for kind, prefix in (("score", "domain_score_"), ("segment", "domain_segment_")):
             code = by_desc.get(f"{name} domain {kind}") if name else None
@@ -160,9 +199,17 @@ def _domain_rows(t: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
                 v = r[f"{prefix}{slug}"]
                 if pd.isna(v):
                     continue
-                rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, code, r["trust_type"], quarter),
-                             "Value": v, "Median_value": np.nan, "Lower_quartile": np.nan,
-                             "Upper_quartile": np.nan, "Rank": np.nan})
+                rows.append(
+                    {
+                        "Trust_code": r["trust_code"],
+                        **_nof_row(codes, code, r["trust_type"], quarter),
+                        "Value": v,
+                        "Median_value": np.nan,
+                        "Lower_quartile": np.nan,
+                        "Upper_quartile": np.nan,
+                        "Rank": np.nan,
+                    }
+                )
     return rows
 
 
@@ -170,8 +217,9 @@ def _summary_rows(t: pd.DataFrame, codes, quarter: str) -> list[dict]:
     """OF5000 (adjusted segment 1–4, Rank = league position), OF5002–OF5005 and OF5007."""
     rows: list[dict] = []
     # OF5000 is the segment after the financial override (1–4): segment 5 is a judgement published in OF5005
-    moved = t["unadjusted_segment"].astype("Int64").mask(t["financial_override"].astype(bool),
-                                                          t.attrs.get("to_segment", 3))
+    moved = (
+        t["unadjusted_segment"].astype("Int64").mask(t["financial_override"].astype(bool), t.attrs.get("to_segment", 3))
+    )
     adjusted = t["segment"].astype("Int64").where(t["segment"].astype("Int64") != 5, moved)
     deficit = t["in_financial_deficit"]
     unknown_finance = deficit.isna()  # no finance status in the inputs: [x], never a default
@@ -179,8 +227,9 @@ def _summary_rows(t: pd.DataFrame, codes, quarter: str) -> list[dict]:
         "OF5000": adjusted,
         "OF5002": t["average_score"],
         "OF5003": t["unadjusted_segment"].astype("Int64"),
-        "OF5004": pd.Series([("[x]" if u else int(bool(d))) for u, d in zip(unknown_finance, deficit)],
-                            index=t.index, dtype=object),
+        "OF5004": pd.Series(
+            [("[x]" if u else int(bool(d))) for u, d in zip(unknown_finance, deficit)], index=t.index, dtype=object
+        ),
         "OF5005": t["segment"].astype("Int64"),
         "OF5007": (t["segment"].astype("Int64") == 5).fillna(False).astype(int),
     }
@@ -188,12 +237,36 @@ def _summary_rows(t: pd.DataFrame, codes, quarter: str) -> list[dict]:
         if codes.get(code) is None:
             continue
         for (_, r), v in zip(t.iterrows(), values):
-            rows.append({"Trust_code": r["trust_code"], **_nof_row(codes, code, r["trust_type"], quarter),
-                         "Value": v, "Median_value": np.nan, "Lower_quartile": np.nan, "Upper_quartile": np.nan,
-                         "Rank": r["rank"] if code == "OF5000" else np.nan})
+            rows.append(
+                {
+                    "Trust_code": r["trust_code"],
+                    **_nof_row(codes, code, r["trust_type"], quarter),
+                    "Value": v,
+                    "Median_value": np.nan,
+                    "Lower_quartile": np.nan,
+                    "Upper_quartile": np.nan,
+                    "Rank": r["rank"] if code == "OF5000" else np.nan,
+                }
+            )
     return rows
 
 
-NHSE_LONG_COLUMNS = ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name", "Domain",
-                     "Sub-domain", "Metric_ID", "Metric_description", "Reporting_date", "Units", "Value",
-                     "Median_value", "Lower_quartile", "Upper_quartile", "Rank"]
+NHSE_LONG_COLUMNS = [
+    "Quarter",
+    "Region",
+    "Trust_type",
+    "Trust_subtype",
+    "Trust_code",
+    "Trust_name",
+    "Domain",
+    "Sub-domain",
+    "Metric_ID",
+    "Metric_description",
+    "Reporting_date",
+    "Units",
+    "Value",
+    "Median_value",
+    "Lower_quartile",
+    "Upper_quartile",
+    "Rank",
+]

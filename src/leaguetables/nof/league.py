@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from leaguetables.config import ICB_TYPES, Catalogue, Methodology
 from leaguetables.csv_output import write_csv
+from leaguetables.inputs.contract import QuarterInputs, previous_quarter
+from leaguetables.nof import scoring
 from leaguetables.nof.layout import nhse_league_table, nhse_long_table
 from leaguetables.statistics import sampling
-from leaguetables.nof import scoring
-from leaguetables.config import ICB_TYPES, Catalogue, Methodology
-from leaguetables.inputs.contract import QuarterInputs, previous_quarter
 
 
 @dataclass
@@ -63,27 +63,57 @@ def load_metric_results(work_dir: Path | str) -> dict[str, dict]:
 
 
 def scores_long(results: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
-    meta = pd.DataFrame([{"metric_id": m.id, "weight": m.weight, "combine_group": m.combine_group,
-                          "domain": m.domain} for m in catalogue.metrics])
+    meta = pd.DataFrame(
+        [
+            {"metric_id": m.id, "weight": m.weight, "combine_group": m.combine_group, "domain": m.domain}
+            for m in catalogue.metrics
+        ]
+    )
     df = results[["trust_code", "metric_id", "score", "score_adjusted"]].merge(meta, on="metric_id", how="left")
     return df.sort_values(["trust_code", "metric_id"], kind="mergesort").reset_index(drop=True)
 
 
 RANKABILITY_COLUMNS = ["metric_id", "trust_type", "n_trusts", "mean_rate", "tau2", "median_se2", "rankability"]
-CALIBRATED_COLUMNS = ["rank_median", "rank_interval_lower", "rank_interval_upper", "rank_interval_probability",
-                      "average_interval_lower", "average_interval_upper", *[f"p_segment_{k}" for k in range(1, 5)]]
+CALIBRATED_COLUMNS = [
+    "rank_median",
+    "rank_interval_lower",
+    "rank_interval_upper",
+    "rank_interval_probability",
+    "average_interval_lower",
+    "average_interval_upper",
+    *[f"p_segment_{k}" for k in range(1, 5)],
+]
 
 
-def _quarter_data(inputs: QuarterInputs, quarter: str, methodology: Methodology, catalogue: Catalogue,
-                  basis: str = "raw", results: pd.DataFrame | None = None, metric_ids=None) -> sampling.QuarterData:
+def _quarter_data(
+    inputs: QuarterInputs,
+    quarter: str,
+    methodology: Methodology,
+    catalogue: Catalogue,
+    basis: str = "raw",
+    results: pd.DataFrame | None = None,
+    metric_ids=None,
+) -> sampling.QuarterData:
     seg = methodology.segmentation
-    return sampling.quarter_data(inputs, catalogue, quarter, segmentation_rule=seg.rule, thresholds=seg.thresholds,
-                                 override=methodology.financial_override.enabled, basis=basis, results=results,
-                                 confidence=methodology.confidence_levels[0], combine_rules=combine_rules(catalogue),
-                                 metric_ids=metric_ids, adjusted_standards=methodology.expected.adjusted_standards,
-                                 pool_types=seg.pool_types,
-                                 override_segments=(tuple(methodology.financial_override.from_segments),
-                                                    methodology.financial_override.to_segment))
+    return sampling.quarter_data(
+        inputs,
+        catalogue,
+        quarter,
+        segmentation_rule=seg.rule,
+        thresholds=seg.thresholds,
+        override=methodology.financial_override.enabled,
+        basis=basis,
+        results=results,
+        confidence=methodology.confidence_levels[0],
+        combine_rules=combine_rules(catalogue),
+        metric_ids=metric_ids,
+        adjusted_standards=methodology.expected.adjusted_standards,
+        pool_types=seg.pool_types,
+        override_segments=(
+            tuple(methodology.financial_override.from_segments),
+            methodology.financial_override.to_segment,
+        ),
+    )
 
 
 def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: Methodology) -> pd.DataFrame:
@@ -91,15 +121,18 @@ def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: M
 
     NHS England-style segment shares of the score bootstrap move to ``nof_p_segment_1..4``."""
     u = methodology.uncertainty
-    summ, reps = sampling.sample_league(qd, u.replicates, u.seed, u.level, u.shrinkage, u.check_replicates,
-                                        rule=u.rank_interval)
+    summ, reps = sampling.sample_league(
+        qd, u.replicates, u.seed, u.level, u.shrinkage, u.check_replicates, rule=u.rank_interval
+    )
     levels = summ.attrs["rank_interval_levels"]
     obs = sampling.observed_league(qd).set_index("trust_code")
     ranks = table.set_index("trust_code")["rank"].astype("Float64").to_numpy(float, na_value=np.nan)
     again = obs["rank"].reindex(table["trust_code"]).to_numpy(float)
     if not np.array_equal(ranks, again, equal_nan=True):
-        raise RuntimeError(f"sampling ({qd.basis}): the observed data do not reproduce the league table's ranks; "
-                           "the simulated league would not describe the published one")
+        raise RuntimeError(
+            f"sampling ({qd.basis}): the observed data do not reproduce the league table's ranks; "
+            "the simulated league would not describe the published one"
+        )
     summ = summ.set_index("trust_code").reindex(table["trust_code"])
     # a type none of whose metrics has a sampling model (all reported as single values) gets no calibrated figures:
     # they would be exact only because every figure is taken as exact
@@ -114,19 +147,34 @@ def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: M
         integer = col in ("rank_median", "rank_interval_lower", "rank_interval_upper")
         out[col] = pd.array(vals, dtype="Int64") if integer else vals.astype(float)
     out.attrs.update(table.attrs)
-    out.attrs["uncertainty"] = {"method": u.method, "replicates": u.replicates, "seed": u.seed, "level": u.level,
-                                "shrinkage": u.shrinkage, "path": reps.path, "rank_interval": u.rank_interval,
-                                "rank_interval_levels": levels}
+    out.attrs["uncertainty"] = {
+        "method": u.method,
+        "replicates": u.replicates,
+        "seed": u.seed,
+        "level": u.level,
+        "shrinkage": u.shrinkage,
+        "path": reps.path,
+        "rank_interval": u.rank_interval,
+        "rank_interval_levels": levels,
+    }
     return out
 
 
-def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: str, methodology: Methodology,
-           catalogue: Catalogue):
-    sc = scores.rename(columns={column: "score_used"})[["trust_code", "metric_id", "score_used", "weight",
-                                                         "combine_group", "domain"]]
+def _build(
+    scores: pd.DataFrame,
+    column: str,
+    inputs: QuarterInputs,
+    quarter: str,
+    methodology: Methodology,
+    catalogue: Catalogue,
+):
+    sc = scores.rename(columns={column: "score_used"})[
+        ["trust_code", "metric_id", "score_used", "weight", "combine_group", "domain"]
+    ]
     sc = sc.rename(columns={"score_used": "score"}).dropna(subset=["score"])
-    status = inputs.status.loc[inputs.status["quarter"] == quarter,
-                               ["trust_code", "deficit", "deficit_support", "improvement_programme"]]
+    status = inputs.status.loc[
+        inputs.status["quarter"] == quarter, ["trust_code", "deficit", "deficit_support", "improvement_programme"]
+    ]
     status = inputs.trusts[["trust_code"]].merge(status, on="trust_code", how="left")
     # unknown finance status (no row, or empty flags): the override cannot be applied; published as [x]
     d, ds = (status[c].astype("boolean") for c in ("deficit", "deficit_support"))
@@ -141,11 +189,19 @@ def _build(scores: pd.DataFrame, column: str, inputs: QuarterInputs, quarter: st
     trusts = inputs.trusts[inputs.trusts["trust_code"].isin(set(sc["trust_code"]))]
     status = status[status["trust_code"].isin(set(trusts["trust_code"]))]
     table = scoring.build_league_table(
-        sc, trusts, status, segmentation_rule=seg.rule, thresholds=seg.thresholds,
-        replicates=b.replicates, seed=b.seed, level=b.level, combine_rules=combine_rules(catalogue),
+        sc,
+        trusts,
+        status,
+        segmentation_rule=seg.rule,
+        thresholds=seg.thresholds,
+        replicates=b.replicates,
+        seed=b.seed,
+        level=b.level,
+        combine_rules=combine_rules(catalogue),
         pool_types=seg.pool_types,
         from_segments=tuple(methodology.financial_override.from_segments),
-        to_segment=methodology.financial_override.to_segment)
+        to_segment=methodology.financial_override.to_segment,
+    )
     if unknown:
         flag = table["in_financial_deficit"].astype(object)
         flag[table["trust_code"].isin(unknown)] = None
@@ -166,21 +222,26 @@ def combine_rules(catalogue: Catalogue) -> dict:
 def sensitivity(raw: pd.DataFrame, adj: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Raw vs adjusted league: segment and rank per trust, Spearman rank correlation per type."""
     keep = ["trust_code", "trust_name", "trust_type", "average_score", "segment", "rank"]
-    df = raw[keep].merge(adj[["trust_code", "average_score", "segment", "rank"]], on="trust_code",
-                         suffixes=("", "_adjusted"))
+    df = raw[keep].merge(
+        adj[["trust_code", "average_score", "segment", "rank"]], on="trust_code", suffixes=("", "_adjusted")
+    )
     df["segment_change"] = df["segment_adjusted"] - df["segment"]
     df["rank_change"] = df["rank_adjusted"] - df["rank"]
     summary = {}
     for t, g in df.groupby("trust_type", sort=True):
         rho = sps.spearmanr(g["average_score"], g["average_score_adjusted"]).statistic if len(g) > 2 else np.nan
-        summary[t] = {"spearman_average": float(rho), "n": int(len(g)),
-                      "segment_changed": int((g["segment_change"] != 0).sum())}
+        summary[t] = {
+            "spearman_average": float(rho),
+            "n": int(len(g)),
+            "segment_changed": int((g["segment_change"] != 0).sum()),
+        }
     df = df.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort").reset_index(drop=True)
     return df, summary
 
 
-def build_league(work_dir: Path | str, inputs: QuarterInputs, methodology: Methodology, catalogue: Catalogue,
-                 quarter: str) -> League:
+def build_league(
+    work_dir: Path | str, inputs: QuarterInputs, methodology: Methodology, catalogue: Catalogue, quarter: str
+) -> League:
     """The league of the quarter. Providers and integrated care boards are different kinds of organisation: each
     kind is scored, segmented and simulated on its own (:func:`_kinds`), so adding the ICBs changes no provider's
     figure (the random streams of the bootstraps are those of the providers alone) and the tables are joined."""
@@ -192,11 +253,11 @@ def build_league(work_dir: Path | str, inputs: QuarterInputs, methodology: Metho
         codes = set(part.trusts["trust_code"])
         mine = results[results["trust_code"].isin(codes)]
         if parts and mine.empty:  # no metric of this run applies to them: listed as unscored
-            parts[0].unscored = pd.concat([parts[0].unscored, part.trusts[["trust_code", "trust_name", "trust_type"]]],
-                                          ignore_index=True)
+            parts[0].unscored = pd.concat(
+                [parts[0].unscored, part.trusts[["trust_code", "trust_name", "trust_type"]]], ignore_index=True
+            )
             continue
-        parts.append(_league_of(mine, scores[scores["trust_code"].isin(codes)], part, methodology, catalogue,
-                                quarter))
+        parts.append(_league_of(mine, scores[scores["trust_code"].isin(codes)], part, methodology, catalogue, quarter))
     return parts[0] if len(parts) == 1 else _join(parts)
 
 
@@ -205,20 +266,33 @@ def _kinds(inputs: QuarterInputs) -> list[QuarterInputs]:
     icb = inputs.trusts["trust_type"].isin(ICB_TYPES)
     if not icb.any():
         return [inputs]
-    return [_only(inputs, set(inputs.trusts.loc[~icb, "trust_code"])),
-            _only(inputs, set(inputs.trusts.loc[icb, "trust_code"]))]
+    return [
+        _only(inputs, set(inputs.trusts.loc[~icb, "trust_code"])),
+        _only(inputs, set(inputs.trusts.loc[icb, "trust_code"])),
+    ]
 
 
 def _only(inputs: QuarterInputs, codes: set) -> QuarterInputs:
     def keep(df: pd.DataFrame) -> pd.DataFrame:
         return df[df["trust_code"].isin(codes)]
 
-    return replace(inputs, trusts=keep(inputs.trusts), observations=keep(inputs.observations),
-                   demographics=keep(inputs.demographics), status=keep(inputs.status))
+    return replace(
+        inputs,
+        trusts=keep(inputs.trusts),
+        observations=keep(inputs.observations),
+        demographics=keep(inputs.demographics),
+        status=keep(inputs.status),
+    )
 
 
-def _league_of(results: pd.DataFrame, scores: pd.DataFrame, inputs: QuarterInputs, methodology: Methodology,
-               catalogue: Catalogue, quarter: str) -> League:
+def _league_of(
+    results: pd.DataFrame,
+    scores: pd.DataFrame,
+    inputs: QuarterInputs,
+    methodology: Methodology,
+    catalogue: Catalogue,
+    quarter: str,
+) -> League:
     table, cuts = _build(scores, "score", inputs, quarter, methodology, catalogue)
     adjusted, _ = _build(scores, "score_adjusted", inputs, quarter, methodology, catalogue)
     u = methodology.uncertainty
@@ -227,22 +301,39 @@ def _league_of(results: pd.DataFrame, scores: pd.DataFrame, inputs: QuarterInput
         run = set(results["metric_id"])  # the metrics of this run (a run may score a subset of the catalogue)
         qd = _quarter_data(inputs, quarter, methodology, catalogue, "raw", metric_ids=run)
         table = add_calibrated(table, qd, methodology)
-        adjusted = add_calibrated(adjusted, _quarter_data(inputs, quarter, methodology, catalogue, "adjusted",
-                                                          results, metric_ids=run), methodology)
+        adjusted = add_calibrated(
+            adjusted,
+            _quarter_data(inputs, quarter, methodology, catalogue, "adjusted", results, metric_ids=run),
+            methodology,
+        )
         rankab = sampling.rankability(qd)
         prev_q = previous_quarter(quarter)
         if u.change_test and prev_q in inputs.quarters():
             prev = _quarter_data(inputs, prev_q, methodology, catalogue, "raw", metric_ids=run)
             change = sampling.change_test(prev, qd, u.replicates, u.seed + 1, u.level, u.check_replicates)
     sens, summary = sensitivity(table, adjusted)
-    unscored = inputs.trusts.loc[~inputs.trusts["trust_code"].isin(set(table["trust_code"])),
-                                 ["trust_code", "trust_name", "trust_type"]].reset_index(drop=True)
-    return League(quarter, table, adjusted, scores, results, sens, summary, cuts, unscored, rankab, change,
-                  prev_q if change is not None else None)
+    unscored = inputs.trusts.loc[
+        ~inputs.trusts["trust_code"].isin(set(table["trust_code"])), ["trust_code", "trust_name", "trust_type"]
+    ].reset_index(drop=True)
+    return League(
+        quarter,
+        table,
+        adjusted,
+        scores,
+        results,
+        sens,
+        summary,
+        cuts,
+        unscored,
+        rankab,
+        change,
+        prev_q if change is not None else None,
+    )
 
 
 def _join(parts: list[League]) -> League:
     """One league from the leagues of each kind of organisation (providers first; their tables' attributes)."""
+
     def cat(name: str, attrs: bool = False) -> pd.DataFrame | None:
         frames = [getattr(p, name) for p in parts if getattr(p, name) is not None]
         if not frames:
@@ -254,15 +345,34 @@ def _join(parts: list[League]) -> League:
         return out
 
     first = parts[0]
-    return League(first.quarter, cat("table", True), cat("adjusted", True), cat("scores"), cat("results"),
-                  cat("sensitivity"), {k: v for p in parts for k, v in p.sensitivity_summary.items()},
-                  {k: v for p in parts for k, v in p.cut_points.items()}, cat("unscored"), cat("rankability"),
-                  cat("change"), next((p.previous_quarter for p in parts if p.previous_quarter), None))
+    return League(
+        first.quarter,
+        cat("table", True),
+        cat("adjusted", True),
+        cat("scores"),
+        cat("results"),
+        cat("sensitivity"),
+        {k: v for p in parts for k, v in p.sensitivity_summary.items()},
+        {k: v for p in parts for k, v in p.cut_points.items()},
+        cat("unscored"),
+        cat("rankability"),
+        cat("change"),
+        next((p.previous_quarter for p in parts if p.previous_quarter), None),
+    )
 
 
-MOVEMENT_COLUMNS = ["trust_code", "previous_segment", "previous_rank", "segment_change", "rank_change",
-                    "rank_change_p_value", "change_beyond_chance", "segment_change_p_value",
-                    "p_segment_change_by_chance", "movement_label"]
+MOVEMENT_COLUMNS = [
+    "trust_code",
+    "previous_segment",
+    "previous_rank",
+    "segment_change",
+    "rank_change",
+    "rank_change_p_value",
+    "change_beyond_chance",
+    "segment_change_p_value",
+    "p_segment_change_by_chance",
+    "movement_label",
+]
 
 
 def movement(table: pd.DataFrame, change: pd.DataFrame | None) -> pd.DataFrame:
@@ -294,9 +404,12 @@ def movement(table: pd.DataFrame, change: pd.DataFrame | None) -> pd.DataFrame:
         now_seg = int(r.previous_segment) + int(r.segment_change)
         seg = "segment unchanged" if r.segment_change == 0 else f"segment {int(r.previous_segment)} to {now_seg}"
         ch_ = int(r.rank_change)
-        rk = ("rank unchanged" if ch_ == 0 else
-              f"{'up' if ch_ < 0 else 'down'} {abs(ch_)} place{'s' if abs(ch_) != 1 else ''} "
-              f"(rank {int(r.previous_rank)} to {int(r.previous_rank) + ch_})")
+        rk = (
+            "rank unchanged"
+            if ch_ == 0
+            else f"{'up' if ch_ < 0 else 'down'} {abs(ch_)} place{'s' if abs(ch_) != 1 else ''} "
+            f"(rank {int(r.previous_rank)} to {int(r.previous_rank) + ch_})"
+        )
         verdict = "beyond chance" if r.change_beyond_chance else "within chance"
         return f"{seg}; {rk}; {verdict} (p = {_p(r.rank_change_p_value)})"
 
@@ -315,8 +428,9 @@ def write_league(lg: League, inputs: QuarterInputs, catalogue: Catalogue, quarte
     written = {
         "league_table.csv": nhse_league_table(lg.table, quarter),
         "league_table_full.csv": lg.table,
-        "nof_data_long.csv": nhse_long_table(lg, catalogue, inputs.trusts, quarter,
-                                             combine_rules=combine_rules(catalogue)),
+        "nof_data_long.csv": nhse_long_table(
+            lg, catalogue, inputs.trusts, quarter, combine_rules=combine_rules(catalogue)
+        ),
         "league_table_adjusted.csv": lg.adjusted,
         "sensitivity.csv": lg.sensitivity,
         "movement.csv": lg_move,

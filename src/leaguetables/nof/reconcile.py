@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaguetables.nof import scoring
-from leaguetables.inputs.sources import nof
 from leaguetables.config import load_catalogue
+from leaguetables.inputs.sources import nof
+from leaguetables.nof import scoring
 from leaguetables.statistics.metrics import STATUS_OK, _scores
 
 __all__ = ["DEFAULT_OUT", "REPLICATES", "SEED", "Reconciliation", "compare", "reconcile", "write_outputs", "main"]
@@ -70,12 +70,21 @@ def compare(quarter: str, quantity: str, published: pd.Series, recomputed: pd.Se
     keep = pub.notna() | rec.notna()
     pub, rec = pub[keep], rec[keep]
     diff = rec - pub
-    status = np.where(diff.abs() < _EPS, "exact", np.where(diff.abs() <= tolerance + _EPS, "within_rounding", "differs"))
-    return pd.DataFrame({
-        "quarter": quarter, "trust_code": pub.index.astype(str), "quantity": quantity,
-        "published": pub.to_numpy(), "recomputed": rec.to_numpy(), "difference": diff.round(10).to_numpy(),
-        "tolerance": tolerance, "status": status,
-    })
+    status = np.where(
+        diff.abs() < _EPS, "exact", np.where(diff.abs() <= tolerance + _EPS, "within_rounding", "differs")
+    )
+    return pd.DataFrame(
+        {
+            "quarter": quarter,
+            "trust_code": pub.index.astype(str),
+            "quantity": quantity,
+            "published": pub.to_numpy(),
+            "recomputed": rec.to_numpy(),
+            "difference": diff.round(10).to_numpy(),
+            "tolerance": tolerance,
+            "status": status,
+        }
+    )
 
 
 def _feasible_cuts(average: pd.Series, segment: pd.Series) -> list[str]:
@@ -125,8 +134,17 @@ def recompute_scores(obs: pd.DataFrame, catalogue) -> pd.DataFrame:
             continue
         df["status"] = STATUS_OK
         score = _scores(df, m, "value")
-        out.append(pd.DataFrame({"trust_code": df["trust_code"], "trust_type": df["trust_type"], "metric_id": m.id,
-                                 "nof_score_id": "OF1" + m.nof_id[3:], "score": score.to_numpy(float)}))
+        out.append(
+            pd.DataFrame(
+                {
+                    "trust_code": df["trust_code"],
+                    "trust_type": df["trust_type"],
+                    "metric_id": m.id,
+                    "nof_score_id": "OF1" + m.nof_id[3:],
+                    "score": score.to_numpy(float),
+                }
+            )
+        )
     return pd.concat(out, ignore_index=True)
 
 
@@ -135,8 +153,9 @@ def _with_type(rows: pd.DataFrame, trust_type: pd.Series) -> pd.DataFrame:
     return rows.assign(trust_type=rows["trust_code"].map(trust_type))
 
 
-def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, seed: int = SEED,
-              catalogue: str = CATALOGUE) -> Reconciliation:
+def reconcile(
+    nof_dir: str | Path | None = None, replicates: int = REPLICATES, seed: int = SEED, catalogue: str = CATALOGUE
+) -> Reconciliation:
     """Reconcile every quarter of the published files found (see :func:`_files`), all trust types of a quarter
     together: comparator populations pooled as configured, segment cut points from the pooled averages of the
     types present (the within-type quartiles kept as a comparison)."""
@@ -146,8 +165,12 @@ def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, s
     league_files = [f.league_table for f in found.values() if f.league_table is not None]
     summ = nof.summary(data)
     scores = nof.scores_for_average(data)
-    published = {"scores": scores, "metric_scores": nof.metric_scores(data), "domains": nof.domain_results(data),
-                 "observations": nof.catalogue_observations(data, cat)}
+    published = {
+        "scores": scores,
+        "metric_scores": nof.metric_scores(data),
+        "domains": nof.domain_results(data),
+        "observations": nof.catalogue_observations(data, cat),
+    }
     parts: list[pd.DataFrame] = []
     seg_rows: list[dict] = []
     for quarter, s in summ.groupby("quarter", sort=True):
@@ -157,16 +180,28 @@ def reconcile(nof_dir: str | Path | None = None, replicates: int = REPLICATES, s
     for lt_path in league_files:  # likely ranges, for the quarter(s) of the league-table file(s)
         parts += _likely_range_parts(lt_path, summ, scores, replicates, seed)
     rows = pd.concat(parts, ignore_index=True)
-    rows = rows[["quarter", "trust_type", "trust_code", "quantity", "published", "recomputed", "difference",
-                 "tolerance", "status"]]
+    rows = rows[
+        [
+            "quarter",
+            "trust_type",
+            "trust_code",
+            "quantity",
+            "published",
+            "recomputed",
+            "difference",
+            "tolerance",
+            "status",
+        ]
+    ]
     rows = rows.sort_values(["quarter", "trust_type", "quantity", "trust_code"], ignore_index=True)
     summary = _summarise(rows)
     segments = pd.DataFrame(seg_rows)
     return Reconciliation(rows, summary, segments, _markdown(summary, segments, rows, replicates, seed, found))
 
 
-def _reconcile_quarter(quarter: str, s: pd.DataFrame, cat, published: dict[str, pd.DataFrame]
-                       ) -> tuple[list[pd.DataFrame], list[dict]]:
+def _reconcile_quarter(
+    quarter: str, s: pd.DataFrame, cat, published: dict[str, pd.DataFrame]
+) -> tuple[list[pd.DataFrame], list[dict]]:
     """The comparisons of one quarter (ranks, segments, scores, averages, domains) and its segment rows."""
     tt = s["trust_type"]
     present = sorted(tt.unique())
@@ -178,18 +213,19 @@ def _reconcile_quarter(quarter: str, s: pd.DataFrame, cat, published: dict[str, 
     false = pd.Series(False, index=s.index)
     ranks = scoring.rank_league(s["segment"], s["average"], tt)
     add("rank", s["rank"], ranks["rank"], 0)
-    adjusted, _ = scoring.apply_financial_override(s["unadjusted_segment"], s["in_financial_deficit"].astype(bool),
-                                                   false)
+    adjusted, _ = scoring.apply_financial_override(
+        s["unadjusted_segment"], s["in_financial_deficit"].astype(bool), false
+    )
     add("segment_after_override", s["segment"], adjusted, 0)
     if s["final_segment"].notna().any():
         final = scoring.apply_segment_5(s["segment"], s["recovery_programme"].astype(bool))
         add("segment_5", s["final_segment"], final, 0)
 
     pub_scores = published["metric_scores"]
-    q_pub = pub_scores[pub_scores["quarter"] == quarter].pivot(index="trust_code", columns="metric_id",
-                                                               values="score")
-    combined = scoring.combine_finance(q_pub[nof.FINANCE_METRICS[0]], q_pub[nof.FINANCE_METRICS[1]],
-                                       lookup=cat.combine_groups["finance"].lookup)
+    q_pub = pub_scores[pub_scores["quarter"] == quarter].pivot(index="trust_code", columns="metric_id", values="score")
+    combined = scoring.combine_finance(
+        q_pub[nof.FINANCE_METRICS[0]], q_pub[nof.FINANCE_METRICS[1]], lookup=cat.combine_groups["finance"].lookup
+    )
     add("combined_finance_score", q_pub[nof.COMBINED_FINANCE], combined, 0)
 
     # every metric score from the published values (pooled comparator populations where configured)
@@ -199,13 +235,21 @@ def _reconcile_quarter(quarter: str, s: pd.DataFrame, cat, published: dict[str, 
         g = g.set_index("trust_code")
         add(f"score: {sid}", q_pub[sid].reindex(g.index), g["score"], 0)
     scores, domains = published["scores"], published["domains"]
-    _add_averages_and_domains(add, s, tt, present, scores[scores["quarter"] == quarter], rec_scores,
-                              domains[domains["quarter"] == quarter])
+    _add_averages_and_domains(
+        add, s, tt, present, scores[scores["quarter"] == quarter], rec_scores, domains[domains["quarter"] == quarter]
+    )
     return parts, _segment_rule_rows(add, quarter, s, tt, present)
 
 
-def _add_averages_and_domains(add, s: pd.DataFrame, tt: pd.Series, present: list[str], q_scores: pd.DataFrame,
-                              rec_scores: pd.DataFrame, pdom: pd.DataFrame) -> None:
+def _add_averages_and_domains(
+    add,
+    s: pd.DataFrame,
+    tt: pd.Series,
+    present: list[str],
+    q_scores: pd.DataFrame,
+    rec_scores: pd.DataFrame,
+    pdom: pd.DataFrame,
+) -> None:
     """Averages from the published (and from the recomputed) metric scores; domain scores and segments."""
     avg = scoring.average_scores(q_scores).set_index("trust_code")
     add("average", s["average"], avg["average_score"], 0.01)
@@ -240,23 +284,34 @@ def _segment_rule_rows(add, quarter: str, s: pd.DataFrame, tt: pd.Series, presen
         for t, c in cc.items():
             m = tt == t
             on_cut = s.index[m & s["average"].isin(c)]
-            seg_rows.append({
-                "quarter": quarter, "trust_type": t, "rule": rule,
-                "population": population if rule == "quartiles_pooled" else f"{t} ({int(m.sum())} trusts)",
-                "n": int(m.sum()),
-                "published_sizes": "/".join(str(int((s.loc[m, "unadjusted_segment"] == k).sum())) for k in range(1, 5)),
-                "quartile_sizes": "/".join(str(int((sg[m] == k).sum())) for k in range(1, 5)),
-                "cut_1": round(c[0], 4), "cut_2": round(c[1], 4), "cut_3": round(c[2], 4),
-                "trusts_on_a_cut": " ".join(sorted(on_cut)),
-                "matched": int((sg[m] == s.loc[m, "unadjusted_segment"]).fillna(False).sum()),
-                "mismatches": " ".join(sorted(s.index[m & (sg != s["unadjusted_segment"]).fillna(True)])),
-                "published_cut_intervals": " ".join(_feasible_cuts(s.loc[m, "average"], s.loc[m, "unadjusted_segment"])),
-            })
+            seg_rows.append(
+                {
+                    "quarter": quarter,
+                    "trust_type": t,
+                    "rule": rule,
+                    "population": population if rule == "quartiles_pooled" else f"{t} ({int(m.sum())} trusts)",
+                    "n": int(m.sum()),
+                    "published_sizes": "/".join(
+                        str(int((s.loc[m, "unadjusted_segment"] == k).sum())) for k in range(1, 5)
+                    ),
+                    "quartile_sizes": "/".join(str(int((sg[m] == k).sum())) for k in range(1, 5)),
+                    "cut_1": round(c[0], 4),
+                    "cut_2": round(c[1], 4),
+                    "cut_3": round(c[2], 4),
+                    "trusts_on_a_cut": " ".join(sorted(on_cut)),
+                    "matched": int((sg[m] == s.loc[m, "unadjusted_segment"]).fillna(False).sum()),
+                    "mismatches": " ".join(sorted(s.index[m & (sg != s["unadjusted_segment"]).fillna(True)])),
+                    "published_cut_intervals": " ".join(
+                        _feasible_cuts(s.loc[m, "average"], s.loc[m, "unadjusted_segment"])
+                    ),
+                }
+            )
     return seg_rows
 
 
-def _likely_range_parts(lt_path, summ: pd.DataFrame, scores: pd.DataFrame, replicates: int, seed: int
-                        ) -> list[pd.DataFrame]:
+def _likely_range_parts(
+    lt_path, summ: pd.DataFrame, scores: pd.DataFrame, replicates: int, seed: int
+) -> list[pd.DataFrame]:
     """Published likely ranges (and league-table average and rank) against the joint bootstrap."""
     parts = []
     lt = nof.read_league_table(lt_path)
@@ -266,15 +321,23 @@ def _likely_range_parts(lt_path, summ: pd.DataFrame, scores: pd.DataFrame, repli
         tt = s["trust_type"]
         present = sorted(tt.unique())
         boot = scoring.joint_bootstrap(
-            scores[scores["quarter"] == quarter], tt, s["in_financial_deficit"].astype(bool),
-            pd.Series(False, index=s.index), "quartiles_pooled", replicates=replicates, seed=seed,
-            pool_types=present).set_index("trust_code")
+            scores[scores["quarter"] == quarter],
+            tt,
+            s["in_financial_deficit"].astype(bool),
+            pd.Series(False, index=s.index),
+            "quartiles_pooled",
+            replicates=replicates,
+            seed=seed,
+            pool_types=present,
+        ).set_index("trust_code")
         for col, tol in (("average_lower", 0.02), ("average_upper", 0.02), ("rank_lower", 1), ("rank_upper", 1)):
-            parts.append(_with_type(compare(quarter, f"likely_range: {col}", league[col],
-                                            boot[col].reindex(league.index), tol), tt))
+            parts.append(
+                _with_type(
+                    compare(quarter, f"likely_range: {col}", league[col], boot[col].reindex(league.index), tol), tt
+                )
+            )
         for col, pub in (("average", league["average_score"]), ("rank", league["rank"])):
-            parts.append(_with_type(compare(quarter, f"league_table: {col}", pub, s[col].reindex(league.index), 0),
-                                    tt))
+            parts.append(_with_type(compare(quarter, f"league_table: {col}", pub, s[col].reindex(league.index), 0), tt))
     return parts
 
 
@@ -294,27 +357,27 @@ def _summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 _EXPLAIN = {
     "rank": "Rank within type by published adjusted segment (OF5000, 1–4) then published average (OF5002), "
-            "competition ranking.",
+    "competition ranking.",
     "segment_after_override": "Segment 1–2 → 3 where OF5004 = 1. OF5004 is the deficit flag (in deficit or on "
-                              "deficit support, whatever the segment: 12 of the 99 flagged acute trusts plan "
-                              "breakeven or better), i.e. the override's input, not 'override applied'.",
+    "deficit support, whatever the segment: 12 of the 99 flagged acute trusts plan "
+    "breakeven or better), i.e. the override's input, not 'override applied'.",
     "segment_5": "OF5005 = 5 exactly where OF5007 (Recovery Support Programme) = 1, else OF5000 (acute Q1: 14 "
-                 "trusts, one of them unadjusted segment 2).",
+    "trusts, one of them unadjusted segment 2).",
     "combined_finance_score": "OF1080 from NHS England's 4×4 lookup (rows OF1079, columns OF1081: "
-                              "1 1 2 3 / 2 2 3 4 / 2 3 3 4 / 2 3 4 4), catalogue combine group 'finance'.",
+    "1 1 2 3 / 2 2 3 4 / 2 3 3 4 / 2 3 4 4), catalogue combine group 'finance'.",
     "score": "Every metric score from the published values with the catalogue `nof-2025-26`: the spread formula "
-             "with the metric's standard or floor, ranked in its comparator population (pooled over the types "
-             "reporting it where configured), ties in the 2-dp values broken by the published within-type Rank "
-             "(NHS England ranks unrounded values); finance by bands; infection counts 0/1/2/3+ → 1/2/3/4.",
+    "with the metric's standard or floor, ranked in its comparator population (pooled over the types "
+    "reporting it where configured), ties in the 2-dp values broken by the published within-type Rank "
+    "(NHS England ranks unrounded values); finance by bands; infection counts 0/1/2/3+ → 1/2/3/4.",
     "average": "Mean of the published metric scores (infections 1/3 each, finance once as OF1080), rounded half "
-               "up. The ±0.01 differences: NHS England averages unrounded metric scores; the file shows them to 2 dp "
-               "(REM: the published scores average exactly 2.805, published 2.80).",
+    "up. The ±0.01 differences: NHS England averages unrounded metric scores; the file shows them to 2 dp "
+    "(REM: the published scores average exactly 2.805, published 2.80).",
     "average_from_recomputed_scores": "As 'average', with each recomputed score in place of the published one "
-                                      "(sickness absence, ranked without the absent ambulance trusts, moves most).",
+    "(sickness absence, ranked without the absent ambulance trusts, moves most).",
     "segment_pooled_quartiles": "NHS England's rule: quartiles (numpy default) of the pooled published averages "
-                                "of every type in the quarter; a trust on a cut point goes to the better segment.",
+    "of every type in the quarter; a trust on a cut point goes to the better segment.",
     "segment_within_type_quartiles": "The former rule, kept for comparison: quartiles of the published averages "
-                                     "within the type.",
+    "within the type.",
 }
 
 _NOT_REPRODUCED = [
@@ -336,16 +399,18 @@ _NOT_REPRODUCED = [
 ]
 
 
-def _markdown(summary: pd.DataFrame, segments: pd.DataFrame, rows: pd.DataFrame, replicates: int, seed: int,
-              files: dict) -> str:
+def _markdown(
+    summary: pd.DataFrame, segments: pd.DataFrame, rows: pd.DataFrame, replicates: int, seed: int, files: dict
+) -> str:
     def cell(r) -> str:
         return f"{r.exact} / {r.within_rounding} / {r.differs}"
 
     short = {"acute": "acute", "mental_health_community": "MH"}
-    table = summary.assign(cell=[cell(r) for r in summary.itertuples()],
-                           column=[f"{q[-2:]} {short.get(t, t)}" for q, t in zip(summary["quarter"], summary["trust_type"])])
-    table["quantity"] = table["quantity"].where(~table["quantity"].str.startswith("score: "),
-                                                table["quantity"])
+    table = summary.assign(
+        cell=[cell(r) for r in summary.itertuples()],
+        column=[f"{q[-2:]} {short.get(t, t)}" for q, t in zip(summary["quarter"], summary["trust_type"])],
+    )
+    table["quantity"] = table["quantity"].where(~table["quantity"].str.startswith("score: "), table["quantity"])
     wide = table.pivot(index="quantity", columns="column", values="cell").fillna("–")
     tol = summary.groupby("quantity")["tolerance"].first()
     wide.insert(0, "tolerance", tol.map(lambda t: "0" if t == 0 else f"{t:g}"))
@@ -398,9 +463,18 @@ def _markdown(summary: pd.DataFrame, segments: pd.DataFrame, rows: pd.DataFrame,
         "",
     ]
     differs = rows[rows["status"] == "differs"]
-    interesting = differs[~differs["quantity"].str.startswith(("domain_segment", "segment_within_type",
-                                                                "score: OF1082", "score: OF1086", "score: OF1005",
-                                                                "average_from_recomputed"))]
+    interesting = differs[
+        ~differs["quantity"].str.startswith(
+            (
+                "domain_segment",
+                "segment_within_type",
+                "score: OF1082",
+                "score: OF1086",
+                "score: OF1005",
+                "average_from_recomputed",
+            )
+        )
+    ]
     if not interesting.empty:
         lines += ["## Other differences", "", _md_table(interesting.head(60)), ""]
     return "\n".join(lines)
@@ -410,7 +484,9 @@ def _md_table(df: pd.DataFrame) -> str:
     cols = [str(c) for c in df.columns]
     out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in df.itertuples(index=False):
-        out.append("| " + " | ".join("" if pd.isna(v) else (f"{v:g}" if isinstance(v, float) else str(v)) for v in row) + " |")
+        out.append(
+            "| " + " | ".join("" if pd.isna(v) else (f"{v:g}" if isinstance(v, float) else str(v)) for v in row) + " |"
+        )
     return "\n".join(out)
 
 
@@ -427,12 +503,20 @@ def write_outputs(result: Reconciliation, out_dir: str | Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m leaguetables.nof.reconcile", description=__doc__.splitlines()[0])
-    parser.add_argument("--nof-dir", type=Path, default=None,
-                        help="one folder of NHS England's NOF CSVs, or a real-data root holding several "
-                             "(default: ../shared/data/real beside the project: acute Q1 2025/26 and mental "
-                             "health and community Q1–Q4 2025/26 together)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: reports/reconciliation/)")
-    parser.add_argument("--replicates", type=int, default=REPLICATES, help=f"bootstrap replicates (default {REPLICATES})")
+    parser.add_argument(
+        "--nof-dir",
+        type=Path,
+        default=None,
+        help="one folder of NHS England's NOF CSVs, or a real-data root holding several "
+        "(default: ../shared/data/real beside the project: acute Q1 2025/26 and mental "
+        "health and community Q1–Q4 2025/26 together)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: reports/reconciliation/)"
+    )
+    parser.add_argument(
+        "--replicates", type=int, default=REPLICATES, help=f"bootstrap replicates (default {REPLICATES})"
+    )
     parser.add_argument("--seed", type=int, default=SEED, help=f"bootstrap seed (default {SEED})")
     args = parser.parse_args(argv)
     try:

@@ -65,8 +65,7 @@ __all__ = [
 ]
 
 Direction = Literal["higher_better", "lower_better"]
-SegmentationRule = Literal["quartiles_within_type", "quartiles_pooled", "quartiles_over_population",
-                           "fixed_thresholds"]
+SegmentationRule = Literal["quartiles_within_type", "quartiles_pooled", "quartiles_over_population", "fixed_thresholds"]
 DIRECTIONS = ("higher_better", "lower_better")
 SEGMENTATION_RULES = ("quartiles_within_type", "quartiles_pooled", "quartiles_over_population", "fixed_thresholds")
 #: NHS England's 4×4 combined-finance lookup (OF1080): row = planned surplus/deficit score OF1079 (1–4),
@@ -269,6 +268,7 @@ def score_bracket(categories: pd.Series, mapping: Mapping[str, float]) -> pd.Ser
     bad_scores = {k: v for k, v in mapping.items() if not 1.0 <= float(v) <= 4.0}
     if bad_scores:
         raise ValueError(f"bracket scores must lie in [1, 4]: {bad_scores}")
+
     def missing(c) -> bool:
         return c is None or (not isinstance(c, str) and pd.isna(c)) or (isinstance(c, str) and not c.strip())
 
@@ -326,16 +326,19 @@ def combine_finance(planned: pd.Series, variance: pd.Series, *, lookup=None) -> 
     return pd.Series(out, index=idx, name="score", dtype=float)
 
 
-def finance_rule(planned_metric: str = "OF1079", variance_metric: str = "OF1081", *,
-                 lookup=None) -> Callable[[pd.DataFrame], pd.Series]:
+def finance_rule(
+    planned_metric: str = "OF1079", variance_metric: str = "OF1081", *, lookup=None
+) -> Callable[[pd.DataFrame], pd.Series]:
     """A combination rule for :func:`combine_scores` applying :func:`combine_finance` (with ``lookup``) to the
     two metrics."""
 
     def rule(rows: pd.DataFrame) -> pd.Series:
         other = sorted(set(rows["metric_id"]) - {planned_metric, variance_metric})
         if other:
-            raise ValueError(f"finance combination group has unexpected metrics {other}; "
-                             f"expected {planned_metric} and {variance_metric}")
+            raise ValueError(
+                f"finance combination group has unexpected metrics {other}; "
+                f"expected {planned_metric} and {variance_metric}"
+            )
         wide = rows.pivot(index="trust_code", columns="metric_id", values="score")
         planned = wide[planned_metric] if planned_metric in wide else pd.Series(np.nan, index=wide.index)
         variance = wide[variance_metric] if variance_metric in wide else pd.Series(np.nan, index=wide.index)
@@ -364,7 +367,9 @@ def _clean_scores(scores: pd.DataFrame) -> pd.DataFrame:
     df["weight"] = pd.to_numeric(df["weight"], errors="raise").astype(float).fillna(1.0)
     dup = df.duplicated(["trust_code", "metric_id"])
     if dup.any():
-        raise ValueError(f"scores has duplicate trust × metric rows: {df.loc[dup, ['trust_code', 'metric_id']].to_numpy().tolist()[:5]}")
+        raise ValueError(
+            f"scores has duplicate trust × metric rows: {df.loc[dup, ['trust_code', 'metric_id']].to_numpy().tolist()[:5]}"
+        )
     df = df[df["score"].notna() & (df["score"] != 0)]
     out_of_range = df[(df["score"] < 1) | (df["score"] > 4)]
     if not out_of_range.empty:
@@ -406,13 +411,15 @@ def combine_scores(
         multi = doms[doms.map(len) > 1]
         if not multi.empty:
             raise ValueError(f"combination group {group!r} spans several domains for {multi.index.tolist()[:5]}")
-        block = pd.DataFrame({
-            "trust_code": combined.index.astype(str),
-            "metric_id": str(group),
-            "score": combined.to_numpy(dtype=float),
-            "weight": rows.groupby("trust_code")["weight"].mean().reindex(combined.index).to_numpy(dtype=float),
-            "domain": doms.map(lambda d: d[0] if d else None).reindex(combined.index).to_numpy(dtype=object),
-        })
+        block = pd.DataFrame(
+            {
+                "trust_code": combined.index.astype(str),
+                "metric_id": str(group),
+                "score": combined.to_numpy(dtype=float),
+                "weight": rows.groupby("trust_code")["weight"].mean().reindex(combined.index).to_numpy(dtype=float),
+                "domain": doms.map(lambda d: d[0] if d else None).reindex(combined.index).to_numpy(dtype=object),
+            }
+        )
         parts.append(block[block["score"].notna()])
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(["trust_code", "metric_id"], kind="mergesort", ignore_index=True)
@@ -421,11 +428,13 @@ def combine_scores(
 def _weighted_average(units: pd.DataFrame, by: list[str], decimals: int) -> pd.DataFrame:
     u = units.assign(ws=units["score"] * units["weight"])
     g = u.groupby(by, sort=True)
-    res = pd.DataFrame({
-        "n_scored": g.size(),
-        "weight_total": g["weight"].sum(),
-        "average_unrounded": g["ws"].sum() / g["weight"].sum(),
-    })
+    res = pd.DataFrame(
+        {
+            "n_scored": g.size(),
+            "weight_total": g["weight"].sum(),
+            "average_unrounded": g["ws"].sum() / g["weight"].sum(),
+        }
+    )
     res["average_score"] = round_half_up(res["average_unrounded"].to_numpy(dtype=float), decimals)
     return res.reset_index()
 
@@ -618,8 +627,12 @@ def _as_bool(flag: pd.Series, index: pd.Index, name: str) -> pd.Series:
 
 
 def apply_financial_override(
-    segment: pd.Series, deficit: pd.Series, deficit_support: pd.Series, *,
-    from_segments: Sequence[int] = (1, 2), to_segment: int = 3,
+    segment: pd.Series,
+    deficit: pd.Series,
+    deficit_support: pd.Series,
+    *,
+    from_segments: Sequence[int] = (1, 2),
+    to_segment: int = 3,
 ) -> tuple[pd.Series, pd.Series]:
     """Financial override: a trust in one of ``from_segments`` (NOF: 1 or 2) that reports a deficit or receives
     deficit support is moved to ``to_segment`` (NOF: 3); other segments are unchanged. The methodology's
@@ -631,8 +644,10 @@ def apply_financial_override(
     """
     seg = segment.astype("Int64")
     in_deficit = _as_bool(deficit, seg.index, "deficit") | _as_bool(deficit_support, seg.index, "deficit_support")
-    moved = pd.Series(_overridden(seg.to_numpy(dtype=float, na_value=np.nan), in_deficit.to_numpy(dtype=bool),
-                                  from_segments), index=seg.index)
+    moved = pd.Series(
+        _overridden(seg.to_numpy(dtype=float, na_value=np.nan), in_deficit.to_numpy(dtype=bool), from_segments),
+        index=seg.index,
+    )
     adjusted = seg.mask(moved, int(to_segment)).rename("segment")
     return adjusted, moved.rename("financial_override")
 
@@ -679,8 +694,9 @@ def rank_league(adjusted_segment: pd.Series, average: pd.Series, trust_type: pd.
     seg = adjusted_segment.astype("Float64").astype(float)
     avg = pd.to_numeric(average.reindex(idx), errors="raise").astype(float)
     typ = trust_type.reindex(idx)
-    out = pd.DataFrame({"rank": pd.Series(pd.NA, index=idx, dtype="Int64"),
-                        "rank_of": pd.Series(pd.NA, index=idx, dtype="Int64")})
+    out = pd.DataFrame(
+        {"rank": pd.Series(pd.NA, index=idx, dtype="Int64"), "rank_of": pd.Series(pd.NA, index=idx, dtype="Int64")}
+    )
     ok = seg.notna() & avg.notna() & typ.notna()
     for t in sorted(pd.unique(typ[ok].astype(str))):
         m = ok & (typ == t)
@@ -726,7 +742,7 @@ class _Units:
                 flat = rng.integers(0, k, size=(b, n, k)) + (np.arange(n) * k)[None, :, None]
                 num = sw.ravel()[flat].sum(axis=2)
                 den = k if np.all(w == 1.0) else w.ravel()[flat].sum(axis=2)
-                out[start:start + b, where] = num / den
+                out[start : start + b, where] = num / den
         return out
 
 
@@ -768,8 +784,9 @@ def likely_range_average(
     trusts = sorted(units["trust_code"].unique())
     means = _Units(units, trusts).means(np.random.default_rng(seed), int(replicates))
     lohi = _percentiles(means, q)
-    return pd.DataFrame({"trust_code": trusts,
-                         "average_lower": round_half_up(lohi[0]), "average_upper": round_half_up(lohi[1])})
+    return pd.DataFrame(
+        {"trust_code": trusts, "average_lower": round_half_up(lohi[0]), "average_upper": round_half_up(lohi[1])}
+    )
 
 
 def _joint_replicates(
@@ -796,12 +813,14 @@ def _joint_replicates(
     tt = trust_type.reindex(trusts)
     if tt.isna().any():
         raise ValueError(f"trust_type is missing for {sorted(tt.index[tt.isna()])[:10]}")
-    in_deficit = (_as_bool(deficit, pd.Index(trusts), "deficit")
-                  | _as_bool(deficit_support, pd.Index(trusts), "deficit_support")).to_numpy()
+    in_deficit = (
+        _as_bool(deficit, pd.Index(trusts), "deficit") | _as_bool(deficit_support, pd.Index(trusts), "deficit_support")
+    ).to_numpy()
     # cut points of the observed quarter (used unless within-type quartiles are recomputed per replicate)
     observed = _weighted_average(units, ["trust_code"], 2).set_index("trust_code")["average_score"]
-    fixed_cuts = _cut_points(observed.reindex(trusts), tt, segmentation_rule, thresholds, population_average,
-                             pool_types=pool_types)
+    fixed_cuts = _cut_points(
+        observed.reindex(trusts), tt, segmentation_rule, thresholds, population_average, pool_types=pool_types
+    )
 
     b = int(replicates)
     means = _Units(units, trusts).means(np.random.default_rng(seed), b)
@@ -824,8 +843,7 @@ def _joint_replicates(
         else:
             cuts = np.asarray(fixed_cuts[t], dtype=float)[:, None, None]
         seg = _segment_from_cuts(a, cuts)
-        seg = np.where(_overridden(seg, in_deficit[cols][None, :], from_segments), int(to_segment),
-                       seg).astype(np.int8)
+        seg = np.where(_overridden(seg, in_deficit[cols][None, :], from_segments), int(to_segment), seg).astype(np.int8)
         segs[:, cols] = seg
         key = seg.astype(np.int64) * 100_000 + cents[:, cols]
         ranks[:, cols] = _competition_rank_rows(key)
@@ -875,17 +893,32 @@ def joint_bootstrap(
     """
     q = _check_level(level, replicates)
     trusts, means, segs, ranks = _joint_replicates(
-        scores, trust_type, deficit, deficit_support, segmentation_rule, thresholds, population_average,
-        replicates, seed, recompute_cuts, combine_rules, pool_types, from_segments, to_segment)
+        scores,
+        trust_type,
+        deficit,
+        deficit_support,
+        segmentation_rule,
+        thresholds,
+        population_average,
+        replicates,
+        seed,
+        recompute_cuts,
+        combine_rules,
+        pool_types,
+        from_segments,
+        to_segment,
+    )
     avg_range = _percentiles(means, q)
     rank_range = np.percentile(ranks, q, axis=0)
-    out = pd.DataFrame({
-        "trust_code": trusts,
-        "average_lower": round_half_up(avg_range[0]),
-        "average_upper": round_half_up(avg_range[1]),
-        "rank_lower": round_half_up(rank_range[0], 0).astype(int),
-        "rank_upper": round_half_up(rank_range[1], 0).astype(int),
-    })
+    out = pd.DataFrame(
+        {
+            "trust_code": trusts,
+            "average_lower": round_half_up(avg_range[0]),
+            "average_upper": round_half_up(avg_range[1]),
+            "rank_lower": round_half_up(rank_range[0], 0).astype(int),
+            "rank_upper": round_half_up(rank_range[1], 0).astype(int),
+        }
+    )
     for k in range(1, 5):
         out[f"p_segment_{k}"] = (segs == k).mean(axis=0)
     return out
@@ -975,10 +1008,17 @@ def build_league_table(
     out["average_score"] = avg["average_score"]
     out["average_unrounded"] = avg["average_unrounded"]
 
-    unadj, cuts = assign_segments(out["average_score"], reg["trust_type"], segmentation_rule, thresholds,
-                                  population_average, pool_types=pool_types)
-    adjusted, moved = apply_financial_override(unadj, flags["deficit"], flags["deficit_support"],
-                                               from_segments=from_segments, to_segment=to_segment)
+    unadj, cuts = assign_segments(
+        out["average_score"],
+        reg["trust_type"],
+        segmentation_rule,
+        thresholds,
+        population_average,
+        pool_types=pool_types,
+    )
+    adjusted, moved = apply_financial_override(
+        unadj, flags["deficit"], flags["deficit_support"], from_segments=from_segments, to_segment=to_segment
+    )
     out["unadjusted_segment"] = unadj
     out["in_financial_deficit"] = flags["deficit"] | flags["deficit_support"]
     out["financial_override"] = moved
@@ -990,11 +1030,23 @@ def build_league_table(
         out[f"cut_point_{i + 1}"] = reg["trust_type"].map(lambda t: cuts.get(t, (np.nan,) * 3)[i]).astype(float)  # noqa: B023
     out = out.join(rank_league(adjusted, out["average_score"], reg["trust_type"]))
 
-    boot = joint_bootstrap(scores, reg["trust_type"], flags["deficit"], flags["deficit_support"],
-                           segmentation_rule, thresholds, population_average, replicates=replicates, seed=seed,
-                           level=level, recompute_cuts=recompute_cuts,
-                           combine_rules=combine_rules, pool_types=pool_types, from_segments=from_segments,
-                           to_segment=to_segment).set_index("trust_code")
+    boot = joint_bootstrap(
+        scores,
+        reg["trust_type"],
+        flags["deficit"],
+        flags["deficit_support"],
+        segmentation_rule,
+        thresholds,
+        population_average,
+        replicates=replicates,
+        seed=seed,
+        level=level,
+        recompute_cuts=recompute_cuts,
+        combine_rules=combine_rules,
+        pool_types=pool_types,
+        from_segments=from_segments,
+        to_segment=to_segment,
+    ).set_index("trust_code")
     for col in ("average_lower", "average_upper"):
         out[col] = boot[col].reindex(reg.index)
     for col in ("rank_lower", "rank_upper"):
@@ -1013,10 +1065,17 @@ def build_league_table(
         out[f"domain_segment_{_slug(d)}"] = dseg
 
     out = out.reset_index(drop=True)
-    out = out.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort", na_position="last",
-                          ignore_index=True)
-    out.attrs.update({"cut_points": cuts, "segmentation_rule": segmentation_rule,
-                      "segmentation_population": population, "pool_types": None if pool_types is None else list(pool_types),
-                      "replicates": int(replicates),
-                      "seed": seed, "level": level, "recompute_cuts": recompute_cuts})
+    out = out.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort", na_position="last", ignore_index=True)
+    out.attrs.update(
+        {
+            "cut_points": cuts,
+            "segmentation_rule": segmentation_rule,
+            "segmentation_population": population,
+            "pool_types": None if pool_types is None else list(pool_types),
+            "replicates": int(replicates),
+            "seed": seed,
+            "level": level,
+            "recompute_cuts": recompute_cuts,
+        }
+    )
     return out

@@ -42,11 +42,21 @@ except ImportError:  # pragma: no cover - exercised only where the test extra is
 
 AXE_PATH = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-FLAGS = ("--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-         # no network: nothing resolves and every connection goes to a closed local port
-         "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
-         "--proxy-bypass-list=<-loopback>")
+FLAGS = (
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--hide-scrollbars",
+    # no network: nothing resolves and every connection goes to a closed local port
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=http://127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+)
 LOCAL_SCHEMES = ("file", "data", "about", "blob")
 SERIOUS = ("serious", "critical")
 REVIEW_DIR = "review"  # reports/<quarter>/review/: review artefacts, not published (see publish.UNPUBLISHED)
@@ -76,8 +86,10 @@ def unavailable() -> str | None:
     if sync_playwright is None:
         return "the Python package playwright is not installed (`make browser-deps` installs the test extra)"
     if find_chromium() is None:
-        return ("Chromium not found (no /usr/bin/chromium, no chromium or google-chrome on PATH, CHROMIUM unset): "
-                "`make browser-deps` installs it with apt-get")
+        return (
+            "Chromium not found (no /usr/bin/chromium, no chromium or google-chrome on PATH, CHROMIUM unset): "
+            "`make browser-deps` installs it with apt-get"
+        )
     return None
 
 
@@ -121,8 +133,9 @@ class Chromium:
     ...     browser.evaluate("document.title")
     """
 
-    def __init__(self, executable: str | None = None, width: int = DESKTOP[0], height: int = DESKTOP[1],
-                 timeout: float = 60):
+    def __init__(
+        self, executable: str | None = None, width: int = DESKTOP[0], height: int = DESKTOP[1], timeout: float = 60
+    ):
         reason = unavailable() if executable is None else None
         if reason:
             raise BrowserError(reason)
@@ -135,8 +148,9 @@ class Chromium:
     def start(self) -> Chromium:
         self._pw = sync_playwright().start()
         try:
-            self.browser = self._pw.chromium.launch(executable_path=self.executable, headless=True, args=list(FLAGS),
-                                                    timeout=self.timeout * 1000)
+            self.browser = self._pw.chromium.launch(
+                executable_path=self.executable, headless=True, args=list(FLAGS), timeout=self.timeout * 1000
+            )
         except PlaywrightError as e:
             self._pw.stop()
             raise BrowserError(f"could not start {self.executable}: {e}") from e
@@ -148,9 +162,13 @@ class Chromium:
         if self.context is not None:
             self.context.close()
         self.width, self.height = width or self.width, height or self.height
-        self.context = self.browser.new_context(viewport={"width": self.width, "height": self.height},
-                                                java_script_enabled=javascript, offline=True,
-                                                service_workers="block", device_scale_factor=1)
+        self.context = self.browser.new_context(
+            viewport={"width": self.width, "height": self.height},
+            java_script_enabled=javascript,
+            offline=True,
+            service_workers="block",
+            device_scale_factor=1,
+        )
         self.context.set_default_timeout(self.timeout * 1000)
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
@@ -276,8 +294,11 @@ def page_types(folder: Path) -> dict[str, Path]:
     trusts, a trust profile, a per-metric page and a region page (the first of each in file-name order); types
     whose pages are absent are left out."""
     folder = Path(folder)
-    single = {"front": folder / "index.html", "methodology": folder / "methodology.html",
-              "trust-index": folder / "trusts" / "index.html"}
+    single = {
+        "front": folder / "index.html",
+        "methodology": folder / "methodology.html",
+        "trust-index": folder / "trusts" / "index.html",
+    }
     found = {k: p for k, p in single.items() if p.is_file()}
     for kind, sub in (("profile", "trusts"), ("metric", "metrics"), ("region", "regions"), ("icb", "icbs")):
         pages = sorted(p for p in (folder / sub).glob("*.html") if p.name != "index.html")
@@ -314,9 +335,11 @@ def _report(folder: Path, page: Path, res: PageCheck, broken: list[str], seconds
     impacts: dict[str, int] = {}
     for v in res.violations:
         impacts[v["impact"]] = impacts.get(v["impact"], 0) + 1
-    print(f"{page.relative_to(folder)} at {res.viewport_width} px: {len(res.requests)} requests, "
-          f"{len(res.failed)} failed, {len(res.external)} external; {len(res.links)} links, {len(broken)} broken; "
-          f"axe violations {impacts or 'none'} ({seconds:.1f} s)")
+    print(
+        f"{page.relative_to(folder)} at {res.viewport_width} px: {len(res.requests)} requests, "
+        f"{len(res.failed)} failed, {len(res.external)} external; {len(res.links)} links, {len(broken)} broken; "
+        f"axe violations {impacts or 'none'} ({seconds:.1f} s)"
+    )
     for v in res.violations:
         print(f"  {v['impact']}: {v['id']} — {v['help']} ({v['nodes']} nodes, e.g. {v['targets'][:2]})")
     for b in broken[:10]:
@@ -344,11 +367,13 @@ def check_folder(browser: Chromium, folder: Path, sample: int = 3) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m leaguetables.publication.browser",
-                                 description=(__doc__ or "").split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m leaguetables.publication.browser", description=(__doc__ or "").split("\n\n")[0]
+    )
     sub = ap.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("screenshot", help="save the first screen of each page type at desktop and 320 px widths "
-                                          "into <folder>/review/")
+    s = sub.add_parser(
+        "screenshot", help="save the first screen of each page type at desktop and 320 px widths into <folder>/review/"
+    )
     s.add_argument("folder", type=Path)
     s.add_argument("--out", type=Path, help="folder for the PNG files (default <folder>/review)")
     c = sub.add_parser("check", help="axe-core, links and requests of every page type and sample profiles")

@@ -108,10 +108,20 @@ def _list_names(names: list[str], limit: int = 10) -> str:
     return text
 
 
-def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: str = "",
-                  y_label: str = "", x_label: str = "", direction: str = "higher_better",
-                  multiplier: float = 1, *, confidence: float = 0.998,
-                  adjusted: bool | None = None, n_points: int = 100) -> tuple[Figure, str]:
+def funnel_figure(
+    result: FunnelResult,
+    labels=None,
+    title: str = "",
+    subtitle: str = "",
+    y_label: str = "",
+    x_label: str = "",
+    direction: str = "higher_better",
+    multiplier: float = 1,
+    *,
+    confidence: float = 0.998,
+    adjusted: bool | None = None,
+    n_points: int = 100,
+) -> tuple[Figure, str]:
     """Funnel plot of a :class:`~leaguetables.statistics.funnel.FunnelResult` with alt text.
 
     Parameters
@@ -171,10 +181,11 @@ def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: 
         x_min = 0.0
         keep_grid = grid["precision"] <= x_max * 1.02
         g = grid.loc[keep_grid]
-        ax.axhline(result.target * multiplier, color=TARGET_GREY, linewidth=1.0, linestyle=(0, (1, 2)),
-                   zorder=1)
-        for tag, colour, style, _text in (("998", LIMIT_GREY_998, "-", "99.8% limits"),
-                                         ("95", LIMIT_GREY_95, "--", "95% limits")):
+        ax.axhline(result.target * multiplier, color=TARGET_GREY, linewidth=1.0, linestyle=(0, (1, 2)), zorder=1)
+        for tag, colour, style, _text in (
+            ("998", LIMIT_GREY_998, "-", "99.8% limits"),
+            ("95", LIMIT_GREY_95, "--", "95% limits"),
+        ):
             lo = g[f"lower_{tag}{suffix_adj}"] * multiplier
             hi = g[f"upper_{tag}{suffix_adj}"] * multiplier
             ax.plot(g["precision"], lo, color=colour, linestyle=style, linewidth=1.2, zorder=2)
@@ -185,13 +196,28 @@ def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: 
         for name, st in _BAND_STYLE.items():
             sel = valid & (bands["band"] == name)
             if sel.any():
-                ax.scatter(x[sel], y[sel], marker=st["marker"], s=st["size"], c=st["color"],
-                           edgecolors=st["edge"], linewidths=0.6, zorder=3 if name == "as expected" else 4)
+                ax.scatter(
+                    x[sel],
+                    y[sel],
+                    marker=st["marker"],
+                    s=st["size"],
+                    c=st["color"],
+                    edgecolors=st["edge"],
+                    linewidths=0.6,
+                    zorder=3 if name == "as expected" else 4,
+                )
         outliers = valid & (bands["band"] != "as expected")
         for key in units.index[outliers.to_numpy()]:
             below = bands.loc[key, "band"] == "lower than expected"
-            ax.annotate(names[key], (x[key], y[key]), xytext=(4, -11 if below else 4), textcoords="offset points",
-                        fontsize=8, color="#0B0C0C", zorder=5)
+            ax.annotate(
+                names[key],
+                (x[key], y[key]),
+                xytext=(4, -11 if below else 4),
+                textcoords="offset points",
+                fontsize=8,
+                color="#0B0C0C",
+                zorder=5,
+            )
 
         # axis ranges: the points and the limits over the plotted range, not the
         # funnel's extreme mouth at tiny precision
@@ -199,8 +225,10 @@ def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: 
         if valid.any():
             x_lo = float(units.loc[valid, "denominator"].min())
             body = grid.loc[grid["precision"] >= x_lo * 0.5]
-            lim_vals = np.concatenate([body[f"lower_998{suffix_adj}"].to_numpy(),
-                                       body[f"upper_998{suffix_adj}"].to_numpy()]) * multiplier
+            lim_vals = (
+                np.concatenate([body[f"lower_998{suffix_adj}"].to_numpy(), body[f"upper_998{suffix_adj}"].to_numpy()])
+                * multiplier
+            )
             span = np.concatenate([y_vals, lim_vals, [result.target * multiplier]])
             span = span[np.isfinite(span)]
             lo_y, hi_y = float(span.min()), float(span.max())
@@ -217,10 +245,24 @@ def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: 
         level = _level_text(confidence)
         handles = [
             Line2D([], [], marker="o", linestyle="", color=AF_COLOURS["dark_blue"], label="Within the limits"),
-            Line2D([], [], marker="^", linestyle="", color=AF_COLOURS["orange"], markeredgecolor="#0B0C0C",
-                   label=f"Above the upper {level} limit"),
-            Line2D([], [], marker="v", linestyle="", color=AF_COLOURS["dark_pink"], markeredgecolor="#0B0C0C",
-                   label=f"Below the lower {level} limit"),
+            Line2D(
+                [],
+                [],
+                marker="^",
+                linestyle="",
+                color=AF_COLOURS["orange"],
+                markeredgecolor="#0B0C0C",
+                label=f"Above the upper {level} limit",
+            ),
+            Line2D(
+                [],
+                [],
+                marker="v",
+                linestyle="",
+                color=AF_COLOURS["dark_pink"],
+                markeredgecolor="#0B0C0C",
+                label=f"Below the lower {level} limit",
+            ),
             Line2D([], [], color=LIMIT_GREY_998, linestyle="-", label="99.8% limits"),
             Line2D([], [], color=LIMIT_GREY_95, linestyle="--", label="95% limits"),
             Line2D([], [], color=TARGET_GREY, linestyle=(0, (1, 2)), label="Target"),
@@ -239,11 +281,9 @@ def funnel_figure(result: FunnelResult, labels=None, title: str = "", subtitle: 
     parts = [
         f"Funnel plot of {y_label} against {x_label} for {_plural(n_total)}.",
         f"{_plural(len(above))} {'is' if len(above) == 1 else 'are'} above the upper {level} limit "
-        f"(higher than expected, {high_word} than expected)"
-        + (f": {_list_names(above)}." if above else "."),
+        f"(higher than expected, {high_word} than expected)" + (f": {_list_names(above)}." if above else "."),
         f"{_plural(len(below))} {'is' if len(below) == 1 else 'are'} below the lower {level} limit "
-        f"(lower than expected, {low_word} than expected)"
-        + (f": {_list_names(below)}." if below else "."),
+        f"(lower than expected, {low_word} than expected)" + (f": {_list_names(below)}." if below else "."),
         f"{_plural(within)} {'is' if within == 1 else 'are'} within the limits.",
         f"Limits are {limit_kind} ({result.method}; dispersion ratio "
         f"{f'{result.phi:.2f}' if np.isfinite(result.phi) else 'not computable'}); "
@@ -270,8 +310,15 @@ def distribution_figure(values, title: str = "", x_label: str = "") -> tuple[Fig
             bins = int(min(30, max(5, np.ceil(np.sqrt(len(finite))))))
             ax.hist(finite.to_numpy(), bins=bins, color=AF_COLOURS["dark_blue"], edgecolor="white", linewidth=0.8)
             ymax = ax.get_ylim()[1]
-            ax.plot(finite.to_numpy(), np.full(len(finite), -0.04 * ymax), linestyle="", marker="|",
-                    color=AF_COLOURS["dark_grey"], markersize=8, clip_on=False)
+            ax.plot(
+                finite.to_numpy(),
+                np.full(len(finite), -0.04 * ymax),
+                linestyle="",
+                marker="|",
+                color=AF_COLOURS["dark_grey"],
+                markersize=8,
+                clip_on=False,
+            )
             ax.set_ylim(-0.08 * ymax, ymax)
         ax.set_xlabel(x_label)
         ax.set_ylabel("Number of trusts")
@@ -280,9 +327,11 @@ def distribution_figure(values, title: str = "", x_label: str = "") -> tuple[Fig
     n = len(finite)
     missing = len(series) - n
     if n:
-        alt = (f"Histogram of {x_label} for {_plural(n)}: median {finite.median():.4g}, "
-               f"middle half from {finite.quantile(0.25):.4g} to {finite.quantile(0.75):.4g}, "
-               f"range {finite.min():.4g} to {finite.max():.4g}.")
+        alt = (
+            f"Histogram of {x_label} for {_plural(n)}: median {finite.median():.4g}, "
+            f"middle half from {finite.quantile(0.25):.4g} to {finite.quantile(0.75):.4g}, "
+            f"range {finite.min():.4g} to {finite.max():.4g}."
+        )
     else:
         alt = f"Histogram of {x_label}: no trust has a value."
     if missing:

@@ -47,8 +47,13 @@ def build_publication(prep, staging: Path, work: Path) -> dict:
     timings["load"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
-    export_html(staging / "notebooks" / "report.ipynb", staging / "index.html", title,
-                site_label(prep.options.source), search_data=data.search_data)
+    export_html(
+        staging / "notebooks" / "report.ipynb",
+        staging / "index.html",
+        title,
+        site_label(prep.options.source),
+        search_data=data.search_data,
+    )
     timings["report_html"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
@@ -64,7 +69,8 @@ def build_publication(prep, staging: Path, work: Path) -> dict:
     timings["methodology_html"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
-    write_workbook(staging, quarter, prep.methodology, prep.catalogue, prep.metric_ids, prep.options.source,
-                   __version__)
+    write_workbook(
+        staging, quarter, prep.methodology, prep.catalogue, prep.metric_ids, prep.options.source, __version__
+    )
     timings["spreadsheet_ods"] = round(time.perf_counter() - t0, 3)
     return timings

@@ -7,18 +7,16 @@ and no date, so the same data always give the same bytes.
 
 from __future__ import annotations
 
-import math
-
 import html
 import io
 import json
+import math
 import re
 from pathlib import Path
 
-from leaguetables.publication import charts
 from leaguetables.config import TRUST_TYPE_PLURAL
 from leaguetables.inputs.contract import quarter_label
-
+from leaguetables.publication import charts
 
 
 def to_svg(fig, title: str, alt: str, svg_id: str) -> str:
@@ -33,11 +31,16 @@ def to_svg(fig, title: str, alt: str, svg_id: str) -> str:
     svg = re.sub(r'id="([^"]+)"', lambda m: f'id="{svg_id}-{m.group(1)}"', svg)
     svg = re.sub(r'(xlink:href|href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{svg_id}-{m.group(2)}"', svg)
     svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{svg_id}-{m.group(1)})", svg)
-    svg = svg.replace(
-        "<svg ",
-        f'<svg role="img" aria-labelledby="{svg_id}-title {svg_id}-desc" ', 1)
-    svg = re.sub(r"(<svg[^>]*>)", lambda m: m.group(1) + f'<title id="{svg_id}-title">{html.escape(title)}</title>'
-                 f'<desc id="{svg_id}-desc">{html.escape(alt)}</desc>', svg, count=1)
+    svg = svg.replace("<svg ", f'<svg role="img" aria-labelledby="{svg_id}-title {svg_id}-desc" ', 1)
+    svg = re.sub(
+        r"(<svg[^>]*>)",
+        lambda m: (
+            m.group(1) + f'<title id="{svg_id}-title">{html.escape(title)}</title>'
+            f'<desc id="{svg_id}-desc">{html.escape(alt)}</desc>'
+        ),
+        svg,
+        count=1,
+    )
     return svg
 
 
@@ -62,8 +65,9 @@ def distribution(result) -> tuple[SavedSVG, str]:
     t = result.table
     if m.statistic == "bracket":
         labels = ", ".join(f"{v:g} {k}" for k, v in (m.scoring.brackets or {}).items())
-        fig, alt = charts.distribution_figure(t.loc[t["status"] == "ok", "score"], title=m.name,
-                                              x_label=f"Score ({labels})")
+        fig, alt = charts.distribution_figure(
+            t.loc[t["status"] == "ok", "score"], title=m.name, x_label=f"Score ({labels})"
+        )
     else:
         fig, alt = charts.distribution_figure(t.loc[t["status"] == "ok", "value"], title=m.name, x_label=m.unit)
     title = f"{m.name}: distribution over the trusts"
@@ -92,20 +96,34 @@ def save_funnels(result, work_dir, band_level: float = 0.95) -> dict[str, tuple[
         else:
             y_label, x_label = "Observed / expected (against the type's rate)", f"Expected events{pooled}"
         title = f"{m.name}: {TRUST_TYPE_PLURAL[ttype].lower()}"
-        period = (f"{res.periods} quarters to {quarter_label(result.quarter)}" if res.periods > 1
-                  else quarter_label(result.quarter))
-        limits = ("exact limits (rare events)" if res.exact else
-                  ("limits widened for between-trust variation" if res.adjusted_used else "unadjusted limits"))
+        period = (
+            f"{res.periods} quarters to {quarter_label(result.quarter)}"
+            if res.periods > 1
+            else quarter_label(result.quarter)
+        )
+        limits = (
+            "exact limits (rare events)"
+            if res.exact
+            else ("limits widened for between-trust variation" if res.adjusted_used else "unadjusted limits")
+        )
         phi = f"φ = {res.phi:.2f}" if math.isfinite(res.phi) else "φ not computable"
         subtitle = f"{period}; {len(ok)} trusts; {phi}, τ² = {res.tau2:.4g}; {limits}"
-        fig, alt = charts.funnel_figure(res, labels=list(res.units.index), title=title, subtitle=subtitle,
-                                        y_label=y_label, x_label=x_label, direction=m.direction,
-                                        confidence=band_level)
+        fig, alt = charts.funnel_figure(
+            res,
+            labels=list(res.units.index),
+            title=title,
+            subtitle=subtitle,
+            y_label=y_label,
+            x_label=x_label,
+            direction=m.direction,
+            confidence=band_level,
+        )
         svg_id = f"fig-{m.id}-{ttype}".replace("_", "-")
         svg = to_svg(fig, title, alt, svg_id)
         (fig_dir / f"{m.id}__{ttype}.svg").write_text(svg, encoding="utf-8")
-        (fig_dir / f"{m.id}__{ttype}.json").write_text(json.dumps({"title": title, "alt": alt, "subtitle": subtitle}),
-                                                       encoding="utf-8")
+        (fig_dir / f"{m.id}__{ttype}.json").write_text(
+            json.dumps({"title": title, "alt": alt, "subtitle": subtitle}), encoding="utf-8"
+        )
         out[ttype] = (SavedSVG(svg, title), alt)
     return out
 

@@ -30,8 +30,13 @@ from leaguetables.config import TRUST_TYPE_LABELS
 
 TRUSTS_DIR = "trusts"
 # search fields: (key in the JSON, column of the league table or register); optional ones only when present
-FIELDS = (("name", "trust_name"), ("code", "trust_code"), ("type", "trust_type"), ("region", "region"),
-          ("subtype", "trust_subtype"))
+FIELDS = (
+    ("name", "trust_name"),
+    ("code", "trust_code"),
+    ("type", "trust_type"),
+    ("region", "region"),
+    ("subtype", "trust_subtype"),
+)
 OPTIONAL_FIELDS = (("town", "town"), ("icb", "icb_name"))
 CATEGORICAL = ("type", "region", "subtype", "town", "icb")  # written once each in the JSON (see search_json)
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"}
@@ -45,14 +50,14 @@ def _default_href(code: str) -> str:
     return f"{TRUSTS_DIR}/{code}.html"
 
 
-def search_rows(table: pd.DataFrame, trusts: pd.DataFrame | None = None,
-                href: Callable[[str], str] = _default_href) -> tuple[list[str], list[list[str]]]:
+def search_rows(
+    table: pd.DataFrame, trusts: pd.DataFrame | None = None, href: Callable[[str], str] = _default_href
+) -> tuple[list[str], list[list[str]]]:
     """The fields and rows of the search data: one row per trust of the league ``table`` (the trusts that have a
     profile), in name order then code; ``trusts`` (the register) supplies the optional town and ICB columns;
     ``href`` gives a profile's link from the release root (``report.profile_href``)."""
     t = table.drop_duplicates("trust_code").copy()
-    optional = [(k, c) for k, c in OPTIONAL_FIELDS
-                if c in t.columns or (trusts is not None and c in trusts.columns)]
+    optional = [(k, c) for k, c in OPTIONAL_FIELDS if c in t.columns or (trusts is not None and c in trusts.columns)]
     for _, col in optional:
         if col not in t.columns and trusts is not None:
             t = t.merge(trusts[["trust_code", col]].drop_duplicates("trust_code"), on="trust_code", how="left")
@@ -66,8 +71,9 @@ def search_rows(table: pd.DataFrame, trusts: pd.DataFrame | None = None,
     return fields, rows
 
 
-def search_json(table: pd.DataFrame, trusts: pd.DataFrame | None = None,
-                href: Callable[[str], str] = _default_href) -> str:
+def search_json(
+    table: pd.DataFrame, trusts: pd.DataFrame | None = None, href: Callable[[str], str] = _default_href
+) -> str:
     """The search data as compact JSON, safe inside ``<script type="application/json">`` (``<``, ``>``, ``&``
     escaped), deterministic (fixed key order, sorted rows and values).
 
@@ -84,6 +90,5 @@ def search_json(table: pd.DataFrame, trusts: pd.DataFrame | None = None,
         row = [index[f][v] if f in index else v for f, v in zip(fields, r)]
         row[link] = "" if r[link] == _default_href(r[code]) else r[link]
         encoded.append(row)
-    text = json.dumps({"fields": fields, "values": values, "rows": encoded}, ensure_ascii=False,
-                      separators=(",", ":"))
+    text = json.dumps({"fields": fields, "values": values, "rows": encoded}, ensure_ascii=False, separators=(",", ":"))
     return text.translate(_JSON_ESCAPES)

@@ -14,82 +14,168 @@ from pathlib import Path
 import pandas as pd
 from markupsafe import Markup
 
-from leaguetables.publication import pages
 from leaguetables.config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
 from leaguetables.inputs.contract import quarter_label, quarter_period
-from leaguetables.publication.report import (Cell, ReportData, metric_page_file, coefficient_frame, fmt, funnel_method_text, input_checksums, provenance_html,
-                     site_label, source_notice, thresholds_notice)
+from leaguetables.publication import pages
+from leaguetables.publication.report import (
+    Cell,
+    ReportData,
+    coefficient_frame,
+    fmt,
+    funnel_method_text,
+    input_checksums,
+    metric_page_file,
+    provenance_html,
+    site_label,
+    source_notice,
+    thresholds_notice,
+)
 from leaguetables.run.manifest import git_state
 from leaguetables.statistics.spc import summary as spc_summary
 
 # readable names of catalogue and config fields; a field not listed here is shown by its own name
 LABELS = {
-    "id": "Identifier", "nof_id": "NOF metric code", "name": "Name", "description": "Definition",
-    "domain": "Domain", "sub_domain": "Sub-domain", "unit": "Unit", "trust_types": "Trust types",
-    "direction": "Direction", "statistic": "Statistic", "multiplier": "Multiplier", "decimals": "Decimal places",
-    "scoring": "Scoring", "method": "Method", "standard": "Standard", "floor": "Floor", "brackets": "Brackets",
-    "bands": "Bands", "comparator": "Comparator population", "weight": "Weight", "combine_group": "Combine group",
-    "adjustment": "Demographic adjustment model", "family": "Family", "covariates": "Covariates",
-    "scale": "Scale (dispersion)", "funnel": "Funnel plot", "unit_cost": "Unit cost", "amount": "Amount",
-    "currency": "Currency", "activity": "Activity", "source": "Source", "version": "Version",
-    "catalogue": "Default catalogue", "confidence_levels": "Confidence levels", "segmentation": "Segmentation",
-    "rule": "Rule", "thresholds": "Thresholds", "pool_types": "Pooled trust types",
-    "thresholds_source": "Source of the thresholds", "organisation_kinds": "Organisations scored",
-    "relative_floor": "Floor relative to the trust's baseline", "improvement": "Improvement (points)",
-    "at_least": "Or at least", "baseline_quarters_back": "Baseline (quarters back)", "lookup": "Lookup table", "financial_override": "Financial override", "enabled": "Enabled",
-    "from_segments": "From segments", "to_segment": "To segment", "bootstrap": "Bootstrap",
-    "replicates": "Replicates", "seed": "Seed", "level": "Level", "sr_method": "SHMI or CQC method (compatibility)",
-    "trim_by": "Winsorisation or truncation (each tail)", "band_level": "Band level",
-    "outer_level": "Outer limit level", "sr_scale": "Scale of O/E z-scores (robust method)",
+    "id": "Identifier",
+    "nof_id": "NOF metric code",
+    "name": "Name",
+    "description": "Definition",
+    "domain": "Domain",
+    "sub_domain": "Sub-domain",
+    "unit": "Unit",
+    "trust_types": "Trust types",
+    "direction": "Direction",
+    "statistic": "Statistic",
+    "multiplier": "Multiplier",
+    "decimals": "Decimal places",
+    "scoring": "Scoring",
+    "method": "Method",
+    "standard": "Standard",
+    "floor": "Floor",
+    "brackets": "Brackets",
+    "bands": "Bands",
+    "comparator": "Comparator population",
+    "weight": "Weight",
+    "combine_group": "Combine group",
+    "adjustment": "Demographic adjustment model",
+    "family": "Family",
+    "covariates": "Covariates",
+    "scale": "Scale (dispersion)",
+    "funnel": "Funnel plot",
+    "unit_cost": "Unit cost",
+    "amount": "Amount",
+    "currency": "Currency",
+    "activity": "Activity",
+    "source": "Source",
+    "version": "Version",
+    "catalogue": "Default catalogue",
+    "confidence_levels": "Confidence levels",
+    "segmentation": "Segmentation",
+    "rule": "Rule",
+    "thresholds": "Thresholds",
+    "pool_types": "Pooled trust types",
+    "thresholds_source": "Source of the thresholds",
+    "organisation_kinds": "Organisations scored",
+    "relative_floor": "Floor relative to the trust's baseline",
+    "improvement": "Improvement (points)",
+    "at_least": "Or at least",
+    "baseline_quarters_back": "Baseline (quarters back)",
+    "lookup": "Lookup table",
+    "financial_override": "Financial override",
+    "enabled": "Enabled",
+    "from_segments": "From segments",
+    "to_segment": "To segment",
+    "bootstrap": "Bootstrap",
+    "replicates": "Replicates",
+    "seed": "Seed",
+    "level": "Level",
+    "sr_method": "SHMI or CQC method (compatibility)",
+    "trim_by": "Winsorisation or truncation (each tail)",
+    "band_level": "Band level",
+    "outer_level": "Outer limit level",
+    "sr_scale": "Scale of O/E z-scores (robust method)",
     "pr_scale": "Scale of proportion z-scores (robust method)",
-    "limits": "Limits (robust method)", "rare_expected": "Rare events: median expected count below",
-    "pool_quarters": "Quarters pooled", "pool_when": "Pool quarters", "compat": "Reference-tool quirks",
-    "peers": "Demographic peers", "k": "Number of peers", "within_type": "Within trust type", "weights": "Weights",
-    "productivity": "Productivity opportunity", "benchmark": "Benchmark", "annualise": "Annualisation factor",
-    "expected": "Expected values and O/E intervals", "model": "Model", "interval": "O/E interval",
-    "within_variance": "Within-trust variance", "history_quarters": "Quarters for the within-trust variance",
-    "count_interval": "Interval of a count", "between_variance": "Between-trust variance (τ²) for E",
+    "limits": "Limits (robust method)",
+    "rare_expected": "Rare events: median expected count below",
+    "pool_quarters": "Quarters pooled",
+    "pool_when": "Pool quarters",
+    "compat": "Reference-tool quirks",
+    "peers": "Demographic peers",
+    "k": "Number of peers",
+    "within_type": "Within trust type",
+    "weights": "Weights",
+    "productivity": "Productivity opportunity",
+    "benchmark": "Benchmark",
+    "annualise": "Annualisation factor",
+    "expected": "Expected values and O/E intervals",
+    "model": "Model",
+    "interval": "O/E interval",
+    "within_variance": "Within-trust variance",
+    "history_quarters": "Quarters for the within-trust variance",
+    "count_interval": "Interval of a count",
+    "between_variance": "Between-trust variance (τ²) for E",
     "shrinkage_variance": "Between-trust variance (τ²) for the shrunken estimates",
     "adjusted_standards": "Standards in the adjusted league",
     "uncertainty": "Sampling uncertainty (rank intervals, segment probabilities, change)",
-    "shrinkage": "Empirical-Bayes shrinkage", "change_test": "Test of change between quarters",
+    "shrinkage": "Empirical-Bayes shrinkage",
+    "change_test": "Test of change between quarters",
     "check_replicates": "Replicates checked against the published scoring functions",
     "estimate": "Estimate of each trust's O/E",
-    "spc": "Statistical process control", "min_points": "Fewest quarters for a chart",
-    "run_length": "Run rule (points on one side of the mean)", "trend_length": "Trend rule (points rising or falling)",
+    "spc": "Statistical process control",
+    "min_points": "Fewest quarters for a chart",
+    "run_length": "Run rule (points on one side of the mean)",
+    "trend_length": "Trend rule (points rising or falling)",
     "screen_outliers": "Screen outlying moving ranges",
 }
 VALUES = {
-    "higher_better": "higher is better", "lower_better": "lower is better", "ranked": "ranked (standard ranking)",
-    "bracket": "bracket (category to score)", "bands": "value bands", "none": "not scored",
+    "higher_better": "higher is better",
+    "lower_better": "lower is better",
+    "ranked": "ranked (standard ranking)",
+    "bracket": "bracket (category to score)",
+    "bands": "value bands",
+    "none": "not scored",
     "quartiles_within_type": "quartiles of the average score within each trust type",
-    "quartiles_over_population": "quartiles over a configured population", "fixed_thresholds": "fixed thresholds",
+    "quartiles_over_population": "quartiles over a configured population",
+    "fixed_thresholds": "fixed thresholds",
     "quartiles_pooled": "quartiles of the pooled average scores of the configured trust types",
-    "upper_quartile": "upper quartile (best 25%)", "type": "trust type", "peers": "demographic peers",
-    "all_listed_types": "all the metric's trust types together", "X2": "Pearson χ²/df (quasi-likelihood)",
-    "nof_finance": "NHS England's combined-finance rule", "weighted_mean": "weighted mean",
+    "upper_quartile": "upper quartile (best 25%)",
+    "type": "trust type",
+    "peers": "demographic peers",
+    "all_listed_types": "all the metric's trust types together",
+    "X2": "Pearson χ²/df (quasi-likelihood)",
+    "nof_finance": "NHS England's combined-finance rule",
+    "weighted_mean": "weighted mean",
     "random_effects": "random effects (expected value of a trust of average quality; shrunken O/E published)",
     "delta": "includes the uncertainty of E (delta method) and the within-trust variance",
     "o_only": "from O alone (conventional, SHMI-style; ignores the uncertainty of E)",
-    "sampling": "sampling variance only", "sampling_plus_history": "sampling variance plus the extra "
+    "sampling": "sampling variance only",
+    "sampling_plus_history": "sampling variance plus the extra "
     "quarter-to-quarter variance estimated from earlier quarters",
-    "mid_p": "mid-p exact Poisson", "exact_byar": "exact below 10 events, Byar from 10", "reml": "REML",
-    "areml": "adjusted REML (Li and Lahiri)", "observed_value": "judged on the observed value",
+    "mid_p": "mid-p exact Poisson",
+    "exact_byar": "exact below 10 events, Byar from 10",
+    "reml": "REML",
+    "areml": "adjusted REML (Li and Lahiri)",
+    "observed_value": "judged on the observed value",
     "adjusted_value": "judged on the adjusted value",
     "robust": "robust (project default: consistency-corrected τ², adjusted whenever τ² > 0)",
-    "spiegelhalter": "Spiegelhalter (SHMI / FunnelPlotR compatibility)", "sqrt": "square root",
-    "auto": "exact when events are rare, otherwise normal", "exact": "exact", "normal": "normal",
-    "rare": "only when events are rare", "always": "always",
+    "spiegelhalter": "Spiegelhalter (SHMI / FunnelPlotR compatibility)",
+    "sqrt": "square root",
+    "auto": "exact when events are rare, otherwise normal",
+    "exact": "exact",
+    "normal": "normal",
+    "rare": "only when events are rare",
+    "always": "always",
     "parametric_data": "parametric bootstrap of the data",
-    "observed": "observed (this quarter's or the pooled O/E)", "shrunken": "empirical Bayes posterior mean",
+    "observed": "observed (this quarter's or the pooled O/E)",
+    "shrunken": "empirical Bayes posterior mean",
     "constrained": "constrained empirical Bayes (spread matched to the between-trust variance)",
-    "provider": "NHS trusts (providers)", "icb": "integrated care boards",
+    "provider": "NHS trusts (providers)",
+    "icb": "integrated care boards",
     **TRUST_TYPE_PLURAL,
 }
 STATISTICS = {
     "proportion": "Proportion (numerator / denominator × multiplier); 95% Wilson score interval.",
     "rate": "Crude rate (events / exposure × multiplier); exact Poisson interval below 10 events, Byar's "
-            "approximation from 10 events.",
+    "approximation from 10 events.",
     "mean": "Mean score as reported; an interval only when respondent-level data are available.",
     "value": "Value as reported by the source; no interval.",
     "bracket": "Category as reported (e.g. a CQC rating), mapped to a score.",
@@ -138,35 +224,61 @@ def _expected_text(r) -> str:
         return ""
     out = ""
     if model == "random_effects":
-        out += (f" Random-effects model: between-trust SD {fmt(float(r.tau2) ** 0.5, 3)} on the model's scale; E is "
-                "the expected count of a trust of average quality.")
+        out += (
+            f" Random-effects model: between-trust SD {fmt(float(r.tau2) ** 0.5, 3)} on the model's scale; E is "
+            "the expected count of a trust of average quality."
+        )
     if interval == "delta":
         extra = getattr(r, "within_extra_variance_mean", 0.0)
-        out += (" O/E interval includes the uncertainty of E (delta method)"
-                + (f" and an extra within-trust variance of {fmt(float(extra), 4)} (link scale) from earlier quarters"
-                   if extra and float(extra) > 0 else "") + ".")
+        out += (
+            " O/E interval includes the uncertainty of E (delta method)"
+            + (
+                f" and an extra within-trust variance of {fmt(float(extra), 4)} (link scale) from earlier quarters"
+                if extra and float(extra) > 0
+                else ""
+            )
+            + "."
+        )
     elif interval == "o_only":
         out += " O/E interval from O alone (conventional; the uncertainty of E is ignored)."
     return out
 
 
 def metric_context(m: Metric, data: dict | None) -> dict:
-    ctx = {"id": m.id, "name": m.name, "page": metric_page_file(m.id), "description": m.description, "fields": settings(m), "models": [],
-           "funnels": None, "bands": None, "brackets": None, "intervals": STATISTICS.get(m.statistic, ""),
-           "run_methods": "", "in_run": data is not None}
+    ctx = {
+        "id": m.id,
+        "name": m.name,
+        "page": metric_page_file(m.id),
+        "description": m.description,
+        "fields": settings(m),
+        "models": [],
+        "funnels": None,
+        "bands": None,
+        "brackets": None,
+        "intervals": STATISTICS.get(m.statistic, ""),
+        "run_methods": "",
+        "in_run": data is not None,
+    }
     s = m.scoring
     if s.bands:
+
         def cond(band) -> str:
             if band[0] is None:
                 return "otherwise"
             op = band[2] if len(band) > 2 else ">="
             return f"value {dict(zip(('>=', '>', '<=', '<'), ('≥', '>', '≤', '<')))[op]} {band[0]:g}"
 
-        ctx["bands"] = _table(pd.DataFrame({"Condition (first that holds)": [cond(b) for b in s.bands],
-                                            "Score": [f"{b[1]:g}" for b in s.bands]}), numeric=("Score",))
+        ctx["bands"] = _table(
+            pd.DataFrame(
+                {"Condition (first that holds)": [cond(b) for b in s.bands], "Score": [f"{b[1]:g}" for b in s.bands]}
+            ),
+            numeric=("Score",),
+        )
     if s.brackets:
-        ctx["brackets"] = _table(pd.DataFrame({"Category": list(s.brackets),
-                                               "Score": [f"{v:g}" for v in s.brackets.values()]}), numeric=("Score",))
+        ctx["brackets"] = _table(
+            pd.DataFrame({"Category": list(s.brackets), "Score": [f"{v:g}" for v in s.brackets.values()]}),
+            numeric=("Score",),
+        )
     if data is None:
         return ctx
     t = data["table"]
@@ -174,43 +286,75 @@ def metric_context(m: Metric, data: dict | None) -> dict:
     methods = sorted(ok["method"].dropna().astype(str).unique())
     stats = sorted(ok["statistic"].dropna().astype(str).unique())
     conf = sorted(ok["confidence"].dropna().unique())
-    ctx["run_methods"] = (f"In this run: statistic {', '.join(stats) or 'none'}; interval method "
-                          f"{', '.join(methods) or 'none'}"
-                          + (f" at {', '.join(f'{100 * c:g}%' for c in conf)}" if conf else "") + ".")
+    ctx["run_methods"] = (
+        f"In this run: statistic {', '.join(stats) or 'none'}; interval method "
+        f"{', '.join(methods) or 'none'}" + (f" at {', '.join(f'{100 * c:g}%' for c in conf)}" if conf else "") + "."
+    )
     ms, coefs = data.get("model_summary"), data.get("coefficients")
     if ms is not None and not ms.empty:
         for r in ms.itertuples(index=False):
             c = coefs[coefs["trust_type"] == r.trust_type] if coefs is not None and not coefs.empty else pd.DataFrame()
-            ctx["models"].append({
-                "type": TRUST_TYPE_PLURAL[r.trust_type], "anchor": f"model-{m.id}-{r.trust_type}".replace("_", "-"),
-                "text": (f"{r.family} GLM on {int(r.n_trusts)} trusts ({int(r.n_excluded)} excluded); deviance "
-                         f"explained {fmt(100 * r.deviance_explained, 1)}%; Pearson χ²/df {fmt(r.dispersion, 2)}; "
-                         f"scale used {fmt(r.scale_used, 2)}; {'converged' if r.converged else 'did not converge'}."
-                         + _expected_text(r)),
-                "table": _table(coefficient_frame(c), numeric=("Ratio per SD", "p-value")) if len(c) else None,
-            })
+            ctx["models"].append(
+                {
+                    "type": TRUST_TYPE_PLURAL[r.trust_type],
+                    "anchor": f"model-{m.id}-{r.trust_type}".replace("_", "-"),
+                    "text": (
+                        f"{r.family} GLM on {int(r.n_trusts)} trusts ({int(r.n_excluded)} excluded); deviance "
+                        f"explained {fmt(100 * r.deviance_explained, 1)}%; Pearson χ²/df {fmt(r.dispersion, 2)}; "
+                        f"scale used {fmt(r.scale_used, 2)}; {'converged' if r.converged else 'did not converge'}."
+                        + _expected_text(r)
+                    ),
+                    "table": _table(coefficient_frame(c), numeric=("Ratio per SD", "p-value")) if len(c) else None,
+                }
+            )
     for ttype, err in sorted(data.get("model_errors", {}).items()):
-        ctx["models"].append({"type": TRUST_TYPE_PLURAL[ttype], "anchor": f"model-{m.id}-{ttype}".replace("_", "-"),
-                              "text": f"not fitted: {err}", "table": None})
+        ctx["models"].append(
+            {
+                "type": TRUST_TYPE_PLURAL[ttype],
+                "anchor": f"model-{m.id}-{ttype}".replace("_", "-"),
+                "text": f"not fitted: {err}",
+                "table": None,
+            }
+        )
     fs = data.get("funnel_summary")
     if fs is not None and not fs.empty:
-        ctx["funnels"] = _table(pd.DataFrame({
-            "Trust type": fs["trust_type"].map(TRUST_TYPE_PLURAL).to_numpy(),
-            "Data": fs["data_type"].map({"SR": "observed / expected", "PR": "proportion"}).fillna(fs["data_type"]),
-            "Method": fs["method"].astype(str).to_numpy(),
-            "φ (overdispersion)": fs["phi"].map(lambda v: fmt(v, 2)).to_numpy(),
-            "τ²": fs["tau2"].map(lambda v: fmt(v, 4)).to_numpy(),
-            "Limits adjusted": fs["adjusted_limits"].map(lambda v: "yes" if bool(v) else "no").to_numpy(),
-            "Limits": (fs["limits"].map({"exact": "exact (rare events)", "normal": "normal"}).to_numpy()
-                       if "limits" in fs else "normal"),
-            "Quarters": fs["quarters"].astype(int).to_numpy() if "quarters" in fs else 1,
-            "Trusts tested": fs["n_tested"].astype(int).to_numpy() if "n_tested" in fs else "[x]",
-            "Higher than expected": fs["n_higher"].astype(int).to_numpy(),
-            "Lower than expected": fs["n_lower"].astype(int).to_numpy(),
-            "Expected by chance (each side)": (fs["n_expected_by_chance"].map(lambda v: fmt(v / 2, 1)).to_numpy()
-                                               if "n_expected_by_chance" in fs else "[x]"),
-        }), numeric=("φ (overdispersion)", "τ²", "Quarters", "Trusts tested", "Higher than expected",
-                     "Lower than expected", "Expected by chance (each side)"))
+        ctx["funnels"] = _table(
+            pd.DataFrame(
+                {
+                    "Trust type": fs["trust_type"].map(TRUST_TYPE_PLURAL).to_numpy(),
+                    "Data": fs["data_type"]
+                    .map({"SR": "observed / expected", "PR": "proportion"})
+                    .fillna(fs["data_type"]),
+                    "Method": fs["method"].astype(str).to_numpy(),
+                    "φ (overdispersion)": fs["phi"].map(lambda v: fmt(v, 2)).to_numpy(),
+                    "τ²": fs["tau2"].map(lambda v: fmt(v, 4)).to_numpy(),
+                    "Limits adjusted": fs["adjusted_limits"].map(lambda v: "yes" if bool(v) else "no").to_numpy(),
+                    "Limits": (
+                        fs["limits"].map({"exact": "exact (rare events)", "normal": "normal"}).to_numpy()
+                        if "limits" in fs
+                        else "normal"
+                    ),
+                    "Quarters": fs["quarters"].astype(int).to_numpy() if "quarters" in fs else 1,
+                    "Trusts tested": fs["n_tested"].astype(int).to_numpy() if "n_tested" in fs else "[x]",
+                    "Higher than expected": fs["n_higher"].astype(int).to_numpy(),
+                    "Lower than expected": fs["n_lower"].astype(int).to_numpy(),
+                    "Expected by chance (each side)": (
+                        fs["n_expected_by_chance"].map(lambda v: fmt(v / 2, 1)).to_numpy()
+                        if "n_expected_by_chance" in fs
+                        else "[x]"
+                    ),
+                }
+            ),
+            numeric=(
+                "φ (overdispersion)",
+                "τ²",
+                "Quarters",
+                "Trusts tested",
+                "Higher than expected",
+                "Lower than expected",
+                "Expected by chance (each side)",
+            ),
+        )
     return ctx
 
 
@@ -229,58 +373,95 @@ def context(data: ReportData, page: Path | None = None) -> dict:
     meth, cat = data.methodology, data.catalogue
     run_ids = set(data.metric_data)
     metrics = [m for m in cat.metrics if m.id in run_ids]
-    overview = pd.DataFrame([{
-        "Metric": Cell(m.name, f"#metric-{m.id}"),
-        "Trust types": ", ".join(TRUST_TYPE_PLURAL[t] for t in m.trust_types),
-        "Direction": VALUES[m.direction], "Statistic": m.statistic,
-        "Scoring": VALUES.get(m.scoring.method, m.scoring.method)
-        + (f", standard {m.scoring.standard:g}" if m.scoring.standard is not None else "")
-        + (f", floor {m.scoring.floor:g}" if m.scoring.floor is not None else ""),
-        "Weight": f"{m.weight:.3g}", "Combine group": m.combine_group or "[z]",
-        "Demographic model": m.adjustment.family if m.adjustment else "[z]",
-        "Funnel plot": "yes" if m.funnel else "no",
-    } for m in metrics])
+    overview = pd.DataFrame(
+        [
+            {
+                "Metric": Cell(m.name, f"#metric-{m.id}"),
+                "Trust types": ", ".join(TRUST_TYPE_PLURAL[t] for t in m.trust_types),
+                "Direction": VALUES[m.direction],
+                "Statistic": m.statistic,
+                "Scoring": VALUES.get(m.scoring.method, m.scoring.method)
+                + (f", standard {m.scoring.standard:g}" if m.scoring.standard is not None else "")
+                + (f", floor {m.scoring.floor:g}" if m.scoring.floor is not None else ""),
+                "Weight": f"{m.weight:.3g}",
+                "Combine group": m.combine_group or "[z]",
+                "Demographic model": m.adjustment.family if m.adjustment else "[z]",
+                "Funnel plot": "yes" if m.funnel else "no",
+            }
+            for m in metrics
+        ]
+    )
     cuts = []
     for t in TRUST_TYPES:
         if t in data.league.cut_points:
             cp = data.league.cut_points[t]
             cuts.append([TRUST_TYPE_PLURAL[t], *[fmt(x, 4) for x in cp]])
     costed = [m for m in metrics if m.unit_cost]
-    unit_costs = _table(pd.DataFrame({
-        "Metric": [m.name for m in costed],
-        "Unit cost": [f"£{m.unit_cost.amount:,.0f} per {m.unit_cost.unit}" for m in costed],
-        "Activity": [m.unit_cost.activity for m in costed],
-        "Source of the cost": [m.unit_cost.source for m in costed],
-    })) if costed else None
-    groups = [{"name": g.name, "id": gid, "fields": settings(g),
-               "members": [m.name for m in cat.metrics if m.combine_group == gid]}
-              for gid, g in cat.combine_groups.items()]
+    unit_costs = (
+        _table(
+            pd.DataFrame(
+                {
+                    "Metric": [m.name for m in costed],
+                    "Unit cost": [f"£{m.unit_cost.amount:,.0f} per {m.unit_cost.unit}" for m in costed],
+                    "Activity": [m.unit_cost.activity for m in costed],
+                    "Source of the cost": [m.unit_cost.source for m in costed],
+                }
+            )
+        )
+        if costed
+        else None
+    )
+    groups = [
+        {
+            "name": g.name,
+            "id": gid,
+            "fields": settings(g),
+            "members": [m.name for m in cat.metrics if m.combine_group == gid],
+        }
+        for gid, g in cat.combine_groups.items()
+    ]
     ql = quarter_label(data.quarter)
     rk = getattr(data.league, "rankability", None)
     rankability = None
     if rk is not None and len(rk):
         names = {m.id: m.name for m in cat.metrics}
-        rankability = _table(pd.DataFrame({
-            "Metric": [names.get(m, m) for m in rk["metric_id"]],
-            "Trust type": [TRUST_TYPE_PLURAL[t] for t in rk["trust_type"]],
-            "Trusts": rk["n_trusts"].astype(int).to_numpy(),
-            "Rankability ρ": [f"{v:.2f}" for v in rk["rankability"]],
-        }), numeric=("Trusts", "Rankability ρ"))
+        rankability = _table(
+            pd.DataFrame(
+                {
+                    "Metric": [names.get(m, m) for m in rk["metric_id"]],
+                    "Trust type": [TRUST_TYPE_PLURAL[t] for t in rk["trust_type"]],
+                    "Trusts": rk["n_trusts"].astype(int).to_numpy(),
+                    "Rankability ρ": [f"{v:.2f}" for v in rk["rankability"]],
+                }
+            ),
+            numeric=("Trusts", "Rankability ρ"),
+        )
 
     spc_results, spc_quarters = data.spc
     sc = spc_summary(spc_results)
     return {
-        "spc_quarters": len(spc_quarters), "spc_assessed": sc["assessed"],
-        "spc_special": sc["improvement"] + sc["concern"], "spc_expected": round(0.01 * sc["assessed"]),
+        "spc_quarters": len(spc_quarters),
+        "spc_assessed": sc["assessed"],
+        "spc_special": sc["improvement"] + sc["concern"],
+        "spc_expected": round(0.01 * sc["assessed"]),
         "title": f"Methodology: NHS trust league tables, {ql}",
         "breadcrumbs": [("index.html", f"League tables {ql}"), (None, "Methodology")],
-        "quarter_label": ql, "period": quarter_period(data.quarter),
-        "meth": meth, "cat": cat, "code_version": data.run.get("code_version", ""),
+        "quarter_label": ql,
+        "period": quarter_period(data.quarter),
+        "meth": meth,
+        "cat": cat,
+        "code_version": data.run.get("code_version", ""),
         "git": git_state().get("sha", "unknown")[:12],
-        "overview": _table(overview), "cuts": cuts, "rankability": rankability,
-        "population": (data.league.table["segmentation_population"].iloc[0]
-                       if "segmentation_population" in data.league.table.columns and len(data.league.table)
-                       else None), "unit_costs": unit_costs, "groups": groups,
+        "overview": _table(overview),
+        "cuts": cuts,
+        "rankability": rankability,
+        "population": (
+            data.league.table["segmentation_population"].iloc[0]
+            if "segmentation_population" in data.league.table.columns and len(data.league.table)
+            else None
+        ),
+        "unit_costs": unit_costs,
+        "groups": groups,
         "metrics": [metric_context(m, data.metric_data.get(m.id)) for m in metrics],
         "not_run": [m for m in cat.metrics if m.id not in run_ids],
         "config": settings(meth),
@@ -292,7 +473,8 @@ def context(data: ReportData, page: Path | None = None) -> dict:
         "source_notice": source_notice(data.run.get("source", "files"), None, data.run.get("omitted_metrics") or ()),
         "provenance": provenance_html(data.run, git_state(), input_checksums(data.inputs)),
         "validation": validation_link(page),
-        "root": "", "search_data": data.search_data,
+        "root": "",
+        "search_data": data.search_data,
     }
 
 

@@ -15,8 +15,9 @@ from traitlets.config import Config
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
-def export_html(executed: Path, out_html: Path, title: str, site_label: str = "Not an official statistic",
-                search_data: str = "") -> None:
+def export_html(
+    executed: Path, out_html: Path, title: str, site_label: str = "Not an official statistic", search_data: str = ""
+) -> None:
     """Export an executed notebook to clean, offline, deterministic HTML (no code, no prompts, no CDN).
     ``search_data``: the search box's list of trusts (JSON, :func:`leaguetables.publication.finder.search_json`)."""
     nb = nbformat.read(executed, as_version=4)
@@ -73,8 +74,9 @@ def _exporter_class():
             lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
             highlight_code = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
             resources = self._init_resources(resources)
-            filter_data_type = WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self,
-                                                     resources=resources)
+            filter_data_type = WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources
+            )
             self.register_filter("highlight_code", highlight_code)
             self.register_filter("filter_data_type", filter_data_type)
             html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)

@@ -23,7 +23,10 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(TEMPLATE_DIR / "pages"), str(TEMPLATE_DIR / "leaguetables")]),
-        autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
     return env

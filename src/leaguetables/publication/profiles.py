@@ -16,24 +16,50 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from leaguetables.publication import pages
 from leaguetables.config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL
 from leaguetables.inputs.contract import quarter_key, quarter_label, quarter_period
-from leaguetables.publication.report import (REVISED, Cell, ReportData, _missing, active_groupings, area_href, fmt,
-                                             input_checksums, metric_href, money, movement_text, profile_file,
-                                             provenance_html, site_label, slug, source_notice, thresholds_notice)
+from leaguetables.publication import pages
+from leaguetables.publication.report import (
+    REVISED,
+    Cell,
+    ReportData,
+    _missing,
+    active_groupings,
+    area_href,
+    fmt,
+    input_checksums,
+    metric_href,
+    money,
+    movement_text,
+    profile_file,
+    provenance_html,
+    site_label,
+    slug,
+    source_notice,
+    thresholds_notice,
+)
 from leaguetables.run.manifest import git_state
 from leaguetables.statistics.productivity import peer_groups
 
-DEMOGRAPHICS = (("population", "Catchment population", "count"),
-                ("share_65plus", "Aged 65 and over", "share"),
-                ("share_85plus", "Aged 85 and over", "share"),
-                ("imd_score", "Deprivation (IMD average score)", "score"),
-                ("rural_share", "Living in rural areas", "share"),
-                ("ethnic_minority_share", "From ethnic minority groups", "share"))
-METRIC_COLUMNS = [("Metric", False), ("Value (as reported)", True), ("95% confidence interval", True),
-                  ("Score (1 to 4)", True), ("Funnel plot band", False), ("Pooled value, all trusts of this type", True),
-                  ("Peer median", True), ("Rank among peers", True), ("Trend", False)]
+DEMOGRAPHICS = (
+    ("population", "Catchment population", "count"),
+    ("share_65plus", "Aged 65 and over", "share"),
+    ("share_85plus", "Aged 85 and over", "share"),
+    ("imd_score", "Deprivation (IMD average score)", "score"),
+    ("rural_share", "Living in rural areas", "share"),
+    ("ethnic_minority_share", "From ethnic minority groups", "share"),
+)
+METRIC_COLUMNS = [
+    ("Metric", False),
+    ("Value (as reported)", True),
+    ("95% confidence interval", True),
+    ("Score (1 to 4)", True),
+    ("Funnel plot band", False),
+    ("Pooled value, all trusts of this type", True),
+    ("Peer median", True),
+    ("Rank among peers", True),
+    ("Trend", False),
+]
 
 
 class Spark(NamedTuple):
@@ -48,8 +74,9 @@ class Spark(NamedTuple):
     cy: str
 
 
-def sparkline(values: list[float], labels: list[str], name: str, decimals: int, unit: str,
-              width: int = 96, height: int = 24) -> Spark | str:
+def sparkline(
+    values: list[float], labels: list[str], name: str, decimals: int, unit: str, width: int = 96, height: int = 24
+) -> Spark | str:
     """A small inline SVG line of a trust's values over the quarters, with a text alternative ("[x]" with fewer
     than two values).
 
@@ -77,8 +104,10 @@ def sparkline(values: list[float], labels: list[str], name: str, decimals: int, 
         lines.append(" ".join(run))
     idx = np.flatnonzero(have)
     first, last = idx[0], idx[-1]
-    alt = (f"Trend of {name}: {v[first]:,.{decimals}f} in {labels[first]}, {v[last]:,.{decimals}f} in "
-           f"{labels[last]} ({unit}); lowest {lo:,.{decimals}f}, highest {hi:,.{decimals}f}.")
+    alt = (
+        f"Trend of {name}: {v[first]:,.{decimals}f} in {labels[first]}, {v[last]:,.{decimals}f} in "
+        f"{labels[last]} ({unit}); lowest {lo:,.{decimals}f}, highest {hi:,.{decimals}f}."
+    )
     return Spark(alt, width, height, lines, f"{xs[last]:.1f}", f"{ys[last]:.1f}")
 
 
@@ -101,8 +130,9 @@ class ProfileBuilder:
         mv = data.movement if data.movement is not None else pd.DataFrame()
         self.movement = {r.trust_code: r for r in mv.itertuples(index=False)} if len(mv) else {}
         self.metrics = data.metrics_run
-        self.tables = {m.id: data.metric_data[m.id]["table"].set_index("trust_code").to_dict("index")
-                       for m in self.metrics}
+        self.tables = {
+            m.id: data.metric_data[m.id]["table"].set_index("trust_code").to_dict("index") for m in self.metrics
+        }
         quarters = set()
         self.history = {}
         for m in self.metrics:
@@ -115,8 +145,9 @@ class ProfileBuilder:
             h = data.metric_data[m.id].get("history")
             if h is None or h.empty:
                 continue
-            hv = h.pivot_table(index="trust_code", columns="quarter", values="value", aggfunc="first",
-                               dropna=False).reindex(columns=self.quarters)
+            hv = h.pivot_table(
+                index="trust_code", columns="quarter", values="value", aggfunc="first", dropna=False
+            ).reindex(columns=self.quarters)
             hs = h.pivot(index="trust_code", columns="quarter", values="status").reindex(columns=self.quarters)
             self.history[m.id] = (dict(zip(hv.index, hv.to_numpy(float))), dict(zip(hs.index, hs.to_numpy(object))))
         self.quarter_labels = [quarter_label(q) for q in self.quarters]
@@ -134,8 +165,12 @@ class ProfileBuilder:
         demo = data.inputs.demographics
         self.demo = demo.set_index("trust_code").to_dict("index")
         self.demo_cols = [c for c, _, _ in DEMOGRAPHICS if c in demo.columns]
-        self.demo_median = demo.merge(trusts[["trust_code", "trust_type"]], on="trust_code").groupby(
-            "trust_type")[self.demo_cols].median().to_dict("index")
+        self.demo_median = (
+            demo.merge(trusts[["trust_code", "trust_type"]], on="trust_code")
+            .groupby("trust_type")[self.demo_cols]
+            .median()
+            .to_dict("index")
+        )
         self.peer_error = None
         try:
             self.peers = peer_groups(demo, trusts, data.methodology)
@@ -153,26 +188,44 @@ class ProfileBuilder:
         rl = self.data.revised_league
         r = lambda col: REVISED if (code, col) in rl else ""  # noqa: E731
         cards = [
-            {"label": "Segment", "value": f"{seg}{r('Segment')}",
-             "detail": ("moved from segment " f"{int(lt['unadjusted_segment'])} by the financial override"
-                        if bool(lt["financial_override"]) else
-                        ("Provider Improvement Programme" if seg == 5 else "1 is the highest-performing group"))},
-            {"label": "Rank", "value": f"{rank_label}{r('Rank')}",
-             "detail": (f"rank interval {lt['rank_interval_lower']:.0f} to {lt['rank_interval_upper']:.0f}"
-                        f"{r('Rank interval')}; NHS England's likely range "
-                        if not _missing(lt.get("rank_interval_lower")) else
-                        "NHS England's likely range ")
-                       + f"{lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}{r('NHS England likely range of rank')}"},
-            {"label": "Average metric score", "value": f"{fmt(lt['average_score'], 2)}{r('Average score')}",
-             "detail": f"NHS England's likely range {lt['average_lower']:.2f} to {lt['average_upper']:.2f}"
-                       f"{r('NHS England likely range of average')}; from {int(lt['n_scored'])} scored metrics"},
+            {
+                "label": "Segment",
+                "value": f"{seg}{r('Segment')}",
+                "detail": (
+                    f"moved from segment {int(lt['unadjusted_segment'])} by the financial override"
+                    if bool(lt["financial_override"])
+                    else ("Provider Improvement Programme" if seg == 5 else "1 is the highest-performing group")
+                ),
+            },
+            {
+                "label": "Rank",
+                "value": f"{rank_label}{r('Rank')}",
+                "detail": (
+                    f"rank interval {lt['rank_interval_lower']:.0f} to {lt['rank_interval_upper']:.0f}"
+                    f"{r('Rank interval')}; NHS England's likely range "
+                    if not _missing(lt.get("rank_interval_lower"))
+                    else "NHS England's likely range "
+                )
+                + f"{lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}{r('NHS England likely range of rank')}",
+            },
+            {
+                "label": "Average metric score",
+                "value": f"{fmt(lt['average_score'], 2)}{r('Average score')}",
+                "detail": f"NHS England's likely range {lt['average_lower']:.2f} to {lt['average_upper']:.2f}"
+                f"{r('NHS England likely range of average')}; from {int(lt['n_scored'])} scored metrics",
+            },
         ]
         prev = quarter_label(self.data.previous)
         mv = self.movement.get(code)
         if mv is not None:
             detail = getattr(mv, "movement_label", None)
-            cards.append({"label": f"Since {prev}", "value": _short_move(mv),
-                          "detail": detail if isinstance(detail, str) and detail else movement_text(mv)})
+            cards.append(
+                {
+                    "label": f"Since {prev}",
+                    "value": _short_move(mv),
+                    "detail": detail if isinstance(detail, str) and detail else movement_text(mv),
+                }
+            )
         elif self.movement:
             cards.append({"label": f"Since {prev}", "value": "new", "detail": "not in last quarter's table"})
         plural = TRUST_TYPE_PLURAL[lt["trust_type"]].lower()
@@ -181,21 +234,31 @@ class ProfileBuilder:
         if not _missing(lt.get("rank_interval_lower")):
             prob = lt.get("rank_interval_probability")
             prob = self.data.methodology.uncertainty.level if _missing(prob) else float(prob)
-            where = (f"allowing for the play of chance in its data, its true rank lies between "
-                     f"{lt['rank_interval_lower']:.0f} and {lt['rank_interval_upper']:.0f} with about "
-                     f"{100 * prob:.0f}% probability (the rank interval).")
+            where = (
+                f"allowing for the play of chance in its data, its true rank lies between "
+                f"{lt['rank_interval_lower']:.0f} and {lt['rank_interval_upper']:.0f} with about "
+                f"{100 * prob:.0f}% probability (the rank interval)."
+            )
         else:
-            where = (f"NHS England's likely range of rank is {lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}, which "
-                     "shows how uneven its metric scores are rather than the play of chance.")
-        summary = [f"{self.names[code]} is in segment {seg} of {plural} for {quarter_label(self.quarter)}, ranked "
-                   f"{rank_label}{shared}; {where}"]
+            where = (
+                f"NHS England's likely range of rank is {lt['rank_lower']:.0f} to {lt['rank_upper']:.0f}, which "
+                "shows how uneven its metric scores are rather than the play of chance."
+            )
+        summary = [
+            f"{self.names[code]} is in segment {seg} of {plural} for {quarter_label(self.quarter)}, ranked "
+            f"{rank_label}{shared}; {where}"
+        ]
         if bool(lt["financial_override"]):
-            summary.append(f"Its scores alone place it in segment {int(lt['unadjusted_segment'])}; because it reports "
-                           "a deficit or receives deficit support, the financial override moves it to segment "
-                           f"{self.data.methodology.financial_override.to_segment}.")
+            summary.append(
+                f"Its scores alone place it in segment {int(lt['unadjusted_segment'])}; because it reports "
+                "a deficit or receives deficit support, the financial override moves it to segment "
+                f"{self.data.methodology.financial_override.to_segment}."
+            )
         elif lt.get("in_financial_deficit") is True or lt.get("in_financial_deficit") is np.True_:
-            summary.append("It reports a deficit or receives deficit support; the financial override does not "
-                           "apply to segments 3 and 4.")
+            summary.append(
+                "It reports a deficit or receives deficit support; the financial override does not "
+                "apply to segments 3 and 4."
+            )
         return cards, summary
 
     def _metric_rows(self, code: str, ttype: str) -> tuple[list, list]:
@@ -224,14 +287,21 @@ class ProfileBuilder:
             if not ok:
                 ci = score = band = peer_med = peer_rank = value if value in ("[c]", "[x]") else "[x]"
             else:
-                ci = ("[z]" if _missing(r["lower"]) else
-                      f"{fmt(r['lower'], m.decimals)} to {fmt(r['upper'], m.decimals)}")
+                ci = (
+                    "[z]" if _missing(r["lower"]) else f"{fmt(r['lower'], m.decimals)} to {fmt(r['upper'], m.decimals)}"
+                )
                 score = "[z]" if m.scoring.method == "none" else fmt(r["score"], 2)
-                band = ("[z]" if not m.funnel else (r["funnel_outcome"] if isinstance(r["funnel_outcome"], str)
-                                                    else "[x]"))
+                band = (
+                    "[z]" if not m.funnel else (r["funnel_outcome"] if isinstance(r["funnel_outcome"], str) else "[x]")
+                )
                 peer_med = _num(m, r["peer_median"])
-                peer_rank = ("[z]" if m.statistic == "bracket" else "[x]" if _missing(r["peer_rank"]) else
-                             f"{int(r['peer_rank'])} of {int(r['peer_n']) + 1}")
+                peer_rank = (
+                    "[z]"
+                    if m.statistic == "bracket"
+                    else "[x]"
+                    if _missing(r["peer_rank"])
+                    else f"{int(r['peer_rank'])} of {int(r['peer_n']) + 1}"
+                )
             type_value = "[x]" if r is None else _num(m, r["type_value"])
             trend: Spark | str = "[z]"
             values = []
@@ -240,14 +310,18 @@ class ProfileBuilder:
                 if code in hv:
                     values, stat = list(hv[code]), list(hs[code])
                     trend = sparkline(values, self.quarter_labels, m.name, m.decimals, m.unit)
-                    cells = [("[c]" if s == "suppressed" else "[x]") if _missing(v) else fmt(v, m.decimals)
-                             for v, s in zip(values, stat)]
+                    cells = [
+                        ("[c]" if s == "suppressed" else "[x]") if _missing(v) else fmt(v, m.decimals)
+                        for v, s in zip(values, stat)
+                    ]
                     trend_rows.append([m.name + f" ({m.unit})", *cells])
             if m.statistic == "bracket" or (m.id in self.history and not values):
-                trend_rows.append([m.name + f" ({m.unit})", *(["[z]" if m.statistic == "bracket" else "[x]"]
-                                                              * len(self.quarters))])
-            groups.setdefault(m.domain, []).append([link, value, ci, score, band, type_value, peer_med, peer_rank,
-                                                    trend])
+                trend_rows.append(
+                    [m.name + f" ({m.unit})", *(["[z]" if m.statistic == "bracket" else "[x]"] * len(self.quarters))]
+                )
+            groups.setdefault(m.domain, []).append(
+                [link, value, ci, score, band, type_value, peer_med, peer_rank, trend]
+            )
         ordered = [(d, groups[d]) for d in self.domains if d in groups]
         return ordered, trend_rows
 
@@ -267,17 +341,35 @@ class ProfileBuilder:
             rows.append([name, describe_variation(r, m.decimals, m.unit), describe_assurance(r, m.decimals, m.unit)])
             if r.assessed:
                 panels.append((m.name, r))
-                limits.append([name, str(r.n_points), fmt(r.mean, m.decimals), fmt(r.lower, m.decimals),
-                               fmt(r.upper, m.decimals), "[z]" if r.target is None else fmt(r.target, m.decimals),
-                               VARIATION[r.variation], ASSURANCE[r.assurance].split(":")[0]])
+                limits.append(
+                    [
+                        name,
+                        str(r.n_points),
+                        fmt(r.mean, m.decimals),
+                        fmt(r.lower, m.decimals),
+                        fmt(r.upper, m.decimals),
+                        "[z]" if r.target is None else fmt(r.target, m.decimals),
+                        VARIATION[r.variation],
+                        ASSURANCE[r.assurance].split(":")[0],
+                    ]
+                )
         svg, alt = spc_svg(panels, self.names[code])
         n_special = sum(1 for _, r in panels if r.variation != "common_cause")
-        return {"spc_rows": rows, "spc_limits": limits, "spc_svg": svg, "spc_alt": alt,
-                "spc_assessed": len(panels), "spc_special": n_special,
-                "spc_quarters": len(self.spc_quarters),
-                "spc_range": (f"{quarter_label(self.spc_quarters[0])} to {quarter_label(self.spc_quarters[-1])}"
-                              if self.spc_quarters else ""),
-                "spc_min_points": self.data.methodology.spc.min_points}
+        return {
+            "spc_rows": rows,
+            "spc_limits": limits,
+            "spc_svg": svg,
+            "spc_alt": alt,
+            "spc_assessed": len(panels),
+            "spc_special": n_special,
+            "spc_quarters": len(self.spc_quarters),
+            "spc_range": (
+                f"{quarter_label(self.spc_quarters[0])} to {quarter_label(self.spc_quarters[-1])}"
+                if self.spc_quarters
+                else ""
+            ),
+            "spc_min_points": self.data.methodology.spc.min_points,
+        }
 
     def _productivity(self, code: str, ttype: str) -> tuple[list, str]:
         g = self.opp.get(code)
@@ -293,24 +385,43 @@ class ProfileBuilder:
                 rows.append([name, flag, "[x]", flag, "[x]", "[x]", "[x]", priced, "[x]"])
                 continue
             crude = self.tables[m.id].get(code, {}).get("value")
-            rows.append([name, fmt(crude, m.decimals), basis_text(r), fmt(r.value, m.decimals),
-                         fmt(r.benchmark, m.decimals), fmt(r.gap, m.decimals), fmt(r.resource_annual, 0), priced,
-                         money(r.opportunity_annual)])
+            rows.append(
+                [
+                    name,
+                    fmt(crude, m.decimals),
+                    basis_text(r),
+                    fmt(r.value, m.decimals),
+                    fmt(r.benchmark, m.decimals),
+                    fmt(r.gap, m.decimals),
+                    fmt(r.resource_annual, 0),
+                    priced,
+                    money(r.opportunity_annual),
+                ]
+            )
         annual = [r.opportunity_annual for r in g if not _missing(r.opportunity_annual)]
         total = float(sum(annual))
         n = sum(1 for v in annual if v > 0)
         plural = TRUST_TYPE_PLURAL[ttype].lower()
-        comp = (f"the best quarter of {plural}" if self.data.methodology.productivity.comparator == "type"
-                else "the best quarter of its demographic peers")
-        what = (f"on {self.data.catalogue.metric(g[0].metric_id).name.lower()}" if len(g) == 1 else
-                f"on {len(g)} efficiency metrics")
+        comp = (
+            f"the best quarter of {plural}"
+            if self.data.methodology.productivity.comparator == "type"
+            else "the best quarter of its demographic peers"
+        )
+        what = (
+            f"on {self.data.catalogue.metric(g[0].metric_id).name.lower()}"
+            if len(g) == 1
+            else f"on {len(g)} efficiency metrics"
+        )
         if total > 0:
-            sentence = (f"If {self.names[code]} matched {comp} {what}, resources worth about {money(total)} a year "
-                        "would be released" + (f" ({n} of the {len(g)} metrics show an opportunity)." if len(g) > 1
-                                               else "."))
+            sentence = (
+                f"If {self.names[code]} matched {comp} {what}, resources worth about {money(total)} a year "
+                "would be released" + (f" ({n} of the {len(g)} metrics show an opportunity)." if len(g) > 1 else ".")
+            )
         else:
-            sentence = (f"{self.names[code]} is at or better than {comp} on every costed efficiency metric it "
-                        "reports: no productivity opportunity.")
+            sentence = (
+                f"{self.names[code]} is at or better than {comp} on every costed efficiency metric it "
+                "reports: no productivity opportunity."
+            )
         return rows, sentence
 
     def _domains(self, lt) -> list:
@@ -332,8 +443,13 @@ class ProfileBuilder:
         for col, label, kind in DEMOGRAPHICS:
             if col not in self.demo_cols:
                 continue
-            f = (lambda v: fmt(v, 0)) if kind == "count" else (lambda v: fmt(100 * v, 1, "%")) \
-                if kind == "share" else (lambda v: fmt(v, 1))
+            f = (
+                (lambda v: fmt(v, 0))
+                if kind == "count"
+                else (lambda v: fmt(100 * v, 1, "%"))
+                if kind == "share"
+                else (lambda v: fmt(v, 1))
+            )
             rows.append([label, f(d[col]), "[x]" if med is None else f(med[col])])
         return rows
 
@@ -347,45 +463,71 @@ class ProfileBuilder:
         name = self.names[code]
         rm = self.data.revised_metrics
         revised = any(c == code for c, _ in self.data.revised_league) or any(c == code for c, _ in rm)
-        probs = [[f"Segment {s}", f"{100 * lt[f'p_segment_{s}']:.0f}%" if not _missing(lt[f"p_segment_{s}"]) else "[x]"]
-                 for s in range(1, 5)]
+        probs = [
+            [f"Segment {s}", f"{100 * lt[f'p_segment_{s}']:.0f}%" if not _missing(lt[f"p_segment_{s}"]) else "[x]"]
+            for s in range(1, 5)
+        ]
         meth = self.data.methodology
         return {
             "title": f"{name} ({code}): trust profile, NHS trust league tables {quarter_label(self.quarter)}",
-            "breadcrumbs": [("../index.html", f"League tables {quarter_label(self.quarter)}"),
-                            (f"../index.html#league-{slug(ttype)}", TRUST_TYPE_PLURAL[ttype]), (None, name)],
-            "trust": {"name": name, "code": code, "type_label": TRUST_TYPE_LABELS[ttype],
-                      "type_plural": TRUST_TYPE_PLURAL[ttype],
-                      "subtype": "" if _missing(info.get("trust_subtype")) else str(info["trust_subtype"]),
-                      "region": "" if _missing(info.get("region")) else str(info["region"])},
+            "breadcrumbs": [
+                ("../index.html", f"League tables {quarter_label(self.quarter)}"),
+                (f"../index.html#league-{slug(ttype)}", TRUST_TYPE_PLURAL[ttype]),
+                (None, name),
+            ],
+            "trust": {
+                "name": name,
+                "code": code,
+                "type_label": TRUST_TYPE_LABELS[ttype],
+                "type_plural": TRUST_TYPE_PLURAL[ttype],
+                "subtype": "" if _missing(info.get("trust_subtype")) else str(info["trust_subtype"]),
+                "region": "" if _missing(info.get("region")) else str(info["region"]),
+            },
             "period": f"{quarter_label(self.quarter)} ({quarter_period(self.quarter)})",
             "quarter_label": quarter_label(self.quarter),
             "demo": self.data.run.get("source") == "demo",
             "thresholds_notice": thresholds_notice(meth),
             "site_label": site_label(self.data.run.get("source", "files")),
-            "source_notice": Markup(source_notice(self.data.run.get("source", "files"), None,
-                                                  self.data.run.get("omitted_metrics") or ())),
+            "source_notice": Markup(
+                source_notice(self.data.run.get("source", "files"), None, self.data.run.get("omitted_metrics") or ())
+            ),
             "revised": revised,
             "root": "../",
-            "areas": [(g.label[:1].upper() + g.label[1:], str(info[g.column]), area_href(g, str(info[g.column]), "../"))
-                      for g in active_groupings(self.data.inputs.trusts) if not _missing(info.get(g.column))],
-            "cards": cards, "summary": summary, "probability_rows": probs,
+            "areas": [
+                (g.label[:1].upper() + g.label[1:], str(info[g.column]), area_href(g, str(info[g.column]), "../"))
+                for g in active_groupings(self.data.inputs.trusts)
+                if not _missing(info.get(g.column))
+            ],
+            "cards": cards,
+            "summary": summary,
+            "probability_rows": probs,
             "replicates": f"{meth.bootstrap.replicates:,}",
             "league_anchor": f"league-{slug(ttype)}",
-            "metric_columns": METRIC_COLUMNS, "metric_groups": groups,
+            "metric_columns": METRIC_COLUMNS,
+            "metric_groups": groups,
             "peer_k": meth.peers.k,
             "trend_columns": [("Metric", False)] + [(q, True) for q in self.quarter_labels],
             "trend_rows": trend_rows,
-            "productivity_columns": [("Metric", False), ("Value this quarter (as in the metrics table)", True),
-                                     ("Basis of the comparison", False), ("Value compared", True),
-                                     ("Best-quartile level", True), ("Shortfall", True),
-                                     ("Resource released a year", True), ("Priced at", False),
-                                     ("Opportunity a year", True)],
+            "productivity_columns": [
+                ("Metric", False),
+                ("Value this quarter (as in the metrics table)", True),
+                ("Basis of the comparison", False),
+                ("Value compared", True),
+                ("Best-quartile level", True),
+                ("Shortfall", True),
+                ("Resource released a year", True),
+                ("Priced at", False),
+                ("Opportunity a year", True),
+            ],
             "productivity_pooled": meth.productivity.pool_quarters,
             "productivity_estimate": meth.productivity.estimate,
-            "productivity_rows": prod_rows, "productivity_sentence": prod_sentence,
-            "comparator_text": (TRUST_TYPE_PLURAL[ttype].lower() if meth.productivity.comparator == "type"
-                                else "the trust's demographic peers"),
+            "productivity_rows": prod_rows,
+            "productivity_sentence": prod_sentence,
+            "comparator_text": (
+                TRUST_TYPE_PLURAL[ttype].lower()
+                if meth.productivity.comparator == "type"
+                else "the trust's demographic peers"
+            ),
             "annualise": meth.productivity.annualise,
             "domain_rows": self._domains(lt),
             "peers": [(profile_file(p), self.names.get(p, p), p) for p in self.peers.get(code, [])],
@@ -405,8 +547,11 @@ def basis_text(r) -> str:
     >>> basis_text(N(basis="crude", quarters_pooled=1, estimate="observed"))
     'not adjusted (the trust’s value); this quarter'
     """
-    parts = ["adjusted for demographics (O/E × the type’s value)" if r.basis == "demographically adjusted"
-             else "not adjusted (the trust’s value)"]
+    parts = [
+        "adjusted for demographics (O/E × the type’s value)"
+        if r.basis == "demographically adjusted"
+        else "not adjusted (the trust’s value)"
+    ]
     k = int(getattr(r, "quarters_pooled", 1) or 1)
     parts.append(f"{k} quarters pooled" if k > 1 else "this quarter")
     est = getattr(r, "estimate", "observed")
@@ -434,5 +579,10 @@ def write_profiles(data: ReportData, folder: Path) -> dict:
     order = data.league.table.sort_values(["trust_type", "trust_code"], kind="mergesort")["trust_code"]
     for code in order:
         sizes[code] = pages.write(Path(folder) / profile_file(code), template.render(**builder.context(code)))
-    return {"pages": len(sizes), "seconds": time.perf_counter() - t0, "index_seconds": t_index,
-            "bytes": sum(sizes.values()), "max_bytes": max(sizes.values()) if sizes else 0}
+    return {
+        "pages": len(sizes),
+        "seconds": time.perf_counter() - t0,
+        "index_seconds": t_index,
+        "bytes": sum(sizes.values()),
+        "max_bytes": max(sizes.values()) if sizes else 0,
+    }

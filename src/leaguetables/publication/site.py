@@ -16,11 +16,29 @@ import pandas as pd
 from leaguetables.config import TRUST_TYPE_LABELS, TRUST_TYPE_PLURAL, TRUST_TYPES
 from leaguetables.inputs.contract import quarter_label
 from leaguetables.publication import pages
-from leaguetables.publication.report import (METRICS_DIR, TRUST_INDEX, Cell, Column, Grouping, ReportData,
-                                             _missing, active_groupings, area_file, frame_table, input_checksums,
-                                             metric_page_file, movement_sort, profile_file, movement_text,
-                                             provenance_html, row_filters, site_label, source_notice,
-                                             thresholds_notice, trust_link)
+from leaguetables.publication.report import (
+    METRICS_DIR,
+    TRUST_INDEX,
+    Cell,
+    Column,
+    Grouping,
+    ReportData,
+    _missing,
+    active_groupings,
+    area_file,
+    frame_table,
+    input_checksums,
+    metric_page_file,
+    movement_sort,
+    movement_text,
+    profile_file,
+    provenance_html,
+    row_filters,
+    site_label,
+    source_notice,
+    thresholds_notice,
+    trust_link,
+)
 from leaguetables.run.manifest import git_state
 
 SPECIAL = {"special_cause_improvement": "improvement", "special_cause_concern": "concern"}
@@ -29,11 +47,17 @@ SPECIAL = {"special_cause_improvement": "improvement", "special_cause_concern": 
 def _common(data: ReportData, title: str, breadcrumbs: list, root: str = "../") -> dict:
     """What every page of the release carries: title, breadcrumbs, header label, notices and provenance."""
     source = data.run.get("source", "files")
-    return {"title": title, "breadcrumbs": breadcrumbs, "root": root, "site_label": site_label(source),
-            "thresholds_notice": thresholds_notice(data.methodology),
-            "source_notice": source_notice(source, None, data.run.get("omitted_metrics") or ()),
-            "provenance": provenance_html(data.run, git_state(), input_checksums(data.inputs)),
-            "quarter_label": quarter_label(data.quarter), "search_data": data.search_data}
+    return {
+        "title": title,
+        "breadcrumbs": breadcrumbs,
+        "root": root,
+        "site_label": site_label(source),
+        "thresholds_notice": thresholds_notice(data.methodology),
+        "source_notice": source_notice(source, None, data.run.get("omitted_metrics") or ()),
+        "provenance": provenance_html(data.run, git_state(), input_checksums(data.inputs)),
+        "quarter_label": quarter_label(data.quarter),
+        "search_data": data.search_data,
+    }
 
 
 def write_metric_pages(data: ReportData, folder: Path) -> list[str]:
@@ -41,8 +65,11 @@ def write_metric_pages(data: ReportData, folder: Path) -> list[str]:
     written = []
     ql = quarter_label(data.quarter)
     for m in data.metrics_run:
-        ctx = _common(data, f"{m.name}: NHS trust league tables {ql}",
-                      [("../index.html", f"League tables {ql}"), ("../index.html#metrics", "Metrics"), (None, m.name)])
+        ctx = _common(
+            data,
+            f"{m.name}: NHS trust league tables {ql}",
+            [("../index.html", f"League tables {ql}"), ("../index.html#metrics", "Metrics"), (None, m.name)],
+        )
         ctx.update(data.metric_page(m, "../"))
         pages.write(folder / metric_page_file(m.id), pages.render("metric.html.j2", **ctx))
         written.append(f"{METRICS_DIR}/{metric_page_file(m.id)}")
@@ -69,25 +96,42 @@ def _area_rows(data: ReportData, codes: list[str], moved: dict, filters: dict) -
     for c in codes:
         info = trusts.loc[c]
         r = lt.loc[c] if c in lt.index else None
-        interval = ("[x]" if r is None or "rank_interval_lower" not in lt.columns or _missing(r["rank_interval_lower"])
-                    else Cell(f"{r['rank_interval_lower']:.0f} to {r['rank_interval_upper']:.0f}",
-                              sort=float(r["rank_interval_lower"])))
+        interval = (
+            "[x]"
+            if r is None or "rank_interval_lower" not in lt.columns or _missing(r["rank_interval_lower"])
+            else Cell(
+                f"{r['rank_interval_lower']:.0f} to {r['rank_interval_upper']:.0f}",
+                sort=float(r["rank_interval_lower"]),
+            )
+        )
         m = mv.get(c)
-        rows.append({"type": str(info["trust_type"]), "data": filters.get(c, {"code": c}), "cells": [
-            trust_link(c, str(info["trust_name"]), "../", note=c),
-            "" if _missing(info.get("trust_subtype")) else str(info["trust_subtype"]),
-            "[x]" if r is None or _missing(r["segment"]) else str(int(r["segment"])),
-            "[x]" if r is None else Cell(str(r["rank_label"]), sort=float(r["rank"])),
-            interval,
-            "[z]" if m is None else Cell(movement_text(m), sort=movement_sort(m)),
-            "; ".join(f"{name} ({kind})" for name, kind in moved.get(c, [])) or "none"]})
+        rows.append(
+            {
+                "type": str(info["trust_type"]),
+                "data": filters.get(c, {"code": c}),
+                "cells": [
+                    trust_link(c, str(info["trust_name"]), "../", note=c),
+                    "" if _missing(info.get("trust_subtype")) else str(info["trust_subtype"]),
+                    "[x]" if r is None or _missing(r["segment"]) else str(int(r["segment"])),
+                    "[x]" if r is None else Cell(str(r["rank_label"]), sort=float(r["rank"])),
+                    interval,
+                    "[z]" if m is None else Cell(movement_text(m), sort=movement_sort(m)),
+                    "; ".join(f"{name} ({kind})" for name, kind in moved.get(c, [])) or "none",
+                ],
+            }
+        )
     return rows
 
 
-AREA_COLUMNS = [Column("Trust", name=True), Column("Subtype"), Column("Segment", True), Column("Rank", True, True),
-                Column("Rank interval", True, True),
-                Column("Movement since the previous quarter", cls="movement", kind="number"),
-                Column("Metrics that moved (latest quarter)")]
+AREA_COLUMNS = [
+    Column("Trust", name=True),
+    Column("Subtype"),
+    Column("Segment", True),
+    Column("Rank", True, True),
+    Column("Rank interval", True, True),
+    Column("Movement since the previous quarter", cls="movement", kind="number"),
+    Column("Metrics that moved (latest quarter)"),
+]
 
 
 def _listed(data: ReportData) -> pd.DataFrame:
@@ -101,25 +145,50 @@ def area_context(data: ReportData, grouping: Grouping, area: str, moved: dict, f
     """One area's page: its trusts by type, with segment, rank, rank interval, movement and the metrics that
     moved."""
     reg = _listed(data)
-    codes = sorted(reg.loc[reg[grouping.column].astype(str) == area, "trust_code"].astype(str),
-                   key=lambda c: (str(reg.set_index("trust_code").loc[c, "trust_name"]).lower(), c))
+    codes = sorted(
+        reg.loc[reg[grouping.column].astype(str) == area, "trust_code"].astype(str),
+        key=lambda c: (str(reg.set_index("trust_code").loc[c, "trust_name"]).lower(), c),
+    )
     rows = _area_rows(data, codes, moved, filters)
     ql = quarter_label(data.quarter)
     tables = []
     for t in TRUST_TYPES:
         body = [{"cells": r["cells"], "data": r["data"]} for r in rows if r["type"] == t]
         if body:
-            tables.append({"plural": TRUST_TYPE_PLURAL[t], "id": f"area-{t.replace('_', '-')}", "rows": body,
-                           "attrs": {"data-filters": "segment subtype", "data-noun": "trust|trusts",
-                                     "data-label": f"{TRUST_TYPE_PLURAL[t]} in {area}"},
-                           "caption": f"{TRUST_TYPE_PLURAL[t]} in {area}, {ql}: segment, rank within all "
-                                      f"{TRUST_TYPE_PLURAL[t].lower()} in England, rank interval, movement and the "
-                                      "metrics that moved"})
-    ctx = _common(data, f"{area}: NHS trusts, league tables {ql}",
-                  [("../index.html", f"League tables {ql}"), ("../index.html#find", grouping.plural[:1].upper() + grouping.plural[1:]),
-                   (None, area)])
-    ctx.update({"area": area, "grouping": grouping, "n_trusts": len(codes), "tables": tables,
-                "columns": AREA_COLUMNS, "previous_label": quarter_label(data.previous) if data.previous else ""})
+            tables.append(
+                {
+                    "plural": TRUST_TYPE_PLURAL[t],
+                    "id": f"area-{t.replace('_', '-')}",
+                    "rows": body,
+                    "attrs": {
+                        "data-filters": "segment subtype",
+                        "data-noun": "trust|trusts",
+                        "data-label": f"{TRUST_TYPE_PLURAL[t]} in {area}",
+                    },
+                    "caption": f"{TRUST_TYPE_PLURAL[t]} in {area}, {ql}: segment, rank within all "
+                    f"{TRUST_TYPE_PLURAL[t].lower()} in England, rank interval, movement and the "
+                    "metrics that moved",
+                }
+            )
+    ctx = _common(
+        data,
+        f"{area}: NHS trusts, league tables {ql}",
+        [
+            ("../index.html", f"League tables {ql}"),
+            ("../index.html#find", grouping.plural[:1].upper() + grouping.plural[1:]),
+            (None, area),
+        ],
+    )
+    ctx.update(
+        {
+            "area": area,
+            "grouping": grouping,
+            "n_trusts": len(codes),
+            "tables": tables,
+            "columns": AREA_COLUMNS,
+            "previous_label": quarter_label(data.previous) if data.previous else "",
+        }
+    )
     return ctx
 
 
@@ -148,13 +217,18 @@ def trust_index_context(data: ReportData) -> dict:
     for r in reg.to_dict("records"):
         code, name = str(r["trust_code"]), str(r["trust_name"])
         letter = name[:1].upper() if name[:1].isalpha() else "#"
-        cells = {"Trust": Cell(name, profile_file(code)), "Code": code,
-                 "Type": TRUST_TYPE_LABELS.get(r["trust_type"], str(r["trust_type"]))}
+        cells = {
+            "Trust": Cell(name, profile_file(code)),
+            "Code": code,
+            "Type": TRUST_TYPE_LABELS.get(r["trust_type"], str(r["trust_type"])),
+        }
         for c in extra:
             cells[c.capitalize()] = "" if _missing(r.get(c)) else str(r[c])
         for g in groupings:
             v = r.get(g.column)
-            cells[g.label[:1].upper() + g.label[1:]] = "" if _missing(v) else Cell(str(v), f"../{g.folder}/{area_file(str(v))}")
+            cells[g.label[:1].upper() + g.label[1:]] = (
+                "" if _missing(v) else Cell(str(v), f"../{g.folder}/{area_file(str(v))}")
+            )
         rows.append((letter, cells, filters.get(code, {"code": code})))
     letters = sorted({x[0] for x in rows}, key=lambda s: (s == "#", s))
     row_ids, first = [], set()
@@ -162,16 +236,33 @@ def trust_index_context(data: ReportData) -> dict:
         row_ids.append(None if letter in first else f"letter-{'other' if letter == '#' else letter.lower()}")
         first.add(letter)
     df = pd.DataFrame([c for _, c, _ in rows])
-    tab = frame_table(df, f"All {len(df)} trusts from A to Z, each linking to its profile", "trust-index",
-                      name_column="Trust", row_data=[d for _, _, d in rows])
+    tab = frame_table(
+        df,
+        f"All {len(df)} trusts from A to Z, each linking to its profile",
+        "trust-index",
+        name_column="Trust",
+        row_data=[d for _, _, d in rows],
+    )
     tab.rows = [r._replace(id=i) for r, i in zip(tab.rows, row_ids)]
-    tab.attrs = {"data-filters": " ".join(["type", *(g.key for g in groupings), "segment"]),
-                 "data-noun": "trust|trusts", "data-label": "Trusts A to Z"}
+    tab.attrs = {
+        "data-filters": " ".join(["type", *(g.key for g in groupings), "segment"]),
+        "data-noun": "trust|trusts",
+        "data-label": "Trusts A to Z",
+    }
     ql = quarter_label(data.quarter)
-    ctx = _common(data, f"Trusts A to Z: NHS trust league tables {ql}",
-                  [("../index.html", f"League tables {ql}"), (None, "Trusts A to Z")])
-    ctx.update({"table": tab, "letters": [(x, f"letter-{'other' if x == '#' else x.lower()}") for x in letters],
-                "n_trusts": len(df), "groupings": groupings})
+    ctx = _common(
+        data,
+        f"Trusts A to Z: NHS trust league tables {ql}",
+        [("../index.html", f"League tables {ql}"), (None, "Trusts A to Z")],
+    )
+    ctx.update(
+        {
+            "table": tab,
+            "letters": [(x, f"letter-{'other' if x == '#' else x.lower()}") for x in letters],
+            "n_trusts": len(df),
+            "groupings": groupings,
+        }
+    )
     return ctx
 
 
@@ -182,6 +273,4 @@ def write_trust_index(data: ReportData, root: Path) -> str:
 
 def write_site(data: ReportData, root: Path) -> list[str]:
     """Every page of this module; returns their paths relative to the release root."""
-    return [*write_metric_pages(data, root / METRICS_DIR), *write_area_pages(data, root),
-            write_trust_index(data, root)]
-
+    return [*write_metric_pages(data, root / METRICS_DIR), *write_area_pages(data, root), write_trust_index(data, root)]

@@ -31,8 +31,16 @@ __all__ = ["spc_svg", "spc_alt", "layout", "Panel"]
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates" / "charts"
 
 #: colours (the Analysis Function palette and greys of :mod:`leaguetables.publication.charts`)
-COLOURS = {"value": "#12436D", "improvement": "#28A197", "concern": "#F46A25", "mean": "#3D3D3D",
-           "limit": "#707070", "target": "#505A5F", "frame": "#B1B4B6", "text": "#0B0C0C"}
+COLOURS = {
+    "value": "#12436D",
+    "improvement": "#28A197",
+    "concern": "#F46A25",
+    "mean": "#3D3D3D",
+    "limit": "#707070",
+    "target": "#505A5F",
+    "frame": "#B1B4B6",
+    "text": "#0B0C0C",
+}
 #: geometry in px (SVG user units): panel plot box, gaps, title band, legend band, outer margin
 PANEL_W, PANEL_H, GAP_X, GAP_Y, TITLE_H, LEGEND_H, MARGIN = 130.0, 46.0, 12.0, 10.0, 14.0, 34.0, 6.0
 LEGEND_W = 440.0  # the legend's width: the figure is never narrower
@@ -70,8 +78,9 @@ def _hline(x0: float, x1: float, y: float) -> str:
 def _triangle(x: float, y: float, up: bool, r: float = 3.6) -> str:
     """A path of a triangle centred on (x, y), pointing up (▲) or down (▼)."""
     s = -1.0 if up else 1.0
-    return (f"M{_c(x)} {_c(y + s * r)}L{_c(x + 0.87 * r)} {_c(y - s * 0.5 * r)}"
-            f"L{_c(x - 0.87 * r)} {_c(y - s * 0.5 * r)}Z")
+    return (
+        f"M{_c(x)} {_c(y + s * r)}L{_c(x + 0.87 * r)} {_c(y - s * 0.5 * r)}L{_c(x - 0.87 * r)} {_c(y - s * 0.5 * r)}Z"
+    )
 
 
 def _panel(name: str, r: SPCResult, x0: float, y0: float) -> Panel:
@@ -88,7 +97,7 @@ def _panel(name: str, r: SPCResult, x0: float, y0: float) -> Panel:
 
     n = vals.size
     xs = x0 + np.arange(n) * PANEL_W / max(n - 1, 1)
-    title = name if len(name) <= MAX_TITLE else name[:MAX_TITLE - 1] + "…"
+    title = name if len(name) <= MAX_TITLE else name[: MAX_TITLE - 1] + "…"
     p = Panel(title=title, x=_c(x0), y=_c(y0 - 4.0))
     run: list[str] = []
     for x, v in zip(xs, vals):
@@ -133,23 +142,42 @@ def layout(panels: Sequence[tuple[str, SPCResult]], columns: int = 4) -> tuple[l
 
 def spc_alt(panels: Sequence[tuple[str, SPCResult]], trust_name: str) -> str:
     """The text alternative of a trust's charts: each assessed metric's variation (and assurance) in words."""
-    parts = [f"{name}: {VARIATION[r.variation].lower()}"
-             + (f", {ASSURANCE[r.assurance].split(':')[0].lower()}"
-                if r.assurance not in ("no_target", "not_assessed") else "")
-             for name, r in panels if r.assessed]
-    return (f"Statistical process control charts (XmR) of {trust_name}, one per metric, quarters left to right: "
-            + "; ".join(parts) + ". The values and limits are in the tables beside the chart.")
+    parts = [
+        f"{name}: {VARIATION[r.variation].lower()}"
+        + (
+            f", {ASSURANCE[r.assurance].split(':')[0].lower()}"
+            if r.assurance not in ("no_target", "not_assessed")
+            else ""
+        )
+        for name, r in panels
+        if r.assessed
+    ]
+    return (
+        f"Statistical process control charts (XmR) of {trust_name}, one per metric, quarters left to right: "
+        + "; ".join(parts)
+        + ". The values and limits are in the tables beside the chart."
+    )
 
 
 @lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True,
-                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     return env.get_template("spc.svg.j2")
 
 
-def spc_svg(panels: Sequence[tuple[str, SPCResult]], trust_name: str, svg_id: str = "spc-chart",
-            title: str | None = None, columns: int = 4) -> tuple[Markup, str]:
+def spc_svg(
+    panels: Sequence[tuple[str, SPCResult]],
+    trust_name: str,
+    svg_id: str = "spc-chart",
+    title: str | None = None,
+    columns: int = 4,
+) -> tuple[Markup, str]:
     """Inline SVG of a trust's XmR charts (one small panel per assessed metric) and its text alternative.
 
     ``panels`` are ``(metric name, SPCResult)`` in display order; series that are not assessed are left out.
@@ -158,7 +186,15 @@ def spc_svg(panels: Sequence[tuple[str, SPCResult]], trust_name: str, svg_id: st
     if not drawn:
         return Markup(""), ""
     alt = spc_alt(panels, trust_name)
-    svg = _template().render(id=svg_id, title=title or f"{trust_name}: statistical process control charts",
-                             alt=alt, panels=drawn, width=_c(width), height=_c(height), colours=COLOURS,
-                             margin=_c(MARGIN), triangle=_triangle)
+    svg = _template().render(
+        id=svg_id,
+        title=title or f"{trust_name}: statistical process control charts",
+        alt=alt,
+        panels=drawn,
+        width=_c(width),
+        height=_c(height),
+        colours=COLOURS,
+        margin=_c(MARGIN),
+        triangle=_triangle,
+    )
     return Markup(svg.strip()), alt

@@ -39,17 +39,18 @@ from leaguetables.publication.report import SOURCE_LABELS, SOURCE_NOTICES
 
 MIMETYPE = "application/vnd.oasis.opendocument.spreadsheet"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
-SHORTHAND = {"[c]": "suppressed by the source (confidential)", "[x]": "not available",
-             "[z]": "not applicable"}
-NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
-      'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" '
-      'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
-      'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
-      'xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0" '
-      'xmlns:xlink="http://www.w3.org/1999/xlink" '
-      'xmlns:dc="http://purl.org/dc/elements/1.1/" '
-      'xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" '
-      'xmlns:config="urn:oasis:names:tc:opendocument:xmlns:config:1.0"')
+SHORTHAND = {"[c]": "suppressed by the source (confidential)", "[x]": "not available", "[z]": "not applicable"}
+NS = (
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" '
+    'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+    'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+    'xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0" '
+    'xmlns:xlink="http://www.w3.org/1999/xlink" '
+    'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+    'xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" '
+    'xmlns:config="urn:oasis:names:tc:opendocument:xmlns:config:1.0"'
+)
 
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -150,16 +151,22 @@ def csv_sheet(csv_path: Path, name: str, title: str, lines: list[str], source: s
 def _cell(kind: str, value, style: str | None = None) -> str:
     st = f' table:style-name="{style}"' if style else ""
     if kind == "float":
-        return (f'<table:table-cell{st} office:value-type="float" office:value="{xml(value)}"><text:p>{xml(value)}'
-                "</text:p></table:table-cell>")
+        return (
+            f'<table:table-cell{st} office:value-type="float" office:value="{xml(value)}"><text:p>{xml(value)}'
+            "</text:p></table:table-cell>"
+        )
     if kind == "boolean":
         b = "true" if value else "false"
-        return (f'<table:table-cell{st} office:value-type="boolean" office:boolean-value="{b}"><text:p>'
-                f"{'TRUE' if value else 'FALSE'}</text:p></table:table-cell>")
+        return (
+            f'<table:table-cell{st} office:value-type="boolean" office:boolean-value="{b}"><text:p>'
+            f"{'TRUE' if value else 'FALSE'}</text:p></table:table-cell>"
+        )
     if kind == "link":
         label, href = value
-        return (f'<table:table-cell{st} office:value-type="string"><text:p><text:a xlink:type="simple" '
-                f'xlink:href="{xml(href)}">{xml(label)}</text:a></text:p></table:table-cell>')
+        return (
+            f'<table:table-cell{st} office:value-type="string"><text:p><text:a xlink:type="simple" '
+            f'xlink:href="{xml(href)}">{xml(label)}</text:a></text:p></table:table-cell>'
+        )
     return f'<table:table-cell{st} office:value-type="string"><text:p>{xml(value)}</text:p></table:table-cell>'
 
 
@@ -182,35 +189,50 @@ def content_xml(sheets: list[Sheet]) -> str:
         for w in _widths(s):
             widths.setdefault(round(w * 2) / 2, None)
     col_styles = {w: f"co{i + 1}" for i, w in enumerate(sorted(widths))}
-    auto = [f'<style:style style:name="{name}" style:family="table-column"><style:table-column-properties '
-            f'fo:break-before="auto" style:column-width="{w:.1f}cm"/></style:style>' for w, name in col_styles.items()]
-    auto += ['<style:style style:name="title" style:family="table-cell" style:parent-style-name="Default">'
-             '<style:text-properties fo:font-size="14pt" fo:font-weight="bold"/></style:style>',
-             '<style:style style:name="head" style:family="table-cell" style:parent-style-name="Default">'
-             '<style:table-cell-properties fo:wrap-option="wrap"/>'
-             '<style:text-properties fo:font-weight="bold"/></style:style>',
-             '<style:style style:name="ta1" style:family="table"><style:table-properties table:display="true" '
-             'style:writing-mode="lr-tb"/></style:style>']
-    out = ['<?xml version="1.0" encoding="UTF-8"?>\n', f'<office:document-content {NS} office:version="1.2">',
-           "<office:automatic-styles>", *auto, "</office:automatic-styles>", "<office:body><office:spreadsheet>"]
+    auto = [
+        f'<style:style style:name="{name}" style:family="table-column"><style:table-column-properties '
+        f'fo:break-before="auto" style:column-width="{w:.1f}cm"/></style:style>'
+        for w, name in col_styles.items()
+    ]
+    auto += [
+        '<style:style style:name="title" style:family="table-cell" style:parent-style-name="Default">'
+        '<style:text-properties fo:font-size="14pt" fo:font-weight="bold"/></style:style>',
+        '<style:style style:name="head" style:family="table-cell" style:parent-style-name="Default">'
+        '<style:table-cell-properties fo:wrap-option="wrap"/>'
+        '<style:text-properties fo:font-weight="bold"/></style:style>',
+        '<style:style style:name="ta1" style:family="table"><style:table-properties table:display="true" '
+        'style:writing-mode="lr-tb"/></style:style>',
+    ]
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n',
+        f'<office:document-content {NS} office:version="1.2">',
+        "<office:automatic-styles>",
+        *auto,
+        "</office:automatic-styles>",
+        "<office:body><office:spreadsheet>",
+    ]
     ranges = []
     for s in sheets:
         out.append(f'<table:table table:name="{xml(s.name)}" table:style-name="ta1">')
         for w in _widths(s):
             out.append(f'<table:table-column table:style-name="{col_styles[round(w * 2) / 2]}"/>')
-        out.append(f'<table:table-row>{_cell("string", s.title, "title")}</table:table-row>')
+        out.append(f"<table:table-row>{_cell('string', s.title, 'title')}</table:table-row>")
         for line in s.lines:
-            out.append(f'<table:table-row>{_cell("string", line)}</table:table-row>')
+            out.append(f"<table:table-row>{_cell('string', line)}</table:table-row>")
         if s.header:
-            out.append("<table:table-header-rows><table:table-row>"
-                       + "".join(_cell("string", h, "head") for h in s.header)
-                       + "</table:table-row></table:table-header-rows>")
+            out.append(
+                "<table:table-header-rows><table:table-row>"
+                + "".join(_cell("string", h, "head") for h in s.header)
+                + "</table:table-row></table:table-header-rows>"
+            )
             for row in s.rows:
                 out.append("<table:table-row>" + "".join(_cell(k, v) for k, v in row) + "</table:table-row>")
             first, last = s.header_row + 1, s.header_row + 1 + len(s.rows)
-            ranges.append(f'<table:database-range table:name="table_{xml(s.name)}" table:target-range-address='
-                          f'"{xml(s.name)}.A{first}:{xml(s.name)}.{_column_letters(len(s.header) - 1)}{last}" '
-                          'table:contains-header="true" table:display-filter-buttons="false"/>')
+            ranges.append(
+                f'<table:database-range table:name="table_{xml(s.name)}" table:target-range-address='
+                f'"{xml(s.name)}.A{first}:{xml(s.name)}.{_column_letters(len(s.header) - 1)}{last}" '
+                'table:contains-header="true" table:display-filter-buttons="false"/>'
+            )
         out.append("</table:table>")
     if ranges:
         out += ["<table:database-ranges>", *ranges, "</table:database-ranges>"]
@@ -219,20 +241,24 @@ def content_xml(sheets: list[Sheet]) -> str:
 
 
 def styles_xml() -> str:
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<office:document-styles {NS} office:version="1.2"><office:styles>'
-            '<style:default-style style:family="table-cell"><style:text-properties fo:font-size="11pt" '
-            'fo:language="en" fo:country="GB"/></style:default-style>'
-            '<style:style style:name="Default" style:family="table-cell"/>'
-            "</office:styles></office:document-styles>")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<office:document-styles {NS} office:version="1.2"><office:styles>'
+        '<style:default-style style:family="table-cell"><style:text-properties fo:font-size="11pt" '
+        'fo:language="en" fo:country="GB"/></style:default-style>'
+        '<style:style style:name="Default" style:family="table-cell"/>'
+        "</office:styles></office:document-styles>"
+    )
 
 
 def meta_xml(title: str, generator: str) -> str:
     """Title, language and generator; deliberately no creation or modification date (byte-identical output)."""
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<office:document-meta {NS} office:version="1.2"><office:meta>'
-            f"<meta:generator>{xml(generator)}</meta:generator><dc:title>{xml(title)}</dc:title>"
-            "<dc:language>en-GB</dc:language></office:meta></office:document-meta>")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<office:document-meta {NS} office:version="1.2"><office:meta>'
+        f"<meta:generator>{xml(generator)}</meta:generator><dc:title>{xml(title)}</dc:title>"
+        "<dc:language>en-GB</dc:language></office:meta></office:document-meta>"
+    )
 
 
 def settings_xml(sheets: list[Sheet]) -> str:
@@ -243,25 +269,40 @@ def settings_xml(sheets: list[Sheet]) -> str:
         '<config:config-item config:name="CursorPositionY" config:type="int">0</config:config-item>'
         '<config:config-item config:name="HorizontalSplitMode" config:type="short">0</config:config-item>'
         '<config:config-item config:name="VerticalSplitMode" config:type="short">0</config:config-item>'
-        "</config:config-item-map-entry>" for s in sheets)
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<office:document-settings {NS} office:version="1.2"><office:settings>'
-            '<config:config-item-set config:name="ooo:view-settings">'
-            '<config:config-item-map-indexed config:name="Views"><config:config-item-map-entry>'
-            '<config:config-item config:name="ViewId" config:type="string">view1</config:config-item>'
-            f'<config:config-item-map-named config:name="Tables">{tables}</config:config-item-map-named>'
-            f'<config:config-item config:name="ActiveTable" config:type="string">{xml(sheets[0].name)}'
-            "</config:config-item></config:config-item-map-entry></config:config-item-map-indexed>"
-            "</config:config-item-set></office:settings></office:document-settings>")
+        "</config:config-item-map-entry>"
+        for s in sheets
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<office:document-settings {NS} office:version="1.2"><office:settings>'
+        '<config:config-item-set config:name="ooo:view-settings">'
+        '<config:config-item-map-indexed config:name="Views"><config:config-item-map-entry>'
+        '<config:config-item config:name="ViewId" config:type="string">view1</config:config-item>'
+        f'<config:config-item-map-named config:name="Tables">{tables}</config:config-item-map-named>'
+        f'<config:config-item config:name="ActiveTable" config:type="string">{xml(sheets[0].name)}'
+        "</config:config-item></config:config-item-map-entry></config:config-item-map-indexed>"
+        "</config:config-item-set></office:settings></office:document-settings>"
+    )
 
 
 def manifest_xml() -> str:
-    entries = [("/", MIMETYPE), ("content.xml", "text/xml"), ("styles.xml", "text/xml"), ("meta.xml", "text/xml"),
-               ("settings.xml", "text/xml")]
-    body = "".join(f' <manifest:file-entry manifest:full-path="{p}" manifest:media-type="{t}"'
-                   + (' manifest:version="1.2"' if p == "/" else "") + "/>\n" for p, t in entries)
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<manifest:manifest xmlns:manifest="urn:oasis:names:tc:'
-            f'opendocument:xmlns:manifest:1.0" manifest:version="1.2">\n{body}</manifest:manifest>\n')
+    entries = [
+        ("/", MIMETYPE),
+        ("content.xml", "text/xml"),
+        ("styles.xml", "text/xml"),
+        ("meta.xml", "text/xml"),
+        ("settings.xml", "text/xml"),
+    ]
+    body = "".join(
+        f' <manifest:file-entry manifest:full-path="{p}" manifest:media-type="{t}"'
+        + (' manifest:version="1.2"' if p == "/" else "")
+        + "/>\n"
+        for p, t in entries
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<manifest:manifest xmlns:manifest="urn:oasis:names:tc:'
+        f'opendocument:xmlns:manifest:1.0" manifest:version="1.2">\n{body}</manifest:manifest>\n'
+    )
 
 
 def ods_bytes(sheets: list[Sheet], title: str, generator: str) -> bytes:
@@ -272,11 +313,14 @@ def ods_bytes(sheets: list[Sheet], title: str, generator: str) -> bytes:
     for s in sheets:
         if any(len(r) != len(s.header) for r in s.rows):
             raise ValueError(f"sheet {s.name}: every row must have one cell per header column")
-    parts = [("mimetype", MIMETYPE, zipfile.ZIP_STORED), ("content.xml", content_xml(sheets), zipfile.ZIP_DEFLATED),
-             ("styles.xml", styles_xml(), zipfile.ZIP_DEFLATED),
-             ("meta.xml", meta_xml(title, generator), zipfile.ZIP_DEFLATED),
-             ("settings.xml", settings_xml(sheets), zipfile.ZIP_DEFLATED),
-             ("META-INF/manifest.xml", manifest_xml(), zipfile.ZIP_DEFLATED)]
+    parts = [
+        ("mimetype", MIMETYPE, zipfile.ZIP_STORED),
+        ("content.xml", content_xml(sheets), zipfile.ZIP_DEFLATED),
+        ("styles.xml", styles_xml(), zipfile.ZIP_DEFLATED),
+        ("meta.xml", meta_xml(title, generator), zipfile.ZIP_DEFLATED),
+        ("settings.xml", settings_xml(sheets), zipfile.ZIP_DEFLATED),
+        ("META-INF/manifest.xml", manifest_xml(), zipfile.ZIP_DEFLATED),
+    ]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for name, text, method in parts:
@@ -294,13 +338,20 @@ def _sheet_name(base: str, used: set[str]) -> str:
     candidate, i = name, 2
     while candidate.lower() in used:
         suffix = f"_{i}"
-        candidate, i = name[:31 - len(suffix)] + suffix, i + 1
+        candidate, i = name[: 31 - len(suffix)] + suffix, i + 1
     used.add(candidate.lower())
     return candidate
 
 
-def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catalogue: Catalogue,
-                     metric_ids: list[str], source: str, code_version: str) -> tuple[list[Sheet], str]:
+def quarter_workbook(
+    folder: Path,
+    quarter: str,
+    methodology: Methodology,
+    catalogue: Catalogue,
+    metric_ids: list[str],
+    source: str,
+    code_version: str,
+) -> tuple[list[Sheet], str]:
     """The sheets of a quarter's workbook from the CSV tables already written under ``folder/tables``."""
     tables = Path(folder) / "tables"
     ql = f"{quarter_label(quarter)} ({quarter_period(quarter)})"
@@ -319,22 +370,31 @@ def quarter_workbook(folder: Path, quarter: str, methodology: Methodology, catal
     used = {"cover", "contents", "notes"}
     data_sheets = []
     for rel, base, title, cited in present:
-        lines = ["This worksheet contains one table. The notes that apply to it: "
-                 + ", ".join(f"[note {number[k]}]" for k in cited) + ".",
-                 f"Source: tables/{rel} in this release (the same figures as CSV).",
-                 "Shorthand in cells: [c] suppressed by the source, [x] not available, [z] not applicable."]
+        lines = [
+            "This worksheet contains one table. The notes that apply to it: "
+            + ", ".join(f"[note {number[k]}]" for k in cited)
+            + ".",
+            f"Source: tables/{rel} in this release (the same figures as CSV).",
+            "Shorthand in cells: [c] suppressed by the source, [x] not available, [z] not applicable.",
+        ]
         data_sheets.append(csv_sheet(tables / rel, _sheet_name(base, used), title, lines, f"tables/{rel}"))
     title = f"NHS trust league tables: {ql}"
     cover = _cover_sheet(title, quarter, methodology, catalogue, source, code_version)
-    contents = Sheet("Contents", "Table of contents", lines=["This worksheet contains one table."],
-                     header=["Sheet name", "Table description", "Source CSV"],
-                     rows=[[("link", ("Notes", "#Notes.A1")), ("string", "Notes cited by the tables"),
-                            ("string", "[z]")]]
-                     + [[("link", (s.name, f"#{s.name}.A1")), ("string", s.title), ("string", s.source)]
-                        for s in data_sheets])
-    notes_sheet = Sheet("Notes", "Notes", lines=["This worksheet contains one table."],
-                        header=["Note number", "Note text"],
-                        rows=[[("string", f"note {i}"), ("string", notes[k])] for k, i in number.items()])
+    contents = Sheet(
+        "Contents",
+        "Table of contents",
+        lines=["This worksheet contains one table."],
+        header=["Sheet name", "Table description", "Source CSV"],
+        rows=[[("link", ("Notes", "#Notes.A1")), ("string", "Notes cited by the tables"), ("string", "[z]")]]
+        + [[("link", (s.name, f"#{s.name}.A1")), ("string", s.title), ("string", s.source)] for s in data_sheets],
+    )
+    notes_sheet = Sheet(
+        "Notes",
+        "Notes",
+        lines=["This worksheet contains one table."],
+        header=["Note number", "Note text"],
+        rows=[[("string", f"note {i}"), ("string", notes[k])] for k, i in number.items()],
+    )
     return [cover, contents, notes_sheet, *data_sheets], title
 
 
@@ -344,110 +404,167 @@ def _notes(methodology: Methodology, source: str) -> dict[str, str]:
     u = methodology.uncertainty
     return {
         "data": " ".join(SOURCE_NOTICES.get(source, SOURCE_NOTICES["files"])),
-        "score": ("Metric scores run from 1.00 (best) to 4.00 (worst). Segments run from 1 (highest performing) to 4 "
-                  "(most challenged); segment 5 is the Provider Improvement Programme, read from an input flag. "
-                  "Ranks are within each trust type, by segment then average score."),
-        "range": (f"rank_lower/rank_upper and average_lower/average_upper (Likely_range_of_rank and "
-                  f"Likely_range_of_average_score) are NHS England's likely ranges: {100 * b.level:g}% percentile "
-                  f"intervals of a bootstrap ({b.replicates:,} replicates, seed {b.seed}) of each trust's own metric "
-                  "scores; they show how uneven a trust's scores are, not the play of chance. "
-                  + (f"rank_interval_lower/rank_interval_upper ({100 * u.level:g}%"
-                     + (" on average over a trust type; rank_interval_probability is each trust's own share of the "
-                        "simulated ranks inside its interval" if u.rank_interval == "average_probability" else "")
-                     + "), rank_median, "
-                     "average_interval_lower/average_interval_upper and p_segment_1 to p_segment_4 come from "
-                     f"{u.replicates:,} simulations of the quarter's data (seed {u.seed}) and allow for the play of "
-                     "chance in the counted metrics; nof_p_segment_1 to nof_p_segment_4 are the segment shares of "
-                     "NHS England's bootstrap." if u.method == "parametric_data" else
-                     "p_segment_1 to p_segment_4 are the shares of those replicates in each segment.")),
-        "move": ("Movement compares each trust's segment (1 to 4, after the financial override) and rank with the "
-                 "previous quarter, both computed from the data: segment_change and rank_change are this quarter "
-                 "minus last (negative is better); rank_change_p_value is a two-sided mid-p value from a joint "
-                 "simulation of both quarters in which no trust's performance changed; change_beyond_chance is "
-                 f"TRUE when it is below {1 - u.level:g}; p_segment_change_by_chance is the probability of a change "
-                 "of segment by chance alone (its sum is the number of segment changes expected by chance)."),
-        "rank": ("Rankability of each counted metric within a trust type: tau2 is the between-trust variance of "
-                 "the true rates (per unit, before the multiplier), median_se2 the median sampling variance of a "
-                 "trust's rate, and rankability = tau2 / (tau2 + median_se2): near 1 the data order the trusts, "
-                 "near 0 the order is mostly chance."),
-        "prod": (f"Productivity opportunity (Better Care, Better Value): max(0, gap to the upper-quartile level of "
-                 f"the {methodology.productivity.comparator}) / multiplier × activity × unit cost; on the "
-                 "demographically adjusted basis expected_activity (E) × max(0, oe − benchmark_oe); each trust's "
-                 f"oe from {methodology.productivity.pool_quarters} quarter(s), estimate "
-                 f"{methodology.productivity.estimate}; annual = the "
-                 f"quarter × {methodology.productivity.annualise}. Unit costs are "
-                 f"{'illustrative (demo)' if source == 'demo' else 'as named in the catalogue'}; sums over metrics "
-                 "are an upper bound because the metrics overlap."),
-        "metric": ("Metric tables: one row per trust of the types the metric covers. status is ok, suppressed "
-                   "([c]: suppressed by the source) or missing ([x]: not submitted). lower and upper are the "
-                   "confidence interval at the level in confidence. expected, oe and adjusted_value exist only for "
-                   "metrics with a demographic model ([z] otherwise); funnel columns only for metrics with a funnel "
-                   "plot; peer columns compare the trust with its demographic peers (peer_rank 1 is best)."),
-        "sens": ("Sensitivity analysis: the league table recomputed on demographically adjusted metric scores, "
-                 "every other metric unchanged. It is not the published segmentation."),
-        "spc": ("Statistical process control: an XmR chart of each trust's value of each metric over the quarters "
-                "available, process limits mean ± 2.66 × mean moving range, NHS England's Making Data Count rules "
-                "(beyond_limits, run, trend, two_of_three; ';'-separated); variation is that of the latest quarter, "
-                "assurance compares the standard or floor with the limits. Empty limits: not assessed (see note)."),
-        "rev": ("Revisions: figures changed since this quarter was first published, with the previous and revised "
-                "values."),
-        "text": ("Text that begins with =, +, -, @, a tab or a carriage return (for example a name in the inputs) is "
-                 "published with a leading apostrophe (') so that no spreadsheet evaluates it as a formula, as the "
-                 "OWASP guidance on CSV injection advises; the CSV files are written the same way. A figure that "
-                 "could not be computed (not a finite number) is published as [x]."),
+        "score": (
+            "Metric scores run from 1.00 (best) to 4.00 (worst). Segments run from 1 (highest performing) to 4 "
+            "(most challenged); segment 5 is the Provider Improvement Programme, read from an input flag. "
+            "Ranks are within each trust type, by segment then average score."
+        ),
+        "range": (
+            f"rank_lower/rank_upper and average_lower/average_upper (Likely_range_of_rank and "
+            f"Likely_range_of_average_score) are NHS England's likely ranges: {100 * b.level:g}% percentile "
+            f"intervals of a bootstrap ({b.replicates:,} replicates, seed {b.seed}) of each trust's own metric "
+            "scores; they show how uneven a trust's scores are, not the play of chance. "
+            + (
+                f"rank_interval_lower/rank_interval_upper ({100 * u.level:g}%"
+                + (
+                    " on average over a trust type; rank_interval_probability is each trust's own share of the "
+                    "simulated ranks inside its interval"
+                    if u.rank_interval == "average_probability"
+                    else ""
+                )
+                + "), rank_median, "
+                "average_interval_lower/average_interval_upper and p_segment_1 to p_segment_4 come from "
+                f"{u.replicates:,} simulations of the quarter's data (seed {u.seed}) and allow for the play of "
+                "chance in the counted metrics; nof_p_segment_1 to nof_p_segment_4 are the segment shares of "
+                "NHS England's bootstrap."
+                if u.method == "parametric_data"
+                else "p_segment_1 to p_segment_4 are the shares of those replicates in each segment."
+            )
+        ),
+        "move": (
+            "Movement compares each trust's segment (1 to 4, after the financial override) and rank with the "
+            "previous quarter, both computed from the data: segment_change and rank_change are this quarter "
+            "minus last (negative is better); rank_change_p_value is a two-sided mid-p value from a joint "
+            "simulation of both quarters in which no trust's performance changed; change_beyond_chance is "
+            f"TRUE when it is below {1 - u.level:g}; p_segment_change_by_chance is the probability of a change "
+            "of segment by chance alone (its sum is the number of segment changes expected by chance)."
+        ),
+        "rank": (
+            "Rankability of each counted metric within a trust type: tau2 is the between-trust variance of "
+            "the true rates (per unit, before the multiplier), median_se2 the median sampling variance of a "
+            "trust's rate, and rankability = tau2 / (tau2 + median_se2): near 1 the data order the trusts, "
+            "near 0 the order is mostly chance."
+        ),
+        "prod": (
+            f"Productivity opportunity (Better Care, Better Value): max(0, gap to the upper-quartile level of "
+            f"the {methodology.productivity.comparator}) / multiplier × activity × unit cost; on the "
+            "demographically adjusted basis expected_activity (E) × max(0, oe − benchmark_oe); each trust's "
+            f"oe from {methodology.productivity.pool_quarters} quarter(s), estimate "
+            f"{methodology.productivity.estimate}; annual = the "
+            f"quarter × {methodology.productivity.annualise}. Unit costs are "
+            f"{'illustrative (demo)' if source == 'demo' else 'as named in the catalogue'}; sums over metrics "
+            "are an upper bound because the metrics overlap."
+        ),
+        "metric": (
+            "Metric tables: one row per trust of the types the metric covers. status is ok, suppressed "
+            "([c]: suppressed by the source) or missing ([x]: not submitted). lower and upper are the "
+            "confidence interval at the level in confidence. expected, oe and adjusted_value exist only for "
+            "metrics with a demographic model ([z] otherwise); funnel columns only for metrics with a funnel "
+            "plot; peer columns compare the trust with its demographic peers (peer_rank 1 is best)."
+        ),
+        "sens": (
+            "Sensitivity analysis: the league table recomputed on demographically adjusted metric scores, "
+            "every other metric unchanged. It is not the published segmentation."
+        ),
+        "spc": (
+            "Statistical process control: an XmR chart of each trust's value of each metric over the quarters "
+            "available, process limits mean ± 2.66 × mean moving range, NHS England's Making Data Count rules "
+            "(beyond_limits, run, trend, two_of_three; ';'-separated); variation is that of the latest quarter, "
+            "assurance compares the standard or floor with the limits. Empty limits: not assessed (see note)."
+        ),
+        "rev": (
+            "Revisions: figures changed since this quarter was first published, with the previous and revised values."
+        ),
+        "text": (
+            "Text that begins with =, +, -, @, a tab or a carriage return (for example a name in the inputs) is "
+            "published with a leading apostrophe (') so that no spreadsheet evaluates it as a formula, as the "
+            "OWASP guidance on CSV injection advises; the CSV files are written the same way. A figure that "
+            "could not be computed (not a finite number) is published as [x]."
+        ),
     }
 
 
 def _table_specs(ql: str, catalogue: Catalogue, metric_ids: list[str]) -> list[tuple[str, str, str, list[str]]]:
     """(CSV path under tables/, sheet name, title, cited note keys) of every table the workbook may hold."""
     specs = [
-        ("league_table.csv", "League_table", f"League table in NHS England's layout, {ql}",
-         ["data", "score", "range"]),
-        ("league_table_full.csv", "League_table_full", f"League table with every column: segment probabilities, "
-                                                       f"domain scores and cut points, {ql}",
-         ["data", "score", "range"]),
-        ("movement.csv", "Movement", f"Movement in segment and rank since the previous quarter, {ql}",
-         ["data", "move"]),
-        ("rankability.csv", "Rankability", f"Rankability of each counted metric by trust type, {ql}",
-         ["data", "rank"]),
+        ("league_table.csv", "League_table", f"League table in NHS England's layout, {ql}", ["data", "score", "range"]),
+        (
+            "league_table_full.csv",
+            "League_table_full",
+            f"League table with every column: segment probabilities, domain scores and cut points, {ql}",
+            ["data", "score", "range"],
+        ),
+        (
+            "movement.csv",
+            "Movement",
+            f"Movement in segment and rank since the previous quarter, {ql}",
+            ["data", "move"],
+        ),
+        ("rankability.csv", "Rankability", f"Rankability of each counted metric by trust type, {ql}", ["data", "rank"]),
         ("productivity.csv", "Productivity", f"Productivity opportunity by trust and metric, {ql}", ["data", "prod"]),
         ("spc.csv", "SPC", f"Statistical process control of each trust and metric, {ql}", ["data", "spc"]),
-        ("sensitivity.csv", "Sensitivity", f"Segments and ranks on raw and demographically adjusted scores, {ql}",
-         ["data", "sens"]),
-        ("league_table_adjusted.csv", "League_table_adjusted", f"League table on demographically adjusted scores "
-                                                               f"(sensitivity analysis), {ql}", ["data", "sens"]),
+        (
+            "sensitivity.csv",
+            "Sensitivity",
+            f"Segments and ranks on raw and demographically adjusted scores, {ql}",
+            ["data", "sens"],
+        ),
+        (
+            "league_table_adjusted.csv",
+            "League_table_adjusted",
+            f"League table on demographically adjusted scores (sensitivity analysis), {ql}",
+            ["data", "sens"],
+        ),
         ("revisions.csv", "Revisions", f"Revised figures, {ql}", ["rev"]),
     ]
     for m in catalogue.metrics:
         if m.id in metric_ids:
-            specs.append((f"metrics/{m.id}.csv", m.id, f"{m.name}: values, intervals, bands, scores and peers by "
-                                                        f"trust, {ql}", ["data", "metric"]))
+            specs.append(
+                (
+                    f"metrics/{m.id}.csv",
+                    m.id,
+                    f"{m.name}: values, intervals, bands, scores and peers by trust, {ql}",
+                    ["data", "metric"],
+                )
+            )
     return specs
 
 
-def _cover_sheet(title: str, quarter: str, methodology: Methodology, catalogue: Catalogue, source: str,
-                 code_version: str) -> Sheet:
+def _cover_sheet(
+    title: str, quarter: str, methodology: Methodology, catalogue: Catalogue, source: str, code_version: str
+) -> Sheet:
     """The cover sheet: what the release holds, its source, methodology, shorthand and licence."""
-    return Sheet("Cover", title, lines=[
-        f"League tables of NHS trusts in England for {quarter_period(quarter)}: segments, average scores and ranks "
-        "with likely ranges, movement since the previous quarter, the productivity opportunity, and every metric's "
-        "values with confidence intervals, funnel-plot bands, scores and peer comparisons.",
-        SOURCE_LABELS.get(source, SOURCE_LABELS["files"])[1],
-        " ".join(SOURCE_NOTICES.get(source, SOURCE_NOTICES["files"])),
-        f"Methodology: {methodology.name} ({methodology.id}, version {methodology.version}); metric catalogue "
-        f"{catalogue.id} version {catalogue.version}. The methodology page (methodology.html) of this release "
-        "defines every metric and setting.",
-        "Each table sheet holds the same figures as one CSV file of the release (named on the sheet). The long data "
-        "table in NHS England's layout (tables/nof_data_long.csv) is published as CSV only.",
-        "Shorthand: [c] suppressed by the source (confidential), [x] not available, [z] not applicable.",
-        "The contents sheet lists the tables; the notes sheet holds the notes they cite as [note 1] and so on.",
-        f"Produced by the leaguetables pipeline, code version {code_version}. Text and data: Open Government "
-        "Licence v3.0.",
-    ])
+    return Sheet(
+        "Cover",
+        title,
+        lines=[
+            f"League tables of NHS trusts in England for {quarter_period(quarter)}: segments, average scores and ranks "
+            "with likely ranges, movement since the previous quarter, the productivity opportunity, and every metric's "
+            "values with confidence intervals, funnel-plot bands, scores and peer comparisons.",
+            SOURCE_LABELS.get(source, SOURCE_LABELS["files"])[1],
+            " ".join(SOURCE_NOTICES.get(source, SOURCE_NOTICES["files"])),
+            f"Methodology: {methodology.name} ({methodology.id}, version {methodology.version}); metric catalogue "
+            f"{catalogue.id} version {catalogue.version}. The methodology page (methodology.html) of this release "
+            "defines every metric and setting.",
+            "Each table sheet holds the same figures as one CSV file of the release (named on the sheet). The long data "
+            "table in NHS England's layout (tables/nof_data_long.csv) is published as CSV only.",
+            "Shorthand: [c] suppressed by the source (confidential), [x] not available, [z] not applicable.",
+            "The contents sheet lists the tables; the notes sheet holds the notes they cite as [note 1] and so on.",
+            f"Produced by the leaguetables pipeline, code version {code_version}. Text and data: Open Government "
+            "Licence v3.0.",
+        ],
+    )
 
 
-def write_workbook(folder: Path, quarter: str, methodology: Methodology, catalogue: Catalogue, metric_ids: list[str],
-                   source: str, code_version: str) -> Path:
+def write_workbook(
+    folder: Path,
+    quarter: str,
+    methodology: Methodology,
+    catalogue: Catalogue,
+    metric_ids: list[str],
+    source: str,
+    code_version: str,
+) -> Path:
     """Write ``folder/tables/league_tables_<quarter>.ods`` from the CSV tables of the release; return its path."""
     sheets, title = quarter_workbook(folder, quarter, methodology, catalogue, metric_ids, source, code_version)
     path = Path(folder) / "tables" / f"league_tables_{quarter}.ods"

@@ -76,8 +76,7 @@ def code_hash() -> str:
     ``requirements.lock``, the interpreter version. Computed once per process."""
     if "code" not in _CODE:
         lock = file_sha256(LOCK_FILE) if LOCK_FILE.exists() else "absent"
-        _CODE["code"] = sha256_json({"src": tree_hash(SRC_DIR), "lock": lock,
-                                     "python": platform.python_version()})
+        _CODE["code"] = sha256_json({"src": tree_hash(SRC_DIR), "lock": lock, "python": platform.python_version()})
     return _CODE["code"]
 
 
@@ -113,8 +112,11 @@ class CacheReport:
     keys: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"reused": sorted(self.reused), "executed": sorted(self.executed),
-                "keys": dict(sorted(self.keys.items()))}
+        return {
+            "reused": sorted(self.reused),
+            "executed": sorted(self.executed),
+            "keys": dict(sorted(self.keys.items())),
+        }
 
 
 class StageCache:
@@ -174,9 +176,12 @@ class StageCache:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             digests[rel] = file_sha256(dst)
-        (tmp / "entry.json").write_text(json.dumps({"key": key, "stage": stage, "files": digests,
-                                                    "depends_on": describe or {}}, indent=1, sort_keys=True),
-                                        encoding="utf-8")
+        (tmp / "entry.json").write_text(
+            json.dumps(
+                {"key": key, "stage": stage, "files": digests, "depends_on": describe or {}}, indent=1, sort_keys=True
+            ),
+            encoding="utf-8",
+        )
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
@@ -185,8 +190,9 @@ class StageCache:
     def prune(self, stage: str) -> None:
         folder = self.root / stage
         entries = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".tmp-")]
-        entries.sort(key=lambda p: (p / "entry.json").stat().st_mtime if (p / "entry.json").exists() else 0,
-                     reverse=True)
+        entries.sort(
+            key=lambda p: (p / "entry.json").stat().st_mtime if (p / "entry.json").exists() else 0, reverse=True
+        )
         for p in entries[KEEP:]:
             shutil.rmtree(p, ignore_errors=True)
 

@@ -34,14 +34,16 @@ from leaguetables.errors import PipelineError
 
 ENGINE_NAME = "leaguetables"
 RESET_CELL_ID = "kernel-reset"
-RESET_SOURCE = ("# Added by run_quarter.py: this kernel is reused from the previous notebook of the run (to avoid a\n"
-                "# process start and imports per notebook); its namespace is reset first. Outputs are not cached in\n"
-                "# Out[] (nothing reads them), which spares the reset a full garbage collection; the warning\n"
-                "# registries are cleared, so warnings an earlier notebook showed are shown again, as on a fresh\n"
-                "# kernel.\n"
-                "get_ipython().displayhook.do_full_cache = False\n"
-                "get_ipython().reset(new_session=True, aggressive=False)\n"
-                "__import__('leaguetables.run.notebook_env', fromlist=['_']).forget_shown_warnings()")
+RESET_SOURCE = (
+    "# Added by run_quarter.py: this kernel is reused from the previous notebook of the run (to avoid a\n"
+    "# process start and imports per notebook); its namespace is reset first. Outputs are not cached in\n"
+    "# Out[] (nothing reads them), which spares the reset a full garbage collection; the warning\n"
+    "# registries are cleared, so warnings an earlier notebook showed are shown again, as on a fresh\n"
+    "# kernel.\n"
+    "get_ipython().displayhook.do_full_cache = False\n"
+    "get_ipython().reset(new_session=True, aggressive=False)\n"
+    "__import__('leaguetables.run.notebook_env', fromlist=['_']).forget_shown_warnings()"
+)
 
 
 def reset_cell() -> nbformat.NotebookNode:
@@ -72,10 +74,16 @@ class WarmKernelEngine(NBClientEngine):
     ``client`` (a dict: the kernel client is taken from ``client["kc"]`` when present and left there after)."""
 
     @classmethod
-    def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
-                         autosave_cell_every=30, **kwargs):
-        nb_man = _WriteOnceManager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
-                                   autosave_cell_every=autosave_cell_every)
+    def execute_notebook(
+        cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False, autosave_cell_every=30, **kwargs
+    ):
+        nb_man = _WriteOnceManager(
+            nb,
+            output_path=output_path,
+            progress_bar=progress_bar,
+            log_output=log_output,
+            autosave_cell_every=autosave_cell_every,
+        )
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
@@ -85,14 +93,31 @@ class WarmKernelEngine(NBClientEngine):
         return nb_man.nb
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
-                                 start_timeout=60, execution_timeout=None, client=None, **kwargs):
+    def execute_managed_notebook(
+        cls,
+        nb_man,
+        kernel_name,
+        log_output=False,
+        stdout_file=None,
+        stderr_file=None,
+        start_timeout=60,
+        execution_timeout=None,
+        client=None,
+        **kwargs,
+    ):
         kwargs = remove_args(["input_path"], **kwargs)
         safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
         final_kwargs = merge_kwargs(
-            safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
-            startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
-            stdout_file=stdout_file, stderr_file=stderr_file, coalesce_streams=True)
+            safe_kwargs,
+            timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logger,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+            coalesce_streams=True,
+        )
         nbc = PapermillNotebookClient(nb_man, **final_kwargs)
         if client is not None and client.get("kc") is not None:
             nbc.kc = client["kc"]
@@ -108,8 +133,10 @@ def check_registered() -> None:
     try:
         papermill_engines.get_engine(ENGINE_NAME)
     except PapermillException:
-        raise PipelineError(f"papermill engine {ENGINE_NAME!r} is not registered: the package's entry point "
-                                 "is not installed (run `make setup`, or `pip install --no-deps -e .`)") from None
+        raise PipelineError(
+            f"papermill engine {ENGINE_NAME!r} is not registered: the package's entry point "
+            "is not installed (run `make setup`, or `pip install --no-deps -e .`)"
+        ) from None
 
 
 class AbsoluteLocalHandler(LocalHandler):

@@ -53,8 +53,12 @@ def check_parameters(parameters: dict) -> str:
         raise InputError(f"notebook parameters cannot be passed safely: {parameters!r}") from None
     names = []
     for node in tree.body:
-        ok = (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-              and isinstance(node.value, ast.Constant))
+        ok = (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)
+        )
         if not ok or parameters.get(node.targets[0].id, object()) != node.value.value:
             raise InputError(f"notebook parameters cannot be passed safely: {parameters!r}")
         names.append(node.targets[0].id)
@@ -97,9 +101,11 @@ def remove_stale_ipc_dirs() -> list[str]:
 
 
 def _failure(notebook: str, parameters: dict, out_path: Path, exc: pm.PapermillExecutionError) -> PipelineError:
-    return PipelineError(f"{notebook} failed for {parameters.get('metric_id', parameters.get('quarter'))}: "
-                         f"{exc.ename}: {exc.evalue} (see {FAILED_DIR}/{out_path.parent.parent.name}/"
-                         f"notebooks/{out_path.name})")
+    return PipelineError(
+        f"{notebook} failed for {parameters.get('metric_id', parameters.get('quarter'))}: "
+        f"{exc.ename}: {exc.evalue} (see {FAILED_DIR}/{out_path.parent.parent.name}/"
+        f"notebooks/{out_path.name})"
+    )
 
 
 class NotebookWorker:
@@ -137,10 +143,19 @@ class NotebookWorker:
         self.used += 1
         try:
             pm.execute_notebook(
-                nb, str(out_path), parameters=parameters, kernel_name=KERNEL_NAME, km=self.km,
-                engine_name=engine.ENGINE_NAME, progress_bar=False, start_timeout=START_TIMEOUT,
-                execution_timeout=EXECUTION_TIMEOUT, log_output=False, client=self.client,
-                resources={"metadata": {"path": str(self.cwd)}})
+                nb,
+                str(out_path),
+                parameters=parameters,
+                kernel_name=KERNEL_NAME,
+                km=self.km,
+                engine_name=engine.ENGINE_NAME,
+                progress_bar=False,
+                start_timeout=START_TIMEOUT,
+                execution_timeout=EXECUTION_TIMEOUT,
+                log_output=False,
+                client=self.client,
+                resources={"metadata": {"path": str(self.cwd)}},
+            )
         except pm.PapermillExecutionError as exc:
             raise _failure(notebook, parameters, out_path, exc) from None
         return time.perf_counter() - t0
@@ -176,9 +191,16 @@ class IsolatedWorker(NotebookWorker):
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(
-                str(NOTEBOOK_DIR / notebook), str(out_path), parameters=parameters, kernel_name=KERNEL_NAME,
-                progress_bar=False, start_timeout=START_TIMEOUT, execution_timeout=EXECUTION_TIMEOUT,
-                log_output=False, resources={"metadata": {"path": str(self.cwd)}})
+                str(NOTEBOOK_DIR / notebook),
+                str(out_path),
+                parameters=parameters,
+                kernel_name=KERNEL_NAME,
+                progress_bar=False,
+                start_timeout=START_TIMEOUT,
+                execution_timeout=EXECUTION_TIMEOUT,
+                log_output=False,
+                resources={"metadata": {"path": str(self.cwd)}},
+            )
         except pm.PapermillExecutionError as exc:
             raise _failure(notebook, parameters, out_path, exc) from None
         return time.perf_counter() - t0

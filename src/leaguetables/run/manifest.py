@@ -13,8 +13,24 @@ from leaguetables import __version__
 from leaguetables.config import PROJECT_ROOT, file_sha256
 from leaguetables.run.notebook_env import versions
 
-MANIFEST_PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn", "papermill", "nbconvert",
-                     "nbclient", "nbformat", "ipykernel", "pandera", "pydantic", "PyYAML", "odfpy", "Jinja2")
+MANIFEST_PACKAGES = (
+    "numpy",
+    "pandas",
+    "scipy",
+    "statsmodels",
+    "matplotlib",
+    "seaborn",
+    "papermill",
+    "nbconvert",
+    "nbclient",
+    "nbformat",
+    "ipykernel",
+    "pandera",
+    "pydantic",
+    "PyYAML",
+    "odfpy",
+    "Jinja2",
+)
 UNPUBLISHED = {"_work", "review"}  # top-level folders of a quarter that are not part of the publication
 VOLATILE = {"manifest.json"}  # differs between identical runs (timings); compared separately
 CODE_PATHS = ("src", "notebooks", "config", "requirements.lock", "pyproject.toml")  # what the outputs depend on
@@ -22,8 +38,9 @@ CODE_PATHS = ("src", "notebooks", "config", "requirements.lock", "pyproject.toml
 
 def _git(*args) -> str | None:
     try:
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -38,8 +55,11 @@ def git_state() -> dict:
     head = _git("rev-parse", "HEAD")
     code = _git("log", "-1", "--format=%H", "--", *CODE_PATHS)
     dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
-    return {"sha": code or head or "unknown", "head": head or "unknown",
-            "dirty": bool(dirty) if dirty is not None else None}
+    return {
+        "sha": code or head or "unknown",
+        "head": head or "unknown",
+        "dirty": bool(dirty) if dirty is not None else None,
+    }
 
 
 def package_versions() -> dict:
@@ -59,12 +79,16 @@ def published_files(folder: Path) -> list[Path]:
 
 def write_manifest(prep, staging: Path, timings: dict, cache: dict | None = None) -> dict:
     opts = prep.options
-    inputs = {str(k): {"path": str(Path(v).resolve()), "sha256": file_sha256(Path(v))}
-              for k, v in sorted(prep.inputs.files.items())}
-    config_files = {"methodology": getattr(prep, "methodology_path", None)
-                    or PROJECT_ROOT / "config" / "methodology" / f"{prep.methodology.id}.yaml",
-                    "catalogue": getattr(prep, "catalogue_path", None)
-                    or PROJECT_ROOT / "config" / "catalogues" / f"{prep.catalogue.id}.yaml"}
+    inputs = {
+        str(k): {"path": str(Path(v).resolve()), "sha256": file_sha256(Path(v))}
+        for k, v in sorted(prep.inputs.files.items())
+    }
+    config_files = {
+        "methodology": getattr(prep, "methodology_path", None)
+        or PROJECT_ROOT / "config" / "methodology" / f"{prep.methodology.id}.yaml",
+        "catalogue": getattr(prep, "catalogue_path", None)
+        or PROJECT_ROOT / "config" / "catalogues" / f"{prep.catalogue.id}.yaml",
+    }
 
     def _rel(p: Path) -> str:
         p = Path(p).resolve()
@@ -73,27 +97,41 @@ def write_manifest(prep, staging: Path, timings: dict, cache: dict | None = None
     manifest = {
         "quarter": opts.quarter,
         "code": {"version": __version__, "git": git_state()},
-        "parameters": {"source": opts.source, "data": str(Path(prep.data_dir).resolve()), "jobs": opts.jobs,
-                       "metrics": prep.metric_ids, "methodology": prep.methodology.id,
-                       "catalogue": prep.catalogue.id,
-                       # what to pass to run_quarter.py to rerun exactly this (used by --verify)
-                       "methodology_arg": str(opts.methodology),
-                       "catalogue_arg": None if opts.catalogue is None else str(opts.catalogue),
-                       "raw": str(Path(opts.raw).resolve()) if opts.source == "nhse" else None,
-                       "metrics_arg": list(opts.metrics) if opts.metrics else None,
-                       # a --metrics run leaving out metrics with data: marked in the title and banner too
-                       "partial": bool(getattr(prep, "omitted", None)),
-                       "omitted_metrics": list(getattr(prep, "omitted", None) or [])},
-        "methodology": {"id": prep.methodology.id, "version": prep.methodology.version,
-                        "catalogue": prep.catalogue.id, "catalogue_version": prep.catalogue.version,
-                        "bootstrap_replicates": prep.methodology.bootstrap.replicates,
-                        "bootstrap_seed": prep.methodology.bootstrap.seed},
-        "config": {k: {"path": _rel(v), "sha256": file_sha256(Path(v))}
-                   for k, v in config_files.items() if Path(v).exists()},
+        "parameters": {
+            "source": opts.source,
+            "data": str(Path(prep.data_dir).resolve()),
+            "jobs": opts.jobs,
+            "metrics": prep.metric_ids,
+            "methodology": prep.methodology.id,
+            "catalogue": prep.catalogue.id,
+            # what to pass to run_quarter.py to rerun exactly this (used by --verify)
+            "methodology_arg": str(opts.methodology),
+            "catalogue_arg": None if opts.catalogue is None else str(opts.catalogue),
+            "raw": str(Path(opts.raw).resolve()) if opts.source == "nhse" else None,
+            "metrics_arg": list(opts.metrics) if opts.metrics else None,
+            # a --metrics run leaving out metrics with data: marked in the title and banner too
+            "partial": bool(getattr(prep, "omitted", None)),
+            "omitted_metrics": list(getattr(prep, "omitted", None) or []),
+        },
+        "methodology": {
+            "id": prep.methodology.id,
+            "version": prep.methodology.version,
+            "catalogue": prep.catalogue.id,
+            "catalogue_version": prep.catalogue.version,
+            "bootstrap_replicates": prep.methodology.bootstrap.replicates,
+            "bootstrap_seed": prep.methodology.bootstrap.seed,
+        },
+        "config": {
+            k: {"path": _rel(v), "sha256": file_sha256(Path(v))} for k, v in config_files.items() if Path(v).exists()
+        },
         "inputs": inputs,
         "outputs": {str(p.relative_to(staging)): file_sha256(p) for p in published_files(staging)},
-        "environment": {"python": platform.python_version(), "executable": sys.executable,
-                        "kernel": "leaguetables", "packages": package_versions()},
+        "environment": {
+            "python": platform.python_version(),
+            "executable": sys.executable,
+            "kernel": "leaguetables",
+            "packages": package_versions(),
+        },
         "timings_seconds": timings,
         "cache": cache or {},
     }

@@ -20,8 +20,18 @@ from leaguetables.config import Catalogue, Methodology, load_catalogue, load_met
 from leaguetables.inputs.contract import QuarterInputs
 from leaguetables.inputs.store import read_inputs
 
-PROVENANCE_PACKAGES = ("leaguetables", "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn",
-                       "papermill", "nbconvert", "pandera")
+PROVENANCE_PACKAGES = (
+    "leaguetables",
+    "numpy",
+    "pandas",
+    "scipy",
+    "statsmodels",
+    "matplotlib",
+    "seaborn",
+    "papermill",
+    "nbconvert",
+    "pandera",
+)
 
 
 def versions(names) -> dict[str, str | None]:
@@ -37,13 +47,23 @@ def versions(names) -> dict[str, str | None]:
 
 def provenance() -> dict:
     """Interpreter and package versions of the running kernel (shown and recorded in each executed notebook)."""
-    return {"sys.executable": sys.executable, "python": platform.python_version(),
-            "packages": versions(PROVENANCE_PACKAGES)}
+    return {
+        "sys.executable": sys.executable,
+        "python": platform.python_version(),
+        "packages": versions(PROVENANCE_PACKAGES),
+    }
 
 
-def load(methodology: str, catalogue: str, trusts: str, observations: str, demographics: str, status: str = "",
-         quarters: str = "", checksums: dict[str, str] | None = None
-         ) -> tuple[QuarterInputs, Methodology, Catalogue]:
+def load(
+    methodology: str,
+    catalogue: str,
+    trusts: str,
+    observations: str,
+    demographics: str,
+    status: str = "",
+    quarters: str = "",
+    checksums: dict[str, str] | None = None,
+) -> tuple[QuarterInputs, Methodology, Catalogue]:
     """``(inputs, methodology, catalogue)`` of a notebook, from its parameters: the configs loaded and validated by
     id or path, the inputs read from their files and validated (:func:`leaguetables.inputs.store.read_inputs`)."""
     inputs = read_inputs(trusts, observations, demographics, status, quarters=quarters, checksums=checksums)

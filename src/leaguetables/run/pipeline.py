@@ -29,16 +29,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leaguetables.config import (PROJECT_ROOT, SAFE_ID, Catalogue, Methodology, file_sha256, load_catalogue,
-                                 load_methodology)
+from leaguetables.config import (
+    PROJECT_ROOT,
+    SAFE_ID,
+    Catalogue,
+    Methodology,
+    file_sha256,
+    load_catalogue,
+    load_methodology,
+)
 from leaguetables.errors import InputError, PipelineError
 from leaguetables.inputs.contract import QuarterInputs, check_quarter, load_inputs
 from leaguetables.inputs.store import STORE_DIR
 from leaguetables.run import manifest as manifest_mod
 from leaguetables.run import publish, stages
 from leaguetables.run.cache import StageCache
-from leaguetables.run.kernels import (FAILED_DIR, KERNEL_NAME, NOTEBOOK_DIR, check_parameters,  # noqa: F401
-                                      kernel_available, remove_stale_ipc_dirs)  # re-exported for callers
+from leaguetables.run.kernels import (  # noqa: F401
+    FAILED_DIR,
+    KERNEL_NAME,
+    NOTEBOOK_DIR,
+    check_parameters,
+    kernel_available,  # re-exported for callers
+    remove_stale_ipc_dirs,
+)
 from leaguetables.run.verify import compare_folders
 
 DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo"
@@ -165,14 +178,18 @@ def _check_options(opts: RunOptions) -> None:
     if opts.jobs < 1:
         raise InputError("--jobs must be at least 1")
     if opts.revise and opts.force:
-        raise InputError("--revise and --force cannot be combined: --revise publishes the changes as revisions, "
-                         "--force replaces the published quarter")
+        raise InputError(
+            "--revise and --force cannot be combined: --revise publishes the changes as revisions, "
+            "--force replaces the published quarter"
+        )
     check_path(Path(opts.out), "--out")
     if opts.metrics is not None:
         opts.metrics = [m.strip() for m in opts.metrics if m.strip()]
         if not opts.metrics:
-            raise InputError("--metrics names no metric (give comma-separated metric ids, or leave --metrics out "
-                             "to run every metric)")
+            raise InputError(
+                "--metrics names no metric (give comma-separated metric ids, or leave --metrics out "
+                "to run every metric)"
+            )
     for m in opts.metrics or []:
         if not SAFE_ID.match(m):
             raise InputError(f"--metrics: {m!r} is not a metric id (lower-case letters, digits and underscores)")
@@ -182,12 +199,16 @@ def _methodology(opts: RunOptions) -> Methodology:
     methodology = load_methodology(opts.methodology)
     seg = methodology.segmentation
     if seg.unsourced:
-        raise InputError(f"methodology {methodology.id}: its segment thresholds are not published in any source "
-                         "this project has, so segments cannot be computed; set segmentation.thresholds with "
-                         "thresholds_source to publish")
+        raise InputError(
+            f"methodology {methodology.id}: its segment thresholds are not published in any source "
+            "this project has, so segments cannot be computed; set segmentation.thresholds with "
+            "thresholds_source to publish"
+        )
     if seg.illustrative and opts.source != "demo":
-        raise InputError(f"methodology {methodology.id}: its segment thresholds are illustrative, not NHS "
-                         f"England's; real data (--source {opts.source}) need thresholds with a published source")
+        raise InputError(
+            f"methodology {methodology.id}: its segment thresholds are illustrative, not NHS "
+            f"England's; real data (--source {opts.source}) need thresholds with a published source"
+        )
     return methodology
 
 
@@ -234,8 +255,9 @@ def _select_metrics(opts: RunOptions, catalogue: Catalogue, inputs: QuarterInput
     if opts.metrics:
         unknown = [m for m in opts.metrics if m not in catalogue.ids]
         if unknown:
-            raise InputError(f"--metrics: unknown metric(s) {unknown}; the catalogue {catalogue.id!r} has "
-                             f"{catalogue.ids}")
+            raise InputError(
+                f"--metrics: unknown metric(s) {unknown}; the catalogue {catalogue.id!r} has {catalogue.ids}"
+            )
         absent = [m for m in opts.metrics if m not in present]
         if absent:
             raise InputError(f"--metrics: no data for {absent} in {opts.quarter}")
@@ -256,10 +278,19 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
     data_dir = _data_dir(opts, catalogue, scratch)
     inputs = load_inputs(data_dir, catalogue, opts.quarter)
     metric_ids, omitted = _select_metrics(opts, catalogue, inputs)
-    return Prepared(opts, methodology, catalogue, inputs, data_dir, metric_ids,
-                    methodology_path=_config_path("methodology", opts.methodology),
-                    catalogue_path=_config_path("catalogues", cat_name), omitted=omitted,
-                    methodology_arg=str(opts.methodology), catalogue_arg=str(cat_name))
+    return Prepared(
+        opts,
+        methodology,
+        catalogue,
+        inputs,
+        data_dir,
+        metric_ids,
+        methodology_path=_config_path("methodology", opts.methodology),
+        catalogue_path=_config_path("catalogues", cat_name),
+        omitted=omitted,
+        methodology_arg=str(opts.methodology),
+        catalogue_arg=str(cat_name),
+    )
 
 
 def absolute_paths(opts: RunOptions) -> RunOptions:
@@ -299,9 +330,11 @@ def run(opts: RunOptions) -> Outcome:
             with publish.quarter_lock(out_root, opts.quarter):
                 return _run_locked(prep, out_root, t_start, validate_s)
         except publish.LockBusy:
-            raise PipelineError(f"another run holds the lock of {opts.quarter} in {out_root} "
-                                f"({out_root / ('.lock-' + opts.quarter)}); try again when it has "
-                                "finished") from None
+            raise PipelineError(
+                f"another run holds the lock of {opts.quarter} in {out_root} "
+                f"({out_root / ('.lock-' + opts.quarter)}); try again when it has "
+                "finished"
+            ) from None
     finally:
         if scratch != out_root:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -391,21 +424,33 @@ def verify(opts: RunOptions) -> Outcome:
         if params.get("source") in DERIVED_SOURCES:
             continue  # derived from --raw in a scratch folder: checked after the rerun, through the outputs
         if not path.is_file():
-            input_notes.append(f"input {kind}: {path} no longer exists (recorded sha256 {meta.get('sha256', '')[:12]}…)")
+            input_notes.append(
+                f"input {kind}: {path} no longer exists (recorded sha256 {meta.get('sha256', '')[:12]}…)"
+            )
         elif file_sha256(path) != meta.get("sha256"):
-            input_notes.append(f"input {kind}: {path} has changed since publication (sha256 "
-                               f"{meta.get('sha256', '')[:12]}… recorded, {file_sha256(path)[:12]}… now)")
+            input_notes.append(
+                f"input {kind}: {path} has changed since publication (sha256 "
+                f"{meta.get('sha256', '')[:12]}… recorded, {file_sha256(path)[:12]}… now)"
+            )
     missing = [n for n in input_notes if "no longer exists" in n]
     if missing:
         return Outcome("differs", target, notes=input_notes)
     rerun = RunOptions(
-        quarter=opts.quarter, source=params.get("source", "demo"), data=Path(params["data"]) if params.get("data")
-        and params.get("source") not in DERIVED_SOURCES else None, raw=Path(params.get("raw") or opts.raw), out=out_root,
-        jobs=opts.jobs, metrics=params["metrics_arg"] if "metrics_arg" in params else params.get("metrics"),
-        methodology=params.get("methodology_arg")
-        or params.get("methodology", opts.methodology),
+        quarter=opts.quarter,
+        source=params.get("source", "demo"),
+        data=Path(params["data"]) if params.get("data") and params.get("source") not in DERIVED_SOURCES else None,
+        raw=Path(params.get("raw") or opts.raw),
+        out=out_root,
+        jobs=opts.jobs,
+        metrics=params["metrics_arg"] if "metrics_arg" in params else params.get("metrics"),
+        methodology=params.get("methodology_arg") or params.get("methodology", opts.methodology),
         catalogue=params["catalogue_arg"] if "catalogue_arg" in params else params.get("catalogue"),
-        progress=opts.progress, mode="verify", use_cache=False, isolated=opts.isolated, log=opts.log)
+        progress=opts.progress,
+        mode="verify",
+        use_cache=False,
+        isolated=opts.isolated,
+        log=opts.log,
+    )
     outcome = run(rerun)
     opts.timings = rerun.timings
     outcome.notes = input_notes + outcome.notes

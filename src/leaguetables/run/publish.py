@@ -60,9 +60,21 @@ def _exchange(a: Path, b: Path) -> bool:
 
 KILL_ENV = "LEAGUETABLES_KILL_AT"  # tests: the named stage at which the process kills itself (SIGKILL)
 FAIL_ENV = "LEAGUETABLES_FAIL_AT"  # tests: the named stage at which the run fails (PipelineError)
-STAGES = ("validated", "claimed", "staging", "metric-started", "metric-done", "metrics", "league", "report",
-          "publication", "manifest",
-          "publish-journal", "publish-exchanged", "published")
+STAGES = (
+    "validated",
+    "claimed",
+    "staging",
+    "metric-started",
+    "metric-done",
+    "metrics",
+    "league",
+    "report",
+    "publication",
+    "manifest",
+    "publish-journal",
+    "publish-exchanged",
+    "published",
+)
 
 
 def checkpoint(stage: str) -> None:
@@ -101,8 +113,7 @@ def superseded_path(out_root: Path, quarter: str) -> Path:
     """The next free ``<out>/.superseded/<quarter>.<n>`` (n = 1 + the highest number already used)."""
     archive = Path(out_root) / SUPERSEDED_DIR
     archive.mkdir(exist_ok=True)
-    used = [int(m.group(1)) for p in archive.iterdir()
-            if (m := re.fullmatch(re.escape(quarter) + r"\.(\d+)", p.name))]
+    used = [int(m.group(1)) for p in archive.iterdir() if (m := re.fullmatch(re.escape(quarter) + r"\.(\d+)", p.name))]
     return archive / f"{quarter}.{max(used, default=0) + 1}"
 
 
@@ -128,8 +139,18 @@ def publish(staging: Path, target: Path) -> Path:
         return target
     archive = superseded_path(out_root, target.name)
     journal = journal_path(out_root, target.name)
-    _write_atomic(journal, json.dumps({"staging": str(staging), "target": str(target), "archive": str(archive),
-                                       "new_manifest": _manifest_sha(staging)}, indent=1))
+    _write_atomic(
+        journal,
+        json.dumps(
+            {
+                "staging": str(staging),
+                "target": str(target),
+                "archive": str(archive),
+                "new_manifest": _manifest_sha(staging),
+            },
+            indent=1,
+        ),
+    )
     checkpoint("publish-journal")
     if _exchange(staging, target):  # target is now the new version, staging the previous one
         checkpoint("publish-exchanged")
@@ -158,9 +179,12 @@ def recover(out_root: Path, quarter: str) -> str | None:
         journal.unlink()
         return "removed an unreadable publishing journal"
     root = Path(out_root).resolve()
-    if (staging.resolve() != staging_path(root, quarter).resolve() or target.resolve() != (root / quarter).resolve()
-            or archive.resolve().parent != (root / SUPERSEDED_DIR).resolve()
-            or not re.fullmatch(re.escape(quarter) + r"\.\d+", archive.name)):
+    if (
+        staging.resolve() != staging_path(root, quarter).resolve()
+        or target.resolve() != (root / quarter).resolve()
+        or archive.resolve().parent != (root / SUPERSEDED_DIR).resolve()
+        or not re.fullmatch(re.escape(quarter) + r"\.\d+", archive.name)
+    ):
         journal.unlink()  # not a journal this project wrote for this folder: its paths are never acted on
         return "removed a publishing journal naming paths outside its quarter"
     done = None
@@ -215,8 +239,11 @@ def _staging_quarter(name: str) -> str | None:
 OWNER_MARKER = ".leaguetables-reports"  # a reports folder the project created or adopted holds this file
 QUARTER_NAME = re.compile(r"\d{4}-\d{2}-Q[1-4]")
 # the names the pipeline creates directly under the reports folder (its namespace); nothing else is ever touched
-_NAMESPACE = re.compile(r"\.staging-.*|\.lock-.*|\.publishing-.*|\.cache|\.inputs|\.failed|\.superseded|"
-                        + re.escape(OWNER_MARKER) + r"|\d{4}-\d{2}-Q[1-4].*")
+_NAMESPACE = re.compile(
+    r"\.staging-.*|\.lock-.*|\.publishing-.*|\.cache|\.inputs|\.failed|\.superseded|"
+    + re.escape(OWNER_MARKER)
+    + r"|\d{4}-\d{2}-Q[1-4].*"
+)
 
 
 def _is_own_quarter(path: Path) -> bool:
@@ -259,19 +286,32 @@ def claim_out(out_root: Path) -> Path:
         elif not marker.is_file():
             foreign = foreign_entries(out_root)
             if foreign:
-                raise InputError(f"--out {out_root} is not a reports folder of this project (no {OWNER_MARKER} "
-                                 f"file) and already holds {', '.join(repr(f) for f in foreign[:5])}"
-                                 f"{' …' if len(foreign) > 5 else ''}, names the pipeline would write; choose a new "
-                                 "or empty folder (nothing was changed)")
+                raise InputError(
+                    f"--out {out_root} is not a reports folder of this project (no {OWNER_MARKER} "
+                    f"file) and already holds {', '.join(repr(f) for f in foreign[:5])}"
+                    f"{' …' if len(foreign) > 5 else ''}, names the pipeline would write; choose a new "
+                    "or empty folder (nothing was changed)"
+                )
         if not os.access(out_root, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, "permission denied")
         if not marker.is_file():
-            _write_atomic(marker, json.dumps({"created_by": "leaguetables run_quarter.py", "note": (
-                "This folder holds NHS trust league tables published by run_quarter.py. The pipeline creates, "
-                "replaces and removes only the entries it owns here: <quarter>/, .staging-<quarter>, "
-                ".publishing-<quarter>.json, .lock-<quarter>, .cache/, .inputs/, .failed/.staging-<quarter>, "
-                ".superseded/; "
-                "anything else is left alone.")}, indent=1) + "\n")
+            _write_atomic(
+                marker,
+                json.dumps(
+                    {
+                        "created_by": "leaguetables run_quarter.py",
+                        "note": (
+                            "This folder holds NHS trust league tables published by run_quarter.py. The pipeline creates, "
+                            "replaces and removes only the entries it owns here: <quarter>/, .staging-<quarter>, "
+                            ".publishing-<quarter>.json, .lock-<quarter>, .cache/, .inputs/, .failed/.staging-<quarter>, "
+                            ".superseded/; "
+                            "anything else is left alone."
+                        ),
+                    },
+                    indent=1,
+                )
+                + "\n",
+            )
         probe = out_root / f".lock-probe-{os.getpid()}"
         probe.touch()
         probe.unlink()
@@ -291,8 +331,11 @@ def cleanup_stale(out_root: Path, own_quarter: str | None = None) -> list[str]:
     out_root = Path(out_root)
     done = []
     quarters = {q for p in out_root.glob(f"{STAGING_PREFIX}*") if (q := _staging_quarter(p.name))}
-    quarters |= {m.group(1) for p in out_root.glob(".publishing-*.json")
-                 if (m := re.fullmatch(r"\.publishing-(\d{4}-\d{2}-Q[1-4])\.json", p.name))}
+    quarters |= {
+        m.group(1)
+        for p in out_root.glob(".publishing-*.json")
+        if (m := re.fullmatch(r"\.publishing-(\d{4}-\d{2}-Q[1-4])\.json", p.name))
+    }
     for quarter in sorted(quarters):
         if not re.fullmatch(r"\d{4}-\d{2}-Q[1-4]", quarter):
             continue

@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from leaguetables.csv_output import write_csv
 
 COLUMNS = ["quarter", "table", "trust_code", "metric_id", "quantity", "previous", "revised"]
@@ -114,9 +115,15 @@ def diff_tables(quarter: str, name: str, old: pd.DataFrame, new: pd.DataFrame) -
 
     def rec(key, quantity, prev, rev):
         key = key if isinstance(key, tuple) else (key,)
-        return {"quarter": quarter, "table": name, "trust_code": key[0],
-                "metric_id": key[1] if len(key) > 1 else metric, "quantity": quantity,
-                "previous": prev, "revised": rev}
+        return {
+            "quarter": quarter,
+            "table": name,
+            "trust_code": key[0],
+            "metric_id": key[1] if len(key) > 1 else metric,
+            "quantity": quantity,
+            "previous": prev,
+            "revised": rev,
+        }
 
     n_index = set(n.index)
     o_index = set(o.index)
@@ -145,11 +152,29 @@ def compute(quarter: str, published: Path, staging: Path) -> pd.DataFrame:
     for name in sorted(set(base) & set(staged)):
         records += diff_tables(quarter, name, base[name], staged[name])
     for name in sorted(set(staged) - set(base)):  # a metric first published in this revision
-        records.append({"quarter": quarter, "table": name, "trust_code": "", "metric_id": _metric(name),
-                        "quantity": "(table)", "previous": ABSENT, "revised": PRESENT})
+        records.append(
+            {
+                "quarter": quarter,
+                "table": name,
+                "trust_code": "",
+                "metric_id": _metric(name),
+                "quantity": "(table)",
+                "previous": ABSENT,
+                "revised": PRESENT,
+            }
+        )
     for name in sorted(set(base) - set(staged)):
-        records.append({"quarter": quarter, "table": name, "trust_code": "", "metric_id": _metric(name),
-                        "quantity": "(table)", "previous": PRESENT, "revised": ABSENT})
+        records.append(
+            {
+                "quarter": quarter,
+                "table": name,
+                "trust_code": "",
+                "metric_id": _metric(name),
+                "quantity": "(table)",
+                "previous": PRESENT,
+                "revised": ABSENT,
+            }
+        )
     df = pd.DataFrame(records, columns=COLUMNS)
     return df.sort_values(["table", "trust_code", "metric_id", "quantity"], kind="mergesort").reset_index(drop=True)
 
@@ -174,8 +199,10 @@ def write(revisions: pd.DataFrame, staging: Path) -> list[str]:
         for r in g.itertuples(index=False):
             key = (r.trust_code,) if len(keys) == 1 else (r.trust_code, r.metric_id)
             marks.setdefault(key, []).append(r.quantity)
-        col = [("[r] " + "; ".join(sorted(set(marks[k])))) if k in marks else ""
-               for k in df[keys].itertuples(index=False, name=None)]
+        col = [
+            ("[r] " + "; ".join(sorted(set(marks[k])))) if k in marks else ""
+            for k in df[keys].itertuples(index=False, name=None)
+        ]
         df[REVISION_COLUMN] = col
         write_csv(df, paths[name])
         written.append(paths[name].relative_to(staging).as_posix())

@@ -52,8 +52,7 @@ def write_run(prep, work: Path, store_dir: Path) -> store.InputFiles:
     return files
 
 
-def notebook_parameters(prep, files: store.InputFiles, staging: Path, work: Path,
-                        metric_id: str | None = None) -> dict:
+def notebook_parameters(prep, files: store.InputFiles, staging: Path, work: Path, metric_id: str | None = None) -> dict:
     """The whole interface of a notebook: a metric notebook's when ``metric_id`` is given, else the league's and
     the report's."""
     params = {"quarter": prep.options.quarter}
@@ -73,8 +72,13 @@ class Keys:
         self.prep, self.files = prep, files
         self.methodology = sha256_json(prep.methodology.model_dump(mode="json"))
         self.catalogue = sha256_json(prep.catalogue.model_dump(mode="json"))
-        self.common = {"quarter": prep.options.quarter, "code": code_hash(), "methodology": self.methodology,
-                       "trusts": files.trusts.stem, "demographics": files.demographics.stem}
+        self.common = {
+            "quarter": prep.options.quarter,
+            "code": code_hash(),
+            "methodology": self.methodology,
+            "trusts": files.trusts.stem,
+            "demographics": files.demographics.stem,
+        }
         self.metric_keys: dict[str, str] = {}
 
     @staticmethod
@@ -82,26 +86,47 @@ class Keys:
         return file_sha256(NOTEBOOK_DIR / name)
 
     def metric(self, mid: str) -> tuple[str, dict]:
-        describe = {"stage": "metric", "metric_id": mid, "notebook": self.notebook("metric.ipynb"),
-                    "metric": sha256_json(self.prep.catalogue.metric(mid).model_dump(mode="json")),
-                    "catalogue": [self.prep.catalogue.id, self.prep.catalogue.version],
-                    "observations": self.files.metrics[mid].stem, "quarters": self.files.quarters, **self.common}
+        describe = {
+            "stage": "metric",
+            "metric_id": mid,
+            "notebook": self.notebook("metric.ipynb"),
+            "metric": sha256_json(self.prep.catalogue.metric(mid).model_dump(mode="json")),
+            "catalogue": [self.prep.catalogue.id, self.prep.catalogue.version],
+            "observations": self.files.metrics[mid].stem,
+            "quarters": self.files.quarters,
+            **self.common,
+        }
         key = sha256_json(describe)
         self.metric_keys[mid] = key
         return key, describe
 
     def league(self) -> tuple[str, dict]:
-        describe = {"stage": "league", "notebook": self.notebook("league_table.ipynb"), "catalogue": self.catalogue,
-                    "metrics": dict(sorted(self.metric_keys.items())), "metric_ids": self.prep.metric_ids,
-                    "observations": self.files.observations.stem, "status": self.files.status.stem, **self.common}
+        describe = {
+            "stage": "league",
+            "notebook": self.notebook("league_table.ipynb"),
+            "catalogue": self.catalogue,
+            "metrics": dict(sorted(self.metric_keys.items())),
+            "metric_ids": self.prep.metric_ids,
+            "observations": self.files.observations.stem,
+            "status": self.files.status.stem,
+            **self.common,
+        }
         self.league_key = sha256_json(describe)
         return self.league_key, describe
 
     def report(self, staging: Path) -> tuple[str, dict]:
-        describe = {"stage": "report", "notebook": self.notebook("report.ipynb"), "league": self.league_key,
-                    "observations": self.files.observations.stem, "status": self.files.status.stem,
-                    "run": file_sha256(staging / "_work" / "run.json"), "tables": tree_hash(staging / "tables"),
-                    "git": manifest.git_state(), "catalogue": self.catalogue, **self.common}
+        describe = {
+            "stage": "report",
+            "notebook": self.notebook("report.ipynb"),
+            "league": self.league_key,
+            "observations": self.files.observations.stem,
+            "status": self.files.status.stem,
+            "run": file_sha256(staging / "_work" / "run.json"),
+            "tables": tree_hash(staging / "tables"),
+            "git": manifest.git_state(),
+            "catalogue": self.catalogue,
+            **self.common,
+        }
         describe["git"].pop("head", None)
         self.report_key = sha256_json(describe)
         return self.report_key, describe
@@ -116,13 +141,18 @@ def metric_outputs(staging: Path, mid: str, all_ids: list[str]) -> list[str]:
     _work/figures/<id>__*."""
     longer = [m for m in all_ids if m != mid and m.startswith(mid)]
     out = []
-    for folder, pattern in (("notebooks", f"metric_{mid}.ipynb"), ("tables/metrics", f"{mid}*.csv"),
-                            ("_work/metrics", f"{mid}*"), ("_work/figures", f"{mid}__*")):
+    for folder, pattern in (
+        ("notebooks", f"metric_{mid}.ipynb"),
+        ("tables/metrics", f"{mid}*.csv"),
+        ("_work/metrics", f"{mid}*"),
+        ("_work/figures", f"{mid}__*"),
+    ):
         for p in sorted((staging / folder).glob(pattern)):
             rel = p.relative_to(staging).as_posix()
-            stem = p.name[len("metric_"):] if folder == "notebooks" else p.name
-            if p.is_file() and not any(stem.startswith(m) and stem[len(m):len(m) + 1] in ("", ".", "_")
-                                       for m in longer):
+            stem = p.name[len("metric_") :] if folder == "notebooks" else p.name
+            if p.is_file() and not any(
+                stem.startswith(m) and stem[len(m) : len(m) + 1] in ("", ".", "_") for m in longer
+            ):
                 out.append(rel)
     return out
 
@@ -180,8 +210,13 @@ def _execute_metrics(ctx: RunContext, todo: list[str], describe: dict[str, dict]
             try:
                 publish.checkpoint("metric-started")
                 seconds = worker.execute("metric.ipynb", ctx.nb_dir / f"metric_{mid}.ipynb", ctx.parameters(mid))
-                ctx.cache.store(f"metric-{mid}", ctx.keys.metric_keys[mid], ctx.staging,
-                                metric_outputs(ctx.staging, mid, ctx.prep.catalogue.ids), describe[mid])
+                ctx.cache.store(
+                    f"metric-{mid}",
+                    ctx.keys.metric_keys[mid],
+                    ctx.staging,
+                    metric_outputs(ctx.staging, mid, ctx.prep.catalogue.ids),
+                    describe[mid],
+                )
             except BaseException:
                 failed.set()
                 raise
@@ -212,8 +247,9 @@ def run_metric_stage(ctx: RunContext, timings: dict) -> None:
     timings["metrics_wall"] = round(time.perf_counter() - t0, 3)
 
 
-def run_cached(name: str, key: str, describe: dict, ctx: RunContext, execute: Callable[[], object],
-               skip: tuple[str, ...] = ()) -> float:
+def run_cached(
+    name: str, key: str, describe: dict, ctx: RunContext, execute: Callable[[], object], skip: tuple[str, ...] = ()
+) -> float:
     """A sequential stage: restore its files from the cache, or execute it and store what it wrote."""
     t0 = time.perf_counter()
     ctx.report.keys[name] = key
@@ -244,21 +280,32 @@ def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
     run_metric_stage(ctx, timings)
     publish.checkpoint("metrics")
     key, describe = ctx.keys.league()
-    timings["league"] = run_cached("league", key, describe, ctx, lambda: ctx.workers.run_one(
-        "league_table.ipynb", ctx.nb_dir / "league_table.ipynb", ctx.parameters()))
+    timings["league"] = run_cached(
+        "league",
+        key,
+        describe,
+        ctx,
+        lambda: ctx.workers.run_one("league_table.ipynb", ctx.nb_dir / "league_table.ipynb", ctx.parameters()),
+    )
     publish.checkpoint("league")
     t0 = time.perf_counter()
     n_revisions = _revisions(ctx, target)
     timings["revisions"] = round(time.perf_counter() - t0, 3)
     key, describe = ctx.keys.report(ctx.staging)
-    timings["report"] = run_cached("report", key, describe, ctx, lambda: ctx.workers.run_one(
-        "report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters()))
+    timings["report"] = run_cached(
+        "report",
+        key,
+        describe,
+        ctx,
+        lambda: ctx.workers.run_one("report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters()),
+    )
     publish.checkpoint("report")
     return n_revisions
 
 
-def build(prep, staging: Path, work: Path, files: store.InputFiles, cache,
-          target: Path) -> tuple[dict, CacheReport, int]:
+def build(
+    prep, staging: Path, work: Path, files: store.InputFiles, cache, target: Path
+) -> tuple[dict, CacheReport, int]:
     """Every stage into ``staging``: (timings, cache report, number of revisions)."""
     workers = Workers(prep.options.jobs, work, isolated=prep.options.isolated)
     ctx = RunContext(prep, staging, work, files, workers, cache)
@@ -270,8 +317,14 @@ def build(prep, staging: Path, work: Path, files: store.InputFiles, cache,
     t0 = time.perf_counter()
     key, describe = ctx.keys.publication(staging)
     pub_timings: dict = {}
-    run_cached("publication", key, describe, ctx, lambda: pub_timings.update(build_publication(prep, staging, work)),
-               skip=("_work",))
+    run_cached(
+        "publication",
+        key,
+        describe,
+        ctx,
+        lambda: pub_timings.update(build_publication(prep, staging, work)),
+        skip=("_work",),
+    )
     timings["publication"] = pub_timings or "cached"
     publish.checkpoint("publication")
     timings["export"] = round(time.perf_counter() - t0, 3)

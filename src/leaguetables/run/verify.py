@@ -24,8 +24,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from leaguetables.run.manifest import published_files, read_manifest
+
 import pandas as pd
+
+from leaguetables.run.manifest import published_files, read_manifest
 
 KEY_COLUMNS = ("table", "trust_code", "Trust_code", "metric_id", "Metric_ID")  # always part of the key when present
 EXTRA_KEYS = ("trust_type", "term", "quantity", "quarter")  # added, in order, only until the key is unique
@@ -153,8 +155,16 @@ def notebook_outputs(path: Path) -> dict[str, str] | None:
                 parts.append(("stream", o.get("name"), "".join(o.get("text", ""))))
             elif o.get("output_type") in ("display_data", "execute_result"):
                 data = o.get("data", {})
-                parts.append(("data", {k: ("".join(v) if isinstance(v, list) else v) for k, v in sorted(data.items())
-                                       if k != "application/vnd.jupyter.widget-view+json"}))
+                parts.append(
+                    (
+                        "data",
+                        {
+                            k: ("".join(v) if isinstance(v, list) else v)
+                            for k, v in sorted(data.items())
+                            if k != "application/vnd.jupyter.widget-view+json"
+                        },
+                    )
+                )
             elif o.get("output_type") == "error":
                 parts.append(("error", o.get("ename"), o.get("evalue")))
         out[cid] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
@@ -201,15 +211,21 @@ def compare_manifests(old: dict | None, new: dict | None) -> tuple[list[str], li
     notes = []
     ga, gb = old.get("code", {}), new.get("code", {})
     if ga.get("version") != gb.get("version") or ga.get("git", {}).get("sha") != gb.get("git", {}).get("sha"):
-        notes.append(f"code version {ga.get('version')} (git {str(ga.get('git', {}).get('sha'))[:12]}) → "
-                     f"{gb.get('version')} (git {str(gb.get('git', {}).get('sha'))[:12]})")
+        notes.append(
+            f"code version {ga.get('version')} (git {str(ga.get('git', {}).get('sha'))[:12]}) → "
+            f"{gb.get('version')} (git {str(gb.get('git', {}).get('sha'))[:12]})"
+        )
     ea, eb = old.get("environment", {}), new.get("environment", {})
     pa, pb = ea.get("packages", {}), eb.get("packages", {})
     changed = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k))
     if ea.get("python") != eb.get("python") or changed:
-        notes.append("environment differs: " + ", ".join(
-            ([f"python {ea.get('python')} → {eb.get('python')}"] if ea.get("python") != eb.get("python") else [])
-            + [f"{k} {pa.get(k)} → {pb.get(k)}" for k in changed]))
+        notes.append(
+            "environment differs: "
+            + ", ".join(
+                ([f"python {ea.get('python')} → {eb.get('python')}"] if ea.get("python") != eb.get("python") else [])
+                + [f"{k} {pa.get(k)} → {pb.get(k)}" for k in changed]
+            )
+        )
     return details, notes
 
 
@@ -218,8 +234,8 @@ def _text_excerpt(a: bytes, b: bytes) -> str:
     i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
     line = a[:i].count(b"\n") + 1
     lo = max(0, i - 60)
-    ea = a[lo:i + 60].decode("utf-8", "replace").replace("\n", "⏎")
-    eb = b[lo:i + 60].decode("utf-8", "replace").replace("\n", "⏎")
+    ea = a[lo : i + 60].decode("utf-8", "replace").replace("\n", "⏎")
+    eb = b[lo : i + 60].decode("utf-8", "replace").replace("\n", "⏎")
     return f"first difference at line {line}: …{ea}… → …{eb}…"
 
 

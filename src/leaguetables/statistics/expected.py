@@ -80,11 +80,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy import optimize, special
 from scipy import stats as sps
 from statsmodels.discrete.discrete_model import NegativeBinomial as _DiscreteNB
 from statsmodels.tools import sm_exceptions
-from scipy import optimize
-from scipy import special
 
 from leaguetables.statistics.rates import poisson_limits, wilson_limits
 
@@ -285,8 +284,9 @@ class ExpectedModel:
         self.fit_rows = fit_rows
         if not self.ok_trusts:
             raise ModelError("no trust has complete data: " + _reason_digest(self.exclusions))
-        self.X, self.coef_meta = _design(self.df.loc[fit_rows], cov_values, numeric_cov, self.covariates, fit_rows,
-                                         self.transform)
+        self.X, self.coef_meta = _design(
+            self.df.loc[fit_rows], cov_values, numeric_cov, self.covariates, fit_rows, self.transform
+        )
         self._check_design()
         self.fit_trusts = self.df.loc[fit_rows, TRUST].to_numpy()
 
@@ -310,7 +310,9 @@ class ExpectedModel:
             raise ModelError(f"data has no column(s) {missing_cols}")
         dup = df.duplicated(subset=[TRUST] + self.strata, keep=False)
         if dup.any():
-            what = "trust × stratum rows" if self.strata else "rows per trust (one row per trust expected; pass strata=)"
+            what = (
+                "trust × stratum rows" if self.strata else "rows per trust (one row per trust expected; pass strata=)"
+            )
             raise ModelError(f"duplicate {what} for trusts {sorted(df.loc[dup, TRUST].unique())}")
         return df
 
@@ -396,8 +398,7 @@ class ExpectedModel:
             raise ModelError(
                 f"too few {unit} to fit the model: {n_fit_rows} with complete data, but {k_params} parameters "
                 f"need at least {k_params + 2}"
-                + (f" (excluded: {_reason_digest(self.exclusions)})" if len(self.ok_trusts) < len(self.trusts)
-                   else "")
+                + (f" (excluded: {_reason_digest(self.exclusions)})" if len(self.ok_trusts) < len(self.trusts) else "")
             )
         rank = np.linalg.matrix_rank(X.to_numpy())
         if rank < X.shape[1]:
@@ -418,9 +419,16 @@ class ExpectedModel:
         extra_rows = _extra_variance_rows(self.within_extra_variance, self.fit_trusts)
         re_out = None
         if self.model == "random_effects":
-            re_out = random_effects_fit(self.family, self.y_fit, self.n_fit, e_rows, self.X.to_numpy(), extra_rows,
-                                        tau2_method=self.tau2_method,
-                                        shrinkage_tau2_method=self.shrinkage_tau2_method)
+            re_out = random_effects_fit(
+                self.family,
+                self.y_fit,
+                self.n_fit,
+                e_rows,
+                self.X.to_numpy(),
+                extra_rows,
+                tau2_method=self.tau2_method,
+                shrinkage_tau2_method=self.shrinkage_tau2_method,
+            )
         return ExpectedResults(self, res, extra, e_rows, extra_rows, re_out)
 
     def _predict(self, res: Any) -> np.ndarray:
@@ -474,8 +482,15 @@ class ExpectedResults:
         The statsmodels results object of the GLM.
     """
 
-    def __init__(self, model: ExpectedModel, results: Any, extra: dict[str, Any], e_glm_rows: np.ndarray,
-                 extra_rows: np.ndarray, re_out: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        model: ExpectedModel,
+        results: Any,
+        extra: dict[str, Any],
+        e_glm_rows: np.ndarray,
+        extra_rows: np.ndarray,
+        re_out: dict[str, Any] | None,
+    ) -> None:
         self.model, self.results, self._extra = model, results, extra
         self.e_glm_rows, self.extra_rows, self.re_out = e_glm_rows, extra_rows, re_out
 
@@ -503,13 +518,16 @@ class ExpectedResults:
         grad_rows = X * (e_rows * dlog)[:, None]
         exp_t = pd.Series(e_rows, index=by).groupby(level=0).sum()
         grad_t = pd.DataFrame(grad_rows, index=by).groupby(level=0).sum().div(exp_t, axis=0)
-        var_log_e_t = pd.Series(np.einsum("ij,jk,ik->i", grad_t.to_numpy(), V, grad_t.to_numpy()),
-                                index=grad_t.index)
+        var_log_e_t = pd.Series(np.einsum("ij,jk,ik->i", grad_t.to_numpy(), V, grad_t.to_numpy()), index=grad_t.index)
         # extra within-trust variance on the log-O scale (link scale × (1 − p)² for the logit link)
         ex_rows = self.extra_rows * (dlog**2)
-        extra_log_o_t = (pd.Series(ex_rows * e_rows, index=by).groupby(level=0).sum() / exp_t)
-        return {"expected": exp_t, "expected_glm": e_glm_t, "var_log_expected": var_log_e_t,
-                "extra_var_log_observed": extra_log_o_t}
+        extra_log_o_t = pd.Series(ex_rows * e_rows, index=by).groupby(level=0).sum() / exp_t
+        return {
+            "expected": exp_t,
+            "expected_glm": e_glm_t,
+            "var_log_expected": var_log_e_t,
+            "extra_var_log_observed": extra_log_o_t,
+        }
 
     def _oe_table(self) -> pd.DataFrame:
         """The table's columns up to the shrunken O/E."""
@@ -533,16 +551,25 @@ class ExpectedResults:
         else:
             n_arr = table["denominator"].to_numpy() if m.family == "binomial" else None
             lo, up, meth = oe_interval(
-                o_arr, e_arr, confidence=m.confidence, var_log_expected=se_log_e**2,
-                extra_var_log_observed=bt["extra_var_log_observed"].reindex(trusts).to_numpy(), trials=n_arr,
-                df_expected=self.df_expected, count_method=m.count_interval)
+                o_arr,
+                e_arr,
+                confidence=m.confidence,
+                var_log_expected=se_log_e**2,
+                extra_var_log_observed=bt["extra_var_log_observed"].reindex(trusts).to_numpy(),
+                trials=n_arr,
+                df_expected=self.df_expected,
+                count_method=m.count_interval,
+            )
         table["oe_lower"] = lo
         table["oe_upper"] = up
         table["oe_method"] = pd.array(meth, dtype="str")
         table["se_log_expected"] = se_log_e
         table["confidence"] = float(m.confidence)
-        shr = None if self.re_out is None else \
-            _shrunk_table(self.re_out, m.family, m.fit_trusts, m.confidence, df=self.df_expected)
+        shr = (
+            None
+            if self.re_out is None
+            else _shrunk_table(self.re_out, m.family, m.fit_trusts, m.confidence, df=self.df_expected)
+        )
         for col in ("oe_shrunk", "oe_shrunk_lower", "oe_shrunk_upper"):
             table[col] = np.nan if shr is None else shr[col].reindex(trusts).to_numpy()
         return table
@@ -600,8 +627,16 @@ class ExpectedResults:
             bse = np.sqrt(np.diag(self.re_out["cov"]))
             pvals = 2.0 * sps.norm.sf(np.abs(params / bse))
         terms = list(m.X.columns)
-        coefs = pd.DataFrame({"term": pd.array(terms, dtype="str"), "estimate": params, "std_error": bse,
-                              "lower": params - z * bse, "upper": params + z * bse, "p_value": pvals})
+        coefs = pd.DataFrame(
+            {
+                "term": pd.array(terms, dtype="str"),
+                "estimate": params,
+                "std_error": bse,
+                "lower": params - z * bse,
+                "upper": params + z * bse,
+                "p_value": pvals,
+            }
+        )
         coefs["exp_estimate"] = np.exp(coefs["estimate"])
         coefs["exp_lower"] = np.exp(coefs["lower"])
         coefs["exp_upper"] = np.exp(coefs["upper"])
@@ -618,29 +653,46 @@ class ExpectedResults:
         pearson, df_resid = float(res.pearson_chi2), float(res.df_resid)
         sum_o, sum_e = self._sums
         info: dict[str, Any] = {
-            "family": m.family, "link": "logit" if m.family == "binomial" else "log",
-            "n_trusts": len(m.ok_trusts), "n_rows": int(m.fit_rows.sum()),
-            "n_excluded": len(m.trusts) - len(m.ok_trusts), "covariates": m.covariates, "transform": m.transform,
+            "family": m.family,
+            "link": "logit" if m.family == "binomial" else "log",
+            "n_trusts": len(m.ok_trusts),
+            "n_rows": int(m.fit_rows.sum()),
+            "n_excluded": len(m.trusts) - len(m.ok_trusts),
+            "covariates": m.covariates,
+            "transform": m.transform,
             "standardisation": (
                 "numeric covariates (after any transform) standardised to z-scores over the fitted rows "
                 "(mean, sample SD with ddof=1): coefficients are per 1 SD; exp_estimate is the "
                 + ("odds ratio" if m.family == "binomial" else "rate ratio")
                 + " per 1 SD (or versus the reference level for categorical covariates)"
             ),
-            "deviance": dev, "null_deviance": null_dev,
+            "deviance": dev,
+            "null_deviance": null_dev,
             "deviance_explained": 1.0 - dev / null_dev if null_dev > 0 else float("nan"),
-            "pearson_chi2": pearson, "df_resid": df_resid,
+            "pearson_chi2": pearson,
+            "df_resid": df_resid,
             "dispersion": pearson / df_resid if df_resid > 0 else float("nan"),
             "scale_method": "X2 (quasi-likelihood: Pearson chi2/df)" if m.scale == "X2" else "fixed at 1",
-            "scale_used": float(res.scale), "aic": extra["aic"],
-            "aic_note": "likelihood AIC at scale 1" + (" (not defined for quasi-likelihood)" if m.scale == "X2"
-                                                      else ""),
-            "converged": bool(extra["converged"]), "confidence": float(m.confidence),
-            "sum_observed": sum_o, "sum_expected": sum_e, "national_rate": self.national_rate,
-            "national_rate_definition": (f"pooled rate of the fitted trusts, ΣO/Σn × {m.multiplier:g}"
-                                         if m.denominator_by_trust is not None else "mean count of the fitted trusts"),
-            "multiplier": float(m.multiplier), "warnings": extra["warnings"], "model": m.model,
-            "interval": m.interval, "oe_method": _OE_METHOD_TEXT[m.interval], "expected_definition": _E_TEXT[m.model],
+            "scale_used": float(res.scale),
+            "aic": extra["aic"],
+            "aic_note": "likelihood AIC at scale 1"
+            + (" (not defined for quasi-likelihood)" if m.scale == "X2" else ""),
+            "converged": bool(extra["converged"]),
+            "confidence": float(m.confidence),
+            "sum_observed": sum_o,
+            "sum_expected": sum_e,
+            "national_rate": self.national_rate,
+            "national_rate_definition": (
+                f"pooled rate of the fitted trusts, ΣO/Σn × {m.multiplier:g}"
+                if m.denominator_by_trust is not None
+                else "mean count of the fitted trusts"
+            ),
+            "multiplier": float(m.multiplier),
+            "warnings": extra["warnings"],
+            "model": m.model,
+            "interval": m.interval,
+            "oe_method": _OE_METHOD_TEXT[m.interval],
+            "expected_definition": _E_TEXT[m.model],
             "df_expected": self.df_expected,
             "within_extra_variance_mean": float(np.mean(self.extra_rows)) if len(self.extra_rows) else 0.0,
             "count_interval": m.count_interval if m.interval == "delta" else "exact_byar",
@@ -650,10 +702,14 @@ class ExpectedResults:
             info["nb_alpha_se"] = extra["alpha_se"]
         re_out = self.re_out
         if re_out is not None:
-            info.update(tau2=float(re_out["tau2"]), tau2_se=float(re_out["tau2_se"]),
-                        between_trust_sd=float(np.sqrt(re_out["tau2"])), tau2_method=re_out["method"],
-                        tau2_shrinkage=float(re_out["tau2_shrinkage"]),
-                        tau2_shrinkage_method=re_out["shrinkage_method"])
+            info.update(
+                tau2=float(re_out["tau2"]),
+                tau2_se=float(re_out["tau2_se"]),
+                between_trust_sd=float(np.sqrt(re_out["tau2"])),
+                tau2_method=re_out["method"],
+                tau2_shrinkage=float(re_out["tau2_shrinkage"]),
+                tau2_shrinkage_method=re_out["shrinkage_method"],
+            )
         return info
 
     @functools.cached_property
@@ -683,11 +739,14 @@ def _check_arguments(m: ExpectedModel, strata: list[str] | None) -> None:
     if m.count_interval not in _COUNT_METHODS:
         raise ModelError(f"count_interval must be one of {_COUNT_METHODS}; got {m.count_interval!r}")
     if m.tau2_method not in _TAU2_METHODS or m.shrinkage_tau2_method not in _TAU2_METHODS:
-        raise ModelError(f"tau2_method and shrinkage_tau2_method must be one of {_TAU2_METHODS}; got "
-                         f"{m.tau2_method!r}, {m.shrinkage_tau2_method!r}")
+        raise ModelError(
+            f"tau2_method and shrinkage_tau2_method must be one of {_TAU2_METHODS}; got "
+            f"{m.tau2_method!r}, {m.shrinkage_tau2_method!r}"
+        )
     if m.model == "random_effects" and strata:
-        raise ModelError("model='random_effects' needs one row per trust (the random effect is per trust): "
-                         "do not pass strata=")
+        raise ModelError(
+            "model='random_effects' needs one row per trust (the random effect is per trust): do not pass strata="
+        )
     _check_confidence(m.confidence)
 
 
@@ -856,8 +915,7 @@ def _negative_binomial_glm(y: pd.Series, X: pd.DataFrame, offset: np.ndarray | N
     extra.update(alpha=alpha, alpha_se=alpha_se, aic=float(nb_res.aic))
     if alpha < 1e-3:
         extra["nb_note"] = (
-            f"alpha = {alpha:.3g} is near 0: no overdispersion beyond Poisson; the model is "
-            "practically a Poisson GLM"
+            f"alpha = {alpha:.3g} is near 0: no overdispersion beyond Poisson; the model is practically a Poisson GLM"
         )
     extra["text_prefix"] = (
         f"Negative binomial (NB2) dispersion alpha = {alpha:.6g} (SE {alpha_se:.3g}), "
@@ -1057,6 +1115,7 @@ def _reml_tau2(y: np.ndarray, s2: np.ndarray, X: np.ndarray, adjusted: bool = Fa
     """REML estimate of τ² in ``y = Xβ + u + e``, ``u ~ N(0, τ²)``, ``e ~ N(0, s²)`` with s² known.
 
     ``adjusted=True``: the adjusted REML of Li & Lahiri (2010), maximising ``τ² · L_R(τ²)``, which is never 0."""
+
     def neg_restricted_loglik(log_t2: float) -> float:
         v = np.exp(log_t2) + s2
         w = 1.0 / v
@@ -1069,8 +1128,7 @@ def _reml_tau2(y: np.ndarray, s2: np.ndarray, X: np.ndarray, adjusted: bool = Fa
     # practically 0 (the estimate is then reported as 0)
     hi = np.log(max(10.0 * float(np.var(y)) + 1.0, 1.0))
     lo = np.log(1e-10)
-    opt = optimize.minimize_scalar(neg_restricted_loglik, bounds=(lo, hi), method="bounded",
-                                   options={"xatol": 1e-6})
+    opt = optimize.minimize_scalar(neg_restricted_loglik, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
     t2 = float(np.exp(opt.x))
     # compare with the boundary (τ² = 0): the bounded search can stop just inside it
     if neg_restricted_loglik(lo) <= opt.fun:
@@ -1133,8 +1191,11 @@ def random_effects_fit(
     beta = cov @ ((X.T * w) @ y)
     eta = X @ beta
     h = np.einsum("ij,jk,ik->i", X, cov, X)
-    tau2_s = tau2 if shrinkage_tau2_method == tau2_method else \
-        _reml_tau2(y, s2, X, adjusted=(shrinkage_tau2_method == "areml"))
+    tau2_s = (
+        tau2
+        if shrinkage_tau2_method == tau2_method
+        else _reml_tau2(y, s2, X, adjusted=(shrinkage_tau2_method == "areml"))
+    )
     v = tau2_s + s2
     w = 1.0 / v
     shrink = s2 / v
@@ -1146,21 +1207,40 @@ def random_effects_fit(
     if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(mse_u))):
         raise ModelError("the random-effects model produced non-finite estimates; no expected values")
     names = {"reml": "REML", "areml": "adjusted REML (Li & Lahiri 2010)"}
-    return {"beta": beta, "cov": cov, "tau2": tau2, "tau2_se": float(np.sqrt(2.0 / np.sum((tau2 + s2) ** -2.0))),
-            "method": names[tau2_method], "tau2_shrinkage": tau2_s, "shrinkage_method": names[shrinkage_tau2_method],
-            "eta": eta, "u": u, "mse_u": mse_u, "g1": g1, "g3": g3, "h": h, "shrinkage": shrink, "y": y, "s2": s2}
+    return {
+        "beta": beta,
+        "cov": cov,
+        "tau2": tau2,
+        "tau2_se": float(np.sqrt(2.0 / np.sum((tau2 + s2) ** -2.0))),
+        "method": names[tau2_method],
+        "tau2_shrinkage": tau2_s,
+        "shrinkage_method": names[shrinkage_tau2_method],
+        "eta": eta,
+        "u": u,
+        "mse_u": mse_u,
+        "g1": g1,
+        "g3": g3,
+        "h": h,
+        "shrinkage": shrink,
+        "y": y,
+        "s2": s2,
+    }
 
 
-def _shrunk_table(re_out: dict[str, Any], family: str, trusts: np.ndarray, confidence: float,
-                  df: float = np.inf) -> pd.DataFrame:
+def _shrunk_table(
+    re_out: dict[str, Any], family: str, trusts: np.ndarray, confidence: float, df: float = np.inf
+) -> pd.DataFrame:
     """Shrunken O/E per trust: the expected count with the trust's shrunken effect over E (effect 0).
 
     ``log oe_shrunk = log μ(θ̂) − log μ(η̂)`` with ``θ̂ = η̂ + û``. Its error about the true log O/E is
     ``a(θ̂ − θ) − c·x'(β̂ − β)`` with ``a``, ``c`` the derivatives of log μ at θ̂ and η̂ (``1 − p``; 1 for a log
     link), whose variance is ``a²(g1 + B²h + 2g3) + c²h − 2acBh`` (``h = x'cov x``; ``cov(θ̂ − θ, x'(β̂ − β)) =
     B h``). The interval is symmetric on the log scale (normal quantile, or t with ``df``)."""
-    q = sps.norm.ppf(1.0 - (1.0 - confidence) / 2.0) if not np.isfinite(df) else \
-        sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, df)
+    q = (
+        sps.norm.ppf(1.0 - (1.0 - confidence) / 2.0)
+        if not np.isfinite(df)
+        else sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, df)
+    )
     eta, u = re_out["eta"], re_out["u"]
     b, h, g1, g3 = re_out["shrinkage"], re_out["h"], re_out["g1"], re_out["g3"]
     if family == "binomial":
@@ -1172,8 +1252,14 @@ def _shrunk_table(re_out: dict[str, Any], family: str, trusts: np.ndarray, confi
         a = c = np.ones(len(u))
     var = a * a * (g1 + b * b * h + 2.0 * g3) + c * c * h - 2.0 * a * c * b * h
     se = np.sqrt(np.maximum(var, 0.0))
-    return pd.DataFrame({"oe_shrunk": np.exp(log_ratio), "oe_shrunk_lower": np.exp(log_ratio - q * se),
-                         "oe_shrunk_upper": np.exp(log_ratio + q * se)}, index=pd.Index(trusts))
+    return pd.DataFrame(
+        {
+            "oe_shrunk": np.exp(log_ratio),
+            "oe_shrunk_lower": np.exp(log_ratio - q * se),
+            "oe_shrunk_upper": np.exp(log_ratio + q * se),
+        },
+        index=pd.Index(trusts),
+    )
 
 
 def _re_text(re_out: dict[str, Any], terms: list[str], family: str) -> str:
@@ -1193,7 +1279,11 @@ def _re_text(re_out: dict[str, Any], terms: list[str], family: str) -> str:
 
 
 def within_extra_variance(
-    history: pd.DataFrame, family: Family, *, numerator: str = "numerator", denominator: str = "denominator",
+    history: pd.DataFrame,
+    family: Family,
+    *,
+    numerator: str = "numerator",
+    denominator: str = "denominator",
     period: str = "period",
 ) -> float:
     """Extra within-trust variance on the link scale, from quarter-to-quarter changes (method of moments).

@@ -79,6 +79,7 @@ DIRECTIONS = ("higher_better", "lower_better")
 # helpers
 # ---------------------------------------------------------------------------
 
+
 def _level(confidence: Any) -> float:
     if isinstance(confidence, bool) or not isinstance(confidence, Real):
         raise ValueError(f"confidence must be a fraction such as 0.95 or 0.998; got {confidence!r}")
@@ -152,8 +153,14 @@ def _geometric_grid(start: float, stop: float, n_points: int, ratio_offset: bool
     return np.asarray(grid)
 
 
-def phe_funnel_grid(denominators, *, statistic: str = "proportion", years_of_data: float = 1,
-                    av: float | None = None, n_points: int = 100) -> np.ndarray:
+def phe_funnel_grid(
+    denominators,
+    *,
+    statistic: str = "proportion",
+    years_of_data: float = 1,
+    av: float | None = None,
+    n_points: int = 100,
+) -> np.ndarray:
     """The x-axis grid of a PHE funnel plot (§2.5, plots only).
 
     ``n_points`` values spaced geometrically from ``max(1, axis_min)`` to
@@ -257,7 +264,8 @@ class FunnelResult:
         """``high``, ``low`` and ``outlier`` flags for a level; ``adjusted=None`` means as used."""
         suffix = _suffix(confidence, self.adjusted_used if adjusted is None else adjusted)
         return self.units[[f"high_{suffix}", f"low_{suffix}", f"outlier_{suffix}"]].set_axis(
-            ["high", "low", "outlier"], axis=1)
+            ["high", "low", "outlier"], axis=1
+        )
 
 
 def _suffix(confidence: float, adjusted: bool) -> str:
@@ -313,8 +321,17 @@ def _tau2(n: int, phi: float, s: np.ndarray) -> float:
     return max(0.0, (n * phi - (n - 1)) / (w.sum() - (w**2).sum() / w.sum()))
 
 
-def _limits_at(data_type: str, sr_method: str, precision: np.ndarray, target: float, theta0: float,
-               tau2: float, confidence: float, adjusted: bool, compat: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _limits_at(
+    data_type: str,
+    sr_method: str,
+    precision: np.ndarray,
+    target: float,
+    theta0: float,
+    tau2: float,
+    confidence: float,
+    adjusted: bool,
+    compat: str | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Funnel limits at each precision (E, n or D) on the natural scale (§3.4)."""
     z = _z(confidence, compat)
     t2 = tau2 if adjusted else 0.0
@@ -352,15 +369,17 @@ def _limits_at(data_type: str, sr_method: str, precision: np.ndarray, target: fl
 def _aggregate(numerator, denominator, groups) -> tuple[np.ndarray, np.ndarray, pd.Index]:
     if groups is not None:
         keys = groups if isinstance(groups, pd.Series) else pd.Series(np.asarray(groups))
-        frame = pd.DataFrame({"o": _array(numerator, "numerator"), "d": _array(denominator, "denominator"),
-                              "g": keys.to_numpy()})
+        frame = pd.DataFrame(
+            {"o": _array(numerator, "numerator"), "d": _array(denominator, "denominator"), "g": keys.to_numpy()}
+        )
     elif isinstance(numerator, pd.Series) or isinstance(denominator, pd.Series):
         ref = numerator if isinstance(numerator, pd.Series) else denominator
         other = denominator if ref is numerator else numerator
         if isinstance(other, pd.Series) and not other.index.equals(ref.index):
             raise ValueError("numerator and denominator have different indexes; align them by key first")
-        frame = pd.DataFrame({"o": _array(numerator, "numerator"), "d": _array(denominator, "denominator"),
-                              "g": ref.index.to_numpy()})
+        frame = pd.DataFrame(
+            {"o": _array(numerator, "numerator"), "d": _array(denominator, "denominator"), "g": ref.index.to_numpy()}
+        )
     else:
         o = _array(numerator, "numerator")
         d = _array(denominator, "denominator")
@@ -368,8 +387,9 @@ def _aggregate(numerator, denominator, groups) -> tuple[np.ndarray, np.ndarray, 
             raise ValueError(f"numerator and denominator have different lengths ({o.size} and {d.size})")
         return o, d, pd.RangeIndex(o.size, name="unit")
     # sum by unit (min_count=1 keeps an all-missing unit missing)
-    agg = frame.groupby("g", sort=True).agg(o=("o", lambda s: s.sum(min_count=len(s))),
-                                           d=("d", lambda s: s.sum(min_count=len(s))))
+    agg = frame.groupby("g", sort=True).agg(
+        o=("o", lambda s: s.sum(min_count=len(s))), d=("d", lambda s: s.sum(min_count=len(s)))
+    )
     agg.index.name = "unit"
     return agg["o"].to_numpy(dtype="float64"), agg["d"].to_numpy(dtype="float64"), agg.index
 
@@ -379,10 +399,13 @@ def _flag_columns(suffix: str, rr: np.ndarray, lower: np.ndarray, upper: np.ndar
     is inside); units without data get missing limits and flags."""
     lower, upper = np.where(valid, lower, np.nan), np.where(valid, upper, np.nan)
     high, low = rr > upper, rr < lower
-    return {f"lower_{suffix}": lower, f"upper_{suffix}": upper,
-            f"high_{suffix}": pd.arrays.BooleanArray(high, ~valid),
-            f"low_{suffix}": pd.arrays.BooleanArray(low, ~valid),
-            f"outlier_{suffix}": pd.arrays.BooleanArray(high | low, ~valid)}
+    return {
+        f"lower_{suffix}": lower,
+        f"upper_{suffix}": upper,
+        f"high_{suffix}": pd.arrays.BooleanArray(high, ~valid),
+        f"low_{suffix}": pd.arrays.BooleanArray(low, ~valid),
+        f"outlier_{suffix}": pd.arrays.BooleanArray(high | low, ~valid),
+    }
 
 
 def _target_value(target, data_type: str, o: np.ndarray, d: np.ndarray, valid: np.ndarray) -> float:
@@ -409,9 +432,18 @@ def _checked_counts(numerator, denominator, groups, data_type: str) -> tuple[np.
     return o, d, index
 
 
-def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str = "SHMI",
-                  trim_by: float = 0.1, target: float | None = None, shmi_round_expected: bool = True,
-                  compat: str | None = None, *, groups=None) -> FunnelResult:
+def spiegelhalter(
+    numerator,
+    denominator,
+    data_type: str = "SR",
+    sr_method: str = "SHMI",
+    trim_by: float = 0.1,
+    target: float | None = None,
+    shmi_round_expected: bool = True,
+    compat: str | None = None,
+    *,
+    groups=None,
+) -> FunnelResult:
     """Spiegelhalter funnel: z-scores, overdispersion and limits, as FunnelPlotR (§3).
 
     Pipeline (§3.5): aggregate by unit (ΣO, Σdenominator) → (SHMI) round E to
@@ -488,8 +520,17 @@ def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str 
 
     with np.errstate(invalid="ignore", divide="ignore"):
         rr = o / d
-    columns: dict[str, Any] = {"numerator": o, "denominator": d, "rr": rr, "y": y, "s": s, "z": z,
-                               "kept": kept, "wz": wz, "z_adjusted": z_adj}
+    columns: dict[str, Any] = {
+        "numerator": o,
+        "denominator": d,
+        "rr": rr,
+        "y": y,
+        "s": s,
+        "z": z,
+        "kept": kept,
+        "wz": wz,
+        "z_adjusted": z_adj,
+    }
     for adjusted in (False, True):
         for level, tag in LEVELS.items():
             suffix = tag + ("_adj" if adjusted else "")
@@ -504,10 +545,20 @@ def spiegelhalter(numerator, denominator, data_type: str = "SR", sr_method: str 
         method = f"{data_type} with {trimming}"
     if compat:
         method += f", {compat} compatibility"
-    return FunnelResult(units=units, target=target_value, phi=phi, tau2=float(tau2), n_kept=n_kept,
-                        method=method, adjusted_used=adjusted_used, data_type=data_type,
-                        sr_method=sr_method if data_type == "SR" else None, trim_by=float(trim_by),
-                        compat=compat, theta0=theta0)
+    return FunnelResult(
+        units=units,
+        target=target_value,
+        phi=phi,
+        tau2=float(tau2),
+        n_kept=n_kept,
+        method=method,
+        adjusted_used=adjusted_used,
+        data_type=data_type,
+        sr_method=sr_method if data_type == "SR" else None,
+        trim_by=float(trim_by),
+        compat=compat,
+        theta0=theta0,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -578,7 +629,7 @@ def robust_tau2(y, s, theta0: float, trim_by: float = 0.1, ddof: int = 1) -> tup
     def g(t2: float) -> float:
         return _winsorised_ms((y - theta0) / np.sqrt(s**2 + t2), trim_by) / c - goal
 
-    phi = (g(0.0) + goal)
+    phi = g(0.0) + goal
     if g(0.0) <= 0.0:
         return 0.0, float(phi)
     hi = float(dev2.max()) / (c * goal) + 1e-12
@@ -598,8 +649,9 @@ def _pearson_variance(data_type: str, mu: np.ndarray, n: np.ndarray | None, p0: 
     return mu + t2 * mu**2
 
 
-def pearson_tau2(observed, mu, data_type: str = "SR", n=None, p0: float | None = None,
-                 ddof: int = 1) -> tuple[float, float]:
+def pearson_tau2(
+    observed, mu, data_type: str = "SR", n=None, p0: float | None = None, ddof: int = 1
+) -> tuple[float, float]:
     """Moment (Paule–Mandel) τ² on the count scale for rare events: Σ (O − μ)²/V(τ²) = I − ddof.
 
     ``V = μ + τ²μ²`` (a Poisson count whose rate varies between units with
@@ -686,8 +738,7 @@ def exact_limits(data_type: str, precision, target: float, tau2: float, confiden
         return lo / den, hi / den
 
 
-def is_rare(numerator, precision, data_type: str, target: float, rare_expected: float,
-            sr_scale: str = "log") -> bool:
+def is_rare(numerator, precision, data_type: str, target: float, rare_expected: float, sr_scale: str = "log") -> bool:
     """Rare events: the median expected count (PR: the smaller of events and non-events at the target) is below
     ``rare_expected``, or (SR on the log scale) some unit has O = 0, whose log-scale z-score is −∞."""
     o = np.asarray(numerator, dtype="float64")
@@ -703,10 +754,19 @@ def is_rare(numerator, precision, data_type: str, target: float, rare_expected: 
     return bool(np.median(expected) < rare_expected)
 
 
-def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: float = 0.1, sr_scale: str = "sqrt",
-                  pr_scale: str = "logit",
-                  limits: str = "auto", rare_expected: float = 10.0, target: float | None = None,
-                  groups=None) -> FunnelResult:
+def robust_funnel(
+    numerator,
+    denominator,
+    data_type: str = "SR",
+    *,
+    trim_by: float = 0.1,
+    sr_scale: str = "sqrt",
+    pr_scale: str = "logit",
+    limits: str = "auto",
+    rare_expected: float = 10.0,
+    target: float | None = None,
+    groups=None,
+) -> FunnelResult:
     """The project's default funnel: flags at the nominal rate when no unit is truly different.
 
     Both limit sets of the result (``_adj`` and unadjusted) come from one
@@ -756,11 +816,15 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
         raise ValueError("no unit has both a numerator and a denominator")
     target_value = _target_value(target, data_type, o, d, valid)
     if target_value <= 0 or (data_type == "PR" and target_value >= 1):
-        raise ValueError(f"the target must be inside the range of the indicator; got {target_value!r} "
-                         "(no events, or every unit at 100%)")
+        raise ValueError(
+            f"the target must be inside the range of the indicator; got {target_value!r} "
+            "(no events, or every unit at 100%)"
+        )
 
-    exact = data_type != "RC" and (limits == "exact" or (
-        limits == "auto" and is_rare(o[valid], d[valid], data_type, target_value, rare_expected, sr_scale)))
+    exact = data_type != "RC" and (
+        limits == "exact"
+        or (limits == "auto" and is_rare(o[valid], d[valid], data_type, target_value, rare_expected, sr_scale))
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         rr = o / d
     if exact:
@@ -792,31 +856,63 @@ def robust_funnel(numerator, denominator, data_type: str = "SR", *, trim_by: flo
         kept = valid.copy()
         wz = _winsorise(z, valid, trim_by)
 
-    columns: dict[str, Any] = {"numerator": o, "denominator": d, "rr": rr, "y": y, "s": s, "z": z,
-                               "kept": kept, "wz": wz, "z_adjusted": z_adj}
+    columns: dict[str, Any] = {
+        "numerator": o,
+        "denominator": d,
+        "rr": rr,
+        "y": y,
+        "s": s,
+        "z": z,
+        "kept": kept,
+        "wz": wz,
+        "z_adjusted": z_adj,
+    }
     for adjusted in (False, True):
         for level, tag in LEVELS.items():
             suffix = tag + ("_adj" if adjusted else "")
-            lower, upper = _robust_limits_at(data_type, scale, exact, d, target_value, theta0,
-                                             tau2 if adjusted else 0.0, level)
+            lower, upper = _robust_limits_at(
+                data_type, scale, exact, d, target_value, theta0, tau2 if adjusted else 0.0, level
+            )
             columns.update(_flag_columns(suffix, rr, lower, upper, valid))
     units = pd.DataFrame(columns, index=index)
     what = {"SR": "SR", "PR": "PR", "RC": "RC"}[data_type]
     if exact:
         dist = "binomial/beta-binomial" if data_type == "PR" else "Poisson/negative binomial"
-        method = (f"{what}, robust (project default): exact {dist} limits for rare events, "
-                  "moment τ² on the count scale")
+        method = f"{what}, robust (project default): exact {dist} limits for rare events, moment τ² on the count scale"
     else:
-        method = (f"{what}, robust (project default): {scale} scale, τ² from the {trim_by:.0%}-winsorised "
-                  "z-scores corrected for consistency")
-    return FunnelResult(units=units, target=target_value, phi=float(phi), tau2=float(tau2), n_kept=int(kept.sum()),
-                        method=method, adjusted_used=bool(tau2 > 0), data_type=data_type,
-                        sr_method=sr_scale if data_type == "SR" else None, trim_by=float(trim_by), compat=None,
-                        theta0=float(theta0), estimator=METHOD_ROBUST, exact=bool(exact), scale=scale)
+        method = (
+            f"{what}, robust (project default): {scale} scale, τ² from the {trim_by:.0%}-winsorised "
+            "z-scores corrected for consistency"
+        )
+    return FunnelResult(
+        units=units,
+        target=target_value,
+        phi=float(phi),
+        tau2=float(tau2),
+        n_kept=int(kept.sum()),
+        method=method,
+        adjusted_used=bool(tau2 > 0),
+        data_type=data_type,
+        sr_method=sr_scale if data_type == "SR" else None,
+        trim_by=float(trim_by),
+        compat=None,
+        theta0=float(theta0),
+        estimator=METHOD_ROBUST,
+        exact=bool(exact),
+        scale=scale,
+    )
 
 
-def _robust_limits_at(data_type: str, scale: str, exact: bool, precision: np.ndarray, target: float,
-                      theta0: float, tau2: float, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+def _robust_limits_at(
+    data_type: str,
+    scale: str,
+    exact: bool,
+    precision: np.ndarray,
+    target: float,
+    theta0: float,
+    tau2: float,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Limits of the robust method on the natural scale: exact, or ``θ0 ± z·√(s² + τ²)`` back-transformed."""
     if exact:
         return exact_limits(data_type, precision, target, tau2, confidence)
@@ -829,20 +925,49 @@ def _robust_limits_at(data_type: str, scale: str, exact: bool, precision: np.nda
     return _limits_at(data_type, sr_method, precision, target, theta0, tau2, confidence, True, None)
 
 
-def funnel(numerator, denominator, data_type: str = "SR", *, method: str = METHOD_ROBUST, trim_by: float = 0.1,
-           sr_method: str = "SHMI", compat: str | None = None, sr_scale: str = "sqrt", pr_scale: str = "logit",
-           limits: str = "auto",
-           rare_expected: float = 10.0, target: float | None = None, groups=None) -> FunnelResult:
+def funnel(
+    numerator,
+    denominator,
+    data_type: str = "SR",
+    *,
+    method: str = METHOD_ROBUST,
+    trim_by: float = 0.1,
+    sr_method: str = "SHMI",
+    compat: str | None = None,
+    sr_scale: str = "sqrt",
+    pr_scale: str = "logit",
+    limits: str = "auto",
+    rare_expected: float = 10.0,
+    target: float | None = None,
+    groups=None,
+) -> FunnelResult:
     """A funnel by the configured method: ``"robust"`` (:func:`robust_funnel`, the project's default) or
     ``"spiegelhalter"`` (:func:`spiegelhalter`, which reproduces SHMI / FunnelPlotR exactly: ``sr_method``,
     ``compat``).  Arguments not used by the chosen method are ignored."""
     if method == METHOD_ROBUST:
-        return robust_funnel(numerator, denominator, data_type, trim_by=trim_by, sr_scale=sr_scale,
-                             pr_scale=pr_scale, limits=limits,
-                             rare_expected=rare_expected, target=target, groups=groups)
+        return robust_funnel(
+            numerator,
+            denominator,
+            data_type,
+            trim_by=trim_by,
+            sr_scale=sr_scale,
+            pr_scale=pr_scale,
+            limits=limits,
+            rare_expected=rare_expected,
+            target=target,
+            groups=groups,
+        )
     if method == METHOD_SPIEGELHALTER:
-        return spiegelhalter(numerator, denominator, data_type=data_type, sr_method=sr_method, trim_by=trim_by,
-                             target=target, compat=compat, groups=groups)
+        return spiegelhalter(
+            numerator,
+            denominator,
+            data_type=data_type,
+            sr_method=sr_method,
+            trim_by=trim_by,
+            target=target,
+            compat=compat,
+            groups=groups,
+        )
     raise ValueError(f"method must be one of {METHODS}; got {method!r}")
 
 
@@ -872,8 +997,17 @@ def limits_grid(result: FunnelResult, n_points: int = 100) -> pd.DataFrame:
     for adjusted in (False, True):
         for level, tag in LEVELS.items():
             suffix = tag + ("_adj" if adjusted else "")
-            lower, upper = _limits_at(result.data_type, sr_method, grid, result.target, result.theta0,
-                                      result.tau2, level, adjusted, result.compat)
+            lower, upper = _limits_at(
+                result.data_type,
+                sr_method,
+                grid,
+                result.target,
+                result.theta0,
+                result.tau2,
+                level,
+                adjusted,
+                result.compat,
+            )
             out[f"lower_{suffix}"], out[f"upper_{suffix}"] = lower, upper
     if result.data_type == "PR" and result.compat == "FunnelPlotR":
         # FunnelPlotR forces the limits to be monotone along the grid
@@ -897,8 +1031,16 @@ def _robust_grid(result: FunnelResult, den: np.ndarray, n_points: int) -> pd.Dat
     for adjusted in (False, True):
         for level, tag in LEVELS.items():
             suffix = tag + ("_adj" if adjusted else "")
-            lower, upper = _robust_limits_at(result.data_type, scale, result.exact, grid, result.target,
-                                             result.theta0, result.tau2 if adjusted else 0.0, level)
+            lower, upper = _robust_limits_at(
+                result.data_type,
+                scale,
+                result.exact,
+                grid,
+                result.target,
+                result.theta0,
+                result.tau2 if adjusted else 0.0,
+                level,
+            )
             out[f"lower_{suffix}"], out[f"upper_{suffix}"] = lower, upper
     return out
 
@@ -906,6 +1048,7 @@ def _robust_grid(result: FunnelResult, den: np.ndarray, n_points: int) -> pd.Dat
 # ---------------------------------------------------------------------------
 # banding
 # ---------------------------------------------------------------------------
+
 
 def band(flag_high, flag_low, direction: str) -> pd.DataFrame:
     """Band and outcome from funnel flags and the metric's polarity.
@@ -940,7 +1083,7 @@ def band(flag_high, flag_low, direction: str) -> pd.DataFrame:
     if both.any():
         i = int(np.flatnonzero(both)[0])
         raise ValueError(f"a unit cannot be both above and below its limits (position {i})")
-    missing = (hi.isna() | lo.isna())
+    missing = hi.isna() | lo.isna()
     h = hi.fillna(False).to_numpy(dtype=bool)
     lw = lo.fillna(False).to_numpy(dtype=bool)
     bands = np.where(h, BAND_HIGH, np.where(lw, BAND_LOW, BAND_AS_EXPECTED)).astype(object)
@@ -948,5 +1091,4 @@ def band(flag_high, flag_low, direction: str) -> pd.DataFrame:
     outcome = np.where(better, OUTCOME_BETTER, np.where(worse, OUTCOME_WORSE, OUTCOME_AS_EXPECTED)).astype(object)
     bands[missing] = None
     outcome[missing] = None
-    return pd.DataFrame({"band": pd.array(bands, dtype="str"), "outcome": pd.array(outcome, dtype="str")},
-                        index=index)
+    return pd.DataFrame({"band": pd.array(bands, dtype="str"), "outcome": pd.array(outcome, dtype="str")}, index=index)

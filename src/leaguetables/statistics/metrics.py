@@ -19,39 +19,83 @@ For every trust of the types the metric applies to, in order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from pathlib import Path
 import hashlib
 import pickle
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from leaguetables.config import ICB_TYPES, ExpectedSettings, Methodology, Metric
+from leaguetables.csv_output import write_csv
+from leaguetables.inputs.contract import QuarterInputs, previous_quarter, quarter_key
+from leaguetables.nof import scoring
 from leaguetables.statistics import expected as expected_mod
 from leaguetables.statistics import funnel as funnel_mod
 from leaguetables.statistics import peers as peers_mod
-from leaguetables.nof import scoring
 from leaguetables.statistics import rates
-from leaguetables.config import ICB_TYPES, ExpectedSettings, Methodology, Metric
-from leaguetables.inputs.contract import QuarterInputs, quarter_key
-from leaguetables.csv_output import write_csv
-from leaguetables.inputs.contract import previous_quarter
 
 RESULT_COLUMNS = [
-    "quarter", "metric_id", "trust_code", "trust_type", "status", "numerator", "denominator", "value", "lower",
-    "upper", "confidence", "statistic", "method", "category", "expected", "oe", "oe_lower", "oe_upper",
-    "adjusted_value", "funnel_z", "funnel_band", "funnel_outcome", "score", "score_adjusted", "type_value",
-    "peer_median", "peer_rank", "peer_n",
+    "quarter",
+    "metric_id",
+    "trust_code",
+    "trust_type",
+    "status",
+    "numerator",
+    "denominator",
+    "value",
+    "lower",
+    "upper",
+    "confidence",
+    "statistic",
+    "method",
+    "category",
+    "expected",
+    "oe",
+    "oe_lower",
+    "oe_upper",
+    "adjusted_value",
+    "funnel_z",
+    "funnel_band",
+    "funnel_outcome",
+    "score",
+    "score_adjusted",
+    "type_value",
+    "peer_median",
+    "peer_rank",
+    "peer_n",
     # expected values (issue 10): interval method, SD of log E, shrunken O/E (random-effects model), adjusted
     # value's interval, and the basis on which the adjusted league judged an absolute standard/floor/band
-    "oe_method", "se_log_expected", "oe_shrunk", "oe_shrunk_lower", "oe_shrunk_upper", "adjusted_lower",
-    "adjusted_upper", "standard_judged_on",
-    "funnel_value", "funnel_lower", "funnel_upper", "funnel_quarters",
+    "oe_method",
+    "se_log_expected",
+    "oe_shrunk",
+    "oe_shrunk_lower",
+    "oe_shrunk_upper",
+    "adjusted_lower",
+    "adjusted_upper",
+    "standard_judged_on",
+    "funnel_value",
+    "funnel_lower",
+    "funnel_upper",
+    "funnel_quarters",
 ]
 #: Columns filled from the expected-value model (:class:`leaguetables.statistics.expected.ExpectedModel`).
-MODEL_COLUMNS = ["expected", "oe", "oe_lower", "oe_upper", "oe_method", "se_log_expected", "oe_shrunk",
-                 "oe_shrunk_lower", "oe_shrunk_upper", "adjusted_value", "adjusted_lower", "adjusted_upper"]
+MODEL_COLUMNS = [
+    "expected",
+    "oe",
+    "oe_lower",
+    "oe_upper",
+    "oe_method",
+    "se_log_expected",
+    "oe_shrunk",
+    "oe_shrunk_lower",
+    "oe_shrunk_upper",
+    "adjusted_value",
+    "adjusted_lower",
+    "adjusted_upper",
+]
 STATUS_OK, STATUS_SUPPRESSED, STATUS_MISSING = "ok", "suppressed", "missing"
 
 
@@ -74,14 +118,33 @@ class MetricResult:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def model_summary(self) -> pd.DataFrame:
-        keys = ["family", "n_trusts", "n_excluded", "deviance_explained", "dispersion", "scale_used", "aic",
-                "converged",
-                # issue 10: how E and the O/E intervals were made
-                "model", "interval", "count_interval", "within_variance", "within_extra_variance_mean",
-                "df_expected", "tau2", "tau2_shrinkage"]
-        rows = [{"metric_id": self.metric.id, "trust_type": t,
-                 **{k: self.within_variance if k == "within_variance" else m.fit_info.get(k) for k in keys}}
-                for t, m in self.models.items()]
+        keys = [
+            "family",
+            "n_trusts",
+            "n_excluded",
+            "deviance_explained",
+            "dispersion",
+            "scale_used",
+            "aic",
+            "converged",
+            # issue 10: how E and the O/E intervals were made
+            "model",
+            "interval",
+            "count_interval",
+            "within_variance",
+            "within_extra_variance_mean",
+            "df_expected",
+            "tau2",
+            "tau2_shrinkage",
+        ]
+        rows = [
+            {
+                "metric_id": self.metric.id,
+                "trust_type": t,
+                **{k: self.within_variance if k == "within_variance" else m.fit_info.get(k) for k in keys},
+            }
+            for t, m in self.models.items()
+        ]
         return pd.DataFrame(rows)
 
     def funnel_summary(self) -> pd.DataFrame:
@@ -93,12 +156,27 @@ class MetricResult:
             n_high = int((g["funnel_band"] == "higher than expected").sum())
             n_low = int((g["funnel_band"] == "lower than expected").sum())
             n_tested = int(g["funnel_band"].notna().sum())
-            rows.append({"metric_id": self.metric.id, "trust_type": t, "data_type": f.data_type, "method": f.method,
-                         "target": f.target, "phi": f.phi, "tau2": f.tau2, "adjusted_limits": f.adjusted_used,
-                         "n_higher": n_high, "n_lower": n_low, "estimator": f.estimator,
-                         "limits": "exact" if f.exact else "normal", "scale": f.scale, "quarters": f.periods,
-                         "band_level": self.funnel_level, "n_tested": n_tested,
-                         "n_expected_by_chance": funnel_mod.expected_flags(n_tested, self.funnel_level)})
+            rows.append(
+                {
+                    "metric_id": self.metric.id,
+                    "trust_type": t,
+                    "data_type": f.data_type,
+                    "method": f.method,
+                    "target": f.target,
+                    "phi": f.phi,
+                    "tau2": f.tau2,
+                    "adjusted_limits": f.adjusted_used,
+                    "n_higher": n_high,
+                    "n_lower": n_low,
+                    "estimator": f.estimator,
+                    "limits": "exact" if f.exact else "normal",
+                    "scale": f.scale,
+                    "quarters": f.periods,
+                    "band_level": self.funnel_level,
+                    "n_tested": n_tested,
+                    "n_expected_by_chance": funnel_mod.expected_flags(n_tested, self.funnel_level),
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -109,8 +187,11 @@ def observed_table(inputs: QuarterInputs, metric: Metric, quarter: str) -> pd.Da
     obs = obs.loc[(obs["quarter"] == quarter) & (obs["metric_id"] == metric.id)]
     obs = obs.drop(columns=["quarter", "metric_id"]).rename(columns={"value": "reported_value"})
     df = trusts.merge(obs, on="trust_code", how="left")
-    status = np.where(df["suppressed"].isna(), STATUS_MISSING,
-                      np.where(df["suppressed"].fillna(False).astype(bool), STATUS_SUPPRESSED, STATUS_OK))
+    status = np.where(
+        df["suppressed"].isna(),
+        STATUS_MISSING,
+        np.where(df["suppressed"].fillna(False).astype(bool), STATUS_SUPPRESSED, STATUS_OK),
+    )
     df["status"] = status
     has_figure = df[["numerator", "reported_value", "category"]].notna().any(axis=1)
     df.loc[(df["status"] == STATUS_OK) & ~has_figure, "status"] = STATUS_MISSING
@@ -123,22 +204,38 @@ def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFra
     """Value, lower, upper, confidence, statistic, method for each row (NaN where there is no figure)."""
     ok = df["status"] == STATUS_OK
     out = pd.DataFrame(index=df.index, columns=["value", "lower", "upper", "confidence", "statistic", "method"])
-    out = out.astype({"value": float, "lower": float, "upper": float, "confidence": float, "statistic": object,
-                      "method": object})
+    out = out.astype(
+        {"value": float, "lower": float, "upper": float, "confidence": float, "statistic": object, "method": object}
+    )
     sub = df.loc[ok]
     if metric.statistic == "proportion" and len(sub):
-        res = rates.proportion(sub["numerator"].to_numpy(float), sub["denominator"].to_numpy(float),
-                               confidence=confidence, multiplier=metric.multiplier)
+        res = rates.proportion(
+            sub["numerator"].to_numpy(float),
+            sub["denominator"].to_numpy(float),
+            confidence=confidence,
+            multiplier=metric.multiplier,
+        )
     elif metric.statistic == "rate" and len(sub):
-        res = rates.crude_rate(sub["numerator"].to_numpy(float), sub["denominator"].to_numpy(float),
-                               confidence=confidence, multiplier=metric.multiplier)
+        res = rates.crude_rate(
+            sub["numerator"].to_numpy(float),
+            sub["denominator"].to_numpy(float),
+            confidence=confidence,
+            multiplier=metric.multiplier,
+        )
     elif metric.statistic == "mean" and len(sub):
         res = rates.mean_score(sub["reported_value"].to_numpy(float), confidence=confidence)
     else:
         value = sub["reported_value"].to_numpy(float) if metric.statistic == "value" else np.full(len(sub), np.nan)
-        res = pd.DataFrame({"value": value, "lower": np.nan, "upper": np.nan, "confidence": np.nan,
-                            "statistic": "reported value" if metric.statistic == "value" else "rating",
-                            "method": "as reported"})
+        res = pd.DataFrame(
+            {
+                "value": value,
+                "lower": np.nan,
+                "upper": np.nan,
+                "confidence": np.nan,
+                "statistic": "reported value" if metric.statistic == "value" else "rating",
+                "method": "as reported",
+            }
+        )
     if len(sub):
         res = res.reset_index(drop=True)
         res.index = sub.index
@@ -147,8 +244,13 @@ def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFra
     return out
 
 
-def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, confidence: float,
-                settings: ExpectedSettings | None = None) -> pd.DataFrame:
+def _fit_models(
+    result: MetricResult,
+    df: pd.DataFrame,
+    inputs: QuarterInputs,
+    confidence: float,
+    settings: ExpectedSettings | None = None,
+) -> pd.DataFrame:
     """Expected values per trust type (``settings`` = the methodology's ``expected:`` section)."""
     settings = settings or ExpectedSettings()
     adj = result.metric.adjustment
@@ -160,19 +262,29 @@ def _fit_models(result: MetricResult, df: pd.DataFrame, inputs: QuarterInputs, c
         rows = df.index[(df["trust_type"] == ttype) & (df["status"] == STATUS_OK)]
         if len(rows) == 0:
             continue
-        data = df.loc[rows, ["trust_code", "numerator", "denominator"]].join(
-            demo[adj.covariates], on="trust_code")
+        data = df.loc[rows, ["trust_code", "numerator", "denominator"]].join(demo[adj.covariates], on="trust_code")
         try:
             within = 0.0
             if settings.within_variance == "sampling_plus_history":
                 within = expected_mod.within_extra_variance(
-                    _count_history(inputs, result.metric, result.quarter, ttype, settings.history_quarters),
-                    adj.family)
+                    _count_history(inputs, result.metric, result.quarter, ttype, settings.history_quarters), adj.family
+                )
             fit = expected_mod.ExpectedModel(
-                data, "numerator", "denominator", adj.family, list(adj.covariates), scale=adj.scale,
-                confidence=confidence, multiplier=result.metric.multiplier, interval=settings.interval,
-                model=settings.model, within_extra_variance=within, count_interval=settings.count_interval,
-                tau2_method=settings.between_variance, shrinkage_tau2_method=settings.shrinkage_variance).fit()
+                data,
+                "numerator",
+                "denominator",
+                adj.family,
+                list(adj.covariates),
+                scale=adj.scale,
+                confidence=confidence,
+                multiplier=result.metric.multiplier,
+                interval=settings.interval,
+                model=settings.model,
+                within_extra_variance=within,
+                count_interval=settings.count_interval,
+                tau2_method=settings.between_variance,
+                shrinkage_tau2_method=settings.shrinkage_variance,
+            ).fit()
         except expected_mod.ModelError as exc:
             result.model_errors[ttype] = str(exc)
             result.notes.append(f"No demographic model for {ttype}: {exc}")
@@ -198,17 +310,30 @@ def _count_history(inputs: QuarterInputs, metric: Metric, quarter: str, ttype: s
     quarters = [q for q in inputs.quarters() if quarter_key(q) <= quarter_key(quarter)][-n_quarters:]
     period = {q: i for i, q in enumerate(quarters)}
     obs = inputs.observations
-    obs = obs.loc[(obs["metric_id"] == metric.id) & obs["quarter"].isin(quarters)
-                  & ~obs["suppressed"].fillna(False).astype(bool)]
+    obs = obs.loc[
+        (obs["metric_id"] == metric.id) & obs["quarter"].isin(quarters) & ~obs["suppressed"].fillna(False).astype(bool)
+    ]
     types = inputs.trusts.set_index("trust_code")["trust_type"]
     obs = obs.loc[obs["trust_code"].map(types) == ttype]
-    return pd.DataFrame({"trust_code": obs["trust_code"].to_numpy(), "period": obs["quarter"].map(period).to_numpy(),
-                         "numerator": obs["numerator"].to_numpy(float),
-                         "denominator": obs["denominator"].to_numpy(float)})
+    return pd.DataFrame(
+        {
+            "trust_code": obs["trust_code"].to_numpy(),
+            "period": obs["quarter"].map(period).to_numpy(),
+            "numerator": obs["numerator"].to_numpy(float),
+            "denominator": obs["denominator"].to_numpy(float),
+        }
+    )
 
 
-FUNNEL_COLUMNS = ["funnel_z", "funnel_band", "funnel_outcome", "funnel_value", "funnel_lower", "funnel_upper",
-                  "funnel_quarters"]
+FUNNEL_COLUMNS = [
+    "funnel_z",
+    "funnel_band",
+    "funnel_outcome",
+    "funnel_value",
+    "funnel_lower",
+    "funnel_upper",
+    "funnel_quarters",
+]
 
 
 def _funnel_counts(df: pd.DataFrame, rows, m: Metric, ttype: str, model_types) -> tuple[pd.Series, pd.Series, str]:
@@ -224,8 +349,16 @@ def _funnel_counts(df: pd.DataFrame, rows, m: Metric, ttype: str, model_types) -
     return num, den * (num.sum() / den.sum()), "SR"
 
 
-def _pooled_counts(inputs: QuarterInputs, m: Metric, quarter: str, k: int, num: pd.Series, den: pd.Series,
-                   data_type: str, adjusted: bool) -> tuple[pd.Series, pd.Series, int]:
+def _pooled_counts(
+    inputs: QuarterInputs,
+    m: Metric,
+    quarter: str,
+    k: int,
+    num: pd.Series,
+    den: pd.Series,
+    data_type: str,
+    adjusted: bool,
+) -> tuple[pd.Series, pd.Series, int]:
     """Counts pooled over the latest ``k`` quarters ending with ``quarter`` (those the inputs hold).
 
     Each trust's numerator and denominator are summed over the quarters it reported (status ok). Proportions:
@@ -253,8 +386,9 @@ def _pooled_counts(inputs: QuarterInputs, m: Metric, quarter: str, k: int, num: 
     return o_sum, e * (o_sum.sum() / e.sum()), len(quarters)
 
 
-def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology,
-             inputs: QuarterInputs | None = None) -> pd.DataFrame:
+def _funnels(
+    result: MetricResult, df: pd.DataFrame, methodology: Methodology, inputs: QuarterInputs | None = None
+) -> pd.DataFrame:
     """Funnel z-score, band and outcome of each trust (and the limits the band used), by the configured method.
 
     The ``funnel`` section of the methodology config is passed to :func:`leaguetables.statistics.funnel.funnel` as explicit
@@ -269,8 +403,16 @@ def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology,
         return out
     f = methodology.funnel
     result.funnel_level = f.band_level
-    args: dict[str, Any] = dict(method=f.method, trim_by=f.trim_by, sr_method=f.sr_method, compat=f.compat, sr_scale=f.sr_scale,
-                pr_scale=f.pr_scale, limits=f.limits, rare_expected=f.rare_expected)
+    args: dict[str, Any] = dict(
+        method=f.method,
+        trim_by=f.trim_by,
+        sr_method=f.sr_method,
+        compat=f.compat,
+        sr_scale=f.sr_scale,
+        pr_scale=f.pr_scale,
+        limits=f.limits,
+        rare_expected=f.rare_expected,
+    )
     for ttype in m.trust_types:
         rows = df.index[(df["trust_type"] == ttype) & (df["status"] == STATUS_OK)]
         if ttype in result.models:
@@ -285,11 +427,11 @@ def _funnels(result: MetricResult, df: pd.DataFrame, methodology: Methodology,
         periods = 1
         if f.method == funnel_mod.METHOD_ROBUST and f.pool_quarters > 1 and inputs is not None:
             target = 1.0 if data_type == "SR" else float(num.sum() / den.sum())
-            rare = funnel_mod.is_rare(num.to_numpy(), den.to_numpy(), data_type, target, f.rare_expected,
-                                      f.sr_scale)
+            rare = funnel_mod.is_rare(num.to_numpy(), den.to_numpy(), data_type, target, f.rare_expected, f.sr_scale)
             if f.pool_when == "always" or rare:
-                num, den, periods = _pooled_counts(inputs, m, result.quarter, f.pool_quarters, num, den, data_type,
-                                                   ttype in result.models)
+                num, den, periods = _pooled_counts(
+                    inputs, m, result.quarter, f.pool_quarters, num, den, data_type, ttype in result.models
+                )
         codes = num.index.to_numpy()
         res = funnel_mod.funnel(num, den, data_type, **args)
         if periods > 1:
@@ -334,12 +476,21 @@ def _scores(df: pd.DataFrame, metric: Metric, column: str) -> pd.Series:
             group = pd.Series(df.loc[rows, "trust_type"].to_numpy(), index=codes)
         floor = s.floor
         if s.relative_floor is not None:
-            base = (pd.Series(df.loc[rows, "baseline"].to_numpy(float), index=codes) if "baseline" in df.columns
-                    else pd.Series(np.nan, index=codes))
+            base = (
+                pd.Series(df.loc[rows, "baseline"].to_numpy(float), index=codes)
+                if "baseline" in df.columns
+                else pd.Series(np.nan, index=codes)
+            )
             rf = s.relative_floor
             floor = scoring.relative_floor(base, metric.direction, rf.improvement, rf.at_least)
-        sc = scoring.score_ranked(values, metric.direction, standard=s.standard, floor=floor, tiebreak=tiebreak,
-                                  tiebreak_group=group if len(types) > 1 else None)
+        sc = scoring.score_ranked(
+            values,
+            metric.direction,
+            standard=s.standard,
+            floor=floor,
+            tiebreak=tiebreak,
+            tiebreak_group=group if len(types) > 1 else None,
+        )
         scores.loc[rows] = sc.reindex(values.index).to_numpy(float)
     return scores
 
@@ -451,8 +602,11 @@ def peer_table(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Me
     compared on the same variables. Providers and ICBs are different kinds of organisation, never each other's
     peers: each kind's peers are found on its own (the ICBs' missing ethnicity does not change the providers')."""
     icb = trusts.set_index("trust_code")["trust_type"].isin(ICB_TYPES)
-    parts = [_peer_table_of(demographics[demographics["trust_code"].isin(icb.index[mask])], trusts, methodology)
-             for mask in (~icb, icb) if mask.any()]
+    parts = [
+        _peer_table_of(demographics[demographics["trust_code"].isin(icb.index[mask])], trusts, methodology)
+        for mask in (~icb, icb)
+        if mask.any()
+    ]
     found = [p for p in parts if len(p)]
     if len(found) > 1:
         return pd.concat(found, ignore_index=True)
@@ -474,7 +628,8 @@ def _peer_table_of(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology
     key = hashlib.sha256(
         pd.util.hash_pandas_object(demo[list(weights)]).to_numpy().tobytes()
         + pd.util.hash_pandas_object(types).to_numpy().tobytes()
-        + repr((sorted(weights.items()), p.k, p.within_type)).encode()).hexdigest()
+        + repr((sorted(weights.items()), p.k, p.within_type)).encode()
+    ).hexdigest()
     if key not in _PEER_TABLES:
         within = types if p.within_type else None
         _PEER_TABLES[key] = peers_mod.similar_peers(demo[list(weights)], weights, k=p.k, within=within)
@@ -486,8 +641,9 @@ def _peers(df: pd.DataFrame, inputs: QuarterInputs, metric: Metric, methodology:
     if metric.statistic == "bracket":
         return out
     values = pd.Series(df["value"].to_numpy(float), index=df["trust_code"].to_numpy()).dropna()
-    pos = peers_mod.peer_position(values, peer_table(inputs.demographics, inputs.trusts, methodology),
-                                 metric.direction).set_index("trust_code")
+    pos = peers_mod.peer_position(
+        values, peer_table(inputs.demographics, inputs.trusts, methodology), metric.direction
+    ).set_index("trust_code")
     for col in out.columns:
         out[col] = df["trust_code"].map(pos[col]).to_numpy(float)
     return out
@@ -515,8 +671,12 @@ def history(inputs: QuarterInputs, metric: Metric, quarter: str, confidence: flo
     for q in quarters:
         df = observed_table(one, metric, q)
         ind = indicator(df, metric, confidence)
-        frames.append(pd.concat([df[["quarter", "metric_id", "trust_code", "trust_type", "status"]],
-                                 ind[["value", "lower", "upper"]]], axis=1))
+        frames.append(
+            pd.concat(
+                [df[["quarter", "metric_id", "trust_code", "trust_type", "status"]], ind[["value", "lower", "upper"]]],
+                axis=1,
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -529,9 +689,11 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
     df = pd.concat([df, _fit_models(result, df, inputs, confidence, methodology.expected)], axis=1)
     df = pd.concat([df, _funnels(result, df, methodology, inputs)], axis=1)
     if metric.scoring.relative_floor is not None:
-        df["baseline"] = baseline_values(inputs, metric, quarter, confidence,
-                                         metric.scoring.relative_floor.baseline_quarters_back).reindex(
-            df["trust_code"]).to_numpy(float)
+        df["baseline"] = (
+            baseline_values(inputs, metric, quarter, confidence, metric.scoring.relative_floor.baseline_quarters_back)
+            .reindex(df["trust_code"])
+            .to_numpy(float)
+        )
     df["score"] = _scores(df, metric, "value")
     df["score_adjusted"], df["standard_judged_on"] = score_adjusted(df, metric, methodology.expected.adjusted_standards)
     df["type_value"] = _type_values(df, metric)
@@ -544,8 +706,9 @@ def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodol
     if metric.statistic in ("value", "bracket") and metric.funnel is False:
         result.notes.append(
             "Published as a value only (no numerator or denominator): no confidence interval and no funnel plot."
-            if metric.statistic == "value" else
-            "Published as a category or score only: no confidence interval and no funnel plot.")
+            if metric.statistic == "value"
+            else "Published as a category or score only: no confidence interval and no funnel plot."
+        )
     n_sup = int((df["status"] == STATUS_SUPPRESSED).sum())
     n_mis = int((df["status"] == STATUS_MISSING).sum())
     if n_sup or n_mis:
@@ -568,8 +731,12 @@ def write_result(result: MetricResult, out_dir, work_dir) -> None:
     work = Path(work_dir) / "metrics"
     work.mkdir(parents=True, exist_ok=True)
     slim = {
-        "table": result.table, "history": result.history, "notes": result.notes,
-        "model_summary": result.model_summary(), "coefficients": coefs, "funnel_summary": result.funnel_summary(),
+        "table": result.table,
+        "history": result.history,
+        "notes": result.notes,
+        "model_summary": result.model_summary(),
+        "coefficients": coefs,
+        "funnel_summary": result.funnel_summary(),
         "model_errors": result.model_errors,
         "model_text": {t: m.summary() for t, m in result.models.items()},
     }

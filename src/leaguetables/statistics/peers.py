@@ -1,4 +1,4 @@
-""""Similar 10" demographic peers (NHS RightCare / Model Health System; nof-methodology.md, end).
+""" "Similar 10" demographic peers (NHS RightCare / Model Health System; nof-methodology.md, end).
 
 For each demographic variable v (the keys of ``weights``), over the trusts of one comparison group:
 
@@ -138,9 +138,7 @@ def similar_peers(
         if parts:
             excluded[t] = "; ".join(parts)
     if excluded and on_missing == "raise":
-        raise PeerError(
-            "missing values for trusts " + ", ".join(f"{t} ({r})" for t, r in sorted(excluded.items()))
-        )
+        raise PeerError("missing values for trusts " + ", ".join(f"{t} ({r})" for t, r in sorted(excluded.items())))
     keep = [t for t in sorted(x.index) if t not in excluded]
     x = x.loc[keep]
     group = group.loc[keep].astype(str)

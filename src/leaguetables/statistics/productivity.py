@@ -85,10 +85,36 @@ from leaguetables.inputs.contract import quarter_key
 from leaguetables.statistics import expected as expected_mod
 from leaguetables.statistics.metrics import peer_table
 
-COLUMNS = ["quarter", "trust_code", "trust_name", "trust_type", "metric_id", "metric_name", "status", "basis",
-           "comparator", "comparator_n", "value", "benchmark", "gap", "unit", "activity", "activity_measure",
-           "resource_quarter", "resource_annual", "resource_unit", "unit_cost", "currency", "opportunity_quarter",
-           "opportunity_annual", "oe", "benchmark_oe", "expected_activity", "quarters_pooled", "estimate"]
+COLUMNS = [
+    "quarter",
+    "trust_code",
+    "trust_name",
+    "trust_type",
+    "metric_id",
+    "metric_name",
+    "status",
+    "basis",
+    "comparator",
+    "comparator_n",
+    "value",
+    "benchmark",
+    "gap",
+    "unit",
+    "activity",
+    "activity_measure",
+    "resource_quarter",
+    "resource_annual",
+    "resource_unit",
+    "unit_cost",
+    "currency",
+    "opportunity_quarter",
+    "opportunity_annual",
+    "oe",
+    "benchmark_oe",
+    "expected_activity",
+    "quarters_pooled",
+    "estimate",
+]
 
 
 def upper_quartile(values, direction: str) -> float:
@@ -134,8 +160,7 @@ def _counts(observations: pd.DataFrame, metric_id: str, quarters: list[str]) -> 
     if "suppressed" in o:
         o = o.loc[~o["suppressed"].fillna(False).astype(bool)]
     o = o.loc[o["numerator"].notna() & o["denominator"].notna() & (o["denominator"] > 0)]
-    return o[["quarter", "trust_code", "numerator", "denominator"]].astype(
-        {"numerator": float, "denominator": float})
+    return o[["quarter", "trust_code", "numerator", "denominator"]].astype({"numerator": float, "denominator": float})
 
 
 def _nominal_var(mu: np.ndarray, p: np.ndarray, family: str) -> np.ndarray:
@@ -162,8 +187,9 @@ def quarter_noise(counts: pd.DataFrame, types: pd.Series, family: str) -> dict[s
     for ttype, g in c.groupby("trust_type", sort=True):
         rate_q = g.groupby("quarter")["numerator"].sum() / g.groupby("quarter")["denominator"].sum()
         r = np.log(g["numerator"] / g["denominator"]) - np.log(g["quarter"].map(rate_q))
-        trust_rate = g.groupby("trust_code")["numerator"].transform("sum") / \
-            g.groupby("trust_code")["denominator"].transform("sum")
+        trust_rate = g.groupby("trust_code")["numerator"].transform("sum") / g.groupby("trust_code")[
+            "denominator"
+        ].transform("sum")
         v = _nominal_var(g["denominator"].to_numpy() * trust_rate.to_numpy(), trust_rate.to_numpy(), family)
         d = pd.DataFrame({"trust_code": g["trust_code"].to_numpy(), "r": r.to_numpy(), "v": v})
         grp = d.groupby("trust_code", sort=True)
@@ -192,14 +218,25 @@ def pooled_ratios(counts: pd.DataFrame, expected: pd.Series, family: str, omega2
     rate = (obs / den).reindex(counts["trust_code"]).to_numpy()
     mu = counts["denominator"].to_numpy() * rate
     v = _nominal_var(mu, rate, family) + omega2
-    s2 = pd.Series(mu * mu * v, index=counts["trust_code"].to_numpy()).groupby(level=0).sum() / \
-        pd.Series(mu, index=counts["trust_code"].to_numpy()).groupby(level=0).sum() ** 2
+    s2 = (
+        pd.Series(mu * mu * v, index=counts["trust_code"].to_numpy()).groupby(level=0).sum()
+        / pd.Series(mu, index=counts["trust_code"].to_numpy()).groupby(level=0).sum() ** 2
+    )
     e = expected.reindex(obs.index)
     oe = obs / e
     y = np.log(np.maximum(obs, 0.5) / e)
-    return pd.DataFrame({"trust_code": obs.index, "observed": obs.to_numpy(), "denominator": den.to_numpy(),
-                         "expected": e.to_numpy(), "quarters": k.to_numpy(), "oe": oe.to_numpy(),
-                         "y": y.to_numpy(), "s2": s2.reindex(obs.index).to_numpy()})
+    return pd.DataFrame(
+        {
+            "trust_code": obs.index,
+            "observed": obs.to_numpy(),
+            "denominator": den.to_numpy(),
+            "expected": e.to_numpy(),
+            "quarters": k.to_numpy(),
+            "oe": oe.to_numpy(),
+            "y": y.to_numpy(),
+            "s2": s2.reindex(obs.index).to_numpy(),
+        }
+    )
 
 
 def shrink(y, s2, estimate: str) -> tuple[np.ndarray, float]:
@@ -227,8 +264,9 @@ def shrink(y, s2, estimate: str) -> tuple[np.ndarray, float]:
     return ybar + factor * (y - ybar), tau2
 
 
-def _pooled_expected(counts: pd.DataFrame, metric: Metric, demographics: pd.DataFrame | None,
-                     adjusted: bool) -> pd.Series:
+def _pooled_expected(
+    counts: pd.DataFrame, metric: Metric, demographics: pd.DataFrame | None, adjusted: bool
+) -> pd.Series:
     """E of each trust's pooled counts: the metric's demographic model refitted to them (adjusted basis), or
     n_i × the pooled rate of the comparator (crude basis)."""
     g = counts.groupby("trust_code", sort=True)
@@ -241,16 +279,33 @@ def _pooled_expected(counts: pd.DataFrame, metric: Metric, demographics: pd.Data
     adj = metric.adjustment
     assert adj is not None, "the adjusted basis needs the metric's adjustment"
     data = pd.DataFrame({"trust_code": obs.index, "numerator": obs.to_numpy(), "denominator": den.to_numpy()}).join(
-        demographics.set_index("trust_code")[list(adj.covariates)], on="trust_code")
-    fit = expected_mod.ExpectedModel(data, "numerator", "denominator", adj.family, list(adj.covariates),
-                                    scale=adj.scale, multiplier=metric.multiplier).fit()
+        demographics.set_index("trust_code")[list(adj.covariates)], on="trust_code"
+    )
+    fit = expected_mod.ExpectedModel(
+        data,
+        "numerator",
+        "denominator",
+        adj.family,
+        list(adj.covariates),
+        scale=adj.scale,
+        multiplier=metric.multiplier,
+    ).fit()
     return fit.table.set_index("trust_code")["expected"].astype(float)
 
 
-def metric_opportunity(table: pd.DataFrame, metric: Metric, annualise: int = 4, comparator: str = "type",
-                       peers: dict[str, list[str]] | None = None, *, observations: pd.DataFrame | None = None,
-                       demographics: pd.DataFrame | None = None, pool_quarters: int = 1,
-                       estimate: str = "observed", quarters: list[str] | None = None) -> pd.DataFrame:
+def metric_opportunity(
+    table: pd.DataFrame,
+    metric: Metric,
+    annualise: int = 4,
+    comparator: str = "type",
+    peers: dict[str, list[str]] | None = None,
+    *,
+    observations: pd.DataFrame | None = None,
+    demographics: pd.DataFrame | None = None,
+    pool_quarters: int = 1,
+    estimate: str = "observed",
+    quarters: list[str] | None = None,
+) -> pd.DataFrame:
     """Productivity opportunity of every trust in a metric result table (see the module docstring).
 
     ``table`` has the metric result columns trust_code, trust_type, status, numerator, denominator, value and,
@@ -302,8 +357,9 @@ def metric_opportunity(table: pd.DataFrame, metric: Metric, annualise: int = 4, 
     k_used = np.where(ok & ~np.isnan(theta), 1, 0)
     if not simple:
         assert observations is not None, "pooled or estimated benchmarks need the observations"
-        _pooled_theta(theta, k_used, t, metric, ok, adjusted, observations, demographics, quarters, pool_quarters,
-                      estimate)
+        _pooled_theta(
+            theta, k_used, t, metric, ok, adjusted, observations, demographics, quarters, pool_quarters, estimate
+        )
     basis = np.where(adjusted, "demographically adjusted", "crude")
     bench, n_comp = _benchmarks(theta, t["trust_code"].to_numpy(), types, metric.direction, comparator, peers)
     g_theta = gap(theta, bench, metric.direction)
@@ -312,40 +368,52 @@ def metric_opportunity(table: pd.DataFrame, metric: Metric, annualise: int = 4, 
     # denominator); adjusted basis: the trust's expected activity × the O/E gap
     crude_resource = g_theta * ref / metric.multiplier * activity
     resource = np.where(adjusted, e_cur * g_theta, crude_resource)
-    return pd.DataFrame({
-        "quarter": t["quarter"].to_numpy() if "quarter" in t else None,
-        "trust_code": t["trust_code"].to_numpy(),
-        "trust_type": types,
-        "metric_id": metric.id,
-        "metric_name": metric.name,
-        "status": t["status"].to_numpy(),
-        "basis": np.where(ok, basis, None),
-        "comparator": comparator,
-        "comparator_n": n_comp,
-        "value": theta * ref,
-        "benchmark": bench * ref,
-        "gap": g_theta * ref,
-        "unit": metric.unit,
-        "activity": np.where(ok, activity, np.nan),
-        "activity_measure": uc.activity,
-        "resource_quarter": resource,
-        "resource_annual": resource * annualise,
-        "resource_unit": uc.unit,
-        "unit_cost": uc.amount,
-        "currency": uc.currency,
-        "opportunity_quarter": resource * uc.amount,
-        "opportunity_annual": resource * uc.amount * annualise,
-        "oe": theta,
-        "benchmark_oe": bench,
-        "expected_activity": e_cur,
-        "quarters_pooled": np.where(ok, k_used, 0),
-        "estimate": estimate,
-    })
+    return pd.DataFrame(
+        {
+            "quarter": t["quarter"].to_numpy() if "quarter" in t else None,
+            "trust_code": t["trust_code"].to_numpy(),
+            "trust_type": types,
+            "metric_id": metric.id,
+            "metric_name": metric.name,
+            "status": t["status"].to_numpy(),
+            "basis": np.where(ok, basis, None),
+            "comparator": comparator,
+            "comparator_n": n_comp,
+            "value": theta * ref,
+            "benchmark": bench * ref,
+            "gap": g_theta * ref,
+            "unit": metric.unit,
+            "activity": np.where(ok, activity, np.nan),
+            "activity_measure": uc.activity,
+            "resource_quarter": resource,
+            "resource_annual": resource * annualise,
+            "resource_unit": uc.unit,
+            "unit_cost": uc.amount,
+            "currency": uc.currency,
+            "opportunity_quarter": resource * uc.amount,
+            "opportunity_annual": resource * uc.amount * annualise,
+            "oe": theta,
+            "benchmark_oe": bench,
+            "expected_activity": e_cur,
+            "quarters_pooled": np.where(ok, k_used, 0),
+            "estimate": estimate,
+        }
+    )
 
 
-def _pooled_theta(theta: np.ndarray, k_used: np.ndarray, t: pd.DataFrame, metric: Metric, ok: np.ndarray,
-                  adjusted: np.ndarray, observations: pd.DataFrame, demographics: pd.DataFrame | None,
-                  quarters: list[str] | None, pool_quarters: int, estimate: str) -> None:
+def _pooled_theta(
+    theta: np.ndarray,
+    k_used: np.ndarray,
+    t: pd.DataFrame,
+    metric: Metric,
+    ok: np.ndarray,
+    adjusted: np.ndarray,
+    observations: pd.DataFrame,
+    demographics: pd.DataFrame | None,
+    quarters: list[str] | None,
+    pool_quarters: int,
+    estimate: str,
+) -> None:
     """θ from the last ``pool_quarters`` quarters' pooled counts (shrunken if asked), in place, with the number of
     quarters each trust's θ pooled."""
     types = t["trust_type"].to_numpy()
@@ -353,7 +421,7 @@ def _pooled_theta(theta: np.ndarray, k_used: np.ndarray, t: pd.DataFrame, metric
     current = str(t["quarter"].iloc[0]) if "quarter" in t and len(t) else qs[-1]
     upto = [q for q in qs if quarter_key(q) <= quarter_key(current)]
     window = upto[-pool_quarters:]
-    noise_window = upto[-max(pool_quarters, 4):]
+    noise_window = upto[-max(pool_quarters, 4) :]
     family = "binomial" if metric.statistic == "proportion" else "poisson"
     all_counts = _counts(observations, metric.id, noise_window)
     type_of = pd.Series(types, index=t["trust_code"].to_numpy())
@@ -377,8 +445,14 @@ def _pooled_theta(theta: np.ndarray, k_used: np.ndarray, t: pd.DataFrame, metric
             k_used[code_pos[c]] = int(kq)
 
 
-def _benchmarks(theta: np.ndarray, codes: np.ndarray, types: np.ndarray, direction: str, comparator: str,
-                peers: dict[str, list[str]] | None) -> tuple[np.ndarray, np.ndarray]:
+def _benchmarks(
+    theta: np.ndarray,
+    codes: np.ndarray,
+    types: np.ndarray,
+    direction: str,
+    comparator: str,
+    peers: dict[str, list[str]] | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The benchmark θ of each trust (upper quartile of its type's, or its peers', θ) and how many it came from."""
     by_code = pd.Series(theta, index=codes)
     bench = np.full(len(theta), np.nan)
@@ -398,9 +472,15 @@ def _benchmarks(theta: np.ndarray, codes: np.ndarray, types: np.ndarray, directi
     return bench, n_comp
 
 
-def opportunities(metric_tables: dict[str, pd.DataFrame], catalogue: Catalogue, methodology: Methodology,
-                  trusts: pd.DataFrame, demographics: pd.DataFrame | None = None,
-                  observations: pd.DataFrame | None = None, quarters: list[str] | None = None) -> pd.DataFrame:
+def opportunities(
+    metric_tables: dict[str, pd.DataFrame],
+    catalogue: Catalogue,
+    methodology: Methodology,
+    trusts: pd.DataFrame,
+    demographics: pd.DataFrame | None = None,
+    observations: pd.DataFrame | None = None,
+    quarters: list[str] | None = None,
+) -> pd.DataFrame:
     """The opportunity table of a quarter: one row per trust and costed metric, sorted by metric then trust.
 
     ``observations`` (every quarter's rows of the contract's observations.csv) and ``quarters`` are needed when
@@ -415,10 +495,20 @@ def opportunities(metric_tables: dict[str, pd.DataFrame], catalogue: Catalogue, 
     for m in catalogue.metrics:
         if m.unit_cost is None or m.id not in metric_tables:
             continue
-        frames.append(metric_opportunity(metric_tables[m.id], m, settings.annualise, settings.comparator, peers,
-                                         observations=observations, demographics=demographics,
-                                         pool_quarters=settings.pool_quarters, estimate=settings.estimate,
-                                         quarters=quarters))
+        frames.append(
+            metric_opportunity(
+                metric_tables[m.id],
+                m,
+                settings.annualise,
+                settings.comparator,
+                peers,
+                observations=observations,
+                demographics=demographics,
+                pool_quarters=settings.pool_quarters,
+                estimate=settings.estimate,
+                quarters=quarters,
+            )
+        )
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     out = pd.concat(frames, ignore_index=True)
@@ -431,15 +521,25 @@ def england_summary(opp: pd.DataFrame, order: dict[str, int] | None = None) -> p
     """Totals per metric: the number of trusts compared and with an opportunity, the resource released and the
     opportunity (annual). ``order`` (metric id → position, e.g. the catalogue's) sorts the rows (stable)."""
     if opp.empty:
-        return pd.DataFrame(columns=["metric_id", "metric_name", "trusts", "trusts_with_opportunity",
-                                     "resource_annual", "opportunity_annual"])
+        return pd.DataFrame(
+            columns=[
+                "metric_id",
+                "metric_name",
+                "trusts",
+                "trusts_with_opportunity",
+                "resource_annual",
+                "opportunity_annual",
+            ]
+        )
     g = opp.groupby(["metric_id", "metric_name"], sort=False)
-    out = pd.DataFrame({
-        "trusts": g["value"].apply(lambda v: int(v.notna().sum())),
-        "trusts_with_opportunity": g["opportunity_annual"].apply(lambda v: int((v > 0).sum())),
-        "resource_annual": g["resource_annual"].sum(min_count=1),
-        "opportunity_annual": g["opportunity_annual"].sum(min_count=1),
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "trusts": g["value"].apply(lambda v: int(v.notna().sum())),
+            "trusts_with_opportunity": g["opportunity_annual"].apply(lambda v: int((v > 0).sum())),
+            "resource_annual": g["resource_annual"].sum(min_count=1),
+            "opportunity_annual": g["opportunity_annual"].sum(min_count=1),
+        }
+    ).reset_index()
     if order is not None:
         out = out.iloc[out["metric_id"].map(order).argsort(kind="mergesort")].reset_index(drop=True)
     return out
@@ -450,8 +550,10 @@ def england_total(opp: pd.DataFrame) -> dict:
     the number of trusts with an opportunity on at least one metric."""
     if opp.empty:
         return {"opportunity_annual": 0.0, "trusts_with_opportunity": 0}
-    return {"opportunity_annual": float(opp["opportunity_annual"].sum()),
-            "trusts_with_opportunity": int((opp.groupby("trust_code")["opportunity_annual"].sum() > 0).sum())}
+    return {
+        "opportunity_annual": float(opp["opportunity_annual"].sum()),
+        "trusts_with_opportunity": int((opp.groupby("trust_code")["opportunity_annual"].sum() > 0).sum()),
+    }
 
 
 def trust_totals(opp: pd.DataFrame) -> pd.DataFrame:
@@ -459,7 +561,11 @@ def trust_totals(opp: pd.DataFrame) -> pd.DataFrame:
     if opp.empty:
         return pd.DataFrame(columns=["trust_code", "trust_name", "trust_type", "opportunity_annual", "metrics"])
     g = opp.groupby(["trust_code", "trust_name", "trust_type"], sort=True)
-    out = pd.DataFrame({"opportunity_annual": g["opportunity_annual"].sum(min_count=1),
-                        "metrics": g["opportunity_annual"].apply(lambda v: int((v > 0).sum()))}).reset_index()
+    out = pd.DataFrame(
+        {
+            "opportunity_annual": g["opportunity_annual"].sum(min_count=1),
+            "metrics": g["opportunity_annual"].apply(lambda v: int((v > 0).sum())),
+        }
+    ).reset_index()
     out = out.sort_values(["opportunity_annual", "trust_code"], ascending=[False, True], kind="mergesort")
     return out.reset_index(drop=True)

@@ -75,12 +75,29 @@ DSR_MIN_EVENTS = 10
 #: 2013 European Standard Population, 19 age bands, total 100,000 (§1.3).
 #: Keyed by age band so that strata are joined by key, never by position.
 ESP2013 = pd.Series(
-    [5000, 5500, 5500, 5500, 6000, 6000, 6500, 7000, 7000, 7000,
-     7000, 6500, 6000, 5500, 5000, 4000, 2500, 1500, 1000],
+    [5000, 5500, 5500, 5500, 6000, 6000, 6500, 7000, 7000, 7000, 7000, 6500, 6000, 5500, 5000, 4000, 2500, 1500, 1000],
     index=pd.Index(
-        ["0-4", "5-9", "10-14", "15-19", "20-24", "25-29", "30-34", "35-39",
-         "40-44", "45-49", "50-54", "55-59", "60-64", "65-69", "70-74",
-         "75-79", "80-84", "85-89", "90+"],
+        [
+            "0-4",
+            "5-9",
+            "10-14",
+            "15-19",
+            "20-24",
+            "25-29",
+            "30-34",
+            "35-39",
+            "40-44",
+            "45-49",
+            "50-54",
+            "55-59",
+            "60-64",
+            "65-69",
+            "70-74",
+            "75-79",
+            "80-84",
+            "85-89",
+            "90+",
+        ],
         name="age_band",
     ),
     name="esp2013",
@@ -97,12 +114,11 @@ _DSR_SUPPRESSED = "suppressed: total count < 10"
 # input handling and validation
 # ---------------------------------------------------------------------------
 
+
 def _check_confidence(confidence: Any) -> float:
     """Return ``confidence`` as a float after checking it is a fraction in (0, 1]."""
     if isinstance(confidence, bool) or not isinstance(confidence, Real):
-        raise ValueError(
-            f"confidence must be a single number, a fraction in (0, 1] such as 0.95; got {confidence!r}"
-        )
+        raise ValueError(f"confidence must be a single number, a fraction in (0, 1] such as 0.95; got {confidence!r}")
     c = float(confidence)
     if not (0.0 < c <= 1.0):
         raise ValueError(
@@ -149,9 +165,7 @@ def _prepare(**named: Any) -> tuple[dict[str, np.ndarray], pd.Index | None, bool
             if index is None:
                 index, index_from = obj.index, name
             elif not obj.index.equals(index):
-                raise ValueError(
-                    f"{index_from} and {name} have different indexes; align them by key first"
-                )
+                raise ValueError(f"{index_from} and {name} have different indexes; align them by key first")
     arrays = {name: _to_float_array(obj, name) for name, obj in named.items() if obj is not None}
     scalar = all(a.ndim == 0 for a in arrays.values())
     try:
@@ -255,6 +269,7 @@ def _check_multiplier(multiplier: Any, name: str = "multiplier") -> float:
 # ---------------------------------------------------------------------------
 # limits
 # ---------------------------------------------------------------------------
+
 
 def _wilson(x: np.ndarray, n: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -416,6 +431,7 @@ def poisson_limits(x, confidence: float = 0.95):
 # indicator statistics
 # ---------------------------------------------------------------------------
 
+
 def proportion(x, n, confidence: float = 0.95, multiplier: float = 100) -> pd.DataFrame:
     """Proportion with Wilson score limits (§1.1).
 
@@ -530,6 +546,7 @@ def ratio(observed, expected, confidence: float = 0.95, refvalue: float = 1) -> 
 # indirect standardisation (§1.4)
 # ---------------------------------------------------------------------------
 
+
 def _as_list(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
@@ -544,8 +561,9 @@ def _require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None
         raise ValueError(f"{what} has no column(s) {missing}; it has {list(frame.columns)}")
 
 
-def _join_reference(local: pd.DataFrame, reference: pd.DataFrame, on: list[str],
-                    ref_x: str, ref_n: str) -> pd.DataFrame:
+def _join_reference(
+    local: pd.DataFrame, reference: pd.DataFrame, on: list[str], ref_x: str, ref_n: str
+) -> pd.DataFrame:
     """Join reference rates to local strata by key (never by position)."""
     _require_columns(reference, on + [ref_x, ref_n], "reference")
     ref = reference[on + [ref_x, ref_n]].rename(columns={ref_x: "_ref_x", ref_n: "_ref_n"})
@@ -566,9 +584,16 @@ def _join_reference(local: pd.DataFrame, reference: pd.DataFrame, on: list[str],
     return joined.drop(columns="_merge")
 
 
-def expected_from_reference(local: pd.DataFrame, reference: pd.DataFrame, *, on: str | Sequence[str],
-                            n: str = "n", ref_x: str = "x", ref_n: str = "n",
-                            by: str | Sequence[str] | None = None):
+def expected_from_reference(
+    local: pd.DataFrame,
+    reference: pd.DataFrame,
+    *,
+    on: str | Sequence[str],
+    n: str = "n",
+    ref_x: str = "x",
+    ref_n: str = "n",
+    by: str | Sequence[str] | None = None,
+):
     """Expected counts by indirect standardisation, strata joined by key (§1.4).
 
     ``E = Σ_i (xref_i / nref_i) · n_i`` summed over each group's strata.
@@ -647,9 +672,20 @@ def _isr_inputs(local, reference, on, by, observed, x, n, ref_x, ref_n):
     return obs, expected
 
 
-def isr(local: pd.DataFrame, reference: pd.DataFrame, *, on: str | Sequence[str],
-        by: str | Sequence[str] | None = None, observed=None, x: str = "x", n: str = "n",
-        ref_x: str = "x", ref_n: str = "n", confidence: float = 0.95, refvalue: float = 1) -> pd.DataFrame:
+def isr(
+    local: pd.DataFrame,
+    reference: pd.DataFrame,
+    *,
+    on: str | Sequence[str],
+    by: str | Sequence[str] | None = None,
+    observed=None,
+    x: str = "x",
+    n: str = "n",
+    ref_x: str = "x",
+    ref_n: str = "n",
+    confidence: float = 0.95,
+    refvalue: float = 1,
+) -> pd.DataFrame:
     """Indirectly standardised ratio (§1.4).
 
     ``ISR = O/E × refvalue``, with E from :func:`expected_from_reference` and
@@ -662,10 +698,20 @@ def isr(local: pd.DataFrame, reference: pd.DataFrame, *, on: str | Sequence[str]
     return ratio(obs, expected, confidence=confidence, refvalue=refvalue)
 
 
-def israte(local: pd.DataFrame, reference: pd.DataFrame, *, on: str | Sequence[str],
-           by: str | Sequence[str] | None = None, observed=None, x: str = "x", n: str = "n",
-           ref_x: str = "x", ref_n: str = "n", confidence: float = 0.95,
-           multiplier: float = 100_000) -> pd.DataFrame:
+def israte(
+    local: pd.DataFrame,
+    reference: pd.DataFrame,
+    *,
+    on: str | Sequence[str],
+    by: str | Sequence[str] | None = None,
+    observed=None,
+    x: str = "x",
+    n: str = "n",
+    ref_x: str = "x",
+    ref_n: str = "n",
+    confidence: float = 0.95,
+    multiplier: float = 100_000,
+) -> pd.DataFrame:
     """Indirectly standardised rate (§1.4).
 
     ``ref_rate = Σxref/Σnref × multiplier`` (the crude reference rate),
@@ -689,11 +735,21 @@ def israte(local: pd.DataFrame, reference: pd.DataFrame, *, on: str | Sequence[s
 # directly standardised rates (§1.3)
 # ---------------------------------------------------------------------------
 
-def dsr(data: pd.DataFrame, *, x: str = "x", n: str = "n", by: str | Sequence[str] | None = None,
-        standard: pd.Series = ESP2013, strata: str | Sequence[str] | None = None,
-        confidence: float = 0.95, multiplier: float = 100_000,
-        independent_events: bool = True, event_frequency: str | None = None,
-        min_events: int = DSR_MIN_EVENTS) -> pd.DataFrame:
+
+def dsr(
+    data: pd.DataFrame,
+    *,
+    x: str = "x",
+    n: str = "n",
+    by: str | Sequence[str] | None = None,
+    standard: pd.Series = ESP2013,
+    strata: str | Sequence[str] | None = None,
+    confidence: float = 0.95,
+    multiplier: float = 100_000,
+    independent_events: bool = True,
+    event_frequency: str | None = None,
+    min_events: int = DSR_MIN_EVENTS,
+) -> pd.DataFrame:
     """Directly standardised rate with Dobson limits (§1.3).
 
     ``DSR = Σ(w_i x_i/n_i)/Σw``, ``var = Σ x_i (w_i/n_i)²/(Σw)²`` and
@@ -750,9 +806,14 @@ def dsr(data: pd.DataFrame, *, x: str = "x", n: str = "n", by: str | Sequence[st
     df = _dsr_rows(data, x, n, by_cols + on_cols + extra, freq_cols)
     strat = _dsr_strata(df, w, on_cols, by_cols, by_cols + on_cols + extra, freq_cols)
     strat["_wr"] = strat["_w"] * strat["_x"] / strat["_n"]
-    agg_spec = dict(total_count=("_x", "sum"), total_pop=("_n", lambda s: s.sum(min_count=len(s))),
-                    _sw=("_w", "sum"), _swr=("_wr", "sum"), _var=("_var", "sum"),
-                    _nmiss=("_n", lambda s: int(s.isna().sum())))
+    agg_spec = dict(
+        total_count=("_x", "sum"),
+        total_pop=("_n", lambda s: s.sum(min_count=len(s))),
+        _sw=("_w", "sum"),
+        _swr=("_wr", "sum"),
+        _var=("_var", "sum"),
+        _nmiss=("_n", lambda s: int(s.isna().sum())),
+    )
     if by_cols:
         res = strat.groupby(by_cols, sort=True).agg(**agg_spec)
     else:
@@ -790,13 +851,16 @@ def _dsr_rows(data: pd.DataFrame, x: str, n: str, key_cols: list[str], freq_cols
         _raise_first(f <= 0, f"{col} must be > 0", f, rows)
     dup = df.duplicated(key_cols + freq_cols, keep=False)
     if dup.any():
-        raise ValueError(f"data has duplicated strata for {key_cols + freq_cols}: "
-                         f"{df.loc[dup, key_cols + freq_cols].drop_duplicates().to_dict('records')[:5]}")
+        raise ValueError(
+            f"data has duplicated strata for {key_cols + freq_cols}: "
+            f"{df.loc[dup, key_cols + freq_cols].drop_duplicates().to_dict('records')[:5]}"
+        )
     return df
 
 
-def _dsr_strata(df: pd.DataFrame, w: pd.Series, on_cols: list[str], by_cols: list[str], key_cols: list[str],
-                freq_cols: list[str]) -> pd.DataFrame:
+def _dsr_strata(
+    df: pd.DataFrame, w: pd.Series, on_cols: list[str], by_cols: list[str], key_cols: list[str], freq_cols: list[str]
+) -> pd.DataFrame:
     """One row per group and stratum with its weight ``_w`` and variance term ``_var`` (event frequencies
     collapsed); every group must have every standard stratum."""
     weights = w.rename("_w").reset_index()
@@ -815,8 +879,9 @@ def _dsr_strata(df: pd.DataFrame, w: pd.Series, on_cols: list[str], by_cols: lis
         if (nuniq > 1).any():
             bad = nuniq[nuniq > 1].index[:5].tolist()
             raise ValueError(f"rows of the same stratum have different populations across event frequencies: {bad}")
-        strat = grouped.agg(_x=("_events", "sum"), _n=("_n", "first"), _w=("_w", "first"),
-                            _var=("_wn2", "sum")).reset_index()
+        strat = grouped.agg(
+            _x=("_events", "sum"), _n=("_n", "first"), _w=("_w", "first"), _var=("_wn2", "sum")
+        ).reset_index()
     else:
         strat = joined
         strat["_var"] = strat["_x"] * (strat["_w"] / strat["_n"]) ** 2
@@ -836,7 +901,7 @@ def _dsr_frame(res: pd.DataFrame, c: float, m: float, min_events: int, independe
     count = res["total_count"].to_numpy(dtype="float64")
     sw = res["_sw"].to_numpy(dtype="float64")
     value = res["_swr"].to_numpy(dtype="float64") / sw
-    var = res["_var"].to_numpy(dtype="float64") / sw ** 2
+    var = res["_var"].to_numpy(dtype="float64") / sw**2
     bl, bu = _byar(count, c)
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.sqrt(var / count)

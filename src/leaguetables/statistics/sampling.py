@@ -65,14 +65,25 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from leaguetables.statistics import metrics as metrics_mod
-from leaguetables.nof import scoring
 from leaguetables.config import ICB_TYPES, Catalogue, Metric
+from leaguetables.nof import scoring
+from leaguetables.statistics import metrics as metrics_mod
 
 __all__ = [
-    "MetricData", "QuarterData", "Replicates", "quarter_data", "between_trust_variance", "rankability",
-    "draw_values", "league_replicates", "observed_league", "summarise", "sample_league", "null_values",
-    "change_test", "CHANGE_COLUMNS",
+    "MetricData",
+    "QuarterData",
+    "Replicates",
+    "quarter_data",
+    "between_trust_variance",
+    "rankability",
+    "draw_values",
+    "league_replicates",
+    "observed_league",
+    "summarise",
+    "sample_league",
+    "null_values",
+    "change_test",
+    "CHANGE_COLUMNS",
 ]
 
 SIMULATED = {"proportion": "binomial", "rate": "poisson"}
@@ -100,8 +111,13 @@ class MetricData:
         f = self.frame
         if self.kind == "fixed":
             return np.zeros(len(f), dtype=bool)
-        return ((f["status"] == metrics_mod.STATUS_OK) & f["numerator"].notna() & f["denominator"].notna()
-                & (f["denominator"] > 0) & f["value"].notna()).to_numpy()
+        return (
+            (f["status"] == metrics_mod.STATUS_OK)
+            & f["numerator"].notna()
+            & f["denominator"].notna()
+            & (f["denominator"] > 0)
+            & f["value"].notna()
+        ).to_numpy()
 
 
 @dataclass
@@ -139,11 +155,23 @@ def _kind(metric: Metric) -> str:
     return SIMULATED.get(metric.statistic, "fixed")
 
 
-def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rule: str, thresholds=None,
-                 override: bool = True, basis: str = "raw", results: pd.DataFrame | None = None,
-                 confidence: float = 0.95, combine_rules=None, metric_ids=None,
-                 adjusted_standards: str = "observed_value", pool_types=None,
-                 override_segments: tuple[tuple[int, ...], int] = ((1, 2), 3)) -> QuarterData:
+def quarter_data(
+    inputs,
+    catalogue: Catalogue,
+    quarter: str,
+    *,
+    segmentation_rule: str,
+    thresholds=None,
+    override: bool = True,
+    basis: str = "raw",
+    results: pd.DataFrame | None = None,
+    confidence: float = 0.95,
+    combine_rules=None,
+    metric_ids=None,
+    adjusted_standards: str = "observed_value",
+    pool_types=None,
+    override_segments: tuple[tuple[int, ...], int] = ((1, 2), 3),
+) -> QuarterData:
     """The data of the league of ``quarter`` from the validated inputs (all quarters are in the inputs).
 
     Values come from :func:`leaguetables.statistics.metrics.observed_table` and :func:`leaguetables.statistics.metrics.indicator`, the
@@ -181,8 +209,18 @@ def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rul
                 df.loc[g.index, "factor"] = np.where(value[g.index] > 0, ratio, fallback).astype(float)
             df.loc[adj.notna(), "value"] = adj[adj.notna()].to_numpy(float)  # the published adjusted value
             df["adjusted"] = adj.notna().to_numpy()
-        keep = ["trust_code", "trust_type", "status", "value", "category", "numerator", "denominator", "factor",
-                "adjusted", *[c for c in ("tiebreak", "baseline") if c in df.columns]]
+        keep = [
+            "trust_code",
+            "trust_type",
+            "status",
+            "value",
+            "category",
+            "numerator",
+            "denominator",
+            "factor",
+            "adjusted",
+            *[c for c in ("tiebreak", "baseline") if c in df.columns],
+        ]
         judge = basis == "adjusted" and adjusted_standards == "observed_value"
         mds.append(MetricData(m, df[keep].reset_index(drop=True), _kind(m), judge))
 
@@ -196,10 +234,19 @@ def quarter_data(inputs, catalogue: Catalogue, quarter: str, *, segmentation_rul
         for c in ("deficit", "deficit_support"):
             if c in st.columns:
                 flags |= reg["trust_code"].map(st[c]).fillna(False).astype(bool).to_numpy()
-    return QuarterData(quarter, basis, reg, flags, mds, segmentation_rule, thresholds,
-                       dict(combine_rules) if combine_rules is not None else {},
-                       list(pool_types) if pool_types is not None else None,
-                       tuple(override_segments[0]), int(override_segments[1]))
+    return QuarterData(
+        quarter,
+        basis,
+        reg,
+        flags,
+        mds,
+        segmentation_rule,
+        thresholds,
+        dict(combine_rules) if combine_rules is not None else {},
+        list(pool_types) if pool_types is not None else None,
+        tuple(override_segments[0]),
+        int(override_segments[1]),
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -229,7 +276,7 @@ def between_trust_variance(x, n, kind: str) -> tuple[float, float, float]:
     if k < 2:
         return m, floor, unit
     s = float(np.sum(n * (x / n - m) ** 2))
-    c = n.sum() - np.sum(n ** 2) / n.sum()
+    c = n.sum() - np.sum(n**2) / n.sum()
     tau2 = (s - (k - 1) * unit) / c if c > 0 else 0.0
     if kind == "binomial":
         tau2 = min(tau2, 0.99 * m * (1 - m))  # a beta distribution needs τ² < m(1 − m)
@@ -263,15 +310,25 @@ def rankability(qd: QuarterData) -> pd.DataFrame:
         for t, g in md.frame[sim].groupby("trust_type", sort=True):
             p = pr.loc[g.index]
             tau2, se2 = float(p["tau2"].iloc[0]), float(np.median(p["se2"]))
-            rows.append({"metric_id": md.metric.id, "trust_type": t, "n_trusts": len(g),
-                         "mean_rate": float(p["m"].iloc[0]), "tau2": tau2, "median_se2": se2,
-                         "rankability": tau2 / (tau2 + se2)})
-    return pd.DataFrame(rows, columns=["metric_id", "trust_type", "n_trusts", "mean_rate", "tau2", "median_se2",
-                                       "rankability"])
+            rows.append(
+                {
+                    "metric_id": md.metric.id,
+                    "trust_type": t,
+                    "n_trusts": len(g),
+                    "mean_rate": float(p["m"].iloc[0]),
+                    "tau2": tau2,
+                    "median_se2": se2,
+                    "rankability": tau2 / (tau2 + se2),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["metric_id", "trust_type", "n_trusts", "mean_rate", "tau2", "median_se2", "rankability"]
+    )
 
 
-def draw_values(qd: QuarterData, rng: np.random.Generator, replicates: int, shrinkage: bool = True
-                ) -> dict[str, np.ndarray]:
+def draw_values(
+    qd: QuarterData, rng: np.random.Generator, replicates: int, shrinkage: bool = True
+) -> dict[str, np.ndarray]:
     """Replicate values of every simulated metric: ``{metric_id: (replicates, rows) array}`` (rows of the
     metric's frame; rows not simulated keep their reported value).
 
@@ -311,8 +368,9 @@ def draw_values(qd: QuarterData, rng: np.random.Generator, replicates: int, shri
     return out
 
 
-def null_values(prev: QuarterData, now: QuarterData, rng: np.random.Generator, replicates: int
-                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def null_values(
+    prev: QuarterData, now: QuarterData, rng: np.random.Generator, replicates: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Joint replicate values of two quarters under the hypothesis that no trust's performance changed.
 
     Per simulated metric, trust type and quarter q, the type's pooled rate sets the quarter's level δ_q
@@ -411,9 +469,18 @@ def _reference_scores(mds: list[MetricData], values: Mapping[str, np.ndarray]) -
             sc, _ = metrics_mod.score_adjusted(df, md.metric, "observed_value")
         else:
             sc = metrics_mod._scores(md.frame.assign(_v=v), md.metric, "_v")
-        parts.append(pd.DataFrame({"trust_code": md.frame["trust_code"].to_numpy(), "metric_id": md.metric.id,
-                                   "score": sc.to_numpy(float), "weight": md.metric.weight,
-                                   "combine_group": md.metric.combine_group, "domain": md.metric.domain}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "trust_code": md.frame["trust_code"].to_numpy(),
+                    "metric_id": md.metric.id,
+                    "score": sc.to_numpy(float),
+                    "weight": md.metric.weight,
+                    "combine_group": md.metric.combine_group,
+                    "domain": md.metric.domain,
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -428,11 +495,15 @@ def _reference_league(qd: QuarterData, values: Mapping[str, np.ndarray] | None =
     tt = pd.Series(qd.trusts["trust_type"].to_numpy(), index=idx)
     seg, _ = scoring.assign_segments(avg, tt, qd.segmentation_rule, qd.thresholds, pool_types=qd.pool_types)
     flag = pd.Series(qd.in_deficit, index=idx)
-    adjusted, _ = scoring.apply_financial_override(seg, flag, pd.Series(False, index=idx),
-                                                   from_segments=qd.override_from, to_segment=qd.override_to)
+    adjusted, _ = scoring.apply_financial_override(
+        seg, flag, pd.Series(False, index=idx), from_segments=qd.override_from, to_segment=qd.override_to
+    )
     rk = scoring.rank_league(adjusted, avg, tt)["rank"]
-    return (avg.to_numpy(float), adjusted.astype("Float64").to_numpy(float, na_value=np.nan),
-            rk.astype("Float64").to_numpy(float, na_value=np.nan))
+    return (
+        avg.to_numpy(float),
+        adjusted.astype("Float64").to_numpy(float, na_value=np.nan),
+        rk.astype("Float64").to_numpy(float, na_value=np.nan),
+    )
 
 
 def _ranked_matrix(v: np.ndarray, direction: str, standard, floor, judged: np.ndarray | None = None) -> np.ndarray:
@@ -470,8 +541,9 @@ def _score_matrix(md: MetricData, v: np.ndarray, fixed_scores: np.ndarray) -> np
     return out
 
 
-def _fast_league(qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: pd.DataFrame
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fast_league(
+    qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     codes = qd.codes
     pos = {c: i for i, c in enumerate(codes)}
     b = next(iter(values.values())).shape[0]
@@ -504,8 +576,9 @@ def _fast_league(qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: 
     avg = np.asarray(avg, float).reshape(b, len(codes))
     tt = qd.trusts["trust_type"].to_numpy()
     obs_avg = pd.Series(avg[0], index=codes)
-    fixed_cuts = scoring._cut_points(obs_avg, pd.Series(tt, index=codes), qd.segmentation_rule, qd.thresholds,
-                                     pool_types=qd.pool_types)
+    fixed_cuts = scoring._cut_points(
+        obs_avg, pd.Series(tt, index=codes), qd.segmentation_rule, qd.thresholds, pool_types=qd.pool_types
+    )
     pooled_cuts = None
     pooled_rule = qd.segmentation_rule == "quartiles_pooled"
     if pooled_rule:  # as scoring._pool_mask: the pooled types' averages
@@ -550,13 +623,17 @@ def league_replicates(qd: QuarterData, values: Mapping[str, np.ndarray], check: 
         avg, seg, rank = _fast_league(qd, values, obs_scores)
         for i in range(min(int(check), b)):
             ra, rs, rr = _reference_league(qd, {k: v[i] for k, v in values.items()})
-            if not (np.allclose(ra, avg[i], equal_nan=True) and np.array_equal(rs, seg[i])
-                    and np.array_equal(rr, rank[i])):
+            if not (
+                np.allclose(ra, avg[i], equal_nan=True) and np.array_equal(rs, seg[i]) and np.array_equal(rr, rank[i])
+            ):
                 raise _FallBack(f"replicate {i} differs from the reference scoring path")
     except _FallBack as exc:
-        warnings.warn(f"sampling: the vectorised league disagrees with the scoring functions ({exc}); "
-                      "computing every replicate with the reference functions (slower)", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"sampling: the vectorised league disagrees with the scoring functions ({exc}); "
+            "computing every replicate with the reference functions (slower)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         path = "reference"
         res = [_reference_league(qd, {k: v[i] for k, v in values.items()}) for i in range(b)]
         avg = np.stack([r[0] for r in res])
@@ -569,8 +646,15 @@ def observed_league(qd: QuarterData) -> pd.DataFrame:
     """The league of the observed data by the reference path: ``trust_code, trust_type, average_score,
     segment`` (adjusted for the override, before segment 5) and ``rank``."""
     a, s, r = _reference_league(qd)
-    return pd.DataFrame({"trust_code": qd.codes, "trust_type": qd.trusts["trust_type"].to_numpy(),
-                         "average_score": a, "segment": s, "rank": r})
+    return pd.DataFrame(
+        {
+            "trust_code": qd.codes,
+            "trust_type": qd.trusts["trust_type"].to_numpy(),
+            "average_score": a,
+            "segment": s,
+            "rank": r,
+        }
+    )
 
 
 def _quantile(a: np.ndarray, q: float) -> np.ndarray:
@@ -603,8 +687,9 @@ def _smallest_level(ranks: np.ndarray, level: float) -> float:
     return float(grid[hi])
 
 
-def rank_intervals(reps: Replicates, level: float = 0.95, rule: str = "average_probability"
-                   ) -> tuple[pd.DataFrame, dict[str, float]]:
+def rank_intervals(
+    reps: Replicates, level: float = 0.95, rule: str = "average_probability"
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Rank intervals of every trust: ``rank_interval_lower``, ``rank_interval_upper`` and
     ``rank_interval_probability`` (the share of replicates whose rank lies in the interval), and the central
     level used for each trust type.
@@ -633,8 +718,14 @@ def rank_intervals(reps: Replicates, level: float = 0.95, rule: str = "average_p
         chosen = _smallest_level(r, level) if rule == "average_probability" else level
         lower[cols], upper[cols], prob[cols] = _central(r, chosen)
         levels[str(t)] = round(chosen, 4)
-    out = pd.DataFrame({"trust_code": reps.trusts, "rank_interval_lower": lower.astype(int),
-                        "rank_interval_upper": upper.astype(int), "rank_interval_probability": prob})
+    out = pd.DataFrame(
+        {
+            "trust_code": reps.trusts,
+            "rank_interval_lower": lower.astype(int),
+            "rank_interval_upper": upper.astype(int),
+            "rank_interval_probability": prob,
+        }
+    )
     return out, levels
 
 
@@ -647,23 +738,32 @@ def summarise(reps: Replicates, level: float = 0.95, rule: str = "average_probab
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     tail = (1 - level) / 2
     intervals, levels = rank_intervals(reps, level, rule)
-    out = pd.DataFrame({
-        "trust_code": reps.trusts,
-        "rank_median": _quantile(reps.rank, 0.5).astype(int),
-        "rank_interval_lower": intervals["rank_interval_lower"].to_numpy(),
-        "rank_interval_upper": intervals["rank_interval_upper"].to_numpy(),
-        "rank_interval_probability": intervals["rank_interval_probability"].to_numpy(),
-        "average_interval_lower": _quantile(reps.average, tail),
-        "average_interval_upper": _quantile(reps.average, 1 - tail),
-    })
+    out = pd.DataFrame(
+        {
+            "trust_code": reps.trusts,
+            "rank_median": _quantile(reps.rank, 0.5).astype(int),
+            "rank_interval_lower": intervals["rank_interval_lower"].to_numpy(),
+            "rank_interval_upper": intervals["rank_interval_upper"].to_numpy(),
+            "rank_interval_probability": intervals["rank_interval_probability"].to_numpy(),
+            "average_interval_lower": _quantile(reps.average, tail),
+            "average_interval_upper": _quantile(reps.average, 1 - tail),
+        }
+    )
     for k in range(1, 5):
         out[f"p_segment_{k}"] = (reps.segment == k).mean(axis=0)
     out.attrs["rank_interval_levels"] = levels
     return out
 
 
-def sample_league(qd: QuarterData, replicates: int, seed: int, level: float = 0.95, shrinkage: bool = True,
-                  check: int = 3, rule: str = "average_probability") -> tuple[pd.DataFrame, Replicates]:
+def sample_league(
+    qd: QuarterData,
+    replicates: int,
+    seed: int,
+    level: float = 0.95,
+    shrinkage: bool = True,
+    check: int = 3,
+    rule: str = "average_probability",
+) -> tuple[pd.DataFrame, Replicates]:
     """:func:`summarise` of :func:`league_replicates` on :func:`draw_values` (``numpy.random.default_rng(seed)``)."""
     rng = np.random.default_rng(seed)
     reps = league_replicates(qd, draw_values(qd, rng, replicates, shrinkage), check=check)
@@ -681,13 +781,22 @@ def _mid_p(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return (gt + 0.5 * eq) / null.shape[0]
 
 
-CHANGE_COLUMNS = ["trust_code", "previous_segment", "previous_rank", "segment_change", "rank_change",
-                  "rank_change_p_value", "change_beyond_chance", "segment_change_p_value",
-                  "p_segment_change_by_chance"]
+CHANGE_COLUMNS = [
+    "trust_code",
+    "previous_segment",
+    "previous_rank",
+    "segment_change",
+    "rank_change",
+    "rank_change_p_value",
+    "change_beyond_chance",
+    "segment_change_p_value",
+    "p_segment_change_by_chance",
+]
 
 
-def change_test(prev: QuarterData, now: QuarterData, replicates: int, seed: int, level: float = 0.95,
-                check: int = 3) -> pd.DataFrame:
+def change_test(
+    prev: QuarterData, now: QuarterData, replicates: int, seed: int, level: float = 0.95, check: int = 3
+) -> pd.DataFrame:
     """Test, per trust in both leagues (same type), whether its change of rank and segment between the two
     quarters is larger than chance alone would give.
 
@@ -715,16 +824,18 @@ def change_test(prev: QuarterData, now: QuarterData, replicates: int, seed: int,
     obs_ds = (both["segment"] - both["segment_prev"]).to_numpy(float)
     p_rank = np.where(obs_dr == 0, 1.0, _mid_p(np.abs(dr), np.abs(obs_dr)))
     p_seg = np.where(obs_ds == 0, 1.0, _mid_p(np.abs(ds), np.abs(obs_ds)))
-    out = pd.DataFrame({
-        "trust_code": both["trust_code"].to_numpy(),
-        "previous_segment": both["segment_prev"].astype("Int64").to_numpy(),
-        "previous_rank": both["rank_prev"].astype("Int64").to_numpy(),
-        "segment_change": obs_ds.astype(int),
-        "rank_change": obs_dr.astype(int),
-        "rank_change_p_value": p_rank,
-        "change_beyond_chance": p_rank < 1 - level,
-        "segment_change_p_value": p_seg,
-        "p_segment_change_by_chance": (ds != 0).mean(axis=0),
-    })
+    out = pd.DataFrame(
+        {
+            "trust_code": both["trust_code"].to_numpy(),
+            "previous_segment": both["segment_prev"].astype("Int64").to_numpy(),
+            "previous_rank": both["rank_prev"].astype("Int64").to_numpy(),
+            "segment_change": obs_ds.astype(int),
+            "rank_change": obs_dr.astype(int),
+            "rank_change_p_value": p_rank,
+            "change_beyond_chance": p_rank < 1 - level,
+            "segment_change_p_value": p_seg,
+            "p_segment_change_by_chance": (ds != 0).mean(axis=0),
+        }
+    )
     out.attrs.update({"replicates": int(replicates), "seed": seed, "level": level, "path": (r0.path, r1.path)})
     return out

@@ -91,10 +91,33 @@ ASSURANCE = {
     "no_target": "No target",
     "not_assessed": "Not assessed",
 }
-CSV_COLUMNS = ["quarter", "trust_code", "trust_name", "trust_type", "metric_id", "metric_name", "unit", "direction",
-               "quarters_used", "quarters_missing", "first_quarter", "last_quarter", "mean", "mean_moving_range",
-               "lower_limit", "upper_limit", "latest_value", "latest_rules", "rules_triggered",
-               "special_cause_points", "variation", "target", "target_kind", "assurance", "note"]
+CSV_COLUMNS = [
+    "quarter",
+    "trust_code",
+    "trust_name",
+    "trust_type",
+    "metric_id",
+    "metric_name",
+    "unit",
+    "direction",
+    "quarters_used",
+    "quarters_missing",
+    "first_quarter",
+    "last_quarter",
+    "mean",
+    "mean_moving_range",
+    "lower_limit",
+    "upper_limit",
+    "latest_value",
+    "latest_rules",
+    "rules_triggered",
+    "special_cause_points",
+    "variation",
+    "target",
+    "target_kind",
+    "assurance",
+    "note",
+]
 
 
 @dataclass
@@ -179,8 +202,9 @@ def _runs(cond: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def rule_flags(values, mean: float, lower: float, upper: float, run_length: int = 7,
-               trend_length: int = 7) -> dict[str, np.ndarray]:
+def rule_flags(
+    values, mean: float, lower: float, upper: float, run_length: int = 7, trend_length: int = 7
+) -> dict[str, np.ndarray]:
     """The points each Making Data Count rule marks (boolean arrays), and each point's side ("high"/"low").
 
     Returns keys ``beyond_limits``, ``run``, ``trend``, ``two_of_three`` (bool per point) and ``side``: +1 for
@@ -220,9 +244,18 @@ def rule_flags(values, mean: float, lower: float, upper: float, run_length: int 
     return {"beyond_limits": beyond, "run": run, "trend": trend, "two_of_three": two3, "side": side}
 
 
-def analyse(values, labels: Sequence[str], direction: str, target: float | None = None,
-            target_kind: str | None = None, *, min_points: int = 8, run_length: int = 7, trend_length: int = 7,
-            screen_outliers: bool = False) -> SPCResult:
+def analyse(
+    values,
+    labels: Sequence[str],
+    direction: str,
+    target: float | None = None,
+    target_kind: str | None = None,
+    *,
+    min_points: int = 8,
+    run_length: int = 7,
+    trend_length: int = 7,
+    screen_outliers: bool = False,
+) -> SPCResult:
     """XmR chart, Making Data Count rules, variation and assurance of one series (see the module docstring).
 
     ``values`` in time order with NaN for a missing quarter, ``labels`` the quarters' labels; ``direction``
@@ -233,13 +266,21 @@ def analyse(values, labels: Sequence[str], direction: str, target: float | None 
     if len(labels) != v.size:
         raise ValueError(f"{v.size} values but {len(labels)} labels")
     have = ~np.isnan(v)
-    res = SPCResult(labels=list(labels), values=v, direction=direction, n_points=int(have.sum()),
-                    target=target, target_kind=target_kind,
-                    point_rules=[[] for _ in range(v.size)],
-                    point_state=["common_cause" if h else "missing" for h in have])
+    res = SPCResult(
+        labels=list(labels),
+        values=v,
+        direction=direction,
+        n_points=int(have.sum()),
+        target=target,
+        target_kind=target_kind,
+        point_rules=[[] for _ in range(v.size)],
+        point_state=["common_cause" if h else "missing" for h in have],
+    )
     if res.n_points < min_points:
-        res.note = (f"only {res.n_points} quarter{'s' if res.n_points != 1 else ''} with a value: process limits "
-                    f"need at least {min_points}")
+        res.note = (
+            f"only {res.n_points} quarter{'s' if res.n_points != 1 else ''} with a value: process limits "
+            f"need at least {min_points}"
+        )
         return res
     mean, mr_bar, mr = xmr(v, screen_outliers)
     ok_mr = mr[~np.isnan(mr)]
@@ -250,8 +291,10 @@ def analyse(values, labels: Sequence[str], direction: str, target: float | None 
         res.note = "the value is the same in every quarter: there is no variation to chart"
         return res
     if np.mean(ok_mr == 0) >= 0.5:
-        res.note = ("the value repeats from quarter to quarter (a figure updated less often than quarterly): "
-                    "quarterly process limits would not measure its variation")
+        res.note = (
+            "the value repeats from quarter to quarter (a figure updated less often than quarterly): "
+            "quarterly process limits would not measure its variation"
+        )
         return res
     res.mean, res.mr_bar = mean, mr_bar
     res.lower, res.upper = mean - LIMIT * mr_bar, mean + LIMIT * mr_bar
@@ -267,7 +310,8 @@ def analyse(values, labels: Sequence[str], direction: str, target: float | None 
     last = res.latest
     state = res.point_state[last]
     res.variation = {"improvement": "special_cause_improvement", "concern": "special_cause_concern"}.get(
-        state, "common_cause")
+        state, "common_cause"
+    )
     if res.n_points < TRIAL_POINTS:
         res.note = f"trial limits: {res.n_points} quarters (12 or more give settled limits)"
     if target is None:
@@ -303,8 +347,10 @@ def describe_variation(res: SPCResult, decimals: int = 1, unit: str = "") -> str
     limits = f"process limits {_f(res.lower, decimals, unit)} to {_f(res.upper, decimals, unit)}"
     head = VARIATION[res.variation]
     if res.variation == "common_cause":
-        text = (f"{head}: the latest quarter ({res.labels[last]}, {_f(v[last], decimals, unit)}) shows no special "
-                f"cause; the values vary around an average of {m} within the {limits} ({res.n_points} quarters).")
+        text = (
+            f"{head}: the latest quarter ({res.labels[last]}, {_f(v[last], decimals, unit)}) shows no special "
+            f"cause; the values vary around an average of {m} within the {limits} ({res.n_points} quarters)."
+        )
     else:
         flags = rule_flags(v, res.mean, res.lower, res.upper)
         why = []
@@ -329,8 +375,10 @@ def describe_variation(res: SPCResult, decimals: int = 1, unit: str = "") -> str
     earlier = [i for i in range(last) if res.point_rules[i]]
     if earlier:
         kinds = sorted({res.point_state[i] for i in earlier})
-        text += (f" Earlier special cause ({' and '.join(kinds)}) in {len(earlier)} "
-                 f"quarter{'s' if len(earlier) != 1 else ''}, from {res.labels[earlier[0]]}.")
+        text += (
+            f" Earlier special cause ({' and '.join(kinds)}) in {len(earlier)} "
+            f"quarter{'s' if len(earlier) != 1 else ''}, from {res.labels[earlier[0]]}."
+        )
     if res.note and not res.note.startswith("trial limits"):  # trial limits are said once, for the whole page
         text += f" Note: {res.note}."
     return text
@@ -346,16 +394,22 @@ def describe_assurance(res: SPCResult, decimals: int = 1, unit: str = "") -> str
     t = _f(res.target, decimals, unit)
     what = "standard" if res.target_kind == "standard" else "floor"
     limits = f"{_f(res.lower, decimals, unit)} to {_f(res.upper, decimals, unit)}"
-    caveat = " (this assumes the process stays as it is: it shows special cause)" if \
-        res.variation.startswith("special") else ""
+    caveat = (
+        " (this assumes the process stays as it is: it shows special cause)"
+        if res.variation.startswith("special")
+        else ""
+    )
     if res.assurance == "hit_and_miss":
-        return (f"{ASSURANCE['hit_and_miss']}: the {what} of {t} lies within the process limits ({limits}), so "
-                f"common cause variation alone will meet it in some quarters and miss it in others{caveat}.")
+        return (
+            f"{ASSURANCE['hit_and_miss']}: the {what} of {t} lies within the process limits ({limits}), so "
+            f"common cause variation alone will meet it in some quarters and miss it in others{caveat}."
+        )
     side = "passing" if res.assurance == "consistently_passing" else "failing"
-    more = ("every quarter should meet it" if side == "passing"
-            else "it will not be met without a change to the process")
-    return (f"{ASSURANCE[res.assurance]}: the {what} of {t} lies outside the process limits ({limits}) on the "
-            f"{side} side: {more}{caveat}.")
+    more = "every quarter should meet it" if side == "passing" else "it will not be met without a change to the process"
+    return (
+        f"{ASSURANCE[res.assurance]}: the {what} of {t} lies outside the process limits ({limits}) on the "
+        f"{side} side: {more}{caveat}."
+    )
 
 
 def _target(metric) -> tuple[float | None, str | None]:
@@ -370,27 +424,39 @@ def _target(metric) -> tuple[float | None, str | None]:
 def series(history: pd.DataFrame, quarters: Sequence[str]) -> dict[str, np.ndarray]:
     """Each trust's values in ``quarters`` order (NaN where missing or not reported) from a metric history."""
     h = history.loc[history["status"] == "ok"] if "status" in history else history
-    wide = h.pivot_table(index="trust_code", columns="quarter", values="value", aggfunc="first",
-                         dropna=False).reindex(columns=list(quarters))
+    wide = h.pivot_table(index="trust_code", columns="quarter", values="value", aggfunc="first", dropna=False).reindex(
+        columns=list(quarters)
+    )
     all_codes = sorted(set(history["trust_code"]))
     wide = wide.reindex(all_codes)
     return dict(zip(wide.index, wide.to_numpy(float)))
 
 
-def analyse_metric(history: pd.DataFrame, metric, quarters: Sequence[str], labels: Sequence[str],
-                   settings=None) -> dict[str, SPCResult]:
+def analyse_metric(
+    history: pd.DataFrame, metric, quarters: Sequence[str], labels: Sequence[str], settings=None
+) -> dict[str, SPCResult]:
     """:func:`analyse` for every trust in a metric's history (``metrics.history``); ``settings`` is the
     methodology's ``spc`` section (defaults when None)."""
-    kw = {} if settings is None else dict(min_points=settings.min_points, run_length=settings.run_length,
-                                          trend_length=settings.trend_length,
-                                          screen_outliers=settings.screen_outliers)
+    kw = (
+        {}
+        if settings is None
+        else dict(
+            min_points=settings.min_points,
+            run_length=settings.run_length,
+            trend_length=settings.trend_length,
+            screen_outliers=settings.screen_outliers,
+        )
+    )
     target, kind = _target(metric)
-    return {code: analyse(vals, labels, metric.direction, target, kind, **kw)
-            for code, vals in series(history, quarters).items()}
+    return {
+        code: analyse(vals, labels, metric.direction, target, kind, **kw)
+        for code, vals in series(history, quarters).items()
+    }
 
 
-def spc_table(results: dict[str, dict[str, SPCResult]], catalogue, trusts: pd.DataFrame, quarter: str,
-              quarters: Sequence[str]) -> pd.DataFrame:
+def spc_table(
+    results: dict[str, dict[str, SPCResult]], catalogue, trusts: pd.DataFrame, quarter: str, quarters: Sequence[str]
+) -> pd.DataFrame:
     """The rows of ``tables/spc.csv``: one per trust and metric with a series (``results[metric_id][trust]``),
     sorted by metric (catalogue order) then trust type and code. ``rules`` are ``;``-separated rule names."""
     info = trusts.set_index("trust_code")
@@ -402,26 +468,47 @@ def spc_table(results: dict[str, dict[str, SPCResult]], catalogue, trusts: pd.Da
             have = ~np.isnan(r.values)
             idx = np.flatnonzero(have)
             last = r.latest
-            rows.append({
-                "quarter": quarter, "trust_code": code,
-                "trust_name": info["trust_name"].get(code), "trust_type": info["trust_type"].get(code),
-                "metric_id": m.id, "metric_name": m.name, "unit": m.unit, "direction": m.direction,
-                "quarters_used": r.n_points, "quarters_missing": int((~have).sum()),
-                "first_quarter": quarters[idx[0]] if idx.size else None,
-                "last_quarter": quarters[idx[-1]] if idx.size else None,
-                "mean": r.mean, "mean_moving_range": r.mr_bar, "lower_limit": r.lower, "upper_limit": r.upper,
-                "latest_value": r.values[last] if last >= 0 else np.nan,
-                "latest_rules": ";".join(r.point_rules[last]) if last >= 0 else "",
-                "rules_triggered": ";".join(r.rules_triggered),
-                "special_cause_points": r.special_cause_points,
-                "variation": r.variation, "target": r.target, "target_kind": r.target_kind,
-                "assurance": r.assurance, "note": r.note,
-            })
+            rows.append(
+                {
+                    "quarter": quarter,
+                    "trust_code": code,
+                    "trust_name": info["trust_name"].get(code),
+                    "trust_type": info["trust_type"].get(code),
+                    "metric_id": m.id,
+                    "metric_name": m.name,
+                    "unit": m.unit,
+                    "direction": m.direction,
+                    "quarters_used": r.n_points,
+                    "quarters_missing": int((~have).sum()),
+                    "first_quarter": quarters[idx[0]] if idx.size else None,
+                    "last_quarter": quarters[idx[-1]] if idx.size else None,
+                    "mean": r.mean,
+                    "mean_moving_range": r.mr_bar,
+                    "lower_limit": r.lower,
+                    "upper_limit": r.upper,
+                    "latest_value": r.values[last] if last >= 0 else np.nan,
+                    "latest_rules": ";".join(r.point_rules[last]) if last >= 0 else "",
+                    "rules_triggered": ";".join(r.rules_triggered),
+                    "special_cause_points": r.special_cause_points,
+                    "variation": r.variation,
+                    "target": r.target,
+                    "target_kind": r.target_kind,
+                    "assurance": r.assurance,
+                    "note": r.note,
+                }
+            )
     out = pd.DataFrame(rows, columns=CSV_COLUMNS)
     if len(out):
         order = {m.id: i for i, m in enumerate(catalogue.metrics)}
-        out = out.iloc[np.lexsort((out["trust_code"].to_numpy(), out["trust_type"].astype(str).to_numpy(),
-                                   out["metric_id"].map(order).to_numpy()))].reset_index(drop=True)
+        out = out.iloc[
+            np.lexsort(
+                (
+                    out["trust_code"].to_numpy(),
+                    out["trust_type"].astype(str).to_numpy(),
+                    out["metric_id"].map(order).to_numpy(),
+                )
+            )
+        ].reset_index(drop=True)
     return out
 
 
@@ -455,7 +542,10 @@ def run_spc(metric_data: dict, metrics, settings=None) -> tuple[dict[str, dict[s
 def summary(results: dict[str, dict[str, SPCResult]]) -> dict[str, int]:
     """Counts over all trust-metric series: assessed, and the latest point's variation."""
     flat = [r for per in results.values() for r in per.values()]
-    return {"series": len(flat), "assessed": sum(r.assessed for r in flat),
-            "improvement": sum(r.variation == "special_cause_improvement" for r in flat),
-            "concern": sum(r.variation == "special_cause_concern" for r in flat),
-            "any_rule": sum(bool(r.rules_triggered) for r in flat)}
+    return {
+        "series": len(flat),
+        "assessed": sum(r.assessed for r in flat),
+        "improvement": sum(r.variation == "special_cause_improvement" for r in flat),
+        "concern": sum(r.variation == "special_cause_concern" for r in flat),
+        "any_rule": sum(bool(r.rules_triggered) for r in flat),
+    }

@@ -60,18 +60,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("quarter", help="financial-year quarter, e.g. 2025-26-Q4")
     ap.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
     ap.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
-    ap.add_argument("--real", type=Path, default=DEFAULT_REAL_DATA, help="real-data folder (LSOA lookup, IMD, "
-                                                                          "populations)")
+    ap.add_argument(
+        "--real", type=Path, default=DEFAULT_REAL_DATA, help="real-data folder (LSOA lookup, IMD, populations)"
+    )
     ap.add_argument("--geography", type=Path, default=None, help="geography folder (lsoa_icb.csv, population.csv)")
     ap.add_argument("--settings", default="indicators", help="config/records/<name>.yaml or a .yaml path")
-    ap.add_argument("--on-error", choices=("raise", "exclude"), default="raise",
-                    help="raise: stop at the first invalid row; exclude: drop invalid rows and count them")
+    ap.add_argument(
+        "--on-error",
+        choices=("raise", "exclude"),
+        default="raise",
+        help="raise: stop at the first invalid row; exclude: drop invalid rows and count them",
+    )
     args = ap.parse_args(argv)
     try:
         records = load_records(args.root, on_error=args.on_error)
         engine = local_spark_session(2) if args.engine == "spark" else "duckdb"
-        ind = compute_indicators(records, args.quarter, engine=engine, settings=args.settings, real=args.real,
-                                 geography=args.geography)
+        ind = compute_indicators(
+            records, args.quarter, engine=engine, settings=args.settings, real=args.real, geography=args.geography
+        )
         write(ind, args.out)
     except InputError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -79,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     for note in ind.notes:
         print(f"note: {note}", file=sys.stderr)
     if len(records.exclusions):
-        print(f"note: {int(records.exclusions['rows'].sum())} invalid rows excluded (--on-error exclude)",
-              file=sys.stderr)
+        print(
+            f"note: {int(records.exclusions['rows'].sum())} invalid rows excluded (--on-error exclude)", file=sys.stderr
+        )
     print(f"{len(ind.observations)} observations written to {args.out}")
     return 0
 

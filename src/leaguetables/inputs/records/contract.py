@@ -87,8 +87,28 @@ def _codes(*values: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-ADMIMETH_CODES = _codes("11", "12", "13", "21", "22", "23", "24", "25", "26", "27", "28", "2A", "2B", "2C", "2D",
-                        "31", "32", "81", "82", "83")
+ADMIMETH_CODES = _codes(
+    "11",
+    "12",
+    "13",
+    "21",
+    "22",
+    "23",
+    "24",
+    "25",
+    "26",
+    "27",
+    "28",
+    "2A",
+    "2B",
+    "2C",
+    "2D",
+    "31",
+    "32",
+    "81",
+    "82",
+    "83",
+)
 SEX = Field("SEX", codes=_codes("0", "1", "2", "9"), describe="1 male, 2 female, 9 or 0 not known")
 LSOA11 = Field("LSOA11", nullable=True, pattern=r"[EW]01[0-9]{6}", describe="an LSOA 2011 code such as E01000001")
 PSEUDO_HESID = Field("PSEUDO_HESID")
@@ -96,44 +116,106 @@ PROCODE3 = Field("PROCODE3", pattern=r"[A-Z0-9]{3}", describe="a 3-character pro
 AGE = dict(kind="int", lo=0, hi=120, infant_codes=True)
 
 DATASETS: dict[str, Dataset] = {
-    "apc": Dataset("apc", "EPIKEY", (
-        PSEUDO_HESID, Field("EPIKEY"), PROCODE3,
-        Field("ADMIDATE", "date"), Field("EPISTART", "date"), Field("EPIEND", "date", nullable=True),
-        Field("DISDATE", "date", nullable=True),
-        Field("EPIORDER", "int", lo=1, hi=99),
-        Field("ADMIMETH", codes=ADMIMETH_CODES, describe="11-13 elective, 21-28 or 2A-2D emergency, 31-32 "
-                                                         "maternity, 81-83 other"),
-        Field("CLASSPAT", codes=_codes("1", "2", "3", "4", "5"), describe="1 ordinary, 2 day case, 3-5 regular or "
-                                                                          "maternity"),
-        Field("DISMETH", nullable=True, codes=_codes("1", "2", "3", "4", "5", "8", "9"),
-              describe="1-3 alive, 4 died, 5 stillbirth, 8 or 9 not applicable"),
-        Field("STARTAGE", **AGE), SEX, LSOA11,
-        Field("DIAG_4_01", pattern=r"[A-Z][0-9]{2}[0-9X-]", describe="an ICD-10 4-character code such as I219 "
-                                                                     "or R69X"),
-        Field("OPERTN_4_01", nullable=True, pattern=r"[A-Z][0-9]{3}", describe="an OPCS-4 4-character code such as "
-                                                                               "W371, or '-' for none"),
-        Field("OPDATE_01", "date", nullable=True, required=False),
-        Field("DOD", "date", nullable=True, required=False),
-    ), order=(("ADMIDATE", "EPISTART"), ("EPISTART", "EPIEND"), ("EPIEND", "DISDATE"), ("ADMIDATE", "DISDATE"),
-              ("ADMIDATE", "OPDATE_01"), ("OPDATE_01", "DISDATE"), ("ADMIDATE", "DOD"))),
-    "op": Dataset("op", "ATTENDKEY", (
-        PSEUDO_HESID, Field("ATTENDKEY"), PROCODE3, Field("APPTDATE", "date"),
-        Field("FIRSTATT", codes=_codes("1", "2", "3", "4", "5", "X", "9"),
-              describe="1 first, 2 follow-up, 3 first by telephone, 4 follow-up by telephone, 5 referral to "
-                       "treatment, X or 9 not known"),
-        Field("ATTENDED", codes=_codes("0", "2", "3", "4", "5", "6", "7", "9"),
-              describe="5 or 6 attended, 2, 3, 4 or 7 did not attend or cancelled, 0 or 9 not known"),
-        Field("APPTAGE", **AGE), SEX, LSOA11, Field("TRETSPEF", nullable=True),
-    )),
-    "ae": Dataset("ae", "AEKEY", (
-        PSEUDO_HESID, Field("AEKEY"), PROCODE3, Field("ARRIVALDATE", "date"),
-        Field("ARRIVALTIME", "time", nullable=True),
-        Field("DEPDUR", "int", nullable=True, lo=0, hi=100_000),
-        Field("AEDEPTTYPE", codes=_codes("01", "02", "03", "04", "99"),
-              describe="01 major emergency department, 02 single specialty, 03 other or urgent treatment centre, "
-                       "04 walk-in centre, 99 not known"),
-        Field("ARRIVALAGE", **AGE), SEX, LSOA11, Field("AEATTENDDISP", nullable=True),
-    )),
+    "apc": Dataset(
+        "apc",
+        "EPIKEY",
+        (
+            PSEUDO_HESID,
+            Field("EPIKEY"),
+            PROCODE3,
+            Field("ADMIDATE", "date"),
+            Field("EPISTART", "date"),
+            Field("EPIEND", "date", nullable=True),
+            Field("DISDATE", "date", nullable=True),
+            Field("EPIORDER", "int", lo=1, hi=99),
+            Field(
+                "ADMIMETH",
+                codes=ADMIMETH_CODES,
+                describe="11-13 elective, 21-28 or 2A-2D emergency, 31-32 maternity, 81-83 other",
+            ),
+            Field(
+                "CLASSPAT",
+                codes=_codes("1", "2", "3", "4", "5"),
+                describe="1 ordinary, 2 day case, 3-5 regular or maternity",
+            ),
+            Field(
+                "DISMETH",
+                nullable=True,
+                codes=_codes("1", "2", "3", "4", "5", "8", "9"),
+                describe="1-3 alive, 4 died, 5 stillbirth, 8 or 9 not applicable",
+            ),
+            Field("STARTAGE", **AGE),
+            SEX,
+            LSOA11,
+            Field(
+                "DIAG_4_01", pattern=r"[A-Z][0-9]{2}[0-9X-]", describe="an ICD-10 4-character code such as I219 or R69X"
+            ),
+            Field(
+                "OPERTN_4_01",
+                nullable=True,
+                pattern=r"[A-Z][0-9]{3}",
+                describe="an OPCS-4 4-character code such as W371, or '-' for none",
+            ),
+            Field("OPDATE_01", "date", nullable=True, required=False),
+            Field("DOD", "date", nullable=True, required=False),
+        ),
+        order=(
+            ("ADMIDATE", "EPISTART"),
+            ("EPISTART", "EPIEND"),
+            ("EPIEND", "DISDATE"),
+            ("ADMIDATE", "DISDATE"),
+            ("ADMIDATE", "OPDATE_01"),
+            ("OPDATE_01", "DISDATE"),
+            ("ADMIDATE", "DOD"),
+        ),
+    ),
+    "op": Dataset(
+        "op",
+        "ATTENDKEY",
+        (
+            PSEUDO_HESID,
+            Field("ATTENDKEY"),
+            PROCODE3,
+            Field("APPTDATE", "date"),
+            Field(
+                "FIRSTATT",
+                codes=_codes("1", "2", "3", "4", "5", "X", "9"),
+                describe="1 first, 2 follow-up, 3 first by telephone, 4 follow-up by telephone, 5 referral to "
+                "treatment, X or 9 not known",
+            ),
+            Field(
+                "ATTENDED",
+                codes=_codes("0", "2", "3", "4", "5", "6", "7", "9"),
+                describe="5 or 6 attended, 2, 3, 4 or 7 did not attend or cancelled, 0 or 9 not known",
+            ),
+            Field("APPTAGE", **AGE),
+            SEX,
+            LSOA11,
+            Field("TRETSPEF", nullable=True),
+        ),
+    ),
+    "ae": Dataset(
+        "ae",
+        "AEKEY",
+        (
+            PSEUDO_HESID,
+            Field("AEKEY"),
+            PROCODE3,
+            Field("ARRIVALDATE", "date"),
+            Field("ARRIVALTIME", "time", nullable=True),
+            Field("DEPDUR", "int", nullable=True, lo=0, hi=100_000),
+            Field(
+                "AEDEPTTYPE",
+                codes=_codes("01", "02", "03", "04", "99"),
+                describe="01 major emergency department, 02 single specialty, 03 other or urgent treatment centre, "
+                "04 walk-in centre, 99 not known",
+            ),
+            Field("ARRIVALAGE", **AGE),
+            SEX,
+            LSOA11,
+            Field("AEATTENDDISP", nullable=True),
+        ),
+    ),
 }
 
 
@@ -146,8 +228,9 @@ class Records:
     datasets: tuple[str, ...]
     files: dict[str, list[Path]]
     rows: dict[str, int]
-    exclusions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        columns=["dataset", "column", "problem", "rows"]))
+    exclusions: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["dataset", "column", "problem", "rows"])
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------- reading
@@ -164,8 +247,9 @@ def dataset_files(root: Path, name: str, fmt: str = "auto") -> tuple[list[Path],
     those)."""
     folder = Path(root) / name
     if not folder.is_dir():
-        raise InputError(f"no {name}/ folder of {name.upper()} records (expected Parquet or CSV files in it)",
-                         file=str(folder))
+        raise InputError(
+            f"no {name}/ folder of {name.upper()} records (expected Parquet or CSV files in it)", file=str(folder)
+        )
     parquet = sorted(p for p in folder.rglob("*.parquet") if p.is_file()) if fmt != "csv" else []
     csv = sorted(p for p in folder.rglob("*.csv") if p.is_file()) if fmt != "parquet" else []
     if not parquet and not csv:
@@ -183,8 +267,9 @@ def _check_columns(ds: Dataset, path: Path, columns: Iterable[str]) -> None:
     have = set(columns)
     missing = [f.name for f in ds.fields if f.required and f.name not in have]
     if missing:
-        raise InputError(f"required {ds.name.upper()} column(s) missing: {', '.join(missing)}", file=str(path),
-                         column=missing[0])
+        raise InputError(
+            f"required {ds.name.upper()} column(s) missing: {', '.join(missing)}", file=str(path), column=missing[0]
+        )
 
 
 def _read_csv(ds: Dataset, path: Path) -> pa.Table:
@@ -194,11 +279,16 @@ def _read_csv(ds: Dataset, path: Path) -> pa.Table:
         with path.open("r", encoding="utf-8-sig", newline="") as fh:
             cols = next(csv.reader(fh), [])
         _check_columns(ds, path, cols)
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(encoding="utf8"),
-                               convert_options=pacsv.ConvertOptions(
-                                   column_types={c: pa.string() for c in cols}, include_columns=[
-                                       f.name for f in ds.fields if f.name in cols],
-                                   strings_can_be_null=False, quoted_strings_can_be_null=False))
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="utf8"),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in cols},
+                include_columns=[f.name for f in ds.fields if f.name in cols],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
     except InputError:
         raise
     except UnicodeDecodeError as exc:
@@ -207,7 +297,8 @@ def _read_csv(ds: Dataset, path: Path) -> pa.Table:
         raise InputError(f"cannot be read as CSV: {_first_line(exc)}", file=str(path)) from None
     n = table.num_rows
     return table.append_column("source_row", pa.array(range(2, n + 2), pa.int64())).append_column(
-        "source_file", pa.array([str(path)] * n, pa.string()))
+        "source_file", pa.array([str(path)] * n, pa.string())
+    )
 
 
 def _parquet_relation(con: duckdb.DuckDBPyConnection, ds: Dataset, folder: Path, files: list[Path]) -> str:
@@ -231,8 +322,10 @@ def _parquet_relation(con: duckdb.DuckDBPyConnection, ds: Dataset, folder: Path,
     for p in files:
         from_path = set(keys[str(p)]) & set(ds.columns) if hive else set()
         _check_columns(ds, p, by_file.get(str(p), set()) | from_path)
-    return (f"read_parquet({listing}, hive_partitioning={'true' if hive else 'false'}, union_by_name=true, "
-            f"filename='source_file', file_row_number=true)")
+    return (
+        f"read_parquet({listing}, hive_partitioning={'true' if hive else 'false'}, union_by_name=true, "
+        f"filename='source_file', file_row_number=true)"
+    )
 
 
 def _partition_keys(folder: Path, path: Path) -> list[str]:
@@ -249,16 +342,22 @@ def _text(col: str) -> str:
 def _typed_expr(f: Field, source_type: str | None) -> str:
     """SQL for the contract-typed value of ``f`` from the raw column (``NULL`` where the text is not valid)."""
     if source_type is None:  # an optional column absent from every file
-        return {"str": "CAST(NULL AS VARCHAR)", "int": "CAST(NULL AS BIGINT)", "date": "CAST(NULL AS DATE)",
-                "time": "CAST(NULL AS VARCHAR)"}[f.kind]
+        return {
+            "str": "CAST(NULL AS VARCHAR)",
+            "int": "CAST(NULL AS BIGINT)",
+            "date": "CAST(NULL AS DATE)",
+            "time": "CAST(NULL AS VARCHAR)",
+        }[f.kind]
     t = _text(f.name)
     if f.kind == "str":
         return f"NULLIF({t}, '-')" if f.name == "OPERTN_4_01" else t
     if f.kind == "int":
         if re.match(r"U?(BIG|SMALL|TINY|HUGE)?INT(EGER)?$", source_type):
             return f"CAST({_q(f.name)} AS BIGINT)"
-        return (f"CASE WHEN TRY_CAST({t} AS DOUBLE) = floor(TRY_CAST({t} AS DOUBLE)) "
-                f"AND abs(TRY_CAST({t} AS DOUBLE)) < 1e15 THEN CAST(TRY_CAST({t} AS DOUBLE) AS BIGINT) END")
+        return (
+            f"CASE WHEN TRY_CAST({t} AS DOUBLE) = floor(TRY_CAST({t} AS DOUBLE)) "
+            f"AND abs(TRY_CAST({t} AS DOUBLE)) < 1e15 THEN CAST(TRY_CAST({t} AS DOUBLE) AS BIGINT) END"
+        )
     if f.kind == "date":
         if source_type == "DATE":
             return _q(f.name)
@@ -268,8 +367,10 @@ def _typed_expr(f: Field, source_type: str | None) -> str:
         return f"CASE WHEN regexp_full_match({t}, {iso}) THEN TRY_CAST({t} AS DATE) END"
     # time: HHMM or HH:MM; 4000 is HES A&E's "null"
     hhmm = f"replace({t}, ':', '')"
-    return (f"CASE WHEN {t} = '4000' THEN NULL WHEN regexp_full_match({t}, '([01][0-9]|2[0-3]):?[0-5][0-9]') "
-            f"THEN {hhmm} END")
+    return (
+        f"CASE WHEN {t} = '4000' THEN NULL WHEN regexp_full_match({t}, '([01][0-9]|2[0-3]):?[0-5][0-9]') "
+        f"THEN {hhmm} END"
+    )
 
 
 def _native(f: Field, source_type: str | None) -> bool:
@@ -277,7 +378,8 @@ def _native(f: Field, source_type: str | None) -> bool:
     if source_type is None:
         return False
     return (f.kind == "date" and source_type == "DATE") or (
-        f.kind == "int" and re.match(r"U?(BIG|SMALL|TINY|HUGE)?INT(EGER)?$", source_type) is not None)
+        f.kind == "int" and re.match(r"U?(BIG|SMALL|TINY|HUGE)?INT(EGER)?$", source_type) is not None
+    )
 
 
 def _problems(f: Field, typed: str, source_type: str | None) -> list[tuple[str, str, str]]:
@@ -303,8 +405,13 @@ def _problems(f: Field, typed: str, source_type: str | None) -> list[tuple[str, 
         codes = ", ".join(_lit(c) for c in f.codes)
         out.append(("code", f"{typed} NOT IN ({codes})", f"{value} || {_lit(' is not an allowed code' + allowed)}"))
     if f.pattern is not None:
-        out.append(("pattern", f"NOT regexp_full_match({typed}, {_lit(f.pattern)})",
-                    f"{value} || {_lit(' is not ' + (f.describe or 'valid'))}"))
+        out.append(
+            (
+                "pattern",
+                f"NOT regexp_full_match({typed}, {_lit(f.pattern)})",
+                f"{value} || {_lit(' is not ' + (f.describe or 'valid'))}",
+            )
+        )
     if f.lo is not None or f.hi is not None:
         rng = f"{typed} < {f.lo} OR {typed} > {f.hi}"
         if f.infant_codes:
@@ -316,8 +423,13 @@ def _problems(f: Field, typed: str, source_type: str | None) -> list[tuple[str, 
     if f.kind == "date":
         for day, what in SENTINEL_DATES.items():
             out.append(("sentinel", f"{typed} = DATE {_lit(day)}", f"{value} || {_lit(' is ' + what)}"))
-        out.append(("implausible", f"{typed} NOT BETWEEN DATE {_lit(MIN_DATE)} AND DATE {_lit(MAX_DATE)}",
-                    f"{value} || ' is not a plausible date (years 1900-2100)'"))
+        out.append(
+            (
+                "implausible",
+                f"{typed} NOT BETWEEN DATE {_lit(MIN_DATE)} AND DATE {_lit(MAX_DATE)}",
+                f"{value} || ' is not a plausible date (years 1900-2100)'",
+            )
+        )
     return out
 
 
@@ -325,9 +437,15 @@ def _order_problems(ds: Dataset, present: set[str]) -> list[tuple[str, str, str,
     out = []
     for a, b in ds.order:
         if a in present and b in present:
-            out.append((b, "order", f"{_q('t_' + a)} > {_q('t_' + b)}",
-                        f"'{b} ' || CAST({_q('t_' + b)} AS VARCHAR) || ' is before {a} ' || "
-                        f"CAST({_q('t_' + a)} AS VARCHAR)"))
+            out.append(
+                (
+                    b,
+                    "order",
+                    f"{_q('t_' + a)} > {_q('t_' + b)}",
+                    f"'{b} ' || CAST({_q('t_' + b)} AS VARCHAR) || ' is before {a} ' || "
+                    f"CAST({_q('t_' + a)} AS VARCHAR)",
+                )
+            )
     return out
 
 
@@ -343,8 +461,10 @@ def _check_sql(ds: Dataset, source: str, types: dict[str, str]) -> tuple[str, st
         for pid, cond, msg in _problems(f, expr, src):
             whens.append(f"WHEN {cond} THEN {_lit(f.name + chr(9) + pid + chr(9))} || {msg}")
     inner = f"SELECT *, {', '.join(typed_cols)} FROM {source}"
-    order = [f"WHEN {cond} THEN {_lit(col + chr(9) + pid + chr(9))} || {msg}"
-             for col, pid, cond, msg in _order_problems(ds, {f.name for f in ds.fields if f.name in types})]
+    order = [
+        f"WHEN {cond} THEN {_lit(col + chr(9) + pid + chr(9))} || {msg}"
+        for col, pid, cond, msg in _order_problems(ds, {f.name for f in ds.fields if f.name in types})
+    ]
     case = "CASE " + " ".join(whens + order) + " END" if whens or order else "NULL"
     out_cols = ", ".join(f"{_q('t_' + f.name)} AS {_q(f.name)}" for f in ds.fields)
     return (f"SELECT {out_cols}, source_file, source_row, {case} AS problem FROM ({inner})", out_cols)
@@ -367,17 +487,25 @@ def _check_unique(con: duckdb.DuckDBPyConnection, ds: Dataset, view: str) -> Non
     dup = con.execute(
         f"WITH h AS (SELECT hash({key}) AS h FROM {view} GROUP BY 1 HAVING count(*) > 1) "
         f"SELECT {key}, min(source_file), min(source_row) FROM {view} WHERE hash({key}) IN (SELECT h FROM h) "
-        f"GROUP BY 1 HAVING count(*) > 1 ORDER BY 2, 3 LIMIT 1").fetchall()
+        f"GROUP BY 1 HAVING count(*) > 1 ORDER BY 2, 3 LIMIT 1"
+    ).fetchall()
     if not dup:
         return
-    rows = con.execute(f"SELECT source_file, source_row FROM {view} WHERE {key} = ? "
-                       f"ORDER BY source_file, source_row LIMIT 2", [dup[0][0]]).fetchall()
-    raise InputError(f"{ds.key} {dup[0][0]!r} is not unique (also in {rows[0][0]} row {rows[0][1]})",
-                     file=rows[1][0], row=int(rows[1][1]), column=ds.key)
+    rows = con.execute(
+        f"SELECT source_file, source_row FROM {view} WHERE {key} = ? ORDER BY source_file, source_row LIMIT 2",
+        [dup[0][0]],
+    ).fetchall()
+    raise InputError(
+        f"{ds.key} {dup[0][0]!r} is not unique (also in {rows[0][0]} row {rows[0][1]})",
+        file=rows[1][0],
+        row=int(rows[1][1]),
+        column=ds.key,
+    )
 
 
-def _load_dataset(con: duckdb.DuckDBPyConnection, root: Path, ds: Dataset, on_error: str,
-                  fmt: str) -> tuple[list[Path], pd.DataFrame]:
+def _load_dataset(
+    con: duckdb.DuckDBPyConnection, root: Path, ds: Dataset, on_error: str, fmt: str
+) -> tuple[list[Path], pd.DataFrame]:
     parquet, csvs = dataset_files(root, ds.name, fmt)
     parts = []
     if parquet:
@@ -391,8 +519,10 @@ def _load_dataset(con: duckdb.DuckDBPyConnection, root: Path, ds: Dataset, on_er
         types = _source_types(con, source)
         check, cols = _check_sql(ds, source, types)
         con.execute(f"CREATE OR REPLACE VIEW _checked_{ds.name} AS {check}")
-        first = con.execute(f"SELECT problem, source_file, source_row FROM _checked_{ds.name} "
-                            f"WHERE problem IS NOT NULL ORDER BY source_file, source_row LIMIT 1").fetchall()
+        first = con.execute(
+            f"SELECT problem, source_file, source_row FROM _checked_{ds.name} "
+            f"WHERE problem IS NOT NULL ORDER BY source_file, source_row LIMIT 1"
+        ).fetchall()
     except duckdb.Error as exc:
         raise InputError(f"cannot be read: {_first_line(exc)}", file=str(Path(root) / ds.name)) from None
     excluded = pd.DataFrame(columns=["dataset", "column", "problem", "rows"])
@@ -404,17 +534,23 @@ def _load_dataset(con: duckdb.DuckDBPyConnection, root: Path, ds: Dataset, on_er
         excluded = con.execute(
             f"SELECT '{ds.name}' AS dataset, split_part(problem, chr(9), 1) AS column, split_part(problem, chr(9), 2) "
             f"AS problem, count(*) AS rows FROM _checked_{ds.name} WHERE problem IS NOT NULL GROUP BY ALL "
-            f"ORDER BY 2, 3").df()
-        con.execute(f"CREATE OR REPLACE TABLE {ds.name} AS SELECT {columns} FROM _checked_{ds.name} "
-                    f"WHERE problem IS NULL")
+            f"ORDER BY 2, 3"
+        ).df()
+        con.execute(
+            f"CREATE OR REPLACE TABLE {ds.name} AS SELECT {columns} FROM _checked_{ds.name} WHERE problem IS NULL"
+        )
     else:
         con.execute(f"CREATE OR REPLACE VIEW {ds.name} AS SELECT {columns} FROM _checked_{ds.name}")
     _check_unique(con, ds, ds.name)
     return parquet + csvs, excluded
 
 
-def connect(threads: int = 2, memory_limit: str = "2500MB", database: str | Path = ":memory:",
-            temp_directory: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    threads: int = 2,
+    memory_limit: str = "2500MB",
+    database: str | Path = ":memory:",
+    temp_directory: str | Path | None = None,
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the project's limits: 2 threads and 2.5 GB for DuckDB's buffers (so that the
     process stays within 3 GB), insertion order not kept (the outputs are sorted explicitly), no progress bar. A
     ``database`` file keeps the intermediate tables compressed on disk (national scale); spilled data go to
@@ -427,10 +563,14 @@ def connect(threads: int = 2, memory_limit: str = "2500MB", database: str | Path
     return con
 
 
-def load_records(root: Path | str, datasets: Sequence[str] = ("apc", "op", "ae"), *,
-                 on_error: Literal["raise", "exclude"] = "raise",
-                 fmt: Literal["auto", "parquet", "csv"] = "auto",
-                 con: duckdb.DuckDBPyConnection | None = None) -> Records:
+def load_records(
+    root: Path | str,
+    datasets: Sequence[str] = ("apc", "op", "ae"),
+    *,
+    on_error: Literal["raise", "exclude"] = "raise",
+    fmt: Literal["auto", "parquet", "csv"] = "auto",
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Records:
     """Validate the record-level folders under ``root`` and return them as typed DuckDB views.
 
     Raises :class:`InputError` (one line: file, row, column) for the first problem found; with
@@ -452,6 +592,9 @@ def load_records(root: Path | str, datasets: Sequence[str] = ("apc", "op", "ae")
         files[name], ex = _load_dataset(con, root, DATASETS[name], on_error, fmt)
         excl.append(ex)
         rows[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
-    exclusions = pd.concat([e for e in excl if len(e)], ignore_index=True) if any(len(e) for e in excl) else \
-        pd.DataFrame(columns=["dataset", "column", "problem", "rows"])
+    exclusions = (
+        pd.concat([e for e in excl if len(e)], ignore_index=True)
+        if any(len(e) for e in excl)
+        else pd.DataFrame(columns=["dataset", "column", "problem", "rows"])
+    )
     return Records(con=con, root=root, datasets=tuple(datasets), files=files, rows=rows, exclusions=exclusions)

@@ -22,8 +22,12 @@ import pandas as pd
 from leaguetables.inputs.records import recovery
 
 RECORD_METRICS = {  # metric id of the demo catalogue -> outcome of recovery.trust_ratios
-    "rl_shmi": "mortality", "rl_los_oe": "los", "rl_daycase_oe": "daycase", "rl_readmissions_oe": "readmission",
-    "rl_followup_oe": "followup", "rl_ae_12hr_oe": "ae_12hr",
+    "rl_shmi": "mortality",
+    "rl_los_oe": "los",
+    "rl_daycase_oe": "daycase",
+    "rl_readmissions_oe": "readmission",
+    "rl_followup_oe": "followup",
+    "rl_ae_12hr_oe": "ae_12hr",
 }
 ICB_METRICS = {"icb_emergency_admissions": "emergency", "icb_acsc_admissions": "acsc"}
 ICB_SUBTYPE = "Integrated care board"
@@ -31,10 +35,18 @@ ICB_SUBTYPE = "Integrated care board"
 
 def _rows(quarter: str, codes, metric_id: str, numerator, denominator) -> pd.DataFrame:
     n = len(codes)
-    return pd.DataFrame({"quarter": quarter, "trust_code": np.asarray(codes, dtype=object), "metric_id": metric_id,
-                         "numerator": np.asarray(numerator, float), "denominator": np.asarray(denominator, float),
-                         "value": np.full(n, np.nan), "category": np.full(n, None, dtype=object),
-                         "suppressed": np.zeros(n, bool)})
+    return pd.DataFrame(
+        {
+            "quarter": quarter,
+            "trust_code": np.asarray(codes, dtype=object),
+            "metric_id": metric_id,
+            "numerator": np.asarray(numerator, float),
+            "denominator": np.asarray(denominator, float),
+            "value": np.full(n, np.nan),
+            "category": np.full(n, None, dtype=object),
+            "suppressed": np.zeros(n, bool),
+        }
+    )
 
 
 def trust_observations(folder: Path, quarter: str) -> pd.DataFrame:
@@ -76,8 +88,15 @@ def icb_register(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(trusts rows, demographics rows)`` of the fictional ICBs (organisation type ``icb``)."""
     folder = Path(folder)
     icbs = pd.read_csv(folder / "registers" / "icbs.csv")
-    trusts = pd.DataFrame({"trust_code": icbs["icb_code"], "trust_name": icbs["icb_name"], "trust_type": "icb",
-                           "trust_subtype": ICB_SUBTYPE, "region": icbs["region"]})
+    trusts = pd.DataFrame(
+        {
+            "trust_code": icbs["icb_code"],
+            "trust_name": icbs["icb_name"],
+            "trust_type": "icb",
+            "trust_subtype": ICB_SUBTYPE,
+            "region": icbs["region"],
+        }
+    )
     demo = pd.read_csv(folder / "geography" / "icb_demographics.csv")
     return trusts, demo
 
@@ -85,15 +104,24 @@ def icb_register(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def merge_into_demo(frames: dict[str, pd.DataFrame], folder: Path, quarter: str) -> dict[str, pd.DataFrame]:
     """The demo's contract tables with the record-level rows added (nothing existing is changed)."""
     trusts, demo = icb_register(folder)
-    obs = pd.concat([frames["observations"], trust_observations(folder, quarter), icb_observations(folder, quarter)],
-                    ignore_index=True)
+    obs = pd.concat(
+        [frames["observations"], trust_observations(folder, quarter), icb_observations(folder, quarter)],
+        ignore_index=True,
+    )
     obs = obs.sort_values(["quarter", "trust_code", "metric_id"], kind="mergesort").reset_index(drop=True)
     out = dict(frames)
     out["trusts"] = pd.concat([frames["trusts"], trusts], ignore_index=True)
     out["demographics"] = pd.concat([frames["demographics"], demo[frames["demographics"].columns]], ignore_index=True)
     out["observations"] = obs
     # the demo models no ICB finances: in the records' quarter no ICB reports a deficit or receives support
-    status = pd.DataFrame({"quarter": quarter, "trust_code": trusts["trust_code"], "deficit": False,
-                           "deficit_support": False, "improvement_programme": False})
+    status = pd.DataFrame(
+        {
+            "quarter": quarter,
+            "trust_code": trusts["trust_code"],
+            "deficit": False,
+            "deficit_support": False,
+            "improvement_programme": False,
+        }
+    )
     out["status"] = pd.concat([frames["status"], status[frames["status"].columns]], ignore_index=True)
     return out

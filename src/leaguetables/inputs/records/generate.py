@@ -49,9 +49,9 @@ ICB_OUTCOMES = ("emergency", "acsc")
 
 @dataclass(frozen=True)
 class Period:
-    quarter: str      # 2025-26-Q4
-    index: int        # position in the generated quarters
-    start: int        # days since 1970-01-01
+    quarter: str  # 2025-26-Q4
+    index: int  # position in the generated quarters
+    start: int  # days since 1970-01-01
     days: int
 
     @property
@@ -68,14 +68,15 @@ def period(quarter: str, index: int = 0) -> Period:
     month = 3 * q + 1  # Q1 = April
     start = np.datetime64(f"{y + (month > 12):04d}-{(month - 1) % 12 + 1:02d}-01", "D")
     end = start.astype("datetime64[M]") + 3
-    return Period(quarter, index, int((start - EPOCH).astype(int)), int((end.astype("datetime64[D]") - start)
-                                                                       .astype(int)))
+    return Period(
+        quarter, index, int((start - EPOCH).astype(int)), int((end.astype("datetime64[D]") - start).astype(int))
+    )
 
 
 @dataclass(frozen=True)
 class Effects:
     trust: dict[str, np.ndarray]  # outcome -> (n_trust,)
-    icb: dict[str, np.ndarray]    # outcome -> (42,)
+    icb: dict[str, np.ndarray]  # outcome -> (42,)
 
 
 def draw_effects(seed: int, trust_codes: np.ndarray, n_icb: int, demo_effects: pd.DataFrame | None = None) -> Effects:
@@ -111,6 +112,7 @@ def demo_trust_effects(path: Path = DEMO_TRUST_EFFECTS) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------------------------- helpers
 
+
 def _categorical(rng: np.random.Generator, cum: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """A draw per row from the cumulative distributions ``cum[rows]`` (rows index the first axis)."""
     u = rng.random(len(rows))
@@ -119,7 +121,7 @@ def _categorical(rng: np.random.Generator, cum: np.ndarray, rows: np.ndarray) ->
     keys, starts = np.unique(rows[order], return_index=True)
     bounds = np.append(starts, len(rows))
     for k, key in enumerate(keys):
-        sel = order[bounds[k]:bounds[k + 1]]
+        sel = order[bounds[k] : bounds[k + 1]]
         out[sel] = np.searchsorted(cum[key], u[sel], side="right")
     return np.minimum(out, cum.shape[1] - 1)
 
@@ -158,14 +160,15 @@ def _dates(days: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
 
 # ----------------------------------------------------------------------------------------------------- cells
 
+
 @dataclass(frozen=True)
 class Cells:
     """The population cells (LSOA × single year of age × sex) of one ICB."""
 
-    lsoa: np.ndarray   # index into Geography.lsoa
+    lsoa: np.ndarray  # index into Geography.lsoa
     age: np.ndarray
-    male: np.ndarray   # 1 male, 0 female
-    pop: np.ndarray    # persons (real, not scaled)
+    male: np.ndarray  # 1 male, 0 female
+    pop: np.ndarray  # persons (real, not scaled)
     imdq: np.ndarray
     ltla: np.ndarray
 
@@ -176,8 +179,14 @@ def cells_of(geo: Geography, icb: int) -> Cells:
     fem = geo.female[icb]
     pop = np.stack([geo.pop[lsoa] * (1 - fem), geo.pop[lsoa] * fem], axis=2)  # (n_l, 91, 2): male, female
     lsoa_c = np.repeat(lsoa, n_a * 2)
-    return Cells(lsoa=lsoa_c, age=np.tile(np.repeat(AGES, 2), n_l), male=np.tile([1, 0], n_l * n_a),
-                 pop=pop.reshape(-1), imdq=geo.lsoa_imdq[lsoa_c], ltla=geo.lsoa_ltla[lsoa_c])
+    return Cells(
+        lsoa=lsoa_c,
+        age=np.tile(np.repeat(AGES, 2), n_l),
+        male=np.tile([1, 0], n_l * n_a),
+        pop=pop.reshape(-1),
+        imdq=geo.lsoa_imdq[lsoa_c],
+        ltla=geo.lsoa_ltla[lsoa_c],
+    )
 
 
 def intensity(cells: Cells, kind: str, scale: float, icb_effect: float = 0.0) -> np.ndarray:
@@ -196,8 +205,11 @@ def readmission_factor(geo: Geography, eff: Effects) -> dict[bool, np.ndarray]:
     out = {}
     for acsc in (True, False):
         idx, mix = model.group_mix(acsc)
-        dead = sum(mix[:, k][:, None, None] * model.expit(model.mortality_logit(
-            np.array(g), age, male, eff.trust["mortality"][None, None, :])) for k, g in enumerate(idx))
+        dead = sum(
+            mix[:, k][:, None, None]
+            * model.expit(model.mortality_logit(np.array(g), age, male, eff.trust["mortality"][None, None, :]))
+            for k, g in enumerate(idx)
+        )
         q = model.expit(model.readmission_logit(age, male, eff.trust["readmission"][None, None, :])) * (1 - dead)
         out[acsc] = np.einsum("lt,amt->lam", geo.choice, q)  # (n_ltla, 91, 2): [..., 0] female, [..., 1] male
     return out
@@ -205,14 +217,22 @@ def readmission_factor(geo: Geography, eff: Effects) -> dict[bool, np.ndarray]:
 
 # ----------------------------------------------------------------------------------------------------- truth sums
 
+
 class Truth:
     """Sums of the true expected outcome and of the record count per organisation and stratum (chunks add up)."""
 
     def __init__(self) -> None:
         self.parts: list[pd.DataFrame] = []
 
-    def add(self, org_type: str, outcome: str, org: np.ndarray, stratum: np.ndarray, mu: np.ndarray,
-            n: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        org_type: str,
+        outcome: str,
+        org: np.ndarray,
+        stratum: np.ndarray,
+        mu: np.ndarray,
+        n: np.ndarray | None = None,
+    ) -> None:
         if len(org) == 0:
             return
         org, stratum = np.asarray(org, np.int64), np.asarray(stratum, np.int64)
@@ -223,8 +243,18 @@ class Truth:
         sums = np.bincount(key, weights=mu, minlength=length)
         counts = rows.astype(float) if n is None else np.bincount(key, weights=n, minlength=length)
         hit = np.flatnonzero(rows)
-        self.parts.append(pd.DataFrame({"org_type": org_type, "outcome": outcome, "org": hit // size,
-                                        "stratum": hit % size, "mu": sums[hit], "n": counts[hit]}))
+        self.parts.append(
+            pd.DataFrame(
+                {
+                    "org_type": org_type,
+                    "outcome": outcome,
+                    "org": hit // size,
+                    "stratum": hit % size,
+                    "mu": sums[hit],
+                    "n": counts[hit],
+                }
+            )
+        )
 
     def frame(self) -> pd.DataFrame:
         cols = ["org_type", "outcome", "org", "stratum", "mu", "n"]
@@ -235,6 +265,7 @@ class Truth:
 
 # ----------------------------------------------------------------------------------------------------- admissions
 
+
 def _rows(rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(mu)), rng.poisson(mu))
 
@@ -243,8 +274,9 @@ def _trust_of(rng: np.random.Generator, geo: Geography, ltla: np.ndarray) -> np.
     return _categorical(rng, np.cumsum(geo.choice, axis=1), ltla)
 
 
-def emergency_spells(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effects, per: Period,
-                     scale: float, icb: int) -> dict[str, np.ndarray]:
+def emergency_spells(
+    rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effects, per: Period, scale: float, icb: int
+) -> dict[str, np.ndarray]:
     """Emergency spells (ACSC and other) of one ICB's residents: case mix, trust, dates, stay, death."""
     parts = []
     for acsc in (True, False):
@@ -255,8 +287,13 @@ def emergency_spells(rng: np.random.Generator, geo: Geography, cells: Cells, eff
         parts.append((rows, g))
     rows = np.concatenate([p[0] for p in parts])
     group = np.concatenate([p[1] for p in parts])
-    spells = {"cell": rows, "group": group, "trust": _trust_of(rng, geo, cells.ltla[rows]),
-              "admit": per.start + rng.integers(0, per.days, len(rows)), "readmission": np.zeros(len(rows), bool)}
+    spells = {
+        "cell": rows,
+        "group": group,
+        "trust": _trust_of(rng, geo, cells.ltla[rows]),
+        "admit": per.start + rng.integers(0, per.days, len(rows)),
+        "readmission": np.zeros(len(rows), bool),
+    }
     return _stay_and_outcome(rng, cells, eff, spells, can_die=True)
 
 
@@ -269,8 +306,11 @@ def _stay_and_outcome(rng: np.random.Generator, cells: Cells, eff: Effects, s: d
     m = model.los_mean(s["group"], age, eff.trust["los"][t])
     s["los_mu"] = m
     s["los"] = rng.poisson(m * rng.gamma(model.LOS_SHAPE, 1 / model.LOS_SHAPE, len(m)))
-    p = model.expit(model.mortality_logit(s["group"], age, male, eff.trust["mortality"][t])) if can_die \
+    p = (
+        model.expit(model.mortality_logit(s["group"], age, male, eff.trust["mortality"][t]))
+        if can_die
         else np.zeros(len(m))
+    )
     s["p_death"] = p
     died = rng.random(len(m)) < p
     in_hosp = died & (rng.random(len(m)) < model.IN_HOSPITAL_DEATHS)
@@ -282,8 +322,9 @@ def _stay_and_outcome(rng: np.random.Generator, cells: Cells, eff: Effects, s: d
     return s
 
 
-def readmissions(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effects, per: Period,
-                 idx: dict) -> tuple[dict, np.ndarray]:
+def readmissions(
+    rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effects, per: Period, idx: dict
+) -> tuple[dict, np.ndarray]:
     """Emergency readmissions (0–29 days after discharge) of the index spells whose patient did not die; the
     readmission spells are not themselves followed up and do not end in death. Returns them and P(readmission)."""
     age, male, t = cells.age[idx["cell"]], cells.male[idx["cell"]], idx["trust"]
@@ -298,15 +339,22 @@ def readmissions(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Ef
     trust = np.where(rng.random(len(hit)) < model.READM_SAME_TRUST, t[hit], other)
     g_idx, mix = model.group_mix(False)
     group = np.asarray(g_idx)[_categorical(rng, np.cumsum(mix, axis=1), cells.age[cell])]
-    spells = {"cell": cell, "group": group, "trust": trust, "admit": when, "readmission": np.ones(len(hit), bool),
-              "patient_of": hit}
+    spells = {
+        "cell": cell,
+        "group": group,
+        "trust": trust,
+        "admit": when,
+        "readmission": np.ones(len(hit), bool),
+        "patient_of": hit,
+    }
     spells = _stay_and_outcome(rng, cells, eff, spells, can_die=False)
     spells["method"][:] = 0  # '21': via A&E
     return spells, p
 
 
-def elective_spells(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effects, per: Period,
-                    scale: float) -> dict:
+def elective_spells(
+    rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effects, per: Period, scale: float
+) -> dict:
     rows = _rows(rng, intensity(cells, "elective", scale))
     age = cells.age[rows]
     proc = _categorical(rng, np.cumsum(model.procedure_mix(), axis=1), age)
@@ -318,9 +366,18 @@ def elective_spells(rng: np.random.Generator, geo: Geography, cells: Cells, eff:
     los_mu = np.array([p["los"] for p in model.PROCEDURES])[proc]
     los = np.where(daycase, 0, 1 + rng.poisson(np.maximum(los_mu - 1, 0)))
     admit = per.start + rng.integers(0, per.days, len(rows))
-    return {"cell": rows, "proc": proc, "trust": trust, "basket": basket, "p_daycase": p_dc, "daycase": daycase,
-            "los": los, "admit": admit, "discharge": admit + los,
-            "method": _choice(rng, model.ELECTIVE_METHODS, model.ELECTIVE_METHODS_P, len(rows))}
+    return {
+        "cell": rows,
+        "proc": proc,
+        "trust": trust,
+        "basket": basket,
+        "p_daycase": p_dc,
+        "daycase": daycase,
+        "los": los,
+        "admit": admit,
+        "discharge": admit + los,
+        "method": _choice(rng, model.ELECTIVE_METHODS, model.ELECTIVE_METHODS_P, len(rows)),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------- APC records
@@ -351,7 +408,8 @@ def _spell_frame(rng: np.random.Generator, em: dict, re: dict, el: dict, pid_bas
     return {
         "cell": np.concatenate([em["cell"], re["cell"], el["cell"]]),
         "trust": np.concatenate([em["trust"], re["trust"], el["trust"]]),
-        "patient": patient, "admit": admit,
+        "patient": patient,
+        "admit": admit,
         "discharge": np.concatenate([em["discharge"], re["discharge"], el["discharge"]]),
         "los": np.concatenate([em["los"], re["los"], el["los"]]),
         "method": np.concatenate([em["method"], re["method"], len(model.EMERGENCY_METHODS) + el["method"]]),
@@ -378,26 +436,28 @@ def apc_table(rng: np.random.Generator, geo: Geography, cells: Cells, s: dict, e
     end = np.where(last, s["discharge"][spell], split[spell])
     cell = s["cell"][spell]
     dod = s["dod"][spell]
-    return pa.table({
-        "PSEUDO_HESID": _patients(s["patient"][spell]),
-        "EPIKEY": _ids("E", epi_base, len(spell)),
-        "PROCODE3": _strings(geo.trust_procode, s["trust"][spell]),
-        "ADMIDATE": _dates(s["admit"][spell]),
-        "EPISTART": _dates(start),
-        "EPIEND": _dates(end),
-        "DISDATE": _dates(s["discharge"][spell], mask=~last),
-        "EPIORDER": pa.array(order, pa.int64()),
-        "ADMIMETH": _strings(s["methods"], s["method"][spell]),
-        "CLASSPAT": _strings(["1", "2"], s["classpat"][spell]),
-        "DISMETH": _strings(["1", "2", "3", "4", "8"], np.where(last, s["dismeth"][spell], 4)),
-        "STARTAGE": pa.array(cells.age[cell], pa.int64()),
-        "SEX": _strings(["2", "1"], cells.male[cell]),
-        "LSOA11": _strings(geo.lsoa, cells.lsoa[cell]),
-        "DIAG_4_01": _strings(DIAG_VOCAB, s["diag"][spell]),
-        "OPERTN_4_01": _strings(OPCS_VOCAB, np.where(order == 1, s["opertn"][spell], OPCS_VOCAB.index("-"))),
-        "OPDATE_01": _dates(s["opdate"][spell], mask=(s["opdate"][spell] < 0) | (order == 2)),
-        "DOD": _dates(dod, mask=dod < 0),
-    })
+    return pa.table(
+        {
+            "PSEUDO_HESID": _patients(s["patient"][spell]),
+            "EPIKEY": _ids("E", epi_base, len(spell)),
+            "PROCODE3": _strings(geo.trust_procode, s["trust"][spell]),
+            "ADMIDATE": _dates(s["admit"][spell]),
+            "EPISTART": _dates(start),
+            "EPIEND": _dates(end),
+            "DISDATE": _dates(s["discharge"][spell], mask=~last),
+            "EPIORDER": pa.array(order, pa.int64()),
+            "ADMIMETH": _strings(s["methods"], s["method"][spell]),
+            "CLASSPAT": _strings(["1", "2"], s["classpat"][spell]),
+            "DISMETH": _strings(["1", "2", "3", "4", "8"], np.where(last, s["dismeth"][spell], 4)),
+            "STARTAGE": pa.array(cells.age[cell], pa.int64()),
+            "SEX": _strings(["2", "1"], cells.male[cell]),
+            "LSOA11": _strings(geo.lsoa, cells.lsoa[cell]),
+            "DIAG_4_01": _strings(DIAG_VOCAB, s["diag"][spell]),
+            "OPERTN_4_01": _strings(OPCS_VOCAB, np.where(order == 1, s["opertn"][spell], OPCS_VOCAB.index("-"))),
+            "OPDATE_01": _dates(s["opdate"][spell], mask=(s["opdate"][spell] < 0) | (order == 2)),
+            "DOD": _dates(dod, mask=dod < 0),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- A&E and OP
@@ -405,8 +465,16 @@ def apc_table(rng: np.random.Generator, geo: Geography, cells: Cells, s: dict, e
 _HOUR_W = np.array([2, 1.5, 1, 1, 1, 1, 1.5, 2.5, 4, 5.5, 6, 6, 6, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 5, 4.5, 4, 3.5, 3])
 
 
-def ae_table(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effects, per: Period, scale: float,
-             key_base: int, truth: Truth) -> pa.Table:
+def ae_table(
+    rng: np.random.Generator,
+    geo: Geography,
+    cells: Cells,
+    eff: Effects,
+    per: Period,
+    scale: float,
+    key_base: int,
+    truth: Truth,
+) -> pa.Table:
     """A&E attendances: department type, arrival, minutes to departure (12 hours or more by the trust's effect)."""
     rows = _rows(rng, intensity(cells, "ae", scale))
     n, age = len(rows), cells.age[rows]
@@ -422,23 +490,33 @@ def ae_table(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effect
     disp = np.where(admitted, 0, rng.choice([1, 2, 3], size=n, p=[0.35, 0.55, 0.10]))
     truth.add("trust", "ae_12hr", trust, dtype * 19 + AGE_BANDS[age], p12)
     hhmm = pc.utf8_lpad(pc.cast(pa.array(hour * 100 + minute), pa.string()), 4, "0")
-    return pa.table({
-        "PSEUDO_HESID": _patients(key_base + np.arange(n)),
-        "AEKEY": _ids("A", key_base, n),
-        "PROCODE3": _strings(geo.trust_procode, trust),
-        "ARRIVALDATE": _dates(per.start + rng.integers(0, per.days, n)),
-        "ARRIVALTIME": hhmm,
-        "DEPDUR": pa.array(depdur, pa.int64()),
-        "AEDEPTTYPE": _strings(model.AE_TYPES, dtype),
-        "ARRIVALAGE": pa.array(age, pa.int64()),
-        "SEX": _strings(["2", "1"], cells.male[rows]),
-        "LSOA11": _strings(geo.lsoa, cells.lsoa[rows]),
-        "AEATTENDDISP": _strings(["01", "02", "03", "04"], disp),
-    })
+    return pa.table(
+        {
+            "PSEUDO_HESID": _patients(key_base + np.arange(n)),
+            "AEKEY": _ids("A", key_base, n),
+            "PROCODE3": _strings(geo.trust_procode, trust),
+            "ARRIVALDATE": _dates(per.start + rng.integers(0, per.days, n)),
+            "ARRIVALTIME": hhmm,
+            "DEPDUR": pa.array(depdur, pa.int64()),
+            "AEDEPTTYPE": _strings(model.AE_TYPES, dtype),
+            "ARRIVALAGE": pa.array(age, pa.int64()),
+            "SEX": _strings(["2", "1"], cells.male[rows]),
+            "LSOA11": _strings(geo.lsoa, cells.lsoa[rows]),
+            "AEATTENDDISP": _strings(["01", "02", "03", "04"], disp),
+        }
+    )
 
 
-def op_table(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effects, per: Period, scale: float,
-             key_base: int, truth: Truth) -> pa.Table:
+def op_table(
+    rng: np.random.Generator,
+    geo: Geography,
+    cells: Cells,
+    eff: Effects,
+    per: Period,
+    scale: float,
+    key_base: int,
+    truth: Truth,
+) -> pa.Table:
     """Outpatient first attendances and their follow-ups (Poisson, mean by age and the trust's effect), all dated in
     the quarter (steady state)."""
     firsts = _rows(rng, intensity(cells, "op_first", scale))
@@ -454,22 +532,26 @@ def op_table(rng: np.random.Generator, geo: Geography, cells: Cells, eff: Effect
     firstatt = np.where(first, np.where(tele, 2, 0), np.where(tele, 3, 1))  # '1','2','3','4'
     attended = rng.choice(5, size=n, p=[0.90, 0.02, 0.05, 0.02, 0.01])
     cell = firsts[owner]
-    return pa.table({
-        "PSEUDO_HESID": _patients(key_base + owner),
-        "ATTENDKEY": _ids("O", key_base, n),
-        "PROCODE3": _strings(geo.trust_procode, trust[owner]),
-        "APPTDATE": _dates(per.start + rng.integers(0, per.days, n)),
-        "FIRSTATT": _strings(["1", "2", "3", "4"], firstatt),
-        "ATTENDED": _strings(["5", "6", "3", "2", "7"], attended),
-        "APPTAGE": pa.array(cells.age[cell], pa.int64()),
-        "SEX": _strings(["2", "1"], cells.male[cell]),
-        "LSOA11": _strings(geo.lsoa, cells.lsoa[cell]),
-        "TRETSPEF": _strings(model.TREATMENT_SPECIALTIES,
-                             rng.integers(0, len(model.TREATMENT_SPECIALTIES), len(firsts))[owner]),
-    })
+    return pa.table(
+        {
+            "PSEUDO_HESID": _patients(key_base + owner),
+            "ATTENDKEY": _ids("O", key_base, n),
+            "PROCODE3": _strings(geo.trust_procode, trust[owner]),
+            "APPTDATE": _dates(per.start + rng.integers(0, per.days, n)),
+            "FIRSTATT": _strings(["1", "2", "3", "4"], firstatt),
+            "ATTENDED": _strings(["5", "6", "3", "2", "7"], attended),
+            "APPTAGE": pa.array(cells.age[cell], pa.int64()),
+            "SEX": _strings(["2", "1"], cells.male[cell]),
+            "LSOA11": _strings(geo.lsoa, cells.lsoa[cell]),
+            "TRETSPEF": _strings(
+                model.TREATMENT_SPECIALTIES, rng.integers(0, len(model.TREATMENT_SPECIALTIES), len(firsts))[owner]
+            ),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- one chunk
+
 
 def _icb_truth(truth: Truth, cells: Cells, eff: Effects, icb: int, scale: float, readm: dict[bool, np.ndarray]):
     """The ICB's exact expected emergency (with the readmissions they lead to) and ACSC admissions by stratum
@@ -499,8 +581,9 @@ def _apc_truth(truth: Truth, cells: Cells, em: dict, re: dict, el: dict, p_readm
     truth.add("trust", "daycase", el["trust"][b], el["proc"][b], el["p_daycase"][b])
 
 
-def simulate_chunk(geo: Geography, eff: Effects, per: Period, icb: int, scale: float, seed: int,
-                   readm: dict[bool, np.ndarray]) -> tuple[dict[str, pa.Table], Truth]:
+def simulate_chunk(
+    geo: Geography, eff: Effects, per: Period, icb: int, scale: float, seed: int, readm: dict[bool, np.ndarray]
+) -> tuple[dict[str, pa.Table], Truth]:
     """All records of one ICB's residents in one quarter, and their truth sums."""
     cells = cells_of(geo, icb)
     years = scale * per.years
@@ -514,14 +597,17 @@ def simulate_chunk(geo: Geography, eff: Effects, per: Period, icb: int, scale: f
     tables = {"apc": apc_table(rng, geo, cells, spells, base)}
     _apc_truth(truth, cells, em, re, el, p_readm)
     _icb_truth(truth, cells, eff, icb, years, readm)
-    tables["ae"] = ae_table(np.random.default_rng([seed, per.index, icb, 1]), geo, cells, eff, per, years,
-                            base + 3_000_000_000, truth)
-    tables["op"] = op_table(np.random.default_rng([seed, per.index, icb, 2]), geo, cells, eff, per, years,
-                            base + 6_000_000_000, truth)
+    tables["ae"] = ae_table(
+        np.random.default_rng([seed, per.index, icb, 1]), geo, cells, eff, per, years, base + 3_000_000_000, truth
+    )
+    tables["op"] = op_table(
+        np.random.default_rng([seed, per.index, icb, 2]), geo, cells, eff, per, years, base + 6_000_000_000, truth
+    )
     return tables, truth
 
 
 # ----------------------------------------------------------------------------------------------------- driver
+
 
 @dataclass(frozen=True)
 class Job:
@@ -593,9 +679,16 @@ def run(job: Job, workers: int = 1, demo_effects: pd.DataFrame | None = None) ->
     truth = pd.concat(truths).groupby(["org_type", "outcome", "org", "stratum"], as_index=False)[["mu", "n"]].sum()
     _write_truth(job.out, geo, _STATE["eff"], truth)
     _write_registers(job, geo)
-    manifest = {"scale": job.scale_name, "seed": job.seed, "population_fraction": job.fraction,
-                "quarters": list(job.quarters), "rows": counts, "seconds": round(time.perf_counter() - t0, 1),
-                "generator": "leaguetables.inputs.records.generate", "fictional": True}
+    manifest = {
+        "scale": job.scale_name,
+        "seed": job.seed,
+        "population_fraction": job.fraction,
+        "quarters": list(job.quarters),
+        "rows": counts,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "generator": "leaguetables.inputs.records.generate",
+        "fictional": True,
+    }
     (job.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
 
@@ -625,28 +718,49 @@ def true_ratios(truth: pd.DataFrame, codes: dict[str, np.ndarray]) -> pd.DataFra
     out["org_code"] = [codes[o][i] for o, i in zip(out["org_type"], out["org"])]
     out["true_ratio"] = out["mu"] / out["expected"]
     out = out.rename(columns={"mu": "true_observed", "expected": "true_expected", "n": "records"})
-    return out[["org_type", "org_code", "outcome", "records", "true_observed", "true_expected", "true_ratio"]] \
-        .sort_values(["org_type", "outcome", "org_code"]).reset_index(drop=True)
+    return (
+        out[["org_type", "org_code", "outcome", "records", "true_observed", "true_expected", "true_ratio"]]
+        .sort_values(["org_type", "outcome", "org_code"])
+        .reset_index(drop=True)
+    )
 
 
 def _write_truth(out: Path, geo: Geography, eff: Effects, truth: pd.DataFrame) -> None:
     (out / "truth").mkdir(parents=True, exist_ok=True)
-    rows = [{"org_type": "trust", "org_code": c, "outcome": k, "effect": float(v[i])}
-            for k, v in eff.trust.items() for i, c in enumerate(geo.trust_codes)]
-    rows += [{"org_type": "icb", "org_code": c, "outcome": k, "effect": float(v[i])}
-             for k, v in eff.icb.items() for i, c in enumerate(geo.icb_codes)]
+    rows = [
+        {"org_type": "trust", "org_code": c, "outcome": k, "effect": float(v[i])}
+        for k, v in eff.trust.items()
+        for i, c in enumerate(geo.trust_codes)
+    ]
+    rows += [
+        {"org_type": "icb", "org_code": c, "outcome": k, "effect": float(v[i])}
+        for k, v in eff.icb.items()
+        for i, c in enumerate(geo.icb_codes)
+    ]
     pd.DataFrame(rows).to_csv(out / "truth" / "effects.csv", index=False, lineterminator="\n", float_format="%.10g")
     ratios = true_ratios(truth, {"trust": geo.trust_codes, "icb": geo.icb_codes})
     ratios.to_csv(out / "truth" / "ratios.csv", index=False, lineterminator="\n", float_format="%.10g")
-    (out / "truth" / "definitions.json").write_text(json.dumps({
-        "acsc_icd10": model.ACSC_CODES, "daycase_basket_opcs4": model.BASKET_OPCS,
-        "strata": {"mortality": "diagnosis group x 5-year age band x sex", "los": "diagnosis group x age band",
-                   "readmission": "age band x sex (index: emergency spells of patients who did not die)",
-                   "daycase": "basket procedure", "ae_12hr": "department type x age band (all attendances)",
-                   "followup": "age band of the first attendance (follow-ups per first)",
-                   "emergency": "single year of age x sex x IMD quintile (per resident)",
-                   "acsc": "single year of age x sex x IMD quintile (per resident)"}}, indent=1) + "\n",
-        encoding="utf-8")
+    (out / "truth" / "definitions.json").write_text(
+        json.dumps(
+            {
+                "acsc_icd10": model.ACSC_CODES,
+                "daycase_basket_opcs4": model.BASKET_OPCS,
+                "strata": {
+                    "mortality": "diagnosis group x 5-year age band x sex",
+                    "los": "diagnosis group x age band",
+                    "readmission": "age band x sex (index: emergency spells of patients who did not die)",
+                    "daycase": "basket procedure",
+                    "ae_12hr": "department type x age band (all attendances)",
+                    "followup": "age band of the first attendance (follow-ups per first)",
+                    "emergency": "single year of age x sex x IMD quintile (per resident)",
+                    "acsc": "single year of age x sex x IMD quintile (per resident)",
+                },
+            },
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
 
 
 def _write_registers(job: Job, geo: Geography) -> None:
@@ -659,16 +773,25 @@ def _write_registers(job: Job, geo: Geography) -> None:
     trusts.insert(1, "procode3", [geography.procode3(c) for c in trusts["trust_code"]])
     trusts.to_csv(reg / "trusts.csv", index=False, lineterminator="\n")
     pd.DataFrame({"icb_code": geo.icb_codes, "icb_name": geo.icb_names, "region": geo.icb_region}).to_csv(
-        reg / "icbs.csv", index=False, lineterminator="\n")
-    geography.icb_covariates(job.real, geo).to_csv(geo_dir / "icb_demographics.csv", index=False,
-                                                   lineterminator="\n", float_format="%.10g")
-    pd.DataFrame({"LSOA11": geo.lsoa, "icb_code": geo.icb_codes[geo.lsoa_icb], "imd_quintile": geo.lsoa_imdq}) \
-        .to_csv(geo_dir / "lsoa_icb.csv", index=False, lineterminator="\n")
+        reg / "icbs.csv", index=False, lineterminator="\n"
+    )
+    geography.icb_covariates(job.real, geo).to_csv(
+        geo_dir / "icb_demographics.csv", index=False, lineterminator="\n", float_format="%.10g"
+    )
+    pd.DataFrame({"LSOA11": geo.lsoa, "icb_code": geo.icb_codes[geo.lsoa_icb], "imd_quintile": geo.lsoa_imdq}).to_csv(
+        geo_dir / "lsoa_icb.csv", index=False, lineterminator="\n"
+    )
     frames = []
     for icb in range(len(geo.icb_codes)):
         c = cells_of(geo, icb)
-        f = pd.DataFrame({"age": c.age, "sex": np.where(c.male == 1, "1", "2"), "imd_quintile": c.imdq,
-                          "population": c.pop * job.fraction})
+        f = pd.DataFrame(
+            {
+                "age": c.age,
+                "sex": np.where(c.male == 1, "1", "2"),
+                "imd_quintile": c.imdq,
+                "population": c.pop * job.fraction,
+            }
+        )
         f = f.groupby(["age", "sex", "imd_quintile"], as_index=False)["population"].sum()
         f.insert(0, "icb_code", geo.icb_codes[icb])
         frames.append(f)
@@ -681,7 +804,9 @@ def _write_registers(job: Job, geo: Geography) -> None:
         f"patients are drawn from {job.fraction:g} of the ONS population by LSOA, age and sex. `truth/` holds the\n"
         "model's effects and the true standardised ratios; `geography/population.csv` is the population the records\n"
         "represent (the real population times the fraction), by fictional ICB, single year of age, sex and IMD\n"
-        "quintile (1 = most deprived).\n", encoding="utf-8")
+        "quintile (1 = most deprived).\n",
+        encoding="utf-8",
+    )
 
 
 def make_job(scale: str, out: Path | None = None, real: Path | None = None, config: str = "synthetic") -> Job:
@@ -689,17 +814,25 @@ def make_job(scale: str, out: Path | None = None, real: Path | None = None, conf
     if scale not in cfg.scales:
         raise InputError(f"unknown scale {scale!r}: choose from {sorted(cfg.scales)}")
     s = cfg.scales[scale]
-    return Job(real=Path(real or geography.DEFAULT_REAL), out=Path(out or DEFAULT_OUT.get(scale, DEFAULT_OUT["demo"])),
-               scale_name=scale, fraction=s.population_fraction, quarters=tuple(s.quarters), seed=cfg.seed,
-               demo_seed=cfg.demo_seed, acute_trusts=cfg.acute_trusts, combine=s.combine_files)
+    return Job(
+        real=Path(real or geography.DEFAULT_REAL),
+        out=Path(out or DEFAULT_OUT.get(scale, DEFAULT_OUT["demo"])),
+        scale_name=scale,
+        fraction=s.population_fraction,
+        quarters=tuple(s.quarters),
+        seed=cfg.seed,
+        demo_seed=cfg.demo_seed,
+        acute_trusts=cfg.acute_trusts,
+        combine=s.combine_files,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m leaguetables.inputs.records.generate",
-                                 description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m leaguetables.inputs.records.generate", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--scale", default="demo", help="a scale of config/records/synthetic.yaml (demo, national)")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: data/demo/records or "
-                                                           "data/records)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: data/demo/records or data/records)")
     ap.add_argument("--real", type=Path, default=None, help=f"real-data folder (default: {geography.DEFAULT_REAL})")
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: the scale's setting)")
     args = ap.parse_args(argv)

@@ -51,19 +51,19 @@ FILES = {
 class Geography:
     """Arrays over the English LSOAs (2011), their ICB and LTLA, and the catchment choice of acute trust."""
 
-    lsoa: np.ndarray          # (n_lsoa,) LSOA 2011 codes (E01…), sorted by ICB then code
-    lsoa_icb: np.ndarray      # (n_lsoa,) ICB index 0 … 41 (into icb_codes)
-    lsoa_ltla: np.ndarray     # (n_lsoa,) LTLA index (into ltla and the rows of choice)
-    ltla: np.ndarray          # (n_ltla,) LTLA 2022 codes (= LAD 2021 in England), sorted
-    lsoa_imdq: np.ndarray     # (n_lsoa,) IMD 2019 quintile, 1 = most deprived
-    pop: np.ndarray           # (n_lsoa, 91) persons by single year of age (ONS mid-2020)
-    female: np.ndarray        # (42, 91) female share by ICB and age (ONS mid-2022)
-    icb_codes: np.ndarray     # (42,) fictional ICB codes, DEMO-I01 …
-    icb_names: np.ndarray     # (42,) fictional ICB names
-    icb_region: np.ndarray    # (42,) NHS region of the ICB (real region names)
-    trust_codes: np.ndarray   # (n_trust,) fictional acute trust codes of the demo register (DEMO-A001 …)
+    lsoa: np.ndarray  # (n_lsoa,) LSOA 2011 codes (E01…), sorted by ICB then code
+    lsoa_icb: np.ndarray  # (n_lsoa,) ICB index 0 … 41 (into icb_codes)
+    lsoa_ltla: np.ndarray  # (n_lsoa,) LTLA index (into ltla and the rows of choice)
+    ltla: np.ndarray  # (n_ltla,) LTLA 2022 codes (= LAD 2021 in England), sorted
+    lsoa_imdq: np.ndarray  # (n_lsoa,) IMD 2019 quintile, 1 = most deprived
+    pop: np.ndarray  # (n_lsoa, 91) persons by single year of age (ONS mid-2020)
+    female: np.ndarray  # (42, 91) female share by ICB and age (ONS mid-2022)
+    icb_codes: np.ndarray  # (42,) fictional ICB codes, DEMO-I01 …
+    icb_names: np.ndarray  # (42,) fictional ICB names
+    icb_region: np.ndarray  # (42,) NHS region of the ICB (real region names)
+    trust_codes: np.ndarray  # (n_trust,) fictional acute trust codes of the demo register (DEMO-A001 …)
     trust_procode: np.ndarray  # (n_trust,) their 3-character provider codes in the records (PROCODE3: Z01 …)
-    choice: np.ndarray        # (n_ltla, n_trust) P(admitted to trust | resident of LTLA); rows sum to 1
+    choice: np.ndarray  # (n_ltla, n_trust) P(admitted to trust | resident of LTLA); rows sum to 1
 
 
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -82,8 +82,7 @@ def procode3(trust_code: str) -> str:
 def _read(root: Path, key: str, **kw) -> pd.DataFrame:
     path = Path(root) / FILES[key]
     if not path.is_file():
-        raise InputError(f"{path}: file not found (the real-data folder is given by --real; default "
-                         f"{DEFAULT_REAL})")
+        raise InputError(f"{path}: file not found (the real-data folder is given by --real; default {DEFAULT_REAL})")
     return pd.read_csv(path, **kw)
 
 
@@ -157,18 +156,28 @@ def load(root: Path | str = DEFAULT_REAL, *, seed: int, demo_seed: int, acute_tr
     lsoa_icb = icb_index.reindex(look["icb22_code_h"])
     ltla = np.array(sorted(look["ltla22_code"].unique()))
     lsoa_ltla = np.searchsorted(ltla, look["ltla22_code"].to_numpy())
-    choice, codes = _trust_choice(root, ltla, np.bincount(lsoa_ltla, weights=persons.sum(1)), demo_seed,
-                                  acute_trusts)
+    choice, codes = _trust_choice(root, ltla, np.bincount(lsoa_ltla, weights=persons.sum(1)), demo_seed, acute_trusts)
     keep = np.argsort(lsoa_icb.to_numpy(), kind="stable")  # LSOAs grouped by fictional ICB
     return Geography(
-        lsoa=look["lsoa11_code"].to_numpy(object)[keep], lsoa_icb=lsoa_icb.to_numpy(int)[keep],
-        lsoa_ltla=lsoa_ltla[keep], ltla=ltla, lsoa_imdq=((decile + 1) // 2).astype(np.int8)[keep], pop=persons[keep],
-        female=female[order], icb_codes=icb_codes, icb_names=icb_names, icb_region=region[order],
-        trust_codes=codes, trust_procode=np.array([procode3(c) for c in codes], dtype=object), choice=choice)
+        lsoa=look["lsoa11_code"].to_numpy(object)[keep],
+        lsoa_icb=lsoa_icb.to_numpy(int)[keep],
+        lsoa_ltla=lsoa_ltla[keep],
+        ltla=ltla,
+        lsoa_imdq=((decile + 1) // 2).astype(np.int8)[keep],
+        pop=persons[keep],
+        female=female[order],
+        icb_codes=icb_codes,
+        icb_names=icb_names,
+        icb_region=region[order],
+        trust_codes=codes,
+        trust_procode=np.array([procode3(c) for c in codes], dtype=object),
+        choice=choice,
+    )
 
 
-def _trust_choice(root: Path, ltla: np.ndarray, demand: np.ndarray, demo_seed: int,
-                  n_keep: int) -> tuple[np.ndarray, np.ndarray]:
+def _trust_choice(
+    root: Path, ltla: np.ndarray, demand: np.ndarray, demo_seed: int, n_keep: int
+) -> tuple[np.ndarray, np.ndarray]:
     """P(trust | LTLA) over the ``n_keep`` largest real catchments, relabelled with the demo's acute trusts.
 
     The real trusts are matched to the demo's acute trusts by size rank (catchment-implied volume against the demo's
@@ -184,8 +193,10 @@ def _trust_choice(root: Path, ltla: np.ndarray, demand: np.ndarray, demo_seed: i
     _, vol = catchment_choice(share, demand)
     register = _acute_register(demo_seed)
     if n_keep != len(register) or n_keep > len(real):
-        raise InputError(f"acute_trusts = {n_keep}, but the demo register has {len(register)} acute trusts and the "
-                         f"catchments {len(real)}")
+        raise InputError(
+            f"acute_trusts = {n_keep}, but the demo register has {len(register)} acute trusts and the "
+            f"catchments {len(real)}"
+        )
     kept = np.sort(np.argsort(-vol, kind="stable")[:n_keep])
     choice, vol = catchment_choice(share[kept], demand)
     if (choice.sum(axis=1) <= 0).any():
@@ -212,11 +223,15 @@ def icb_covariates(root: Path | str, geo: Geography) -> pd.DataFrame:
         sel = geo.lsoa_icb == i
         w = np.bincount(geo.lsoa_ltla[sel], weights=persons[sel], minlength=len(geo.ltla))
         share = w / w.sum()
-        rows.append({
-            "trust_code": code, "population": float(np.round(persons[sel].sum(), -2)),
-            "share_65plus": geo.pop[sel][:, 65:].sum() / persons[sel].sum(),
-            "share_85plus": geo.pop[sel][:, 85:].sum() / persons[sel].sum(),
-            "imd_score": float(share @ imd.reindex(geo.ltla).fillna(0).to_numpy(float)),
-            "rural_share": float(share @ rural.reindex(geo.ltla).fillna(0).to_numpy(float)),
-            "ethnic_minority_share": np.nan})
+        rows.append(
+            {
+                "trust_code": code,
+                "population": float(np.round(persons[sel].sum(), -2)),
+                "share_65plus": geo.pop[sel][:, 65:].sum() / persons[sel].sum(),
+                "share_85plus": geo.pop[sel][:, 85:].sum() / persons[sel].sum(),
+                "imd_score": float(share @ imd.reindex(geo.ltla).fillna(0).to_numpy(float)),
+                "rural_share": float(share @ rural.reindex(geo.ltla).fillna(0).to_numpy(float)),
+                "ethnic_minority_share": np.nan,
+            }
+        )
     return pd.DataFrame(rows).round({"share_65plus": 4, "share_85plus": 4, "imd_score": 2, "rural_share": 4})

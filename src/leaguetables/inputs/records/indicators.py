@@ -69,8 +69,16 @@ PROVIDER_METRICS: dict[str, tuple[str, str, str, float | None]] = {
     "rl_shmi": ("mortality", "observed", "expected", 1.0),
 }
 ICB_METRICS = {"icb_emergency_admissions": "emergency_admissions", "icb_acsc_admissions": "acsc_admissions"}
-OBSERVATION_COLUMNS = ["quarter", "trust_code", "metric_id", "numerator", "denominator", "value", "category",
-                       "suppressed"]
+OBSERVATION_COLUMNS = [
+    "quarter",
+    "trust_code",
+    "metric_id",
+    "numerator",
+    "denominator",
+    "value",
+    "category",
+    "suppressed",
+]
 SHMI_BANDS = {1: "higher than expected", 2: "as expected", 3: "lower than expected"}
 
 
@@ -130,8 +138,10 @@ def age_band_case(column: str, bounds: list[int]) -> str:
 
 
 def diagnosis_group_case(column: str, settings: RecordSettings) -> str:
-    whens = " ".join(f"WHEN substr({column}, 1, 3) BETWEEN '{g.from_}' AND '{g.to}' THEN '{g.id}'"
-                     for g in settings.mortality.diagnosis_groups)
+    whens = " ".join(
+        f"WHEN substr({column}, 1, 3) BETWEEN '{g.from_}' AND '{g.to}' THEN '{g.id}'"
+        for g in settings.mortality.diagnosis_groups
+    )
     return f"CASE {whens} ELSE 'other' END"
 
 
@@ -140,19 +150,33 @@ def render_steps(settings: RecordSettings, quarter: str, sql_text: str | None = 
     c = settings.codes
     qstart, qend = quarter_dates(quarter)
     excluded = prefix_match("diag", settings.readmissions.exclude_diagnosis_prefixes)
-    los_classpat = c.ordinary_classpat if settings.length_of_stay.classpat == "ordinary" else \
-        c.ordinary_classpat + c.day_case_classpat + c.regular_attender_classpat + c.maternity_classpat
+    los_classpat = (
+        c.ordinary_classpat
+        if settings.length_of_stay.classpat == "ordinary"
+        else c.ordinary_classpat + c.day_case_classpat + c.regular_attender_classpat + c.maternity_classpat
+    )
     values = {
-        "qstart": qstart.isoformat(), "qend": qend.isoformat(),
-        "elective": _in(c.elective_admimeth), "emergency": _in(c.emergency_admimeth),
-        "maternity_admimeth": _in(c.maternity_admimeth), "transfer": _in(c.transfer_admimeth),
-        "died": _in(c.died_dismeth), "stillbirth": _in(c.stillbirth_dismeth), "ordinary": _in(c.ordinary_classpat),
-        "day_case": _in(c.day_case_classpat), "regular": _in(c.regular_attender_classpat),
-        "maternity_classpat": _in(c.maternity_classpat), "los_classpat": _in(los_classpat),
-        "op_attended": _in(c.op_attended), "op_first": _in(c.op_first), "op_follow_up": _in(c.op_follow_up),
-        "ae_type1": _in(c.ae_type1), "gap": str(settings.spells.transfer_gap_days),
+        "qstart": qstart.isoformat(),
+        "qend": qend.isoformat(),
+        "elective": _in(c.elective_admimeth),
+        "emergency": _in(c.emergency_admimeth),
+        "maternity_admimeth": _in(c.maternity_admimeth),
+        "transfer": _in(c.transfer_admimeth),
+        "died": _in(c.died_dismeth),
+        "stillbirth": _in(c.stillbirth_dismeth),
+        "ordinary": _in(c.ordinary_classpat),
+        "day_case": _in(c.day_case_classpat),
+        "regular": _in(c.regular_attender_classpat),
+        "maternity_classpat": _in(c.maternity_classpat),
+        "los_classpat": _in(los_classpat),
+        "op_attended": _in(c.op_attended),
+        "op_first": _in(c.op_first),
+        "op_follow_up": _in(c.op_follow_up),
+        "ae_type1": _in(c.ae_type1),
+        "gap": str(settings.spells.transfer_gap_days),
         "readmit_last_day": str(settings.readmissions.window_days - 1),
-        "readmit_excluded": excluded.replace("diag", "c.diag"), "index_excluded": excluded,
+        "readmit_excluded": excluded.replace("diag", "c.diag"),
+        "index_excluded": excluded,
         "post_days": str(settings.mortality.post_discharge_days),
         "lookback": str(settings.mortality.comorbidity_lookback_days),
         "long_wait": str(settings.ae.long_wait_minutes),
@@ -234,11 +258,16 @@ class SparkEngine:
 SPARK_LOCAL_CONFIG = {
     # small extracts on a small machine: one shuffle partition, no adaptive re-planning, no code generation (compiling
     # every query costs more than running it), no web UI, dates in UTC
-    "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.shuffle.partitions": "1",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "1",
     "spark.default.parallelism": "1",
-    "spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.codegen.factoryMode": "NO_CODEGEN", "spark.sql.session.timeZone": "UTC",
-    "spark.driver.memory": "1g", "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "1g",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
 
 
@@ -274,11 +303,13 @@ def residence_lookup(real: Path = DEFAULT_REAL_DATA, con: duckdb.DuckDBPyConnect
         f"CAST(CAST(ceil(CAST(i.IMD_decile AS DOUBLE) / 2) AS INTEGER) AS VARCHAR) AS imd_quintile "
         f"FROM read_csv('{lookup}', all_varchar=true) AS l "
         f"LEFT JOIN read_csv('{imd}', all_varchar=true) AS i ON l.lsoa11_code = i.lsoa11_code "
-        f"ORDER BY 1").df()
+        f"ORDER BY 1"
+    ).df()
 
 
-def population_strata(settings: RecordSettings, real: Path = DEFAULT_REAL_DATA,
-                      con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+def population_strata(
+    settings: RecordSettings, real: Path = DEFAULT_REAL_DATA, con: duckdb.DuckDBPyConnection | None = None
+) -> pd.DataFrame:
     """Resident population by ICB × age band × sex × IMD quintile: ONS mid-2020 LSOA populations by single year of
     age (persons), split by sex with the local authority's mid-2021 sex ratio at that age (ONS publishes no LSOA
     estimates by sex and age in the shared data)."""
@@ -324,18 +355,22 @@ def folder_geography(folder: Path, settings: RecordSettings) -> tuple[pd.DataFra
         if not p.is_file():
             raise InputError("geography file not found", file=str(p))
     con = duckdb.connect()
-    residence = con.execute(f"SELECT LSOA11 AS lsoa11, icb_code AS icb, CAST(imd_quintile AS VARCHAR) AS imd_quintile "
-                            f"FROM read_csv('{lsoa}', all_varchar=true) ORDER BY 1").df()
+    residence = con.execute(
+        f"SELECT LSOA11 AS lsoa11, icb_code AS icb, CAST(imd_quintile AS VARCHAR) AS imd_quintile "
+        f"FROM read_csv('{lsoa}', all_varchar=true) ORDER BY 1"
+    ).df()
     band = age_band_case("CAST(age AS INTEGER)", settings.icb.age_bands)
     population = con.execute(
         f"SELECT icb_code, {band} AS age_band, CAST(sex AS VARCHAR) AS sex, CAST(imd_quintile AS VARCHAR) AS "
         f"imd_quintile, SUM(CAST(population AS DOUBLE)) AS population FROM read_csv('{pop}', all_varchar=true) "
-        f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4").df()
+        f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    ).df()
     return residence, population
 
 
-def geography_for(root: Path | None, settings: RecordSettings, real: Path = DEFAULT_REAL_DATA,
-                  geography: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def geography_for(
+    root: Path | None, settings: RecordSettings, real: Path = DEFAULT_REAL_DATA, geography: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(residence lookup, population strata): from ``geography`` if given, else the record folder's own
     ``geography/`` (synthetic data) when it has one, else the real ONS lookup and populations under ``real``."""
     folder = geography if geography is not None else (Path(root) / "geography" if root is not None else None)
@@ -397,14 +432,22 @@ def shmi_table(strata: pd.DataFrame, settings: RecordSettings) -> tuple[pd.DataF
     if strata.empty:
         return pd.DataFrame(columns=cols), pd.DataFrame(columns=["model_group", "cells", "spells", "deaths", "model"])
     df, models = shmi_expected(strata, settings.mortality.min_spells_per_group)
-    per = df.groupby("trust_code").agg(spells=("spells", "sum"), observed=("deaths", "sum"),
-                                       expected=("expected", "sum")).reset_index().sort_values("trust_code")
+    per = (
+        df.groupby("trust_code")
+        .agg(spells=("spells", "sum"), observed=("deaths", "sum"), expected=("expected", "sum"))
+        .reset_index()
+        .sort_values("trust_code")
+    )
     per["ratio"] = per["observed"] / per["expected"].where(per["expected"] > 0)
     per["band"] = pd.array([pd.NA] * len(per), dtype="Int64")
     ok = per["expected"].round(2) > 0
     if ok.sum() >= 3:
-        res = funnel.spiegelhalter(per.loc[ok, "observed"].to_numpy(float), per.loc[ok, "expected"].to_numpy(float),
-                                   data_type="SR", sr_method="SHMI")
+        res = funnel.spiegelhalter(
+            per.loc[ok, "observed"].to_numpy(float),
+            per.loc[ok, "expected"].to_numpy(float),
+            data_type="SR",
+            sr_method="SHMI",
+        )
         flags = res.flags(settings.mortality.banding_confidence, adjusted=True)
         band = np.where(flags["high"].to_numpy(bool), 1, np.where(flags["low"].to_numpy(bool), 3, 2))
         per.loc[ok, "band"] = band
@@ -424,10 +467,20 @@ def _observation_rows(quarter: str, counts: dict[str, pd.DataFrame], shmi: pd.Da
         n, d = t[num].to_numpy(float), t[den].to_numpy(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             value = np.where(d > 0, n / d, np.nan) * factor if factor is not None else np.full(len(t), np.nan)
-        parts.append(pd.DataFrame({
-            "quarter": quarter, "trust_code": t["trust_code"].to_numpy(str), "metric_id": metric,
-            "numerator": n, "denominator": d, "value": value,
-            "category": t["banding"].to_numpy(object) if table == "mortality" else None, "suppressed": False}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "quarter": quarter,
+                    "trust_code": t["trust_code"].to_numpy(str),
+                    "metric_id": metric,
+                    "numerator": n,
+                    "denominator": d,
+                    "value": value,
+                    "category": t["banding"].to_numpy(object) if table == "mortality" else None,
+                    "suppressed": False,
+                }
+            )
+        )
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OBSERVATION_COLUMNS)
     return frame[OBSERVATION_COLUMNS]
 
@@ -438,12 +491,23 @@ def _icb_rows(quarter: str, strata: pd.DataFrame, per: float) -> pd.DataFrame:
     parts = []
     for metric, col in ICB_METRICS.items():
         events = strata.groupby("icb_code")[col].sum().reindex(pop.index, fill_value=0)
-        parts.append(pd.DataFrame({"quarter": quarter, "trust_code": pop.index.to_numpy(str), "metric_id": metric,
-                                   "numerator": events.to_numpy(float), "denominator": pop.to_numpy(float),
-                                   "value": events.to_numpy(float) / pop.to_numpy(float) * per,
-                                   "category": None, "suppressed": False}))
-    return pd.concat(parts, ignore_index=True)[OBSERVATION_COLUMNS] if parts else \
-        pd.DataFrame(columns=OBSERVATION_COLUMNS)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "quarter": quarter,
+                    "trust_code": pop.index.to_numpy(str),
+                    "metric_id": metric,
+                    "numerator": events.to_numpy(float),
+                    "denominator": pop.to_numpy(float),
+                    "value": events.to_numpy(float) / pop.to_numpy(float) * per,
+                    "category": None,
+                    "suppressed": False,
+                }
+            )
+        )
+    return (
+        pd.concat(parts, ignore_index=True)[OBSERVATION_COLUMNS] if parts else pd.DataFrame(columns=OBSERVATION_COLUMNS)
+    )
 
 
 def icb_strata(events: pd.DataFrame, population: pd.DataFrame) -> pd.DataFrame:
@@ -456,8 +520,9 @@ def icb_strata(events: pd.DataFrame, population: pd.DataFrame) -> pd.DataFrame:
     for c in ("emergency_admissions", "acsc_admissions"):
         out[c] = out[c].fillna(0).astype("int64")
     out["population"] = out["population"].fillna(0.0)
-    return out.sort_values(keys).reset_index(drop=True)[keys + ["population", "emergency_admissions",
-                                                                "acsc_admissions"]]
+    return out.sort_values(keys).reset_index(drop=True)[
+        keys + ["population", "emergency_admissions", "acsc_admissions"]
+    ]
 
 
 def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
@@ -474,20 +539,28 @@ def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
         isr = rates.isr(local, reference, on=keys, by="icb_code")
         by_age_sex = local.groupby(["icb_code", *direct], as_index=False)[["x", "n"]].sum()
         dsr = rates.dsr(by_age_sex, by="icb_code", standard=standard, multiplier=per)
-        out.append(pd.DataFrame({
-            "icb_code": isr.index.to_numpy(str), "metric_id": metric,
-            "observed": local.groupby("icb_code")["x"].sum().reindex(isr.index).to_numpy(float),
-            "isr": isr["value"].to_numpy(float), "isr_lower": isr["lower"].to_numpy(float),
-            "isr_upper": isr["upper"].to_numpy(float),
-            "dsr": dsr["value"].reindex(isr.index).to_numpy(float),
-            "dsr_lower": dsr["lower"].reindex(isr.index).to_numpy(float),
-            "dsr_upper": dsr["upper"].reindex(isr.index).to_numpy(float)}))
+        out.append(
+            pd.DataFrame(
+                {
+                    "icb_code": isr.index.to_numpy(str),
+                    "metric_id": metric,
+                    "observed": local.groupby("icb_code")["x"].sum().reindex(isr.index).to_numpy(float),
+                    "isr": isr["value"].to_numpy(float),
+                    "isr_lower": isr["lower"].to_numpy(float),
+                    "isr_upper": isr["upper"].to_numpy(float),
+                    "dsr": dsr["value"].reindex(isr.index).to_numpy(float),
+                    "dsr_lower": dsr["lower"].reindex(isr.index).to_numpy(float),
+                    "dsr_upper": dsr["upper"].reindex(isr.index).to_numpy(float),
+                }
+            )
+        )
     return pd.concat(out, ignore_index=True)
 
 
 # ------------------------------------------------------------------------------------------------------------- run
-def run_counts(records: Records, quarter: str, settings: RecordSettings, residence: pd.DataFrame,
-               engine: Any = "duckdb") -> dict[str, pd.DataFrame]:
+def run_counts(
+    records: Records, quarter: str, settings: RecordSettings, residence: pd.DataFrame, engine: Any = "duckdb"
+) -> dict[str, pd.DataFrame]:
     """The SQL outputs (whole-number counts) on DuckDB (``engine="duckdb"``) or Spark (a ``SparkSession``)."""
     steps = render_steps(settings, quarter)
     if isinstance(engine, str):
@@ -512,26 +585,42 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(list(out.columns), na_position="first").reset_index(drop=True)
 
 
-def indicators_from_counts(quarter: str, counts: dict[str, pd.DataFrame], settings: RecordSettings,
-                           population: pd.DataFrame) -> Indicators:
+def indicators_from_counts(
+    quarter: str, counts: dict[str, pd.DataFrame], settings: RecordSettings, population: pd.DataFrame
+) -> Indicators:
     shmi, models = shmi_table(counts["mortality"], settings)
     strata = icb_strata(counts["icb_strata"], population)
-    obs = pd.concat([_observation_rows(quarter, counts, shmi), _icb_rows(quarter, strata, settings.icb.per)],
-                    ignore_index=True)
+    obs = pd.concat(
+        [_observation_rows(quarter, counts, shmi), _icb_rows(quarter, strata, settings.icb.per)], ignore_index=True
+    )
     obs = obs.sort_values(["metric_id", "trust_code"]).reset_index(drop=True)
     notes = []
     unmatched = int(counts["icb_unmatched"]["emergency_admissions"].sum())
     if unmatched:
-        notes.append(f"{unmatched} emergency admissions have no residence in the LSOA lookup and are left out of the "
-                     f"ICB figures")
-    return Indicators(quarter=quarter, counts=counts, observations=obs, strata=strata,
-                      icb_standardised=standardise_icbs(strata, settings.icb.per), shmi=shmi, shmi_models=models,
-                      notes=notes)
+        notes.append(
+            f"{unmatched} emergency admissions have no residence in the LSOA lookup and are left out of the ICB figures"
+        )
+    return Indicators(
+        quarter=quarter,
+        counts=counts,
+        observations=obs,
+        strata=strata,
+        icb_standardised=standardise_icbs(strata, settings.icb.per),
+        shmi=shmi,
+        shmi_models=models,
+        notes=notes,
+    )
 
 
-def compute_indicators(root: Path | str | Records, quarter: str, *, engine: Any = "duckdb",
-                       settings: str | Path | RecordSettings = "indicators", real: Path = DEFAULT_REAL_DATA,
-                       geography: Path | None = None) -> Indicators:
+def compute_indicators(
+    root: Path | str | Records,
+    quarter: str,
+    *,
+    engine: Any = "duckdb",
+    settings: str | Path | RecordSettings = "indicators",
+    real: Path = DEFAULT_REAL_DATA,
+    geography: Path | None = None,
+) -> Indicators:
     """Every record-level indicator of ``quarter`` from the contract folders under ``root`` (or loaded ``Records``).
 
     ``engine``: "duckdb" (default) or a pyspark ``SparkSession``. Residence → ICB and IMD quintile, and the

@@ -41,13 +41,24 @@ DEP_RR = {  # IMD quintile 1 (most deprived) … 5
 # Levels are set so that the demo quarter's record-level figures are near the demo's aggregate ones (mean stay 4.8
 # days, day cases 82%, readmissions 11%, 12 hours in A&E 8%, 1.7 follow-ups per first attendance).
 # Between-organisation SDs of the true effects (log or logit scale of each outcome's model).
-TRUST_EFFECT_SD = {"los": 0.10, "daycase": 0.35, "readmission": 0.15, "mortality": 0.15, "followup": 0.12,
-                   "ae_12hr": 0.40}
+TRUST_EFFECT_SD = {
+    "los": 0.10,
+    "daycase": 0.35,
+    "readmission": 0.15,
+    "mortality": 0.15,
+    "followup": 0.12,
+    "ae_12hr": 0.40,
+}
 ICB_EFFECT_SD = {"emergency": 0.08, "acsc": 0.15}
 # Outcomes whose trust effects are the demo's own (inputs.demo truth/trust_effects.csv, the same SDs), so that the
 # demo's acute trusts keep their standing from the aggregate quarters into the record-level one.
-DEMO_EFFECTS = {"los": "los_emergency", "daycase": "daycase_rate", "readmission": "readmissions_30d",
-                "followup": "op_followup_ratio", "ae_12hr": "ae_12hr"}
+DEMO_EFFECTS = {
+    "los": "los_emergency",
+    "daycase": "daycase_rate",
+    "readmission": "readmissions_30d",
+    "followup": "op_followup_ratio",
+    "ae_12hr": "ae_12hr",
+}
 
 # Emergency diagnosis groups: ICD-10 4-character codes, ACSC or not, relative frequency at 60 and its change per
 # 10 years of age (log scale), mortality intercept (logit at 60, male 0), mean length of stay at 60 (days).
@@ -60,8 +71,15 @@ GROUPS = [
     dict(name="injury", codes=["S069", "S525", "T149"], acsc=False, weight=1.2, slope=-0.10, mort=-5.5, los=2.0),
     dict(name="abdominal", codes=["K359", "K802", "R104"], acsc=False, weight=1.5, slope=-0.05, mort=-5.5, los=3.0),
     dict(name="chest_pain", codes=["R074", "R079"], acsc=False, weight=1.2, slope=0.00, mort=-6.5, los=1.0),
-    dict(name="other_medical", codes=["R55X", "G409", "K922", "R69X"], acsc=False, weight=2.5, slope=0.05,
-         mort=-4.5, los=3.0),
+    dict(
+        name="other_medical",
+        codes=["R55X", "G409", "K922", "R69X"],
+        acsc=False,
+        weight=2.5,
+        slope=0.05,
+        mort=-4.5,
+        los=3.0,
+    ),
     dict(name="copd", codes=["J441", "J440"], acsc=True, weight=1.0, slope=0.30, mort=-3.3, los=5.0),
     dict(name="heart_failure", codes=["I500", "I509"], acsc=True, weight=0.7, slope=0.45, mort=-2.6, los=8.0),
     dict(name="uti", codes=["N390", "N10X"], acsc=True, weight=1.0, slope=0.20, mort=-4.2, los=4.0),
@@ -79,19 +97,19 @@ SECOND_EPISODE = 0.15  # share of spells of 2+ days with a second consultant epi
 # probability (basket) and mean length of stay if not a day case. The basket is an open, documented list of common
 # day-case procedures (after the British Association of Day Surgery directory, whose list is not public).
 PROCEDURES = [
-    dict(opcs="C751", diag="H259", basket=True, weight=2.0, slope=0.6, daycase=3.0, los=1.0),   # cataract
-    dict(opcs="T202", diag="K409", basket=True, weight=0.8, slope=0.1, daycase=0.8, los=1.5),   # inguinal hernia
-    dict(opcs="J183", diag="K802", basket=True, weight=0.6, slope=0.0, daycase=0.3, los=1.5),   # lap. cholecystectomy
-    dict(opcs="W852", diag="M232", basket=True, weight=0.6, slope=0.0, daycase=2.0, los=1.2),   # knee arthroscopy
-    dict(opcs="A651", diag="G560", basket=True, weight=0.5, slope=0.1, daycase=3.2, los=1.0),   # carpal tunnel
-    dict(opcs="L852", diag="I839", basket=True, weight=0.3, slope=0.0, daycase=1.5, los=1.2),   # varicose veins
-    dict(opcs="M459", diag="R31X", basket=True, weight=1.0, slope=0.3, daycase=2.5, los=1.2),   # cystoscopy
+    dict(opcs="C751", diag="H259", basket=True, weight=2.0, slope=0.6, daycase=3.0, los=1.0),  # cataract
+    dict(opcs="T202", diag="K409", basket=True, weight=0.8, slope=0.1, daycase=0.8, los=1.5),  # inguinal hernia
+    dict(opcs="J183", diag="K802", basket=True, weight=0.6, slope=0.0, daycase=0.3, los=1.5),  # lap. cholecystectomy
+    dict(opcs="W852", diag="M232", basket=True, weight=0.6, slope=0.0, daycase=2.0, los=1.2),  # knee arthroscopy
+    dict(opcs="A651", diag="G560", basket=True, weight=0.5, slope=0.1, daycase=3.2, los=1.0),  # carpal tunnel
+    dict(opcs="L852", diag="I839", basket=True, weight=0.3, slope=0.0, daycase=1.5, los=1.2),  # varicose veins
+    dict(opcs="M459", diag="R31X", basket=True, weight=1.0, slope=0.3, daycase=2.5, los=1.2),  # cystoscopy
     dict(opcs="F341", diag="J350", basket=True, weight=0.3, slope=-0.6, daycase=0.5, los=1.0),  # tonsillectomy
     dict(opcs="W371", diag="M161", basket=False, weight=0.6, slope=0.4, daycase=-4.0, los=3.5),  # hip replacement
     dict(opcs="W401", diag="M171", basket=False, weight=0.6, slope=0.4, daycase=-4.0, los=3.5),  # knee replacement
     dict(opcs="H071", diag="C180", basket=False, weight=0.2, slope=0.3, daycase=-5.0, los=7.0),  # right hemicolectomy
     dict(opcs="Q074", diag="D259", basket=False, weight=0.3, slope=-0.2, daycase=-3.0, los=2.5),  # hysterectomy
-    dict(opcs="-", diag="Z511", basket=False, weight=2.5, slope=0.0, daycase=1.0, los=2.0),     # medical, no procedure
+    dict(opcs="-", diag="Z511", basket=False, weight=2.5, slope=0.0, daycase=1.0, los=2.0),  # medical, no procedure
 ]
 BASKET_OPCS = sorted(p["opcs"] for p in PROCEDURES if p["basket"])
 

@@ -48,17 +48,27 @@ def _diag_group(diag: pd.Series, settings: RecordSettings) -> np.ndarray:
 
 def spells(apc: pd.DataFrame) -> pd.DataFrame:
     """Provider spells (HES: same patient, provider and admission date); first- and last-episode fields."""
-    e = pd.DataFrame({
-        "pid": apc["PSEUDO_HESID"].to_numpy(object), "procode": apc["PROCODE3"].to_numpy(object),
-        "admidate": _days(apc["ADMIDATE"]), "epistart": _days(apc["EPISTART"]),
-        "epiorder": apc["EPIORDER"].to_numpy("int64"), "epikey": apc["EPIKEY"].to_numpy(object),
-        "disdate": _days(apc["DISDATE"]), "admimeth": apc["ADMIMETH"].to_numpy(object),
-        "classpat": apc["CLASSPAT"].to_numpy(object), "dismeth": apc["DISMETH"].to_numpy(object),
-        "age": np.where(apc["STARTAGE"].to_numpy("int64") >= 7001, 0, apc["STARTAGE"].to_numpy("int64")),
-        "sex": np.where(apc["SEX"].isin(["1", "2"]), apc["SEX"], "9").astype(object),
-        "lsoa11": apc["LSOA11"].to_numpy(object), "diag": apc["DIAG_4_01"].to_numpy(object),
-        "opertn": apc["OPERTN_4_01"].to_numpy(object), "opdate": _days(apc["OPDATE_01"]),
-        "dod": _days(apc["DOD"])})
+    e = pd.DataFrame(
+        {
+            "pid": apc["PSEUDO_HESID"].to_numpy(object),
+            "procode": apc["PROCODE3"].to_numpy(object),
+            "admidate": _days(apc["ADMIDATE"]),
+            "epistart": _days(apc["EPISTART"]),
+            "epiorder": apc["EPIORDER"].to_numpy("int64"),
+            "epikey": apc["EPIKEY"].to_numpy(object),
+            "disdate": _days(apc["DISDATE"]),
+            "admimeth": apc["ADMIMETH"].to_numpy(object),
+            "classpat": apc["CLASSPAT"].to_numpy(object),
+            "dismeth": apc["DISMETH"].to_numpy(object),
+            "age": np.where(apc["STARTAGE"].to_numpy("int64") >= 7001, 0, apc["STARTAGE"].to_numpy("int64")),
+            "sex": np.where(apc["SEX"].isin(["1", "2"]), apc["SEX"], "9").astype(object),
+            "lsoa11": apc["LSOA11"].to_numpy(object),
+            "diag": apc["DIAG_4_01"].to_numpy(object),
+            "opertn": apc["OPERTN_4_01"].to_numpy(object),
+            "opdate": _days(apc["OPDATE_01"]),
+            "dod": _days(apc["DOD"]),
+        }
+    )
     key = ["pid", "procode", "admidate"]
     e = e.sort_values(key + ["epiorder", "epistart", "epikey"], kind="stable")
     g = e.groupby(key, sort=False)
@@ -75,12 +85,14 @@ def cips(sp: pd.DataFrame, settings: RecordSettings) -> pd.DataFrame:
     it; then, per CIPS, the latest earlier emergency discharge and the first later eligible emergency admission."""
     c = settings.codes
     s = sp.sort_values(["pid", "admidate", "disdate", "procode"], na_position="last", kind="stable").reset_index(
-        drop=True)
+        drop=True
+    )
     g = s.groupby("pid", sort=False)
     prev = g["disdate"].shift(1)
     gap = s["admidate"] - prev
-    cont = (s["admimeth"].isin(c.transfer_admimeth) & prev.notna() & (gap >= 0)
-            & (gap <= settings.spells.transfer_gap_days))
+    cont = (
+        s["admimeth"].isin(c.transfer_admimeth) & prev.notna() & (gap >= 0) & (gap <= settings.spells.transfer_gap_days)
+    )
     s["new"] = np.where(cont, 0, 1)
     s["cips_no"] = s.groupby("pid", sort=False)["new"].cumsum()
     nxt = s.groupby("pid", sort=False)["new"].shift(-1)
@@ -112,60 +124,84 @@ def _provider_counts(sp: pd.DataFrame, quarter: str, settings: RecordSettings) -
     c = settings.codes
     q = _in_quarter(sp["disdate"], quarter)
     elective, emergency = sp["admimeth"].isin(c.elective_admimeth), sp["admimeth"].isin(c.emergency_admimeth)
-    los_classes = c.ordinary_classpat if settings.length_of_stay.classpat == "ordinary" else \
-        c.ordinary_classpat + c.day_case_classpat + c.regular_attender_classpat + c.maternity_classpat
+    los_classes = (
+        c.ordinary_classpat
+        if settings.length_of_stay.classpat == "ordinary"
+        else c.ordinary_classpat + c.day_case_classpat + c.regular_attender_classpat + c.maternity_classpat
+    )
     los = sp[q & sp["classpat"].isin(los_classes) & (elective | emergency)].copy()
     los["admission"] = np.where(los["admimeth"].isin(c.elective_admimeth), "elective", "emergency")
     los["bed_days"] = los["disdate"] - los["admidate"]
-    out = {"los": los.groupby(["procode", "admission"], as_index=False, dropna=False).agg(
-        spells=("pid", "size"), bed_days=("bed_days", "sum"))}
+    out = {
+        "los": los.groupby(["procode", "admission"], as_index=False, dropna=False).agg(
+            spells=("pid", "size"), bed_days=("bed_days", "sum")
+        )
+    }
     pre = sp[q & elective & sp["classpat"].isin(c.ordinary_classpat) & sp["opdate"].notna()].copy()
     pre["preop_days"] = pre["opdate"] - pre["admidate"]
     pre["before"] = (pre["opdate"] > pre["admidate"]).astype(int)
     out["preop"] = pre.groupby("procode", as_index=False, dropna=False).agg(
-        spells=("pid", "size"), preop_days=("preop_days", "sum"), admitted_before_day_of_surgery=("before", "sum"))
-    dc = sp[q & elective & sp["classpat"].isin(c.ordinary_classpat + c.day_case_classpat)
-            & _starts(sp["opertn"], settings.day_case.prefixes)].copy()
+        spells=("pid", "size"), preop_days=("preop_days", "sum"), admitted_before_day_of_surgery=("before", "sum")
+    )
+    dc = sp[
+        q
+        & elective
+        & sp["classpat"].isin(c.ordinary_classpat + c.day_case_classpat)
+        & _starts(sp["opertn"], settings.day_case.prefixes)
+    ].copy()
     dc["dc"] = dc["classpat"].isin(c.day_case_classpat).astype(int)
-    out["day_case"] = dc.groupby("procode", as_index=False, dropna=False).agg(spells=("pid", "size"),
-                                                                             day_cases=("dc", "sum"))
+    out["day_case"] = dc.groupby("procode", as_index=False, dropna=False).agg(
+        spells=("pid", "size"), day_cases=("dc", "sum")
+    )
     return {k: v.rename(columns={"procode": "trust_code"}) for k, v in out.items()}
 
 
-def _cips_counts(ci: pd.DataFrame, quarter: str, settings: RecordSettings,
-                 residence: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def _cips_counts(
+    ci: pd.DataFrame, quarter: str, settings: RecordSettings, residence: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
     c = settings.codes
     q = _in_quarter(ci["disdate"], quarter)
-    base = (~ci["admimeth"].isin(c.maternity_admimeth)
-            & ~ci["classpat"].isin(c.regular_attender_classpat + c.maternity_classpat))
+    base = ~ci["admimeth"].isin(c.maternity_admimeth) & ~ci["classpat"].isin(
+        c.regular_attender_classpat + c.maternity_classpat
+    )
     died = ci["dismeth"].isin(c.died_dismeth)
     still = ci["dismeth"].isin(c.stillbirth_dismeth)
     idx = ci[q & base & ~died & ~still & ~_starts(ci["diag"], settings.readmissions.exclude_diagnosis_prefixes)].copy()
     gap = idx["next_emerg_adm"] - idx["disdate"]
     idx["re"] = ((gap >= 0) & (gap <= settings.readmissions.window_days - 1)).astype(int)
-    out = {"readmissions": idx.groupby("procode", as_index=False, dropna=False).agg(index_spells=("pid", "size"),
-                                                                       readmissions=("re", "sum"))}
+    out = {
+        "readmissions": idx.groupby("procode", as_index=False, dropna=False).agg(
+            index_spells=("pid", "size"), readmissions=("re", "sum")
+        )
+    }
     m = ci[q & base & ~still].copy()
     after = m["dod"] - m["disdate"]
     within = (after >= 0) & (after <= settings.mortality.post_discharge_days)
     m["deaths"] = (m["dismeth"].isin(c.died_dismeth) | within).astype(int)
     m["diagnosis_group"] = _diag_group(m["diag"], settings)
     m["age_band"] = _band(m["age"].to_numpy(), settings.mortality.age_bands)
-    m["admission"] = np.select([m["admimeth"].isin(c.elective_admimeth), m["admimeth"].isin(c.emergency_admimeth)],
-                               ["elective", "emergency"], "other")
+    m["admission"] = np.select(
+        [m["admimeth"].isin(c.elective_admimeth), m["admimeth"].isin(c.emergency_admimeth)],
+        ["elective", "emergency"],
+        "other",
+    )
     since = m["admidate"] - m["prior_emerg_dis"]
     m["prior_emergency"] = ((since >= 0) & (since <= settings.mortality.comorbidity_lookback_days)).astype(int)
     keys = ["procode", "diagnosis_group", "age_band", "sex", "admission", "prior_emergency"]
-    out["mortality"] = m.groupby(keys, as_index=False, dropna=False).agg(spells=("pid", "size"),
-                                                                        deaths=("deaths", "sum"))
+    out["mortality"] = m.groupby(keys, as_index=False, dropna=False).agg(
+        spells=("pid", "size"), deaths=("deaths", "sum")
+    )
     out = {k: v.rename(columns={"procode": "trust_code"}) for k, v in out.items()}
     adm = ci[_in_quarter(ci["admidate"], quarter) & ci["admimeth"].isin(c.emergency_admimeth)]
     res = residence[["lsoa11", "icb", "imd_quintile"]]
     e = adm.merge(res, on="lsoa11", how="inner")
     e["age_band"] = _band(e["age"].to_numpy(), settings.icb.age_bands)
     e["acsc"] = _starts(e["diag"], settings.icb.acsc_prefixes).astype(int)
-    out["icb_strata"] = e.groupby(["icb", "age_band", "sex", "imd_quintile"], as_index=False, dropna=False).agg(
-        emergency_admissions=("pid", "size"), acsc_admissions=("acsc", "sum")).rename(columns={"icb": "icb_code"})
+    out["icb_strata"] = (
+        e.groupby(["icb", "age_band", "sex", "imd_quintile"], as_index=False, dropna=False)
+        .agg(emergency_admissions=("pid", "size"), acsc_admissions=("acsc", "sum"))
+        .rename(columns={"icb": "icb_code"})
+    )
     unmatched = len(adm) - int(adm["lsoa11"].isin(res["lsoa11"]).sum()) if len(adm) else 0
     out["icb_unmatched"] = pd.DataFrame({"emergency_admissions": [unmatched]})
     return out
@@ -175,25 +211,45 @@ def _op_ae_counts(op: pd.DataFrame, ae: pd.DataFrame, quarter: str, settings: Re
     c = settings.codes
     o = op[_in_quarter(pd.Series(_days(op["APPTDATE"])), quarter) & op["ATTENDED"].isin(c.op_attended).to_numpy()]
     o = o.assign(first=o["FIRSTATT"].isin(c.op_first).astype(int), fu=o["FIRSTATT"].isin(c.op_follow_up).astype(int))
-    a = ae[_in_quarter(pd.Series(_days(ae["ARRIVALDATE"])), quarter) & ae["AEDEPTTYPE"].isin(c.ae_type1).to_numpy()
-           & ae["DEPDUR"].notna().to_numpy()]
+    a = ae[
+        _in_quarter(pd.Series(_days(ae["ARRIVALDATE"])), quarter)
+        & ae["AEDEPTTYPE"].isin(c.ae_type1).to_numpy()
+        & ae["DEPDUR"].notna().to_numpy()
+    ]
     a = a.assign(long=(a["DEPDUR"] > settings.ae.long_wait_minutes).astype(int))
     return {
-        "op_follow_up": o.groupby("PROCODE3", as_index=False, dropna=False).agg(first_attendances=("first", "sum"),
-                                                                  follow_ups=("fu", "sum")),
-        "ae_12hr": a.groupby("PROCODE3", as_index=False, dropna=False).agg(attendances=("long", "size"),
-                                                             over_12_hours=("long", "sum")),
+        "op_follow_up": o.groupby("PROCODE3", as_index=False, dropna=False).agg(
+            first_attendances=("first", "sum"), follow_ups=("fu", "sum")
+        ),
+        "ae_12hr": a.groupby("PROCODE3", as_index=False, dropna=False).agg(
+            attendances=("long", "size"), over_12_hours=("long", "sum")
+        ),
     }
 
 
-def run_counts_pandas(apc: pd.DataFrame, op: pd.DataFrame, ae: pd.DataFrame, quarter: str,
-                      settings: RecordSettings, residence: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def run_counts_pandas(
+    apc: pd.DataFrame,
+    op: pd.DataFrame,
+    ae: pd.DataFrame,
+    quarter: str,
+    settings: RecordSettings,
+    residence: pd.DataFrame,
+) -> dict[str, pd.DataFrame]:
     """Every count table of ``indicators.sql``, computed with pandas alone."""
     sp = spells(apc)
     out = _provider_counts(sp, quarter, settings)
     out |= _cips_counts(cips(sp, settings), quarter, settings, residence)
     op_ae = _op_ae_counts(op, ae, quarter, settings)
     out |= {k: v.rename(columns={"PROCODE3": "trust_code"}) for k, v in op_ae.items()}
-    order = ["los", "preop", "day_case", "readmissions", "mortality", "op_follow_up", "ae_12hr", "icb_strata",
-             "icb_unmatched"]
+    order = [
+        "los",
+        "preop",
+        "day_case",
+        "readmissions",
+        "mortality",
+        "op_follow_up",
+        "ae_12hr",
+        "icb_strata",
+        "icb_unmatched",
+    ]
     return {k: normalise(out[k]) for k in order}

@@ -39,7 +39,7 @@ def _spells(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
     con.register("diag_groups", groups)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE spells AS
-        WITH e AS (SELECT * FROM {_scan(folder, 'apc')} WHERE ADMIMETH LIKE '2%')
+        WITH e AS (SELECT * FROM {_scan(folder, "apc")} WHERE ADMIMETH LIKE '2%')
         SELECT f.PSEUDO_HESID, f.PROCODE3, f.ADMIDATE, l.DISDATE, f.STARTAGE, f.SEX, f.LSOA11, f.DIAG_4_01, g.grp,
                (l.DISMETH = '4' OR (f.DOD IS NOT NULL AND f.DOD <= l.DISDATE + INTERVAL 30 DAY)) AS died,
                date_diff('day', f.ADMIDATE, l.DISDATE) AS bed_days
@@ -72,22 +72,29 @@ def trust_ratios(folder: Path, con: duckdb.DuckDBPyConnection | None = None) -> 
     band = BAND.format(age="STARTAGE")
     mort = con.sql(f"""SELECT PROCODE3 AS org, grp, {band} AS band, (SEX = '1')::INT AS male, count(*) AS n,
                               sum(died::INT) AS x, sum(bed_days) AS bed_days FROM spells GROUP BY ALL""").df()
-    parts = [_isr(mort, ["grp", "band", "male"], "mortality"),
-             _isr(mort.groupby(["org", "grp", "band"], as_index=False)[["n", "bed_days"]].sum()
-                  .rename(columns={"bed_days": "x"}), ["grp", "band"], "los"),
-             _isr(_readmission_sums(con), ["band", "male"], "readmission")]
+    parts = [
+        _isr(mort, ["grp", "band", "male"], "mortality"),
+        _isr(
+            mort.groupby(["org", "grp", "band"], as_index=False)[["n", "bed_days"]]
+            .sum()
+            .rename(columns={"bed_days": "x"}),
+            ["grp", "band"],
+            "los",
+        ),
+        _isr(_readmission_sums(con), ["band", "male"], "readmission"),
+    ]
     basket = ", ".join(f"'{c}'" for c in model.BASKET_OPCS)
     dc = con.sql(f"""SELECT PROCODE3 AS org, OPERTN_4_01 AS proc, count(*) AS n, sum((CLASSPAT = '2')::INT) AS x
-                     FROM {_scan(folder, 'apc')} WHERE ADMIMETH LIKE '1%' AND EPIORDER = 1
+                     FROM {_scan(folder, "apc")} WHERE ADMIMETH LIKE '1%' AND EPIORDER = 1
                      AND OPERTN_4_01 IN ({basket}) GROUP BY ALL""").df()
     parts.append(_isr(dc, ["proc"], "daycase"))
-    ae = con.sql(f"""SELECT PROCODE3 AS org, AEDEPTTYPE AS dtype, {BAND.format(age='ARRIVALAGE')} AS band,
+    ae = con.sql(f"""SELECT PROCODE3 AS org, AEDEPTTYPE AS dtype, {BAND.format(age="ARRIVALAGE")} AS band,
                             count(*) AS n, sum((DEPDUR >= 720)::INT) AS x
-                     FROM {_scan(folder, 'ae')} WHERE DEPDUR IS NOT NULL GROUP BY ALL""").df()
+                     FROM {_scan(folder, "ae")} WHERE DEPDUR IS NOT NULL GROUP BY ALL""").df()
     parts.append(_isr(ae, ["dtype", "band"], "ae_12hr"))
-    fu = con.sql(f"""WITH op AS (SELECT * FROM {_scan(folder, 'op')}),
+    fu = con.sql(f"""WITH op AS (SELECT * FROM {_scan(folder, "op")}),
                      fu AS (SELECT PSEUDO_HESID, count(*) AS k FROM op WHERE FIRSTATT IN ('2', '4') GROUP BY 1)
-                     SELECT o.PROCODE3 AS org, {BAND.format(age='o.APPTAGE')} AS band, count(*) AS n,
+                     SELECT o.PROCODE3 AS org, {BAND.format(age="o.APPTAGE")} AS band, count(*) AS n,
                             sum(coalesce(fu.k, 0)) AS x
                      FROM op AS o LEFT JOIN fu USING (PSEUDO_HESID) WHERE o.FIRSTATT IN ('1', '3')
                      GROUP BY ALL""").df()
@@ -103,7 +110,7 @@ def _readmission_sums(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         hit AS (SELECT DISTINCT i.PSEUDO_HESID, i.PROCODE3, i.ADMIDATE FROM idx AS i
                 JOIN spells AS r ON r.PSEUDO_HESID = i.PSEUDO_HESID AND r.ADMIDATE > i.ADMIDATE
                  AND r.ADMIDATE BETWEEN i.DISDATE AND i.DISDATE + INTERVAL 29 DAY)
-        SELECT i.PROCODE3 AS org, {BAND.format(age='i.STARTAGE')} AS band, (i.SEX = '1')::INT AS male,
+        SELECT i.PROCODE3 AS org, {BAND.format(age="i.STARTAGE")} AS band, (i.SEX = '1')::INT AS male,
                count(*) AS n, count(h.PSEUDO_HESID) AS x
         FROM idx AS i LEFT JOIN hit AS h USING (PSEUDO_HESID, PROCODE3, ADMIDATE) GROUP BY ALL""").df()
 
@@ -128,8 +135,9 @@ def icb_ratios(folder: Path, con: duckdb.DuckDBPyConnection | None = None) -> pd
     counts = emergency_admissions(folder, con)
     pop = pd.read_csv(folder / "geography" / "population.csv", dtype={"sex": str})
     keys = ["icb_code", "age", "sex", "imd_quintile"]
-    local = pop.merge(counts, on=keys, how="left").fillna({"emergency": 0, "acsc": 0}).rename(
-        columns={"population": "n"})
+    local = (
+        pop.merge(counts, on=keys, how="left").fillna({"emergency": 0, "acsc": 0}).rename(columns={"population": "n"})
+    )
     out = []
     for outcome in ("emergency", "acsc"):
         ref = local.groupby(["age", "sex", "imd_quintile"], as_index=False)[[outcome, "n"]].sum()
@@ -160,9 +168,16 @@ def recovery(folder: Path) -> pd.DataFrame:
     rows = []
     for (otype, outcome), g in m.groupby(["org_type", "outcome"], sort=True):
         covered = (g["lower"] <= g["true_ratio"]) & (g["true_ratio"] <= g["upper"])
-        rows.append({"org_type": otype, "outcome": outcome, "organisations": len(g),
-                     "corr_ratio": float(np.corrcoef(g["value"], g["true_ratio"])[0, 1]),
-                     "corr_log_effect": float(np.corrcoef(np.log(g["value"].clip(lower=1e-9)), g["effect"])[0, 1]),
-                     "coverage": float(covered.mean()), "poisson_count": outcome in COUNT_OUTCOMES,
-                     "covered": int(covered.sum())})
+        rows.append(
+            {
+                "org_type": otype,
+                "outcome": outcome,
+                "organisations": len(g),
+                "corr_ratio": float(np.corrcoef(g["value"], g["true_ratio"])[0, 1]),
+                "corr_log_effect": float(np.corrcoef(np.log(g["value"].clip(lower=1e-9)), g["effect"])[0, 1]),
+                "coverage": float(covered.mean()),
+                "poisson_count": outcome in COUNT_OUTCOMES,
+                "covered": int(covered.sum()),
+            }
+        )
     return pd.DataFrame(rows)

@@ -50,9 +50,13 @@ from leaguetables.inputs.sources.common import (
 
 DEPTS = ("type1", "type2", "other")
 COUNT_COLUMNS = (
-    [f"att_{d}" for d in DEPTS] + [f"att_booked_{d}" for d in DEPTS]
-    + [f"over4_{d}" for d in DEPTS] + [f"over4_booked_{d}" for d in DEPTS]
-    + ["dta_4_12h", "dta_12h"] + [f"emadm_{d}" for d in DEPTS] + ["emadm_other_routes"]
+    [f"att_{d}" for d in DEPTS]
+    + [f"att_booked_{d}" for d in DEPTS]
+    + [f"over4_{d}" for d in DEPTS]
+    + [f"over4_booked_{d}" for d in DEPTS]
+    + ["dta_4_12h", "dta_12h"]
+    + [f"emadm_{d}" for d in DEPTS]
+    + ["emadm_other_routes"]
 )
 
 _DEPT = r"(type ?1|type ?2|other(?: a&e)? department|other)"
@@ -135,8 +139,7 @@ def read_ae(paths: Path | str | Iterable[Path | str]) -> pd.DataFrame:
     return df[cols].sort_values(["period", "org_code"]).reset_index(drop=True)
 
 
-def quarter_totals(monthly: pd.DataFrame, quarter: str,
-                   successors: Mapping[str, str] | None = None) -> pd.DataFrame:
+def quarter_totals(monthly: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Counts summed over the months of ``quarter`` per (successor-mapped) provider, with
     ``attendances``, ``within_4h``, ``emergency_admissions_ae`` and ``months``."""
     df = monthly[months_in_quarter(monthly["period"], quarter, "A&E")].copy()
@@ -153,18 +156,19 @@ def quarter_totals(monthly: pd.DataFrame, quarter: str,
     return agg
 
 
-def ae_observations(monthly: pd.DataFrame, quarter: str,
-                    successors: Mapping[str, str] | None = None) -> pd.DataFrame:
+def ae_observations(monthly: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None) -> pd.DataFrame:
     """``ae_4hr`` and ``ae_12hr_dta`` observations of one quarter (contract layout)."""
     agg = quarter_totals(monthly, quarter, successors)
-    return pd.concat([
-        ratio_observations(agg, quarter, "ae_4hr", "within_4h", "attendances"),
-        ratio_observations(agg, quarter, "ae_12hr_dta", "dta_12h", "emergency_admissions_ae"),
-    ], ignore_index=True)
+    return pd.concat(
+        [
+            ratio_observations(agg, quarter, "ae_4hr", "within_4h", "attendances"),
+            ratio_observations(agg, quarter, "ae_12hr_dta", "dta_12h", "emergency_admissions_ae"),
+        ],
+        ignore_index=True,
+    )
 
 
-def type1_providers(monthly: pd.DataFrame, quarter: str,
-                    successors: Mapping[str, str] | None = None) -> set[str]:
+def type1_providers(monthly: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None) -> set[str]:
     """Codes (successor-mapped) with type 1 attendances (incl. booked) in the quarter."""
     agg = quarter_totals(monthly, quarter, successors)
     return set(agg.loc[agg["type1_attendances"] > 0, "trust_code"].astype(str))
@@ -183,5 +187,12 @@ def national_month(monthly: pd.DataFrame, month) -> dict[str, float]:
     }
 
 
-__all__ = ["read_ae", "ae_observations", "type1_providers", "quarter_totals", "national_month",
-           "canonical_column", "COUNT_COLUMNS"]
+__all__ = [
+    "read_ae",
+    "ae_observations",
+    "type1_providers",
+    "quarter_totals",
+    "national_month",
+    "canonical_column",
+    "COUNT_COLUMNS",
+]

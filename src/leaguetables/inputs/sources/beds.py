@@ -32,17 +32,17 @@ from pathlib import Path
 import pandas as pd
 
 from leaguetables.inputs.sources.common import (
-    read_renamed,
     MONTHS,
+    NoDataForQuarter,
     is_total_row,
     map_codes,
     norm_name,
     parse_quarter,
     quarter_of,
     ratio_observations,
+    read_renamed,
     sum_by,
     to_number,
-    NoDataForQuarter,
 )
 
 _SECTORS = {
@@ -61,10 +61,17 @@ def canonical_column(label: str) -> str | None:
     m = re.match(r"^(available|occupied)\s*[-:]?\s*(.+)$", s)
     if m and m.group(2) in _SECTORS:
         return f"{'avail' if m.group(1) == 'available' else 'occ'}_{_SECTORS[m.group(2)]}"
-    return {"org code": "org_code", "organisation code": "org_code", "org name": "org_name",
-            "organisation name": "org_name", "region code": "region_code", "year": "year",
-            "period end": "period_end", "quarter_label": "quarter_label",
-            "quarter": "quarter_label"}.get(s)
+    return {
+        "org code": "org_code",
+        "organisation code": "org_code",
+        "org name": "org_name",
+        "organisation name": "org_name",
+        "region code": "region_code",
+        "year": "year",
+        "period end": "period_end",
+        "quarter_label": "quarter_label",
+        "quarter": "quarter_label",
+    }.get(s)
 
 
 def _quarter_from_label(label: str) -> str:
@@ -114,8 +121,7 @@ def read_kh03(path: Path | str, quarter: str | None = None) -> pd.DataFrame:
     return out[~is_total_row(out["org_code"], out["org_name"])].reset_index(drop=True)
 
 
-def kh03_observations(kh03: pd.DataFrame, quarter: str,
-                      successors: Mapping[str, str] | None = None) -> pd.DataFrame:
+def kh03_observations(kh03: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None) -> pd.DataFrame:
     """``beds_ga_occupancy`` observations of one quarter."""
     parse_quarter(quarter)
     df = kh03[kh03["quarter"] == quarter].copy()
@@ -129,8 +135,11 @@ def kh03_observations(kh03: pd.DataFrame, quarter: str,
 
 def national_quarter(kh03: pd.DataFrame, quarter: str) -> dict[str, float]:
     q = kh03[kh03["quarter"] == quarter]
-    return {"available_ga": float(q["avail_ga"].sum()), "occupied_ga": float(q["occ_ga"].sum()),
-            "occupancy_ga": float(q["occ_ga"].sum() / q["avail_ga"].sum())}
+    return {
+        "available_ga": float(q["avail_ga"].sum()),
+        "occupied_ga": float(q["occ_ga"].sum()),
+        "occupancy_ga": float(q["occ_ga"].sum() / q["avail_ga"].sum()),
+    }
 
 
 __all__ = ["read_kh03", "kh03_observations", "national_quarter", "canonical_column"]

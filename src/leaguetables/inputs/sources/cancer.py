@@ -91,8 +91,13 @@ def _month_from_year(year: str, month: str) -> pd.Timestamp:
 def _read_one(path: Path | str) -> pd.DataFrame:
     header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
     counts = {"total treated", "total", "within standard", "breaches"}
-    raw = pd.read_csv(path, dtype={c: str for c in header if norm_name(c) not in counts},
-                      keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+    raw = pd.read_csv(
+        path,
+        dtype={c: str for c in header if norm_name(c) not in counts},
+        keep_default_na=False,
+        na_values=[""],
+        encoding="utf-8-sig",
+    )
     raw = raw.rename(columns={c: _ALIASES[norm_name(c)] for c in raw.columns if norm_name(c) in _ALIASES})
     missing = {"standard", "org_code", "total", "within"} - set(raw.columns)
     if missing:
@@ -105,8 +110,11 @@ def _read_one(path: Path | str) -> pd.DataFrame:
     out["standard"] = raw["standard"].map({v: standard_code(v) for v in raw["standard"].unique()})
     out["org_code"] = raw["org_code"].astype("string").str.strip().str.upper()
     for col in ("stage_route", "modality", "cancer_type"):
-        out[col] = (raw[col].astype("string").fillna("").str.strip().str.upper() if col in raw
-                    else pd.Series("", index=raw.index, dtype="string"))
+        out[col] = (
+            raw[col].astype("string").fillna("").str.strip().str.upper()
+            if col in raw
+            else pd.Series("", index=raw.index, dtype="string")
+        )
     out["total"], s1 = to_number(raw["total"])
     out["within"], s2 = to_number(raw["within"])
     out["suppressed"] = s1 | s2
@@ -130,8 +138,9 @@ def provider_months(detail: pd.DataFrame) -> pd.DataFrame:
     return sum_by(df, ["period", "standard", "org_code"], ["total", "within"], any_flags=["suppressed"])
 
 
-def cancer_observations(detail: pd.DataFrame, quarter: str,
-                        successors: Mapping[str, str] | None = None) -> pd.DataFrame:
+def cancer_observations(
+    detail: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """``cancer_fds_28d``, ``cancer_31d``, ``cancer_62d`` observations of one quarter."""
     months = provider_months(detail)
     months = months[months_in_quarter(months["period"], quarter, "cancer waiting times")].copy()
@@ -150,10 +159,19 @@ def national_month(detail: pd.DataFrame, month) -> dict[str, dict[str, float]]:
     pm = pm[pm["period"] == parse_month(month)]
     out = {}
     for std, g in pm.groupby("standard"):
-        out[std] = {"total": float(g["total"].sum()), "within": float(g["within"].sum()),
-                    "share": float(g["within"].sum() / g["total"].sum())}
+        out[std] = {
+            "total": float(g["total"].sum()),
+            "within": float(g["within"].sum()),
+            "share": float(g["within"].sum() / g["total"].sum()),
+        }
     return out
 
 
-__all__ = ["read_cwt", "provider_months", "cancer_observations", "national_month", "standard_code",
-           "METRIC_BY_STANDARD"]
+__all__ = [
+    "read_cwt",
+    "provider_months",
+    "cancer_observations",
+    "national_month",
+    "standard_code",
+    "METRIC_BY_STANDARD",
+]

@@ -47,11 +47,23 @@ SOURCE_FILES: dict[str, str | tuple[str, ...]] = {
 }
 
 OBS_COLUMNS = [
-    "quarter", "trust_code", "metric_id", "numerator", "denominator", "value", "category", "suppressed",
+    "quarter",
+    "trust_code",
+    "metric_id",
+    "numerator",
+    "denominator",
+    "value",
+    "category",
+    "suppressed",
 ]
 TRUST_COLUMNS = ["trust_code", "trust_name", "trust_type", "trust_subtype", "region"]
 DEMOGRAPHIC_COLUMNS = [
-    "trust_code", "population", "share_65plus", "share_85plus", "imd_score", "rural_share",
+    "trust_code",
+    "population",
+    "share_65plus",
+    "share_85plus",
+    "imd_score",
+    "rural_share",
     "ethnic_minority_share",
 ]
 STATUS_COLUMNS = ["quarter", "trust_code", "deficit", "deficit_support", "improvement_programme"]
@@ -67,8 +79,20 @@ _QUARTER_RE = re.compile(r"^(\d{4})-(\d{2})-Q([1-4])$")
 MONTHS = {
     m: i
     for i, m in enumerate(
-        ["JANUARY", "FEBRUARY", "MARCH", "APRIL", "MAY", "JUNE", "JULY", "AUGUST", "SEPTEMBER",
-         "OCTOBER", "NOVEMBER", "DECEMBER"],
+        [
+            "JANUARY",
+            "FEBRUARY",
+            "MARCH",
+            "APRIL",
+            "MAY",
+            "JUNE",
+            "JULY",
+            "AUGUST",
+            "SEPTEMBER",
+            "OCTOBER",
+            "NOVEMBER",
+            "DECEMBER",
+        ],
         start=1,
     )
 }
@@ -199,8 +223,9 @@ def to_number(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     lowered = text.str.lower()
     suppressed = lowered.isin(_SUPPRESSION_MARKS).fillna(False).astype(bool)
     text = text.str.rstrip("%")
-    values = pd.to_numeric(text.where(~lowered.isin(_SUPPRESSION_MARKS | _NOT_APPLICABLE_MARKS)),
-                           errors="coerce").astype("float64")
+    values = pd.to_numeric(
+        text.where(~lowered.isin(_SUPPRESSION_MARKS | _NOT_APPLICABLE_MARKS)), errors="coerce"
+    ).astype("float64")
     return values, suppressed
 
 
@@ -226,8 +251,14 @@ def map_codes(codes: pd.Series, successors: Mapping[str, str] | None) -> pd.Seri
     return mapped.where(mapped.notna(), codes).astype("string")
 
 
-def sum_by(df: pd.DataFrame, keys: list[str] | str, values: list[str], any_flags: Iterable[str] = (),
-           all_flags: Iterable[str] = (), first: Iterable[str] = ()) -> pd.DataFrame:
+def sum_by(
+    df: pd.DataFrame,
+    keys: list[str] | str,
+    values: list[str],
+    any_flags: Iterable[str] = (),
+    all_flags: Iterable[str] = (),
+    first: Iterable[str] = (),
+) -> pd.DataFrame:
     """Group ``df`` by ``keys``: ``values`` summed (NaN when all missing), flags combined with
     any/all, ``first`` columns taken from the first row."""
     g = df.groupby(keys, sort=True)
@@ -251,10 +282,12 @@ def make_observations(frame: pd.DataFrame, quarter: str, metric_id: str) -> pd.D
     out["metric_id"] = pd.Series([metric_id] * n, dtype="str")
     for col in ("numerator", "denominator", "value"):
         out[col] = frame[col].astype("float64").to_numpy() if col in frame else np.full(n, np.nan)
-    out["category"] = (frame["category"].astype("str").to_numpy() if "category" in frame
-                       else pd.Series([None] * n, dtype="str"))
-    out["suppressed"] = (frame["suppressed"].fillna(False).astype(bool).to_numpy() if "suppressed" in frame
-                         else np.zeros(n, dtype=bool))
+    out["category"] = (
+        frame["category"].astype("str").to_numpy() if "category" in frame else pd.Series([None] * n, dtype="str")
+    )
+    out["suppressed"] = (
+        frame["suppressed"].fillna(False).astype(bool).to_numpy() if "suppressed" in frame else np.zeros(n, dtype=bool)
+    )
     return out.sort_values("trust_code", kind="stable").reset_index(drop=True)
 
 
@@ -262,8 +295,9 @@ def empty_observations() -> pd.DataFrame:
     return make_observations(pd.DataFrame({"trust_code": pd.Series([], dtype="str")}), "", "")
 
 
-def ratio_observations(agg: pd.DataFrame, quarter: str, metric_id: str, numerator: str,
-                       denominator: str, suppressed: str | None = None) -> pd.DataFrame:
+def ratio_observations(
+    agg: pd.DataFrame, quarter: str, metric_id: str, numerator: str, denominator: str, suppressed: str | None = None
+) -> pd.DataFrame:
     """Observations of a proportion from aggregated counts.
 
     Rows with a zero or missing denominator (metric not applicable: no activity) or a missing
@@ -271,12 +305,14 @@ def ratio_observations(agg: pd.DataFrame, quarter: str, metric_id: str, numerato
     with NaN counts and ``suppressed=True``).
     """
     supp = agg[suppressed].fillna(False).astype(bool) if suppressed else pd.Series(False, index=agg.index)
-    frame = pd.DataFrame({
-        "trust_code": agg["trust_code"],
-        "numerator": agg[numerator].astype("float64"),
-        "denominator": agg[denominator].astype("float64"),
-        "suppressed": supp,
-    })
+    frame = pd.DataFrame(
+        {
+            "trust_code": agg["trust_code"],
+            "numerator": agg[numerator].astype("float64"),
+            "denominator": agg[denominator].astype("float64"),
+            "suppressed": supp,
+        }
+    )
     frame.loc[supp, ["numerator", "denominator"]] = np.nan
     keep = supp | ((frame["denominator"] > 0) & frame["numerator"].notna())
     return make_observations(frame[keep], quarter, metric_id)
@@ -300,8 +336,7 @@ def coverage_table(observations: pd.DataFrame, trusts: pd.DataFrame, metrics) ->
     """
     if isinstance(metrics, pd.DataFrame):
         id_col = "metric_id" if "metric_id" in metrics else "id"
-        stats = dict(zip(metrics[id_col], metrics["statistic"] if "statistic" in metrics
-                         else [None] * len(metrics)))
+        stats = dict(zip(metrics[id_col], metrics["statistic"] if "statistic" in metrics else [None] * len(metrics)))
     elif isinstance(metrics, Mapping):
         stats = {}
         for k, v in metrics.items():
@@ -339,20 +374,24 @@ def coverage_table(observations: pd.DataFrame, trusts: pd.DataFrame, metrics) ->
         excluded = in_reg[(reasons != "") & ~supp]
         covered = in_reg[(reasons == "") & ~supp]
         missing = sorted(register - set(in_reg["trust_code"].astype(str)))
-        why = "; ".join(f"{r}: {', '.join(sorted(excluded.loc[reasons[excluded.index] == r, 'trust_code']))}"
-                        for r in sorted(set(reasons[excluded.index])))
-        rows.append({
-            "metric_id": metric_id,
-            "trusts": len(register),
-            "covered": covered["trust_code"].nunique(),
-            "suppressed": int(supp.sum()),
-            "excluded": len(excluded),
-            "missing": len(missing),
-            "not_in_register": len(not_in_reg),
-            "excluded_why": why,
-            "missing_codes": ", ".join(missing),
-            "suppressed_codes": ", ".join(sorted(in_reg.loc[supp, "trust_code"].astype(str))),
-        })
+        why = "; ".join(
+            f"{r}: {', '.join(sorted(excluded.loc[reasons[excluded.index] == r, 'trust_code']))}"
+            for r in sorted(set(reasons[excluded.index]))
+        )
+        rows.append(
+            {
+                "metric_id": metric_id,
+                "trusts": len(register),
+                "covered": covered["trust_code"].nunique(),
+                "suppressed": int(supp.sum()),
+                "excluded": len(excluded),
+                "missing": len(missing),
+                "not_in_register": len(not_in_reg),
+                "excluded_why": why,
+                "missing_codes": ", ".join(missing),
+                "suppressed_codes": ", ".join(sorted(in_reg.loc[supp, "trust_code"].astype(str))),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -390,4 +429,3 @@ def read_renamed(path, canonical) -> pd.DataFrame:
         if key and key not in names.values():
             names[col] = key
     return raw.rename(columns=names)
-

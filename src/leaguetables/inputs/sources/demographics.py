@@ -60,8 +60,13 @@ COVARIATES = ["share_65plus", "share_85plus", "imd_score", "rural_share", "ethni
 def catchment_shares(folder: Path | str = DEFAULT_FOLDER) -> pd.DataFrame:
     """``trust_code, ltla_code, share`` (OHID, 2022 trust codes)."""
     c = pd.read_csv(Path(folder) / FILES["catchment"], dtype={"nhs_trust22_code": str, "ltla21_code": str})
-    return pd.DataFrame({"trust_code": c["nhs_trust22_code"].str.upper(), "ltla_code": c["ltla21_code"],
-                         "share": c["proportion_trust_came_from_ltla"].astype(float)})
+    return pd.DataFrame(
+        {
+            "trust_code": c["nhs_trust22_code"].str.upper(),
+            "ltla_code": c["ltla21_code"],
+            "share": c["proportion_trust_came_from_ltla"].astype(float),
+        }
+    )
 
 
 def lad_table(folder: Path | str = DEFAULT_FOLDER) -> pd.DataFrame:
@@ -70,15 +75,18 @@ def lad_table(folder: Path | str = DEFAULT_FOLDER) -> pd.DataFrame:
     pop = pd.read_csv(folder / FILES["population"], dtype={"ltla21_code": str})
     ages = {c: (90 if c.strip() == "90+" else int(c)) for c in pop.columns if c.strip().rstrip("+").isdigit()}
     total = pop[list(ages)].sum(axis=1)
-    out = pd.DataFrame({
-        "ltla_code": pop["ltla21_code"],
-        "population": pop["total_population"].astype(float),
-        "share_65plus": pop[[c for c, a in ages.items() if a >= 65]].sum(axis=1) / total,
-        "share_85plus": pop[[c for c, a in ages.items() if a >= 85]].sum(axis=1) / total,
-    }).set_index("ltla_code")
+    out = pd.DataFrame(
+        {
+            "ltla_code": pop["ltla21_code"],
+            "population": pop["total_population"].astype(float),
+            "share_65plus": pop[[c for c, a in ages.items() if a >= 65]].sum(axis=1) / total,
+            "share_85plus": pop[[c for c, a in ages.items() if a >= 85]].sum(axis=1) / total,
+        }
+    ).set_index("ltla_code")
     imd = pd.read_csv(folder / FILES["imd"], dtype={"ltla22_code": str}).set_index("ltla22_code")["Score"]
     rural = pd.read_csv(folder / FILES["rural"], dtype={"ltla21_code": str}).set_index("ltla21_code")[
-        "pct_rural_ruc2011"]
+        "pct_rural_ruc2011"
+    ]
     out["imd_score"] = imd.reindex(out.index)
     out["rural_share"] = rural.reindex(out.index)
     return out
@@ -86,12 +94,12 @@ def lad_table(folder: Path | str = DEFAULT_FOLDER) -> pd.DataFrame:
 
 def catchment_populations(shares: pd.DataFrame, lad: pd.DataFrame) -> pd.Series:
     """NNLS estimate of each trust's catchment population (see module docstring)."""
-    matrix = shares.pivot_table(index="ltla_code", columns="trust_code", values="share",
-                                aggfunc="sum", fill_value=0.0)
+    matrix = shares.pivot_table(index="ltla_code", columns="trust_code", values="share", aggfunc="sum", fill_value=0.0)
     england = [c for c in lad.index if str(c).startswith("E")]
     matrix = matrix.reindex(england, fill_value=0.0)
-    estimate, _ = nnls(matrix.to_numpy(), lad.loc[england, "population"].to_numpy(dtype=float),
-                       maxiter=50 * matrix.shape[1])
+    estimate, _ = nnls(
+        matrix.to_numpy(), lad.loc[england, "population"].to_numpy(dtype=float), maxiter=50 * matrix.shape[1]
+    )
     pop = pd.Series(estimate, index=matrix.columns, name="population")
     return pop.where(pop > 0)
 
@@ -135,8 +143,9 @@ def combine(demo: pd.DataFrame, successors: Mapping[str, str] | None) -> pd.Data
     return pd.DataFrame(rows)[DEMOGRAPHIC_COLUMNS]
 
 
-def trust_demographics(trust_codes: Iterable[str], successors: Mapping[str, str] | None = None,
-                       folder: Path | str = DEFAULT_FOLDER) -> pd.DataFrame:
+def trust_demographics(
+    trust_codes: Iterable[str], successors: Mapping[str, str] | None = None, folder: Path | str = DEFAULT_FOLDER
+) -> pd.DataFrame:
     """Contract demographics table: one row per trust in ``trust_codes`` (NaN where the trust has
     no OHID catchment, e.g. mental-health, community and ambulance trusts)."""
     codes = pd.Index(pd.Series(list(trust_codes), dtype="str"), name="trust_code")
@@ -148,5 +157,12 @@ def trust_demographics(trust_codes: Iterable[str], successors: Mapping[str, str]
     return out[DEMOGRAPHIC_COLUMNS]
 
 
-__all__ = ["catchment_shares", "lad_table", "catchment_populations", "catchment_demographics",
-           "combine", "trust_demographics", "DEFAULT_FOLDER"]
+__all__ = [
+    "catchment_shares",
+    "lad_table",
+    "catchment_populations",
+    "catchment_demographics",
+    "combine",
+    "trust_demographics",
+    "DEFAULT_FOLDER",
+]

@@ -30,13 +30,13 @@ from pathlib import Path
 import pandas as pd
 
 from leaguetables.inputs.sources.common import (
-    read_renamed,
     is_total_row,
     map_codes,
     norm_name,
     parse_month,
     parse_months,
     ratio_observations,
+    read_renamed,
     snapshot_month,
     sum_by,
     to_number,
@@ -104,12 +104,18 @@ def read_dm01(paths: Path | str | Iterable[Path | str], period=None) -> pd.DataF
     if isinstance(paths, (str, Path)):
         paths = [paths]
     df = pd.concat([_read_one(p, period) for p in paths], ignore_index=True)
-    return sum_by(df, ["period", "org_code"], ["waiting_list", "waiting_6plus", "waiting_13plus"],
-                  any_flags=["suppressed"], first=["org_name", "region_code"])
+    return sum_by(
+        df,
+        ["period", "org_code"],
+        ["waiting_list", "waiting_6plus", "waiting_13plus"],
+        any_flags=["suppressed"],
+        first=["org_name", "region_code"],
+    )
 
 
-def dm01_observations(dm01: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None,
-                      allow_earlier: bool = False) -> pd.DataFrame:
+def dm01_observations(
+    dm01: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None, allow_earlier: bool = False
+) -> pd.DataFrame:
     """``diag_6wk`` observations: month-end snapshot of the last month of ``quarter``."""
     month = snapshot_month(dm01["period"].unique(), quarter, allow_earlier)
     df = dm01[dm01["period"] == month].copy()
@@ -120,9 +126,11 @@ def dm01_observations(dm01: pd.DataFrame, quarter: str, successors: Mapping[str,
 
 def national_month(dm01: pd.DataFrame, month) -> dict[str, float]:
     m = dm01[dm01["period"] == parse_month(month)]
-    return {"waiting_list": float(m["waiting_list"].sum()),
-            "waiting_6plus": float(m["waiting_6plus"].sum()),
-            "share_6plus": float(m["waiting_6plus"].sum() / m["waiting_list"].sum())}
+    return {
+        "waiting_list": float(m["waiting_list"].sum()),
+        "waiting_6plus": float(m["waiting_6plus"].sum()),
+        "share_6plus": float(m["waiting_6plus"].sum() / m["waiting_list"].sum()),
+    }
 
 
 __all__ = ["read_dm01", "dm01_observations", "national_month", "canonical_column"]

@@ -95,7 +95,8 @@ def load_nhse_quarter(
 
     names = sickness.latest_names(sick, as_of)
     trusts = ods.build_trusts(
-        register, as_of,
+        register,
+        as_of,
         types=[staff_survey.organisation_types(nss), sickness.organisation_types(sick)],
         names=[names, staff_survey.organisation_names(nss)],
     )
@@ -107,12 +108,17 @@ def load_nhse_quarter(
 
     builders = [
         ("ae", lambda: ae.ae_observations(ae_monthly, quarter, successors)),
-        ("cancer", lambda: cancer.cancer_observations(
-            cancer.read_cwt(source_path(raw_dir, "cancer")), quarter, successors)),
-        ("diagnostics", lambda: diagnostics.dm01_observations(
-            diagnostics.read_dm01(source_path(raw_dir, "diagnostics")), quarter, successors)),
-        ("beds", lambda: beds.kh03_observations(
-            beds.read_kh03(source_path(raw_dir, "beds")), quarter, successors)),
+        (
+            "cancer",
+            lambda: cancer.cancer_observations(cancer.read_cwt(source_path(raw_dir, "cancer")), quarter, successors),
+        ),
+        (
+            "diagnostics",
+            lambda: diagnostics.dm01_observations(
+                diagnostics.read_dm01(source_path(raw_dir, "diagnostics")), quarter, successors
+            ),
+        ),
+        ("beds", lambda: beds.kh03_observations(beds.read_kh03(source_path(raw_dir, "beds")), quarter, successors)),
         ("sickness", lambda: sickness.sickness_observations(sick, quarter, successors)),
         ("staff_survey", lambda: staff_survey.nss_observations(nss, quarter, successors)),
         ("rtt", lambda: rtt.rtt_observations(rtt.read_rtt(source_path(raw_dir, "rtt")), quarter, successors)),
@@ -127,18 +133,19 @@ def load_nhse_quarter(
     observations = observations[observations["trust_code"].isin(trusts["trust_code"])]
     observations = observations.sort_values(["metric_id", "trust_code"], kind="stable").reset_index(drop=True)
 
-    demo = demographics.trust_demographics(
-        trusts["trust_code"], successors, raw_dir / SOURCE_FILES["demographics"])
+    demo = demographics.trust_demographics(trusts["trust_code"], successors, raw_dir / SOURCE_FILES["demographics"])
 
     n = len(trusts)
-    status = pd.DataFrame({
-        "quarter": pd.Series([quarter] * n, dtype="str"),
-        "trust_code": trusts["trust_code"].astype("str").to_numpy(),
-        # not in these inputs: unknown (empty in status.csv, [x] where published), never a default of False
-        "deficit": pd.array([pd.NA] * n, dtype="boolean"),
-        "deficit_support": pd.array([pd.NA] * n, dtype="boolean"),
-        "improvement_programme": pd.array([pd.NA] * n, dtype="boolean"),
-    })
+    status = pd.DataFrame(
+        {
+            "quarter": pd.Series([quarter] * n, dtype="str"),
+            "trust_code": trusts["trust_code"].astype("str").to_numpy(),
+            # not in these inputs: unknown (empty in status.csv, [x] where published), never a default of False
+            "deficit": pd.array([pd.NA] * n, dtype="boolean"),
+            "deficit_support": pd.array([pd.NA] * n, dtype="boolean"),
+            "improvement_programme": pd.array([pd.NA] * n, dtype="boolean"),
+        }
+    )
     status.attrs["note"] = STATUS_NOTE
     return {
         "trusts": trusts[TRUST_COLUMNS],
@@ -166,13 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         description="Build the four data-contract CSVs of one quarter from NHS England's published files.",
     )
     parser.add_argument("quarter", help="financial quarter, e.g. 2024-25-Q4")
-    parser.add_argument("--raw", type=Path, default=DEFAULT_RAW_DIR,
-                        help=f"folder of the real data (default: {DEFAULT_RAW_DIR})")
+    parser.add_argument(
+        "--raw", type=Path, default=DEFAULT_RAW_DIR, help=f"folder of the real data (default: {DEFAULT_RAW_DIR})"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--trust-types", default="acute",
-                        help="comma-separated trust types (acute, mental_health_community, ambulance)")
-    parser.add_argument("--all-acute", action="store_true",
-                        help="keep acute trusts without a type 1 A&E department")
+    parser.add_argument(
+        "--trust-types", default="acute", help="comma-separated trust types (acute, mental_health_community, ambulance)"
+    )
+    parser.add_argument("--all-acute", action="store_true", help="keep acute trusts without a type 1 A&E department")
     args = parser.parse_args(argv)
     types = tuple(t.strip() for t in args.trust_types.split(",") if t.strip())
     data = load_nhse_quarter(args.quarter, args.raw, types, type1_only=not args.all_acute)

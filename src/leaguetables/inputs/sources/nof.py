@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from leaguetables.config import load_catalogue
 from leaguetables.inputs.sources import demographics
 
@@ -62,12 +63,39 @@ COMBINED_FINANCE = "OF1080"
 #: The three healthcare-associated infection scores, weighted one third each in the average (acute trusts).
 INFECTION_SCORES = ("OF1020", "OF1048", "OF1088")
 
-DATA_COLUMNS = ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name", "Domain",
-                "Sub-domain", "Metric_ID", "Metric_description", "Reporting_date", "Units", "Value",
-                "Median_value", "Lower_quartile", "Upper_quartile", "Rank"]
-LEAGUE_COLUMNS = ["Quarter", "Region", "Trust_type", "Trust_subtype", "Trust_code", "Trust_name",
-                  "Average_score", "Likely_range_of_average_score", "Segment", "Trust_in_financial_deficit",
-                  "Rank", "Likely_range_of_rank"]
+DATA_COLUMNS = [
+    "Quarter",
+    "Region",
+    "Trust_type",
+    "Trust_subtype",
+    "Trust_code",
+    "Trust_name",
+    "Domain",
+    "Sub-domain",
+    "Metric_ID",
+    "Metric_description",
+    "Reporting_date",
+    "Units",
+    "Value",
+    "Median_value",
+    "Lower_quartile",
+    "Upper_quartile",
+    "Rank",
+]
+LEAGUE_COLUMNS = [
+    "Quarter",
+    "Region",
+    "Trust_type",
+    "Trust_subtype",
+    "Trust_code",
+    "Trust_name",
+    "Average_score",
+    "Likely_range_of_average_score",
+    "Segment",
+    "Trust_in_financial_deficit",
+    "Rank",
+    "Likely_range_of_rank",
+]
 TRUST_TYPES = {
     "acute trust": "acute",
     "mental health and community trust": "mental_health_community",
@@ -151,8 +179,9 @@ def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
         # summary rows (OF5000), which must name one quarter
         dates = set(df.loc[df["Metric_ID"].astype(str).str.strip() == "OF5000", "Reporting_date"].dropna())
         if len(dates) != 1:
-            raise ValueError(f"{path}: no Quarter column and the OF5000 Reporting_date does not name one quarter "
-                             f"({sorted(dates)})")
+            raise ValueError(
+                f"{path}: no Quarter column and the OF5000 Reporting_date does not name one quarter ({sorted(dates)})"
+            )
         df.insert(0, "Quarter", dates.pop())
     missing = [c for c in columns if c not in df.columns]
     if missing:
@@ -168,29 +197,33 @@ def read_nof_data(path: str | Path) -> pd.DataFrame:
     upper_quartile, rank``. Duplicate quarter × trust × metric rows raise ``ValueError``.
     """
     raw = _read_csv(Path(path), DATA_COLUMNS)
-    df = pd.DataFrame({
-        "quarter": raw["Quarter"].map(parse_quarter),
-        "region": raw["Region"],
-        "trust_type": raw["Trust_type"].map(parse_trust_type),
-        "trust_subtype": raw["Trust_subtype"],
-        "trust_code": raw["Trust_code"].str.strip(),
-        "trust_name": raw["Trust_name"],
-        "domain": raw["Domain"],
-        "sub_domain": raw["Sub-domain"],
-        "metric_id": raw["Metric_ID"].str.strip(),
-        "metric_description": raw["Metric_description"],
-        "reporting_date": raw["Reporting_date"],
-        "units": raw["Units"],
-        "value": pd.to_numeric(raw["Value"], errors="raise").astype(float),
-        "median_value": pd.to_numeric(raw["Median_value"], errors="raise").astype(float),
-        "lower_quartile": pd.to_numeric(raw["Lower_quartile"], errors="raise").astype(float),
-        "upper_quartile": pd.to_numeric(raw["Upper_quartile"], errors="raise").astype(float),
-        "rank": pd.to_numeric(raw["Rank"], errors="raise").astype(float),
-    })
+    df = pd.DataFrame(
+        {
+            "quarter": raw["Quarter"].map(parse_quarter),
+            "region": raw["Region"],
+            "trust_type": raw["Trust_type"].map(parse_trust_type),
+            "trust_subtype": raw["Trust_subtype"],
+            "trust_code": raw["Trust_code"].str.strip(),
+            "trust_name": raw["Trust_name"],
+            "domain": raw["Domain"],
+            "sub_domain": raw["Sub-domain"],
+            "metric_id": raw["Metric_ID"].str.strip(),
+            "metric_description": raw["Metric_description"],
+            "reporting_date": raw["Reporting_date"],
+            "units": raw["Units"],
+            "value": pd.to_numeric(raw["Value"], errors="raise").astype(float),
+            "median_value": pd.to_numeric(raw["Median_value"], errors="raise").astype(float),
+            "lower_quartile": pd.to_numeric(raw["Lower_quartile"], errors="raise").astype(float),
+            "upper_quartile": pd.to_numeric(raw["Upper_quartile"], errors="raise").astype(float),
+            "rank": pd.to_numeric(raw["Rank"], errors="raise").astype(float),
+        }
+    )
     dup = df.duplicated(["quarter", "trust_code", "metric_id"])
     if dup.any():
         first = df.loc[dup, ["quarter", "trust_code", "metric_id"]].iloc[0].tolist()
-        raise ValueError(f"{path}: duplicate quarter × trust × metric rows, e.g. {first} (row {int(np.flatnonzero(dup)[0]) + 2})")
+        raise ValueError(
+            f"{path}: duplicate quarter × trust × metric rows, e.g. {first} (row {int(np.flatnonzero(dup)[0]) + 2})"
+        )
     return df
 
 
@@ -204,22 +237,24 @@ def read_league_table(path: str | Path) -> pd.DataFrame:
     deficit = raw["Trust_in_financial_deficit"].str.strip().str.lower()
     if not deficit.isin(["yes", "no"]).all():
         raise ValueError(f"{path}: Trust_in_financial_deficit must be Yes/No, got {sorted(set(deficit))}")
-    return pd.DataFrame({
-        "quarter": raw["Quarter"].map(parse_quarter),
-        "region": raw["Region"],
-        "trust_type": raw["Trust_type"].map(parse_trust_type),
-        "trust_subtype": raw["Trust_subtype"],
-        "trust_code": raw["Trust_code"].str.strip(),
-        "trust_name": raw["Trust_name"],
-        "average_score": pd.to_numeric(raw["Average_score"]).astype(float),
-        "average_lower": [a for a, _ in avg_rng],
-        "average_upper": [b for _, b in avg_rng],
-        "segment": pd.to_numeric(raw["Segment"]).astype("Int64"),
-        "in_financial_deficit": deficit.eq("yes").astype(bool),
-        "rank": pd.to_numeric(raw["Rank"]).astype("Int64"),
-        "rank_lower": pd.Series([a for a, _ in rank_rng]).astype("Int64"),
-        "rank_upper": pd.Series([b for _, b in rank_rng]).astype("Int64"),
-    })
+    return pd.DataFrame(
+        {
+            "quarter": raw["Quarter"].map(parse_quarter),
+            "region": raw["Region"],
+            "trust_type": raw["Trust_type"].map(parse_trust_type),
+            "trust_subtype": raw["Trust_subtype"],
+            "trust_code": raw["Trust_code"].str.strip(),
+            "trust_name": raw["Trust_name"],
+            "average_score": pd.to_numeric(raw["Average_score"]).astype(float),
+            "average_lower": [a for a, _ in avg_rng],
+            "average_upper": [b for _, b in avg_rng],
+            "segment": pd.to_numeric(raw["Segment"]).astype("Int64"),
+            "in_financial_deficit": deficit.eq("yes").astype(bool),
+            "rank": pd.to_numeric(raw["Rank"]).astype("Int64"),
+            "rank_lower": pd.Series([a for a, _ in rank_rng]).astype("Int64"),
+            "rank_upper": pd.Series([b for _, b in rank_rng]).astype("Int64"),
+        }
+    )
 
 
 def _codes(data: pd.DataFrame, pattern: str) -> pd.DataFrame:
@@ -229,8 +264,18 @@ def _codes(data: pd.DataFrame, pattern: str) -> pd.DataFrame:
 def metric_values(data: pd.DataFrame) -> pd.DataFrame:
     """Published metric values (``OF0xxx``): ``quarter, trust_code, metric_id, value, rank`` (the rank among
     the trusts in the file), plus ``domain``, ``units``, ``median_value``, quartiles."""
-    cols = ["quarter", "trust_code", "metric_id", "value", "rank", "domain", "units", "median_value",
-            "lower_quartile", "upper_quartile"]
+    cols = [
+        "quarter",
+        "trust_code",
+        "metric_id",
+        "value",
+        "rank",
+        "domain",
+        "units",
+        "median_value",
+        "lower_quartile",
+        "upper_quartile",
+    ]
     return _codes(data, r"OF0\d{3}")[cols].reset_index(drop=True)
 
 
@@ -249,9 +294,15 @@ def scores_for_average(data: pd.DataFrame) -> pd.DataFrame:
     df = metric_scores(data)
     df = df[df["metric_id"] != COMBINED_FINANCE].copy()
     df["weight"] = np.where(df["metric_id"].isin(INFECTION_SCORES), 1 / 3, 1.0)
-    df["combine_group"] = df["metric_id"].where(df["metric_id"].isin(FINANCE_METRICS)).map(
-        lambda m: "finance" if isinstance(m, str) else None).astype("object")
-    return df[["quarter", "trust_code", "metric_id", "score", "weight", "combine_group", "domain"]].reset_index(drop=True)
+    df["combine_group"] = (
+        df["metric_id"]
+        .where(df["metric_id"].isin(FINANCE_METRICS))
+        .map(lambda m: "finance" if isinstance(m, str) else None)
+        .astype("object")
+    )
+    return df[["quarter", "trust_code", "metric_id", "score", "weight", "combine_group", "domain"]].reset_index(
+        drop=True
+    )
 
 
 def summary(data: pd.DataFrame) -> pd.DataFrame:
@@ -273,18 +324,26 @@ def summary(data: pd.DataFrame) -> pd.DataFrame:
     out["segment"] = wide["OF5000"].astype("Int64")
     out["in_financial_deficit"] = wide["OF5004"].astype("boolean")
     out["final_segment"] = (wide["OF5005"] if "OF5005" in wide else pd.Series(np.nan, index=wide.index)).astype("Int64")
-    out["recovery_programme"] = (wide["OF5007"] if "OF5007" in wide else pd.Series(np.nan, index=wide.index)).astype("boolean")
+    out["recovery_programme"] = (wide["OF5007"] if "OF5007" in wide else pd.Series(np.nan, index=wide.index)).astype(
+        "boolean"
+    )
     out["rank"] = rank.reindex(out.index).astype("Int64")
     out = out.reset_index().merge(reg, on=["quarter", "trust_code"], how="left")
     first = ["quarter", "trust_code", "trust_name", "trust_type", "trust_subtype", "region"]
-    return out[first + [c for c in out.columns if c not in first]].sort_values(["quarter", "trust_code"], ignore_index=True)
+    return out[first + [c for c in out.columns if c not in first]].sort_values(
+        ["quarter", "trust_code"], ignore_index=True
+    )
 
 
 def domain_results(data: pd.DataFrame) -> pd.DataFrame:
     """Published domain scores (``OF40xx``) and segments (``OF41xx``): ``quarter, trust_code, domain,
     domain_score, domain_segment``."""
-    sc = _codes(data, r"OF40\d{2}")[["quarter", "trust_code", "domain", "value"]].rename(columns={"value": "domain_score"})
-    sg = _codes(data, r"OF41\d{2}")[["quarter", "trust_code", "domain", "value"]].rename(columns={"value": "domain_segment"})
+    sc = _codes(data, r"OF40\d{2}")[["quarter", "trust_code", "domain", "value"]].rename(
+        columns={"value": "domain_score"}
+    )
+    sg = _codes(data, r"OF41\d{2}")[["quarter", "trust_code", "domain", "value"]].rename(
+        columns={"value": "domain_segment"}
+    )
     out = sc.merge(sg, on=["quarter", "trust_code", "domain"], how="outer")
     out["domain_segment"] = out["domain_segment"].astype("Int64")
     return out.sort_values(["quarter", "trust_code", "domain"], ignore_index=True)
@@ -293,7 +352,9 @@ def domain_results(data: pd.DataFrame) -> pd.DataFrame:
 def trust_register(data: pd.DataFrame) -> pd.DataFrame:
     """``quarter, trust_code, trust_name, trust_type, trust_subtype, region`` per quarter × trust."""
     cols = ["quarter", "trust_code", "trust_name", "trust_type", "trust_subtype", "region"]
-    return data[cols].drop_duplicates(["quarter", "trust_code"]).sort_values(["quarter", "trust_code"], ignore_index=True)
+    return (
+        data[cols].drop_duplicates(["quarter", "trust_code"]).sort_values(["quarter", "trust_code"], ignore_index=True)
+    )
 
 
 def catalogue_observations(data: pd.DataFrame, catalogue) -> pd.DataFrame:
@@ -315,9 +376,19 @@ def catalogue_observations(data: pd.DataFrame, catalogue) -> pd.DataFrame:
             rows = data[data["metric_id"] == "OF1" + m.nof_id[3:]]
             rows = rows[rows["value"].notna()]
             cat = "score " + rows["value"].round().astype(int).astype(str)
-            frames.append(pd.DataFrame({
-                "quarter": rows["quarter"], "trust_code": rows["trust_code"], "trust_type": rows["trust_type"],
-                "metric_id": m.id, "value": np.nan, "category": cat, "tiebreak": np.nan}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "quarter": rows["quarter"],
+                        "trust_code": rows["trust_code"],
+                        "trust_type": rows["trust_type"],
+                        "metric_id": m.id,
+                        "value": np.nan,
+                        "category": cat,
+                        "tiebreak": np.nan,
+                    }
+                )
+            )
             continue
         rows = data[data["metric_id"] == m.nof_id]
         is_count = rows["units"].astype(str).str.strip().str.lower() == "count"
@@ -325,9 +396,19 @@ def catalogue_observations(data: pd.DataFrame, catalogue) -> pd.DataFrame:
             rows = rows[is_count]
         elif (m.id + "_count") in catalogue.ids:
             rows = rows[~is_count]
-        frames.append(pd.DataFrame({
-            "quarter": rows["quarter"], "trust_code": rows["trust_code"], "trust_type": rows["trust_type"],
-            "metric_id": m.id, "value": rows["value"], "category": None, "tiebreak": rows["rank"]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "quarter": rows["quarter"],
+                    "trust_code": rows["trust_code"],
+                    "trust_type": rows["trust_type"],
+                    "metric_id": m.id,
+                    "value": rows["value"],
+                    "category": None,
+                    "tiebreak": rows["rank"],
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
     out = out[out["trust_type"].isin(set().union(*[set(m.trust_types) for m in catalogue.metrics]))]
     return out.sort_values(["quarter", "metric_id", "trust_code"], ignore_index=True)
@@ -338,9 +419,11 @@ class NoNofData(LookupError):
 
 
 #: What status.csv cannot say from the published files.
-NOF_STATUS_NOTE = ("Deficit flag from NHS England's OF5004 (in deficit or on deficit support; deficit support is "
-                   "not published separately, so deficit_support is false); Recovery Support Programme (segment 5) "
-                   "from OF5007, published for Q1–Q2 only (false where not published).")
+NOF_STATUS_NOTE = (
+    "Deficit flag from NHS England's OF5004 (in deficit or on deficit support; deficit support is "
+    "not published separately, so deficit_support is false); Recovery Support Programme (segment 5) "
+    "from OF5007, published for Q1–Q2 only (false where not published)."
+)
 
 
 def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue=None) -> dict[str, pd.DataFrame]:
@@ -371,24 +454,48 @@ def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue
     obs = catalogue_observations(data, cat)
     obs = obs.assign(numerator=np.nan, denominator=np.nan, suppressed=False)
     obs["category"] = obs["category"].astype(object).where(obs["category"].notna(), None)
-    obs = obs[["quarter", "trust_code", "metric_id", "numerator", "denominator", "value", "category", "suppressed",
-               "tiebreak"]]
+    obs = obs[
+        [
+            "quarter",
+            "trust_code",
+            "metric_id",
+            "numerator",
+            "denominator",
+            "value",
+            "category",
+            "suppressed",
+            "tiebreak",
+        ]
+    ]
     obs = obs[obs["value"].notna() | obs["category"].notna()]
     s = summary(data)
-    status = pd.DataFrame({
-        "quarter": quarter, "trust_code": s["trust_code"].to_numpy(),
-        "deficit": s["in_financial_deficit"].fillna(False).astype(bool).to_numpy(),
-        "deficit_support": False,
-        "improvement_programme": s["recovery_programme"].fillna(False).astype(bool).to_numpy(),
-    })
+    status = pd.DataFrame(
+        {
+            "quarter": quarter,
+            "trust_code": s["trust_code"].to_numpy(),
+            "deficit": s["in_financial_deficit"].fillna(False).astype(bool).to_numpy(),
+            "deficit_support": False,
+            "improvement_programme": s["recovery_programme"].fillna(False).astype(bool).to_numpy(),
+        }
+    )
     status.attrs["note"] = NOF_STATUS_NOTE
     demo_dir = root / "trust_catchment_demographics"
-    cols = ["trust_code", "population", "share_65plus", "share_85plus", "imd_score", "rural_share",
-            "ethnic_minority_share"]
+    cols = [
+        "trust_code",
+        "population",
+        "share_65plus",
+        "share_85plus",
+        "imd_score",
+        "rural_share",
+        "ethnic_minority_share",
+    ]
     if demo_dir.is_dir():
         demo = demographics.trust_demographics(trusts["trust_code"], None, demo_dir)
     else:
         demo = pd.DataFrame({"trust_code": trusts["trust_code"]}).reindex(columns=cols)
-    return {"trusts": trusts.sort_values("trust_code", ignore_index=True),
-            "observations": obs.sort_values(["metric_id", "trust_code"], ignore_index=True),
-            "demographics": demo[cols], "status": status.sort_values("trust_code", ignore_index=True)}
+    return {
+        "trusts": trusts.sort_values("trust_code", ignore_index=True),
+        "observations": obs.sort_values(["metric_id", "trust_code"], ignore_index=True),
+        "demographics": demo[cols],
+        "status": status.sort_values("trust_code", ignore_index=True),
+    }

@@ -33,11 +33,33 @@ from leaguetables.inputs.sources.common import TRUST_COLUMNS
 
 #: Column names of the published (header-less, 27-column) etr.csv.
 ETR_COLUMNS_27 = [
-    "org_code", "name", "national_grouping", "high_level_health_geography", "address_line_1",
-    "address_line_2", "address_line_3", "address_line_4", "address_line_5", "postcode",
-    "open_date", "close_date", "null_13", "null_14", "null_15", "null_16", "null_17",
-    "contact_telephone", "null_19", "null_20", "null_21", "amended_record_indicator", "null_23",
-    "gor_code", "null_25", "null_26", "null_27",
+    "org_code",
+    "name",
+    "national_grouping",
+    "high_level_health_geography",
+    "address_line_1",
+    "address_line_2",
+    "address_line_3",
+    "address_line_4",
+    "address_line_5",
+    "postcode",
+    "open_date",
+    "close_date",
+    "null_13",
+    "null_14",
+    "null_15",
+    "null_16",
+    "null_17",
+    "contact_telephone",
+    "null_19",
+    "null_20",
+    "null_21",
+    "amended_record_indicator",
+    "null_23",
+    "gor_code",
+    "null_25",
+    "null_26",
+    "null_27",
 ]
 ETR_COLUMNS = [c for c in ETR_COLUMNS_27 if not c.startswith("null_")]
 
@@ -65,10 +87,18 @@ SUCCESSORS: dict[str, tuple[str | None, str, str]] = {
     "RY2": (None, "2026-04-01", "Bridgewater Community Healthcare: successor not in these inputs"),
     "RYV": (None, "2026-04-01", "Cambridgeshire Community Services: successor not in these inputs"),
     # 2019–2023
-    "RVY": ("RBN", "2023-07-01", "Southport and Ormskirk merged with St Helens and Knowsley: Mersey and West Lancashire"),
+    "RVY": (
+        "RBN",
+        "2023-07-01",
+        "Southport and Ormskirk merged with St Helens and Knowsley: Mersey and West Lancashire",
+    ),
     "RA4": ("RH5", "2023-04-01", "Yeovil District Hospital merged into Somerset NHS FT"),
     "RBZ": ("RH8", "2022-04-01", "Northern Devon merged with RD&E: Royal Devon University Healthcare"),
-    "RW6": ("RM3", "2021-10-01", "split: Pennine Acute to Northern Care Alliance (main) and Manchester University (North Manchester)"),
+    "RW6": (
+        "RM3",
+        "2021-10-01",
+        "split: Pennine Acute to Northern Care Alliance (main) and Manchester University (North Manchester)",
+    ),
     "RTV": ("RW4", "2021-06-01", "split: North West Boroughs to Mersey Care (main) and Greater Manchester MH"),
     "RXH": ("RYR", "2021-04-01", "Brighton and Sussex merged with Western Sussex: University Hospitals Sussex"),
     "RT3": ("RJ1", "2021-02-01", "Royal Brompton & Harefield joined Guy's and St Thomas'"),
@@ -80,7 +110,11 @@ SUCCESSORS: dict[str, tuple[str | None, str, str]] = {
     "RDD": ("RAJ", "2020-04-01", "Basildon and Thurrock merged into Mid and South Essex"),
     "RC1": ("RC9", "2020-04-01", "Bedford merged with Luton and Dunstable: Bedfordshire Hospitals"),
     "R0C": (None, "2020-03-27", "Project Nightingale: dissolved"),
-    "RNL": ("RNN", "2019-10-01", "North Cumbria University Hospitals merged with Cumbria Partnership: North Cumbria Integrated Care"),
+    "RNL": (
+        "RNN",
+        "2019-10-01",
+        "North Cumbria University Hospitals merged with Cumbria Partnership: North Cumbria Integrated Care",
+    ),
     "RQ6": ("REM", "2019-10-01", "Royal Liverpool and Broadgreen merged with Aintree: Liverpool University Hospitals"),
     "R1J": ("RTQ", "2019-10-01", "Gloucestershire Care Services merged with 2gether: Gloucestershire Health and Care"),
     "RE9": ("R0B", "2019-04-01", "South Tyneside merged with City Hospitals Sunderland"),
@@ -91,7 +125,11 @@ SUCCESSORS: dict[str, tuple[str | None, str, str]] = {
     "R1E": ("RRE", "2018-06-01", "Staffordshire and Stoke on Trent Partnership services to Midlands Partnership"),
     "RR1": ("RRK", "2018-04-01", "Heart of England acquired by University Hospitals Birmingham"),
     "RY1": ("RW4", "2018-04-01", "split: Liverpool Community Health to Mersey Care (main) and others"),
-    "RJD": ("RJE", "2017-11-01", "split: Mid Staffordshire dissolved; County Hospital to UHNM (main), Cannock to Royal Wolverhampton"),
+    "RJD": (
+        "RJE",
+        "2017-11-01",
+        "split: Mid Staffordshire dissolved; County Hospital to UHNM (main), Cannock to Royal Wolverhampton",
+    ),
     "RM2": ("R0A", "2017-10-01", "University Hospital of South Manchester merged: Manchester University"),
     "RW3": ("R0A", "2017-10-01", "Central Manchester merged: Manchester University"),
     "RQQ": ("RGN", "2017-04-01", "Hinchingbrooke merged with Peterborough and Stamford: North West Anglia"),
@@ -101,7 +139,11 @@ SUCCESSORS: dict[str, tuple[str | None, str, str]] = {
     "RJX": ("RW4", "2016-07-01", "Calderstones acquired by Mersey Care"),
     "R1G": ("RA9", "2015-10-01", "Torbay and Southern Devon Health and Care merged with South Devon Healthcare"),
     "RFW": ("RQM", "2015-09-01", "West Middlesex acquired by Chelsea and Westminster"),
-    "RBB": ("RD1", "2015-02-01", "Royal National Hospital for Rheumatic Diseases acquired by Royal United Hospitals Bath"),
+    "RBB": (
+        "RD1",
+        "2015-02-01",
+        "Royal National Hospital for Rheumatic Diseases acquired by Royal United Hospitals Bath",
+    ),
     "RD7": ("RDU", "2014-10-01", "Heatherwood and Wexham Park acquired by Frimley Park"),
     "RC3": ("R1K", "2014-10-01", "Ealing merged with North West London Hospitals: London North West"),
     "RV8": ("R1K", "2014-10-01", "North West London Hospitals merged with Ealing: London North West"),
@@ -116,8 +158,16 @@ SUCCESSORS: dict[str, tuple[str | None, str, str]] = {
     "RNJ": ("R1H", "2012-04-01", "Barts and the London merged: Barts Health"),
     "RM4": ("RW3", "2012-04-01", "Trafford Healthcare acquired by Central Manchester"),
     "RN1": ("RN5", "2012-01-09", "Winchester and Eastleigh merged with Basingstoke: Hampshire Hospitals"),
-    "RT6": ("RMY", "2012-01-01", "Suffolk Mental Health Partnership merged with Norfolk and Waveney: Norfolk and Suffolk"),
-    "RBF": ("RTH", "2011-11-01", "Nuffield Orthopaedic Centre merged with Oxford Radcliffe: Oxford University Hospitals"),
+    "RT6": (
+        "RMY",
+        "2012-01-01",
+        "Suffolk Mental Health Partnership merged with Norfolk and Waveney: Norfolk and Suffolk",
+    ),
+    "RBF": (
+        "RTH",
+        "2011-11-01",
+        "Nuffield Orthopaedic Centre merged with Oxford Radcliffe: Oxford University Hospitals",
+    ),
     "RWQ": ("R1A", "2011-07-01", "Worcestershire Mental Health Partnership: Worcestershire Health and Care"),
     "RV7": ("RWN", "2010-04-01", "Bedfordshire and Luton MH acquired by South Essex Partnership"),
     "RGZ": ("RYQ", "2009-04-01", "Queen Mary's Sidcup merged: South London Healthcare"),
@@ -155,16 +205,18 @@ def read_ods(path: Path | str) -> pd.DataFrame:
             raw.columns = ETR_COLUMNS
         else:
             raise ValueError(f"{path}: expected the 27-column ODS etr layout, got {raw.shape[1]} columns")
-    out = pd.DataFrame({
-        "org_code": raw["org_code"].astype("string").str.strip().str.upper(),
-        "name": raw["name"].astype("string").str.strip(),
-        "national_grouping": raw["national_grouping"].astype("string").str.strip().replace({"": pd.NA}),
-        "high_level_health_geography": raw["high_level_health_geography"].astype("string").str.strip(),
-        "postcode": raw["postcode"].astype("string").str.strip() if "postcode" in raw else pd.NA,
-        "open_date": _date(raw["open_date"]),
-        "close_date": _date(raw["close_date"]),
-        "gor_code": raw["gor_code"].astype("string").str.strip() if "gor_code" in raw else pd.NA,
-    })
+    out = pd.DataFrame(
+        {
+            "org_code": raw["org_code"].astype("string").str.strip().str.upper(),
+            "name": raw["name"].astype("string").str.strip(),
+            "national_grouping": raw["national_grouping"].astype("string").str.strip().replace({"": pd.NA}),
+            "high_level_health_geography": raw["high_level_health_geography"].astype("string").str.strip(),
+            "postcode": raw["postcode"].astype("string").str.strip() if "postcode" in raw else pd.NA,
+            "open_date": _date(raw["open_date"]),
+            "close_date": _date(raw["close_date"]),
+            "gor_code": raw["gor_code"].astype("string").str.strip() if "gor_code" in raw else pd.NA,
+        }
+    )
     out["region"] = out["national_grouping"].map(REGIONS)
     return out.sort_values("org_code").reset_index(drop=True)
 
@@ -185,8 +237,9 @@ def read_succ(path: Path | str) -> dict[str, tuple[str | None, str, str]]:
     return out
 
 
-def successor_map(register: pd.DataFrame, as_of, extra: Mapping[str, tuple] | None = None,
-                  curated: bool = True) -> dict[str, str]:
+def successor_map(
+    register: pd.DataFrame, as_of, extra: Mapping[str, tuple] | None = None, curated: bool = True
+) -> dict[str, str]:
     """Predecessor → final successor for organisations closed on or before ``as_of``.
 
     Entries: the curated ``SUCCESSORS`` (unless ``curated=False``) updated with ``extra`` (e.g.
@@ -252,12 +305,14 @@ def open_at(register: pd.DataFrame, as_of) -> pd.DataFrame:
     """Organisations open on ``as_of`` (opened by then, not closed on or before it)."""
     as_of = pd.Timestamp(as_of)
     mask = (register["open_date"].isna() | (register["open_date"] <= as_of)) & (
-        register["close_date"].isna() | (register["close_date"] > as_of))
+        register["close_date"].isna() | (register["close_date"] > as_of)
+    )
     return register[mask]
 
 
-def build_trusts(register: pd.DataFrame, as_of, types: Sequence[pd.DataFrame] = (),
-                 names: Iterable[pd.Series] = ()) -> pd.DataFrame:
+def build_trusts(
+    register: pd.DataFrame, as_of, types: Sequence[pd.DataFrame] = (), names: Iterable[pd.Series] = ()
+) -> pd.DataFrame:
     """Contract trust table of the trusts open at ``as_of`` whose type is known.
 
     ``types``: frames ``org_code, trust_type, trust_subtype`` in priority order (staff survey
@@ -286,5 +341,16 @@ def build_trusts(register: pd.DataFrame, as_of, types: Sequence[pd.DataFrame] = 
     return out[TRUST_COLUMNS].astype("str").sort_values("trust_code").reset_index(drop=True)
 
 
-__all__ = ["read_ods", "read_succ", "successor_map", "predecessors", "build_trusts", "open_at",
-           "title_name", "SUCCESSORS", "REGIONS", "ETR_COLUMNS", "ETR_COLUMNS_27"]
+__all__ = [
+    "read_ods",
+    "read_succ",
+    "successor_map",
+    "predecessors",
+    "build_trusts",
+    "open_at",
+    "title_name",
+    "SUCCESSORS",
+    "REGIONS",
+    "ETR_COLUMNS",
+    "ETR_COLUMNS_27",
+]

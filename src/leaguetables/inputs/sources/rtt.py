@@ -72,8 +72,9 @@ def read_rtt(path: Path | str) -> pd.DataFrame:
     within_18, over_18, over_52, waiting_known, unknown_clock_start`` (summed over commissioners)."""
     header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
     text_cols = [c for c in header if not (_bands([c]) or norm_name(c) in _COUNT_LABELS)]
-    raw = pd.read_csv(path, dtype={c: str for c in text_cols}, keep_default_na=False,
-                      na_values=[""], encoding="utf-8-sig")
+    raw = pd.read_csv(
+        path, dtype={c: str for c in text_cols}, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
+    )
     cols = {norm_name(c): c for c in raw.columns}
     need = {"period", "provider org code", "rtt part type", "treatment function code"}
     if not need <= set(cols):
@@ -82,14 +83,17 @@ def read_rtt(path: Path | str) -> pd.DataFrame:
     if not bands:
         raise ValueError(f"{path}: no week-band columns ('Gt 00 To 01 Weeks SUM 1' …)")
     values = pd.DataFrame({c: to_number(raw[c])[0].fillna(0.0) for c in bands}, index=raw.index)
-    out = pd.DataFrame({
-        "period": parse_months(raw[cols["period"]]),
-        "org_code": raw[cols["provider org code"]].astype("string").str.strip().str.upper(),
-        "org_name": (raw[cols["provider org name"]].astype("string").str.strip()
-                     if "provider org name" in cols else pd.NA),
-        "part": raw[cols["rtt part type"]].astype("string").str.strip().str.upper(),
-        "tfc": raw[cols["treatment function code"]].astype("string").str.strip().str.upper(),
-    })
+    out = pd.DataFrame(
+        {
+            "period": parse_months(raw[cols["period"]]),
+            "org_code": raw[cols["provider org code"]].astype("string").str.strip().str.upper(),
+            "org_name": (
+                raw[cols["provider org name"]].astype("string").str.strip() if "provider org name" in cols else pd.NA
+            ),
+            "part": raw[cols["rtt part type"]].astype("string").str.strip().str.upper(),
+            "tfc": raw[cols["treatment function code"]].astype("string").str.strip().str.upper(),
+        }
+    )
     out["within_18"] = values[[c for c, (lo, hi) in bands.items() if hi is not None and hi <= 18]].sum(axis=1)
     out["over_18"] = values[[c for c, (lo, hi) in bands.items() if lo >= 18]].sum(axis=1)
     out["over_52"] = values[[c for c, (lo, hi) in bands.items() if lo >= 52]].sum(axis=1)
@@ -108,29 +112,37 @@ def provider_totals(rtt: pd.DataFrame, part: str = "PART_2") -> pd.DataFrame:
     has_total = df["tfc"].eq("C_999").groupby([df["period"], df["org_code"]]).transform("any")
     df = df[df["tfc"].eq("C_999") | ~has_total]
     return df.groupby(["period", "org_code"], as_index=False)[
-        ["within_18", "over_18", "over_52", "waiting_known", "unknown_clock_start"]].sum()
+        ["within_18", "over_18", "over_52", "waiting_known", "unknown_clock_start"]
+    ].sum()
 
 
-def rtt_observations(rtt: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None,
-                     allow_earlier: bool = False) -> pd.DataFrame:
+def rtt_observations(
+    rtt: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None, allow_earlier: bool = False
+) -> pd.DataFrame:
     """``rtt_18wk`` and ``rtt_52wk`` observations (snapshot of the quarter's last month)."""
     month = snapshot_month(rtt["period"].unique(), quarter, allow_earlier)
     tot = provider_totals(rtt)
     tot = tot[tot["period"] == month].copy()
     tot["trust_code"] = map_codes(tot["org_code"], successors)
     agg = tot.groupby("trust_code", as_index=False)[["within_18", "over_52", "waiting_known"]].sum()
-    return pd.concat([
-        ratio_observations(agg, quarter, "rtt_18wk", "within_18", "waiting_known"),
-        ratio_observations(agg, quarter, "rtt_52wk", "over_52", "waiting_known"),
-    ], ignore_index=True)
+    return pd.concat(
+        [
+            ratio_observations(agg, quarter, "rtt_18wk", "within_18", "waiting_known"),
+            ratio_observations(agg, quarter, "rtt_52wk", "over_52", "waiting_known"),
+        ],
+        ignore_index=True,
+    )
 
 
 def national_month(rtt: pd.DataFrame, month) -> dict[str, float]:
     tot = provider_totals(rtt)
     tot = tot[tot["period"] == parse_month(month)]
     wl = tot["waiting_known"].sum()
-    return {"waiting_list": float(wl), "within_18_share": float(tot["within_18"].sum() / wl),
-            "over_52": float(tot["over_52"].sum())}
+    return {
+        "waiting_list": float(wl),
+        "within_18_share": float(tot["within_18"].sum() / wl),
+        "over_52": float(tot["over_52"].sum()),
+    }
 
 
 __all__ = ["read_rtt", "provider_totals", "rtt_observations", "national_month"]

@@ -39,12 +39,23 @@ from leaguetables.inputs.sources.common import (
 )
 
 _ALIASES = {
-    "month": "period", "date": "date", "org_code": "org_code", "org code": "org_code",
-    "org_name": "org_name", "org name": "org_name", "org_type": "org_type",
-    "cluster_group": "org_type", "benchmark_group": "org_type", "organisation type": "org_type",
-    "nhse_region_code": "region_code", "nhse_region_name": "region_name",
-    "fte_days_lost": "lost", "fte days lost": "lost", "fte_days_sick": "lost",
-    "fte_days_available": "available", "fte days available": "available",
+    "month": "period",
+    "date": "date",
+    "org_code": "org_code",
+    "org code": "org_code",
+    "org_name": "org_name",
+    "org name": "org_name",
+    "org_type": "org_type",
+    "cluster_group": "org_type",
+    "benchmark_group": "org_type",
+    "organisation type": "org_type",
+    "nhse_region_code": "region_code",
+    "nhse_region_name": "region_name",
+    "fte_days_lost": "lost",
+    "fte days lost": "lost",
+    "fte_days_sick": "lost",
+    "fte_days_available": "available",
+    "fte days available": "available",
     "sickness_absence_rate_percent": "rate_percent",
 }
 
@@ -93,8 +104,9 @@ def read_sickness(paths: Path | str | Iterable[Path | str]) -> pd.DataFrame:
     return df.sort_values(["period", "org_code"]).reset_index(drop=True)
 
 
-def sickness_observations(sickness: pd.DataFrame, quarter: str,
-                          successors: Mapping[str, str] | None = None) -> pd.DataFrame:
+def sickness_observations(
+    sickness: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """``sickness_absence`` observations of one quarter."""
     df = sickness[months_in_quarter(sickness["period"], quarter, "sickness absence")].copy()
     df["trust_code"] = map_codes(df["org_code"], successors)
@@ -107,11 +119,13 @@ def organisation_types(sickness: pd.DataFrame) -> pd.DataFrame:
     latest = sickness.sort_values("period").drop_duplicates("org_code", keep="last")
     # a list comprehension, not Series.map: with pyarrow installed a "string" column maps tuples to arrow lists
     mapped = [ORG_TYPES.get(v) for v in latest["org_type"].fillna("").astype(str).str.strip().str.lower()]
-    out = pd.DataFrame({
-        "org_code": latest["org_code"].astype(str).to_numpy(),
-        "trust_type": [m[0] if isinstance(m, tuple) else None for m in mapped],
-        "trust_subtype": [m[1] if isinstance(m, tuple) else None for m in mapped],
-    })
+    out = pd.DataFrame(
+        {
+            "org_code": latest["org_code"].astype(str).to_numpy(),
+            "trust_type": [m[0] if isinstance(m, tuple) else None for m in mapped],
+            "trust_subtype": [m[1] if isinstance(m, tuple) else None for m in mapped],
+        }
+    )
     return out.dropna(subset=["trust_type"]).reset_index(drop=True)
 
 
@@ -130,5 +144,11 @@ def national_month(sickness: pd.DataFrame, month, org_type: str | None = None) -
     return float(m["lost"].sum() / m["available"].sum())
 
 
-__all__ = ["read_sickness", "sickness_observations", "organisation_types", "latest_names",
-           "national_month", "ORG_TYPES"]
+__all__ = [
+    "read_sickness",
+    "sickness_observations",
+    "organisation_types",
+    "latest_names",
+    "national_month",
+    "ORG_TYPES",
+]

@@ -36,8 +36,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaguetables.inputs.sources.common import make_observations, map_codes, norm_name, parse_quarter, quarter_end, to_number
-from leaguetables.inputs.sources.common import NoDataForQuarter
+from leaguetables.inputs.sources.common import (
+    NoDataForQuarter,
+    make_observations,
+    map_codes,
+    norm_name,
+    parse_quarter,
+    quarter_end,
+    to_number,
+)
 
 #: metric id → pattern of its score column (normalised label)
 SCORE_COLUMNS = {
@@ -49,8 +56,10 @@ SCORE_COLUMNS = {
 BENCHMARK_TYPES = {
     "acute and acute & community trusts": ("acute", "Acute and Acute & Community"),
     "acute specialist trusts": ("acute", "Specialist"),
-    "mental health & learning disability and mental health, learning disability & community trusts":
-        ("mental_health_community", "Mental Health and Learning Disability"),
+    "mental health & learning disability and mental health, learning disability & community trusts": (
+        "mental_health_community",
+        "Mental Health and Learning Disability",
+    ),
     "community trusts": ("mental_health_community", "Community"),
     "ambulance trusts": ("ambulance", "Ambulance"),
 }
@@ -91,7 +100,8 @@ def read_nss(path: Path | str, survey_year: int | None = None) -> pd.DataFrame:
     out["org_code"] = out["ods_code"]
     out.loc[sector, "org_code"] = out.loc[sector, "ods_code"].str.replace(r"\d$", "", regex=True)
     out.loc[sector, "org_name"] = out.loc[sector, "org_name"].str.replace(
-        r"\s*\(acute sector\)", "", case=False, regex=True)
+        r"\s*\(acute sector\)", "", case=False, regex=True
+    )
     if survey_year is None:
         m = re.search(r"(?:nss|survey)[_\- ]?(20\d{2}|\d{2})", Path(path).name, flags=re.I)
         survey_year = (int(m.group(1)) + (2000 if len(m.group(1)) == 2 else 0)) if m else None
@@ -99,15 +109,16 @@ def read_nss(path: Path | str, survey_year: int | None = None) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def nss_observations(nss: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None,
-                     *, check_year: bool = True) -> pd.DataFrame:
+def nss_observations(
+    nss: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None, *, check_year: bool = True
+) -> pd.DataFrame:
     """``staff_engagement`` and ``staff_raising_concerns`` observations (``value`` = score)."""
     parse_quarter(quarter)
     year = nss.attrs.get("survey_year")
     if check_year and year is not None and year != survey_year_for_quarter(quarter):
         raise NoDataForQuarter(
-            f"staff survey {year} does not stand for {quarter} (needs the "
-            f"{survey_year_for_quarter(quarter)} survey)")
+            f"staff survey {year} does not stand for {quarter} (needs the {survey_year_for_quarter(quarter)} survey)"
+        )
     df = nss.copy()
     df["trust_code"] = map_codes(df["org_code"], successors)
     parts = []
@@ -131,11 +142,13 @@ def organisation_types(nss: pd.DataFrame) -> pd.DataFrame:
     """``org_code, trust_type, trust_subtype`` from the benchmarking group."""
     # a list comprehension, not Series.map: with pyarrow installed a "string" column maps tuples to arrow lists
     mapped = [BENCHMARK_TYPES.get(v) for v in nss["benchmarking_group"].fillna("").astype(str).str.lower()]
-    out = pd.DataFrame({
-        "org_code": nss["org_code"].astype(str).to_numpy(),
-        "trust_type": [m[0] if isinstance(m, tuple) else None for m in mapped],
-        "trust_subtype": [m[1] if isinstance(m, tuple) else None for m in mapped],
-    })
+    out = pd.DataFrame(
+        {
+            "org_code": nss["org_code"].astype(str).to_numpy(),
+            "trust_type": [m[0] if isinstance(m, tuple) else None for m in mapped],
+            "trust_subtype": [m[1] if isinstance(m, tuple) else None for m in mapped],
+        }
+    )
     return out.dropna(subset=["trust_type"]).drop_duplicates("org_code").reset_index(drop=True)
 
 
@@ -145,5 +158,12 @@ def organisation_names(nss: pd.DataFrame) -> pd.Series:
     return pd.Series(d["org_name"].to_numpy(), index=d["org_code"].astype(str).to_numpy())
 
 
-__all__ = ["read_nss", "nss_observations", "organisation_types", "organisation_names",
-           "survey_year_for_quarter", "SCORE_COLUMNS", "BENCHMARK_TYPES"]
+__all__ = [
+    "read_nss",
+    "nss_observations",
+    "organisation_types",
+    "organisation_names",
+    "survey_year_for_quarter",
+    "SCORE_COLUMNS",
+    "BENCHMARK_TYPES",
+]
