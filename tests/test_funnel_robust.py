@@ -214,6 +214,52 @@ def test_rare_events_exact_test_is_conservative_simulation():
     assert f998 / total <= 0.003
 
 
+def test_ratio_of_small_counts_keeps_the_998_tail_simulation():
+    """Seeded simulation of the validation study's RC case (this quarter's count against last quarter's, the same
+    true rate, 9–14 events a quarter like E. coli and C. difficile: no trust truly changed). The unconditional
+    log-ratio normal limits the robust method used before 0.4.0 flagged 0.9% (C. difficile) and 1.6% (E. coli)
+    outside 99.8% limits in ``make validate``; conditional on O + D the test keeps ≤ 0.6% at 99.8% and ≤ 7% at 95%
+    (the exact limits used for the rarer counts are conservative, about 2.5% at 95%)."""
+    rng = np.random.default_rng(23)
+    for lam in (9.0, 14.0):
+        f95 = f998 = total = 0
+        for _ in range(60):
+            mu = lam * rng.lognormal(0, 0.45, I) * np.exp(rng.normal(0, 0.2, I))
+            o, d = rng.poisson(mu), rng.poisson(mu)
+            keep = d > 0
+            res = funnel.robust_funnel(o[keep], d[keep], "RC")
+            f95 += int(res.flags(0.95)["outlier"].sum())
+            f998 += int(res.flags(0.998)["outlier"].sum())
+            total += int(keep.sum())
+        assert 0.015 <= f95 / total <= 0.07, (lam, f95 / total)
+        assert f998 / total <= 0.006, (lam, f998 / total)
+
+
+def test_ratio_of_counts_is_the_binomial_share_of_the_total():
+    """Known answer (conditional test of two Poisson counts): with O = D for every unit (τ² = 0) the pooled ratio is
+    1, O given N = O + D is binomial(N, ½), and the exact unadjusted 99.8% upper limit of a unit with N = 20 is
+    q/(N − q) with q = F⁻¹(0.999) of binomial(20, ½) = 17, i.e. 17/3; O = 17, D = 3 is on it (not flagged),
+    O = 18, D = 2 beyond it. The drawn grid uses N as the precision and the same limits."""
+    q = sps.binom(20, 0.5).ppf(0.999)
+    assert q == 17
+    o = np.full(50, 10.0)
+    d = np.full(50, 10.0)
+    flagged = {}
+    for value in (17.0, 18.0):
+        o2, d2 = o.copy(), d.copy()
+        o2[0], d2[0] = value, 20.0 - value
+        o2[1], d2[1] = 20.0 - value, value  # keeps the pooled ratio at 1
+        res = funnel.robust_funnel(o2, d2, "RC", limits="exact")
+        assert res.target == 1.0 and res.exact and res.data_type == "RC"
+        assert res.units["upper_998"].iloc[0] == pytest.approx(17.0 / 3.0)  # unadjusted: binomial, τ² = 0
+        flagged[value] = bool(res.units["high_998"].iloc[0])
+        assert res.units["rr"].iloc[0] == value / (20.0 - value) and res.units["total"].iloc[0] == 20.0
+    assert flagged == {17.0: False, 18.0: True}
+    grid = funnel.limits_grid(funnel.robust_funnel(o, d, "RC", limits="exact"))
+    row = grid[grid["precision"] == 20.0].iloc[0]
+    assert row["upper_998"] == pytest.approx(17.0 / 3.0) and row["lower_998"] == pytest.approx(3.0 / 17.0)
+
+
 @pytest.mark.parametrize("data_type", ["SR", "PR"])
 def test_exact_limits_are_predictive_quantiles(data_type):
     """Exact limits: F⁻¹(p)/x and F⁻¹(1 − p)/x of the negative binomial (SR) / beta-binomial (PR) predictive

@@ -57,6 +57,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
+from markupsafe import Markup, escape
 
 from leaguetables.config import (
     PROJECT_ROOT,
@@ -67,10 +69,14 @@ from leaguetables.config import (
     load_catalogue,
     load_methodology,
 )
+from leaguetables import __version__
+from leaguetables.csv_output import write_csv
 from leaguetables.inputs import demo
-from leaguetables.inputs.contract import QuarterInputs
+from leaguetables.inputs.contract import QuarterInputs, quarter_key, quarter_label
 from leaguetables.nof import league, scoring
-from leaguetables.statistics import metrics, productivity, sampling
+from leaguetables.publication import pages, report
+from leaguetables.run.manifest import git_state
+from leaguetables.statistics import funnel, metrics, productivity, sampling
 
 SCENARIOS = ("standard", "outliers", "outliers_between", "no_change", "change", "overadjust", "fresh_truth")
 OUTLIER_SCALE = {"outliers": "funnel", "outliers_between": "between_trust"}
@@ -160,8 +166,6 @@ def _inputs(data: dict, upto: str) -> QuarterInputs:
     """The contract tables of the last :data:`INPUT_QUARTERS` quarters up to ``upto`` (the methods may use earlier
     quarters: pooled rare-event funnels, within-trust variance, pooled productivity benchmarks; nothing after the
     quarter is shown)."""
-    from leaguetables.inputs.contract import quarter_key
-
     obs, st = data["observations"], data["status"]
     keep = [q for q in demo.QUARTERS if quarter_key(q) <= quarter_key(upto)][-INPUT_QUARTERS:]
     return QuarterInputs(
@@ -264,8 +268,7 @@ def _segments(
 
 def _sampling_on(methodology: Methodology) -> bool:
     """Whether the league gains the calibrated columns of the sampling bootstrap (``uncertainty.method``)."""
-    u = getattr(methodology, "uncertainty", None)
-    return u is not None and getattr(u, "method", None) == "parametric_data" and hasattr(league, "add_calibrated")
+    return methodology.uncertainty.method == "parametric_data"
 
 
 def _observed_league(
@@ -323,10 +326,8 @@ def _change_flags(
     :func:`leaguetables.nof.league.build_league` calls it) read through :func:`leaguetables.nof.league.movement`
     (``change_beyond_chance``; ``segment_change_p_value`` below 1 − level for the segment test). Otherwise NHS
     England-style "rank beyond last quarter's likely range" (``beyond_likely_range``)."""
-    u = getattr(methodology, "uncertainty", None)
-    if qd is not None and prev_qd is not None and getattr(u, "change_test", False):
-        from leaguetables.statistics import sampling
-
+    u = methodology.uncertainty
+    if qd is not None and prev_qd is not None and u.change_test:
         change = sampling.change_test(prev_qd, qd, u.replicates, u.seed + 1, u.level, u.check_replicates)
         mv = league.movement(table, change)
         seg_p = mv["segment_change_p_value"].astype(float) if "segment_change_p_value" in mv else np.nan
@@ -458,17 +459,7 @@ def _funnel_records(res, planted: pd.DataFrame, levels=(0.95, 0.998)) -> tuple[l
 def _rc_funnel(methodology: Methodology, num: pd.Series, den: pd.Series):
     """A ratio-of-counts (RC) funnel by the methodology's funnel settings (the function and arguments
     ``metrics._funnels`` uses); no demo metric publishes an RC funnel, so the study makes one."""
-    from leaguetables.statistics import funnel as funnel_mod
-
-    f = methodology.funnel
-    if hasattr(funnel_mod, "funnel") and hasattr(f, "method"):
-        args = {
-            k: getattr(f, k)
-            for k in ("method", "trim_by", "sr_method", "compat", "sr_scale", "limits", "rare_expected")
-            if hasattr(f, k)
-        }
-        return funnel_mod.funnel(num, den, "RC", **args)
-    return funnel_mod.spiegelhalter(num, den, data_type="RC", sr_method=f.sr_method, trim_by=f.trim_by)
+    return funnel.funnel(num, den, "RC", **metrics.funnel_arguments(methodology.funnel))
 
 
 def _rc_records(results: dict[str, dict], previous: str, quarter: str, methodology: Methodology) -> list[dict]:
@@ -593,20 +584,15 @@ def _truth_methodology(methodology: Methodology) -> Methodology:
     """The methodology applied to the true values: the same, but each trust's own quarter (no pooling over
     quarters, no shrinkage), because the true values carry no noise to pool or shrink away."""
     p = methodology.productivity
-    upd = {k: v for k, v in (("pool_quarters", 1), ("estimate", "observed")) if hasattr(p, k)}
-    return methodology.model_copy(update={"productivity": p.model_copy(update=upd)}) if upd else methodology
+    return methodology.model_copy(
+        update={"productivity": p.model_copy(update={"pool_quarters": 1, "estimate": "observed"})}
+    )
 
 
 def _productivity_records(res, true_tables, catalogue, methodology, data, quarter) -> list[dict]:
-    import inspect
-
-    from leaguetables.inputs.contract import quarter_key
-
-    kw = {}
-    if "observations" in inspect.signature(productivity.opportunities).parameters:
-        quarters = [q for q in demo.QUARTERS if quarter_key(q) <= quarter_key(quarter)][-INPUT_QUARTERS:]
-        obs_rows = data["observations"]
-        kw = {"observations": obs_rows[obs_rows["quarter"].isin(quarters)].reset_index(drop=True), "quarters": quarters}
+    quarters = [q for q in demo.QUARTERS if quarter_key(q) <= quarter_key(quarter)][-INPUT_QUARTERS:]
+    obs_rows = data["observations"]
+    kw = {"observations": obs_rows[obs_rows["quarter"].isin(quarters)].reset_index(drop=True), "quarters": quarters}
     obs = productivity.opportunities(
         {k: r.table for k, r in res.items()}, catalogue, methodology, data["trusts"], data["demographics"], **kw
     )
@@ -739,8 +725,8 @@ def study_methodology(methodology: Methodology, v: Validation) -> Methodology:
     upd = {}
     if v.bootstrap_replicates:
         upd["bootstrap"] = methodology.bootstrap.model_copy(update={"replicates": v.bootstrap_replicates})
-    u = getattr(methodology, "uncertainty", None)
-    if v.sampling_replicates and u is not None:
+    u = methodology.uncertainty
+    if v.sampling_replicates:
         upd["uncertainty"] = u.model_copy(update={"replicates": v.sampling_replicates})
     return methodology.model_copy(update=upd) if upd else methodology
 
@@ -923,143 +909,168 @@ def _oe_tables(raw: pd.DataFrame, cat: Catalogue, tg, rows: list) -> tuple[pd.Da
 
 
 def _funnel_tables(raw: pd.DataFrame, det: pd.DataFrame, tg, rows: list):
-    by_type, by_metric, degenerate = [], [], []
-    # no true outliers: the standard scenario (SR and PR funnels of the published metrics) and, for RC, this
-    # quarter's counts against last quarter's under no change
-    std = (
-        raw[(raw["scenario"] == "standard") | ((raw["scenario"] == "no_change") & (raw["data_type"] == "RC"))]
-        if not raw.empty
-        else raw
-    )
-    if not std.empty:
-        std = std.assign(flag_95=std["high_95"] + std["low_95"], flag_998=std["high_998"] + std["low_998"])
-        for dt in ("SR", "PR", "RC"):
-            g = std[std["data_type"] == dt]
-            if g.empty:
-                by_type.append(
-                    {
-                        "data_type": dt,
-                        "funnels": 0,
-                        "trust_results": 0,
-                        "false_flag_95": np.nan,
-                        "mcse_95": np.nan,
-                        "false_flag_998": np.nan,
-                        "mcse_998": np.nan,
-                        "pass_95": None,
-                        "pass_998": None,
-                        "metrics": "",
-                    }
-                )
-                for lvl in ("95", "99.8"):
-                    rows.append(
-                        {
-                            "section": "funnel",
-                            "figure": f"Funnel false-flag rate at {lvl}%",
-                            "scope": dt,
-                            "measured": np.nan,
-                            "mcse": np.nan,
-                            "target": "",
-                            "pass": None,
-                            "sentence": f"No demo metric uses the {dt} data type, so it is not measured.",
-                        }
-                    )
-                continue
-            r95, se95, n = _rate(g, "flag_95", "n")
-            r998, se998, _ = _rate(g, "flag_998", "n")
-            p95 = _check(r95, tg.funnel_false_flag_95.low, tg.funnel_false_flag_95.high)
-            p998 = _check(r998, None, tg.funnel_false_flag_998_max)
-            by_type.append(
-                {
-                    "data_type": dt,
-                    "funnels": int(len(g)),
-                    "trust_results": n,
-                    "false_flag_95": r95,
-                    "mcse_95": se95,
-                    "false_flag_998": r998,
-                    "mcse_998": se998,
-                    "pass_95": p95,
-                    "pass_998": p998,
-                    "metrics": ", ".join(sorted(g["metric_id"].unique())),
-                }
-            )
-            rows.append(
-                {
-                    "section": "funnel",
-                    "figure": "Funnel false-flag rate at 95%",
-                    "scope": dt,
-                    "measured": r95,
-                    "mcse": se95,
-                    "target": f"{_pct(tg.funnel_false_flag_95.low)} to {_pct(tg.funnel_false_flag_95.high)}",
-                    "pass": p95,
-                    "sentence": f"With no true outliers, {_pct(r95)} of trust results on {dt} funnels fell "
-                    f"outside the 95% limits (about 5% is what the limits promise)"
-                    + (
-                        " — RC: this quarter's count against last quarter's, with no change between "
-                        "them (no demo metric publishes an RC funnel)."
-                        if dt == "RC"
-                        else "."
-                    ),
-                }
-            )
-            rows.append(
-                {
-                    "section": "funnel",
-                    "figure": "Funnel false-flag rate at 99.8%",
-                    "scope": dt,
-                    "measured": r998,
-                    "mcse": se998,
-                    "target": f"at most {_pct(tg.funnel_false_flag_998_max)}",
-                    "pass": p998,
-                    "sentence": f"With no true outliers, {_pct(r998, 2)} of trust results on {dt} funnels fell "
-                    f"outside the 99.8% limits (about 0.2% is what the limits promise).",
-                }
-            )
-        for (mid, ttype, dt), g in std.groupby(["metric_id", "trust_type", "data_type"], sort=True):
-            r95, se95, n = _rate(g, "flag_95", "n")
-            r998, se998, _ = _rate(g, "flag_998", "n")
-            by_metric.append(
-                {
-                    "metric_id": mid,
-                    "trust_type": ttype,
-                    "data_type": dt,
-                    "method": g["method"].iloc[0],
-                    "trust_results": n,
-                    "false_flag_95": r95,
-                    "mcse_95": se95,
-                    "false_flag_998": r998,
-                    "mcse_998": se998,
-                    "median_phi": float(g["phi"].median()),
-                    "adjusted_limits_share": float(g["adjusted_used"].mean()),
-                    "degenerate_share": float(g["degenerate"].mean()),
-                }
-            )
-    if not raw.empty:
-        for (sc, mid, ttype), g in raw.groupby(["scenario", "metric_id", "trust_type"], sort=True):
-            degenerate.append(
-                {
-                    "scenario": sc,
-                    "metric_id": mid,
-                    "trust_type": ttype,
-                    "funnels": int(len(g)),
-                    "degenerate": int(g["degenerate"].sum()),
-                    "phi_infinite": int((~np.isfinite(g["phi"])).sum()),
-                }
-            )
-        deg = pd.DataFrame(degenerate)
-        total = int(deg["degenerate"].sum())
+    """The funnel sections of the study: false-flag rates by data type and by metric, degenerate funnels and
+    detection of planted outliers (tables, and the summary ``rows`` they add)."""
+    by_type, by_metric = _false_flag_tables(raw, tg, rows)
+    degenerate = _degenerate_table(raw, rows)
+    return by_type, by_metric, _detection_table(det, tg, rows), degenerate
+
+
+def _false_flag_tables(raw: pd.DataFrame, tg, rows: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """False flags with no true outliers: the standard scenario (SR and PR funnels of the published metrics) and,
+    for RC, this quarter's counts against last quarter's under no change."""
+    by_type: list[dict] = []
+    by_metric: list[dict] = []
+    if raw.empty:
+        return pd.DataFrame(by_type), pd.DataFrame(by_metric)
+    std = raw[(raw["scenario"] == "standard") | ((raw["scenario"] == "no_change") & (raw["data_type"] == "RC"))]
+    if std.empty:
+        return pd.DataFrame(by_type), pd.DataFrame(by_metric)
+    std = std.assign(flag_95=std["high_95"] + std["low_95"], flag_998=std["high_998"] + std["low_998"])
+    for dt in ("SR", "PR", "RC"):
+        g = std[std["data_type"] == dt]
+        by_type.append(_false_flag_type(dt, g, tg, rows) if not g.empty else _unmeasured_type(dt, rows))
+    for (mid, ttype, dt), g in std.groupby(["metric_id", "trust_type", "data_type"], sort=True):
+        r95, se95, n = _rate(g, "flag_95", "n")
+        r998, se998, _ = _rate(g, "flag_998", "n")
+        by_metric.append(
+            {
+                "metric_id": mid,
+                "trust_type": ttype,
+                "data_type": dt,
+                "method": g["method"].iloc[0],
+                "trust_results": n,
+                "false_flag_95": r95,
+                "mcse_95": se95,
+                "false_flag_998": r998,
+                "mcse_998": se998,
+                "median_phi": float(g["phi"].median()),
+                "adjusted_limits_share": float(g["adjusted_used"].mean()),
+                "degenerate_share": float(g["degenerate"].mean()),
+            }
+        )
+    return pd.DataFrame(by_type), pd.DataFrame(by_metric)
+
+
+def _unmeasured_type(dt: str, rows: list) -> dict:
+    """A data type with no funnel in the scenarios run: its row of the table, empty, and the summary rows saying so."""
+    row = {
+        "data_type": dt,
+        "funnels": 0,
+        "trust_results": 0,
+        "false_flag_95": np.nan,
+        "mcse_95": np.nan,
+        "false_flag_998": np.nan,
+        "mcse_998": np.nan,
+        "pass_95": None,
+        "pass_998": None,
+        "metrics": "",
+    }
+    for lvl in ("95", "99.8"):
         rows.append(
             {
                 "section": "funnel",
-                "figure": "Degenerate funnels (φ infinite, or limits that cannot flag)",
-                "scope": "all funnels, all scenarios",
-                "measured": float(total),
+                "figure": f"Funnel false-flag rate at {lvl}%",
+                "scope": dt,
+                "measured": np.nan,
                 "mcse": np.nan,
-                "target": "none",
-                "pass": total == 0,
-                "sentence": f"{total} of {int(deg['funnels'].sum())} funnels computed in the study had an "
-                f"infinite overdispersion ratio or limits that could not flag.",
+                "target": "",
+                "pass": None,
+                "sentence": f"Not measured: no {dt} funnel without true outliers in the scenarios run.",
             }
         )
+    return row
+
+
+def _false_flag_type(dt: str, g: pd.DataFrame, tg, rows: list) -> dict:
+    """One data type's false-flag rates at 95% and 99.8% with their Monte Carlo SEs, judged against the targets."""
+    r95, se95, n = _rate(g, "flag_95", "n")
+    r998, se998, _ = _rate(g, "flag_998", "n")
+    p95 = _check(r95, tg.funnel_false_flag_95.low, tg.funnel_false_flag_95.high)
+    p998 = _check(r998, None, tg.funnel_false_flag_998_max)
+    row = {
+        "data_type": dt,
+        "funnels": int(len(g)),
+        "trust_results": n,
+        "false_flag_95": r95,
+        "mcse_95": se95,
+        "false_flag_998": r998,
+        "mcse_998": se998,
+        "pass_95": p95,
+        "pass_998": p998,
+        "metrics": ", ".join(sorted(g["metric_id"].unique())),
+    }
+    rows.append(
+        {
+            "section": "funnel",
+            "figure": "Funnel false-flag rate at 95%",
+            "scope": dt,
+            "measured": r95,
+            "mcse": se95,
+            "target": f"{_pct(tg.funnel_false_flag_95.low)} to {_pct(tg.funnel_false_flag_95.high)}",
+            "pass": p95,
+            "sentence": f"With no true outliers, {_pct(r95)} of trust results on {dt} funnels fell "
+            f"outside the 95% limits (about 5% is what the limits promise)"
+            + (
+                " — RC: this quarter's count against last quarter's, with no change between them, tested as "
+                "this quarter's share of the two quarters' total (no demo metric publishes an RC funnel)."
+                if dt == "RC"
+                else "."
+            ),
+        }
+    )
+    rows.append(
+        {
+            "section": "funnel",
+            "figure": "Funnel false-flag rate at 99.8%",
+            "scope": dt,
+            "measured": r998,
+            "mcse": se998,
+            "target": f"at most {_pct(tg.funnel_false_flag_998_max)}",
+            "pass": p998,
+            "sentence": f"With no true outliers, {_pct(r998, 2)} of trust results on {dt} funnels fell "
+            f"outside the 99.8% limits (about 0.2% is what the limits promise).",
+        }
+    )
+    return row
+
+
+def _degenerate_table(raw: pd.DataFrame, rows: list) -> pd.DataFrame:
+    """Funnels with φ infinite or limits that cannot flag, in every scenario."""
+    degenerate: list[dict] = []
+    if raw.empty:
+        return pd.DataFrame(degenerate)
+    for (sc, mid, ttype), g in raw.groupby(["scenario", "metric_id", "trust_type"], sort=True):
+        degenerate.append(
+            {
+                "scenario": sc,
+                "metric_id": mid,
+                "trust_type": ttype,
+                "funnels": int(len(g)),
+                "degenerate": int(g["degenerate"].sum()),
+                "phi_infinite": int((~np.isfinite(g["phi"])).sum()),
+            }
+        )
+    deg = pd.DataFrame(degenerate)
+    total = int(deg["degenerate"].sum())
+    rows.append(
+        {
+            "section": "funnel",
+            "figure": "Degenerate funnels (φ infinite, or limits that cannot flag)",
+            "scope": "all funnels, all scenarios",
+            "measured": float(total),
+            "mcse": np.nan,
+            "target": "none",
+            "pass": total == 0,
+            "sentence": f"{total} of {int(deg['funnels'].sum())} funnels computed in the study had an "
+            f"infinite overdispersion ratio or limits that could not flag.",
+        }
+    )
+    return pd.DataFrame(degenerate)
+
+
+def _detection_table(det: pd.DataFrame, tg, rows: list) -> pd.DataFrame:
+    """Detection of planted outliers, by data type (judged at 95% for the funnel-scale scenario) and by metric."""
     detection = []
     if det is not None and not det.empty:
         det = det.assign(hit=det["detected"].astype(int), one=1)
@@ -1098,7 +1109,7 @@ def _funnel_tables(raw: pd.DataFrame, det: pd.DataFrame, tg, rows: list):
                             "pass": None,
                         }
                     )
-    return pd.DataFrame(by_type), pd.DataFrame(by_metric), pd.DataFrame(detection), pd.DataFrame(degenerate)
+    return pd.DataFrame(detection)
 
 
 def _detection_row(scale: str, dt: str, est: float, se: float, ok, tg, target: bool) -> dict:
@@ -1128,6 +1139,8 @@ def _detection_row(scale: str, dt: str, est: float, se: float, ok, tg, target: b
 
 
 def _league_tables(lg: pd.DataFrame, tg, rows: list):
+    """The rank and segment sections of the study: rank-interval coverage, Brier scores against the oracle and the
+    reliability of P(segment) (tables, and the summary ``rows`` they add)."""
     if lg is None or lg.empty:
         return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
     lg = lg.copy()
@@ -1139,6 +1152,13 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
         ).astype(int)
     lg["one"] = 1
     lg["width"] = lg["rank_upper"] - lg["rank_lower"]
+    cov = _rank_coverage(lg, has_oracle, tg, rows)
+    brier, p, y = _brier_table(lg, tg, rows)
+    return cov, brier, _reliability_table(p, y, lg["replicate"].to_numpy(), tg, rows)
+
+
+def _rank_coverage(lg: pd.DataFrame, has_oracle: bool, tg, rows: list) -> pd.DataFrame:
+    """How often the published rank interval (and the oracle's, by the same rule) held the true rank."""
     cov = []
     source = lg["source"].iloc[0]
     for ttype, g in [("all", lg)] + list(lg.groupby("trust_type", sort=True)):
@@ -1179,6 +1199,13 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
             + ".",
         }
     )
+    return pd.DataFrame(cov)
+
+
+def _brier_table(lg: pd.DataFrame, tg, rows: list) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Brier scores of P(segment) against the truth, the oracle's and their ratio (jackknife MCSEs over
+    replicates); returns the table and the probabilities and outcomes (trust-replicate × segment)."""
+    source = lg["source"].iloc[0]
     # Brier score and the oracle (frequencies of the observed segment given the truth, leave-one-replicate-out)
     p = lg[[f"p{k}" for k in range(1, 5)]].to_numpy(float)
     y = np.stack([(lg["true_segment"].to_numpy() == k) for k in range(1, 5)], axis=1).astype(float)
@@ -1242,9 +1269,15 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
             f"method can know) would score {a['brier_published_segment_frequency']:.3f}.",
         }
     )
+    return pd.DataFrame(brier), p, y
+
+
+def _reliability_table(p: np.ndarray, y: np.ndarray, replicate: np.ndarray, tg, rows: list) -> pd.DataFrame:
+    """Reliability of P(segment): binned probabilities against the share in that segment, the linear slope
+    (jackknife MCSE over replicates) and the logistic calibration slope."""
     # reliability: every (trust, replicate, segment) probability against whether that segment is the true one
     pf, yf = p.ravel(), y.ravel()
-    rep = np.repeat(lg["replicate"].to_numpy(), 4)
+    rep = np.repeat(replicate, 4)
     edges = np.array([0, 0.001, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.999, 1.0000001])
     b_idx = np.clip(np.searchsorted(edges, pf, side="right") - 1, 0, len(edges) - 2)
     rel = []
@@ -1292,8 +1325,6 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
     )
     # the logistic calibration slope (Cox 1958): logit P(true) = a + b·logit(p); b < 1 over-confident, > 1
     # under-confident (probabilities of exactly 0 or 1 clipped to 0.001 and 0.999)
-    import statsmodels.api as sm
-
     lp = np.log(np.clip(pf, 1e-3, 1 - 1e-3) / (1 - np.clip(pf, 1e-3, 1 - 1e-3)))
     try:
         cox = float(sm.GLM(yf, sm.add_constant(lp), family=sm.families.Binomial()).fit().params[1])
@@ -1317,7 +1348,7 @@ def _league_tables(lg: pd.DataFrame, tg, rows: list):
     relt["slope"] = est
     relt["slope_mcse"] = se
     relt["logistic_calibration_slope"] = cox
-    return pd.DataFrame(cov), pd.DataFrame(brier), relt
+    return relt
 
 
 def _change_tables(ch: pd.DataFrame, tg, rows: list) -> pd.DataFrame:
@@ -1563,36 +1594,142 @@ def _summary_cell(row) -> str:
     return _cell(m, "pct2" if "99.8" in row["figure"] else "pct")
 
 
-def write_report(
-    tables: dict[str, pd.DataFrame],
-    methodology: Methodology,
-    out: Path,
-    validation: Validation | None = None,
-    replicates: dict[str, int] | None = None,
-) -> Path:
-    """Write ``index.html`` and one CSV per table into ``out``; return the page's path."""
-    from markupsafe import Markup, escape
+#: The study page's tables: context key → (table name, its columns: key, heading, format, numeric).
+_PAGE_TABLES = {
+    "oe": (
+        "oe_coverage",
+        [
+            ("metric", "Metric", "", False),
+            ("trust_type", "Trust type", "type", False),
+            ("trust_years", "Trust results", "int", True),
+            ("coverage", "Coverage", "pct", True),
+            ("mcse", "MCSE", "pct2", True),
+            ("true_below_interval", "True O/E below interval", "pct", True),
+            ("true_above_interval", "True O/E above interval", "pct", True),
+            ("coverage_shrunken_interval", "Coverage of the shrunken O/E interval", "pct", True),
+            ("coverage_given_one_truth", "Coverage given one fixed truth", "pct", True),
+            ("pass", "Result", "pass", False),
+        ],
+    ),
+    "funnel_type": (
+        "funnel_rates",
+        [
+            ("data_type", "Data type", "", False),
+            ("funnels", "Funnels", "int", True),
+            ("trust_results", "Trust results", "int", True),
+            ("false_flag_95", "Outside 95% limits", "pct", True),
+            ("mcse_95", "MCSE", "pct2", True),
+            ("pass_95", "Result (95%)", "pass", False),
+            ("false_flag_998", "Outside 99.8% limits", "pct2", True),
+            ("mcse_998", "MCSE", "pct2", True),
+            ("pass_998", "Result (99.8%)", "pass", False),
+            ("metrics", "Metrics", "", False),
+        ],
+    ),
+    "funnel_metric": (
+        "funnel_rates_by_metric",
+        [
+            ("metric_id", "Metric", "", False),
+            ("trust_type", "Trust type", "type", False),
+            ("data_type", "Data type", "", False),
+            ("method", "Method", "", False),
+            ("false_flag_95", "Outside 95%", "pct", True),
+            ("false_flag_998", "Outside 99.8%", "pct2", True),
+            ("median_phi", "Median φ (as the method reports it)", "f2", True),
+            ("adjusted_limits_share", "Adjusted limits used", "pct", True),
+            ("degenerate_share", "Degenerate", "pct", True),
+        ],
+    ),
+    "detection": (
+        "funnel_detection",
+        [
+            ("scale", "3 SD of", "", False),
+            ("data_type", "Data type", "", False),
+            ("metric_id", "Metric", "", False),
+            ("level", "Limits", "", True),
+            ("planted", "Planted", "int", True),
+            ("detection", "Flagged on the correct side", "pct", True),
+            ("mcse", "MCSE", "pct2", True),
+            ("pass", "Result", "pass", False),
+        ],
+    ),
+    "rank": (
+        "rank_coverage",
+        [
+            ("trust_type", "Trust type", "type", False),
+            ("trust_results", "Trust results", "int", True),
+            ("coverage", "Coverage", "pct", True),
+            ("mcse", "MCSE", "pct2", True),
+            ("mean_interval_width", "Mean width (places)", "f2", True),
+            ("oracle_coverage", "Bayes oracle's coverage (same rule)", "pct", True),
+            ("source", "Interval", "", False),
+            ("pass", "Result", "pass", False),
+        ],
+    ),
+    "brier": (
+        "brier",
+        [
+            ("trust_type", "Trust type", "type", False),
+            ("brier", "Brier score", "f3", True),
+            ("brier_mcse", "MCSE", "f3", True),
+            ("brier_oracle", "Oracle's Brier score", "f3", True),
+            ("ratio", "Ratio", "f2", True),
+            ("ratio_mcse", "MCSE", "f3", True),
+            ("brier_published_segment_frequency", "Frequency of the published segment given the truth", "f3", True),
+            ("pass", "Result", "pass", False),
+        ],
+    ),
+    "reliability": (
+        "reliability",
+        [
+            ("bin_low", "Probability from", "f3", True),
+            ("bin_high", "to", "f3", True),
+            ("n", "Forecasts", "int", True),
+            ("mean_predicted", "Mean probability", "f3", True),
+            ("observed_frequency", "Share in that segment", "f3", True),
+        ],
+    ),
+    "change": (
+        "change_test",
+        [
+            ("measure", "Measure", "", False),
+            ("trust_type", "Trust type", "type", False),
+            ("trust_results", "Trust results", "int", True),
+            ("rate", "Called changed", "pct", True),
+            ("mcse", "MCSE", "pct2", True),
+            ("segment_test_rate", "Segment change beyond chance", "pct", True),
+            ("true_segment_changed", "True segment changed", "pct", True),
+            ("test", "Test", "", False),
+            ("pass", "Result", "pass", False),
+        ],
+    ),
+    "productivity": (
+        "productivity",
+        [
+            ("metric", "Metric", "", False),
+            ("true_total_annual", "True", "money", True),
+            ("mean_published_total_annual", "Published (mean)", "money", True),
+            ("relative_bias", "Bias", "signed_pct", True),
+            ("mcse", "MCSE", "pct2", True),
+            ("pass", "Result", "pass", False),
+        ],
+    ),
+    "overadjust": (
+        "overadjustment",
+        [
+            ("scenario", "Scenario", "", False),
+            ("metric", "Metric", "", False),
+            ("trust_type", "Trust type", "type", False),
+            ("corr_adjusted_oe_true_oe", "Adjusted O/E", "f3", True),
+            ("corr_crude_ratio_true_oe", "Unadjusted ratio", "f3", True),
+        ],
+    ),
+}
 
-    from leaguetables import __version__
-    from leaguetables.csv_output import write_csv
-    from leaguetables.inputs.contract import quarter_label
-    from leaguetables.publication import pages
-    from leaguetables.run.manifest import git_state
 
-    v = validation or methodology.validation
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    for name, df in tables.items():
-        if name == "timing":
-            continue
-        write_csv(df, out / f"{name}.csv")
-        files.append(f"{name}.csv")
-    if "timing" in tables:
-        write_csv(tables["timing"], out / "timing.csv")
-        files.append("timing.csv")
-    s = tables["summary"].copy()
-    summary = {
+def _summary_table(s: pd.DataFrame) -> dict:
+    """The summary table of the study page: one row per judged figure, with its MCSE, target and result."""
+    return {
         "columns": [
             ("Figure", False),
             ("Scope", False),
@@ -1621,6 +1758,63 @@ def write_report(
             for _, r in s.iterrows()
         ],
     }
+
+
+def _scenario_list(v: Validation, reps: dict[str, int]) -> list[dict]:
+    """The scenarios run, with their replicates and what each simulates, in the study's order."""
+    return [
+        {
+            "name": n.replace("_", " ").capitalize(),
+            "replicates": f"{reps.get(n, 0):,}",
+            "text": SCENARIO_TEXT[n].format(
+                k=v.outliers_per_metric,
+                sd=v.outlier_sd,
+                previous=quarter_label(v.previous),
+                quarter=quarter_label(v.quarter),
+                share=v.change_share,
+                csd=v.change_sd,
+                r=v.overadjust_r,
+            ),
+        }
+        for n in SCENARIOS
+        if reps.get(n)
+    ]
+
+
+def _provenance(methodology: Methodology, v: Validation, reps: dict[str, int]):
+    """The page's provenance footer: code version and commit, methodology, seed and replicates."""
+    return Markup(
+        '<footer class="provenance"><h2 id="provenance">Provenance</h2><dl>'
+        f"<dt>Code</dt><dd>leaguetables {escape(__version__)}, git {escape(git_state().get('sha', 'unknown')[:12])}"
+        f"</dd><dt>Methodology</dt><dd>{escape(methodology.id)} version {escape(methodology.version)}</dd>"
+        f"<dt>Study</dt><dd>seed {v.seed}; replicates "
+        + escape(", ".join(f"{k.replace('_', ' ')} {n}" for k, n in reps.items()))
+        + "</dd></dl></footer>"
+    )
+
+
+def write_report(
+    tables: dict[str, pd.DataFrame],
+    methodology: Methodology,
+    out: Path,
+    validation: Validation | None = None,
+    replicates: dict[str, int] | None = None,
+) -> Path:
+    """Write ``index.html`` and one CSV per table into ``out``; return the page's path."""
+    v = validation or methodology.validation
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, df in tables.items():
+        if name == "timing":
+            continue
+        write_csv(df, out / f"{name}.csv")
+        files.append(f"{name}.csv")
+    if "timing" in tables:
+        write_csv(tables["timing"], out / "timing.csv")
+        files.append("timing.csv")
+    s = tables["summary"].copy()
+    summary = _summary_table(s)
     judged = s[s["pass"].notna()]
     n_pass = int(judged["pass"].astype(bool).sum())
     reps = replicates or {}
@@ -1632,170 +1826,17 @@ def write_report(
         "quarter_label": quarter_label(v.quarter),
         "previous_label": quarter_label(v.previous),
         "total_replicates": f"{sum(reps.values()):,}",
-        "scenarios": [
-            {
-                "name": n.replace("_", " ").capitalize(),
-                "replicates": f"{reps.get(n, 0):,}",
-                "text": SCENARIO_TEXT[n].format(
-                    k=v.outliers_per_metric,
-                    sd=v.outlier_sd,
-                    previous=quarter_label(v.previous),
-                    quarter=quarter_label(v.quarter),
-                    share=v.change_share,
-                    csd=v.change_sd,
-                    r=v.overadjust_r,
-                ),
-            }
-            for n in SCENARIOS
-            if reps.get(n)
-        ],
+        "scenarios": _scenario_list(v, reps),
         "summary": summary,
         "n_pass": n_pass,
         "n_judged": len(judged),
         "n_fail": len(judged) - n_pass,
-        "oe": _html_table(
-            tables["oe_coverage"],
-            [
-                ("metric", "Metric", "", False),
-                ("trust_type", "Trust type", "type", False),
-                ("trust_years", "Trust results", "int", True),
-                ("coverage", "Coverage", "pct", True),
-                ("mcse", "MCSE", "pct2", True),
-                ("true_below_interval", "True O/E below interval", "pct", True),
-                ("true_above_interval", "True O/E above interval", "pct", True),
-                ("coverage_shrunken_interval", "Coverage of the shrunken O/E interval", "pct", True),
-                ("coverage_given_one_truth", "Coverage given one fixed truth", "pct", True),
-                ("pass", "Result", "pass", False),
-            ],
-        ),
-        "funnel_type": _html_table(
-            tables["funnel_rates"],
-            [
-                ("data_type", "Data type", "", False),
-                ("funnels", "Funnels", "int", True),
-                ("trust_results", "Trust results", "int", True),
-                ("false_flag_95", "Outside 95% limits", "pct", True),
-                ("mcse_95", "MCSE", "pct2", True),
-                ("pass_95", "Result (95%)", "pass", False),
-                ("false_flag_998", "Outside 99.8% limits", "pct2", True),
-                ("mcse_998", "MCSE", "pct2", True),
-                ("pass_998", "Result (99.8%)", "pass", False),
-                ("metrics", "Metrics", "", False),
-            ],
-        ),
-        "funnel_metric": _html_table(
-            tables["funnel_rates_by_metric"],
-            [
-                ("metric_id", "Metric", "", False),
-                ("trust_type", "Trust type", "type", False),
-                ("data_type", "Data type", "", False),
-                ("method", "Method", "", False),
-                ("false_flag_95", "Outside 95%", "pct", True),
-                ("false_flag_998", "Outside 99.8%", "pct2", True),
-                ("median_phi", "Median φ (as the method reports it)", "f2", True),
-                ("adjusted_limits_share", "Adjusted limits used", "pct", True),
-                ("degenerate_share", "Degenerate", "pct", True),
-            ],
-        ),
-        "detection": _html_table(
-            tables["funnel_detection"],
-            [
-                ("scale", "3 SD of", "", False),
-                ("data_type", "Data type", "", False),
-                ("metric_id", "Metric", "", False),
-                ("level", "Limits", "", True),
-                ("planted", "Planted", "int", True),
-                ("detection", "Flagged on the correct side", "pct", True),
-                ("mcse", "MCSE", "pct2", True),
-                ("pass", "Result", "pass", False),
-            ],
-        ),
-        "rank": _html_table(
-            tables["rank_coverage"],
-            [
-                ("trust_type", "Trust type", "type", False),
-                ("trust_results", "Trust results", "int", True),
-                ("coverage", "Coverage", "pct", True),
-                ("mcse", "MCSE", "pct2", True),
-                ("mean_interval_width", "Mean width (places)", "f2", True),
-                ("oracle_coverage", "Bayes oracle's coverage (same rule)", "pct", True),
-                ("source", "Interval", "", False),
-                ("pass", "Result", "pass", False),
-            ],
-        ),
-        "brier": _html_table(
-            tables["brier"],
-            [
-                ("trust_type", "Trust type", "type", False),
-                ("brier", "Brier score", "f3", True),
-                ("brier_mcse", "MCSE", "f3", True),
-                ("brier_oracle", "Oracle's Brier score", "f3", True),
-                ("ratio", "Ratio", "f2", True),
-                ("ratio_mcse", "MCSE", "f3", True),
-                ("brier_published_segment_frequency", "Frequency of the published segment given the truth", "f3", True),
-                ("pass", "Result", "pass", False),
-            ],
-        ),
-        "reliability": _html_table(
-            tables["reliability"],
-            [
-                ("bin_low", "Probability from", "f3", True),
-                ("bin_high", "to", "f3", True),
-                ("n", "Forecasts", "int", True),
-                ("mean_predicted", "Mean probability", "f3", True),
-                ("observed_frequency", "Share in that segment", "f3", True),
-            ],
-        ),
-        "change": _html_table(
-            tables["change_test"],
-            [
-                ("measure", "Measure", "", False),
-                ("trust_type", "Trust type", "type", False),
-                ("trust_results", "Trust results", "int", True),
-                ("rate", "Called changed", "pct", True),
-                ("mcse", "MCSE", "pct2", True),
-                ("segment_test_rate", "Segment change beyond chance", "pct", True),
-                ("true_segment_changed", "True segment changed", "pct", True),
-                ("test", "Test", "", False),
-                ("pass", "Result", "pass", False),
-            ],
-        ),
-        "productivity": _html_table(
-            tables["productivity"],
-            [
-                ("metric", "Metric", "", False),
-                ("true_total_annual", "True", "money", True),
-                ("mean_published_total_annual", "Published (mean)", "money", True),
-                ("relative_bias", "Bias", "signed_pct", True),
-                ("mcse", "MCSE", "pct2", True),
-                ("pass", "Result", "pass", False),
-            ],
-        ),
-        "overadjust": _html_table(
-            tables["overadjustment"],
-            [
-                ("scenario", "Scenario", "", False),
-                ("metric", "Metric", "", False),
-                ("trust_type", "Trust type", "type", False),
-                ("corr_adjusted_oe_true_oe", "Adjusted O/E", "f3", True),
-                ("corr_crude_ratio_true_oe", "Unadjusted ratio", "f3", True),
-            ],
-        ),
         "degenerate_sentence": next((r["sentence"] for _, r in s.iterrows() if "Degenerate" in r["figure"]), ""),
         "files": files,
-        "provenance": Markup(
-            '<footer class="provenance"><h2 id="provenance">Provenance</h2><dl>'
-            f"<dt>Code</dt><dd>leaguetables {escape(__version__)}, git {escape(git_state().get('sha', 'unknown')[:12])}"
-            f"</dd><dt>Methodology</dt><dd>{escape(methodology.id)} version {escape(methodology.version)}</dd>"
-            f"<dt>Study</dt><dd>seed {v.seed}; replicates "
-            + escape(", ".join(f"{k.replace('_', ' ')} {n}" for k, n in reps.items()))
-            + "</dd></dl></footer>"
-        ),
+        "provenance": _provenance(methodology, v, reps),
     }
-    from leaguetables.publication import report as report_mod
-
-    if hasattr(report_mod, "site_label"):  # the header's honest label of the source (synthetic demo data)
-        ctx["site_label"] = report_mod.site_label("demo")
+    ctx |= {key: _html_table(tables[name], columns) for key, (name, columns) in _PAGE_TABLES.items()}
+    ctx["site_label"] = report.site_label("demo")  # the header's honest label of the source (synthetic demo data)
     page = out / "index.html"
     pages.write(page, pages.render("validation.html.j2", **ctx))
     return page

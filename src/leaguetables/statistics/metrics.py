@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaguetables.config import ICB_TYPES, ExpectedSettings, Methodology, Metric
+from leaguetables.config import ICB_TYPES, ExpectedSettings, FunnelSettings, Methodology, Metric
 from leaguetables.csv_output import write_csv
 from leaguetables.inputs.contract import QuarterInputs, previous_quarter, quarter_key
 from leaguetables.nof import scoring
@@ -386,6 +386,12 @@ def _pooled_counts(
     return o_sum, e * (o_sum.sum() / e.sum()), len(quarters)
 
 
+def funnel_arguments(f: FunnelSettings) -> dict[str, Any]:
+    """The arguments of :func:`leaguetables.statistics.funnel.funnel` set by the methodology's funnel settings."""
+    names = ("method", "trim_by", "sr_method", "compat", "sr_scale", "pr_scale", "limits", "rare_expected")
+    return {name: getattr(f, name) for name in names}
+
+
 def _funnels(
     result: MetricResult, df: pd.DataFrame, methodology: Methodology, inputs: QuarterInputs | None = None
 ) -> pd.DataFrame:
@@ -403,16 +409,7 @@ def _funnels(
         return out
     f = methodology.funnel
     result.funnel_level = f.band_level
-    args: dict[str, Any] = dict(
-        method=f.method,
-        trim_by=f.trim_by,
-        sr_method=f.sr_method,
-        compat=f.compat,
-        sr_scale=f.sr_scale,
-        pr_scale=f.pr_scale,
-        limits=f.limits,
-        rare_expected=f.rare_expected,
-    )
+    args = funnel_arguments(f)
     for ttype in m.trust_types:
         rows = df.index[(df["trust_type"] == ttype) & (df["status"] == STATUS_OK)]
         if ttype in result.models:
