@@ -58,7 +58,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from markupsafe import Markup, escape
 
 from leaguetables.config import (
     PROJECT_ROOT,
@@ -1782,15 +1781,14 @@ def _scenario_list(v: Validation, reps: dict[str, int]) -> list[dict]:
 
 
 def _provenance(methodology: Methodology, v: Validation, reps: dict[str, int]):
-    """The page's provenance footer: code version and commit, methodology, seed and replicates."""
-    return Markup(
-        '<footer class="provenance"><h2 id="provenance">Provenance</h2><dl>'
-        f"<dt>Code</dt><dd>leaguetables {escape(__version__)}, git {escape(git_state().get('sha', 'unknown')[:12])}"
-        f"</dd><dt>Methodology</dt><dd>{escape(methodology.id)} version {escape(methodology.version)}</dd>"
-        f"<dt>Study</dt><dd>seed {v.seed}; replicates "
-        + escape(", ".join(f"{k.replace('_', ' ')} {n}" for k, n in reps.items()))
-        + "</dd></dl></footer>"
-    )
+    """The page's provenance footer (the report's template): code version and commit, methodology, seed and
+    replicates."""
+    rows = [
+        ("Code", f"leaguetables {__version__}, git {git_state().get('sha', 'unknown')[:12]}"),
+        ("Methodology", f"{methodology.id} version {methodology.version}"),
+        ("Study", f"seed {v.seed}; replicates " + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in reps.items())),
+    ]
+    return pages.section("provenance", {"rows": rows})
 
 
 def write_report(
