@@ -14,8 +14,6 @@ RATCHET = {  # function → its owner's branch at the time
     "validate.py:write_report",  # lead (uncertainty)
     # lengthened past 80 lines by the one-off `ruff format` (arguments one per line), split on branch `split`
     "validate.py:_funnel_tables",
-    "publication/methodology.py:metric_context",
-    "publication/methodology.py:context",
     "statistics/funnel.py:robust_funnel",
     "inputs/demo.py:generate",
     "nof/scoring.py:build_league_table",
