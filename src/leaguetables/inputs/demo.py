@@ -344,41 +344,17 @@ def generate(
     truth_values = truth_values.sort_values(
         sort, key=lambda s: s.map(order) if s.name == "quarter" else s, kind="mergesort"
     ).reset_index(drop=True)
-    planted_rows = [
-        {"kind": "outlier", "metric_id": m, "trust_code": c, "sd_multiple": k, "from_quarter": None}
-        for (m, c), k in sorted(planted.items())
-    ]
-    planted_rows += [
-        {
-            "kind": "change",
-            "metric_id": None,
-            "trust_code": c,
-            "sd_multiple": float(k),
-            "from_quarter": change_quarters[1],
-        }
-        for c, k in sorted(change)
-    ]
-    scenario = pd.DataFrame(
-        [
-            {"argument": "seed", "value": str(seed)},
-            {"argument": "noise_seed", "value": "" if noise_seed is None else str(noise_seed)},
-            {"argument": "quality_deprivation_r", "value": repr(float(quality_deprivation_r))},
-            {"argument": "deprivation_effect", "value": str(bool(deprivation_effect))},
-            {"argument": "change_quarters", "value": "" if change_quarters is None else " ".join(change_quarters)},
-            {"argument": "hold_quarters", "value": str(bool(hold_quarters))},
-        ]
-        + (
-            [
-                {"argument": "outlier_scale", "value": outlier_scale},
-                {
-                    "argument": "outlier_quarters",
-                    "value": " ".join(f"{m}={k}" for m, k in sorted((outlier_quarters or {}).items())),
-                },
-            ]
-            if outliers
-            else []
-        )
-    )
+    arguments = {
+        "seed": str(seed),
+        "noise_seed": "" if noise_seed is None else str(noise_seed),
+        "quality_deprivation_r": repr(float(quality_deprivation_r)),
+        "deprivation_effect": str(bool(deprivation_effect)),
+        "change_quarters": "" if change_quarters is None else " ".join(change_quarters),
+        "hold_quarters": str(bool(hold_quarters)),
+    }
+    if outliers:
+        arguments["outlier_scale"] = outlier_scale
+        arguments["outlier_quarters"] = " ".join(f"{m}={k}" for m, k in sorted((outlier_quarters or {}).items()))
     return {
         "trusts": trusts,
         "observations": obs.sort_values(sort, kind="mergesort").reset_index(drop=True),
@@ -388,11 +364,31 @@ def generate(
         "truth/trust_effects": pd.DataFrame(d.eff_rows),
         "truth/standardisation": standardisation,
         "truth/values": truth_values,
-        "truth/planted": pd.DataFrame(
-            planted_rows, columns=["kind", "metric_id", "trust_code", "sd_multiple", "from_quarter"]
-        ),
-        "truth/scenario": scenario,
+        "truth/planted": _planted_frame(planted, change, change_quarters),
+        "truth/scenario": pd.DataFrame([{"argument": k, "value": v} for k, v in arguments.items()]),
     }
+
+
+def _planted_frame(
+    planted: dict[tuple[str, str], float], change, change_quarters: tuple[str, str] | None
+) -> pd.DataFrame:
+    """``truth/planted``: the planted outliers (metric, trust, SD multiple) and the true changes (trust, SD multiple,
+    the quarter they start in)."""
+    rows = [
+        {"kind": "outlier", "metric_id": m, "trust_code": c, "sd_multiple": k, "from_quarter": None}
+        for (m, c), k in sorted(planted.items())
+    ]
+    rows += [
+        {
+            "kind": "change",
+            "metric_id": None,
+            "trust_code": c,
+            "sd_multiple": float(k),
+            "from_quarter": change_quarters[1] if change_quarters else None,
+        }
+        for c, k in sorted(change)
+    ]
+    return pd.DataFrame(rows, columns=["kind", "metric_id", "trust_code", "sd_multiple", "from_quarter"])
 
 
 def _metric_rows(d: _Draw, metric) -> None:
