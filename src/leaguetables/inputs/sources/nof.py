@@ -24,6 +24,7 @@ import pandas as pd
 
 from leaguetables.config import load_catalogue
 from leaguetables.inputs.sources import demographics
+from leaguetables.inputs.sources.common import OBS_COLUMNS
 
 __all__ = [
     "DEFAULT_REAL_DIR",
@@ -375,27 +376,15 @@ def catalogue_observations(data: pd.DataFrame, catalogue) -> pd.DataFrame:
         if m.statistic == "bracket":
             rows = data[data["metric_id"] == "OF1" + m.nof_id[3:]]
             rows = rows[rows["value"].notna()]
-            cat = "score " + rows["value"].round().astype(int).astype(str)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "quarter": rows["quarter"],
-                        "trust_code": rows["trust_code"],
-                        "trust_type": rows["trust_type"],
-                        "metric_id": m.id,
-                        "value": np.nan,
-                        "category": cat,
-                        "tiebreak": np.nan,
-                    }
-                )
-            )
-            continue
-        rows = data[data["metric_id"] == m.nof_id]
-        is_count = rows["units"].astype(str).str.strip().str.lower() == "count"
-        if m.id.endswith("_count"):
-            rows = rows[is_count]
-        elif (m.id + "_count") in catalogue.ids:
-            rows = rows[~is_count]
+            value, category, tiebreak = np.nan, "score " + rows["value"].round().astype(int).astype(str), np.nan
+        else:
+            rows = data[data["metric_id"] == m.nof_id]
+            is_count = rows["units"].astype(str).str.strip().str.lower() == "count"
+            if m.id.endswith("_count"):
+                rows = rows[is_count]
+            elif (m.id + "_count") in catalogue.ids:
+                rows = rows[~is_count]
+            value, category, tiebreak = rows["value"], None, rows["rank"]
         frames.append(
             pd.DataFrame(
                 {
@@ -403,9 +392,9 @@ def catalogue_observations(data: pd.DataFrame, catalogue) -> pd.DataFrame:
                     "trust_code": rows["trust_code"],
                     "trust_type": rows["trust_type"],
                     "metric_id": m.id,
-                    "value": rows["value"],
-                    "category": None,
-                    "tiebreak": rows["rank"],
+                    "value": value,
+                    "category": category,
+                    "tiebreak": tiebreak,
                 }
             )
         )
@@ -454,19 +443,7 @@ def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue
     obs = catalogue_observations(data, cat)
     obs = obs.assign(numerator=np.nan, denominator=np.nan, suppressed=False)
     obs["category"] = obs["category"].astype(object).where(obs["category"].notna(), None)
-    obs = obs[
-        [
-            "quarter",
-            "trust_code",
-            "metric_id",
-            "numerator",
-            "denominator",
-            "value",
-            "category",
-            "suppressed",
-            "tiebreak",
-        ]
-    ]
+    obs = obs[[*OBS_COLUMNS, "tiebreak"]]
     obs = obs[obs["value"].notna() | obs["category"].notna()]
     s = summary(data)
     status = pd.DataFrame(
