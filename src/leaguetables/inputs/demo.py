@@ -459,19 +459,15 @@ def _count_rows(d: _Draw, metric, spec: dict, beta: dict, idx: np.ndarray, u: np
             x = n_rng.poisson(mu)
         d.blocks.append(_block(quarter, d.codes[idx], metric.id, numerator=x, denominator=n))
         d.truth_blocks.append(
-            (
-                {
-                    "quarter": quarter,
-                    "trust_code": d.codes[idx],
-                    "metric_id": metric.id,
-                    "denominator": n,
-                    "true_numerator": m,
-                    "true_expected": e_star,
-                    "true_value": m / n * metric.multiplier,
-                    "true_oe": m / e_star,
-                    "true_category": None,
-                },
-                len(idx),
+            _truth_block(
+                quarter,
+                d.codes[idx],
+                metric.id,
+                denominator=n,
+                true_numerator=m,
+                true_expected=e_star,
+                true_value=m / n * metric.multiplier,
+                true_oe=m / e_star,
             )
         )
 
@@ -490,22 +486,7 @@ def _value_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, u: np.ndarray, sh
             unshifted[k] = unshifted[d.held]  # no change: the earlier quarter's reported value
         v = np.round(unshifted[k] + (shift if k >= d.changed_from else 0.0), spec["decimals"])
         d.blocks.append(_block(quarter, d.codes[idx], metric.id, value=v[idx]))
-        d.truth_blocks.append(
-            (
-                {
-                    "quarter": quarter,
-                    "trust_code": d.codes[idx],
-                    "metric_id": metric.id,
-                    "denominator": np.nan,
-                    "true_numerator": np.nan,
-                    "true_expected": np.nan,
-                    "true_value": v[idx],
-                    "true_oe": np.nan,
-                    "true_category": None,
-                },
-                len(idx),
-            )
-        )
+        d.truth_blocks.append(_truth_block(quarter, d.codes[idx], metric.id, true_value=v[idx]))
 
 
 def _bracket_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, own: np.ndarray) -> None:
@@ -523,22 +504,7 @@ def _bracket_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, own: np.ndarray
         ratings[k] = ratings[d.held] if (d.held is not None and k == d.after_k) else rating
         rating = ratings[k]
         d.blocks.append(_block(quarter, d.codes[idx], metric.id, category=rating[idx].astype(object)))
-        d.truth_blocks.append(
-            (
-                {
-                    "quarter": quarter,
-                    "trust_code": d.codes[idx],
-                    "metric_id": metric.id,
-                    "denominator": np.nan,
-                    "true_numerator": np.nan,
-                    "true_expected": np.nan,
-                    "true_value": np.nan,
-                    "true_oe": np.nan,
-                    "true_category": rating[idx].astype(object),
-                },
-                len(idx),
-            )
-        )
+        d.truth_blocks.append(_truth_block(quarter, d.codes[idx], metric.id, true_category=rating[idx].astype(object)))
 
 
 def _missing_and_suppressed(obs: pd.DataFrame, d: _Draw, change_quarters) -> pd.DataFrame:
@@ -614,6 +580,36 @@ def _block(
             "category": np.full(n, None, dtype=object) if category is None else category,
         },
         n,
+    )
+
+
+def _truth_block(
+    quarter: str,
+    codes: np.ndarray,
+    metric_id: str,
+    *,
+    denominator=np.nan,
+    true_numerator=np.nan,
+    true_expected=np.nan,
+    true_value=np.nan,
+    true_oe=np.nan,
+    true_category=None,
+) -> tuple[dict, int]:
+    """A block of ``truth/values`` rows (one quarter, one metric, these trusts); what a kind of metric has no truth
+    for stays missing."""
+    return (
+        {
+            "quarter": quarter,
+            "trust_code": codes,
+            "metric_id": metric_id,
+            "denominator": denominator,
+            "true_numerator": true_numerator,
+            "true_expected": true_expected,
+            "true_value": true_value,
+            "true_oe": true_oe,
+            "true_category": true_category,
+        },
+        len(codes),
     )
 
 
