@@ -267,26 +267,11 @@ def _y_range(
 def _legend_handles(level: str) -> list[Line2D]:
     """Legend entries: the three marker shapes (within, above, below the limits at ``level``), the limits, the
     target."""
+    outside: dict[str, Any] = {"linestyle": "", "markeredgecolor": "#0B0C0C"}  # the markers of units outside
     return [
         Line2D([], [], marker="o", linestyle="", color=AF_COLOURS["dark_blue"], label="Within the limits"),
-        Line2D(
-            [],
-            [],
-            marker="^",
-            linestyle="",
-            color=AF_COLOURS["orange"],
-            markeredgecolor="#0B0C0C",
-            label=f"Above the upper {level} limit",
-        ),
-        Line2D(
-            [],
-            [],
-            marker="v",
-            linestyle="",
-            color=AF_COLOURS["dark_pink"],
-            markeredgecolor="#0B0C0C",
-            label=f"Below the lower {level} limit",
-        ),
+        Line2D([], [], marker="^", color=AF_COLOURS["orange"], label=f"Above the upper {level} limit", **outside),
+        Line2D([], [], marker="v", color=AF_COLOURS["dark_pink"], label=f"Below the lower {level} limit", **outside),
         Line2D([], [], color=LIMIT_GREY_998, linestyle="-", label="99.8% limits"),
         Line2D([], [], color=LIMIT_GREY_95, linestyle="--", label="95% limits"),
         Line2D([], [], color=TARGET_GREY, linestyle=(0, (1, 2)), label="Target"),
