@@ -24,7 +24,7 @@ import pandas as pd
 
 from leaguetables.config import load_catalogue
 from leaguetables.inputs.sources import demographics
-from leaguetables.inputs.sources.common import OBS_COLUMNS
+from leaguetables.inputs.sources.common import DEMOGRAPHIC_COLUMNS, OBS_COLUMNS, TRUST_COLUMNS
 
 __all__ = [
     "DEFAULT_REAL_DIR",
@@ -64,13 +64,17 @@ COMBINED_FINANCE = "OF1080"
 #: The three healthcare-associated infection scores, weighted one third each in the average (acute trusts).
 INFECTION_SCORES = ("OF1020", "OF1048", "OF1088")
 
-DATA_COLUMNS = [
+#: The columns that name the quarter and the trust, first in both of NHS England's published layouts.
+TRUST_FIELDS = [
     "Quarter",
     "Region",
     "Trust_type",
     "Trust_subtype",
     "Trust_code",
     "Trust_name",
+]
+DATA_COLUMNS = [
+    *TRUST_FIELDS,
     "Domain",
     "Sub-domain",
     "Metric_ID",
@@ -84,12 +88,7 @@ DATA_COLUMNS = [
     "Rank",
 ]
 LEAGUE_COLUMNS = [
-    "Quarter",
-    "Region",
-    "Trust_type",
-    "Trust_subtype",
-    "Trust_code",
-    "Trust_name",
+    *TRUST_FIELDS,
     "Average_score",
     "Likely_range_of_average_score",
     "Segment",
@@ -438,7 +437,7 @@ def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue
     if data.empty:
         raise NoNofData(f"no published NOF file covers {quarter} (types found: {sorted(found)})")
     reg = trust_register(data).drop(columns="quarter")
-    trusts = reg[["trust_code", "trust_name", "trust_type", "trust_subtype", "region"]].copy()
+    trusts = reg[TRUST_COLUMNS].copy()
     trusts["trust_subtype"] = trusts["trust_subtype"].fillna("")
     obs = catalogue_observations(data, cat)
     obs = obs.assign(numerator=np.nan, denominator=np.nan, suppressed=False)
@@ -457,15 +456,7 @@ def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue
     )
     status.attrs["note"] = NOF_STATUS_NOTE
     demo_dir = root / "trust_catchment_demographics"
-    cols = [
-        "trust_code",
-        "population",
-        "share_65plus",
-        "share_85plus",
-        "imd_score",
-        "rural_share",
-        "ethnic_minority_share",
-    ]
+    cols = DEMOGRAPHIC_COLUMNS
     if demo_dir.is_dir():
         demo = demographics.trust_demographics(trusts["trust_code"], None, demo_dir)
     else:
