@@ -199,12 +199,7 @@ def read_nof_data(path: str | Path) -> pd.DataFrame:
     raw = _read_csv(Path(path), DATA_COLUMNS)
     df = pd.DataFrame(
         {
-            "quarter": raw["Quarter"].map(parse_quarter),
-            "region": raw["Region"],
-            "trust_type": raw["Trust_type"].map(parse_trust_type),
-            "trust_subtype": raw["Trust_subtype"],
-            "trust_code": raw["Trust_code"].str.strip(),
-            "trust_name": raw["Trust_name"],
+            **_trust_fields(raw),
             "domain": raw["Domain"],
             "sub_domain": raw["Sub-domain"],
             "metric_id": raw["Metric_ID"].str.strip(),
@@ -227,6 +222,18 @@ def read_nof_data(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def _trust_fields(raw: pd.DataFrame) -> dict[str, pd.Series]:
+    """The quarter and trust columns (:data:`TRUST_FIELDS`) of either published layout, parsed and renamed."""
+    return {
+        "quarter": raw["Quarter"].map(parse_quarter),
+        "region": raw["Region"],
+        "trust_type": raw["Trust_type"].map(parse_trust_type),
+        "trust_subtype": raw["Trust_subtype"],
+        "trust_code": raw["Trust_code"].str.strip(),
+        "trust_name": raw["Trust_name"],
+    }
+
+
 def read_league_table(path: str | Path) -> pd.DataFrame:
     """The league-table CSV: ``quarter, region, trust_type, trust_subtype, trust_code, trust_name,
     average_score, average_lower, average_upper, segment, in_financial_deficit, rank, rank_lower,
@@ -239,12 +246,7 @@ def read_league_table(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: Trust_in_financial_deficit must be Yes/No, got {sorted(set(deficit))}")
     return pd.DataFrame(
         {
-            "quarter": raw["Quarter"].map(parse_quarter),
-            "region": raw["Region"],
-            "trust_type": raw["Trust_type"].map(parse_trust_type),
-            "trust_subtype": raw["Trust_subtype"],
-            "trust_code": raw["Trust_code"].str.strip(),
-            "trust_name": raw["Trust_name"],
+            **_trust_fields(raw),
             "average_score": pd.to_numeric(raw["Average_score"]).astype(float),
             "average_lower": [a for a, _ in avg_rng],
             "average_upper": [b for _, b in avg_rng],
