@@ -103,7 +103,8 @@ def sparkline(
     span = hi - lo
     xs = pad + np.arange(len(v)) * (width - 2 * pad) / max(len(v) - 1, 1)
     ys = np.where(have, height / 2.0 if span == 0 else pad + (hi - v) * (height - 2 * pad) / (span or 1), np.nan)
-    lines, run = [], []
+    lines: list[str] = []
+    run: list[str] = []
     for x, y in zip(xs, ys):
         if np.isnan(y):
             if len(run) > 1:
@@ -188,7 +189,7 @@ class ProfileBuilder:
         except Exception as exc:  # noqa: BLE001 - a page without peers is still a page; the reason is kept
             self.peers, self.peer_error = {}, str(exc)
         self.provenance = Markup(provenance_html(data.run, _git(), input_checksums(data.inputs)))
-        self.domains = []
+        self.domains: list[str] = []
         for m in data.catalogue.metrics:
             if m.domain not in self.domains:
                 self.domains.append(m.domain)
@@ -446,7 +447,7 @@ class ProfileBuilder:
         return rows
 
     def _demographics(self, code: str, ttype: str) -> list:
-        rows = []
+        rows: list[list[str]] = []
         if code not in self.demo:
             return rows
         d = self.demo[code]
