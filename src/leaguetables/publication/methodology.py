@@ -10,11 +10,12 @@ catalogue schema appears without a change here — and the appendix lists every 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from markupsafe import Markup
 
-from leaguetables.config import TRUST_TYPE_PLURAL, TRUST_TYPES, Catalogue, Metric
+from leaguetables.config import TRUST_TYPE_PLURAL, TRUST_TYPES, Catalogue, Metric, UnitCost
 from leaguetables.inputs.contract import quarter_label, quarter_period
 from leaguetables.publication import pages
 from leaguetables.publication.report import (
@@ -247,7 +248,7 @@ def _expected_text(r) -> str:
 def metric_context(m: Metric, data: dict | None) -> dict:
     """One metric's section of the methodology page: its settings and scoring, and with the run's data the
     interval methods used, the case-mix models and the funnel summary."""
-    ctx = {
+    ctx: dict[str, Any] = {
         "id": m.id,
         "name": m.name,
         "page": metric_page_file(m.id),
@@ -401,7 +402,7 @@ def context(data: ReportData, page: Path | None = None) -> dict:
         for t in TRUST_TYPES
         if t in data.league.cut_points
     ]
-    costed = [m for m in metrics if m.unit_cost]
+    costed = [(m, m.unit_cost) for m in metrics if m.unit_cost is not None]
     groups = [
         {
             "name": g.name,
@@ -480,15 +481,15 @@ def _metrics_overview(metrics: list[Metric]) -> pd.DataFrame:
     )
 
 
-def _unit_costs_table(costed: list[Metric]) -> dict:
+def _unit_costs_table(costed: list[tuple[Metric, UnitCost]]) -> dict:
     """The unit cost of each costed metric (the productivity opportunity's price), with its activity and source."""
     return _table(
         pd.DataFrame(
             {
-                "Metric": [m.name for m in costed],
-                "Unit cost": [f"£{m.unit_cost.amount:,.0f} per {m.unit_cost.unit}" for m in costed],
-                "Activity": [m.unit_cost.activity for m in costed],
-                "Source of the cost": [m.unit_cost.source for m in costed],
+                "Metric": [m.name for m, _ in costed],
+                "Unit cost": [f"£{uc.amount:,.0f} per {uc.unit}" for _, uc in costed],
+                "Activity": [uc.activity for _, uc in costed],
+                "Source of the cost": [uc.source for _, uc in costed],
             }
         )
     )
