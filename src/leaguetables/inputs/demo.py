@@ -400,7 +400,6 @@ def _metric_rows(d: _Draw, metric) -> None:
     beta = dict(spec.get("beta", {}))
     if not d.deprivation_effect and "imd_score" in beta:
         beta["imd_score"] = 0.0
-    u = shift = None
     if kind in ("binomial", "poisson", "value"):
         q = spec["q"]
         u = spec["sd"] * (q * d.quality + np.sqrt(1 - q * q) * own)
@@ -410,10 +409,10 @@ def _metric_rows(d: _Draw, metric) -> None:
         shift = d.moved * spec["sd"] * _sign_better(spec)
         for i in idx:
             d.eff_rows.append({"metric_id": metric.id, "trust_code": d.codes[i], "effect": u[i]})
-    if kind in ("binomial", "poisson"):
-        _count_rows(d, metric, spec, beta, idx, u, shift)
-    elif kind == "value":
-        _value_rows(d, metric, spec, idx, u, shift)
+        if kind == "value":
+            _value_rows(d, metric, spec, idx, u, shift)
+        else:
+            _count_rows(d, metric, spec, beta, idx, u, shift)
     elif kind == "bracket":
         _bracket_rows(d, metric, spec, idx, own)
 
