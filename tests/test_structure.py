@@ -1,6 +1,5 @@
 """Structure rules of the developers' guide that a reader can check mechanically: no function in ``src/`` longer than
-80 lines of code (its docstring not counted) — except the ratchet list below, functions being rewritten on other
-branches when the rule was introduced (remove an entry once its function is split; the list only shrinks)."""
+80 lines of code (its docstring not counted)."""
 
 from __future__ import annotations
 
@@ -9,20 +8,6 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "leaguetables"
 MAX_LINES = 80
-RATCHET = {  # function → its owner's branch at the time
-    "publication/charts.py:funnel_figure",  # speed
-    "run/pipeline.py:prepare",  # run
-    "statistics/peers.py:similar_peers",  # natgen (ICB peers)
-    # lengthened past 80 lines by the one-off `ruff format` (arguments one per line), split on branch `split`
-    "inputs/contract.py:_cross_checks",
-    "publication/methodology.py:metric_context",
-    "publication/methodology.py:context",
-    "inputs/demo.py:generate",
-    "nof/scoring.py:build_league_table",
-    "publication/profiles.py:context",
-    "publication/spreadsheet.py:_notes",
-    "statistics/productivity.py:metric_opportunity",
-}
 
 
 def code_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
@@ -57,4 +42,4 @@ def test_code_lines_counts_from_the_first_statement_after_the_docstring(tmp_path
 
 def test_no_function_over_80_lines_of_code():
     found = long_functions(SRC)
-    assert {k: v for k, v in found.items() if k not in RATCHET} == {}
+    assert found == {}

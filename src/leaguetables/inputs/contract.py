@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from leaguetables.config import TRUST_TYPES, Catalogue
+from leaguetables.config import TRUST_TYPES, Catalogue, Metric
 from leaguetables.errors import InputError
 from leaguetables.quarters import QUARTER_RE, check_quarter, quarter_key
 
@@ -400,26 +400,10 @@ PLAUSIBILITY = (
 
 
 def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files: dict[str, Path]) -> None:
-    codes = set(trusts["trust_code"])
-    for kind, df in (("observations", obs), ("demographics", demo), ("status", status)):
-        i = _first_bad(~df["trust_code"].isin(codes))
-        if i is not None:
-            raise InputError(
-                f"unknown trust {df.iloc[i]['trust_code']!r} (not in the trust register)",
-                file=str(files[kind]),
-                row=_line(df, i),
-                column="trust_code",
-            )
-    i = _first_bad(demo["share_85plus"] > demo["share_65plus"])
-    if i is not None:
-        r = demo.iloc[i]
-        raise InputError(
-            f"share aged 85+ ({r['share_85plus']:g}) is above the share aged 65+ "
-            f"({r['share_65plus']:g}); the over-85s are among the over-65s",
-            file=str(files["demographics"]),
-            row=_line(demo, i),
-            column="share_85plus",
-        )
+    """The checks across files and fields, in the order their errors are reported: trust codes in the register,
+    the age shares, then (with a catalogue) the metrics, their counts, values and categories, and trust types."""
+    _check_trust_codes(trusts, {"observations": obs, "demographics": demo, "status": status}, files)
+    _check_age_shares(demo, str(files["demographics"]))
     path = str(files["observations"])
     if catalogue is None:
         return
@@ -434,6 +418,42 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
         )
     stat = obs["metric_id"].map({k: m.statistic for k, m in known.items()})
     live = ~obs["suppressed"].astype(bool)
+    _check_counts(obs, stat, live, known, path)
+    _check_values_and_categories(obs, stat, live, known, path)
+    _check_trust_types(obs, trusts, known, path)
+
+
+def _check_trust_codes(trusts: pd.DataFrame, frames: dict[str, pd.DataFrame], files: dict[str, Path]) -> None:
+    """Every trust code of the other files is in the trust register."""
+    codes = set(trusts["trust_code"])
+    for kind, df in frames.items():
+        i = _first_bad(~df["trust_code"].isin(codes))
+        if i is not None:
+            raise InputError(
+                f"unknown trust {df.iloc[i]['trust_code']!r} (not in the trust register)",
+                file=str(files[kind]),
+                row=_line(df, i),
+                column="trust_code",
+            )
+
+
+def _check_age_shares(demo: pd.DataFrame, path: str) -> None:
+    """The share aged 85+ is at most the share aged 65+."""
+    i = _first_bad(demo["share_85plus"] > demo["share_65plus"])
+    if i is not None:
+        r = demo.iloc[i]
+        raise InputError(
+            f"share aged 85+ ({r['share_85plus']:g}) is above the share aged 65+ "
+            f"({r['share_65plus']:g}); the over-85s are among the over-65s",
+            file=path,
+            row=_line(demo, i),
+            column="share_85plus",
+        )
+
+
+def _check_counts(obs: pd.DataFrame, stat: pd.Series, live: pd.Series, known: dict[str, Metric], path: str) -> None:
+    """A proportion or rate that is not suppressed has a numerator and a denominator, a proportion's numerator is
+    at most its denominator, and counts are whole numbers where the catalogue says ``counts: integer``."""
     counted = stat.isin(["proportion", "rate"]) & live
     has_num = obs["numerator"].notna()
     i = _first_bad(counted & has_num & obs["denominator"].isna())
@@ -472,6 +492,13 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
                 row=_line(obs, i),
                 column=col,
             )
+
+
+def _check_values_and_categories(
+    obs: pd.DataFrame, stat: pd.Series, live: pd.Series, known: dict[str, Metric], path: str
+) -> None:
+    """A value or mean metric that is not suppressed has a value; a bracket metric has a category, one of its
+    brackets."""
     i = _first_bad(stat.isin(["mean", "value"]) & live & obs["value"].isna() & obs["numerator"].isna())
     if i is not None:
         raise InputError(
@@ -502,6 +529,10 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
                 row=_line(obs, i),
                 column="category",
             )
+
+
+def _check_trust_types(obs: pd.DataFrame, trusts: pd.DataFrame, known: dict[str, Metric], path: str) -> None:
+    """Each observation's metric applies to its trust's type (the catalogue's ``trust_types``)."""
     ttype = obs["trust_code"].map(dict(zip(trusts["trust_code"], trusts["trust_type"])))
     pairs = pd.MultiIndex.from_tuples(
         [(k, t) for k, m in known.items() for t in m.trust_types], names=["metric_id", "trust_type"]

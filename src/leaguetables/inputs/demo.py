@@ -344,41 +344,17 @@ def generate(
     truth_values = truth_values.sort_values(
         sort, key=lambda s: s.map(order) if s.name == "quarter" else s, kind="mergesort"
     ).reset_index(drop=True)
-    planted_rows = [
-        {"kind": "outlier", "metric_id": m, "trust_code": c, "sd_multiple": k, "from_quarter": None}
-        for (m, c), k in sorted(planted.items())
-    ]
-    planted_rows += [
-        {
-            "kind": "change",
-            "metric_id": None,
-            "trust_code": c,
-            "sd_multiple": float(k),
-            "from_quarter": change_quarters[1],
-        }
-        for c, k in sorted(change)
-    ]
-    scenario = pd.DataFrame(
-        [
-            {"argument": "seed", "value": str(seed)},
-            {"argument": "noise_seed", "value": "" if noise_seed is None else str(noise_seed)},
-            {"argument": "quality_deprivation_r", "value": repr(float(quality_deprivation_r))},
-            {"argument": "deprivation_effect", "value": str(bool(deprivation_effect))},
-            {"argument": "change_quarters", "value": "" if change_quarters is None else " ".join(change_quarters)},
-            {"argument": "hold_quarters", "value": str(bool(hold_quarters))},
-        ]
-        + (
-            [
-                {"argument": "outlier_scale", "value": outlier_scale},
-                {
-                    "argument": "outlier_quarters",
-                    "value": " ".join(f"{m}={k}" for m, k in sorted((outlier_quarters or {}).items())),
-                },
-            ]
-            if outliers
-            else []
-        )
-    )
+    arguments = {
+        "seed": str(seed),
+        "noise_seed": "" if noise_seed is None else str(noise_seed),
+        "quality_deprivation_r": repr(float(quality_deprivation_r)),
+        "deprivation_effect": str(bool(deprivation_effect)),
+        "change_quarters": "" if change_quarters is None else " ".join(change_quarters),
+        "hold_quarters": str(bool(hold_quarters)),
+    }
+    if outliers:
+        arguments["outlier_scale"] = outlier_scale
+        arguments["outlier_quarters"] = " ".join(f"{m}={k}" for m, k in sorted((outlier_quarters or {}).items()))
     return {
         "trusts": trusts,
         "observations": obs.sort_values(sort, kind="mergesort").reset_index(drop=True),
@@ -388,11 +364,31 @@ def generate(
         "truth/trust_effects": pd.DataFrame(d.eff_rows),
         "truth/standardisation": standardisation,
         "truth/values": truth_values,
-        "truth/planted": pd.DataFrame(
-            planted_rows, columns=["kind", "metric_id", "trust_code", "sd_multiple", "from_quarter"]
-        ),
-        "truth/scenario": scenario,
+        "truth/planted": _planted_frame(planted, change, change_quarters),
+        "truth/scenario": pd.DataFrame([{"argument": k, "value": v} for k, v in arguments.items()]),
     }
+
+
+def _planted_frame(
+    planted: dict[tuple[str, str], float], change, change_quarters: tuple[str, str] | None
+) -> pd.DataFrame:
+    """``truth/planted``: the planted outliers (metric, trust, SD multiple) and the true changes (trust, SD multiple,
+    the quarter they start in)."""
+    rows = [
+        {"kind": "outlier", "metric_id": m, "trust_code": c, "sd_multiple": k, "from_quarter": None}
+        for (m, c), k in sorted(planted.items())
+    ]
+    rows += [
+        {
+            "kind": "change",
+            "metric_id": None,
+            "trust_code": c,
+            "sd_multiple": float(k),
+            "from_quarter": change_quarters[1] if change_quarters else None,
+        }
+        for c, k in sorted(change)
+    ]
+    return pd.DataFrame(rows, columns=["kind", "metric_id", "trust_code", "sd_multiple", "from_quarter"])
 
 
 def _metric_rows(d: _Draw, metric) -> None:
@@ -404,7 +400,6 @@ def _metric_rows(d: _Draw, metric) -> None:
     beta = dict(spec.get("beta", {}))
     if not d.deprivation_effect and "imd_score" in beta:
         beta["imd_score"] = 0.0
-    u = shift = None
     if kind in ("binomial", "poisson", "value"):
         q = spec["q"]
         u = spec["sd"] * (q * d.quality + np.sqrt(1 - q * q) * own)
@@ -414,10 +409,10 @@ def _metric_rows(d: _Draw, metric) -> None:
         shift = d.moved * spec["sd"] * _sign_better(spec)
         for i in idx:
             d.eff_rows.append({"metric_id": metric.id, "trust_code": d.codes[i], "effect": u[i]})
-    if kind in ("binomial", "poisson"):
-        _count_rows(d, metric, spec, beta, idx, u, shift)
-    elif kind == "value":
-        _value_rows(d, metric, spec, idx, u, shift)
+        if kind == "value":
+            _value_rows(d, metric, spec, idx, u, shift)
+        else:
+            _count_rows(d, metric, spec, beta, idx, u, shift)
     elif kind == "bracket":
         _bracket_rows(d, metric, spec, idx, own)
 
@@ -463,19 +458,15 @@ def _count_rows(d: _Draw, metric, spec: dict, beta: dict, idx: np.ndarray, u: np
             x = n_rng.poisson(mu)
         d.blocks.append(_block(quarter, d.codes[idx], metric.id, numerator=x, denominator=n))
         d.truth_blocks.append(
-            (
-                {
-                    "quarter": quarter,
-                    "trust_code": d.codes[idx],
-                    "metric_id": metric.id,
-                    "denominator": n,
-                    "true_numerator": m,
-                    "true_expected": e_star,
-                    "true_value": m / n * metric.multiplier,
-                    "true_oe": m / e_star,
-                    "true_category": None,
-                },
-                len(idx),
+            _truth_block(
+                quarter,
+                d.codes[idx],
+                metric.id,
+                denominator=n,
+                true_numerator=m,
+                true_expected=e_star,
+                true_value=m / n * metric.multiplier,
+                true_oe=m / e_star,
             )
         )
 
@@ -494,22 +485,7 @@ def _value_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, u: np.ndarray, sh
             unshifted[k] = unshifted[d.held]  # no change: the earlier quarter's reported value
         v = np.round(unshifted[k] + (shift if k >= d.changed_from else 0.0), spec["decimals"])
         d.blocks.append(_block(quarter, d.codes[idx], metric.id, value=v[idx]))
-        d.truth_blocks.append(
-            (
-                {
-                    "quarter": quarter,
-                    "trust_code": d.codes[idx],
-                    "metric_id": metric.id,
-                    "denominator": np.nan,
-                    "true_numerator": np.nan,
-                    "true_expected": np.nan,
-                    "true_value": v[idx],
-                    "true_oe": np.nan,
-                    "true_category": None,
-                },
-                len(idx),
-            )
-        )
+        d.truth_blocks.append(_truth_block(quarter, d.codes[idx], metric.id, true_value=v[idx]))
 
 
 def _bracket_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, own: np.ndarray) -> None:
@@ -527,22 +503,7 @@ def _bracket_rows(d: _Draw, metric, spec: dict, idx: np.ndarray, own: np.ndarray
         ratings[k] = ratings[d.held] if (d.held is not None and k == d.after_k) else rating
         rating = ratings[k]
         d.blocks.append(_block(quarter, d.codes[idx], metric.id, category=rating[idx].astype(object)))
-        d.truth_blocks.append(
-            (
-                {
-                    "quarter": quarter,
-                    "trust_code": d.codes[idx],
-                    "metric_id": metric.id,
-                    "denominator": np.nan,
-                    "true_numerator": np.nan,
-                    "true_expected": np.nan,
-                    "true_value": np.nan,
-                    "true_oe": np.nan,
-                    "true_category": rating[idx].astype(object),
-                },
-                len(idx),
-            )
-        )
+        d.truth_blocks.append(_truth_block(quarter, d.codes[idx], metric.id, true_category=rating[idx].astype(object)))
 
 
 def _missing_and_suppressed(obs: pd.DataFrame, d: _Draw, change_quarters) -> pd.DataFrame:
@@ -618,6 +579,36 @@ def _block(
             "category": np.full(n, None, dtype=object) if category is None else category,
         },
         n,
+    )
+
+
+def _truth_block(
+    quarter: str,
+    codes: np.ndarray,
+    metric_id: str,
+    *,
+    denominator=np.nan,
+    true_numerator=np.nan,
+    true_expected=np.nan,
+    true_value=np.nan,
+    true_oe=np.nan,
+    true_category=None,
+) -> tuple[dict, int]:
+    """A block of ``truth/values`` rows (one quarter, one metric, these trusts); what a kind of metric has no truth
+    for stays missing."""
+    return (
+        {
+            "quarter": quarter,
+            "trust_code": codes,
+            "metric_id": metric_id,
+            "denominator": denominator,
+            "true_numerator": true_numerator,
+            "true_expected": true_expected,
+            "true_value": true_value,
+            "true_oe": true_oe,
+            "true_category": true_category,
+        },
+        len(codes),
     )
 
 

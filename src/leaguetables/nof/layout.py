@@ -8,6 +8,7 @@ import pandas as pd
 
 from leaguetables.config import TRUST_TYPE_LABELS
 from leaguetables.inputs.contract import quarter_label
+from leaguetables.inputs.sources.nof import DATA_COLUMNS as NHSE_LONG_COLUMNS  # the layout the reader reads
 from leaguetables.nof.codes import load_nof_codes
 from leaguetables.nof.codes import reporting_date as nof_date
 from leaguetables.nof.codes import units as nof_units
@@ -123,28 +124,15 @@ def _metric_rows(res: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict
                     row = _nof_row(codes, value_code, ttype, quarter)
                     if m.unit == "count":  # e.g. OF0048/OF0088 published as a count for small specialist trusts
                         row["Units"] = "count"
-                    rows.append(
-                        {
-                            "Trust_code": r["trust_code"],
-                            **row,
-                            "Value": r["value"],
-                            "Median_value": med,
-                            "Lower_quartile": q1,
-                            "Upper_quartile": q3,
-                            "Rank": rk,
-                        }
-                    )
+                    rows.append(_long_row(r["trust_code"], row, r["value"], rank=rk, spread=(med, q1, q3)))
                 if has_score and pd.notna(r["score"]):
                     rows.append(
-                        {
-                            "Trust_code": r["trust_code"],
-                            **_nof_row(codes, score_code, ttype, quarter),
-                            "Value": r["score"],
-                            "Median_value": np.nan,
-                            "Lower_quartile": np.nan,
-                            "Upper_quartile": np.nan,
-                            "Rank": rk if has_value else np.nan,
-                        }
+                        _long_row(
+                            r["trust_code"],
+                            _nof_row(codes, score_code, ttype, quarter),
+                            r["score"],
+                            rank=rk if has_value else np.nan,
+                        )
                     )
     return rows
 
@@ -167,17 +155,26 @@ def _combined_finance_rows(league, catalogue, codes, quarter: str, combine_rules
             for _, r in units[units["metric_id"] == name].iterrows():
                 if r["trust_code"] in ttypes.index:
                     rows.append(
-                        {
-                            "Trust_code": r["trust_code"],
-                            **_nof_row(codes, g.nof_id, ttypes[r["trust_code"]], quarter),
-                            "Value": r["score"],
-                            "Median_value": np.nan,
-                            "Lower_quartile": np.nan,
-                            "Upper_quartile": np.nan,
-                            "Rank": np.nan,
-                        }
+                        _long_row(
+                            r["trust_code"], _nof_row(codes, g.nof_id, ttypes[r["trust_code"]], quarter), r["score"]
+                        )
                     )
     return rows
+
+
+def _long_row(trust_code, nof: dict, value, rank=np.nan, spread=(np.nan, np.nan, np.nan)) -> dict:
+    """One row of the long data table: a trust's figure under an NHS England code (``nof``: the code's columns from
+    :func:`_nof_row`), with its rank and, for a metric's value, the type's median and quartiles (``spread``)."""
+    median, lower, upper = spread
+    return {
+        "Trust_code": trust_code,
+        **nof,
+        "Value": value,
+        "Median_value": median,
+        "Lower_quartile": lower,
+        "Upper_quartile": upper,
+        "Rank": rank,
+    }
 
 
 def _domain_rows(t: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
@@ -199,17 +196,7 @@ def _domain_rows(t: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
                 v = r[f"{prefix}{slug}"]
                 if pd.isna(v):
                     continue
-                rows.append(
-                    {
-                        "Trust_code": r["trust_code"],
-                        **_nof_row(codes, code, r["trust_type"], quarter),
-                        "Value": v,
-                        "Median_value": np.nan,
-                        "Lower_quartile": np.nan,
-                        "Upper_quartile": np.nan,
-                        "Rank": np.nan,
-                    }
-                )
+                rows.append(_long_row(r["trust_code"], _nof_row(codes, code, r["trust_type"], quarter), v))
     return rows
 
 
@@ -238,35 +225,11 @@ def _summary_rows(t: pd.DataFrame, codes, quarter: str) -> list[dict]:
             continue
         for (_, r), v in zip(t.iterrows(), values):
             rows.append(
-                {
-                    "Trust_code": r["trust_code"],
-                    **_nof_row(codes, code, r["trust_type"], quarter),
-                    "Value": v,
-                    "Median_value": np.nan,
-                    "Lower_quartile": np.nan,
-                    "Upper_quartile": np.nan,
-                    "Rank": r["rank"] if code == "OF5000" else np.nan,
-                }
+                _long_row(
+                    r["trust_code"],
+                    _nof_row(codes, code, r["trust_type"], quarter),
+                    v,
+                    rank=r["rank"] if code == "OF5000" else np.nan,
+                )
             )
     return rows
-
-
-NHSE_LONG_COLUMNS = [
-    "Quarter",
-    "Region",
-    "Trust_type",
-    "Trust_subtype",
-    "Trust_code",
-    "Trust_name",
-    "Domain",
-    "Sub-domain",
-    "Metric_ID",
-    "Metric_description",
-    "Reporting_date",
-    "Units",
-    "Value",
-    "Median_value",
-    "Lower_quartile",
-    "Upper_quartile",
-    "Rank",
-]

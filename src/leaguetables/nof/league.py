@@ -361,18 +361,7 @@ def _join(parts: list[League]) -> League:
     )
 
 
-MOVEMENT_COLUMNS = [
-    "trust_code",
-    "previous_segment",
-    "previous_rank",
-    "segment_change",
-    "rank_change",
-    "rank_change_p_value",
-    "change_beyond_chance",
-    "segment_change_p_value",
-    "p_segment_change_by_chance",
-    "movement_label",
-]
+MOVEMENT_COLUMNS = [*sampling.CHANGE_COLUMNS, "movement_label"]  # the change beyond chance, then its label
 
 
 def movement(table: pd.DataFrame, change: pd.DataFrame | None) -> pd.DataFrame:

@@ -982,26 +982,7 @@ def build_league_table(
         adjusted segment 1–4, as NHS England does. ``attrs`` records ``cut_points`` (per type),
         ``segmentation_rule``, ``replicates``, ``seed``, ``level`` and ``recompute_cuts``.
     """
-    need = {"trust_code", "trust_name", "trust_type", "trust_subtype", "region"}
-    if missing := sorted(need - set(trusts.columns)):
-        raise ValueError(f"trusts is missing columns {missing}")
-    need_s = {"trust_code", "deficit", "deficit_support", "improvement_programme"}
-    if missing := sorted(need_s - set(status.columns)):
-        raise ValueError(f"status is missing columns {missing}")
-    reg = trusts[["trust_code", "trust_name", "trust_type", "trust_subtype", "region"]].copy()
-    reg["trust_code"] = reg["trust_code"].astype(str)
-    if reg["trust_code"].duplicated().any():
-        raise ValueError("trusts has duplicate trust codes")
-    reg = reg.set_index("trust_code", drop=False).sort_index()
-    st = status.assign(trust_code=status["trust_code"].astype(str)).set_index("trust_code")
-    if st.index.duplicated().any():
-        raise ValueError("status has duplicate trust codes")
-    unknown = sorted(set(scores["trust_code"].astype(str)) - set(reg.index))
-    if unknown:
-        raise ValueError(f"scores has trusts not in the register: {unknown[:10]}")
-    st = st.reindex(reg.index)
-    flags = {c: _as_bool(st[c], reg.index, c) for c in ("deficit", "deficit_support", "improvement_programme")}
-
+    reg, flags = _register_and_flags(scores, trusts, status)
     avg = average_scores(scores, combine_rules).set_index("trust_code").reindex(reg.index)
     out = reg.copy()
     out["n_scored"] = avg["n_scored"].fillna(0).astype(int)
@@ -1054,16 +1035,8 @@ def build_league_table(
     for k in range(1, 5):
         out[f"p_segment_{k}"] = boot[f"p_segment_{k}"].reindex(reg.index)
 
-    dom = domain_scores(scores, combine_rules)
-    # No domain population is configured, so quartiles over a population fall back to within-type quartiles;
-    # pooled quartiles pool the domain scores of the same types.
-    dom_rule = "quartiles_within_type" if segmentation_rule == "quartiles_over_population" else segmentation_rule
-    for d in sorted(dom["domain"].unique()):
-        ds = dom[dom["domain"] == d].set_index("trust_code")["domain_score"].reindex(reg.index)
-        dseg, _ = assign_segments(ds, reg["trust_type"], dom_rule, thresholds, pool_types=pool_types)
-        out[f"domain_score_{_slug(d)}"] = ds
-        out[f"domain_segment_{_slug(d)}"] = dseg
-
+    for col, values in _domain_columns(scores, reg, segmentation_rule, thresholds, combine_rules, pool_types).items():
+        out[col] = values
     out = out.reset_index(drop=True)
     out = out.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort", na_position="last", ignore_index=True)
     out.attrs.update(
@@ -1079,3 +1052,53 @@ def build_league_table(
         }
     )
     return out
+
+
+def _register_and_flags(
+    scores: pd.DataFrame, trusts: pd.DataFrame, status: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """The register indexed by trust code (sorted, codes as strings) and each trust's status flags (deficit,
+    deficit support, improvement programme); an error for missing columns, duplicate codes or scored trusts not in
+    the register."""
+    need = {"trust_code", "trust_name", "trust_type", "trust_subtype", "region"}
+    if missing := sorted(need - set(trusts.columns)):
+        raise ValueError(f"trusts is missing columns {missing}")
+    need_s = {"trust_code", "deficit", "deficit_support", "improvement_programme"}
+    if missing := sorted(need_s - set(status.columns)):
+        raise ValueError(f"status is missing columns {missing}")
+    reg = trusts[["trust_code", "trust_name", "trust_type", "trust_subtype", "region"]].copy()
+    reg["trust_code"] = reg["trust_code"].astype(str)
+    if reg["trust_code"].duplicated().any():
+        raise ValueError("trusts has duplicate trust codes")
+    reg = reg.set_index("trust_code", drop=False).sort_index()
+    st = status.assign(trust_code=status["trust_code"].astype(str)).set_index("trust_code")
+    if st.index.duplicated().any():
+        raise ValueError("status has duplicate trust codes")
+    unknown = sorted(set(scores["trust_code"].astype(str)) - set(reg.index))
+    if unknown:
+        raise ValueError(f"scores has trusts not in the register: {unknown[:10]}")
+    st = st.reindex(reg.index)
+    return reg, {c: _as_bool(st[c], reg.index, c) for c in ("deficit", "deficit_support", "improvement_programme")}
+
+
+def _domain_columns(
+    scores: pd.DataFrame,
+    reg: pd.DataFrame,
+    segmentation_rule: SegmentationRule,
+    thresholds,
+    combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None,
+    pool_types: Sequence[str] | None,
+) -> dict[str, pd.Series]:
+    """Context columns ``domain_score_<domain>`` and ``domain_segment_<domain>``: each domain's average score,
+    segmented with the overall rule and thresholds."""
+    dom = domain_scores(scores, combine_rules)
+    # No domain population is configured, so quartiles over a population fall back to within-type quartiles;
+    # pooled quartiles pool the domain scores of the same types.
+    dom_rule = "quartiles_within_type" if segmentation_rule == "quartiles_over_population" else segmentation_rule
+    columns = {}
+    for d in sorted(dom["domain"].unique()):
+        ds = dom[dom["domain"] == d].set_index("trust_code")["domain_score"].reindex(reg.index)
+        dseg, _ = assign_segments(ds, reg["trust_type"], dom_rule, thresholds, pool_types=pool_types)
+        columns[f"domain_score_{_slug(d)}"] = ds
+        columns[f"domain_segment_{_slug(d)}"] = dseg
+    return columns

@@ -29,16 +29,20 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urldefrag, urlparse
 
 from leaguetables.config import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page, Playwright
 
 try:  # the `test` extra; the pipeline itself never needs a browser
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 except ImportError:  # pragma: no cover - exercised only where the test extra is absent
-    sync_playwright = None
-    PlaywrightError = RuntimeError
+    sync_playwright = None  # type: ignore[assignment]
+    PlaywrightError = RuntimeError  # type: ignore[assignment,misc]
 
 AXE_PATH = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -141,42 +145,60 @@ class Chromium:
             raise BrowserError(reason)
         self.executable = executable or find_chromium()
         self.width, self.height, self.timeout = width, height, timeout
-        self._pw = self.browser = self.context = self.page = None
+        self._pw: Playwright | None = None
+        self.browser: Browser | None = None
+        self.context: BrowserContext | None = None
+        self.page: Page | None = None
         self._record: PageCheck | None = None
 
     # ------------------------------------------------------------------------------------------------ process
     def start(self) -> Chromium:
-        self._pw = sync_playwright().start()
+        self._pw = pw = sync_playwright().start()
         try:
-            self.browser = self._pw.chromium.launch(
+            self.browser = pw.chromium.launch(
                 executable_path=self.executable, headless=True, args=list(FLAGS), timeout=self.timeout * 1000
             )
         except PlaywrightError as e:
-            self._pw.stop()
+            pw.stop()
             raise BrowserError(f"could not start {self.executable}: {e}") from e
         self.new_page()
         return self
 
-    def new_page(self, width: int | None = None, height: int | None = None, javascript: bool = True):
+    def new_page(self, width: int | None = None, height: int | None = None, javascript: bool = True) -> Page:
         """A fresh page (and browser context) of the given viewport, replacing the current one."""
+        if self.browser is None:
+            raise BrowserError("the browser is not started (call start() or use it in a with block)")
         if self.context is not None:
             self.context.close()
         self.width, self.height = width or self.width, height or self.height
-        self.context = self.browser.new_context(
+        self.context = context = self.browser.new_context(
             viewport={"width": self.width, "height": self.height},
             java_script_enabled=javascript,
             offline=True,
             service_workers="block",
             device_scale_factor=1,
         )
-        self.context.set_default_timeout(self.timeout * 1000)
-        self.context.route("**/*", self._route)
-        self.page = self.context.new_page()
-        self.page.on("request", lambda r: self._record and self._record.requests.append(r.url))
-        self.page.on("requestfailed", self._failed)
-        self.page.on("response", self._response)
-        self.page.on("pageerror", lambda e: self._record and self._record.exceptions.append(str(e)))
+        context.set_default_timeout(self.timeout * 1000)
+        context.route("**/*", self._route)
+        self.page = page = context.new_page()
+        page.on("request", self._request)
+        page.on("requestfailed", self._failed)
+        page.on("response", self._response)
+        page.on("pageerror", self._page_error)
+        return page
+
+    def _current_page(self) -> Page:
+        if self.page is None:
+            raise BrowserError("the browser is not started (call start() or use it in a with block)")
         return self.page
+
+    def _request(self, request) -> None:
+        if self._record is not None:
+            self._record.requests.append(request.url)
+
+    def _page_error(self, error) -> None:
+        if self._record is not None:
+            self._record.exceptions.append(str(error))
 
     def _route(self, route) -> None:
         url = route.request.url
@@ -198,7 +220,8 @@ class Chromium:
     def close(self) -> None:
         if self._pw is not None:
             try:
-                self.browser.close()
+                if self.browser is not None:
+                    self.browser.close()
             finally:
                 self._pw.stop()
                 self._pw = self.browser = self.context = self.page = None
@@ -213,13 +236,13 @@ class Chromium:
     def goto(self, url: str) -> PageCheck:
         """Load ``url`` and wait for its load event; return what the navigation requested."""
         self._record = PageCheck(url=url)
-        self.page.goto(url, wait_until="load")
+        self._current_page().goto(url, wait_until="load")
         return self._record
 
     def evaluate(self, expression: str, arg=None):
         """Evaluate a JavaScript expression or function in the page; raise BrowserError if the script fails."""
         try:
-            return self.page.evaluate(expression, arg)
+            return self._current_page().evaluate(expression, arg)
         except PlaywrightError as e:
             raise BrowserError(f"script failed: {e}") from e
 
@@ -228,14 +251,14 @@ class Chromium:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.evaluate("window.scrollTo(0, 0)")
-        self.page.screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
+        self._current_page().screenshot(path=str(path), full_page=full_page, animations="disabled", caret="hide")
         return path
 
     def axe(self, axe_source: str | None = None) -> list[dict]:
         """Run axe-core in the page; return its violations (id, impact, help, nodes, targets)."""
         if axe_source is None:
             axe_source = read_axe()
-        self.page.add_script_tag(content=axe_source)
+        self._current_page().add_script_tag(content=axe_source)
         return self.evaluate(_AXE_RUN)
 
     def check(self, url: str, axe_source: str | None = None) -> PageCheck:

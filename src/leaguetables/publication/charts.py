@@ -21,6 +21,7 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -156,12 +157,7 @@ def funnel_figure(
         The figure (not shown; save with :func:`save_figure`) and a text
         alternative giving the number of trusts above and below the limits.
     """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be 'higher_better' or 'lower_better'; got {direction!r}")
-    if not np.isclose(confidence, 0.95) and not np.isclose(confidence, 0.998):
-        raise ValueError(f"confidence must be 0.95 or 0.998; got {confidence!r}")
-    if not (isinstance(multiplier, (int, float)) and multiplier > 0):
-        raise ValueError(f"multiplier must be positive; got {multiplier!r}")
+    _check_funnel_arguments(direction, confidence, multiplier)
     use_adjusted = result.adjusted_used if adjusted is None else bool(adjusted)
     units = result.units
     names = _names(units.index, labels)
@@ -179,61 +175,14 @@ def funnel_figure(
         ax = fig.add_subplot()
         x_max = float(units.loc[valid, "denominator"].max()) * 1.05 if valid.any() else 1.0
         x_min = 0.0
-        keep_grid = grid["precision"] <= x_max * 1.02
-        g = grid.loc[keep_grid]
         ax.axhline(result.target * multiplier, color=TARGET_GREY, linewidth=1.0, linestyle=(0, (1, 2)), zorder=1)
-        for tag, colour, style, _text in (
-            ("998", LIMIT_GREY_998, "-", "99.8% limits"),
-            ("95", LIMIT_GREY_95, "--", "95% limits"),
-        ):
-            lo = g[f"lower_{tag}{suffix_adj}"] * multiplier
-            hi = g[f"upper_{tag}{suffix_adj}"] * multiplier
-            ax.plot(g["precision"], lo, color=colour, linestyle=style, linewidth=1.2, zorder=2)
-            ax.plot(g["precision"], hi, color=colour, linestyle=style, linewidth=1.2, zorder=2)
-
+        _draw_limits(ax, grid.loc[grid["precision"] <= x_max * 1.02], suffix_adj, multiplier)
         x = units["denominator"]
         y = units["rr"] * multiplier
-        for name, st in _BAND_STYLE.items():
-            sel = valid & (bands["band"] == name)
-            if sel.any():
-                ax.scatter(
-                    x[sel],
-                    y[sel],
-                    marker=st["marker"],
-                    s=st["size"],
-                    c=st["color"],
-                    edgecolors=st["edge"],
-                    linewidths=0.6,
-                    zorder=3 if name == "as expected" else 4,
-                )
-        outliers = valid & (bands["band"] != "as expected")
-        for key in units.index[outliers.to_numpy()]:
-            below = bands.loc[key, "band"] == "lower than expected"
-            ax.annotate(
-                names[key],
-                (x[key], y[key]),
-                xytext=(4, -11 if below else 4),
-                textcoords="offset points",
-                fontsize=8,
-                color="#0B0C0C",
-                zorder=5,
-            )
-
-        # axis ranges: the points and the limits over the plotted range, not the
-        # funnel's extreme mouth at tiny precision
-        y_vals = y[valid].to_numpy(dtype=float)
+        _draw_units(ax, x, y, valid, bands, names)
         if valid.any():
             x_lo = float(units.loc[valid, "denominator"].min())
-            body = grid.loc[grid["precision"] >= x_lo * 0.5]
-            lim_vals = (
-                np.concatenate([body[f"lower_998{suffix_adj}"].to_numpy(), body[f"upper_998{suffix_adj}"].to_numpy()])
-                * multiplier
-            )
-            span = np.concatenate([y_vals, lim_vals, [result.target * multiplier]])
-            span = span[np.isfinite(span)]
-            lo_y, hi_y = float(span.min()), float(span.max())
-            pad = 0.05 * (hi_y - lo_y if hi_y > lo_y else abs(hi_y) or 1.0)
-            ax.set_ylim(max(lo_y - pad, 0.0) if lo_y >= 0 else lo_y - pad, hi_y + pad)
+            ax.set_ylim(*_y_range(y[valid].to_numpy(dtype=float), grid, x_lo, result.target, suffix_adj, multiplier))
         ax.set_xlim(x_min, x_max)
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
@@ -241,37 +190,108 @@ def funnel_figure(
             ax.set_title(subtitle, loc="left", fontsize=10, color="#3D3D3D")
         if title:
             fig.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold")
-
-        level = _level_text(confidence)
-        handles = [
-            Line2D([], [], marker="o", linestyle="", color=AF_COLOURS["dark_blue"], label="Within the limits"),
-            Line2D(
-                [],
-                [],
-                marker="^",
-                linestyle="",
-                color=AF_COLOURS["orange"],
-                markeredgecolor="#0B0C0C",
-                label=f"Above the upper {level} limit",
-            ),
-            Line2D(
-                [],
-                [],
-                marker="v",
-                linestyle="",
-                color=AF_COLOURS["dark_pink"],
-                markeredgecolor="#0B0C0C",
-                label=f"Below the lower {level} limit",
-            ),
-            Line2D([], [], color=LIMIT_GREY_998, linestyle="-", label="99.8% limits"),
-            Line2D([], [], color=LIMIT_GREY_95, linestyle="--", label="95% limits"),
-            Line2D([], [], color=TARGET_GREY, linestyle=(0, (1, 2)), label="Target"),
-        ]
+        handles = _legend_handles(_level_text(confidence))
         fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
 
-    n_total = int(valid.sum())
     above = [names[k] for k in units.index[(valid & (bands["band"] == "higher than expected")).to_numpy()]]
     below = [names[k] for k in units.index[(valid & (bands["band"] == "lower than expected")).to_numpy()]]
+    labels_text = (x_label, y_label, _level_text(confidence))
+    return fig, _funnel_alt_text(result, valid, above, below, direction, use_adjusted, multiplier, labels_text)
+
+
+def _check_funnel_arguments(direction: str, confidence: float, multiplier: float) -> None:
+    """Reject a polarity, confidence level or y-axis multiplier the funnel plot does not draw."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'higher_better' or 'lower_better'; got {direction!r}")
+    if not np.isclose(confidence, 0.95) and not np.isclose(confidence, 0.998):
+        raise ValueError(f"confidence must be 0.95 or 0.998; got {confidence!r}")
+    if not (isinstance(multiplier, (int, float)) and multiplier > 0):
+        raise ValueError(f"multiplier must be positive; got {multiplier!r}")
+
+
+def _draw_limits(ax: Axes, grid: pd.DataFrame, suffix_adj: str, multiplier: float) -> None:
+    """The 99.8% (solid) and 95% (dashed) control limits over the plotted range of precision."""
+    for tag, colour, style in (("998", LIMIT_GREY_998, "-"), ("95", LIMIT_GREY_95, "--")):
+        lo = grid[f"lower_{tag}{suffix_adj}"] * multiplier
+        hi = grid[f"upper_{tag}{suffix_adj}"] * multiplier
+        ax.plot(grid["precision"], lo, color=colour, linestyle=style, linewidth=1.2, zorder=2)
+        ax.plot(grid["precision"], hi, color=colour, linestyle=style, linewidth=1.2, zorder=2)
+
+
+def _draw_units(ax: Axes, x: pd.Series, y: pd.Series, valid: pd.Series, bands: pd.DataFrame, names: pd.Series) -> None:
+    """The units as points, one marker shape per band, the ones outside the limits labelled with their names."""
+    for name, st in _BAND_STYLE.items():
+        sel = valid & (bands["band"] == name)
+        if sel.any():
+            ax.scatter(
+                x[sel],
+                y[sel],
+                marker=st["marker"],
+                s=st["size"],
+                c=st["color"],
+                edgecolors=st["edge"],
+                linewidths=0.6,
+                zorder=3 if name == "as expected" else 4,
+            )
+    outliers = valid & (bands["band"] != "as expected")
+    for key in x.index[outliers.to_numpy()]:
+        below = bands.loc[key, "band"] == "lower than expected"
+        ax.annotate(
+            names[key],
+            (x[key], y[key]),
+            xytext=(4, -11 if below else 4),
+            textcoords="offset points",
+            fontsize=8,
+            color="#0B0C0C",
+            zorder=5,
+        )
+
+
+def _y_range(
+    y_vals: np.ndarray, grid: pd.DataFrame, x_lo: float, target: float, suffix_adj: str, multiplier: float
+) -> tuple[float, float]:
+    """The y axis range: the points and the 99.8% limits from half the smallest unit's precision (not the funnel's
+    extreme mouth at tiny precision) and the target, padded by 5%, not below zero for non-negative values."""
+    body = grid.loc[grid["precision"] >= x_lo * 0.5]
+    lim_vals = (
+        np.concatenate([body[f"lower_998{suffix_adj}"].to_numpy(), body[f"upper_998{suffix_adj}"].to_numpy()])
+        * multiplier
+    )
+    span = np.concatenate([y_vals, lim_vals, [target * multiplier]])
+    span = span[np.isfinite(span)]
+    lo_y, hi_y = float(span.min()), float(span.max())
+    pad = 0.05 * (hi_y - lo_y if hi_y > lo_y else abs(hi_y) or 1.0)
+    return (max(lo_y - pad, 0.0) if lo_y >= 0 else lo_y - pad, hi_y + pad)
+
+
+def _legend_handles(level: str) -> list[Line2D]:
+    """Legend entries: the three marker shapes (within, above, below the limits at ``level``), the limits, the
+    target."""
+    outside: dict[str, Any] = {"linestyle": "", "markeredgecolor": "#0B0C0C"}  # the markers of units outside
+    return [
+        Line2D([], [], marker="o", linestyle="", color=AF_COLOURS["dark_blue"], label="Within the limits"),
+        Line2D([], [], marker="^", color=AF_COLOURS["orange"], label=f"Above the upper {level} limit", **outside),
+        Line2D([], [], marker="v", color=AF_COLOURS["dark_pink"], label=f"Below the lower {level} limit", **outside),
+        Line2D([], [], color=LIMIT_GREY_998, linestyle="-", label="99.8% limits"),
+        Line2D([], [], color=LIMIT_GREY_95, linestyle="--", label="95% limits"),
+        Line2D([], [], color=TARGET_GREY, linestyle=(0, (1, 2)), label="Target"),
+    ]
+
+
+def _funnel_alt_text(
+    result: FunnelResult,
+    valid: pd.Series,
+    above: list[str],
+    below: list[str],
+    direction: str,
+    use_adjusted: bool,
+    multiplier: float,
+    labels: tuple[str, str, str],
+) -> str:
+    """The figure's text alternative: how many units (and which) are above, below and within the limits, the kind
+    of limits and the target. ``labels`` are the x-axis label, the y-axis label and the confidence level's text."""
+    x_label, y_label, level = labels
+    n_total = int(valid.sum())
     within = n_total - len(above) - len(below)
     high_word = "better" if direction == "higher_better" else "worse"
     low_word = "worse" if direction == "higher_better" else "better"
@@ -292,7 +312,7 @@ def funnel_figure(
     missing = int((~valid).sum())
     if missing:
         parts.append(f"{_plural(missing)} with missing data {'is' if missing == 1 else 'are'} not shown.")
-    return fig, " ".join(parts)
+    return " ".join(parts)
 
 
 def distribution_figure(values, title: str = "", x_label: str = "") -> tuple[Figure, str]:

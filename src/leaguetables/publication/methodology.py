@@ -10,11 +10,12 @@ catalogue schema appears without a change here — and the appendix lists every 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from markupsafe import Markup
 
-from leaguetables.config import TRUST_TYPE_PLURAL, TRUST_TYPES, Metric
+from leaguetables.config import TRUST_TYPE_PLURAL, TRUST_TYPES, Catalogue, Metric, UnitCost
 from leaguetables.inputs.contract import quarter_label, quarter_period
 from leaguetables.publication import pages
 from leaguetables.publication.report import (
@@ -245,7 +246,9 @@ def _expected_text(r) -> str:
 
 
 def metric_context(m: Metric, data: dict | None) -> dict:
-    ctx = {
+    """One metric's section of the methodology page: its settings and scoring, and with the run's data the
+    interval methods used, the case-mix models and the funnel summary."""
+    ctx: dict[str, Any] = {
         "id": m.id,
         "name": m.name,
         "page": metric_page_file(m.id),
@@ -261,19 +264,7 @@ def metric_context(m: Metric, data: dict | None) -> dict:
     }
     s = m.scoring
     if s.bands:
-
-        def cond(band) -> str:
-            if band[0] is None:
-                return "otherwise"
-            op = band[2] if len(band) > 2 else ">="
-            return f"value {dict(zip(('>=', '>', '<=', '<'), ('≥', '>', '≤', '<')))[op]} {band[0]:g}"
-
-        ctx["bands"] = _table(
-            pd.DataFrame(
-                {"Condition (first that holds)": [cond(b) for b in s.bands], "Score": [f"{b[1]:g}" for b in s.bands]}
-            ),
-            numeric=("Score",),
-        )
+        ctx["bands"] = _bands_table(s.bands)
     if s.brackets:
         ctx["brackets"] = _table(
             pd.DataFrame({"Category": list(s.brackets), "Score": [f"{v:g}" for v in s.brackets.values()]}),
@@ -281,20 +272,50 @@ def metric_context(m: Metric, data: dict | None) -> dict:
         )
     if data is None:
         return ctx
-    t = data["table"]
-    ok = t[t["status"] == "ok"]
+    ctx["run_methods"] = _run_methods(data["table"])
+    ctx["models"] = _model_entries(m, data)
+    fs = data.get("funnel_summary")
+    if fs is not None and not fs.empty:
+        ctx["funnels"] = _funnel_summary_table(fs)
+    return ctx
+
+
+def _bands_table(bands: list) -> dict:
+    """The scoring bands as a table of conditions (the first that holds gives the score) and scores."""
+
+    def cond(band) -> str:
+        if band[0] is None:
+            return "otherwise"
+        op = band[2] if len(band) > 2 else ">="
+        return f"value {dict(zip(('>=', '>', '<=', '<'), ('≥', '>', '≤', '<')))[op]} {band[0]:g}"
+
+    return _table(
+        pd.DataFrame({"Condition (first that holds)": [cond(b) for b in bands], "Score": [f"{b[1]:g}" for b in bands]}),
+        numeric=("Score",),
+    )
+
+
+def _run_methods(table: pd.DataFrame) -> str:
+    """The sentence naming the statistics, interval methods and confidence levels this run used for the metric."""
+    ok = table[table["status"] == "ok"]
     methods = sorted(ok["method"].dropna().astype(str).unique())
     stats = sorted(ok["statistic"].dropna().astype(str).unique())
     conf = sorted(ok["confidence"].dropna().unique())
-    ctx["run_methods"] = (
+    return (
         f"In this run: statistic {', '.join(stats) or 'none'}; interval method "
         f"{', '.join(methods) or 'none'}" + (f" at {', '.join(f'{100 * c:g}%' for c in conf)}" if conf else "") + "."
     )
+
+
+def _model_entries(m: Metric, data: dict) -> list[dict]:
+    """The case-mix model of each trust type: its fit in a sentence and its coefficients, or why it was not
+    fitted."""
+    models = []
     ms, coefs = data.get("model_summary"), data.get("coefficients")
     if ms is not None and not ms.empty:
         for r in ms.itertuples(index=False):
             c = coefs[coefs["trust_type"] == r.trust_type] if coefs is not None and not coefs.empty else pd.DataFrame()
-            ctx["models"].append(
+            models.append(
                 {
                     "type": TRUST_TYPE_PLURAL[r.trust_type],
                     "anchor": f"model-{m.id}-{r.trust_type}".replace("_", "-"),
@@ -308,7 +329,7 @@ def metric_context(m: Metric, data: dict | None) -> dict:
                 }
             )
     for ttype, err in sorted(data.get("model_errors", {}).items()):
-        ctx["models"].append(
+        models.append(
             {
                 "type": TRUST_TYPE_PLURAL[ttype],
                 "anchor": f"model-{m.id}-{ttype}".replace("_", "-"),
@@ -316,46 +337,47 @@ def metric_context(m: Metric, data: dict | None) -> dict:
                 "table": None,
             }
         )
-    fs = data.get("funnel_summary")
-    if fs is not None and not fs.empty:
-        ctx["funnels"] = _table(
-            pd.DataFrame(
-                {
-                    "Trust type": fs["trust_type"].map(TRUST_TYPE_PLURAL).to_numpy(),
-                    "Data": fs["data_type"]
-                    .map({"SR": "observed / expected", "PR": "proportion"})
-                    .fillna(fs["data_type"]),
-                    "Method": fs["method"].astype(str).to_numpy(),
-                    "φ (overdispersion)": fs["phi"].map(lambda v: fmt(v, 2)).to_numpy(),
-                    "τ²": fs["tau2"].map(lambda v: fmt(v, 4)).to_numpy(),
-                    "Limits adjusted": fs["adjusted_limits"].map(lambda v: "yes" if bool(v) else "no").to_numpy(),
-                    "Limits": (
-                        fs["limits"].map({"exact": "exact (rare events)", "normal": "normal"}).to_numpy()
-                        if "limits" in fs
-                        else "normal"
-                    ),
-                    "Quarters": fs["quarters"].astype(int).to_numpy() if "quarters" in fs else 1,
-                    "Trusts tested": fs["n_tested"].astype(int).to_numpy() if "n_tested" in fs else "[x]",
-                    "Higher than expected": fs["n_higher"].astype(int).to_numpy(),
-                    "Lower than expected": fs["n_lower"].astype(int).to_numpy(),
-                    "Expected by chance (each side)": (
-                        fs["n_expected_by_chance"].map(lambda v: fmt(v / 2, 1)).to_numpy()
-                        if "n_expected_by_chance" in fs
-                        else "[x]"
-                    ),
-                }
-            ),
-            numeric=(
-                "φ (overdispersion)",
-                "τ²",
-                "Quarters",
-                "Trusts tested",
-                "Higher than expected",
-                "Lower than expected",
-                "Expected by chance (each side)",
-            ),
-        )
-    return ctx
+    return models
+
+
+def _funnel_summary_table(fs: pd.DataFrame) -> dict:
+    """The funnel of each trust type: data, method, overdispersion, limits and how many trusts are outside them
+    (with how many chance alone would put there)."""
+    return _table(
+        pd.DataFrame(
+            {
+                "Trust type": fs["trust_type"].map(TRUST_TYPE_PLURAL).to_numpy(),
+                "Data": fs["data_type"].map({"SR": "observed / expected", "PR": "proportion"}).fillna(fs["data_type"]),
+                "Method": fs["method"].astype(str).to_numpy(),
+                "φ (overdispersion)": fs["phi"].map(lambda v: fmt(v, 2)).to_numpy(),
+                "τ²": fs["tau2"].map(lambda v: fmt(v, 4)).to_numpy(),
+                "Limits adjusted": fs["adjusted_limits"].map(lambda v: "yes" if bool(v) else "no").to_numpy(),
+                "Limits": (
+                    fs["limits"].map({"exact": "exact (rare events)", "normal": "normal"}).to_numpy()
+                    if "limits" in fs
+                    else "normal"
+                ),
+                "Quarters": fs["quarters"].astype(int).to_numpy() if "quarters" in fs else 1,
+                "Trusts tested": fs["n_tested"].astype(int).to_numpy() if "n_tested" in fs else "[x]",
+                "Higher than expected": fs["n_higher"].astype(int).to_numpy(),
+                "Lower than expected": fs["n_lower"].astype(int).to_numpy(),
+                "Expected by chance (each side)": (
+                    fs["n_expected_by_chance"].map(lambda v: fmt(v / 2, 1)).to_numpy()
+                    if "n_expected_by_chance" in fs
+                    else "[x]"
+                ),
+            }
+        ),
+        numeric=(
+            "φ (overdispersion)",
+            "τ²",
+            "Quarters",
+            "Trusts tested",
+            "Higher than expected",
+            "Lower than expected",
+            "Expected by chance (each side)",
+        ),
+    )
 
 
 VALIDATION_PAGE = ("validation", "index.html")  # beside the quarters' folders: reports/validation/index.html
@@ -370,47 +392,17 @@ def validation_link(page: Path | None) -> dict:
 
 
 def context(data: ReportData, page: Path | None = None) -> dict:
+    """The methodology page's template context: the metrics of the run, the league's settings and the run's
+    figures about them (cut points, rankability, SPC signals), and the provenance."""
     meth, cat = data.methodology, data.catalogue
     run_ids = set(data.metric_data)
     metrics = [m for m in cat.metrics if m.id in run_ids]
-    overview = pd.DataFrame(
-        [
-            {
-                "Metric": Cell(m.name, f"#metric-{m.id}"),
-                "Trust types": ", ".join(TRUST_TYPE_PLURAL[t] for t in m.trust_types),
-                "Direction": VALUES[m.direction],
-                "Statistic": m.statistic,
-                "Scoring": VALUES.get(m.scoring.method, m.scoring.method)
-                + (f", standard {m.scoring.standard:g}" if m.scoring.standard is not None else "")
-                + (f", floor {m.scoring.floor:g}" if m.scoring.floor is not None else ""),
-                "Weight": f"{m.weight:.3g}",
-                "Combine group": m.combine_group or "[z]",
-                "Demographic model": m.adjustment.family if m.adjustment else "[z]",
-                "Funnel plot": "yes" if m.funnel else "no",
-            }
-            for m in metrics
-        ]
-    )
-    cuts = []
-    for t in TRUST_TYPES:
-        if t in data.league.cut_points:
-            cp = data.league.cut_points[t]
-            cuts.append([TRUST_TYPE_PLURAL[t], *[fmt(x, 4) for x in cp]])
-    costed = [m for m in metrics if m.unit_cost]
-    unit_costs = (
-        _table(
-            pd.DataFrame(
-                {
-                    "Metric": [m.name for m in costed],
-                    "Unit cost": [f"£{m.unit_cost.amount:,.0f} per {m.unit_cost.unit}" for m in costed],
-                    "Activity": [m.unit_cost.activity for m in costed],
-                    "Source of the cost": [m.unit_cost.source for m in costed],
-                }
-            )
-        )
-        if costed
-        else None
-    )
+    cuts = [
+        [TRUST_TYPE_PLURAL[t], *[fmt(x, 4) for x in data.league.cut_points[t]]]
+        for t in TRUST_TYPES
+        if t in data.league.cut_points
+    ]
+    costed = [(m, m.unit_cost) for m in metrics if m.unit_cost is not None]
     groups = [
         {
             "name": g.name,
@@ -422,20 +414,9 @@ def context(data: ReportData, page: Path | None = None) -> dict:
     ]
     ql = quarter_label(data.quarter)
     rk = getattr(data.league, "rankability", None)
-    rankability = None
-    if rk is not None and len(rk):
-        names = {m.id: m.name for m in cat.metrics}
-        rankability = _table(
-            pd.DataFrame(
-                {
-                    "Metric": [names.get(m, m) for m in rk["metric_id"]],
-                    "Trust type": [TRUST_TYPE_PLURAL[t] for t in rk["trust_type"]],
-                    "Trusts": rk["n_trusts"].astype(int).to_numpy(),
-                    "Rankability ρ": [f"{v:.2f}" for v in rk["rankability"]],
-                }
-            ),
-            numeric=("Trusts", "Rankability ρ"),
-        )
+    rankability = _rankability_table(rk, cat) if rk is not None and len(rk) else None
+    unit_costs = _unit_costs_table(costed) if costed else None
+    overview = _metrics_overview(metrics)
 
     spc_results, spc_quarters = data.spc
     sc = spc_summary(spc_results)
@@ -476,6 +457,58 @@ def context(data: ReportData, page: Path | None = None) -> dict:
         "root": "",
         "search_data": data.search_data,
     }
+
+
+def _metrics_overview(metrics: list[Metric]) -> pd.DataFrame:
+    """One row a metric of the run: trust types, direction, statistic, scoring, weight, group, model, funnel."""
+    return pd.DataFrame(
+        [
+            {
+                "Metric": Cell(m.name, f"#metric-{m.id}"),
+                "Trust types": ", ".join(TRUST_TYPE_PLURAL[t] for t in m.trust_types),
+                "Direction": VALUES[m.direction],
+                "Statistic": m.statistic,
+                "Scoring": VALUES.get(m.scoring.method, m.scoring.method)
+                + (f", standard {m.scoring.standard:g}" if m.scoring.standard is not None else "")
+                + (f", floor {m.scoring.floor:g}" if m.scoring.floor is not None else ""),
+                "Weight": f"{m.weight:.3g}",
+                "Combine group": m.combine_group or "[z]",
+                "Demographic model": m.adjustment.family if m.adjustment else "[z]",
+                "Funnel plot": "yes" if m.funnel else "no",
+            }
+            for m in metrics
+        ]
+    )
+
+
+def _unit_costs_table(costed: list[tuple[Metric, UnitCost]]) -> dict:
+    """The unit cost of each costed metric (the productivity opportunity's price), with its activity and source."""
+    return _table(
+        pd.DataFrame(
+            {
+                "Metric": [m.name for m, _ in costed],
+                "Unit cost": [f"£{uc.amount:,.0f} per {uc.unit}" for _, uc in costed],
+                "Activity": [uc.activity for _, uc in costed],
+                "Source of the cost": [uc.source for _, uc in costed],
+            }
+        )
+    )
+
+
+def _rankability_table(rk: pd.DataFrame, cat: Catalogue) -> dict:
+    """The rankability (share of the spread that is not chance) of each metric and trust type."""
+    names = {m.id: m.name for m in cat.metrics}
+    return _table(
+        pd.DataFrame(
+            {
+                "Metric": [names.get(m, m) for m in rk["metric_id"]],
+                "Trust type": [TRUST_TYPE_PLURAL[t] for t in rk["trust_type"]],
+                "Trusts": rk["n_trusts"].astype(int).to_numpy(),
+                "Rankability ρ": [f"{v:.2f}" for v in rk["rankability"]],
+            }
+        ),
+        numeric=("Trusts", "Rankability ρ"),
+    )
 
 
 def write_methodology(data: ReportData, path: Path) -> int:

@@ -60,6 +60,17 @@ METRIC_COLUMNS = [
     ("Rank among peers", True),
     ("Trend", False),
 ]
+PRODUCTIVITY_COLUMNS = [
+    ("Metric", False),
+    ("Value this quarter (as in the metrics table)", True),
+    ("Basis of the comparison", False),
+    ("Value compared", True),
+    ("Best-quartile level", True),
+    ("Shortfall", True),
+    ("Resource released a year", True),
+    ("Priced at", False),
+    ("Opportunity a year", True),
+]
 
 
 class Spark(NamedTuple):
@@ -92,7 +103,8 @@ def sparkline(
     span = hi - lo
     xs = pad + np.arange(len(v)) * (width - 2 * pad) / max(len(v) - 1, 1)
     ys = np.where(have, height / 2.0 if span == 0 else pad + (hi - v) * (height - 2 * pad) / (span or 1), np.nan)
-    lines, run = [], []
+    lines: list[str] = []
+    run: list[str] = []
     for x, y in zip(xs, ys):
         if np.isnan(y):
             if len(run) > 1:
@@ -177,7 +189,7 @@ class ProfileBuilder:
         except Exception as exc:  # noqa: BLE001 - a page without peers is still a page; the reason is kept
             self.peers, self.peer_error = {}, str(exc)
         self.provenance = Markup(provenance_html(data.run, _git(), input_checksums(data.inputs)))
-        self.domains = []
+        self.domains: list[str] = []
         for m in data.catalogue.metrics:
             if m.domain not in self.domains:
                 self.domains.append(m.domain)
@@ -435,7 +447,7 @@ class ProfileBuilder:
         return rows
 
     def _demographics(self, code: str, ttype: str) -> list:
-        rows = []
+        rows: list[list[str]] = []
         if code not in self.demo:
             return rows
         d = self.demo[code]
@@ -453,7 +465,16 @@ class ProfileBuilder:
             rows.append([label, f(d[col]), "[x]" if med is None else f(med[col])])
         return rows
 
+    def _areas(self, info: dict) -> list[tuple[str, str, str]]:
+        """The areas the trust is in (region, ICB, … as the register has them), each with its area page's link."""
+        return [
+            (g.label[:1].upper() + g.label[1:], str(info[g.column]), area_href(g, str(info[g.column]), "../"))
+            for g in active_groupings(self.data.inputs.trusts)
+            if not _missing(info.get(g.column))
+        ]
+
     def context(self, code: str) -> dict:
+        """One trust's profile page as plain values for ``templates/pages/profile.html.j2``."""
         lt = self.league[code]
         ttype = lt["trust_type"]
         info = self.trusts[code]
@@ -463,10 +484,6 @@ class ProfileBuilder:
         name = self.names[code]
         rm = self.data.revised_metrics
         revised = any(c == code for c, _ in self.data.revised_league) or any(c == code for c, _ in rm)
-        probs = [
-            [f"Segment {s}", f"{100 * lt[f'p_segment_{s}']:.0f}%" if not _missing(lt[f"p_segment_{s}"]) else "[x]"]
-            for s in range(1, 5)
-        ]
         meth = self.data.methodology
         return {
             "title": f"{name} ({code}): trust profile, NHS trust league tables {quarter_label(self.quarter)}",
@@ -475,14 +492,7 @@ class ProfileBuilder:
                 (f"../index.html#league-{slug(ttype)}", TRUST_TYPE_PLURAL[ttype]),
                 (None, name),
             ],
-            "trust": {
-                "name": name,
-                "code": code,
-                "type_label": TRUST_TYPE_LABELS[ttype],
-                "type_plural": TRUST_TYPE_PLURAL[ttype],
-                "subtype": "" if _missing(info.get("trust_subtype")) else str(info["trust_subtype"]),
-                "region": "" if _missing(info.get("region")) else str(info["region"]),
-            },
+            "trust": _trust_facts(name, code, ttype, info),
             "period": f"{quarter_label(self.quarter)} ({quarter_period(self.quarter)})",
             "quarter_label": quarter_label(self.quarter),
             "demo": self.data.run.get("source") == "demo",
@@ -493,14 +503,10 @@ class ProfileBuilder:
             ),
             "revised": revised,
             "root": "../",
-            "areas": [
-                (g.label[:1].upper() + g.label[1:], str(info[g.column]), area_href(g, str(info[g.column]), "../"))
-                for g in active_groupings(self.data.inputs.trusts)
-                if not _missing(info.get(g.column))
-            ],
+            "areas": self._areas(info),
             "cards": cards,
             "summary": summary,
-            "probability_rows": probs,
+            "probability_rows": _segment_probabilities(lt),
             "replicates": f"{meth.bootstrap.replicates:,}",
             "league_anchor": f"league-{slug(ttype)}",
             "metric_columns": METRIC_COLUMNS,
@@ -508,17 +514,7 @@ class ProfileBuilder:
             "peer_k": meth.peers.k,
             "trend_columns": [("Metric", False)] + [(q, True) for q in self.quarter_labels],
             "trend_rows": trend_rows,
-            "productivity_columns": [
-                ("Metric", False),
-                ("Value this quarter (as in the metrics table)", True),
-                ("Basis of the comparison", False),
-                ("Value compared", True),
-                ("Best-quartile level", True),
-                ("Shortfall", True),
-                ("Resource released a year", True),
-                ("Priced at", False),
-                ("Opportunity a year", True),
-            ],
+            "productivity_columns": PRODUCTIVITY_COLUMNS,
             "productivity_pooled": meth.productivity.pool_quarters,
             "productivity_estimate": meth.productivity.estimate,
             "productivity_rows": prod_rows,
@@ -536,6 +532,26 @@ class ProfileBuilder:
             "search_data": self.data.search_data,
             **self._spc(code, ttype),
         }
+
+
+def _trust_facts(name: str, code: str, ttype: str, info: dict) -> dict:
+    """The trust's name, code, type, subtype and region as the page heads them ("" where the register has none)."""
+    return {
+        "name": name,
+        "code": code,
+        "type_label": TRUST_TYPE_LABELS[ttype],
+        "type_plural": TRUST_TYPE_PLURAL[ttype],
+        "subtype": "" if _missing(info.get("trust_subtype")) else str(info["trust_subtype"]),
+        "region": "" if _missing(info.get("region")) else str(info["region"]),
+    }
+
+
+def _segment_probabilities(lt: dict) -> list[list[str]]:
+    """The bootstrap probability of each segment 1 to 4, in whole percent."""
+    return [
+        [f"Segment {s}", f"{100 * lt[f'p_segment_{s}']:.0f}%" if not _missing(lt[f"p_segment_{s}"]) else "[x]"]
+        for s in range(1, 5)
+    ]
 
 
 def basis_text(r) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -184,7 +184,8 @@ def _norm(name) -> str:
 def revised_marks(revisions: pd.DataFrame | None) -> tuple[set, set]:
     """``(league, metric)``: the revised cells of the league tables as (trust_code, report column) — an
     unrecognised league quantity marks the trust's name — and of the metrics as (trust_code, metric_id)."""
-    league, metric = set(), set()
+    league: set[tuple[str, str]] = set()
+    metric: set[tuple[str, str]] = set()
     if revisions is None or revisions.empty:
         return league, metric
     for r in revisions.itertuples(index=False):
@@ -237,7 +238,7 @@ def thresholds_notice(methodology: Methodology) -> str:
     """The warning every page carries when the segment thresholds are illustrative (a 2026/27 demo: NHS England's
     thresholds are not published in anything the project has); empty otherwise. Plain text (escaped by callers)."""
     seg = methodology.segmentation
-    if not seg.illustrative:
+    if not seg.illustrative or seg.thresholds is None:  # without thresholds nothing is segmented (``unsourced``)
         return ""
     return (
         f"Illustrative segment thresholds ({', '.join(f'{t:g}' for t in seg.thresholds)}): not NHS England's. "
@@ -986,7 +987,7 @@ def row_filters(trusts: pd.DataFrame, table: pd.DataFrame | None = None) -> dict
         for g in GROUPINGS:
             if g.key not in d and g.column in trusts.columns and not _missing(getattr(r, g.column)):
                 d[g.key] = str(getattr(r, g.column))
-        s = seg.get(r.trust_code)
+        s: Any = seg.get(r.trust_code)
         d["segment"] = "Not segmented" if _missing(s) else f"Segment {int(s)}"
         info[str(r.trust_code)] = d
     return info
@@ -1406,13 +1407,15 @@ def _productivity_tables(opp: pd.DataFrame, catalogue: Catalogue, top: int) -> t
     rows = []
     for r in summ.itertuples(index=False):
         m = catalogue.metric(r.metric_id)
+        uc = m.unit_cost
+        assert uc is not None, "a metric with a productivity opportunity has a unit cost"
         rows.append(
             {
                 "Metric": Cell(m.name, metric_href(m.id)),
                 "Trusts compared": f"{r.trusts:,}",
                 "Trusts with an opportunity": f"{r.trusts_with_opportunity:,}",
                 "Resource released a year": fmt(r.resource_annual, 0),
-                "Priced at": f"£{m.unit_cost.amount:,.0f} per {m.unit_cost.unit}",
+                "Priced at": f"£{uc.amount:,.0f} per {uc.unit}",
                 "Opportunity a year": Cell(money(r.opportunity_annual), sort=float(r.opportunity_annual)),
             }
         )

@@ -400,7 +400,6 @@ def quarter_workbook(
 
 def _notes(methodology: Methodology, source: str) -> dict[str, str]:
     """The notes the table sheets cite, by key."""
-    b = methodology.bootstrap
     u = methodology.uncertainty
     return {
         "data": " ".join(SOURCE_NOTICES.get(source, SOURCE_NOTICES["files"])),
@@ -409,28 +408,7 @@ def _notes(methodology: Methodology, source: str) -> dict[str, str]:
             "(most challenged); segment 5 is the Provider Improvement Programme, read from an input flag. "
             "Ranks are within each trust type, by segment then average score."
         ),
-        "range": (
-            f"rank_lower/rank_upper and average_lower/average_upper (Likely_range_of_rank and "
-            f"Likely_range_of_average_score) are NHS England's likely ranges: {100 * b.level:g}% percentile "
-            f"intervals of a bootstrap ({b.replicates:,} replicates, seed {b.seed}) of each trust's own metric "
-            "scores; they show how uneven a trust's scores are, not the play of chance. "
-            + (
-                f"rank_interval_lower/rank_interval_upper ({100 * u.level:g}%"
-                + (
-                    " on average over a trust type; rank_interval_probability is each trust's own share of the "
-                    "simulated ranks inside its interval"
-                    if u.rank_interval == "average_probability"
-                    else ""
-                )
-                + "), rank_median, "
-                "average_interval_lower/average_interval_upper and p_segment_1 to p_segment_4 come from "
-                f"{u.replicates:,} simulations of the quarter's data (seed {u.seed}) and allow for the play of "
-                "chance in the counted metrics; nof_p_segment_1 to nof_p_segment_4 are the segment shares of "
-                "NHS England's bootstrap."
-                if u.method == "parametric_data"
-                else "p_segment_1 to p_segment_4 are the shares of those replicates in each segment."
-            )
-        ),
+        "range": _likely_range_note(methodology),
         "move": (
             "Movement compares each trust's segment (1 to 4, after the financial override) and rank with the "
             "previous quarter, both computed from the data: segment_change and rank_change are this quarter "
@@ -445,16 +423,7 @@ def _notes(methodology: Methodology, source: str) -> dict[str, str]:
             "trust's rate, and rankability = tau2 / (tau2 + median_se2): near 1 the data order the trusts, "
             "near 0 the order is mostly chance."
         ),
-        "prod": (
-            f"Productivity opportunity (Better Care, Better Value): max(0, gap to the upper-quartile level of "
-            f"the {methodology.productivity.comparator}) / multiplier × activity × unit cost; on the "
-            "demographically adjusted basis expected_activity (E) × max(0, oe − benchmark_oe); each trust's "
-            f"oe from {methodology.productivity.pool_quarters} quarter(s), estimate "
-            f"{methodology.productivity.estimate}; annual = the "
-            f"quarter × {methodology.productivity.annualise}. Unit costs are "
-            f"{'illustrative (demo)' if source == 'demo' else 'as named in the catalogue'}; sums over metrics "
-            "are an upper bound because the metrics overlap."
-        ),
+        "prod": _productivity_note(methodology, source),
         "metric": (
             "Metric tables: one row per trust of the types the metric covers. status is ok, suppressed "
             "([c]: suppressed by the source) or missing ([x]: not submitted). lower and upper are the "
@@ -482,6 +451,49 @@ def _notes(methodology: Methodology, source: str) -> dict[str, str]:
             "could not be computed (not a finite number) is published as [x]."
         ),
     }
+
+
+def _likely_range_note(methodology: Methodology) -> str:
+    """The note on NHS England's likely ranges (a bootstrap of each trust's metric scores) and, with the parametric
+    simulation of the data, on the rank intervals and segment probabilities that allow for chance."""
+    b = methodology.bootstrap
+    u = methodology.uncertainty
+    return (
+        f"rank_lower/rank_upper and average_lower/average_upper (Likely_range_of_rank and "
+        f"Likely_range_of_average_score) are NHS England's likely ranges: {100 * b.level:g}% percentile "
+        f"intervals of a bootstrap ({b.replicates:,} replicates, seed {b.seed}) of each trust's own metric "
+        "scores; they show how uneven a trust's scores are, not the play of chance. "
+        + (
+            f"rank_interval_lower/rank_interval_upper ({100 * u.level:g}%"
+            + (
+                " on average over a trust type; rank_interval_probability is each trust's own share of the "
+                "simulated ranks inside its interval"
+                if u.rank_interval == "average_probability"
+                else ""
+            )
+            + "), rank_median, "
+            "average_interval_lower/average_interval_upper and p_segment_1 to p_segment_4 come from "
+            f"{u.replicates:,} simulations of the quarter's data (seed {u.seed}) and allow for the play of "
+            "chance in the counted metrics; nof_p_segment_1 to nof_p_segment_4 are the segment shares of "
+            "NHS England's bootstrap."
+            if u.method == "parametric_data"
+            else "p_segment_1 to p_segment_4 are the shares of those replicates in each segment."
+        )
+    )
+
+
+def _productivity_note(methodology: Methodology, source: str) -> str:
+    """The note on the productivity opportunity: the formula, the comparator, pooling, and the unit costs."""
+    return (
+        f"Productivity opportunity (Better Care, Better Value): max(0, gap to the upper-quartile level of "
+        f"the {methodology.productivity.comparator}) / multiplier × activity × unit cost; on the "
+        "demographically adjusted basis expected_activity (E) × max(0, oe − benchmark_oe); each trust's "
+        f"oe from {methodology.productivity.pool_quarters} quarter(s), estimate "
+        f"{methodology.productivity.estimate}; annual = the "
+        f"quarter × {methodology.productivity.annualise}. Unit costs are "
+        f"{'illustrative (demo)' if source == 'demo' else 'as named in the catalogue'}; sums over metrics "
+        "are an upper bound because the metrics overlap."
+    )
 
 
 def _table_specs(ql: str, catalogue: Catalogue, metric_ids: list[str]) -> list[tuple[str, str, str, list[str]]]:

@@ -144,6 +144,19 @@ def diff_tables(quarter: str, name: str, old: pd.DataFrame, new: pd.DataFrame) -
     return out
 
 
+def _table_record(quarter: str, name: str, previous: str, revised: str) -> dict:
+    """A revision record for a whole table that appeared (``previous`` absent) or went (``revised`` absent)."""
+    return {
+        "quarter": quarter,
+        "table": name,
+        "trust_code": "",
+        "metric_id": _metric(name),
+        "quantity": "(table)",
+        "previous": previous,
+        "revised": revised,
+    }
+
+
 def compute(quarter: str, published: Path, staging: Path) -> pd.DataFrame:
     """Every tracked figure of ``staging`` that differs from the first publication of ``published``."""
     base = baseline(published)
@@ -152,29 +165,9 @@ def compute(quarter: str, published: Path, staging: Path) -> pd.DataFrame:
     for name in sorted(set(base) & set(staged)):
         records += diff_tables(quarter, name, base[name], staged[name])
     for name in sorted(set(staged) - set(base)):  # a metric first published in this revision
-        records.append(
-            {
-                "quarter": quarter,
-                "table": name,
-                "trust_code": "",
-                "metric_id": _metric(name),
-                "quantity": "(table)",
-                "previous": ABSENT,
-                "revised": PRESENT,
-            }
-        )
+        records.append(_table_record(quarter, name, previous=ABSENT, revised=PRESENT))
     for name in sorted(set(base) - set(staged)):
-        records.append(
-            {
-                "quarter": quarter,
-                "table": name,
-                "trust_code": "",
-                "metric_id": _metric(name),
-                "quantity": "(table)",
-                "previous": PRESENT,
-                "revised": ABSENT,
-            }
-        )
+        records.append(_table_record(quarter, name, previous=PRESENT, revised=ABSENT))
     df = pd.DataFrame(records, columns=COLUMNS)
     return df.sort_values(["table", "trust_code", "metric_id", "quantity"], kind="mergesort").reset_index(drop=True)
 

@@ -208,15 +208,9 @@ def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFra
         {"value": float, "lower": float, "upper": float, "confidence": float, "statistic": object, "method": object}
     )
     sub = df.loc[ok]
-    if metric.statistic == "proportion" and len(sub):
-        res = rates.proportion(
-            sub["numerator"].to_numpy(float),
-            sub["denominator"].to_numpy(float),
-            confidence=confidence,
-            multiplier=metric.multiplier,
-        )
-    elif metric.statistic == "rate" and len(sub):
-        res = rates.crude_rate(
+    if metric.statistic in ("proportion", "rate") and len(sub):
+        estimate = rates.proportion if metric.statistic == "proportion" else rates.crude_rate
+        res = estimate(
             sub["numerator"].to_numpy(float),
             sub["denominator"].to_numpy(float),
             confidence=confidence,

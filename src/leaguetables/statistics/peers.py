@@ -92,6 +92,32 @@ def similar_peers(
     DataFrame with columns trust_code, peer_code, distance, peer_rank (1 = nearest), sorted by
     trust_code then peer_rank. ``attrs["excluded"]`` maps excluded trust codes to the reason.
     """
+    w = _check_peer_arguments(weights, k, on_missing)
+    x = _demographic_matrix(demographics, w)
+    group = _peer_groups(within, x.index)
+    excluded = _incomplete_trusts(x, group)
+    if excluded and on_missing == "raise":
+        raise PeerError("missing values for trusts " + ", ".join(f"{t} ({r})" for t, r in sorted(excluded.items())))
+    keep = [t for t in sorted(x.index) if t not in excluded]
+    x = x.loc[keep]
+    group = group.loc[keep].astype(str)
+
+    frames = []
+    for g in sorted(group.unique()):
+        members = [t for t in keep if group.at[t] == g]
+        frames += _nearest_in_group(x.loc[members], w.to_numpy(), k, include_identical)
+    if frames:
+        out = pd.concat(frames, ignore_index=True)
+    else:
+        out = pd.DataFrame({TRUST: [], "peer_code": [], "distance": [], "peer_rank": []})
+    out = out.astype({TRUST: "str", "peer_code": "str", "distance": float, "peer_rank": "int64"})
+    out = out.sort_values([TRUST, "peer_rank"], kind="stable").reset_index(drop=True)
+    out.attrs["excluded"] = dict(sorted(excluded.items()))
+    return out
+
+
+def _check_peer_arguments(weights: dict[str, float], k: int, on_missing: str) -> pd.Series:
+    """Reject a ``k``, ``on_missing`` or weights :func:`similar_peers` cannot use; the weights as a Series."""
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise PeerError(f"k must be a positive integer; got {k!r}")
     if on_missing not in ("raise", "exclude"):
@@ -101,7 +127,12 @@ def similar_peers(
     w = pd.Series(weights, dtype=float)
     if w.isna().any() or (w < 0).any() or not (w > 0).any():
         raise PeerError(f"weights must be non-negative numbers, not all zero; got {weights}")
+    return w
 
+
+def _demographic_matrix(demographics: pd.DataFrame, w: pd.Series) -> pd.DataFrame:
+    """The weighted demographic variables as floats, one row per trust indexed by trust code (unique, as strings);
+    missing values stay NaN, anything not numeric or infinite is an error."""
     demo = demographics
     if TRUST in demo.columns:
         demo = demo.set_index(TRUST)
@@ -119,17 +150,24 @@ def similar_peers(
         raise PeerError(f"demographic variables must be numeric: {exc}") from None
     if np.isinf(x.to_numpy()).any():
         raise PeerError("demographic variables have infinite values")
+    return x
 
+
+def _peer_groups(within: pd.Series | None, index: pd.Index) -> pd.Series:
+    """Each trust's group (peers are found within a group): one group ``"all"`` without ``within``, else its value
+    (missing where ``within`` has no entry)."""
     if within is None:
-        group = pd.Series("all", index=x.index, dtype="str")
-    else:
-        group = pd.Series(within).copy()
-        group.index = group.index.astype(str)
-        group = group.reindex(x.index)
+        return pd.Series("all", index=index, dtype="str")
+    group = pd.Series(within).copy()
+    group.index = group.index.astype(str)
+    return group.reindex(index)
 
+
+def _incomplete_trusts(x: pd.DataFrame, group: pd.Series) -> dict[str, str]:
+    """The trusts with a missing variable or group, each with the reason (which are missing)."""
     excluded: dict[str, str] = {}
     for t in x.index:
-        reasons = [c for c in w.index if pd.isna(x.at[t, c])]
+        reasons = [c for c in x.columns if pd.isna(x.at[t, c])]
         parts = []
         if reasons:
             parts.append("missing " + ", ".join(reasons))
@@ -137,48 +175,40 @@ def similar_peers(
             parts.append("missing group (within)")
         if parts:
             excluded[t] = "; ".join(parts)
-    if excluded and on_missing == "raise":
-        raise PeerError("missing values for trusts " + ", ".join(f"{t} ({r})" for t, r in sorted(excluded.items())))
-    keep = [t for t in sorted(x.index) if t not in excluded]
-    x = x.loc[keep]
-    group = group.loc[keep].astype(str)
+    return excluded
 
+
+def _nearest_in_group(x: pd.DataFrame, wv: np.ndarray, k: int, include_identical: bool) -> list[pd.DataFrame]:
+    """The ``k`` nearest peers of each trust of one group (rows of ``x``, sorted by code): weighted squared
+    Euclidean distance of the variables standardised within the group, ties broken by rounded distance then code;
+    trusts at distance 0 are not peers unless ``include_identical``. One frame per trust that has a peer."""
+    members = list(x.index)
+    z = _standardise_group(x).to_numpy()
+    # d[i, j] = Σ_v w_v (z_iv − z_jv)²
+    diff = z[:, None, :] - z[None, :, :]
+    d = np.einsum("ijv,v->ij", diff**2, wv)
+    codes = np.array(members, dtype=object)
     frames = []
-    wv = w.to_numpy()
-    for g in sorted(group.unique()):
-        members = [t for t in keep if group.at[t] == g]
-        z = _standardise_group(x.loc[members]).to_numpy()
-        # d[i, j] = Σ_v w_v (z_iv − z_jv)²
-        diff = z[:, None, :] - z[None, :, :]
-        d = np.einsum("ijv,v->ij", diff**2, wv)
-        codes = np.array(members, dtype=object)
-        for i, t in enumerate(members):
-            cand = np.arange(len(members)) != i
-            if not include_identical:
-                cand &= d[i] > 0
-            idx = np.flatnonzero(cand)
-            if idx.size == 0:
-                continue
-            order = np.lexsort((codes[idx].astype(str), np.round(d[i, idx], _TIE_DECIMALS)))
-            chosen = idx[order[:k]]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        TRUST: t,
-                        "peer_code": codes[chosen].astype(str),
-                        "distance": d[i, chosen],
-                        "peer_rank": np.arange(1, len(chosen) + 1),
-                    }
-                )
+    for i, t in enumerate(members):
+        cand = np.arange(len(members)) != i
+        if not include_identical:
+            cand &= d[i] > 0
+        idx = np.flatnonzero(cand)
+        if idx.size == 0:
+            continue
+        order = np.lexsort((codes[idx].astype(str), np.round(d[i, idx], _TIE_DECIMALS)))
+        chosen = idx[order[:k]]
+        frames.append(
+            pd.DataFrame(
+                {
+                    TRUST: t,
+                    "peer_code": codes[chosen].astype(str),
+                    "distance": d[i, chosen],
+                    "peer_rank": np.arange(1, len(chosen) + 1),
+                }
             )
-    if frames:
-        out = pd.concat(frames, ignore_index=True)
-    else:
-        out = pd.DataFrame({TRUST: [], "peer_code": [], "distance": [], "peer_rank": []})
-    out = out.astype({TRUST: "str", "peer_code": "str", "distance": float, "peer_rank": "int64"})
-    out = out.sort_values([TRUST, "peer_rank"], kind="stable").reset_index(drop=True)
-    out.attrs["excluded"] = dict(sorted(excluded.items()))
-    return out
+        )
+    return frames
 
 
 _HIGHER = {"higher_better", "high", "higher", "up"}

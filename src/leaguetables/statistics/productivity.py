@@ -320,17 +320,8 @@ def metric_opportunity(
     uc = metric.unit_cost
     if uc is None:
         raise ValueError(f"metric {metric.id} has no unit_cost")
-    if comparator not in ("type", "peers"):
-        raise ValueError(f"comparator must be 'type' or 'peers', got {comparator!r}")
-    if comparator == "peers" and peers is None:
-        raise ValueError("comparator 'peers' needs the peer groups")
-    if estimate not in ESTIMATES:
-        raise ValueError(f"estimate must be one of {ESTIMATES}, got {estimate!r}")
-    if pool_quarters < 1:
-        raise ValueError("pool_quarters must be at least 1")
     simple = pool_quarters == 1 and estimate == "observed"
-    if not simple and observations is None:
-        raise ValueError("a pooled or shrunken benchmark needs the observations of earlier quarters")
+    _check_opportunity_arguments(comparator, peers, estimate, pool_quarters, simple or observations is not None)
     t = table.reset_index(drop=True)
     n_rows = len(t)
     ok = (t["status"] == "ok").to_numpy()
@@ -339,12 +330,7 @@ def metric_opportunity(
     types = t["trust_type"].to_numpy()
     exp_col = t["expected"].to_numpy(float) if "expected" in t else np.full(n_rows, np.nan)
     adjusted = (metric.adjustment is not None) & ~np.isnan(exp_col)
-    # the type's value this quarter (pooled ΣO/Σn × multiplier over the trusts with a figure) and its rate
-    ref = np.full(n_rows, np.nan)
-    for ttype in sorted(set(types)):
-        rows = (types == ttype) & ok & ~np.isnan(num) & ~np.isnan(den)
-        if rows.any() and den[rows].sum() > 0:
-            ref[types == ttype] = num[rows].sum() / den[rows].sum() * metric.multiplier
+    ref = _type_values(types, ok, num, den, metric.multiplier)
     rate = ref / metric.multiplier
     e_cur = np.where(adjusted, exp_col, den * rate)
     e_cur = np.where(ok, e_cur, np.nan)
@@ -399,6 +385,34 @@ def metric_opportunity(
             "estimate": estimate,
         }
     )
+
+
+def _check_opportunity_arguments(
+    comparator: str, peers: dict[str, list[str]] | None, estimate: str, pool_quarters: int, has_observations: bool
+) -> None:
+    """Reject a comparator, estimate or pooling :func:`metric_opportunity` does not know, or one it lacks the data
+    for (peer groups; the observations of earlier quarters for a pooled or shrunken benchmark)."""
+    if comparator not in ("type", "peers"):
+        raise ValueError(f"comparator must be 'type' or 'peers', got {comparator!r}")
+    if comparator == "peers" and peers is None:
+        raise ValueError("comparator 'peers' needs the peer groups")
+    if estimate not in ESTIMATES:
+        raise ValueError(f"estimate must be one of {ESTIMATES}, got {estimate!r}")
+    if pool_quarters < 1:
+        raise ValueError("pool_quarters must be at least 1")
+    if not has_observations:
+        raise ValueError("a pooled or shrunken benchmark needs the observations of earlier quarters")
+
+
+def _type_values(types: np.ndarray, ok: np.ndarray, num: np.ndarray, den: np.ndarray, multiplier: float) -> np.ndarray:
+    """Each row's trust type's value this quarter: pooled ΣO/Σn × multiplier over the trusts of the type with a
+    figure (NaN where the type has none)."""
+    ref = np.full(len(types), np.nan)
+    for ttype in sorted(set(types)):
+        rows = (types == ttype) & ok & ~np.isnan(num) & ~np.isnan(den)
+        if rows.any() and den[rows].sum() > 0:
+            ref[types == ttype] = num[rows].sum() / den[rows].sum() * multiplier
+    return ref
 
 
 def _pooled_theta(

@@ -58,7 +58,7 @@ Public functions
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,8 +129,8 @@ class QuarterData:
     trusts: pd.DataFrame  # trust_code, trust_type (the trusts of the league, sorted by code)
     in_deficit: np.ndarray  # bool per trust (deficit or deficit support; all False if the override is off)
     metrics: list[MetricData]
-    segmentation_rule: str
-    thresholds: object = None
+    segmentation_rule: scoring.SegmentationRule
+    thresholds: Sequence[float] | Mapping[str, Sequence[float]] | None = None
     combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] = field(default_factory=dict)
     pool_types: list[str] | None = None  # trust types whose averages give pooled cut points (quartiles_pooled)
     override_from: tuple[int, ...] = (1, 2)  # the financial override (financial_override.from_segments/to_segment)
@@ -160,8 +160,8 @@ def quarter_data(
     catalogue: Catalogue,
     quarter: str,
     *,
-    segmentation_rule: str,
-    thresholds=None,
+    segmentation_rule: scoring.SegmentationRule,
+    thresholds: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
     override: bool = True,
     basis: str = "raw",
     results: pd.DataFrame | None = None,
@@ -196,6 +196,7 @@ def quarter_data(
         df["factor"] = 1.0
         df["adjusted"] = False
         if basis == "adjusted" and m.has_adjustment:
+            assert results is not None, "checked above: the adjusted basis has the metric results"
             r = results[(results["metric_id"] == m.id) & (results["quarter"] == quarter)].set_index("trust_code")
             adj = df["trust_code"].map(r["adjusted_value"]).astype(float)
             expected = df["trust_code"].map(r["expected"]).astype(float)

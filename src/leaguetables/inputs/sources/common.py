@@ -402,6 +402,14 @@ def source_path(raw_dir: Path | str, key: str) -> Path | tuple[Path, ...]:
     return tuple(base / r for r in rel) if isinstance(rel, tuple) else base / rel
 
 
+def source_file(raw_dir: Path | str, key: str) -> Path:
+    """The file of a source published as one file (:func:`source_path` for those published in parts)."""
+    path = source_path(raw_dir, key)
+    if isinstance(path, tuple):
+        raise TypeError(f"source {key!r} is published in {len(path)} files: use source_path")
+    return path
+
+
 def check_raw_dir(raw_dir: Path | str) -> Path:
     """Raise ``FileNotFoundError`` naming the missing inputs."""
     raw_dir = Path(raw_dir)

@@ -49,7 +49,6 @@ from leaguetables.inputs.sources.common import (
     DEFAULT_RAW_DIR,
     DEMOGRAPHIC_COLUMNS,
     OBS_COLUMNS,
-    SOURCE_FILES,
     STATUS_COLUMNS,
     STATUS_NOTE,
     TRUST_COLUMNS,
@@ -60,6 +59,7 @@ from leaguetables.inputs.sources.common import (
     empty_observations,
     parse_quarter,
     quarter_end,
+    source_file,
     source_path,
 )
 
@@ -87,9 +87,9 @@ def load_nhse_quarter(
     raw_dir = check_raw_dir(raw_dir)
     as_of = quarter_end(quarter)
 
-    register = ods.read_ods(source_path(raw_dir, "ods"))
+    register = ods.read_ods(source_file(raw_dir, "ods"))
     successors = ods.successor_map(register, as_of)
-    nss = staff_survey.read_nss(source_path(raw_dir, "staff_survey"))
+    nss = staff_survey.read_nss(source_file(raw_dir, "staff_survey"))
     sick = sickness.read_sickness(source_path(raw_dir, "sickness"))
     ae_monthly = ae.read_ae(source_path(raw_dir, "ae"))
 
@@ -118,10 +118,10 @@ def load_nhse_quarter(
                 diagnostics.read_dm01(source_path(raw_dir, "diagnostics")), quarter, successors
             ),
         ),
-        ("beds", lambda: beds.kh03_observations(beds.read_kh03(source_path(raw_dir, "beds")), quarter, successors)),
+        ("beds", lambda: beds.kh03_observations(beds.read_kh03(source_file(raw_dir, "beds")), quarter, successors)),
         ("sickness", lambda: sickness.sickness_observations(sick, quarter, successors)),
         ("staff_survey", lambda: staff_survey.nss_observations(nss, quarter, successors)),
-        ("rtt", lambda: rtt.rtt_observations(rtt.read_rtt(source_path(raw_dir, "rtt")), quarter, successors)),
+        ("rtt", lambda: rtt.rtt_observations(rtt.read_rtt(source_file(raw_dir, "rtt")), quarter, successors)),
     ]
     parts = []
     for name, build in builders:
@@ -133,7 +133,7 @@ def load_nhse_quarter(
     observations = observations[observations["trust_code"].isin(trusts["trust_code"])]
     observations = observations.sort_values(["metric_id", "trust_code"], kind="stable").reset_index(drop=True)
 
-    demo = demographics.trust_demographics(trusts["trust_code"], successors, raw_dir / SOURCE_FILES["demographics"])
+    demo = demographics.trust_demographics(trusts["trust_code"], successors, source_file(raw_dir, "demographics"))
 
     n = len(trusts)
     status = pd.DataFrame(

@@ -24,6 +24,7 @@ import pandas as pd
 
 from leaguetables.config import load_catalogue
 from leaguetables.inputs.sources import demographics
+from leaguetables.inputs.sources.common import DEMOGRAPHIC_COLUMNS, OBS_COLUMNS, TRUST_COLUMNS
 
 __all__ = [
     "DEFAULT_REAL_DIR",
@@ -63,13 +64,17 @@ COMBINED_FINANCE = "OF1080"
 #: The three healthcare-associated infection scores, weighted one third each in the average (acute trusts).
 INFECTION_SCORES = ("OF1020", "OF1048", "OF1088")
 
-DATA_COLUMNS = [
+#: The columns that name the quarter and the trust, first in both of NHS England's published layouts.
+TRUST_FIELDS = [
     "Quarter",
     "Region",
     "Trust_type",
     "Trust_subtype",
     "Trust_code",
     "Trust_name",
+]
+DATA_COLUMNS = [
+    *TRUST_FIELDS,
     "Domain",
     "Sub-domain",
     "Metric_ID",
@@ -83,12 +88,7 @@ DATA_COLUMNS = [
     "Rank",
 ]
 LEAGUE_COLUMNS = [
-    "Quarter",
-    "Region",
-    "Trust_type",
-    "Trust_subtype",
-    "Trust_code",
-    "Trust_name",
+    *TRUST_FIELDS,
     "Average_score",
     "Likely_range_of_average_score",
     "Segment",
@@ -199,12 +199,7 @@ def read_nof_data(path: str | Path) -> pd.DataFrame:
     raw = _read_csv(Path(path), DATA_COLUMNS)
     df = pd.DataFrame(
         {
-            "quarter": raw["Quarter"].map(parse_quarter),
-            "region": raw["Region"],
-            "trust_type": raw["Trust_type"].map(parse_trust_type),
-            "trust_subtype": raw["Trust_subtype"],
-            "trust_code": raw["Trust_code"].str.strip(),
-            "trust_name": raw["Trust_name"],
+            **_trust_fields(raw),
             "domain": raw["Domain"],
             "sub_domain": raw["Sub-domain"],
             "metric_id": raw["Metric_ID"].str.strip(),
@@ -227,6 +222,18 @@ def read_nof_data(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def _trust_fields(raw: pd.DataFrame) -> dict[str, pd.Series]:
+    """The quarter and trust columns (:data:`TRUST_FIELDS`) of either published layout, parsed and renamed."""
+    return {
+        "quarter": raw["Quarter"].map(parse_quarter),
+        "region": raw["Region"],
+        "trust_type": raw["Trust_type"].map(parse_trust_type),
+        "trust_subtype": raw["Trust_subtype"],
+        "trust_code": raw["Trust_code"].str.strip(),
+        "trust_name": raw["Trust_name"],
+    }
+
+
 def read_league_table(path: str | Path) -> pd.DataFrame:
     """The league-table CSV: ``quarter, region, trust_type, trust_subtype, trust_code, trust_name,
     average_score, average_lower, average_upper, segment, in_financial_deficit, rank, rank_lower,
@@ -239,12 +246,7 @@ def read_league_table(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: Trust_in_financial_deficit must be Yes/No, got {sorted(set(deficit))}")
     return pd.DataFrame(
         {
-            "quarter": raw["Quarter"].map(parse_quarter),
-            "region": raw["Region"],
-            "trust_type": raw["Trust_type"].map(parse_trust_type),
-            "trust_subtype": raw["Trust_subtype"],
-            "trust_code": raw["Trust_code"].str.strip(),
-            "trust_name": raw["Trust_name"],
+            **_trust_fields(raw),
             "average_score": pd.to_numeric(raw["Average_score"]).astype(float),
             "average_lower": [a for a, _ in avg_rng],
             "average_upper": [b for _, b in avg_rng],
@@ -375,27 +377,15 @@ def catalogue_observations(data: pd.DataFrame, catalogue) -> pd.DataFrame:
         if m.statistic == "bracket":
             rows = data[data["metric_id"] == "OF1" + m.nof_id[3:]]
             rows = rows[rows["value"].notna()]
-            cat = "score " + rows["value"].round().astype(int).astype(str)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "quarter": rows["quarter"],
-                        "trust_code": rows["trust_code"],
-                        "trust_type": rows["trust_type"],
-                        "metric_id": m.id,
-                        "value": np.nan,
-                        "category": cat,
-                        "tiebreak": np.nan,
-                    }
-                )
-            )
-            continue
-        rows = data[data["metric_id"] == m.nof_id]
-        is_count = rows["units"].astype(str).str.strip().str.lower() == "count"
-        if m.id.endswith("_count"):
-            rows = rows[is_count]
-        elif (m.id + "_count") in catalogue.ids:
-            rows = rows[~is_count]
+            value, category, tiebreak = np.nan, "score " + rows["value"].round().astype(int).astype(str), np.nan
+        else:
+            rows = data[data["metric_id"] == m.nof_id]
+            is_count = rows["units"].astype(str).str.strip().str.lower() == "count"
+            if m.id.endswith("_count"):
+                rows = rows[is_count]
+            elif (m.id + "_count") in catalogue.ids:
+                rows = rows[~is_count]
+            value, category, tiebreak = rows["value"], None, rows["rank"]
         frames.append(
             pd.DataFrame(
                 {
@@ -403,9 +393,9 @@ def catalogue_observations(data: pd.DataFrame, catalogue) -> pd.DataFrame:
                     "trust_code": rows["trust_code"],
                     "trust_type": rows["trust_type"],
                     "metric_id": m.id,
-                    "value": rows["value"],
-                    "category": None,
-                    "tiebreak": rows["rank"],
+                    "value": value,
+                    "category": category,
+                    "tiebreak": tiebreak,
                 }
             )
         )
@@ -449,24 +439,12 @@ def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue
     if data.empty:
         raise NoNofData(f"no published NOF file covers {quarter} (types found: {sorted(found)})")
     reg = trust_register(data).drop(columns="quarter")
-    trusts = reg[["trust_code", "trust_name", "trust_type", "trust_subtype", "region"]].copy()
+    trusts = reg[TRUST_COLUMNS].copy()
     trusts["trust_subtype"] = trusts["trust_subtype"].fillna("")
     obs = catalogue_observations(data, cat)
     obs = obs.assign(numerator=np.nan, denominator=np.nan, suppressed=False)
     obs["category"] = obs["category"].astype(object).where(obs["category"].notna(), None)
-    obs = obs[
-        [
-            "quarter",
-            "trust_code",
-            "metric_id",
-            "numerator",
-            "denominator",
-            "value",
-            "category",
-            "suppressed",
-            "tiebreak",
-        ]
-    ]
+    obs = obs[[*OBS_COLUMNS, "tiebreak"]]
     obs = obs[obs["value"].notna() | obs["category"].notna()]
     s = summary(data)
     status = pd.DataFrame(
@@ -480,15 +458,7 @@ def load_nof_quarter(quarter: str, real_dir: str | Path | None = None, catalogue
     )
     status.attrs["note"] = NOF_STATUS_NOTE
     demo_dir = root / "trust_catchment_demographics"
-    cols = [
-        "trust_code",
-        "population",
-        "share_65plus",
-        "share_85plus",
-        "imd_score",
-        "rural_share",
-        "ethnic_minority_share",
-    ]
+    cols = DEMOGRAPHIC_COLUMNS
     if demo_dir.is_dir():
         demo = demographics.trust_demographics(trusts["trust_code"], None, demo_dir)
     else:
