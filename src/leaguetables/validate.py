@@ -116,7 +116,7 @@ def scenario_arguments(
                 chosen = _pick(rng, codes, v.outliers_per_metric)
                 for j, c in enumerate(chosen):
                     out.append((m.id, c, v.outlier_sd if j % 2 == 0 else -v.outlier_sd))
-        args = {"outliers": tuple(out), "outlier_scale": OUTLIER_SCALE[name]}
+        args: dict[str, object] = {"outliers": tuple(out), "outlier_scale": OUTLIER_SCALE[name]}
         if OUTLIER_SCALE[name] == "funnel":
             args["outlier_quarters"] = dict(sorted((funnel_quarters or {}).items()))
         return args
@@ -317,7 +317,7 @@ def _rank_columns(table: pd.DataFrame) -> tuple[str, str, list[str], str]:
 
 
 def _change_flags(
-    prev_table: pd.DataFrame, table: pd.DataFrame, prev_qd=None, qd=None, methodology: Methodology | None = None
+    prev_table: pd.DataFrame, table: pd.DataFrame, prev_qd, qd, methodology: Methodology
 ) -> tuple[pd.DataFrame, str]:
     """Per trust: whether the published change test calls the trust changed between the quarters.
 
@@ -721,7 +721,7 @@ def study_methodology(methodology: Methodology, v: Validation) -> Methodology:
     """The methodology as the study runs it: the same, with the bootstrap replicates of the study's settings
     (``bootstrap_replicates`` for NHS England's likely ranges, ``sampling_replicates`` for the sampling bootstrap
     of the data) where they are set."""
-    upd = {}
+    upd: dict[str, object] = {}
     if v.bootstrap_replicates:
         upd["bootstrap"] = methodology.bootstrap.model_copy(update={"replicates": v.bootstrap_replicates})
     u = methodology.uncertainty
@@ -740,9 +740,7 @@ def run_study(
 ) -> dict[str, pd.DataFrame]:
     """Run every replicate of the scenarios (in ``workers`` processes) and stack their tables, sorted by
     scenario and replicate (the same figures whatever the scheduling)."""
-    v = validation or methodology.validation
-    if v is None:
-        raise ValueError("the methodology has no validation section")
+    v = _study(methodology, validation)
     meth = study_methodology(methodology, v)
     base = demo.generate(v.seed, noise_seed=0)
     pooled = funnel_quarters(base, v, meth, catalogue) if "outliers" in scenarios else {}
@@ -1395,9 +1393,9 @@ def _change_tables(ch: pd.DataFrame, tg, rows: list) -> pd.DataFrame:
             f"test ({test}) called {_pct(size['rate'])} of trusts changed.",
         }
     )
-    pw = [r for r in out if r["measure"].startswith("power") and r["trust_type"] == "all"]
-    if pw:
-        pw = pw[0]
+    power = [r for r in out if r["measure"].startswith("power") and r["trust_type"] == "all"]
+    if power:
+        pw = power[0]
         rows.append(
             {
                 "section": "change",
@@ -1456,11 +1454,19 @@ def _productivity_table(pr: pd.DataFrame, cat: Catalogue, tg, rows: list) -> pd.
     return pd.DataFrame(out)
 
 
+def _study(methodology: Methodology, validation: Validation | None) -> Validation:
+    """The study's settings: those given, else the methodology's validation section."""
+    v = validation or methodology.validation
+    if v is None:
+        raise ValueError(f"methodology {methodology.id} has no validation section")
+    return v
+
+
 def summarise(
     raw: dict[str, pd.DataFrame], methodology: Methodology, catalogue: Catalogue, validation: Validation | None = None
 ) -> dict[str, pd.DataFrame]:
     """The study's tables from the stacked replicate tables of :func:`run_study`."""
-    v = validation or methodology.validation
+    v = _study(methodology, validation)
     tg = v.targets
     rows: list[dict] = []
     empty = pd.DataFrame()
@@ -1799,7 +1805,7 @@ def write_report(
     replicates: dict[str, int] | None = None,
 ) -> Path:
     """Write ``index.html`` and one CSV per table into ``out``; return the page's path."""
-    v = validation or methodology.validation
+    v = _study(methodology, validation)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = []
