@@ -508,7 +508,8 @@ def segment_distribution(table: pd.DataFrame) -> str:
         }
         if calibrated:
             p = g[[f"p_segment_{k}" for k in range(1, 5)]].to_numpy(float)
-            row["Segment uncertain (no segment 90% likely)"] = int((np.nanmax(p, axis=1) < 0.9).sum())
+            top = np.where(np.isnan(p), -np.inf, p).max(axis=1)  # trusts without probabilities are not counted
+            row["Segment uncertain (no segment 90% likely)"] = int(((top > -np.inf) & (top < 0.9)).sum())
         row["Total"] = len(g)
         rows.append(row)
     df = pd.DataFrame(rows)
