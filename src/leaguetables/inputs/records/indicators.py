@@ -99,6 +99,15 @@ class Step:
     name: str
     kind: str  # "view", "table" or "output"
     sql: str
+    once: bool = False  # an output that does not read the episodes: computed in the first patient bucket only
+
+    @property
+    def counts(self) -> list[str]:
+        """The output's count columns (``CAST(... AS BIGINT) AS name``); the other columns are its keys."""
+        return re.findall(r"AS BIGINT\)\s+AS\s+(\w+)", self.sql)
+
+
+EPISODES_PER_BUCKET = 4_000_000  # patient buckets of about this many episodes: each fits in DuckDB's memory limit
 
 
 @dataclass
@@ -164,8 +173,19 @@ def basket_procedure_case(column: str, settings: RecordSettings) -> str:
     return f"CASE {whens} ELSE 'other' END"
 
 
-def render_steps(settings: RecordSettings, quarter: str, sql_text: str | None = None) -> list[Step]:
-    """The SQL steps of ``indicators.sql`` with the settings and the quarter filled in (DuckDB dialect)."""
+def patient_filter(bucket: int, buckets: int) -> str:
+    """SQL: the episode's patient is in ``bucket`` of ``buckets`` (by a hash of PSEUDO_HESID; any hash will do, so
+    each engine uses its own: the sums over the buckets do not depend on it)."""
+    if buckets <= 1:
+        return "TRUE"
+    return f"((hash(PSEUDO_HESID) % {buckets}) + {buckets}) % {buckets} = {bucket}"
+
+
+def render_steps(
+    settings: RecordSettings, quarter: str, sql_text: str | None = None, bucket: tuple[int, int] = (0, 1)
+) -> list[Step]:
+    """The SQL steps of ``indicators.sql`` with the settings, the quarter and the patient bucket (``(index,
+    buckets)``) filled in (DuckDB dialect)."""
     c = settings.codes
     qstart, qend = quarter_dates(quarter)
     excluded = prefix_match("diag", settings.readmissions.exclude_diagnosis_prefixes)
@@ -176,6 +196,7 @@ def render_steps(settings: RecordSettings, quarter: str, sql_text: str | None = 
         else c.ordinary_classpat + c.day_case_classpat + c.regular_attender_classpat + c.maternity_classpat
     )
     values = {
+        "patients": patient_filter(*bucket),
         "qstart": qstart.isoformat(),
         "qend": qend.isoformat(),
         "elective": _in(c.elective_admimeth),
@@ -214,9 +235,9 @@ def render_steps(settings: RecordSettings, quarter: str, sql_text: str | None = 
     steps = []
     for block in re.split(r"^-- name: ", text, flags=re.M)[1:]:
         header, body = block.split("\n", 1)
-        name, kind = header.split()
+        name, kind, *flags = header.split()
         sql = "\n".join(ln for ln in body.splitlines() if not ln.lstrip().startswith("--")).strip()
-        steps.append(Step(name, kind, sql))
+        steps.append(Step(name, kind, sql, once="once" in flags))
     return steps
 
 
@@ -621,10 +642,15 @@ def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------------------------- run
 def run_counts(
-    records: Records, quarter: str, settings: RecordSettings, residence: pd.DataFrame, engine: Any = "duckdb"
+    records: Records,
+    quarter: str,
+    settings: RecordSettings,
+    residence: pd.DataFrame,
+    engine: Any = "duckdb",
+    buckets: int | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """The SQL outputs (whole-number counts) on DuckDB (``engine="duckdb"``) or Spark (a ``SparkSession``)."""
-    steps = render_steps(settings, quarter)
+    """The SQL outputs (whole-number counts) on DuckDB (``engine="duckdb"``) or Spark (a ``SparkSession``), in
+    ``buckets`` patient buckets (default: one per :data:`EPISODES_PER_BUCKET` episodes)."""
     if isinstance(engine, str):
         if engine != "duckdb":
             raise ValueError(f"engine must be 'duckdb' or a SparkSession, not {engine!r}")
@@ -633,7 +659,26 @@ def run_counts(
         runner = SparkEngine(engine)
         _spark_tables(records, runner)
     runner.register("residence", residence[["lsoa11", "icb", "imd_quintile"]])
-    return {k: normalise(v) for k, v in runner.run(steps).items()}
+    n = buckets if buckets is not None else -(-records.rows.get("apc", 0) // EPISODES_PER_BUCKET)
+    n = max(1, n)
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for b in range(n):
+        steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if b == 0 or not s.once]
+        for name, frame in runner.run(steps).items():
+            parts.setdefault(name, []).append(frame)
+    outputs = {s.name: s for s in render_steps(settings, quarter) if s.kind == "output"}
+    return {k: normalise(_sum_buckets(v, outputs[k].counts)) for k, v in parts.items()}
+
+
+def _sum_buckets(frames: list[pd.DataFrame], counts: list[str]) -> pd.DataFrame:
+    """One output's counts summed over the patient buckets (grouped by its key columns)."""
+    if len(frames) == 1:
+        return frames[0]
+    frame = pd.concat(frames, ignore_index=True)
+    keys = [c for c in frame.columns if c not in counts]
+    if not keys:
+        return frame[counts].sum().to_frame().T
+    return frame.groupby(keys, as_index=False, dropna=False)[counts].sum()
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:

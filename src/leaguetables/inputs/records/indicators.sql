@@ -3,12 +3,25 @@
 -- config/records/*.yaml by leaguetables.inputs.records.indicators (code lists, day counts, CASE expressions) and
 -- the quarter (qstart, qend: its first and last day). Inputs: the contract views apc, op, ae and the residence
 -- lookup (lsoa11 -> icb, imd_quintile). Outputs hold only whole-number counts, so both engines give identical results.
+-- Large extracts run in patient buckets (${patients}: one bucket of PSEUDO_HESID hashes, so every step from the
+-- episodes on fits in memory); each output's counts are summed over the buckets, and the outputs marked "once", which
+-- do not read the episodes, run in the first bucket only.
+
+-- name: repeat_patients table
+-- patients with episodes in more than one provider spell (two providers or two admission dates): only their spells
+-- need ordering (a single spell is its own continuous inpatient spell, with no earlier or later one)
+SELECT PSEUDO_HESID AS pid
+FROM apc
+WHERE ${patients}
+GROUP BY PSEUDO_HESID
+HAVING MIN(PROCODE3) <> MAX(PROCODE3) OR MIN(ADMIDATE) <> MAX(ADMIDATE)
 
 -- name: spells table
 -- provider spells (same patient, provider and admission date; HES's definition): admission method, patient class,
 -- age, sex, residence, diagnosis and procedure from the first episode and discharge date and method from the last,
 -- the episodes ordered by EPIORDER, then EPISTART, then EPIKEY (unique: no ties) — the minimum and the maximum of a
--- struct led by those keys, so one grouping pass, no sort; the date of death (ONS) if any
+-- struct led by those keys, so one grouping pass, no sort; the date of death (ONS) if any. Kept: the spells ending or
+-- starting in the quarter and every spell of a repeat patient (all that the outputs and continuous spells use)
 SELECT g.pid, g.procode, g.admidate, g.l.disdate AS disdate, g.f.admimeth AS admimeth, g.f.classpat AS classpat,
        g.l.dismeth AS dismeth, g.f.age AS age, g.f.sex AS sex, g.f.lsoa11 AS lsoa11, g.f.diag AS diag,
        g.f.opertn AS opertn, g.f.opdate AS opdate, g.dod
@@ -20,12 +33,10 @@ FROM (SELECT PSEUDO_HESID AS pid, PROCODE3 AS procode, ADMIDATE AS admidate,
              MAX(struct_pack(o := EPIORDER, s := EPISTART, k := EPIKEY, disdate := DISDATE, dismeth := DISMETH)) AS l,
              MAX(DOD) AS dod
       FROM apc
+      WHERE ${patients}
       GROUP BY PSEUDO_HESID, PROCODE3, ADMIDATE) AS g
-
--- name: repeat_patients view
--- patients with more than one provider spell: only their spells need ordering (a single spell is its own continuous
--- inpatient spell, with no earlier or later one)
-SELECT pid FROM spells GROUP BY pid HAVING COUNT(*) > 1
+WHERE g.l.disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' OR g.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}'
+   OR g.pid IN (SELECT pid FROM repeat_patients)
 
 -- name: cips_steps view
 -- a provider spell continues the patient's previous one (same continuous inpatient spell, CIPS) when it was
@@ -156,7 +167,7 @@ WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}'
   AND NOT (classpat IN (${regular}) OR classpat IN (${maternity_classpat}))
 GROUP BY 1, 2, 3, 4, 5, 6
 
--- name: op_follow_up output
+-- name: op_follow_up output once
 -- attended outpatient appointments in the quarter: first and follow-up (face to face or by telephone), by age band
 SELECT PROCODE3 AS trust_code, ${op_age_band} AS age_band,
        CAST(SUM(CASE WHEN FIRSTATT IN (${op_first}) THEN 1 ELSE 0 END) AS BIGINT) AS first_attendances,
@@ -165,7 +176,7 @@ FROM op
 WHERE APPTDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' AND ATTENDED IN (${op_attended})
 GROUP BY 1, 2
 
--- name: ae_12hr output
+-- name: ae_12hr output once
 -- type 1 A&E attendances arriving in the quarter with a known duration: more than ${long_wait} minutes from arrival,
 -- by age band
 SELECT PROCODE3 AS trust_code, ${ae_age_band} AS age_band,

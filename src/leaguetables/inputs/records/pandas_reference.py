@@ -70,26 +70,27 @@ def _age(values: pd.Series) -> np.ndarray:
 
 def spells(apc: pd.DataFrame) -> pd.DataFrame:
     """Provider spells (HES: same patient, provider and admission date); first- and last-episode fields."""
-    e = pd.DataFrame(
-        {
-            "pid": apc["PSEUDO_HESID"].to_numpy(object),
-            "procode": apc["PROCODE3"].to_numpy(object),
-            "admidate": _days(apc["ADMIDATE"]),
-            "epistart": _days(apc["EPISTART"]),
-            "epiorder": apc["EPIORDER"].to_numpy("int64"),
-            "epikey": apc["EPIKEY"].to_numpy(object),
-            "disdate": _days(apc["DISDATE"]),
-            "admimeth": apc["ADMIMETH"].to_numpy(object),
-            "classpat": apc["CLASSPAT"].to_numpy(object),
-            "dismeth": apc["DISMETH"].to_numpy(object),
-            "age": np.where(apc["STARTAGE"].to_numpy("int64") >= 7001, 0, apc["STARTAGE"].to_numpy("int64")),
-            "sex": np.where(apc["SEX"].isin(["1", "2"]), apc["SEX"], "9").astype(object),
-            "lsoa11": apc["LSOA11"].to_numpy(object),
-            "diag": apc["DIAG_4_01"].to_numpy(object),
-            "opertn": apc["OPERTN_4_01"].to_numpy(object),
-            "opdate": _days(apc["OPDATE_01"]),
-            "dod": _days(apc["DOD"]),
-        }
+    text = {  # text columns keep their dtype (pandas' string dtype, Arrow-backed, for Parquet input)
+        "pid": "PSEUDO_HESID",
+        "procode": "PROCODE3",
+        "epikey": "EPIKEY",
+        "admimeth": "ADMIMETH",
+        "classpat": "CLASSPAT",
+        "dismeth": "DISMETH",
+        "lsoa11": "LSOA11",
+        "diag": "DIAG_4_01",
+        "opertn": "OPERTN_4_01",
+    }
+    e = pd.DataFrame({k: apc[c] for k, c in text.items()})
+    e = e.assign(
+        admidate=_days(apc["ADMIDATE"]),
+        epistart=_days(apc["EPISTART"]),
+        epiorder=apc["EPIORDER"].to_numpy("int64"),
+        disdate=_days(apc["DISDATE"]),
+        age=_age(apc["STARTAGE"]),
+        sex=apc["SEX"].where(apc["SEX"].isin(["1", "2"]), "9"),
+        opdate=_days(apc["OPDATE_01"]),
+        dod=_days(apc["DOD"]),
     )
     key = ["pid", "procode", "admidate"]
     e = e.sort_values(key + ["epiorder", "epistart", "epikey"], kind="stable")
