@@ -107,7 +107,7 @@ class Step:
         return re.findall(r"AS BIGINT\)\s+AS\s+(\w+)", self.sql)
 
 
-EPISODES_PER_BUCKET = 4_000_000  # patient buckets of about this many episodes: each fits in DuckDB's memory limit
+EPISODES_PER_BUCKET = 2_500_000  # patient buckets of about this many episodes: the grouping stays in memory
 
 
 @dataclass

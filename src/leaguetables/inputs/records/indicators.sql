@@ -7,21 +7,11 @@
 -- episodes on fits in memory); each output's counts are summed over the buckets, and the outputs marked "once", which
 -- do not read the episodes, run in the first bucket only.
 
--- name: repeat_patients table
--- patients with episodes in more than one provider spell (two providers or two admission dates): only their spells
--- need ordering (a single spell is its own continuous inpatient spell, with no earlier or later one)
-SELECT PSEUDO_HESID AS pid
-FROM apc
-WHERE ${patients}
-GROUP BY PSEUDO_HESID
-HAVING MIN(PROCODE3) <> MAX(PROCODE3) OR MIN(ADMIDATE) <> MAX(ADMIDATE)
-
 -- name: spells table
 -- provider spells (same patient, provider and admission date; HES's definition): admission method, patient class,
 -- age, sex, residence, diagnosis and procedure from the first episode and discharge date and method from the last,
 -- the episodes ordered by EPIORDER, then EPISTART, then EPIKEY (unique: no ties) — the minimum and the maximum of a
--- struct led by those keys, so one grouping pass, no sort; the date of death (ONS) if any. Kept: the spells ending or
--- starting in the quarter and every spell of a repeat patient (all that the outputs and continuous spells use)
+-- struct led by those keys, so one grouping pass, no sort; the date of death (ONS) if any
 SELECT g.pid, g.procode, g.admidate, g.l.disdate AS disdate, g.f.admimeth AS admimeth, g.f.classpat AS classpat,
        g.l.dismeth AS dismeth, g.f.age AS age, g.f.sex AS sex, g.f.lsoa11 AS lsoa11, g.f.diag AS diag,
        g.f.opertn AS opertn, g.f.opdate AS opdate, g.dod
@@ -35,8 +25,11 @@ FROM (SELECT PSEUDO_HESID AS pid, PROCODE3 AS procode, ADMIDATE AS admidate,
       FROM apc
       WHERE ${patients}
       GROUP BY PSEUDO_HESID, PROCODE3, ADMIDATE) AS g
-WHERE g.l.disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' OR g.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}'
-   OR g.pid IN (SELECT pid FROM repeat_patients)
+
+-- name: repeat_patients table
+-- patients with more than one provider spell: only their spells need ordering (a single spell is its own continuous
+-- inpatient spell, with no earlier or later one)
+SELECT pid FROM spells GROUP BY pid HAVING COUNT(*) > 1
 
 -- name: cips_steps view
 -- a provider spell continues the patient's previous one (same continuous inpatient spell, CIPS) when it was
