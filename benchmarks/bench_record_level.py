@@ -8,10 +8,13 @@
    Parquet, one file per ICB and quarter) is generated once into ``--extract`` when it is missing or ``--generate``
    is given (timed).
 2. DuckDB (``threads`` and ``memory_limit`` set): the contract's validation of every row of the three datasets, then
-   every indicator of the quarter (``indicators.compute_indicators``: SQL counts, SHMI models, ICB standardisation).
-3. pandas: the same indicators (``pandas_reference``, reading the contract columns from the Parquet files) on
-   growing fractions of the extract (whole ICB files), stopping at the first fraction whose peak memory passes the
-   limit or that fails; DuckDB is run on the same fractions for the speed ratio.
+   every indicator of the quarter (``indicators.compute_indicators``: SQL counts, SHMI models, ICB standardisation);
+   validation and indicators are timed apart (wall and CPU). On the full synthetic extract (``truth/`` present) the
+   truth recovery of the same indicators is printed after the timing.
+3. pandas: the same indicators (``pandas_reference``, reading the contract columns from the Parquet files; no
+   validation) on growing fractions of the extract (whole ICB files), stopping at the first fraction whose peak
+   memory passes the limit or that fails; DuckDB is run on the same fractions for the speed ratios (whole run, and
+   indicators alone against pandas).
 
 Every measurement runs in a fresh child process, which reports its wall time and peak resident memory
 (``resource.getrusage``). Prints a table and writes it to ``benchmarks/results/record_level.csv``.

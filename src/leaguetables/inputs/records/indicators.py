@@ -263,8 +263,9 @@ class DuckDBEngine:
         for s in steps:
             if s.kind == "output":
                 out[s.name] = self.con.execute(s.sql).df()
-            else:  # plain (not TEMP) tables: in a database file they are stored compressed, not held in memory
-                kind = "TABLE" if s.kind == "table" else "VIEW"
+            else:  # TEMP tables: one patient bucket's spells fit in memory uncompressed (no compression to pay);
+                # under memory pressure DuckDB spills them to its temp_directory
+                kind = "TEMP TABLE" if s.kind == "table" else "TEMP VIEW"
                 self.con.execute(f"CREATE OR REPLACE {kind} {s.name} AS {s.sql}")
         for s in reversed(steps):
             if s.kind != "output":
