@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_EXTRACT = Path("/tmp/leaguetables-records-national")
+DEFAULT_EXTRACT = Path("/tmp/records-national")
 QUARTER = "2025-26-Q4"
 
 

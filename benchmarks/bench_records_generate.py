@@ -26,7 +26,7 @@ from leaguetables.inputs.records import generate, recovery
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", default="national")
-    ap.add_argument("--out", type=Path, default=Path("/tmp/leaguetables-records-national"))
+    ap.add_argument("--out", type=Path, default=Path("/tmp/records-national"))
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--recovery", action="store_true")
     args = ap.parse_args(argv)
