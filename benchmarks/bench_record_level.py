@@ -8,10 +8,13 @@
    Parquet, one file per ICB and quarter) is generated once into ``--extract`` when it is missing or ``--generate``
    is given (timed).
 2. DuckDB (``threads`` and ``memory_limit`` set): the contract's validation of every row of the three datasets, then
-   every indicator of the quarter (``indicators.compute_indicators``: SQL counts, SHMI models, ICB standardisation).
-3. pandas: the same indicators (``pandas_reference``, reading the contract columns from the Parquet files) on
-   growing fractions of the extract (whole ICB files), stopping at the first fraction whose peak memory passes the
-   limit or that fails; DuckDB is run on the same fractions for the speed ratio.
+   every indicator of the quarter (``indicators.compute_indicators``: SQL counts, SHMI models, ICB standardisation);
+   validation and indicators are timed apart (wall and CPU). On the full synthetic extract (``truth/`` present) the
+   truth recovery of the same indicators is printed after the timing.
+3. pandas: the same indicators (``pandas_reference``, reading the contract columns from the Parquet files; no
+   validation) on growing fractions of the extract (whole ICB files), stopping at the first fraction whose peak
+   memory passes the limit or that fails; DuckDB is run on the same fractions for the speed ratios (whole run, and
+   indicators alone against pandas).
 
 Every measurement runs in a fresh child process, which reports its wall time and peak resident memory
 (``resource.getrusage``). Prints a table and writes it to ``benchmarks/results/record_level.csv``.
@@ -33,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_EXTRACT = Path("/tmp/leaguetables-records-national")
+DEFAULT_EXTRACT = Path("/tmp/records-national")
 QUARTER = "2025-26-Q4"
 
 
@@ -50,27 +53,32 @@ def _cpu_s() -> float:
 
 
 def child_duckdb(root: Path, quarter: str, threads: int, memory: str) -> dict:
-    from leaguetables.inputs.records import contract, indicators
+    from leaguetables.inputs.records import contract, indicators, recovery
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     with tempfile.TemporaryDirectory(prefix="rec-duckdb-") as tmp:
         con = contract.connect(
             threads=threads, memory_limit=memory, database=Path(tmp) / "records.duckdb", temp_directory=tmp
         )
         records = contract.load_records(root, con=con)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), _cpu_s()
         ind = indicators.compute_indicators(records, quarter)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), _cpu_s()
         con.close()
-    return {
+    out = {
         "rows": records.rows,
         "validate_s": t1 - t0,
+        "validate_cpu_s": c1 - c0,
         "indicators_s": t2 - t1,
+        "indicators_cpu_s": c2 - c1,
         "wall_s": t2 - t0,
-        "cpu_s": _cpu_s(),
+        "cpu_s": c2 - c0,
         "peak_mb": _peak_mb(),
         "observations": len(ind.observations),
     }
+    if (root / "truth" / "ratios.csv").is_file() and (root / "registers").is_dir():  # after the timing: the study
+        out["recovery"] = recovery.recovery(root, ind).to_dict("records")
+    return out
 
 
 def child_pandas(root: Path, quarter: str) -> dict:
@@ -78,7 +86,7 @@ def child_pandas(root: Path, quarter: str) -> dict:
 
     from leaguetables.inputs.records import contract, indicators, pandas_reference, settings
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     tables, rows = {}, {}
     for name in ("apc", "op", "ae"):
         files, _ = contract.dataset_files(root, name, "parquet")
@@ -99,7 +107,9 @@ def child_pandas(root: Path, quarter: str) -> dict:
     return {
         "rows": rows,
         "wall_s": t1 - t0,
-        "cpu_s": _cpu_s(),
+        "indicators_s": t1 - t0,
+        "cpu_s": _cpu_s() - c0,
+        "indicators_cpu_s": _cpu_s() - c0,
         "peak_mb": _peak_mb(),
         "observations": len(ind.observations),
     }
@@ -163,18 +173,42 @@ def _row(engine: str, fraction: float, res: dict) -> dict:
     apc = rows.get("apc", 0)
     total = sum(rows.values()) if rows else 0
     wall = res.get("wall_s")
+
+    def r(key: str, digits: int = 1) -> float | None:
+        return round(res[key], digits) if key in res else None
+
     return {
         "engine": engine,
         "fraction": fraction,
         "apc_rows": apc,
         "all_rows": total,
-        "wall_s": round(wall, 2) if wall else None,
-        "cpu_s": round(res["cpu_s"], 1) if "cpu_s" in res else None,
-        "validate_s": round(res["validate_s"], 2) if "validate_s" in res else None,
+        "wall_s": r("wall_s"),
+        "cpu_s": r("cpu_s"),
+        "validate_s": r("validate_s"),
+        "validate_cpu_s": r("validate_cpu_s"),
+        "indicators_s": r("indicators_s"),
+        "indicators_cpu_s": r("indicators_cpu_s"),
         "peak_mb": round(res.get("peak_mb", 0)),
         "rows_per_s": round(total / wall) if wall else None,
         "failed": res.get("failed", ""),
     }
+
+
+def _speed_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """Per fraction both engines finished: pandas' wall and CPU time over DuckDB's, whole run and indicators only."""
+    ok = table[table["failed"] == ""]
+    duck = ok[ok["engine"] == "duckdb"].set_index("fraction")
+    pand = ok[ok["engine"] == "pandas"].set_index("fraction")
+    both = duck.index.intersection(pand.index)
+    return pd.DataFrame(
+        {
+            "fraction": both,
+            "wall_ratio": (pand.loc[both, "wall_s"] / duck.loc[both, "wall_s"]).round(2).to_numpy(),
+            "cpu_ratio": (pand.loc[both, "cpu_s"] / duck.loc[both, "cpu_s"]).round(2).to_numpy(),
+            "indicators_wall_ratio": (pand.loc[both, "wall_s"] / duck.loc[both, "indicators_s"]).round(2).to_numpy(),
+            "indicators_cpu_ratio": (pand.loc[both, "cpu_s"] / duck.loc[both, "indicators_cpu_s"]).round(2).to_numpy(),
+        }
+    )
 
 
 def parent(args: argparse.Namespace) -> int:
@@ -199,9 +233,18 @@ def parent(args: argparse.Namespace) -> int:
             print(f"pandas stops at fraction {fraction}: {why}", flush=True)
             break
     if not any(r["engine"] == "duckdb" and r["fraction"] >= 1 for r in results):
-        results.append(_row("duckdb", 1.0, run_child("duckdb", extract, args)))
+        national = run_child("duckdb", extract, args)
+        results.append(_row("duckdb", 1.0, national))
         print(results[-1], flush=True)
+        if "recovery" in national:
+            with pd.option_context("display.width", 200, "display.max_columns", 20):
+                print("truth recovery (the national quarter's indicators against truth/ratios.csv):")
+                print(pd.DataFrame(national["recovery"]).to_string(index=False), flush=True)
     table = pd.DataFrame(results)
+    speed = _speed_ratios(table)
+    if not speed.empty:
+        print("pandas time / DuckDB time on the same fraction (indicators: DuckDB without its validation):")
+        print(speed.to_string(index=False))
     out = ROOT / "benchmarks" / "results" / "record_level.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)

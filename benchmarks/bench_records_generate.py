@@ -4,8 +4,9 @@
 
 Prints the rows written, wall time, the peak resident memory of this process and of its worker processes
 (``resource.getrusage``), and with ``--recovery`` the truth-recovery table of
-:func:`leaguetables.inputs.records.recovery.recovery` (correlation of the estimated and true standardised ratios
-and the coverage of their 95% intervals) — plain pandas, so use it on the demo scale or a machine with the memory.
+:func:`leaguetables.inputs.records.recovery.recovery` (the record-level indicators of the latest quarter, DuckDB,
+against the true standardised ratios: correlation and the coverage of their 95% intervals). The national figures
+are also printed by ``benchmarks/bench_record_level.py`` from its own DuckDB run.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from leaguetables.inputs.records import generate, recovery
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", default="national")
-    ap.add_argument("--out", type=Path, default=Path("/tmp/leaguetables-records-national"))
+    ap.add_argument("--out", type=Path, default=Path("/tmp/records-national"))
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--recovery", action="store_true")
     args = ap.parse_args(argv)

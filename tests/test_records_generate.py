@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from leaguetables.inputs import demo
-from leaguetables.inputs.records import contract, demo_quarter, generate, geography, recovery
+from leaguetables.inputs.records import contract, demo_quarter, generate, geography, indicators, recovery
 from leaguetables.statistics import rates
 
 pytestmark = pytest.mark.realdata
@@ -75,6 +75,11 @@ def demo_records(tmp_path_factory):
     out = tmp_path_factory.mktemp("records")
     generate.run(generate.make_job("demo", out), demo_effects=demo.generate()["truth/trust_effects"])
     return out
+
+
+@pytest.fixture(scope="module")
+def demo_indicators(demo_records):
+    return indicators.compute_indicators(demo_records, "2025-26-Q4")
 
 
 def _read(folder, dataset):
@@ -142,12 +147,13 @@ def test_generation_is_deterministic_in_the_chunk_streams(demo_records):
     assert a["apc"].equals(b["apc"]) and a["ae"].equals(b["ae"]) and a["op"].equals(b["op"])
 
 
-def test_truth_is_recovered_by_standardised_ratios(demo_records):
-    """Simulation with known truth (one demo-scale draw, 3% of the population for one quarter): the 95% intervals
-    of the count outcomes cover the true ratios 93–98.5% pooled (620 intervals; Bernoulli outcomes under exact
-    Poisson limits are a little conservative), and the outcomes with enough events per organisation (ICB emergency
-    admissions, 12 hours in A&E) correlate ≥ 0.9 with the truth."""
-    table = recovery.recovery(demo_records).set_index(["org_type", "outcome"])
+def test_truth_is_recovered_by_standardised_ratios(demo_records, demo_indicators):
+    """Simulation with known truth (one demo-scale draw, 3% of the population for one quarter): the record-level
+    indicators' standardised ratios (the demo's rl_* and icb_* metrics) have 95% intervals that cover the true
+    ratios of the count outcomes 93–98.5% pooled (620 intervals; Bernoulli outcomes under exact Poisson limits are a
+    little conservative), and the outcomes with enough events per organisation (ICB emergency admissions, 12 hours
+    in A&E) correlate ≥ 0.9 with the truth."""
+    table = recovery.recovery(demo_records, demo_indicators).set_index(["org_type", "outcome"])
     counts = table[table["poisson_count"]]
     pooled = counts["covered"].sum() / counts["organisations"].sum()
     assert 0.93 <= pooled <= 0.985, table
@@ -182,29 +188,35 @@ def test_catchment_choice_inverts_the_trust_shares():
     assert np.allclose(choice[0], [1, 0]) and np.allclose(choice[2], [0, 1])
 
 
-def test_icb_rows_give_the_indirectly_standardised_rate(demo_records):
+def test_icb_rows_give_the_indirectly_standardised_rate(demo_records, demo_indicators):
     """The ICB contract rows (numerator: admissions; denominator: the standardised population) give, as a rate per
     100,000, exactly rates.israte of the same admissions against the population of geography/population.csv
-    (strata: single year of age × sex × IMD quintile)."""
-    rows = demo_quarter.icb_observations(demo_records, "2025-26-Q4")
-    counts = recovery.emergency_admissions(demo_records).rename(columns={"emergency": "x"})
-    pop = pd.read_csv(demo_records / "geography" / "population.csv", dtype={"sex": str})
-    keys = ["icb_code", "age", "sex", "imd_quintile"]
-    local = pop.merge(counts[[*keys, "x"]], on=keys, how="left").fillna({"x": 0}).rename(columns={"population": "n"})
-    ref = local.groupby(["age", "sex", "imd_quintile"], as_index=False)[["x", "n"]].sum()
-    want = rates.israte(local, ref, on=["age", "sex", "imd_quintile"], by="icb_code", multiplier=100_000)
+    (strata: age band × sex × IMD quintile, the indicators' strata table)."""
+    rows = demo_quarter.record_observations(demo_records, "2025-26-Q4", demo_indicators)
+    strata = demo_indicators.strata
+    local = strata[strata["population"] > 0].rename(columns={"emergency_admissions": "x", "population": "n"})
+    on = ["age_band", "sex", "imd_quintile"]
+    ref = local.groupby(on, as_index=False)[["x", "n"]].sum()
+    want = rates.israte(local, ref, on=on, by="icb_code", multiplier=100_000)
     got = rows[rows["metric_id"] == "icb_emergency_admissions"].set_index("trust_code")
     assert np.allclose(got["numerator"] / got["denominator"] * 1e5, want["value"].reindex(got.index), rtol=1e-6)
-    assert len(got) == 42
+    assert len(got) == 42 and got.index.str.fullmatch(r"DEMO-I\d{2}").all()
 
 
-def test_record_rows_are_observed_over_expected_and_merge_adds_only(demo_records):
-    """Every rl_* row's numerator sums to its denominator over the trusts (internal standardisation: Σ O = Σ E), and
-    merging into contract tables keeps every existing row and adds the ICBs as organisation type icb."""
-    rows = demo_quarter.trust_observations(demo_records, "2025-26-Q4")
+def test_record_rows_are_observed_over_expected_and_merge_adds_only(demo_records, demo_indicators):
+    """Every rl_* row's numerator sums to its denominator over the trusts (internal standardisation: Σ O = Σ E), the
+    rows are the indicators' own (one definition), and merging into contract tables keeps every existing row and adds
+    the ICBs as organisation type icb."""
+    rows = demo_quarter.record_observations(demo_records, "2025-26-Q4", demo_indicators)
+    rows = rows[rows["metric_id"].str.startswith("rl_")]
     sums = rows.groupby("metric_id")[["numerator", "denominator"]].sum()
     assert set(sums.index) == set(demo_quarter.RECORD_METRICS)
     assert np.allclose(sums["numerator"], sums["denominator"], rtol=1e-6)
+    assert rows["trust_code"].str.fullmatch(r"DEMO-A\d{3}").all()
+    ratios = demo_indicators.ratios.set_index(["metric_id", "trust_code"])
+    first = rows.iloc[0]
+    code = geography.procode3(first["trust_code"])
+    assert first["numerator"] == pytest.approx(ratios.loc[(first["metric_id"], code), "observed"])
     frames = {
         "trusts": pd.DataFrame(
             {

@@ -341,7 +341,7 @@ def _count(res, table, **where):
 
 
 def test_length_of_stay_and_preop_known(known):
-    los = known.counts["los"].set_index(["trust_code", "admission"])
+    los = known.counts["los"].groupby(["trust_code", "admission"])[["spells", "bed_days"]].sum()
     # ordinary spells discharged in the quarter: A at RAA (4 days, elective), A at RBB (2, emergency; the transfer
     # spell at RCC is neither elective nor emergency), B's emergency (3), C (5), D (2) and E (1) electives at RDD,
     # D's emergency at REE (3), E's emergency at RDD (1); B's day case is not ordinary
@@ -357,13 +357,15 @@ def test_length_of_stay_and_preop_known(known):
 
 
 def test_day_case_known(known):
-    dc = known.counts["day_case"].set_index("trust_code")
-    assert dc.loc["RAA"].tolist() == [2, 1]  # A's cataract (ordinary) and B's hernia repair (day case)
-    assert list(dc.index) == ["RAA"]  # D's and E's M170 is not in the basket
+    dc = known.counts["day_case"].set_index("procedure")
+    # A's cataract (ordinary) and B's hernia repair (day case), each its basket procedure (the standardisation strata)
+    assert dc.loc["Cataract extraction", ["trust_code", "spells", "day_cases"]].tolist() == ["RAA", 1, 0]
+    assert dc.loc["Inguinal hernia repair", ["trust_code", "spells", "day_cases"]].tolist() == ["RAA", 1, 1]
+    assert len(dc) == 2  # D's and E's M170 is not in the basket
 
 
 def test_readmissions_known(known):
-    r = known.counts["readmissions"].set_index("trust_code")
+    r = known.counts["readmissions"].groupby("trust_code")[["index_spells", "readmissions"]].sum()
     # RAA: A's cataract (readmitted at RBB on day 18) and B's day case (emergency 40 days later: no) and B's
     # emergency; RDD: D (day 29 at REE: yes), E (day 30: no), E's emergency; the died CIPS (RBB→RCC) is no index
     assert r.loc["RAA"].tolist() == [3, 1]
@@ -387,9 +389,9 @@ def test_mortality_known(known):
 
 
 def test_outpatients_and_ae_known(known):
-    op = known.counts["op_follow_up"].set_index("trust_code")
+    op = known.counts["op_follow_up"].groupby("trust_code")[["first_attendances", "follow_ups"]].sum()
     assert op.loc["RAA"].tolist() == [2, 3]  # firsts 1 and 3 (telephone); follow-ups 2, 4, 2 attended (not 2/3)
-    ae = known.counts["ae_12hr"].set_index("trust_code")
+    ae = known.counts["ae_12hr"].groupby("trust_code")[["attendances", "over_12_hours"]].sum()
     assert ae.loc["RBB"].tolist() == [3, 1]  # type 1 in the quarter with a duration: 721 (> 12 h), 720, 30
 
 
@@ -402,17 +404,60 @@ def test_icb_strata_known(known):
     assert known.counts["icb_unmatched"]["emergency_admissions"].item() == 2
     obs = known.observations.set_index(["metric_id", "trust_code"])
     assert obs.loc[("icb_emergency_admissions", "QX2"), "numerator"] == 2
-    assert obs.loc[("icb_emergency_admissions", "QX2"), "denominator"] == pytest.approx(91 * 2 * 10.0)
+    # standardised: QX1 and QX2 share no stratum (IMD quintiles 1 and 4), so each is its own reference (E = O, ISR 1)
+    # and the denominator is E ÷ England's crude rate (3 admissions in 2 × 91 × 2 × 10 residents)
+    assert obs.loc[("icb_emergency_admissions", "QX2"), "denominator"] == pytest.approx(2 / (3 / 3640))
+    assert obs.loc[("icb_emergency_admissions", "QX2"), "value"] == pytest.approx(3 / 3640 * 1e5)
     assert known.notes and "2 emergency admissions" in known.notes[0]
 
 
 def test_observations_follow_the_data_contract(known):
     obs = known.observations
     assert list(obs.columns) == ind.OBSERVATION_COLUMNS
-    assert set(obs["metric_id"]) <= set(ind.PROVIDER_METRICS) | set(ind.ICB_METRICS)
+    assert set(obs["metric_id"]) == set(ind.PROVIDER_METRICS) | set(ind.RATIO_METRICS) | set(ind.ICB_METRICS)
     assert (obs["quarter"] == Q).all() and not obs.duplicated(["trust_code", "metric_id"]).any()
     los = obs[(obs["metric_id"] == "rl_los_emergency") & (obs["trust_code"] == "RBB")].iloc[0]
     assert (los["numerator"], los["denominator"], los["value"]) == (7, 2, 3.5)
+
+
+def test_observed_over_expected_known():
+    """Indirect standardisation worked by hand: national 12-hour rates 7/40 (band 60-64) and 10/20 (band 80-84);
+    trust A expects 10 × 0.175 + 10 × 0.5 = 6.75 and has 6, trust B expects 30 × 0.175 + 10 × 0.5 = 10.25 and has
+    11 (Σ O = Σ E = 17)."""
+    ae = pd.DataFrame(
+        {
+            "trust_code": ["A", "A", "B", "B"],
+            "age_band": ["60-64", "80-84", "60-64", "80-84"],
+            "attendances": [10, 10, 30, 10],
+            "over_12_hours": [1, 5, 6, 5],
+        }
+    )
+    empty = {t: pd.DataFrame(columns=["trust_code", *cols]) for t, cols in EMPTY_COUNTS.items()}
+    ratios = ind.standardised_ratios({**empty, "ae_12hr": ae}, pd.DataFrame()).set_index("trust_code")
+    assert set(ratios["metric_id"]) == {"rl_ae_12hr_oe"}
+    assert ratios.loc["A", ["observed", "expected"]].tolist() == pytest.approx([6, 6.75])
+    assert ratios.loc["B", ["observed", "expected", "ratio"]].tolist() == pytest.approx([11, 10.25, 11 / 10.25])
+
+
+def test_demo_ratio_rows_are_the_indicators_rows(known):
+    """The O/E rows (rl_*_oe, rl_shmi) are the ratios table, numerator O and denominator E, Σ O = Σ E per metric."""
+    obs = known.observations[known.observations["metric_id"].isin([*ind.RATIO_METRICS, "rl_shmi"])]
+    ratios = known.ratios
+    merged = obs.merge(ratios, on=["metric_id", "trust_code"], validate="one_to_one")
+    assert len(merged) == len(ratios) > 0
+    assert np.allclose(merged["numerator"], merged["observed"]) and np.allclose(
+        merged["denominator"], merged["expected"]
+    )
+    sums = ratios.groupby("metric_id")[["observed", "expected"]].sum()
+    assert np.allclose(sums["observed"], sums["expected"])
+
+
+EMPTY_COUNTS = {
+    "los": ["admission", "diagnosis_group", "age_band", "spells", "bed_days"],
+    "day_case": ["procedure", "spells", "day_cases"],
+    "readmissions": ["age_band", "sex", "admission", "index_spells", "readmissions"],
+    "op_follow_up": ["age_band", "first_attendances", "follow_ups"],
+}
 
 
 # ------------------------------------------------------------------------------------------------------- parity
@@ -433,6 +478,24 @@ def test_duckdb_equals_pandas(extract):
     assert duck["readmissions"]["readmissions"].sum() > 0 and duck["mortality"]["deaths"].sum() > 0
     assert duck["mortality"]["prior_emergency"].sum() > 0 and duck["day_case"]["day_cases"].sum() > 0
     assert duck["icb_unmatched"]["emergency_admissions"].item() > 0
+
+
+def test_patient_buckets_give_the_same_counts(extract):
+    """Large extracts run in patient buckets (every step from the episodes on, per bucket of patient ids); the
+    counts summed over 3 buckets equal those of one pass, and the outputs that do not read the episodes run once."""
+    residence, _ = ind.geography_for(extract.root, SETTINGS)
+    one = ind.run_counts(extract, Q, SETTINGS, residence, buckets=1)
+    three = ind.run_counts(extract, Q, SETTINGS, residence, buckets=3)
+    assert list(one) == list(three)
+    for name in one:
+        pd.testing.assert_frame_equal(one[name], three[name], obj=name)
+    once = {s.name for s in ind.render_steps(SETTINGS, Q) if s.once}
+    assert once == {"op_follow_up", "ae_12hr"}
+    sizes = [
+        extract.con.execute(f"SELECT count(*) FROM apc WHERE {ind.patient_filter(b, 3)}").fetchall()[0][0]
+        for b in range(3)
+    ]
+    assert sum(sizes) == extract.rows["apc"] and min(sizes) > 0
 
 
 def test_transfers_make_continuous_spells(extract):

@@ -5,7 +5,7 @@
 
 Validates the ``apc/``, ``op/`` and ``ae/`` folders under ROOT (the record-level contract), computes every indicator
 of QUARTER and writes ``observations.csv`` (the observations data contract), ``strata.csv`` (ICB standardisation
-strata), ``icb_standardised.csv``, ``shmi.csv``, ``shmi_models.csv`` and one ``counts_<table>.csv`` per SQL output
+strata), ``icb_standardised.csv``, ``ratios.csv`` (the providers' observed-over-expected ratios), ``shmi.csv``, ``shmi_models.csv`` and one ``counts_<table>.csv`` per SQL output
 into DIR — all or nothing: the files are written to a temporary folder beside DIR and moved into place at the end.
 
 Exit codes: 0 written; 2 bad input or arguments (one line naming the file, row and column; nothing written).
@@ -42,6 +42,7 @@ def write(ind: Indicators, out: Path) -> None:
         ind.observations.to_csv(tmp / "observations.csv", index=False, lineterminator="\n")
         ind.strata.to_csv(tmp / "strata.csv", index=False, lineterminator="\n")
         ind.icb_standardised.to_csv(tmp / "icb_standardised.csv", index=False, lineterminator="\n")
+        ind.ratios.to_csv(tmp / "ratios.csv", index=False, lineterminator="\n")
         ind.shmi.to_csv(tmp / "shmi.csv", index=False, lineterminator="\n")
         ind.shmi_models.to_csv(tmp / "shmi_models.csv", index=False, lineterminator="\n")
         for name, frame in ind.counts.items():

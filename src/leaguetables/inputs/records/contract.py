@@ -470,6 +470,54 @@ def _check_sql(ds: Dataset, source: str, types: dict[str, str]) -> tuple[str, st
     return (f"SELECT {out_cols}, source_file, source_row, {case} AS problem FROM ({inner})", out_cols)
 
 
+ROW_CHECKED = ("PSEUDO_HESID",)  # besides the key: columns with (nearly) a distinct value per row, checked row by row
+
+
+def _normal_form(f: Field) -> str:
+    """SQL: the raw text of ``f`` is already what normalisation would make of it (trimmed, not empty, not '-')."""
+    raw = _q(f.name)
+    dash = f" AND {raw} <> '-'" if f.name == "OPERTN_4_01" else ""
+    return f"({raw} IS NULL OR ({raw} = trim({raw}) AND {raw} <> ''{dash}))"
+
+
+def _fast_check(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, source: str, types: dict[str, str]
+) -> tuple[bool, set[str]]:
+    """Whether every row passes every check, found cheaply: a column's checks depend on its value alone, so they run
+    on its distinct values (at most a few thousand, however many rows), and only the key, the patient id and the date
+    order row by row. Also returns the text columns already in normal form (passed through without trimming). When a
+    problem exists the full row-by-row check (:func:`_check_sql`) finds and names its first row."""
+    row_conditions, row_text, normal = [], [], set()
+    for f in ds.fields:
+        src = types.get(f.name)
+        conditions = [c for _pid, c, _msg in _problems(f, _typed_expr(f, src), src)]
+        text = f.kind == "str" and src == "VARCHAR"
+        if f.name == ds.key or f.name in ROW_CHECKED:
+            row_conditions += conditions
+            row_text += [f] if text else []
+            continue
+        if src is None:
+            continue
+        bad = " OR ".join(f"({c})" for c in conditions) or "FALSE"
+        problems, is_normal = con.execute(
+            f"SELECT count(*) FILTER (WHERE {bad}), bool_and({_normal_form(f) if text else 'FALSE'}) "
+            f"FROM (SELECT DISTINCT {_q(f.name)} FROM {source})"
+        ).fetchone()
+        if problems:
+            return False, set()
+        if is_normal:
+            normal.add(f.name)
+    row_conditions += [cond for _col, _pid, cond, _msg in _order_problems(ds, set(types))]
+    typed = ", ".join(f"{_typed_expr(f, types.get(f.name))} AS {_q('t_' + f.name)}" for f in ds.fields)
+    where = " OR ".join(f"({c})" for c in row_conditions) or "FALSE"
+    flags = "".join(f", bool_and({_normal_form(f)})" for f in row_text)
+    found = con.execute(
+        f"SELECT count(*) FILTER (WHERE {where}){flags} FROM (SELECT *, {typed} FROM {source})"
+    ).fetchone()
+    normal |= {f.name for f, ok in zip(row_text, found[1:]) if ok}
+    return found[0] == 0, normal
+
+
 def _source_types(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
     return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
 
@@ -519,10 +567,15 @@ def _load_dataset(
         types = _source_types(con, source)
         check, cols = _check_sql(ds, source, types)
         con.execute(f"CREATE OR REPLACE VIEW _checked_{ds.name} AS {check}")
-        first = con.execute(
-            f"SELECT problem, source_file, source_row FROM _checked_{ds.name} "
-            f"WHERE problem IS NOT NULL ORDER BY source_file, source_row LIMIT 1"
-        ).fetchall()
+        clean, normal = _fast_check(con, ds, source, types)
+        first = (
+            []
+            if clean
+            else con.execute(
+                f"SELECT problem, source_file, source_row FROM _checked_{ds.name} "
+                f"WHERE problem IS NOT NULL ORDER BY source_file, source_row LIMIT 1"
+            ).fetchall()
+        )
     except duckdb.Error as exc:
         raise InputError(f"cannot be read: {_first_line(exc)}", file=str(Path(root) / ds.name)) from None
     excluded = pd.DataFrame(columns=["dataset", "column", "problem", "rows"])
@@ -539,8 +592,12 @@ def _load_dataset(
         con.execute(
             f"CREATE OR REPLACE TABLE {ds.name} AS SELECT {columns} FROM _checked_{ds.name} WHERE problem IS NULL"
         )
-    else:
-        con.execute(f"CREATE OR REPLACE VIEW {ds.name} AS SELECT {columns} FROM _checked_{ds.name}")
+    else:  # every row valid: typed columns straight from the source (text already in normal form passed through)
+        typed = ", ".join(
+            f"{_q(f.name) if f.name in normal else _typed_expr(f, types.get(f.name))} AS {_q(f.name)}"
+            for f in ds.fields
+        )
+        con.execute(f"CREATE OR REPLACE VIEW {ds.name} AS SELECT {typed}, source_file, source_row FROM {source}")
     _check_unique(con, ds, ds.name)
     return parquet + csvs, excluded
 

@@ -1,12 +1,14 @@
 """The demo quarter's record-level metrics: synthetic records → rows of the existing data contract.
 
-The latest demo quarter (the records' quarter, ``2025-26-Q4``) gets, for the demo's acute trusts (the same codes
-and register: the records' ``PROCODE3`` ``Z01`` … is ``DEMO-A001`` …, :func:`.geography.procode3`), the record-level
-ratios of the demo catalogue (``rl_*``: numerator observed, denominator expected) and, for the 42 fictional ICBs
-(a new organisation type ``icb`` in ``trusts.csv``, with ``demographics.csv`` rows from the real ONS populations
-and IMD), emergency and ACSC admissions of residents per 100,000, indirectly standardised by age, sex and IMD
-quintile (:func:`leaguetables.statistics.rates.isr`): numerator the admissions, denominator the standardised
-population (expected admissions ÷ the national rate), so the notebooks' rate is ``ISR × national rate``.
+The rows are the record-level indicators themselves (:func:`leaguetables.inputs.records.indicators.compute_indicators`,
+``indicators.sql`` on DuckDB: one definition of every metric). The latest demo quarter (the records' quarter,
+``2025-26-Q4``) gets, for the demo's acute trusts (the same codes and register: the records' ``PROCODE3`` ``Z01`` …
+is ``DEMO-A001`` …, :func:`.geography.procode3`), the observed-over-expected ratios of the demo catalogue (``rl_*``:
+numerator observed, denominator expected) and, for the 42 fictional ICBs (a new organisation type ``icb`` in
+``trusts.csv``, with ``demographics.csv`` rows from the real ONS populations and IMD), emergency and ACSC admissions
+of residents per 100,000, indirectly standardised by age band, sex and IMD quintile: numerator the admissions,
+denominator the standardised population (expected admissions ÷ the national rate), so the notebooks' rate is
+``ISR × national rate``.
 
 Every existing row of the demo is kept as it is: the record-level metrics are additional metric ids, and the ICBs
 additional organisations, so the providers' scores, segments and ranks do not change.
@@ -19,69 +21,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaguetables.inputs.records import recovery
+from leaguetables.inputs.records.indicators import Indicators, compute_indicators
 
-RECORD_METRICS = {  # metric id of the demo catalogue -> outcome of recovery.trust_ratios
-    "rl_shmi": "mortality",
-    "rl_los_oe": "los",
-    "rl_daycase_oe": "daycase",
-    "rl_readmissions_oe": "readmission",
-    "rl_followup_oe": "followup",
-    "rl_ae_12hr_oe": "ae_12hr",
-}
-ICB_METRICS = {"icb_emergency_admissions": "emergency", "icb_acsc_admissions": "acsc"}
+# the record-level metrics of the demo catalogue (config/catalogues/demo.yaml), all rows of the indicators
+RECORD_METRICS = ("rl_shmi", "rl_los_oe", "rl_daycase_oe", "rl_readmissions_oe", "rl_followup_oe", "rl_ae_12hr_oe")
+ICB_METRICS = ("icb_emergency_admissions", "icb_acsc_admissions")
 ICB_SUBTYPE = "Integrated care board"
 
 
-def _rows(quarter: str, codes, metric_id: str, numerator, denominator) -> pd.DataFrame:
-    n = len(codes)
-    return pd.DataFrame(
-        {
-            "quarter": quarter,
-            "trust_code": np.asarray(codes, dtype=object),
-            "metric_id": metric_id,
-            "numerator": np.asarray(numerator, float),
-            "denominator": np.asarray(denominator, float),
-            "value": np.full(n, np.nan),
-            "category": np.full(n, None, dtype=object),
-            "suppressed": np.zeros(n, bool),
-        }
-    )
+def _contract_rows(obs: pd.DataFrame, metrics: tuple[str, ...], codes: dict[str, str] | None) -> pd.DataFrame:
+    """The indicators' rows of ``metrics`` as demo rows: trust codes of the register, numerator and denominator
+    rounded (6 decimals: stable CSV text), the value and category left to the pipeline."""
+    rows = obs[obs["metric_id"].isin(metrics)].copy()
+    if codes is not None:
+        rows["trust_code"] = rows["trust_code"].map(codes)
+        if rows["trust_code"].isna().any():
+            raise ValueError("a PROCODE3 of the records is not in registers/trusts.csv")
+    rows["numerator"] = rows["numerator"].astype(float).round(6)
+    rows["denominator"] = rows["denominator"].astype(float).round(6)
+    rows["value"] = np.nan
+    rows["category"] = None
+    rows["suppressed"] = False
+    return rows.sort_values(["metric_id", "trust_code"]).reset_index(drop=True)
 
 
-def trust_observations(folder: Path, quarter: str) -> pd.DataFrame:
-    """The ``rl_*`` rows of the acute trusts: observed and expected of each standardised ratio."""
+def record_observations(folder: Path, quarter: str, ind: Indicators | None = None) -> pd.DataFrame:
+    """The ``rl_*`` rows of the acute trusts and the ``icb_*`` rows of the ICBs from the records in ``folder``."""
     folder = Path(folder)
-    est = recovery.trust_ratios(folder)
-    reg = pd.read_csv(folder / "registers" / "trusts.csv")
-    est["trust_code"] = est["org_code"].map(dict(zip(reg["procode3"], reg["trust_code"])))
-    if est["trust_code"].isna().any():
-        raise ValueError(f"{folder}: a PROCODE3 of the records is not in registers/trusts.csv")
-    parts = []
-    for metric_id, outcome in RECORD_METRICS.items():
-        g = est[est["outcome"] == outcome].sort_values("trust_code")
-        parts.append(_rows(quarter, g["trust_code"], metric_id, g["observed"].round(6), g["expected"].round(6)))
-    return pd.concat(parts, ignore_index=True)
-
-
-def icb_observations(folder: Path, quarter: str) -> pd.DataFrame:
-    """The ICB rows: admissions and the standardised population (expected ÷ national rate) per ICB."""
-    est = recovery.icb_ratios(Path(folder))
-    parts = []
-    for metric_id, outcome in ICB_METRICS.items():
-        g = est[est["outcome"] == outcome].sort_values("org_code")
-        pop = _standardised_population(Path(folder), g)
-        parts.append(_rows(quarter, g["org_code"], metric_id, g["observed"], pop.round(3)))
-    return pd.concat(parts, ignore_index=True)
-
-
-def _standardised_population(folder: Path, g: pd.DataFrame) -> pd.Series:
-    """Expected admissions ÷ the national crude rate: the population that, at the national rate, would have the
-    ICB's expected admissions (so that O / it = ISR × national rate)."""
-    pop = pd.read_csv(folder / "geography" / "population.csv")
-    crude = g["observed"].sum() / pop["population"].sum()
-    expected = (g["observed"] / g["value"]).to_numpy()
-    return pd.Series(expected / crude, index=g.index)
+    ind = ind if ind is not None else compute_indicators(folder, quarter)
+    reg = pd.read_csv(folder / "registers" / "trusts.csv", dtype=str)
+    codes = dict(zip(reg["procode3"], reg["trust_code"]))
+    return pd.concat(
+        [_contract_rows(ind.observations, RECORD_METRICS, codes), _contract_rows(ind.observations, ICB_METRICS, None)],
+        ignore_index=True,
+    )
 
 
 def icb_register(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -104,10 +77,7 @@ def icb_register(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def merge_into_demo(frames: dict[str, pd.DataFrame], folder: Path, quarter: str) -> dict[str, pd.DataFrame]:
     """The demo's contract tables with the record-level rows added (nothing existing is changed)."""
     trusts, demo = icb_register(folder)
-    obs = pd.concat(
-        [frames["observations"], trust_observations(folder, quarter), icb_observations(folder, quarter)],
-        ignore_index=True,
-    )
+    obs = pd.concat([frames["observations"], record_observations(folder, quarter)], ignore_index=True)
     obs = obs.sort_values(["quarter", "trust_code", "metric_id"], kind="mergesort").reset_index(drop=True)
     out = dict(frames)
     out["trusts"] = pd.concat([frames["trusts"], trusts], ignore_index=True)

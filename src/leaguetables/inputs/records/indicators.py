@@ -68,7 +68,18 @@ PROVIDER_METRICS: dict[str, tuple[str, str, str, float | None]] = {
     "rl_ae_12hr": ("ae_12hr", "over_12_hours", "attendances", None),
     "rl_shmi": ("mortality", "observed", "expected", 1.0),
 }
+# observed over expected (indirect standardisation; ``standardisation`` in the settings): metric id: (output table,
+# events column, records column, case-mix strata, rows kept). Expected = Σ over the provider's strata of its records
+# × the national events per record of the stratum; rl_shmi is O/E too, its expected deaths from the SHMI models.
+RATIO_METRICS: dict[str, tuple[str, str, str, tuple[str, ...], dict[str, str]]] = {
+    "rl_los_oe": ("los", "bed_days", "spells", ("diagnosis_group", "age_band"), {"admission": "emergency"}),
+    "rl_daycase_oe": ("day_case", "day_cases", "spells", ("procedure",), {}),
+    "rl_readmissions_oe": ("readmissions", "readmissions", "index_spells", ("age_band", "sex", "admission"), {}),
+    "rl_followup_oe": ("op_follow_up", "follow_ups", "first_attendances", ("age_band",), {}),
+    "rl_ae_12hr_oe": ("ae_12hr", "over_12_hours", "attendances", ("age_band",), {}),
+}
 ICB_METRICS = {"icb_emergency_admissions": "emergency_admissions", "icb_acsc_admissions": "acsc_admissions"}
+RATIO_COLUMNS = ["metric_id", "trust_code", "records", "observed", "expected", "ratio"]
 OBSERVATION_COLUMNS = [
     "quarter",
     "trust_code",
@@ -80,6 +91,7 @@ OBSERVATION_COLUMNS = [
     "suppressed",
 ]
 SHMI_BANDS = {1: "higher than expected", 2: "as expected", 3: "lower than expected"}
+INFANT = 7001  # HES age codes 7001-7007 (under one year) count as age 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,15 @@ class Step:
     name: str
     kind: str  # "view", "table" or "output"
     sql: str
+    once: bool = False  # an output that does not read the episodes: computed in the first patient bucket only
+
+    @property
+    def counts(self) -> list[str]:
+        """The output's count columns (``CAST(... AS BIGINT) AS name``); the other columns are its keys."""
+        return re.findall(r"AS BIGINT\)\s+AS\s+(\w+)", self.sql)
+
+
+EPISODES_PER_BUCKET = 2_500_000  # patient buckets of about this many episodes: the grouping stays in memory
 
 
 @dataclass
@@ -96,6 +117,7 @@ class Indicators:
     observations: pd.DataFrame
     strata: pd.DataFrame
     icb_standardised: pd.DataFrame
+    ratios: pd.DataFrame
     shmi: pd.DataFrame
     shmi_models: pd.DataFrame
     notes: list[str] = field(default_factory=list)
@@ -145,17 +167,36 @@ def diagnosis_group_case(column: str, settings: RecordSettings) -> str:
     return f"CASE {whens} ELSE 'other' END"
 
 
-def render_steps(settings: RecordSettings, quarter: str, sql_text: str | None = None) -> list[Step]:
-    """The SQL steps of ``indicators.sql`` with the settings and the quarter filled in (DuckDB dialect)."""
+def basket_procedure_case(column: str, settings: RecordSettings) -> str:
+    """SQL: the basket procedure (its name in the settings) whose OPCS-4 prefixes ``column`` matches (first match)."""
+    whens = " ".join(f"WHEN {prefix_match(column, p.opcs)} THEN {_in([p.name])}" for p in settings.day_case.procedures)
+    return f"CASE {whens} ELSE 'other' END"
+
+
+def patient_filter(bucket: int, buckets: int) -> str:
+    """SQL: the episode's patient is in ``bucket`` of ``buckets`` (by a hash of PSEUDO_HESID; any hash will do, so
+    each engine uses its own: the sums over the buckets do not depend on it)."""
+    if buckets <= 1:
+        return "TRUE"
+    return f"((hash(PSEUDO_HESID) % {buckets}) + {buckets}) % {buckets} = {bucket}"
+
+
+def render_steps(
+    settings: RecordSettings, quarter: str, sql_text: str | None = None, bucket: tuple[int, int] = (0, 1)
+) -> list[Step]:
+    """The SQL steps of ``indicators.sql`` with the settings, the quarter and the patient bucket (``(index,
+    buckets)``) filled in (DuckDB dialect)."""
     c = settings.codes
     qstart, qend = quarter_dates(quarter)
     excluded = prefix_match("diag", settings.readmissions.exclude_diagnosis_prefixes)
+    bands = settings.standardisation.age_bands
     los_classpat = (
         c.ordinary_classpat
         if settings.length_of_stay.classpat == "ordinary"
         else c.ordinary_classpat + c.day_case_classpat + c.regular_attender_classpat + c.maternity_classpat
     )
     values = {
+        "patients": patient_filter(*bucket),
         "qstart": qstart.isoformat(),
         "qend": qend.isoformat(),
         "elective": _in(c.elective_admimeth),
@@ -183,16 +224,20 @@ def render_steps(settings: RecordSettings, quarter: str, sql_text: str | None = 
         "in_basket": prefix_match("opertn", settings.day_case.prefixes),
         "acsc": prefix_match("c.diag", settings.icb.acsc_prefixes),
         "diagnosis_group": diagnosis_group_case("diag", settings),
+        "basket_procedure": basket_procedure_case("opertn", settings),
         "shmi_age_band": age_band_case("age", settings.mortality.age_bands),
+        "case_mix_age_band": age_band_case("age", bands),
+        "op_age_band": age_band_case(f"CASE WHEN APPTAGE >= {INFANT} THEN 0 ELSE APPTAGE END", bands),
+        "ae_age_band": age_band_case(f"CASE WHEN ARRIVALAGE >= {INFANT} THEN 0 ELSE ARRIVALAGE END", bands),
         "icb_age_band": age_band_case("c.age", settings.icb.age_bands),
     }
     text = Template(sql_text if sql_text is not None else SQL_FILE.read_text(encoding="utf-8")).substitute(values)
     steps = []
     for block in re.split(r"^-- name: ", text, flags=re.M)[1:]:
         header, body = block.split("\n", 1)
-        name, kind = header.split()
+        name, kind, *flags = header.split()
         sql = "\n".join(ln for ln in body.splitlines() if not ln.lstrip().startswith("--")).strip()
-        steps.append(Step(name, kind, sql))
+        steps.append(Step(name, kind, sql, once="once" in flags))
     return steps
 
 
@@ -218,8 +263,9 @@ class DuckDBEngine:
         for s in steps:
             if s.kind == "output":
                 out[s.name] = self.con.execute(s.sql).df()
-            else:  # plain (not TEMP) tables: in a database file they are stored compressed, not held in memory
-                kind = "TABLE" if s.kind == "table" else "VIEW"
+            else:  # TEMP tables: one patient bucket's spells fit in memory uncompressed (no compression to pay);
+                # under memory pressure DuckDB spills them to its temp_directory
+                kind = "TEMP TABLE" if s.kind == "table" else "TEMP VIEW"
                 self.con.execute(f"CREATE OR REPLACE {kind} {s.name} AS {s.sql}")
         for s in reversed(steps):
             if s.kind != "output":
@@ -456,55 +502,90 @@ def shmi_table(strata: pd.DataFrame, settings: RecordSettings) -> tuple[pd.DataF
 
 
 # ------------------------------------------------------------------------------------------------------ observations
-def _observation_rows(quarter: str, counts: dict[str, pd.DataFrame], shmi: pd.DataFrame) -> pd.DataFrame:
+def _provider_totals(table: pd.DataFrame, metric: str, num: str, den: str) -> pd.DataFrame:
+    """Per provider: the sums of ``num`` and ``den`` over its strata (length of stay: the metric's admission type)."""
+    if "admission" in table.columns and metric.startswith("rl_los_"):
+        table = table[table["admission"] == metric.rsplit("_", 1)[1]]
+    return table.groupby("trust_code", as_index=False)[[num, den]].sum().sort_values("trust_code")
+
+
+def _rows(quarter: str, codes, metric: str, n, d, value, category=None) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "quarter": quarter,
+            "trust_code": np.asarray(codes, dtype=str),
+            "metric_id": metric,
+            "numerator": np.asarray(n, float),
+            "denominator": np.asarray(d, float),
+            "value": np.asarray(value, float),
+            "category": category,
+            "suppressed": False,
+        }
+    )
+
+
+def _observation_rows(
+    quarter: str, counts: dict[str, pd.DataFrame], shmi: pd.DataFrame, ratios: pd.DataFrame
+) -> pd.DataFrame:
+    """Provider rows: the crude metrics (:data:`PROVIDER_METRICS`) and the observed-over-expected ratios."""
     parts = []
     for metric, (table, num, den, factor) in PROVIDER_METRICS.items():
-        t = shmi if table == "mortality" else counts[table]
-        if table == "los":
-            t = t[t["admission"] == metric.rsplit("_", 1)[1]]
+        if table == "mortality":
+            t = shmi
+        else:
+            t = _provider_totals(counts[table], metric, num, den)
         if t.empty:
             continue
         n, d = t[num].to_numpy(float), t[den].to_numpy(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             value = np.where(d > 0, n / d, np.nan) * factor if factor is not None else np.full(len(t), np.nan)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "quarter": quarter,
-                    "trust_code": t["trust_code"].to_numpy(str),
-                    "metric_id": metric,
-                    "numerator": n,
-                    "denominator": d,
-                    "value": value,
-                    "category": t["banding"].to_numpy(object) if table == "mortality" else None,
-                    "suppressed": False,
-                }
-            )
-        )
+        category = t["banding"].to_numpy(object) if table == "mortality" else None
+        parts.append(_rows(quarter, t["trust_code"], metric, n, d, value, category))
+    for metric, r in ratios[ratios["metric_id"].isin(list(RATIO_METRICS))].groupby("metric_id"):
+        parts.append(_rows(quarter, r["trust_code"], str(metric), r["observed"], r["expected"], r["ratio"]))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OBSERVATION_COLUMNS)
     return frame[OBSERVATION_COLUMNS]
 
 
-def _icb_rows(quarter: str, strata: pd.DataFrame, per: float) -> pd.DataFrame:
-    """Crude ICB rows: events (every resident mapped to the ICB, sex unknown included) per ``per`` population."""
-    pop = strata.groupby("icb_code")["population"].sum()
+def standardised_ratios(counts: dict[str, pd.DataFrame], shmi: pd.DataFrame) -> pd.DataFrame:
+    """Per provider and ratio metric (:data:`RATIO_METRICS` and ``rl_shmi``): records, observed, expected (indirect
+    standardisation against the national rate of every case-mix stratum; SHMI: the models' expected deaths), O/E."""
     parts = []
-    for metric, col in ICB_METRICS.items():
-        events = strata.groupby("icb_code")[col].sum().reindex(pop.index, fill_value=0)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "quarter": quarter,
-                    "trust_code": pop.index.to_numpy(str),
-                    "metric_id": metric,
-                    "numerator": events.to_numpy(float),
-                    "denominator": pop.to_numpy(float),
-                    "value": events.to_numpy(float) / pop.to_numpy(float) * per,
-                    "category": None,
-                    "suppressed": False,
-                }
-            )
+    for metric, (table, events, records, strata, keep) in RATIO_METRICS.items():
+        t = counts[table]
+        for column, level in keep.items():
+            t = t[t[column] == level]
+        if t.empty:
+            continue
+        national = t.groupby(list(strata))[[events, records]].transform("sum")
+        rate = (national[events] / national[records].where(national[records] > 0)).fillna(0.0)
+        t = t.assign(expected=t[records] * rate)
+        per = t.groupby("trust_code", as_index=False).agg(
+            records=(records, "sum"), observed=(events, "sum"), expected=("expected", "sum")
         )
+        parts.append(per.assign(metric_id=metric))
+    if not shmi.empty:
+        parts.append(shmi.rename(columns={"spells": "records"}).assign(metric_id="rl_shmi"))
+    if not parts:
+        return pd.DataFrame(columns=RATIO_COLUMNS)
+    out = pd.concat(parts, ignore_index=True)
+    out["records"] = out["records"].astype("int64")
+    out["observed"] = out["observed"].astype(float)
+    out["ratio"] = out["observed"] / out["expected"].where(out["expected"] > 0)
+    return out[RATIO_COLUMNS].sort_values(["metric_id", "trust_code"]).reset_index(drop=True)
+
+
+def _icb_rows(quarter: str, standardised: pd.DataFrame, per: float) -> pd.DataFrame:
+    """ICB rows, indirectly standardised: numerator the admissions of the ICB's residents, denominator the
+    standardised population (expected admissions ÷ England's crude rate), so that the rate numerator/denominator ×
+    ``per`` is the ISR × England's crude rate per ``per`` (an indirectly standardised rate)."""
+    parts = []
+    for metric, g in standardised.groupby("metric_id", sort=True):
+        crude = g["national_rate"].to_numpy(float)
+        den = np.where(crude > 0, g["expected"].to_numpy(float) / crude, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = g["observed"].to_numpy(float) / den * per
+        parts.append(_rows(quarter, g["icb_code"], str(metric), g["observed"], den, value))
     return (
         pd.concat(parts, ignore_index=True)[OBSERVATION_COLUMNS] if parts else pd.DataFrame(columns=OBSERVATION_COLUMNS)
     )
@@ -537,6 +618,7 @@ def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
         local = known.rename(columns={col: "x", "population": "n"})
         reference = local.groupby(keys)[["x", "n"]].sum().reset_index()
         isr = rates.isr(local, reference, on=keys, by="icb_code")
+        expected = rates.expected_from_reference(local, reference, on=keys, by="icb_code")
         by_age_sex = local.groupby(["icb_code", *direct], as_index=False)[["x", "n"]].sum()
         dsr = rates.dsr(by_age_sex, by="icb_code", standard=standard, multiplier=per)
         out.append(
@@ -545,6 +627,8 @@ def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
                     "icb_code": isr.index.to_numpy(str),
                     "metric_id": metric,
                     "observed": local.groupby("icb_code")["x"].sum().reindex(isr.index).to_numpy(float),
+                    "expected": expected.reindex(isr.index).to_numpy(float),
+                    "national_rate": reference["x"].sum() / reference["n"].sum(),
                     "isr": isr["value"].to_numpy(float),
                     "isr_lower": isr["lower"].to_numpy(float),
                     "isr_upper": isr["upper"].to_numpy(float),
@@ -559,10 +643,15 @@ def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------------------------- run
 def run_counts(
-    records: Records, quarter: str, settings: RecordSettings, residence: pd.DataFrame, engine: Any = "duckdb"
+    records: Records,
+    quarter: str,
+    settings: RecordSettings,
+    residence: pd.DataFrame,
+    engine: Any = "duckdb",
+    buckets: int | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """The SQL outputs (whole-number counts) on DuckDB (``engine="duckdb"``) or Spark (a ``SparkSession``)."""
-    steps = render_steps(settings, quarter)
+    """The SQL outputs (whole-number counts) on DuckDB (``engine="duckdb"``) or Spark (a ``SparkSession``), in
+    ``buckets`` patient buckets (default: one per :data:`EPISODES_PER_BUCKET` episodes)."""
     if isinstance(engine, str):
         if engine != "duckdb":
             raise ValueError(f"engine must be 'duckdb' or a SparkSession, not {engine!r}")
@@ -571,7 +660,26 @@ def run_counts(
         runner = SparkEngine(engine)
         _spark_tables(records, runner)
     runner.register("residence", residence[["lsoa11", "icb", "imd_quintile"]])
-    return {k: normalise(v) for k, v in runner.run(steps).items()}
+    n = buckets if buckets is not None else -(-records.rows.get("apc", 0) // EPISODES_PER_BUCKET)
+    n = max(1, n)
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for b in range(n):
+        steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if b == 0 or not s.once]
+        for name, frame in runner.run(steps).items():
+            parts.setdefault(name, []).append(frame)
+    outputs = {s.name: s for s in render_steps(settings, quarter) if s.kind == "output"}
+    return {k: normalise(_sum_buckets(v, outputs[k].counts)) for k, v in parts.items()}
+
+
+def _sum_buckets(frames: list[pd.DataFrame], counts: list[str]) -> pd.DataFrame:
+    """One output's counts summed over the patient buckets (grouped by its key columns)."""
+    if len(frames) == 1:
+        return frames[0]
+    frame = pd.concat(frames, ignore_index=True)
+    keys = [c for c in frame.columns if c not in counts]
+    if not keys:
+        return frame[counts].sum().to_frame().T
+    return frame.groupby(keys, as_index=False, dropna=False)[counts].sum()
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -589,9 +697,12 @@ def indicators_from_counts(
     quarter: str, counts: dict[str, pd.DataFrame], settings: RecordSettings, population: pd.DataFrame
 ) -> Indicators:
     shmi, models = shmi_table(counts["mortality"], settings)
+    ratios = standardised_ratios(counts, shmi)
     strata = icb_strata(counts["icb_strata"], population)
+    standardised = standardise_icbs(strata, settings.icb.per)
     obs = pd.concat(
-        [_observation_rows(quarter, counts, shmi), _icb_rows(quarter, strata, settings.icb.per)], ignore_index=True
+        [_observation_rows(quarter, counts, shmi, ratios), _icb_rows(quarter, standardised, settings.icb.per)],
+        ignore_index=True,
     )
     obs = obs.sort_values(["metric_id", "trust_code"]).reset_index(drop=True)
     notes = []
@@ -605,7 +716,8 @@ def indicators_from_counts(
         counts=counts,
         observations=obs,
         strata=strata,
-        icb_standardised=standardise_icbs(strata, settings.icb.per),
+        icb_standardised=standardised,
+        ratios=ratios,
         shmi=shmi,
         shmi_models=models,
         notes=notes,

@@ -3,36 +3,33 @@
 -- config/records/*.yaml by leaguetables.inputs.records.indicators (code lists, day counts, CASE expressions) and
 -- the quarter (qstart, qend: its first and last day). Inputs: the contract views apc, op, ae and the residence
 -- lookup (lsoa11 -> icb, imd_quintile). Outputs hold only whole-number counts, so both engines give identical results.
-
--- name: episodes view
--- each episode's position in its provider spell (same patient, provider and admission date; HES's definition),
--- ordered by EPIORDER, then EPISTART, then EPIKEY so that ties are broken the same way everywhere
-SELECT PSEUDO_HESID AS pid, PROCODE3 AS procode, ADMIDATE AS admidate, DISDATE AS disdate,
-       ADMIMETH AS admimeth, CLASSPAT AS classpat, DISMETH AS dismeth,
-       CASE WHEN STARTAGE >= 7001 THEN 0 ELSE STARTAGE END AS age,
-       CASE WHEN SEX IN ('1', '2') THEN SEX ELSE '9' END AS sex,
-       LSOA11 AS lsoa11, DIAG_4_01 AS diag, OPERTN_4_01 AS opertn, OPDATE_01 AS opdate, DOD AS dod,
-       ROW_NUMBER() OVER (PARTITION BY PSEUDO_HESID, PROCODE3, ADMIDATE ORDER BY EPIORDER, EPISTART, EPIKEY) AS rn,
-       COUNT(*) OVER (PARTITION BY PSEUDO_HESID, PROCODE3, ADMIDATE) AS n
-FROM apc
+-- Large extracts run in patient buckets (${patients}: one bucket of PSEUDO_HESID hashes, so every step from the
+-- episodes on fits in memory); each output's counts are summed over the buckets, and the outputs marked "once", which
+-- do not read the episodes, run in the first bucket only.
 
 -- name: spells table
--- provider spells: admission method, patient class, age, sex, residence, diagnosis and procedure from the first
--- episode; discharge date and method from the last; the date of death (ONS) if any
-SELECT pid, procode, admidate,
-       MAX(CASE WHEN rn = n THEN disdate END) AS disdate,
-       MAX(CASE WHEN rn = 1 THEN admimeth END) AS admimeth,
-       MAX(CASE WHEN rn = 1 THEN classpat END) AS classpat,
-       MAX(CASE WHEN rn = n THEN dismeth END) AS dismeth,
-       MAX(CASE WHEN rn = 1 THEN age END) AS age,
-       MAX(CASE WHEN rn = 1 THEN sex END) AS sex,
-       MAX(CASE WHEN rn = 1 THEN lsoa11 END) AS lsoa11,
-       MAX(CASE WHEN rn = 1 THEN diag END) AS diag,
-       MAX(CASE WHEN rn = 1 THEN opertn END) AS opertn,
-       MAX(CASE WHEN rn = 1 THEN opdate END) AS opdate,
-       MAX(dod) AS dod
-FROM episodes
-GROUP BY pid, procode, admidate
+-- provider spells (same patient, provider and admission date; HES's definition): admission method, patient class,
+-- age, sex, residence, diagnosis and procedure from the first episode and discharge date and method from the last,
+-- the episodes ordered by EPIORDER, then EPISTART, then EPIKEY (unique: no ties) — the minimum and the maximum of a
+-- struct led by those keys, so one grouping pass, no sort; the date of death (ONS) if any
+SELECT g.pid, g.procode, g.admidate, g.l.disdate AS disdate, g.f.admimeth AS admimeth, g.f.classpat AS classpat,
+       g.l.dismeth AS dismeth, g.f.age AS age, g.f.sex AS sex, g.f.lsoa11 AS lsoa11, g.f.diag AS diag,
+       g.f.opertn AS opertn, g.f.opdate AS opdate, g.dod
+FROM (SELECT PSEUDO_HESID AS pid, PROCODE3 AS procode, ADMIDATE AS admidate,
+             MIN(struct_pack(o := EPIORDER, s := EPISTART, k := EPIKEY, admimeth := ADMIMETH, classpat := CLASSPAT,
+                             age := CASE WHEN STARTAGE >= 7001 THEN 0 ELSE STARTAGE END,
+                             sex := CASE WHEN SEX IN ('1', '2') THEN SEX ELSE '9' END, lsoa11 := LSOA11,
+                             diag := DIAG_4_01, opertn := OPERTN_4_01, opdate := OPDATE_01)) AS f,
+             MAX(struct_pack(o := EPIORDER, s := EPISTART, k := EPIKEY, disdate := DISDATE, dismeth := DISMETH)) AS l,
+             MAX(DOD) AS dod
+      FROM apc
+      WHERE ${patients}
+      GROUP BY PSEUDO_HESID, PROCODE3, ADMIDATE) AS g
+
+-- name: repeat_patients table
+-- patients with more than one provider spell: only their spells need ordering (a single spell is its own continuous
+-- inpatient spell, with no earlier or later one)
+SELECT pid FROM spells GROUP BY pid HAVING COUNT(*) > 1
 
 -- name: cips_steps view
 -- a provider spell continues the patient's previous one (same continuous inpatient spell, CIPS) when it was
@@ -42,7 +39,8 @@ SELECT s.*,
                  AND date_diff('day', s.prev_dis, s.admidate) BETWEEN 0 AND ${gap} THEN 0 ELSE 1 END AS new_cips
 FROM (SELECT sp.*, LAG(sp.disdate) OVER (PARTITION BY sp.pid ORDER BY sp.admidate, sp.disdate NULLS LAST, sp.procode)
              AS prev_dis
-      FROM spells AS sp) AS s
+      FROM spells AS sp
+      WHERE sp.pid IN (SELECT pid FROM repeat_patients)) AS s
 
 -- name: cips_marks view
 SELECT c.*,
@@ -52,9 +50,9 @@ SELECT c.*,
 FROM cips_steps AS c
 
 -- name: cips view
--- continuous inpatient spells: admission, age, sex, residence and diagnosis from the first provider spell;
--- discharge, discharge method and the provider it is attributed to (the last provider) from the last
-SELECT pid, cips_no,
+-- continuous inpatient spells of the repeat patients: admission, age, sex, residence and diagnosis from the first
+-- provider spell; discharge, discharge method and the provider it is attributed to (the last provider) from the last
+SELECT pid, CAST(cips_no AS BIGINT) AS cips_no,
        MAX(CASE WHEN new_cips = 1 THEN admidate END) AS admidate,
        MAX(CASE WHEN next_new IS NULL OR next_new = 1 THEN disdate END) AS disdate,
        MAX(CASE WHEN next_new IS NULL OR next_new = 1 THEN procode END) AS procode,
@@ -70,26 +68,38 @@ FROM cips_marks
 GROUP BY pid, cips_no
 
 -- name: cips_seq table
--- per CIPS: the discharge date of the patient's latest earlier emergency CIPS (comorbidity proxy) and the admission
--- date of the first later emergency CIPS that can count as a readmission
-SELECT c.*,
-       MAX(CASE WHEN c.admimeth IN (${emergency}) THEN c.disdate END)
-           OVER (PARTITION BY c.pid ORDER BY c.cips_no ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prior_emerg_dis,
-       MIN(CASE WHEN c.admimeth IN (${emergency}) AND NOT (${readmit_excluded}) THEN c.admidate END)
-           OVER (PARTITION BY c.pid ORDER BY c.cips_no ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_emerg_adm
-FROM cips AS c
+-- per CIPS ending or starting in the quarter: the discharge date of the patient's latest earlier emergency CIPS
+-- (comorbidity proxy) and the admission date of the first later emergency CIPS that can count as a readmission (both
+-- over the whole extract); the single provider spell of every other patient is a CIPS with neither
+SELECT * FROM (
+    SELECT c.*,
+           MAX(CASE WHEN c.admimeth IN (${emergency}) THEN c.disdate END)
+               OVER (PARTITION BY c.pid ORDER BY c.cips_no ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+               AS prior_emerg_dis,
+           MIN(CASE WHEN c.admimeth IN (${emergency}) AND NOT (${readmit_excluded}) THEN c.admidate END)
+               OVER (PARTITION BY c.pid ORDER BY c.cips_no ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+               AS next_emerg_adm
+    FROM cips AS c) AS r
+WHERE r.disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' OR r.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}'
+UNION ALL
+SELECT s.pid, CAST(1 AS BIGINT) AS cips_no, s.admidate, s.disdate, s.procode, s.dismeth, s.admimeth, s.classpat,
+       s.age, s.sex, s.lsoa11, s.diag, s.dod, CAST(NULL AS DATE) AS prior_emerg_dis, CAST(NULL AS DATE) AS next_emerg_adm
+FROM spells AS s
+WHERE (s.disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' OR s.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}')
+  AND s.pid NOT IN (SELECT pid FROM repeat_patients)
 
 -- name: los output
--- length of stay of ordinary provider spells discharged in the quarter, elective and emergency
+-- length of stay of ordinary provider spells discharged in the quarter, elective and emergency, by case-mix stratum
+-- (diagnosis group and age band: the expected bed days of the observed-over-expected ratio)
 SELECT procode AS trust_code,
        CASE WHEN admimeth IN (${elective}) THEN 'elective' ELSE 'emergency' END AS admission,
+       ${diagnosis_group} AS diagnosis_group, ${case_mix_age_band} AS age_band,
        CAST(COUNT(*) AS BIGINT) AS spells,
        CAST(SUM(date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days
 FROM spells
 WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND classpat IN (${los_classpat})
   AND (admimeth IN (${elective}) OR admimeth IN (${emergency}))
-GROUP BY 1, 2
-ORDER BY 1, 2
+GROUP BY 1, 2, 3, 4
 
 -- name: preop output
 -- pre-operative bed days of elective ordinary spells with a procedure date, discharged in the quarter
@@ -101,23 +111,24 @@ FROM spells
 WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND admimeth IN (${elective})
   AND classpat IN (${ordinary}) AND opdate IS NOT NULL
 GROUP BY 1
-ORDER BY 1
 
 -- name: day_case output
--- elective spells discharged in the quarter whose first primary procedure is in the basket: day cases among them
-SELECT procode AS trust_code,
+-- elective spells discharged in the quarter whose first primary procedure is in the basket: day cases among them, by
+-- basket procedure
+SELECT procode AS trust_code, ${basket_procedure} AS procedure,
        CAST(COUNT(*) AS BIGINT) AS spells,
        CAST(SUM(CASE WHEN classpat IN (${day_case}) THEN 1 ELSE 0 END) AS BIGINT) AS day_cases
 FROM spells
 WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND admimeth IN (${elective})
   AND (classpat IN (${ordinary}) OR classpat IN (${day_case})) AND (${in_basket})
-GROUP BY 1
-ORDER BY 1
+GROUP BY 1, 2
 
 -- name: readmissions output
 -- CIPS discharged alive in the quarter (standard exclusions), attributed to the discharging provider; readmitted as
--- an emergency (any provider) 0 to ${readmit_last_day} days after discharge
-SELECT procode AS trust_code,
+-- an emergency (any provider) 0 to ${readmit_last_day} days after discharge; by age band, sex and admission method
+SELECT procode AS trust_code, ${case_mix_age_band} AS age_band, sex,
+       CASE WHEN admimeth IN (${elective}) THEN 'elective' WHEN admimeth IN (${emergency}) THEN 'emergency'
+            ELSE 'other' END AS admission,
        CAST(COUNT(*) AS BIGINT) AS index_spells,
        CAST(SUM(CASE WHEN next_emerg_adm IS NOT NULL
                       AND date_diff('day', disdate, next_emerg_adm) BETWEEN 0 AND ${readmit_last_day}
@@ -128,8 +139,7 @@ WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}'
   AND NOT admimeth IN (${maternity_admimeth})
   AND NOT (classpat IN (${regular}) OR classpat IN (${maternity_classpat}))
   AND NOT (${index_excluded})
-GROUP BY 1
-ORDER BY 1
+GROUP BY 1, 2, 3, 4
 
 -- name: mortality output
 -- SHMI-style strata: CIPS ending in the quarter (excluding stillbirths, maternity and regular attenders), deaths in
@@ -149,27 +159,25 @@ WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}'
   AND NOT admimeth IN (${maternity_admimeth})
   AND NOT (classpat IN (${regular}) OR classpat IN (${maternity_classpat}))
 GROUP BY 1, 2, 3, 4, 5, 6
-ORDER BY 1, 2, 3, 4, 5, 6
 
--- name: op_follow_up output
--- attended outpatient appointments in the quarter: first and follow-up (face to face or by telephone)
-SELECT PROCODE3 AS trust_code,
+-- name: op_follow_up output once
+-- attended outpatient appointments in the quarter: first and follow-up (face to face or by telephone), by age band
+SELECT PROCODE3 AS trust_code, ${op_age_band} AS age_band,
        CAST(SUM(CASE WHEN FIRSTATT IN (${op_first}) THEN 1 ELSE 0 END) AS BIGINT) AS first_attendances,
        CAST(SUM(CASE WHEN FIRSTATT IN (${op_follow_up}) THEN 1 ELSE 0 END) AS BIGINT) AS follow_ups
 FROM op
 WHERE APPTDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' AND ATTENDED IN (${op_attended})
-GROUP BY 1
-ORDER BY 1
+GROUP BY 1, 2
 
--- name: ae_12hr output
--- type 1 A&E attendances arriving in the quarter with a known duration: more than ${long_wait} minutes from arrival
-SELECT PROCODE3 AS trust_code,
+-- name: ae_12hr output once
+-- type 1 A&E attendances arriving in the quarter with a known duration: more than ${long_wait} minutes from arrival,
+-- by age band
+SELECT PROCODE3 AS trust_code, ${ae_age_band} AS age_band,
        CAST(COUNT(*) AS BIGINT) AS attendances,
        CAST(SUM(CASE WHEN DEPDUR > ${long_wait} THEN 1 ELSE 0 END) AS BIGINT) AS over_12_hours
 FROM ae
 WHERE ARRIVALDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' AND AEDEPTTYPE IN (${ae_type1}) AND DEPDUR IS NOT NULL
-GROUP BY 1
-ORDER BY 1
+GROUP BY 1, 2
 
 -- name: icb_strata output
 -- emergency admissions (CIPS admitted in the quarter) by ICB of residence, age band, sex and IMD quintile; and those
@@ -181,7 +189,6 @@ FROM cips_seq AS c
 JOIN residence AS r ON c.lsoa11 = r.lsoa11
 WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency})
 GROUP BY 1, 2, 3, 4
-ORDER BY 1, 2, 3, 4
 
 -- name: icb_unmatched output
 -- emergency admissions in the quarter whose residence is missing or not in the lookup (left out of the ICB figures)

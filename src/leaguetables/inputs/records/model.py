@@ -73,7 +73,7 @@ GROUPS = [
     dict(name="chest_pain", codes=["R074", "R079"], acsc=False, weight=1.2, slope=0.00, mort=-6.5, los=1.0),
     dict(
         name="other_medical",
-        codes=["R55X", "G409", "K922", "R69X"],
+        codes=["R55X", "G459", "K922", "R69X"],  # not G40 (epilepsy: an ACSC)
         acsc=False,
         weight=2.5,
         slope=0.05,

@@ -46,28 +46,51 @@ def _diag_group(diag: pd.Series, settings: RecordSettings) -> np.ndarray:
     return out
 
 
+def _procedure(opertn: pd.Series, settings: RecordSettings) -> np.ndarray:
+    out = np.full(len(opertn), "other", dtype=object)
+    done = np.zeros(len(opertn), bool)
+    for p in settings.day_case.procedures:
+        hit = ~done & _starts(opertn, p.opcs)
+        out[hit] = p.name
+        done |= hit
+    return out
+
+
+def _admission(admimeth: pd.Series, settings: RecordSettings) -> np.ndarray:
+    c = settings.codes
+    return np.select(
+        [admimeth.isin(c.elective_admimeth), admimeth.isin(c.emergency_admimeth)], ["elective", "emergency"], "other"
+    )
+
+
+def _age(values: pd.Series) -> np.ndarray:
+    age = values.to_numpy("int64")
+    return np.where(age >= 7001, 0, age)
+
+
 def spells(apc: pd.DataFrame) -> pd.DataFrame:
     """Provider spells (HES: same patient, provider and admission date); first- and last-episode fields."""
-    e = pd.DataFrame(
-        {
-            "pid": apc["PSEUDO_HESID"].to_numpy(object),
-            "procode": apc["PROCODE3"].to_numpy(object),
-            "admidate": _days(apc["ADMIDATE"]),
-            "epistart": _days(apc["EPISTART"]),
-            "epiorder": apc["EPIORDER"].to_numpy("int64"),
-            "epikey": apc["EPIKEY"].to_numpy(object),
-            "disdate": _days(apc["DISDATE"]),
-            "admimeth": apc["ADMIMETH"].to_numpy(object),
-            "classpat": apc["CLASSPAT"].to_numpy(object),
-            "dismeth": apc["DISMETH"].to_numpy(object),
-            "age": np.where(apc["STARTAGE"].to_numpy("int64") >= 7001, 0, apc["STARTAGE"].to_numpy("int64")),
-            "sex": np.where(apc["SEX"].isin(["1", "2"]), apc["SEX"], "9").astype(object),
-            "lsoa11": apc["LSOA11"].to_numpy(object),
-            "diag": apc["DIAG_4_01"].to_numpy(object),
-            "opertn": apc["OPERTN_4_01"].to_numpy(object),
-            "opdate": _days(apc["OPDATE_01"]),
-            "dod": _days(apc["DOD"]),
-        }
+    text = {  # text columns keep their dtype (pandas' string dtype, Arrow-backed, for Parquet input)
+        "pid": "PSEUDO_HESID",
+        "procode": "PROCODE3",
+        "epikey": "EPIKEY",
+        "admimeth": "ADMIMETH",
+        "classpat": "CLASSPAT",
+        "dismeth": "DISMETH",
+        "lsoa11": "LSOA11",
+        "diag": "DIAG_4_01",
+        "opertn": "OPERTN_4_01",
+    }
+    e = pd.DataFrame({k: apc[c] for k, c in text.items()})
+    e = e.assign(
+        admidate=_days(apc["ADMIDATE"]),
+        epistart=_days(apc["EPISTART"]),
+        epiorder=apc["EPIORDER"].to_numpy("int64"),
+        disdate=_days(apc["DISDATE"]),
+        age=_age(apc["STARTAGE"]),
+        sex=apc["SEX"].where(apc["SEX"].isin(["1", "2"]), "9"),
+        opdate=_days(apc["OPDATE_01"]),
+        dod=_days(apc["DOD"]),
     )
     key = ["pid", "procode", "admidate"]
     e = e.sort_values(key + ["epiorder", "epistart", "epikey"], kind="stable")
@@ -132,8 +155,10 @@ def _provider_counts(sp: pd.DataFrame, quarter: str, settings: RecordSettings) -
     los = sp[q & sp["classpat"].isin(los_classes) & (elective | emergency)].copy()
     los["admission"] = np.where(los["admimeth"].isin(c.elective_admimeth), "elective", "emergency")
     los["bed_days"] = los["disdate"] - los["admidate"]
+    los["diagnosis_group"] = _diag_group(los["diag"], settings)
+    los["age_band"] = _band(los["age"].to_numpy(), settings.standardisation.age_bands)
     out = {
-        "los": los.groupby(["procode", "admission"], as_index=False, dropna=False).agg(
+        "los": los.groupby(["procode", "admission", "diagnosis_group", "age_band"], as_index=False, dropna=False).agg(
             spells=("pid", "size"), bed_days=("bed_days", "sum")
         )
     }
@@ -150,7 +175,8 @@ def _provider_counts(sp: pd.DataFrame, quarter: str, settings: RecordSettings) -
         & _starts(sp["opertn"], settings.day_case.prefixes)
     ].copy()
     dc["dc"] = dc["classpat"].isin(c.day_case_classpat).astype(int)
-    out["day_case"] = dc.groupby("procode", as_index=False, dropna=False).agg(
+    dc["procedure"] = _procedure(dc["opertn"], settings)
+    out["day_case"] = dc.groupby(["procode", "procedure"], as_index=False, dropna=False).agg(
         spells=("pid", "size"), day_cases=("dc", "sum")
     )
     return {k: v.rename(columns={"procode": "trust_code"}) for k, v in out.items()}
@@ -169,8 +195,10 @@ def _cips_counts(
     idx = ci[q & base & ~died & ~still & ~_starts(ci["diag"], settings.readmissions.exclude_diagnosis_prefixes)].copy()
     gap = idx["next_emerg_adm"] - idx["disdate"]
     idx["re"] = ((gap >= 0) & (gap <= settings.readmissions.window_days - 1)).astype(int)
+    idx["age_band"] = _band(idx["age"].to_numpy(), settings.standardisation.age_bands)
+    idx["admission"] = _admission(idx["admimeth"], settings)
     out = {
-        "readmissions": idx.groupby("procode", as_index=False, dropna=False).agg(
+        "readmissions": idx.groupby(["procode", "age_band", "sex", "admission"], as_index=False, dropna=False).agg(
             index_spells=("pid", "size"), readmissions=("re", "sum")
         )
     }
@@ -180,11 +208,7 @@ def _cips_counts(
     m["deaths"] = (m["dismeth"].isin(c.died_dismeth) | within).astype(int)
     m["diagnosis_group"] = _diag_group(m["diag"], settings)
     m["age_band"] = _band(m["age"].to_numpy(), settings.mortality.age_bands)
-    m["admission"] = np.select(
-        [m["admimeth"].isin(c.elective_admimeth), m["admimeth"].isin(c.emergency_admimeth)],
-        ["elective", "emergency"],
-        "other",
-    )
+    m["admission"] = _admission(m["admimeth"], settings)
     since = m["admidate"] - m["prior_emerg_dis"]
     m["prior_emergency"] = ((since >= 0) & (since <= settings.mortality.comorbidity_lookback_days)).astype(int)
     keys = ["procode", "diagnosis_group", "age_band", "sex", "admission", "prior_emergency"]
@@ -217,11 +241,14 @@ def _op_ae_counts(op: pd.DataFrame, ae: pd.DataFrame, quarter: str, settings: Re
         & ae["DEPDUR"].notna().to_numpy()
     ]
     a = a.assign(long=(a["DEPDUR"] > settings.ae.long_wait_minutes).astype(int))
+    bands = settings.standardisation.age_bands
+    o = o.assign(age_band=_band(_age(o["APPTAGE"]), bands))
+    a = a.assign(age_band=_band(_age(a["ARRIVALAGE"]), bands))
     return {
-        "op_follow_up": o.groupby("PROCODE3", as_index=False, dropna=False).agg(
+        "op_follow_up": o.groupby(["PROCODE3", "age_band"], as_index=False, dropna=False).agg(
             first_attendances=("first", "sum"), follow_ups=("fu", "sum")
         ),
-        "ae_12hr": a.groupby("PROCODE3", as_index=False, dropna=False).agg(
+        "ae_12hr": a.groupby(["PROCODE3", "age_band"], as_index=False, dropna=False).agg(
             attendances=("long", "size"), over_12_hours=("long", "sum")
         ),
     }

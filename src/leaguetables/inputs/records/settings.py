@@ -135,6 +135,14 @@ class ICB(_Strict):
         return sorted({c for cond in self.acsc for c in cond.icd10})
 
 
+class Standardisation(_Strict):
+    """Case-mix strata of the observed-over-expected provider ratios (``rl_*_oe``): age bands (lower bounds)."""
+
+    age_bands: list[int]
+
+    _ages = field_validator("age_bands")(_bands)
+
+
 class RecordSettings(_Strict):
     id: str
     version: str
@@ -146,6 +154,7 @@ class RecordSettings(_Strict):
     day_case: DayCase
     ae: AE
     mortality: Mortality
+    standardisation: Standardisation
     icb: ICB
 
 
