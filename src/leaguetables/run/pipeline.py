@@ -40,6 +40,7 @@ from leaguetables.config import (
 )
 from leaguetables.errors import InputError, PipelineError
 from leaguetables.inputs.contract import QuarterInputs, check_quarter, load_inputs
+from leaguetables.inputs.demo_marker import is_demo_data
 from leaguetables.inputs.store import STORE_DIR
 from leaguetables.run import manifest as manifest_mod
 from leaguetables.run import publish, stages
@@ -123,8 +124,6 @@ def default_source(data: Path | None) -> str:
     """The source when ``--source`` is not given: the demo without ``--data``; with ``--data``, ``demo`` only for a
     folder the demo generator wrote (its ``demo-source.json``), else ``files`` (the user's own data — never labelled
     synthetic)."""
-    from leaguetables.inputs.demo import is_demo_data
-
     if data is None or is_demo_data(Path(data)):
         return "demo"
     return "files"

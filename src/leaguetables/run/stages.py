@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from leaguetables.config import file_sha256
 from leaguetables.inputs import store
-from leaguetables.publication.documents import build_publication
 from leaguetables.run import manifest, publish, revisions
 from leaguetables.run.cache import CacheReport, changed_files, code_hash, sha256_json, snapshot, tree_hash
 from leaguetables.run.kernels import NOTEBOOK_DIR, NotebookWorker, Workers
@@ -131,8 +130,10 @@ class Keys:
         self.report_key = sha256_json(describe)
         return self.report_key, describe
 
-    def publication(self, staging: Path) -> tuple[str, dict]:
-        describe = {"stage": "publication", "report": self.report_key, "tables": tree_hash(staging / "tables")}
+    def publication(self) -> tuple[str, dict]:
+        """The published documents: made from what the report stage reads (its key covers the staged tables) and
+        what it writes (a function of the same), so keyed on the report's key alone."""
+        describe = {"stage": "publication", "report": self.report_key}
         return sha256_json(describe), describe
 
 
@@ -291,16 +292,70 @@ def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
     t0 = time.perf_counter()
     n_revisions = _revisions(ctx, target)
     timings["revisions"] = round(time.perf_counter() - t0, 3)
-    key, describe = ctx.keys.report(ctx.staging)
-    timings["report"] = run_cached(
-        "report",
-        key,
-        describe,
-        ctx,
-        lambda: ctx.workers.run_one("report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters()),
-    )
-    publish.checkpoint("report")
     return n_revisions
+
+
+def written_by_report(rel: str) -> bool:
+    """A file of the staging folder the report notebook writes (its executed notebook and the tables computed for
+    the report: ``tables/productivity.csv``, ``tables/spc.csv``), not the publication stage (pages, ``.ods``)."""
+    return rel.startswith("notebooks/") or (rel.startswith("tables/") and rel.endswith(".csv"))
+
+
+def _report_with_documents(
+    ctx: RunContext, keys: dict[str, tuple[str, dict]], timings: dict, pub: dict, documents
+) -> None:
+    """Both stages executed at once (neither is in the cache): the report notebook on a kernel while this process
+    builds the documents that need nothing the notebook writes (:func:`documents.write_documents`); then, the
+    notebook done, ``index.html`` and the spreadsheet. Each stage's files are stored under its own key."""
+    staging = ctx.staging
+    before = snapshot(staging, ("_work",)) if ctx.cache.enabled else {}
+    worker = ctx.workers.get(1)[0]
+    report = worker.submit(worker.execute, "report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters())
+    data = documents.load_data(ctx.prep, staging, ctx.work, pub)
+    documents.write_documents(data, ctx.prep, staging, pub)
+    timings["report"] = round(report.result(), 3)
+    publish.checkpoint("report")
+    documents.finish(data, ctx.prep, staging, pub)
+    changed = changed_files(before, snapshot(staging, ("_work",))) if ctx.cache.enabled else []
+    for name in ("report", "publication"):
+        key, describe = keys[name]
+        mine = [f for f in changed if written_by_report(f) == (name == "report")]
+        ctx.cache.store(name, key, staging, mine, describe)
+        ctx.report.keys[name] = key
+        ctx.report.executed.append(name)
+
+
+def _report_and_publication(ctx: RunContext, timings: dict) -> None:
+    """The report notebook and the published documents, each restored from the cache or executed; when both are
+    executed, at once (:func:`_report_with_documents`)."""
+    # Imported here, not at the top: the documents pull in nbconvert, statsmodels and the report code (~2.5 s),
+    # needed only when the publication stage runs (not on a no-op rerun).
+    from leaguetables.publication import documents
+
+    t0 = time.perf_counter()
+    keys = {"report": ctx.keys.report(ctx.staging), "publication": ctx.keys.publication()}
+    pub: dict = {}
+    if all(ctx.cache.lookup(name, key) is None for name, (key, _) in keys.items()):
+        _report_with_documents(ctx, keys, timings, pub, documents)
+    else:
+        timings["report"] = run_cached(
+            "report",
+            *keys["report"],
+            ctx,
+            lambda: ctx.workers.run_one("report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters()),
+        )
+        publish.checkpoint("report")
+        t0 = time.perf_counter()
+        run_cached(
+            "publication",
+            *keys["publication"],
+            ctx,
+            lambda: pub.update(documents.build_publication(ctx.prep, ctx.staging, ctx.work)),
+            skip=("_work",),
+        )
+    timings["publication"] = pub or "cached"
+    publish.checkpoint("publication")
+    timings["export"] = round(time.perf_counter() - t0, 3)
 
 
 def build(
@@ -312,20 +367,7 @@ def build(
     timings: dict = {}
     try:
         n_revisions = _notebook_stages(ctx, target, timings)
+        _report_and_publication(ctx, timings)
     finally:
         workers.close()
-    t0 = time.perf_counter()
-    key, describe = ctx.keys.publication(staging)
-    pub_timings: dict = {}
-    run_cached(
-        "publication",
-        key,
-        describe,
-        ctx,
-        lambda: pub_timings.update(build_publication(prep, staging, work)),
-        skip=("_work",),
-    )
-    timings["publication"] = pub_timings or "cached"
-    publish.checkpoint("publication")
-    timings["export"] = round(time.perf_counter() - t0, 3)
     return timings, ctx.report, n_revisions
