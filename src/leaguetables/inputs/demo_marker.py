@@ -16,3 +16,12 @@ def is_demo_data(folder: Path) -> bool:
         return json.loads((Path(folder) / DEMO_MARKER).read_text(encoding="utf-8")).get("source") == "demo"
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def default_source(data: Path | None) -> str:
+    """The source when ``--source`` is not given: the demo without ``--data``; with ``--data``, ``demo`` only for a
+    folder the demo generator wrote (its ``demo-source.json``), else ``files`` (the user's own data — never labelled
+    synthetic)."""
+    if data is None or is_demo_data(Path(data)):
+        return "demo"
+    return "files"

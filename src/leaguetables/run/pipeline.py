@@ -40,10 +40,10 @@ from leaguetables.config import (
 )
 from leaguetables.errors import InputError, PipelineError
 from leaguetables.inputs.contract import QuarterInputs, check_quarter, load_inputs
-from leaguetables.inputs.demo_marker import is_demo_data
+from leaguetables.inputs.demo_marker import default_source  # noqa: F401 - re-exported for callers
 from leaguetables.inputs.store import STORE_DIR
 from leaguetables.run import manifest as manifest_mod
-from leaguetables.run import publish, stages
+from leaguetables.run import publish, stages, uptodate
 from leaguetables.run.cache import StageCache
 from leaguetables.run.kernels import (  # noqa: F401
     FAILED_DIR,
@@ -84,6 +84,7 @@ class RunOptions:
     use_cache: bool = True
     isolated: bool = False  # a fresh kernel per notebook, papermill's default engine (outputs byte-identical)
     log: Callable[[str], None] | None = None  # one-line progress messages (run_quarter.py: stderr)
+    rerun_key: str | None = None  # recorded in the manifest: the up-to-date check of a rerun (run.uptodate)
 
 
 @dataclass
@@ -118,15 +119,6 @@ class Outcome:
     timings: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     revisions: int = 0
-
-
-def default_source(data: Path | None) -> str:
-    """The source when ``--source`` is not given: the demo without ``--data``; with ``--data``, ``demo`` only for a
-    folder the demo generator wrote (its ``demo-source.json``), else ``files`` (the user's own data — never labelled
-    synthetic)."""
-    if data is None or is_demo_data(Path(data)):
-        return "demo"
-    return "files"
 
 
 def _log(opts: RunOptions, message: str) -> None:
@@ -319,6 +311,10 @@ def run(opts: RunOptions) -> Outcome:
     try:
         t0 = time.perf_counter()
         prep = prepare(opts, scratch)  # bad input stops here: nothing written under out_root
+        if opts.source in uptodate.SOURCES:
+            opts.rerun_key = uptodate.rerun_key(
+                opts.quarter, opts.source, prep.data_dir, opts.metrics, opts.methodology, opts.catalogue
+            )
         validate_s = round(time.perf_counter() - t0, 3)
         publish.checkpoint("validated")
         publish.claim_out(out_root)  # a file, an unwritable folder or one holding foreign entries: refused here

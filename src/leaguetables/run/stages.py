@@ -325,18 +325,22 @@ def _report_with_documents(
         ctx.report.executed.append(name)
 
 
+def _documents():
+    """:mod:`leaguetables.publication.documents`, imported when the publication stage runs, not at the top: it pulls
+    in nbconvert, statsmodels and the report code (~2.5 s), which a no-op rerun never needs."""
+    from leaguetables.publication import documents
+
+    return documents
+
+
 def _report_and_publication(ctx: RunContext, timings: dict) -> None:
     """The report notebook and the published documents, each restored from the cache or executed; when both are
     executed, at once (:func:`_report_with_documents`)."""
-    # Imported here, not at the top: the documents pull in nbconvert, statsmodels and the report code (~2.5 s),
-    # needed only when the publication stage runs (not on a no-op rerun).
-    from leaguetables.publication import documents
-
     t0 = time.perf_counter()
     keys = {"report": ctx.keys.report(ctx.staging), "publication": ctx.keys.publication()}
     pub: dict = {}
     if all(ctx.cache.lookup(name, key) is None for name, (key, _) in keys.items()):
-        _report_with_documents(ctx, keys, timings, pub, documents)
+        _report_with_documents(ctx, keys, timings, pub, _documents())
     else:
         timings["report"] = run_cached(
             "report",
@@ -350,7 +354,7 @@ def _report_and_publication(ctx: RunContext, timings: dict) -> None:
             "publication",
             *keys["publication"],
             ctx,
-            lambda: pub.update(documents.build_publication(ctx.prep, ctx.staging, ctx.work)),
+            lambda: pub.update(_documents().build_publication(ctx.prep, ctx.staging, ctx.work)),
             skip=("_work",),
         )
     timings["publication"] = pub or "cached"
