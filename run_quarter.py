@@ -83,7 +83,7 @@ def positive_int(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from leaguetables.run.pipeline import DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES
+    from leaguetables.run.defaults import DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES
 
     ap = OneLineParser(
         prog="run_quarter.py",

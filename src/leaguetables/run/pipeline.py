@@ -45,6 +45,7 @@ from leaguetables.inputs.store import STORE_DIR
 from leaguetables.run import manifest as manifest_mod
 from leaguetables.run import publish, stages, uptodate
 from leaguetables.run.cache import StageCache
+from leaguetables.run.defaults import DEFAULT_DEMO_DATA, DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES  # noqa: F401
 from leaguetables.run.kernels import (  # noqa: F401
     FAILED_DIR,
     KERNEL_NAME,
@@ -55,10 +56,6 @@ from leaguetables.run.kernels import (  # noqa: F401
 )
 from leaguetables.run.verify import compare_folders
 
-DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo"
-DEFAULT_REAL_DATA = (PROJECT_ROOT / ".." / "shared" / "data" / "real").resolve()
-DEFAULT_OUT = PROJECT_ROOT / "reports"
-SOURCES = ("demo", "nhse", "nof", "files")
 SOURCE_CATALOGUE = {"demo": "demo", "nhse": "nhse-acute", "nof": "nof-2025-26", "files": None}
 #: Sources whose contract files are derived from --raw into a scratch folder (not the reports folder).
 DERIVED_SOURCES = ("nhse", "nof")

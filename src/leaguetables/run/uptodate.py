@@ -23,16 +23,16 @@ from pathlib import Path
 
 from leaguetables.config import PROJECT_ROOT, file_sha256
 from leaguetables.run.cache import code_hash, sha256_json, tree_hash
+from leaguetables.run.defaults import DEFAULT_DEMO_DATA
 from leaguetables.run.manifest import git_state, published_files
 
 FIELD = "rerun_key"  # the manifest's field
 SOURCES = ("demo", "files")  # sources read from a data folder as they are (not derived from --raw)
-DEMO_DATA = PROJECT_ROOT / "data" / "demo"  # the demo's data folder when no --data is given
 
 
 def data_folder(source: str, data: Path | str | None) -> Path:
     """The data folder a run of ``source`` reads (absolute)."""
-    return Path(os.path.abspath(data if data is not None else DEMO_DATA))
+    return Path(os.path.abspath(data if data is not None else DEFAULT_DEMO_DATA))
 
 
 def _config_arg(value: str | None) -> str | None:
