@@ -201,8 +201,10 @@ def floor_measure(quarter: str, out_json: Path) -> None:
         metric_ids = [m.id for m in catalogue.metrics if m.id in present]
         t0 = _clock()
         t_fig = (0.0, 0.0)
+        tables = {}
         for mid in metric_ids:
             result = metrics.compute_metric(inputs, catalogue.metric(mid), quarter, methodology)
+            tables[mid] = result.table
             t1 = _clock()
             figures.distribution(result)
             figures.save_funnels(result, work, methodology.funnel.band_level)
@@ -211,7 +213,7 @@ def floor_measure(quarter: str, out_json: Path) -> None:
         parts["metrics"] = _since(t0, t_fig)
         parts["figures"] = list(t_fig)
         t0 = _clock()
-        lg = league.build_league(work, inputs, methodology, catalogue, quarter)
+        lg = league.build_league(tables, inputs, methodology, catalogue, quarter)
         league.write_league(lg, inputs, catalogue, quarter, stage, work)
         parts["league"] = _since(t0)
         (work / "run.json").write_text(

@@ -51,15 +51,32 @@ def write_run(prep, work: Path, store_dir: Path) -> store.InputFiles:
     return files
 
 
-def notebook_parameters(prep, files: store.InputFiles, staging: Path, work: Path, metric_id: str | None = None) -> dict:
-    """The whole interface of a notebook: a metric notebook's when ``metric_id`` is given, else the league's and
-    the report's."""
+def notebook_parameters(
+    prep,
+    files: store.InputFiles,
+    staging: Path,
+    work: Path,
+    metric_id: str | None = None,
+    metric_results: str | None = None,
+) -> dict:
+    """The whole interface of a notebook: a metric notebook's when ``metric_id`` is given, the league's when
+    ``metric_results`` is (the metric notebooks' result tables, see :func:`keep_metric_results`), else the
+    report's."""
     params = {"quarter": prep.options.quarter}
     if metric_id is not None:
         params["metric_id"] = metric_id
     params |= {"methodology": prep.methodology_arg, "catalogue": prep.catalogue_arg}
     params |= files.metric(metric_id) if metric_id is not None else files.common()
+    if metric_results is not None:
+        params["metric_results"] = metric_results
     return params | {"out_dir": str(staging), "work_dir": str(work)}
+
+
+def keep_metric_results(prep, work: Path, store_dir: Path) -> str:
+    """The metric notebooks' result tables (``_work/metrics/<id>.parquet``) kept in the store under their SHA-256,
+    as the league notebook's parameter ``metric_results``: their paths, comma-separated, in the run's metric
+    order. They stay after the run, so the executed league notebook reruns from its parameters alone."""
+    return ",".join(str(store.keep_file(work / "metrics" / f"{m}.parquet", store_dir)) for m in prep.metric_ids)
 
 
 # ----------------------------------------------------------------------------------------------------- cache keys
@@ -170,8 +187,8 @@ class RunContext:
         self.nb_dir = staging / "notebooks"
         self.nb_dir.mkdir(parents=True, exist_ok=True)
 
-    def parameters(self, metric_id: str | None = None) -> dict:
-        return notebook_parameters(self.prep, self.files, self.staging, self.work, metric_id)
+    def parameters(self, metric_id: str | None = None, metric_results: str | None = None) -> dict:
+        return notebook_parameters(self.prep, self.files, self.staging, self.work, metric_id, metric_results)
 
 
 def _restore_metrics(ctx: RunContext) -> tuple[list[str], dict[str, dict]]:
@@ -286,7 +303,11 @@ def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
         key,
         describe,
         ctx,
-        lambda: ctx.workers.run_one("league_table.ipynb", ctx.nb_dir / "league_table.ipynb", ctx.parameters()),
+        lambda: ctx.workers.run_one(
+            "league_table.ipynb",
+            ctx.nb_dir / "league_table.ipynb",
+            ctx.parameters(metric_results=keep_metric_results(ctx.prep, ctx.work, ctx.files.trusts.parent)),
+        ),
     )
     publish.checkpoint("league")
     t0 = time.perf_counter()
