@@ -81,6 +81,7 @@ def test_published_metric_notebook_reruns_with_plain_papermill(published_quarter
     params = _recorded_parameters(folder / "notebooks" / f"metric_{metric_id}.ipynb")
     assert {"methodology", "catalogue", "trusts", "observations", "demographics", "quarters"} <= set(params)
     assert "context" not in json.dumps(params)
+    params |= {"out_dir": str(tmp_path / "out"), "work_dir": str(tmp_path / "work")}
     _papermill("metric.ipynb", params, tmp_path)
     published = sorted(
         p.name

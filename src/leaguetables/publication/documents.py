@@ -21,6 +21,7 @@ from pathlib import Path
 
 from leaguetables import __version__
 from leaguetables.inputs.contract import quarter_label, quarter_period
+from leaguetables.nof.league import load_metric_results
 from leaguetables.publication.methodology import write_methodology
 from leaguetables.publication.notebook_html import export_html
 from leaguetables.publication.profiles import write_profiles
@@ -39,11 +40,33 @@ def build_publication(prep, staging: Path, work: Path) -> dict:
     return timings
 
 
-def load_data(prep, staging: Path, work: Path, timings: dict):
+def early_data(prep, staging: Path, work: Path) -> ReportData:
+    """What the documents need that the league does not change — the metric results, the productivity opportunity
+    and SPC of every trust and metric —, computed from the metric notebooks' working files (the pipeline does this
+    while the league notebook runs; :func:`load_data` takes them)."""
+    data = ReportData(
+        work,
+        staging,
+        prep.inputs,
+        prep.methodology,
+        prep.catalogue,
+        prep.options.quarter,
+        {},
+        None,
+        None,
+        load_metric_results(work),
+    )
+    data.productivity, data.spc  # noqa: B018 - computed now (cached properties)
+    return data
+
+
+def load_data(prep, staging: Path, work: Path, timings: dict, early: ReportData | None = None) -> ReportData:
     """The :class:`~leaguetables.publication.report.ReportData` every page is built from (the run's working
-    files)."""
+    files), with what :func:`early_data` computed when given."""
     t0 = time.perf_counter()
     data = ReportData.load(work, staging, prep.inputs, prep.methodology, prep.catalogue, prep.options.quarter)
+    if early is not None:
+        data.reuse(early)
     timings["load"] = round(time.perf_counter() - t0, 3)
     return data
 

@@ -182,6 +182,7 @@ class RunContext:
     def __init__(self, prep, staging: Path, work: Path, files: store.InputFiles, workers: Workers, cache):
         self.prep, self.staging, self.work, self.files = prep, staging, work, files
         self.workers, self.cache = workers, cache
+        self.early = None  # what the documents need that the league does not change (documents.early_data)
         self.keys = Keys(prep, files)
         self.report = CacheReport()
         self.nb_dir = staging / "notebooks"
@@ -298,22 +299,24 @@ def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
     run_metric_stage(ctx, timings)
     publish.checkpoint("metrics")
     key, describe = ctx.keys.league()
-    timings["league"] = run_cached(
-        "league",
-        key,
-        describe,
-        ctx,
-        lambda: ctx.workers.run_one(
-            "league_table.ipynb",
-            ctx.nb_dir / "league_table.ipynb",
-            ctx.parameters(metric_results=keep_metric_results(ctx.prep, ctx.work, ctx.files.trusts.parent)),
-        ),
-    )
+    timings["league"] = run_cached("league", key, describe, ctx, lambda: _execute_league(ctx))
     publish.checkpoint("league")
     t0 = time.perf_counter()
     n_revisions = _revisions(ctx, target)
     timings["revisions"] = round(time.perf_counter() - t0, 3)
     return n_revisions
+
+
+def _execute_league(ctx: RunContext) -> None:
+    """The league notebook on a kernel; meanwhile this process, idle otherwise, imports the publication code and
+    computes what the documents need that the league does not change (:func:`documents.early_data`)."""
+    params = ctx.parameters(metric_results=keep_metric_results(ctx.prep, ctx.work, ctx.files.trusts.parent))
+    worker = ctx.workers.get(1)[0]
+    league = worker.submit(worker.execute, "league_table.ipynb", ctx.nb_dir / "league_table.ipynb", params)
+    try:
+        ctx.early = _documents().early_data(ctx.prep, ctx.staging, ctx.work)
+    finally:
+        league.result()
 
 
 def written_by_report(rel: str) -> bool:
@@ -332,7 +335,7 @@ def _report_with_documents(
     before = snapshot(staging, ("_work",)) if ctx.cache.enabled else {}
     worker = ctx.workers.get(1)[0]
     report = worker.submit(worker.execute, "report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters())
-    data = documents.load_data(ctx.prep, staging, ctx.work, pub)
+    data = documents.load_data(ctx.prep, staging, ctx.work, pub, ctx.early)
     documents.write_documents(data, ctx.prep, staging, pub)
     timings["report"] = round(report.result(), 3)
     publish.checkpoint("report")
