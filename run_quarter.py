@@ -23,7 +23,9 @@ column; nothing published).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
@@ -81,7 +83,7 @@ def positive_int(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from leaguetables.run.pipeline import DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES
+    from leaguetables.run.defaults import DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES
 
     ap = OneLineParser(
         prog="run_quarter.py",
@@ -174,9 +176,51 @@ def describe_cache(report) -> str:
     return "; ".join(parts)
 
 
+def parse_metrics(text: str | None) -> list[str] | None:
+    """The metric ids of ``--metrics`` (None without it; an empty list when it names none)."""
+    return None if text is None else [m.strip() for m in text.split(",") if m.strip()]
+
+
+def up_to_date(args: argparse.Namespace, metrics: list[str] | None) -> str | None:
+    """The line to print when the published quarter is up to date (:mod:`leaguetables.run.uptodate`: its manifest
+    records this run's inputs, code and configuration, and its files are intact), found before the pipeline and
+    its libraries are imported; None when the pipeline must run (it then reuses the cache where it can)."""
+    if args.verify or args.revise or args.force or args.no_cache:
+        return None
+    t0 = time.perf_counter()
+    from leaguetables.inputs.demo_marker import default_source
+    from leaguetables.quarters import QUARTER_RE
+    from leaguetables.run import uptodate
+
+    source = args.source or default_source(args.data)
+    data = uptodate.data_folder(source, args.data)
+    if source not in uptodate.SOURCES or not QUARTER_RE.fullmatch(args.quarter) or not data.is_dir():
+        return None
+    key = uptodate.rerun_key(args.quarter, source, data, metrics, args.methodology, args.catalogue)
+    folder = Path(os.path.abspath(args.out)) / args.quarter
+    if not uptodate.unchanged(folder.parent, args.quarter, key):
+        return None
+    return (
+        f"unchanged: {folder / 'index.html'} is identical to this run; nothing to publish (up to date: its manifest "
+        f"records these inputs, code and configuration; {time.perf_counter() - t0:.1f} s)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     args = parse_args(argv)
+    metrics = parse_metrics(args.metrics)
+    if metrics == []:
+        print(
+            "error: --metrics names no metric (give comma-separated metric ids, or leave --metrics out to "
+            "run every metric)",
+            file=sys.stderr,
+        )
+        return 2
+    line = up_to_date(args, metrics)
+    if line is not None:
+        print(line)
+        return 0
     from leaguetables.errors import InputError, PipelineError
     from leaguetables.run.pipeline import RunOptions, default_source, run, verify
 
@@ -189,16 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     # one line each, without the Python source line
     warnings.showwarning = lambda message, category, *rest, **kw: log(f"note: {message}")
 
-    metrics = None
-    if args.metrics is not None:
-        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-        if not metrics:
-            print(
-                "error: --metrics names no metric (give comma-separated metric ids, or leave --metrics out to "
-                "run every metric)",
-                file=sys.stderr,
-            )
-            return 2
     try:
         opts = RunOptions(
             quarter=args.quarter,

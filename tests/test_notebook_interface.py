@@ -82,23 +82,7 @@ def test_published_metric_notebook_reruns_with_plain_papermill(published_quarter
     assert {"methodology", "catalogue", "trusts", "observations", "demographics", "quarters"} <= set(params)
     assert "context" not in json.dumps(params)
     params |= {"out_dir": str(tmp_path / "out"), "work_dir": str(tmp_path / "work")}
-    args = [a for k, v in params.items() for a in ("-p", k, str(v))]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "papermill",
-            str(ROOT / "notebooks" / "metric.ipynb"),
-            str(tmp_path / "out.ipynb"),
-            *args,
-            "--no-progress-bar",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _papermill("metric.ipynb", params, tmp_path)
     published = sorted(
         p.name
         for p in (folder / "tables" / "metrics").glob(f"{metric_id}*.csv")
@@ -110,6 +94,59 @@ def test_published_metric_notebook_reruns_with_plain_papermill(published_quarter
         assert (tmp_path / "out" / "tables" / "metrics" / name).read_bytes() == (
             folder / "tables" / "metrics" / name
         ).read_bytes(), name
+
+
+LEAGUE_TABLES = (
+    "league_table.csv",
+    "league_table_full.csv",
+    "league_table_adjusted.csv",
+    "nof_data_long.csv",
+    "sensitivity.csv",
+    "movement.csv",
+    "rankability.csv",
+)
+
+
+@pytest.mark.slow
+def test_published_league_notebook_reruns_with_plain_papermill(published_quarters, tmp_path):
+    """``papermill notebooks/league_table.ipynb out.ipynb -p …`` with the parameters recorded in the published
+    executed league notebook (only the two output folders changed: an empty working folder) writes the published
+    league tables byte for byte. The metric notebooks' results are a parameter (``metric_results``: Parquet files in
+    the store, named by their SHA-256), not files of the run's working folder."""
+    folder = published_quarters[0]
+    params = _recorded_parameters(folder / "notebooks" / "league_table.ipynb")
+    assert {"methodology", "catalogue", "trusts", "observations", "demographics", "status", "metric_results"} <= set(
+        params
+    )
+    results = [Path(p) for p in params["metric_results"].split(",")]
+    assert len(results) == len(list((folder / "notebooks").glob("metric_*.ipynb")))
+    assert all(p.is_file() and p.suffix == ".parquet" and p.parent.name == ".inputs" for p in results)
+    params |= {"out_dir": str(tmp_path / "out"), "work_dir": str(tmp_path / "work")}
+    (tmp_path / "work").mkdir()
+    _papermill("league_table.ipynb", params, tmp_path)
+    for name in LEAGUE_TABLES:
+        assert (tmp_path / "out" / "tables" / name).read_bytes() == (folder / "tables" / name).read_bytes(), name
+
+
+def _papermill(notebook: str, params: dict, tmp_path: Path) -> None:
+    """Run ``notebooks/<notebook>`` with the ``papermill`` command (its default engine, a fresh kernel)."""
+    args = [a for k, v in params.items() for a in ("-p", k, str(v))]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(ROOT / "notebooks" / notebook),
+            str(tmp_path / "out.ipynb"),
+            *args,
+            "--no-progress-bar",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 # ------------------------------------------------------------------------------------- --isolated versus default

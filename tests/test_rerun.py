@@ -111,12 +111,24 @@ def test_changed_quarter_refused_revised_killed_and_forced(demo_dir, tmp_path):
 
 
 def check_noop_rerun_reuses_everything_and_changes_nothing(out: Path, data: Path) -> None:
+    """A no-op rerun is found up to date from the key its manifest records (run/uptodate.py), before the pipeline
+    runs; without that key (a quarter published by an earlier version) the pipeline reuses every stage from the
+    cache and finds the files identical. Either way nothing is written."""
     before = tree(out)
     proc = run_quarter(data=data, out=out)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"unchanged: {out / QUARTER / 'index.html'} is identical to this run")
-    assert "reused everything from the cache: 4 metric notebooks, league, report, publication" in proc.stdout
+    assert "up to date: its manifest records these inputs, code and configuration" in proc.stdout
     assert tree(out) == before, "a no-op rerun writes nothing (the manifest keeps the first run's timings)"
+    manifest = out / QUARTER / "manifest.json"
+    recorded = manifest.read_bytes()
+    manifest.write_bytes(recorded.replace(b'"rerun_key": "', b'"rerun_key": "0', 1))  # not this run's key
+    proc = run_quarter(data=data, out=out)
+    manifest.write_bytes(recorded)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"unchanged: {out / QUARTER / 'index.html'} is identical to this run")
+    assert "reused everything from the cache: 4 metric notebooks, league, report, publication" in proc.stdout
+    assert tree(out) == before
     assert not list(out.glob(".staging-*"))
 
 

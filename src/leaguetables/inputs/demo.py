@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from leaguetables.config import PROJECT_ROOT, load_catalogue
+from leaguetables.inputs.demo_marker import DEMO_MARKER, is_demo_data  # noqa: F401 - is_demo_data re-exported
 from leaguetables.inputs.demo_register import COVARS, make_demographics, make_trusts
 from leaguetables.inputs.records import demo_quarter, geography
 from leaguetables.inputs.records import generate as records_generate
@@ -673,17 +674,6 @@ def _add_records(frames: dict[str, pd.DataFrame], out: Path, seed: int) -> dict 
         "rows": manifest["rows"],
         "generator": "leaguetables.inputs.records.generate",
     }
-
-
-DEMO_MARKER = "demo-source.json"  # written beside the demo's contract files: their provenance, for the labels
-
-
-def is_demo_data(folder: Path) -> bool:
-    """True when ``folder`` was written by :func:`write` (the synthetic demo), by its provenance file."""
-    try:
-        return json.loads((Path(folder) / DEMO_MARKER).read_text(encoding="utf-8")).get("source") == "demo"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,13 +62,38 @@ def frame_bytes(df: pd.DataFrame) -> bytes:
 def write_frame(df: pd.DataFrame, folder: Path) -> Path:
     """Write a validated table as ``<folder>/<sha256 of its bytes>.csv`` (atomically; an existing file with that
     name already holds exactly these bytes and is kept). Returns its path."""
-    data = frame_bytes(df)
+    return write_bytes(frame_bytes(df), folder, ".csv")
+
+
+def keep_file(path: Path, folder: Path) -> Path:
+    """A copy of the file ``path`` in the store ``folder``, named by the SHA-256 of its bytes (its suffix kept):
+    e.g. a metric notebook's result table, which the league notebook is given (:func:`read_verified`)."""
+    return write_bytes(Path(path).read_bytes(), folder, Path(path).suffix)
+
+
+def read_verified(path: str | Path, what: str) -> bytes:
+    """The bytes of a content-addressed file, checked against its name; :class:`InputError` naming the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{what} cannot be read ({exc.strerror or exc})", file=str(path)) from None
+    if hashlib.sha256(data).hexdigest() != path.stem:
+        raise InputError(
+            f"{what}: the file's SHA-256 is not its name (it was changed after it was written)", file=str(path)
+        )
+    return data
+
+
+def write_bytes(data: bytes, folder: Path, suffix: str) -> Path:
+    """Write ``data`` as ``<folder>/<sha256 of data><suffix>`` (atomically; an existing file with that name already
+    holds exactly these bytes and is kept). Returns its path."""
     folder = Path(folder)
-    path = folder / f"{hashlib.sha256(data).hexdigest()}.csv"
+    path = folder / f"{hashlib.sha256(data).hexdigest()}{suffix}"
     if path.is_file():
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

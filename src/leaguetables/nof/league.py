@@ -16,6 +16,7 @@ of both quarters' data (:func:`leaguetables.statistics.sampling.change_test`).
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,8 @@ from scipy import stats as sps
 
 from leaguetables.config import ICB_TYPES, Catalogue, Methodology
 from leaguetables.csv_output import write_csv
+from leaguetables.errors import InputError
+from leaguetables.inputs import store
 from leaguetables.inputs.contract import QuarterInputs, previous_quarter
 from leaguetables.nof import scoring
 from leaguetables.nof.layout import nhse_league_table, nhse_long_table
@@ -60,6 +63,20 @@ def load_metric_results(work_dir: Path | str) -> dict[str, dict]:
         with open(p, "rb") as f:
             out[p.stem] = pickle.load(f)
     return out
+
+
+def read_metric_tables(paths: str) -> dict[str, pd.DataFrame]:
+    """The metric notebooks' result tables from the league notebook's parameter ``metric_results``: comma-separated
+    Parquet files named by the SHA-256 of their bytes (checked; :class:`InputError` naming a changed file), by
+    metric id in id order (the order the league stacks them in)."""
+    tables: dict[str, pd.DataFrame] = {}
+    for path in [p for p in paths.split(",") if p]:
+        table = pd.read_parquet(io.BytesIO(store.read_verified(path, "metric result table")))
+        ids = sorted(set(table["metric_id"]))
+        if len(ids) != 1 or ids[0] in tables:
+            raise InputError(f"metric result table: one table per metric expected, found {ids}", file=path)
+        tables[ids[0]] = table
+    return dict(sorted(tables.items()))
 
 
 def scores_long(results: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
@@ -240,13 +257,17 @@ def sensitivity(raw: pd.DataFrame, adj: pd.DataFrame) -> tuple[pd.DataFrame, dic
 
 
 def build_league(
-    work_dir: Path | str, inputs: QuarterInputs, methodology: Methodology, catalogue: Catalogue, quarter: str
+    tables: dict[str, pd.DataFrame],
+    inputs: QuarterInputs,
+    methodology: Methodology,
+    catalogue: Catalogue,
+    quarter: str,
 ) -> League:
-    """The league of the quarter. Providers and integrated care boards are different kinds of organisation: each
+    """The league of the quarter from the metric result tables (``{metric_id: table}``, stacked in id order;
+    :func:`read_metric_tables`). Providers and integrated care boards are different kinds of organisation: each
     kind is scored, segmented and simulated on its own (:func:`_kinds`), so adding the ICBs changes no provider's
     figure (the random streams of the bootstraps are those of the providers alone) and the tables are joined."""
-    loaded = load_metric_results(work_dir)
-    results = pd.concat([v["table"] for v in loaded.values()], ignore_index=True)
+    results = pd.concat([tables[m] for m in sorted(tables)], ignore_index=True)
     scores = scores_long(results, catalogue)
     parts: list[League] = []
     for part in _kinds(inputs):

@@ -10,7 +10,8 @@ the executed notebook by nbconvert) and, beside it, the documents built from the
 * ``tables/league_tables_<quarter>.ods`` — the accessible spreadsheet of the CSV tables
   (:mod:`leaguetables.publication.spreadsheet`).
 
-Every document is deterministic: the same run gives the same bytes (no timestamps; stable order).
+Every document is deterministic: the same run gives the same bytes (no timestamps; stable order). The pipeline
+imports this module only when the publication stage runs (its imports cost ~2.5 s): a no-op rerun never does.
 """
 
 from __future__ import annotations
@@ -18,44 +19,61 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from leaguetables import __version__
 from leaguetables.inputs.contract import quarter_label, quarter_period
+from leaguetables.nof.league import load_metric_results
+from leaguetables.publication.methodology import write_methodology
+from leaguetables.publication.notebook_html import export_html
+from leaguetables.publication.profiles import write_profiles
+from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
+from leaguetables.publication.site import write_site
+from leaguetables.publication.spreadsheet import write_workbook
 
 
 def build_publication(prep, staging: Path, work: Path) -> dict:
-    """Write the published documents into ``staging``; return timings in seconds per document."""
-    # Imported here, not at the top: the pipeline imports this module on every run, and these pull in nbconvert,
-    # statsmodels and the report code (~2.5 s), needed only when the publication stage runs (not on a no-op rerun).
-    from leaguetables import __version__
-    from leaguetables.publication.methodology import write_methodology
-    from leaguetables.publication.notebook_html import export_html
-    from leaguetables.publication.profiles import write_profiles
-    from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
-    from leaguetables.publication.site import write_site
-    from leaguetables.publication.spreadsheet import write_workbook
-    # Imported here, not at the top: the pipeline imports this module on every run, and these pull in nbconvert,
-    # statsmodels and the report code (~2.5 s), needed only when the publication stage runs (not on a no-op rerun).
+    """Write the published documents into ``staging`` after the report notebook has run; return timings in seconds
+    per document."""
+    timings: dict = {}
+    data = load_data(prep, staging, work, timings)
+    write_documents(data, prep, staging, timings)
+    finish(data, prep, staging, timings)
+    return timings
 
-    timings = {}
-    quarter = prep.options.quarter
-    title = f"NHS trust league tables: {quarter_label(quarter)} ({quarter_period(quarter)})"
-    if getattr(prep, "partial", False):
-        title += " (partial run)"
-    t0 = time.perf_counter()
-    data = ReportData.load(work, staging, prep.inputs, prep.methodology, prep.catalogue, quarter)
-    if not (staging / "tables" / "productivity.csv").exists():  # written by the report notebook; never skipped
-        data.write_tables()
-    timings["load"] = round(time.perf_counter() - t0, 3)
 
-    t0 = time.perf_counter()
-    export_html(
-        staging / "notebooks" / "report.ipynb",
-        staging / "index.html",
-        title,
-        site_label(prep.options.source),
-        search_data=data.search_data,
+def early_data(prep, staging: Path, work: Path) -> ReportData:
+    """What the documents need that the league does not change — the metric results, the productivity opportunity
+    and SPC of every trust and metric —, computed from the metric notebooks' working files (the pipeline does this
+    while the league notebook runs; :func:`load_data` takes them)."""
+    data = ReportData(
+        work,
+        staging,
+        prep.inputs,
+        prep.methodology,
+        prep.catalogue,
+        prep.options.quarter,
+        {},
+        None,
+        None,
+        load_metric_results(work),
     )
-    timings["report_html"] = round(time.perf_counter() - t0, 3)
+    data.productivity, data.spc  # noqa: B018 - computed now (cached properties)
+    return data
 
+
+def load_data(prep, staging: Path, work: Path, timings: dict, early: ReportData | None = None) -> ReportData:
+    """The :class:`~leaguetables.publication.report.ReportData` every page is built from (the run's working
+    files), with what :func:`early_data` computed when given."""
+    t0 = time.perf_counter()
+    data = ReportData.load(work, staging, prep.inputs, prep.methodology, prep.catalogue, prep.options.quarter)
+    if early is not None:
+        data.reuse(early)
+    timings["load"] = round(time.perf_counter() - t0, 3)
+    return data
+
+
+def write_documents(data, prep, staging: Path, timings: dict) -> None:
+    """The documents that need nothing the report notebook writes: trust profiles, the metric, region and index
+    pages, the methodology page (the pipeline builds them while the report notebook runs)."""
     t0 = time.perf_counter()
     write_profiles(data, staging / TRUSTS_DIR)
     timings["profiles"] = round(time.perf_counter() - t0, 3)
@@ -68,9 +86,28 @@ def build_publication(prep, staging: Path, work: Path) -> dict:
     write_methodology(data, staging / "methodology.html")
     timings["methodology_html"] = round(time.perf_counter() - t0, 3)
 
+
+def finish(data, prep, staging: Path, timings: dict) -> None:
+    """The documents made from what the report notebook wrote: ``index.html`` (its executed notebook, exported) and
+    the spreadsheet of every CSV table (its tables among them)."""
+    quarter = prep.options.quarter
+    title = f"NHS trust league tables: {quarter_label(quarter)} ({quarter_period(quarter)})"
+    if getattr(prep, "partial", False):
+        title += " (partial run)"
+    if not (staging / "tables" / "productivity.csv").exists():  # written by the report notebook; never skipped
+        data.write_tables()
+    t0 = time.perf_counter()
+    export_html(
+        staging / "notebooks" / "report.ipynb",
+        staging / "index.html",
+        title,
+        site_label(prep.options.source),
+        search_data=data.search_data,
+    )
+    timings["report_html"] = round(time.perf_counter() - t0, 3)
+
     t0 = time.perf_counter()
     write_workbook(
         staging, quarter, prep.methodology, prep.catalogue, prep.metric_ids, prep.options.source, __version__
     )
     timings["spreadsheet_ods"] = round(time.perf_counter() - t0, 3)
-    return timings

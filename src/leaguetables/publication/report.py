@@ -1494,6 +1494,11 @@ class ReportData:
             load_metric_results(work_dir),
         )
 
+    def reuse(self, other: ReportData) -> None:
+        """Take the productivity opportunity and SPC ``other`` computed from the same metric results (the pipeline
+        computes them while the league notebook runs: they do not depend on the league)."""
+        self._productivity, self._spc = other._productivity, other._spc
+
     @cached_property
     def search_data(self) -> str:
         """The search box's list of trusts (JSON, :func:`leaguetables.publication.finder.search_json`): the same

@@ -70,6 +70,8 @@ def check_parameters(parameters: dict) -> str:
     for key in PATH_PARAMETERS:
         if parameters.get(key) and not os.path.isabs(parameters[key]):
             raise InputError(f"notebook parameter {key} must be an absolute path")
+    if any(not os.path.isabs(p) for p in str(parameters.get("metric_results", "")).split(",") if p):
+        raise InputError("notebook parameter metric_results must be absolute paths")
     return source
 
 

@@ -7,11 +7,11 @@ import json
 import platform
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from leaguetables import __version__
 from leaguetables.config import PROJECT_ROOT, file_sha256
-from leaguetables.run.notebook_env import versions
 
 MANIFEST_PACKAGES = (
     "numpy",
@@ -34,6 +34,17 @@ MANIFEST_PACKAGES = (
 UNPUBLISHED = {"_work", "review"}  # top-level folders of a quarter that are not part of the publication
 VOLATILE = {"manifest.json"}  # differs between identical runs (timings); compared separately
 CODE_PATHS = ("src", "notebooks", "config", "requirements.lock", "pyproject.toml")  # what the outputs depend on
+
+
+def versions(names) -> dict[str, str | None]:
+    """Installed version of each distribution name (``None`` when it is not installed)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def _git(*args) -> str | None:
@@ -134,6 +145,8 @@ def write_manifest(prep, staging: Path, timings: dict, cache: dict | None = None
         },
         "timings_seconds": timings,
         "cache": cache or {},
+        # the up-to-date check of a rerun (leaguetables.run.uptodate): the key of the run that made these outputs
+        "rerun_key": getattr(opts, "rerun_key", None),
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return manifest

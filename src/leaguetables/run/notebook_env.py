@@ -13,12 +13,12 @@ import json
 import platform
 import sys
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 from leaguetables.config import Catalogue, Methodology, load_catalogue, load_methodology
 from leaguetables.inputs.contract import QuarterInputs
 from leaguetables.inputs.store import read_inputs
+from leaguetables.run.manifest import versions
 
 PROVENANCE_PACKAGES = (
     "leaguetables",
@@ -32,17 +32,6 @@ PROVENANCE_PACKAGES = (
     "nbconvert",
     "pandera",
 )
-
-
-def versions(names) -> dict[str, str | None]:
-    """Installed version of each distribution name (``None`` when it is not installed)."""
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def provenance() -> dict:

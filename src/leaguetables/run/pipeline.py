@@ -40,10 +40,12 @@ from leaguetables.config import (
 )
 from leaguetables.errors import InputError, PipelineError
 from leaguetables.inputs.contract import QuarterInputs, check_quarter, load_inputs
+from leaguetables.inputs.demo_marker import default_source  # noqa: F401 - re-exported for callers
 from leaguetables.inputs.store import STORE_DIR
 from leaguetables.run import manifest as manifest_mod
-from leaguetables.run import publish, stages
+from leaguetables.run import publish, stages, uptodate
 from leaguetables.run.cache import StageCache
+from leaguetables.run.defaults import DEFAULT_DEMO_DATA, DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES  # noqa: F401
 from leaguetables.run.kernels import (  # noqa: F401
     FAILED_DIR,
     KERNEL_NAME,
@@ -54,10 +56,6 @@ from leaguetables.run.kernels import (  # noqa: F401
 )
 from leaguetables.run.verify import compare_folders
 
-DEFAULT_DEMO_DATA = PROJECT_ROOT / "data" / "demo"
-DEFAULT_REAL_DATA = (PROJECT_ROOT / ".." / "shared" / "data" / "real").resolve()
-DEFAULT_OUT = PROJECT_ROOT / "reports"
-SOURCES = ("demo", "nhse", "nof", "files")
 SOURCE_CATALOGUE = {"demo": "demo", "nhse": "nhse-acute", "nof": "nof-2025-26", "files": None}
 #: Sources whose contract files are derived from --raw into a scratch folder (not the reports folder).
 DERIVED_SOURCES = ("nhse", "nof")
@@ -83,6 +81,7 @@ class RunOptions:
     use_cache: bool = True
     isolated: bool = False  # a fresh kernel per notebook, papermill's default engine (outputs byte-identical)
     log: Callable[[str], None] | None = None  # one-line progress messages (run_quarter.py: stderr)
+    rerun_key: str | None = None  # recorded in the manifest: the up-to-date check of a rerun (run.uptodate)
 
 
 @dataclass
@@ -117,17 +116,6 @@ class Outcome:
     timings: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     revisions: int = 0
-
-
-def default_source(data: Path | None) -> str:
-    """The source when ``--source`` is not given: the demo without ``--data``; with ``--data``, ``demo`` only for a
-    folder the demo generator wrote (its ``demo-source.json``), else ``files`` (the user's own data — never labelled
-    synthetic)."""
-    from leaguetables.inputs.demo import is_demo_data
-
-    if data is None or is_demo_data(Path(data)):
-        return "demo"
-    return "files"
 
 
 def _log(opts: RunOptions, message: str) -> None:
@@ -320,6 +308,10 @@ def run(opts: RunOptions) -> Outcome:
     try:
         t0 = time.perf_counter()
         prep = prepare(opts, scratch)  # bad input stops here: nothing written under out_root
+        if opts.source in uptodate.SOURCES:
+            opts.rerun_key = uptodate.rerun_key(
+                opts.quarter, opts.source, prep.data_dir, opts.metrics, opts.methodology, opts.catalogue
+            )
         validate_s = round(time.perf_counter() - t0, 3)
         publish.checkpoint("validated")
         publish.claim_out(out_root)  # a file, an unwritable folder or one holding foreign entries: refused here

@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from leaguetables.config import file_sha256
 from leaguetables.inputs import store
-from leaguetables.publication.documents import build_publication
 from leaguetables.run import manifest, publish, revisions
 from leaguetables.run.cache import CacheReport, changed_files, code_hash, sha256_json, snapshot, tree_hash
 from leaguetables.run.kernels import NOTEBOOK_DIR, NotebookWorker, Workers
@@ -52,15 +51,32 @@ def write_run(prep, work: Path, store_dir: Path) -> store.InputFiles:
     return files
 
 
-def notebook_parameters(prep, files: store.InputFiles, staging: Path, work: Path, metric_id: str | None = None) -> dict:
-    """The whole interface of a notebook: a metric notebook's when ``metric_id`` is given, else the league's and
-    the report's."""
+def notebook_parameters(
+    prep,
+    files: store.InputFiles,
+    staging: Path,
+    work: Path,
+    metric_id: str | None = None,
+    metric_results: str | None = None,
+) -> dict:
+    """The whole interface of a notebook: a metric notebook's when ``metric_id`` is given, the league's when
+    ``metric_results`` is (the metric notebooks' result tables, see :func:`keep_metric_results`), else the
+    report's."""
     params = {"quarter": prep.options.quarter}
     if metric_id is not None:
         params["metric_id"] = metric_id
     params |= {"methodology": prep.methodology_arg, "catalogue": prep.catalogue_arg}
     params |= files.metric(metric_id) if metric_id is not None else files.common()
+    if metric_results is not None:
+        params["metric_results"] = metric_results
     return params | {"out_dir": str(staging), "work_dir": str(work)}
+
+
+def keep_metric_results(prep, work: Path, store_dir: Path) -> str:
+    """The metric notebooks' result tables (``_work/metrics/<id>.parquet``) kept in the store under their SHA-256,
+    as the league notebook's parameter ``metric_results``: their paths, comma-separated, in the run's metric
+    order. They stay after the run, so the executed league notebook reruns from its parameters alone."""
+    return ",".join(str(store.keep_file(work / "metrics" / f"{m}.parquet", store_dir)) for m in prep.metric_ids)
 
 
 # ----------------------------------------------------------------------------------------------------- cache keys
@@ -131,8 +147,10 @@ class Keys:
         self.report_key = sha256_json(describe)
         return self.report_key, describe
 
-    def publication(self, staging: Path) -> tuple[str, dict]:
-        describe = {"stage": "publication", "report": self.report_key, "tables": tree_hash(staging / "tables")}
+    def publication(self) -> tuple[str, dict]:
+        """The published documents: made from what the report stage reads (its key covers the staged tables) and
+        what it writes (a function of the same), so keyed on the report's key alone."""
+        describe = {"stage": "publication", "report": self.report_key}
         return sha256_json(describe), describe
 
 
@@ -164,13 +182,14 @@ class RunContext:
     def __init__(self, prep, staging: Path, work: Path, files: store.InputFiles, workers: Workers, cache):
         self.prep, self.staging, self.work, self.files = prep, staging, work, files
         self.workers, self.cache = workers, cache
+        self.early = None  # what the documents need that the league does not change (documents.early_data)
         self.keys = Keys(prep, files)
         self.report = CacheReport()
         self.nb_dir = staging / "notebooks"
         self.nb_dir.mkdir(parents=True, exist_ok=True)
 
-    def parameters(self, metric_id: str | None = None) -> dict:
-        return notebook_parameters(self.prep, self.files, self.staging, self.work, metric_id)
+    def parameters(self, metric_id: str | None = None, metric_results: str | None = None) -> dict:
+        return notebook_parameters(self.prep, self.files, self.staging, self.work, metric_id, metric_results)
 
 
 def _restore_metrics(ctx: RunContext) -> tuple[list[str], dict[str, dict]]:
@@ -280,27 +299,91 @@ def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
     run_metric_stage(ctx, timings)
     publish.checkpoint("metrics")
     key, describe = ctx.keys.league()
-    timings["league"] = run_cached(
-        "league",
-        key,
-        describe,
-        ctx,
-        lambda: ctx.workers.run_one("league_table.ipynb", ctx.nb_dir / "league_table.ipynb", ctx.parameters()),
-    )
+    timings["league"] = run_cached("league", key, describe, ctx, lambda: _execute_league(ctx))
     publish.checkpoint("league")
     t0 = time.perf_counter()
     n_revisions = _revisions(ctx, target)
     timings["revisions"] = round(time.perf_counter() - t0, 3)
-    key, describe = ctx.keys.report(ctx.staging)
-    timings["report"] = run_cached(
-        "report",
-        key,
-        describe,
-        ctx,
-        lambda: ctx.workers.run_one("report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters()),
-    )
-    publish.checkpoint("report")
     return n_revisions
+
+
+def _execute_league(ctx: RunContext) -> None:
+    """The league notebook on a kernel; meanwhile this process, idle otherwise, imports the publication code and
+    computes what the documents need that the league does not change (:func:`documents.early_data`)."""
+    params = ctx.parameters(metric_results=keep_metric_results(ctx.prep, ctx.work, ctx.files.trusts.parent))
+    worker = ctx.workers.get(1)[0]
+    league = worker.submit(worker.execute, "league_table.ipynb", ctx.nb_dir / "league_table.ipynb", params)
+    try:
+        ctx.early = _documents().early_data(ctx.prep, ctx.staging, ctx.work)
+    finally:
+        league.result()
+
+
+def written_by_report(rel: str) -> bool:
+    """A file of the staging folder the report notebook writes (its executed notebook and the tables computed for
+    the report: ``tables/productivity.csv``, ``tables/spc.csv``), not the publication stage (pages, ``.ods``)."""
+    return rel.startswith("notebooks/") or (rel.startswith("tables/") and rel.endswith(".csv"))
+
+
+def _report_with_documents(
+    ctx: RunContext, keys: dict[str, tuple[str, dict]], timings: dict, pub: dict, documents
+) -> None:
+    """Both stages executed at once (neither is in the cache): the report notebook on a kernel while this process
+    builds the documents that need nothing the notebook writes (:func:`documents.write_documents`); then, the
+    notebook done, ``index.html`` and the spreadsheet. Each stage's files are stored under its own key."""
+    staging = ctx.staging
+    before = snapshot(staging, ("_work",)) if ctx.cache.enabled else {}
+    worker = ctx.workers.get(1)[0]
+    report = worker.submit(worker.execute, "report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters())
+    data = documents.load_data(ctx.prep, staging, ctx.work, pub, ctx.early)
+    documents.write_documents(data, ctx.prep, staging, pub)
+    timings["report"] = round(report.result(), 3)
+    publish.checkpoint("report")
+    documents.finish(data, ctx.prep, staging, pub)
+    changed = changed_files(before, snapshot(staging, ("_work",))) if ctx.cache.enabled else []
+    for name in ("report", "publication"):
+        key, describe = keys[name]
+        mine = [f for f in changed if written_by_report(f) == (name == "report")]
+        ctx.cache.store(name, key, staging, mine, describe)
+        ctx.report.keys[name] = key
+        ctx.report.executed.append(name)
+
+
+def _documents():
+    """:mod:`leaguetables.publication.documents`, imported when the publication stage runs, not at the top: it pulls
+    in nbconvert, statsmodels and the report code (~2.5 s), which a no-op rerun never needs."""
+    from leaguetables.publication import documents
+
+    return documents
+
+
+def _report_and_publication(ctx: RunContext, timings: dict) -> None:
+    """The report notebook and the published documents, each restored from the cache or executed; when both are
+    executed, at once (:func:`_report_with_documents`)."""
+    t0 = time.perf_counter()
+    keys = {"report": ctx.keys.report(ctx.staging), "publication": ctx.keys.publication()}
+    pub: dict = {}
+    if all(ctx.cache.lookup(name, key) is None for name, (key, _) in keys.items()):
+        _report_with_documents(ctx, keys, timings, pub, _documents())
+    else:
+        timings["report"] = run_cached(
+            "report",
+            *keys["report"],
+            ctx,
+            lambda: ctx.workers.run_one("report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters()),
+        )
+        publish.checkpoint("report")
+        t0 = time.perf_counter()
+        run_cached(
+            "publication",
+            *keys["publication"],
+            ctx,
+            lambda: pub.update(_documents().build_publication(ctx.prep, ctx.staging, ctx.work)),
+            skip=("_work",),
+        )
+    timings["publication"] = pub or "cached"
+    publish.checkpoint("publication")
+    timings["export"] = round(time.perf_counter() - t0, 3)
 
 
 def build(
@@ -312,20 +395,7 @@ def build(
     timings: dict = {}
     try:
         n_revisions = _notebook_stages(ctx, target, timings)
+        _report_and_publication(ctx, timings)
     finally:
         workers.close()
-    t0 = time.perf_counter()
-    key, describe = ctx.keys.publication(staging)
-    pub_timings: dict = {}
-    run_cached(
-        "publication",
-        key,
-        describe,
-        ctx,
-        lambda: pub_timings.update(build_publication(prep, staging, work)),
-        skip=("_work",),
-    )
-    timings["publication"] = pub_timings or "cached"
-    publish.checkpoint("publication")
-    timings["export"] = round(time.perf_counter() - t0, 3)
     return timings, ctx.report, n_revisions

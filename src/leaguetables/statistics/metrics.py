@@ -733,3 +733,6 @@ def write_result(result: MetricResult, out_dir, work_dir) -> None:
     }
     with open(work / f"{result.metric.id}.pkl", "wb") as f:
         pickle.dump(slim, f, protocol=pickle.HIGHEST_PROTOCOL)
+    # the result table as the league notebook reads it (lossless: dtypes and floats as computed); the pipeline
+    # keeps it in the store under its SHA-256 and names it in the league notebook's parameters
+    result.table.to_parquet(work / f"{result.metric.id}.parquet", index=False)
