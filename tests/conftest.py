@@ -26,6 +26,7 @@ E2E_SIGNS = re.compile(
     r"|\bimport papermill|\bpapermill\.|from papermill|execute_notebook|NotebookClient|\bnbclient\b"  # notebooks
     r"|find_chromium|publication\.browser|publication import [^\n]*\bbrowser\b|playwright"  # the browser
     r"|\bpublished_quarters\b"  # the published demo quarters (conftest fixture)
+    r"|local_spark_session"  # a Spark session (a JVM in local mode)
 )
 
 
@@ -81,6 +82,67 @@ def _is_e2e(item: pytest.Item) -> bool:
     return any(_runs_end_to_end(getattr(f, "__wrapped__", f)) for f in fns)
 
 
+# ------------------------------------------------------------------------------------------- xdist: groups and order
+# `make test` runs each group with ``-n 2 --dist loadgroup --no-loadscope-reorder``: tests are handed out one at a
+# time in the order below, except that the tests of one xdist group run on one worker. A test joins a group when it
+# uses an expensive shared fixture, so that the fixture is built once rather than on both workers (or built on one
+# while the other waits for its lock): the published demo quarters (session) or a module-scoped fixture of its own
+# module. A module that sets ``XDIST_SPREAD = True`` keeps its tests spread over both workers (its fixture is cheap
+# beside its tests). Without xdist the groups do nothing; the order is the same.
+PUBLISHED_GROUP = "published_quarters"
+
+# The longest tests and groups first, so that the two workers finish together (measured with --durations; a test not
+# named here keeps its collection order after these). Each entry is the start of a node id.
+LONGEST_FIRST = (
+    # end-to-end
+    "tests/test_rerun.py::test_changed_quarter_refused_revised_killed_and_forced",
+    f"@{PUBLISHED_GROUP}",
+    "tests/test_rerun.py::test_published_quarter_noop_escaping_and_verify",
+    "tests/test_run_honesty.py::test_q3_and_q4_run_concurrently_then_verify",
+    "tests/test_run_honesty.py::test_a_quarter_reads_no_other_quarters_outputs",
+    "tests/test_real_quarter.py",
+    "tests/test_nof_source.py",
+    "tests/test_records_spark.py",
+    "tests/test_pipeline.py",
+    "tests/test_run_honesty.py",
+    "tests/test_out_folder.py",
+    # unit
+    "tests/test_validate.py",
+    "tests/test_sampling.py::test_simulation_change_test_size_and_power",
+    "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",
+    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets",
+    "tests/test_demo_recovery.py",
+    "tests/test_charts.py",
+    "tests/test_imports.py",
+    "tests/test_sampling.py",
+    "tests/test_records_generate.py",
+    "tests/test_nof_reconcile.py",
+)
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    if not isinstance(item, pytest.Function):
+        return None
+    defs = [d for ds in item._fixtureinfo.name2fixturedefs.values() for d in ds]
+    if any(d.argname == "published_quarters" for d in defs):
+        return PUBLISHED_GROUP
+    module_id = item.nodeid.split("::", 1)[0]
+    if getattr(item.module, "XDIST_SPREAD", False):
+        return None
+    if any(d.scope in ("module", "class") and d.baseid == module_id for d in defs):
+        return module_id
+    return None
+
+
+def _rank(item: pytest.Item) -> int:
+    group = next((m.args[0] for m in item.iter_markers("xdist_group") if m.args), None)
+    for i, start in enumerate(LONGEST_FIRST):
+        if item.nodeid.startswith(start) or (start.startswith("@") and group == start[1:]):
+            return i
+    return len(LONGEST_FIRST)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which appends the group to the node id
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if _is_e2e(item):
@@ -88,6 +150,10 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.e2e)
         elif not item.get_closest_marker("unit"):
             item.add_marker(pytest.mark.unit)
+        group = _xdist_group(item)
+        if group is not None and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=_rank)  # stable: the collection order within each rank
 
 
 def real_data_or_skip(*parts: str) -> Path:
@@ -176,8 +242,15 @@ def published_quarters(demo_dir, tmp_path_factory, worker_id) -> tuple[Path, Pat
                 _run_quarter(PUBLISHED_QUARTER, demo_dir, a),
                 _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--isolated"),
             ]
-            for proc in procs:  # independent: run side by side
-                _, err = proc.communicate(timeout=900)
+            for proc, name in zip(procs, ("a", "b")):  # independent: run side by side
+                out, err = proc.communicate(timeout=900)
                 assert proc.returncode == 0, err
+                (base / f"{name}.stdout").write_text(out, encoding="utf-8")
             done.touch()
     return base / "a" / PUBLISHED_QUARTER, base / "b" / PUBLISHED_QUARTER
+
+
+@pytest.fixture(scope="session")
+def published_stdout(published_quarters) -> str:
+    """What run_quarter.py printed when it published the first folder of ``published_quarters``."""
+    return (published_quarters[0].parents[1] / "a.stdout").read_text(encoding="utf-8")

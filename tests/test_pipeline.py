@@ -1,4 +1,10 @@
-"""End to end: a small demo quarter through run_quarter.py, checked for internal consistency and determinism."""
+"""End to end: a demo quarter through run_quarter.py, checked for internal consistency and determinism.
+
+The quarter is the session's published demo quarter (``published_quarters`` in tests/conftest.py: ten metrics
+covering all three trust types, adjusted metrics, a rate with a funnel plot, a bracket metric and the combined
+finance group), published twice into separate folders with no shared cache; this module reads it and never writes
+into it. The tests that need a run of their own (wrong arguments, a trust type with no scored metric) make one.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PUBLISHED_METRICS as METRICS
+from conftest import PUBLISHED_QUARTER as QUARTER
 
 ROOT = Path(__file__).resolve().parents[1]
-QUARTER = "2025-26-Q4"
-# A small quarter that still covers all three trust types, an adjusted metric, a rate with a funnel plot,
-# a bracket metric and the combined finance group.
-METRICS = "ae_4hr,cdiff,staff_engagement,cqc_safe,finance_plan,finance_variance,mh_crisis_24h,amb_cat2_mean"
 
 pytestmark = pytest.mark.slow
 
@@ -28,16 +32,14 @@ def run_quarter(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def published(demo_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports")
-    proc = run_quarter(QUARTER, "--data", str(demo_dir), "--out", str(out), "--metrics", METRICS, "--no-progress")
-    assert proc.returncode == 0, proc.stderr
-    return out / QUARTER, proc
+def published(published_quarters, published_stdout):
+    """(the published folder, what run_quarter.py printed)."""
+    return published_quarters[0], published_stdout
 
 
 def test_run_prints_the_report_path(published):
-    folder, proc = published
-    assert f"published {folder / 'index.html'}" in proc.stdout
+    folder, stdout = published
+    assert f"published {folder / 'index.html'}" in stdout
 
 
 def test_league_tables_are_consistent(published, demo_inputs):
@@ -145,17 +147,15 @@ def test_executed_notebooks_record_the_interpreter(published):
     assert "sys.executable" in text and sys.executable.split("/")[-3] in text
 
 
-def test_second_run_gives_byte_identical_outputs(published, demo_dir, tmp_path):
-    """Another run into another folder (no cache shared): every published file byte-identical — tables, report,
-    profiles, methodology, spreadsheet, figures — except the manifest (run times) and the executed notebooks, whose
-    cell outputs must be identical (their metadata records the run); and --verify's comparison finds nothing."""
+def test_second_run_gives_byte_identical_outputs(published_quarters):
+    """Another run into another folder (no cache shared; the session fixture's second run, which also uses fresh
+    kernels): every published file byte-identical — tables, report, profiles, methodology, spreadsheet, figures —
+    except the manifest (run times) and the executed notebooks, whose cell outputs must be identical (their metadata
+    records the run); and --verify's comparison finds nothing."""
     from leaguetables.run.manifest import published_files
     from leaguetables.run.verify import compare_folders
 
-    folder, _ = published
-    proc = run_quarter(QUARTER, "--data", str(demo_dir), "--out", str(tmp_path), "--metrics", METRICS, "--no-progress")
-    assert proc.returncode == 0, proc.stderr
-    again = tmp_path / QUARTER
+    folder, again = published_quarters
     first = [p.relative_to(folder) for p in published_files(folder)]
     second = [p.relative_to(again) for p in published_files(again)]
     assert first == second and first
