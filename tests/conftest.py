@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
+import os
 import re
+import shutil
+import tempfile
 import textwrap
 from functools import cache
 from pathlib import Path
@@ -142,8 +146,9 @@ def _rank(item: pytest.Item) -> int:
     return len(LONGEST_FIRST)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which appends the group to the node id
+@pytest.hookimpl(wrapper=True)  # before every other hook: -m selects by these marks
 def pytest_collection_modifyitems(config, items):
+    groups = {}
     for item in items:
         if _is_e2e(item):
             if not item.get_closest_marker("e2e"):
@@ -153,7 +158,50 @@ def pytest_collection_modifyitems(config, items):
         group = _xdist_group(item)
         if group is not None and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(group))
+        marked = next((m.args[0] for m in item.iter_markers("xdist_group") if m.args), None)
+        if marked is not None:
+            groups[item.nodeid] = str(marked)
     items.sort(key=_rank)  # stable: the collection order within each rank
+    shared = os.environ.get(GROUPS_ENV)
+    if shared and hasattr(config, "workerinput"):  # an xdist worker: tell the controller (see GroupScheduling)
+        tmp = Path(f"{shared}.{config.workerinput['workerid']}")
+        tmp.write_text(json.dumps(groups), encoding="utf-8")
+        tmp.replace(shared)
+    return (yield)
+
+
+# pytest-xdist 3.8's own loadgroup appends the group to ``item._nodeid``, which pytest 9 no longer reads (node ids
+# are ``item._id``), so every test was scheduled alone. The workers write {node id: group} to a file named by
+# GROUPS_ENV (set by the controller before it starts them) once they have collected, and the controller's scheduler
+# reads it when it schedules (after every worker has collected).
+GROUPS_ENV = "LEAGUETABLES_XDIST_GROUPS"
+
+
+def pytest_configure(config):
+    if config.getoption("dist", "no") == "loadgroup" and not hasattr(config, "workerinput"):
+        folder = tempfile.mkdtemp(prefix="xdist-groups-")
+        os.environ[GROUPS_ENV] = str(Path(folder) / "groups.json")
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and never called) under -p no:xdist
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist", "no") != "loadgroup" or GROUPS_ENV not in os.environ:
+        return None
+    from xdist.scheduler import LoadGroupScheduling  # here: xdist is only needed when it runs the tests
+
+    class GroupScheduling(LoadGroupScheduling):
+        """xdist's loadgroup with the groups read from the workers' file."""
+
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                path = Path(os.environ[GROUPS_ENV])
+                self.groups = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+            return self.groups.get(nodeid) or super()._split_scope(nodeid)
+
+    return GroupScheduling(config, log)
 
 
 def real_data_or_skip(*parts: str) -> Path:
@@ -164,11 +212,30 @@ def real_data_or_skip(*parts: str) -> Path:
     return path
 
 
+def _shared_root(tmp_path_factory, worker_id: str) -> Path:
+    """The session's temporary folder shared by the xdist workers (each worker's own is a subfolder of it)."""
+    return tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+
+
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory) -> Path:
+def demo_dir(tmp_path_factory, worker_id) -> Path:
+    """The demo data (fixed seed), written once per test session and shared by the xdist workers (the first worker
+    writes it under a lock file, the others reuse it). Tests read it and never write into it (they copy it)."""
+    import fcntl
+    import shutil
+
     from leaguetables.inputs import demo
 
-    return demo.write(tmp_path_factory.mktemp("demo"))
+    root = _shared_root(tmp_path_factory, worker_id)
+    folder, done = root / "demo-data", root / "demo-data.complete"
+    with open(root / "demo-data.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            demo.write(folder)
+            done.touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -224,7 +291,7 @@ def published_quarters(demo_dir, tmp_path_factory, worker_id) -> tuple[Path, Pat
     import fcntl
     import shutil
 
-    root = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    root = _shared_root(tmp_path_factory, worker_id)
     base = root / "published-quarters"
     done = base / "complete"
     with open(root / "published-quarters.lock", "w") as lock:

@@ -33,7 +33,18 @@ pytestmark = pytest.mark.slow
 
 
 def run_quarter(*args: str, data: Path | None = None, out: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "run_quarter.py"), QUARTER, "--out", str(out), "--no-progress", *args]
+    # one notebook kernel (--jobs 1): a second one costs a start-up and changes nothing these tests look at
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_quarter.py"),
+        QUARTER,
+        "--out",
+        str(out),
+        "--jobs",
+        "1",
+        "--no-progress",
+        *args,
+    ]
     if data is not None:
         cmd += ["--source", "files", "--data", str(data), "--catalogue", "demo", "--metrics", METRICS]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
