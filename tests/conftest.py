@@ -23,8 +23,7 @@ REAL_DATA = (ROOT / ".." / "shared" / "data" / "real").resolve()
 # Every test is in exactly one group, chosen at collection (README, "Tests"): ``e2e`` when it, a helper of its
 # module that it calls, or a fixture it uses runs the pipeline end to end (run_quarter.py, pipeline.run/build),
 # executes a notebook, drives the browser, starts Spark (a JVM) or reads a published-quarter fixture; ``unit``
-# otherwise. A test can
-# also be marked ``@pytest.mark.e2e`` or ``@pytest.mark.unit`` by hand, which wins.
+# otherwise. A test can also be marked ``@pytest.mark.e2e`` or ``@pytest.mark.unit`` by hand, which wins.
 E2E_SIGNS = re.compile(
     r"run_quarter"  # the command line, or a helper that runs it
     r"|\bpipeline\.(?:run|build)\b|pipeline import [^\n]*\b(?:run|build)\b"  # the pipeline in-process
