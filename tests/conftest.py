@@ -212,13 +212,15 @@ def real_data_or_skip(*parts: str) -> Path:
     return path
 
 
-def _shared_root(tmp_path_factory, worker_id: str) -> Path:
-    """The session's temporary folder shared by the xdist workers (each worker's own is a subfolder of it)."""
-    return tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+def _shared_root(tmp_path_factory) -> Path:
+    """The session's temporary folder shared by the xdist workers (each worker's own is a subfolder of it). Not
+    xdist's ``worker_id`` fixture, which does not exist under ``-p no:xdist``."""
+    worker = "PYTEST_XDIST_WORKER" in os.environ
+    return tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
 
 
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory, worker_id) -> Path:
+def demo_dir(tmp_path_factory) -> Path:
     """The demo data (fixed seed), written once per test session and shared by the xdist workers (the first worker
     writes it under a lock file, the others reuse it). Tests read it and never write into it (they copy it)."""
     import fcntl
@@ -226,7 +228,7 @@ def demo_dir(tmp_path_factory, worker_id) -> Path:
 
     from leaguetables.inputs import demo
 
-    root = _shared_root(tmp_path_factory, worker_id)
+    root = _shared_root(tmp_path_factory)
     folder, done = root / "demo-data", root / "demo-data.complete"
     with open(root / "demo-data.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -282,7 +284,7 @@ def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
 
 
 @pytest.fixture(scope="session")
-def published_quarters(demo_dir, tmp_path_factory, worker_id) -> tuple[Path, Path]:
+def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
     """``(first, second)``: the folders of the same demo quarter published twice, each beside the same published
     previous quarter (so with movement): the first on warm kernels (the default), the second with ``--isolated`` (a
     fresh kernel per notebook, papermill's default engine). Built once per test session and shared by the xdist workers (the first
@@ -291,7 +293,7 @@ def published_quarters(demo_dir, tmp_path_factory, worker_id) -> tuple[Path, Pat
     import fcntl
     import shutil
 
-    root = _shared_root(tmp_path_factory, worker_id)
+    root = _shared_root(tmp_path_factory)
     base = root / "published-quarters"
     done = base / "complete"
     with open(root / "published-quarters.lock", "w") as lock:
