@@ -79,7 +79,8 @@ format: $(STAMP)  ## sort imports and format FORMAT_PATHS (make format FORMAT_PA
 	$(BIN)/ruff check --select I --fix $(FORMAT_PATHS)
 	$(BIN)/ruff format $(FORMAT_PATHS)
 
-PYTEST := $(BIN)/python -m pytest -q -n 2 --durations=10
+# -n 2: the two cores of CI; loadgroup keeps each xdist group (tests/conftest.py) on one worker, in the order given
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=10
 
 test-unit: setup  ## the unit group (pytest -m unit): no pipeline run, notebook, browser or published quarter
 	$(PYTEST) -m unit

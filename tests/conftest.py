@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
+import os
 import re
+import shutil
+import tempfile
 import textwrap
 from functools import cache
 from pathlib import Path
@@ -18,14 +22,15 @@ REAL_DATA = (ROOT / ".." / "shared" / "data" / "real").resolve()
 # ------------------------------------------------------------------------------------------------------- test groups
 # Every test is in exactly one group, chosen at collection (README, "Tests"): ``e2e`` when it, a helper of its
 # module that it calls, or a fixture it uses runs the pipeline end to end (run_quarter.py, pipeline.run/build),
-# executes a notebook, drives the browser or reads a published-quarter fixture; ``unit`` otherwise. A test can
-# also be marked ``@pytest.mark.e2e`` or ``@pytest.mark.unit`` by hand, which wins.
+# executes a notebook, drives the browser, starts Spark (a JVM) or reads a published-quarter fixture; ``unit``
+# otherwise. A test can also be marked ``@pytest.mark.e2e`` or ``@pytest.mark.unit`` by hand, which wins.
 E2E_SIGNS = re.compile(
     r"run_quarter"  # the command line, or a helper that runs it
     r"|\bpipeline\.(?:run|build)\b|pipeline import [^\n]*\b(?:run|build)\b"  # the pipeline in-process
     r"|\bimport papermill|\bpapermill\.|from papermill|execute_notebook|NotebookClient|\bnbclient\b"  # notebooks
     r"|find_chromium|publication\.browser|publication import [^\n]*\bbrowser\b|playwright"  # the browser
     r"|\bpublished_quarters\b"  # the published demo quarters (conftest fixture)
+    r"|local_spark_session"  # a Spark session (a JVM in local mode)
 )
 
 
@@ -81,13 +86,123 @@ def _is_e2e(item: pytest.Item) -> bool:
     return any(_runs_end_to_end(getattr(f, "__wrapped__", f)) for f in fns)
 
 
+# ------------------------------------------------------------------------------------------- xdist: groups and order
+# `make test` runs each group with ``-n 2 --dist loadgroup --no-loadscope-reorder``: tests are handed out one at a
+# time in the order below, except that the tests of one xdist group run on one worker. A test joins a group when it
+# uses an expensive shared fixture, so that the fixture is built once rather than on both workers (or built on one
+# while the other waits for its lock): the published demo quarters (session) or a module-scoped fixture of its own
+# module. A module that sets ``XDIST_SPREAD = True`` keeps its tests spread over both workers (its fixture is cheap
+# beside its tests). Without xdist the groups do nothing; the order is the same.
+PUBLISHED_GROUP = "published_quarters"
+
+# The longest tests and groups first, so that the two workers finish together (measured with --durations; a test not
+# named here keeps its collection order after these). Each entry is the start of a node id.
+LONGEST_FIRST = (
+    # end-to-end (CPU seconds measured on the shared 2-core machine)
+    f"@{PUBLISHED_GROUP}",  # ~155: three ten-metric runs, the browser, a second default run
+    "tests/test_out_folder.py",  # ~55 (one group: its module fixture)
+    "tests/test_rerun.py::test_changed_quarter_refused_revised_killed_and_forced",  # ~40
+    "tests/test_real_quarter.py",  # ~31 (real data; skips without it)
+    "tests/test_run_honesty.py::test_q3_and_q4_run_concurrently_then_verify",  # ~31
+    "tests/test_rerun.py::test_published_quarter_noop_escaping_and_verify",  # ~27
+    "tests/test_nof_source.py",  # ~25 (real data)
+    "tests/test_run_honesty.py::test_a_quarter_reads_no_other_quarters_outputs",  # ~23
+    "tests/test_records_spark.py",
+    "tests/test_pipeline.py",
+    "tests/test_run_honesty.py",
+    # unit
+    "tests/test_validate.py",  # ~42 (one group: the study)
+    "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",  # ~7
+    "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~7
+    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets",
+    "tests/test_demo_recovery.py",
+    "tests/test_imports.py",
+    "tests/test_charts.py",
+    "tests/test_sampling.py",
+    "tests/test_records_bad_inputs.py",
+    "tests/test_records_generate.py",
+    "tests/test_nof_reconcile.py",
+)
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    if not isinstance(item, pytest.Function):
+        return None
+    defs = [d for ds in item._fixtureinfo.name2fixturedefs.values() for d in ds]
+    if any(d.argname == "published_quarters" for d in defs):
+        return PUBLISHED_GROUP
+    module_id = item.nodeid.split("::", 1)[0]
+    if getattr(item.module, "XDIST_SPREAD", False):
+        return None
+    if any(d.scope in ("module", "class") and d.baseid == module_id for d in defs):
+        return module_id
+    return None
+
+
+def _rank(item: pytest.Item) -> int:
+    group = next((m.args[0] for m in item.iter_markers("xdist_group") if m.args), None)
+    for i, start in enumerate(LONGEST_FIRST):
+        if item.nodeid.startswith(start) or (start.startswith("@") and group == start[1:]):
+            return i
+    return len(LONGEST_FIRST)
+
+
+@pytest.hookimpl(wrapper=True)  # before every other hook: -m selects by these marks
 def pytest_collection_modifyitems(config, items):
+    groups = {}
     for item in items:
         if _is_e2e(item):
             if not item.get_closest_marker("e2e"):
                 item.add_marker(pytest.mark.e2e)
         elif not item.get_closest_marker("unit"):
             item.add_marker(pytest.mark.unit)
+        group = _xdist_group(item)
+        if group is not None and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+        marked = next((m.args[0] for m in item.iter_markers("xdist_group") if m.args), None)
+        if marked is not None:
+            groups[item.nodeid] = str(marked)
+    items.sort(key=_rank)  # stable: the collection order within each rank
+    shared = os.environ.get(GROUPS_ENV)
+    if shared and hasattr(config, "workerinput"):  # an xdist worker: tell the controller (see GroupScheduling)
+        tmp = Path(f"{shared}.{config.workerinput['workerid']}")
+        tmp.write_text(json.dumps(groups), encoding="utf-8")
+        tmp.replace(shared)
+    return (yield)
+
+
+# pytest-xdist 3.8's own loadgroup appends the group to ``item._nodeid``, which pytest 9 no longer reads (node ids
+# are ``item._id``), so every test was scheduled alone. The workers write {node id: group} to a file named by
+# GROUPS_ENV (set by the controller before it starts them) once they have collected, and the controller's scheduler
+# reads it when it schedules (after every worker has collected).
+GROUPS_ENV = "LEAGUETABLES_XDIST_GROUPS"
+
+
+def pytest_configure(config):
+    if config.getoption("dist", "no") == "loadgroup" and not hasattr(config, "workerinput"):
+        folder = tempfile.mkdtemp(prefix="xdist-groups-")
+        os.environ[GROUPS_ENV] = str(Path(folder) / "groups.json")
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and never called) under -p no:xdist
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist", "no") != "loadgroup" or GROUPS_ENV not in os.environ:
+        return None
+    from xdist.scheduler import LoadGroupScheduling  # here: xdist is only needed when it runs the tests
+
+    class GroupScheduling(LoadGroupScheduling):
+        """xdist's loadgroup with the groups read from the workers' file."""
+
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                path = Path(os.environ[GROUPS_ENV])
+                self.groups = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+            return self.groups.get(nodeid) or super()._split_scope(nodeid)
+
+    return GroupScheduling(config, log)
 
 
 def real_data_or_skip(*parts: str) -> Path:
@@ -98,11 +213,32 @@ def real_data_or_skip(*parts: str) -> Path:
     return path
 
 
+def _shared_root(tmp_path_factory) -> Path:
+    """The session's temporary folder shared by the xdist workers (each worker's own is a subfolder of it). Not
+    xdist's ``worker_id`` fixture, which does not exist under ``-p no:xdist``."""
+    worker = "PYTEST_XDIST_WORKER" in os.environ
+    return tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
+    """The demo data (fixed seed), written once per test session and shared by the xdist workers (the first worker
+    writes it under a lock file, the others reuse it). Tests read it and never write into it (they copy it)."""
+    import fcntl
+    import shutil
+
     from leaguetables.inputs import demo
 
-    return demo.write(tmp_path_factory.mktemp("demo"))
+    root = _shared_root(tmp_path_factory)
+    folder, done = root / "demo-data", root / "demo-data.complete"
+    with open(root / "demo-data.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            demo.write(folder)
+            done.touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +285,7 @@ def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
 
 
 @pytest.fixture(scope="session")
-def published_quarters(demo_dir, tmp_path_factory, worker_id) -> tuple[Path, Path]:
+def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
     """``(first, second)``: the folders of the same demo quarter published twice, each beside the same published
     previous quarter (so with movement): the first on warm kernels (the default), the second with ``--isolated`` (a
     fresh kernel per notebook, papermill's default engine). Built once per test session and shared by the xdist workers (the first
@@ -158,7 +294,7 @@ def published_quarters(demo_dir, tmp_path_factory, worker_id) -> tuple[Path, Pat
     import fcntl
     import shutil
 
-    root = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    root = _shared_root(tmp_path_factory)
     base = root / "published-quarters"
     done = base / "complete"
     with open(root / "published-quarters.lock", "w") as lock:
@@ -176,8 +312,15 @@ def published_quarters(demo_dir, tmp_path_factory, worker_id) -> tuple[Path, Pat
                 _run_quarter(PUBLISHED_QUARTER, demo_dir, a),
                 _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--isolated"),
             ]
-            for proc in procs:  # independent: run side by side
-                _, err = proc.communicate(timeout=900)
+            for proc, name in zip(procs, ("a", "b")):  # independent: run side by side
+                out, err = proc.communicate(timeout=900)
                 assert proc.returncode == 0, err
+                (base / f"{name}.stdout").write_text(out, encoding="utf-8")
             done.touch()
     return base / "a" / PUBLISHED_QUARTER, base / "b" / PUBLISHED_QUARTER
+
+
+@pytest.fixture(scope="session")
+def published_stdout(published_quarters) -> str:
+    """What run_quarter.py printed when it published the first folder of ``published_quarters``."""
+    return (published_quarters[0].parents[1] / "a.stdout").read_text(encoding="utf-8")

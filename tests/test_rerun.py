@@ -1,8 +1,10 @@
 """Reruns of a published quarter: no-op, --verify, refusal, --revise (revisions table), --force, atomic publishing
 under kill -9, and escaping of a hostile trust name in every published page.
 
-A small quarter (four metrics covering the three trust types) is published, then rerun step by step in two
-scenarios that run side by side under pytest-xdist; the in-process tests of publish/recover are fast.
+A small quarter is published — the six-trust corpus base (``tests/bad_inputs/base``: three acute, two mental health
+and community, one ambulance trust over two quarters) with four metrics covering the three trust types — then rerun
+step by step in two scenarios that run side by side under pytest-xdist; the in-process tests of publish/recover are
+fast.
 """
 
 from __future__ import annotations
@@ -20,19 +22,31 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "tests" / "bad_inputs" / "base"
 QUARTER = "2025-26-Q4"
 METRICS = "ae_4hr,cdiff,cqc_safe,amb_cat2_mean"
 HOSTILE_CODE = "DEMO-A001"
 HOSTILE_NAME = "<script>alert('pwned')</script> Corwick & <b>Holworth</b> \"Demo\" Trust"
-CHANGED_CODE = "DEMO-A002"  # its cdiff numerator is changed by the tests that revise an input
+CHANGED_CODE = "DEMO-A002"  # its cdiff numerator is changed by the tests that revise an input (17 in the base)
 
 pytestmark = pytest.mark.slow
 
 
 def run_quarter(*args: str, data: Path | None = None, out: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "run_quarter.py"), QUARTER, "--out", str(out), "--no-progress", *args]
+    # one notebook kernel (--jobs 1): a second one costs a start-up and changes nothing these tests look at
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_quarter.py"),
+        QUARTER,
+        "--out",
+        str(out),
+        "--jobs",
+        "1",
+        "--no-progress",
+        *args,
+    ]
     if data is not None:
-        cmd += ["--data", str(data), "--metrics", METRICS]
+        cmd += ["--source", "files", "--data", str(data), "--catalogue", "demo", "--metrics", METRICS]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
@@ -66,9 +80,9 @@ def change_cdiff(data: Path, delta: int) -> tuple[str, str]:
     return seen[0]
 
 
-def hostile_data(demo_dir: Path, folder: Path) -> Path:
-    """The demo data with a trust name full of HTML and JavaScript (valid input: it must be escaped, not refused)."""
-    shutil.copytree(demo_dir, folder)
+def hostile_data(folder: Path) -> Path:
+    """The base data with a trust name full of HTML and JavaScript (valid input: it must be escaped, not refused)."""
+    shutil.copytree(BASE, folder)
 
     def edit(d, r, header):
         if d["trust_code"] == HOSTILE_CODE:
@@ -87,8 +101,8 @@ def publish_first(data: Path, out: Path) -> dict[str, bytes]:
 
 # The reruns form two scenarios, each a sequence of steps on one reports folder (pytest-xdist 3.8 with pytest 9.2
 # ignores xdist_group, so module fixtures would be rebuilt on both workers; two scenario tests run side by side).
-def test_published_quarter_noop_escaping_and_verify(demo_dir, tmp_path):
-    data = hostile_data(demo_dir, tmp_path / "data")
+def test_published_quarter_noop_escaping_and_verify(tmp_path):
+    data = hostile_data(tmp_path / "data")
     out = tmp_path / "reports"
     publish_first(data, out)
     check_noop_rerun_reuses_everything_and_changes_nothing(out, data)
@@ -97,13 +111,15 @@ def test_published_quarter_noop_escaping_and_verify(demo_dir, tmp_path):
     check_verify_fails_after_an_input_value_changes(out, data)
 
 
-def test_changed_quarter_refused_revised_killed_and_forced(demo_dir, tmp_path):
-    data = hostile_data(demo_dir, tmp_path / "data")
+def test_changed_quarter_refused_revised_killed_and_forced(tmp_path):
+    data = hostile_data(tmp_path / "data")
     out = tmp_path / "reports"
     first = publish_first(data, out)
     data_b = tmp_path / "data-b"
     shutil.copytree(data, data_b)
-    old, new = change_cdiff(data_b, 10)
+    old, new = change_cdiff(
+        data_b, -10
+    )  # 17 → 7 C. difficile cases: from the worst of the three acute trusts to the best
     check_a_changed_rerun_is_refused_naming_what_differs(out, data_b, first)
     check_revise_publishes_a_revisions_table_and_marks(out, data_b, first, old, new)
     check_rerun_of_a_revised_quarter_is_a_noop(out, data_b)
@@ -196,7 +212,8 @@ def check_revise_publishes_a_revisions_table_and_marks(
     assert (revs["quarter"] == QUARTER).all()
     cdiff = pd.read_csv(folder / "tables" / "metrics" / "cdiff.csv").set_index("trust_code")
     assert cdiff.loc[CHANGED_CODE, "revision"].startswith("[r] ") and "numerator" in cdiff.loc[CHANGED_CODE, "revision"]
-    assert pd.api.types.is_float_dtype(cdiff["numerator"]) and pd.api.types.is_float_dtype(cdiff["value"]), (
+    # numbers read back as numbers (the base's counts are whole, with none missing: integers)
+    assert pd.api.types.is_numeric_dtype(cdiff["numerator"]) and pd.api.types.is_float_dtype(cdiff["value"]), (
         "no marks in numeric columns"
     )
     unrevised = set(cdiff.index) - set(revs.loc[revs["table"] == "metrics/cdiff", "trust_code"])
@@ -233,8 +250,12 @@ def check_killed_runs_leave_the_published_quarter_intact_then_force_replaces(
         "--out",
         str(out),
         "--no-progress",
+        "--source",
+        "files",
         "--data",
         str(data),
+        "--catalogue",
+        "demo",
         "--metrics",
         METRICS,
         "--force",

@@ -43,6 +43,8 @@ def _cmd(quarter: str, data: Path, out: Path, *extra: str) -> list[str]:
         str(out),
         "--metrics",
         METRICS,
+        "--jobs",  # one notebook kernel: the two-thread run is test_no_working_directory_change_while_notebooks_run's
+        "1",
         "--no-progress",
         *extra,
     ]

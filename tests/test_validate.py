@@ -42,8 +42,9 @@ def test_replicates_are_distinct_and_reproducible(study):
     ranks = lg.pivot(index="trust_code", columns="replicate", values="rank")
     assert (ranks.nunique(axis=1) > 1).mean() > 0.5, "the noise differs between replicates"
     assert lg.groupby("trust_code")["true_rank"].nunique().max() == 1, "one fixed truth"
-    again = validate.run_study(meth, cat, v.model_copy(update={"replicates": 2}), scenarios=("standard",), workers=1)
-    first = raw["oe"][(raw["oe"]["scenario"] == "standard") & (raw["oe"]["replicate"] < 2)].reset_index(drop=True)
+    # a study of the first replicate alone reproduces it (each replicate's noise comes from the seed and its index)
+    again = validate.run_study(meth, cat, v.model_copy(update={"replicates": 1}), scenarios=("standard",), workers=1)
+    first = raw["oe"][(raw["oe"]["scenario"] == "standard") & (raw["oe"]["replicate"] < 1)].reset_index(drop=True)
     pd.testing.assert_frame_equal(again["oe"], first)
 
 
