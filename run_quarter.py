@@ -61,10 +61,21 @@ def _stop_children() -> None:
             pass
 
 
+def _quiet_after_stop() -> None:
+    """After a stop the run's one line is all it says: notebook threads winding down (their kernels killed) must
+    not log "Kernel died" or a traceback around it."""
+    import logging
+    import threading
+
+    logging.disable(logging.CRITICAL)
+    threading.excepthook = lambda args: None
+
+
 def install_signal_handlers() -> None:
     import signal
 
     def handler(signum, frame):
+        _quiet_after_stop()  # the kernels killed next make their threads log "Kernel died"
         _stop_children()
         raise Terminated(signum)
 
@@ -261,9 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated as exc:
         import signal
 
+        _quiet_after_stop()
         print(f"terminated ({signal.Signals(exc.signum).name}): nothing was published", file=sys.stderr)
         return 128 + exc.signum
     except KeyboardInterrupt:
+        _quiet_after_stop()
         print("interrupted: nothing was published", file=sys.stderr)
         return 130
     t = opts.timings or {}
