@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from leaguetables import __version__
 from leaguetables.config import (
     PROJECT_ROOT,
     TRUST_TYPE_PLURAL,
@@ -68,7 +69,6 @@ from leaguetables.config import (
     load_catalogue,
     load_methodology,
 )
-from leaguetables import __version__
 from leaguetables.csv_output import write_csv
 from leaguetables.inputs import demo
 from leaguetables.inputs.contract import QuarterInputs, quarter_key, quarter_label
