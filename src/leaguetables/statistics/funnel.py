@@ -67,6 +67,9 @@ __all__ = [
 #: The two funnel levels (two-sided confidence) and their column suffixes.
 LEVELS = {0.95: "95", 0.998: "998"}
 
+#: The first columns of :attr:`FunnelResult.units`, before the limits and flags of each level.
+UNIT_COLUMNS = ("numerator", "denominator", "rr", "y", "s", "z", "kept", "wz", "z_adjusted")
+
 #: FunnelPlotR's hard-coded z constants (compatibility only, §9.1).
 FUNNELPLOTR_Z = {0.95: 1.959964, 0.998: 3.090232}
 
@@ -520,17 +523,7 @@ def spiegelhalter(
 
     with np.errstate(invalid="ignore", divide="ignore"):
         rr = o / d
-    columns: dict[str, Any] = {
-        "numerator": o,
-        "denominator": d,
-        "rr": rr,
-        "y": y,
-        "s": s,
-        "z": z,
-        "kept": kept,
-        "wz": wz,
-        "z_adjusted": z_adj,
-    }
+    columns: dict[str, Any] = dict(zip(UNIT_COLUMNS, (o, d, rr, y, s, z, kept, wz, z_adj), strict=True))
     for adjusted in (False, True):
         for level, tag in LEVELS.items():
             suffix = tag + ("_adj" if adjusted else "")
@@ -884,17 +877,7 @@ def robust_funnel(
     y, s, z, z_adj, wz, theta0, tau2, phi = fit
     kept = valid.copy()
 
-    columns: dict[str, Any] = {
-        "numerator": o,
-        "denominator": d,
-        "rr": rr,
-        "y": y,
-        "s": s,
-        "z": z,
-        "kept": kept,
-        "wz": wz,
-        "z_adjusted": z_adj,
-    }
+    columns: dict[str, Any] = dict(zip(UNIT_COLUMNS, (o, d, rr, y, s, z, kept, wz, z_adj), strict=True))
     for adjusted in (False, True):
         for level, tag in LEVELS.items():
             suffix = tag + ("_adj" if adjusted else "")
