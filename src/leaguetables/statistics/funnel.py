@@ -929,6 +929,7 @@ def _conditional_rc(o: np.ndarray, d: np.ndarray, index: pd.Index, ratio: float,
     method (logit-scale normal limits with the robust τ², or exact binomial / beta-binomial limits when the events
     are rare), reported on the ratio scale: ``rr = O/D`` and every limit ``p/(1 − p)``.  The flags are the
     proportions' flags (the map is increasing, so a share outside its limits is a ratio outside its limits).
+    The share is always on the logit scale (``pr_scale`` applies to proportions only).
     ``units`` gains ``total`` (O + D, the funnel's precision: :func:`limits_grid` draws against it); ``theta0``
     and ``tau2`` are on the share's scale (the logit of π0 — equal to ln θ0 — or π0 for exact limits)."""
     if not ratio > 0:
