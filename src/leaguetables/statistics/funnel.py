@@ -892,7 +892,7 @@ def robust_funnel(
         phi=float(phi),
         tau2=float(tau2),
         n_kept=int(kept.sum()),
-        method=_robust_description(data_type, scale, exact, trim_by),
+        method=f"{data_type}, robust (project default): {_robust_description(data_type, scale, exact, trim_by)}",
         adjusted_used=bool(tau2 > 0),
         data_type=data_type,
         sr_method=sr_scale if data_type == "SR" else None,
@@ -906,16 +906,11 @@ def robust_funnel(
 
 
 def _robust_description(data_type: str, scale: str, exact: bool, trim_by: float) -> str:
-    """The ``method`` text of a robust funnel: its limits and its τ² estimator."""
+    """How a robust funnel's limits and τ² are made (the end of its ``method`` text)."""
     if exact:
         dist = "binomial/beta-binomial" if data_type == "PR" else "Poisson/negative binomial"
-        return (
-            f"{data_type}, robust (project default): exact {dist} limits for rare events, moment τ² on the count scale"
-        )
-    return (
-        f"{data_type}, robust (project default): {scale} scale, τ² from the {trim_by:.0%}-winsorised "
-        "z-scores corrected for consistency"
-    )
+        return f"exact {dist} limits for rare events, moment τ² on the count scale"
+    return f"{scale} scale, τ² from the {trim_by:.0%}-winsorised z-scores corrected for consistency"
 
 
 def _odds(p: np.ndarray) -> np.ndarray:
@@ -945,10 +940,7 @@ def _conditional_rc(o: np.ndarray, d: np.ndarray, index: pd.Index, ratio: float,
     for column in units.columns:
         if column.startswith(("lower_", "upper_")):
             units[column] = _odds(units[column].to_numpy(dtype="float64"))
-    if share.exact:
-        how = "exact binomial/beta-binomial limits for rare events, moment τ² on the count scale"
-    else:
-        how = f"logit scale, τ² from the {share.trim_by:.0%}-winsorised z-scores corrected for consistency"
+    how = _robust_description("PR", share.scale or "logit", share.exact, share.trim_by)
     method = f"RC, robust (project default): O of O + D against the pooled share (conditional binomial), {how}"
     return replace(share, units=units, target=float(ratio), data_type="RC", method=method)
 
