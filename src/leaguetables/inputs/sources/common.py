@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaguetables.config import SourceMetric, load_source_metrics
+from leaguetables.config import COVARIATES, SourceMetric, load_source_metrics
 
 # parents: [0] sources, [1] leaguetables, [2] src, [3] repository root (/work/main)
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -57,15 +57,7 @@ OBS_COLUMNS = [
     "suppressed",
 ]
 TRUST_COLUMNS = ["trust_code", "trust_name", "trust_type", "trust_subtype", "region"]
-DEMOGRAPHIC_COLUMNS = [
-    "trust_code",
-    "population",
-    "share_65plus",
-    "share_85plus",
-    "imd_score",
-    "rural_share",
-    "ethnic_minority_share",
-]
+DEMOGRAPHIC_COLUMNS = ["trust_code", *COVARIATES]
 STATUS_COLUMNS = ["quarter", "trust_code", "deficit", "deficit_support", "improvement_programme"]
 TRUST_TYPES = ("acute", "mental_health_community", "ambulance")
 
