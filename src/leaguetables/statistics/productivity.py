@@ -81,17 +81,13 @@ import numpy as np
 import pandas as pd
 
 from leaguetables.config import Catalogue, Methodology, Metric
+from leaguetables.csv_output import TRUST_METRIC_COLUMNS
 from leaguetables.inputs.contract import quarter_key
 from leaguetables.statistics import expected as expected_mod
 from leaguetables.statistics.metrics import peer_table
 
 COLUMNS = [
-    "quarter",
-    "trust_code",
-    "trust_name",
-    "trust_type",
-    "metric_id",
-    "metric_name",
+    *TRUST_METRIC_COLUMNS,
     "status",
     "basis",
     "comparator",
