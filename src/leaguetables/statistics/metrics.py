@@ -263,15 +263,10 @@ def _fit_models(
                 within = expected_mod.within_extra_variance(
                     _count_history(inputs, result.metric, result.quarter, ttype, settings.history_quarters), adj.family
                 )
-            fit = expected_mod.ExpectedModel(
+            fit = expected_mod.metric_model(
                 data,
-                "numerator",
-                "denominator",
-                adj.family,
-                list(adj.covariates),
-                scale=adj.scale,
+                result.metric,
                 confidence=confidence,
-                multiplier=result.metric.multiplier,
                 interval=settings.interval,
                 model=settings.model,
                 within_extra_variance=within,

@@ -277,15 +277,7 @@ def _pooled_expected(
     data = pd.DataFrame({"trust_code": obs.index, "numerator": obs.to_numpy(), "denominator": den.to_numpy()}).join(
         demographics.set_index("trust_code")[list(adj.covariates)], on="trust_code"
     )
-    fit = expected_mod.ExpectedModel(
-        data,
-        "numerator",
-        "denominator",
-        adj.family,
-        list(adj.covariates),
-        scale=adj.scale,
-        multiplier=metric.multiplier,
-    ).fit()
+    fit = expected_mod.metric_model(data, metric).fit()
     return fit.table.set_index("trust_code")["expected"].astype(float)
 
 
