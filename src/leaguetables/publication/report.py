@@ -471,26 +471,9 @@ def segmentation_sentence(table: pd.DataFrame) -> str:
     return "Segments are quartiles of the average score over a configured population of trusts."
 
 
-def key_findings(
-    table: pd.DataFrame,
-    sensitivity_summary: dict,
-    funnel_counts: pd.DataFrame,
-    movement: pd.DataFrame | None = None,
-    previous: str | None = None,
-    productivity: pd.DataFrame | None = None,
-    comparator: str = "type",
-    level: float = 0.95,
-    **kw,
-) -> str:
-    """The key findings section (:func:`key_finding_sentences`, same arguments)."""
-    return pages.section(
-        "key_findings",
-        {
-            "items": key_finding_sentences(
-                table, sensitivity_summary, funnel_counts, movement, previous, productivity, comparator, level, **kw
-            )
-        },
-    )
+def key_findings(*args: Any, **kw: Any) -> str:
+    """The key findings section: the sentences of :func:`key_finding_sentences`, given the same arguments."""
+    return pages.section("key_findings", {"items": key_finding_sentences(*args, **kw)})
 
 
 def segment_distribution(table: pd.DataFrame) -> str:
@@ -517,12 +500,8 @@ def segment_distribution(table: pd.DataFrame) -> str:
         "segments",
         {
             "calibrated": calibrated,
-            "table": frame_table(
-                df,
-                "Number of trusts in each segment, by trust type",
-                "segment-distribution",
-                numeric=[c for c in df.columns if c != "Trust type"],
-                row_header="Trust type",
+            "table": numbers_table(
+                df, "Number of trusts in each segment, by trust type", "segment-distribution", "Trust type"
             ),
         },
     )
@@ -571,17 +550,10 @@ def movement_text(r) -> str:
     return f"{seg}; {rank}; {where} (p {'< 0.001' if p < 0.001 else f'= {p:.3f}'})"
 
 
-def league_table_html(
-    table: pd.DataFrame,
-    trust_type: str,
-    profile_links: bool = True,
-    movement: pd.DataFrame | None = None,
-    previous: str | None = None,
-    revised: set | None = None,
-    filters: dict[str, dict] | None = None,
-) -> str:
-    """One type's league table rendered (:func:`league_table_context`); empty when the type has no trust."""
-    ctx = league_table_context(table, trust_type, profile_links, movement, previous, revised, filters)
+def league_table_html(*args: Any, **kw: Any) -> str:
+    """One type's league table rendered (:func:`league_table_context`, given the same arguments); empty when the
+    type has no trust."""
+    ctx = league_table_context(*args, **kw)
     return "" if ctx is None else pages.section("league_table", {"lt": ctx})
 
 
@@ -740,13 +712,7 @@ def data_quality_html(
             "source": source,
             "n": {k: f"{v:,}" for k, v in totals.items()},
             "errors": errors,
-            "table": frame_table(
-                df,
-                "Coverage of each metric this quarter",
-                "data-quality-table",
-                numeric=[c for c in df.columns if c != "Metric"],
-                row_header="Metric",
-            ),
+            "table": numbers_table(df, "Coverage of each metric this quarter", "data-quality-table", "Metric"),
             "unscored": []
             if unscored is None
             else list(zip(unscored["trust_code"].astype(str), unscored["trust_name"].astype(str))),
@@ -966,6 +932,11 @@ def frame_table(
         rows.append(Row(cells, row_data[i]) if row_data is not None else cells)
     header = list(df.columns).index(row_header) if row_header is not None else None
     return Table(table_id, caption, cols, rows, header)
+
+
+def numbers_table(df: pd.DataFrame, caption: str, table_id: str, row_header: str) -> Table:
+    """A :func:`frame_table` whose ``row_header`` column names the rows and whose every other column is numeric."""
+    return frame_table(df, caption, table_id, numeric=[c for c in df.columns if c != row_header], row_header=row_header)
 
 
 def trust_link(code: str, name: str, root: str = "", mark: str = "", note: str | None = None) -> Cell:
