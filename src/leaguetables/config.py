@@ -908,6 +908,34 @@ def load_source_metrics(name_or_path: str | Path = "nhse-metrics") -> dict[str, 
     return {m.id: m for m in _load_model("sources", name_or_path, SourceMetrics).metrics}
 
 
+class Succession(_Strict):
+    """One closure of the ODS trust register: the trust closed, its successor and the date (``config/sources/
+    ods-successors.yaml``; read by :mod:`leaguetables.inputs.sources.ods`)."""
+
+    predecessor: str = Field(pattern=r"^[A-Z0-9]{3,5}$")
+    successor: str | None = Field(pattern=r"^[A-Z0-9]{3,5}$", description="None: no successor in these inputs")
+    effective: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="the date the successor took over")
+    note: str = Field(min_length=1, description="what happened; 'split: …' when services were divided")
+
+
+class Successions(_Strict):
+    successors: list[Succession] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Successions:
+        codes = [s.predecessor for s in self.successors]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"predecessors repeated: {sorted({c for c in codes if codes.count(c) > 1})}")
+        return self
+
+
+def load_successors(name_or_path: str | Path = "ods-successors") -> dict[str, tuple[str | None, str, str]]:
+    """Predecessor → (successor or None, effective date, note) from ``config/sources/<name>.yaml``, in file
+    order."""
+    table = _load_model("sources", name_or_path, Successions)
+    return {s.predecessor: (s.successor, s.effective, s.note) for s in table.successors}
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
