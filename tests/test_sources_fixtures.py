@@ -276,7 +276,7 @@ def test_curated_successors_are_read_strictly_from_their_file(tmp_path):
     good = (CONFIG_DIR / "sources" / "ods-successors.yaml").read_text(encoding="utf-8")
     entry = "- predecessor: RAP\n  successor: RAL\n  effective: '2025-01-01'\n  note: again\n"
     for text, message in [
-        (good + entry, "predecessors repeated: \\['RAP'\\]"),
+        (good + entry, "successors: Value error, predecessors repeated: \\['RAP'\\]"),
         (good.replace("predecessor: RAP", "predecessor: rap"), "successors.0.predecessor"),
         (good.replace("effective: '2025-01-01'", "effective: 1 January 2025"), "successors.0.effective"),
         (good.replace("  note: North Middlesex", "  extra: 1\n  note: North Middlesex"), "successors.0.extra"),

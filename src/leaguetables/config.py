@@ -17,10 +17,10 @@ import hashlib
 import math
 import re
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leaguetables.errors import InputError
 from leaguetables.quarters import check_quarter, quarter_key
@@ -877,6 +877,18 @@ def load_methodology(name_or_path: str | Path) -> Methodology:
     return _load_model("methodology", name_or_path, Methodology)
 
 
+def _unique_by(key: str, what: str) -> AfterValidator:
+    """A list field's validator: no two items with the same ``key`` (the error names ``what`` and the repeats)."""
+
+    def check(items: list) -> list:
+        values = [getattr(item, key) for item in items]
+        if len(set(values)) != len(values):
+            raise ValueError(f"{what} repeated: {sorted({v for v in values if values.count(v) > 1})}")
+        return items
+
+    return AfterValidator(check)
+
+
 class SourceMetric(_Strict):
     """One metric an NHS England adapter produces from the published files (``config/sources/<name>.yaml``)."""
 
@@ -893,14 +905,7 @@ class SourceMetric(_Strict):
 
 
 class SourceMetrics(_Strict):
-    metrics: list[SourceMetric] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique(self) -> SourceMetrics:
-        ids = [m.id for m in self.metrics]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"metric ids repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
-        return self
+    metrics: Annotated[list[SourceMetric], _unique_by("id", "metric ids")] = Field(min_length=1)
 
 
 def load_source_metrics(name_or_path: str | Path = "nhse-metrics") -> dict[str, SourceMetric]:
@@ -919,14 +924,7 @@ class Succession(_Strict):
 
 
 class Successions(_Strict):
-    successors: list[Succession] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique(self) -> Successions:
-        codes = [s.predecessor for s in self.successors]
-        if len(set(codes)) != len(codes):
-            raise ValueError(f"predecessors repeated: {sorted({c for c in codes if codes.count(c) > 1})}")
-        return self
+    successors: Annotated[list[Succession], _unique_by("predecessor", "predecessors")] = Field(min_length=1)
 
 
 def load_successors(name_or_path: str | Path = "ods-successors") -> dict[str, tuple[str | None, str, str]]:
