@@ -18,20 +18,9 @@ from pathlib import Path
 from leaguetables.config import Catalogue, Methodology, load_catalogue, load_methodology
 from leaguetables.inputs.contract import QuarterInputs
 from leaguetables.inputs.store import read_inputs
-from leaguetables.run.manifest import versions
+from leaguetables.run.manifest import STACK_PACKAGES, versions
 
-PROVENANCE_PACKAGES = (
-    "leaguetables",
-    "numpy",
-    "pandas",
-    "scipy",
-    "statsmodels",
-    "matplotlib",
-    "seaborn",
-    "papermill",
-    "nbconvert",
-    "pandera",
-)
+PROVENANCE_PACKAGES = ("leaguetables", *STACK_PACKAGES, "pandera")
 
 
 def provenance() -> dict:
