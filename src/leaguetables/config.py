@@ -943,6 +943,54 @@ def file_sha256(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The aggregate demo generator (leaguetables.inputs.demo): config/demo/<id>.yaml
+# ---------------------------------------------------------------------------------------------------------------
+class DemoMetricModel(_Strict):
+    """How the demo draws one metric (``leaguetables.inputs.demo.SPEC``). ``binomial``: logit-scale intercept
+    ``alpha``; ``poisson``: events per unit of denominator ``rate`` (intercept log ``rate``), with gamma mixing of
+    shape ``shape`` for overdispersion; both with ``base`` (the denominator of an average trust), covariate
+    effects per SD ``beta``, trust-effect SD ``sd`` and ``trend`` per quarter. ``value``: ``mean``, trust SD
+    ``sd``, quarterly ``noise``, ``decimals``, ``annual`` (one value a year). ``bracket``: ratings. ``q``: the
+    weight on the trusts' shared latent quality (every kind)."""
+
+    kind: Literal["binomial", "poisson", "value", "bracket"]
+    q: float = Field(ge=-1, le=1)
+    alpha: float | None = None
+    rate: float | None = Field(default=None, gt=0)
+    base: int | None = Field(default=None, gt=0)
+    beta: dict[str, float] | None = None
+    sd: float | None = Field(default=None, ge=0)
+    trend: float | None = None
+    shape: float | None = Field(default=None, gt=0)
+    mean: float | None = None
+    noise: float | None = Field(default=None, ge=0)
+    decimals: int | None = Field(default=None, ge=0)
+    annual: bool | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> DemoMetricModel:
+        need = {
+            "binomial": ("alpha", "base", "beta", "sd", "trend"),
+            "poisson": ("rate", "base", "beta", "sd", "trend"),
+            "value": ("mean", "sd", "noise", "decimals"),
+            "bracket": (),
+        }[self.kind]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} metric needs {', '.join(missing)}")
+        return self
+
+
+class DemoMetricModels(_Strict):
+    metrics: dict[str, DemoMetricModel] = Field(min_length=1)
+
+
+def load_demo_models(name_or_path: str | Path = "metric-models") -> dict[str, DemoMetricModel]:
+    """Metric id → how the demo draws it, from ``config/demo/<name>.yaml``, in file order."""
+    return dict(_load_model("demo", name_or_path, DemoMetricModels).metrics)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The synthetic record-level generator (leaguetables.inputs.records.generate): config/records/<id>.yaml
 # ---------------------------------------------------------------------------------------------------------------
 
