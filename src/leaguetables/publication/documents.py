@@ -99,23 +99,23 @@ def write_documents(data, prep, staging: Path, timings: dict) -> None:
     timings["methodology_html"] = round(time.perf_counter() - t0, 3)
 
 
+def export_index(notebook: Path, html: Path, data: ReportData) -> None:
+    """``index.html``: the executed report notebook ``notebook`` exported by nbconvert, titled from the run's
+    description (its quarter; "(partial run)" when a run omitted metrics), with the search box's list of trusts."""
+    title = f"NHS trust league tables: {quarter_label(data.quarter)} ({quarter_period(data.quarter)})"
+    if data.run.get("partial"):
+        title += " (partial run)"
+    export_html(notebook, html, title, site_label(data.run["source"]), search_data=data.search_data)
+
+
 def finish(data, prep, staging: Path, timings: dict) -> None:
     """The documents made from what the report notebook wrote: ``index.html`` (its executed notebook, exported) and
     the spreadsheet of every CSV table (its tables among them)."""
     quarter = prep.options.quarter
-    title = f"NHS trust league tables: {quarter_label(quarter)} ({quarter_period(quarter)})"
-    if getattr(prep, "partial", False):
-        title += " (partial run)"
     if not (staging / "tables" / "productivity.csv").exists():  # written by the report notebook; never skipped
         data.write_tables()
     t0 = time.perf_counter()
-    export_html(
-        staging / "notebooks" / "report.ipynb",
-        staging / "index.html",
-        title,
-        site_label(prep.options.source),
-        search_data=data.search_data,
-    )
+    export_index(staging / "notebooks" / "report.ipynb", staging / "index.html", data)
     timings["report_html"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
