@@ -75,6 +75,7 @@ def load_data(prep, work: Path, params: dict, timings: dict, early: ReportData |
         params["league"],
         params["metric_results"],
         params["revisions"],
+        metric_data=None if early is None else early.metric_data,
     )
     data.work_dir = work
     if early is not None:

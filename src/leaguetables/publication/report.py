@@ -1477,12 +1477,23 @@ class ReportData:
 
     @classmethod
     def load(
-        cls, out_dir, inputs, methodology, catalogue, quarter, run: str, league: str, metric_results: str, revisions=""
+        cls,
+        out_dir,
+        inputs,
+        methodology,
+        catalogue,
+        quarter,
+        run: str,
+        league: str,
+        metric_results: str,
+        revisions: str = "",
+        metric_data: dict | None = None,
     ) -> ReportData:
         """The report notebook's data from its parameters: ``run`` (the run's description, JSON), ``league`` (the
         league notebook's bundle) and ``metric_results`` (the metric notebooks' bundles, comma-separated), files in
         the store named by their SHA-256 (checked), and ``revisions`` (``tables/revisions.csv`` kept in the store,
-        or empty)."""
+        or empty). ``metric_data``: what :func:`~leaguetables.nof.league.read_metric_results` already read from
+        ``metric_results`` (the pipeline reads it while the league notebook runs), not read again."""
         description = load_run(run)
         description["code_version"] = __version__
         lg, movement = read_league(league)
@@ -1495,7 +1506,7 @@ class ReportData:
             description,
             lg,
             movement,
-            read_metric_results(metric_results),
+            read_metric_results(metric_results) if metric_data is None else metric_data,
             load_revisions(revisions),
         )
 
