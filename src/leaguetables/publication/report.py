@@ -11,6 +11,7 @@ nothing depends on colour alone; no wall-clock time appears in a page (run times
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,11 +32,15 @@ from leaguetables.config import (
     Methodology,
     Metric,
 )
+from leaguetables import __version__
 from leaguetables.inputs.contract import previous_quarter, quarter_label, quarter_period
+from leaguetables.inputs.store import read_verified
+from leaguetables.nof.league import read_league, read_metric_results
 from leaguetables.publication import pages
 from leaguetables.publication.figures import load_saved
 from leaguetables.publication.finder import search_json
 from leaguetables.run.manifest import git_state
+from leaguetables.run.notebook_env import load_run
 from leaguetables.statistics import productivity as productivity_stats
 
 METHODOLOGY_PAGE = "methodology.html"
@@ -130,18 +135,16 @@ def area_href(grouping: Grouping, area: str, root: str = "") -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ revisions
-def load_revisions(folder: Path | str | None) -> pd.DataFrame | None:
-    """``tables/revisions.csv`` of the staging folder (written by ``run_quarter.py --revise``), or None.
+def load_revisions(path: Path | str | None) -> pd.DataFrame | None:
+    """The revisions table (``tables/revisions.csv``, written by ``run_quarter.py --revise``; the report notebook
+    is given its copy in the store, named by its SHA-256, checked), or None when ``path`` is empty.
 
     Columns: quarter, table, trust_code, metric_id, quantity, previous, revised.
     """
-    if folder is None:
-        return None
-    path = Path(folder) / "tables" / "revisions.csv"
-    if not path.exists():
+    if not path:
         return None
     df = pd.read_csv(
-        path,
+        io.BytesIO(read_verified(path, "revisions table")),
         dtype={"quarter": str, "table": str, "trust_code": str, "metric_id": str, "quantity": str},
         keep_default_na=True,
     )
@@ -1428,41 +1431,54 @@ def _productivity_tables(opp: pd.DataFrame, catalogue: Catalogue, top: int) -> t
 
 
 class ReportData:
-    """Everything the published pages show, loaded once from the run's working folder."""
+    """Everything the published pages show: the report notebook's parameters loaded once (:meth:`load`)."""
 
-    def __init__(self, work_dir, out_dir, inputs, methodology, catalogue, quarter, run, league, movement, metric_data):
-        self.work_dir, self.out_dir = work_dir, out_dir
+    def __init__(
+        self, out_dir, inputs, methodology, catalogue, quarter, run, league, movement, metric_data, revisions=None
+    ):
+        self.out_dir = out_dir
+        self.work_dir: Path | None = None  # the run's working folder: the figures the metric pages show (documents)
         self.inputs, self.methodology, self.catalogue, self.quarter = inputs, methodology, catalogue, quarter
         self.run, self.league, self.movement, self.metric_data = run, league, movement, metric_data
         self.previous = previous_quarter(quarter)
-        self.revisions = load_revisions(out_dir)
+        self.revisions = revisions
         self.revised_league, self.revised_metrics = revised_marks(self.revisions)
         self._productivity = None
         self._spc = None
 
     @classmethod
-    def load(cls, work_dir, out_dir, inputs, methodology, catalogue, quarter) -> ReportData:
-        import pickle
-
-        from leaguetables import __version__
-        from leaguetables.nof.league import load_metric_results
-        from leaguetables.run.notebook_env import load_run
-
-        run = load_run(work_dir)
-        run["code_version"] = __version__
-        with open(Path(work_dir) / "league.pkl", "rb") as f:
-            lg = pickle.load(f)
+    def load(
+        cls,
+        out_dir,
+        inputs,
+        methodology,
+        catalogue,
+        quarter,
+        run: str,
+        league: str,
+        metric_results: str,
+        revisions: str = "",
+        metric_data: dict | None = None,
+    ) -> ReportData:
+        """The report notebook's data from its parameters: ``run`` (the run's description, JSON), ``league`` (the
+        league notebook's bundle) and ``metric_results`` (the metric notebooks' bundles, comma-separated), files in
+        the store named by their SHA-256 (checked), and ``revisions`` (``tables/revisions.csv`` kept in the store,
+        or empty). ``metric_data``: what :func:`~leaguetables.nof.league.read_metric_results` already read from
+        ``metric_results`` (the pipeline reads it while the league notebook runs), not read again."""
+        description = load_run(run)
+        description["code_version"] = __version__
+        lg, movement = read_league(league)
         return cls(
-            work_dir,
             out_dir,
             inputs,
             methodology,
             catalogue,
             quarter,
-            run,
-            lg["league"],
-            lg["movement"],
-            load_metric_results(work_dir),
+            description,
+            lg,
+            movement,
+            read_metric_results(metric_results) if metric_data is None else metric_data,
+            load_revisions(revisions),
         )
 
     def reuse(self, other: ReportData) -> None:

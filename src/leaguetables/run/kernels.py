@@ -35,7 +35,8 @@ NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 FAILED_DIR = ".failed"  # under the reports folder: the executed notebooks of the last failed run of a quarter
 IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix socket paths must be short)
 #: notebook parameters that are paths (absolute, so that nothing depends on the kernel's working directory)
-PATH_PARAMETERS = ("work_dir", "out_dir", "trusts", "observations", "demographics", "status")
+PATH_PARAMETERS = ("work_dir", "out_dir", "trusts", "observations", "demographics", "status", "run", "league")
+PATH_LIST_PARAMETERS = ("metric_results", "revisions")  # comma-separated absolute paths (or empty)
 START_TIMEOUT, EXECUTION_TIMEOUT = 120, 1200  # seconds
 
 
@@ -99,8 +100,9 @@ def check_parameters(parameters: dict) -> str:
     for key in PATH_PARAMETERS:
         if parameters.get(key) and not os.path.isabs(parameters[key]):
             raise InputError(f"notebook parameter {key} must be an absolute path")
-    if any(not os.path.isabs(p) for p in str(parameters.get("metric_results", "")).split(",") if p):
-        raise InputError("notebook parameter metric_results must be absolute paths")
+    for key in PATH_LIST_PARAMETERS:
+        if any(not os.path.isabs(p) for p in str(parameters.get(key, "")).split(",") if p):
+            raise InputError(f"notebook parameter {key} must be absolute paths")
     return source
 
 

@@ -511,7 +511,7 @@ def spc_table(
 
 def run_spc(metric_data: dict, metrics, settings=None) -> tuple[dict[str, dict[str, SPCResult]], list[str]]:
     """SPC of every trust and metric of a run from the metric histories (``metric_data[id]["history"]``, as the
-    metric pickles carry them): ``({metric_id: {trust_code: SPCResult}}, quarters in order)``. Bracket metrics
+    metric results carry them): ``({metric_id: {trust_code: SPCResult}}, quarters in order)``. Bracket metrics
     (a category, not a number) are left out."""
     from leaguetables.inputs.contract import previous_quarter, quarter_key, quarter_label
 
