@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from leaguetables import __version__
 from leaguetables.config import (
     ICB_TYPES,
     TRUST_TYPE_LABELS,
@@ -32,7 +33,6 @@ from leaguetables.config import (
     Methodology,
     Metric,
 )
-from leaguetables import __version__
 from leaguetables.inputs.contract import previous_quarter, quarter_label, quarter_period
 from leaguetables.inputs.store import read_verified
 from leaguetables.nof.league import read_league, read_metric_results
