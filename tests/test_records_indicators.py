@@ -352,6 +352,9 @@ def test_length_of_stay_and_preop_known(known):
     assert los.loc[("RDD", "emergency")].tolist() == [1, 1]
     assert los.loc[("REE", "emergency")].tolist() == [1, 3]
     assert "RCC" not in los.index.get_level_values(0)
+    # the sum of the squared stays (the variance of a sum of stays): RBB's two emergency spells of 2 and 5 days
+    squares = known.counts["los"].groupby(["trust_code", "admission"])["bed_days_sq"].sum()
+    assert squares[("RBB", "emergency")] == 2**2 + 5**2 and squares[("RDD", "elective")] == 2**2 + 1**2
     pre = known.counts["preop"].set_index("trust_code")
     assert pre.loc["RAA"].tolist() == [1, 1, 1]  # A: operated the day after admission
 
@@ -453,7 +456,7 @@ def test_demo_ratio_rows_are_the_indicators_rows(known):
 
 
 EMPTY_COUNTS = {
-    "los": ["admission", "diagnosis_group", "age_band", "spells", "bed_days"],
+    "los": ["admission", "diagnosis_group", "age_band", "spells", "bed_days", "bed_days_sq"],
     "day_case": ["procedure", "spells", "day_cases"],
     "readmissions": ["age_band", "sex", "admission", "index_spells", "readmissions"],
     "op_follow_up": ["age_band", "first_attendances", "follow_ups"],

@@ -90,12 +90,14 @@ WHERE (s.disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' OR s.admidate BETWE
 
 -- name: los output
 -- length of stay of ordinary provider spells discharged in the quarter, elective and emergency, by case-mix stratum
--- (diagnosis group and age band: the expected bed days of the observed-over-expected ratio)
+-- (diagnosis group and age band: the expected bed days of the observed-over-expected ratio); bed_days_sq, the sum of
+-- the squared stays, gives the variance of a sum of stays (the interval of that ratio)
 SELECT procode AS trust_code,
        CASE WHEN admimeth IN (${elective}) THEN 'elective' ELSE 'emergency' END AS admission,
        ${diagnosis_group} AS diagnosis_group, ${case_mix_age_band} AS age_band,
        CAST(COUNT(*) AS BIGINT) AS spells,
-       CAST(SUM(date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days
+       CAST(SUM(date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days,
+       CAST(SUM(date_diff('day', admidate, disdate) * date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days_sq
 FROM spells
 WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND classpat IN (${los_classpat})
   AND (admimeth IN (${elective}) OR admimeth IN (${emergency}))

@@ -155,11 +155,12 @@ def _provider_counts(sp: pd.DataFrame, quarter: str, settings: RecordSettings) -
     los = sp[q & sp["classpat"].isin(los_classes) & (elective | emergency)].copy()
     los["admission"] = np.where(los["admimeth"].isin(c.elective_admimeth), "elective", "emergency")
     los["bed_days"] = los["disdate"] - los["admidate"]
+    los["bed_days_sq"] = los["bed_days"] * los["bed_days"]
     los["diagnosis_group"] = _diag_group(los["diag"], settings)
     los["age_band"] = _band(los["age"].to_numpy(), settings.standardisation.age_bands)
     out = {
         "los": los.groupby(["procode", "admission", "diagnosis_group", "age_band"], as_index=False, dropna=False).agg(
-            spells=("pid", "size"), bed_days=("bed_days", "sum")
+            spells=("pid", "size"), bed_days=("bed_days", "sum"), bed_days_sq=("bed_days_sq", "sum")
         )
     }
     pre = sp[q & elective & sp["classpat"].isin(c.ordinary_classpat) & sp["opdate"].notna()].copy()
