@@ -192,6 +192,19 @@ JOIN residence AS r ON c.lsoa11 = r.lsoa11
 WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency})
 GROUP BY 1, 2, 3, 4
 
+-- name: icb_patients output
+-- per ICB of residence: the sum over its patients of the square of their emergency admissions in the quarter (and of
+-- their ACSC admissions): the variance of admissions clustered in patients (a readmission is the same resident's
+-- second admission), for the interval of the ICB's standardised ratio
+SELECT p.icb_code, CAST(SUM(p.k * p.k) AS BIGINT) AS emergency_admissions_sq,
+       CAST(SUM(p.a * p.a) AS BIGINT) AS acsc_admissions_sq
+FROM (SELECT r.icb AS icb_code, c.pid, COUNT(*) AS k, SUM(CASE WHEN ${acsc} THEN 1 ELSE 0 END) AS a
+      FROM cips_seq AS c
+      JOIN residence AS r ON c.lsoa11 = r.lsoa11
+      WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency})
+      GROUP BY 1, 2) AS p
+GROUP BY 1
+
 -- name: icb_unmatched output
 -- emergency admissions in the quarter whose residence is missing or not in the lookup (left out of the ICB figures)
 SELECT CAST(COUNT(*) AS BIGINT) AS emergency_admissions
