@@ -405,6 +405,9 @@ def test_icb_strata_known(known):
     assert s["emergency_admissions"].sum() == 3
     assert s["acsc_admissions"].sum() == 3  # J441 (COPD), N390 (urinary tract infection), I500 (heart failure)
     assert known.counts["icb_unmatched"]["emergency_admissions"].item() == 2
+    # Σ over patients of admissions²: QX1 has A (one admission), QX2 has B and C (one each)
+    patients = known.counts["icb_patients"].set_index("icb_code")
+    assert patients["emergency_admissions_sq"].to_dict() == {"QX1": 1, "QX2": 2}
     obs = known.observations.set_index(["metric_id", "trust_code"])
     assert obs.loc[("icb_emergency_admissions", "QX2"), "numerator"] == 2
     # standardised: QX1 and QX2 share no stratum (IMD quintiles 1 and 4), so each is its own reference (E = O, ISR 1)
@@ -481,6 +484,8 @@ def test_duckdb_equals_pandas(extract):
     assert duck["readmissions"]["readmissions"].sum() > 0 and duck["mortality"]["deaths"].sum() > 0
     assert duck["mortality"]["prior_emergency"].sum() > 0 and duck["day_case"]["day_cases"].sum() > 0
     assert duck["icb_unmatched"]["emergency_admissions"].item() > 0
+    # some residents have two emergency admissions in the quarter (a readmission): Σ k² > Σ k
+    assert duck["icb_patients"]["emergency_admissions_sq"].sum() > duck["icb_strata"]["emergency_admissions"].sum()
 
 
 def test_patient_buckets_give_the_same_counts(extract):
