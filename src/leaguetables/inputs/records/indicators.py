@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -575,7 +576,7 @@ def residual_variance(t: pd.DataFrame, events: str, records: str, squares: str, 
 
 
 def standardised_ratios(
-    counts: dict[str, pd.DataFrame], shmi: pd.DataFrame, variance_metrics: tuple[str, ...] | list[str] = ()
+    counts: dict[str, pd.DataFrame], shmi: pd.DataFrame, variance_metrics: Sequence[str] = ()
 ) -> pd.DataFrame:
     """Per provider and ratio metric (:data:`RATIO_METRICS` and ``rl_shmi``): records, observed, expected (indirect
     standardisation against the national rate of every case-mix stratum; SHMI: the models' expected deaths), O/E and,
@@ -645,7 +646,7 @@ def standardise_icbs(
     strata: pd.DataFrame,
     per: float,
     patients: pd.DataFrame | None = None,
-    variance_metrics: tuple[str, ...] | list[str] = (),
+    variance_metrics: Sequence[str] = (),
 ) -> pd.DataFrame:
     """ISR by age band, sex and IMD quintile (England's stratum rates as the reference) and DSR by age band and sex
     (England's population as the standard: an ICB need not have residents in every deprivation quintile, which
