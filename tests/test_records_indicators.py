@@ -352,6 +352,9 @@ def test_length_of_stay_and_preop_known(known):
     assert los.loc[("RDD", "emergency")].tolist() == [1, 1]
     assert los.loc[("REE", "emergency")].tolist() == [1, 3]
     assert "RCC" not in los.index.get_level_values(0)
+    # the sum of the squared stays (the variance of a sum of stays): RBB's two emergency spells of 2 and 5 days
+    squares = known.counts["los"].groupby(["trust_code", "admission"])["bed_days_sq"].sum()
+    assert squares[("RBB", "emergency")] == 2**2 + 5**2 and squares[("RDD", "elective")] == 2**2 + 1**2
     pre = known.counts["preop"].set_index("trust_code")
     assert pre.loc["RAA"].tolist() == [1, 1, 1]  # A: operated the day after admission
 
@@ -402,6 +405,9 @@ def test_icb_strata_known(known):
     assert s["emergency_admissions"].sum() == 3
     assert s["acsc_admissions"].sum() == 3  # J441 (COPD), N390 (urinary tract infection), I500 (heart failure)
     assert known.counts["icb_unmatched"]["emergency_admissions"].item() == 2
+    # Σ over patients of admissions²: QX1 has A (one admission), QX2 has B and C (one each)
+    patients = known.counts["icb_patients"].set_index("icb_code")
+    assert patients["emergency_admissions_sq"].to_dict() == {"QX1": 1, "QX2": 2}
     obs = known.observations.set_index(["metric_id", "trust_code"])
     assert obs.loc[("icb_emergency_admissions", "QX2"), "numerator"] == 2
     # standardised: QX1 and QX2 share no stratum (IMD quintiles 1 and 4), so each is its own reference (E = O, ISR 1)
@@ -453,7 +459,7 @@ def test_demo_ratio_rows_are_the_indicators_rows(known):
 
 
 EMPTY_COUNTS = {
-    "los": ["admission", "diagnosis_group", "age_band", "spells", "bed_days"],
+    "los": ["admission", "diagnosis_group", "age_band", "spells", "bed_days", "bed_days_sq"],
     "day_case": ["procedure", "spells", "day_cases"],
     "readmissions": ["age_band", "sex", "admission", "index_spells", "readmissions"],
     "op_follow_up": ["age_band", "first_attendances", "follow_ups"],
@@ -478,6 +484,8 @@ def test_duckdb_equals_pandas(extract):
     assert duck["readmissions"]["readmissions"].sum() > 0 and duck["mortality"]["deaths"].sum() > 0
     assert duck["mortality"]["prior_emergency"].sum() > 0 and duck["day_case"]["day_cases"].sum() > 0
     assert duck["icb_unmatched"]["emergency_admissions"].item() > 0
+    # some residents have two emergency admissions in the quarter (a readmission): Σ k² > Σ k
+    assert duck["icb_patients"]["emergency_admissions_sq"].sum() > duck["icb_strata"]["emergency_admissions"].sum()
 
 
 def test_patient_buckets_give_the_same_counts(extract):

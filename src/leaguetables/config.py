@@ -329,6 +329,12 @@ class Metric(_Strict):
     multiplier: float = Field(
         1.0, gt=0, le=1e9, description="positive and finite: 100 for a percentage, 100000 for a rate per 100,000"
     )
+    numerator_variance: Literal["poisson", "reported"] = Field(
+        "poisson",
+        description="rate: the numerator is a Poisson count (poisson: its variance is itself) or not (reported: "
+        "the observation's numerator_variance, e.g. a sum of lengths of stay, or admissions clustered in patients; "
+        "the interval is the scaled Poisson one, statistics.rates.scaled_poisson_limits)",
+    )
     decimals: int = Field(1, ge=0, le=6)
     scoring: Scoring
     weight: float = Field(1.0, gt=0, le=1)
@@ -366,6 +372,8 @@ class Metric(_Strict):
             raise ValueError("a funnel plot needs a proportion or rate (numerator and denominator)")
         if self.unit_cost is not None and not counted:
             raise ValueError("a unit cost needs a proportion or rate")
+        if self.numerator_variance == "reported" and self.statistic != "rate":
+            raise ValueError("numerator_variance: reported applies to a rate (a count over an exposure) only")
         return self
 
     @property

@@ -92,6 +92,9 @@ OBSERVATIONS = pa.DataFrameSchema(
         # optional: the publisher's rank of the unrounded value within the trust type (1 = best), used only to
         # order values that are equal as published (NHS England ranks unrounded values; see metrics._scores)
         "tiebreak": pa.Column(float, [pa.Check.ge(1), pa.Check.le(100_000)], nullable=True, required=False),
+        # optional: the variance of a numerator that is not a Poisson count (a sum of lengths of stay), for the
+        # metrics whose catalogue entry says numerator_variance: reported (their interval: rates.scaled_poisson_limits)
+        "numerator_variance": pa.Column(float, [pa.Check.ge(0), pa.Check.le(MAX_VALUE)], nullable=True, required=False),
     },
     strict=True,
     unique=["quarter", "trust_code", "metric_id"],
@@ -129,9 +132,9 @@ STATUS = pa.DataFrameSchema(
 
 SCHEMAS = {"trusts": TRUSTS, "observations": OBSERVATIONS, "demographics": DEMOGRAPHICS, "status": STATUS}
 #: Columns a file may leave out (absent = empty).
-OPTIONAL = {"observations": ("tiebreak",)}
+OPTIONAL = {"observations": ("tiebreak", "numerator_variance")}
 NUMERIC = {
-    "observations": ("numerator", "denominator", "value", "tiebreak"),
+    "observations": ("numerator", "denominator", "value", "tiebreak", "numerator_variance"),
     "demographics": ("population", "share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share"),
 }
 BOOLEAN = {"observations": ("suppressed",), "status": ("deficit", "deficit_support", "improvement_programme")}
@@ -394,6 +397,11 @@ PLAUSIBILITY = (
         "counts are whole numbers for a metric whose catalogue entry says counts: integer (the "
         "default); measured amounts (FTE days, average beds) are declared counts: real",
     ),
+    (
+        "observations",
+        "a metric whose catalogue entry says numerator_variance: reported has it in every row that is not "
+        "suppressed, and no other metric has one",
+    ),
     ("observations", "a bracket metric that is not suppressed has a category, one of its brackets"),
     ("observations", "a value or mean metric that is not suppressed has a value (or a numerator and denominator)"),
     ("observations, status", "quarters are canonical YYYY-YY-QN with consecutive years, between 1990-91 and 2099-00"),
@@ -429,8 +437,36 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
     stat = obs["metric_id"].map({k: m.statistic for k, m in known.items()})
     live = ~obs["suppressed"].astype(bool)
     _check_counts(obs, stat, live, known, path)
+    _check_numerator_variance(obs, live, known, path)
     _check_values_and_categories(obs, stat, live, known, path)
     _check_trust_types(obs, trusts, known, path)
+
+
+def _check_numerator_variance(obs: pd.DataFrame, live: pd.Series, known: dict[str, Metric], path: str) -> None:
+    """A row of a metric whose numerator is not a Poisson count (catalogue ``numerator_variance: reported``) gives
+    the numerator's variance; no other row does (it would be ignored)."""
+    reported = obs["metric_id"].map(
+        {k: getattr(m, "numerator_variance", "poisson") == "reported" for k, m in known.items()}
+    )
+    given = obs["numerator_variance"].notna() if "numerator_variance" in obs.columns else pd.Series(False, obs.index)
+    i = _first_bad(reported.astype(bool) & live & ~given)
+    if i is not None:
+        raise InputError(
+            f"no numerator_variance for {obs.iloc[i]['metric_id']!r}, whose numerator is not a Poisson count "
+            "(numerator_variance: reported in the catalogue)",
+            file=path,
+            row=_line(obs, i),
+            column="numerator_variance",
+        )
+    i = _first_bad(~reported.astype(bool) & given)
+    if i is not None:
+        raise InputError(
+            f"a numerator_variance for {obs.iloc[i]['metric_id']!r}, whose catalogue entry treats the numerator as "
+            "a Poisson count (numerator_variance: reported to use it)",
+            file=path,
+            row=_line(obs, i),
+            column="numerator_variance",
+        )
 
 
 def _check_trust_codes(trusts: pd.DataFrame, frames: dict[str, pd.DataFrame], files: dict[str, Path]) -> None:

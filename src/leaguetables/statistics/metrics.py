@@ -208,7 +208,15 @@ def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFra
         {"value": float, "lower": float, "upper": float, "confidence": float, "statistic": object, "method": object}
     )
     sub = df.loc[ok]
-    if metric.statistic in ("proportion", "rate") and len(sub):
+    if metric.statistic == "rate" and metric.numerator_variance == "reported" and len(sub):
+        res = rates.crude_rate(  # an overdispersed numerator: the scaled limits of its reported variance
+            sub["numerator"].to_numpy(float),
+            sub["denominator"].to_numpy(float),
+            confidence=confidence,
+            multiplier=metric.multiplier,
+            variance=sub.get("numerator_variance", pd.Series(np.nan, index=sub.index)).to_numpy(float),
+        )
+    elif metric.statistic in ("proportion", "rate") and len(sub):
         estimate = rates.proportion if metric.statistic == "proportion" else rates.crude_rate
         res = estimate(
             sub["numerator"].to_numpy(float),

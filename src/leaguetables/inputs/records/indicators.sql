@@ -90,12 +90,14 @@ WHERE (s.disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' OR s.admidate BETWE
 
 -- name: los output
 -- length of stay of ordinary provider spells discharged in the quarter, elective and emergency, by case-mix stratum
--- (diagnosis group and age band: the expected bed days of the observed-over-expected ratio)
+-- (diagnosis group and age band: the expected bed days of the observed-over-expected ratio); bed_days_sq, the sum of
+-- the squared stays, gives the variance of a sum of stays (the interval of that ratio)
 SELECT procode AS trust_code,
        CASE WHEN admimeth IN (${elective}) THEN 'elective' ELSE 'emergency' END AS admission,
        ${diagnosis_group} AS diagnosis_group, ${case_mix_age_band} AS age_band,
        CAST(COUNT(*) AS BIGINT) AS spells,
-       CAST(SUM(date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days
+       CAST(SUM(date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days,
+       CAST(SUM(date_diff('day', admidate, disdate) * date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days_sq
 FROM spells
 WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND classpat IN (${los_classpat})
   AND (admimeth IN (${elective}) OR admimeth IN (${emergency}))
@@ -189,6 +191,19 @@ FROM cips_seq AS c
 JOIN residence AS r ON c.lsoa11 = r.lsoa11
 WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency})
 GROUP BY 1, 2, 3, 4
+
+-- name: icb_patients output
+-- per ICB of residence: the sum over its patients of the square of their emergency admissions in the quarter (and of
+-- their ACSC admissions): the variance of admissions clustered in patients (a readmission is the same resident's
+-- second admission), for the interval of the ICB's standardised ratio
+SELECT p.icb_code, CAST(SUM(p.k * p.k) AS BIGINT) AS emergency_admissions_sq,
+       CAST(SUM(p.a * p.a) AS BIGINT) AS acsc_admissions_sq
+FROM (SELECT r.icb AS icb_code, c.pid, COUNT(*) AS k, SUM(CASE WHEN ${acsc} THEN 1 ELSE 0 END) AS a
+      FROM cips_seq AS c
+      JOIN residence AS r ON c.lsoa11 = r.lsoa11
+      WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency})
+      GROUP BY 1, 2) AS p
+GROUP BY 1
 
 -- name: icb_unmatched output
 -- emergency admissions in the quarter whose residence is missing or not in the lookup (left out of the ICB figures)

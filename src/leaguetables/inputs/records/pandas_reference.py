@@ -155,11 +155,12 @@ def _provider_counts(sp: pd.DataFrame, quarter: str, settings: RecordSettings) -
     los = sp[q & sp["classpat"].isin(los_classes) & (elective | emergency)].copy()
     los["admission"] = np.where(los["admimeth"].isin(c.elective_admimeth), "elective", "emergency")
     los["bed_days"] = los["disdate"] - los["admidate"]
+    los["bed_days_sq"] = los["bed_days"] * los["bed_days"]
     los["diagnosis_group"] = _diag_group(los["diag"], settings)
     los["age_band"] = _band(los["age"].to_numpy(), settings.standardisation.age_bands)
     out = {
         "los": los.groupby(["procode", "admission", "diagnosis_group", "age_band"], as_index=False, dropna=False).agg(
-            spells=("pid", "size"), bed_days=("bed_days", "sum")
+            spells=("pid", "size"), bed_days=("bed_days", "sum"), bed_days_sq=("bed_days_sq", "sum")
         )
     }
     pre = sp[q & elective & sp["classpat"].isin(c.ordinary_classpat) & sp["opdate"].notna()].copy()
@@ -226,9 +227,18 @@ def _cips_counts(
         .agg(emergency_admissions=("pid", "size"), acsc_admissions=("acsc", "sum"))
         .rename(columns={"icb": "icb_code"})
     )
+    out["icb_patients"] = _icb_patients(e)
     unmatched = len(adm) - int(adm["lsoa11"].isin(res["lsoa11"]).sum()) if len(adm) else 0
     out["icb_unmatched"] = pd.DataFrame({"emergency_admissions": [unmatched]})
     return out
+
+
+def _icb_patients(e: pd.DataFrame) -> pd.DataFrame:
+    """Per ICB: Σ over patients of the square of their emergency (and ACSC) admissions in the quarter."""
+    per = e.groupby(["icb", "pid"], as_index=False).agg(k=("pid", "size"), a=("acsc", "sum"))
+    per = per.assign(emergency_admissions_sq=per["k"] ** 2, acsc_admissions_sq=per["a"] ** 2)
+    out = per.groupby("icb", as_index=False)[["emergency_admissions_sq", "acsc_admissions_sq"]].sum()
+    return out.rename(columns={"icb": "icb_code"})
 
 
 def _op_ae_counts(op: pd.DataFrame, ae: pd.DataFrame, quarter: str, settings: RecordSettings) -> dict:
@@ -277,6 +287,7 @@ def run_counts_pandas(
         "op_follow_up",
         "ae_12hr",
         "icb_strata",
+        "icb_patients",
         "icb_unmatched",
     ]
     return {k: normalise(out[k]) for k in order}
