@@ -113,7 +113,12 @@ SEX = Field("SEX", codes=_codes("0", "1", "2", "9"), describe="1 male, 2 female,
 LSOA11 = Field("LSOA11", nullable=True, pattern=r"[EW]01[0-9]{6}", describe="an LSOA 2011 code such as E01000001")
 PSEUDO_HESID = Field("PSEUDO_HESID")
 PROCODE3 = Field("PROCODE3", pattern=r"[A-Z0-9]{3}", describe="a 3-character provider code")
-AGE = dict(kind="int", lo=0, hi=120, infant_codes=True)
+
+
+def _age(name: str) -> Field:
+    """An age in whole years (0-120) or one of HES's infant codes."""
+    return Field(name, "int", lo=0, hi=120, infant_codes=True)
+
 
 DATASETS: dict[str, Dataset] = {
     "apc": Dataset(
@@ -144,7 +149,7 @@ DATASETS: dict[str, Dataset] = {
                 codes=_codes("1", "2", "3", "4", "5", "8", "9"),
                 describe="1-3 alive, 4 died, 5 stillbirth, 8 or 9 not applicable",
             ),
-            Field("STARTAGE", **AGE),
+            _age("STARTAGE"),
             SEX,
             LSOA11,
             Field(
@@ -188,7 +193,7 @@ DATASETS: dict[str, Dataset] = {
                 codes=_codes("0", "2", "3", "4", "5", "6", "7", "9"),
                 describe="5 or 6 attended, 2, 3, 4 or 7 did not attend or cancelled, 0 or 9 not known",
             ),
-            Field("APPTAGE", **AGE),
+            _age("APPTAGE"),
             SEX,
             LSOA11,
             Field("TRETSPEF", nullable=True),
@@ -210,7 +215,7 @@ DATASETS: dict[str, Dataset] = {
                 describe="01 major emergency department, 02 single specialty, 03 other or urgent treatment centre, "
                 "04 walk-in centre, 99 not known",
             ),
-            Field("ARRIVALAGE", **AGE),
+            _age("ARRIVALAGE"),
             SEX,
             LSOA11,
             Field("AEATTENDDISP", nullable=True),
@@ -518,7 +523,7 @@ def _distinct_checks(
         problems, is_normal = con.execute(
             f"SELECT count(*) FILTER (WHERE {bad}), bool_and({_normal_form(f) if text else 'FALSE'}) "
             f"FROM (SELECT DISTINCT {_q(f.name)} FROM {source})"
-        ).fetchone()
+        ).fetchall()[0]
         if problems:
             return None
         if is_normal:
@@ -553,7 +558,7 @@ def _row_checks(
     rows, problems, hashes, *ok = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {where}), count(DISTINCT hash({key})){flags} "
         f"FROM (SELECT *, {typed} FROM {source})"
-    ).fetchone()
+    ).fetchall()[0]
     if not all(ok[: len(plain)]):
         return _Scan(clean=False), False
     normal = {f.name for f in plain} | {f.name for f, good in zip(flagged, ok[len(plain) :]) if good}
@@ -629,7 +634,7 @@ def _load_dataset(
         check, cols = _check_sql(ds, source, types)
         con.execute(f"CREATE OR REPLACE VIEW _checked_{ds.name} AS {check}")
         scan = _fast_check(con, ds, source, types)
-        first = (
+        found = (
             []
             if scan.clean
             else con.execute(
@@ -640,7 +645,7 @@ def _load_dataset(
     except duckdb.Error as exc:
         raise InputError(f"cannot be read: {_first_line(exc)}", file=str(Path(root) / ds.name)) from None
     excluded = pd.DataFrame(columns=["dataset", "column", "problem", "rows"])
-    first = first[0] if first else None
+    first = found[0] if found else None
     if first is not None and on_error == "raise":
         _raise_problem(first)
     columns = ", ".join(_q(f.name) for f in ds.fields) + ", source_file, source_row"
@@ -674,7 +679,11 @@ def connect(
     process stays within 3 GB), insertion order not kept (the outputs are sorted explicitly), no progress bar. A
     ``database`` file keeps the intermediate tables compressed on disk (national scale); spilled data go to
     ``temp_directory``."""
-    config = {"threads": threads, "memory_limit": memory_limit, "preserve_insertion_order": False}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "threads": threads,
+        "memory_limit": memory_limit,
+        "preserve_insertion_order": False,
+    }
     if temp_directory is not None:
         config["temp_directory"] = str(temp_directory)
     con = duckdb.connect(str(database), config=config)

@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -41,8 +42,8 @@ import statsmodels.api as sm
 from leaguetables.errors import InputError
 from leaguetables.inputs.contract import check_quarter, quarter_key
 
-try:  # optional: the Spark engine (pyspark is in the test extra)
-    from pyspark.sql import SparkSession
+try:  # optional: the Spark engine (pyspark is in the test extra); typed Any, whether pyspark is installed or not
+    SparkSession: Any = importlib.import_module("pyspark.sql").SparkSession
 except ImportError:  # pragma: no cover - DuckDB is the default engine
     SparkSession = None
 from leaguetables.inputs.records.contract import Records, load_records
@@ -271,7 +272,7 @@ class DuckDBEngine:
         return out
 
     def scalar(self, sql: str) -> Any:
-        return self.con.execute(sql).fetchone()[0]
+        return self.con.execute(sql).fetchall()[0][0]
 
     def drop(self, steps: list[Step]) -> None:
         for s in reversed(steps):
