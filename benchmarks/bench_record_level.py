@@ -75,6 +75,7 @@ def child_duckdb(root: Path, quarter: str, threads: int, memory: str) -> dict:
         "cpu_s": c2 - c0,
         "peak_mb": _peak_mb(),
         "observations": len(ind.observations),
+        "load": os.getloadavg()[0],
     }
     if (root / "truth" / "ratios.csv").is_file() and (root / "registers").is_dir():  # after the timing: the study
         out["recovery"] = recovery.recovery(root, ind).to_dict("records")
@@ -112,6 +113,7 @@ def child_pandas(root: Path, quarter: str) -> dict:
         "indicators_cpu_s": _cpu_s() - c0,
         "peak_mb": _peak_mb(),
         "observations": len(ind.observations),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -190,6 +192,8 @@ def _row(engine: str, fraction: float, res: dict) -> dict:
         "indicators_cpu_s": r("indicators_cpu_s"),
         "peak_mb": round(res.get("peak_mb", 0)),
         "rows_per_s": round(total / wall) if wall else None,
+        "rows_per_cpu_s": round(total / res["cpu_s"]) if res.get("cpu_s") else None,
+        "load_1min": r("load"),
         "failed": res.get("failed", ""),
     }
 
