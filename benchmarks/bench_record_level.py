@@ -12,12 +12,12 @@
    validation and indicators are timed apart (wall and CPU). On the full synthetic extract (``truth/`` present) the
    truth recovery of the same indicators is printed after the timing.
 3. pandas: the same indicators (``pandas_reference``, reading the contract columns from the Parquet files; no
-   validation) on growing fractions of the extract (whole ICB files), stopping at the first fraction whose peak
+   validation; like the SQL, only the quarter's patients' episodes go into the spells) on growing fractions of the extract (whole ICB files), stopping at the first fraction whose peak
    memory passes the limit or that fails; DuckDB is run on the same fractions for the speed ratios (whole run, and
    indicators alone against pandas).
 
-Every measurement runs in a fresh child process, which reports its wall time and peak resident memory
-(``resource.getrusage``). Prints a table and writes it to ``benchmarks/results/record_level.csv``.
+Every measurement runs in a fresh child process, which reports its wall time, CPU time, peak resident memory
+(``resource.getrusage``) and the machine's 1-minute load average at its end. Prints a table and writes it to ``benchmarks/results/record_level.csv``.
 """
 
 from __future__ import annotations
