@@ -612,3 +612,28 @@ def test_only_the_quarters_patients_are_read_and_no_count_changes(extract, tmp_p
     ).fetchone()[0]
     across = con.execute("SELECT count(*) FROM apc WHERE ADMIDATE < ? AND DISDATE BETWEEN ? AND ?", [start, start, end])
     assert 0 < kept < patients and across.fetchone()[0] > 0
+
+
+def test_buckets_are_sized_by_the_quarters_patients_episodes(extract, monkeypatch):
+    """Without a bucket count, run_counts makes one bucket per EPISODES_PER_BUCKET episodes of the quarter's patients
+    (not of the whole extract); the counts are those of one pass."""
+    residence, _ = ind.geography_for(extract.root, SETTINGS)
+    one = ind.run_counts(extract, Q, SETTINGS, residence, buckets=1)
+    start, end = ind.quarter_dates(Q)
+    relevant = extract.con.execute(
+        "SELECT count(*) FROM apc WHERE PSEUDO_HESID IN (SELECT PSEUDO_HESID FROM apc WHERE ADMIDATE BETWEEN ? AND ? "
+        "OR DISDATE BETWEEN ? AND ?)",
+        [start, end, start, end],
+    ).fetchone()[0]
+    assert relevant < extract.rows["apc"]
+    per = -(-relevant // 3)  # three buckets of the quarter's patients' episodes; more of the whole extract's
+    monkeypatch.setattr(ind, "EPISODES_PER_BUCKET", per)
+    assert -(-extract.rows["apc"] // per) > 3
+    runner = ind.DuckDBEngine(extract.con)
+    shared = [s for s in ind.render_steps(SETTINGS, Q) if s.once and s.kind == "table"]
+    runner.run(shared)
+    assert ind._bucket_count(runner, extract.rows["apc"]) == 3
+    runner.drop(shared)
+    auto = ind.run_counts(extract, Q, SETTINGS, residence)
+    for name in one:
+        pd.testing.assert_frame_equal(one[name], auto[name], obj=name)
