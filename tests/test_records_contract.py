@@ -166,5 +166,5 @@ def test_padded_keys_are_trimmed_and_counted(tmp_path):
     root = write_records(tmp_path / "r", n_patients=40)
     _set_first_rows(root, "op", "ATTENDKEY", ["\u00a0X1 "])
     rec = load_records(root, ["op"])
-    assert rec.con.execute("SELECT count(*) FROM op WHERE ATTENDKEY = 'X1'").fetchone()[0] == 1
-    assert rec.rows["op"] == rec.con.execute("SELECT count(*) FROM op").fetchone()[0]
+    assert rec.con.execute("SELECT count(*) FROM op WHERE ATTENDKEY = 'X1'").fetchall()[0][0] == 1
+    assert rec.rows["op"] == rec.con.execute("SELECT count(*) FROM op").fetchall()[0][0]

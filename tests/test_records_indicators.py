@@ -605,13 +605,13 @@ def test_only_the_quarters_patients_are_read_and_no_count_changes(extract, tmp_p
         pd.testing.assert_frame_equal(pruned[name], full[name], obj=name)
     start, end = ind.quarter_dates(Q)
     con = extract.con
-    patients = con.execute("SELECT count(DISTINCT PSEUDO_HESID) FROM apc").fetchone()[0]
+    patients = con.execute("SELECT count(DISTINCT PSEUDO_HESID) FROM apc").fetchall()[0][0]
     kept = con.execute(
         "SELECT count(DISTINCT PSEUDO_HESID) FROM apc WHERE ADMIDATE BETWEEN ? AND ? OR DISDATE BETWEEN ? AND ?",
         [start, end, start, end],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     across = con.execute("SELECT count(*) FROM apc WHERE ADMIDATE < ? AND DISDATE BETWEEN ? AND ?", [start, start, end])
-    assert 0 < kept < patients and across.fetchone()[0] > 0
+    assert 0 < kept < patients and across.fetchall()[0][0] > 0
 
 
 def test_buckets_are_sized_by_the_quarters_patients_episodes(extract, monkeypatch):
@@ -624,7 +624,7 @@ def test_buckets_are_sized_by_the_quarters_patients_episodes(extract, monkeypatc
         "SELECT count(*) FROM apc WHERE PSEUDO_HESID IN (SELECT PSEUDO_HESID FROM apc WHERE ADMIDATE BETWEEN ? AND ? "
         "OR DISDATE BETWEEN ? AND ?)",
         [start, end, start, end],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     assert relevant < extract.rows["apc"]
     per = -(-relevant // 3)  # three buckets of the quarter's patients' episodes; more of the whole extract's
     monkeypatch.setattr(ind, "EPISODES_PER_BUCKET", per)
