@@ -498,7 +498,7 @@ def test_patient_buckets_give_the_same_counts(extract):
     for name in one:
         pd.testing.assert_frame_equal(one[name], three[name], obj=name)
     once = {s.name for s in ind.render_steps(SETTINGS, Q) if s.once}
-    assert once == {"op_follow_up", "ae_12hr"}
+    assert once == {"quarter_patients", "op_follow_up", "ae_12hr"}
     sizes = [
         extract.con.execute(f"SELECT count(*) FROM apc WHERE {ind.patient_filter(b, 3)}").fetchall()[0][0]
         for b in range(3)
@@ -594,3 +594,54 @@ def test_geography_from_generator_folder(tmp_path):
     residence, population = ind.folder_geography(tmp_path / "geo", SETTINGS)
     assert list(residence.columns) == ["lsoa11", "icb", "imd_quintile"]
     assert set(population["age_band"]) == set(ind.band_labels(SETTINGS.icb.age_bands))
+
+
+def test_only_the_quarters_patients_are_read_and_no_count_changes(extract, tmp_path, monkeypatch):
+    """The episodes of patients with no episode admitted or discharged in the quarter cannot change a count
+    (``quarter_patients``): the counts equal those computed from every patient's episodes; the extract has such
+    patients, and patients whose spells were admitted before the quarter and discharged in it."""
+    residence, _ = ind.geography_for(extract.root, SETTINGS)
+    pruned = ind.run_counts(extract, Q, SETTINGS, residence, buckets=1)
+    sql = ind.SQL_FILE.read_text(encoding="utf-8")
+    where = "WHERE ADMIDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' OR DISDATE BETWEEN DATE '${qstart}' AND DATE '${qend}'"
+    assert sql.count(where) == 1
+    every = tmp_path / "every_patient.sql"
+    every.write_text(sql.replace(where, ""), encoding="utf-8")
+    monkeypatch.setattr(ind, "SQL_FILE", every)
+    full = ind.run_counts(extract, Q, SETTINGS, residence, buckets=1)
+    for name in full:
+        pd.testing.assert_frame_equal(pruned[name], full[name], obj=name)
+    start, end = ind.quarter_dates(Q)
+    con = extract.con
+    patients = con.execute("SELECT count(DISTINCT PSEUDO_HESID) FROM apc").fetchall()[0][0]
+    kept = con.execute(
+        "SELECT count(DISTINCT PSEUDO_HESID) FROM apc WHERE ADMIDATE BETWEEN ? AND ? OR DISDATE BETWEEN ? AND ?",
+        [start, end, start, end],
+    ).fetchall()[0][0]
+    across = con.execute("SELECT count(*) FROM apc WHERE ADMIDATE < ? AND DISDATE BETWEEN ? AND ?", [start, start, end])
+    assert 0 < kept < patients and across.fetchall()[0][0] > 0
+
+
+def test_buckets_are_sized_by_the_quarters_patients_episodes(extract, monkeypatch):
+    """Without a bucket count, run_counts makes one bucket per EPISODES_PER_BUCKET episodes of the quarter's patients
+    (not of the whole extract); the counts are those of one pass."""
+    residence, _ = ind.geography_for(extract.root, SETTINGS)
+    one = ind.run_counts(extract, Q, SETTINGS, residence, buckets=1)
+    start, end = ind.quarter_dates(Q)
+    relevant = extract.con.execute(
+        "SELECT count(*) FROM apc WHERE PSEUDO_HESID IN (SELECT PSEUDO_HESID FROM apc WHERE ADMIDATE BETWEEN ? AND ? "
+        "OR DISDATE BETWEEN ? AND ?)",
+        [start, end, start, end],
+    ).fetchall()[0][0]
+    assert relevant < extract.rows["apc"]
+    per = -(-relevant // 3)  # three buckets of the quarter's patients' episodes; more of the whole extract's
+    monkeypatch.setattr(ind, "EPISODES_PER_BUCKET", per)
+    assert -(-extract.rows["apc"] // per) > 3
+    runner = ind.DuckDBEngine(extract.con)
+    shared = [s for s in ind.render_steps(SETTINGS, Q) if s.once and s.kind == "table"]
+    runner.run(shared)
+    assert ind._bucket_count(runner, extract.rows["apc"]) == 3
+    runner.drop(shared)
+    auto = ind.run_counts(extract, Q, SETTINGS, residence)
+    for name in one:
+        pd.testing.assert_frame_equal(one[name], auto[name], obj=name)

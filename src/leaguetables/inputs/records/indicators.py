@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import re
 import warnings
 from collections.abc import Sequence
@@ -42,8 +43,8 @@ import statsmodels.api as sm
 from leaguetables.errors import InputError
 from leaguetables.inputs.contract import check_quarter, quarter_key
 
-try:  # optional: the Spark engine (pyspark is in the test extra)
-    from pyspark.sql import SparkSession
+try:  # optional: the Spark engine (pyspark is in the test extra); typed Any, whether pyspark is installed or not
+    SparkSession: Any = importlib.import_module("pyspark.sql").SparkSession
 except ImportError:  # pragma: no cover - DuckDB is the default engine
     SparkSession = None
 from leaguetables.inputs.records.contract import Records, load_records
@@ -109,7 +110,8 @@ class Step:
     name: str
     kind: str  # "view", "table" or "output"
     sql: str
-    once: bool = False  # an output that does not read the episodes: computed in the first patient bucket only
+    once: bool = False  # an output that does not read the episodes: computed in the first patient bucket only; a
+    # table: made before the patient buckets and kept for all of them
 
     @property
     def counts(self) -> list[str]:
@@ -277,10 +279,15 @@ class DuckDBEngine:
                 # under memory pressure DuckDB spills them to its temp_directory
                 kind = "TEMP TABLE" if s.kind == "table" else "TEMP VIEW"
                 self.con.execute(f"CREATE OR REPLACE {kind} {s.name} AS {s.sql}")
+        return out
+
+    def scalar(self, sql: str) -> Any:
+        return self.con.execute(sql).fetchall()[0][0]
+
+    def drop(self, steps: list[Step]) -> None:
         for s in reversed(steps):
             if s.kind != "output":
                 self.con.execute(f"DROP {'TABLE' if s.kind == 'table' else 'VIEW'} IF EXISTS {s.name}")
-        return out
 
 
 class SparkEngine:
@@ -290,7 +297,7 @@ class SparkEngine:
 
     def __init__(self, spark: Any):
         self.spark = spark
-        self._cached: list[Any] = []
+        self._cached: dict[str, Any] = {}
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         self.spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False)).createOrReplaceTempView(name)
@@ -304,11 +311,19 @@ class SparkEngine:
             else:
                 if s.kind == "table":
                     df = df.cache()
-                    self._cached.append(df)
+                    self._cached[s.name] = df
                 df.createOrReplaceTempView(s.name)
-        for df in self._cached:
-            df.unpersist()
         return out
+
+    def scalar(self, sql: str) -> Any:
+        return self.spark.sql(to_spark_sql(sql)).collect()[0][0]
+
+    def drop(self, steps: list[Step]) -> None:
+        for s in steps:
+            if s.name in self._cached:
+                self._cached.pop(s.name).unpersist()
+            if s.kind != "output":
+                self.spark.catalog.dropTempView(s.name)
 
 
 SPARK_LOCAL_CONFIG = {
@@ -714,15 +729,28 @@ def run_counts(
         runner = SparkEngine(engine)
         _spark_tables(records, runner)
     runner.register("residence", residence[["lsoa11", "icb", "imd_quintile"]])
-    n = buckets if buckets is not None else -(-records.rows.get("apc", 0) // EPISODES_PER_BUCKET)
-    n = max(1, n)
+    all_steps = render_steps(settings, quarter)
+    shared = [s for s in all_steps if s.once and s.kind != "output"]
+    runner.run(shared)
+    n = buckets if buckets is not None else _bucket_count(runner, records.rows.get("apc", 0))
     parts: dict[str, list[pd.DataFrame]] = {}
     for b in range(n):
-        steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if b == 0 or not s.once]
+        steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if s.kind == "output" or not s.once]
+        steps = [s for s in steps if b == 0 or not s.once]
         for name, frame in runner.run(steps).items():
             parts.setdefault(name, []).append(frame)
-    outputs = {s.name: s for s in render_steps(settings, quarter) if s.kind == "output"}
+        runner.drop(steps)
+    runner.drop(shared)
+    outputs = {s.name: s for s in all_steps if s.kind == "output"}
     return {k: normalise(_sum_buckets(v, outputs[k].counts)) for k, v in parts.items()}
+
+
+def _bucket_count(runner: DuckDBEngine | SparkEngine, episodes: int) -> int:
+    """Patient buckets of about :data:`EPISODES_PER_BUCKET` episodes of the patients the quarter's counts need
+    (``quarter_patients``; counted only when the whole extract would need more than one bucket)."""
+    if episodes > EPISODES_PER_BUCKET:
+        episodes = int(runner.scalar("SELECT count(*) FROM apc WHERE PSEUDO_HESID IN (SELECT * FROM quarter_patients)"))
+    return max(1, -(-episodes // EPISODES_PER_BUCKET))
 
 
 def _sum_buckets(frames: list[pd.DataFrame], counts: list[str]) -> pd.DataFrame:

@@ -103,6 +103,15 @@ def spells(apc: pd.DataFrame) -> pd.DataFrame:
     return first.merge(last, on=key).merge(dod, on=key)
 
 
+def quarter_episodes(apc: pd.DataFrame, quarter: str) -> pd.DataFrame:
+    """The episodes of the patients with an episode admitted or discharged in the quarter: the other patients'
+    episodes cannot change a count (``quarter_patients`` in ``indicators.sql``)."""
+    touches = _in_quarter(pd.Series(_days(apc["ADMIDATE"])), quarter) | _in_quarter(
+        pd.Series(_days(apc["DISDATE"])), quarter
+    )
+    return apc[apc["PSEUDO_HESID"].isin(apc.loc[touches, "PSEUDO_HESID"].unique())]
+
+
 def cips(sp: pd.DataFrame, settings: RecordSettings) -> pd.DataFrame:
     """Continuous inpatient spells: a spell admitted by transfer within the gap of the previous discharge continues
     it; then, per CIPS, the latest earlier emergency discharge and the first later eligible emergency admission."""
@@ -273,7 +282,7 @@ def run_counts_pandas(
     residence: pd.DataFrame,
 ) -> dict[str, pd.DataFrame]:
     """Every count table of ``indicators.sql``, computed with pandas alone."""
-    sp = spells(apc)
+    sp = spells(quarter_episodes(apc, quarter))
     out = _provider_counts(sp, quarter, settings)
     out |= _cips_counts(cips(sp, settings), quarter, settings, residence)
     op_ae = _op_ae_counts(op, ae, quarter, settings)
