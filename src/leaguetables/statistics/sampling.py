@@ -9,7 +9,13 @@ averages, cut points, financial override, segments and league ranks.
 What is simulated
 -----------------
 * proportions (``statistic: proportion``): the numerator is binomial given the denominator;
-* rates (``statistic: rate``): the numerator is Poisson given the denominator;
+* rates (``statistic: rate``): the numerator is Poisson given the denominator, or, for a metric whose numerator is
+  not a Poisson count (catalogue ``numerator_variance: reported``: bed days, admissions clustered in patients),
+  quasi-Poisson with the row's reported variance V: with the scale φ = V/x (:attr:`MetricData.phi`; φ = 1 where
+  x = 0, as the published interval, :func:`leaguetables.statistics.rates.scaled_poisson_limits`), the count is
+  φ × a Poisson count of mean (expected count)/φ, so its variance is φ × its mean. Every draw below uses x/φ
+  events over the exposure n/φ (the effective count and exposure) and multiplies back by φ; with φ = 1 the draws
+  are those of a Poisson count, bit for bit;
 * everything reported as a bare value (finance, relative cost, mean response times), mean scores (staff survey)
   and ratings (CQC) carries no sampling model in the inputs: it is held at its reported value in every replicate,
   so its uncertainty is ignored;
@@ -20,11 +26,12 @@ Two ways of drawing (``uncertainty.shrinkage`` in the methodology configuration)
 * **empirical Bayes (shrinkage on, the default)** — each replicate draws every trust's *true* rate from its
   posterior given the quarter's data: a beta (proportions) or gamma (rates) distribution of true rates across the
   trusts of the type, with mean and between-trust variance τ² estimated per metric and trust type by moments
-  (:func:`between_trust_variance`), updated by the trust's own numerator and denominator (conjugate beta-binomial
-  and gamma-Poisson). A replicate is then a draw of the *true* league; its 2.5th–97.5th percentile ranks are an
+  (:func:`between_trust_variance`, whose within-trust variance of a quasi-Poisson rate is φ·m/n, so τ² is not
+  inflated by the extra variance), updated by the trust's own numerator and denominator (conjugate beta-binomial
+  and gamma-Poisson; quasi-Poisson: gamma(a + x/φ, β + n/φ), the Poisson likelihood of x/φ events over n/φ). A replicate is then a draw of the *true* league; its 2.5th–97.5th percentile ranks are an
   interval for the true rank and its segment shares the probability of the true segment;
 * **plug-in (shrinkage off)** — every numerator is redrawn from the binomial/Poisson distribution with the
-  trust's observed rate (a plain parametric bootstrap of the data). It describes how much the *published* league
+  trust's observed rate (quasi-Poisson: φ·Poisson(x/φ)) (a plain parametric bootstrap of the data). It describes how much the *published* league
   would move on another draw of the data, centred on the observed rates, which already contain one draw of noise.
 
 On the demo's truth (``benchmarks/rank_uncertainty_study.py``, 100 data sets) the empirical-Bayes 95% rank
@@ -98,7 +105,9 @@ class MetricData:
     """One scored metric in one quarter: the rows the metric notebook scores (one per eligible trust)."""
 
     metric: Metric
-    frame: pd.DataFrame  # trust_code, trust_type, status, value, category, numerator, denominator, factor, adjusted
+    #: trust_code, trust_type, status, value, category, numerator, denominator, factor, adjusted (and, where the
+    #: inputs have them, tiebreak, baseline, numerator_variance)
+    frame: pd.DataFrame
     kind: str  # "binomial", "poisson" or "fixed"
     #: adjusted basis with ``expected.adjusted_standards: observed_value``: standards, floors and bands are judged
     #: on the observed value (value / factor), the adjusted value only orders the trusts between them
@@ -118,6 +127,21 @@ class MetricData:
             & (f["denominator"] > 0)
             & f["value"].notna()
         ).to_numpy()
+
+    @property
+    def phi(self) -> np.ndarray:
+        """Per row, the scale φ = V/x of a numerator that is not a Poisson count (catalogue
+        ``numerator_variance: reported``; V the row's ``numerator_variance``), else 1. φ = 1 where x = 0, V = 0 or V
+        is missing, as in the published interval (:func:`leaguetables.statistics.rates.scaled_poisson_limits`): a zero
+        count says nothing of its own dispersion, and φ = 1 keeps the draws of that row those of its interval."""
+        f = self.frame
+        ones = np.ones(len(f))
+        if self.kind != "poisson" or self.metric.numerator_variance != "reported" or "numerator_variance" not in f:
+            return ones
+        x = f["numerator"].to_numpy(float)
+        v = f["numerator_variance"].to_numpy(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where((x > 0) & (v > 0), v / x, ones)
 
 
 @dataclass
@@ -220,7 +244,7 @@ def quarter_data(
             "denominator",
             "factor",
             "adjusted",
-            *[c for c in ("tiebreak", "baseline") if c in df.columns],
+            *[c for c in ("tiebreak", "baseline", "numerator_variance") if c in df.columns],
         ]
         judge = basis == "adjusted" and adjusted_standards == "observed_value"
         mds.append(MetricData(m, df[keep].reset_index(drop=True), _kind(m), judge))
@@ -253,14 +277,16 @@ def quarter_data(
 # --------------------------------------------------------------------------------------------------------
 # between-trust variance, rankability, draws
 # --------------------------------------------------------------------------------------------------------
-def between_trust_variance(x, n, kind: str) -> tuple[float, float, float]:
+def between_trust_variance(x, n, kind: str, phi=None) -> tuple[float, float, float]:
     """Mean rate and between-trust variance τ² of true rates across trusts, by moments (DerSimonian–Laird).
 
     ``kind`` ``"binomial"`` (x of n, rates are proportions) or ``"poisson"`` (x events over exposure n).
     With m = Σx/Σn and S = Σ n_i (x_i/n_i − m)², E[S] = (k − 1)·V(m) + τ²·(Σn − Σn²/Σn) where V(m) is the
-    within-trust variance of one unit, m(1 − m) (binomial) or m (Poisson). τ² is floored at
+    within-trust variance of one unit, m(1 − m) (binomial) or m (Poisson). With the quasi-Poisson scales ``phi``
+    (φ_i, :attr:`MetricData.phi`) the within-trust variance of x_i/n_i is φ_i·m/n_i and the term (k − 1)·m becomes
+    m·(Σφ − Σnφ/Σn) (the same when every φ is 1). τ² is floored at
     (``TAU2_FLOOR_CV`` × m)² (binomial: × min(m, 1 − m)) so true rates stay distinct when the data cannot tell
-    them apart. Returns ``(m, tau2, unit_variance)``.
+    them apart. Returns ``(m, tau2, unit_variance)`` (the unit variance for φ = 1).
 
     Hand-worked (Poisson): x = (10, 30), n = (100, 100): m = 0.2, S = 100·0.01 + 100·0.01 = 2,
     E-term (k−1)·m = 0.2, Σn − Σn²/Σn = 100 → τ² = 0.018.
@@ -278,22 +304,29 @@ def between_trust_variance(x, n, kind: str) -> tuple[float, float, float]:
         return m, floor, unit
     s = float(np.sum(n * (x / n - m) ** 2))
     c = n.sum() - np.sum(n**2) / n.sum()
-    tau2 = (s - (k - 1) * unit) / c if c > 0 else 0.0
+    if phi is None or np.all(np.asarray(phi, float) == 1.0):
+        within = (k - 1) * unit
+    else:
+        ph = np.asarray(phi, float)
+        within = unit * (ph.sum() - np.sum(n * ph) / n.sum())
+    tau2 = (s - within) / c if c > 0 else 0.0
     if kind == "binomial":
         tau2 = min(tau2, 0.99 * m * (1 - m))  # a beta distribution needs τ² < m(1 − m)
     return m, max(tau2, floor), unit
 
 
 def _prior(md: MetricData) -> pd.DataFrame:
-    """Per simulated row: the type's prior (m, τ²) and the within-trust variance of the rate."""
+    """Per simulated row: the type's prior (m, τ²) and the within-trust variance of the rate (φ·unit/n)."""
     f = md.frame
     sim = md.simulated
+    phi = pd.Series(md.phi, index=f.index)
     out = pd.DataFrame({"m": np.nan, "tau2": np.nan, "se2": np.nan}, index=f.index)
     for _t, g in f[sim].groupby("trust_type", sort=True):
-        m, tau2, unit = between_trust_variance(g["numerator"], g["denominator"], md.kind)
+        ph = phi[g.index].to_numpy(float)
+        m, tau2, unit = between_trust_variance(g["numerator"], g["denominator"], md.kind, ph)
         out.loc[g.index, "m"] = m
         out.loc[g.index, "tau2"] = tau2
-        out.loc[g.index, "se2"] = unit / g["denominator"].to_numpy(float)
+        out.loc[g.index, "se2"] = ph * unit / g["denominator"].to_numpy(float)
     return out
 
 
@@ -336,7 +369,8 @@ def draw_values(
     ``shrinkage=True``: true rates from the empirical-Bayes posterior, beta(a + x, b + n − x) for proportions
     and gamma(a + x, rate β + n) for rates, where the prior (a, b) or (a, β) has the type's mean m and
     between-trust variance τ² (:func:`between_trust_variance`). ``shrinkage=False``: numerators redrawn
-    binomial(n, x/n) or Poisson(x), the value recomputed. Values are multiplied by the metric's multiplier and, on
+    binomial(n, x/n) or Poisson(x), the value recomputed. A quasi-Poisson numerator (scale φ = :attr:`MetricData.phi`)
+    enters as x/φ events over n/φ: gamma(a + x/φ, rate β + n/φ), or φ·Poisson(x/φ)/n (φ = 1: the Poisson draws). Values are multiplied by the metric's multiplier and, on
     the adjusted basis, by the trust's adjustment factor."""
     out = {}
     b = int(replicates)
@@ -349,6 +383,7 @@ def draw_values(
             continue
         x = f.loc[sim, "numerator"].to_numpy(float)
         n = f.loc[sim, "denominator"].to_numpy(float)
+        phi = md.phi[sim]  # 1 unless quasi-Poisson: x/1.0 and n/1.0 are x and n exactly
         mult = md.metric.multiplier * f.loc[sim, "factor"].to_numpy(float)
         if shrinkage:
             pr = _prior(md).loc[sim]
@@ -358,12 +393,12 @@ def draw_values(
                 rate = rng.beta(m * ab + x, (1 - m) * ab + n - x, size=(b, len(x)))
             else:
                 shape, beta = m * m / tau2, m / tau2
-                rate = rng.gamma(shape + x, 1.0 / (beta + n), size=(b, len(x)))
+                rate = rng.gamma(shape + x / phi, 1.0 / (beta + n / phi), size=(b, len(x)))
         else:
             if md.kind == "binomial":
                 rate = rng.binomial(n.astype(np.int64), np.clip(x / n, 0, 1), size=(b, len(x))) / n
             else:
-                rate = rng.poisson(x, size=(b, len(x))) / n
+                rate = phi * rng.poisson(x / phi, size=(b, len(x))) / n
         base[:, sim] = rate * mult
         out[md.metric.id] = base
     return out
@@ -379,8 +414,9 @@ def null_values(
     kept. Each trust's relative position d_i is the precision-weighted mean over the two quarters of
     y_iq − δ_q (y = logit((x + ½)/(n + 1)), variance 1/(x + ½) + 1/(n − x + ½); rates log((x + ½)/n),
     variance 1/(x + ½)). Both quarters' numerators are then drawn independently from binomial/Poisson with the
-    quarter's own denominator and the common true rate expit(δ_q + d_i) (or exp(·)). A trust with data in one
-    quarter only keeps its own rate there. Values not simulated keep their reported values.
+    quarter's own denominator and the common true rate expit(δ_q + d_i) (or exp(·)); a quasi-Poisson numerator
+    (scale φ, :attr:`MetricData.phi`) has variance of y φ/(x + ½) and is drawn φ·Poisson(n·e^η/φ). A trust with
+    data in one quarter only keeps its own rate there. Values not simulated keep their reported values.
     """
     b = int(replicates)
     vals: list[dict[str, np.ndarray]] = [{}, {}]
@@ -395,13 +431,14 @@ def null_values(
             sim = md.simulated
             x = f["numerator"].to_numpy(float)
             n = f["denominator"].to_numpy(float)
+            phi = md.phi
             with np.errstate(divide="ignore", invalid="ignore"):
                 if md.kind == "binomial":
                     y = np.log((x + 0.5) / (n - x + 0.5))
                     v = 1 / (x + 0.5) + 1 / (n - x + 0.5)
                 else:
                     y = np.log((x + 0.5) / n)
-                    v = 1 / (x + 0.5)
+                    v = phi / (x + 0.5)  # φ = 1: 1/(x + ½) exactly
             delta = np.full(len(f), np.nan)
             for _t, g in f[sim].groupby("trust_type"):
                 pooled = g["numerator"].sum() / g["denominator"].sum()
@@ -437,7 +474,8 @@ def null_values(
                 if md.kind == "binomial":
                     x = rng.binomial(n.astype(np.int64), 1 / (1 + np.exp(-eta)), size=(b, len(n)))
                 else:
-                    x = rng.poisson(n * np.exp(eta), size=(b, len(n)))
+                    phi = md.phi[sim]
+                    x = phi * rng.poisson(n * np.exp(eta) / phi, size=(b, len(n)))
                 mult = md.metric.multiplier * f.loc[sim, "factor"].to_numpy(float)
                 base[:, sim] = x / n * mult
             vals[qi][mid] = base
