@@ -7,9 +7,11 @@ import inspect
 import json
 import os
 import re
+import resource
 import shutil
 import tempfile
 import textwrap
+import time
 from functools import cache
 from pathlib import Path
 
@@ -203,6 +205,55 @@ def pytest_xdist_make_scheduler(config, log):
             return self.groups.get(nodeid) or super()._split_scope(nodeid)
 
     return GroupScheduling(config, log)
+
+
+# ------------------------------------------------------------------------------------------------ time and CPU
+# The summary ends with the run's wall time and CPU seconds (user + system of pytest, its xdist workers and every
+# process they waited for: run_quarter.py, notebook kernels, browsers), and per worker its CPU seconds and when it
+# finished its last test — which worker finished last, and whether the two were balanced (`make test` prints it for
+# each group). Measurements, not assertions: no test depends on them.
+_CLOCK: dict = {"start": time.time(), "workers": {}}
+
+
+def _cpu_seconds(children: bool = True) -> float:
+    """CPU seconds (user + system) of this process and (``children``) of the child processes it has waited for."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + (kids.ru_utime + kids.ru_stime if children else 0.0)
+
+
+def pytest_sessionstart(session):
+    _CLOCK["start"] = time.time()
+
+
+def pytest_sessionfinish(session):
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:  # an xdist worker: its CPU seconds go back to the controller
+        out["cpu_seconds"] = _cpu_seconds()
+
+
+def pytest_runtest_logreport(report):
+    node = getattr(report, "node", None)  # set by xdist on the controller: the worker that ran the test
+    if node is not None and report.when == "teardown":
+        w = _CLOCK["workers"].setdefault(node.gateway.id, {"tests": 0})
+        w["tests"] += 1
+        w["last"] = time.time()
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook
+def pytest_testnodedown(node, error):
+    w = _CLOCK["workers"].setdefault(node.gateway.id, {"tests": 0})
+    w["cpu"] = getattr(node, "workeroutput", {}).get("cpu_seconds")
+
+
+def pytest_terminal_summary(terminalreporter):
+    workers = _CLOCK["workers"]
+    # the controller's own CPU and the workers' reports (not the controller's children: the workers, counted once)
+    cpu = _cpu_seconds(children=not workers) + sum(w.get("cpu") or 0.0 for w in workers.values())
+    line = f"time: {time.time() - _CLOCK['start']:.0f} s wall, {cpu:.0f} CPU-s"
+    for wid, w in sorted(workers.items()):
+        last = f", last test ended at {w['last'] - _CLOCK['start']:.0f} s" if "last" in w else ""
+        line += f"; {wid}: {w['tests']} tests, {w.get('cpu') or 0:.0f} CPU-s{last}"
+    terminalreporter.write_line(line)
 
 
 def real_data_or_skip(*parts: str) -> Path:
