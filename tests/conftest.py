@@ -100,23 +100,26 @@ PUBLISHED_GROUP = "published_quarters"
 # The longest tests and groups first, so that the two workers finish together (measured with --durations; a test not
 # named here keeps its collection order after these). Each entry is the start of a node id.
 LONGEST_FIRST = (
-    # end-to-end (CPU seconds measured on the shared 2-core machine)
-    f"@{PUBLISHED_GROUP}",  # ~155: three ten-metric runs, the browser, a second default run
-    "tests/test_out_folder.py",  # ~55 (one group: its module fixture)
-    "tests/test_rerun.py::test_changed_quarter_refused_revised_killed_and_forced",  # ~40
-    "tests/test_real_quarter.py",  # ~31 (real data; skips without it)
-    "tests/test_run_honesty.py::test_q3_and_q4_run_concurrently_then_verify",  # ~31
-    "tests/test_rerun.py::test_published_quarter_noop_escaping_and_verify",  # ~27
-    "tests/test_nof_source.py",  # ~25 (real data)
-    "tests/test_run_honesty.py::test_a_quarter_reads_no_other_quarters_outputs",  # ~23
-    "tests/test_records_spark.py",
+    # end-to-end (CPU seconds with the processes each test waited for, measured on the shared 2-core machine under
+    # load, 1 December 2026: the conftest summary line)
+    f"@{PUBLISHED_GROUP}",  # ~185: three ten-metric runs, the browser (~110 with the runs), a second default run
+    "tests/test_out_folder.py",  # ~75 (one group: its module fixture)
+    "tests/test_rerun.py::test_changed_quarter_refused_revised_killed_and_forced",  # ~42
+    "tests/test_real_quarter.py",  # ~35 (real data; skips without it)
+    "tests/test_run_honesty.py::test_q3_and_q4_run_concurrently_then_verify",  # ~35
+    "tests/test_rerun.py::test_published_quarter_noop_escaping_and_verify",  # ~28
+    "tests/test_nof_source.py",  # ~28 (real data)
+    "tests/test_run_honesty.py::test_a_quarter_reads_no_other_quarters_outputs",  # ~25
+    "tests/test_records_spark.py",  # little CPU in the worker, but the JVM's start-up is long in wall time
     "tests/test_pipeline.py",
     "tests/test_run_honesty.py",
     # unit
-    "tests/test_validate.py",  # ~42 (one group: the study)
-    "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",  # ~7
-    "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~7
-    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets",
+    "tests/test_validate.py",  # ~36 under load (one group: the study, 4 + 2 replicates)
+    "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",  # ~10
+    "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~9
+    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets",  # ~10 (two)
+    "tests/test_records_bad_inputs.py::test_bad_record_input_command_line",  # ~7 (subprocesses)
+    "tests/test_imports.py::test_every_module_imports_in_a_fresh_interpreter",  # ~7 (two interpreters)
     "tests/test_demo_recovery.py",
     "tests/test_imports.py",
     "tests/test_charts.py",
