@@ -111,7 +111,7 @@ def test_every_module_imports_in_a_fresh_interpreter(order):
 
 @pytest.mark.skipif(importlib.util.find_spec("pyspark") is None, reason="pyspark is not installed (make spark-deps)")
 def test_validating_inputs_does_not_import_pyspark():
-    """pandera's own import pulls in pyspark (~0.7 CPU-s) when it is installed; the modules every run and every
+    """pandera's own import pulls in pyspark (~0.1 CPU-s) when it is installed; the modules every run and every
     notebook kernel load (the data contract, the notebook environment) import pandera without it
     (``leaguetables.inputs.pandera_api``), and leave ``pyspark.pandas`` importable afterwards (not hidden)."""
     code = (
