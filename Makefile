@@ -25,7 +25,7 @@ $(KERNEL): $(STAMP)
 
 setup: $(STAMP) $(KERNEL)  ## create .venv, install the locked dependencies, register the Jupyter kernel
 
-$(DEMO): $(STAMP) src/leaguetables/inputs/demo.py config/catalogues/demo.yaml $(wildcard src/leaguetables/inputs/records/*.py) config/records/synthetic.yaml
+$(DEMO): $(STAMP) src/leaguetables/inputs/demo.py config/catalogues/demo.yaml config/demo/metric-models.yaml $(wildcard src/leaguetables/inputs/records/*.py src/leaguetables/inputs/records/*.sql) $(wildcard config/records/*.yaml)
 	$(BIN)/python -m leaguetables.inputs.demo
 
 demo-data: $(DEMO)  ## generate the synthetic demo data (fixed seed) if missing or out of date

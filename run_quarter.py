@@ -49,7 +49,9 @@ class Terminated(KeyboardInterrupt):
 
 def _stop_children() -> None:
     """Kill this process's children (the notebook kernels, started in their own sessions so a signal sent to this
-    process alone never reaches them); their threads then see a dead kernel and unwind."""
+    process alone never reaches them); their threads then see a dead kernel and unwind. A kernel killed here between
+    its fork and its ``setsid`` dies in this process's group: ``kernels.SessionKernelManager`` then signals that
+    kernel alone, never the group (which holds whatever started this run)."""
     try:
         import psutil
     except ImportError:  # pragma: no cover - psutil comes with ipykernel

@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -185,6 +186,7 @@ def floor_measure(quarter: str, out_json: Path) -> None:
     from leaguetables.inputs.contract import load_inputs
     from leaguetables.nof import league
     from leaguetables.publication import documents, figures
+    from leaguetables.run import stages
     from leaguetables.run.pipeline import DEFAULT_DEMO_DATA
     from leaguetables.statistics import metrics
 
@@ -195,7 +197,7 @@ def floor_measure(quarter: str, out_json: Path) -> None:
     parts["validate"] = _since(t0)
     tmp = Path(tempfile.mkdtemp(prefix="bench-floor-"))
     try:
-        work, stage = tmp / "_work", tmp / "stage"
+        work, stage, store_dir = tmp / "_work", tmp / "stage", tmp / "store"
         work.mkdir()
         present = set(inputs.observations.loc[inputs.observations["quarter"] == quarter, "metric_id"])
         metric_ids = [m.id for m in catalogue.metrics if m.id in present]
@@ -239,21 +241,18 @@ def floor_measure(quarter: str, out_json: Path) -> None:
         shown: list = []
         IPython.display.display = lambda *a, **k: shown.extend(a)  # the sections' HTML is built, not shown
         nb = nbformat.read(ROOT / "notebooks" / "report.ipynb", as_version=4)
-        ns = {
-            "quarter": quarter,
-            "work_dir": str(work),
-            "out_dir": str(stage),
-            "inputs": inputs,
-            "methodology": methodology,
-            "catalogue": catalogue,
-        }
+        params = {"quarter": quarter, "out_dir": str(stage)} | stages.report_inputs(
+            stages.keep_metric_bundles(SimpleNamespace(metric_ids=metric_ids), work, store_dir),
+            stage,
+            work,
+            store_dir,
+        )
+        ns = params | {"inputs": inputs, "methodology": methodology, "catalogue": catalogue}
         for cell in nb.cells:
             if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
                 exec(compile(_without_loading(cell.source), "report.ipynb", "exec"), ns)
         parts["report"] = _since(t0)
         t0 = _clock()
-        from types import SimpleNamespace
-
         prep = SimpleNamespace(
             options=SimpleNamespace(quarter=quarter, source="demo", jobs=1),
             inputs=inputs,
@@ -264,7 +263,7 @@ def floor_measure(quarter: str, out_json: Path) -> None:
             omitted=[],
         )
         documents.export_html = lambda *a, **k: None  # the nbconvert export is notebook work: not in the floor
-        documents.build_publication(prep, stage, work)
+        documents.build_publication(prep, stage, work, params)
         parts["documents"] = _since(t0)
         parts["pages"] = sum(1 for _ in stage.rglob("*.html"))
     finally:

@@ -12,12 +12,12 @@
    validation and indicators are timed apart (wall and CPU). On the full synthetic extract (``truth/`` present) the
    truth recovery of the same indicators is printed after the timing.
 3. pandas: the same indicators (``pandas_reference``, reading the contract columns from the Parquet files; no
-   validation) on growing fractions of the extract (whole ICB files), stopping at the first fraction whose peak
+   validation; like the SQL, only the quarter's patients' episodes go into the spells) on growing fractions of the extract (whole ICB files), stopping at the first fraction whose peak
    memory passes the limit or that fails; DuckDB is run on the same fractions for the speed ratios (whole run, and
    indicators alone against pandas).
 
-Every measurement runs in a fresh child process, which reports its wall time and peak resident memory
-(``resource.getrusage``). Prints a table and writes it to ``benchmarks/results/record_level.csv``.
+Every measurement runs in a fresh child process, which reports its wall time, CPU time, peak resident memory
+(``resource.getrusage``) and the machine's 1-minute load average at its end. Prints a table and writes it to ``benchmarks/results/record_level.csv``.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def child_duckdb(root: Path, quarter: str, threads: int, memory: str) -> dict:
         "cpu_s": c2 - c0,
         "peak_mb": _peak_mb(),
         "observations": len(ind.observations),
+        "load": os.getloadavg()[0],
     }
     if (root / "truth" / "ratios.csv").is_file() and (root / "registers").is_dir():  # after the timing: the study
         out["recovery"] = recovery.recovery(root, ind).to_dict("records")
@@ -112,6 +113,7 @@ def child_pandas(root: Path, quarter: str) -> dict:
         "indicators_cpu_s": _cpu_s() - c0,
         "peak_mb": _peak_mb(),
         "observations": len(ind.observations),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -190,6 +192,8 @@ def _row(engine: str, fraction: float, res: dict) -> dict:
         "indicators_cpu_s": r("indicators_cpu_s"),
         "peak_mb": round(res.get("peak_mb", 0)),
         "rows_per_s": round(total / wall) if wall else None,
+        "rows_per_cpu_s": round(total / res["cpu_s"]) if res.get("cpu_s") else None,
+        "load_1min": r("load"),
         "failed": res.get("failed", ""),
     }
 

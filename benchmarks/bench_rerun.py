@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import os
 import resource
 import shutil
@@ -99,7 +100,19 @@ def rerun_figures(quarter: str, data: Path, out: Path, jobs: int = 2, repeat: in
             raise RuntimeError(f"rerun after a change: {proc.stdout}{proc.stderr}")
         runs["one_metric"].append((wall, cpu))
         runs["lines"]["one_metric"] = proc.stdout.strip()
+        runs.setdefault("stages", []).append(stage_walls(out / quarter / "manifest.json"))
     return runs
+
+
+def stage_walls(manifest: Path) -> dict[str, float]:
+    """Wall seconds of each stage of the run that published ``manifest`` (its ``timings_seconds``): validation, the
+    metric notebooks, the league notebook, the report notebook, the report with the documents (``export``: the
+    report stage and the publication stage together) and each document."""
+    t = json.loads(manifest.read_text(encoding="utf-8"))["timings_seconds"]
+    walls = {k: t[k] for k in ("validate", "metrics_wall", "league", "report", "export", "total") if k in t}
+    if isinstance(t.get("publication"), dict):
+        walls |= {f"publication.{k}": v for k, v in t["publication"].items()}
+    return walls
 
 
 def figures(quarter: str = "2025-26-Q4", jobs: int = 2, repeat: int = 3) -> dict:
@@ -127,6 +140,12 @@ def figures(quarter: str = "2025-26-Q4", jobs: int = 2, repeat: int = 3) -> dict
             "target": TARGETS[key],
             "note": f"walls {', '.join(f'{w:.1f}' for w in walls)} s; {runs['lines'][key]}",
         }
+    stages = runs.get("stages") or []
+    if stages:
+        median = {k: statistics.median(s[k] for s in stages if k in s) for k in stages[-1]}
+        out_figs[names["one_metric"]]["note"] += "; stage walls (median): " + ", ".join(
+            f"{k} {v:.2f} s" for k, v in median.items()
+        )
     return out_figs
 
 

@@ -9,6 +9,8 @@ import yaml
 
 from leaguetables.config import load_catalogue, load_methodology
 from leaguetables.errors import InputError
+from leaguetables.inputs.records.settings import load_record_settings
+from leaguetables.publication import methodology
 
 
 def test_shipped_configs_load():
@@ -124,3 +126,36 @@ def test_bands_operators_are_cross_checked(tmp_path):
     p.write_text(yaml.safe_dump(data))
     with pytest.raises(InputError, match="mixes"):
         load_catalogue(p)
+
+
+def test_numerator_variance_applies_to_rates_only(tmp_path):
+    """A reported numerator variance gives a rate's count a scaled interval; a proportion has its Wilson interval."""
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/catalogues/demo.yaml").read_text())
+    m = next(x for x in data["metrics"] if x["statistic"] == "proportion")
+    m["numerator_variance"] = "reported"
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match="numerator_variance: reported applies to a rate"):
+        load_catalogue(p)
+
+
+def test_reported_numerator_variances_are_the_ones_the_records_carry():
+    """The demo catalogue's metrics with numerator_variance: reported are exactly those whose rows the record-level
+    indicators give a variance (config/records/indicators.yaml: standardisation and icb numerator_variance)."""
+    cfg = load_record_settings("indicators")
+    reported = {m.id for m in load_catalogue("demo").metrics if m.numerator_variance == "reported"}
+    assert reported == set(cfg.standardisation.numerator_variance) | set(cfg.icb.numerator_variance)
+    assert reported == {"rl_los_oe", "rl_daycase_oe", "icb_emergency_admissions", "icb_acsc_admissions"}
+
+
+def test_methodology_page_describes_the_scaled_interval_of_a_reported_variance():
+    """The methodology page's section of a metric with numerator_variance: reported states the setting and the scaled
+    interval (from the catalogue); a Poisson rate's section is as before (no extra setting line)."""
+    cat = load_catalogue("demo")
+    los = methodology.metric_context(cat.metric("rl_los_oe"), None)
+    assert los["intervals"] == methodology.SCALED_RATE and "φ × L(numerator / φ)" in los["intervals"]
+    fields = {f["label"]: f.get("value") for f in los["fields"]}
+    assert fields["Variance of the numerator"].startswith("reported with each observation")
+    ae = methodology.metric_context(cat.metric("ae_4hr"), None)
+    assert ae["intervals"] == methodology.STATISTICS[cat.metric("ae_4hr").statistic]
+    assert "Variance of the numerator" not in {f["label"] for f in ae["fields"]}

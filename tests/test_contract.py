@@ -65,3 +65,34 @@ def test_bad_observation_names_file_row_and_column(copy_demo, column, value, mes
 def test_quarter_absent_from_the_data(copy_demo):
     with pytest.raises(InputError, match="quarter 2030-31-Q1 is not in the data"):
         load_inputs(copy_demo, load_catalogue("demo"), "2030-31-Q1")
+
+
+def _line_of(path, metric_id: str) -> int:
+    """The file line of the first observation of ``metric_id`` (the header is line 1)."""
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if f",{metric_id}," in line:
+            return n
+    raise AssertionError(f"no {metric_id} row")
+
+
+@pytest.mark.parametrize(
+    "metric_id, value, message",
+    [
+        ("rl_los_oe", "", "no numerator_variance for 'rl_los_oe', whose numerator is not a Poisson count"),
+        ("rl_readmissions_oe", "12.5", "a numerator_variance for 'rl_readmissions_oe', whose catalogue entry treats"),
+        ("rl_los_oe", "-1", "fails check greater_than_or_equal_to(0)"),
+    ],
+)
+def test_numerator_variance_is_required_exactly_where_the_catalogue_reports_it(copy_demo, metric_id, value, message):
+    """The record-level rows of a metric whose catalogue entry says numerator_variance: reported (bed days, day
+    cases, ICB admissions) carry the numerator's variance; any other metric's rows do not (it would be ignored)."""
+    path = copy_demo / "observations.csv"
+    if "numerator_variance" not in path.read_text().splitlines()[0]:
+        pytest.skip("the demo has no record-level rows (real geography absent)")
+    line = _line_of(path, metric_id)
+    _edit(path, line, "numerator_variance", value)
+    with pytest.raises(InputError) as exc:
+        load_inputs(copy_demo, load_catalogue("demo"))
+    text = str(exc.value)
+    assert text.startswith(f"{path}, row {line}, column 'numerator_variance'"), text
+    assert message in text

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leaguetables.config import CONFIG_DIR, load_demo_models
+from leaguetables.errors import InputError
 from leaguetables.inputs import demo
 from leaguetables.inputs.records import geography
 
@@ -174,3 +176,28 @@ def test_scenarios_plant_outliers_changes_and_over_adjustment():
     assert np.corrcoef(e["effect"], e["imd_score"])[0, 1] < -0.15
     with pytest.raises(ValueError):
         demo.generate(11, change=[("DEMO-A001", 2.0)])
+
+
+def test_metric_models_are_read_strictly_from_their_file(tmp_path):
+    """``config/demo/metric-models.yaml`` holds the generator's parameters (a Poisson ``rate`` becomes the intercept
+    log ``rate``: MRSA 1.6 per 100,000 bed days); a metric without a parameter its kind needs, or with an unknown
+    one, is one error naming the file."""
+    assert demo.SPEC["mrsa"]["alpha"] == np.log(1.6e-5) and "rate" not in demo.SPEC["mrsa"]
+    assert demo.SPEC["ae_4hr"]["beta"] == {
+        "share_65plus": -0.10,
+        "share_85plus": -0.08,
+        "imd_score": -0.12,
+        "rural_share": 0.05,
+    }
+    assert set(demo.SPEC) == set(load_demo_models())
+    good = (CONFIG_DIR / "demo" / "metric-models.yaml").read_text(encoding="utf-8")
+    for text, message in [
+        (good.replace("mrsa: {kind: poisson, rate: 1.6e-5, ", "mrsa: {kind: poisson, "), "poisson metric needs rate"),
+        (good.replace("cqc_safe: {kind: bracket, q: 0.7}", "cqc_safe: {kind: bracket, q: 0.7, z: 1}"), "z"),
+        (good.replace("q: 0.7}", "q: 1.7}"), "less than or equal to 1"),
+    ]:
+        path = tmp_path / "models.yaml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError, match=message) as exc:
+            load_demo_models(path)
+        assert str(path) in str(exc.value)

@@ -4,7 +4,10 @@ run/engine.py).
 * The validated inputs written as content-addressed files read back exactly as validated, and a file changed after
   it was written is refused (unit tests, demo data).
 * A published metric notebook rerun with plain papermill (the ``papermill`` command, its default engine, a fresh
-  kernel) from the parameters recorded in the executed notebook writes the published metric tables byte for byte.
+  kernel) from the parameters recorded in the executed notebook writes the published metric tables byte for byte;
+  so do the league notebook and the report notebook (whose export is the published ``index.html`` byte for byte).
+* What one notebook hands to the next (bundles: Parquet tables and JSON values) reads back exactly, and a file
+  changed after it was written is refused.
 * A quarter published with ``--isolated`` (a fresh kernel per notebook, papermill's default engine) is
   byte-identical to the default run on warm kernels: no state leaks from one notebook to the next.
 """
@@ -126,6 +129,68 @@ def test_published_league_notebook_reruns_with_plain_papermill(published_quarter
     _papermill("league_table.ipynb", params, tmp_path)
     for name in LEAGUE_TABLES:
         assert (tmp_path / "out" / "tables" / name).read_bytes() == (folder / "tables" / name).read_bytes(), name
+
+
+REPORT_INPUTS = ("run", "league", "metric_results", "revisions")  # what the earlier stages wrote, in the store
+
+
+@pytest.mark.slow
+def test_published_report_notebook_reruns_with_plain_papermill(published_quarters, tmp_path):
+    """``papermill notebooks/report.ipynb out.ipynb -p …`` with the parameters recorded in the published executed
+    report notebook (only ``out_dir`` changed; the notebook has no working folder) writes the report's tables byte
+    for byte, and its export (``documents.export_index``) is the published ``index.html`` byte for byte. The run's
+    description, the league and the metric results are parameters: files in the store named by their SHA-256 (a
+    JSON bundle names the Parquet tables it holds), not files of the run's working folder."""
+    from leaguetables.inputs import bundles
+    from leaguetables.publication import documents
+    from leaguetables.publication.report import ReportData
+    from leaguetables.run import notebook_env
+
+    folder = published_quarters[0]
+    params = _recorded_parameters(folder / "notebooks" / "report.ipynb")
+    assert {"trusts", "observations", "demographics", "status", *REPORT_INPUTS} <= set(params)
+    assert "work_dir" not in params and params["revisions"] == ""
+    given = [Path(params["run"]), Path(params["league"]), *map(Path, params["metric_results"].split(","))]
+    assert len(given) == 2 + len(list((folder / "notebooks").glob("metric_*.ipynb")))
+    stored = given + [f for p in given[1:] for f in bundles.files_of(p)]
+    assert all(p.is_file() and p.parent.name == ".inputs" and p.suffix in (".json", ".parquet") for p in stored)
+    params["out_dir"] = str(tmp_path / "out")
+    _papermill("report.ipynb", params, tmp_path)
+    for name in ("productivity.csv", "spc.csv"):
+        assert (tmp_path / "out" / "tables" / name).read_bytes() == (folder / "tables" / name).read_bytes(), name
+    inputs, methodology, catalogue = notebook_env.load(
+        params["methodology"], params["catalogue"], params["trusts"], params["observations"], params["demographics"]
+    )
+    data = ReportData.load(
+        params["out_dir"], inputs, methodology, catalogue, params["quarter"], *(params[k] for k in REPORT_INPUTS)
+    )
+    documents.export_index(tmp_path / "out.ipynb", tmp_path / "index.html", data)
+    assert (tmp_path / "index.html").read_bytes() == (folder / "index.html").read_bytes()
+
+
+def test_a_changed_bundle_file_is_refused(tmp_path):
+    """A bundle's tables and values read back exactly (dtypes, None and NaN in object columns, attrs with tuples);
+    a table of a kept bundle edited after it was written is an InputError naming the file."""
+    import numpy as np
+
+    from leaguetables.errors import InputError
+    from leaguetables.inputs import bundles
+
+    df = pd.DataFrame({"a": [1.0, np.nan, 1 / 3], "b": pd.Series(["x", None, np.nan], dtype=object)})
+    df["c"] = pd.array([1, None, 3], dtype="Int64")
+    df.attrs = {"cut_points": {"acute": (2.11, 2.44)}}
+    path = bundles.write_bundle({"t": df, "empty": pd.DataFrame(), "none": None}, {"k": (1, 2)}, tmp_path, "x")
+    kept = bundles.keep_bundle(path, tmp_path / "store")
+    frames, values = bundles.read_bundle(kept, "test bundle")
+    pd.testing.assert_frame_equal(frames["t"], df, check_exact=True)
+    assert frames["t"]["b"].map(type).tolist() == [str, type(None), float]
+    assert frames["t"].attrs == df.attrs and values == {"k": (1, 2)}
+    assert frames["empty"].empty and frames["none"] is None
+    (table,) = bundles.files_of(kept)
+    table.write_bytes(table.read_bytes() + b"\0")
+    with pytest.raises(InputError, match="SHA-256 is not its name") as exc:
+        bundles.read_bundle(kept, "test bundle")
+    assert str(table) in str(exc.value)
 
 
 def _papermill(notebook: str, params: dict, tmp_path: Path) -> None:

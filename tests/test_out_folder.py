@@ -293,6 +293,7 @@ def test_sigterm_and_sighup_are_handled_like_ctrl_c(sig, published, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TMPDIR": str(private_tmp)},
+        start_new_session=True,  # a signal the run sent to its own group would fail this test, not kill pytest
     )
     deadline = time.time() + 60
     while time.time() < deadline and not list(private_tmp.glob("ltk-*")):

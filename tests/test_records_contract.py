@@ -125,3 +125,46 @@ def test_unknown_options_are_refused(tmp_path):
         load_records(write_records(tmp_path, n_patients=5), ["ecds"])
     with pytest.raises(ValueError):
         load_records(tmp_path, on_error="ignore")
+
+
+def _set_first_rows(root: Path, dataset: str, column: str, values: list[str]) -> Path:
+    """Overwrite ``column`` in the first rows of the dataset's first Parquet file; returns that file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = sorted((root / dataset).glob("*.parquet"))[0]
+    table = pq.read_table(path)
+    col = table[column].to_pylist()
+    col[: len(values)] = values
+    pq.write_table(table.set_column(table.schema.get_field_index(column), column, pa.array(col, pa.string())), path)
+    return path
+
+
+@pytest.mark.parametrize("pad", [" ", "\u00a0", "\u3000"])
+def test_keys_equal_once_trimmed_are_duplicates(tmp_path, pad):
+    """The key is checked row by row without trimming when every value is plain ASCII with no space at either end;
+    a key padded with a space, a no-break space or an ideographic space (trimmed by normalisation) repeats the
+    unpadded key and is reported as a duplicate."""
+    root = write_records(tmp_path / "r", n_patients=40)
+    path = _set_first_rows(root, "apc", "EPIKEY", ["K1", pad + "K1" + pad])
+    with pytest.raises(InputError, match="EPIKEY 'K1' is not unique") as err:
+        load_records(root, ["apc"])
+    assert err.value.file == str(path) and err.value.row == 2 and err.value.column == "EPIKEY"
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\u00a0"])
+def test_blank_patient_id_is_missing(tmp_path, value):
+    root = write_records(tmp_path / "r", n_patients=40)
+    path = _set_first_rows(root, "ae", "PSEUDO_HESID", ["P1", value])
+    with pytest.raises(InputError, match="is empty") as err:
+        load_records(root, ["ae"])
+    assert err.value.file == str(path) and err.value.row == 2 and err.value.column == "PSEUDO_HESID"
+
+
+def test_padded_keys_are_trimmed_and_counted(tmp_path):
+    """A padded (not repeated) key loads trimmed; the row count comes from the same pass as the checks."""
+    root = write_records(tmp_path / "r", n_patients=40)
+    _set_first_rows(root, "op", "ATTENDKEY", ["\u00a0X1 "])
+    rec = load_records(root, ["op"])
+    assert rec.con.execute("SELECT count(*) FROM op WHERE ATTENDKEY = 'X1'").fetchall()[0][0] == 1
+    assert rec.rows["op"] == rec.con.execute("SELECT count(*) FROM op").fetchall()[0][0]

@@ -352,6 +352,9 @@ def test_length_of_stay_and_preop_known(known):
     assert los.loc[("RDD", "emergency")].tolist() == [1, 1]
     assert los.loc[("REE", "emergency")].tolist() == [1, 3]
     assert "RCC" not in los.index.get_level_values(0)
+    # the sum of the squared stays (the variance of a sum of stays): RBB's two emergency spells of 2 and 5 days
+    squares = known.counts["los"].groupby(["trust_code", "admission"])["bed_days_sq"].sum()
+    assert squares[("RBB", "emergency")] == 2**2 + 5**2 and squares[("RDD", "elective")] == 2**2 + 1**2
     pre = known.counts["preop"].set_index("trust_code")
     assert pre.loc["RAA"].tolist() == [1, 1, 1]  # A: operated the day after admission
 
@@ -402,6 +405,9 @@ def test_icb_strata_known(known):
     assert s["emergency_admissions"].sum() == 3
     assert s["acsc_admissions"].sum() == 3  # J441 (COPD), N390 (urinary tract infection), I500 (heart failure)
     assert known.counts["icb_unmatched"]["emergency_admissions"].item() == 2
+    # Σ over patients of admissions²: QX1 has A (one admission), QX2 has B and C (one each)
+    patients = known.counts["icb_patients"].set_index("icb_code")
+    assert patients["emergency_admissions_sq"].to_dict() == {"QX1": 1, "QX2": 2}
     obs = known.observations.set_index(["metric_id", "trust_code"])
     assert obs.loc[("icb_emergency_admissions", "QX2"), "numerator"] == 2
     # standardised: QX1 and QX2 share no stratum (IMD quintiles 1 and 4), so each is its own reference (E = O, ISR 1)
@@ -453,7 +459,7 @@ def test_demo_ratio_rows_are_the_indicators_rows(known):
 
 
 EMPTY_COUNTS = {
-    "los": ["admission", "diagnosis_group", "age_band", "spells", "bed_days"],
+    "los": ["admission", "diagnosis_group", "age_band", "spells", "bed_days", "bed_days_sq"],
     "day_case": ["procedure", "spells", "day_cases"],
     "readmissions": ["age_band", "sex", "admission", "index_spells", "readmissions"],
     "op_follow_up": ["age_band", "first_attendances", "follow_ups"],
@@ -478,6 +484,8 @@ def test_duckdb_equals_pandas(extract):
     assert duck["readmissions"]["readmissions"].sum() > 0 and duck["mortality"]["deaths"].sum() > 0
     assert duck["mortality"]["prior_emergency"].sum() > 0 and duck["day_case"]["day_cases"].sum() > 0
     assert duck["icb_unmatched"]["emergency_admissions"].item() > 0
+    # some residents have two emergency admissions in the quarter (a readmission): Σ k² > Σ k
+    assert duck["icb_patients"]["emergency_admissions_sq"].sum() > duck["icb_strata"]["emergency_admissions"].sum()
 
 
 def test_patient_buckets_give_the_same_counts(extract):
@@ -490,7 +498,7 @@ def test_patient_buckets_give_the_same_counts(extract):
     for name in one:
         pd.testing.assert_frame_equal(one[name], three[name], obj=name)
     once = {s.name for s in ind.render_steps(SETTINGS, Q) if s.once}
-    assert once == {"op_follow_up", "ae_12hr"}
+    assert once == {"quarter_patients", "op_follow_up", "ae_12hr"}
     sizes = [
         extract.con.execute(f"SELECT count(*) FROM apc WHERE {ind.patient_filter(b, 3)}").fetchall()[0][0]
         for b in range(3)
@@ -586,3 +594,54 @@ def test_geography_from_generator_folder(tmp_path):
     residence, population = ind.folder_geography(tmp_path / "geo", SETTINGS)
     assert list(residence.columns) == ["lsoa11", "icb", "imd_quintile"]
     assert set(population["age_band"]) == set(ind.band_labels(SETTINGS.icb.age_bands))
+
+
+def test_only_the_quarters_patients_are_read_and_no_count_changes(extract, tmp_path, monkeypatch):
+    """The episodes of patients with no episode admitted or discharged in the quarter cannot change a count
+    (``quarter_patients``): the counts equal those computed from every patient's episodes; the extract has such
+    patients, and patients whose spells were admitted before the quarter and discharged in it."""
+    residence, _ = ind.geography_for(extract.root, SETTINGS)
+    pruned = ind.run_counts(extract, Q, SETTINGS, residence, buckets=1)
+    sql = ind.SQL_FILE.read_text(encoding="utf-8")
+    where = "WHERE ADMIDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' OR DISDATE BETWEEN DATE '${qstart}' AND DATE '${qend}'"
+    assert sql.count(where) == 1
+    every = tmp_path / "every_patient.sql"
+    every.write_text(sql.replace(where, ""), encoding="utf-8")
+    monkeypatch.setattr(ind, "SQL_FILE", every)
+    full = ind.run_counts(extract, Q, SETTINGS, residence, buckets=1)
+    for name in full:
+        pd.testing.assert_frame_equal(pruned[name], full[name], obj=name)
+    start, end = ind.quarter_dates(Q)
+    con = extract.con
+    patients = con.execute("SELECT count(DISTINCT PSEUDO_HESID) FROM apc").fetchall()[0][0]
+    kept = con.execute(
+        "SELECT count(DISTINCT PSEUDO_HESID) FROM apc WHERE ADMIDATE BETWEEN ? AND ? OR DISDATE BETWEEN ? AND ?",
+        [start, end, start, end],
+    ).fetchall()[0][0]
+    across = con.execute("SELECT count(*) FROM apc WHERE ADMIDATE < ? AND DISDATE BETWEEN ? AND ?", [start, start, end])
+    assert 0 < kept < patients and across.fetchall()[0][0] > 0
+
+
+def test_buckets_are_sized_by_the_quarters_patients_episodes(extract, monkeypatch):
+    """Without a bucket count, run_counts makes one bucket per EPISODES_PER_BUCKET episodes of the quarter's patients
+    (not of the whole extract); the counts are those of one pass."""
+    residence, _ = ind.geography_for(extract.root, SETTINGS)
+    one = ind.run_counts(extract, Q, SETTINGS, residence, buckets=1)
+    start, end = ind.quarter_dates(Q)
+    relevant = extract.con.execute(
+        "SELECT count(*) FROM apc WHERE PSEUDO_HESID IN (SELECT PSEUDO_HESID FROM apc WHERE ADMIDATE BETWEEN ? AND ? "
+        "OR DISDATE BETWEEN ? AND ?)",
+        [start, end, start, end],
+    ).fetchall()[0][0]
+    assert relevant < extract.rows["apc"]
+    per = -(-relevant // 3)  # three buckets of the quarter's patients' episodes; more of the whole extract's
+    monkeypatch.setattr(ind, "EPISODES_PER_BUCKET", per)
+    assert -(-extract.rows["apc"] // per) > 3
+    runner = ind.DuckDBEngine(extract.con)
+    shared = [s for s in ind.render_steps(SETTINGS, Q) if s.once and s.kind == "table"]
+    runner.run(shared)
+    assert ind._bucket_count(runner, extract.rows["apc"]) == 3
+    runner.drop(shared)
+    auto = ind.run_counts(extract, Q, SETTINGS, residence)
+    for name in one:
+        pd.testing.assert_frame_equal(one[name], auto[name], obj=name)

@@ -143,7 +143,11 @@ def test_key_findings_are_sentences_with_numbers():
 
 
 def test_revisions_section_and_marks(tmp_path):
-    assert rp.load_revisions(tmp_path) is None
+    """The revisions table as the report notebook is given it (parameter ``revisions``: a copy in the store, named
+    by its SHA-256, or empty): its marks and section."""
+    from leaguetables.inputs.store import keep_file
+
+    assert rp.load_revisions("") is None
     html = rp.revisions_html(None, "2025-26-Q4")
     assert "none have been revised" in html
     (tmp_path / "tables").mkdir()
@@ -158,7 +162,7 @@ def test_revisions_section_and_marks(tmp_path):
             "revised": [3, 2, 70.4],
         }
     ).to_csv(tmp_path / "tables" / "revisions.csv", index=False)
-    rev = rp.load_revisions(tmp_path)
+    rev = rp.load_revisions(keep_file(tmp_path / "tables" / "revisions.csv", tmp_path / "store"))
     league_marks, metric_marks = rp.revised_marks(rev)
     assert league_marks == {("A2", "Segment"), ("A3", "Trust")}
     assert metric_marks == {("A1", "ae_4hr")}

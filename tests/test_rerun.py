@@ -126,6 +126,32 @@ def test_changed_quarter_refused_revised_killed_and_forced(tmp_path):
     check_killed_runs_leave_the_published_quarter_intact_then_force_replaces(out, data, first)
 
 
+def test_one_metric_changed_rerun_equals_a_cold_run(tmp_path):
+    """After one metric's data changed, the rerun (--force) executes that metric's notebook and the later stages and
+    reuses the other metric notebooks from the cache; what it publishes — every table, every HTML page, the
+    spreadsheet — is byte-identical to a cold run of the changed data into an empty folder (the executed notebooks
+    and the manifest carry run times and paths, and are left out)."""
+    data = tmp_path / "data"
+    shutil.copytree(BASE, data)
+    out = tmp_path / "reports"
+    publish_first(data, out)
+    change_cdiff(data, -10)
+    proc = run_quarter("--force", data=data, out=out)
+    assert proc.returncode == 0, proc.stderr
+    assert "executed 1 of 4 metric notebooks" in proc.stdout and "reused 3 metric notebooks" in proc.stdout
+    cold = tmp_path / "cold"
+    proc = run_quarter(data=data, out=cold)
+    assert proc.returncode == 0, proc.stderr
+    assert "executed 4 of 4 metric notebooks" in proc.stdout
+
+    def published(folder: Path) -> dict[str, bytes]:
+        return {k: v for k, v in tree(folder).items() if not k.startswith("notebooks/") and k != "manifest.json"}
+
+    rerun, fresh = published(out / QUARTER), published(cold / QUARTER)
+    assert sorted(rerun) == sorted(fresh) and "index.html" in rerun and "tables/league_table_full.csv" in rerun
+    assert [k for k in rerun if rerun[k] != fresh[k]] == []
+
+
 def check_noop_rerun_reuses_everything_and_changes_nothing(out: Path, data: Path) -> None:
     """A no-op rerun is found up to date from the key its manifest records (run/uptodate.py), before the pipeline
     runs; without that key (a quarter published by an earlier version) the pipeline reuses every stage from the

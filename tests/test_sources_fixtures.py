@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leaguetables.config import CONFIG_DIR, load_successors
+from leaguetables.errors import InputError
 from leaguetables.inputs.sources import ae, beds, cancer, common, diagnostics, ods, rtt, sickness, staff_survey
 
 FIX = Path(__file__).parent / "fixtures" / "sources"
@@ -260,6 +262,30 @@ def test_ods_headerless_etr_successors_and_trust_table():
 def test_curated_successors_follow_the_real_mergers():
     sm = {k: v for k, (v, _, _) in ods.SUCCESSORS.items()}
     assert sm["RAP"] == "RAL" and sm["RVY"] == "RBN" and sm["RA4"] == "RH5" and sm["RBZ"] == "RH8"
+
+
+def test_curated_successors_are_read_strictly_from_their_file(tmp_path):
+    """``config/sources/ods-successors.yaml`` is the table (72 closures, in file order); a predecessor given twice,
+    a malformed code or date, or an unknown field is one error naming the file."""
+    assert load_successors() == ods.SUCCESSORS and len(ods.SUCCESSORS) == 72
+    assert list(ods.SUCCESSORS)[:2] == ["RAP", "RRP"] and ods.SUCCESSORS["RNK"] == (
+        None,
+        "2026-04-01",
+        "Tavistock and Portman: successor not in these inputs",
+    )
+    good = (CONFIG_DIR / "sources" / "ods-successors.yaml").read_text(encoding="utf-8")
+    entry = "- predecessor: RAP\n  successor: RAL\n  effective: '2025-01-01'\n  note: again\n"
+    for text, message in [
+        (good + entry, "successors: Value error, predecessors repeated: \\['RAP'\\]"),
+        (good.replace("predecessor: RAP", "predecessor: rap"), "successors.0.predecessor"),
+        (good.replace("effective: '2025-01-01'", "effective: 1 January 2025"), "successors.0.effective"),
+        (good.replace("  note: North Middlesex", "  extra: 1\n  note: North Middlesex"), "successors.0.extra"),
+    ]:
+        path = tmp_path / "successors.yaml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError, match=message) as exc:
+            load_successors(path)
+        assert str(path) in str(exc.value)
 
 
 # ------------------------------------------------------------------------------- coverage

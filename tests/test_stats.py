@@ -130,6 +130,40 @@ def test_byar_hand_worked_value_at_100():
     assert upper == pytest.approx(121.62793757920648, rel=1e-13)
 
 
+def test_scaled_poisson_limits_hand_worked():
+    """An overdispersed count x = 400 with variance V = 1600: φ = V/x = 4, effective count x/φ = 100, limits
+    φ·Byar(100) = 4 × the hand-worked Byar values at 100 above (81.362105490527864, 121.62793757920648). Below 10
+    effective events the exact limits: x = 20, V = 80 → 4 × exact(5) = 4 × (χ²₀.₀₂₅(10)/2, χ²₀.₉₇₅(12)/2) =
+    4 × (3.246973/2, 23.336664/2) from the chi-square table. V = x (or x = 0) is the Poisson interval itself."""
+    lower, upper, method = rates.scaled_poisson_limits(400, 1600)
+    assert (lower, upper) == pytest.approx((4 * 81.362105490527864, 4 * 121.62793757920648), rel=1e-13)
+    assert method == "Byars, scaled"
+    lower, upper, method = rates.scaled_poisson_limits(20, 80)
+    assert (lower, upper) == pytest.approx((2 * 3.246973, 2 * 23.336664), rel=1e-6)
+    assert method == "Exact, scaled"
+    x = np.array([0.0, 3.0, 10.0, 250.0])
+    lower, upper, method = rates.scaled_poisson_limits(x, x)
+    pl, pu, pm = rates.poisson_limits(x)
+    np.testing.assert_array_equal(lower, pl)
+    np.testing.assert_array_equal(upper, pu)
+    assert list(method) == list(pm)
+    with pytest.raises(ValueError, match="variance"):
+        rates.scaled_poisson_limits(10, -1)
+
+
+def test_ratio_and_crude_rate_take_the_numerator_variance():
+    """O/E and a crude rate with a reported variance of the count: the scaled limits over the denominator; a missing
+    variance (NaN) leaves that row's Poisson limits."""
+    out = rates.ratio([400, 30], [320, 25], variance=[1600, np.nan])
+    assert out.loc[0, ["lower", "upper"]].tolist() == pytest.approx(
+        [4 * 81.362105490527864 / 320, 4 * 121.62793757920648 / 320], rel=1e-12
+    )
+    assert out["method"].tolist() == ["Byars, scaled", "Byars"]
+    assert out.loc[1, ["lower", "upper"]].tolist() == rates.ratio(30, 25)[["lower", "upper"]].iloc[0].tolist()
+    rate = rates.crude_rate(400, 200_000, variance=1600)
+    assert rate.loc[0, "upper"] == pytest.approx(4 * 121.62793757920648 / 200_000 * 100_000, rel=1e-12)
+
+
 def test_byar_close_to_exact_from_ten_events():
     """From 10 events Byar's approximation is within 1.5% of the exact limits (why it is used there, §1.2)."""
     x = np.arange(10, 2000, 7.0)

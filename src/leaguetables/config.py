@@ -17,10 +17,10 @@ import hashlib
 import math
 import re
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leaguetables.errors import InputError
 from leaguetables.quarters import check_quarter, quarter_key
@@ -329,6 +329,12 @@ class Metric(_Strict):
     multiplier: float = Field(
         1.0, gt=0, le=1e9, description="positive and finite: 100 for a percentage, 100000 for a rate per 100,000"
     )
+    numerator_variance: Literal["poisson", "reported"] = Field(
+        "poisson",
+        description="rate: the numerator is a Poisson count (poisson: its variance is itself) or not (reported: "
+        "the observation's numerator_variance, e.g. a sum of lengths of stay, or admissions clustered in patients; "
+        "the interval is the scaled Poisson one, statistics.rates.scaled_poisson_limits)",
+    )
     decimals: int = Field(1, ge=0, le=6)
     scoring: Scoring
     weight: float = Field(1.0, gt=0, le=1)
@@ -366,6 +372,8 @@ class Metric(_Strict):
             raise ValueError("a funnel plot needs a proportion or rate (numerator and denominator)")
         if self.unit_cost is not None and not counted:
             raise ValueError("a unit cost needs a proportion or rate")
+        if self.numerator_variance == "reported" and self.statistic != "rate":
+            raise ValueError("numerator_variance: reported applies to a rate (a count over an exposure) only")
         return self
 
     @property
@@ -877,6 +885,18 @@ def load_methodology(name_or_path: str | Path) -> Methodology:
     return _load_model("methodology", name_or_path, Methodology)
 
 
+def _unique_by(key: str, what: str) -> AfterValidator:
+    """A list field's validator: no two items with the same ``key`` (the error names ``what`` and the repeats)."""
+
+    def check(items: list) -> list:
+        values = [getattr(item, key) for item in items]
+        if len(set(values)) != len(values):
+            raise ValueError(f"{what} repeated: {sorted({v for v in values if values.count(v) > 1})}")
+        return items
+
+    return AfterValidator(check)
+
+
 class SourceMetric(_Strict):
     """One metric an NHS England adapter produces from the published files (``config/sources/<name>.yaml``)."""
 
@@ -893,19 +913,33 @@ class SourceMetric(_Strict):
 
 
 class SourceMetrics(_Strict):
-    metrics: list[SourceMetric] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique(self) -> SourceMetrics:
-        ids = [m.id for m in self.metrics]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"metric ids repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
-        return self
+    metrics: Annotated[list[SourceMetric], _unique_by("id", "metric ids")] = Field(min_length=1)
 
 
 def load_source_metrics(name_or_path: str | Path = "nhse-metrics") -> dict[str, SourceMetric]:
     """The metrics of ``config/sources/<name>.yaml`` by id, in file order."""
     return {m.id: m for m in _load_model("sources", name_or_path, SourceMetrics).metrics}
+
+
+class Succession(_Strict):
+    """One closure of the ODS trust register: the trust closed, its successor and the date (``config/sources/
+    ods-successors.yaml``; read by :mod:`leaguetables.inputs.sources.ods`)."""
+
+    predecessor: str = Field(pattern=r"^[A-Z0-9]{3,5}$")
+    successor: str | None = Field(pattern=r"^[A-Z0-9]{3,5}$", description="None: no successor in these inputs")
+    effective: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="the date the successor took over")
+    note: str = Field(min_length=1, description="what happened; 'split: …' when services were divided")
+
+
+class Successions(_Strict):
+    successors: Annotated[list[Succession], _unique_by("predecessor", "predecessors")] = Field(min_length=1)
+
+
+def load_successors(name_or_path: str | Path = "ods-successors") -> dict[str, tuple[str | None, str, str]]:
+    """Predecessor → (successor or None, effective date, note) from ``config/sources/<name>.yaml``, in file
+    order."""
+    table = _load_model("sources", name_or_path, Successions)
+    return {s.predecessor: (s.successor, s.effective, s.note) for s in table.successors}
 
 
 def file_sha256(path: Path) -> str:
@@ -914,6 +948,54 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The aggregate demo generator (leaguetables.inputs.demo): config/demo/<id>.yaml
+# ---------------------------------------------------------------------------------------------------------------
+class DemoMetricModel(_Strict):
+    """How the demo draws one metric (``leaguetables.inputs.demo.SPEC``). ``binomial``: logit-scale intercept
+    ``alpha``; ``poisson``: events per unit of denominator ``rate`` (intercept log ``rate``), with gamma mixing of
+    shape ``shape`` for overdispersion; both with ``base`` (the denominator of an average trust), covariate
+    effects per SD ``beta``, trust-effect SD ``sd`` and ``trend`` per quarter. ``value``: ``mean``, trust SD
+    ``sd``, quarterly ``noise``, ``decimals``, ``annual`` (one value a year). ``bracket``: ratings. ``q``: the
+    weight on the trusts' shared latent quality (every kind)."""
+
+    kind: Literal["binomial", "poisson", "value", "bracket"]
+    q: float = Field(ge=-1, le=1)
+    alpha: float | None = None
+    rate: float | None = Field(default=None, gt=0)
+    base: int | None = Field(default=None, gt=0)
+    beta: dict[str, float] | None = None
+    sd: float | None = Field(default=None, ge=0)
+    trend: float | None = None
+    shape: float | None = Field(default=None, gt=0)
+    mean: float | None = None
+    noise: float | None = Field(default=None, ge=0)
+    decimals: int | None = Field(default=None, ge=0)
+    annual: bool | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> DemoMetricModel:
+        need = {
+            "binomial": ("alpha", "base", "beta", "sd", "trend"),
+            "poisson": ("rate", "base", "beta", "sd", "trend"),
+            "value": ("mean", "sd", "noise", "decimals"),
+            "bracket": (),
+        }[self.kind]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} metric needs {', '.join(missing)}")
+        return self
+
+
+class DemoMetricModels(_Strict):
+    metrics: dict[str, DemoMetricModel] = Field(min_length=1)
+
+
+def load_demo_models(name_or_path: str | Path = "metric-models") -> dict[str, DemoMetricModel]:
+    """Metric id → how the demo draws it, from ``config/demo/<name>.yaml``, in file order."""
+    return dict(_load_model("demo", name_or_path, DemoMetricModels).metrics)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import pandas as pd
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting with these as a formula
 _NUMERIC_TEXT = re.compile(r"-?\d+(\.\d+)?(e[+-]?\d+)?( to -?\d+(\.\d+)?)?", re.IGNORECASE)
 _UNSAFE_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: The first columns of a published table with one row per trust and metric (productivity.csv, spc.csv).
+TRUST_METRIC_COLUMNS = ("quarter", "trust_code", "trust_name", "trust_type", "metric_id", "metric_name")
 
 
 def safe_cell(value):

@@ -51,9 +51,11 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -1550,28 +1552,24 @@ SCENARIO_TEXT = {
 }
 
 
+#: How :func:`_cell` writes a figure of each kind (any other kind: ``str``).
+_CELL_FORMATS: dict[str, Callable[[Any], str]] = {
+    "pct": lambda x: f"{100 * x:.1f}%",
+    "pct2": lambda x: f"{100 * x:.2f}%",
+    "signed_pct": lambda x: f"{'+' if x >= 0 else ''}{100 * x:.1f}%",
+    "f2": lambda x: f"{x:.2f}",
+    "f3": lambda x: f"{x:.3f}",
+    "int": lambda x: f"{int(x):,}",
+    "money": lambda x: f"£{x / 1e6:,.1f}m",
+    "pass": lambda x: "Meets target" if bool(x) else "Misses target",
+    "type": lambda x: TYPE_NAME.get(x, x).capitalize() if x != "all" else "All trust types",
+}
+
+
 def _cell(x, kind: str = "") -> str:
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "not measured" if kind != "pass" else "no target"
-    if kind == "pct":
-        return f"{100 * x:.1f}%"
-    if kind == "pct2":
-        return f"{100 * x:.2f}%"
-    if kind == "signed_pct":
-        return f"{'+' if x >= 0 else ''}{100 * x:.1f}%"
-    if kind == "f2":
-        return f"{x:.2f}"
-    if kind == "f3":
-        return f"{x:.3f}"
-    if kind == "int":
-        return f"{int(x):,}"
-    if kind == "money":
-        return f"£{x / 1e6:,.1f}m"
-    if kind == "pass":
-        return "Meets target" if bool(x) else "Misses target"
-    if kind == "type":
-        return TYPE_NAME.get(x, x).capitalize() if x != "all" else "All trust types"
-    return str(x)
+    return _CELL_FORMATS.get(kind, str)(x)
 
 
 def _html_table(df: pd.DataFrame, spec: list[tuple[str, str, str, bool]]) -> dict:

@@ -19,6 +19,7 @@ import csv
 import io
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,9 @@ OBSERVATIONS = pa.DataFrameSchema(
         # optional: the publisher's rank of the unrounded value within the trust type (1 = best), used only to
         # order values that are equal as published (NHS England ranks unrounded values; see metrics._scores)
         "tiebreak": pa.Column(float, [pa.Check.ge(1), pa.Check.le(100_000)], nullable=True, required=False),
+        # optional: the variance of a numerator that is not a Poisson count (a sum of lengths of stay), for the
+        # metrics whose catalogue entry says numerator_variance: reported (their interval: rates.scaled_poisson_limits)
+        "numerator_variance": pa.Column(float, [pa.Check.ge(0), pa.Check.le(MAX_VALUE)], nullable=True, required=False),
     },
     strict=True,
     unique=["quarter", "trust_code", "metric_id"],
@@ -128,9 +132,9 @@ STATUS = pa.DataFrameSchema(
 
 SCHEMAS = {"trusts": TRUSTS, "observations": OBSERVATIONS, "demographics": DEMOGRAPHICS, "status": STATUS}
 #: Columns a file may leave out (absent = empty).
-OPTIONAL = {"observations": ("tiebreak",)}
+OPTIONAL = {"observations": ("tiebreak", "numerator_variance")}
 NUMERIC = {
-    "observations": ("numerator", "denominator", "value", "tiebreak"),
+    "observations": ("numerator", "denominator", "value", "tiebreak", "numerator_variance"),
     "demographics": ("population", "share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share"),
 }
 BOOLEAN = {"observations": ("suppressed",), "status": ("deficit", "deficit_support", "improvement_programme")}
@@ -393,10 +397,25 @@ PLAUSIBILITY = (
         "counts are whole numbers for a metric whose catalogue entry says counts: integer (the "
         "default); measured amounts (FTE days, average beds) are declared counts: real",
     ),
+    (
+        "observations",
+        "a metric whose catalogue entry says numerator_variance: reported has it in every row that is not "
+        "suppressed, and no other metric has one",
+    ),
     ("observations", "a bracket metric that is not suppressed has a category, one of its brackets"),
     ("observations", "a value or mean metric that is not suppressed has a value (or a numerator and denominator)"),
     ("observations, status", "quarters are canonical YYYY-YY-QN with consecutive years, between 1990-91 and 2099-00"),
 )
+
+
+def _refuse_first(
+    df: pd.DataFrame, bad: pd.Series, path: str, column: str, message: str | Callable[[int], str]
+) -> None:
+    """Raise :class:`InputError` naming the file, the line and ``column`` of the first row of ``df`` where ``bad``
+    holds; ``message`` is the text, or a function of that row's position in ``df`` giving it."""
+    i = _first_bad(bad)
+    if i is not None:
+        raise InputError(message(i) if callable(message) else message, file=path, row=_line(df, i), column=column)
 
 
 def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files: dict[str, Path]) -> None:
@@ -408,47 +427,70 @@ def _cross_checks(trusts, obs, demo, status, catalogue: Catalogue | None, files:
     if catalogue is None:
         return
     known = {m.id: m for m in catalogue.metrics}
-    i = _first_bad(~obs["metric_id"].isin(list(known)))
-    if i is not None:
-        raise InputError(
-            f"unknown metric {obs.iloc[i]['metric_id']!r} (not in catalogue {catalogue.id!r})",
-            file=path,
-            row=_line(obs, i),
-            column="metric_id",
-        )
+    _refuse_first(
+        obs,
+        ~obs["metric_id"].isin(list(known)),
+        path,
+        "metric_id",
+        lambda i: f"unknown metric {obs.iloc[i]['metric_id']!r} (not in catalogue {catalogue.id!r})",
+    )
     stat = obs["metric_id"].map({k: m.statistic for k, m in known.items()})
     live = ~obs["suppressed"].astype(bool)
     _check_counts(obs, stat, live, known, path)
+    _check_numerator_variance(obs, live, known, path)
     _check_values_and_categories(obs, stat, live, known, path)
     _check_trust_types(obs, trusts, known, path)
+
+
+def _check_numerator_variance(obs: pd.DataFrame, live: pd.Series, known: dict[str, Metric], path: str) -> None:
+    """A row of a metric whose numerator is not a Poisson count (catalogue ``numerator_variance: reported``) gives
+    the numerator's variance; no other row does (it would be ignored)."""
+    reported = obs["metric_id"].map(
+        {k: getattr(m, "numerator_variance", "poisson") == "reported" for k, m in known.items()}
+    )
+    given = obs["numerator_variance"].notna() if "numerator_variance" in obs.columns else pd.Series(False, obs.index)
+    i = _first_bad(reported.astype(bool) & live & ~given)
+    if i is not None:
+        raise InputError(
+            f"no numerator_variance for {obs.iloc[i]['metric_id']!r}, whose numerator is not a Poisson count "
+            "(numerator_variance: reported in the catalogue)",
+            file=path,
+            row=_line(obs, i),
+            column="numerator_variance",
+        )
+    i = _first_bad(~reported.astype(bool) & given)
+    if i is not None:
+        raise InputError(
+            f"a numerator_variance for {obs.iloc[i]['metric_id']!r}, whose catalogue entry treats the numerator as "
+            "a Poisson count (numerator_variance: reported to use it)",
+            file=path,
+            row=_line(obs, i),
+            column="numerator_variance",
+        )
 
 
 def _check_trust_codes(trusts: pd.DataFrame, frames: dict[str, pd.DataFrame], files: dict[str, Path]) -> None:
     """Every trust code of the other files is in the trust register."""
     codes = set(trusts["trust_code"])
     for kind, df in frames.items():
-        i = _first_bad(~df["trust_code"].isin(codes))
-        if i is not None:
-            raise InputError(
-                f"unknown trust {df.iloc[i]['trust_code']!r} (not in the trust register)",
-                file=str(files[kind]),
-                row=_line(df, i),
-                column="trust_code",
-            )
+
+        def message(i: int, df: pd.DataFrame = df) -> str:
+            return f"unknown trust {df.iloc[i]['trust_code']!r} (not in the trust register)"
+
+        _refuse_first(df, ~df["trust_code"].isin(codes), str(files[kind]), "trust_code", message)
 
 
 def _check_age_shares(demo: pd.DataFrame, path: str) -> None:
     """The share aged 85+ is at most the share aged 65+."""
-    i = _first_bad(demo["share_85plus"] > demo["share_65plus"])
-    if i is not None:
+
+    def message(i: int) -> str:
         r = demo.iloc[i]
-        raise InputError(
+        return (
             f"share aged 85+ ({r['share_85plus']:g}) is above the share aged 65+ "
-            f"({r['share_65plus']:g}); the over-85s are among the over-65s",
-            file=path,
-            row=_line(demo, i),
-            column="share_85plus",
+            f"({r['share_65plus']:g}); the over-85s are among the over-65s"
         )
+
+    _refuse_first(demo, demo["share_85plus"] > demo["share_65plus"], path, "share_85plus", message)
 
 
 def _check_counts(obs: pd.DataFrame, stat: pd.Series, live: pd.Series, known: dict[str, Metric], path: str) -> None:
@@ -456,42 +498,46 @@ def _check_counts(obs: pd.DataFrame, stat: pd.Series, live: pd.Series, known: di
     at most its denominator, and counts are whole numbers where the catalogue says ``counts: integer``."""
     counted = stat.isin(["proportion", "rate"]) & live
     has_num = obs["numerator"].notna()
-    i = _first_bad(counted & has_num & obs["denominator"].isna())
-    if i is not None:
-        raise InputError("numerator given without a denominator", file=path, row=_line(obs, i), column="denominator")
-    i = _first_bad(counted & ~has_num)
-    if i is not None:
-        what = "a value alone" if pd.notna(obs.iloc[i]["value"]) else "no numerator"
-        raise InputError(
-            f"{what} for a {stat.iloc[i]} metric: it needs a numerator and a denominator (or mark the row suppressed)",
-            file=path,
-            row=_line(obs, i),
-            column="numerator",
-        )
-    i = _first_bad((stat == "proportion") & (obs["numerator"] > obs["denominator"]))
-    if i is not None:
-        r = obs.iloc[i]
-        raise InputError(
-            f"numerator {r['numerator']:g} is above denominator {r['denominator']:g} for a proportion",
-            file=path,
-            row=_line(obs, i),
-            column="numerator",
-        )
+    _refuse_first(
+        obs,
+        counted & has_num & obs["denominator"].isna(),
+        path,
+        "denominator",
+        "numerator given without a denominator",
+    )
+    _refuse_first(
+        obs,
+        counted & ~has_num,
+        path,
+        "numerator",
+        lambda i: (
+            f"{'a value alone' if pd.notna(obs.iloc[i]['value']) else 'no numerator'} for a {stat.iloc[i]} "
+            "metric: it needs a numerator and a denominator (or mark the row suppressed)"
+        ),
+    )
+    _refuse_first(
+        obs,
+        (stat == "proportion") & (obs["numerator"] > obs["denominator"]),
+        path,
+        "numerator",
+        lambda i: (
+            f"numerator {obs.iloc[i]['numerator']:g} is above denominator {obs.iloc[i]['denominator']:g} "
+            "for a proportion"
+        ),
+    )
     integer = stat.isin(["proportion", "rate"]) & obs["metric_id"].map(
         {k: getattr(m, "counts", "integer") == "integer" for k, m in known.items()}
     ).astype(bool)
     for col in ("numerator", "denominator"):
-        v = obs[col]
-        i = _first_bad(integer & v.notna() & (v != np.floor(v)))
-        if i is not None:
-            r = obs.iloc[i]
-            raise InputError(
-                f"{r[col]:g} is not a whole number: {r['metric_id']!r} counts events or people "
-                "(counts: integer in the catalogue)",
-                file=path,
-                row=_line(obs, i),
-                column=col,
+
+        def not_whole(i: int, col: str = col) -> str:
+            return (
+                f"{obs.iloc[i][col]:g} is not a whole number: {obs.iloc[i]['metric_id']!r} counts "
+                "events or people (counts: integer in the catalogue)"
             )
+
+        v = obs[col]
+        _refuse_first(obs, integer & v.notna() & (v != np.floor(v)), path, col, not_whole)
 
 
 def _check_values_and_categories(
@@ -499,36 +545,33 @@ def _check_values_and_categories(
 ) -> None:
     """A value or mean metric that is not suppressed has a value; a bracket metric has a category, one of its
     brackets."""
-    i = _first_bad(stat.isin(["mean", "value"]) & live & obs["value"].isna() & obs["numerator"].isna())
-    if i is not None:
-        raise InputError(
-            "no value for a metric reported as a value or mean score (leave the row out, or mark it suppressed)",
-            file=path,
-            row=_line(obs, i),
-            column="value",
-        )
-    i = _first_bad((stat == "bracket") & live & obs["category"].isna())
-    if i is not None:
-        raise InputError(
+    _refuse_first(
+        obs,
+        stat.isin(["mean", "value"]) & live & obs["value"].isna() & obs["numerator"].isna(),
+        path,
+        "value",
+        "no value for a metric reported as a value or mean score (leave the row out, or mark it suppressed)",
+    )
+    _refuse_first(
+        obs,
+        (stat == "bracket") & live & obs["category"].isna(),
+        path,
+        "category",
+        lambda i: (
             f"no category for the bracket metric {obs.iloc[i]['metric_id']!r} (give one of its "
-            "brackets, or mark the row suppressed)",
-            file=path,
-            row=_line(obs, i),
-            column="category",
-        )
+            "brackets, or mark the row suppressed)"
+        ),
+    )
     for mid, m in known.items():
         if m.statistic != "bracket":
             continue
+        brackets = list(m.scoring.brackets or {})
+
+        def not_a_bracket(i: int, brackets: list = brackets) -> str:
+            return f"category {obs.iloc[i]['category']!r} is not one of {brackets}"
+
         rows = (obs["metric_id"] == mid) & obs["category"].notna()
-        bad = rows & ~obs["category"].isin(list(m.scoring.brackets or {}))
-        i = _first_bad(bad)
-        if i is not None:
-            raise InputError(
-                f"category {obs.iloc[i]['category']!r} is not one of {list(m.scoring.brackets or {})}",
-                file=path,
-                row=_line(obs, i),
-                column="category",
-            )
+        _refuse_first(obs, rows & ~obs["category"].isin(brackets), path, "category", not_a_bracket)
 
 
 def _check_trust_types(obs: pd.DataFrame, trusts: pd.DataFrame, known: dict[str, Metric], path: str) -> None:
@@ -538,15 +581,13 @@ def _check_trust_types(obs: pd.DataFrame, trusts: pd.DataFrame, known: dict[str,
         [(k, t) for k, m in known.items() for t in m.trust_types], names=["metric_id", "trust_type"]
     )
     applies = pd.MultiIndex.from_arrays([obs["metric_id"], ttype]).isin(pairs)
-    i = _first_bad(~pd.Series(applies, index=obs.index))
-    if i is not None:
-        r = obs.iloc[i]
-        raise InputError(
-            f"metric {r['metric_id']!r} does not apply to trust type {ttype.iloc[i]!r}",
-            file=path,
-            row=_line(obs, i),
-            column="metric_id",
-        )
+    _refuse_first(
+        obs,
+        ~pd.Series(applies, index=obs.index),
+        path,
+        "metric_id",
+        lambda i: f"metric {obs.iloc[i]['metric_id']!r} does not apply to trust type {ttype.iloc[i]!r}",
+    )
 
 
 def load_inputs(data_dir: Path | str, catalogue: Catalogue | None = None, quarter: str | None = None) -> QuarterInputs:

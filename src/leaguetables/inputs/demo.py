@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaguetables.config import PROJECT_ROOT, load_catalogue
+from leaguetables.config import PROJECT_ROOT, DemoMetricModel, load_catalogue, load_demo_models
 from leaguetables.inputs.demo_marker import DEMO_MARKER, is_demo_data  # noqa: F401 - is_demo_data re-exported
 from leaguetables.inputs.demo_register import COVARS, make_demographics, make_trusts
 from leaguetables.inputs.records import demo_quarter, geography
@@ -59,95 +59,21 @@ DEFAULT_OUT = PROJECT_ROOT / "data" / "demo"
 STANDARD_QUARTERS = [f"2024-25-Q{q}" for q in range(1, 5)] + [f"2025-26-Q{q}" for q in range(1, 5)]
 EARLY_QUARTERS = [f"{y}-{(y + 1) % 100:02d}-Q{q}" for y in (2022, 2023) for q in range(1, 5)]
 QUARTERS = EARLY_QUARTERS + STANDARD_QUARTERS  # 16 quarters, oldest first: enough for statistical process control
-# Per metric: family, intercept, base denominator for an average trust, covariate effects (per SD), trust-effect
-# SD, trend per quarter, weight on the shared latent quality, and (rates) gamma-mixing shape for overdispersion.
-SPEC: dict[str, dict] = {
-    "rtt_18wk": dict(kind="binomial", alpha=0.35, base=45_000, beta={}, sd=0.30, trend=0.01, q=0.6),
-    "rtt_52wk": dict(kind="binomial", alpha=-3.9, base=45_000, beta={}, sd=0.55, trend=-0.04, q=-0.5),
-    "cancer_fds": dict(kind="binomial", alpha=1.25, base=3_800, beta={}, sd=0.25, trend=0.02, q=0.5),
-    "cancer_62d": dict(kind="binomial", alpha=0.85, base=260, beta={}, sd=0.22, trend=0.01, q=0.5),
-    "ae_4hr": dict(
-        kind="binomial",
-        alpha=1.05,
-        base=38_000,
-        sd=0.30,
-        trend=0.01,
-        q=0.6,
-        beta={"share_65plus": -0.10, "share_85plus": -0.08, "imd_score": -0.12, "rural_share": 0.05},
-    ),
-    "ae_12hr": dict(
-        kind="binomial",
-        alpha=-2.45,
-        base=38_000,
-        sd=0.40,
-        trend=-0.01,
-        q=-0.6,
-        beta={"share_65plus": 0.12, "share_85plus": 0.10, "imd_score": 0.15},
-    ),
-    "community_52wk": dict(kind="binomial", alpha=-3.6, base=8_000, beta={}, sd=0.8, trend=-0.03, q=-0.5),
-    "amb_cat2_mean": dict(kind="value", mean=33.0, sd=4.5, noise=2.5, q=-0.6, decimals=1),
-    "amb_handover_45": dict(kind="binomial", alpha=-1.7, base=60_000, beta={}, sd=0.35, trend=-0.02, q=-0.5),
-    "mrsa": dict(kind="poisson", alpha=np.log(1.6e-5), base=62_000, beta={}, sd=0.10, trend=0.0, q=-0.2),
-    "ecoli": dict(
-        kind="poisson",
-        alpha=np.log(1.5e-4),
-        base=62_000,
-        sd=0.12,
-        trend=0.0,
-        q=-0.3,
-        beta={"share_65plus": 0.12, "share_85plus": 0.08},
-    ),
-    "cdiff": dict(
-        kind="poisson",
-        alpha=np.log(2.4e-4),
-        base=62_000,
-        sd=0.15,
-        trend=0.0,
-        q=-0.3,
-        beta={"share_65plus": 0.10, "share_85plus": 0.10, "imd_score": 0.06},
-    ),
-    "mh_crisis_24h": dict(kind="binomial", alpha=0.4, base=650, beta={}, sd=0.45, trend=0.02, q=0.5),
-    "staff_raising_concerns": dict(kind="value", mean=6.55, sd=0.18, noise=0.03, q=0.5, decimals=2, annual=True),
-    "cqc_safe": dict(kind="bracket", q=0.7),
-    "finance_plan": dict(kind="value", mean=0.45, sd=1.6, noise=0.0, q=0.3, decimals=2, annual=True),
-    "finance_variance": dict(kind="value", mean=0.0, sd=0.8, noise=0.35, q=0.3, decimals=2),
-    "relative_cost": dict(kind="value", mean=100.0, sd=6.0, noise=1.0, q=-0.3, decimals=1, annual=True),
-    "los_emergency": dict(
-        kind="poisson",
-        alpha=np.log(4.8),
-        base=9_000,
-        sd=0.10,
-        trend=-0.005,
-        q=-0.3,
-        shape=60.0,
-        beta={"share_65plus": 0.07, "share_85plus": 0.06, "imd_score": 0.03},
-    ),
-    "daycase_rate": dict(kind="binomial", alpha=1.5, base=6_000, beta={}, sd=0.35, trend=0.01, q=0.4),
-    "readmissions_30d": dict(
-        kind="binomial",
-        alpha=-2.05,
-        base=24_000,
-        sd=0.08,
-        trend=0.0,
-        q=-0.3,
-        beta={"share_65plus": 0.06, "share_85plus": 0.05, "imd_score": 0.08, "ethnic_minority_share": 0.03},
-    ),
-    "op_followup_ratio": dict(
-        kind="poisson", alpha=np.log(1.7), base=30_000, beta={}, sd=0.12, trend=0.0, q=-0.3, shape=80.0
-    ),
-    "staff_engagement": dict(kind="value", mean=6.85, sd=0.20, noise=0.03, q=0.6, decimals=2, annual=True),
-    "sickness_absence": dict(
-        kind="binomial",
-        alpha=-2.9,
-        base=550_000,
-        sd=0.12,
-        trend=0.0,
-        q=-0.4,
-        beta={"imd_score": 0.07, "share_65plus": 0.02},
-    ),
-    "mh_long_stay": dict(kind="binomial", alpha=-1.4, base=320, beta={}, sd=0.35, trend=0.0, q=-0.4),
-    "ucr_2hr": dict(kind="binomial", alpha=1.55, base=2_600, beta={}, sd=0.45, trend=0.01, q=0.5),
-}
+
+
+def _spec(model: DemoMetricModel) -> dict:
+    """A metric's generator parameters as given in the configuration, a Poisson ``rate`` as the intercept
+    ``alpha`` = log ``rate``."""
+    out = model.model_dump(exclude_unset=True)
+    if "rate" in out:
+        out["alpha"] = np.log(out.pop("rate"))
+    return out
+
+
+# Per metric (config/demo/metric-models.yaml): family, intercept, base denominator for an average trust, covariate
+# effects (per SD), trust-effect SD, trend per quarter, weight on the shared latent quality, and (rates) gamma-mixing
+# shape for overdispersion.
+SPEC: dict[str, dict] = {k: _spec(m) for k, m in load_demo_models("metric-models").items()}
 RATINGS = ["Outstanding", "Good", "Requires improvement", "Inadequate"]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from leaguetables.config import COVARIATES
+
 COUNTS = {"acute": 134, "mental_health_community": 61, "ambulance": 10}
 PREFIX = {"acute": "A", "mental_health_community": "M", "ambulance": "B"}
 REGIONS = [
@@ -20,7 +22,7 @@ REGIONS = [
     "North West",
     "North East and Yorkshire",
 ]
-COVARS = ["share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share"]
+COVARS = list(COVARIATES[1:])  # the shares and scores, without the population
 
 _FIRST = [
     "Ash",

@@ -110,14 +110,7 @@ def read_frame(kind: str, path: str | Path) -> pd.DataFrame:
     if kind not in SCHEMAS:
         raise InputError(f"unknown input table {kind!r}; expected one of {list(FILES)}")
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{kind} input cannot be read ({exc.strerror or exc})", file=str(path)) from None
-    if hashlib.sha256(data).hexdigest() != path.stem:
-        raise InputError(
-            f"{kind} input: the file's SHA-256 is not its name (it was changed after it was written)", file=str(path)
-        )
+    data = read_verified(path, f"{kind} input")
     header = data.split(b"\n", 1)[0].decode("utf-8").split(",")
     expected = [c for c in SCHEMAS[kind].columns if c in header]
     if header != expected:

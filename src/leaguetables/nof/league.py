@@ -17,9 +17,9 @@ of both quarters' data (:func:`leaguetables.statistics.sampling.change_test`).
 from __future__ import annotations
 
 import io
-import pickle
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from scipy import stats as sps
 from leaguetables.config import ICB_TYPES, Catalogue, Methodology
 from leaguetables.csv_output import write_csv
 from leaguetables.errors import InputError
-from leaguetables.inputs import store
+from leaguetables.inputs import bundles, store
 from leaguetables.inputs.contract import QuarterInputs, previous_quarter
 from leaguetables.nof import scoring
 from leaguetables.nof.layout import nhse_league_table, nhse_long_table
@@ -57,12 +57,19 @@ class League:
             self.rankability = pd.DataFrame(columns=RANKABILITY_COLUMNS)
 
 
-def load_metric_results(work_dir: Path | str) -> dict[str, dict]:
-    out = {}
-    for p in sorted((Path(work_dir) / "metrics").glob("*.pkl")):
-        with open(p, "rb") as f:
-            out[p.stem] = pickle.load(f)
-    return out
+def read_metric_results(paths: str) -> dict[str, dict]:
+    """What the metric notebooks wrote for the report, from the report notebook's parameter ``metric_results``:
+    comma-separated bundles in the store (:mod:`leaguetables.inputs.bundles`, every file checked against its name),
+    by metric id in id order. Each is a dict: ``table``, ``history``, ``model_summary``, ``coefficients``,
+    ``funnel_summary`` (tables), ``notes``, ``model_errors``, ``model_text``."""
+    out: dict[str, dict] = {}
+    for path in [p for p in paths.split(",") if p]:
+        frames, values = bundles.read_bundle(path, "metric results")
+        mid = values.pop("metric_id")
+        if mid in out:
+            raise InputError(f"metric results: metric {mid} given twice", file=path)
+        out[mid] = frames | values
+    return dict(sorted(out.items()))
 
 
 def read_metric_tables(paths: str) -> dict[str, pd.DataFrame]:
@@ -448,6 +455,24 @@ def write_league(lg: League, inputs: QuarterInputs, catalogue: Catalogue, quarte
     }
     for name, df in written.items():
         write_csv(df, tables / name)
-    with open(Path(work_dir) / "league.pkl", "wb") as f:
-        pickle.dump({"league": lg, "movement": lg_move}, f, protocol=pickle.HIGHEST_PROTOCOL)
+    write_league_bundle(lg, lg_move, Path(work_dir) / "league")
     return sorted(f"tables/{n}" for n in written)
+
+
+_LEAGUE_VALUES = ("quarter", "sensitivity_summary", "cut_points", "previous_quarter")
+
+
+def write_league_bundle(lg: League, lg_move: pd.DataFrame, folder: Path) -> Path:
+    """The league and its movement for the report (``<folder>/league.bundle.json`` and its tables: a bundle the
+    pipeline keeps in the store and names in the report notebook's parameter ``league``)."""
+    frames = {f.name: getattr(lg, f.name) for f in fields(lg) if f.name not in _LEAGUE_VALUES}
+    values = {name: getattr(lg, name) for name in _LEAGUE_VALUES}
+    return bundles.write_bundle(frames | {"movement": lg_move}, values, folder, "league")
+
+
+def read_league(path: str | Path) -> tuple[League, pd.DataFrame]:
+    """``(league, movement)`` from the bundle :func:`write_league_bundle` wrote, kept in the store (checked)."""
+    frames, values = bundles.read_bundle(path, "league")
+    movement_ = frames.pop("movement")
+    parts: dict[str, Any] = {**frames, **values}
+    return League(**parts), movement_

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from leaguetables import __version__
 from leaguetables.inputs.contract import quarter_label, quarter_period
-from leaguetables.nof.league import load_metric_results
+from leaguetables.nof.league import read_metric_results
 from leaguetables.publication.methodology import write_methodology
 from leaguetables.publication.notebook_html import export_html
 from leaguetables.publication.profiles import write_profiles
@@ -30,22 +30,22 @@ from leaguetables.publication.site import write_site
 from leaguetables.publication.spreadsheet import write_workbook
 
 
-def build_publication(prep, staging: Path, work: Path) -> dict:
-    """Write the published documents into ``staging`` after the report notebook has run; return timings in seconds
-    per document."""
+def build_publication(prep, staging: Path, work: Path, params: dict) -> dict:
+    """Write the published documents into ``staging`` after the report notebook has run (``params``: its
+    parameters); return timings in seconds per document."""
     timings: dict = {}
-    data = load_data(prep, staging, work, timings)
+    data = load_data(prep, work, params, timings)
     write_documents(data, prep, staging, timings)
     finish(data, prep, staging, timings)
     return timings
 
 
-def early_data(prep, staging: Path, work: Path) -> ReportData:
+def early_data(prep, staging: Path, metric_results: str) -> ReportData:
     """What the documents need that the league does not change — the metric results, the productivity opportunity
-    and SPC of every trust and metric —, computed from the metric notebooks' working files (the pipeline does this
-    while the league notebook runs; :func:`load_data` takes them)."""
+    and SPC of every trust and metric —, computed from the metric notebooks' bundles (``metric_results``, the
+    report notebook's parameter; the pipeline does this while the league notebook runs; :func:`load_data` takes
+    them)."""
     data = ReportData(
-        work,
         staging,
         prep.inputs,
         prep.methodology,
@@ -54,17 +54,30 @@ def early_data(prep, staging: Path, work: Path) -> ReportData:
         {},
         None,
         None,
-        load_metric_results(work),
+        read_metric_results(metric_results),
     )
     data.productivity, data.spc  # noqa: B018 - computed now (cached properties)
     return data
 
 
-def load_data(prep, staging: Path, work: Path, timings: dict, early: ReportData | None = None) -> ReportData:
-    """The :class:`~leaguetables.publication.report.ReportData` every page is built from (the run's working
-    files), with what :func:`early_data` computed when given."""
+def load_data(prep, work: Path, params: dict, timings: dict, early: ReportData | None = None) -> ReportData:
+    """The :class:`~leaguetables.publication.report.ReportData` every page is built from: what the report notebook
+    loads from its parameters ``params`` (the validated inputs already in memory), with the run's working folder
+    ``work`` for the metric pages' figures and what :func:`early_data` computed when given."""
     t0 = time.perf_counter()
-    data = ReportData.load(work, staging, prep.inputs, prep.methodology, prep.catalogue, prep.options.quarter)
+    data = ReportData.load(
+        params["out_dir"],
+        prep.inputs,
+        prep.methodology,
+        prep.catalogue,
+        params["quarter"],
+        params["run"],
+        params["league"],
+        params["metric_results"],
+        params["revisions"],
+        metric_data=None if early is None else early.metric_data,
+    )
+    data.work_dir = work
     if early is not None:
         data.reuse(early)
     timings["load"] = round(time.perf_counter() - t0, 3)
@@ -87,23 +100,23 @@ def write_documents(data, prep, staging: Path, timings: dict) -> None:
     timings["methodology_html"] = round(time.perf_counter() - t0, 3)
 
 
+def export_index(notebook: Path, html: Path, data: ReportData) -> None:
+    """``index.html``: the executed report notebook ``notebook`` exported by nbconvert, titled from the run's
+    description (its quarter; "(partial run)" when a run omitted metrics), with the search box's list of trusts."""
+    title = f"NHS trust league tables: {quarter_label(data.quarter)} ({quarter_period(data.quarter)})"
+    if data.run.get("partial"):
+        title += " (partial run)"
+    export_html(notebook, html, title, site_label(data.run["source"]), search_data=data.search_data)
+
+
 def finish(data, prep, staging: Path, timings: dict) -> None:
     """The documents made from what the report notebook wrote: ``index.html`` (its executed notebook, exported) and
     the spreadsheet of every CSV table (its tables among them)."""
     quarter = prep.options.quarter
-    title = f"NHS trust league tables: {quarter_label(quarter)} ({quarter_period(quarter)})"
-    if getattr(prep, "partial", False):
-        title += " (partial run)"
     if not (staging / "tables" / "productivity.csv").exists():  # written by the report notebook; never skipped
         data.write_tables()
     t0 = time.perf_counter()
-    export_html(
-        staging / "notebooks" / "report.ipynb",
-        staging / "index.html",
-        title,
-        site_label(prep.options.source),
-        search_data=data.search_data,
-    )
+    export_index(staging / "notebooks" / "report.ipynb", staging / "index.html", data)
     timings["report_html"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()

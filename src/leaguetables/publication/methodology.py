@@ -47,6 +47,7 @@ LABELS = {
     "direction": "Direction",
     "statistic": "Statistic",
     "multiplier": "Multiplier",
+    "numerator_variance": "Variance of the numerator",
     "decimals": "Decimal places",
     "scoring": "Scoring",
     "method": "Method",
@@ -128,6 +129,7 @@ LABELS = {
     "screen_outliers": "Screen outlying moving ranges",
 }
 VALUES = {
+    "reported": "reported with each observation (the numerator is not a Poisson count)",
     "higher_better": "higher is better",
     "lower_better": "lower is better",
     "ranked": "ranked (standard ranking)",
@@ -181,6 +183,14 @@ STATISTICS = {
     "value": "Value as reported by the source; no interval.",
     "bracket": "Category as reported (e.g. a CQC rating), mapped to a score.",
 }
+# a rate whose numerator is not a Poisson count (catalogue numerator_variance: reported)
+SCALED_RATE = (
+    "Rate (numerator / denominator × multiplier) whose numerator is not a Poisson count (a sum of lengths of stay, "
+    "a proportion's events, admissions clustered in patients): with the numerator's variance V reported with each "
+    "observation, scale φ = V / numerator and effective count numerator / φ, the limits are φ × L(numerator / φ) / "
+    "denominator × multiplier, L the exact Poisson limits below 10 effective events and Byar's approximation from 10 "
+    "(V = numerator gives the Poisson interval)."
+)
 
 
 def _value(v) -> str:
@@ -253,12 +263,12 @@ def metric_context(m: Metric, data: dict | None) -> dict:
         "name": m.name,
         "page": metric_page_file(m.id),
         "description": m.description,
-        "fields": settings(m),
+        "fields": settings(m.model_dump(exclude={"numerator_variance"} if m.numerator_variance == "poisson" else None)),
         "models": [],
         "funnels": None,
         "bands": None,
         "brackets": None,
-        "intervals": STATISTICS.get(m.statistic, ""),
+        "intervals": SCALED_RATE if m.numerator_variance == "reported" else STATISTICS.get(m.statistic, ""),
         "run_methods": "",
         "in_run": data is not None,
     }

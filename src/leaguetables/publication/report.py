@@ -11,6 +11,7 @@ nothing depends on colour alone; no wall-clock time appears in a page (run times
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from leaguetables import __version__
 from leaguetables.config import (
     ICB_TYPES,
     TRUST_TYPE_LABELS,
@@ -32,10 +34,13 @@ from leaguetables.config import (
     Metric,
 )
 from leaguetables.inputs.contract import previous_quarter, quarter_label, quarter_period
+from leaguetables.inputs.store import read_verified
+from leaguetables.nof.league import read_league, read_metric_results
 from leaguetables.publication import pages
 from leaguetables.publication.figures import load_saved
 from leaguetables.publication.finder import search_json
 from leaguetables.run.manifest import git_state
+from leaguetables.run.notebook_env import load_run
 from leaguetables.statistics import productivity as productivity_stats
 
 METHODOLOGY_PAGE = "methodology.html"
@@ -130,18 +135,16 @@ def area_href(grouping: Grouping, area: str, root: str = "") -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ revisions
-def load_revisions(folder: Path | str | None) -> pd.DataFrame | None:
-    """``tables/revisions.csv`` of the staging folder (written by ``run_quarter.py --revise``), or None.
+def load_revisions(path: Path | str | None) -> pd.DataFrame | None:
+    """The revisions table (``tables/revisions.csv``, written by ``run_quarter.py --revise``; the report notebook
+    is given its copy in the store, named by its SHA-256, checked), or None when ``path`` is empty.
 
     Columns: quarter, table, trust_code, metric_id, quantity, previous, revised.
     """
-    if folder is None:
-        return None
-    path = Path(folder) / "tables" / "revisions.csv"
-    if not path.exists():
+    if not path:
         return None
     df = pd.read_csv(
-        path,
+        io.BytesIO(read_verified(path, "revisions table")),
         dtype={"quarter": str, "table": str, "trust_code": str, "metric_id": str, "quantity": str},
         keep_default_na=True,
     )
@@ -471,26 +474,9 @@ def segmentation_sentence(table: pd.DataFrame) -> str:
     return "Segments are quartiles of the average score over a configured population of trusts."
 
 
-def key_findings(
-    table: pd.DataFrame,
-    sensitivity_summary: dict,
-    funnel_counts: pd.DataFrame,
-    movement: pd.DataFrame | None = None,
-    previous: str | None = None,
-    productivity: pd.DataFrame | None = None,
-    comparator: str = "type",
-    level: float = 0.95,
-    **kw,
-) -> str:
-    """The key findings section (:func:`key_finding_sentences`, same arguments)."""
-    return pages.section(
-        "key_findings",
-        {
-            "items": key_finding_sentences(
-                table, sensitivity_summary, funnel_counts, movement, previous, productivity, comparator, level, **kw
-            )
-        },
-    )
+def key_findings(*args: Any, **kw: Any) -> str:
+    """The key findings section: the sentences of :func:`key_finding_sentences`, given the same arguments."""
+    return pages.section("key_findings", {"items": key_finding_sentences(*args, **kw)})
 
 
 def segment_distribution(table: pd.DataFrame) -> str:
@@ -517,12 +503,8 @@ def segment_distribution(table: pd.DataFrame) -> str:
         "segments",
         {
             "calibrated": calibrated,
-            "table": frame_table(
-                df,
-                "Number of trusts in each segment, by trust type",
-                "segment-distribution",
-                numeric=[c for c in df.columns if c != "Trust type"],
-                row_header="Trust type",
+            "table": numbers_table(
+                df, "Number of trusts in each segment, by trust type", "segment-distribution", "Trust type"
             ),
         },
     )
@@ -571,17 +553,10 @@ def movement_text(r) -> str:
     return f"{seg}; {rank}; {where} (p {'< 0.001' if p < 0.001 else f'= {p:.3f}'})"
 
 
-def league_table_html(
-    table: pd.DataFrame,
-    trust_type: str,
-    profile_links: bool = True,
-    movement: pd.DataFrame | None = None,
-    previous: str | None = None,
-    revised: set | None = None,
-    filters: dict[str, dict] | None = None,
-) -> str:
-    """One type's league table rendered (:func:`league_table_context`); empty when the type has no trust."""
-    ctx = league_table_context(table, trust_type, profile_links, movement, previous, revised, filters)
+def league_table_html(*args: Any, **kw: Any) -> str:
+    """One type's league table rendered (:func:`league_table_context`, given the same arguments); empty when the
+    type has no trust."""
+    ctx = league_table_context(*args, **kw)
     return "" if ctx is None else pages.section("league_table", {"lt": ctx})
 
 
@@ -740,13 +715,7 @@ def data_quality_html(
             "source": source,
             "n": {k: f"{v:,}" for k, v in totals.items()},
             "errors": errors,
-            "table": frame_table(
-                df,
-                "Coverage of each metric this quarter",
-                "data-quality-table",
-                numeric=[c for c in df.columns if c != "Metric"],
-                row_header="Metric",
-            ),
+            "table": numbers_table(df, "Coverage of each metric this quarter", "data-quality-table", "Metric"),
             "unscored": []
             if unscored is None
             else list(zip(unscored["trust_code"].astype(str), unscored["trust_name"].astype(str))),
@@ -966,6 +935,11 @@ def frame_table(
         rows.append(Row(cells, row_data[i]) if row_data is not None else cells)
     header = list(df.columns).index(row_header) if row_header is not None else None
     return Table(table_id, caption, cols, rows, header)
+
+
+def numbers_table(df: pd.DataFrame, caption: str, table_id: str, row_header: str) -> Table:
+    """A :func:`frame_table` whose ``row_header`` column names the rows and whose every other column is numeric."""
+    return frame_table(df, caption, table_id, numeric=[c for c in df.columns if c != row_header], row_header=row_header)
 
 
 def trust_link(code: str, name: str, root: str = "", mark: str = "", note: str | None = None) -> Cell:
@@ -1457,41 +1431,54 @@ def _productivity_tables(opp: pd.DataFrame, catalogue: Catalogue, top: int) -> t
 
 
 class ReportData:
-    """Everything the published pages show, loaded once from the run's working folder."""
+    """Everything the published pages show: the report notebook's parameters loaded once (:meth:`load`)."""
 
-    def __init__(self, work_dir, out_dir, inputs, methodology, catalogue, quarter, run, league, movement, metric_data):
-        self.work_dir, self.out_dir = work_dir, out_dir
+    def __init__(
+        self, out_dir, inputs, methodology, catalogue, quarter, run, league, movement, metric_data, revisions=None
+    ):
+        self.out_dir = out_dir
+        self.work_dir: Path | None = None  # the run's working folder: the figures the metric pages show (documents)
         self.inputs, self.methodology, self.catalogue, self.quarter = inputs, methodology, catalogue, quarter
         self.run, self.league, self.movement, self.metric_data = run, league, movement, metric_data
         self.previous = previous_quarter(quarter)
-        self.revisions = load_revisions(out_dir)
+        self.revisions = revisions
         self.revised_league, self.revised_metrics = revised_marks(self.revisions)
         self._productivity = None
         self._spc = None
 
     @classmethod
-    def load(cls, work_dir, out_dir, inputs, methodology, catalogue, quarter) -> ReportData:
-        import pickle
-
-        from leaguetables import __version__
-        from leaguetables.nof.league import load_metric_results
-        from leaguetables.run.notebook_env import load_run
-
-        run = load_run(work_dir)
-        run["code_version"] = __version__
-        with open(Path(work_dir) / "league.pkl", "rb") as f:
-            lg = pickle.load(f)
+    def load(
+        cls,
+        out_dir,
+        inputs,
+        methodology,
+        catalogue,
+        quarter,
+        run: str,
+        league: str,
+        metric_results: str,
+        revisions: str = "",
+        metric_data: dict | None = None,
+    ) -> ReportData:
+        """The report notebook's data from its parameters: ``run`` (the run's description, JSON), ``league`` (the
+        league notebook's bundle) and ``metric_results`` (the metric notebooks' bundles, comma-separated), files in
+        the store named by their SHA-256 (checked), and ``revisions`` (``tables/revisions.csv`` kept in the store,
+        or empty). ``metric_data``: what :func:`~leaguetables.nof.league.read_metric_results` already read from
+        ``metric_results`` (the pipeline reads it while the league notebook runs), not read again."""
+        description = load_run(run)
+        description["code_version"] = __version__
+        lg, movement = read_league(league)
         return cls(
-            work_dir,
             out_dir,
             inputs,
             methodology,
             catalogue,
             quarter,
-            run,
-            lg["league"],
-            lg["movement"],
-            load_metric_results(work_dir),
+            description,
+            lg,
+            movement,
+            read_metric_results(metric_results) if metric_data is None else metric_data,
+            load_revisions(revisions),
         )
 
     def reuse(self, other: ReportData) -> None:

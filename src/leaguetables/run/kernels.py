@@ -35,8 +35,38 @@ NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 FAILED_DIR = ".failed"  # under the reports folder: the executed notebooks of the last failed run of a quarter
 IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix socket paths must be short)
 #: notebook parameters that are paths (absolute, so that nothing depends on the kernel's working directory)
-PATH_PARAMETERS = ("work_dir", "out_dir", "trusts", "observations", "demographics", "status")
+PATH_PARAMETERS = ("work_dir", "out_dir", "trusts", "observations", "demographics", "status", "run", "league")
+PATH_LIST_PARAMETERS = ("metric_results", "revisions")  # comma-separated absolute paths (or empty)
 START_TIMEOUT, EXECUTION_TIMEOUT = 120, 1200  # seconds
+
+
+class SessionKernelManager(AsyncKernelManager):
+    """jupyter_client's kernel manager, except that it signals the kernel's process group only when the kernel leads
+    one.
+
+    The kernel is started in its own session (``setsid`` between fork and exec), and jupyter_client records
+    ``os.getpgid(kernel)`` as the group to signal when it interrupts or kills the kernel. A kernel killed after the fork
+    but before its ``setsid`` (``run_quarter.py`` kills every child when it is stopped with SIGTERM or SIGHUP, and a
+    kernel may be starting in another thread at that moment) is a zombie still in the caller's group: jupyter_client
+    then records the caller's group and, shutting the dead kernel down, sends SIGINT and SIGKILL to it — killing the
+    run, whatever started it (pytest, make, the shell) and everything else in that group, without a word. Here a
+    group that the kernel does not lead is never recorded: the kernel alone is signalled (by ``Popen``, which does not
+    signal a process it has already reaped)."""
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        own_group_only(self.provisioner)
+
+    _launch_kernel = _async_launch_kernel  # as AsyncKernelManager does
+
+
+def own_group_only(provisioner) -> None:
+    """Forget the process group a provisioner recorded for its kernel unless the kernel leads it (its pid is the
+    group's id, as after its own ``setsid``): never the caller's group, which a kernel killed before its ``setsid``
+    is still in."""
+    pgid = getattr(provisioner, "pgid", None)
+    if pgid is not None and pgid != getattr(provisioner, "pid", None):
+        provisioner.pgid = None
 
 
 def kernel_available() -> bool:
@@ -70,8 +100,9 @@ def check_parameters(parameters: dict) -> str:
     for key in PATH_PARAMETERS:
         if parameters.get(key) and not os.path.isabs(parameters[key]):
             raise InputError(f"notebook parameter {key} must be an absolute path")
-    if any(not os.path.isabs(p) for p in str(parameters.get("metric_results", "")).split(",") if p):
-        raise InputError("notebook parameter metric_results must be absolute paths")
+    for key in PATH_LIST_PARAMETERS:
+        if any(not os.path.isabs(p) for p in str(parameters.get(key, "")).split(",") if p):
+            raise InputError(f"notebook parameter {key} must be absolute paths")
     return source
 
 
@@ -128,7 +159,7 @@ class NotebookWorker:
         # IPC sockets (no open TCP ports); unix socket paths must be short, hence a fresh /tmp folder
         remove_stale_ipc_dirs()
         self.ipc_dir = tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{os.getpid()}-")
-        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
+        self.km = SessionKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
         self.km.connection_file = os.path.join(self.ipc_dir, "kernel.json")
         self.km.ip = os.path.join(self.ipc_dir, "k")
 
@@ -202,6 +233,7 @@ class IsolatedWorker(NotebookWorker):
                 execution_timeout=EXECUTION_TIMEOUT,
                 log_output=False,
                 resources={"metadata": {"path": str(self.cwd)}},
+                kernel_manager_class=SessionKernelManager,  # never signals this process's group (see there)
             )
         except pm.PapermillExecutionError as exc:
             raise _failure(notebook, parameters, out_path, exc) from None

@@ -13,15 +13,10 @@ from pathlib import Path
 from leaguetables import __version__
 from leaguetables.config import PROJECT_ROOT, file_sha256
 
+#: The packages the figures are computed and rendered with: recorded in the manifest and in every executed notebook.
+STACK_PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn", "papermill", "nbconvert")
 MANIFEST_PACKAGES = (
-    "numpy",
-    "pandas",
-    "scipy",
-    "statsmodels",
-    "matplotlib",
-    "seaborn",
-    "papermill",
-    "nbconvert",
+    *STACK_PACKAGES,
     "nbclient",
     "nbformat",
     "ipykernel",

@@ -17,21 +17,10 @@ from pathlib import Path
 
 from leaguetables.config import Catalogue, Methodology, load_catalogue, load_methodology
 from leaguetables.inputs.contract import QuarterInputs
-from leaguetables.inputs.store import read_inputs
-from leaguetables.run.manifest import versions
+from leaguetables.inputs.store import read_inputs, read_verified
+from leaguetables.run.manifest import STACK_PACKAGES, versions
 
-PROVENANCE_PACKAGES = (
-    "leaguetables",
-    "numpy",
-    "pandas",
-    "scipy",
-    "statsmodels",
-    "matplotlib",
-    "seaborn",
-    "papermill",
-    "nbconvert",
-    "pandera",
-)
+PROVENANCE_PACKAGES = ("leaguetables", *STACK_PACKAGES, "pandera")
 
 
 def provenance() -> dict:
@@ -67,5 +56,7 @@ def forget_shown_warnings() -> None:
         pass
 
 
-def load_run(work_dir: str | Path) -> dict:
-    return json.loads((Path(work_dir) / "run.json").read_text(encoding="utf-8"))
+def load_run(run: str | Path) -> dict:
+    """The run's description (``run.json``, kept in the store under its SHA-256: the report notebook's parameter
+    ``run``), checked against its name."""
+    return json.loads(read_verified(run, "run description"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from leaguetables.config import file_sha256
-from leaguetables.inputs import store
+from leaguetables.inputs import bundles, store
 from leaguetables.run import manifest, publish, revisions
 from leaguetables.run.cache import CacheReport, changed_files, code_hash, sha256_json, snapshot, tree_hash
 from leaguetables.run.kernels import NOTEBOOK_DIR, NotebookWorker, Workers
@@ -58,10 +58,12 @@ def notebook_parameters(
     work: Path,
     metric_id: str | None = None,
     metric_results: str | None = None,
+    report: dict[str, str] | None = None,
 ) -> dict:
     """The whole interface of a notebook: a metric notebook's when ``metric_id`` is given, the league's when
-    ``metric_results`` is (the metric notebooks' result tables, see :func:`keep_metric_results`), else the
-    report's."""
+    ``metric_results`` is (the metric notebooks' result tables, see :func:`keep_metric_results`), the report's
+    when ``report`` is (what the earlier stages wrote, kept in the store: :func:`report_inputs`; the report has no
+    working folder)."""
     params = {"quarter": prep.options.quarter}
     if metric_id is not None:
         params["metric_id"] = metric_id
@@ -69,6 +71,8 @@ def notebook_parameters(
     params |= files.metric(metric_id) if metric_id is not None else files.common()
     if metric_results is not None:
         params["metric_results"] = metric_results
+    if report is not None:
+        return params | report | {"out_dir": str(staging)}
     return params | {"out_dir": str(staging), "work_dir": str(work)}
 
 
@@ -77,6 +81,29 @@ def keep_metric_results(prep, work: Path, store_dir: Path) -> str:
     as the league notebook's parameter ``metric_results``: their paths, comma-separated, in the run's metric
     order. They stay after the run, so the executed league notebook reruns from its parameters alone."""
     return ",".join(str(store.keep_file(work / "metrics" / f"{m}.parquet", store_dir)) for m in prep.metric_ids)
+
+
+def keep_metric_bundles(prep, work: Path, store_dir: Path) -> str:
+    """The metric notebooks' bundles for the report and the documents (``_work/metrics/<id>.bundle.json`` and the
+    tables it names, :mod:`leaguetables.inputs.bundles`) kept in the store, as the report notebook's parameter
+    ``metric_results``: the kept JSON files' paths, comma-separated, in the run's metric order."""
+    return ",".join(
+        str(bundles.keep_bundle(work / "metrics" / f"{m}.{bundles.BUNDLE}", store_dir)) for m in prep.metric_ids
+    )
+
+
+def report_inputs(metric_bundles: str, staging: Path, work: Path, store_dir: Path) -> dict[str, str]:
+    """The report notebook's parameters for what the earlier stages wrote, each kept in the store under its
+    SHA-256: ``run`` (the run's description, ``run.json``), ``league`` (the league notebook's bundle),
+    ``metric_results`` (``metric_bundles``, :func:`keep_metric_bundles`) and ``revisions`` (``tables/revisions.csv``
+    when the run has one, else empty)."""
+    revised = staging / "tables" / revisions.FILE
+    return {
+        "run": str(store.keep_file(work / "run.json", store_dir)),
+        "league": str(bundles.keep_bundle(work / "league" / f"league.{bundles.BUNDLE}", store_dir)),
+        "metric_results": metric_bundles,
+        "revisions": str(store.keep_file(revised, store_dir)) if revised.is_file() else "",
+    }
 
 
 # ----------------------------------------------------------------------------------------------------- cache keys
@@ -155,8 +182,8 @@ class Keys:
 
 
 def metric_outputs(staging: Path, mid: str, all_ids: list[str]) -> list[str]:
-    """The files a metric notebook wrote: executed notebook, tables/metrics/<id>*.csv, _work/metrics/<id>.pkl,
-    _work/figures/<id>__*."""
+    """The files a metric notebook wrote: executed notebook, tables/metrics/<id>*.csv, _work/metrics/<id>.parquet,
+    its bundle (_work/metrics/<id>.bundle.json and the tables it names), _work/figures/<id>__*."""
     longer = [m for m in all_ids if m != mid and m.startswith(mid)]
     out = []
     for folder, pattern in (
@@ -172,6 +199,8 @@ def metric_outputs(staging: Path, mid: str, all_ids: list[str]) -> list[str]:
                 stem.startswith(m) and stem[len(m) : len(m) + 1] in ("", ".", "_") for m in longer
             ):
                 out.append(rel)
+    bundle = staging / "_work" / "metrics" / f"{mid}.{bundles.BUNDLE}"
+    out += [p.relative_to(staging).as_posix() for p in bundles.files_of(bundle)] if bundle.is_file() else []
     return out
 
 
@@ -183,6 +212,8 @@ class RunContext:
         self.prep, self.staging, self.work, self.files = prep, staging, work, files
         self.workers, self.cache = workers, cache
         self.early = None  # what the documents need that the league does not change (documents.early_data)
+        self.metric_bundles = ""  # the report's parameter metric_results (keep_metric_bundles)
+        self.store_dir = files.trusts.parent
         self.keys = Keys(prep, files)
         self.report = CacheReport()
         self.nb_dir = staging / "notebooks"
@@ -190,6 +221,11 @@ class RunContext:
 
     def parameters(self, metric_id: str | None = None, metric_results: str | None = None) -> dict:
         return notebook_parameters(self.prep, self.files, self.staging, self.work, metric_id, metric_results)
+
+    def report_parameters(self) -> dict:
+        """The report notebook's parameters (after the league and revisions stages)."""
+        report = report_inputs(self.metric_bundles, self.staging, self.work, self.store_dir)
+        return notebook_parameters(self.prep, self.files, self.staging, self.work, report=report)
 
 
 def _restore_metrics(ctx: RunContext) -> tuple[list[str], dict[str, dict]]:
@@ -297,6 +333,7 @@ def _revisions(ctx: RunContext, target: Path) -> int:
 
 def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
     run_metric_stage(ctx, timings)
+    ctx.metric_bundles = keep_metric_bundles(ctx.prep, ctx.work, ctx.store_dir)
     publish.checkpoint("metrics")
     key, describe = ctx.keys.league()
     timings["league"] = run_cached("league", key, describe, ctx, lambda: _execute_league(ctx))
@@ -310,11 +347,11 @@ def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
 def _execute_league(ctx: RunContext) -> None:
     """The league notebook on a kernel; meanwhile this process, idle otherwise, imports the publication code and
     computes what the documents need that the league does not change (:func:`documents.early_data`)."""
-    params = ctx.parameters(metric_results=keep_metric_results(ctx.prep, ctx.work, ctx.files.trusts.parent))
+    params = ctx.parameters(metric_results=keep_metric_results(ctx.prep, ctx.work, ctx.store_dir))
     worker = ctx.workers.get(1)[0]
     league = worker.submit(worker.execute, "league_table.ipynb", ctx.nb_dir / "league_table.ipynb", params)
     try:
-        ctx.early = _documents().early_data(ctx.prep, ctx.staging, ctx.work)
+        ctx.early = _documents().early_data(ctx.prep, ctx.staging, ctx.metric_bundles)
     finally:
         league.result()
 
@@ -326,7 +363,7 @@ def written_by_report(rel: str) -> bool:
 
 
 def _report_with_documents(
-    ctx: RunContext, keys: dict[str, tuple[str, dict]], timings: dict, pub: dict, documents
+    ctx: RunContext, keys: dict[str, tuple[str, dict]], timings: dict, pub: dict, documents, params: dict
 ) -> None:
     """Both stages executed at once (neither is in the cache): the report notebook on a kernel while this process
     builds the documents that need nothing the notebook writes (:func:`documents.write_documents`); then, the
@@ -334,8 +371,8 @@ def _report_with_documents(
     staging = ctx.staging
     before = snapshot(staging, ("_work",)) if ctx.cache.enabled else {}
     worker = ctx.workers.get(1)[0]
-    report = worker.submit(worker.execute, "report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters())
-    data = documents.load_data(ctx.prep, staging, ctx.work, pub, ctx.early)
+    report = worker.submit(worker.execute, "report.ipynb", ctx.nb_dir / "report.ipynb", params)
+    data = documents.load_data(ctx.prep, ctx.work, params, pub, ctx.early)
     documents.write_documents(data, ctx.prep, staging, pub)
     timings["report"] = round(report.result(), 3)
     publish.checkpoint("report")
@@ -363,14 +400,15 @@ def _report_and_publication(ctx: RunContext, timings: dict) -> None:
     t0 = time.perf_counter()
     keys = {"report": ctx.keys.report(ctx.staging), "publication": ctx.keys.publication()}
     pub: dict = {}
+    params = ctx.report_parameters()
     if all(ctx.cache.lookup(name, key) is None for name, (key, _) in keys.items()):
-        _report_with_documents(ctx, keys, timings, pub, _documents())
+        _report_with_documents(ctx, keys, timings, pub, _documents(), params)
     else:
         timings["report"] = run_cached(
             "report",
             *keys["report"],
             ctx,
-            lambda: ctx.workers.run_one("report.ipynb", ctx.nb_dir / "report.ipynb", ctx.parameters()),
+            lambda: ctx.workers.run_one("report.ipynb", ctx.nb_dir / "report.ipynb", params),
         )
         publish.checkpoint("report")
         t0 = time.perf_counter()
@@ -378,7 +416,7 @@ def _report_and_publication(ctx: RunContext, timings: dict) -> None:
             "publication",
             *keys["publication"],
             ctx,
-            lambda: pub.update(_documents().build_publication(ctx.prep, ctx.staging, ctx.work)),
+            lambda: pub.update(_documents().build_publication(ctx.prep, ctx.staging, ctx.work, params)),
             skip=("_work",),
         )
     timings["publication"] = pub or "cached"

@@ -85,12 +85,14 @@ from scipy import stats as sps
 from statsmodels.discrete.discrete_model import NegativeBinomial as _DiscreteNB
 from statsmodels.tools import sm_exceptions
 
+from leaguetables.config import Metric
 from leaguetables.statistics.rates import poisson_limits, wilson_limits
 
 __all__ = [
     "ExpectedModel",
     "ExpectedResults",
     "ModelError",
+    "metric_model",
     "oe_interval",
     "poisson_midp_limits",
     "random_effects_fit",
@@ -447,6 +449,25 @@ class ExpectedModel:
                 "separation (e.g. a category with no events); no expected values"
             )
         return e_rows
+
+
+def metric_model(data: pd.DataFrame, metric: Metric, **options: Any) -> ExpectedModel:
+    """The :class:`ExpectedModel` of a catalogue metric's demographic adjustment: ``data``'s ``numerator`` on its
+    ``denominator`` with the adjustment's family, covariates and scale and the metric's multiplier; ``options`` are
+    the model's other keyword arguments (``confidence``, ``interval``, ``model``, …)."""
+    adj = metric.adjustment
+    if adj is None:
+        raise ValueError(f"metric {metric.id!r} has no demographic adjustment")
+    return ExpectedModel(
+        data,
+        "numerator",
+        "denominator",
+        adj.family,
+        list(adj.covariates),
+        scale=adj.scale,
+        multiplier=metric.multiplier,
+        **options,
+    )
 
 
 class ExpectedResults:

@@ -20,7 +20,6 @@ For every trust of the types the metric applies to, in order:
 from __future__ import annotations
 
 import hashlib
-import pickle
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import pandas as pd
 
 from leaguetables.config import ICB_TYPES, ExpectedSettings, FunnelSettings, Methodology, Metric
 from leaguetables.csv_output import write_csv
+from leaguetables.inputs import bundles
 from leaguetables.inputs.contract import QuarterInputs, previous_quarter, quarter_key
 from leaguetables.nof import scoring
 from leaguetables.statistics import expected as expected_mod
@@ -208,7 +208,15 @@ def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFra
         {"value": float, "lower": float, "upper": float, "confidence": float, "statistic": object, "method": object}
     )
     sub = df.loc[ok]
-    if metric.statistic in ("proportion", "rate") and len(sub):
+    if metric.statistic == "rate" and metric.numerator_variance == "reported" and len(sub):
+        res = rates.crude_rate(  # an overdispersed numerator: the scaled limits of its reported variance
+            sub["numerator"].to_numpy(float),
+            sub["denominator"].to_numpy(float),
+            confidence=confidence,
+            multiplier=metric.multiplier,
+            variance=sub.get("numerator_variance", pd.Series(np.nan, index=sub.index)).to_numpy(float),
+        )
+    elif metric.statistic in ("proportion", "rate") and len(sub):
         estimate = rates.proportion if metric.statistic == "proportion" else rates.crude_rate
         res = estimate(
             sub["numerator"].to_numpy(float),
@@ -263,15 +271,10 @@ def _fit_models(
                 within = expected_mod.within_extra_variance(
                     _count_history(inputs, result.metric, result.quarter, ttype, settings.history_quarters), adj.family
                 )
-            fit = expected_mod.ExpectedModel(
+            fit = expected_mod.metric_model(
                 data,
-                "numerator",
-                "denominator",
-                adj.family,
-                list(adj.covariates),
-                scale=adj.scale,
+                result.metric,
                 confidence=confidence,
-                multiplier=result.metric.multiplier,
                 interval=settings.interval,
                 model=settings.model,
                 within_extra_variance=within,
@@ -721,18 +724,25 @@ def write_result(result: MetricResult, out_dir, work_dir) -> None:
         write_csv(result.funnel_summary(), tables / f"{result.metric.id}_funnel.csv")
     work = Path(work_dir) / "metrics"
     work.mkdir(parents=True, exist_ok=True)
-    slim = {
-        "table": result.table,
-        "history": result.history,
-        "notes": result.notes,
-        "model_summary": result.model_summary(),
-        "coefficients": coefs,
-        "funnel_summary": result.funnel_summary(),
-        "model_errors": result.model_errors,
-        "model_text": {t: m.summary() for t, m in result.models.items()},
-    }
-    with open(work / f"{result.metric.id}.pkl", "wb") as f:
-        pickle.dump(slim, f, protocol=pickle.HIGHEST_PROTOCOL)
+    # what the report and the documents read (tables as Parquet named by SHA-256, the rest as JSON: a bundle the
+    # pipeline keeps in the store and names in the report notebook's parameter ``metric_results``)
+    bundles.write_bundle(
+        {
+            "table": result.table,
+            "history": result.history,
+            "model_summary": result.model_summary(),
+            "coefficients": coefs,
+            "funnel_summary": result.funnel_summary(),
+        },
+        {
+            "metric_id": result.metric.id,
+            "notes": result.notes,
+            "model_errors": result.model_errors,
+            "model_text": {t: m.summary() for t, m in result.models.items()},
+        },
+        work,
+        result.metric.id,
+    )
     # the result table as the league notebook reads it (lossless: dtypes and floats as computed); the pipeline
     # keeps it in the store under its SHA-256 and names it in the league notebook's parameters
     result.table.to_parquet(work / f"{result.metric.id}.parquet", index=False)

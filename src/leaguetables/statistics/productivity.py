@@ -81,17 +81,13 @@ import numpy as np
 import pandas as pd
 
 from leaguetables.config import Catalogue, Methodology, Metric
+from leaguetables.csv_output import TRUST_METRIC_COLUMNS
 from leaguetables.inputs.contract import quarter_key
 from leaguetables.statistics import expected as expected_mod
 from leaguetables.statistics.metrics import peer_table
 
 COLUMNS = [
-    "quarter",
-    "trust_code",
-    "trust_name",
-    "trust_type",
-    "metric_id",
-    "metric_name",
+    *TRUST_METRIC_COLUMNS,
     "status",
     "basis",
     "comparator",
@@ -281,15 +277,7 @@ def _pooled_expected(
     data = pd.DataFrame({"trust_code": obs.index, "numerator": obs.to_numpy(), "denominator": den.to_numpy()}).join(
         demographics.set_index("trust_code")[list(adj.covariates)], on="trust_code"
     )
-    fit = expected_mod.ExpectedModel(
-        data,
-        "numerator",
-        "denominator",
-        adj.family,
-        list(adj.covariates),
-        scale=adj.scale,
-        multiplier=metric.multiplier,
-    ).fit()
+    fit = expected_mod.metric_model(data, metric).fit()
     return fit.table.set_index("trust_code")["expected"].astype(float)
 
 

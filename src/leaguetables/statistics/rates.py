@@ -4,7 +4,9 @@ Implements sections 0-1 of ``shared/docs/statistical-methods.md``:
 
 - proportions with Wilson score limits (§1.1);
 - counts and crude rates with exact Poisson limits below 10 events and Byar's
-  approximation from 10 (§1.2);
+  approximation from 10 (§1.2); an overdispersed count (a sum of lengths of
+  stay, admissions clustered in patients) with the numerator's own variance:
+  the same limits of its effective count, scaled (:func:`scaled_poisson_limits`);
 - mean scores with Student's t limits (§1.2);
 - directly standardised rates by the Dobson method, with the non-independent
   events adjustment and suppression below 10 events (§1.3);
@@ -56,6 +58,7 @@ __all__ = [
     "exact_poisson_limits",
     "byar_limits",
     "poisson_limits",
+    "scaled_poisson_limits",
     "proportion",
     "crude_rate",
     "mean_score",
@@ -427,6 +430,45 @@ def poisson_limits(x, confidence: float = 0.95):
     return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper"), method_out
 
 
+def _scaled_poisson(x: np.ndarray, v: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """φ·L(x/φ) with φ = v/x (1 where x or v is 0 or v is missing: the Poisson limits)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phi = np.where((x > 0) & (v > 0), v / x, 1.0)
+    lower, upper, method = _poisson(x / phi, c)
+    scaled = np.where(phi == 1.0, method, np.char.add(method.astype(str), ", scaled"))
+    method = np.where(np.isnan(x), None, scaled).astype(object)
+    return lower * phi, upper * phi, method
+
+
+def scaled_poisson_limits(x, variance, confidence: float = 0.95):
+    """Limits of a count whose variance is not its mean (quasi-Poisson): with the scale ``φ = V/x`` and the
+    effective count ``x/φ = x²/V``, ``limits = φ · L(x/φ)``, L the exact (effective count < 10) or Byar limits
+    (§1.2). ``V = x`` gives :func:`poisson_limits`; x = 0 or V = 0 too (φ = 1: nothing to scale by).
+
+    ``variance`` is the count's estimated variance: for a sum of lengths of stay, the sum of the squared
+    deviations of the stays from their expected values; for admissions clustered in patients, Σ over patients of
+    (admissions per patient)². ``method`` is "Exact, scaled" / "Byars, scaled" (or "Exact" / "Byars" where φ = 1).
+
+    Raises
+    ------
+    ValueError
+        If ``x < 0``, ``variance < 0`` or the confidence is not a fraction in (0, 1].
+    """
+    c = _check_confidence(confidence)
+    arrs, index, scalar = _prepare(x=x, variance=variance)
+    xa, va = arrs["x"], arrs["variance"]
+    _check_nonnegative(xa, "x", index)
+    _check_nonnegative(va, "variance", index)
+    lower, upper, method = _scaled_poisson(xa, va, c)
+    if index is not None:
+        method_out = pd.Series(method, index=index, name="method", dtype="str")
+    elif scalar:
+        method_out = method[0]
+    else:
+        method_out = method
+    return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper"), method_out
+
+
 # ---------------------------------------------------------------------------
 # indicator statistics
 # ---------------------------------------------------------------------------
@@ -459,25 +501,33 @@ def proportion(x, n, confidence: float = 0.95, multiplier: float = 100) -> pd.Da
     return _frame(value, lower * m, upper * m, c, statistic, method, index, xa.size)
 
 
-def crude_rate(x, n, confidence: float = 0.95, multiplier: float = 100_000) -> pd.DataFrame:
+def crude_rate(x, n, confidence: float = 0.95, multiplier: float = 100_000, variance=None) -> pd.DataFrame:
     """Crude rate with exact (< 10 events) or Byar (>= 10) limits (§1.2).
 
     ``value = x/n × multiplier``, ``limits = L(x)/n × multiplier``.  ``x > n``
-    is allowed.  ``statistic`` is "rate per <multiplier>".
+    is allowed.  ``statistic`` is "rate per <multiplier>".  With ``variance``
+    (the count's variance, where it is not x: :func:`scaled_poisson_limits`)
+    L is the scaled limits.
     """
     c = _check_confidence(confidence)
     m = _check_multiplier(multiplier)
-    return _count_per(x, n, ("x", "n"), c, m, f"rate per {_multiplier_text(m)}")
+    return _count_per(x, n, ("x", "n"), c, m, f"rate per {_multiplier_text(m)}", variance)
 
 
-def _count_per(x, d, names: tuple[str, str], c: float, scale: float, statistic: str) -> pd.DataFrame:
+def _count_per(x, d, names: tuple[str, str], c: float, scale: float, statistic: str, variance=None) -> pd.DataFrame:
     """A count over a positive denominator (population or expected count) × ``scale``, with the exact (< 10) or
-    Byar limits of the count over the same denominator: the crude rate and the standardised ratio."""
-    arrs, index, _ = _prepare(**{names[0]: x, names[1]: d})
+    Byar limits of the count over the same denominator: the crude rate and the standardised ratio. With
+    ``variance``, the scaled limits of an overdispersed count (:func:`scaled_poisson_limits`)."""
+    named = {names[0]: x, names[1]: d} if variance is None else {names[0]: x, names[1]: d, "variance": variance}
+    arrs, index, _ = _prepare(**named)
     xa, da = arrs[names[0]], arrs[names[1]]
     _check_nonnegative(xa, names[0], index)
     _check_positive(da, names[1], index)
-    lower, upper, method = _poisson(xa, c)
+    if variance is None:
+        lower, upper, method = _poisson(xa, c)
+    else:
+        _check_nonnegative(arrs["variance"], "variance", index)
+        lower, upper, method = _scaled_poisson(xa, arrs["variance"], c)
     method = np.where(np.isnan(da), None, method).astype(object)
     return _frame(xa / da * scale, lower / da * scale, upper / da * scale, c, statistic, method, index, xa.size)
 
@@ -527,10 +577,12 @@ def _ratio_text(refvalue: float) -> str:
     return "indirectly standardised ratio" + ("" if refvalue == 1 else f" x {_multiplier_text(refvalue)}")
 
 
-def ratio(observed, expected, confidence: float = 0.95, refvalue: float = 1) -> pd.DataFrame:
+def ratio(observed, expected, confidence: float = 0.95, refvalue: float = 1, variance=None) -> pd.DataFrame:
     """Observed/expected ratio (the ISR when E comes from reference rates), §1.4.
 
-    ``value = O/E × refvalue``; ``limits = {Exact if O < 10 else Byar}(O)/E × refvalue``.
+    ``value = O/E × refvalue``; ``limits = {Exact if O < 10 else Byar}(O)/E × refvalue``. With ``variance`` (the
+    variance of O where O is not a Poisson count: bed days, admissions clustered in patients) the limits are the
+    scaled ones of :func:`scaled_poisson_limits`.
 
     Raises
     ------
@@ -539,7 +591,7 @@ def ratio(observed, expected, confidence: float = 0.95, refvalue: float = 1) -> 
     """
     c = _check_confidence(confidence)
     r = _check_multiplier(refvalue, "refvalue")
-    return _count_per(observed, expected, ("observed", "expected"), c, r, _ratio_text(r))
+    return _count_per(observed, expected, ("observed", "expected"), c, r, _ratio_text(r), variance)
 
 
 # ---------------------------------------------------------------------------

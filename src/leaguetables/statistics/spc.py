@@ -67,6 +67,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from leaguetables.csv_output import TRUST_METRIC_COLUMNS
+
 LIMIT = 2.66  # 3 / d2, d2 = 1.128 for moving ranges of two points
 NEAR = 2.0 / 3.0  # "close to the limit": beyond two-thirds of the distance from the mean to a limit
 SCREEN = 3.267  # D4 for n = 2: the upper limit of the moving-range chart (Nelson 1982)
@@ -92,12 +94,7 @@ ASSURANCE = {
     "not_assessed": "Not assessed",
 }
 CSV_COLUMNS = [
-    "quarter",
-    "trust_code",
-    "trust_name",
-    "trust_type",
-    "metric_id",
-    "metric_name",
+    *TRUST_METRIC_COLUMNS,
     "unit",
     "direction",
     "quarters_used",
@@ -514,7 +511,7 @@ def spc_table(
 
 def run_spc(metric_data: dict, metrics, settings=None) -> tuple[dict[str, dict[str, SPCResult]], list[str]]:
     """SPC of every trust and metric of a run from the metric histories (``metric_data[id]["history"]``, as the
-    metric pickles carry them): ``({metric_id: {trust_code: SPCResult}}, quarters in order)``. Bracket metrics
+    metric results carry them): ``({metric_id: {trust_code: SPCResult}}, quarters in order)``. Bracket metrics
     (a category, not a number) are left out."""
     from leaguetables.inputs.contract import previous_quarter, quarter_key, quarter_label
 

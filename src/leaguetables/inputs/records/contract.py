@@ -113,7 +113,12 @@ SEX = Field("SEX", codes=_codes("0", "1", "2", "9"), describe="1 male, 2 female,
 LSOA11 = Field("LSOA11", nullable=True, pattern=r"[EW]01[0-9]{6}", describe="an LSOA 2011 code such as E01000001")
 PSEUDO_HESID = Field("PSEUDO_HESID")
 PROCODE3 = Field("PROCODE3", pattern=r"[A-Z0-9]{3}", describe="a 3-character provider code")
-AGE = dict(kind="int", lo=0, hi=120, infant_codes=True)
+
+
+def _age(name: str) -> Field:
+    """An age in whole years (0-120) or one of HES's infant codes."""
+    return Field(name, "int", lo=0, hi=120, infant_codes=True)
+
 
 DATASETS: dict[str, Dataset] = {
     "apc": Dataset(
@@ -144,7 +149,7 @@ DATASETS: dict[str, Dataset] = {
                 codes=_codes("1", "2", "3", "4", "5", "8", "9"),
                 describe="1-3 alive, 4 died, 5 stillbirth, 8 or 9 not applicable",
             ),
-            Field("STARTAGE", **AGE),
+            _age("STARTAGE"),
             SEX,
             LSOA11,
             Field(
@@ -188,7 +193,7 @@ DATASETS: dict[str, Dataset] = {
                 codes=_codes("0", "2", "3", "4", "5", "6", "7", "9"),
                 describe="5 or 6 attended, 2, 3, 4 or 7 did not attend or cancelled, 0 or 9 not known",
             ),
-            Field("APPTAGE", **AGE),
+            _age("APPTAGE"),
             SEX,
             LSOA11,
             Field("TRETSPEF", nullable=True),
@@ -210,7 +215,7 @@ DATASETS: dict[str, Dataset] = {
                 describe="01 major emergency department, 02 single specialty, 03 other or urgent treatment centre, "
                 "04 walk-in centre, 99 not known",
             ),
-            Field("ARRIVALAGE", **AGE),
+            _age("ARRIVALAGE"),
             SEX,
             LSOA11,
             Field("AEATTENDDISP", nullable=True),
@@ -480,42 +485,109 @@ def _normal_form(f: Field) -> str:
     return f"({raw} IS NULL OR ({raw} = trim({raw}) AND {raw} <> ''{dash}))"
 
 
-def _fast_check(
+def _plain(f: Field) -> str:
+    """SQL, cheap (no trimming): the raw text of ``f`` is present, not empty, ASCII and has no space at either end, so
+    it is in normal form and not missing (``trim`` removes only spaces: Unicode category Zs, which outside ASCII are
+    never plain)."""
+    raw = _q(f.name)
+    dash = f" AND {raw} <> '-'" if f.name == "OPERTN_4_01" else ""
+    return (
+        f"({raw} IS NOT NULL AND {raw} <> ''{dash} AND NOT prefix({raw}, ' ') AND NOT suffix({raw}, ' ') "
+        f"AND strlen({raw}) = length({raw}))"
+    )
+
+
+@dataclass
+class _Scan:
+    """What the cheap checks found: every row valid (``clean``), the text columns already in normal form, the row
+    count and whether the key is proven unique (its 64-bit hashes all different)."""
+
+    clean: bool
+    normal: set[str] = field(default_factory=set)
+    rows: int = 0
+    unique: bool = False
+
+
+def _distinct_checks(
     con: duckdb.DuckDBPyConnection, ds: Dataset, source: str, types: dict[str, str]
-) -> tuple[bool, set[str]]:
-    """Whether every row passes every check, found cheaply: a column's checks depend on its value alone, so they run
-    on its distinct values (at most a few thousand, however many rows), and only the key, the patient id and the date
-    order row by row. Also returns the text columns already in normal form (passed through without trimming). When a
-    problem exists the full row-by-row check (:func:`_check_sql`) finds and names its first row."""
-    row_conditions, row_text, normal = [], [], set()
+) -> set[str] | None:
+    """The checks of the columns other than the key and the patient id, on each column's distinct values (at most a
+    few thousand, however many rows): ``None`` if a value fails, else the text columns already in normal form."""
+    normal = set()
     for f in ds.fields:
         src = types.get(f.name)
-        conditions = [c for _pid, c, _msg in _problems(f, _typed_expr(f, src), src)]
+        if f.name == ds.key or f.name in ROW_CHECKED or src is None:
+            continue
         text = f.kind == "str" and src == "VARCHAR"
-        if f.name == ds.key or f.name in ROW_CHECKED:
-            row_conditions += conditions
-            row_text += [f] if text else []
-            continue
-        if src is None:
-            continue
-        bad = " OR ".join(f"({c})" for c in conditions) or "FALSE"
+        bad = " OR ".join(f"({c})" for _pid, c, _msg in _problems(f, _typed_expr(f, src), src)) or "FALSE"
         problems, is_normal = con.execute(
             f"SELECT count(*) FILTER (WHERE {bad}), bool_and({_normal_form(f) if text else 'FALSE'}) "
             f"FROM (SELECT DISTINCT {_q(f.name)} FROM {source})"
-        ).fetchone()
+        ).fetchall()[0]
         if problems:
-            return False, set()
+            return None
         if is_normal:
             normal.add(f.name)
-    row_conditions += [cond for _col, _pid, cond, _msg in _order_problems(ds, set(types))]
+    return normal
+
+
+def _row_checks(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, source: str, types: dict[str, str], cheap: bool
+) -> tuple[_Scan, bool]:
+    """One pass over the rows: the checks of the key and the patient id, the order of the dates and the row count;
+    then, if every row passed, whether the key's hashes are all different. ``cheap``: a text column whose only check is "not missing" is tested with
+    :func:`_plain` instead of trimming every value; returns ``(scan, False)`` when a value is not plain (then the
+    exact pass, ``cheap=False``, decides)."""
+    conditions, flagged, plain = [], [], []
+    for f in (f for f in ds.fields if f.name == ds.key or f.name in ROW_CHECKED):
+        src = types.get(f.name)
+        problems = _problems(f, _typed_expr(f, src), src)
+        text = f.kind == "str" and src == "VARCHAR"
+        if cheap and text and [p for p, _c, _m in problems] == ["missing"]:
+            plain.append(f)
+            continue
+        conditions += [c for _pid, c, _msg in problems]
+        flagged += [f] if text else []
+    conditions += [cond for _col, _pid, cond, _msg in _order_problems(ds, set(types))]
     typed = ", ".join(f"{_typed_expr(f, types.get(f.name))} AS {_q('t_' + f.name)}" for f in ds.fields)
-    where = " OR ".join(f"({c})" for c in row_conditions) or "FALSE"
-    flags = "".join(f", bool_and({_normal_form(f)})" for f in row_text)
-    found = con.execute(
-        f"SELECT count(*) FILTER (WHERE {where}){flags} FROM (SELECT *, {typed} FROM {source})"
-    ).fetchone()
-    normal |= {f.name for f, ok in zip(row_text, found[1:]) if ok}
-    return found[0] == 0, normal
+    where = " OR ".join(f"({c})" for c in conditions) or "FALSE"
+    key = _q(ds.key) if any(f.name == ds.key for f in plain) else _q("t_" + ds.key)
+    flags = "".join(f", bool_and({_plain(f)})" for f in plain) + "".join(
+        f", bool_and({_normal_form(f)})" for f in flagged
+    )
+    rows, problems, *ok = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {where}){flags} FROM (SELECT *, {typed} FROM {source})"
+    ).fetchall()[0]
+    if not all(ok[: len(plain)]):
+        return _Scan(clean=False), False
+    normal = {f.name for f in plain} | {f.name for f, good in zip(flagged, ok[len(plain) :]) if good}
+    unique = problems == 0 and _hashes_distinct(con, f"SELECT hash({key}) AS h FROM (SELECT *, {typed} FROM {source})")
+    return _Scan(clean=problems == 0, normal=normal, rows=rows, unique=unique), True
+
+
+def _hashes_distinct(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
+    """Whether the 64-bit hashes of the key (``sql``: one column ``h``) are all different, which proves the key
+    unique: sorted with numpy (8 bytes a row; several times cheaper than DuckDB's hash aggregate at national scale)
+    and compared with their neighbours. Equal hashes (a duplicate or a collision) leave it to the exact check."""
+    hashes = con.execute(sql).fetchnumpy()["h"]
+    hashes.sort()
+    return not bool((hashes[1:] == hashes[:-1]).any())
+
+
+def _fast_check(con: duckdb.DuckDBPyConnection, ds: Dataset, source: str, types: dict[str, str]) -> _Scan:
+    """Whether every row passes every check, found cheaply: a column's checks depend on its value alone, so they run
+    on its distinct values, and only the key, the patient id and the date order row by row, in one pass that also
+    counts the rows; the key's hashes are then compared (:func:`_hashes_distinct`). Also finds the text columns already in normal form (passed
+    through without trimming). When a problem exists the full row-by-row check (:func:`_check_sql`) finds and names
+    its first row."""
+    normal = _distinct_checks(con, ds, source, types)
+    if normal is None:
+        return _Scan(clean=False)
+    scan, decided = _row_checks(con, ds, source, types, cheap=True)
+    if not decided:
+        scan, _ = _row_checks(con, ds, source, types, cheap=False)
+    scan.normal |= normal
+    return scan
 
 
 def _source_types(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
@@ -532,10 +604,13 @@ def _check_unique(con: duckdb.DuckDBPyConnection, ds: Dataset, view: str) -> Non
     however long the key, so the check fits in memory at national scale); only the keys of repeated hashes are then
     compared exactly, so a hash collision is never reported as a duplicate."""
     key = _q(ds.key)
+    repeated = con.execute(f"SELECT hash({key}) FROM {view} GROUP BY 1 HAVING count(*) > 1").fetchall()
+    if not repeated:
+        return
     dup = con.execute(
-        f"WITH h AS (SELECT hash({key}) AS h FROM {view} GROUP BY 1 HAVING count(*) > 1) "
-        f"SELECT {key}, min(source_file), min(source_row) FROM {view} WHERE hash({key}) IN (SELECT h FROM h) "
-        f"GROUP BY 1 HAVING count(*) > 1 ORDER BY 2, 3 LIMIT 1"
+        f"SELECT {key}, min(source_file), min(source_row) FROM {view} WHERE hash({key}) IN (SELECT unnest(?)) "
+        f"GROUP BY 1 HAVING count(*) > 1 ORDER BY 2, 3 LIMIT 1",
+        [[h for (h,) in repeated]],
     ).fetchall()
     if not dup:
         return
@@ -553,7 +628,7 @@ def _check_unique(con: duckdb.DuckDBPyConnection, ds: Dataset, view: str) -> Non
 
 def _load_dataset(
     con: duckdb.DuckDBPyConnection, root: Path, ds: Dataset, on_error: str, fmt: str
-) -> tuple[list[Path], pd.DataFrame]:
+) -> tuple[list[Path], pd.DataFrame, int | None]:
     parquet, csvs = dataset_files(root, ds.name, fmt)
     parts = []
     if parquet:
@@ -567,10 +642,10 @@ def _load_dataset(
         types = _source_types(con, source)
         check, cols = _check_sql(ds, source, types)
         con.execute(f"CREATE OR REPLACE VIEW _checked_{ds.name} AS {check}")
-        clean, normal = _fast_check(con, ds, source, types)
-        first = (
+        scan = _fast_check(con, ds, source, types)
+        found = (
             []
-            if clean
+            if scan.clean
             else con.execute(
                 f"SELECT problem, source_file, source_row FROM _checked_{ds.name} "
                 f"WHERE problem IS NOT NULL ORDER BY source_file, source_row LIMIT 1"
@@ -579,7 +654,7 @@ def _load_dataset(
     except duckdb.Error as exc:
         raise InputError(f"cannot be read: {_first_line(exc)}", file=str(Path(root) / ds.name)) from None
     excluded = pd.DataFrame(columns=["dataset", "column", "problem", "rows"])
-    first = first[0] if first else None
+    first = found[0] if found else None
     if first is not None and on_error == "raise":
         _raise_problem(first)
     columns = ", ".join(_q(f.name) for f in ds.fields) + ", source_file, source_row"
@@ -594,12 +669,13 @@ def _load_dataset(
         )
     else:  # every row valid: typed columns straight from the source (text already in normal form passed through)
         typed = ", ".join(
-            f"{_q(f.name) if f.name in normal else _typed_expr(f, types.get(f.name))} AS {_q(f.name)}"
+            f"{_q(f.name) if f.name in scan.normal else _typed_expr(f, types.get(f.name))} AS {_q(f.name)}"
             for f in ds.fields
         )
         con.execute(f"CREATE OR REPLACE VIEW {ds.name} AS SELECT {typed}, source_file, source_row FROM {source}")
-    _check_unique(con, ds, ds.name)
-    return parquet + csvs, excluded
+    if not (scan.clean and scan.unique):  # unique: the key's hashes all different
+        _check_unique(con, ds, ds.name)
+    return parquet + csvs, excluded, scan.rows if scan.clean else None
 
 
 def connect(
@@ -612,7 +688,11 @@ def connect(
     process stays within 3 GB), insertion order not kept (the outputs are sorted explicitly), no progress bar. A
     ``database`` file keeps the intermediate tables compressed on disk (national scale); spilled data go to
     ``temp_directory``."""
-    config = {"threads": threads, "memory_limit": memory_limit, "preserve_insertion_order": False}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "threads": threads,
+        "memory_limit": memory_limit,
+        "preserve_insertion_order": False,
+    }
     if temp_directory is not None:
         config["temp_directory"] = str(temp_directory)
     con = duckdb.connect(str(database), config=config)
@@ -646,9 +726,9 @@ def load_records(
     con = con or connect()
     files, rows, excl = {}, {}, []
     for name in datasets:
-        files[name], ex = _load_dataset(con, root, DATASETS[name], on_error, fmt)
+        files[name], ex, n = _load_dataset(con, root, DATASETS[name], on_error, fmt)
         excl.append(ex)
-        rows[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+        rows[name] = n if n is not None else con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
     exclusions = (
         pd.concat([e for e in excl if len(e)], ignore_index=True)
         if any(len(e) for e in excl)

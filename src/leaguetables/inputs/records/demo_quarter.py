@@ -30,8 +30,9 @@ ICB_SUBTYPE = "Integrated care board"
 
 
 def _contract_rows(obs: pd.DataFrame, metrics: tuple[str, ...], codes: dict[str, str] | None) -> pd.DataFrame:
-    """The indicators' rows of ``metrics`` as demo rows: trust codes of the register, numerator and denominator
-    rounded (6 decimals: stable CSV text), the value and category left to the pipeline."""
+    """The indicators' rows of ``metrics`` as demo rows: trust codes of the register, numerator, denominator and the
+    numerator's variance (where O is not a Poisson count) rounded (6 decimals: stable CSV text), the value and
+    category left to the pipeline."""
     rows = obs[obs["metric_id"].isin(metrics)].copy()
     if codes is not None:
         rows["trust_code"] = rows["trust_code"].map(codes)
@@ -39,6 +40,7 @@ def _contract_rows(obs: pd.DataFrame, metrics: tuple[str, ...], codes: dict[str,
             raise ValueError("a PROCODE3 of the records is not in registers/trusts.csv")
     rows["numerator"] = rows["numerator"].astype(float).round(6)
     rows["denominator"] = rows["denominator"].astype(float).round(6)
+    rows["numerator_variance"] = rows["numerator_variance"].astype(float).round(6)
     rows["value"] = np.nan
     rows["category"] = None
     rows["suppressed"] = False

@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -389,7 +390,7 @@ EMERGENCY_PROCEDURE = {"hip_fracture": "W461", "myocardial_infarction": "K751"}
 OPCS_VOCAB = sorted({p["opcs"] for p in model.PROCEDURES} | set(EMERGENCY_PROCEDURE.values()))
 
 
-def _spell_frame(rng: np.random.Generator, em: dict, re: dict, el: dict, pid_base: int) -> dict[str, np.ndarray]:
+def _spell_frame(rng: np.random.Generator, em: dict, re: dict, el: dict, pid_base: int) -> dict[str, Any]:
     """All spells of a chunk as arrays (emergency index, readmission, elective), with patients and codes."""
     n_em, n_re, n_el = len(em["cell"]), len(re["cell"]), len(el["cell"])
     pid_em = pid_base + np.arange(n_em)
@@ -664,7 +665,8 @@ def run(job: Job, workers: int = 1, demo_effects: pd.DataFrame | None = None) ->
     for dataset in ("apc", "op", "ae"):
         if (job.out / dataset).exists():
             _clear(job.out / dataset)
-    truths, counts = [], {"apc": 0, "op": 0, "ae": 0}
+    truths: list[pd.DataFrame] = []
+    counts = {"apc": 0, "op": 0, "ae": 0}
     pending: dict[tuple[str, int], list[pa.Table]] = {}
     if workers > 1:
         with ProcessPoolExecutor(workers, initializer=_setup, initargs=(job, demo_effects)) as pool:

@@ -24,8 +24,10 @@ Usage::
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -41,8 +43,8 @@ import statsmodels.api as sm
 from leaguetables.errors import InputError
 from leaguetables.inputs.contract import check_quarter, quarter_key
 
-try:  # optional: the Spark engine (pyspark is in the test extra)
-    from pyspark.sql import SparkSession
+try:  # optional: the Spark engine (pyspark is in the test extra); typed Any, whether pyspark is installed or not
+    SparkSession: Any = importlib.import_module("pyspark.sql").SparkSession
 except ImportError:  # pragma: no cover - DuckDB is the default engine
     SparkSession = None
 from leaguetables.inputs.records.contract import Records, load_records
@@ -78,8 +80,16 @@ RATIO_METRICS: dict[str, tuple[str, str, str, tuple[str, ...], dict[str, str]]] 
     "rl_followup_oe": ("op_follow_up", "follow_ups", "first_attendances", ("age_band",), {}),
     "rl_ae_12hr_oe": ("ae_12hr", "over_12_hours", "attendances", ("age_band",), {}),
 }
+# the column of a ratio metric's output holding Σ y² per stratum (y: a record's events; y² = y for a 0/1 event), for
+# the variance of O of the ratios whose events are not a Poisson count (settings: standardisation.numerator_variance)
+SQUARES = {
+    "rl_los_oe": "bed_days_sq",
+    "rl_daycase_oe": "day_cases",
+    "rl_readmissions_oe": "readmissions",
+    "rl_ae_12hr_oe": "over_12_hours",
+}
 ICB_METRICS = {"icb_emergency_admissions": "emergency_admissions", "icb_acsc_admissions": "acsc_admissions"}
-RATIO_COLUMNS = ["metric_id", "trust_code", "records", "observed", "expected", "ratio"]
+RATIO_COLUMNS = ["metric_id", "trust_code", "records", "observed", "expected", "ratio", "variance"]
 OBSERVATION_COLUMNS = [
     "quarter",
     "trust_code",
@@ -89,6 +99,7 @@ OBSERVATION_COLUMNS = [
     "value",
     "category",
     "suppressed",
+    "numerator_variance",
 ]
 SHMI_BANDS = {1: "higher than expected", 2: "as expected", 3: "lower than expected"}
 INFANT = 7001  # HES age codes 7001-7007 (under one year) count as age 0
@@ -99,7 +110,8 @@ class Step:
     name: str
     kind: str  # "view", "table" or "output"
     sql: str
-    once: bool = False  # an output that does not read the episodes: computed in the first patient bucket only
+    once: bool = False  # an output that does not read the episodes: computed in the first patient bucket only; a
+    # table: made before the patient buckets and kept for all of them
 
     @property
     def counts(self) -> list[str]:
@@ -267,10 +279,15 @@ class DuckDBEngine:
                 # under memory pressure DuckDB spills them to its temp_directory
                 kind = "TEMP TABLE" if s.kind == "table" else "TEMP VIEW"
                 self.con.execute(f"CREATE OR REPLACE {kind} {s.name} AS {s.sql}")
+        return out
+
+    def scalar(self, sql: str) -> Any:
+        return self.con.execute(sql).fetchall()[0][0]
+
+    def drop(self, steps: list[Step]) -> None:
         for s in reversed(steps):
             if s.kind != "output":
                 self.con.execute(f"DROP {'TABLE' if s.kind == 'table' else 'VIEW'} IF EXISTS {s.name}")
-        return out
 
 
 class SparkEngine:
@@ -280,7 +297,7 @@ class SparkEngine:
 
     def __init__(self, spark: Any):
         self.spark = spark
-        self._cached: list[Any] = []
+        self._cached: dict[str, Any] = {}
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         self.spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False)).createOrReplaceTempView(name)
@@ -294,11 +311,19 @@ class SparkEngine:
             else:
                 if s.kind == "table":
                     df = df.cache()
-                    self._cached.append(df)
+                    self._cached[s.name] = df
                 df.createOrReplaceTempView(s.name)
-        for df in self._cached:
-            df.unpersist()
         return out
+
+    def scalar(self, sql: str) -> Any:
+        return self.spark.sql(to_spark_sql(sql)).collect()[0][0]
+
+    def drop(self, steps: list[Step]) -> None:
+        for s in steps:
+            if s.name in self._cached:
+                self._cached.pop(s.name).unpersist()
+            if s.kind != "output":
+                self.spark.catalog.dropTempView(s.name)
 
 
 SPARK_LOCAL_CONFIG = {
@@ -509,7 +534,7 @@ def _provider_totals(table: pd.DataFrame, metric: str, num: str, den: str) -> pd
     return table.groupby("trust_code", as_index=False)[[num, den]].sum().sort_values("trust_code")
 
 
-def _rows(quarter: str, codes, metric: str, n, d, value, category=None) -> pd.DataFrame:
+def _rows(quarter: str, codes, metric: str, n, d, value, category=None, variance=np.nan) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "quarter": quarter,
@@ -520,6 +545,7 @@ def _rows(quarter: str, codes, metric: str, n, d, value, category=None) -> pd.Da
             "value": np.asarray(value, float),
             "category": category,
             "suppressed": False,
+            "numerator_variance": np.broadcast_to(np.asarray(variance, float), (len(codes),)),
         }
     )
 
@@ -542,14 +568,35 @@ def _observation_rows(
         category = t["banding"].to_numpy(object) if table == "mortality" else None
         parts.append(_rows(quarter, t["trust_code"], metric, n, d, value, category))
     for metric, r in ratios[ratios["metric_id"].isin(list(RATIO_METRICS))].groupby("metric_id"):
-        parts.append(_rows(quarter, r["trust_code"], str(metric), r["observed"], r["expected"], r["ratio"]))
+        parts.append(
+            _rows(quarter, r["trust_code"], str(metric), r["observed"], r["expected"], r["ratio"], None, r["variance"])
+        )
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OBSERVATION_COLUMNS)
     return frame[OBSERVATION_COLUMNS]
 
 
-def standardised_ratios(counts: dict[str, pd.DataFrame], shmi: pd.DataFrame) -> pd.DataFrame:
+def residual_variance(t: pd.DataFrame, events: str, records: str, squares: str, rate: pd.Series) -> pd.Series:
+    """Per provider: the variance of O = Σ y over its records, estimated by Σ (y − r·m)² — m the national events per
+    record of the record's stratum, r the provider's O/E, so r·m is the record's fitted mean — from the stratum sums
+    (``Σ y² − 2·r·m·Σ y + (r·m)²·n``): the sandwich variance of O with E held fixed (E comes from the whole country).
+    For a 0/1 event it is about the binomial variance at the fitted rates; for lengths of stay, the spread of the
+    stays about their case-mix means (Σ y would treat bed days as a Poisson count; Σ y² adds Σ (r·m)², the squared
+    means, and is about twice too large)."""
+    frame = pd.DataFrame({"trust_code": t["trust_code"], "y": t[events], "n": t[records], "m": rate})
+    frame["e"] = frame["n"] * frame["m"]
+    sums = frame.groupby("trust_code")[["y", "e"]].transform("sum")
+    fit = (sums["y"] / sums["e"].where(sums["e"] > 0)).fillna(0.0) * frame["m"]
+    cell = t[squares] - 2 * fit * frame["y"] + fit**2 * frame["n"]
+    return cell.groupby(frame["trust_code"]).sum().clip(lower=0.0)
+
+
+def standardised_ratios(
+    counts: dict[str, pd.DataFrame], shmi: pd.DataFrame, variance_metrics: Sequence[str] = ()
+) -> pd.DataFrame:
     """Per provider and ratio metric (:data:`RATIO_METRICS` and ``rl_shmi``): records, observed, expected (indirect
-    standardisation against the national rate of every case-mix stratum; SHMI: the models' expected deaths), O/E."""
+    standardisation against the national rate of every case-mix stratum; SHMI: the models' expected deaths), O/E and,
+    for the metrics in ``variance_metrics`` (events that are not a Poisson count), the variance of O
+    (:func:`residual_variance`; missing for the others: O is a Poisson count)."""
     parts = []
     for metric, (table, events, records, strata, keep) in RATIO_METRICS.items():
         t = counts[table]
@@ -563,6 +610,9 @@ def standardised_ratios(counts: dict[str, pd.DataFrame], shmi: pd.DataFrame) -> 
         per = t.groupby("trust_code", as_index=False).agg(
             records=(records, "sum"), observed=(events, "sum"), expected=("expected", "sum")
         )
+        if metric in variance_metrics:
+            v = residual_variance(t, events, records, SQUARES[metric], rate)
+            per["variance"] = per["trust_code"].map(v).astype(float)
         parts.append(per.assign(metric_id=metric))
     if not shmi.empty:
         parts.append(shmi.rename(columns={"spells": "records"}).assign(metric_id="rl_shmi"))
@@ -572,6 +622,7 @@ def standardised_ratios(counts: dict[str, pd.DataFrame], shmi: pd.DataFrame) -> 
     out["records"] = out["records"].astype("int64")
     out["observed"] = out["observed"].astype(float)
     out["ratio"] = out["observed"] / out["expected"].where(out["expected"] > 0)
+    out["variance"] = out["variance"].astype(float) if "variance" in out.columns else np.nan
     return out[RATIO_COLUMNS].sort_values(["metric_id", "trust_code"]).reset_index(drop=True)
 
 
@@ -585,7 +636,7 @@ def _icb_rows(quarter: str, standardised: pd.DataFrame, per: float) -> pd.DataFr
         den = np.where(crude > 0, g["expected"].to_numpy(float) / crude, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             value = g["observed"].to_numpy(float) / den * per
-        parts.append(_rows(quarter, g["icb_code"], str(metric), g["observed"], den, value))
+        parts.append(_rows(quarter, g["icb_code"], str(metric), g["observed"], den, value, None, g["variance"]))
     return (
         pd.concat(parts, ignore_index=True)[OBSERVATION_COLUMNS] if parts else pd.DataFrame(columns=OBSERVATION_COLUMNS)
     )
@@ -606,10 +657,20 @@ def icb_strata(events: pd.DataFrame, population: pd.DataFrame) -> pd.DataFrame:
     ]
 
 
-def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
+def standardise_icbs(
+    strata: pd.DataFrame,
+    per: float,
+    patients: pd.DataFrame | None = None,
+    variance_metrics: Sequence[str] = (),
+) -> pd.DataFrame:
     """ISR by age band, sex and IMD quintile (England's stratum rates as the reference) and DSR by age band and sex
     (England's population as the standard: an ICB need not have residents in every deprivation quintile, which
-    direct standardisation would need) of each ICB metric, with the project's limits (``statistics.rates``)."""
+    direct standardisation would need) of each ICB metric, with the project's limits (``statistics.rates``).
+
+    For the metrics in ``variance_metrics`` the admissions are clustered in patients (a readmission is the same
+    resident's second admission): the variance of O is Σ over patients of their admissions squared (``patients``,
+    the ``icb_patients`` output), ``variance``, and the ISR's limits are the scaled Poisson ones
+    (``rates.ratio(O, E, variance=V)``); for the others ``variance`` is missing and the limits are Poisson."""
     keys, direct = ["age_band", "sex", "imd_quintile"], ["age_band", "sex"]
     known = strata[strata["population"] > 0]
     standard = known.groupby(direct)["population"].sum()
@@ -621,12 +682,19 @@ def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
         expected = rates.expected_from_reference(local, reference, on=keys, by="icb_code")
         by_age_sex = local.groupby(["icb_code", *direct], as_index=False)[["x", "n"]].sum()
         dsr = rates.dsr(by_age_sex, by="icb_code", standard=standard, multiplier=per)
+        observed = local.groupby("icb_code")["x"].sum().reindex(isr.index).to_numpy(float)
+        variance = np.full(len(isr), np.nan)
+        if metric in variance_metrics and patients is not None:
+            variance = patients.set_index("icb_code")[f"{col}_sq"].reindex(isr.index).to_numpy(float)
+            isr = rates.ratio(observed, expected.reindex(isr.index).to_numpy(float), variance=variance).set_index(
+                isr.index
+            )
         out.append(
             pd.DataFrame(
                 {
                     "icb_code": isr.index.to_numpy(str),
                     "metric_id": metric,
-                    "observed": local.groupby("icb_code")["x"].sum().reindex(isr.index).to_numpy(float),
+                    "observed": observed,
                     "expected": expected.reindex(isr.index).to_numpy(float),
                     "national_rate": reference["x"].sum() / reference["n"].sum(),
                     "isr": isr["value"].to_numpy(float),
@@ -635,6 +703,7 @@ def standardise_icbs(strata: pd.DataFrame, per: float) -> pd.DataFrame:
                     "dsr": dsr["value"].reindex(isr.index).to_numpy(float),
                     "dsr_lower": dsr["lower"].reindex(isr.index).to_numpy(float),
                     "dsr_upper": dsr["upper"].reindex(isr.index).to_numpy(float),
+                    "variance": variance,
                 }
             )
         )
@@ -660,15 +729,28 @@ def run_counts(
         runner = SparkEngine(engine)
         _spark_tables(records, runner)
     runner.register("residence", residence[["lsoa11", "icb", "imd_quintile"]])
-    n = buckets if buckets is not None else -(-records.rows.get("apc", 0) // EPISODES_PER_BUCKET)
-    n = max(1, n)
+    all_steps = render_steps(settings, quarter)
+    shared = [s for s in all_steps if s.once and s.kind != "output"]
+    runner.run(shared)
+    n = buckets if buckets is not None else _bucket_count(runner, records.rows.get("apc", 0))
     parts: dict[str, list[pd.DataFrame]] = {}
     for b in range(n):
-        steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if b == 0 or not s.once]
+        steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if s.kind == "output" or not s.once]
+        steps = [s for s in steps if b == 0 or not s.once]
         for name, frame in runner.run(steps).items():
             parts.setdefault(name, []).append(frame)
-    outputs = {s.name: s for s in render_steps(settings, quarter) if s.kind == "output"}
+        runner.drop(steps)
+    runner.drop(shared)
+    outputs = {s.name: s for s in all_steps if s.kind == "output"}
     return {k: normalise(_sum_buckets(v, outputs[k].counts)) for k, v in parts.items()}
+
+
+def _bucket_count(runner: DuckDBEngine | SparkEngine, episodes: int) -> int:
+    """Patient buckets of about :data:`EPISODES_PER_BUCKET` episodes of the patients the quarter's counts need
+    (``quarter_patients``; counted only when the whole extract would need more than one bucket)."""
+    if episodes > EPISODES_PER_BUCKET:
+        episodes = int(runner.scalar("SELECT count(*) FROM apc WHERE PSEUDO_HESID IN (SELECT * FROM quarter_patients)"))
+    return max(1, -(-episodes // EPISODES_PER_BUCKET))
 
 
 def _sum_buckets(frames: list[pd.DataFrame], counts: list[str]) -> pd.DataFrame:
@@ -697,9 +779,11 @@ def indicators_from_counts(
     quarter: str, counts: dict[str, pd.DataFrame], settings: RecordSettings, population: pd.DataFrame
 ) -> Indicators:
     shmi, models = shmi_table(counts["mortality"], settings)
-    ratios = standardised_ratios(counts, shmi)
+    ratios = standardised_ratios(counts, shmi, settings.standardisation.numerator_variance)
     strata = icb_strata(counts["icb_strata"], population)
-    standardised = standardise_icbs(strata, settings.icb.per)
+    standardised = standardise_icbs(
+        strata, settings.icb.per, counts.get("icb_patients"), settings.icb.numerator_variance
+    )
     obs = pd.concat(
         [_observation_rows(quarter, counts, shmi, ratios), _icb_rows(quarter, standardised, settings.icb.per)],
         ignore_index=True,

@@ -5,25 +5,38 @@
 -- lookup (lsoa11 -> icb, imd_quintile). Outputs hold only whole-number counts, so both engines give identical results.
 -- Large extracts run in patient buckets (${patients}: one bucket of PSEUDO_HESID hashes, so every step from the
 -- episodes on fits in memory); each output's counts are summed over the buckets, and the outputs marked "once", which
--- do not read the episodes, run in the first bucket only.
+-- do not read the episodes, run in the first bucket only; the tables marked "once" are made before the buckets and
+-- kept for all of them.
+
+-- name: quarter_patients table once
+-- the patients with an episode admitted or discharged in the quarter: every output counts spells or continuous spells
+-- admitted or discharged in the quarter (a spell's admission and discharge dates are those of its episodes, a
+-- continuous spell's those of its spells), so the other patients' episodes cannot change any count and are not read
+-- further (a one-quarter run on a year's extract reads about a quarter of the episodes); computed once, before the
+-- patient buckets
+SELECT DISTINCT PSEUDO_HESID FROM apc
+WHERE ADMIDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' OR DISDATE BETWEEN DATE '${qstart}' AND DATE '${qend}'
 
 -- name: spells table
 -- provider spells (same patient, provider and admission date; HES's definition): admission method, patient class,
 -- age, sex, residence, diagnosis and procedure from the first episode and discharge date and method from the last,
--- the episodes ordered by EPIORDER, then EPISTART, then EPIKEY (unique: no ties) — the minimum and the maximum of a
--- struct led by those keys, so one grouping pass, no sort; the date of death (ONS) if any
+-- the episodes ordered by EPIORDER, then EPISTART, then EPIKEY (unique: no ties) — the fields of the episode with the
+-- least and the greatest such key (arg_min/arg_max: only the key is compared), so one grouping pass, no sort; the date
+-- of death (ONS) if any
 SELECT g.pid, g.procode, g.admidate, g.l.disdate AS disdate, g.f.admimeth AS admimeth, g.f.classpat AS classpat,
        g.l.dismeth AS dismeth, g.f.age AS age, g.f.sex AS sex, g.f.lsoa11 AS lsoa11, g.f.diag AS diag,
        g.f.opertn AS opertn, g.f.opdate AS opdate, g.dod
 FROM (SELECT PSEUDO_HESID AS pid, PROCODE3 AS procode, ADMIDATE AS admidate,
-             MIN(struct_pack(o := EPIORDER, s := EPISTART, k := EPIKEY, admimeth := ADMIMETH, classpat := CLASSPAT,
-                             age := CASE WHEN STARTAGE >= 7001 THEN 0 ELSE STARTAGE END,
-                             sex := CASE WHEN SEX IN ('1', '2') THEN SEX ELSE '9' END, lsoa11 := LSOA11,
-                             diag := DIAG_4_01, opertn := OPERTN_4_01, opdate := OPDATE_01)) AS f,
-             MAX(struct_pack(o := EPIORDER, s := EPISTART, k := EPIKEY, disdate := DISDATE, dismeth := DISMETH)) AS l,
+             arg_min(struct_pack(admimeth := ADMIMETH, classpat := CLASSPAT,
+                                 age := CASE WHEN STARTAGE >= 7001 THEN 0 ELSE STARTAGE END,
+                                 sex := CASE WHEN SEX IN ('1', '2') THEN SEX ELSE '9' END, lsoa11 := LSOA11,
+                                 diag := DIAG_4_01, opertn := OPERTN_4_01, opdate := OPDATE_01),
+                     struct_pack(o := EPIORDER, s := EPISTART, k := EPIKEY)) AS f,
+             arg_max(struct_pack(disdate := DISDATE, dismeth := DISMETH),
+                     struct_pack(o := EPIORDER, s := EPISTART, k := EPIKEY)) AS l,
              MAX(DOD) AS dod
       FROM apc
-      WHERE ${patients}
+      WHERE ${patients} AND PSEUDO_HESID IN (SELECT PSEUDO_HESID FROM quarter_patients WHERE ${patients})
       GROUP BY PSEUDO_HESID, PROCODE3, ADMIDATE) AS g
 
 -- name: repeat_patients table
@@ -90,12 +103,14 @@ WHERE (s.disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' OR s.admidate BETWE
 
 -- name: los output
 -- length of stay of ordinary provider spells discharged in the quarter, elective and emergency, by case-mix stratum
--- (diagnosis group and age band: the expected bed days of the observed-over-expected ratio)
+-- (diagnosis group and age band: the expected bed days of the observed-over-expected ratio); bed_days_sq, the sum of
+-- the squared stays, gives the variance of a sum of stays (the interval of that ratio)
 SELECT procode AS trust_code,
        CASE WHEN admimeth IN (${elective}) THEN 'elective' ELSE 'emergency' END AS admission,
        ${diagnosis_group} AS diagnosis_group, ${case_mix_age_band} AS age_band,
        CAST(COUNT(*) AS BIGINT) AS spells,
-       CAST(SUM(date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days
+       CAST(SUM(date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days,
+       CAST(SUM(date_diff('day', admidate, disdate) * date_diff('day', admidate, disdate)) AS BIGINT) AS bed_days_sq
 FROM spells
 WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND classpat IN (${los_classpat})
   AND (admimeth IN (${elective}) OR admimeth IN (${emergency}))
@@ -189,6 +204,19 @@ FROM cips_seq AS c
 JOIN residence AS r ON c.lsoa11 = r.lsoa11
 WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency})
 GROUP BY 1, 2, 3, 4
+
+-- name: icb_patients output
+-- per ICB of residence: the sum over its patients of the square of their emergency admissions in the quarter (and of
+-- their ACSC admissions): the variance of admissions clustered in patients (a readmission is the same resident's
+-- second admission), for the interval of the ICB's standardised ratio
+SELECT p.icb_code, CAST(SUM(p.k * p.k) AS BIGINT) AS emergency_admissions_sq,
+       CAST(SUM(p.a * p.a) AS BIGINT) AS acsc_admissions_sq
+FROM (SELECT r.icb AS icb_code, c.pid, COUNT(*) AS k, SUM(CASE WHEN ${acsc} THEN 1 ELSE 0 END) AS a
+      FROM cips_seq AS c
+      JOIN residence AS r ON c.lsoa11 = r.lsoa11
+      WHERE c.admidate BETWEEN DATE '${qstart}' AND DATE '${qend}' AND c.admimeth IN (${emergency})
+      GROUP BY 1, 2) AS p
+GROUP BY 1
 
 -- name: icb_unmatched output
 -- emergency admissions in the quarter whose residence is missing or not in the lookup (left out of the ICB figures)

@@ -9,6 +9,7 @@ stay and follow-ups, logit for probabilities). Every number here is invented; no
 from __future__ import annotations
 
 import functools
+from typing import TypedDict
 
 import numpy as np
 
@@ -60,18 +61,43 @@ DEMO_EFFECTS = {
     "ae_12hr": "ae_12hr",
 }
 
+
+class Group(TypedDict):
+    """An emergency diagnosis group (see GROUPS)."""
+
+    name: str
+    codes: list[str]
+    acsc: bool
+    weight: float
+    slope: float
+    mort: float
+    los: float
+
+
+class Procedure(TypedDict):
+    """An elective procedure (see PROCEDURES)."""
+
+    opcs: str
+    diag: str
+    basket: bool
+    weight: float
+    slope: float
+    daycase: float
+    los: float
+
+
 # Emergency diagnosis groups: ICD-10 4-character codes, ACSC or not, relative frequency at 60 and its change per
 # 10 years of age (log scale), mortality intercept (logit at 60, male 0), mean length of stay at 60 (days).
-GROUPS = [
-    dict(name="pneumonia", codes=["J181", "J189", "J690"], acsc=False, weight=1.0, slope=0.25, mort=-2.6, los=6.5),
-    dict(name="stroke", codes=["I639", "I619", "I64X"], acsc=False, weight=0.5, slope=0.30, mort=-2.4, los=10.0),
-    dict(name="myocardial_infarction", codes=["I214", "I219"], acsc=False, weight=0.5, slope=0.15, mort=-3.2, los=5.0),
-    dict(name="hip_fracture", codes=["S720", "S721"], acsc=False, weight=0.3, slope=0.50, mort=-3.0, los=14.0),
-    dict(name="sepsis", codes=["A419", "A415"], acsc=False, weight=0.4, slope=0.20, mort=-2.2, los=8.0),
-    dict(name="injury", codes=["S069", "S525", "T149"], acsc=False, weight=1.2, slope=-0.10, mort=-5.5, los=2.0),
-    dict(name="abdominal", codes=["K359", "K802", "R104"], acsc=False, weight=1.5, slope=-0.05, mort=-5.5, los=3.0),
-    dict(name="chest_pain", codes=["R074", "R079"], acsc=False, weight=1.2, slope=0.00, mort=-6.5, los=1.0),
-    dict(
+GROUPS: list[Group] = [
+    Group(name="pneumonia", codes=["J181", "J189", "J690"], acsc=False, weight=1.0, slope=0.25, mort=-2.6, los=6.5),
+    Group(name="stroke", codes=["I639", "I619", "I64X"], acsc=False, weight=0.5, slope=0.30, mort=-2.4, los=10.0),
+    Group(name="myocardial_infarction", codes=["I214", "I219"], acsc=False, weight=0.5, slope=0.15, mort=-3.2, los=5.0),
+    Group(name="hip_fracture", codes=["S720", "S721"], acsc=False, weight=0.3, slope=0.50, mort=-3.0, los=14.0),
+    Group(name="sepsis", codes=["A419", "A415"], acsc=False, weight=0.4, slope=0.20, mort=-2.2, los=8.0),
+    Group(name="injury", codes=["S069", "S525", "T149"], acsc=False, weight=1.2, slope=-0.10, mort=-5.5, los=2.0),
+    Group(name="abdominal", codes=["K359", "K802", "R104"], acsc=False, weight=1.5, slope=-0.05, mort=-5.5, los=3.0),
+    Group(name="chest_pain", codes=["R074", "R079"], acsc=False, weight=1.2, slope=0.00, mort=-6.5, los=1.0),
+    Group(
         name="other_medical",
         codes=["R55X", "G459", "K922", "R69X"],  # not G40 (epilepsy: an ACSC)
         acsc=False,
@@ -80,12 +106,12 @@ GROUPS = [
         mort=-4.5,
         los=3.0,
     ),
-    dict(name="copd", codes=["J441", "J440"], acsc=True, weight=1.0, slope=0.30, mort=-3.3, los=5.0),
-    dict(name="heart_failure", codes=["I500", "I509"], acsc=True, weight=0.7, slope=0.45, mort=-2.6, los=8.0),
-    dict(name="uti", codes=["N390", "N10X"], acsc=True, weight=1.0, slope=0.20, mort=-4.2, los=4.0),
-    dict(name="cellulitis", codes=["L031", "L039"], acsc=True, weight=0.7, slope=0.05, mort=-5.5, los=4.0),
-    dict(name="diabetes", codes=["E101", "E119"], acsc=True, weight=0.4, slope=0.00, mort=-5.0, los=4.0),
-    dict(name="asthma", codes=["J459", "J46X"], acsc=True, weight=0.5, slope=-0.20, mort=-6.5, los=2.0),
+    Group(name="copd", codes=["J441", "J440"], acsc=True, weight=1.0, slope=0.30, mort=-3.3, los=5.0),
+    Group(name="heart_failure", codes=["I500", "I509"], acsc=True, weight=0.7, slope=0.45, mort=-2.6, los=8.0),
+    Group(name="uti", codes=["N390", "N10X"], acsc=True, weight=1.0, slope=0.20, mort=-4.2, los=4.0),
+    Group(name="cellulitis", codes=["L031", "L039"], acsc=True, weight=0.7, slope=0.05, mort=-5.5, los=4.0),
+    Group(name="diabetes", codes=["E101", "E119"], acsc=True, weight=0.4, slope=0.00, mort=-5.0, los=4.0),
+    Group(name="asthma", codes=["J459", "J46X"], acsc=True, weight=0.5, slope=-0.20, mort=-6.5, los=2.0),
 ]
 ACSC_CODES = sorted(c for g in GROUPS if g["acsc"] for c in g["codes"])
 MORT_AGE, MORT_MALE, IN_HOSPITAL_DEATHS = 0.045, 0.15, 0.55  # per year of age; male; share of deaths in hospital
@@ -96,20 +122,26 @@ SECOND_EPISODE = 0.15  # share of spells of 2+ days with a second consultant epi
 # Elective procedures: OPCS-4 code, diagnosis, in the day-case basket, relative frequency, logit of the day-case
 # probability (basket) and mean length of stay if not a day case. The basket is an open, documented list of common
 # day-case procedures (after the British Association of Day Surgery directory, whose list is not public).
-PROCEDURES = [
-    dict(opcs="C751", diag="H259", basket=True, weight=2.0, slope=0.6, daycase=3.0, los=1.0),  # cataract
-    dict(opcs="T202", diag="K409", basket=True, weight=0.8, slope=0.1, daycase=0.8, los=1.5),  # inguinal hernia
-    dict(opcs="J183", diag="K802", basket=True, weight=0.6, slope=0.0, daycase=0.3, los=1.5),  # lap. cholecystectomy
-    dict(opcs="W852", diag="M232", basket=True, weight=0.6, slope=0.0, daycase=2.0, los=1.2),  # knee arthroscopy
-    dict(opcs="A651", diag="G560", basket=True, weight=0.5, slope=0.1, daycase=3.2, los=1.0),  # carpal tunnel
-    dict(opcs="L852", diag="I839", basket=True, weight=0.3, slope=0.0, daycase=1.5, los=1.2),  # varicose veins
-    dict(opcs="M459", diag="R31X", basket=True, weight=1.0, slope=0.3, daycase=2.5, los=1.2),  # cystoscopy
-    dict(opcs="F341", diag="J350", basket=True, weight=0.3, slope=-0.6, daycase=0.5, los=1.0),  # tonsillectomy
-    dict(opcs="W371", diag="M161", basket=False, weight=0.6, slope=0.4, daycase=-4.0, los=3.5),  # hip replacement
-    dict(opcs="W401", diag="M171", basket=False, weight=0.6, slope=0.4, daycase=-4.0, los=3.5),  # knee replacement
-    dict(opcs="H071", diag="C180", basket=False, weight=0.2, slope=0.3, daycase=-5.0, los=7.0),  # right hemicolectomy
-    dict(opcs="Q074", diag="D259", basket=False, weight=0.3, slope=-0.2, daycase=-3.0, los=2.5),  # hysterectomy
-    dict(opcs="-", diag="Z511", basket=False, weight=2.5, slope=0.0, daycase=1.0, los=2.0),  # medical, no procedure
+PROCEDURES: list[Procedure] = [
+    Procedure(opcs="C751", diag="H259", basket=True, weight=2.0, slope=0.6, daycase=3.0, los=1.0),  # cataract
+    Procedure(opcs="T202", diag="K409", basket=True, weight=0.8, slope=0.1, daycase=0.8, los=1.5),  # inguinal hernia
+    Procedure(
+        opcs="J183", diag="K802", basket=True, weight=0.6, slope=0.0, daycase=0.3, los=1.5
+    ),  # lap. cholecystectomy
+    Procedure(opcs="W852", diag="M232", basket=True, weight=0.6, slope=0.0, daycase=2.0, los=1.2),  # knee arthroscopy
+    Procedure(opcs="A651", diag="G560", basket=True, weight=0.5, slope=0.1, daycase=3.2, los=1.0),  # carpal tunnel
+    Procedure(opcs="L852", diag="I839", basket=True, weight=0.3, slope=0.0, daycase=1.5, los=1.2),  # varicose veins
+    Procedure(opcs="M459", diag="R31X", basket=True, weight=1.0, slope=0.3, daycase=2.5, los=1.2),  # cystoscopy
+    Procedure(opcs="F341", diag="J350", basket=True, weight=0.3, slope=-0.6, daycase=0.5, los=1.0),  # tonsillectomy
+    Procedure(opcs="W371", diag="M161", basket=False, weight=0.6, slope=0.4, daycase=-4.0, los=3.5),  # hip replacement
+    Procedure(opcs="W401", diag="M171", basket=False, weight=0.6, slope=0.4, daycase=-4.0, los=3.5),  # knee replacement
+    Procedure(
+        opcs="H071", diag="C180", basket=False, weight=0.2, slope=0.3, daycase=-5.0, los=7.0
+    ),  # right hemicolectomy
+    Procedure(opcs="Q074", diag="D259", basket=False, weight=0.3, slope=-0.2, daycase=-3.0, los=2.5),  # hysterectomy
+    Procedure(
+        opcs="-", diag="Z511", basket=False, weight=2.5, slope=0.0, daycase=1.0, los=2.0
+    ),  # medical, no procedure
 ]
 BASKET_OPCS = sorted(p["opcs"] for p in PROCEDURES if p["basket"])
 

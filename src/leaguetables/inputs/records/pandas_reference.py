@@ -103,6 +103,15 @@ def spells(apc: pd.DataFrame) -> pd.DataFrame:
     return first.merge(last, on=key).merge(dod, on=key)
 
 
+def quarter_episodes(apc: pd.DataFrame, quarter: str) -> pd.DataFrame:
+    """The episodes of the patients with an episode admitted or discharged in the quarter: the other patients'
+    episodes cannot change a count (``quarter_patients`` in ``indicators.sql``)."""
+    touches = _in_quarter(pd.Series(_days(apc["ADMIDATE"])), quarter) | _in_quarter(
+        pd.Series(_days(apc["DISDATE"])), quarter
+    )
+    return apc[apc["PSEUDO_HESID"].isin(apc.loc[touches, "PSEUDO_HESID"].unique())]
+
+
 def cips(sp: pd.DataFrame, settings: RecordSettings) -> pd.DataFrame:
     """Continuous inpatient spells: a spell admitted by transfer within the gap of the previous discharge continues
     it; then, per CIPS, the latest earlier emergency discharge and the first later eligible emergency admission."""
@@ -155,11 +164,12 @@ def _provider_counts(sp: pd.DataFrame, quarter: str, settings: RecordSettings) -
     los = sp[q & sp["classpat"].isin(los_classes) & (elective | emergency)].copy()
     los["admission"] = np.where(los["admimeth"].isin(c.elective_admimeth), "elective", "emergency")
     los["bed_days"] = los["disdate"] - los["admidate"]
+    los["bed_days_sq"] = los["bed_days"] * los["bed_days"]
     los["diagnosis_group"] = _diag_group(los["diag"], settings)
     los["age_band"] = _band(los["age"].to_numpy(), settings.standardisation.age_bands)
     out = {
         "los": los.groupby(["procode", "admission", "diagnosis_group", "age_band"], as_index=False, dropna=False).agg(
-            spells=("pid", "size"), bed_days=("bed_days", "sum")
+            spells=("pid", "size"), bed_days=("bed_days", "sum"), bed_days_sq=("bed_days_sq", "sum")
         )
     }
     pre = sp[q & elective & sp["classpat"].isin(c.ordinary_classpat) & sp["opdate"].notna()].copy()
@@ -226,9 +236,18 @@ def _cips_counts(
         .agg(emergency_admissions=("pid", "size"), acsc_admissions=("acsc", "sum"))
         .rename(columns={"icb": "icb_code"})
     )
+    out["icb_patients"] = _icb_patients(e)
     unmatched = len(adm) - int(adm["lsoa11"].isin(res["lsoa11"]).sum()) if len(adm) else 0
     out["icb_unmatched"] = pd.DataFrame({"emergency_admissions": [unmatched]})
     return out
+
+
+def _icb_patients(e: pd.DataFrame) -> pd.DataFrame:
+    """Per ICB: Σ over patients of the square of their emergency (and ACSC) admissions in the quarter."""
+    per = e.groupby(["icb", "pid"], as_index=False).agg(k=("pid", "size"), a=("acsc", "sum"))
+    per = per.assign(emergency_admissions_sq=per["k"] ** 2, acsc_admissions_sq=per["a"] ** 2)
+    out = per.groupby("icb", as_index=False)[["emergency_admissions_sq", "acsc_admissions_sq"]].sum()
+    return out.rename(columns={"icb": "icb_code"})
 
 
 def _op_ae_counts(op: pd.DataFrame, ae: pd.DataFrame, quarter: str, settings: RecordSettings) -> dict:
@@ -263,7 +282,7 @@ def run_counts_pandas(
     residence: pd.DataFrame,
 ) -> dict[str, pd.DataFrame]:
     """Every count table of ``indicators.sql``, computed with pandas alone."""
-    sp = spells(apc)
+    sp = spells(quarter_episodes(apc, quarter))
     out = _provider_counts(sp, quarter, settings)
     out |= _cips_counts(cips(sp, settings), quarter, settings, residence)
     op_ae = _op_ae_counts(op, ae, quarter, settings)
@@ -277,6 +296,7 @@ def run_counts_pandas(
         "op_follow_up",
         "ae_12hr",
         "icb_strata",
+        "icb_patients",
         "icb_unmatched",
     ]
     return {k: normalise(out[k]) for k in order}

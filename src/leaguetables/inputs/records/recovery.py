@@ -4,13 +4,16 @@ The estimates are the indicators themselves — :func:`leaguetables.inputs.recor
 (``indicators.sql`` on DuckDB), the same tables the demo quarter's ``rl_*`` and ``icb_*`` metrics come from — read
 as standardised ratios: per acute trust the observed-over-expected ratios (``Indicators.ratios``: SHMI-style
 mortality, emergency readmissions, emergency bed days, basket day cases, 12 hours in A&E, outpatient follow-ups) with
-the limits of :func:`leaguetables.statistics.rates.ratio` (exact Poisson below 10 events, Byar's from 10); per ICB of
-residence the indirectly standardised ratios of emergency and ACSC admissions (``Indicators.icb_standardised``).
+the limits of :func:`leaguetables.statistics.rates.ratio` (exact Poisson below 10 events, Byar's from 10; for the
+ratios whose events are not a Poisson count — bed days, day cases — the scaled limits of the variance of O the
+indicators carry, ``Indicators.ratios["variance"]``); per ICB of residence the indirectly standardised ratios of
+emergency and ACSC admissions (``Indicators.icb_standardised``, limits scaled by the admissions' clustering in
+patients).
 
 :func:`recovery` compares them with ``truth/ratios.csv`` (the generator's true standardised ratios, over the
 generated quarters; the model is the same in every quarter): the correlation of the estimated and the true ratio (and
-of the log ratio and the true effect) and the share of 95% intervals covering the true ratio. Bed days and day cases
-are not Poisson counts, so their intervals are not expected to cover (reported, not tested).
+of the log ratio and the true effect) and the share of 95% intervals covering the true ratio, with the interval used
+(``interval``: "Poisson", or "scaled" where the indicators give the variance of O).
 """
 
 from __future__ import annotations
@@ -34,8 +37,7 @@ TRUST_OUTCOMES = {
     "followup": "rl_followup_oe",
 }
 ICB_OUTCOMES = {"emergency": "icb_emergency_admissions", "acsc": "icb_acsc_admissions"}
-COUNT_OUTCOMES = ("mortality", "readmission", "ae_12hr", "followup", "emergency", "acsc")
-ESTIMATE_COLUMNS = ["org_type", "org_code", "outcome", "observed", "expected", "value", "lower", "upper"]
+ESTIMATE_COLUMNS = ["org_type", "org_code", "outcome", "observed", "expected", "value", "lower", "upper", "scaled"]
 
 
 def latest_quarter(folder: Path) -> str:
@@ -50,7 +52,8 @@ def trust_estimates(ind: Indicators, registers: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for outcome, metric in TRUST_OUTCOMES.items():
         r = ind.ratios[(ind.ratios["metric_id"] == metric) & (ind.ratios["expected"] > 0)]
-        limits = rates.ratio(r["observed"].to_numpy(float), r["expected"].to_numpy(float))
+        variance = r["variance"].to_numpy(float)
+        limits = rates.ratio(r["observed"].to_numpy(float), r["expected"].to_numpy(float), variance=variance)
         parts.append(
             pd.DataFrame(
                 {
@@ -62,6 +65,7 @@ def trust_estimates(ind: Indicators, registers: pd.DataFrame) -> pd.DataFrame:
                     "value": limits["value"].to_numpy(float),
                     "lower": limits["lower"].to_numpy(float),
                     "upper": limits["upper"].to_numpy(float),
+                    "scaled": ~np.isnan(variance),
                 }
             )
         )
@@ -85,6 +89,7 @@ def icb_estimates(ind: Indicators) -> pd.DataFrame:
             "value": s["isr"].to_numpy(float),
             "lower": s["isr_lower"].to_numpy(float),
             "upper": s["isr_upper"].to_numpy(float),
+            "scaled": s["variance"].notna().to_numpy(bool),
         }
     )[ESTIMATE_COLUMNS]
 
@@ -99,8 +104,9 @@ def estimates(folder: Path, ind: Indicators | None = None, quarter: str | None =
 
 
 def recovery(folder: Path, ind: Indicators | None = None, quarter: str | None = None) -> pd.DataFrame:
-    """Per outcome: organisations, correlation of estimated and true ratios, of log ratio and true effect, and the
-    coverage of the 95% intervals (counts of events; bed days and day cases are not Poisson counts)."""
+    """Per outcome: organisations, correlation of estimated and true ratios, of log ratio and true effect, the
+    coverage of the 95% intervals and their kind (``interval``: "scaled" where the indicators give the variance of
+    O, else "Poisson")."""
     folder = Path(folder)
     est = estimates(folder, ind, quarter)
     truth = pd.read_csv(folder / "truth" / "ratios.csv")
@@ -118,7 +124,7 @@ def recovery(folder: Path, ind: Indicators | None = None, quarter: str | None = 
                 "corr_ratio": float(np.corrcoef(g["value"], g["true_ratio"])[0, 1]),
                 "corr_log_effect": float(np.corrcoef(np.log(g["value"].clip(lower=1e-9)), g["effect"])[0, 1]),
                 "coverage": float(covered.mean()),
-                "poisson_count": outcome in COUNT_OUTCOMES,
+                "interval": "scaled" if g["scaled"].any() else "Poisson",
                 "covered": int(covered.sum()),
             }
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -127,6 +128,9 @@ class ICB(_Strict):
     age_bands: list[int]
     per: float = Field(gt=0)
     acsc: list[Condition] = Field(min_length=1)
+    # the ICB metrics whose admissions are counted as clustered in patients: the variance of O is Σ over patients of
+    # their admissions squared (indicators.standardise_icbs), not O
+    numerator_variance: list[Literal["icb_emergency_admissions", "icb_acsc_admissions"]] = Field(default_factory=list)
 
     _ages = field_validator("age_bands")(_bands)
 
@@ -136,9 +140,13 @@ class ICB(_Strict):
 
 
 class Standardisation(_Strict):
-    """Case-mix strata of the observed-over-expected provider ratios (``rl_*_oe``): age bands (lower bounds)."""
+    """Case-mix strata of the observed-over-expected provider ratios (``rl_*_oe``): age bands (lower bounds); the
+    ratios whose events are not a Poisson count, given the variance of O (``indicators.residual_variance``)."""
 
     age_bands: list[int]
+    numerator_variance: list[Literal["rl_los_oe", "rl_daycase_oe", "rl_readmissions_oe", "rl_ae_12hr_oe"]] = Field(
+        default_factory=list
+    )
 
     _ages = field_validator("age_bands")(_bands)
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from leaguetables.config import SourceMetric, load_source_metrics
+from leaguetables.inputs.contract import OPTIONAL, SCHEMAS
 
 # parents: [0] sources, [1] leaguetables, [2] src, [3] repository root (/work/main)
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -46,27 +47,11 @@ SOURCE_FILES: dict[str, str | tuple[str, ...]] = {
     "demographics": "trust_catchment_demographics",
 }
 
-OBS_COLUMNS = [
-    "quarter",
-    "trust_code",
-    "metric_id",
-    "numerator",
-    "denominator",
-    "value",
-    "category",
-    "suppressed",
-]
-TRUST_COLUMNS = ["trust_code", "trust_name", "trust_type", "trust_subtype", "region"]
-DEMOGRAPHIC_COLUMNS = [
-    "trust_code",
-    "population",
-    "share_65plus",
-    "share_85plus",
-    "imd_score",
-    "rural_share",
-    "ethnic_minority_share",
-]
-STATUS_COLUMNS = ["quarter", "trust_code", "deficit", "deficit_support", "improvement_programme"]
+# the contract's layouts (its schemas' columns; the observations without the optional ones)
+OBS_COLUMNS = [c for c in SCHEMAS["observations"].columns if c not in OPTIONAL["observations"]]
+TRUST_COLUMNS = list(SCHEMAS["trusts"].columns)
+DEMOGRAPHIC_COLUMNS = list(SCHEMAS["demographics"].columns)
+STATUS_COLUMNS = list(SCHEMAS["status"].columns)
 TRUST_TYPES = ("acute", "mental_health_community", "ambulance")
 
 STATUS_NOTE = (

@@ -54,7 +54,7 @@ FILES = {
     "imd": "imd2019_ltla22.csv",
     "rural": "ruc2011_pct_rural_pop_ltla21_derived.csv",
 }
-COVARIATES = ["share_65plus", "share_85plus", "imd_score", "rural_share", "ethnic_minority_share"]
+COVARIATES = DEMOGRAPHIC_COLUMNS[2:]  # the shares and scores, without the trust code and population
 
 
 def catchment_shares(folder: Path | str = DEFAULT_FOLDER) -> pd.DataFrame:

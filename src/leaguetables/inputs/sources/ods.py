@@ -16,8 +16,8 @@ organisations not in the survey, the sickness-absence ``ORG_TYPE``. Subtypes: ``
 Successors: the etr file gives close dates but not successors (ODS publishes those separately in
 ``succ.csv``, not among the inputs). ``SUCCESSORS`` is a curated table of the closures in the
 register (public merger announcements; the successor is the surviving or new trust; for splits
-the main successor, flagged ``split``). ``successor_map(register, as_of)`` keeps the trusts closed
-on or before ``as_of`` and follows chains (Trafford → Central Manchester → Manchester University);
+the main successor, flagged ``split``), kept as data in ``config/sources/ods-successors.yaml``.
+``successor_map(register, as_of)`` keeps the trusts closed on or before ``as_of`` and follows chains (Trafford → Central Manchester → Manchester University);
 ``read_succ`` reads an ODS ``succ.csv`` to extend or override it. Adapters sum numerators and
 denominators of predecessors into the successor (mean scores: respondent-weighted).
 """
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from leaguetables.config import load_successors
 from leaguetables.inputs.sources.common import TRUST_COLUMNS
 
 #: Column names of the published (header-less, 27-column) etr.csv.
@@ -73,114 +74,9 @@ REGIONS = {
     "Y63": "North East and Yorkshire",
 }
 
-#: predecessor → (successor or None, effective date, note). ``split`` = services divided between
-#: several trusts; the main successor is given.
-SUCCESSORS: dict[str, tuple[str | None, str, str]] = {
-    # 2024–2026
-    "RAP": ("RAL", "2025-01-01", "North Middlesex University Hospital joined Royal Free London"),
-    "RRP": ("G6V2S", "2024-11-01", "BEH and Camden & Islington MH trusts formed North London NHS FT"),
-    "RY9": ("RAX", "2024-11-01", "Hounslow & Richmond Community merged with Kingston: Kingston and Richmond NHS FT"),
-    "R1C": ("RW1", "2024-10-01", "Solent joined Southern Health: Hampshire and Isle of Wight Healthcare NHS FT"),
-    "RYK": ("RNA", "2024-10-01", "split: Dudley Integrated Health and Care services to Dudley Group (main) and others"),
-    "RVJ": ("RA7", "2026-07-01", "North Bristol merged with UH Bristol and Weston (RA7 renamed Bristol NHS FT)"),
-    "RNK": (None, "2026-04-01", "Tavistock and Portman: successor not in these inputs"),
-    "RY2": (None, "2026-04-01", "Bridgewater Community Healthcare: successor not in these inputs"),
-    "RYV": (None, "2026-04-01", "Cambridgeshire Community Services: successor not in these inputs"),
-    # 2019–2023
-    "RVY": (
-        "RBN",
-        "2023-07-01",
-        "Southport and Ormskirk merged with St Helens and Knowsley: Mersey and West Lancashire",
-    ),
-    "RA4": ("RH5", "2023-04-01", "Yeovil District Hospital merged into Somerset NHS FT"),
-    "RBZ": ("RH8", "2022-04-01", "Northern Devon merged with RD&E: Royal Devon University Healthcare"),
-    "RW6": (
-        "RM3",
-        "2021-10-01",
-        "split: Pennine Acute to Northern Care Alliance (main) and Manchester University (North Manchester)",
-    ),
-    "RTV": ("RW4", "2021-06-01", "split: North West Boroughs to Mersey Care (main) and Greater Manchester MH"),
-    "RXH": ("RYR", "2021-04-01", "Brighton and Sussex merged with Western Sussex: University Hospitals Sussex"),
-    "RT3": ("RJ1", "2021-02-01", "Royal Brompton & Harefield joined Guy's and St Thomas'"),
-    "RD3": ("R0D", "2020-10-01", "Poole merged with Royal Bournemouth: University Hospitals Dorset"),
-    "RDZ": ("R0D", "2020-10-01", "Royal Bournemouth merged with Poole: University Hospitals Dorset"),
-    "RA3": ("RA7", "2020-04-01", "Weston Area Health merged with University Hospitals Bristol"),
-    "RBA": ("RH5", "2020-04-01", "Taunton and Somerset merged with Somerset Partnership: Somerset NHS FT"),
-    "RQ8": ("RAJ", "2020-04-01", "Mid Essex merged into Mid and South Essex"),
-    "RDD": ("RAJ", "2020-04-01", "Basildon and Thurrock merged into Mid and South Essex"),
-    "RC1": ("RC9", "2020-04-01", "Bedford merged with Luton and Dunstable: Bedfordshire Hospitals"),
-    "R0C": (None, "2020-03-27", "Project Nightingale: dissolved"),
-    "RNL": (
-        "RNN",
-        "2019-10-01",
-        "North Cumbria University Hospitals merged with Cumbria Partnership: North Cumbria Integrated Care",
-    ),
-    "RQ6": ("REM", "2019-10-01", "Royal Liverpool and Broadgreen merged with Aintree: Liverpool University Hospitals"),
-    "R1J": ("RTQ", "2019-10-01", "Gloucestershire Care Services merged with 2gether: Gloucestershire Health and Care"),
-    "RE9": ("R0B", "2019-04-01", "South Tyneside merged with City Hospitals Sunderland"),
-    "RLN": ("R0B", "2019-04-01", "City Hospitals Sunderland merged with South Tyneside"),
-    # 2014–2018
-    "RGQ": ("RDE", "2018-07-01", "Ipswich merged with Colchester: East Suffolk and North Essex"),
-    "RJF": ("RTG", "2018-07-01", "Burton merged with Derby: University Hospitals of Derby and Burton"),
-    "R1E": ("RRE", "2018-06-01", "Staffordshire and Stoke on Trent Partnership services to Midlands Partnership"),
-    "RR1": ("RRK", "2018-04-01", "Heart of England acquired by University Hospitals Birmingham"),
-    "RY1": ("RW4", "2018-04-01", "split: Liverpool Community Health to Mersey Care (main) and others"),
-    "RJD": (
-        "RJE",
-        "2017-11-01",
-        "split: Mid Staffordshire dissolved; County Hospital to UHNM (main), Cannock to Royal Wolverhampton",
-    ),
-    "RM2": ("R0A", "2017-10-01", "University Hospital of South Manchester merged: Manchester University"),
-    "RW3": ("R0A", "2017-10-01", "Central Manchester merged: Manchester University"),
-    "RQQ": ("RGN", "2017-04-01", "Hinchingbrooke merged with Peterborough and Stamford: North West Anglia"),
-    "RRD": ("R1L", "2017-04-01", "North Essex Partnership merged: Essex Partnership University"),
-    "RWN": ("R1L", "2017-04-01", "South Essex Partnership merged: Essex Partnership University"),
-    "RLU": ("RQ3", "2017-02-01", "Birmingham Women's merged with Birmingham Children's"),
-    "RJX": ("RW4", "2016-07-01", "Calderstones acquired by Mersey Care"),
-    "R1G": ("RA9", "2015-10-01", "Torbay and Southern Devon Health and Care merged with South Devon Healthcare"),
-    "RFW": ("RQM", "2015-09-01", "West Middlesex acquired by Chelsea and Westminster"),
-    "RBB": (
-        "RD1",
-        "2015-02-01",
-        "Royal National Hospital for Rheumatic Diseases acquired by Royal United Hospitals Bath",
-    ),
-    "RD7": ("RDU", "2014-10-01", "Heatherwood and Wexham Park acquired by Frimley Park"),
-    "RC3": ("R1K", "2014-10-01", "Ealing merged with North West London Hospitals: London North West"),
-    "RV8": ("R1K", "2014-10-01", "North West London Hospitals merged with Ealing: London North West"),
-    "RVL": ("RAL", "2014-07-01", "Barnet and Chase Farm acquired by Royal Free"),
-    # before 2014
-    "RYH": (None, "2014-04-01", "NHS Direct: dissolved"),
-    "RYQ": ("RJ2", "2013-10-01", "split: South London Healthcare dissolved; QEH to Lewisham and Greenwich (main)"),
-    "RHX": ("RW1", "2012-11-01", "Oxfordshire Learning Disability acquired by Southern Health"),
-    "RCC": ("RCB", "2012-07-01", "Scarborough and North East Yorkshire acquired by York"),
-    "RNH": ("R1H", "2012-04-01", "Newham merged: Barts Health"),
-    "RGC": ("R1H", "2012-04-01", "Whipps Cross merged: Barts Health"),
-    "RNJ": ("R1H", "2012-04-01", "Barts and the London merged: Barts Health"),
-    "RM4": ("RW3", "2012-04-01", "Trafford Healthcare acquired by Central Manchester"),
-    "RN1": ("RN5", "2012-01-09", "Winchester and Eastleigh merged with Basingstoke: Hampshire Hospitals"),
-    "RT6": (
-        "RMY",
-        "2012-01-01",
-        "Suffolk Mental Health Partnership merged with Norfolk and Waveney: Norfolk and Suffolk",
-    ),
-    "RBF": (
-        "RTH",
-        "2011-11-01",
-        "Nuffield Orthopaedic Centre merged with Oxford Radcliffe: Oxford University Hospitals",
-    ),
-    "RWQ": ("R1A", "2011-07-01", "Worcestershire Mental Health Partnership: Worcestershire Health and Care"),
-    "RV7": ("RWN", "2010-04-01", "Bedfordshire and Luton MH acquired by South Essex Partnership"),
-    "RGZ": ("RYQ", "2009-04-01", "Queen Mary's Sidcup merged: South London Healthcare"),
-    "RPL": ("RYR", "2009-04-01", "Worthing and Southlands merged: Western Sussex Hospitals"),
-    "RPR": ("RYR", "2009-04-01", "Royal West Sussex merged: Western Sussex Hospitals"),
-    "RJ5": ("RYJ", "2007-10-01", "St Mary's merged: Imperial College Healthcare"),
-    "RQN": ("RYJ", "2007-10-01", "Hammersmith Hospitals merged: Imperial College Healthcare"),
-    "RCS": ("RX1", "2006-04-01", "Nottingham City Hospital merged: Nottingham University Hospitals"),
-    "RVX": ("RX3", "2006-04-01", "Tees and North East Yorkshire merged: Tees, Esk and Wear Valleys"),
-    "RW9": ("RX4", "2006-04-01", "South of Tyne and Wearside MH merged: Northumberland, Tyne and Wear"),
-    "RW8": ("RX2", "2006-04-01", "West Sussex Health and Social Care merged: Sussex Partnership"),
-    "RXD": (None, "2006-04-01", "East Sussex County Healthcare: services divided, successor not recorded here"),
-}
+#: predecessor → (successor or None, effective date, note), from ``config/sources/ods-successors.yaml``. ``split`` =
+#: services divided between several trusts; the main successor is given.
+SUCCESSORS: dict[str, tuple[str | None, str, str]] = load_successors("ods-successors")
 
 
 def _date(series: pd.Series) -> pd.Series:
