@@ -79,16 +79,18 @@ format: $(STAMP)  ## sort imports and format FORMAT_PATHS (make format FORMAT_PA
 	$(BIN)/ruff check --select I --fix $(FORMAT_PATHS)
 	$(BIN)/ruff format $(FORMAT_PATHS)
 
-# -n 2: the two cores of CI; loadgroup keeps each xdist group (tests/conftest.py) on one worker, in the order given
+# -n 2: the two cores of CI; loadgroup keeps each xdist group (tests/conftest.py) on one worker, in the order given.
+# The end-to-end tests that run run_quarter.py without --data read data/demo: $(DEMO) remakes it when its generator
+# changed (a stale folder fails test_pipeline.py::test_wrong_arguments_exit_2_with_one_line on its validation).
 PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=10
 
 test-unit: setup  ## the unit group (pytest -m unit): no pipeline run, notebook, browser or published quarter
 	$(PYTEST) -m unit
 
-test-e2e: setup browser-deps spark-deps  ## the end-to-end group (pytest -m e2e): run_quarter.py, notebooks, the browser
+test-e2e: setup $(DEMO) browser-deps spark-deps  ## the end-to-end group (pytest -m e2e): run_quarter.py, notebooks, the browser
 	$(PYTEST) -m e2e
 
-test: setup browser-deps spark-deps lint  ## lint, then the unit group, then the end-to-end group (each timed)
+test: setup $(DEMO) browser-deps spark-deps lint  ## lint, then the unit group, then the end-to-end group (each timed)
 	@start=$$(date +%s); $(PYTEST) -m unit; rc=$$?; end=$$(date +%s); \
 	  echo "unit group: $$((end - start)) s"; [ $$rc -eq 0 ] || exit $$rc; \
 	  $(PYTEST) -m e2e; rc=$$?; e2e=$$(date +%s); \

@@ -7,9 +7,11 @@ import inspect
 import json
 import os
 import re
+import resource
 import shutil
 import tempfile
 import textwrap
+import time
 from functools import cache
 from pathlib import Path
 
@@ -98,23 +100,26 @@ PUBLISHED_GROUP = "published_quarters"
 # The longest tests and groups first, so that the two workers finish together (measured with --durations; a test not
 # named here keeps its collection order after these). Each entry is the start of a node id.
 LONGEST_FIRST = (
-    # end-to-end (CPU seconds measured on the shared 2-core machine)
-    f"@{PUBLISHED_GROUP}",  # ~155: three ten-metric runs, the browser, a second default run
-    "tests/test_out_folder.py",  # ~55 (one group: its module fixture)
-    "tests/test_rerun.py::test_changed_quarter_refused_revised_killed_and_forced",  # ~40
-    "tests/test_real_quarter.py",  # ~31 (real data; skips without it)
-    "tests/test_run_honesty.py::test_q3_and_q4_run_concurrently_then_verify",  # ~31
-    "tests/test_rerun.py::test_published_quarter_noop_escaping_and_verify",  # ~27
-    "tests/test_nof_source.py",  # ~25 (real data)
-    "tests/test_run_honesty.py::test_a_quarter_reads_no_other_quarters_outputs",  # ~23
-    "tests/test_records_spark.py",
+    # end-to-end (CPU seconds with the processes each test waited for, measured on the shared 2-core machine under
+    # load, 1 December 2026: the conftest summary line)
+    f"@{PUBLISHED_GROUP}",  # ~185: three ten-metric runs, the browser (~110 with the runs), a second default run
+    "tests/test_out_folder.py",  # ~75 (one group: its module fixture)
+    "tests/test_rerun.py::test_changed_quarter_refused_revised_killed_and_forced",  # ~42
+    "tests/test_real_quarter.py",  # ~35 (real data; skips without it)
+    "tests/test_run_honesty.py::test_q3_and_q4_run_concurrently_then_verify",  # ~35
+    "tests/test_rerun.py::test_published_quarter_noop_escaping_and_verify",  # ~28
+    "tests/test_nof_source.py",  # ~28 (real data)
+    "tests/test_run_honesty.py::test_a_quarter_reads_no_other_quarters_outputs",  # ~25
+    "tests/test_records_spark.py",  # little CPU in the worker, but the JVM's start-up is long in wall time
     "tests/test_pipeline.py",
     "tests/test_run_honesty.py",
     # unit
-    "tests/test_validate.py",  # ~42 (one group: the study)
-    "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",  # ~7
-    "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~7
-    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets",
+    "tests/test_validate.py",  # ~36 under load (one group: the study, 4 + 2 replicates)
+    "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",  # ~10
+    "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~9
+    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets",  # ~10 (two)
+    "tests/test_records_bad_inputs.py::test_bad_record_input_command_line",  # ~7 (subprocesses)
+    "tests/test_imports.py::test_every_module_imports_in_a_fresh_interpreter",  # ~7 (two interpreters)
     "tests/test_demo_recovery.py",
     "tests/test_imports.py",
     "tests/test_charts.py",
@@ -203,6 +208,55 @@ def pytest_xdist_make_scheduler(config, log):
             return self.groups.get(nodeid) or super()._split_scope(nodeid)
 
     return GroupScheduling(config, log)
+
+
+# ------------------------------------------------------------------------------------------------ time and CPU
+# The summary ends with the run's wall time and CPU seconds (user + system of pytest, its xdist workers and every
+# process they waited for: run_quarter.py, notebook kernels, browsers), and per worker its CPU seconds and when it
+# finished its last test — which worker finished last, and whether the two were balanced (`make test` prints it for
+# each group). Measurements, not assertions: no test depends on them.
+_CLOCK: dict = {"start": time.time(), "workers": {}}
+
+
+def _cpu_seconds(children: bool = True) -> float:
+    """CPU seconds (user + system) of this process and (``children``) of the child processes it has waited for."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + (kids.ru_utime + kids.ru_stime if children else 0.0)
+
+
+def pytest_sessionstart(session):
+    _CLOCK["start"] = time.time()
+
+
+def pytest_sessionfinish(session):
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:  # an xdist worker: its CPU seconds go back to the controller
+        out["cpu_seconds"] = _cpu_seconds()
+
+
+def pytest_runtest_logreport(report):
+    node = getattr(report, "node", None)  # set by xdist on the controller: the worker that ran the test
+    if node is not None and report.when == "teardown":
+        w = _CLOCK["workers"].setdefault(node.gateway.id, {"tests": 0})
+        w["tests"] += 1
+        w["last"] = time.time()
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook
+def pytest_testnodedown(node, error):
+    w = _CLOCK["workers"].setdefault(node.gateway.id, {"tests": 0})
+    w["cpu"] = getattr(node, "workeroutput", {}).get("cpu_seconds")
+
+
+def pytest_terminal_summary(terminalreporter):
+    workers = _CLOCK["workers"]
+    # the controller's own CPU and the workers' reports (not the controller's children: the workers, counted once)
+    cpu = _cpu_seconds(children=not workers) + sum(w.get("cpu") or 0.0 for w in workers.values())
+    line = f"time: {time.time() - _CLOCK['start']:.0f} s wall, {cpu:.0f} CPU-s"
+    for wid, w in sorted(workers.items()):
+        last = f", last test ended at {w['last'] - _CLOCK['start']:.0f} s" if "last" in w else ""
+        line += f"; {wid}: {w['tests']} tests, {w.get('cpu') or 0:.0f} CPU-s{last}"
+    terminalreporter.write_line(line)
 
 
 def real_data_or_skip(*parts: str) -> Path:

@@ -1,7 +1,16 @@
-"""The simulation study, reduced (``leaguetables.validate``): 6 replicates of the standard and 3 of the no-change
-scenario (about 40 CPU seconds) through the real code paths, with bounds wide enough not to be flaky and tight enough to fail on the
-statistics that issue 10 found wrong (O/E intervals covering 14–57%, funnels flagging 11–19.5% with no outliers,
-φ = inf for MRSA, NOF likely ranges covering ~100%, a change test of size 0, productivity biased +22–36%).
+"""The simulation study, reduced (``leaguetables.validate``): 4 replicates of the standard and 2 of the no-change
+scenario, with 200 replicates of the sampling bootstrap (the least the study's settings allow; the methodology's
+2,000 elsewhere), about 20 CPU seconds through the real code paths, with bounds wide enough not to be flaky and
+tight enough to fail on the statistics that issue 10 found wrong (O/E intervals covering 14–57%, funnels flagging
+11–19.5% with no outliers, φ = inf for MRSA, NOF likely ranges covering ~100%, a change test of size 0,
+productivity biased +22–36%).
+
+The size was cut from 6 and 3 replicates with the methodology's 2,000 bootstrap replicates (issue 13: the unit
+group's longest fixture). Every figure moved by less than its bound's margin (6/3/2,000 → 4/2/200): the lowest
+judged O/E coverage 0.906 → 0.906 (fails below 0.80), funnel false flags at 95% 4.5–5.5% → 4.5–5.2% (2–10%) and
+at 99.8% at most 0.37% → 0.43% (1.5%), rank coverage 0.966 → 0.966 (85–99.5%), Brier ratio 1.05 → 1.07 (≤ 1.6),
+change-test size 3.1% → 2.7% (0.5–12%), productivity bias −4.6% → −5.3% (±20%); the wrong methods' figures lie
+further outside the bounds than the Monte-Carlo error of these few replicates.
 
 The full study (``make validate``, ≥ 200 replicates) publishes the figures against the targets; these bounds are
 deliberately looser than the targets so that Monte-Carlo error of a few replicates cannot fail a correct method
@@ -20,13 +29,19 @@ from leaguetables.config import load_catalogue, load_methodology
 from leaguetables.inputs import demo
 from leaguetables.statistics import metrics
 
-STANDARD_REPLICATES, CHANGE_REPLICATES = 6, 3
+STANDARD_REPLICATES, CHANGE_REPLICATES, SAMPLING_REPLICATES = 4, 2, 200
 
 
 @pytest.fixture(scope="module")
 def study():
     meth, cat = load_methodology("nof-2025-26"), load_catalogue("demo")
-    v = meth.validation.model_copy(update={"replicates": STANDARD_REPLICATES, "change_replicates": CHANGE_REPLICATES})
+    v = meth.validation.model_copy(
+        update={
+            "replicates": STANDARD_REPLICATES,
+            "change_replicates": CHANGE_REPLICATES,
+            "sampling_replicates": SAMPLING_REPLICATES,
+        }
+    )
     raw = validate.run_study(meth, cat, v, scenarios=("standard", "no_change"), workers=1)
     return meth, cat, v, raw, validate.summarise(raw, meth, cat, v)
 
