@@ -5,8 +5,6 @@ any order (checked forwards and backwards; with an acyclic graph the order canno
 from __future__ import annotations
 
 import ast
-import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,20 +105,3 @@ def test_every_module_imports_in_a_fresh_interpreter(order):
         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-
-
-@pytest.mark.skipif(importlib.util.find_spec("pyspark") is None, reason="pyspark is not installed (make spark-deps)")
-def test_validating_inputs_does_not_import_pyspark():
-    """pandera's own import pulls in pyspark (~0.1 CPU-s) when it is installed; the modules every run and every
-    notebook kernel load (the data contract, the notebook environment) import pandera without it
-    (``leaguetables.inputs.pandera_api``), and leave ``pyspark.pandas`` importable afterwards (not hidden)."""
-    code = (
-        "import sys\n"
-        "import leaguetables.run.notebook_env, leaguetables.inputs.contract as c\n"
-        "assert c.pa.DataFrameSchema is not None\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyspark'), "
-        "'pyspark.pandas' in sys.modules and sys.modules['pyspark.pandas'] is None)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["[]", "False"], proc.stdout

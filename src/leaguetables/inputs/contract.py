@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pandera.pandas as pa
 
 from leaguetables.config import TRUST_TYPES, Catalogue, Metric
 from leaguetables.errors import InputError
-from leaguetables.inputs.pandera_api import pa
 from leaguetables.quarters import QUARTER_RE, check_quarter, quarter_key
 
 TRUST_CODE_RE = r"^[A-Z0-9][A-Z0-9-]{1,15}$"
