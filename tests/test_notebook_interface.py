@@ -23,6 +23,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
+from leaguetables.run import verify
+
 RERUN_METRICS = ("cdiff", "cqc_safe")  # an adjusted metric (model and funnel tables) and a bracket metric
 
 
@@ -229,7 +231,8 @@ def test_isolated_run_is_byte_identical_to_the_default_run(published_quarters):
     """The second published folder was run with --isolated (tests/conftest.py): its tables, HTML and spreadsheet
     are byte-identical to the default run's (test_publication.test_second_render_is_byte_identical) and so is its
     manifest apart from run times and the cache report — no field says how it was run. Its notebooks ran on fresh
-    kernels (no reset cell); the default run reused its kernels (reset cells)."""
+    kernels (no reset cell); the default run reused its kernels (reset cells); the executed notebooks' outputs are the
+    same cell by cell (both engines coalesce each cell's streams)."""
     default, isolated = published_quarters
     assert _manifest_defining(default) == _manifest_defining(isolated)
     resets = {p.name: "kernel-reset" in p.read_text(encoding="utf-8") for p in (default / "notebooks").glob("*")}
@@ -237,6 +240,12 @@ def test_isolated_run_is_byte_identical_to_the_default_run(published_quarters):
     assert not any("kernel-reset" in p.read_text(encoding="utf-8") for p in (isolated / "notebooks").glob("*"))
     for name in ("index.html", "methodology.html", "tables/league_table_full.csv", "tables/metrics/cdiff.csv"):
         assert (default / name).read_bytes() == (isolated / name).read_bytes(), name
+    differing = {
+        p.name: verify.compare_notebooks(p, isolated / "notebooks" / p.name)
+        for p in sorted((default / "notebooks").glob("*.ipynb"))
+    }
+    differing = {k: v for k, v in differing.items() if v}
+    assert not differing, f"executed notebooks' outputs differ (--isolated vs warm): {differing}"
 
 
 # ------------------------------------------------------------------------------------------------- the engine

@@ -234,6 +234,7 @@ class IsolatedWorker(NotebookWorker):
                 log_output=False,
                 resources={"metadata": {"path": str(self.cwd)}},
                 kernel_manager_class=SessionKernelManager,  # never signals this process's group (see there)
+                coalesce_streams=True,  # as the warm engine does (run/engine.py): the same executed notebooks
             )
         except pm.PapermillExecutionError as exc:
             raise _failure(notebook, parameters, out_path, exc) from None
