@@ -449,24 +449,26 @@ def _check_numerator_variance(obs: pd.DataFrame, live: pd.Series, known: dict[st
         {k: getattr(m, "numerator_variance", "poisson") == "reported" for k, m in known.items()}
     )
     given = obs["numerator_variance"].notna() if "numerator_variance" in obs.columns else pd.Series(False, obs.index)
-    i = _first_bad(reported.astype(bool) & live & ~given)
-    if i is not None:
-        raise InputError(
+    _refuse_first(
+        obs,
+        reported.astype(bool) & live & ~given,
+        path,
+        "numerator_variance",
+        lambda i: (
             f"no numerator_variance for {obs.iloc[i]['metric_id']!r}, whose numerator is not a Poisson count "
-            "(numerator_variance: reported in the catalogue)",
-            file=path,
-            row=_line(obs, i),
-            column="numerator_variance",
-        )
-    i = _first_bad(~reported.astype(bool) & given)
-    if i is not None:
-        raise InputError(
-            f"a numerator_variance for {obs.iloc[i]['metric_id']!r}, whose catalogue entry treats the numerator as "
-            "a Poisson count (numerator_variance: reported to use it)",
-            file=path,
-            row=_line(obs, i),
-            column="numerator_variance",
-        )
+            "(numerator_variance: reported in the catalogue)"
+        ),
+    )
+    _refuse_first(
+        obs,
+        ~reported.astype(bool) & given,
+        path,
+        "numerator_variance",
+        lambda i: (
+            f"a numerator_variance for {obs.iloc[i]['metric_id']!r}, whose catalogue entry treats the "
+            "numerator as a Poisson count (numerator_variance: reported to use it)"
+        ),
+    )
 
 
 def _check_trust_codes(trusts: pd.DataFrame, frames: dict[str, pd.DataFrame], files: dict[str, Path]) -> None:

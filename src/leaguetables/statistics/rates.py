@@ -421,6 +421,11 @@ def poisson_limits(x, confidence: float = 0.95):
     xa = arrs["x"]
     _check_nonnegative(xa, "x", index)
     lower, upper, method = _poisson(xa, c)
+    return _wrap_limits(lower, upper, method, index, scalar)
+
+
+def _wrap_limits(lower, upper, method, index, scalar):
+    """(lower, upper, method) in the caller's shape: Series on its index, scalars, or arrays."""
     if index is not None:
         method_out = pd.Series(method, index=index, name="method", dtype="str")
     elif scalar:
@@ -460,13 +465,7 @@ def scaled_poisson_limits(x, variance, confidence: float = 0.95):
     _check_nonnegative(xa, "x", index)
     _check_nonnegative(va, "variance", index)
     lower, upper, method = _scaled_poisson(xa, va, c)
-    if index is not None:
-        method_out = pd.Series(method, index=index, name="method", dtype="str")
-    elif scalar:
-        method_out = method[0]
-    else:
-        method_out = method
-    return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper"), method_out
+    return _wrap_limits(lower, upper, method, index, scalar)
 
 
 # ---------------------------------------------------------------------------
