@@ -12,7 +12,7 @@ import pytest
 from leaguetables.nof.league import MOVEMENT_COLUMNS, movement
 from leaguetables.publication import pages
 from leaguetables.publication import report as rp
-from leaguetables.publication.profiles import sparkline
+from leaguetables.publication.profiles import _trust_facts, sparkline
 
 
 def league(**over) -> pd.DataFrame:
@@ -299,3 +299,12 @@ def test_area_groupings_follow_the_register_columns():
     assert rp.area_href(groups[0], "North East and Yorkshire") == "regions/north-east-and-yorkshire.html"
     assert rp.area_href(groups[1], "NHS North East ICB", "../") == "../icbs/nhs-north-east-icb.html"
     assert rp.profile_file("index") == "trust-index.html", "trusts/index.html is the A–Z index"
+
+
+def test_profile_heading_names_the_code_and_does_not_repeat_the_type():
+    """An ICB's page heads its code as an ICB code, and a subtype that only repeats the type is not shown
+    ("Integrated care board (Integrated care board)" was published); a real subtype still is."""
+    icb = _trust_facts("X ICB", "DEMO-I02", "icb", {"trust_subtype": "Integrated care board", "region": "South West"})
+    assert (icb["subtype"], icb["code_label"]) == ("", "ICB code")
+    acute = _trust_facts("X", "DEMO-A001", "acute", {"trust_subtype": "Teaching", "region": "London"})
+    assert (acute["subtype"], acute["code_label"]) == ("Teaching", "Trust code")

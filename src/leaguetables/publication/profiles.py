@@ -541,8 +541,12 @@ def _trust_facts(name: str, code: str, ttype: str, info: dict) -> dict:
         "code": code,
         "type_label": TRUST_TYPE_LABELS[ttype],
         "type_plural": TRUST_TYPE_PLURAL[ttype],
-        "subtype": "" if _missing(info.get("trust_subtype")) else str(info["trust_subtype"]),
+        # a subtype that only repeats the type ("Integrated care board (Integrated care board)") is not shown
+        "subtype": ""
+        if _missing(info.get("trust_subtype")) or str(info["trust_subtype"]).lower() == TRUST_TYPE_LABELS[ttype].lower()
+        else str(info["trust_subtype"]),
         "region": "" if _missing(info.get("region")) else str(info["region"]),
+        "code_label": "ICB code" if ttype == "icb" else "Trust code",
     }
 
 
