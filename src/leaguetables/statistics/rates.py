@@ -435,10 +435,18 @@ def _wrap_limits(lower, upper, method, index, scalar):
     return _wrap(lower, index, scalar, "lower"), _wrap(upper, index, scalar, "upper"), method_out
 
 
-def _scaled_poisson(x: np.ndarray, v: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """φ·L(x/φ) with φ = v/x (1 where x or v is 0 or v is missing: the Poisson limits)."""
+def quasi_poisson_scale(x, v) -> np.ndarray:
+    """The scale φ = V/x of a count x with variance V; 1 where x or V is 0 or V is missing (nothing to scale by: the
+    Poisson case). The published interval (:func:`scaled_poisson_limits`) and the sampling bootstrap
+    (:attr:`leaguetables.statistics.sampling.MetricData.phi`) both use it."""
+    x, v = np.asarray(x, float), np.asarray(v, float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        phi = np.where((x > 0) & (v > 0), v / x, 1.0)
+        return np.where((x > 0) & (v > 0), v / x, 1.0)
+
+
+def _scaled_poisson(x: np.ndarray, v: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """φ·L(x/φ) with φ = v/x (:func:`quasi_poisson_scale`)."""
+    phi = quasi_poisson_scale(x, v)
     lower, upper, method = _poisson(x / phi, c)
     scaled = np.where(phi == 1.0, method, np.char.add(method.astype(str), ", scaled"))
     method = np.where(np.isnan(x), None, scaled).astype(object)

@@ -75,6 +75,7 @@ from scipy import stats as sps
 from leaguetables.config import ICB_TYPES, Catalogue, Metric
 from leaguetables.nof import scoring
 from leaguetables.statistics import metrics as metrics_mod
+from leaguetables.statistics import rates
 
 __all__ = [
     "MetricData",
@@ -135,13 +136,9 @@ class MetricData:
         is missing, as in the published interval (:func:`leaguetables.statistics.rates.scaled_poisson_limits`): a zero
         count says nothing of its own dispersion, and φ = 1 keeps the draws of that row those of its interval."""
         f = self.frame
-        ones = np.ones(len(f))
         if self.kind != "poisson" or self.metric.numerator_variance != "reported" or "numerator_variance" not in f:
-            return ones
-        x = f["numerator"].to_numpy(float)
-        v = f["numerator_variance"].to_numpy(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where((x > 0) & (v > 0), v / x, ones)
+            return np.ones(len(f))
+        return rates.quasi_poisson_scale(f["numerator"], f["numerator_variance"])
 
 
 @dataclass
