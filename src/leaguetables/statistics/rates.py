@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Real
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -64,6 +64,7 @@ __all__ = [
     "mean_score",
     "ratio",
     "expected_from_reference",
+    "IsrData",
     "isr",
     "israte",
     "dsr",
@@ -714,13 +715,39 @@ def _observed_by_group(local: pd.DataFrame, x: str, by_cols: list[str]):
     return local.assign(_x=xa).groupby(by_cols, sort=True)["_x"].sum(min_count=0).rename("observed")
 
 
-def _isr_inputs(local, reference, on, by, observed, x, n, ref_x, ref_n):
+class IsrData(TypedDict, total=False):
+    """The keyword arguments :func:`isr` and :func:`israte` share: how the local and reference tables are read.
+
+    ``on`` (required): the stratum key column(s), in both tables; ``by``: the group key of ``local`` (one result
+    row per group; default: one overall row); ``observed``: the observed total O (a number, or with ``by`` a Series
+    indexed by the group key; default: the sum of ``local[x]`` per group); ``x``, ``n`` (default ``"x"``, ``"n"``):
+    the local events and population columns; ``ref_x``, ``ref_n`` (default ``"x"``, ``"n"``): the reference
+    events and population columns; ``confidence`` (default 0.95): the two-sided level of the limits."""
+
+    on: Required[str | Sequence[str]]
+    by: str | Sequence[str] | None
+    observed: Any
+    x: str
+    n: str
+    ref_x: str
+    ref_n: str
+    confidence: float
+
+
+def _isr_inputs(local: pd.DataFrame, reference: pd.DataFrame, data: IsrData):
+    """Observed and expected counts of :func:`isr` and :func:`israte` (with ``data``'s defaults applied)."""
+    unknown = sorted(set(data) - IsrData.__required_keys__ - IsrData.__optional_keys__)
+    if unknown or "on" not in data:
+        raise TypeError(f"unexpected keyword arguments {unknown}" if unknown else "missing keyword argument 'on'")
+    by = data.get("by")
     by_cols = _as_list(by)
-    expected = expected_from_reference(local, reference, on=on, n=n, ref_x=ref_x, ref_n=ref_n, by=by)
-    if observed is None:
-        obs = _observed_by_group(local, x, by_cols)
-    else:
-        obs = observed
+    ref_x, ref_n = data.get("ref_x", "x"), data.get("ref_n", "n")
+    expected = expected_from_reference(
+        local, reference, on=data["on"], n=data.get("n", "n"), ref_x=ref_x, ref_n=ref_n, by=by
+    )
+    obs = data.get("observed")
+    if obs is None:
+        obs = _observed_by_group(local, data.get("x", "x"), by_cols)
     if by_cols:
         if not _is_series(obs):
             raise ValueError("with by=..., observed must be a Series indexed by the group key")
@@ -731,60 +758,38 @@ def _isr_inputs(local, reference, on, by, observed, x, n, ref_x, ref_n):
     return obs, expected
 
 
-def isr(
-    local: pd.DataFrame,
-    reference: pd.DataFrame,
-    *,
-    on: str | Sequence[str],
-    by: str | Sequence[str] | None = None,
-    observed=None,
-    x: str = "x",
-    n: str = "n",
-    ref_x: str = "x",
-    ref_n: str = "n",
-    confidence: float = 0.95,
-    refvalue: float = 1,
-) -> pd.DataFrame:
+def isr(local: pd.DataFrame, reference: pd.DataFrame, *, refvalue: float = 1, **data: Unpack[IsrData]) -> pd.DataFrame:
     """Indirectly standardised ratio (§1.4).
 
     ``ISR = O/E × refvalue``, with E from :func:`expected_from_reference` and
     limits ``{Exact if O < 10 else Byar}(O)/E × refvalue``.  O is the sum of
     ``local[x]`` per group (missing strata counts are 0), or a trust total
     given as ``observed`` (a Series indexed by the group key when ``by`` is
-    given).  Returns the standard six columns, one row per group.
+    given).  The other keyword arguments are those of :class:`IsrData`.
+    Returns the standard six columns, one row per group.
     """
-    obs, expected = _isr_inputs(local, reference, on, by, observed, x, n, ref_x, ref_n)
-    return ratio(obs, expected, confidence=confidence, refvalue=refvalue)
+    obs, expected = _isr_inputs(local, reference, data)
+    return ratio(obs, expected, confidence=data.get("confidence", 0.95), refvalue=refvalue)
 
 
 def israte(
-    local: pd.DataFrame,
-    reference: pd.DataFrame,
-    *,
-    on: str | Sequence[str],
-    by: str | Sequence[str] | None = None,
-    observed=None,
-    x: str = "x",
-    n: str = "n",
-    ref_x: str = "x",
-    ref_n: str = "n",
-    confidence: float = 0.95,
-    multiplier: float = 100_000,
+    local: pd.DataFrame, reference: pd.DataFrame, *, multiplier: float = 100_000, **data: Unpack[IsrData]
 ) -> pd.DataFrame:
     """Indirectly standardised rate (§1.4).
 
     ``ref_rate = Σxref/Σnref × multiplier`` (the crude reference rate),
     ``ISRate = O/E × ref_rate``, limits ``L(O)/E × ref_rate`` with the
     exact/Byar switch at 10.  ``statistic`` is "indirectly standardised rate
-    per <multiplier>".
+    per <multiplier>".  The other keyword arguments are those of :class:`IsrData`.
     """
     m = _check_multiplier(multiplier)
+    ref_x, ref_n = data.get("ref_x", "x"), data.get("ref_n", "n")
     _require_columns(reference, [ref_x, ref_n], "reference")
     rx = reference[ref_x].to_numpy(dtype="float64", na_value=np.nan)
     rn = reference[ref_n].to_numpy(dtype="float64", na_value=np.nan)
     ref_rate = np.nansum(rx) / np.nansum(rn) * m
-    obs, expected = _isr_inputs(local, reference, on, by, observed, x, n, ref_x, ref_n)
-    out = ratio(obs, expected, confidence=confidence, refvalue=1)
+    obs, expected = _isr_inputs(local, reference, data)
+    out = ratio(obs, expected, confidence=data.get("confidence", 0.95), refvalue=1)
     out[["value", "lower", "upper"]] = out[["value", "lower", "upper"]] * ref_rate
     out["statistic"] = pd.array([f"indirectly standardised rate per {_multiplier_text(m)}"] * len(out), dtype="str")
     return out
