@@ -227,7 +227,7 @@ def test_methodology_is_built_from_the_config_catalogue_and_run(folder):
 
 def test_spreadsheet_sheets_equal_the_csv_tables(folder):
     """Cover, contents and notes first; every other sheet reads back (pandas, odf) equal to the CSV it names."""
-    from leaguetables.publication.spreadsheet import quarter_workbook
+    from leaguetables.publication.spreadsheet import Release, quarter_workbook
 
     path = folder / "tables" / f"league_tables_{QUARTER}.ods"
     book = pd.read_excel(path, sheet_name=None, engine="odf", header=None)
@@ -258,7 +258,7 @@ def test_spreadsheet_sheets_equal_the_csv_tables(folder):
         pd.testing.assert_frame_equal(data, csv, check_dtype=False, obj=name)
         cited |= set(re.findall(r"\[note (\d+)\]", raw.iloc[1, 0]))
     assert {f"note {c}" for c in cited} == set(notes)
-    sheets, _ = quarter_workbook(folder, QUARTER, *_meth_cat(), METRICS.split(","), "demo", "test")
+    sheets, _ = quarter_workbook(Release(folder, QUARTER, *_meth_cat(), METRICS.split(","), "demo", "test"))
     assert [s.name for s in sheets] == names
 
 

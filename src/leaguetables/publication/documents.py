@@ -27,7 +27,7 @@ from leaguetables.publication.notebook_html import export_html
 from leaguetables.publication.profiles import write_profiles
 from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
 from leaguetables.publication.site import write_site
-from leaguetables.publication.spreadsheet import write_workbook
+from leaguetables.publication.spreadsheet import Release, write_workbook
 
 
 def build_publication(prep, staging: Path, work: Path, params: dict) -> dict:
@@ -121,6 +121,6 @@ def finish(data, prep, staging: Path, timings: dict) -> None:
 
     t0 = time.perf_counter()
     write_workbook(
-        staging, quarter, prep.methodology, prep.catalogue, prep.metric_ids, prep.options.source, __version__
+        Release(staging, quarter, prep.methodology, prep.catalogue, prep.metric_ids, prep.options.source, __version__)
     )
     timings["spreadsheet_ods"] = round(time.perf_counter() - t0, 3)

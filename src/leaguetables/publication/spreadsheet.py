@@ -343,20 +343,26 @@ def _sheet_name(base: str, used: set[str]) -> str:
     return candidate
 
 
-def quarter_workbook(
-    folder: Path,
-    quarter: str,
-    methodology: Methodology,
-    catalogue: Catalogue,
-    metric_ids: list[str],
-    source: str,
-    code_version: str,
-) -> tuple[list[Sheet], str]:
-    """The sheets of a quarter's workbook from the CSV tables already written under ``folder/tables``."""
-    tables = Path(folder) / "tables"
-    ql = f"{quarter_label(quarter)} ({quarter_period(quarter)})"
-    notes = _notes(methodology, source)
-    specs = _table_specs(ql, catalogue, metric_ids)
+@dataclass(frozen=True)
+class Release:
+    """What a quarter's workbook is made from: the release folder (its CSV tables under ``folder/tables``), the
+    quarter, the methodology and catalogue of the run, its metrics, its data source and the code version."""
+
+    folder: Path
+    quarter: str
+    methodology: Methodology
+    catalogue: Catalogue
+    metric_ids: list[str]
+    source: str
+    code_version: str
+
+
+def quarter_workbook(release: Release) -> tuple[list[Sheet], str]:
+    """The sheets of a quarter's workbook from the CSV tables already written under ``release.folder/tables``."""
+    tables = Path(release.folder) / "tables"
+    ql = f"{quarter_label(release.quarter)} ({quarter_period(release.quarter)})"
+    notes = _notes(release.methodology, release.source)
+    specs = _table_specs(ql, release.catalogue, release.metric_ids)
     present = []
     specs = [(rel, base, title, [*cited, "text"]) for rel, base, title, cited in specs]
     for rel, base, title, cited in specs:
@@ -379,7 +385,7 @@ def quarter_workbook(
         ]
         data_sheets.append(csv_sheet(tables / rel, _sheet_name(base, used), title, lines, f"tables/{rel}"))
     title = f"NHS trust league tables: {ql}"
-    cover = _cover_sheet(title, quarter, methodology, catalogue, source, code_version)
+    cover = _cover_sheet(title, release)
     contents = Sheet(
         "Contents",
         "Table of contents",
@@ -542,10 +548,9 @@ def _table_specs(ql: str, catalogue: Catalogue, metric_ids: list[str]) -> list[t
     return specs
 
 
-def _cover_sheet(
-    title: str, quarter: str, methodology: Methodology, catalogue: Catalogue, source: str, code_version: str
-) -> Sheet:
+def _cover_sheet(title: str, release: Release) -> Sheet:
     """The cover sheet: what the release holds, its source, methodology, shorthand and licence."""
+    quarter, methodology, catalogue, source = release.quarter, release.methodology, release.catalogue, release.source
     return Sheet(
         "Cover",
         title,
@@ -562,23 +567,15 @@ def _cover_sheet(
             "table in NHS England's layout (tables/nof_data_long.csv) is published as CSV only.",
             "Shorthand: [c] suppressed by the source (confidential), [x] not available, [z] not applicable.",
             "The contents sheet lists the tables; the notes sheet holds the notes they cite as [note 1] and so on.",
-            f"Produced by the leaguetables pipeline, code version {code_version}. Text and data: Open Government "
+            f"Produced by the leaguetables pipeline, code version {release.code_version}. Text and data: Open Government "
             "Licence v3.0.",
         ],
     )
 
 
-def write_workbook(
-    folder: Path,
-    quarter: str,
-    methodology: Methodology,
-    catalogue: Catalogue,
-    metric_ids: list[str],
-    source: str,
-    code_version: str,
-) -> Path:
+def write_workbook(release: Release) -> Path:
     """Write ``folder/tables/league_tables_<quarter>.ods`` from the CSV tables of the release; return its path."""
-    sheets, title = quarter_workbook(folder, quarter, methodology, catalogue, metric_ids, source, code_version)
-    path = Path(folder) / "tables" / f"league_tables_{quarter}.ods"
-    path.write_bytes(ods_bytes(sheets, title, f"leaguetables/{code_version}"))
+    sheets, title = quarter_workbook(release)
+    path = Path(release.folder) / "tables" / f"league_tables_{release.quarter}.ods"
+    path.write_bytes(ods_bytes(sheets, title, f"leaguetables/{release.code_version}"))
     return path
