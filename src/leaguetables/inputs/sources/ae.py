@@ -37,16 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaguetables.inputs.sources.common import (
-    is_total_row,
-    map_codes,
-    months_in_quarter,
-    norm_name,
-    parse_month,
-    parse_months,
-    ratio_observations,
-    to_number,
-)
+from leaguetables.inputs.sources import common
 
 DEPTS = ("type1", "type2", "other")
 COUNT_COLUMNS = (
@@ -69,7 +60,7 @@ def _dept(label: str) -> str:
 
 def canonical_column(label: str) -> str | None:
     """Canonical name of a published A&E column (``None`` if not a count we use)."""
-    s = norm_name(label)
+    s = common.norm_name(label)
     m = re.match(rf"^(?:number of )?attendances? (?:over|>) ?4 ?(?:hrs|hours) (booked appointments? )?{_DEPT}$", s)
     if m:
         return f"over4_{'booked_' if m.group(1) else ''}{_dept(m.group(2))}"
@@ -92,13 +83,13 @@ def _read_one(path: Path | str) -> pd.DataFrame:
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     out = pd.DataFrame(index=raw.index)
     # period: ISO ``period`` (shared copy) preferred over the ``Period`` label (MSitAE-MONTH-YEAR)
-    period_cols = [c for c in raw.columns if norm_name(c) == "period"]
+    period_cols = [c for c in raw.columns if common.norm_name(c) == "period"]
     if not period_cols:
         raise ValueError(f"{path}: no Period column")
     iso = [c for c in period_cols if raw[c].str.match(r"^\d{4}-\d{2}").all()]
     col = iso[0] if iso else period_cols[0]
     labels = raw[col]
-    out["period"] = parse_months(labels)
+    out["period"] = common.parse_months(labels)
     seen: set[str] = set()
     for c in raw.columns:
         key = canonical_column(c)
@@ -108,7 +99,7 @@ def _read_one(path: Path | str) -> pd.DataFrame:
         if key in ("org_code", "org_name", "region"):
             out[key] = raw[c].astype("string").str.strip()
         else:
-            out[key], _ = to_number(raw[c])
+            out[key], _ = common.to_number(raw[c])
     for key in COUNT_COLUMNS:
         if key not in out:
             if key.startswith(("att_booked", "over4_booked")):
@@ -119,7 +110,7 @@ def _read_one(path: Path | str) -> pd.DataFrame:
         if key not in out:
             out[key] = pd.Series(pd.NA, index=raw.index, dtype="string")
     out["org_code"] = out["org_code"].str.upper()
-    out = out[~is_total_row(out["org_code"], out["org_name"])]
+    out = out[~common.is_total_row(out["org_code"], out["org_name"])]
     return out
 
 
@@ -130,11 +121,7 @@ def read_ae(paths: Path | str | Iterable[Path | str]) -> pd.DataFrame:
     National total rows are dropped; a provider-month appearing twice (a revised file read after
     the original) keeps the last occurrence.
     """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    frames = [_read_one(p) for p in paths]
-    df = pd.concat(frames, ignore_index=True)
-    df = df.drop_duplicates(["period", "org_code"], keep="last")
+    df = common.read_each(paths, _read_one).drop_duplicates(["period", "org_code"], keep="last")
     cols = ["period", "org_code", "org_name", "region"] + COUNT_COLUMNS
     return df[cols].sort_values(["period", "org_code"]).reset_index(drop=True)
 
@@ -142,8 +129,7 @@ def read_ae(paths: Path | str | Iterable[Path | str]) -> pd.DataFrame:
 def quarter_totals(monthly: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Counts summed over the months of ``quarter`` per (successor-mapped) provider, with
     ``attendances``, ``within_4h``, ``emergency_admissions_ae`` and ``months``."""
-    df = monthly[months_in_quarter(monthly["period"], quarter, "A&E")].copy()
-    df["trust_code"] = map_codes(df["org_code"], successors)
+    df = common.quarter_rows(monthly, quarter, "A&E", successors)
     agg = df.groupby("trust_code", as_index=False)[COUNT_COLUMNS].sum(min_count=1)
     agg["months"] = df.groupby("trust_code")["period"].nunique().to_numpy()
     att = [f"att_{d}" for d in DEPTS] + [f"att_booked_{d}" for d in DEPTS]
@@ -161,8 +147,8 @@ def ae_observations(monthly: pd.DataFrame, quarter: str, successors: Mapping[str
     agg = quarter_totals(monthly, quarter, successors)
     return pd.concat(
         [
-            ratio_observations(agg, quarter, "ae_4hr", "within_4h", "attendances"),
-            ratio_observations(agg, quarter, "ae_12hr_dta", "dta_12h", "emergency_admissions_ae"),
+            common.ratio_observations(agg, quarter, "ae_4hr", "within_4h", "attendances"),
+            common.ratio_observations(agg, quarter, "ae_12hr_dta", "dta_12h", "emergency_admissions_ae"),
         ],
         ignore_index=True,
     )
@@ -176,7 +162,7 @@ def type1_providers(monthly: pd.DataFrame, quarter: str, successors: Mapping[str
 
 def national_month(monthly: pd.DataFrame, month) -> dict[str, float]:
     """England totals of one month (all providers): attendances, 4-hour share, 12 h DTA waits."""
-    m = monthly[monthly["period"] == parse_month(month)]
+    m = monthly[monthly["period"] == common.parse_month(month)]
     att = m[[c for c in COUNT_COLUMNS if c.startswith("att_")]].to_numpy().sum()
     over = m[[c for c in COUNT_COLUMNS if c.startswith("over4_")]].to_numpy().sum()
     return {

@@ -38,18 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaguetables.inputs.sources.common import (
-    MONTHS,
-    is_total_row,
-    map_codes,
-    months_in_quarter,
-    norm_name,
-    parse_month,
-    parse_months,
-    ratio_observations,
-    sum_by,
-    to_number,
-)
+from leaguetables.inputs.sources import common
 
 METRIC_BY_STANDARD = {"FDS": "cancer_fds_28d", "31D": "cancer_31d", "62D": "cancer_62d"}
 
@@ -73,7 +62,7 @@ _ALIASES = {
 
 def standard_code(label: str) -> str:
     """``28-day FDS`` → ``FDS``; ``31-day Combined`` → ``31D``; ``62-day Combined`` → ``62D``."""
-    s = norm_name(label)
+    s = common.norm_name(label)
     if "fds" in s or "faster diagnosis" in s or s.startswith("28"):
         return "FDS"
     m = re.match(r"^(31|62)", s)
@@ -84,7 +73,7 @@ def standard_code(label: str) -> str:
 
 def _month_from_year(year: str, month: str) -> pd.Timestamp:
     first = int(str(year)[:4])
-    mon = next(v for k, v in MONTHS.items() if k.startswith(str(month).strip().upper()[:3]))
+    mon = next(v for k, v in common.MONTHS.items() if k.startswith(str(month).strip().upper()[:3]))
     return pd.Timestamp(year=first if mon >= 4 else first + 1, month=mon, day=1)
 
 
@@ -93,18 +82,18 @@ def _read_one(path: Path | str) -> pd.DataFrame:
     counts = {"total treated", "total", "within standard", "breaches"}
     raw = pd.read_csv(
         path,
-        dtype={c: str for c in header if norm_name(c) not in counts},
+        dtype={c: str for c in header if common.norm_name(c) not in counts},
         keep_default_na=False,
         na_values=[""],
         encoding="utf-8-sig",
     )
-    raw = raw.rename(columns={c: _ALIASES[norm_name(c)] for c in raw.columns if norm_name(c) in _ALIASES})
+    raw = raw.rename(columns={c: _ALIASES[common.norm_name(c)] for c in raw.columns if common.norm_name(c) in _ALIASES})
     missing = {"standard", "org_code", "total", "within"} - set(raw.columns)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
     out = pd.DataFrame(index=raw.index)
     if "period" in raw and raw["period"].notna().all():
-        out["period"] = parse_months(raw["period"])
+        out["period"] = common.parse_months(raw["period"])
     else:
         out["period"] = [_month_from_year(y, m) for y, m in zip(raw["year"], raw["month"])]
     out["standard"] = raw["standard"].map({v: standard_code(v) for v in raw["standard"].unique()})
@@ -115,18 +104,16 @@ def _read_one(path: Path | str) -> pd.DataFrame:
             if col in raw
             else pd.Series("", index=raw.index, dtype="string")
         )
-    out["total"], s1 = to_number(raw["total"])
-    out["within"], s2 = to_number(raw["within"])
+    out["total"], s1 = common.to_number(raw["total"])
+    out["within"], s2 = common.to_number(raw["within"])
     out["suppressed"] = s1 | s2
-    return out[~is_total_row(out["org_code"])]
+    return out[~common.is_total_row(out["org_code"])]
 
 
 def read_cwt(paths: Path | str | Iterable[Path | str]) -> pd.DataFrame:
     """Detail rows of one or several provider extracts: ``period, standard (FDS/31D/62D),
     org_code, stage_route, modality, cancer_type, total, within, suppressed``."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    return pd.concat([_read_one(p) for p in paths], ignore_index=True)
+    return common.read_each(paths, _read_one)
 
 
 def provider_months(detail: pd.DataFrame) -> pd.DataFrame:
@@ -135,7 +122,7 @@ def provider_months(detail: pd.DataFrame) -> pd.DataFrame:
     is_all = df["modality"].fillna("").eq("ALL MODALITIES")
     has_all = is_all.groupby([df["period"], df["standard"], df["org_code"]]).transform("any")
     df = df[is_all | ~has_all]
-    return sum_by(df, ["period", "standard", "org_code"], ["total", "within"], any_flags=["suppressed"])
+    return common.sum_by(df, ["period", "standard", "org_code"], ["total", "within"], any_flags=["suppressed"])
 
 
 def cancer_observations(
@@ -143,20 +130,19 @@ def cancer_observations(
 ) -> pd.DataFrame:
     """``cancer_fds_28d``, ``cancer_31d``, ``cancer_62d`` observations of one quarter."""
     months = provider_months(detail)
-    months = months[months_in_quarter(months["period"], quarter, "cancer waiting times")].copy()
-    months["trust_code"] = map_codes(months["org_code"], successors)
+    months = common.quarter_rows(months, quarter, "cancer waiting times", successors)
     parts = []
     for std, metric_id in METRIC_BY_STANDARD.items():
         m = months[months["standard"] == std]
-        agg = sum_by(m, "trust_code", ["total", "within"], all_flags=["suppressed"])
-        parts.append(ratio_observations(agg, quarter, metric_id, "within", "total", "suppressed"))
+        agg = common.sum_by(m, "trust_code", ["total", "within"], all_flags=["suppressed"])
+        parts.append(common.ratio_observations(agg, quarter, metric_id, "within", "total", "suppressed"))
     return pd.concat(parts, ignore_index=True)
 
 
 def national_month(detail: pd.DataFrame, month) -> dict[str, dict[str, float]]:
     """England totals of one month per standard: ``{std: {total, within, share}}``."""
     pm = provider_months(detail)
-    pm = pm[pm["period"] == parse_month(month)]
+    pm = pm[pm["period"] == common.parse_month(month)]
     out = {}
     for std, g in pm.groupby("standard"):
         out[std] = {

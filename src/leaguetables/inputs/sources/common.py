@@ -16,7 +16,7 @@ is ``../shared/data/real`` relative to the repository root (``DEFAULT_RAW_DIR``)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +183,23 @@ def months_in_quarter(periods: pd.Series, quarter: str, source: str) -> pd.Serie
         span = f"{have[0]:%Y-%m} to {have[-1]:%Y-%m}" if have else "nothing"
         raise NoDataForQuarter(f"{source}: no month of {quarter} in the data (have {span})")
     return mask
+
+
+def quarter_rows(
+    monthly: pd.DataFrame, quarter: str, source: str, successors: Mapping[str, str] | None
+) -> pd.DataFrame:
+    """The rows of a monthly table (``period``, ``org_code``) whose month lies in ``quarter`` (raises if none, naming
+    ``source``), with ``trust_code``: the organisation's code mapped to its successor."""
+    rows = monthly[months_in_quarter(monthly["period"], quarter, source)].copy()
+    rows["trust_code"] = map_codes(rows["org_code"], successors)
+    return rows
+
+
+def read_each(paths: Path | str | Iterable[Path | str], read_one: Callable[[Path | str], pd.DataFrame]) -> pd.DataFrame:
+    """``read_one`` of one file or of each of several files, stacked in order (index renumbered)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    return pd.concat([read_one(p) for p in paths], ignore_index=True)
 
 
 # ------------------------------------------------------------------------ parsing utilities

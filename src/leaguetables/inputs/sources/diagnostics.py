@@ -29,22 +29,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaguetables.inputs.sources.common import (
-    is_total_row,
-    map_codes,
-    norm_name,
-    parse_month,
-    parse_months,
-    ratio_observations,
-    read_renamed,
-    snapshot_month,
-    sum_by,
-    to_number,
-)
+from leaguetables.inputs.sources import common
 
 
 def canonical_column(label: str) -> str | None:
-    s = norm_name(label)
+    s = common.norm_name(label)
     if s == "period":
         return "period"
     if s in ("provider code", "org code", "provider org code"):
@@ -67,15 +56,15 @@ def canonical_column(label: str) -> str | None:
 
 
 def _read_one(path: Path | str, period=None) -> pd.DataFrame:
-    raw = read_renamed(path, canonical_column)
+    raw = common.read_renamed(path, canonical_column)
     missing = {"org_code", "waiting_list", "waiting_6plus"} - set(raw.columns)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
     out = pd.DataFrame(index=raw.index)
     if period is not None:
-        out["period"] = parse_month(period)
+        out["period"] = common.parse_month(period)
     elif "period" in raw:
-        out["period"] = parse_months(raw["period"])
+        out["period"] = common.parse_months(raw["period"])
     else:
         raise ValueError(f"{path}: no period column; pass period='YYYY-MM'")
     out["org_code"] = raw["org_code"].astype("string").str.strip().str.upper()
@@ -85,12 +74,12 @@ def _read_one(path: Path | str, period=None) -> pd.DataFrame:
     supp = pd.Series(False, index=raw.index)
     for col in ("waiting_list", "waiting_6plus", "waiting_13plus"):
         if col in raw:
-            out[col], s = to_number(raw[col])
+            out[col], s = common.to_number(raw[col])
             supp |= s
         else:
             out[col] = float("nan")
     out["suppressed"] = supp
-    out = out[~is_total_row(out["org_code"], out["org_name"])]
+    out = out[~common.is_total_row(out["org_code"], out["org_name"])]
     if "test_name" in raw:
         is_total = out["test_name"].str.upper().eq("TOTAL").fillna(False)
         if is_total.any():
@@ -101,10 +90,8 @@ def _read_one(path: Path | str, period=None) -> pd.DataFrame:
 def read_dm01(paths: Path | str | Iterable[Path | str], period=None) -> pd.DataFrame:
     """Provider rows ``period, org_code, org_name, region_code, waiting_list, waiting_6plus,
     waiting_13plus, suppressed`` (one row per provider-month, summed over tests if needed)."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    df = pd.concat([_read_one(p, period) for p in paths], ignore_index=True)
-    return sum_by(
+    df = common.read_each(paths, lambda path: _read_one(path, period))
+    return common.sum_by(
         df,
         ["period", "org_code"],
         ["waiting_list", "waiting_6plus", "waiting_13plus"],
@@ -117,15 +104,15 @@ def dm01_observations(
     dm01: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None, allow_earlier: bool = False
 ) -> pd.DataFrame:
     """``diag_6wk`` observations: month-end snapshot of the last month of ``quarter``."""
-    month = snapshot_month(dm01["period"].unique(), quarter, allow_earlier)
+    month = common.snapshot_month(dm01["period"].unique(), quarter, allow_earlier)
     df = dm01[dm01["period"] == month].copy()
-    df["trust_code"] = map_codes(df["org_code"], successors)
-    agg = sum_by(df, "trust_code", ["waiting_list", "waiting_6plus"], all_flags=["suppressed"])
-    return ratio_observations(agg, quarter, "diag_6wk", "waiting_6plus", "waiting_list", "suppressed")
+    df["trust_code"] = common.map_codes(df["org_code"], successors)
+    agg = common.sum_by(df, "trust_code", ["waiting_list", "waiting_6plus"], all_flags=["suppressed"])
+    return common.ratio_observations(agg, quarter, "diag_6wk", "waiting_6plus", "waiting_list", "suppressed")
 
 
 def national_month(dm01: pd.DataFrame, month) -> dict[str, float]:
-    m = dm01[dm01["period"] == parse_month(month)]
+    m = dm01[dm01["period"] == common.parse_month(month)]
     return {
         "waiting_list": float(m["waiting_list"].sum()),
         "waiting_6plus": float(m["waiting_6plus"].sum()),

@@ -26,17 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaguetables.inputs.sources.common import (
-    is_total_row,
-    map_codes,
-    months_in_quarter,
-    norm_name,
-    parse_month,
-    parse_months,
-    ratio_observations,
-    sum_by,
-    to_number,
-)
+from leaguetables.inputs.sources import common
 
 _ALIASES = {
     "month": "period",
@@ -70,37 +60,34 @@ ORG_TYPES = {
 }
 
 
+def _canonical_column(label: str) -> str | None:
+    return _ALIASES.get(common.norm_name(label))
+
+
+def _read_one(path: Path | str) -> pd.DataFrame:
+    raw = common.read_renamed(path, _canonical_column)
+    if not {"org_code", "lost", "available"} <= set(raw.columns):
+        raise ValueError(f"{path}: needs ORG_CODE, FTE_DAYS_LOST, FTE_DAYS_AVAILABLE")
+    out = pd.DataFrame(index=raw.index)
+    if "period" in raw:
+        out["period"] = common.parse_months(raw["period"])
+    elif "date" in raw:
+        out["period"] = common.parse_months(raw["date"])
+    else:
+        raise ValueError(f"{path}: no DATE column")
+    out["org_code"] = raw["org_code"].astype("string").str.strip().str.upper()
+    for col in ("org_name", "org_type", "region_code"):
+        out[col] = raw[col].astype("string").str.strip() if col in raw else pd.NA
+    out["lost"], s1 = common.to_number(raw["lost"])
+    out["available"], s2 = common.to_number(raw["available"])
+    out["suppressed"] = s1 | s2
+    return out[~common.is_total_row(out["org_code"], out["org_name"])]
+
+
 def read_sickness(paths: Path | str | Iterable[Path | str]) -> pd.DataFrame:
     """Organisation-month rows ``period, org_code, org_name, org_type, region_code, lost,
     available, suppressed``."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    frames = []
-    for path in paths:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        names: dict[str, str] = {}
-        for c in raw.columns:
-            key = _ALIASES.get(norm_name(c))
-            if key and key not in names.values():
-                names[c] = key
-        raw = raw.rename(columns=names)
-        if not {"org_code", "lost", "available"} <= set(raw.columns):
-            raise ValueError(f"{path}: needs ORG_CODE, FTE_DAYS_LOST, FTE_DAYS_AVAILABLE")
-        out = pd.DataFrame(index=raw.index)
-        if "period" in raw:
-            out["period"] = parse_months(raw["period"])
-        elif "date" in raw:
-            out["period"] = parse_months(raw["date"])
-        else:
-            raise ValueError(f"{path}: no DATE column")
-        out["org_code"] = raw["org_code"].astype("string").str.strip().str.upper()
-        for col in ("org_name", "org_type", "region_code"):
-            out[col] = raw[col].astype("string").str.strip() if col in raw else pd.NA
-        out["lost"], s1 = to_number(raw["lost"])
-        out["available"], s2 = to_number(raw["available"])
-        out["suppressed"] = s1 | s2
-        frames.append(out[~is_total_row(out["org_code"], out["org_name"])])
-    df = pd.concat(frames, ignore_index=True).drop_duplicates(["period", "org_code"], keep="last")
+    df = common.read_each(paths, _read_one).drop_duplicates(["period", "org_code"], keep="last")
     return df.sort_values(["period", "org_code"]).reset_index(drop=True)
 
 
@@ -108,10 +95,9 @@ def sickness_observations(
     sickness: pd.DataFrame, quarter: str, successors: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
     """``sickness_absence`` observations of one quarter."""
-    df = sickness[months_in_quarter(sickness["period"], quarter, "sickness absence")].copy()
-    df["trust_code"] = map_codes(df["org_code"], successors)
-    agg = sum_by(df, "trust_code", ["lost", "available"], all_flags=["suppressed"])
-    return ratio_observations(agg, quarter, "sickness_absence", "lost", "available", "suppressed")
+    df = common.quarter_rows(sickness, quarter, "sickness absence", successors)
+    agg = common.sum_by(df, "trust_code", ["lost", "available"], all_flags=["suppressed"])
+    return common.ratio_observations(agg, quarter, "sickness_absence", "lost", "available", "suppressed")
 
 
 def organisation_types(sickness: pd.DataFrame) -> pd.DataFrame:
@@ -138,7 +124,7 @@ def latest_names(sickness: pd.DataFrame, as_of=None) -> pd.Series:
 
 def national_month(sickness: pd.DataFrame, month, org_type: str | None = None) -> float:
     """England sickness absence rate of one month (optionally one organisation type)."""
-    m = sickness[sickness["period"] == parse_month(month)]
+    m = sickness[sickness["period"] == common.parse_month(month)]
     if org_type is not None:
         m = m[m["org_type"].str.lower() == org_type.lower()]
     return float(m["lost"].sum() / m["available"].sum())
