@@ -38,7 +38,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from numbers import Real
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,7 @@ __all__ = [
     "exact_limits",
     "is_rare",
     "robust_funnel",
+    "FunnelOptions",
     "funnel",
     "expected_flags",
     "limits_grid",
@@ -967,50 +968,44 @@ def _robust_limits_at(
     return _limits_at(data_type, sr_method, precision, target, theta0, tau2, confidence, True, None)
 
 
+class FunnelOptions(TypedDict, total=False):
+    """The keyword arguments :func:`funnel` passes on: to :func:`robust_funnel` ``trim_by``, ``sr_scale``,
+    ``pr_scale``, ``limits``, ``rare_expected``, ``target`` and ``groups``; to :func:`spiegelhalter` ``trim_by``,
+    ``sr_method``, ``compat``, ``target`` and ``groups`` (their defaults are the methods' own)."""
+
+    trim_by: float
+    sr_method: str
+    compat: str | None
+    sr_scale: str
+    pr_scale: str
+    limits: str
+    rare_expected: float
+    target: float | None
+    groups: Any
+
+
+#: The options of :class:`FunnelOptions` each method takes.
+METHOD_OPTIONS = {
+    METHOD_ROBUST: ("trim_by", "sr_scale", "pr_scale", "limits", "rare_expected", "target", "groups"),
+    METHOD_SPIEGELHALTER: ("trim_by", "sr_method", "compat", "target", "groups"),
+}
+
+
 def funnel(
-    numerator,
-    denominator,
-    data_type: str = "SR",
-    *,
-    method: str = METHOD_ROBUST,
-    trim_by: float = 0.1,
-    sr_method: str = "SHMI",
-    compat: str | None = None,
-    sr_scale: str = "sqrt",
-    pr_scale: str = "logit",
-    limits: str = "auto",
-    rare_expected: float = 10.0,
-    target: float | None = None,
-    groups=None,
+    numerator, denominator, data_type: str = "SR", *, method: str = METHOD_ROBUST, **options: Unpack[FunnelOptions]
 ) -> FunnelResult:
     """A funnel by the configured method: ``"robust"`` (:func:`robust_funnel`, the project's default) or
     ``"spiegelhalter"`` (:func:`spiegelhalter`, which reproduces SHMI / FunnelPlotR exactly: ``sr_method``,
-    ``compat``).  Arguments not used by the chosen method are ignored."""
+    ``compat``).  Options (:class:`FunnelOptions`) not used by the chosen method are ignored."""
+    unknown = sorted(set(options) - FunnelOptions.__optional_keys__)
+    if unknown:
+        raise TypeError(f"funnel() got unexpected keyword arguments {unknown}")
+    if method not in METHOD_OPTIONS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    used: dict[str, Any] = {name: value for name, value in options.items() if name in METHOD_OPTIONS[method]}
     if method == METHOD_ROBUST:
-        return robust_funnel(
-            numerator,
-            denominator,
-            data_type,
-            trim_by=trim_by,
-            sr_scale=sr_scale,
-            pr_scale=pr_scale,
-            limits=limits,
-            rare_expected=rare_expected,
-            target=target,
-            groups=groups,
-        )
-    if method == METHOD_SPIEGELHALTER:
-        return spiegelhalter(
-            numerator,
-            denominator,
-            data_type=data_type,
-            sr_method=sr_method,
-            trim_by=trim_by,
-            target=target,
-            compat=compat,
-            groups=groups,
-        )
-    raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        return robust_funnel(numerator, denominator, data_type, **used)
+    return spiegelhalter(numerator, denominator, data_type=data_type, **used)
 
 
 def expected_flags(n_tested: int, confidence: float) -> float:
