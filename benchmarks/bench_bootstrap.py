@@ -67,7 +67,7 @@ def main() -> None:
             reg["trust_type"],
             reg["deficit"],
             no,
-            "quartiles_within_type",
+            scoring.LeagueRules("quartiles_within_type"),
             replicates=args.replicates,
             seed=20260331 + r,
         )

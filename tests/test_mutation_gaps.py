@@ -201,7 +201,7 @@ def test_the_financial_override_applies_in_every_bootstrap_replicate(demo_inputs
     deficit = pd.Series([True, False, False, False], index=list("ABCD"))
     no = pd.Series(False, index=list("ABCD"))
     got = scoring.joint_bootstrap(
-        df, typ, deficit, no, "fixed_thresholds", (1.5, 2.5, 3.5), replicates=50, seed=1
+        df, typ, deficit, no, scoring.LeagueRules("fixed_thresholds", (1.5, 2.5, 3.5)), replicates=50, seed=1
     ).set_index("trust_code")
     assert got.loc["A", "p_segment_3"] == 1.0 and got.loc["B", "p_segment_1"] == 1.0
 

@@ -328,7 +328,13 @@ def test_simulation_rank_interval_coverage_and_calibration():
         idx = pd.Index(qd.codes)
         no = pd.Series(False, index=idx)
         nof = scoring.joint_bootstrap(
-            qd.observed_scores(), pd.Series("acute", index=idx), no, no, "quartiles_within_type", replicates=150, seed=1
+            qd.observed_scores(),
+            pd.Series("acute", index=idx),
+            no,
+            no,
+            scoring.LeagueRules("quartiles_within_type"),
+            replicates=150,
+            seed=1,
         ).set_index("trust_code")
         nof = nof.reindex(idx)
         cover_nof.append(((nof["rank_lower"] <= trank) & (trank <= nof["rank_upper"])).mean())
@@ -360,7 +366,7 @@ def test_simulation_change_test_size_and_power():
             pd.Series("acute", index=idx),
             no,
             no,
-            "quartiles_within_type",
+            scoring.LeagueRules("quartiles_within_type"),
             replicates=150,
             seed=2,
         ).set_index("trust_code")

@@ -417,8 +417,8 @@ def test_bootstrap_deterministic_and_consistent():
     a1 = sc.likely_range_average(df, 1500, seed=7)
     a2 = sc.likely_range_average(df, 1500, seed=7)
     pd.testing.assert_frame_equal(a1, a2)
-    j1 = sc.joint_bootstrap(df, typ, no, no, "quartiles_within_type", replicates=1500, seed=7)
-    j2 = sc.joint_bootstrap(df, typ, no, no, "quartiles_within_type", replicates=1500, seed=7)
+    j1 = sc.joint_bootstrap(df, typ, no, no, sc.LeagueRules("quartiles_within_type"), replicates=1500, seed=7)
+    j2 = sc.joint_bootstrap(df, typ, no, no, sc.LeagueRules("quartiles_within_type"), replicates=1500, seed=7)
     pd.testing.assert_frame_equal(j1, j2)
     pd.testing.assert_frame_equal(j1[["trust_code", "average_lower", "average_upper"]], a1)
     p = j1[[f"p_segment_{k}" for k in range(1, 5)]].sum(axis=1)
@@ -438,9 +438,9 @@ def test_joint_bootstrap_no_variation_and_override():
     typ = pd.Series("X", index=list("ABCD"))
     deficit = pd.Series([True, False, False, False], index=list("ABCD"))
     no = pd.Series(False, index=list("ABCD"))
-    got = sc.joint_bootstrap(df, typ, deficit, no, "quartiles_within_type", replicates=200, seed=1).set_index(
-        "trust_code"
-    )
+    got = sc.joint_bootstrap(
+        df, typ, deficit, no, sc.LeagueRules("quartiles_within_type"), replicates=200, seed=1
+    ).set_index("trust_code")
     assert got["rank_lower"].tolist() == [2, 1, 3, 4] and got["rank_upper"].tolist() == [2, 1, 3, 4]
     assert got.loc["A", "p_segment_3"] == 1.0 and got.loc["B", "p_segment_2"] == 1.0
 
@@ -451,12 +451,21 @@ def test_joint_bootstrap_fixed_vs_recomputed_cuts():
     df = _demo_scores(n_trusts=8, k=6)
     typ = pd.Series("X", index=sorted(df["trust_code"].unique()))
     no = pd.Series(False, index=typ.index)
-    a = sc.joint_bootstrap(df, typ, no, no, "fixed_thresholds", (1.5, 2.5, 3.5), replicates=500, seed=2)
+    a = sc.joint_bootstrap(df, typ, no, no, sc.LeagueRules("fixed_thresholds", (1.5, 2.5, 3.5)), replicates=500, seed=2)
     b = sc.joint_bootstrap(
-        df, typ, no, no, "fixed_thresholds", (1.5, 2.5, 3.5), replicates=500, seed=2, recompute_cuts=True
+        df,
+        typ,
+        no,
+        no,
+        sc.LeagueRules("fixed_thresholds", (1.5, 2.5, 3.5)),
+        replicates=500,
+        seed=2,
+        recompute_cuts=True,
     )
     pd.testing.assert_frame_equal(a, b)
-    c = sc.joint_bootstrap(df, typ, no, no, "quartiles_within_type", replicates=500, seed=2, recompute_cuts=True)
+    c = sc.joint_bootstrap(
+        df, typ, no, no, sc.LeagueRules("quartiles_within_type"), replicates=500, seed=2, recompute_cuts=True
+    )
     np.testing.assert_allclose(c[[f"p_segment_{k}" for k in range(1, 5)]].sum(axis=1), 1.0)
 
 

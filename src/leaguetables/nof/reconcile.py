@@ -325,10 +325,9 @@ def _likely_range_parts(
             tt,
             s["in_financial_deficit"].astype(bool),
             pd.Series(False, index=s.index),
-            "quartiles_pooled",
+            scoring.LeagueRules("quartiles_pooled", pool_types=present),
             replicates=replicates,
             seed=seed,
-            pool_types=present,
         ).set_index("trust_code")
         for col, tol in (("average_lower", 0.02), ("average_upper", 0.02), ("rank_lower", 1), ("rank_upper", 1)):
             parts.append(

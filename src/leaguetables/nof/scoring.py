@@ -32,7 +32,8 @@ Half-up is used as the conventional rule.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,7 @@ __all__ = [
     "apply_segment_5",
     "rank_league",
     "likely_range_average",
+    "LeagueRules",
     "joint_bootstrap",
     "build_league_table",
 ]
@@ -68,6 +70,26 @@ Direction = Literal["higher_better", "lower_better"]
 SegmentationRule = Literal["quartiles_within_type", "quartiles_pooled", "quartiles_over_population", "fixed_thresholds"]
 DIRECTIONS = ("higher_better", "lower_better")
 SEGMENTATION_RULES = ("quartiles_within_type", "quartiles_pooled", "quartiles_over_population", "fixed_thresholds")
+
+
+@dataclass(frozen=True)
+class LeagueRules:
+    """The rules that turn a quarter's scores into segments and ranks, as :func:`build_league_table` applies them
+    and :func:`joint_bootstrap` re-applies them in every replicate: the segmentation rule with its fixed
+    ``thresholds`` or configured ``population_average`` and the trust types ``pool_types`` pooled by
+    ``"quartiles_pooled"`` (see :func:`assign_segments`), the scoring functions of the combine groups
+    ``combine_rules`` (see :func:`combine_scores`), and the financial override (a trust in deficit in one of
+    ``from_segments`` moves to ``to_segment``: see :func:`apply_financial_override`)."""
+
+    segmentation_rule: SegmentationRule
+    thresholds: Any = None
+    population_average: Any = None
+    pool_types: Sequence[str] | None = None
+    combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None
+    from_segments: Sequence[int] = (1, 2)
+    to_segment: int = 3
+
+
 #: NHS England's 4×4 combined-finance lookup (OF1080): row = planned surplus/deficit score OF1079 (1–4),
 #: column = year-to-date variance-to-plan score OF1081 (1–4). Every cell observed in the published acute Q1
 #: 2025/26 and MH Q1–Q4 2025/26 files is reproduced (378 trust-quarters, 100%); see :func:`combine_finance`.
@@ -789,37 +811,44 @@ def likely_range_average(
     )
 
 
-def _joint_replicates(
-    scores: pd.DataFrame,
-    trust_type: pd.Series,
-    deficit: pd.Series,
-    deficit_support: pd.Series,
-    segmentation_rule: str,
-    thresholds,
-    population_average,
-    replicates: int,
-    seed: int,
-    recompute_cuts: bool,
-    combine_rules,
-    pool_types=None,
-    from_segments: Sequence[int] = (1, 2),
-    to_segment: int = 3,
-) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Replicate arrays of the joint bootstrap: (trusts, means, adjusted segments, ranks), each (B, n)."""
-    if segmentation_rule not in SEGMENTATION_RULES:
-        raise ValueError(f"segmentation rule must be one of {SEGMENTATION_RULES}, got {segmentation_rule!r}")
-    units = combine_scores(scores, combine_rules)
-    trusts = sorted(units["trust_code"].unique())
+def _joint_inputs(
+    scores: pd.DataFrame, trust_type: pd.Series, deficit: pd.Series, deficit_support: pd.Series, rules: LeagueRules
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """The joint bootstrap's scored units (combined), trust types and deficit flags (either flag), by trust code
+    (sorted), with a one-line error for an unknown segmentation rule or a trust with no type."""
+    if rules.segmentation_rule not in SEGMENTATION_RULES:
+        raise ValueError(f"segmentation rule must be one of {SEGMENTATION_RULES}, got {rules.segmentation_rule!r}")
+    units = combine_scores(scores, rules.combine_rules)
+    trusts = pd.Index(sorted(units["trust_code"].unique()))
     tt = trust_type.reindex(trusts)
     if tt.isna().any():
         raise ValueError(f"trust_type is missing for {sorted(tt.index[tt.isna()])[:10]}")
-    in_deficit = (
-        _as_bool(deficit, pd.Index(trusts), "deficit") | _as_bool(deficit_support, pd.Index(trusts), "deficit_support")
-    ).to_numpy()
+    in_deficit = _as_bool(deficit, trusts, "deficit") | _as_bool(deficit_support, trusts, "deficit_support")
+    return units, tt, in_deficit.to_numpy()
+
+
+def _joint_replicates(
+    units: pd.DataFrame,
+    tt: pd.Series,
+    in_deficit: np.ndarray,
+    rules: LeagueRules,
+    replicates: int,
+    seed: int,
+    recompute_cuts: bool,
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Replicate arrays of the joint bootstrap (inputs from :func:`_joint_inputs`): (trusts, means, adjusted
+    segments, ranks), each (B, n)."""
+    segmentation_rule, pool_types = rules.segmentation_rule, rules.pool_types
+    trusts = list(tt.index)
     # cut points of the observed quarter (used unless within-type quartiles are recomputed per replicate)
     observed = _weighted_average(units, ["trust_code"], 2).set_index("trust_code")["average_score"]
     fixed_cuts = _cut_points(
-        observed.reindex(trusts), tt, segmentation_rule, thresholds, population_average, pool_types=pool_types
+        observed.reindex(trusts),
+        tt,
+        segmentation_rule,
+        rules.thresholds,
+        rules.population_average,
+        pool_types=pool_types,
     )
 
     b = int(replicates)
@@ -843,7 +872,8 @@ def _joint_replicates(
         else:
             cuts = np.asarray(fixed_cuts[t], dtype=float)[:, None, None]
         seg = _segment_from_cuts(a, cuts)
-        seg = np.where(_overridden(seg, in_deficit[cols][None, :], from_segments), int(to_segment), seg).astype(np.int8)
+        moved = _overridden(seg, in_deficit[cols][None, :], rules.from_segments)
+        seg = np.where(moved, int(rules.to_segment), seg).astype(np.int8)
         segs[:, cols] = seg
         key = seg.astype(np.int64) * 100_000 + cents[:, cols]
         ranks[:, cols] = _competition_rank_rows(key)
@@ -855,30 +885,25 @@ def joint_bootstrap(
     trust_type: pd.Series,
     deficit: pd.Series,
     deficit_support: pd.Series,
-    segmentation_rule: SegmentationRule,
-    thresholds=None,
-    population_average=None,
+    rules: LeagueRules,
     *,
     replicates: int,
     seed: int,
     level: float = 0.95,
     recompute_cuts: bool = False,
-    combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
-    pool_types: Sequence[str] | None = None,
-    from_segments: Sequence[int] = (1, 2),
-    to_segment: int = 3,
 ) -> pd.DataFrame:
     """Likely ranges of average and rank, and segment probabilities, from one joint bootstrap.
 
-    ``pool_types`` (keyword) is passed to the cut points of ``"quartiles_pooled"`` (see :func:`assign_segments`);
-    with ``recompute_cuts=True`` the pooled quartiles are recomputed from each replicate's pooled averages.
+    ``rules`` are the quarter's segmentation, combination and override rules (:class:`LeagueRules`); with
+    ``"quartiles_pooled"`` and ``recompute_cuts=True`` the pooled quartiles are recomputed from each replicate's
+    pooled averages.
 
     In every replicate every trust's scored units are resampled (as :func:`likely_range_average`) and its
     average rounded half up to 2 dp; the trust's segment is re-derived from that average; the financial
     override is re-applied from the (fixed) deficit flags; and the whole type is re-ranked by (adjusted
     segment, average) with competition ranks.
 
-    The cut points are those of the observed quarter (from ``segmentation_rule``), held fixed across
+    The cut points are those of the observed quarter (from ``rules``), held fixed across
     replicates — this reproduces NHS England's published Q4 2025/26 likely ranges of rank (all 61 trusts
     within ±1; see the reconciliation). With ``recompute_cuts=True`` and within-type quartiles, the quartiles
     are recomputed from each replicate's averages instead, so the ranges also carry the uncertainty of the
@@ -892,22 +917,8 @@ def joint_bootstrap(
     England, which publishes no such figure; segment 5 is a judgement and is not simulated).
     """
     q = _check_level(level, replicates)
-    trusts, means, segs, ranks = _joint_replicates(
-        scores,
-        trust_type,
-        deficit,
-        deficit_support,
-        segmentation_rule,
-        thresholds,
-        population_average,
-        replicates,
-        seed,
-        recompute_cuts,
-        combine_rules,
-        pool_types,
-        from_segments,
-        to_segment,
-    )
+    units, tt, in_deficit = _joint_inputs(scores, trust_type, deficit, deficit_support, rules)
+    trusts, means, segs, ranks = _joint_replicates(units, tt, in_deficit, rules, replicates, seed, recompute_cuts)
     avg_range = _percentiles(means, q)
     rank_range = np.percentile(ranks, q, axis=0)
     out = pd.DataFrame(
@@ -1011,22 +1022,19 @@ def build_league_table(
         out[f"cut_point_{i + 1}"] = reg["trust_type"].map(lambda t: cuts.get(t, (np.nan,) * 3)[i]).astype(float)  # noqa: B023
     out = out.join(rank_league(adjusted, out["average_score"], reg["trust_type"]))
 
+    rules = LeagueRules(
+        segmentation_rule, thresholds, population_average, pool_types, combine_rules, from_segments, to_segment
+    )
     boot = joint_bootstrap(
         scores,
         reg["trust_type"],
         flags["deficit"],
         flags["deficit_support"],
-        segmentation_rule,
-        thresholds,
-        population_average,
+        rules,
         replicates=replicates,
         seed=seed,
         level=level,
         recompute_cuts=recompute_cuts,
-        combine_rules=combine_rules,
-        pool_types=pool_types,
-        from_segments=from_segments,
-        to_segment=to_segment,
     ).set_index("trust_code")
     for col in ("average_lower", "average_upper"):
         out[col] = boot[col].reindex(reg.index)
