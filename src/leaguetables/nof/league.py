@@ -98,15 +98,6 @@ def scores_long(results: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
 
 
 RANKABILITY_COLUMNS = ["metric_id", "trust_type", "n_trusts", "mean_rate", "tau2", "median_se2", "rankability"]
-CALIBRATED_COLUMNS = [
-    "rank_median",
-    "rank_interval_lower",
-    "rank_interval_upper",
-    "rank_interval_probability",
-    "average_interval_lower",
-    "average_interval_upper",
-    *[f"p_segment_{k}" for k in range(1, 5)],
-]
 
 
 def _quarter_data(
@@ -166,7 +157,7 @@ def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: M
     out = table.copy()
     for k in range(1, 5):
         out[f"nof_p_segment_{k}"] = out[f"p_segment_{k}"]
-    for col in CALIBRATED_COLUMNS:
+    for col in summ.columns:  # sampling.summarise's: rank_median, the rank and average intervals, p_segment_1..4
         vals = summ[col].to_numpy()
         integer = col in ("rank_median", "rank_interval_lower", "rank_interval_upper")
         out[col] = pd.array(vals, dtype="Int64") if integer else vals.astype(float)
