@@ -70,9 +70,7 @@ A trust better than the benchmark has no opportunity (0), never a negative one. 
 England figure is the sum over trusts; metrics overlap (a shorter stay and fewer readmissions may release the
 same bed days), so a sum over metrics is an upper bound, as Better Care, Better Value said of its own total.
 
-Public functions: :func:`upper_quartile`, :func:`gap`, :func:`peer_groups`, :func:`quarter_noise`,
-:func:`pooled_ratios`, :func:`shrink`, :func:`metric_opportunity`, :func:`opportunities`,
-:func:`england_summary`, :func:`trust_totals`.
+The public names are those of ``__all__``.
 """
 
 from __future__ import annotations
@@ -85,6 +83,22 @@ from leaguetables.csv_output import TRUST_METRIC_COLUMNS
 from leaguetables.inputs.contract import quarter_key
 from leaguetables.statistics import expected as expected_mod
 from leaguetables.statistics.metrics import peer_table
+
+__all__ = [
+    "COLUMNS",
+    "ESTIMATES",
+    "upper_quartile",
+    "gap",
+    "peer_groups",
+    "quarter_noise",
+    "pooled_ratios",
+    "shrink",
+    "metric_opportunity",
+    "opportunities",
+    "england_summary",
+    "england_total",
+    "trust_totals",
+]
 
 COLUMNS = [
     *TRUST_METRIC_COLUMNS,

@@ -55,11 +55,7 @@ functions the published league uses (:func:`metrics._scores`, :func:`scoring.ave
 compares: if a scoring rule has changed so that the fast path no longer agrees, every replicate is computed by the
 reference path instead (slower, never wrong) and a warning says so.
 
-Public functions
-----------------
-:func:`quarter_data`, :func:`between_trust_variance`, :func:`rankability`, :func:`draw_values`,
-:func:`league_replicates`, :func:`observed_league`, :func:`summarise`, :func:`sample_league`,
-:func:`null_values`, :func:`change_test`.
+The public names are those of ``__all__``.
 """
 
 from __future__ import annotations
