@@ -38,6 +38,14 @@ IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix
 PATH_PARAMETERS = ("work_dir", "out_dir", "trusts", "observations", "demographics", "status", "run", "league")
 PATH_LIST_PARAMETERS = ("metric_results", "revisions")  # comma-separated absolute paths (or empty)
 START_TIMEOUT, EXECUTION_TIMEOUT = 120, 1200  # seconds
+#: The papermill settings of every notebook run, warm or isolated (see :meth:`NotebookWorker._papermill`).
+PAPERMILL_SETTINGS = {
+    "kernel_name": KERNEL_NAME,
+    "progress_bar": False,
+    "start_timeout": START_TIMEOUT,
+    "execution_timeout": EXECUTION_TIMEOUT,
+    "log_output": False,
+}
 
 
 class SessionKernelManager(AsyncKernelManager):
@@ -174,24 +182,26 @@ class NotebookWorker:
         if self.used:
             nb.cells.insert(0, engine.reset_cell())
         self.used += 1
+        self._papermill(
+            nb, notebook, out_path, parameters, km=self.km, engine_name=engine.ENGINE_NAME, client=self.client
+        )
+        return time.perf_counter() - t0
+
+    def _papermill(self, source, notebook: str, out_path: Path, parameters: dict, **options) -> None:
+        """``papermill.execute_notebook`` of ``source`` (the notebook ``notebook``, read or as a path) with the
+        settings of every run (:data:`PAPERMILL_SETTINGS`; the run's folder as the kernel's working directory) and
+        the worker's own ``options``; a failing notebook raises the one-line error of :func:`_failure`."""
         try:
             pm.execute_notebook(
-                nb,
+                source,
                 str(out_path),
                 parameters=parameters,
-                kernel_name=KERNEL_NAME,
-                km=self.km,
-                engine_name=engine.ENGINE_NAME,
-                progress_bar=False,
-                start_timeout=START_TIMEOUT,
-                execution_timeout=EXECUTION_TIMEOUT,
-                log_output=False,
-                client=self.client,
                 resources={"metadata": {"path": str(self.cwd)}},
+                **PAPERMILL_SETTINGS,
+                **options,
             )
         except pm.PapermillExecutionError as exc:
             raise _failure(notebook, parameters, out_path, exc) from None
-        return time.perf_counter() - t0
 
     def _shutdown(self) -> None:
         if self.km is None:
@@ -222,22 +232,14 @@ class IsolatedWorker(NotebookWorker):
         check_parameters(parameters)
         engine.use_absolute_local_io()  # papermill's handler changes directory around every read (see there)
         t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(
-                str(NOTEBOOK_DIR / notebook),
-                str(out_path),
-                parameters=parameters,
-                kernel_name=KERNEL_NAME,
-                progress_bar=False,
-                start_timeout=START_TIMEOUT,
-                execution_timeout=EXECUTION_TIMEOUT,
-                log_output=False,
-                resources={"metadata": {"path": str(self.cwd)}},
-                kernel_manager_class=SessionKernelManager,  # never signals this process's group (see there)
-                coalesce_streams=True,  # as the warm engine does (run/engine.py): the same executed notebooks
-            )
-        except pm.PapermillExecutionError as exc:
-            raise _failure(notebook, parameters, out_path, exc) from None
+        self._papermill(
+            str(NOTEBOOK_DIR / notebook),
+            notebook,
+            out_path,
+            parameters,
+            kernel_manager_class=SessionKernelManager,  # never signals this process's group (see there)
+            coalesce_streams=True,  # as the warm engine does (run/engine.py): the same executed notebooks
+        )
         return time.perf_counter() - t0
 
 
