@@ -94,17 +94,10 @@ class WarmKernelEngine(NBClientEngine):
 
     @classmethod
     def execute_managed_notebook(
-        cls,
-        nb_man,
-        kernel_name,
-        log_output=False,
-        stdout_file=None,
-        stderr_file=None,
-        start_timeout=60,
-        execution_timeout=None,
-        client=None,
-        **kwargs,
+        cls, nb_man, kernel_name, start_timeout=60, execution_timeout=None, client=None, **kwargs
     ):
+        # as papermill's NBClientEngine, whose named log_output, stdout_file and stderr_file are passed on unchanged
+        # here in kwargs (the client's settings of the same names)
         kwargs = remove_args(["input_path"], **kwargs)
         safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
         final_kwargs = merge_kwargs(
@@ -113,9 +106,6 @@ class WarmKernelEngine(NBClientEngine):
             startup_timeout=start_timeout,
             kernel_name=kernel_name,
             log=logger,
-            log_output=log_output,
-            stdout_file=stdout_file,
-            stderr_file=stderr_file,
             coalesce_streams=True,
         )
         nbc = PapermillNotebookClient(nb_man, **final_kwargs)
