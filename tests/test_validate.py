@@ -20,6 +20,8 @@ methods of issue 10 (oe, funnel, ranks, spc branches) and to fail on the methods
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -175,3 +177,35 @@ def test_outlier_scenarios_plant_on_the_funnel_scale_with_the_pooled_quarters():
     between = validate.scenario_arguments("outliers_between", v, base["trusts"], cat, pooled)
     assert between["outlier_scale"] == "between_trust" and "outlier_quarters" not in between
     assert between["outliers"] == args["outliers"]  # the same trusts and directions
+
+
+def test_page_tables_are_the_tables_the_template_shows():
+    """validation_tables.yaml names exactly the tables validation.html.j2 renders (``{{ table(..., oe.columns,
+    oe.rows ...) }}``), each column with a heading and a known cell format; a table-specific heading wins."""
+    template = (validate.pages.TEMPLATE_DIR / "pages" / "validation.html.j2").read_text(encoding="utf-8")
+    shown = set(re.findall(r"(\w+)\.columns, \1\.rows", template)) - {"summary"}
+    specs = validate._page_tables()
+    assert set(specs) == shown
+    table, columns = specs["funnel_metric"]
+    assert table == "funnel_rates_by_metric"
+    assert ("false_flag_95", "Outside 95%", "pct", True) in columns  # the table's own, shorter heading
+    assert ("false_flag_95", "Outside 95% limits", "pct", True) in specs["funnel_type"][1]  # the column's heading
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"columns": {"mcse": ["MCSE", "pct3", True]}}, "unknown cell formats {'mcse': 'pct3'}"),
+        ({"tables": {"oe": {"table": "oe_coverage", "columns": ["mcse", "nope"]}}}, r"table oe: columns \['nope'\]"),
+        ({"tables": {"oe": {"table": "x", "columns": ["mcse"], "headings": {"pass": "R"}}}}, r"\['pass'\]"),
+    ],
+)
+def test_page_tables_refuse_unknown_formats_and_columns(change, message):
+    """A cell format _CELL_FORMATS does not know, or a table column (or heading) not among the columns, is refused
+    on load with a message naming it."""
+    spec = {"columns": {"mcse": ["MCSE", "pct2", True], "pass": ["Result", "pass", False]}, "tables": {}}
+    spec |= change
+    if "columns" in change:
+        spec["columns"] = {**{"pass": ["Result", "pass", False]}, **change["columns"]}
+    with pytest.raises(ValueError, match=message):
+        validate._PageTables.model_validate(spec)

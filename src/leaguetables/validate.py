@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from leaguetables import __version__
 from leaguetables.config import (
@@ -70,6 +71,7 @@ from leaguetables.config import (
     Validation,
     load_catalogue,
     load_methodology,
+    load_yaml_strict,
 )
 from leaguetables.csv_output import write_csv
 from leaguetables.inputs import demo
@@ -1597,137 +1599,49 @@ def _summary_cell(row) -> str:
     return _cell(m, "pct2" if "99.8" in row["figure"] else "pct")
 
 
-#: The study page's tables: context key → (table name, its columns: key, heading, format, numeric).
-_PAGE_TABLES = {
-    "oe": (
-        "oe_coverage",
-        [
-            ("metric", "Metric", "", False),
-            ("trust_type", "Trust type", "type", False),
-            ("trust_years", "Trust results", "int", True),
-            ("coverage", "Coverage", "pct", True),
-            ("mcse", "MCSE", "pct2", True),
-            ("true_below_interval", "True O/E below interval", "pct", True),
-            ("true_above_interval", "True O/E above interval", "pct", True),
-            ("coverage_shrunken_interval", "Coverage of the shrunken O/E interval", "pct", True),
-            ("coverage_given_one_truth", "Coverage given one fixed truth", "pct", True),
-            ("pass", "Result", "pass", False),
-        ],
-    ),
-    "funnel_type": (
-        "funnel_rates",
-        [
-            ("data_type", "Data type", "", False),
-            ("funnels", "Funnels", "int", True),
-            ("trust_results", "Trust results", "int", True),
-            ("false_flag_95", "Outside 95% limits", "pct", True),
-            ("mcse_95", "MCSE", "pct2", True),
-            ("pass_95", "Result (95%)", "pass", False),
-            ("false_flag_998", "Outside 99.8% limits", "pct2", True),
-            ("mcse_998", "MCSE", "pct2", True),
-            ("pass_998", "Result (99.8%)", "pass", False),
-            ("metrics", "Metrics", "", False),
-        ],
-    ),
-    "funnel_metric": (
-        "funnel_rates_by_metric",
-        [
-            ("metric_id", "Metric", "", False),
-            ("trust_type", "Trust type", "type", False),
-            ("data_type", "Data type", "", False),
-            ("method", "Method", "", False),
-            ("false_flag_95", "Outside 95%", "pct", True),
-            ("false_flag_998", "Outside 99.8%", "pct2", True),
-            ("median_phi", "Median φ (as the method reports it)", "f2", True),
-            ("adjusted_limits_share", "Adjusted limits used", "pct", True),
-            ("degenerate_share", "Degenerate", "pct", True),
-        ],
-    ),
-    "detection": (
-        "funnel_detection",
-        [
-            ("scale", "3 SD of", "", False),
-            ("data_type", "Data type", "", False),
-            ("metric_id", "Metric", "", False),
-            ("level", "Limits", "", True),
-            ("planted", "Planted", "int", True),
-            ("detection", "Flagged on the correct side", "pct", True),
-            ("mcse", "MCSE", "pct2", True),
-            ("pass", "Result", "pass", False),
-        ],
-    ),
-    "rank": (
-        "rank_coverage",
-        [
-            ("trust_type", "Trust type", "type", False),
-            ("trust_results", "Trust results", "int", True),
-            ("coverage", "Coverage", "pct", True),
-            ("mcse", "MCSE", "pct2", True),
-            ("mean_interval_width", "Mean width (places)", "f2", True),
-            ("oracle_coverage", "Bayes oracle's coverage (same rule)", "pct", True),
-            ("source", "Interval", "", False),
-            ("pass", "Result", "pass", False),
-        ],
-    ),
-    "brier": (
-        "brier",
-        [
-            ("trust_type", "Trust type", "type", False),
-            ("brier", "Brier score", "f3", True),
-            ("brier_mcse", "MCSE", "f3", True),
-            ("brier_oracle", "Oracle's Brier score", "f3", True),
-            ("ratio", "Ratio", "f2", True),
-            ("ratio_mcse", "MCSE", "f3", True),
-            ("brier_published_segment_frequency", "Frequency of the published segment given the truth", "f3", True),
-            ("pass", "Result", "pass", False),
-        ],
-    ),
-    "reliability": (
-        "reliability",
-        [
-            ("bin_low", "Probability from", "f3", True),
-            ("bin_high", "to", "f3", True),
-            ("n", "Forecasts", "int", True),
-            ("mean_predicted", "Mean probability", "f3", True),
-            ("observed_frequency", "Share in that segment", "f3", True),
-        ],
-    ),
-    "change": (
-        "change_test",
-        [
-            ("measure", "Measure", "", False),
-            ("trust_type", "Trust type", "type", False),
-            ("trust_results", "Trust results", "int", True),
-            ("rate", "Called changed", "pct", True),
-            ("mcse", "MCSE", "pct2", True),
-            ("segment_test_rate", "Segment change beyond chance", "pct", True),
-            ("true_segment_changed", "True segment changed", "pct", True),
-            ("test", "Test", "", False),
-            ("pass", "Result", "pass", False),
-        ],
-    ),
-    "productivity": (
-        "productivity",
-        [
-            ("metric", "Metric", "", False),
-            ("true_total_annual", "True", "money", True),
-            ("mean_published_total_annual", "Published (mean)", "money", True),
-            ("relative_bias", "Bias", "signed_pct", True),
-            ("mcse", "MCSE", "pct2", True),
-            ("pass", "Result", "pass", False),
-        ],
-    ),
-    "overadjust": (
-        "overadjustment",
-        [
-            ("scenario", "Scenario", "", False),
-            ("metric", "Metric", "", False),
-            ("trust_type", "Trust type", "type", False),
-            ("corr_adjusted_oe_true_oe", "Adjusted O/E", "f3", True),
-            ("corr_crude_ratio_true_oe", "Unadjusted ratio", "f3", True),
-        ],
-    ),
-}
+#: The study page's tables (context key → study table, columns, headings), as data beside the page's template.
+PAGE_TABLES_FILE = pages.TEMPLATE_DIR / "pages" / "validation_tables.yaml"
+
+
+class _PageTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: str
+    columns: list[str] = Field(min_length=1)
+    headings: dict[str, str] = {}
+
+
+class _PageTables(BaseModel):
+    """``validation_tables.yaml``: each column's ``[heading, cell format, numeric]`` and each table's columns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    columns: dict[str, tuple[str, str, bool]]
+    tables: dict[str, _PageTable]
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> _PageTables:
+        formats = {c: f for c, (_, f, _) in self.columns.items() if f and f not in _CELL_FORMATS}
+        if formats:
+            raise ValueError(f"unknown cell formats {formats} (known: {sorted(_CELL_FORMATS)})")
+        for key, t in self.tables.items():
+            unknown = [c for c in [*t.columns, *t.headings] if c not in self.columns or c not in t.columns]
+            if unknown:
+                raise ValueError(f"table {key}: columns {unknown} are not in its columns or not in `columns`")
+        return self
+
+    def specs(self) -> dict[str, tuple[str, list[tuple[str, str, str, bool]]]]:
+        """Context key → (study table, ``(column, heading, format, numeric)`` of each column) for :func:`_html_table`."""
+        out = {}
+        for key, t in self.tables.items():
+            cols = [(c, t.headings.get(c, self.columns[c][0]), *self.columns[c][1:]) for c in t.columns]
+            out[key] = (t.table, cols)
+        return out
+
+
+def _page_tables() -> dict[str, tuple[str, list[tuple[str, str, str, bool]]]]:
+    """The study page's tables from :data:`PAGE_TABLES_FILE`."""
+    return _PageTables.model_validate(load_yaml_strict(PAGE_TABLES_FILE.read_text(encoding="utf-8"))).specs()
 
 
 def _summary_table(s: pd.DataFrame) -> dict:
@@ -1837,7 +1751,7 @@ def write_report(
         "files": files,
         "provenance": _provenance(methodology, v, reps),
     }
-    ctx |= {key: _html_table(tables[name], columns) for key, (name, columns) in _PAGE_TABLES.items()}
+    ctx |= {key: _html_table(tables[name], columns) for key, (name, columns) in _page_tables().items()}
     ctx["site_label"] = report.site_label("demo")  # the header's honest label of the source (synthetic demo data)
     page = out / "index.html"
     pages.write(page, pages.render("validation.html.j2", **ctx))
