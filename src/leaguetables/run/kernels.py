@@ -38,14 +38,6 @@ IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix
 PATH_PARAMETERS = ("work_dir", "out_dir", "trusts", "observations", "demographics", "status", "run", "league")
 PATH_LIST_PARAMETERS = ("metric_results", "revisions")  # comma-separated absolute paths (or empty)
 START_TIMEOUT, EXECUTION_TIMEOUT = 120, 1200  # seconds
-#: The papermill settings of every notebook run, warm or isolated (see :meth:`NotebookWorker._papermill`).
-PAPERMILL_SETTINGS = {
-    "kernel_name": KERNEL_NAME,
-    "progress_bar": False,
-    "start_timeout": START_TIMEOUT,
-    "execution_timeout": EXECUTION_TIMEOUT,
-    "log_output": False,
-}
 
 
 class SessionKernelManager(AsyncKernelManager):
@@ -147,6 +139,16 @@ def _failure(notebook: str, parameters: dict, out_path: Path, exc: pm.PapermillE
         f"{exc.ename}: {exc.evalue} (see {FAILED_DIR}/{out_path.parent.parent.name}/"
         f"notebooks/{out_path.name})"
     )
+
+
+#: The papermill settings of every notebook run, warm or isolated (see :meth:`NotebookWorker._papermill`).
+PAPERMILL_SETTINGS = {
+    "kernel_name": KERNEL_NAME,
+    "progress_bar": False,
+    "start_timeout": START_TIMEOUT,
+    "execution_timeout": EXECUTION_TIMEOUT,
+    "log_output": False,
+}
 
 
 class NotebookWorker:
