@@ -582,6 +582,14 @@ def _apc_truth(truth: Truth, cells: Cells, em: dict, re: dict, el: dict, p_readm
     truth.add("trust", "daycase", el["trust"][b], el["proc"][b], el["p_daycase"][b])
 
 
+CHUNK_DATASETS = ("apc", "ae", "op")
+
+
+def chunk_rng(seed: int, quarter_index: int, icb: int, dataset: str) -> np.random.Generator:
+    """The random stream of one chunk's dataset (``dataset``: apc, ae or op)."""
+    return np.random.default_rng([seed, quarter_index, icb, CHUNK_DATASETS.index(dataset)])
+
+
 def simulate_chunk(
     geo: Geography, eff: Effects, per: Period, icb: int, scale: float, seed: int, readm: dict[bool, np.ndarray]
 ) -> tuple[dict[str, pa.Table], Truth]:
@@ -590,7 +598,7 @@ def simulate_chunk(
     years = scale * per.years
     base = (per.index * 64 + icb) * 10_000_000_000
     truth = Truth()
-    rng = np.random.default_rng([seed, per.index, icb, 0])
+    rng = chunk_rng(seed, per.index, icb, "apc")
     em = emergency_spells(rng, geo, cells, eff, per, years, icb)
     re, p_readm = readmissions(rng, geo, cells, eff, per, em)
     el = elective_spells(rng, geo, cells, eff, per, years)
@@ -599,10 +607,10 @@ def simulate_chunk(
     _apc_truth(truth, cells, em, re, el, p_readm)
     _icb_truth(truth, cells, eff, icb, years, readm)
     tables["ae"] = ae_table(
-        np.random.default_rng([seed, per.index, icb, 1]), geo, cells, eff, per, years, base + 3_000_000_000, truth
+        chunk_rng(seed, per.index, icb, "ae"), geo, cells, eff, per, years, base + 3_000_000_000, truth
     )
     tables["op"] = op_table(
-        np.random.default_rng([seed, per.index, icb, 2]), geo, cells, eff, per, years, base + 6_000_000_000, truth
+        chunk_rng(seed, per.index, icb, "op"), geo, cells, eff, per, years, base + 6_000_000_000, truth
     )
     return tables, truth
 
