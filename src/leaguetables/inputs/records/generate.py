@@ -14,8 +14,8 @@ OHID catchment shares. The model (:mod:`.model`) is known and saved beside the d
   population the records represent by ICB, sex, single year of age and IMD quintile), ``manifest.json``.
 
 Generation is vectorised (numpy) and chunked by ICB of residence (memory bounded by the largest ICB); chunks use
-their own random streams ``default_rng([seed, quarter, icb, dataset])``, so the output does not depend on the number
-of worker processes. Readmissions and follow-ups fall in the quarter of their index event (a readmission after the
+their own random streams (:func:`chunk_rng`: ``default_rng([seed, 2, quarter, icb, dataset])``, none shared with
+another chunk, the effects' or the geography's), so the output does not depend on the number of worker processes. Readmissions and follow-ups fall in the quarter of their index event (a readmission after the
 quarter's end wraps to its start: the steady state of a continuous series), so each quarter's rates are exact.
 """
 
@@ -80,11 +80,17 @@ class Effects:
     icb: dict[str, np.ndarray]  # outcome -> (42,)
 
 
+def effects_rng(seed: int) -> np.random.Generator:
+    """The stream of the true effects, ``default_rng([seed, 0])`` (the geography's is ``[seed, 1]``,
+    :func:`geography.register_rng`; the chunks' ``[seed, 2, …]``, :func:`chunk_rng`)."""
+    return np.random.default_rng([seed, 0])
+
+
 def draw_effects(seed: int, trust_codes: np.ndarray, n_icb: int, demo_effects: pd.DataFrame | None = None) -> Effects:
-    """The true effects: drawn from ``default_rng([seed, 0])``; with ``demo_effects`` (the demo's
+    """The true effects: drawn from :func:`effects_rng`; with ``demo_effects`` (the demo's
     ``truth/trust_effects``: metric_id, trust_code, effect) the outcomes of :data:`model.DEMO_EFFECTS` take the demo
     trust's own effect instead (the draws are made all the same, so the others do not depend on it)."""
-    rng = np.random.default_rng([seed, 0])
+    rng = effects_rng(seed)
     trust = {k: rng.normal(0, sd, len(trust_codes)) for k, sd in model.TRUST_EFFECT_SD.items()}
     icb = {k: rng.normal(0, sd, n_icb) for k, sd in model.ICB_EFFECT_SD.items()}
     if demo_effects is not None:
@@ -583,11 +589,19 @@ def _apc_truth(truth: Truth, cells: Cells, em: dict, re: dict, el: dict, p_readm
 
 
 CHUNK_DATASETS = ("apc", "ae", "op")
+CHUNK_STREAM = 2  # the second word of every chunk's seed: 0 is the effects' stream, 1 the geography's
 
 
 def chunk_rng(seed: int, quarter_index: int, icb: int, dataset: str) -> np.random.Generator:
-    """The random stream of one chunk's dataset (``dataset``: apc, ae or op)."""
-    return np.random.default_rng([seed, quarter_index, icb, CHUNK_DATASETS.index(dataset)])
+    """The random stream of one chunk's dataset (``dataset``: apc, ae or op): ``default_rng([seed, 2, quarter, icb,
+    dataset])``.
+
+    Five words, so that no chunk shares its stream with the effects' (``[seed, 0]``) or the geography's
+    (``[seed, 1]``): numpy's SeedSequence pads a seed of up to four words with zeros, so ``[seed, 0]`` and
+    ``[seed, 0, 0, 0]`` are one stream — under the former four-word chunk seeds ``[seed, quarter, icb, dataset]`` the
+    first ICB's admissions of the first quarter were drawn from the very bits of the effects, and of the second
+    quarter from those of the geography's ICB order."""
+    return np.random.default_rng([seed, CHUNK_STREAM, quarter_index, icb, CHUNK_DATASETS.index(dataset)])
 
 
 def simulate_chunk(
