@@ -472,17 +472,22 @@ def apc_table(rng: np.random.Generator, geo: Geography, cells: Cells, s: dict, e
 _HOUR_W = np.array([2, 1.5, 1, 1, 1, 1, 1.5, 2.5, 4, 5.5, 6, 6, 6, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 5, 4.5, 4, 3.5, 3])
 
 
-def ae_table(
-    rng: np.random.Generator,
-    geo: Geography,
-    cells: Cells,
-    eff: Effects,
-    per: Period,
-    scale: float,
-    key_base: int,
-    truth: Truth,
-) -> pa.Table:
+@dataclass(frozen=True)
+class Chunk:
+    """One ICB-quarter's setting for the A&E and outpatient draws: its geography, population cells, the true effects,
+    the quarter, the person-years drawn per person (``scale``) and the truth sums they add to."""
+
+    geo: Geography
+    cells: Cells
+    eff: Effects
+    per: Period
+    scale: float
+    truth: Truth
+
+
+def ae_table(rng: np.random.Generator, chunk: Chunk, key_base: int) -> pa.Table:
     """A&E attendances: department type, arrival, minutes to departure (12 hours or more by the trust's effect)."""
+    geo, cells, eff, per, scale, truth = chunk.geo, chunk.cells, chunk.eff, chunk.per, chunk.scale, chunk.truth
     rows = _rows(rng, intensity(cells, "ae", scale))
     n, age = len(rows), cells.age[rows]
     trust = _trust_of(rng, geo, cells.ltla[rows])
@@ -514,18 +519,10 @@ def ae_table(
     )
 
 
-def op_table(
-    rng: np.random.Generator,
-    geo: Geography,
-    cells: Cells,
-    eff: Effects,
-    per: Period,
-    scale: float,
-    key_base: int,
-    truth: Truth,
-) -> pa.Table:
+def op_table(rng: np.random.Generator, chunk: Chunk, key_base: int) -> pa.Table:
     """Outpatient first attendances and their follow-ups (Poisson, mean by age and the trust's effect), all dated in
     the quarter (steady state)."""
+    geo, cells, eff, per, scale, truth = chunk.geo, chunk.cells, chunk.eff, chunk.per, chunk.scale, chunk.truth
     firsts = _rows(rng, intensity(cells, "op_first", scale))
     age = cells.age[firsts]
     trust = _trust_of(rng, geo, cells.ltla[firsts])
@@ -620,12 +617,9 @@ def simulate_chunk(
     tables = {"apc": apc_table(rng, geo, cells, spells, base)}
     _apc_truth(truth, cells, em, re, el, p_readm)
     _icb_truth(truth, cells, eff, icb, years, readm)
-    tables["ae"] = ae_table(
-        chunk_rng(seed, per.index, icb, "ae"), geo, cells, eff, per, years, base + 3_000_000_000, truth
-    )
-    tables["op"] = op_table(
-        chunk_rng(seed, per.index, icb, "op"), geo, cells, eff, per, years, base + 6_000_000_000, truth
-    )
+    chunk = Chunk(geo, cells, eff, per, years, truth)
+    tables["ae"] = ae_table(chunk_rng(seed, per.index, icb, "ae"), chunk, base + 3_000_000_000)
+    tables["op"] = op_table(chunk_rng(seed, per.index, icb, "op"), chunk, base + 6_000_000_000)
     return tables, truth
 
 

@@ -189,7 +189,8 @@ def _followup_chunk_draws(
     """One ICB-quarter's outpatient follow-ups by trust: drawn, and Σ μ of their first attendances (the truth's)."""
     truth = generate.Truth()
     rng = generate.chunk_rng(seed, per.index, icb, "op")
-    table = generate.op_table(rng, geo, generate.cells_of(geo, icb), eff, per, fraction * per.years, 0, truth)
+    chunk = generate.Chunk(geo, generate.cells_of(geo, icb), eff, per, fraction * per.years, truth)
+    table = generate.op_table(rng, chunk, 0)
     follow_up = pc.is_in(table["FIRSTATT"], pa.array(["2", "4"]))
     procode = pd.Series(table["PROCODE3"].filter(follow_up).to_numpy(zero_copy_only=False)).value_counts()
     t = truth.frame()
