@@ -20,7 +20,7 @@ seed at ``--fraction`` of the population (the demo scale, 0.03, by default; the 
 ``data/demo``), its indicators computed by DuckDB, and every organisation's 95% interval checked against the seed's
 true ratio: per outcome the coverage pooled over the seeds with its Monte Carlo SE √(c(1 − c)/n), the mean and
 variance of z = (O − true ratio × E)/√V (V the variance of O the interval uses: the reported one where the indicators
-give it, else O) and, for the 0/1 outcomes that publish a Poisson interval (readmissions, 12 hours in A&E), the
+give it, else O; none where V = 0) and, for the 0/1 outcomes that publish a Poisson interval (readmissions, 12 hours in A&E), the
 coverage the residual (binomial) variance of ``standardisation.numerator_variance`` would give (``alt_coverage``).
 """
 
@@ -105,7 +105,7 @@ def organisation_z(folder: Path, ind: indicators.Indicators) -> pd.DataFrame:
     truth = pd.read_csv(folder / "truth" / "ratios.csv")
     m = est.merge(truth, on=["org_type", "org_code", "outcome"])
     v = m["variance"].where(m["variance"].notna(), m["observed"])
-    m["z"] = (m["observed"] - m["true_ratio"] * m["expected"]) / np.sqrt(v)
+    m["z"] = (m["observed"] - m["true_ratio"] * m["expected"]) / np.sqrt(v.where(v > 0))  # none where O = 0
     m["covered"] = (m["lower"] <= m["true_ratio"]) & (m["true_ratio"] <= m["upper"])
     settings = load_record_settings("indicators")
     alt = indicators.standardised_ratios(
