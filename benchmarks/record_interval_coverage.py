@@ -1,7 +1,9 @@
-"""Coverage of the record-level intervals on the national synthetic extract, every quarter: Poisson against scaled.
+"""Coverage of the record-level intervals: every quarter of an extract, or every outcome over generator seeds.
 
     .venv/bin/python benchmarks/record_interval_coverage.py [--extract /tmp/records-national] [--quarters Q1,Q2,Q3,Q4]
         [--trusts]
+    .venv/bin/python benchmarks/record_interval_coverage.py --seeds 20 [--first-seed 1] [--fraction 0.03]
+        [--out coverage.csv]
 
 The ICB ratios need only the admissions of their quarter (readmissions fall in the quarter of their index admission),
 so each quarter of the extract is its own independent draw from the same model: 4 × 42 ICB intervals instead of 42.
@@ -12,12 +14,22 @@ patients of admissions², ``icb_patients``) and by the Poisson intervals of the 
 emptied), and z = (O − true ratio × E)/√V. For the trusts only the last quarter counts (a single-quarter folder lacks
 the stays admitted in the quarter before: its bed days are short): with ``--trusts``, ``recovery.recovery`` of the
 whole extract's last quarter (as ``bench_record_level.py --child duckdb`` prints it).
+
+With ``--seeds`` (:func:`seed_coverage`): one quarter (2025-26-Q4, as the demo) generated afresh for each generator
+seed at ``--fraction`` of the population (the demo scale, 0.03, by default; the demo's trust effects, read from
+``data/demo``), its indicators computed by DuckDB, and every organisation's 95% interval checked against the seed's
+true ratio: per outcome the coverage pooled over the seeds with its Monte Carlo SE √(c(1 − c)/n), the mean and
+variance of z = (O − true ratio × E)/√V (V the variance of O the interval uses: the reported one where the indicators
+give it, else O; none where V = 0) and, for the 0/1 outcomes that publish a Poisson interval (readmissions, 12 hours in A&E), the
+coverage the residual (binomial) variance of ``standardisation.numerator_variance`` would give (``alt_coverage``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import time
 import sys
 import tempfile
 from pathlib import Path
@@ -25,8 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaguetables.inputs.records import indicators, recovery
+from leaguetables.inputs.records import generate, indicators, recovery
 from leaguetables.inputs.records.settings import load_record_settings
+from leaguetables.statistics import rates
 
 SHARED = ("geography", "registers", "truth", "manifest.json")
 
@@ -70,12 +83,108 @@ def icb_coverage(ind: indicators.Indicators, truth: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+# the 0/1 outcomes whose published interval is Poisson: their alternative, the residual (binomial) variance of O
+BINARY = {"readmission": "rl_readmissions_oe", "ae_12hr": "rl_ae_12hr_oe"}
+
+
+def organisation_z(folder: Path, ind: indicators.Indicators) -> pd.DataFrame:
+    """Every organisation and outcome of one extract: covered by its 95% interval, z against the true ratio, and for
+    :data:`BINARY` the coverage with the residual variance of O instead of the Poisson interval."""
+    est = recovery.estimates(folder, ind)
+    variance = pd.concat(
+        [
+            ind.ratios.assign(org_code=ind.ratios["trust_code"].map(_trust_codes(folder)))[
+                ["metric_id", "org_code", "variance"]
+            ],
+            ind.icb_standardised.rename(columns={"icb_code": "org_code"})[["metric_id", "org_code", "variance"]],
+        ]
+    )
+    metric = {**recovery.TRUST_OUTCOMES, **recovery.ICB_OUTCOMES}
+    est["metric_id"] = est["outcome"].map(metric)
+    est = est.merge(variance, on=["metric_id", "org_code"], how="left")
+    truth = pd.read_csv(folder / "truth" / "ratios.csv")
+    m = est.merge(truth, on=["org_type", "org_code", "outcome"])
+    v = m["variance"].where(m["variance"].notna(), m["observed"])
+    m["z"] = (m["observed"] - m["true_ratio"] * m["expected"]) / np.sqrt(v.where(v > 0))  # none where O = 0
+    m["covered"] = (m["lower"] <= m["true_ratio"]) & (m["true_ratio"] <= m["upper"])
+    settings = load_record_settings("indicators")
+    alt = indicators.standardised_ratios(
+        ind.counts, ind.shmi, [*settings.standardisation.numerator_variance, *BINARY.values()]
+    )
+    alt = alt[alt["metric_id"].isin(BINARY.values()) & (alt["expected"] > 0)]
+    lim = rates.ratio(alt["observed"], alt["expected"].to_numpy(float), variance=alt["variance"])
+    alt = alt.assign(
+        org_code=alt["trust_code"].map(_trust_codes(folder)),
+        alt_lower=lim["lower"].to_numpy(float),
+        alt_upper=lim["upper"].to_numpy(float),
+    )
+    m = m.merge(alt[["metric_id", "org_code", "alt_lower", "alt_upper"]], on=["metric_id", "org_code"], how="left")
+    alt_covered = (m["alt_lower"] <= m["true_ratio"]) & (m["true_ratio"] <= m["alt_upper"])
+    m["alt_covered"] = alt_covered.astype(float).where(m["alt_lower"].notna())
+    return m[["org_type", "org_code", "outcome", "scaled", "covered", "z", "alt_covered"]]
+
+
+def _trust_codes(folder: Path) -> dict[str, str]:
+    reg = pd.read_csv(folder / "registers" / "trusts.csv", dtype=str)
+    return dict(zip(reg["procode3"], reg["trust_code"]))
+
+
+def seed_coverage(seeds: range, fraction: float, demo_effects: pd.DataFrame) -> pd.DataFrame:
+    """One demo-like quarter per generator seed (in a temporary folder) and :func:`organisation_z` of each."""
+    base = generate.make_job("demo")
+    parts = []
+    for seed in seeds:
+        with tempfile.TemporaryDirectory(prefix="rec-seed-") as tmp:
+            job = dataclasses.replace(base, out=Path(tmp), seed=seed, fraction=fraction)
+            t0, c0 = time.perf_counter(), time.process_time()
+            generate.run(job, 1, demo_effects)
+            ind = indicators.compute_indicators(job.out, job.quarters[-1])
+            parts.append(organisation_z(job.out, ind).assign(seed=seed))
+        print(f"seed {seed}: {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU", flush=True)
+    return pd.concat(parts, ignore_index=True)
+
+
+def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per outcome: intervals, coverage and its Monte Carlo SE, mean and variance of z, the binary alternative."""
+    rows = []
+    for (otype, outcome), g in frame.groupby(["org_type", "outcome"], sort=True):
+        n, c = len(g), float(g["covered"].mean())
+        alt = g["alt_covered"].dropna().astype(float)
+        rows.append(
+            {
+                "org_type": otype,
+                "outcome": outcome,
+                "interval": "scaled" if g["scaled"].any() else "Poisson",
+                "intervals": n,
+                "coverage": c,
+                "mc_se": np.sqrt(c * (1 - c) / n),
+                "mean_z": float(g["z"].mean()),
+                "var_z": float(g["z"].var()),
+                "alt_coverage": float(alt.mean()) if len(alt) else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--extract", type=Path, default=Path("/tmp/records-national"))
     ap.add_argument("--quarters", default="Q1,Q2,Q3,Q4")
     ap.add_argument("--trusts", action="store_true", help="also the recovery of the whole extract's last quarter")
+    ap.add_argument("--seeds", type=int, default=0, help="generate this many seeds instead of reading --extract")
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--fraction", type=float, default=0.03, help="with --seeds: share of the population drawn")
+    ap.add_argument("--out", type=Path, default=None, help="with --seeds: every organisation's row (CSV)")
     args = ap.parse_args(argv)
+    if args.seeds:
+        frame = seed_coverage(
+            range(args.first_seed, args.first_seed + args.seeds), args.fraction, generate.demo_trust_effects()
+        )
+        if args.out:
+            frame.to_csv(args.out, index=False)
+        with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
+            print(coverage_table(frame).to_string(index=False))
+        return 0
     quarters = json.loads((args.extract / "manifest.json").read_text())["quarters"]
     truth = pd.read_csv(args.extract / "truth" / "ratios.csv")
     parts = []

@@ -14,8 +14,8 @@ OHID catchment shares. The model (:mod:`.model`) is known and saved beside the d
   population the records represent by ICB, sex, single year of age and IMD quintile), ``manifest.json``.
 
 Generation is vectorised (numpy) and chunked by ICB of residence (memory bounded by the largest ICB); chunks use
-their own random streams ``default_rng([seed, quarter, icb, dataset])``, so the output does not depend on the number
-of worker processes. Readmissions and follow-ups fall in the quarter of their index event (a readmission after the
+their own random streams (:func:`chunk_rng`: ``default_rng([seed, 2, quarter, icb, dataset])``, none shared with
+another chunk, the effects' or the geography's), so the output does not depend on the number of worker processes. Readmissions and follow-ups fall in the quarter of their index event (a readmission after the
 quarter's end wraps to its start: the steady state of a continuous series), so each quarter's rates are exact.
 """
 
@@ -80,11 +80,17 @@ class Effects:
     icb: dict[str, np.ndarray]  # outcome -> (42,)
 
 
+def effects_rng(seed: int) -> np.random.Generator:
+    """The stream of the true effects, ``default_rng([seed, 0])`` (the geography's is ``[seed, 1]``,
+    :func:`geography.register_rng`; the chunks' ``[seed, 2, …]``, :func:`chunk_rng`)."""
+    return np.random.default_rng([seed, 0])
+
+
 def draw_effects(seed: int, trust_codes: np.ndarray, n_icb: int, demo_effects: pd.DataFrame | None = None) -> Effects:
-    """The true effects: drawn from ``default_rng([seed, 0])``; with ``demo_effects`` (the demo's
+    """The true effects: drawn from :func:`effects_rng`; with ``demo_effects`` (the demo's
     ``truth/trust_effects``: metric_id, trust_code, effect) the outcomes of :data:`model.DEMO_EFFECTS` take the demo
     trust's own effect instead (the draws are made all the same, so the others do not depend on it)."""
-    rng = np.random.default_rng([seed, 0])
+    rng = effects_rng(seed)
     trust = {k: rng.normal(0, sd, len(trust_codes)) for k, sd in model.TRUST_EFFECT_SD.items()}
     icb = {k: rng.normal(0, sd, n_icb) for k, sd in model.ICB_EFFECT_SD.items()}
     if demo_effects is not None:
@@ -466,17 +472,22 @@ def apc_table(rng: np.random.Generator, geo: Geography, cells: Cells, s: dict, e
 _HOUR_W = np.array([2, 1.5, 1, 1, 1, 1, 1.5, 2.5, 4, 5.5, 6, 6, 6, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 5, 4.5, 4, 3.5, 3])
 
 
-def ae_table(
-    rng: np.random.Generator,
-    geo: Geography,
-    cells: Cells,
-    eff: Effects,
-    per: Period,
-    scale: float,
-    key_base: int,
-    truth: Truth,
-) -> pa.Table:
+@dataclass(frozen=True)
+class Chunk:
+    """One ICB-quarter's setting for the A&E and outpatient draws: its geography, population cells, the true effects,
+    the quarter, the person-years drawn per person (``scale``) and the truth sums they add to."""
+
+    geo: Geography
+    cells: Cells
+    eff: Effects
+    per: Period
+    scale: float
+    truth: Truth
+
+
+def ae_table(rng: np.random.Generator, chunk: Chunk, key_base: int) -> pa.Table:
     """A&E attendances: department type, arrival, minutes to departure (12 hours or more by the trust's effect)."""
+    geo, cells, eff, per, scale, truth = chunk.geo, chunk.cells, chunk.eff, chunk.per, chunk.scale, chunk.truth
     rows = _rows(rng, intensity(cells, "ae", scale))
     n, age = len(rows), cells.age[rows]
     trust = _trust_of(rng, geo, cells.ltla[rows])
@@ -508,18 +519,10 @@ def ae_table(
     )
 
 
-def op_table(
-    rng: np.random.Generator,
-    geo: Geography,
-    cells: Cells,
-    eff: Effects,
-    per: Period,
-    scale: float,
-    key_base: int,
-    truth: Truth,
-) -> pa.Table:
+def op_table(rng: np.random.Generator, chunk: Chunk, key_base: int) -> pa.Table:
     """Outpatient first attendances and their follow-ups (Poisson, mean by age and the trust's effect), all dated in
     the quarter (steady state)."""
+    geo, cells, eff, per, scale, truth = chunk.geo, chunk.cells, chunk.eff, chunk.per, chunk.scale, chunk.truth
     firsts = _rows(rng, intensity(cells, "op_first", scale))
     age = cells.age[firsts]
     trust = _trust_of(rng, geo, cells.ltla[firsts])
@@ -582,6 +585,22 @@ def _apc_truth(truth: Truth, cells: Cells, em: dict, re: dict, el: dict, p_readm
     truth.add("trust", "daycase", el["trust"][b], el["proc"][b], el["p_daycase"][b])
 
 
+CHUNK_DATASETS = ("apc", "ae", "op")
+CHUNK_STREAM = 2  # the second word of every chunk's seed: 0 is the effects' stream, 1 the geography's
+
+
+def chunk_rng(seed: int, quarter_index: int, icb: int, dataset: str) -> np.random.Generator:
+    """The random stream of one chunk's dataset (``dataset``: apc, ae or op): ``default_rng([seed, 2, quarter, icb,
+    dataset])``.
+
+    Five words, so that no chunk shares its stream with the effects' (``[seed, 0]``) or the geography's
+    (``[seed, 1]``): numpy's SeedSequence pads a seed of up to four words with zeros, so ``[seed, 0]`` and
+    ``[seed, 0, 0, 0]`` are one stream — under the former four-word chunk seeds ``[seed, quarter, icb, dataset]`` the
+    first ICB's admissions of the first quarter were drawn from the very bits of the effects, and of the second
+    quarter from those of the geography's ICB order."""
+    return np.random.default_rng([seed, CHUNK_STREAM, quarter_index, icb, CHUNK_DATASETS.index(dataset)])
+
+
 def simulate_chunk(
     geo: Geography, eff: Effects, per: Period, icb: int, scale: float, seed: int, readm: dict[bool, np.ndarray]
 ) -> tuple[dict[str, pa.Table], Truth]:
@@ -590,7 +609,7 @@ def simulate_chunk(
     years = scale * per.years
     base = (per.index * 64 + icb) * 10_000_000_000
     truth = Truth()
-    rng = np.random.default_rng([seed, per.index, icb, 0])
+    rng = chunk_rng(seed, per.index, icb, "apc")
     em = emergency_spells(rng, geo, cells, eff, per, years, icb)
     re, p_readm = readmissions(rng, geo, cells, eff, per, em)
     el = elective_spells(rng, geo, cells, eff, per, years)
@@ -598,12 +617,9 @@ def simulate_chunk(
     tables = {"apc": apc_table(rng, geo, cells, spells, base)}
     _apc_truth(truth, cells, em, re, el, p_readm)
     _icb_truth(truth, cells, eff, icb, years, readm)
-    tables["ae"] = ae_table(
-        np.random.default_rng([seed, per.index, icb, 1]), geo, cells, eff, per, years, base + 3_000_000_000, truth
-    )
-    tables["op"] = op_table(
-        np.random.default_rng([seed, per.index, icb, 2]), geo, cells, eff, per, years, base + 6_000_000_000, truth
-    )
+    chunk = Chunk(geo, cells, eff, per, years, truth)
+    tables["ae"] = ae_table(chunk_rng(seed, per.index, icb, "ae"), chunk, base + 3_000_000_000)
+    tables["op"] = op_table(chunk_rng(seed, per.index, icb, "op"), chunk, base + 6_000_000_000)
     return tables, truth
 
 

@@ -124,6 +124,12 @@ def _icb_register(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndar
     return codes, names
 
 
+def register_rng(seed: int) -> np.random.Generator:
+    """The stream of the fictional ICB register (which real ICB each fictional code stands for, and its name):
+    ``default_rng([seed, 1])`` (``generate.effects_rng`` is ``[seed, 0]``, ``generate.chunk_rng`` ``[seed, 2, …]``)."""
+    return np.random.default_rng([seed, 1])
+
+
 def load(root: Path | str = DEFAULT_REAL, *, seed: int, demo_seed: int, acute_trusts: int) -> Geography:
     """Read the real geography under ``root`` and lay the fictional register over it (deterministic)."""
     root = Path(root)
@@ -149,7 +155,7 @@ def load(root: Path | str = DEFAULT_REAL, *, seed: int, demo_seed: int, acute_tr
     if np.isnan(persons).any() or np.isnan(decile).any():
         raise InputError(f"{root / FILES['lsoa_pop']}: an English LSOA of the lookup has no population or IMD decile")
 
-    rng = np.random.default_rng([seed, 1])
+    rng = register_rng(seed)
     order = rng.permutation(len(icb_q))  # fictional ICB k is real ICB order[k]: codes carry no real ordering
     icb_index = pd.Series(np.argsort(order), index=icb_q)
     icb_codes, icb_names = _icb_register(rng, len(icb_q))

@@ -14,16 +14,25 @@ patients).
 generated quarters; the model is the same in every quarter): the correlation of the estimated and the true ratio (and
 of the log ratio and the true effect) and the share of 95% intervals covering the true ratio, with the interval used
 (``interval``: "Poisson", or "scaled" where the indicators give the variance of O).
+
+:func:`generator_draws` and :func:`dispersion` check the generator itself: its draws (with its own functions and
+random streams) against the expectations its truth is made of, z = (O − E)/√V per ICB- and trust-quarter.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy import stats
 
+from leaguetables.inputs.records import generate, model
+from leaguetables.inputs.records.geography import Geography
 from leaguetables.inputs.records.indicators import Indicators, compute_indicators
 from leaguetables.statistics import rates
 
@@ -126,6 +135,120 @@ def recovery(folder: Path, ind: Indicators | None = None, quarter: str | None = 
                 "coverage": float(covered.mean()),
                 "interval": "scaled" if g["scaled"].any() else "Poisson",
                 "covered": int(covered.sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------ the generator's draws
+# What the generator draws, against the expectation the truth file is made of (no indicator, no SQL): per ICB-quarter
+# the Poisson counts of first emergency and of ACSC admissions, and the emergency admissions with the readmissions they
+# lead to (a compound Poisson count: each index admission brings a 0/1 readmission of mean r, so the variance is
+# Σ μ·E[(1 + R)²] = Σ μ·(1 + 3r)); per trust-quarter the readmissions of its index spells (Bernoulli: Σ p, Σ p(1 − p))
+# and its outpatient follow-ups (Poisson given the first attendances: Σ μ).
+DRAW_COLUMNS = ["outcome", "seed", "quarter", "unit", "observed", "expected", "variance"]
+
+
+def _icb_chunk_draws(
+    geo: Geography,
+    eff: generate.Effects,
+    readm: dict[bool, np.ndarray],
+    per: generate.Period,
+    icb: int,
+    seed: int,
+    fraction: float,
+) -> tuple[list[tuple[str, int, float, float]], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One ICB-quarter's emergency draws (outcome, observed, expected, variance) and its readmissions by trust."""
+    cells = generate.cells_of(geo, icb)
+    years = fraction * per.years
+    rng = generate.chunk_rng(seed, per.index, icb, "apc")
+    em = generate.emergency_spells(rng, geo, cells, eff, per, years, icb)
+    re, p = generate.readmissions(rng, geo, cells, eff, per, em)
+    mu_a = generate.intensity(cells, "acsc", years, generate.geo_effect(eff, "acsc", icb))
+    mu_e = generate.intensity(cells, "emergency", years, generate.geo_effect(eff, "emergency", icb))
+    key = (cells.ltla, cells.age, cells.male)
+    r_a, r_e = readm[True][key], readm[False][key]
+    first, acsc = float(mu_a.sum() + mu_e.sum()), float(mu_a.sum())
+    n_acsc = int(np.isin(em["group"], model.group_mix(True)[0]).sum())
+    with_readm = float((mu_a * (1 + r_a) + mu_e * (1 + r_e)).sum())
+    var = float((mu_a * (1 + 3 * r_a) + mu_e * (1 + 3 * r_e)).sum())
+    rows = [
+        ("icb_first_emergency", len(em["cell"]), first, first),
+        ("icb_acsc", n_acsc, acsc, acsc),
+        ("icb_emergency_with_readmissions", len(em["cell"]) + len(re["cell"]), with_readm, var),
+    ]
+    n_t = len(geo.trust_codes)
+    readmitted = np.bincount(em["trust"][re["patient_of"]], minlength=n_t).astype(float)
+    expected = np.bincount(em["trust"], weights=p, minlength=n_t)
+    return rows, (readmitted, expected, np.bincount(em["trust"], weights=p * (1 - p), minlength=n_t))
+
+
+def _followup_chunk_draws(
+    geo: Geography, eff: generate.Effects, per: generate.Period, icb: int, seed: int, fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One ICB-quarter's outpatient follow-ups by trust: drawn, and Σ μ of their first attendances (the truth's)."""
+    truth = generate.Truth()
+    rng = generate.chunk_rng(seed, per.index, icb, "op")
+    chunk = generate.Chunk(geo, generate.cells_of(geo, icb), eff, per, fraction * per.years, truth)
+    table = generate.op_table(rng, chunk, 0)
+    follow_up = pc.is_in(table["FIRSTATT"], pa.array(["2", "4"]))
+    procode = pd.Series(table["PROCODE3"].filter(follow_up).to_numpy(zero_copy_only=False)).value_counts()
+    t = truth.frame()
+    mu = np.bincount(t["org"].to_numpy(int), weights=t["mu"].to_numpy(float), minlength=len(geo.trust_codes))
+    return procode.reindex(geo.trust_procode, fill_value=0).to_numpy(float), mu
+
+
+def generator_draws(
+    geo: Geography, seeds: Sequence[int], quarters: Sequence[str], fraction: float, followups: bool = True
+) -> pd.DataFrame:
+    """The generator's draws with its own functions and chunk streams (``generate.chunk_rng``) for every seed, quarter
+    and ICB at ``fraction`` of the population (each seed its own effects, the geography ``geo``): one row per unit
+    (ICB- or trust-quarter) and outcome, :data:`DRAW_COLUMNS` (trust readmissions twice: with their Bernoulli variance
+    and, as ``trust_readmissions_poisson_scale``, with the Poisson one a Poisson interval assumes)."""
+    rows: list[tuple] = []
+    n_t = len(geo.trust_codes)
+    for seed in seeds:
+        eff = generate.draw_effects(seed, geo.trust_codes, len(geo.icb_codes))
+        readm = generate.readmission_factor(geo, eff)
+        for qi, quarter in enumerate(quarters):
+            per = generate.period(quarter, qi)
+            trust = np.zeros((5, n_t))
+            for icb in range(len(geo.icb_codes)):
+                icb_rows, readmissions = _icb_chunk_draws(geo, eff, readm, per, icb, seed, fraction)
+                rows += [(o, seed, quarter, icb, x, e, v) for o, x, e, v in icb_rows]
+                trust[:3] += np.stack(readmissions)
+                if followups:
+                    trust[3:] += np.stack(_followup_chunk_draws(geo, eff, per, icb, seed, fraction))
+            units = [("trust_readmissions", 0, 1, 2), ("trust_readmissions_poisson_scale", 0, 1, 1)]
+            units += [("trust_followups", 3, 4, 4)] if followups else []
+            for name, o, e, v in units:
+                rows += [(name, seed, quarter, t, trust[o, t], trust[e, t], trust[v, t]) for t in range(n_t)]
+    frame = pd.DataFrame(rows, columns=DRAW_COLUMNS)
+    return frame[frame["expected"] > 0].reset_index(drop=True)
+
+
+def dispersion(draws: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per outcome of :func:`generator_draws`: z = (O − E)/√V of every unit, its mean and variance, the ``level``
+    range of the variance of n draws of N(0, 1) (χ²(n − 1)/(n − 1)), the largest |z|, and the count of |z| > 3
+    against its expectation under N(0, 1) with the chance of at least that many (binomial)."""
+    p3 = 2 * stats.norm.sf(3)
+    rows = []
+    for outcome, g in draws.groupby("outcome", sort=False):
+        z = ((g["observed"] - g["expected"]) / np.sqrt(g["variance"])).to_numpy(float)
+        n, over = len(z), int((np.abs(z) > 3).sum())
+        rows.append(
+            {
+                "outcome": outcome,
+                "units": n,
+                "mean_expected": float(g["expected"].mean()),
+                "mean_z": float(z.mean()),
+                "var_z": float(z.var(ddof=1)),
+                "var_low": float(stats.chi2.ppf((1 - level) / 2, n - 1) / (n - 1)),
+                "var_high": float(stats.chi2.ppf((1 + level) / 2, n - 1) / (n - 1)),
+                "max_abs_z": float(np.abs(z).max()),
+                "over_3": over,
+                "expected_over_3": n * p3,
+                "p_at_least": float(stats.binom.sf(over - 1, n, p3)),
             }
         )
     return pd.DataFrame(rows)
