@@ -145,7 +145,15 @@ def test_reported_numerator_variances_are_the_ones_the_records_carry():
     cfg = load_record_settings("indicators")
     reported = {m.id for m in load_catalogue("demo").metrics if m.numerator_variance == "reported"}
     assert reported == set(cfg.standardisation.numerator_variance) | set(cfg.icb.numerator_variance)
-    assert reported == {"rl_los_oe", "rl_daycase_oe", "icb_emergency_admissions", "icb_acsc_admissions"}
+    assert reported == {
+        "rl_los_oe",
+        "rl_daycase_oe",
+        "rl_readmissions_oe",
+        "rl_ae_12hr_oe",
+        "rl_shmi",
+        "icb_emergency_admissions",
+        "icb_acsc_admissions",
+    }
 
 
 def test_methodology_page_describes_the_scaled_interval_of_a_reported_variance():

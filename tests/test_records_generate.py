@@ -151,14 +151,22 @@ def test_truth_is_recovered_by_standardised_ratios(demo_records, demo_indicators
     """Simulation with known truth (one demo-scale draw, 3% of the population for one quarter): the record-level
     indicators' standardised ratios (the demo's rl_* and icb_* metrics) have 95% intervals that cover the true
     ratios 93–98.5% pooled over every outcome (888 intervals; Bernoulli outcomes under exact Poisson limits are a
-    little conservative), bed days and day cases with the scaled interval of their reported variance (their Poisson
-    intervals covered 56% and 100% on this draw), and the outcomes with enough events per organisation (ICB
+    little conservative), bed days, day cases and the 0/1 outcomes with the scaled interval of their reported variance
+    (the Poisson intervals of bed days and day cases covered 56% and 100% on this draw), and the outcomes with enough events per organisation (ICB
     emergency admissions, 12 hours in A&E) correlate ≥ 0.9 with the truth."""
     table = recovery.recovery(demo_records, demo_indicators).set_index(["org_type", "outcome"])
     pooled = table["covered"].sum() / table["organisations"].sum()
     assert 0.93 <= pooled <= 0.985, table
     scaled = table[table["interval"] == "scaled"]
-    assert set(scaled.index) == {("trust", "los"), ("trust", "daycase"), ("icb", "emergency"), ("icb", "acsc")}
+    assert set(scaled.index) == {
+        ("trust", "los"),
+        ("trust", "daycase"),
+        ("trust", "readmission"),
+        ("trust", "ae_12hr"),
+        ("trust", "mortality"),
+        ("icb", "emergency"),
+        ("icb", "acsc"),
+    }
     assert (scaled["coverage"] >= 0.9).all(), table
     for key in [("icb", "emergency"), ("trust", "ae_12hr")]:
         assert table.loc[key, "corr_ratio"] >= 0.9, table

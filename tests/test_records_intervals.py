@@ -17,6 +17,7 @@ import pytest
 
 from leaguetables.inputs.records import indicators as ind
 from leaguetables.inputs.records.model import LOS_SHAPE
+from leaguetables.inputs.records.settings import load_record_settings
 from leaguetables.statistics import rates
 
 SEED = 20261201
@@ -93,6 +94,36 @@ def test_day_case_interval_is_binomial_not_poisson():
     true = _true_ratio(org, proc, p, np.ones(len(p))).reindex(r["trust_code"].astype(int)).to_numpy()
     assert 0.93 <= _coverage(r["observed"], r["expected"], true, r["variance"]) <= 0.97
     assert _coverage(r["observed"], r["expected"], true) > 0.995  # day cases as a Poisson count
+
+
+def test_mortality_interval_is_binomial_not_poisson():
+    """600 trusts, one diagnosis group, 3 age bands × 2 sexes (death probabilities 20%, 35% and 50%), ~30 spells a
+    cell, true trust effects SD 0.2 on the logit scale; deaths drawn as 0/1 outcomes and the expected deaths from the
+    SHMI-style logistic model (``indicators.shmi_table``, the demo's settings: ``rl_shmi`` in
+    ``standardisation.numerator_variance``). The scaled interval with the (binomial) variance Σ (y − r·p)² covers
+    the true ratio 93–97%; the Poisson interval of the deaths (the one before 1.2.0 of the settings) over 97.5%."""
+    rng = np.random.default_rng([SEED, 4])
+    trusts, base = 600, np.array([0.20, 0.35, 0.50])
+    effect = rng.normal(0, 0.2, trusts)
+    cells = rng.poisson(30, (trusts, 6))
+    org = np.repeat(np.arange(trusts), cells.sum(axis=1))
+    cell = np.concatenate([np.repeat(np.arange(6), row) for row in cells])
+    age = cell // 2
+    p = 1 / (1 + np.exp(-(np.log(base[age] / (1 - base[age])) + effect[org])))
+    died = (rng.random(len(p)) < p).astype(int)
+    frame = pd.DataFrame({"trust_code": org.astype(str), "age": age, "sex": (cell % 2 + 1).astype(str), "y": died})
+    strata = frame.groupby(["trust_code", "age", "sex"], as_index=False).agg(spells=("y", "size"), deaths=("y", "sum"))
+    strata = strata.assign(
+        diagnosis_group="circulatory",
+        age_band=np.array(["60-64", "75-79", "85-89"])[strata.pop("age")],
+        admission="emergency",
+        prior_emergency=0,
+    )
+    shmi, _ = ind.shmi_table(strata, load_record_settings("indicators"))
+    true = _true_ratio(org, age, p, np.ones(len(p))).reindex(shmi["trust_code"].astype(int)).to_numpy()
+    assert shmi["variance"].notna().all() and (shmi["variance"] < 0.8 * shmi["observed"]).all()
+    assert 0.93 <= _coverage(shmi["observed"], shmi["expected"], true, shmi["variance"]) <= 0.97
+    assert _coverage(shmi["observed"], shmi["expected"], true) > 0.975  # deaths as a Poisson count
 
 
 def _icb_draw(rng: np.random.Generator, icbs: int, readmitted: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:

@@ -497,9 +497,12 @@ def shmi_expected(strata: pd.DataFrame, min_spells: int) -> tuple[pd.DataFrame, 
 
 
 def shmi_table(strata: pd.DataFrame, settings: RecordSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per provider: observed deaths, expected deaths, SHMI = O/E and its banding (95% overdispersion-adjusted
-    limits of the SHMI funnel, ``funnel.spiegelhalter`` with the SHMI method)."""
-    cols = ["trust_code", "spells", "observed", "expected", "ratio", "band", "banding"]
+    """Per provider: observed deaths, expected deaths, SHMI = O/E, its banding (95% overdispersion-adjusted
+    limits of the SHMI funnel, ``funnel.spiegelhalter`` with the SHMI method) and, when ``rl_shmi`` is in
+    ``standardisation.numerator_variance``, the variance of O: deaths are 0/1 outcomes, so Σ (y − r·p)² over the
+    spells (:func:`residual_variance` with the models' death probabilities p), about the binomial Σ p(1 − p) —
+    below the Poisson Σ p, the more so the higher the death rates (missing otherwise: O taken as Poisson)."""
+    cols = ["trust_code", "spells", "observed", "expected", "ratio", "band", "banding", "variance"]
     if strata.empty:
         return pd.DataFrame(columns=cols), pd.DataFrame(columns=["model_group", "cells", "spells", "deaths", "model"])
     df, models = shmi_expected(strata, settings.mortality.min_spells_per_group)
@@ -510,6 +513,10 @@ def shmi_table(strata: pd.DataFrame, settings: RecordSettings) -> tuple[pd.DataF
         .sort_values("trust_code")
     )
     per["ratio"] = per["observed"] / per["expected"].where(per["expected"] > 0)
+    per["variance"] = np.nan
+    if "rl_shmi" in settings.standardisation.numerator_variance:
+        v = residual_variance(df, "deaths", "spells", "deaths", df["p"])
+        per["variance"] = per["trust_code"].map(v).astype(float)
     per["band"] = pd.array([pd.NA] * len(per), dtype="Int64")
     ok = per["expected"].round(2) > 0
     if ok.sum() >= 3:
@@ -565,8 +572,8 @@ def _observation_rows(
         n, d = t[num].to_numpy(float), t[den].to_numpy(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             value = np.where(d > 0, n / d, np.nan) * factor if factor is not None else np.full(len(t), np.nan)
-        category = t["banding"].to_numpy(object) if table == "mortality" else None
-        parts.append(_rows(quarter, t["trust_code"], metric, n, d, value, category))
+        category, variance = (t["banding"].to_numpy(object), t["variance"]) if table == "mortality" else (None, np.nan)
+        parts.append(_rows(quarter, t["trust_code"], metric, n, d, value, category, variance))
     for metric, r in ratios[ratios["metric_id"].isin(list(RATIO_METRICS))].groupby("metric_id"):
         parts.append(
             _rows(quarter, r["trust_code"], str(metric), r["observed"], r["expected"], r["ratio"], None, r["variance"])

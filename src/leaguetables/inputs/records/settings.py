@@ -144,9 +144,9 @@ class Standardisation(_Strict):
     ratios whose events are not a Poisson count, given the variance of O (``indicators.residual_variance``)."""
 
     age_bands: list[int]
-    numerator_variance: list[Literal["rl_los_oe", "rl_daycase_oe", "rl_readmissions_oe", "rl_ae_12hr_oe"]] = Field(
-        default_factory=list
-    )
+    numerator_variance: list[
+        Literal["rl_los_oe", "rl_daycase_oe", "rl_readmissions_oe", "rl_ae_12hr_oe", "rl_shmi"]
+    ] = Field(default_factory=list)
 
     _ages = field_validator("age_bands")(_bands)
 
