@@ -83,34 +83,28 @@ def child_duckdb(root: Path, quarter: str, threads: int, memory: str) -> dict:
 
 
 def child_pandas(root: Path, quarter: str) -> dict:
-    import pyarrow.parquet as pq
-
-    from leaguetables.inputs.records import contract, indicators, pandas_reference, settings
+    from leaguetables.inputs.records import contract, indicators, pandas_contract, pandas_reference, settings
 
     t0, c0 = time.perf_counter(), _cpu_s()
-    tables, rows = {}, {}
-    for name in ("apc", "op", "ae"):
-        files, _ = contract.dataset_files(root, name, "parquet")
-        cols = [f.name for f in contract.DATASETS[name].fields]
-        frame = pd.concat(
-            [pq.read_table(f, columns=[c for c in cols if c in pq.read_schema(f).names]).to_pandas() for f in files],
-            ignore_index=True,
-        )
-        for c in cols:
-            if c not in frame:
-                frame[c] = None
-        tables[name], rows[name] = frame, len(frame)
+    raw = {name: pandas_contract.read_dataset(root, contract.DATASETS[name]) for name in ("apc", "op", "ae")}
+    t1, c1 = time.perf_counter(), _cpu_s()
+    tables = {name: pandas_contract.check_dataset(contract.DATASETS[name], *raw.pop(name)) for name in list(raw)}
+    t2, c2 = time.perf_counter(), _cpu_s()
     cfg = settings.load_record_settings()
     residence, population = indicators.geography_for(root, cfg)
     counts = pandas_reference.run_counts_pandas(tables["apc"], tables["op"], tables["ae"], quarter, cfg, residence)
     ind = indicators.indicators_from_counts(quarter, counts, cfg, population)
-    t1 = time.perf_counter()
+    t3, c3 = time.perf_counter(), _cpu_s()
     return {
-        "rows": rows,
-        "wall_s": t1 - t0,
-        "indicators_s": t1 - t0,
-        "cpu_s": _cpu_s() - c0,
-        "indicators_cpu_s": _cpu_s() - c0,
+        "rows": {name: len(frame) for name, frame in tables.items()},
+        "read_s": t1 - t0,
+        "read_cpu_s": c1 - c0,
+        "validate_s": t2 - t1,
+        "validate_cpu_s": c2 - c1,
+        "indicators_s": t3 - t2,
+        "indicators_cpu_s": c3 - c2,
+        "wall_s": t3 - t0,
+        "cpu_s": c3 - c0,
         "peak_mb": _peak_mb(),
         "observations": len(ind.observations),
         "load": os.getloadavg()[0],
