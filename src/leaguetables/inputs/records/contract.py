@@ -38,6 +38,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -678,6 +679,38 @@ def _load_dataset(
     return parquet + csvs, excluded, scan.rows if scan.clean else None
 
 
+def _parquet_only(root: Path, datasets: Sequence[str], fmt: str) -> bool:
+    """Every dataset folder holds Parquet files and no CSV (a folder that cannot be listed: ``False``, so that its
+    error comes in its turn)."""
+    try:
+        return all(not dataset_files(root, name, fmt)[1] for name in datasets)
+    except InputError:
+        return False
+
+
+def _load_datasets(
+    con: duckdb.DuckDBPyConnection, root: Path, datasets: Sequence[str], on_error: str, fmt: str
+) -> list[tuple[list[Path], pd.DataFrame, int | None]]:
+    """:func:`_load_dataset` of each dataset. Parquet datasets are validated at the same time, one thread and cursor
+    each (DuckDB releases the GIL, and so does numpy's sort of the key hashes): the many small checks of one dataset
+    leave DuckDB's threads idle between queries, which the others' queries fill. The first error in the order of
+    ``datasets`` is raised, as when they are validated one after the other. CSV files are registered with the
+    connection (not visible to another cursor), so a folder with CSV files is validated on ``con`` alone."""
+    if len(datasets) < 2 or not _parquet_only(root, datasets, fmt):
+        return [_load_dataset(con, root, DATASETS[name], on_error, fmt) for name in datasets]
+    cursors = [con.cursor() for _ in datasets]
+    try:
+        with ThreadPoolExecutor(len(datasets)) as pool:
+            jobs = [
+                pool.submit(_load_dataset, cur, root, DATASETS[name], on_error, fmt)
+                for cur, name in zip(cursors, datasets, strict=True)
+            ]
+            return [job.result() for job in jobs]  # the first failed dataset in order raises its error
+    finally:
+        for cur in cursors:
+            cur.close()
+
+
 def connect(
     threads: int = 2,
     memory_limit: str = "2500MB",
@@ -725,8 +758,7 @@ def load_records(
         raise InputError(f"unknown record-level dataset(s) {', '.join(unknown)} (known: {', '.join(DATASETS)})")
     con = con or connect()
     files, rows, excl = {}, {}, []
-    for name in datasets:
-        files[name], ex, n = _load_dataset(con, root, DATASETS[name], on_error, fmt)
+    for name, (files[name], ex, n) in zip(datasets, _load_datasets(con, root, datasets, on_error, fmt), strict=True):
         excl.append(ex)
         rows[name] = n if n is not None else con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
     exclusions = (
