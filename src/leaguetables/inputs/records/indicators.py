@@ -28,6 +28,7 @@ import importlib
 import re
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -280,6 +281,19 @@ class DuckDBEngine:
                 kind = "TEMP TABLE" if s.kind == "table" else "TEMP VIEW"
                 self.con.execute(f"CREATE OR REPLACE {kind} {s.name} AS {s.sql}")
         return out
+
+    def start(self, steps: list[Step], pool: ThreadPoolExecutor) -> Future[dict[str, pd.DataFrame]]:
+        """Run outputs that read only the contract views on a second cursor in ``pool``, while this connection runs
+        the patient buckets (DuckDB releases the GIL: their queries and the buckets' Python share the cores)."""
+        cursor = self.con.cursor()
+
+        def outputs() -> dict[str, pd.DataFrame]:
+            try:
+                return {s.name: cursor.execute(s.sql).df() for s in steps}
+            finally:
+                cursor.close()
+
+        return pool.submit(outputs)
 
     def scalar(self, sql: str) -> Any:
         return self.con.execute(sql).fetchall()[0][0]
@@ -730,19 +744,32 @@ def run_counts(
         _spark_tables(records, runner)
     runner.register("residence", residence[["lsoa11", "icb", "imd_quintile"]])
     all_steps = render_steps(settings, quarter)
-    shared = [s for s in all_steps if s.once and s.kind != "output"]
-    runner.run(shared)
-    n = buckets if buckets is not None else _bucket_count(runner, records.rows.get("apc", 0))
-    parts: dict[str, list[pd.DataFrame]] = {}
-    for b in range(n):
-        steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if s.kind == "output" or not s.once]
-        steps = [s for s in steps if b == 0 or not s.once]
-        for name, frame in runner.run(steps).items():
-            parts.setdefault(name, []).append(frame)
-        runner.drop(steps)
-    runner.drop(shared)
     outputs = {s.name: s for s in all_steps if s.kind == "output"}
-    return {k: normalise(_sum_buckets(v, outputs[k].counts)) for k, v in parts.items()}
+    shared = [s for s in all_steps if s.once and s.kind != "output"]
+    # the outputs that do not read the episodes run beside the buckets when their views can be read from a second
+    # cursor (Parquet: CSV tables are registered with the connection alone)
+    detach = isinstance(runner, DuckDBEngine) and all(
+        p.suffix == ".parquet" for files in records.files.values() for p in files
+    )
+    with ThreadPoolExecutor(1) as pool:
+        aside = (
+            runner.start([s for s in outputs.values() if s.once], pool)
+            if isinstance(runner, DuckDBEngine) and detach
+            else None
+        )
+        runner.run(shared)
+        n = buckets if buckets is not None else _bucket_count(runner, records.rows.get("apc", 0))
+        parts: dict[str, list[pd.DataFrame]] = {}
+        for b in range(n):
+            steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if s.kind == "output" or not s.once]
+            steps = [s for s in steps if not s.once or (b == 0 and aside is None)]
+            for name, frame in runner.run(steps).items():
+                parts.setdefault(name, []).append(frame)
+            runner.drop(steps)
+        runner.drop(shared)
+        if aside is not None:
+            parts |= {name: [frame] for name, frame in aside.result().items()}
+    return {k: normalise(_sum_buckets(parts[k], outputs[k].counts)) for k in outputs if k in parts}
 
 
 def _bucket_count(runner: DuckDBEngine | SparkEngine, episodes: int) -> int:
