@@ -512,7 +512,8 @@ def test_patient_buckets_give_the_same_counts(extract):
     for name in one:
         pd.testing.assert_frame_equal(one[name], three[name], obj=name)
     once = {s.name for s in ind.render_steps(SETTINGS, Q) if s.once}
-    assert once == {"quarter_patients", "op_follow_up", "ae_12hr"}
+    assert once == {"quarter_patients", "quarter_episodes", "op_follow_up", "ae_12hr"}
+    assert {s.name for s in ind.render_steps(SETTINGS, Q) if s.bucketed} == {"quarter_episodes"}
     sizes = [
         extract.con.execute(f"SELECT count(*) FROM apc WHERE {ind.patient_filter(b, 3)}").fetchall()[0][0]
         for b in range(3)

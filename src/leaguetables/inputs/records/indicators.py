@@ -113,6 +113,7 @@ class Step:
     sql: str
     once: bool = False  # an output that does not read the episodes: computed in the first patient bucket only; a
     # table: made before the patient buckets and kept for all of them
+    bucketed: bool = False  # a "once" table made only when the run has more than one patient bucket
 
     @property
     def counts(self) -> list[str]:
@@ -208,8 +209,16 @@ def render_steps(
         if settings.length_of_stay.classpat == "ordinary"
         else c.ordinary_classpat + c.day_case_classpat + c.regular_attender_classpat + c.maternity_classpat
     )
+    patients = patient_filter(*bucket)
     values = {
-        "patients": patient_filter(*bucket),
+        "patients": patients,
+        # the episodes the spells read: one bucket's rows of the quarter's patients' episodes, read once for every
+        # bucket when there are several (quarter_episodes), else straight from the contract view
+        "episodes": (
+            f"quarter_episodes WHERE {patients}"
+            if bucket[1] > 1
+            else "apc WHERE PSEUDO_HESID IN (SELECT PSEUDO_HESID FROM quarter_patients)"
+        ),
         "qstart": qstart.isoformat(),
         "qend": qend.isoformat(),
         "elective": _in(c.elective_admimeth),
@@ -250,7 +259,7 @@ def render_steps(
         header, body = block.split("\n", 1)
         name, kind, *flags = header.split()
         sql = "\n".join(ln for ln in body.splitlines() if not ln.lstrip().startswith("--")).strip()
-        steps.append(Step(name, kind, sql, once="once" in flags))
+        steps.append(Step(name, kind, sql, once="once" in flags, bucketed="bucketed" in flags))
     return steps
 
 
@@ -745,7 +754,7 @@ def run_counts(
     runner.register("residence", residence[["lsoa11", "icb", "imd_quintile"]])
     all_steps = render_steps(settings, quarter)
     outputs = {s.name: s for s in all_steps if s.kind == "output"}
-    shared = [s for s in all_steps if s.once and s.kind != "output"]
+    shared = [s for s in all_steps if s.once and s.kind != "output" and not s.bucketed]
     # the outputs that do not read the episodes run beside the buckets when their views can be read from a second
     # cursor (Parquet: CSV tables are registered with the connection alone)
     detach = isinstance(runner, DuckDBEngine) and all(
@@ -759,6 +768,8 @@ def run_counts(
         )
         runner.run(shared)
         n = buckets if buckets is not None else _bucket_count(runner, records.rows.get("apc", 0))
+        shared += [s for s in all_steps if s.bucketed and n > 1]
+        runner.run([s for s in shared if s.bucketed])
         parts: dict[str, list[pd.DataFrame]] = {}
         for b in range(n):
             steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if s.kind == "output" or not s.once]
