@@ -30,9 +30,9 @@ from leaguetables.errors import InputError
 from leaguetables.inputs.records.contract import (
     DATASETS,
     INFANT_AGES,
-    ROW_CHECKED,
     MAX_DATE,
     MIN_DATE,
+    ROW_CHECKED,
     SENTINEL_DATES,
     Dataset,
     Field,
