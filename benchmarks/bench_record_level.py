@@ -18,7 +18,7 @@
    files). Reading the files, the checks and the indicators are timed apart. pandas stops at the first fraction
    whose peak memory passes ``--peak-limit-mb`` or that fails; with ``--pandas-past-limit`` it goes on past the budget
    (to see how the ratio grows) while the machine's available memory (``MemAvailable``) is at least
-   ``--min-free-gb`` and twice the memory the last fraction's peak implies, and stops otherwise. DuckDB is run on the
+   ``--min-free-gb`` and 1.3 times the memory the last fraction's peak implies, and stops otherwise. DuckDB is run on the
    same fractions for the speed ratios: validation and indicators on both sides (the whole run), and the indicators
    alone on both sides (pandas: reading the files and the indicators; DuckDB: the indicators, which read the
    Parquet files again).
@@ -233,12 +233,12 @@ def _speed_ratios(table: pd.DataFrame) -> pd.DataFrame:
 
 def _pandas_may_run(args: argparse.Namespace, fraction: float, last: tuple[float, float] | None) -> str:
     """'' when pandas may run on ``fraction``, else why not: past the memory budget only with --pandas-past-limit,
-    and only while the machine has --min-free-gb available and twice what the last fraction's peak implies."""
+    and only while the machine has --min-free-gb available and 1.3 times what the last fraction's peak implies."""
     if last is None or last[1] <= args.peak_limit_mb:
         return ""
     if not args.pandas_past_limit:
         return f"peak {last[1]:.0f} MB at fraction {last[0]} > {args.peak_limit_mb:.0f} MB"
-    need = max(args.min_free_gb, 2 * last[1] / 1024 * fraction / last[0])
+    need = max(args.min_free_gb, 1.3 * last[1] / 1024 * fraction / last[0])
     free = available_gb()
     return "" if free >= need else f"only {free:.1f} GB available (needs {need:.1f} GB)"
 
