@@ -96,6 +96,9 @@ def child_pandas(root: Path, quarter: str) -> dict:
     raw = {name: pandas_contract.read_dataset(root, contract.DATASETS[name]) for name in ("apc", "op", "ae")}
     t1, c1 = time.perf_counter(), _cpu_s()
     tables = {name: pandas_contract.check_dataset(contract.DATASETS[name], *raw.pop(name)) for name in list(raw)}
+    rows = {name: len(frame) for name, frame in tables.items()}
+    # the indicators need only the contract columns (DuckDB's views carry the file and row too but never read them)
+    tables = {name: frame.drop(columns=["source_file", "source_row"]) for name, frame in tables.items()}
     t2, c2 = time.perf_counter(), _cpu_s()
     cfg = settings.load_record_settings()
     residence, population = indicators.geography_for(root, cfg)
@@ -103,7 +106,7 @@ def child_pandas(root: Path, quarter: str) -> dict:
     ind = indicators.indicators_from_counts(quarter, counts, cfg, population)
     t3, c3 = time.perf_counter(), _cpu_s()
     return {
-        "rows": {name: len(frame) for name, frame in tables.items()},
+        "rows": rows,
         "read_s": t1 - t0,
         "read_cpu_s": c1 - c0,
         "validate_s": t2 - t1,
