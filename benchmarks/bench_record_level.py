@@ -11,10 +11,17 @@
    every indicator of the quarter (``indicators.compute_indicators``: SQL counts, SHMI models, ICB standardisation);
    validation and indicators are timed apart (wall and CPU). On the full synthetic extract (``truth/`` present) the
    truth recovery of the same indicators is printed after the timing.
-3. pandas: the same indicators (``pandas_reference``, reading the contract columns from the Parquet files; no
-   validation; like the SQL, only the quarter's patients' episodes go into the spells) on growing fractions of the extract (whole ICB files), stopping at the first fraction whose peak
-   memory passes the limit or that fails; DuckDB is run on the same fractions for the speed ratios (whole run, and
-   indicators alone against pandas).
+3. pandas: the same work in plain pandas — the contract's validation of every row (``pandas_contract``: the same
+   checks and one-line errors, vectorised over each column's distinct values; the key and patient id row by row),
+   then the same indicators (``pandas_reference``; like the SQL, only the quarter's patients' episodes go into the
+   spells; the same Python for the models and standardisation) — on growing fractions of the extract (whole ICB
+   files). Reading the files, the checks and the indicators are timed apart. pandas stops at the first fraction
+   whose peak memory passes ``--peak-limit-mb`` or that fails; with ``--pandas-past-limit`` it goes on past the budget
+   (to see how the ratio grows) while the machine's available memory (``MemAvailable``) is at least
+   ``--min-free-gb`` and 1.3 times the memory the last fraction's peak implies, and stops otherwise. DuckDB is run on the
+   same fractions for the speed ratios: validation and indicators on both sides (the whole run), and the indicators
+   alone on both sides (pandas: reading the files and the indicators; DuckDB: the indicators, which read the
+   Parquet files again).
 
 Every measurement runs in a fresh child process, which reports its wall time, CPU time, peak resident memory
 (``resource.getrusage``) and the machine's 1-minute load average at its end. Prints a table and writes it to ``benchmarks/results/record_level.csv``.
@@ -83,34 +90,31 @@ def child_duckdb(root: Path, quarter: str, threads: int, memory: str) -> dict:
 
 
 def child_pandas(root: Path, quarter: str) -> dict:
-    import pyarrow.parquet as pq
-
-    from leaguetables.inputs.records import contract, indicators, pandas_reference, settings
+    from leaguetables.inputs.records import contract, indicators, pandas_contract, pandas_reference, settings
 
     t0, c0 = time.perf_counter(), _cpu_s()
-    tables, rows = {}, {}
-    for name in ("apc", "op", "ae"):
-        files, _ = contract.dataset_files(root, name, "parquet")
-        cols = [f.name for f in contract.DATASETS[name].fields]
-        frame = pd.concat(
-            [pq.read_table(f, columns=[c for c in cols if c in pq.read_schema(f).names]).to_pandas() for f in files],
-            ignore_index=True,
-        )
-        for c in cols:
-            if c not in frame:
-                frame[c] = None
-        tables[name], rows[name] = frame, len(frame)
+    raw = {name: pandas_contract.read_dataset(root, contract.DATASETS[name]) for name in ("apc", "op", "ae")}
+    t1, c1 = time.perf_counter(), _cpu_s()
+    tables = {name: pandas_contract.check_dataset(contract.DATASETS[name], *raw.pop(name)) for name in list(raw)}
+    rows = {name: len(frame) for name, frame in tables.items()}
+    # the indicators need only the contract columns (DuckDB's views carry the file and row too but never read them)
+    tables = {name: frame.drop(columns=["source_file", "source_row"]) for name, frame in tables.items()}
+    t2, c2 = time.perf_counter(), _cpu_s()
     cfg = settings.load_record_settings()
     residence, population = indicators.geography_for(root, cfg)
     counts = pandas_reference.run_counts_pandas(tables["apc"], tables["op"], tables["ae"], quarter, cfg, residence)
     ind = indicators.indicators_from_counts(quarter, counts, cfg, population)
-    t1 = time.perf_counter()
+    t3, c3 = time.perf_counter(), _cpu_s()
     return {
         "rows": rows,
-        "wall_s": t1 - t0,
-        "indicators_s": t1 - t0,
-        "cpu_s": _cpu_s() - c0,
-        "indicators_cpu_s": _cpu_s() - c0,
+        "read_s": t1 - t0,
+        "read_cpu_s": c1 - c0,
+        "validate_s": t2 - t1,
+        "validate_cpu_s": c2 - c1,
+        "indicators_s": t3 - t2,
+        "indicators_cpu_s": c3 - c2,
+        "wall_s": t3 - t0,
+        "cpu_s": c3 - c0,
         "peak_mb": _peak_mb(),
         "observations": len(ind.observations),
         "load": os.getloadavg()[0],
@@ -170,6 +174,14 @@ def generate(extract: Path) -> float:
     return time.perf_counter() - t0
 
 
+def available_gb() -> float:
+    """The machine's available memory (``MemAvailable`` of /proc/meminfo), in GB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024**2
+    return 0.0
+
+
 def _row(engine: str, fraction: float, res: dict) -> dict:
     rows = res.get("rows", {})
     apc = rows.get("apc", 0)
@@ -186,6 +198,8 @@ def _row(engine: str, fraction: float, res: dict) -> dict:
         "all_rows": total,
         "wall_s": r("wall_s"),
         "cpu_s": r("cpu_s"),
+        "read_s": r("read_s"),
+        "read_cpu_s": r("read_cpu_s"),
         "validate_s": r("validate_s"),
         "validate_cpu_s": r("validate_cpu_s"),
         "indicators_s": r("indicators_s"),
@@ -199,20 +213,37 @@ def _row(engine: str, fraction: float, res: dict) -> dict:
 
 
 def _speed_ratios(table: pd.DataFrame) -> pd.DataFrame:
-    """Per fraction both engines finished: pandas' wall and CPU time over DuckDB's, whole run and indicators only."""
+    """Per fraction both engines finished: pandas' wall and CPU time over DuckDB's, like for like — the whole run
+    (validation and indicators on both sides) and the indicators alone on both sides (pandas: reading the files and
+    the indicators; DuckDB: the indicators, which read the Parquet files themselves)."""
     ok = table[table["failed"] == ""]
     duck = ok[ok["engine"] == "duckdb"].set_index("fraction")
     pand = ok[ok["engine"] == "pandas"].set_index("fraction")
     both = duck.index.intersection(pand.index)
+    d, p = duck.loc[both], pand.loc[both]
+    p_ind_wall = p["read_s"].fillna(0) + p["indicators_s"]
+    p_ind_cpu = p["read_cpu_s"].fillna(0) + p["indicators_cpu_s"]
     return pd.DataFrame(
         {
             "fraction": both,
-            "wall_ratio": (pand.loc[both, "wall_s"] / duck.loc[both, "wall_s"]).round(2).to_numpy(),
-            "cpu_ratio": (pand.loc[both, "cpu_s"] / duck.loc[both, "cpu_s"]).round(2).to_numpy(),
-            "indicators_wall_ratio": (pand.loc[both, "wall_s"] / duck.loc[both, "indicators_s"]).round(2).to_numpy(),
-            "indicators_cpu_ratio": (pand.loc[both, "cpu_s"] / duck.loc[both, "indicators_cpu_s"]).round(2).to_numpy(),
+            "wall_ratio": (p["wall_s"] / d["wall_s"]).round(2).to_numpy(),
+            "cpu_ratio": (p["cpu_s"] / d["cpu_s"]).round(2).to_numpy(),
+            "indicators_wall_ratio": (p_ind_wall / d["indicators_s"]).round(2).to_numpy(),
+            "indicators_cpu_ratio": (p_ind_cpu / d["indicators_cpu_s"]).round(2).to_numpy(),
         }
     )
+
+
+def _pandas_may_run(args: argparse.Namespace, fraction: float, last: tuple[float, float] | None) -> str:
+    """'' when pandas may run on ``fraction``, else why not: past the memory budget only with --pandas-past-limit,
+    and only while the machine has --min-free-gb available and 1.3 times what the last fraction's peak implies."""
+    if last is None or last[1] <= args.peak_limit_mb:
+        return ""
+    if not args.pandas_past_limit:
+        return f"peak {last[1]:.0f} MB at fraction {last[0]} > {args.peak_limit_mb:.0f} MB"
+    need = max(args.min_free_gb, 1.3 * last[1] / 1024 * fraction / last[0])
+    free = available_gb()
+    return "" if free >= need else f"only {free:.1f} GB available (needs {need:.1f} GB)"
 
 
 def parent(args: argparse.Namespace) -> int:
@@ -221,9 +252,13 @@ def parent(args: argparse.Namespace) -> int:
         if extract.exists():
             shutil.rmtree(extract)
         print(f"generated the national extract in {generate(extract):.0f} s", flush=True)
-    limit_mb = args.peak_limit_mb
-    results = []
+    results: list[dict] = []
+    last: tuple[float, float] | None = None  # (fraction, pandas' peak MB)
     for fraction in sorted(float(f) for f in args.pandas_fractions.split(",")):
+        why = _pandas_may_run(args, fraction, last)
+        if why:
+            print(f"pandas stops before fraction {fraction}: {why}", flush=True)
+            break
         with tempfile.TemporaryDirectory(prefix="rec-bench-") as tmp:
             root = subset(extract, fraction, Path(tmp))
             duck = run_child("duckdb", root, args)
@@ -232,10 +267,10 @@ def parent(args: argparse.Namespace) -> int:
             pand = run_child("pandas", root, args)
             results.append(_row("pandas", fraction, pand))
             print(results[-1], flush=True)
-        if "failed" in pand or pand.get("peak_mb", 0) > limit_mb:
-            why = pand.get("failed") or f"peak {pand.get('peak_mb', 0):.0f} MB > {limit_mb:.0f} MB"
-            print(f"pandas stops at fraction {fraction}: {why}", flush=True)
+        if "failed" in pand:
+            print(f"pandas stops at fraction {fraction}: {pand['failed']}", flush=True)
             break
+        last = (fraction, pand.get("peak_mb", 0.0))
     if not any(r["engine"] == "duckdb" and r["fraction"] >= 1 for r in results):
         national = run_child("duckdb", extract, args)
         results.append(_row("duckdb", 1.0, national))
@@ -247,7 +282,10 @@ def parent(args: argparse.Namespace) -> int:
     table = pd.DataFrame(results)
     speed = _speed_ratios(table)
     if not speed.empty:
-        print("pandas time / DuckDB time on the same fraction (indicators: DuckDB without its validation):")
+        print(
+            "pandas time / DuckDB time on the same fraction (whole run: validation + indicators on both sides; "
+            "indicators: reading + indicators for pandas, indicators for DuckDB):"
+        )
         print(speed.to_string(index=False))
     out = ROOT / "benchmarks" / "results" / "record_level.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -274,6 +312,17 @@ def main(argv: list[str] | None = None) -> int:
         help="pandas stops at the first fraction whose peak resident memory passes this",
     )
     ap.add_argument("--pandas-fractions", default="0.025,0.1,0.25,0.5,1")
+    ap.add_argument(
+        "--pandas-past-limit",
+        action="store_true",
+        help="run pandas on larger fractions after one passes --peak-limit-mb (memory permitting)",
+    )
+    ap.add_argument(
+        "--min-free-gb",
+        type=float,
+        default=14,
+        help="with --pandas-past-limit: the available memory needed before pandas runs past the budget",
+    )
     ap.add_argument("--child", choices=("duckdb", "pandas"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child == "duckdb":

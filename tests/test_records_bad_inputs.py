@@ -14,18 +14,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from leaguetables.errors import InputError
 from leaguetables.inputs.records.__main__ import main
+from leaguetables.inputs.records.contract import load_records
+from leaguetables.inputs.records.pandas_contract import load_records_pandas
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "bad_inputs" / "records"
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))["cases"]
 SUBPROCESS = {"apc_duplicate_key", "apc_parquet_damaged", "op_not_utf8"}
+# the reader's own words follow the contract's message in these (DuckDB's and pyarrow's or pandas' differ)
+READER_WORDS = {"apc_parquet_damaged", "op_ragged_row"}
 QUARTER = "2025-26-Q4"
 
 
@@ -151,3 +157,35 @@ def test_base_is_valid(tmp_path):
     """The corpus's base folder is valid: every error above comes from its one edit."""
     assert main([str(CORPUS / "base"), QUARTER, "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "observations.csv").is_file()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_pandas_validator_rejects_the_same_row_with_the_same_message(case, tmp_path):
+    """The plain-pandas contract (the benchmark's baseline validates like the DuckDB contract) stops at the same file,
+    row and column of each malformed case with the same line; where a reader's error is quoted, the same start."""
+    data, _out = build_case(case, tmp_path)
+    with pytest.raises(InputError) as duck:
+        load_records(data)
+    with pytest.raises(InputError) as pand:
+        load_records_pandas(data)
+    d, p = duck.value, pand.value
+    assert (p.file, p.row, p.column) == (d.file, d.row, d.column)
+    if case["id"] in READER_WORDS:
+        assert case["expect"]["message"] in str(p) and case["expect"]["message"] in str(d)
+    else:
+        assert str(p) == str(d)
+
+
+def test_pandas_validator_accepts_the_base_with_the_contract_types(tmp_path):
+    """On the valid base both contracts give the same typed rows (dates as dates, '-' as no operation)."""
+    duck = load_records(CORPUS / "base")
+    pand = load_records_pandas(CORPUS / "base")
+    for name in ("apc", "op", "ae"):
+        expected = duck.con.execute(f"SELECT * FROM {name} ORDER BY source_file, source_row").df()
+        got = pand[name]
+        assert list(got.columns) == list(expected.columns)
+        for c in expected.columns:
+            a, b = expected[c], got[c]
+            if pd.api.types.is_datetime64_any_dtype(a) or pd.api.types.is_datetime64_any_dtype(b):
+                a, b = pd.to_datetime(a).dt.date, pd.to_datetime(b).dt.date
+            assert [None if pd.isna(x) else x for x in a] == [None if pd.isna(x) else x for x in b], (name, c)

@@ -17,6 +17,7 @@ from records_fixture import write_records
 
 from leaguetables.errors import InputError
 from leaguetables.inputs.records.contract import DATASETS, load_records
+from leaguetables.inputs.records.pandas_contract import load_records_pandas
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFICIAL = Path(os.environ.get("LEAGUETABLES_ARTIFICIAL_HES", ROOT / ".." / "shared" / "data" / "artificial_hes"))
@@ -168,3 +169,45 @@ def test_padded_keys_are_trimmed_and_counted(tmp_path):
     rec = load_records(root, ["op"])
     assert rec.con.execute("SELECT count(*) FROM op WHERE ATTENDKEY = 'X1'").fetchall()[0][0] == 1
     assert rec.rows["op"] == rec.con.execute("SELECT count(*) FROM op").fetchall()[0][0]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "column", "values"),
+    [
+        ("apc", "EPIKEY", ["K1", " K1 "]),
+        ("apc", "EPIKEY", ["K1", "\u00a0K1\u00a0"]),
+        ("ae", "PSEUDO_HESID", ["P1", "   "]),
+        ("ae", "PSEUDO_HESID", ["P1", "\u3000"]),
+        ("op", "LSOA11", ["E0100000", " E01000001 "]),
+    ],
+)
+def test_pandas_contract_agrees_on_padded_parquet_text(tmp_path, dataset, column, values):
+    """The plain-pandas contract (the benchmark's baseline) trims and refuses Parquet text as the DuckDB contract
+    does: padded keys repeat, blank patient ids are missing, a short LSOA code is named with its trimmed value."""
+    root = write_records(tmp_path / "r", n_patients=40)
+    _set_first_rows(root, dataset, column, values)
+    with pytest.raises(InputError) as duck:
+        load_records(root, [dataset])
+    with pytest.raises(InputError) as pand:
+        load_records_pandas(root, [dataset])
+    assert str(pand.value) == str(duck.value)
+
+
+def test_concurrent_validation_raises_the_first_datasets_error(tmp_path):
+    """Parquet datasets are validated at the same time; the error raised is the first dataset's (in the order asked
+    for), as when they are validated one after the other, and a valid extract loads every dataset."""
+    root = write_records(tmp_path / "r", n_patients=40)
+    assert set(load_records(root).rows) == {"apc", "op", "ae"}
+    _set_first_rows(root, "ae", "PSEUDO_HESID", ["P1", ""])
+    ae_path = sorted((root / "ae").glob("*.parquet"))[0]
+    with pytest.raises(InputError) as err:
+        load_records(root)
+    assert err.value.file == str(ae_path) and err.value.column == "PSEUDO_HESID"
+    apc_path = _set_first_rows(root, "apc", "SEX", ["7"])
+    for _ in range(3):
+        with pytest.raises(InputError) as err:
+            load_records(root)
+        assert err.value.file == str(apc_path) and err.value.row == 1 and err.value.column == "SEX"
+    with pytest.raises(InputError) as err:
+        load_records(root, ["ae", "apc"])
+    assert err.value.file == str(ae_path)

@@ -38,11 +38,13 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -534,10 +536,12 @@ def _distinct_checks(
 def _row_checks(
     con: duckdb.DuckDBPyConnection, ds: Dataset, source: str, types: dict[str, str], cheap: bool
 ) -> tuple[_Scan, bool]:
-    """One pass over the rows: the checks of the key and the patient id, the order of the dates and the row count;
-    then, if every row passed, whether the key's hashes are all different. ``cheap``: a text column whose only check is "not missing" is tested with
-    :func:`_plain` instead of trimming every value; returns ``(scan, False)`` when a value is not plain (then the
-    exact pass, ``cheap=False``, decides)."""
+    """One pass over the rows, fetched to numpy: per row the key's 64-bit hash and a bit mask of the checks of the key
+    and the patient id and the order of the dates (bit 0: a problem; then one bit per text column found not in normal
+    form); the row count is the number of rows, and if every row passed the key is unique when its hashes are
+    (:func:`_hashes_distinct`; one scan of the key where a count and a separate fetch of the hashes took two).
+    ``cheap``: a text column whose only check is "not missing" is tested with :func:`_plain` instead of trimming every
+    value; returns ``(scan, False)`` when a value is not plain (then the exact pass, ``cheap=False``, decides)."""
     conditions, flagged, plain = [], [], []
     for f in (f for f in ds.fields if f.name == ds.key or f.name in ROW_CHECKED):
         src = types.get(f.name)
@@ -552,24 +556,26 @@ def _row_checks(
     typed = ", ".join(f"{_typed_expr(f, types.get(f.name))} AS {_q('t_' + f.name)}" for f in ds.fields)
     where = " OR ".join(f"({c})" for c in conditions) or "FALSE"
     key = _q(ds.key) if any(f.name == ds.key for f in plain) else _q("t_" + ds.key)
-    flags = "".join(f", bool_and({_plain(f)})" for f in plain) + "".join(
-        f", bool_and({_normal_form(f)})" for f in flagged
+    tests = [f"NOT {_plain(f)}" for f in plain] + [f"NOT {_normal_form(f)}" for f in flagged]
+    mask = " + ".join(
+        [f"CAST(coalesce({where}, FALSE) AS UTINYINT)"]
+        + [f"CAST({t} AS UTINYINT) * {2 << i}" for i, t in enumerate(tests)]
     )
-    rows, problems, *ok = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE {where}){flags} FROM (SELECT *, {typed} FROM {source})"
-    ).fetchall()[0]
-    if not all(ok[: len(plain)]):
+    got = con.execute(f"SELECT hash({key}) AS h, {mask} AS m FROM (SELECT *, {typed} FROM {source})").fetchnumpy()
+    hashes, bits = np.asarray(got["h"]), np.bitwise_or.reduce(np.asarray(got["m"], dtype=np.uint8), initial=0)
+    off = [bool(int(bits) & (2 << i)) for i in range(len(tests))]  # a value not plain / not in normal form
+    if any(off[: len(plain)]):
         return _Scan(clean=False), False
-    normal = {f.name for f in plain} | {f.name for f, good in zip(flagged, ok[len(plain) :]) if good}
-    unique = problems == 0 and _hashes_distinct(con, f"SELECT hash({key}) AS h FROM (SELECT *, {typed} FROM {source})")
-    return _Scan(clean=problems == 0, normal=normal, rows=rows, unique=unique), True
+    normal = {f.name for f in plain} | {f.name for f, bad in zip(flagged, off[len(plain) :]) if not bad}
+    clean = not int(bits) & 1
+    return _Scan(clean=clean, normal=normal, rows=len(hashes), unique=clean and _hashes_distinct(hashes)), True
 
 
-def _hashes_distinct(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
-    """Whether the 64-bit hashes of the key (``sql``: one column ``h``) are all different, which proves the key
-    unique: sorted with numpy (8 bytes a row; several times cheaper than DuckDB's hash aggregate at national scale)
-    and compared with their neighbours. Equal hashes (a duplicate or a collision) leave it to the exact check."""
-    hashes = con.execute(sql).fetchnumpy()["h"]
+def _hashes_distinct(hashes: np.ndarray) -> bool:
+    """Whether the key's 64-bit hashes are all different, which proves the key unique: sorted with numpy (a fraction
+    of the cost of fetching them; DuckDB's hash aggregate over them, ``count(DISTINCT ...)``, costs 3-4 times the
+    fetch) and compared with their neighbours. Equal hashes (a duplicate or a collision) leave it to the exact
+    check."""
     hashes.sort()
     return not bool((hashes[1:] == hashes[:-1]).any())
 
@@ -678,6 +684,38 @@ def _load_dataset(
     return parquet + csvs, excluded, scan.rows if scan.clean else None
 
 
+def _parquet_only(root: Path, datasets: Sequence[str], fmt: str) -> bool:
+    """Every dataset folder holds Parquet files and no CSV (a folder that cannot be listed: ``False``, so that its
+    error comes in its turn)."""
+    try:
+        return all(not dataset_files(root, name, fmt)[1] for name in datasets)
+    except InputError:
+        return False
+
+
+def _load_datasets(
+    con: duckdb.DuckDBPyConnection, root: Path, datasets: Sequence[str], on_error: str, fmt: str
+) -> list[tuple[list[Path], pd.DataFrame, int | None]]:
+    """:func:`_load_dataset` of each dataset. Parquet datasets are validated at the same time, one thread and cursor
+    each (DuckDB releases the GIL, and so does numpy's sort of the key hashes): the many small checks of one dataset
+    leave DuckDB's threads idle between queries, which the others' queries fill. The first error in the order of
+    ``datasets`` is raised, as when they are validated one after the other. CSV files are registered with the
+    connection (not visible to another cursor), so a folder with CSV files is validated on ``con`` alone."""
+    if len(datasets) < 2 or not _parquet_only(root, datasets, fmt):
+        return [_load_dataset(con, root, DATASETS[name], on_error, fmt) for name in datasets]
+    cursors = [con.cursor() for _ in datasets]
+    try:
+        with ThreadPoolExecutor(len(datasets)) as pool:
+            jobs = [
+                pool.submit(_load_dataset, cur, root, DATASETS[name], on_error, fmt)
+                for cur, name in zip(cursors, datasets, strict=True)
+            ]
+            return [job.result() for job in jobs]  # the first failed dataset in order raises its error
+    finally:
+        for cur in cursors:
+            cur.close()
+
+
 def connect(
     threads: int = 2,
     memory_limit: str = "2500MB",
@@ -725,8 +763,7 @@ def load_records(
         raise InputError(f"unknown record-level dataset(s) {', '.join(unknown)} (known: {', '.join(DATASETS)})")
     con = con or connect()
     files, rows, excl = {}, {}, []
-    for name in datasets:
-        files[name], ex, n = _load_dataset(con, root, DATASETS[name], on_error, fmt)
+    for name, (files[name], ex, n) in zip(datasets, _load_datasets(con, root, datasets, on_error, fmt), strict=True):
         excl.append(ex)
         rows[name] = n if n is not None else con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
     exclusions = (

@@ -28,6 +28,7 @@ import importlib
 import re
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -112,6 +113,7 @@ class Step:
     sql: str
     once: bool = False  # an output that does not read the episodes: computed in the first patient bucket only; a
     # table: made before the patient buckets and kept for all of them
+    bucketed: bool = False  # a "once" table made only when the run has more than one patient bucket
 
     @property
     def counts(self) -> list[str]:
@@ -207,8 +209,16 @@ def render_steps(
         if settings.length_of_stay.classpat == "ordinary"
         else c.ordinary_classpat + c.day_case_classpat + c.regular_attender_classpat + c.maternity_classpat
     )
+    patients = patient_filter(*bucket)
     values = {
-        "patients": patient_filter(*bucket),
+        "patients": patients,
+        # the episodes the spells read: one bucket's rows of the quarter's patients' episodes, read once for every
+        # bucket when there are several (quarter_episodes), else straight from the contract view
+        "episodes": (
+            f"quarter_episodes WHERE {patients}"
+            if bucket[1] > 1
+            else "apc WHERE PSEUDO_HESID IN (SELECT PSEUDO_HESID FROM quarter_patients)"
+        ),
         "qstart": qstart.isoformat(),
         "qend": qend.isoformat(),
         "elective": _in(c.elective_admimeth),
@@ -249,7 +259,7 @@ def render_steps(
         header, body = block.split("\n", 1)
         name, kind, *flags = header.split()
         sql = "\n".join(ln for ln in body.splitlines() if not ln.lstrip().startswith("--")).strip()
-        steps.append(Step(name, kind, sql, once="once" in flags))
+        steps.append(Step(name, kind, sql, once="once" in flags, bucketed="bucketed" in flags))
     return steps
 
 
@@ -280,6 +290,19 @@ class DuckDBEngine:
                 kind = "TEMP TABLE" if s.kind == "table" else "TEMP VIEW"
                 self.con.execute(f"CREATE OR REPLACE {kind} {s.name} AS {s.sql}")
         return out
+
+    def start(self, steps: list[Step], pool: ThreadPoolExecutor) -> Future[dict[str, pd.DataFrame]]:
+        """Run outputs that read only the contract views on a second cursor in ``pool``, while this connection runs
+        the patient buckets (DuckDB releases the GIL: their queries and the buckets' Python share the cores)."""
+        cursor = self.con.cursor()
+
+        def outputs() -> dict[str, pd.DataFrame]:
+            try:
+                return {s.name: cursor.execute(s.sql).df() for s in steps}
+            finally:
+                cursor.close()
+
+        return pool.submit(outputs)
 
     def scalar(self, sql: str) -> Any:
         return self.con.execute(sql).fetchall()[0][0]
@@ -737,19 +760,34 @@ def run_counts(
         _spark_tables(records, runner)
     runner.register("residence", residence[["lsoa11", "icb", "imd_quintile"]])
     all_steps = render_steps(settings, quarter)
-    shared = [s for s in all_steps if s.once and s.kind != "output"]
-    runner.run(shared)
-    n = buckets if buckets is not None else _bucket_count(runner, records.rows.get("apc", 0))
-    parts: dict[str, list[pd.DataFrame]] = {}
-    for b in range(n):
-        steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if s.kind == "output" or not s.once]
-        steps = [s for s in steps if b == 0 or not s.once]
-        for name, frame in runner.run(steps).items():
-            parts.setdefault(name, []).append(frame)
-        runner.drop(steps)
-    runner.drop(shared)
     outputs = {s.name: s for s in all_steps if s.kind == "output"}
-    return {k: normalise(_sum_buckets(v, outputs[k].counts)) for k, v in parts.items()}
+    shared = [s for s in all_steps if s.once and s.kind != "output" and not s.bucketed]
+    # the outputs that do not read the episodes run beside the buckets when their views can be read from a second
+    # cursor (Parquet: CSV tables are registered with the connection alone)
+    detach = isinstance(runner, DuckDBEngine) and all(
+        p.suffix == ".parquet" for files in records.files.values() for p in files
+    )
+    with ThreadPoolExecutor(1) as pool:
+        aside = (
+            runner.start([s for s in outputs.values() if s.once], pool)
+            if isinstance(runner, DuckDBEngine) and detach
+            else None
+        )
+        runner.run(shared)
+        n = buckets if buckets is not None else _bucket_count(runner, records.rows.get("apc", 0))
+        shared += [s for s in all_steps if s.bucketed and n > 1]
+        runner.run([s for s in shared if s.bucketed])
+        parts: dict[str, list[pd.DataFrame]] = {}
+        for b in range(n):
+            steps = [s for s in render_steps(settings, quarter, bucket=(b, n)) if s.kind == "output" or not s.once]
+            steps = [s for s in steps if not s.once or (b == 0 and aside is None)]
+            for name, frame in runner.run(steps).items():
+                parts.setdefault(name, []).append(frame)
+            runner.drop(steps)
+        runner.drop(shared)
+        if aside is not None:
+            parts |= {name: [frame] for name, frame in aside.result().items()}
+    return {k: normalise(_sum_buckets(parts[k], outputs[k].counts)) for k in outputs if k in parts}
 
 
 def _bucket_count(runner: DuckDBEngine | SparkEngine, episodes: int) -> int:

@@ -6,7 +6,7 @@
 -- Large extracts run in patient buckets (${patients}: one bucket of PSEUDO_HESID hashes, so every step from the
 -- episodes on fits in memory); each output's counts are summed over the buckets, and the outputs marked "once", which
 -- do not read the episodes, run in the first bucket only; the tables marked "once" are made before the buckets and
--- kept for all of them.
+-- kept for all of them ("bucketed": only when there is more than one bucket).
 
 -- name: quarter_patients table once
 -- the patients with an episode admitted or discharged in the quarter: every output counts spells or continuous spells
@@ -16,6 +16,14 @@
 -- patient buckets
 SELECT DISTINCT PSEUDO_HESID FROM apc
 WHERE ADMIDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' OR DISDATE BETWEEN DATE '${qstart}' AND DATE '${qend}'
+
+-- name: quarter_episodes table once bucketed
+-- with more than one patient bucket only: the quarter's patients' episodes (the columns the spells read), read from the
+-- files once instead of once per bucket
+SELECT PSEUDO_HESID, PROCODE3, ADMIDATE, ADMIMETH, CLASSPAT, STARTAGE, SEX, LSOA11, DIAG_4_01, OPERTN_4_01, OPDATE_01,
+       EPIORDER, EPISTART, EPIKEY, DISDATE, DISMETH, DOD
+FROM apc
+WHERE PSEUDO_HESID IN (SELECT PSEUDO_HESID FROM quarter_patients)
 
 -- name: spells table
 -- provider spells (same patient, provider and admission date; HES's definition): admission method, patient class,
@@ -35,8 +43,7 @@ FROM (SELECT PSEUDO_HESID AS pid, PROCODE3 AS procode, ADMIDATE AS admidate,
              arg_max(struct_pack(disdate := DISDATE, dismeth := DISMETH),
                      struct_pack(o := EPIORDER, s := EPISTART, k := EPIKEY)) AS l,
              MAX(DOD) AS dod
-      FROM apc
-      WHERE ${patients} AND PSEUDO_HESID IN (SELECT PSEUDO_HESID FROM quarter_patients WHERE ${patients})
+      FROM ${episodes}
       GROUP BY PSEUDO_HESID, PROCODE3, ADMIDATE) AS g
 
 -- name: repeat_patients table

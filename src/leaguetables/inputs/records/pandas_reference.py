@@ -109,7 +109,12 @@ def quarter_episodes(apc: pd.DataFrame, quarter: str) -> pd.DataFrame:
     touches = _in_quarter(pd.Series(_days(apc["ADMIDATE"])), quarter) | _in_quarter(
         pd.Series(_days(apc["DISDATE"])), quarter
     )
-    return apc[apc["PSEUDO_HESID"].isin(apc.loc[touches, "PSEUDO_HESID"].unique())]
+    # patients as codes (pandas.factorize): ``isin`` against the ~half a million ids of the quarter's patients costs
+    # about ten times as much on pandas' Arrow-backed strings
+    codes, uniques = pd.factorize(apc["PSEUDO_HESID"])
+    kept = np.zeros(len(uniques) + 1, bool)  # the last entry: a missing id (code -1), never kept
+    kept[codes[touches & (codes >= 0)]] = True
+    return apc[kept[codes]]
 
 
 def cips(sp: pd.DataFrame, settings: RecordSettings) -> pd.DataFrame:
