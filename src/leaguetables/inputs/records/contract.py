@@ -738,6 +738,17 @@ def connect(
     return con
 
 
+def record_root(root: Path | str, datasets: Sequence[str]) -> Path:
+    """``root`` as a path, once it is a folder and ``datasets`` are all known (:data:`DATASETS`); else InputError."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError("record-level data folder not found", file=str(root))
+    unknown = [d for d in datasets if d not in DATASETS]
+    if unknown:
+        raise InputError(f"unknown record-level dataset(s) {', '.join(unknown)} (known: {', '.join(DATASETS)})")
+    return root
+
+
 def load_records(
     root: Path | str,
     datasets: Sequence[str] = ("apc", "op", "ae"),
@@ -755,12 +766,7 @@ def load_records(
         raise ValueError(f"on_error must be 'raise' or 'exclude', not {on_error!r}")
     if fmt not in ("auto", "parquet", "csv"):
         raise ValueError(f"fmt must be 'auto', 'parquet' or 'csv', not {fmt!r}")
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError("record-level data folder not found", file=str(root))
-    unknown = [d for d in datasets if d not in DATASETS]
-    if unknown:
-        raise InputError(f"unknown record-level dataset(s) {', '.join(unknown)} (known: {', '.join(DATASETS)})")
+    root = record_root(root, datasets)
     con = con or connect()
     files, rows, excl = {}, {}, []
     for name, (files[name], ex, n) in zip(datasets, _load_datasets(con, root, datasets, on_error, fmt), strict=True):

@@ -40,6 +40,7 @@ from leaguetables.inputs.records.contract import (
     _first_line,
     _partition_keys,
     dataset_files,
+    record_root,
 )
 
 KIND_WORD = {"int": "a whole number", "date": "a date (YYYY-MM-DD)", "time": "a time (HHMM or HH:MM)"}
@@ -325,10 +326,5 @@ def load_records_pandas(
 ) -> dict[str, pd.DataFrame]:
     """Validate the record-level folders under ``root`` with pandas; raises :class:`InputError` (one line: file, row,
     column) for the first problem, as :func:`.contract.load_records` does."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError("record-level data folder not found", file=str(root))
-    unknown = [d for d in datasets if d not in DATASETS]
-    if unknown:
-        raise InputError(f"unknown record-level dataset(s) {', '.join(unknown)} (known: {', '.join(DATASETS)})")
+    root = record_root(root, datasets)
     return {name: validate_dataset(root, DATASETS[name], fmt) for name in datasets}
