@@ -117,7 +117,7 @@ LONGEST_FIRST = (
     "tests/test_validate.py",  # ~36 under load (one group: the study, 4 + 2 replicates)
     "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",  # ~10
     "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~9
-    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_200_simulated_datasets",  # ~10 (two)
+    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_100_simulated_datasets",  # ~5 (two)
     "tests/test_records_bad_inputs.py::test_bad_record_input_command_line",  # ~7 (subprocesses)
     "tests/test_imports.py::test_every_module_imports_in_a_fresh_interpreter",  # ~7 (two interpreters)
     "tests/test_demo_recovery.py",

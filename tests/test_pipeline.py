@@ -184,6 +184,28 @@ def test_wrong_arguments_exit_2_with_one_line(tmp_path):
     assert not any(tmp_path.iterdir()), "nothing published"
 
 
+def test_wrong_arguments_are_refused_before_the_pipeline_is_imported(tmp_path):
+    """A malformed quarter, an empty --metrics and a metric the catalogue lacks are refused from the arguments alone
+    (run_quarter.wrong_argument): neither the pipeline nor pandas is imported, so the refusal takes a fraction of
+    the second those imports cost."""
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import run_quarter; "
+        "rc = run_quarter.main(sys.argv[2:]); "
+        "print(rc, 'leaguetables.run.pipeline' in sys.modules, 'pandas' in sys.modules)"
+    )
+    for args, message in (
+        (["2025-26-Q9"], "quarter '2025-26-Q9'"),
+        (["2025-26-Q4", "--metrics", " , "], "--metrics names no metric"),
+        (["2025-26-Q4", "--metrics", "ae_4hr,nope"], "unknown metric(s) ['nope']"),
+        (["2025-26-Q4", "--catalogue", "nhse-acute", "--metrics", "cdiff"], "the catalogue 'nhse-acute' has"),
+    ):
+        cmd = [sys.executable, "-c", probe, str(ROOT), *args, "--out", str(tmp_path), "--no-progress"]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.stdout.split() == ["2", "False", "False"], (args, proc.stdout, proc.stderr)
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (args, proc.stderr)
+    assert not any(tmp_path.iterdir()), "nothing published"
+
+
 def test_a_trust_type_with_no_scored_metric_is_left_out_of_the_league_and_said_so(tmp_path):
     """With only acute and mental-health metrics selected, ambulance trusts have no score: they are not segmented
     or ranked, the run still publishes, and the data-quality section names them. On the six-trust corpus base
