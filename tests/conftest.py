@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
 import json
 import os
@@ -155,11 +156,38 @@ def _rank(item: pytest.Item) -> int:
     return len(LONGEST_FIRST)
 
 
+# The groups are a function of the test files alone (their code, fixtures and marks), but reading every test's
+# source costs each collecting process about a second: the answer is kept in pytest's cache under the SHA-256 of
+# every .py file under tests/, and recomputed for any test the cache does not know.
+E2E_CACHE_KEY = "leaguetables/e2e-groups"
+
+
+def _tests_sha256() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _e2e_items(config, items) -> dict[str, bool]:
+    """{node id: whether the test is end-to-end} (:func:`_is_e2e`), from the cache when the test files are the
+    same as when it was written (without the cache provider, ``-p no:cacheprovider``, every time)."""
+    cache = getattr(config, "cache", None)
+    key = _tests_sha256()
+    known = cache.get(E2E_CACHE_KEY, {}) if cache is not None else {}
+    seen = known.get("groups", {}) if known.get("tests_sha256") == key else {}
+    result = {item.nodeid: seen[item.nodeid] if item.nodeid in seen else _is_e2e(item) for item in items}
+    if cache is not None and not result.items() <= seen.items():
+        cache.set(E2E_CACHE_KEY, {"tests_sha256": key, "groups": {**seen, **result}})
+    return result
+
+
 @pytest.hookimpl(wrapper=True)  # before every other hook: -m selects by these marks
 def pytest_collection_modifyitems(config, items):
     groups = {}
+    e2e = _e2e_items(config, items)
     for item in items:
-        if _is_e2e(item):
+        if e2e[item.nodeid]:
             if not item.get_closest_marker("e2e"):
                 item.add_marker(pytest.mark.e2e)
         elif not item.get_closest_marker("unit"):
