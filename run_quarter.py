@@ -219,16 +219,34 @@ def up_to_date(args: argparse.Namespace, metrics: list[str] | None) -> str | Non
     )
 
 
+def wrong_argument(args: argparse.Namespace, metrics: list[str] | None) -> str | None:
+    """The one line refusing an empty ``--metrics``, a malformed quarter or a metric id the catalogue lacks, found
+    before the pipeline and its libraries are imported (:func:`leaguetables.run.defaults.check_arguments`); None
+    when there is none."""
+    if metrics == []:
+        return (
+            "error: --metrics names no metric (give comma-separated metric ids, or leave --metrics out to "
+            "run every metric)"
+        )
+    from leaguetables.errors import InputError
+    from leaguetables.inputs.demo_marker import default_source
+    from leaguetables.run.defaults import check_arguments
+
+    source = args.source or default_source(args.data)
+    try:
+        check_arguments(args.quarter, source, None if args.verify else metrics, args.methodology, args.catalogue)
+    except InputError as exc:
+        return f"error: {' '.join(str(exc).split())}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     args = parse_args(argv)
     metrics = parse_metrics(args.metrics)
-    if metrics == []:
-        print(
-            "error: --metrics names no metric (give comma-separated metric ids, or leave --metrics out to "
-            "run every metric)",
-            file=sys.stderr,
-        )
+    refusal = wrong_argument(args, metrics)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
         return 2
     line = up_to_date(args, metrics)
     if line is not None:

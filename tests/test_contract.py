@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 from leaguetables.config import load_catalogue
 from leaguetables.errors import InputError
 from leaguetables.inputs.contract import check_quarter, load_inputs, previous_quarter, quarter_label, quarter_period
+
+# the six-trust corpus base (three acute, two mental health and community, one ambulance trust; two quarters): a
+# bad cell is named the same way in any valid file, and this one loads in a fraction of the demo's time
+BASE = Path(__file__).resolve().parent / "bad_inputs" / "base"
 
 
 def test_quarter_labels():
@@ -25,8 +30,16 @@ def test_quarter_labels():
 
 @pytest.fixture
 def copy_demo(demo_dir, tmp_path):
+    """The demo's four contract files (not its record-level extracts or its truth, which load_inputs never reads)."""
     dst = tmp_path / "data"
-    shutil.copytree(demo_dir, dst)
+    shutil.copytree(demo_dir, dst, ignore=shutil.ignore_patterns("records", "truth"))
+    return dst
+
+
+@pytest.fixture
+def copy_base(tmp_path):
+    dst = tmp_path / "data"
+    shutil.copytree(BASE, dst)
     return dst
 
 
@@ -52,19 +65,21 @@ def _edit(path, line_no: int, column: str, value: str):
         ("numerator", "1e9", "is above denominator"),
     ],
 )
-def test_bad_observation_names_file_row_and_column(copy_demo, column, value, message):
-    path = copy_demo / "observations.csv"
-    _edit(path, 5, column, value)
+def test_bad_observation_names_file_row_and_column(copy_base, column, value, message):
+    """On the corpus base (row 2: DEMO-A001's ae_4hr in 2025-26-Q3, a count with a denominator)."""
+    path = copy_base / "observations.csv"
+    load_inputs(copy_base, load_catalogue("demo"))  # valid before the edit
+    _edit(path, 2, column, value)
     with pytest.raises(InputError) as exc:
-        load_inputs(copy_demo, load_catalogue("demo"))
+        load_inputs(copy_base, load_catalogue("demo"))
     text = str(exc.value)
-    assert text.startswith(f"{path}, row 5, column '{column}'"), text
+    assert text.startswith(f"{path}, row 2, column '{column}'"), text
     assert message in text
 
 
-def test_quarter_absent_from_the_data(copy_demo):
+def test_quarter_absent_from_the_data(copy_base):
     with pytest.raises(InputError, match="quarter 2030-31-Q1 is not in the data"):
-        load_inputs(copy_demo, load_catalogue("demo"), "2030-31-Q1")
+        load_inputs(copy_base, load_catalogue("demo"), "2030-31-Q1")
 
 
 def _line_of(path, metric_id: str) -> int:

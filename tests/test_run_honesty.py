@@ -55,20 +55,20 @@ def _run(quarter: str, data: Path, out: Path, *extra: str) -> subprocess.Complet
 
 
 # ------------------------------------------------------------------------------------------ working directory
-def test_no_working_directory_change_while_notebooks_run(tmp_path, monkeypatch):
-    """A run with two notebook threads never calls os.chdir (papermill's ``cwd`` changed the whole process's
-    directory from two threads at once), leaves the working directory as it was, and records absolute paths for
-    relative arguments."""
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    """One run, in-process with two notebook threads, of the corpus base with hostile text and a zero count
+    (``_hostile_data``), with relative --data and --out and ``os.chdir`` forbidden: ``(the folder it ran in, the
+    working directory after the run, the outcome)``. Read by the working-directory test and by the safe-cells test
+    (one run for both since issue 13)."""
     from leaguetables.run.pipeline import RunOptions, run
 
-    data = tmp_path / "data"
-    shutil.copytree(BASE, data)
-    monkeypatch.chdir(tmp_path)
+    tmp = tmp_path_factory.mktemp("hostile")
+    _hostile_data(tmp)
 
     def forbidden(path):
         raise AssertionError(f"os.chdir({path!r}) called during a run")
 
-    monkeypatch.setattr(os, "chdir", forbidden)
     opts = RunOptions(
         quarter=Q4,
         source="files",
@@ -80,11 +80,23 @@ def test_no_working_directory_change_while_notebooks_run(tmp_path, monkeypatch):
         progress=False,
         use_cache=False,
     )
-    outcome = run(opts)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        mp.setattr(os, "chdir", forbidden)
+        outcome = run(opts)
+        cwd = Path.cwd()
+    return tmp, cwd, outcome
+
+
+def test_no_working_directory_change_while_notebooks_run(hostile_run):
+    """A run with two notebook threads never calls os.chdir (papermill's ``cwd`` changed the whole process's
+    directory from two threads at once), leaves the working directory as it was, and records absolute paths for
+    relative arguments."""
+    tmp, cwd, outcome = hostile_run
     assert outcome.status == "published"
-    assert Path.cwd() == tmp_path
-    manifest = json.loads((tmp_path / "reports" / Q4 / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["parameters"]["data"] == str(tmp_path / "data")
+    assert cwd == tmp
+    manifest = json.loads((tmp / "reports" / Q4 / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["parameters"]["data"] == str(tmp / "data")
     assert all(Path(v["path"]).is_absolute() for v in manifest["inputs"].values())
 
 
@@ -229,16 +241,15 @@ def _hostile_data(tmp: Path) -> Path:
     return data
 
 
-def test_published_cells_are_safe_and_finite(tmp_path):
+def test_published_cells_are_safe_and_finite(hostile_run):
     """Names beginning with formula characters and a trust with zero events: no CSV cell and no ODS cell begins
     with a formula character (other than numbers the project writes), no CSV or ODS holds inf or NaN, the
     ODS is well-formed XML, and the notes sheet says how text is neutralised."""
     import xml.etree.ElementTree as ET
 
-    out = tmp_path / "reports"
-    proc = _run(Q4, _hostile_data(tmp_path), out)
-    assert proc.returncode == 0, proc.stderr
-    folder = out / Q4
+    tmp, _, outcome = hostile_run
+    assert outcome.status == "published"
+    folder = tmp / "reports" / Q4
     csvs = sorted((folder / "tables").rglob("*.csv"))
     assert csvs
     for path in csvs:

@@ -45,7 +45,14 @@ from leaguetables.inputs.store import STORE_DIR
 from leaguetables.run import manifest as manifest_mod
 from leaguetables.run import publish, stages, uptodate
 from leaguetables.run.cache import StageCache
-from leaguetables.run.defaults import DEFAULT_DEMO_DATA, DEFAULT_OUT, DEFAULT_REAL_DATA, SOURCES  # noqa: F401
+from leaguetables.run.defaults import (  # noqa: F401
+    DEFAULT_DEMO_DATA,
+    DEFAULT_OUT,
+    DEFAULT_REAL_DATA,
+    SOURCE_CATALOGUE,
+    SOURCES,
+    check_metric_ids,
+)
 from leaguetables.run.kernels import (  # noqa: F401
     FAILED_DIR,
     KERNEL_NAME,
@@ -56,7 +63,6 @@ from leaguetables.run.kernels import (  # noqa: F401
 )
 from leaguetables.run.verify import compare_folders
 
-SOURCE_CATALOGUE = {"demo": "demo", "nhse": "nhse-acute", "nof": "nof-2025-26", "files": None}
 #: Sources whose contract files are derived from --raw into a scratch folder (not the reports folder).
 DERIVED_SOURCES = ("nhse", "nof")
 MODES = ("publish", "verify")
@@ -241,11 +247,6 @@ def _select_metrics(opts: RunOptions, catalogue: Catalogue, inputs: QuarterInput
     metric_ids = [m.id for m in catalogue.metrics if m.id in present]
     omitted: list[str] = []
     if opts.metrics:
-        unknown = [m for m in opts.metrics if m not in catalogue.ids]
-        if unknown:
-            raise InputError(
-                f"--metrics: unknown metric(s) {unknown}; the catalogue {catalogue.id!r} has {catalogue.ids}"
-            )
         absent = [m for m in opts.metrics if m not in present]
         if absent:
             raise InputError(f"--metrics: no data for {absent} in {opts.quarter}")
@@ -263,6 +264,7 @@ def prepare(opts: RunOptions, scratch: Path) -> Prepared:
     methodology = _methodology(opts)
     cat_name = opts.catalogue or SOURCE_CATALOGUE.get(opts.source) or methodology.catalogue
     catalogue = load_catalogue(cat_name)
+    check_metric_ids(opts.metrics, catalogue)  # before any data is read
     data_dir = _data_dir(opts, catalogue, scratch)
     inputs = load_inputs(data_dir, catalogue, opts.quarter)
     metric_ids, omitted = _select_metrics(opts, catalogue, inputs)
