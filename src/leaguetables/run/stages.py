@@ -425,15 +425,12 @@ def _report_and_publication(ctx: RunContext, timings: dict) -> None:
 
 
 def build(
-    prep, staging: Path, work: Path, files: store.InputFiles, cache, target: Path
+    prep, staging: Path, work: Path, files: store.InputFiles, cache, target: Path, workers: Workers
 ) -> tuple[dict, CacheReport, int]:
-    """Every stage into ``staging``: (timings, cache report, number of revisions)."""
-    workers = Workers(prep.options.jobs, work, isolated=prep.options.isolated)
+    """Every stage into ``staging`` (notebooks on ``workers``, which the caller closes): (timings, cache report,
+    number of revisions)."""
     ctx = RunContext(prep, staging, work, files, workers, cache)
     timings: dict = {}
-    try:
-        n_revisions = _notebook_stages(ctx, target, timings)
-        _report_and_publication(ctx, timings)
-    finally:
-        workers.close()
+    n_revisions = _notebook_stages(ctx, target, timings)
+    _report_and_publication(ctx, timings)
     return timings, ctx.report, n_revisions
