@@ -354,7 +354,10 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
     try:
         publish.checkpoint("staging")
         files = stages.write_run(prep, work, out_root / STORE_DIR)
-        timings, report, n_revisions = stages.build(prep, staging, work, files, cache, target, workers)
+        try:
+            timings, report, n_revisions = stages.build(prep, staging, work, files, cache, target, workers)
+        finally:
+            workers.close()  # before a failed run's notebooks are kept or the staged quarter is compared
         timings = {"validate": validate_s, **timings, "total": round(time.perf_counter() - t_start, 3)}
         opts.timings = timings
         manifest_mod.write_manifest(prep, staging, timings, report.as_dict())
