@@ -205,7 +205,9 @@ class NotebookWorker:
         # paths only, so nothing depends on the kernel's working directory)
         run_sync(self.km.start_kernel)(extra_arguments=list(KERNEL_ARGUMENTS), cwd=self.ipc_dir)
         kc = self.km.client()
-        kc.start_channels()
+        # no heartbeat channel (its thread would make a socket after a cancelled warm-up closed the client): the
+        # kernel's life is its process's, which the manager watches (KernelClient.is_alive)
+        kc.start_channels(hb=False)
         self.client["kc"] = kc
         self._wait_until_ready(kc)
         kc.allow_stdin = False
