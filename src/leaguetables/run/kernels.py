@@ -185,7 +185,7 @@ class NotebookWorker:
 
     def warm_up(self, modules: tuple[str, ...] = WARM_MODULES) -> Future:
         """Start the kernel and import ``modules`` in it, in the worker's thread, while the run does something else
-        (the pipeline calls it before it validates the inputs): the first notebook then finds the kernel started and
+        (the pipeline calls it once the inputs are valid): the first notebook then finds the kernel started and
         its libraries imported, as every later notebook of a warm worker does. Nothing enters the kernel's
         namespace (a silent ``importlib.import_module``, no history), so the notebook's outputs are those of a
         kernel that had not run it; a failed import is left for the notebook to report."""

@@ -306,15 +306,14 @@ def run(opts: RunOptions) -> Outcome:
         raise InputError(f"--out {out_root} is a file, not a folder")
     # only --source nhse writes anything outside the reports folder: the contract files it derives from --raw
     scratch = Path(tempfile.mkdtemp(prefix="leaguetables-inputs-")) if opts.source in DERIVED_SOURCES else out_root
-    # the notebooks' workers; once the arguments are valid, the first one's kernel starts and imports its libraries
-    # while the inputs are validated
+    # the notebooks' workers; once the inputs are valid, the first one's kernel starts and imports its libraries
+    # while the run claims the quarter, writes its inputs and restores what the cache holds
     work = publish.staging_path(out_root, opts.quarter) / "_work"
     workers = Workers(opts.jobs, work, isolated=opts.isolated)
     try:
         t0 = time.perf_counter()
-        _check_options(opts)
-        workers.warm_up()
         prep = prepare(opts, scratch)  # bad input stops here: nothing written under out_root
+        workers.warm_up()
         if opts.source in uptodate.SOURCES:
             opts.rerun_key = uptodate.rerun_key(
                 opts.quarter, opts.source, prep.data_dir, opts.metrics, opts.methodology, opts.catalogue
