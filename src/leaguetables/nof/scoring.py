@@ -429,22 +429,32 @@ def combine_scores(
         else:
             ws = (rows["score"] * rows["weight"]).groupby(rows["trust_code"]).sum()
             combined = round_half_up(ws / rows.groupby("trust_code")["weight"].sum(), decimals).rename("score")
-        doms = rows.groupby("trust_code")["domain"].agg(lambda s: s.dropna().unique().tolist())
-        multi = doms[doms.map(len) > 1]
-        if not multi.empty:
-            raise ValueError(f"combination group {group!r} spans several domains for {multi.index.tolist()[:5]}")
         block = pd.DataFrame(
             {
                 "trust_code": combined.index.astype(str),
                 "metric_id": str(group),
                 "score": combined.to_numpy(dtype=float),
                 "weight": rows.groupby("trust_code")["weight"].mean().reindex(combined.index).to_numpy(dtype=float),
-                "domain": doms.map(lambda d: d[0] if d else None).reindex(combined.index).to_numpy(dtype=object),
+                "domain": _group_domain(rows, group).reindex(combined.index).to_numpy(dtype=object),
             }
         )
         parts.append(block[block["score"].notna()])
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(["trust_code", "metric_id"], kind="mergesort", ignore_index=True)
+
+
+def _group_domain(rows: pd.DataFrame, group) -> pd.Series:
+    """The domain of a combination group's rows per trust (by trust code, sorted; None where every domain is
+    missing): the first non-missing one, which must be the only one (:class:`ValueError` naming the trusts)."""
+    known = rows.loc[rows["domain"].notna(), ["trust_code", "domain"]].drop_duplicates()
+    counts = known.groupby("trust_code").size()
+    multi = counts[counts > 1]
+    if not multi.empty:
+        raise ValueError(f"combination group {group!r} spans several domains for {multi.index.tolist()[:5]}")
+    out = pd.Series(None, index=sorted(set(rows["trust_code"])), dtype=object)
+    first = known.drop_duplicates("trust_code")
+    out.loc[first["trust_code"].to_numpy()] = first["domain"].to_numpy(dtype=object)
+    return out
 
 
 def _weighted_average(units: pd.DataFrame, by: list[str], decimals: int) -> pd.DataFrame:

@@ -16,7 +16,9 @@ imports this module only when the publication stage runs (its imports cost ~2.5 
 
 from __future__ import annotations
 
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from leaguetables import __version__
@@ -24,10 +26,10 @@ from leaguetables.inputs.contract import quarter_label, quarter_period
 from leaguetables.nof.league import read_metric_results
 from leaguetables.publication.methodology import write_methodology
 from leaguetables.publication.notebook_html import export_html
-from leaguetables.publication.profiles import write_profiles
+from leaguetables.publication.profiles import spc_contexts, write_profiles
 from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
 from leaguetables.publication.site import write_site
-from leaguetables.publication.spreadsheet import Release, write_workbook
+from leaguetables.publication.spreadsheet import Release, SheetCache, table_files, write_workbook
 
 
 def build_publication(prep, staging: Path, work: Path, params: dict) -> dict:
@@ -42,9 +44,9 @@ def build_publication(prep, staging: Path, work: Path, params: dict) -> dict:
 
 def early_data(prep, staging: Path, metric_results: str) -> ReportData:
     """What the documents need that the league does not change — the metric results, the productivity opportunity
-    and SPC of every trust and metric —, computed from the metric notebooks' bundles (``metric_results``, the
-    report notebook's parameter; the pipeline does this while the league notebook runs; :func:`load_data` takes
-    them)."""
+    and SPC of every trust and metric, the trust profiles' SPC sections —, computed from the metric notebooks'
+    bundles (``metric_results``, the report notebook's parameter; the pipeline does this while the league notebook
+    runs; :func:`load_data` takes them)."""
     data = ReportData(
         staging,
         prep.inputs,
@@ -57,7 +59,19 @@ def early_data(prep, staging: Path, metric_results: str) -> ReportData:
         read_metric_results(metric_results),
     )
     data.productivity, data.spc  # noqa: B018 - computed now (cached properties)
+    data.profile_spc = spc_contexts(data)
     return data
+
+
+def prepare_sheets(early: ReportData, staging: Path, sheets: SheetCache) -> None:
+    """The spreadsheet's cells of the tables written before the league notebook ends — the metric tables — and of
+    the two the report notebook will write (productivity and SPC, made here from the same data into a temporary
+    folder), kept in ``sheets`` by the SHA-256 of each file's bytes: the workbook reuses them for a file whose bytes
+    are the same when it is written (:func:`finish`)."""
+    sheets.add(table_files(staging, early.catalogue, list(early.metric_data)))
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a speculative copy: the report notebook reports what its own tables lose
+        sheets.add(Path(tmp) / rel for rel in early.write_tables(Path(tmp)))
 
 
 def load_data(prep, work: Path, params: dict, timings: dict, early: ReportData | None = None) -> ReportData:
@@ -109,9 +123,9 @@ def export_index(notebook: Path, html: Path, data: ReportData) -> None:
     export_html(notebook, html, title, site_label(data.run["source"]), search_data=data.search_data)
 
 
-def finish(data, prep, staging: Path, timings: dict) -> None:
+def finish(data, prep, staging: Path, timings: dict, sheets: SheetCache | None = None) -> None:
     """The documents made from what the report notebook wrote: ``index.html`` (its executed notebook, exported) and
-    the spreadsheet of every CSV table (its tables among them)."""
+    the spreadsheet of every CSV table (its tables among them; cells reused from ``sheets``, :func:`prepare_sheets`)."""
     quarter = prep.options.quarter
     if not (staging / "tables" / "productivity.csv").exists():  # written by the report notebook; never skipped
         data.write_tables()
@@ -121,6 +135,7 @@ def finish(data, prep, staging: Path, timings: dict) -> None:
 
     t0 = time.perf_counter()
     write_workbook(
-        Release(staging, quarter, prep.methodology, prep.catalogue, prep.metric_ids, prep.options.source, __version__)
+        Release(staging, quarter, prep.methodology, prep.catalogue, prep.metric_ids, prep.options.source, __version__),
+        sheets,
     )
     timings["spreadsheet_ods"] = round(time.perf_counter() - t0, 3)

@@ -338,50 +338,12 @@ class ProfileBuilder:
         return ordered, trend_rows
 
     def _spc(self, code: str, ttype: str) -> dict:
-        """Variation and assurance in words per metric, one small-multiples XmR figure, and the limits table."""
-        from leaguetables.publication.spc_chart import spc_svg
-        from leaguetables.statistics.spc import ASSURANCE, VARIATION, describe_assurance, describe_variation
-
-        rows, limits, panels = [], [], []
-        for m in self.metrics:
-            if ttype not in m.trust_types or m.id not in self.spc:
-                continue
-            r = self.spc[m.id].get(code)
-            if r is None:
-                continue
-            name = f"{m.name} ({m.unit})"
-            rows.append([name, describe_variation(r, m.decimals, m.unit), describe_assurance(r, m.decimals, m.unit)])
-            if r.assessed:
-                panels.append((m.name, r))
-                limits.append(
-                    [
-                        name,
-                        str(r.n_points),
-                        fmt(r.mean, m.decimals),
-                        fmt(r.lower, m.decimals),
-                        fmt(r.upper, m.decimals),
-                        "[z]" if r.target is None else fmt(r.target, m.decimals),
-                        VARIATION[r.variation],
-                        ASSURANCE[r.assurance].split(":")[0],
-                    ]
-                )
-        svg, alt = spc_svg(panels, self.names[code])
-        n_special = sum(1 for _, r in panels if r.variation != "common_cause")
-        return {
-            "spc_rows": rows,
-            "spc_limits": limits,
-            "spc_svg": svg,
-            "spc_alt": alt,
-            "spc_assessed": len(panels),
-            "spc_special": n_special,
-            "spc_quarters": len(self.spc_quarters),
-            "spc_range": (
-                f"{quarter_label(self.spc_quarters[0])} to {quarter_label(self.spc_quarters[-1])}"
-                if self.spc_quarters
-                else ""
-            ),
-            "spc_min_points": self.data.methodology.spc.min_points,
-        }
+        """The page's SPC section (:func:`spc_context`), made early by the pipeline when it could
+        (:attr:`ReportData.profile_spc <leaguetables.publication.report.ReportData.profile_spc>`)."""
+        early = self.data.profile_spc
+        if early is not None and code in early:
+            return early[code]
+        return spc_context(self.data, code, ttype, self.names[code])
 
     def _productivity(self, code: str, ttype: str) -> tuple[list, str]:
         g = self.opp.get(code)
@@ -532,6 +494,62 @@ class ProfileBuilder:
             "search_data": self.data.search_data,
             **self._spc(code, ttype),
         }
+
+
+def spc_context(data: ReportData, code: str, ttype: str, name: str) -> dict:
+    """One trust's SPC section of its profile (``name``: the trust's name): variation and assurance in words per
+    metric, one small-multiples XmR figure, and the limits table. It reads the metric results and SPC of ``data``,
+    never its league."""
+    from leaguetables.publication.spc_chart import spc_svg
+    from leaguetables.statistics.spc import ASSURANCE, VARIATION, describe_assurance, describe_variation
+
+    spc, quarters = data.spc
+    rows, limits, panels = [], [], []
+    for m in data.metrics_run:
+        if ttype not in m.trust_types or m.id not in spc:
+            continue
+        r = spc[m.id].get(code)
+        if r is None:
+            continue
+        label = f"{m.name} ({m.unit})"
+        rows.append([label, describe_variation(r, m.decimals, m.unit), describe_assurance(r, m.decimals, m.unit)])
+        if r.assessed:
+            panels.append((m.name, r))
+            limits.append(
+                [
+                    label,
+                    str(r.n_points),
+                    fmt(r.mean, m.decimals),
+                    fmt(r.lower, m.decimals),
+                    fmt(r.upper, m.decimals),
+                    "[z]" if r.target is None else fmt(r.target, m.decimals),
+                    VARIATION[r.variation],
+                    ASSURANCE[r.assurance].split(":")[0],
+                ]
+            )
+    svg, alt = spc_svg(panels, name)
+    n_special = sum(1 for _, r in panels if r.variation != "common_cause")
+    return {
+        "spc_rows": rows,
+        "spc_limits": limits,
+        "spc_svg": svg,
+        "spc_alt": alt,
+        "spc_assessed": len(panels),
+        "spc_special": n_special,
+        "spc_quarters": len(quarters),
+        "spc_range": f"{quarter_label(quarters[0])} to {quarter_label(quarters[-1])}" if quarters else "",
+        "spc_min_points": data.methodology.spc.min_points,
+    }
+
+
+def spc_contexts(data: ReportData) -> dict[str, dict]:
+    """:func:`spc_context` of every trust of the register (the pipeline makes them while the league notebook runs:
+    they do not depend on the league)."""
+    trusts = data.inputs.trusts
+    return {
+        code: spc_context(data, code, ttype, name)
+        for code, ttype, name in zip(trusts["trust_code"], trusts["trust_type"], trusts["trust_name"])
+    }
 
 
 def _trust_facts(name: str, code: str, ttype: str, info: dict) -> dict:

@@ -1445,6 +1445,9 @@ class ReportData:
         self.revised_league, self.revised_metrics = revised_marks(self.revisions)
         self._productivity = None
         self._spc = None
+        #: every trust profile's SPC section by trust code (:func:`leaguetables.publication.profiles.spc_contexts`),
+        #: when made before the league was read (the pipeline does, while the league notebook runs)
+        self.profile_spc: dict[str, dict] | None = None
 
     @classmethod
     def load(
@@ -1482,9 +1485,11 @@ class ReportData:
         )
 
     def reuse(self, other: ReportData) -> None:
-        """Take the productivity opportunity and SPC ``other`` computed from the same metric results (the pipeline
-        computes them while the league notebook runs: they do not depend on the league)."""
+        """Take the productivity opportunity, SPC and the profiles' SPC sections ``other`` computed from the same
+        metric results (the pipeline computes them while the league notebook runs: they do not depend on the
+        league)."""
         self._productivity, self._spc = other._productivity, other._spc
+        self.profile_spc = other.profile_spc
 
     @cached_property
     def search_data(self) -> str:
@@ -1541,13 +1546,14 @@ class ReportData:
 
         return summary(self.spc[0])
 
-    def write_tables(self) -> list[str]:
+    def write_tables(self, folder: Path | None = None) -> list[str]:
         """Tables computed for the report: the productivity opportunity (tables/productivity.csv) and statistical
-        process control of every trust and metric (tables/spc.csv)."""
+        process control of every trust and metric (tables/spc.csv), under ``folder`` (default ``out_dir``)."""
         from leaguetables.csv_output import write_csv
 
-        write_csv(self.productivity, Path(self.out_dir) / "tables" / "productivity.csv")
-        write_csv(self.spc_table(), Path(self.out_dir) / "tables" / "spc.csv")
+        folder = Path(self.out_dir) if folder is None else Path(folder)
+        write_csv(self.productivity, folder / "tables" / "productivity.csv")
+        write_csv(self.spc_table(), folder / "tables" / "spc.csv")
         return ["tables/productivity.csv", "tables/spc.csv"]
 
     def _funnel_counts(self) -> pd.DataFrame:

@@ -23,6 +23,7 @@ order with a fixed date, and meta.xml carries no creation or modification date.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import re
@@ -54,12 +55,16 @@ NS = (
 
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_XML_SPECIAL = re.compile('[&<>"\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]')  # what xml() changes
 
 
 def xml(text) -> str:
     """Escaped for XML; characters XML 1.0 cannot hold (C0 controls other than tab and line ends) are dropped, so no
     cell can make the document unreadable."""
-    return _xml_escape(_XML_INVALID.sub("", str(text)), {'"': "&quot;"})
+    text = str(text)
+    if not _XML_SPECIAL.search(text):  # most cells (numbers, codes): nothing to change
+        return text
+    return _xml_escape(_XML_INVALID.sub("", text), {'"': "&quot;"})
 
 
 @dataclass
@@ -76,11 +81,46 @@ class Sheet:
     header: list[str] = field(default_factory=list)
     rows: list[list[tuple]] = field(default_factory=list)
     source: str | None = None  # the CSV the table holds, relative to the release folder
+    #: the rows as content.xml holds them (:meth:`rows_xml`), made once; a :class:`SheetCache` keeps them with the cells
+    body: str | None = field(default=None, repr=False)
 
     @property
     def header_row(self) -> int:
         """0-based row index of the table's header row (title and context lines come first)."""
         return 1 + len(self.lines)
+
+    def rows_xml(self) -> str:
+        """The table's rows (not the header) as ``<table:table-row>`` elements of content.xml."""
+        if self.body is None:
+            self.body = "".join(
+                "<table:table-row>" + "".join(_cell(k, v) for k, v in row) + "</table:table-row>" for row in self.rows
+            )
+        return self.body
+
+
+class SheetCache:
+    """The cells of CSV tables (:func:`csv_sheet`) and their rows as content.xml (:meth:`Sheet.rows_xml`), by the
+    SHA-256 of each file's bytes, which are all they depend on: the pipeline fills it with the tables already
+    written while the league notebook runs (:meth:`add`), and the workbook reuses them only for a file whose bytes
+    are the same when it is written."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, tuple[list[str], list[list[tuple]], str]] = {}
+
+    def table(self, csv_path: Path) -> tuple[list[str], list[list[tuple]], str]:
+        """``(header, rows, rows as content.xml)`` of a CSV file, made now unless a file of the same bytes was."""
+        data = Path(csv_path).read_bytes()
+        key = hashlib.sha256(data).hexdigest()
+        if key not in self._tables:
+            header, rows = _csv_cells(data)
+            self._tables[key] = (header, rows, Sheet("", "", header=header, rows=rows).rows_xml())
+        return self._tables[key]
+
+    def add(self, paths) -> None:
+        """Make the cells and rows of ``paths`` now (CSV files that will not change before the workbook is written,
+        or whose change the content key catches)."""
+        for path in paths:
+            self.table(path)
 
 
 def _column_letters(i: int) -> str:
@@ -100,16 +140,26 @@ def _fill_value(status, i: int, all_empty: bool) -> str:
     return "[x]"
 
 
-def csv_sheet(csv_path: Path, name: str, title: str, lines: list[str], source: str) -> Sheet:
+def csv_sheet(
+    csv_path: Path, name: str, title: str, lines: list[str], source: str, cache: SheetCache | None = None
+) -> Sheet:
     """A sheet holding one CSV file: CSV text as cell values, shorthand for empty cells (see module docstring).
 
     Empty cells: ``[z]`` when the whole column is empty (the quantity does not apply to this table, e.g. the
     expected value of a metric without a demographic model) and in the ``revision`` column (rows not revised);
     ``[c]`` on a row whose ``status`` is
-    ``suppressed``; ``[x]`` otherwise (not available: not submitted, not computed).
+    ``suppressed``; ``[x]`` otherwise (not available: not submitted, not computed). ``cache``: cells already made
+    from a file of the same bytes are reused.
     """
-    text = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_values=[])
-    typed = pd.read_csv(csv_path)
+    cache = cache or SheetCache()
+    header, rows, body = cache.table(csv_path)
+    return Sheet(name=name, title=title, lines=lines, header=header, rows=rows, source=source, body=body)
+
+
+def _csv_cells(data: bytes) -> tuple[list[str], list[list[tuple]]]:
+    """The header and the cells of a CSV file's bytes (see :func:`csv_sheet`)."""
+    text = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[])
+    typed = pd.read_csv(io.BytesIO(data))
     status = text["status"].to_numpy() if "status" in text.columns else None
     header = [str(c) for c in text.columns]
     kinds = {}
@@ -144,7 +194,7 @@ def csv_sheet(csv_path: Path, name: str, title: str, lines: list[str], source: s
             else:
                 row.append(("string", v))
         rows.append(row)
-    return Sheet(name=name, title=title, lines=lines, header=header, rows=rows, source=source)
+    return header, rows
 
 
 # ------------------------------------------------------------------------------------------------------- writing
@@ -225,8 +275,7 @@ def content_xml(sheets: list[Sheet]) -> str:
                 + "".join(_cell("string", h, "head") for h in s.header)
                 + "</table:table-row></table:table-header-rows>"
             )
-            for row in s.rows:
-                out.append("<table:table-row>" + "".join(_cell(k, v) for k, v in row) + "</table:table-row>")
+            out.append(s.rows_xml())
             first, last = s.header_row + 1, s.header_row + 1 + len(s.rows)
             ranges.append(
                 f'<table:database-range table:name="table_{xml(s.name)}" table:target-range-address='
@@ -357,8 +406,9 @@ class Release:
     code_version: str
 
 
-def quarter_workbook(release: Release) -> tuple[list[Sheet], str]:
-    """The sheets of a quarter's workbook from the CSV tables already written under ``release.folder/tables``."""
+def quarter_workbook(release: Release, cache: SheetCache | None = None) -> tuple[list[Sheet], str]:
+    """The sheets of a quarter's workbook from the CSV tables already written under ``release.folder/tables`` (their
+    cells reused from ``cache`` where a file's bytes are those it was given)."""
     tables = Path(release.folder) / "tables"
     ql = f"{quarter_label(release.quarter)} ({quarter_period(release.quarter)})"
     notes = _notes(release.methodology, release.source)
@@ -383,7 +433,7 @@ def quarter_workbook(release: Release) -> tuple[list[Sheet], str]:
             f"Source: tables/{rel} in this release (the same figures as CSV).",
             "Shorthand in cells: [c] suppressed by the source, [x] not available, [z] not applicable.",
         ]
-        data_sheets.append(csv_sheet(tables / rel, _sheet_name(base, used), title, lines, f"tables/{rel}"))
+        data_sheets.append(csv_sheet(tables / rel, _sheet_name(base, used), title, lines, f"tables/{rel}", cache))
     title = f"NHS trust league tables: {ql}"
     cover = _cover_sheet(title, release)
     contents = Sheet(
@@ -502,6 +552,12 @@ def _productivity_note(methodology: Methodology, source: str) -> str:
     )
 
 
+def table_files(folder: Path, catalogue: Catalogue, metric_ids: list[str]) -> list[Path]:
+    """The CSV files under ``folder/tables`` that the workbook would hold, of those written so far."""
+    tables = Path(folder) / "tables"
+    return [tables / rel for rel, *_ in _table_specs("", catalogue, metric_ids) if (tables / rel).is_file()]
+
+
 def _table_specs(ql: str, catalogue: Catalogue, metric_ids: list[str]) -> list[tuple[str, str, str, list[str]]]:
     """(CSV path under tables/, sheet name, title, cited note keys) of every table the workbook may hold."""
     specs = [
@@ -573,9 +629,10 @@ def _cover_sheet(title: str, release: Release) -> Sheet:
     )
 
 
-def write_workbook(release: Release) -> Path:
-    """Write ``folder/tables/league_tables_<quarter>.ods`` from the CSV tables of the release; return its path."""
-    sheets, title = quarter_workbook(release)
+def write_workbook(release: Release, cache: SheetCache | None = None) -> Path:
+    """Write ``folder/tables/league_tables_<quarter>.ods`` from the CSV tables of the release (cells reused from
+    ``cache``, :class:`SheetCache`); return its path."""
+    sheets, title = quarter_workbook(release, cache)
     path = Path(release.folder) / "tables" / f"league_tables_{release.quarter}.ods"
     path.write_bytes(ods_bytes(sheets, title, f"leaguetables/{release.code_version}"))
     return path

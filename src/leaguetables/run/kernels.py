@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import ast
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -37,7 +39,23 @@ IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix
 #: notebook parameters that are paths (absolute, so that nothing depends on the kernel's working directory)
 PATH_PARAMETERS = ("work_dir", "out_dir", "trusts", "observations", "demographics", "status", "run", "league")
 PATH_LIST_PARAMETERS = ("metric_results", "revisions")  # comma-separated absolute paths (or empty)
-START_TIMEOUT, EXECUTION_TIMEOUT = 120, 1200  # seconds
+START_TIMEOUT, EXECUTION_TIMEOUT, IOPUB_TIMEOUT = 120, 1200, 120  # seconds
+#: what a warm kernel imports before its first notebook (:meth:`NotebookWorker.warm_up`): the modules the metric,
+#: league and report notebooks import, in that order (a warm kernel would have imported them for its first notebook)
+WARM_MODULES = (
+    "leaguetables.run.notebook_env",
+    "leaguetables.statistics.metrics",
+    "leaguetables.publication.figures",
+    "leaguetables.nof.league",
+    "leaguetables.publication.report",
+)
+#: the argument nbclient gives a kernel it starts (its ``ipython_hist_file`` default): no history file is written
+KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
+WARM_POLL = 0.1  # seconds between checks of a warming kernel's channels (and of whether the run closed the worker)
+
+
+class _Cancelled(Exception):
+    """The run closed a worker whose kernel was still starting (:meth:`NotebookWorker.warm_up`)."""
 
 
 class SessionKernelManager(AsyncKernelManager):
@@ -147,6 +165,10 @@ PAPERMILL_SETTINGS = {
     "progress_bar": False,
     "start_timeout": START_TIMEOUT,
     "execution_timeout": EXECUTION_TIMEOUT,
+    # papermill's client raises when a cell's output has not all arrived 4 s (nbclient's default) after the kernel
+    # replied: on a loaded machine that failed healthy runs (CellTimeoutError "Timeout waiting for IOPub output").
+    # The wait ends as soon as the kernel reports itself idle, so a longer bound costs a healthy run nothing.
+    "iopub_timeout": IOPUB_TIMEOUT,
     "log_output": False,
 }
 
@@ -161,6 +183,8 @@ class NotebookWorker:
         self.client: dict = {}  # the kernel client, reused from one notebook to the next (see run.engine)
         self.used = 0
         self.pool = ThreadPoolExecutor(max_workers=1)
+        self.cancelled = threading.Event()  # set by close(): a warm-up still running stops and shuts the kernel down
+        self._last: dict = {}
 
     def submit(self, fn, *args) -> Future:
         return self.pool.submit(fn, *args)
@@ -172,6 +196,75 @@ class NotebookWorker:
         self.km = SessionKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
         self.km.connection_file = os.path.join(self.ipc_dir, "kernel.json")
         self.km.ip = os.path.join(self.ipc_dir, "k")
+
+    def warm_up(self, modules: tuple[str, ...] = WARM_MODULES) -> Future:
+        """Start the kernel and import ``modules`` in it, in the worker's thread, while the run does something else
+        (the pipeline calls it once the inputs are valid): the first notebook then finds the kernel started and
+        its libraries imported, as every later notebook of a warm worker does. Nothing enters the kernel's
+        namespace (a silent ``importlib.import_module``, no history), so the notebook's outputs are those of a
+        kernel that had not run it; a failed import is left for the notebook to report."""
+        return self.pool.submit(self._warm_up, modules)
+
+    def _warm_up(self, modules: tuple[str, ...]) -> None:
+        try:
+            self._start_and_import(modules)
+        except Exception:  # noqa: BLE001 - _Cancelled, or a failure the first notebook meets and reports itself
+            self._shutdown()
+
+    def _start_and_import(self, modules: tuple[str, ...]) -> None:
+        if self.km is None:
+            self._start()
+        assert self.km is not None
+        # the IPC folder as working directory: the run's working folder does not exist yet (notebooks use absolute
+        # paths only, so nothing depends on the kernel's working directory)
+        run_sync(self.km.start_kernel)(extra_arguments=list(KERNEL_ARGUMENTS), cwd=self.ipc_dir)
+        kc = self.km.client()
+        # no heartbeat channel (its thread would make a socket after a cancelled warm-up closed the client): the
+        # kernel's life is its process's, which the manager watches (KernelClient.is_alive)
+        kc.start_channels(hb=False)
+        self.client["kc"] = kc
+        self._wait_until_ready(kc)
+        kc.allow_stdin = False
+        code = "".join(f"__import__('importlib').import_module({m!r})\n" for m in modules)
+        msg_id = kc.execute(code, silent=True, store_history=False)
+        deadline = time.monotonic() + START_TIMEOUT
+        polls = 0
+        while True:
+            msg = self._reply(kc.get_shell_msg, WARM_POLL)
+            if msg is not None and msg["parent_header"].get("msg_id") == msg_id:
+                return
+            polls += 1
+            if polls % int(1 / WARM_POLL) == 0 and (not run_sync(kc.is_alive)() or time.monotonic() > deadline):
+                raise PipelineError(f"Jupyter kernel {KERNEL_NAME!r} stopped while importing its libraries")
+
+    def _reply(self, get, timeout: float) -> dict | None:
+        """The next message of a channel within ``timeout`` seconds (None), kept as ``self._last``; raises
+        :class:`_Cancelled` when the run has closed the worker meanwhile."""
+        if self.cancelled.is_set():
+            raise _Cancelled
+        try:
+            self._last = run_sync(get)(timeout=timeout)
+        except queue.Empty:
+            return None
+        return self._last
+
+    def _wait_until_ready(self, kc) -> None:
+        """jupyter_client's ``wait_for_ready``: a kernel_info reply on the shell channel and a message on IOPub (its
+        subscription connected), asked again every second; polled every :data:`WARM_POLL` seconds so that closing
+        the worker (:meth:`close`) is never kept waiting."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            msg_id = kc.kernel_info()
+            for _ in range(int(1 / WARM_POLL)):
+                msg = self._reply(kc.get_shell_msg, WARM_POLL)
+                if msg is not None and msg["parent_header"].get("msg_id") == msg_id:
+                    break
+            else:
+                msg = None
+            if msg is not None and msg["msg_type"] == "kernel_info_reply" and self._reply(kc.get_iopub_msg, 0.2):
+                return
+            if not run_sync(kc.is_alive)() or time.monotonic() > deadline:
+                raise PipelineError(f"Jupyter kernel {KERNEL_NAME!r} did not start")
 
     def execute(self, notebook: str, out_path: Path, parameters: dict) -> float:
         check_parameters(parameters)
@@ -222,6 +315,7 @@ class NotebookWorker:
         shutil.rmtree(self.ipc_dir, ignore_errors=True)
 
     def close(self) -> None:
+        self.cancelled.set()
         self.pool.submit(self._shutdown).result()
         self.pool.shutdown(wait=True)
 
@@ -253,6 +347,15 @@ class Workers:
         self.jobs, self.cwd = jobs, cwd
         self.kind = IsolatedWorker if isolated else NotebookWorker
         self.workers: list[NotebookWorker] = []
+
+    def warm_up(self) -> Future | None:
+        """Start the first worker's kernel and its imports now (:meth:`NotebookWorker.warm_up`), unless workers are
+        isolated (a fresh kernel per notebook) or the kernel is not registered (:meth:`get` says so when a notebook
+        has to run)."""
+        if self.kind is not NotebookWorker or self.workers or not kernel_available():
+            return None
+        self.workers.append(NotebookWorker(self.cwd))
+        return self.workers[0].warm_up()
 
     def get(self, n: int) -> list[NotebookWorker]:
         if not self.workers and not kernel_available():

@@ -57,6 +57,7 @@ from leaguetables.run.kernels import (  # noqa: F401
     FAILED_DIR,
     KERNEL_NAME,
     NOTEBOOK_DIR,
+    Workers,
     check_parameters,
     kernel_available,  # re-exported for callers
     remove_stale_ipc_dirs,
@@ -307,9 +308,14 @@ def run(opts: RunOptions) -> Outcome:
         raise InputError(f"--out {out_root} is a file, not a folder")
     # only --source nhse writes anything outside the reports folder: the contract files it derives from --raw
     scratch = Path(tempfile.mkdtemp(prefix="leaguetables-inputs-")) if opts.source in DERIVED_SOURCES else out_root
+    # the notebooks' workers; once the inputs are valid, the first one's kernel starts and imports its libraries
+    # while the run claims the quarter, writes its inputs and restores what the cache holds
+    work = publish.staging_path(out_root, opts.quarter) / "_work"
+    workers = Workers(opts.jobs, work, isolated=opts.isolated)
     try:
         t0 = time.perf_counter()
         prep = prepare(opts, scratch)  # bad input stops here: nothing written under out_root
+        workers.warm_up()
         if opts.source in uptodate.SOURCES:
             opts.rerun_key = uptodate.rerun_key(
                 opts.quarter, opts.source, prep.data_dir, opts.metrics, opts.methodology, opts.catalogue
@@ -322,7 +328,7 @@ def run(opts: RunOptions) -> Outcome:
             # a quarter reads no other quarter's published outputs (movement is computed from the inputs), so
             # only runs of the same quarter exclude each other
             with publish.quarter_lock(out_root, opts.quarter):
-                return _run_locked(prep, out_root, t_start, validate_s)
+                return _run_locked(prep, out_root, t_start, validate_s, workers)
         except publish.LockBusy:
             raise PipelineError(
                 f"another run holds the lock of {opts.quarter} in {out_root} "
@@ -330,11 +336,12 @@ def run(opts: RunOptions) -> Outcome:
                 "finished"
             ) from None
     finally:
+        workers.close()
         if scratch != out_root:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: float) -> Outcome:
+def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: float, workers: Workers) -> Outcome:
     opts = prep.options
     quarter = opts.quarter
     notes = publish.cleanup_stale(out_root, own_quarter=quarter)
@@ -350,7 +357,10 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
     try:
         publish.checkpoint("staging")
         files = stages.write_run(prep, work, out_root / STORE_DIR)
-        timings, report, n_revisions = stages.build(prep, staging, work, files, cache, target)
+        try:
+            timings, report, n_revisions = stages.build(prep, staging, work, files, cache, target, workers)
+        finally:
+            workers.close()  # before a failed run's notebooks are kept or the staged quarter is compared
         timings = {"validate": validate_s, **timings, "total": round(time.perf_counter() - t_start, 3)}
         opts.timings = timings
         manifest_mod.write_manifest(prep, staging, timings, report.as_dict())

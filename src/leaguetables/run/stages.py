@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -213,6 +214,8 @@ class RunContext:
         self.workers, self.cache = workers, cache
         self.early = None  # what the documents need that the league does not change (documents.early_data)
         self.metric_bundles = ""  # the report's parameter metric_results (keep_metric_bundles)
+        #: the spreadsheet's cells made before the workbook is written (documents.prepare_sheets; a SheetCache)
+        self.sheets: Any = None
         self.store_dir = files.trusts.parent
         self.keys = Keys(prep, files)
         self.report = CacheReport()
@@ -345,13 +348,17 @@ def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
 
 
 def _execute_league(ctx: RunContext) -> None:
-    """The league notebook on a kernel; meanwhile this process, idle otherwise, imports the publication code and
-    computes what the documents need that the league does not change (:func:`documents.early_data`)."""
+    """The league notebook on a kernel; meanwhile this process, idle otherwise, imports the publication code,
+    computes what the documents need that the league does not change (:func:`documents.early_data`) and the
+    spreadsheet's cells of the tables it can (:func:`documents.prepare_sheets`)."""
     params = ctx.parameters(metric_results=keep_metric_results(ctx.prep, ctx.work, ctx.store_dir))
     worker = ctx.workers.get(1)[0]
     league = worker.submit(worker.execute, "league_table.ipynb", ctx.nb_dir / "league_table.ipynb", params)
     try:
-        ctx.early = _documents().early_data(ctx.prep, ctx.staging, ctx.metric_bundles)
+        documents = _documents()
+        ctx.early = documents.early_data(ctx.prep, ctx.staging, ctx.metric_bundles)
+        ctx.sheets = documents.SheetCache()
+        documents.prepare_sheets(ctx.early, ctx.staging, ctx.sheets)
     finally:
         league.result()
 
@@ -370,13 +377,16 @@ def _report_with_documents(
     notebook done, ``index.html`` and the spreadsheet. Each stage's files are stored under its own key."""
     staging = ctx.staging
     before = snapshot(staging, ("_work",)) if ctx.cache.enabled else {}
+    ready = documents.table_files(staging, ctx.prep.catalogue, ctx.prep.metric_ids)  # the report adds its own later
     worker = ctx.workers.get(1)[0]
     report = worker.submit(worker.execute, "report.ipynb", ctx.nb_dir / "report.ipynb", params)
     data = documents.load_data(ctx.prep, ctx.work, params, pub, ctx.early)
     documents.write_documents(data, ctx.prep, staging, pub)
+    ctx.sheets = ctx.sheets or documents.SheetCache()
+    ctx.sheets.add(ready)  # the spreadsheet's cells of the tables already written, while the notebook may still run
     timings["report"] = round(report.result(), 3)
     publish.checkpoint("report")
-    documents.finish(data, ctx.prep, staging, pub)
+    documents.finish(data, ctx.prep, staging, pub, ctx.sheets)
     changed = changed_files(before, snapshot(staging, ("_work",))) if ctx.cache.enabled else []
     for name in ("report", "publication"):
         key, describe = keys[name]
@@ -425,15 +435,12 @@ def _report_and_publication(ctx: RunContext, timings: dict) -> None:
 
 
 def build(
-    prep, staging: Path, work: Path, files: store.InputFiles, cache, target: Path
+    prep, staging: Path, work: Path, files: store.InputFiles, cache, target: Path, workers: Workers
 ) -> tuple[dict, CacheReport, int]:
-    """Every stage into ``staging``: (timings, cache report, number of revisions)."""
-    workers = Workers(prep.options.jobs, work, isolated=prep.options.isolated)
+    """Every stage into ``staging`` (notebooks on ``workers``, which the caller closes): (timings, cache report,
+    number of revisions)."""
     ctx = RunContext(prep, staging, work, files, workers, cache)
     timings: dict = {}
-    try:
-        n_revisions = _notebook_stages(ctx, target, timings)
-        _report_and_publication(ctx, timings)
-    finally:
-        workers.close()
+    n_revisions = _notebook_stages(ctx, target, timings)
+    _report_and_publication(ctx, timings)
     return timings, ctx.report, n_revisions

@@ -230,8 +230,18 @@ def compare_manifests(old: dict | None, new: dict | None) -> tuple[list[str], li
 
 
 # ---------------------------------------------------------------------------------------------------------- files
+def first_difference(a: bytes, b: bytes, block: int = 4096) -> int:
+    """The index of the first byte where ``a`` and ``b`` differ (the shorter's length when one is a prefix of the
+    other): whole blocks compared in C first, then byte by byte in the first block that differs."""
+    n = min(len(a), len(b))
+    start = 0
+    while start < n and a[start : start + block] == b[start : start + block]:
+        start += block
+    return next((k for k in range(start, min(start + block, n)) if a[k] != b[k]), n)
+
+
 def _text_excerpt(a: bytes, b: bytes) -> str:
-    i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
+    i = first_difference(a, b)
     line = a[:i].count(b"\n") + 1
     lo = max(0, i - 60)
     ea = a[lo : i + 60].decode("utf-8", "replace").replace("\n", "⏎")

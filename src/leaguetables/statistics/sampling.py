@@ -242,7 +242,8 @@ def quarter_data(
         judge = basis == "adjusted" and adjusted_standards == "observed_value"
         mds.append(MetricData(m, df[keep].reset_index(drop=True), _kind(m), judge))
 
-    # the league's trusts: at least one scored metric in the observed data (as league._build)
+    # the league's trusts: at least one scored metric in the observed data (as league._build); these scores are
+    # QuarterData.observed_scores() (the same function of the same values), kept rather than made again
     obs = _reference_scores(mds, {md.metric.id: md.frame["value"].to_numpy(float) for md in mds})
     scored = sorted(set(obs.loc[obs["score"].notna(), "trust_code"]))
     reg = inputs.trusts.set_index("trust_code").loc[scored, ["trust_type"]].reset_index()
@@ -264,6 +265,7 @@ def quarter_data(
         list(pool_types) if pool_types is not None else None,
         tuple(override_segments[0]),
         int(override_segments[1]),
+        _observed=obs,
     )
 
 
