@@ -29,9 +29,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
