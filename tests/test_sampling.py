@@ -311,6 +311,17 @@ def test_config_validation():
 
 
 # ----------------------------------------------------------------------------------------------- simulations
+def _nof_ranges(qd, seed: int) -> pd.DataFrame:
+    """NHS England's likely ranges (``scoring.joint_bootstrap``, 150 replicates) of an all-acute simulated quarter
+    with no trust in deficit, by trust code."""
+    idx = pd.Index(qd.codes)
+    no = pd.Series(False, index=idx)
+    rules = scoring.LeagueRules("quartiles_within_type")
+    acute = pd.Series("acute", index=idx)
+    nof = scoring.joint_bootstrap(qd.observed_scores(), acute, no, no, rules, replicates=150, seed=seed)
+    return nof.set_index("trust_code")
+
+
 def test_simulation_rank_interval_coverage_and_calibration():
     """From a known truth (5 independent binomial metrics, 30 trusts, 12 data sets): the 95% rank interval of the
     empirical-Bayes bootstrap covers the true rank 92–98.5% of the time (measured 0.97); NHS England's likely range
@@ -326,16 +337,7 @@ def test_simulation_rank_interval_coverage_and_calibration():
         s, _ = sampling.sample_league(qd, 150, int(rng.integers(1 << 31)), check=1)
         cover.append(((s["rank_interval_lower"] <= trank) & (trank <= s["rank_interval_upper"])).mean())
         idx = pd.Index(qd.codes)
-        no = pd.Series(False, index=idx)
-        nof = scoring.joint_bootstrap(
-            qd.observed_scores(),
-            pd.Series("acute", index=idx),
-            no,
-            no,
-            scoring.LeagueRules("quartiles_within_type"),
-            replicates=150,
-            seed=1,
-        ).set_index("trust_code")
+        nof = _nof_ranges(qd, seed=1)
         nof = nof.reindex(idx)
         cover_nof.append(((nof["rank_lower"] <= trank) & (trank <= nof["rank_upper"])).mean())
         y = np.stack([tseg == k for k in range(1, 5)], axis=1)
@@ -360,16 +362,7 @@ def test_simulation_change_test_size_and_power():
         ch = sampling.change_test(prev, now, 150, int(rng.integers(1 << 31)), check=1)
         flagged.append(ch["change_beyond_chance"].mean())
         idx = pd.Index(prev.codes)
-        no = pd.Series(False, index=idx)
-        nof = scoring.joint_bootstrap(
-            prev.observed_scores(),
-            pd.Series("acute", index=idx),
-            no,
-            no,
-            scoring.LeagueRules("quartiles_within_type"),
-            replicates=150,
-            seed=2,
-        ).set_index("trust_code")
+        nof = _nof_ranges(prev, seed=2)
         rank = sampling.observed_league(now).set_index("trust_code")["rank"].reindex(idx)
         nof_flagged.append(((rank < nof["rank_lower"]) | (rank > nof["rank_upper"])).mean())
         inp2, _ = simulated(rng, cat, change=(0, 3.0))
