@@ -37,6 +37,18 @@ E2E_SIGNS = re.compile(
 )
 
 
+def assert_refused_edits(load, path: Path, cases) -> None:
+    """Each ``(text, message)`` of ``cases`` written to ``path`` makes ``load(path)`` raise an InputError that
+    matches ``message`` and names the file (the configuration loaders' one-line errors)."""
+    from leaguetables.errors import InputError  # noqa: PLC0415 - conftest imports no project code at collection
+
+    for text, message in cases:
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError, match=message) as exc:
+            load(path)
+        assert str(path) in str(exc.value)
+
+
 @cache
 def _own_sign(fn) -> tuple[bool, tuple]:
     """(an end-to-end sign in ``fn``'s own source, the functions of its module that it names)."""

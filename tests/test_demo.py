@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_refused_edits
 
 from leaguetables.config import CONFIG_DIR, load_demo_models
-from leaguetables.errors import InputError
 from leaguetables.inputs import demo
 from leaguetables.inputs.records import geography
 
@@ -193,13 +193,9 @@ def test_metric_models_are_read_strictly_from_their_file(tmp_path):
     }
     assert set(demo.SPEC) == set(load_demo_models())
     good = (CONFIG_DIR / "demo" / "metric-models.yaml").read_text(encoding="utf-8")
-    for text, message in [
+    cases = [
         (good.replace("mrsa: {kind: poisson, rate: 1.6e-5, ", "mrsa: {kind: poisson, "), "poisson metric needs rate"),
         (good.replace("cqc_safe: {kind: bracket, q: 0.7}", "cqc_safe: {kind: bracket, q: 0.7, z: 1}"), "z"),
         (good.replace("q: 0.7}", "q: 1.7}"), "less than or equal to 1"),
-    ]:
-        path = tmp_path / "models.yaml"
-        path.write_text(text, encoding="utf-8")
-        with pytest.raises(InputError, match=message) as exc:
-            load_demo_models(path)
-        assert str(path) in str(exc.value)
+    ]
+    assert_refused_edits(load_demo_models, tmp_path / "models.yaml", cases)

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_refused_edits
 
 from leaguetables.config import CONFIG_DIR, load_successors
-from leaguetables.errors import InputError
 from leaguetables.inputs.sources import ae, beds, cancer, common, diagnostics, ods, rtt, sickness, staff_survey
 
 FIX = Path(__file__).parent / "fixtures" / "sources"
@@ -275,17 +275,13 @@ def test_curated_successors_are_read_strictly_from_their_file(tmp_path):
     )
     good = (CONFIG_DIR / "sources" / "ods-successors.yaml").read_text(encoding="utf-8")
     entry = "- predecessor: RAP\n  successor: RAL\n  effective: '2025-01-01'\n  note: again\n"
-    for text, message in [
+    cases = [
         (good + entry, "successors: Value error, predecessors repeated: \\['RAP'\\]"),
         (good.replace("predecessor: RAP", "predecessor: rap"), "successors.0.predecessor"),
         (good.replace("effective: '2025-01-01'", "effective: 1 January 2025"), "successors.0.effective"),
         (good.replace("  note: North Middlesex", "  extra: 1\n  note: North Middlesex"), "successors.0.extra"),
-    ]:
-        path = tmp_path / "successors.yaml"
-        path.write_text(text, encoding="utf-8")
-        with pytest.raises(InputError, match=message) as exc:
-            load_successors(path)
-        assert str(path) in str(exc.value)
+    ]
+    assert_refused_edits(load_successors, tmp_path / "successors.yaml", cases)
 
 
 # ------------------------------------------------------------------------------- coverage
