@@ -194,18 +194,16 @@ def parse_metrics(text: str | None) -> list[str] | None:
     return None if text is None else [m.strip() for m in text.split(",") if m.strip()]
 
 
-def up_to_date(args: argparse.Namespace, metrics: list[str] | None) -> str | None:
+def up_to_date(args: argparse.Namespace, source: str, metrics: list[str] | None) -> str | None:
     """The line to print when the published quarter is up to date (:mod:`leaguetables.run.uptodate`: its manifest
     records this run's inputs, code and configuration, and its files are intact), found before the pipeline and
     its libraries are imported; None when the pipeline must run (it then reuses the cache where it can)."""
     if args.verify or args.revise or args.force or args.no_cache:
         return None
     t0 = time.perf_counter()
-    from leaguetables.inputs.demo_marker import default_source
     from leaguetables.quarters import QUARTER_RE
     from leaguetables.run import uptodate
 
-    source = args.source or default_source(args.data)
     data = uptodate.data_folder(source, args.data)
     if source not in uptodate.SOURCES or not QUARTER_RE.fullmatch(args.quarter) or not data.is_dir():
         return None
@@ -219,7 +217,7 @@ def up_to_date(args: argparse.Namespace, metrics: list[str] | None) -> str | Non
     )
 
 
-def wrong_argument(args: argparse.Namespace, metrics: list[str] | None) -> str | None:
+def wrong_argument(args: argparse.Namespace, source: str, metrics: list[str] | None) -> str | None:
     """The one line refusing an empty ``--metrics``, a malformed quarter or a metric id the catalogue lacks, found
     before the pipeline and its libraries are imported (:func:`leaguetables.run.defaults.check_arguments`); None
     when there is none."""
@@ -229,10 +227,8 @@ def wrong_argument(args: argparse.Namespace, metrics: list[str] | None) -> str |
             "run every metric)"
         )
     from leaguetables.errors import InputError
-    from leaguetables.inputs.demo_marker import default_source
     from leaguetables.run.defaults import check_arguments
 
-    source = args.source or default_source(args.data)
     try:
         check_arguments(args.quarter, source, None if args.verify else metrics, args.methodology, args.catalogue)
     except InputError as exc:
@@ -244,16 +240,19 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     args = parse_args(argv)
     metrics = parse_metrics(args.metrics)
-    refusal = wrong_argument(args, metrics)
+    from leaguetables.inputs.demo_marker import default_source
+
+    source = args.source or default_source(args.data)  # the data folder's marker read once, for every check below
+    refusal = wrong_argument(args, source, metrics)
     if refusal is not None:
         print(refusal, file=sys.stderr)
         return 2
-    line = up_to_date(args, metrics)
+    line = up_to_date(args, source, metrics)
     if line is not None:
         print(line)
         return 0
     from leaguetables.errors import InputError, PipelineError
-    from leaguetables.run.pipeline import RunOptions, default_source, run, verify
+    from leaguetables.run.pipeline import RunOptions, run, verify
 
     def log(message: str) -> None:
         print(message, file=sys.stderr)
@@ -267,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         opts = RunOptions(
             quarter=args.quarter,
-            source=args.source or default_source(args.data),
+            source=source,
             data=args.data,
             raw=args.raw,
             out=args.out,
