@@ -209,10 +209,6 @@ def observed_table(inputs: QuarterInputs, metric: Metric, quarter: str) -> pd.Da
 def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFrame:
     """Value, lower, upper, confidence, statistic, method for each row (NaN where there is no figure)."""
     ok = df["status"] == STATUS_OK
-    out = pd.DataFrame(index=df.index, columns=["value", "lower", "upper", "confidence", "statistic", "method"])
-    out = out.astype(
-        {"value": float, "lower": float, "upper": float, "confidence": float, "statistic": object, "method": object}
-    )
     sub = df.loc[ok]
     if metric.statistic == "rate" and metric.numerator_variance == "reported" and len(sub):
         res = rates.crude_rate(  # an overdispersed numerator: the scaled limits of its reported variance
@@ -244,12 +240,20 @@ def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFra
                 "method": "as reported",
             }
         )
-    if len(sub):
-        res = res.reset_index(drop=True)
-        res.index = sub.index
-        for col in out.columns:
-            out.loc[sub.index, col] = res[col].to_numpy()
-    return out
+    return _spread_rows(res, np.flatnonzero(ok.to_numpy(bool)), df.index)
+
+
+def _spread_rows(res: pd.DataFrame, rows: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    """:func:`indicator`'s table: ``res`` (one row per position of ``rows``) at those positions of ``index``, NaN
+    elsewhere; value, lower, upper and confidence as floats, statistic and method as objects."""
+    cols: dict[str, object] = {}
+    for col in ("value", "lower", "upper", "confidence", "statistic", "method"):
+        kind = object if col in ("statistic", "method") else float
+        a = np.full(len(index), np.nan, dtype=kind)
+        if len(rows):
+            a[rows] = res[col].to_numpy(kind)
+        cols[col] = pd.Series(a, index=index, dtype=kind, copy=False)
+    return pd.DataFrame(cols, index=index)
 
 
 def _fit_models(
