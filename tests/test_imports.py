@@ -105,3 +105,27 @@ def test_every_module_imports_in_a_fresh_interpreter(order):
         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_without_module_blocks_an_import_inside_the_block_only():
+    """``modules.without_module``: the import fails inside the block and succeeds after it (``tabnanny``, a
+    standard-library module nothing here imports)."""
+    from leaguetables.modules import without_module
+
+    sys.modules.pop("tabnanny", None)
+    with without_module("tabnanny"), pytest.raises(ModuleNotFoundError):
+        import tabnanny  # noqa: F401
+    assert "tabnanny" not in sys.modules
+    import tabnanny  # noqa: F401, F811
+
+    assert sys.modules["tabnanny"] is not None
+
+
+def test_validating_does_not_import_pyspark():
+    """pandera tries ``import pyspark.pandas`` when it is imported, which would import pyspark in every process
+    that validates inputs (the run and each kernel): the contract hides it (a fresh interpreter; skips where pyspark
+    is not installed, which is then trivially true)."""
+    pytest.importorskip("pyspark", reason="pyspark not installed: nothing for pandera to import")
+    code = "import sys, leaguetables.inputs.contract; print('pyspark' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"
