@@ -8,7 +8,7 @@ KERNEL := $(VENV)/share/jupyter/kernels/leaguetables/kernel.json
 QUARTER ?= 2025-26-Q4
 DEMO   := data/demo/observations.csv
 
-.PHONY: help setup report test test-unit test-e2e lint format lock mutation-gaps demo-data bench bench-rerun bench-records clean browser-deps spark-deps validate
+.PHONY: help setup report test test-unit test-e2e lint format lock mutation-gaps demo-data bench bench-rerun bench-small bench-records clean browser-deps spark-deps validate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -114,6 +114,9 @@ bench: setup $(DEMO)  ## speed and memory benchmarks (figures for closing notes)
 
 bench-rerun: setup $(DEMO)  ## rerun speed: a no-op rerun and a rerun after one metric's data changed (median of 3)
 	$(BIN)/python benchmarks/bench_rerun.py
+
+bench-small: setup  ## the fixed cost of one small run as the end-to-end tests make them: cold, restored from the cache, refused
+	$(BIN)/python benchmarks/bench_small_run.py
 
 bench-records: setup  ## record-level indicators at national scale: DuckDB against pandas (generates the extract once)
 	$(BIN)/python benchmarks/bench_record_level.py

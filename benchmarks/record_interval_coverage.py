@@ -20,8 +20,10 @@ seed at ``--fraction`` of the population (the demo scale, 0.03, by default; the 
 ``data/demo``), its indicators computed by DuckDB, and every organisation's 95% interval checked against the seed's
 true ratio: per outcome the coverage pooled over the seeds with its Monte Carlo SE √(c(1 − c)/n), the mean and
 variance of z = (O − true ratio × E)/√V (V the variance of O the interval uses: the reported one where the indicators
-give it, else O; none where V = 0) and, for the 0/1 outcomes that publish a Poisson interval (readmissions, 12 hours in A&E), the
-coverage the residual (binomial) variance of ``standardisation.numerator_variance`` would give (``alt_coverage``).
+give it, else O; none where V = 0) and, for the outcomes whose interval changed (:data:`ALTERNATIVE`), the coverage
+and var z of the interval they had before (``alt_coverage``, ``alt_var_z``: readmissions and 12 hours in A&E with the
+Poisson interval, before their binomial variance; the outpatient follow-ups with E held fixed, the Poisson interval
+of O) and, for the follow-ups, of Fieller's interval for the ratio of the two counts (``fieller_coverage``).
 """
 
 from __future__ import annotations
@@ -83,13 +85,17 @@ def icb_coverage(ind: indicators.Indicators, truth: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-# the 0/1 outcomes whose published interval is Poisson: their alternative, the residual (binomial) variance of O
+# the outcomes whose published interval changed, with the interval they had before (``alt_coverage``): the 0/1
+# outcomes' Poisson interval (before their residual, binomial variance) and the follow-ups' Poisson interval of O with
+# E held fixed (before the variance of their random expected count, standardisation.expected_variance)
 BINARY = {"readmission": "rl_readmissions_oe", "ae_12hr": "rl_ae_12hr_oe"}
+ALTERNATIVE = {**BINARY, "followup": "rl_followup_oe"}
 
 
 def organisation_z(folder: Path, ind: indicators.Indicators) -> pd.DataFrame:
     """Every organisation and outcome of one extract: covered by its 95% interval, z against the true ratio, and for
-    :data:`BINARY` the coverage with the residual variance of O instead of the Poisson interval."""
+    :data:`ALTERNATIVE` the coverage and z of the interval before (``alt_covered``, ``alt_z``); for the follow-ups
+    also the coverage of Fieller's interval (``fieller_covered``)."""
     est = recovery.estimates(folder, ind)
     variance = pd.concat(
         [
@@ -104,24 +110,52 @@ def organisation_z(folder: Path, ind: indicators.Indicators) -> pd.DataFrame:
     est = est.merge(variance, on=["metric_id", "org_code"], how="left")
     truth = pd.read_csv(folder / "truth" / "ratios.csv")
     m = est.merge(truth, on=["org_type", "org_code", "outcome"])
-    v = m["variance"].where(m["variance"].notna(), m["observed"])
-    m["z"] = (m["observed"] - m["true_ratio"] * m["expected"]) / np.sqrt(v.where(v > 0))  # none where O = 0
+    m["z"] = _z(m, m["variance"])
     m["covered"] = (m["lower"] <= m["true_ratio"]) & (m["true_ratio"] <= m["upper"])
-    settings = load_record_settings("indicators")
-    alt = indicators.standardised_ratios(
-        ind.counts, ind.shmi, [*settings.standardisation.numerator_variance, *BINARY.values()]
-    )
-    alt = alt[alt["metric_id"].isin(BINARY.values()) & (alt["expected"] > 0)]
-    lim = rates.ratio(alt["observed"], alt["expected"].to_numpy(float), variance=alt["variance"])
-    alt = alt.assign(
-        org_code=alt["trust_code"].map(_trust_codes(folder)),
-        alt_lower=lim["lower"].to_numpy(float),
-        alt_upper=lim["upper"].to_numpy(float),
-    )
-    m = m.merge(alt[["metric_id", "org_code", "alt_lower", "alt_upper"]], on=["metric_id", "org_code"], how="left")
+    m = m.merge(alternatives(ind, _trust_codes(folder)), on=["metric_id", "org_code"], how="left")
     alt_covered = (m["alt_lower"] <= m["true_ratio"]) & (m["true_ratio"] <= m["alt_upper"])
     m["alt_covered"] = alt_covered.astype(float).where(m["alt_lower"].notna())
-    return m[["org_type", "org_code", "outcome", "scaled", "covered", "z", "alt_covered"]]
+    m["alt_z"] = _z(m, m["alt_variance"]).where(m["alt_lower"].notna())
+    fieller = (m["fieller_lower"] <= m["true_ratio"]) & (m["true_ratio"] <= m["fieller_upper"])
+    m["fieller_covered"] = fieller.astype(float).where(m["fieller_lower"].notna())
+    return m[["org_type", "org_code", "outcome", "scaled", "covered", "z", "alt_covered", "alt_z", "fieller_covered"]]
+
+
+def _z(m: pd.DataFrame, variance: pd.Series) -> pd.Series:
+    """z = (O − true ratio × E)/√V, V the given variance or else O (none where V = 0)."""
+    v = variance.where(variance.notna(), m["observed"])
+    return (m["observed"] - m["true_ratio"] * m["expected"]) / np.sqrt(v.where(v > 0))
+
+
+def alternatives(ind: indicators.Indicators, codes: dict[str, str]) -> pd.DataFrame:
+    """Per trust and :data:`ALTERNATIVE` metric: the limits and variance of the interval before, and for the
+    follow-ups Fieller's 95% interval for O/E with V(O) = O and V(E) the binomial one (``indicators.expected_variance``):
+    the θ with (O − θE)² ≤ 1.96² (O + θ² V(E))."""
+    settings = load_record_settings("indicators")
+    before = [v for v in settings.standardisation.numerator_variance if v not in BINARY.values()]
+    alt = indicators.standardised_ratios(ind.counts, ind.shmi, before)
+    alt = alt[alt["metric_id"].isin(ALTERNATIVE.values()) & (alt["expected"] > 0)]
+    lim = rates.ratio(alt["observed"], alt["expected"].to_numpy(float), variance=alt["variance"])
+    alt = alt.assign(
+        org_code=alt["trust_code"].map(codes),
+        alt_lower=lim["lower"].to_numpy(float),
+        alt_upper=lim["upper"].to_numpy(float),
+        alt_variance=alt["variance"],
+    )
+    t = ind.counts["op_follow_up"]
+    national = t.groupby("age_band")[["follow_ups", "first_attendances"]].transform("sum")
+    rate = (national["follow_ups"] / national["first_attendances"].where(national["first_attendances"] > 0)).fillna(0)
+    v_e = indicators.expected_variance(t, "first_attendances", "booked_first_appointments", rate)
+    fu = alt["metric_id"] == "rl_followup_oe"
+    o, e = alt["observed"].to_numpy(float), alt["expected"].to_numpy(float)
+    b = alt["trust_code"].map(v_e).to_numpy(float)
+    z2 = 1.959963984540054**2
+    a = e**2 - z2 * b
+    root = np.sqrt(np.clip((o * e) ** 2 - a * (o**2 - z2 * o), 0, None))
+    alt["fieller_lower"] = np.where(fu & (a > 0), (o * e - root) / a, np.nan)
+    alt["fieller_upper"] = np.where(fu & (a > 0), (o * e + root) / a, np.nan)
+    cols = ["alt_lower", "alt_upper", "alt_variance", "fieller_lower", "fieller_upper"]
+    return alt[["metric_id", "org_code", *cols]]
 
 
 def _trust_codes(folder: Path) -> dict[str, str]:
@@ -150,6 +184,7 @@ def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
     for (otype, outcome), g in frame.groupby(["org_type", "outcome"], sort=True):
         n, c = len(g), float(g["covered"].mean())
         alt = g["alt_covered"].dropna().astype(float)
+        fieller = g["fieller_covered"].dropna().astype(float)
         rows.append(
             {
                 "org_type": otype,
@@ -161,6 +196,8 @@ def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
                 "mean_z": float(g["z"].mean()),
                 "var_z": float(g["z"].var()),
                 "alt_coverage": float(alt.mean()) if len(alt) else np.nan,
+                "alt_var_z": float(g["alt_z"].var()) if len(alt) else np.nan,
+                "fieller_coverage": float(fieller.mean()) if len(fieller) else np.nan,
             }
         )
     return pd.DataFrame(rows)

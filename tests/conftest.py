@@ -116,18 +116,17 @@ LONGEST_FIRST = (
     # end-to-end (CPU seconds of each test with the processes it waited for, per-test on the shared 2-core machine
     # under heavy load, 1 December 2026, issue 13; about 1.3× a quiet machine's)
     f"@{PUBLISHED_GROUP}",  # ~170: three ten-metric runs, the browser (~140 with the runs), papermill reruns
+    "tests/test_rerun.py",  # ~100 (one group: its module fixture, the first publication of its three scenarios)
     "tests/test_out_folder.py",  # ~78 (one group: its module fixture)
-    "tests/test_rerun.py::test_changed_quarter_refused_revised_killed_and_forced",  # ~56
     "tests/test_run_honesty.py::test_q3_and_q4_run_concurrently_then_verify",  # ~49
     "tests/test_real_quarter.py",  # ~42 (real data; skips without it)
-    "tests/test_rerun.py::test_one_metric_changed_rerun_equals_a_cold_run",  # ~37
-    "tests/test_rerun.py::test_published_quarter_noop_escaping_and_verify",  # ~35
     "tests/test_nof_source.py",  # ~33 (real data)
     "tests/test_run_honesty.py::test_a_quarter_reads_no_other_quarters_outputs",  # ~30
     "tests/test_records_spark.py",  # little CPU in the worker, but the JVM's start-up is long in wall time
     "tests/test_run_honesty.py",  # ~10 each
     "tests/test_pipeline.py",
-    # (then test_bad_inputs.py's ~36 refusals through run_quarter.py, ~1.6 each: they fill the workers' ends)
+    # (then test_bad_inputs.py's refusals: ~44 through run_quarter.main in-process, ~0.1 each, and six through the
+    # command, ~1.6 each: they fill the workers' ends)
     # unit (CPU seconds per test on the shared machine, 1 December 2026 late, after issue 13's unit-group cuts; the
     # session's demo data, ~8, is built by the first test that needs it: test_records_generate.py's group or another)
     "tests/test_validate.py",  # ~40 (one group: the study, 4 + 2 replicates)

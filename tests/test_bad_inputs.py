@@ -3,7 +3,10 @@ exit code 2, no traceback, and publishes nothing; input that is valid but hostil
 accepted; nothing a user can put in the inputs or arguments reaches a notebook as code.
 
 Every case runs in-process through ``pipeline.prepare`` (the validation a run starts with, before it writes
-anything); the cases marked ``subprocess: true`` also run through ``run_quarter.py`` itself.
+anything); the cases marked ``subprocess: true`` also run through ``run_quarter.py``'s entry point,
+``run_quarter.main`` (in-process: the same code as the command line, without an interpreter start and imports per
+case), and the first such case of each class through ``run_quarter.py`` itself, as a command in its own process
+(the exit status, stderr and the reports folder as a user sees them).
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import copy
 import csv
 import functools
+import importlib.util
 import io
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -216,21 +221,28 @@ def test_in_process(case, tmp_path):
 
 
 SUBPROCESS = [c for c in CASES if c.get("subprocess") or c.get("subprocess_only")]
+#: the cases also run through run_quarter.py as a command (its own process): one for each way the command line
+#: refuses, each ending in its own exit path of run_quarter.main — the exit status, stderr and stdout a shell sees
+COMMAND_IDS = {
+    "jobs-not-a-number": "argparse (OneLineParser.error exits)",
+    "metrics-only-commas": "the argument check before the pipeline is imported (wrong_argument)",
+    "trusts-missing-column": "the contract (pipeline.prepare: InputError)",
+    "catalogue-unknown-statistic": "the configuration (InputError)",
+    "output-folder-is-a-file": "--out a file (pipeline.run)",
+    "output-folder-with-a-foreign-failed-folder": "a reports folder the project does not own (publish.claim_out)",
+}
+COMMAND = [c for c in SUBPROCESS if c["id"] in COMMAND_IDS]
 
 
-@pytest.mark.parametrize("case", SUBPROCESS, ids=[c["id"] for c in SUBPROCESS])
-def test_through_run_quarter(case, tmp_path):
-    """run_quarter.py itself: exit 2, exactly one line on stderr with the expected message, no traceback, and the
-    reports folder (with a published earlier quarter and the case's own files in it) byte-for-byte unchanged."""
+def _argv(case: dict, tmp_path: Path) -> tuple[list[str], Path, dict, Path]:
+    """The case's run_quarter.py arguments (after building its data folder and reports folder, with a published
+    earlier quarter in it that must stay untouched): ``(argv, data, args, out)``."""
     data, args = build_case(case, tmp_path)
     out = Path(args["out"])
     if not out.is_file():
         (out / "2025-26-Q3").mkdir(parents=True, exist_ok=True)  # an earlier quarter: must stay untouched
         (out / "2025-26-Q3" / "index.html").write_text("published\n", encoding="utf-8")
-    before = snapshot(out)
-    cmd = [
-        sys.executable,
-        str(ROOT / "run_quarter.py"),
+    argv = [
         args["quarter"],
         "--source",
         "files",
@@ -245,15 +257,72 @@ def test_through_run_quarter(case, tmp_path):
         "--no-progress",
     ]
     if args["metrics"] is not None:
-        cmd += ["--metrics", args["metrics"]]
-    cmd += [str(a) for a in case.get("argv", [])]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
+        argv += ["--metrics", args["metrics"]]
+    return argv + [str(a) for a in case.get("argv", [])], data, args, out
+
+
+def _check_refusal(case: dict, returncode, stderr: str, data: Path, args: dict) -> None:
+    """Exit 2, exactly one line on stderr with the expected message, no traceback."""
+    assert returncode == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
     assert expected_message(case, data, args) in lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_quarter_main():
+    """``run_quarter.main`` (the function ``run_quarter.py`` runs), loaded from the file."""
+    spec = importlib.util.spec_from_file_location("run_quarter", ROOT / "run_quarter.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+# leaguetables/__init__.py ignores pyspark's warning about pandas 3 (pyspark, a test dependency, is imported by
+# pandera): pytest drops filters set while it collects, so the test sets it again, as the command line has it
+@pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
+@pytest.mark.parametrize("case", SUBPROCESS, ids=[c["id"] for c in SUBPROCESS])
+def test_through_run_quarter(case, tmp_path, run_quarter_main, capsys, monkeypatch):
+    """run_quarter.py's entry point, in-process: exit 2 (returned, or argparse's SystemExit), exactly one line on
+    stderr with the expected message, no traceback, and the reports folder (with a published earlier quarter and
+    the case's own files in it) byte-for-byte unchanged. The signal handlers and the warnings hook main() installs
+    for the command line are put back afterwards."""
+    argv, data, args, out = _argv(case, tmp_path)
+    before = snapshot(out)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    monkeypatch.setattr("warnings.showwarning", __import__("warnings").showwarning)
+    capsys.readouterr()
+    try:
+        returncode = run_quarter_main(argv)
+    except SystemExit as exc:  # argparse's errors: OneLineParser.error exits, as it does on the command line
+        returncode = exc.code
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    captured = capsys.readouterr()
+    _check_refusal(case, returncode, captured.err, data, args)
+    assert captured.out == ""
     assert snapshot(out) == before, "reports folder untouched"
+
+
+@pytest.mark.parametrize("case", COMMAND, ids=[c["id"] for c in COMMAND])
+def test_through_the_run_quarter_command(case, tmp_path):
+    """run_quarter.py as a command, in its own process: exit status 2, exactly one line on stderr with the expected
+    message, no traceback, nothing on stdout, and the reports folder byte-for-byte unchanged."""
+    argv, data, args, out = _argv(case, tmp_path)
+    before = snapshot(out)
+    cmd = [sys.executable, str(ROOT / "run_quarter.py"), *argv]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    _check_refusal(case, proc.returncode, proc.stderr, data, args)
+    assert proc.stdout == ""
+    assert snapshot(out) == before, "reports folder untouched"
+
+
+def test_the_command_cases_are_in_the_corpus():
+    """Every case named in COMMAND_IDS is a case of the corpus run through run_quarter.py."""
+    assert sorted(c["id"] for c in COMMAND) == sorted(COMMAND_IDS)
 
 
 # ------------------------------------------------------------------------------------- what reaches a notebook

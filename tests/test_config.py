@@ -141,16 +141,19 @@ def test_numerator_variance_applies_to_rates_only(tmp_path):
 
 def test_reported_numerator_variances_are_the_ones_the_records_carry():
     """The demo catalogue's metrics with numerator_variance: reported are exactly those whose rows the record-level
-    indicators give a variance (config/records/indicators.yaml: standardisation and icb numerator_variance)."""
+    indicators give a variance (config/records/indicators.yaml: standardisation numerator_variance and
+    expected_variance, icb numerator_variance)."""
     cfg = load_record_settings("indicators")
     reported = {m.id for m in load_catalogue("demo").metrics if m.numerator_variance == "reported"}
-    assert reported == set(cfg.standardisation.numerator_variance) | set(cfg.icb.numerator_variance)
+    s = cfg.standardisation
+    assert reported == set(s.numerator_variance) | set(s.expected_variance) | set(cfg.icb.numerator_variance)
     assert reported == {
         "rl_los_oe",
         "rl_daycase_oe",
         "rl_readmissions_oe",
         "rl_ae_12hr_oe",
         "rl_shmi",
+        "rl_followup_oe",
         "icb_emergency_admissions",
         "icb_acsc_admissions",
     }

@@ -94,14 +94,14 @@ def _line_of(path, metric_id: str) -> int:
     "metric_id, value, message",
     [
         ("rl_los_oe", "", "no numerator_variance for 'rl_los_oe', whose numerator is not a Poisson count"),
-        ("rl_followup_oe", "12.5", "a numerator_variance for 'rl_followup_oe', whose catalogue entry treats"),
+        ("op_followup_ratio", "12.5", "a numerator_variance for 'op_followup_ratio', whose catalogue entry treats"),
         ("rl_los_oe", "-1", "fails check greater_than_or_equal_to(0)"),
     ],
 )
 def test_numerator_variance_is_required_exactly_where_the_catalogue_reports_it(copy_demo, metric_id, value, message):
     """The record-level rows of a metric whose catalogue entry says numerator_variance: reported (bed days, day
-    cases, readmissions, 12 hours in A&E, deaths, ICB admissions) carry the numerator's variance; any other metric's
-    rows (follow-ups) do not (it would be ignored)."""
+    cases, readmissions, 12 hours in A&E, deaths, follow-ups, ICB admissions) carry the numerator's variance; any
+    other metric's rows (the aggregate follow-up ratio) do not (it would be ignored)."""
     path = copy_demo / "observations.csv"
     if "numerator_variance" not in path.read_text().splitlines()[0]:
         pytest.skip("the demo has no record-level rows (real geography absent)")

@@ -105,3 +105,31 @@ def test_every_module_imports_in_a_fresh_interpreter(order):
         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_without_module_blocks_an_import_inside_the_block_only():
+    """``modules.without_module``: the import fails inside the block and succeeds after it (``tabnanny``, a
+    standard-library module nothing here imports)."""
+    from leaguetables.modules import without_module
+
+    sys.modules.pop("tabnanny", None)
+    with without_module("tabnanny"), pytest.raises(ModuleNotFoundError):
+        import tabnanny  # noqa: F401
+    assert "tabnanny" not in sys.modules
+    import tabnanny  # noqa: F401, F811
+
+    assert sys.modules["tabnanny"] is not None
+
+
+def test_the_runs_own_process_imports_no_statistics_libraries():
+    """The run's own process (``run_quarter.py``: the pipeline and the publication stage) reads what the notebooks
+    computed and writes the documents: it imports none of scipy, statsmodels, matplotlib (the kernels' libraries,
+    ~1.5–2 CPU-s a run) nor pyspark (which pandera would import, for ``pyspark.pandas``, were it not hidden while
+    pandera is imported; ``contract``). A fresh interpreter."""
+    heavy = ("scipy", "statsmodels", "matplotlib", "pyspark")
+    code = (
+        "import sys, leaguetables.run.pipeline, leaguetables.publication.documents; "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"

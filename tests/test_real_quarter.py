@@ -86,6 +86,8 @@ def test_real_quarter_labels_are_true_and_it_verifies(real_report):
             "--verify",
             "--out",
             str(real_report.parent),
+            "--jobs",  # one kernel: the rerun checks the outputs; the publishing run above has the two threads
+            "1",
             "--no-progress",
         ],
         cwd=ROOT,

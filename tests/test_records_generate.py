@@ -153,7 +153,8 @@ def test_truth_is_recovered_by_standardised_ratios(demo_records, demo_indicators
     """Simulation with known truth (one demo-scale draw, 3% of the population for one quarter): the record-level
     indicators' standardised ratios (the demo's rl_* and icb_* metrics) have 95% intervals that cover the true
     ratios 93–98.5% pooled over every outcome (888 intervals; Bernoulli outcomes under exact Poisson limits are a
-    little conservative), bed days, day cases and the 0/1 outcomes with the scaled interval of their reported variance
+    little conservative), bed days, day cases, the 0/1 outcomes and follow-ups (whose expected count is random too) with
+    the scaled interval of their reported variance
     (the Poisson intervals of bed days and day cases covered 56% and 100% on this draw), and the outcomes with enough events per organisation (ICB
     emergency admissions, 12 hours in A&E) correlate ≥ 0.9 with the truth."""
     table = recovery.recovery(demo_records, demo_indicators).set_index(["org_type", "outcome"])
@@ -166,6 +167,7 @@ def test_truth_is_recovered_by_standardised_ratios(demo_records, demo_indicators
         ("trust", "readmission"),
         ("trust", "ae_12hr"),
         ("trust", "mortality"),
+        ("trust", "followup"),
         ("icb", "emergency"),
         ("icb", "acsc"),
     }

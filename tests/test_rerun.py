@@ -1,10 +1,11 @@
 """Reruns of a published quarter: no-op, --verify, refusal, --revise (revisions table), --force, atomic publishing
 under kill -9, and escaping of a hostile trust name in every published page.
 
-A small quarter is published — the six-trust corpus base (``tests/bad_inputs/base``: three acute, two mental health
-and community, one ambulance trust over two quarters) with four metrics covering the three trust types — then rerun
-step by step in two scenarios that run side by side under pytest-xdist; the in-process tests of publish/recover are
-fast.
+A small quarter is published once for the module (``first_publication``) — the six-trust corpus base
+(``tests/bad_inputs/base``: three acute, two mental health and community, one ambulance trust over two quarters), one
+trust name full of HTML, with four metrics covering the three trust types — and each scenario reruns it step by step
+in its own copy of that reports folder (cache included: its entries are keyed by content, not by path); the
+in-process tests of publish/recover are fast.
 """
 
 from __future__ import annotations
@@ -99,22 +100,40 @@ def publish_first(data: Path, out: Path) -> dict[str, bytes]:
     return tree(out / QUARTER)
 
 
-# The reruns form two scenarios, each a sequence of steps on one reports folder (pytest-xdist 3.8 with pytest 9.2
-# ignores xdist_group, so module fixtures would be rebuilt on both workers; two scenario tests run side by side).
-def test_published_quarter_noop_escaping_and_verify(tmp_path):
-    data = hostile_data(tmp_path / "data")
+@pytest.fixture(scope="module")
+def first_publication(tmp_path_factory) -> tuple[Path, Path, dict[str, bytes]]:
+    """``(data, reports folder, the published quarter's files)``: the base data with a hostile trust name
+    (:func:`hostile_data`) published once into an empty reports folder. The scenarios copy the reports folder
+    (:func:`copy_reports`) and read the data folder, never write it (check_verify_fails_after_an_input_value_changes
+    puts its one edit back): the manifest records its path, which --verify and the up-to-date check read. The
+    module's tests that use it run on one xdist worker, one after the other (tests/conftest.py)."""
+    tmp = tmp_path_factory.mktemp("rerun")
+    data = hostile_data(tmp / "data")
+    out = tmp / "reports"
+    return data, out, publish_first(data, out)
+
+
+def copy_reports(first_publication, tmp_path: Path) -> Path:
+    """A copy of the first publication's reports folder (published quarter, cache, store), for one scenario."""
     out = tmp_path / "reports"
-    publish_first(data, out)
+    shutil.copytree(first_publication[1], out, symlinks=True)
+    assert tree(out / QUARTER) == first_publication[2]
+    return out
+
+
+# The reruns form scenarios, each a sequence of steps on its own copy of the first publication.
+def test_published_quarter_noop_escaping_and_verify(first_publication, tmp_path):
+    data = first_publication[0]
+    out = copy_reports(first_publication, tmp_path)
     check_noop_rerun_reuses_everything_and_changes_nothing(out, data)
     check_hostile_trust_name_is_escaped_in_every_page(out)
     check_verify_passes_on_an_untouched_quarter(out)
     check_verify_fails_after_an_input_value_changes(out, data)
 
 
-def test_changed_quarter_refused_revised_killed_and_forced(tmp_path):
-    data = hostile_data(tmp_path / "data")
-    out = tmp_path / "reports"
-    first = publish_first(data, out)
+def test_changed_quarter_refused_revised_killed_and_forced(first_publication, tmp_path):
+    data, _, first = first_publication
+    out = copy_reports(first_publication, tmp_path)
     data_b = tmp_path / "data-b"
     shutil.copytree(data, data_b)
     old, new = change_cdiff(
@@ -126,15 +145,14 @@ def test_changed_quarter_refused_revised_killed_and_forced(tmp_path):
     check_killed_runs_leave_the_published_quarter_intact_then_force_replaces(out, data, first)
 
 
-def test_one_metric_changed_rerun_equals_a_cold_run(tmp_path):
+def test_one_metric_changed_rerun_equals_a_cold_run(first_publication, tmp_path):
     """After one metric's data changed, the rerun (--force) executes that metric's notebook and the later stages and
     reuses the other metric notebooks from the cache; what it publishes — every table, every HTML page, the
     spreadsheet — is byte-identical to a cold run of the changed data into an empty folder (the executed notebooks
     and the manifest carry run times and paths, and are left out)."""
     data = tmp_path / "data"
-    shutil.copytree(BASE, data)
-    out = tmp_path / "reports"
-    publish_first(data, out)
+    shutil.copytree(first_publication[0], data)
+    out = copy_reports(first_publication, tmp_path)
     change_cdiff(data, -10)
     proc = run_quarter("--force", data=data, out=out)
     assert proc.returncode == 0, proc.stderr

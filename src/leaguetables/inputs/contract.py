@@ -26,11 +26,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from leaguetables.config import TRUST_TYPES, Catalogue, Metric
 from leaguetables.errors import InputError
+from leaguetables.modules import without_module
 from leaguetables.quarters import QUARTER_RE, check_quarter, quarter_key
+
+# pandera's import tries ``import pyspark.pandas`` (pyspark patches pandas for its type hints), which imports the
+# whole of pyspark (installed for the Spark parity test): ~0.2 CPU-s in every process that validates, the run's and
+# each kernel's, for an API the contract does not use. Hidden while pandera is imported, importable afterwards.
+with without_module("pyspark.pandas"):
+    import pandera.pandas as pa
 
 TRUST_CODE_RE = r"^[A-Z0-9][A-Z0-9-]{1,15}$"
 MAX_COUNT = 1e10  # larger counts are not plausible for one trust in one quarter

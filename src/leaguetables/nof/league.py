@@ -16,10 +16,8 @@ of both quarters' data (:func:`leaguetables.statistics.sampling.change_test`).
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,63 +25,12 @@ from scipy import stats as sps
 
 from leaguetables.config import ICB_TYPES, Catalogue, Methodology
 from leaguetables.csv_output import write_csv
-from leaguetables.errors import InputError
-from leaguetables.inputs import bundles, store
 from leaguetables.inputs.contract import QuarterInputs, previous_quarter
 from leaguetables.nof import scoring
 from leaguetables.nof.layout import nhse_league_table, nhse_long_table
+from leaguetables.nof.league_files import League, write_league_bundle
+from leaguetables.nof.league_files import read_metric_tables as read_metric_tables  # the league notebook's
 from leaguetables.statistics import sampling
-
-
-@dataclass
-class League:
-    quarter: str
-    table: pd.DataFrame  # one row per trust, raw scoring (the published league table)
-    adjusted: pd.DataFrame  # the same on adjusted scores
-    scores: pd.DataFrame  # long: trust_code, metric_id, score, score_adjusted, weight, combine_group, domain
-    results: pd.DataFrame  # all metric result tables stacked
-    sensitivity: pd.DataFrame  # per trust: segment/rank raw vs adjusted
-    sensitivity_summary: dict
-    cut_points: dict
-    unscored: pd.DataFrame = None  # trusts with no scored metric this quarter: not segmented or ranked
-    rankability: pd.DataFrame = None  # per metric and trust type: τ², median se², ρ (sampling.rankability)
-    change: pd.DataFrame = None  # test of change since the previous quarter (sampling.change_test), or None
-    previous_quarter: str | None = None
-
-    def __post_init__(self):
-        if self.unscored is None:
-            self.unscored = pd.DataFrame(columns=["trust_code", "trust_name", "trust_type"])
-        if self.rankability is None:
-            self.rankability = pd.DataFrame(columns=RANKABILITY_COLUMNS)
-
-
-def read_metric_results(paths: str) -> dict[str, dict]:
-    """What the metric notebooks wrote for the report, from the report notebook's parameter ``metric_results``:
-    comma-separated bundles in the store (:mod:`leaguetables.inputs.bundles`, every file checked against its name),
-    by metric id in id order. Each is a dict: ``table``, ``history``, ``model_summary``, ``coefficients``,
-    ``funnel_summary`` (tables), ``notes``, ``model_errors``, ``model_text``."""
-    out: dict[str, dict] = {}
-    for path in [p for p in paths.split(",") if p]:
-        frames, values = bundles.read_bundle(path, "metric results")
-        mid = values.pop("metric_id")
-        if mid in out:
-            raise InputError(f"metric results: metric {mid} given twice", file=path)
-        out[mid] = frames | values
-    return dict(sorted(out.items()))
-
-
-def read_metric_tables(paths: str) -> dict[str, pd.DataFrame]:
-    """The metric notebooks' result tables from the league notebook's parameter ``metric_results``: comma-separated
-    Parquet files named by the SHA-256 of their bytes (checked; :class:`InputError` naming a changed file), by
-    metric id in id order (the order the league stacks them in)."""
-    tables: dict[str, pd.DataFrame] = {}
-    for path in [p for p in paths.split(",") if p]:
-        table = pd.read_parquet(io.BytesIO(store.read_verified(path, "metric result table")))
-        ids = sorted(set(table["metric_id"]))
-        if len(ids) != 1 or ids[0] in tables:
-            raise InputError(f"metric result table: one table per metric expected, found {ids}", file=path)
-        tables[ids[0]] = table
-    return dict(sorted(tables.items()))
 
 
 def scores_long(results: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
@@ -95,9 +42,6 @@ def scores_long(results: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
     )
     df = results[["trust_code", "metric_id", "score", "score_adjusted"]].merge(meta, on="metric_id", how="left")
     return df.sort_values(["trust_code", "metric_id"], kind="mergesort").reset_index(drop=True)
-
-
-RANKABILITY_COLUMNS = ["metric_id", "trust_type", "n_trusts", "mean_rate", "tau2", "median_se2", "rankability"]
 
 
 def _quarter_data(
@@ -448,22 +392,3 @@ def write_league(lg: League, inputs: QuarterInputs, catalogue: Catalogue, quarte
         write_csv(df, tables / name)
     write_league_bundle(lg, lg_move, Path(work_dir) / "league")
     return sorted(f"tables/{n}" for n in written)
-
-
-_LEAGUE_VALUES = ("quarter", "sensitivity_summary", "cut_points", "previous_quarter")
-
-
-def write_league_bundle(lg: League, lg_move: pd.DataFrame, folder: Path) -> Path:
-    """The league and its movement for the report (``<folder>/league.bundle.json`` and its tables: a bundle the
-    pipeline keeps in the store and names in the report notebook's parameter ``league``)."""
-    frames = {f.name: getattr(lg, f.name) for f in fields(lg) if f.name not in _LEAGUE_VALUES}
-    values = {name: getattr(lg, name) for name in _LEAGUE_VALUES}
-    return bundles.write_bundle(frames | {"movement": lg_move}, values, folder, "league")
-
-
-def read_league(path: str | Path) -> tuple[League, pd.DataFrame]:
-    """``(league, movement)`` from the bundle :func:`write_league_bundle` wrote, kept in the store (checked)."""
-    frames, values = bundles.read_bundle(path, "league")
-    movement_ = frames.pop("movement")
-    parts: dict[str, Any] = {**frames, **values}
-    return League(**parts), movement_

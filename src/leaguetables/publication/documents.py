@@ -23,7 +23,7 @@ from pathlib import Path
 
 from leaguetables import __version__
 from leaguetables.inputs.contract import quarter_label, quarter_period
-from leaguetables.nof.league import read_metric_results
+from leaguetables.nof.league_files import read_metric_results
 from leaguetables.publication.methodology import write_methodology
 from leaguetables.publication.notebook_html import export_html
 from leaguetables.publication.profiles import spc_contexts, write_profiles

@@ -126,13 +126,3 @@ def save_funnels(result, work_dir, band_level: float = 0.95) -> dict[str, tuple[
         )
         out[ttype] = (SavedSVG(svg, title), alt)
     return out
-
-
-def load_saved(work_dir, metric_id: str) -> dict[str, tuple[str, str]]:
-    """SVG text and caption of each saved funnel plot of a metric: ``{trust_type: (svg, caption)}``."""
-    out = {}
-    for p in sorted((Path(work_dir) / "figures").glob(f"{metric_id}__*.svg")):
-        ttype = p.stem.split("__", 1)[1]
-        meta = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
-        out[ttype] = (p.read_text(encoding="utf-8"), f"{meta['title']}. {meta['subtitle']}. {meta['alt']}")
-    return out

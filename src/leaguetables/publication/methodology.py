@@ -129,7 +129,7 @@ LABELS = {
     "screen_outliers": "Screen outlying moving ranges",
 }
 VALUES = {
-    "reported": "reported with each observation (the numerator is not a Poisson count)",
+    "reported": "reported with each observation (the numerator is not a Poisson count, or the denominator is random)",
     "higher_better": "higher is better",
     "lower_better": "lower is better",
     "ranked": "ranked (standard ranking)",
@@ -186,7 +186,10 @@ STATISTICS = {
 # a rate whose numerator is not a Poisson count (catalogue numerator_variance: reported)
 SCALED_RATE = (
     "Rate (numerator / denominator × multiplier) whose numerator is not a Poisson count (a sum of lengths of stay, "
-    "a proportion's events, admissions clustered in patients): with the numerator's variance V reported with each "
+    "a proportion's events, admissions clustered in patients), or whose denominator, an expected count, is random "
+    "too (outpatient follow-ups: the attended first appointments are a share of the booked ones; V is then the "
+    "delta-method variance of numerator − ratio × denominator, the numerator's plus ratio² × the expected count's "
+    "binomial variance): with the numerator's variance V reported with each "
     "observation, scale φ = V / numerator and effective count numerator / φ, the limits are φ × L(numerator / φ) / "
     "denominator × multiplier, L the exact Poisson limits below 10 effective events and Byar's approximation from 10 "
     "(V = numerator gives the Poisson interval)."

@@ -39,7 +39,7 @@ from leaguetables.publication.report import (
     thresholds_notice,
 )
 from leaguetables.run.manifest import git_state
-from leaguetables.statistics.productivity import peer_groups
+from leaguetables.statistics.peers import peer_groups
 
 DEMOGRAPHICS = (
     ("population", "Catchment population", "count"),

@@ -12,6 +12,7 @@ nothing depends on colour alone; no wall-clock time appears in a page (run times
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,13 +36,12 @@ from leaguetables.config import (
 )
 from leaguetables.inputs.contract import previous_quarter, quarter_label, quarter_period
 from leaguetables.inputs.store import read_verified
-from leaguetables.nof.league import read_league, read_metric_results
+from leaguetables.nof.league_files import read_league, read_metric_results
 from leaguetables.publication import pages
-from leaguetables.publication.figures import load_saved
 from leaguetables.publication.finder import search_json
 from leaguetables.run.manifest import git_state
 from leaguetables.run.notebook_env import load_run
-from leaguetables.statistics import productivity as productivity_stats
+from leaguetables.statistics import productivity_totals as productivity_stats
 
 METHODOLOGY_PAGE = "methodology.html"
 TRUSTS_DIR = "trusts"
@@ -49,6 +49,16 @@ METRICS_DIR = "metrics"
 TRUST_INDEX = f"{TRUSTS_DIR}/index.html"
 REVISED = " [r]"
 SHORTHAND = {"suppressed": "[c]", "missing": "[x]", "not_applicable": "[z]"}
+
+
+def load_saved(work_dir, metric_id: str) -> dict[str, tuple[str, str]]:
+    """SVG text and caption of each saved funnel plot of a metric: ``{trust_type: (svg, caption)}``."""
+    out = {}
+    for p in sorted((Path(work_dir) / "figures").glob(f"{metric_id}__*.svg")):
+        ttype = p.stem.split("__", 1)[1]
+        meta = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
+        out[ttype] = (p.read_text(encoding="utf-8"), f"{meta['title']}. {meta['subtitle']}. {meta['alt']}")
+    return out
 
 
 def slug(text: str) -> str:

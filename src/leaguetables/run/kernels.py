@@ -199,8 +199,8 @@ class NotebookWorker:
 
     def warm_up(self, modules: tuple[str, ...] = WARM_MODULES) -> Future:
         """Start the kernel and import ``modules`` in it, in the worker's thread, while the run does something else
-        (the pipeline calls it once the inputs are valid): the first notebook then finds the kernel started and
-        its libraries imported, as every later notebook of a warm worker does. Nothing enters the kernel's
+        (the pipeline calls it once a stage is known to need a kernel): the first notebook then finds the kernel
+        started and its libraries imported, as every later notebook of a warm worker does. Nothing enters the kernel's
         namespace (a silent ``importlib.import_module``, no history), so the notebook's outputs are those of a
         kernel that had not run it; a failed import is left for the notebook to report."""
         return self.pool.submit(self._warm_up, modules)

@@ -308,14 +308,13 @@ def run(opts: RunOptions) -> Outcome:
         raise InputError(f"--out {out_root} is a file, not a folder")
     # only --source nhse writes anything outside the reports folder: the contract files it derives from --raw
     scratch = Path(tempfile.mkdtemp(prefix="leaguetables-inputs-")) if opts.source in DERIVED_SOURCES else out_root
-    # the notebooks' workers; once the inputs are valid, the first one's kernel starts and imports its libraries
-    # while the run claims the quarter, writes its inputs and restores what the cache holds
+    # the notebooks' workers: started only once the run holds the quarter's lock and a stage has to be executed
+    # (:func:`_warm_up_when_cold`, :func:`leaguetables.run.stages.run_metric_stage`)
     work = publish.staging_path(out_root, opts.quarter) / "_work"
     workers = Workers(opts.jobs, work, isolated=opts.isolated)
     try:
         t0 = time.perf_counter()
         prep = prepare(opts, scratch)  # bad input stops here: nothing written under out_root
-        workers.warm_up()
         if opts.source in uptodate.SOURCES:
             opts.rerun_key = uptodate.rerun_key(
                 opts.quarter, opts.source, prep.data_dir, opts.metrics, opts.methodology, opts.catalogue
@@ -356,6 +355,7 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
     work.mkdir(parents=True)
     try:
         publish.checkpoint("staging")
+        _warm_up_when_cold(cache, workers)
         files = stages.write_run(prep, work, out_root / STORE_DIR)
         try:
             timings, report, n_revisions = stages.build(prep, staging, work, files, cache, target, workers)
@@ -374,6 +374,16 @@ def _run_locked(prep: Prepared, out_root: Path, t_start: float, validate_s: floa
             publish.recover(out_root, quarter)  # publish() was interrupted by an error: finish it
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _warm_up_when_cold(cache: StageCache, workers: Workers) -> None:
+    """Start the first worker's kernel and its imports now (:meth:`Workers.warm_up`), while the run writes its
+    inputs and computes the stages' keys, when every stage will be executed: the cache is off (``--no-cache``,
+    ``--verify``) or holds nothing of this quarter. Otherwise the metric stage starts it at its first miss
+    (:func:`leaguetables.run.stages.run_metric_stage`), and a run that restores every stage, is refused, is
+    stopped or fails before a notebook runs starts no kernel at all (a kernel's start and imports cost ~4 CPU-s)."""
+    if not cache.enabled or not cache.root.is_dir():
+        workers.warm_up()
 
 
 def _conclude(outcome: Outcome, opts: RunOptions, staging: Path, target: Path) -> Outcome:

@@ -233,13 +233,16 @@ class RunContext:
 
 def _restore_metrics(ctx: RunContext) -> tuple[list[str], dict[str, dict]]:
     """Restore the metric stages whose key is in the cache; return the metrics to execute and every description."""
-    todo, describe = [], {}
+    todo: list[str] = []
+    describe: dict[str, dict] = {}
     for mid in ctx.prep.metric_ids:
         key, describe[mid] = ctx.keys.metric(mid)
         ctx.report.keys[f"metric:{mid}"] = key
         if ctx.cache.restore(f"metric-{mid}", key, ctx.staging) is not None:
             ctx.report.reused.append(f"metric:{mid}")
         else:
+            if not todo:  # the first miss: a kernel is needed; it starts while the other metrics are restored
+                ctx.workers.warm_up()
             todo.append(mid)
     return todo, describe
 

@@ -19,7 +19,6 @@ For every trust of the types the metric applies to, in order:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leaguetables.config import ICB_TYPES, ExpectedSettings, FunnelSettings, Methodology, Metric
+from leaguetables.config import ExpectedSettings, FunnelSettings, Methodology, Metric
 from leaguetables.csv_output import write_csv
 from leaguetables.inputs import bundles
 from leaguetables.inputs.contract import QuarterInputs, previous_quarter, quarter_key
@@ -36,6 +35,7 @@ from leaguetables.statistics import expected as expected_mod
 from leaguetables.statistics import funnel as funnel_mod
 from leaguetables.statistics import peers as peers_mod
 from leaguetables.statistics import rates
+from leaguetables.statistics.peers import peer_table
 
 RESULT_COLUMNS = [
     "quarter",
@@ -594,50 +594,6 @@ def _type_values(df: pd.DataFrame, metric: Metric) -> pd.Series:
             v = np.nan
         out.loc[df["trust_type"] == ttype] = v
     return out
-
-
-_PEER_TABLES: dict[str, pd.DataFrame] = {}  # per process: a warm kernel reuses it across metric notebooks
-
-
-def peer_table(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Methodology) -> pd.DataFrame:
-    """The "Similar 10" peers of every trust (the same for every metric of a run, so computed once per process).
-
-    A demographic variable missing for any trust is left out of the distance for everyone, so that all trusts are
-    compared on the same variables. Providers and ICBs are different kinds of organisation, never each other's
-    peers: each kind's peers are found on its own (the ICBs' missing ethnicity does not change the providers')."""
-    icb = trusts.set_index("trust_code")["trust_type"].isin(ICB_TYPES)
-    parts = [
-        _peer_table_of(demographics[demographics["trust_code"].isin(icb.index[mask])], trusts, methodology)
-        for mask in (~icb, icb)
-        if mask.any()
-    ]
-    found = [p for p in parts if len(p)]
-    if len(found) > 1:
-        return pd.concat(found, ignore_index=True)
-    return found[0] if found else pd.DataFrame(columns=["trust_code", "peer_code", "distance", "peer_rank"])
-
-
-def _peer_table_of(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Methodology) -> pd.DataFrame:
-    p = methodology.peers
-    demo = demographics.set_index("trust_code").sort_index()
-    # trusts with no demographic data at all (e.g. mental health trusts, which have no OHID catchment) get no
-    # peers; the variables are chosen among the others
-    have = demo[list(p.weights)].notna().any(axis=1)
-    demo = demo[have] if have.any() else demo
-    weights = {k: v for k, v in p.weights.items() if demo[k].notna().all()}
-    if not weights or len(demo) < 2:
-        return pd.DataFrame(columns=["trust_code", "peer_code", "distance", "peer_rank"])
-    types = trusts.set_index("trust_code")["trust_type"].sort_index()
-    types = types[types.index.isin(demo.index)]
-    key = hashlib.sha256(
-        pd.util.hash_pandas_object(demo[list(weights)]).to_numpy().tobytes()
-        + pd.util.hash_pandas_object(types).to_numpy().tobytes()
-        + repr((sorted(weights.items()), p.k, p.within_type)).encode()
-    ).hexdigest()
-    if key not in _PEER_TABLES:
-        within = types if p.within_type else None
-        _PEER_TABLES[key] = peers_mod.similar_peers(demo[list(weights)], weights, k=p.k, within=within)
-    return _PEER_TABLES[key]
 
 
 def _peers(df: pd.DataFrame, inputs: QuarterInputs, metric: Metric, methodology: Methodology) -> pd.DataFrame:

@@ -29,12 +29,15 @@ peer) and lists them in ``result.attrs["excluded"]``.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["PeerError", "peer_position", "similar_peers"]
+from leaguetables.config import ICB_TYPES, Methodology
+
+__all__ = ["PeerError", "peer_groups", "peer_position", "peer_table", "similar_peers"]
 
 TRUST = "trust_code"
 _CAP_SD = 5.0
@@ -296,3 +299,54 @@ def peer_position(
             "peer_quartile": "Int64",
         }
     )
+
+
+_PEER_TABLES: dict[str, pd.DataFrame] = {}  # per process: a warm kernel reuses it across metric notebooks
+
+
+def peer_table(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Methodology) -> pd.DataFrame:
+    """The "Similar 10" peers of every trust (the same for every metric of a run, so computed once per process).
+
+    A demographic variable missing for any trust is left out of the distance for everyone, so that all trusts are
+    compared on the same variables. Providers and ICBs are different kinds of organisation, never each other's
+    peers: each kind's peers are found on its own (the ICBs' missing ethnicity does not change the providers')."""
+    icb = trusts.set_index("trust_code")["trust_type"].isin(ICB_TYPES)
+    parts = [
+        _peer_table_of(demographics[demographics["trust_code"].isin(icb.index[mask])], trusts, methodology)
+        for mask in (~icb, icb)
+        if mask.any()
+    ]
+    found = [p for p in parts if len(p)]
+    if len(found) > 1:
+        return pd.concat(found, ignore_index=True)
+    return found[0] if found else pd.DataFrame(columns=["trust_code", "peer_code", "distance", "peer_rank"])
+
+
+def _peer_table_of(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Methodology) -> pd.DataFrame:
+    p = methodology.peers
+    demo = demographics.set_index("trust_code").sort_index()
+    # trusts with no demographic data at all (e.g. mental health trusts, which have no OHID catchment) get no
+    # peers; the variables are chosen among the others
+    have = demo[list(p.weights)].notna().any(axis=1)
+    demo = demo[have] if have.any() else demo
+    weights = {k: v for k, v in p.weights.items() if demo[k].notna().all()}
+    if not weights or len(demo) < 2:
+        return pd.DataFrame(columns=["trust_code", "peer_code", "distance", "peer_rank"])
+    types = trusts.set_index("trust_code")["trust_type"].sort_index()
+    types = types[types.index.isin(demo.index)]
+    key = hashlib.sha256(
+        pd.util.hash_pandas_object(demo[list(weights)]).to_numpy().tobytes()
+        + pd.util.hash_pandas_object(types).to_numpy().tobytes()
+        + repr((sorted(weights.items()), p.k, p.within_type)).encode()
+    ).hexdigest()
+    if key not in _PEER_TABLES:
+        within = types if p.within_type else None
+        _PEER_TABLES[key] = similar_peers(demo[list(weights)], weights, k=p.k, within=within)
+    return _PEER_TABLES[key]
+
+
+def peer_groups(demographics: pd.DataFrame, trusts: pd.DataFrame, methodology: Methodology) -> dict[str, list[str]]:
+    """Each trust's "Similar 10" peers, computed exactly as the metric tables' peer columns are
+    (:func:`peer_table`)."""
+    table = peer_table(demographics, trusts, methodology)
+    return {t: list(g["peer_code"]) for t, g in table.groupby("trust_code", sort=True)}

@@ -89,6 +89,10 @@ SQUARES = {
     "rl_readmissions_oe": "readmissions",
     "rl_ae_12hr_oe": "over_12_hours",
 }
+# the column of a ratio metric's output holding the booked records per stratum, of which the records (the
+# denominator of the national rate) are the attended share: the ratios whose expected count is itself random
+# (settings: standardisation.expected_variance; :func:`expected_variance`)
+BOOKED = {"rl_followup_oe": "booked_first_appointments"}
 ICB_METRICS = {"icb_emergency_admissions": "emergency_admissions", "icb_acsc_admissions": "acsc_admissions"}
 RATIO_COLUMNS = ["metric_id", "trust_code", "records", "observed", "expected", "ratio", "variance"]
 OBSERVATION_COLUMNS = [
@@ -233,6 +237,7 @@ def render_steps(
         "maternity_classpat": _in(c.maternity_classpat),
         "los_classpat": _in(los_classpat),
         "op_attended": _in(c.op_attended),
+        "op_booked": _in(c.op_booked),
         "op_first": _in(c.op_first),
         "op_follow_up": _in(c.op_follow_up),
         "ae_type1": _in(c.ae_type1),
@@ -620,13 +625,39 @@ def residual_variance(t: pd.DataFrame, events: str, records: str, squares: str, 
     return cell.groupby(frame["trust_code"]).sum().clip(lower=0.0)
 
 
+def expected_variance(t: pd.DataFrame, records: str, booked: str, rate: pd.Series) -> pd.Series:
+    """Per provider: the variance of its expected count E = Σ_s F_s·r_s when the records F_s of each stratum s are
+    the attended share of N_s booked ones (a binomial count given N_s; r_s England's events per record of the
+    stratum, held fixed: it comes from the whole country): V(E) = Σ_s r_s² · F_s (1 − F_s/N_s), the binomial
+    variance at the provider's own attended share of the stratum (0 where F_s = N_s, or N_s = 0)."""
+    f = t[records].astype(float)
+    n = t[booked].astype(float)
+    share = (f / n.where(n > 0)).fillna(1.0).clip(upper=1.0)
+    cell = rate**2 * f * (1.0 - share)
+    return cell.groupby(t["trust_code"]).sum()
+
+
 def standardised_ratios(
-    counts: dict[str, pd.DataFrame], shmi: pd.DataFrame, variance_metrics: Sequence[str] = ()
+    counts: dict[str, pd.DataFrame],
+    shmi: pd.DataFrame,
+    variance_metrics: Sequence[str] = (),
+    random_expected: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Per provider and ratio metric (:data:`RATIO_METRICS` and ``rl_shmi``): records, observed, expected (indirect
     standardisation against the national rate of every case-mix stratum; SHMI: the models' expected deaths), O/E and,
     for the metrics in ``variance_metrics`` (events that are not a Poisson count), the variance of O
-    (:func:`residual_variance`; missing for the others: O is a Poisson count)."""
+    (:func:`residual_variance`; missing for the others: O is a Poisson count).
+
+    For the metrics in ``random_expected`` (settings ``standardisation.expected_variance``: outpatient follow-ups,
+    whose records, the attended first appointments, are a binomial share of the booked ones, :data:`BOOKED`) E is
+    random too, and ``variance`` is the delta-method variance of O − θE at θ = O/E: V = V(O) + θ²·V(E), V(O) the
+    residual variance for a metric also in ``variance_metrics`` else O (Poisson), V(E) :func:`expected_variance` (O
+    and E independent: the follow-ups are counted given the booked first appointments). The scaled interval of O
+    with this V (``rates.ratio(O, E, variance=V)``) is then, for large counts, θ ± 1.96 √V / E, the delta-method
+    interval of the ratio of two independent counts, and keeps the Poisson skew for small ones. Fieller's (normal)
+    interval, the θ with (O − θE)² ≤ z² (V(O) + θ² V(E)), differs from it by at most 2% of θ on the demo (44–661
+    attended first appointments a trust; 1–3% narrower) and covers about as often (94.5% against 94.9% over 20
+    generator seeds, benchmarks/results/record_level_intervals.md)."""
     parts = []
     for metric, (table, events, records, strata, keep) in RATIO_METRICS.items():
         t = counts[table]
@@ -643,6 +674,11 @@ def standardised_ratios(
         if metric in variance_metrics:
             v = residual_variance(t, events, records, SQUARES[metric], rate)
             per["variance"] = per["trust_code"].map(v).astype(float)
+        if metric in random_expected:
+            theta = (per["observed"] / per["expected"].where(per["expected"] > 0)).fillna(0.0)
+            v_o = per["variance"] if metric in variance_metrics else per["observed"].astype(float)
+            v_e = per["trust_code"].map(expected_variance(t, records, BOOKED[metric], rate)).astype(float)
+            per["variance"] = v_o + theta**2 * v_e
         parts.append(per.assign(metric_id=metric))
     if not shmi.empty:
         parts.append(shmi.rename(columns={"spells": "records"}).assign(metric_id="rl_shmi"))
@@ -824,7 +860,9 @@ def indicators_from_counts(
     quarter: str, counts: dict[str, pd.DataFrame], settings: RecordSettings, population: pd.DataFrame
 ) -> Indicators:
     shmi, models = shmi_table(counts["mortality"], settings)
-    ratios = standardised_ratios(counts, shmi, settings.standardisation.numerator_variance)
+    ratios = standardised_ratios(
+        counts, shmi, settings.standardisation.numerator_variance, settings.standardisation.expected_variance
+    )
     strata = icb_strata(counts["icb_strata"], population)
     standardised = standardise_icbs(
         strata, settings.icb.per, counts.get("icb_patients"), settings.icb.numerator_variance

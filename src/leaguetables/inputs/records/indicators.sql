@@ -183,13 +183,20 @@ WHERE disdate BETWEEN DATE '${qstart}' AND DATE '${qend}'
 GROUP BY 1, 2, 3, 4, 5, 6
 
 -- name: op_follow_up output once
--- attended outpatient appointments in the quarter: first and follow-up (face to face or by telephone), by age band
+-- attended outpatient appointments in the quarter: first and follow-up (face to face or by telephone), by age band;
+-- and the booked first appointments (attended, not attended or cancelled: ${op_booked}), of which the attended ones
+-- are a share (the variance of the follow-up ratio's expected count); the provider's age bands with an attended
+-- appointment
 SELECT PROCODE3 AS trust_code, ${op_age_band} AS age_band,
-       CAST(SUM(CASE WHEN FIRSTATT IN (${op_first}) THEN 1 ELSE 0 END) AS BIGINT) AS first_attendances,
-       CAST(SUM(CASE WHEN FIRSTATT IN (${op_follow_up}) THEN 1 ELSE 0 END) AS BIGINT) AS follow_ups
+       CAST(SUM(CASE WHEN FIRSTATT IN (${op_first}) AND ATTENDED IN (${op_attended}) THEN 1 ELSE 0 END) AS BIGINT)
+           AS first_attendances,
+       CAST(SUM(CASE WHEN FIRSTATT IN (${op_follow_up}) AND ATTENDED IN (${op_attended}) THEN 1 ELSE 0 END)
+           AS BIGINT) AS follow_ups,
+       CAST(SUM(CASE WHEN FIRSTATT IN (${op_first}) THEN 1 ELSE 0 END) AS BIGINT) AS booked_first_appointments
 FROM op
-WHERE APPTDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' AND ATTENDED IN (${op_attended})
+WHERE APPTDATE BETWEEN DATE '${qstart}' AND DATE '${qend}' AND ATTENDED IN (${op_booked})
 GROUP BY 1, 2
+HAVING SUM(CASE WHEN ATTENDED IN (${op_attended}) THEN 1 ELSE 0 END) > 0
 
 -- name: ae_12hr output once
 -- type 1 A&E attendances arriving in the quarter with a known duration: more than ${long_wait} minutes from arrival,

@@ -257,8 +257,14 @@ def _icb_patients(e: pd.DataFrame) -> pd.DataFrame:
 
 def _op_ae_counts(op: pd.DataFrame, ae: pd.DataFrame, quarter: str, settings: RecordSettings) -> dict:
     c = settings.codes
-    o = op[_in_quarter(pd.Series(_days(op["APPTDATE"])), quarter) & op["ATTENDED"].isin(c.op_attended).to_numpy()]
-    o = o.assign(first=o["FIRSTATT"].isin(c.op_first).astype(int), fu=o["FIRSTATT"].isin(c.op_follow_up).astype(int))
+    o = op[_in_quarter(pd.Series(_days(op["APPTDATE"])), quarter) & op["ATTENDED"].isin(c.op_booked).to_numpy()]
+    seen, first = o["ATTENDED"].isin(c.op_attended), o["FIRSTATT"].isin(c.op_first)
+    o = o.assign(
+        first=(first & seen).astype(int),
+        fu=(o["FIRSTATT"].isin(c.op_follow_up) & seen).astype(int),
+        booked=first.astype(int),
+        seen=seen.astype(int),
+    )
     a = ae[
         _in_quarter(pd.Series(_days(ae["ARRIVALDATE"])), quarter)
         & ae["AEDEPTTYPE"].isin(c.ae_type1).to_numpy()
@@ -268,10 +274,15 @@ def _op_ae_counts(op: pd.DataFrame, ae: pd.DataFrame, quarter: str, settings: Re
     bands = settings.standardisation.age_bands
     o = o.assign(age_band=_band(_age(o["APPTAGE"]), bands))
     a = a.assign(age_band=_band(_age(a["ARRIVALAGE"]), bands))
+    op_counts = o.groupby(["PROCODE3", "age_band"], as_index=False, dropna=False).agg(
+        first_attendances=("first", "sum"),
+        follow_ups=("fu", "sum"),
+        booked_first_appointments=("booked", "sum"),
+        seen=("seen", "sum"),
+    )
     return {
-        "op_follow_up": o.groupby(["PROCODE3", "age_band"], as_index=False, dropna=False).agg(
-            first_attendances=("first", "sum"), follow_ups=("fu", "sum")
-        ),
+        # the age bands with an attended appointment (booked first appointments counted in those bands only)
+        "op_follow_up": op_counts[op_counts["seen"] > 0].drop(columns="seen"),
         "ae_12hr": a.groupby(["PROCODE3", "age_band"], as_index=False, dropna=False).agg(
             attendances=("long", "size"), over_12_hours=("long", "sum")
         ),

@@ -34,6 +34,9 @@ class Codes(_Strict):
     regular_attender_classpat: list[str]
     maternity_classpat: list[str]
     op_attended: list[str]
+    # the outpatient appointments that were booked (the attendance status is known: attended, did not attend or
+    # cancelled); the attended ones (op_attended) are among them
+    op_booked: list[str]
     op_first: list[str]
     op_follow_up: list[str]
     ae_type1: list[str]
@@ -45,6 +48,8 @@ class Codes(_Strict):
             if not values:
                 raise ValueError(f"{name} is empty")
             _codes(values)
+        if not set(self.op_attended) <= set(self.op_booked):
+            raise ValueError("op_booked must hold every op_attended code (an attended appointment was booked)")
         return self
 
 
@@ -141,12 +146,15 @@ class ICB(_Strict):
 
 class Standardisation(_Strict):
     """Case-mix strata of the observed-over-expected provider ratios (``rl_*_oe``): age bands (lower bounds); the
-    ratios whose events are not a Poisson count, given the variance of O (``indicators.residual_variance``)."""
+    ratios whose events are not a Poisson count, given the variance of O (``indicators.residual_variance``); the
+    ratios whose records are themselves random (the attended share of the booked records), given the variance of
+    O − θE, E's binomial variance included (``indicators.expected_variance``)."""
 
     age_bands: list[int]
     numerator_variance: list[
         Literal["rl_los_oe", "rl_daycase_oe", "rl_readmissions_oe", "rl_ae_12hr_oe", "rl_shmi"]
     ] = Field(default_factory=list)
+    expected_variance: list[Literal["rl_followup_oe"]] = Field(default_factory=list)
 
     _ages = field_validator("age_bands")(_bands)
 
