@@ -15,7 +15,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from leaguetables.inputs import demo
 from leaguetables.inputs.records import contract, demo_quarter, generate, geography, indicators, recovery
 from leaguetables.statistics import rates
 
@@ -69,11 +68,14 @@ AE = [
 
 
 @pytest.fixture(scope="module")
-def demo_records(tmp_path_factory):
+def demo_records(demo_dir):
+    """The demo-scale records the session's demo data holds (``demo.write`` ran ``generate.run(generate.make_job(
+    "demo", demo_dir / "records"), 1, demo_effects=demo.generate()["truth/trust_effects"])``: the same job, written
+    once per session rather than again here); read, never written."""
     if not geography.available():
         pytest.skip(f"real geography absent: {geography.DEFAULT_REAL}")
-    out = tmp_path_factory.mktemp("records")
-    generate.run(generate.make_job("demo", out), demo_effects=demo.generate()["truth/trust_effects"])
+    out = demo_dir / "records"
+    assert json.loads((out / "manifest.json").read_text())["scale"] == "demo"
     return out
 
 

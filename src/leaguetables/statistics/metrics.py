@@ -180,13 +180,9 @@ class MetricResult:
         return pd.DataFrame(rows)
 
 
-def observed_table(inputs: QuarterInputs, metric: Metric, quarter: str) -> pd.DataFrame:
-    """Eligible trusts joined to their observation for the quarter, with a status per trust."""
-    trusts = inputs.trusts.loc[inputs.trusts["trust_type"].isin(metric.trust_types), ["trust_code", "trust_type"]]
-    obs = inputs.observations
-    obs = obs.loc[(obs["quarter"] == quarter) & (obs["metric_id"] == metric.id)]
-    obs = obs.drop(columns=["quarter", "metric_id"]).rename(columns={"value": "reported_value"})
-    df = trusts.merge(obs, on="trust_code", how="left")
+def _set_status(df: pd.DataFrame) -> None:
+    """The ``status`` column of observations joined to the eligible trusts: missing (no row), suppressed, or ok
+    (missing too when the row has no figure)."""
     status = np.where(
         df["suppressed"].isna(),
         STATUS_MISSING,
@@ -195,6 +191,16 @@ def observed_table(inputs: QuarterInputs, metric: Metric, quarter: str) -> pd.Da
     df["status"] = status
     has_figure = df[["numerator", "reported_value", "category"]].notna().any(axis=1)
     df.loc[(df["status"] == STATUS_OK) & ~has_figure, "status"] = STATUS_MISSING
+
+
+def observed_table(inputs: QuarterInputs, metric: Metric, quarter: str) -> pd.DataFrame:
+    """Eligible trusts joined to their observation for the quarter, with a status per trust."""
+    trusts = inputs.trusts.loc[inputs.trusts["trust_type"].isin(metric.trust_types), ["trust_code", "trust_type"]]
+    obs = inputs.observations
+    obs = obs.loc[(obs["quarter"] == quarter) & (obs["metric_id"] == metric.id)]
+    obs = obs.drop(columns=["quarter", "metric_id"]).rename(columns={"value": "reported_value"})
+    df = trusts.merge(obs, on="trust_code", how="left")
+    _set_status(df)
     df.insert(0, "metric_id", metric.id)
     df.insert(0, "quarter", quarter)
     return df.sort_values(["trust_type", "trust_code"], kind="mergesort").reset_index(drop=True)
@@ -203,10 +209,6 @@ def observed_table(inputs: QuarterInputs, metric: Metric, quarter: str) -> pd.Da
 def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFrame:
     """Value, lower, upper, confidence, statistic, method for each row (NaN where there is no figure)."""
     ok = df["status"] == STATUS_OK
-    out = pd.DataFrame(index=df.index, columns=["value", "lower", "upper", "confidence", "statistic", "method"])
-    out = out.astype(
-        {"value": float, "lower": float, "upper": float, "confidence": float, "statistic": object, "method": object}
-    )
     sub = df.loc[ok]
     if metric.statistic == "rate" and metric.numerator_variance == "reported" and len(sub):
         res = rates.crude_rate(  # an overdispersed numerator: the scaled limits of its reported variance
@@ -238,12 +240,20 @@ def indicator(df: pd.DataFrame, metric: Metric, confidence: float) -> pd.DataFra
                 "method": "as reported",
             }
         )
-    if len(sub):
-        res = res.reset_index(drop=True)
-        res.index = sub.index
-        for col in out.columns:
-            out.loc[sub.index, col] = res[col].to_numpy()
-    return out
+    return _spread_rows(res, np.flatnonzero(ok.to_numpy(bool)), df.index)
+
+
+def _spread_rows(res: pd.DataFrame, rows: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    """:func:`indicator`'s table: ``res`` (one row per position of ``rows``) at those positions of ``index``, NaN
+    elsewhere; value, lower, upper and confidence as floats, statistic and method as objects."""
+    cols: dict[str, object] = {}
+    for col in ("value", "lower", "upper", "confidence", "statistic", "method"):
+        kind = object if col in ("statistic", "method") else float
+        a = np.full(len(index), np.nan, dtype=kind)
+        if len(rows):
+            a[rows] = res[col].to_numpy(kind)
+        cols[col] = pd.Series(a, index=index, dtype=kind, copy=False)
+    return pd.DataFrame(cols, index=index)
 
 
 def _fit_models(
@@ -611,23 +621,34 @@ def baseline_values(inputs: QuarterInputs, metric: Metric, quarter: str, confide
     return pd.Series(indicator(df, metric, confidence)["value"].to_numpy(float), index=df["trust_code"].to_numpy())
 
 
+def _observed_tables(inputs: QuarterInputs, metric: Metric, quarters: list[str]) -> pd.DataFrame:
+    """:func:`observed_table`'s rows and status for each of ``quarters``, stacked in that order: one join of the
+    eligible trusts × the quarters with the metric's observations instead of one a quarter (the same rows, order,
+    values and types; the columns :func:`history` and :func:`indicator` read)."""
+    trusts = inputs.trusts.loc[inputs.trusts["trust_type"].isin(metric.trust_types), ["trust_code", "trust_type"]]
+    obs = inputs.observations
+    obs = obs.loc[(obs["metric_id"] == metric.id) & obs["quarter"].isin(quarters)]
+    order = pd.Series(np.arange(len(quarters)), index=quarters)
+    obs = obs.assign(_order=obs["quarter"].map(order).to_numpy(np.int64))
+    obs = obs.drop(columns=["quarter", "metric_id"]).rename(columns={"value": "reported_value"})
+    grid = trusts.merge(pd.DataFrame({"quarter": quarters, "_order": order.to_numpy()}), how="cross")
+    df = grid.merge(obs, on=["trust_code", "_order"], how="left")
+    _set_status(df)
+    df.insert(0, "metric_id", metric.id)
+    df = df.sort_values(["_order", "trust_type", "trust_code"], kind="mergesort").reset_index(drop=True)
+    return df.drop(columns=["_order"])
+
+
 def history(inputs: QuarterInputs, metric: Metric, quarter: str, confidence: float) -> pd.DataFrame:
     """The metric's value for every trust in every quarter up to and including ``quarter`` (for trends)."""
-    frames = []
     quarters = [q for q in inputs.quarters() if quarter_key(q) <= quarter_key(quarter)]
-    obs = inputs.observations
-    # this metric's rows once, so that each quarter's selection scans them rather than every metric's
-    one = replace(inputs, observations=obs.loc[obs["metric_id"] == metric.id])
-    for q in quarters:
-        df = observed_table(one, metric, q)
-        ind = indicator(df, metric, confidence)
-        frames.append(
-            pd.concat(
-                [df[["quarter", "metric_id", "trust_code", "trust_type", "status"]], ind[["value", "lower", "upper"]]],
-                axis=1,
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+    if not quarters:
+        raise ValueError(f"no quarter of the inputs is on or before {quarter}")
+    df = _observed_tables(inputs, metric, quarters)
+    ind = indicator(df, metric, confidence)
+    return pd.concat(
+        [df[["quarter", "metric_id", "trust_code", "trust_type", "status"]], ind[["value", "lower", "upper"]]], axis=1
+    )
 
 
 def compute_metric(inputs: QuarterInputs, metric: Metric, quarter: str, methodology: Methodology) -> MetricResult:
