@@ -108,6 +108,7 @@ def _quarter_data(
     basis: str = "raw",
     results: pd.DataFrame | None = None,
     metric_ids=None,
+    cache: sampling.MetricCache | None = None,
 ) -> sampling.QuarterData:
     seg = methodology.segmentation
     return sampling.quarter_data(
@@ -128,6 +129,7 @@ def _quarter_data(
             tuple(methodology.financial_override.from_segments),
             methodology.financial_override.to_segment,
         ),
+        cache=cache,
     )
 
 
@@ -329,18 +331,18 @@ def _league_of(
     rankab, change, prev_q = None, None, None
     if u.method == "parametric_data":
         run = set(results["metric_id"])  # the metrics of this run (a run may score a subset of the catalogue)
-        qd = _quarter_data(inputs, quarter, methodology, catalogue, "raw", metric_ids=run)
+        qd = _quarter_data(inputs, quarter, methodology, catalogue, "raw", metric_ids=run, cache=cache)
         table = add_calibrated(table, qd, methodology, cache)
         adjusted = add_calibrated(
             adjusted,
-            _quarter_data(inputs, quarter, methodology, catalogue, "adjusted", results, metric_ids=run),
+            _quarter_data(inputs, quarter, methodology, catalogue, "adjusted", results, metric_ids=run, cache=cache),
             methodology,
             cache,
         )
         rankab = sampling.rankability(qd)
         prev_q = previous_quarter(quarter)
         if u.change_test and prev_q in inputs.quarters():
-            prev = _quarter_data(inputs, prev_q, methodology, catalogue, "raw", metric_ids=run)
+            prev = _quarter_data(inputs, prev_q, methodology, catalogue, "raw", metric_ids=run, cache=cache)
             change = sampling.change_test(prev, qd, u.replicates, u.seed + 1, u.level, u.check_replicates, cache)
     sens, summary = sensitivity(table, adjusted)
     unscored = inputs.trusts.loc[

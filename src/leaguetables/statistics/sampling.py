@@ -60,12 +60,13 @@ The public names are those of ``__all__``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -262,6 +263,7 @@ def quarter_data(
     adjusted_standards: str = "observed_value",
     pool_types=None,
     override_segments: tuple[tuple[int, ...], int] = ((1, 2), 3),
+    cache: MetricCache | None = None,
 ) -> QuarterData:
     """The data of the league of ``quarter`` from the validated inputs (all quarters are in the inputs).
 
@@ -273,16 +275,18 @@ def quarter_data(
     standard, floor or band is judged there (:func:`leaguetables.statistics.metrics.score_adjusted`). The league's trusts are
     those with at least one scored metric.
     ``metric_ids`` restricts the metrics to those of the run (default: every scored metric of the catalogue).
+    ``cache``: where each metric's observed scores are kept between runs (:func:`sample_league`).
     """
     if basis not in ("raw", "adjusted"):
         raise ValueError(f"basis must be 'raw' or 'adjusted', got {basis!r}")
     if basis == "adjusted" and results is None:
         raise ValueError("the adjusted basis needs the quarter's metric results (expected values)")
     mds = []
+    rows_of = _metric_inputs(inputs, quarter)
     for m in catalogue.metrics:
         if m.scoring.method == "none" or (metric_ids is not None and m.id not in metric_ids):
             continue
-        df = metrics_mod.observed_table(inputs, m, quarter)
+        df = metrics_mod.observed_table(rows_of(m.id), m, quarter)
         df = pd.concat([df, metrics_mod.indicator(df, m, confidence)], axis=1)
         df["factor"] = 1.0
         df["adjusted"] = False
@@ -318,7 +322,7 @@ def quarter_data(
 
     # the league's trusts: at least one scored metric in the observed data (as league._build); these scores are
     # QuarterData.observed_scores() (the same function of the same values), kept rather than made again
-    obs = _reference_scores(mds, {md.metric.id: md.frame["value"].to_numpy(float) for md in mds})
+    obs = _observed_scores(mds, cache)
     scored = sorted(set(obs.loc[obs["score"].notna(), "trust_code"]))
     reg = inputs.trusts.set_index("trust_code").loc[scored, ["trust_type"]].reset_index()
     st = inputs.status.loc[inputs.status["quarter"] == quarter].set_index("trust_code")
@@ -341,6 +345,34 @@ def quarter_data(
         int(override_segments[1]),
         _observed=obs,
     )
+
+
+def _metric_inputs(inputs, quarter: str) -> Callable[[str], Any]:
+    """The inputs as :func:`metrics.observed_table` reads them for one metric: the register and that metric's rows of
+    ``quarter`` (split once, rather than the whole table filtered for every metric: the same rows in the same
+    order)."""
+    obs = inputs.observations
+    obs = obs[obs["quarter"] == quarter]
+    groups = {str(k): g for k, g in obs.groupby("metric_id", sort=False)}
+
+    def rows(metric_id: str):
+        part = copy.copy(inputs)
+        object.__setattr__(part, "observations", groups.get(metric_id, obs.iloc[:0]))
+        return part
+
+    return rows
+
+
+def _observed_scores(mds: list[MetricData], cache: MetricCache | None) -> pd.DataFrame:
+    """Long scores of the observed data by the reference path, each metric's kept in ``cache`` under its data."""
+
+    def one(md: MetricData) -> np.ndarray:
+        def work() -> dict[str, np.ndarray]:
+            return {"score": _reference_metric_scores(md, md.frame["value"].to_numpy(float))}
+
+        return _cached(cache, content_key(what="observed", data=_metric_describe(md)), work)["score"]
+
+    return _long_scores(mds, {md.metric.id: one(md) for md in mds})
 
 
 # --------------------------------------------------------------------------------------------------------
