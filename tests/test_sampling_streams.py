@@ -254,3 +254,15 @@ def test_folder_keeps_the_entries_of_this_run_and_the_run_before(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".npz") == [sampling_cache.RUNS_FILE]
     with sampling_cache.open_cache("") as none:
         assert none is None
+
+
+def test_row_quartiles_equal_nanpercentile_bit_for_bit():
+    """The pooled cut points of every replicate: the fast path (the same columns NaN in every row) gives exactly
+    ``numpy.nanpercentile``'s numbers, and rows with NaNs in different columns go to ``nanpercentile`` itself."""
+    rng = np.random.default_rng(3)
+    a = np.round(rng.uniform(1, 4, (500, 40)), 2)
+    a[:, [3, 17]] = np.nan
+    expected = np.nanpercentile(a, [25, 50, 75], axis=1)
+    np.testing.assert_array_equal(sampling._row_quartiles(a), expected)
+    a[7, 5] = np.nan
+    np.testing.assert_array_equal(sampling._row_quartiles(a), np.nanpercentile(a, [25, 50, 75], axis=1))
