@@ -40,6 +40,19 @@ excess over 95% comes from whole-number, tied ranks) and P(segment) had a Brier 
 reliability slope of 1.00; the plug-in bootstrap 94.3%, 1.14 × and 0.99; NHS England's likely range of rank 100%
 (3.6 times as wide), 2.3 × and 1.17.
 
+Random streams and reuse between runs
+-------------------------------------
+Each metric's replicates are drawn from its own stream, :func:`metric_rng` (``default_rng([seed, 3, purpose, w0,
+w1])``, ``w0, w1`` from the SHA-256 of the metric id; purpose :data:`DRAWS` for the league's draws on both bases,
+:data:`NULL` for the change test's draws of both quarters). Metrics were drawn independently before too, from
+consecutive stretches of one stream, so the distribution of the replicates is unchanged; what changes is that one
+metric's replicates no longer depend on the others' data. Each metric's share of the work — its draws, its score
+matrix over the replicates, its scores in the checked replicates, its observed scores — is a
+:class:`MetricReplicates` kept in a :class:`MetricCache` (:mod:`leaguetables.run.sampling_cache`) under a key of the
+metric's definition and rows (from which its prior is pooled: nothing of another metric enters), the seed, the number
+of replicates and the settings; after one metric's data changed only that metric is drawn and scored again, and the
+replicate leagues are combined from the kept parts, the same with or without the cache.
+
 Reuse of the method
 -------------------
 The replicates are computed with numpy arrays (replicates × trusts), following the rules of
