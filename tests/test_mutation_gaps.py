@@ -217,7 +217,7 @@ def test_the_financial_override_applies_in_every_bootstrap_replicate(demo_inputs
         pool_types=seg.pool_types,
     )
     assert qd.in_deficit.any() and qd.override_from == (1, 2) and qd.override_to == 3
-    values = sampling.draw_values(qd, np.random.default_rng(5), 40)
+    values = sampling.draw_values(qd, 5, 40)
     reps = sampling.league_replicates(qd, values, check=0)
     assert reps.path == "vectorised"
     segments = reps.segment[:, qd.in_deficit]

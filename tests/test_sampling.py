@@ -161,8 +161,8 @@ def test_draws_shrink_imprecise_trusts_and_keep_precise_ones():
     rows = [(Q_NOW, c, "m0", x, n) for c, x, n in zip(codes, [3e5, 4e5, 5e5, 6e5, 7e5, 5e5, 5e5, 9], [1e6] * 7 + [10])]
     cat = catalogue(1)
     qd = qdata(inputs(rows, codes), cat, Q_NOW)
-    eb = sampling.draw_values(qd, np.random.default_rng(1), 4000, shrinkage=True)["m0"]
-    plug = sampling.draw_values(qd, np.random.default_rng(1), 4000, shrinkage=False)["m0"]
+    eb = sampling.draw_values(qd, 1, 4000, shrinkage=True)["m0"]
+    plug = sampling.draw_values(qd, 1, 4000, shrinkage=False)["m0"]
     assert eb[:, 0].mean() == pytest.approx(30.0, abs=0.05) and eb[:, 0].std() < 0.1
     m, tau2, _ = sampling.between_trust_variance([3e5, 4e5, 5e5, 6e5, 7e5, 5e5, 5e5, 9], [1e6] * 7 + [10], "binomial")
     ab = m * (1 - m) / tau2 - 1
@@ -181,7 +181,7 @@ def test_null_values_keep_each_quarters_level_and_a_common_trust_position():
     rows += [(Q_NOW, c, "m0", p * n, n) for c, p in zip(codes, [0.4, 0.4, 0.5])]
     cat = catalogue(1)
     v0, v1 = sampling.null_values(
-        qdata(inputs(rows, codes), cat, Q_PREV), qdata(inputs(rows, codes), cat, Q_NOW), np.random.default_rng(2), 200
+        qdata(inputs(rows, codes), cat, Q_PREV), qdata(inputs(rows, codes), cat, Q_NOW), 2, 200
     )
     m0, m1 = v0["m0"].mean(axis=0), v1["m0"].mean(axis=0)
     assert m0[0] == pytest.approx(m0[1], abs=0.05) and m1[0] == pytest.approx(m1[1], abs=0.05)
@@ -203,7 +203,7 @@ def test_reference_path_is_used_when_the_fast_path_disagrees(monkeypatch):
     cat = catalogue(3)
     inp, _ = simulated(rng, cat, n_trusts=12)
     qd = qdata(inp, cat, Q_NOW)
-    vals = sampling.draw_values(qd, np.random.default_rng(1), 4)
+    vals = sampling.draw_values(qd, 1, 4)
     good = sampling.league_replicates(qd, vals)
     monkeypatch.setattr(sampling, "_ranked_matrix", lambda v, *a: np.ones_like(v))
     with pytest.warns(RuntimeWarning, match="reference functions"):
@@ -220,7 +220,7 @@ def _demo_league_both_paths(demo_inputs, meth, cat, seed: int, draws: int):
     from leaguetables.nof import league
 
     qd = league._quarter_data(demo_inputs, Q_NOW, meth, cat)
-    reps = sampling.league_replicates(qd, sampling.draw_values(qd, np.random.default_rng(seed), draws), check=draws)
+    reps = sampling.league_replicates(qd, sampling.draw_values(qd, seed, draws), check=draws)
     assert reps.path == "vectorised"
     obs = sampling.observed_league(qd).set_index("trust_code")
     sc = sampling._reference_scores(qd.metrics, qd.observed_values()).dropna(subset=["score"])

@@ -114,12 +114,12 @@ def test_phi_one_reproduces_the_poisson_draws_bit_for_bit(shrinkage):
     """φ = 1 (V = x) gives exactly the draws of the Poisson metric, and the plug-in draws are the old formula
     Poisson(x)/n × multiplier; the posterior of the Poisson metric is the old gamma(a + x, β + n)."""
     reported, poisson = _phi_one_and_poisson(3)
-    a = sampling.draw_values(reported[Q_NOW], np.random.default_rng(5), 300, shrinkage)["adm"]
-    b = sampling.draw_values(poisson[Q_NOW], np.random.default_rng(5), 300, shrinkage)["adm"]
+    a = sampling.draw_values(reported[Q_NOW], 5, 300, shrinkage)["adm"]
+    b = sampling.draw_values(poisson[Q_NOW], 5, 300, shrinkage)["adm"]
     np.testing.assert_array_equal(a, b)
     f = poisson[Q_NOW].metrics[0].frame
     x, n = f["numerator"].to_numpy(float), f["denominator"].to_numpy(float)
-    rng = np.random.default_rng(5)
+    rng = sampling.metric_rng(5, "adm", sampling.DRAWS)  # the metric's own stream
     if shrinkage:
         m, tau2, _ = sampling.between_trust_variance(x, n, "poisson")
         old = rng.gamma(m * m / tau2 + x, 1.0 / (m / tau2 + n), size=(300, len(x)))
@@ -131,8 +131,8 @@ def test_phi_one_reproduces_the_poisson_draws_bit_for_bit(shrinkage):
 def test_phi_one_reproduces_the_poisson_null_draws_bit_for_bit():
     """The change test's joint draws under "no change": φ = 1 gives the Poisson metric's draws exactly."""
     reported, poisson = _phi_one_and_poisson(4)
-    a = sampling.null_values(reported[Q_PREV], reported[Q_NOW], np.random.default_rng(6), 200)
-    b = sampling.null_values(poisson[Q_PREV], poisson[Q_NOW], np.random.default_rng(6), 200)
+    a = sampling.null_values(reported[Q_PREV], reported[Q_NOW], 6, 200)
+    b = sampling.null_values(poisson[Q_PREV], poisson[Q_NOW], 6, 200)
     for qa, qb in zip(a, b):
         np.testing.assert_array_equal(qa["adm"], qb["adm"])
 
@@ -146,13 +146,13 @@ def test_plug_in_and_null_draws_carry_the_reported_variance():
     b = 4000
     for variance, cat, phi in ((True, catalogue(), 1.5), (False, catalogue("poisson"), 1.0)):
         qd = qdata(inputs(rows, codes, variance), cat)
-        x = sampling.draw_values(qd, np.random.default_rng(7), b, shrinkage=False)["adm"] / MULT * 1e5
+        x = sampling.draw_values(qd, 7, b, shrinkage=False)["adm"] / MULT * 1e5
         mcse = np.sqrt(2 / (b - 1)) * 1.5 * 900
         assert x.mean(axis=0) == pytest.approx([900] * 3, abs=4 * np.sqrt(1.5 * 900 / b))
         assert np.abs(x.var(axis=0, ddof=1) - 1.5 * 900).max() < 4 * mcse or phi == 1.0
         assert (np.abs(x.var(axis=0, ddof=1) - 1.5 * 900) > 4 * mcse).all() or phi == 1.5
         prev = qdata(inputs(rows, codes, variance), cat, Q_PREV)
-        _, v1 = sampling.null_values(prev, qd, np.random.default_rng(8), b)
+        _, v1 = sampling.null_values(prev, qd, 8, b)
         y = v1["adm"] / MULT * 1e5
         assert np.abs(y.var(axis=0, ddof=1) - phi * y.mean(axis=0)).max() < 4 * np.sqrt(2 / (b - 1)) * phi * 900
 

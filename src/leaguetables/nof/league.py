@@ -52,6 +52,7 @@ def _quarter_data(
     basis: str = "raw",
     results: pd.DataFrame | None = None,
     metric_ids=None,
+    cache: sampling.MetricCache | None = None,
 ) -> sampling.QuarterData:
     seg = methodology.segmentation
     return sampling.quarter_data(
@@ -72,16 +73,23 @@ def _quarter_data(
             tuple(methodology.financial_override.from_segments),
             methodology.financial_override.to_segment,
         ),
+        cache=cache,
     )
 
 
-def add_calibrated(table: pd.DataFrame, qd: sampling.QuarterData, methodology: Methodology) -> pd.DataFrame:
+def add_calibrated(
+    table: pd.DataFrame,
+    qd: sampling.QuarterData,
+    methodology: Methodology,
+    cache: sampling.MetricCache | None = None,
+) -> pd.DataFrame:
     """Add the calibrated columns of :mod:`leaguetables.statistics.sampling` to a league table (see the module docstring).
 
-    NHS England-style segment shares of the score bootstrap move to ``nof_p_segment_1..4``."""
+    NHS England-style segment shares of the score bootstrap move to ``nof_p_segment_1..4``. ``cache``: where each
+    metric's replicates are kept between runs (:func:`leaguetables.statistics.sampling.sample_league`)."""
     u = methodology.uncertainty
     summ, reps = sampling.sample_league(
-        qd, u.replicates, u.seed, u.level, u.shrinkage, u.check_replicates, rule=u.rank_interval
+        qd, u.replicates, u.seed, u.level, u.shrinkage, u.check_replicates, rule=u.rank_interval, cache=cache
     )
     levels = summ.attrs["rank_interval_levels"]
     obs = sampling.observed_league(qd).set_index("trust_code")
@@ -204,11 +212,14 @@ def build_league(
     methodology: Methodology,
     catalogue: Catalogue,
     quarter: str,
+    cache: sampling.MetricCache | None = None,
 ) -> League:
     """The league of the quarter from the metric result tables (``{metric_id: table}``, stacked in id order;
     :func:`read_metric_tables`). Providers and integrated care boards are different kinds of organisation: each
     kind is scored, segmented and simulated on its own (:func:`_kinds`), so adding the ICBs changes no provider's
-    figure (the random streams of the bootstraps are those of the providers alone) and the tables are joined."""
+    figure (each metric's replicates are drawn from its own stream, from its own rows) and the tables are joined.
+    ``cache`` keeps each metric's replicates between runs (:mod:`leaguetables.run.sampling_cache`); the league is the
+    same with or without it."""
     results = pd.concat([tables[m] for m in sorted(tables)], ignore_index=True)
     scores = scores_long(results, catalogue)
     parts: list[League] = []
@@ -220,7 +231,8 @@ def build_league(
                 [parts[0].unscored, part.trusts[["trust_code", "trust_name", "trust_type"]]], ignore_index=True
             )
             continue
-        parts.append(_league_of(mine, scores[scores["trust_code"].isin(codes)], part, methodology, catalogue, quarter))
+        mine_scores = scores[scores["trust_code"].isin(codes)]
+        parts.append(_league_of(mine, mine_scores, part, methodology, catalogue, quarter, cache))
     return parts[0] if len(parts) == 1 else _join(parts)
 
 
@@ -255,6 +267,7 @@ def _league_of(
     methodology: Methodology,
     catalogue: Catalogue,
     quarter: str,
+    cache: sampling.MetricCache | None = None,
 ) -> League:
     table, cuts = _build(scores, "score", inputs, quarter, methodology, catalogue)
     adjusted, _ = _build(scores, "score_adjusted", inputs, quarter, methodology, catalogue)
@@ -262,18 +275,19 @@ def _league_of(
     rankab, change, prev_q = None, None, None
     if u.method == "parametric_data":
         run = set(results["metric_id"])  # the metrics of this run (a run may score a subset of the catalogue)
-        qd = _quarter_data(inputs, quarter, methodology, catalogue, "raw", metric_ids=run)
-        table = add_calibrated(table, qd, methodology)
+        qd = _quarter_data(inputs, quarter, methodology, catalogue, "raw", metric_ids=run, cache=cache)
+        table = add_calibrated(table, qd, methodology, cache)
         adjusted = add_calibrated(
             adjusted,
-            _quarter_data(inputs, quarter, methodology, catalogue, "adjusted", results, metric_ids=run),
+            _quarter_data(inputs, quarter, methodology, catalogue, "adjusted", results, metric_ids=run, cache=cache),
             methodology,
+            cache,
         )
         rankab = sampling.rankability(qd)
         prev_q = previous_quarter(quarter)
         if u.change_test and prev_q in inputs.quarters():
-            prev = _quarter_data(inputs, prev_q, methodology, catalogue, "raw", metric_ids=run)
-            change = sampling.change_test(prev, qd, u.replicates, u.seed + 1, u.level, u.check_replicates)
+            prev = _quarter_data(inputs, prev_q, methodology, catalogue, "raw", metric_ids=run, cache=cache)
+            change = sampling.change_test(prev, qd, u.replicates, u.seed + 1, u.level, u.check_replicates, cache)
     sens, summary = sensitivity(table, adjusted)
     unscored = inputs.trusts.loc[
         ~inputs.trusts["trust_code"].isin(set(table["trust_code"])), ["trust_code", "trust_name", "trust_type"]

@@ -37,7 +37,17 @@ NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 FAILED_DIR = ".failed"  # under the reports folder: the executed notebooks of the last failed run of a quarter
 IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix socket paths must be short)
 #: notebook parameters that are paths (absolute, so that nothing depends on the kernel's working directory)
-PATH_PARAMETERS = ("work_dir", "out_dir", "trusts", "observations", "demographics", "status", "run", "league")
+PATH_PARAMETERS = (
+    "work_dir",
+    "out_dir",
+    "trusts",
+    "observations",
+    "demographics",
+    "status",
+    "run",
+    "league",
+    "sampling_cache",
+)
 PATH_LIST_PARAMETERS = ("metric_results", "revisions")  # comma-separated absolute paths (or empty)
 START_TIMEOUT, EXECUTION_TIMEOUT, IOPUB_TIMEOUT = 120, 1200, 120  # seconds
 #: what a warm kernel imports before its first notebook (:meth:`NotebookWorker.warm_up`): the modules the metric,

@@ -25,6 +25,8 @@ from leaguetables.run import manifest, publish, revisions
 from leaguetables.run.cache import CacheReport, changed_files, code_hash, sha256_json, snapshot, tree_hash
 from leaguetables.run.kernels import NOTEBOOK_DIR, NotebookWorker, Workers
 
+SAMPLING_CACHE = "sampling"  # under <out>/.cache/<quarter>/: the league's per-metric replicates (run/sampling_cache.py)
+
 
 def input_checksums(prep) -> dict[str, str]:
     """SHA-256 of the contract files the run's inputs were validated from, by file name (the report shows them)."""
@@ -355,6 +357,8 @@ def _execute_league(ctx: RunContext) -> None:
     computes what the documents need that the league does not change (:func:`documents.early_data`) and the
     spreadsheet's cells of the tables it can (:func:`documents.prepare_sheets`)."""
     params = ctx.parameters(metric_results=keep_metric_results(ctx.prep, ctx.work, ctx.store_dir))
+    # each metric's replicates, kept between runs by content (run/sampling_cache.py); none with --no-cache
+    params["sampling_cache"] = str((ctx.cache.root / SAMPLING_CACHE).absolute()) if ctx.cache.enabled else ""
     worker = ctx.workers.get(1)[0]
     league = worker.submit(worker.execute, "league_table.ipynb", ctx.nb_dir / "league_table.ipynb", params)
     try:

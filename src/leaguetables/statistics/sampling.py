@@ -40,6 +40,19 @@ excess over 95% comes from whole-number, tied ranks) and P(segment) had a Brier 
 reliability slope of 1.00; the plug-in bootstrap 94.3%, 1.14 × and 0.99; NHS England's likely range of rank 100%
 (3.6 times as wide), 2.3 × and 1.17.
 
+Random streams and reuse between runs
+-------------------------------------
+Each metric's replicates are drawn from its own stream, :func:`metric_rng` (``default_rng([seed, 3, purpose, w0,
+w1])``, ``w0, w1`` from the SHA-256 of the metric id; purpose :data:`DRAWS` for the league's draws on both bases,
+:data:`NULL` for the change test's draws of both quarters). Metrics were drawn independently before too, from
+consecutive stretches of one stream, so the distribution of the replicates is unchanged; what changes is that one
+metric's replicates no longer depend on the others' data. Each metric's share of the work — its draws, its score
+matrix over the replicates, its scores in the checked replicates, its observed scores — is a
+:class:`MetricReplicates` kept in a :class:`MetricCache` (:mod:`leaguetables.run.sampling_cache`) under a key of the
+metric's definition and rows (from which its prior is pooled: nothing of another metric enters), the seed, the number
+of replicates and the settings; after one metric's data changed only that metric is drawn and scored again, and the
+replicate leagues are combined from the kept parts, the same with or without the cache.
+
 Reuse of the method
 -------------------
 The replicates are computed with numpy arrays (replicates × trusts), following the rules of
@@ -60,9 +73,13 @@ The public names are those of ``__all__``.
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -88,10 +105,81 @@ __all__ = [
     "null_values",
     "change_test",
     "CHANGE_COLUMNS",
+    "metric_rng",
+    "MetricCache",
 ]
 
 SIMULATED = {"proportion": "binomial", "rate": "poisson"}
 TAU2_FLOOR_CV = 0.01  # floor of the between-trust SD as a fraction of the mean (keeps true rates distinct)
+
+
+# --------------------------------------------------------------------------------------------------------
+# random streams: one per metric and purpose
+# --------------------------------------------------------------------------------------------------------
+#: the second word of every stream of this module (the record generator's streams are [seed, 0], [seed, 1] and
+#: [seed, 2, …]; the validation study's [seed, 7], [seed, 8] and [seed, 9, …])
+SAMPLING_STREAM = 3
+DRAWS, NULL = 0, 1  # the third word: the league's draws (both bases), the change test's null draws (both quarters)
+
+
+def metric_words(metric_id: str) -> tuple[int, int]:
+    """Two 32-bit words naming a metric in its random streams: the first 8 bytes of the SHA-256 of its id (stable
+    across processes and versions, unlike Python's ``hash``)."""
+    d = hashlib.sha256(metric_id.encode("utf-8")).digest()
+    return int.from_bytes(d[:4], "little"), int.from_bytes(d[4:8], "little")
+
+
+def metric_rng(seed: int, metric_id: str, purpose: int) -> np.random.Generator:
+    """The random stream of one metric's replicates: ``default_rng([seed, 3, purpose, w0, w1])`` (``w0, w1``:
+    :func:`metric_words`). Five words, so no stream of this module is another zero-padded one (numpy's SeedSequence
+    pads a seed of up to four words with zeros: ``seed`` alone is ``[seed, 0, 0, 0]``); each metric's draws depend on
+    nothing but its own data and the seed, so a change to one metric leaves every other metric's replicates as they
+    were (and reusable, :class:`MetricCache`). ``seed`` is one 32-bit word."""
+    if not 0 <= int(seed) < 1 << 32:
+        raise ValueError(f"the sampling seed must be a 32-bit unsigned integer, got {seed!r}")
+    return np.random.default_rng([int(seed), SAMPLING_STREAM, purpose, *metric_words(metric_id)])
+
+
+class MetricCache(Protocol):
+    """Where each metric's replicate work is kept between runs, by content key (:mod:`leaguetables.run.sampling_cache`):
+    ``get`` returns the arrays stored under a key, or None."""
+
+    def get(self, key: str) -> dict[str, np.ndarray] | None: ...
+
+    def put(self, key: str, arrays: Mapping[str, np.ndarray]) -> None: ...
+
+
+def frame_digest(df: pd.DataFrame) -> str:
+    """SHA-256 of a frame's content: column names, dtypes, index and values (numbers by their bytes)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([list(map(str, df.columns)), [str(t) for t in df.dtypes]]).encode())
+    h.update(repr(df.index).encode())
+    for c in df.columns:
+        a = df[c].to_numpy()
+        if a.dtype.kind in "biufc":
+            h.update(np.ascontiguousarray(a).tobytes())
+        else:
+            h.update("\x1f".join(map(repr, a.tolist())).encode("utf-8"))
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+def _metric_describe(md: MetricData | None):
+    """Everything of one metric's data its replicates depend on (None: the metric is absent)."""
+    if md is None:
+        return None
+    return {
+        "metric": md.metric.model_dump(mode="json"),
+        "kind": md.kind,
+        "judge_observed": md.judge_observed,
+        "frame": frame_digest(md.frame),
+    }
+
+
+def content_key(**parts) -> str:
+    """SHA-256 of a JSON description (the key of a :class:`MetricCache` entry)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -188,6 +276,7 @@ def quarter_data(
     adjusted_standards: str = "observed_value",
     pool_types=None,
     override_segments: tuple[tuple[int, ...], int] = ((1, 2), 3),
+    cache: MetricCache | None = None,
 ) -> QuarterData:
     """The data of the league of ``quarter`` from the validated inputs (all quarters are in the inputs).
 
@@ -199,16 +288,18 @@ def quarter_data(
     standard, floor or band is judged there (:func:`leaguetables.statistics.metrics.score_adjusted`). The league's trusts are
     those with at least one scored metric.
     ``metric_ids`` restricts the metrics to those of the run (default: every scored metric of the catalogue).
+    ``cache``: where each metric's observed scores are kept between runs (:func:`sample_league`).
     """
     if basis not in ("raw", "adjusted"):
         raise ValueError(f"basis must be 'raw' or 'adjusted', got {basis!r}")
     if basis == "adjusted" and results is None:
         raise ValueError("the adjusted basis needs the quarter's metric results (expected values)")
     mds = []
+    rows_of = _metric_inputs(inputs, quarter)
     for m in catalogue.metrics:
         if m.scoring.method == "none" or (metric_ids is not None and m.id not in metric_ids):
             continue
-        df = metrics_mod.observed_table(inputs, m, quarter)
+        df = metrics_mod.observed_table(rows_of(m.id), m, quarter)
         df = pd.concat([df, metrics_mod.indicator(df, m, confidence)], axis=1)
         df["factor"] = 1.0
         df["adjusted"] = False
@@ -244,7 +335,7 @@ def quarter_data(
 
     # the league's trusts: at least one scored metric in the observed data (as league._build); these scores are
     # QuarterData.observed_scores() (the same function of the same values), kept rather than made again
-    obs = _reference_scores(mds, {md.metric.id: md.frame["value"].to_numpy(float) for md in mds})
+    obs = _observed_scores(mds, cache)
     scored = sorted(set(obs.loc[obs["score"].notna(), "trust_code"]))
     reg = inputs.trusts.set_index("trust_code").loc[scored, ["trust_type"]].reset_index()
     st = inputs.status.loc[inputs.status["quarter"] == quarter].set_index("trust_code")
@@ -267,6 +358,34 @@ def quarter_data(
         int(override_segments[1]),
         _observed=obs,
     )
+
+
+def _metric_inputs(inputs, quarter: str) -> Callable[[str], Any]:
+    """The inputs as :func:`metrics.observed_table` reads them for one metric: the register and that metric's rows of
+    ``quarter`` (split once, rather than the whole table filtered for every metric: the same rows in the same
+    order)."""
+    obs = inputs.observations
+    obs = obs[obs["quarter"] == quarter]
+    groups = {str(k): g for k, g in obs.groupby("metric_id", sort=False)}
+
+    def rows(metric_id: str):
+        part = copy.copy(inputs)
+        object.__setattr__(part, "observations", groups.get(metric_id, obs.iloc[:0]))
+        return part
+
+    return rows
+
+
+def _observed_scores(mds: list[MetricData], cache: MetricCache | None) -> pd.DataFrame:
+    """Long scores of the observed data by the reference path, each metric's kept in ``cache`` under its data."""
+
+    def one(md: MetricData) -> np.ndarray:
+        def work() -> dict[str, np.ndarray]:
+            return {"score": _reference_metric_scores(md, md.frame["value"].to_numpy(float))}
+
+        return _cached(cache, content_key(what="observed", data=_metric_describe(md)), work)["score"]
+
+    return _long_scores(mds, {md.metric.id: one(md) for md in mds})
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -355,52 +474,52 @@ def rankability(qd: QuarterData) -> pd.DataFrame:
     )
 
 
-def draw_values(
-    qd: QuarterData, rng: np.random.Generator, replicates: int, shrinkage: bool = True
-) -> dict[str, np.ndarray]:
+def draw_values(qd: QuarterData, seed: int, replicates: int, shrinkage: bool = True) -> dict[str, np.ndarray]:
     """Replicate values of every simulated metric: ``{metric_id: (replicates, rows) array}`` (rows of the
-    metric's frame; rows not simulated keep their reported value).
+    metric's frame; rows not simulated keep their reported value), each metric drawn from its own stream
+    (:func:`metric_rng` of ``seed``, the metric and :data:`DRAWS`), so its replicates depend on its data alone.
 
     ``shrinkage=True``: true rates from the empirical-Bayes posterior, beta(a + x, b + n − x) for proportions
     and gamma(a + x, rate β + n) for rates, where the prior (a, b) or (a, β) has the type's mean m and
-    between-trust variance τ² (:func:`between_trust_variance`). ``shrinkage=False``: numerators redrawn
-    binomial(n, x/n) or Poisson(x), the value recomputed. A quasi-Poisson numerator (scale φ = :attr:`MetricData.phi`)
-    enters as x/φ events over n/φ: gamma(a + x/φ, rate β + n/φ), or φ·Poisson(x/φ)/n (φ = 1: the Poisson draws). Values are multiplied by the metric's multiplier and, on
-    the adjusted basis, by the trust's adjustment factor."""
-    out = {}
+    between-trust variance τ² (:func:`between_trust_variance`, over the metric's own rows of the type).
+    ``shrinkage=False``: numerators redrawn binomial(n, x/n) or Poisson(x), the value recomputed. A quasi-Poisson
+    numerator (scale φ = :attr:`MetricData.phi`) enters as x/φ events over n/φ: gamma(a + x/φ, rate β + n/φ), or
+    φ·Poisson(x/φ)/n (φ = 1: the Poisson draws). Values are multiplied by the metric's multiplier and, on the
+    adjusted basis, by the trust's adjustment factor."""
     b = int(replicates)
-    for md in qd.metrics:
-        f = md.frame
-        base = np.broadcast_to(f["value"].to_numpy(float), (b, len(f))).copy()
-        sim = md.simulated
-        if not sim.any():
-            out[md.metric.id] = base
-            continue
-        x = f.loc[sim, "numerator"].to_numpy(float)
-        n = f.loc[sim, "denominator"].to_numpy(float)
-        phi = md.phi[sim]  # 1 unless quasi-Poisson: x/1.0 and n/1.0 are x and n exactly
-        mult = md.metric.multiplier * f.loc[sim, "factor"].to_numpy(float)
-        if shrinkage:
-            pr = _prior(md).loc[sim]
-            m, tau2 = pr["m"].to_numpy(float), pr["tau2"].to_numpy(float)
-            if md.kind == "binomial":
-                ab = m * (1 - m) / tau2 - 1
-                rate = rng.beta(m * ab + x, (1 - m) * ab + n - x, size=(b, len(x)))
-            else:
-                shape, beta = m * m / tau2, m / tau2
-                rate = rng.gamma(shape + x / phi, 1.0 / (beta + n / phi), size=(b, len(x)))
+    return {md.metric.id: _draw_metric(md, metric_rng(seed, md.metric.id, DRAWS), b, shrinkage) for md in qd.metrics}
+
+
+def _draw_metric(md: MetricData, rng: np.random.Generator, b: int, shrinkage: bool) -> np.ndarray:
+    """One metric's replicate values (:func:`draw_values`)."""
+    f = md.frame
+    base = np.broadcast_to(f["value"].to_numpy(float), (b, len(f))).copy()
+    sim = md.simulated
+    if not sim.any():
+        return base
+    x = f.loc[sim, "numerator"].to_numpy(float)
+    n = f.loc[sim, "denominator"].to_numpy(float)
+    phi = md.phi[sim]  # 1 unless quasi-Poisson: x/1.0 and n/1.0 are x and n exactly
+    mult = md.metric.multiplier * f.loc[sim, "factor"].to_numpy(float)
+    if shrinkage:
+        pr = _prior(md).loc[sim]
+        m, tau2 = pr["m"].to_numpy(float), pr["tau2"].to_numpy(float)
+        if md.kind == "binomial":
+            ab = m * (1 - m) / tau2 - 1
+            rate = rng.beta(m * ab + x, (1 - m) * ab + n - x, size=(b, len(x)))
         else:
-            if md.kind == "binomial":
-                rate = rng.binomial(n.astype(np.int64), np.clip(x / n, 0, 1), size=(b, len(x))) / n
-            else:
-                rate = phi * rng.poisson(x / phi, size=(b, len(x))) / n
-        base[:, sim] = rate * mult
-        out[md.metric.id] = base
-    return out
+            shape, beta = m * m / tau2, m / tau2
+            rate = rng.gamma(shape + x / phi, 1.0 / (beta + n / phi), size=(b, len(x)))
+    elif md.kind == "binomial":
+        rate = rng.binomial(n.astype(np.int64), np.clip(x / n, 0, 1), size=(b, len(x))) / n
+    else:
+        rate = phi * rng.poisson(x / phi, size=(b, len(x))) / n
+    base[:, sim] = rate * mult
+    return base
 
 
 def null_values(
-    prev: QuarterData, now: QuarterData, rng: np.random.Generator, replicates: int
+    prev: QuarterData, now: QuarterData, seed: int, replicates: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Joint replicate values of two quarters under the hypothesis that no trust's performance changed.
 
@@ -411,70 +530,80 @@ def null_values(
     variance 1/(x + ½)). Both quarters' numerators are then drawn independently from binomial/Poisson with the
     quarter's own denominator and the common true rate expit(δ_q + d_i) (or exp(·)); a quasi-Poisson numerator
     (scale φ, :attr:`MetricData.phi`) has variance of y φ/(x + ½) and is drawn φ·Poisson(n·e^η/φ). A trust with
-    data in one quarter only keeps its own rate there. Values not simulated keep their reported values.
+    data in one quarter only keeps its own rate there. Values not simulated keep their reported values. Each
+    metric's two quarters are drawn from its own stream (:func:`metric_rng` of ``seed``, the metric and
+    :data:`NULL`), the previous quarter first.
     """
     b = int(replicates)
     vals: list[dict[str, np.ndarray]] = [{}, {}]
     by_id = {md.metric.id: md for md in now.metrics}
     prev_ids = {md.metric.id: md for md in prev.metrics}
-    ys, vs, deltas, frames = {}, {}, {}, {}
     for mid in sorted(set(by_id) | set(prev_ids)):
-        for qi, md in enumerate((prev_ids.get(mid), by_id.get(mid))):
-            if md is None:
-                continue
-            f = md.frame
-            sim = md.simulated
-            x = f["numerator"].to_numpy(float)
-            n = f["denominator"].to_numpy(float)
-            phi = md.phi
-            with np.errstate(divide="ignore", invalid="ignore"):
-                if md.kind == "binomial":
-                    y = np.log((x + 0.5) / (n - x + 0.5))
-                    v = 1 / (x + 0.5) + 1 / (n - x + 0.5)
-                else:
-                    y = np.log((x + 0.5) / n)
-                    v = phi / (x + 0.5)  # φ = 1: 1/(x + ½) exactly
-            delta = np.full(len(f), np.nan)
-            for _t, g in f[sim].groupby("trust_type"):
-                pooled = g["numerator"].sum() / g["denominator"].sum()
-                if md.kind == "binomial":
-                    pooled = np.clip(pooled, 1e-9, 1 - 1e-9)
-                    delta[g.index] = np.log(pooled / (1 - pooled))
-                else:
-                    delta[g.index] = np.log(max(pooled, 1e-12))
-            key = (mid, qi)
-            frames[key], ys[key], vs[key], deltas[key] = md, np.where(sim, y, np.nan), np.where(sim, v, np.nan), delta
-        # common relative position per trust
-        pos: dict[str, tuple[float, float]] = {}
-        for qi in (0, 1):
-            if (mid, qi) not in frames:
-                continue
-            md = frames[(mid, qi)]
-            d = ys[(mid, qi)] - deltas[(mid, qi)]
-            for code, di, vi in zip(md.frame["trust_code"], d, vs[(mid, qi)]):
-                if np.isfinite(di):
-                    s, w = pos.get(code, (0.0, 0.0))
-                    pos[code] = (s + di / vi, w + 1 / vi)
-        for qi in (0, 1):
-            if (mid, qi) not in frames:
-                continue
-            md = frames[(mid, qi)]
-            f = md.frame
-            base = np.broadcast_to(f["value"].to_numpy(float), (b, len(f))).copy()
-            sim = md.simulated
-            if sim.any():
-                dbar = np.array([pos[c][0] / pos[c][1] for c in f.loc[sim, "trust_code"]])
-                eta = deltas[(mid, qi)][sim] + dbar
-                n = f.loc[sim, "denominator"].to_numpy(float)
-                if md.kind == "binomial":
-                    x = rng.binomial(n.astype(np.int64), 1 / (1 + np.exp(-eta)), size=(b, len(n)))
-                else:
-                    phi = md.phi[sim]
-                    x = phi * rng.poisson(n * np.exp(eta) / phi, size=(b, len(n)))
-                mult = md.metric.multiplier * f.loc[sim, "factor"].to_numpy(float)
-                base[:, sim] = x / n * mult
-            vals[qi][mid] = base
+        pair = _null_metric(prev_ids.get(mid), by_id.get(mid), metric_rng(seed, mid, NULL), b)
+        for qi, v in enumerate(pair):
+            if v is not None:
+                vals[qi][mid] = v
     return vals[0], vals[1]
+
+
+def _null_position(md: MetricData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One quarter of one metric: each row's y, its variance (NaN where not simulated) and its type's level δ."""
+    f = md.frame
+    sim = md.simulated
+    x = f["numerator"].to_numpy(float)
+    n = f["denominator"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if md.kind == "binomial":
+            y = np.log((x + 0.5) / (n - x + 0.5))
+            v = 1 / (x + 0.5) + 1 / (n - x + 0.5)
+        else:
+            y = np.log((x + 0.5) / n)
+            v = md.phi / (x + 0.5)  # φ = 1: 1/(x + ½) exactly
+    delta = np.full(len(f), np.nan)
+    for _t, g in f[sim].groupby("trust_type"):
+        pooled = g["numerator"].sum() / g["denominator"].sum()
+        if md.kind == "binomial":
+            pooled = np.clip(pooled, 1e-9, 1 - 1e-9)
+            delta[g.index] = np.log(pooled / (1 - pooled))
+        else:
+            delta[g.index] = np.log(max(pooled, 1e-12))
+    return np.where(sim, y, np.nan), np.where(sim, v, np.nan), delta
+
+
+def _null_metric(
+    prev: MetricData | None, now: MetricData | None, rng: np.random.Generator, b: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """One metric's null values of both quarters (:func:`null_values`; None where the quarter lacks the metric)."""
+    mds = (prev, now)
+    parts = {qi: _null_position(md) for qi, md in enumerate(mds) if md is not None}
+    pos: dict[str, tuple[float, float]] = {}  # common relative position per trust
+    for qi, (y, v, delta) in parts.items():
+        md = mds[qi]
+        assert md is not None
+        for code, di, vi in zip(md.frame["trust_code"], y - delta, v):
+            if np.isfinite(di):
+                s, w = pos.get(code, (0.0, 0.0))
+                pos[code] = (s + di / vi, w + 1 / vi)
+    out: list[np.ndarray | None] = [None, None]
+    for qi, (_y, _v, delta) in parts.items():
+        md = mds[qi]
+        assert md is not None
+        f = md.frame
+        base = np.broadcast_to(f["value"].to_numpy(float), (b, len(f))).copy()
+        sim = md.simulated
+        if sim.any():
+            dbar = np.array([pos[c][0] / pos[c][1] for c in f.loc[sim, "trust_code"]])
+            eta = delta[sim] + dbar
+            n = f.loc[sim, "denominator"].to_numpy(float)
+            if md.kind == "binomial":
+                x = rng.binomial(n.astype(np.int64), 1 / (1 + np.exp(-eta)), size=(b, len(n)))
+            else:
+                phi = md.phi[sim]
+                x = phi * rng.poisson(n * np.exp(eta) / phi, size=(b, len(n)))
+            mult = md.metric.multiplier * f.loc[sim, "factor"].to_numpy(float)
+            base[:, sim] = x / n * mult
+        out[qi] = base
+    return out[0], out[1]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -492,36 +621,48 @@ class Replicates:
     path: str = "vectorised"  # or "reference" when the fast path disagreed with the reference functions
 
 
+def _reference_metric_scores(md: MetricData, v: np.ndarray) -> np.ndarray:
+    """One metric's scores of one replicate's values by the functions the metric notebooks use."""
+    if md.judge_observed:
+        f = md.frame
+        df = f.assign(value=v / f["factor"].to_numpy(float), adjusted_value=np.where(f["adjusted"], v, np.nan))
+        sc, _ = metrics_mod.score_adjusted(df, md.metric, "observed_value")
+    else:
+        sc = metrics_mod._scores(md.frame.assign(_v=v), md.metric, "_v")
+    return sc.to_numpy(float)
+
+
+def _long_scores(mds: list[MetricData], scores: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Long scores of one replicate from each metric's scores (``{metric_id: scores of its rows}``)."""
+    parts = [
+        pd.DataFrame(
+            {
+                "trust_code": md.frame["trust_code"].to_numpy(),
+                "metric_id": md.metric.id,
+                "score": scores[md.metric.id],
+                "weight": md.metric.weight,
+                "combine_group": md.metric.combine_group,
+                "domain": md.metric.domain,
+            }
+        )
+        for md in mds
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
 def _reference_scores(mds: list[MetricData], values: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Long scores of one replicate by the functions the metric notebooks use (:func:`metrics._scores`)."""
-    parts = []
-    for md in mds:
-        v = values[md.metric.id]
-        if md.judge_observed:
-            f = md.frame
-            df = f.assign(value=v / f["factor"].to_numpy(float), adjusted_value=np.where(f["adjusted"], v, np.nan))
-            sc, _ = metrics_mod.score_adjusted(df, md.metric, "observed_value")
-        else:
-            sc = metrics_mod._scores(md.frame.assign(_v=v), md.metric, "_v")
-        parts.append(
-            pd.DataFrame(
-                {
-                    "trust_code": md.frame["trust_code"].to_numpy(),
-                    "metric_id": md.metric.id,
-                    "score": sc.to_numpy(float),
-                    "weight": md.metric.weight,
-                    "combine_group": md.metric.combine_group,
-                    "domain": md.metric.domain,
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
+    return _long_scores(mds, {md.metric.id: _reference_metric_scores(md, values[md.metric.id]) for md in mds})
 
 
 def _reference_league(qd: QuarterData, values: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     """(2-dp average, adjusted segment, rank) per trust of ``qd`` for one replicate (``None``: the observed
     data), by the published path."""
-    sc = qd.observed_scores() if values is None else _reference_scores(qd.metrics, values)
+    return _reference_league_of(qd, qd.observed_scores() if values is None else _reference_scores(qd.metrics, values))
+
+
+def _reference_league_of(qd: QuarterData, sc: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """:func:`_reference_league` from the long scores of one replicate."""
     sc = sc.dropna(subset=["score"])
     sc = sc[sc["trust_code"].isin(set(qd.codes))]
     idx = pd.Index(qd.codes)
@@ -576,11 +717,13 @@ def _score_matrix(md: MetricData, v: np.ndarray, fixed_scores: np.ndarray) -> np
 
 
 def _fast_league(
-    qd: QuarterData, values: Mapping[str, np.ndarray], obs_scores: pd.DataFrame
+    qd: QuarterData, scores: Mapping[str, np.ndarray], obs_scores: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(2-dp averages, adjusted segments, ranks) of every replicate from each metric's score matrix
+    (:func:`_score_matrix`)."""
     codes = qd.codes
     pos = {c: i for i, c in enumerate(codes)}
-    b = next(iter(values.values())).shape[0]
+    b = next(iter(scores.values())).shape[0]
     num = np.zeros((b, len(codes)))
     den = np.zeros((b, len(codes)))
     groups: dict[str, list[MetricData]] = {}
@@ -588,8 +731,7 @@ def _fast_league(
         if md.metric.combine_group:
             groups.setdefault(md.metric.combine_group, []).append(md)
             continue
-        fixed = obs_scores.loc[obs_scores["metric_id"] == md.metric.id, "score"].to_numpy(float)
-        sc = _score_matrix(md, values[md.metric.id], fixed)
+        sc = scores[md.metric.id]
         cols = np.array([pos.get(c, -1) for c in md.frame["trust_code"]])
         keep = cols >= 0
         s = sc[:, keep]
@@ -619,7 +761,7 @@ def _fast_league(
         pool = np.ones(len(tt), bool) if qd.pool_types is None else np.isin(tt, qd.pool_types)
         pool &= ~np.isin(tt, ICB_TYPES)  # ICBs are never pooled with providers (scoring._pool_mask)
         if pool.any():
-            pooled_cuts = np.nanpercentile(avg[:, pool], scoring.QUARTILES, axis=1)[:, :, None]
+            pooled_cuts = _row_quartiles(avg[:, pool])[:, :, None]
     seg = np.zeros((b, len(codes)), dtype=np.int64)
     rank = np.zeros((b, len(codes)), dtype=np.int64)
     cents = np.floor(np.round(avg * 100.0, 6) + 0.5).astype(np.int64)
@@ -640,8 +782,51 @@ def _fast_league(
     return avg, seg, rank
 
 
+def _row_quartiles(a: np.ndarray) -> np.ndarray:
+    """``numpy.nanpercentile(a, QUARTILES, axis=1)``, fast when every row has its NaNs in the same columns (a trust
+    unscored in one replicate is unscored in all): the percentiles of the other columns, the very values
+    ``nanpercentile`` computes row by row once it has dropped each row's NaNs."""
+    nan = np.isnan(a)
+    cols = nan.any(axis=0)
+    if (nan == cols[None, :]).all() and not cols.all():
+        return np.percentile(a[:, ~cols], scoring.QUARTILES, axis=1)
+    return np.nanpercentile(a, scoring.QUARTILES, axis=1)
+
+
 class _FallBack(Exception):
     pass
+
+
+@dataclass
+class MetricReplicates:
+    """One metric's share of the replicate leagues: its scores in every replicate by the vectorised rules
+    (:func:`_score_matrix`) and, for the first replicates (the check of :func:`league_replicates`), by the reference
+    functions. It depends on nothing but the metric's data, the seed and the settings, so it can be kept between
+    runs (:class:`MetricCache`)."""
+
+    scores: np.ndarray  # (replicates, rows of the metric's frame)
+    check_scores: np.ndarray  # (checked replicates, rows)
+
+    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        return {f"{prefix}scores": self.scores, f"{prefix}check_scores": self.check_scores}
+
+    @classmethod
+    def of(cls, arrays: Mapping[str, np.ndarray], prefix: str = "") -> MetricReplicates:
+        return cls(arrays[f"{prefix}scores"], arrays[f"{prefix}check_scores"])
+
+
+def _fixed_scores(qd: QuarterData, md: MetricData) -> np.ndarray:
+    obs = qd.observed_scores()
+    return obs.loc[obs["metric_id"] == md.metric.id, "score"].to_numpy(float)
+
+
+def _metric_replicates(md: MetricData, v: np.ndarray, fixed: np.ndarray, check: int) -> MetricReplicates:
+    """:class:`MetricReplicates` of one metric's replicate values ``v``; ``fixed``: its observed scores."""
+    c = min(int(check), v.shape[0])
+    if md.kind == "fixed":  # every replicate holds the observed values: the observed scores
+        return MetricReplicates(_score_matrix(md, v, fixed), np.broadcast_to(fixed, (c, len(fixed))))
+    check_scores = np.stack([_reference_metric_scores(md, v[i]) for i in range(c)]) if c else np.empty((0, v.shape[1]))
+    return MetricReplicates(_score_matrix(md, v, fixed), check_scores)
 
 
 def league_replicates(qd: QuarterData, values: Mapping[str, np.ndarray], check: int = 3) -> Replicates:
@@ -650,13 +835,28 @@ def league_replicates(qd: QuarterData, values: Mapping[str, np.ndarray], check: 
     The fast vectorised path is checked against the reference path (the published league's functions) on the
     first ``check`` replicates; on any difference every replicate goes through the reference path (with a
     warning). Trusts keep the order of ``qd.trusts``."""
-    b = next(iter(values.values())).shape[0]
+    mreps = {
+        md.metric.id: _metric_replicates(md, values[md.metric.id], _fixed_scores(qd, md), check) for md in qd.metrics
+    }
+    return _league_from(qd, mreps, lambda: values, check)
+
+
+def _league_from(
+    qd: QuarterData,
+    mreps: Mapping[str, MetricReplicates],
+    values: Callable[[], Mapping[str, np.ndarray]],
+    check: int,
+) -> Replicates:
+    """:func:`league_replicates` from each metric's :class:`MetricReplicates`; ``values`` gives the replicate values
+    when the reference path has to compute every replicate."""
+    b = next(iter(mreps.values())).scores.shape[0]
     obs_scores = qd.observed_scores()
     path = "vectorised"
     try:
-        avg, seg, rank = _fast_league(qd, values, obs_scores)
+        avg, seg, rank = _fast_league(qd, {k: r.scores for k, r in mreps.items()}, obs_scores)
         for i in range(min(int(check), b)):
-            ra, rs, rr = _reference_league(qd, {k: v[i] for k, v in values.items()})
+            long = _long_scores(qd.metrics, {k: r.check_scores[i] for k, r in mreps.items()})
+            ra, rs, rr = _reference_league_of(qd, long)
             if not (
                 np.allclose(ra, avg[i], equal_nan=True) and np.array_equal(rs, seg[i]) and np.array_equal(rr, rank[i])
             ):
@@ -666,10 +866,11 @@ def league_replicates(qd: QuarterData, values: Mapping[str, np.ndarray], check: 
             f"sampling: the vectorised league disagrees with the scoring functions ({exc}); "
             "computing every replicate with the reference functions (slower)",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         path = "reference"
-        res = [_reference_league(qd, {k: v[i] for k, v in values.items()}) for i in range(b)]
+        vals = values()
+        res = [_reference_league(qd, {k: v[i] for k, v in vals.items()}) for i in range(b)]
         avg = np.stack([r[0] for r in res])
         seg = np.stack([r[1] for r in res]).astype(np.int64)
         rank = np.stack([r[2] for r in res]).astype(np.int64)
@@ -797,11 +998,41 @@ def sample_league(
     shrinkage: bool = True,
     check: int = 3,
     rule: str = "average_probability",
+    cache: MetricCache | None = None,
 ) -> tuple[pd.DataFrame, Replicates]:
-    """:func:`summarise` of :func:`league_replicates` on :func:`draw_values` (``numpy.random.default_rng(seed)``)."""
-    rng = np.random.default_rng(seed)
-    reps = league_replicates(qd, draw_values(qd, rng, replicates, shrinkage), check=check)
+    """:func:`summarise` of :func:`league_replicates` on :func:`draw_values` (each metric's stream from ``seed``).
+
+    With a ``cache``, each metric's :class:`MetricReplicates` are kept under a key of everything they depend on —
+    the metric's definition and data (its rows, from which its prior is pooled), ``seed``, ``replicates``,
+    ``shrinkage`` and ``check`` — and reused when they are the same: after one metric's data changed, only that
+    metric is drawn and scored again. The result is the same with or without the cache."""
+    b = int(replicates)
+    describe = {"what": "draws", "seed": int(seed), "replicates": b, "shrinkage": bool(shrinkage), "check": int(check)}
+
+    def one(md: MetricData) -> MetricReplicates:
+        def work() -> dict[str, np.ndarray]:
+            v = _draw_metric(md, metric_rng(seed, md.metric.id, DRAWS), b, shrinkage)
+            return _metric_replicates(md, v, _fixed_scores(qd, md), check).arrays()
+
+        if md.kind == "fixed":
+            return MetricReplicates.of(work())
+        return MetricReplicates.of(_cached(cache, content_key(**describe, data=_metric_describe(md)), work))
+
+    mreps = {md.metric.id: one(md) for md in qd.metrics}
+    reps = _league_from(qd, mreps, lambda: draw_values(qd, seed, b, shrinkage), check)
     return summarise(reps, level, rule), reps
+
+
+def _cached(cache: MetricCache | None, key: str, work: Callable[[], dict[str, np.ndarray]]) -> Mapping[str, np.ndarray]:
+    """The arrays kept under ``key``, or ``work()`` (then kept)."""
+    if cache is None:
+        return work()
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    arrays = work()
+    cache.put(key, arrays)
+    return arrays
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -828,8 +1059,44 @@ CHANGE_COLUMNS = [
 ]
 
 
+def _null_replicates(
+    prev: QuarterData, now: QuarterData, seed: int, b: int, check: int, cache: MetricCache | None
+) -> tuple[dict[str, MetricReplicates], dict[str, MetricReplicates]]:
+    """Each metric's :class:`MetricReplicates` of both quarters under no change (:func:`null_values`), kept in
+    ``cache`` under a key of both quarters' data of the metric, ``seed``, ``b`` and ``check``."""
+    qds = (prev, now)
+    ids = [{md.metric.id: md for md in qd.metrics} for qd in qds]
+    out: tuple[dict[str, MetricReplicates], dict[str, MetricReplicates]] = ({}, {})
+    for mid in sorted(set(ids[0]) | set(ids[1])):
+        mds = (ids[0].get(mid), ids[1].get(mid))
+
+        def work(mds=mds, mid=mid) -> dict[str, np.ndarray]:
+            pair = _null_metric(mds[0], mds[1], metric_rng(seed, mid, NULL), b)
+            arrays: dict[str, np.ndarray] = {}
+            for qi, (md, v) in enumerate(zip(mds, pair)):
+                if md is not None and v is not None:
+                    arrays |= _metric_replicates(md, v, _fixed_scores(qds[qi], md), check).arrays(f"q{qi}_")
+            return arrays
+
+        fixed = all(md is None or md.kind == "fixed" for md in mds)
+        key = content_key(
+            what="null", seed=seed, replicates=b, check=int(check), data=[_metric_describe(md) for md in mds]
+        )
+        arrays = work() if fixed else _cached(cache, key, work)
+        for qi, md in enumerate(mds):
+            if md is not None:
+                out[qi][mid] = MetricReplicates.of(arrays, f"q{qi}_")
+    return out
+
+
 def change_test(
-    prev: QuarterData, now: QuarterData, replicates: int, seed: int, level: float = 0.95, check: int = 3
+    prev: QuarterData,
+    now: QuarterData,
+    replicates: int,
+    seed: int,
+    level: float = 0.95,
+    check: int = 3,
+    cache: MetricCache | None = None,
 ) -> pd.DataFrame:
     """Test, per trust in both leagues (same type), whether its change of rank and segment between the two
     quarters is larger than chance alone would give.
@@ -843,10 +1110,12 @@ def change_test(
     ``p_segment_change_by_chance``
     = P(Δs* ≠ 0): summed over trusts, the number of segment changes expected from chance alone.
     Observed segments and ranks are recomputed from both quarters' data (adjusted segment 1–4, before segment 5).
+    With a ``cache``, each metric's null replicates are kept and reused as in :func:`sample_league`.
     """
-    rng = np.random.default_rng(seed)
-    v0, v1 = null_values(prev, now, rng, replicates)
-    r0, r1 = league_replicates(prev, v0, check), league_replicates(now, v1, check)
+    b = int(replicates)
+    m0, m1 = _null_replicates(prev, now, int(seed), b, check, cache)
+    r0 = _league_from(prev, m0, lambda: null_values(prev, now, seed, b)[0], check)
+    r1 = _league_from(now, m1, lambda: null_values(prev, now, seed, b)[1], check)
     o0, o1 = observed_league(prev), observed_league(now)
     both = o1.merge(o0, on="trust_code", suffixes=("", "_prev"))
     both = both[both["trust_type"] == both["trust_type_prev"]]
