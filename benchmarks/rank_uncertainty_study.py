@@ -91,6 +91,18 @@ def true_rate(eta, kind):
     return 1 / (1 + np.exp(-eta)) if kind == "binomial" else np.exp(eta)
 
 
+def league_rules(qd, combine_rules) -> scoring.LeagueRules:
+    """The rules of ``qd``'s league, as NHS England's joint bootstrap re-applies them."""
+    return scoring.LeagueRules(
+        qd.segmentation_rule,
+        qd.thresholds,
+        pool_types=qd.pool_types,
+        combine_rules=combine_rules,
+        from_segments=qd.override_from,
+        to_segment=qd.override_to,
+    )
+
+
 def oracle_values(qd, tf: pd.DataFrame, rng, b: int) -> dict[str, np.ndarray]:
     """Draws of the true values from the exact posterior given the true per-metric prior N(0, sd²) for u."""
     out = {}
@@ -159,7 +171,12 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     b = args.replicates
 
-    obs0 = base.observations[base.observations["quarter"].isin([Q_PREV, Q_NOW])].copy()
+    # the league of the aggregate metrics and providers the truth frame knows (the study predates the record-level
+    # metrics and the ICBs, whose truths the demo keeps elsewhere)
+    studied = set(tf["metric_id"]) | {m for m, spec in demo.SPEC.items() if spec["kind"] not in ("binomial", "poisson")}
+    obs0 = base.observations[
+        base.observations["quarter"].isin([Q_PREV, Q_NOW]) & base.observations["metric_id"].isin(studied)
+    ].copy()
     # hold values, means and ratings at Q4's reported figures in both quarters, and Q4's deficit flags
     now_fixed = obs0[obs0["quarter"] == Q_NOW].set_index(["trust_code", "metric_id"])
     prev_rows = obs0["quarter"] == Q_PREV
@@ -236,8 +253,8 @@ def main(argv=None) -> int:
             if scenario == "no change":
                 res = {}
                 for name, vals in (
-                    ("empirical Bayes", sampling.draw_values(qd, rng, b, True)),
-                    ("plug-in bootstrap", sampling.draw_values(qd, rng, b, False)),
+                    ("empirical Bayes", sampling.draw_values(qd, int(rng.integers(2**32)), b, True)),
+                    ("plug-in bootstrap", sampling.draw_values(qd, int(rng.integers(2**32)), b, False)),
                     ("oracle", oracle_values(qd, tf, rng, b)),
                 ):
                     reps = sampling.league_replicates(qd, vals)
@@ -253,10 +270,9 @@ def main(argv=None) -> int:
                         tt,
                         fl,
                         pd.Series(False, index=qd.codes),
-                        qd.segmentation_rule,
+                        league_rules(qd, rules),
                         replicates=b,
                         seed=int(rng.integers(1 << 31)),
-                        combine_rules=rules,
                     )
                     .set_index("trust_code")
                     .reindex(qd.codes)
@@ -291,10 +307,9 @@ def main(argv=None) -> int:
                     pd.Series(qp.trusts["trust_type"].to_numpy(), index=qp.codes),
                     pd.Series(qp.in_deficit, index=qp.codes),
                     pd.Series(False, index=qp.codes),
-                    qp.segmentation_rule,
+                    league_rules(qp, rules),
                     replicates=b,
                     seed=int(rng.integers(1 << 31)),
-                    combine_rules=rules,
                 ).set_index("trust_code")
                 obs_now = sampling.observed_league(qd).set_index("trust_code")
                 common = obs_now.index.intersection(nofp.index)
