@@ -30,32 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BASE = ROOT / "tests" / "bad_inputs" / "base"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from small_run import BASE, METRICS, ROOT, run_quarter_command  # noqa: E402  # the end-to-end tests' command
+
 QUARTER = "2025-26-Q4"
-METRICS = "ae_4hr,cdiff,cqc_safe"
 
 
 def command(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        str(ROOT / "run_quarter.py"),
-        QUARTER,
-        "--source",
-        "files",
-        "--data",
-        str(data),
-        "--catalogue",
-        "demo",
-        "--out",
-        str(out),
-        "--metrics",
-        METRICS,
-        "--jobs",
-        "1",
-        "--no-progress",
-        *extra,
-    ]
+    return run_quarter_command(QUARTER, data, out, *extra)
 
 
 def measure(cmd: list[str], expect: int) -> tuple[float, float]:

@@ -25,14 +25,12 @@ import time
 from pathlib import Path
 
 import pytest
+from small_run import BASE, METRICS, ROOT, run_quarter_command
 
 from leaguetables.config import file_sha256
 from leaguetables.run.publish import OWNER_MARKER, STAGES
 
-ROOT = Path(__file__).resolve().parents[1]
-BASE = ROOT / "tests" / "bad_inputs" / "base"
 QUARTER = "2025-26-Q4"
-METRICS = "ae_4hr,cdiff,cqc_safe"
 FOREIGN = {  # a user's files, some with names close to the pipeline's own
     "notes.txt": "my notes\n",
     ".staging-2025-26-Q4.backup/keep.txt": "a backup the user made\n",
@@ -48,25 +46,7 @@ def _run(data: Path, out: Path, *extra: str, env: dict | None = None, tmp: Path 
     e = {**os.environ, **(env or {})}
     if tmp is not None:
         e["TMPDIR"] = str(tmp)
-    cmd = [
-        sys.executable,
-        str(ROOT / "run_quarter.py"),
-        QUARTER,
-        "--source",
-        "files",
-        "--data",
-        str(data),
-        "--catalogue",
-        "demo",
-        "--out",
-        str(out),
-        "--metrics",
-        METRICS,
-        "--jobs",
-        "1",
-        "--no-progress",
-        *extra,
-    ]
+    cmd = run_quarter_command(QUARTER, data, out, *extra)
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=e)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from small_run import run_quarter_command
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "tests" / "bad_inputs" / "base"
@@ -287,23 +288,7 @@ def check_killed_runs_leave_the_published_quarter_intact_then_force_replaces(
     (tests/test_out_folder.py kills at every named stage.)"""
     before = tree(out / QUARTER)
     quarters_before = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-    cmd = [
-        sys.executable,
-        str(ROOT / "run_quarter.py"),
-        QUARTER,
-        "--out",
-        str(out),
-        "--no-progress",
-        "--source",
-        "files",
-        "--data",
-        str(data),
-        "--catalogue",
-        "demo",
-        "--metrics",
-        METRICS,
-        "--force",
-    ]
+    cmd = run_quarter_command(QUARTER, data, out, "--force", metrics=METRICS, jobs=None)
     for stage in ("metric-done", "publish-journal"):
         proc = subprocess.run(
             [*cmd, "--no-cache"],

@@ -14,40 +14,20 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from small_run import BASE, METRICS, ROOT, run_quarter_command
 
-ROOT = Path(__file__).resolve().parents[1]
-BASE = ROOT / "tests" / "bad_inputs" / "base"
-METRICS = "ae_4hr,cdiff,cqc_safe"
 Q3, Q4 = "2025-26-Q3", "2025-26-Q4"
 
 
 def _cmd(quarter: str, data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        str(ROOT / "run_quarter.py"),
-        quarter,
-        "--source",
-        "files",
-        "--data",
-        str(data),
-        "--catalogue",
-        "demo",
-        "--out",
-        str(out),
-        "--metrics",
-        METRICS,
-        "--jobs",  # one notebook kernel: the two-thread run is test_no_working_directory_change_while_notebooks_run's
-        "1",
-        "--no-progress",
-        *extra,
-    ]
+    # one notebook kernel: the two-thread run is test_no_working_directory_change_while_notebooks_run's
+    return run_quarter_command(quarter, data, out, *extra)
 
 
 def _run(quarter: str, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
