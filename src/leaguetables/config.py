@@ -542,9 +542,8 @@ class Uncertainty(_Strict):
 
     method: Literal["parametric_data", "none"] = Field(
         "parametric_data",
-        description="parametric_data: simulate the metrics' numerators and recompute the whole "
-        "league in every replicate; none: publish NHS England's likely ranges only (no calibrated columns, no "
-        "test of change)",
+        description="parametric_data: simulate the metrics' numerators and recompute the whole league in every "
+        "replicate; none: publish NHS England's likely ranges only (no calibrated columns, no test of change)",
     )
     replicates: int = Field(2000, ge=200, le=100_000)
     seed: int = Field(ge=0)
