@@ -84,15 +84,56 @@ def test_no_working_directory_change_while_notebooks_run(hostile_run):
 def test_a_quarter_reads_no_other_quarters_outputs(tmp_path):
     """Movement is computed from the inputs (both quarters' observations), not from the previous quarter's published
     table: the manifest records no published file as an input, and Q4 published before Q3 existed still verifies
-    byte for byte (--verify reruns it) once Q3 has been published beside it."""
+    byte for byte (--verify reruns it) once Q3 has been published beside it. Its movement table equals Q3's
+    published league table where they meet: each trust's previous segment (after the financial override, which one
+    trust of the base gets in Q3) and rank, and the rank change (on the corpus base with one acute trust made worse
+    in Q3, so that ranks move; made on the published demo quarter, beside a third ten-metric run, until issue 13)."""
+    data = _worse_in_q3(tmp_path)
     out = tmp_path / "reports"
-    assert _run(Q4, BASE, out).returncode == 0
+    assert _run(Q4, data, out).returncode == 0
     manifest = json.loads((out / Q4 / "manifest.json").read_text(encoding="utf-8"))
     assert not any("league_table" in k for k in manifest["inputs"])
     assert (out / Q4 / "tables" / "movement.csv").read_text(encoding="utf-8").count("\n") > 1  # movement present
-    assert _run(Q3, BASE, out).returncode == 0
-    proc = _run(Q4, BASE, out, "--verify")
+    assert _run(Q3, data, out).returncode == 0
+    proc = _run(Q4, data, out, "--verify")
     assert proc.returncode == 0, proc.stderr
+    now = pd.read_csv(out / Q4 / "tables" / "league_table_full.csv").set_index("trust_code")
+    prev = pd.read_csv(out / Q3 / "tables" / "league_table_full.csv").set_index("trust_code")
+    mv = pd.read_csv(out / Q4 / "tables" / "movement.csv").set_index("trust_code")
+    assert set(mv.index) == set(now.index) & set(prev.index) and len(mv) == len(now)
+    assert prev["financial_override"].astype(bool).any(), "the base has a trust moved by the financial override"
+    adjusted = prev["unadjusted_segment"].where(~prev["financial_override"].astype(bool), 3)
+    assert (mv["previous_segment"] == adjusted.loc[mv.index]).all()
+    assert (mv["previous_rank"] == prev.loc[mv.index, "rank"]).all()
+    assert (mv["rank_change"] == now.loc[mv.index, "rank"] - prev.loc[mv.index, "rank"]).all()
+    assert mv["rank_change"].ne(0).any() and mv["segment_change"].ne(0).any(), "the quarters differ"
+
+
+def _worse_in_q3(tmp: Path) -> Path:
+    """The corpus base with DEMO-A002 (first of the three acute trusts in both quarters) made the last in Q3: half its
+    four-hour A&E performance, four times its C. difficile cases and an inadequate CQC safe rating."""
+    data = tmp / "data"
+    shutil.copytree(BASE, data)
+    path = data / "observations.csv"
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+    col = {c: i for i, c in enumerate(rows[0])}
+    edited = 0
+    for r in rows[1:]:
+        if r[col["quarter"]] == Q3 and r[col["trust_code"]] == "DEMO-A002":
+            if r[col["metric_id"]] == "cdiff":
+                r[col["numerator"]] = str(4 * int(r[col["numerator"]]))
+                edited += 1
+            elif r[col["metric_id"]] == "ae_4hr":
+                r[col["numerator"]] = str(int(r[col["numerator"]]) // 2)
+                edited += 1
+            elif r[col["metric_id"]] == "cqc_safe":
+                r[col["category"]] = "Inadequate"
+                edited += 1
+    assert edited == 3
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return data
 
 
 def test_q3_and_q4_run_concurrently_then_verify(tmp_path):
