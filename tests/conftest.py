@@ -113,17 +113,16 @@ PUBLISHED_GROUP = "published_quarters"
 # The longest tests and groups first, so that the two workers finish together (measured with --durations; a test not
 # named here keeps its collection order after these). Each entry is the start of a node id.
 LONGEST_FIRST = (
-    # end-to-end (CPU seconds of each test with the processes it waited for, per-test on the shared 2-core machine
-    # under heavy load, 1 December 2026, issue 13; about 1.3× a quiet machine's)
-    f"@{PUBLISHED_GROUP}",  # ~170: three ten-metric runs, the browser (~140 with the runs), papermill reruns
-    "tests/test_rerun.py",  # ~100 (one group: its module fixture, the first publication of its three scenarios)
-    "tests/test_out_folder.py",  # ~78 (one group: its module fixture)
-    "tests/test_run_honesty.py::test_q3_and_q4_run_concurrently_then_verify",  # ~49
-    "tests/test_real_quarter.py",  # ~42 (real data; skips without it)
-    "tests/test_nof_source.py",  # ~33 (real data)
-    "tests/test_run_honesty.py::test_a_quarter_reads_no_other_quarters_outputs",  # ~30
+    # end-to-end (CPU seconds of each test with the processes it waited for, one test at a time (-p no:xdist) on the
+    # shared 2-core machine under heavy load (load average 5-7), 2 December 2026, issue 13, after its cuts)
+    f"@{PUBLISHED_GROUP}",  # ~190: two ten-metric runs side by side (~120), papermill reruns, browser, ODS read-back
+    "tests/test_out_folder.py",  # ~90 (one group: its module fixture, two small runs; ~28 small runs, most restored)
+    "tests/test_rerun.py",  # ~80 (one group: its module fixture, the first publication of its three scenarios)
+    "tests/test_run_honesty.py::test_quarters_run_concurrently",  # ~60: five small runs, three then two side by side
+    "tests/test_real_quarter.py",  # ~46 (one group; real data, skips without it)
+    "tests/test_nof_source.py",  # ~33 (one group; real data)
     "tests/test_records_spark.py",  # little CPU in the worker, but the JVM's start-up is long in wall time
-    "tests/test_run_honesty.py",  # ~10 each
+    "tests/test_run_honesty.py",  # ~12 (one group: its module fixture, one in-process run)
     "tests/test_pipeline.py",
     # (then test_bad_inputs.py's refusals: ~44 through run_quarter.main in-process, ~0.1 each, and six through the
     # command, ~1.6 each: they fill the workers' ends)
