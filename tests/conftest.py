@@ -391,7 +391,7 @@ def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
     notebook, papermill's default engine). Movement since the previous quarter is computed from the inputs, so no
     previous quarter is published beside them (until issue 13 the demo Q3 was, a third ten-metric run, for one
     cross-check: the movement table against the previous quarter's published league table, now made on the corpus
-    base by test_run_honesty.test_a_quarter_reads_no_other_quarters_outputs). Built once per test session and shared
+    base by test_run_honesty.test_quarters_run_concurrently_read_no_other_quarters_outputs_and_verify). Built once per test session and shared
     by the xdist workers (the first worker builds under a lock file in the session's shared temporary folder, the
     others reuse it): the publication and browser tests read these folders and never write into them."""
     import fcntl

@@ -76,7 +76,8 @@ def test_movement_against_the_previous_quarter(folder):
     quarter's, both computed from the inputs — no previous quarter is published beside this one — with the test of
     change (sampling.change_test) and the number of segment changes expected by chance in the report. That the
     previous segment and rank equal the previous quarter's published table, once it is published, is checked on the
-    corpus base by test_run_honesty.test_a_quarter_reads_no_other_quarters_outputs (a third ten-metric run here
+    corpus base by test_run_honesty.test_quarters_run_concurrently_read_no_other_quarters_outputs_and_verify (a
+    third ten-metric run here
     until issue 13)."""
     now = pd.read_csv(folder / "tables" / "league_table_full.csv").set_index("trust_code")
     mv = pd.read_csv(folder / "tables" / "movement.csv").set_index("trust_code")
