@@ -113,17 +113,16 @@ PUBLISHED_GROUP = "published_quarters"
 # The longest tests and groups first, so that the two workers finish together (measured with --durations; a test not
 # named here keeps its collection order after these). Each entry is the start of a node id.
 LONGEST_FIRST = (
-    # end-to-end (CPU seconds of each test with the processes it waited for, per-test on the shared 2-core machine
-    # under heavy load, 1 December 2026, issue 13; about 1.3× a quiet machine's)
-    f"@{PUBLISHED_GROUP}",  # ~170: three ten-metric runs, the browser (~140 with the runs), papermill reruns
-    "tests/test_rerun.py",  # ~100 (one group: its module fixture, the first publication of its three scenarios)
-    "tests/test_out_folder.py",  # ~78 (one group: its module fixture)
-    "tests/test_run_honesty.py::test_q3_and_q4_run_concurrently_then_verify",  # ~49
-    "tests/test_real_quarter.py",  # ~42 (real data; skips without it)
-    "tests/test_nof_source.py",  # ~33 (real data)
-    "tests/test_run_honesty.py::test_a_quarter_reads_no_other_quarters_outputs",  # ~30
+    # end-to-end (CPU seconds of each test with the processes it waited for, one test at a time (-p no:xdist) on the
+    # shared 2-core machine under heavy load (load average 5-7), 2 December 2026, issue 13, after its cuts)
+    f"@{PUBLISHED_GROUP}",  # ~190: two ten-metric runs side by side (~120), papermill reruns, browser, ODS read-back
+    "tests/test_out_folder.py",  # ~90 (one group: its module fixture, two small runs; ~28 small runs, most restored)
+    "tests/test_rerun.py",  # ~80 (one group: its module fixture, the first publication of its three scenarios)
+    "tests/test_run_honesty.py::test_quarters_run_concurrently",  # ~60: five small runs, three then two side by side
+    "tests/test_real_quarter.py",  # ~46 (one group; real data, skips without it)
+    "tests/test_nof_source.py",  # ~33 (one group; real data)
     "tests/test_records_spark.py",  # little CPU in the worker, but the JVM's start-up is long in wall time
-    "tests/test_run_honesty.py",  # ~10 each
+    "tests/test_run_honesty.py",  # ~12 (one group: its module fixture, one in-process run)
     "tests/test_pipeline.py",
     # (then test_bad_inputs.py's refusals: ~44 through run_quarter.main in-process, ~0.1 each, and six through the
     # command, ~1.6 each: they fill the workers' ends)
@@ -351,7 +350,7 @@ def demo_inputs(demo_dir):
 
 
 # ------------------------------------------------------------------------------------------- published demo quarters
-PUBLISHED_PREVIOUS, PUBLISHED_QUARTER = "2025-26-Q3", "2025-26-Q4"
+PUBLISHED_QUARTER = "2025-26-Q4"
 # all three trust types, adjusted metrics (coefficients), a bracket metric, the finance group, and two costed
 # efficiency metrics (productivity opportunity): one acute only, one for every type
 PUBLISHED_METRICS = (
@@ -387,11 +386,14 @@ def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
 
 @pytest.fixture(scope="session")
 def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
-    """``(first, second)``: the folders of the same demo quarter published twice, each beside the same published
-    previous quarter (so with movement): the first on warm kernels (the default), the second with ``--isolated`` (a
-    fresh kernel per notebook, papermill's default engine). Built once per test session and shared by the xdist workers (the first
-    worker builds under a lock file in the session's shared temporary folder, the others reuse it): the publication
-    and browser tests read these folders and never write into them."""
+    """``(first, second)``: the folders of the same demo quarter published twice, side by side, each into its own
+    empty reports folder: the first on warm kernels (the default), the second with ``--isolated`` (a fresh kernel per
+    notebook, papermill's default engine). Movement since the previous quarter is computed from the inputs, so no
+    previous quarter is published beside them (until issue 13 the demo Q3 was, a third ten-metric run, for one
+    cross-check: the movement table against the previous quarter's published league table, now made on the corpus
+    base by test_run_honesty.test_quarters_run_concurrently_read_no_other_quarters_outputs_and_verify). Built once per test session and shared
+    by the xdist workers (the first worker builds under a lock file in the session's shared temporary folder, the
+    others reuse it): the publication and browser tests read these folders and never write into them."""
     import fcntl
     import shutil
 
@@ -405,15 +407,11 @@ def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
             a, b = base / "a", base / "b"
             a.mkdir(parents=True)
             b.mkdir()
-            for proc in [_run_quarter(PUBLISHED_PREVIOUS, demo_dir, a)]:
-                _, err = proc.communicate(timeout=900)
-                assert proc.returncode == 0, err
-            shutil.copytree(a / PUBLISHED_PREVIOUS, b / PUBLISHED_PREVIOUS)
-            procs = [
-                _run_quarter(PUBLISHED_QUARTER, demo_dir, a),
-                _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--isolated"),
-            ]
-            for proc, name in zip(procs, ("a", "b")):  # independent: run side by side
+            procs = {  # independent: side by side, the longer (a fresh kernel per notebook) first
+                "b": _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--isolated"),
+                "a": _run_quarter(PUBLISHED_QUARTER, demo_dir, a),
+            }
+            for name, proc in procs.items():
                 out, err = proc.communicate(timeout=900)
                 assert proc.returncode == 0, err
                 (base / f"{name}.stdout").write_text(out, encoding="utf-8")

@@ -1,9 +1,10 @@
-"""The published documents of a quarter end to end (src/leaguetables/publication/documents.py): two consecutive demo quarters
-through run_quarter.py (movement), then the second quarter rendered again into another folder (determinism).
+"""The published documents of a quarter end to end (src/leaguetables/publication/documents.py): a demo quarter
+through run_quarter.py (with movement since the previous quarter, computed from the inputs), rendered twice, each
+into its own folder (determinism).
 
 Checks: every published file except the manifest and the executed notebooks is byte-identical between the two
 renders (report, profiles, methodology, metric, region and index pages, ODS, CSV); movement against the previous
-quarter's published table; the productivity table; one profile per trust with a unique title and one H1; the
+quarter (its cross-check with the previous quarter's published table: test_run_honesty); the productivity table; one profile per trust with a unique title and one H1; the
 methodology built from the config, catalogue and fitted models; the ODS sheets equal to the CSV files; the light
 front page and the pages the metric sections moved to; the region pages and the A–Z index of trusts.
 """
@@ -18,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import PUBLISHED_METRICS as METRICS
-from conftest import PUBLISHED_PREVIOUS as PREVIOUS
 from conftest import PUBLISHED_QUARTER as QUARTER
 
 VOLATILE = {"manifest.json"}  # run times; compared by publish's own tests
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def releases(published_quarters):
-    """(first, second): the same Q4 rendered twice, each beside the same published Q3 (tests/conftest.py)."""
+    """(first, second): the same Q4 rendered twice, each into its own folder (tests/conftest.py)."""
     return published_quarters
 
 
@@ -73,16 +73,20 @@ def test_no_wall_clock_time_in_the_documents(folder):
 
 def test_movement_against_the_previous_quarter(folder):
     """movement.csv: this quarter's segment (1–4 after the financial override) and rank against the previous
-    quarter's, both computed from the inputs (so equal to the previous quarter's published table), with the test of
-    change (sampling.change_test) and the number of segment changes expected by chance in the report."""
+    quarter's, both computed from the inputs — no previous quarter is published beside this one — with the test of
+    change (sampling.change_test) and the number of segment changes expected by chance in the report. That the
+    previous segment and rank equal the previous quarter's published table, once it is published, is checked on the
+    corpus base by test_run_honesty.test_quarters_run_concurrently_read_no_other_quarters_outputs_and_verify (a
+    third ten-metric run here
+    until issue 13)."""
     now = pd.read_csv(folder / "tables" / "league_table_full.csv").set_index("trust_code")
-    prev = pd.read_csv(folder.parent / PREVIOUS / "tables" / "league_table_full.csv").set_index("trust_code")
     mv = pd.read_csv(folder / "tables" / "movement.csv").set_index("trust_code")
-    assert set(mv.index) == set(now.index) & set(prev.index) and len(mv) == len(now)
-    adjusted = prev["unadjusted_segment"].where(~prev["financial_override"].astype(bool), 3)
-    assert (mv["previous_segment"] == adjusted.loc[mv.index]).all()
-    assert (mv["previous_rank"] == prev.loc[mv.index, "rank"]).all()
-    assert (mv["rank_change"] == now.loc[mv.index, "rank"] - prev.loc[mv.index, "rank"]).all()
+    assert [p.name for p in folder.parent.iterdir() if not p.name.startswith(".")] == [QUARTER], "no other quarter"
+    assert set(mv.index) == set(now.index) and len(mv) == len(now), "every trust was in the previous quarter's data"
+    assert mv["previous_segment"].isin([1, 2, 3, 4]).all()
+    assert (mv["previous_rank"] >= 1).all() and (mv["previous_rank"] <= now.loc[mv.index, "rank_of"]).all()
+    assert (mv["rank_change"] == now.loc[mv.index, "rank"] - mv["previous_rank"]).all()
+    assert mv["rank_change"].ne(0).any(), "the demo quarters differ"
     assert mv["rank_change_p_value"].between(0, 1).all()
     assert (mv["change_beyond_chance"] == (mv["rank_change_p_value"] < 0.05)).all()
     assert (mv.loc[mv["rank_change"] == 0, "rank_change_p_value"] == 1).all()
@@ -94,8 +98,6 @@ def test_movement_against_the_previous_quarter(folder):
     code = mv.index[0]
     profile = (folder / "trusts" / f"{code}.html").read_text(encoding="utf-8")
     assert "Since Q3 2025/26" in profile
-    first = pd.read_csv(folder.parent / PREVIOUS / "tables" / "movement.csv")
-    assert not first.empty, "Q2 is in the inputs: movement is computed from the data, not from a published file"
 
 
 def test_calibrated_columns_beside_nhs_england_likely_ranges(folder):
@@ -226,11 +228,14 @@ def test_methodology_is_built_from_the_config_catalogue_and_run(folder):
 
 
 def test_spreadsheet_sheets_equal_the_csv_tables(folder):
-    """Cover, contents and notes first; every other sheet reads back (pandas, odf) equal to the CSV it names."""
+    """Cover, contents and notes first; every other sheet reads back (pandas, calamine) equal to the CSV it names.
+    (calamine, a reader in Rust, reads the whole workbook in a fraction of a second and gives the same frames as
+    pandas's odfpy reader, which took ten CPU seconds here until issue 13; tests/test_spreadsheet.py reads a sheet
+    back with odfpy and checks the ODF markup with it.)"""
     from leaguetables.publication.spreadsheet import Release, quarter_workbook
 
     path = folder / "tables" / f"league_tables_{QUARTER}.ods"
-    book = pd.read_excel(path, sheet_name=None, engine="odf", header=None)
+    book = pd.read_excel(path, sheet_name=None, engine="calamine", header=None)
     names = list(book)
     assert names[:3] == ["Cover", "Contents", "Notes"]
     contents = book["Contents"]

@@ -22,6 +22,8 @@ import pandas as pd
 import pytest
 from small_run import BASE, METRICS, ROOT, run_quarter_command
 
+from leaguetables.run.verify import compare_folders
+
 Q3, Q4 = "2025-26-Q3", "2025-26-Q4"
 
 
@@ -81,38 +83,92 @@ def test_no_working_directory_change_while_notebooks_run(hostile_run):
 
 
 # ---------------------------------------------------------------------------------- the previous quarter
-def test_a_quarter_reads_no_other_quarters_outputs(tmp_path):
-    """Movement is computed from the inputs (both quarters' observations), not from the previous quarter's published
-    table: the manifest records no published file as an input, and Q4 published before Q3 existed still verifies
-    byte for byte (--verify reruns it) once Q3 has been published beside it."""
-    out = tmp_path / "reports"
-    assert _run(Q4, BASE, out).returncode == 0
-    manifest = json.loads((out / Q4 / "manifest.json").read_text(encoding="utf-8"))
-    assert not any("league_table" in k for k in manifest["inputs"])
-    assert (out / Q4 / "tables" / "movement.csv").read_text(encoding="utf-8").count("\n") > 1  # movement present
-    assert _run(Q3, BASE, out).returncode == 0
-    proc = _run(Q4, BASE, out, "--verify")
-    assert proc.returncode == 0, proc.stderr
+def _popen(quarter: str, data: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        _cmd(quarter, data, out, *extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
-def test_q3_and_q4_run_concurrently_then_verify(tmp_path):
-    """Q3 and Q4 started together: either both publish in a consistent order or the second is refused (exit 1,
-    one line); every quarter that was published then passes --verify."""
-    out = tmp_path / "reports"
-    procs = {
-        q: subprocess.Popen(_cmd(q, BASE, out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for q in (Q3, Q4)
-    }
-    results = {q: (p.wait(timeout=300), p.stderr.read()) for q, p in procs.items()}
+def test_quarters_run_concurrently_read_no_other_quarters_outputs_and_verify(tmp_path):
+    """Two claims on the same runs (two tests, seven runs, until issue 13; now five, three then two side by side).
+
+    Concurrency: Q3 and Q4 started together in one reports folder (``both``): either both publish in a consistent
+    order or the second is refused (exit 1, one line); every quarter that was published then passes --verify (Q3 by
+    its own --verify; Q4 by being the same as ``alone``'s Q4, which passes --verify: every published file byte for
+    byte, the notebooks' outputs and the manifest's defining part, as --verify compares them).
+
+    No other quarter's outputs: movement is computed from the inputs (both quarters' observations), not from the
+    previous quarter's published table. Q4 published alone (``alone``, at the same time as the other two runs) records
+    no published file as an input and has movement; once Q3 is published beside it (``both``'s Q3, copied in), it
+    still verifies byte for byte (--verify reruns it), and its movement table equals Q3's published league table
+    where they meet: each trust's previous segment (after the financial override, which the base gives two trusts
+    in Q3) and rank, and the rank change (on the corpus base with one acute trust made worse in Q3, so that ranks
+    move; made on the published demo quarter, beside a third ten-metric run, until issue 13)."""
+    data = _worse_in_q3(tmp_path)
+    alone, both = tmp_path / "alone", tmp_path / "both"
+    procs = {"alone": _popen(Q4, data, alone), Q3: _popen(Q3, data, both), Q4: _popen(Q4, data, both)}
+    results = {k: (p.wait(timeout=300), p.stderr.read()) for k, p in procs.items()}
+    assert results.pop("alone")[0] == 0
     assert any(rc == 0 for rc, _ in results.values()), results
     for rc, err in results.values():
         assert rc in (0, 1), err
         if rc == 1:
             assert "lock" in err and len(err.strip().splitlines()) == 1, err
-    for q in (Q3, Q4):
-        if (out / q).exists():
-            proc = _run(q, BASE, out, "--verify")
-            assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((alone / Q4 / "manifest.json").read_text(encoding="utf-8"))
+    assert not any("league_table" in k for k in manifest["inputs"])
+    assert (alone / Q4 / "tables" / "movement.csv").read_text(encoding="utf-8").count("\n") > 1  # movement present
+    if (both / Q3).exists():
+        shutil.copytree(both / Q3, alone / Q3)
+    else:  # refused: published here instead
+        assert _run(Q3, data, alone).returncode == 0
+    verifies = {q: _popen(q, data, out, "--verify") for q, out in ((Q4, alone), (Q3, both)) if (out / q).exists()}
+    for q, proc in verifies.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{q}: {err}"
+    if (both / Q4).exists():
+        comparison = compare_folders(alone / Q4, both / Q4)
+        assert comparison.identical, comparison.report()
+    _check_movement_against_the_previous_table(alone)
+
+
+def _check_movement_against_the_previous_table(out: Path) -> None:
+    now = pd.read_csv(out / Q4 / "tables" / "league_table_full.csv").set_index("trust_code")
+    prev = pd.read_csv(out / Q3 / "tables" / "league_table_full.csv").set_index("trust_code")
+    mv = pd.read_csv(out / Q4 / "tables" / "movement.csv").set_index("trust_code")
+    assert set(mv.index) == set(now.index) & set(prev.index) and len(mv) == len(now)
+    assert prev["financial_override"].astype(bool).any(), "the base has a trust moved by the financial override"
+    adjusted = prev["unadjusted_segment"].where(~prev["financial_override"].astype(bool), 3)
+    assert (mv["previous_segment"] == adjusted.loc[mv.index]).all()
+    assert (mv["previous_rank"] == prev.loc[mv.index, "rank"]).all()
+    assert (mv["rank_change"] == now.loc[mv.index, "rank"] - prev.loc[mv.index, "rank"]).all()
+    assert mv["rank_change"].ne(0).any() and mv["segment_change"].ne(0).any(), "the quarters differ"
+
+
+def _worse_in_q3(tmp: Path) -> Path:
+    """The corpus base with DEMO-A002 (first of the three acute trusts in both quarters) made the last in Q3: half its
+    four-hour A&E performance, four times its C. difficile cases and an inadequate CQC safe rating."""
+    data = tmp / "data"
+    shutil.copytree(BASE, data)
+    path = data / "observations.csv"
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+    col = {c: i for i, c in enumerate(rows[0])}
+    edited = 0
+    for r in rows[1:]:
+        if r[col["quarter"]] == Q3 and r[col["trust_code"]] == "DEMO-A002":
+            if r[col["metric_id"]] == "cdiff":
+                r[col["numerator"]] = str(4 * int(r[col["numerator"]]))
+                edited += 1
+            elif r[col["metric_id"]] == "ae_4hr":
+                r[col["numerator"]] = str(int(r[col["numerator"]]) // 2)
+                edited += 1
+            elif r[col["metric_id"]] == "cqc_safe":
+                r[col["category"]] = "Inadequate"
+                edited += 1
+    assert edited == 3
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return data
 
 
 # ------------------------------------------------------------------------------------ settings honoured
