@@ -345,17 +345,26 @@ def _change_flags(
             ),
             "rank change beyond chance (joint simulation of both quarters)",
         )
-    mv = league.movement(table, prev_table)
-    return (
-        pd.DataFrame(
-            {
-                "trust_code": mv["trust_code"],
-                "flagged": mv["beyond_likely_range"].astype(bool),
-                "flagged_segment": np.nan,
-                "segment_change": mv["segment_change"].astype(float),
-            }
-        ),
-        "rank beyond last quarter's likely range",
+    return _beyond_likely_range(prev_table, table), "rank beyond last quarter's likely range"
+
+
+def _beyond_likely_range(prev_table: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """NHS England-style movement: a trust (in both quarters' leagues) is called changed when this quarter's rank
+    lies outside last quarter's likely range of rank (``rank_lower``–``rank_upper``); segments 1–4 after the
+    financial override. (:func:`leaguetables.nof.league.movement` reads the joint change test instead.)"""
+    prev = prev_table.set_index("trust_code")
+    now = table[table["trust_code"].isin(prev.index)].reset_index(drop=True)
+    codes = now["trust_code"]
+    rank = now["rank"].astype(float)
+    lo, hi = (codes.map(prev[c].astype(float)) for c in ("rank_lower", "rank_upper"))
+    prev_segment = pd.Series(_adjusted_segment(prev_table), index=prev_table["trust_code"].to_numpy())
+    return pd.DataFrame(
+        {
+            "trust_code": codes,
+            "flagged": ((rank < lo) | (rank > hi)).astype(bool),
+            "flagged_segment": np.nan,
+            "segment_change": _adjusted_segment(now) - codes.map(prev_segment).to_numpy(float),
+        }
     )
 
 
