@@ -136,7 +136,7 @@ LONGEST_FIRST = (
     "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",  # ~6
     "tests/test_demo_recovery.py",  # ~6 (one group: its module fixture)
     "tests/test_nof_reconcile.py",  # ~6 (one group: its module fixture; real data)
-    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_100_simulated_datasets",  # ~7 (two)
+    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_30_simulated_datasets",  # ~7 (two)
     "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~5
     "tests/test_records_bad_inputs.py::test_bad_record_input_command_line",  # ~6 (two subprocesses)
     "tests/test_productivity.py::test_simulation_england_total_unbiased",  # ~4
