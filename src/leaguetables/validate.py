@@ -59,8 +59,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
+from statsmodels.tools.tools import add_constant
 
 from leaguetables import __version__
 from leaguetables.config import (
@@ -1337,7 +1339,7 @@ def _reliability_table(p: np.ndarray, y: np.ndarray, replicate: np.ndarray, tg, 
     # under-confident (probabilities of exactly 0 or 1 clipped to 0.001 and 0.999)
     lp = np.log(np.clip(pf, 1e-3, 1 - 1e-3) / (1 - np.clip(pf, 1e-3, 1 - 1e-3)))
     try:
-        cox = float(sm.GLM(yf, sm.add_constant(lp), family=sm.families.Binomial()).fit().params[1])
+        cox = float(GLM(yf, add_constant(lp), family=families.Binomial()).fit().params[1])
     except Exception:  # noqa: BLE001 — perfect separation: no finite slope
         cox = float("nan")
     rows.append(
