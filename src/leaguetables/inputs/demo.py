@@ -543,14 +543,19 @@ def _truth_block(
 def _frame(blocks: list[tuple[dict, int]]) -> pd.DataFrame:
     """One frame from column blocks (scalars repeated over the block's rows), in block order."""
     cols = {}
+    sizes = [n for _, n in blocks]
     for name in blocks[0][0]:
-        parts = []
-        for cols_b, n in blocks:
-            v = cols_b[name]
-            if np.ndim(v) == 0:
-                v = np.full(n, v, dtype=object if (v is None or isinstance(v, str)) else float)
-            parts.append(np.asarray(v))
-        arr = np.concatenate(parts)
+        values = [cols_b[name] for cols_b, _ in blocks]
+        kinds = {object if (v is None or isinstance(v, str)) else float for v in values if np.ndim(v) == 0}
+        if len(kinds) == 1 and all(np.ndim(v) == 0 for v in values):  # scalars of one kind: repeated at once
+            arr = np.repeat(np.array(values, dtype=kinds.pop()), sizes)
+        else:
+            parts = []
+            for v, n in zip(values, sizes, strict=True):
+                if np.ndim(v) == 0:
+                    v = np.full(n, v, dtype=object if (v is None or isinstance(v, str)) else float)
+                parts.append(np.asarray(v))
+            arr = np.concatenate(parts)
         if arr.dtype.kind in "UO" or name in ("category", "true_category"):
             arr = arr.astype(object)
         cols[name] = arr
