@@ -82,7 +82,10 @@ format: $(STAMP)  ## sort imports and format FORMAT_PATHS (make format FORMAT_PA
 # -n 2: the two cores of CI; loadgroup keeps each xdist group (tests/conftest.py) on one worker, in the order given.
 # The end-to-end tests that run run_quarter.py without --data read data/demo: $(DEMO) remakes it when its generator
 # changed (a stale folder fails test_pipeline.py::test_wrong_arguments_exit_2_with_one_line on its validation).
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=10
+# PYTHONDONTWRITEBYTECODE cleared: with it set (as some shells and containers do) every process — each xdist worker,
+# run_quarter.py, each kernel — compiles the package from source and pytest re-rewrites every test module's
+# asserts (~4 CPU-s per worker's collection); bytecode under __pycache__/ (ignored by git) is reused instead.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=10
 
 # Python writes no .pyc files where PYTHONDONTWRITEBYTECODE is set (as on this project's machines): every process that imports
 # the package — each run_quarter.py, notebook kernel and papermill of the end-to-end group — would compile src/ again

@@ -126,21 +126,22 @@ LONGEST_FIRST = (
     "tests/test_pipeline.py",
     # (then test_bad_inputs.py's refusals: ~44 through run_quarter.main in-process, ~0.1 each, and six through the
     # command, ~1.6 each: they fill the workers' ends)
-    # unit (CPU seconds per test on the shared machine, 1 December 2026 late, after issue 13's unit-group cuts; the
-    # session's demo data, ~8, is built by the first test that needs it: test_records_generate.py's group or another)
-    "tests/test_validate.py",  # ~40 (one group: the study, 4 + 2 replicates)
-    "tests/test_records_draws.py::test_draws_are_poisson_and_bernoulli_as_the_truth_states",  # ~9 (real data)
+    # unit (CPU seconds per test, -p no:xdist on the shared machine, 2 December 2026 early, after issue 13's second
+    # unit-group cuts; the session's demo data, ~7, is built by the first test that needs it: test_records_generate.py's
+    # group or another)
+    "tests/test_validate.py",  # ~15 (one group: the study, 2 + 1 replicates)
+    "tests/test_records_draws.py::test_draws_are_poisson_and_bernoulli_as_the_truth_states",  # ~7 (real data)
     "tests/test_records_generate.py",  # ~8 (one group: reads the session's demo data, which it may build)
-    "tests/test_imports.py::test_every_module_imports_in_a_fresh_interpreter",  # ~9 (two interpreters)
-    "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",  # ~6
-    "tests/test_demo_recovery.py",  # ~6 (one group: its module fixture)
-    "tests/test_nof_reconcile.py",  # ~6 (one group: its module fixture; real data)
-    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_100_simulated_datasets",  # ~7 (two)
-    "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~5
-    "tests/test_records_bad_inputs.py::test_bad_record_input_command_line",  # ~6 (two subprocesses)
-    "tests/test_productivity.py::test_simulation_england_total_unbiased",  # ~4
-    "tests/test_funnel_robust.py::test_ratio_of_small_counts_keeps_the_998_tail_simulation",  # ~4
-    "tests/test_sampling_quasi_poisson.py::test_simulation_rank_interval_coverage",  # ~4
+    "tests/test_imports.py::test_every_module_imports_in_a_fresh_interpreter",  # ~8 (two interpreters)
+    "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",  # ~4
+    "tests/test_nof_reconcile.py",  # ~5 (one group: its module fixture; real data)
+    "tests/test_demo_recovery.py",  # ~2 (one group: its module fixture)
+    "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~3
+    "tests/test_records_bad_inputs.py::test_bad_record_input_command_line",  # ~4 (two subprocesses)
+    "tests/test_productivity.py::test_simulation_england_total_unbiased",  # ~3
+    "tests/test_funnel_robust.py::test_ratio_of_small_counts_keeps_the_998_tail_simulation",  # ~3
+    "tests/test_sampling_quasi_poisson.py::test_simulation_rank_interval_coverage",  # ~3
+    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_30_simulated_datasets",  # ~3 (two)
     "tests/test_sampling.py",
     "tests/test_funnel_robust.py",
     "tests/test_imports.py",

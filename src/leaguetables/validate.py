@@ -59,8 +59,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
+from statsmodels.tools.tools import add_constant
 
 from leaguetables import __version__
 from leaguetables.config import (
@@ -345,17 +347,26 @@ def _change_flags(
             ),
             "rank change beyond chance (joint simulation of both quarters)",
         )
-    mv = league.movement(table, prev_table)
-    return (
-        pd.DataFrame(
-            {
-                "trust_code": mv["trust_code"],
-                "flagged": mv["beyond_likely_range"].astype(bool),
-                "flagged_segment": np.nan,
-                "segment_change": mv["segment_change"].astype(float),
-            }
-        ),
-        "rank beyond last quarter's likely range",
+    return _beyond_likely_range(prev_table, table), "rank beyond last quarter's likely range"
+
+
+def _beyond_likely_range(prev_table: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """NHS England-style movement: a trust (in both quarters' leagues) is called changed when this quarter's rank
+    lies outside last quarter's likely range of rank (``rank_lower``–``rank_upper``); segments 1–4 after the
+    financial override. (:func:`leaguetables.nof.league.movement` reads the joint change test instead.)"""
+    prev = prev_table.set_index("trust_code")
+    now = table[table["trust_code"].isin(prev.index)].reset_index(drop=True)
+    codes = now["trust_code"]
+    rank = now["rank"].astype(float)
+    lo, hi = (codes.map(prev[c].astype(float)) for c in ("rank_lower", "rank_upper"))
+    prev_segment = pd.Series(_adjusted_segment(prev_table), index=prev_table["trust_code"].to_numpy())
+    return pd.DataFrame(
+        {
+            "trust_code": codes,
+            "flagged": ((rank < lo) | (rank > hi)).astype(bool),
+            "flagged_segment": np.nan,
+            "segment_change": _adjusted_segment(now) - codes.map(prev_segment).to_numpy(float),
+        }
     )
 
 
@@ -1328,7 +1339,7 @@ def _reliability_table(p: np.ndarray, y: np.ndarray, replicate: np.ndarray, tg, 
     # under-confident (probabilities of exactly 0 or 1 clipped to 0.001 and 0.999)
     lp = np.log(np.clip(pf, 1e-3, 1 - 1e-3) / (1 - np.clip(pf, 1e-3, 1 - 1e-3)))
     try:
-        cox = float(sm.GLM(yf, sm.add_constant(lp), family=sm.families.Binomial()).fit().params[1])
+        cox = float(GLM(yf, add_constant(lp), family=families.Binomial()).fit().params[1])
     except Exception:  # noqa: BLE001 — perfect separation: no finite slope
         cox = float("nan")
     rows.append(

@@ -79,16 +79,17 @@ RATINGS = ["Outstanding", "Good", "Requires improvement", "Inadequate"]
 
 def _standardise(demo: pd.DataFrame, trusts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     d = demo.set_index("trust_code")
-    ttype = trusts.set_index("trust_code")["trust_type"]
-    z = pd.DataFrame(index=d.index, columns=COVARS, dtype=float)
+    ttype = trusts.set_index("trust_code")["trust_type"].reindex(d.index)
+    z = {c: np.full(len(d), np.nan) for c in COVARS}
     rows = []
-    for t in ttype.unique():
-        idx = ttype.index[ttype == t]
+    for t in trusts["trust_type"].unique():
+        at = (ttype == t).to_numpy()
         for c in COVARS:
-            mu, sd = d.loc[idx, c].mean(), d.loc[idx, c].std(ddof=1)
-            z.loc[idx, c] = (d.loc[idx, c] - mu) / sd
+            col = pd.Series(d[c].to_numpy(float)[at])  # the type's values in order: Series.mean and .std as before
+            mu, sd = col.mean(), col.std(ddof=1)
+            z[c][at] = ((col - mu) / sd).to_numpy()
             rows.append({"trust_type": t, "covariate": c, "mean": mu, "sd": sd})
-    return z, pd.DataFrame(rows)
+    return pd.DataFrame(z, index=d.index, columns=COVARS), pd.DataFrame(rows)
 
 
 def _streams(seed: int, noise_seed: int | None):
@@ -542,14 +543,19 @@ def _truth_block(
 def _frame(blocks: list[tuple[dict, int]]) -> pd.DataFrame:
     """One frame from column blocks (scalars repeated over the block's rows), in block order."""
     cols = {}
+    sizes = [n for _, n in blocks]
     for name in blocks[0][0]:
-        parts = []
-        for cols_b, n in blocks:
-            v = cols_b[name]
-            if np.ndim(v) == 0:
-                v = np.full(n, v, dtype=object if (v is None or isinstance(v, str)) else float)
-            parts.append(np.asarray(v))
-        arr = np.concatenate(parts)
+        values = [cols_b[name] for cols_b, _ in blocks]
+        kinds = {object if (v is None or isinstance(v, str)) else float for v in values if np.ndim(v) == 0}
+        if len(kinds) == 1 and all(np.ndim(v) == 0 for v in values):  # scalars of one kind: repeated at once
+            arr = np.repeat(np.array(values, dtype=kinds.pop()), sizes)
+        else:
+            parts = []
+            for v, n in zip(values, sizes, strict=True):
+                if np.ndim(v) == 0:
+                    v = np.full(n, v, dtype=object if (v is None or isinstance(v, str)) else float)
+                parts.append(np.asarray(v))
+            arr = np.concatenate(parts)
         if arr.dtype.kind in "UO" or name in ("category", "true_category"):
             arr = arr.astype(object)
         cols[name] = arr

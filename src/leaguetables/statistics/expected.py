@@ -79,10 +79,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import optimize, special
 from scipy import stats as sps
 from statsmodels.discrete.discrete_model import NegativeBinomial as _DiscreteNB
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.tools import sm_exceptions
 
 from leaguetables.config import Metric
@@ -853,9 +854,9 @@ def _fit(family: str, y: np.ndarray, n: np.ndarray | None, X: pd.DataFrame, scal
             warnings.simplefilter("always")
             if family == "binomial":
                 endog = pd.DataFrame({name: y, f"not {name}": n - y}, index=X.index)
-                model = sm.GLM(endog, X, family=sm.families.Binomial(), missing="raise")
+                model = GLM(endog, X, family=families.Binomial(), missing="raise")
             elif family == "poisson":
-                model = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset, missing="raise")
+                model = GLM(y, X, family=families.Poisson(), offset=offset, missing="raise")
             else:
                 model = _negative_binomial_glm(y, X, offset, extra)
             res = model.fit(maxiter=200)
@@ -942,7 +943,7 @@ def _negative_binomial_glm(y: pd.Series, X: pd.DataFrame, offset: np.ndarray | N
         f"Negative binomial (NB2) dispersion alpha = {alpha:.6g} (SE {alpha_se:.3g}), "
         "estimated by maximum likelihood; GLM below fitted at that alpha.\n\n"
     )
-    return sm.GLM(y, X, family=sm.families.NegativeBinomial(alpha=alpha), offset=offset, missing="raise")
+    return GLM(y, X, family=families.NegativeBinomial(alpha=alpha), offset=offset, missing="raise")
 
 
 def _strip_timestamp(text: str) -> str:

@@ -39,7 +39,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlglot
-import statsmodels.api as sm
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
+from statsmodels.tools.tools import add_constant
 
 from leaguetables.errors import InputError
 from leaguetables.inputs.contract import check_quarter, quarter_key
@@ -488,11 +490,11 @@ def _fit_group(frame: pd.DataFrame) -> np.ndarray:
         X = np.ones((len(frame), 1))
     else:
         X = pd.get_dummies(frame[terms].astype(str), drop_first=True, dtype=float)
-        X = sm.add_constant(X.to_numpy(), has_constant="add")
+        X = add_constant(X.to_numpy(), has_constant="add")
     y = np.column_stack([frame["deaths"].to_numpy(float), (frame["spells"] - frame["deaths"]).to_numpy(float)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # strata without deaths drive coefficients towards -inf: predictions stay right
-        result = sm.GLM(y, X, family=sm.families.Binomial()).fit(maxiter=100)
+        result = GLM(y, X, family=families.Binomial()).fit(maxiter=100)
     return np.clip(np.asarray(result.predict(X), dtype=float), 0.0, 1.0)
 
 
