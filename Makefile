@@ -8,7 +8,7 @@ KERNEL := $(VENV)/share/jupyter/kernels/leaguetables/kernel.json
 QUARTER ?= 2025-26-Q4
 DEMO   := data/demo/observations.csv
 
-.PHONY: help setup bytecode report test test-unit test-e2e lint format lock mutation-gaps demo-data bench bench-rerun bench-small bench-records clean browser-deps spark-deps validate
+.PHONY: help setup report test test-unit test-e2e lint format lock mutation-gaps demo-data bench bench-rerun bench-small bench-records clean browser-deps spark-deps validate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -87,19 +87,13 @@ format: $(STAMP)  ## sort imports and format FORMAT_PATHS (make format FORMAT_PA
 # asserts (~4 CPU-s per worker's collection); bytecode under __pycache__/ (ignored by git) is reused instead.
 PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=10
 
-# Python writes no .pyc files where PYTHONDONTWRITEBYTECODE is set (as on this project's machines): every process that imports
-# the package — each run_quarter.py, notebook kernel and papermill of the end-to-end group — would compile src/ again
-# (~0.15 CPU-s each). pip compiles what it installs, but not an editable install: compile it here (changed files only).
-bytecode: $(STAMP)  ## byte-compile src/ (also done by the test targets)
-	@$(BIN)/python -m compileall -q src >/dev/null
-
-test-unit: setup bytecode  ## the unit group (pytest -m unit): no pipeline run, notebook, browser or published quarter
+test-unit: setup  ## the unit group (pytest -m unit): no pipeline run, notebook, browser or published quarter
 	$(PYTEST) -m unit
 
-test-e2e: setup bytecode $(DEMO) browser-deps spark-deps  ## the end-to-end group (pytest -m e2e): run_quarter.py, notebooks, the browser
+test-e2e: setup $(DEMO) browser-deps spark-deps  ## the end-to-end group (pytest -m e2e): run_quarter.py, notebooks, the browser
 	$(PYTEST) -m e2e
 
-test: setup bytecode $(DEMO) browser-deps spark-deps lint  ## lint, then the unit group, then the end-to-end group (each timed)
+test: setup $(DEMO) browser-deps spark-deps lint  ## lint, then the unit group, then the end-to-end group (each timed)
 	@start=$$(date +%s); $(PYTEST) -m unit; rc=$$?; end=$$(date +%s); \
 	  echo "unit group: $$((end - start)) s"; [ $$rc -eq 0 ] || exit $$rc; \
 	  $(PYTEST) -m e2e; rc=$$?; e2e=$$(date +%s); \
