@@ -390,10 +390,12 @@ def _aggregate(numerator, denominator, groups) -> tuple[np.ndarray, np.ndarray, 
         if o.shape != d.shape:
             raise ValueError(f"numerator and denominator have different lengths ({o.size} and {d.size})")
         return o, d, pd.RangeIndex(o.size, name="unit")
-    # sum by unit (min_count=1 keeps an all-missing unit missing)
-    agg = frame.groupby("g", sort=True).agg(
-        o=("o", lambda s: s.sum(min_count=len(s))), d=("d", lambda s: s.sum(min_count=len(s)))
-    )
+    if frame["g"].is_unique and frame["g"].notna().all():  # one row per unit (the usual case): nothing to sum
+        agg = frame.set_index("g").sort_index(kind="stable")
+    else:  # sum by unit (min_count=len keeps a unit with a missing row missing)
+        agg = frame.groupby("g", sort=True).agg(
+            o=("o", lambda s: s.sum(min_count=len(s))), d=("d", lambda s: s.sum(min_count=len(s)))
+        )
     agg.index.name = "unit"
     return agg["o"].to_numpy(dtype="float64"), agg["d"].to_numpy(dtype="float64"), agg.index
 
