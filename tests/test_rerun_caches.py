@@ -161,3 +161,36 @@ def test_notebook_client_waits_for_late_output_on_a_loaded_machine(monkeypatch):
     engine.WarmKernelEngine.execute_managed_notebook(object(), kernels.KERNEL_NAME, **settings)
     assert seen["iopub_timeout"] == kernels.IOPUB_TIMEOUT >= 60
     assert seen["timeout"] == kernels.EXECUTION_TIMEOUT and seen["startup_timeout"] == kernels.START_TIMEOUT
+
+
+@pytest.mark.unit
+def test_inputs_changed_only_when_a_contract_file_differs_from_the_published_record(tmp_path):
+    """The kernel starts before validation (``pipeline.inputs_changed``) exactly when a file the published quarter's
+    manifest records has other bytes now (changed, or gone); not for the recorded bytes, a quarter never published,
+    a manifest without the record or a source derived from --raw."""
+    from leaguetables.config import file_sha256
+    from leaguetables.run.pipeline import RunOptions, inputs_changed
+
+    data, out = tmp_path / "data", tmp_path / "reports"
+    data.mkdir()
+    for name in ("trusts", "observations"):
+        (data / f"{name}.csv").write_text(f"{name}\n1\n", encoding="utf-8")
+    opts = RunOptions("2025-26-Q4", source="files", data=data, out=out)
+    assert not inputs_changed(opts)  # never published
+    folder = out / "2025-26-Q4"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("{}", encoding="utf-8")
+    assert not inputs_changed(opts)  # no record of the inputs
+    record = {
+        n: {"path": str(data / f"{n}.csv"), "sha256": file_sha256(data / f"{n}.csv")}
+        for n in ("trusts", "observations")
+    }
+    (folder / "manifest.json").write_text(json.dumps({"inputs": record}), encoding="utf-8")
+    assert not inputs_changed(opts)  # the recorded bytes
+    (data / "observations.csv").write_text("observations\n2\n", encoding="utf-8")
+    assert inputs_changed(opts)
+    assert not inputs_changed(RunOptions("2025-26-Q4", source="nhse", data=data, out=out))
+    (data / "observations.csv").write_text("observations\n1\n", encoding="utf-8")
+    assert not inputs_changed(opts)
+    (data / "trusts.csv").unlink()
+    assert inputs_changed(opts)
