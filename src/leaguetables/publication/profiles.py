@@ -27,18 +27,15 @@ from leaguetables.publication.report import (
     active_groupings,
     area_href,
     fmt,
-    input_checksums,
     metric_href,
     money,
     movement_text,
     profile_file,
-    provenance_html,
     site_label,
     slug,
     source_notice,
     thresholds_notice,
 )
-from leaguetables.run.manifest import git_state
 from leaguetables.statistics.peers import peer_groups
 
 DEMOGRAPHICS = (
@@ -188,7 +185,7 @@ class ProfileBuilder:
             self.peers = peer_groups(demo, trusts, data.methodology)
         except Exception as exc:  # noqa: BLE001 - a page without peers is still a page; the reason is kept
             self.peers, self.peer_error = {}, str(exc)
-        self.provenance = Markup(provenance_html(data.run, _git(), input_checksums(data.inputs)))
+        self.provenance = data.provenance
         self.domains: list[str] = []
         for m in data.catalogue.metrics:
             if m.domain not in self.domains:
@@ -601,10 +598,6 @@ def basis_text(r) -> str:
 def _short_move(mv) -> str:
     ch = int(mv.rank_change)
     return "no change" if ch == 0 else (f"up {-ch}" if ch < 0 else f"down {ch}")
-
-
-def _git() -> dict:
-    return git_state()
 
 
 def write_profiles(data: ReportData, folder: Path) -> dict:

@@ -1502,6 +1502,13 @@ class ReportData:
         self.profile_spc = other.profile_spc
 
     @cached_property
+    def provenance(self) -> Markup:
+        """The provenance every page's footer shows (:func:`provenance_html`: the run, the git state of the code, the
+        checksums of the input files), read once for all the pages of a release: the git state is three ``git``
+        processes and the checksums read every input file, and the pages of one release show the same."""
+        return provenance_html(self.run, git_state(), input_checksums(self.inputs))
+
+    @cached_property
     def search_data(self) -> str:
         """The search box's list of trusts (JSON, :func:`leaguetables.publication.finder.search_json`): the same
         bytes on every page of the release (template variable ``search_data``)."""
@@ -1706,4 +1713,4 @@ class ReportData:
         return revisions_html(self.revisions, self.quarter)
 
     def footer(self) -> str:
-        return provenance_html(self.run, git_state(), input_checksums(self.inputs))
+        return self.provenance
