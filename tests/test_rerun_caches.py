@@ -194,3 +194,31 @@ def test_inputs_changed_only_when_a_contract_file_differs_from_the_published_rec
     assert not inputs_changed(opts)
     (data / "trusts.csv").unlink()
     assert inputs_changed(opts)
+
+
+@pytest.mark.unit
+def test_first_changed_agrees_with_the_full_comparison(tmp_path):
+    """``verify.first_changed`` (the check of a --force or --revise run) finds a difference exactly when
+    ``compare_folders`` does, bar a difference in the executed notebooks, which it leaves to ``compare_folders``:
+    a table or page with other bytes, a file only one side has; nothing for identical files."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    files = {"tables/league_table.csv": "a,b\n1,2\n", "index.html": "<p>x</p>", "trusts/R1.html": "<p>r1</p>"}
+    for root in (old, new):
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text, encoding="utf-8")
+    assert verify.first_changed(old, new) is None and verify.compare_folders(old, new).identical
+    (new / "trusts" / "R1.html").write_text("<p>r2</p>", encoding="utf-8")  # the same size, other bytes
+    quick = verify.first_changed(old, new)
+    assert quick is not None and [d.path for d in quick.differences] == ["trusts/R1.html"]
+    assert not verify.compare_folders(old, new).identical
+    (new / "tables" / "league_table.csv").write_text("a,b\n1,3\n", encoding="utf-8")
+    assert [d.path for d in verify.first_changed(old, new).differences] == ["tables/league_table.csv"]  # tables first
+    (new / "trusts" / "R1.html").write_text("<p>r1</p>", encoding="utf-8")
+    (new / "tables" / "league_table.csv").write_text(files["tables/league_table.csv"], encoding="utf-8")
+    (new / "methodology.html").write_text("<p>m</p>", encoding="utf-8")
+    assert [d.path for d in verify.first_changed(old, new).differences] == ["methodology.html"]
+    (new / "methodology.html").unlink()
+    (old / "regions").mkdir()
+    (old / "regions" / "london.html").write_text("<p>l</p>", encoding="utf-8")
+    assert verify.first_changed(old, new).differences[0].summary == "only in the published version"

@@ -63,7 +63,7 @@ from leaguetables.run.kernels import (  # noqa: F401
     kernel_available,  # re-exported for callers
     remove_stale_ipc_dirs,
 )
-from leaguetables.run.verify import compare_folders
+from leaguetables.run.verify import compare_folders, first_changed
 
 #: Sources whose contract files are derived from --raw into a scratch folder (not the reports folder).
 DERIVED_SOURCES = ("nhse", "nof")
@@ -416,7 +416,9 @@ def _conclude(outcome: Outcome, opts: RunOptions, staging: Path, target: Path) -
         outcome.status = "verified" if outcome.comparison.identical else "differs"
         return outcome
     if target.exists():
-        outcome.comparison = compare_folders(target, staging)
+        # a run that publishes whatever the differences needs only to know whether there is one (verify.first_changed)
+        quick = first_changed(target, staging) if opts.revise or opts.force else None
+        outcome.comparison = quick or compare_folders(target, staging)
         if outcome.comparison.identical:
             outcome.status = "unchanged"
             return outcome
