@@ -277,6 +277,7 @@ def quarter_data(
     pool_types=None,
     override_segments: tuple[tuple[int, ...], int] = ((1, 2), 3),
     cache: MetricCache | None = None,
+    observed: dict[tuple[str, str], pd.DataFrame] | None = None,
 ) -> QuarterData:
     """The data of the league of ``quarter`` from the validated inputs (all quarters are in the inputs).
 
@@ -289,6 +290,8 @@ def quarter_data(
     those with at least one scored metric.
     ``metric_ids`` restricts the metrics to those of the run (default: every scored metric of the catalogue).
     ``cache``: where each metric's observed scores are kept between runs (:func:`sample_league`).
+    ``observed``: each metric's observed table with its indicator by (quarter, metric id), filled here and reused by
+    the next call on the same inputs and ``confidence`` (the raw and the adjusted basis of one league).
     """
     if basis not in ("raw", "adjusted"):
         raise ValueError(f"basis must be 'raw' or 'adjusted', got {basis!r}")
@@ -299,8 +302,13 @@ def quarter_data(
     for m in catalogue.metrics:
         if m.scoring.method == "none" or (metric_ids is not None and m.id not in metric_ids):
             continue
-        df = metrics_mod.observed_table(rows_of(m.id), m, quarter)
-        df = pd.concat([df, metrics_mod.indicator(df, m, confidence)], axis=1)
+        base = None if observed is None else observed.get((quarter, m.id))
+        if base is None:
+            base = metrics_mod.observed_table(rows_of(m.id), m, quarter)
+            base = pd.concat([base, metrics_mod.indicator(base, m, confidence)], axis=1)
+            if observed is not None:
+                observed[(quarter, m.id)] = base
+        df = base.copy()
         df["factor"] = 1.0
         df["adjusted"] = False
         if basis == "adjusted" and m.has_adjustment:
