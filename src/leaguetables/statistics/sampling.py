@@ -241,6 +241,7 @@ class QuarterData:
     override_from: tuple[int, ...] = (1, 2)  # the financial override (financial_override.from_segments/to_segment)
     override_to: int = 3
     _observed: pd.DataFrame | None = field(default=None, repr=False)
+    _template: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def codes(self) -> np.ndarray:
@@ -254,6 +255,13 @@ class QuarterData:
         if self._observed is None:
             self._observed = _reference_scores(self.metrics, self.observed_values())
         return self._observed
+
+    def long_template(self) -> pd.DataFrame | None:
+        """The long frame of every replicate's scores (:func:`_long_scores`) with the observed scores, made once
+        (None when the league has no metric)."""
+        if self._template is None and self.metrics:
+            self._template = self.observed_scores()
+        return self._template
 
 
 def _kind(metric: Metric) -> str:
@@ -640,8 +648,16 @@ def _reference_metric_scores(md: MetricData, v: np.ndarray) -> np.ndarray:
     return sc.to_numpy(float)
 
 
-def _long_scores(mds: list[MetricData], scores: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Long scores of one replicate from each metric's scores (``{metric_id: scores of its rows}``)."""
+def _long_scores(
+    mds: list[MetricData], scores: Mapping[str, np.ndarray], template: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Long scores of one replicate from each metric's scores (``{metric_id: scores of its rows}``). ``template``:
+    the long frame of the same metrics made before (:meth:`QuarterData.long_template`), whose scores are replaced
+    (the same frame, without building one frame per metric for every replicate)."""
+    if template is not None:
+        out = template.copy()
+        out["score"] = np.concatenate([scores[md.metric.id] for md in mds])
+        return out
     parts = [
         pd.DataFrame(
             {
@@ -658,15 +674,20 @@ def _long_scores(mds: list[MetricData], scores: Mapping[str, np.ndarray]) -> pd.
     return pd.concat(parts, ignore_index=True)
 
 
-def _reference_scores(mds: list[MetricData], values: Mapping[str, np.ndarray]) -> pd.DataFrame:
+def _reference_scores(
+    mds: list[MetricData], values: Mapping[str, np.ndarray], template: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Long scores of one replicate by the functions the metric notebooks use (:func:`metrics._scores`)."""
-    return _long_scores(mds, {md.metric.id: _reference_metric_scores(md, values[md.metric.id]) for md in mds})
+    scores = {md.metric.id: _reference_metric_scores(md, values[md.metric.id]) for md in mds}
+    return _long_scores(mds, scores, template)
 
 
 def _reference_league(qd: QuarterData, values: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     """(2-dp average, adjusted segment, rank) per trust of ``qd`` for one replicate (``None``: the observed
     data), by the published path."""
-    return _reference_league_of(qd, qd.observed_scores() if values is None else _reference_scores(qd.metrics, values))
+    if values is None:
+        return _reference_league_of(qd, qd.observed_scores())
+    return _reference_league_of(qd, _reference_scores(qd.metrics, values, qd.long_template()))
 
 
 def _reference_league_of(qd: QuarterData, sc: pd.DataFrame) -> tuple[np.ndarray, ...]:
@@ -863,7 +884,7 @@ def _league_from(
     try:
         avg, seg, rank = _fast_league(qd, {k: r.scores for k, r in mreps.items()}, obs_scores)
         for i in range(min(int(check), b)):
-            long = _long_scores(qd.metrics, {k: r.check_scores[i] for k, r in mreps.items()})
+            long = _long_scores(qd.metrics, {k: r.check_scores[i] for k, r in mreps.items()}, qd.long_template())
             ra, rs, rr = _reference_league_of(qd, long)
             if not (
                 np.allclose(ra, avg[i], equal_nan=True) and np.array_equal(rs, seg[i]) and np.array_equal(rr, rank[i])
