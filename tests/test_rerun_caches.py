@@ -75,8 +75,9 @@ def test_xml_escapes_as_before():
 
 
 def test_profiles_spc_sections_made_early_are_those_made_per_page(published_quarters):
-    """The SPC sections of every trust profile made before the league is read (as the pipeline makes them while the
-    league notebook runs) are those a profile makes for itself: the pages render to the same bytes."""
+    """The SPC sections of every trust profile and the profiles' index (``profiles.ProfileIndex``) made before the
+    league is read (as the pipeline makes them while the league notebook runs) are those a profile makes for itself:
+    the pages render to the same bytes."""
     from leaguetables.publication import pages, profiles
     from leaguetables.publication.report import ReportData
     from leaguetables.run import notebook_env
@@ -98,6 +99,10 @@ def test_profiles_spc_sections_made_early_are_those_made_per_page(published_quar
     early = [template.render(**builder.context(c)) for c in codes]
     assert early == per_page
     assert all(builder._spc(c, t) is data.profile_spc[c] for c, t in zip(codes, data.league.table["trust_type"]))
+    data.profile_index = profiles.ProfileIndex(data)  # the index of what the league does not change, made early
+    indexed = profiles.ProfileBuilder(data)
+    assert indexed.history is data.profile_index.history and indexed.league is not builder.league
+    assert [template.render(**indexed.context(c)) for c in codes] == per_page
 
 
 def _kernel_pid(worker: kernels.NotebookWorker) -> int:

@@ -1458,6 +1458,9 @@ class ReportData:
         #: every trust profile's SPC section by trust code (:func:`leaguetables.publication.profiles.spc_contexts`),
         #: when made before the league was read (the pipeline does, while the league notebook runs)
         self.profile_spc: dict[str, dict] | None = None
+        #: the trust profiles' index of what the league does not change (:class:`~leaguetables.publication.profiles.
+        #: ProfileIndex`), when made before the league was read (the pipeline does, while the league notebook runs)
+        self.profile_index: Any = None
 
     @classmethod
     def load(
@@ -1495,11 +1498,12 @@ class ReportData:
         )
 
     def reuse(self, other: ReportData) -> None:
-        """Take the productivity opportunity, SPC and the profiles' SPC sections ``other`` computed from the same
-        metric results (the pipeline computes them while the league notebook runs: they do not depend on the
-        league)."""
+        """Take the productivity opportunity, SPC, the profiles' SPC sections and their index ``other`` computed from
+        the same metric results (the pipeline computes them while the league notebook runs: they do not depend on
+        the league)."""
         self._productivity, self._spc = other._productivity, other._spc
         self.profile_spc = other.profile_spc
+        self.profile_index = other.profile_index
 
     @cached_property
     def provenance(self) -> Markup:
