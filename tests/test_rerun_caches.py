@@ -75,8 +75,9 @@ def test_xml_escapes_as_before():
 
 
 def test_profiles_spc_sections_made_early_are_those_made_per_page(published_quarters):
-    """The SPC sections of every trust profile made before the league is read (as the pipeline makes them while the
-    league notebook runs) are those a profile makes for itself: the pages render to the same bytes."""
+    """The SPC sections of every trust profile and the profiles' index (``profiles.ProfileIndex``) made before the
+    league is read (as the pipeline makes them while the league notebook runs) are those a profile makes for itself:
+    the pages render to the same bytes."""
     from leaguetables.publication import pages, profiles
     from leaguetables.publication.report import ReportData
     from leaguetables.run import notebook_env
@@ -98,6 +99,10 @@ def test_profiles_spc_sections_made_early_are_those_made_per_page(published_quar
     early = [template.render(**builder.context(c)) for c in codes]
     assert early == per_page
     assert all(builder._spc(c, t) is data.profile_spc[c] for c, t in zip(codes, data.league.table["trust_type"]))
+    data.profile_index = profiles.ProfileIndex(data)  # the index of what the league does not change, made early
+    indexed = profiles.ProfileBuilder(data)
+    assert indexed.history is data.profile_index.history and indexed.league is not builder.league
+    assert [template.render(**indexed.context(c)) for c in codes] == per_page
 
 
 def _kernel_pid(worker: kernels.NotebookWorker) -> int:
@@ -161,3 +166,64 @@ def test_notebook_client_waits_for_late_output_on_a_loaded_machine(monkeypatch):
     engine.WarmKernelEngine.execute_managed_notebook(object(), kernels.KERNEL_NAME, **settings)
     assert seen["iopub_timeout"] == kernels.IOPUB_TIMEOUT >= 60
     assert seen["timeout"] == kernels.EXECUTION_TIMEOUT and seen["startup_timeout"] == kernels.START_TIMEOUT
+
+
+@pytest.mark.unit
+def test_inputs_changed_only_when_a_contract_file_differs_from_the_published_record(tmp_path):
+    """The kernel starts before validation (``pipeline.inputs_changed``) exactly when a file the published quarter's
+    manifest records has other bytes now (changed, or gone); not for the recorded bytes, a quarter never published,
+    a manifest without the record or a source derived from --raw."""
+    from leaguetables.config import file_sha256
+    from leaguetables.run.pipeline import RunOptions, inputs_changed
+
+    data, out = tmp_path / "data", tmp_path / "reports"
+    data.mkdir()
+    for name in ("trusts", "observations"):
+        (data / f"{name}.csv").write_text(f"{name}\n1\n", encoding="utf-8")
+    opts = RunOptions("2025-26-Q4", source="files", data=data, out=out)
+    assert not inputs_changed(opts)  # never published
+    folder = out / "2025-26-Q4"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("{}", encoding="utf-8")
+    assert not inputs_changed(opts)  # no record of the inputs
+    record = {
+        n: {"path": str(data / f"{n}.csv"), "sha256": file_sha256(data / f"{n}.csv")}
+        for n in ("trusts", "observations")
+    }
+    (folder / "manifest.json").write_text(json.dumps({"inputs": record}), encoding="utf-8")
+    assert not inputs_changed(opts)  # the recorded bytes
+    (data / "observations.csv").write_text("observations\n2\n", encoding="utf-8")
+    assert inputs_changed(opts)
+    assert not inputs_changed(RunOptions("2025-26-Q4", source="nhse", data=data, out=out))
+    (data / "observations.csv").write_text("observations\n1\n", encoding="utf-8")
+    assert not inputs_changed(opts)
+    (data / "trusts.csv").unlink()
+    assert inputs_changed(opts)
+
+
+@pytest.mark.unit
+def test_first_changed_agrees_with_the_full_comparison(tmp_path):
+    """``verify.first_changed`` (the check of a --force or --revise run) finds a difference exactly when
+    ``compare_folders`` does, bar a difference in the executed notebooks, which it leaves to ``compare_folders``:
+    a table or page with other bytes, a file only one side has; nothing for identical files."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    files = {"tables/league_table.csv": "a,b\n1,2\n", "index.html": "<p>x</p>", "trusts/R1.html": "<p>r1</p>"}
+    for root in (old, new):
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text, encoding="utf-8")
+    assert verify.first_changed(old, new) is None and verify.compare_folders(old, new).identical
+    (new / "trusts" / "R1.html").write_text("<p>r2</p>", encoding="utf-8")  # the same size, other bytes
+    quick = verify.first_changed(old, new)
+    assert quick is not None and [d.path for d in quick.differences] == ["trusts/R1.html"]
+    assert not verify.compare_folders(old, new).identical
+    (new / "tables" / "league_table.csv").write_text("a,b\n1,3\n", encoding="utf-8")
+    assert [d.path for d in verify.first_changed(old, new).differences] == ["tables/league_table.csv"]  # tables first
+    (new / "trusts" / "R1.html").write_text("<p>r1</p>", encoding="utf-8")
+    (new / "tables" / "league_table.csv").write_text(files["tables/league_table.csv"], encoding="utf-8")
+    (new / "methodology.html").write_text("<p>m</p>", encoding="utf-8")
+    assert [d.path for d in verify.first_changed(old, new).differences] == ["methodology.html"]
+    (new / "methodology.html").unlink()
+    (old / "regions").mkdir()
+    (old / "regions" / "london.html").write_text("<p>l</p>", encoding="utf-8")
+    assert verify.first_changed(old, new).differences[0].summary == "only in the published version"

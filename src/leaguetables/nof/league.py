@@ -53,6 +53,7 @@ def _quarter_data(
     results: pd.DataFrame | None = None,
     metric_ids=None,
     cache: sampling.MetricCache | None = None,
+    observed: dict | None = None,
 ) -> sampling.QuarterData:
     seg = methodology.segmentation
     return sampling.quarter_data(
@@ -74,6 +75,7 @@ def _quarter_data(
             methodology.financial_override.to_segment,
         ),
         cache=cache,
+        observed=observed,
     )
 
 
@@ -275,14 +277,15 @@ def _league_of(
     rankab, change, prev_q = None, None, None
     if u.method == "parametric_data":
         run = set(results["metric_id"])  # the metrics of this run (a run may score a subset of the catalogue)
-        qd = _quarter_data(inputs, quarter, methodology, catalogue, "raw", metric_ids=run, cache=cache)
-        table = add_calibrated(table, qd, methodology, cache)
-        adjusted = add_calibrated(
-            adjusted,
-            _quarter_data(inputs, quarter, methodology, catalogue, "adjusted", results, metric_ids=run, cache=cache),
-            methodology,
-            cache,
+        observed: dict = {}  # each metric's observed table, made once for both bases
+        qd = _quarter_data(
+            inputs, quarter, methodology, catalogue, "raw", metric_ids=run, cache=cache, observed=observed
         )
+        table = add_calibrated(table, qd, methodology, cache)
+        qd_adjusted = _quarter_data(
+            inputs, quarter, methodology, catalogue, "adjusted", results, metric_ids=run, cache=cache, observed=observed
+        )
+        adjusted = add_calibrated(adjusted, qd_adjusted, methodology, cache)
         rankab = sampling.rankability(qd)
         prev_q = previous_quarter(quarter)
         if u.change_test and prev_q in inputs.quarters():

@@ -26,7 +26,7 @@ from leaguetables.inputs.contract import quarter_label, quarter_period
 from leaguetables.nof.league_files import read_metric_results
 from leaguetables.publication.methodology import write_methodology
 from leaguetables.publication.notebook_html import export_html
-from leaguetables.publication.profiles import spc_contexts, write_profiles
+from leaguetables.publication.profiles import ProfileIndex, spc_contexts, write_profiles
 from leaguetables.publication.report import TRUSTS_DIR, ReportData, site_label
 from leaguetables.publication.site import write_site
 from leaguetables.publication.spreadsheet import Release, SheetCache, table_files, write_workbook
@@ -60,6 +60,7 @@ def early_data(prep, staging: Path, metric_results: str) -> ReportData:
     )
     data.productivity, data.spc  # noqa: B018 - computed now (cached properties)
     data.profile_spc = spc_contexts(data)
+    data.profile_index = ProfileIndex(data)
     return data
 
 

@@ -27,18 +27,15 @@ from leaguetables.publication.report import (
     active_groupings,
     area_href,
     fmt,
-    input_checksums,
     metric_href,
     money,
     movement_text,
     profile_file,
-    provenance_html,
     site_label,
     slug,
     source_notice,
     thresholds_notice,
 )
-from leaguetables.run.manifest import git_state
 from leaguetables.statistics.peers import peer_groups
 
 DEMOGRAPHICS = (
@@ -129,18 +126,13 @@ def _num(metric, value) -> str:
     return fmt(value, metric.decimals)
 
 
-class ProfileBuilder:
-    """Indexes the run's tables once; :meth:`context` then gives one trust's page as plain values."""
+class ProfileIndex:
+    """What the profiles read that the league does not change — the metric tables, their history, the productivity
+    opportunity, the register, demographics and peers —, indexed once as plain dictionaries (one page is a few
+    hundred look-ups, far cheaper than pandas row access). The pipeline builds it while the league notebook runs
+    (:func:`leaguetables.publication.documents.early_data`, kept as :attr:`ReportData.profile_index`)."""
 
     def __init__(self, data: ReportData):
-        self.data = data
-        self.quarter = data.quarter
-        # plain dictionaries: one page is a few hundred look-ups, far cheaper than pandas row access
-        lt = data.league.table
-        self.league = lt.set_index("trust_code").to_dict("index")
-        self.rank_counts = lt.groupby(["trust_type", "rank"]).size().to_dict()
-        mv = data.movement if data.movement is not None else pd.DataFrame()
-        self.movement = {r.trust_code: r for r in mv.itertuples(index=False)} if len(mv) else {}
         self.metrics = data.metrics_run
         self.tables = {
             m.id: data.metric_data[m.id]["table"].set_index("trust_code").to_dict("index") for m in self.metrics
@@ -188,11 +180,30 @@ class ProfileBuilder:
             self.peers = peer_groups(demo, trusts, data.methodology)
         except Exception as exc:  # noqa: BLE001 - a page without peers is still a page; the reason is kept
             self.peers, self.peer_error = {}, str(exc)
-        self.provenance = Markup(provenance_html(data.run, _git(), input_checksums(data.inputs)))
         self.domains: list[str] = []
         for m in data.catalogue.metrics:
             if m.domain not in self.domains:
                 self.domains.append(m.domain)
+
+
+class ProfileBuilder(ProfileIndex):
+    """Indexes the run's tables once (the league's, and :class:`ProfileIndex` unless the data hold one made early
+    from the same metric results); :meth:`context` then gives one trust's page as plain values."""
+
+    def __init__(self, data: ReportData):
+        early = data.profile_index
+        if early is None:
+            super().__init__(data)
+        else:
+            vars(self).update(vars(early))
+        self.data = data
+        self.quarter = data.quarter
+        lt = data.league.table
+        self.league = lt.set_index("trust_code").to_dict("index")
+        self.rank_counts = lt.groupby(["trust_type", "rank"]).size().to_dict()
+        mv = data.movement if data.movement is not None else pd.DataFrame()
+        self.movement = {r.trust_code: r for r in mv.itertuples(index=False)} if len(mv) else {}
+        self.provenance = data.provenance
 
     # ------------------------------------------------------------------------------------------------ parts
     def _cards(self, code: str, lt) -> tuple[list[dict], list[str]]:
@@ -601,10 +612,6 @@ def basis_text(r) -> str:
 def _short_move(mv) -> str:
     ch = int(mv.rank_change)
     return "no change" if ch == 0 else (f"up {-ch}" if ch < 0 else f"down {ch}")
-
-
-def _git() -> dict:
-    return git_state()
 
 
 def write_profiles(data: ReportData, folder: Path) -> dict:

@@ -1458,6 +1458,9 @@ class ReportData:
         #: every trust profile's SPC section by trust code (:func:`leaguetables.publication.profiles.spc_contexts`),
         #: when made before the league was read (the pipeline does, while the league notebook runs)
         self.profile_spc: dict[str, dict] | None = None
+        #: the trust profiles' index of what the league does not change (:class:`~leaguetables.publication.profiles.
+        #: ProfileIndex`), when made before the league was read (the pipeline does, while the league notebook runs)
+        self.profile_index: Any = None
 
     @classmethod
     def load(
@@ -1495,11 +1498,19 @@ class ReportData:
         )
 
     def reuse(self, other: ReportData) -> None:
-        """Take the productivity opportunity, SPC and the profiles' SPC sections ``other`` computed from the same
-        metric results (the pipeline computes them while the league notebook runs: they do not depend on the
-        league)."""
+        """Take the productivity opportunity, SPC, the profiles' SPC sections and their index ``other`` computed from
+        the same metric results (the pipeline computes them while the league notebook runs: they do not depend on
+        the league)."""
         self._productivity, self._spc = other._productivity, other._spc
         self.profile_spc = other.profile_spc
+        self.profile_index = other.profile_index
+
+    @cached_property
+    def provenance(self) -> Markup:
+        """The provenance every page's footer shows (:func:`provenance_html`: the run, the git state of the code, the
+        checksums of the input files), read once for all the pages of a release: the git state is three ``git``
+        processes and the checksums read every input file, and the pages of one release show the same."""
+        return provenance_html(self.run, git_state(), input_checksums(self.inputs))
 
     @cached_property
     def search_data(self) -> str:
@@ -1706,4 +1717,4 @@ class ReportData:
         return revisions_html(self.revisions, self.quarter)
 
     def footer(self) -> str:
-        return provenance_html(self.run, git_state(), input_checksums(self.inputs))
+        return self.provenance

@@ -27,19 +27,16 @@ from leaguetables.publication.report import (
     active_groupings,
     area_file,
     frame_table,
-    input_checksums,
     metric_page_file,
     movement_sort,
     movement_text,
     profile_file,
-    provenance_html,
     row_filters,
     site_label,
     source_notice,
     thresholds_notice,
     trust_link,
 )
-from leaguetables.run.manifest import git_state
 
 SPECIAL = {"special_cause_improvement": "improvement", "special_cause_concern": "concern"}
 
@@ -54,7 +51,7 @@ def _common(data: ReportData, title: str, breadcrumbs: list, root: str = "../") 
         "site_label": site_label(source),
         "thresholds_notice": thresholds_notice(data.methodology),
         "source_notice": source_notice(source, None, data.run.get("omitted_metrics") or ()),
-        "provenance": provenance_html(data.run, git_state(), input_checksums(data.inputs)),
+        "provenance": data.provenance,
         "quarter_label": quarter_label(data.quarter),
         "search_data": data.search_data,
     }

@@ -268,6 +268,29 @@ def compare_files(old: Path, new: Path, rel: str) -> Difference | None:
     return Difference(rel, f"differs (binary; {len(a):,} → {len(b):,} bytes)")
 
 
+def first_changed(published: Path, rerun: Path) -> Comparison | None:
+    """Whether a rerun changes a published quarter, for a run that publishes it whatever the differences are
+    (``--force``, ``--revise``): a comparison holding the first file found that only one of them has or whose bytes
+    differ (the tables first, the executed notebooks skipped: their bytes differ between identical runs), or None
+    when no such file differs — :func:`compare_folders` then decides, so the outcome is the one it gives. Reading
+    stops at the first difference rather than comparing every file table by table."""
+    published, rerun = Path(published), Path(rerun)
+    old = {p.relative_to(published).as_posix(): p for p in published_files(published)}
+    new = {p.relative_to(rerun).as_posix(): p for p in published_files(rerun)}
+    only = sorted(set(old) ^ set(new))
+    if only:
+        return Comparison(
+            [Difference(only[0], "only in the published version" if only[0] in old else "only in the rerun")]
+        )
+    for rel in sorted(old, key=lambda r: (not r.startswith("tables/"), r)):
+        if rel.startswith("notebooks/") and rel.endswith(".ipynb"):
+            continue
+        a, b = old[rel], new[rel]
+        if a.stat().st_size != b.stat().st_size or a.read_bytes() != b.read_bytes():
+            return Comparison([Difference(rel, "differs")])
+    return None
+
+
 def compare_folders(published: Path, rerun: Path) -> Comparison:
     """Every difference between a published quarter and a rerun of it (see the module docstring)."""
     published, rerun = Path(published), Path(rerun)

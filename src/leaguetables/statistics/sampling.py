@@ -241,6 +241,7 @@ class QuarterData:
     override_from: tuple[int, ...] = (1, 2)  # the financial override (financial_override.from_segments/to_segment)
     override_to: int = 3
     _observed: pd.DataFrame | None = field(default=None, repr=False)
+    _template: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def codes(self) -> np.ndarray:
@@ -254,6 +255,13 @@ class QuarterData:
         if self._observed is None:
             self._observed = _reference_scores(self.metrics, self.observed_values())
         return self._observed
+
+    def long_template(self) -> pd.DataFrame | None:
+        """The long frame of every replicate's scores (:func:`_long_scores`) with the observed scores, made once
+        (None when the league has no metric)."""
+        if self._template is None and self.metrics:
+            self._template = self.observed_scores()
+        return self._template
 
 
 def _kind(metric: Metric) -> str:
@@ -277,6 +285,7 @@ def quarter_data(
     pool_types=None,
     override_segments: tuple[tuple[int, ...], int] = ((1, 2), 3),
     cache: MetricCache | None = None,
+    observed: dict[tuple[str, str], pd.DataFrame] | None = None,
 ) -> QuarterData:
     """The data of the league of ``quarter`` from the validated inputs (all quarters are in the inputs).
 
@@ -289,6 +298,8 @@ def quarter_data(
     those with at least one scored metric.
     ``metric_ids`` restricts the metrics to those of the run (default: every scored metric of the catalogue).
     ``cache``: where each metric's observed scores are kept between runs (:func:`sample_league`).
+    ``observed``: each metric's observed table with its indicator by (quarter, metric id), filled here and reused by
+    the next call on the same inputs and ``confidence`` (the raw and the adjusted basis of one league).
     """
     if basis not in ("raw", "adjusted"):
         raise ValueError(f"basis must be 'raw' or 'adjusted', got {basis!r}")
@@ -299,8 +310,13 @@ def quarter_data(
     for m in catalogue.metrics:
         if m.scoring.method == "none" or (metric_ids is not None and m.id not in metric_ids):
             continue
-        df = metrics_mod.observed_table(rows_of(m.id), m, quarter)
-        df = pd.concat([df, metrics_mod.indicator(df, m, confidence)], axis=1)
+        base = None if observed is None else observed.get((quarter, m.id))
+        if base is None:
+            base = metrics_mod.observed_table(rows_of(m.id), m, quarter)
+            base = pd.concat([base, metrics_mod.indicator(base, m, confidence)], axis=1)
+            if observed is not None:
+                observed[(quarter, m.id)] = base
+        df = base.copy()
         df["factor"] = 1.0
         df["adjusted"] = False
         if basis == "adjusted" and m.has_adjustment:
@@ -632,8 +648,16 @@ def _reference_metric_scores(md: MetricData, v: np.ndarray) -> np.ndarray:
     return sc.to_numpy(float)
 
 
-def _long_scores(mds: list[MetricData], scores: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Long scores of one replicate from each metric's scores (``{metric_id: scores of its rows}``)."""
+def _long_scores(
+    mds: list[MetricData], scores: Mapping[str, np.ndarray], template: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Long scores of one replicate from each metric's scores (``{metric_id: scores of its rows}``). ``template``:
+    the long frame of the same metrics made before (:meth:`QuarterData.long_template`), whose scores are replaced
+    (the same frame, without building one frame per metric for every replicate)."""
+    if template is not None:
+        out = template.copy()
+        out["score"] = np.concatenate([scores[md.metric.id] for md in mds])
+        return out
     parts = [
         pd.DataFrame(
             {
@@ -650,15 +674,20 @@ def _long_scores(mds: list[MetricData], scores: Mapping[str, np.ndarray]) -> pd.
     return pd.concat(parts, ignore_index=True)
 
 
-def _reference_scores(mds: list[MetricData], values: Mapping[str, np.ndarray]) -> pd.DataFrame:
+def _reference_scores(
+    mds: list[MetricData], values: Mapping[str, np.ndarray], template: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Long scores of one replicate by the functions the metric notebooks use (:func:`metrics._scores`)."""
-    return _long_scores(mds, {md.metric.id: _reference_metric_scores(md, values[md.metric.id]) for md in mds})
+    scores = {md.metric.id: _reference_metric_scores(md, values[md.metric.id]) for md in mds}
+    return _long_scores(mds, scores, template)
 
 
 def _reference_league(qd: QuarterData, values: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     """(2-dp average, adjusted segment, rank) per trust of ``qd`` for one replicate (``None``: the observed
     data), by the published path."""
-    return _reference_league_of(qd, qd.observed_scores() if values is None else _reference_scores(qd.metrics, values))
+    if values is None:
+        return _reference_league_of(qd, qd.observed_scores())
+    return _reference_league_of(qd, _reference_scores(qd.metrics, values, qd.long_template()))
 
 
 def _reference_league_of(qd: QuarterData, sc: pd.DataFrame) -> tuple[np.ndarray, ...]:
@@ -855,7 +884,7 @@ def _league_from(
     try:
         avg, seg, rank = _fast_league(qd, {k: r.scores for k, r in mreps.items()}, obs_scores)
         for i in range(min(int(check), b)):
-            long = _long_scores(qd.metrics, {k: r.check_scores[i] for k, r in mreps.items()})
+            long = _long_scores(qd.metrics, {k: r.check_scores[i] for k, r in mreps.items()}, qd.long_template())
             ra, rs, rr = _reference_league_of(qd, long)
             if not (
                 np.allclose(ra, avg[i], equal_nan=True) and np.array_equal(rs, seg[i]) and np.array_equal(rr, rank[i])
