@@ -16,7 +16,7 @@ of both quarters' data (:func:`leaguetables.statistics.sampling.change_test`).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +224,7 @@ def build_league(
     same with or without it."""
     results = pd.concat([tables[m] for m in sorted(tables)], ignore_index=True)
     scores = scores_long(results, catalogue)
+    setting = _Setting(methodology, catalogue, quarter, cache)
     parts: list[League] = []
     for part in _kinds(inputs):
         codes = set(part.trusts["trust_code"])
@@ -234,7 +235,7 @@ def build_league(
             )
             continue
         mine_scores = scores[scores["trust_code"].isin(codes)]
-        parts.append(_league_of(mine, mine_scores, part, methodology, catalogue, quarter, cache))
+        parts.append(_league_of(mine, mine_scores, part, setting))
     return parts[0] if len(parts) == 1 else _join(parts)
 
 
@@ -262,15 +263,18 @@ def _only(inputs: QuarterInputs, codes: set) -> QuarterInputs:
     )
 
 
-def _league_of(
-    results: pd.DataFrame,
-    scores: pd.DataFrame,
-    inputs: QuarterInputs,
-    methodology: Methodology,
-    catalogue: Catalogue,
-    quarter: str,
-    cache: sampling.MetricCache | None = None,
-) -> League:
+@dataclass(frozen=True)
+class _Setting:
+    """What the league of every kind of organisation is built under (:func:`build_league`'s arguments)."""
+
+    methodology: Methodology
+    catalogue: Catalogue
+    quarter: str
+    cache: sampling.MetricCache | None
+
+
+def _league_of(results: pd.DataFrame, scores: pd.DataFrame, inputs: QuarterInputs, setting: _Setting) -> League:
+    methodology, catalogue, quarter, cache = setting.methodology, setting.catalogue, setting.quarter, setting.cache
     table, cuts = _build(scores, "score", inputs, quarter, methodology, catalogue)
     adjusted, _ = _build(scores, "score_adjusted", inputs, quarter, methodology, catalogue)
     u = methodology.uncertainty
