@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from ranked_catalogue import ranked_catalogue
 
 from leaguetables.config import Catalogue, load_catalogue, load_methodology
 from leaguetables.nof import scoring
@@ -24,24 +25,7 @@ Q_PREV, Q_NOW = "2025-26-Q3", "2025-26-Q4"
 
 # ----------------------------------------------------------------------------------------------- helpers
 def catalogue(k: int = 2, statistic: str = "proportion") -> Catalogue:
-    ms = [
-        {
-            "id": f"m{j}",
-            "name": f"M{j}",
-            "description": "d",
-            "domain": "D",
-            "sub_domain": "S",
-            "unit": "%",
-            "trust_types": ["acute"],
-            "direction": "higher_better" if j % 2 == 0 else "lower_better",
-            "statistic": statistic,
-            "multiplier": 100,
-            "scoring": {"method": "ranked"},
-            "source": "test",
-        }
-        for j in range(k)
-    ]
-    return Catalogue.model_validate({"id": "t", "version": "1.0.0", "description": "t", "metrics": ms})
+    return ranked_catalogue([statistic] * k)
 
 
 def inputs(obs_rows, codes, deficit=()) -> SimpleNamespace:

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from ranked_catalogue import ranked_catalogue
 
 from leaguetables.config import Catalogue
 from leaguetables.run import sampling_cache
@@ -26,24 +27,8 @@ METRICS = ("m0", "m1", "m2")
 
 
 def catalogue(standard: float | None = None) -> Catalogue:
-    ms = [
-        {
-            "id": mid,
-            "name": mid,
-            "description": "d",
-            "domain": "D",
-            "sub_domain": "S",
-            "unit": "%",
-            "trust_types": ["acute"],
-            "direction": "higher_better" if j % 2 == 0 else "lower_better",
-            "statistic": "proportion" if j < 2 else "rate",
-            "multiplier": 100,
-            "scoring": {"method": "ranked", **({"standard": standard} if standard is not None and j == 0 else {})},
-            "source": "test",
-        }
-        for j, mid in enumerate(METRICS)
-    ]
-    return Catalogue.model_validate({"id": "t", "version": "1.0.0", "description": "t", "metrics": ms})
+    """m0 and m1 proportions, m2 a rate; ``standard``: a scoring standard of m0."""
+    return ranked_catalogue(["proportion", "proportion", "rate"], standard)
 
 
 def data(seed: int = 1, n_trusts: int = 16) -> SimpleNamespace:
