@@ -77,6 +77,29 @@ def test_bad_observation_names_file_row_and_column(copy_base, column, value, mes
     assert message in text
 
 
+@pytest.mark.parametrize(
+    "column, first, later, message",
+    [
+        ("numerator", "abc", "1_000", "'abc' is not a number"),
+        ("suppressed", "maybe", "perhaps", "'maybe' is not true/false"),
+        ("trust_name", "Bad\u202eName", "Worse\u0007Name", "character U+202E"),
+        ("quarter", "2025-27-Q1", "Q4", "quarter '2025-27-Q1' is not of the form"),
+    ],
+)
+def test_the_first_bad_row_in_the_file_is_named_when_one_bad_text_repeats(copy_base, column, first, later, message):
+    """Each distinct text of a column is checked once: with the bad text ``first`` on rows 3 and 5 and another
+    bad text on row 4, the message is ``first``'s, at row 3 (not row 5, not row 4's text). File: the corpus base
+    (trusts.csv for the trust name, observations.csv otherwise)."""
+    path = copy_base / ("trusts.csv" if column == "trust_name" else "observations.csv")
+    for line, value in ((5, first), (4, later), (3, first)):
+        _edit(path, line, column, value)
+    with pytest.raises(InputError) as exc:
+        load_inputs(copy_base, load_catalogue("demo"))
+    text = str(exc.value)
+    assert text.startswith(f"{path}, row 3, column '{column}'"), text
+    assert message in text, text
+
+
 def test_quarter_absent_from_the_data(copy_base):
     with pytest.raises(InputError, match="quarter 2030-31-Q1 is not in the data"):
         load_inputs(copy_base, load_catalogue("demo"), "2030-31-Q1")

@@ -274,52 +274,67 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype=object)
 
 
-def _to_float(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
-    out = np.full(len(df), np.nan)
-    for i, text in enumerate(df[col].tolist()):
-        if text.strip() == "":
-            continue
+def _each_distinct(df: pd.DataFrame, col: str, path: Path, convert: Callable[[str], Any]) -> dict[str, Any]:
+    """``convert`` applied once to each distinct text of ``df[col]`` (the inputs repeat a few quarters, metric ids
+    and trust codes over thousands of rows), in the order the texts first appear, so the first text it rejects
+    (``ValueError`` or :class:`InputError`) is that of the first bad row in the file: reported with that message,
+    the row's line and ``col``."""
+    values = df[col].to_numpy()
+    done: dict[str, Any] = {}
+    for text in pd.unique(values):
         try:
-            out[i] = parse_number(text)
-        except ValueError as exc:
+            done[text] = convert(text)
+        except (ValueError, InputError) as exc:
+            i = int(np.flatnonzero(values == text)[0])
             raise InputError(str(exc), file=str(path), row=_line(df, i), column=col) from None
-    return pd.Series(out, index=df.index, name=col)
+    return done
+
+
+def _number_or_nan(text: str) -> float:
+    return np.nan if text.strip() == "" else parse_number(text)
+
+
+def _to_float(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
+    parsed = _each_distinct(df, col, path, _number_or_nan)
+    values = df[col].tolist()
+    return pd.Series(np.fromiter(map(parsed.__getitem__, values), float, len(values)), index=df.index, name=col)
+
+
+def _bool_parser(nullable: bool) -> Callable[[str], bool | None]:
+    def parse(text: str) -> bool | None:
+        t = text.strip().lower()
+        if t in TRUE_WORDS:
+            return True
+        if t in FALSE_WORDS:
+            return False
+        if nullable and t == "":
+            return None
+        raise ValueError(f"{text[:40]!r} is not true/false")
+
+    return parse
 
 
 def _to_bool(df: pd.DataFrame, col: str, path: Path, nullable: bool = False) -> pd.Series:
-    out: list[bool | None] = []
-    for i, text in enumerate(df[col].tolist()):
-        t = text.strip().lower()
-        if t in TRUE_WORDS:
-            out.append(True)
-        elif t in FALSE_WORDS:
-            out.append(False)
-        elif nullable and t == "":
-            out.append(None)
-        else:
-            raise InputError(f"{text[:40]!r} is not true/false", file=str(path), row=_line(df, i), column=col)
-    return pd.Series(out, index=df.index, name=col, dtype="boolean" if nullable else bool)
+    parsed = _each_distinct(df, col, path, _bool_parser(nullable))
+    values = list(map(parsed.__getitem__, df[col].tolist()))
+    return pd.Series(values, index=df.index, name=col, dtype="boolean" if nullable else bool)
+
+
+def _no_control_character(text: str) -> None:
+    bad = control_character(text)
+    if bad is not None:
+        raise ValueError(
+            f"contains the control or bidirectional-override character {bad}, which is not "
+            "allowed in the inputs (it could hide or reorder text where the name is shown)"
+        )
 
 
 def _check_text(df: pd.DataFrame, col: str, path: Path) -> None:
-    for i, text in enumerate(df[col].tolist()):
-        bad = control_character(text)
-        if bad is not None:
-            raise InputError(
-                f"contains the control or bidirectional-override character {bad}, which is not "
-                "allowed in the inputs (it could hide or reorder text where the name is shown)",
-                file=str(path),
-                row=_line(df, i),
-                column=col,
-            )
+    _each_distinct(df, col, path, _no_control_character)
 
 
 def _check_quarters(df: pd.DataFrame, path: Path) -> None:
-    for i, text in enumerate(df["quarter"].tolist()):
-        try:
-            check_quarter(text)
-        except InputError as exc:
-            raise InputError(str(exc), file=str(path), row=_line(df, i), column="quarter") from None
+    _each_distinct(df, "quarter", path, check_quarter)
 
 
 def _coerce(kind: str, df: pd.DataFrame, path: Path) -> pd.DataFrame:
