@@ -39,14 +39,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {' '.join(message.split())} (see run_quarter.py --help)\n")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: handled like Ctrl-C (staging folder removed, kernels stopped, nothing published)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
 def _stop_children() -> None:
     """Kill this process's children (the notebook kernels, started in their own sessions so a signal sent to this
     process alone never reaches them); their threads then see a dead kernel and unwind. A kernel killed here between
@@ -74,15 +66,24 @@ def _quiet_after_stop() -> None:
 
 
 def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP stop the run like Ctrl-C (its kernels killed first); each of the three is recorded
+    (:func:`leaguetables.errors.stop`), so that a stop whose exception some library swallowed still stops the run at
+    its next checkpoint, and before it publishes."""
     import signal
 
-    def handler(signum, frame):
+    from leaguetables.errors import stop
+
+    def terminate(signum, frame):
         _quiet_after_stop()  # the kernels killed next make their threads log "Kernel died"
         _stop_children()
-        raise Terminated(signum)
+        raise stop(signum)
+
+    def interrupt(signum, frame):
+        raise stop(signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
+        signal.signal(sig, terminate)
+    signal.signal(signal.SIGINT, interrupt)
 
 
 def positive_int(text: str) -> int:
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     if line is not None:
         print(line)
         return 0
-    from leaguetables.errors import InputError, PipelineError
+    from leaguetables.errors import InputError, PipelineError, Terminated
     from leaguetables.run.pipeline import RunOptions, run, verify
 
     def log(message: str) -> None:

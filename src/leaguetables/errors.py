@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from signal import SIGINT
+
 
 class InputError(Exception):
     """Bad input: the message names the file, and the row and column where there is one."""
@@ -21,3 +23,35 @@ class InputError(Exception):
 
 class PipelineError(Exception):
     """A stage of the pipeline failed; nothing was published."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: handled like Ctrl-C (staging folder removed, kernels stopped, nothing published)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_STOPPED: list[int] = []  # the signals that stopped this run, in order (run_quarter.py's handlers record them)
+
+
+def stop(signum: int) -> KeyboardInterrupt:
+    """Record that a signal stopped the run and return the exception its handler raises: :class:`Terminated`, or
+    ``KeyboardInterrupt`` for SIGINT (Ctrl-C). Recorded because the raise alone can be lost: a Python signal handler
+    runs between two bytecodes of whatever the main thread executes, and C code that calls back into Python (an
+    attribute lookup through a Python ``__getattr__`` by a C extension, for one) may clear the exception it raised,
+    so the run would go on and publish. :func:`raise_if_stopped`, called at every checkpoint of a run and before it
+    publishes, raises it again."""
+    _STOPPED.append(signum)
+    return _stop_exception(signum)
+
+
+def _stop_exception(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == SIGINT else Terminated(signum)
+
+
+def raise_if_stopped() -> None:
+    """Raise the exception of the first signal that stopped the run (:func:`stop`), if one did."""
+    if _STOPPED:
+        raise _stop_exception(_STOPPED[0])

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from leaguetables.config import file_sha256
-from leaguetables.errors import InputError, PipelineError
+from leaguetables.errors import InputError, PipelineError, raise_if_stopped
 from leaguetables.run.manifest import read_manifest
 
 STAGING_PREFIX = ".staging-"
@@ -79,8 +79,10 @@ STAGES = (
 
 def checkpoint(stage: str) -> None:
     """A named stage of a run. When the environment variable :data:`KILL_ENV` names it, the process kills itself
-    there with SIGKILL (no cleanup of any kind: the test of what a ``kill -9`` at that moment leaves behind)."""
+    there with SIGKILL (no cleanup of any kind: the test of what a ``kill -9`` at that moment leaves behind). A run
+    stopped by a signal whose exception was lost stops here (:func:`leaguetables.errors.raise_if_stopped`)."""
     assert stage in STAGES, stage
+    raise_if_stopped()
     if os.environ.get(KILL_ENV) == stage:
         os.kill(os.getpid(), signal.SIGKILL)
     if os.environ.get(FAIL_ENV) == stage:
@@ -126,8 +128,10 @@ def publish(staging: Path, target: Path) -> Path:
     """Move a complete staging folder into place atomically; the previous version is kept under .superseded/.
 
     Call with the quarter's lock held (:func:`quarter_lock`). ``target`` is at every moment either the previous
-    complete version or the new complete one; a kill part-way is finished by :func:`recover` on the next run.
+    complete version or the new complete one; a kill part-way is finished by :func:`recover` on the next run. A run
+    stopped by a signal (even one whose exception was lost) publishes nothing (:func:`raise_if_stopped`).
     """
+    raise_if_stopped()
     staging, target = Path(staging), Path(target)
     work = staging / "_work"
     if work.exists():
