@@ -1,8 +1,9 @@
 """A run stopped by a signal stops, even when the exception its handler raised was lost.
 
-A Python signal handler runs between two bytecodes of whatever the main thread executes; C code that calls back
-into Python and clears the error it meets can swallow the exception the handler raised (once, under load, a run
-sent SIGTERM went on, published and exited 0). The handlers therefore record the signal
+A Python signal handler runs between two bytecodes of whatever the main thread executes; when that is a callback
+whose exceptions Python ignores — the weakref callback of importlib's module locks, run by any import — the
+exception the handler raised is printed as "Exception ignored" and lost (a run sent SIGTERM once went on, published
+and exited 0; a script sending SIGTERM at random moments of an input validation lost it in 1 of 80 trials). The handlers therefore record the signal
 (:func:`leaguetables.errors.stop`), and every checkpoint of a run, and publishing, raise it again.
 """
 

@@ -39,9 +39,10 @@ _STOPPED: list[int] = []  # the signals that stopped this run, in order (run_qua
 def stop(signum: int) -> KeyboardInterrupt:
     """Record that a signal stopped the run and return the exception its handler raises: :class:`Terminated`, or
     ``KeyboardInterrupt`` for SIGINT (Ctrl-C). Recorded because the raise alone can be lost: a Python signal handler
-    runs between two bytecodes of whatever the main thread executes, and C code that calls back into Python (an
-    attribute lookup through a Python ``__getattr__`` by a C extension, for one) may clear the exception it raised,
-    so the run would go on and publish. :func:`raise_if_stopped`, called at every checkpoint of a run and before it
+    runs between two bytecodes of whatever the main thread executes, and where that is a callback whose exceptions
+    Python ignores (a weakref callback: importlib's module locks have one, so any import can run it) the exception is
+    printed as "Exception ignored" and the run goes on and publishes (1 of 80 SIGTERMs sent at random moments of an
+    input validation). :func:`raise_if_stopped`, called at every checkpoint of a run and before it
     publishes, raises it again."""
     _STOPPED.append(signum)
     return _stop_exception(signum)
