@@ -1,0 +1,130 @@
+"""Each metric's productivity opportunity and SPC kept between runs by content (the report notebook's parameter
+``report_cache``; the run's process uses the same folder while the league notebook runs).
+
+Both are computed per metric from that metric's data alone (:func:`leaguetables.statistics.productivity.
+opportunities` and :func:`leaguetables.statistics.spc.run_spc` hand each metric's computation to a ``memo``), so
+after one metric's data changed the others' are read back instead of computed again, and what the run's process
+computed while the league notebook ran is read by the report notebook rather than computed a second time.
+
+An entry's key is the SHA-256 of everything its computation reads (:func:`digest`): for the productivity opportunity,
+the metric's definition, the methodology, the metric's result table, its rows of the observations (every quarter),
+the register, the demographics and the quarters; for SPC, the metric's definition, the SPC settings, the metric's
+history (trust, quarter, value, status) and the quarters charted. The folder is a
+:class:`~leaguetables.run.sampling_cache.SamplingCache` (``.npz`` files, no pickle, salted with the code's hash, each
+holding its key, checked on read; a run keeps the entries it used and those of the run before). An opportunity
+frame is stored as Parquet, an SPC result as JSON (floats written by ``repr``): both read back exactly, so a figure
+never depends on whether it came from the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leaguetables.run.sampling_cache import SamplingCache
+from leaguetables.statistics.spc import SPCResult
+
+FOLDER = "report"  # under <out>/.cache/<quarter>/, beside the league's "sampling"
+PAYLOAD = "payload"
+SPC_COLUMNS = ("trust_code", "quarter", "value", "status")  # what statistics.spc.series reads of a history
+
+
+def digest(*parts: Any) -> str:
+    """SHA-256 of ``parts``: a data frame by its columns, dtypes, length and every row's hash
+    (``pandas.util.hash_pandas_object``), anything else by its JSON."""
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, pd.DataFrame):
+            shape = [[str(c) for c in p.columns], [str(d) for d in p.dtypes], len(p)]
+            h.update(json.dumps(shape).encode())
+            h.update(pd.util.hash_pandas_object(p, index=False).to_numpy().tobytes())
+        else:
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _frame_bytes(df: pd.DataFrame) -> np.ndarray:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return np.frombuffer(buf.getvalue(), np.uint8)
+
+
+def _frame(payload: np.ndarray) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(payload.tobytes()))
+
+
+def _spc_bytes(results: dict[str, SPCResult]) -> np.ndarray:
+    plain = {
+        code: {f.name: getattr(r, f.name) for f in dataclasses.fields(r)} | {"values": r.values.tolist()}
+        for code, r in results.items()
+    }
+    return np.frombuffer(json.dumps(plain).encode(), np.uint8)
+
+
+def _spc(payload: np.ndarray) -> dict[str, SPCResult]:
+    plain = json.loads(payload.tobytes())
+    return {code: SPCResult(**(d | {"values": np.asarray(d["values"], dtype=float)})) for code, d in plain.items()}
+
+
+class DerivedCache:
+    """The folder of entries (:class:`SamplingCache`) and the ``memo`` functions that read and fill it."""
+
+    def __init__(self, folder: str | Path, salt: str | None = None) -> None:
+        self.entries = SamplingCache(folder, salt)
+
+    def _get_or_put(self, key: str, compute: Callable, encode: Callable, decode: Callable):
+        got = self.entries.get(key)
+        if got is not None and PAYLOAD in got:
+            return decode(got[PAYLOAD])
+        value = compute()
+        self.entries.put(key, {PAYLOAD: encode(value)})
+        return value
+
+    def productivity_memo(self, data) -> Callable:
+        """``memo`` for :func:`~leaguetables.statistics.productivity.opportunities` of the report data ``data``
+        (a :class:`~leaguetables.publication.report.ReportData`): keyed on what one metric's rows read."""
+        inputs, obs = data.inputs, data.inputs.observations
+        common = digest(
+            data.methodology.model_dump(mode="json"), inputs.trusts, inputs.demographics, inputs.quarters()
+        )
+
+        def memo(metric, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+            key = digest(
+                "productivity",
+                common,
+                metric.model_dump(mode="json"),
+                data.metric_data[metric.id]["table"],
+                obs.loc[obs["metric_id"] == metric.id],
+            )
+            return self._get_or_put(key, compute, _frame_bytes, _frame)
+
+        return memo
+
+    def spc_memo(self, settings) -> Callable:
+        """``memo`` for :func:`~leaguetables.statistics.spc.run_spc` with the methodology's SPC ``settings``."""
+        common = digest(None if settings is None else settings.model_dump(mode="json"))
+
+        def memo(metric, history: pd.DataFrame, quarters: list[str], compute: Callable) -> dict[str, SPCResult]:
+            cols = [c for c in SPC_COLUMNS if c in history.columns]
+            key = digest("spc", common, metric.model_dump(mode="json"), history[cols], list(quarters))
+            return self._get_or_put(key, compute, _spc_bytes, _spc)
+
+        return memo
+
+    def close(self) -> None:
+        """Keep the entries this run used and those of the run before; remove the rest."""
+        self.entries.close()
+
+
+def open_cache(folder: str | Path) -> DerivedCache | None:
+    """The cache in ``folder`` (the report notebook's parameter ``report_cache``), or None when it is empty."""
+    return DerivedCache(folder) if str(folder) else None
