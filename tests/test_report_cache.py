@@ -33,8 +33,10 @@ def _load(folder: Path, cache: str = "") -> ReportData:
     inputs, methodology, catalogue = notebook_env.load(
         p["methodology"], p["catalogue"], p["trusts"], p["observations"], p["demographics"]
     )
-    keys = ("run", "league", "metric_results", "revisions")
-    return ReportData.load(str(folder), inputs, methodology, catalogue, p["quarter"], *(p[k] for k in keys), cache=cache)
+    return ReportData.load(
+        str(folder), inputs, methodology, catalogue, p["quarter"], p["run"], p["league"], p["metric_results"],
+        p["revisions"], cache=cache,
+    )  # fmt: skip
 
 
 def _same_spc(a: dict[str, dict[str, SPCResult]], b: dict[str, dict[str, SPCResult]]) -> None:

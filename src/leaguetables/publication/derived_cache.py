@@ -93,9 +93,7 @@ class DerivedCache:
         """``memo`` for :func:`~leaguetables.statistics.productivity.opportunities` of the report data ``data``
         (a :class:`~leaguetables.publication.report.ReportData`): keyed on what one metric's rows read."""
         inputs, obs = data.inputs, data.inputs.observations
-        common = digest(
-            data.methodology.model_dump(mode="json"), inputs.trusts, inputs.demographics, inputs.quarters()
-        )
+        common = digest(data.methodology.model_dump(mode="json"), inputs.trusts, inputs.demographics, inputs.quarters())
 
         def memo(metric, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
             key = digest(
