@@ -133,3 +133,27 @@ def test_an_entry_is_read_only_by_its_code_and_under_its_key(tmp_path):
     assert len(calls) == 3
     assert derived_cache.digest(first) != derived_cache.digest(first.assign(a=[1.0, np.nan, 0.3]))
     assert derived_cache.digest(first, "x") != derived_cache.digest(first, "y")
+
+
+def test_spreadsheet_cells_kept_between_runs_are_those_made(published_quarters, tmp_path):
+    """The spreadsheet's cells of every published CSV table, made without a store, made into one (misses) and read
+    back by a fresh cache (hits): the same header, cells (types included) and content.xml rows; a file of other
+    bytes is a miss."""
+    from leaguetables.publication.spreadsheet import SheetCache
+
+    csvs = sorted((published_quarters[0] / "tables").rglob("*.csv"))
+    want = [SheetCache().table(p) for p in csvs]
+    store = derived_cache.DerivedCache(tmp_path / "cache")
+    assert [SheetCache(store).table(p) for p in csvs] == want
+    assert store.entries.misses == len({p.read_bytes() for p in csvs}) and store.entries.hits == 0
+    again = derived_cache.DerivedCache(tmp_path / "cache")
+    got = [SheetCache(again).table(p) for p in csvs]
+    assert got == want and again.entries.hits == store.entries.misses
+    assert all(type(c) is tuple for t in got for row in t[1] for c in row)
+    assert [[type(v) for c in row for v in c] for t in got for row in t[1]] == [
+        [type(v) for c in row for v in c] for t in want for row in t[1]
+    ]
+    changed = tmp_path / "changed.csv"
+    changed.write_bytes(csvs[0].read_bytes().replace(b"\n", b"\r\n", 1))
+    SheetCache(again).table(changed)
+    assert again.entries.misses == 1

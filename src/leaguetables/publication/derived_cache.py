@@ -9,7 +9,8 @@ computed while the league notebook ran is read by the report notebook rather tha
 An entry's key is the SHA-256 of everything its computation reads (:func:`digest`): for the productivity opportunity,
 the metric's definition, the methodology, the metric's result table, its rows of the observations (every quarter),
 the register, the demographics and the quarters; for SPC, the metric's definition, the SPC settings, the metric's
-history (trust, quarter, value, status) and the quarters charted. The folder is a
+history (trust, quarter, value, status) and the quarters charted. The spreadsheet's cells of each CSV table are kept
+under the SHA-256 of the file's bytes (:class:`~leaguetables.publication.spreadsheet.SheetCache`). The folder is a
 :class:`~leaguetables.run.sampling_cache.SamplingCache` (``.npz`` files, no pickle, salted with the code's hash, each
 holding its key, checked on read; a run keeps the entries it used and those of the run before). An opportunity
 frame is stored as Parquet, an SPC result as JSON (floats written by ``repr``): both read back exactly, so a figure
@@ -35,6 +36,7 @@ from leaguetables.statistics.spc import SPCResult
 FOLDER = "report"  # under <out>/.cache/<quarter>/, beside the league's "sampling"
 PAYLOAD = "payload"
 SPC_COLUMNS = ("trust_code", "quarter", "value", "status")  # what statistics.spc.series reads of a history
+_KINDS = {"f": "float", "b": "boolean", "s": "string"}  # a spreadsheet cell's kind by its first letter
 
 
 def digest(*parts: Any) -> str:
@@ -117,6 +119,27 @@ class DerivedCache:
             return self._get_or_put(key, compute, _spc_bytes, _spc)
 
         return memo
+
+    def sheet(self, key: str, compute: Callable[[], tuple[list[str], list[list[tuple]], str]]):
+        """The spreadsheet's cells of a CSV file under ``key`` (the SHA-256 of its bytes,
+        :class:`~leaguetables.publication.spreadsheet.SheetCache`): ``(header, rows, rows as content.xml)``, read
+        back or ``compute()`` kept: the cells as JSON by column of the flat list (each cell's kind as one letter, its
+        value, each row's length), the XML as its UTF-8 bytes."""
+        got = self.entries.get(key)
+        if got is not None and {"cells", "xml"} <= set(got):
+            header, lengths, kinds, values = json.loads(got["cells"].tobytes())
+            flat = list(zip(map(_KINDS.__getitem__, kinds), values))
+            ends = np.cumsum(lengths).tolist()
+            rows = [flat[e - n : e] for n, e in zip(lengths, ends)]
+            return header, rows, got["xml"].tobytes().decode("utf-8")
+        header, rows, body = compute()
+        cells = [c for row in rows for c in row]
+        if not {k for k, _ in cells} <= set(_KINDS.values()):  # not a CSV table's cells: not kept
+            return header, rows, body
+        plain = [header, [len(r) for r in rows], "".join(k[0] for k, _ in cells), [v for _, v in cells]]
+        encoded = np.frombuffer(json.dumps(plain, separators=(",", ":")).encode(), np.uint8)
+        self.entries.put(key, {"cells": encoded, "xml": np.frombuffer(body.encode("utf-8"), np.uint8)})
+        return header, rows, body
 
     def close(self) -> None:
         """Keep the entries this run used and those of the run before; remove the rest."""

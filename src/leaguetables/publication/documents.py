@@ -25,6 +25,7 @@ from leaguetables import __version__
 from leaguetables.inputs.contract import quarter_label, quarter_period
 from leaguetables.nof.league_files import read_metric_results
 from leaguetables.publication.derived_cache import DerivedCache, open_cache
+from leaguetables.publication import pages
 from leaguetables.publication.methodology import write_methodology
 from leaguetables.publication.notebook_html import export_html
 from leaguetables.publication.profiles import ProfileIndex, spc_contexts, write_profiles
@@ -70,6 +71,11 @@ def early_data(prep, staging: Path, metric_results: str, cache: DerivedCache | N
 def open_derived(folder: Path | str) -> DerivedCache | None:
     """The run's cache of each metric's productivity opportunity and SPC in ``folder`` (None when empty)."""
     return open_cache(folder)
+
+
+def compile_templates() -> int:
+    """The page templates compiled before the first page is written (:func:`pages.compile_templates`)."""
+    return pages.compile_templates()
 
 
 def prepare_sheets(early: ReportData, staging: Path, sheets: SheetCache) -> None:

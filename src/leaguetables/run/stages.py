@@ -379,8 +379,10 @@ def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
 
 def _execute_league(ctx: RunContext) -> None:
     """The league notebook on a kernel; meanwhile this process, idle otherwise, imports the publication code,
-    computes what the documents need that the league does not change (:func:`documents.early_data`) and the
-    spreadsheet's cells of the tables it can (:func:`documents.prepare_sheets`)."""
+    computes what the documents need that the league does not change (:func:`documents.early_data`; each metric's
+    productivity opportunity and SPC read from the report cache where its inputs are unchanged, and kept there for the
+    report notebook), the spreadsheet's cells of the tables it can (:func:`documents.prepare_sheets`) and compiles the
+    page templates."""
     params = ctx.parameters(metric_results=keep_metric_results(ctx.prep, ctx.work, ctx.store_dir))
     # each metric's replicates, kept between runs by content (run/sampling_cache.py); none with --no-cache
     params["sampling_cache"] = str((ctx.cache.root / SAMPLING_CACHE).absolute()) if ctx.cache.enabled else ""
@@ -390,8 +392,9 @@ def _execute_league(ctx: RunContext) -> None:
         documents = _documents()
         ctx.derived = documents.open_derived(ctx.report_cache())
         ctx.early = documents.early_data(ctx.prep, ctx.staging, ctx.metric_bundles, ctx.derived)
-        ctx.sheets = documents.SheetCache()
+        ctx.sheets = documents.SheetCache(ctx.derived)  # cells kept between runs by each file's bytes
         documents.prepare_sheets(ctx.early, ctx.staging, ctx.sheets)
+        documents.compile_templates()
     finally:
         league.result()
 
