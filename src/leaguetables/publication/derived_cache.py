@@ -13,13 +13,12 @@ history (trust, quarter, value, status) and the quarters charted. The spreadshee
 under the SHA-256 of the file's bytes (:class:`~leaguetables.publication.spreadsheet.SheetCache`). The folder is a
 :class:`~leaguetables.run.sampling_cache.SamplingCache` (``.npz`` files, no pickle, salted with the code's hash, each
 holding its key, checked on read; a run keeps the entries it used and those of the run before). An opportunity
-frame is stored as Parquet, an SPC result as JSON (floats written by ``repr``): both read back exactly, so a figure
+frame is stored as Parquet, a metric's SPC results by column (:func:`_spc_arrays`): both read back exactly, so a figure
 never depends on whether it came from the cache.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -31,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from leaguetables.run.sampling_cache import SamplingCache
-from leaguetables.statistics.spc import SPCResult
+from leaguetables.statistics.spc import RULES, SPCResult
 
 FOLDER = "report"  # under <out>/.cache/<quarter>/, beside the league's "sampling"
 PAYLOAD = "payload"
@@ -64,17 +63,55 @@ def _frame(payload: np.ndarray) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(payload.tobytes()))
 
 
-def _spc_bytes(results: dict[str, SPCResult]) -> np.ndarray:
-    plain = {
-        code: {f.name: getattr(r, f.name) for f in dataclasses.fields(r)} | {"values": r.values.tolist()}
-        for code, r in results.items()
+_SPC_FLOATS = ("mean", "mr_bar", "lower", "upper", "near_lower", "near_upper")
+_SPC_TEXT = ("direction", "n_points", "variation", "assurance", "target", "target_kind", "note")
+_STATES = ("common_cause", "improvement", "concern", "missing")
+
+
+def _spc_arrays(results: dict[str, SPCResult]) -> dict[str, np.ndarray]:
+    """One metric's SPC results by column: the values and the limits as float arrays, each point's rules as a bit
+    mask (:data:`RULES` order) and state as a code, the rest as JSON (floats written by ``repr``)."""
+    rs = list(results.values())
+    n, q = len(rs), len(rs[0].values) if rs else 0
+    bits = {r: 1 << i for i, r in enumerate(RULES)}
+    text = {"codes": list(results), "labels": rs[0].labels if rs else []}
+    text |= {f: [getattr(r, f) for r in rs] for f in _SPC_TEXT}
+    return {
+        "values": _raw(np.array([r.values for r in rs], dtype=float).reshape(n, q)),
+        "limits": _raw(np.array([[getattr(r, f) for f in _SPC_FLOATS] for r in rs], dtype=float).reshape(n, 6)),
+        "rules": np.array([[sum(bits[x] for x in p) for p in r.point_rules] for r in rs], dtype=np.int8).reshape(n, q),
+        "states": np.array([[_STATES.index(x) for x in r.point_state] for r in rs], dtype=np.int8).reshape(n, q),
+        "text": np.frombuffer(json.dumps(text).encode(), np.uint8),
     }
-    return np.frombuffer(json.dumps(plain).encode(), np.uint8)
 
 
-def _spc(payload: np.ndarray) -> dict[str, SPCResult]:
-    plain = json.loads(payload.tobytes())
-    return {code: SPCResult(**(d | {"values": np.asarray(d["values"], dtype=float)})) for code, d in plain.items()}
+def _raw(a: np.ndarray) -> np.ndarray:
+    """A float array's bytes (a 2-d uint8 array): stored as they are (the cache's hundredths would read −0.0 back
+    as 0.0)."""
+    return np.ascontiguousarray(a).view(np.uint8).reshape(a.shape[0], -1)
+
+
+def _floats(a: np.ndarray, n: int) -> np.ndarray:
+    return np.ascontiguousarray(a).view(np.float64).reshape(n, -1)
+
+
+def _spc(arrays: dict[str, np.ndarray]) -> dict[str, SPCResult]:
+    text = json.loads(arrays["text"].tobytes())
+    n = len(text["codes"])
+    values, limits = _floats(arrays["values"], n), _floats(arrays["limits"], n)
+    combos = [[r for i, r in enumerate(RULES) if m >> i & 1] for m in range(1 << len(RULES))]
+    out = {}
+    for i, code in enumerate(text["codes"]):
+        floats = dict(zip(_SPC_FLOATS, limits[i].tolist()))
+        out[code] = SPCResult(
+            labels=list(text["labels"]),
+            values=values[i],
+            point_rules=[list(combos[m]) for m in arrays["rules"][i].tolist()],
+            point_state=[_STATES[k] for k in arrays["states"][i].tolist()],
+            **floats,
+            **{f: text[f][i] for f in _SPC_TEXT},
+        )
+    return out
 
 
 class DerivedCache:
@@ -116,7 +153,12 @@ class DerivedCache:
         def memo(metric, history: pd.DataFrame, quarters: list[str], compute: Callable) -> dict[str, SPCResult]:
             cols = [c for c in SPC_COLUMNS if c in history.columns]
             key = digest("spc", common, metric.model_dump(mode="json"), history[cols], list(quarters))
-            return self._get_or_put(key, compute, _spc_bytes, _spc)
+            got = self.entries.get(key)
+            if got is not None and {"values", "limits", "rules", "states", "text"} <= set(got):
+                return _spc(got)
+            results = compute()
+            self.entries.put(key, _spc_arrays(results))
+            return results
 
         return memo
 
