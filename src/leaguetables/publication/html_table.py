@@ -17,6 +17,18 @@ from typing import Any
 from markupsafe import Markup, escape
 
 _UNDEFINED = object()
+#: markupsafe's escapes (``&#34;`` and ``&#39;`` for the quotes, as Jinja writes them), for plain strings
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
+
+
+def _esc(value: Any) -> str:
+    """``str(markupsafe.escape(value))``; a plain string without a character to escape (most cells) is returned as
+    it is, without making a Markup object (~5x faster: a page escapes a thousand values)."""
+    if type(value) is str:
+        if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
+            return value.translate(_ESCAPES)
+        return value
+    return str(escape(value))
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -38,35 +50,35 @@ def _plain(cell: Any) -> bool:
 
 def spark_html(s: Any) -> Markup:
     """The ``spark`` macro: a sparkline (:class:`leaguetables.publication.profiles.Spark`) as inline SVG."""
-    alt, width, height = escape(_get(s, "alt")), escape(_get(s, "width")), escape(_get(s, "height"))
-    lines = "".join(f'<polyline points="{escape(p)}"/>' for p in _get(s, "lines"))
+    alt, width, height = _esc(_get(s, "alt")), _esc(_get(s, "width")), _esc(_get(s, "height"))
+    lines = "".join(f'<polyline points="{_esc(p)}"/>' for p in _get(s, "lines"))
     return Markup(
         f'<svg class="spark" role="img" aria-label="{alt}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" focusable="false"><title>{alt}</title>{lines}'
-        f'<circle cx="{escape(_get(s, "cx"))}" cy="{escape(_get(s, "cy"))}" r="2.5"/></svg>'
+        f'<circle cx="{_esc(_get(s, "cx"))}" cy="{_esc(_get(s, "cy"))}" r="2.5"/></svg>'
     )
 
 
 def _cell_inner(cell: Any) -> str:
     """A cell's content as plain ``str`` (a Markup operand would escape the text added to it)."""
     if _plain(cell):
-        return str(escape(cell))
+        return _esc(cell)
     if _get(cell, "lines") is not _UNDEFINED and _get(cell, "alt") is not _UNDEFINED:
         return str(spark_html(cell))
     href = _get(cell, "href")
     if href is not _UNDEFINED and href is not None:
-        return f'<a href="{escape(href)}">{escape(_get(cell, "text"))}</a>'
+        return f'<a href="{_esc(href)}">{_esc(_get(cell, "text"))}</a>'
     text = _get(cell, "text")
     if text is not _UNDEFINED:
-        return str(escape(text))
-    return "" if cell is None else str(escape(cell))
+        return _esc(text)
+    return "" if cell is None else _esc(cell)
 
 
 def cell_html(cell: Any) -> Markup:
     """The ``cell_content`` macro: a cell's content — text (escaped), a number, Markup, a link or a sparkline —
     and its ``note`` as a second line."""
     note = _get(cell, "note")
-    tail = f'<span class="unit">{escape(note)}</span>' if note is not _UNDEFINED and note else ""
+    tail = f'<span class="unit">{_esc(note)}</span>' if note is not _UNDEFINED and note else ""
     return Markup(_cell_inner(cell) + tail)
 
 
@@ -82,13 +94,13 @@ def _classes(col: Any) -> str:
         classes.append("name")
     if n > 5 and col[5]:
         classes.append(col[5])
-    return f' class="{" ".join(escape(c) for c in classes)}"' if classes else ""
+    return f' class="{" ".join(_esc(c) for c in classes)}"' if classes else ""
 
 
 def _header(col: Any) -> str:
     kind = col[6] if len(col) > 6 and col[6] else ("number" if col[1] else "text")
-    hint = f'<span class="visually-hidden">{escape(col[4])}</span>' if len(col) > 4 and col[4] else ""
-    return f'<th scope="col"{_classes(col)} data-type="{escape(kind)}">{escape(col[0])}{hint}</th>'
+    hint = f'<span class="visually-hidden">{_esc(col[4])}</span>' if len(col) > 4 and col[4] else ""
+    return f'<th scope="col"{_classes(col)} data-type="{_esc(kind)}">{_esc(col[0])}{hint}</th>'
 
 
 def _row(row: Any, column_classes: list[str], row_header: Any) -> str:
@@ -97,21 +109,21 @@ def _row(row: Any, column_classes: list[str], row_header: Any) -> str:
     out = ["<tr"]
     rid = _get(row, "id")
     if rid is not _UNDEFINED and rid:
-        out.append(f' id="{escape(rid)}"')
+        out.append(f' id="{_esc(rid)}"')
     data = _get(row, "data")
     if data is not _UNDEFINED:
-        out.extend(f' data-{escape(k)}="{escape(v)}"' for k, v in data.items())
+        out.extend(f' data-{_esc(k)}="{_esc(v)}"' for k, v in data.items())
     out.append(">")
     for i, cell in enumerate(cells):
         tag = "th" if i == row_header else "td"
         out.append(f'<{tag} scope="row"' if tag == "th" else f"<{tag}")
         out.append(column_classes[i])
         if _plain(cell):
-            out.append(f">{escape(cell)}</{tag}>")
+            out.append(f">{_esc(cell)}</{tag}>")
             continue
         sort = None if cell is None else _get(cell, "sort")
         if sort is not _UNDEFINED and sort is not None:
-            out.append(f' data-sort="{escape(sort)}"')
+            out.append(f' data-sort="{_esc(sort)}"')
         out.append(f">{cell_html(cell)}</{tag}>")
     out.append("</tr>\n")
     return "".join(out)
@@ -128,14 +140,14 @@ def table_html(
 ) -> Markup:
     """The ``table`` macro: caption, column headers with scope, an optional row-header column, class ``lt-table``
     and the ``<table>``'s attributes (see the macro's comment for the arguments)."""
-    tid = escape(id)
-    extra = f" {escape(class_)}" if class_ else ""
-    attributes = "".join(f' {escape(k)}="{escape(v)}"' for k, v in (attrs or {}).items())
+    tid = _esc(id)
+    extra = f" {_esc(class_)}" if class_ else ""
+    attributes = "".join(f' {_esc(k)}="{_esc(v)}"' for k, v in (attrs or {}).items())
     head = "".join(_header(col) for col in columns)
     column_classes = [_classes(col) for col in columns]
     body = "".join(_row(row, column_classes, row_header) for row in rows)
     return Markup(
         f'<div class="table-wrap" role="region" aria-labelledby="{tid}-caption" tabindex="0">\n'
-        f'<table id="{tid}" class="lt-table{extra}"{attributes}><caption id="{tid}-caption">{escape(caption)}'
+        f'<table id="{tid}" class="lt-table{extra}"{attributes}><caption id="{tid}-caption">{_esc(caption)}'
         f"</caption>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table></div>"
     )
