@@ -24,8 +24,8 @@ from pathlib import Path
 from leaguetables import __version__
 from leaguetables.inputs.contract import quarter_label, quarter_period
 from leaguetables.nof.league_files import read_metric_results
-from leaguetables.publication.derived_cache import DerivedCache, open_cache
 from leaguetables.publication import pages
+from leaguetables.publication.derived_cache import DerivedCache, open_cache
 from leaguetables.publication.methodology import write_methodology
 from leaguetables.publication.notebook_html import export_html
 from leaguetables.publication.profiles import ProfileIndex, spc_contexts, write_profiles
