@@ -24,6 +24,8 @@ from pathlib import Path
 from leaguetables import __version__
 from leaguetables.inputs.contract import quarter_label, quarter_period
 from leaguetables.nof.league_files import read_metric_results
+from leaguetables.publication import pages
+from leaguetables.publication.derived_cache import DerivedCache, open_cache
 from leaguetables.publication.methodology import write_methodology
 from leaguetables.publication.notebook_html import export_html
 from leaguetables.publication.profiles import ProfileIndex, spc_contexts, write_profiles
@@ -42,11 +44,12 @@ def build_publication(prep, staging: Path, work: Path, params: dict) -> dict:
     return timings
 
 
-def early_data(prep, staging: Path, metric_results: str) -> ReportData:
+def early_data(prep, staging: Path, metric_results: str, cache: DerivedCache | None = None) -> ReportData:
     """What the documents need that the league does not change — the metric results, the productivity opportunity
     and SPC of every trust and metric, the trust profiles' SPC sections —, computed from the metric notebooks'
     bundles (``metric_results``, the report notebook's parameter; the pipeline does this while the league notebook
-    runs; :func:`load_data` takes them)."""
+    runs; :func:`load_data` takes them). ``cache``: each metric's productivity opportunity and SPC kept by content
+    (:mod:`~leaguetables.publication.derived_cache`; the report notebook reads what this computes from it)."""
     data = ReportData(
         staging,
         prep.inputs,
@@ -58,10 +61,21 @@ def early_data(prep, staging: Path, metric_results: str) -> ReportData:
         None,
         read_metric_results(metric_results),
     )
+    data.cache = cache
     data.productivity, data.spc  # noqa: B018 - computed now (cached properties)
     data.profile_spc = spc_contexts(data)
     data.profile_index = ProfileIndex(data)
     return data
+
+
+def open_derived(folder: Path | str) -> DerivedCache | None:
+    """The run's cache of each metric's productivity opportunity and SPC in ``folder`` (None when empty)."""
+    return open_cache(folder)
+
+
+def compile_templates() -> int:
+    """The page templates compiled before the first page is written (:func:`pages.compile_templates`)."""
+    return pages.compile_templates()
 
 
 def prepare_sheets(early: ReportData, staging: Path, sheets: SheetCache) -> None:
@@ -91,6 +105,7 @@ def load_data(prep, work: Path, params: dict, timings: dict, early: ReportData |
         params["metric_results"],
         params["revisions"],
         metric_data=None if early is None else early.metric_data,
+        cache=params.get("report_cache", ""),
     )
     data.work_dir = work
     if early is not None:

@@ -16,6 +16,8 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+from leaguetables.publication.html_table import cell_html, spark_html, table_html
+
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
@@ -29,7 +31,19 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
+    # the data tables' macros, rendered in Python (the same bytes; publication/html_table.py)
+    env.globals.update(table_html=table_html, cell_html=cell_html, spark_html=spark_html)
     return env
+
+
+def compile_templates() -> int:
+    """Compile every page template (``templates/pages``) into the environment now, ~0.4 CPU-s that the first render
+    of each would otherwise spend (the pipeline does this while the league notebook runs); return how many."""
+    env = environment()
+    names = sorted(p.relative_to(TEMPLATE_DIR / "pages").as_posix() for p in (TEMPLATE_DIR / "pages").rglob("*.j2"))
+    for name in names:
+        env.get_template(name)
+    return len(names)
 
 
 def render(template: str, **context) -> str:

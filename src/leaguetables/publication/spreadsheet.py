@@ -104,16 +104,19 @@ class SheetCache:
     written while the league notebook runs (:meth:`add`), and the workbook reuses them only for a file whose bytes
     are the same when it is written."""
 
-    def __init__(self) -> None:
+    def __init__(self, store=None) -> None:
         self._tables: dict[str, tuple[list[str], list[list[tuple]], str]] = {}
+        #: where the cells are kept between runs by the same key (a DerivedCache of the run's report cache), or None
+        self.store = store
 
     def table(self, csv_path: Path) -> tuple[list[str], list[list[tuple]], str]:
-        """``(header, rows, rows as content.xml)`` of a CSV file, made now unless a file of the same bytes was."""
+        """``(header, rows, rows as content.xml)`` of a CSV file, made now unless a file of the same bytes was (in
+        this run, or in an earlier one when the cache has a ``store``)."""
         data = Path(csv_path).read_bytes()
         key = hashlib.sha256(data).hexdigest()
         if key not in self._tables:
-            header, rows = _csv_cells(data)
-            self._tables[key] = (header, rows, Sheet("", "", header=header, rows=rows).rows_xml())
+            made = lambda: _sheet_cells(data)  # noqa: E731
+            self._tables[key] = made() if self.store is None else self.store.sheet(f"sheet\0{key}", made)
         return self._tables[key]
 
     def add(self, paths) -> None:
@@ -154,6 +157,12 @@ def csv_sheet(
     cache = cache or SheetCache()
     header, rows, body = cache.table(csv_path)
     return Sheet(name=name, title=title, lines=lines, header=header, rows=rows, source=source, body=body)
+
+
+def _sheet_cells(data: bytes) -> tuple[list[str], list[list[tuple]], str]:
+    """``(header, rows, rows as content.xml)`` of a CSV file's bytes (:class:`SheetCache`)."""
+    header, rows = _csv_cells(data)
+    return header, rows, Sheet("", "", header=header, rows=rows).rows_xml()
 
 
 def _csv_cells(data: bytes) -> tuple[list[str], list[list[tuple]]]:

@@ -27,6 +27,8 @@ from leaguetables.run.cache import CacheReport, changed_files, code_hash, sha256
 from leaguetables.run.kernels import NOTEBOOK_DIR, NotebookWorker, Workers
 
 SAMPLING_CACHE = "sampling"  # under <out>/.cache/<quarter>/: the league's per-metric replicates (run/sampling_cache.py)
+#: under <out>/.cache/<quarter>/: each metric's productivity opportunity and SPC (publication/derived_cache.py)
+REPORT_CACHE = "report"
 #: what this process's work during the league notebook imports (documents.early_data: the publication code, and the
 #: productivity opportunity, whose pooled benchmark refits the demographic models with statsmodels)
 PUBLICATION_MODULES = ("leaguetables.publication.documents", "leaguetables.statistics.productivity")
@@ -222,6 +224,9 @@ class RunContext:
         self.metric_bundles = ""  # the report's parameter metric_results (keep_metric_bundles)
         #: the spreadsheet's cells made before the workbook is written (documents.prepare_sheets; a SheetCache)
         self.sheets: Any = None
+        #: each metric's productivity opportunity and SPC by content (documents.open_derived), once the run's process
+        #: computes them; closed (pruned) at the end of the run
+        self.derived: Any = None
         self.store_dir = files.trusts.parent
         self.keys = Keys(prep, files)
         self.report = CacheReport()
@@ -234,7 +239,13 @@ class RunContext:
     def report_parameters(self) -> dict:
         """The report notebook's parameters (after the league and revisions stages)."""
         report = report_inputs(self.metric_bundles, self.staging, self.work, self.store_dir)
+        report["report_cache"] = self.report_cache()
         return notebook_parameters(self.prep, self.files, self.staging, self.work, report=report)
+
+    def report_cache(self) -> str:
+        """The folder keeping each metric's productivity opportunity and SPC between runs, by content (the report
+        notebook's parameter ``report_cache``; empty with --no-cache)."""
+        return str((self.cache.root / REPORT_CACHE).absolute()) if self.cache.enabled else ""
 
 
 def _restore_metrics(ctx: RunContext) -> tuple[list[str], dict[str, dict]]:
@@ -368,8 +379,10 @@ def _notebook_stages(ctx: RunContext, target: Path, timings: dict) -> int:
 
 def _execute_league(ctx: RunContext) -> None:
     """The league notebook on a kernel; meanwhile this process, idle otherwise, imports the publication code,
-    computes what the documents need that the league does not change (:func:`documents.early_data`) and the
-    spreadsheet's cells of the tables it can (:func:`documents.prepare_sheets`)."""
+    computes what the documents need that the league does not change (:func:`documents.early_data`; each metric's
+    productivity opportunity and SPC read from the report cache where its inputs are unchanged, and kept there for the
+    report notebook), the spreadsheet's cells of the tables it can (:func:`documents.prepare_sheets`) and compiles the
+    page templates."""
     params = ctx.parameters(metric_results=keep_metric_results(ctx.prep, ctx.work, ctx.store_dir))
     # each metric's replicates, kept between runs by content (run/sampling_cache.py); none with --no-cache
     params["sampling_cache"] = str((ctx.cache.root / SAMPLING_CACHE).absolute()) if ctx.cache.enabled else ""
@@ -377,9 +390,11 @@ def _execute_league(ctx: RunContext) -> None:
     league = worker.submit(worker.execute, "league_table.ipynb", ctx.nb_dir / "league_table.ipynb", params)
     try:
         documents = _documents()
-        ctx.early = documents.early_data(ctx.prep, ctx.staging, ctx.metric_bundles)
-        ctx.sheets = documents.SheetCache()
+        ctx.derived = documents.open_derived(ctx.report_cache())
+        ctx.early = documents.early_data(ctx.prep, ctx.staging, ctx.metric_bundles, ctx.derived)
+        ctx.sheets = documents.SheetCache(ctx.derived)  # cells kept between runs by each file's bytes
         documents.prepare_sheets(ctx.early, ctx.staging, ctx.sheets)
+        documents.compile_templates()
     finally:
         league.result()
 
@@ -464,4 +479,6 @@ def build(
     timings: dict = {}
     n_revisions = _notebook_stages(ctx, target, timings)
     _report_and_publication(ctx, timings)
+    if ctx.derived is not None:
+        ctx.derived.close()
     return timings, ctx.report, n_revisions

@@ -75,6 +75,9 @@ The public names are those of ``__all__``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -490,11 +493,14 @@ def opportunities(
     demographics: pd.DataFrame | None = None,
     observations: pd.DataFrame | None = None,
     quarters: list[str] | None = None,
+    memo: Callable[[Metric, Callable[[], pd.DataFrame]], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The opportunity table of a quarter: one row per trust and costed metric, sorted by metric then trust.
 
     ``observations`` (every quarter's rows of the contract's observations.csv) and ``quarters`` are needed when
-    the methodology pools quarters or shrinks (methodology.productivity.pool_quarters / estimate)."""
+    the methodology pools quarters or shrinks (methodology.productivity.pool_quarters / estimate). ``memo(metric,
+    compute)``, when given, returns each metric's rows (:func:`metric_opportunity`'s frame), by calling ``compute``
+    or from a cache keyed on what it reads (:mod:`leaguetables.publication.derived_cache`)."""
     settings = methodology.productivity
     peers = None
     if settings.comparator == "peers":
@@ -505,20 +511,20 @@ def opportunities(
     for m in catalogue.metrics:
         if m.unit_cost is None or m.id not in metric_tables:
             continue
-        frames.append(
-            metric_opportunity(
-                metric_tables[m.id],
-                m,
-                settings.annualise,
-                settings.comparator,
-                peers,
-                observations=observations,
-                demographics=demographics,
-                pool_quarters=settings.pool_quarters,
-                estimate=settings.estimate,
-                quarters=quarters,
-            )
+        compute = partial(
+            metric_opportunity,
+            metric_tables[m.id],
+            m,
+            settings.annualise,
+            settings.comparator,
+            peers,
+            observations=observations,
+            demographics=demographics,
+            pool_quarters=settings.pool_quarters,
+            estimate=settings.estimate,
+            quarters=quarters,
         )
+        frames.append(compute() if memo is None else memo(m, compute))
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     out = pd.concat(frames, ignore_index=True)

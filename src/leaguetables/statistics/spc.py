@@ -61,8 +61,9 @@ Public API: :class:`SPCResult`, :func:`xmr`, :func:`rule_flags`, :func:`analyse`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -509,10 +510,14 @@ def spc_table(
     return out
 
 
-def run_spc(metric_data: dict, metrics, settings=None) -> tuple[dict[str, dict[str, SPCResult]], list[str]]:
+def run_spc(
+    metric_data: dict, metrics, settings=None, memo: Callable | None = None
+) -> tuple[dict[str, dict[str, SPCResult]], list[str]]:
     """SPC of every trust and metric of a run from the metric histories (``metric_data[id]["history"]``, as the
     metric results carry them): ``({metric_id: {trust_code: SPCResult}}, quarters in order)``. Bracket metrics
-    (a category, not a number) are left out."""
+    (a category, not a number) are left out. ``memo(metric, history, quarters, compute)``, when given, returns each
+    metric's results, by calling ``compute`` or from a cache keyed on what it reads
+    (:mod:`leaguetables.publication.derived_cache`)."""
     from leaguetables.inputs.contract import previous_quarter, quarter_key, quarter_label
 
     quarters: set[str] = set()
@@ -532,7 +537,8 @@ def run_spc(metric_data: dict, metrics, settings=None) -> tuple[dict[str, dict[s
         h = metric_data.get(m.id, {}).get("history")
         if h is None or h.empty or m.statistic == "bracket":
             continue
-        out[m.id] = analyse_metric(h, m, ordered, labels, settings)
+        compute = partial(analyse_metric, h, m, ordered, labels, settings)
+        out[m.id] = compute() if memo is None else memo(m, h, ordered, compute)
     return out, ordered
 
 
