@@ -47,6 +47,7 @@ PATH_PARAMETERS = (
     "run",
     "league",
     "sampling_cache",
+    "report_cache",
 )
 PATH_LIST_PARAMETERS = ("metric_results", "revisions")  # comma-separated absolute paths (or empty)
 START_TIMEOUT, EXECUTION_TIMEOUT, IOPUB_TIMEOUT = 120, 1200, 120  # seconds
