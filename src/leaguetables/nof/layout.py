@@ -67,6 +67,27 @@ def _nof_row(codes, code: str, ttype: str, quarter: str) -> dict:
     }
 
 
+class _NofRows:
+    """:func:`_nof_row` of each (code, trust type) worked out once for the table's thousands of rows (a fresh dict
+    each call: a caller may change its Units)."""
+
+    def __init__(self, codes, quarter: str):
+        self.codes, self.quarter = codes, quarter
+        self.made: dict[tuple, dict] = {}
+
+    def __call__(self, code: str, ttype) -> dict:
+        key = (code, ttype)
+        if key not in self.made:
+            self.made[key] = _nof_row(self.codes, code, ttype, self.quarter)
+        return dict(self.made[key])
+
+
+def _columns(df: pd.DataFrame, *names: str):
+    """The rows of ``df``'s columns ``names`` as tuples of the very values :meth:`pandas.DataFrame.iterrows` gives
+    (each column as objects, as the frame's object interleave makes them), without a Series per row."""
+    return zip(*(df[n].to_numpy(dtype=object) for n in names))
+
+
 def nhse_long_table(
     league, catalogue, trusts: pd.DataFrame, quarter: str, codes=None, *, combine_rules=None
 ) -> pd.DataFrame:
@@ -84,11 +105,12 @@ def nhse_long_table(
     catalogue's combine groups (:func:`leaguetables.nof.league.combine_rules`), for the combined-finance score.
     """
     codes = codes if codes is not None else load_nof_codes()
+    nof = _NofRows(codes, quarter)
     info = trusts.set_index("trust_code")
-    rows = _metric_rows(league.results, catalogue, codes, quarter)
-    rows += _combined_finance_rows(league, catalogue, codes, quarter, combine_rules)
-    rows += _domain_rows(league.table, catalogue, codes, quarter)
-    rows += _summary_rows(league.table, codes, quarter)
+    rows = _metric_rows(league.results, catalogue, nof)
+    rows += _combined_finance_rows(league, catalogue, nof, combine_rules)
+    rows += _domain_rows(league.table, catalogue, nof)
+    rows += _summary_rows(league.table, nof)
     long = pd.DataFrame(rows)
     long.insert(0, "Quarter", quarter_label(quarter))
     long.insert(1, "Region", long["Trust_code"].map(info["region"]))
@@ -100,9 +122,10 @@ def nhse_long_table(
     return long
 
 
-def _metric_rows(res: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
+def _metric_rows(res: pd.DataFrame, catalogue, nof: _NofRows) -> list[dict]:
     """Metric values (OF0xxx) and scores (OF1xxx) of every catalogue metric with an NHS England code."""
     rows = []
+    codes = nof.codes
     for m in catalogue.metrics:
         sub = res.loc[res["metric_id"] == m.id]
         if sub.empty or not m.nof_id:
@@ -112,53 +135,46 @@ def _metric_rows(res: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict
         has_score = m.scoring.method != "none" and codes.get(score_code) is not None
         if not (has_value or has_score):
             continue
+        value_rows = has_value and m.statistic != "bracket"
         for ttype, g in sub.groupby("trust_type", sort=True):
             vals = g["value"]
             q1, med, q3 = (
                 vals.quantile([0.25, 0.5, 0.75]).to_numpy() if vals.notna().any() else (np.nan, np.nan, np.nan)
             )
             rank = _competition_rank(vals, m.direction == "higher_better")
-            for (_, r), rk in zip(g.iterrows(), rank):
+            for (code, value, score), rk in zip(_columns(g, "trust_code", "value", "score"), rank):
                 # NHS England lists a trust under a metric only when it has a figure
-                if has_value and m.statistic != "bracket" and pd.notna(r["value"]):
-                    row = _nof_row(codes, value_code, ttype, quarter)
+                if value_rows and pd.notna(value):
+                    row = nof(value_code, ttype)
                     if m.unit == "count":  # e.g. OF0048/OF0088 published as a count for small specialist trusts
                         row["Units"] = "count"
-                    rows.append(_long_row(r["trust_code"], row, r["value"], rank=rk, spread=(med, q1, q3)))
-                if has_score and pd.notna(r["score"]):
-                    rows.append(
-                        _long_row(
-                            r["trust_code"],
-                            _nof_row(codes, score_code, ttype, quarter),
-                            r["score"],
-                            rank=rk if has_value else np.nan,
-                        )
-                    )
+                    rows.append(_long_row(code, row, value, rank=rk, spread=(med, q1, q3)))
+                if has_score and pd.notna(score):
+                    rows.append(_long_row(code, nof(score_code, ttype), score, rank=rk if has_value else np.nan))
     return rows
 
 
-def _combined_finance_rows(league, catalogue, codes, quarter: str, combine_rules) -> list[dict]:
+def _combined_finance_rows(league, catalogue, nof: _NofRows, combine_rules) -> list[dict]:
     """The combined-finance score (the combine group's NHS England code)."""
     rows: list[dict] = []
     t = league.table
-    ttypes = t.set_index("trust_code")["trust_type"]
+    ttypes = dict(_columns(t, "trust_code", "trust_type"))
     # combined finance (the combine group's NHS England code)
     scores = getattr(league, "scores", None)
-    if scores is not None and len(scores):
-        for name, g in catalogue.combine_groups.items():
-            if not g.nof_id or codes.get(g.nof_id) is None:
-                continue
+    if scores is None or not len(scores):
+        return rows
+    units = None
+    for name, g in catalogue.combine_groups.items():
+        if not g.nof_id or nof.codes.get(g.nof_id) is None:
+            continue
+        if units is None:  # the same scored units for every group
             sc = scores.dropna(subset=["score"])
             units = combine_scores(
                 sc[["trust_code", "metric_id", "score", "weight", "combine_group", "domain"]], combine_rules
             )
-            for _, r in units[units["metric_id"] == name].iterrows():
-                if r["trust_code"] in ttypes.index:
-                    rows.append(
-                        _long_row(
-                            r["trust_code"], _nof_row(codes, g.nof_id, ttypes[r["trust_code"]], quarter), r["score"]
-                        )
-                    )
+        for code, score in _columns(units[units["metric_id"] == name], "trust_code", "score"):
+            if code in ttypes:
+                rows.append(_long_row(code, nof(g.nof_id, ttypes[code]), score))
     return rows
 
 
@@ -177,10 +193,10 @@ def _long_row(trust_code, nof: dict, value, rank=np.nan, spread=(np.nan, np.nan,
     }
 
 
-def _domain_rows(t: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
+def _domain_rows(t: pd.DataFrame, catalogue, nof: _NofRows) -> list[dict]:
     """Domain scores and segments (OF40xx/OF41xx)."""
     rows: list[dict] = []
-    by_desc = {e.description: c for c, e in codes.codes.items()}
+    by_desc = {e.description: c for c, e in nof.codes.codes.items()}
     dom_cols = [c for c in t.columns if c.startswith("domain_score_")]
     domain_names = {}
     for m in catalogue.metrics:
@@ -192,15 +208,14 @@ def _domain_rows(t: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
             code = by_desc.get(f"{name} domain {kind}") if name else None
             if code is None or f"{prefix}{slug}" not in t.columns:
                 continue
-            for _, r in t.iterrows():
-                v = r[f"{prefix}{slug}"]
+            for trust, ttype, v in _columns(t, "trust_code", "trust_type", f"{prefix}{slug}"):
                 if pd.isna(v):
                     continue
-                rows.append(_long_row(r["trust_code"], _nof_row(codes, code, r["trust_type"], quarter), v))
+                rows.append(_long_row(trust, nof(code, ttype), v))
     return rows
 
 
-def _summary_rows(t: pd.DataFrame, codes, quarter: str) -> list[dict]:
+def _summary_rows(t: pd.DataFrame, nof: _NofRows) -> list[dict]:
     """OF5000 (adjusted segment 1–4, Rank = league position), OF5002–OF5005 and OF5007."""
     rows: list[dict] = []
     # OF5000 is the segment after the financial override (1–4): segment 5 is a judgement published in OF5005
@@ -220,16 +235,10 @@ def _summary_rows(t: pd.DataFrame, codes, quarter: str) -> list[dict]:
         "OF5005": t["segment"].astype("Int64"),
         "OF5007": (t["segment"].astype("Int64") == 5).fillna(False).astype(int),
     }
+    trusts = list(_columns(t, "trust_code", "trust_type", "rank"))
     for code, values in summary.items():
-        if codes.get(code) is None:
+        if nof.codes.get(code) is None:
             continue
-        for (_, r), v in zip(t.iterrows(), values):
-            rows.append(
-                _long_row(
-                    r["trust_code"],
-                    _nof_row(codes, code, r["trust_type"], quarter),
-                    v,
-                    rank=r["rank"] if code == "OF5000" else np.nan,
-                )
-            )
+        for (trust, ttype, rank), v in zip(trusts, values):
+            rows.append(_long_row(trust, nof(code, ttype), v, rank=rank if code == "OF5000" else np.nan))
     return rows
