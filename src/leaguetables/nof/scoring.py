@@ -329,22 +329,23 @@ def combine_finance(planned: pd.Series, variance: pd.Series, *, lookup=None) -> 
     NaN. Scores are expected to be the integers 1–4 (the finance metrics are bracket-scored).
     """
     idx = planned.index.union(variance.index)
-    p = pd.to_numeric(planned, errors="raise").astype(float).reindex(idx)
-    v = pd.to_numeric(variance, errors="raise").astype(float).reindex(idx)
+    p = pd.to_numeric(planned, errors="raise").astype(float).reindex(idx).to_numpy()
+    v = pd.to_numeric(variance, errors="raise").astype(float).reindex(idx).to_numpy()
+    has_p, has_v = ~np.isnan(p), ~np.isnan(v)
     if lookup is False:
         both = np.where(p == 1.0, np.clip(v - 1.0, 1.0, 4.0), np.clip(v + 1.0, 1.0, 4.0))
     else:
         table = np.asarray(NOF_FINANCE_LOOKUP if lookup is None else lookup, dtype=float)
         if table.shape != (4, 4) or not np.isin(table, (1.0, 2.0, 3.0, 4.0)).all():
             raise ValueError(f"lookup must be a 4×4 table of scores 1–4, got {lookup!r}")
-        ok = p.isin([1.0, 2.0, 3.0, 4.0]) & v.isin([1.0, 2.0, 3.0, 4.0])
-        bad = (p.notna() & v.notna()) & ~ok
+        ok = np.isin(p, (1.0, 2.0, 3.0, 4.0)) & np.isin(v, (1.0, 2.0, 3.0, 4.0))
+        bad = has_p & has_v & ~ok
         if bad.any():
-            raise ValueError(f"finance scores must be the integers 1–4 for a lookup; got {bad[bad].index.tolist()[:5]}")
-        pi = np.where(ok, p.fillna(1).to_numpy() - 1, 0).astype(int)
-        vi = np.where(ok, v.fillna(1).to_numpy() - 1, 0).astype(int)
+            raise ValueError(f"finance scores must be the integers 1–4 for a lookup; got {idx[bad].tolist()[:5]}")
+        pi = np.where(ok, np.where(has_p, p, 1.0) - 1, 0).astype(int)
+        vi = np.where(ok, np.where(has_v, v, 1.0) - 1, 0).astype(int)
         both = np.where(ok, table[pi, vi], np.nan)
-    out = np.where(p.notna() & v.notna(), both, np.where(p.notna(), p, v))
+    out = np.where(has_p & has_v, both, np.where(has_p, p, v))
     return pd.Series(out, index=idx, name="score", dtype=float)
 
 
@@ -361,10 +362,19 @@ def finance_rule(
                 f"finance combination group has unexpected metrics {other}; "
                 f"expected {planned_metric} and {variance_metric}"
             )
-        wide = rows.pivot(index="trust_code", columns="metric_id", values="score")
-        planned = wide[planned_metric] if planned_metric in wide else pd.Series(np.nan, index=wide.index)
-        variance = wide[variance_metric] if variance_metric in wide else pd.Series(np.nan, index=wide.index)
-        return combine_finance(planned, variance, lookup=lookup)
+        if rows.duplicated(["trust_code", "metric_id"]).any():
+            raise ValueError("finance combination group has duplicate trust × metric rows")
+        # each metric's scores by trust code (every code of the rows, sorted; NaN where the metric has no row)
+        codes = rows["trust_code"].to_numpy(dtype=object)
+        ids = rows["metric_id"].to_numpy(dtype=object)
+        score = rows["score"].to_numpy(dtype=float)
+        index = pd.Index(sorted(set(codes)), name="trust_code")
+
+        def column(metric: str) -> pd.Series:
+            mine = ids == metric
+            return pd.Series(score[mine], index=codes[mine], dtype=float).reindex(index)
+
+        return combine_finance(column(planned_metric), column(variance_metric), lookup=lookup)
 
     return rule
 
@@ -446,15 +456,17 @@ def combine_scores(
 def _group_domain(rows: pd.DataFrame, group) -> pd.Series:
     """The domain of a combination group's rows per trust (by trust code, sorted; None where every domain is
     missing): the first non-missing one, which must be the only one (:class:`ValueError` naming the trusts)."""
-    known = rows.loc[rows["domain"].notna(), ["trust_code", "domain"]].drop_duplicates()
-    counts = known.groupby("trust_code").size()
-    multi = counts[counts > 1]
-    if not multi.empty:
-        raise ValueError(f"combination group {group!r} spans several domains for {multi.index.tolist()[:5]}")
-    out = pd.Series(None, index=sorted(set(rows["trust_code"])), dtype=object)
-    first = known.drop_duplicates("trust_code")
-    out.loc[first["trust_code"].to_numpy()] = first["domain"].to_numpy(dtype=object)
-    return out
+    codes = rows["trust_code"].to_numpy(dtype=object)
+    known = rows["domain"].notna().to_numpy()
+    first: dict = {}
+    multi = set()
+    for code, domain in zip(codes[known], rows["domain"].to_numpy(dtype=object)[known]):
+        if first.setdefault(code, domain) != domain:
+            multi.add(code)
+    if multi:
+        raise ValueError(f"combination group {group!r} spans several domains for {sorted(multi)[:5]}")
+    index = sorted(set(rows["trust_code"]))
+    return pd.Series([first.get(code) for code in index], index=index, dtype=object)
 
 
 def _weighted_average(units: pd.DataFrame, by: list[str], decimals: int) -> pd.DataFrame:
@@ -726,19 +738,23 @@ def rank_league(adjusted_segment: pd.Series, average: pd.Series, trust_type: pd.
     seg = adjusted_segment.astype("Float64").astype(float)
     avg = pd.to_numeric(average.reindex(idx), errors="raise").astype(float)
     typ = trust_type.reindex(idx)
-    out = pd.DataFrame(
-        {"rank": pd.Series(pd.NA, index=idx, dtype="Int64"), "rank_of": pd.Series(pd.NA, index=idx, dtype="Int64")}
-    )
-    ok = seg.notna() & avg.notna() & typ.notna()
+    seg_a, avg_a = seg.to_numpy(dtype=float), avg.to_numpy(dtype=float)
+    ok = ~np.isnan(seg_a) & ~np.isnan(avg_a) & typ.notna().to_numpy()
+    typ_a = typ.astype(object).to_numpy()
+    rank = np.zeros(len(idx), dtype=np.int64)
+    rank_of = np.zeros(len(idx), dtype=np.int64)
     for t in sorted(pd.unique(typ[ok].astype(str))):
-        m = ok & (typ == t)
+        m = ok & (typ_a == t)
         # lexicographic competition rank on (segment, average): the averages as order-preserving whole numbers
-        values, code = np.unique(avg[m].to_numpy(), return_inverse=True)
-        key = seg[m].to_numpy().astype(np.int64) * len(values) + code.astype(np.int64)
-        out.loc[m, "rank"] = _competition_rank_rows(key[None, :])[0]
-        out.loc[m, "rank_of"] = int(m.sum())
-    out["rank_label"] = [f"{r} of {y}" if pd.notna(r) else pd.NA for r, y in zip(out["rank"], out["rank_of"])]
-    out["rank_label"] = out["rank_label"].astype("string")
+        values, code = np.unique(avg_a[m], return_inverse=True)
+        key = seg_a[m].astype(np.int64) * len(values) + code.astype(np.int64)
+        rank[m] = _competition_rank_rows(key[None, :])[0]
+        rank_of[m] = int(m.sum())
+    out = pd.DataFrame(
+        {"rank": pd.arrays.IntegerArray(rank, ~ok), "rank_of": pd.arrays.IntegerArray(rank_of, ~ok)}, index=idx
+    )
+    labels = [f"{r} of {y}" if k else pd.NA for r, y, k in zip(rank.tolist(), rank_of.tolist(), ok.tolist())]
+    out["rank_label"] = pd.array(labels, dtype="string")
     return out
 
 
