@@ -499,7 +499,11 @@ def average_scores(
     ``n_scored`` (number of scored units) and ``weight_total`` (Σw), one row per trust with at least one
     scored unit, sorted by trust code.
     """
-    units = combine_scores(scores, combine_rules, decimals)
+    return _averages(combine_scores(scores, combine_rules, decimals), decimals)
+
+
+def _averages(units: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
+    """:func:`average_scores` of the scored units (:func:`combine_scores`)."""
     res = _weighted_average(units, ["trust_code"], decimals)
     return res[["trust_code", "average_score", "average_unrounded", "n_scored", "weight_total"]]
 
@@ -512,7 +516,11 @@ def domain_scores(
     """Domain score per trust and domain: the weighted mean of the trust's scored units in the domain (the
     combined finance score counts once in "Finance and productivity"). Context only; it does not feed the
     segment. Returns ``trust_code, domain, domain_score, domain_unrounded, n_scored``."""
-    units = combine_scores(scores, combine_rules, decimals)
+    return _domains(combine_scores(scores, combine_rules, decimals), decimals)
+
+
+def _domains(units: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
+    """:func:`domain_scores` of the scored units (:func:`combine_scores`)."""
     units = units[units["domain"].notna()]
     res = _weighted_average(units, ["trust_code", "domain"], decimals)
     res = res.rename(columns={"average_score": "domain_score", "average_unrounded": "domain_unrounded"})
@@ -838,13 +846,20 @@ def likely_range_average(
 
 
 def _joint_inputs(
-    scores: pd.DataFrame, trust_type: pd.Series, deficit: pd.Series, deficit_support: pd.Series, rules: LeagueRules
+    scores: pd.DataFrame,
+    trust_type: pd.Series,
+    deficit: pd.Series,
+    deficit_support: pd.Series,
+    rules: LeagueRules,
+    units: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-    """The joint bootstrap's scored units (combined), trust types and deficit flags (either flag), by trust code
-    (sorted), with a one-line error for an unknown segmentation rule or a trust with no type."""
+    """The joint bootstrap's scored units (combined; ``units`` when the caller has them, else
+    :func:`combine_scores` of ``scores``), trust types and deficit flags (either flag), by trust code (sorted), with
+    a one-line error for an unknown segmentation rule or a trust with no type."""
     if rules.segmentation_rule not in SEGMENTATION_RULES:
         raise ValueError(f"segmentation rule must be one of {SEGMENTATION_RULES}, got {rules.segmentation_rule!r}")
-    units = combine_scores(scores, rules.combine_rules)
+    if units is None:
+        units = combine_scores(scores, rules.combine_rules)
     trusts = pd.Index(sorted(units["trust_code"].unique()))
     tt = trust_type.reindex(trusts)
     if tt.isna().any():
@@ -917,6 +932,7 @@ def joint_bootstrap(
     seed: int,
     level: float = 0.95,
     recompute_cuts: bool = False,
+    units: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Likely ranges of average and rank, and segment probabilities, from one joint bootstrap.
 
@@ -936,14 +952,15 @@ def joint_bootstrap(
     cut points (wider for trusts near a cut; 4 of the 61 published lower bounds are then off by 2).
 
     ``trust_type``, ``deficit`` and ``deficit_support`` are Series indexed by trust code; trusts with no
-    scored unit are left out. Returns per trust: ``average_lower, average_upper`` (identical to
+    scored unit are left out. ``units``: the scored units of ``scores`` (:func:`combine_scores` with
+    ``rules.combine_rules``) when the caller has made them already. Returns per trust: ``average_lower, average_upper`` (identical to
     :func:`likely_range_average` for the same scores, seed and replicates), ``rank_lower, rank_upper``
     (percentiles of the replicate ranks, numpy default interpolation, rounded half up to whole ranks) and
     ``p_segment_1..4`` — the share of replicates in which the trust's *adjusted* segment is 1–4 (beyond NHS
     England, which publishes no such figure; segment 5 is a judgement and is not simulated).
     """
     q = _check_level(level, replicates)
-    units, tt, in_deficit = _joint_inputs(scores, trust_type, deficit, deficit_support, rules)
+    units, tt, in_deficit = _joint_inputs(scores, trust_type, deficit, deficit_support, rules, units)
     trusts, means, segs, ranks = _joint_replicates(units, tt, in_deficit, rules, replicates, seed, recompute_cuts)
     avg_range = _percentiles(means, q)
     rank_range = np.percentile(ranks, q, axis=0)
@@ -1020,7 +1037,8 @@ def build_league_table(
         ``segmentation_rule``, ``replicates``, ``seed``, ``level`` and ``recompute_cuts``.
     """
     reg, flags = _register_and_flags(scores, trusts, status)
-    avg = average_scores(scores, combine_rules).set_index("trust_code").reindex(reg.index)
+    units = combine_scores(scores, combine_rules)  # the scored units: the average, the bootstrap and the domains
+    avg = _averages(units).set_index("trust_code").reindex(reg.index)
     out = reg.copy()
     out["n_scored"] = avg["n_scored"].fillna(0).astype(int)
     out["average_score"] = avg["average_score"]
@@ -1061,6 +1079,7 @@ def build_league_table(
         seed=seed,
         level=level,
         recompute_cuts=recompute_cuts,
+        units=units,
     ).set_index("trust_code")
     for col in ("average_lower", "average_upper"):
         out[col] = boot[col].reindex(reg.index)
@@ -1069,7 +1088,7 @@ def build_league_table(
     for k in range(1, 5):
         out[f"p_segment_{k}"] = boot[f"p_segment_{k}"].reindex(reg.index)
 
-    for col, values in _domain_columns(scores, reg, segmentation_rule, thresholds, combine_rules, pool_types).items():
+    for col, values in _domain_columns(units, reg, segmentation_rule, thresholds, pool_types).items():
         out[col] = values
     out = out.reset_index(drop=True)
     out = out.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort", na_position="last", ignore_index=True)
@@ -1116,16 +1135,15 @@ def _register_and_flags(
 
 
 def _domain_columns(
-    scores: pd.DataFrame,
+    units: pd.DataFrame,
     reg: pd.DataFrame,
     segmentation_rule: SegmentationRule,
     thresholds,
-    combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None,
     pool_types: Sequence[str] | None,
 ) -> dict[str, pd.Series]:
-    """Context columns ``domain_score_<domain>`` and ``domain_segment_<domain>``: each domain's average score,
-    segmented with the overall rule and thresholds."""
-    dom = domain_scores(scores, combine_rules)
+    """Context columns ``domain_score_<domain>`` and ``domain_segment_<domain>``: each domain's average score (of
+    the scored units, :func:`combine_scores`), segmented with the overall rule and thresholds."""
+    dom = _domains(units)
     # No domain population is configured, so quartiles over a population fall back to within-type quartiles;
     # pooled quartiles pool the domain scores of the same types.
     dom_rule = "quartiles_within_type" if segmentation_rule == "quartiles_over_population" else segmentation_rule

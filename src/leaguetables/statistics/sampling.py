@@ -242,6 +242,7 @@ class QuarterData:
     override_to: int = 3
     _observed: pd.DataFrame | None = field(default=None, repr=False)
     _template: pd.DataFrame | None = field(default=None, repr=False)
+    _league: tuple[np.ndarray, ...] | None = field(default=None, repr=False)  # the observed league (reference path)
 
     @property
     def codes(self) -> np.ndarray:
@@ -685,8 +686,10 @@ def _reference_scores(
 def _reference_league(qd: QuarterData, values: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     """(2-dp average, adjusted segment, rank) per trust of ``qd`` for one replicate (``None``: the observed
     data), by the published path."""
-    if values is None:
-        return _reference_league_of(qd, qd.observed_scores())
+    if values is None:  # the observed league, made once (the calibrated columns and the change test both use it)
+        if qd._league is None:
+            qd._league = _reference_league_of(qd, qd.observed_scores())
+        return tuple(a.copy() for a in qd._league)
     return _reference_league_of(qd, _reference_scores(qd.metrics, values, qd.long_template()))
 
 
