@@ -54,6 +54,17 @@ def _competition_rank(values: pd.Series, higher_better: bool) -> pd.Series:
     return (-values if higher_better else values).rank(method="min")
 
 
+def _quartiles(values: pd.Series) -> tuple:
+    """Lower quartile, median and upper quartile of the values (NaNs dropped; all NaN when none is left): what
+    ``values.quantile([0.25, 0.5, 0.75])`` gives — numpy's linear percentiles of the non-missing values —
+    without pandas' overhead per call."""
+    v = values.to_numpy(dtype=float)
+    v = v[~np.isnan(v)]
+    if not v.size:
+        return (np.nan, np.nan, np.nan)
+    return tuple(np.percentile(v, [25.0, 50.0, 75.0]))
+
+
 def _nof_row(codes, code: str, ttype: str, quarter: str) -> dict:
     """Metric_ID, Metric_description, Domain, Sub-domain, Units and Reporting_date of an NHS England code."""
     e = codes.get(code)
@@ -126,9 +137,12 @@ def _metric_rows(res: pd.DataFrame, catalogue, nof: _NofRows) -> list[dict]:
     """Metric values (OF0xxx) and scores (OF1xxx) of every catalogue metric with an NHS England code."""
     rows = []
     codes = nof.codes
+    # each metric's rows (in their order), of the columns read here only
+    cols = ["metric_id", "trust_type", "trust_code", "value", "score"]
+    by_metric = {str(k): g for k, g in res[cols].groupby("metric_id", sort=False)}
     for m in catalogue.metrics:
-        sub = res.loc[res["metric_id"] == m.id]
-        if sub.empty or not m.nof_id:
+        sub = by_metric.get(m.id)
+        if sub is None or sub.empty or not m.nof_id:
             continue
         value_code, score_code = m.nof_id, "OF1" + m.nof_id[3:]
         has_value = codes.get(value_code) is not None
@@ -136,21 +150,22 @@ def _metric_rows(res: pd.DataFrame, catalogue, nof: _NofRows) -> list[dict]:
         if not (has_value or has_score):
             continue
         value_rows = has_value and m.statistic != "bracket"
-        for ttype, g in sub.groupby("trust_type", sort=True):
-            vals = g["value"]
-            q1, med, q3 = (
-                vals.quantile([0.25, 0.5, 0.75]).to_numpy() if vals.notna().any() else (np.nan, np.nan, np.nan)
-            )
+        types = sub["trust_type"]
+        trust, value, score = (sub[c].to_numpy(dtype=object) for c in ("trust_code", "value", "score"))
+        for ttype in sorted(set(types.dropna())):  # as groupby("trust_type", sort=True)
+            mine = (types == ttype).to_numpy()
+            vals = sub["value"][mine]
+            q1, med, q3 = _quartiles(vals)
             rank = _competition_rank(vals, m.direction == "higher_better")
-            for (code, value, score), rk in zip(_columns(g, "trust_code", "value", "score"), rank):
+            for code, v, sc, rk in zip(trust[mine], value[mine], score[mine], rank):
                 # NHS England lists a trust under a metric only when it has a figure
-                if value_rows and pd.notna(value):
+                if value_rows and pd.notna(v):
                     row = nof(value_code, ttype)
                     if m.unit == "count":  # e.g. OF0048/OF0088 published as a count for small specialist trusts
                         row["Units"] = "count"
-                    rows.append(_long_row(code, row, value, rank=rk, spread=(med, q1, q3)))
-                if has_score and pd.notna(score):
-                    rows.append(_long_row(code, nof(score_code, ttype), score, rank=rk if has_value else np.nan))
+                    rows.append(_long_row(code, row, v, rank=rk, spread=(med, q1, q3)))
+                if has_score and pd.notna(sc):
+                    rows.append(_long_row(code, nof(score_code, ttype), sc, rank=rk if has_value else np.nan))
     return rows
 
 
@@ -163,15 +178,14 @@ def _combined_finance_rows(league, catalogue, nof: _NofRows, combine_rules) -> l
     scores = getattr(league, "scores", None)
     if scores is None or not len(scores):
         return rows
-    units = None
     for name, g in catalogue.combine_groups.items():
         if not g.nof_id or nof.codes.get(g.nof_id) is None:
             continue
-        if units is None:  # the same scored units for every group
-            sc = scores.dropna(subset=["score"])
-            units = combine_scores(
-                sc[["trust_code", "metric_id", "score", "weight", "combine_group", "domain"]], combine_rules
-            )
+        # the group's combined score: a combine group's unit is made from the group's own rows only
+        sc = scores[scores["combine_group"] == name].dropna(subset=["score"])
+        units = combine_scores(
+            sc[["trust_code", "metric_id", "score", "weight", "combine_group", "domain"]], combine_rules
+        )
         for code, score in _columns(units[units["metric_id"] == name], "trust_code", "score"):
             if code in ttypes:
                 rows.append(_long_row(code, nof(g.nof_id, ttypes[code]), score))
