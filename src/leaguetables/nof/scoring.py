@@ -465,8 +465,10 @@ def _group_domain(rows: pd.DataFrame, group) -> pd.Series:
             multi.add(code)
     if multi:
         raise ValueError(f"combination group {group!r} spans several domains for {sorted(multi)[:5]}")
-    index = sorted(set(rows["trust_code"]))
-    return pd.Series([first.get(code) for code in index], index=index, dtype=object)
+    out = pd.Series(None, index=sorted(set(rows["trust_code"])), dtype=object)  # missing: as pandas makes it
+    if first:
+        out.loc[list(first)] = list(first.values())
+    return out
 
 
 def _weighted_average(units: pd.DataFrame, by: list[str], decimals: int) -> pd.DataFrame:
