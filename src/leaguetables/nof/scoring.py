@@ -778,15 +778,16 @@ class _Units:
         self.trusts = list(trust_order)
         pos = {t: i for i, t in enumerate(self.trusts)}
         self.groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (trust positions, s·w, w)
-        by = {t: g for t, g in units.groupby("trust_code", sort=True)}
+        by = units.groupby("trust_code", sort=True).indices  # each trust's rows, in their order
+        weight, score = units["weight"].to_numpy(dtype=float), units["score"].to_numpy(dtype=float)
         counts: dict[int, list[str]] = {}
         for t in self.trusts:
             if t in by:
                 counts.setdefault(len(by[t]), []).append(t)
         for k in sorted(counts):
             ts = counts[k]
-            w = np.stack([by[t]["weight"].to_numpy(dtype=float) for t in ts])
-            s = np.stack([by[t]["score"].to_numpy(dtype=float) for t in ts])
+            w = np.stack([weight[by[t]] for t in ts])
+            s = np.stack([score[by[t]] for t in ts])
             self.groups.append((np.array([pos[t] for t in ts]), s * w, w))
 
     def means(self, rng: np.random.Generator, replicates: int) -> np.ndarray:
