@@ -308,6 +308,11 @@ def quarter_data(
         raise ValueError("the adjusted basis needs the quarter's metric results (expected values)")
     mds = []
     rows_of = _metric_inputs(inputs, quarter)
+    results_of: dict = {}  # the quarter's result rows of each metric (adjusted basis), split once
+    if basis == "adjusted":
+        assert results is not None, "checked above: the adjusted basis has the metric results"
+        mine = results[results["quarter"] == quarter]
+        results_of = {str(k): g for k, g in mine.groupby("metric_id", sort=False)}
     for m in catalogue.metrics:
         if m.scoring.method == "none" or (metric_ids is not None and m.id not in metric_ids):
             continue
@@ -322,7 +327,7 @@ def quarter_data(
         df["adjusted"] = False
         if basis == "adjusted" and m.has_adjustment:
             assert results is not None, "checked above: the adjusted basis has the metric results"
-            r = results[(results["metric_id"] == m.id) & (results["quarter"] == quarter)].set_index("trust_code")
+            r = results_of.get(m.id, results.iloc[:0]).set_index("trust_code")
             adj = df["trust_code"].map(r["adjusted_value"]).astype(float)
             expected = df["trust_code"].map(r["expected"]).astype(float)
             value = df["value"].astype(float)
