@@ -1,7 +1,7 @@
 """Where a rerun after one metric's data changed spends its time: each stage's work profiled in-process.
 
     .venv/bin/python benchmarks/profile_rerun.py QUARTER_FOLDER [--stage league|metric|report|export|all]
-        [--metric cdiff] [--top 25]
+        [--metric cdiff] [--top 25] [--no-profile]
 
 ``QUARTER_FOLDER`` is a published quarter (``reports/<quarter>``) made with the cache on, so the league's sampling
 cache is warm (``<reports>/.cache/<quarter>/sampling``). Each stage is called as its notebook (or the run's process)
@@ -12,7 +12,8 @@ calls it, from the parameters recorded in the executed notebooks, writing into a
 * ``report``: ``ReportData.load``, ``write_tables`` and every section of the front page;
 * ``export``: ``documents.build_publication`` (profiles, site pages, methodology, ``index.html``, spreadsheet).
 
-Prints wall and CPU seconds of each, and the top of its cProfile (cumulative). Not a test.
+Prints wall and CPU seconds of each, and the top of its cProfile (cumulative); with ``--no-profile`` the times
+without the profiler (which about doubles them) and no profile. Not a test.
 """
 
 from __future__ import annotations
@@ -38,13 +39,17 @@ def _params(folder: Path, name: str) -> dict:
 
 
 def _timed(label: str, fn, top: int):
+    """``fn()`` timed, and profiled unless ``top`` is negative (``--no-profile``)."""
     prof = cProfile.Profile()
     c0, t0 = time.process_time(), time.perf_counter()
-    prof.enable()
+    if top >= 0:
+        prof.enable()
     out = fn()
     prof.disable()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"\n=== {label}: {wall:.2f} s wall, {cpu:.2f} CPU-s")
+    print(f"\n=== {label}: {wall:.2f} s wall, {cpu:.2f} CPU-s{'' if top >= 0 else ' (not profiled)'}")
+    if top < 0:
+        return out
     s = io.StringIO()
     pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(top)
     print(s.getvalue())
@@ -157,8 +162,11 @@ def main() -> int:
     ap.add_argument("--stage", default="all", choices=["league", "metric", "report", "export", "all"])
     ap.add_argument("--metric", default="cdiff")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--no-profile", action="store_true", help="time each stage without cProfile")
     args = ap.parse_args()
     folder = args.folder.resolve()
+    if args.no_profile:
+        args.top = -1
     with tempfile.TemporaryDirectory(prefix="profile-rerun-") as t:
         tmp = Path(t)
         if args.stage in ("league", "all"):

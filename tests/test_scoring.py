@@ -602,3 +602,68 @@ def test_icbs_are_segmented_among_icbs_under_pooled_quartiles():
         sc.segmentation_population(typ, avg, "quartiles_pooled", ["X"])
         == "pooled averages of X (4 trusts); icb: averages of their own type"
     )
+
+
+# --------------------------------------------------------------------------------------------------------
+# the rewritten cores (rank_league, the finance rule, a group's domain): their frames, missing values and errors
+# --------------------------------------------------------------------------------------------------------
+def test_rank_league_unranked_trusts_and_column_types():
+    """Hand-worked: type X, (segment, average) A (2, 2.00), B (1, 2.40), C (no segment), D (1, 2.40), E (no type):
+    B and D tie on (1, 2.40) → 1 and 1, A → 3 of 3; C and E are not ranked (rank, rank_of and label missing).
+    ``rank``/``rank_of`` are nullable integers and ``rank_label`` a string column, indexed like the segments."""
+    seg = pd.Series({"A": 2, "B": 1, "C": pd.NA, "D": 1, "E": 1}, dtype="Int64")
+    avg = s({"A": 2.0, "B": 2.4, "C": 1.0, "D": 2.4, "E": 1.5})
+    typ = pd.Series({"A": "X", "B": "X", "C": "X", "D": "X", "E": None}, dtype=object)
+    got = sc.rank_league(seg, avg, typ)
+    assert list(got.index) == list("ABCDE") and list(got.columns) == ["rank", "rank_of", "rank_label"]
+    assert str(got["rank"].dtype) == "Int64" and str(got["rank_of"].dtype) == "Int64"
+    assert isinstance(got["rank_label"].dtype, pd.StringDtype)
+    assert got["rank"].tolist()[:2] == [3, 1] and got.loc["D", "rank"] == 1
+    assert got.loc["A", "rank_label"] == "3 of 3" and got.loc["B", "rank_of"] == 3
+    for k in "CE":
+        assert got.loc[k, ["rank", "rank_of", "rank_label"]].isna().all()
+
+
+def test_finance_rule_one_component_missing_and_duplicates():
+    """Hand-worked with NHS England's lookup: A planned 2, variance 4 → 4; B planned only (3) → 3; C variance only
+    (1) → 1; the result is indexed by every trust code of the rows, sorted. Two rows of one trust and metric are
+    refused."""
+    rule = sc.finance_rule("P", "V")
+    rows = _long(
+        [
+            ("C", "V", 1, 1, "finance", "F"),
+            ("A", "P", 2, 1, "finance", "F"),
+            ("B", "P", 3, 1, "finance", "F"),
+            ("A", "V", 4, 1, "finance", "F"),
+        ]
+    )
+    got = rule(rows)
+    assert list(got.index) == ["A", "B", "C"] and got.tolist() == [4.0, 3.0, 1.0]
+    with pytest.raises(ValueError, match="duplicate"):
+        rule(pd.concat([rows, rows.iloc[:1]], ignore_index=True))
+    with pytest.raises(ValueError, match=r"integers 1–4 for a lookup; got \['A'\]"):
+        rule(rows.assign(score=[1, 2.5, 3, 4]))
+
+
+def test_group_domain_first_known_domain_and_error_names_trusts():
+    """A combination group's domain per trust: the known one (A), missing where every row lacks one (B); a trust whose
+    rows name two domains is refused, the trusts named in code order (C, D)."""
+    rows = _long(
+        [
+            ("A", "P", 1, 1, "finance", None),
+            ("A", "V", 1, 1, "finance", "Finance"),
+            ("B", "P", 2, 1, "finance", None),
+        ]
+    )
+    got = sc._group_domain(rows, "finance")
+    assert list(got.index) == ["A", "B"] and got["A"] == "Finance" and pd.isna(got["B"])
+    bad = _long(
+        [
+            ("D", "P", 1, 1, "finance", "Finance"),
+            ("D", "V", 1, 1, "finance", "Access"),
+            ("C", "P", 1, 1, "finance", "Finance"),
+            ("C", "V", 1, 1, "finance", "Other"),
+        ]
+    )
+    with pytest.raises(ValueError, match=r"spans several domains for \['C', 'D'\]"):
+        sc._group_domain(bad, "finance")

@@ -103,12 +103,16 @@ class NofCodes(BaseModel):
         return self.codes.get(code)
 
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @lru_cache(maxsize=8)
 def load_nof_codes(name: str = "codes-2025-26") -> NofCodes:
     path = CONFIG_DIR / "nof" / f"{name}.yaml"
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # libyaml's parser when PyYAML has it (the same safe constructors and resolver, several times faster)
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     try:
         return NofCodes.model_validate(data)
     except Exception as exc:  # pydantic ValidationError

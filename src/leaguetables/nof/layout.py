@@ -54,6 +54,17 @@ def _competition_rank(values: pd.Series, higher_better: bool) -> pd.Series:
     return (-values if higher_better else values).rank(method="min")
 
 
+def _quartiles(values: pd.Series) -> tuple:
+    """Lower quartile, median and upper quartile of the values (NaNs dropped; all NaN when none is left): what
+    ``values.quantile([0.25, 0.5, 0.75])`` gives — numpy's linear percentiles of the non-missing values —
+    without pandas' overhead per call."""
+    v = values.to_numpy(dtype=float)
+    v = v[~np.isnan(v)]
+    if not v.size:
+        return (np.nan, np.nan, np.nan)
+    return tuple(np.percentile(v, [25.0, 50.0, 75.0]))
+
+
 def _nof_row(codes, code: str, ttype: str, quarter: str) -> dict:
     """Metric_ID, Metric_description, Domain, Sub-domain, Units and Reporting_date of an NHS England code."""
     e = codes.get(code)
@@ -65,6 +76,27 @@ def _nof_row(codes, code: str, ttype: str, quarter: str) -> dict:
         "Units": nof_units(e, ttype),
         "Reporting_date": nof_date(e, quarter, ttype),
     }
+
+
+class _NofRows:
+    """:func:`_nof_row` of each (code, trust type) worked out once for the table's thousands of rows (a fresh dict
+    each call: a caller may change its Units)."""
+
+    def __init__(self, codes, quarter: str):
+        self.codes, self.quarter = codes, quarter
+        self.made: dict[tuple, dict] = {}
+
+    def __call__(self, code: str, ttype) -> dict:
+        key = (code, ttype)
+        if key not in self.made:
+            self.made[key] = _nof_row(self.codes, code, ttype, self.quarter)
+        return dict(self.made[key])
+
+
+def _columns(df: pd.DataFrame, *names: str):
+    """The rows of ``df``'s columns ``names`` as tuples of the very values :meth:`pandas.DataFrame.iterrows` gives
+    (each column as objects, as the frame's object interleave makes them), without a Series per row."""
+    return zip(*(df[n].to_numpy(dtype=object) for n in names))
 
 
 def nhse_long_table(
@@ -84,11 +116,12 @@ def nhse_long_table(
     catalogue's combine groups (:func:`leaguetables.nof.league.combine_rules`), for the combined-finance score.
     """
     codes = codes if codes is not None else load_nof_codes()
+    nof = _NofRows(codes, quarter)
     info = trusts.set_index("trust_code")
-    rows = _metric_rows(league.results, catalogue, codes, quarter)
-    rows += _combined_finance_rows(league, catalogue, codes, quarter, combine_rules)
-    rows += _domain_rows(league.table, catalogue, codes, quarter)
-    rows += _summary_rows(league.table, codes, quarter)
+    rows = _metric_rows(league.results, catalogue, nof)
+    rows += _combined_finance_rows(league, catalogue, nof, combine_rules)
+    rows += _domain_rows(league.table, catalogue, nof)
+    rows += _summary_rows(league.table, nof)
     long = pd.DataFrame(rows)
     long.insert(0, "Quarter", quarter_label(quarter))
     long.insert(1, "Region", long["Trust_code"].map(info["region"]))
@@ -100,65 +133,62 @@ def nhse_long_table(
     return long
 
 
-def _metric_rows(res: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
+def _metric_rows(res: pd.DataFrame, catalogue, nof: _NofRows) -> list[dict]:
     """Metric values (OF0xxx) and scores (OF1xxx) of every catalogue metric with an NHS England code."""
     rows = []
+    codes = nof.codes
+    # each metric's rows (in their order), of the columns read here only
+    cols = ["metric_id", "trust_type", "trust_code", "value", "score"]
+    by_metric = {str(k): g for k, g in res[cols].groupby("metric_id", sort=False)}
     for m in catalogue.metrics:
-        sub = res.loc[res["metric_id"] == m.id]
-        if sub.empty or not m.nof_id:
+        sub = by_metric.get(m.id)
+        if sub is None or sub.empty or not m.nof_id:
             continue
         value_code, score_code = m.nof_id, "OF1" + m.nof_id[3:]
         has_value = codes.get(value_code) is not None
         has_score = m.scoring.method != "none" and codes.get(score_code) is not None
         if not (has_value or has_score):
             continue
-        for ttype, g in sub.groupby("trust_type", sort=True):
-            vals = g["value"]
-            q1, med, q3 = (
-                vals.quantile([0.25, 0.5, 0.75]).to_numpy() if vals.notna().any() else (np.nan, np.nan, np.nan)
-            )
+        value_rows = has_value and m.statistic != "bracket"
+        types = sub["trust_type"]
+        trust, value, score = (sub[c].to_numpy(dtype=object) for c in ("trust_code", "value", "score"))
+        for ttype in sorted(set(types.dropna())):  # as groupby("trust_type", sort=True)
+            mine = (types == ttype).to_numpy()
+            vals = sub["value"][mine]
+            q1, med, q3 = _quartiles(vals)
             rank = _competition_rank(vals, m.direction == "higher_better")
-            for (_, r), rk in zip(g.iterrows(), rank):
+            for code, v, sc, rk in zip(trust[mine], value[mine], score[mine], rank):
                 # NHS England lists a trust under a metric only when it has a figure
-                if has_value and m.statistic != "bracket" and pd.notna(r["value"]):
-                    row = _nof_row(codes, value_code, ttype, quarter)
+                if value_rows and pd.notna(v):
+                    row = nof(value_code, ttype)
                     if m.unit == "count":  # e.g. OF0048/OF0088 published as a count for small specialist trusts
                         row["Units"] = "count"
-                    rows.append(_long_row(r["trust_code"], row, r["value"], rank=rk, spread=(med, q1, q3)))
-                if has_score and pd.notna(r["score"]):
-                    rows.append(
-                        _long_row(
-                            r["trust_code"],
-                            _nof_row(codes, score_code, ttype, quarter),
-                            r["score"],
-                            rank=rk if has_value else np.nan,
-                        )
-                    )
+                    rows.append(_long_row(code, row, v, rank=rk, spread=(med, q1, q3)))
+                if has_score and pd.notna(sc):
+                    rows.append(_long_row(code, nof(score_code, ttype), sc, rank=rk if has_value else np.nan))
     return rows
 
 
-def _combined_finance_rows(league, catalogue, codes, quarter: str, combine_rules) -> list[dict]:
+def _combined_finance_rows(league, catalogue, nof: _NofRows, combine_rules) -> list[dict]:
     """The combined-finance score (the combine group's NHS England code)."""
     rows: list[dict] = []
     t = league.table
-    ttypes = t.set_index("trust_code")["trust_type"]
+    ttypes = dict(_columns(t, "trust_code", "trust_type"))
     # combined finance (the combine group's NHS England code)
     scores = getattr(league, "scores", None)
-    if scores is not None and len(scores):
-        for name, g in catalogue.combine_groups.items():
-            if not g.nof_id or codes.get(g.nof_id) is None:
-                continue
-            sc = scores.dropna(subset=["score"])
-            units = combine_scores(
-                sc[["trust_code", "metric_id", "score", "weight", "combine_group", "domain"]], combine_rules
-            )
-            for _, r in units[units["metric_id"] == name].iterrows():
-                if r["trust_code"] in ttypes.index:
-                    rows.append(
-                        _long_row(
-                            r["trust_code"], _nof_row(codes, g.nof_id, ttypes[r["trust_code"]], quarter), r["score"]
-                        )
-                    )
+    if scores is None or not len(scores):
+        return rows
+    for name, g in catalogue.combine_groups.items():
+        if not g.nof_id or nof.codes.get(g.nof_id) is None:
+            continue
+        # the group's combined score: a combine group's unit is made from the group's own rows only
+        sc = scores[scores["combine_group"] == name].dropna(subset=["score"])
+        units = combine_scores(
+            sc[["trust_code", "metric_id", "score", "weight", "combine_group", "domain"]], combine_rules
+        )
+        for code, score in _columns(units[units["metric_id"] == name], "trust_code", "score"):
+            if code in ttypes:
+                rows.append(_long_row(code, nof(g.nof_id, ttypes[code]), score))
     return rows
 
 
@@ -177,10 +207,10 @@ def _long_row(trust_code, nof: dict, value, rank=np.nan, spread=(np.nan, np.nan,
     }
 
 
-def _domain_rows(t: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
+def _domain_rows(t: pd.DataFrame, catalogue, nof: _NofRows) -> list[dict]:
     """Domain scores and segments (OF40xx/OF41xx)."""
     rows: list[dict] = []
-    by_desc = {e.description: c for c, e in codes.codes.items()}
+    by_desc = {e.description: c for c, e in nof.codes.codes.items()}
     dom_cols = [c for c in t.columns if c.startswith("domain_score_")]
     domain_names = {}
     for m in catalogue.metrics:
@@ -192,15 +222,14 @@ def _domain_rows(t: pd.DataFrame, catalogue, codes, quarter: str) -> list[dict]:
             code = by_desc.get(f"{name} domain {kind}") if name else None
             if code is None or f"{prefix}{slug}" not in t.columns:
                 continue
-            for _, r in t.iterrows():
-                v = r[f"{prefix}{slug}"]
+            for trust, ttype, v in _columns(t, "trust_code", "trust_type", f"{prefix}{slug}"):
                 if pd.isna(v):
                     continue
-                rows.append(_long_row(r["trust_code"], _nof_row(codes, code, r["trust_type"], quarter), v))
+                rows.append(_long_row(trust, nof(code, ttype), v))
     return rows
 
 
-def _summary_rows(t: pd.DataFrame, codes, quarter: str) -> list[dict]:
+def _summary_rows(t: pd.DataFrame, nof: _NofRows) -> list[dict]:
     """OF5000 (adjusted segment 1–4, Rank = league position), OF5002–OF5005 and OF5007."""
     rows: list[dict] = []
     # OF5000 is the segment after the financial override (1–4): segment 5 is a judgement published in OF5005
@@ -220,16 +249,10 @@ def _summary_rows(t: pd.DataFrame, codes, quarter: str) -> list[dict]:
         "OF5005": t["segment"].astype("Int64"),
         "OF5007": (t["segment"].astype("Int64") == 5).fillna(False).astype(int),
     }
+    trusts = list(_columns(t, "trust_code", "trust_type", "rank"))
     for code, values in summary.items():
-        if codes.get(code) is None:
+        if nof.codes.get(code) is None:
             continue
-        for (_, r), v in zip(t.iterrows(), values):
-            rows.append(
-                _long_row(
-                    r["trust_code"],
-                    _nof_row(codes, code, r["trust_type"], quarter),
-                    v,
-                    rank=r["rank"] if code == "OF5000" else np.nan,
-                )
-            )
+        for (trust, ttype, rank), v in zip(trusts, values):
+            rows.append(_long_row(trust, nof(code, ttype), v, rank=rank if code == "OF5000" else np.nan))
     return rows

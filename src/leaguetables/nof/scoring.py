@@ -329,22 +329,23 @@ def combine_finance(planned: pd.Series, variance: pd.Series, *, lookup=None) -> 
     NaN. Scores are expected to be the integers 1–4 (the finance metrics are bracket-scored).
     """
     idx = planned.index.union(variance.index)
-    p = pd.to_numeric(planned, errors="raise").astype(float).reindex(idx)
-    v = pd.to_numeric(variance, errors="raise").astype(float).reindex(idx)
+    p = pd.to_numeric(planned, errors="raise").astype(float).reindex(idx).to_numpy()
+    v = pd.to_numeric(variance, errors="raise").astype(float).reindex(idx).to_numpy()
+    has_p, has_v = ~np.isnan(p), ~np.isnan(v)
     if lookup is False:
         both = np.where(p == 1.0, np.clip(v - 1.0, 1.0, 4.0), np.clip(v + 1.0, 1.0, 4.0))
     else:
         table = np.asarray(NOF_FINANCE_LOOKUP if lookup is None else lookup, dtype=float)
         if table.shape != (4, 4) or not np.isin(table, (1.0, 2.0, 3.0, 4.0)).all():
             raise ValueError(f"lookup must be a 4×4 table of scores 1–4, got {lookup!r}")
-        ok = p.isin([1.0, 2.0, 3.0, 4.0]) & v.isin([1.0, 2.0, 3.0, 4.0])
-        bad = (p.notna() & v.notna()) & ~ok
+        ok = np.isin(p, (1.0, 2.0, 3.0, 4.0)) & np.isin(v, (1.0, 2.0, 3.0, 4.0))
+        bad = has_p & has_v & ~ok
         if bad.any():
-            raise ValueError(f"finance scores must be the integers 1–4 for a lookup; got {bad[bad].index.tolist()[:5]}")
-        pi = np.where(ok, p.fillna(1).to_numpy() - 1, 0).astype(int)
-        vi = np.where(ok, v.fillna(1).to_numpy() - 1, 0).astype(int)
+            raise ValueError(f"finance scores must be the integers 1–4 for a lookup; got {idx[bad].tolist()[:5]}")
+        pi = np.where(ok, np.where(has_p, p, 1.0) - 1, 0).astype(int)
+        vi = np.where(ok, np.where(has_v, v, 1.0) - 1, 0).astype(int)
         both = np.where(ok, table[pi, vi], np.nan)
-    out = np.where(p.notna() & v.notna(), both, np.where(p.notna(), p, v))
+    out = np.where(has_p & has_v, both, np.where(has_p, p, v))
     return pd.Series(out, index=idx, name="score", dtype=float)
 
 
@@ -361,10 +362,19 @@ def finance_rule(
                 f"finance combination group has unexpected metrics {other}; "
                 f"expected {planned_metric} and {variance_metric}"
             )
-        wide = rows.pivot(index="trust_code", columns="metric_id", values="score")
-        planned = wide[planned_metric] if planned_metric in wide else pd.Series(np.nan, index=wide.index)
-        variance = wide[variance_metric] if variance_metric in wide else pd.Series(np.nan, index=wide.index)
-        return combine_finance(planned, variance, lookup=lookup)
+        if rows.duplicated(["trust_code", "metric_id"]).any():
+            raise ValueError("finance combination group has duplicate trust × metric rows")
+        # each metric's scores by trust code (every code of the rows, sorted; NaN where the metric has no row)
+        codes = rows["trust_code"].to_numpy(dtype=object)
+        ids = rows["metric_id"].to_numpy(dtype=object)
+        score = rows["score"].to_numpy(dtype=float)
+        index = pd.Index(sorted(set(codes)), name="trust_code")
+
+        def column(metric: str) -> pd.Series:
+            mine = ids == metric
+            return pd.Series(score[mine], index=codes[mine], dtype=float).reindex(index)
+
+        return combine_finance(column(planned_metric), column(variance_metric), lookup=lookup)
 
     return rule
 
@@ -446,14 +456,18 @@ def combine_scores(
 def _group_domain(rows: pd.DataFrame, group) -> pd.Series:
     """The domain of a combination group's rows per trust (by trust code, sorted; None where every domain is
     missing): the first non-missing one, which must be the only one (:class:`ValueError` naming the trusts)."""
-    known = rows.loc[rows["domain"].notna(), ["trust_code", "domain"]].drop_duplicates()
-    counts = known.groupby("trust_code").size()
-    multi = counts[counts > 1]
-    if not multi.empty:
-        raise ValueError(f"combination group {group!r} spans several domains for {multi.index.tolist()[:5]}")
-    out = pd.Series(None, index=sorted(set(rows["trust_code"])), dtype=object)
-    first = known.drop_duplicates("trust_code")
-    out.loc[first["trust_code"].to_numpy()] = first["domain"].to_numpy(dtype=object)
+    codes = rows["trust_code"].to_numpy(dtype=object)
+    known = rows["domain"].notna().to_numpy()
+    first: dict = {}
+    multi = set()
+    for code, domain in zip(codes[known], rows["domain"].to_numpy(dtype=object)[known]):
+        if first.setdefault(code, domain) != domain:
+            multi.add(code)
+    if multi:
+        raise ValueError(f"combination group {group!r} spans several domains for {sorted(multi)[:5]}")
+    out = pd.Series(None, index=sorted(set(rows["trust_code"])), dtype=object)  # missing: as pandas makes it
+    if first:
+        out.loc[list(first)] = list(first.values())
     return out
 
 
@@ -487,7 +501,11 @@ def average_scores(
     ``n_scored`` (number of scored units) and ``weight_total`` (Σw), one row per trust with at least one
     scored unit, sorted by trust code.
     """
-    units = combine_scores(scores, combine_rules, decimals)
+    return _averages(combine_scores(scores, combine_rules, decimals), decimals)
+
+
+def _averages(units: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
+    """:func:`average_scores` of the scored units (:func:`combine_scores`)."""
     res = _weighted_average(units, ["trust_code"], decimals)
     return res[["trust_code", "average_score", "average_unrounded", "n_scored", "weight_total"]]
 
@@ -500,7 +518,11 @@ def domain_scores(
     """Domain score per trust and domain: the weighted mean of the trust's scored units in the domain (the
     combined finance score counts once in "Finance and productivity"). Context only; it does not feed the
     segment. Returns ``trust_code, domain, domain_score, domain_unrounded, n_scored``."""
-    units = combine_scores(scores, combine_rules, decimals)
+    return _domains(combine_scores(scores, combine_rules, decimals), decimals)
+
+
+def _domains(units: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
+    """:func:`domain_scores` of the scored units (:func:`combine_scores`)."""
     units = units[units["domain"].notna()]
     res = _weighted_average(units, ["trust_code", "domain"], decimals)
     res = res.rename(columns={"average_score": "domain_score", "average_unrounded": "domain_unrounded"})
@@ -726,19 +748,23 @@ def rank_league(adjusted_segment: pd.Series, average: pd.Series, trust_type: pd.
     seg = adjusted_segment.astype("Float64").astype(float)
     avg = pd.to_numeric(average.reindex(idx), errors="raise").astype(float)
     typ = trust_type.reindex(idx)
-    out = pd.DataFrame(
-        {"rank": pd.Series(pd.NA, index=idx, dtype="Int64"), "rank_of": pd.Series(pd.NA, index=idx, dtype="Int64")}
-    )
-    ok = seg.notna() & avg.notna() & typ.notna()
+    seg_a, avg_a = seg.to_numpy(dtype=float), avg.to_numpy(dtype=float)
+    ok = ~np.isnan(seg_a) & ~np.isnan(avg_a) & typ.notna().to_numpy()
+    typ_a = typ.astype(object).to_numpy()
+    rank = np.zeros(len(idx), dtype=np.int64)
+    rank_of = np.zeros(len(idx), dtype=np.int64)
     for t in sorted(pd.unique(typ[ok].astype(str))):
-        m = ok & (typ == t)
+        m = ok & (typ_a == t)
         # lexicographic competition rank on (segment, average): the averages as order-preserving whole numbers
-        values, code = np.unique(avg[m].to_numpy(), return_inverse=True)
-        key = seg[m].to_numpy().astype(np.int64) * len(values) + code.astype(np.int64)
-        out.loc[m, "rank"] = _competition_rank_rows(key[None, :])[0]
-        out.loc[m, "rank_of"] = int(m.sum())
-    out["rank_label"] = [f"{r} of {y}" if pd.notna(r) else pd.NA for r, y in zip(out["rank"], out["rank_of"])]
-    out["rank_label"] = out["rank_label"].astype("string")
+        values, code = np.unique(avg_a[m], return_inverse=True)
+        key = seg_a[m].astype(np.int64) * len(values) + code.astype(np.int64)
+        rank[m] = _competition_rank_rows(key[None, :])[0]
+        rank_of[m] = int(m.sum())
+    out = pd.DataFrame(
+        {"rank": pd.arrays.IntegerArray(rank, ~ok), "rank_of": pd.arrays.IntegerArray(rank_of, ~ok)}, index=idx
+    )
+    labels = [f"{r} of {y}" if k else pd.NA for r, y, k in zip(rank.tolist(), rank_of.tolist(), ok.tolist())]
+    out["rank_label"] = pd.array(labels, dtype="string")
     return out
 
 
@@ -752,15 +778,16 @@ class _Units:
         self.trusts = list(trust_order)
         pos = {t: i for i, t in enumerate(self.trusts)}
         self.groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (trust positions, s·w, w)
-        by = {t: g for t, g in units.groupby("trust_code", sort=True)}
+        by = units.groupby("trust_code", sort=True).indices  # each trust's rows, in their order
+        weight, score = units["weight"].to_numpy(dtype=float), units["score"].to_numpy(dtype=float)
         counts: dict[int, list[str]] = {}
         for t in self.trusts:
             if t in by:
                 counts.setdefault(len(by[t]), []).append(t)
         for k in sorted(counts):
             ts = counts[k]
-            w = np.stack([by[t]["weight"].to_numpy(dtype=float) for t in ts])
-            s = np.stack([by[t]["score"].to_numpy(dtype=float) for t in ts])
+            w = np.stack([weight[by[t]] for t in ts])
+            s = np.stack([score[by[t]] for t in ts])
             self.groups.append((np.array([pos[t] for t in ts]), s * w, w))
 
     def means(self, rng: np.random.Generator, replicates: int) -> np.ndarray:
@@ -822,13 +849,20 @@ def likely_range_average(
 
 
 def _joint_inputs(
-    scores: pd.DataFrame, trust_type: pd.Series, deficit: pd.Series, deficit_support: pd.Series, rules: LeagueRules
+    scores: pd.DataFrame,
+    trust_type: pd.Series,
+    deficit: pd.Series,
+    deficit_support: pd.Series,
+    rules: LeagueRules,
+    units: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-    """The joint bootstrap's scored units (combined), trust types and deficit flags (either flag), by trust code
-    (sorted), with a one-line error for an unknown segmentation rule or a trust with no type."""
+    """The joint bootstrap's scored units (combined; ``units`` when the caller has them, else
+    :func:`combine_scores` of ``scores``), trust types and deficit flags (either flag), by trust code (sorted), with
+    a one-line error for an unknown segmentation rule or a trust with no type."""
     if rules.segmentation_rule not in SEGMENTATION_RULES:
         raise ValueError(f"segmentation rule must be one of {SEGMENTATION_RULES}, got {rules.segmentation_rule!r}")
-    units = combine_scores(scores, rules.combine_rules)
+    if units is None:
+        units = combine_scores(scores, rules.combine_rules)
     trusts = pd.Index(sorted(units["trust_code"].unique()))
     tt = trust_type.reindex(trusts)
     if tt.isna().any():
@@ -901,6 +935,7 @@ def joint_bootstrap(
     seed: int,
     level: float = 0.95,
     recompute_cuts: bool = False,
+    units: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Likely ranges of average and rank, and segment probabilities, from one joint bootstrap.
 
@@ -920,14 +955,15 @@ def joint_bootstrap(
     cut points (wider for trusts near a cut; 4 of the 61 published lower bounds are then off by 2).
 
     ``trust_type``, ``deficit`` and ``deficit_support`` are Series indexed by trust code; trusts with no
-    scored unit are left out. Returns per trust: ``average_lower, average_upper`` (identical to
+    scored unit are left out. ``units``: the scored units of ``scores`` (:func:`combine_scores` with
+    ``rules.combine_rules``) when the caller has made them already. Returns per trust: ``average_lower, average_upper`` (identical to
     :func:`likely_range_average` for the same scores, seed and replicates), ``rank_lower, rank_upper``
     (percentiles of the replicate ranks, numpy default interpolation, rounded half up to whole ranks) and
     ``p_segment_1..4`` — the share of replicates in which the trust's *adjusted* segment is 1–4 (beyond NHS
     England, which publishes no such figure; segment 5 is a judgement and is not simulated).
     """
     q = _check_level(level, replicates)
-    units, tt, in_deficit = _joint_inputs(scores, trust_type, deficit, deficit_support, rules)
+    units, tt, in_deficit = _joint_inputs(scores, trust_type, deficit, deficit_support, rules, units)
     trusts, means, segs, ranks = _joint_replicates(units, tt, in_deficit, rules, replicates, seed, recompute_cuts)
     avg_range = _percentiles(means, q)
     rank_range = np.percentile(ranks, q, axis=0)
@@ -1004,7 +1040,8 @@ def build_league_table(
         ``segmentation_rule``, ``replicates``, ``seed``, ``level`` and ``recompute_cuts``.
     """
     reg, flags = _register_and_flags(scores, trusts, status)
-    avg = average_scores(scores, combine_rules).set_index("trust_code").reindex(reg.index)
+    units = combine_scores(scores, combine_rules)  # the scored units: the average, the bootstrap and the domains
+    avg = _averages(units).set_index("trust_code").reindex(reg.index)
     out = reg.copy()
     out["n_scored"] = avg["n_scored"].fillna(0).astype(int)
     out["average_score"] = avg["average_score"]
@@ -1045,6 +1082,7 @@ def build_league_table(
         seed=seed,
         level=level,
         recompute_cuts=recompute_cuts,
+        units=units,
     ).set_index("trust_code")
     for col in ("average_lower", "average_upper"):
         out[col] = boot[col].reindex(reg.index)
@@ -1053,7 +1091,7 @@ def build_league_table(
     for k in range(1, 5):
         out[f"p_segment_{k}"] = boot[f"p_segment_{k}"].reindex(reg.index)
 
-    for col, values in _domain_columns(scores, reg, segmentation_rule, thresholds, combine_rules, pool_types).items():
+    for col, values in _domain_columns(units, reg, segmentation_rule, thresholds, pool_types).items():
         out[col] = values
     out = out.reset_index(drop=True)
     out = out.sort_values(["trust_type", "rank", "trust_code"], kind="mergesort", na_position="last", ignore_index=True)
@@ -1100,16 +1138,15 @@ def _register_and_flags(
 
 
 def _domain_columns(
-    scores: pd.DataFrame,
+    units: pd.DataFrame,
     reg: pd.DataFrame,
     segmentation_rule: SegmentationRule,
     thresholds,
-    combine_rules: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None,
     pool_types: Sequence[str] | None,
 ) -> dict[str, pd.Series]:
-    """Context columns ``domain_score_<domain>`` and ``domain_segment_<domain>``: each domain's average score,
-    segmented with the overall rule and thresholds."""
-    dom = domain_scores(scores, combine_rules)
+    """Context columns ``domain_score_<domain>`` and ``domain_segment_<domain>``: each domain's average score (of
+    the scored units, :func:`combine_scores`), segmented with the overall rule and thresholds."""
+    dom = _domains(units)
     # No domain population is configured, so quartiles over a population fall back to within-type quartiles;
     # pooled quartiles pool the domain scores of the same types.
     dom_rule = "quartiles_within_type" if segmentation_rule == "quartiles_over_population" else segmentation_rule
