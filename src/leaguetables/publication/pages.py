@@ -16,8 +16,6 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from leaguetables.publication.html_table import cell_html, spark_html, table_html
-
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
@@ -31,8 +29,6 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    # the data tables' macros, rendered in Python (the same bytes; publication/html_table.py)
-    env.globals.update(table_html=table_html, cell_html=cell_html, spark_html=spark_html)
     return env
 
 
