@@ -211,13 +211,14 @@ def test_folder_round_trips_exactly_and_refuses_damaged_or_foreign_entries(tmp_p
     c = sampling_cache.SamplingCache(tmp_path, salt="code-a")
     scores = np.array([[1.0, 2.37, np.nan], [4.0, 3.5, 1.01]])
     other = np.array([[0.1 + 0.2, np.nan, 1e-300]])
-    c.put("k", {"scores": scores, "values": other})
+    signed = np.array([0.5, -0.0, 1.0])  # hundredths, but −0.0 (equal to 0.0, not the same bits) is not one
+    c.put("k", {"scores": scores, "values": other, "signed": signed})
     got = c.get("k")
     assert got is not None
-    np.testing.assert_array_equal(got["scores"], scores)
-    np.testing.assert_array_equal(got["values"], other)
-    assert got["scores"].dtype == np.float64
+    for name, a in (("scores", scores), ("values", other), ("signed", signed)):
+        assert got[name].dtype == np.float64 and got[name].tobytes() == a.tobytes(), name
     assert sampling_cache._cents(scores) is not None and sampling_cache._cents(other) is None
+    assert sampling_cache._cents(signed) is None
     assert c.get("k2") is None
     assert sampling_cache.SamplingCache(tmp_path, salt="code-b").get("k") is None
     path = tmp_path / c._name("k")

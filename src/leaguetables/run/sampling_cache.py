@@ -35,7 +35,8 @@ NAN_CENTS = np.iinfo(np.int16).min
 
 
 def _cents(a: np.ndarray) -> np.ndarray | None:
-    """``a`` as int16 hundredths (NaN as :data:`NAN_CENTS`) when that gives back exactly ``a``, else None."""
+    """``a`` as int16 hundredths (NaN as :data:`NAN_CENTS`) when that gives back exactly ``a`` — the same bits: not
+    when ``a`` holds −0.0, which equals 0.0 but is not it —, else None."""
     if a.dtype != np.float64 or a.size == 0:
         return None
     nan = np.isnan(a)
@@ -43,7 +44,7 @@ def _cents(a: np.ndarray) -> np.ndarray | None:
     if np.abs(scaled).max() >= 32_000:
         return None
     c = np.where(nan, NAN_CENTS, scaled).astype(np.int16)
-    return c if np.array_equal(_from_cents(c), a, equal_nan=True) else None
+    return c if _from_cents(c).tobytes() == np.ascontiguousarray(a).tobytes() else None
 
 
 def _from_cents(c: np.ndarray) -> np.ndarray:
