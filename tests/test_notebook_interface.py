@@ -24,7 +24,6 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-
 RERUN_METRICS = ("cdiff", "cqc_safe")  # an adjusted metric (model and funnel tables) and a bracket metric
 
 
