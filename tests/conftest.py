@@ -407,9 +407,12 @@ def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
 @pytest.fixture(scope="session")
 def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
     """``(first, second)``: the folders of the same demo quarter published twice, side by side, each into its own
-    empty reports folder, both with the default options (warm kernels, two of them): two independent processes
-    (each its own hash seed, its own kernels, no cache shared), the determinism proof of test_pipeline and
-    test_publication. Until issue 13's third round the second ran with ``--isolated`` (a fresh kernel per notebook:
+    empty reports folder, both on warm kernels: two independent processes (each its own hash seed, its own kernels,
+    no cache shared), the determinism proof of test_pipeline and test_publication. The first with the default
+    options (two kernels), the second with ``--jobs 1``: its twelve notebooks one after the other on one kernel, the
+    namespace reset before each, so that a state left by one notebook (of any of the ten metrics' kinds, the league
+    or the report) that changed another's outputs would differ from the first run's other order; the number of
+    kernels is no part of what a run publishes (nor of the manifest's defining part). Until issue 13's third round the second ran with ``--isolated`` (a fresh kernel per notebook:
     ~66 CPU-s against ~26) for test_notebook_interface's proof that no state leaks between notebooks, which is now
     made on a small run on one kernel (test_rerun.test_isolated_run_is_byte_identical_to_the_default_run: the four
     metric notebooks of different kinds, the league and the report). Movement since the previous quarter is computed
@@ -435,7 +438,7 @@ def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
             b.mkdir()
             procs = {  # independent: side by side
                 "a": _run_quarter(PUBLISHED_QUARTER, demo_dir, a),
-                "b": _run_quarter(PUBLISHED_QUARTER, demo_dir, b),
+                "b": _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--jobs", "1"),
             }
             for name, proc in procs.items():
                 out, err = proc.communicate(timeout=900)

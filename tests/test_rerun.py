@@ -188,8 +188,9 @@ def test_isolated_run_is_byte_identical_to_the_default_run(first_publication, tm
     times and the cache report (no field says how it was run), the executed notebooks cell by cell (both engines
     coalesce each cell's streams); the default run's notebooks after the first ran on a reused kernel (reset cells),
     the isolated run's on fresh ones (none). (Made on the session's ten-metric demo quarter, a second run of it with
-    --isolated at ~66 CPU-s, until issue 13's third round; that pair of runs is now two default runs, the determinism
-    proof of test_pipeline and test_publication.)"""
+    --isolated at ~66 CPU-s, until issue 13's third round; that pair is now two warm runs, the second with its twelve
+    notebooks on one kernel: the determinism proof of test_pipeline and test_publication, and a check of the same
+    kind — one notebook's leftovers would change another's outputs — across the ten metrics' kinds.)"""
     from leaguetables.run.manifest import published_files
     from leaguetables.run.verify import compare_notebooks
 
