@@ -113,18 +113,18 @@ PUBLISHED_GROUP = "published_quarters"
 # The longest tests and groups first, so that the two workers finish together (measured with --durations; a test not
 # named here keeps its collection order after these). Each entry is the start of a node id.
 LONGEST_FIRST = (
-    # end-to-end (CPU seconds of each test with the processes it waited for, one test at a time (-p no:xdist) on the
-    # shared 2-core machine under heavy load (load average 5-7), 2 December 2026, issue 13, after its second cuts;
-    # the first two re-estimated after its third: the published group's second run warm, not --isolated, ~40 less;
-    # test_rerun's --isolated run of its first publication, ~24 more)
-    f"@{PUBLISHED_GROUP}",  # ~150: two ten-metric runs side by side (~55), papermill reruns, browser, ODS read-back
-    "tests/test_rerun.py",  # ~105 (one group: its module fixture, the first publication of its three scenarios, and
-    # the --isolated run of it)
-    "tests/test_out_folder.py",  # ~90 (one group: its module fixture, two small runs; ~28 small runs, most restored)
+    # end-to-end (CPU seconds of each test with the processes it waited for, measured per test in a `make test-e2e`
+    # run (-n 2) on the shared 2-core machine under heavy load (load average 6-8), 2 December 2026, issue 13, after
+    # its third cuts; greedy longest-first handed the first and third to one worker, the others to the other, and
+    # both ended within 6 s of each other)
+    f"@{PUBLISHED_GROUP}",  # ~120: two ten-metric runs side by side (~50), papermill reruns (~28), browser, ODS
+    "tests/test_rerun.py",  # ~110 (one group: its module fixture, the first publication of its three scenarios, and
+    # the --isolated run of it, ~30)
+    "tests/test_out_folder.py",  # ~105 (one group: its module fixture, two small runs; ~28 small runs, most restored)
     "tests/test_run_honesty.py::test_quarters_run_concurrently",  # ~60: five small runs, three then two side by side
-    "tests/test_real_quarter.py",  # ~46 (one group; real data, skips without it)
-    "tests/test_nof_source.py",  # ~33 (one group; real data)
-    "tests/test_records_spark.py",  # little CPU in the worker, but the JVM's (~27 CPU-s, not counted) and its wall
+    "tests/test_real_quarter.py",  # ~52 (one group; real data, skips without it)
+    "tests/test_nof_source.py",  # ~40 (one group; real data)
+    "tests/test_records_spark.py",  # ~3 in the worker and ~27 in its JVM (counted since issue 13: add_unwaited_cpu)
     "tests/test_run_honesty.py",  # ~12 (one group: its module fixture, one in-process run)
     "tests/test_pipeline.py",
     # (then test_bad_inputs.py's refusals: ~44 through run_quarter.main in-process, ~0.1 each, and six through the
