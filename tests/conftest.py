@@ -113,15 +113,18 @@ PUBLISHED_GROUP = "published_quarters"
 # The longest tests and groups first, so that the two workers finish together (measured with --durations; a test not
 # named here keeps its collection order after these). Each entry is the start of a node id.
 LONGEST_FIRST = (
-    # end-to-end (CPU seconds of each test with the processes it waited for, one test at a time (-p no:xdist) on the
-    # shared 2-core machine under heavy load (load average 5-7), 2 December 2026, issue 13, after its cuts)
-    f"@{PUBLISHED_GROUP}",  # ~190: two ten-metric runs side by side (~120), papermill reruns, browser, ODS read-back
-    "tests/test_out_folder.py",  # ~90 (one group: its module fixture, two small runs; ~28 small runs, most restored)
-    "tests/test_rerun.py",  # ~80 (one group: its module fixture, the first publication of its three scenarios)
+    # end-to-end (CPU seconds of each test with the processes it waited for, measured per test in a `make test-e2e`
+    # run (-n 2) on the shared 2-core machine under heavy load (load average 6-8), 2 December 2026, issue 13, after
+    # its third cuts; greedy longest-first handed the first and third to one worker, the others to the other, and
+    # both ended within 6 s of each other)
+    f"@{PUBLISHED_GROUP}",  # ~120: two ten-metric runs side by side (~50), papermill reruns (~28), browser, ODS
+    "tests/test_rerun.py",  # ~110 (one group: its module fixture, the first publication of its three scenarios, and
+    # the --isolated run of it, ~30)
+    "tests/test_out_folder.py",  # ~105 (one group: its module fixture, two small runs; ~28 small runs, most restored)
     "tests/test_run_honesty.py::test_quarters_run_concurrently",  # ~60: five small runs, three then two side by side
-    "tests/test_real_quarter.py",  # ~46 (one group; real data, skips without it)
-    "tests/test_nof_source.py",  # ~33 (one group; real data)
-    "tests/test_records_spark.py",  # little CPU in the worker, but the JVM's start-up is long in wall time
+    "tests/test_real_quarter.py",  # ~52 (one group; real data, skips without it)
+    "tests/test_nof_source.py",  # ~40 (one group; real data)
+    "tests/test_records_spark.py",  # ~3 in the worker and ~27 in its JVM (counted since issue 13: add_unwaited_cpu)
     "tests/test_run_honesty.py",  # ~12 (one group: its module fixture, one in-process run)
     "tests/test_pipeline.py",
     # (then test_bad_inputs.py's refusals: ~44 through run_quarter.main in-process, ~0.1 each, and six through the
@@ -265,10 +268,26 @@ def pytest_xdist_make_scheduler(config, log):
 _CLOCK: dict = {"start": time.time(), "workers": {}}
 
 
+# CPU seconds of child processes no test waits for, which getrusage never sees: the Spark driver's JVM (it lives until
+# its pytest process exits), read from /proc by the fixture that started it just before it stops (add_unwaited_cpu)
+_UNWAITED = {"cpu": 0.0}
+
+
+def add_unwaited_cpu(pid: int) -> None:
+    """Count the CPU seconds (user + system, with those of its waited-for children) process ``pid`` has used so far,
+    a child no test waits for (Linux's /proc; elsewhere nothing is counted)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return
+    _UNWAITED["cpu"] += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
 def _cpu_seconds(children: bool = True) -> float:
-    """CPU seconds (user + system) of this process and (``children``) of the child processes it has waited for."""
+    """CPU seconds (user + system) of this process and (``children``) of the child processes it has waited for, or
+    whose CPU a fixture counted (:func:`add_unwaited_cpu`)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + (kids.ru_utime + kids.ru_stime if children else 0.0)
+    return own.ru_utime + own.ru_stime + (kids.ru_utime + kids.ru_stime + _UNWAITED["cpu"] if children else 0.0)
 
 
 def pytest_sessionstart(session):
@@ -388,13 +407,22 @@ def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
 @pytest.fixture(scope="session")
 def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
     """``(first, second)``: the folders of the same demo quarter published twice, side by side, each into its own
-    empty reports folder: the first on warm kernels (the default), the second with ``--isolated`` (a fresh kernel per
-    notebook, papermill's default engine). Movement since the previous quarter is computed from the inputs, so no
-    previous quarter is published beside them (until issue 13 the demo Q3 was, a third ten-metric run, for one
-    cross-check: the movement table against the previous quarter's published league table, now made on the corpus
-    base by test_run_honesty.test_quarters_run_concurrently_read_no_other_quarters_outputs_and_verify). Built once per test session and shared
-    by the xdist workers (the first worker builds under a lock file in the session's shared temporary folder, the
-    others reuse it): the publication and browser tests read these folders and never write into them."""
+    empty reports folder, both on warm kernels: two independent processes (each its own hash seed, its own kernels,
+    no cache shared), the determinism proof of test_pipeline and test_publication. The first with the default
+    options (two kernels), the second with ``--jobs 1``: its twelve notebooks one after the other on one kernel, the
+    namespace reset before each, so that a state left by one notebook (of any of the ten metrics' kinds, the league
+    or the report) that changed another's outputs would differ from the first run's other order; the number of
+    kernels is no part of what a run publishes (nor of the manifest's defining part). Until issue 13's third round the second ran with ``--isolated`` (a fresh kernel per notebook:
+    ~66 CPU-s against ~26) for test_notebook_interface's proof that no state leaks between notebooks, which is now
+    made on a small run on one kernel (test_rerun.test_isolated_run_is_byte_identical_to_the_default_run: the four
+    metric notebooks of different kinds, the league and the report). Movement since the previous quarter is computed
+    from the inputs, so no previous quarter is published beside them (until issue 13 the demo Q3 was, a third
+    ten-metric run, for one cross-check: the movement table against the previous quarter's published league table,
+    now made on the corpus base by
+    test_run_honesty.test_quarters_run_concurrently_read_no_other_quarters_outputs_and_verify).
+    Built once per test session and shared by the xdist workers (the first worker builds under a lock file in the
+    session's shared temporary folder, the others reuse it): the publication and browser tests read these folders
+    and never write into them."""
     import fcntl
     import shutil
 
@@ -408,9 +436,9 @@ def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
             a, b = base / "a", base / "b"
             a.mkdir(parents=True)
             b.mkdir()
-            procs = {  # independent: side by side, the longer (a fresh kernel per notebook) first
-                "b": _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--isolated"),
+            procs = {  # independent: side by side
                 "a": _run_quarter(PUBLISHED_QUARTER, demo_dir, a),
+                "b": _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--jobs", "1"),
             }
             for name, proc in procs.items():
                 out, err = proc.communicate(timeout=900)

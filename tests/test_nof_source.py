@@ -98,6 +98,8 @@ def nof_report(tmp_path_factory):
             "nof",
             "--out",
             str(out),
+            "--jobs",  # one notebook kernel: a second costs its start and imports (~3.5 CPU-s) and changes no output
+            "1",
             "--no-progress",
         ],
         capture_output=True,

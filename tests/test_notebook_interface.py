@@ -8,8 +8,9 @@ run/engine.py).
   so do the league notebook and the report notebook (whose export is the published ``index.html`` byte for byte).
 * What one notebook hands to the next (bundles: Parquet tables and JSON values) reads back exactly, and a file
   changed after it was written is refused.
-* A quarter published with ``--isolated`` (a fresh kernel per notebook, papermill's default engine) is
-  byte-identical to the default run on warm kernels: no state leaks from one notebook to the next.
+* (A quarter published with ``--isolated`` — a fresh kernel per notebook, papermill's default engine — is
+  byte-identical to the default run on one warm kernel, no state leaking from one notebook to the next: on the
+  corpus base, test_rerun.test_isolated_run_is_byte_identical_to_the_default_run.)
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import ROOT
-
-from leaguetables.run import verify
 
 RERUN_METRICS = ("cdiff", "cqc_safe")  # an adjusted metric (model and funnel tables) and a bracket metric
 
@@ -214,38 +213,6 @@ def _papermill(notebook: str, params: dict, tmp_path: Path) -> None:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-
-
-# ------------------------------------------------------------------------------------- --isolated versus default
-def _manifest_defining(folder: Path) -> dict:
-    """The manifest without run times, the cache report and the checksums of the executed notebooks."""
-    m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    m.pop("timings_seconds")
-    m.pop("cache")
-    m["outputs"] = {k: v for k, v in m["outputs"].items() if not k.startswith("notebooks/")}
-    return m
-
-
-@pytest.mark.slow
-def test_isolated_run_is_byte_identical_to_the_default_run(published_quarters):
-    """The second published folder was run with --isolated (tests/conftest.py): its tables, HTML and spreadsheet
-    are byte-identical to the default run's (test_publication.test_second_render_is_byte_identical) and so is its
-    manifest apart from run times and the cache report — no field says how it was run. Its notebooks ran on fresh
-    kernels (no reset cell); the default run reused its kernels (reset cells); the executed notebooks' outputs are the
-    same cell by cell (both engines coalesce each cell's streams)."""
-    default, isolated = published_quarters
-    assert _manifest_defining(default) == _manifest_defining(isolated)
-    resets = {p.name: "kernel-reset" in p.read_text(encoding="utf-8") for p in (default / "notebooks").glob("*")}
-    assert sum(resets.values()) >= len(resets) - 2, "the default run reuses each worker's kernel"
-    assert not any("kernel-reset" in p.read_text(encoding="utf-8") for p in (isolated / "notebooks").glob("*"))
-    for name in ("index.html", "methodology.html", "tables/league_table_full.csv", "tables/metrics/cdiff.csv"):
-        assert (default / name).read_bytes() == (isolated / name).read_bytes(), name
-    differing = {
-        p.name: verify.compare_notebooks(p, isolated / "notebooks" / p.name)
-        for p in sorted((default / "notebooks").glob("*.ipynb"))
-    }
-    differing = {k: v for k, v in differing.items() if v}
-    assert not differing, f"executed notebooks' outputs differ (--isolated vs warm): {differing}"
 
 
 # ------------------------------------------------------------------------------------------------- the engine

@@ -3,7 +3,7 @@
 The quarter is the session's published demo quarter (``published_quarters`` in tests/conftest.py: ten metrics
 covering all three trust types, adjusted metrics, a rate with a funnel plot, a bracket metric and the combined
 finance group; movement since the previous quarter, computed from the inputs); this module reads it and never writes into it (determinism:
-the session's second run of it, ``--isolated``). The tests that need a run of their own (wrong arguments, a trust
+the session's second run of it, on one kernel). The tests that need a run of their own (wrong arguments, a trust
 type with no scored metric) make one.
 """
 
@@ -150,12 +150,11 @@ def test_executed_notebooks_record_the_interpreter(published):
 
 def test_second_run_gives_byte_identical_outputs(published_quarters):
     """The session's two runs of the quarter (``published_quarters``: each into its own folder, no cache shared, side
-    by side; the second with ``--isolated``): every published file byte-identical
-    — tables, report, profiles, methodology, spreadsheet, figures — except the manifest (run times) and the executed
-    notebooks, whose cell outputs must be identical (their metadata records the run); and --verify's comparison finds
-    nothing. (A third, default run was made here until issue 13: a default run that were not deterministic would
-    differ from the isolated run as surely as from another default run, so the pair proves as much;
-    test_notebook_interface.test_isolated_run_is_byte_identical_to_the_default_run checks the notebooks cell by cell.)"""
+    by side, on warm kernels: two for the first, one for the second): every published file byte-identical — tables,
+    report, profiles, methodology, spreadsheet, figures — except the manifest (run times) and the executed
+    notebooks, whose cell outputs must be identical (their metadata records the run); and --verify's comparison
+    finds nothing. (The second ran with ``--isolated`` until issue 13's third round; that no state leaks between
+    notebooks is also test_rerun.test_isolated_run_is_byte_identical_to_the_default_run's, on the corpus base.)"""
     from leaguetables.run.manifest import published_files
     from leaguetables.run.verify import compare_folders
 

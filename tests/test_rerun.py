@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import signal
@@ -167,6 +168,50 @@ def test_one_metric_changed_rerun_equals_a_cold_run(first_publication, tmp_path)
     assert any(k.startswith("notebooks/") for k in published) and "manifest.json" in published
     check_verify_passes_on_an_untouched_quarter(out)
     assert tree(out / QUARTER) == published, "--verify never publishes"
+
+
+def _manifest_defining(folder: Path) -> dict:
+    """The manifest without run times, the cache report and the checksums of the executed notebooks."""
+    m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    m.pop("timings_seconds")
+    m.pop("cache")
+    m["outputs"] = {k: v for k, v in m["outputs"].items() if not k.startswith("notebooks/")}
+    return m
+
+
+def test_isolated_run_is_byte_identical_to_the_default_run(first_publication, tmp_path):
+    """The first publication's inputs run again with ``--isolated`` (a fresh kernel per notebook, papermill's default
+    engine) into an empty reports folder publish what the default run published on one warm kernel (``--jobs 1``:
+    the four metric notebooks — a proportion, an adjusted rate with its model, a bracket metric, a mean: the three
+    trust types —, then the league and the report, each after the others on the same kernel, its namespace reset):
+    no state leaks from one notebook to the next. Every published file byte for byte, the manifest apart from run
+    times and the cache report (no field says how it was run), the executed notebooks cell by cell (both engines
+    coalesce each cell's streams); the default run's notebooks after the first ran on a reused kernel (reset cells),
+    the isolated run's on fresh ones (none). (Made on the session's ten-metric demo quarter, a second run of it with
+    --isolated at ~66 CPU-s, until issue 13's third round; that pair is now two warm runs, the second with its twelve
+    notebooks on one kernel: the determinism proof of test_pipeline and test_publication, and a check of the same
+    kind — one notebook's leftovers would change another's outputs — across the ten metrics' kinds.)"""
+    from leaguetables.run.manifest import published_files
+    from leaguetables.run.verify import compare_notebooks
+
+    data, first_out, first = first_publication
+    out = tmp_path / "isolated"
+    proc = run_quarter("--isolated", data=data, out=out)
+    assert proc.returncode == 0, proc.stderr
+    default, isolated = first_out / QUARTER, out / QUARTER
+    assert _manifest_defining(default) == _manifest_defining(isolated)
+    notebooks = sorted((default / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) == len(METRICS.split(",")) + 2
+    resets = [p.name for p in notebooks if "kernel-reset" in p.read_text(encoding="utf-8")]
+    assert len(resets) == len(notebooks) - 1, f"one kernel for every notebook of the default run: {resets}"
+    assert not any("kernel-reset" in p.read_text(encoding="utf-8") for p in (isolated / "notebooks").glob("*"))
+    files = [p.relative_to(default).as_posix() for p in published_files(default)]
+    assert files == [p.relative_to(isolated).as_posix() for p in published_files(isolated)]
+    different = [f for f in files if not f.startswith("notebooks/") and first[f] != (isolated / f).read_bytes()]
+    assert not different, f"published files differ (--isolated vs warm): {different}"
+    differing = {p.name: compare_notebooks(p, isolated / "notebooks" / p.name) for p in notebooks}
+    differing = {k: v for k, v in differing.items() if v}
+    assert not differing, f"executed notebooks' outputs differ (--isolated vs warm): {differing}"
 
 
 def check_noop_rerun_reuses_everything_and_changes_nothing(out: Path, data: Path) -> None:
