@@ -118,8 +118,8 @@ MUTANTS = (
     Mutant(
         "override-not-in-likely-ranges",
         "nof/scoring.py",
-        "seg = np.where(_overridden(seg, in_deficit[cols][None, :], from_segments), int(to_segment),",
-        "seg = np.where(_overridden(seg, in_deficit[cols][None, :], from_segments) & False, int(to_segment),",
+        "moved = _overridden(seg, in_deficit[cols][None, :], rules.from_segments)",
+        "moved = _overridden(seg, in_deficit[cols][None, :], rules.from_segments) & False",
         (f"{GAPS}::test_the_financial_override_applies_in_every_bootstrap_replicate",),
         "the financial override left out of NHS England's likely-range bootstrap (scoring.joint_bootstrap)",
     ),

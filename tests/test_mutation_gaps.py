@@ -8,6 +8,10 @@ distributions (closed forms), hand-worked bootstrap distributions, or the defini
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -234,3 +238,23 @@ def test_the_likely_range_has_the_level_it_is_labelled_with():
     for level in (0.6, 0.99):
         got = scoring.likely_range_average(df, replicates=4000, seed=1, level=level).set_index("trust_code")
         assert got.loc["A"].tolist() == [1.0, 3.0], level
+
+
+# -------------------------------------------------------------------------------- the mutants still apply
+def test_every_mutant_of_make_mutation_gaps_still_applies(monkeypatch):
+    """Each mutant's text occurs exactly once in its file and names tests of this module that exist: code that moved
+    (a refactor rewrote ``scoring.joint_bootstrap``'s override line once) fails here, in ``make test``, rather than
+    leaving ``make mutation-gaps`` to report it not applied."""
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("mutation_gaps", root / "scripts" / "mutation_gaps.py")
+    assert spec is not None and spec.loader is not None
+    gaps = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "mutation_gaps", gaps)  # its dataclass looks its module up there
+    spec.loader.exec_module(gaps)
+    names = set(globals())
+    for m in gaps.MUTANTS:
+        text = (gaps.SRC / m.path).read_text(encoding="utf-8")
+        assert text.count(m.old) == 1, f"{m.id}: {m.old!r} occurs {text.count(m.old)} times in {m.path}"
+        for node in m.tests:
+            path, name = node.split("::")
+            assert path == gaps.GAPS and name.split("[")[0] in names, (m.id, node)

@@ -137,6 +137,20 @@ def test_tiny_league_hand_worked():
     assert not ch["change_beyond_chance"].any() and (ch["p_segment_change_by_chance"] == 0).all()
 
 
+def test_a_metric_of_a_type_without_trusts_adds_nothing():
+    """The tiny league (acute trusts) with a third metric for ambulance trusts only, of which there are none (as the
+    demo's ICB metrics without ``../shared``): the same averages, segments and ranks, on the vectorised path (the
+    metric's trust positions once came out as an empty float array, which numpy refuses as indices)."""
+    spec = catalogue(3).model_dump()
+    spec["metrics"][2]["trust_types"] = ["ambulance"]
+    qd = qdata(tiny(), Catalogue.model_validate(spec), Q_NOW)
+    assert [len(md.frame) for md in qd.metrics] == [4, 4, 0]
+    obs = sampling.observed_league(qd).set_index("trust_code")
+    assert obs["average_score"].tolist() == [1.0, 2.5, 2.5, 4.0] and obs["rank"].tolist() == [3, 1, 1, 4]
+    summ, reps = sampling.sample_league(qd, 50, seed=1, check=2)
+    assert reps.path == "vectorised" and summ.set_index("trust_code")["rank_median"].tolist() == [3, 1, 1, 4]
+
+
 def test_draws_shrink_imprecise_trusts_and_keep_precise_ones():
     """Empirical Bayes: a trust with 10⁶ cases keeps its observed rate (posterior sd ~0.05 points); one with 9 of 10
     is pulled towards its type's mean, to the beta posterior mean (a + x)/(a + b + n) with a + b = m(1 − m)/τ² − 1;
