@@ -340,14 +340,56 @@ def _shared_root(tmp_path_factory) -> Path:
     return tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
 
 
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory) -> Path:
-    """The demo data (fixed seed), written once per test session and shared by the xdist workers (the first worker
-    writes it under a lock file, the others reuse it). Tests read it and never write into it (they copy it)."""
-    import fcntl
-    import shutil
+def demo_fingerprint() -> str:
+    """What the demo data depend on: every source, SQL and config file of the project (the generator, its catalogue,
+    models and record-level settings among them, so wider than needed and never narrower), the locked dependencies,
+    and the size and time of the real geography files the record-level demo reads when ``../shared`` is there."""
+    from leaguetables.inputs.records import geography
 
+    h = hashlib.sha256((ROOT / "requirements.lock").read_bytes())
+    for base in (ROOT / "src" / "leaguetables", ROOT / "config"):
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and path.suffix in {".py", ".sql", ".yaml", ".yml", ".json"}:
+                h.update(f"{path.relative_to(ROOT)}\0".encode() + path.read_bytes() + b"\0")
+    for rel in sorted(geography.FILES.values()):
+        path = Path(geography.DEFAULT_REAL) / rel
+        st = path.stat() if path.is_file() else None
+        h.update(f"{rel}\0{st and (st.st_size, st.st_mtime_ns)}\0".encode())
+    return h.hexdigest()
+
+
+def _cached_demo(config, folder: Path) -> None:
+    """Write the demo data into ``folder``: copied from pytest's cache (``.pytest_cache``) when a session has already
+    generated them for this :func:`demo_fingerprint` — the unit and end-to-end groups of ``make test``, and each
+    rerun of a group, generate them once (~9 CPU-s) —, else generated and kept there (only the latest)."""
     from leaguetables.inputs import demo
+
+    store = config.cache.mkdir("leaguetables-demo") if getattr(config, "cache", None) is not None else None
+    if store is None:
+        demo.write(folder)
+        return
+    kept = store / demo_fingerprint()
+    if kept.is_dir():
+        shutil.copytree(kept, folder, dirs_exist_ok=True)
+        return
+    demo.write(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=store))
+    shutil.copytree(folder, tmp, dirs_exist_ok=True)
+    for old in store.iterdir():
+        if old.is_dir() and not old.name.startswith(".tmp-"):
+            shutil.rmtree(old, ignore_errors=True)
+    try:
+        tmp.rename(kept)  # atomic: a session reading the store sees the whole folder or none
+    except OSError:  # another session kept the same data meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory, pytestconfig) -> Path:
+    """The demo data (fixed seed), written once per test session and shared by the xdist workers (the first worker
+    writes it under a lock file, the others reuse it; :func:`_cached_demo` copies the previous session's when nothing
+    they depend on changed). Tests read it and never write into it (they copy it)."""
+    import fcntl
 
     root = _shared_root(tmp_path_factory)
     folder, done = root / "demo-data", root / "demo-data.complete"
@@ -356,7 +398,7 @@ def demo_dir(tmp_path_factory) -> Path:
         if not done.exists():
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
-            demo.write(folder)
+            _cached_demo(pytestconfig, folder)
             done.touch()
     return folder
 
