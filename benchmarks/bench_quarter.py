@@ -247,6 +247,8 @@ def floor_measure(quarter: str, out_json: Path) -> None:
             work,
             store_dir,
         )
+        # productivity and SPC computed once, by the report's cells, and read back by the documents, as in a run
+        params["report_cache"] = str(tmp / "report-cache")
         ns = params | {"inputs": inputs, "methodology": methodology, "catalogue": catalogue}
         for cell in nb.cells:
             if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
