@@ -79,6 +79,13 @@ def demo_records(demo_dir):
     return out
 
 
+def test_the_records_manifest_holds_nothing_that_varies_between_generations(demo_records):
+    """The manifest of the generated records says what was generated (scale, seed, fraction, quarters, row counts)
+    and nothing a second generation with the same seed would write differently (the time it took, once)."""
+    manifest = json.loads((demo_records / "manifest.json").read_text())
+    assert set(manifest) == {"scale", "seed", "population_fraction", "quarters", "rows", "generator", "fictional"}
+
+
 @pytest.fixture(scope="module")
 def demo_indicators(demo_records):
     return indicators.compute_indicators(demo_records, "2025-26-Q4")
