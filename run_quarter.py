@@ -57,12 +57,15 @@ def _stop_children() -> None:
 
 def _quiet_after_stop() -> None:
     """After a stop the run's one line is all it says: notebook threads winding down (their kernels killed) must
-    not log "Kernel died" or a traceback around it."""
+    not log "Kernel died" or a traceback around it, nor may the clean-up Python reports as "Exception ignored"
+    (finalizers and exit callbacks of the killed kernels' clients: once, under load, a ``FileNotFoundError`` after
+    the line)."""
     import logging
     import threading
 
     logging.disable(logging.CRITICAL)
     threading.excepthook = lambda args: None
+    sys.unraisablehook = lambda unraisable: None
 
 
 def install_signal_handlers() -> None:
