@@ -68,14 +68,18 @@ def early_data(prep, staging: Path, metric_results: str, cache: DerivedCache | N
     return data
 
 
-def open_derived(folder: Path | str) -> DerivedCache | None:
-    """The run's cache of each metric's productivity opportunity and SPC in ``folder`` (None when empty)."""
-    return open_cache(folder)
-
-
-def compile_templates() -> int:
-    """The page templates compiled before the first page is written (:func:`pages.compile_templates`)."""
-    return pages.compile_templates()
+def while_the_league_runs(
+    prep, staging: Path, metric_results: str, cache_folder: str
+) -> tuple[ReportData, DerivedCache | None, SheetCache]:
+    """What the run's process does while the league notebook runs: opens the report cache in ``cache_folder`` (none
+    when empty), computes :func:`early_data` with it, the spreadsheet's cells it can (:func:`prepare_sheets`, kept
+    between runs in the same cache) and compiles the page templates. Returns (early data, cache, sheet cells)."""
+    cache = open_cache(cache_folder)
+    early = early_data(prep, staging, metric_results, cache)
+    sheets = SheetCache(cache)
+    prepare_sheets(early, staging, sheets)
+    pages.compile_templates()
+    return early, cache, sheets
 
 
 def prepare_sheets(early: ReportData, staging: Path, sheets: SheetCache) -> None:

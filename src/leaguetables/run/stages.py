@@ -224,7 +224,7 @@ class RunContext:
         self.metric_bundles = ""  # the report's parameter metric_results (keep_metric_bundles)
         #: the spreadsheet's cells made before the workbook is written (documents.prepare_sheets; a SheetCache)
         self.sheets: Any = None
-        #: each metric's productivity opportunity and SPC by content (documents.open_derived), once the run's process
+        #: each metric's productivity opportunity and SPC by content (documents.while_the_league_runs), once the run's process
         #: computes them; closed (pruned) at the end of the run
         self.derived: Any = None
         self.store_dir = files.trusts.parent
@@ -389,12 +389,9 @@ def _execute_league(ctx: RunContext) -> None:
     worker = ctx.workers.get(1)[0]
     league = worker.submit(worker.execute, "league_table.ipynb", ctx.nb_dir / "league_table.ipynb", params)
     try:
-        documents = _documents()
-        ctx.derived = documents.open_derived(ctx.report_cache())
-        ctx.early = documents.early_data(ctx.prep, ctx.staging, ctx.metric_bundles, ctx.derived)
-        ctx.sheets = documents.SheetCache(ctx.derived)  # cells kept between runs by each file's bytes
-        documents.prepare_sheets(ctx.early, ctx.staging, ctx.sheets)
-        documents.compile_templates()
+        ctx.early, ctx.derived, ctx.sheets = _documents().while_the_league_runs(
+            ctx.prep, ctx.staging, ctx.metric_bundles, ctx.report_cache()
+        )
     finally:
         league.result()
 
