@@ -77,28 +77,17 @@ def _spc_arrays(results: dict[str, SPCResult]) -> dict[str, np.ndarray]:
     text = {"codes": list(results), "labels": rs[0].labels if rs else []}
     text |= {f: [getattr(r, f) for r in rs] for f in _SPC_TEXT}
     return {
-        "values": _raw(np.array([r.values for r in rs], dtype=float).reshape(n, q)),
-        "limits": _raw(np.array([[getattr(r, f) for f in _SPC_FLOATS] for r in rs], dtype=float).reshape(n, 6)),
+        "values": np.array([r.values for r in rs], dtype=float).reshape(n, q),
+        "limits": np.array([[getattr(r, f) for f in _SPC_FLOATS] for r in rs], dtype=float).reshape(n, 6),
         "rules": np.array([[sum(bits[x] for x in p) for p in r.point_rules] for r in rs], dtype=np.int8).reshape(n, q),
         "states": np.array([[_STATES.index(x) for x in r.point_state] for r in rs], dtype=np.int8).reshape(n, q),
         "text": np.frombuffer(json.dumps(text).encode(), np.uint8),
     }
 
 
-def _raw(a: np.ndarray) -> np.ndarray:
-    """A float array's bytes (a 2-d uint8 array): stored as they are (the cache's hundredths would read −0.0 back
-    as 0.0)."""
-    return np.ascontiguousarray(a).view(np.uint8).reshape(a.shape[0], -1)
-
-
-def _floats(a: np.ndarray, n: int) -> np.ndarray:
-    return np.ascontiguousarray(a).view(np.float64).reshape(n, -1)
-
-
 def _spc(arrays: dict[str, np.ndarray]) -> dict[str, SPCResult]:
     text = json.loads(arrays["text"].tobytes())
-    n = len(text["codes"])
-    values, limits = _floats(arrays["values"], n), _floats(arrays["limits"], n)
+    values, limits = arrays["values"], arrays["limits"]
     combos = [[r for i, r in enumerate(RULES) if m >> i & 1] for m in range(1 << len(RULES))]
     out = {}
     for i, code in enumerate(text["codes"]):
