@@ -341,21 +341,22 @@ def _shared_root(tmp_path_factory) -> Path:
 
 
 def demo_fingerprint() -> str:
-    """What the demo data depend on: every source, SQL and config file of the project (the generator, its catalogue,
-    models and record-level settings among them, so wider than needed and never narrower), the locked dependencies,
-    and the size and time of the real geography files the record-level demo reads when ``../shared`` is there."""
+    """What the demo data depend on: the code and locked environment (``run.cache.code_hash``: the generator among
+    the package's sources, so wider than needed and never narrower), the configuration (catalogue, models,
+    record-level settings), and the size and time of the real geography files the record-level demo reads when
+    ``../shared`` is there."""
     from leaguetables.inputs.records import geography
+    from leaguetables.run.cache import code_hash, sha256_json, tree_hash
 
-    h = hashlib.sha256((ROOT / "requirements.lock").read_bytes())
-    for base in (ROOT / "src" / "leaguetables", ROOT / "config"):
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and path.suffix in {".py", ".sql", ".yaml", ".yml", ".json"}:
-                h.update(f"{path.relative_to(ROOT)}\0".encode() + path.read_bytes() + b"\0")
-    for rel in sorted(geography.FILES.values()):
-        path = Path(geography.DEFAULT_REAL) / rel
-        st = path.stat() if path.is_file() else None
-        h.update(f"{rel}\0{st and (st.st_size, st.st_mtime_ns)}\0".encode())
-    return h.hexdigest()
+    real = Path(geography.DEFAULT_REAL)
+    stats = {rel: (real / rel).stat() if (real / rel).is_file() else None for rel in sorted(geography.FILES.values())}
+    return sha256_json(
+        {
+            "code": code_hash(),
+            "config": tree_hash(ROOT / "config"),
+            "geography": {rel: st and [st.st_size, st.st_mtime_ns] for rel, st in stats.items()},
+        }
+    )
 
 
 def _cached_demo(config, folder: Path) -> None:
