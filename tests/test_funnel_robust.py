@@ -436,3 +436,22 @@ def test_funnel_figure_draws_the_limits_the_flags_use_for_exact_limits():
         assert any(d.shape == (int(keep.sum()),) and np.allclose(d, grid.loc[keep, col]) for d in drawn), col
     at_units = funnel.exact_limits("SR", res.units["denominator"], res.target, res.tau2, 0.95)
     np.testing.assert_array_equal(at_units[1], res.units["upper_95_adj"].to_numpy())
+
+
+def test_beta_binomial_quantiles_are_scipys():
+    """The exact limits' beta-binomial quantiles (``funnel._betabinom_ppf``: scipy's bisection over the pmf computed
+    once per n) equal ``scipy.stats.betabinom(n, a, b).ppf`` exactly — the tails of the 95% and 99.8% limits and a
+    median, for small and large n and light to heavy overdispersion, and NaN where n is not a count ≥ 0 — and the
+    exact PR limits drawn from them are scipy's."""
+    rng = np.random.default_rng(5)
+    n = np.concatenate([np.arange(0.0, 12.0), np.round(rng.uniform(12, 2500, 40)), [np.nan, -1.0, 2.5]])
+    for target, t2 in ((0.02, 0.001), (0.3, 0.05), (0.9, 0.4)):
+        k = 1.0 / t2 - 1.0
+        a, b = target * k, (1.0 - target) * k
+        for q in (0.001, 0.025, 0.5, 0.975, 0.999):
+            np.testing.assert_array_equal(funnel._betabinom_ppf(q, n, a, b), sps.betabinom(n, a, b).ppf(q))
+    lo, hi = funnel.exact_limits("PR", n[:-3], 0.3, 0.05, 0.998)
+    dist = sps.betabinom(n[:-3], 0.3 * 19.0, 0.7 * 19.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(lo, dist.ppf(0.001) / n[:-3])
+        np.testing.assert_array_equal(hi, dist.ppf(0.999) / n[:-3])

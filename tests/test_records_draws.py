@@ -10,6 +10,9 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from scipy import stats
 
@@ -59,3 +62,27 @@ def test_draws_are_poisson_and_bernoulli_as_the_truth_states():
     z_mean = stats.norm.ppf(0.9995)
     assert (exact["mean_z"].abs() < z_mean / np.sqrt(exact["units"])).all(), exact
     assert ((exact["var_low"] < exact["var_z"]) & (exact["var_z"] < exact["var_high"])).all(), exact
+
+
+@pytest.mark.realdata
+def test_follow_up_counts_from_the_draws_are_op_tables_follow_up_rows():
+    """``recovery`` counts each trust's follow-ups from ``generate.op_draws`` (each first attendance's count, at its
+    trust) rather than from the rows ``op_table`` makes of the same draws: the two agree, trust by trust, on one
+    ICB-quarter's chunk stream, as do the truth's Σ μ each path adds (both ``op_table`` and the count start with
+    ``op_draws``)."""
+    if not geography.available():
+        pytest.skip(f"real geography absent: {geography.DEFAULT_REAL}")
+    cfg = load_record_generator()
+    geo = geography.load(geography.DEFAULT_REAL, seed=cfg.seed, demo_seed=cfg.demo_seed, acute_trusts=cfg.acute_trusts)
+    eff = generate.draw_effects(cfg.seed, geo.trust_codes, len(geo.icb_codes))
+    per, icb, fraction = generate.period(QUARTERS[1], 1), 3, 0.05
+    truth = generate.Truth()
+    chunk = generate.Chunk(geo, generate.cells_of(geo, icb), eff, per, fraction * per.years, truth)
+    table = generate.op_table(generate.chunk_rng(cfg.seed, per.index, icb, "op"), chunk, 0)
+    follow = table.filter(pc.is_in(table["FIRSTATT"], pa.array(["2", "4"])))["PROCODE3"].to_pylist()
+    rows = pd.Series(follow).value_counts().reindex(geo.trust_procode, fill_value=0).to_numpy(float)
+    counted, mu = recovery._followup_chunk_draws(geo, eff, per, icb, cfg.seed, fraction)
+    assert rows.sum() > 1000 and (rows > 0).sum() > 3
+    np.testing.assert_array_equal(counted, rows)
+    t = truth.frame()
+    np.testing.assert_allclose(mu, np.bincount(t["org"], weights=t["mu"], minlength=len(geo.trust_codes)), rtol=1e-12)

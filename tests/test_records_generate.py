@@ -268,7 +268,7 @@ def test_record_rows_are_observed_over_expected_and_merge_adds_only(demo_records
             }
         ),
     }
-    out = demo_quarter.merge_into_demo(frames, demo_records, "2025-26-Q4")
+    out = demo_quarter.merge_into_demo(frames, demo_records, "2025-26-Q4", demo_indicators)
     assert out["trusts"].iloc[0].equals(frames["trusts"].iloc[0])
     assert (out["trusts"]["trust_type"] == "icb").sum() == 42 and len(out["demographics"]) == 43
     assert (

@@ -76,10 +76,13 @@ def icb_register(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return trusts, demo
 
 
-def merge_into_demo(frames: dict[str, pd.DataFrame], folder: Path, quarter: str) -> dict[str, pd.DataFrame]:
-    """The demo's contract tables with the record-level rows added (nothing existing is changed)."""
+def merge_into_demo(
+    frames: dict[str, pd.DataFrame], folder: Path, quarter: str, ind: Indicators | None = None
+) -> dict[str, pd.DataFrame]:
+    """The demo's contract tables with the record-level rows added (nothing existing is changed); ``ind``: the
+    indicators of ``folder``'s records when already computed (:func:`record_observations`)."""
     trusts, demo = icb_register(folder)
-    obs = pd.concat([frames["observations"], record_observations(folder, quarter)], ignore_index=True)
+    obs = pd.concat([frames["observations"], record_observations(folder, quarter, ind)], ignore_index=True)
     obs = obs.sort_values(["quarter", "trust_code", "metric_id"], kind="mergesort").reset_index(drop=True)
     out = dict(frames)
     out["trusts"] = pd.concat([frames["trusts"], trusts], ignore_index=True)

@@ -519,16 +519,25 @@ def ae_table(rng: np.random.Generator, chunk: Chunk, key_base: int) -> pa.Table:
     )
 
 
-def op_table(rng: np.random.Generator, chunk: Chunk, key_base: int) -> pa.Table:
-    """Outpatient first attendances and their follow-ups (Poisson, mean by age and the trust's effect), all dated in
-    the quarter (steady state)."""
-    geo, cells, eff, per, scale, truth = chunk.geo, chunk.cells, chunk.eff, chunk.per, chunk.scale, chunk.truth
+def op_draws(rng: np.random.Generator, chunk: Chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(cells, trusts, follow-ups)``: the outpatient first attendances (the cell of each), the trust of each and its
+    number of follow-ups (Poisson, mean by age and the trust's effect, added to the chunk's truth) — the first draws
+    of :func:`op_table`, which makes the rows from them (a follow-up count by trust needs no rows: ``recovery``)."""
+    geo, cells, eff, scale, truth = chunk.geo, chunk.cells, chunk.eff, chunk.scale, chunk.truth
     firsts = _rows(rng, intensity(cells, "op_first", scale))
     age = cells.age[firsts]
     trust = _trust_of(rng, geo, cells.ltla[firsts])
     mu = model.followup_mean(age, eff.trust["followup"][trust])
     n_fu = rng.poisson(mu)
     truth.add("trust", "followup", trust, AGE_BANDS[age], mu)
+    return firsts, trust, n_fu
+
+
+def op_table(rng: np.random.Generator, chunk: Chunk, key_base: int) -> pa.Table:
+    """Outpatient first attendances and their follow-ups (:func:`op_draws`), all dated in the quarter (steady
+    state)."""
+    geo, cells, per = chunk.geo, chunk.cells, chunk.per
+    firsts, trust, n_fu = op_draws(rng, chunk)
     owner = np.concatenate([np.arange(len(firsts)), np.repeat(np.arange(len(firsts)), n_fu)])
     first = np.arange(len(owner)) < len(firsts)
     n = len(owner)

@@ -27,8 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from scipy import stats
 
 from leaguetables.inputs.records import generate, model
@@ -186,16 +184,19 @@ def _icb_chunk_draws(
 def _followup_chunk_draws(
     geo: Geography, eff: generate.Effects, per: generate.Period, icb: int, seed: int, fraction: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One ICB-quarter's outpatient follow-ups by trust: drawn, and Σ μ of their first attendances (the truth's)."""
+    """One ICB-quarter's outpatient follow-ups by trust: drawn, and Σ μ of their first attendances (the truth's).
+
+    The draws are ``generate.op_draws``, from which ``generate.op_table`` makes its rows: a follow-up row per unit of
+    each first attendance's count, at that attendance's trust, so the count by trust is the sum of the counts by
+    trust, without the rows (test_records_draws checks it against ``op_table``'s rows)."""
     truth = generate.Truth()
     rng = generate.chunk_rng(seed, per.index, icb, "op")
     chunk = generate.Chunk(geo, generate.cells_of(geo, icb), eff, per, fraction * per.years, truth)
-    table = generate.op_table(rng, chunk, 0)
-    follow_up = pc.is_in(table["FIRSTATT"], pa.array(["2", "4"]))
-    procode = pd.Series(table["PROCODE3"].filter(follow_up).to_numpy(zero_copy_only=False)).value_counts()
+    _, trust, n_fu = generate.op_draws(rng, chunk)
+    n_t = len(geo.trust_codes)
     t = truth.frame()
-    mu = np.bincount(t["org"].to_numpy(int), weights=t["mu"].to_numpy(float), minlength=len(geo.trust_codes))
-    return procode.reindex(geo.trust_procode, fill_value=0).to_numpy(float), mu
+    mu = np.bincount(t["org"].to_numpy(int), weights=t["mu"].to_numpy(float), minlength=n_t)
+    return np.bincount(trust, weights=n_fu, minlength=n_t).astype(float), mu
 
 
 def generator_draws(
