@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import gc
 import hashlib
 import inspect
 import json
@@ -224,6 +225,16 @@ def pytest_collection_modifyitems(config, items):
         tmp.write_text(json.dumps(groups), encoding="utf-8")
         tmp.replace(shared)
     return (yield)
+
+
+def pytest_collection_finish(session):
+    """Once the test modules (and the libraries they import: pandas, scipy, statsmodels, matplotlib, …) are loaded,
+    their objects are moved out of the garbage collector's reach (``gc.freeze``): they live as long as the process,
+    yet every full collection during the tests walked them all again — about 6% of a worker's CPU, halved (measured
+    with gc.callbacks on five simulation-heavy modules, 2 December 2026, issue 13). Garbage made before is collected
+    first; nothing a test makes is frozen."""
+    gc.collect()
+    gc.freeze()
 
 
 # pytest-xdist 3.8's own loadgroup appends the group to ``item._nodeid``, which pytest 9 no longer reads (node ids

@@ -92,18 +92,38 @@ def test_no_import_cycle_in_the_package():
     assert cycles(graph) == []
 
 
-@pytest.mark.parametrize("order", ["forwards", "backwards"])
-def test_every_module_imports_in_a_fresh_interpreter(order):
+# The run's own process (``run_quarter.py``: the pipeline and the publication stage) and the libraries it must not
+# import (test_the_runs_own_process_imports_no_statistics_libraries)
+RUN_PROCESS = ("leaguetables.run.pipeline", "leaguetables.publication.documents")
+HEAVY = ("scipy", "statsmodels", "matplotlib", "pyspark")
+# imports the modules of its first argument (comma-separated), prints which of HEAVY are then loaded, then imports
+# the others in order
+FRESH = (
+    "import importlib, sys\n"
+    "for n in filter(None, sys.argv[1].split(',')):\n    importlib.import_module(n)\n"
+    f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    "for n in sys.argv[2:]:\n    importlib.import_module(n)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def fresh_interpreters() -> dict[str, subprocess.CompletedProcess]:
+    """Two fresh interpreters, each importing every module of the package: ``forwards`` in sorted order,
+    ``backwards`` the run's own process's two modules first (:data:`RUN_PROCESS`, what it has loaded then printed)
+    and then the others in reverse order. One interpreter serves both proofs since issue 13 (each start-up imports
+    pandas, scipy, pyarrow, …: ~3.5 CPU-s)."""
     names = sorted(_modules())
-    if order == "backwards":
-        names.reverse()
-    code = "import importlib, sys\nfor n in sys.argv[1:]:\n    importlib.import_module(n)\n"
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *names],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"},
-    )
+    orders = {"forwards": ("", names), "backwards": (",".join(RUN_PROCESS), names[::-1])}
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
+    return {
+        order: subprocess.run([sys.executable, "-c", FRESH, first, *rest], capture_output=True, text=True, env=env)
+        for order, (first, rest) in orders.items()
+    }
+
+
+@pytest.mark.parametrize("order", ["forwards", "backwards"])
+def test_every_module_imports_in_a_fresh_interpreter(order, fresh_interpreters):
+    proc = fresh_interpreters[order]
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -121,15 +141,13 @@ def test_without_module_blocks_an_import_inside_the_block_only():
     assert sys.modules["tabnanny"] is not None
 
 
-def test_the_runs_own_process_imports_no_statistics_libraries():
+def test_the_runs_own_process_imports_no_statistics_libraries(fresh_interpreters):
     """The run's own process (``run_quarter.py``: the pipeline and the publication stage) reads what the notebooks
     computed and writes the documents: it imports none of scipy, statsmodels, matplotlib (the kernels' libraries,
     ~1.5–2 CPU-s a run) nor pyspark (which pandera would import, for ``pyspark.pandas``, were it not hidden while
-    pandera is imported; ``contract``). A fresh interpreter."""
-    heavy = ("scipy", "statsmodels", "matplotlib", "pyspark")
-    code = (
-        "import sys, leaguetables.run.pipeline, leaguetables.publication.documents; "
-        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "[]"
+    pandera is imported; ``contract``). A fresh interpreter: the first imports of ``fresh_interpreters``'
+    backwards one."""
+    proc = fresh_interpreters["backwards"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[0] == "[]", proc.stdout.splitlines()[0]
+    assert fresh_interpreters["forwards"].stdout.strip() == "[]"  # nothing imported before its first print

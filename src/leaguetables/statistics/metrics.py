@@ -183,21 +183,20 @@ class MetricResult:
 def _set_status(df: pd.DataFrame) -> None:
     """The ``status`` column of observations joined to the eligible trusts: missing (no row), suppressed, or ok
     (missing too when the row has no figure)."""
-    status = np.where(
-        df["suppressed"].isna(),
-        STATUS_MISSING,
-        np.where(df["suppressed"].fillna(False).astype(bool), STATUS_SUPPRESSED, STATUS_OK),
+    no_row = df["suppressed"].isna().to_numpy()
+    suppressed = df["suppressed"].fillna(False).astype(bool).to_numpy()
+    has_figure = df[["numerator", "reported_value", "category"]].notna().any(axis=1).to_numpy()
+    df["status"] = np.where(  # one assignment of the whole column (issue 13: the unit tests' time)
+        no_row | ~(suppressed | has_figure), STATUS_MISSING, np.where(suppressed, STATUS_SUPPRESSED, STATUS_OK)
     )
-    df["status"] = status
-    has_figure = df[["numerator", "reported_value", "category"]].notna().any(axis=1)
-    df.loc[(df["status"] == STATUS_OK) & ~has_figure, "status"] = STATUS_MISSING
 
 
 def observed_table(inputs: QuarterInputs, metric: Metric, quarter: str) -> pd.DataFrame:
     """Eligible trusts joined to their observation for the quarter, with a status per trust."""
     trusts = inputs.trusts.loc[inputs.trusts["trust_type"].isin(metric.trust_types), ["trust_code", "trust_type"]]
     obs = inputs.observations
-    obs = obs.loc[(obs["quarter"] == quarter) & (obs["metric_id"] == metric.id)]
+    # numpy's comparison of the text columns: the same rows as pandas' ``==``, ~10× faster (issue 13)
+    obs = obs.loc[(obs["quarter"].to_numpy() == quarter) & (obs["metric_id"].to_numpy() == metric.id)]
     obs = obs.drop(columns=["quarter", "metric_id"]).rename(columns={"value": "reported_value"})
     df = trusts.merge(obs, on="trust_code", how="left")
     _set_status(df)

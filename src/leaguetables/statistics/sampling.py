@@ -205,13 +205,10 @@ class MetricData:
         f = self.frame
         if self.kind == "fixed":
             return np.zeros(len(f), dtype=bool)
-        return (
-            (f["status"] == metrics_mod.STATUS_OK)
-            & f["numerator"].notna()
-            & f["denominator"].notna()
-            & (f["denominator"] > 0)
-            & f["value"].notna()
+        counted = (
+            f["numerator"].notna() & f["denominator"].notna() & (f["denominator"] > 0) & f["value"].notna()
         ).to_numpy()
+        return (f["status"].to_numpy() == metrics_mod.STATUS_OK) & counted  # numpy's text comparison: ~10× pandas'
 
     @property
     def phi(self) -> np.ndarray:
