@@ -32,6 +32,7 @@ E2E_SIGNS = re.compile(
     r"run_quarter"  # the command line, or a helper that runs it
     r"|\bpipeline\.(?:run|build)\b|pipeline import [^\n]*\b(?:run|build)\b"  # the pipeline in-process
     r"|\bimport papermill|\bpapermill\.|from papermill|execute_notebook|NotebookClient|\bnbclient\b"  # notebooks
+    r"|\bworker\.execute\(|Worker\([^)]*\)\.execute\("  # a notebook executed by a kernel worker (run.kernels)
     r"|find_chromium|publication\.browser|publication import [^\n]*\bbrowser\b|playwright"  # the browser
     r"|\bpublished_quarters\b"  # the published demo quarters (conftest fixture)
     r"|local_spark_session"  # a Spark session (a JVM in local mode)
