@@ -131,25 +131,25 @@ LONGEST_FIRST = (
     "tests/test_pipeline.py",
     # (then test_bad_inputs.py's refusals: ~44 through run_quarter.main in-process, ~0.1 each, and six through the
     # command, ~1.6 each: they fill the workers' ends)
-    # unit (CPU seconds per test, -p no:xdist on the shared machine, 2 December 2026 early, after issue 13's second
-    # unit-group cuts; the session's demo data, ~7, is built by the first test that needs it: test_records_generate.py's
-    # group or another)
-    "tests/test_validate.py",  # ~15 (one group: the study, 2 + 1 replicates)
-    "tests/test_records_draws.py::test_draws_are_poisson_and_bernoulli_as_the_truth_states",  # ~7 (real data)
-    "tests/test_records_generate.py",  # ~8 (one group: reads the session's demo data, which it may build)
-    "tests/test_imports.py::test_every_module_imports_in_a_fresh_interpreter",  # ~8 (two interpreters)
+    # unit (CPU seconds per test, -p no:xdist on the shared machine under load, 2 December 2026, after issue 13's third
+    # unit-group cuts; the session's demo data, ~8 when pytest's cache does not hold them, are built by the first test
+    # that needs them: test_records_generate.py's group or another)
+    "tests/test_validate.py",  # ~12 (one group: the study, 2 + 1 replicates)
+    "tests/test_imports.py",  # ~7 (one group: two fresh interpreters importing every module; the cycle check ~0.6)
+    "tests/test_records_bad_inputs.py::test_bad_record_input_command_line",  # ~5 (two subprocesses)
+    "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~4
+    "tests/test_records_draws.py::test_draws_are_poisson_and_bernoulli_as_the_truth_states",  # ~4 (real data)
     "tests/test_demo.py::test_true_values_are_the_mean_of_the_simulated_counts",  # ~4
-    "tests/test_nof_reconcile.py",  # ~5 (one group: its module fixture; real data)
-    "tests/test_demo_recovery.py",  # ~2 (one group: its module fixture)
-    "tests/test_sampling.py::test_simulation_change_test_size_and_power",  # ~3
-    "tests/test_records_bad_inputs.py::test_bad_record_input_command_line",  # ~4 (two subprocesses)
-    "tests/test_productivity.py::test_simulation_england_total_unbiased",  # ~3
-    "tests/test_funnel_robust.py::test_ratio_of_small_counts_keeps_the_998_tail_simulation",  # ~3
-    "tests/test_sampling_quasi_poisson.py::test_simulation_rank_interval_coverage",  # ~3
-    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_30_simulated_datasets",  # ~3 (two)
+    "tests/test_nof_reconcile.py",  # ~4.5 (one group: its module fixture; real data)
+    "tests/test_records_generate.py",  # ~3 (one group: reads the session's demo data, which it may build)
+    "tests/test_demo_recovery.py",  # ~2.5 (one group: its module fixture)
+    "tests/test_sampling_quasi_poisson.py::test_simulation_rank_interval_coverage",  # ~2.5
+    "tests/test_productivity.py::test_simulation_england_total_unbiased",  # ~2
+    "tests/test_expected_uncertainty.py::test_simulated_coverage_of_true_oe",  # ~2
+    "tests/test_expected.py::test_oe_interval_covers_one_about_95pc_over_30_simulated_datasets",  # ~1.7 (two)
     "tests/test_sampling.py",
+    "tests/test_sampling_streams.py",
     "tests/test_funnel_robust.py",
-    "tests/test_imports.py",
     "tests/test_charts.py",
     "tests/test_records_bad_inputs.py",
 )
