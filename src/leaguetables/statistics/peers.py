@@ -259,11 +259,16 @@ def peer_position(
 
     trusts = sorted(peers[TRUST].astype(str).unique())
     peer_codes = peers.assign(**{TRUST: peers[TRUST].astype(str), "peer_code": peers["peer_code"].astype(str)})
-    groups = peer_codes.groupby(TRUST)["peer_code"].apply(list)
+    # each peer row's value (NaN: no value, or not in ``values``), and each trust's peer rows in their order: a
+    # trust's non-missing peer values as ``v.reindex(its peers).dropna()`` gives them, without a Series per trust
+    at = v.index.get_indexer(peer_codes["peer_code"].to_numpy())  # -1: not in ``values``, the NaN appended
+    peer_values = np.append(v.to_numpy(float), np.nan)[at]
+    groups = peer_codes.groupby(TRUST).indices
     rows = []
     nq = 4
     for t in trusts:
-        pv = v.reindex(groups[t]).dropna().to_numpy()
+        pv = peer_values[groups[t]]
+        pv = pv[~np.isnan(pv)]
         own = v.get(t, np.nan)
         med = float(np.median(pv)) if pv.size else np.nan
         rank = pd.NA
