@@ -853,7 +853,7 @@ class MetricReplicates:
 
 def _fixed_scores(qd: QuarterData, md: MetricData) -> np.ndarray:
     obs = qd.observed_scores()
-    return obs.loc[obs["metric_id"].to_numpy() == md.metric.id, "score"].to_numpy(float)  # numpy's text comparison
+    return obs.loc[obs["metric_id"] == md.metric.id, "score"].to_numpy(float)
 
 
 def _metric_replicates(md: MetricData, v: np.ndarray, fixed: np.ndarray, check: int) -> MetricReplicates:
