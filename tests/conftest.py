@@ -290,14 +290,57 @@ def _cpu_seconds(children: bool = True) -> float:
     return own.ru_utime + own.ru_stime + (kids.ru_utime + kids.ru_stime + _UNWAITED["cpu"] if children else 0.0)
 
 
+# ------------------------------------------------------------------------------------------------- kernel server
+# The session's runs fork their warm kernels from one kernel server (leaguetables.run.kernel_server), started by the
+# controller (or the only process, without xdist) before any worker and stopped at the end; the environment variable
+# names its socket, so every run_quarter.py subprocess and in-process run of either worker uses it. A server holding
+# other code than a run's is not used (the run starts its kernel), so a session never tests stale code.
+# The unit group (-m unit) executes no notebook and starts none. LEAGUETABLES_TEST_KERNEL_SERVER=0 runs the session
+# without one (every kernel started, as without the variable).
+# The server is no one's child: its CPU seconds, with those of the kernels it forked, are its reply to `stop`, added
+# to the session's total and shown apart from the workers'.
+TEST_SERVER_ENV = "LEAGUETABLES_TEST_KERNEL_SERVER"
+
+
+def _start_kernel_server(config) -> None:
+    from leaguetables.run import kernel_server
+
+    if os.environ.get(TEST_SERVER_ENV, "1") == "0" or config.getoption("markexpr", "") == "unit":  # no notebook
+        os.environ.pop(kernel_server.ENV, None)
+        return
+    folder = tempfile.mkdtemp(prefix="ltks-")
+    path = os.path.join(folder, "kernels.sock")
+    try:
+        kernel_server.start(path, idle=3600)
+    except (OSError, RuntimeError, ValueError) as exc:  # the session runs without it (every kernel started)
+        print(f"note: no kernel server for this session: {exc}")
+        os.environ.pop(kernel_server.ENV, None)
+        return
+    os.environ[kernel_server.ENV] = path
+    _CLOCK["server"] = path
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+def _stop_kernel_server() -> None:
+    from leaguetables.run import kernel_server
+
+    path = _CLOCK.pop("server", None)
+    if path is not None:
+        _CLOCK["server_cpu"] = kernel_server.stop(path) or 0.0
+
+
 def pytest_sessionstart(session):
     _CLOCK["start"] = time.time()
+    if not hasattr(session.config, "workerinput"):  # not an xdist worker: the controller, or the only process
+        _start_kernel_server(session.config)
 
 
 def pytest_sessionfinish(session):
     out = getattr(session.config, "workeroutput", None)
     if out is not None:  # an xdist worker: its CPU seconds go back to the controller
         out["cpu_seconds"] = _cpu_seconds()
+    else:
+        _stop_kernel_server()
 
 
 def pytest_runtest_logreport(report):
@@ -318,10 +361,13 @@ def pytest_terminal_summary(terminalreporter):
     workers = _CLOCK["workers"]
     # the controller's own CPU and the workers' reports (not the controller's children: the workers, counted once)
     cpu = _cpu_seconds(children=not workers) + sum(w.get("cpu") or 0.0 for w in workers.values())
-    line = f"time: {time.time() - _CLOCK['start']:.0f} s wall, {cpu:.0f} CPU-s"
+    server = _CLOCK.get("server_cpu")
+    line = f"time: {time.time() - _CLOCK['start']:.0f} s wall, {cpu + (server or 0.0):.0f} CPU-s"
     for wid, w in sorted(workers.items()):
         last = f", last test ended at {w['last'] - _CLOCK['start']:.0f} s" if "last" in w else ""
         line += f"; {wid}: {w['tests']} tests, {w.get('cpu') or 0:.0f} CPU-s{last}"
+    if server is not None:
+        line += f"; kernel server (with its forked kernels): {server:.0f} CPU-s"
     terminalreporter.write_line(line)
 
 

@@ -423,44 +423,39 @@ def status(path: str) -> dict | None:
 
 
 def start(path: str, idle: float = DEFAULT_IDLE) -> dict:
-    """Start a detached server at ``path`` (its own session, its output to ``path.log``; nothing of the caller's
-    held open) with the kernel spec's interpreter and flags, and wait until it answers; its status."""
+    """Start a detached server at ``path`` and wait until it answers; its status. It runs the kernel spec's
+    interpreter with its flags, in its own session, forked once more (no one's child: ``serve --detach``), its output
+    to ``path.log``, nothing of the caller's held open (a caller capturing this process's output does not wait
+    for it)."""
     if (known := status(path)) is not None:
         return known
     argv = _kernel_spec_argv()
     interpreter = argv[: argv.index("-m")] if "-m" in argv else [sys.executable]
     with open(f"{path}.log", "ab") as log:
-        proc = subprocess.Popen(
-            [*interpreter, "-m", "leaguetables.run.kernel_server", "serve", path, "--idle", str(idle)],
+        subprocess.run(
+            [*interpreter, "-m", "leaguetables.run.kernel_server", "serve", path, "--idle", str(idle), "--detach"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
             close_fds=True,
+            check=True,
         )
-    _STARTED.append(proc)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if (known := status(path)) is not None:
             return known
-        if proc.poll() is not None:
-            break
         time.sleep(0.05)
     raise RuntimeError(f"the kernel server did not start (see {path}.log)")
 
 
-_STARTED: list[subprocess.Popen] = []  # servers this process started (reaped by stop)
-
-
 def stop(path: str) -> float | None:
-    """Stop the server at ``path``: its CPU seconds (with its reaped kernels'), or None when none answered."""
+    """Stop the server at ``path``: its CPU seconds (with those of the kernels it forked, once they have exited), or
+    None when none answered."""
     try:
         reply = request(path, {"op": "stop"}, timeout=30)[0]
     except (OSError, ValueError):
         return None
-    for proc in _STARTED:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
     return reply.get("cpu")
 
 
@@ -469,9 +464,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=("start", "stop", "status", "serve"))
     ap.add_argument("path", nargs="?", default=None, help=f"socket path (default: ${ENV}, else {default_path()})")
     ap.add_argument("--idle", type=float, default=DEFAULT_IDLE, help="exit after this many seconds without a request")
+    ap.add_argument("--detach", action="store_true", help="serve: fork, and serve from the child (start uses it)")
     args = ap.parse_args(argv)
     path = args.path or configured() or default_path()
     if args.command == "serve":
+        if args.detach and os.fork():
+            os._exit(0)  # the server is then no one's child: its CPU and exit are not its starter's to wait for
         serve(path, args.idle)
         return 0
     if args.command == "start":

@@ -1,0 +1,195 @@
+"""The kernel server (leaguetables.run.kernel_server): started detached, answering status, stopped or idle-exited
+with its socket removed; a kernel it forks runs code in its own session, is killed by the run's stop handling and is
+reaped (no zombie, no orphan); a client whose code hash differs from the server's is refused and starts its kernel
+as a process (a mutant is never tested on a server holding the unmutated code).
+
+Each test starts a server of its own on a socket under its temporary folder (the session's, named by
+``LEAGUETABLES_KERNEL_SERVER``, is left alone).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from leaguetables.run import cache, kernel_server, kernels
+
+pytestmark = [
+    pytest.mark.e2e,  # each test starts a server (~3 CPU-s: ipykernel and the warm modules imported) or a kernel
+    pytest.mark.skipif(not kernels.kernel_available(), reason="the project's Jupyter kernel is not registered"),
+]
+
+
+def _gone(pid: int, seconds: float = 20) -> bool:
+    """Whether process ``pid`` no longer exists (neither running nor a zombie) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture()
+def server(tmp_path):
+    path = str(tmp_path / "k.sock")
+    known = kernel_server.start(path, idle=300)
+    yield path, known["pid"]
+    kernel_server.stop(path)
+    _gone(known["pid"])
+
+
+def test_start_status_stop_leave_no_process_and_no_socket(tmp_path):
+    """`start` on the command line returns at once with its output captured (the detached server holds none of the
+    caller's pipes) and the server is nobody's child; `status` answers with its key, which is this checkout's;
+    `stop` reports its CPU seconds, and the process and its socket are gone."""
+    path = str(tmp_path / "k.sock")
+    command = [sys.executable, "-m", "leaguetables.run.kernel_server"]
+    started = subprocess.run([*command, "start", path], capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0 and started.stdout.startswith("kernel server "), started.stderr
+    known = kernel_server.status(path)
+    assert known is not None and known["children"] == 0
+    pid = known["pid"]
+    assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) != os.getpid()  # not our child
+    assert known["key"] == kernel_server.server_key(kernel_server._kernel_spec_argv(), dict(os.environ))
+    listed = subprocess.run([*command, "status", path], capture_output=True, text=True, timeout=60)
+    assert "usable by this checkout: True" in listed.stdout, listed.stdout + listed.stderr
+    cpu = kernel_server.stop(path)
+    assert cpu is not None and cpu > 0
+    assert _gone(pid) and not os.path.exists(path)
+    assert kernel_server.status(path) is None and kernel_server.stop(path) is None
+
+
+def test_an_idle_server_exits_and_removes_its_socket(tmp_path):
+    path = str(tmp_path / "k.sock")
+    pid = kernel_server.start(path, idle=1)["pid"]
+    assert _gone(pid, 30), "the server did not exit after 1 s without a request"
+    assert not os.path.exists(path)
+
+
+def test_sigterm_stops_the_server(server):
+    path, pid = server
+    os.kill(pid, signal.SIGTERM)
+    assert _gone(pid) and not os.path.exists(path)
+
+
+def _notebook(tmp_path: Path) -> Path:
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": kernels.KERNEL_NAME, "language": "python", "display_name": "Python"}}
+    )
+    nb.cells = [
+        nbformat.v4.new_code_cell('quarter = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import os\nprint(os.getpid(), os.getppid(), os.getsid(0), os.getcwd())"),
+    ]
+    source = tmp_path / "nb.ipynb"
+    nbformat.write(nb, source)
+    return source
+
+
+def test_a_forked_kernel_runs_a_notebook_in_its_own_session_and_is_reaped(server, tmp_path, monkeypatch):
+    """A warm worker with the server configured gets a forked kernel (the server's child, leading its own session,
+    in the worker's folder) that runs a notebook; closed, it is gone — reaped by the server, not a zombie."""
+    path, server_pid = server
+    monkeypatch.setenv(kernel_server.ENV, path)
+    worker = kernels.NotebookWorker(tmp_path)
+    worker.warm_up(("json",)).result()
+    assert worker.km is not None and isinstance(worker.km.provisioner.process, kernel_server.ForkedKernel)
+    out = tmp_path / "out.ipynb"
+    worker.execute(str(_notebook(tmp_path)), out, {"quarter": "2025-26-Q4"})
+    pid = worker.km.provisioner.pid
+    worker.close()
+    printed = nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"].split()
+    assert [int(x) for x in printed[:3]] == [pid, server_pid, pid]
+    with pytest.raises(ProcessLookupError):  # at once, as after Popen.wait: the handle waits for the server's reap
+        os.kill(pid, 0)
+    assert kernel_server.status(path)["children"] == 0
+
+
+def test_a_client_with_another_code_hash_is_refused_and_starts_its_kernel(server, tmp_path, monkeypatch):
+    """The server serves only the code it imported: a client whose sources differ (here its code hash, as after
+    `make mutation-gaps` applied a mutant, or an edit since the server started) is refused, and its worker starts the
+    kernel as a process — the mutant's code, never the server's."""
+    path, _ = server
+    monkeypatch.setenv(kernel_server.ENV, path)
+    monkeypatch.setitem(cache._CODE, "code", "0" * 64)
+    key = kernel_server.server_key(kernel_server._kernel_spec_argv(), dict(os.environ))
+    reply, fds = kernel_server.request(path, {"op": "fork", "key": key, "argv": [], "env": {}}, [1, 2], max_fds=1)
+    assert "refused" in reply and not fds
+    worker = kernels.NotebookWorker(tmp_path)
+    try:
+        worker.warm_up(("json",)).result()
+        assert worker.km is not None and isinstance(worker.km.provisioner.process, subprocess.Popen)
+    finally:
+        worker.close()
+    assert kernel_server.status(path)["children"] == 0
+
+
+# a run's process, as far as its kernels go: a warm worker's kernel forked by the server, and run_quarter.py's signal
+# handlers; it prints the kernel's pid and waits to be stopped
+STOPPED_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    import run_quarter
+    from leaguetables.run import kernels
+
+    run_quarter.install_signal_handlers()
+    worker = kernels.NotebookWorker(Path(sys.argv[2]))
+    worker.warm_up(("json",)).result()
+    print(type(worker.km.provisioner.process).__name__, worker.km.provisioner.pid, flush=True)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_run_kills_its_forked_kernel(sig, server, tmp_path):
+    """SIGTERM or SIGHUP to a run kills its kernel even though the kernel is the server's child, not the run's
+    (run_quarter._stop_children): no orphan kernel, no zombie."""
+    path, _ = server
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_RUN, str(root), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, kernel_server.ENV: path},
+        start_new_session=True,
+    )
+    kind, pid = proc.stdout.readline().split()
+    assert kind == "ForkedKernel"
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig or proc.returncode == 1  # the run's exception, raised in its sleep
+    assert _gone(int(pid)), "the forked kernel outlived its stopped run"
+    assert kernel_server.status(path)["children"] == 0
+
+
+def test_a_forked_kernel_exits_with_the_run_that_asked_for_it(server, tmp_path):
+    """A run killed with SIGKILL (no handler runs) leaves no kernel behind: the forked kernel watches the run's
+    process and exits with it, as ipykernel's parent poller makes a started kernel do."""
+    path, _ = server
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_RUN, str(root), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, kernel_server.ENV: path},
+        start_new_session=True,
+    )
+    kind, pid = proc.stdout.readline().split()
+    assert kind == "ForkedKernel"
+    proc.kill()
+    proc.wait(timeout=60)
+    assert _gone(int(pid)), "the forked kernel outlived its killed run"
