@@ -468,9 +468,11 @@ PUBLISHED_METRICS = (
 )
 
 
-def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
+def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str, kernel_server: bool = True):
     import subprocess
     import sys
+
+    env = {k: v for k, v in os.environ.items() if kernel_server or k != "LEAGUETABLES_KERNEL_SERVER"}
 
     return subprocess.Popen(
         [
@@ -487,6 +489,7 @@ def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
             *extra,
         ],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -501,7 +504,10 @@ def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
     options (two kernels), the second with ``--jobs 1``: its twelve notebooks one after the other on one kernel, the
     namespace reset before each, so that a state left by one notebook (of any of the ten metrics' kinds, the league
     or the report) that changed another's outputs would differ from the first run's other order; the number of
-    kernels is no part of what a run publishes (nor of the manifest's defining part). Until issue 13's third round the second ran with ``--isolated`` (a fresh kernel per notebook:
+    kernels is no part of what a run publishes (nor of the manifest's defining part). The first asks the session's
+    kernel server for its kernels (forked, with the libraries imported), the second starts its kernel as a process
+    (as every run without ``LEAGUETABLES_KERNEL_SERVER``): the proof that a forked kernel computes what a started
+    one does, and the default path's end-to-end test. Until issue 13's third round the second ran with ``--isolated`` (a fresh kernel per notebook:
     ~66 CPU-s against ~26) for test_notebook_interface's proof that no state leaks between notebooks, which is now
     made on a small run on one kernel (test_rerun.test_isolated_run_is_byte_identical_to_the_default_run: the four
     metric notebooks of different kinds, the league and the report). Movement since the previous quarter is computed
@@ -525,16 +531,28 @@ def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
             a, b = base / "a", base / "b"
             a.mkdir(parents=True)
             b.mkdir()
-            procs = {  # independent: side by side
+            procs = {  # independent: side by side; the first's kernels forked by the session's kernel server
                 "a": _run_quarter(PUBLISHED_QUARTER, demo_dir, a),
-                "b": _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--jobs", "1"),
+                "b": _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--jobs", "1", kernel_server=False),
             }
             for name, proc in procs.items():
                 out, err = proc.communicate(timeout=900)
                 assert proc.returncode == 0, err
                 (base / f"{name}.stdout").write_text(out, encoding="utf-8")
+            (base / "forked.json").write_text(json.dumps(_forked_kernels(procs)), encoding="utf-8")
             done.touch()
     return base / "a" / PUBLISHED_QUARTER, base / "b" / PUBLISHED_QUARTER
+
+
+def _forked_kernels(procs: dict) -> dict | None:
+    """{run name: the number of kernels the session's kernel server forked for it}, or None without a server."""
+    from leaguetables.run import kernel_server
+
+    path = os.environ.get(kernel_server.ENV)
+    known = kernel_server.status(path) if path else None
+    if known is None:
+        return None
+    return {name: known["served"].get(str(proc.pid), 0) for name, proc in procs.items()}
 
 
 @pytest.fixture(scope="session")

@@ -40,9 +40,10 @@ def _gone(pid: int, seconds: float = 20) -> bool:
     return False
 
 
-@pytest.fixture()
-def server(tmp_path):
-    path = str(tmp_path / "k.sock")
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for the tests that leave it running (each checks that it holds no child of theirs after)."""
+    path = str(tmp_path_factory.mktemp("server") / "k.sock")
     known = kernel_server.start(path, idle=300)
     yield path, known["pid"]
     kernel_server.stop(path)
@@ -77,8 +78,9 @@ def test_an_idle_server_exits_and_removes_its_socket(tmp_path):
     assert not os.path.exists(path)
 
 
-def test_sigterm_stops_the_server(server):
-    path, pid = server
+def test_sigterm_stops_the_server(tmp_path):
+    path = str(tmp_path / "k.sock")
+    pid = kernel_server.start(path, idle=300)["pid"]
     os.kill(pid, signal.SIGTERM)
     assert _gone(pid) and not os.path.exists(path)
 

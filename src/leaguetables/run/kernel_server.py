@@ -228,6 +228,7 @@ class Server:
         self.path, self.idle, self.key = path, idle, key
         self.last = time.monotonic()
         self.children: set[int] = set()
+        self.served: dict[str, int] = {}  # {client pid: kernels forked for it} (status: which runs used the server)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.stopping = False
 
@@ -263,7 +264,7 @@ class Server:
         try:
             op = message.get("op")
             if op == "status":
-                _send(conn, {"pid": os.getpid(), "key": self.key, "children": len(self.children)})
+                _send(conn, {"pid": os.getpid(), "key": self.key, "children": len(self.children), "served": self.served})
             elif op == "stop":
                 self.stopping = True
                 _send(conn, {"cpu": self.cpu_seconds()})
@@ -302,6 +303,8 @@ class Server:
             _send(conn, {"refused": "the forked kernel could not start"})
             return
         pidfd = os.pidfd_open(pid)
+        client = str(message.get("parent"))
+        self.served[client] = self.served.get(client, 0) + 1
         try:
             _send(conn, {"pid": pid}, [pidfd])
         finally:
@@ -471,7 +474,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.detach and os.fork():
             os._exit(0)  # the server is then no one's child: its CPU and exit are not its starter's to wait for
         serve(path, args.idle)
-        return 0
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # nothing to finalise (its socket is removed): not seconds of pandas and matplotlib teardown
     if args.command == "start":
         print(f"kernel server {start(path, args.idle)['pid']} at {path}")
         return 0
