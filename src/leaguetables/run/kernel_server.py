@@ -50,8 +50,8 @@ DEFAULT_IDLE = 600  # seconds without a request after which the server exits
 START_TIMEOUT = 120  # seconds `start` waits for the server to answer
 #: the environment variables read while libraries are imported (thread pools, hash seed, paths, locale, plotting
 #: backend): a client whose values differ from the server's gets no forked kernel
-KEY_ENV_PREFIXES = ("PYTHON", "OMP_", "OPENBLAS_", "MKL_", "NUMEXPR_", "VECLIB_", "MPL", "LC_", "LANG", "TZ")
-KEY_ENV_PREFIXES += ("JUPYTER", "IPYTHON")
+KEY_ENV_PREFIXES: tuple[str, ...] = ("PYTHON", "OMP_", "OPENBLAS_", "MKL_", "NUMEXPR_", "VECLIB_", "MPL", "LC_")
+KEY_ENV_PREFIXES += ("LANG", "TZ", "JUPYTER", "IPYTHON")
 MAX_MESSAGE = 1 << 22
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # what ipykernel sets MPLBACKEND to (init_gui_pylab)
 
@@ -264,7 +264,9 @@ class Server:
         try:
             op = message.get("op")
             if op == "status":
-                _send(conn, {"pid": os.getpid(), "key": self.key, "children": len(self.children), "served": self.served})
+                _send(
+                    conn, {"pid": os.getpid(), "key": self.key, "children": len(self.children), "served": self.served}
+                )
             elif op == "stop":
                 self.stopping = True
                 _send(conn, {"cpu": self.cpu_seconds()})
@@ -278,9 +280,9 @@ class Server:
             for fd in fds:
                 os.close(fd)
 
-    def cpu_seconds(self) -> float:
-        """CPU seconds of the server and of the kernels it forked and reaped (every one that has exited)."""
-        deadline = time.monotonic() + 5
+    def cpu_seconds(self, wait: bool = True) -> float:
+        """CPU seconds of the server and of the kernels it forked and reaped (``wait``: every one, once exited)."""
+        deadline = time.monotonic() + (5 if wait else 0)
         while self.children and time.monotonic() < deadline:
             self.reap()
             time.sleep(0.01)
@@ -330,7 +332,7 @@ def _child(server: Server, conn: socket.socket, message: dict, fds: list[int], r
         os.environ.update(message["env"])
         launcher = importlib.util.find_spec("ipykernel_launcher")
         argv = message["argv"]
-        sys.argv = [launcher.origin if launcher else "ipykernel_launcher", *argv[argv.index("-f") :]]
+        sys.argv = [(launcher and launcher.origin) or "ipykernel_launcher", *argv[argv.index("-f") :]]
         _watch_parent(message["parent"])
         os.write(ready, b"1")
         os.close(ready)
@@ -482,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "stop":
         cpu = stop(path)
-        print(f"no kernel server at {path}" if cpu is None else f"stopped the kernel server at {path} ({cpu:.1f} CPU-s)")
+        print(
+            f"no kernel server at {path}" if cpu is None else f"stopped the kernel server at {path} ({cpu:.1f} CPU-s)"
+        )
         return 0 if cpu is not None else 1
     known = status(path)
     if known is None:
