@@ -1,5 +1,5 @@
 """A kernel server: one process that has imported ipykernel and the libraries of a warm kernel
-(:data:`leaguetables.run.kernels.WARM_MODULES`) once, and forks a Jupyter kernel per request (opt-in).
+(:data:`WARM_MODULES`) once, and forks a Jupyter kernel per request (opt-in).
 
 Starting a kernel process and importing pandas, statsmodels, scipy, matplotlib and ipykernel costs ~2.5–3.5 CPU-s per
 kernel; a kernel forked from the server has them imported already. A run uses a server only when the environment
@@ -45,6 +45,16 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 from leaguetables.run.cache import _CODE, code_hash
 
+KERNEL_NAME = "leaguetables"  # the project's Jupyter kernel (`make setup` registers it)
+#: what a warm kernel imports before its first notebook (:meth:`NotebookWorker.warm_up`): the modules the metric,
+#: league and report notebooks import, in that order (a warm kernel would have imported them for its first notebook)
+WARM_MODULES = (
+    "leaguetables.run.notebook_env",
+    "leaguetables.statistics.metrics",
+    "leaguetables.publication.figures",
+    "leaguetables.nof.league",
+    "leaguetables.publication.report",
+)
 ENV = "LEAGUETABLES_KERNEL_SERVER"  # the socket path of the server a run uses (unset: none)
 DEFAULT_IDLE = 600  # seconds without a request after which the server exits
 START_TIMEOUT = 120  # seconds `start` waits for the server to answer
@@ -78,8 +88,6 @@ def server_key(argv: list[str], env: dict[str, str]) -> dict:
 
 
 def _kernel_spec_argv() -> list[str]:
-    from leaguetables.run.kernels import KERNEL_NAME  # here: kernels imports this module (a real cycle)
-
     return KernelSpecManager().get_kernel_spec(KERNEL_NAME).argv
 
 
@@ -388,8 +396,6 @@ def _import_warm() -> dict:
     key = server_key(_kernel_spec_argv(), dict(os.environ))
     if not os.environ.get("MPLBACKEND"):
         os.environ["MPLBACKEND"] = INLINE_BACKEND
-    from leaguetables.run.kernels import WARM_MODULES  # here: kernels imports this module (a real cycle)
-
     for module in ("ipykernel.kernelapp", *WARM_MODULES):  # the point of the server: imported once, here
         importlib.import_module(module)
     _CODE.clear()

@@ -29,12 +29,12 @@ from leaguetables.config import PROJECT_ROOT, SAFE_ID
 from leaguetables.errors import InputError, PipelineError
 from leaguetables.inputs.contract import check_quarter
 from leaguetables.run import kernel_server
+from leaguetables.run.kernel_server import KERNEL_NAME, WARM_MODULES  # defined there: the server imports them too
 
 # papermill (with this package's engine, leaguetables.run.engine, which imports it) is imported where a notebook is
 # executed, not here: importing it costs ~0.2 s (~0.3-0.5 CPU-s) that a run restored from the cache, a no-op or a
 # refused run never needs. Those function-level imports are marked "papermill: see the top of the module".
 
-KERNEL_NAME = "leaguetables"
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 FAILED_DIR = ".failed"  # under the reports folder: the executed notebooks of the last failed run of a quarter
 IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix socket paths must be short)
@@ -53,15 +53,6 @@ PATH_PARAMETERS = (
 )
 PATH_LIST_PARAMETERS = ("metric_results", "revisions")  # comma-separated absolute paths (or empty)
 START_TIMEOUT, EXECUTION_TIMEOUT, IOPUB_TIMEOUT = 120, 1200, 120  # seconds
-#: what a warm kernel imports before its first notebook (:meth:`NotebookWorker.warm_up`): the modules the metric,
-#: league and report notebooks import, in that order (a warm kernel would have imported them for its first notebook)
-WARM_MODULES = (
-    "leaguetables.run.notebook_env",
-    "leaguetables.statistics.metrics",
-    "leaguetables.publication.figures",
-    "leaguetables.nof.league",
-    "leaguetables.publication.report",
-)
 #: the argument nbclient gives a kernel it starts (its ``ipython_hist_file`` default): no history file is written
 KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
 WARM_POLL = 0.1  # seconds between checks of a warming kernel's channels (and of whether the run closed the worker)
