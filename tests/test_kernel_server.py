@@ -9,6 +9,7 @@ Each test starts a server of its own on a socket under its temporary folder (the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_core.utils import run_sync
 
 from leaguetables.run import cache, kernel_server, kernels
 
@@ -195,3 +197,73 @@ def test_a_forked_kernel_exits_with_the_run_that_asked_for_it(server, tmp_path):
     proc.kill()
     proc.wait(timeout=60)
     assert _gone(int(pid)), "the forked kernel outlived its killed run"
+
+
+# what a kernel's state is, once its warm modules are imported (as the first notebook of a run finds it): everything a
+# library may read or set at import, and what the interpreter and the kernel app set at their start
+KERNEL_STATE = textwrap.dedent(
+    """
+    import gc, json, locale, logging, os, resource, signal, sys, threading, warnings
+    import matplotlib as mpl, numpy as np, pandas as pd
+    def _state():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns about its deprecated options when they are read
+            options = {k: repr(pd.get_option(k)) for k in sorted(pd._config.config._registered_options)}
+        loggers = {n: repr(getattr(g, "level", None)) for n, g in sorted(logging.Logger.manager.loggerDict.items())}
+        return {
+            "pandas": options, "rc": {k: repr(v) for k, v in mpl.rcParams.items()},
+            "events": {k: [getattr(f, "__qualname__", repr(f)) for f in v] for k, v in get_ipython().events.callbacks.items()},
+            "hooks": [repr(sys.displayhook)[:40], repr(sys.excepthook)[:40]], "warnings": [repr(f) for f in warnings.filters],
+            "numpy": [repr(np.get_printoptions()), repr(np.geterr())], "modules": sorted(sys.modules),
+            "env": {k: v for k, v in os.environ.items() if k != "LEAGUETABLES_KERNEL_SERVER"},
+            "path": sys.path, "flags": repr(sys.flags), "argv": sys.argv[:2] + sys.argv[3:],
+            "loggers": loggers, "root": [logging.root.level, [type(h).__name__ for h in logging.root.handlers]],
+            "threads": threading.active_count(), "gc": [gc.isenabled(), gc.get_threshold()],
+            "signals": {s.name: repr(signal.getsignal(s)) for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP)},
+            "locale": locale.setlocale(locale.LC_ALL), "encodings": [sys.stdout.encoding, sys.getfilesystemencoding()],
+            "umask": os.umask(0o022), "session": os.getsid(0) == os.getpid(), "fds": len(os.listdir("/proc/self/fd")),
+            "nofile": resource.getrlimit(resource.RLIMIT_NOFILE), "limits": [sys.getrecursionlimit(), sys.getswitchinterval()],
+            "namespace": sorted(k for k in globals() if not k.startswith("_")), "builtins": sorted(dir(__builtins__)),
+        }
+    print(json.dumps(_state()))
+    """
+)
+
+
+def _kernel_state(tmp_path: Path) -> tuple[str, dict]:
+    """(the kind of the kernel's process handle, :data:`KERNEL_STATE`) of a warm worker's kernel, warmed as a run
+    warms it (:data:`kernels.WARM_MODULES`)."""
+    worker = kernels.NotebookWorker(tmp_path)
+    try:
+        worker.warm_up().result()
+        assert worker.km is not None
+        kind = type(worker.km.provisioner.process).__name__
+        kc = worker.client["kc"]
+        msg_id, text = kc.execute(KERNEL_STATE), ""
+        while True:
+            msg = run_sync(kc.get_iopub_msg)(timeout=120)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            assert msg["msg_type"] != "error", msg["content"]
+            text += msg["content"]["text"] if msg["msg_type"] == "stream" else ""
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+    finally:
+        worker.close()
+    return kind, json.loads(text)
+
+
+def test_a_forked_kernel_is_in_the_state_of_a_started_one(server, tmp_path, monkeypatch):
+    """A kernel forked by the server, once warmed, is in the state of a kernel started as a process and warmed the
+    same way: pandas' options and matplotlib's settings (read at import: pandas' display.max_columns is 20 in a
+    kernel and 0 in a terminal, which showed in the executed notebooks' tables before the server imported as in a
+    kernel), the warning filters in their order, the modules imported, the shell's event hooks, environment,
+    sys.path, flags, signal handlers, loggers, locale, umask, open files, threads' number, the namespace. Apart:
+    the connection file (each kernel its own) and the server's variable in the environment."""
+    monkeypatch.setenv(kernel_server.ENV, server[0])
+    forked_kind, forked = _kernel_state(tmp_path)
+    monkeypatch.delenv(kernel_server.ENV)
+    started_kind, started = _kernel_state(tmp_path)
+    assert (forked_kind, started_kind) == ("ForkedKernel", "Popen")
+    different = {k: (forked[k], started[k]) for k in started if forked[k] != started[k]}
+    assert not different, json.dumps(different)[:4000]

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import builtins
 import contextlib
 import importlib
 import importlib.util
+import io
 import json
 import os
 import select
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
@@ -75,16 +78,29 @@ def configured() -> str | None:
     return os.environ.get(ENV) or None
 
 
-def server_key(argv: list[str], env: dict[str, str]) -> dict:
+def server_key(argv: list[str], env: dict[str, str], fresh: bool = False) -> dict:
     """What a forked kernel must share with the kernel a client would start: the code, the interpreter, the kernel
-    spec's command (up to the connection file) and the environment variables read at import."""
+    spec's command (up to the connection file) and the environment variables read at import. ``fresh``: the code
+    hash of the sources as they are now (~5 ms), not the value this process computed first (a kernel started now
+    would import them now)."""
     prefix = argv[: argv.index("-f")] if "-f" in argv else list(argv)
     return {
-        "code": code_hash(),
+        "code": _current_code_hash() if fresh else code_hash(),
         "executable": sys.executable,
         "argv": prefix,
         "env": {k: v for k, v in sorted(env.items()) if k.startswith(KEY_ENV_PREFIXES)},
     }
+
+
+def _current_code_hash() -> str:
+    """:func:`~leaguetables.run.cache.code_hash` of the sources as they are now; the process's own value (kept for
+    its manifest and caches) is left as it was."""
+    kept = _CODE.pop("code", None)
+    try:
+        return code_hash()
+    finally:
+        if kept is not None:
+            _CODE["code"] = kept
 
 
 def _kernel_spec_argv() -> list[str]:
@@ -204,11 +220,12 @@ def fork_kernel(path: str, cmd: list[str], kw: dict) -> ForkedKernel | None:
     env["JPY_PARENT_PID"] = str(os.getpid())  # as jupyter_client's launcher sets it
     message = {
         "op": "fork",
-        "key": server_key(cmd, env),
+        "key": server_key(cmd, env, fresh=True),
         "argv": cmd,
         "env": env,
         "cwd": os.fspath(kw.get("cwd") or os.getcwd()),
         "parent": os.getpid(),
+        "umask": _umask(),
     }
     fds = [_fileno(kw.get("stdout"), 1), _fileno(kw.get("stderr"), 2)]
     try:
@@ -220,6 +237,14 @@ def fork_kernel(path: str, cmd: list[str], kw: dict) -> ForkedKernel | None:
             os.close(fd)
         return None
     return ForkedKernel(reply["pid"], got[0])
+
+
+def _umask() -> int:
+    """This process's umask (read from /proc: setting it to read it would race with the run's other threads)."""
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    return 0o022  # pragma: no cover - Linux before 4.7
 
 
 def _fileno(stream, default: int) -> int:
@@ -326,12 +351,13 @@ def _child(server: Server, conn: socket.socket, message: dict, fds: list[int], r
     code = 1
     try:
         os.setsid()
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        for sig in (signal.SIGCHLD, signal.SIGTERM):  # the server's; the others are the interpreter's, as at a start
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         server.listener.close()
         conn.close()
         os.chdir(message["cwd"])
+        os.umask(message["umask"])
         devnull = os.open(os.devnull, os.O_RDONLY)
         for fd, target in ((devnull, 0), (fds[0], 1), (fds[1], 2)):
             os.dup2(fd, target)
@@ -342,6 +368,7 @@ def _child(server: Server, conn: socket.socket, message: dict, fds: list[int], r
         argv = message["argv"]
         sys.argv = [(launcher and launcher.origin) or "ipykernel_launcher", *argv[argv.index("-f") :]]
         _watch_parent(message["parent"])
+        _forget_this_module()
         os.write(ready, b"1")
         os.close(ready)
         code = _run_kernel()
@@ -356,19 +383,61 @@ def _child(server: Server, conn: socket.socket, message: dict, fds: list[int], r
         os._exit(code)
 
 
+def _forget_this_module() -> None:
+    """A started kernel has not imported this module: the forked one forgets it (its functions still run here)."""
+    sys.modules.pop(__name__, None)
+    package = sys.modules.get(__name__.rpartition(".")[0])
+    if package is not None and hasattr(package, "kernel_server"):
+        delattr(package, "kernel_server")
+
+
 def _run_kernel() -> int:
-    """ipykernel_launcher's ``app.launch_new_instance()`` (its argv is ``sys.argv``); the exit status.
+    """ipykernel_launcher's ``app.launch_new_instance()`` (its argv is ``sys.argv``), that is traitlets'
+    ``launch_instance`` (instance, initialize, start); the exit status.
 
     The app's ``parent_handle`` (its default read from ``JPY_PARENT_PID`` when ipykernel was imported, in the server:
     none) is set to 1, which means "started by a client" without ipykernel's parent poller: without it the kernel
     would print the banner of a kernel started by hand (``ipython kernel``) on its standard output, and the poller
-    would compare the run's pid with this process's parent (the server); :func:`_watch_parent` watches the run."""
+    would compare the run's pid with this process's parent (the server); :func:`_watch_parent` watches the run.
+    Between initialize and start, the warning filters are put in a started kernel's order (:func:`_filters_as_started`)."""
     kernelapp = sys.modules["ipykernel.kernelapp"]
     try:
-        kernelapp.IPKernelApp.launch_instance(parent_handle=1)  # launch_new_instance, with that setting
+        app = kernelapp.IPKernelApp.instance(parent_handle=1)
+        app.initialize()
+        _filters_as_started()
+        app.start()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+def _filters_as_started() -> None:
+    """The warning filters in the order of a started kernel. A kernel's shell adds filters when it is made (ipykernel
+    one for Trio's signal handling), in front; in a started kernel the warm modules are imported after that, and
+    add theirs in front of those. Here the imports came first, so the shell's filters are moved behind the imports'
+    (the filters are the same either way; their order is what a warning is matched against)."""
+    filters, forked, kernel = warnings.filters, _FILTERS["fork"], _FILTERS["kernel"]
+    added, imported = len(filters) - len(forked), len(forked) - len(kernel)
+    if added <= 0 or imported < 0 or filters[added:] != forked or forked[imported:] != kernel:
+        return  # not as expected: left as it is (tests/test_kernel_server.py compares the two kernels' filters)
+    filters[:] = [*forked[:imported], *filters[:added], *kernel]  # type: ignore[index]  # a list at run time
+    warnings._filters_mutated()  # type: ignore[attr-defined]  # as warnings.filterwarnings does after a change
+
+
+#: the server's warning filters: "kernel", once ipykernel was imported (what a started kernel has when its shell is
+#: made), "fork", once the warm modules were imported too (what a forked kernel starts with)
+_FILTERS: dict[str, list] = {"kernel": [], "fork": []}
+#: how `start` runs the server: ipykernel imported first, its warning filters noted, then this module (the package's
+#: own filter is then added after ipykernel's, as in a kernel that imports it); the current folder out of sys.path
+SERVE_CODE = (
+    "import runpy, sys\n"  # runpy: imported by `python -m`, as ipykernel_launcher is run
+    "if sys.path and sys.path[0] == '':\n"
+    "    del sys.path[0]\n"
+    "import warnings, ipykernel.kernelapp\n"
+    "filters = list(warnings.filters)\n"
+    "from leaguetables.run import kernel_server\n"
+    "sys.exit(kernel_server.main(sys.argv[1:], filters))\n"
+)
 
 
 def _watch_parent(parent: int) -> None:
@@ -386,7 +455,31 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _import_warm() -> dict:
+class _KernelShell:
+    """What ``get_ipython()`` is, to a library imported in a kernel: a shell with a ``kernel`` (pandas reads it at
+    import, ``pandas.core.config_init.is_terminal``: ``display.max_columns`` is 20 in a kernel, 0 in a terminal)."""
+
+    kernel = None
+
+
+@contextlib.contextmanager
+def _as_in_a_kernel():
+    """While the warm modules are imported: ``get_ipython()`` answers as in a kernel (:class:`_KernelShell`) and the
+    standard streams have the encoding of ipykernel's (``OutStream.encoding``, "UTF-8": pandas' ``display.encoding``
+    is read from it at import). What a library reads at import must be what it reads in a started kernel: the
+    state of a forked kernel is compared with a started one's in tests/test_kernel_server.py."""
+    streams = sys.stdout, sys.stderr
+    stand_in = io.TextIOWrapper(io.BytesIO(), encoding="UTF-8")
+    builtins.get_ipython = _KernelShell  # type: ignore[attr-defined]
+    sys.stdout = sys.stderr = stand_in
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = streams
+        del builtins.get_ipython  # type: ignore[attr-defined]
+
+
+def _import_warm(kernel_filters: list | None) -> dict:
     """Import what a kernel imports (ipykernel's kernel app, :data:`WARM_MODULES`), as the kernel would: with the
     current folder out of ``sys.path`` (ipykernel_launcher's first step) and matplotlib's backend variable set as
     ipykernel sets it before any user code; the server's key, the same before and after (refuses to serve
@@ -396,8 +489,12 @@ def _import_warm() -> dict:
     key = server_key(_kernel_spec_argv(), dict(os.environ))
     if not os.environ.get("MPLBACKEND"):
         os.environ["MPLBACKEND"] = INLINE_BACKEND
-    for module in ("ipykernel.kernelapp", *WARM_MODULES):  # the point of the server: imported once, here
-        importlib.import_module(module)
+    importlib.import_module("ipykernel.kernelapp")
+    _FILTERS["kernel"] = list(warnings.filters) if kernel_filters is None else kernel_filters
+    with _as_in_a_kernel():
+        for module in WARM_MODULES:  # the point of the server: imported once, here
+            importlib.import_module(module)
+    _FILTERS["fork"] = list(warnings.filters)
     _CODE.clear()
     if code_hash() != key["code"]:
         raise SystemExit("kernel server: the sources changed while it was starting")
@@ -406,9 +503,10 @@ def _import_warm() -> dict:
     return key
 
 
-def serve(path: str, idle: float) -> None:
-    """Run the server on the unix socket ``path`` until ``stop``, SIGTERM or ``idle`` seconds without a request."""
-    key = _import_warm()
+def serve(path: str, idle: float, kernel_filters: list | None = None) -> None:
+    """Run the server on the unix socket ``path`` until ``stop``, SIGTERM or ``idle`` seconds without a request
+    (``kernel_filters``: the warning filters once ipykernel was imported, :data:`SERVE_CODE`)."""
+    key = _import_warm(kernel_filters)
     server = Server(path, idle, key)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
@@ -444,7 +542,7 @@ def start(path: str, idle: float = DEFAULT_IDLE) -> dict:
     interpreter = argv[: argv.index("-m")] if "-m" in argv else [sys.executable]
     with open(f"{path}.log", "ab") as log:
         subprocess.run(
-            [*interpreter, "-m", "leaguetables.run.kernel_server", "serve", path, "--idle", str(idle), "--detach"],
+            [*interpreter, "-c", SERVE_CODE, "serve", path, "--idle", str(idle), "--detach"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -470,7 +568,7 @@ def stop(path: str) -> float | None:
     return reply.get("cpu")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, kernel_filters: list | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m leaguetables.run.kernel_server", description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=("start", "stop", "status", "serve"))
     ap.add_argument("path", nargs="?", default=None, help=f"socket path (default: ${ENV}, else {default_path()})")
@@ -481,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         if args.detach and os.fork():
             os._exit(0)  # the server is then no one's child: its CPU and exit are not its starter's to wait for
-        serve(path, args.idle)
+        serve(path, args.idle, kernel_filters)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)  # nothing to finalise (its socket is removed): not seconds of pandas and matplotlib teardown
