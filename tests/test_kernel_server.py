@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,14 +120,22 @@ def test_a_forked_kernel_runs_a_notebook_in_its_own_session_and_is_reaped(server
     assert kernel_server.status(path)["children"] == 0
 
 
-def test_a_client_with_another_code_hash_is_refused_and_starts_its_kernel(server, tmp_path, monkeypatch):
-    """The server serves only the code it imported: a client whose sources differ (here its code hash, as after
-    `make mutation-gaps` applied a mutant, or an edit since the server started) is refused, and its worker starts the
-    kernel as a process — the mutant's code, never the server's."""
+def test_a_client_whose_sources_changed_is_refused_and_starts_its_kernel(server, tmp_path, monkeypatch):
+    """The server serves only the code it imported: once the sources differ from those it started with (here a copy
+    of src/leaguetables with one comment added, as `make mutation-gaps` applies a mutant or a developer edits a
+    file), a client — even one that computed its code hash before the edit — is refused, and its worker starts the
+    kernel as a process, which imports the sources as they are; the client's own code hash (its manifest's and
+    caches') is left as it was."""
     path, _ = server
     monkeypatch.setenv(kernel_server.ENV, path)
-    monkeypatch.setitem(cache._CODE, "code", "0" * 64)
-    key = kernel_server.server_key(kernel_server._kernel_spec_argv(), dict(os.environ))
+    kept = cache.code_hash()
+    edited = tmp_path / "leaguetables"
+    shutil.copytree(cache.SRC_DIR, edited, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(edited / "statistics" / "funnel.py", "a", encoding="utf-8") as f:
+        f.write("# a mutant\n")
+    monkeypatch.setattr(cache, "SRC_DIR", edited)
+    key = kernel_server.server_key(kernel_server._kernel_spec_argv(), dict(os.environ), fresh=True)
+    assert key["code"] != kernel_server.status(path)["key"]["code"] and cache.code_hash() == kept
     reply, fds = kernel_server.request(path, {"op": "fork", "key": key, "argv": [], "env": {}}, [1, 2], max_fds=1)
     assert "refused" in reply and not fds
     worker = kernels.NotebookWorker(tmp_path)
@@ -205,6 +214,14 @@ KERNEL_STATE = textwrap.dedent(
     """
     import gc, json, locale, logging, os, resource, signal, sys, threading, warnings
     import matplotlib as mpl, numpy as np, pandas as pd
+    def _fds():  # what each open file descriptor is (a file's path, or the kind: socket, pipe, anon_inode)
+        kinds = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                kinds.append(os.readlink(f"/proc/self/fd/{fd}").split(":")[0].split("[")[0])
+            except OSError:  # the listing's own descriptor, closed
+                pass
+        return sorted(kinds)
     def _state():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas warns about its deprecated options when they are read
@@ -221,7 +238,7 @@ KERNEL_STATE = textwrap.dedent(
             "threads": threading.active_count(), "gc": [gc.isenabled(), gc.get_threshold()],
             "signals": {s.name: repr(signal.getsignal(s)) for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP)},
             "locale": locale.setlocale(locale.LC_ALL), "encodings": [sys.stdout.encoding, sys.getfilesystemencoding()],
-            "umask": os.umask(0o022), "session": os.getsid(0) == os.getpid(), "fds": len(os.listdir("/proc/self/fd")),
+            "umask": os.umask(0o022), "session": os.getsid(0) == os.getpid(), "fds": _fds(),
             "nofile": resource.getrlimit(resource.RLIMIT_NOFILE), "limits": [sys.getrecursionlimit(), sys.getswitchinterval()],
             "namespace": sorted(k for k in globals() if not k.startswith("_")), "builtins": sorted(dir(__builtins__)),
         }
@@ -259,11 +276,13 @@ def test_a_forked_kernel_is_in_the_state_of_a_started_one(server, tmp_path, monk
     kernel and 0 in a terminal, which showed in the executed notebooks' tables before the server imported as in a
     kernel), the warning filters in their order, the modules imported, the shell's event hooks, environment,
     sys.path, flags, signal handlers, loggers, locale, umask, open files, threads' number, the namespace. Apart:
-    the connection file (each kernel its own) and the server's variable in the environment."""
+    the connection file (each kernel its own), the server's variable in the environment, and the forked kernel's
+    pidfd of its run (a started kernel's parent poller uses none)."""
     monkeypatch.setenv(kernel_server.ENV, server[0])
     forked_kind, forked = _kernel_state(tmp_path)
     monkeypatch.delenv(kernel_server.ENV)
     started_kind, started = _kernel_state(tmp_path)
     assert (forked_kind, started_kind) == ("ForkedKernel", "Popen")
+    forked["fds"].remove("anon_inode")  # the pidfd with which the forked kernel watches its run (kernel_server)
     different = {k: (forked[k], started[k]) for k in started if forked[k] != started[k]}
     assert not different, json.dumps(different)[:4000]

@@ -358,10 +358,12 @@ def _child(server: Server, conn: socket.socket, message: dict, fds: list[int], r
         conn.close()
         os.chdir(message["cwd"])
         os.umask(message["umask"])
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        for fd, target in ((devnull, 0), (fds[0], 1), (fds[1], 2)):
+        stdin, writer = os.pipe()  # a pipe at its end, as jupyter_client's launcher gives a kernel
+        os.close(writer)
+        for fd, target in ((stdin, 0), (fds[0], 1), (fds[1], 2)):
             os.dup2(fd, target)
-        os.close(devnull)
+        for fd in {stdin, *fds} - {0, 1, 2}:
+            os.close(fd)
         os.environ.clear()
         os.environ.update(message["env"])
         launcher = importlib.util.find_spec("ipykernel_launcher")
