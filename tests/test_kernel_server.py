@@ -62,7 +62,7 @@ def test_start_status_stop_leave_no_process_and_no_socket(tmp_path):
     started = subprocess.run([*command, "start", path], capture_output=True, text=True, timeout=120)
     assert started.returncode == 0 and started.stdout.startswith("kernel server "), started.stderr
     known = kernel_server.status(path)
-    assert known is not None and known["children"] == 0
+    assert known is not None and known["children"] == 0 and known["cpu"] > 0
     pid = known["pid"]
     assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) != os.getpid()  # not our child
     assert known["key"] == kernel_server.server_key(kernel_server._kernel_spec_argv(), dict(os.environ))

@@ -298,7 +298,14 @@ class Server:
             op = message.get("op")
             if op == "status":
                 _send(
-                    conn, {"pid": os.getpid(), "key": self.key, "children": len(self.children), "served": self.served}
+                    conn,
+                    {
+                        "pid": os.getpid(),
+                        "key": self.key,
+                        "children": len(self.children),
+                        "served": self.served,
+                        "cpu": self.cpu_seconds(wait=False),
+                    },
                 )
             elif op == "stop":
                 self.stopping = True
