@@ -309,16 +309,16 @@ def _start_kernel_server(config) -> None:
         os.environ.pop(kernel_server.ENV, None)
         return
     folder = tempfile.mkdtemp(prefix="ltks-")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     path = os.path.join(folder, "kernels.sock")
     try:
-        kernel_server.start(path, idle=3600)
+        kernel_server.start(path, idle=900)  # gone 15 min after a killed session
     except (OSError, RuntimeError, ValueError) as exc:  # the session runs without it (every kernel started)
         print(f"note: no kernel server for this session: {exc}")
         os.environ.pop(kernel_server.ENV, None)
         return
     os.environ[kernel_server.ENV] = path
     _CLOCK["server"] = path
-    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 def _stop_kernel_server() -> None:

@@ -550,15 +550,17 @@ def start(path: str, idle: float = DEFAULT_IDLE) -> dict:
     argv = _kernel_spec_argv()
     interpreter = argv[: argv.index("-m")] if "-m" in argv else [sys.executable]
     with open(f"{path}.log", "ab") as log:
-        subprocess.run(
+        started = subprocess.run(
             [*interpreter, "-c", SERVE_CODE, "serve", path, "--idle", str(idle), "--detach"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
             close_fds=True,
-            check=True,
+            check=False,
         )
+    if started.returncode != 0:
+        raise RuntimeError(f"the kernel server did not start (see {path}.log)")
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if (known := status(path)) is not None:
