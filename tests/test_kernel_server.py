@@ -120,6 +120,50 @@ def test_a_forked_kernel_runs_a_notebook_in_its_own_session_and_is_reaped(server
     assert kernel_server.status(path)["children"] == 0
 
 
+def _wait_for_reply(kc, msg_id: str) -> dict:
+    while True:
+        msg = run_sync(kc.get_shell_msg)(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg
+
+
+def test_interrupt_restart_and_shutdown_reach_a_forked_kernel(server, tmp_path, monkeypatch):
+    """jupyter_client's interrupt (SIGINT to the kernel's group), restart (the kernel killed, another forked) and
+    shutdown go through the forked kernel's handle as through a started kernel's process."""
+    path, _ = server
+    monkeypatch.setenv(kernel_server.ENV, path)
+    worker = kernels.NotebookWorker(tmp_path)
+    try:
+        worker.warm_up(("json",)).result()
+        km, kc = worker.km, worker.client["kc"]
+        assert km is not None and isinstance(km.provisioner.process, kernel_server.ForkedKernel)
+        msg_id = kc.execute("import time\ntime.sleep(60)")
+        time.sleep(1)
+        run_sync(km.interrupt_kernel)()
+        reply = _wait_for_reply(kc, msg_id)
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+        first = km.provisioner.pid
+        run_sync(km.restart_kernel)(now=True)
+        assert isinstance(km.provisioner.process, kernel_server.ForkedKernel) and km.provisioner.pid != first
+        assert _gone(first, 5), "the restarted kernel's first process is still there"
+        second = km.provisioner.pid
+    finally:
+        worker.close()
+    assert _gone(second, 5) and kernel_server.status(path)["children"] == 0
+
+
+def test_an_isolated_worker_never_uses_the_server(server, tmp_path, monkeypatch):
+    """``--isolated``: a fresh kernel per notebook, started by papermill's default engine — never a forked one."""
+    path, _ = server
+    monkeypatch.setenv(kernel_server.ENV, path)
+    before = kernel_server.status(path)["served"].get(str(os.getpid()), 0)
+    out = tmp_path / "out.ipynb"
+    kernels.IsolatedWorker(tmp_path).execute(str(_notebook(tmp_path)), out, {"quarter": "2025-26-Q4"})
+    printed = nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"].split()
+    assert int(printed[1]) == os.getpid()  # the kernel's parent: this process, which started it
+    assert kernel_server.status(path)["served"].get(str(os.getpid()), 0) == before
+
+
 def test_a_client_whose_sources_changed_is_refused_and_starts_its_kernel(server, tmp_path, monkeypatch):
     """The server serves only the code it imported: once the sources differ from those it started with (here a copy
     of src/leaguetables with one comment added, as `make mutation-gaps` applies a mutant or a developer edits a
