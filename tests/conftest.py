@@ -326,7 +326,8 @@ def _stop_kernel_server() -> None:
 
     path = _CLOCK.pop("server", None)
     if path is not None:
-        _CLOCK["server_cpu"] = kernel_server.stop(path) or 0.0
+        reply = kernel_server.stop(path) or {}
+        _CLOCK["server_cpu"], _CLOCK["server_forked"] = reply.get("cpu", 0.0), reply.get("forked", 0)
 
 
 def pytest_sessionstart(session):
@@ -367,7 +368,7 @@ def pytest_terminal_summary(terminalreporter):
         last = f", last test ended at {w['last'] - _CLOCK['start']:.0f} s" if "last" in w else ""
         line += f"; {wid}: {w['tests']} tests, {w.get('cpu') or 0:.0f} CPU-s{last}"
     if server is not None:
-        line += f"; kernel server (with its forked kernels): {server:.0f} CPU-s"
+        line += f"; kernel server: {_CLOCK.get('server_forked', 0)} kernels forked, {server:.0f} CPU-s with theirs"
     terminalreporter.write_line(line)
 
 

@@ -68,8 +68,9 @@ def test_start_status_stop_leave_no_process_and_no_socket(tmp_path):
     assert known["key"] == kernel_server.server_key(kernel_server._kernel_spec_argv(), dict(os.environ))
     listed = subprocess.run([*command, "status", path], capture_output=True, text=True, timeout=60)
     assert "usable by this checkout: True" in listed.stdout, listed.stdout + listed.stderr
-    cpu = kernel_server.stop(path)
-    assert cpu is not None and cpu > 0
+    assert os.stat(path).st_mode & 0o777 == 0o600  # the server forks for its own user only
+    reply = kernel_server.stop(path)
+    assert reply is not None and reply["cpu"] > 0 and reply["forked"] == 0
     assert _gone(pid) and not os.path.exists(path)
     assert kernel_server.status(path) is None and kernel_server.stop(path) is None
 
@@ -330,3 +331,13 @@ def test_a_forked_kernel_is_in_the_state_of_a_started_one(server, tmp_path, monk
     forked["fds"].remove("anon_inode")  # the pidfd with which the forked kernel watches its run (kernel_server)
     different = {k: (forked[k], started[k]) for k in started if forked[k] != started[k]}
     assert not different, json.dumps(different)[:4000]
+
+
+def test_a_server_of_another_user_is_not_used(server, monkeypatch):
+    """A client talks only to a server running as its own user (SO_PEERCRED; the socket is its user's alone): as
+    another user, here by its uid, it sends nothing and starts its kernel as a process."""
+    path, _ = server
+    uid = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: uid + 1)
+    assert kernel_server.status(path) is None
+    assert kernel_server.fork_kernel(path, ["python", "-f", "k.json"], {"env": {}}) is None

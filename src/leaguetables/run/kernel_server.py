@@ -37,11 +37,13 @@ import select
 import signal
 import socket
 import subprocess
+import struct
 import sys
 import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
@@ -108,7 +110,7 @@ def _kernel_spec_argv() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------------- messages
-def _send(sock: socket.socket, message: dict, fds: list[int] = ()) -> None:  # type: ignore[assignment]
+def _send(sock: socket.socket, message: dict, fds: Sequence[int] = ()) -> None:
     data = json.dumps(message).encode() + b"\n"
     sent = socket.send_fds(sock, [data], list(fds)) if fds else sock.send(data)
     if sent < len(data):
@@ -129,14 +131,27 @@ def _receive(sock: socket.socket, max_fds: int = 0) -> tuple[dict, list[int]]:
     return json.loads(data), fds
 
 
-def request(path: str, message: dict, fds: list[int] = (), max_fds: int = 0, timeout: float = 30):  # type: ignore
+def request(
+    path: str, message: dict, fds: Sequence[int] = (), max_fds: int = 0, timeout: float = 30
+) -> tuple[dict, list[int]]:
     """Send ``message`` (with the file descriptors ``fds``) to the server at ``path``; its reply and the descriptors
-    it sent. Raises OSError when there is no server (or it does not answer within ``timeout`` seconds)."""
+    it sent. Raises OSError when there is no server (or it does not answer within ``timeout`` seconds), or when the
+    socket's other end is another user's process (nothing is sent to it: not the environment, not our output)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(path)
+        _check_peer(sock)
         _send(sock, message, fds)
         return _receive(sock, max_fds)
+
+
+def _check_peer(sock: socket.socket) -> None:
+    """Raise PermissionError unless the process at the other end of ``sock`` runs as this process's user (a forked
+    kernel runs whatever code its connection file's holder sends it: the server forks for its own user only, and a
+    client talks to its own user's server only)."""
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    if uid != os.getuid():
+        raise PermissionError(f"the kernel server socket's other end runs as user {uid}, not {os.getuid()}")
 
 
 # --------------------------------------------------------------------------------------------------- client side
@@ -293,6 +308,7 @@ class Server:
             self.reap()
 
     def handle(self, conn: socket.socket) -> None:
+        _check_peer(conn)
         message, fds = _receive(conn, max_fds=2)
         try:
             op = message.get("op")
@@ -309,7 +325,7 @@ class Server:
                 )
             elif op == "stop":
                 self.stopping = True
-                _send(conn, {"cpu": self.cpu_seconds()})
+                _send(conn, {"cpu": self.cpu_seconds(), "forked": sum(self.served.values())})
             elif op == "fork" and message.get("key") != self.key:
                 _send(conn, {"refused": "stale: another code hash, interpreter, kernel spec or environment"})
             elif op == "fork" and len(fds) == 2:
@@ -519,7 +535,11 @@ def serve(path: str, idle: float, kernel_filters: list | None = None) -> None:
     server = Server(path, idle, key)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    server.listener.bind(path)
+    mask = os.umask(0o177)  # the socket is its user's alone (srw-------), from its creation
+    try:
+        server.listener.bind(path)
+    finally:
+        os.umask(mask)
     server.listener.listen(16)
     signal.signal(signal.SIGCHLD, server.reap)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "stopping", True))
@@ -569,14 +589,13 @@ def start(path: str, idle: float = DEFAULT_IDLE) -> dict:
     raise RuntimeError(f"the kernel server did not start (see {path}.log)")
 
 
-def stop(path: str) -> float | None:
-    """Stop the server at ``path``: its CPU seconds (with those of the kernels it forked, once they have exited), or
-    None when none answered."""
+def stop(path: str) -> dict | None:
+    """Stop the server at ``path``: its reply (``cpu``: its CPU seconds with those of the kernels it forked, once they
+    have exited; ``forked``: how many it forked), or None when none answered."""
     try:
-        reply = request(path, {"op": "stop"}, timeout=30)[0]
+        return request(path, {"op": "stop"}, timeout=30)[0]
     except (OSError, ValueError):
         return None
-    return reply.get("cpu")
 
 
 def main(argv: list[str] | None = None, kernel_filters: list | None = None) -> int:
