@@ -36,8 +36,8 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
