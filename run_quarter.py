@@ -10,6 +10,12 @@ Examples:
   python run_quarter.py 2025-26-Q4 --isolated            # a fresh kernel per notebook (same outputs, slower)
   python run_quarter.py 2025-26-Q3 --data DIR --revise   # republish a quarter with revised inputs
 
+Warm kernels from a kernel server (opt-in; the same outputs, a kernel forked rather than started and its libraries
+imported): `python -m leaguetables.run.kernel_server start PATH` (it exits after 10 idle minutes, or `... stop
+PATH`), then runs with the environment variable LEAGUETABLES_KERNEL_SERVER=PATH ask it for their kernels. A server
+that is absent or holds other code (the sources changed since it started) is not used: the kernel is started as
+without it. --isolated never uses it.
+
 Reruns: stages whose inputs, code and configuration have not changed are reused from reports/.cache/. A run whose
 outputs are identical to the published quarter publishes nothing (a no-op); one that would change it is refused,
 naming the differences, unless --revise (publish with tables/revisions.csv, revised figures marked [r]) or --force
@@ -43,7 +49,12 @@ def _stop_children() -> None:
     """Kill this process's children (the notebook kernels, started in their own sessions so a signal sent to this
     process alone never reaches them); their threads then see a dead kernel and unwind. A kernel killed here between
     its fork and its ``setsid`` dies in this process's group: ``kernels.SessionKernelManager`` then signals that
-    kernel alone, never the group (which holds whatever started this run)."""
+    kernel alone, never the group (which holds whatever started this run). Kernels forked by a kernel server
+    (``LEAGUETABLES_KERNEL_SERVER``) are not this process's children: their process groups are killed too (the
+    module is loaded only when the run has asked a server for a kernel, so nothing is imported here)."""
+    forked = sys.modules.get("leaguetables.run.kernel_server")
+    if forked is not None:
+        forked.kill_forked()
     try:
         import psutil
     except ImportError:  # pragma: no cover - psutil comes with ipykernel

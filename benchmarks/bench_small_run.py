@@ -14,6 +14,10 @@ every process it waited for, its kernel included: ``getrusage(RUSAGE_CHILDREN)``
 3. **refused**: a run refused by the contract (a column missing from trusts.csv): exit 2, one line, as
    tests/test_bad_inputs.py's command cases make.
 
+Each kind is measured without a kernel server (every kernel started, as the runs of a plain command) and with one
+(``leaguetables.run.kernel_server``, as the test session's runs: the kernel forked from it; its CPU, counted by the
+server, added to the run's; the server's own start, ~3 CPU-s once per session, not included).
+
 Not a test: wall times on a shared machine vary with its load (printed); CPU times vary less.
 """
 
@@ -33,6 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from small_run import BASE, METRICS, ROOT, run_quarter_command  # noqa: E402  # the end-to-end tests' command
 
+from leaguetables.run import kernel_server  # noqa: E402
+
 QUARTER = "2025-26-Q4"
 
 
@@ -40,15 +46,22 @@ def command(data: Path, out: Path, *extra: str) -> list[str]:
     return run_quarter_command(QUARTER, data, out, *extra)
 
 
+def _cpu() -> float:
+    """CPU seconds of the waited-for children, and of the kernel server (with its forked kernels) when one is used."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    path = os.environ.get(kernel_server.ENV)
+    known = kernel_server.status(path) if path else None
+    return r.ru_utime + r.ru_stime + (known["cpu"] if known else 0.0)
+
+
 def measure(cmd: list[str], expect: int) -> tuple[float, float]:
     """(CPU seconds of the process tree, wall seconds) of one command, checked to exit with ``expect``."""
-    before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    before, t0 = _cpu(), time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter() - t0
     if proc.returncode != expect:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}, not {expect}:\n{proc.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu, wall
+    return _cpu() - before, wall
 
 
 def one_round(tmp: Path, i: int) -> dict[str, tuple[float, float]]:
@@ -69,18 +82,28 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3, help="runs of each kind (median reported)")
     args = ap.parse_args(argv)
-    rounds = []
+    rounds: dict[str, list] = {"without a kernel server": [], "with a kernel server": []}
+    os.environ.pop(kernel_server.ENV, None)
     with tempfile.TemporaryDirectory(prefix="bench-small-") as tmp:
-        for i in range(args.repeat):
-            rounds.append(one_round(Path(tmp), i))
+        path = os.path.join(tmp, "k.sock")
+        kernel_server.start(path)
+        try:
+            for i in range(args.repeat):  # interleaved: the machine's load falls on both alike
+                rounds["without a kernel server"].append(one_round(Path(tmp), 2 * i))
+                os.environ[kernel_server.ENV] = path
+                rounds["with a kernel server"].append(one_round(Path(tmp), 2 * i + 1))
+                os.environ.pop(kernel_server.ENV)
+        finally:
+            kernel_server.stop(path)
     print(f"small run: {QUARTER}, tests/bad_inputs/base (six trusts), --metrics {METRICS} --jobs 1")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
-    print(f"{'run':10s} {'CPU-s (median)':>15s} {'wall s (median)':>16s}   CPU-s of each")
-    for kind in ("cold", "restored", "refused"):
-        cpu = [r[kind][0] for r in rounds]
-        wall = [r[kind][1] for r in rounds]
-        each = ", ".join(f"{c:.2f}" for c in cpu)
-        print(f"{kind:10s} {statistics.median(cpu):15.2f} {statistics.median(wall):16.2f}   {each}")
+    for label, measured in rounds.items():
+        print(f"{label}:\n{'run':10s} {'CPU-s (median)':>15s} {'wall s (median)':>16s}   CPU-s of each")
+        for kind in ("cold", "restored", "refused"):
+            cpu = [r[kind][0] for r in measured]
+            wall = [r[kind][1] for r in measured]
+            each = ", ".join(f"{c:.2f}" for c in cpu)
+            print(f"{kind:10s} {statistics.median(cpu):15.2f} {statistics.median(wall):16.2f}   {each}")
     return 0
 
 

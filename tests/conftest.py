@@ -302,14 +302,58 @@ def _cpu_seconds(children: bool = True) -> float:
     return own.ru_utime + own.ru_stime + (kids.ru_utime + kids.ru_stime + _UNWAITED["cpu"] if children else 0.0)
 
 
+# ------------------------------------------------------------------------------------------------- kernel server
+# The session's runs fork their warm kernels from one kernel server (leaguetables.run.kernel_server), started by the
+# controller (or the only process, without xdist) before any worker and stopped at the end; the environment variable
+# names its socket, so every run_quarter.py subprocess and in-process run of either worker uses it. A server holding
+# other code than a run's is not used (the run starts its kernel), so a session never tests stale code.
+# The unit group (-m unit) executes no notebook and starts none. LEAGUETABLES_TEST_KERNEL_SERVER=0 runs the session
+# without one (every kernel started, as without the variable).
+# The server is no one's child: its CPU seconds, with those of the kernels it forked, are its reply to `stop`, added
+# to the session's total and shown apart from the workers'.
+TEST_SERVER_ENV = "LEAGUETABLES_TEST_KERNEL_SERVER"
+
+
+def _start_kernel_server(config) -> None:
+    from leaguetables.run import kernel_server
+
+    if os.environ.get(TEST_SERVER_ENV, "1") == "0" or config.getoption("markexpr", "") == "unit":  # no notebook
+        os.environ.pop(kernel_server.ENV, None)
+        return
+    folder = tempfile.mkdtemp(prefix="ltks-")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    path = os.path.join(folder, "kernels.sock")
+    try:
+        kernel_server.start(path, idle=900)  # gone 15 min after a killed session
+    except (OSError, RuntimeError, ValueError) as exc:  # the session runs without it (every kernel started)
+        print(f"note: no kernel server for this session: {exc}")
+        os.environ.pop(kernel_server.ENV, None)
+        return
+    os.environ[kernel_server.ENV] = path
+    _CLOCK["server"] = path
+
+
+def _stop_kernel_server() -> None:
+    from leaguetables.run import kernel_server
+
+    path = _CLOCK.pop("server", None)
+    if path is not None:
+        reply = kernel_server.stop(path) or {}
+        _CLOCK["server_cpu"], _CLOCK["server_forked"] = reply.get("cpu", 0.0), reply.get("forked", 0)
+
+
 def pytest_sessionstart(session):
     _CLOCK["start"] = time.time()
+    if not hasattr(session.config, "workerinput"):  # not an xdist worker: the controller, or the only process
+        _start_kernel_server(session.config)
 
 
 def pytest_sessionfinish(session):
     out = getattr(session.config, "workeroutput", None)
     if out is not None:  # an xdist worker: its CPU seconds go back to the controller
         out["cpu_seconds"] = _cpu_seconds()
+    else:
+        _stop_kernel_server()
 
 
 def pytest_runtest_logreport(report):
@@ -330,10 +374,13 @@ def pytest_terminal_summary(terminalreporter):
     workers = _CLOCK["workers"]
     # the controller's own CPU and the workers' reports (not the controller's children: the workers, counted once)
     cpu = _cpu_seconds(children=not workers) + sum(w.get("cpu") or 0.0 for w in workers.values())
-    line = f"time: {time.time() - _CLOCK['start']:.0f} s wall, {cpu:.0f} CPU-s"
+    server = _CLOCK.get("server_cpu")
+    line = f"time: {time.time() - _CLOCK['start']:.0f} s wall, {cpu + (server or 0.0):.0f} CPU-s"
     for wid, w in sorted(workers.items()):
         last = f", last test ended at {w['last'] - _CLOCK['start']:.0f} s" if "last" in w else ""
         line += f"; {wid}: {w['tests']} tests, {w.get('cpu') or 0:.0f} CPU-s{last}"
+    if server is not None:
+        line += f"; kernel server: {_CLOCK.get('server_forked', 0)} kernels forked, {server:.0f} CPU-s with theirs"
     terminalreporter.write_line(line)
 
 
@@ -434,9 +481,11 @@ PUBLISHED_METRICS = (
 )
 
 
-def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
+def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str, kernel_server: bool = True):
     import subprocess
     import sys
+
+    env = {k: v for k, v in os.environ.items() if kernel_server or k != "LEAGUETABLES_KERNEL_SERVER"}
 
     return subprocess.Popen(
         [
@@ -453,6 +502,7 @@ def _run_quarter(quarter: str, demo_dir: Path, out: Path, *extra: str):
             *extra,
         ],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -467,7 +517,10 @@ def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
     options (two kernels), the second with ``--jobs 1``: its twelve notebooks one after the other on one kernel, the
     namespace reset before each, so that a state left by one notebook (of any of the ten metrics' kinds, the league
     or the report) that changed another's outputs would differ from the first run's other order; the number of
-    kernels is no part of what a run publishes (nor of the manifest's defining part). Until issue 13's third round the second ran with ``--isolated`` (a fresh kernel per notebook:
+    kernels is no part of what a run publishes (nor of the manifest's defining part). The first asks the session's
+    kernel server for its kernels (forked, with the libraries imported), the second starts its kernel as a process
+    (as every run without ``LEAGUETABLES_KERNEL_SERVER``): the proof that a forked kernel computes what a started
+    one does, and the default path's end-to-end test. Until issue 13's third round the second ran with ``--isolated`` (a fresh kernel per notebook:
     ~66 CPU-s against ~26) for test_notebook_interface's proof that no state leaks between notebooks, which is now
     made on a small run on one kernel (test_rerun.test_isolated_run_is_byte_identical_to_the_default_run: the four
     metric notebooks of different kinds, the league and the report). Movement since the previous quarter is computed
@@ -491,16 +544,28 @@ def published_quarters(demo_dir, tmp_path_factory) -> tuple[Path, Path]:
             a, b = base / "a", base / "b"
             a.mkdir(parents=True)
             b.mkdir()
-            procs = {  # independent: side by side
+            procs = {  # independent: side by side; the first's kernels forked by the session's kernel server
                 "a": _run_quarter(PUBLISHED_QUARTER, demo_dir, a),
-                "b": _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--jobs", "1"),
+                "b": _run_quarter(PUBLISHED_QUARTER, demo_dir, b, "--jobs", "1", kernel_server=False),
             }
             for name, proc in procs.items():
                 out, err = proc.communicate(timeout=900)
                 assert proc.returncode == 0, err
                 (base / f"{name}.stdout").write_text(out, encoding="utf-8")
+            (base / "forked.json").write_text(json.dumps(_forked_kernels(procs)), encoding="utf-8")
             done.touch()
     return base / "a" / PUBLISHED_QUARTER, base / "b" / PUBLISHED_QUARTER
+
+
+def _forked_kernels(procs: dict) -> dict | None:
+    """{run name: the number of kernels the session's kernel server forked for it}, or None without a server."""
+    from leaguetables.run import kernel_server
+
+    path = os.environ.get(kernel_server.ENV)
+    known = kernel_server.status(path) if path else None
+    if known is None:
+        return None
+    return {name: known["served"].get(str(proc.pid), 0) for name, proc in procs.items()}
 
 
 @pytest.fixture(scope="session")

@@ -150,7 +150,8 @@ def test_executed_notebooks_record_the_interpreter(published):
 
 def test_second_run_gives_byte_identical_outputs(published_quarters):
     """The session's two runs of the quarter (``published_quarters``: each into its own folder, no cache shared, side
-    by side, on warm kernels: two for the first, one for the second): every published file byte-identical — tables,
+    by side, on warm kernels: two for the first, forked by the session's kernel server, one for the second, started
+    as a process, as without a server): every published file byte-identical — tables,
     report, profiles, methodology, spreadsheet, figures — except the manifest (run times) and the executed
     notebooks, whose cell outputs must be identical (their metadata records the run); and --verify's comparison
     finds nothing. (The second ran with ``--isolated`` until issue 13's third round; that no state leaks between
@@ -159,6 +160,9 @@ def test_second_run_gives_byte_identical_outputs(published_quarters):
     from leaguetables.run.verify import compare_folders
 
     folder, again = published_quarters
+    forked = json.loads((folder.parents[1] / "forked.json").read_text(encoding="utf-8"))
+    if forked is not None:  # a session with a kernel server (unless LEAGUETABLES_TEST_KERNEL_SERVER=0)
+        assert forked["a"] >= 1 and forked["b"] == 0, forked
     first = [p.relative_to(folder) for p in published_files(folder)]
     second = [p.relative_to(again) for p in published_files(again)]
     assert first == second and first

@@ -97,7 +97,11 @@ def test_both_kinds_of_worker_use_the_session_kernel_manager(tmp_path, monkeypat
     assert type(warm.km) is kernels.SessionKernelManager
     warm.pool.shutdown()
     seen = {}
-    monkeypatch.setattr(kernels.engine, "use_absolute_local_io", lambda: None)  # papermill's handlers untouched
-    monkeypatch.setattr(kernels.pm, "execute_notebook", lambda *a, **kw: seen.update(kw))
+    import papermill  # noqa: E402 - kernels imports it where a notebook is executed (as here)
+
+    from leaguetables.run import engine
+
+    monkeypatch.setattr(engine, "use_absolute_local_io", lambda: None)  # papermill's handlers untouched
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **kw: seen.update(kw))
     kernels.IsolatedWorker(tmp_path).execute("report.ipynb", tmp_path / "out.ipynb", {"quarter": "2025-26-Q4"})
     assert seen["kernel_manager_class"] is kernels.SessionKernelManager

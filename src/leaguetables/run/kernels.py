@@ -21,18 +21,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
-import papermill as pm
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
-from papermill.translators import PythonTranslator
 
 from leaguetables.config import PROJECT_ROOT, SAFE_ID
 from leaguetables.errors import InputError, PipelineError
 from leaguetables.inputs.contract import check_quarter
-from leaguetables.run import engine
+from leaguetables.run import kernel_server
+from leaguetables.run.kernel_server import KERNEL_NAME, WARM_MODULES  # defined there: the server imports them too
 
-KERNEL_NAME = "leaguetables"
+# papermill (with this package's engine, leaguetables.run.engine, which imports it) is imported where a notebook is
+# executed, not here: importing it costs ~0.2 s (~0.3-0.5 CPU-s) that a run restored from the cache, a no-op or a
+# refused run never needs. Those function-level imports are marked "papermill: see the top of the module".
+
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 FAILED_DIR = ".failed"  # under the reports folder: the executed notebooks of the last failed run of a quarter
 IPC_PREFIX = "ltk-"  # <tmp>/ltk-<pid>-<random>/: the kernel's IPC sockets (unix socket paths must be short)
@@ -51,15 +53,6 @@ PATH_PARAMETERS = (
 )
 PATH_LIST_PARAMETERS = ("metric_results", "revisions")  # comma-separated absolute paths (or empty)
 START_TIMEOUT, EXECUTION_TIMEOUT, IOPUB_TIMEOUT = 120, 1200, 120  # seconds
-#: what a warm kernel imports before its first notebook (:meth:`NotebookWorker.warm_up`): the modules the metric,
-#: league and report notebooks import, in that order (a warm kernel would have imported them for its first notebook)
-WARM_MODULES = (
-    "leaguetables.run.notebook_env",
-    "leaguetables.statistics.metrics",
-    "leaguetables.publication.figures",
-    "leaguetables.nof.league",
-    "leaguetables.publication.report",
-)
 #: the argument nbclient gives a kernel it starts (its ``ipython_hist_file`` default): no history file is written
 KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
 WARM_POLL = 0.1  # seconds between checks of a warming kernel's channels (and of whether the run closed the worker)
@@ -80,10 +73,25 @@ class SessionKernelManager(AsyncKernelManager):
     then records the caller's group and, shutting the dead kernel down, sends SIGINT and SIGKILL to it — killing the
     run, whatever started it (pytest, make, the shell) and everything else in that group, without a word. Here a
     group that the kernel does not lead is never recorded: the kernel alone is signalled (by ``Popen``, which does not
-    signal a process it has already reaped)."""
+    signal a process it has already reaped).
+
+    With ``kernel_server`` set (a socket path: :mod:`leaguetables.run.kernel_server`), the kernel is forked by that
+    server when it is running and serves this code, and started as a process otherwise; a forked kernel leads its own
+    session too, and its handle (:class:`~leaguetables.run.kernel_server.ForkedKernel`) is the provisioner's
+    process: interrupt, restart, shutdown and kill reach it as they reach a started one."""
+
+    kernel_server: str | None = None
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
-        await super()._async_launch_kernel(kernel_cmd, **kw)
+        forked = kernel_server.fork_kernel(self.kernel_server, kernel_cmd, kw) if self.kernel_server else None
+        if forked is None:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+        else:
+            provisioner = self.provisioner
+            assert provisioner is not None
+            provisioner.process, provisioner.pid, provisioner.pgid = forked, forked.pid, forked.pid  # type: ignore
+            provisioner.cwd = kw.get("cwd") or os.getcwd()  # type: ignore[attr-defined]
+            self._reconcile_connection_info(provisioner.connection_info)
         own_group_only(self.provisioner)
 
     _launch_kernel = _async_launch_kernel  # as AsyncKernelManager does
@@ -105,6 +113,8 @@ def kernel_available() -> bool:
 def check_parameters(parameters: dict) -> str:
     """The parameters cell papermill will inject, checked to be nothing but ``name = <literal>`` lines whose
     literals are exactly the values given (so no value can inject code into a notebook). Returns the cell source."""
+    from papermill.translators import PythonTranslator  # papermill: see the top of the module
+
     source = PythonTranslator.codify(parameters)
     try:
         tree = ast.parse(source)
@@ -162,7 +172,7 @@ def remove_stale_ipc_dirs() -> list[str]:
     return removed
 
 
-def _failure(notebook: str, parameters: dict, out_path: Path, exc: pm.PapermillExecutionError) -> PipelineError:
+def _failure(notebook: str, parameters: dict, out_path: Path, exc) -> PipelineError:
     return PipelineError(
         f"{notebook} failed for {parameters.get('metric_id', parameters.get('quarter'))}: "
         f"{exc.ename}: {exc.evalue} (see {FAILED_DIR}/{out_path.parent.parent.name}/"
@@ -205,6 +215,7 @@ class NotebookWorker:
         remove_stale_ipc_dirs()
         self.ipc_dir = tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{os.getpid()}-")
         self.km = SessionKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
+        self.km.kernel_server = kernel_server.configured()  # a warm kernel may be forked (never an isolated one)
         self.km.connection_file = os.path.join(self.ipc_dir, "kernel.json")
         self.km.ip = os.path.join(self.ipc_dir, "k")
 
@@ -278,6 +289,8 @@ class NotebookWorker:
                 raise PipelineError(f"Jupyter kernel {KERNEL_NAME!r} did not start")
 
     def execute(self, notebook: str, out_path: Path, parameters: dict) -> float:
+        from leaguetables.run import engine  # papermill: see the top of the module
+
         check_parameters(parameters)
         engine.check_registered()
         engine.use_absolute_local_io()
@@ -297,6 +310,8 @@ class NotebookWorker:
         """``papermill.execute_notebook`` of ``source`` (the notebook ``notebook``, read or as a path) with the
         settings of every run (:data:`PAPERMILL_SETTINGS`; the run's folder as the kernel's working directory) and
         the worker's own ``options``; a failing notebook raises the one-line error of :func:`_failure`."""
+        import papermill as pm  # papermill: see the top of the module
+
         try:
             pm.execute_notebook(
                 source,
@@ -336,6 +351,8 @@ class IsolatedWorker(NotebookWorker):
     ``papermill.execute_notebook`` on the notebook file, as a statistician rerunning one notebook would."""
 
     def execute(self, notebook: str, out_path: Path, parameters: dict) -> float:
+        from leaguetables.run import engine  # papermill: see the top of the module
+
         check_parameters(parameters)
         engine.use_absolute_local_io()  # papermill's handler changes directory around every read (see there)
         t0 = time.perf_counter()
