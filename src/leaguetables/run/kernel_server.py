@@ -75,9 +75,14 @@ def default_path() -> str:
     return os.path.join(tempfile.gettempdir(), f"leaguetables-kernels-{os.getuid()}.sock")
 
 
+#: the server needs Linux: pidfds (a forked kernel's handle and its watch of the run) and SO_PEERCRED
+SUPPORTED = hasattr(os, "pidfd_open") and hasattr(socket, "SO_PEERCRED")
+
+
 def configured() -> str | None:
-    """The socket path of the kernel server runs use (:data:`ENV`), or None."""
-    return os.environ.get(ENV) or None
+    """The socket path of the kernel server runs use (:data:`ENV`), or None (also where the server is not
+    :data:`SUPPORTED`: every kernel is then started)."""
+    return (os.environ.get(ENV) or None) if SUPPORTED else None
 
 
 def server_key(argv: list[str], env: dict[str, str], fresh: bool = False) -> dict:
@@ -565,6 +570,8 @@ def start(path: str, idle: float = DEFAULT_IDLE) -> dict:
     interpreter with its flags, in its own session, forked once more (no one's child: ``serve --detach``), its output
     to ``path.log``, nothing of the caller's held open (a caller capturing this process's output does not wait
     for it)."""
+    if not SUPPORTED:
+        raise RuntimeError("the kernel server needs Linux (pidfds and SO_PEERCRED)")
     if (known := status(path)) is not None:
         return known
     argv = _kernel_spec_argv()
