@@ -24,6 +24,7 @@ import pytest
 from jupyter_core.utils import run_sync
 
 from leaguetables.run import cache, kernel_server, kernels
+from tiny_notebook import tiny_notebook
 
 pytestmark = [
     pytest.mark.e2e,  # each test starts a server (~3 CPU-s: ipykernel and the warm modules imported) or a kernel
@@ -90,16 +91,8 @@ def test_sigterm_stops_the_server(tmp_path):
 
 
 def _notebook(tmp_path: Path) -> Path:
-    nb = nbformat.v4.new_notebook(
-        metadata={"kernelspec": {"name": kernels.KERNEL_NAME, "language": "python", "display_name": "Python"}}
-    )
-    nb.cells = [
-        nbformat.v4.new_code_cell('quarter = ""', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import os\nprint(os.getpid(), os.getppid(), os.getsid(0), os.getcwd())"),
-    ]
-    source = tmp_path / "nb.ipynb"
-    nbformat.write(nb, source)
-    return source
+    code = "import os\nprint(os.getpid(), os.getppid(), os.getsid(0), os.getcwd())"
+    return tiny_notebook(tmp_path / "nb.ipynb", 'quarter = ""', code)
 
 
 def test_a_forked_kernel_runs_a_notebook_in_its_own_session_and_is_reaped(server, tmp_path, monkeypatch):
@@ -211,11 +204,9 @@ STOPPED_RUN = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
-def test_a_stopped_run_kills_its_forked_kernel(sig, server, tmp_path):
-    """SIGTERM or SIGHUP to a run kills its kernel even though the kernel is the server's child, not the run's
-    (run_quarter._stop_children): no orphan kernel, no zombie."""
-    path, _ = server
+def _run_with_a_forked_kernel(path: str, tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """:data:`STOPPED_RUN` in its own session with the server at ``path``, once its kernel was forked: the process
+    and the kernel's pid."""
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
         [sys.executable, "-c", STOPPED_RUN, str(root), str(tmp_path)],
@@ -227,10 +218,19 @@ def test_a_stopped_run_kills_its_forked_kernel(sig, server, tmp_path):
     )
     kind, pid = proc.stdout.readline().split()
     assert kind == "ForkedKernel"
+    return proc, int(pid)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_run_kills_its_forked_kernel(sig, server, tmp_path):
+    """SIGTERM or SIGHUP to a run kills its kernel even though the kernel is the server's child, not the run's
+    (run_quarter._stop_children): no orphan kernel, no zombie."""
+    path, _ = server
+    proc, pid = _run_with_a_forked_kernel(path, tmp_path)
     proc.send_signal(sig)
     proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig or proc.returncode == 1  # the run's exception, raised in its sleep
-    assert _gone(int(pid)), "the forked kernel outlived its stopped run"
+    assert _gone(pid), "the forked kernel outlived its stopped run"
     assert kernel_server.status(path)["children"] == 0
 
 
@@ -238,19 +238,10 @@ def test_a_forked_kernel_exits_with_the_run_that_asked_for_it(server, tmp_path):
     """A run killed with SIGKILL (no handler runs) leaves no kernel behind: the forked kernel watches the run's
     process and exits with it, as ipykernel's parent poller makes a started kernel do."""
     path, _ = server
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", STOPPED_RUN, str(root), str(tmp_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, kernel_server.ENV: path},
-        start_new_session=True,
-    )
-    kind, pid = proc.stdout.readline().split()
-    assert kind == "ForkedKernel"
+    proc, pid = _run_with_a_forked_kernel(path, tmp_path)
     proc.kill()
     proc.wait(timeout=60)
-    assert _gone(int(pid)), "the forked kernel outlived its killed run"
+    assert _gone(pid), "the forked kernel outlived its killed run"
 
 
 # what a kernel's state is, once its warm modules are imported (as the first notebook of a run finds it): everything a
@@ -259,14 +250,20 @@ KERNEL_STATE = textwrap.dedent(
     """
     import gc, json, locale, logging, os, resource, signal, sys, threading, warnings
     import matplotlib as mpl, numpy as np, pandas as pd
-    def _fds():  # what each open file descriptor is (a file's path, or the kind: socket, pipe, anon_inode)
-        kinds = []
+    def _fds():  # the open files and pipes (a file's path, or "pipe") and the paths unix sockets are bound to (the
+        # kernel's own, in its connection file's folder, as one name: how many are open depends on its clients'
+        # connections); not ZeroMQ's anonymous sockets and anon inodes, whose number depends on its threads' timing
+        import psutil
+        kinds, ipc = [], os.path.dirname(sys.argv[2])
         for fd in os.listdir("/proc/self/fd"):
             try:
-                kinds.append(os.readlink(f"/proc/self/fd/{fd}").split(":")[0].split("[")[0])
+                target = os.readlink(f"/proc/self/fd/{fd}")
             except OSError:  # the listing's own descriptor, closed
-                pass
-        return sorted(kinds)
+                continue
+            if not target.startswith(("socket:", "anon_inode:")):
+                kinds.append(target.split(":")[0].split("[")[0])
+        bound = [c.laddr for c in psutil.Process().net_connections(kind="unix") if c.laddr]
+        return sorted(kinds) + sorted({"kernel's sockets" if os.path.dirname(a) == ipc else a for a in bound})
     def _state():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas warns about its deprecated options when they are read
@@ -320,15 +317,15 @@ def test_a_forked_kernel_is_in_the_state_of_a_started_one(server, tmp_path, monk
     same way: pandas' options and matplotlib's settings (read at import: pandas' display.max_columns is 20 in a
     kernel and 0 in a terminal, which showed in the executed notebooks' tables before the server imported as in a
     kernel), the warning filters in their order, the modules imported, the shell's event hooks, environment,
-    sys.path, flags, signal handlers, loggers, locale, umask, open files, threads' number, the namespace. Apart:
-    the connection file (each kernel its own), the server's variable in the environment, and the forked kernel's
-    pidfd of its run (a started kernel's parent poller uses none)."""
+    sys.path, flags, signal handlers, loggers, locale, umask, open files and pipes, bound sockets (the server's
+    listening socket is not inherited), threads' number, the namespace. Apart: the connection file (each kernel its
+    own) and the server's variable in the environment; anonymous sockets and anon inodes are not compared (ZeroMQ's,
+    their number varies with timing; the forked kernel's pidfd of its run is one)."""
     monkeypatch.setenv(kernel_server.ENV, server[0])
     forked_kind, forked = _kernel_state(tmp_path)
     monkeypatch.delenv(kernel_server.ENV)
     started_kind, started = _kernel_state(tmp_path)
     assert (forked_kind, started_kind) == ("ForkedKernel", "Popen")
-    forked["fds"].remove("anon_inode")  # the pidfd with which the forked kernel watches its run (kernel_server)
     different = {k: (forked[k], started[k]) for k in started if forked[k] != started[k]}
     assert not different, json.dumps(different)[:4000]
 

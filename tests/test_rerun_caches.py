@@ -15,6 +15,7 @@ import pytest
 
 from leaguetables.publication import spreadsheet as ss
 from leaguetables.run import engine, kernels, verify
+from tiny_notebook import tiny_notebook
 
 CSV = 'trust_code,status,value,flag,note\nR1,ok,1.5,True,a & b\nR2,suppressed,,False,\nR3,ok,2,True,"<x> ""y"""\n'
 
@@ -115,15 +116,8 @@ def test_a_warm_kernel_runs_its_first_notebook_as_a_fresh_one(tmp_path):
     still running stops the kernel and removes its socket folder."""
     if not kernels.kernel_available():
         pytest.skip("the project's Jupyter kernel is not registered (make setup)")
-    nb = nbformat.v4.new_notebook(
-        metadata={"kernelspec": {"name": kernels.KERNEL_NAME, "language": "python", "display_name": "Python"}}
-    )
-    nb.cells = [
-        nbformat.v4.new_code_cell('quarter = ""\nx = 1', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("print(sorted(k for k in globals() if not k.startswith('_')), len(In), len(Out))"),
-    ]
-    source = tmp_path / "nb.ipynb"
-    nbformat.write(nb, source)
+    code = "print(sorted(k for k in globals() if not k.startswith('_')), len(In), len(Out))"
+    source = tiny_notebook(tmp_path / "nb.ipynb", 'quarter = ""\nx = 1', code)
     outputs = []
     for warm in (True, False):
         worker = kernels.NotebookWorker(tmp_path)
