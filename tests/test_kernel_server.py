@@ -22,9 +22,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from jupyter_core.utils import run_sync
+from tiny_notebook import tiny_notebook
 
 from leaguetables.run import cache, kernel_server, kernels
-from tiny_notebook import tiny_notebook
 
 pytestmark = [
     pytest.mark.e2e,  # each test starts a server (~3 CPU-s: ipykernel and the warm modules imported) or a kernel

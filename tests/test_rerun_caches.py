@@ -12,10 +12,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from tiny_notebook import tiny_notebook
 
 from leaguetables.publication import spreadsheet as ss
 from leaguetables.run import engine, kernels, verify
-from tiny_notebook import tiny_notebook
 
 CSV = 'trust_code,status,value,flag,note\nR1,ok,1.5,True,a & b\nR2,suppressed,,False,\nR3,ok,2,True,"<x> ""y"""\n'
 
