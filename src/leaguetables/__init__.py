@@ -2,7 +2,7 @@
 
 import warnings
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"
 
 # pandera imports pyspark.pandas when pyspark is installed (the Spark parity test's engine), and pyspark warns once
 # that it does not fully support pandas 3; the project never uses pyspark.pandas, and the warning would break the
