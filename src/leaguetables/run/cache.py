@@ -73,11 +73,17 @@ _CODE: dict[str, str] = {}
 
 def code_hash() -> str:
     """The code and locked environment the outputs depend on: ``src/leaguetables/`` (with the templates),
-    ``requirements.lock``, the interpreter version. Computed once per process."""
+    ``requirements.lock``, the interpreter version. Computed once per process (:func:`current_code_hash`)."""
     if "code" not in _CODE:
-        lock = file_sha256(LOCK_FILE) if LOCK_FILE.exists() else "absent"
-        _CODE["code"] = sha256_json({"src": tree_hash(SRC_DIR), "lock": lock, "python": platform.python_version()})
+        _CODE["code"] = current_code_hash()
     return _CODE["code"]
+
+
+def current_code_hash() -> str:
+    """:func:`code_hash` of the files as they are now (the kernel server compares it with its own at each request:
+    the sources may have changed since this process first computed it)."""
+    lock = file_sha256(LOCK_FILE) if LOCK_FILE.exists() else "absent"
+    return sha256_json({"src": tree_hash(SRC_DIR), "lock": lock, "python": platform.python_version()})
 
 
 def file_or_absent(path: Path) -> str:

@@ -48,7 +48,7 @@ from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
 
-from leaguetables.run.cache import _CODE, code_hash
+from leaguetables.run.cache import code_hash, current_code_hash
 
 KERNEL_NAME = "leaguetables"  # the project's Jupyter kernel (`make setup` registers it)
 #: what a warm kernel imports before its first notebook (:meth:`NotebookWorker.warm_up`): the modules the metric,
@@ -92,22 +92,11 @@ def server_key(argv: list[str], env: dict[str, str], fresh: bool = False) -> dic
     would import them now)."""
     prefix = argv[: argv.index("-f")] if "-f" in argv else list(argv)
     return {
-        "code": _current_code_hash() if fresh else code_hash(),
+        "code": current_code_hash() if fresh else code_hash(),
         "executable": sys.executable,
         "argv": prefix,
         "env": {k: v for k, v in sorted(env.items()) if k.startswith(KEY_ENV_PREFIXES)},
     }
-
-
-def _current_code_hash() -> str:
-    """:func:`~leaguetables.run.cache.code_hash` of the sources as they are now; the process's own value (kept for
-    its manifest and caches) is left as it was."""
-    kept = _CODE.pop("code", None)
-    try:
-        return code_hash()
-    finally:
-        if kept is not None:
-            _CODE["code"] = kept
 
 
 def _kernel_spec_argv() -> list[str]:
@@ -525,8 +514,7 @@ def _import_warm(kernel_filters: list | None) -> dict:
         for module in WARM_MODULES:  # the point of the server: imported once, here
             importlib.import_module(module)
     _FILTERS["fork"] = list(warnings.filters)
-    _CODE.clear()
-    if code_hash() != key["code"]:
+    if current_code_hash() != key["code"]:
         raise SystemExit("kernel server: the sources changed while it was starting")
     if threading.active_count() != 1:
         raise SystemExit("kernel server: a thread was started at import; forking would not be safe")
