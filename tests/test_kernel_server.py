@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -57,7 +58,8 @@ def server(tmp_path_factory):
 def test_start_status_stop_leave_no_process_and_no_socket(tmp_path):
     """`start` on the command line returns at once with its output captured (the detached server holds none of the
     caller's pipes) and the server is nobody's child; `status` answers with its key, which is this checkout's;
-    `stop` reports its CPU seconds, and the process and its socket are gone."""
+    `stop` on the command line reports its CPU seconds and the kernels it forked, and the process and its socket are
+    gone."""
     path = str(tmp_path / "k.sock")
     command = [sys.executable, "-m", "leaguetables.run.kernel_server"]
     started = subprocess.run([*command, "start", path], capture_output=True, text=True, timeout=120)
@@ -68,10 +70,11 @@ def test_start_status_stop_leave_no_process_and_no_socket(tmp_path):
     assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) != os.getpid()  # not our child
     assert known["key"] == kernel_server.server_key(kernel_server._kernel_spec_argv(), dict(os.environ))
     listed = subprocess.run([*command, "status", path], capture_output=True, text=True, timeout=60)
-    assert "usable by this checkout: True" in listed.stdout, listed.stdout + listed.stderr
+    assert "0 kernels running, 0 forked; usable by this checkout: True" in listed.stdout, listed.stdout + listed.stderr
     assert os.stat(path).st_mode & 0o777 == 0o600  # the server forks for its own user only
-    reply = kernel_server.stop(path)
-    assert reply is not None and reply["cpu"] > 0 and reply["forked"] == 0
+    stopped = subprocess.run([*command, "stop", path], capture_output=True, text=True, timeout=60)
+    m = re.fullmatch(r"stopped the kernel server at \S+ \((\d+\.\d) CPU-s, 0 kernels forked\)\n", stopped.stdout)
+    assert stopped.returncode == 0 and m and float(m.group(1)) > 0, stopped.stdout + stopped.stderr
     assert _gone(pid) and not os.path.exists(path)
     assert kernel_server.status(path) is None and kernel_server.stop(path) is None
 

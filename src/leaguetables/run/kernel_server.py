@@ -612,17 +612,22 @@ def main(argv: list[str] | None = None, kernel_filters: list | None = None) -> i
         print(f"kernel server {start(path, args.idle)['pid']} at {path}")
         return 0
     if args.command == "stop":
-        cpu = stop(path)
-        print(
-            f"no kernel server at {path}" if cpu is None else f"stopped the kernel server at {path} ({cpu:.1f} CPU-s)"
-        )
-        return 0 if cpu is not None else 1
+        reply = stop(path)
+        if reply is None:
+            print(f"no kernel server at {path}")
+            return 1
+        print(f"stopped the kernel server at {path} ({reply['cpu']:.1f} CPU-s, {reply['forked']} kernels forked)")
+        return 0
     known = status(path)
     if known is None:
         print(f"no kernel server at {path}")
         return 1
     usable = known["key"] == server_key(_kernel_spec_argv(), dict(os.environ))
-    print(f"kernel server {known['pid']} at {path}: {known['children']} kernels; usable by this checkout: {usable}")
+    forked = sum(known["served"].values())
+    print(
+        f"kernel server {known['pid']} at {path}: {known['children']} kernels running, {forked} forked; "
+        f"usable by this checkout: {usable}"
+    )
     return 0
 
 
