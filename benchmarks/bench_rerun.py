@@ -27,7 +27,6 @@ import csv
 import io
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -38,6 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from leaguetables.run import kernel_server  # noqa: E402
 
 TARGETS = {"noop": 1.5, "one_metric": 5.0}  # seconds (issue 13)
 CHANGED_METRIC = "cdiff"
@@ -59,22 +60,12 @@ def _cmd(quarter: str, data: Path, out: Path, jobs: int, *extra: str) -> list[st
     ]
 
 
-def _cpu() -> float:
-    """CPU seconds of this process's waited-for children, and of the kernel server's (with its forked kernels) when
-    the runs use one (its socket in the environment variable it names)."""
-    from leaguetables.run import kernel_server
-
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    known = kernel_server.status(os.environ[kernel_server.ENV]) if os.environ.get(kernel_server.ENV) else None
-    return r.ru_utime + r.ru_stime + (known["cpu"] if known else 0.0)
-
-
 def _timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
     """Wall and CPU seconds (the process and its waited-for descendants, or forked kernels) of a command."""
-    c0, t0 = _cpu(), time.perf_counter()
+    c0, t0 = kernel_server.children_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    return wall, _cpu() - c0, proc
+    return wall, kernel_server.children_cpu_seconds() - c0, proc
 
 
 def change_one_value(data: Path, quarter: str, metric_id: str, delta: float) -> None:
@@ -179,16 +170,12 @@ def main() -> int:
 
 
 def without_server(args: argparse.Namespace) -> dict:
-    from leaguetables.run import kernel_server
-
     os.environ.pop(kernel_server.ENV, None)
     return figures(args.quarter, args.jobs, args.repeat)
 
 
 def with_server(args: argparse.Namespace) -> dict:
     """The figures with a kernel server of its own (started before the cold run, stopped after)."""
-    from leaguetables.run import kernel_server
-
     folder = tempfile.mkdtemp(prefix="bench-kernels-")
     path = os.path.join(folder, "k.sock")
     kernel_server.start(path)

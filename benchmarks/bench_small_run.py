@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -46,22 +45,14 @@ def command(data: Path, out: Path, *extra: str) -> list[str]:
     return run_quarter_command(QUARTER, data, out, *extra)
 
 
-def _cpu() -> float:
-    """CPU seconds of the waited-for children, and of the kernel server (with its forked kernels) when one is used."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    path = os.environ.get(kernel_server.ENV)
-    known = kernel_server.status(path) if path else None
-    return r.ru_utime + r.ru_stime + (known["cpu"] if known else 0.0)
-
-
 def measure(cmd: list[str], expect: int) -> tuple[float, float]:
     """(CPU seconds of the process tree, wall seconds) of one command, checked to exit with ``expect``."""
-    before, t0 = _cpu(), time.perf_counter()
+    before, t0 = kernel_server.children_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != expect:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}, not {expect}:\n{proc.stderr[-2000:]}")
-    return _cpu() - before, wall
+    return kernel_server.children_cpu_seconds() - before, wall
 
 
 def one_round(tmp: Path, i: int) -> dict[str, tuple[float, float]]:

@@ -33,6 +33,7 @@ import importlib.util
 import io
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -545,6 +546,14 @@ def serve(path: str, idle: float, kernel_filters: list | None = None) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------- commands
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's waited-for children and, when runs use a kernel server (:data:`ENV`), of that
+    server with the kernels it forked (not this process's children): what the benchmarks count as a run's."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    known = status(path) if (path := configured()) else None
+    return r.ru_utime + r.ru_stime + (known["cpu"] if known else 0.0)
+
+
 def status(path: str) -> dict | None:
     """The server's reply to ``status`` (pid, key, children), or None when none answers at ``path``."""
     try:
