@@ -27,6 +27,7 @@ setup: $(STAMP) $(KERNEL)  ## create .venv, install the locked dependencies, reg
 
 $(DEMO): $(STAMP) src/leaguetables/inputs/demo.py config/catalogues/demo.yaml config/demo/metric-models.yaml $(wildcard src/leaguetables/inputs/records/*.py src/leaguetables/inputs/records/*.sql) $(wildcard config/records/*.yaml)
 	$(BIN)/python -m leaguetables.inputs.demo
+	$(BIN)/python tests/demo_stamp.py  # which code made data/demo: a test session copies it rather than making it again
 
 demo-data: $(DEMO)  ## generate the synthetic demo data (fixed seed) if missing or out of date
 

@@ -17,6 +17,7 @@ import time
 from functools import cache
 from pathlib import Path
 
+import demo_stamp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -399,40 +400,26 @@ def _shared_root(tmp_path_factory) -> Path:
     return tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
 
 
-def demo_fingerprint() -> str:
-    """What the demo data depend on: the code and locked environment (``run.cache.code_hash``: the generator among
-    the package's sources, so wider than needed and never narrower), the configuration (catalogue, models,
-    record-level settings), and the size and time of the real geography files the record-level demo reads when
-    ``../shared`` is there."""
-    from leaguetables.inputs.records import geography
-    from leaguetables.run.cache import code_hash, sha256_json, tree_hash
-
-    real = Path(geography.DEFAULT_REAL)
-    stats = {rel: (real / rel).stat() if (real / rel).is_file() else None for rel in sorted(geography.FILES.values())}
-    return sha256_json(
-        {
-            "code": code_hash(),
-            "config": tree_hash(ROOT / "config"),
-            "geography": {rel: st and [st.st_size, st.st_mtime_ns] for rel, st in stats.items()},
-        }
-    )
-
-
 def _cached_demo(config, folder: Path) -> None:
     """Write the demo data into ``folder``: copied from pytest's cache (``.pytest_cache``) when a session has already
-    generated them for this :func:`demo_fingerprint` — the unit and end-to-end groups of ``make test``, and each
-    rerun of a group, generate them once (~9 CPU-s) —, else generated and kept there (only the latest)."""
+    made them for this :func:`demo_stamp.fingerprint` — the unit and end-to-end groups of ``make test``, and each
+    rerun of a group, make them once —, or from ``data/demo`` when this code made it there
+    (:func:`demo_stamp.made_with`: ``make test`` on a fresh clone), else generated (~9 CPU-s); kept in pytest's
+    cache (only the latest)."""
     from leaguetables.inputs import demo
 
+    fp = demo_stamp.fingerprint()
     store = config.cache.mkdir("leaguetables-demo") if getattr(config, "cache", None) is not None else None
-    if store is None:
-        demo.write(folder)
-        return
-    kept = store / demo_fingerprint()
-    if kept.is_dir():
+    kept = store / fp if store is not None else None
+    if kept is not None and kept.is_dir():
         shutil.copytree(kept, folder, dirs_exist_ok=True)
         return
-    demo.write(folder)
+    if demo_stamp.made_with(demo_stamp.DEMO, fp):
+        shutil.copytree(demo_stamp.DEMO, folder, dirs_exist_ok=True)
+    else:
+        demo.write(folder)
+    if kept is None:
+        return
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=store))
     shutil.copytree(folder, tmp, dirs_exist_ok=True)
     for old in store.iterdir():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 import numpy as np
@@ -199,3 +200,31 @@ def test_metric_models_are_read_strictly_from_their_file(tmp_path):
         (good.replace("q: 0.7}", "q: 1.7}"), "less than or equal to 1"),
     ]
     assert_refused_edits(load_demo_models, tmp_path / "models.yaml", cases)
+
+
+def test_a_stamped_demo_folder_is_used_only_as_stamped(tmp_path):
+    """``demo_stamp.made_with`` (the tests' use of the Makefile's ``data/demo``): true for a folder exactly as
+    stamped, false once a file is edited, added or removed, for another fingerprint, for data of another seed, and
+    without a stamp. The expected answers follow from the rule itself (no reference figures)."""
+    import demo_stamp
+
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    marker = folder / demo.DEMO_MARKER
+    marker.write_text(json.dumps({"source": "demo", "seed": demo.DEFAULT_SEED}), encoding="utf-8")
+    (folder / "observations.csv").write_text("quarter,metric_id\n", encoding="utf-8")
+    fp = demo_stamp.fingerprint()
+    assert not demo_stamp.made_with(folder, fp)  # no stamp yet
+    demo_stamp.write_stamp(folder)
+    assert demo_stamp.made_with(folder, fp)
+    assert not demo_stamp.made_with(folder, "0" * 64)
+    (folder / "observations.csv").write_text("quarter,metric_id\nx,y\n", encoding="utf-8")
+    assert not demo_stamp.made_with(folder, fp)
+    (folder / "observations.csv").write_text("quarter,metric_id\n", encoding="utf-8")
+    assert demo_stamp.made_with(folder, fp)
+    (folder / "extra.csv").write_text("", encoding="utf-8")
+    assert not demo_stamp.made_with(folder, fp)
+    (folder / "extra.csv").unlink()
+    marker.write_text(json.dumps({"source": "demo", "seed": demo.DEFAULT_SEED + 1}), encoding="utf-8")
+    demo_stamp.write_stamp(folder)
+    assert not demo_stamp.made_with(folder, fp)
