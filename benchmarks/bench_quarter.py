@@ -370,10 +370,9 @@ def report(cold: list[dict], floors: list[dict], rr: dict, jobs: int, load_befor
     print("  the cold run adds: " + "; ".join(OVERHEAD) + ".")
     for name, r in rr.items():
         print(f"{name}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s{'; ' + r['note'] if r['note'] else ''}")
-    print(
-        f"machine: {os.cpu_count()} CPUs; load average {', '.join(f'{x:.1f}' for x in load_before)} before, "
-        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} after (1, 5, 15 min)"
-    )
+    import bench_rerun
+
+    print(f"{bench_rerun.machine_line()}; before: {', '.join(f'{x:.1f}' for x in load_before)}")
 
 
 def main() -> int:

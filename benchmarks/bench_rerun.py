@@ -60,6 +60,26 @@ def _cmd(quarter: str, data: Path, out: Path, jobs: int, *extra: str) -> list[st
     ]
 
 
+def reference_seconds(n: int = 20_000_000, repeat: int = 3) -> float:
+    """Seconds of a fixed pure-Python loop (``n`` additions), the best of ``repeat``: a rough sign of how fast the
+    machine is at the time (on the project's 2-core machines it has varied by up to 2×, sometimes within a session).
+    Only rough: the figures depend on memory, start-up and I/O too, which the loop does not measure."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0, total = time.perf_counter(), 0
+        for i in range(n):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def machine_line() -> str:
+    return (
+        f"machine: {os.cpu_count()} CPUs; a fixed pure-Python loop (20 million additions) {reference_seconds():.2f} s"
+        f" (best of 3); load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min)"
+    )
+
+
 def _timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
     """Wall and CPU seconds (the process and its waited-for descendants, or forked kernels) of a command."""
     c0, t0 = kernel_server.children_cpu_seconds(), time.perf_counter()
@@ -165,7 +185,7 @@ def main() -> int:
             print(f"{name:48s} {f['wall']:6.1f}s {f['cpu']:6.1f}s  ≤ {f['target']:.1f}s  {ok}")
         for name, f in figs.items():
             print(f"{name}: {f['note']}")
-    print(f"machine load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(machine_line())
     return 0
 
 
