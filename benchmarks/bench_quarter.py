@@ -288,14 +288,19 @@ def floor(quarter: str) -> dict:
 
 
 # -------------------------------------------------------------------------------------------------------- reruns
+def _bench_rerun():
+    """``bench_rerun.py`` (rerun figures, the machine line), imported when needed, not by the floor's process."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_rerun
+
+    return bench_rerun
+
+
 def reruns(quarter: str, jobs: int, repeat: int) -> dict:
     """The rerun figures of ``bench_rerun.py`` (median of ``repeat`` each, on a copy of the demo data): the no-op
     rerun and the rerun after one metric's data changed, as ``{name: {"wall": s, "cpu": s, "target": s or None,
     "note": str}}``, printed with the other figures."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import bench_rerun
-
-    return bench_rerun.figures(quarter, jobs, repeat)
+    return _bench_rerun().figures(quarter, jobs, repeat)
 
 
 # --------------------------------------------------------------------------------------------------------- report
@@ -370,9 +375,7 @@ def report(cold: list[dict], floors: list[dict], rr: dict, jobs: int, load_befor
     print("  the cold run adds: " + "; ".join(OVERHEAD) + ".")
     for name, r in rr.items():
         print(f"{name}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s{'; ' + r['note'] if r['note'] else ''}")
-    import bench_rerun
-
-    print(f"{bench_rerun.machine_line()}; before: {', '.join(f'{x:.1f}' for x in load_before)}")
+    print(f"{_bench_rerun().machine_line()}; before: {', '.join(f'{x:.1f}' for x in load_before)}")
 
 
 def main() -> int:

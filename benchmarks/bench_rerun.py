@@ -60,7 +60,10 @@ def _cmd(quarter: str, data: Path, out: Path, jobs: int, *extra: str) -> list[st
     ]
 
 
-def reference_seconds(n: int = 20_000_000, repeat: int = 3) -> float:
+REFERENCE_LOOP = 20_000_000  # additions of the machine line's pure-Python loop
+
+
+def reference_seconds(n: int = REFERENCE_LOOP, repeat: int = 3) -> float:
     """Seconds of a fixed pure-Python loop (``n`` additions), the best of ``repeat``: a rough sign of how fast the
     machine is at the time (on the project's 2-core machines it has varied by up to 2×, sometimes within a session).
     Only rough: the figures depend on memory, start-up and I/O too, which the loop does not measure."""
@@ -75,7 +78,8 @@ def reference_seconds(n: int = 20_000_000, repeat: int = 3) -> float:
 
 def machine_line() -> str:
     return (
-        f"machine: {os.cpu_count()} CPUs; a fixed pure-Python loop (20 million additions) {reference_seconds():.2f} s"
+        f"machine: {os.cpu_count()} CPUs; a fixed pure-Python loop ({REFERENCE_LOOP:,} additions) "
+        f"{reference_seconds():.2f} s"
         f" (best of 3); load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min)"
     )
 
